@@ -1,0 +1,168 @@
+// swift-tools-version:6.2
+import PackageDescription
+
+/// One settings array for every target (STYLE.md §0).
+let swiftSettings: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+    .enableUpcomingFeature("NonisolatedNonsendingByDefault"),
+]
+
+let nio: [Target.Dependency] = [
+    .product(name: "NIOCore", package: "swift-nio"),
+    .product(name: "NIOPosix", package: "swift-nio"),
+]
+
+let package = Package(
+    name: "fleetgate",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "fleetgate", targets: ["fleetgate"]),
+        .executable(name: "fleet-agent", targets: ["fleet-agent"]),
+        .library(name: "FleetHTTP2", targets: ["FleetHTTP2"]),
+        .library(name: "FleetProtocol", targets: ["FleetProtocol"]),
+        .library(name: "FleetScheduler", targets: ["FleetScheduler"]),
+        .library(name: "FleetGeo", targets: ["FleetGeo"]),
+        .library(name: "FleetGate", targets: ["FleetGate"]),
+        .library(name: "FleetAgent", targets: ["FleetAgent"]),
+        .library(name: "FleetTesting", targets: ["FleetTesting"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+    ],
+    targets: [
+        // libnghttp2 (Debian libnghttp2-dev). Only FleetHTTP2 imports it.
+        .systemLibrary(
+            name: "CNGHTTP2",
+            path: "Sources/CNGHTTP2",
+            pkgConfig: "libnghttp2",
+            providers: [.apt(["libnghttp2-dev"])]
+        ),
+        .target(
+            name: "FleetHTTP2",
+            dependencies: nio + [
+                "CNGHTTP2",
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
+                .product(name: "NIOHTTPTypesHTTP1", package: "swift-nio-extras"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "FleetProtocol",
+            dependencies: [.product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "FleetGeo",
+            dependencies: ["FleetProtocol"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "FleetScheduler",
+            dependencies: ["FleetProtocol"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "FleetGate",
+            dependencies: nio + [
+                "FleetHTTP2", "FleetProtocol", "FleetGeo", "FleetScheduler",
+                .product(name: "NIOExtras", package: "swift-nio-extras"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "FleetAgent",
+            dependencies: nio + [
+                "FleetHTTP2", "FleetProtocol",
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "FleetTesting",
+            dependencies: nio + [
+                "FleetHTTP2", "FleetProtocol", "FleetGate", "FleetAgent",
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "fleetgate",
+            dependencies: [
+                "FleetGate", "FleetTesting", "FleetHTTP2", .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOCore", package: "swift-nio"), "FleetAgent", "FleetProtocol",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "fleet-agent",
+            dependencies: [
+                "FleetAgent", "FleetProtocol",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "FleetHTTP2Tests",
+            dependencies: nio + [
+                "FleetHTTP2",
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "FleetProtocolTests",
+            dependencies: ["FleetProtocol", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "FleetSchedulerTests",
+            dependencies: ["FleetScheduler", "FleetProtocol"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "FleetGeoTests",
+            dependencies: ["FleetGeo"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: nio + [
+                "FleetTesting", "FleetGate", "FleetAgent", "FleetHTTP2", "FleetProtocol",
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

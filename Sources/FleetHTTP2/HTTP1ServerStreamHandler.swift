@@ -1,0 +1,149 @@
+public import HTTPTypes
+public import NIOCore
+public import NIOHTTPTypes
+
+/// Serves HTTP/1.1 requests through the same ``HTTPStream`` API as HTTP/2.
+///
+/// Responsibilities:
+/// 1. turn `HTTPRequestPart`s (from swift-nio-extras' `HTTP1ToHTTPServerCodec`) into stream events
+///    for one request at a time (NIO's pipelining helper queues the next);
+/// 2. write the response as `HTTPResponsePart`s — chunked when no length is given, so SSE streams;
+/// 3. backpressure from the socket: ``HTTPStream/isWritable`` follows the channel's writability.
+///
+/// HTTP/1.1 has no per-request flow control: ``HTTPStream/consume(_:)`` is a no-op and request
+/// bodies are bounded by the responder's own size limit.
+public final class HTTP1ServerStreamHandler: ChannelInboundHandler, RemovableChannelHandler {
+    public typealias InboundIn = HTTPRequestPart
+    public typealias OutboundOut = HTTPResponsePart
+
+    private let responder: any HTTPServerResponder
+    private var connectionInfo: HTTPConnectionInfo
+    private var current: HTTP1Stream?
+    private var context: ChannelHandlerContext?
+
+    /// Creates the handler for one connection.
+    public init(responder: any HTTPServerResponder, connectionInfo: HTTPConnectionInfo) {
+        self.responder = responder
+        self.connectionInfo = connectionInfo
+    }
+
+    public func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        self.connectionInfo.remoteAddress = context.channel.remoteAddress
+        self.connectionInfo.localAddress = context.channel.localAddress
+    }
+
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch self.unwrapInboundIn(data) {
+        case .head(let request):
+            let stream = HTTP1Stream(context: context, handler: self)
+            self.current = stream
+            stream.delegate = self.responder.stream(stream, didReceive: request, connection: self.connectionInfo)
+        case .body(let buffer):
+            self.current?.delegate?.streamDidReceiveData(buffer)
+        case .end(let trailers):
+            self.current?.receivedEnd = true
+            self.current?.delegate?.streamDidReceiveEnd(trailers: trailers)
+            self.current?.closeIfComplete()
+        }
+    }
+
+    public func channelWritabilityChanged(context: ChannelHandlerContext) {
+        self.current?.delegate?.streamWritabilityDidChange(isWritable: context.channel.isWritable)
+        context.fireChannelWritabilityChanged()
+    }
+
+    public func channelInactive(context: ChannelHandlerContext) {
+        self.current?.markClosed(error: .connectionClosed)
+        self.current = nil
+        context.fireChannelInactive()
+    }
+
+    public func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // Parse errors are answered with 400 by NIO's HTTPServerProtocolErrorHandler before us.
+        self.current?.markClosed(error: HTTPStreamError(code: .protocolError, byPeer: true))
+        self.current = nil
+        context.close(promise: nil)
+    }
+
+    public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is ChannelShouldQuiesceEvent {
+            self.quiescing = true
+            if self.current == nil { context.close(promise: nil) }
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    var quiescing = false
+
+    fileprivate func streamFinished(_ stream: HTTP1Stream) {
+        if self.current === stream { self.current = nil }
+        if self.quiescing { self.context?.close(promise: nil) }
+    }
+}
+
+/// One HTTP/1.1 request/response on a connection.
+final class HTTP1Stream: HTTPStream {
+    let context: ChannelHandlerContext
+    unowned let handler: HTTP1ServerStreamHandler
+    var delegate: (any HTTPStreamDelegate)?
+    var receivedEnd = false
+    var sentEnd = false
+    private(set) var isClosed = false
+
+    init(context: ChannelHandlerContext, handler: HTTP1ServerStreamHandler) {
+        self.context = context
+        self.handler = handler
+    }
+
+    var eventLoop: any EventLoop { self.context.eventLoop }
+    var isWritable: Bool { self.context.channel.isWritable }
+    var bufferedOutboundBytes: Int {
+        (try? self.context.channel.syncOptions?.getOption(ChannelOptions.bufferedWritableBytes)) ?? 0
+    }
+
+    func sendResponse(_ response: HTTPResponse, endStream: Bool) {
+        guard !self.isClosed else { return }
+        self.context.write(NIOAny(HTTPResponsePart.head(response)), promise: nil)
+        if endStream { self.finish(trailers: nil) } else { self.context.flush() }
+    }
+
+    func sendData(_ data: ByteBuffer, endStream: Bool) {
+        guard !self.isClosed, !self.sentEnd else { return }
+        self.context.write(NIOAny(HTTPResponsePart.body(data)), promise: nil)
+        if endStream { self.finish(trailers: nil) } else { self.context.flush() }
+    }
+
+    func sendEnd(trailers: HTTPFields?) {
+        guard !self.isClosed, !self.sentEnd else { return }
+        self.finish(trailers: trailers)
+    }
+
+    private func finish(trailers: HTTPFields?) {
+        self.sentEnd = true
+        self.context.writeAndFlush(NIOAny(HTTPResponsePart.end(trailers)), promise: nil)
+        self.closeIfComplete()
+    }
+
+    func closeIfComplete() {
+        if self.sentEnd && self.receivedEnd { self.markClosed(error: nil) }
+    }
+
+    func reset(_ code: HTTP2ErrorCode) {
+        guard !self.isClosed else { return }
+        self.markClosed(error: HTTPStreamError(code: code, byPeer: false))
+        self.context.close(promise: nil)
+    }
+
+    func consume(_ bytes: Int) {}
+
+    func markClosed(error: HTTPStreamError?) {
+        guard !self.isClosed else { return }
+        self.isClosed = true
+        let delegate = self.delegate
+        self.delegate = nil
+        delegate?.streamDidClose(error: error)
+        self.handler.streamFinished(self)
+    }
+}

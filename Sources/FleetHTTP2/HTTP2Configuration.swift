@@ -1,0 +1,85 @@
+public import NIOCore
+
+/// Settings and limits of one HTTP/2 connection, either role.
+///
+/// The SETTINGS we announce come from here, and so do the abuse limits we enforce ourselves
+/// (we count resets, CONTINUATION frames, PINGs and SETTINGS rather than rely on the patch level
+/// of the system's libnghttp2).
+public struct HTTP2Configuration: Sendable {
+    /// SETTINGS_MAX_CONCURRENT_STREAMS we announce (streams the peer may open).
+    public var maxConcurrentStreams: Int
+    /// SETTINGS_INITIAL_WINDOW_SIZE we announce: per-stream receive window.
+    public var initialStreamWindowSize: Int
+    /// Our connection-level receive window.
+    public var connectionWindowSize: Int
+    /// SETTINGS_MAX_FRAME_SIZE we announce.
+    public var maxFrameSize: Int
+    /// SETTINGS_MAX_HEADER_LIST_SIZE we announce and enforce (a larger request gets 431).
+    public var maxHeaderListSize: Int
+    /// Queued outbound bytes per stream above which ``HTTPStream/isWritable`` turns false.
+    public var outboundHighWatermark: Int
+    /// Queued outbound bytes per stream below which it turns true again.
+    public var outboundLowWatermark: Int
+    /// Close a connection with no open stream for this long (GOAWAY NO_ERROR).
+    public var idleTimeout: TimeAmount?
+    /// Close a connection whose peer has not completed the preface and SETTINGS in this time.
+    public var handshakeTimeout: TimeAmount
+    /// Close a connection that has output queued but made no write progress for this long
+    /// (a peer holding its window at zero).
+    public var stallTimeout: TimeAmount?
+    /// After a graceful GOAWAY, how long in-flight streams may take before the connection closes.
+    public var gracefulShutdownTimeout: TimeAmount
+    /// Send a PING this often when set, and close if none is answered within ``keepaliveTimeout``.
+    public var keepaliveInterval: TimeAmount?
+    /// How long a keepalive PING may go unanswered.
+    public var keepaliveTimeout: TimeAmount
+    /// Rapid-reset guard (CVE-2023-44487): RST_STREAM frames a peer may send in one second.
+    public var maxResetsPerSecond: Int
+    /// CONTINUATION frames allowed after one HEADERS frame (CVE-2024-27316 class of floods).
+    public var maxContinuationFrames: Int
+    /// PING frames (not ACKs) a peer may send in one second.
+    public var maxPingsPerSecond: Int
+    /// SETTINGS frames (not ACKs) a peer may send in one second.
+    public var maxSettingsPerSecond: Int
+
+    public init(
+        maxConcurrentStreams: Int = 256,
+        initialStreamWindowSize: Int = 65_535,
+        connectionWindowSize: Int = 1 << 20,
+        maxFrameSize: Int = 16_384,
+        maxHeaderListSize: Int = 16_384,
+        outboundHighWatermark: Int = 64 * 1024,
+        outboundLowWatermark: Int = 16 * 1024,
+        idleTimeout: TimeAmount? = .seconds(300),
+        handshakeTimeout: TimeAmount = .seconds(10),
+        stallTimeout: TimeAmount? = .seconds(60),
+        gracefulShutdownTimeout: TimeAmount = .seconds(30),
+        keepaliveInterval: TimeAmount? = nil,
+        keepaliveTimeout: TimeAmount = .seconds(10),
+        maxResetsPerSecond: Int = 200,
+        maxContinuationFrames: Int = 16,
+        maxPingsPerSecond: Int = 50,
+        maxSettingsPerSecond: Int = 50
+    ) {
+        self.maxConcurrentStreams = maxConcurrentStreams
+        self.initialStreamWindowSize = initialStreamWindowSize
+        self.connectionWindowSize = connectionWindowSize
+        self.maxFrameSize = maxFrameSize
+        self.maxHeaderListSize = maxHeaderListSize
+        self.outboundHighWatermark = outboundHighWatermark
+        self.outboundLowWatermark = outboundLowWatermark
+        self.idleTimeout = idleTimeout
+        self.handshakeTimeout = handshakeTimeout
+        self.stallTimeout = stallTimeout
+        self.gracefulShutdownTimeout = gracefulShutdownTimeout
+        self.keepaliveInterval = keepaliveInterval
+        self.keepaliveTimeout = keepaliveTimeout
+        self.maxResetsPerSecond = maxResetsPerSecond
+        self.maxContinuationFrames = maxContinuationFrames
+        self.maxPingsPerSecond = maxPingsPerSecond
+        self.maxSettingsPerSecond = maxSettingsPerSecond
+    }
+
+    /// The defaults.
+    public static var defaults: Self { Self() }
+}

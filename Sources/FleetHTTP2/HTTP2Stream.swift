@@ -1,0 +1,163 @@
+public import HTTPTypes
+public import NIOCore
+
+/// One HTTP/2 stream on an ``HTTP2ConnectionHandler``, in either role.
+///
+/// Owned by its connection (a dictionary entry, removed when nghttp2 closes the stream).
+/// Outbound bytes queue here and nghttp2 pulls them through a deferred data provider as the
+/// peer's window allows; inbound bytes give stream-level window back only through
+/// ``consume(_:)``. Every method must be called on ``eventLoop``.
+public final class HTTP2Stream: HTTPStream {
+    /// The stream id.
+    public let id: Int32
+    unowned let connection: HTTP2ConnectionHandler
+    /// Receives this stream's events.
+    public internal(set) var delegate: (any HTTPStreamDelegate)?
+
+    // Inbound header block being assembled.
+    var pseudo = PseudoHeaders()
+    var fields = HTTPFields()
+    var headerListBytes = 0
+    var headerListTooLarge = false
+    var continuationFrames = 0
+    var receivedHead = false
+    var receivedEnd = false
+
+    // Outbound.
+    var outbound = CircularBuffer<ByteBuffer>(initialCapacity: 4)
+    public private(set) var bufferedOutboundBytes = 0
+    var endRequested = false
+    var trailers: HTTPFields?
+    var dataProviderAttached = false
+    var dataDeferred = false
+    var headSent = false
+    var reportedWritable = true
+    var lastProgress: NIODeadline
+
+    public private(set) var isClosed = false
+    /// Set when we reset the stream, so its close reports our code rather than the peer's.
+    var delegateErrorOverride: HTTPStreamError?
+
+    init(id: Int32, connection: HTTP2ConnectionHandler, delegate: (any HTTPStreamDelegate)?) {
+        self.id = id
+        self.connection = connection
+        self.delegate = delegate
+        self.lastProgress = .now()
+    }
+
+    public var eventLoop: any EventLoop { self.connection.eventLoop }
+
+    public var isWritable: Bool { self.reportedWritable }
+
+    public func sendResponse(_ response: HTTPResponse, endStream: Bool) {
+        self.eventLoop.preconditionInEventLoop()
+        guard !self.isClosed, !self.headSent else { return }
+        self.headSent = true
+        if endStream { self.endRequested = true }
+        self.connection.submitResponse(response, on: self, withBody: !endStream)
+    }
+
+    public func sendData(_ data: ByteBuffer, endStream: Bool) {
+        self.eventLoop.preconditionInEventLoop()
+        guard !self.isClosed, !self.endRequested else { return }
+        if data.readableBytes > 0 {
+            self.outbound.append(data)
+            self.bufferedOutboundBytes += data.readableBytes
+        }
+        if endStream { self.endRequested = true }
+        self.outboundChanged()
+    }
+
+    public func sendEnd(trailers: HTTPFields?) {
+        self.eventLoop.preconditionInEventLoop()
+        guard !self.isClosed, !self.endRequested else { return }
+        self.endRequested = true
+        if let trailers, !trailers.isEmpty { self.trailers = trailers }
+        if !self.headSent {
+            // A server that never sent a head: end with an empty 200 head is wrong; reset instead.
+            self.reset(.internalError)
+            return
+        }
+        self.outboundChanged()
+    }
+
+    public func reset(_ code: HTTP2ErrorCode) {
+        self.eventLoop.preconditionInEventLoop()
+        guard !self.isClosed else { return }
+        self.connection.resetStream(self, code: code)
+    }
+
+    public func consume(_ bytes: Int) {
+        self.eventLoop.preconditionInEventLoop()
+        guard !self.isClosed, bytes > 0 else { return }
+        self.connection.consumeStream(self, bytes: bytes)
+    }
+
+    private func outboundChanged() {
+        if self.bufferedOutboundBytes > self.connection.configuration.outboundHighWatermark {
+            self.setWritable(false)
+        }
+        if self.dataProviderAttached && self.dataDeferred {
+            self.dataDeferred = false
+            self.connection.resumeData(self)
+        }
+    }
+
+    /// nghttp2 pulls up to `capacity` bytes; returns how many were copied and whether the body ended.
+    func pull(into destination: UnsafeMutableRawBufferPointer) -> Int {
+        var written = 0
+        while written < destination.count, var head = self.outbound.first {
+            let n = min(destination.count - written, head.readableBytes)
+            head.withUnsafeReadableBytes { source in
+                UnsafeMutableRawBufferPointer(rebasing: destination[written..<(written + n)])
+                    .copyMemory(from: UnsafeRawBufferPointer(rebasing: source[0..<n]))
+            }
+            head.moveReaderIndex(forwardBy: n)
+            written += n
+            if head.readableBytes == 0 {
+                self.outbound.removeFirst()
+            } else {
+                self.outbound[self.outbound.startIndex] = head
+            }
+        }
+        self.bufferedOutboundBytes -= written
+        if written > 0 { self.lastProgress = .now() }
+        return written
+    }
+
+    /// Returns true when writability flipped back on and the delegate must hear of it.
+    func drainedBelowLowWatermark() -> Bool {
+        if !self.reportedWritable && self.bufferedOutboundBytes <= self.connection.configuration.outboundLowWatermark {
+            self.reportedWritable = true
+            return true
+        }
+        return false
+    }
+
+    func setWritable(_ writable: Bool) {
+        guard writable != self.reportedWritable else { return }
+        self.reportedWritable = writable
+        self.delegate?.streamWritabilityDidChange(isWritable: writable)
+    }
+
+    func markClosed(error: HTTPStreamError?) {
+        guard !self.isClosed else { return }
+        self.isClosed = true
+        self.outbound.removeAll()
+        self.bufferedOutboundBytes = 0
+        let delegate = self.delegate
+        self.delegate = nil
+        delegate?.streamDidClose(error: error)
+    }
+}
+
+/// The pseudo-header fields of an inbound header block.
+struct PseudoHeaders {
+    var method: String?
+    var scheme: String?
+    var authority: String?
+    var path: String?
+    var status: String?
+
+    mutating func reset() { self = PseudoHeaders() }
+}
