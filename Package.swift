@@ -114,20 +114,24 @@ let package = Package(
         .executableTarget(
             name: "fleetgate",
             dependencies: [
-                "FleetGate", "FleetTesting", "FleetHTTP2", .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOCore", package: "swift-nio"), "FleetAgent", "FleetProtocol",
+                "FleetGate", "FleetAgent", "FleetProtocol",
+                .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOCore", package: "swift-nio"), "FleetAgent", "FleetProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
             name: "fleet-agent",
             dependencies: [
-                "FleetAgent", "FleetProtocol",
+                "FleetAgent", "FleetProtocol", "FleetHTTP2",
+                .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),

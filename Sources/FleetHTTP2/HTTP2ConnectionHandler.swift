@@ -235,6 +235,20 @@ public final class HTTP2ConnectionHandler: ChannelInboundHandler, RemovableChann
         self.scheduleFlush()
     }
 
+    /// Sends GOAWAY with `code` and a reason for the peer's logs, then closes.
+    public func goAway(_ code: HTTP2ErrorCode, debugData: String) {
+        guard let session = self.session, !self.closed else { return }
+        self.terminationReason = self.terminationReason ?? code
+        let bytes = Array(debugData.utf8.prefix(256))
+        bytes.withUnsafeBufferPointer { data in
+            _ = nghttp2_submit_goaway(
+                session, UInt8(NGHTTP2_FLAG_NONE.rawValue), nghttp2_session_get_last_proc_stream_id(session), code.rawValue,
+                data.baseAddress, data.count)
+        }
+        self.flush()
+        self.closeNow()
+    }
+
     // MARK: Session set-up
 
     private func createSession() {
@@ -563,7 +577,3 @@ public struct HTTP2ConnectionError: Error, Hashable, Sendable, CustomStringConve
     public var description: String { "\(self.code): \"\(self.message)\"" }
 }
 
-extension HTTP2ErrorCode {
-    /// SETTINGS were not acknowledged in time (RFC 9113 §6.5.3); we use it for a stalled handshake.
-    public static let settingsTimeout = Self(0x4)
-}

@@ -120,7 +120,7 @@ enum NGHTTP2Callbacks {
         case NGHTTP2_GOAWAY.rawValue:
             handler.delegate?.connectionDidReceiveGoAway(
                 lastStreamID: frame.goaway.last_stream_id,
-                errorCode: HTTP2ErrorCode(frame.goaway.error_code)
+                errorCode: HTTP2ErrorCode(rawValue: frame.goaway.error_code)
             )
         default:
             break
@@ -148,7 +148,7 @@ enum NGHTTP2Callbacks {
             errorCode == 0 && stream.receivedEnd
             ? nil
             : stream.delegateErrorOverride
-                ?? HTTPStreamError(code: errorCode == 0 ? .cancel : HTTP2ErrorCode(errorCode), byPeer: true)
+                ?? HTTPStreamError(code: errorCode == 0 ? .cancel : HTTP2ErrorCode(rawValue: errorCode), byPeer: true)
         stream.markClosed(error: error)
         handler.apply(handler.stateMachine.streamClosed())
         return 0

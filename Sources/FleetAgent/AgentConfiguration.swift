@@ -1,0 +1,64 @@
+public import FleetHTTP2
+public import FleetProtocol
+public import NIOCore
+
+/// What the car agent needs to dial the gateway and introduce itself.
+public struct AgentConfiguration: Sendable {
+    /// The gateway's tunnel address.
+    public var gatewayHost: String
+    public var gatewayPort: Int
+    /// The vehicle id the credential was minted for.
+    public var vehicleID: String
+    /// The credential (`fleetgate token issue`). Secret: never logged.
+    public var credential: String
+    /// The region the car says it is in (the gateway checks it against the credential).
+    public var region: String
+    public var hardware: HardwareClass
+    public var policy: OwnerPolicy
+    /// First reconnect delay; doubles per failed attempt up to ``maxBackoff``, with jitter.
+    public var initialBackoff: TimeAmount
+    public var maxBackoff: TimeAmount
+    /// Seconds announced in the drain notice on shutdown.
+    public var drainSeconds: Int
+    /// HTTP/2 settings of the tunnel (the agent is the server on it).
+    public var http2: HTTP2Configuration
+
+    public init(
+        gatewayHost: String, gatewayPort: Int, vehicleID: String, credential: String, region: String,
+        hardware: HardwareClass, policy: OwnerPolicy = OwnerPolicy(),
+        initialBackoff: TimeAmount = .milliseconds(200), maxBackoff: TimeAmount = .seconds(30),
+        drainSeconds: Int = 30, http2: HTTP2Configuration = .defaults
+    ) {
+        self.gatewayHost = gatewayHost
+        self.gatewayPort = gatewayPort
+        self.vehicleID = vehicleID
+        self.credential = credential
+        self.region = region
+        self.hardware = hardware
+        self.policy = policy
+        self.initialBackoff = initialBackoff
+        self.maxBackoff = maxBackoff
+        self.drainSeconds = drainSeconds
+        self.http2 = http2
+    }
+}
+
+/// Jittered exponential backoff ("full jitter" over the upper half): attempt n waits a uniform
+/// time in [d/2, d] where d = min(max, initial × 2ⁿ).
+public struct Backoff: Sendable {
+    public var initial: TimeAmount
+    public var maximum: TimeAmount
+
+    public init(initial: TimeAmount, maximum: TimeAmount) {
+        self.initial = initial
+        self.maximum = maximum
+    }
+
+    /// The delay before attempt `attempt` (0-based), given a random fraction in [0, 1).
+    public func delay(attempt: Int, random: Double) -> TimeAmount {
+        let capped = min(Double(self.maximum.nanoseconds), Double(self.initial.nanoseconds) * pow2(min(attempt, 30)))
+        return .nanoseconds(Int64(capped * (0.5 + 0.5 * random)))
+    }
+}
+
+private func pow2(_ n: Int) -> Double { Double(1 << n) }

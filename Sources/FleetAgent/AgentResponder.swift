@@ -1,0 +1,108 @@
+public import FleetHTTP2
+public import FleetProtocol
+public import HTTPTypes
+public import Logging
+public import NIOCore
+
+/// The agent's HTTP API, served on the tunnel it dialled (HTTP/2 server role) and, with
+/// `fleet-agent serve`, on a plain listening port as an OpenAI-compatible server.
+///
+/// - `POST /v1/chat/completions`, `POST /v1/completions`: run a job on the engine; SSE or JSON.
+/// - `GET /v1/models`: the engine's models.
+/// - `GET /fleet/v1/status`: the status stream (hello, then state changes), when a hello is configured.
+/// - `GET /healthz`.
+public struct AgentResponder: HTTPServerResponder {
+    /// The engine jobs run on.
+    public let engine: any InferenceEngine
+    /// Slots and telemetry.
+    public let state: AgentState
+    /// Builds the hello for the status stream; nil when this is not a tunnel.
+    public let hello: (@Sendable () -> StatusMessage)?
+    /// The largest request body accepted.
+    public let maxBodyBytes: Int
+    let logger: Logger
+
+    public init(
+        engine: any InferenceEngine, state: AgentState, hello: (@Sendable () -> StatusMessage)?,
+        maxBodyBytes: Int = 1 << 20, logger: Logger
+    ) {
+        self.engine = engine
+        self.state = state
+        self.hello = hello
+        self.maxBodyBytes = maxBodyBytes
+        self.logger = logger
+    }
+
+    public func stream(_ stream: any HTTPStream, didReceive request: HTTPRequest, connection: HTTPConnectionInfo)
+        -> any HTTPStreamDelegate
+    {
+        let path = request.path.map { $0.split(separator: "?", maxSplits: 1).first.map(String.init) ?? $0 } ?? "/"
+        switch (request.method, path) {
+        case (.post, "/v1/chat/completions"):
+            return CompletionJobServer(responder: self, stream: stream, request: request, chat: true)
+        case (.post, "/v1/completions"):
+            return CompletionJobServer(responder: self, stream: stream, request: request, chat: false)
+        case (.get, FleetStatus.path) where self.hello != nil:
+            return StatusStreamWriter(stream: stream, state: self.state, hello: self.hello!())
+        case (.get, "/v1/models"):
+            let models = ModelList(data: self.engine.models.map { .init(id: $0.id, created: 0, ownedBy: "fleet-agent") })
+            return Immediate(stream: stream, status: .ok, body: JSON.buffer(models))
+        case (.get, "/healthz"):
+            return Immediate(stream: stream, status: .ok, body: ByteBuffer(string: "{\"status\":\"ok\"}"))
+        default:
+            return Immediate(stream: stream, status: .notFound, body: JSON.buffer(APIError.notFound.body))
+        }
+    }
+}
+
+/// Answers once the request has been read.
+final class Immediate: HTTPStreamDelegate {
+    let stream: any HTTPStream
+    let status: HTTPResponse.Status
+    let body: ByteBuffer
+    init(stream: any HTTPStream, status: HTTPResponse.Status, body: ByteBuffer) {
+        self.stream = stream
+        self.status = status
+        self.body = body
+    }
+    func streamDidReceiveData(_ data: ByteBuffer) { self.stream.consume(data.readableBytes) }
+    func streamDidReceiveEnd(trailers: HTTPFields?) {
+        self.stream.sendResponse(status: self.status, contentType: "application/json", body: self.body)
+    }
+    func streamDidClose(error: HTTPStreamError?) {}
+}
+
+/// Writes the status stream: the hello, then every state or drain message, one JSON line each.
+final class StatusStreamWriter: HTTPStreamDelegate {
+    let stream: any HTTPStream
+    let state: AgentState
+    var subscription: Int?
+
+    init(stream: any HTTPStream, state: AgentState, hello: StatusMessage) {
+        self.stream = stream
+        self.state = state
+        var response = HTTPResponse(status: .ok)
+        response.headerFields[.contentType] = FleetStatus.contentType
+        stream.sendResponse(response, endStream: false)
+        self.write(hello)
+        let loopBound = NIOLoopBound(self, eventLoop: stream.eventLoop)
+        let loop = stream.eventLoop
+        self.subscription = state.subscribe { message in
+            loop.executeOrRun { loopBound.value.write(message) }
+        }
+    }
+
+    func write(_ message: StatusMessage) {
+        var line = JSON.buffer(message)
+        line.writeStaticString("\n")
+        // A drain is the last message: ending the stream lets the tunnel close once jobs finish.
+        self.stream.sendData(line, endStream: message.type == .drain)
+    }
+
+    func streamDidReceiveData(_ data: ByteBuffer) { self.stream.consume(data.readableBytes) }
+    func streamDidReceiveEnd(trailers: HTTPFields?) {}
+    func streamDidClose(error: HTTPStreamError?) {
+        if let subscription { self.state.unsubscribe(subscription) }
+        self.subscription = nil
+    }
+}

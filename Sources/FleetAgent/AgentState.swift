@@ -1,0 +1,87 @@
+public import FleetProtocol
+public import NIOCore
+import Synchronization
+
+/// The car's live state, shared by the status stream, the slot accounting and the state-file watcher.
+public final class AgentState: Sendable {
+    private struct State {
+        var vehicle: VehicleState
+        var slotsInUse = 0
+        var draining: (reason: String, seconds: Int)?
+        var subscribers: [Int: @Sendable (StatusMessage) -> Void] = [:]
+        var nextID = 0
+    }
+
+    /// Concurrent jobs the engine can really run.
+    public let slots: Int
+    private let state: Mutex<State>
+
+    public init(initial: VehicleState, slots: Int) {
+        self.slots = slots
+        var vehicle = initial
+        vehicle.slotsFree = slots
+        self.state = Mutex(State(vehicle: vehicle))
+    }
+
+    /// The current state.
+    public var vehicle: VehicleState { self.state.withLock { $0.vehicle } }
+
+    /// True once a drain was announced.
+    public var isDraining: Bool { self.state.withLock { $0.draining != nil } }
+
+    /// Takes a slot; false when none is free or the car is draining.
+    public func acquireSlot() -> Bool {
+        self.state.withLock { state in
+            guard state.draining == nil, state.slotsInUse < self.slots else { return false }
+            state.slotsInUse += 1
+            state.vehicle.slotsFree = self.slots - state.slotsInUse
+            return true
+        }
+    }
+
+    /// Returns a slot.
+    public func releaseSlot() {
+        self.state.withLock { state in
+            state.slotsInUse = max(0, state.slotsInUse - 1)
+            state.vehicle.slotsFree = self.slots - state.slotsInUse
+        }
+    }
+
+    /// Jobs running now.
+    public var slotsInUse: Int { self.state.withLock { $0.slotsInUse } }
+
+    /// Replaces the telemetry part of the state (plug, charge, link, departure) and tells subscribers.
+    public func update(_ body: (inout VehicleState) -> Void) {
+        let (message, subscribers) = self.state.withLock { state -> (StatusMessage?, [@Sendable (StatusMessage) -> Void]) in
+            let before = state.vehicle
+            body(&state.vehicle)
+            state.vehicle.slotsFree = self.slots - state.slotsInUse
+            guard state.vehicle != before else { return (nil, []) }
+            return (.state(state.vehicle), Array(state.subscribers.values))
+        }
+        if let message { subscribers.forEach { $0(message) } }
+    }
+
+    /// Announces a drain: no new jobs; tells subscribers.
+    public func beginDrain(reason: String, seconds: Int) {
+        let subscribers = self.state.withLock { state -> [@Sendable (StatusMessage) -> Void] in
+            state.draining = (reason, seconds)
+            return Array(state.subscribers.values)
+        }
+        subscribers.forEach { $0(.drain(reason: reason, secondsLeft: seconds)) }
+    }
+
+    /// Registers for state and drain messages; returns a token for ``unsubscribe(_:)``.
+    public func subscribe(_ body: @escaping @Sendable (StatusMessage) -> Void) -> Int {
+        self.state.withLock { state in
+            state.nextID += 1
+            state.subscribers[state.nextID] = body
+            return state.nextID
+        }
+    }
+
+    /// Stops delivering to a subscriber.
+    public func unsubscribe(_ id: Int) {
+        _ = self.state.withLock { $0.subscribers.removeValue(forKey: id) }
+    }
+}

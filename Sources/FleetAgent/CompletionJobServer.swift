@@ -1,0 +1,165 @@
+import FleetHTTP2
+import FleetProtocol
+import Foundation
+import HTTPTypes
+import Logging
+import NIOCore
+
+/// Serves one completion request: reads the body, takes a slot, runs the engine, and writes
+/// its tokens as OpenAI SSE chunks (or one JSON object when `stream` is false).
+///
+/// Responsibilities:
+/// 1. bound the body (413) and validate it (400, 404 for an unknown model);
+/// 2. refuse when no slot is free: `REFUSED_STREAM` on HTTP/2 (safe to retry, RFC 9113 §8.7), 429 on HTTP/1.1;
+/// 3. pause the engine while the stream is not writable, resume when it is;
+/// 4. cancel the engine the moment the stream is reset (the client went away) — no more tokens are generated.
+final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
+    let responder: AgentResponder
+    let stream: any HTTPStream
+    let chat: Bool
+    let requestSeed: UInt64?
+    let resumeFrom: Int
+    var body: BodyAccumulator
+    var job: (any InferenceJobHandle)?
+    var holdsSlot = false
+    var streaming = true
+    var includeUsage = false
+    var model = ""
+    var text = ""
+    var completionTokens = 0
+    let id = "chatcmpl-" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(24).lowercased()
+    let created = Int(Date().timeIntervalSince1970)
+
+    init(responder: AgentResponder, stream: any HTTPStream, request: HTTPRequest, chat: Bool) {
+        self.responder = responder
+        self.stream = stream
+        self.chat = chat
+        self.body = BodyAccumulator(limit: responder.maxBodyBytes)
+        self.requestSeed = request.headerFields[HTTPField.Name(FleetHeader.seed)!].flatMap { UInt64($0) }
+        self.resumeFrom = request.headerFields[HTTPField.Name(FleetHeader.resumeFrom)!].flatMap { Int($0) } ?? 0
+    }
+
+    func streamDidReceiveData(_ data: ByteBuffer) {
+        _ = self.body.append(data, consumingOn: self.stream)
+    }
+
+    func streamDidReceiveEnd(trailers: HTTPFields?) {
+        if self.body.exceeded { return self.sendError(.bodyTooLarge(limit: self.body.limit)) }
+        let request: CompletionRequest
+        do {
+            request = try JSON.decodeRequest(CompletionRequest.self, from: self.body.buffer)
+        } catch {
+            return self.sendError(error)
+        }
+        if self.chat && (request.messages ?? []).isEmpty {
+            return self.sendError(.invalidRequest("'messages' must be a non-empty array.", param: "messages"))
+        }
+        if let limit = request.outputLimit, limit < 1 {
+            return self.sendError(.invalidRequest("'max_tokens' must be at least 1.", param: "max_tokens"))
+        }
+        guard self.responder.engine.models.contains(where: { $0.id == request.model }) else {
+            return self.sendError(.modelNotFound(request.model))
+        }
+        guard self.responder.state.acquireSlot() else {
+            if self.stream is HTTP2Stream { return self.stream.reset(.refusedStream) }
+            return self.sendError(.rateLimited("All inference slots of this car are busy."))
+        }
+        self.holdsSlot = true
+        self.streaming = request.stream ?? false
+        self.includeUsage = request.streamOptions?.includeUsage ?? false
+        self.model = request.model
+        let prompt = request.promptText
+        let job = InferenceJob(
+            model: request.model, prompt: prompt, maxTokens: request.outputLimit ?? 256, stop: request.stop?.values ?? [],
+            seed: self.requestSeed ?? SyntheticText.seed(for: prompt, requested: request.seed),
+            resumeFrom: self.resumeFrom, body: request)
+        if self.streaming {
+            var response = HTTPResponse(status: .ok)
+            response.headerFields[.contentType] = "text/event-stream"
+            response.headerFields[.cacheControl] = "no-cache"
+            self.stream.sendResponse(response, endStream: false)
+            if self.chat && self.resumeFrom == 0 {
+                self.writeChunk(ChunkChoice(delta: ChunkDelta(role: "assistant", content: "")))
+            }
+        }
+        self.job = self.responder.engine.start(job, on: self.stream.eventLoop, sink: self)
+    }
+
+    func streamWritabilityDidChange(isWritable: Bool) {
+        if isWritable { self.job?.resume() }
+    }
+
+    func streamDidClose(error: HTTPStreamError?) {
+        self.job?.cancel()
+        self.job = nil
+        self.releaseSlot()
+    }
+
+    // MARK: TokenSink
+
+    var wantsMore: Bool { self.stream.isWritable && !self.stream.isClosed }
+
+    func emit(token: String) {
+        self.completionTokens += 1
+        if self.streaming {
+            self.writeChunk(self.chat ? ChunkChoice(delta: ChunkDelta(content: token)) : ChunkChoice(text: token))
+        } else {
+            self.text += token
+        }
+    }
+
+    func finish(reason: String, promptTokens: Int, completionTokens: Int) {
+        self.job = nil
+        self.releaseSlot()
+        let usage = Usage(promptTokens: promptTokens, completionTokens: completionTokens)
+        if self.streaming {
+            self.writeChunk(self.chat ? ChunkChoice(delta: ChunkDelta(), finishReason: reason) : ChunkChoice(text: "", finishReason: reason))
+            if self.includeUsage {
+                self.stream.sendData(SSE.event(JSON.string(CompletionChunk(
+                    id: self.id, object: self.objectName, created: self.created, model: self.model, choices: [], usage: usage))),
+                    endStream: false)
+            }
+            self.stream.sendData(SSE.event(SSE.done), endStream: true)
+        } else {
+            let choice = CompletionResponse.Choice(
+                index: 0, message: self.chat ? ChatMessage(role: "assistant", content: self.text) : nil,
+                text: self.chat ? nil : self.text, finishReason: reason)
+            let response = CompletionResponse(
+                id: self.id, object: self.chat ? "chat.completion" : "text_completion", created: self.created,
+                model: self.model, choices: [choice], usage: usage)
+            self.stream.sendResponse(status: .ok, contentType: "application/json", body: JSON.buffer(response))
+        }
+    }
+
+    func fail(_ error: EngineError) {
+        self.job = nil
+        self.releaseSlot()
+        let apiError = APIError(status: 502, type: "server_error", code: error.code, message: error.message)
+        if self.streaming {
+            // DESIGN.md, Contracts: an error event, then the stream ends without [DONE].
+            self.stream.sendData(SSE.event(JSON.string(apiError.body)), endStream: true)
+        } else {
+            self.sendError(apiError)
+        }
+    }
+
+    // MARK: Helpers
+
+    private var objectName: String { self.chat ? "chat.completion.chunk" : "text_completion" }
+
+    private func writeChunk(_ choice: ChunkChoice) {
+        let chunk = CompletionChunk(id: self.id, object: self.objectName, created: self.created, model: self.model, choices: [choice])
+        self.stream.sendData(SSE.event(JSON.string(chunk)), endStream: false)
+    }
+
+    private func sendError(_ error: APIError) {
+        self.stream.sendResponse(status: .init(code: error.status), contentType: "application/json", body: JSON.buffer(error.body))
+    }
+
+    private func releaseSlot() {
+        if self.holdsSlot {
+            self.holdsSlot = false
+            self.responder.state.releaseSlot()
+        }
+    }
+}

@@ -1,0 +1,72 @@
+public import FleetProtocol
+public import NIOCore
+
+/// A job for an engine: what to generate and how much.
+public struct InferenceJob: Sendable {
+    /// The model requested.
+    public var model: String
+    /// The prompt; its description shows only sizes.
+    public var prompt: Prompt
+    /// Output limit in tokens.
+    public var maxTokens: Int
+    /// Stop sequences.
+    public var stop: [String]
+    /// The seed for deterministic synthetic text.
+    public var seed: UInt64
+    /// Start at this token index (a continuation after failover).
+    public var resumeFrom: Int
+    /// The original request body, for engines that forward it.
+    public var body: CompletionRequest
+
+    public init(model: String, prompt: Prompt, maxTokens: Int, stop: [String], seed: UInt64, resumeFrom: Int = 0,
+                body: CompletionRequest) {
+        self.model = model
+        self.prompt = prompt
+        self.maxTokens = maxTokens
+        self.stop = stop
+        self.seed = seed
+        self.resumeFrom = resumeFrom
+        self.body = body
+    }
+}
+
+/// Where an engine delivers a job's output, on the job's event loop.
+public protocol TokenSink: AnyObject {
+    /// False while the consumer cannot take more; the engine pauses until ``InferenceJobHandle/resume()``.
+    var wantsMore: Bool { get }
+    /// One token of text.
+    func emit(token: String)
+    /// The job ended normally (`stop` or `length`).
+    func finish(reason: String, promptTokens: Int, completionTokens: Int)
+    /// The job failed.
+    func fail(_ error: EngineError)
+}
+
+/// A running job.
+public protocol InferenceJobHandle: AnyObject {
+    /// Stops generating; no more sink calls follow.
+    func cancel()
+    /// The sink wants more again after reporting `wantsMore == false`.
+    func resume()
+}
+
+/// Runs inference. Engines plug in behind this protocol without touching tunnel code.
+public protocol InferenceEngine: Sendable {
+    /// The models served, with their rates (reported in the hello).
+    var models: [ModelOffer] { get }
+    /// How many jobs may run at once.
+    var slots: Int { get }
+    /// Starts a job whose output goes to `sink`, on `eventLoop`.
+    func start(_ job: InferenceJob, on eventLoop: any EventLoop, sink: any TokenSink) -> any InferenceJobHandle
+}
+
+/// An engine failure.
+public struct EngineError: Error, Hashable, Sendable, CustomStringConvertible {
+    public var message: String
+    public var code: String
+    public init(code: String, message: String) {
+        self.code = code
+        self.message = message
+    }
+    public var description: String { "\(self.code): \"\(self.message)\"" }
+}

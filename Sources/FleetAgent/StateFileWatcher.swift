@@ -1,0 +1,73 @@
+import FleetProtocol
+import Foundation
+public import Logging
+public import ServiceLifecycle
+
+/// Watches a JSON file with the car's telemetry and applies changes to ``AgentState``.
+///
+/// The file holds any of `plugged_in` (bool), `charge_percent` (0–100), `link`
+/// (`wifi|cellular|satellite|ethernet`) and `departing_in_s` (seconds or null). The simulator and
+/// load tests drive cars by rewriting it. A malformed file is logged with its path and ignored;
+/// the last good state stays.
+public struct StateFileWatcher: Service {
+    let path: String
+    let state: AgentState
+    let interval: Duration
+    let logger: Logger
+
+    public init(path: String, state: AgentState, interval: Duration = .milliseconds(250), logger: Logger) {
+        self.path = path
+        self.state = state
+        self.interval = interval
+        self.logger = logger
+    }
+
+    struct FileState: Decodable {
+        var pluggedIn: Bool?
+        var chargePercent: Int?
+        var link: LinkType?
+        var departingInSeconds: Int?
+        enum CodingKeys: String, CodingKey {
+            case pluggedIn = "plugged_in"
+            case chargePercent = "charge_percent"
+            case link
+            case departingInSeconds = "departing_in_s"
+        }
+    }
+
+    /// Reads the file once and applies it. Throws when it cannot be read or parsed.
+    public func apply() throws {
+        let data = try Data(contentsOf: URL(fileURLWithPath: self.path))
+        let file = try JSONDecoder().decode(FileState.self, from: data)
+        if let charge = file.chargePercent, !(0...100).contains(charge) {
+            throw AgentConfigError(message: "\(self.path): key 'charge_percent': \(charge) is not in 0...100")
+        }
+        self.state.update { vehicle in
+            if let v = file.pluggedIn { vehicle.pluggedIn = v }
+            if let v = file.chargePercent { vehicle.chargePercent = v }
+            if let v = file.link { vehicle.link = v }
+            vehicle.departingInSeconds = file.departingInSeconds
+        }
+    }
+
+    public func run() async throws {
+        var lastModified: Date?
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            let modified = (try? FileManager.default.attributesOfItem(atPath: self.path))?[.modificationDate] as? Date
+            if let modified, modified != lastModified {
+                lastModified = modified
+                do { try self.apply() } catch {
+                    self.logger.warning("State file rejected", metadata: ["fleet.file": "\(self.path)", "error": "\(error)"])
+                }
+            }
+            try? await Task.sleep(for: self.interval)
+        }
+    }
+}
+
+/// A configuration error of the agent, naming the file or flag and the bad value.
+public struct AgentConfigError: Error, CustomStringConvertible, Sendable {
+    public var message: String
+    public init(message: String) { self.message = message }
+    public var description: String { self.message }
+}

@@ -1,0 +1,140 @@
+public import FleetProtocol
+public import NIOCore
+import Synchronization
+
+/// A real engine with honest timing and synthetic text.
+///
+/// Timing follows the car's ``HardwareProfile`` on the wall clock: the first token after
+/// `prompt tokens ÷ prefill rate`, then one token every `1 ÷ decode rate`, where the per-stream
+/// decode rate falls as more streams share the chip. Text is ``SyntheticText``, a function of
+/// (seed, token index). A natural answer length (64–191 tokens, from the seed) ends with
+/// `stop`; `max_tokens` ends it earlier with `length`.
+public final class SyntheticEngine: InferenceEngine, Sendable {
+    /// The profile timing follows.
+    public let profile: HardwareProfile
+    /// Multiplies every delay (a hidden slowdown: heat, an owner in the cabin). 1 = nominal.
+    public let slowdown: Double
+    private let active = Atomic<Int>(0)
+    private let generated = Atomic<Int>(0)
+    private let cancelled = Atomic<Int>(0)
+
+    public init(profile: HardwareProfile, slowdown: Double = 1) {
+        self.profile = profile
+        self.slowdown = slowdown
+    }
+
+    public var models: [ModelOffer] {
+        [ModelOffer(id: self.profile.model, decodeTokensPerSecond: self.profile.decodeTokensPerSecond / self.slowdown,
+                    prefillTokensPerSecond: self.profile.prefillTokensPerSecond / self.slowdown)]
+    }
+
+    public var slots: Int { self.profile.slots }
+
+    /// Tokens generated since start, over all jobs.
+    public var tokensGenerated: Int { self.generated.load(ordering: .relaxed) }
+    /// Jobs running now.
+    public var activeJobs: Int { self.active.load(ordering: .relaxed) }
+    /// Jobs cancelled since start.
+    public var jobsCancelled: Int { self.cancelled.load(ordering: .relaxed) }
+
+    public func start(_ job: InferenceJob, on eventLoop: any EventLoop, sink: any TokenSink) -> any InferenceJobHandle {
+        self.active.add(1, ordering: .relaxed)
+        let run = SyntheticJob(engine: self, job: job, eventLoop: eventLoop, sink: sink)
+        run.begin()
+        return run
+    }
+
+    fileprivate func jobEnded(cancelled: Bool) {
+        self.active.subtract(1, ordering: .relaxed)
+        if cancelled { self.cancelled.add(1, ordering: .relaxed) }
+    }
+
+    fileprivate func tokenGenerated() { self.generated.add(1, ordering: .relaxed) }
+
+    fileprivate func tokenInterval() -> TimeAmount {
+        let rate = self.profile.decodeRate(activeStreams: self.active.load(ordering: .relaxed))
+        return .nanoseconds(Int64(1e9 / rate * self.slowdown))
+    }
+
+    fileprivate func prefillTime(promptTokens: Int) -> TimeAmount {
+        .nanoseconds(Int64(Double(promptTokens) / self.profile.prefillTokensPerSecond * 1e9 * self.slowdown))
+    }
+}
+
+/// One job's generation loop on its event loop.
+private final class SyntheticJob: InferenceJobHandle {
+    let engine: SyntheticEngine
+    let job: InferenceJob
+    let eventLoop: any EventLoop
+    weak var sink: (any TokenSink)?
+    var index: Int
+    var produced = 0
+    var text = ""
+    var timer: Scheduled<Void>?
+    var paused = false
+    var done = false
+    let naturalLength: Int
+
+    init(engine: SyntheticEngine, job: InferenceJob, eventLoop: any EventLoop, sink: any TokenSink) {
+        self.engine = engine
+        self.job = job
+        self.eventLoop = eventLoop
+        self.sink = sink
+        self.index = job.resumeFrom
+        self.naturalLength = 64 + Int(job.seed % 128)
+    }
+
+    func begin() {
+        self.schedule(after: self.engine.prefillTime(promptTokens: self.job.prompt.estimatedTokens))
+    }
+
+    private func schedule(after delay: TimeAmount) {
+        let loopBound = NIOLoopBound(self, eventLoop: self.eventLoop)
+        self.timer = self.eventLoop.scheduleTask(in: delay) { loopBound.value.tick() }
+    }
+
+    private func tick() {
+        guard !self.done, let sink = self.sink else { return self.end(cancelled: true) }
+        if !sink.wantsMore {
+            self.paused = true
+            return
+        }
+        let token = SyntheticText.token(seed: self.job.seed, index: self.index)
+        self.index += 1
+        self.produced += 1
+        self.engine.tokenGenerated()
+        self.text += token
+        if let stop = self.job.stop.first(where: { !$0.isEmpty && self.text.hasSuffix($0) }) {
+            _ = stop
+            return self.finish(reason: "stop")
+        }
+        sink.emit(token: token)
+        if self.index >= self.naturalLength { return self.finish(reason: "stop") }
+        if self.produced >= self.job.maxTokens { return self.finish(reason: "length") }
+        self.schedule(after: self.engine.tokenInterval())
+    }
+
+    private func finish(reason: String) {
+        let sink = self.sink
+        self.end(cancelled: false)
+        sink?.finish(reason: reason, promptTokens: self.job.prompt.estimatedTokens, completionTokens: self.produced)
+    }
+
+    private func end(cancelled: Bool) {
+        guard !self.done else { return }
+        self.done = true
+        self.timer?.cancel()
+        self.engine.jobEnded(cancelled: cancelled)
+    }
+
+    func cancel() {
+        self.eventLoop.preconditionInEventLoop()
+        self.end(cancelled: true)
+    }
+
+    func resume() {
+        guard self.paused, !self.done else { return }
+        self.paused = false
+        self.tick()
+    }
+}

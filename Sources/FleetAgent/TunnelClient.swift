@@ -1,0 +1,88 @@
+public import FleetHTTP2
+public import FleetProtocol
+public import Logging
+public import NIOCore
+public import ServiceLifecycle
+import Synchronization
+
+/// The car's side of the reverse tunnel: dials the gateway, then serves HTTP/2 on that connection.
+///
+/// Responsibilities:
+/// 1. dial out (cars sit behind NAT) and install ``HTTP2ConnectionHandler`` in the *server* role;
+/// 2. answer the gateway's status stream with the hello and every state change (``AgentResponder``);
+/// 3. reconnect with jittered exponential ``Backoff`` whenever the connection is lost;
+/// 4. on graceful shutdown, drain: announce it on the status stream, GOAWAY, let jobs finish.
+public final class TunnelClient: Service, Sendable {
+    let configuration: AgentConfiguration
+    let responder: AgentResponder
+    let group: any EventLoopGroup
+    let logger: Logger
+    let sleep: @Sendable (TimeAmount) async throws -> Void
+    private let current = Mutex<HTTP2ConnectionHandle?>(nil)
+    private let connects = Atomic<Int>(0)
+
+    /// Creates the tunnel client.
+    /// - Parameter sleep: waits between attempts; tests inject a clock here.
+    public init(
+        configuration: AgentConfiguration, engine: any InferenceEngine, state: AgentState, group: any EventLoopGroup,
+        logger: Logger, sleep: (@Sendable (TimeAmount) async throws -> Void)? = nil
+    ) {
+        self.configuration = configuration
+        self.group = group
+        self.logger = logger
+        self.sleep = sleep ?? { try await Task.sleep(nanoseconds: UInt64(max(0, $0.nanoseconds))) }
+        let config = configuration
+        self.responder = AgentResponder(
+            engine: engine, state: state,
+            hello: {
+                .hello(
+                    vehicleID: config.vehicleID, credential: config.credential, hardware: config.hardware,
+                    models: engine.models, region: config.region, slots: engine.slots, policy: config.policy,
+                    state: state.vehicle)
+            },
+            logger: logger)
+    }
+
+    /// How many times a tunnel was established.
+    public var connectionCount: Int { self.connects.load(ordering: .relaxed) }
+
+    /// Whether a tunnel is up now.
+    public var isConnected: Bool { self.current.withLock { $0 != nil } }
+
+    public func run() async throws {
+        let backoff = Backoff(initial: self.configuration.initialBackoff, maximum: self.configuration.maxBackoff)
+        var attempt = 0
+        try await withGracefulShutdownHandler {
+            while !Task.isCancelled && !Task.isShuttingDownGracefully {
+                var metadata: Logger.Metadata = ["fleet.vehicle.id": "\(self.configuration.vehicleID)"]
+                do {
+                    let handle = try await HTTP2Client.connect(
+                        host: self.configuration.gatewayHost, port: self.configuration.gatewayPort, group: self.group,
+                        role: .server(self.responder), configuration: self.configuration.http2)
+                    self.current.withLock { $0 = handle }
+                    self.connects.add(1, ordering: .relaxed)
+                    attempt = 0
+                    self.logger.info("Tunnel connected", metadata: metadata)
+                    try? await handle.channel.closeFuture.get()
+                    self.current.withLock { $0 = nil }
+                    self.logger.info("Tunnel closed", metadata: metadata)
+                } catch {
+                    metadata["error.type"] = "\(type(of: error))"
+                    self.logger.debug("Tunnel dial failed", metadata: metadata)
+                }
+                if Task.isShuttingDownGracefully { break }
+                let delay = backoff.delay(attempt: attempt, random: Double.random(in: 0..<1))
+                attempt += 1
+                do { try await self.sleep(delay) } catch { break }
+            }
+        } onGracefulShutdown: {
+            self.drain()
+        }
+    }
+
+    /// Drains: tells the gateway on the status stream, then GOAWAY; in-flight jobs finish.
+    public func drain() {
+        self.responder.state.beginDrain(reason: "shutdown", seconds: self.configuration.drainSeconds)
+        self.current.withLock { $0 }?.execute { $0.beginGracefulShutdown() }
+    }
+}

@@ -1,0 +1,62 @@
+import FleetHTTP2
+import FleetProtocol
+import FleetScheduler
+import HTTPTypes
+import NIOCore
+
+/// Routes client requests: the OpenAI API of the gateway.
+struct APIResponder: HTTPServerResponder {
+    let core: GatewayCore
+
+    func stream(_ stream: any HTTPStream, didReceive request: HTTPRequest, connection: HTTPConnectionInfo)
+        -> any HTTPStreamDelegate
+    {
+        let path = request.path.map { $0.split(separator: "?", maxSplits: 1).first.map(String.init) ?? $0 } ?? "/"
+        switch path {
+        case "/v1/chat/completions", "/v1/completions":
+            guard request.method == .post else { return self.answer(stream, error: .methodNotAllowed, route: path) }
+            return CompletionHandler(core: self.core, stream: stream, request: request, connection: connection,
+                                     chat: path == "/v1/chat/completions")
+        case "/v1/models":
+            guard request.method == .get else { return self.answer(stream, error: .methodNotAllowed, route: path) }
+            let models = ModelList(data: self.core.registry.models().sorted().map { .init(id: $0, created: 0, ownedBy: "fleetgate") })
+            self.core.metrics.request(route: path, status: 200)
+            return RespondAtEnd(stream: stream, status: .ok, body: JSON.buffer(models))
+        default:
+            return self.answer(stream, error: .notFound, route: "other")
+        }
+    }
+
+    private func answer(_ stream: any HTTPStream, error: APIError, route: String) -> any HTTPStreamDelegate {
+        self.core.metrics.request(route: route, status: error.status)
+        return RespondAtEnd(stream: stream, status: .init(code: error.status), body: JSON.buffer(error.body))
+    }
+}
+
+/// Discards the request body (within a limit) and answers once it has ended.
+final class RespondAtEnd: HTTPStreamDelegate {
+    let stream: any HTTPStream
+    let status: HTTPResponse.Status
+    let body: ByteBuffer
+    let contentType: String
+    var received = 0
+
+    init(stream: any HTTPStream, status: HTTPResponse.Status, body: ByteBuffer, contentType: String = "application/json") {
+        self.stream = stream
+        self.status = status
+        self.body = body
+        self.contentType = contentType
+    }
+
+    func streamDidReceiveData(_ data: ByteBuffer) {
+        self.stream.consume(data.readableBytes)
+        self.received += data.readableBytes
+        if self.received > 1 << 20 { self.stream.reset(.cancel) }
+    }
+
+    func streamDidReceiveEnd(trailers: HTTPFields?) {
+        self.stream.sendResponse(status: self.status, contentType: self.contentType, body: self.body)
+    }
+
+    func streamDidClose(error: HTTPStreamError?) {}
+}

@@ -1,0 +1,439 @@
+import CoreMetrics
+import FleetGeo
+import FleetHTTP2
+import FleetProtocol
+import FleetScheduler
+import Foundation
+import HTTPTypes
+import Logging
+import NIOCore
+
+/// Serves one `POST /v1/chat/completions` or `/v1/completions` on the client's event loop.
+///
+/// Responsibilities:
+/// 1. read the body within its size limit and time limit (413, 408), authenticate (401), validate (400, 404);
+/// 2. resolve the origin (peer, or trusted `X-Forwarded-For`) to a region and privacy zone, tightened —
+///    never loosened — by `x-fleet-residency`; the zone is a hard filter before any ranking;
+/// 3. choose a car and open a job stream on its tunnel; on failure before the first token, or no
+///    first token within ``GatewayConfiguration/firstTokenTimeout``, try the next car;
+///    no capacity in the zone → 503 `no_capacity_in_zone`;
+/// 4. relay each SSE event the moment it arrives; give the car's stream flow-control credit only as
+///    the client's stream drains, so a slow reader slows its own car stream and nothing else;
+/// 5. when the client goes away, reset the car's stream (CANCEL) so its engine stops;
+/// 6. for `stream: false`, collect the events and answer one JSON object.
+///
+/// No prompt or completion text is ever logged.
+final class CompletionHandler: HTTPStreamDelegate, UpstreamEvents {
+    let core: GatewayCore
+    let stream: any HTTPStream
+    let request: HTTPRequest
+    let connection: HTTPConnectionInfo
+    let chat: Bool
+    let route: String
+    let requestID: String
+    let started = NIODeadline.now()
+    var logger: Logger
+
+    var body: BodyAccumulator
+    var bodyTimer: Scheduled<Void>?
+    var clientGone = false
+    var finished = false
+
+    // Routing.
+    var model = ""
+    var streaming = false
+    var clientWantsUsage = false
+    var origin: Origin?
+    var zone = ""
+    var upstreamRequest: HTTPRequest?
+    var upstreamBody = ByteBuffer()
+    var tried: Set<CarID> = []
+    var candidates: [CarSnapshot] = []
+    var attempts = 0
+    var upstream: (any Upstream)?
+    var car: CarSnapshot?
+    var firstTokenTimer: Scheduled<Void>?
+
+    // Relay.
+    var upstreamStatus = 0
+    var upstreamErrorBody = ByteBuffer()
+    var sse = SSE.Decoder()
+    var events = 0
+    var headersSent = false
+    var unconsumed = 0
+    var lastEventAt: NIODeadline?
+    var aggregate = Aggregate()
+
+    init(core: GatewayCore, stream: any HTTPStream, request: HTTPRequest, connection: HTTPConnectionInfo, chat: Bool) {
+        self.core = core
+        self.stream = stream
+        self.request = request
+        self.connection = connection
+        self.chat = chat
+        self.route = chat ? "/v1/chat/completions" : "/v1/completions"
+        let given = request.headerFields[HTTPField.Name(FleetHeader.requestID)!]
+        self.requestID = given.flatMap { $0.count <= 128 && !$0.isEmpty ? $0 : nil } ?? UUID().uuidString.lowercased()
+        self.body = BodyAccumulator(limit: core.configuration.maxBodyBytes)
+        self.logger = core.logger
+        self.logger[metadataKey: "fleet.request.id"] = "\(self.requestID)"
+        let loopBound = NIOLoopBound(self, eventLoop: stream.eventLoop)
+        self.bodyTimer = stream.eventLoop.scheduleTask(in: core.configuration.bodyTimeout) {
+            let handler = loopBound.value
+            handler.fail(.requestTimeout)
+            handler.stream.reset(.cancel)
+        }
+    }
+
+    // MARK: Client stream
+
+    func streamDidReceiveData(_ data: ByteBuffer) {
+        if !self.body.append(data, consumingOn: self.stream) && !self.finished {
+            self.fail(.bodyTooLarge(limit: self.body.limit))
+        }
+    }
+
+    func streamDidReceiveEnd(trailers: HTTPFields?) {
+        self.bodyTimer?.cancel()
+        guard !self.finished else { return }
+        do throws(APIError) {
+            try self.prepare()
+        } catch {
+            return self.fail(error)
+        }
+        self.tryNextCar()
+    }
+
+    func streamWritabilityDidChange(isWritable: Bool) {
+        if isWritable && self.unconsumed > 0 {
+            self.upstream?.consume(self.unconsumed)
+            self.unconsumed = 0
+        }
+    }
+
+    func streamDidClose(error: HTTPStreamError?) {
+        self.bodyTimer?.cancel()
+        self.firstTokenTimer?.cancel()
+        if !self.finished {
+            // The client went away: stop the car's engine.
+            self.clientGone = true
+            self.finished = true
+            self.upstream?.cancel()
+            self.releaseCar(succeeded: true)
+            self.core.metrics.request(route: self.route, status: 499)
+        }
+        self.upstream = nil
+    }
+
+    // MARK: Validation and routing
+
+    private func prepare() throws(APIError) {
+        let keys = self.core.configuration.apiKeys
+        if !keys.isEmpty {
+            let header = self.request.headerFields[.authorization] ?? ""
+            let token = header.hasPrefix("Bearer ") ? String(header.dropFirst(7)) : ""
+            guard keys.contains(where: { constantTimeEqual($0, token) }) else { throw .invalidAPIKey }
+        }
+        var parsed = try JSON.decodeRequest(CompletionRequest.self, from: self.body.buffer)
+        if self.chat && (parsed.messages ?? []).isEmpty {
+            throw .invalidRequest("'messages' must be a non-empty array.", param: "messages")
+        }
+        if !self.chat && parsed.prompt == nil { throw .invalidRequest("Missing required parameter: 'prompt'.", param: "prompt") }
+        if let limit = parsed.outputLimit, limit < 1 || limit > 1 << 16 {
+            throw .invalidRequest("'max_tokens' must be between 1 and 65536.", param: "max_tokens")
+        }
+        self.model = parsed.model
+        self.streaming = parsed.stream ?? false
+        self.clientWantsUsage = parsed.streamOptions?.includeUsage ?? false
+        guard self.core.registry.models().contains(parsed.model) else { throw .modelNotFound(parsed.model) }
+
+        let origin = self.resolveOrigin()
+        self.origin = origin
+        self.zone = origin.zone
+        if let residency = self.request.headerFields[HTTPField.Name(FleetHeader.residency)!] {
+            // A client may tighten the zone, never loosen it. Zones are disjoint, so only the origin's own zone is allowed.
+            guard residency == origin.zone else {
+                throw .invalidRequest(
+                    "x-fleet-residency '\(residency.prefix(32))' does not overlap the origin's zone '\(origin.zone)'.",
+                    param: FleetHeader.residency)
+            }
+        }
+        // The car always streams; the gateway aggregates for stream:false and strips usage if unwanted.
+        parsed.stream = true
+        parsed.streamOptions = StreamOptions(includeUsage: true)
+        self.upstreamBody = JSON.buffer(parsed)
+        var upstream = HTTPRequest(method: .post, scheme: "http", authority: "car", path: self.route)
+        upstream.headerFields[.contentType] = "application/json"
+        upstream.headerFields[HTTPField.Name(FleetHeader.requestID)!] = self.requestID
+        self.upstreamRequest = upstream
+    }
+
+    private func resolveOrigin() -> Origin {
+        let peer = self.connection.remoteAddress?.ipAddress.flatMap { IPAddress($0) }
+        let forwarded = self.request.headerFields[values: HTTPField.Name("x-forwarded-for")!]
+        let client = self.core.clientAddresses.resolve(peer: peer, forwardedFor: forwarded)
+        return self.core.resolver.resolve(client)
+    }
+
+    private func tryNextCar() {
+        while self.attempts < self.core.configuration.maxAttempts {
+            if self.candidates.isEmpty {
+                self.candidates = self.core.registry.candidates(
+                    model: self.model, zone: self.zone, excluding: self.tried, now: self.core.now)
+            }
+            guard !self.candidates.isEmpty else { break }
+            let car = self.candidates.removeFirst()
+            self.tried.insert(car.id)
+            guard car.descriptor.zone == self.zone else { continue }  // invariant, checked twice on purpose
+            guard let tunnel = self.core.tunnels.handle(for: car.id), self.core.registry.acquire(car.id) else { continue }
+            self.attempts += 1
+            self.car = car
+            self.upstreamStatus = 0
+            self.sse = SSE.Decoder()
+            self.upstream = CarUpstream.open(
+                tunnel: tunnel, request: self.upstreamRequest!, body: self.upstreamBody, attempt: self.attempts,
+                relay: NIOLoopBound(self, eventLoop: self.stream.eventLoop))
+            self.armFirstTokenTimer()
+            return
+        }
+        self.car = nil
+        if self.attempts == 0 {
+            self.fail(.noCapacity(zone: self.zone))
+        } else {
+            self.fail(.upstreamFailed("No car could serve the request after \(self.attempts) attempts."))
+        }
+    }
+
+    private func armFirstTokenTimer() {
+        self.firstTokenTimer?.cancel()
+        let attempt = self.attempts
+        let loopBound = NIOLoopBound(self, eventLoop: self.stream.eventLoop)
+        self.firstTokenTimer = self.stream.eventLoop.scheduleTask(in: self.core.configuration.firstTokenTimeout) {
+            loopBound.value.upstream(attempt, didFail: UpstreamFailure(retryable: true, label: "first_token_timeout"))
+        }
+    }
+
+    private func releaseCar(succeeded: Bool) {
+        if let car = self.car {
+            self.core.registry.release(car.id, succeeded: succeeded, now: self.core.now)
+            self.car = nil
+        }
+    }
+
+    // MARK: Upstream events
+
+    func upstream(_ attempt: Int, didReceiveStatus status: Int) {
+        guard attempt == self.attempts, !self.finished else { return }
+        self.upstreamStatus = status
+    }
+
+    func upstream(_ attempt: Int, didReceive data: ByteBuffer) {
+        guard attempt == self.attempts, !self.finished else { return }
+        guard self.upstreamStatus == 200 else {
+            if self.upstreamErrorBody.readableBytes < 16 * 1024 {
+                var data = data
+                self.upstreamErrorBody.writeBuffer(&data)
+            }
+            self.upstream?.consume(data.readableBytes)
+            return
+        }
+        let decoded: [SSE.Decoder.Event]
+        do { decoded = try self.sse.feed(data) } catch {
+            return self.upstream(attempt, didFail: UpstreamFailure(retryable: false, label: "bad_sse"))
+        }
+        var out = ByteBuffer()
+        for event in decoded {
+            if event.data == SSE.done {
+                if self.streaming { out.writeBytes(event.raw) }
+                continue
+            }
+            if self.events == 0 { self.firstEvent() }
+            self.events += 1
+            let now = NIODeadline.now()
+            if let last = self.lastEventAt { self.core.metrics.interToken.recordNanoseconds((now - last).nanoseconds) }
+            self.lastEventAt = now
+            if self.streaming {
+                if !self.clientWantsUsage && Aggregate.isUsageOnly(event.data) { continue }
+                out.writeBytes(event.raw)
+            } else {
+                self.aggregate.add(event.data)
+            }
+        }
+        if self.streaming && out.readableBytes > 0 {
+            self.stream.sendData(out, endStream: false)
+        }
+        if self.stream.isWritable || !self.streaming {
+            self.upstream?.consume(data.readableBytes)
+        } else {
+            self.unconsumed += data.readableBytes
+        }
+    }
+
+    private func firstEvent() {
+        self.firstTokenTimer?.cancel()
+        self.core.metrics.ttft.recordNanoseconds((NIODeadline.now() - self.started).nanoseconds)
+        if self.streaming {
+            var response = HTTPResponse(status: .ok)
+            response.headerFields = self.routeHeaders()
+            response.headerFields[.contentType] = "text/event-stream"
+            response.headerFields[.cacheControl] = "no-cache"
+            self.stream.sendResponse(response, endStream: false)
+            self.headersSent = true
+        }
+    }
+
+    func upstreamDidEnd(_ attempt: Int) {
+        guard attempt == self.attempts, !self.finished else { return }
+        self.firstTokenTimer?.cancel()
+        if self.upstreamStatus != 200 {
+            return self.upstreamErrorStatus()
+        }
+        if self.events == 0 {
+            return self.upstream(attempt, didFail: UpstreamFailure(retryable: true, label: "empty_stream"))
+        }
+        self.finished = true
+        self.releaseCar(succeeded: true)
+        self.core.metrics.routeCar.increment()
+        self.core.metrics.request(route: self.route, status: 200)
+        if self.streaming {
+            self.stream.sendEnd(trailers: nil)
+        } else {
+            let response = self.aggregate.response(chat: self.chat, model: self.model)
+            self.stream.sendResponse(status: .ok, contentType: "application/json", body: JSON.buffer(response), headers: self.routeHeaders())
+        }
+        self.audit(status: 200)
+    }
+
+    func upstream(_ attempt: Int, didFail failure: UpstreamFailure) {
+        guard attempt == self.attempts, !self.finished else { return }
+        self.firstTokenTimer?.cancel()
+        self.upstream?.cancel()
+        self.upstream = nil
+        self.releaseCar(succeeded: false)
+        self.logger.debug("Upstream failed", metadata: ["error.type": "\(failure.label)", "fleet.attempt": "\(attempt)"])
+        if !self.headersSent && self.events == 0 && failure.retryable {
+            self.core.metrics.retries.increment()
+            return self.tryNextCar()
+        }
+        // Mid-stream: an SSE error event, then end without [DONE] (DESIGN.md, Contracts).
+        self.finished = true
+        self.core.metrics.request(route: self.route, status: 502)
+        let error = APIError.upstreamFailed("The car serving this stream was lost (\(failure.label)).")
+        if self.headersSent {
+            self.stream.sendData(SSE.event(JSON.string(error.body)), endStream: true)
+        } else {
+            self.sendError(error)
+        }
+        self.audit(status: 502)
+    }
+
+    /// The car answered with an error status before any token: the client's fault passes through, the rest retries.
+    private func upstreamErrorStatus() {
+        let status = self.upstreamStatus
+        if (400..<500).contains(status) && status != 408 && status != 429 {
+            self.finished = true
+            self.releaseCar(succeeded: true)
+            self.core.metrics.request(route: self.route, status: status)
+            self.stream.sendResponse(
+                status: .init(code: status), contentType: "application/json", body: self.upstreamErrorBody,
+                headers: self.routeHeaders())
+            self.audit(status: status)
+            return
+        }
+        self.upstream(self.attempts, didFail: UpstreamFailure(retryable: true, label: "status_\(status / 100)xx"))
+    }
+
+    // MARK: Answers
+
+    private func routeHeaders() -> HTTPFields {
+        var fields = HTTPFields()
+        fields[HTTPField.Name(FleetHeader.requestID)!] = self.requestID
+        fields[HTTPField.Name(FleetHeader.zone)!] = self.zone
+        if let origin = self.origin { fields[HTTPField.Name(FleetHeader.originRegion)!] = origin.region }
+        fields[HTTPField.Name(FleetHeader.attempts)!] = String(self.attempts)
+        if let car = self.car {
+            fields[HTTPField.Name(FleetHeader.route)!] = "car"
+            fields[HTTPField.Name(FleetHeader.region)!] = car.descriptor.region
+            fields[HTTPField.Name(FleetHeader.vehicle)!] = car.descriptor.pseudonym
+        }
+        return fields
+    }
+
+    func fail(_ error: APIError) {
+        guard !self.finished else { return }
+        self.finished = true
+        self.bodyTimer?.cancel()
+        self.core.metrics.request(route: self.route, status: error.status)
+        self.sendError(error)
+        self.audit(status: error.status)
+    }
+
+    private func sendError(_ error: APIError) {
+        var headers = self.routeHeaders()
+        if self.zone.isEmpty { headers[HTTPField.Name(FleetHeader.zone)!] = nil }
+        self.stream.sendResponse(
+            status: .init(code: error.status), contentType: "application/json", body: JSON.buffer(error.body), headers: headers)
+    }
+
+    /// One audit line per request: ids, origin, zone, route, pseudonym — never prompt or completion text.
+    private func audit(status: Int) {
+        self.logger.info(
+            "Request served",
+            metadata: [
+                "fleet.status": "\(status)",
+                "fleet.origin.country": "\(self.origin?.country ?? "-")",
+                "fleet.origin.region": "\(self.origin?.region ?? "-")",
+                "fleet.zone": "\(self.zone)",
+                "fleet.route": "\(self.events > 0 ? "car" : "-")",
+                "fleet.attempts": "\(self.attempts)",
+                "fleet.events": "\(self.events)",
+            ])
+    }
+}
+
+/// Collects streamed chunks into one completion for `stream: false`.
+struct Aggregate {
+    var id = ""
+    var created = 0
+    var text = ""
+    var finishReason: String?
+    var usage: Usage?
+
+    mutating func add(_ data: String) {
+        guard let chunk = try? JSON.decode(CompletionChunk.self, from: Array(data.utf8)) else { return }
+        if self.id.isEmpty {
+            self.id = chunk.id
+            self.created = chunk.created
+        }
+        for choice in chunk.choices {
+            self.text += choice.delta?.content ?? choice.text ?? ""
+            if let reason = choice.finishReason { self.finishReason = reason }
+        }
+        if let usage = chunk.usage { self.usage = usage }
+    }
+
+    func response(chat: Bool, model: String) -> CompletionResponse {
+        let choice = CompletionResponse.Choice(
+            index: 0, message: chat ? ChatMessage(role: "assistant", content: self.text) : nil, text: chat ? nil : self.text,
+            finishReason: self.finishReason ?? "stop")
+        return CompletionResponse(
+            id: self.id, object: chat ? "chat.completion" : "text_completion", created: self.created, model: model,
+            choices: [choice], usage: self.usage ?? Usage(promptTokens: 0, completionTokens: 0))
+    }
+
+    /// Whether an event is the final usage-only chunk (`"choices":[]` with `usage`).
+    static func isUsageOnly(_ data: String) -> Bool {
+        guard data.contains("\"usage\"") else { return false }
+        guard let chunk = try? JSON.decode(CompletionChunk.self, from: Array(data.utf8)) else { return false }
+        return chunk.choices.isEmpty && chunk.usage != nil
+    }
+}
+
+/// Compares two strings in time independent of where they differ.
+func constantTimeEqual(_ a: String, _ b: String) -> Bool {
+    let x = Array(a.utf8), y = Array(b.utf8)
+    var diff = UInt8(x.count == y.count ? 0 : 1)
+    for i in 0..<max(x.count, y.count) {
+        diff |= (i < x.count ? x[i] : 0) ^ (i < y.count ? y[i] : 0)
+    }
+    return diff == 0
+}

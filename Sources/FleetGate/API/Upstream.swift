@@ -1,0 +1,113 @@
+import FleetHTTP2
+import FleetProtocol
+import HTTPTypes
+import NIOCore
+
+/// An upstream failure, as the relay sees it.
+struct UpstreamFailure: Error, Sendable {
+    /// Whether another upstream may be tried (nothing reached the client yet is decided by the relay).
+    var retryable: Bool
+    /// A bounded label for metrics and logs.
+    var label: String
+}
+
+/// Events an upstream delivers to its relay, always on the relay's event loop, tagged with the
+/// attempt they belong to so that a replaced upstream's late events are ignored.
+protocol UpstreamEvents: AnyObject {
+    func upstream(_ attempt: Int, didReceiveStatus status: Int)
+    func upstream(_ attempt: Int, didReceive data: ByteBuffer)
+    func upstreamDidEnd(_ attempt: Int)
+    func upstream(_ attempt: Int, didFail failure: UpstreamFailure)
+}
+
+/// The source a client stream pumps from: a car's tunnel stream or a central endpoint.
+///
+/// DESIGN.md, Contracts: the relay pumps from a *replaceable* upstream, so retry, hedging and
+/// failover swap it without touching the client side.
+protocol Upstream: Sendable {
+    /// Gives `bytes` of flow-control credit back: the relay has passed them on.
+    func consume(_ bytes: Int)
+    /// Abandons the upstream (RST_STREAM CANCEL on a car, so its engine stops).
+    func cancel()
+}
+
+/// A job stream on a car's tunnel. Opens on the tunnel's event loop and forwards every event to
+/// the relay's loop.
+struct CarUpstream: Upstream {
+    let tunnel: HTTP2ConnectionHandle
+    let stream: NIOLoopBoundBox<HTTP2Stream?>
+
+    /// Opens `POST path` with `body` on the car's tunnel.
+    static func open<Relay: UpstreamEvents>(
+        tunnel: HTTP2ConnectionHandle, request: HTTPRequest, body: ByteBuffer, attempt: Int,
+        relay: NIOLoopBound<Relay>
+    ) -> CarUpstream {
+        let box = NIOLoopBoundBox<HTTP2Stream?>.makeEmptyBox(eventLoop: tunnel.eventLoop)
+        tunnel.execute { handler in
+            let forwarder = CarStreamForwarder(relay: relay, attempt: attempt)
+            do {
+                let stream = try handler.openStream(request, endStream: false, delegate: forwarder)
+                stream.sendData(body, endStream: true)
+                box.value = stream
+                forwarder.stream = stream
+            } catch {
+                forwarder.deliver { $0.upstream(attempt, didFail: UpstreamFailure(retryable: true, label: "tunnel_closing")) }
+            }
+        }
+        return CarUpstream(tunnel: tunnel, stream: box)
+    }
+
+    func consume(_ bytes: Int) {
+        let box = self.stream
+        self.tunnel.eventLoop.executeOrRun { box.value?.consume(bytes) }
+    }
+
+    func cancel() {
+        let box = self.stream
+        self.tunnel.eventLoop.executeOrRun { box.value?.reset(.cancel) }
+    }
+}
+
+/// The car-side delegate: runs on the tunnel's loop and hops each event to the relay's loop.
+private final class CarStreamForwarder<Relay: UpstreamEvents>: HTTPStreamDelegate {
+    let relay: NIOLoopBound<Relay>
+    let attempt: Int
+    var stream: HTTP2Stream?
+    var ended = false
+
+    init(relay: NIOLoopBound<Relay>, attempt: Int) {
+        self.relay = relay
+        self.attempt = attempt
+    }
+
+    func deliver(_ body: @escaping @Sendable (Relay) -> Void) {
+        let relay = self.relay
+        relay.eventLoop.executeOrRun { body(relay.value) }
+    }
+
+    func streamDidReceiveResponse(_ response: HTTPResponse) {
+        let attempt = self.attempt, status = response.status.code
+        self.deliver { $0.upstream(attempt, didReceiveStatus: status) }
+    }
+
+    func streamDidReceiveData(_ data: ByteBuffer) {
+        let attempt = self.attempt
+        self.deliver { $0.upstream(attempt, didReceive: data) }
+    }
+
+    func streamDidReceiveEnd(trailers: HTTPFields?) {
+        self.ended = true
+        let attempt = self.attempt
+        self.deliver { $0.upstreamDidEnd(attempt) }
+    }
+
+    func streamDidClose(error: HTTPStreamError?) {
+        guard let error, !self.ended else { return }
+        let attempt = self.attempt
+        // REFUSED_STREAM (no free slot) and a GOAWAY'd stream were never processed: safe to retry.
+        let failure = UpstreamFailure(
+            retryable: true,
+            label: error.code == .refusedStream ? "refused" : (error.byPeer ? "car_reset" : "cancelled"))
+        self.deliver { $0.upstream(attempt, didFail: failure) }
+    }
+}

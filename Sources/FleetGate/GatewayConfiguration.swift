@@ -1,0 +1,71 @@
+public import FleetGeo
+public import FleetHTTP2
+public import NIOCore
+
+/// Everything the gateway needs to run. Defaults follow DESIGN.md's Contracts.
+public struct GatewayConfiguration: Sendable {
+    /// Host for the client and tunnel listeners.
+    public var host: String
+    /// Client port (h2c and HTTP/1.1). 0 picks a free one.
+    public var clientPort: Int
+    /// Car tunnel port.
+    public var tunnelPort: Int
+    /// Admin host (loopback by default) and port.
+    public var adminHost: String
+    public var adminPort: Int
+    /// API keys accepted as `Authorization: Bearer`; empty means no authentication (development).
+    public var apiKeys: Set<String>
+    /// The fleet secret that signs vehicle tokens and keys pseudonyms. Never logged.
+    public var fleetSecret: String
+    /// The region map.
+    public var regionMap: RegionMap
+    /// Addresses (CIDR) whose X-Forwarded-For is trusted. Empty: forwarding headers are ignored.
+    public var trustedProxies: [String]
+    /// Request body limit.
+    public var maxBodyBytes: Int
+    /// How long a client may take to send its request body.
+    public var bodyTimeout: TimeAmount
+    /// How long to wait for the first token from one upstream before trying the next.
+    public var firstTokenTimeout: TimeAmount
+    /// Upstreams tried per request before giving up.
+    public var maxAttempts: Int
+    /// How long a car has to send its hello after connecting.
+    public var helloTimeout: TimeAmount
+    /// How often each car is PINGed for RTT and liveness.
+    public var carPingInterval: TimeAmount
+    /// HTTP/2 settings for client connections.
+    public var clientHTTP2: HTTP2Configuration
+    /// HTTP/2 settings for car tunnels (the gateway is the client there).
+    public var tunnelHTTP2: HTTP2Configuration
+    /// Allow cleartext tunnels from non-loopback peers (production uses TLS).
+    public var allowCleartextTunnels: Bool
+
+    public init(
+        host: String = "127.0.0.1", clientPort: Int = 8080, tunnelPort: Int = 7443, adminHost: String = "127.0.0.1",
+        adminPort: Int = 9090, apiKeys: Set<String> = [], fleetSecret: String, regionMap: RegionMap = .default,
+        trustedProxies: [String] = [], maxBodyBytes: Int = 1 << 20, bodyTimeout: TimeAmount = .seconds(30),
+        firstTokenTimeout: TimeAmount = .seconds(15), maxAttempts: Int = 3, helloTimeout: TimeAmount = .seconds(5),
+        carPingInterval: TimeAmount = .seconds(5), clientHTTP2: HTTP2Configuration = .defaults,
+        tunnelHTTP2: HTTP2Configuration = HTTP2Configuration(maxConcurrentStreams: 64, idleTimeout: nil),
+        allowCleartextTunnels: Bool = false
+    ) {
+        self.host = host
+        self.clientPort = clientPort
+        self.tunnelPort = tunnelPort
+        self.adminHost = adminHost
+        self.adminPort = adminPort
+        self.apiKeys = apiKeys
+        self.fleetSecret = fleetSecret
+        self.regionMap = regionMap
+        self.trustedProxies = trustedProxies
+        self.maxBodyBytes = maxBodyBytes
+        self.bodyTimeout = bodyTimeout
+        self.firstTokenTimeout = firstTokenTimeout
+        self.maxAttempts = maxAttempts
+        self.helloTimeout = helloTimeout
+        self.carPingInterval = carPingInterval
+        self.clientHTTP2 = clientHTTP2
+        self.tunnelHTTP2 = tunnelHTTP2
+        self.allowCleartextTunnels = allowCleartextTunnels
+    }
+}

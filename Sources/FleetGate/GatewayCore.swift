@@ -1,0 +1,66 @@
+public import FleetGeo
+public import FleetScheduler
+public import Logging
+import NIOCore
+
+/// What every request and tunnel handler shares: configuration, the fleet, geo and metrics.
+public final class GatewayCore: Sendable {
+    public let configuration: GatewayConfiguration
+    public let registry: FleetRegistry
+    public let tunnels: TunnelTable
+    public let credentials: FleetCredentials
+    public let resolver: OriginResolver
+    public let clientAddresses: ClientAddressResolver
+    public let metrics: GatewayMetrics
+    public let logger: Logger
+
+    init(configuration: GatewayConfiguration, credentials: FleetCredentials, metrics: GatewayMetrics, logger: Logger) throws {
+        self.configuration = configuration
+        self.registry = FleetRegistry()
+        self.tunnels = TunnelTable()
+        self.credentials = credentials
+        self.resolver = OriginResolver(map: configuration.regionMap, lookup: nil)
+        var trusted: [CIDR] = []
+        for text in configuration.trustedProxies {
+            guard let cidr = CIDR(text) else {
+                throw GatewayError(code: .invalidConfiguration, message: "key 'trustedProxies': '\(text)' is not an address or CIDR block")
+            }
+            trusted.append(cidr)
+        }
+        self.clientAddresses = ClientAddressResolver(trusted: trusted)
+        self.metrics = metrics
+        self.logger = logger
+    }
+
+    /// Seconds on a monotonic clock, for the registry's back-off.
+    var now: Double { Double(NIODeadline.now().uptimeNanoseconds) / 1e9 }
+
+    /// Publishes the connected-car gauge for one region.
+    func publishCarCount(region: String) {
+        let count = self.registry.all().filter { $0.descriptor.region == region }.count
+        self.metrics.carsConnected(region: region, count: count)
+    }
+}
+
+/// An error of the gateway's set-up.
+public struct GatewayError: Error, Hashable, Sendable, CustomStringConvertible {
+    public var code: Code
+    public var message: String
+
+    public init(code: Code, message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        private enum Value: Hashable { case invalidConfiguration, bindFailed }
+        private let value: Value
+        /// A configuration value is out of range or malformed; the message names the key and value.
+        public static var invalidConfiguration: Self { Self(value: .invalidConfiguration) }
+        /// A listener could not bind.
+        public static var bindFailed: Self { Self(value: .bindFailed) }
+        public var description: String { "\(self.value)" }
+    }
+
+    public var description: String { "\(self.code): \"\(self.message)\"" }
+}

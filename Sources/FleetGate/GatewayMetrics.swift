@@ -1,0 +1,55 @@
+public import CoreMetrics
+import Synchronization
+
+/// The gateway's metrics, created once from an injected factory (tests pass their own).
+///
+/// Names follow OpenTelemetry where one exists; our own start with `fleet_`. No dimension holds
+/// an unbounded value (no vehicle ids, request ids, addresses or raw paths).
+public final class GatewayMetrics: Sendable {
+    let factory: any MetricsFactory
+    private let requestCounters = Mutex<[String: Counter]>([:])
+    private let carsByRegion = Mutex<[String: Gauge]>([:])
+    /// Time to first token as the client sees it.
+    public let ttft: Timer
+    /// Time between tokens relayed.
+    public let interToken: Timer
+    /// Requests served by route (car/central).
+    public let routeCar: Counter
+    public let routeCentral: Counter
+    /// Upstream attempts that failed before the first token and were retried.
+    public let retries: Counter
+
+    public init(factory: any MetricsFactory) {
+        self.factory = factory
+        self.ttft = Timer(label: "fleet_time_to_first_token_seconds", dimensions: [], preferredDisplayUnit: .seconds, factory: factory)
+        self.interToken = Timer(label: "fleet_inter_token_seconds", dimensions: [], preferredDisplayUnit: .seconds, factory: factory)
+        self.routeCar = Counter(label: "fleet_routed_total", dimensions: [("route", "car")], factory: factory)
+        self.routeCentral = Counter(label: "fleet_routed_total", dimensions: [("route", "central")], factory: factory)
+        self.retries = Counter(label: "fleet_upstream_retries_total", dimensions: [], factory: factory)
+    }
+
+    /// Counts a finished request by route template and status.
+    public func request(route: String, status: Int) {
+        let key = "\(route) \(status)"
+        let counter = self.requestCounters.withLock { counters in
+            if let c = counters[key] { return c }
+            let c = Counter(
+                label: "http_server_requests_total",
+                dimensions: [("http_route", route), ("http_response_status_code", String(status))], factory: self.factory)
+            counters[key] = c
+            return c
+        }
+        counter.increment()
+    }
+
+    /// Sets the number of connected cars in a region.
+    public func carsConnected(region: String, count: Int) {
+        let gauge = self.carsByRegion.withLock { gauges in
+            if let g = gauges[region] { return g }
+            let g = Gauge(label: "fleet_cars_connected", dimensions: [("region", region)], factory: self.factory)
+            gauges[region] = g
+            return g
+        }
+        gauge.record(count)
+    }
+}

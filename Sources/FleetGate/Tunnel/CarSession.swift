@@ -1,0 +1,175 @@
+import FleetGeo
+import FleetHTTP2
+import FleetProtocol
+import FleetScheduler
+import Foundation
+import HTTPTypes
+import Logging
+import NIOCore
+
+/// The gateway's side of one car's tunnel, on the tunnel's event loop.
+///
+/// Responsibilities:
+/// 1. open `GET /fleet/v1/status` as soon as the car connects (the gateway is the HTTP/2 client);
+/// 2. verify the hello within ``GatewayConfiguration/helloTimeout``: schema version, credential
+///    (constant-time HMAC), claimed region allowed by the credential — a car cannot declare itself
+///    into a zone; only then register it for routing;
+/// 3. apply state and drain messages to the registry;
+/// 4. PING every ``GatewayConfiguration/carPingInterval`` and record the RTT;
+/// 5. deregister when the tunnel closes or the car sends GOAWAY (no new work, streams finish).
+final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
+    let core: GatewayCore
+    let handle: HTTP2ConnectionHandle
+    var logger: Logger
+    var carID: CarID?
+    var region: String?
+    var line: [UInt8] = []
+    var helloTimer: Scheduled<Void>?
+    var pingTimer: Scheduled<Void>?
+    var statusStream: HTTP2Stream?
+
+    init(core: GatewayCore, handle: HTTP2ConnectionHandle) {
+        self.core = core
+        self.handle = handle
+        self.logger = core.logger
+        self.logger[metadataKey: "fleet.connection.peer"] = "\(handle.channel.remoteAddress.map { "\($0)" } ?? "?")"
+    }
+
+    /// Opens the status stream and arms the hello timer.
+    func start() {
+        let handler = self.handle.onLoop
+        handler.delegate = self
+        var request = HTTPRequest(method: .get, scheme: "http", authority: "car", path: FleetStatus.path)
+        request.headerFields[.accept] = FleetStatus.contentType
+        do {
+            self.statusStream = try handler.openStream(request, endStream: true, delegate: self)
+        } catch {
+            handler.terminate(.internalError)
+            return
+        }
+        let loopBound = NIOLoopBound(self, eventLoop: self.handle.eventLoop)
+        self.helloTimer = self.handle.eventLoop.scheduleTask(in: self.core.configuration.helloTimeout) {
+            loopBound.value.reject("no hello in time")
+        }
+    }
+
+    // MARK: Status stream
+
+    func streamDidReceiveResponse(_ response: HTTPResponse) {
+        if response.status != .ok { self.reject("status stream answered \(response.status.code)") }
+    }
+
+    func streamDidReceiveData(_ data: ByteBuffer) {
+        self.statusStream?.consume(data.readableBytes)
+        for byte in data.readableBytesView {
+            if byte == UInt8(ascii: "\n") {
+                let bytes = self.line
+                self.line.removeAll(keepingCapacity: true)
+                if !bytes.isEmpty { self.received(bytes) }
+            } else {
+                self.line.append(byte)
+                if self.line.count > FleetStatus.maxLineBytes { return self.reject("status line over 16 KiB") }
+            }
+        }
+    }
+
+    func streamDidReceiveEnd(trailers: HTTPFields?) {}
+
+    func streamDidClose(error: HTTPStreamError?) {
+        // Without its status stream the car cannot be trusted with work.
+        if let id = self.carID { self.core.registry.setDraining(id) }
+    }
+
+    private func received(_ bytes: [UInt8]) {
+        guard let message = try? JSON.decode(StatusMessage.self, from: bytes) else {
+            return self.reject("malformed status message")
+        }
+        guard message.v == FleetStatus.version else { return self.reject("unsupported status version \(message.v)") }
+        switch message.type {
+        case .hello: self.hello(message)
+        case .state:
+            guard let id = self.carID, let state = message.state else { return self.reject("state before hello") }
+            self.core.registry.update(id, state: state)
+        case .drain:
+            guard let id = self.carID else { return self.reject("drain before hello") }
+            self.core.registry.setDraining(id)
+            self.logger.info("Car draining", metadata: ["fleet.drain.seconds": "\(message.secondsLeft ?? 0)"])
+        }
+    }
+
+    private func hello(_ message: StatusMessage) {
+        guard self.carID == nil else { return self.reject("second hello") }
+        guard let vehicleID = message.vehicleID, let credential = message.credential, let region = message.region,
+            let hardware = message.hardware, let models = message.models, let slots = message.slots, slots > 0,
+            let state = message.state
+        else { return self.reject("incomplete hello") }
+        let grant: FleetCredentials.Grant
+        do {
+            grant = try self.core.credentials.verify(credential, vehicleID: vehicleID)
+        } catch {
+            return self.reject(error.reason)
+        }
+        guard grant.regions.contains(region) else { return self.reject("credential does not allow the claimed region") }
+        guard let zone = self.core.configuration.regionMap.zone(ofRegion: region) else {
+            return self.reject("unknown region")
+        }
+        self.helloTimer?.cancel()
+        let descriptor = CarDescriptor(
+            vehicleID: vehicleID, pseudonym: self.core.credentials.pseudonym(of: vehicleID), region: region, zone: zone.id,
+            hardware: hardware, models: models, slots: min(slots, 64), policy: message.policy ?? OwnerPolicy())
+        let (id, replaced) = self.core.registry.register(descriptor, state: state)
+        if let replaced, let old = self.core.tunnels.handle(for: replaced) {
+            self.core.tunnels.remove(replaced)
+            old.execute { $0.beginGracefulShutdown() }
+        }
+        self.carID = id
+        self.region = region
+        self.core.tunnels.add(id, self.handle)
+        self.core.publishCarCount(region: region)
+        self.logger[metadataKey: "fleet.vehicle"] = "\(descriptor.pseudonym)"
+        self.logger.debug("Car registered", metadata: ["fleet.region": "\(region)", "fleet.hardware": "\(hardware.rawValue)"])
+        self.schedulePing()
+    }
+
+    private func reject(_ reason: String) {
+        self.logger.warning("Car rejected", metadata: ["fleet.reason": "\(reason)"])
+        self.helloTimer?.cancel()
+        self.handle.onLoop.goAway(.protocolError, debugData: reason)
+    }
+
+    private func schedulePing() {
+        let loopBound = NIOLoopBound(self, eventLoop: self.handle.eventLoop)
+        self.pingTimer = self.handle.eventLoop.scheduleTask(in: self.core.configuration.carPingInterval) {
+            let session = loopBound.value
+            session.pingNow()
+            session.schedulePing()
+        }
+    }
+
+    /// Sends a PING now and records its RTT.
+    func pingNow() {
+        guard let id = self.carID else { return }
+        let registry = self.core.registry
+        self.handle.onLoop.ping().whenSuccess { rtt in
+            registry.recordRTT(id, milliseconds: Double(rtt.nanoseconds) / 1e6)
+        }
+    }
+
+    // MARK: Connection
+
+    func connectionDidReceiveGoAway(lastStreamID: Int32, errorCode: HTTP2ErrorCode) {
+        if let id = self.carID { self.core.registry.setDraining(id) }
+    }
+
+    func connectionDidClose() {
+        self.helloTimer?.cancel()
+        self.pingTimer?.cancel()
+        if let id = self.carID {
+            self.core.registry.remove(id)
+            if self.core.tunnels.handle(for: id)?.channel === self.handle.channel { self.core.tunnels.remove(id) }
+            if let region = self.region { self.core.publishCarCount(region: region) }
+            self.logger.debug("Car disconnected")
+        }
+        self.carID = nil
+    }
+}

@@ -1,0 +1,71 @@
+/// An address block such as `10.0.0.0/8` or `fd00::/8`, for the trusted-proxy list.
+public struct CIDR: Sendable, Hashable, CustomStringConvertible {
+    public let address: IPAddress
+    /// Prefix length in bits over the 16-byte form (IPv4 prefixes are offset by 96).
+    public let prefixLength: Int
+    private let text: String
+
+    /// Parses `addr/len` or a bare address (a /32 or /128).
+    public init?(_ text: String) {
+        let parts = text.split(separator: "/", maxSplits: 1)
+        guard let address = IPAddress(parts[0]) else { return nil }
+        let maxBits = address.isIPv4 ? 32 : 128
+        let bits = parts.count == 2 ? Int(parts[1]) : maxBits
+        guard let bits, (0...maxBits).contains(bits) else { return nil }
+        self.address = address
+        self.prefixLength = address.isIPv4 ? bits + 96 : bits
+        self.text = text
+    }
+
+    /// Whether `other` is inside this block.
+    public func contains(_ other: IPAddress) -> Bool {
+        var remaining = self.prefixLength
+        for i in 0..<16 where remaining > 0 {
+            let bits = min(8, remaining)
+            let mask: UInt8 = bits == 8 ? 0xFF : ~(0xFF >> UInt8(bits))
+            if self.address.bytes[i] & mask != other.bytes[i] & mask { return false }
+            remaining -= bits
+        }
+        return true
+    }
+
+    public var description: String { self.text }
+}
+
+/// Resolves the client address from the socket peer and, only when the peer is a trusted proxy,
+/// from `X-Forwarded-For`, walking right to left past trusted hops.
+public struct ClientAddressResolver: Sendable {
+    public var trusted: [CIDR]
+    public init(trusted: [CIDR]) { self.trusted = trusted }
+
+    public func isTrusted(_ address: IPAddress) -> Bool { self.trusted.contains { $0.contains(address) } }
+
+    /// The client's address.
+    /// - Parameters:
+    ///   - peer: the socket peer.
+    ///   - forwardedFor: every `X-Forwarded-For` value, in order.
+    public func resolve(peer: IPAddress?, forwardedFor: [String]) -> IPAddress? {
+        guard let peer, self.isTrusted(peer), !forwardedFor.isEmpty else { return peer }
+        let hops = forwardedFor.flatMap { $0.split(separator: ",") }.map { $0.trimmingCharacters(in: " \t") }
+        var candidate = peer
+        for hop in hops.reversed() {
+            guard let address = IPAddress(hop) else { return candidate }  // garbage: stop at the last good hop
+            candidate = address
+            if !self.isTrusted(address) { return address }
+        }
+        return candidate
+    }
+}
+
+extension String {
+    fileprivate func trimmingCharacters(in set: String) -> String {
+        var s = Substring(self)
+        while let f = s.first, set.contains(f) { s = s.dropFirst() }
+        while let l = s.last, set.contains(l) { s = s.dropLast() }
+        return String(s)
+    }
+}
+
+extension Substring {
+    fileprivate func trimmingCharacters(in set: String) -> String { String(self).trimmingCharacters(in: set) }
+}

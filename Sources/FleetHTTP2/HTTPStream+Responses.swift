@@ -1,0 +1,43 @@
+public import HTTPTypes
+public import NIOCore
+
+extension HTTPStream {
+    /// Sends a complete response with a body in one go.
+    public func sendResponse(status: HTTPResponse.Status, contentType: String, body: ByteBuffer, headers: HTTPFields = [:]) {
+        var response = HTTPResponse(status: status)
+        response.headerFields = headers
+        response.headerFields[.contentType] = contentType
+        response.headerFields[.contentLength] = String(body.readableBytes)
+        self.sendResponse(response, endStream: body.readableBytes == 0)
+        if body.readableBytes > 0 { self.sendData(body, endStream: true) }
+    }
+}
+
+/// Collects a request body up to a limit, giving flow-control credit as it goes.
+public struct BodyAccumulator {
+    /// The largest body accepted.
+    public let limit: Int
+    /// The bytes so far.
+    public private(set) var buffer: ByteBuffer
+    /// True once the limit was exceeded; later bytes are dropped.
+    public private(set) var exceeded = false
+
+    public init(limit: Int) {
+        self.limit = limit
+        self.buffer = ByteBuffer()
+    }
+
+    /// Appends `data` (consuming it on `stream`). Returns false once over the limit.
+    public mutating func append(_ data: ByteBuffer, consumingOn stream: any HTTPStream) -> Bool {
+        stream.consume(data.readableBytes)
+        guard !self.exceeded else { return false }
+        if self.buffer.readableBytes + data.readableBytes > self.limit {
+            self.exceeded = true
+            self.buffer = ByteBuffer()
+            return false
+        }
+        var data = data
+        self.buffer.writeBuffer(&data)
+        return true
+    }
+}

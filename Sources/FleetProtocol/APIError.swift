@@ -1,0 +1,116 @@
+import Foundation
+public import NIOCore
+
+/// An error answered to an API client in OpenAI's shape, with its HTTP status.
+///
+/// The `code` strings are bounded and double as metrics labels.
+public struct APIError: Error, Hashable, Sendable, CustomStringConvertible {
+    /// The HTTP status.
+    public var status: Int
+    /// OpenAI's `type`: `invalid_request_error`, `authentication_error`, `rate_limit_error`, `server_error`.
+    public var type: String
+    /// A stable machine-readable code.
+    public var code: String
+    /// A human-readable message. Never include prompt text.
+    public var message: String
+    /// The offending parameter, when one.
+    public var param: String?
+
+    public init(status: Int, type: String, code: String, message: String, param: String? = nil) {
+        self.status = status
+        self.type = type
+        self.code = code
+        self.message = message
+        self.param = param
+    }
+
+    /// 400: the body is not valid JSON or a field is wrong.
+    public static func invalidRequest(_ message: String, param: String? = nil) -> Self {
+        Self(status: 400, type: "invalid_request_error", code: "invalid_request", message: message, param: param)
+    }
+    /// 401: no or wrong API key.
+    public static let invalidAPIKey = Self(
+        status: 401, type: "authentication_error", code: "invalid_api_key",
+        message: "Incorrect or missing API key. Send it as 'Authorization: Bearer <key>'.")
+    /// 404: the model is not served.
+    public static func modelNotFound(_ model: String) -> Self {
+        Self(status: 404, type: "invalid_request_error", code: "model_not_found",
+             message: "The model '\(model.prefix(128))' does not exist or is not served by any car or central capacity.",
+             param: "model")
+    }
+    /// 404: no such route.
+    public static let notFound = Self(status: 404, type: "invalid_request_error", code: "not_found", message: "Unknown path.")
+    /// 405.
+    public static let methodNotAllowed = Self(
+        status: 405, type: "invalid_request_error", code: "method_not_allowed", message: "Method not allowed on this path.")
+    /// 413: the body exceeds the limit.
+    public static func bodyTooLarge(limit: Int) -> Self {
+        Self(status: 413, type: "invalid_request_error", code: "request_too_large",
+             message: "Request body exceeds the limit of \(limit) bytes.")
+    }
+    /// 429: over a limit.
+    public static func rateLimited(_ message: String) -> Self {
+        Self(status: 429, type: "rate_limit_error", code: "rate_limit_exceeded", message: message)
+    }
+    /// 503: nothing in the zone can serve.
+    public static func noCapacity(zone: String) -> Self {
+        Self(status: 503, type: "server_error", code: "no_capacity_in_zone",
+             message: "No car or central capacity in privacy zone '\(zone)' can serve this request now. Retry later.")
+    }
+    /// 504: the request or the upstream timed out.
+    public static func timeout(_ message: String) -> Self {
+        Self(status: 504, type: "server_error", code: "timeout", message: message)
+    }
+    /// 502: the upstream failed.
+    public static func upstreamFailed(_ message: String) -> Self {
+        Self(status: 502, type: "server_error", code: "upstream_error", message: message)
+    }
+    /// 408: the client took too long to send the request.
+    public static let requestTimeout = Self(
+        status: 408, type: "invalid_request_error", code: "request_timeout", message: "The request body did not arrive in time.")
+
+    /// The JSON body `{"error":{…}}`.
+    public var body: APIErrorBody { APIErrorBody(message: self.message, type: self.type, code: self.code, param: self.param) }
+
+    public var description: String { "\(self.code): \"\(self.message)\" (status: \(self.status))" }
+}
+
+/// JSON helpers shared by gateway and agent.
+public enum JSON {
+    /// Encodes to a ByteBuffer (keys sorted, no slash escaping).
+    public static func buffer<T: Encodable>(_ value: T, allocator: ByteBufferAllocator = .init()) -> ByteBuffer {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.withoutEscapingSlashes, .sortedKeys]
+        let data = (try? encoder.encode(value)) ?? Data("{}".utf8)
+        return allocator.buffer(bytes: data)
+    }
+
+    /// Encodes to a string.
+    public static func string<T: Encodable>(_ value: T) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.withoutEscapingSlashes, .sortedKeys]
+        return String(decoding: (try? encoder.encode(value)) ?? Data("{}".utf8), as: UTF8.self)
+    }
+
+    /// Decodes, turning decoding errors into a 400 that names the field without echoing values.
+    public static func decodeRequest<T: Decodable>(_ type: T.Type, from buffer: ByteBuffer) throws(APIError) -> T {
+        do {
+            return try JSONDecoder().decode(type, from: Data(buffer.readableBytesView))
+        } catch let DecodingError.keyNotFound(key, _) {
+            throw .invalidRequest("Missing required parameter: '\(key.stringValue)'.", param: key.stringValue)
+        } catch let DecodingError.typeMismatch(_, context) {
+            let path = context.codingPath.map(\.stringValue).joined(separator: ".")
+            throw .invalidRequest("Invalid type for '\(path)'.", param: path)
+        } catch let DecodingError.valueNotFound(_, context) {
+            let path = context.codingPath.map(\.stringValue).joined(separator: ".")
+            throw .invalidRequest("Invalid value for '\(path)': null.", param: path)
+        } catch {
+            throw .invalidRequest("We could not parse the JSON body of your request.")
+        }
+    }
+
+    /// Decodes without mapping errors.
+    public static func decode<T: Decodable>(_ type: T.Type, from bytes: some Sequence<UInt8>) throws -> T {
+        try JSONDecoder().decode(type, from: Data(bytes))
+    }
+}

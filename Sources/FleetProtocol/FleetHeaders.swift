@@ -1,0 +1,27 @@
+/// Header names of the fleet's API (DESIGN.md, Contracts).
+public enum FleetHeader {
+    /// Request: tighten the privacy zone; response: the zone enforced.
+    public static let residency = "x-fleet-residency"
+    /// Request: the time-to-first-token objective in milliseconds.
+    public static let sloTTFT = "x-slo-ttft-ms"
+    /// Both: the request id (echoed or generated).
+    public static let requestID = "x-request-id"
+    /// Response: `car` or `central`.
+    public static let route = "x-fleet-route"
+    /// Response: the serving region.
+    public static let region = "x-fleet-region"
+    /// Response: the origin's region.
+    public static let originRegion = "x-fleet-origin-region"
+    /// Response: the zone enforced.
+    public static let zone = "x-fleet-zone"
+    /// Response: the serving car's pseudonym.
+    public static let vehicle = "x-fleet-vehicle"
+    /// Response: how many upstreams were tried.
+    public static let attempts = "x-fleet-attempts"
+    /// Response: the scorer's predicted TTFT.
+    public static let predictedTTFT = "x-fleet-predicted-ttft-ms"
+    /// Gateway → car: the seed for deterministic synthetic text.
+    public static let seed = "x-fleet-seed"
+    /// Gateway → car: continue from this token index (failover).
+    public static let resumeFrom = "x-fleet-resume-from"
+}

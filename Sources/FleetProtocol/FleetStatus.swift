@@ -1,0 +1,154 @@
+/// The car's status stream (DESIGN.md, Contracts): `GET /fleet/v1/status` opened by the gateway
+/// on every tunnel, answered by the car as `application/x-ndjson`, one JSON object per line
+/// (at most ``maxLineBytes``), each with `"v":1` and a `"type"`.
+public enum FleetStatus {
+    /// The path the gateway opens.
+    public static let path = "/fleet/v1/status"
+    /// The content type of the answer.
+    public static let contentType = "application/x-ndjson"
+    /// The schema version this build speaks.
+    public static let version = 1
+    /// The longest line accepted.
+    public static let maxLineBytes = 16 * 1024
+}
+
+/// The car's hardware class (calibration in `docs/fleet-model.md`, from shared FLEET.md).
+public enum HardwareClass: String, Codable, Sendable, CaseIterable, Hashable {
+    case hw3, hw4, ai5
+}
+
+/// How the car reaches the internet.
+public enum LinkType: String, Codable, Sendable, CaseIterable, Hashable {
+    case wifi, cellular, satellite, ethernet
+}
+
+/// What the owner allows.
+public struct OwnerPolicy: Codable, Sendable, Hashable {
+    /// Serve only while plugged in (the default: 1 kW for 8 h is ≈ 11 % of a 75 kWh pack, FLEET.md).
+    public var onlyWhilePlugged: Bool
+    /// Stop serving below this state of charge (0–100).
+    public var minChargePercent: Int
+
+    public init(onlyWhilePlugged: Bool = true, minChargePercent: Int = 50) {
+        self.onlyWhilePlugged = onlyWhilePlugged
+        self.minChargePercent = minChargePercent
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case onlyWhilePlugged = "only_while_plugged"
+        case minChargePercent = "min_charge_percent"
+    }
+}
+
+/// A model a car serves, with the rates it measured.
+public struct ModelOffer: Codable, Sendable, Hashable {
+    public var id: String
+    /// Measured or profiled decode rate, tokens per second for one stream.
+    public var decodeTokensPerSecond: Double
+    /// Measured or profiled prefill rate, prompt tokens per second.
+    public var prefillTokensPerSecond: Double
+
+    public init(id: String, decodeTokensPerSecond: Double, prefillTokensPerSecond: Double) {
+        self.id = id
+        self.decodeTokensPerSecond = decodeTokensPerSecond
+        self.prefillTokensPerSecond = prefillTokensPerSecond
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id
+        case decodeTokensPerSecond = "decode_tps"
+        case prefillTokensPerSecond = "prefill_tps"
+    }
+}
+
+/// The car's changing state.
+public struct VehicleState: Codable, Sendable, Hashable {
+    public var pluggedIn: Bool
+    /// State of charge, 0–100.
+    public var chargePercent: Int
+    public var link: LinkType
+    /// Seconds until the car expects to drive off; nil when unknown.
+    public var departingInSeconds: Int?
+    /// Free inference slots right now.
+    public var slotsFree: Int
+
+    public init(pluggedIn: Bool, chargePercent: Int, link: LinkType, departingInSeconds: Int? = nil, slotsFree: Int) {
+        self.pluggedIn = pluggedIn
+        self.chargePercent = chargePercent
+        self.link = link
+        self.departingInSeconds = departingInSeconds
+        self.slotsFree = slotsFree
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case pluggedIn = "plugged_in"
+        case chargePercent = "charge_percent"
+        case link
+        case departingInSeconds = "departing_in_s"
+        case slotsFree = "slots_free"
+    }
+}
+
+/// One line of the status stream.
+public struct StatusMessage: Codable, Sendable, Hashable {
+    public enum Kind: String, Codable, Sendable { case hello, state, drain }
+
+    public var v: Int
+    public var type: Kind
+    // hello
+    public var vehicleID: String?
+    public var credential: String?
+    public var hardware: HardwareClass?
+    public var models: [ModelOffer]?
+    public var region: String?
+    public var slots: Int?
+    public var policy: OwnerPolicy?
+    // hello and state
+    public var state: VehicleState?
+    // drain
+    public var reason: String?
+    public var secondsLeft: Int?
+
+    public init(type: Kind) {
+        self.v = FleetStatus.version
+        self.type = type
+    }
+
+    /// A hello.
+    public static func hello(
+        vehicleID: String, credential: String, hardware: HardwareClass, models: [ModelOffer], region: String,
+        slots: Int, policy: OwnerPolicy, state: VehicleState
+    ) -> Self {
+        var m = Self(type: .hello)
+        m.vehicleID = vehicleID
+        m.credential = credential
+        m.hardware = hardware
+        m.models = models
+        m.region = region
+        m.slots = slots
+        m.policy = policy
+        m.state = state
+        return m
+    }
+
+    /// A state change.
+    public static func state(_ state: VehicleState) -> Self {
+        var m = Self(type: .state)
+        m.state = state
+        return m
+    }
+
+    /// A drain notice.
+    public static func drain(reason: String, secondsLeft: Int) -> Self {
+        var m = Self(type: .drain)
+        m.reason = reason
+        m.secondsLeft = secondsLeft
+        return m
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case v, type, hardware, models, region, slots, policy, state, reason, credential
+        case vehicleID = "vehicle_id"
+        case secondsLeft = "seconds_left"
+    }
+}

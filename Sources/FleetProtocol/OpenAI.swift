@@ -1,0 +1,274 @@
+/// OpenAI wire types: the subset of `/v1/chat/completions` and `/v1/completions` the fleet serves.
+///
+/// Decoding is lenient about fields we do not use (they are ignored) and strict about the ones
+/// we do: wrong types are a 400, as OpenAI's API answers them.
+
+/// One chat message.
+public struct ChatMessage: Codable, Sendable, Hashable {
+    public var role: String
+    public var content: String
+
+    public init(role: String, content: String) {
+        self.role = role
+        self.content = content
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.role = try c.decode(String.self, forKey: .role)
+        // content may be a string or an array of {type:"text", text:…} parts.
+        if let text = try? c.decode(String.self, forKey: .content) {
+            self.content = text
+        } else if let parts = try? c.decode([ContentPart].self, forKey: .content) {
+            self.content = parts.compactMap(\.text).joined()
+        } else if try c.decodeNil(forKey: .content) {
+            self.content = ""
+        } else {
+            throw DecodingError.dataCorruptedError(
+                forKey: .content, in: c, debugDescription: "content must be a string or an array of text parts")
+        }
+    }
+
+    private struct ContentPart: Codable, Sendable {
+        var type: String
+        var text: String?
+    }
+
+    private enum CodingKeys: String, CodingKey { case role, content }
+}
+
+/// `stream_options`.
+public struct StreamOptions: Codable, Sendable, Hashable {
+    public var includeUsage: Bool?
+    public init(includeUsage: Bool?) { self.includeUsage = includeUsage }
+    enum CodingKeys: String, CodingKey { case includeUsage = "include_usage" }
+}
+
+/// `stop`: a string or an array of strings.
+public struct StopSequences: Codable, Sendable, Hashable {
+    public var values: [String]
+    public init(_ values: [String]) { self.values = values }
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if let one = try? c.decode(String.self) {
+            self.values = [one]
+        } else {
+            self.values = try c.decode([String].self)
+        }
+    }
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(self.values)
+    }
+}
+
+/// The body of `POST /v1/chat/completions` or `POST /v1/completions` (then `prompt` instead of `messages`).
+public struct CompletionRequest: Codable, Sendable {
+    public var model: String
+    public var messages: [ChatMessage]?
+    public var prompt: String?
+    public var stream: Bool?
+    public var streamOptions: StreamOptions?
+    public var maxTokens: Int?
+    public var maxCompletionTokens: Int?
+    public var temperature: Double?
+    public var stop: StopSequences?
+    public var seed: Int?
+    public var user: String?
+
+    public init(
+        model: String, messages: [ChatMessage]? = nil, prompt: String? = nil, stream: Bool? = nil,
+        streamOptions: StreamOptions? = nil, maxTokens: Int? = nil, stop: [String]? = nil, seed: Int? = nil
+    ) {
+        self.model = model
+        self.messages = messages
+        self.prompt = prompt
+        self.stream = stream
+        self.streamOptions = streamOptions
+        self.maxTokens = maxTokens
+        self.stop = stop.map(StopSequences.init)
+        self.seed = seed
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case model, messages, prompt, stream, temperature, stop, seed, user
+        case streamOptions = "stream_options"
+        case maxTokens = "max_tokens"
+        case maxCompletionTokens = "max_completion_tokens"
+    }
+
+    /// The output limit: `max_completion_tokens`, else `max_tokens`.
+    public var outputLimit: Int? { self.maxCompletionTokens ?? self.maxTokens }
+
+    /// The prompt as a ``Prompt`` (whose description never shows text).
+    public var promptText: Prompt {
+        if let messages { return Prompt(messages.map { "\($0.role): \($0.content)" }.joined(separator: "\n")) }
+        return Prompt(self.prompt ?? "")
+    }
+}
+
+/// Prompt or completion text: its description shows only its size, so it cannot reach a log by accident.
+public struct Prompt: Sendable, Hashable, CustomStringConvertible, CustomDebugStringConvertible {
+    /// The text. Never log it.
+    public let text: String
+    public init(_ text: String) { self.text = text }
+    /// Rough token estimate (≈ 4 bytes per token, OpenAI's rule of thumb).
+    public var estimatedTokens: Int { max(1, self.text.utf8.count / 4) }
+    public var description: String { "Prompt(\(self.text.utf8.count) bytes, ~\(self.estimatedTokens) tokens)" }
+    public var debugDescription: String { self.description }
+}
+
+/// Token counts.
+public struct Usage: Codable, Sendable, Hashable {
+    public var promptTokens: Int
+    public var completionTokens: Int
+    public var totalTokens: Int
+
+    public init(promptTokens: Int, completionTokens: Int) {
+        self.promptTokens = promptTokens
+        self.completionTokens = completionTokens
+        self.totalTokens = promptTokens + completionTokens
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case promptTokens = "prompt_tokens"
+        case completionTokens = "completion_tokens"
+        case totalTokens = "total_tokens"
+    }
+}
+
+/// A delta in a streamed chat chunk.
+public struct ChunkDelta: Codable, Sendable, Hashable {
+    public var role: String?
+    public var content: String?
+    public init(role: String? = nil, content: String? = nil) {
+        self.role = role
+        self.content = content
+    }
+}
+
+/// One choice of a streamed chunk (`chat.completion.chunk` or `text_completion`).
+public struct ChunkChoice: Codable, Sendable, Hashable {
+    public var index: Int
+    public var delta: ChunkDelta?
+    public var text: String?
+    public var finishReason: String?
+
+    public init(index: Int = 0, delta: ChunkDelta? = nil, text: String? = nil, finishReason: String? = nil) {
+        self.index = index
+        self.delta = delta
+        self.text = text
+        self.finishReason = finishReason
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case index, delta, text
+        case finishReason = "finish_reason"
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(self.index, forKey: .index)
+        try c.encodeIfPresent(self.delta, forKey: .delta)
+        try c.encodeIfPresent(self.text, forKey: .text)
+        try c.encode(self.finishReason, forKey: .finishReason)  // OpenAI sends null explicitly
+    }
+}
+
+/// A streamed chunk.
+public struct CompletionChunk: Codable, Sendable, Hashable {
+    public var id: String
+    public var object: String
+    public var created: Int
+    public var model: String
+    public var choices: [ChunkChoice]
+    public var usage: Usage?
+
+    public init(id: String, object: String, created: Int, model: String, choices: [ChunkChoice], usage: Usage? = nil) {
+        self.id = id
+        self.object = object
+        self.created = created
+        self.model = model
+        self.choices = choices
+        self.usage = usage
+    }
+}
+
+/// A non-streamed completion (`chat.completion` or `text_completion`).
+public struct CompletionResponse: Codable, Sendable, Hashable {
+    public struct Choice: Codable, Sendable, Hashable {
+        public var index: Int
+        public var message: ChatMessage?
+        public var text: String?
+        public var finishReason: String?
+
+        public init(index: Int, message: ChatMessage?, text: String?, finishReason: String?) {
+            self.index = index
+            self.message = message
+            self.text = text
+            self.finishReason = finishReason
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case index, message, text
+            case finishReason = "finish_reason"
+        }
+    }
+
+    public var id: String
+    public var object: String
+    public var created: Int
+    public var model: String
+    public var choices: [Choice]
+    public var usage: Usage
+
+    public init(id: String, object: String, created: Int, model: String, choices: [Choice], usage: Usage) {
+        self.id = id
+        self.object = object
+        self.created = created
+        self.model = model
+        self.choices = choices
+        self.usage = usage
+    }
+}
+
+/// `GET /v1/models`.
+public struct ModelList: Codable, Sendable, Hashable {
+    public struct Model: Codable, Sendable, Hashable {
+        public var id: String
+        public var object: String = "model"
+        public var created: Int
+        public var ownedBy: String
+
+        public init(id: String, created: Int, ownedBy: String) {
+            self.id = id
+            self.created = created
+            self.ownedBy = ownedBy
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case id, object, created
+            case ownedBy = "owned_by"
+        }
+    }
+
+    public var object: String = "list"
+    public var data: [Model]
+    public init(data: [Model]) { self.data = data }
+}
+
+/// OpenAI's error body: `{"error":{"message","type","code"}}`.
+public struct APIErrorBody: Codable, Sendable, Hashable {
+    public struct Detail: Codable, Sendable, Hashable {
+        public var message: String
+        public var type: String
+        public var param: String?
+        public var code: String?
+    }
+
+    public var error: Detail
+
+    public init(message: String, type: String, code: String?, param: String? = nil) {
+        self.error = Detail(message: message, type: type, param: param, code: code)
+    }
+}

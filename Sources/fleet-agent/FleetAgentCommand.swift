@@ -1,0 +1,124 @@
+import ArgumentParser
+import FleetAgent
+import FleetHTTP2
+import FleetProtocol
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+import UnixSignals
+
+@main
+struct FleetAgentCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fleet-agent",
+        abstract: "The car-side agent: dials the gateway and serves inference on the tunnel.",
+        subcommands: [Run.self, Serve.self]
+    )
+}
+
+struct EngineOptions: ParsableArguments {
+    @Option(name: .customLong("hardware"), help: "Hardware class: hw3, hw4 or ai5.") var hardwareName = "hw4"
+    @Option(help: "Engine: synthetic.") var engine = "synthetic"
+    @Option(help: "Hidden slowdown of the synthetic engine (1 = nominal).") var slowdown = 1.0
+    @Option(help: "Log level.") var logLevel = "info"
+
+    var hardware: HardwareClass { HardwareClass(rawValue: self.hardwareName) ?? .hw4 }
+
+    func makeEngine() throws -> SyntheticEngine {
+        guard HardwareClass(rawValue: self.hardwareName) != nil else {
+            throw ValidationError("--hardware: '\(self.hardwareName)' is not one of hw3, hw4, ai5")
+        }
+        guard self.engine == "synthetic" else { throw ValidationError("--engine: '\(self.engine)' is not known (synthetic)") }
+        guard self.slowdown >= 1 else { throw ValidationError("--slowdown: \(self.slowdown) must be ≥ 1") }
+        return SyntheticEngine(profile: .of(self.hardware), slowdown: self.slowdown)
+    }
+
+    func logger() -> Logger {
+        let level = Logger.Level(rawValue: self.logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        return Logger(label: "fleet-agent")
+    }
+}
+
+
+struct Run: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Dial the gateway's tunnel port and serve jobs.")
+    @OptionGroup var engineOptions: EngineOptions
+    @Option(help: "Gateway tunnel address host:port.") var gateway = "127.0.0.1:7443"
+    @Option(help: "This car's vehicle id.") var vehicleID: String
+    @Option(help: "Its token (fleetgate token issue); or FLEET_AGENT_TOKEN.") var token: String?
+    @Option(help: "The region the car is in.") var region: String
+    @Flag(inversion: .prefixedNo, help: "Plugged in.") var plugged = true
+    @Option(help: "State of charge, 0–100.") var charge = 80
+    @Option(help: "Link: wifi, cellular, satellite, ethernet.") var link = "wifi"
+    @Option(help: "Seconds until the car drives off.") var departingIn: Int?
+    @Option(help: "Serve only while plugged in (owner policy).") var onlyWhilePlugged = true
+    @Option(help: "Lowest state of charge to serve at (owner policy).") var minCharge = 50
+    @Option(help: "JSON file with plugged_in, charge_percent, link, departing_in_s; watched for changes.") var stateFile: String?
+
+    func run() async throws {
+        let logger = self.engineOptions.logger()
+        let parts = self.gateway.split(separator: ":")
+        guard parts.count == 2, let port = Int(parts[1]), (1...65535).contains(port) else {
+            throw ValidationError("--gateway: '\(self.gateway)' is not host:port")
+        }
+        guard (0...100).contains(self.charge) else { throw ValidationError("--charge: \(self.charge) is not in 0...100") }
+        guard let token = self.token ?? ProcessInfo.processInfo.environment["FLEET_AGENT_TOKEN"] else {
+            throw ValidationError("give --token or set FLEET_AGENT_TOKEN")
+        }
+        let engine = try self.engineOptions.makeEngine()
+        guard let link = LinkType(rawValue: self.link) else {
+            throw ValidationError("--link: '\(self.link)' is not one of wifi, cellular, satellite, ethernet")
+        }
+        let state = AgentState(
+            initial: VehicleState(pluggedIn: self.plugged, chargePercent: self.charge, link: link,
+                                  departingInSeconds: self.departingIn, slotsFree: engine.slots),
+            slots: engine.slots)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let config = AgentConfiguration(
+            gatewayHost: String(parts[0]), gatewayPort: port, vehicleID: self.vehicleID, credential: token,
+            region: self.region, hardware: self.engineOptions.hardware,
+            policy: OwnerPolicy(onlyWhilePlugged: self.onlyWhilePlugged, minChargePercent: self.minCharge))
+        var services: [any Service] = []
+        if let stateFile = self.stateFile {
+            let watcher = StateFileWatcher(path: stateFile, state: state, logger: logger)
+            try watcher.apply()
+            services.append(watcher)
+        }
+        services.append(TunnelClient(configuration: config, engine: engine, state: state, group: group, logger: logger))
+        let serviceGroup = ServiceGroup(
+            configuration: .init(services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint],
+                                 logger: logger))
+        try await serviceGroup.run()
+    }
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Serve the engine as a plain OpenAI-compatible HTTP server (h2c + HTTP/1.1), e.g. as central capacity.")
+    @OptionGroup var engineOptions: EngineOptions
+    @Option(help: "Address to listen on, host:port (port 0 picks one).") var listen = "127.0.0.1:8000"
+
+    func run() async throws {
+        let logger = self.engineOptions.logger()
+        let parts = self.listen.split(separator: ":")
+        guard parts.count == 2, let port = Int(parts[1]), (0...65535).contains(port) else {
+            throw ValidationError("--listen: '\(self.listen)' is not host:port")
+        }
+        let engine = try self.engineOptions.makeEngine()
+        // As central capacity it is not a car: many slots, no telemetry.
+        let state = AgentState(initial: VehicleState(pluggedIn: true, chargePercent: 100, link: .ethernet, slotsFree: 0),
+                               slots: 4096)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let responder = AgentResponder(engine: engine, state: state, hello: nil, logger: logger)
+        let channel = try await HTTPServer.bind(host: String(parts[0]), port: port, group: group, responder: responder)
+        print("fleet-agent serving on http://\(parts[0]):\(channel.localAddress!.port!)/v1")
+        try await channel.closeFuture.get()
+    }
+}

@@ -1,0 +1,105 @@
+import ArgumentParser
+import FleetAgent
+import FleetGate
+import FleetProtocol
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+import UnixSignals
+
+/// `fleetgate demo`: the gateway and simulated cars in several regions, on embedded defaults.
+struct Demo: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the gateway with simulated cars until Ctrl-C.")
+    @OptionGroup var common: CommonOptions
+    @Option(help: "Simulated cars per region (one of each hardware class per three).") var carsPerRegion = 3
+
+    /// Regions the demo fleet parks in, across the eu, us and apac zones.
+    static let regions = ["eu-central", "eu-west", "eu-north", "us-east", "ap-northeast"]
+
+    func run() async throws {
+        let logger = self.common.bootstrap()
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: self.common.threads ?? System.coreCount)
+        let secret = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
+        var config = GatewayConfiguration(fleetSecret: secret)
+        config.clientPort = Self.freeOrZero(8080)
+        config.tunnelPort = Self.freeOrZero(7443)
+        config.adminPort = Self.freeOrZero(9090)
+        let gateway = try Gateway(configuration: config, group: group, logger: logger)
+        let credentials = try FleetCredentials(secret: secret)
+
+        var services: [any Service] = gateway.services
+        services.append(WhenBound(gateway: gateway, group: group, logger: logger, secret: credentials,
+                                  carsPerRegion: self.carsPerRegion))
+        let group2 = ServiceGroup(
+            configuration: .init(services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint],
+                                 logger: logger))
+        try await group2.run()
+    }
+
+    static func freeOrZero(_ port: Int) -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        let rc = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        return rc == 0 ? port : 0
+    }
+}
+
+/// Waits for the listeners, prints how to use the demo, then runs the simulated cars.
+struct WhenBound: Service {
+    let gateway: Gateway
+    let group: any EventLoopGroup
+    let logger: Logger
+    let secret: FleetCredentials
+    let carsPerRegion: Int
+
+    func run() async throws {
+        let client = try await self.gateway.clientListener.boundAddress.get()
+        let tunnel = try await self.gateway.tunnelListener.boundAddress.get()
+        let admin = try await self.gateway.adminListener.boundAddress.get()
+        let hardware: [HardwareClass] = [.ai5, .hw4, .hw3]
+        var cars: [SimulatedCar] = []
+        var carLogger = self.logger
+        carLogger.logLevel = .warning
+        for region in Demo.regions {
+            for i in 0..<self.carsPerRegion {
+                let vehicleID = "demo-\(region)-\(i + 1)"
+                let token = self.secret.issue(vehicleID: vehicleID, regions: [region], expires: Date().addingTimeInterval(86_400))
+                let config = AgentConfiguration(
+                    gatewayHost: "127.0.0.1", gatewayPort: tunnel.port!, vehicleID: vehicleID, credential: token,
+                    region: region, hardware: hardware[i % hardware.count])
+                cars.append(SimulatedCar(
+                    configuration: config, state: VehicleState(pluggedIn: true, chargePercent: 80, link: .wifi, slotsFree: 0),
+                    group: self.group, logger: carLogger))
+            }
+        }
+        let url = "http://127.0.0.1:\(client.port!)"
+        let banner = """
+
+            FleetGate demo: \(cars.count) simulated cars in \(Demo.regions.joined(separator: ", ")).
+              API      \(url)/v1   (h2c and HTTP/1.1; no API key)
+              metrics  http://127.0.0.1:\(admin.port!)/metrics   cars: http://127.0.0.1:\(admin.port!)/admin/cars
+            Stream a completion (your loopback address counts as the default region, eu-central):
+
+              curl -N --http2-prior-knowledge \(url)/v1/chat/completions -H 'content-type: application/json' \\
+                -d '{"model":"fleet-8b","stream":true,"messages":[{"role":"user","content":"Hello, fleet"}]}'
+
+            Ctrl-C stops it.
+
+            """
+        // Unbuffered, so the banner shows at once even when stdout is a pipe.
+        FileHandle.standardOutput.write(Data((banner + "\n").utf8))
+        try await withThrowingDiscardingTaskGroup { group in
+            for car in cars { group.addTask { try await car.tunnel.run() } }
+        }
+    }
+}

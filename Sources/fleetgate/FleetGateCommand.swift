@@ -1,0 +1,83 @@
+import ArgumentParser
+import FleetAgent
+import FleetGate
+import FleetProtocol
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+import UnixSignals
+
+@main
+struct FleetGateCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fleetgate",
+        abstract: "An HTTP/2 gateway that routes OpenAI-style inference to a fleet of parked cars.",
+        subcommands: [Serve.self, Demo.self, Token.self]
+    )
+}
+
+struct CommonOptions: ParsableArguments {
+    @Option(help: "Log level (trace, debug, info, notice, warning, error).") var logLevel: String = "info"
+    @Option(help: "Event loop threads (default: one per core).") var threads: Int?
+
+    func bootstrap() -> Logger {
+        let level = Logger.Level(rawValue: self.logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        return Logger(label: "fleetgate")
+    }
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the gateway.")
+    @OptionGroup var common: CommonOptions
+    @Option(help: "Address for the client and tunnel listeners.") var host = "127.0.0.1"
+    @Option(help: "Client port (h2c + HTTP/1.1); 0 picks one.") var clientPort = 8080
+    @Option(help: "Car tunnel port.") var tunnelPort = 7443
+    @Option(help: "Admin port (bound to 127.0.0.1).") var adminPort = 9090
+    @Option(help: "An accepted API key (repeatable). None: no authentication.") var apiKey: [String] = []
+    @Option(help: "Trusted proxy CIDR whose X-Forwarded-For is believed (repeatable).") var trustedProxy: [String] = []
+    @Flag(help: "Accept cleartext tunnels from non-loopback peers.") var allowCleartextTunnels = false
+
+    func run() async throws {
+        let logger = self.common.bootstrap()
+        guard let secret = ProcessInfo.processInfo.environment["FLEETGATE_FLEET_SECRET"] else {
+            throw ValidationError("set FLEETGATE_FLEET_SECRET (at least 16 bytes) to the fleet secret")
+        }
+        let config = GatewayConfiguration(
+            host: self.host, clientPort: self.clientPort, tunnelPort: self.tunnelPort, adminPort: self.adminPort,
+            apiKeys: Set(self.apiKey), fleetSecret: secret, trustedProxies: self.trustedProxy,
+            allowCleartextTunnels: self.allowCleartextTunnels)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: self.common.threads ?? System.coreCount)
+        let gateway = try Gateway(configuration: config, group: group, logger: logger)
+        let services = ServiceGroup(
+            configuration: .init(services: gateway.services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint],
+                                 logger: logger))
+        try await services.run()
+    }
+}
+
+struct Token: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Vehicle credentials.", subcommands: [Issue.self])
+
+    struct Issue: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Mint a vehicle token (uses FLEETGATE_FLEET_SECRET).")
+        @Option(help: "The vehicle id.") var vehicleID: String
+        @Option(help: "A region the car may serve (repeatable).") var region: [String]
+        @Option(help: "Validity in days.") var days = 30
+
+        func run() async throws {
+            guard let secret = ProcessInfo.processInfo.environment["FLEETGATE_FLEET_SECRET"] else {
+                throw ValidationError("set FLEETGATE_FLEET_SECRET to the fleet secret")
+            }
+            let credentials = try FleetCredentials(secret: secret)
+            print(credentials.issue(vehicleID: self.vehicleID, regions: self.region,
+                                    expires: Date().addingTimeInterval(Double(self.days) * 86_400)))
+        }
+    }
+}
