@@ -104,7 +104,7 @@ let package = Package(
         .target(
             name: "FleetTesting",
             dependencies: nio + [
-                "FleetHTTP2", "FleetProtocol", "FleetGate", "FleetAgent",
+                "FleetHTTP2", "FleetProtocol", "FleetGate", "FleetAgent", "FleetScheduler",
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -162,7 +162,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: nio + [
-                "FleetTesting", "FleetGate", "FleetAgent", "FleetHTTP2", "FleetProtocol",
+                "FleetTesting", "FleetGate", "FleetAgent", "FleetHTTP2", "FleetProtocol", "FleetScheduler",
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
             ],

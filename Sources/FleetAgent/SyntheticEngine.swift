@@ -7,8 +7,9 @@ import Synchronization
 /// Timing follows the car's ``HardwareProfile`` on the wall clock: the first token after
 /// `prompt tokens ÷ prefill rate`, then one token every `1 ÷ decode rate`, where the per-stream
 /// decode rate falls as more streams share the chip. Text is ``SyntheticText``, a function of
-/// (seed, token index). A natural answer length (64–191 tokens, from the seed) ends with
-/// `stop`; `max_tokens` ends it earlier with `length`.
+/// (seed, token index). Without `max_tokens` an answer has a natural length (64–191 tokens, from
+/// the seed) and ends with `stop`; with it, generation runs to the limit and ends with `length`
+/// (or `stop` when a stop sequence appears).
 public final class SyntheticEngine: InferenceEngine, Sendable {
     /// The profile timing follows.
     public let profile: HardwareProfile
@@ -81,7 +82,7 @@ private final class SyntheticJob: InferenceJobHandle {
         self.eventLoop = eventLoop
         self.sink = sink
         self.index = job.resumeFrom
-        self.naturalLength = 64 + Int(job.seed % 128)
+        self.naturalLength = job.body.outputLimit == nil ? 64 + Int(job.seed % 128) : Int.max
     }
 
     func begin() {

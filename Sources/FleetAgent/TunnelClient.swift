@@ -63,7 +63,11 @@ public final class TunnelClient: Service, Sendable {
                     self.connects.add(1, ordering: .relaxed)
                     attempt = 0
                     self.logger.info("Tunnel connected", metadata: metadata)
-                    try? await handle.channel.closeFuture.get()
+                    await withTaskCancellationHandler {
+                        try? await handle.channel.closeFuture.get()
+                    } onCancel: {
+                        handle.channel.close(promise: nil)
+                    }
                     self.current.withLock { $0 = nil }
                     self.logger.info("Tunnel closed", metadata: metadata)
                 } catch {
@@ -78,6 +82,11 @@ public final class TunnelClient: Service, Sendable {
         } onGracefulShutdown: {
             self.drain()
         }
+    }
+
+    /// Drops the current tunnel at once, as a lost link would (it then reconnects with backoff).
+    public func disconnect() {
+        self.current.withLock { $0 }?.channel.close(promise: nil)
     }
 
     /// Drains: tells the gateway on the status stream, then GOAWAY; in-flight jobs finish.

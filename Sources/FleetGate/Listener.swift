@@ -66,11 +66,18 @@ public final class Listener: Service, Sendable {
         self.bound.succeed(address)
         self.onBound(address)
         let done = self.group.any().makePromise(of: Void.self)
-        await withGracefulShutdownHandler {
-            try? await channel.closeFuture.get()
-            try? await done.futureResult.get()
-        } onGracefulShutdown: {
-            quiesce.initiateShutdown(promise: done)
+        await withTaskCancellationHandler {
+            await withGracefulShutdownHandler {
+                try? await channel.closeFuture.get()
+                try? await done.futureResult.get()
+            } onGracefulShutdown: {
+                quiesce.initiateShutdown(promise: done)
+            }
+        } onCancel: {
+            // Cancellation is not graceful: close the listener and every connection now.
+            quiesce.initiateShutdown(promise: nil)
+            channel.close(promise: nil)
+            done.succeed()
         }
     }
 }

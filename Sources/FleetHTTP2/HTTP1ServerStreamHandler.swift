@@ -86,7 +86,7 @@ public final class HTTP1ServerStreamHandler: ChannelInboundHandler, RemovableCha
 /// One HTTP/1.1 request/response on a connection.
 final class HTTP1Stream: HTTPStream {
     let context: ChannelHandlerContext
-    unowned let handler: HTTP1ServerStreamHandler
+    var handler: HTTP1ServerStreamHandler?
     var delegate: (any HTTPStreamDelegate)?
     var receivedEnd = false
     var sentEnd = false
@@ -144,6 +144,7 @@ final class HTTP1Stream: HTTPStream {
         let delegate = self.delegate
         self.delegate = nil
         delegate?.streamDidClose(error: error)
-        self.handler.streamFinished(self)
+        self.handler?.streamFinished(self)
+        self.handler = nil
     }
 }

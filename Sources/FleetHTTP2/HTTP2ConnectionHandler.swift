@@ -8,6 +8,12 @@ public protocol HTTP2ConnectionDelegate: AnyObject {
     func connectionDidReceiveGoAway(lastStreamID: Int32, errorCode: HTTP2ErrorCode)
     /// The connection closed; every stream has already heard ``HTTPStreamDelegate/streamDidClose(error:)``.
     func connectionDidClose()
+    /// A graceful shutdown of this connection began; long-lived streams that would hold it open should end now.
+    func connectionWillShutDown()
+}
+
+extension HTTP2ConnectionDelegate {
+    public func connectionWillShutDown() {}
 }
 
 /// Drives one `nghttp2_session` from a NIO channel, as HTTP/2 server or client.
@@ -99,8 +105,9 @@ public final class HTTP2ConnectionHandler: ChannelInboundHandler, RemovableChann
         if let session = self.session { nghttp2_session_del(session) }
     }
 
-    /// The event loop this connection lives on.
-    public var eventLoop: any EventLoop { self.context!.eventLoop }
+    /// The event loop this connection lives on; valid once the handler is in a pipeline, and after.
+    public var eventLoop: any EventLoop { self.loop! }
+    private var loop: (any EventLoop)?
 
     /// Streams currently open.
     public var openStreamCount: Int { self.streams.count }
@@ -109,6 +116,7 @@ public final class HTTP2ConnectionHandler: ChannelInboundHandler, RemovableChann
 
     public func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        self.loop = context.eventLoop
         self.createSession()
         if context.channel.isActive { self.activate(context: context) }
     }
@@ -224,6 +232,7 @@ public final class HTTP2ConnectionHandler: ChannelInboundHandler, RemovableChann
 
     /// Starts a graceful shutdown: no new streams, in-flight ones finish, then close.
     public func beginGracefulShutdown() {
+        self.delegate?.connectionWillShutDown()
         self.apply(self.stateMachine.beginGracefulShutdown())
     }
 
@@ -434,7 +443,7 @@ public final class HTTP2ConnectionHandler: ChannelInboundHandler, RemovableChann
         withUnsafeBytes(of: &opaque) { bytes in
             _ = nghttp2_submit_ping(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), bytes.baseAddress?.assumingMemoryBound(to: UInt8.self))
         }
-        self.pendingPings.append((id, .now(), promise))
+        self.pendingPings.append((id, self.eventLoop.now, promise))
         if self.pendingPings.count > 16 {
             self.pendingPings.removeFirst().promise?.fail(HTTP2ConnectionError(code: .pingTimeout, message: "PING unanswered"))
         }
@@ -444,7 +453,7 @@ public final class HTTP2ConnectionHandler: ChannelInboundHandler, RemovableChann
     func pingAcknowledged(opaque: UInt64) {
         guard let index = self.pendingPings.firstIndex(where: { $0.id == opaque }) else { return }
         let ping = self.pendingPings.remove(at: index)
-        let rtt = NIODeadline.now() - ping.sent
+        let rtt = self.eventLoop.now - ping.sent
         self.lastRTT = rtt
         ping.promise?.succeed(rtt)
         if opaque == self.shutdownPingID {
@@ -476,7 +485,7 @@ public final class HTTP2ConnectionHandler: ChannelInboundHandler, RemovableChann
         self.stallTimer = context.eventLoop.scheduleTask(in: max(.nanoseconds(stall.nanoseconds / 4), .milliseconds(10))) {
             let handler = loopBound.value
             guard !handler.closed else { return }
-            let now = NIODeadline.now()
+            let now = handler.eventLoop.now
             for stream in handler.streams.values
             where stream.bufferedOutboundBytes > 0 && now - stream.lastProgress > stall {
                 stream.reset(.cancel)
@@ -537,11 +546,11 @@ public final class HTTP2ConnectionHandler: ChannelInboundHandler, RemovableChann
 
 /// Counts events in the current one-second window.
 struct RateWindow {
-    var windowStart = NIODeadline.now()
+    var windowStart = NIODeadline.distantPast
     var count = 0
 
-    /// Records one event; returns the count in the current window.
-    mutating func record(now: NIODeadline = .now()) -> Int {
+    /// Records one event at `now` (the event loop's clock); returns the count in the current window.
+    mutating func record(now: NIODeadline) -> Int {
         if now - self.windowStart >= .seconds(1) {
             self.windowStart = now
             self.count = 0

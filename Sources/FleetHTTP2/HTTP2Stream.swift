@@ -10,7 +10,12 @@ public import NIOCore
 public final class HTTP2Stream: HTTPStream {
     /// The stream id.
     public let id: Int32
-    unowned let connection: HTTP2ConnectionHandler
+    /// The event loop every call must be made on.
+    public let eventLoop: any EventLoop
+    /// The connection; held strongly while the stream is open (the connection's dictionary holds
+    /// the stream), dropped on close so a stream kept by the application never outlives it unsafely.
+    private var _connection: HTTP2ConnectionHandler?
+    var connection: HTTP2ConnectionHandler { self._connection! }
     /// Receives this stream's events.
     public internal(set) var delegate: (any HTTPStreamDelegate)?
 
@@ -40,12 +45,11 @@ public final class HTTP2Stream: HTTPStream {
 
     init(id: Int32, connection: HTTP2ConnectionHandler, delegate: (any HTTPStreamDelegate)?) {
         self.id = id
-        self.connection = connection
+        self._connection = connection
+        self.eventLoop = connection.eventLoop
         self.delegate = delegate
-        self.lastProgress = .now()
+        self.lastProgress = connection.eventLoop.now
     }
-
-    public var eventLoop: any EventLoop { self.connection.eventLoop }
 
     public var isWritable: Bool { self.reportedWritable }
 
@@ -121,7 +125,7 @@ public final class HTTP2Stream: HTTPStream {
             }
         }
         self.bufferedOutboundBytes -= written
-        if written > 0 { self.lastProgress = .now() }
+        if written > 0 { self.lastProgress = self.connection.eventLoop.now }
         return written
     }
 
@@ -143,6 +147,7 @@ public final class HTTP2Stream: HTTPStream {
     func markClosed(error: HTTPStreamError?) {
         guard !self.isClosed else { return }
         self.isClosed = true
+        self._connection = nil
         self.outbound.removeAll()
         self.bufferedOutboundBytes = 0
         let delegate = self.delegate

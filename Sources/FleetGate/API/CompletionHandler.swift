@@ -63,6 +63,8 @@ final class CompletionHandler: HTTPStreamDelegate, UpstreamEvents {
     var unconsumed = 0
     var lastEventAt: NIODeadline?
     var aggregate = Aggregate()
+    var held: [SSE.Decoder.Event] = []
+    var carReleased = false
 
     init(core: GatewayCore, stream: any HTTPStream, request: HTTPRequest, connection: HTTPConnectionInfo, chat: Bool) {
         self.core = core
@@ -189,6 +191,8 @@ final class CompletionHandler: HTTPStreamDelegate, UpstreamEvents {
             self.car = car
             self.upstreamStatus = 0
             self.sse = SSE.Decoder()
+            self.held.removeAll()
+            self.carReleased = false
             self.upstream = CarUpstream.open(
                 tunnel: tunnel, request: self.upstreamRequest!, body: self.upstreamBody, attempt: self.attempts,
                 relay: NIOLoopBound(self, eventLoop: self.stream.eventLoop))
@@ -213,9 +217,9 @@ final class CompletionHandler: HTTPStreamDelegate, UpstreamEvents {
     }
 
     private func releaseCar(succeeded: Bool) {
-        if let car = self.car {
+        if let car = self.car, !self.carReleased {
+            self.carReleased = true
             self.core.registry.release(car.id, succeeded: succeeded, now: self.core.now)
-            self.car = nil
         }
     }
 
@@ -246,17 +250,26 @@ final class CompletionHandler: HTTPStreamDelegate, UpstreamEvents {
                 if self.streaming { out.writeBytes(event.raw) }
                 continue
             }
-            if self.events == 0 { self.firstEvent() }
-            self.events += 1
-            let now = NIODeadline.now()
-            if let last = self.lastEventAt { self.core.metrics.interToken.recordNanoseconds((now - last).nanoseconds) }
-            self.lastEventAt = now
-            if self.streaming {
-                if !self.clientWantsUsage && Aggregate.isUsageOnly(event.data) { continue }
-                out.writeBytes(event.raw)
-            } else {
-                self.aggregate.add(event.data)
+            if self.events == 0 {
+                // Until the first token, events (the role chunk) are held back: a failure before it
+                // is retried on another car and the client sees one unbroken stream.
+                self.held.append(event)
+                guard Aggregate.carriesToken(event.data) else { continue }
+                self.firstEvent()
             }
+            for event in self.held.isEmpty ? [event] : self.held {
+                self.events += 1
+                let now = NIODeadline.now()
+                if let last = self.lastEventAt { self.core.metrics.interToken.recordNanoseconds((now - last).nanoseconds) }
+                self.lastEventAt = now
+                if self.streaming {
+                    if !self.clientWantsUsage && Aggregate.isUsageOnly(event.data) { continue }
+                    out.writeBytes(event.raw)
+                } else {
+                    self.aggregate.add(event.data)
+                }
+            }
+            self.held.removeAll()
         }
         if self.streaming && out.readableBytes > 0 {
             self.stream.sendData(out, endStream: false)
@@ -418,6 +431,13 @@ struct Aggregate {
         return CompletionResponse(
             id: self.id, object: chat ? "chat.completion" : "text_completion", created: self.created, model: model,
             choices: [choice], usage: self.usage ?? Usage(promptTokens: 0, completionTokens: 0))
+    }
+
+    /// Whether an event carries generated output: text, or the end of a choice.
+    static func carriesToken(_ data: String) -> Bool {
+        guard let chunk = try? JSON.decode(CompletionChunk.self, from: Array(data.utf8)) else { return true }
+        return chunk.choices.contains { !($0.delta?.content ?? $0.text ?? "").isEmpty || $0.finishReason != nil }
+            || chunk.usage != nil
     }
 
     /// Whether an event is the final usage-only chunk (`"choices":[]` with `usage`).

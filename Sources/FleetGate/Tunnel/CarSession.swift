@@ -161,6 +161,12 @@ final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
         if let id = self.carID { self.core.registry.setDraining(id) }
     }
 
+    func connectionWillShutDown() {
+        // The status stream never ends by itself; without it the tunnel closes once jobs finish.
+        if let id = self.carID { self.core.registry.setDraining(id) }
+        self.statusStream?.reset(.noError)
+    }
+
     func connectionDidClose() {
         self.helloTimer?.cancel()
         self.pingTimer?.cancel()

@@ -97,7 +97,7 @@ enum NGHTTP2Callbacks {
                 handler.endReceived(on: stream, trailers: nil)
             }
         case NGHTTP2_RST_STREAM.rawValue:
-            if handler.resets.record() > handler.configuration.maxResetsPerSecond {
+            if handler.resets.record(now: handler.eventLoop.now) > handler.configuration.maxResetsPerSecond {
                 handler.terminate(.enhanceYourCalm)
             }
         case NGHTTP2_PING.rawValue:
@@ -107,14 +107,14 @@ enum NGHTTP2Callbacks {
                     withUnsafeMutableBytes(of: &opaque) { $0.copyMemory(from: source) }
                 }
                 handler.pingAcknowledged(opaque: UInt64(bigEndian: opaque))
-            } else if handler.pings.record() > handler.configuration.maxPingsPerSecond {
+            } else if handler.pings.record(now: handler.eventLoop.now) > handler.configuration.maxPingsPerSecond {
                 handler.terminate(.enhanceYourCalm)
             }
         case NGHTTP2_SETTINGS.rawValue:
             if isAck {
                 handler.handshakeComplete = true
                 handler.handshakeTimer?.cancel()
-            } else if handler.settings.record() > handler.configuration.maxSettingsPerSecond {
+            } else if handler.settings.record(now: handler.eventLoop.now) > handler.configuration.maxSettingsPerSecond {
                 handler.terminate(.enhanceYourCalm)
             }
         case NGHTTP2_GOAWAY.rawValue:

@@ -1,0 +1,138 @@
+public import FleetAgent
+public import FleetGate
+public import FleetProtocol
+import FleetScheduler
+import Foundation
+public import Logging
+public import NIOCore
+import NIOPosix
+import ServiceLifecycle
+
+/// A car to start in a ``FleetFixture``.
+public struct CarSpec: Sendable {
+    public var vehicleID: String
+    public var region: String
+    public var hardware: HardwareClass
+    /// Engine slowdown: > 1 slower, < 1 faster than the profile (tests use both).
+    public var slowdown: Double
+    public var state: VehicleState
+
+    public init(
+        _ vehicleID: String, region: String = "eu-central", hardware: HardwareClass = .ai5, slowdown: Double = 1,
+        state: VehicleState = VehicleState(pluggedIn: true, chargePercent: 80, link: .wifi, slotsFree: 0)
+    ) {
+        self.vehicleID = vehicleID
+        self.region = region
+        self.hardware = hardware
+        self.slowdown = slowdown
+        self.state = state
+    }
+}
+
+/// A running car of a fixture.
+public struct TestCar: Sendable {
+    public let spec: CarSpec
+    public let car: SimulatedCar
+    /// The pseudonym clients see in `x-fleet-vehicle`.
+    public let pseudonym: String
+    public var engine: SyntheticEngine { self.car.engine }
+}
+
+/// A gateway on loopback port 0 with in-process cars, for integration tests.
+public struct FleetFixture: Sendable {
+    public let gateway: Gateway
+    public let clientPort: Int
+    public let tunnelPort: Int
+    public let adminPort: Int
+    public let group: any EventLoopGroup
+    let secret: String
+    let starter: AsyncStream<SimulatedCar>.Continuation
+    let logger: Logger
+
+    /// The fleet secret tests mint tokens with.
+    public static let testSecret = "fleet-test-secret-0123456789abcdef"
+
+    /// `http://127.0.0.1:<client port>`.
+    public var baseURL: String { "http://127.0.0.1:\(self.clientPort)" }
+
+    /// Starts a car and waits until the gateway has registered it.
+    @discardableResult
+    public func startCar(_ spec: CarSpec, timeout: Duration = .seconds(10)) async throws -> TestCar {
+        let credentials = try FleetCredentials(secret: self.secret)
+        let token = credentials.issue(vehicleID: spec.vehicleID, regions: [spec.region], expires: Date().addingTimeInterval(3600))
+        let config = AgentConfiguration(
+            gatewayHost: "127.0.0.1", gatewayPort: self.tunnelPort, vehicleID: spec.vehicleID, credential: token,
+            region: spec.region, hardware: spec.hardware, initialBackoff: .milliseconds(20), maxBackoff: .milliseconds(200))
+        let car = SimulatedCar(configuration: config, state: spec.state, slowdown: spec.slowdown, group: self.group, logger: self.logger)
+        self.starter.yield(car)
+        let pseudonym = credentials.pseudonym(of: spec.vehicleID)
+        try await waitUntil(timeout: timeout, "car \(spec.vehicleID) registered") {
+            self.gateway.core.registry.all().contains { $0.descriptor.vehicleID == spec.vehicleID && !$0.draining }
+        }
+        return TestCar(spec: spec, car: car, pseudonym: pseudonym)
+    }
+}
+
+/// Runs `body` with a gateway on loopback (ports 0) and the given cars registered, then shuts everything down.
+/// - Parameters:
+///   - cars: cars to start before `body` runs.
+///   - configure: adjusts the gateway configuration (ports are 0 unless set here).
+public func withFleet<R: Sendable>(
+    cars: [CarSpec] = [],
+    configure: (inout GatewayConfiguration) -> Void = { _ in },
+    _ body: (FleetFixture) async throws -> R
+) async throws -> R {
+    var logger = Logger(label: "fleet-test")
+    logger.logLevel = ProcessInfo.processInfo.environment["FLEET_TEST_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .critical
+    var configuration = GatewayConfiguration(clientPort: 0, tunnelPort: 0, adminPort: 0, fleetSecret: FleetFixture.testSecret)
+    configuration.carPingInterval = .milliseconds(200)
+    configure(&configuration)
+    let group = MultiThreadedEventLoopGroup.singleton
+    let gateway = try Gateway(configuration: configuration, group: group, logger: logger)
+    let services = ServiceGroup(configuration: .init(services: gateway.services.map { .init(service: $0) }, logger: logger))
+    let (starts, starter) = AsyncStream.makeStream(of: SimulatedCar.self)
+
+    return try await withThrowingTaskGroup(of: Void.self) { tasks in
+        tasks.addTask { try await services.run() }
+        tasks.addTask {
+            await withDiscardingTaskGroup { cars in
+                for await car in starts { cars.addTask { try? await car.tunnel.run() } }
+            }
+        }
+        do {
+            let client = try await gateway.clientListener.boundAddress.get()
+            let tunnel = try await gateway.tunnelListener.boundAddress.get()
+            let admin = try await gateway.adminListener.boundAddress.get()
+            let fixture = FleetFixture(
+                gateway: gateway, clientPort: client.port!, tunnelPort: tunnel.port!, adminPort: admin.port!, group: group,
+                secret: configuration.fleetSecret, starter: starter, logger: logger)
+            for spec in cars { try await fixture.startCar(spec) }
+            let result = try await body(fixture)
+            starter.finish()
+            tasks.cancelAll()
+            try? await tasks.waitForAll()
+            return result
+        } catch {
+            starter.finish()
+            tasks.cancelAll()
+            throw error
+        }
+    }
+}
+
+/// Polls `condition` every 5 ms until it holds; throws ``TimeoutError`` after `timeout`.
+public func waitUntil(timeout: Duration = .seconds(10), _ what: String, _ condition: () async throws -> Bool) async throws {
+    let clock = ContinuousClock()
+    let deadline = clock.now + timeout
+    while clock.now < deadline {
+        if try await condition() { return }
+        try await Task.sleep(for: .milliseconds(5))
+    }
+    throw TimeoutError(what: what)
+}
+
+/// A wait that did not finish in time.
+public struct TimeoutError: Error, CustomStringConvertible {
+    public var what: String
+    public var description: String { "timed out waiting for: \(self.what)" }
+}

@@ -1,0 +1,81 @@
+import FleetAgent
+import FleetGate
+import FleetProtocol
+import FleetScheduler
+import FleetTesting
+import Foundation
+import HTTPTypes
+import Logging
+import NIOCore
+import Testing
+@Suite("Errors in OpenAI's shape", .timeLimit(.minutes(2)))
+struct ErrorTests {
+    static let cases: [(String, String, [String: String], Int, String)] = [
+        ("malformed JSON", "{\"model\": ", [:], 400, "invalid_request"),
+        ("wrong field type", "{\"model\":\"fleet-8b\",\"messages\":\"hi\"}", [:], 400, "invalid_request"),
+        ("missing messages", "{\"model\":\"fleet-8b\"}", [:], 400, "invalid_request"),
+        ("unknown model", chatBody(model: "gpt-9", stream: true), [:], 404, "model_not_found"),
+        ("missing API key", chatBody(stream: true), ["authorization": ""], 401, "invalid_api_key"),
+        ("wrong API key", chatBody(stream: true), ["authorization": "Bearer nope"], 401, "invalid_api_key"),
+        ("residency outside the origin's zone", chatBody(stream: true), ["x-fleet-residency": "us"], 400, "invalid_request"),
+    ]
+
+    @Test("Bad requests get the right status and error code", arguments: cases)
+    func badRequest(_ name: String, _ body: String, _ headers: [String: String], _ status: Int, _ code: String) async throws {
+        try await withFleet(cars: [CarSpec("car-a", slowdown: 0.1)], configure: { $0.apiKeys = ["sk-test"] }) { fleet in
+            let client = try await RecordingClient.connect(port: fleet.clientPort)
+            defer { client.close() }
+            var fields = HTTPFields()
+            fields[.authorization] = "Bearer sk-test"
+            for (k, v) in headers { fields[HTTPField.Name(k)!] = v.isEmpty ? nil : v }
+            let result = await try client.post("/v1/chat/completions", json: body, headers: fields).collect()
+            #expect(result.response?.status.code == status, "\(name)")
+            let error = try JSONDecoder().decode(APIErrorBody.self, from: Data(result.body.utf8))
+            #expect(error.error.code == code, "\(name)")
+            #expect(!error.error.message.isEmpty)
+        }
+    }
+
+    @Test("A body over the limit gets 413 and the connection keeps serving")
+    func oversizedBody() async throws {
+        try await withFleet(cars: [CarSpec("car-a", slowdown: 0.1)], configure: { $0.maxBodyBytes = 4096 }) { fleet in
+            let client = try await RecordingClient.connect(port: fleet.clientPort)
+            defer { client.close() }
+            let big = "{\"model\":\"fleet-8b\",\"messages\":[{\"role\":\"user\",\"content\":\"" + String(repeating: "a", count: 100_000) + "\"}]}"
+            let result = await try client.post("/v1/chat/completions", json: big).collect()
+            #expect(result.response?.status.code == 413)
+            #expect(result.body.contains("request_too_large"))
+            let next = await try client.post("/v1/chat/completions", json: chatBody(stream: false, maxTokens: 2)).collect()
+            #expect(next.response?.status == .ok)
+        }
+    }
+
+    @Test("No car in the zone: 503 no_capacity_in_zone, even though a car elsewhere is free")
+    func noCapacityInZone() async throws {
+        try await withFleet(cars: [CarSpec("us-car", region: "us-east", slowdown: 0.1)]) { fleet in
+            let client = try await RecordingClient.connect(port: fleet.clientPort)
+            defer { client.close() }
+            // Loopback is the private origin: the default region eu-central, zone eu.
+            let result = await try client.post("/v1/chat/completions", json: chatBody(stream: true)).collect()
+            #expect(result.response?.status.code == 503)
+            #expect(result.body.contains("no_capacity_in_zone"))
+            #expect(result.response?.headerFields[HTTPField.Name("x-fleet-zone")!] == "eu")
+        }
+    }
+
+    @Test("Unknown paths get 404 JSON; GET /v1/models lists what cars serve")
+    func modelsAndNotFound() async throws {
+        try await withFleet(cars: [CarSpec("a", hardware: .hw3, slowdown: 0.1), CarSpec("b", hardware: .ai5, slowdown: 0.1)]) { fleet in
+            let client = try await RecordingClient.connect(port: fleet.clientPort)
+            defer { client.close() }
+            let models = await try client.send(
+                HTTPRequest(method: .get, scheme: "http", authority: "x", path: "/v1/models"), body: nil).collect()
+            let list = try JSONDecoder().decode(ModelList.self, from: Data(models.body.utf8))
+            #expect(Set(list.data.map(\.id)) == ["fleet-3b", "fleet-8b"])
+            let missing = await try client.send(
+                HTTPRequest(method: .get, scheme: "http", authority: "x", path: "/v2/nothing"), body: nil).collect()
+            #expect(missing.response?.status == .notFound)
+            #expect(missing.body.contains("\"error\""))
+        }
+    }
+}
