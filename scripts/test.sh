@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The README's test command: installs what the tests need, builds, runs every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh
+export FLEETGATE_PYTHON="${FLEETGATE_CACHE:-$HOME/.cache/fleetgate}/venv/bin/python"
+swift build --build-tests
+swift test --skip-build --parallel "$@"
