@@ -138,7 +138,7 @@ let package = Package(
         .testTarget(
             name: "FleetHTTP2Tests",
             dependencies: nio + [
-                "FleetHTTP2",
+                "FleetHTTP2", "FleetTesting",
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
             ],

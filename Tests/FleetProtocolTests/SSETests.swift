@@ -1,0 +1,87 @@
+import FleetProtocol
+import NIOCore
+import Testing
+
+@Suite("SSE codec")
+struct SSETests {
+    @Test("Events split across reads are reassembled, with their raw bytes")
+    func splitAcrossReads() throws {
+        var decoder = SSE.Decoder()
+        let wire = "data: {\"a\":1}\n\ndata: [DONE]\n\n"
+        var events: [SSE.Decoder.Event] = []
+        for byte in wire.utf8 { events += try decoder.feed(ByteBuffer(bytes: [byte])) }
+        #expect(events.map(\.data) == ["{\"a\":1}", "[DONE]"])
+        #expect(String(decoding: events[0].raw, as: UTF8.self) == "data: {\"a\":1}\n\n")
+    }
+
+    @Test("Multi-line data joins with newlines; CRLF and comments are tolerated")
+    func multiLine() throws {
+        var decoder = SSE.Decoder()
+        let events = try decoder.feed(ByteBuffer(string: ": comment\r\ndata: one\r\ndata:two\n\n"))
+        #expect(events.map(\.data) == ["one\ntwo"])
+    }
+
+    @Test("An event larger than the limit is an error, not unbounded growth")
+    func tooLarge() {
+        var decoder = SSE.Decoder(maxEventBytes: 64)
+        #expect(throws: SSE.Decoder.TooLarge.self) {
+            _ = try decoder.feed(ByteBuffer(string: "data: " + String(repeating: "x", count: 100)))
+        }
+    }
+
+    @Test("Encoding produces one data line and a blank line")
+    func encode() {
+        #expect(String(buffer: SSE.event("{}")) == "data: {}\n\n")
+    }
+}
+
+@Suite("OpenAI types and synthetic text")
+struct OpenAITypesTests {
+    @Test("Message content may be a string, text parts or null")
+    func contentForms() throws {
+        let json = """
+            {"model":"m","messages":[{"role":"user","content":"a"},{"role":"user","content":[{"type":"text","text":"b"},{"type":"text","text":"c"}]},{"role":"assistant","content":null}],"stop":"x","max_completion_tokens":3}
+            """
+        let request = try JSON.decodeRequest(CompletionRequest.self, from: ByteBuffer(string: json))
+        #expect(request.messages?.map(\.content) == ["a", "bc", ""])
+        #expect(request.stop?.values == ["x"])
+        #expect(request.outputLimit == 3)
+    }
+
+    @Test("Decoding errors name the field and never echo values", arguments: [
+        ("{\"messages\":[]}", "model"),
+        ("{\"model\":5}", "model"),
+    ])
+    func decodingErrors(json: String, param: String) {
+        #expect(throws: APIError.self) { _ = try JSON.decodeRequest(CompletionRequest.self, from: ByteBuffer(string: json)) }
+        do { _ = try JSON.decodeRequest(CompletionRequest.self, from: ByteBuffer(string: json)) } catch {
+            #expect(error.param == param)
+            #expect(error.status == 400)
+        }
+    }
+
+    @Test("A prompt's description shows its size, never its text")
+    func promptRedacted() {
+        let prompt = Prompt("my secret medical question")
+        #expect(!"\(prompt)".contains("secret"))
+        #expect(!String(reflecting: prompt).contains("secret"))
+        #expect("\(prompt)".contains("26 bytes"))
+    }
+
+    @Test("Synthetic text is a pure function of seed and index")
+    func syntheticDeterministic() {
+        let a = (0..<50).map { SyntheticText.token(seed: 42, index: $0) }
+        let b = (0..<50).map { SyntheticText.token(seed: 42, index: $0) }
+        let c = (0..<50).map { SyntheticText.token(seed: 43, index: $0) }
+        #expect(a == b)
+        #expect(a != c)
+        #expect(Set(a).count > 10)
+    }
+
+    @Test("Per-stream decode rate follows the profile's aggregate ceiling", arguments: [
+        (HardwareClass.ai5, 1, 50.0), (.ai5, 8, 135.0 / 8), (.hw4, 2, 15.0), (.hw3, 1, 30.0),
+    ])
+    func decodeRates(hardware: HardwareClass, streams: Int, expected: Double) {
+        #expect(abs(HardwareProfile.of(hardware).decodeRate(activeStreams: streams) - expected) < 1e-9)
+    }
+}

@@ -1,0 +1,78 @@
+import FleetProtocol
+import FleetScheduler
+import Testing
+
+func descriptor(_ id: String, zone: String = "eu", region: String = "eu-central", slots: Int = 2, model: String = "m",
+                policy: OwnerPolicy = OwnerPolicy()) -> CarDescriptor {
+    CarDescriptor(vehicleID: id, pseudonym: "p-\(id)", region: region, zone: zone, hardware: .hw4,
+                  models: [ModelOffer(id: model, decodeTokensPerSecond: 20, prefillTokensPerSecond: 1200)], slots: slots, policy: policy)
+}
+
+let parked = VehicleState(pluggedIn: true, chargePercent: 80, link: .wifi, slotsFree: 2)
+
+@Suite("Fleet registry and eligibility")
+struct FleetRegistryTests {
+    @Test("The zone is a hard filter: a free car outside it is never a candidate")
+    func zoneIsHard() {
+        let registry = FleetRegistry()
+        _ = registry.register(descriptor("us", zone: "us", region: "us-east"), state: parked)
+        #expect(registry.candidates(model: "m", zone: "eu", now: 0).isEmpty)
+        _ = registry.register(descriptor("eu"), state: parked)
+        #expect(registry.candidates(model: "m", zone: "eu", now: 0).map(\.descriptor.vehicleID) == ["eu"])
+    }
+
+    @Test("Ineligible cars are filtered", arguments: [
+        ("unplugged", VehicleState(pluggedIn: false, chargePercent: 80, link: .wifi, slotsFree: 2)),
+        ("low charge", VehicleState(pluggedIn: true, chargePercent: 20, link: .wifi, slotsFree: 2)),
+        ("departing", VehicleState(pluggedIn: true, chargePercent: 80, link: .wifi, departingInSeconds: 30, slotsFree: 2)),
+    ])
+    func filters(name: String, state: VehicleState) {
+        let registry = FleetRegistry()
+        _ = registry.register(descriptor("a"), state: state)
+        #expect(registry.candidates(model: "m", zone: "eu", now: 0).isEmpty, "\(name)")
+    }
+
+    @Test("An owner who allows serving unplugged is honoured")
+    func ownerPolicy() {
+        let registry = FleetRegistry()
+        _ = registry.register(descriptor("a", policy: OwnerPolicy(onlyWhilePlugged: false, minChargePercent: 10)),
+                              state: VehicleState(pluggedIn: false, chargePercent: 30, link: .cellular, slotsFree: 2))
+        #expect(registry.candidates(model: "m", zone: "eu", now: 0).count == 1)
+    }
+
+    @Test("Slots are taken and returned; a full car is not a candidate")
+    func slots() {
+        let registry = FleetRegistry()
+        let (id, _) = registry.register(descriptor("a", slots: 1), state: parked)
+        #expect(registry.acquire(id))
+        #expect(!registry.acquire(id))
+        #expect(registry.candidates(model: "m", zone: "eu", now: 0).isEmpty)
+        registry.release(id, succeeded: true, now: 0)
+        #expect(registry.candidates(model: "m", zone: "eu", now: 0).count == 1)
+    }
+
+    @Test("A failing car is backed off, so failing fast does not attract work")
+    func backoff() {
+        let registry = FleetRegistry()
+        let (id, _) = registry.register(descriptor("a"), state: parked)
+        _ = registry.acquire(id)
+        registry.release(id, succeeded: false, now: 100)
+        #expect(registry.candidates(model: "m", zone: "eu", now: 100.1).isEmpty)
+        #expect(registry.candidates(model: "m", zone: "eu", now: 101).count == 1)
+    }
+
+    @Test("Least-outstanding ranks first; draining cars are skipped; a reconnect replaces the old entry")
+    func rankingAndReplacement() {
+        let registry = FleetRegistry()
+        let (a, _) = registry.register(descriptor("a"), state: parked)
+        let (b, _) = registry.register(descriptor("b"), state: parked)
+        _ = registry.acquire(a)
+        #expect(registry.candidates(model: "m", zone: "eu", now: 0).first?.id == b)
+        registry.setDraining(b)
+        #expect(registry.candidates(model: "m", zone: "eu", now: 0).map(\.id) == [a])
+        let (a2, replaced) = registry.register(descriptor("a"), state: parked)
+        #expect(replaced == a)
+        #expect(registry.count == 2)
+        #expect(registry.snapshot(a) == nil && registry.snapshot(a2) != nil)
+    }
+}
