@@ -96,6 +96,9 @@ final class RecordingDelegate: HTTPStreamDelegate {
 public struct RecordingClient: Sendable {
     public let connection: HTTP2ConnectionHandle
 
+    /// Wraps an existing client-role connection.
+    public init(connection: HTTP2ConnectionHandle) { self.connection = connection }
+
     /// Connects to `127.0.0.1:port` with the given stream window.
     public static func connect(port: Int, initialWindow: Int = 65_535) async throws -> RecordingClient {
         let config = HTTP2Configuration(initialStreamWindowSize: initialWindow, connectionWindowSize: 1 << 24, idleTimeout: nil)

@@ -11,6 +11,7 @@ public enum Subprocess {
 
     /// Finds an executable on PATH (and in /usr/sbin, where Debian puts nghttpd and nghttpx).
     public static func which(_ name: String) -> String? {
+        if name.contains("/") { return FileManager.default.isExecutableFile(atPath: name) ? name : nil }
         let path = (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin") + ":/usr/sbin:/usr/local/bin"
         for dir in path.split(separator: ":") {
             let candidate = "\(dir)/\(name)"

@@ -1,0 +1,120 @@
+import FleetHTTP2
+import FleetTesting
+import NIOCore
+import NIOPosix
+import Synchronization
+import Testing
+
+/// A raw TCP client that sends bytes and collects everything the server sends until it closes.
+final class RawClient: ChannelInboundHandler, Sendable {
+    typealias InboundIn = ByteBuffer
+    let received = Mutex<[UInt8]>([])
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let buffer = self.unwrapInboundIn(data)
+        self.received.withLock { $0 += buffer.readableBytesView }
+    }
+
+    static func connect(port: Int) async throws -> (any Channel, RawClient) {
+        let raw = RawClient()
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelInitializer { channel in channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(raw) } }
+            .connect(host: "127.0.0.1", port: port).get()
+        return (channel, raw)
+    }
+}
+
+/// Runs a FleetHTTP2 server with ``TestResponder`` on loopback for the body.
+func withTestServer<R: Sendable>(configuration: HTTP2Configuration = .defaults, _ body: (Int) async throws -> R) async throws -> R {
+    let channel = try await HTTPServer.bind(
+        host: "127.0.0.1", port: 0, group: MultiThreadedEventLoopGroup.singleton, responder: TestResponder(),
+        configuration: configuration)
+    do {
+        let result = try await body(channel.localAddress!.port!)
+        try await channel.close()
+        return result
+    } catch {
+        try? await channel.close()
+        throw error
+    }
+}
+
+@Suite("Abusive peers get GOAWAY while others are served", .timeLimit(.minutes(1)))
+struct AbuseTests {
+    /// Sends `flood` after a valid preface, waits for the server to close, and returns the GOAWAY codes it sent.
+    func goAwayCodes(port: Int, flood: [UInt8]) async throws -> [UInt32] {
+        let (channel, raw) = try await RawClient.connect(port: port)
+        var bytes = Frames.preface + Frames.settings() + Frames.settingsAck
+        bytes += flood
+        try await channel.writeAndFlush(ByteBuffer(bytes: bytes))
+        // The server must close the connection by itself.
+        try await channel.closeFuture.get()
+        return Frames.parse(raw.received.withLock { $0 }).compactMap(\.goAwayCode)
+    }
+
+    /// A well-behaved client on another connection gets its answer.
+    func wellBehaved(port: Int) async throws {
+        let result = try await Subprocess.run("curl", ["-sS", "--http2-prior-knowledge", "http://127.0.0.1:\(port)/"])
+        #expect(result.stdout == "Hello, world\n")
+    }
+
+    @Test("Rapid reset (CVE-2023-44487): HEADERS then RST_STREAM, over and over → ENHANCE_YOUR_CALM")
+    func rapidReset() async throws {
+        try await withTestServer(configuration: HTTP2Configuration(maxResetsPerSecond: 100)) { port in
+            var flood: [UInt8] = []
+            for i in 0..<400 {
+                let id = UInt32(2 * i + 1)
+                flood += Frames.headers(stream: id, block: Frames.requestBlock(path: "/stream?bytes=100000"))
+                flood += Frames.rstStream(stream: id)
+            }
+            async let codes = self.goAwayCodes(port: port, flood: flood)
+            try await self.wellBehaved(port: port)
+            #expect(try await codes == [0xB])
+            try await self.wellBehaved(port: port)
+        }
+    }
+
+    @Test("CONTINUATION flood: an endless header block → ENHANCE_YOUR_CALM")
+    func continuationFlood() async throws {
+        try await withTestServer(configuration: HTTP2Configuration(maxContinuationFrames: 16)) { port in
+            var flood = Frames.headers(stream: 1, block: Frames.requestBlock(), endHeaders: false)
+            for _ in 0..<1000 { flood += Frames.continuation(stream: 1, block: [0x00, 0x01, 0x61, 0x01, 0x62], endHeaders: false) }
+            async let codes = self.goAwayCodes(port: port, flood: flood)
+            try await self.wellBehaved(port: port)
+            #expect(try await codes == [0xB])
+        }
+    }
+
+    @Test("PING flood → ENHANCE_YOUR_CALM")
+    func pingFlood() async throws {
+        try await withTestServer(configuration: HTTP2Configuration(maxPingsPerSecond: 50)) { port in
+            let flood = (0..<500).flatMap { Frames.ping(UInt8($0 % 256)) }
+            async let codes = self.goAwayCodes(port: port, flood: flood)
+            try await self.wellBehaved(port: port)
+            #expect(try await codes == [0xB])
+        }
+    }
+
+    @Test("SETTINGS flood → ENHANCE_YOUR_CALM")
+    func settingsFlood() async throws {
+        try await withTestServer(configuration: HTTP2Configuration(maxSettingsPerSecond: 50)) { port in
+            let flood = (0..<500).flatMap { _ in Frames.settings([(0x3, 100)]) }
+            async let codes = self.goAwayCodes(port: port, flood: flood)
+            try await self.wellBehaved(port: port)
+            #expect(try await codes == [0xB])
+        }
+    }
+
+    @Test("A bad preface is a PROTOCOL_ERROR; garbage never crashes the server")
+    func garbage() async throws {
+        try await withTestServer { port in
+            let (channel, _) = try await RawClient.connect(port: port)
+            // Starts like the preface, then isn't: detected as HTTP/1.1 and answered 400 with close.
+            try await channel.writeAndFlush(ByteBuffer(bytes: Array("PRI * HTTP/1.1\r\n\r\n".utf8) + (0..<200).map { UInt8($0) }))
+            try await channel.closeFuture.get()
+            let (h2, _) = try await RawClient.connect(port: port)
+            try await h2.writeAndFlush(ByteBuffer(bytes: Frames.preface + Frames.frame(0x1, stream: 1, [0xFF, 0xFF, 0xFF])))
+            try await h2.closeFuture.get()
+            try await self.wellBehaved(port: port)
+        }
+    }
+}

@@ -1,0 +1,96 @@
+import FleetHTTP2
+import FleetTesting
+import Foundation
+import HTTPTypes
+import NIOCore
+import NIOPosix
+import Synchronization
+import Testing
+
+@Suite("Interop with real HTTP/2 peers", .timeLimit(.minutes(2)))
+struct InteropTests {
+    @Test("curl: h2 with prior knowledge and HTTP/1.1 on the same port")
+    func curl() async throws {
+        try await withTestServer { port in
+            let h2 = try await Subprocess.run("curl", ["-sS", "-w", "%{http_version}", "--http2-prior-knowledge", "http://127.0.0.1:\(port)/"])
+            #expect(h2.stdout == "Hello, world\n2")
+            let h1 = try await Subprocess.run("curl", ["-sS", "-w", "%{http_version}", "--http1.1", "http://127.0.0.1:\(port)/"])
+            #expect(h1.stdout == "Hello, world\n1.1")
+            let file = FileManager.default.temporaryDirectory.appendingPathComponent("fleet-echo-\(UUID().uuidString)")
+            try String(repeating: "z", count: 300_000).write(to: file, atomically: true, encoding: .utf8)
+            defer { try? FileManager.default.removeItem(at: file) }
+            let echo = try await Subprocess.run(
+                "curl", ["-sS", "--http2-prior-knowledge", "--data-binary", "@\(file.path)", "http://127.0.0.1:\(port)/echo"])
+            #expect(echo.stdout.count == 300_000)
+        }
+    }
+
+    @Test("nghttp fetches SSE events and a large body")
+    func nghttp() async throws {
+        try await withTestServer { port in
+            let sse = try await Subprocess.run("nghttp", ["http://127.0.0.1:\(port)/sse?n=50"])
+            #expect(sse.status == 0, "\(sse.stderr)")
+            #expect(sse.stdout.components(separatedBy: "\n\n").count == 51)
+            let bulk = try await Subprocess.run("nghttp", ["-s", "http://127.0.0.1:\(port)/stream?bytes=3000000"])
+            #expect(bulk.status == 0)
+            #expect(bulk.stdout.contains("200"))
+        }
+    }
+
+    @Test("h2load: many streams on many connections, all succeed")
+    func h2load() async throws {
+        try await withTestServer { port in
+            let result = try await Subprocess.run("h2load", ["-n", "5000", "-c", "10", "-m", "10", "http://127.0.0.1:\(port)/"])
+            #expect(result.stdout.contains("5000 succeeded, 0 failed, 0 errored"), "\(result.stdout)")
+        }
+    }
+
+    @Test("Python h2 and httpx (HTTP/2) clients", arguments: ["h2", "httpx"])
+    func python(client: String) async throws {
+        let python = try #require(ProcessInfo.processInfo.environment["FLEETGATE_PYTHON"], "run via scripts/test.sh, which sets FLEETGATE_PYTHON")
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Clients/\(client)_client.py").path
+        try await withTestServer { port in
+            let result = try await Subprocess.run(python, [script, "127.0.0.1", String(port)])
+            #expect(result.status == 0, "\(result.stderr)")
+            #expect(result.stdout.contains("ok"), "\(result.stdout)")
+        }
+    }
+
+    @Test("Our client role against nghttpd")
+    func clientAgainstNghttpd() async throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("fleet-nghttpd-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: root) }
+        let payload = String(repeating: "0123456789", count: 50_000)
+        try payload.write(to: root.appendingPathComponent("big.txt"), atomically: true, encoding: .utf8)
+        let port = try freePort()
+        let server = Process()
+        server.executableURL = URL(fileURLWithPath: try #require(Subprocess.which("nghttpd")))
+        server.arguments = ["--no-tls", "-d", root.path, String(port)]
+        server.standardOutput = FileHandle.nullDevice
+        server.standardError = FileHandle.nullDevice
+        try server.run()
+        defer { server.terminate() }
+        var connection: HTTP2ConnectionHandle?
+        try await waitUntil("nghttpd listening") {
+            connection = try? await HTTP2Client.connect(host: "127.0.0.1", port: port, group: MultiThreadedEventLoopGroup.singleton)
+            return connection != nil
+        }
+        let client = RecordingClient(connection: try #require(connection))
+        defer { client.close() }
+        let request = HTTPRequest(method: .get, scheme: "http", authority: "127.0.0.1", path: "/big.txt")
+        let result = await try client.send(request, body: Optional<ByteBuffer>.none).collect()
+        #expect(result.response?.status == .ok)
+        #expect(result.body == payload)
+        let rtt = try await client.connection.ping().get()
+        #expect(rtt > .zero)
+    }
+}
+
+/// A free TCP port on loopback (bound and released; a small race is acceptable in tests).
+func freePort() throws -> Int {
+    let channel = try ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).wait()
+    let port = channel.localAddress!.port!
+    try channel.close().wait()
+    return port
+}
