@@ -40,6 +40,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
     ],
     targets: [
         // libnghttp2 (Debian libnghttp2-dev). Only FleetHTTP2 imports it.
@@ -82,6 +83,7 @@ let package = Package(
             dependencies: nio + [
                 "FleetHTTP2", "FleetProtocol", "FleetGeo", "FleetScheduler",
                 .product(name: "NIOExtras", package: "swift-nio-extras"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -133,6 +135,24 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        // Load tests: built with the package (cheap), run as release builds by LoadTests/*.py.
+        .executableTarget(
+            name: "fleet-h2bench",
+            dependencies: nio + ["FleetHTTP2", "FleetTesting"],
+            path: "LoadTests/Sources/fleet-h2bench",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "fleet-load",
+            dependencies: nio + [
+                "FleetHTTP2",
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "LoadTests/Sources/fleet-load",
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -7,7 +7,7 @@ CACHE="${FLEETGATE_CACHE:-$HOME/.cache/fleetgate}"
 mkdir -p "$CACHE"
 
 # System packages: libnghttp2 (the HTTP/2 codec) and its reference tools, libmaxminddb, curl.
-PACKAGES=(pkg-config libnghttp2-dev nghttp2-client nghttp2-server nghttp2-proxy libmaxminddb-dev mmdb-bin curl python3-venv)
+PACKAGES=(pkg-config openssl libnghttp2-dev nghttp2-client nghttp2-server nghttp2-proxy libmaxminddb-dev mmdb-bin curl python3-venv)
 missing=()
 for p in "${PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -14,7 +14,8 @@ import Synchronization
 /// 4. on graceful shutdown, drain: announce it on the status stream, GOAWAY, let jobs finish.
 public final class TunnelClient: Service, Sendable {
     let configuration: AgentConfiguration
-    let responder: AgentResponder
+    /// The responder serving jobs on the tunnel (also usable on a local listener).
+    public let responder: AgentResponder
     let group: any EventLoopGroup
     let logger: Logger
     let sleep: @Sendable (TimeAmount) async throws -> Void

@@ -5,6 +5,7 @@ public import NIOCore
 public import Prometheus
 public import ServiceLifecycle
 import CoreMetrics
+import NIOSSL
 
 /// The gateway: client, tunnel and admin listeners over one fleet registry.
 ///
@@ -21,6 +22,8 @@ public final class Gateway: Sendable {
     public let clientListener: Listener
     public let tunnelListener: Listener
     public let adminListener: Listener
+    /// The TLS client listener, when TLS is configured.
+    public let tlsListener: Listener?
     public let readiness: Readiness
 
     /// Builds the gateway; nothing binds until its services run.
@@ -37,7 +40,8 @@ public final class Gateway: Sendable {
             throw GatewayError(code: .invalidConfiguration, message: "key '\(key)': \(port) is not a port (0–65535)")
         }
         let core = try GatewayCore(configuration: configuration, credentials: credentials, metrics: metrics, logger: logger)
-        let readiness = Readiness(expected: 3)
+        let sslContext = try configuration.tls.map(Self.makeSSLContext)
+        let readiness = Readiness(expected: sslContext == nil ? 3 : 4)
         self.core = core
         self.prometheus = prometheus
         self.readiness = readiness
@@ -66,6 +70,17 @@ public final class Gateway: Sendable {
             CarSession(core: core, handle: HTTP2ConnectionHandle(handler, channel: channel)).start()
         }
 
+        if let sslContext {
+            self.tlsListener = Listener(
+                name: "client-tls", host: configuration.host, port: configuration.tlsPort, group: group, logger: logger,
+                onBound: { _ in readiness.listenerBound() }
+            ) { channel in
+                try HTTPServerPipeline.configureTLS(channel, sslContext: sslContext, responder: api, configuration: clientHTTP2)
+            }
+        } else {
+            self.tlsListener = nil
+        }
+
         let admin = AdminResponder(core: core, prometheus: prometheus, readiness: readiness)
         self.adminListener = Listener(
             name: "admin", host: configuration.adminHost, port: configuration.adminPort, group: group, logger: logger,
@@ -76,7 +91,27 @@ public final class Gateway: Sendable {
     }
 
     /// The services to run, in start order (tunnel and admin before clients; stopped in reverse).
-    public var services: [any Service] { [self.adminListener, self.tunnelListener, self.clientListener, ShutdownNotifier(readiness: self.readiness)] }
+    public var services: [any Service] {
+        [self.adminListener, self.tunnelListener, self.clientListener] + (self.tlsListener.map { [$0] } ?? [])
+            + [ShutdownNotifier(readiness: self.readiness)]
+    }
+
+    /// Loads the PEM files into a TLS context offering ALPN `h2` and `http/1.1`.
+    static func makeSSLContext(_ files: GatewayConfiguration.TLSFiles) throws -> NIOSSLContext {
+        let chain: [NIOSSLCertificate]
+        do { chain = try NIOSSLCertificate.fromPEMFile(files.certificateChain) } catch {
+            throw GatewayError(code: .invalidConfiguration, message: "key 'tls.certificateChain': cannot load PEM certificates from '\(files.certificateChain)': \(error)")
+        }
+        let key: NIOSSLPrivateKey
+        do { key = try NIOSSLPrivateKey(file: files.privateKey, format: .pem) } catch {
+            throw GatewayError(code: .invalidConfiguration, message: "key 'tls.privateKey': cannot load a PEM private key from '\(files.privateKey)': \(error)")
+        }
+        var tls = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
+        tls.applicationProtocols = HTTPServerPipeline.alpnProtocols
+        do { return try NIOSSLContext(configuration: tls) } catch {
+            throw GatewayError(code: .invalidConfiguration, message: "key 'tls': the certificate and key do not form a TLS context: \(error)")
+        }
+    }
 
     static func isLoopback(_ ip: String) -> Bool { ip.hasPrefix("127.") || ip == "::1" || ip.hasPrefix("::ffff:127.") }
 }

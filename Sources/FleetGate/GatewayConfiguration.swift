@@ -39,6 +39,20 @@ public struct GatewayConfiguration: Sendable {
     public var tunnelHTTP2: HTTP2Configuration
     /// Allow cleartext tunnels from non-loopback peers (production uses TLS).
     public var allowCleartextTunnels: Bool
+    /// TLS for clients on ``tlsPort``: PEM certificate chain and key files. Nil: no TLS listener.
+    public var tls: TLSFiles?
+    /// Client TLS port (ALPN `h2`, `http/1.1`).
+    public var tlsPort: Int
+
+    /// Paths of a PEM certificate chain and its private key.
+    public struct TLSFiles: Sendable, Hashable {
+        public var certificateChain: String
+        public var privateKey: String
+        public init(certificateChain: String, privateKey: String) {
+            self.certificateChain = certificateChain
+            self.privateKey = privateKey
+        }
+    }
 
     public init(
         host: String = "127.0.0.1", clientPort: Int = 8080, tunnelPort: Int = 7443, adminHost: String = "127.0.0.1",
@@ -47,7 +61,7 @@ public struct GatewayConfiguration: Sendable {
         firstTokenTimeout: TimeAmount = .seconds(15), maxAttempts: Int = 3, helloTimeout: TimeAmount = .seconds(5),
         carPingInterval: TimeAmount = .seconds(5), clientHTTP2: HTTP2Configuration = .defaults,
         tunnelHTTP2: HTTP2Configuration = HTTP2Configuration(maxConcurrentStreams: 64, idleTimeout: nil),
-        allowCleartextTunnels: Bool = false
+        allowCleartextTunnels: Bool = false, tls: TLSFiles? = nil, tlsPort: Int = 8443
     ) {
         self.host = host
         self.clientPort = clientPort
@@ -67,5 +81,7 @@ public struct GatewayConfiguration: Sendable {
         self.clientHTTP2 = clientHTTP2
         self.tunnelHTTP2 = tunnelHTTP2
         self.allowCleartextTunnels = allowCleartextTunnels
+        self.tls = tls
+        self.tlsPort = tlsPort
     }
 }

@@ -22,6 +22,9 @@ struct EngineOptions: ParsableArguments {
     @Option(name: .customLong("hardware"), help: "Hardware class: hw3, hw4 or ai5.") var hardwareName = "hw4"
     @Option(help: "Engine: synthetic.") var engine = "synthetic"
     @Option(help: "Hidden slowdown of the synthetic engine (1 = nominal).") var slowdown = 1.0
+    @Option(help: "Override the profile's slot count (benchmarks).") var slots: Int?
+    @Option(help: "Override the profile's decode tokens/s per stream, also its aggregate (benchmarks).") var decodeTps: Double?
+    @Option(help: "Override the profile's prefill tokens/s (benchmarks).") var prefillTps: Double?
     @Option(help: "Log level.") var logLevel = "info"
 
     var hardware: HardwareClass { HardwareClass(rawValue: self.hardwareName) ?? .hw4 }
@@ -32,7 +35,21 @@ struct EngineOptions: ParsableArguments {
         }
         guard self.engine == "synthetic" else { throw ValidationError("--engine: '\(self.engine)' is not known (synthetic)") }
         guard self.slowdown >= 1 else { throw ValidationError("--slowdown: \(self.slowdown) must be ≥ 1") }
-        return SyntheticEngine(profile: .of(self.hardware), slowdown: self.slowdown)
+        var profile = HardwareProfile.of(self.hardware)
+        if let slots = self.slots {
+            guard (1...4096).contains(slots) else { throw ValidationError("--slots: \(slots) is not in 1...4096") }
+            profile.slots = slots
+        }
+        if let decode = self.decodeTps {
+            guard decode > 0 else { throw ValidationError("--decode-tps: \(decode) must be > 0") }
+            profile.decodeTokensPerSecond = decode
+            profile.aggregateDecodeTokensPerSecond = decode * Double(profile.slots)
+        }
+        if let prefill = self.prefillTps {
+            guard prefill > 0 else { throw ValidationError("--prefill-tps: \(prefill) must be > 0") }
+            profile.prefillTokensPerSecond = prefill
+        }
+        return SyntheticEngine(profile: profile, slowdown: self.slowdown)
     }
 
     func logger() -> Logger {
@@ -61,6 +78,7 @@ struct Run: AsyncParsableCommand {
     @Option(help: "Serve only while plugged in (owner policy).") var onlyWhilePlugged = true
     @Option(help: "Lowest state of charge to serve at (owner policy).") var minCharge = 50
     @Option(help: "JSON file with plugged_in, charge_percent, link, departing_in_s; watched for changes.") var stateFile: String?
+    @Option(help: "Also serve the engine on host:port as a plain OpenAI-compatible server (shares slots).") var listen: String?
 
     func run() async throws {
         let logger = self.engineOptions.logger()
@@ -91,7 +109,14 @@ struct Run: AsyncParsableCommand {
             try watcher.apply()
             services.append(watcher)
         }
-        services.append(TunnelClient(configuration: config, engine: engine, state: state, group: group, logger: logger))
+        let tunnel = TunnelClient(configuration: config, engine: engine, state: state, group: group, logger: logger)
+        services.append(tunnel)
+        if let listen = self.listen {
+            let address = listen.split(separator: ":")
+            guard address.count == 2, let listenPort = Int(address[1]) else { throw ValidationError("--listen: '\(listen)' is not host:port") }
+            let channel = try await HTTPServer.bind(host: String(address[0]), port: listenPort, group: group, responder: tunnel.responder)
+            logger.info("Serving locally", metadata: ["fleet.address": "\(channel.localAddress!)"])
+        }
         let serviceGroup = ServiceGroup(
             configuration: .init(services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint],
                                  logger: logger))

@@ -43,6 +43,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "An accepted API key (repeatable). None: no authentication.") var apiKey: [String] = []
     @Option(help: "Trusted proxy CIDR whose X-Forwarded-For is believed (repeatable).") var trustedProxy: [String] = []
     @Flag(help: "Accept cleartext tunnels from non-loopback peers.") var allowCleartextTunnels = false
+    @Option(help: "PEM certificate chain for the TLS client port.") var tlsCert: String?
+    @Option(help: "PEM private key for the TLS client port.") var tlsKey: String?
+    @Option(help: "TLS client port (ALPN h2, http/1.1).") var tlsPort = 8443
 
     func run() async throws {
         let logger = self.common.bootstrap()
@@ -52,13 +55,24 @@ struct Serve: AsyncParsableCommand {
         let config = GatewayConfiguration(
             host: self.host, clientPort: self.clientPort, tunnelPort: self.tunnelPort, adminPort: self.adminPort,
             apiKeys: Set(self.apiKey), fleetSecret: secret, trustedProxies: self.trustedProxy,
-            allowCleartextTunnels: self.allowCleartextTunnels)
+            allowCleartextTunnels: self.allowCleartextTunnels,
+            tls: try self.tlsFiles(), tlsPort: self.tlsPort)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: self.common.threads ?? System.coreCount)
         let gateway = try Gateway(configuration: config, group: group, logger: logger)
         let services = ServiceGroup(
             configuration: .init(services: gateway.services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint],
                                  logger: logger))
         try await services.run()
+    }
+}
+
+extension Serve {
+    func tlsFiles() throws -> GatewayConfiguration.TLSFiles? {
+        switch (self.tlsCert, self.tlsKey) {
+        case (nil, nil): return nil
+        case (let cert?, let key?): return .init(certificateChain: cert, privateKey: key)
+        default: throw ValidationError("--tls-cert and --tls-key go together")
+        }
     }
 }
 

@@ -1,0 +1,100 @@
+#!/usr/bin/env python3
+"""Relay benchmark: what the gateway adds to a token stream, against nghttpx on the same workload.
+
+One agent (`fleet-agent run --listen`) serves the same synthetic engine both on its tunnel to the
+gateway and on a local h2c port. The same 32-token streaming workload is sent, in one run:
+  app → agent directly;  app → nghttpx (1 worker) → agent;  app → fleetgate (1 event loop) → tunnel → agent.
+TTFT is measured by `fleet-load` from request to the first content token. Reported: TTFT p50/p99
+per path, the time each relay adds over direct, and the relay's CPU per stream (user+sys from
+/proc/PID/stat over the run ÷ streams served). Rounds rotate the order; medians are reported.
+The engine is made fast (1,000 tok/s, 512 slots) so the relay, not the engine, is what differs.
+"""
+import argparse
+import json
+import os
+import subprocess
+import time
+import urllib.request
+
+from bench_common import cpu_seconds, free_port, median, release_build, start, stop, wait_port
+
+
+def fmt_cpu(value):
+    return "" if value != value else f"{value:.0f}"
+
+
+def load(bin_dir, port, args):
+    out = subprocess.run([os.path.join(bin_dir, "fleet-load"), "--target", f"127.0.0.1:{port}", *args],
+                         capture_output=True, text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rates", default="50,100,200", help="open-loop streams/s")
+    parser.add_argument("--duration", type=float, default=8)
+    parser.add_argument("--single", type=int, default=300, help="sequential streams for single-stream latency")
+    args = parser.parse_args()
+    bin_dir = release_build("fleetgate", "fleet-agent", "fleet-load")
+    env = dict(os.environ, FLEETGATE_FLEET_SECRET="bench-secret-0123456789abcdef")
+    client, tunnel, admin, agent_port, nghttpx_port = (free_port() for _ in range(5))
+    gateway = start([os.path.join(bin_dir, "fleetgate"), "serve", "--client-port", str(client), "--tunnel-port", str(tunnel),
+                     "--admin-port", str(admin), "--threads", "1", "--log-level", "warning"], env)
+    wait_port(client)
+    token = subprocess.run([os.path.join(bin_dir, "fleetgate"), "token", "issue", "--vehicle-id", "bench-car", "--region",
+                            "eu-central"], env=env, capture_output=True, text=True, check=True).stdout.strip()
+    agent = start([os.path.join(bin_dir, "fleet-agent"), "run", "--gateway", f"127.0.0.1:{tunnel}", "--vehicle-id", "bench-car",
+                   "--token", token, "--region", "eu-central", "--hardware", "ai5", "--slots", "512", "--decode-tps", "1000",
+                   "--prefill-tps", "100000", "--listen", f"127.0.0.1:{agent_port}", "--log-level", "warning"])
+    nghttpx = start(["nghttpx", "--conf=/dev/null", "--workers=1", f"--frontend=127.0.0.1,{nghttpx_port};no-tls",
+                     f"--backend=127.0.0.1,{agent_port};;proto=h2", "--accesslog-file=/dev/null", "--errorlog-file=/dev/null"])
+    try:
+        wait_port(agent_port)
+        wait_port(nghttpx_port)
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            ready = json.load(urllib.request.urlopen(f"http://127.0.0.1:{admin}/readyz"))
+            if ready.get("cars") == 1:
+                break
+            time.sleep(0.1)
+        paths = [("direct", agent_port, None), ("nghttpx", nghttpx_port, nghttpx), ("fleetgate", client, gateway)]
+        rates = [float(r) for r in args.rates.split(",")]
+        rows = {}
+        for r in range(args.rounds):
+            order = paths[r % 3:] + paths[:r % 3]
+            for name, port, proc in order:
+                load(bin_dir, port, ["--rate", "0", "--count", "50"])  # warm-up
+                single = load(bin_dir, port, ["--rate", "0", "--count", str(args.single), "--label", f"{name} single"])
+                rows.setdefault((name, "single"), []).append({**single, "cpu_us": float("nan")})
+                for rate in rates:
+                    before = cpu_seconds(proc.pid) if proc else 0
+                    res = load(bin_dir, port, ["--rate", str(rate), "--duration", str(args.duration), "--label", f"{name} {rate}"])
+                    cpu = (cpu_seconds(proc.pid) - before) if proc else float("nan")
+                    res["cpu_us"] = cpu / max(1, res["ok"]) * 1e6
+                    rows.setdefault((name, rate), []).append(res)
+                print(f"round {r + 1} {name}: single {single['ttft_p50_ms']} ms p50", flush=True)
+        print()
+        print(f"32-token streams; medians of {args.rounds} rounds; 'added' = path TTFT − direct TTFT at the same load")
+        print("| load | path | ok / failed | TTFT p50 ms | TTFT p99 ms | added p50 ms | added p99 ms | relay CPU µs/stream | CPU vs nghttpx |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for load_key in ["single", *rates]:
+            med = {name: {k: median([x[k] for x in rows[(name, load_key)]]) for k in ["ttft_p50_ms", "ttft_p99_ms", "cpu_us", "ok", "failed"]}
+                   for name, *_ in paths}
+            for name, *_ in paths:
+                m = med[name]
+                added50 = m["ttft_p50_ms"] - med["direct"]["ttft_p50_ms"]
+                added99 = m["ttft_p99_ms"] - med["direct"]["ttft_p99_ms"]
+                ratio = m["cpu_us"] / med["nghttpx"]["cpu_us"] if name == "fleetgate" else float("nan")
+                label = "1 at a time" if load_key == "single" else f"{load_key:g}/s"
+                print(f"| {label} | {name} | {m['ok']:.0f} / {m['failed']:.0f} | {m['ttft_p50_ms']:.3f} | {m['ttft_p99_ms']:.3f} | "
+                      f"{'' if name == 'direct' else f'{added50:+.3f}'} | {'' if name == 'direct' else f'{added99:+.3f}'} | "
+                      f"{fmt_cpu(m['cpu_us'])} | "
+                      f"{'' if ratio != ratio else f'{ratio:.2f}'} |")
+    finally:
+        for proc in (nghttpx, agent, gateway):
+            stop(proc)
+
+
+if __name__ == "__main__":
+    main()
