@@ -363,6 +363,10 @@ public final class HTTP2ConnectionHandler: ChannelInboundHandler, RemovableChann
         if let buffer, buffer.readableBytes > 0 {
             context.writeAndFlush(self.wrapOutboundOut(buffer), promise: nil)
         }
+        if self.closeAfterFlush {
+            self.closeNow()
+            return
+        }
         if !self.pendingWritable.isEmpty {
             let streams = self.pendingWritable
             self.pendingWritable.removeAll(keepingCapacity: true)
@@ -378,11 +382,20 @@ public final class HTTP2ConnectionHandler: ChannelInboundHandler, RemovableChann
         }
     }
 
+    /// Closes the channel; when called from inside nghttp2 (a callback during `mem_recv` or
+    /// `mem_send`), only after the bytes being assembled have been written.
     func closeNow() {
         guard !self.closed, let context = self.context else { return }
+        if self.processing {
+            self.closeAfterFlush = true
+            self.needsFlush = true
+            return
+        }
         self.closed = true
         context.close(promise: nil)
     }
+
+    var closeAfterFlush = false
 
     // MARK: Stream operations (called by HTTP2Stream)
 

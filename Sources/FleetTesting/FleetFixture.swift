@@ -6,7 +6,7 @@ import Foundation
 public import Logging
 public import NIOCore
 import NIOPosix
-import ServiceLifecycle
+public import ServiceLifecycle
 
 /// A car to start in a ``FleetFixture``.
 public struct CarSpec: Sendable {
@@ -48,6 +48,12 @@ public struct FleetFixture: Sendable {
     let secret: String
     let starter: AsyncStream<SimulatedCar>.Continuation
     let logger: Logger
+    let services: ServiceGroup
+
+    /// Begins the gateway's graceful shutdown, as SIGTERM would.
+    public func shutDownGracefully() async {
+        await self.services.triggerGracefulShutdown()
+    }
 
     /// The fleet secret tests mint tokens with.
     public static let testSecret = "fleet-test-secret-0123456789abcdef"
@@ -105,7 +111,7 @@ public func withFleet<R: Sendable>(
             let admin = try await gateway.adminListener.boundAddress.get()
             let fixture = FleetFixture(
                 gateway: gateway, clientPort: client.port!, tunnelPort: tunnel.port!, adminPort: admin.port!, group: group,
-                secret: configuration.fleetSecret, starter: starter, logger: logger)
+                secret: configuration.fleetSecret, starter: starter, logger: logger, services: services)
             for spec in cars { try await fixture.startCar(spec) }
             let result = try await body(fixture)
             starter.finish()

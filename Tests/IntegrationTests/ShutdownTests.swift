@@ -1,0 +1,33 @@
+import FleetAgent
+import FleetProtocol
+import FleetTesting
+import Foundation
+import HTTPTypes
+import NIOCore
+import NIOPosix
+import Testing
+
+@Suite("Graceful shutdown", .timeLimit(.minutes(2)))
+struct ShutdownTests {
+    @Test("On shutdown, in-flight streams finish in full and new connections are refused")
+    func inFlightFinishes() async throws {
+        try await withFleet { fleet in
+            let car = try await fleet.startCar(CarSpec("car-a", hardware: .ai5, slowdown: 0.5))  // 100 tok/s: ~1 s stream
+            let client = try await RecordingClient.connect(port: fleet.clientPort)
+            defer { client.close() }
+            let stream = try await client.post("/v1/chat/completions", json: chatBody(stream: true, maxTokens: 100))
+            try await waitUntil("streaming") { car.engine.tokensGenerated >= 10 }
+            async let shutdown: Void = fleet.shutDownGracefully()
+            let result = await stream.collect()
+            await shutdown
+            #expect(result.response?.status == .ok)
+            #expect(result.error == nil && result.ended, "\(String(describing: result.error)) \(result.body.suffix(300))")
+            let decoded = try chunks(try ssePayloads(result.body))
+            #expect(decoded.flatMap(\.choices).compactMap { $0.delta?.content }.filter { !$0.isEmpty }.count == 100)
+            #expect(try ssePayloads(result.body).last == "[DONE]")
+            await #expect(throws: (any Error).self) {
+                _ = try await RecordingClient.connect(port: fleet.clientPort)
+            }
+        }
+    }
+}
