@@ -19,6 +19,8 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
     let chat: Bool
     let requestSeed: UInt64?
     let resumeFrom: Int
+    /// The gateway asked for SSE with usage regardless of the body (`x-fleet-stream: sse-usage`).
+    let forcedStreaming: Bool
     var body: BodyAccumulator
     var job: (any InferenceJobHandle)?
     var holdsSlot = false
@@ -37,6 +39,7 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
         self.body = BodyAccumulator(limit: responder.maxBodyBytes)
         self.requestSeed = request.headerFields[HTTPField.Name(FleetHeader.seed)!].flatMap { UInt64($0) }
         self.resumeFrom = request.headerFields[HTTPField.Name(FleetHeader.resumeFrom)!].flatMap { Int($0) } ?? 0
+        self.forcedStreaming = request.headerFields[HTTPField.Name(FleetHeader.streamMode)!] == "sse-usage"
     }
 
     func streamDidReceiveData(_ data: ByteBuffer) {
@@ -65,8 +68,8 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
             return self.sendError(.rateLimited("All inference slots of this car are busy."))
         }
         self.holdsSlot = true
-        self.streaming = request.stream ?? false
-        self.includeUsage = request.streamOptions?.includeUsage ?? false
+        self.streaming = self.forcedStreaming || (request.stream ?? false)
+        self.includeUsage = self.forcedStreaming || (request.streamOptions?.includeUsage ?? false)
         self.model = request.model
         let prompt = request.promptText
         let job = InferenceJob(

@@ -56,6 +56,17 @@ public final class HTTP2ConnectionHandler: ChannelInboundHandler, RemovableChann
     var session: OpaquePointer?
     var context: ChannelHandlerContext?
     var streams: [Int32: HTTP2Stream] = [:]
+    /// The stream nghttp2 called back about last: consecutive callbacks are almost always for the
+    /// same stream (a header block is many `on_header` calls), so this saves a hash lookup each.
+    var cachedStream: HTTP2Stream?
+
+    @inline(__always)
+    func stream(_ id: Int32) -> HTTP2Stream? {
+        if let cached = self.cachedStream, cached.id == id { return cached }
+        let found = self.streams[id]
+        self.cachedStream = found
+        return found
+    }
     var connectionInfo: HTTPConnectionInfo
     var stateMachine: HTTP2ConnectionStateMachine
 
@@ -64,6 +75,9 @@ public final class HTTP2ConnectionHandler: ChannelInboundHandler, RemovableChann
     var flushScheduled = false
     var needsFlush = false
     var pendingWritable: [HTTP2Stream] = []
+    /// The loop's clock read once per read or flush cycle: precise enough for stall detection,
+    /// and it keeps `clock_gettime` off the per-stream and per-frame path.
+    var coarseNow = NIODeadline.uptimeNanoseconds(0)
 
     // Abuse accounting (our own counters).
     var resets = RateWindow()
@@ -146,6 +160,7 @@ public final class HTTP2ConnectionHandler: ChannelInboundHandler, RemovableChann
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var buffer = self.unwrapInboundIn(data)
         guard let session = self.session, !self.closed else { return }
+        self.coarseNow = context.eventLoop.now
         self.processing = true
         let result = buffer.withUnsafeReadableBytes { bytes -> Int in
             nghttp2_session_mem_recv(session, bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), bytes.count)
@@ -345,6 +360,7 @@ public final class HTTP2ConnectionHandler: ChannelInboundHandler, RemovableChann
         self.needsFlush = false
         guard let session = self.session, let context = self.context, !self.processing else { return }
         var buffer: ByteBuffer?
+        self.coarseNow = context.eventLoop.now
         self.processing = true
         while context.channel.isWritable || buffer == nil {
             var pointer: UnsafePointer<UInt8>?
@@ -440,6 +456,7 @@ public final class HTTP2ConnectionHandler: ChannelInboundHandler, RemovableChann
     private func closeAllStreams(error: HTTPStreamError) {
         let open = self.streams.values
         self.streams.removeAll()
+        self.cachedStream = nil
         for stream in open { stream.markClosed(error: error) }
     }
 
@@ -516,14 +533,15 @@ public final class HTTP2ConnectionHandler: ChannelInboundHandler, RemovableChann
     }
 
     func apply(_ action: HTTP2ConnectionStateMachine.Action) {
+        if case .none = action { return }
         guard let context = self.context, let session = self.session else { return }
-        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
         switch action {
         case .none:
             return
         case .startIdleTimer:
             guard let idle = self.configuration.idleTimeout else { return }
             self.idleTimer?.cancel()
+            let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
             self.idleTimer = context.eventLoop.scheduleTask(in: idle) {
                 loopBound.value.apply(loopBound.value.stateMachine.idleTimerFired())
             }

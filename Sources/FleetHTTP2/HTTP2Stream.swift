@@ -29,8 +29,9 @@ public final class HTTP2Stream: HTTPStream {
     var receivedEnd = false
 
     // Outbound.
-    var outbound = CircularBuffer<ByteBuffer>(initialCapacity: 4)
-    public private(set) var bufferedOutboundBytes = 0
+    /// Queued outbound bytes: one buffer, appended to (the common case is one small write at a time).
+    var outbound: ByteBuffer?
+    public var bufferedOutboundBytes: Int { self.outbound?.readableBytes ?? 0 }
     var endRequested = false
     var trailers: HTTPFields?
     var dataProviderAttached = false
@@ -48,7 +49,7 @@ public final class HTTP2Stream: HTTPStream {
         self._connection = connection
         self.eventLoop = connection.eventLoop
         self.delegate = delegate
-        self.lastProgress = connection.eventLoop.now
+        self.lastProgress = connection.coarseNow
     }
 
     public var isWritable: Bool { self.reportedWritable }
@@ -65,8 +66,13 @@ public final class HTTP2Stream: HTTPStream {
         self.eventLoop.preconditionInEventLoop()
         guard !self.isClosed, !self.endRequested else { return }
         if data.readableBytes > 0 {
-            self.outbound.append(data)
-            self.bufferedOutboundBytes += data.readableBytes
+            if self.outbound == nil || self.outbound!.readableBytes == 0 {
+                self.lastProgress = self.connection.coarseNow  // the stall clock starts when output waits
+                self.outbound = data
+            } else {
+                var data = data
+                self.outbound!.writeBuffer(&data)
+            }
         }
         if endStream { self.endRequested = true }
         self.outboundChanged()
@@ -109,24 +115,18 @@ public final class HTTP2Stream: HTTPStream {
 
     /// nghttp2 pulls up to `capacity` bytes; returns how many were copied and whether the body ended.
     func pull(into destination: UnsafeMutableRawBufferPointer) -> Int {
-        var written = 0
-        while written < destination.count, var head = self.outbound.first {
-            let n = min(destination.count - written, head.readableBytes)
-            head.withUnsafeReadableBytes { source in
-                UnsafeMutableRawBufferPointer(rebasing: destination[written..<(written + n)])
-                    .copyMemory(from: UnsafeRawBufferPointer(rebasing: source[0..<n]))
-            }
-            head.moveReaderIndex(forwardBy: n)
-            written += n
-            if head.readableBytes == 0 {
-                self.outbound.removeFirst()
-            } else {
-                self.outbound[self.outbound.startIndex] = head
-            }
+        guard var buffer = self.outbound, buffer.readableBytes > 0 else { return 0 }
+        self.outbound = nil  // keep the buffer uniquely referenced while reading from it
+        let n = min(destination.count, buffer.readableBytes)
+        buffer.withUnsafeReadableBytes { source in
+            UnsafeMutableRawBufferPointer(rebasing: destination[0..<n]).copyMemory(from: UnsafeRawBufferPointer(rebasing: source[0..<n]))
         }
-        self.bufferedOutboundBytes -= written
-        if written > 0 { self.lastProgress = self.connection.eventLoop.now }
-        return written
+        buffer.moveReaderIndex(forwardBy: n)
+        if buffer.readableBytes > 0 {
+            self.outbound = buffer
+        }
+        if n > 0 { self.lastProgress = self.connection.coarseNow }
+        return n
     }
 
     /// Returns true when writability flipped back on and the delegate must hear of it.
@@ -148,8 +148,7 @@ public final class HTTP2Stream: HTTPStream {
         guard !self.isClosed else { return }
         self.isClosed = true
         self._connection = nil
-        self.outbound.removeAll()
-        self.bufferedOutboundBytes = 0
+        self.outbound = nil
         let delegate = self.delegate
         self.delegate = nil
         delegate?.streamDidClose(error: error)

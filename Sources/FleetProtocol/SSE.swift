@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 public import NIOCore
 
 /// Server-sent events as OpenAI streams them: `data: <json>\n\n`, ending with `data: [DONE]\n\n`.
@@ -16,42 +21,56 @@ public enum SSE {
 
     /// Splits a byte stream into events, keeping the partial tail for the next call.
     ///
+    /// Events are zero-copy slices of the input; their `data` is decoded only when asked for.
     /// Bounded: an event larger than `maxEventBytes` is an error rather than unbounded growth.
     public struct Decoder: Sendable {
-        private var pending: [UInt8] = []
+        private var pending = ByteBuffer()
         /// The largest event accepted.
         public let maxEventBytes: Int
 
         public init(maxEventBytes: Int = 1 << 20) { self.maxEventBytes = maxEventBytes }
 
-        /// One decoded event: the `data` field joined over its lines.
+        /// One event: its raw bytes including the blank-line terminator, as received.
         public struct Event: Sendable, Hashable {
-            public var data: String
-            /// The event's raw bytes including its blank-line terminator, as received.
-            public var raw: [UInt8]
+            /// The raw bytes, `data: …\n\n`.
+            public var raw: ByteBuffer
+
+            /// The `data` field, joined over its lines.
+            public var data: String { Decoder.data(of: Array(self.raw.readableBytesView)) }
+
+            /// Whether the raw bytes contain `needle` (byte-wise; no Foundation).
+            public func contains(_ needle: StaticString) -> Bool {
+                self.raw.withUnsafeReadableBytes { haystack in
+                    needle.withUTF8Buffer { needle in SSE.search(needle, in: haystack) != nil }
+                }
+            }
+
+            /// Whether this is the terminal `data: [DONE]` event.
+            public var isDone: Bool {
+                self.raw.readableBytes <= 16 && self.contains("[DONE]")
+            }
         }
 
         public struct TooLarge: Error, Hashable, Sendable {}
 
         /// Feeds bytes and returns the events completed by them.
         public mutating func feed(_ buffer: ByteBuffer) throws -> [Event] {
-            self.pending.append(contentsOf: buffer.readableBytesView)
-            var events: [Event] = []
-            var start = 0
-            var i = 0
-            let bytes = self.pending
-            while i + 1 < bytes.count {
-                if bytes[i] == UInt8(ascii: "\n") && bytes[i + 1] == UInt8(ascii: "\n") {
-                    let raw = Array(bytes[start...(i + 1)])
-                    events.append(Event(data: Self.data(of: raw), raw: raw))
-                    start = i + 2
-                    i = start
-                } else {
-                    i += 1
-                }
+            if self.pending.readableBytes == 0 {
+                self.pending = buffer
+            } else {
+                var buffer = buffer
+                self.pending.writeBuffer(&buffer)
             }
-            self.pending.removeFirst(start)
-            if self.pending.count > self.maxEventBytes { throw TooLarge() }
+            var events: [Event] = []
+            while true {
+                let end = self.pending.withUnsafeReadableBytes { bytes -> Int? in
+                    ("\n\n" as StaticString).withUTF8Buffer { SSE.search($0, in: bytes) }
+                }
+                guard let end else { break }
+                events.append(Event(raw: self.pending.readSlice(length: end + 2)!))
+            }
+            if self.pending.readableBytes > self.maxEventBytes { throw TooLarge() }
+            if self.pending.readableBytes == 0 { self.pending = ByteBuffer() }  // drop the reference to the input
             return events
         }
 
@@ -68,5 +87,25 @@ public enum SSE {
             }
             return lines.joined(separator: "\n")
         }
+    }
+
+    /// The offset of the first occurrence of `needle` in `haystack`, if any (memchr on the first byte).
+    public static func search(_ needle: UnsafeBufferPointer<UInt8>, in haystack: UnsafeRawBufferPointer) -> Int? {
+        search(UnsafeRawBufferPointer(needle), in: haystack)
+    }
+
+    /// The offset of the first occurrence of `needle` in `haystack`, if any.
+    public static func search(_ needle: UnsafeRawBufferPointer, in haystack: UnsafeRawBufferPointer) -> Int? {
+        guard needle.count > 0, haystack.count >= needle.count, let base = haystack.baseAddress else { return nil }
+        let first = Int32(needle[0])
+        var offset = 0
+        let last = haystack.count - needle.count
+        while offset <= last {
+            guard let hit = memchr(base + offset, first, last - offset + 1) else { return nil }
+            let position = base.distance(to: UnsafeRawPointer(hit))
+            if memcmp(base + position, needle.baseAddress!, needle.count) == 0 { return position }
+            offset = position + 1
+        }
+        return nil
     }
 }

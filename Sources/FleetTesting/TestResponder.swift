@@ -15,11 +15,13 @@ public struct TestResponder: HTTPServerResponder {
         -> any HTTPStreamDelegate
     {
         let path = request.path ?? "/"
-        let query = path.split(separator: "?", maxSplits: 1).dropFirst().first.map(String.init) ?? ""
-        let n = query.split(separator: "&").compactMap { pair -> Int? in
-            let kv = pair.split(separator: "=")
-            return kv.count == 2 && (kv[0] == "n" || kv[0] == "bytes") ? Int(kv[1]) : nil
-        }.first
+        if path == "/" || path == "/index.html" { return Hello(stream: stream) }
+        let n = path.split(separator: "?", maxSplits: 1).dropFirst().first.flatMap { query in
+            query.split(separator: "&").compactMap { pair -> Int? in
+                let kv = pair.split(separator: "=")
+                return kv.count == 2 && (kv[0] == "n" || kv[0] == "bytes") ? Int(kv[1]) : nil
+            }.first
+        }
         if path.hasPrefix("/sse") {
             return SSEWriter(stream: stream, count: n ?? 100)
         }
@@ -38,11 +40,14 @@ final class Hello: HTTPStreamDelegate {
     let stream: any HTTPStream
     init(stream: any HTTPStream) { self.stream = stream }
     func streamDidReceiveData(_ data: ByteBuffer) { self.stream.consume(data.readableBytes) }
-    func streamDidReceiveEnd(trailers: HTTPFields?) {
+    static let response: HTTPResponse = {
         var response = HTTPResponse(status: .ok)
         response.headerFields[.contentType] = "text/html"
         response.headerFields[.contentLength] = "13"
-        self.stream.sendResponse(response, endStream: false)
+        return response
+    }()
+    func streamDidReceiveEnd(trailers: HTTPFields?) {
+        self.stream.sendResponse(Self.response, endStream: false)
         self.stream.sendData(Self.body, endStream: true)
     }
     func streamDidClose(error: HTTPStreamError?) {}

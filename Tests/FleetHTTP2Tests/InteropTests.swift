@@ -79,7 +79,7 @@ struct InteropTests {
         let client = RecordingClient(connection: try #require(connection))
         defer { client.close() }
         let request = HTTPRequest(method: .get, scheme: "http", authority: "127.0.0.1", path: "/big.txt")
-        let result = await try client.send(request, body: Optional<ByteBuffer>.none).collect()
+        let result = try await client.send(request, body: Optional<ByteBuffer>.none).collect()
         #expect(result.response?.status == .ok)
         #expect(result.body == payload)
         let rtt = try await client.connection.ping().get()

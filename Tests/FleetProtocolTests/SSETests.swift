@@ -11,7 +11,7 @@ struct SSETests {
         var events: [SSE.Decoder.Event] = []
         for byte in wire.utf8 { events += try decoder.feed(ByteBuffer(bytes: [byte])) }
         #expect(events.map(\.data) == ["{\"a\":1}", "[DONE]"])
-        #expect(String(decoding: events[0].raw, as: UTF8.self) == "data: {\"a\":1}\n\n")
+        #expect(String(buffer: events[0].raw) == "data: {\"a\":1}\n\n")
     }
 
     @Test("Multi-line data joins with newlines; CRLF and comments are tolerated")
@@ -83,5 +83,16 @@ struct OpenAITypesTests {
     ])
     func decodeRates(hardware: HardwareClass, streams: Int, expected: Double) {
         #expect(abs(HardwareProfile.of(hardware).decodeRate(activeStreams: streams) - expected) < 1e-9)
+    }
+}
+
+@Suite("Byte search")
+struct ByteSearchTests {
+    @Test("Finds needles anywhere, including overlapping prefixes and the very end", arguments: [
+        ("abc", "c", 2), ("aab", "ab", 1), ("xx\n\n", "\n\n", 2), ("abc", "abcd", -1), ("", "a", -1), ("a\"content\":\"x", "\"content\":\"", 1),
+    ])
+    func search(haystack: String, needle: String, expected: Int) {
+        let found = Array(haystack.utf8).withUnsafeBytes { h in Array(needle.utf8).withUnsafeBytes { SSE.search($0, in: h) } }
+        #expect(found == (expected < 0 ? nil : expected))
     }
 }

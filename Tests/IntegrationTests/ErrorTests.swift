@@ -28,7 +28,7 @@ struct ErrorTests {
             var fields = HTTPFields()
             fields[.authorization] = "Bearer sk-test"
             for (k, v) in headers { fields[HTTPField.Name(k)!] = v.isEmpty ? nil : v }
-            let result = await try client.post("/v1/chat/completions", json: body, headers: fields).collect()
+            let result = try await client.post("/v1/chat/completions", json: body, headers: fields).collect()
             #expect(result.response?.status.code == status, "\(name)")
             let error = try JSONDecoder().decode(APIErrorBody.self, from: Data(result.body.utf8))
             #expect(error.error.code == code, "\(name)")
@@ -42,10 +42,10 @@ struct ErrorTests {
             let client = try await RecordingClient.connect(port: fleet.clientPort)
             defer { client.close() }
             let big = "{\"model\":\"fleet-8b\",\"messages\":[{\"role\":\"user\",\"content\":\"" + String(repeating: "a", count: 100_000) + "\"}]}"
-            let result = await try client.post("/v1/chat/completions", json: big).collect()
+            let result = try await client.post("/v1/chat/completions", json: big).collect()
             #expect(result.response?.status.code == 413)
             #expect(result.body.contains("request_too_large"))
-            let next = await try client.post("/v1/chat/completions", json: chatBody(stream: false, maxTokens: 2)).collect()
+            let next = try await client.post("/v1/chat/completions", json: chatBody(stream: false, maxTokens: 2)).collect()
             #expect(next.response?.status == .ok)
         }
     }
@@ -56,7 +56,7 @@ struct ErrorTests {
             let client = try await RecordingClient.connect(port: fleet.clientPort)
             defer { client.close() }
             // Loopback is the private origin: the default region eu-central, zone eu.
-            let result = await try client.post("/v1/chat/completions", json: chatBody(stream: true)).collect()
+            let result = try await client.post("/v1/chat/completions", json: chatBody(stream: true)).collect()
             #expect(result.response?.status.code == 503)
             #expect(result.body.contains("no_capacity_in_zone"))
             #expect(result.response?.headerFields[HTTPField.Name("x-fleet-zone")!] == "eu")
@@ -68,11 +68,11 @@ struct ErrorTests {
         try await withFleet(cars: [CarSpec("a", hardware: .hw3, slowdown: 0.1), CarSpec("b", hardware: .ai5, slowdown: 0.1)]) { fleet in
             let client = try await RecordingClient.connect(port: fleet.clientPort)
             defer { client.close() }
-            let models = await try client.send(
+            let models = try await client.send(
                 HTTPRequest(method: .get, scheme: "http", authority: "x", path: "/v1/models"), body: nil).collect()
             let list = try JSONDecoder().decode(ModelList.self, from: Data(models.body.utf8))
             #expect(Set(list.data.map(\.id)) == ["fleet-3b", "fleet-8b"])
-            let missing = await try client.send(
+            let missing = try await client.send(
                 HTTPRequest(method: .get, scheme: "http", authority: "x", path: "/v2/nothing"), body: nil).collect()
             #expect(missing.response?.status == .notFound)
             #expect(missing.body.contains("\"error\""))

@@ -15,7 +15,7 @@ struct StreamingTests {
         try await withFleet(cars: [CarSpec("car-a", slowdown: 0.1)]) { fleet in
             let client = try await RecordingClient.connect(port: fleet.clientPort)
             defer { client.close() }
-            let result = await try client.post("/v1/chat/completions", json: chatBody(stream: true, maxTokens: 12, usage: true)).collect()
+            let result = try await client.post("/v1/chat/completions", json: chatBody(stream: true, maxTokens: 12, usage: true)).collect()
             let response = try #require(result.response)
             #expect(response.status == .ok)
             #expect(response.headerFields[.contentType] == "text/event-stream")
@@ -45,7 +45,7 @@ struct StreamingTests {
         try await withFleet(cars: [CarSpec("car-a", slowdown: 0.1)]) { fleet in
             let client = try await RecordingClient.connect(port: fleet.clientPort)
             defer { client.close() }
-            let result = await try client.post("/v1/chat/completions", json: chatBody(stream: true, maxTokens: 3)).collect()
+            let result = try await client.post("/v1/chat/completions", json: chatBody(stream: true, maxTokens: 3)).collect()
             let decoded = try chunks(try ssePayloads(result.body))
             #expect(decoded.count == 5)  // role, 3 tokens, finish
             #expect(decoded.allSatisfy { $0.usage == nil })
@@ -57,7 +57,7 @@ struct StreamingTests {
         try await withFleet(cars: [CarSpec("car-a", slowdown: 0.1)]) { fleet in
             let client = try await RecordingClient.connect(port: fleet.clientPort)
             defer { client.close() }
-            let result = await try client.post("/v1/chat/completions", json: chatBody(stream: false, maxTokens: 7)).collect()
+            let result = try await client.post("/v1/chat/completions", json: chatBody(stream: false, maxTokens: 7)).collect()
             #expect(result.response?.status == .ok)
             #expect(result.response?.headerFields[HTTPField.Name("x-fleet-route")!] == "car")
             let completion = try JSONDecoder().decode(CompletionResponse.self, from: Data(result.body.utf8))
@@ -77,7 +77,7 @@ struct StreamingTests {
             let client = try await RecordingClient.connect(port: fleet.clientPort)
             defer { client.close() }
             let body = "{\"model\":\"fleet-8b\",\"prompt\":\"Once\",\"max_tokens\":4,\"stream\":true}"
-            let result = await try client.post("/v1/completions", json: body).collect()
+            let result = try await client.post("/v1/completions", json: body).collect()
             let decoded = try chunks(try ssePayloads(result.body))
             #expect(decoded.allSatisfy { $0.object == "text_completion" })
             #expect(decoded.compactMap { $0.choices.first?.text }.filter { !$0.isEmpty }.count == 4)
@@ -175,7 +175,7 @@ struct StreamingTests {
             // Meanwhile another client on the same car is served in full.
             let other = try await RecordingClient.connect(port: fleet.clientPort)
             defer { other.close() }
-            let second = await try other.post("/v1/chat/completions", json: chatBody(stream: true, maxTokens: 50)).collect()
+            let second = try await other.post("/v1/chat/completions", json: chatBody(stream: true, maxTokens: 50)).collect()
             #expect(second.response?.headerFields[HTTPField.Name("x-fleet-vehicle")!] == car.pseudonym)
             #expect(try chunks(try ssePayloads(second.body)).count == 52)
 

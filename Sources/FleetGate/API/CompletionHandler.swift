@@ -32,7 +32,7 @@ final class CompletionHandler: HTTPStreamDelegate, UpstreamEvents {
     let route: String
     let requestID: String
     let started = NIODeadline.now()
-    var logger: Logger
+    let logger: Logger
 
     var body: BodyAccumulator
     var bodyTimer: Scheduled<Void>?
@@ -77,7 +77,6 @@ final class CompletionHandler: HTTPStreamDelegate, UpstreamEvents {
         self.requestID = given.flatMap { $0.count <= 128 && !$0.isEmpty ? $0 : nil } ?? UUID().uuidString.lowercased()
         self.body = BodyAccumulator(limit: core.configuration.maxBodyBytes)
         self.logger = core.logger
-        self.logger[metadataKey: "fleet.request.id"] = "\(self.requestID)"
         let loopBound = NIOLoopBound(self, eventLoop: stream.eventLoop)
         self.bodyTimer = stream.eventLoop.scheduleTask(in: core.configuration.bodyTimeout) {
             let handler = loopBound.value
@@ -135,7 +134,7 @@ final class CompletionHandler: HTTPStreamDelegate, UpstreamEvents {
             let token = header.hasPrefix("Bearer ") ? String(header.dropFirst(7)) : ""
             guard keys.contains(where: { constantTimeEqual($0, token) }) else { throw .invalidAPIKey }
         }
-        var parsed = try JSON.decodeRequest(CompletionRequest.self, from: self.body.buffer)
+        let parsed = try JSON.decodeRequest(CompletionRequest.self, from: self.body.buffer)
         if self.chat && (parsed.messages ?? []).isEmpty {
             throw .invalidRequest("'messages' must be a non-empty array.", param: "messages")
         }
@@ -159,12 +158,12 @@ final class CompletionHandler: HTTPStreamDelegate, UpstreamEvents {
                     param: FleetHeader.residency)
             }
         }
-        // The car always streams; the gateway aggregates for stream:false and strips usage if unwanted.
-        parsed.stream = true
-        parsed.streamOptions = StreamOptions(includeUsage: true)
-        self.upstreamBody = JSON.buffer(parsed)
+        // The car always streams with usage (the header says so; the client's bytes go through
+        // unchanged); the gateway aggregates for stream:false and strips usage if unwanted.
+        self.upstreamBody = self.body.buffer
         var upstream = HTTPRequest(method: .post, scheme: "http", authority: "car", path: self.route)
         upstream.headerFields[.contentType] = "application/json"
+        upstream.headerFields[HTTPField.Name(FleetHeader.streamMode)!] = "sse-usage"
         upstream.headerFields[HTTPField.Name(FleetHeader.requestID)!] = self.requestID
         self.upstreamRequest = upstream
     }
@@ -246,15 +245,15 @@ final class CompletionHandler: HTTPStreamDelegate, UpstreamEvents {
         }
         var out = ByteBuffer()
         for event in decoded {
-            if event.data == SSE.done {
-                if self.streaming { out.writeBytes(event.raw) }
+            if event.isDone {
+                if self.streaming { var raw = event.raw; out.writeBuffer(&raw) }
                 continue
             }
             if self.events == 0 {
                 // Until the first token, events (the role chunk) are held back: a failure before it
                 // is retried on another car and the client sees one unbroken stream.
                 self.held.append(event)
-                guard Aggregate.carriesToken(event.data) else { continue }
+                guard Aggregate.carriesToken(event) else { continue }
                 self.firstEvent()
             }
             for event in self.held.isEmpty ? [event] : self.held {
@@ -263,8 +262,13 @@ final class CompletionHandler: HTTPStreamDelegate, UpstreamEvents {
                 if let last = self.lastEventAt { self.core.metrics.interToken.recordNanoseconds((now - last).nanoseconds) }
                 self.lastEventAt = now
                 if self.streaming {
-                    if !self.clientWantsUsage && Aggregate.isUsageOnly(event.data) { continue }
-                    out.writeBytes(event.raw)
+                    if !self.clientWantsUsage && event.contains("\"usage\"") && Aggregate.isUsageOnly(event.data) { continue }
+                    if decoded.count == 1 && self.held.isEmpty {
+                        out = event.raw  // the common case: one event per DATA frame, forwarded without a copy
+                    } else {
+                        var raw = event.raw
+                        out.writeBuffer(&raw)
+                    }
                 } else {
                     self.aggregate.add(event.data)
                 }
@@ -322,7 +326,9 @@ final class CompletionHandler: HTTPStreamDelegate, UpstreamEvents {
         self.upstream?.cancel()
         self.upstream = nil
         self.releaseCar(succeeded: false)
-        self.logger.debug("Upstream failed", metadata: ["error.type": "\(failure.label)", "fleet.attempt": "\(attempt)"])
+        self.logger.debug(
+            "Upstream failed",
+            metadata: ["fleet.request.id": "\(self.requestID)", "error.type": "\(failure.label)", "fleet.attempt": "\(attempt)"])
         if !self.headersSent && self.events == 0 && failure.retryable {
             self.core.metrics.retries.increment()
             return self.tryNextCar()
@@ -392,6 +398,7 @@ final class CompletionHandler: HTTPStreamDelegate, UpstreamEvents {
         self.logger.info(
             "Request served",
             metadata: [
+                "fleet.request.id": "\(self.requestID)",
                 "fleet.status": "\(status)",
                 "fleet.origin.country": "\(self.origin?.country ?? "-")",
                 "fleet.origin.region": "\(self.origin?.region ?? "-")",
@@ -433,16 +440,29 @@ struct Aggregate {
             choices: [choice], usage: self.usage ?? Usage(promptTokens: 0, completionTokens: 0))
     }
 
-    /// Whether an event carries generated output: text, or the end of a choice.
-    static func carriesToken(_ data: String) -> Bool {
-        guard let chunk = try? JSON.decode(CompletionChunk.self, from: Array(data.utf8)) else { return true }
-        return chunk.choices.contains { !($0.delta?.content ?? $0.text ?? "").isEmpty || $0.finishReason != nil }
-            || chunk.usage != nil
+    /// Whether an event carries generated output — non-empty `content` or `text`, a string
+    /// `finish_reason`, usage, or anything that is not a chunk (an error) — by scanning bytes, not
+    /// decoding JSON: this runs on the time-to-first-token path.
+    static func carriesToken(_ event: SSE.Decoder.Event) -> Bool {
+        event.raw.withUnsafeReadableBytes { bytes in
+            func nonEmptyString(after key: StaticString) -> Bool {
+                key.withUTF8Buffer { key in
+                    guard let at = SSE.search(UnsafeRawBufferPointer(key), in: bytes) else { return false }
+                    let next = at + key.count
+                    return next < bytes.count && bytes[next] != UInt8(ascii: "\"")
+                }
+            }
+            func present(_ key: StaticString) -> Bool {
+                key.withUTF8Buffer { SSE.search(UnsafeRawBufferPointer($0), in: bytes) != nil }
+            }
+            if !present("\"choices\"") { return true }
+            return nonEmptyString(after: "\"content\":\"") || nonEmptyString(after: "\"text\":\"")
+                || present("\"finish_reason\":\"") || present("\"usage\":{")
+        }
     }
 
     /// Whether an event is the final usage-only chunk (`"choices":[]` with `usage`).
     static func isUsageOnly(_ data: String) -> Bool {
-        guard data.contains("\"usage\"") else { return false }
         guard let chunk = try? JSON.decode(CompletionChunk.self, from: Array(data.utf8)) else { return false }
         return chunk.choices.isEmpty && chunk.usage != nil
     }

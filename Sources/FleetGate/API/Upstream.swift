@@ -13,7 +13,7 @@ struct UpstreamFailure: Error, Sendable {
 
 /// Events an upstream delivers to its relay, always on the relay's event loop, tagged with the
 /// attempt they belong to so that a replaced upstream's late events are ignored.
-protocol UpstreamEvents: AnyObject {
+protocol UpstreamEvents: AnyObject, SendableMetatype {
     func upstream(_ attempt: Int, didReceiveStatus status: Int)
     func upstream(_ attempt: Int, didReceive data: ByteBuffer)
     func upstreamDidEnd(_ attempt: Int)
@@ -59,7 +59,11 @@ struct CarUpstream: Upstream {
 
     func consume(_ bytes: Int) {
         let box = self.stream
-        self.tunnel.eventLoop.executeOrRun { box.value?.consume(bytes) }
+        if self.tunnel.eventLoop.inEventLoop {
+            box.value?.consume(bytes)
+            return
+        }
+        self.tunnel.eventLoop.execute { box.value?.consume(bytes) }
     }
 
     func cancel() {
@@ -91,6 +95,11 @@ private final class CarStreamForwarder<Relay: UpstreamEvents>: HTTPStreamDelegat
     }
 
     func streamDidReceiveData(_ data: ByteBuffer) {
+        // The per-token path: a direct call when the relay shares this loop (no closure to allocate).
+        if self.relay.eventLoop.inEventLoop {
+            self.relay.value.upstream(self.attempt, didReceive: data)
+            return
+        }
         let attempt = self.attempt
         self.deliver { $0.upstream(attempt, didReceive: data) }
     }

@@ -45,8 +45,9 @@ enum NGHTTP2Callbacks {
         if handler.isServer && frame.headers.cat == NGHTTP2_HCAT_REQUEST {
             let stream = HTTP2Stream(id: id, connection: handler, delegate: nil)
             handler.streams[id] = stream
+            handler.cachedStream = stream
             handler.apply(handler.stateMachine.streamOpened())
-        } else if let stream = handler.streams[id] {
+        } else if let stream = handler.stream(id) {
             stream.pseudo.reset()
             stream.fields = HTTPFields()
             stream.headerListBytes = 0
@@ -56,7 +57,7 @@ enum NGHTTP2Callbacks {
 
     static let onHeader: nghttp2_on_header_callback = { _, frame, name, nameLength, value, valueLength, _, userData in
         let handler = handler(userData)
-        guard let stream = handler.streams[frame!.pointee.hd.stream_id] else { return 0 }
+        guard let stream = handler.stream(frame!.pointee.hd.stream_id) else { return 0 }
         // RFC 9113 §6.5.2: the list size counts each field's name, value and 32 bytes.
         stream.headerListBytes += nameLength + valueLength + 32
         if stream.headerListBytes > handler.configuration.maxHeaderListSize {
@@ -64,20 +65,23 @@ enum NGHTTP2Callbacks {
             return 0
         }
         let nameBytes = UnsafeBufferPointer(start: name, count: nameLength)
-        let valueString = String(decoding: UnsafeBufferPointer(start: value, count: valueLength), as: UTF8.self)
-        if nameLength > 0 && nameBytes[0] == UInt8(ascii: ":") {
-            switch String(decoding: nameBytes, as: UTF8.self) {
-            case ":method": stream.pseudo.method = valueString
-            case ":scheme": stream.pseudo.scheme = valueString
-            case ":authority": stream.pseudo.authority = valueString
-            case ":path": stream.pseudo.path = valueString
-            case ":status": stream.pseudo.status = valueString
+        let valueBytes = UnsafeBufferPointer(start: value, count: valueLength)
+        if nameLength > 1 && nameBytes[0] == UInt8(ascii: ":") {
+            // nghttp2 has validated pseudo-headers (RFC 9113 §8.3); tell them apart by length and a letter.
+            let valueString = String(decoding: valueBytes, as: UTF8.self)
+            switch (nameLength, nameBytes[1]) {
+            case (7, UInt8(ascii: "m")): stream.pseudo.method = valueString
+            case (7, UInt8(ascii: "s")) where nameBytes[2] == UInt8(ascii: "c"): stream.pseudo.scheme = valueString
+            case (7, UInt8(ascii: "s")): stream.pseudo.status = valueString
+            case (10, UInt8(ascii: "a")): stream.pseudo.authority = valueString
+            case (5, UInt8(ascii: "p")): stream.pseudo.path = valueString
             default: break
             }
             return 0
         }
-        if let fieldName = HTTPField.Name(String(decoding: nameBytes, as: UTF8.self)) {
-            stream.fields.append(HTTPField(name: fieldName, value: valueString))
+        // nghttp2 has validated names (lowercase tokens) and values (RFC 9113 §8.2.1).
+        if let fieldName = HTTPField.Name(parsed: String(decoding: nameBytes, as: UTF8.self)) {
+            stream.fields.append(HTTPField(name: fieldName, lenientValue: valueBytes))
         }
         return 0
     }
@@ -90,10 +94,10 @@ enum NGHTTP2Callbacks {
         let isAck = (UInt32(frame.hd.flags) & NGHTTP2_FLAG_ACK.rawValue) != 0
         switch type {
         case NGHTTP2_HEADERS.rawValue:
-            guard let stream = handler.streams[frame.hd.stream_id] else { return 0 }
+            guard let stream = handler.stream(frame.hd.stream_id) else { return 0 }
             handler.headersReceived(on: stream, endStream: endStream)
         case NGHTTP2_DATA.rawValue:
-            if endStream, let stream = handler.streams[frame.hd.stream_id] {
+            if endStream, let stream = handler.stream(frame.hd.stream_id) {
                 handler.endReceived(on: stream, trailers: nil)
             }
         case NGHTTP2_RST_STREAM.rawValue:
@@ -132,7 +136,7 @@ enum NGHTTP2Callbacks {
         let handler = handler(userData)
         // Connection-level credit as data arrives; stream-level credit only as it is consumed.
         nghttp2_session_consume_connection(session, length)
-        guard let stream = handler.streams[streamID], let delegate = stream.delegate, let context = handler.context else {
+        guard let stream = handler.stream(streamID), let delegate = stream.delegate, let context = handler.context else {
             nghttp2_session_consume_stream(session, streamID, length)
             return 0
         }
@@ -144,6 +148,7 @@ enum NGHTTP2Callbacks {
     static let onStreamClose: nghttp2_on_stream_close_callback = { _, streamID, errorCode, userData in
         let handler = handler(userData)
         guard let stream = handler.streams.removeValue(forKey: streamID) else { return 0 }
+        if handler.cachedStream === stream { handler.cachedStream = nil }
         let error: HTTPStreamError? =
             errorCode == 0 && stream.receivedEnd
             ? nil
@@ -157,12 +162,12 @@ enum NGHTTP2Callbacks {
     /// The deferred data provider: copies queued bytes for nghttp2, or defers until more arrive.
     static let readData: nghttp2_data_source_read_callback = { session, streamID, buffer, length, flags, _, userData in
         let handler = handler(userData)
-        guard let stream = handler.streams[streamID] else {
+        guard let stream = handler.stream(streamID) else {
             return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
         }
         let written = stream.pull(into: UnsafeMutableRawBufferPointer(start: buffer, count: length))
         if stream.drainedBelowLowWatermark() { handler.pendingWritable.append(stream) }
-        if stream.outbound.isEmpty {
+        if stream.bufferedOutboundBytes == 0 {
             if stream.endRequested {
                 flags!.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
                 if let trailers = stream.trailers {
