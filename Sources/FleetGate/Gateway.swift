@@ -4,6 +4,7 @@ public import Logging
 public import NIOCore
 public import Prometheus
 public import ServiceLifecycle
+import AsyncHTTPClient
 import CoreMetrics
 import NIOSSL
 
@@ -39,8 +40,13 @@ public final class Gateway: Sendable {
                             ("adminPort", configuration.adminPort)] where !(0...65535).contains(port) {
             throw GatewayError(code: .invalidConfiguration, message: "key '\(key)': \(port) is not a port (0–65535)")
         }
-        let core = try GatewayCore(configuration: configuration, credentials: credentials, metrics: metrics, logger: logger)
         let sslContext = try configuration.tls.map(Self.makeSSLContext)
+        try CentralDirectory.validate(configuration)
+        // Created last, after every check that can throw: an HTTPClient must be shut down before it is released.
+        let httpClient = configuration.central.isEmpty
+            ? nil : HTTPClient(eventLoopGroup: group, configuration: .init(timeout: .init(connect: .seconds(5))))
+        let core = try GatewayCore(
+            configuration: configuration, credentials: credentials, metrics: metrics, httpClient: httpClient, logger: logger)
         let readiness = Readiness(expected: sslContext == nil ? 3 : 4)
         self.core = core
         self.prometheus = prometheus
@@ -92,8 +98,12 @@ public final class Gateway: Sendable {
 
     /// The services to run, in start order (tunnel and admin before clients; stopped in reverse).
     public var services: [any Service] {
-        [self.adminListener, self.tunnelListener, self.clientListener] + (self.tlsListener.map { [$0] } ?? [])
-            + [ShutdownNotifier(readiness: self.readiness)]
+        var services: [any Service] = []
+        if let client = self.core.httpClient {
+            services += [HTTPClientService(client: client), self.core.central]
+        }
+        services += [self.adminListener, self.tunnelListener, self.clientListener] + (self.tlsListener.map { [$0] } ?? [])
+        return services + [ShutdownNotifier(readiness: self.readiness)]
     }
 
     /// Loads the PEM files into a TLS context offering ALPN `h2` and `http/1.1`.
@@ -114,6 +124,15 @@ public final class Gateway: Sendable {
     }
 
     static func isLoopback(_ ip: String) -> Bool { ip.hasPrefix("127.") || ip == "::1" || ip.hasPrefix("::ffff:127.") }
+}
+
+/// Owns the HTTP client's lifetime: shuts it down after every listener has stopped.
+struct HTTPClientService: Service {
+    let client: HTTPClient
+    func run() async throws {
+        try? await gracefulShutdown()
+        try? await self.client.shutdown()
+    }
 }
 
 /// Flips readiness to false as soon as shutdown begins, so load balancers stop sending traffic.

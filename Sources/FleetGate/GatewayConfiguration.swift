@@ -43,6 +43,20 @@ public struct GatewayConfiguration: Sendable {
     public var tls: TLSFiles?
     /// Client TLS port (ALPN `h2`, `http/1.1`).
     public var tlsPort: Int
+    /// Central OpenAI-compatible capacity, per region; used when no car in the zone can serve.
+    public var central: [CentralEndpoint]
+
+    /// One central endpoint: the region it serves, its base URL (ending in `/v1`) and its concurrency.
+    public struct CentralEndpoint: Sendable, Hashable {
+        public var region: String
+        public var baseURL: String
+        public var maxConcurrent: Int
+        public init(region: String, baseURL: String, maxConcurrent: Int = 256) {
+            self.region = region
+            self.baseURL = baseURL
+            self.maxConcurrent = maxConcurrent
+        }
+    }
 
     /// Paths of a PEM certificate chain and its private key.
     public struct TLSFiles: Sendable, Hashable {
@@ -61,7 +75,7 @@ public struct GatewayConfiguration: Sendable {
         firstTokenTimeout: TimeAmount = .seconds(15), maxAttempts: Int = 3, helloTimeout: TimeAmount = .seconds(5),
         carPingInterval: TimeAmount = .seconds(5), clientHTTP2: HTTP2Configuration = .defaults,
         tunnelHTTP2: HTTP2Configuration = HTTP2Configuration(maxConcurrentStreams: 64, idleTimeout: nil),
-        allowCleartextTunnels: Bool = false, tls: TLSFiles? = nil, tlsPort: Int = 8443
+        allowCleartextTunnels: Bool = false, tls: TLSFiles? = nil, tlsPort: Int = 8443, central: [CentralEndpoint] = []
     ) {
         self.host = host
         self.clientPort = clientPort
@@ -83,5 +97,6 @@ public struct GatewayConfiguration: Sendable {
         self.allowCleartextTunnels = allowCleartextTunnels
         self.tls = tls
         self.tlsPort = tlsPort
+        self.central = central
     }
 }

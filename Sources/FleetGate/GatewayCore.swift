@@ -1,3 +1,4 @@
+public import AsyncHTTPClient
 public import FleetGeo
 public import FleetScheduler
 public import Logging
@@ -13,9 +14,18 @@ public final class GatewayCore: Sendable {
     public let clientAddresses: ClientAddressResolver
     public let metrics: GatewayMetrics
     public let logger: Logger
+    /// Central capacity.
+    public let central: CentralDirectory
+    /// The HTTP client central upstreams use; nil when no central capacity is configured.
+    public let httpClient: HTTPClient?
 
-    init(configuration: GatewayConfiguration, credentials: FleetCredentials, metrics: GatewayMetrics, logger: Logger) throws {
+    init(
+        configuration: GatewayConfiguration, credentials: FleetCredentials, metrics: GatewayMetrics, httpClient: HTTPClient?,
+        logger: Logger
+    ) throws {
         self.configuration = configuration
+        self.httpClient = httpClient
+        self.central = CentralDirectory(configuration: configuration, client: httpClient, logger: logger)
         self.registry = FleetRegistry()
         self.tunnels = TunnelTable()
         self.credentials = credentials

@@ -46,6 +46,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "PEM certificate chain for the TLS client port.") var tlsCert: String?
     @Option(help: "PEM private key for the TLS client port.") var tlsKey: String?
     @Option(help: "TLS client port (ALPN h2, http/1.1).") var tlsPort = 8443
+    @Option(help: "Central capacity REGION=BASE_URL (…/v1), repeatable; used when no car in the zone fits.") var central: [String] = []
 
     func run() async throws {
         let logger = self.common.bootstrap()
@@ -56,7 +57,7 @@ struct Serve: AsyncParsableCommand {
             host: self.host, clientPort: self.clientPort, tunnelPort: self.tunnelPort, adminPort: self.adminPort,
             apiKeys: Set(self.apiKey), fleetSecret: secret, trustedProxies: self.trustedProxy,
             allowCleartextTunnels: self.allowCleartextTunnels,
-            tls: try self.tlsFiles(), tlsPort: self.tlsPort)
+            tls: try self.tlsFiles(), tlsPort: self.tlsPort, central: try self.centralEndpoints())
         let group = MultiThreadedEventLoopGroup(numberOfThreads: self.common.threads ?? System.coreCount)
         let gateway = try Gateway(configuration: config, group: group, logger: logger)
         let services = ServiceGroup(
@@ -67,6 +68,14 @@ struct Serve: AsyncParsableCommand {
 }
 
 extension Serve {
+    func centralEndpoints() throws -> [GatewayConfiguration.CentralEndpoint] {
+        try self.central.map { entry in
+            let parts = entry.split(separator: "=", maxSplits: 1)
+            guard parts.count == 2 else { throw ValidationError("--central: '\(entry)' is not REGION=BASE_URL") }
+            return .init(region: String(parts[0]), baseURL: String(parts[1]))
+        }
+    }
+
     func tlsFiles() throws -> GatewayConfiguration.TLSFiles? {
         switch (self.tlsCert, self.tlsKey) {
         case (nil, nil): return nil

@@ -19,7 +19,8 @@ struct APIResponder: HTTPServerResponder {
                                      chat: path == "/v1/chat/completions")
         case "/v1/models":
             guard request.method == .get else { return self.answer(stream, error: .methodNotAllowed, route: path) }
-            let models = ModelList(data: self.core.registry.models().sorted().map { .init(id: $0, created: 0, ownedBy: "fleetgate") })
+            let served = self.core.registry.models().union(self.core.central.models())
+            let models = ModelList(data: served.sorted().map { .init(id: $0, created: 0, ownedBy: "fleetgate") })
             self.core.metrics.request(route: path, status: 200)
             return RespondAtEnd(stream: stream, status: .ok, body: JSON.buffer(models))
         default:

@@ -52,6 +52,9 @@ final class CompletionHandler: HTTPStreamDelegate, UpstreamEvents {
     var attempts = 0
     var upstream: (any Upstream)?
     var car: CarSnapshot?
+    var centralEndpoint: CentralDirectory.Endpoint?
+    var triedCentral: Set<String> = []
+    var parsed: CompletionRequest?
     var firstTokenTimer: Scheduled<Void>?
 
     // Relay.
@@ -64,7 +67,7 @@ final class CompletionHandler: HTTPStreamDelegate, UpstreamEvents {
     var lastEventAt: NIODeadline?
     var aggregate = Aggregate()
     var held: [SSE.Decoder.Event] = []
-    var carReleased = false
+    var upstreamReleased = false
 
     init(core: GatewayCore, stream: any HTTPStream, request: HTTPRequest, connection: HTTPConnectionInfo, chat: Bool) {
         self.core = core
@@ -119,7 +122,7 @@ final class CompletionHandler: HTTPStreamDelegate, UpstreamEvents {
             self.clientGone = true
             self.finished = true
             self.upstream?.cancel()
-            self.releaseCar(succeeded: true)
+            self.releaseUpstream(succeeded: true)
             self.core.metrics.request(route: self.route, status: 499)
         }
         self.upstream = nil
@@ -145,7 +148,10 @@ final class CompletionHandler: HTTPStreamDelegate, UpstreamEvents {
         self.model = parsed.model
         self.streaming = parsed.stream ?? false
         self.clientWantsUsage = parsed.streamOptions?.includeUsage ?? false
-        guard self.core.registry.models().contains(parsed.model) else { throw .modelNotFound(parsed.model) }
+        guard self.core.registry.models().contains(parsed.model) || self.core.central.models().contains(parsed.model) else {
+            throw .modelNotFound(parsed.model)
+        }
+        self.parsed = parsed
 
         let origin = self.resolveOrigin()
         self.origin = origin
@@ -183,6 +189,7 @@ final class CompletionHandler: HTTPStreamDelegate, UpstreamEvents {
             }
             guard !self.candidates.isEmpty else { break }
             let car = self.candidates.removeFirst()
+            self.centralEndpoint = nil
             self.tried.insert(car.id)
             guard car.descriptor.zone == self.zone else { continue }  // invariant, checked twice on purpose
             guard let tunnel = self.core.tunnels.handle(for: car.id), self.core.registry.acquire(car.id) else { continue }
@@ -191,7 +198,7 @@ final class CompletionHandler: HTTPStreamDelegate, UpstreamEvents {
             self.upstreamStatus = 0
             self.sse = SSE.Decoder()
             self.held.removeAll()
-            self.carReleased = false
+            self.upstreamReleased = false
             self.upstream = CarUpstream.open(
                 tunnel: tunnel, request: self.upstreamRequest!, body: self.upstreamBody, attempt: self.attempts,
                 relay: NIOLoopBound(self, eventLoop: self.stream.eventLoop))
@@ -199,11 +206,40 @@ final class CompletionHandler: HTTPStreamDelegate, UpstreamEvents {
             return
         }
         self.car = nil
+        // No car fits: central capacity in the same zone, never outside it.
+        if self.attempts <= self.core.configuration.maxAttempts, let origin = self.origin, let client = self.core.httpClient,
+            let endpoint = self.core.central.acquire(
+                model: self.model, zone: self.zone, preferring: origin.region, excluding: self.triedCentral)
+        {
+            precondition(endpoint.zone == self.zone, "Internal inconsistency: central endpoint outside the zone")
+            self.triedCentral.insert(endpoint.baseURL)
+            self.attempts += 1
+            self.centralEndpoint = endpoint
+            self.upstreamReleased = false
+            self.upstreamStatus = 0
+            self.sse = SSE.Decoder()
+            self.held.removeAll()
+            self.upstream = CentralUpstream.open(
+                client: client, endpoint: endpoint, path: String(self.route.dropFirst(3)),
+                body: self.centralBody(), requestID: self.requestID, attempt: self.attempts,
+                relay: NIOLoopBound(self, eventLoop: self.stream.eventLoop))
+            self.armFirstTokenTimer()
+            return
+        }
         if self.attempts == 0 {
             self.fail(.noCapacity(zone: self.zone))
         } else {
-            self.fail(.upstreamFailed("No car could serve the request after \(self.attempts) attempts."))
+            self.fail(.upstreamFailed("No car or central endpoint could serve the request after \(self.attempts) attempts."))
         }
+    }
+
+    /// The body for a central endpoint, a generic OpenAI-compatible server: the client's request
+    /// with `stream: true` and usage (it does not know `x-fleet-stream`). Re-encoded only on this path.
+    private func centralBody() -> ByteBuffer {
+        guard var parsed = self.parsed else { return self.upstreamBody }
+        parsed.stream = true
+        parsed.streamOptions = StreamOptions(includeUsage: true)
+        return JSON.buffer(parsed)
     }
 
     private func armFirstTokenTimer() {
@@ -215,10 +251,13 @@ final class CompletionHandler: HTTPStreamDelegate, UpstreamEvents {
         }
     }
 
-    private func releaseCar(succeeded: Bool) {
-        if let car = self.car, !self.carReleased {
-            self.carReleased = true
+    private func releaseUpstream(succeeded: Bool) {
+        guard !self.upstreamReleased else { return }
+        self.upstreamReleased = true
+        if let car = self.car {
             self.core.registry.release(car.id, succeeded: succeeded, now: self.core.now)
+        } else if let endpoint = self.centralEndpoint {
+            self.core.central.release(endpoint, succeeded: succeeded)
         }
     }
 
@@ -308,8 +347,8 @@ final class CompletionHandler: HTTPStreamDelegate, UpstreamEvents {
             return self.upstream(attempt, didFail: UpstreamFailure(retryable: true, label: "empty_stream"))
         }
         self.finished = true
-        self.releaseCar(succeeded: true)
-        self.core.metrics.routeCar.increment()
+        self.releaseUpstream(succeeded: true)
+        (self.car != nil ? self.core.metrics.routeCar : self.core.metrics.routeCentral).increment()
         self.core.metrics.request(route: self.route, status: 200)
         if self.streaming {
             self.stream.sendEnd(trailers: nil)
@@ -325,7 +364,7 @@ final class CompletionHandler: HTTPStreamDelegate, UpstreamEvents {
         self.firstTokenTimer?.cancel()
         self.upstream?.cancel()
         self.upstream = nil
-        self.releaseCar(succeeded: false)
+        self.releaseUpstream(succeeded: false)
         self.logger.debug(
             "Upstream failed",
             metadata: ["fleet.request.id": "\(self.requestID)", "error.type": "\(failure.label)", "fleet.attempt": "\(attempt)"])
@@ -350,7 +389,7 @@ final class CompletionHandler: HTTPStreamDelegate, UpstreamEvents {
         let status = self.upstreamStatus
         if (400..<500).contains(status) && status != 408 && status != 429 {
             self.finished = true
-            self.releaseCar(succeeded: true)
+            self.releaseUpstream(succeeded: true)
             self.core.metrics.request(route: self.route, status: status)
             self.stream.sendResponse(
                 status: .init(code: status), contentType: "application/json", body: self.upstreamErrorBody,
@@ -373,6 +412,9 @@ final class CompletionHandler: HTTPStreamDelegate, UpstreamEvents {
             fields[HTTPField.Name(FleetHeader.route)!] = "car"
             fields[HTTPField.Name(FleetHeader.region)!] = car.descriptor.region
             fields[HTTPField.Name(FleetHeader.vehicle)!] = car.descriptor.pseudonym
+        } else if let endpoint = self.centralEndpoint {
+            fields[HTTPField.Name(FleetHeader.route)!] = "central"
+            fields[HTTPField.Name(FleetHeader.region)!] = endpoint.region
         }
         return fields
     }
@@ -403,7 +445,7 @@ final class CompletionHandler: HTTPStreamDelegate, UpstreamEvents {
                 "fleet.origin.country": "\(self.origin?.country ?? "-")",
                 "fleet.origin.region": "\(self.origin?.region ?? "-")",
                 "fleet.zone": "\(self.zone)",
-                "fleet.route": "\(self.events > 0 ? "car" : "-")",
+                "fleet.route": "\(self.events == 0 ? "-" : self.car != nil ? "car" : "central")",
                 "fleet.attempts": "\(self.attempts)",
                 "fleet.events": "\(self.events)",
             ])

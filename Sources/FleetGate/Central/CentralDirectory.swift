@@ -1,0 +1,129 @@
+public import AsyncHTTPClient
+public import FleetGeo
+import FleetProtocol
+import Foundation
+public import Logging
+import NIOCore
+import NIOHTTP1
+public import ServiceLifecycle
+import Synchronization
+
+/// Central data-centre capacity: OpenAI-compatible endpoints, each serving one region.
+///
+/// Models are discovered from each endpoint's `GET /models` (refreshed by ``run()``); an endpoint
+/// that does not answer is not routed to until it does. Capacity is finite: each endpoint takes at
+/// most ``Endpoint/maxConcurrent`` streams, so its use can be reported and it cannot absorb
+/// everything silently.
+public final class CentralDirectory: Service, Sendable {
+    /// One endpoint as configured and as last seen.
+    public struct Endpoint: Sendable, Hashable {
+        public var region: String
+        public var zone: String
+        /// Base URL ending in `/v1`, e.g. `http://10.0.0.5:8000/v1`.
+        public var baseURL: String
+        public var maxConcurrent: Int
+        public var models: Set<String> = []
+        public var healthy = false
+        public var inFlight = 0
+    }
+
+    private let endpoints: Mutex<[Endpoint]>
+    let client: HTTPClient?
+    let logger: Logger
+    let refreshInterval: Duration
+
+    /// Checks the central entries of a configuration.
+    /// - Throws: ``GatewayError`` naming the key and value when a region is unknown or a URL malformed.
+    static func validate(_ configuration: GatewayConfiguration) throws {
+        for central in configuration.central {
+            guard configuration.regionMap.zone(ofRegion: central.region) != nil else {
+                throw GatewayError(code: .invalidConfiguration, message: "key 'central': region '\(central.region)' is not in the region map")
+            }
+            guard let url = URL(string: central.baseURL), url.scheme == "http" || url.scheme == "https", url.host != nil else {
+                throw GatewayError(code: .invalidConfiguration, message: "key 'central': '\(central.baseURL)' is not an http(s) URL")
+            }
+            guard central.maxConcurrent > 0 else {
+                throw GatewayError(code: .invalidConfiguration, message: "key 'central.maxConcurrent': \(central.maxConcurrent) must be > 0")
+            }
+        }
+    }
+
+    /// Builds the directory from a configuration already checked by ``validate(_:)``.
+    init(configuration: GatewayConfiguration, client: HTTPClient?, logger: Logger, refreshInterval: Duration = .seconds(15)) {
+        var list: [Endpoint] = []
+        for central in configuration.central {
+            guard let zone = configuration.regionMap.zone(ofRegion: central.region) else { continue }
+            list.append(Endpoint(region: central.region, zone: zone.id, baseURL: central.baseURL.hasSuffix("/")
+                ? String(central.baseURL.dropLast()) : central.baseURL, maxConcurrent: central.maxConcurrent))
+        }
+        self.endpoints = Mutex(list)
+        self.client = client
+        self.logger = logger
+        self.refreshInterval = refreshInterval
+    }
+
+    /// Every endpoint as last seen.
+    public var all: [Endpoint] { self.endpoints.withLock { $0 } }
+
+    /// Models served by healthy endpoints.
+    public func models() -> Set<String> {
+        self.endpoints.withLock { $0.filter(\.healthy).reduce(into: Set<String>()) { $0.formUnion($1.models) } }
+    }
+
+    /// Takes a slot on an endpoint in `zone` serving `model`, preferring `region`; nil when none can.
+    func acquire(model: String, zone: String, preferring region: String, excluding: Set<String>) -> Endpoint? {
+        self.endpoints.withLock { list in
+            let eligible = list.indices.filter { i in
+                let e = list[i]
+                return e.zone == zone && e.healthy && e.models.contains(model) && e.inFlight < e.maxConcurrent
+                    && !excluding.contains(e.baseURL)
+            }
+            guard let index = eligible.min(by: { a, b in
+                (list[a].region == region ? 0 : 1, list[a].inFlight) < (list[b].region == region ? 0 : 1, list[b].inFlight)
+            }) else { return nil }
+            list[index].inFlight += 1
+            return list[index]
+        }
+    }
+
+    /// Returns a slot; a failure marks the endpoint unhealthy until the next refresh.
+    func release(_ endpoint: Endpoint, succeeded: Bool) {
+        self.endpoints.withLock { list in
+            guard let i = list.firstIndex(where: { $0.baseURL == endpoint.baseURL }) else { return }
+            list[i].inFlight = max(0, list[i].inFlight - 1)
+            if !succeeded { list[i].healthy = false }
+        }
+    }
+
+    /// Asks every endpoint for its models once.
+    public func refresh() async {
+        guard let client = self.client else { return }
+        for endpoint in self.all {
+            var models: Set<String>?
+            do {
+                var request = HTTPClientRequest(url: endpoint.baseURL + "/models")
+                request.method = .GET
+                let response = try await client.execute(request, timeout: .seconds(5))
+                if response.status == .ok {
+                    let body = try await response.body.collect(upTo: 1 << 20)
+                    models = Set(try JSON.decode(ModelList.self, from: body.readableBytesView).data.map(\.id))
+                }
+            } catch {
+                self.logger.warning("Central endpoint unreachable", metadata: ["fleet.central": "\(endpoint.baseURL)", "error.type": "\(type(of: error))"])
+            }
+            self.endpoints.withLock { list in
+                guard let i = list.firstIndex(where: { $0.baseURL == endpoint.baseURL }) else { return }
+                list[i].healthy = models != nil
+                if let models { list[i].models = models }
+            }
+        }
+    }
+
+    /// Refreshes every ``refreshInterval`` until shutdown.
+    public func run() async throws {
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            await self.refresh()
+            try? await Task.sleep(for: self.refreshInterval)
+        }
+    }
+}
