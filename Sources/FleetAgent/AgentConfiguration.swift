@@ -22,12 +22,26 @@ public struct AgentConfiguration: Sendable {
     public var drainSeconds: Int
     /// HTTP/2 settings of the tunnel (the agent is the server on it).
     public var http2: HTTP2Configuration
+    /// TLS towards the gateway (production); nil dials cleartext (loopback development only).
+    public var tls: TunnelTLS?
+
+    /// How the agent verifies the gateway.
+    public struct TunnelTLS: Sendable, Hashable {
+        /// PEM file of the CA that signed the gateway's certificate; nil trusts the system's roots.
+        public var caFile: String?
+        /// The name to verify and send as SNI; nil uses the gateway host when it is a name.
+        public var serverHostname: String?
+        public init(caFile: String? = nil, serverHostname: String? = nil) {
+            self.caFile = caFile
+            self.serverHostname = serverHostname
+        }
+    }
 
     public init(
         gatewayHost: String, gatewayPort: Int, vehicleID: String, credential: String, region: String,
         hardware: HardwareClass, policy: OwnerPolicy = OwnerPolicy(),
         initialBackoff: TimeAmount = .milliseconds(200), maxBackoff: TimeAmount = .seconds(30),
-        drainSeconds: Int = 30, http2: HTTP2Configuration = .defaults
+        drainSeconds: Int = 30, http2: HTTP2Configuration = .defaults, tls: TunnelTLS? = nil
     ) {
         self.gatewayHost = gatewayHost
         self.gatewayPort = gatewayPort
@@ -40,6 +54,7 @@ public struct AgentConfiguration: Sendable {
         self.maxBackoff = maxBackoff
         self.drainSeconds = drainSeconds
         self.http2 = http2
+        self.tls = tls
     }
 }
 

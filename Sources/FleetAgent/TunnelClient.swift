@@ -52,6 +52,7 @@ public final class TunnelClient: Service, Sendable {
 
     public func run() async throws {
         let backoff = Backoff(initial: self.configuration.initialBackoff, maximum: self.configuration.maxBackoff)
+        let tlsContext = try self.configuration.tls.map { try HTTP2Client.makeTLSContext(caFile: $0.caFile) }
         var attempt = 0
         try await withGracefulShutdownHandler {
             while !Task.isCancelled && !Task.isShuttingDownGracefully {
@@ -59,7 +60,8 @@ public final class TunnelClient: Service, Sendable {
                 do {
                     let handle = try await HTTP2Client.connect(
                         host: self.configuration.gatewayHost, port: self.configuration.gatewayPort, group: self.group,
-                        role: .server(self.responder), configuration: self.configuration.http2)
+                        role: .server(self.responder), configuration: self.configuration.http2, tls: tlsContext,
+                        serverHostname: self.configuration.tls?.serverHostname)
                     self.current.withLock { $0 = handle }
                     self.connects.add(1, ordering: .relaxed)
                     attempt = 0

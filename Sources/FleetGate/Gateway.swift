@@ -40,7 +40,8 @@ public final class Gateway: Sendable {
                             ("adminPort", configuration.adminPort)] where !(0...65535).contains(port) {
             throw GatewayError(code: .invalidConfiguration, message: "key '\(key)': \(port) is not a port (0–65535)")
         }
-        let sslContext = try configuration.tls.map(Self.makeSSLContext)
+        let sslContext = try configuration.tls.map { try Self.makeSSLContext($0, key: "tls", alpn: HTTPServerPipeline.alpnProtocols) }
+        let tunnelSSL = try configuration.tunnelTLS.map { try Self.makeSSLContext($0, key: "tunnelTLS", alpn: ["h2"]) }
         try CentralDirectory.validate(configuration)
         // Created last, after every check that can throw: an HTTPClient must be shut down before it is released.
         let httpClient = configuration.central.isEmpty
@@ -67,12 +68,15 @@ public final class Gateway: Sendable {
             name: "tunnel", host: configuration.host, port: configuration.tunnelPort, group: group, logger: logger,
             onBound: { _ in readiness.listenerBound() }
         ) { channel in
-            if !allowCleartext, let ip = channel.remoteAddress?.ipAddress, !Self.isLoopback(ip) {
+            if let tunnelSSL {
+                try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tunnelSSL))
+            } else if !allowCleartext, let ip = channel.remoteAddress?.ipAddress, !Self.isLoopback(ip) {
                 // Cleartext tunnels only on loopback (development); production tunnels arrive over TLS.
                 channel.close(promise: nil)
                 return
             }
-            let handler = try HTTPServerPipeline.addHTTP2(channel, role: .client, configuration: tunnelHTTP2)
+            let handler = try HTTPServerPipeline.addHTTP2(
+                channel, role: .client, configuration: tunnelHTTP2, httpProtocol: tunnelSSL == nil ? "h2c" : "h2", isTLS: tunnelSSL != nil)
             CarSession(core: core, handle: HTTP2ConnectionHandle(handler, channel: channel)).start()
         }
 
@@ -106,20 +110,20 @@ public final class Gateway: Sendable {
         return services + [ShutdownNotifier(readiness: self.readiness)]
     }
 
-    /// Loads the PEM files into a TLS context offering ALPN `h2` and `http/1.1`.
-    static func makeSSLContext(_ files: GatewayConfiguration.TLSFiles) throws -> NIOSSLContext {
+    /// Loads PEM files into a server TLS context offering `alpn`; errors name the configuration key and file.
+    static func makeSSLContext(_ files: GatewayConfiguration.TLSFiles, key name: String, alpn: [String]) throws -> NIOSSLContext {
         let chain: [NIOSSLCertificate]
         do { chain = try NIOSSLCertificate.fromPEMFile(files.certificateChain) } catch {
-            throw GatewayError(code: .invalidConfiguration, message: "key 'tls.certificateChain': cannot load PEM certificates from '\(files.certificateChain)': \(error)")
+            throw GatewayError(code: .invalidConfiguration, message: "key '\(name).certificateChain': cannot load PEM certificates from '\(files.certificateChain)': \(error)")
         }
         let key: NIOSSLPrivateKey
         do { key = try NIOSSLPrivateKey(file: files.privateKey, format: .pem) } catch {
-            throw GatewayError(code: .invalidConfiguration, message: "key 'tls.privateKey': cannot load a PEM private key from '\(files.privateKey)': \(error)")
+            throw GatewayError(code: .invalidConfiguration, message: "key '\(name).privateKey': cannot load a PEM private key from '\(files.privateKey)': \(error)")
         }
         var tls = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
-        tls.applicationProtocols = HTTPServerPipeline.alpnProtocols
+        tls.applicationProtocols = alpn
         do { return try NIOSSLContext(configuration: tls) } catch {
-            throw GatewayError(code: .invalidConfiguration, message: "key 'tls': the certificate and key do not form a TLS context: \(error)")
+            throw GatewayError(code: .invalidConfiguration, message: "key '\(name)': the certificate and key do not form a TLS context: \(error)")
         }
     }
 

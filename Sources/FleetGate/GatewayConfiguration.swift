@@ -43,6 +43,8 @@ public struct GatewayConfiguration: Sendable {
     public var tls: TLSFiles?
     /// Client TLS port (ALPN `h2`, `http/1.1`).
     public var tlsPort: Int
+    /// TLS for car tunnels (ALPN `h2`). When set, every tunnel is TLS.
+    public var tunnelTLS: TLSFiles?
     /// Central OpenAI-compatible capacity, per region; used when no car in the zone can serve.
     public var central: [CentralEndpoint]
 
@@ -75,7 +77,8 @@ public struct GatewayConfiguration: Sendable {
         firstTokenTimeout: TimeAmount = .seconds(15), maxAttempts: Int = 3, helloTimeout: TimeAmount = .seconds(5),
         carPingInterval: TimeAmount = .seconds(5), clientHTTP2: HTTP2Configuration = .defaults,
         tunnelHTTP2: HTTP2Configuration = HTTP2Configuration(maxConcurrentStreams: 64, idleTimeout: nil),
-        allowCleartextTunnels: Bool = false, tls: TLSFiles? = nil, tlsPort: Int = 8443, central: [CentralEndpoint] = []
+        allowCleartextTunnels: Bool = false, tls: TLSFiles? = nil, tlsPort: Int = 8443, central: [CentralEndpoint] = [],
+        tunnelTLS: TLSFiles? = nil
     ) {
         self.host = host
         self.clientPort = clientPort
@@ -98,5 +101,6 @@ public struct GatewayConfiguration: Sendable {
         self.tls = tls
         self.tlsPort = tlsPort
         self.central = central
+        self.tunnelTLS = tunnelTLS
     }
 }

@@ -1,25 +1,43 @@
 public import NIOCore
 import NIOPosix
+public import NIOSSL
 
 /// Dials HTTP/2 connections (prior knowledge, cleartext) for tests, benchmarks and tools.
 public enum HTTP2Client {
     /// Connects and installs a handler in the given role.
     /// - Returns: a handle on the connection.
+    /// - Parameters:
+    ///   - tls: when given, TLS with ALPN `h2` (the context must offer it) towards `serverHostname`.
     public static func connect(
         host: String,
         port: Int,
         group: any EventLoopGroup,
         role: HTTP2ConnectionHandler.Role = .client,
-        configuration: HTTP2Configuration = .defaults
+        configuration: HTTP2Configuration = .defaults,
+        tls: NIOSSLContext? = nil,
+        serverHostname: String? = nil
     ) async throws -> HTTP2ConnectionHandle {
         try await ClientBootstrap(group: group)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .connectTimeout(.seconds(10))
             .connect(host: host, port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    let handler = try HTTPServerPipeline.addHTTP2(channel, role: role, configuration: configuration)
+                    if let tls {
+                        let name = serverHostname ?? (host.first?.isLetter == true ? host : nil)
+                        try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: tls, serverHostname: name))
+                    }
+                    let handler = try HTTPServerPipeline.addHTTP2(
+                        channel, role: role, configuration: configuration, httpProtocol: tls == nil ? "h2c" : "h2", isTLS: tls != nil)
                     return HTTP2ConnectionHandle(handler, channel: channel)
                 }
             }
+    }
+
+    /// A client TLS context offering ALPN `h2`, trusting `caFile` (PEM) or the system's roots.
+    public static func makeTLSContext(caFile: String?) throws -> NIOSSLContext {
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.applicationProtocols = ["h2"]
+        if let caFile { tls.trustRoots = .file(caFile) }
+        return try NIOSSLContext(configuration: tls)
     }
 }

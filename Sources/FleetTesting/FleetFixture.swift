@@ -16,6 +16,8 @@ public struct CarSpec: Sendable {
     /// Engine slowdown: > 1 slower, < 1 faster than the profile (tests use both).
     public var slowdown: Double
     public var state: VehicleState
+    /// TLS towards the gateway's tunnel port, when it has TLS.
+    public var tls: AgentConfiguration.TunnelTLS?
 
     public init(
         _ vehicleID: String, region: String = "eu-central", hardware: HardwareClass = .ai5, slowdown: Double = 1,
@@ -68,7 +70,8 @@ public struct FleetFixture: Sendable {
         let token = credentials.issue(vehicleID: spec.vehicleID, regions: [spec.region], expires: Date().addingTimeInterval(3600))
         let config = AgentConfiguration(
             gatewayHost: "127.0.0.1", gatewayPort: self.tunnelPort, vehicleID: spec.vehicleID, credential: token,
-            region: spec.region, hardware: spec.hardware, initialBackoff: .milliseconds(20), maxBackoff: .milliseconds(200))
+            region: spec.region, hardware: spec.hardware, initialBackoff: .milliseconds(20), maxBackoff: .milliseconds(200),
+            tls: spec.tls)
         let car = SimulatedCar(configuration: config, state: spec.state, slowdown: spec.slowdown, group: self.group, logger: self.logger)
         self.starter.yield(car)
         let pseudonym = credentials.pseudonym(of: spec.vehicleID)

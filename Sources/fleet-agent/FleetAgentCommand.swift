@@ -78,6 +78,9 @@ struct Run: AsyncParsableCommand {
     @Option(help: "Serve only while plugged in (owner policy).") var onlyWhilePlugged = true
     @Option(help: "Lowest state of charge to serve at (owner policy).") var minCharge = 50
     @Option(help: "JSON file with plugged_in, charge_percent, link, departing_in_s; watched for changes.") var stateFile: String?
+    @Flag(help: "Dial the gateway over TLS (production).") var tls = false
+    @Option(help: "PEM CA file to verify the gateway with (default: system roots).") var caFile: String?
+    @Option(help: "Name to verify on the gateway's certificate (default: the gateway host).") var serverName: String?
     @Option(help: "Also serve the engine on host:port as a plain OpenAI-compatible server (shares slots).") var listen: String?
 
     func run() async throws {
@@ -102,7 +105,8 @@ struct Run: AsyncParsableCommand {
         let config = AgentConfiguration(
             gatewayHost: String(parts[0]), gatewayPort: port, vehicleID: self.vehicleID, credential: token,
             region: self.region, hardware: self.engineOptions.hardware,
-            policy: OwnerPolicy(onlyWhilePlugged: self.onlyWhilePlugged, minChargePercent: self.minCharge))
+            policy: OwnerPolicy(onlyWhilePlugged: self.onlyWhilePlugged, minChargePercent: self.minCharge),
+            tls: self.tls ? .init(caFile: self.caFile, serverHostname: self.serverName) : nil)
         var services: [any Service] = []
         if let stateFile = self.stateFile {
             let watcher = StateFileWatcher(path: stateFile, state: state, logger: logger)

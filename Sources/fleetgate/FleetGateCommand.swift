@@ -46,6 +46,8 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "PEM certificate chain for the TLS client port.") var tlsCert: String?
     @Option(help: "PEM private key for the TLS client port.") var tlsKey: String?
     @Option(help: "TLS client port (ALPN h2, http/1.1).") var tlsPort = 8443
+    @Option(help: "PEM certificate chain for car tunnels (all tunnels TLS).") var tunnelTlsCert: String?
+    @Option(help: "PEM private key for car tunnels.") var tunnelTlsKey: String?
     @Option(help: "Central capacity REGION=BASE_URL (…/v1), repeatable; used when no car in the zone fits.") var central: [String] = []
 
     func run() async throws {
@@ -57,7 +59,8 @@ struct Serve: AsyncParsableCommand {
             host: self.host, clientPort: self.clientPort, tunnelPort: self.tunnelPort, adminPort: self.adminPort,
             apiKeys: Set(self.apiKey), fleetSecret: secret, trustedProxies: self.trustedProxy,
             allowCleartextTunnels: self.allowCleartextTunnels,
-            tls: try self.tlsFiles(), tlsPort: self.tlsPort, central: try self.centralEndpoints())
+            tls: try self.tlsFiles(), tlsPort: self.tlsPort, central: try self.centralEndpoints(),
+            tunnelTLS: try Self.pair(self.tunnelTlsCert, self.tunnelTlsKey, "--tunnel-tls-cert and --tunnel-tls-key"))
         let group = MultiThreadedEventLoopGroup(numberOfThreads: self.common.threads ?? System.coreCount)
         let gateway = try Gateway(configuration: config, group: group, logger: logger)
         let services = ServiceGroup(
@@ -77,10 +80,14 @@ extension Serve {
     }
 
     func tlsFiles() throws -> GatewayConfiguration.TLSFiles? {
-        switch (self.tlsCert, self.tlsKey) {
+        try Self.pair(self.tlsCert, self.tlsKey, "--tls-cert and --tls-key")
+    }
+
+    static func pair(_ cert: String?, _ key: String?, _ flags: String) throws -> GatewayConfiguration.TLSFiles? {
+        switch (cert, key) {
         case (nil, nil): return nil
         case (let cert?, let key?): return .init(certificateChain: cert, privateKey: key)
-        default: throw ValidationError("--tls-cert and --tls-key go together")
+        default: throw ValidationError("\(flags) go together")
         }
     }
 }

@@ -1,6 +1,9 @@
 import FleetGate
+import FleetScheduler
 import FleetTesting
 import Foundation
+import HTTPTypes
+import FleetAgent
 import Logging
 import NIOCore
 import NIOPosix
@@ -48,6 +51,37 @@ struct TLSTests {
             _ = try Gateway(configuration: config, group: .singletonMultiThreadedEventLoopGroup, logger: .init(label: "t"))
         } throws: { error in
             "\(error)".contains("tls.certificateChain") && "\(error)".contains("/nonexistent/cert.pem")
+        }
+    }
+}
+
+@Suite("TLS on the car tunnel", .timeLimit(.minutes(2)))
+struct TunnelTLSTests {
+    @Test("A car dials the tunnel over TLS (ALPN h2), is verified against the CA, and serves")
+    func tunnelOverTLS() async throws {
+        let (cert, key, dir) = try await TLSTests.makeCertificate()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try await withFleet(configure: { $0.tunnelTLS = .init(certificateChain: cert, privateKey: key) }) { fleet in
+            var spec = CarSpec("tls-car", slowdown: 0.1)
+            spec.tls = .init(caFile: cert, serverHostname: nil)
+            let car = try await fleet.startCar(spec)
+            let client = try await RecordingClient.connect(port: fleet.clientPort)
+            defer { client.close() }
+            let result = try await client.post("/v1/chat/completions", json: chatBody(stream: true, maxTokens: 4)).collect()
+            #expect(result.response?.headerFields[HTTPField.Name("x-fleet-vehicle")!] == car.pseudonym)
+            #expect(car.engine.tokensGenerated == 4)
+        }
+    }
+
+    @Test("A cleartext car cannot join a TLS tunnel port")
+    func cleartextRefused() async throws {
+        let (cert, key, dir) = try await TLSTests.makeCertificate()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try await withFleet(configure: { $0.tunnelTLS = .init(certificateChain: cert, privateKey: key) }) { fleet in
+            await #expect(throws: TimeoutError.self) {
+                try await fleet.startCar(CarSpec("plain-car", slowdown: 0.1), timeout: .seconds(1))
+            }
+            #expect(fleet.gateway.core.registry.count == 0)
         }
     }
 }
