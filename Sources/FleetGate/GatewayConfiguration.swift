@@ -29,6 +29,8 @@ public struct GatewayConfiguration: Sendable {
     public var firstTokenTimeout: TimeAmount
     /// Upstreams tried per request before giving up.
     public var maxAttempts: Int
+    /// Completion requests in flight at once, over all clients; more get 429.
+    public var maxInFlightRequests: Int
     /// How long a car has to send its hello after connecting.
     public var helloTimeout: TimeAmount
     /// How often each car is PINGed for RTT and liveness.
@@ -74,7 +76,7 @@ public struct GatewayConfiguration: Sendable {
         host: String = "127.0.0.1", clientPort: Int = 8080, tunnelPort: Int = 7443, adminHost: String = "127.0.0.1",
         adminPort: Int = 9090, apiKeys: Set<String> = [], fleetSecret: String, regionMap: RegionMap = .default,
         trustedProxies: [String] = [], maxBodyBytes: Int = 1 << 20, bodyTimeout: TimeAmount = .seconds(30),
-        firstTokenTimeout: TimeAmount = .seconds(15), maxAttempts: Int = 3, helloTimeout: TimeAmount = .seconds(5),
+        firstTokenTimeout: TimeAmount = .seconds(15), maxAttempts: Int = 3, maxInFlightRequests: Int = 10_000, helloTimeout: TimeAmount = .seconds(5),
         carPingInterval: TimeAmount = .seconds(5), clientHTTP2: HTTP2Configuration = .defaults,
         tunnelHTTP2: HTTP2Configuration = HTTP2Configuration(maxConcurrentStreams: 64, idleTimeout: nil),
         allowCleartextTunnels: Bool = false, tls: TLSFiles? = nil, tlsPort: Int = 8443, central: [CentralEndpoint] = [],
@@ -93,6 +95,7 @@ public struct GatewayConfiguration: Sendable {
         self.bodyTimeout = bodyTimeout
         self.firstTokenTimeout = firstTokenTimeout
         self.maxAttempts = maxAttempts
+        self.maxInFlightRequests = maxInFlightRequests
         self.helloTimeout = helloTimeout
         self.carPingInterval = carPingInterval
         self.clientHTTP2 = clientHTTP2

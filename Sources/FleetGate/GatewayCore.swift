@@ -3,6 +3,7 @@ public import FleetGeo
 public import FleetScheduler
 public import Logging
 import NIOCore
+import Synchronization
 
 /// What every request and tunnel handler shares: configuration, the fleet, geo and metrics.
 public final class GatewayCore: Sendable {
@@ -41,6 +42,24 @@ public final class GatewayCore: Sendable {
         self.metrics = metrics
         self.logger = logger
     }
+
+    private let inFlight = Atomic<Int>(0)
+
+    /// Admits one more completion request unless ``GatewayConfiguration/maxInFlightRequests`` are running.
+    func admitRequest() -> Bool {
+        let now = self.inFlight.wrappingAdd(1, ordering: .relaxed).newValue
+        if now > self.configuration.maxInFlightRequests {
+            self.inFlight.wrappingSubtract(1, ordering: .relaxed)
+            return false
+        }
+        return true
+    }
+
+    /// Ends an admitted request.
+    func requestEnded() { self.inFlight.wrappingSubtract(1, ordering: .relaxed) }
+
+    /// Completion requests in flight.
+    public var requestsInFlight: Int { self.inFlight.load(ordering: .relaxed) }
 
     /// Seconds on a monotonic clock, for the registry's back-off.
     var now: Double { Double(NIODeadline.now().uptimeNanoseconds) / 1e9 }

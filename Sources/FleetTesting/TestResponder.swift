@@ -7,7 +7,8 @@ public import NIOCore
 /// - `GET /` and `GET /index.html`: `Hello, world\n` (the bytes `nghttpd` serves in the benchmark).
 /// - `GET /sse?n=N`: N SSE events of about 23 bytes, each written as its own DATA frame.
 /// - `POST /echo`: echoes the body, consuming it as it is written back.
-/// - `GET /stream?bytes=N`: N bytes in 16 KiB pieces, pausing on backpressure (counts pauses).
+/// - `GET /stream?bytes=N`: N bytes in 16 KiB pieces, pausing on backpressure.
+/// - `GET /trailers`: a body, then trailers `x-checksum: 42`.
 public struct TestResponder: HTTPServerResponder {
     public init() {}
 
@@ -27,6 +28,9 @@ public struct TestResponder: HTTPServerResponder {
         }
         if path.hasPrefix("/echo") {
             return Echo(stream: stream)
+        }
+        if path.hasPrefix("/trailers") {
+            return WithTrailers(stream: stream)
         }
         if path.hasPrefix("/stream") {
             return BulkWriter(stream: stream, remaining: n ?? 1 << 20)
@@ -114,5 +118,17 @@ final class BulkWriter: HTTPStreamDelegate {
         }
     }
     func streamWritabilityDidChange(isWritable: Bool) { if isWritable { self.pump() } }
+    func streamDidClose(error: HTTPStreamError?) {}
+}
+
+final class WithTrailers: HTTPStreamDelegate {
+    let stream: any HTTPStream
+    init(stream: any HTTPStream) { self.stream = stream }
+    func streamDidReceiveData(_ data: ByteBuffer) { self.stream.consume(data.readableBytes) }
+    func streamDidReceiveEnd(trailers: HTTPFields?) {
+        self.stream.sendResponse(HTTPResponse(status: .ok), endStream: false)
+        self.stream.sendData(ByteBuffer(string: "body"), endStream: false)
+        self.stream.sendEnd(trailers: [HTTPField.Name("x-checksum")!: "42"])
+    }
     func streamDidClose(error: HTTPStreamError?) {}
 }

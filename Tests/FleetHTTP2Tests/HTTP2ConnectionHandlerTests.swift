@@ -22,7 +22,11 @@ final class Recorder: HTTPStreamDelegate {
         self.body += data.readableBytesView
         if self.autoConsume { self.stream?.consume(data.readableBytes) }
     }
-    func streamDidReceiveEnd(trailers: HTTPFields?) { self.ended = true }
+    var trailers: HTTPFields?
+    func streamDidReceiveEnd(trailers: HTTPFields?) {
+        self.ended = true
+        self.trailers = trailers
+    }
     func streamDidClose(error: HTTPStreamError?) {
         self.closed = true
         self.error = error
@@ -92,6 +96,17 @@ struct HTTP2ConnectionHandlerTests {
         #expect(String(decoding: recorder.body, as: UTF8.self) == "Hello, world\n")
         #expect(recorder.ended && recorder.closed && recorder.error == nil)
         #expect(pair.serverHandler.openStreamCount == 0)
+    }
+
+    @Test("Trailers travel after the body")
+    func trailers() throws {
+        let pair = try Pair()
+        let recorder = Recorder()
+        _ = try pair.get("/trailers", recorder: recorder)
+        try pair.interact()
+        #expect(String(decoding: recorder.body, as: UTF8.self) == "body")
+        #expect(recorder.trailers?[HTTPField.Name("x-checksum")!] == "42")
+        #expect(recorder.ended && recorder.error == nil)
     }
 
     @Test("Stream credit follows consumption: no more than the window arrives until the reader consumes")

@@ -50,6 +50,22 @@ struct ErrorTests {
         }
     }
 
+    @Test("Over the in-flight limit: 429 rate_limit_exceeded; the running stream is unaffected")
+    func overLimit() async throws {
+        try await withFleet(cars: [CarSpec("car-a", hardware: .ai5, slowdown: 1)], configure: { $0.maxInFlightRequests = 1 }) { fleet in
+            let client = try await RecordingClient.connect(port: fleet.clientPort)
+            defer { client.close() }
+            let first = try await client.post("/v1/chat/completions", json: chatBody(stream: true, maxTokens: 20))
+            try await waitUntil("first admitted") { fleet.gateway.core.requestsInFlight == 1 }
+            let second = try await client.post("/v1/chat/completions", json: chatBody(stream: true, maxTokens: 2)).collect()
+            #expect(second.response?.status.code == 429)
+            #expect(second.body.contains("rate_limit_exceeded"))
+            let result = await first.collect()
+            #expect(try ssePayloads(result.body).last == "[DONE]")
+            try await waitUntil("released") { fleet.gateway.core.requestsInFlight == 0 }
+        }
+    }
+
     @Test("No car in the zone: 503 no_capacity_in_zone, even though a car elsewhere is free")
     func noCapacityInZone() async throws {
         try await withFleet(cars: [CarSpec("us-car", region: "us-east", slowdown: 0.1)]) { fleet in

@@ -67,6 +67,8 @@ final class CompletionHandler: HTTPStreamDelegate, UpstreamEvents {
     var lastEventAt: NIODeadline?
     var aggregate = Aggregate()
     var held: [SSE.Decoder.Event] = []
+    /// Counted against ``GatewayConfiguration/maxInFlightRequests`` until the stream closes.
+    var admitted = false
     var upstreamReleased = false
 
     init(core: GatewayCore, stream: any HTTPStream, request: HTTPRequest, connection: HTTPConnectionInfo, chat: Bool) {
@@ -99,6 +101,10 @@ final class CompletionHandler: HTTPStreamDelegate, UpstreamEvents {
     func streamDidReceiveEnd(trailers: HTTPFields?) {
         self.bodyTimer?.cancel()
         guard !self.finished else { return }
+        guard self.core.admitRequest() else {
+            return self.fail(.rateLimited("Too many requests in flight; retry shortly."))
+        }
+        self.admitted = true
         do throws(APIError) {
             try self.prepare()
         } catch {
@@ -117,6 +123,10 @@ final class CompletionHandler: HTTPStreamDelegate, UpstreamEvents {
     func streamDidClose(error: HTTPStreamError?) {
         self.bodyTimer?.cancel()
         self.firstTokenTimer?.cancel()
+        if self.admitted {
+            self.admitted = false
+            self.core.requestEnded()
+        }
         if !self.finished {
             // The client went away: stop the car's engine.
             self.clientGone = true
