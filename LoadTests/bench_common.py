@@ -56,20 +56,20 @@ def _cpu_one(pid):
     return total / 1e9
 
 
-def peak_rss_mb(pid):
+def _status_mb(pid, field):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmHWM:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     return 0.0
+
+
+def peak_rss_mb(pid):
+    return _status_mb(pid, "VmHWM")
 
 
 def rss_mb(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
+    return _status_mb(pid, "VmRSS")
 
 
 def wait_port(port, timeout=30):
