@@ -69,9 +69,16 @@ let package = Package(
             dependencies: [.product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),
+        // libmaxminddb (Debian libmaxminddb-dev). Only FleetGeo imports it.
+        .systemLibrary(
+            name: "CMaxMindDB",
+            path: "Sources/CMaxMindDB",
+            pkgConfig: "libmaxminddb",
+            providers: [.apt(["libmaxminddb-dev"])]
+        ),
         .target(
             name: "FleetGeo",
-            dependencies: ["FleetProtocol"],
+            dependencies: ["FleetProtocol", "CMaxMindDB"],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -119,7 +126,7 @@ let package = Package(
         .executableTarget(
             name: "fleetgate",
             dependencies: [
-                "FleetGate", "FleetAgent", "FleetProtocol",
+                "FleetGate", "FleetAgent", "FleetProtocol", "FleetGeo",
                 .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),

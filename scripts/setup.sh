@@ -25,7 +25,16 @@ VENV="$CACHE/venv"
 if [ ! -x "$VENV/bin/python" ]; then
     python3 -m venv "$VENV"
 fi
-if ! "$VENV/bin/python" -c 'import h2, httpx' 2>/dev/null; then
-    echo "setup: installing Python test clients into $VENV"
-    "$VENV/bin/pip" install -q --disable-pip-version-check 'h2>=4' 'httpx[http2]>=0.27'
+if ! "$VENV/bin/python" -c 'import h2, httpx, mmdb_writer, netaddr' 2>/dev/null; then
+    echo "setup: installing Python test clients and the GeoIP writer into $VENV"
+    "$VENV/bin/pip" install -q --disable-pip-version-check 'h2>=4' 'httpx[http2]>=0.27' 'mmdb-writer>=0.2' 'netaddr>=1'
+fi
+
+# The default country database, built once from Debian's tor-geoipdb (about 40 s).
+GEOIP="$CACHE/geoip/fleet-country.mmdb"
+if [ ! -s "$GEOIP" ]; then
+    echo "setup: building the default GeoIP database $GEOIP"
+    mkdir -p "$CACHE/geoip"
+    "$VENV/bin/python" "$(dirname "$0")/build-geoip.py" "$GEOIP" 2>&1 | grep -v '^W: Download is performed unsandboxed' || true
+    [ -s "$GEOIP" ] || { echo "setup: building $GEOIP failed" >&2; exit 1; }
 fi

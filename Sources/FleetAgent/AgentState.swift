@@ -10,6 +10,18 @@ public final class AgentState: Sendable {
         var draining: (reason: String, seconds: Int)?
         var subscribers: [Int: @Sendable (StatusMessage) -> Void] = [:]
         var nextID = 0
+        var jobs: [String] = []
+    }
+
+    /// The last jobs this car ran, by request id (at most 10,000): the car's own record of what it served.
+    public var jobLog: [String] { self.state.withLock { $0.jobs } }
+
+    /// Records a job the car started.
+    public func recordJob(requestID: String) {
+        self.state.withLock { s in
+            if s.jobs.count >= 10_000 { s.jobs.removeFirst(1_000) }
+            s.jobs.append(requestID)
+        }
     }
 
     /// Concurrent jobs the engine can really run.

@@ -21,6 +21,7 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
     let resumeFrom: Int
     /// The gateway asked for SSE with usage regardless of the body (`x-fleet-stream: sse-usage`).
     let forcedStreaming: Bool
+    let requestID: String?
     var body: BodyAccumulator
     var job: (any InferenceJobHandle)?
     var holdsSlot = false
@@ -39,6 +40,7 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
         self.body = BodyAccumulator(limit: responder.maxBodyBytes)
         self.requestSeed = request.headerFields[HTTPField.Name(FleetHeader.seed)!].flatMap { UInt64($0) }
         self.resumeFrom = request.headerFields[HTTPField.Name(FleetHeader.resumeFrom)!].flatMap { Int($0) } ?? 0
+        self.requestID = request.headerFields[HTTPField.Name(FleetHeader.requestID)!]
         self.forcedStreaming = request.headerFields[HTTPField.Name(FleetHeader.streamMode)!] == "sse-usage"
     }
 
@@ -68,6 +70,7 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
             return self.sendError(.rateLimited("All inference slots of this car are busy."))
         }
         self.holdsSlot = true
+        self.responder.state.recordJob(requestID: self.requestID ?? "-")
         self.streaming = self.forcedStreaming || (request.stream ?? false)
         self.includeUsage = self.forcedStreaming || (request.streamOptions?.includeUsage ?? false)
         self.model = request.model

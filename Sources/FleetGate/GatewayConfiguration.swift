@@ -19,6 +19,9 @@ public struct GatewayConfiguration: Sendable {
     public var fleetSecret: String
     /// The region map.
     public var regionMap: RegionMap
+    /// A MaxMind DB (GeoLite2/GeoIP2/DB-IP country or city, or the one `scripts/build-geoip.py` makes).
+    /// Nil: every public address follows the map's `noDatabase` rule (warned once at start).
+    public var geoipDatabase: String?
     /// Addresses (CIDR) whose X-Forwarded-For is trusted. Empty: forwarding headers are ignored.
     public var trustedProxies: [String]
     /// Request body limit.
@@ -90,6 +93,7 @@ public struct GatewayConfiguration: Sendable {
         self.apiKeys = apiKeys
         self.fleetSecret = fleetSecret
         self.regionMap = regionMap
+        self.geoipDatabase = nil
         self.trustedProxies = trustedProxies
         self.maxBodyBytes = maxBodyBytes
         self.bodyTimeout = bodyTimeout

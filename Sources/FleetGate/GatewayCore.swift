@@ -12,6 +12,8 @@ public final class GatewayCore: Sendable {
     public let tunnels: TunnelTable
     public let credentials: FleetCredentials
     public let resolver: OriginResolver
+    /// The loaded GeoIP database, if any.
+    public let geoip: MaxMindDatabase?
     public let clientAddresses: ClientAddressResolver
     public let metrics: GatewayMetrics
     public let logger: Logger
@@ -30,7 +32,20 @@ public final class GatewayCore: Sendable {
         self.registry = FleetRegistry()
         self.tunnels = TunnelTable()
         self.credentials = credentials
-        self.resolver = OriginResolver(map: configuration.regionMap, lookup: nil)
+        let database: MaxMindDatabase?
+        do { database = try configuration.geoipDatabase.map { try MaxMindDatabase(path: $0) } } catch {
+            throw GatewayError(code: .invalidConfiguration, message: "key 'geoipDatabase': \(error)")
+        }
+        if let database {
+            logger.info("GeoIP database loaded", metadata: [
+                "fleet.geoip.path": "\(database.path)", "fleet.geoip.type": "\(database.databaseType)",
+                "fleet.geoip.built": "\(database.buildEpoch)",
+            ])
+        } else {
+            logger.warning("No GeoIP database: every public address gets the map's noDatabase region")
+        }
+        self.geoip = database
+        self.resolver = OriginResolver(map: configuration.regionMap, lookup: database)
         var trusted: [CIDR] = []
         for text in configuration.trustedProxies {
             guard let cidr = CIDR(text) else {

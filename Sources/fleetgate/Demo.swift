@@ -23,6 +23,7 @@ struct Demo: AsyncParsableCommand {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: self.common.threads ?? System.coreCount)
         let secret = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
         var config = GatewayConfiguration(fleetSecret: secret)
+        config.geoipDatabase = defaultGeoIPDatabase()
         config.clientPort = Self.freeOrZero(8080)
         config.tunnelPort = Self.freeOrZero(7443)
         config.adminPort = Self.freeOrZero(9090)

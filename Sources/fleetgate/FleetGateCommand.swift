@@ -1,6 +1,7 @@
 import ArgumentParser
 import FleetAgent
 import FleetGate
+import FleetGeo
 import FleetProtocol
 import Foundation
 import Logging
@@ -14,7 +15,7 @@ struct FleetGateCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fleetgate",
         abstract: "An HTTP/2 gateway that routes OpenAI-style inference to a fleet of parked cars.",
-        subcommands: [Serve.self, Demo.self, Token.self]
+        subcommands: [Serve.self, Demo.self, Token.self, Geo.self]
     )
 }
 
@@ -48,6 +49,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "TLS client port (ALPN h2, http/1.1).") var tlsPort = 8443
     @Option(help: "PEM certificate chain for car tunnels (all tunnels TLS).") var tunnelTlsCert: String?
     @Option(help: "PEM private key for car tunnels.") var tunnelTlsKey: String?
+    @Option(help: "MaxMind DB for client origins (default: the one scripts/setup.sh builds, if present).") var geoip: String?
     @Option(help: "Central capacity REGION=BASE_URL (…/v1), repeatable; used when no car in the zone fits.") var central: [String] = []
 
     func run() async throws {
@@ -61,8 +63,10 @@ struct Serve: AsyncParsableCommand {
             allowCleartextTunnels: self.allowCleartextTunnels,
             tls: try self.tlsFiles(), tlsPort: self.tlsPort, central: try self.centralEndpoints(),
             tunnelTLS: try Self.pair(self.tunnelTlsCert, self.tunnelTlsKey, "--tunnel-tls-cert and --tunnel-tls-key"))
+        var configured = config
+        configured.geoipDatabase = self.geoip ?? defaultGeoIPDatabase()
         let group = MultiThreadedEventLoopGroup(numberOfThreads: self.common.threads ?? System.coreCount)
-        let gateway = try Gateway(configuration: config, group: group, logger: logger)
+        let gateway = try Gateway(configuration: configured, group: group, logger: logger)
         let services = ServiceGroup(
             configuration: .init(services: gateway.services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint],
                                  logger: logger))
@@ -108,6 +112,42 @@ struct Token: AsyncParsableCommand {
             let credentials = try FleetCredentials(secret: secret)
             print(credentials.issue(vehicleID: self.vehicleID, regions: self.region,
                                     expires: Date().addingTimeInterval(Double(self.days) * 86_400)))
+        }
+    }
+}
+
+/// The database `scripts/setup.sh` builds, when it exists.
+func defaultGeoIPDatabase() -> String? {
+    let cache = ProcessInfo.processInfo.environment["FLEETGATE_CACHE"]
+        ?? (ProcessInfo.processInfo.environment["HOME"] ?? "/root") + "/.cache/fleetgate"
+    let path = cache + "/geoip/fleet-country.mmdb"
+    return FileManager.default.fileExists(atPath: path) ? path : nil
+}
+
+struct Geo: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "GeoIP tools.", subcommands: [Lookup.self])
+
+    struct Lookup: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print country → region → zone for addresses.")
+        @Argument(help: "IPv4 or IPv6 addresses.") var addresses: [String]
+        @Option(help: "MaxMind DB (default: the one scripts/setup.sh builds).") var geoip: String?
+
+        func run() async throws {
+            let path = self.geoip ?? defaultGeoIPDatabase()
+            let database = try path.map { try MaxMindDatabase(path: $0) }
+            let map = RegionMap.default
+            let resolver = OriginResolver(map: map, lookup: database)
+            if let database {
+                print("database: \(database.path) (\(database.databaseType), built \(Date(timeIntervalSince1970: TimeInterval(database.buildEpoch))))")
+            } else {
+                print("database: none (every public address follows the noDatabase rule)")
+            }
+            print("region map: \(map.version)")
+            for text in self.addresses {
+                guard let address = IPAddress(text) else { throw ValidationError("'\(text)' is not an IP address") }
+                let origin = resolver.resolve(address)
+                print("\(text) → country \(origin.country ?? "-") → region \(origin.region) → zone \(origin.zone) (rule: \(origin.rule.rawValue))")
+            }
         }
     }
 }

@@ -1,0 +1,94 @@
+import FleetAgent
+import FleetGate
+import FleetProtocol
+import FleetTesting
+import Foundation
+import HTTPTypes
+import NIOCore
+import Testing
+
+/// MaxMind's GeoIP2-City test database, from the geo tests' fixtures.
+let cityTestDatabase = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+    .appendingPathComponent("../FleetGeoTests/Fixtures/GeoIP2-City-Test.mmdb").standardized.path
+
+@Suite("Privacy zones end to end", .timeLimit(.minutes(2)))
+struct ZoneTests {
+    /// (forwarded-for, the zone that must serve it, or nil for 503 no_capacity_in_zone)
+    static let origins: [(String, String?)] = [
+        ("89.160.20.112", "eu"),  // SE
+        ("2a02:d180::1", "eu"),  // DE
+        ("2a02:cf40::1", "eu"),  // NO: EEA, not EU
+        ("::ffff:89.160.20.112", "eu"),  // IPv4-mapped
+        ("216.160.83.56", "us"),  // US
+        ("2001:218::1", "apac"),  // JP
+        ("8.8.8.8", "eu"),  // not in the database: the unknown rule, the strictest zone
+        ("81.2.69.142", nil),  // GB: its own zone, no capacity there
+        ("2a02:d000::1", nil),  // CH: its own zone, no capacity
+        ("216.160.83.56, 89.160.20.112", "eu"),  // chain: the rightmost untrusted hop counts
+        ("not-an-address", "eu"),  // garbage: stop at the trusted peer (loopback: private → default region)
+    ]
+
+    @Test("Requests are served only inside their origin's zone; an empty zone gets no_capacity_in_zone")
+    func zonesHold() async throws {
+        let specs = [
+            CarSpec("eu-car", region: "eu-central", slowdown: 0.05), CarSpec("us-car", region: "us-east", slowdown: 0.05),
+            CarSpec("jp-car", region: "ap-northeast", slowdown: 0.05),
+        ]
+        try await withFleet(configure: {
+            $0.geoipDatabase = cityTestDatabase
+            $0.trustedProxies = ["127.0.0.0/8", "::1"]
+        }) { fleet in
+            var cars: [String: TestCar] = [:]
+            for spec in specs { cars[spec.vehicleID] = try await fleet.startCar(spec) }
+            let zoneOf = ["eu-car": "eu", "us-car": "us", "jp-car": "apac"]
+            let client = try await RecordingClient.connect(port: fleet.clientPort)
+            defer { client.close() }
+            var expected: [String: String?] = [:]
+            var refused = 0
+            for round in 0..<3 {
+                for (index, (forwarded, zone)) in Self.origins.enumerated() {
+                    let id = "zone-\(round)-\(index)"
+                    expected[id] = zone
+                    var headers = HTTPFields()
+                    headers[HTTPField.Name("x-forwarded-for")!] = forwarded
+                    headers[HTTPField.Name("x-request-id")!] = id
+                    let result = try await client.post("/v1/chat/completions", json: chatBody(stream: true, maxTokens: 2), headers: headers).collect()
+                    if let zone {
+                        #expect(result.response?.status == .ok, "\(forwarded)")
+                        #expect(result.response?.headerFields[HTTPField.Name("x-fleet-zone")!] == zone, "\(forwarded)")
+                    } else {
+                        #expect(result.response?.status.code == 503, "\(forwarded)")
+                        #expect(result.body.contains("no_capacity_in_zone"))
+                        refused += 1
+                    }
+                }
+            }
+            // Count from what each car itself ran, not from response headers.
+            var violations = 0
+            var servedByZone: [String: Int] = [:]
+            for (name, car) in cars {
+                for id in car.car.state.jobLog {
+                    servedByZone[zoneOf[name]!, default: 0] += 1
+                    if expected[id] != zoneOf[name] { violations += 1 }
+                }
+            }
+            #expect(violations == 0)
+            #expect(servedByZone["eu"] == 3 * 7 && servedByZone["us"] == 3 && servedByZone["apac"] == 3)
+            #expect(refused == 3 * 2)
+        }
+    }
+
+    @Test("Forwarding headers from an untrusted peer are ignored")
+    func untrustedForwardedFor() async throws {
+        try await withFleet(cars: [CarSpec("eu-car", region: "eu-central", slowdown: 0.05), CarSpec("us-car", region: "us-east", slowdown: 0.05)],
+                            configure: { $0.geoipDatabase = cityTestDatabase }) { fleet in
+            let client = try await RecordingClient.connect(port: fleet.clientPort)
+            defer { client.close() }
+            var headers = HTTPFields()
+            headers[HTTPField.Name("x-forwarded-for")!] = "216.160.83.56"  // claims to be in the US
+            let result = try await client.post("/v1/chat/completions", json: chatBody(stream: true, maxTokens: 2), headers: headers).collect()
+            #expect(result.response?.headerFields[HTTPField.Name("x-fleet-zone")!] == "eu")  // loopback peer: private → eu-central
+            #expect(result.response?.headerFields[HTTPField.Name("x-fleet-region")!] == "eu-central")
+        }
+    }
+}
