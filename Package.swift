@@ -42,6 +42,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
     ],
     targets: [
         // libnghttp2 (Debian libnghttp2-dev). Only FleetHTTP2 imports it.
@@ -78,7 +79,7 @@ let package = Package(
         ),
         .target(
             name: "FleetGeo",
-            dependencies: ["FleetProtocol", "CMaxMindDB"],
+            dependencies: ["FleetProtocol", "CMaxMindDB", .product(name: "Yams", package: "Yams")],
             swiftSettings: swiftSettings
         ),
         .target(

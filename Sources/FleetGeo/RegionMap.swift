@@ -37,11 +37,30 @@ public struct RegionMap: Sendable, Hashable {
         public var zone: String
         public var countries: Set<String>
         public var central: [CentralEndpoint]
-        public init(id: String, zone: String, countries: Set<String>, central: [CentralEndpoint] = []) {
+        /// Latitude and longitude of the region's centre (distance estimates).
+        public var centroid: (latitude: Double, longitude: Double)?
+        /// Neighbouring regions and their typical RTT in milliseconds.
+        public var neighbours: [String: Int]
+
+        public init(id: String, zone: String, countries: Set<String>, central: [CentralEndpoint] = [],
+                    centroid: (latitude: Double, longitude: Double)? = nil, neighbours: [String: Int] = [:]) {
             self.id = id
             self.zone = zone
             self.countries = countries
             self.central = central
+            self.centroid = centroid
+            self.neighbours = neighbours
+        }
+
+        public static func == (a: Region, b: Region) -> Bool {
+            a.id == b.id && a.zone == b.zone && a.countries == b.countries && a.central == b.central
+                && a.centroid?.latitude == b.centroid?.latitude && a.centroid?.longitude == b.centroid?.longitude
+                && a.neighbours == b.neighbours
+        }
+
+        public func hash(into hasher: inout Hasher) {
+            hasher.combine(self.id)
+            hasher.combine(self.zone)
         }
     }
 

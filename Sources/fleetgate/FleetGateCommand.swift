@@ -15,7 +15,7 @@ struct FleetGateCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fleetgate",
         abstract: "An HTTP/2 gateway that routes OpenAI-style inference to a fleet of parked cars.",
-        subcommands: [Serve.self, Demo.self, Token.self, Geo.self]
+        subcommands: [Serve.self, Demo.self, Token.self, Geo.self, Regions.self]
     )
 }
 
@@ -49,6 +49,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "TLS client port (ALPN h2, http/1.1).") var tlsPort = 8443
     @Option(help: "PEM certificate chain for car tunnels (all tunnels TLS).") var tunnelTlsCert: String?
     @Option(help: "PEM private key for car tunnels.") var tunnelTlsKey: String?
+    @Option(help: "Region map YAML (default: the built-in map, the same as Regions/default.yaml).") var regions: String?
     @Option(help: "MaxMind DB for client origins (default: the one scripts/setup.sh builds, if present).") var geoip: String?
     @Option(help: "Central capacity REGION=BASE_URL (…/v1), repeatable; used when no car in the zone fits.") var central: [String] = []
 
@@ -65,6 +66,7 @@ struct Serve: AsyncParsableCommand {
             tunnelTLS: try Self.pair(self.tunnelTlsCert, self.tunnelTlsKey, "--tunnel-tls-cert and --tunnel-tls-key"))
         var configured = config
         configured.geoipDatabase = self.geoip ?? defaultGeoIPDatabase()
+        if let regions = self.regions { configured.regionMap = try RegionMap.load(path: regions) }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: self.common.threads ?? System.coreCount)
         let gateway = try Gateway(configuration: configured, group: group, logger: logger)
         let services = ServiceGroup(
@@ -148,6 +150,30 @@ struct Geo: AsyncParsableCommand {
                 let origin = resolver.resolve(address)
                 print("\(text) → country \(origin.country ?? "-") → region \(origin.region) → zone \(origin.zone) (rule: \(origin.rule.rawValue))")
             }
+        }
+    }
+}
+
+struct Regions: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Region map tools.", subcommands: [Check.self])
+
+    struct Check: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Validate region map files; print every error as file:line:column and exit non-zero if any.")
+        @Argument(help: "YAML files.") var files: [String]
+
+        func run() async throws {
+            var failed = false
+            for file in self.files {
+                do {
+                    let map = try RegionMap.load(path: file)
+                    print("\(file): ok (version \(map.version), \(map.zones.count) zones, \(map.regions.count) regions)")
+                } catch {
+                    failed = true
+                    FileHandle.standardError.write(Data((error.description + "\n").utf8))
+                }
+            }
+            if failed { throw ExitCode(1) }
         }
     }
 }

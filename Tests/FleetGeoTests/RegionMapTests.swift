@@ -1,0 +1,71 @@
+import FleetGeo
+import Foundation
+import Testing
+
+let regionFixtures = fixtures.appendingPathComponent("regions")
+let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+@Suite("Region maps in YAML")
+struct RegionMapTests {
+    @Test("Regions/default.yaml is valid and identical to the built-in default map")
+    func defaultMatchesBuiltin() throws {
+        let map = try RegionMap.load(path: repositoryRoot.appendingPathComponent("Regions/default.yaml").path)
+        #expect(map == RegionMap.default)
+        #expect(map.zone(ofRegion: "eu-north")?.countries.contains("NO") == true)
+        #expect(map.region(forCountry: "EU")?.zone == "eu")
+    }
+
+    @Test("A valid map loads")
+    func valid() throws {
+        let map = try RegionMap.load(path: regionFixtures.appendingPathComponent("valid.yaml").path)
+        #expect(map.region(forCountry: "FR")?.id == "eu-central")
+        #expect(map.version == "t")
+    }
+
+    /// (file, line, key, bad value) the first error must name.
+    static let invalid: [(String, Int, String, String?)] = [
+        ("unknown-iso", 5, "zones.eu.countries", "XX"),
+        ("lowercase-iso", 5, "zones.eu.countries", "fr"),
+        ("country-in-two-regions", 15, "regions.us-east.countries", "DE"),
+        ("region-without-zone", 10, "regions.eu-central.zone", nil),
+        ("unknown-zone", 11, "regions.eu-central.zone", "europe"),
+        ("unreachable-default", 17, "origins.private", "mars"),
+        ("unknown-key", 9, "regionz", nil),
+        ("bad-residency", 4, "zones.eu.residency", "strictly"),
+        ("country-outside-zone", 12, "regions.eu-central.countries", "US"),
+        ("central-outside-zone", 15, "regions.eu-central.central.zone", "us"),
+    ]
+
+    @Test("Invalid maps are rejected with file:line, the key and the bad value", arguments: invalid)
+    func rejected(name: String, line: Int, key: String, value: String?) {
+        let path = regionFixtures.appendingPathComponent("\(name).invalid.yaml").path
+        #expect {
+            _ = try RegionMap.load(path: path)
+        } throws: { error in
+            guard let errors = error as? RegionMapErrors, let issue = errors.issues.first(where: { $0.key == key }) else { return false }
+            return issue.file == path && issue.line == line && issue.value == value && "\(errors)".contains("\(path):\(line):")
+        }
+    }
+
+    @Test("Every fixture named *.invalid.yaml is rejected")
+    func allInvalidRejected() throws {
+        let names = try FileManager.default.contentsOfDirectory(atPath: regionFixtures.path).filter { $0.hasSuffix(".invalid.yaml") }
+        #expect(names.count == Self.invalid.count)
+        for name in names {
+            #expect(throws: RegionMapErrors.self) { _ = try RegionMap.load(path: regionFixtures.appendingPathComponent(name).path) }
+        }
+    }
+
+    @Test("All errors are reported, not just the first")
+    func allErrors() {
+        let yaml = "zones:\n  eu:\n    countries: [XX, YY]\nregions: {}\norigins: {private: a, unknown: b, noDatabase: c}\n"
+        #expect { _ = try RegionMap.parse(yaml: yaml, file: "m.yaml") } throws: { error in
+            ((error as? RegionMapErrors)?.issues.count ?? 0) >= 5
+        }
+    }
+
+    @Test("Garbage, empty and missing files are clear errors", arguments: ["{{{", "", "- just\n- a list\n"])
+    func garbage(yaml: String) {
+        #expect(throws: RegionMapErrors.self) { _ = try RegionMap.parse(yaml: yaml, file: "bad.yaml") }
+    }
+}
