@@ -5,6 +5,7 @@ public import NIOCore
 public import Prometheus
 public import ServiceLifecycle
 import AsyncHTTPClient
+import UnixSignals
 import CoreMetrics
 import NIOSSL
 
@@ -106,7 +107,7 @@ public final class Gateway: Sendable {
         if let client = self.core.httpClient {
             services += [HTTPClientService(client: client), self.core.central]
         }
-        services += [self.adminListener, self.tunnelListener, self.clientListener] + (self.tlsListener.map { [$0] } ?? [])
+        services += [ReloadOnSignal(core: self.core), self.adminListener, self.tunnelListener, self.clientListener] + (self.tlsListener.map { [$0] } ?? [])
         return services + [ShutdownNotifier(readiness: self.readiness)]
     }
 
@@ -128,6 +129,17 @@ public final class Gateway: Sendable {
     }
 
     static func isLoopback(_ ip: String) -> Bool { ip.hasPrefix("127.") || ip == "::1" || ip.hasPrefix("::ffff:127.") }
+}
+
+/// Reloads the region map and database on SIGHUP.
+struct ReloadOnSignal: Service {
+    let core: GatewayCore
+    func run() async throws {
+        let signals = await UnixSignalsSequence(trapping: .sighup)
+        for await _ in signals.cancelOnGracefulShutdown() {
+            _ = try? self.core.reloadGeo()
+        }
+    }
 }
 
 /// Owns the HTTP client's lifetime: shuts it down after every listener has stopped.

@@ -19,6 +19,8 @@ public struct GatewayConfiguration: Sendable {
     public var fleetSecret: String
     /// The region map.
     public var regionMap: RegionMap
+    /// The file ``regionMap`` was loaded from, re-read on reload (SIGHUP, `POST /admin/regions/reload`).
+    public var regionsFile: String?
     /// A MaxMind DB (GeoLite2/GeoIP2/DB-IP country or city, or the one `scripts/build-geoip.py` makes).
     /// Nil: every public address follows the map's `noDatabase` rule (warned once at start).
     public var geoipDatabase: String?
@@ -94,6 +96,7 @@ public struct GatewayConfiguration: Sendable {
         self.fleetSecret = fleetSecret
         self.regionMap = regionMap
         self.geoipDatabase = nil
+        self.regionsFile = nil
         self.trustedProxies = trustedProxies
         self.maxBodyBytes = maxBodyBytes
         self.bodyTimeout = bodyTimeout

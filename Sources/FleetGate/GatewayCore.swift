@@ -2,6 +2,7 @@ public import AsyncHTTPClient
 public import FleetGeo
 public import FleetScheduler
 public import Logging
+import CoreMetrics
 import NIOCore
 import Synchronization
 
@@ -11,9 +12,8 @@ public final class GatewayCore: Sendable {
     public let registry: FleetRegistry
     public let tunnels: TunnelTable
     public let credentials: FleetCredentials
-    public let resolver: OriginResolver
-    /// The loaded GeoIP database, if any.
-    public let geoip: MaxMindDatabase?
+    /// The live region map and database (hot-reloadable).
+    public let geo: GeoState
     public let clientAddresses: ClientAddressResolver
     public let metrics: GatewayMetrics
     public let logger: Logger
@@ -32,11 +32,14 @@ public final class GatewayCore: Sendable {
         self.registry = FleetRegistry()
         self.tunnels = TunnelTable()
         self.credentials = credentials
-        let database: MaxMindDatabase?
-        do { database = try configuration.geoipDatabase.map { try MaxMindDatabase(path: $0) } } catch {
+        do {
+            self.geo = try GeoState(
+                map: configuration.regionMap, regionsFile: configuration.regionsFile, databaseFile: configuration.geoipDatabase,
+                logger: logger)
+        } catch {
             throw GatewayError(code: .invalidConfiguration, message: "key 'geoipDatabase': \(error)")
         }
-        if let database {
+        if let database = self.geo.current.database {
             logger.info("GeoIP database loaded", metadata: [
                 "fleet.geoip.path": "\(database.path)", "fleet.geoip.type": "\(database.databaseType)",
                 "fleet.geoip.built": "\(database.buildEpoch)",
@@ -44,8 +47,6 @@ public final class GatewayCore: Sendable {
         } else {
             logger.warning("No GeoIP database: every public address gets the map's noDatabase region")
         }
-        self.geoip = database
-        self.resolver = OriginResolver(map: configuration.regionMap, lookup: database)
         var trusted: [CIDR] = []
         for text in configuration.trustedProxies {
             guard let cidr = CIDR(text) else {
@@ -75,6 +76,20 @@ public final class GatewayCore: Sendable {
 
     /// Completion requests in flight.
     public var requestsInFlight: Int { self.inFlight.load(ordering: .relaxed) }
+
+    /// Reloads the region map and database, logging and counting the outcome.
+    func reloadGeo() throws(GeoReloadError) -> GeoState.Snapshot {
+        do {
+            let snapshot = try self.geo.reload()
+            self.metrics.reloadOK.increment()
+            self.logger.info("Region map reloaded", metadata: ["fleet.regions.version": "\(snapshot.map.version)"])
+            return snapshot
+        } catch {
+            self.metrics.reloadFailed.increment()
+            self.logger.error("Region map reload refused; the running map stays", metadata: ["error": "\(error.message)"])
+            throw error
+        }
+    }
 
     /// Seconds on a monotonic clock, for the registry's back-off.
     var now: Double { Double(NIODeadline.now().uptimeNanoseconds) / 1e9 }

@@ -66,7 +66,10 @@ struct Serve: AsyncParsableCommand {
             tunnelTLS: try Self.pair(self.tunnelTlsCert, self.tunnelTlsKey, "--tunnel-tls-cert and --tunnel-tls-key"))
         var configured = config
         configured.geoipDatabase = self.geoip ?? defaultGeoIPDatabase()
-        if let regions = self.regions { configured.regionMap = try RegionMap.load(path: regions) }
+        if let regions = self.regions {
+            configured.regionMap = try RegionMap.load(path: regions)
+            configured.regionsFile = regions
+        }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: self.common.threads ?? System.coreCount)
         let gateway = try Gateway(configuration: configured, group: group, logger: logger)
         let services = ServiceGroup(

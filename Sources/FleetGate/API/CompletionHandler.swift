@@ -188,7 +188,7 @@ final class CompletionHandler: HTTPStreamDelegate, UpstreamEvents {
         let peer = self.connection.remoteAddress?.ipAddress.flatMap { IPAddress($0) }
         let forwarded = self.request.headerFields[values: HTTPField.Name("x-forwarded-for")!]
         let client = self.core.clientAddresses.resolve(peer: peer, forwardedFor: forwarded)
-        return self.core.resolver.resolve(client)
+        return self.core.geo.current.resolver.resolve(client)
     }
 
     private func tryNextCar() {

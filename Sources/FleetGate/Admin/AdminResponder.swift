@@ -1,4 +1,6 @@
+import FleetGeo
 import FleetHTTP2
+import Foundation
 import FleetProtocol
 import FleetScheduler
 import HTTPTypes
@@ -11,6 +13,9 @@ import Prometheus
 /// - `GET /readyz`: 200 once every listener is bound, 503 before and while shutting down.
 /// - `GET /metrics`: Prometheus text format.
 /// - `GET /admin/cars`: connected cars by pseudonym (never the raw vehicle id).
+/// - `GET /admin/regions`: the live region map, its version and the database in use.
+/// - `POST /admin/regions/reload`: re-read the map file and database; 200 with the new version, or
+///   422 with every error while the running map stays.
 struct AdminResponder: HTTPServerResponder {
     let core: GatewayCore
     let prometheus: PrometheusCollectorRegistry
@@ -32,6 +37,17 @@ struct AdminResponder: HTTPServerResponder {
             return RespondAtEnd(
                 stream: stream, status: .ok, body: ByteBuffer(bytes: self.prometheus.emitToBuffer()),
                 contentType: "text/plain; version=0.0.4")
+        case "/admin/regions" where request.method == .get:
+            return RespondAtEnd(stream: stream, status: .ok, body: JSON.buffer(RegionsView(self.core.geo.current)))
+        case "/admin/regions/reload" where request.method == .post:
+            do {
+                let snapshot = try self.core.reloadGeo()
+                return RespondAtEnd(stream: stream, status: .ok, body: JSON.buffer(RegionsView(snapshot)))
+            } catch {
+                return RespondAtEnd(
+                    stream: stream, status: .unprocessableContent,
+                    body: JSON.buffer(APIErrorBody(message: error.message, type: "invalid_request_error", code: "invalid_region_map")))
+            }
         case "/admin/cars":
             let cars = self.core.registry.all().map { car in
                 CarView(vehicle: car.descriptor.pseudonym, region: car.descriptor.region, zone: car.descriptor.zone,
@@ -42,6 +58,38 @@ struct AdminResponder: HTTPServerResponder {
             return RespondAtEnd(stream: stream, status: .ok, body: JSON.buffer(cars))
         default:
             return RespondAtEnd(stream: stream, status: .notFound, body: JSON.buffer(APIError.notFound.body))
+        }
+    }
+
+    /// The live map as JSON.
+    struct RegionsView: Encodable {
+        struct ZoneView: Encodable {
+            var residency: String
+            var countries: [String]
+        }
+        struct RegionView: Encodable {
+            var zone: String
+            var countries: [String]
+        }
+        struct DatabaseView: Encodable {
+            var path, type: String
+            var built: Int64
+        }
+        var version: String
+        var loadedAt: String
+        var database: DatabaseView?
+        var zones: [String: ZoneView]
+        var regions: [String: RegionView]
+        var origins: [String: String]
+
+        init(_ snapshot: GeoState.Snapshot) {
+            let map = snapshot.map
+            self.version = map.version
+            self.loadedAt = ISO8601DateFormatter().string(from: snapshot.loadedAt)
+            self.database = snapshot.database.map { DatabaseView(path: $0.path, type: $0.databaseType, built: $0.buildEpoch) }
+            self.zones = map.zones.mapValues { ZoneView(residency: $0.residency.rawValue, countries: $0.countries.sorted()) }
+            self.regions = map.regions.mapValues { RegionView(zone: $0.zone, countries: $0.countries.sorted()) }
+            self.origins = ["private": map.privateRegion, "unknown": map.unknownRegion, "noDatabase": map.noDatabaseRegion]
         }
     }
 

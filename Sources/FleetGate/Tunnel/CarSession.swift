@@ -110,7 +110,7 @@ final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
             return self.reject(error.reason)
         }
         guard grant.regions.contains(region) else { return self.reject("credential does not allow the claimed region") }
-        guard let zone = self.core.configuration.regionMap.zone(ofRegion: region) else {
+        guard let zone = self.core.geo.current.map.zone(ofRegion: region) else {
             return self.reject("unknown region")
         }
         self.helloTimer?.cancel()

@@ -1,0 +1,58 @@
+public import FleetGeo
+public import Foundation
+import Logging
+import Synchronization
+
+/// The live region map and GeoIP database, swapped atomically on reload.
+///
+/// A request takes one ``Snapshot`` and uses it to the end, so a reload never changes the rules
+/// under a request in flight, and a replaced database stays open until the last request that
+/// holds it finishes (it is a reference-counted object).
+public final class GeoState: Sendable {
+    /// One consistent view: map, database and the resolver over both.
+    public struct Snapshot: Sendable {
+        public var map: RegionMap
+        public var database: MaxMindDatabase?
+        public var resolver: OriginResolver
+        public var loadedAt: Date
+    }
+
+    private let state: Mutex<Snapshot>
+    let regionsFile: String?
+    let databaseFile: String?
+    let logger: Logger
+
+    init(map: RegionMap, regionsFile: String?, databaseFile: String?, logger: Logger) throws(GeoError) {
+        self.regionsFile = regionsFile
+        self.databaseFile = databaseFile
+        self.logger = logger
+        let database = try databaseFile.map { path throws(GeoError) in try MaxMindDatabase(path: path) }
+        self.state = Mutex(Snapshot(map: map, database: database, resolver: OriginResolver(map: map, lookup: database), loadedAt: Date()))
+    }
+
+    /// The current view.
+    public var current: Snapshot { self.state.withLock { $0 } }
+
+    /// Re-reads the map file (when one is configured) and the database, validates both, then swaps.
+    /// - Returns: the new snapshot.
+    /// - Throws: a description of every problem; the running map and database stay in place.
+    public func reload() throws(GeoReloadError) -> Snapshot {
+        var map = self.current.map
+        if let file = self.regionsFile {
+            do { map = try RegionMap.load(path: file) } catch { throw GeoReloadError(message: error.description) }
+        }
+        var database: MaxMindDatabase?
+        if let path = self.databaseFile {
+            do { database = try MaxMindDatabase(path: path) } catch { throw GeoReloadError(message: error.description) }
+        }
+        let snapshot = Snapshot(map: map, database: database, resolver: OriginResolver(map: map, lookup: database), loadedAt: Date())
+        self.state.withLock { $0 = snapshot }
+        return snapshot
+    }
+}
+
+/// Why a reload was refused.
+public struct GeoReloadError: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    public var description: String { self.message }
+}

@@ -1,0 +1,72 @@
+import FleetAgent
+import FleetGate
+import FleetGeo
+import FleetProtocol
+import FleetTesting
+import Foundation
+import HTTPTypes
+import NIOCore
+import Testing
+
+@Suite("Hot reload of the region map", .timeLimit(.minutes(2)))
+struct ReloadTests {
+    static let defaultYAML = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .appendingPathComponent("../../Regions/default.yaml").standardized
+
+    func admin(_ fleet: FleetFixture, _ method: HTTPRequest.Method, _ path: String) async throws -> (Int, String) {
+        let client = try await RecordingClient.connect(port: fleet.adminPort)
+        defer { client.close() }
+        let result = try await client.send(HTTPRequest(method: method, scheme: "http", authority: "admin", path: path), body: method == .post ? ByteBuffer() : nil).collect()
+        return (result.response?.status.code ?? 0, result.body)
+    }
+
+    @Test("A bad map is refused with file:line and the running map stays; a good one swaps in while a stream runs")
+    func reload() async throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("fleet-regions-\(UUID().uuidString).yaml")
+        defer { try? FileManager.default.removeItem(at: file) }
+        let original = try String(contentsOf: Self.defaultYAML, encoding: .utf8)
+        try original.write(to: file, atomically: true, encoding: .utf8)
+        try await withFleet(configure: {
+            $0.regionMap = try! RegionMap.load(path: file.path)
+            $0.regionsFile = file.path
+            $0.geoipDatabase = cityTestDatabase
+            $0.trustedProxies = ["127.0.0.0/8"]
+        }) { fleet in
+            let car = try await fleet.startCar(CarSpec("eu-car", region: "eu-central", hardware: .ai5, slowdown: 0.5))
+            let client = try await RecordingClient.connect(port: fleet.clientPort)
+            defer { client.close() }
+            var fromSweden = HTTPFields()
+            fromSweden[HTTPField.Name("x-forwarded-for")!] = "89.160.20.112"
+            let before = try await client.post("/v1/chat/completions", json: chatBody(stream: true, maxTokens: 1), headers: fromSweden).collect()
+            #expect(before.response?.headerFields[HTTPField.Name("x-fleet-origin-region")!] == "eu-north")
+
+            // A long stream runs across both reloads.
+            let running = try await client.post("/v1/chat/completions", json: chatBody(stream: true, maxTokens: 60), headers: fromSweden)
+            try await waitUntil("streaming") { car.engine.tokensGenerated >= 5 }
+
+            try original.replacingOccurrences(of: "countries: [SE, FI,", with: "countries: [SE, XX, FI,")
+                .write(to: file, atomically: true, encoding: .utf8)
+            let (badStatus, badBody) = try await self.admin(fleet, .post, "/admin/regions/reload")
+            #expect(badStatus == 422)
+            #expect(badBody.contains("\(file.path):") && badBody.contains("XX"))
+            #expect(try await self.admin(fleet, .get, "/admin/regions").1.contains("\"version\":\"default-2026-11\""))
+
+            // Sweden moves to eu-central, with a new version.
+            try original.replacingOccurrences(of: "version: default-2026-11", with: "version: moved-se")
+                .replacingOccurrences(of: "countries: [SE, FI,", with: "countries: [FI,")
+                .replacingOccurrences(of: "countries: [DE, AT,", with: "countries: [SE, DE, AT,")
+                .write(to: file, atomically: true, encoding: .utf8)
+            let (okStatus, okBody) = try await self.admin(fleet, .post, "/admin/regions/reload")
+            #expect(okStatus == 200)
+            #expect(okBody.contains("\"version\":\"moved-se\""))
+            let after = try await client.post("/v1/chat/completions", json: chatBody(stream: true, maxTokens: 1), headers: fromSweden).collect()
+            #expect(after.response?.headerFields[HTTPField.Name("x-fleet-origin-region")!] == "eu-central")
+
+            let result = await running.collect()
+            #expect(try ssePayloads(result.body).last == "[DONE]")
+            let metrics = try await self.admin(fleet, .get, "/metrics").1
+            #expect(metrics.contains("fleet_regions_reloads_total{result=\"ok\"} 1"))
+            #expect(metrics.contains("fleet_regions_reloads_total{result=\"error\"} 1"))
+        }
+    }
+}
