@@ -56,11 +56,12 @@ public final class Gateway: Sendable {
 
         let api = APIResponder(core: core)
         let clientHTTP2 = configuration.clientHTTP2
+        let proxyProtocol = configuration.proxyProtocol
         self.clientListener = Listener(
             name: "client", host: configuration.host, port: configuration.clientPort, group: group, logger: logger,
             onBound: { _ in readiness.listenerBound() }
         ) { channel in
-            try HTTPServerPipeline.configureCleartext(channel, responder: api, configuration: clientHTTP2)
+            try HTTPServerPipeline.configureCleartext(channel, responder: api, configuration: clientHTTP2, proxyProtocol: proxyProtocol)
         }
 
         let tunnelHTTP2 = configuration.tunnelHTTP2

@@ -26,6 +26,8 @@ public struct GatewayConfiguration: Sendable {
     public var geoipDatabase: String?
     /// Addresses (CIDR) whose X-Forwarded-For is trusted. Empty: forwarding headers are ignored.
     public var trustedProxies: [String]
+    /// Expect a PROXY protocol v2 header on every client connection (behind an L4 load balancer).
+    public var proxyProtocol: Bool = false
     /// Request body limit.
     public var maxBodyBytes: Int
     /// How long a client may take to send its request body.

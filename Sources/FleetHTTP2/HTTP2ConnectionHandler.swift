@@ -327,8 +327,8 @@ public final class HTTP2ConnectionHandler: ChannelInboundHandler, RemovableChann
     private func activate(context: ChannelHandlerContext) {
         guard !self.activated else { return }
         self.activated = true
-        self.connectionInfo.remoteAddress = context.channel.remoteAddress
-        self.connectionInfo.localAddress = context.channel.localAddress
+        self.connectionInfo.remoteAddress = self.connectionInfo.remoteAddress ?? context.channel.remoteAddress
+        self.connectionInfo.localAddress = self.connectionInfo.localAddress ?? context.channel.localAddress
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
         self.handshakeTimer = context.eventLoop.scheduleTask(in: self.configuration.handshakeTimeout) {
             if !loopBound.value.handshakeComplete { loopBound.value.terminate(.settingsTimeout) }

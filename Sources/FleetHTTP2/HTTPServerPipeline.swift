@@ -8,13 +8,20 @@ import NIOTLS
 public enum HTTPServerPipeline {
     /// Configures an accepted cleartext channel: a client that opens with the HTTP/2 connection
     /// preface gets HTTP/2 (prior knowledge, h2c); anything else gets HTTP/1.1.
+    /// - Parameter proxyProtocol: expect a PROXY protocol v2 header first (behind an L4 load
+    ///   balancer); its source address becomes the connection's remote address.
     public static func configureCleartext(
         _ channel: any Channel,
         responder: any HTTPServerResponder,
-        configuration: HTTP2Configuration
+        configuration: HTTP2Configuration,
+        proxyProtocol: Bool = false
     ) throws {
+        let proxied = ProxiedAddress()
+        if proxyProtocol {
+            try channel.pipeline.syncOperations.addHandler(ProxyProtocolHandler(proxied: proxied))
+        }
         try channel.pipeline.syncOperations.addHandler(
-            HTTPProtocolDetector(responder: responder, configuration: configuration))
+            HTTPProtocolDetector(responder: responder, configuration: configuration, proxied: proxied))
     }
 
     /// Configures an accepted TLS channel: ALPN `h2` gets HTTP/2, `http/1.1` (or none) HTTP/1.1.
@@ -49,28 +56,30 @@ public enum HTTPServerPipeline {
         role: HTTP2ConnectionHandler.Role,
         configuration: HTTP2Configuration,
         httpProtocol: String = "h2c",
-        isTLS: Bool = false
+        isTLS: Bool = false,
+        remoteAddress: SocketAddress? = nil
     ) throws -> HTTP2ConnectionHandler {
         let handler = HTTP2ConnectionHandler(
             role: role,
             configuration: configuration,
             connectionInfo: HTTPConnectionInfo(
-                remoteAddress: channel.remoteAddress, localAddress: channel.localAddress,
+                remoteAddress: remoteAddress ?? channel.remoteAddress, localAddress: channel.localAddress,
                 httpProtocol: httpProtocol, isTLS: isTLS)
         )
         try channel.pipeline.syncOperations.addHandler(handler)
         return handler
     }
 
-    static func addHTTP1(_ channel: any Channel, responder: any HTTPServerResponder, isTLS: Bool) throws {
+    static func addHTTP1(_ channel: any Channel, responder: any HTTPServerResponder, isTLS: Bool, remoteAddress: SocketAddress? = nil) throws {
         let sync = channel.pipeline.syncOperations
         try sync.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
+        try sync.addHandler(HTTP1KeepAliveHandler())
         try sync.addHandler(HTTP1ToHTTPServerCodec(secure: isTLS))
         try sync.addHandler(
             HTTP1ServerStreamHandler(
                 responder: responder,
                 connectionInfo: HTTPConnectionInfo(
-                    remoteAddress: channel.remoteAddress, localAddress: channel.localAddress,
+                    remoteAddress: remoteAddress ?? channel.remoteAddress, localAddress: channel.localAddress,
                     httpProtocol: "http/1.1", isTLS: isTLS)))
     }
 }
@@ -84,11 +93,13 @@ final class HTTPProtocolDetector: ChannelInboundHandler, RemovableChannelHandler
 
     private let responder: any HTTPServerResponder
     private let configuration: HTTP2Configuration
+    private let proxied: ProxiedAddress
     private var buffered: ByteBuffer?
 
-    init(responder: any HTTPServerResponder, configuration: HTTP2Configuration) {
+    init(responder: any HTTPServerResponder, configuration: HTTP2Configuration, proxied: ProxiedAddress) {
         self.responder = responder
         self.configuration = configuration
+        self.proxied = proxied
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -105,9 +116,10 @@ final class HTTPProtocolDetector: ChannelInboundHandler, RemovableChannelHandler
         if matches && n < Self.preface.count { return }  // wait for more
         do {
             if matches {
-                try HTTPServerPipeline.addHTTP2(context.channel, role: .server(self.responder), configuration: self.configuration)
+                try HTTPServerPipeline.addHTTP2(
+                    context.channel, role: .server(self.responder), configuration: self.configuration, remoteAddress: self.proxied.source)
             } else {
-                try HTTPServerPipeline.addHTTP1(context.channel, responder: self.responder, isTLS: false)
+                try HTTPServerPipeline.addHTTP1(context.channel, responder: self.responder, isTLS: false, remoteAddress: self.proxied.source)
             }
         } catch {
             context.close(promise: nil)

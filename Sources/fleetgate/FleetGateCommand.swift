@@ -44,6 +44,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "An accepted API key (repeatable). None: no authentication.") var apiKey: [String] = []
     @Option(help: "Trusted proxy CIDR whose X-Forwarded-For is believed (repeatable).") var trustedProxy: [String] = []
     @Flag(help: "Accept cleartext tunnels from non-loopback peers.") var allowCleartextTunnels = false
+    @Flag(help: "Expect a PROXY protocol v2 header on client connections (behind an L4 load balancer).") var proxyProtocol = false
     @Option(help: "PEM certificate chain for the TLS client port.") var tlsCert: String?
     @Option(help: "PEM private key for the TLS client port.") var tlsKey: String?
     @Option(help: "TLS client port (ALPN h2, http/1.1).") var tlsPort = 8443
@@ -66,6 +67,7 @@ struct Serve: AsyncParsableCommand {
             tunnelTLS: try Self.pair(self.tunnelTlsCert, self.tunnelTlsKey, "--tunnel-tls-cert and --tunnel-tls-key"))
         var configured = config
         configured.geoipDatabase = self.geoip ?? defaultGeoIPDatabase()
+        configured.proxyProtocol = self.proxyProtocol
         if let regions = self.regions {
             configured.regionMap = try RegionMap.load(path: regions)
             configured.regionsFile = regions
