@@ -157,6 +157,12 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .executableTarget(
+            name: "fleet-geobench",
+            dependencies: ["FleetGeo", "FleetScheduler", "FleetProtocol"],
+            path: "LoadTests/Sources/fleet-geobench",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
             name: "fleet-load",
             dependencies: nio + [
                 "FleetHTTP2",

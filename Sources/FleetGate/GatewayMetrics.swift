@@ -18,6 +18,8 @@ public final class GatewayMetrics: Sendable {
     public let routeCentral: Counter
     /// Upstream attempts that failed before the first token and were retried.
     public let retries: Counter
+    /// Cars whose tunnel peer address is in another zone than their credential's region.
+    public let carLocationMismatch: Counter
     /// Region map / database reloads by result.
     public let reloadOK: Counter
     public let reloadFailed: Counter
@@ -29,6 +31,7 @@ public final class GatewayMetrics: Sendable {
         self.routeCar = Counter(label: "fleet_routed_total", dimensions: [("route", "car")], factory: factory)
         self.routeCentral = Counter(label: "fleet_routed_total", dimensions: [("route", "central")], factory: factory)
         self.retries = Counter(label: "fleet_upstream_retries_total", dimensions: [], factory: factory)
+        self.carLocationMismatch = Counter(label: "fleet_car_location_mismatch_total", dimensions: [], factory: factory)
         self.reloadOK = Counter(label: "fleet_regions_reloads_total", dimensions: [("result", "ok")], factory: factory)
         self.reloadFailed = Counter(label: "fleet_regions_reloads_total", dimensions: [("result", "error")], factory: factory)
     }

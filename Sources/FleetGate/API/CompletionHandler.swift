@@ -456,6 +456,8 @@ final class CompletionHandler: HTTPStreamDelegate, UpstreamEvents {
                 "fleet.origin.region": "\(self.origin?.region ?? "-")",
                 "fleet.zone": "\(self.zone)",
                 "fleet.route": "\(self.events == 0 ? "-" : self.car != nil ? "car" : "central")",
+                "fleet.region": "\(self.car?.descriptor.region ?? self.centralEndpoint?.region ?? "-")",
+                "fleet.vehicle": "\(self.car?.descriptor.pseudonym ?? "-")",
                 "fleet.attempts": "\(self.attempts)",
                 "fleet.events": "\(self.events)",
             ])

@@ -1,3 +1,4 @@
+import CoreMetrics
 import FleetGeo
 import FleetHTTP2
 import FleetProtocol
@@ -124,11 +125,27 @@ final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
         }
         self.carID = id
         self.region = region
+        self.checkPeerLocation(claimedZone: zone.id)
         self.core.tunnels.add(id, self.handle)
         self.core.publishCarCount(region: region)
         self.logger[metadataKey: "fleet.vehicle"] = "\(descriptor.pseudonym)"
         self.logger.debug("Car registered", metadata: ["fleet.region": "\(region)", "fleet.hardware": "\(hardware.rawValue)"])
         self.schedulePing()
+    }
+
+    /// DESIGN.md: the tunnel peer's GeoIP is recorded and a mismatch with the claimed region is
+    /// flagged. Only flagged: cars roam and carriers route through other countries, and the
+    /// credential, not the address, is what binds a car to its zone.
+    private func checkPeerLocation(claimedZone: String) {
+        guard let ip = self.handle.channel.remoteAddress?.ipAddress.flatMap({ IPAddress($0) }) else { return }
+        let origin = self.core.geo.current.resolver.resolve(ip)
+        guard origin.rule == .database else { return }
+        if origin.zone != claimedZone {
+            self.core.metrics.carLocationMismatch.increment()
+            self.logger.warning("Car connects from outside its zone", metadata: [
+                "fleet.peer.country": "\(origin.country ?? "-")", "fleet.peer.zone": "\(origin.zone)", "fleet.zone": "\(claimedZone)",
+            ])
+        }
     }
 
     private func reject(_ reason: String) {
