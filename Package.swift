@@ -180,6 +180,7 @@ let package = Package(
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
             ],
+            exclude: ["Clients"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -195,6 +196,7 @@ let package = Package(
         .testTarget(
             name: "FleetGeoTests",
             dependencies: ["FleetGeo"],
+            exclude: ["Fixtures"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
