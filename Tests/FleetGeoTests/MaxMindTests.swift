@@ -111,3 +111,24 @@ struct MaxMindTests {
         #expect(resolver.resolve(IPAddress("2a02:d500::1")).rule == .unknown)
     }
 }
+
+@Suite("MaxMind lookups across threads")
+struct MaxMindConcurrencyTests {
+    @Test("Concurrent lookups from many tasks agree with single-threaded ones")
+    func concurrent() async throws {
+        let db = try MaxMindDatabase(path: fixture("GeoIP2-City-Test.mmdb"))
+        let addresses = ["81.2.69.142", "89.160.20.112", "216.160.83.56", "2001:218::1", "2a02:d180::1", "8.8.8.8"].map { IPAddress($0)! }
+        let expected = try addresses.map { try db.lookup($0)?.country }
+        try await withThrowingTaskGroup(of: Bool.self) { group in
+            for _ in 0..<8 {
+                group.addTask {
+                    for i in 0..<5_000 where try db.lookup(addresses[i % addresses.count])?.country != expected[i % addresses.count] {
+                        return false
+                    }
+                    return true
+                }
+            }
+            for try await ok in group { #expect(ok) }
+        }
+    }
+}
