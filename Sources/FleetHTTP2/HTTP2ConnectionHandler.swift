@@ -362,7 +362,9 @@ public final class HTTP2ConnectionHandler: ChannelInboundHandler, RemovableChann
         var buffer: ByteBuffer?
         self.coarseNow = context.eventLoop.now
         self.processing = true
-        while context.channel.isWritable || buffer == nil {
+        // Nothing is produced while the socket is not writable: whatever nghttp2 has stays inside
+        // it, bounded by flow control and max_outbound_ack; channelWritabilityChanged resumes.
+        while context.channel.isWritable {
             var pointer: UnsafePointer<UInt8>?
             let n = nghttp2_session_mem_send(session, &pointer)
             if n < 0 {

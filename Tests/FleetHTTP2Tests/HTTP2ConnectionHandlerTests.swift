@@ -128,6 +128,22 @@ struct HTTP2ConnectionHandlerTests {
         #expect(recorder.body.count == 100_000 && recorder.ended)
     }
 
+    @Test("Nothing is produced while the socket is unwritable, however wide the peer's window; it resumes on writability")
+    func unwritableSocketBoundsMemory() throws {
+        let pair = try Pair(client: HTTP2Configuration(initialStreamWindowSize: 1 << 24, connectionWindowSize: 1 << 30))
+        let recorder = Recorder()
+        pair.server.isWritable = false
+        pair.server.pipeline.fireChannelWritabilityChanged()
+        _ = try pair.get("/stream?bytes=4000000", recorder: recorder)
+        try pair.interact()
+        #expect(recorder.response == nil && recorder.body.isEmpty)
+        #expect(try pair.server.readOutbound(as: ByteBuffer.self) == nil)
+        pair.server.isWritable = true
+        pair.server.pipeline.fireChannelWritabilityChanged()
+        try pair.interact()
+        #expect(recorder.body.count == 4_000_000 && recorder.ended)
+    }
+
     @Test("A client reset closes the stream on both sides with CANCEL")
     func reset() throws {
         let pair = try Pair(client: HTTP2Configuration(initialStreamWindowSize: 1024))
