@@ -45,7 +45,8 @@ public struct AgentResponder: HTTPServerResponder {
         case (.get, FleetStatus.path) where self.hello != nil:
             return StatusStreamWriter(stream: stream, state: self.state, hello: self.hello!())
         case (.get, "/v1/models"):
-            let models = ModelList(data: self.engine.models.map { .init(id: $0.id, created: 0, ownedBy: "fleet-agent") })
+            let models = ModelList(
+                data: self.engine.models.map { .init(id: $0.id, created: 0, ownedBy: "fleet-agent") })
             return Immediate(stream: stream, status: .ok, body: JSON.buffer(models))
         case (.get, "/healthz"):
             return Immediate(stream: stream, status: .ok, body: ByteBuffer(string: "{\"status\":\"ok\"}"))

@@ -64,7 +64,8 @@ public final class AgentState: Sendable {
 
     /// Replaces the telemetry part of the state (plug, charge, link, departure) and tells subscribers.
     public func update(_ body: (inout VehicleState) -> Void) {
-        let (message, subscribers) = self.state.withLock { state -> (StatusMessage?, [@Sendable (StatusMessage) -> Void]) in
+        let (message, subscribers) = self.state.withLock {
+            state -> (StatusMessage?, [@Sendable (StatusMessage) -> Void]) in
             let before = state.vehicle
             body(&state.vehicle)
             state.vehicle.slotsFree = self.slots - state.slotsInUse

@@ -76,7 +76,8 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
         self.model = request.model
         let prompt = request.promptText
         let job = InferenceJob(
-            model: request.model, prompt: prompt, maxTokens: request.outputLimit ?? 256, stop: request.stop?.values ?? [],
+            model: request.model, prompt: prompt, maxTokens: request.outputLimit ?? 256,
+            stop: request.stop?.values ?? [],
             seed: self.requestSeed ?? SyntheticText.seed(for: prompt, requested: request.seed),
             resumeFrom: self.resumeFrom, body: request)
         if self.streaming {
@@ -119,10 +120,17 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
         self.releaseSlot()
         let usage = Usage(promptTokens: promptTokens, completionTokens: completionTokens)
         if self.streaming {
-            self.writeChunk(self.chat ? ChunkChoice(delta: ChunkDelta(), finishReason: reason) : ChunkChoice(text: "", finishReason: reason))
+            self.writeChunk(
+                self.chat
+                    ? ChunkChoice(delta: ChunkDelta(), finishReason: reason)
+                    : ChunkChoice(text: "", finishReason: reason))
             if self.includeUsage {
-                self.stream.sendData(SSE.event(JSON.string(CompletionChunk(
-                    id: self.id, object: self.objectName, created: self.created, model: self.model, choices: [], usage: usage))),
+                self.stream.sendData(
+                    SSE.event(
+                        JSON.string(
+                            CompletionChunk(
+                                id: self.id, object: self.objectName, created: self.created, model: self.model,
+                                choices: [], usage: usage))),
                     endStream: false)
             }
             self.stream.sendData(SSE.event(SSE.done), endStream: true)
@@ -154,12 +162,14 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
     private var objectName: String { self.chat ? "chat.completion.chunk" : "text_completion" }
 
     private func writeChunk(_ choice: ChunkChoice) {
-        let chunk = CompletionChunk(id: self.id, object: self.objectName, created: self.created, model: self.model, choices: [choice])
+        let chunk = CompletionChunk(
+            id: self.id, object: self.objectName, created: self.created, model: self.model, choices: [choice])
         self.stream.sendData(SSE.event(JSON.string(chunk)), endStream: false)
     }
 
     private func sendError(_ error: APIError) {
-        self.stream.sendResponse(status: .init(code: error.status), contentType: "application/json", body: JSON.buffer(error.body))
+        self.stream.sendResponse(
+            status: .init(code: error.status), contentType: "application/json", body: JSON.buffer(error.body))
     }
 
     private func releaseSlot() {

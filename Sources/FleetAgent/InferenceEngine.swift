@@ -18,8 +18,10 @@ public struct InferenceJob: Sendable {
     /// The original request body, for engines that forward it.
     public var body: CompletionRequest
 
-    public init(model: String, prompt: Prompt, maxTokens: Int, stop: [String], seed: UInt64, resumeFrom: Int = 0,
-                body: CompletionRequest) {
+    public init(
+        model: String, prompt: Prompt, maxTokens: Int, stop: [String], seed: UInt64, resumeFrom: Int = 0,
+        body: CompletionRequest
+    ) {
         self.model = model
         self.prompt = prompt
         self.maxTokens = maxTokens

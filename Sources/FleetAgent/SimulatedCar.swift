@@ -12,10 +12,13 @@ public struct SimulatedCar: Sendable {
     ///   - configuration: how to reach the gateway and who the car is.
     ///   - state: initial telemetry (slots are filled in from the hardware profile).
     ///   - slowdown: a hidden slowdown factor for the engine (1 = nominal).
-    public init(configuration: AgentConfiguration, state: VehicleState, slowdown: Double = 1, group: any EventLoopGroup,
-                logger: Logger) {
+    public init(
+        configuration: AgentConfiguration, state: VehicleState, slowdown: Double = 1, group: any EventLoopGroup,
+        logger: Logger
+    ) {
         self.engine = SyntheticEngine(profile: .of(configuration.hardware), slowdown: slowdown)
         self.state = AgentState(initial: state, slots: self.engine.slots)
-        self.tunnel = TunnelClient(configuration: configuration, engine: self.engine, state: self.state, group: group, logger: logger)
+        self.tunnel = TunnelClient(
+            configuration: configuration, engine: self.engine, state: self.state, group: group, logger: logger)
     }
 }

@@ -57,7 +57,8 @@ public struct StateFileWatcher: Service {
             if let modified, modified != lastModified {
                 lastModified = modified
                 do { try self.apply() } catch {
-                    self.logger.warning("State file rejected", metadata: ["fleet.file": "\(self.path)", "error": "\(error)"])
+                    self.logger.warning(
+                        "State file rejected", metadata: ["fleet.file": "\(self.path)", "error": "\(error)"])
                 }
             }
             try? await Task.sleep(for: self.interval)

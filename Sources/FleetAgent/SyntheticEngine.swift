@@ -25,8 +25,11 @@ public final class SyntheticEngine: InferenceEngine, Sendable {
     }
 
     public var models: [ModelOffer] {
-        [ModelOffer(id: self.profile.model, decodeTokensPerSecond: self.profile.decodeTokensPerSecond / self.slowdown,
-                    prefillTokensPerSecond: self.profile.prefillTokensPerSecond / self.slowdown)]
+        [
+            ModelOffer(
+                id: self.profile.model, decodeTokensPerSecond: self.profile.decodeTokensPerSecond / self.slowdown,
+                prefillTokensPerSecond: self.profile.prefillTokensPerSecond / self.slowdown)
+        ]
     }
 
     public var slots: Int { self.profile.slots }

@@ -33,7 +33,8 @@ public struct FleetCredentials: Sendable {
 
     /// Mints a token for a vehicle, valid in `regions` until `expires`.
     public func issue(vehicleID: String, regions: [String], expires: Date) -> String {
-        let payload = Data(JSON.encode(Payload(vid: vehicleID, regions: regions.sorted(), exp: Int(expires.timeIntervalSince1970))))
+        let payload = Data(
+            JSON.encode(Payload(vid: vehicleID, regions: regions.sorted(), exp: Int(expires.timeIntervalSince1970))))
         let mac = HMAC<SHA256>.authenticationCode(for: payload, using: self.key)
         return "fgv1." + Self.base64url(payload) + "." + Self.base64url(Data(mac))
     }

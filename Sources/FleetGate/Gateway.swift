@@ -1,13 +1,13 @@
+import AsyncHTTPClient
+import CoreMetrics
 public import FleetHTTP2
 import FleetScheduler
 public import Logging
 public import NIOCore
+import NIOSSL
 public import Prometheus
 public import ServiceLifecycle
-import AsyncHTTPClient
 import UnixSignals
-import CoreMetrics
-import NIOSSL
 
 /// The gateway: client, tunnel and admin listeners over one fleet registry.
 ///
@@ -37,18 +37,24 @@ public final class Gateway: Sendable {
         do { credentials = try FleetCredentials(secret: configuration.fleetSecret) } catch {
             throw GatewayError(code: .invalidConfiguration, message: "key 'fleetSecret': \(error.reason)")
         }
-        for (key, port) in [("clientPort", configuration.clientPort), ("tunnelPort", configuration.tunnelPort),
-                            ("adminPort", configuration.adminPort)] where !(0...65535).contains(port) {
+        for (key, port) in [
+            ("clientPort", configuration.clientPort), ("tunnelPort", configuration.tunnelPort),
+            ("adminPort", configuration.adminPort),
+        ] where !(0...65535).contains(port) {
             throw GatewayError(code: .invalidConfiguration, message: "key '\(key)': \(port) is not a port (0–65535)")
         }
-        let sslContext = try configuration.tls.map { try Self.makeSSLContext($0, key: "tls", alpn: HTTPServerPipeline.alpnProtocols) }
+        let sslContext = try configuration.tls.map {
+            try Self.makeSSLContext($0, key: "tls", alpn: HTTPServerPipeline.alpnProtocols)
+        }
         let tunnelSSL = try configuration.tunnelTLS.map { try Self.makeSSLContext($0, key: "tunnelTLS", alpn: ["h2"]) }
         try CentralDirectory.validate(configuration)
         // Created last, after every check that can throw: an HTTPClient must be shut down before it is released.
-        let httpClient = configuration.central.isEmpty
+        let httpClient =
+            configuration.central.isEmpty
             ? nil : HTTPClient(eventLoopGroup: group, configuration: .init(timeout: .init(connect: .seconds(5))))
         let core = try GatewayCore(
-            configuration: configuration, credentials: credentials, metrics: metrics, httpClient: httpClient, logger: logger)
+            configuration: configuration, credentials: credentials, metrics: metrics, httpClient: httpClient,
+            logger: logger)
         let readiness = Readiness(expected: sslContext == nil ? 3 : 4)
         self.core = core
         self.prometheus = prometheus
@@ -61,7 +67,8 @@ public final class Gateway: Sendable {
             name: "client", host: configuration.host, port: configuration.clientPort, group: group, logger: logger,
             onBound: { _ in readiness.listenerBound() }
         ) { channel in
-            try HTTPServerPipeline.configureCleartext(channel, responder: api, configuration: clientHTTP2, proxyProtocol: proxyProtocol)
+            try HTTPServerPipeline.configureCleartext(
+                channel, responder: api, configuration: clientHTTP2, proxyProtocol: proxyProtocol)
         }
 
         let tunnelHTTP2 = configuration.tunnelHTTP2
@@ -78,7 +85,8 @@ public final class Gateway: Sendable {
                 return
             }
             let handler = try HTTPServerPipeline.addHTTP2(
-                channel, role: .client, configuration: tunnelHTTP2, httpProtocol: tunnelSSL == nil ? "h2c" : "h2", isTLS: tunnelSSL != nil)
+                channel, role: .client, configuration: tunnelHTTP2, httpProtocol: tunnelSSL == nil ? "h2c" : "h2",
+                isTLS: tunnelSSL != nil)
             CarSession(core: core, handle: HTTP2ConnectionHandle(handler, channel: channel)).start()
         }
 
@@ -87,7 +95,8 @@ public final class Gateway: Sendable {
                 name: "client-tls", host: configuration.host, port: configuration.tlsPort, group: group, logger: logger,
                 onBound: { _ in readiness.listenerBound() }
             ) { channel in
-                try HTTPServerPipeline.configureTLS(channel, sslContext: sslContext, responder: api, configuration: clientHTTP2)
+                try HTTPServerPipeline.configureTLS(
+                    channel, sslContext: sslContext, responder: api, configuration: clientHTTP2)
             }
         } else {
             self.tlsListener = nil
@@ -108,24 +117,37 @@ public final class Gateway: Sendable {
         if let client = self.core.httpClient {
             services += [HTTPClientService(client: client), self.core.central]
         }
-        services += [ReloadOnSignal(core: self.core), self.adminListener, self.tunnelListener, self.clientListener] + (self.tlsListener.map { [$0] } ?? [])
+        services +=
+            [ReloadOnSignal(core: self.core), self.adminListener, self.tunnelListener, self.clientListener]
+            + (self.tlsListener.map { [$0] } ?? [])
         return services + [ShutdownNotifier(readiness: self.readiness)]
     }
 
     /// Loads PEM files into a server TLS context offering `alpn`; errors name the configuration key and file.
-    static func makeSSLContext(_ files: GatewayConfiguration.TLSFiles, key name: String, alpn: [String]) throws -> NIOSSLContext {
+    static func makeSSLContext(_ files: GatewayConfiguration.TLSFiles, key name: String, alpn: [String]) throws
+        -> NIOSSLContext
+    {
         let chain: [NIOSSLCertificate]
         do { chain = try NIOSSLCertificate.fromPEMFile(files.certificateChain) } catch {
-            throw GatewayError(code: .invalidConfiguration, message: "key '\(name).certificateChain': cannot load PEM certificates from '\(files.certificateChain)': \(error)")
+            throw GatewayError(
+                code: .invalidConfiguration,
+                message:
+                    "key '\(name).certificateChain': cannot load PEM certificates from '\(files.certificateChain)': \(error)"
+            )
         }
         let key: NIOSSLPrivateKey
         do { key = try NIOSSLPrivateKey(file: files.privateKey, format: .pem) } catch {
-            throw GatewayError(code: .invalidConfiguration, message: "key '\(name).privateKey': cannot load a PEM private key from '\(files.privateKey)': \(error)")
+            throw GatewayError(
+                code: .invalidConfiguration,
+                message: "key '\(name).privateKey': cannot load a PEM private key from '\(files.privateKey)': \(error)")
         }
-        var tls = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
+        var tls = TLSConfiguration.makeServerConfiguration(
+            certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
         tls.applicationProtocols = alpn
         do { return try NIOSSLContext(configuration: tls) } catch {
-            throw GatewayError(code: .invalidConfiguration, message: "key '\(name)': the certificate and key do not form a TLS context: \(error)")
+            throw GatewayError(
+                code: .invalidConfiguration,
+                message: "key '\(name)': the certificate and key do not form a TLS context: \(error)")
         }
     }
 

@@ -1,8 +1,8 @@
 public import AsyncHTTPClient
+import CoreMetrics
 public import FleetGeo
 public import FleetScheduler
 public import Logging
-import CoreMetrics
 import NIOCore
 import Synchronization
 
@@ -23,7 +23,8 @@ public final class GatewayCore: Sendable {
     public let httpClient: HTTPClient?
 
     init(
-        configuration: GatewayConfiguration, credentials: FleetCredentials, metrics: GatewayMetrics, httpClient: HTTPClient?,
+        configuration: GatewayConfiguration, credentials: FleetCredentials, metrics: GatewayMetrics,
+        httpClient: HTTPClient?,
         logger: Logger
     ) throws {
         self.configuration = configuration
@@ -34,23 +35,28 @@ public final class GatewayCore: Sendable {
         self.credentials = credentials
         do {
             self.geo = try GeoState(
-                map: configuration.regionMap, regionsFile: configuration.regionsFile, databaseFile: configuration.geoipDatabase,
+                map: configuration.regionMap, regionsFile: configuration.regionsFile,
+                databaseFile: configuration.geoipDatabase,
                 logger: logger)
         } catch {
             throw GatewayError(code: .invalidConfiguration, message: "key 'geoipDatabase': \(error)")
         }
         if let database = self.geo.current.database {
-            logger.info("GeoIP database loaded", metadata: [
-                "fleet.geoip.path": "\(database.path)", "fleet.geoip.type": "\(database.databaseType)",
-                "fleet.geoip.built": "\(database.buildEpoch)",
-            ])
+            logger.info(
+                "GeoIP database loaded",
+                metadata: [
+                    "fleet.geoip.path": "\(database.path)", "fleet.geoip.type": "\(database.databaseType)",
+                    "fleet.geoip.built": "\(database.buildEpoch)",
+                ])
         } else {
             logger.warning("No GeoIP database: every public address gets the map's noDatabase region")
         }
         var trusted: [CIDR] = []
         for text in configuration.trustedProxies {
             guard let cidr = CIDR(text) else {
-                throw GatewayError(code: .invalidConfiguration, message: "key 'trustedProxies': '\(text)' is not an address or CIDR block")
+                throw GatewayError(
+                    code: .invalidConfiguration,
+                    message: "key 'trustedProxies': '\(text)' is not an address or CIDR block")
             }
             trusted.append(cidr)
         }
@@ -86,7 +92,8 @@ public final class GatewayCore: Sendable {
             return snapshot
         } catch {
             self.metrics.reloadFailed.increment()
-            self.logger.error("Region map reload refused; the running map stays", metadata: ["error": "\(error.message)"])
+            self.logger.error(
+                "Region map reload refused; the running map stays", metadata: ["error": "\(error.message)"])
             throw error
         }
     }

@@ -26,14 +26,18 @@ public final class GatewayMetrics: Sendable {
 
     public init(factory: any MetricsFactory) {
         self.factory = factory
-        self.ttft = Timer(label: "fleet_time_to_first_token_seconds", dimensions: [], preferredDisplayUnit: .seconds, factory: factory)
-        self.interToken = Timer(label: "fleet_inter_token_seconds", dimensions: [], preferredDisplayUnit: .seconds, factory: factory)
+        self.ttft = Timer(
+            label: "fleet_time_to_first_token_seconds", dimensions: [], preferredDisplayUnit: .seconds, factory: factory
+        )
+        self.interToken = Timer(
+            label: "fleet_inter_token_seconds", dimensions: [], preferredDisplayUnit: .seconds, factory: factory)
         self.routeCar = Counter(label: "fleet_routed_total", dimensions: [("route", "car")], factory: factory)
         self.routeCentral = Counter(label: "fleet_routed_total", dimensions: [("route", "central")], factory: factory)
         self.retries = Counter(label: "fleet_upstream_retries_total", dimensions: [], factory: factory)
         self.carLocationMismatch = Counter(label: "fleet_car_location_mismatch_total", dimensions: [], factory: factory)
         self.reloadOK = Counter(label: "fleet_regions_reloads_total", dimensions: [("result", "ok")], factory: factory)
-        self.reloadFailed = Counter(label: "fleet_regions_reloads_total", dimensions: [("result", "error")], factory: factory)
+        self.reloadFailed = Counter(
+            label: "fleet_regions_reloads_total", dimensions: [("result", "error")], factory: factory)
     }
 
     /// Counts a finished request by route template and status.
@@ -43,7 +47,8 @@ public final class GatewayMetrics: Sendable {
             if let c = counters[key] { return c }
             let c = Counter(
                 label: "http_server_requests_total",
-                dimensions: [("http_route", route), ("http_response_status_code", String(status))], factory: self.factory)
+                dimensions: [("http_route", route), ("http_response_status_code", String(status))],
+                factory: self.factory)
             counters[key] = c
             return c
         }

@@ -27,7 +27,9 @@ public final class GeoState: Sendable {
         self.databaseFile = databaseFile
         self.logger = logger
         let database = try databaseFile.map { path throws(GeoError) in try MaxMindDatabase(path: path) }
-        self.state = Mutex(Snapshot(map: map, database: database, resolver: OriginResolver(map: map, lookup: database), loadedAt: Date()))
+        self.state = Mutex(
+            Snapshot(
+                map: map, database: database, resolver: OriginResolver(map: map, lookup: database), loadedAt: Date()))
     }
 
     /// The current view.
@@ -45,7 +47,8 @@ public final class GeoState: Sendable {
         if let path = self.databaseFile {
             do { database = try MaxMindDatabase(path: path) } catch { throw GeoReloadError(message: error.description) }
         }
-        let snapshot = Snapshot(map: map, database: database, resolver: OriginResolver(map: map, lookup: database), loadedAt: Date())
+        let snapshot = Snapshot(
+            map: map, database: database, resolver: OriginResolver(map: map, lookup: database), loadedAt: Date())
         self.state.withLock { $0 = snapshot }
         return snapshot
     }

@@ -49,15 +49,19 @@ public final class Listener: Service, Sendable {
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .serverChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(quiesce.makeServerChannelHandler(channel: channel))
+                        try channel.pipeline.syncOperations.addHandler(
+                            quiesce.makeServerChannelHandler(channel: channel))
                     }
                 }
                 .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-                .childChannelInitializer { channel in channel.eventLoop.makeCompletedFuture { try childInitializer(channel) } }
+                .childChannelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture { try childInitializer(channel) }
+                }
                 .bind(host: self.host, port: self.port)
                 .get()
         } catch {
-            let failure = GatewayError(code: .bindFailed, message: "\(self.name) listener: cannot bind \(self.host):\(self.port): \(error)")
+            let failure = GatewayError(
+                code: .bindFailed, message: "\(self.name) listener: cannot bind \(self.host):\(self.port): \(error)")
             self.bound.fail(failure)
             throw failure
         }

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// An IPv4 or IPv6 address as 16 bytes (IPv4 as IPv4-mapped IPv6), parsed with `inet_pton`.
@@ -29,7 +29,9 @@ public struct IPAddress: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// Whether this is an IPv4 (or IPv4-mapped) address.
-    public var isIPv4: Bool { self.bytes[0..<10].allSatisfy { $0 == 0 } && self.bytes[10] == 0xFF && self.bytes[11] == 0xFF }
+    public var isIPv4: Bool {
+        self.bytes[0..<10].allSatisfy { $0 == 0 } && self.bytes[10] == 0xFF && self.bytes[11] == 0xFF
+    }
 
     /// Loopback, RFC 1918 private, link-local, CGNAT, unique-local or unspecified: the `private` origin rule.
     public var isPrivateOrLocal: Bool {

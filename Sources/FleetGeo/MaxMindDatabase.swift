@@ -1,6 +1,7 @@
 internal import CMaxMindDB
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// What the database knows about an address.
@@ -40,7 +41,9 @@ public final class MaxMindDatabase: CountryLookup, @unchecked Sendable {
         let status = MMDB_open(path, UInt32(MMDB_MODE_MMAP), mmdb)
         guard status == MMDB_SUCCESS else {
             mmdb.deallocate()
-            throw GeoError(code: .databaseUnreadable, message: "\(path): \(String(cString: MMDB_strerror(status))) (libmaxminddb \(status))")
+            throw GeoError(
+                code: .databaseUnreadable,
+                message: "\(path): \(String(cString: MMDB_strerror(status))) (libmaxminddb \(status))")
         }
         self.mmdb = mmdb
         self.path = path
@@ -79,10 +82,19 @@ public final class MaxMindDatabase: CountryLookup, @unchecked Sendable {
         var record = GeoRecord(isInEuropeanUnion: false)
         record.country = try Self.string(&result.entry, ["country", "iso_code"])
         record.continent = try Self.string(&result.entry, ["continent", "code"])
-        record.isInEuropeanUnion = try Self.value(&result.entry, ["country", "is_in_european_union"]) { $0.type == MMDB_DATA_TYPE_BOOLEAN ? $0.boolean : nil } ?? false
-        record.latitude = try Self.value(&result.entry, ["location", "latitude"]) { $0.type == MMDB_DATA_TYPE_DOUBLE ? $0.double_value : nil }
-        record.longitude = try Self.value(&result.entry, ["location", "longitude"]) { $0.type == MMDB_DATA_TYPE_DOUBLE ? $0.double_value : nil }
-        record.accuracyRadiusKilometres = try Self.value(&result.entry, ["location", "accuracy_radius"]) { $0.type == MMDB_DATA_TYPE_UINT16 ? Int($0.uint16) : nil }
+        record.isInEuropeanUnion =
+            try Self.value(&result.entry, ["country", "is_in_european_union"]) {
+                $0.type == MMDB_DATA_TYPE_BOOLEAN ? $0.boolean : nil
+            } ?? false
+        record.latitude = try Self.value(&result.entry, ["location", "latitude"]) {
+            $0.type == MMDB_DATA_TYPE_DOUBLE ? $0.double_value : nil
+        }
+        record.longitude = try Self.value(&result.entry, ["location", "longitude"]) {
+            $0.type == MMDB_DATA_TYPE_DOUBLE ? $0.double_value : nil
+        }
+        record.accuracyRadiusKilometres = try Self.value(&result.entry, ["location", "accuracy_radius"]) {
+            $0.type == MMDB_DATA_TYPE_UINT16 ? Int($0.uint16) : nil
+        }
         return record
     }
 
@@ -113,7 +125,9 @@ public final class MaxMindDatabase: CountryLookup, @unchecked Sendable {
     }
 
     /// Reads the value at `path` with `MMDB_aget_value` (the array form; the variadic one does not import).
-    private static func value<T>(_ entry: inout MMDB_entry_s, _ path: [String], _ extract: (MMDB_entry_data_s) -> T?) throws(GeoError) -> T? {
+    private static func value<T>(_ entry: inout MMDB_entry_s, _ path: [String], _ extract: (MMDB_entry_data_s) -> T?)
+        throws(GeoError) -> T?
+    {
         var data = MMDB_entry_data_s()
         let status: Int32 = withCStrings(path) { cPath in MMDB_aget_value(&entry, &data, cPath) }
         if status == MMDB_LOOKUP_PATH_DOES_NOT_MATCH_DATA_ERROR { return nil }

@@ -36,7 +36,9 @@ public struct OriginResolver: Sendable {
 
     /// Resolves an address (nil: unknown transport, treated as private, e.g. a Unix socket).
     public func resolve(_ address: IPAddress?) -> Origin {
-        guard let address, !address.isPrivateOrLocal else { return self.origin(region: self.map.privateRegion, rule: .private) }
+        guard let address, !address.isPrivateOrLocal else {
+            return self.origin(region: self.map.privateRegion, rule: .private)
+        }
         guard let lookup = self.lookup else { return self.origin(region: self.map.noDatabaseRegion, rule: .noDatabase) }
         guard let country = lookup.country(of: address), let region = self.map.region(forCountry: country) else {
             return self.origin(region: self.map.unknownRegion, rule: .unknown)

@@ -12,7 +12,8 @@ public struct RegionMapErrors: Error, Sendable, CustomStringConvertible {
         public var message: String
 
         public var description: String {
-            "\(self.file):\(self.line):\(self.column): key '\(self.key)'" + (self.value.map { ": '\($0)'" } ?? "") + ": \(self.message)"
+            "\(self.file):\(self.line):\(self.column): key '\(self.key)'" + (self.value.map { ": '\($0)'" } ?? "")
+                + ": \(self.message)"
         }
     }
 
@@ -26,7 +27,11 @@ extension RegionMap {
     public static func load(path: String) throws(RegionMapErrors) -> RegionMap {
         let text: String
         do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
-            throw RegionMapErrors(issues: [.init(file: path, line: 0, column: 0, key: "-", value: nil, message: "cannot read the file: \(error.localizedDescription)")])
+            throw RegionMapErrors(issues: [
+                .init(
+                    file: path, line: 0, column: 0, key: "-", value: nil,
+                    message: "cannot read the file: \(error.localizedDescription)")
+            ])
         }
         return try self.parse(yaml: text, file: path)
     }
@@ -49,11 +54,16 @@ private struct MapReader {
 
     mutating func issue(_ node: Node?, _ key: String, _ value: String?, _ message: String) {
         let mark = node?.mark
-        self.issues.append(.init(file: self.file, line: mark?.line ?? 0, column: mark?.column ?? 0, key: key, value: value, message: message))
+        self.issues.append(
+            .init(
+                file: self.file, line: mark?.line ?? 0, column: mark?.column ?? 0, key: key, value: value,
+                message: message))
     }
 
     /// The entries of a mapping node, reporting keys not in `allowed`.
-    mutating func entries(_ node: Node?, _ path: String, allowed: Set<String>? = nil) -> [(key: String, keyNode: Node, value: Node)] {
+    mutating func entries(_ node: Node?, _ path: String, allowed: Set<String>? = nil) -> [(
+        key: String, keyNode: Node, value: Node
+    )] {
         guard let node else { return [] }
         guard let mapping = node.mapping else {
             self.issue(node, path, node.scalar?.string, "must be a mapping")
@@ -67,7 +77,9 @@ private struct MapReader {
                 continue
             }
             if let allowed, !allowed.contains(key) {
-                self.issue(k, path.isEmpty ? key : "\(path).\(key)", nil, "unknown key; expected one of \(allowed.sorted().joined(separator: ", "))")
+                self.issue(
+                    k, path.isEmpty ? key : "\(path).\(key)", nil,
+                    "unknown key; expected one of \(allowed.sorted().joined(separator: ", "))")
                 continue
             }
             if !seen.insert(key).inserted { self.issue(k, path.isEmpty ? key : "\(path).\(key)", nil, "appears twice") }
@@ -111,8 +123,10 @@ private struct MapReader {
                 continue
             }
             guard ISOCountries.all.contains(code) else {
-                self.issue(item, path, code, code.uppercased() != code && ISOCountries.all.contains(code.uppercased())
-                    ? "country codes are upper case" : "not an ISO 3166-1 alpha-2 country code")
+                self.issue(
+                    item, path, code,
+                    code.uppercased() != code && ISOCountries.all.contains(code.uppercased())
+                        ? "country codes are upper case" : "not an ISO 3166-1 alpha-2 country code")
                 continue
             }
             out.append((code, item))
@@ -130,8 +144,9 @@ private struct MapReader {
             self.issue(nil, "-", nil, "the file is empty")
             return nil
         }
-        let top = Dictionary(self.entries(root, "", allowed: ["version", "zones", "regions", "origins"]).map { ($0.key, $0.value) },
-                             uniquingKeysWith: { a, _ in a })
+        let top = Dictionary(
+            self.entries(root, "", allowed: ["version", "zones", "regions", "origins"]).map { ($0.key, $0.value) },
+            uniquingKeysWith: { a, _ in a })
         let version = self.string(top["version"], "version") ?? "unversioned"
 
         // Zones.
@@ -139,11 +154,14 @@ private struct MapReader {
         var zoneOfCountry: [String: String] = [:]
         if top["zones"] == nil { self.issue(root, "zones", nil, "is required") }
         for (id, _, value) in self.entries(top["zones"], "zones") {
-            let fields = Dictionary(self.entries(value, "zones.\(id)", allowed: ["residency", "countries"]).map { ($0.key, $0.value) },
-                                    uniquingKeysWith: { a, _ in a })
+            let fields = Dictionary(
+                self.entries(value, "zones.\(id)", allowed: ["residency", "countries"]).map { ($0.key, $0.value) },
+                uniquingKeysWith: { a, _ in a })
             var residency = RegionMap.Residency.strict
             if let r = fields["residency"] {
-                if let parsed = r.scalar.flatMap({ RegionMap.Residency(rawValue: $0.string) }) { residency = parsed } else {
+                if let parsed = r.scalar.flatMap({ RegionMap.Residency(rawValue: $0.string) }) {
+                    residency = parsed
+                } else {
                     self.issue(r, "zones.\(id).residency", r.scalar?.string, "must be strict or preferred")
                 }
             }
@@ -170,7 +188,9 @@ private struct MapReader {
         for (id, keyNode, value) in regionEntries {
             let path = "regions.\(id)"
             let fields = Dictionary(
-                self.entries(value, path, allowed: ["zone", "countries", "centroid", "neighbours", "central"]).map { ($0.key, $0.value) },
+                self.entries(value, path, allowed: ["zone", "countries", "centroid", "neighbours", "central"]).map {
+                    ($0.key, $0.value)
+                },
                 uniquingKeysWith: { a, _ in a })
             guard let zoneNode = fields["zone"] else {
                 self.issue(keyNode, "\(path).zone", nil, "is required: every region belongs to a zone")
@@ -194,7 +214,9 @@ private struct MapReader {
             }
             var centroid: (latitude: Double, longitude: Double)?
             if let c = fields["centroid"] {
-                let cf = Dictionary(self.entries(c, "\(path).centroid", allowed: ["lat", "lon"]).map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a })
+                let cf = Dictionary(
+                    self.entries(c, "\(path).centroid", allowed: ["lat", "lon"]).map { ($0.key, $0.value) },
+                    uniquingKeysWith: { a, _ in a })
                 if let lat = self.number(cf["lat"] ?? nil, "\(path).centroid.lat", range: -90...90),
                     let lon = self.number(cf["lon"] ?? nil, "\(path).centroid.lon", range: -180...180)
                 {
@@ -203,16 +225,22 @@ private struct MapReader {
             }
             var neighbours: [String: Int] = [:]
             for (other, keyNode, rtt) in self.entries(fields["neighbours"] ?? nil, "\(path).neighbours") {
-                if let ms = self.number(rtt, "\(path).neighbours.\(other)", range: 0...10_000) { neighbours[other] = Int(ms) }
+                if let ms = self.number(rtt, "\(path).neighbours.\(other)", range: 0...10_000) {
+                    neighbours[other] = Int(ms)
+                }
                 neighbourRefs.append((other, keyNode, path))
             }
             var central: [RegionMap.CentralEndpoint] = []
             if let list = fields["central"] {
                 for item in list.sequence.map(Array.init) ?? [] {
-                    let f = Dictionary(self.entries(item, "\(path).central", allowed: ["url", "models", "zone"]).map { ($0.key, $0.value) },
-                                       uniquingKeysWith: { a, _ in a })
+                    let f = Dictionary(
+                        self.entries(item, "\(path).central", allowed: ["url", "models", "zone"]).map {
+                            ($0.key, $0.value)
+                        },
+                        uniquingKeysWith: { a, _ in a })
                     if let z = f["zone"], let zs = z.scalar?.string, zs != zoneID {
-                        self.issue(z, "\(path).central.zone", zs, "central capacity must be in its region's zone '\(zoneID)'")
+                        self.issue(
+                            z, "\(path).central.zone", zs, "central capacity must be in its region's zone '\(zoneID)'")
                     }
                     guard let url = self.string(f["url"] ?? nil, "\(path).central.url") else {
                         if f["url"] == nil { self.issue(item, "\(path).central.url", nil, "is required") }
@@ -227,7 +255,10 @@ private struct MapReader {
                 }
                 if list.sequence == nil { self.issue(list, "\(path).central", nil, "must be a list") }
             }
-            regions.append(.init(id: id, zone: zoneID, countries: codes, central: central, centroid: centroid, neighbours: neighbours))
+            regions.append(
+                .init(
+                    id: id, zone: zoneID, countries: codes, central: central, centroid: centroid, neighbours: neighbours
+                ))
         }
         // References are checked against every declared region, so one broken region does not cascade.
         let regionIDs = declaredRegions
@@ -236,8 +267,11 @@ private struct MapReader {
         }
 
         // Origin rules: each must name a region.
-        let origins = Dictionary(self.entries(top["origins"], "origins", allowed: ["private", "unknown", "noDatabase"]).map { ($0.key, $0.value) },
-                                 uniquingKeysWith: { a, _ in a })
+        let origins = Dictionary(
+            self.entries(top["origins"], "origins", allowed: ["private", "unknown", "noDatabase"]).map {
+                ($0.key, $0.value)
+            },
+            uniquingKeysWith: { a, _ in a })
         if top["origins"] == nil { self.issue(root, "origins", nil, "is required") }
         var rule: [String: String] = [:]
         for key in ["private", "unknown", "noDatabase"] {
@@ -252,7 +286,10 @@ private struct MapReader {
             }
             rule[key] = region
         }
-        guard self.issues.isEmpty, let p = rule["private"], let u = rule["unknown"], let n = rule["noDatabase"] else { return nil }
-        return RegionMap(zones: zones, regions: regions, privateRegion: p, unknownRegion: u, noDatabaseRegion: n, version: version)
+        guard self.issues.isEmpty, let p = rule["private"], let u = rule["unknown"], let n = rule["noDatabase"] else {
+            return nil
+        }
+        return RegionMap(
+            zones: zones, regions: regions, privateRegion: p, unknownRegion: u, noDatabaseRegion: n, version: version)
     }
 }

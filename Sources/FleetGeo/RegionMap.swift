@@ -42,8 +42,10 @@ public struct RegionMap: Sendable, Hashable {
         /// Neighbouring regions and their typical RTT in milliseconds.
         public var neighbours: [String: Int]
 
-        public init(id: String, zone: String, countries: Set<String>, central: [CentralEndpoint] = [],
-                    centroid: (latitude: Double, longitude: Double)? = nil, neighbours: [String: Int] = [:]) {
+        public init(
+            id: String, zone: String, countries: Set<String>, central: [CentralEndpoint] = [],
+            centroid: (latitude: Double, longitude: Double)? = nil, neighbours: [String: Int] = [:]
+        ) {
             self.id = id
             self.zone = zone
             self.countries = countries
@@ -76,8 +78,10 @@ public struct RegionMap: Sendable, Hashable {
     public var version: String
     private var countryToRegion: [String: String]
 
-    public init(zones: [Zone], regions: [Region], privateRegion: String, unknownRegion: String, noDatabaseRegion: String,
-                version: String) {
+    public init(
+        zones: [Zone], regions: [Region], privateRegion: String, unknownRegion: String, noDatabaseRegion: String,
+        version: String
+    ) {
         self.zones = Dictionary(uniqueKeysWithValues: zones.map { ($0.id, $0) })
         self.regions = Dictionary(uniqueKeysWithValues: regions.map { ($0.id, $0) })
         self.privateRegion = privateRegion

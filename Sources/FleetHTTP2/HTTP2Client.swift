@@ -24,10 +24,12 @@ public enum HTTP2Client {
                 channel.eventLoop.makeCompletedFuture {
                     if let tls {
                         let name = serverHostname ?? (host.first?.isLetter == true ? host : nil)
-                        try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: tls, serverHostname: name))
+                        try channel.pipeline.syncOperations.addHandler(
+                            try NIOSSLClientHandler(context: tls, serverHostname: name))
                     }
                     let handler = try HTTPServerPipeline.addHTTP2(
-                        channel, role: role, configuration: configuration, httpProtocol: tls == nil ? "h2c" : "h2", isTLS: tls != nil)
+                        channel, role: role, configuration: configuration, httpProtocol: tls == nil ? "h2c" : "h2",
+                        isTLS: tls != nil)
                     return HTTP2ConnectionHandle(handler, channel: channel)
                 }
             }

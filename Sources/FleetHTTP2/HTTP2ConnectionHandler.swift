@@ -111,7 +111,8 @@ public final class HTTP2ConnectionHandler: ChannelInboundHandler, RemovableChann
         if case .server = role { self.isServer = true } else { self.isServer = false }
         self.configuration = configuration
         self.connectionInfo =
-            connectionInfo ?? HTTPConnectionInfo(remoteAddress: nil, localAddress: nil, httpProtocol: "h2c", isTLS: false)
+            connectionInfo
+            ?? HTTPConnectionInfo(remoteAddress: nil, localAddress: nil, httpProtocol: "h2c", isTLS: false)
         self.stateMachine = HTTP2ConnectionStateMachine(isServer: self.isServer)
     }
 
@@ -266,7 +267,8 @@ public final class HTTP2ConnectionHandler: ChannelInboundHandler, RemovableChann
         let bytes = Array(debugData.utf8.prefix(256))
         bytes.withUnsafeBufferPointer { data in
             _ = nghttp2_submit_goaway(
-                session, UInt8(NGHTTP2_FLAG_NONE.rawValue), nghttp2_session_get_last_proc_stream_id(session), code.rawValue,
+                session, UInt8(NGHTTP2_FLAG_NONE.rawValue), nghttp2_session_get_last_proc_stream_id(session),
+                code.rawValue,
                 data.baseAddress, data.count)
         }
         self.flush()
@@ -291,7 +293,8 @@ public final class HTTP2ConnectionHandler: ChannelInboundHandler, RemovableChann
         nghttp2_option_set_max_outbound_ack(option, 1000)
         nghttp2_option_set_max_settings(option, 32)
         nghttp2_option_set_stream_reset_rate_limit(
-            option, UInt64(self.configuration.maxResetsPerSecond * 4), UInt64(self.configuration.maxResetsPerSecond * 2))
+            option, UInt64(self.configuration.maxResetsPerSecond * 4), UInt64(self.configuration.maxResetsPerSecond * 2)
+        )
 
         let userData = Unmanaged.passUnretained(self).toOpaque()
         var session: OpaquePointer?
@@ -303,14 +306,18 @@ public final class HTTP2ConnectionHandler: ChannelInboundHandler, RemovableChann
         self.session = session
 
         var settings: [nghttp2_settings_entry] = [
-            .init(settings_id: Int32(NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS.rawValue),
-                  value: UInt32(self.configuration.maxConcurrentStreams)),
-            .init(settings_id: Int32(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE.rawValue),
-                  value: UInt32(self.configuration.initialStreamWindowSize)),
-            .init(settings_id: Int32(NGHTTP2_SETTINGS_MAX_FRAME_SIZE.rawValue),
-                  value: UInt32(self.configuration.maxFrameSize)),
-            .init(settings_id: Int32(NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE.rawValue),
-                  value: UInt32(self.configuration.maxHeaderListSize)),
+            .init(
+                settings_id: Int32(NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS.rawValue),
+                value: UInt32(self.configuration.maxConcurrentStreams)),
+            .init(
+                settings_id: Int32(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE.rawValue),
+                value: UInt32(self.configuration.initialStreamWindowSize)),
+            .init(
+                settings_id: Int32(NGHTTP2_SETTINGS_MAX_FRAME_SIZE.rawValue),
+                value: UInt32(self.configuration.maxFrameSize)),
+            .init(
+                settings_id: Int32(NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE.rawValue),
+                value: UInt32(self.configuration.maxHeaderListSize)),
         ]
         if !self.isServer {
             settings.append(.init(settings_id: Int32(NGHTTP2_SETTINGS_ENABLE_PUSH.rawValue), value: 0))
@@ -392,7 +399,8 @@ public final class HTTP2ConnectionHandler: ChannelInboundHandler, RemovableChann
                 stream.delegate?.streamWritabilityDidChange(isWritable: true)
             }
         }
-        if self.needsFlush || (context.channel.isWritable && nghttp2_session_want_write(session) != 0 && buffer != nil) {
+        if self.needsFlush || (context.channel.isWritable && nghttp2_session_want_write(session) != 0 && buffer != nil)
+        {
             self.scheduleFlush()
         }
         if nghttp2_session_want_read(session) == 0 && nghttp2_session_want_write(session) == 0 {
@@ -473,11 +481,13 @@ public final class HTTP2ConnectionHandler: ChannelInboundHandler, RemovableChann
         self.nextPingID &+= 1
         var opaque = id.bigEndian
         withUnsafeBytes(of: &opaque) { bytes in
-            _ = nghttp2_submit_ping(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), bytes.baseAddress?.assumingMemoryBound(to: UInt8.self))
+            _ = nghttp2_submit_ping(
+                session, UInt8(NGHTTP2_FLAG_NONE.rawValue), bytes.baseAddress?.assumingMemoryBound(to: UInt8.self))
         }
         self.pendingPings.append((id, self.eventLoop.now, promise))
         if self.pendingPings.count > 16 {
-            self.pendingPings.removeFirst().promise?.fail(HTTP2ConnectionError(code: .pingTimeout, message: "PING unanswered"))
+            self.pendingPings.removeFirst().promise?.fail(
+                HTTP2ConnectionError(code: .pingTimeout, message: "PING unanswered"))
         }
         self.scheduleFlush()
     }
@@ -514,7 +524,9 @@ public final class HTTP2ConnectionHandler: ChannelInboundHandler, RemovableChann
     private func scheduleStallCheck(_ stall: TimeAmount) {
         guard let context = self.context else { return }
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        self.stallTimer = context.eventLoop.scheduleTask(in: max(.nanoseconds(stall.nanoseconds / 4), .milliseconds(10))) {
+        self.stallTimer = context.eventLoop.scheduleTask(
+            in: max(.nanoseconds(stall.nanoseconds / 4), .milliseconds(10))
+        ) {
             let handler = loopBound.value
             guard !handler.closed else { return }
             let now = handler.eventLoop.now
@@ -558,7 +570,8 @@ public final class HTTP2ConnectionHandler: ChannelInboundHandler, RemovableChann
             self.startGraceTimer()
         case .sendFinalGoAway(let thenClose):
             let last = self.isServer ? nghttp2_session_get_last_proc_stream_id(session) : 0
-            nghttp2_submit_goaway(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), last, HTTP2ErrorCode.noError.rawValue, nil, 0)
+            nghttp2_submit_goaway(
+                session, UInt8(NGHTTP2_FLAG_NONE.rawValue), last, HTTP2ErrorCode.noError.rawValue, nil, 0)
             self.startGraceTimer()
             self.flush()
             if thenClose { self.closeNow() }
@@ -618,4 +631,3 @@ public struct HTTP2ConnectionError: Error, Hashable, Sendable, CustomStringConve
 
     public var description: String { "\(self.code): \"\(self.message)\"" }
 }
-

@@ -119,7 +119,8 @@ public final class HTTP2Stream: HTTPStream {
         self.outbound = nil  // keep the buffer uniquely referenced while reading from it
         let n = min(destination.count, buffer.readableBytes)
         buffer.withUnsafeReadableBytes { source in
-            UnsafeMutableRawBufferPointer(rebasing: destination[0..<n]).copyMemory(from: UnsafeRawBufferPointer(rebasing: source[0..<n]))
+            UnsafeMutableRawBufferPointer(rebasing: destination[0..<n]).copyMemory(
+                from: UnsafeRawBufferPointer(rebasing: source[0..<n]))
         }
         buffer.moveReaderIndex(forwardBy: n)
         if buffer.readableBytes > 0 {

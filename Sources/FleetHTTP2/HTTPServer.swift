@@ -27,15 +27,19 @@ public enum HTTPServer {
         try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .serverChannelInitializer { channel in serverInitializer?(channel) ?? channel.eventLoop.makeSucceededVoidFuture() }
+            .serverChannelInitializer { channel in
+                serverInitializer?(channel) ?? channel.eventLoop.makeSucceededVoidFuture()
+            }
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try childInitializer?(channel)
                     if let tls {
-                        try HTTPServerPipeline.configureTLS(channel, sslContext: tls, responder: responder, configuration: configuration)
+                        try HTTPServerPipeline.configureTLS(
+                            channel, sslContext: tls, responder: responder, configuration: configuration)
                     } else {
-                        try HTTPServerPipeline.configureCleartext(channel, responder: responder, configuration: configuration)
+                        try HTTPServerPipeline.configureCleartext(
+                            channel, responder: responder, configuration: configuration)
                     }
                 }
             }

@@ -38,7 +38,9 @@ public enum HTTPServerPipeline {
             ApplicationProtocolNegotiationHandler { result, channel in
                 channel.eventLoop.makeCompletedFuture {
                     if case .negotiated("h2") = result {
-                        try Self.addHTTP2(channel, role: .server(responder), configuration: configuration, httpProtocol: "h2", isTLS: true)
+                        try Self.addHTTP2(
+                            channel, role: .server(responder), configuration: configuration, httpProtocol: "h2",
+                            isTLS: true)
                     } else {
                         try Self.addHTTP1(channel, responder: responder, isTLS: true)
                     }
@@ -70,7 +72,9 @@ public enum HTTPServerPipeline {
         return handler
     }
 
-    static func addHTTP1(_ channel: any Channel, responder: any HTTPServerResponder, isTLS: Bool, remoteAddress: SocketAddress? = nil) throws {
+    static func addHTTP1(
+        _ channel: any Channel, responder: any HTTPServerResponder, isTLS: Bool, remoteAddress: SocketAddress? = nil
+    ) throws {
         let sync = channel.pipeline.syncOperations
         try sync.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
         try sync.addHandler(HTTP1KeepAliveHandler())
@@ -117,9 +121,11 @@ final class HTTPProtocolDetector: ChannelInboundHandler, RemovableChannelHandler
         do {
             if matches {
                 try HTTPServerPipeline.addHTTP2(
-                    context.channel, role: .server(self.responder), configuration: self.configuration, remoteAddress: self.proxied.source)
+                    context.channel, role: .server(self.responder), configuration: self.configuration,
+                    remoteAddress: self.proxied.source)
             } else {
-                try HTTPServerPipeline.addHTTP1(context.channel, responder: self.responder, isTLS: false, remoteAddress: self.proxied.source)
+                try HTTPServerPipeline.addHTTP1(
+                    context.channel, responder: self.responder, isTLS: false, remoteAddress: self.proxied.source)
             }
         } catch {
             context.close(promise: nil)

@@ -3,7 +3,9 @@ public import NIOCore
 
 extension HTTPStream {
     /// Sends a complete response with a body in one go.
-    public func sendResponse(status: HTTPResponse.Status, contentType: String, body: ByteBuffer, headers: HTTPFields = [:]) {
+    public func sendResponse(
+        status: HTTPResponse.Status, contentType: String, body: ByteBuffer, headers: HTTPFields = [:]
+    ) {
         var response = HTTPResponse(status: status)
         response.headerFields = headers
         response.headerFields[.contentType] = contentType

@@ -89,8 +89,10 @@ final class ProxyProtocolHandler: ChannelInboundHandler, RemovableChannelHandler
                 return .done(try? SocketAddress(ipAddress: ip, port: port), consumed: 16 + length)
             case 0x21:  // TCP over IPv6
                 guard block.count >= 36 else { return .invalid }
-                let ip = stride(from: 0, to: 16, by: 2).map { String(UInt16(block[$0]) << 8 | UInt16(block[$0 + 1]), radix: 16) }
-                    .joined(separator: ":")
+                let ip = stride(from: 0, to: 16, by: 2).map {
+                    String(UInt16(block[$0]) << 8 | UInt16(block[$0 + 1]), radix: 16)
+                }
+                .joined(separator: ":")
                 let port = Int(block[32]) << 8 | Int(block[33])
                 return .done(try? SocketAddress(ipAddress: ip, port: port), consumed: 16 + length)
             default:  // UNSPEC, UDP, UNIX: keep the socket peer

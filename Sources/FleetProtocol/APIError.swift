@@ -34,19 +34,23 @@ public struct APIError: Error, Hashable, Sendable, CustomStringConvertible {
         message: "Incorrect or missing API key. Send it as 'Authorization: Bearer <key>'.")
     /// 404: the model is not served.
     public static func modelNotFound(_ model: String) -> Self {
-        Self(status: 404, type: "invalid_request_error", code: "model_not_found",
-             message: "The model '\(model.prefix(128))' does not exist or is not served by any car or central capacity.",
-             param: "model")
+        Self(
+            status: 404, type: "invalid_request_error", code: "model_not_found",
+            message: "The model '\(model.prefix(128))' does not exist or is not served by any car or central capacity.",
+            param: "model")
     }
     /// 404: no such route.
-    public static let notFound = Self(status: 404, type: "invalid_request_error", code: "not_found", message: "Unknown path.")
+    public static let notFound = Self(
+        status: 404, type: "invalid_request_error", code: "not_found", message: "Unknown path.")
     /// 405.
     public static let methodNotAllowed = Self(
-        status: 405, type: "invalid_request_error", code: "method_not_allowed", message: "Method not allowed on this path.")
+        status: 405, type: "invalid_request_error", code: "method_not_allowed",
+        message: "Method not allowed on this path.")
     /// 413: the body exceeds the limit.
     public static func bodyTooLarge(limit: Int) -> Self {
-        Self(status: 413, type: "invalid_request_error", code: "request_too_large",
-             message: "Request body exceeds the limit of \(limit) bytes.")
+        Self(
+            status: 413, type: "invalid_request_error", code: "request_too_large",
+            message: "Request body exceeds the limit of \(limit) bytes.")
     }
     /// 429: over a limit.
     public static func rateLimited(_ message: String) -> Self {
@@ -54,8 +58,9 @@ public struct APIError: Error, Hashable, Sendable, CustomStringConvertible {
     }
     /// 503: nothing in the zone can serve.
     public static func noCapacity(zone: String) -> Self {
-        Self(status: 503, type: "server_error", code: "no_capacity_in_zone",
-             message: "No car or central capacity in privacy zone '\(zone)' can serve this request now. Retry later.")
+        Self(
+            status: 503, type: "server_error", code: "no_capacity_in_zone",
+            message: "No car or central capacity in privacy zone '\(zone)' can serve this request now. Retry later.")
     }
     /// 504: the request or the upstream timed out.
     public static func timeout(_ message: String) -> Self {
@@ -67,10 +72,13 @@ public struct APIError: Error, Hashable, Sendable, CustomStringConvertible {
     }
     /// 408: the client took too long to send the request.
     public static let requestTimeout = Self(
-        status: 408, type: "invalid_request_error", code: "request_timeout", message: "The request body did not arrive in time.")
+        status: 408, type: "invalid_request_error", code: "request_timeout",
+        message: "The request body did not arrive in time.")
 
     /// The JSON body `{"error":{…}}`.
-    public var body: APIErrorBody { APIErrorBody(message: self.message, type: self.type, code: self.code, param: self.param) }
+    public var body: APIErrorBody {
+        APIErrorBody(message: self.message, type: self.type, code: self.code, param: self.param)
+    }
 
     public var description: String { "\(self.code): \"\(self.message)\" (status: \(self.status))" }
 }

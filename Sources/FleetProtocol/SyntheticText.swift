@@ -53,16 +53,19 @@ public struct HardwareProfile: Sendable, Hashable {
         switch hardware {
         case .hw3:
             // 3B model; Orin Nano (102 GB/s) runs a 3B at ≈ 43 tok/s, HW3 has ≈ 68 GB/s per chip → 30.
-            Self(hardware: .hw3, model: "fleet-3b", decodeTokensPerSecond: 30, aggregateDecodeTokensPerSecond: 30,
-                 prefillTokensPerSecond: 600, slots: 1)
+            Self(
+                hardware: .hw3, model: "fleet-3b", decodeTokensPerSecond: 30, aggregateDecodeTokensPerSecond: 30,
+                prefillTokensPerSecond: 600, slots: 1)
         case .hw4:
             // 8B model; ≈ 20 tok/s, 2 streams sharing the bandwidth.
-            Self(hardware: .hw4, model: "fleet-8b", decodeTokensPerSecond: 20, aggregateDecodeTokensPerSecond: 30,
-                 prefillTokensPerSecond: 1_200, slots: 2)
+            Self(
+                hardware: .hw4, model: "fleet-8b", decodeTokensPerSecond: 20, aggregateDecodeTokensPerSecond: 30,
+                prefillTokensPerSecond: 1_200, slots: 2)
         case .ai5:
             // 8B model; AGX Thor: ≈ 51 tok/s at batch 1, ≈ 135 tok/s aggregate at batch 8, prefill ≈ 1.8k tok/s.
-            Self(hardware: .ai5, model: "fleet-8b", decodeTokensPerSecond: 50, aggregateDecodeTokensPerSecond: 135,
-                 prefillTokensPerSecond: 1_800, slots: 8)
+            Self(
+                hardware: .ai5, model: "fleet-8b", decodeTokensPerSecond: 50, aggregateDecodeTokensPerSecond: 135,
+                prefillTokensPerSecond: 1_800, slots: 8)
         }
     }
 

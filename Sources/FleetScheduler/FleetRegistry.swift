@@ -23,8 +23,10 @@ public struct CarDescriptor: Sendable, Hashable {
     public var slots: Int
     public var policy: OwnerPolicy
 
-    public init(vehicleID: String, pseudonym: String, region: String, zone: String, hardware: HardwareClass,
-                models: [ModelOffer], slots: Int, policy: OwnerPolicy) {
+    public init(
+        vehicleID: String, pseudonym: String, region: String, zone: String, hardware: HardwareClass,
+        models: [ModelOffer], slots: Int, policy: OwnerPolicy
+    ) {
         self.vehicleID = vehicleID
         self.pseudonym = pseudonym
         self.region = region
@@ -95,7 +97,9 @@ public final class FleetRegistry: Sendable {
     public func remove(_ id: CarID) {
         self.storage.withLock { s in
             guard let car = s.cars.removeValue(forKey: id.rawValue) else { return }
-            if s.byVehicle[car.descriptor.vehicleID] == id.rawValue { s.byVehicle.removeValue(forKey: car.descriptor.vehicleID) }
+            if s.byVehicle[car.descriptor.vehicleID] == id.rawValue {
+                s.byVehicle.removeValue(forKey: car.descriptor.vehicleID)
+            }
         }
     }
 

@@ -17,9 +17,11 @@ public struct CentralServer: Sendable {
     /// Starts one; close ``channel`` when done.
     public static func start(hardware: HardwareClass = .ai5, slowdown: Double = 0.1) async throws -> CentralServer {
         let engine = SyntheticEngine(profile: .of(hardware), slowdown: slowdown)
-        let state = AgentState(initial: VehicleState(pluggedIn: true, chargePercent: 100, link: .ethernet, slotsFree: 0), slots: 4096)
+        let state = AgentState(
+            initial: VehicleState(pluggedIn: true, chargePercent: 100, link: .ethernet, slotsFree: 0), slots: 4096)
         let responder = AgentResponder(engine: engine, state: state, hello: nil, logger: Logger(label: "central"))
-        let channel = try await HTTPServer.bind(host: "127.0.0.1", port: 0, group: MultiThreadedEventLoopGroup.singleton, responder: responder)
+        let channel = try await HTTPServer.bind(
+            host: "127.0.0.1", port: 0, group: MultiThreadedEventLoopGroup.singleton, responder: responder)
         return CentralServer(channel: channel, engine: engine)
     }
 }

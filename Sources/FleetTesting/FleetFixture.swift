@@ -67,12 +67,15 @@ public struct FleetFixture: Sendable {
     @discardableResult
     public func startCar(_ spec: CarSpec, timeout: Duration = .seconds(10)) async throws -> TestCar {
         let credentials = try FleetCredentials(secret: self.secret)
-        let token = credentials.issue(vehicleID: spec.vehicleID, regions: [spec.region], expires: Date().addingTimeInterval(3600))
+        let token = credentials.issue(
+            vehicleID: spec.vehicleID, regions: [spec.region], expires: Date().addingTimeInterval(3600))
         let config = AgentConfiguration(
             gatewayHost: "127.0.0.1", gatewayPort: self.tunnelPort, vehicleID: spec.vehicleID, credential: token,
-            region: spec.region, hardware: spec.hardware, initialBackoff: .milliseconds(20), maxBackoff: .milliseconds(200),
+            region: spec.region, hardware: spec.hardware, initialBackoff: .milliseconds(20),
+            maxBackoff: .milliseconds(200),
             tls: spec.tls)
-        let car = SimulatedCar(configuration: config, state: spec.state, slowdown: spec.slowdown, group: self.group, logger: self.logger)
+        let car = SimulatedCar(
+            configuration: config, state: spec.state, slowdown: spec.slowdown, group: self.group, logger: self.logger)
         self.starter.yield(car)
         let pseudonym = credentials.pseudonym(of: spec.vehicleID)
         try await waitUntil(timeout: timeout, "car \(spec.vehicleID) registered") {
@@ -92,13 +95,16 @@ public func withFleet<R: Sendable>(
     _ body: (FleetFixture) async throws -> R
 ) async throws -> R {
     var logger = Logger(label: "fleet-test")
-    logger.logLevel = ProcessInfo.processInfo.environment["FLEET_TEST_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .critical
-    var configuration = GatewayConfiguration(clientPort: 0, tunnelPort: 0, adminPort: 0, fleetSecret: FleetFixture.testSecret)
+    logger.logLevel =
+        ProcessInfo.processInfo.environment["FLEET_TEST_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .critical
+    var configuration = GatewayConfiguration(
+        clientPort: 0, tunnelPort: 0, adminPort: 0, fleetSecret: FleetFixture.testSecret)
     configuration.carPingInterval = .milliseconds(200)
     configure(&configuration)
     let group = MultiThreadedEventLoopGroup.singleton
     let gateway = try Gateway(configuration: configuration, group: group, logger: logger)
-    let services = ServiceGroup(configuration: .init(services: gateway.services.map { .init(service: $0) }, logger: logger))
+    let services = ServiceGroup(
+        configuration: .init(services: gateway.services.map { .init(service: $0) }, logger: logger))
     let (starts, starter) = AsyncStream.makeStream(of: SimulatedCar.self)
 
     return try await withThrowingTaskGroup(of: Void.self) { tasks in
@@ -113,7 +119,8 @@ public func withFleet<R: Sendable>(
             let tunnel = try await gateway.tunnelListener.boundAddress.get()
             let admin = try await gateway.adminListener.boundAddress.get()
             let fixture = FleetFixture(
-                gateway: gateway, clientPort: client.port!, tunnelPort: tunnel.port!, adminPort: admin.port!, group: group,
+                gateway: gateway, clientPort: client.port!, tunnelPort: tunnel.port!, adminPort: admin.port!,
+                group: group,
                 secret: configuration.fleetSecret, starter: starter, logger: logger, services: services)
             for spec in cars { try await fixture.startCar(spec) }
             let result = try await body(fixture)
@@ -130,7 +137,9 @@ public func withFleet<R: Sendable>(
 }
 
 /// Polls `condition` every 5 ms until it holds; throws ``TimeoutError`` after `timeout`.
-public func waitUntil(timeout: Duration = .seconds(10), _ what: String, _ condition: () async throws -> Bool) async throws {
+public func waitUntil(timeout: Duration = .seconds(10), _ what: String, _ condition: () async throws -> Bool)
+    async throws
+{
     let clock = ContinuousClock()
     let deadline = clock.now + timeout
     while clock.now < deadline {

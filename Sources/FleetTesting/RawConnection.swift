@@ -25,7 +25,9 @@ public final class RawConnection: ChannelInboundHandler, Sendable {
     public static func connect(port: Int) async throws -> RawConnection {
         let raw = RawConnection()
         raw.channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .channelInitializer { channel in channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(raw) } }
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(raw) }
+            }
             .connect(host: "127.0.0.1", port: port).get()
         return raw
     }

@@ -101,7 +101,8 @@ public struct RecordingClient: Sendable {
 
     /// Connects to `127.0.0.1:port` with the given stream window.
     public static func connect(port: Int, initialWindow: Int = 65_535) async throws -> RecordingClient {
-        let config = HTTP2Configuration(initialStreamWindowSize: initialWindow, connectionWindowSize: 1 << 24, idleTimeout: nil)
+        let config = HTTP2Configuration(
+            initialStreamWindowSize: initialWindow, connectionWindowSize: 1 << 24, idleTimeout: nil)
         let connection = try await HTTP2Client.connect(
             host: "127.0.0.1", port: port, group: MultiThreadedEventLoopGroup.singleton, configuration: config)
         return RecordingClient(connection: connection)
@@ -114,7 +115,8 @@ public struct RecordingClient: Sendable {
         let recording = RecordingStream(mode: mode, loop: self.connection.eventLoop)
         let handle = self.connection
         try await handle.eventLoop.submit {
-            let stream = try handle.onLoop.openStream(request, endStream: body == nil, delegate: RecordingDelegate(recording: recording))
+            let stream = try handle.onLoop.openStream(
+                request, endStream: body == nil, delegate: RecordingDelegate(recording: recording))
             recording.streamBox.value = stream
             if let body { stream.sendData(body, endStream: true) }
         }.get()
@@ -122,7 +124,9 @@ public struct RecordingClient: Sendable {
     }
 
     /// A JSON POST to `path`.
-    public func post(_ path: String, json: String, headers: HTTPFields = [:], mode: RecordingStream.ConsumeMode = .automatic)
+    public func post(
+        _ path: String, json: String, headers: HTTPFields = [:], mode: RecordingStream.ConsumeMode = .automatic
+    )
         async throws -> RecordingStream
     {
         var request = HTTPRequest(method: .post, scheme: "http", authority: "127.0.0.1", path: path)

@@ -39,17 +39,22 @@ public enum Subprocess {
                 err.fileHandleForReading.readabilityHandler = nil
                 outData.append(out.fileHandleForReading.readDataToEndOfFile())
                 errData.append(err.fileHandleForReading.readDataToEndOfFile())
-                continuation.resume(returning: Result(status: p.terminationStatus, stdout: outData.string, stderr: errData.string))
+                continuation.resume(
+                    returning: Result(status: p.terminationStatus, stdout: outData.string, stderr: errData.string))
             }
             do { try process.run() } catch { continuation.resume(throwing: error) }
-            DispatchQueue.global().asyncAfter(deadline: .now() + timeout) { if process.isRunning { process.terminate() } }
+            DispatchQueue.global().asyncAfter(deadline: .now() + timeout) {
+                if process.isRunning { process.terminate() }
+            }
         }
     }
 
     /// A tool the tests need is not installed.
     public struct MissingTool: Error, CustomStringConvertible {
         public var name: String
-        public var description: String { "\(self.name) is not installed; run the README's test command (scripts/test.sh) to install it" }
+        public var description: String {
+            "\(self.name) is not installed; run the README's test command (scripts/test.sh) to install it"
+        }
     }
 }
 
@@ -57,5 +62,7 @@ private final class DataBox: @unchecked Sendable {
     private let lock = NSLock()
     private var data = Data()
     func append(_ d: Data) { self.lock.lock(); self.data.append(d); self.lock.unlock() }
-    var string: String { self.lock.lock(); defer { self.lock.unlock() }; return String(decoding: self.data, as: UTF8.self) }
+    var string: String {
+        self.lock.lock(); defer { self.lock.unlock() }; return String(decoding: self.data, as: UTF8.self)
+    }
 }

@@ -84,7 +84,11 @@ final class Echo: HTTPStreamDelegate {
     }
     func streamDidReceiveData(_ data: ByteBuffer) {
         self.stream.sendData(data, endStream: false)
-        if self.stream.isWritable { self.stream.consume(data.readableBytes) } else { self.unconsumed += data.readableBytes }
+        if self.stream.isWritable {
+            self.stream.consume(data.readableBytes)
+        } else {
+            self.unconsumed += data.readableBytes
+        }
     }
     var unconsumed = 0
     func streamWritabilityDidChange(isWritable: Bool) {

@@ -23,7 +23,8 @@ struct EngineOptions: ParsableArguments {
     @Option(help: "Engine: synthetic.") var engine = "synthetic"
     @Option(help: "Hidden slowdown of the synthetic engine (1 = nominal).") var slowdown = 1.0
     @Option(help: "Override the profile's slot count (benchmarks).") var slots: Int?
-    @Option(help: "Override the profile's decode tokens/s per stream, also its aggregate (benchmarks).") var decodeTps: Double?
+    @Option(help: "Override the profile's decode tokens/s per stream, also its aggregate (benchmarks).") var decodeTps:
+        Double?
     @Option(help: "Override the profile's prefill tokens/s (benchmarks).") var prefillTps: Double?
     @Option(help: "Log level.") var logLevel = "info"
 
@@ -33,7 +34,9 @@ struct EngineOptions: ParsableArguments {
         guard HardwareClass(rawValue: self.hardwareName) != nil else {
             throw ValidationError("--hardware: '\(self.hardwareName)' is not one of hw3, hw4, ai5")
         }
-        guard self.engine == "synthetic" else { throw ValidationError("--engine: '\(self.engine)' is not known (synthetic)") }
+        guard self.engine == "synthetic" else {
+            throw ValidationError("--engine: '\(self.engine)' is not known (synthetic)")
+        }
         guard self.slowdown >= 1 else { throw ValidationError("--slowdown: \(self.slowdown) must be ≥ 1") }
         var profile = HardwareProfile.of(self.hardware)
         if let slots = self.slots {
@@ -63,7 +66,6 @@ struct EngineOptions: ParsableArguments {
     }
 }
 
-
 struct Run: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Dial the gateway's tunnel port and serve jobs.")
     @OptionGroup var engineOptions: EngineOptions
@@ -77,11 +79,13 @@ struct Run: AsyncParsableCommand {
     @Option(help: "Seconds until the car drives off.") var departingIn: Int?
     @Option(help: "Serve only while plugged in (owner policy).") var onlyWhilePlugged = true
     @Option(help: "Lowest state of charge to serve at (owner policy).") var minCharge = 50
-    @Option(help: "JSON file with plugged_in, charge_percent, link, departing_in_s; watched for changes.") var stateFile: String?
+    @Option(help: "JSON file with plugged_in, charge_percent, link, departing_in_s; watched for changes.")
+    var stateFile: String?
     @Flag(help: "Dial the gateway over TLS (production).") var tls = false
     @Option(help: "PEM CA file to verify the gateway with (default: system roots).") var caFile: String?
     @Option(help: "Name to verify on the gateway's certificate (default: the gateway host).") var serverName: String?
-    @Option(help: "Also serve the engine on host:port as a plain OpenAI-compatible server (shares slots).") var listen: String?
+    @Option(help: "Also serve the engine on host:port as a plain OpenAI-compatible server (shares slots).") var listen:
+        String?
 
     func run() async throws {
         let logger = self.engineOptions.logger()
@@ -89,7 +93,9 @@ struct Run: AsyncParsableCommand {
         guard parts.count == 2, let port = Int(parts[1]), (1...65535).contains(port) else {
             throw ValidationError("--gateway: '\(self.gateway)' is not host:port")
         }
-        guard (0...100).contains(self.charge) else { throw ValidationError("--charge: \(self.charge) is not in 0...100") }
+        guard (0...100).contains(self.charge) else {
+            throw ValidationError("--charge: \(self.charge) is not in 0...100")
+        }
         guard let token = self.token ?? ProcessInfo.processInfo.environment["FLEET_AGENT_TOKEN"] else {
             throw ValidationError("give --token or set FLEET_AGENT_TOKEN")
         }
@@ -98,8 +104,9 @@ struct Run: AsyncParsableCommand {
             throw ValidationError("--link: '\(self.link)' is not one of wifi, cellular, satellite, ethernet")
         }
         let state = AgentState(
-            initial: VehicleState(pluggedIn: self.plugged, chargePercent: self.charge, link: link,
-                                  departingInSeconds: self.departingIn, slotsFree: engine.slots),
+            initial: VehicleState(
+                pluggedIn: self.plugged, chargePercent: self.charge, link: link,
+                departingInSeconds: self.departingIn, slotsFree: engine.slots),
             slots: engine.slots)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let config = AgentConfiguration(
@@ -117,20 +124,25 @@ struct Run: AsyncParsableCommand {
         services.append(tunnel)
         if let listen = self.listen {
             let address = listen.split(separator: ":")
-            guard address.count == 2, let listenPort = Int(address[1]) else { throw ValidationError("--listen: '\(listen)' is not host:port") }
-            let channel = try await HTTPServer.bind(host: String(address[0]), port: listenPort, group: group, responder: tunnel.responder)
+            guard address.count == 2, let listenPort = Int(address[1]) else {
+                throw ValidationError("--listen: '\(listen)' is not host:port")
+            }
+            let channel = try await HTTPServer.bind(
+                host: String(address[0]), port: listenPort, group: group, responder: tunnel.responder)
             logger.info("Serving locally", metadata: ["fleet.address": "\(channel.localAddress!)"])
         }
         let serviceGroup = ServiceGroup(
-            configuration: .init(services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint],
-                                 logger: logger))
+            configuration: .init(
+                services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
         try await serviceGroup.run()
     }
 }
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Serve the engine as a plain OpenAI-compatible HTTP server (h2c + HTTP/1.1), e.g. as central capacity.")
+        abstract:
+            "Serve the engine as a plain OpenAI-compatible HTTP server (h2c + HTTP/1.1), e.g. as central capacity.")
     @OptionGroup var engineOptions: EngineOptions
     @Option(help: "Address to listen on, host:port (port 0 picks one).") var listen = "127.0.0.1:8000"
 
@@ -142,8 +154,9 @@ struct Serve: AsyncParsableCommand {
         }
         let engine = try self.engineOptions.makeEngine()
         // As central capacity it is not a car: many slots, no telemetry.
-        let state = AgentState(initial: VehicleState(pluggedIn: true, chargePercent: 100, link: .ethernet, slotsFree: 0),
-                               slots: 4096)
+        let state = AgentState(
+            initial: VehicleState(pluggedIn: true, chargePercent: 100, link: .ethernet, slotsFree: 0),
+            slots: 4096)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let responder = AgentResponder(engine: engine, state: state, hello: nil, logger: logger)
         let channel = try await HTTPServer.bind(host: String(parts[0]), port: port, group: group, responder: responder)

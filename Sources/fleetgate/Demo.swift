@@ -31,11 +31,14 @@ struct Demo: AsyncParsableCommand {
         let credentials = try FleetCredentials(secret: secret)
 
         var services: [any Service] = gateway.services
-        services.append(WhenBound(gateway: gateway, group: group, logger: logger, secret: credentials,
-                                  carsPerRegion: self.carsPerRegion))
+        services.append(
+            WhenBound(
+                gateway: gateway, group: group, logger: logger, secret: credentials,
+                carsPerRegion: self.carsPerRegion))
         let group2 = ServiceGroup(
-            configuration: .init(services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint],
-                                 logger: logger))
+            configuration: .init(
+                services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
         try await group2.run()
     }
 
@@ -49,7 +52,9 @@ struct Demo: AsyncParsableCommand {
         var one: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
         let rc = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         return rc == 0 ? port : 0
     }
@@ -74,13 +79,16 @@ struct WhenBound: Service {
         for region in Demo.regions {
             for i in 0..<self.carsPerRegion {
                 let vehicleID = "demo-\(region)-\(i + 1)"
-                let token = self.secret.issue(vehicleID: vehicleID, regions: [region], expires: Date().addingTimeInterval(86_400))
+                let token = self.secret.issue(
+                    vehicleID: vehicleID, regions: [region], expires: Date().addingTimeInterval(86_400))
                 let config = AgentConfiguration(
                     gatewayHost: "127.0.0.1", gatewayPort: tunnel.port!, vehicleID: vehicleID, credential: token,
                     region: region, hardware: hardware[i % hardware.count])
-                cars.append(SimulatedCar(
-                    configuration: config, state: VehicleState(pluggedIn: true, chargePercent: 80, link: .wifi, slotsFree: 0),
-                    group: self.group, logger: carLogger))
+                cars.append(
+                    SimulatedCar(
+                        configuration: config,
+                        state: VehicleState(pluggedIn: true, chargePercent: 80, link: .wifi, slotsFree: 0),
+                        group: self.group, logger: carLogger))
             }
         }
         let url = "http://127.0.0.1:\(client.port!)"

@@ -44,15 +44,18 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "An accepted API key (repeatable). None: no authentication.") var apiKey: [String] = []
     @Option(help: "Trusted proxy CIDR whose X-Forwarded-For is believed (repeatable).") var trustedProxy: [String] = []
     @Flag(help: "Accept cleartext tunnels from non-loopback peers.") var allowCleartextTunnels = false
-    @Flag(help: "Expect a PROXY protocol v2 header on client connections (behind an L4 load balancer).") var proxyProtocol = false
+    @Flag(help: "Expect a PROXY protocol v2 header on client connections (behind an L4 load balancer).")
+    var proxyProtocol = false
     @Option(help: "PEM certificate chain for the TLS client port.") var tlsCert: String?
     @Option(help: "PEM private key for the TLS client port.") var tlsKey: String?
     @Option(help: "TLS client port (ALPN h2, http/1.1).") var tlsPort = 8443
     @Option(help: "PEM certificate chain for car tunnels (all tunnels TLS).") var tunnelTlsCert: String?
     @Option(help: "PEM private key for car tunnels.") var tunnelTlsKey: String?
     @Option(help: "Region map YAML (default: the built-in map, the same as Regions/default.yaml).") var regions: String?
-    @Option(help: "MaxMind DB for client origins (default: the one scripts/setup.sh builds, if present).") var geoip: String?
-    @Option(help: "Central capacity REGION=BASE_URL (…/v1), repeatable; used when no car in the zone fits.") var central: [String] = []
+    @Option(help: "MaxMind DB for client origins (default: the one scripts/setup.sh builds, if present).") var geoip:
+        String?
+    @Option(help: "Central capacity REGION=BASE_URL (…/v1), repeatable; used when no car in the zone fits.")
+    var central: [String] = []
 
     func run() async throws {
         let logger = self.common.bootstrap()
@@ -75,8 +78,9 @@ struct Serve: AsyncParsableCommand {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: self.common.threads ?? System.coreCount)
         let gateway = try Gateway(configuration: configured, group: group, logger: logger)
         let services = ServiceGroup(
-            configuration: .init(services: gateway.services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint],
-                                 logger: logger))
+            configuration: .init(
+                services: gateway.services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
         try await services.run()
     }
 }
@@ -117,15 +121,18 @@ struct Token: AsyncParsableCommand {
                 throw ValidationError("set FLEETGATE_FLEET_SECRET to the fleet secret")
             }
             let credentials = try FleetCredentials(secret: secret)
-            print(credentials.issue(vehicleID: self.vehicleID, regions: self.region,
-                                    expires: Date().addingTimeInterval(Double(self.days) * 86_400)))
+            print(
+                credentials.issue(
+                    vehicleID: self.vehicleID, regions: self.region,
+                    expires: Date().addingTimeInterval(Double(self.days) * 86_400)))
         }
     }
 }
 
 /// The database `scripts/setup.sh` builds, when it exists.
 func defaultGeoIPDatabase() -> String? {
-    let cache = ProcessInfo.processInfo.environment["FLEETGATE_CACHE"]
+    let cache =
+        ProcessInfo.processInfo.environment["FLEETGATE_CACHE"]
         ?? (ProcessInfo.processInfo.environment["HOME"] ?? "/root") + "/.cache/fleetgate"
     let path = cache + "/geoip/fleet-country.mmdb"
     return FileManager.default.fileExists(atPath: path) ? path : nil
@@ -145,7 +152,9 @@ struct Geo: AsyncParsableCommand {
             let map = RegionMap.default
             let resolver = OriginResolver(map: map, lookup: database)
             if let database {
-                print("database: \(database.path) (\(database.databaseType), built \(Date(timeIntervalSince1970: TimeInterval(database.buildEpoch))))")
+                print(
+                    "database: \(database.path) (\(database.databaseType), built \(Date(timeIntervalSince1970: TimeInterval(database.buildEpoch))))"
+                )
             } else {
                 print("database: none (every public address follows the noDatabase rule)")
             }
@@ -153,7 +162,9 @@ struct Geo: AsyncParsableCommand {
             for text in self.addresses {
                 guard let address = IPAddress(text) else { throw ValidationError("'\(text)' is not an IP address") }
                 let origin = resolver.resolve(address)
-                print("\(text) → country \(origin.country ?? "-") → region \(origin.region) → zone \(origin.zone) (rule: \(origin.rule.rawValue))")
+                print(
+                    "\(text) → country \(origin.country ?? "-") → region \(origin.region) → zone \(origin.zone) (rule: \(origin.rule.rawValue))"
+                )
             }
         }
     }
@@ -172,7 +183,8 @@ struct Regions: AsyncParsableCommand {
             for file in self.files {
                 do {
                     let map = try RegionMap.load(path: file)
-                    print("\(file): ok (version \(map.version), \(map.zones.count) zones, \(map.regions.count) regions)")
+                    print(
+                        "\(file): ok (version \(map.version), \(map.zones.count) zones, \(map.regions.count) regions)")
                 } catch {
                     failed = true
                     FileHandle.standardError.write(Data((error.description + "\n").utf8))

@@ -9,11 +9,14 @@ func fixture(_ name: String) -> String { fixtures.appendingPathComponent(name).p
 struct MaxMindTests {
     static let city = try! MaxMindDatabase(path: fixture("GeoIP2-City-Test.mmdb"))
 
-    @Test("Known addresses resolve to their country and EU flag (the table in shared/geoip)", arguments: [
-        ("81.2.69.142", "GB", false), ("::ffff:81.2.69.142", "GB", false), ("2.125.160.216", "GB", false),
-        ("89.160.20.112", "SE", true), ("216.160.83.56", "US", false), ("175.16.199.0", "CN", false),
-        ("2001:218::1", "JP", false), ("2a02:d180::1", "DE", true), ("2a02:cf40::1", "NO", false), ("2a02:d000::1", "CH", false),
-    ])
+    @Test(
+        "Known addresses resolve to their country and EU flag (the table in shared/geoip)",
+        arguments: [
+            ("81.2.69.142", "GB", false), ("::ffff:81.2.69.142", "GB", false), ("2.125.160.216", "GB", false),
+            ("89.160.20.112", "SE", true), ("216.160.83.56", "US", false), ("175.16.199.0", "CN", false),
+            ("2001:218::1", "JP", false), ("2a02:d180::1", "DE", true), ("2a02:cf40::1", "NO", false),
+            ("2a02:d000::1", "CH", false),
+        ])
     func known(ip: String, country: String, eu: Bool) throws {
         let address = try #require(IPAddress(ip))
         let record = try #require(try Self.city.lookup(address))
@@ -45,7 +48,9 @@ struct MaxMindTests {
         #expect(record.country == nil && record.continent == "EU")
     }
 
-    @Test("Addresses not in the database are not found", arguments: ["8.8.8.8", "1.1.1.1", "127.0.0.1", "10.0.0.1", "::1", "2001:db8::1"])
+    @Test(
+        "Addresses not in the database are not found",
+        arguments: ["8.8.8.8", "1.1.1.1", "127.0.0.1", "10.0.0.1", "::1", "2001:db8::1"])
     func notFound(ip: String) throws {
         let address = try #require(IPAddress(ip))
         #expect(try Self.city.lookup(address) == nil)
@@ -69,10 +74,12 @@ struct MaxMindTests {
     static let rejected = [
         "GeoIP2-City-Test-Invalid-Node-Count.mmdb", "GeoIP2-City-Test-Broken-Double-Format.mmdb",
         "bad/libmaxminddb-metadata-marker-only.mmdb", "bad/libmaxminddb-offset-integer-overflow.mmdb",
-        "bad/libmaxminddb-deep-nesting.mmdb", "bad/libmaxminddb-deep-array-nesting.mmdb", "bad/libmaxminddb-oversized-array.mmdb",
+        "bad/libmaxminddb-deep-nesting.mmdb", "bad/libmaxminddb-deep-array-nesting.mmdb",
+        "bad/libmaxminddb-oversized-array.mmdb",
         "bad/libmaxminddb-oversized-map.mmdb", "bad/cyclic-data-structure.mmdb", "bad/invalid-bytes-length.mmdb",
         "bad/invalid-data-record-offset.mmdb", "bad/invalid-map-key-length.mmdb", "bad/invalid-string-length.mmdb",
-        "bad/metadata-is-an-uint128.mmdb", "bad/unexpected-bytes.mmdb", "bad/bad-unicode-in-map-key.mmdb", "LICENSE-MIT", "README.md",
+        "bad/metadata-is-an-uint128.mmdb", "bad/unexpected-bytes.mmdb", "bad/bad-unicode-in-map-key.mmdb",
+        "LICENSE-MIT", "README.md",
     ]
 
     @Test("Corrupt, truncated and wrong-type files are refused at load", arguments: rejected)
@@ -80,7 +87,9 @@ struct MaxMindTests {
         #expect(throws: GeoError.self) { _ = try MaxMindDatabase(path: fixture(name)) }
     }
 
-    @Test("Every bad-data file either fails cleanly or answers: none crashes", arguments: try! FileManager.default.contentsOfDirectory(atPath: fixture("bad")))
+    @Test(
+        "Every bad-data file either fails cleanly or answers: none crashes",
+        arguments: try! FileManager.default.contentsOfDirectory(atPath: fixture("bad")))
     func noCrash(name: String) {
         guard let db = try? MaxMindDatabase(path: fixture("bad/" + name)) else { return }
         for ip in ["1.1.1.1", "1.1.1.16", "1.1.1.32", "255.255.255.255", "81.2.69.142", "::1", "2001:218::1"] {
@@ -91,14 +100,18 @@ struct MaxMindTests {
 
     @Test("A missing file and an empty file are clear errors naming the path")
     func missingAndEmpty() {
-        #expect { _ = try MaxMindDatabase(path: "/nonexistent/x.mmdb") } throws: { "\($0)".contains("/nonexistent/x.mmdb") }
+        #expect { _ = try MaxMindDatabase(path: "/nonexistent/x.mmdb") } throws: {
+            "\($0)".contains("/nonexistent/x.mmdb")
+        }
         #expect(throws: GeoError.self) { _ = try MaxMindDatabase(path: "/dev/null") }
     }
 
-    @Test("With a database, origins follow country → region → zone", arguments: [
-        ("89.160.20.112", "eu-north", "eu"), ("2a02:cf40::1", "eu-north", "eu"), ("81.2.69.142", "gb", "gb"),
-        ("2a02:d000::1", "ch", "ch"), ("216.160.83.56", "us-east", "us"), ("2001:218::1", "ap-northeast", "apac"),
-    ])
+    @Test(
+        "With a database, origins follow country → region → zone",
+        arguments: [
+            ("89.160.20.112", "eu-north", "eu"), ("2a02:cf40::1", "eu-north", "eu"), ("81.2.69.142", "gb", "gb"),
+            ("2a02:d000::1", "ch", "ch"), ("216.160.83.56", "us-east", "us"), ("2001:218::1", "ap-northeast", "apac"),
+        ])
     func origins(ip: String, region: String, zone: String) {
         let origin = OriginResolver(map: .default, lookup: Self.city).resolve(IPAddress(ip))
         #expect(origin.region == region && origin.zone == zone && origin.rule == .database)
@@ -117,12 +130,14 @@ struct MaxMindConcurrencyTests {
     @Test("Concurrent lookups from many tasks agree with single-threaded ones")
     func concurrent() async throws {
         let db = try MaxMindDatabase(path: fixture("GeoIP2-City-Test.mmdb"))
-        let addresses = ["81.2.69.142", "89.160.20.112", "216.160.83.56", "2001:218::1", "2a02:d180::1", "8.8.8.8"].map { IPAddress($0)! }
+        let addresses = ["81.2.69.142", "89.160.20.112", "216.160.83.56", "2001:218::1", "2a02:d180::1", "8.8.8.8"].map
+        { IPAddress($0)! }
         let expected = try addresses.map { try db.lookup($0)?.country }
         try await withThrowingTaskGroup(of: Bool.self) { group in
             for _ in 0..<8 {
                 group.addTask {
-                    for i in 0..<5_000 where try db.lookup(addresses[i % addresses.count])?.country != expected[i % addresses.count] {
+                    for i in 0..<5_000
+                    where try db.lookup(addresses[i % addresses.count])?.country != expected[i % addresses.count] {
                         return false
                     }
                     return true

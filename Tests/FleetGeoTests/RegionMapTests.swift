@@ -3,7 +3,8 @@ import Foundation
 import Testing
 
 let regionFixtures = fixtures.appendingPathComponent("regions")
-let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent()
 
 @Suite("Region maps in YAML")
 struct RegionMapTests {
@@ -42,23 +43,30 @@ struct RegionMapTests {
         #expect {
             _ = try RegionMap.load(path: path)
         } throws: { error in
-            guard let errors = error as? RegionMapErrors, let issue = errors.issues.first(where: { $0.key == key }) else { return false }
-            return issue.file == path && issue.line == line && issue.value == value && "\(errors)".contains("\(path):\(line):")
+            guard let errors = error as? RegionMapErrors, let issue = errors.issues.first(where: { $0.key == key })
+            else { return false }
+            return issue.file == path && issue.line == line && issue.value == value
+                && "\(errors)".contains("\(path):\(line):")
         }
     }
 
     @Test("Every fixture named *.invalid.yaml is rejected")
     func allInvalidRejected() throws {
-        let names = try FileManager.default.contentsOfDirectory(atPath: regionFixtures.path).filter { $0.hasSuffix(".invalid.yaml") }
+        let names = try FileManager.default.contentsOfDirectory(atPath: regionFixtures.path).filter {
+            $0.hasSuffix(".invalid.yaml")
+        }
         #expect(names.count == Self.invalid.count)
         for name in names {
-            #expect(throws: RegionMapErrors.self) { _ = try RegionMap.load(path: regionFixtures.appendingPathComponent(name).path) }
+            #expect(throws: RegionMapErrors.self) {
+                _ = try RegionMap.load(path: regionFixtures.appendingPathComponent(name).path)
+            }
         }
     }
 
     @Test("All errors are reported, not just the first")
     func allErrors() {
-        let yaml = "zones:\n  eu:\n    countries: [XX, YY]\nregions: {}\norigins: {private: a, unknown: b, noDatabase: c}\n"
+        let yaml =
+            "zones:\n  eu:\n    countries: [XX, YY]\nregions: {}\norigins: {private: a, unknown: b, noDatabase: c}\n"
         #expect { _ = try RegionMap.parse(yaml: yaml, file: "m.yaml") } throws: { error in
             ((error as? RegionMapErrors)?.issues.count ?? 0) >= 5
         }

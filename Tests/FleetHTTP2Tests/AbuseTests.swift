@@ -17,14 +17,18 @@ final class RawClient: ChannelInboundHandler, Sendable {
     static func connect(port: Int) async throws -> (any Channel, RawClient) {
         let raw = RawClient()
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .channelInitializer { channel in channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(raw) } }
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(raw) }
+            }
             .connect(host: "127.0.0.1", port: port).get()
         return (channel, raw)
     }
 }
 
 /// Runs a FleetHTTP2 server with ``TestResponder`` on loopback for the body.
-func withTestServer<R: Sendable>(configuration: HTTP2Configuration = .defaults, _ body: (Int) async throws -> R) async throws -> R {
+func withTestServer<R: Sendable>(configuration: HTTP2Configuration = .defaults, _ body: (Int) async throws -> R)
+    async throws -> R
+{
     let channel = try await HTTPServer.bind(
         host: "127.0.0.1", port: 0, group: MultiThreadedEventLoopGroup.singleton, responder: TestResponder(),
         configuration: configuration)
@@ -77,7 +81,9 @@ struct AbuseTests {
     func continuationFlood() async throws {
         try await withTestServer(configuration: HTTP2Configuration(maxContinuationFrames: 16)) { port in
             var flood = Frames.headers(stream: 1, block: Frames.requestBlock(), endHeaders: false)
-            for _ in 0..<1000 { flood += Frames.continuation(stream: 1, block: [0x00, 0x01, 0x61, 0x01, 0x62], endHeaders: false) }
+            for _ in 0..<1000 {
+                flood += Frames.continuation(stream: 1, block: [0x00, 0x01, 0x61, 0x01, 0x62], endHeaders: false)
+            }
             async let codes = self.goAwayCodes(port: port, flood: flood)
             try await self.wellBehaved(port: port)
             #expect(try await codes == [0xB])
@@ -109,10 +115,12 @@ struct AbuseTests {
         try await withTestServer { port in
             let (channel, _) = try await RawClient.connect(port: port)
             // Starts like the preface, then isn't: detected as HTTP/1.1 and answered 400 with close.
-            try await channel.writeAndFlush(ByteBuffer(bytes: Array("PRI * HTTP/1.1\r\n\r\n".utf8) + (0..<200).map { UInt8($0) }))
+            try await channel.writeAndFlush(
+                ByteBuffer(bytes: Array("PRI * HTTP/1.1\r\n\r\n".utf8) + (0..<200).map { UInt8($0) }))
             try await channel.closeFuture.get()
             let (h2, _) = try await RawClient.connect(port: port)
-            try await h2.writeAndFlush(ByteBuffer(bytes: Frames.preface + Frames.frame(0x1, stream: 1, [0xFF, 0xFF, 0xFF])))
+            try await h2.writeAndFlush(
+                ByteBuffer(bytes: Frames.preface + Frames.frame(0x1, stream: 1, [0xFF, 0xFF, 0xFF])))
             try await h2.closeFuture.get()
             try await self.wellBehaved(port: port)
         }

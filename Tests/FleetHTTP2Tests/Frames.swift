@@ -6,14 +6,19 @@ enum Frames {
 
     static func frame(_ type: UInt8, flags: UInt8 = 0, stream: UInt32 = 0, _ payload: [UInt8] = []) -> [UInt8] {
         let n = payload.count
-        return [UInt8(n >> 16 & 0xFF), UInt8(n >> 8 & 0xFF), UInt8(n & 0xFF), type, flags,
-                UInt8(stream >> 24 & 0x7F), UInt8(stream >> 16 & 0xFF), UInt8(stream >> 8 & 0xFF), UInt8(stream & 0xFF)] + payload
+        return [
+            UInt8(n >> 16 & 0xFF), UInt8(n >> 8 & 0xFF), UInt8(n & 0xFF), type, flags,
+            UInt8(stream >> 24 & 0x7F), UInt8(stream >> 16 & 0xFF), UInt8(stream >> 8 & 0xFF), UInt8(stream & 0xFF),
+        ] + payload
     }
 
     static func settings(_ entries: [(UInt16, UInt32)] = []) -> [UInt8] {
         var payload: [UInt8] = []
         for (id, value) in entries {
-            payload += [UInt8(id >> 8), UInt8(id & 0xFF), UInt8(value >> 24), UInt8(value >> 16 & 0xFF), UInt8(value >> 8 & 0xFF), UInt8(value & 0xFF)]
+            payload += [
+                UInt8(id >> 8), UInt8(id & 0xFF), UInt8(value >> 24), UInt8(value >> 16 & 0xFF),
+                UInt8(value >> 8 & 0xFF), UInt8(value & 0xFF),
+            ]
         }
         return self.frame(0x4, payload)
     }
@@ -44,7 +49,9 @@ enum Frames {
     }
 
     static func rstStream(stream: UInt32, code: UInt32 = 0x8) -> [UInt8] {
-        self.frame(0x3, stream: stream, [UInt8(code >> 24), UInt8(code >> 16 & 0xFF), UInt8(code >> 8 & 0xFF), UInt8(code & 0xFF)])
+        self.frame(
+            0x3, stream: stream,
+            [UInt8(code >> 24), UInt8(code >> 16 & 0xFF), UInt8(code >> 8 & 0xFF), UInt8(code & 0xFF)])
     }
 
     static func ping(_ n: UInt8) -> [UInt8] { self.frame(0x6, [0, 0, 0, 0, 0, 0, 0, n]) }
@@ -75,8 +82,13 @@ enum Frames {
         while i + 9 <= bytes.count {
             let n = Int(bytes[i]) << 16 | Int(bytes[i + 1]) << 8 | Int(bytes[i + 2])
             guard i + 9 + n <= bytes.count else { break }
-            let stream = UInt32(bytes[i + 5] & 0x7F) << 24 | UInt32(bytes[i + 6]) << 16 | UInt32(bytes[i + 7]) << 8 | UInt32(bytes[i + 8])
-            frames.append(Frame(type: bytes[i + 3], flags: bytes[i + 4], stream: stream, payload: Array(bytes[(i + 9)..<(i + 9 + n)])))
+            let stream =
+                UInt32(bytes[i + 5] & 0x7F) << 24 | UInt32(bytes[i + 6]) << 16 | UInt32(bytes[i + 7]) << 8
+                | UInt32(bytes[i + 8])
+            frames.append(
+                Frame(
+                    type: bytes[i + 3], flags: bytes[i + 4], stream: stream,
+                    payload: Array(bytes[(i + 9)..<(i + 9 + n)])))
             i += 9 + n
         }
         return frames

@@ -1,9 +1,10 @@
-@testable import FleetHTTP2
 import FleetTesting
 import HTTPTypes
 import NIOCore
 import NIOEmbedded
 import Testing
+
+@testable import FleetHTTP2
 
 /// Records a stream's events on an embedded loop.
 final class Recorder: HTTPStreamDelegate {
@@ -128,7 +129,8 @@ struct HTTP2ConnectionHandlerTests {
         #expect(recorder.body.count == 100_000 && recorder.ended)
     }
 
-    @Test("Nothing is produced while the socket is unwritable, however wide the peer's window; it resumes on writability")
+    @Test(
+        "Nothing is produced while the socket is unwritable, however wide the peer's window; it resumes on writability")
     func unwritableSocketBoundsMemory() throws {
         let pair = try Pair(client: HTTP2Configuration(initialStreamWindowSize: 1 << 24, connectionWindowSize: 1 << 30))
         let recorder = Recorder()
@@ -182,7 +184,9 @@ struct HTTP2ConnectionHandlerTests {
         #expect(events.goAway == .noError)
         #expect(pair.server.isActive, "in-flight stream keeps the connection")
         #expect(throws: HTTP2ConnectionError.self) {
-            _ = try pair.clientHandler.openStream(HTTPRequest(method: .get, scheme: "http", authority: "t", path: "/"), endStream: true, delegate: Recorder())
+            _ = try pair.clientHandler.openStream(
+                HTTPRequest(method: .get, scheme: "http", authority: "t", path: "/"), endStream: true,
+                delegate: Recorder())
         }
         recorder.autoConsume = true
         stream.consume(recorder.body.count)
@@ -227,7 +231,8 @@ struct HTTP2ConnectionHandlerTests {
     func handshakeTimeout() throws {
         let loop = EmbeddedEventLoop()
         let server = EmbeddedChannel(
-            handler: HTTP2ConnectionHandler(role: .server(TestResponder()), configuration: HTTP2Configuration(handshakeTimeout: .seconds(10))),
+            handler: HTTP2ConnectionHandler(
+                role: .server(TestResponder()), configuration: HTTP2Configuration(handshakeTimeout: .seconds(10))),
             loop: loop)
         _ = server.connect(to: try SocketAddress(ipAddress: "127.0.0.1", port: 1))
         loop.advanceTime(by: .seconds(11))

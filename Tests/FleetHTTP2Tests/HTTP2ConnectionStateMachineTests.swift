@@ -1,5 +1,6 @@
-@testable import FleetHTTP2
 import Testing
+
+@testable import FleetHTTP2
 
 @Suite("HTTP/2 connection lifecycle state machine")
 struct HTTP2ConnectionStateMachineTests {

@@ -12,15 +12,18 @@ struct InteropTests {
     @Test("curl: h2 with prior knowledge and HTTP/1.1 on the same port")
     func curl() async throws {
         try await withTestServer { port in
-            let h2 = try await Subprocess.run("curl", ["-sS", "-w", "%{http_version}", "--http2-prior-knowledge", "http://127.0.0.1:\(port)/"])
+            let h2 = try await Subprocess.run(
+                "curl", ["-sS", "-w", "%{http_version}", "--http2-prior-knowledge", "http://127.0.0.1:\(port)/"])
             #expect(h2.stdout == "Hello, world\n2")
-            let h1 = try await Subprocess.run("curl", ["-sS", "-w", "%{http_version}", "--http1.1", "http://127.0.0.1:\(port)/"])
+            let h1 = try await Subprocess.run(
+                "curl", ["-sS", "-w", "%{http_version}", "--http1.1", "http://127.0.0.1:\(port)/"])
             #expect(h1.stdout == "Hello, world\n1.1")
             let file = FileManager.default.temporaryDirectory.appendingPathComponent("fleet-echo-\(UUID().uuidString)")
             try String(repeating: "z", count: 300_000).write(to: file, atomically: true, encoding: .utf8)
             defer { try? FileManager.default.removeItem(at: file) }
             let echo = try await Subprocess.run(
-                "curl", ["-sS", "--http2-prior-knowledge", "--data-binary", "@\(file.path)", "http://127.0.0.1:\(port)/echo"])
+                "curl",
+                ["-sS", "--http2-prior-knowledge", "--data-binary", "@\(file.path)", "http://127.0.0.1:\(port)/echo"])
             #expect(echo.stdout.count == 300_000)
         }
     }
@@ -40,15 +43,20 @@ struct InteropTests {
     @Test("h2load: many streams on many connections, all succeed")
     func h2load() async throws {
         try await withTestServer { port in
-            let result = try await Subprocess.run("h2load", ["-n", "5000", "-c", "10", "-m", "10", "http://127.0.0.1:\(port)/"])
+            let result = try await Subprocess.run(
+                "h2load", ["-n", "5000", "-c", "10", "-m", "10", "http://127.0.0.1:\(port)/"])
             #expect(result.stdout.contains("5000 succeeded, 0 failed, 0 errored"), "\(result.stdout)")
         }
     }
 
     @Test("Python h2 and httpx (HTTP/2) clients", arguments: ["h2", "httpx"])
     func python(client: String) async throws {
-        let python = try #require(ProcessInfo.processInfo.environment["FLEETGATE_PYTHON"], "run via scripts/test.sh, which sets FLEETGATE_PYTHON")
-        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Clients/\(client)_client.py").path
+        let python = try #require(
+            ProcessInfo.processInfo.environment["FLEETGATE_PYTHON"],
+            "run via scripts/test.sh, which sets FLEETGATE_PYTHON")
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent(
+            "Clients/\(client)_client.py"
+        ).path
         try await withTestServer { port in
             let result = try await Subprocess.run(python, [script, "127.0.0.1", String(port)])
             #expect(result.status == 0, "\(result.stderr)")
@@ -73,7 +81,8 @@ struct InteropTests {
         defer { server.terminate() }
         var connection: HTTP2ConnectionHandle?
         try await waitUntil("nghttpd listening") {
-            connection = try? await HTTP2Client.connect(host: "127.0.0.1", port: port, group: MultiThreadedEventLoopGroup.singleton)
+            connection = try? await HTTP2Client.connect(
+                host: "127.0.0.1", port: port, group: MultiThreadedEventLoopGroup.singleton)
             return connection != nil
         }
         let client = RecordingClient(connection: try #require(connection))
@@ -89,7 +98,8 @@ struct InteropTests {
 
 /// A free TCP port on loopback (bound and released; a small race is acceptable in tests).
 func freePort() throws -> Int {
-    let channel = try ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).wait()
+    let channel = try ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0)
+        .wait()
     let port = channel.localAddress!.port!
     try channel.close().wait()
     return port

@@ -1,6 +1,7 @@
-@testable import FleetHTTP2
 import NIOCore
 import Testing
+
+@testable import FleetHTTP2
 
 /// Builds a PROXY v2 header.
 func proxyHeader(command: UInt8 = 0x21, family: UInt8 = 0x11, block: [UInt8]) -> [UInt8] {
@@ -17,7 +18,8 @@ struct ProxyProtocolTests {
 
     @Test("TCP over IPv4 and IPv6 give the source address; LOCAL keeps the peer")
     func addresses() throws {
-        let v4 = self.parse(proxyHeader(block: [89, 160, 20, 112, 10, 0, 0, 1, 0x30, 0x39, 0x1F, 0x90]) + Array("GET".utf8))
+        let v4 = self.parse(
+            proxyHeader(block: [89, 160, 20, 112, 10, 0, 0, 1, 0x30, 0x39, 0x1F, 0x90]) + Array("GET".utf8))
         #expect(v4 == .done(try SocketAddress(ipAddress: "89.160.20.112", port: 12345), consumed: 28))
         var v6block: [UInt8] = [0x2a, 0x02, 0xd1, 0x80]
         v6block += [UInt8](repeating: 0, count: 11) + [1]

@@ -48,12 +48,16 @@ struct OpenAITypesTests {
         #expect(request.outputLimit == 3)
     }
 
-    @Test("Decoding errors name the field and never echo values", arguments: [
-        ("{\"messages\":[]}", "model"),
-        ("{\"model\":5}", "model"),
-    ])
+    @Test(
+        "Decoding errors name the field and never echo values",
+        arguments: [
+            ("{\"messages\":[]}", "model"),
+            ("{\"model\":5}", "model"),
+        ])
     func decodingErrors(json: String, param: String) {
-        #expect(throws: APIError.self) { _ = try JSON.decodeRequest(CompletionRequest.self, from: ByteBuffer(string: json)) }
+        #expect(throws: APIError.self) {
+            _ = try JSON.decodeRequest(CompletionRequest.self, from: ByteBuffer(string: json))
+        }
         do { _ = try JSON.decodeRequest(CompletionRequest.self, from: ByteBuffer(string: json)) } catch {
             #expect(error.param == param)
             #expect(error.status == 400)
@@ -78,9 +82,11 @@ struct OpenAITypesTests {
         #expect(Set(a).count > 10)
     }
 
-    @Test("Per-stream decode rate follows the profile's aggregate ceiling", arguments: [
-        (HardwareClass.ai5, 1, 50.0), (.ai5, 8, 135.0 / 8), (.hw4, 2, 15.0), (.hw3, 1, 30.0),
-    ])
+    @Test(
+        "Per-stream decode rate follows the profile's aggregate ceiling",
+        arguments: [
+            (HardwareClass.ai5, 1, 50.0), (.ai5, 8, 135.0 / 8), (.hw4, 2, 15.0), (.hw3, 1, 30.0),
+        ])
     func decodeRates(hardware: HardwareClass, streams: Int, expected: Double) {
         #expect(abs(HardwareProfile.of(hardware).decodeRate(activeStreams: streams) - expected) < 1e-9)
     }
@@ -88,11 +94,16 @@ struct OpenAITypesTests {
 
 @Suite("Byte search")
 struct ByteSearchTests {
-    @Test("Finds needles anywhere, including overlapping prefixes and the very end", arguments: [
-        ("abc", "c", 2), ("aab", "ab", 1), ("xx\n\n", "\n\n", 2), ("abc", "abcd", -1), ("", "a", -1), ("a\"content\":\"x", "\"content\":\"", 1),
-    ])
+    @Test(
+        "Finds needles anywhere, including overlapping prefixes and the very end",
+        arguments: [
+            ("abc", "c", 2), ("aab", "ab", 1), ("xx\n\n", "\n\n", 2), ("abc", "abcd", -1), ("", "a", -1),
+            ("a\"content\":\"x", "\"content\":\"", 1),
+        ])
     func search(haystack: String, needle: String, expected: Int) {
-        let found = Array(haystack.utf8).withUnsafeBytes { h in Array(needle.utf8).withUnsafeBytes { SSE.search($0, in: h) } }
+        let found = Array(haystack.utf8).withUnsafeBytes { h in
+            Array(needle.utf8).withUnsafeBytes { SSE.search($0, in: h) }
+        }
         #expect(found == (expected < 0 ? nil : expected))
     }
 }

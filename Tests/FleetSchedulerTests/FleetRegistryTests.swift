@@ -2,10 +2,14 @@ import FleetProtocol
 import FleetScheduler
 import Testing
 
-func descriptor(_ id: String, zone: String = "eu", region: String = "eu-central", slots: Int = 2, model: String = "m",
-                policy: OwnerPolicy = OwnerPolicy()) -> CarDescriptor {
-    CarDescriptor(vehicleID: id, pseudonym: "p-\(id)", region: region, zone: zone, hardware: .hw4,
-                  models: [ModelOffer(id: model, decodeTokensPerSecond: 20, prefillTokensPerSecond: 1200)], slots: slots, policy: policy)
+func descriptor(
+    _ id: String, zone: String = "eu", region: String = "eu-central", slots: Int = 2, model: String = "m",
+    policy: OwnerPolicy = OwnerPolicy()
+) -> CarDescriptor {
+    CarDescriptor(
+        vehicleID: id, pseudonym: "p-\(id)", region: region, zone: zone, hardware: .hw4,
+        models: [ModelOffer(id: model, decodeTokensPerSecond: 20, prefillTokensPerSecond: 1200)], slots: slots,
+        policy: policy)
 }
 
 let parked = VehicleState(pluggedIn: true, chargePercent: 80, link: .wifi, slotsFree: 2)
@@ -21,11 +25,16 @@ struct FleetRegistryTests {
         #expect(registry.candidates(model: "m", zone: "eu", now: 0).map(\.descriptor.vehicleID) == ["eu"])
     }
 
-    @Test("Ineligible cars are filtered", arguments: [
-        ("unplugged", VehicleState(pluggedIn: false, chargePercent: 80, link: .wifi, slotsFree: 2)),
-        ("low charge", VehicleState(pluggedIn: true, chargePercent: 20, link: .wifi, slotsFree: 2)),
-        ("departing", VehicleState(pluggedIn: true, chargePercent: 80, link: .wifi, departingInSeconds: 30, slotsFree: 2)),
-    ])
+    @Test(
+        "Ineligible cars are filtered",
+        arguments: [
+            ("unplugged", VehicleState(pluggedIn: false, chargePercent: 80, link: .wifi, slotsFree: 2)),
+            ("low charge", VehicleState(pluggedIn: true, chargePercent: 20, link: .wifi, slotsFree: 2)),
+            (
+                "departing",
+                VehicleState(pluggedIn: true, chargePercent: 80, link: .wifi, departingInSeconds: 30, slotsFree: 2)
+            ),
+        ])
     func filters(name: String, state: VehicleState) {
         let registry = FleetRegistry()
         _ = registry.register(descriptor("a"), state: state)
@@ -35,8 +44,9 @@ struct FleetRegistryTests {
     @Test("An owner who allows serving unplugged is honoured")
     func ownerPolicy() {
         let registry = FleetRegistry()
-        _ = registry.register(descriptor("a", policy: OwnerPolicy(onlyWhilePlugged: false, minChargePercent: 10)),
-                              state: VehicleState(pluggedIn: false, chargePercent: 30, link: .cellular, slotsFree: 2))
+        _ = registry.register(
+            descriptor("a", policy: OwnerPolicy(onlyWhilePlugged: false, minChargePercent: 10)),
+            state: VehicleState(pluggedIn: false, chargePercent: 30, link: .cellular, slotsFree: 2))
         #expect(registry.candidates(model: "m", zone: "eu", now: 0).count == 1)
     }
 

@@ -4,8 +4,8 @@ import FleetProtocol
 import FleetTesting
 import Foundation
 import HTTPTypes
-import NIOCore
 import Logging
+import NIOCore
 import NIOPosix
 import Testing
 
@@ -16,17 +16,21 @@ struct CentralTests {
         let central = try await CentralServer.start()
         defer { central.channel.close(promise: nil) }
         try await withFleet(configure: { $0.central = [.init(region: "eu-west", baseURL: central.baseURL)] }) { fleet in
-            try await waitUntil("central models discovered") { fleet.gateway.core.central.models().contains("fleet-8b") }
+            try await waitUntil("central models discovered") {
+                fleet.gateway.core.central.models().contains("fleet-8b")
+            }
             let client = try await RecordingClient.connect(port: fleet.clientPort)
             defer { client.close() }
-            let streamed = try await client.post("/v1/chat/completions", json: chatBody(stream: true, maxTokens: 6)).collect()
+            let streamed = try await client.post("/v1/chat/completions", json: chatBody(stream: true, maxTokens: 6))
+                .collect()
             #expect(streamed.response?.status == .ok)
             #expect(streamed.response?.headerFields[HTTPField.Name("x-fleet-route")!] == "central")
             #expect(streamed.response?.headerFields[HTTPField.Name("x-fleet-region")!] == "eu-west")
             #expect(streamed.response?.headerFields[HTTPField.Name("x-fleet-vehicle")!] == nil)
             let decoded = try chunks(try ssePayloads(streamed.body))
             #expect(decoded.flatMap(\.choices).compactMap { $0.delta?.content }.filter { !$0.isEmpty }.count == 6)
-            let whole = try await client.post("/v1/chat/completions", json: chatBody(stream: false, maxTokens: 4)).collect()
+            let whole = try await client.post("/v1/chat/completions", json: chatBody(stream: false, maxTokens: 4))
+                .collect()
             let completion = try JSONDecoder().decode(CompletionResponse.self, from: Data(whole.body.utf8))
             #expect(completion.usage.completionTokens == 4)
             #expect(central.engine.tokensGenerated == 10)
@@ -37,11 +41,17 @@ struct CentralTests {
     func carsFirst() async throws {
         let central = try await CentralServer.start()
         defer { central.channel.close(promise: nil) }
-        try await withFleet(cars: [CarSpec("car-a", slowdown: 0.1)], configure: { $0.central = [.init(region: "eu-central", baseURL: central.baseURL)] }) { fleet in
-            try await waitUntil("central models discovered") { fleet.gateway.core.central.models().contains("fleet-8b") }
+        try await withFleet(
+            cars: [CarSpec("car-a", slowdown: 0.1)],
+            configure: { $0.central = [.init(region: "eu-central", baseURL: central.baseURL)] }
+        ) { fleet in
+            try await waitUntil("central models discovered") {
+                fleet.gateway.core.central.models().contains("fleet-8b")
+            }
             let client = try await RecordingClient.connect(port: fleet.clientPort)
             defer { client.close() }
-            let result = try await client.post("/v1/chat/completions", json: chatBody(stream: true, maxTokens: 3)).collect()
+            let result = try await client.post("/v1/chat/completions", json: chatBody(stream: true, maxTokens: 3))
+                .collect()
             #expect(result.response?.headerFields[HTTPField.Name("x-fleet-route")!] == "car")
             #expect(central.engine.tokensGenerated == 0)
         }
@@ -52,7 +62,9 @@ struct CentralTests {
         let central = try await CentralServer.start()
         defer { central.channel.close(promise: nil) }
         try await withFleet(configure: { $0.central = [.init(region: "us-east", baseURL: central.baseURL)] }) { fleet in
-            try await waitUntil("central models discovered") { fleet.gateway.core.central.models().contains("fleet-8b") }
+            try await waitUntil("central models discovered") {
+                fleet.gateway.core.central.models().contains("fleet-8b")
+            }
             let client = try await RecordingClient.connect(port: fleet.clientPort)
             defer { client.close() }
             let result = try await client.post("/v1/chat/completions", json: chatBody(stream: true)).collect()
@@ -66,7 +78,10 @@ struct CentralTests {
     func unknownRegion() {
         var config = GatewayConfiguration(fleetSecret: FleetFixture.testSecret)
         config.central = [.init(region: "atlantis", baseURL: "http://127.0.0.1:1/v1")]
-        #expect { _ = try Gateway(configuration: config, group: .singletonMultiThreadedEventLoopGroup, logger: .init(label: "t")) } throws: {
+        #expect {
+            _ = try Gateway(
+                configuration: config, group: .singletonMultiThreadedEventLoopGroup, logger: .init(label: "t"))
+        } throws: {
             "\($0)".contains("atlantis") && "\($0)".contains("central")
         }
     }

@@ -8,6 +8,7 @@ import HTTPTypes
 import Logging
 import NIOCore
 import Testing
+
 @Suite("Errors in OpenAI's shape", .timeLimit(.minutes(2)))
 struct ErrorTests {
     static let cases: [(String, String, [String: String], Int, String)] = [
@@ -17,11 +18,16 @@ struct ErrorTests {
         ("unknown model", chatBody(model: "gpt-9", stream: true), [:], 404, "model_not_found"),
         ("missing API key", chatBody(stream: true), ["authorization": ""], 401, "invalid_api_key"),
         ("wrong API key", chatBody(stream: true), ["authorization": "Bearer nope"], 401, "invalid_api_key"),
-        ("residency outside the origin's zone", chatBody(stream: true), ["x-fleet-residency": "us"], 400, "invalid_request"),
+        (
+            "residency outside the origin's zone", chatBody(stream: true), ["x-fleet-residency": "us"], 400,
+            "invalid_request"
+        ),
     ]
 
     @Test("Bad requests get the right status and error code", arguments: cases)
-    func badRequest(_ name: String, _ body: String, _ headers: [String: String], _ status: Int, _ code: String) async throws {
+    func badRequest(_ name: String, _ body: String, _ headers: [String: String], _ status: Int, _ code: String)
+        async throws
+    {
         try await withFleet(cars: [CarSpec("car-a", slowdown: 0.1)], configure: { $0.apiKeys = ["sk-test"] }) { fleet in
             let client = try await RecordingClient.connect(port: fleet.clientPort)
             defer { client.close() }
@@ -41,23 +47,29 @@ struct ErrorTests {
         try await withFleet(cars: [CarSpec("car-a", slowdown: 0.1)], configure: { $0.maxBodyBytes = 4096 }) { fleet in
             let client = try await RecordingClient.connect(port: fleet.clientPort)
             defer { client.close() }
-            let big = "{\"model\":\"fleet-8b\",\"messages\":[{\"role\":\"user\",\"content\":\"" + String(repeating: "a", count: 100_000) + "\"}]}"
+            let big =
+                "{\"model\":\"fleet-8b\",\"messages\":[{\"role\":\"user\",\"content\":\""
+                + String(repeating: "a", count: 100_000) + "\"}]}"
             let result = try await client.post("/v1/chat/completions", json: big).collect()
             #expect(result.response?.status.code == 413)
             #expect(result.body.contains("request_too_large"))
-            let next = try await client.post("/v1/chat/completions", json: chatBody(stream: false, maxTokens: 2)).collect()
+            let next = try await client.post("/v1/chat/completions", json: chatBody(stream: false, maxTokens: 2))
+                .collect()
             #expect(next.response?.status == .ok)
         }
     }
 
     @Test("Over the in-flight limit: 429 rate_limit_exceeded; the running stream is unaffected")
     func overLimit() async throws {
-        try await withFleet(cars: [CarSpec("car-a", hardware: .ai5, slowdown: 1)], configure: { $0.maxInFlightRequests = 1 }) { fleet in
+        try await withFleet(
+            cars: [CarSpec("car-a", hardware: .ai5, slowdown: 1)], configure: { $0.maxInFlightRequests = 1 }
+        ) { fleet in
             let client = try await RecordingClient.connect(port: fleet.clientPort)
             defer { client.close() }
             let first = try await client.post("/v1/chat/completions", json: chatBody(stream: true, maxTokens: 20))
             try await waitUntil("first admitted") { fleet.gateway.core.requestsInFlight == 1 }
-            let second = try await client.post("/v1/chat/completions", json: chatBody(stream: true, maxTokens: 2)).collect()
+            let second = try await client.post("/v1/chat/completions", json: chatBody(stream: true, maxTokens: 2))
+                .collect()
             #expect(second.response?.status.code == 429)
             #expect(second.body.contains("rate_limit_exceeded"))
             let result = await first.collect()
@@ -81,15 +93,19 @@ struct ErrorTests {
 
     @Test("Unknown paths get 404 JSON; GET /v1/models lists what cars serve")
     func modelsAndNotFound() async throws {
-        try await withFleet(cars: [CarSpec("a", hardware: .hw3, slowdown: 0.1), CarSpec("b", hardware: .ai5, slowdown: 0.1)]) { fleet in
+        try await withFleet(cars: [
+            CarSpec("a", hardware: .hw3, slowdown: 0.1), CarSpec("b", hardware: .ai5, slowdown: 0.1),
+        ]) { fleet in
             let client = try await RecordingClient.connect(port: fleet.clientPort)
             defer { client.close() }
             let models = try await client.send(
-                HTTPRequest(method: .get, scheme: "http", authority: "x", path: "/v1/models"), body: nil).collect()
+                HTTPRequest(method: .get, scheme: "http", authority: "x", path: "/v1/models"), body: nil
+            ).collect()
             let list = try JSONDecoder().decode(ModelList.self, from: Data(models.body.utf8))
             #expect(Set(list.data.map(\.id)) == ["fleet-3b", "fleet-8b"])
             let missing = try await client.send(
-                HTTPRequest(method: .get, scheme: "http", authority: "x", path: "/v2/nothing"), body: nil).collect()
+                HTTPRequest(method: .get, scheme: "http", authority: "x", path: "/v2/nothing"), body: nil
+            ).collect()
             #expect(missing.response?.status == .notFound)
             #expect(missing.body.contains("\"error\""))
         }

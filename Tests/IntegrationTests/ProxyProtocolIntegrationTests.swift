@@ -14,15 +14,22 @@ struct ProxyProtocolIntegrationTests {
 
     static func request() -> [UInt8] {
         let body = chatBody(stream: false, maxTokens: 2)
-        return Array("POST /v1/chat/completions HTTP/1.1\r\nhost: gw\r\ncontent-type: application/json\r\ncontent-length: \(body.utf8.count)\r\nconnection: close\r\n\r\n\(body)".utf8)
+        return Array(
+            "POST /v1/chat/completions HTTP/1.1\r\nhost: gw\r\ncontent-type: application/json\r\ncontent-length: \(body.utf8.count)\r\nconnection: close\r\n\r\n\(body)"
+                .utf8)
     }
 
-    @Test("The source in the PROXY header is the client's origin", arguments: [
-        ([216, 160, 83, 56] as [UInt8], "us"), ([89, 160, 20, 112], "eu"),
-    ])
+    @Test(
+        "The source in the PROXY header is the client's origin",
+        arguments: [
+            ([216, 160, 83, 56] as [UInt8], "us"), ([89, 160, 20, 112], "eu"),
+        ])
     func origin(source: [UInt8], zone: String) async throws {
         try await withFleet(
-            cars: [CarSpec("eu-car", region: "eu-central", slowdown: 0.05), CarSpec("us-car", region: "us-east", slowdown: 0.05)],
+            cars: [
+                CarSpec("eu-car", region: "eu-central", slowdown: 0.05),
+                CarSpec("us-car", region: "us-east", slowdown: 0.05),
+            ],
             configure: {
                 $0.proxyProtocol = true
                 $0.geoipDatabase = cityTestDatabase

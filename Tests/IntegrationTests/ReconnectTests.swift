@@ -8,6 +8,7 @@ import HTTPTypes
 import Logging
 import NIOCore
 import Testing
+
 @Suite("Tunnel lifecycle", .timeLimit(.minutes(2)))
 struct ReconnectTests {
     @Test("An agent reconnects after the gateway restarts on the port it had")
@@ -30,12 +31,15 @@ struct ReconnectTests {
     func credentialBindsRegion() async throws {
         try await withFleet { fleet in
             let credentials = try FleetCredentials(secret: FleetFixture.testSecret)
-            let token = credentials.issue(vehicleID: "liar", regions: ["us-east"], expires: Date().addingTimeInterval(60))
+            let token = credentials.issue(
+                vehicleID: "liar", regions: ["us-east"], expires: Date().addingTimeInterval(60))
             let config = AgentConfiguration(
                 gatewayHost: "127.0.0.1", gatewayPort: fleet.tunnelPort, vehicleID: "liar", credential: token,
                 region: "eu-central", hardware: .ai5, initialBackoff: .seconds(60))
-            let car = SimulatedCar(configuration: config, state: VehicleState(pluggedIn: true, chargePercent: 90, link: .wifi, slotsFree: 0),
-                                   group: fleet.group, logger: .init(label: "t"))
+            let car = SimulatedCar(
+                configuration: config,
+                state: VehicleState(pluggedIn: true, chargePercent: 90, link: .wifi, slotsFree: 0),
+                group: fleet.group, logger: .init(label: "t"))
             let task = Task { try? await car.tunnel.run() }
             defer { task.cancel() }
             try await waitUntil("tunnel attempted") { car.tunnel.connectionCount >= 1 }

@@ -16,13 +16,17 @@ struct ReloadTests {
     func admin(_ fleet: FleetFixture, _ method: HTTPRequest.Method, _ path: String) async throws -> (Int, String) {
         let client = try await RecordingClient.connect(port: fleet.adminPort)
         defer { client.close() }
-        let result = try await client.send(HTTPRequest(method: method, scheme: "http", authority: "admin", path: path), body: method == .post ? ByteBuffer() : nil).collect()
+        let result = try await client.send(
+            HTTPRequest(method: method, scheme: "http", authority: "admin", path: path),
+            body: method == .post ? ByteBuffer() : nil
+        ).collect()
         return (result.response?.status.code ?? 0, result.body)
     }
 
     @Test("A bad map is refused with file:line and the running map stays; a good one swaps in while a stream runs")
     func reload() async throws {
-        let file = FileManager.default.temporaryDirectory.appendingPathComponent("fleet-regions-\(UUID().uuidString).yaml")
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "fleet-regions-\(UUID().uuidString).yaml")
         defer { try? FileManager.default.removeItem(at: file) }
         let original = try String(contentsOf: Self.defaultYAML, encoding: .utf8)
         try original.write(to: file, atomically: true, encoding: .utf8)
@@ -37,11 +41,14 @@ struct ReloadTests {
             defer { client.close() }
             var fromSweden = HTTPFields()
             fromSweden[HTTPField.Name("x-forwarded-for")!] = "89.160.20.112"
-            let before = try await client.post("/v1/chat/completions", json: chatBody(stream: true, maxTokens: 1), headers: fromSweden).collect()
+            let before = try await client.post(
+                "/v1/chat/completions", json: chatBody(stream: true, maxTokens: 1), headers: fromSweden
+            ).collect()
             #expect(before.response?.headerFields[HTTPField.Name("x-fleet-origin-region")!] == "eu-north")
 
             // A long stream runs across both reloads.
-            let running = try await client.post("/v1/chat/completions", json: chatBody(stream: true, maxTokens: 60), headers: fromSweden)
+            let running = try await client.post(
+                "/v1/chat/completions", json: chatBody(stream: true, maxTokens: 60), headers: fromSweden)
             try await waitUntil("streaming") { car.engine.tokensGenerated >= 5 }
 
             try original.replacingOccurrences(of: "countries: [SE, FI,", with: "countries: [SE, XX, FI,")
@@ -59,7 +66,9 @@ struct ReloadTests {
             let (okStatus, okBody) = try await self.admin(fleet, .post, "/admin/regions/reload")
             #expect(okStatus == 200)
             #expect(okBody.contains("\"version\":\"moved-se\""))
-            let after = try await client.post("/v1/chat/completions", json: chatBody(stream: true, maxTokens: 1), headers: fromSweden).collect()
+            let after = try await client.post(
+                "/v1/chat/completions", json: chatBody(stream: true, maxTokens: 1), headers: fromSweden
+            ).collect()
             #expect(after.response?.headerFields[HTTPField.Name("x-fleet-origin-region")!] == "eu-central")
 
             let result = await running.collect()

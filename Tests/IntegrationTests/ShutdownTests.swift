@@ -21,7 +21,8 @@ struct ShutdownTests {
             let result = await stream.collect()
             await shutdown
             #expect(result.response?.status == .ok)
-            #expect(result.error == nil && result.ended, "\(String(describing: result.error)) \(result.body.suffix(300))")
+            #expect(
+                result.error == nil && result.ended, "\(String(describing: result.error)) \(result.body.suffix(300))")
             let decoded = try chunks(try ssePayloads(result.body))
             #expect(decoded.flatMap(\.choices).compactMap { $0.delta?.content }.filter { !$0.isEmpty }.count == 100)
             #expect(try ssePayloads(result.body).last == "[DONE]")

@@ -8,6 +8,7 @@ import HTTPTypes
 import Logging
 import NIOCore
 import Testing
+
 @Suite("Streaming through gateway and cars", .timeLimit(.minutes(2)))
 struct StreamingTests {
     @Test("A streamed chat completion arrives as OpenAI SSE chunks ending in [DONE], with route headers")
@@ -15,7 +16,9 @@ struct StreamingTests {
         try await withFleet(cars: [CarSpec("car-a", slowdown: 0.1)]) { fleet in
             let client = try await RecordingClient.connect(port: fleet.clientPort)
             defer { client.close() }
-            let result = try await client.post("/v1/chat/completions", json: chatBody(stream: true, maxTokens: 12, usage: true)).collect()
+            let result = try await client.post(
+                "/v1/chat/completions", json: chatBody(stream: true, maxTokens: 12, usage: true)
+            ).collect()
             let response = try #require(result.response)
             #expect(response.status == .ok)
             #expect(response.headerFields[.contentType] == "text/event-stream")
@@ -45,7 +48,8 @@ struct StreamingTests {
         try await withFleet(cars: [CarSpec("car-a", slowdown: 0.1)]) { fleet in
             let client = try await RecordingClient.connect(port: fleet.clientPort)
             defer { client.close() }
-            let result = try await client.post("/v1/chat/completions", json: chatBody(stream: true, maxTokens: 3)).collect()
+            let result = try await client.post("/v1/chat/completions", json: chatBody(stream: true, maxTokens: 3))
+                .collect()
             let decoded = try chunks(try ssePayloads(result.body))
             #expect(decoded.count == 5)  // role, 3 tokens, finish
             #expect(decoded.allSatisfy { $0.usage == nil })
@@ -57,7 +61,8 @@ struct StreamingTests {
         try await withFleet(cars: [CarSpec("car-a", slowdown: 0.1)]) { fleet in
             let client = try await RecordingClient.connect(port: fleet.clientPort)
             defer { client.close() }
-            let result = try await client.post("/v1/chat/completions", json: chatBody(stream: false, maxTokens: 7)).collect()
+            let result = try await client.post("/v1/chat/completions", json: chatBody(stream: false, maxTokens: 7))
+                .collect()
             #expect(result.response?.status == .ok)
             #expect(result.response?.headerFields[HTTPField.Name("x-fleet-route")!] == "car")
             let completion = try JSONDecoder().decode(CompletionResponse.self, from: Data(result.body.utf8))
@@ -93,7 +98,8 @@ struct StreamingTests {
             let client = try await RecordingClient.connect(port: fleet.clientPort)
             defer { client.close() }
             let started = ContinuousClock.now
-            let stream = try await client.post("/v1/chat/completions", json: chatBody(stream: true, maxTokens: 50, prompt: "Hi"))
+            let stream = try await client.post(
+                "/v1/chat/completions", json: chatBody(stream: true, maxTokens: 50, prompt: "Hi"))
             var text = ""
             for await event in stream.events {
                 if case .data(let data) = event {
@@ -148,7 +154,9 @@ struct StreamingTests {
         }
     }
 
-    @Test("Slow reader: the engine is suspended and gateway buffering stays bounded; another client on the same car streams on")
+    @Test(
+        "Slow reader: the engine is suspended and gateway buffering stays bounded; another client on the same car streams on"
+    )
     func slowReader() async throws {
         try await withFleet { fleet in
             // 5,000 tok/s: far faster than the window lets through.
@@ -157,7 +165,8 @@ struct StreamingTests {
             let stalled = try await RecordingClient.connect(port: fleet.clientPort, initialWindow: window)
             defer { stalled.close() }
             let tokens = 20_000  // ≈ 200 bytes of SSE each: ≈ 4 MB, 240× the window
-            let slow = try await stalled.post("/v1/chat/completions", json: chatBody(stream: true, maxTokens: tokens), mode: .manual)
+            let slow = try await stalled.post(
+                "/v1/chat/completions", json: chatBody(stream: true, maxTokens: tokens), mode: .manual)
             // The engine runs until windows and buffers fill, then pauses.
             try await waitUntil("engine paused") {
                 let before = car.engine.tokensGenerated
@@ -175,7 +184,8 @@ struct StreamingTests {
             // Meanwhile another client on the same car is served in full.
             let other = try await RecordingClient.connect(port: fleet.clientPort)
             defer { other.close() }
-            let second = try await other.post("/v1/chat/completions", json: chatBody(stream: true, maxTokens: 50)).collect()
+            let second = try await other.post("/v1/chat/completions", json: chatBody(stream: true, maxTokens: 50))
+                .collect()
             #expect(second.response?.headerFields[HTTPField.Name("x-fleet-vehicle")!] == car.pseudonym)
             #expect(try chunks(try ssePayloads(second.body)).count == 52)
 

@@ -1,9 +1,9 @@
+import FleetAgent
 import FleetGate
 import FleetScheduler
 import FleetTesting
 import Foundation
 import HTTPTypes
-import FleetAgent
 import Logging
 import NIOCore
 import NIOPosix
@@ -16,10 +16,12 @@ struct TLSTests {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fleet-tls-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let cert = dir.appendingPathComponent("cert.pem").path, key = dir.appendingPathComponent("key.pem").path
-        let result = try await Subprocess.run("openssl", [
-            "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1",
-            "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", key, "-out", cert,
-        ])
+        let result = try await Subprocess.run(
+            "openssl",
+            [
+                "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1",
+                "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", key, "-out", cert,
+            ])
         try #require(result.status == 0, "\(result.stderr)")
         return (cert, key, dir)
     }
@@ -28,15 +30,21 @@ struct TLSTests {
     func alpn(flag: String) async throws {
         let (cert, key, dir) = try await Self.makeCertificate()
         defer { try? FileManager.default.removeItem(at: dir) }
-        try await withFleet(cars: [CarSpec("car-a", slowdown: 0.1)], configure: {
-            $0.tls = .init(certificateChain: cert, privateKey: key)
-            $0.tlsPort = 0
-        }) { fleet in
+        try await withFleet(
+            cars: [CarSpec("car-a", slowdown: 0.1)],
+            configure: {
+                $0.tls = .init(certificateChain: cert, privateKey: key)
+                $0.tlsPort = 0
+            }
+        ) { fleet in
             let port = try await #require(fleet.gateway.tlsListener).boundAddress.get().port!
-            let result = try await Subprocess.run("curl", [
-                "-sS", "-N", flag, "--cacert", cert, "-w", "\n%{http_version}", "https://127.0.0.1:\(port)/v1/chat/completions",
-                "-H", "content-type: application/json", "-d", chatBody(stream: true, maxTokens: 5),
-            ])
+            let result = try await Subprocess.run(
+                "curl",
+                [
+                    "-sS", "-N", flag, "--cacert", cert, "-w", "\n%{http_version}",
+                    "https://127.0.0.1:\(port)/v1/chat/completions",
+                    "-H", "content-type: application/json", "-d", chatBody(stream: true, maxTokens: 5),
+                ])
             #expect(result.status == 0, "\(result.stderr)")
             #expect(result.stdout.hasSuffix(flag == "--http2" ? "\n2" : "\n1.1"))
             #expect(result.stdout.contains("data: [DONE]"))
@@ -48,7 +56,8 @@ struct TLSTests {
         var config = GatewayConfiguration(fleetSecret: FleetFixture.testSecret)
         config.tls = .init(certificateChain: "/nonexistent/cert.pem", privateKey: "/nonexistent/key.pem")
         #expect {
-            _ = try Gateway(configuration: config, group: .singletonMultiThreadedEventLoopGroup, logger: .init(label: "t"))
+            _ = try Gateway(
+                configuration: config, group: .singletonMultiThreadedEventLoopGroup, logger: .init(label: "t"))
         } throws: { error in
             "\(error)".contains("tls.certificateChain") && "\(error)".contains("/nonexistent/cert.pem")
         }
@@ -67,7 +76,8 @@ struct TunnelTLSTests {
             let car = try await fleet.startCar(spec)
             let client = try await RecordingClient.connect(port: fleet.clientPort)
             defer { client.close() }
-            let result = try await client.post("/v1/chat/completions", json: chatBody(stream: true, maxTokens: 4)).collect()
+            let result = try await client.post("/v1/chat/completions", json: chatBody(stream: true, maxTokens: 4))
+                .collect()
             #expect(result.response?.headerFields[HTTPField.Name("x-fleet-vehicle")!] == car.pseudonym)
             #expect(car.engine.tokensGenerated == 4)
         }

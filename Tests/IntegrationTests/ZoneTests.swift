@@ -31,7 +31,8 @@ struct ZoneTests {
     @Test("Requests are served only inside their origin's zone; an empty zone gets no_capacity_in_zone")
     func zonesHold() async throws {
         let specs = [
-            CarSpec("eu-car", region: "eu-central", slowdown: 0.05), CarSpec("us-car", region: "us-east", slowdown: 0.05),
+            CarSpec("eu-car", region: "eu-central", slowdown: 0.05),
+            CarSpec("us-car", region: "us-east", slowdown: 0.05),
             CarSpec("jp-car", region: "ap-northeast", slowdown: 0.05),
         ]
         try await withFleet(configure: {
@@ -52,7 +53,9 @@ struct ZoneTests {
                     var headers = HTTPFields()
                     headers[HTTPField.Name("x-forwarded-for")!] = forwarded
                     headers[HTTPField.Name("x-request-id")!] = id
-                    let result = try await client.post("/v1/chat/completions", json: chatBody(stream: true, maxTokens: 2), headers: headers).collect()
+                    let result = try await client.post(
+                        "/v1/chat/completions", json: chatBody(stream: true, maxTokens: 2), headers: headers
+                    ).collect()
                     if let zone {
                         #expect(result.response?.status == .ok, "\(forwarded)")
                         #expect(result.response?.headerFields[HTTPField.Name("x-fleet-zone")!] == zone, "\(forwarded)")
@@ -80,13 +83,20 @@ struct ZoneTests {
 
     @Test("Forwarding headers from an untrusted peer are ignored")
     func untrustedForwardedFor() async throws {
-        try await withFleet(cars: [CarSpec("eu-car", region: "eu-central", slowdown: 0.05), CarSpec("us-car", region: "us-east", slowdown: 0.05)],
-                            configure: { $0.geoipDatabase = cityTestDatabase }) { fleet in
+        try await withFleet(
+            cars: [
+                CarSpec("eu-car", region: "eu-central", slowdown: 0.05),
+                CarSpec("us-car", region: "us-east", slowdown: 0.05),
+            ],
+            configure: { $0.geoipDatabase = cityTestDatabase }
+        ) { fleet in
             let client = try await RecordingClient.connect(port: fleet.clientPort)
             defer { client.close() }
             var headers = HTTPFields()
             headers[HTTPField.Name("x-forwarded-for")!] = "216.160.83.56"  // claims to be in the US
-            let result = try await client.post("/v1/chat/completions", json: chatBody(stream: true, maxTokens: 2), headers: headers).collect()
+            let result = try await client.post(
+                "/v1/chat/completions", json: chatBody(stream: true, maxTokens: 2), headers: headers
+            ).collect()
             #expect(result.response?.headerFields[HTTPField.Name("x-fleet-zone")!] == "eu")  // loopback peer: private → eu-central
             #expect(result.response?.headerFields[HTTPField.Name("x-fleet-region")!] == "eu-central")
         }

@@ -37,8 +37,11 @@ struct FleetGeoBench {
             var sink = 0
             let elapsed = clock.measure { for i in 0..<iterations { sink &+= body(i) } }
             let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-            print(String(format: "%-46@ %12.0f /s  %8.3f µs each", name as NSString, Double(iterations) / seconds, seconds / Double(iterations) * 1e6),
-                  sink == 42 ? "" : "")
+            print(
+                String(
+                    format: "%-46@ %12.0f /s  %8.3f µs each", name as NSString, Double(iterations) / seconds,
+                    seconds / Double(iterations) * 1e6),
+                sink == 42 ? "" : "")
         }
 
         print("database: \(database.path) (\(database.databaseType)); \(addresses.count) distinct addresses; 1 thread")
@@ -54,9 +57,12 @@ struct FleetGeoBench {
         for i in 0..<cars {
             let eu = i % 2 == 0
             _ = registry.register(
-                CarDescriptor(vehicleID: "car-\(i)", pseudonym: "p", region: eu ? "eu-central" : "us-east", zone: eu ? "eu" : "us",
-                              hardware: .hw4, models: [ModelOffer(id: "fleet-8b", decodeTokensPerSecond: 20, prefillTokensPerSecond: 1200)],
-                              slots: 2, policy: OwnerPolicy()),
+                CarDescriptor(
+                    vehicleID: "car-\(i)", pseudonym: "p", region: eu ? "eu-central" : "us-east",
+                    zone: eu ? "eu" : "us",
+                    hardware: .hw4,
+                    models: [ModelOffer(id: "fleet-8b", decodeTokensPerSecond: 20, prefillTokensPerSecond: 1200)],
+                    slots: 2, policy: OwnerPolicy()),
                 state: state)
         }
         measure("zone-filtered candidates, \(cars) cars", iterations: 20_000) { _ in

@@ -14,7 +14,8 @@ struct FleetH2Bench {
         let port = CommandLine.arguments.dropFirst().first.flatMap(Int.init) ?? 8081
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let config = HTTP2Configuration(maxConcurrentStreams: 1024, idleTimeout: nil, stallTimeout: nil)
-        let channel = try await HTTPServer.bind(host: "127.0.0.1", port: port, group: group, responder: TestResponder(), configuration: config)
+        let channel = try await HTTPServer.bind(
+            host: "127.0.0.1", port: port, group: group, responder: TestResponder(), configuration: config)
         FileHandle.standardOutput.write(Data("listening \(channel.localAddress!.port!)\n".utf8))
         try await channel.closeFuture.get()
     }

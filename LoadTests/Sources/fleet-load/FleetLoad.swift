@@ -32,15 +32,19 @@ struct FleetLoad: AsyncParsableCommand {
         }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         var handles: [HTTP2ConnectionHandle] = []
-        let config = HTTP2Configuration(maxConcurrentStreams: 1024, connectionWindowSize: 1 << 24, idleTimeout: nil, stallTimeout: nil)
+        let config = HTTP2Configuration(
+            maxConcurrentStreams: 1024, connectionWindowSize: 1 << 24, idleTimeout: nil, stallTimeout: nil)
         for _ in 0..<max(1, self.rate == 0 ? 1 : self.connections) {
-            handles.append(try await HTTP2Client.connect(host: String(parts[0]), port: port, group: group, configuration: config))
+            handles.append(
+                try await HTTP2Client.connect(host: String(parts[0]), port: port, group: group, configuration: config))
         }
         let stats = Stats()
-        let body = ByteBuffer(string: """
-            {"model":"\(self.model)","stream":true,"max_tokens":\(self.maxTokens),"messages":[{"role":"user","content":"Benchmark prompt of a few words"}]}
-            """)
-        var request = HTTPRequest(method: .post, scheme: "http", authority: String(parts[0]), path: "/v1/chat/completions")
+        let body = ByteBuffer(
+            string: """
+                {"model":"\(self.model)","stream":true,"max_tokens":\(self.maxTokens),"messages":[{"role":"user","content":"Benchmark prompt of a few words"}]}
+                """)
+        var request = HTTPRequest(
+            method: .post, scheme: "http", authority: String(parts[0]), path: "/v1/chat/completions")
         request.headerFields[.contentType] = "application/json"
         let clock = ContinuousClock()
         let started = clock.now
@@ -68,7 +72,9 @@ struct FleetLoad: AsyncParsableCommand {
 
     func waitForCompletion(stats: Stats, expected: Int) async throws {
         let deadline = ContinuousClock.now + .seconds(30)
-        while stats.completed < expected && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+        while stats.completed < expected && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(10))
+        }
     }
 
     static func start(_ request: HTTPRequest, body: ByteBuffer, on handle: HTTP2ConnectionHandle, stats: Stats) {
@@ -147,7 +153,9 @@ final class Stats: Sendable {
 
     func report(label: String, elapsed: Duration) -> String {
         self.state.withLock { s in
-            func ms(_ h: Histogram<UInt64>, _ p: Double) -> String { String(format: "%.3f", Double(h.valueAtPercentile(p)) / 1000) }
+            func ms(_ h: Histogram<UInt64>, _ p: Double) -> String {
+                String(format: "%.3f", Double(h.valueAtPercentile(p)) / 1000)
+            }
             return """
                 {"label":"\(label)","ok":\(s.ok),"failed":\(s.failed),"seconds":\(String(format: "%.2f", Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)),\
                 "ttft_p50_ms":\(ms(s.ttft, 50)),"ttft_p99_ms":\(ms(s.ttft, 99)),"stream_p50_ms":\(ms(s.total, 50)),"stream_p99_ms":\(ms(s.total, 99))}

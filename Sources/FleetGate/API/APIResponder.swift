@@ -15,8 +15,9 @@ struct APIResponder: HTTPServerResponder {
         switch path {
         case "/v1/chat/completions", "/v1/completions":
             guard request.method == .post else { return self.answer(stream, error: .methodNotAllowed, route: path) }
-            return CompletionHandler(core: self.core, stream: stream, request: request, connection: connection,
-                                     chat: path == "/v1/chat/completions")
+            return CompletionHandler(
+                core: self.core, stream: stream, request: request, connection: connection,
+                chat: path == "/v1/chat/completions")
         case "/v1/models":
             guard request.method == .get else { return self.answer(stream, error: .methodNotAllowed, route: path) }
             let served = self.core.registry.models().union(self.core.central.models())
@@ -42,7 +43,9 @@ final class RespondAtEnd: HTTPStreamDelegate {
     let contentType: String
     var received = 0
 
-    init(stream: any HTTPStream, status: HTTPResponse.Status, body: ByteBuffer, contentType: String = "application/json") {
+    init(
+        stream: any HTTPStream, status: HTTPResponse.Status, body: ByteBuffer, contentType: String = "application/json"
+    ) {
         self.stream = stream
         self.status = status
         self.body = body

@@ -151,14 +151,17 @@ final class CompletionHandler: HTTPStreamDelegate, UpstreamEvents {
         if self.chat && (parsed.messages ?? []).isEmpty {
             throw .invalidRequest("'messages' must be a non-empty array.", param: "messages")
         }
-        if !self.chat && parsed.prompt == nil { throw .invalidRequest("Missing required parameter: 'prompt'.", param: "prompt") }
+        if !self.chat && parsed.prompt == nil {
+            throw .invalidRequest("Missing required parameter: 'prompt'.", param: "prompt")
+        }
         if let limit = parsed.outputLimit, limit < 1 || limit > 1 << 16 {
             throw .invalidRequest("'max_tokens' must be between 1 and 65536.", param: "max_tokens")
         }
         self.model = parsed.model
         self.streaming = parsed.stream ?? false
         self.clientWantsUsage = parsed.streamOptions?.includeUsage ?? false
-        guard self.core.registry.models().contains(parsed.model) || self.core.central.models().contains(parsed.model) else {
+        guard self.core.registry.models().contains(parsed.model) || self.core.central.models().contains(parsed.model)
+        else {
             throw .modelNotFound(parsed.model)
         }
         self.parsed = parsed
@@ -202,7 +205,9 @@ final class CompletionHandler: HTTPStreamDelegate, UpstreamEvents {
             self.centralEndpoint = nil
             self.tried.insert(car.id)
             guard car.descriptor.zone == self.zone else { continue }  // invariant, checked twice on purpose
-            guard let tunnel = self.core.tunnels.handle(for: car.id), self.core.registry.acquire(car.id) else { continue }
+            guard let tunnel = self.core.tunnels.handle(for: car.id), self.core.registry.acquire(car.id) else {
+                continue
+            }
             self.attempts += 1
             self.car = car
             self.upstreamStatus = 0
@@ -217,7 +222,8 @@ final class CompletionHandler: HTTPStreamDelegate, UpstreamEvents {
         }
         self.car = nil
         // No car fits: central capacity in the same zone, never outside it.
-        if self.attempts <= self.core.configuration.maxAttempts, let origin = self.origin, let client = self.core.httpClient,
+        if self.attempts <= self.core.configuration.maxAttempts, let origin = self.origin,
+            let client = self.core.httpClient,
             let endpoint = self.core.central.acquire(
                 model: self.model, zone: self.zone, preferring: origin.region, excluding: self.triedCentral)
         {
@@ -239,7 +245,8 @@ final class CompletionHandler: HTTPStreamDelegate, UpstreamEvents {
         if self.attempts == 0 {
             self.fail(.noCapacity(zone: self.zone))
         } else {
-            self.fail(.upstreamFailed("No car or central endpoint could serve the request after \(self.attempts) attempts."))
+            self.fail(
+                .upstreamFailed("No car or central endpoint could serve the request after \(self.attempts) attempts."))
         }
     }
 
@@ -308,10 +315,14 @@ final class CompletionHandler: HTTPStreamDelegate, UpstreamEvents {
             for event in self.held.isEmpty ? [event] : self.held {
                 self.events += 1
                 let now = NIODeadline.now()
-                if let last = self.lastEventAt { self.core.metrics.interToken.recordNanoseconds((now - last).nanoseconds) }
+                if let last = self.lastEventAt {
+                    self.core.metrics.interToken.recordNanoseconds((now - last).nanoseconds)
+                }
                 self.lastEventAt = now
                 if self.streaming {
-                    if !self.clientWantsUsage && event.contains("\"usage\"") && Aggregate.isUsageOnly(event.data) { continue }
+                    if !self.clientWantsUsage && event.contains("\"usage\"") && Aggregate.isUsageOnly(event.data) {
+                        continue
+                    }
                     if decoded.count == 1 && self.held.isEmpty {
                         out = event.raw  // the common case: one event per DATA frame, forwarded without a copy
                     } else {
@@ -364,7 +375,8 @@ final class CompletionHandler: HTTPStreamDelegate, UpstreamEvents {
             self.stream.sendEnd(trailers: nil)
         } else {
             let response = self.aggregate.response(chat: self.chat, model: self.model)
-            self.stream.sendResponse(status: .ok, contentType: "application/json", body: JSON.buffer(response), headers: self.routeHeaders())
+            self.stream.sendResponse(
+                status: .ok, contentType: "application/json", body: JSON.buffer(response), headers: self.routeHeaders())
         }
         self.audit(status: 200)
     }
@@ -377,7 +389,10 @@ final class CompletionHandler: HTTPStreamDelegate, UpstreamEvents {
         self.releaseUpstream(succeeded: false)
         self.logger.debug(
             "Upstream failed",
-            metadata: ["fleet.request.id": "\(self.requestID)", "error.type": "\(failure.label)", "fleet.attempt": "\(attempt)"])
+            metadata: [
+                "fleet.request.id": "\(self.requestID)", "error.type": "\(failure.label)",
+                "fleet.attempt": "\(attempt)",
+            ])
         if !self.headersSent && self.events == 0 && failure.retryable {
             self.core.metrics.retries.increment()
             return self.tryNextCar()
@@ -442,7 +457,8 @@ final class CompletionHandler: HTTPStreamDelegate, UpstreamEvents {
         var headers = self.routeHeaders()
         if self.zone.isEmpty { headers[HTTPField.Name(FleetHeader.zone)!] = nil }
         self.stream.sendResponse(
-            status: .init(code: error.status), contentType: "application/json", body: JSON.buffer(error.body), headers: headers)
+            status: .init(code: error.status), contentType: "application/json", body: JSON.buffer(error.body),
+            headers: headers)
     }
 
     /// One audit line per request: ids, origin, zone, route, pseudonym — never prompt or completion text.
@@ -487,7 +503,8 @@ struct Aggregate {
 
     func response(chat: Bool, model: String) -> CompletionResponse {
         let choice = CompletionResponse.Choice(
-            index: 0, message: chat ? ChatMessage(role: "assistant", content: self.text) : nil, text: chat ? nil : self.text,
+            index: 0, message: chat ? ChatMessage(role: "assistant", content: self.text) : nil,
+            text: chat ? nil : self.text,
             finishReason: self.finishReason ?? "stop")
         return CompletionResponse(
             id: self.id, object: chat ? "chat.completion" : "text_completion", created: self.created, model: model,

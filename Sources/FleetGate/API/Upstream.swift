@@ -51,7 +51,9 @@ struct CarUpstream: Upstream {
                 box.value = stream
                 forwarder.stream = stream
             } catch {
-                forwarder.deliver { $0.upstream(attempt, didFail: UpstreamFailure(retryable: true, label: "tunnel_closing")) }
+                forwarder.deliver {
+                    $0.upstream(attempt, didFail: UpstreamFailure(retryable: true, label: "tunnel_closing"))
+                }
             }
         }
         return CarUpstream(tunnel: tunnel, stream: box)

@@ -1,8 +1,8 @@
 import FleetGeo
 import FleetHTTP2
-import Foundation
 import FleetProtocol
 import FleetScheduler
+import Foundation
 import HTTPTypes
 import NIOCore
 import Prometheus
@@ -46,14 +46,17 @@ struct AdminResponder: HTTPServerResponder {
             } catch {
                 return RespondAtEnd(
                     stream: stream, status: .unprocessableContent,
-                    body: JSON.buffer(APIErrorBody(message: error.message, type: "invalid_request_error", code: "invalid_region_map")))
+                    body: JSON.buffer(
+                        APIErrorBody(message: error.message, type: "invalid_request_error", code: "invalid_region_map"))
+                )
             }
         case "/admin/cars":
             let cars = self.core.registry.all().map { car in
-                CarView(vehicle: car.descriptor.pseudonym, region: car.descriptor.region, zone: car.descriptor.zone,
-                        hardware: car.descriptor.hardware.rawValue, slots: car.descriptor.slots, inFlight: car.inFlight,
-                        pluggedIn: car.state.pluggedIn, chargePercent: car.state.chargePercent,
-                        rttMs: car.rttMilliseconds, draining: car.draining)
+                CarView(
+                    vehicle: car.descriptor.pseudonym, region: car.descriptor.region, zone: car.descriptor.zone,
+                    hardware: car.descriptor.hardware.rawValue, slots: car.descriptor.slots, inFlight: car.inFlight,
+                    pluggedIn: car.state.pluggedIn, chargePercent: car.state.chargePercent,
+                    rttMs: car.rttMilliseconds, draining: car.draining)
             }
             return RespondAtEnd(stream: stream, status: .ok, body: JSON.buffer(cars))
         default:
@@ -86,10 +89,16 @@ struct AdminResponder: HTTPServerResponder {
             let map = snapshot.map
             self.version = map.version
             self.loadedAt = ISO8601DateFormatter().string(from: snapshot.loadedAt)
-            self.database = snapshot.database.map { DatabaseView(path: $0.path, type: $0.databaseType, built: $0.buildEpoch) }
-            self.zones = map.zones.mapValues { ZoneView(residency: $0.residency.rawValue, countries: $0.countries.sorted()) }
+            self.database = snapshot.database.map {
+                DatabaseView(path: $0.path, type: $0.databaseType, built: $0.buildEpoch)
+            }
+            self.zones = map.zones.mapValues {
+                ZoneView(residency: $0.residency.rawValue, countries: $0.countries.sorted())
+            }
             self.regions = map.regions.mapValues { RegionView(zone: $0.zone, countries: $0.countries.sorted()) }
-            self.origins = ["private": map.privateRegion, "unknown": map.unknownRegion, "noDatabase": map.noDatabaseRegion]
+            self.origins = [
+                "private": map.privateRegion, "unknown": map.unknownRegion, "noDatabase": map.noDatabaseRegion,
+            ]
         }
     }
 

@@ -37,24 +37,36 @@ public final class CentralDirectory: Service, Sendable {
     static func validate(_ configuration: GatewayConfiguration) throws {
         for central in configuration.central {
             guard configuration.regionMap.zone(ofRegion: central.region) != nil else {
-                throw GatewayError(code: .invalidConfiguration, message: "key 'central': region '\(central.region)' is not in the region map")
+                throw GatewayError(
+                    code: .invalidConfiguration,
+                    message: "key 'central': region '\(central.region)' is not in the region map")
             }
-            guard let url = URL(string: central.baseURL), url.scheme == "http" || url.scheme == "https", url.host != nil else {
-                throw GatewayError(code: .invalidConfiguration, message: "key 'central': '\(central.baseURL)' is not an http(s) URL")
+            guard let url = URL(string: central.baseURL), url.scheme == "http" || url.scheme == "https", url.host != nil
+            else {
+                throw GatewayError(
+                    code: .invalidConfiguration, message: "key 'central': '\(central.baseURL)' is not an http(s) URL")
             }
             guard central.maxConcurrent > 0 else {
-                throw GatewayError(code: .invalidConfiguration, message: "key 'central.maxConcurrent': \(central.maxConcurrent) must be > 0")
+                throw GatewayError(
+                    code: .invalidConfiguration,
+                    message: "key 'central.maxConcurrent': \(central.maxConcurrent) must be > 0")
             }
         }
     }
 
     /// Builds the directory from a configuration already checked by ``validate(_:)``.
-    init(configuration: GatewayConfiguration, client: HTTPClient?, logger: Logger, refreshInterval: Duration = .seconds(15)) {
+    init(
+        configuration: GatewayConfiguration, client: HTTPClient?, logger: Logger,
+        refreshInterval: Duration = .seconds(15)
+    ) {
         var list: [Endpoint] = []
         for central in configuration.central {
             guard let zone = configuration.regionMap.zone(ofRegion: central.region) else { continue }
-            list.append(Endpoint(region: central.region, zone: zone.id, baseURL: central.baseURL.hasSuffix("/")
-                ? String(central.baseURL.dropLast()) : central.baseURL, maxConcurrent: central.maxConcurrent))
+            list.append(
+                Endpoint(
+                    region: central.region, zone: zone.id,
+                    baseURL: central.baseURL.hasSuffix("/")
+                        ? String(central.baseURL.dropLast()) : central.baseURL, maxConcurrent: central.maxConcurrent))
         }
         self.endpoints = Mutex(list)
         self.client = client
@@ -78,9 +90,13 @@ public final class CentralDirectory: Service, Sendable {
                 return e.zone == zone && e.healthy && e.models.contains(model) && e.inFlight < e.maxConcurrent
                     && !excluding.contains(e.baseURL)
             }
-            guard let index = eligible.min(by: { a, b in
-                (list[a].region == region ? 0 : 1, list[a].inFlight) < (list[b].region == region ? 0 : 1, list[b].inFlight)
-            }) else { return nil }
+            guard
+                let index = eligible.min(by: { a, b in
+                    (list[a].region == region ? 0 : 1, list[a].inFlight) < (
+                        list[b].region == region ? 0 : 1, list[b].inFlight
+                    )
+                })
+            else { return nil }
             list[index].inFlight += 1
             return list[index]
         }
@@ -109,7 +125,9 @@ public final class CentralDirectory: Service, Sendable {
                     models = Set(try JSON.decode(ModelList.self, from: body.readableBytesView).data.map(\.id))
                 }
             } catch {
-                self.logger.warning("Central endpoint unreachable", metadata: ["fleet.central": "\(endpoint.baseURL)", "error.type": "\(type(of: error))"])
+                self.logger.warning(
+                    "Central endpoint unreachable",
+                    metadata: ["fleet.central": "\(endpoint.baseURL)", "error.type": "\(type(of: error))"])
             }
             self.endpoints.withLock { list in
                 guard let i = list.firstIndex(where: { $0.baseURL == endpoint.baseURL }) else { return }

@@ -28,11 +28,15 @@ final class CentralUpstream: Upstream {
             headers.add(name: "content-type", value: "application/json")
             headers.add(name: "accept", value: "text/event-stream")
             headers.add(name: FleetHeader.requestID, value: requestID)
-            let request = try HTTPClient.Request(url: endpoint.baseURL + path, method: .POST, headers: headers, body: .byteBuffer(body))
-            let task = client.execute(request: request, delegate: delegate, eventLoop: .delegateAndChannel(on: relay.eventLoop))
+            let request = try HTTPClient.Request(
+                url: endpoint.baseURL + path, method: .POST, headers: headers, body: .byteBuffer(body))
+            let task = client.execute(
+                request: request, delegate: delegate, eventLoop: .delegateAndChannel(on: relay.eventLoop))
             upstream.task.withLock { $0 = task }
         } catch {
-            delegate.deliver { $0.upstream(attempt, didFail: UpstreamFailure(retryable: true, label: "central_request")) }
+            delegate.deliver {
+                $0.upstream(attempt, didFail: UpstreamFailure(retryable: true, label: "central_request"))
+            }
         }
         return upstream
     }

@@ -116,7 +116,8 @@ final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
         }
         self.helloTimer?.cancel()
         let descriptor = CarDescriptor(
-            vehicleID: vehicleID, pseudonym: self.core.credentials.pseudonym(of: vehicleID), region: region, zone: zone.id,
+            vehicleID: vehicleID, pseudonym: self.core.credentials.pseudonym(of: vehicleID), region: region,
+            zone: zone.id,
             hardware: hardware, models: models, slots: min(slots, 64), policy: message.policy ?? OwnerPolicy())
         let (id, replaced) = self.core.registry.register(descriptor, state: state)
         if let replaced, let old = self.core.tunnels.handle(for: replaced) {
@@ -129,7 +130,8 @@ final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
         self.core.tunnels.add(id, self.handle)
         self.core.publishCarCount(region: region)
         self.logger[metadataKey: "fleet.vehicle"] = "\(descriptor.pseudonym)"
-        self.logger.debug("Car registered", metadata: ["fleet.region": "\(region)", "fleet.hardware": "\(hardware.rawValue)"])
+        self.logger.debug(
+            "Car registered", metadata: ["fleet.region": "\(region)", "fleet.hardware": "\(hardware.rawValue)"])
         self.schedulePing()
     }
 
@@ -142,9 +144,12 @@ final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
         guard origin.rule == .database else { return }
         if origin.zone != claimedZone {
             self.core.metrics.carLocationMismatch.increment()
-            self.logger.warning("Car connects from outside its zone", metadata: [
-                "fleet.peer.country": "\(origin.country ?? "-")", "fleet.peer.zone": "\(origin.zone)", "fleet.zone": "\(claimedZone)",
-            ])
+            self.logger.warning(
+                "Car connects from outside its zone",
+                metadata: [
+                    "fleet.peer.country": "\(origin.country ?? "-")", "fleet.peer.zone": "\(origin.zone)",
+                    "fleet.zone": "\(claimedZone)",
+                ])
         }
     }
 

@@ -136,7 +136,8 @@ enum NGHTTP2Callbacks {
         let handler = handler(userData)
         // Connection-level credit as data arrives; stream-level credit only as it is consumed.
         nghttp2_session_consume_connection(session, length)
-        guard let stream = handler.stream(streamID), let delegate = stream.delegate, let context = handler.context else {
+        guard let stream = handler.stream(streamID), let delegate = stream.delegate, let context = handler.context
+        else {
             nghttp2_session_consume_stream(session, streamID, length)
             return 0
         }

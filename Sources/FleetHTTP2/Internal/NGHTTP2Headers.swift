@@ -58,16 +58,20 @@ enum NGHTTP2Headers {
                 func add(_ name: String, _ value: String) {
                     let base = storage.baseAddress!
                     let nameStart = offset
-                    offset += UnsafeMutableBufferPointer(rebasing: storage[offset...]).initialize(fromContentsOf: name.utf8)
+                    offset += UnsafeMutableBufferPointer(rebasing: storage[offset...]).initialize(
+                        fromContentsOf: name.utf8)
                     let valueStart = offset
-                    offset += UnsafeMutableBufferPointer(rebasing: storage[offset...]).initialize(fromContentsOf: value.utf8)
+                    offset += UnsafeMutableBufferPointer(rebasing: storage[offset...]).initialize(
+                        fromContentsOf: value.utf8)
                     nv[index] = nghttp2_nv(
                         name: base + nameStart, value: base + valueStart, namelen: valueStart - nameStart,
                         valuelen: offset - valueStart, flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue))
                     index += 1
                 }
                 for (name, value) in pairs { add(name, value) }
-                for field in fields where !self.isForbidden(field.name.canonicalName) { add(field.name.canonicalName, field.value) }
+                for field in fields where !self.isForbidden(field.name.canonicalName) {
+                    add(field.name.canonicalName, field.value)
+                }
                 return body(UnsafePointer(nv.baseAddress!), index)
             }
         }
