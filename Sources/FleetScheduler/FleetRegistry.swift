@@ -69,7 +69,41 @@ public final class FleetRegistry: Sendable {
         var cars: [Int: Car] = [:]
         var byVehicle: [String: Int] = [:]
         var nextID = 1
+        /// Cars by (zone, model): selection samples these pools instead of scanning the fleet.
+        var pools: [PoolKey: Pool] = [:]
+        var random = SplitMix64(seed: 0x5EED)
     }
+
+    struct PoolKey: Hashable {
+        var zone: String
+        var model: String
+    }
+
+    /// A dense array of car ids with O(1) insert and remove (swap with the last), for uniform sampling.
+    struct Pool {
+        var ids: [Int] = []
+        var position: [Int: Int] = [:]
+
+        mutating func insert(_ id: Int) {
+            guard self.position[id] == nil else { return }
+            self.position[id] = self.ids.count
+            self.ids.append(id)
+        }
+
+        mutating func remove(_ id: Int) {
+            guard let index = self.position.removeValue(forKey: id) else { return }
+            let last = self.ids.removeLast()
+            if index < self.ids.count {
+                self.ids[index] = last
+                self.position[last] = index
+            }
+        }
+    }
+
+    /// Pools up to this size are ranked exactly; larger ones are sampled.
+    static let exactPoolSize = 64
+    /// Cars probed per sampling round; a round that finds too few eligible cars is followed by more.
+    static let probesPerRound = 16
 
     private let storage = Mutex(Storage())
     /// The rules applied before ranking.
@@ -86,9 +120,10 @@ public final class FleetRegistry: Sendable {
             let id = s.nextID
             s.nextID += 1
             let replaced = s.byVehicle[descriptor.vehicleID]
-            if let replaced { s.cars.removeValue(forKey: replaced) }
+            if let replaced, let old = s.cars.removeValue(forKey: replaced) { Self.unindex(replaced, old.descriptor, in: &s) }
             s.byVehicle[descriptor.vehicleID] = id
             s.cars[id] = Car(descriptor: descriptor, state: state)
+            for model in descriptor.models { s.pools[PoolKey(zone: descriptor.zone, model: model.id), default: Pool()].insert(id) }
             return (CarID(id), replaced.map(CarID.init))
         }
     }
@@ -123,6 +158,13 @@ public final class FleetRegistry: Sendable {
     }
 
     /// Ranked eligible cars for a request, best first, at most `limit`.
+    ///
+    /// Only the (zone, model) pool is looked at — the zone is a hard filter by construction. A pool
+    /// of at most ``exactPoolSize`` cars is ranked exactly; a larger one is sampled in rounds of
+    /// ``probesPerRound`` random cars until `limit` eligible ones are found (power-of-d choices,
+    /// as Prequal and Finagle's P2C do), falling back to a full scan of the pool only when
+    /// sampling finds too few (a pool that is almost all ineligible). The cost of a decision
+    /// therefore does not grow with the fleet. Ranking: least outstanding per slot, then RTT.
     /// - Parameters:
     ///   - model: the model requested.
     ///   - zone: the enforced privacy zone: a hard filter.
@@ -132,19 +174,40 @@ public final class FleetRegistry: Sendable {
         -> [CarSnapshot]
     {
         self.storage.withLock { s in
-            var ranked: [(Int, Car)] = []
-            for (id, car) in s.cars where !excluding.contains(CarID(id)) {
-                guard self.eligibility.admits(car, model: model, zone: zone, now: now) else { continue }
-                ranked.append((id, car))
+            guard let pool = s.pools[PoolKey(zone: zone, model: model)], !pool.ids.isEmpty else { return [] }
+            var found: [Int: Car] = [:]
+            func consider(_ id: Int, _ s: Storage) {
+                guard found[id] == nil, !excluding.contains(CarID(id)), let car = s.cars[id],
+                    self.eligibility.admits(car, model: model, zone: zone, now: now)
+                else { return }
+                found[id] = car
             }
-            ranked.sort { a, b in
-                let la = Double(a.1.inFlight) / Double(max(1, a.1.descriptor.slots))
-                let lb = Double(b.1.inFlight) / Double(max(1, b.1.descriptor.slots))
+            if pool.ids.count <= Self.exactPoolSize {
+                for id in pool.ids { consider(id, s) }
+            } else {
+                var rounds = 0
+                while found.count < limit && rounds < 4 {
+                    for _ in 0..<Self.probesPerRound {
+                        consider(pool.ids[Int(s.random.next() % UInt64(pool.ids.count))], s)
+                    }
+                    rounds += 1
+                }
+                if found.count < limit {
+                    for id in pool.ids { consider(id, s) }
+                }
+            }
+            let ranked = found.sorted { a, b in
+                let la = Double(a.value.inFlight) / Double(max(1, a.value.descriptor.slots))
+                let lb = Double(b.value.inFlight) / Double(max(1, b.value.descriptor.slots))
                 if la != lb { return la < lb }
-                return (a.1.rtt ?? 50) < (b.1.rtt ?? 50)
+                return (a.value.rtt ?? 50, a.key) < (b.value.rtt ?? 50, b.key)
             }
-            return ranked.prefix(limit).map { Self.snapshot(id: $0.0, car: $0.1) }
+            return ranked.prefix(limit).map { Self.snapshot(id: $0.key, car: $0.value) }
         }
+    }
+
+    private static func unindex(_ id: Int, _ descriptor: CarDescriptor, in s: inout Storage) {
+        for model in descriptor.models { s.pools[PoolKey(zone: descriptor.zone, model: model.id)]?.remove(id) }
     }
 
     /// Takes a slot on the car for a job; false when it has none free or is gone.
@@ -226,5 +289,18 @@ public struct Eligibility: Sendable {
         if let rtt = car.rtt, rtt > self.maxRTTMilliseconds { return false }
         if let departing = car.state.departingInSeconds, departing < self.minSecondsBeforeDeparture { return false }
         return true
+    }
+}
+
+/// SplitMix64: a small, fast, seeded generator, so selection is reproducible in the simulator.
+struct SplitMix64 {
+    var state: UInt64
+    init(seed: UInt64) { self.state = seed }
+    mutating func next() -> UInt64 {
+        self.state &+= 0x9E37_79B9_7F4A_7C15
+        var z = self.state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 }

@@ -86,3 +86,57 @@ struct FleetRegistryTests {
         #expect(registry.snapshot(a) == nil && registry.snapshot(a2) != nil)
     }
 }
+
+@Suite("Selection in large fleets")
+struct LargeFleetTests {
+    static func fleet(eu: Int, us: Int, pluggedEvery: Int = 1) -> FleetRegistry {
+        let registry = FleetRegistry()
+        for i in 0..<eu {
+            let state = VehicleState(pluggedIn: i % pluggedEvery == 0, chargePercent: 80, link: .wifi, slotsFree: 2)
+            _ = registry.register(descriptor("eu-\(i)"), state: state)
+        }
+        for i in 0..<us { _ = registry.register(descriptor("us-\(i)", zone: "us", region: "us-east"), state: parked) }
+        return registry
+    }
+
+    @Test("Sampled selection returns eligible cars of the zone only, as many as asked")
+    func sampled() {
+        let registry = Self.fleet(eu: 5_000, us: 5_000)
+        for _ in 0..<200 {
+            let picked = registry.candidates(model: "m", zone: "eu", now: 0, limit: 4)
+            #expect(picked.count == 4)
+            #expect(picked.allSatisfy { $0.descriptor.zone == "eu" && $0.state.pluggedIn })
+        }
+    }
+
+    @Test("When almost every car is ineligible, the few eligible ones are still found")
+    func needleInHaystack() {
+        let registry = Self.fleet(eu: 3_000, us: 0, pluggedEvery: 1_000)  // 3 plugged in of 3,000
+        let picked = registry.candidates(model: "m", zone: "eu", now: 0, limit: 4)
+        #expect(Set(picked.map(\.descriptor.vehicleID)) == ["eu-0", "eu-1000", "eu-2000"])
+    }
+
+    @Test("Load spreads: repeated picks with slots taken cover many cars, least-outstanding first")
+    func spreads() {
+        let registry = Self.fleet(eu: 1_000, us: 0)
+        var used = Set<CarID>()
+        for _ in 0..<300 {
+            guard let best = registry.candidates(model: "m", zone: "eu", now: 0, limit: 2).first else { continue }
+            #expect(best.inFlight == 0)
+            #expect(registry.acquire(best.id))
+            used.insert(best.id)
+        }
+        #expect(used.count == 300)
+    }
+
+    @Test("Removed and replaced cars leave the pools")
+    func poolsFollowRemoval() {
+        let registry = Self.fleet(eu: 100, us: 0)
+        for car in registry.all() { registry.remove(car.id) }
+        #expect(registry.candidates(model: "m", zone: "eu", now: 0).isEmpty)
+        let (id, _) = registry.register(descriptor("again"), state: parked)
+        let (id2, replaced) = registry.register(descriptor("again"), state: parked)
+        #expect(replaced == id)
+        #expect(registry.candidates(model: "m", zone: "eu", now: 0).map(\.id) == [id2])
+    }
+}
