@@ -1,7 +1,9 @@
 public import AsyncHTTPClient
 import CoreMetrics
+import Crypto
 public import FleetGeo
 public import FleetScheduler
+import Foundation
 public import Logging
 import NIOCore
 import Synchronization
@@ -28,6 +30,11 @@ public final class GatewayCore: Sendable {
         logger: Logger
     ) throws {
         self.configuration = configuration
+        let macKey = SymmetricKey(size: .bits256)
+        self.apiKeyMACKey = macKey.withUnsafeBytes { Array($0) }
+        self.apiKeyMACs = configuration.apiKeys.map {
+            Array(HMAC<SHA256>.authenticationCode(for: Data($0.utf8), using: macKey))
+        }
         self.httpClient = httpClient
         self.central = CentralDirectory(configuration: configuration, client: httpClient, logger: logger)
         self.registry = FleetRegistry()
@@ -66,6 +73,22 @@ public final class GatewayCore: Sendable {
     }
 
     private let inFlight = Atomic<Int>(0)
+    /// HMAC of every accepted API key under a per-process random key, computed once, so a request
+    /// is checked with swift-crypto's constant-time `isValidAuthenticationCode` and keys are not
+    /// kept in the clear beside the comparison.
+    private let apiKeyMACs: [[UInt8]]
+    private let apiKeyMACKey: [UInt8]
+
+    /// Whether an `Authorization` header carries an accepted key (always true when none are configured).
+    func isAuthorized(_ authorization: String?) -> Bool {
+        guard !self.apiKeyMACs.isEmpty else { return true }
+        guard let header = authorization, header.hasPrefix("Bearer ") else { return false }
+        let token = Data(header.utf8.dropFirst(7))
+        let key = SymmetricKey(data: self.apiKeyMACKey)
+        return self.apiKeyMACs.contains {
+            HMAC<SHA256>.isValidAuthenticationCode($0, authenticating: token, using: key)
+        }
+    }
 
     /// Admits one more completion request unless ``GatewayConfiguration/maxInFlightRequests`` are running.
     func admitRequest() -> Bool {
@@ -103,8 +126,7 @@ public final class GatewayCore: Sendable {
 
     /// Publishes the connected-car gauge for one region.
     func publishCarCount(region: String) {
-        let count = self.registry.all().filter { $0.descriptor.region == region }.count
-        self.metrics.carsConnected(region: region, count: count)
+        self.metrics.carsConnected(region: region, count: self.registry.count(region: region))
     }
 }
 

@@ -11,10 +11,7 @@ public enum SyntheticText {
 
     /// Token `index` for `seed` (SplitMix64 of both, then a word).
     public static func token(seed: UInt64, index: Int) -> String {
-        var z = seed &+ UInt64(truncatingIfNeeded: index) &* 0x9E37_79B9_7F4A_7C15
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        z ^= z >> 31
+        let z = SplitMix64.mix(seed &+ UInt64(truncatingIfNeeded: index) &* SplitMix64.gamma)
         return words[Int(z % UInt64(words.count))] + " "
     }
 

@@ -71,6 +71,7 @@ public final class FleetRegistry: Sendable {
         var nextID = 1
         /// Cars by (zone, model): selection samples these pools instead of scanning the fleet.
         var pools: [PoolKey: Pool] = [:]
+        var carsByRegion: [String: Int] = [:]
         var random = SplitMix64(seed: 0x5EED)
     }
 
@@ -120,10 +121,15 @@ public final class FleetRegistry: Sendable {
             let id = s.nextID
             s.nextID += 1
             let replaced = s.byVehicle[descriptor.vehicleID]
-            if let replaced, let old = s.cars.removeValue(forKey: replaced) { Self.unindex(replaced, old.descriptor, in: &s) }
+            if let replaced, let old = s.cars.removeValue(forKey: replaced) {
+                Self.unindex(replaced, old.descriptor, in: &s)
+            }
             s.byVehicle[descriptor.vehicleID] = id
             s.cars[id] = Car(descriptor: descriptor, state: state)
-            for model in descriptor.models { s.pools[PoolKey(zone: descriptor.zone, model: model.id), default: Pool()].insert(id) }
+            s.carsByRegion[descriptor.region, default: 0] += 1
+            for model in descriptor.models {
+                s.pools[PoolKey(zone: descriptor.zone, model: model.id), default: Pool()].insert(id)
+            }
             return (CarID(id), replaced.map(CarID.init))
         }
     }
@@ -207,6 +213,7 @@ public final class FleetRegistry: Sendable {
     }
 
     private static func unindex(_ id: Int, _ descriptor: CarDescriptor, in s: inout Storage) {
+        s.carsByRegion[descriptor.region, default: 1] -= 1
         for model in descriptor.models { s.pools[PoolKey(zone: descriptor.zone, model: model.id)]?.remove(id) }
     }
 
@@ -246,15 +253,16 @@ public final class FleetRegistry: Sendable {
         self.storage.withLock { s in s.cars.map { Self.snapshot(id: $0.key, car: $0.value) } }
     }
 
-    /// Models served by connected cars, optionally only in one zone.
+    /// Models served by connected cars, optionally only in one zone — read from the pools, not the fleet.
     public func models(zone: String? = nil) -> Set<String> {
         self.storage.withLock { s in
-            var models = Set<String>()
-            for car in s.cars.values where zone == nil || car.descriptor.zone == zone {
-                for m in car.descriptor.models { models.insert(m.id) }
-            }
-            return models
+            Set(s.pools.lazy.filter { !$0.value.ids.isEmpty && (zone == nil || $0.key.zone == zone) }.map(\.key.model))
         }
+    }
+
+    /// Cars connected in a region.
+    public func count(region: String) -> Int {
+        self.storage.withLock { $0.carsByRegion[region] ?? 0 }
     }
 
     /// Number of cars connected.
@@ -289,18 +297,5 @@ public struct Eligibility: Sendable {
         if let rtt = car.rtt, rtt > self.maxRTTMilliseconds { return false }
         if let departing = car.state.departingInSeconds, departing < self.minSecondsBeforeDeparture { return false }
         return true
-    }
-}
-
-/// SplitMix64: a small, fast, seeded generator, so selection is reproducible in the simulator.
-struct SplitMix64 {
-    var state: UInt64
-    init(seed: UInt64) { self.state = seed }
-    mutating func next() -> UInt64 {
-        self.state &+= 0x9E37_79B9_7F4A_7C15
-        var z = self.state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -21,7 +21,7 @@ struct FleetGeoBench {
         }
         let database = try MaxMindDatabase(path: arguments[1])
         let cars = arguments.count > 2 ? Int(arguments[2]) ?? 1000 : 1000
-        var rng = SplitMix(seed: 42)
+        var rng = SplitMix64(seed: 42)
         let addresses: [IPAddress] = (0..<100_000).map { i in
             if i % 4 == 3 {
                 let words = (0..<8).map { _ in String(rng.next() & 0xFFFF, radix: 16) }
@@ -65,20 +65,11 @@ struct FleetGeoBench {
                     slots: 2, policy: OwnerPolicy()),
                 state: state)
         }
+        measure("model served? (per request), \(cars) cars", iterations: 200_000) { _ in
+            registry.models().contains("fleet-8b") ? 1 : 0
+        }
         measure("zone-filtered candidates, \(cars) cars", iterations: 20_000) { _ in
             registry.candidates(model: "fleet-8b", zone: "eu", now: 0).count
         }
-    }
-}
-
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { self.state = seed }
-    mutating func next() -> UInt64 {
-        self.state &+= 0x9E37_79B9_7F4A_7C15
-        var z = self.state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

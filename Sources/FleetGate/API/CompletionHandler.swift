@@ -141,12 +141,7 @@ final class CompletionHandler: HTTPStreamDelegate, UpstreamEvents {
     // MARK: Validation and routing
 
     private func prepare() throws(APIError) {
-        let keys = self.core.configuration.apiKeys
-        if !keys.isEmpty {
-            let header = self.request.headerFields[.authorization] ?? ""
-            let token = header.hasPrefix("Bearer ") ? String(header.dropFirst(7)) : ""
-            guard keys.contains(where: { constantTimeEqual($0, token) }) else { throw .invalidAPIKey }
-        }
+        guard self.core.isAuthorized(self.request.headerFields[.authorization]) else { throw .invalidAPIKey }
         let parsed = try JSON.decodeRequest(CompletionRequest.self, from: self.body.buffer)
         if self.chat && (parsed.messages ?? []).isEmpty {
             throw .invalidRequest("'messages' must be a non-empty array.", param: "messages")
@@ -537,14 +532,4 @@ struct Aggregate {
         guard let chunk = try? JSON.decode(CompletionChunk.self, from: Array(data.utf8)) else { return false }
         return chunk.choices.isEmpty && chunk.usage != nil
     }
-}
-
-/// Compares two strings in time independent of where they differ.
-func constantTimeEqual(_ a: String, _ b: String) -> Bool {
-    let x = Array(a.utf8), y = Array(b.utf8)
-    var diff = UInt8(x.count == y.count ? 0 : 1)
-    for i in 0..<max(x.count, y.count) {
-        diff |= (i < x.count ? x[i] : 0) ^ (i < y.count ? y[i] : 0)
-    }
-    return diff == 0
 }
