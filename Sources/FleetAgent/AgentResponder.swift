@@ -47,30 +47,13 @@ public struct AgentResponder: HTTPServerResponder {
         case (.get, "/v1/models"):
             let models = ModelList(
                 data: self.engine.models.map { .init(id: $0.id, created: 0, ownedBy: "fleet-agent") })
-            return Immediate(stream: stream, status: .ok, body: JSON.buffer(models))
+            return FixedResponseDelegate(stream: stream, status: .ok, body: JSON.buffer(models))
         case (.get, "/healthz"):
-            return Immediate(stream: stream, status: .ok, body: ByteBuffer(string: "{\"status\":\"ok\"}"))
+            return FixedResponseDelegate(stream: stream, status: .ok, body: ByteBuffer(string: "{\"status\":\"ok\"}"))
         default:
-            return Immediate(stream: stream, status: .notFound, body: JSON.buffer(APIError.notFound.body))
+            return FixedResponseDelegate(stream: stream, status: .notFound, body: JSON.buffer(APIError.notFound.body))
         }
     }
-}
-
-/// Answers once the request has been read.
-final class Immediate: HTTPStreamDelegate {
-    let stream: any HTTPStream
-    let status: HTTPResponse.Status
-    let body: ByteBuffer
-    init(stream: any HTTPStream, status: HTTPResponse.Status, body: ByteBuffer) {
-        self.stream = stream
-        self.status = status
-        self.body = body
-    }
-    func streamDidReceiveData(_ data: ByteBuffer) { self.stream.consume(data.readableBytes) }
-    func streamDidReceiveEnd(trailers: HTTPFields?) {
-        self.stream.sendResponse(status: self.status, contentType: "application/json", body: self.body)
-    }
-    func streamDidClose(error: HTTPStreamError?) {}
 }
 
 /// Writes the status stream: the hello, then every state or drain message, one JSON line each.

@@ -108,8 +108,7 @@ private final class SyntheticJob: InferenceJobHandle {
         self.produced += 1
         self.engine.tokenGenerated()
         self.text += token
-        if let stop = self.job.stop.first(where: { !$0.isEmpty && self.text.hasSuffix($0) }) {
-            _ = stop
+        if self.job.stop.contains(where: { !$0.isEmpty && self.text.hasSuffix($0) }) {
             return self.finish(reason: "stop")
         }
         sink.emit(token: token)

@@ -1,5 +1,7 @@
 import Crypto
+import FleetProtocol
 public import Foundation
+import NIOCore
 
 /// Vehicle tokens and pseudonyms, both keyed by the fleet secret (DESIGN.md, hello verification).
 ///
@@ -33,8 +35,8 @@ public struct FleetCredentials: Sendable {
 
     /// Mints a token for a vehicle, valid in `regions` until `expires`.
     public func issue(vehicleID: String, regions: [String], expires: Date) -> String {
-        let payload = Data(
-            JSON.encode(Payload(vid: vehicleID, regions: regions.sorted(), exp: Int(expires.timeIntervalSince1970))))
+        let claims = Payload(vid: vehicleID, regions: regions.sorted(), exp: Int(expires.timeIntervalSince1970))
+        let payload = Data(JSON.buffer(claims).readableBytesView)
         let mac = HMAC<SHA256>.authenticationCode(for: payload, using: self.key)
         return "fgv1." + Self.base64url(payload) + "." + Self.base64url(Data(mac))
     }
@@ -74,14 +76,6 @@ public struct FleetCredentials: Sendable {
         var s = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
         while s.count % 4 != 0 { s += "=" }
         return Data(base64Encoded: s)
-    }
-
-    enum JSON {
-        static func encode<T: Encodable>(_ value: T) -> Data {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = .sortedKeys
-            return (try? encoder.encode(value)) ?? Data()
-        }
     }
 }
 

@@ -1,3 +1,5 @@
+import Foundation
+
 /// An address block such as `10.0.0.0/8` or `fd00::/8`, for the trusted-proxy list.
 public struct CIDR: Sendable, Hashable, CustomStringConvertible {
     public let address: IPAddress
@@ -46,7 +48,7 @@ public struct ClientAddressResolver: Sendable {
     ///   - forwardedFor: every `X-Forwarded-For` value, in order.
     public func resolve(peer: IPAddress?, forwardedFor: [String]) -> IPAddress? {
         guard let peer, self.isTrusted(peer), !forwardedFor.isEmpty else { return peer }
-        let hops = forwardedFor.flatMap { $0.split(separator: ",") }.map { $0.trimmingCharacters(in: " \t") }
+        let hops = forwardedFor.flatMap { $0.split(separator: ",") }.map { $0.trimmingCharacters(in: .whitespaces) }
         var candidate = peer
         for hop in hops.reversed() {
             guard let address = IPAddress(hop) else { return candidate }  // garbage: stop at the last good hop
@@ -55,17 +57,4 @@ public struct ClientAddressResolver: Sendable {
         }
         return candidate
     }
-}
-
-extension String {
-    fileprivate func trimmingCharacters(in set: String) -> String {
-        var s = Substring(self)
-        while let f = s.first, set.contains(f) { s = s.dropFirst() }
-        while let l = s.last, set.contains(l) { s = s.dropLast() }
-        return String(s)
-    }
-}
-
-extension Substring {
-    fileprivate func trimmingCharacters(in set: String) -> String { String(self).trimmingCharacters(in: set) }
 }

@@ -43,3 +43,39 @@ public struct BodyAccumulator {
         return true
     }
 }
+
+/// Answers a request with a fixed response once the request has ended, discarding its body
+/// (up to 1 MiB; a larger one resets the stream).
+public final class FixedResponseDelegate: HTTPStreamDelegate {
+    let stream: any HTTPStream
+    let status: HTTPResponse.Status
+    let body: ByteBuffer
+    let contentType: String
+    var received = 0
+
+    /// - Parameters:
+    ///   - stream: the stream to answer on.
+    ///   - status: the response status.
+    ///   - body: the response body.
+    ///   - contentType: its content type.
+    public init(
+        stream: any HTTPStream, status: HTTPResponse.Status, body: ByteBuffer, contentType: String = "application/json"
+    ) {
+        self.stream = stream
+        self.status = status
+        self.body = body
+        self.contentType = contentType
+    }
+
+    public func streamDidReceiveData(_ data: ByteBuffer) {
+        self.stream.consume(data.readableBytes)
+        self.received += data.readableBytes
+        if self.received > 1 << 20 { self.stream.reset(.cancel) }
+    }
+
+    public func streamDidReceiveEnd(trailers: HTTPFields?) {
+        self.stream.sendResponse(status: self.status, contentType: self.contentType, body: self.body)
+    }
+
+    public func streamDidClose(error: HTTPStreamError?) {}
+}

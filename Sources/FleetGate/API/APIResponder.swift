@@ -23,7 +23,7 @@ struct APIResponder: HTTPServerResponder {
             let served = self.core.registry.models().union(self.core.central.models())
             let models = ModelList(data: served.sorted().map { .init(id: $0, created: 0, ownedBy: "fleetgate") })
             self.core.metrics.request(route: path, status: 200)
-            return RespondAtEnd(stream: stream, status: .ok, body: JSON.buffer(models))
+            return FixedResponseDelegate(stream: stream, status: .ok, body: JSON.buffer(models))
         default:
             return self.answer(stream, error: .notFound, route: "other")
         }
@@ -31,36 +31,6 @@ struct APIResponder: HTTPServerResponder {
 
     private func answer(_ stream: any HTTPStream, error: APIError, route: String) -> any HTTPStreamDelegate {
         self.core.metrics.request(route: route, status: error.status)
-        return RespondAtEnd(stream: stream, status: .init(code: error.status), body: JSON.buffer(error.body))
+        return FixedResponseDelegate(stream: stream, status: .init(code: error.status), body: JSON.buffer(error.body))
     }
-}
-
-/// Discards the request body (within a limit) and answers once it has ended.
-final class RespondAtEnd: HTTPStreamDelegate {
-    let stream: any HTTPStream
-    let status: HTTPResponse.Status
-    let body: ByteBuffer
-    let contentType: String
-    var received = 0
-
-    init(
-        stream: any HTTPStream, status: HTTPResponse.Status, body: ByteBuffer, contentType: String = "application/json"
-    ) {
-        self.stream = stream
-        self.status = status
-        self.body = body
-        self.contentType = contentType
-    }
-
-    func streamDidReceiveData(_ data: ByteBuffer) {
-        self.stream.consume(data.readableBytes)
-        self.received += data.readableBytes
-        if self.received > 1 << 20 { self.stream.reset(.cancel) }
-    }
-
-    func streamDidReceiveEnd(trailers: HTTPFields?) {
-        self.stream.sendResponse(status: self.status, contentType: self.contentType, body: self.body)
-    }
-
-    func streamDidClose(error: HTTPStreamError?) {}
 }

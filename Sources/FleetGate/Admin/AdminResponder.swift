@@ -27,24 +27,25 @@ struct AdminResponder: HTTPServerResponder {
         let path = request.path ?? "/"
         switch path {
         case "/healthz":
-            return RespondAtEnd(stream: stream, status: .ok, body: ByteBuffer(string: "{\"status\":\"ok\"}"))
+            return FixedResponseDelegate(stream: stream, status: .ok, body: ByteBuffer(string: "{\"status\":\"ok\"}"))
         case "/readyz":
             let ready = self.readiness.isReady
-            return RespondAtEnd(
+            return FixedResponseDelegate(
                 stream: stream, status: ready ? .ok : .serviceUnavailable,
                 body: ByteBuffer(string: "{\"ready\":\(ready),\"cars\":\(self.core.tunnels.count)}"))
         case "/metrics":
-            return RespondAtEnd(
+            return FixedResponseDelegate(
                 stream: stream, status: .ok, body: ByteBuffer(bytes: self.prometheus.emitToBuffer()),
                 contentType: "text/plain; version=0.0.4")
         case "/admin/regions" where request.method == .get:
-            return RespondAtEnd(stream: stream, status: .ok, body: JSON.buffer(RegionsView(self.core.geo.current)))
+            return FixedResponseDelegate(
+                stream: stream, status: .ok, body: JSON.buffer(RegionsView(self.core.geo.current)))
         case "/admin/regions/reload" where request.method == .post:
             do {
                 let snapshot = try self.core.reloadGeo()
-                return RespondAtEnd(stream: stream, status: .ok, body: JSON.buffer(RegionsView(snapshot)))
+                return FixedResponseDelegate(stream: stream, status: .ok, body: JSON.buffer(RegionsView(snapshot)))
             } catch {
-                return RespondAtEnd(
+                return FixedResponseDelegate(
                     stream: stream, status: .unprocessableContent,
                     body: JSON.buffer(
                         APIErrorBody(message: error.message, type: "invalid_request_error", code: "invalid_region_map"))
@@ -58,9 +59,9 @@ struct AdminResponder: HTTPServerResponder {
                     pluggedIn: car.state.pluggedIn, chargePercent: car.state.chargePercent,
                     rttMs: car.rttMilliseconds, draining: car.draining)
             }
-            return RespondAtEnd(stream: stream, status: .ok, body: JSON.buffer(cars))
+            return FixedResponseDelegate(stream: stream, status: .ok, body: JSON.buffer(cars))
         default:
-            return RespondAtEnd(stream: stream, status: .notFound, body: JSON.buffer(APIError.notFound.body))
+            return FixedResponseDelegate(stream: stream, status: .notFound, body: JSON.buffer(APIError.notFound.body))
         }
     }
 
