@@ -65,7 +65,7 @@ public final class Gateway: Sendable {
         let proxyProtocol = configuration.proxyProtocol
         self.clientListener = Listener(
             name: "client", host: configuration.host, port: configuration.clientPort, group: group, logger: logger,
-            onBound: { _ in readiness.listenerBound() }
+            fallbackToAnyPort: configuration.fallbackToFreePorts, onBound: { _ in readiness.listenerBound() }
         ) { channel in
             try HTTPServerPipeline.configureCleartext(
                 channel, responder: api, configuration: clientHTTP2, proxyProtocol: proxyProtocol)
@@ -75,7 +75,7 @@ public final class Gateway: Sendable {
         let allowCleartext = configuration.allowCleartextTunnels
         self.tunnelListener = Listener(
             name: "tunnel", host: configuration.host, port: configuration.tunnelPort, group: group, logger: logger,
-            onBound: { _ in readiness.listenerBound() }
+            fallbackToAnyPort: configuration.fallbackToFreePorts, onBound: { _ in readiness.listenerBound() }
         ) { channel in
             if let tunnelSSL {
                 try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tunnelSSL))
@@ -93,6 +93,7 @@ public final class Gateway: Sendable {
         if let sslContext {
             self.tlsListener = Listener(
                 name: "client-tls", host: configuration.host, port: configuration.tlsPort, group: group, logger: logger,
+                fallbackToAnyPort: configuration.fallbackToFreePorts,
                 onBound: { _ in readiness.listenerBound() }
             ) { channel in
                 try HTTPServerPipeline.configureTLS(
@@ -105,7 +106,7 @@ public final class Gateway: Sendable {
         let admin = AdminResponder(core: core, prometheus: prometheus, readiness: readiness)
         self.adminListener = Listener(
             name: "admin", host: configuration.adminHost, port: configuration.adminPort, group: group, logger: logger,
-            onBound: { _ in readiness.listenerBound() }
+            fallbackToAnyPort: configuration.fallbackToFreePorts, onBound: { _ in readiness.listenerBound() }
         ) { channel in
             try HTTPServerPipeline.configureCleartext(channel, responder: admin, configuration: .defaults)
         }

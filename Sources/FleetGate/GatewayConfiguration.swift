@@ -26,6 +26,8 @@ public struct GatewayConfiguration: Sendable {
     public var geoipDatabase: String?
     /// Addresses (CIDR) whose X-Forwarded-For is trusted. Empty: forwarding headers are ignored.
     public var trustedProxies: [String]
+    /// Bind any free port when a configured one is taken (the demo); `serve` fails instead.
+    public var fallbackToFreePorts: Bool = false
     /// Expect a PROXY protocol v2 header on every client connection (behind an L4 load balancer).
     public var proxyProtocol: Bool = false
     /// Request body limit.

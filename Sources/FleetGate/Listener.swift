@@ -18,11 +18,14 @@ public final class Listener: Service, Sendable {
     let group: any EventLoopGroup
     let logger: Logger
     let childInitializer: @Sendable (any Channel) throws -> Void
+    /// Bind any free port when `port` is taken (the demo), instead of failing.
+    let fallbackToAnyPort: Bool
     private let bound: EventLoopPromise<SocketAddress>
     private let onBound: @Sendable (SocketAddress) -> Void
 
     public init(
         name: String, host: String, port: Int, group: any EventLoopGroup, logger: Logger,
+        fallbackToAnyPort: Bool = false,
         onBound: @escaping @Sendable (SocketAddress) -> Void = { _ in },
         childInitializer: @escaping @Sendable (any Channel) throws -> Void
     ) {
@@ -31,9 +34,17 @@ public final class Listener: Service, Sendable {
         self.port = port
         self.group = group
         self.logger = logger
+        self.fallbackToAnyPort = fallbackToAnyPort
         self.childInitializer = childInitializer
         self.onBound = onBound
         self.bound = group.any().makePromise(of: SocketAddress.self)
+    }
+
+    private func bindFailed(_ error: any Error) -> GatewayError {
+        let failure = GatewayError(
+            code: .bindFailed, message: "\(self.name) listener: cannot bind \(self.host):\(self.port): \(error)")
+        self.bound.fail(failure)
+        return failure
     }
 
     /// The address once bound (the real port when configured with 0).
@@ -42,28 +53,30 @@ public final class Listener: Service, Sendable {
     public func run() async throws {
         let quiesce = ServerQuiescingHelper(group: self.group)
         let childInitializer = self.childInitializer
+        let bootstrap = ServerBootstrap(group: self.group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(quiesce.makeServerChannelHandler(channel: channel))
+                }
+            }
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try childInitializer(channel) }
+            }
         let channel: any Channel
         do {
-            channel = try await ServerBootstrap(group: self.group)
-                .serverChannelOption(.backlog, value: 1024)
-                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-                .serverChannelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(
-                            quiesce.makeServerChannelHandler(channel: channel))
-                    }
-                }
-                .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-                .childChannelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture { try childInitializer(channel) }
-                }
-                .bind(host: self.host, port: self.port)
-                .get()
+            channel = try await bootstrap.bind(host: self.host, port: self.port).get()
+        } catch  where self.fallbackToAnyPort && self.port != 0 {
+            self.logger.warning(
+                "Port taken; using any free port",
+                metadata: ["fleet.listener": "\(self.name)", "fleet.port": "\(self.port)"])
+            do { channel = try await bootstrap.bind(host: self.host, port: 0).get() } catch {
+                throw self.bindFailed(error)
+            }
         } catch {
-            let failure = GatewayError(
-                code: .bindFailed, message: "\(self.name) listener: cannot bind \(self.host):\(self.port): \(error)")
-            self.bound.fail(failure)
-            throw failure
+            throw self.bindFailed(error)
         }
         let address = channel.localAddress!
         self.logger.info("Listening", metadata: ["fleet.listener": "\(self.name)", "fleet.address": "\(address)"])

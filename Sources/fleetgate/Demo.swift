@@ -24,9 +24,7 @@ struct Demo: AsyncParsableCommand {
         let secret = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
         var config = GatewayConfiguration(fleetSecret: secret)
         config.geoipDatabase = defaultGeoIPDatabase()
-        config.clientPort = Self.freeOrZero(8080)
-        config.tunnelPort = Self.freeOrZero(7443)
-        config.adminPort = Self.freeOrZero(9090)
+        config.fallbackToFreePorts = true  // the contract's ports when free, any free port otherwise
         let gateway = try Gateway(configuration: config, group: group, logger: logger)
         let credentials = try FleetCredentials(secret: secret)
 
@@ -40,23 +38,6 @@ struct Demo: AsyncParsableCommand {
                 services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         try await group2.run()
-    }
-
-    static func freeOrZero(_ port: Int) -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var one: Int32 = 1
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        let rc = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
-        return rc == 0 ? port : 0
     }
 }
 

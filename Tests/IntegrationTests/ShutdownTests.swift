@@ -1,4 +1,5 @@
 import FleetAgent
+import FleetGate
 import FleetProtocol
 import FleetTesting
 import Foundation
@@ -29,6 +30,32 @@ struct ShutdownTests {
             await #expect(throws: (any Error).self) {
                 _ = try await RecordingClient.connect(port: fleet.clientPort)
             }
+        }
+    }
+
+    @Test("A taken port is fatal for serve but falls back to a free one when asked (the demo)")
+    func portFallback() async throws {
+        let holder = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(
+            host: "127.0.0.1", port: 0
+        ).get()
+        defer { holder.close(promise: nil) }
+        let taken = holder.localAddress!.port!
+        await #expect(throws: (any Error).self) {
+            try await withFleet(configure: { $0.clientPort = taken }) { _ in }
+        }
+        try await withFleet(
+            cars: [CarSpec("car-a", slowdown: 0.1)],
+            configure: {
+                $0.clientPort = taken
+                $0.fallbackToFreePorts = true
+            }
+        ) { fleet in
+            #expect(fleet.clientPort != taken)
+            let client = try await RecordingClient.connect(port: fleet.clientPort)
+            defer { client.close() }
+            let result = try await client.post("/v1/chat/completions", json: chatBody(stream: true, maxTokens: 2))
+                .collect()
+            #expect(result.response?.status == .ok)
         }
     }
 }
