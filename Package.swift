@@ -162,6 +162,22 @@ let package = Package(
             path: "LoadTests/Sources/fleet-geobench",
             swiftSettings: swiftSettings
         ),
+        .target(
+            name: "FleetSimulation",
+            dependencies: ["FleetScheduler", "FleetProtocol"],
+            path: "LoadTests/Sources/FleetSimulation",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "fleet-sim",
+            dependencies: [
+                "FleetSimulation", "FleetScheduler", "FleetProtocol",
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "LoadTests/Sources/fleet-sim",
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "fleet-load",
             dependencies: nio + [
@@ -190,7 +206,7 @@ let package = Package(
         ),
         .testTarget(
             name: "FleetSchedulerTests",
-            dependencies: ["FleetScheduler", "FleetProtocol"],
+            dependencies: ["FleetScheduler", "FleetProtocol", "FleetSimulation"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

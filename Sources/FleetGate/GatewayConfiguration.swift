@@ -1,5 +1,6 @@
 public import FleetGeo
 public import FleetHTTP2
+public import FleetScheduler
 public import NIOCore
 
 /// Everything the gateway needs to run. Defaults follow DESIGN.md's Contracts.
@@ -56,18 +57,33 @@ public struct GatewayConfiguration: Sendable {
     public var tlsPort: Int
     /// TLS for car tunnels (ALPN `h2`). When set, every tunnel is TLS.
     public var tunnelTLS: TLSFiles?
-    /// Central OpenAI-compatible capacity, per region; used when no car in the zone can serve.
+    /// Central OpenAI-compatible capacity, per region; used when no car in the zone can serve,
+    /// or (policy `predictive`) when no car is predicted to meet the request's TTFT objective.
     public var central: [CentralEndpoint]
+    /// How cars are chosen (`predictive` by default; the others are the baselines it is compared with).
+    public var schedulingPolicy: SchedulingPolicy = .predictive
+    /// The time-to-first-token objective for requests without `x-slo-ttft-ms`, in ms.
+    public var defaultTTFTObjectiveMilliseconds: Double = 1_000
+    /// The time-per-output-token objective, in ms.
+    public var tpotObjectiveMilliseconds: Double = 100
 
     /// One central endpoint: the region it serves, its base URL (ending in `/v1`) and its concurrency.
     public struct CentralEndpoint: Sendable, Hashable {
         public var region: String
         public var baseURL: String
         public var maxConcurrent: Int
-        public init(region: String, baseURL: String, maxConcurrent: Int = 256) {
+        /// What the scheduler assumes of this endpoint: time to first token and per token, ms.
+        public var expectedTTFTMilliseconds: Double
+        public var expectedTPOTMilliseconds: Double
+        public init(
+            region: String, baseURL: String, maxConcurrent: Int = 256, expectedTTFTMilliseconds: Double = 300,
+            expectedTPOTMilliseconds: Double = 20
+        ) {
             self.region = region
             self.baseURL = baseURL
             self.maxConcurrent = maxConcurrent
+            self.expectedTTFTMilliseconds = expectedTTFTMilliseconds
+            self.expectedTPOTMilliseconds = expectedTPOTMilliseconds
         }
     }
 

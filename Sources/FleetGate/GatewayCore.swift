@@ -37,7 +37,7 @@ public final class GatewayCore: Sendable {
         }
         self.httpClient = httpClient
         self.central = CentralDirectory(configuration: configuration, client: httpClient, logger: logger)
-        self.registry = FleetRegistry()
+        self.registry = FleetRegistry(policy: configuration.schedulingPolicy)
         self.tunnels = TunnelTable()
         self.credentials = credentials
         do {

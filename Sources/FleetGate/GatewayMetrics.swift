@@ -20,6 +20,13 @@ public final class GatewayMetrics: Sendable {
     public let retries: Counter
     /// Cars whose tunnel peer address is in another zone than their credential's region.
     public let carLocationMismatch: Counter
+    /// The scheduler's predicted and the observed time to first token of each car job, and their ratio.
+    public let predictedTTFT: Timer
+    public let observedCarTTFT: Timer
+    public let predictionRatio: Recorder
+    /// Time spent deciding where a request goes.
+    public let decisionTime: Timer
+    private let decisionCounters = Mutex<[String: Counter]>([:])
     /// Region map / database reloads by result.
     public let reloadOK: Counter
     public let reloadFailed: Counter
@@ -35,6 +42,14 @@ public final class GatewayMetrics: Sendable {
         self.routeCentral = Counter(label: "fleet_routed_total", dimensions: [("route", "central")], factory: factory)
         self.retries = Counter(label: "fleet_upstream_retries_total", dimensions: [], factory: factory)
         self.carLocationMismatch = Counter(label: "fleet_car_location_mismatch_total", dimensions: [], factory: factory)
+        self.predictedTTFT = Timer(
+            label: "fleet_predicted_ttft_seconds", dimensions: [], preferredDisplayUnit: .seconds, factory: factory)
+        self.observedCarTTFT = Timer(
+            label: "fleet_car_ttft_seconds", dimensions: [], preferredDisplayUnit: .seconds, factory: factory)
+        self.predictionRatio = Recorder(
+            label: "fleet_ttft_predicted_over_observed", dimensions: [], aggregate: true, factory: factory)
+        self.decisionTime = Timer(
+            label: "fleet_decision_seconds", dimensions: [], preferredDisplayUnit: .seconds, factory: factory)
         self.reloadOK = Counter(label: "fleet_regions_reloads_total", dimensions: [("result", "ok")], factory: factory)
         self.reloadFailed = Counter(
             label: "fleet_regions_reloads_total", dimensions: [("result", "error")], factory: factory)
@@ -49,6 +64,19 @@ public final class GatewayMetrics: Sendable {
                 label: "http_server_requests_total",
                 dimensions: [("http_route", route), ("http_response_status_code", String(status))],
                 factory: self.factory)
+            counters[key] = c
+            return c
+        }
+        counter.increment()
+    }
+
+    /// Counts a scheduling decision by policy and the route it chose first (`car`, `central`, `none`).
+    public func decision(policy: String, route: String) {
+        let key = "\(policy) \(route)"
+        let counter = self.decisionCounters.withLock { counters in
+            if let c = counters[key] { return c }
+            let c = Counter(
+                label: "fleet_decisions_total", dimensions: [("policy", policy), ("route", route)], factory: self.factory)
             counters[key] = c
             return c
         }

@@ -102,6 +102,8 @@ public struct StatusMessage: Codable, Sendable, Hashable {
     public var models: [ModelOffer]?
     public var region: String?
     public var slots: Int?
+    /// Jobs the car accepts into its own queue while every slot is busy (default 0).
+    public var queue: Int?
     public var policy: OwnerPolicy?
     // hello and state
     public var state: VehicleState?
@@ -131,10 +133,11 @@ public struct StatusMessage: Codable, Sendable, Hashable {
         return m
     }
 
-    /// A state change.
-    public static func state(_ state: VehicleState) -> Self {
+    /// A state change, optionally with the rates the car measured for its models.
+    public static func state(_ state: VehicleState, models: [ModelOffer]? = nil) -> Self {
         var m = Self(type: .state)
         m.state = state
+        m.models = models
         return m
     }
 
@@ -147,7 +150,7 @@ public struct StatusMessage: Codable, Sendable, Hashable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case v, type, hardware, models, region, slots, policy, state, reason, credential
+        case v, type, hardware, models, region, slots, queue, policy, state, reason, credential
         case vehicleID = "vehicle_id"
         case secondsLeft = "seconds_left"
     }

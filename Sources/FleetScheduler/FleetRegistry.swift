@@ -1,78 +1,63 @@
 public import FleetProtocol
 import Synchronization
 
-/// A car's index in the registry.
-public struct CarID: Hashable, Sendable, CustomStringConvertible {
-    public let rawValue: Int
-    public init(_ rawValue: Int) { self.rawValue = rawValue }
-    public var description: String { "car#\(self.rawValue)" }
-}
-
-/// What a verified hello establishes about a car; fixed for the life of its tunnel.
-public struct CarDescriptor: Sendable, Hashable {
-    /// The raw vehicle id. Never shown to clients or written to logs; see ``pseudonym``.
-    public var vehicleID: String
-    /// The keyed, rotated hash shown as `x-fleet-vehicle`.
-    public var pseudonym: String
-    /// The region it serves (allowed by its credential).
-    public var region: String
-    /// The zone of that region.
-    public var zone: String
-    public var hardware: HardwareClass
-    public var models: [ModelOffer]
-    public var slots: Int
-    public var policy: OwnerPolicy
-
-    public init(
-        vehicleID: String, pseudonym: String, region: String, zone: String, hardware: HardwareClass,
-        models: [ModelOffer], slots: Int, policy: OwnerPolicy
-    ) {
-        self.vehicleID = vehicleID
-        self.pseudonym = pseudonym
-        self.region = region
-        self.zone = zone
-        self.hardware = hardware
-        self.models = models
-        self.slots = slots
-        self.policy = policy
-    }
-}
-
-/// A read-only view of one car, for selection results, the admin API and tests.
-public struct CarSnapshot: Sendable, Hashable {
-    public var id: CarID
-    public var descriptor: CarDescriptor
-    public var state: VehicleState
-    public var inFlight: Int
-    public var rttMilliseconds: Double?
-    public var draining: Bool
-    public var consecutiveFailures: Int
-}
-
 /// The registry of connected, verified cars: the scheduler's view of the fleet.
 ///
-/// Pure and synchronous (a `Mutex`, no sockets), so the simulator can drive it. Every update is
-/// O(1) amortised. Selection filters by ``Eligibility`` and ranks least-outstanding first, then by
-/// RTT; the latency-predictive scorer replaces the ranking (its own issue).
+/// Pure and synchronous (one `Mutex`, no sockets), so the simulator drives the same code the
+/// gateway runs. Cars live in a dense array addressed by ``CarID`` (no hashing on the hot path).
+/// Every update — telemetry, PING, slot taken or returned, outcome — is O(1): it touches the
+/// car and moves it between the buckets of its (zone, model) pools.
+///
+/// ## Selection without scanning the fleet
+/// Each (zone, model) pool keeps its *available* cars (not draining, the owner's policy met,
+/// room for one more job) in buckets by streams in flight. A decision looks only at the pool of
+/// the request's zone — so the zone is a hard filter by construction — and evaluates a small
+/// candidate set drawn from the buckets (see ``SchedulingPolicy``):
+/// `predictive` probes ``probes`` cars from the least-loaded buckets up (Prequal-style probing,
+/// with the predictor as the probe), the P2C policies draw two uniformly, `least-outstanding`
+/// takes the lowest non-empty bucket. Per-request checks that change with time (back-off,
+/// RTT, departure, the cars already tried) are applied to each candidate drawn. The cost of a
+/// decision therefore depends on the probe count, not the fleet.
 public final class FleetRegistry: Sendable {
+    /// One model a car offers, with its pool membership and what has been learned.
+    struct Offer {
+        var id: String
+        var decodeTokensPerSecond: Double
+        var prefillTokensPerSecond: Double
+        var pool: Int32
+        /// Position in the pool's `all` array and in its current bucket.
+        var allPosition: Int32 = -1
+        var bucketPosition: Int32 = -1
+        var learned = LearnedRates()
+    }
+
     struct Car {
         var descriptor: CarDescriptor
         var state: VehicleState
-        var inFlight = 0
-        var rtt: Double?
+        var offers: [Offer]
+        var inFlight: Int32 = 0
+        /// The bucket the car is in (= inFlight when available), or -1.
+        var bucket: Int32 = -1
         var draining = false
-        var consecutiveFailures = 0
+        var consecutiveFailures: Int32 = 0
         var backoffUntil: Double = 0
+        /// Absolute time the car announced it leaves; infinity when unknown.
+        var departsAt: Double = .infinity
+        var rtt = RTTEstimate()
+        var peak = PeakEWMA()
+        /// EWMA of job durations on this car, seconds (0 until one finishes).
+        var meanJobSeconds: Double = 0
+
+        var capacity: Int { self.descriptor.slots + self.descriptor.queueDepth }
     }
 
-    struct Storage {
-        var cars: [Int: Car] = [:]
-        var byVehicle: [String: Int] = [:]
-        var nextID = 1
-        /// Cars by (zone, model): selection samples these pools instead of scanning the fleet.
-        var pools: [PoolKey: Pool] = [:]
-        var carsByRegion: [String: Int] = [:]
-        var random = SplitMix64(seed: 0x5EED)
+    struct Pool {
+        let zone: String
+        let model: String
+        var all: [Int32] = []
+        var buckets: [[Int32]] = []
+        var available = 0
+        var cursor = 0
     }
 
     struct PoolKey: Hashable {
@@ -80,183 +65,382 @@ public final class FleetRegistry: Sendable {
         var model: String
     }
 
-    /// A dense array of car ids with O(1) insert and remove (swap with the last), for uniform sampling.
-    struct Pool {
-        var ids: [Int] = []
-        var position: [Int: Int] = [:]
+    struct Storage {
+        var cars: [Car?] = []
+        /// The generation last issued per slot, so a stale id never matches the next car in it.
+        var generations: [UInt32] = []
+        var freeSlots: [Int32] = []
+        var byVehicle: [String: CarID] = [:]
+        var poolIndex: [PoolKey: Int32] = [:]
+        var pools: [Pool] = []
+        var carsByRegion: [String: Int] = [:]
+        var count = 0
+        var random: SplitMix64
+        var churn = ChurnEstimate()
 
-        mutating func insert(_ id: Int) {
-            guard self.position[id] == nil else { return }
-            self.position[id] = self.ids.count
-            self.ids.append(id)
+        func car(_ id: CarID) -> Car? {
+            guard id.slot < self.cars.count, self.generations[id.slot] == id.generation, let car = self.cars[id.slot] else {
+                return nil
+            }
+            return car
         }
+    }
 
-        mutating func remove(_ id: Int) {
-            guard let index = self.position.removeValue(forKey: id) else { return }
-            let last = self.ids.removeLast()
-            if index < self.ids.count {
-                self.ids[index] = last
-                self.position[last] = index
+    /// Unannounced departures per car-second, decayed so it follows the fleet's current churn.
+    struct ChurnEstimate {
+        var departures: Double = 0
+        var carSeconds: Double = 0
+        var stamp: Double = 0
+
+        mutating func advance(to now: Double, cars: Int) {
+            guard now > self.stamp else { return }
+            self.carSeconds += Double(cars) * (now - self.stamp)
+            self.stamp = now
+            // Half-life of about 30 minutes of fleet time.
+            if self.carSeconds > Double(max(cars, 1)) * 1_800 {
+                self.carSeconds *= 0.5
+                self.departures *= 0.5
             }
         }
+
+        var hazard: Double { self.carSeconds > 0 ? self.departures / self.carSeconds : 0 }
     }
 
-    /// Pools up to this size are ranked exactly; larger ones are sampled.
-    static let exactPoolSize = 64
-    /// Cars probed per sampling round; a round that finds too few eligible cars is followed by more.
-    static let probesPerRound = 16
+    /// Candidates the `predictive` policy probes per decision.
+    public static let probes = 16
 
-    private let storage = Mutex(Storage())
-    /// The rules applied before ranking.
+    private let storage: Mutex<Storage>
+    /// The rules applied before any policy.
     public let eligibility: Eligibility
+    /// How decisions choose.
+    public let policy: SchedulingPolicy
+    /// The predictor behind `predictive` (and the predictions reported for every policy).
+    public let predictor: LatencyPredictor
 
-    public init(eligibility: Eligibility = Eligibility()) {
+    public init(
+        policy: SchedulingPolicy = .predictive, eligibility: Eligibility = Eligibility(),
+        predictor: LatencyPredictor = LatencyPredictor(), seed: UInt64 = 0x5EED
+    ) {
+        self.policy = policy
         self.eligibility = eligibility
+        self.predictor = predictor
+        self.storage = Mutex(Storage(random: SplitMix64(seed: seed)))
     }
+
+    // MARK: Membership and telemetry
 
     /// Registers a verified car. A car already registered under the same vehicle id is replaced;
     /// its id is returned so the caller can close the old tunnel.
-    public func register(_ descriptor: CarDescriptor, state: VehicleState) -> (id: CarID, replaced: CarID?) {
+    public func register(_ descriptor: CarDescriptor, state: VehicleState, now: Double = 0)
+        -> (id: CarID, replaced: CarID?)
+    {
         self.storage.withLock { s in
-            let id = s.nextID
-            s.nextID += 1
             let replaced = s.byVehicle[descriptor.vehicleID]
-            if let replaced, let old = s.cars.removeValue(forKey: replaced) {
-                Self.unindex(replaced, old.descriptor, in: &s)
+            if let replaced { Self.remove(replaced, announced: true, now: now, in: &s) }
+            s.churn.advance(to: now, cars: s.count)
+            let slot: Int
+            if let free = s.freeSlots.popLast() {
+                slot = Int(free)
+            } else {
+                slot = s.cars.count
+                s.cars.append(nil)
+                s.generations.append(0)
             }
+            s.generations[slot] &+= 1
+            let generation = s.generations[slot]
+            var offers: [Offer] = []
+            offers.reserveCapacity(descriptor.models.count)
+            for model in descriptor.models where !offers.contains(where: { $0.id == model.id }) {
+                let key = PoolKey(zone: descriptor.zone, model: model.id)
+                let pool: Int32
+                if let existing = s.poolIndex[key] {
+                    pool = existing
+                } else {
+                    pool = Int32(s.pools.count)
+                    s.pools.append(Pool(zone: descriptor.zone, model: model.id))
+                    s.poolIndex[key] = pool
+                }
+                offers.append(
+                    Offer(
+                        id: model.id, decodeTokensPerSecond: model.decodeTokensPerSecond,
+                        prefillTokensPerSecond: model.prefillTokensPerSecond, pool: pool))
+            }
+            var car = Car(descriptor: descriptor, state: state, offers: offers)
+            car.departsAt = Self.departure(state, now: now)
+            for index in car.offers.indices {
+                let pool = Int(car.offers[index].pool)
+                car.offers[index].allPosition = Int32(s.pools[pool].all.count)
+                s.pools[pool].all.append(Int32(slot))
+            }
+            s.cars[slot] = car
+            let id = CarID(slot: slot, generation: generation)
             s.byVehicle[descriptor.vehicleID] = id
-            s.cars[id] = Car(descriptor: descriptor, state: state)
             s.carsByRegion[descriptor.region, default: 0] += 1
-            for model in descriptor.models {
-                s.pools[PoolKey(zone: descriptor.zone, model: model.id), default: Pool()].insert(id)
-            }
-            return (CarID(id), replaced.map(CarID.init))
+            s.count += 1
+            self.reindex(slot, in: &s)
+            return (id, replaced)
         }
     }
 
-    /// Removes a car (its tunnel closed).
-    public func remove(_ id: CarID) {
+    /// Removes a car (its tunnel closed). A car that leaves without having announced it (no
+    /// drain, no departure notice) counts towards the churn hazard the predictor charges.
+    public func remove(_ id: CarID, now: Double = 0) {
         self.storage.withLock { s in
-            guard let car = s.cars.removeValue(forKey: id.rawValue) else { return }
-            if s.byVehicle[car.descriptor.vehicleID] == id.rawValue {
-                s.byVehicle.removeValue(forKey: car.descriptor.vehicleID)
+            guard let car = s.car(id) else { return }
+            let announced = car.draining || car.departsAt <= now + 1
+            Self.remove(id, announced: announced, now: now, in: &s)
+        }
+    }
+
+    private static func remove(_ id: CarID, announced: Bool, now: Double, in s: inout Storage) {
+        guard let car = s.car(id) else { return }
+        s.churn.advance(to: now, cars: s.count)
+        if !announced { s.churn.departures += 1 }
+        Self.moveBucket(id.slot, to: -1, in: &s)
+        for offer in car.offers {
+            let pool = Int(offer.pool)
+            let position = Int(offer.allPosition)
+            let last = s.pools[pool].all.removeLast()
+            if position < s.pools[pool].all.count {
+                s.pools[pool].all[position] = last
+                Self.setPosition(of: Int(last), pool: offer.pool, all: Int32(position), in: &s)
             }
         }
+        if s.byVehicle[car.descriptor.vehicleID] == id { s.byVehicle.removeValue(forKey: car.descriptor.vehicleID) }
+        s.carsByRegion[car.descriptor.region, default: 1] -= 1
+        s.count -= 1
+        s.cars[id.slot] = nil
+        s.freeSlots.append(Int32(id.slot))
     }
 
     /// Applies a telemetry update.
-    public func update(_ id: CarID, state: VehicleState) {
-        self.storage.withLock { $0.cars[id.rawValue]?.state = state }
+    public func update(_ id: CarID, state: VehicleState, now: Double = 0) {
+        self.storage.withLock { s in
+            guard var car = s.car(id) else { return }
+            car.state = state
+            car.departsAt = Self.departure(state, now: now)
+            s.cars[id.slot] = car
+            self.reindex(id.slot, in: &s)
+        }
     }
 
-    /// Records a PING round trip (smoothed, EWMA α = 0.2).
+    /// Replaces the rates a car advertises (the agent's own measurement of its engine).
+    public func updateRates(_ id: CarID, models: [ModelOffer]) {
+        self.storage.withLock { s in
+            guard var car = s.car(id) else { return }
+            for model in models {
+                guard let index = car.offers.firstIndex(where: { $0.id == model.id }) else { continue }
+                if model.decodeTokensPerSecond > 0 { car.offers[index].decodeTokensPerSecond = model.decodeTokensPerSecond }
+                if model.prefillTokensPerSecond > 0 {
+                    car.offers[index].prefillTokensPerSecond = model.prefillTokensPerSecond
+                }
+                if let d = car.descriptor.models.firstIndex(where: { $0.id == model.id }) {
+                    car.descriptor.models[d] = ModelOffer(
+                        id: model.id, decodeTokensPerSecond: car.offers[index].decodeTokensPerSecond,
+                        prefillTokensPerSecond: car.offers[index].prefillTokensPerSecond)
+                }
+            }
+            s.cars[id.slot] = car
+        }
+    }
+
+    /// Records a PING round trip.
     public func recordRTT(_ id: CarID, milliseconds: Double) {
         self.storage.withLock { s in
-            guard var car = s.cars[id.rawValue] else { return }
-            car.rtt = car.rtt.map { 0.8 * $0 + 0.2 * milliseconds } ?? milliseconds
-            s.cars[id.rawValue] = car
+            guard s.car(id) != nil else { return }
+            s.cars[id.slot]!.rtt.observe(milliseconds)
         }
     }
 
     /// Stops routing new work to the car.
     public func setDraining(_ id: CarID) {
-        self.storage.withLock { $0.cars[id.rawValue]?.draining = true }
+        self.storage.withLock { s in
+            guard s.car(id) != nil else { return }
+            s.cars[id.slot]!.draining = true
+            self.reindex(id.slot, in: &s)
+        }
     }
 
-    /// Ranked eligible cars for a request, best first, at most `limit`.
-    ///
-    /// Only the (zone, model) pool is looked at — the zone is a hard filter by construction. A pool
-    /// of at most ``exactPoolSize`` cars is ranked exactly; a larger one is sampled in rounds of
-    /// ``probesPerRound`` random cars until `limit` eligible ones are found (power-of-d choices,
-    /// as Prequal and Finagle's P2C do), falling back to a full scan of the pool only when
-    /// sampling finds too few (a pool that is almost all ineligible). The cost of a decision
-    /// therefore does not grow with the fleet. Ranking: least outstanding per slot, then RTT.
+    private static func departure(_ state: VehicleState, now: Double) -> Double {
+        state.departingInSeconds.map { now + Double($0) } ?? .infinity
+    }
+
+    // MARK: Decisions
+
+    /// Decides where a request goes: a short ranked list of cars and possibly central.
     /// - Parameters:
-    ///   - model: the model requested.
-    ///   - zone: the enforced privacy zone: a hard filter.
+    ///   - request: what the scheduler may know about the request.
+    ///   - central: central capacity in the request's zone, if any.
     ///   - excluding: cars already tried for this request.
-    ///   - now: seconds on the caller's clock (for back-off).
-    public func candidates(model: String, zone: String, excluding: Set<CarID> = [], now: Double, limit: Int = 4)
-        -> [CarSnapshot]
-    {
-        self.storage.withLock { s in
-            guard let pool = s.pools[PoolKey(zone: zone, model: model)], !pool.ids.isEmpty else { return [] }
-            var found: [Int: Car] = [:]
-            func consider(_ id: Int, _ s: Storage) {
-                guard found[id] == nil, !excluding.contains(CarID(id)), let car = s.cars[id],
-                    self.eligibility.admits(car, model: model, zone: zone, now: now)
-                else { return }
-                found[id] = car
-            }
-            if pool.ids.count <= Self.exactPoolSize {
-                for id in pool.ids { consider(id, s) }
-            } else {
-                var rounds = 0
-                while found.count < limit && rounds < 4 {
-                    for _ in 0..<Self.probesPerRound {
-                        consider(pool.ids[Int(s.random.next() % UInt64(pool.ids.count))], s)
-                    }
-                    rounds += 1
-                }
-                if found.count < limit {
-                    for id in pool.ids { consider(id, s) }
-                }
-            }
-            let ranked = found.sorted { a, b in
-                let la = Double(a.value.inFlight) / Double(max(1, a.value.descriptor.slots))
-                let lb = Double(b.value.inFlight) / Double(max(1, b.value.descriptor.slots))
-                if la != lb { return la < lb }
-                return (a.value.rtt ?? 50, a.key) < (b.value.rtt ?? 50, b.key)
-            }
-            return ranked.prefix(limit).map { Self.snapshot(id: $0.key, car: $0.value) }
+    ///   - now: seconds on the caller's clock.
+    ///   - limit: cars in the list at most.
+    public func decide(
+        _ request: RequestProfile, central: CentralOption? = nil, excluding: [CarID] = [], now: Double, limit: Int = 3
+    ) -> Decision {
+        var decision = self.storage.withLock { s in
+            Selector(registry: self, request: request, excluding: excluding, now: now, limit: limit).select(in: &s)
         }
+        guard let central, central.hasRoom else { return decision }
+        let centralChoice = Choice(
+            route: .central, predictedTTFTMilliseconds: central.predictedTTFTMilliseconds,
+            predictedTPOTMilliseconds: central.predictedTPOTMilliseconds, score: central.predictedTTFTMilliseconds)
+        guard let best = decision.choices.first else {
+            decision.choices = [centralChoice]
+            return decision
+        }
+        // Only the predictive policy trusts predictions enough to prefer central over a free car.
+        let carMisses =
+            best.predictedTTFTMilliseconds > request.ttftObjectiveMilliseconds
+            || best.predictedTPOTMilliseconds > request.tpotObjectiveMilliseconds
+        let centralMeets =
+            central.predictedTTFTMilliseconds <= request.ttftObjectiveMilliseconds
+            && central.predictedTPOTMilliseconds <= request.tpotObjectiveMilliseconds
+        if self.policy == .predictive && carMisses && centralMeets {
+            decision.choices.insert(centralChoice, at: 0)
+        } else {
+            decision.choices.append(centralChoice)
+        }
+        return decision
     }
 
-    private static func unindex(_ id: Int, _ descriptor: CarDescriptor, in s: inout Storage) {
-        s.carsByRegion[descriptor.region, default: 1] -= 1
-        for model in descriptor.models { s.pools[PoolKey(zone: descriptor.zone, model: model.id)]?.remove(id) }
-    }
-
-    /// Takes a slot on the car for a job; false when it has none free or is gone.
-    public func acquire(_ id: CarID) -> Bool {
+    /// Takes a slot on the car for a job. Nil when it has no room, is gone, or (a race with a
+    /// telemetry update) is no longer eligible.
+    public func acquire(_ id: CarID, for request: RequestProfile, now: Double) -> Dispatch? {
         self.storage.withLock { s in
-            guard var car = s.cars[id.rawValue], car.inFlight < car.descriptor.slots else { return false }
+            guard var car = s.car(id), Int(car.inFlight) < car.capacity, !car.draining, car.descriptor.zone == request.zone,
+                let offer = car.offers.first(where: { $0.id == request.model })
+            else { return nil }
+            let prediction = self.predictor.predict(
+                car, offer: offer, request: request, churnHazard: s.churn.hazard, now: now)
             car.inFlight += 1
-            s.cars[id.rawValue] = car
-            return true
+            s.cars[id.slot] = car
+            self.reindex(id.slot, in: &s)
+            return Dispatch(
+                car: id, model: request.model, startedAt: now, concurrency: Int(car.inFlight),
+                promptTokens: request.promptTokens, predictedTTFTMilliseconds: prediction.ttft,
+                predictedTPOTMilliseconds: prediction.tpot, predictedRTTMilliseconds: prediction.rtt,
+                predictedQueueMilliseconds: prediction.queue)
         }
     }
 
-    /// Returns a slot with the job's outcome. A failure backs the car off exponentially, so a
-    /// car that fails fast does not look idle and attract more work.
-    public func release(_ id: CarID, succeeded: Bool, now: Double) {
+    /// Returns a job's slot with its outcome, and learns from it: the compute part of the observed
+    /// time to first token against the advertised prefill rate, the observed time per token against
+    /// the class curve at the job's concurrency, the job's duration, and Finagle's peak EWMA. A
+    /// failure backs the car off exponentially, so a car that fails fast does not look idle and
+    /// attract more work.
+    public func finish(_ dispatch: Dispatch, _ outcome: Outcome, now: Double) {
         self.storage.withLock { s in
-            guard var car = s.cars[id.rawValue] else { return }
+            guard var car = s.car(dispatch.car) else { return }
             car.inFlight = max(0, car.inFlight - 1)
-            if succeeded {
+            if outcome.succeeded {
                 car.consecutiveFailures = 0
             } else {
                 car.consecutiveFailures += 1
-                car.backoffUntil = now + min(30, 0.25 * Double(1 << min(car.consecutiveFailures, 7)))
+                car.backoffUntil = now + min(30, 0.25 * Double(1 << min(Int(car.consecutiveFailures), 7)))
             }
-            s.cars[id.rawValue] = car
+            if let index = car.offers.firstIndex(where: { $0.id == dispatch.model }) {
+                let offer = car.offers[index]
+                let rate = self.predictor.learningRate
+                if let ttft = outcome.ttftMilliseconds {
+                    let prompt = Double(max(1, outcome.promptTokens ?? dispatch.promptTokens))
+                    let advertised = 1_000 * prompt / max(1, offer.prefillTokensPerSecond)
+                    // What the RTT and the queue do not explain is the car's prefill (at least 10 % of advertised).
+                    let compute = max(0.1 * advertised, ttft - dispatch.predictedRTTMilliseconds + car.rtt.deviation
+                        - dispatch.predictedQueueMilliseconds)
+                    car.offers[index].learned.observePrefill(compute / advertised, learningRate: rate)
+                    car.peak.observe(ttft, now: now)
+                } else if !outcome.succeeded {
+                    car.peak.observe(max(car.peak.cost * 2, 1_000), now: now)
+                }
+                if let tpot = outcome.tpotMilliseconds, outcome.outputTokens >= 2 {
+                    let concurrency = min(dispatch.concurrency, car.descriptor.slots)
+                    let advertised = 1_000 / max(0.1, offer.decodeRate(activeStreams: concurrency, hardware: car.descriptor.hardware))
+                    car.offers[index].learned.observeDecode(tpot / advertised, learningRate: rate)
+                }
+            }
+            if outcome.succeeded {
+                let seconds = max(0, now - dispatch.startedAt)
+                car.meanJobSeconds = car.meanJobSeconds == 0 ? seconds : 0.8 * car.meanJobSeconds + 0.2 * seconds
+            }
+            s.cars[dispatch.car.slot] = car
+            self.reindex(dispatch.car.slot, in: &s)
         }
+    }
+
+    // MARK: Index maintenance
+
+    /// Puts the car in the bucket its state calls for (or none).
+    private func reindex(_ slot: Int, in s: inout Storage) {
+        guard let car = s.cars[slot] else { return }
+        let target: Int32 = self.eligibility.isAvailable(car) ? car.inFlight : -1
+        if target != car.bucket { Self.moveBucket(slot, to: target, in: &s) }
+    }
+
+    private static func moveBucket(_ slot: Int, to target: Int32, in s: inout Storage) {
+        guard var car = s.cars[slot] else { return }
+        let from = car.bucket
+        guard from != target else { return }
+        for index in car.offers.indices {
+            let pool = Int(car.offers[index].pool)
+            if from >= 0 {
+                let position = Int(car.offers[index].bucketPosition)
+                let last = s.pools[pool].buckets[Int(from)].removeLast()
+                if position < s.pools[pool].buckets[Int(from)].count {
+                    s.pools[pool].buckets[Int(from)][position] = last
+                    if Int(last) != slot {
+                        Self.setPosition(of: Int(last), pool: Int32(pool), bucket: Int32(position), in: &s)
+                    }
+                }
+                s.pools[pool].available -= 1
+            }
+            if target >= 0 {
+                while s.pools[pool].buckets.count <= Int(target) { s.pools[pool].buckets.append([]) }
+                car.offers[index].bucketPosition = Int32(s.pools[pool].buckets[Int(target)].count)
+                s.pools[pool].buckets[Int(target)].append(Int32(slot))
+                s.pools[pool].available += 1
+            } else {
+                car.offers[index].bucketPosition = -1
+            }
+        }
+        car.bucket = target
+        s.cars[slot] = car
+    }
+
+    private static func setPosition(of slot: Int, pool: Int32, all: Int32? = nil, bucket: Int32? = nil, in s: inout Storage) {
+        guard var car = s.cars[slot], let index = car.offers.firstIndex(where: { $0.pool == pool }) else { return }
+        if let all { car.offers[index].allPosition = all }
+        if let bucket { car.offers[index].bucketPosition = bucket }
+        s.cars[slot] = car
+    }
+
+    // MARK: Reading
+
+    /// Ranked eligible cars for a request, best first (a convenience over ``decide(_:central:excluding:now:limit:)``).
+    public func candidates(model: String, zone: String, excluding: [CarID] = [], now: Double, limit: Int = 4)
+        -> [CarSnapshot]
+    {
+        let request = RequestProfile(model: model, zone: zone, promptTokens: 100)
+        return self.decide(request, excluding: excluding, now: now, limit: limit).cars.compactMap(self.snapshot)
     }
 
     /// A car's snapshot.
     public func snapshot(_ id: CarID) -> CarSnapshot? {
-        self.storage.withLock { s in s.cars[id.rawValue].map { Self.snapshot(id: id.rawValue, car: $0) } }
+        self.storage.withLock { s in s.car(id).map { Self.snapshot(id: id, car: $0) } }
     }
 
     /// Every car.
     public func all() -> [CarSnapshot] {
-        self.storage.withLock { s in s.cars.map { Self.snapshot(id: $0.key, car: $0.value) } }
+        self.storage.withLock { s in
+            s.cars.indices.compactMap { slot in
+                s.cars[slot].map { Self.snapshot(id: CarID(slot: slot, generation: s.generations[slot]), car: $0) }
+            }
+        }
     }
 
     /// Models served by connected cars, optionally only in one zone — read from the pools, not the fleet.
     public func models(zone: String? = nil) -> Set<String> {
         self.storage.withLock { s in
-            Set(s.pools.lazy.filter { !$0.value.ids.isEmpty && (zone == nil || $0.key.zone == zone) }.map(\.key.model))
+            Set(s.pools.lazy.filter { !$0.all.isEmpty && (zone == nil || $0.zone == zone) }.map(\.model))
         }
     }
 
@@ -266,36 +450,22 @@ public final class FleetRegistry: Sendable {
     }
 
     /// Number of cars connected.
-    public var count: Int { self.storage.withLock { $0.cars.count } }
+    public var count: Int { self.storage.withLock { $0.count } }
 
-    static func snapshot(id: Int, car: Car) -> CarSnapshot {
+    /// Available cars (room for a job, owner's policy met, not draining) in a (zone, model) pool.
+    public func availableCount(model: String, zone: String) -> Int {
+        self.storage.withLock { s in s.poolIndex[PoolKey(zone: zone, model: model)].map { s.pools[Int($0)].available } ?? 0 }
+    }
+
+    /// The churn hazard the predictor charges: unannounced departures per car-second.
+    public var churnHazard: Double { self.storage.withLock { $0.churn.hazard } }
+
+    static func snapshot(id: CarID, car: Car) -> CarSnapshot {
         CarSnapshot(
-            id: CarID(id), descriptor: car.descriptor, state: car.state, inFlight: car.inFlight,
-            rttMilliseconds: car.rtt, draining: car.draining, consecutiveFailures: car.consecutiveFailures)
-    }
-}
-
-/// The filters a car must pass before it is ranked (DESIGN.md step 3).
-public struct Eligibility: Sendable {
-    /// Worst smoothed RTT that still streams well.
-    public var maxRTTMilliseconds: Double
-    /// A car departing sooner than this is not given new work.
-    public var minSecondsBeforeDeparture: Int
-
-    public init(maxRTTMilliseconds: Double = 400, minSecondsBeforeDeparture: Int = 120) {
-        self.maxRTTMilliseconds = maxRTTMilliseconds
-        self.minSecondsBeforeDeparture = minSecondsBeforeDeparture
-    }
-
-    func admits(_ car: FleetRegistry.Car, model: String, zone: String, now: Double) -> Bool {
-        let d = car.descriptor
-        guard d.zone == zone else { return false }  // hard: privacy zone
-        guard d.models.contains(where: { $0.id == model }) else { return false }
-        guard !car.draining, car.inFlight < d.slots, now >= car.backoffUntil else { return false }
-        if d.policy.onlyWhilePlugged && !car.state.pluggedIn { return false }
-        if car.state.chargePercent < d.policy.minChargePercent { return false }
-        if let rtt = car.rtt, rtt > self.maxRTTMilliseconds { return false }
-        if let departing = car.state.departingInSeconds, departing < self.minSecondsBeforeDeparture { return false }
-        return true
+            id: id, descriptor: car.descriptor, state: car.state, inFlight: Int(car.inFlight),
+            rttMilliseconds: car.rtt.samples > 0 ? car.rtt.smoothed : nil,
+            rttDeviationMilliseconds: car.rtt.samples > 0 ? car.rtt.deviation : nil, draining: car.draining,
+            consecutiveFailures: Int(car.consecutiveFailures),
+            learned: Dictionary(car.offers.map { ($0.id, $0.learned) }, uniquingKeysWith: { a, _ in a }))
     }
 }

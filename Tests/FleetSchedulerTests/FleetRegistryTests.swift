@@ -14,6 +14,10 @@ func descriptor(
 
 let parked = VehicleState(pluggedIn: true, chargePercent: 80, link: .wifi, slotsFree: 2)
 
+func request(zone: String = "eu", model: String = "m", prompt: Int = 100) -> RequestProfile {
+    RequestProfile(model: model, zone: zone, promptTokens: prompt, expectedOutputTokens: 100)
+}
+
 @Suite("Fleet registry and eligibility")
 struct FleetRegistryTests {
     @Test("The zone is a hard filter: a free car outside it is never a candidate")
@@ -54,10 +58,11 @@ struct FleetRegistryTests {
     func slots() {
         let registry = FleetRegistry()
         let (id, _) = registry.register(descriptor("a", slots: 1), state: parked)
-        #expect(registry.acquire(id))
-        #expect(!registry.acquire(id))
+        let job = registry.acquire(id, for: request(), now: 0)
+        #expect(job != nil)
+        #expect(registry.acquire(id, for: request(), now: 0) == nil)
         #expect(registry.candidates(model: "m", zone: "eu", now: 0).isEmpty)
-        registry.release(id, succeeded: true, now: 0)
+        registry.finish(job!, Outcome(ttftMilliseconds: nil, tpotMilliseconds: nil, outputTokens: 0, succeeded: true), now: 0)
         #expect(registry.candidates(model: "m", zone: "eu", now: 0).count == 1)
     }
 
@@ -65,8 +70,8 @@ struct FleetRegistryTests {
     func backoff() {
         let registry = FleetRegistry()
         let (id, _) = registry.register(descriptor("a"), state: parked)
-        _ = registry.acquire(id)
-        registry.release(id, succeeded: false, now: 100)
+        let job = registry.acquire(id, for: request(), now: 100)!
+        registry.finish(job, .failed, now: 100)
         #expect(registry.candidates(model: "m", zone: "eu", now: 100.1).isEmpty)
         #expect(registry.candidates(model: "m", zone: "eu", now: 101).count == 1)
     }
@@ -76,7 +81,7 @@ struct FleetRegistryTests {
         let registry = FleetRegistry()
         let (a, _) = registry.register(descriptor("a"), state: parked)
         let (b, _) = registry.register(descriptor("b"), state: parked)
-        _ = registry.acquire(a)
+        _ = registry.acquire(a, for: request(), now: 0)
         #expect(registry.candidates(model: "m", zone: "eu", now: 0).first?.id == b)
         registry.setDraining(b)
         #expect(registry.candidates(model: "m", zone: "eu", now: 0).map(\.id) == [a])
@@ -123,7 +128,7 @@ struct LargeFleetTests {
         for _ in 0..<300 {
             guard let best = registry.candidates(model: "m", zone: "eu", now: 0, limit: 2).first else { continue }
             #expect(best.inFlight == 0)
-            #expect(registry.acquire(best.id))
+            #expect(registry.acquire(best.id, for: request(), now: 0) != nil)
             used.insert(best.id)
         }
         #expect(used.count == 300)

@@ -47,8 +47,14 @@ final class CompletionHandler: HTTPStreamDelegate, UpstreamEvents {
     var zone = ""
     var upstreamRequest: HTTPRequest?
     var upstreamBody = ByteBuffer()
-    var tried: Set<CarID> = []
-    var candidates: [CarSnapshot] = []
+    var tried: [CarID] = []
+    var profile: RequestProfile?
+    /// The scheduler's ranked choices not yet tried.
+    var choices: [Choice] = []
+    var dispatch: Dispatch?
+    var predictedTTFT: Double?
+    var upstreamStartedAt = NIODeadline.now()
+    var firstTokenAt: NIODeadline?
     var attempts = 0
     var upstream: (any Upstream)?
     var car: CarSnapshot?
@@ -160,6 +166,15 @@ final class CompletionHandler: HTTPStreamDelegate, UpstreamEvents {
             throw .modelNotFound(parsed.model)
         }
         self.parsed = parsed
+        var objective = self.core.configuration.defaultTTFTObjectiveMilliseconds
+        if let slo = self.request.headerFields[HTTPField.Name(FleetHeader.sloTTFT)!] {
+            guard let value = Double(slo), value >= 1, value <= 600_000 else {
+                throw .invalidRequest(
+                    "x-slo-ttft-ms '\(slo.prefix(32))' must be a number of milliseconds between 1 and 600000.",
+                    param: FleetHeader.sloTTFT)
+            }
+            objective = value
+        }
 
         let origin = self.resolveOrigin()
         self.origin = origin
@@ -172,6 +187,12 @@ final class CompletionHandler: HTTPStreamDelegate, UpstreamEvents {
                     param: FleetHeader.residency)
             }
         }
+        // What the scheduler may know: sizes and objectives, never the text. A prompt token is
+        // taken as ~4 bytes of the request body (the body also holds JSON punctuation: an overestimate).
+        self.profile = RequestProfile(
+            model: parsed.model, zone: origin.zone, promptTokens: max(1, self.body.buffer.readableBytes / 4),
+            expectedOutputTokens: min(parsed.outputLimit ?? 256, 1_024), ttftObjectiveMilliseconds: objective,
+            tpotObjectiveMilliseconds: self.core.configuration.tpotObjectiveMilliseconds)
         // The car always streams with usage (the header says so; the client's bytes go through
         // unchanged); the gateway aggregates for stream:false and strips usage if unwanted.
         self.upstreamBody = self.body.buffer
@@ -189,60 +210,94 @@ final class CompletionHandler: HTTPStreamDelegate, UpstreamEvents {
         return self.core.geo.current.resolver.resolve(client)
     }
 
+    /// Asks the scheduler for a ranked list (cars, and central when it is predicted to do better
+    /// or no car fits), excluding the cars already tried.
+    private func decide() {
+        guard let profile = self.profile else { return }
+        let central = self.core.central.option(model: self.model, zone: self.zone)
+        let start = NIODeadline.now()
+        let decision = self.core.registry.decide(profile, central: central, excluding: self.tried, now: self.core.now)
+        self.core.metrics.decisionTime.recordNanoseconds((NIODeadline.now() - start).nanoseconds)
+        let route = decision.choices.first.map { $0.car == nil ? "central" : "car" } ?? "none"
+        self.core.metrics.decision(policy: decision.policy.rawValue, route: route)
+        self.choices = decision.choices
+    }
+
     private func tryNextCar() {
+        var decided = false
         while self.attempts < self.core.configuration.maxAttempts {
-            if self.candidates.isEmpty {
-                self.candidates = self.core.registry.candidates(
-                    model: self.model, zone: self.zone, excluding: self.tried, now: self.core.now)
+            if self.choices.isEmpty {
+                if decided { break }
+                self.decide()
+                decided = true
+                if self.choices.isEmpty { break }
             }
-            guard !self.candidates.isEmpty else { break }
-            let car = self.candidates.removeFirst()
-            self.centralEndpoint = nil
-            self.tried.insert(car.id)
-            guard car.descriptor.zone == self.zone else { continue }  // invariant, checked twice on purpose
-            guard let tunnel = self.core.tunnels.handle(for: car.id), self.core.registry.acquire(car.id) else {
+            let choice = self.choices.removeFirst()
+            guard let id = choice.car else {
+                if self.openCentral(predictedTTFT: choice.predictedTTFTMilliseconds) { return }
                 continue
             }
+            guard !self.tried.contains(id) else { continue }
+            self.tried.append(id)
+            guard let profile = self.profile, let car = self.core.registry.snapshot(id),
+                car.descriptor.zone == self.zone,  // invariant, checked twice on purpose
+                let tunnel = self.core.tunnels.handle(for: id),
+                let dispatch = self.core.registry.acquire(id, for: profile, now: self.core.now)
+            else { continue }
             self.attempts += 1
             self.car = car
-            self.upstreamStatus = 0
-            self.sse = SSE.Decoder()
-            self.held.removeAll()
-            self.upstreamReleased = false
+            self.dispatch = dispatch
+            self.predictedTTFT = dispatch.predictedTTFTMilliseconds
+            self.resetUpstreamState()
             self.upstream = CarUpstream.open(
                 tunnel: tunnel, request: self.upstreamRequest!, body: self.upstreamBody, attempt: self.attempts,
                 relay: NIOLoopBound(self, eventLoop: self.stream.eventLoop))
             self.armFirstTokenTimer()
             return
         }
-        self.car = nil
         // No car fits: central capacity in the same zone, never outside it.
-        if self.attempts <= self.core.configuration.maxAttempts, let origin = self.origin,
-            let client = self.core.httpClient,
-            let endpoint = self.core.central.acquire(
-                model: self.model, zone: self.zone, preferring: origin.region, excluding: self.triedCentral)
+        if self.attempts <= self.core.configuration.maxAttempts,
+            self.openCentral(predictedTTFT: self.core.central.option(model: self.model, zone: self.zone)?.predictedTTFTMilliseconds)
         {
-            precondition(endpoint.zone == self.zone, "Internal inconsistency: central endpoint outside the zone")
-            self.triedCentral.insert(endpoint.baseURL)
-            self.attempts += 1
-            self.centralEndpoint = endpoint
-            self.upstreamReleased = false
-            self.upstreamStatus = 0
-            self.sse = SSE.Decoder()
-            self.held.removeAll()
-            self.upstream = CentralUpstream.open(
-                client: client, endpoint: endpoint, path: String(self.route.dropFirst(3)),
-                body: self.centralBody(), requestID: self.requestID, attempt: self.attempts,
-                relay: NIOLoopBound(self, eventLoop: self.stream.eventLoop))
-            self.armFirstTokenTimer()
             return
         }
+        self.car = nil
         if self.attempts == 0 {
             self.fail(.noCapacity(zone: self.zone))
         } else {
             self.fail(
                 .upstreamFailed("No car or central endpoint could serve the request after \(self.attempts) attempts."))
         }
+    }
+
+    private func resetUpstreamState() {
+        self.upstreamStatus = 0
+        self.upstreamReleased = false
+        self.sse = SSE.Decoder()
+        self.held.removeAll()
+        self.upstreamStartedAt = NIODeadline.now()
+    }
+
+    /// Opens a stream on central capacity in the request's zone; false when none has room.
+    private func openCentral(predictedTTFT: Double?) -> Bool {
+        guard let origin = self.origin, let client = self.core.httpClient,
+            let endpoint = self.core.central.acquire(
+                model: self.model, zone: self.zone, preferring: origin.region, excluding: self.triedCentral)
+        else { return false }
+        precondition(endpoint.zone == self.zone, "Internal inconsistency: central endpoint outside the zone")
+        self.triedCentral.insert(endpoint.baseURL)
+        self.attempts += 1
+        self.car = nil
+        self.dispatch = nil
+        self.centralEndpoint = endpoint
+        self.predictedTTFT = predictedTTFT
+        self.resetUpstreamState()
+        self.upstream = CentralUpstream.open(
+            client: client, endpoint: endpoint, path: String(self.route.dropFirst(3)),
+            body: self.centralBody(), requestID: self.requestID, attempt: self.attempts,
+            relay: NIOLoopBound(self, eventLoop: self.stream.eventLoop))
+        self.armFirstTokenTimer()
+        return true
     }
 
     /// The body for a central endpoint, a generic OpenAI-compatible server: the client's request
@@ -266,11 +321,28 @@ final class CompletionHandler: HTTPStreamDelegate, UpstreamEvents {
     private func releaseUpstream(succeeded: Bool) {
         guard !self.upstreamReleased else { return }
         self.upstreamReleased = true
-        if let car = self.car {
-            self.core.registry.release(car.id, succeeded: succeeded, now: self.core.now)
+        if let dispatch = self.dispatch {
+            self.core.registry.finish(dispatch, self.outcome(succeeded: succeeded), now: self.core.now)
         } else if let endpoint = self.centralEndpoint {
             self.core.central.release(endpoint, succeeded: succeeded)
         }
+    }
+
+    /// What the car's job showed, for the scheduler to learn from. Events stand in for tokens
+    /// (one token per event in the car protocol; the role, finish and usage events are discounted).
+    private func outcome(succeeded: Bool) -> Outcome {
+        guard let first = self.firstTokenAt else {
+            return Outcome(ttftMilliseconds: nil, tpotMilliseconds: nil, outputTokens: 0, succeeded: succeeded)
+        }
+        let ttft = Double((first - self.upstreamStartedAt).nanoseconds) / 1e6
+        let tokens = max(1, self.events - (self.events > 3 ? 3 : 0))
+        var tpot: Double?
+        if let last = self.lastEventAt, tokens >= 2 {
+            tpot = Double((last - first).nanoseconds) / 1e6 / Double(tokens - 1)
+        }
+        return Outcome(
+            ttftMilliseconds: ttft, tpotMilliseconds: tpot, promptTokens: self.aggregate.usage?.promptTokens,
+            outputTokens: tokens, succeeded: succeeded)
     }
 
     // MARK: Upstream events
@@ -342,6 +414,14 @@ final class CompletionHandler: HTTPStreamDelegate, UpstreamEvents {
 
     private func firstEvent() {
         self.firstTokenTimer?.cancel()
+        let now = NIODeadline.now()
+        self.firstTokenAt = now
+        if let dispatch = self.dispatch {
+            let observed = (now - self.upstreamStartedAt).nanoseconds
+            self.core.metrics.observedCarTTFT.recordNanoseconds(observed)
+            self.core.metrics.predictedTTFT.recordNanoseconds(Int64(dispatch.predictedTTFTMilliseconds * 1e6))
+            self.core.metrics.predictionRatio.record(dispatch.predictedTTFTMilliseconds * 1e6 / Double(max(1, observed)))
+        }
         self.core.metrics.ttft.recordNanoseconds((NIODeadline.now() - self.started).nanoseconds)
         if self.streaming {
             var response = HTTPResponse(status: .ok)
@@ -428,6 +508,9 @@ final class CompletionHandler: HTTPStreamDelegate, UpstreamEvents {
         fields[HTTPField.Name(FleetHeader.zone)!] = self.zone
         if let origin = self.origin { fields[HTTPField.Name(FleetHeader.originRegion)!] = origin.region }
         fields[HTTPField.Name(FleetHeader.attempts)!] = String(self.attempts)
+        if let predicted = self.predictedTTFT {
+            fields[HTTPField.Name(FleetHeader.predictedTTFT)!] = String(Int(predicted.rounded()))
+        }
         if let car = self.car {
             fields[HTTPField.Name(FleetHeader.route)!] = "car"
             fields[HTTPField.Name(FleetHeader.region)!] = car.descriptor.region

@@ -1,6 +1,7 @@
 public import AsyncHTTPClient
 public import FleetGeo
 import FleetProtocol
+import FleetScheduler
 import Foundation
 public import Logging
 import NIOCore
@@ -22,6 +23,8 @@ public final class CentralDirectory: Service, Sendable {
         /// Base URL ending in `/v1`, e.g. `http://10.0.0.5:8000/v1`.
         public var baseURL: String
         public var maxConcurrent: Int
+        public var expectedTTFTMilliseconds: Double = 300
+        public var expectedTPOTMilliseconds: Double = 20
         public var models: Set<String> = []
         public var healthy = false
         public var inFlight = 0
@@ -66,7 +69,9 @@ public final class CentralDirectory: Service, Sendable {
                 Endpoint(
                     region: central.region, zone: zone.id,
                     baseURL: central.baseURL.hasSuffix("/")
-                        ? String(central.baseURL.dropLast()) : central.baseURL, maxConcurrent: central.maxConcurrent))
+                        ? String(central.baseURL.dropLast()) : central.baseURL, maxConcurrent: central.maxConcurrent,
+                    expectedTTFTMilliseconds: central.expectedTTFTMilliseconds,
+                    expectedTPOTMilliseconds: central.expectedTPOTMilliseconds))
         }
         self.endpoints = Mutex(list)
         self.client = client
@@ -80,6 +85,21 @@ public final class CentralDirectory: Service, Sendable {
     /// Models served by healthy endpoints.
     public func models() -> Set<String> {
         self.endpoints.withLock { $0.filter(\.healthy).reduce(into: Set<String>()) { $0.formUnion($1.models) } }
+    }
+
+    /// Central capacity for the scheduler: the best expected TTFT of the zone's healthy endpoints
+    /// serving `model`, and whether any has a free stream; nil when the zone has none.
+    func option(model: String, zone: String) -> CentralOption? {
+        self.endpoints.withLock { list in
+            let serving = list.filter { $0.zone == zone && $0.healthy && $0.models.contains(model) }
+            guard let best = serving.min(by: { $0.expectedTTFTMilliseconds < $1.expectedTTFTMilliseconds }) else {
+                return nil
+            }
+            return CentralOption(
+                predictedTTFTMilliseconds: best.expectedTTFTMilliseconds,
+                predictedTPOTMilliseconds: best.expectedTPOTMilliseconds,
+                hasRoom: serving.contains { $0.inFlight < $0.maxConcurrent })
+        }
     }
 
     /// Takes a slot on an endpoint in `zone` serving `model`, preferring `region`; nil when none can.

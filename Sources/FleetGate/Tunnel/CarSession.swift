@@ -90,7 +90,9 @@ final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
         case .hello: self.hello(message)
         case .state:
             guard let id = self.carID, let state = message.state else { return self.reject("state before hello") }
-            self.core.registry.update(id, state: state)
+            self.core.registry.update(id, state: state, now: self.core.now)
+            // The agent's own measurement of its engine, when it sends one.
+            if let models = message.models { self.core.registry.updateRates(id, models: models) }
         case .drain:
             guard let id = self.carID else { return self.reject("drain before hello") }
             self.core.registry.setDraining(id)
@@ -118,8 +120,9 @@ final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
         let descriptor = CarDescriptor(
             vehicleID: vehicleID, pseudonym: self.core.credentials.pseudonym(of: vehicleID), region: region,
             zone: zone.id,
-            hardware: hardware, models: models, slots: min(slots, 64), policy: message.policy ?? OwnerPolicy())
-        let (id, replaced) = self.core.registry.register(descriptor, state: state)
+            hardware: hardware, models: models, slots: min(slots, 64), queueDepth: min(max(0, message.queue ?? 0), 64),
+            policy: message.policy ?? OwnerPolicy())
+        let (id, replaced) = self.core.registry.register(descriptor, state: state, now: self.core.now)
         if let replaced, let old = self.core.tunnels.handle(for: replaced) {
             self.core.tunnels.remove(replaced)
             old.execute { $0.beginGracefulShutdown() }
@@ -193,7 +196,7 @@ final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
         self.helloTimer?.cancel()
         self.pingTimer?.cancel()
         if let id = self.carID {
-            self.core.registry.remove(id)
+            self.core.registry.remove(id, now: self.core.now)
             if self.core.tunnels.handle(for: id)?.channel === self.handle.channel { self.core.tunnels.remove(id) }
             if let region = self.region { self.core.publishCarCount(region: region) }
             self.logger.debug("Car disconnected")

@@ -1,0 +1,555 @@
+import FleetProtocol
+import FleetScheduler
+import Foundation
+
+/// A discrete-event simulation of a car fleet in virtual time, seeded, without sockets, driving
+/// the real ``FleetRegistry``: every decision, slot, telemetry update, PING and outcome goes
+/// through the same calls the gateway makes.
+public final class Simulation {
+    enum Event {
+        case arrival
+        case prefillDone(job: Int, version: Int)
+        case decodeDone(job: Int, version: Int)
+        case centralFirstToken(job: Int)
+        case centralDone(job: Int)
+        case slowdownChange(car: Int)
+        case ping(car: Int)
+        case depart(car: Int)
+        case churn
+        case replacement
+    }
+
+    enum Availability { case home, workplace, fastCharge }
+
+    /// A car as it really is (the registry sees only what the gateway could see).
+    struct Car {
+        var id: CarID?
+        var region: String
+        var zone: String
+        var hardware: HardwareClass
+        var slots: Int
+        var singleStreamTPS: Double
+        var concurrencyFalloff: Double
+        var prefillTPS: Double
+        var link: LinkType
+        var linkMedianMs: Double
+        var linkSigma: Double
+        var slowdown: Double
+        var plugged: Bool
+        var availability: Availability
+        var departAt: Double = .infinity
+        var active: [Int] = []
+        var queue: [Int] = []
+        var departing = false
+    }
+
+    struct Job {
+        var request: Int
+        var car: Int  // -1: central
+        var dispatch: Dispatch?
+        var prompt: Int
+        var output: Int
+        var rttMs: Double
+        var sentAt: Double
+        var decoding = false
+        var remaining: Double = 0
+        var rate: Double = 0
+        var lastUpdate: Double = 0
+        var version = 0
+        var firstTokenAt: Double?
+        var noise: Double
+        var done = false
+    }
+
+    struct Request {
+        var zone: String
+        var prompt: Int
+        var output: Int
+        var expectedOutput: Int
+        var sloMs: Double
+        var arrival: Double
+        var measured: Bool
+        var firstTokenAt: Double?
+        var delivered = 0
+        var attempts = 0
+        var tried: [CarID] = []
+        var finishedAt: Double?
+        var failed = false
+        var usedCentral = false
+    }
+
+    let parameters: SimulationParameters
+    let registry: FleetRegistry
+    var draw: Draw
+    var events = EventQueue<Event>()
+    var now = 0.0
+    var cars: [Car] = []
+    var carByID: [CarID: Int] = [:]
+    var jobs: [Int: Job] = [:]
+    var nextJob = 0
+    var requests: [Request] = []
+    var centralInFlight: [String: Int] = [:]
+    var centralCapacity: [String: Int] = [:]
+    var arrivalRate = 0.0
+    var pendingMeasured = 0
+    var arrivalsEnd: Double { self.parameters.warmupSeconds + self.parameters.measuredSeconds }
+    // Ground-truth counters.
+    var privacyViolations = 0
+    var eligibilityViolations = 0
+    var decisionNanoseconds: UInt64 = 0
+    var decisions = 0
+    var predictionErrors: [Double] = []
+
+    public init(_ parameters: SimulationParameters) {
+        self.parameters = parameters
+        self.registry = FleetRegistry(policy: parameters.policy, seed: parameters.seed &* 31 &+ 7)
+        self.draw = Draw(seed: parameters.seed)
+    }
+
+    // MARK: The fleet
+
+    private func makeCar(initial: Bool) -> Car {
+        let p = self.parameters
+        let region = self.draw.pick(SimulationParameters.regions.map { ($0, $0.share) })
+        let hardware: HardwareClass = p.homogeneous ? .hw4 : self.draw.pick(SimulationParameters.classMix)
+        let link = p.homogeneous ? SimulationParameters.links[0] : self.draw.pick(SimulationParameters.links.map { ($0, $0.share) })
+        let profile = HardwareProfile.of(hardware)
+        // The truth's concurrency curve: r(k) = r1 / (1 + β(k − 1)), β set so that all slots busy
+        // give the class's aggregate — smooth, unlike the predictor's min(r1, aggregate / k).
+        let falloff =
+            profile.slots > 1
+            ? (profile.decodeTokensPerSecond * Double(profile.slots) / profile.aggregateDecodeTokensPerSecond - 1)
+                / Double(profile.slots - 1) : 0
+        let availability = self.draw.pick([
+            (Availability.fastCharge, SimulationParameters.fastChargeShare),
+            (.home, 0.55), (.workplace, 0.40),
+        ])
+        var car = Car(
+            region: region.region, zone: region.zone, hardware: hardware, slots: profile.slots,
+            singleStreamTPS: profile.decodeTokensPerSecond, concurrencyFalloff: falloff,
+            prefillTPS: profile.prefillTokensPerSecond, link: link.0, linkMedianMs: link.medianMs,
+            linkSigma: link.sigma, slowdown: self.drawSlowdown(),
+            plugged: self.draw.uniform() >= SimulationParameters.unpluggedShare, availability: availability)
+        if availability == .fastCharge {
+            let session = self.draw.uniform(20 * 60, 40 * 60)
+            car.departAt = self.now + (initial ? self.draw.uniform(0, session) : session)
+        }
+        return car
+    }
+
+    /// Hidden slowdown (heat, an owner in the cabin): mostly near 1, sometimes 4×. Not in telemetry.
+    private func drawSlowdown() -> Double {
+        let u = self.draw.uniform()
+        if u < 0.6 { return self.draw.uniform(1, 1.3) }
+        if u < 0.85 { return self.draw.uniform(1.3, 2.5) }
+        return self.draw.uniform(2.5, 4)
+    }
+
+    private func connect(_ index: Int) {
+        var car = self.cars[index]
+        let state = self.telemetry(car)
+        let profile = HardwareProfile.of(car.hardware)
+        let descriptor = CarDescriptor(
+            vehicleID: "sim-\(index)", pseudonym: "p\(index)", region: car.region, zone: car.zone,
+            hardware: car.hardware,
+            models: [
+                ModelOffer(
+                    id: SimulationParameters.requestModel, decodeTokensPerSecond: profile.decodeTokensPerSecond,
+                    prefillTokensPerSecond: profile.prefillTokensPerSecond)
+            ],
+            slots: car.slots, queueDepth: SimulationParameters.queueDepth, policy: OwnerPolicy())
+        let id = self.registry.register(descriptor, state: state, now: self.now).id
+        car.id = id
+        self.cars[index] = car
+        self.carByID[id] = index
+        self.events.push(self.now + self.draw.uniform(0, 15), .ping(car: index))
+        self.events.push(self.now + self.draw.exponential(mean: 240), .slowdownChange(car: index))
+        if car.departAt.isFinite { self.events.push(car.departAt, .depart(car: index)) }
+    }
+
+    private func telemetry(_ car: Car) -> VehicleState {
+        VehicleState(
+            pluggedIn: car.plugged, chargePercent: car.plugged ? 80 : 40, link: car.link,
+            departingInSeconds: car.departAt.isFinite ? Int(max(0, car.departAt - self.now)) : nil,
+            slotsFree: max(0, car.slots - car.active.count))
+    }
+
+    private func sampleRTT(_ car: Car) -> Double {
+        var rtt = self.draw.lognormal(median: car.linkMedianMs, sigma: car.linkSigma)
+        if self.draw.uniform() < 0.02 { rtt *= self.draw.uniform(3, 10) }
+        return rtt
+    }
+
+    /// Requests per second the connected, eligible fleet sustains with every slot busy, at the
+    /// mean hidden slowdown and the workload's mean request.
+    func capacity() -> Double {
+        var meanPrompt = 0.0
+        var meanOutput = 0.0
+        for w in SimulationParameters.workloads {
+            meanPrompt += w.share * w.prompt * exp(0.6 * 0.6 / 2)
+            meanOutput += w.share * w.output * exp(0.5 * 0.5 / 2)
+        }
+        let meanSlowdown = 0.6 * 1.15 + 0.25 * 1.9 + 0.15 * 3.25
+        var total = 0.0
+        for car in self.cars where car.id != nil && car.plugged {
+            let perStream = car.singleStreamTPS / (1 + car.concurrencyFalloff * Double(car.slots - 1))
+            let service = meanPrompt / car.prefillTPS + meanOutput / perStream
+            total += Double(car.slots) / (service * meanSlowdown)
+        }
+        return total
+    }
+
+    // MARK: Running
+
+    /// Runs the simulation to the end of the measured window and until every measured request
+    /// has finished or failed.
+    public func run() -> SimulationResult {
+        for i in 0..<self.parameters.cars {
+            self.cars.append(self.makeCar(initial: true))
+            self.connect(i)
+        }
+        self.arrivalRate = self.parameters.load * self.capacity()
+        var slots: [String: Int] = [:]
+        for car in self.cars where car.plugged { slots[car.zone, default: 0] += car.slots }
+        for (zone, n) in slots {
+            self.centralCapacity[zone] = Int((Double(n) * self.parameters.centralShareOfSlots).rounded())
+        }
+        self.events.push(self.draw.exponential(mean: 1 / self.arrivalRate), .arrival)
+        self.scheduleChurn()
+        let hardStop = self.arrivalsEnd + 600
+        while let (time, event) = self.events.pop() {
+            self.now = time
+            if time > self.arrivalsEnd && self.pendingMeasured == 0 { break }
+            if time > hardStop { break }
+            self.handle(event)
+        }
+        return self.result()
+    }
+
+    private func handle(_ event: Event) {
+        switch event {
+        case .arrival:
+            self.arrive()
+            if self.now < self.arrivalsEnd {
+                self.events.push(self.now + self.draw.exponential(mean: 1 / self.arrivalRate), .arrival)
+            }
+        case .prefillDone(let j, let version):
+            guard let job = self.jobs[j], job.version == version, !job.done else { return }
+            self.prefillDone(j)
+        case .decodeDone(let j, let version):
+            guard let job = self.jobs[j], job.version == version, !job.done else { return }
+            self.finish(j)
+        case .centralFirstToken(let j):
+            guard var job = self.jobs[j] else { return }
+            job.firstTokenAt = self.now
+            self.jobs[j] = job
+            if self.requests[job.request].firstTokenAt == nil { self.requests[job.request].firstTokenAt = self.now }
+        case .centralDone(let j):
+            self.finish(j)
+        case .slowdownChange(let c):
+            guard self.cars[c].id != nil else { return }
+            self.cars[c].slowdown = self.drawSlowdown()
+            self.reshare(c)
+            self.events.push(self.now + self.draw.exponential(mean: 240), .slowdownChange(car: c))
+        case .ping(let c):
+            guard let id = self.cars[c].id else { return }
+            self.registry.recordRTT(id, milliseconds: self.sampleRTT(self.cars[c]))
+            self.events.push(self.now + 15, .ping(car: c))
+        case .depart(let c):
+            self.depart(c)
+        case .churn:
+            self.churn()
+            self.scheduleChurn()
+        case .replacement:
+            self.cars.append(self.makeCar(initial: false))
+            self.connect(self.cars.count - 1)
+        }
+    }
+
+    private func scheduleChurn() {
+        let rate = self.parameters.churnPer10Minutes / 600 * Double(self.parameters.cars) * (1 - SimulationParameters.fastChargeShare)
+        guard rate > 0 else { return }
+        self.events.push(self.now + self.draw.exponential(mean: 1 / rate), .churn)
+    }
+
+    /// A home or workplace car leaves: with notice, it announces 120–600 s ahead; without, it just goes.
+    private func churn() {
+        for _ in 0..<32 {
+            let c = Int(self.draw.uniform() * Double(self.cars.count))
+            guard self.cars[c].id != nil, !self.cars[c].departing, self.cars[c].availability != .fastCharge else { continue }
+            self.cars[c].departing = true
+            if self.parameters.departureNotice {
+                self.cars[c].departAt = self.now + self.draw.uniform(120, 600)
+                self.registry.update(self.cars[c].id!, state: self.telemetry(self.cars[c]), now: self.now)
+                self.events.push(self.cars[c].departAt, .depart(car: c))
+            } else {
+                self.depart(c)
+            }
+            return
+        }
+    }
+
+    private func depart(_ c: Int) {
+        guard let id = self.cars[c].id else { return }
+        self.registry.remove(id, now: self.now)
+        self.carByID.removeValue(forKey: id)
+        self.cars[c].id = nil
+        let orphans = self.cars[c].active + self.cars[c].queue
+        self.cars[c].active = []
+        self.cars[c].queue = []
+        for j in orphans {
+            guard var job = self.jobs[j] else { continue }
+            job.done = true
+            self.jobs[j] = nil
+            if job.decoding {
+                let produced = job.output - Int(max(0, job.remaining - job.rate * (self.now - job.lastUpdate)))
+                self.requests[job.request].delivered += max(0, produced)
+            }
+            self.requests[job.request].tried.append(id)
+            self.dispatch(job.request)
+        }
+        self.events.push(self.now + self.draw.uniform(0, 60), .replacement)
+    }
+
+    // MARK: Requests
+
+    private func arrive() {
+        let zoneDraw = self.draw.uniform()
+        let zone = zoneDraw < 0.3 ? "eu" : "us"
+        let w = self.draw.pick(SimulationParameters.workloads.map { ($0, $0.share) })
+        let prompt = Int(min(16_000, max(16, self.draw.lognormal(median: w.prompt, sigma: 0.6))))
+        let output = Int(min(1_024, max(8, self.draw.lognormal(median: w.output, sigma: 0.5))))
+        let measured = self.now >= self.parameters.warmupSeconds && self.now < self.arrivalsEnd
+        self.requests.append(
+            Request(
+                zone: zone, prompt: prompt, output: output, expectedOutput: Int(w.output), sloMs: w.sloMs,
+                arrival: self.now, measured: measured))
+        if measured { self.pendingMeasured += 1 }
+        self.dispatch(self.requests.count - 1)
+    }
+
+    private func dispatch(_ r: Int) {
+        var request = self.requests[r]
+        let remaining = request.output - request.delivered
+        guard remaining > 0 else { return self.complete(r) }
+        guard request.attempts < 4 else { return self.fail(r) }
+        request.attempts += 1
+        self.requests[r] = request
+        let profile = RequestProfile(
+            model: SimulationParameters.requestModel, zone: request.zone, promptTokens: request.prompt + request.delivered,
+            expectedOutputTokens: max(1, min(remaining, request.expectedOutput)), ttftObjectiveMilliseconds: request.sloMs,
+            tpotObjectiveMilliseconds: SimulationParameters.tpotObjectiveMs)
+        let central = CentralOption(
+            predictedTTFTMilliseconds: 2 * SimulationParameters.centralRTTMs + 1_000 * Double(profile.promptTokens)
+                / SimulationParameters.centralPrefillTPS,
+            predictedTPOTMilliseconds: 1_000 / SimulationParameters.centralDecodeTPS,
+            hasRoom: self.centralInFlight[request.zone, default: 0] < self.centralCapacity[request.zone, default: 0])
+        let start = Self.threadCPUNanoseconds()
+        let decision = self.registry.decide(profile, central: central, excluding: request.tried, now: self.now)
+        self.decisionNanoseconds += Self.threadCPUNanoseconds() - start
+        self.decisions += 1
+        for choice in decision.choices {
+            switch choice.route {
+            case .central:
+                guard central.hasRoom else { continue }
+                return self.startCentral(r, prompt: profile.promptTokens, output: remaining)
+            case .car(let id):
+                guard let c = self.carByID[id], let d = self.registry.acquire(id, for: profile, now: self.now) else {
+                    continue
+                }
+                return self.startOnCar(r, car: c, dispatch: d, prompt: profile.promptTokens, output: remaining)
+            }
+        }
+        self.fail(r)
+    }
+
+    private func startCentral(_ r: Int, prompt: Int, output: Int) {
+        let zone = self.requests[r].zone
+        self.centralInFlight[zone, default: 0] += 1
+        self.requests[r].usedCentral = true
+        let j = self.newJob(
+            Job(
+                request: r, car: -1, prompt: prompt, output: output, rttMs: 2 * SimulationParameters.centralRTTMs,
+                sentAt: self.now, noise: self.draw.lognormal(median: 1, sigma: 0.1)))
+        let ttft = (self.jobs[j]!.rttMs + 1_000 * Double(prompt) / SimulationParameters.centralPrefillTPS) / 1_000
+        self.events.push(self.now + ttft * self.jobs[j]!.noise, .centralFirstToken(job: j))
+        self.events.push(
+            self.now + ttft * self.jobs[j]!.noise + Double(max(0, output - 1)) / SimulationParameters.centralDecodeTPS,
+            .centralDone(job: j))
+    }
+
+    private func newJob(_ job: Job) -> Int {
+        let j = self.nextJob
+        self.nextJob += 1
+        self.jobs[j] = job
+        return j
+    }
+
+    private func startOnCar(_ r: Int, car c: Int, dispatch: Dispatch, prompt: Int, output: Int) {
+        let car = self.cars[c]
+        if car.zone != self.requests[r].zone { self.privacyViolations += 1 }
+        if !car.plugged { self.eligibilityViolations += 1 }
+        let j = self.newJob(
+            Job(
+                request: r, car: c, dispatch: dispatch, prompt: prompt, output: output, rttMs: self.sampleRTT(car),
+                sentAt: self.now, noise: self.draw.lognormal(median: 1, sigma: 0.2)))
+        if car.active.count < car.slots {
+            self.beginPrefill(j)
+        } else {
+            self.cars[c].queue.append(j)
+        }
+    }
+
+    /// Prefill competes with the streams decoding on the same chip (15 % each — the predictor
+    /// does not model this).
+    private func beginPrefill(_ j: Int) {
+        var job = self.jobs[j]!
+        let car = self.cars[job.car]
+        let decoding = car.active.reduce(0) { $0 + (self.jobs[$1]?.decoding == true ? 1 : 0) }
+        let rate = car.prefillTPS / car.slowdown / (1 + 0.15 * Double(decoding))
+        job.version += 1
+        self.jobs[j] = job
+        self.cars[job.car].active.append(j)
+        self.events.push(self.now + Double(job.prompt) / rate * job.noise, .prefillDone(job: j, version: job.version))
+        self.reshare(job.car)
+    }
+
+    private func prefillDone(_ j: Int) {
+        var job = self.jobs[j]!
+        job.decoding = true
+        // The first token reaches the gateway one RTT after the request left it, plus the car's time.
+        job.firstTokenAt = self.now + job.rttMs / 1_000
+        job.remaining = Double(job.output - 1)
+        job.lastUpdate = self.now
+        job.rate = 0
+        self.jobs[j] = job
+        if self.requests[job.request].firstTokenAt == nil { self.requests[job.request].firstTokenAt = job.firstTokenAt }
+        if job.remaining <= 0 { return self.finish(j) }
+        self.reshare(job.car)
+    }
+
+    /// Processor sharing: every decoding stream's rate follows the car's current concurrency and slowdown.
+    private func reshare(_ c: Int) {
+        let car = self.cars[c]
+        let k = Double(max(1, car.active.count))
+        let perStream = car.singleStreamTPS / (1 + car.concurrencyFalloff * (k - 1)) / car.slowdown
+        for j in car.active {
+            guard var job = self.jobs[j], job.decoding else { continue }
+            job.remaining = max(0, job.remaining - job.rate * (self.now - job.lastUpdate))
+            job.lastUpdate = self.now
+            job.rate = perStream / job.noise
+            job.version += 1
+            self.jobs[j] = job
+            self.events.push(self.now + job.remaining / job.rate, .decodeDone(job: j, version: job.version))
+        }
+    }
+
+    private func finish(_ j: Int) {
+        guard var job = self.jobs.removeValue(forKey: j) else { return }
+        job.done = true
+        let r = job.request
+        let delivered = self.now + (job.car >= 0 ? job.rttMs / 2_000 : 0)
+        if job.car < 0 {
+            self.centralInFlight[self.requests[r].zone, default: 1] -= 1
+        } else {
+            let c = job.car
+            self.cars[c].active.removeAll { $0 == j }
+            if let d = job.dispatch, let first = job.firstTokenAt {
+                let ttft = (first - job.sentAt) * 1_000
+                let tpot = job.output > 1 ? (delivered - first) * 1_000 / Double(job.output - 1) : nil
+                self.registry.finish(
+                    d,
+                    Outcome(
+                        ttftMilliseconds: ttft, tpotMilliseconds: tpot, promptTokens: job.prompt, outputTokens: job.output,
+                        succeeded: true), now: self.now)
+                if self.requests[r].measured && self.requests[r].attempts == 1 {
+                    self.predictionErrors.append(d.predictedTTFTMilliseconds / max(1, ttft))
+                }
+            }
+            if !self.cars[c].queue.isEmpty { self.beginPrefill(self.cars[c].queue.removeFirst()) } else { self.reshare(c) }
+        }
+        self.requests[r].delivered += job.output
+        self.requests[r].finishedAt = delivered
+        self.complete(r)
+    }
+
+    private func complete(_ r: Int) {
+        if self.requests[r].finishedAt == nil { self.requests[r].finishedAt = self.now }
+        if self.requests[r].measured { self.pendingMeasured -= 1 }
+    }
+
+    private func fail(_ r: Int) {
+        self.requests[r].failed = true
+        if self.requests[r].measured { self.pendingMeasured -= 1 }
+    }
+
+    static func threadCPUNanoseconds() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+    }
+
+    // MARK: Results
+
+    private func result() -> SimulationResult {
+        var ttft: [Double] = []
+        var tpot: [Double] = []
+        var met = 0
+        var failed = 0
+        var central = 0
+        var measured = 0
+        var lost = 0
+        for r in self.requests where r.measured {
+            measured += 1
+            if r.usedCentral { central += 1 }
+            guard !r.failed, let first = r.firstTokenAt, let end = r.finishedAt else {
+                if r.failed { failed += 1 } else { lost += 1 }
+                ttft.append(.infinity)
+                tpot.append(.infinity)
+                continue
+            }
+            let t = (first - r.arrival) * 1_000
+            let p = r.output > 1 ? (end - first) * 1_000 / Double(r.output - 1) : 0
+            ttft.append(t)
+            tpot.append(p)
+            if t <= SimulationParameters.ttftObjectiveMs && p <= SimulationParameters.tpotObjectiveMs { met += 1 }
+        }
+        ttft.sort()
+        tpot.sort()
+        self.predictionErrors.sort()
+        return SimulationResult(
+            parameters: self.parameters, requests: measured, failed: failed, lost: lost,
+            centralFraction: measured > 0 ? Double(central) / Double(measured) : 0,
+            sloAttainment: measured > 0 ? Double(met) / Double(measured) : 0, ttftMs: ttft, tpotMs: tpot,
+            privacyViolations: self.privacyViolations, eligibilityViolations: self.eligibilityViolations,
+            decisionMicroseconds: self.decisions > 0 ? Double(self.decisionNanoseconds) / Double(self.decisions) / 1_000 : 0,
+            predictedOverObservedTTFT: self.predictionErrors)
+    }
+}
+
+/// What one run measured.
+public struct SimulationResult: Sendable {
+    public var parameters: SimulationParameters
+    /// Requests that arrived in the measured window.
+    public var requests: Int
+    public var failed: Int
+    /// Neither finished nor failed when the run ended: must be 0.
+    public var lost: Int
+    public var centralFraction: Double
+    /// Share of requests with TTFT ≤ 1 s and TPOT ≤ 100 ms.
+    public var sloAttainment: Double
+    /// Sorted; failed requests are +∞.
+    public var ttftMs: [Double]
+    public var tpotMs: [Double]
+    public var privacyViolations: Int
+    public var eligibilityViolations: Int
+    /// Mean thread CPU time per decision.
+    public var decisionMicroseconds: Double
+    /// Sorted predicted ÷ observed TTFT, first attempts.
+    public var predictedOverObservedTTFT: [Double]
+
+    public static func percentile(_ sorted: [Double], _ p: Double) -> Double {
+        guard !sorted.isEmpty else { return .nan }
+        return sorted[min(sorted.count - 1, Int((Double(sorted.count) * p).rounded(.down)))]
+    }
+}

@@ -1,0 +1,42 @@
+import FleetProtocol
+
+/// The filters a car must pass before any policy sees it (DESIGN.md step 3).
+///
+/// Two kinds: what follows from the car's state (draining, the owner's policy, room for a job)
+/// decides whether it sits in its pools' buckets at all, kept up to date on every update;
+/// what changes with the clock or the request (back-off after failures, link quality,
+/// departure before the job would end, the zone checked once more) is checked per candidate.
+public struct Eligibility: Sendable {
+    /// Worst smoothed RTT (ms) that still streams well.
+    public var maxRTTMilliseconds: Double
+    /// A car departing sooner than this (seconds) is not given new work, even a short job.
+    public var minSecondsBeforeDeparture: Int
+
+    public init(maxRTTMilliseconds: Double = 400, minSecondsBeforeDeparture: Int = 120) {
+        self.maxRTTMilliseconds = maxRTTMilliseconds
+        self.minSecondsBeforeDeparture = minSecondsBeforeDeparture
+    }
+
+    /// The state-derived part: whether the car belongs in the buckets.
+    func isAvailable(_ car: FleetRegistry.Car) -> Bool {
+        let d = car.descriptor
+        guard !car.draining, !car.offers.isEmpty, Int(car.inFlight) < car.capacity else { return false }
+        if d.policy.onlyWhilePlugged && !car.state.pluggedIn { return false }
+        return car.state.chargePercent >= d.policy.minChargePercent
+    }
+
+    /// The per-request part, for a car drawn from the request's pool.
+    func admits(_ car: FleetRegistry.Car, offer: FleetRegistry.Offer, request: RequestProfile, now: Double) -> Bool {
+        guard car.descriptor.zone == request.zone else { return false }  // hard: privacy zone, checked again
+        guard now >= car.backoffUntil, isAvailable(car) else { return false }
+        if car.rtt.samples > 0, car.rtt.smoothed > self.maxRTTMilliseconds { return false }
+        if car.departsAt != .infinity {
+            // Not departing before the job would end, at the advertised rates (the least it can take).
+            let job =
+                Double(request.promptTokens) / max(1, offer.prefillTokensPerSecond)
+                + Double(request.expectedOutputTokens) / max(0.1, offer.decodeTokensPerSecond)
+            if car.departsAt - now < max(Double(self.minSecondsBeforeDeparture), job) { return false }
+        }
+        return true
+    }
+}

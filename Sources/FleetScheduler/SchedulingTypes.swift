@@ -1,0 +1,197 @@
+public import FleetProtocol
+
+/// A car's handle in the registry: a slot index and a generation, so a stale id never reaches a
+/// car that later took the same slot.
+public struct CarID: Hashable, Sendable, CustomStringConvertible {
+    public let rawValue: Int
+    public init(_ rawValue: Int) { self.rawValue = rawValue }
+    init(slot: Int, generation: UInt32) { self.rawValue = Int(generation) << 32 | slot }
+    var slot: Int { self.rawValue & 0xFFFF_FFFF }
+    var generation: UInt32 { UInt32(truncatingIfNeeded: self.rawValue >> 32) }
+    public var description: String { "car#\(self.slot).\(self.generation)" }
+}
+
+/// What a verified hello establishes about a car; fixed for the life of its tunnel.
+public struct CarDescriptor: Sendable, Hashable {
+    /// The raw vehicle id. Never shown to clients or written to logs; see ``pseudonym``.
+    public var vehicleID: String
+    /// The keyed, rotated hash shown as `x-fleet-vehicle`.
+    public var pseudonym: String
+    /// The region it serves (allowed by its credential).
+    public var region: String
+    /// The zone of that region.
+    public var zone: String
+    public var hardware: HardwareClass
+    /// The models with the rates the car advertises (its own measurement, or its class profile).
+    public var models: [ModelOffer]
+    /// Streams the car runs at once.
+    public var slots: Int
+    /// Further jobs the car accepts into its own short queue while every slot is busy.
+    public var queueDepth: Int
+    public var policy: OwnerPolicy
+
+    public init(
+        vehicleID: String, pseudonym: String, region: String, zone: String, hardware: HardwareClass,
+        models: [ModelOffer], slots: Int, queueDepth: Int = 0, policy: OwnerPolicy
+    ) {
+        self.vehicleID = vehicleID
+        self.pseudonym = pseudonym
+        self.region = region
+        self.zone = zone
+        self.hardware = hardware
+        self.models = models
+        self.slots = slots
+        self.queueDepth = queueDepth
+        self.policy = policy
+    }
+}
+
+/// A read-only view of one car, for the admin API and tests.
+public struct CarSnapshot: Sendable, Hashable {
+    public var id: CarID
+    public var descriptor: CarDescriptor
+    public var state: VehicleState
+    public var inFlight: Int
+    /// Smoothed PING RTT (ms) and its mean deviation, as TCP keeps them (RFC 6298).
+    public var rttMilliseconds: Double?
+    public var rttDeviationMilliseconds: Double?
+    public var draining: Bool
+    public var consecutiveFailures: Int
+    /// Learned slowdowns against the advertised rates (1 = as advertised), per model.
+    public var learned: [String: LearnedRates]
+}
+
+/// How a decision picks among eligible cars. Every policy sees the same registry, the same
+/// eligibility filters and the same observations; only the choice differs.
+public enum SchedulingPolicy: String, Sendable, CaseIterable, Codable {
+    /// Uniformly random eligible car.
+    case random
+    /// The next eligible car in the pool's order.
+    case roundRobin = "round-robin"
+    /// The car with the fewest streams in flight (found from the per-load index, not a scan).
+    case leastOutstanding = "least-outstanding"
+    /// The less loaded of two random eligible cars (Mitzenmacher's power of two choices).
+    case p2cLeastOutstanding = "p2c-least-outstanding"
+    /// Of two random eligible cars, the lower peak-EWMA latency × (outstanding + 1) (Finagle).
+    case p2cPeakEWMA = "p2c-peak-ewma"
+    /// Lowest predicted cost of a probed candidate set; central when no car meets the SLO.
+    case predictive
+}
+
+/// What the scheduler needs to know about a request. Never the prompt itself.
+public struct RequestProfile: Sendable, Hashable {
+    public var model: String
+    /// The enforced privacy zone: a hard filter.
+    public var zone: String
+    /// Estimated prompt tokens.
+    public var promptTokens: Int
+    /// Expected output tokens (the client's `max_tokens`, or a typical length).
+    public var expectedOutputTokens: Int
+    /// Time-to-first-token objective in ms (`x-slo-ttft-ms` or the configured default).
+    public var ttftObjectiveMilliseconds: Double
+    /// Time-per-output-token objective in ms.
+    public var tpotObjectiveMilliseconds: Double
+
+    public init(
+        model: String, zone: String, promptTokens: Int, expectedOutputTokens: Int = 256,
+        ttftObjectiveMilliseconds: Double = 1_000, tpotObjectiveMilliseconds: Double = 100
+    ) {
+        self.model = model
+        self.zone = zone
+        self.promptTokens = promptTokens
+        self.expectedOutputTokens = expectedOutputTokens
+        self.ttftObjectiveMilliseconds = ttftObjectiveMilliseconds
+        self.tpotObjectiveMilliseconds = tpotObjectiveMilliseconds
+    }
+}
+
+/// Central capacity in the request's zone, as the caller sees it at decision time.
+public struct CentralOption: Sendable, Hashable {
+    /// Predicted time to first token on central, ms.
+    public var predictedTTFTMilliseconds: Double
+    /// Predicted time per output token on central, ms.
+    public var predictedTPOTMilliseconds: Double
+    /// Whether central has a free stream for the request's model now.
+    public var hasRoom: Bool
+
+    public init(predictedTTFTMilliseconds: Double, predictedTPOTMilliseconds: Double, hasRoom: Bool) {
+        self.predictedTTFTMilliseconds = predictedTTFTMilliseconds
+        self.predictedTPOTMilliseconds = predictedTPOTMilliseconds
+        self.hasRoom = hasRoom
+    }
+}
+
+/// One ranked option of a decision.
+public struct Choice: Sendable, Hashable {
+    public enum Route: Sendable, Hashable {
+        case car(CarID)
+        case central
+    }
+
+    public var route: Route
+    /// Predicted time to first token, ms (for every policy, so predictions can be scored).
+    public var predictedTTFTMilliseconds: Double
+    /// Predicted time per output token, ms.
+    public var predictedTPOTMilliseconds: Double
+    /// The policy's cost (lower is better); for `predictive`, TTFT plus penalties in ms.
+    public var score: Double
+
+    /// The car, when the route is a car.
+    public var car: CarID? {
+        if case .car(let id) = self.route { return id }
+        return nil
+    }
+}
+
+/// A scheduling decision: a short ranked list, so a retry has its second choice without a new search.
+public struct Decision: Sendable {
+    public var choices: [Choice]
+    public var policy: SchedulingPolicy
+    /// Eligible cars evaluated.
+    public var evaluated: Int
+
+    /// The cars, best first.
+    public var cars: [CarID] { self.choices.compactMap(\.car) }
+}
+
+/// A job placed on a car; handed back with its outcome so the scheduler learns from it.
+public struct Dispatch: Sendable, Hashable {
+    public var car: CarID
+    public var model: String
+    public var startedAt: Double
+    /// Streams the car had (including this one) when the job started.
+    public var concurrency: Int
+    public var promptTokens: Int
+    /// The registry's predictions for this job, ms.
+    public var predictedTTFTMilliseconds: Double
+    public var predictedTPOTMilliseconds: Double
+    /// The parts of the prediction that are not the car's compute: RTT and queue wait, ms.
+    var predictedRTTMilliseconds: Double
+    var predictedQueueMilliseconds: Double
+}
+
+/// What happened to a job.
+public struct Outcome: Sendable, Hashable {
+    /// Observed time to first token, ms, when a token arrived.
+    public var ttftMilliseconds: Double?
+    /// Observed time per output token after the first, ms, when at least two tokens arrived.
+    public var tpotMilliseconds: Double?
+    /// Prompt tokens as the engine counted them, when known.
+    public var promptTokens: Int?
+    public var outputTokens: Int
+    public var succeeded: Bool
+
+    public init(
+        ttftMilliseconds: Double?, tpotMilliseconds: Double?, promptTokens: Int? = nil, outputTokens: Int,
+        succeeded: Bool
+    ) {
+        self.ttftMilliseconds = ttftMilliseconds
+        self.tpotMilliseconds = tpotMilliseconds
+        self.promptTokens = promptTokens
+        self.outputTokens = outputTokens
+        self.succeeded = succeeded
+    }
+
+    /// A job that failed before producing anything.
+    public static let failed = Outcome(ttftMilliseconds: nil, tpotMilliseconds: nil, outputTokens: 0, succeeded: false)
+}

@@ -1,0 +1,179 @@
+import FleetProtocol
+import Foundation
+
+/// One decision's walk over a (zone, model) pool. Every policy draws from the same buckets
+/// through the same ``Eligibility`` check; they differ only in which cars they draw and how
+/// they order them.
+struct Selector {
+    let registry: FleetRegistry
+    let request: RequestProfile
+    let excluding: [CarID]
+    let now: Double
+    let limit: Int
+
+    /// Draws that fail the per-request checks before a policy gives up on sampling and walks
+    /// the buckets in order (bounded by ``walkLimit``).
+    static let maxDraws = 64
+    static let walkLimit = 4_096
+
+    private struct Candidate {
+        var slot: Int
+        var inFlight: Int32
+        var prediction: LatencyPredictor.Prediction
+        var cost: Double
+    }
+
+    func select(in s: inout FleetRegistry.Storage) -> Decision {
+        let policy = self.registry.policy
+        guard let index = s.poolIndex[.init(zone: self.request.zone, model: self.request.model)] else {
+            return Decision(choices: [], policy: policy, evaluated: 0)
+        }
+        let pool = Int(index)
+        guard s.pools[pool].available > 0 else { return Decision(choices: [], policy: policy, evaluated: 0) }
+        var found: [Candidate] = []
+        found.reserveCapacity(max(FleetRegistry.probes, 2 * self.limit))
+        switch policy {
+        case .predictive:
+            self.probeLeastLoadedFirst(FleetRegistry.probes, pool: pool, into: &found, s: &s)
+            found.sort { ($0.cost, $0.slot) < ($1.cost, $1.slot) }
+        case .random:
+            self.drawUniform(self.limit, pool: pool, into: &found, s: &s)
+        case .roundRobin:
+            self.walkRoundRobin(pool: pool, into: &found, s: &s)
+        case .leastOutstanding:
+            self.probeLeastLoadedFirst(self.limit, pool: pool, into: &found, s: &s)
+            found.sort { ($0.inFlight, $0.slot) < ($1.inFlight, $1.slot) }
+        case .p2cLeastOutstanding, .p2cPeakEWMA:
+            self.drawUniform(2 * self.limit, pool: pool, into: &found, s: &s)
+            if policy == .p2cPeakEWMA {
+                for i in found.indices {
+                    let car = s.cars[found[i].slot]!
+                    let decay = exp(-max(0, self.now - car.peak.stamp) / 10)
+                    found[i].cost = car.peak.cost * decay * Double(car.inFlight + 1)
+                }
+            } else {
+                for i in found.indices { found[i].cost = Double(found[i].inFlight) }
+            }
+            // Tournaments of two: each pair's winner, in draw order, then the losers.
+            var winners: [Candidate] = []
+            var losers: [Candidate] = []
+            var i = 0
+            while i < found.count {
+                if i + 1 < found.count {
+                    let (a, b) = (found[i], found[i + 1])
+                    let aWins = a.cost < b.cost || (a.cost == b.cost && s.random.next() & 1 == 0)
+                    winners.append(aWins ? a : b)
+                    losers.append(aWins ? b : a)
+                } else {
+                    winners.append(found[i])
+                }
+                i += 2
+            }
+            found = winners + losers
+        }
+        let evaluated = found.count
+        let choices = found.prefix(self.limit).map { c in
+            Choice(
+                route: .car(CarID(slot: c.slot, generation: s.generations[c.slot])),
+                predictedTTFTMilliseconds: c.prediction.ttft, predictedTPOTMilliseconds: c.prediction.tpot,
+                score: policy == .predictive ? c.prediction.score : c.cost)
+        }
+        return Decision(choices: choices, policy: policy, evaluated: evaluated)
+    }
+
+    /// Evaluates one car; nil when it fails a per-request check or was already taken.
+    private func evaluate(_ slot: Int32, pool: Int, found: [Candidate], s: borrowing FleetRegistry.Storage) -> Candidate? {
+        let slot = Int(slot)
+        guard let car = s.cars[slot], !found.contains(where: { $0.slot == slot }) else { return nil }
+        if !self.excluding.isEmpty, self.excluding.contains(CarID(slot: slot, generation: s.generations[slot])) {
+            return nil
+        }
+        guard let offer = car.offers.first(where: { $0.pool == Int32(pool) }),
+            self.registry.eligibility.admits(car, offer: offer, request: self.request, now: self.now)
+        else { return nil }
+        let prediction = self.registry.predictor.predict(
+            car, offer: offer, request: self.request, churnHazard: s.churn.hazard, now: self.now)
+        return Candidate(slot: slot, inFlight: car.inFlight, prediction: prediction, cost: prediction.score)
+    }
+
+    /// A uniformly random available car of the pool.
+    private func draw(pool: Int, s: inout FleetRegistry.Storage) -> Int32 {
+        var r = Int(s.random.next() % UInt64(s.pools[pool].available))
+        for bucket in s.pools[pool].buckets {
+            if r < bucket.count { return bucket[r] }
+            r -= bucket.count
+        }
+        preconditionFailure("Internal inconsistency: pool count disagrees with its buckets")
+    }
+
+    /// Up to `wanted` eligible cars drawn uniformly (with a bounded number of draws, then a walk).
+    private func drawUniform(_ wanted: Int, pool: Int, into found: inout [Candidate], s: inout FleetRegistry.Storage) {
+        let available = s.pools[pool].available
+        if available <= wanted {
+            self.walk(pool: pool, until: wanted, into: &found, s: &s)
+            return
+        }
+        var draws = 0
+        while found.count < wanted && draws < Self.maxDraws {
+            draws += 1
+            if let c = self.evaluate(self.draw(pool: pool, s: &s), pool: pool, found: found, s: s) { found.append(c) }
+        }
+        if found.count < wanted { self.walk(pool: pool, until: wanted, into: &found, s: &s) }
+    }
+
+    /// Probes up to `probes` cars from the least-loaded bucket up: a bucket no larger than what
+    /// is still wanted is taken whole, a larger one is sampled.
+    private func probeLeastLoadedFirst(
+        _ probes: Int, pool: Int, into found: inout [Candidate], s: inout FleetRegistry.Storage
+    ) {
+        var draws = 0
+        for b in s.pools[pool].buckets.indices {
+            let count = s.pools[pool].buckets[b].count
+            guard count > 0 else { continue }
+            if count <= probes - found.count {
+                for slot in s.pools[pool].buckets[b] {
+                    if let c = self.evaluate(slot, pool: pool, found: found, s: s) { found.append(c) }
+                }
+            } else {
+                let goal = min(probes, found.count + count)
+                while found.count < goal && draws < Self.maxDraws {
+                    draws += 1
+                    let slot = s.pools[pool].buckets[b][Int(s.random.next() % UInt64(count))]
+                    if let c = self.evaluate(slot, pool: pool, found: found, s: s) { found.append(c) }
+                }
+            }
+            if found.count >= probes || draws >= Self.maxDraws { break }
+        }
+        if found.count < min(probes, self.limit) { self.walk(pool: pool, until: self.limit, into: &found, s: &s) }
+    }
+
+    /// Round-robin over the pool's members from its cursor, skipping ineligible ones.
+    private func walkRoundRobin(pool: Int, into found: inout [Candidate], s: inout FleetRegistry.Storage) {
+        let members = s.pools[pool].all
+        var cursor = s.pools[pool].cursor
+        var steps = 0
+        while found.count < self.limit && steps < min(members.count, Self.walkLimit) {
+            cursor = (cursor + 1) % members.count
+            steps += 1
+            let slot = members[cursor]
+            guard s.cars[Int(slot)]?.bucket ?? -1 >= 0 else { continue }
+            if let c = self.evaluate(slot, pool: pool, found: found, s: s) {
+                if found.isEmpty { s.pools[pool].cursor = cursor }
+                found.append(c)
+            }
+        }
+    }
+
+    /// The bounded fallback: the buckets in order, when sampling found too few (a pool that is
+    /// almost all backed off, far away or departing).
+    private func walk(pool: Int, until wanted: Int, into found: inout [Candidate], s: inout FleetRegistry.Storage) {
+        var steps = 0
+        for bucket in s.pools[pool].buckets {
+            for slot in bucket {
+                guard found.count < wanted, steps < Self.walkLimit else { return }
+                steps += 1
+                if let c = self.evaluate(slot, pool: pool, found: found, s: s) { found.append(c) }
+            }
+        }
+    }
+}
