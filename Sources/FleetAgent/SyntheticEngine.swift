@@ -24,11 +24,13 @@ public final class SyntheticEngine: InferenceEngine, Sendable {
         self.slowdown = slowdown
     }
 
+    /// The profile's rates: the slowdown is hidden, as heat or an owner in the cabin would be, so
+    /// the gateway has to learn it from what it observes.
     public var models: [ModelOffer] {
         [
             ModelOffer(
-                id: self.profile.model, decodeTokensPerSecond: self.profile.decodeTokensPerSecond / self.slowdown,
-                prefillTokensPerSecond: self.profile.prefillTokensPerSecond / self.slowdown)
+                id: self.profile.model, decodeTokensPerSecond: self.profile.decodeTokensPerSecond,
+                prefillTokensPerSecond: self.profile.prefillTokensPerSecond)
         ]
     }
 

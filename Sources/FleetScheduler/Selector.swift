@@ -82,7 +82,7 @@ struct Selector {
     }
 
     /// Evaluates one car; nil when it fails a per-request check or was already taken.
-    private func evaluate(_ slot: Int32, pool: Int, found: [Candidate], s: borrowing FleetRegistry.Storage) -> Candidate? {
+    private func evaluate(_ slot: Int32, pool: Int, found: [Candidate], s: inout FleetRegistry.Storage) -> Candidate? {
         let slot = Int(slot)
         guard let car = s.cars[slot], !found.contains(where: { $0.slot == slot }) else { return nil }
         if !self.excluding.isEmpty, self.excluding.contains(CarID(slot: slot, generation: s.generations[slot])) {
@@ -116,7 +116,7 @@ struct Selector {
         var draws = 0
         while found.count < wanted && draws < Self.maxDraws {
             draws += 1
-            if let c = self.evaluate(self.draw(pool: pool, s: &s), pool: pool, found: found, s: s) { found.append(c) }
+            if let c = self.evaluate(self.draw(pool: pool, s: &s), pool: pool, found: found, s: &s) { found.append(c) }
         }
         if found.count < wanted { self.walk(pool: pool, until: wanted, into: &found, s: &s) }
     }
@@ -132,14 +132,23 @@ struct Selector {
             guard count > 0 else { continue }
             if count <= probes - found.count {
                 for slot in s.pools[pool].buckets[b] {
-                    if let c = self.evaluate(slot, pool: pool, found: found, s: s) { found.append(c) }
+                    if let c = self.evaluate(slot, pool: pool, found: found, s: &s) { found.append(c) }
                 }
             } else {
                 let goal = min(probes, found.count + count)
+                let bucket = s.pools[pool].buckets[b]
                 while found.count < goal && draws < Self.maxDraws {
-                    draws += 1
-                    let slot = s.pools[pool].buckets[b][Int(s.random.next() % UInt64(count))]
-                    if let c = self.evaluate(slot, pool: pool, found: found, s: s) { found.append(c) }
+                    // Draw a batch, touch every car of it, then evaluate: the cars are far apart in
+                    // a large registry, and touching them first lets their cache misses overlap.
+                    let batch = min(goal - found.count, Self.maxDraws - draws)
+                    var drawn = (0..<batch).map { _ in bucket[Int(s.random.next() % UInt64(count))] }
+                    draws += batch
+                    var touched = 0
+                    for slot in drawn { touched &+= Int(s.cars[Int(slot)]?.offers.first?.pool ?? 0) }
+                    if touched == -1 { drawn.removeAll() }  // keeps the touching loop
+                    for slot in drawn where found.count < goal {
+                        if let c = self.evaluate(slot, pool: pool, found: found, s: &s) { found.append(c) }
+                    }
                 }
             }
             if found.count >= probes || draws >= Self.maxDraws { break }
@@ -157,7 +166,7 @@ struct Selector {
             steps += 1
             let slot = members[cursor]
             guard s.cars[Int(slot)]?.bucket ?? -1 >= 0 else { continue }
-            if let c = self.evaluate(slot, pool: pool, found: found, s: s) {
+            if let c = self.evaluate(slot, pool: pool, found: found, s: &s) {
                 if found.isEmpty { s.pools[pool].cursor = cursor }
                 found.append(c)
             }
@@ -172,7 +181,7 @@ struct Selector {
             for slot in bucket {
                 guard found.count < wanted, steps < Self.walkLimit else { return }
                 steps += 1
-                if let c = self.evaluate(slot, pool: pool, found: found, s: s) { found.append(c) }
+                if let c = self.evaluate(slot, pool: pool, found: found, s: &s) { found.append(c) }
             }
         }
     }

@@ -197,3 +197,36 @@ struct StreamingTests {
         }
     }
 }
+
+@Suite("Predictive routing through the gateway")
+struct PredictiveRoutingTests {
+    @Test("Outcomes flow back: after a few jobs the gateway prefers the car that really is faster, and says what it predicted")
+    func learnsFromOutcomes() async throws {
+        try await withFleet { fleet in
+            // Same class and advertised rates; one is secretly 6× slower (the hidden slowdown).
+            // The slow car serves alone first; then a new car arrives, unknown to the gateway.
+            let slow = try await fleet.startCar(CarSpec("slow-car", hardware: .hw4, slowdown: 6))
+            var fast: TestCar?
+            var served: [String] = []
+            for i in 0..<8 {
+                if i == 2 { fast = try await fleet.startCar(CarSpec("fast-car", hardware: .hw4, slowdown: 1)) }
+                let client = try await RecordingClient.connect(port: fleet.clientPort)
+                defer { client.close() }
+                let prompt = String(repeating: "tell me about the fleet ", count: 40)
+                let stream = try await client.post(
+                    "/v1/chat/completions", json: chatBody(stream: true, maxTokens: 3, prompt: prompt))
+                let result = await stream.collect()
+                let response = try #require(result.response)
+                #expect(response.status == .ok)
+                let predicted = try #require(response.headerFields[HTTPField.Name("x-fleet-predicted-ttft-ms")!])
+                #expect((Int(predicted) ?? 0) > 0)
+                served.append(response.headerFields[HTTPField.Name("x-fleet-vehicle")!] ?? "-")
+            }
+            #expect(served.prefix(2).allSatisfy { $0 == slow.pseudonym }, "\(served)")
+            #expect(served.suffix(4).allSatisfy { $0 == fast?.pseudonym }, "\(served)")
+            let learned = try #require(fleet.gateway.core.registry.all().first { $0.descriptor.vehicleID == "slow-car" })
+            #expect((learned.learned["fleet-8b"]?.prefillSlowdown ?? 0) > 2)
+            #expect((learned.learned["fleet-8b"]?.decodeSlowdown ?? 0) > 2)
+        }
+    }
+}
