@@ -19,15 +19,16 @@ public struct Eligibility: Sendable {
 
     /// The state-derived part: whether the car belongs in the buckets.
     func isAvailable(_ car: FleetRegistry.Car) -> Bool {
-        let d = car.descriptor
-        guard !car.draining, !car.offers.isEmpty, Int(car.inFlight) < car.capacity else { return false }
-        if d.policy.onlyWhilePlugged && !car.state.pluggedIn { return false }
-        return car.state.chargePercent >= d.policy.minChargePercent
+        guard !car.draining, Int(car.inFlight) < car.capacity else { return false }
+        if car.onlyWhilePlugged && !car.state.pluggedIn { return false }
+        return car.state.chargePercent >= car.minChargePercent
     }
 
     /// The per-request part, for a car drawn from the request's pool.
-    func admits(_ car: FleetRegistry.Car, offer: FleetRegistry.Offer, request: RequestProfile, now: Double) -> Bool {
-        guard car.descriptor.zone == request.zone else { return false }  // hard: privacy zone, checked again
+    func admits(_ car: FleetRegistry.Car, zone: Int32, offer: FleetRegistry.Offer, request: RequestProfile, now: Double)
+        -> Bool
+    {
+        guard car.zone == zone else { return false }  // hard: privacy zone, checked again
         guard now >= car.backoffUntil, isAvailable(car) else { return false }
         if car.rtt.samples > 0, car.rtt.smoothed > self.maxRTTMilliseconds { return false }
         if car.departsAt != .infinity {

@@ -19,9 +19,11 @@ import Synchronization
 /// RTT, departure, the cars already tried) are applied to each candidate drawn. The cost of a
 /// decision therefore depends on the probe count, not the fleet.
 public final class FleetRegistry: Sendable {
-    /// One model a car offers, with its pool membership and what has been learned.
+    /// One model a car offers, with its pool membership and what has been learned. Trivially
+    /// copyable (no references), like ``Car``.
     struct Offer {
-        var id: String
+        /// Index into ``Storage/modelNames``.
+        var model: Int32
         var decodeTokensPerSecond: Double
         var prefillTokensPerSecond: Double
         var pool: Int32
@@ -31,10 +33,19 @@ public final class FleetRegistry: Sendable {
         var learned = LearnedRates()
     }
 
+    /// What decisions read about a car. Trivially copyable — no strings, no arrays — so probing
+    /// a car costs one or two cache lines and no reference counting; what only the admin API and
+    /// logs need (ids, region, the models' names) lives in ``Storage/descriptors``.
     struct Car {
-        var descriptor: CarDescriptor
+        /// Index into ``Storage/zoneNames``.
+        var zone: Int32
+        var hardware: HardwareClass
+        var slots: Int
+        /// Slots plus the car's own queue.
+        var capacity: Int
+        var onlyWhilePlugged: Bool
+        var minChargePercent: Int
         var state: VehicleState
-        var offers: [Offer]
         var inFlight: Int32 = 0
         /// The bucket the car is in (= inFlight when available), or -1.
         var bucket: Int32 = -1
@@ -47,8 +58,9 @@ public final class FleetRegistry: Sendable {
         var peak = PeakEWMA()
         /// EWMA of job durations on this car, seconds (0 until one finishes).
         var meanJobSeconds: Double = 0
-
-        var capacity: Int { self.descriptor.slots + self.descriptor.queueDepth }
+        /// The first model inline; a car with more keeps the rest in ``Storage/extraOffers``.
+        var offerCount: Int
+        var primary: Offer
     }
 
     struct Pool {
@@ -67,22 +79,64 @@ public final class FleetRegistry: Sendable {
 
     struct Storage {
         var cars: [Car?] = []
+        var descriptors: [CarDescriptor?] = []
+        /// Offers beyond a car's first, by slot (rare: most cars run one model).
+        var extraOffers: [Int: [Offer]] = [:]
         /// The generation last issued per slot, so a stale id never matches the next car in it.
         var generations: [UInt32] = []
         var freeSlots: [Int32] = []
         var byVehicle: [String: CarID] = [:]
         var poolIndex: [PoolKey: Int32] = [:]
         var pools: [Pool] = []
+        var zoneIndex: [String: Int32] = [:]
+        var zoneNames: [String] = []
+        var modelIndex: [String: Int32] = [:]
+        var modelNames: [String] = []
         var carsByRegion: [String: Int] = [:]
         var count = 0
         var random: SplitMix64
         var churn = ChurnEstimate()
 
         func car(_ id: CarID) -> Car? {
-            guard id.slot < self.cars.count, self.generations[id.slot] == id.generation, let car = self.cars[id.slot] else {
-                return nil
-            }
-            return car
+            guard id.slot < self.cars.count, self.generations[id.slot] == id.generation else { return nil }
+            return self.cars[id.slot]
+        }
+
+        func offer(_ slot: Int, _ index: Int) -> Offer {
+            index == 0 ? self.cars[slot]!.primary : self.extraOffers[slot]![index - 1]
+        }
+
+        mutating func setOffer(_ slot: Int, _ index: Int, _ offer: Offer) {
+            if index == 0 { self.cars[slot]!.primary = offer } else { self.extraOffers[slot]![index - 1] = offer }
+        }
+
+        /// The index of the car's offer in `pool`, or of `model`.
+        func offerIndex(_ slot: Int, pool: Int32) -> Int? {
+            guard let car = self.cars[slot] else { return nil }
+            if car.primary.pool == pool { return 0 }
+            guard car.offerCount > 1 else { return nil }
+            return self.extraOffers[slot]!.firstIndex { $0.pool == pool }.map { $0 + 1 }
+        }
+
+        func offerIndex(_ slot: Int, model: Int32) -> Int? {
+            guard let car = self.cars[slot] else { return nil }
+            if car.primary.model == model { return 0 }
+            guard car.offerCount > 1 else { return nil }
+            return self.extraOffers[slot]!.firstIndex { $0.model == model }.map { $0 + 1 }
+        }
+
+        mutating func intern(zone: String) -> Int32 {
+            if let index = self.zoneIndex[zone] { return index }
+            self.zoneNames.append(zone)
+            self.zoneIndex[zone] = Int32(self.zoneNames.count - 1)
+            return Int32(self.zoneNames.count - 1)
+        }
+
+        mutating func intern(model: String) -> Int32 {
+            if let index = self.modelIndex[model] { return index }
+            self.modelNames.append(model)
+            self.modelIndex[model] = Int32(self.modelNames.count - 1)
+            return Int32(self.modelNames.count - 1)
         }
     }
 
@@ -144,13 +198,16 @@ public final class FleetRegistry: Sendable {
             } else {
                 slot = s.cars.count
                 s.cars.append(nil)
+                s.descriptors.append(nil)
                 s.generations.append(0)
             }
             s.generations[slot] &+= 1
             let generation = s.generations[slot]
+            let zone = s.intern(zone: descriptor.zone)
             var offers: [Offer] = []
-            offers.reserveCapacity(descriptor.models.count)
-            for model in descriptor.models where !offers.contains(where: { $0.id == model.id }) {
+            for model in descriptor.models {
+                let modelID = s.intern(model: model.id)
+                guard !offers.contains(where: { $0.model == modelID }) else { continue }
                 let key = PoolKey(zone: descriptor.zone, model: model.id)
                 let pool: Int32
                 if let existing = s.poolIndex[key] {
@@ -160,19 +217,25 @@ public final class FleetRegistry: Sendable {
                     s.pools.append(Pool(zone: descriptor.zone, model: model.id))
                     s.poolIndex[key] = pool
                 }
-                offers.append(
-                    Offer(
-                        id: model.id, decodeTokensPerSecond: model.decodeTokensPerSecond,
-                        prefillTokensPerSecond: model.prefillTokensPerSecond, pool: pool))
+                var offer = Offer(
+                    model: modelID, decodeTokensPerSecond: model.decodeTokensPerSecond,
+                    prefillTokensPerSecond: model.prefillTokensPerSecond, pool: pool)
+                offer.allPosition = Int32(s.pools[Int(pool)].all.count)
+                s.pools[Int(pool)].all.append(Int32(slot))
+                offers.append(offer)
             }
-            var car = Car(descriptor: descriptor, state: state, offers: offers)
+            guard let primary = offers.first else {
+                preconditionFailure("Internal inconsistency: a car registered without models")
+            }
+            var car = Car(
+                zone: zone, hardware: descriptor.hardware, slots: max(1, descriptor.slots),
+                capacity: max(1, descriptor.slots) + max(0, descriptor.queueDepth),
+                onlyWhilePlugged: descriptor.policy.onlyWhilePlugged, minChargePercent: descriptor.policy.minChargePercent,
+                state: state, offerCount: offers.count, primary: primary)
             car.departsAt = Self.departure(state, now: now)
-            for index in car.offers.indices {
-                let pool = Int(car.offers[index].pool)
-                car.offers[index].allPosition = Int32(s.pools[pool].all.count)
-                s.pools[pool].all.append(Int32(slot))
-            }
             s.cars[slot] = car
+            s.descriptors[slot] = descriptor
+            if offers.count > 1 { s.extraOffers[slot] = Array(offers.dropFirst()) }
             let id = CarID(slot: slot, generation: generation)
             s.byVehicle[descriptor.vehicleID] = id
             s.carsByRegion[descriptor.region, default: 0] += 1
@@ -193,11 +256,12 @@ public final class FleetRegistry: Sendable {
     }
 
     private static func remove(_ id: CarID, announced: Bool, now: Double, in s: inout Storage) {
-        guard let car = s.car(id) else { return }
+        guard let car = s.car(id), let descriptor = s.descriptors[id.slot] else { return }
         s.churn.advance(to: now, cars: s.count)
         if !announced { s.churn.departures += 1 }
         Self.moveBucket(id.slot, to: -1, in: &s)
-        for offer in car.offers {
+        for index in 0..<car.offerCount {
+            let offer = s.offer(id.slot, index)
             let pool = Int(offer.pool)
             let position = Int(offer.allPosition)
             let last = s.pools[pool].all.removeLast()
@@ -206,10 +270,12 @@ public final class FleetRegistry: Sendable {
                 Self.setPosition(of: Int(last), pool: offer.pool, all: Int32(position), in: &s)
             }
         }
-        if s.byVehicle[car.descriptor.vehicleID] == id { s.byVehicle.removeValue(forKey: car.descriptor.vehicleID) }
-        s.carsByRegion[car.descriptor.region, default: 1] -= 1
+        if s.byVehicle[descriptor.vehicleID] == id { s.byVehicle.removeValue(forKey: descriptor.vehicleID) }
+        s.carsByRegion[descriptor.region, default: 1] -= 1
         s.count -= 1
         s.cars[id.slot] = nil
+        s.descriptors[id.slot] = nil
+        s.extraOffers.removeValue(forKey: id.slot)
         s.freeSlots.append(Int32(id.slot))
     }
 
@@ -227,20 +293,21 @@ public final class FleetRegistry: Sendable {
     /// Replaces the rates a car advertises (the agent's own measurement of its engine).
     public func updateRates(_ id: CarID, models: [ModelOffer]) {
         self.storage.withLock { s in
-            guard var car = s.car(id) else { return }
+            guard s.car(id) != nil else { return }
             for model in models {
-                guard let index = car.offers.firstIndex(where: { $0.id == model.id }) else { continue }
-                if model.decodeTokensPerSecond > 0 { car.offers[index].decodeTokensPerSecond = model.decodeTokensPerSecond }
-                if model.prefillTokensPerSecond > 0 {
-                    car.offers[index].prefillTokensPerSecond = model.prefillTokensPerSecond
+                guard let modelID = s.modelIndex[model.id], let index = s.offerIndex(id.slot, model: modelID) else {
+                    continue
                 }
-                if let d = car.descriptor.models.firstIndex(where: { $0.id == model.id }) {
-                    car.descriptor.models[d] = ModelOffer(
-                        id: model.id, decodeTokensPerSecond: car.offers[index].decodeTokensPerSecond,
-                        prefillTokensPerSecond: car.offers[index].prefillTokensPerSecond)
+                var offer = s.offer(id.slot, index)
+                if model.decodeTokensPerSecond > 0 { offer.decodeTokensPerSecond = model.decodeTokensPerSecond }
+                if model.prefillTokensPerSecond > 0 { offer.prefillTokensPerSecond = model.prefillTokensPerSecond }
+                s.setOffer(id.slot, index, offer)
+                if let d = s.descriptors[id.slot]?.models.firstIndex(where: { $0.id == model.id }) {
+                    s.descriptors[id.slot]!.models[d] = ModelOffer(
+                        id: model.id, decodeTokensPerSecond: offer.decodeTokensPerSecond,
+                        prefillTokensPerSecond: offer.prefillTokensPerSecond)
                 }
             }
-            s.cars[id.slot] = car
         }
     }
 
@@ -278,7 +345,8 @@ public final class FleetRegistry: Sendable {
         _ request: RequestProfile, central: CentralOption? = nil, excluding: [CarID] = [], now: Double, limit: Int = 3
     ) -> Decision {
         var decision = self.storage.withLock { s in
-            Selector(registry: self, request: request, excluding: excluding, now: now, limit: limit).select(in: &s)
+            var selector = Selector(registry: self, request: request, excluding: excluding, now: now, limit: limit)
+            return selector.select(in: &s)
         }
         guard let central, central.hasRoom else { return decision }
         let centralChoice = Choice(
@@ -307,11 +375,12 @@ public final class FleetRegistry: Sendable {
     /// telemetry update) is no longer eligible.
     public func acquire(_ id: CarID, for request: RequestProfile, now: Double) -> Dispatch? {
         self.storage.withLock { s in
-            guard var car = s.car(id), Int(car.inFlight) < car.capacity, !car.draining, car.descriptor.zone == request.zone,
-                let offer = car.offers.first(where: { $0.id == request.model })
+            guard var car = s.car(id), Int(car.inFlight) < car.capacity, !car.draining,
+                s.zoneIndex[request.zone] == car.zone, let model = s.modelIndex[request.model],
+                let index = s.offerIndex(id.slot, model: model)
             else { return nil }
             let prediction = self.predictor.predict(
-                car, offer: offer, request: request, churnHazard: s.churn.hazard, now: now)
+                car, offer: s.offer(id.slot, index), request: request, churnHazard: s.churn.hazard, now: now)
             car.inFlight += 1
             s.cars[id.slot] = car
             self.reindex(id.slot, in: &s)
@@ -338,8 +407,8 @@ public final class FleetRegistry: Sendable {
                 car.consecutiveFailures += 1
                 car.backoffUntil = now + min(30, 0.25 * Double(1 << min(Int(car.consecutiveFailures), 7)))
             }
-            if let index = car.offers.firstIndex(where: { $0.id == dispatch.model }) {
-                let offer = car.offers[index]
+            if let model = s.modelIndex[dispatch.model], let index = s.offerIndex(dispatch.car.slot, model: model) {
+                var offer = index == 0 ? car.primary : s.offer(dispatch.car.slot, index)
                 let rate = self.predictor.learningRate
                 if let ttft = outcome.ttftMilliseconds {
                     let prompt = Double(max(1, outcome.promptTokens ?? dispatch.promptTokens))
@@ -347,16 +416,17 @@ public final class FleetRegistry: Sendable {
                     // What the RTT and the queue do not explain is the car's prefill (at least 10 % of advertised).
                     let compute = max(0.1 * advertised, ttft - dispatch.predictedRTTMilliseconds + car.rtt.deviation
                         - dispatch.predictedQueueMilliseconds)
-                    car.offers[index].learned.observePrefill(compute / advertised, learningRate: rate)
+                    offer.learned.observePrefill(compute / advertised, learningRate: rate)
                     car.peak.observe(ttft, now: now)
                 } else if !outcome.succeeded {
                     car.peak.observe(max(car.peak.cost * 2, 1_000), now: now)
                 }
                 if let tpot = outcome.tpotMilliseconds, outcome.outputTokens >= 2 {
-                    let concurrency = min(dispatch.concurrency, car.descriptor.slots)
-                    let advertised = 1_000 / max(0.1, offer.decodeRate(activeStreams: concurrency, hardware: car.descriptor.hardware))
-                    car.offers[index].learned.observeDecode(tpot / advertised, learningRate: rate)
+                    let concurrency = min(dispatch.concurrency, car.slots)
+                    let advertised = 1_000 / max(0.1, offer.decodeRate(activeStreams: concurrency, hardware: car.hardware))
+                    offer.learned.observeDecode(tpot / advertised, learningRate: rate)
                 }
+                if index == 0 { car.primary = offer } else { s.setOffer(dispatch.car.slot, index, offer) }
             }
             if outcome.succeeded {
                 let seconds = max(0, now - dispatch.startedAt)
@@ -377,13 +447,14 @@ public final class FleetRegistry: Sendable {
     }
 
     private static func moveBucket(_ slot: Int, to target: Int32, in s: inout Storage) {
-        guard var car = s.cars[slot] else { return }
+        guard let car = s.cars[slot] else { return }
         let from = car.bucket
         guard from != target else { return }
-        for index in car.offers.indices {
-            let pool = Int(car.offers[index].pool)
+        for index in 0..<car.offerCount {
+            var offer = s.offer(slot, index)
+            let pool = Int(offer.pool)
             if from >= 0 {
-                let position = Int(car.offers[index].bucketPosition)
+                let position = Int(offer.bucketPosition)
                 let last = s.pools[pool].buckets[Int(from)].removeLast()
                 if position < s.pools[pool].buckets[Int(from)].count {
                     s.pools[pool].buckets[Int(from)][position] = last
@@ -395,22 +466,23 @@ public final class FleetRegistry: Sendable {
             }
             if target >= 0 {
                 while s.pools[pool].buckets.count <= Int(target) { s.pools[pool].buckets.append([]) }
-                car.offers[index].bucketPosition = Int32(s.pools[pool].buckets[Int(target)].count)
+                offer.bucketPosition = Int32(s.pools[pool].buckets[Int(target)].count)
                 s.pools[pool].buckets[Int(target)].append(Int32(slot))
                 s.pools[pool].available += 1
             } else {
-                car.offers[index].bucketPosition = -1
+                offer.bucketPosition = -1
             }
+            s.setOffer(slot, index, offer)
         }
-        car.bucket = target
-        s.cars[slot] = car
+        s.cars[slot]!.bucket = target
     }
 
     private static func setPosition(of slot: Int, pool: Int32, all: Int32? = nil, bucket: Int32? = nil, in s: inout Storage) {
-        guard var car = s.cars[slot], let index = car.offers.firstIndex(where: { $0.pool == pool }) else { return }
-        if let all { car.offers[index].allPosition = all }
-        if let bucket { car.offers[index].bucketPosition = bucket }
-        s.cars[slot] = car
+        guard let index = s.offerIndex(slot, pool: pool) else { return }
+        var offer = s.offer(slot, index)
+        if let all { offer.allPosition = all }
+        if let bucket { offer.bucketPosition = bucket }
+        s.setOffer(slot, index, offer)
     }
 
     // MARK: Reading
@@ -425,14 +497,14 @@ public final class FleetRegistry: Sendable {
 
     /// A car's snapshot.
     public func snapshot(_ id: CarID) -> CarSnapshot? {
-        self.storage.withLock { s in s.car(id).map { Self.snapshot(id: id, car: $0) } }
+        self.storage.withLock { s in s.car(id).map { _ in Self.snapshot(id: id, in: s) } }
     }
 
     /// Every car.
     public func all() -> [CarSnapshot] {
         self.storage.withLock { s in
             s.cars.indices.compactMap { slot in
-                s.cars[slot].map { Self.snapshot(id: CarID(slot: slot, generation: s.generations[slot]), car: $0) }
+                s.cars[slot].map { _ in Self.snapshot(id: CarID(slot: slot, generation: s.generations[slot]), in: s) }
             }
         }
     }
@@ -460,12 +532,14 @@ public final class FleetRegistry: Sendable {
     /// The churn hazard the predictor charges: unannounced departures per car-second.
     public var churnHazard: Double { self.storage.withLock { $0.churn.hazard } }
 
-    static func snapshot(id: CarID, car: Car) -> CarSnapshot {
-        CarSnapshot(
-            id: id, descriptor: car.descriptor, state: car.state, inFlight: Int(car.inFlight),
+    static func snapshot(id: CarID, in s: Storage) -> CarSnapshot {
+        let car = s.cars[id.slot]!
+        let learned = (0..<car.offerCount).map { s.offer(id.slot, $0) }.map { (s.modelNames[Int($0.model)], $0.learned) }
+        return CarSnapshot(
+            id: id, descriptor: s.descriptors[id.slot]!, state: car.state, inFlight: Int(car.inFlight),
             rttMilliseconds: car.rtt.samples > 0 ? car.rtt.smoothed : nil,
             rttDeviationMilliseconds: car.rtt.samples > 0 ? car.rtt.deviation : nil, draining: car.draining,
             consecutiveFailures: Int(car.consecutiveFailures),
-            learned: Dictionary(car.offers.map { ($0.id, $0.learned) }, uniquingKeysWith: { a, _ in a }))
+            learned: Dictionary(learned, uniquingKeysWith: { a, _ in a }))
     }
 }

@@ -119,13 +119,13 @@ public struct LatencyPredictor: Sendable {
         let prefillMs = 1_000 * Double(max(1, request.promptTokens)) / max(1, offer.prefillTokensPerSecond)
             * exp(learned.prefillLogSlowdown + prefillDoubt)
         let streams = Int(car.inFlight) + 1
-        let decodeRate = offer.decodeRate(activeStreams: min(streams, car.descriptor.slots), hardware: car.descriptor.hardware)
+        let decodeRate = offer.decodeRate(activeStreams: min(streams, car.slots), hardware: car.hardware)
         let tpot = 1_000 / max(0.1, decodeRate) * exp(learned.decodeLogSlowdown + decodeDoubt)
         let serviceSeconds = (prefillMs + tpot * Double(request.expectedOutputTokens)) / 1_000
         // Queue wait: jobs ahead of this one beyond the slots, each taking a slot's share of a typical job.
-        let ahead = Int(car.inFlight) - car.descriptor.slots + 1
+        let ahead = Int(car.inFlight) - car.slots + 1
         let typicalJob = car.meanJobSeconds > 0 ? car.meanJobSeconds : serviceSeconds
-        let queue = ahead > 0 ? 1_000 * Double(ahead) * typicalJob / Double(car.descriptor.slots) : 0
+        let queue = ahead > 0 ? 1_000 * Double(ahead) * typicalJob / Double(car.slots) : 0
         let ttft = rtt + queue + prefillMs
         let jobSeconds = (ttft + tpot * Double(request.expectedOutputTokens)) / 1_000
         var score = ttft + 2 * tpot

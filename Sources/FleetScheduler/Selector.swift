@@ -10,6 +10,17 @@ struct Selector {
     let excluding: [CarID]
     let now: Double
     let limit: Int
+    /// Set by ``select(in:)``: the request's zone as the registry numbers it, and the churn hazard.
+    private var zone: Int32 = -1
+    private var hazard: Double = 0
+
+    init(registry: FleetRegistry, request: RequestProfile, excluding: [CarID], now: Double, limit: Int) {
+        self.registry = registry
+        self.request = request
+        self.excluding = excluding
+        self.now = now
+        self.limit = limit
+    }
 
     /// Draws that fail the per-request checks before a policy gives up on sampling and walks
     /// the buckets in order (bounded by ``walkLimit``).
@@ -23,8 +34,10 @@ struct Selector {
         var cost: Double
     }
 
-    func select(in s: inout FleetRegistry.Storage) -> Decision {
+    mutating func select(in s: inout FleetRegistry.Storage) -> Decision {
         let policy = self.registry.policy
+        self.zone = s.zoneIndex[self.request.zone] ?? -1
+        self.hazard = s.churn.hazard
         guard let index = s.poolIndex[.init(zone: self.request.zone, model: self.request.model)] else {
             return Decision(choices: [], policy: policy, evaluated: 0)
         }
@@ -35,14 +48,14 @@ struct Selector {
         switch policy {
         case .predictive:
             self.probeLeastLoadedFirst(FleetRegistry.probes, pool: pool, into: &found, s: &s)
-            found.sort { ($0.cost, $0.slot) < ($1.cost, $1.slot) }
+            Self.rankFirst(self.limit, of: &found) { ($0.cost, $0.slot) < ($1.cost, $1.slot) }
         case .random:
             self.drawUniform(self.limit, pool: pool, into: &found, s: &s)
         case .roundRobin:
             self.walkRoundRobin(pool: pool, into: &found, s: &s)
         case .leastOutstanding:
             self.probeLeastLoadedFirst(self.limit, pool: pool, into: &found, s: &s)
-            found.sort { ($0.inFlight, $0.slot) < ($1.inFlight, $1.slot) }
+            Self.rankFirst(self.limit, of: &found) { ($0.inFlight, $0.slot) < ($1.inFlight, $1.slot) }
         case .p2cLeastOutstanding, .p2cPeakEWMA:
             self.drawUniform(2 * self.limit, pool: pool, into: &found, s: &s)
             if policy == .p2cPeakEWMA {
@@ -81,6 +94,16 @@ struct Selector {
         return Decision(choices: choices, policy: policy, evaluated: evaluated)
     }
 
+    /// Moves the best `k` candidates to the front, in order (a partial selection sort: k is the
+    /// decision's short list, a full sort of every probe would be wasted).
+    private static func rankFirst(_ k: Int, of found: inout [Candidate], by better: (Candidate, Candidate) -> Bool) {
+        for i in 0..<min(k, found.count) {
+            var best = i
+            for j in (i + 1)..<found.count where better(found[j], found[best]) { best = j }
+            if best != i { found.swapAt(i, best) }
+        }
+    }
+
     /// Evaluates one car; nil when it fails a per-request check or was already taken.
     private func evaluate(_ slot: Int32, pool: Int, found: [Candidate], s: inout FleetRegistry.Storage) -> Candidate? {
         let slot = Int(slot)
@@ -88,11 +111,18 @@ struct Selector {
         if !self.excluding.isEmpty, self.excluding.contains(CarID(slot: slot, generation: s.generations[slot])) {
             return nil
         }
-        guard let offer = car.offers.first(where: { $0.pool == Int32(pool) }),
-            self.registry.eligibility.admits(car, offer: offer, request: self.request, now: self.now)
+        let offer: FleetRegistry.Offer
+        if car.primary.pool == Int32(pool) {
+            offer = car.primary
+        } else if let index = s.offerIndex(slot, pool: Int32(pool)) {
+            offer = s.offer(slot, index)
+        } else {
+            return nil
+        }
+        guard self.registry.eligibility.admits(car, zone: self.zone, offer: offer, request: self.request, now: self.now)
         else { return nil }
         let prediction = self.registry.predictor.predict(
-            car, offer: offer, request: self.request, churnHazard: s.churn.hazard, now: self.now)
+            car, offer: offer, request: self.request, churnHazard: self.hazard, now: self.now)
         return Candidate(slot: slot, inFlight: car.inFlight, prediction: prediction, cost: prediction.score)
     }
 
@@ -141,10 +171,12 @@ struct Selector {
                     // Draw a batch, touch every car of it, then evaluate: the cars are far apart in
                     // a large registry, and touching them first lets their cache misses overlap.
                     let batch = min(goal - found.count, Self.maxDraws - draws)
-                    var drawn = (0..<batch).map { _ in bucket[Int(s.random.next() % UInt64(count))] }
+                    var drawn: [Int32] = []
+                    drawn.reserveCapacity(batch)
+                    for _ in 0..<batch { drawn.append(bucket[Int(s.random.next() % UInt64(count))]) }
                     draws += batch
                     var touched = 0
-                    for slot in drawn { touched &+= Int(s.cars[Int(slot)]?.offers.first?.pool ?? 0) }
+                    for slot in drawn { touched &+= Int(s.cars[Int(slot)]?.inFlight ?? 0) }
                     if touched == -1 { drawn.removeAll() }  // keeps the touching loop
                     for slot in drawn where found.count < goal {
                         if let c = self.evaluate(slot, pool: pool, found: found, s: &s) { found.append(c) }
