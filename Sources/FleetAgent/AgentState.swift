@@ -75,6 +75,15 @@ public final class AgentState: Sendable {
         if let message { subscribers.forEach { $0(message) } }
     }
 
+    /// Tells subscribers the rates the engine measured, in a state message (the gateway's
+    /// scheduler takes them as the car's advertised rates).
+    public func reportRates(_ models: [ModelOffer]) {
+        let (message, subscribers) = self.state.withLock { state in
+            (StatusMessage.state(state.vehicle, models: models), Array(state.subscribers.values))
+        }
+        subscribers.forEach { $0(message) }
+    }
+
     /// Announces a drain: no new jobs; tells subscribers.
     public func beginDrain(reason: String, seconds: Int) {
         let subscribers = self.state.withLock { state -> [@Sendable (StatusMessage) -> Void] in

@@ -118,6 +118,7 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
     func finish(reason: String, promptTokens: Int, completionTokens: Int) {
         self.job = nil
         self.releaseSlot()
+        if self.responder.engine.measuresRates { self.responder.state.reportRates(self.responder.engine.models) }
         let usage = Usage(promptTokens: promptTokens, completionTokens: completionTokens)
         if self.streaming {
             self.writeChunk(

@@ -58,8 +58,14 @@ public protocol InferenceEngine: Sendable {
     var models: [ModelOffer] { get }
     /// How many jobs may run at once.
     var slots: Int { get }
+    /// Whether ``models`` reports rates measured from jobs (sent to the gateway after each job).
+    var measuresRates: Bool { get }
     /// Starts a job whose output goes to `sink`, on `eventLoop`.
     func start(_ job: InferenceJob, on eventLoop: any EventLoop, sink: any TokenSink) -> any InferenceJobHandle
+}
+
+extension InferenceEngine {
+    public var measuresRates: Bool { false }
 }
 
 /// An engine failure.

@@ -48,7 +48,7 @@ public struct FleetFixture: Sendable {
     public let adminPort: Int
     public let group: any EventLoopGroup
     let secret: String
-    let starter: AsyncStream<SimulatedCar>.Continuation
+    let starter: AsyncStream<TunnelClient>.Continuation
     let logger: Logger
     let services: ServiceGroup
 
@@ -76,12 +76,37 @@ public struct FleetFixture: Sendable {
             tls: spec.tls)
         let car = SimulatedCar(
             configuration: config, state: spec.state, slowdown: spec.slowdown, group: self.group, logger: self.logger)
-        self.starter.yield(car)
+        self.starter.yield(car.tunnel)
         let pseudonym = credentials.pseudonym(of: spec.vehicleID)
         try await waitUntil(timeout: timeout, "car \(spec.vehicleID) registered") {
             self.gateway.core.registry.all().contains { $0.descriptor.vehicleID == spec.vehicleID && !$0.draining }
         }
         return TestCar(spec: spec, car: car, pseudonym: pseudonym)
+    }
+}
+
+extension FleetFixture {
+    /// Starts a car in `region` running `engine` (for example ``OpenAILocalEngine`` in front of a
+    /// real model) and waits until the gateway has registered it; returns its pseudonym.
+    @discardableResult
+    public func startCar(
+        _ vehicleID: String, region: String = "eu-central", hardware: HardwareClass = .hw4,
+        engine: any InferenceEngine, timeout: Duration = .seconds(10)
+    ) async throws -> String {
+        let credentials = try FleetCredentials(secret: self.secret)
+        let token = credentials.issue(vehicleID: vehicleID, regions: [region], expires: Date().addingTimeInterval(3600))
+        let config = AgentConfiguration(
+            gatewayHost: "127.0.0.1", gatewayPort: self.tunnelPort, vehicleID: vehicleID, credential: token,
+            region: region, hardware: hardware, initialBackoff: .milliseconds(20), maxBackoff: .milliseconds(200))
+        let state = AgentState(
+            initial: VehicleState(pluggedIn: true, chargePercent: 80, link: .wifi, slotsFree: engine.slots),
+            slots: engine.slots)
+        self.starter.yield(
+            TunnelClient(configuration: config, engine: engine, state: state, group: self.group, logger: self.logger))
+        try await waitUntil(timeout: timeout, "car \(vehicleID) registered") {
+            self.gateway.core.registry.all().contains { $0.descriptor.vehicleID == vehicleID && !$0.draining }
+        }
+        return credentials.pseudonym(of: vehicleID)
     }
 }
 
@@ -105,13 +130,13 @@ public func withFleet<R: Sendable>(
     let gateway = try Gateway(configuration: configuration, group: group, logger: logger)
     let services = ServiceGroup(
         configuration: .init(services: gateway.services.map { .init(service: $0) }, logger: logger))
-    let (starts, starter) = AsyncStream.makeStream(of: SimulatedCar.self)
+    let (starts, starter) = AsyncStream.makeStream(of: TunnelClient.self)
 
     return try await withThrowingTaskGroup(of: Void.self) { tasks in
         tasks.addTask { try await services.run() }
         tasks.addTask {
             await withDiscardingTaskGroup { cars in
-                for await car in starts { cars.addTask { try? await car.tunnel.run() } }
+                for await tunnel in starts { cars.addTask { try? await tunnel.run() } }
             }
         }
         do {

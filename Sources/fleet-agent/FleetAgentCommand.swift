@@ -1,4 +1,5 @@
 import ArgumentParser
+import AsyncHTTPClient
 import FleetAgent
 import FleetHTTP2
 import FleetProtocol
@@ -20,7 +21,11 @@ struct FleetAgentCommand: AsyncParsableCommand {
 
 struct EngineOptions: ParsableArguments {
     @Option(name: .customLong("hardware"), help: "Hardware class: hw3, hw4 or ai5.") var hardwareName = "hw4"
-    @Option(help: "Engine: synthetic.") var engine = "synthetic"
+    @Option(help: "Engine: synthetic, or openai-local (a local OpenAI-compatible runtime at --upstream).") var engine =
+        "synthetic"
+    @Option(help: "openai-local: the runtime's base URL, ending in /v1.") var upstream = "http://127.0.0.1:8081/v1"
+    @Option(help: "openai-local: ADVERTISED=UPSTREAM model name (repeatable; default: the runtime's own names).")
+    var modelMap: [String] = []
     @Option(help: "Hidden slowdown of the synthetic engine (1 = nominal).") var slowdown = 1.0
     @Option(help: "Override the profile's slot count (benchmarks).") var slots: Int?
     @Option(help: "Override the profile's decode tokens/s per stream, also its aggregate (benchmarks).") var decodeTps:
@@ -30,12 +35,40 @@ struct EngineOptions: ParsableArguments {
 
     var hardware: HardwareClass { HardwareClass(rawValue: self.hardwareName) ?? .hw4 }
 
-    func makeEngine() throws -> SyntheticEngine {
+    /// The engine chosen: the synthetic one, or the bridge to a local runtime (asked for its models first).
+    func makeEngine() async throws -> any InferenceEngine {
+        guard self.engine != "openai-local" else { return try await self.makeOpenAILocalEngine() }
+        return try self.makeSyntheticEngine()
+    }
+
+    func makeOpenAILocalEngine() async throws -> OpenAILocalEngine {
+        var mapping: [String: String] = [:]
+        for entry in self.modelMap {
+            let parts = entry.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
+                throw ValidationError("--model-map: '\(entry)' is not ADVERTISED=UPSTREAM")
+            }
+            mapping[parts[0]] = parts[1]
+        }
+        let slots = self.slots ?? 1
+        guard (1...4096).contains(slots) else { throw ValidationError("--slots: \(slots) is not in 1...4096") }
+        let configuration = OpenAILocalEngine.Configuration(
+            baseURL: self.upstream, models: mapping, slots: slots,
+            initialDecodeTokensPerSecond: self.decodeTps ?? HardwareProfile.of(self.hardware).decodeTokensPerSecond,
+            initialPrefillTokensPerSecond: self.prefillTps ?? HardwareProfile.of(self.hardware).prefillTokensPerSecond)
+        do {
+            return try await OpenAILocalEngine.connect(configuration, client: .shared)
+        } catch let error as EngineError {
+            throw ValidationError("--upstream: \(error.message)")
+        }
+    }
+
+    func makeSyntheticEngine() throws -> SyntheticEngine {
         guard HardwareClass(rawValue: self.hardwareName) != nil else {
             throw ValidationError("--hardware: '\(self.hardwareName)' is not one of hw3, hw4, ai5")
         }
         guard self.engine == "synthetic" else {
-            throw ValidationError("--engine: '\(self.engine)' is not known (synthetic)")
+            throw ValidationError("--engine: '\(self.engine)' is not known (synthetic, openai-local)")
         }
         guard self.slowdown >= 1 else { throw ValidationError("--slowdown: \(self.slowdown) must be ≥ 1") }
         var profile = HardwareProfile.of(self.hardware)
@@ -99,7 +132,7 @@ struct Run: AsyncParsableCommand {
         guard let token = self.token ?? ProcessInfo.processInfo.environment["FLEET_AGENT_TOKEN"] else {
             throw ValidationError("give --token or set FLEET_AGENT_TOKEN")
         }
-        let engine = try self.engineOptions.makeEngine()
+        let engine = try await self.engineOptions.makeEngine()
         guard let link = LinkType(rawValue: self.link) else {
             throw ValidationError("--link: '\(self.link)' is not one of wifi, cellular, satellite, ethernet")
         }
@@ -152,7 +185,7 @@ struct Serve: AsyncParsableCommand {
         guard parts.count == 2, let port = Int(parts[1]), (0...65535).contains(port) else {
             throw ValidationError("--listen: '\(self.listen)' is not host:port")
         }
-        let engine = try self.engineOptions.makeEngine()
+        let engine = try await self.engineOptions.makeEngine()
         // As central capacity it is not a car: many slots, no telemetry.
         let state = AgentState(
             initial: VehicleState(pluggedIn: true, chargePercent: 100, link: .ethernet, slotsFree: 0),

@@ -1,4 +1,5 @@
 import ArgumentParser
+import AsyncHTTPClient
 import FleetAgent
 import FleetGate
 import FleetProtocol
@@ -14,6 +15,11 @@ struct Demo: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Run the gateway with simulated cars until Ctrl-C.")
     @OptionGroup var common: CommonOptions
     @Option(help: "Simulated cars per region (one of each hardware class per three).") var carsPerRegion = 3
+    @Option(
+        help:
+            "Add a car in eu-central backed by a real model: the base URL (…/v1) of a local OpenAI-compatible runtime (./scripts/demo.sh --real-model starts one)."
+    )
+    var realModel: String?
 
     /// Regions the demo fleet parks in, across the eu, us and apac zones.
     static let regions = ["eu-central", "eu-west", "eu-north", "us-east", "ap-northeast"]
@@ -28,11 +34,22 @@ struct Demo: AsyncParsableCommand {
         let gateway = try Gateway(configuration: config, group: group, logger: logger)
         let credentials = try FleetCredentials(secret: secret)
 
+        var realEngine: OpenAILocalEngine?
+        if let url = self.realModel {
+            do {
+                // One slot: llama-cpp-python's server aborts a running request when another arrives.
+                realEngine = try await OpenAILocalEngine.connect(
+                    .init(baseURL: url, slots: 1, initialDecodeTokensPerSecond: 50, initialPrefillTokensPerSecond: 500),
+                    client: .shared)
+            } catch let error as EngineError {
+                throw ValidationError("--real-model: \(error.message)")
+            }
+        }
         var services: [any Service] = gateway.services
         services.append(
             WhenBound(
                 gateway: gateway, group: group, logger: logger, secret: credentials,
-                carsPerRegion: self.carsPerRegion))
+                carsPerRegion: self.carsPerRegion, realEngine: realEngine))
         let group2 = ServiceGroup(
             configuration: .init(
                 services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint],
@@ -48,6 +65,7 @@ struct WhenBound: Service {
     let logger: Logger
     let secret: FleetCredentials
     let carsPerRegion: Int
+    let realEngine: OpenAILocalEngine?
 
     func run() async throws {
         let client = try await self.gateway.clientListener.boundAddress.get()
@@ -72,6 +90,29 @@ struct WhenBound: Service {
                         group: self.group, logger: carLogger))
             }
         }
+        var tunnels = cars.map(\.tunnel)
+        var realModelHelp = ""
+        if let engine = self.realEngine {
+            let vehicleID = "demo-real-model"
+            let config = AgentConfiguration(
+                gatewayHost: "127.0.0.1", gatewayPort: tunnel.port!, vehicleID: vehicleID,
+                credential: self.secret.issue(
+                    vehicleID: vehicleID, regions: ["eu-central"], expires: Date().addingTimeInterval(86_400)),
+                region: "eu-central", hardware: .hw4)
+            let state = AgentState(
+                initial: VehicleState(pluggedIn: true, chargePercent: 80, link: .wifi, slotsFree: engine.slots),
+                slots: engine.slots)
+            tunnels.append(TunnelClient(configuration: config, engine: engine, state: state, group: self.group, logger: carLogger))
+            let model = engine.models.first?.id ?? "?"
+            realModelHelp = """
+
+                A real model (\(model), via \(engine.configuration.baseURL)) runs on car demo-real-model in eu-central:
+
+                  curl -N --http2-prior-knowledge http://127.0.0.1:\(client.port!)/v1/chat/completions -H 'content-type: application/json' \\
+                    -d '{"model":"\(model)","stream":true,"max_tokens":60,"messages":[{"role":"user","content":"Tell me about electric cars."}]}'
+
+                """
+        }
         let url = "http://127.0.0.1:\(client.port!)"
         let banner = """
 
@@ -83,13 +124,13 @@ struct WhenBound: Service {
               curl -N --http2-prior-knowledge \(url)/v1/chat/completions -H 'content-type: application/json' \\
                 -d '{"model":"fleet-8b","stream":true,"messages":[{"role":"user","content":"Hello, fleet"}]}'
 
-            Ctrl-C stops it.
+            \(realModelHelp)Ctrl-C stops it.
 
             """
         // Unbuffered, so the banner shows at once even when stdout is a pipe.
         FileHandle.standardOutput.write(Data((banner + "\n").utf8))
         try await withThrowingDiscardingTaskGroup { group in
-            for car in cars { group.addTask { try await car.tunnel.run() } }
+            for tunnel in tunnels { group.addTask { try await tunnel.run() } }
         }
     }
 }

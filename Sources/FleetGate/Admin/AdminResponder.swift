@@ -57,7 +57,14 @@ struct AdminResponder: HTTPServerResponder {
                     vehicle: car.descriptor.pseudonym, region: car.descriptor.region, zone: car.descriptor.zone,
                     hardware: car.descriptor.hardware.rawValue, slots: car.descriptor.slots, inFlight: car.inFlight,
                     pluggedIn: car.state.pluggedIn, chargePercent: car.state.chargePercent,
-                    rttMs: car.rttMilliseconds, draining: car.draining)
+                    rttMs: car.rttMilliseconds, draining: car.draining,
+                    models: car.descriptor.models.map { offer in
+                        let learned = car.learned[offer.id]
+                        return ModelView(
+                            id: offer.id, decodeTps: offer.decodeTokensPerSecond, prefillTps: offer.prefillTokensPerSecond,
+                            learnedPrefillSlowdown: learned?.prefillSlowdown, learnedDecodeSlowdown: learned?.decodeSlowdown,
+                            observations: learned?.decodeObservations ?? 0)
+                    })
             }
             return FixedResponseDelegate(stream: stream, status: .ok, body: JSON.buffer(cars))
         default:
@@ -110,5 +117,14 @@ struct AdminResponder: HTTPServerResponder {
         var chargePercent: Int
         var rttMs: Double?
         var draining: Bool
+        var models: [ModelView]
+    }
+
+    /// A model as the car reports it (rates it measured, or its class's) and what the gateway learned.
+    struct ModelView: Encodable {
+        var id: String
+        var decodeTps, prefillTps: Double
+        var learnedPrefillSlowdown, learnedDecodeSlowdown: Double?
+        var observations: Int
     }
 }

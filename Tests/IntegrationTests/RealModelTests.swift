@@ -1,0 +1,122 @@
+import AsyncHTTPClient
+import FleetAgent
+import FleetGate
+import FleetProtocol
+import FleetScheduler
+import FleetTesting
+import Foundation
+import Testing
+
+/// A real model behind the agent (issue #6): llama-cpp-python's server with SmolLM2-135M, the
+/// `openai-local` engine, the gateway, and real clients. With `CI=true` a missing runtime fails.
+@Suite(
+    "A real model end to end", .serialized,
+    .enabled(if: LocalRuntime.required || ProcessInfo.processInfo.environment["FLEETGATE_MODEL"] != nil))
+struct RealModelTests {
+    /// The runtime, a gateway, and one car in eu-central running the engine in front of the runtime.
+    func withRealCar(_ body: (FleetFixture, LocalRuntime, OpenAILocalEngine, String) async throws -> Void) async throws {
+        let runtime = try await LocalRuntime.start()
+        defer { runtime.stop() }
+        let engine = try await OpenAILocalEngine.connect(
+            .init(baseURL: runtime.baseURL, slots: 1), client: .shared)
+        #expect(engine.models.map(\.id) == [LocalRuntime.model])
+        try await withFleet { fleet in
+            let pseudonym = try await fleet.startCar("real-car", engine: engine)
+            try await body(fleet, runtime, engine, pseudonym)
+        }
+    }
+
+    static let sdkScript = #"""
+        import json, sys, time, openai
+        client = openai.OpenAI(base_url=sys.argv[1] + "/v1", api_key="unused")
+        messages = [{"role": "user", "content": "Write a long story about a car that drives across Europe."}]
+        raw = client.chat.completions.with_raw_response.create(
+            model=sys.argv[2], stream=True, max_tokens=48, messages=messages)
+        started = time.monotonic()
+        arrivals, text, finish = [], "", None
+        for chunk in raw.parse():
+            for choice in chunk.choices:
+                if choice.delta.content:
+                    arrivals.append(time.monotonic() - started)
+                    text += choice.delta.content
+                finish = choice.finish_reason or finish
+        whole = client.chat.completions.create(model=sys.argv[2], max_tokens=16, messages=messages)
+        print(json.dumps({
+            "route": raw.headers.get("x-fleet-route"), "vehicle": raw.headers.get("x-fleet-vehicle"),
+            "arrivals": arrivals, "chars": len(text), "finish": finish,
+            "decode_tps": (len(arrivals) - 1) / (arrivals[-1] - arrivals[0]) if len(arrivals) > 2 else 0,
+            "whole_chars": len(whole.choices[0].message.content or ""), "whole_finish": whole.choices[0].finish_reason,
+            "whole_object": whole.object,
+        }))
+        """#
+
+    @Test("The official openai SDK and curl get real model text through gateway and agent, token by token; the car reports the decode rate the client sees")
+    func realClients() async throws {
+        try await self.withRealCar { fleet, runtime, engine, pseudonym in
+            let python = try #require(ProcessInfo.processInfo.environment["FLEETGATE_PYTHON"])
+            let result = try await Subprocess.run(python, ["-c", Self.sdkScript, fleet.baseURL, LocalRuntime.model], timeout: 120)
+            #expect(result.status == 0, "\(result.stderr.suffix(2_000))")
+            let report = try #require(
+                try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any], "\(result.stdout)")
+            #expect(report["route"] as? String == "car")
+            #expect(report["vehicle"] as? String == pseudonym)
+            let arrivals = try #require(report["arrivals"] as? [Double])
+            // Token by token: many chunks, arriving over time rather than in one burst.
+            #expect(arrivals.count >= 16, "\(arrivals.count) chunks")
+            #expect((arrivals.last ?? 0) - (arrivals.first ?? 0) > 0.1, "\(arrivals)")
+            #expect(Set(arrivals.map { ($0 * 200).rounded() }).count >= 8, "chunks should arrive at many distinct times")
+            #expect(["stop", "length"].contains(report["finish"] as? String))
+            #expect((report["chars"] as? Int ?? 0) > 20)
+            #expect((report["whole_chars"] as? Int ?? 0) > 0)
+            #expect(report["whole_object"] as? String == "chat.completion")
+            #expect(["stop", "length"].contains(report["whole_finish"] as? String))
+
+            // The car measured the runtime and told the gateway; within 20 % of what the client saw.
+            let clientRate = try #require(report["decode_tps"] as? Double)
+            var reported = 0.0
+            try await waitUntil("the car reports measured rates") {
+                let car = fleet.gateway.core.registry.all().first { $0.descriptor.vehicleID == "real-car" }
+                reported = car?.descriptor.models.first?.decodeTokensPerSecond ?? 0
+                return reported != 20  // 20 tok/s is the configured guess before a measurement
+            }
+            #expect(abs(reported - clientRate) / clientRate < 0.2, "car reports \(reported) tok/s, client measured \(clientRate)")
+
+            let curl = try await Subprocess.run(
+                "curl",
+                [
+                    "-sN", "--http2-prior-knowledge", fleet.baseURL + "/v1/chat/completions", "-H",
+                    "content-type: application/json", "-d",
+                    #"{"model":"smollm2-135m","stream":true,"max_tokens":24,"messages":[{"role":"user","content":"Hello, who are you?"}]}"#,
+                ], timeout: 60)
+            let events = curl.stdout.split(separator: "\n").filter { $0.hasPrefix("data: ") }
+            #expect(events.filter { $0.contains("\"content\":\"") && !$0.contains("\"content\":\"\"") }.count >= 5)
+            #expect(events.last == "data: [DONE]")
+            _ = runtime
+        }
+    }
+
+    @Test("Cancelling mid-stream stops the model: the runtime's CPU time stops growing")
+    func cancellationStopsTheModel() async throws {
+        try await self.withRealCar { fleet, runtime, engine, _ in
+            let before = runtime.cpuSeconds()
+            // curl gives up after 2 s of a 1,500-token answer: the client goes away mid-stream.
+            let curl = try await Subprocess.run(
+                "curl",
+                [
+                    "-sN", "--max-time", "2", "--http2-prior-knowledge", fleet.baseURL + "/v1/chat/completions", "-H",
+                    "content-type: application/json", "-d",
+                    #"{"model":"smollm2-135m","stream":true,"max_tokens":1500,"messages":[{"role":"user","content":"Write a very long story about the sea."}]}"#,
+                ], timeout: 30)
+            #expect(curl.stdout.contains("\"content\":"), "tokens were streaming before the cancel")
+            let during = runtime.cpuSeconds() - before
+            #expect(during > 0.5, "the model was generating (\(during) s of CPU)")
+            try await waitUntil("the engine's job is cancelled") { engine.jobsCancelled == 1 && engine.activeJobs == 0 }
+            try await Task.sleep(for: .milliseconds(500))
+            let settled = runtime.cpuSeconds()
+            try await Task.sleep(for: .seconds(2))
+            let after = runtime.cpuSeconds() - settled
+            // Generating, it burns ~1 CPU second per second; stopped, it idles.
+            #expect(after < 0.2, "the runtime used \(after) s of CPU in the 2 s after the cancel")
+        }
+    }
+}
