@@ -130,7 +130,7 @@ let package = Package(
             name: "fleetgate",
             dependencies: [
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                "FleetGate", "FleetAgent", "FleetProtocol", "FleetGeo",
+                "FleetGate", "FleetScheduler", "FleetAgent", "FleetProtocol", "FleetGeo",
                 .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),

@@ -160,8 +160,8 @@ public final class FleetRegistry: Sendable {
         var hazard: Double { self.carSeconds > 0 ? self.departures / self.carSeconds : 0 }
     }
 
-    /// Candidates the `predictive` policy probes per decision.
-    public static let probes = 16
+    /// Candidates the `predictive` policy probes per decision (16 by default).
+    public let probes: Int
 
     private let storage: Mutex<Storage>
     /// The rules applied before any policy.
@@ -173,8 +173,9 @@ public final class FleetRegistry: Sendable {
 
     public init(
         policy: SchedulingPolicy = .predictive, eligibility: Eligibility = Eligibility(),
-        predictor: LatencyPredictor = LatencyPredictor(), seed: UInt64 = 0x5EED
+        predictor: LatencyPredictor = LatencyPredictor(), probes: Int = 16, seed: UInt64 = 0x5EED
     ) {
+        self.probes = max(1, probes)
         self.policy = policy
         self.eligibility = eligibility
         self.predictor = predictor

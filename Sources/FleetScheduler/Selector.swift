@@ -44,10 +44,10 @@ struct Selector {
         let pool = Int(index)
         guard s.pools[pool].available > 0 else { return Decision(choices: [], policy: policy, evaluated: 0) }
         var found: [Candidate] = []
-        found.reserveCapacity(max(FleetRegistry.probes, 2 * self.limit))
+        found.reserveCapacity(max(self.registry.probes, 2 * self.limit))
         switch policy {
         case .predictive:
-            self.probeLeastLoadedFirst(FleetRegistry.probes, pool: pool, into: &found, s: &s)
+            self.probeLeastLoadedFirst(self.registry.probes, pool: pool, into: &found, s: &s)
             Self.rankFirst(self.limit, of: &found) { ($0.cost, $0.slot) < ($1.cost, $1.slot) }
         case .random:
             self.drawUniform(self.limit, pool: pool, into: &found, s: &s)

@@ -3,6 +3,7 @@ import FleetAgent
 import FleetGate
 import FleetGeo
 import FleetProtocol
+import FleetScheduler
 import Foundation
 import Logging
 import NIOCore
@@ -56,6 +57,12 @@ struct Serve: AsyncParsableCommand {
         String?
     @Option(help: "Central capacity REGION=BASE_URL (…/v1), repeatable; used when no car in the zone fits.")
     var central: [String] = []
+    @Option(
+        help:
+            "How cars are chosen: predictive (default), random, round-robin, least-outstanding, p2c-least-outstanding, p2c-peak-ewma."
+    )
+    var policy = "predictive"
+    @Option(help: "Time-to-first-token objective (ms) for requests without x-slo-ttft-ms.") var sloTtftMs = 1_000.0
 
     func run() async throws {
         let logger = self.common.bootstrap()
@@ -71,6 +78,13 @@ struct Serve: AsyncParsableCommand {
         var configured = config
         configured.geoipDatabase = self.geoip ?? defaultGeoIPDatabase()
         configured.proxyProtocol = self.proxyProtocol
+        guard let policy = SchedulingPolicy(rawValue: self.policy) else {
+            throw ValidationError(
+                "--policy: '\(self.policy)' is not one of \(SchedulingPolicy.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        guard self.sloTtftMs >= 1 else { throw ValidationError("--slo-ttft-ms: \(self.sloTtftMs) must be ≥ 1") }
+        configured.schedulingPolicy = policy
+        configured.defaultTTFTObjectiveMilliseconds = self.sloTtftMs
         if let regions = self.regions {
             configured.regionMap = try RegionMap.load(path: regions)
             configured.regionsFile = regions

@@ -24,6 +24,9 @@ public struct SimulationParameters: Sendable, Hashable {
     public var policy: SchedulingPolicy = .predictive
     /// Central capacity per zone: concurrent streams as a share of the zone's car slots (0: none).
     public var centralShareOfSlots = 0.05
+    /// Scorer settings under test (the simulator's own parameters stay fixed).
+    public var probes = 16
+    public var riskAversion = LatencyPredictor().riskAversion
 
     public init() {}
 

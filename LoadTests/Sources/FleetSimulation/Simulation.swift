@@ -102,7 +102,10 @@ public final class Simulation {
 
     public init(_ parameters: SimulationParameters) {
         self.parameters = parameters
-        self.registry = FleetRegistry(policy: parameters.policy, seed: parameters.seed &* 31 &+ 7)
+        var predictor = LatencyPredictor()
+        predictor.riskAversion = parameters.riskAversion
+        self.registry = FleetRegistry(
+            policy: parameters.policy, predictor: predictor, probes: parameters.probes, seed: parameters.seed &* 31 &+ 7)
         self.draw = Draw(seed: parameters.seed)
     }
 

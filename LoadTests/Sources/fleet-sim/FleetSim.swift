@@ -20,6 +20,8 @@ struct FleetOptions: ParsableArguments {
     @Option(help: "Departures announced (true) or sudden (false).") var notice = true
     @Flag(help: "One hardware class and one link type (the control fleet).") var homogeneous = false
     @Option(help: "Central capacity per zone, as a share of the zone's car slots (0: no central).") var central = 0.05
+    @Option(help: "Scorer: candidates probed per decision.") var probes = 16
+    @Option(help: "Scorer: σ of doubt charged to little-observed cars.") var riskAversion = LatencyPredictor().riskAversion
     @Option(help: "Comma-separated seeds.") var seeds = "1,2,3,4,5"
     @Option(help: "Measured seconds of virtual time (after 120 s of warm-up).") var seconds = 480.0
     @Option(help: "Comma-separated policies (default: all).") var policies = SchedulingPolicy.allCases.map(\.rawValue)
@@ -36,6 +38,8 @@ struct FleetOptions: ParsableArguments {
         p.measuredSeconds = self.seconds
         p.policy = policy
         p.centralShareOfSlots = self.central
+        p.probes = self.probes
+        p.riskAversion = self.riskAversion
         return p
     }
 
