@@ -27,11 +27,13 @@ public struct StateFileWatcher: Service {
         var chargePercent: Int?
         var link: LinkType?
         var departingInSeconds: Int?
+        var uplinkMbps: Double?
         enum CodingKeys: String, CodingKey {
             case pluggedIn = "plugged_in"
             case chargePercent = "charge_percent"
             case link
             case departingInSeconds = "departing_in_s"
+            case uplinkMbps = "uplink_mbps"
         }
     }
 
@@ -47,6 +49,7 @@ public struct StateFileWatcher: Service {
             if let v = file.chargePercent { vehicle.chargePercent = v }
             if let v = file.link { vehicle.link = v }
             vehicle.departingInSeconds = file.departingInSeconds
+            if let v = file.uplinkMbps { vehicle.uplinkMbps = v }
         }
     }
 

@@ -71,13 +71,19 @@ public struct VehicleState: Codable, Sendable, Hashable {
     public var departingInSeconds: Int?
     /// Free inference slots right now.
     public var slotsFree: Int
+    /// Measured uplink bandwidth in Mbit/s, when the car knows it.
+    public var uplinkMbps: Double?
 
-    public init(pluggedIn: Bool, chargePercent: Int, link: LinkType, departingInSeconds: Int? = nil, slotsFree: Int) {
+    public init(
+        pluggedIn: Bool, chargePercent: Int, link: LinkType, departingInSeconds: Int? = nil, slotsFree: Int,
+        uplinkMbps: Double? = nil
+    ) {
         self.pluggedIn = pluggedIn
         self.chargePercent = chargePercent
         self.link = link
         self.departingInSeconds = departingInSeconds
         self.slotsFree = slotsFree
+        self.uplinkMbps = uplinkMbps
     }
 
     enum CodingKeys: String, CodingKey {
@@ -86,6 +92,7 @@ public struct VehicleState: Codable, Sendable, Hashable {
         case link
         case departingInSeconds = "departing_in_s"
         case slotsFree = "slots_free"
+        case uplinkMbps = "uplink_mbps"
     }
 }
 

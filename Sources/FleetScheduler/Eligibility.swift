@@ -11,10 +11,14 @@ public struct Eligibility: Sendable {
     public var maxRTTMilliseconds: Double
     /// A car departing sooner than this (seconds) is not given new work, even a short job.
     public var minSecondsBeforeDeparture: Int
+    /// Least uplink (Mbit/s) that streams well, when the car reports one: a token stream is
+    /// ~10 KB/s of SSE at 50 tok/s, so 0.5 Mbit/s leaves room for retransmits and other traffic.
+    public var minUplinkMbps: Double
 
-    public init(maxRTTMilliseconds: Double = 400, minSecondsBeforeDeparture: Int = 120) {
+    public init(maxRTTMilliseconds: Double = 400, minSecondsBeforeDeparture: Int = 120, minUplinkMbps: Double = 0.5) {
         self.maxRTTMilliseconds = maxRTTMilliseconds
         self.minSecondsBeforeDeparture = minSecondsBeforeDeparture
+        self.minUplinkMbps = minUplinkMbps
     }
 
     /// The state-derived part: whether the car belongs in the buckets.
@@ -31,6 +35,7 @@ public struct Eligibility: Sendable {
         guard car.zone == zone else { return false }  // hard: privacy zone, checked again
         guard now >= car.backoffUntil, isAvailable(car) else { return false }
         if car.rtt.samples > 0, car.rtt.smoothed > self.maxRTTMilliseconds { return false }
+        if let uplink = car.state.uplinkMbps, uplink < self.minUplinkMbps { return false }
         if car.departsAt != .infinity {
             // Not departing before the job would end, at the advertised rates (the least it can take).
             let job =

@@ -34,6 +34,7 @@ struct FleetRegistryTests {
         arguments: [
             ("unplugged", VehicleState(pluggedIn: false, chargePercent: 80, link: .wifi, slotsFree: 2)),
             ("low charge", VehicleState(pluggedIn: true, chargePercent: 20, link: .wifi, slotsFree: 2)),
+            ("thin uplink", VehicleState(pluggedIn: true, chargePercent: 80, link: .cellular, slotsFree: 2, uplinkMbps: 0.1)),
             (
                 "departing",
                 VehicleState(pluggedIn: true, chargePercent: 80, link: .wifi, departingInSeconds: 30, slotsFree: 2)
