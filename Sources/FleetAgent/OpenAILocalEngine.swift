@@ -74,7 +74,9 @@ public final class OpenAILocalEngine: InferenceEngine, Sendable {
             let response = try await client.execute(HTTPClientRequest(url: url), timeout: .seconds(10))
             let body = try await response.body.collect(upTo: 1 << 20)
             guard response.status == .ok else {
-                throw EngineError(code: "upstream_status_\(response.status.code)", message: "GET \(url) answered \(response.status.code)")
+                throw EngineError(
+                    code: "upstream_status_\(response.status.code)",
+                    message: "GET \(url) answered \(response.status.code)")
             }
             served = try JSON.decode(ModelIDs.self, from: body.readableBytesView).data.map(\.id)
         } catch let error as EngineError {
@@ -89,7 +91,9 @@ public final class OpenAILocalEngine: InferenceEngine, Sendable {
         for (advertised, upstream) in mapping where !served.contains(upstream) {
             throw EngineError(
                 code: "model_not_found",
-                message: "model '\(advertised)' maps to '\(upstream)', which \(url) does not list (it lists: \(served.joined(separator: ", ")))")
+                message:
+                    "model '\(advertised)' maps to '\(upstream)', which \(url) does not list (it lists: \(served.joined(separator: ", ")))"
+            )
         }
         guard !mapping.isEmpty else { throw EngineError(code: "model_not_found", message: "\(url) lists no model") }
         return OpenAILocalEngine(configuration: configuration, client: client, mapping: mapping)
@@ -192,7 +196,9 @@ private final class OpenAILocalJob: InferenceJobHandle {
         do {
             request = try self.upstreamRequest()
         } catch {
-            self.eventLoop.execute { loopBound.value.fail(error as? EngineError ?? EngineError(code: "bad_request", message: "\(error)")) }
+            self.eventLoop.execute {
+                loopBound.value.fail(error as? EngineError ?? EngineError(code: "bad_request", message: "\(error)"))
+            }
             return
         }
         let engine = self.engine
@@ -208,7 +214,8 @@ private final class OpenAILocalJob: InferenceJobHandle {
                         .error.message.prefix(200)
                     throw EngineError(
                         code: "upstream_status_\(response.status.code)",
-                        message: "the inference runtime answered \(response.status.code)\(message.map { ": \($0)" } ?? "")")
+                        message:
+                            "the inference runtime answered \(response.status.code)\(message.map { ": \($0)" } ?? "")")
                 }
                 var decoder = SSE.Decoder()
                 let deadline = NIODeadline.now() + timeout
@@ -234,21 +241,25 @@ private final class OpenAILocalJob: InferenceJobHandle {
                 eventLoop.execute { loopBound.value.fail(error) }
             } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout {
                 eventLoop.execute {
-                    loopBound.value.fail(EngineError(code: "upstream_timeout", message: "no answer from the inference runtime in time"))
+                    loopBound.value.fail(
+                        EngineError(code: "upstream_timeout", message: "no answer from the inference runtime in time"))
                 }
             } catch let error as HTTPClientError where error == .cancelled {
                 return
             } catch is SSE.Decoder.TooLarge {
                 eventLoop.execute {
-                    loopBound.value.fail(EngineError(code: "upstream_bad_stream", message: "an event exceeded the size limit"))
+                    loopBound.value.fail(
+                        EngineError(code: "upstream_bad_stream", message: "an event exceeded the size limit"))
                 }
             } catch is DecodingError {
                 eventLoop.execute {
-                    loopBound.value.fail(EngineError(code: "upstream_bad_stream", message: "a chunk was not an OpenAI stream chunk"))
+                    loopBound.value.fail(
+                        EngineError(code: "upstream_bad_stream", message: "a chunk was not an OpenAI stream chunk"))
                 }
             } catch {
                 eventLoop.execute {
-                    loopBound.value.fail(EngineError(code: "upstream_unavailable", message: "the inference runtime failed: \(error)"))
+                    loopBound.value.fail(
+                        EngineError(code: "upstream_unavailable", message: "the inference runtime failed: \(error)"))
                 }
             }
         }
@@ -264,7 +275,8 @@ private final class OpenAILocalJob: InferenceJobHandle {
         body.stream = true
         body.streamOptions = StreamOptions(includeUsage: true)
         let chat = body.messages != nil
-        var request = HTTPClientRequest(url: self.engine.configuration.baseURL + (chat ? "/chat/completions" : "/completions"))
+        var request = HTTPClientRequest(
+            url: self.engine.configuration.baseURL + (chat ? "/chat/completions" : "/completions"))
         request.method = .POST
         request.headers.add(name: "content-type", value: "application/json")
         request.headers.add(name: "accept", value: "text/event-stream")

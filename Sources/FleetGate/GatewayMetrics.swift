@@ -76,7 +76,8 @@ public final class GatewayMetrics: Sendable {
         let counter = self.decisionCounters.withLock { counters in
             if let c = counters[key] { return c }
             let c = Counter(
-                label: "fleet_decisions_total", dimensions: [("policy", policy), ("route", route)], factory: self.factory)
+                label: "fleet_decisions_total", dimensions: [("policy", policy), ("route", route)],
+                factory: self.factory)
             counters[key] = c
             return c
         }

@@ -231,7 +231,8 @@ public final class FleetRegistry: Sendable {
             var car = Car(
                 zone: zone, hardware: descriptor.hardware, slots: max(1, descriptor.slots),
                 capacity: max(1, descriptor.slots) + max(0, descriptor.queueDepth),
-                onlyWhilePlugged: descriptor.policy.onlyWhilePlugged, minChargePercent: descriptor.policy.minChargePercent,
+                onlyWhilePlugged: descriptor.policy.onlyWhilePlugged,
+                minChargePercent: descriptor.policy.minChargePercent,
                 state: state, offerCount: offers.count, primary: primary)
             car.departsAt = Self.departure(state, now: now)
             s.cars[slot] = car
@@ -415,8 +416,10 @@ public final class FleetRegistry: Sendable {
                     let prompt = Double(max(1, outcome.promptTokens ?? dispatch.promptTokens))
                     let advertised = 1_000 * prompt / max(1, offer.prefillTokensPerSecond)
                     // What the RTT and the queue do not explain is the car's prefill (at least 10 % of advertised).
-                    let compute = max(0.1 * advertised, ttft - dispatch.predictedRTTMilliseconds + car.rtt.deviation
-                        - dispatch.predictedQueueMilliseconds)
+                    let compute = max(
+                        0.1 * advertised,
+                        ttft - dispatch.predictedRTTMilliseconds + car.rtt.deviation
+                            - dispatch.predictedQueueMilliseconds)
                     offer.learned.observePrefill(compute / advertised, learningRate: rate)
                     car.peak.observe(ttft, now: now)
                 } else if !outcome.succeeded {
@@ -424,7 +427,8 @@ public final class FleetRegistry: Sendable {
                 }
                 if let tpot = outcome.tpotMilliseconds, outcome.outputTokens >= 2 {
                     let concurrency = min(dispatch.concurrency, car.slots)
-                    let advertised = 1_000 / max(0.1, offer.decodeRate(activeStreams: concurrency, hardware: car.hardware))
+                    let advertised =
+                        1_000 / max(0.1, offer.decodeRate(activeStreams: concurrency, hardware: car.hardware))
                     offer.learned.observeDecode(tpot / advertised, learningRate: rate)
                 }
                 if index == 0 { car.primary = offer } else { s.setOffer(dispatch.car.slot, index, offer) }
@@ -478,7 +482,9 @@ public final class FleetRegistry: Sendable {
         s.cars[slot]!.bucket = target
     }
 
-    private static func setPosition(of slot: Int, pool: Int32, all: Int32? = nil, bucket: Int32? = nil, in s: inout Storage) {
+    private static func setPosition(
+        of slot: Int, pool: Int32, all: Int32? = nil, bucket: Int32? = nil, in s: inout Storage
+    ) {
         guard let index = s.offerIndex(slot, pool: pool) else { return }
         var offer = s.offer(slot, index)
         if let all { offer.allPosition = all }
@@ -527,7 +533,9 @@ public final class FleetRegistry: Sendable {
 
     /// Available cars (room for a job, owner's policy met, not draining) in a (zone, model) pool.
     public func availableCount(model: String, zone: String) -> Int {
-        self.storage.withLock { s in s.poolIndex[PoolKey(zone: zone, model: model)].map { s.pools[Int($0)].available } ?? 0 }
+        self.storage.withLock { s in
+            s.poolIndex[PoolKey(zone: zone, model: model)].map { s.pools[Int($0)].available } ?? 0
+        }
     }
 
     /// The churn hazard the predictor charges: unannounced departures per car-second.
@@ -535,7 +543,9 @@ public final class FleetRegistry: Sendable {
 
     static func snapshot(id: CarID, in s: Storage) -> CarSnapshot {
         let car = s.cars[id.slot]!
-        let learned = (0..<car.offerCount).map { s.offer(id.slot, $0) }.map { (s.modelNames[Int($0.model)], $0.learned) }
+        let learned = (0..<car.offerCount).map { s.offer(id.slot, $0) }.map {
+            (s.modelNames[Int($0.model)], $0.learned)
+        }
         return CarSnapshot(
             id: id, descriptor: s.descriptors[id.slot]!, state: car.state, inFlight: Int(car.inFlight),
             rttMilliseconds: car.rtt.samples > 0 ? car.rtt.smoothed : nil,

@@ -116,7 +116,8 @@ public struct LatencyPredictor: Sendable {
         let rtt = car.rtt.samples > 0 ? car.rtt.smoothed + car.rtt.deviation : self.defaultRTTMilliseconds
         let prefillDoubt = self.riskAversion * self.priorLogSigma / Double(learned.prefillObservations + 1).squareRoot()
         let decodeDoubt = self.riskAversion * self.priorLogSigma / Double(learned.decodeObservations + 1).squareRoot()
-        let prefillMs = 1_000 * Double(max(1, request.promptTokens)) / max(1, offer.prefillTokensPerSecond)
+        let prefillMs =
+            1_000 * Double(max(1, request.promptTokens)) / max(1, offer.prefillTokensPerSecond)
             * exp(learned.prefillLogSlowdown + prefillDoubt)
         let streams = Int(car.inFlight) + 1
         let decodeRate = offer.decodeRate(activeStreams: min(streams, car.slots), hardware: car.hardware)

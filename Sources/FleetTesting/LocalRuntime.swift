@@ -30,7 +30,8 @@ public final class LocalRuntime: Sendable {
     public static func start(timeout: Duration = .seconds(60)) async throws -> LocalRuntime {
         let env = ProcessInfo.processInfo.environment
         guard let python = env["FLEETGATE_PYTHON"], FileManager.default.isExecutableFile(atPath: python) else {
-            throw Unavailable(description: "FLEETGATE_PYTHON is not set; run the README's test command (scripts/test.sh)")
+            throw Unavailable(
+                description: "FLEETGATE_PYTHON is not set; run the README's test command (scripts/test.sh)")
         }
         guard let model = env["FLEETGATE_MODEL"], FileManager.default.fileExists(atPath: model) else {
             throw Unavailable(description: "FLEETGATE_MODEL is not set or missing; run scripts/setup.sh")

@@ -102,7 +102,8 @@ struct WhenBound: Service {
             let state = AgentState(
                 initial: VehicleState(pluggedIn: true, chargePercent: 80, link: .wifi, slotsFree: engine.slots),
                 slots: engine.slots)
-            tunnels.append(TunnelClient(configuration: config, engine: engine, state: state, group: self.group, logger: carLogger))
+            tunnels.append(
+                TunnelClient(configuration: config, engine: engine, state: state, group: self.group, logger: carLogger))
             let model = engine.models.first?.id ?? "?"
             realModelHelp = """
 

@@ -80,7 +80,8 @@ struct Serve: AsyncParsableCommand {
         configured.proxyProtocol = self.proxyProtocol
         guard let policy = SchedulingPolicy(rawValue: self.policy) else {
             throw ValidationError(
-                "--policy: '\(self.policy)' is not one of \(SchedulingPolicy.allCases.map(\.rawValue).joined(separator: ", "))")
+                "--policy: '\(self.policy)' is not one of \(SchedulingPolicy.allCases.map(\.rawValue).joined(separator: ", "))"
+            )
         }
         guard self.sloTtftMs >= 1 else { throw ValidationError("--slo-ttft-ms: \(self.sloTtftMs) must be ≥ 1") }
         configured.schedulingPolicy = policy

@@ -34,7 +34,10 @@ struct FleetRegistryTests {
         arguments: [
             ("unplugged", VehicleState(pluggedIn: false, chargePercent: 80, link: .wifi, slotsFree: 2)),
             ("low charge", VehicleState(pluggedIn: true, chargePercent: 20, link: .wifi, slotsFree: 2)),
-            ("thin uplink", VehicleState(pluggedIn: true, chargePercent: 80, link: .cellular, slotsFree: 2, uplinkMbps: 0.1)),
+            (
+                "thin uplink",
+                VehicleState(pluggedIn: true, chargePercent: 80, link: .cellular, slotsFree: 2, uplinkMbps: 0.1)
+            ),
             (
                 "departing",
                 VehicleState(pluggedIn: true, chargePercent: 80, link: .wifi, departingInSeconds: 30, slotsFree: 2)
@@ -63,7 +66,8 @@ struct FleetRegistryTests {
         #expect(job != nil)
         #expect(registry.acquire(id, for: request(), now: 0) == nil)
         #expect(registry.candidates(model: "m", zone: "eu", now: 0).isEmpty)
-        registry.finish(job!, Outcome(ttftMilliseconds: nil, tpotMilliseconds: nil, outputTokens: 0, succeeded: true), now: 0)
+        registry.finish(
+            job!, Outcome(ttftMilliseconds: nil, tpotMilliseconds: nil, outputTokens: 0, succeeded: true), now: 0)
         #expect(registry.candidates(model: "m", zone: "eu", now: 0).count == 1)
     }
 

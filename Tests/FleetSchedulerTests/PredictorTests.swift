@@ -41,7 +41,8 @@ struct PredictorTests {
         for i in 0..<10 { Self.serve(registry, known, slowdown: 1, now: Double(i)) }
         let new = registry.register(descriptor("new"), state: parked).id
         let decision = registry.decide(request(prompt: 600), now: 20)
-        let predicted = Dictionary(uniqueKeysWithValues: decision.choices.map { ($0.car!, $0.predictedTTFTMilliseconds) })
+        let predicted = Dictionary(
+            uniqueKeysWithValues: decision.choices.map { ($0.car!, $0.predictedTTFTMilliseconds) })
         #expect(predicted[new]! > predicted[known]!)
     }
 
@@ -103,11 +104,15 @@ struct PredictorTests {
         #expect(registry.snapshot(new)?.descriptor.vehicleID == "b")
     }
 
-    @Test("Every policy stays in the zone, returns eligible cars only, and spreads work", arguments: SchedulingPolicy.allCases)
+    @Test(
+        "Every policy stays in the zone, returns eligible cars only, and spreads work",
+        arguments: SchedulingPolicy.allCases)
     func policies(_ policy: SchedulingPolicy) {
         let registry = FleetRegistry(policy: policy, seed: 42)
         for i in 0..<200 { _ = registry.register(descriptor("eu\(i)", slots: 1), state: parked) }
-        for i in 0..<200 { _ = registry.register(descriptor("us\(i)", zone: "us", region: "us-east", slots: 1), state: parked) }
+        for i in 0..<200 {
+            _ = registry.register(descriptor("us\(i)", zone: "us", region: "us-east", slots: 1), state: parked)
+        }
         let unplugged = VehicleState(pluggedIn: false, chargePercent: 80, link: .wifi, slotsFree: 1)
         for i in 0..<50 { _ = registry.register(descriptor("off\(i)"), state: unplugged) }
         var used = Set<CarID>()
@@ -141,7 +146,9 @@ struct PredictorTests {
         #expect(Array(order.prefix(3)) == Array(order.suffix(3)))
     }
 
-    @Test("Simulator smoke, 1,000 cars: no privacy or eligibility violation and no lost request, every policy", arguments: SchedulingPolicy.allCases)
+    @Test(
+        "Simulator smoke, 1,000 cars: no privacy or eligibility violation and no lost request, every policy",
+        arguments: SchedulingPolicy.allCases)
     func simulatorSmoke(_ policy: SchedulingPolicy) {
         var parameters = SimulationParameters()
         parameters.cars = 1_000

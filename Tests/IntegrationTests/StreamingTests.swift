@@ -200,7 +200,9 @@ struct StreamingTests {
 
 @Suite("Predictive routing through the gateway")
 struct PredictiveRoutingTests {
-    @Test("Outcomes flow back: after a few jobs the gateway prefers the car that really is faster, and says what it predicted")
+    @Test(
+        "Outcomes flow back: after a few jobs the gateway prefers the car that really is faster, and says what it predicted"
+    )
     func learnsFromOutcomes() async throws {
         try await withFleet { fleet in
             // Same class and advertised rates; one is secretly 6× slower (the hidden slowdown).
@@ -224,7 +226,8 @@ struct PredictiveRoutingTests {
             }
             #expect(served.prefix(2).allSatisfy { $0 == slow.pseudonym }, "\(served)")
             #expect(served.suffix(4).allSatisfy { $0 == fast?.pseudonym }, "\(served)")
-            let learned = try #require(fleet.gateway.core.registry.all().first { $0.descriptor.vehicleID == "slow-car" })
+            let learned = try #require(
+                fleet.gateway.core.registry.all().first { $0.descriptor.vehicleID == "slow-car" })
             #expect((learned.learned["fleet-8b"]?.prefillSlowdown ?? 0) > 2)
             #expect((learned.learned["fleet-8b"]?.decodeSlowdown ?? 0) > 2)
         }

@@ -79,4 +79,3 @@ struct Draw {
         return options[options.count - 1].0
     }
 }
-

@@ -105,7 +105,8 @@ public final class Simulation {
         var predictor = LatencyPredictor()
         predictor.riskAversion = parameters.riskAversion
         self.registry = FleetRegistry(
-            policy: parameters.policy, predictor: predictor, probes: parameters.probes, seed: parameters.seed &* 31 &+ 7)
+            policy: parameters.policy, predictor: predictor, probes: parameters.probes, seed: parameters.seed &* 31 &+ 7
+        )
         self.draw = Draw(seed: parameters.seed)
     }
 
@@ -115,7 +116,9 @@ public final class Simulation {
         let p = self.parameters
         let region = self.draw.pick(SimulationParameters.regions.map { ($0, $0.share) })
         let hardware: HardwareClass = p.homogeneous ? .hw4 : self.draw.pick(SimulationParameters.classMix)
-        let link = p.homogeneous ? SimulationParameters.links[0] : self.draw.pick(SimulationParameters.links.map { ($0, $0.share) })
+        let link =
+            p.homogeneous
+            ? SimulationParameters.links[0] : self.draw.pick(SimulationParameters.links.map { ($0, $0.share) })
         let profile = HardwareProfile.of(hardware)
         // The truth's concurrency curve: r(k) = r1 / (1 + β(k − 1)), β set so that all slots busy
         // give the class's aggregate — smooth, unlike the predictor's min(r1, aggregate / k).
@@ -270,7 +273,9 @@ public final class Simulation {
     }
 
     private func scheduleChurn() {
-        let rate = self.parameters.churnPer10Minutes / 600 * Double(self.parameters.cars) * (1 - SimulationParameters.fastChargeShare)
+        let rate =
+            self.parameters.churnPer10Minutes / 600 * Double(self.parameters.cars)
+            * (1 - SimulationParameters.fastChargeShare)
         guard rate > 0 else { return }
         self.events.push(self.now + self.draw.exponential(mean: 1 / rate), .churn)
     }
@@ -279,7 +284,9 @@ public final class Simulation {
     private func churn() {
         for _ in 0..<32 {
             let c = Int(self.draw.uniform() * Double(self.cars.count))
-            guard self.cars[c].id != nil, !self.cars[c].departing, self.cars[c].availability != .fastCharge else { continue }
+            guard self.cars[c].id != nil, !self.cars[c].departing, self.cars[c].availability != .fastCharge else {
+                continue
+            }
             self.cars[c].departing = true
             if self.parameters.departureNotice {
                 self.cars[c].departAt = self.now + self.draw.uniform(120, 600)
@@ -339,8 +346,10 @@ public final class Simulation {
         request.attempts += 1
         self.requests[r] = request
         let profile = RequestProfile(
-            model: SimulationParameters.requestModel, zone: request.zone, promptTokens: request.prompt + request.delivered,
-            expectedOutputTokens: max(1, min(remaining, request.expectedOutput)), ttftObjectiveMilliseconds: request.sloMs,
+            model: SimulationParameters.requestModel, zone: request.zone,
+            promptTokens: request.prompt + request.delivered,
+            expectedOutputTokens: max(1, min(remaining, request.expectedOutput)),
+            ttftObjectiveMilliseconds: request.sloMs,
             tpotObjectiveMilliseconds: SimulationParameters.tpotObjectiveMs)
         let central = CentralOption(
             predictedTTFTMilliseconds: 2 * SimulationParameters.centralRTTMs + 1_000 * Double(profile.promptTokens)
@@ -463,13 +472,18 @@ public final class Simulation {
                 self.registry.finish(
                     d,
                     Outcome(
-                        ttftMilliseconds: ttft, tpotMilliseconds: tpot, promptTokens: job.prompt, outputTokens: job.output,
+                        ttftMilliseconds: ttft, tpotMilliseconds: tpot, promptTokens: job.prompt,
+                        outputTokens: job.output,
                         succeeded: true), now: self.now)
                 if self.requests[r].measured && self.requests[r].attempts == 1 {
                     self.predictionErrors.append(d.predictedTTFTMilliseconds / max(1, ttft))
                 }
             }
-            if !self.cars[c].queue.isEmpty { self.beginPrefill(self.cars[c].queue.removeFirst()) } else { self.reshare(c) }
+            if !self.cars[c].queue.isEmpty {
+                self.beginPrefill(self.cars[c].queue.removeFirst())
+            } else {
+                self.reshare(c)
+            }
         }
         self.requests[r].delivered += job.output
         self.requests[r].finishedAt = delivered
@@ -525,7 +539,8 @@ public final class Simulation {
             centralFraction: measured > 0 ? Double(central) / Double(measured) : 0,
             sloAttainment: measured > 0 ? Double(met) / Double(measured) : 0, ttftMs: ttft, tpotMs: tpot,
             privacyViolations: self.privacyViolations, eligibilityViolations: self.eligibilityViolations,
-            decisionMicroseconds: self.decisions > 0 ? Double(self.decisionNanoseconds) / Double(self.decisions) / 1_000 : 0,
+            decisionMicroseconds: self.decisions > 0
+                ? Double(self.decisionNanoseconds) / Double(self.decisions) / 1_000 : 0,
             predictedOverObservedTTFT: self.predictionErrors)
     }
 }

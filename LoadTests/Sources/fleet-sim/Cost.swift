@@ -54,7 +54,8 @@ struct Cost: ParsableCommand {
         let after = residentBytes()
         print(
             String(
-                format: "registry: %d cars (%d eligible for the request) built in %.1f s; resident memory %.0f B per car",
+                format:
+                    "registry: %d cars (%d eligible for the request) built in %.1f s; resident memory %.0f B per car",
                 self.cars, registry.availableCount(model: "m", zone: "eu"), built,
                 Double(after - before) / Double(self.cars)))
 
@@ -66,7 +67,8 @@ struct Cost: ParsableCommand {
             let decision = registry.decide(request, now: Double(i) * 1e-3)
             let elapsed = clock.now - start
             sink &+= decision.choices.count
-            histogram.record(UInt64(elapsed.components.attoseconds / 1_000_000_000 + elapsed.components.seconds * 1_000_000_000))
+            histogram.record(
+                UInt64(elapsed.components.attoseconds / 1_000_000_000 + elapsed.components.seconds * 1_000_000_000))
         }
         print(
             String(

@@ -21,7 +21,8 @@ struct FleetOptions: ParsableArguments {
     @Flag(help: "One hardware class and one link type (the control fleet).") var homogeneous = false
     @Option(help: "Central capacity per zone, as a share of the zone's car slots (0: no central).") var central = 0.05
     @Option(help: "Scorer: candidates probed per decision.") var probes = 16
-    @Option(help: "Scorer: σ of doubt charged to little-observed cars.") var riskAversion = LatencyPredictor().riskAversion
+    @Option(help: "Scorer: σ of doubt charged to little-observed cars.") var riskAversion = LatencyPredictor()
+        .riskAversion
     @Option(help: "Comma-separated seeds.") var seeds = "1,2,3,4,5"
     @Option(help: "Measured seconds of virtual time (after 120 s of warm-up).") var seconds = 480.0
     @Option(help: "Comma-separated policies (default: all).") var policies = SchedulingPolicy.allCases.map(\.rawValue)
@@ -53,7 +54,8 @@ struct FleetOptions: ParsableArguments {
         try self.policies.split(separator: ",").map { name in
             guard let policy = SchedulingPolicy(rawValue: String(name)) else {
                 throw ValidationError(
-                    "--policies: '\(name)' is not one of \(SchedulingPolicy.allCases.map(\.rawValue).joined(separator: ", "))")
+                    "--policies: '\(name)' is not one of \(SchedulingPolicy.allCases.map(\.rawValue).joined(separator: ", "))"
+                )
             }
             return policy
         }
@@ -72,10 +74,15 @@ func parallel<T: Sendable>(_ count: Int, _ body: @Sendable (Int) -> T) -> [T] {
 
 struct Compare: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Every policy on the same seeds: TTFT, TPOT, SLO attainment, central use, failures, privacy; optionally goodput by bisection.")
+        abstract:
+            "Every policy on the same seeds: TTFT, TPOT, SLO attainment, central use, failures, privacy; optionally goodput by bisection."
+    )
 
     @OptionGroup var fleet: FleetOptions
-    @Flag(help: "Also find each policy's goodput (highest load with ≥ 90 % meeting TTFT ≤ 1 s and TPOT ≤ 100 ms) by bisection.")
+    @Flag(
+        help:
+            "Also find each policy's goodput (highest load with ≥ 90 % meeting TTFT ≤ 1 s and TPOT ≤ 100 ms) by bisection."
+    )
     var goodput = false
     @Option(help: "Bisection steps for goodput.") var steps = 6
 
@@ -113,10 +120,11 @@ struct Compare: ParsableCommand {
                 let median = values[values.count / 2]
                 return String(format: "\(format) (\(format)–\(format))", median, values.first!, values.last!)
             }
-            let gp = goodputs[policy].map { v -> String in
-                let s = v.sorted()
-                return String(format: "%.2f (%.2f–%.2f)", s[s.count / 2], s.first!, s.last!)
-            } ?? "—"
+            let gp =
+                goodputs[policy].map { v -> String in
+                    let s = v.sorted()
+                    return String(format: "%.2f (%.2f–%.2f)", s[s.count / 2], s.first!, s.last!)
+                } ?? "—"
             print(
                 "| \(policy.rawValue) | \(stat { SimulationResult.percentile($0.ttftMs, 0.5) }) | \(stat { SimulationResult.percentile($0.ttftMs, 0.99) }) | \(stat { SimulationResult.percentile($0.ttftMs, 0.999) }) | \(stat({ SimulationResult.percentile($0.tpotMs, 0.5) }, "%.1f")) | \(stat({ SimulationResult.percentile($0.tpotMs, 0.99) }, "%.1f")) | \(stat({ $0.sloAttainment * 100 }, "%.1f")) % | \(gp) | \(stat({ $0.centralFraction * 100 }, "%.1f")) % | \(runs.map(\.failed).reduce(0, +)) | \(runs.map(\.lost).reduce(0, +)) | \(runs.map(\.privacyViolations).reduce(0, +)) | \(stat({ $0.decisionMicroseconds }, "%.2f")) | \(stat({ SimulationResult.percentile($0.predictedOverObservedTTFT, 0.5) }, "%.2f")) |"
             )

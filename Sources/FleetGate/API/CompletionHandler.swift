@@ -257,7 +257,8 @@ final class CompletionHandler: HTTPStreamDelegate, UpstreamEvents {
         }
         // No car fits: central capacity in the same zone, never outside it.
         if self.attempts <= self.core.configuration.maxAttempts,
-            self.openCentral(predictedTTFT: self.core.central.option(model: self.model, zone: self.zone)?.predictedTTFTMilliseconds)
+            self.openCentral(
+                predictedTTFT: self.core.central.option(model: self.model, zone: self.zone)?.predictedTTFTMilliseconds)
         {
             return
         }
@@ -420,7 +421,8 @@ final class CompletionHandler: HTTPStreamDelegate, UpstreamEvents {
             let observed = (now - self.upstreamStartedAt).nanoseconds
             self.core.metrics.observedCarTTFT.recordNanoseconds(observed)
             self.core.metrics.predictedTTFT.recordNanoseconds(Int64(dispatch.predictedTTFTMilliseconds * 1e6))
-            self.core.metrics.predictionRatio.record(dispatch.predictedTTFTMilliseconds * 1e6 / Double(max(1, observed)))
+            self.core.metrics.predictionRatio.record(
+                dispatch.predictedTTFTMilliseconds * 1e6 / Double(max(1, observed)))
         }
         self.core.metrics.ttft.recordNanoseconds((NIODeadline.now() - self.started).nanoseconds)
         if self.streaming {

@@ -61,8 +61,10 @@ struct AdminResponder: HTTPServerResponder {
                     models: car.descriptor.models.map { offer in
                         let learned = car.learned[offer.id]
                         return ModelView(
-                            id: offer.id, decodeTps: offer.decodeTokensPerSecond, prefillTps: offer.prefillTokensPerSecond,
-                            learnedPrefillSlowdown: learned?.prefillSlowdown, learnedDecodeSlowdown: learned?.decodeSlowdown,
+                            id: offer.id, decodeTps: offer.decodeTokensPerSecond,
+                            prefillTps: offer.prefillTokensPerSecond,
+                            learnedPrefillSlowdown: learned?.prefillSlowdown,
+                            learnedDecodeSlowdown: learned?.decodeSlowdown,
                             observations: learned?.decodeObservations ?? 0)
                     })
             }
