@@ -47,7 +47,11 @@ struct Selector {
         found.reserveCapacity(max(self.registry.probes, 2 * self.limit))
         switch policy {
         case .predictive:
-            self.probeLeastLoadedFirst(self.registry.probes, pool: pool, into: &found, s: &s)
+            // A quarter of the probes uniformly over every available car, so busy but fast cars
+            // (an AI5 with 8 slots is rarely idle) are seen; the rest from the least-loaded bucket up.
+            let probes = self.registry.probes
+            self.drawUniform(probes / 4, pool: pool, into: &found, s: &s)
+            self.probeLeastLoadedFirst(probes, pool: pool, into: &found, s: &s)
             Self.rankFirst(self.limit, of: &found) { ($0.cost, $0.slot) < ($1.cost, $1.slot) }
         case .random:
             self.drawUniform(self.limit, pool: pool, into: &found, s: &s)
