@@ -38,6 +38,8 @@ public final class OpenAILocalEngine: InferenceEngine, Sendable {
         /// How long the runtime may take to answer with its first token, and the whole job.
         public var firstTokenTimeout: TimeAmount
         public var jobTimeout: TimeAmount
+        /// How long ``OpenAILocalEngine/connect(_:client:)`` waits for `GET /models`.
+        public var discoveryTimeout: TimeAmount = .seconds(5)
 
         public init(
             baseURL: String, models: [String: String] = [:], slots: Int = 1, initialDecodeTokensPerSecond: Double = 20,
@@ -71,7 +73,8 @@ public final class OpenAILocalEngine: InferenceEngine, Sendable {
         let url = configuration.baseURL + "/models"
         let served: [String]
         do {
-            let response = try await client.execute(HTTPClientRequest(url: url), timeout: .seconds(10))
+            let response = try await client.execute(
+                HTTPClientRequest(url: url), timeout: configuration.discoveryTimeout)
             let body = try await response.body.collect(upTo: 1 << 20)
             guard response.status == .ok else {
                 throw EngineError(
@@ -175,6 +178,7 @@ private final class OpenAILocalJob: InferenceJobHandle {
     let eventLoop: any EventLoop
     weak var sink: (any TokenSink)?
     var task: Task<Void, Never>?
+    var timers: [Scheduled<Void>] = []
     var done = false
     var waiting: CheckedContinuation<Void, Never>?
     // Measurement.
@@ -202,12 +206,22 @@ private final class OpenAILocalJob: InferenceJobHandle {
             return
         }
         let engine = self.engine
-        let timeout = engine.configuration.jobTimeout
-        let firstTokenTimeout = engine.configuration.firstTokenTimeout
         let eventLoop = self.eventLoop
+        // Watchdogs on the loop: the runtime may answer its headers at once and then stall.
+        self.timers = [
+            eventLoop.scheduleTask(in: engine.configuration.firstTokenTimeout) {
+                let job = loopBound.value
+                guard job.firstAt == nil else { return }
+                job.timedOut("no token from the inference runtime within \(engine.configuration.firstTokenTimeout)")
+            },
+            eventLoop.scheduleTask(in: engine.configuration.jobTimeout) {
+                loopBound.value.timedOut("the job ran longer than \(engine.configuration.jobTimeout)")
+            },
+        ]
         self.task = Task {
             do {
-                let response = try await engine.client.execute(request, deadline: .now() + firstTokenTimeout)
+                let response = try await engine.client.execute(
+                    request, deadline: .now() + engine.configuration.firstTokenTimeout)
                 guard response.status == .ok else {
                     let body = try? await response.body.collect(upTo: 64 * 1024)
                     let message = body.flatMap { try? JSON.decode(ErrorMessage.self, from: $0.readableBytesView) }?
@@ -218,11 +232,7 @@ private final class OpenAILocalJob: InferenceJobHandle {
                             "the inference runtime answered \(response.status.code)\(message.map { ": \($0)" } ?? "")")
                 }
                 var decoder = SSE.Decoder()
-                let deadline = NIODeadline.now() + timeout
                 for try await part in response.body {
-                    if NIODeadline.now() > deadline {
-                        throw EngineError(code: "upstream_timeout", message: "the job ran longer than \(timeout)")
-                    }
                     for event in try decoder.feed(part) {
                         if event.isDone { continue }
                         let chunk = try JSON.decode(CompletionChunk.self, from: Array(event.data.utf8))
@@ -328,6 +338,13 @@ private final class OpenAILocalJob: InferenceJobHandle {
         sink?.finish(reason: self.finishReason ?? "stop", promptTokens: prompt, completionTokens: completion)
     }
 
+    /// A watchdog fired: the upstream request is closed (the runtime stops) and the job fails.
+    private func timedOut(_ message: String) {
+        guard !self.done else { return }
+        self.task?.cancel()
+        self.fail(EngineError(code: "upstream_timeout", message: message))
+    }
+
     private func fail(_ error: EngineError) {
         guard !self.done else { return }
         let sink = self.sink
@@ -338,6 +355,7 @@ private final class OpenAILocalJob: InferenceJobHandle {
     private func end(cancelled: Bool) {
         guard !self.done else { return }
         self.done = true
+        self.timers.forEach { $0.cancel() }
         self.waiting?.resume()
         self.waiting = nil
         self.engine.jobEnded(cancelled: cancelled)

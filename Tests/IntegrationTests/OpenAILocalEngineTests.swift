@@ -1,0 +1,127 @@
+import AsyncHTTPClient
+import FleetAgent
+import FleetHTTP2
+import FleetProtocol
+import FleetTesting
+import Foundation
+import HTTPTypes
+import NIOCore
+import NIOPosix
+import Testing
+
+/// The `openai-local` engine against runtimes that misbehave, and against a fast synthetic one
+/// (`CentralServer`), so its failure paths and cancellation are tested without a model.
+@Suite("openai-local engine")
+struct OpenAILocalEngineTests {
+    @Test("A runtime that does not answer, or lacks a mapped model, stops the agent with a clear error")
+    func connectErrors() async throws {
+        await #expect {
+            var configuration = OpenAILocalEngine.Configuration(baseURL: "http://127.0.0.1:1/v1")
+            configuration.discoveryTimeout = .milliseconds(500)
+            _ = try await OpenAILocalEngine.connect(configuration, client: .shared)
+        } throws: { error in
+            let error = error as? EngineError
+            return error?.code == "upstream_unavailable"
+                && error?.message.contains("http://127.0.0.1:1/v1/models") == true
+        }
+        let runtime = try await CentralServer.start()
+        defer { try? runtime.channel.close().wait() }
+        await #expect {
+            _ = try await OpenAILocalEngine.connect(
+                .init(baseURL: runtime.baseURL, models: ["chat": "no-such-model"]), client: .shared)
+        } throws: { error in
+            let error = error as? EngineError
+            return error?.code == "model_not_found" && error?.message.contains("no-such-model") == true
+        }
+        let engine = try await OpenAILocalEngine.connect(
+            .init(baseURL: runtime.baseURL, models: ["chat": "fleet-8b"]), client: .shared)
+        #expect(engine.models.map(\.id) == ["chat"])
+    }
+
+    @Test("Tokens stream through gateway and agent from the runtime, and a client reset stops the runtime's job")
+    func streamsAndCancels() async throws {
+        let runtime = try await CentralServer.start(hardware: .hw4, slowdown: 1)
+        defer { try? runtime.channel.close().wait() }
+        let engine = try await OpenAILocalEngine.connect(
+            .init(baseURL: runtime.baseURL, models: ["chat": "fleet-8b"], slots: 2), client: .shared)
+        try await withFleet { fleet in
+            let pseudonym = try await fleet.startCar("bridge-car", engine: engine)
+            let client = try await RecordingClient.connect(port: fleet.clientPort)
+            defer { client.close() }
+            let done = try await client.post(
+                "/v1/chat/completions", json: chatBody(model: "chat", stream: true, maxTokens: 5)
+            ).collect()
+            #expect(done.response?.headerFields[HTTPField.Name("x-fleet-vehicle")!] == pseudonym)
+            let tokens = try chunks(try ssePayloads(done.body)).flatMap(\.choices).compactMap { $0.delta?.content }
+            #expect(tokens.filter { !$0.isEmpty }.count == 5)
+            #expect(done.body.hasSuffix("data: [DONE]\n\n"))
+
+            let stream = try await client.post(
+                "/v1/chat/completions", json: chatBody(model: "chat", stream: true, maxTokens: 5_000))
+            try await waitUntil("the runtime generates") { runtime.engine.tokensGenerated >= 10 }
+            stream.reset()
+            try await waitUntil("the runtime's job is cancelled") {
+                runtime.engine.jobsCancelled == 1 && runtime.engine.activeJobs == 0
+            }
+            #expect(engine.jobsCancelled == 1 && engine.activeJobs == 0)
+        }
+    }
+
+    @Test("A runtime that answers its headers and then stalls fails the job after the first-token timeout")
+    func stalledRuntime() async throws {
+        let group = MultiThreadedEventLoopGroup.singleton
+        let stalling = try await HTTPServer.bind(host: "127.0.0.1", port: 0, group: group, responder: StallingRuntime())
+        defer { try? stalling.close().wait() }
+        let url = "http://127.0.0.1:\(stalling.localAddress!.port!)/v1"
+        let engine = try await OpenAILocalEngine.connect(
+            .init(baseURL: url, firstTokenTimeout: .milliseconds(300)), client: .shared)
+        let loop = group.any()
+        let sink = try await loop.submit { RecordingSink() }.get()
+        let body = try JSON.decode(CompletionRequest.self, from: Array(chatBody(model: "stall", stream: true).utf8))
+        let job = InferenceJob(
+            model: "stall", prompt: body.promptText, maxTokens: 8, stop: [], seed: 1, body: body)
+        let started = ContinuousClock.now
+        _ = try await loop.submit { engine.start(job, on: loop, sink: sink) }.get()
+        try await waitUntil("the job fails") { try await loop.submit { sink.failure != nil }.get() }
+        let failure = try await loop.submit { sink.failure }.get()
+        #expect(failure?.code == "upstream_timeout")
+        #expect(ContinuousClock.now - started < .seconds(5))
+        #expect(engine.activeJobs == 0)
+    }
+}
+
+/// Lists one model, then answers completions with 200 and SSE headers and never a byte more.
+struct StallingRuntime: HTTPServerResponder {
+    func stream(_ stream: any HTTPStream, didReceive request: HTTPRequest, connection: HTTPConnectionInfo)
+        -> any HTTPStreamDelegate
+    {
+        if request.path == "/v1/models" {
+            let models = ModelList(data: [.init(id: "stall", created: 0, ownedBy: "test")])
+            return FixedResponseDelegate(stream: stream, status: .ok, body: JSON.buffer(models))
+        }
+        return StallingDelegate(stream: stream)
+    }
+}
+
+final class StallingDelegate: HTTPStreamDelegate {
+    let stream: any HTTPStream
+    init(stream: any HTTPStream) { self.stream = stream }
+    func streamDidReceiveData(_ data: ByteBuffer) { self.stream.consume(data.readableBytes) }
+    func streamDidReceiveEnd(trailers: HTTPFields?) {
+        var response = HTTPResponse(status: .ok)
+        response.headerFields[.contentType] = "text/event-stream"
+        self.stream.sendResponse(response, endStream: false)
+    }
+    func streamDidClose(error: HTTPStreamError?) {}
+}
+
+/// A sink that records what the engine delivered (used on its event loop only).
+final class RecordingSink: TokenSink, @unchecked Sendable {
+    var tokens: [String] = []
+    var failure: EngineError?
+    var finished: String?
+    var wantsMore: Bool { true }
+    func emit(token: String) { self.tokens.append(token) }
+    func finish(reason: String, promptTokens: Int, completionTokens: Int) { self.finished = reason }
+    func fail(_ error: EngineError) { self.failure = error }
+}
