@@ -139,18 +139,18 @@ public final class OpenAILocalEngine: InferenceEngine, Sendable {
     }
 
     /// Folds one job's measurement into the model's rates: the first replaces the configured
-    /// guess, later ones are averaged in (EWMA, α = 0.3).
+    /// guess, later ones are averaged in (EWMA, α = 0.5: a runtime's speed follows what else the car is doing).
     func record(model: String, prefillTokensPerSecond: Double?, decodeTokensPerSecond: Double?) {
         self.measured.withLock { measured in
             self.rates.withLock { rates in
                 guard var offer = rates[model] else { return }
                 if let p = prefillTokensPerSecond, p.isFinite, p > 0 {
                     let first = measured.prefill.insert(model).inserted
-                    offer.prefillTokensPerSecond = first ? p : 0.7 * offer.prefillTokensPerSecond + 0.3 * p
+                    offer.prefillTokensPerSecond = first ? p : 0.5 * offer.prefillTokensPerSecond + 0.5 * p
                 }
                 if let d = decodeTokensPerSecond, d.isFinite, d > 0 {
                     let first = measured.decode.insert(model).inserted
-                    offer.decodeTokensPerSecond = first ? d : 0.7 * offer.decodeTokensPerSecond + 0.3 * d
+                    offer.decodeTokensPerSecond = first ? d : 0.5 * offer.decodeTokensPerSecond + 0.5 * d
                 }
                 rates[model] = offer
             }
