@@ -59,6 +59,24 @@ struct Cost: ParsableCommand {
                 self.cars, registry.availableCount(model: "m", zone: "eu"), built,
                 Double(after - before) / Double(self.cars)))
 
+        // Updates: a PING and a telemetry message per car, as the gateway applies them.
+        let updates = min(self.cars, 1_000_000)
+        var start = ContinuousClock.now
+        for i in 0..<updates { registry.recordRTT(ids[i], milliseconds: Double(10 + i % 40)) }
+        let ping = (ContinuousClock.now - start) / updates
+        let plugged = VehicleState(pluggedIn: true, chargePercent: 75, link: .cellular, slotsFree: 1)
+        var unplugged = plugged
+        unplugged.pluggedIn = false
+        start = ContinuousClock.now
+        for i in 0..<updates {
+            // The same plug state as registered, so the decision benchmark's eligible set stays.
+            let isUnplugged = i >= self.eligible && i % 4 == 2
+            registry.update(ids[i], state: isUnplugged ? unplugged : plugged, now: 1)
+        }
+        let telemetry = (ContinuousClock.now - start) / updates
+        func ns(_ d: Duration) -> Double { Double(d.components.attoseconds) / 1e9 + Double(d.components.seconds) * 1e9 }
+        print(String(format: "updates: PING %.0f ns, telemetry %.0f ns per car (%d of each)", ns(ping), ns(telemetry), updates))
+
         var histogram = Histogram<UInt64>(highestTrackableValue: 10_000_000, numberOfSignificantValueDigits: .three)
         let clock = ContinuousClock()
         var sink = 0
