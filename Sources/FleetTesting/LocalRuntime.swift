@@ -36,7 +36,7 @@ public final class LocalRuntime: Sendable {
         guard let model = env["FLEETGATE_MODEL"], FileManager.default.fileExists(atPath: model) else {
             throw Unavailable(description: "FLEETGATE_MODEL is not set or missing; run scripts/setup.sh")
         }
-        let port = try await freePort()
+        let port = try freeLoopbackPort()
         let process = Process()
         process.executableURL = URL(fileURLWithPath: python)
         process.arguments = [
@@ -88,12 +88,13 @@ public final class LocalRuntime: Sendable {
         guard fields.count > 13, let utime = Double(fields[11]), let stime = Double(fields[12]) else { return 0 }
         return (utime + stime) / Double(sysconf(Int32(_SC_CLK_TCK)))
     }
+}
 
-    private static func freePort() async throws -> Int {
-        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .bind(host: "127.0.0.1", port: 0).get()
-        let port = channel.localAddress!.port!
-        try await channel.close()
-        return port
-    }
+/// A free TCP port on loopback (bound and released; a small race is acceptable in tests).
+public func freeLoopbackPort() throws -> Int {
+    let channel = try ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0)
+        .wait()
+    let port = channel.localAddress!.port!
+    try channel.close().wait()
+    return port
 }

@@ -71,7 +71,7 @@ struct InteropTests {
         defer { try? FileManager.default.removeItem(at: root) }
         let payload = String(repeating: "0123456789", count: 50_000)
         try payload.write(to: root.appendingPathComponent("big.txt"), atomically: true, encoding: .utf8)
-        let port = try freePort()
+        let port = try freeLoopbackPort()
         let server = Process()
         server.executableURL = URL(fileURLWithPath: try #require(Subprocess.which("nghttpd")))
         server.arguments = ["--no-tls", "-d", root.path, String(port)]
@@ -96,11 +96,3 @@ struct InteropTests {
     }
 }
 
-/// A free TCP port on loopback (bound and released; a small race is acceptable in tests).
-func freePort() throws -> Int {
-    let channel = try ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0)
-        .wait()
-    let port = channel.localAddress!.port!
-    try channel.close().wait()
-    return port
-}

@@ -25,7 +25,7 @@ struct OpenAILocalEngineTests {
                 && error?.message.contains("http://127.0.0.1:1/v1/models") == true
         }
         let runtime = try await CentralServer.start()
-        defer { try? runtime.channel.close().wait() }
+        defer { runtime.channel.close(promise: nil) }
         await #expect {
             _ = try await OpenAILocalEngine.connect(
                 .init(baseURL: runtime.baseURL, models: ["chat": "no-such-model"]), client: .shared)
@@ -41,7 +41,7 @@ struct OpenAILocalEngineTests {
     @Test("Tokens stream through gateway and agent from the runtime, and a client reset stops the runtime's job")
     func streamsAndCancels() async throws {
         let runtime = try await CentralServer.start(hardware: .hw4, slowdown: 1)
-        defer { try? runtime.channel.close().wait() }
+        defer { runtime.channel.close(promise: nil) }
         let engine = try await OpenAILocalEngine.connect(
             .init(baseURL: runtime.baseURL, models: ["chat": "fleet-8b"], slots: 2), client: .shared)
         try await withFleet { fleet in
@@ -71,7 +71,7 @@ struct OpenAILocalEngineTests {
     func stalledRuntime() async throws {
         let group = MultiThreadedEventLoopGroup.singleton
         let stalling = try await HTTPServer.bind(host: "127.0.0.1", port: 0, group: group, responder: StallingRuntime())
-        defer { try? stalling.close().wait() }
+        defer { stalling.close(promise: nil) }
         let url = "http://127.0.0.1:\(stalling.localAddress!.port!)/v1"
         let engine = try await OpenAILocalEngine.connect(
             .init(baseURL: url, firstTokenTimeout: .milliseconds(300)), client: .shared)
