@@ -70,12 +70,7 @@ public final class LocalRuntime: Sendable {
     /// Stops the server: SIGTERM, then SIGKILL if it is still there after 3 s (uvicorn waits for
     /// keep-alive connections that a pooled HTTP client may hold open).
     public func stop() {
-        guard self.process.isRunning else { return }
-        self.process.terminate()
-        let deadline = Date().addingTimeInterval(3)
-        while self.process.isRunning && Date() < deadline { usleep(20_000) }
-        if self.process.isRunning { kill(self.pid, SIGKILL) }
-        self.process.waitUntilExit()
+        Subprocess.stop(self.process)
     }
 
     /// User + system CPU seconds the server has used (from /proc/<pid>/stat).

@@ -49,6 +49,17 @@ public enum Subprocess {
         }
     }
 
+    /// Stops a long-running helper (a server a test started): SIGTERM, SIGKILL if it is still
+    /// there after `grace`, then reaps it — so no test leaves a server behind.
+    public static func stop(_ process: Process, grace: TimeInterval = 3) {
+        guard process.isRunning else { return }
+        process.terminate()
+        let deadline = Date().addingTimeInterval(grace)
+        while process.isRunning && Date() < deadline { usleep(20_000) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+    }
+
     /// A tool the tests need is not installed.
     public struct MissingTool: Error, CustomStringConvertible {
         public var name: String

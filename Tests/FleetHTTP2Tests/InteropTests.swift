@@ -78,7 +78,7 @@ struct InteropTests {
         server.standardOutput = FileHandle.nullDevice
         server.standardError = FileHandle.nullDevice
         try server.run()
-        defer { server.terminate() }
+        defer { Subprocess.stop(server, grace: 1) }
         var connection: HTTP2ConnectionHandle?
         try await waitUntil("nghttpd listening") {
             connection = try? await HTTP2Client.connect(
