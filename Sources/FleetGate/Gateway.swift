@@ -32,7 +32,8 @@ public final class Gateway: Sendable {
     /// - Throws: ``GatewayError`` or ``CredentialError`` for invalid configuration, naming the key and value.
     public init(configuration: GatewayConfiguration, group: any EventLoopGroup, logger: Logger) throws {
         let prometheus = PrometheusCollectorRegistry()
-        let metrics = GatewayMetrics(factory: PrometheusMetricsFactory(registry: prometheus))
+        let metrics = GatewayMetrics(
+            factory: PrometheusMetricsFactory(registry: prometheus), policy: configuration.schedulingPolicy)
         let credentials: FleetCredentials
         do { credentials = try FleetCredentials(secret: configuration.fleetSecret) } catch {
             throw GatewayError(code: .invalidConfiguration, message: "key 'fleetSecret': \(error.reason)")

@@ -1,4 +1,5 @@
 public import CoreMetrics
+public import FleetScheduler
 import Synchronization
 
 /// The gateway's metrics, created once from an injected factory (tests pass their own).
@@ -26,13 +27,25 @@ public final class GatewayMetrics: Sendable {
     public let predictionRatio: Recorder
     /// Time spent deciding where a request goes.
     public let decisionTime: Timer
-    private let decisionCounters = Mutex<[String: Counter]>([:])
+    /// Decisions by the route ranked first, for the gateway's one policy: created once, so a
+    /// request builds no label and takes no lock to count its decision.
+    private let decisionToCar: Counter
+    private let decisionToCentral: Counter
+    private let decisionToNone: Counter
     /// Region map / database reloads by result.
     public let reloadOK: Counter
     public let reloadFailed: Counter
 
-    public init(factory: any MetricsFactory) {
+    public init(factory: any MetricsFactory, policy: SchedulingPolicy = .predictive) {
         self.factory = factory
+        func decisions(_ route: String) -> Counter {
+            Counter(
+                label: "fleet_decisions_total", dimensions: [("policy", policy.rawValue), ("route", route)],
+                factory: factory)
+        }
+        self.decisionToCar = decisions("car")
+        self.decisionToCentral = decisions("central")
+        self.decisionToNone = decisions("none")
         self.ttft = Timer(
             label: "fleet_time_to_first_token_seconds", dimensions: [], preferredDisplayUnit: .seconds, factory: factory
         )
@@ -70,18 +83,13 @@ public final class GatewayMetrics: Sendable {
         counter.increment()
     }
 
-    /// Counts a scheduling decision by policy and the route it chose first (`car`, `central`, `none`).
-    public func decision(policy: String, route: String) {
-        let key = "\(policy) \(route)"
-        let counter = self.decisionCounters.withLock { counters in
-            if let c = counters[key] { return c }
-            let c = Counter(
-                label: "fleet_decisions_total", dimensions: [("policy", policy), ("route", route)],
-                factory: self.factory)
-            counters[key] = c
-            return c
+    /// Counts a scheduling decision by the route it ranked first (`car`, `central`, or `none`).
+    public func decision(firstChoice: Choice?) {
+        switch firstChoice?.route {
+        case .car: self.decisionToCar.increment()
+        case .central: self.decisionToCentral.increment()
+        case nil: self.decisionToNone.increment()
         }
-        counter.increment()
     }
 
     /// Sets the number of connected cars in a region.

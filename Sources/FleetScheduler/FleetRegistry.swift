@@ -502,6 +502,11 @@ public final class FleetRegistry: Sendable {
         return self.decide(request, excluding: excluding, now: now, limit: limit).cars.compactMap(self.snapshot)
     }
 
+    /// A car's descriptor, without the snapshot's learned rates (what a request needs for its headers).
+    public func descriptor(_ id: CarID) -> CarDescriptor? {
+        self.storage.withLock { s in s.car(id) == nil ? nil : s.descriptors[id.slot] }
+    }
+
     /// A car's snapshot.
     public func snapshot(_ id: CarID) -> CarSnapshot? {
         self.storage.withLock { s in s.car(id).map { _ in Self.snapshot(id: id, in: s) } }

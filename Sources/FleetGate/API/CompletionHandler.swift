@@ -57,7 +57,8 @@ final class CompletionHandler: HTTPStreamDelegate, UpstreamEvents {
     var firstTokenAt: NIODeadline?
     var attempts = 0
     var upstream: (any Upstream)?
-    var car: CarSnapshot?
+    /// The car serving the current attempt.
+    var car: CarDescriptor?
     var centralEndpoint: CentralDirectory.Endpoint?
     var triedCentral: Set<String> = []
     var parsed: CompletionRequest?
@@ -218,8 +219,7 @@ final class CompletionHandler: HTTPStreamDelegate, UpstreamEvents {
         let start = NIODeadline.now()
         let decision = self.core.registry.decide(profile, central: central, excluding: self.tried, now: self.core.now)
         self.core.metrics.decisionTime.recordNanoseconds((NIODeadline.now() - start).nanoseconds)
-        let route = decision.choices.first.map { $0.car == nil ? "central" : "car" } ?? "none"
-        self.core.metrics.decision(policy: decision.policy.rawValue, route: route)
+        self.core.metrics.decision(firstChoice: decision.choices.first)
         self.choices = decision.choices
     }
 
@@ -239,8 +239,8 @@ final class CompletionHandler: HTTPStreamDelegate, UpstreamEvents {
             }
             guard !self.tried.contains(id) else { continue }
             self.tried.append(id)
-            guard let profile = self.profile, let car = self.core.registry.snapshot(id),
-                car.descriptor.zone == self.zone,  // invariant, checked twice on purpose
+            guard let profile = self.profile, let car = self.core.registry.descriptor(id),
+                car.zone == self.zone,  // invariant, checked twice on purpose
                 let tunnel = self.core.tunnels.handle(for: id),
                 let dispatch = self.core.registry.acquire(id, for: profile, now: self.core.now)
             else { continue }
@@ -424,7 +424,7 @@ final class CompletionHandler: HTTPStreamDelegate, UpstreamEvents {
             self.core.metrics.predictionRatio.record(
                 dispatch.predictedTTFTMilliseconds * 1e6 / Double(max(1, observed)))
         }
-        self.core.metrics.ttft.recordNanoseconds((NIODeadline.now() - self.started).nanoseconds)
+        self.core.metrics.ttft.recordNanoseconds((now - self.started).nanoseconds)
         if self.streaming {
             var response = HTTPResponse(status: .ok)
             response.headerFields = self.routeHeaders()
@@ -515,8 +515,8 @@ final class CompletionHandler: HTTPStreamDelegate, UpstreamEvents {
         }
         if let car = self.car {
             fields[HTTPField.Name(FleetHeader.route)!] = "car"
-            fields[HTTPField.Name(FleetHeader.region)!] = car.descriptor.region
-            fields[HTTPField.Name(FleetHeader.vehicle)!] = car.descriptor.pseudonym
+            fields[HTTPField.Name(FleetHeader.region)!] = car.region
+            fields[HTTPField.Name(FleetHeader.vehicle)!] = car.pseudonym
         } else if let endpoint = self.centralEndpoint {
             fields[HTTPField.Name(FleetHeader.route)!] = "central"
             fields[HTTPField.Name(FleetHeader.region)!] = endpoint.region
@@ -552,8 +552,8 @@ final class CompletionHandler: HTTPStreamDelegate, UpstreamEvents {
                 "fleet.origin.region": "\(self.origin?.region ?? "-")",
                 "fleet.zone": "\(self.zone)",
                 "fleet.route": "\(self.events == 0 ? "-" : self.car != nil ? "car" : "central")",
-                "fleet.region": "\(self.car?.descriptor.region ?? self.centralEndpoint?.region ?? "-")",
-                "fleet.vehicle": "\(self.car?.descriptor.pseudonym ?? "-")",
+                "fleet.region": "\(self.car?.region ?? self.centralEndpoint?.region ?? "-")",
+                "fleet.vehicle": "\(self.car?.pseudonym ?? "-")",
                 "fleet.attempts": "\(self.attempts)",
                 "fleet.events": "\(self.events)",
             ])
