@@ -28,12 +28,14 @@ public struct Eligibility: Sendable {
         return car.state.chargePercent >= car.minChargePercent
     }
 
-    /// The per-request part, for a car drawn from the request's pool.
+    /// The per-request part, for a car drawn from the request's pool's buckets.
     func admits(_ car: FleetRegistry.Car, zone: Int32, offer: FleetRegistry.Offer, request: RequestProfile, now: Double)
         -> Bool
     {
         guard car.zone == zone else { return false }  // hard: privacy zone, checked again
-        guard now >= car.backoffUntil, isAvailable(car) else { return false }
+        // `isAvailable` is not asked again: every car drawn sits in a bucket, and bucket membership
+        // is kept equal to it on every update (`FleetRegistry.reindex`).
+        guard now >= car.backoffUntil else { return false }
         if car.rtt.samples > 0, car.rtt.smoothed > self.maxRTTMilliseconds { return false }
         if let uplink = car.state.uplinkMbps, uplink < self.minUplinkMbps { return false }
         if car.departsAt != .infinity {
