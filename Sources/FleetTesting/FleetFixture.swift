@@ -66,26 +66,19 @@ public struct FleetFixture: Sendable {
     /// Starts a car and waits until the gateway has registered it.
     @discardableResult
     public func startCar(_ spec: CarSpec, timeout: Duration = .seconds(10)) async throws -> TestCar {
-        let credentials = try FleetCredentials(secret: self.secret)
-        let token = credentials.issue(
-            vehicleID: spec.vehicleID, regions: [spec.region], expires: Date().addingTimeInterval(3600))
-        let config = AgentConfiguration(
-            gatewayHost: "127.0.0.1", gatewayPort: self.tunnelPort, vehicleID: spec.vehicleID, credential: token,
-            region: spec.region, hardware: spec.hardware, initialBackoff: .milliseconds(20),
-            maxBackoff: .milliseconds(200),
-            tls: spec.tls)
-        let car = SimulatedCar(
-            configuration: config, state: spec.state, slowdown: spec.slowdown, group: self.group, logger: self.logger)
-        self.starter.yield(car.tunnel)
-        let pseudonym = credentials.pseudonym(of: spec.vehicleID)
-        try await waitUntil(timeout: timeout, "car \(spec.vehicleID) registered") {
-            self.gateway.core.registry.all().contains { $0.descriptor.vehicleID == spec.vehicleID && !$0.draining }
+        var car: SimulatedCar?
+        let pseudonym = try await self.start(
+            spec.vehicleID, region: spec.region, hardware: spec.hardware, tls: spec.tls, timeout: timeout
+        ) { config in
+            let simulated = SimulatedCar(
+                configuration: config, state: spec.state, slowdown: spec.slowdown, group: self.group,
+                logger: self.logger)
+            car = simulated
+            return simulated.tunnel
         }
-        return TestCar(spec: spec, car: car, pseudonym: pseudonym)
+        return TestCar(spec: spec, car: car!, pseudonym: pseudonym)
     }
-}
 
-extension FleetFixture {
     /// Starts a car in `region` running `engine` (for example ``OpenAILocalEngine`` in front of a
     /// real model) and waits until the gateway has registered it; returns its pseudonym.
     @discardableResult
@@ -93,16 +86,27 @@ extension FleetFixture {
         _ vehicleID: String, region: String = "eu-central", hardware: HardwareClass = .hw4,
         engine: any InferenceEngine, timeout: Duration = .seconds(10)
     ) async throws -> String {
+        try await self.start(vehicleID, region: region, hardware: hardware, tls: nil, timeout: timeout) { config in
+            let state = AgentState(
+                initial: VehicleState(pluggedIn: true, chargePercent: 80, link: .wifi, slotsFree: engine.slots),
+                slots: engine.slots)
+            return TunnelClient(
+                configuration: config, engine: engine, state: state, group: self.group, logger: self.logger)
+        }
+    }
+
+    /// Mints the car's token, starts the tunnel `makeTunnel` builds, waits for its registration.
+    private func start(
+        _ vehicleID: String, region: String, hardware: HardwareClass, tls: AgentConfiguration.TunnelTLS?,
+        timeout: Duration, _ makeTunnel: (AgentConfiguration) -> TunnelClient
+    ) async throws -> String {
         let credentials = try FleetCredentials(secret: self.secret)
         let token = credentials.issue(vehicleID: vehicleID, regions: [region], expires: Date().addingTimeInterval(3600))
         let config = AgentConfiguration(
             gatewayHost: "127.0.0.1", gatewayPort: self.tunnelPort, vehicleID: vehicleID, credential: token,
-            region: region, hardware: hardware, initialBackoff: .milliseconds(20), maxBackoff: .milliseconds(200))
-        let state = AgentState(
-            initial: VehicleState(pluggedIn: true, chargePercent: 80, link: .wifi, slotsFree: engine.slots),
-            slots: engine.slots)
-        self.starter.yield(
-            TunnelClient(configuration: config, engine: engine, state: state, group: self.group, logger: self.logger))
+            region: region, hardware: hardware, initialBackoff: .milliseconds(20), maxBackoff: .milliseconds(200),
+            tls: tls)
+        self.starter.yield(makeTunnel(config))
         try await waitUntil(timeout: timeout, "car \(vehicleID) registered") {
             self.gateway.core.registry.all().contains { $0.descriptor.vehicleID == vehicleID && !$0.draining }
         }
