@@ -31,6 +31,8 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        // Already in the graph through swift-nio; the simulator uses its Heap.
+        .package(url: "https://github.com/apple/swift-collections.git", from: "1.1.0"),
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
@@ -167,7 +169,9 @@ let package = Package(
         ),
         .target(
             name: "FleetSimulation",
-            dependencies: ["FleetScheduler", "FleetProtocol"],
+            dependencies: [
+                "FleetScheduler", "FleetProtocol", .product(name: "HeapModule", package: "swift-collections"),
+            ],
             path: "LoadTests/Sources/FleetSimulation",
             swiftSettings: swiftSettings
         ),

@@ -1,51 +1,29 @@
 import FleetProtocol
 import Foundation
+import HeapModule
 
-/// A binary min-heap of timed events; ties keep insertion order, so runs are deterministic.
+/// Timed events in swift-collections' `Heap`; ties keep insertion order, so runs are deterministic.
 struct EventQueue<Payload> {
-    private struct Entry {
+    private struct Entry: Comparable {
         var time: Double
         var sequence: UInt64
         var payload: Payload
-        func before(_ other: Entry) -> Bool { (self.time, self.sequence) < (other.time, other.sequence) }
+        static func < (a: Self, b: Self) -> Bool { (a.time, a.sequence) < (b.time, b.sequence) }
+        static func == (a: Self, b: Self) -> Bool { (a.time, a.sequence) == (b.time, b.sequence) }
     }
 
-    private var heap: [Entry] = []
+    private var heap = Heap<Entry>()
     private var sequence: UInt64 = 0
 
     var isEmpty: Bool { self.heap.isEmpty }
 
     mutating func push(_ time: Double, _ payload: Payload) {
         self.sequence += 1
-        self.heap.append(Entry(time: time, sequence: self.sequence, payload: payload))
-        var i = self.heap.count - 1
-        while i > 0 {
-            let parent = (i - 1) / 2
-            guard self.heap[i].before(self.heap[parent]) else { break }
-            self.heap.swapAt(i, parent)
-            i = parent
-        }
+        self.heap.insert(Entry(time: time, sequence: self.sequence, payload: payload))
     }
 
     mutating func pop() -> (time: Double, payload: Payload)? {
-        guard !self.heap.isEmpty else { return nil }
-        let top = self.heap[0]
-        let last = self.heap.removeLast()
-        if !self.heap.isEmpty {
-            self.heap[0] = last
-            var i = 0
-            while true {
-                let l = 2 * i + 1
-                let r = l + 1
-                var m = i
-                if l < self.heap.count && self.heap[l].before(self.heap[m]) { m = l }
-                if r < self.heap.count && self.heap[r].before(self.heap[m]) { m = r }
-                if m == i { break }
-                self.heap.swapAt(i, m)
-                i = m
-            }
-        }
-        return (top.time, top.payload)
+        self.heap.popMin().map { ($0.time, $0.payload) }
     }
 }
 
