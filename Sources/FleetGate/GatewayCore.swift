@@ -70,6 +70,7 @@ public final class GatewayCore: Sendable {
         self.clientAddresses = ClientAddressResolver(trusted: trusted)
         self.metrics = metrics
         self.logger = logger
+        self.hedgeBudget = HedgeBudget(ratio: configuration.hedgeBudget)
     }
 
     private let inFlight = Atomic<Int>(0)
@@ -119,6 +120,14 @@ public final class GatewayCore: Sendable {
                 "Region map reload refused; the running map stays", metadata: ["error": "\(error.message)"])
             throw error
         }
+    }
+
+    /// The gateway-wide hedge budget.
+    let hedgeBudget: HedgeBudget
+
+    /// Whether a car or a central endpoint serves `model`.
+    func serves(model: String) -> Bool {
+        self.registry.models().contains(model) || self.central.models().contains(model)
     }
 
     /// Seconds on a monotonic clock, for the registry's back-off.
