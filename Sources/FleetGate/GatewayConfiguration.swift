@@ -80,6 +80,8 @@ public struct GatewayConfiguration: Sendable {
     /// The inter-token deadline's floor: an attempt silent for max(this, 10 × predicted time per
     /// token) after its first token is lost and the stream fails over.
     public var interTokenTimeout: TimeAmount = .seconds(2)
+    /// How often a car running jobs is PINGed; two missed PINGs mean it is dead.
+    public var busyPingInterval: TimeAmount = .seconds(1)
     /// The total deadline of one attempt.
     public var attemptTimeout: TimeAmount = .minutes(10)
 

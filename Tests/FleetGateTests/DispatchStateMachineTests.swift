@@ -247,6 +247,16 @@ struct DispatchStateMachineTests {
         #expect(m.finished(1) == .finish(cancel: [2]))
     }
 
+    @Test("Departure: if the departing car dies first, its running continuation takes over")
+    func departingCarDies() {
+        var m = Setup.streaming.machine()
+        _ = m.departing(1, canFinish: false)
+        #expect(m.failed(1, .init(retryable: true, label: "car_reset")) == .none)
+        #expect(m.phase == .migrating)
+        #expect(m.firstToken(2) == .commit(2, sendHead: false, cancel: []))
+        #expect(m.migrations == 1)
+    }
+
     @Test("Departure: a continuation that finds no car leaves the departing car streaming")
     func departureWithoutCandidate() {
         var m = Setup.streaming.machine()

@@ -20,6 +20,7 @@ struct CarUpstream: Upstream {
             do {
                 let stream = try handler.openStream(request, endStream: false, delegate: forwarder)
                 stream.sendData(body, endStream: true)
+                (handler.delegate as? CarSession)?.jobStarted()
                 box.value = stream
                 forwarder.stream = stream
             } catch {

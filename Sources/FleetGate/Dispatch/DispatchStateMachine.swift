@@ -255,6 +255,11 @@ package struct DispatchStateMachine: Sendable {
             return .open(self.newAttempt(resumeFrom: 0, reason: .retry))
         case .streaming where attempt == self.committed, .migrating:
             self.committed = nil
+            if self.phase == .streaming && !self.open.isEmpty {
+                // A departure's continuation is already running: it takes over.
+                self.phase = .migrating
+                return .none
+            }
             if let next = self.continuation(after: failure, reason: .failover) {
                 self.phase = .migrating
                 return .migrate(cancel: nil, open: next)

@@ -19,6 +19,11 @@ final class Dispatcher: UpstreamEvents {
     struct Attempt {
         var lease: AttemptLease
         var reason: DispatchStateMachine.OpenReason
+        /// The token index the attempt starts at (a continuation's N).
+        var resumeFrom: Int
+        /// Tokens skipped because the client already had them (a departure's continuation
+        /// catching up with the car it replaces).
+        var skipped = 0
         var upstream: (any Upstream)?
         var startedAt: NIODeadline
         var firstTokenAt: NIODeadline?
@@ -29,6 +34,8 @@ final class Dispatcher: UpstreamEvents {
         var unconsumed = 0
         var timers: [Scheduled<Void>] = []
         var watchdog: Scheduled<Void>?
+        /// The departure watch on the attempt's car.
+        var departureWatch: Int?
     }
 
     let core: GatewayCore
@@ -130,12 +137,18 @@ final class Dispatcher: UpstreamEvents {
         if open.reason == .retry { self.core.metrics.retries.increment() }
         if open.reason == .hedge { self.core.metrics.hedgesStarted.increment() }
         let now = NIODeadline.now()
-        var attempt = Attempt(lease: lease, reason: open.reason, startedAt: now)
+        var attempt = Attempt(lease: lease, reason: open.reason, resumeFrom: open.resumeFrom, startedAt: now)
         self.relay.open(attempt: open.attempt)
         let relay = NIOLoopBound(self, eventLoop: self.stream.eventLoop)
         switch lease {
-        case .car(_, _, let tunnel):
+        case .car(_, let dispatch, let tunnel):
+            let bound = NIOLoopBound(self, eventLoop: self.stream.eventLoop)
+            let id = open.attempt
+            attempt.departureWatch = self.core.tunnels.watch(dispatch.car) { secondsLeft in
+                bound.eventLoop.execute { bound.value.carDeparting(id, secondsLeft: secondsLeft) }
+            }
             var head = HTTPRequest(method: .post, scheme: "http", authority: "car", path: self.route)
+            head.headerFields[.fleetZone] = self.request.zone
             head.headerFields[.contentType] = "application/json"
             head.headerFields[.fleetStreamMode] = "sse-usage"
             head.headerFields[.fleetRequestID] = self.requestID
@@ -223,6 +236,25 @@ final class Dispatcher: UpstreamEvents {
         self.armWatchdog(id)
     }
 
+    /// The attempt's car announced it leaves in `secondsLeft`: can the attempt finish before?
+    private func carDeparting(_ id: Int, secondsLeft: Double) {
+        guard let attempt = self.attempts[id], !self.ended else { return }
+        let remaining = Double(max(0, self.request.profile.expectedOutputTokens - self.relay.deliveredTokens))
+        var perToken = attempt.lease.predictedTPOTMilliseconds ?? 100
+        if let first = attempt.firstTokenAt, let last = attempt.lastTokenAt, attempt.tokens >= 2 {
+            perToken = Double((last - first).nanoseconds) / 1e6 / Double(attempt.tokens - 1)
+        }
+        // A margin of one second and a quarter: a stream that would finish just as the car leaves moves.
+        let canFinish = remaining * perToken * 1.25 + 1_000 < secondsLeft * 1_000
+        self.logger.debug(
+            "Car departing",
+            metadata: [
+                "fleet.request.id": "\(self.requestID)", "fleet.attempt": "\(id)",
+                "fleet.departure.seconds": "\(secondsLeft)", "fleet.can.finish": "\(canFinish)",
+            ])
+        self.perform(self.machine.departing(id, canFinish: canFinish))
+    }
+
     private func cancel(_ id: Int) {
         guard let attempt = self.attempts[id] else { return }
         attempt.upstream?.cancel()
@@ -235,6 +267,9 @@ final class Dispatcher: UpstreamEvents {
         guard let attempt = self.attempts.removeValue(forKey: id) else { return }
         attempt.timers.forEach { $0.cancel() }
         attempt.watchdog?.cancel()
+        if let token = attempt.departureWatch, case .car(_, let dispatch, _) = attempt.lease {
+            self.core.tunnels.unwatch(dispatch.car, token: token)
+        }
         self.candidates.release(attempt.lease, outcome: outcome)
     }
 
@@ -306,6 +341,14 @@ final class Dispatcher: UpstreamEvents {
 
     private func tokenArrived(_ item: SSERelay.Item, from id: Int) {
         guard var attempt = self.attempts[id] else { return }
+        if attempt.firstTokenAt == nil, attempt.resumeFrom + attempt.skipped < self.machine.delivered,
+            case .car(let car, _, _) = attempt.lease, car.continuation == .exact
+        {
+            // Token-exact continuation behind the stream: the client has this token already.
+            attempt.skipped += 1
+            self.attempts[id] = attempt
+            return
+        }
         let now = NIODeadline.now()
         let first = attempt.firstTokenAt == nil
         let action = first ? self.machine.firstToken(id) : self.machine.token(id)
