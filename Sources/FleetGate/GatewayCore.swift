@@ -125,9 +125,29 @@ public final class GatewayCore: Sendable {
     /// The gateway-wide hedge budget.
     let hedgeBudget: HedgeBudget
 
-    /// Whether a car or a central endpoint serves `model`.
+    /// Models served recently, with when they were last seen: a model whose cars all left a
+    /// moment ago is answered 503 `no_capacity_in_zone`, not 404 `model_not_found` (bounded).
+    private let recentModels = Mutex<[String: Double]>([:])
+    /// How long a model is remembered after its last car or endpoint went.
+    static let modelMemorySeconds: Double = 600
+
+    /// Remembers that `models` are served now.
+    func rememberModels(_ models: some Sequence<String>) {
+        let now = self.now
+        self.recentModels.withLock { memory in
+            for model in models where memory.count < 4_096 || memory[model] != nil { memory[model] = now }
+            if memory.count >= 4_096 { memory = memory.filter { now - $0.value < Self.modelMemorySeconds } }
+        }
+    }
+
+    /// Whether a car or a central endpoint serves `model` now, or did within the last ten minutes.
     func serves(model: String) -> Bool {
-        self.registry.models().contains(model) || self.central.models().contains(model)
+        if self.registry.models().contains(model) || self.central.models().contains(model) {
+            self.rememberModels([model])
+            return true
+        }
+        let now = self.now
+        return self.recentModels.withLock { $0[model].map { now - $0 < Self.modelMemorySeconds } ?? false }
     }
 
     /// Seconds on a monotonic clock, for the registry's back-off.

@@ -146,6 +146,7 @@ final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
         self.region = region
         self.checkPeerLocation(claimedZone: zone.id)
         self.core.tunnels.add(id, self.handle)
+        self.core.rememberModels(models.map(\.id))
         self.core.publishCarCount(region: region)
         self.logger[metadataKey: "fleet.vehicle"] = "\(descriptor.pseudonym)"
         self.logger.debug(

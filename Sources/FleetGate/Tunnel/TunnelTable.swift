@@ -38,7 +38,7 @@ public final class TunnelTable: Sendable {
     }
 
     /// The car announced it leaves in `secondsLeft`: tell every attempt running on it.
-    func announceDeparture(_ id: CarID, secondsLeft: Double) {
+    package func announceDeparture(_ id: CarID, secondsLeft: Double) {
         let callbacks = self.watchers.withLock { Array(($0.byCar[id] ?? [:]).values) }
         for callback in callbacks { callback(secondsLeft) }
     }
