@@ -244,7 +244,7 @@ let package = Package(
         .testTarget(
             name: "FleetConfigurationTests",
             dependencies: [
-                "FleetConfiguration", "FleetGate", "FleetAgent", "FleetHTTP2",
+                "FleetConfiguration", "FleetGate", "FleetAgent", "FleetHTTP2", "FleetProtocol",
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -27,10 +27,14 @@ extension AgentProgramConfiguration {
     public init(config: ConfigReader) throws {
         self.init()
         (self.gateway.host, self.gateway.port) = try Self.hostPort(config, "gateway.address", allowZero: false)
+        let caFile = try config.nonEmptyString("gateway.caFile")
+        let serverName = try config.nonEmptyString("gateway.serverName")
         if try config.bool("gateway.tls") {
-            self.gateway.tls = .init(
-                caFile: try config.nonEmptyString("gateway.caFile"),
-                serverHostname: try config.nonEmptyString("gateway.serverName"))
+            self.gateway.tls = .init(caFile: caFile, serverHostname: serverName)
+        } else if caFile != nil || serverName != nil {
+            throw ConfigurationError(
+                .invalidValue, key: caFile != nil ? "gateway.caFile" : "gateway.serverName",
+                value: caFile ?? serverName, "is only used with gateway.tls: true")
         }
         self.vehicle.id = try config.nonEmptyString("vehicle.id")
         self.vehicle.region = try config.nonEmptyString("vehicle.region")
@@ -97,7 +101,7 @@ extension AgentProgramConfiguration {
                 .string("gateway.serverName", "", "Name to verify on the gateway's certificate (empty: the gateway host).", aliases: ["--server-name"]),
                 .string("vehicle.id", "", "This car's vehicle id (required by run).", aliases: ["--vehicle-id"]),
                 .string("vehicle.region", "", "The region the car is in (required by run).", aliases: ["--region"]),
-                .secret("token", "The car's token (fleetgate token issue). Environment only."),
+                .secret("token", "The car's token (fleetgate token issue). Environment only.", aliases: ["--token"]),
                 .string("tokenFile", "", "File holding the car's token (instead of FLEET_AGENT_TOKEN).", aliases: ["--token-file"]),
                 .string("engine.kind", d.engine.kind, "Engine: synthetic, or openai-local (a local OpenAI-compatible runtime at engine.upstream).", aliases: ["--engine"]),
                 .string("engine.hardware", d.engine.hardware.rawValue, "Hardware class: hw3, hw4 or ai5.", aliases: ["--hardware"]),

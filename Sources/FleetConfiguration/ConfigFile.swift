@@ -143,7 +143,7 @@ private struct Walker {
         if spec.isSecret {
             self.error(
                 .invalidValue, node, spec.key, nil,
-                "is a secret and is not read from the file: set \(spec.environmentVariable(prefix: self.environmentPrefix)) or the matching *File key"
+                "is a secret and is not read from the file: set \(spec.environmentVariable(prefix: self.environmentPrefix)) or put it in a file named by \(spec.key)File"
             )
             return
         }

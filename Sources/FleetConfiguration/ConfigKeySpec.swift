@@ -94,8 +94,9 @@ public struct ConfigKeySpec: Sendable, Hashable {
     }
 
     /// A secret string key (environment only; empty by default).
-    public static func secret(_ key: String, _ summary: String) -> Self {
-        Self(key, .string(""), summary, secret: true)
+    /// - Parameter aliases: old flags that once carried the secret, so using one says where it went.
+    public static func secret(_ key: String, _ summary: String, aliases: [String] = []) -> Self {
+        Self(key, .string(""), summary, secret: true, aliases: aliases)
     }
 
     /// The command-line flag swift-configuration's `CommandLineArgumentsProvider` reads for this key.

@@ -159,12 +159,15 @@ public struct ConfigStack: Sendable {
                 if let fixed = alias.value { inlineValue = fixed }
             }
             guard let spec else {
-                let close = flags.keys.min { editDistance($0, name) < editDistance($1, name) }
+                let known = Array(flags.keys) + Array(aliases.keys)
+                let close = known.min { editDistance($0, name) < editDistance($1, name) }
                 let hint = close.map { editDistance($0, name) <= 3 ? "; did you mean \($0)?" : "" } ?? ""
                 errors.append(
                     ConfigurationError(
                         .unknownKey, key: name,
                         "unknown option\(hint) (every key of docs/configuration.md is a flag: `--limits-max-body-bytes 2048`)"))
+                // Its value, if any, goes with it rather than being reported as a second error.
+                if inlineValue == nil, index < arguments.count, !arguments[index].hasPrefix("--") { index += 1 }
                 expectingValue = false
                 continue
             }
@@ -172,7 +175,7 @@ public struct ConfigStack: Sendable {
                 errors.append(
                     ConfigurationError(
                         .invalidValue, key: spec.key,
-                        "is a secret and is not read from the command line (where `ps` shows it): set \(spec.environmentVariable(prefix: program.environmentPrefix)) or use the matching *-file option"
+                        "is a secret and is not read from the command line (where `ps` shows it): set \(spec.environmentVariable(prefix: program.environmentPrefix)) or use the \(spec.key)File key (--\(ConfigKeySpec.flag(for: spec.key + "File").dropFirst(2)))"
                     ))
                 if inlineValue == nil, index < arguments.count, !arguments[index].hasPrefix("--") { index += 1 }
                 expectingValue = false

@@ -83,7 +83,7 @@ extension GatewayConfiguration {
     public static var schema: ConfigSchema {
         ConfigSchema([
             ConfigSchema([
-                .secret("fleetSecret", "The fleet secret (≥ 16 bytes) that signs vehicle tokens. Environment only."),
+                .secret("fleetSecret", "The fleet secret (≥ 16 bytes) that signs vehicle tokens. Environment only.", aliases: ["--fleet-secret"]),
                 .string("fleetSecretFile", "", "File holding the fleet secret (instead of FLEETGATE_FLEET_SECRET)."),
                 .int("eventLoopThreads", 0, "Event loop threads (0: one per core).", aliases: ["--threads"]),
             ]),
@@ -324,8 +324,8 @@ extension GatewayConfiguration.Auth {
 
     static var configKeys: ConfigSchema {
         ConfigSchema([
-            .secret("apiKeys", "Accepted API keys, comma-separated. Environment only. Reloadable."),
-            .string("apiKeysFile", "", "File of accepted API keys, one per line (# comments). Reloadable."),
+            .secret("apiKeys", "Accepted API keys, comma-separated. Environment only. Reloadable.", aliases: ["--api-key"]),
+            .string("apiKeysFile", "", "File of accepted API keys, one per line (# comments). Reloadable.", aliases: ["--api-key-file"]),
         ])
     }
 }
