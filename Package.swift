@@ -45,11 +45,14 @@ let package = Package(
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
-        // Its YAML trait needs Yams 5.4.0..<7.0.0 (ours: 6.2.2). Reloading is not enabled: reloads are
-        // explicit (SIGHUP, admin endpoint) and validate the whole file before anything swaps.
+        // Traits: CommandLineArguments only. The YAML file is read by our own Yams pass (FleetConfiguration's
+        // ConfigFile), which keeps marks for file:line:column errors and rejects unknown keys, so the YAML
+        // trait (Yams 5.4.0..<7.0.0, compatible with our 6.2.2) would only parse the file a second time.
+        // Reloading is not enabled: reloads are explicit (SIGHUP, POST /admin/reload), synchronous, and
+        // check the whole file before anything swaps.
         .package(
             url: "https://github.com/apple/swift-configuration.git", from: "1.4.0",
-            traits: ["YAML", "CommandLineArguments"]),
+            traits: ["CommandLineArguments"]),
     ],
     targets: [
         // libnghttp2 (Debian libnghttp2-dev). Only FleetHTTP2 imports it.

@@ -13,7 +13,8 @@ import Synchronization
 public final class GatewayCore: Sendable {
     /// The running configuration. A reload swaps it whole (``apply(_:)``), so a request that reads
     /// it once sees one consistent version; keys that need a restart keep their start values.
-    public var configuration: GatewayConfiguration { self.live.withLock { $0.configuration } }
+    /// (One lock and one retain of the snapshot; the struct itself is not copied under the lock.)
+    public var configuration: GatewayConfiguration { self.live.withLock { $0 }.configuration }
     public let registry: FleetRegistry
     public let tunnels: TunnelTable
     public let credentials: FleetCredentials
@@ -67,13 +68,18 @@ public final class GatewayCore: Sendable {
 
     private let inFlight = Atomic<Int>(0)
 
-    /// What a reload swaps: the configuration and the MACs of its API keys.
-    struct Live: Sendable {
-        var configuration: GatewayConfiguration
+    /// What a reload swaps: the configuration and the MACs of its API keys (immutable; replaced whole).
+    final class Live: Sendable {
+        let configuration: GatewayConfiguration
         /// HMAC of every accepted API key under a per-process random key, computed once per
         /// configuration, so a request is checked with swift-crypto's constant-time
         /// `isValidAuthenticationCode` and keys are not kept in the clear beside the comparison.
-        var apiKeyMACs: [[UInt8]]
+        let apiKeyMACs: [[UInt8]]
+
+        init(configuration: GatewayConfiguration, apiKeyMACs: [[UInt8]]) {
+            self.configuration = configuration
+            self.apiKeyMACs = apiKeyMACs
+        }
     }
     private let live: Mutex<Live>
     private let apiKeyMACKey: [UInt8]
@@ -90,7 +96,7 @@ public final class GatewayCore: Sendable {
 
     /// Whether an `Authorization` header carries an accepted key (always true when none are configured).
     func isAuthorized(_ authorization: String?) -> Bool {
-        let macs = self.live.withLock { $0.apiKeyMACs }
+        let macs = self.live.withLock { $0 }.apiKeyMACs
         guard !macs.isEmpty else { return true }
         guard let header = authorization, header.hasPrefix("Bearer ") else { return false }
         let token = Data(header.utf8.dropFirst(7))
