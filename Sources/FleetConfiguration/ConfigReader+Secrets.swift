@@ -17,12 +17,7 @@ extension ConfigReader {
         case (.some, .some):
             throw ConfigurationError(.invalidValue, key: fileKey, value: path, "set either \(key) or \(fileKey), not both")
         case (nil, let path?):
-            let contents: String
-            do { contents = try String(contentsOfFile: path, encoding: .utf8) } catch {
-                throw ConfigurationError(
-                    .unreadableFile, key: fileKey, value: path, "cannot read the secret file: \(error.localizedDescription)")
-            }
-            let secret = contents.trimmingCharacters(in: .whitespacesAndNewlines)
+            let secret = try Self.readSecretFile(path, key: fileKey).trimmingCharacters(in: .whitespacesAndNewlines)
             guard !secret.isEmpty else {
                 throw ConfigurationError(.invalidValue, key: fileKey, value: path, "the secret file is empty")
             }
@@ -38,14 +33,17 @@ extension ConfigReader {
             $0.trimmingCharacters(in: .whitespaces)
         }.filter { !$0.isEmpty }
         if let path = try self.nonEmptyString(fileKey) {
-            let contents: String
-            do { contents = try String(contentsOfFile: path, encoding: .utf8) } catch {
-                throw ConfigurationError(
-                    .unreadableFile, key: fileKey, value: path, "cannot read the secret file: \(error.localizedDescription)")
-            }
-            out += contents.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
+            out += try Self.readSecretFile(path, key: fileKey).split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
                 .filter { !$0.isEmpty && !$0.hasPrefix("#") }
         }
         return out
+    }
+
+    /// The contents of a secret file; the error names the key and path, never contents.
+    static func readSecretFile(_ path: String, key: String) throws -> String {
+        do { return try String(contentsOfFile: path, encoding: .utf8) } catch {
+            throw ConfigurationError(
+                .unreadableFile, key: key, value: path, "cannot read the secret file: \(error.localizedDescription)")
+        }
     }
 }
