@@ -47,7 +47,8 @@ extension AgentProgramConfiguration {
         for entry in try config.strings("engine.modelMap") {
             let parts = entry.split(separator: "=", maxSplits: 1).map(String.init)
             guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
-                throw ConfigurationError(.invalidValue, key: "engine.modelMap", value: entry, "is not ADVERTISED=UPSTREAM")
+                throw ConfigurationError(
+                    .invalidValue, key: "engine.modelMap", value: entry, "is not ADVERTISED=UPSTREAM")
             }
             self.engine.modelMap[parts[0]] = parts[1]
         }
@@ -95,37 +96,84 @@ extension AgentProgramConfiguration {
         let d = Self.defaults
         return ConfigSchema([
             ConfigSchema([
-                .string("gateway.address", "\(d.gateway.host):\(d.gateway.port)", "The gateway's tunnel address, host:port.", aliases: ["--gateway"]),
+                .string(
+                    "gateway.address", "\(d.gateway.host):\(d.gateway.port)",
+                    "The gateway's tunnel address, host:port.", aliases: ["--gateway"]),
                 .bool("gateway.tls", false, "Dial the gateway over TLS (production).", aliases: ["--tls"]),
-                .string("gateway.caFile", "", "PEM CA to verify the gateway with (empty: system roots).", aliases: ["--ca-file"]),
-                .string("gateway.serverName", "", "Name to verify on the gateway's certificate (empty: the gateway host).", aliases: ["--server-name"]),
+                .string(
+                    "gateway.caFile", "", "PEM CA to verify the gateway with (empty: system roots).",
+                    aliases: ["--ca-file"]),
+                .string(
+                    "gateway.serverName", "", "Name to verify on the gateway's certificate (empty: the gateway host).",
+                    aliases: ["--server-name"]),
                 .string("vehicle.id", "", "This car's vehicle id (required by run).", aliases: ["--vehicle-id"]),
                 .string("vehicle.region", "", "The region the car is in (required by run).", aliases: ["--region"]),
                 .secret("token", "The car's token (fleetgate token issue). Environment only.", aliases: ["--token"]),
-                .string("tokenFile", "", "File holding the car's token (instead of FLEET_AGENT_TOKEN).", aliases: ["--token-file"]),
-                .string("engine.kind", d.engine.kind, "Engine: synthetic, or openai-local (a local OpenAI-compatible runtime at engine.upstream).", aliases: ["--engine"]),
-                .string("engine.hardware", d.engine.hardware.rawValue, "Hardware class: hw3, hw4 or ai5.", aliases: ["--hardware"]),
-                .string("engine.upstream", d.engine.upstream, "openai-local: the runtime's base URL, ending in /v1.", aliases: ["--upstream"]),
-                .strings("engine.modelMap", [], "openai-local: ADVERTISED=UPSTREAM model names (default: the runtime's own).", aliases: ["--model-map"]),
-                .double("engine.slowdown", d.engine.slowdown, "Hidden slowdown of the synthetic engine (1 = nominal).", aliases: ["--slowdown"]),
+                .string(
+                    "tokenFile", "", "File holding the car's token (instead of FLEET_AGENT_TOKEN).",
+                    aliases: ["--token-file"]),
+                .string(
+                    "engine.kind", d.engine.kind,
+                    "Engine: synthetic, or openai-local (a local OpenAI-compatible runtime at engine.upstream).",
+                    aliases: ["--engine"]),
+                .string(
+                    "engine.hardware", d.engine.hardware.rawValue, "Hardware class: hw3, hw4 or ai5.",
+                    aliases: ["--hardware"]),
+                .string(
+                    "engine.upstream", d.engine.upstream, "openai-local: the runtime's base URL, ending in /v1.",
+                    aliases: ["--upstream"]),
+                .strings(
+                    "engine.modelMap", [],
+                    "openai-local: ADVERTISED=UPSTREAM model names (default: the runtime's own).",
+                    aliases: ["--model-map"]),
+                .double(
+                    "engine.slowdown", d.engine.slowdown, "Hidden slowdown of the synthetic engine (1 = nominal).",
+                    aliases: ["--slowdown"]),
                 .int("engine.slots", 0, "Slots (0: the hardware profile's; openai-local: 1).", aliases: ["--slots"]),
-                .double("engine.decodeTokensPerSecond", 0, "Decode tokens/s per stream (0: the profile's).", aliases: ["--decode-tps"]),
-                .double("engine.prefillTokensPerSecond", 0, "Prefill tokens/s (0: the profile's).", aliases: ["--prefill-tps"]),
-                .bool("state.pluggedIn", d.state.pluggedIn, "Plugged in at start.", aliases: ["--plugged", "--no-plugged=false"]),
-                .int("state.chargePercent", d.state.chargePercent, "State of charge at start, 0–100.", aliases: ["--charge"]),
-                .string("state.link", d.state.link.rawValue, "Link: wifi, cellular, satellite, ethernet.", aliases: ["--link"]),
-                .int("state.departingInSeconds", -1, "Seconds until the car drives off (-1: not departing).", aliases: ["--departing-in"]),
-                .string("state.file", "", "JSON file with plugged_in, charge_percent, link, departing_in_s; watched for changes.", aliases: ["--state-file"]),
-                .bool("policy.onlyWhilePlugged", d.policy.onlyWhilePlugged, "Serve only while plugged in (owner policy).", aliases: ["--only-while-plugged"]),
-                .int("policy.minChargePercent", d.policy.minChargePercent, "Lowest state of charge to serve at (owner policy).", aliases: ["--min-charge"]),
-                .double("reconnect.initialBackoffSeconds", Double(d.initialBackoff.nanoseconds) / 1e9, "First reconnect delay; doubles per failure, with jitter."),
-                .double("reconnect.maxBackoffSeconds", Double(d.maxBackoff.nanoseconds) / 1e9, "Longest reconnect delay."),
+                .double(
+                    "engine.decodeTokensPerSecond", 0, "Decode tokens/s per stream (0: the profile's).",
+                    aliases: ["--decode-tps"]),
+                .double(
+                    "engine.prefillTokensPerSecond", 0, "Prefill tokens/s (0: the profile's).",
+                    aliases: ["--prefill-tps"]),
+                .bool(
+                    "state.pluggedIn", d.state.pluggedIn, "Plugged in at start.",
+                    aliases: ["--plugged", "--no-plugged=false"]),
+                .int(
+                    "state.chargePercent", d.state.chargePercent, "State of charge at start, 0–100.",
+                    aliases: ["--charge"]),
+                .string(
+                    "state.link", d.state.link.rawValue, "Link: wifi, cellular, satellite, ethernet.",
+                    aliases: ["--link"]),
+                .int(
+                    "state.departingInSeconds", -1, "Seconds until the car drives off (-1: not departing).",
+                    aliases: ["--departing-in"]),
+                .string(
+                    "state.file", "",
+                    "JSON file with plugged_in, charge_percent, link, departing_in_s; watched for changes.",
+                    aliases: ["--state-file"]),
+                .bool(
+                    "policy.onlyWhilePlugged", d.policy.onlyWhilePlugged, "Serve only while plugged in (owner policy).",
+                    aliases: ["--only-while-plugged"]),
+                .int(
+                    "policy.minChargePercent", d.policy.minChargePercent,
+                    "Lowest state of charge to serve at (owner policy).", aliases: ["--min-charge"]),
+                .double(
+                    "reconnect.initialBackoffSeconds", Double(d.initialBackoff.nanoseconds) / 1e9,
+                    "First reconnect delay; doubles per failure, with jitter."),
+                .double(
+                    "reconnect.maxBackoffSeconds", Double(d.maxBackoff.nanoseconds) / 1e9, "Longest reconnect delay."),
                 .int("drainSeconds", d.drainSeconds, "Seconds announced in the drain notice on shutdown."),
-                .string("listen", "", "run: also serve the engine on host:port as an OpenAI-compatible server; serve: where to listen (empty: 127.0.0.1:8000).", aliases: ["--listen"]),
+                .string(
+                    "listen", "",
+                    "run: also serve the engine on host:port as an OpenAI-compatible server; serve: where to listen (empty: 127.0.0.1:8000).",
+                    aliases: ["--listen"]),
             ]),
             ConfigSchema(scope: "tunnelHTTP2", HTTP2Configuration.configKeys(defaults: d.tunnelHTTP2)),
             ConfigSchema([
-                .string("logging.level", d.logLevel, "Log level: trace, debug, info, notice, warning, error, critical.", aliases: ["--log-level"]),
+                .string(
+                    "logging.level", d.logLevel, "Log level: trace, debug, info, notice, warning, error, critical.",
+                    aliases: ["--log-level"])
             ]),
         ])
     }

@@ -33,7 +33,8 @@ public enum ConfigCheck {
             } catch let error as ConfigurationError {
                 if error.code == .missingValue, let spec = schema[error.key], spec.isSecret {
                     let variable = spec.environmentVariable(prefix: program.environmentPrefix)
-                    notes.append("note: \(error.key) is not set here (\(variable) or its *File key); a placeholder was used")
+                    notes.append(
+                        "note: \(error.key) is not set here (\(variable) or its *File key); a placeholder was used")
                     environment[variable] = "placeholder-secret-for-config-check"
                     continue
                 }

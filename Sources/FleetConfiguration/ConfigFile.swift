@@ -30,7 +30,8 @@ public struct ConfigFile: Sendable {
         do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
             throw ConfigurationErrors([
                 ConfigurationError(
-                    .unreadableFile, key: "-", "cannot read the configuration file '\(path)': \(error.localizedDescription)",
+                    .unreadableFile, key: "-",
+                    "cannot read the configuration file '\(path)': \(error.localizedDescription)",
                     location: .init(file: path, line: 0, column: 0))
             ])
         }
@@ -190,7 +191,9 @@ private struct Walker {
 
     func unknownKeyMessage(_ name: String, prefix: String) -> String {
         let siblings = self.children(of: prefix)
-        let close = siblings.min { editDistance($0.lowercased(), name.lowercased()) < editDistance($1.lowercased(), name.lowercased()) }
+        let close = siblings.min {
+            editDistance($0.lowercased(), name.lowercased()) < editDistance($1.lowercased(), name.lowercased())
+        }
         if let close, editDistance(close.lowercased(), name.lowercased()) <= max(2, name.count / 3) {
             return "unknown key; did you mean '\(close)'?"
         }

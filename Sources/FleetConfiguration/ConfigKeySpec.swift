@@ -103,11 +103,14 @@ public struct ConfigKeySpec: Sendable, Hashable {
     public var flag: String { Self.flag(for: self.key) }
 
     /// The environment variable for this key under `prefix` (e.g. `FLEETGATE`).
-    public func environmentVariable(prefix: String) -> String { Self.environmentVariable(for: self.key, prefix: prefix) }
+    public func environmentVariable(prefix: String) -> String {
+        Self.environmentVariable(for: self.key, prefix: prefix)
+    }
 
     /// `limits.maxBodyBytes` → `--limits-max-body-bytes` (swift-configuration's CLI key encoding).
     public static func flag(for key: String) -> String {
-        "--" + key.split(separator: ".").map { splitCamelCase(String($0), separator: "-").lowercased() }
+        "--"
+            + key.split(separator: ".").map { splitCamelCase(String($0), separator: "-").lowercased() }
             .joined(separator: "-")
     }
 

@@ -15,7 +15,8 @@ extension ConfigReader {
         case (let value?, nil): return value
         case (nil, nil): return nil
         case (.some, .some):
-            throw ConfigurationError(.invalidValue, key: fileKey, value: path, "set either \(key) or \(fileKey), not both")
+            throw ConfigurationError(
+                .invalidValue, key: fileKey, value: path, "set either \(key) or \(fileKey), not both")
         case (nil, let path?):
             let secret = try Self.readSecretFile(path, key: fileKey).trimmingCharacters(in: .whitespacesAndNewlines)
             guard !secret.isEmpty else {
@@ -33,8 +34,10 @@ extension ConfigReader {
             $0.trimmingCharacters(in: .whitespaces)
         }.filter { !$0.isEmpty }
         if let path = try self.nonEmptyString(fileKey) {
-            out += try Self.readSecretFile(path, key: fileKey).split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
-                .filter { !$0.isEmpty && !$0.hasPrefix("#") }
+            out += try Self.readSecretFile(path, key: fileKey).split(whereSeparator: \.isNewline).map {
+                $0.trimmingCharacters(in: .whitespaces)
+            }
+            .filter { !$0.isEmpty && !$0.hasPrefix("#") }
         }
         return out
     }

@@ -33,7 +33,8 @@ public struct ConfigSchema: Sendable, Hashable {
     public func defaultsProvider() -> InMemoryProvider {
         var values: [AbsoluteConfigKey: ConfigValue] = [:]
         for spec in self.keys {
-            values[AbsoluteConfigKey(ConfigKey(spec.key))] = ConfigValue(spec.defaultValue.content, isSecret: spec.isSecret)
+            values[AbsoluteConfigKey(ConfigKey(spec.key))] = ConfigValue(
+                spec.defaultValue.content, isSecret: spec.isSecret)
         }
         return InMemoryProvider(name: "defaults", values: values)
     }

@@ -133,7 +133,8 @@ public struct ConfigStack: Sendable {
                 if expectingValue {
                     out.append(argument)
                 } else {
-                    errors.append(ConfigurationError(.unknownKey, key: argument, "unexpected argument (values follow a flag)"))
+                    errors.append(
+                        ConfigurationError(.unknownKey, key: argument, "unexpected argument (values follow a flag)"))
                 }
                 continue
             }
@@ -165,7 +166,8 @@ public struct ConfigStack: Sendable {
                 errors.append(
                     ConfigurationError(
                         .unknownKey, key: name,
-                        "unknown option\(hint) (every key of docs/configuration.md is a flag: `--limits-max-body-bytes 2048`)"))
+                        "unknown option\(hint) (every key of docs/configuration.md is a flag: `--limits-max-body-bytes 2048`)"
+                    ))
                 // Its value, if any, goes with it rather than being reported as a second error.
                 if inlineValue == nil, index < arguments.count, !arguments[index].hasPrefix("--") { index += 1 }
                 expectingValue = false

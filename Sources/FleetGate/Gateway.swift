@@ -57,12 +57,14 @@ public final class Gateway: Service, Sendable {
         let metrics = GatewayMetrics(
             factory: PrometheusMetricsFactory(registry: prometheus), policy: configuration.schedulingPolicy)
         let credentials = try FleetCredentials(secret: configuration.fleetSecret)
-        let clientTLS = TLSContextBox(try configuration.listeners.tls.files.map {
-            try TLSContextBox.makeContext($0, key: "listeners.tls", alpn: HTTPServerPipeline.alpnProtocols)
-        })
-        let tunnelTLS = TLSContextBox(try configuration.listeners.tunnel.files.map {
-            try TLSContextBox.makeContext($0, key: "listeners.tunnel", alpn: ["h2"])
-        })
+        let clientTLS = TLSContextBox(
+            try configuration.listeners.tls.files.map {
+                try TLSContextBox.makeContext($0, key: "listeners.tls", alpn: HTTPServerPipeline.alpnProtocols)
+            })
+        let tunnelTLS = TLSContextBox(
+            try configuration.listeners.tunnel.files.map {
+                try TLSContextBox.makeContext($0, key: "listeners.tunnel", alpn: ["h2"])
+            })
         // Created last, after every check that can throw: an HTTPClient must be shut down before it is released.
         let httpClient =
             configuration.central.endpoints.isEmpty

@@ -53,13 +53,15 @@ extension GatewayConfiguration {
             throw ConfigurationError(.invalidValue, key: "fleetSecret", error.reason)
         }
         for (key, port) in [
-            ("listeners.client.port", self.listeners.client.port), ("listeners.tunnel.port", self.listeners.tunnel.port),
+            ("listeners.client.port", self.listeners.client.port),
+            ("listeners.tunnel.port", self.listeners.tunnel.port),
             ("listeners.tls.port", self.listeners.tls.port), ("admin.port", self.admin.port),
         ] where !(0...65535).contains(port) {
             throw ConfigurationError(.invalidValue, key: key, value: "\(port)", "is not a port (0–65535)")
         }
         for text in self.geo.trustedProxies where CIDR(text) == nil {
-            throw ConfigurationError(.invalidValue, key: "geo.trustedProxies", value: text, "is not an address or CIDR block")
+            throw ConfigurationError(
+                .invalidValue, key: "geo.trustedProxies", value: text, "is not an address or CIDR block")
         }
         for endpoint in self.central.endpoints {
             guard self.geo.regionMap.zone(ofRegion: endpoint.region) != nil else {
@@ -83,7 +85,9 @@ extension GatewayConfiguration {
     public static var schema: ConfigSchema {
         ConfigSchema([
             ConfigSchema([
-                .secret("fleetSecret", "The fleet secret (≥ 16 bytes) that signs vehicle tokens. Environment only.", aliases: ["--fleet-secret"]),
+                .secret(
+                    "fleetSecret", "The fleet secret (≥ 16 bytes) that signs vehicle tokens. Environment only.",
+                    aliases: ["--fleet-secret"]),
                 .string("fleetSecretFile", "", "File holding the fleet secret (instead of FLEETGATE_FLEET_SECRET)."),
                 .int("eventLoopThreads", 0, "Event loop threads (0: one per core).", aliases: ["--threads"]),
             ]),
@@ -106,8 +110,10 @@ extension GatewayConfiguration {
         switch (cert, key) {
         case (nil, nil): return nil
         case (let cert?, let key?): return TLSFiles(certificateChain: cert, privateKey: key)
-        case (nil, .some): throw ConfigurationError(.missingValue, key: "certificateChainFile", "is required with privateKeyFile")
-        case (.some, nil): throw ConfigurationError(.missingValue, key: "privateKeyFile", "is required with certificateChainFile")
+        case (nil, .some):
+            throw ConfigurationError(.missingValue, key: "certificateChainFile", "is required with privateKeyFile")
+        case (.some, nil):
+            throw ConfigurationError(.missingValue, key: "privateKeyFile", "is required with certificateChainFile")
         }
     }
 }
@@ -135,15 +141,29 @@ extension GatewayConfiguration.Listeners {
         let d = Self.defaults
         return ConfigSchema([
             .string("host", d.host, "Address of the client, TLS and tunnel listeners.", aliases: ["--host"]),
-            .int("client.port", d.client.port, "Client port, h2c and HTTP/1.1 (0: any free port).", aliases: ["--client-port"]),
-            .bool("client.proxyProtocol", d.client.proxyProtocol, "Expect a PROXY protocol v2 header on every client connection.", aliases: ["--proxy-protocol"]),
+            .int(
+                "client.port", d.client.port, "Client port, h2c and HTTP/1.1 (0: any free port).",
+                aliases: ["--client-port"]),
+            .bool(
+                "client.proxyProtocol", d.client.proxyProtocol,
+                "Expect a PROXY protocol v2 header on every client connection.", aliases: ["--proxy-protocol"]),
             .int("tls.port", d.tls.port, "TLS client port (ALPN h2, http/1.1).", aliases: ["--tls-port"]),
-            .string("tls.certificateChainFile", "", "PEM certificate chain of the TLS client port (empty: no TLS listener). Reloadable.", aliases: ["--tls-cert"]),
-            .string("tls.privateKeyFile", "", "PEM private key of the TLS client port. Reloadable.", aliases: ["--tls-key"]),
+            .string(
+                "tls.certificateChainFile", "",
+                "PEM certificate chain of the TLS client port (empty: no TLS listener). Reloadable.",
+                aliases: ["--tls-cert"]),
+            .string(
+                "tls.privateKeyFile", "", "PEM private key of the TLS client port. Reloadable.", aliases: ["--tls-key"]),
             .int("tunnel.port", d.tunnel.port, "Car tunnel port.", aliases: ["--tunnel-port"]),
-            .string("tunnel.certificateChainFile", "", "PEM certificate chain for car tunnels (empty: cleartext). Reloadable.", aliases: ["--tunnel-tls-cert"]),
-            .string("tunnel.privateKeyFile", "", "PEM private key for car tunnels. Reloadable.", aliases: ["--tunnel-tls-key"]),
-            .bool("tunnel.allowCleartext", d.tunnel.allowCleartext, "Accept cleartext tunnels from non-loopback peers.", aliases: ["--allow-cleartext-tunnels"]),
+            .string(
+                "tunnel.certificateChainFile", "",
+                "PEM certificate chain for car tunnels (empty: cleartext). Reloadable.", aliases: ["--tunnel-tls-cert"]),
+            .string(
+                "tunnel.privateKeyFile", "", "PEM private key for car tunnels. Reloadable.",
+                aliases: ["--tunnel-tls-key"]),
+            .bool(
+                "tunnel.allowCleartext", d.tunnel.allowCleartext, "Accept cleartext tunnels from non-loopback peers.",
+                aliases: ["--allow-cleartext-tunnels"]),
         ])
     }
 }
@@ -160,7 +180,9 @@ extension GatewayConfiguration.Admin {
     static var configKeys: ConfigSchema {
         ConfigSchema([
             .string("host", Self.defaults.host, "Admin host (keep it on loopback)."),
-            .int("port", Self.defaults.port, "Admin port: /healthz, /readyz, /metrics, /admin/*.", aliases: ["--admin-port"]),
+            .int(
+                "port", Self.defaults.port, "Admin port: /healthz, /readyz, /metrics, /admin/*.",
+                aliases: ["--admin-port"]),
         ])
     }
 }
@@ -186,8 +208,12 @@ extension GatewayConfiguration.Limits {
         return ConfigSchema([
             ConfigSchema([
                 .int("maxBodyBytes", d.maxBodyBytes, "Request body limit, bytes (larger: 413). Reloadable."),
-                .double("bodyTimeoutSeconds", Double(d.bodyTimeout.nanoseconds) / 1e9, "How long a client may take to send its request body. Reloadable."),
-                .int("maxInFlightRequests", d.maxInFlightRequests, "Completion requests in flight at once over all clients; more get 503. Reloadable."),
+                .double(
+                    "bodyTimeoutSeconds", Double(d.bodyTimeout.nanoseconds) / 1e9,
+                    "How long a client may take to send its request body. Reloadable."),
+                .int(
+                    "maxInFlightRequests", d.maxInFlightRequests,
+                    "Completion requests in flight at once over all clients; more get 503. Reloadable."),
             ]),
             ConfigSchema(scope: "clientHTTP2", HTTP2Configuration.configKeys(defaults: d.clientHTTP2)),
             ConfigSchema(scope: "tunnelHTTP2", HTTP2Configuration.configKeys(defaults: d.tunnelHTTP2)),
@@ -215,11 +241,21 @@ extension GatewayConfiguration.Dispatch {
     static var configKeys: ConfigSchema {
         let d = Self.defaults
         return ConfigSchema([
-            .double("firstTokenTimeoutSeconds", Double(d.firstTokenTimeout.nanoseconds) / 1e9, "How long to wait for one upstream's first token before trying the next. Reloadable."),
+            .double(
+                "firstTokenTimeoutSeconds", Double(d.firstTokenTimeout.nanoseconds) / 1e9,
+                "How long to wait for one upstream's first token before trying the next. Reloadable."),
             .int("maxAttempts", d.maxAttempts, "Upstreams tried per request before giving up (1–10). Reloadable."),
-            .string("policy", d.policy.rawValue, "How cars are chosen: \(SchedulingPolicy.allCases.map(\.rawValue).joined(separator: ", ")).", aliases: ["--policy"]),
-            .double("ttftObjectiveMilliseconds", d.defaultTTFTObjectiveMilliseconds, "Time-to-first-token objective for requests without x-slo-ttft-ms, ms. Reloadable.", aliases: ["--slo-ttft-ms"]),
-            .double("tpotObjectiveMilliseconds", d.tpotObjectiveMilliseconds, "Time-per-output-token objective, ms. Reloadable."),
+            .string(
+                "policy", d.policy.rawValue,
+                "How cars are chosen: \(SchedulingPolicy.allCases.map(\.rawValue).joined(separator: ", ")).",
+                aliases: ["--policy"]),
+            .double(
+                "ttftObjectiveMilliseconds", d.defaultTTFTObjectiveMilliseconds,
+                "Time-to-first-token objective for requests without x-slo-ttft-ms, ms. Reloadable.",
+                aliases: ["--slo-ttft-ms"]),
+            .double(
+                "tpotObjectiveMilliseconds", d.tpotObjectiveMilliseconds,
+                "Time-per-output-token objective, ms. Reloadable."),
         ])
     }
 }
@@ -233,7 +269,8 @@ extension GatewayConfiguration.Geo {
         self.init()
         if let file = try config.nonEmptyString("regionsFile") {
             do { self.regionMap = try RegionMap.load(path: file) } catch {
-                throw ConfigurationError(.invalidValue, key: "regionsFile", value: file, "\n\(error.description)", cause: error)
+                throw ConfigurationError(
+                    .invalidValue, key: "regionsFile", value: file, "\n\(error.description)", cause: error)
             }
             self.regionsFile = file
         }
@@ -255,9 +292,16 @@ extension GatewayConfiguration.Geo {
 
     static var configKeys: ConfigSchema {
         ConfigSchema([
-            .string("regionsFile", "", "Region map YAML (empty: the built-in map, as Regions/default.yaml). Reloadable.", aliases: ["--regions"]),
-            .string("databaseFile", "", "MaxMind DB for client origins (empty: the one scripts/setup.sh builds, if present; none: no database). Reloadable.", aliases: ["--geoip"]),
-            .strings("trustedProxies", [], "CIDR blocks whose X-Forwarded-For is believed. Reloadable.", aliases: ["--trusted-proxy"]),
+            .string(
+                "regionsFile", "", "Region map YAML (empty: the built-in map, as Regions/default.yaml). Reloadable.",
+                aliases: ["--regions"]),
+            .string(
+                "databaseFile", "",
+                "MaxMind DB for client origins (empty: the one scripts/setup.sh builds, if present; none: no database). Reloadable.",
+                aliases: ["--geoip"]),
+            .strings(
+                "trustedProxies", [], "CIDR blocks whose X-Forwarded-For is believed. Reloadable.",
+                aliases: ["--trusted-proxy"]),
         ])
     }
 }
@@ -275,8 +319,12 @@ extension GatewayConfiguration.Tunnel {
     static var configKeys: ConfigSchema {
         let d = Self.defaults
         return ConfigSchema([
-            .double("helloTimeoutSeconds", Double(d.helloTimeout.nanoseconds) / 1e9, "How long a car has to send its hello after connecting. Reloadable."),
-            .double("pingIntervalSeconds", Double(d.pingInterval.nanoseconds) / 1e9, "How often each car is PINGed for RTT and liveness. Reloadable (new tunnels)."),
+            .double(
+                "helloTimeoutSeconds", Double(d.helloTimeout.nanoseconds) / 1e9,
+                "How long a car has to send its hello after connecting. Reloadable."),
+            .double(
+                "pingIntervalSeconds", Double(d.pingInterval.nanoseconds) / 1e9,
+                "How often each car is PINGed for RTT and liveness. Reloadable (new tunnels)."),
         ])
     }
 }
@@ -305,10 +353,16 @@ extension GatewayConfiguration.Central {
     static var configKeys: ConfigSchema {
         let d = GatewayConfiguration.CentralEndpoint(region: "", baseURL: "")
         return ConfigSchema([
-            .strings("endpoints", [], "Central capacity as REGION=BASE_URL (…/v1); used when no car in the zone fits.", aliases: ["--central"]),
+            .strings(
+                "endpoints", [], "Central capacity as REGION=BASE_URL (…/v1); used when no car in the zone fits.",
+                aliases: ["--central"]),
             .int("maxConcurrent", d.maxConcurrent, "Streams each central endpoint takes at once."),
-            .double("expectedTTFTMilliseconds", d.expectedTTFTMilliseconds, "Time to first token the scheduler assumes of central, ms."),
-            .double("expectedTPOTMilliseconds", d.expectedTPOTMilliseconds, "Time per output token the scheduler assumes of central, ms."),
+            .double(
+                "expectedTTFTMilliseconds", d.expectedTTFTMilliseconds,
+                "Time to first token the scheduler assumes of central, ms."),
+            .double(
+                "expectedTPOTMilliseconds", d.expectedTPOTMilliseconds,
+                "Time per output token the scheduler assumes of central, ms."),
         ])
     }
 }
@@ -324,8 +378,11 @@ extension GatewayConfiguration.Auth {
 
     static var configKeys: ConfigSchema {
         ConfigSchema([
-            .secret("apiKeys", "Accepted API keys, comma-separated. Environment only. Reloadable.", aliases: ["--api-key"]),
-            .string("apiKeysFile", "", "File of accepted API keys, one per line (# comments). Reloadable.", aliases: ["--api-key-file"]),
+            .secret(
+                "apiKeys", "Accepted API keys, comma-separated. Environment only. Reloadable.", aliases: ["--api-key"]),
+            .string(
+                "apiKeysFile", "", "File of accepted API keys, one per line (# comments). Reloadable.",
+                aliases: ["--api-key-file"]),
         ])
     }
 }
@@ -340,7 +397,10 @@ extension GatewayConfiguration.Logging {
 
     static var configKeys: ConfigSchema {
         ConfigSchema([
-            .string("level", Self.defaults.level, "Log level: trace, debug, info, notice, warning, error, critical. Reloadable.", aliases: ["--log-level"]),
+            .string(
+                "level", Self.defaults.level,
+                "Log level: trace, debug, info, notice, warning, error, critical. Reloadable.", aliases: ["--log-level"]
+            )
         ])
     }
 }

@@ -1,6 +1,6 @@
 import CoreMetrics
-import FleetGeo
 import FleetConfiguration
+import FleetGeo
 import Logging
 import NIOSSL
 import Synchronization

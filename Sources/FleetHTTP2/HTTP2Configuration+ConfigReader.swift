@@ -54,21 +54,45 @@ extension HTTP2Configuration {
     public static func configKeys(defaults d: Self = .defaults) -> ConfigSchema {
         func seconds(_ t: TimeAmount?) -> Double { Double(t?.nanoseconds ?? 0) / 1e9 }
         return ConfigSchema([
-            .int("maxConcurrentStreams", d.maxConcurrentStreams, "SETTINGS_MAX_CONCURRENT_STREAMS announced: streams the peer may open at once."),
-            .int("initialStreamWindowSize", d.initialStreamWindowSize, "SETTINGS_INITIAL_WINDOW_SIZE announced: per-stream receive window, bytes."),
+            .int(
+                "maxConcurrentStreams", d.maxConcurrentStreams,
+                "SETTINGS_MAX_CONCURRENT_STREAMS announced: streams the peer may open at once."),
+            .int(
+                "initialStreamWindowSize", d.initialStreamWindowSize,
+                "SETTINGS_INITIAL_WINDOW_SIZE announced: per-stream receive window, bytes."),
             .int("connectionWindowSize", d.connectionWindowSize, "Connection-level receive window, bytes."),
             .int("maxFrameSize", d.maxFrameSize, "SETTINGS_MAX_FRAME_SIZE announced (16384–16777215)."),
-            .int("maxHeaderListSize", d.maxHeaderListSize, "SETTINGS_MAX_HEADER_LIST_SIZE announced and enforced; larger requests get 431."),
-            .int("outboundHighWatermark", d.outboundHighWatermark, "Queued outbound bytes per stream above which it stops being writable."),
-            .int("outboundLowWatermark", d.outboundLowWatermark, "Queued outbound bytes per stream below which it is writable again."),
-            .double("idleTimeoutSeconds", seconds(d.idleTimeout), "Close a connection with no open stream after this long (0: never)."),
-            .double("handshakeTimeoutSeconds", seconds(d.handshakeTimeout), "The peer's preface and SETTINGS must arrive within this time."),
-            .double("stallTimeoutSeconds", seconds(d.stallTimeout), "Close a connection with output queued but no write progress for this long (0: never)."),
-            .double("gracefulShutdownTimeoutSeconds", seconds(d.gracefulShutdownTimeout), "After a graceful GOAWAY, how long in-flight streams may take."),
-            .double("keepaliveIntervalSeconds", seconds(d.keepaliveInterval), "Send a keepalive PING this often (0: off)."),
-            .double("keepaliveTimeoutSeconds", seconds(d.keepaliveTimeout), "How long a keepalive PING may go unanswered."),
-            .int("maxResetsPerSecond", d.maxResetsPerSecond, "RST_STREAM frames a peer may send per second (rapid reset, CVE-2023-44487)."),
-            .int("maxContinuationFrames", d.maxContinuationFrames, "CONTINUATION frames allowed after one HEADERS frame (CVE-2024-27316)."),
+            .int(
+                "maxHeaderListSize", d.maxHeaderListSize,
+                "SETTINGS_MAX_HEADER_LIST_SIZE announced and enforced; larger requests get 431."),
+            .int(
+                "outboundHighWatermark", d.outboundHighWatermark,
+                "Queued outbound bytes per stream above which it stops being writable."),
+            .int(
+                "outboundLowWatermark", d.outboundLowWatermark,
+                "Queued outbound bytes per stream below which it is writable again."),
+            .double(
+                "idleTimeoutSeconds", seconds(d.idleTimeout),
+                "Close a connection with no open stream after this long (0: never)."),
+            .double(
+                "handshakeTimeoutSeconds", seconds(d.handshakeTimeout),
+                "The peer's preface and SETTINGS must arrive within this time."),
+            .double(
+                "stallTimeoutSeconds", seconds(d.stallTimeout),
+                "Close a connection with output queued but no write progress for this long (0: never)."),
+            .double(
+                "gracefulShutdownTimeoutSeconds", seconds(d.gracefulShutdownTimeout),
+                "After a graceful GOAWAY, how long in-flight streams may take."),
+            .double(
+                "keepaliveIntervalSeconds", seconds(d.keepaliveInterval), "Send a keepalive PING this often (0: off)."),
+            .double(
+                "keepaliveTimeoutSeconds", seconds(d.keepaliveTimeout), "How long a keepalive PING may go unanswered."),
+            .int(
+                "maxResetsPerSecond", d.maxResetsPerSecond,
+                "RST_STREAM frames a peer may send per second (rapid reset, CVE-2023-44487)."),
+            .int(
+                "maxContinuationFrames", d.maxContinuationFrames,
+                "CONTINUATION frames allowed after one HEADERS frame (CVE-2024-27316)."),
             .int("maxPingsPerSecond", d.maxPingsPerSecond, "PING frames a peer may send per second."),
             .int("maxSettingsPerSecond", d.maxSettingsPerSecond, "SETTINGS frames a peer may send per second."),
         ])

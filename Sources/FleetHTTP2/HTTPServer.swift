@@ -96,7 +96,8 @@ public final class HTTPServer: Service, Sendable {
             .serverChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     if let quiesce {
-                        try channel.pipeline.syncOperations.addHandler(quiesce.makeServerChannelHandler(channel: channel))
+                        try channel.pipeline.syncOperations.addHandler(
+                            quiesce.makeServerChannelHandler(channel: channel))
                     }
                 }
             }
@@ -113,7 +114,7 @@ public final class HTTPServer: Service, Sendable {
         let channel: any Channel
         do {
             channel = try await bootstrap.bind(host: self.host, port: self.port).get()
-        } catch where self.fallbackToAnyPort && self.port != 0 {
+        } catch  where self.fallbackToAnyPort && self.port != 0 {
             self.logger.warning(
                 "Port taken; using any free port",
                 metadata: ["fleet.listener": "\(self.name)", "fleet.port": "\(self.port)"])

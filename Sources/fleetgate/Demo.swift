@@ -1,9 +1,9 @@
 import ArgumentParser
-import FleetConfiguration
-import FleetHTTP2
 import AsyncHTTPClient
 import FleetAgent
+import FleetConfiguration
 import FleetGate
+import FleetHTTP2
 import FleetProtocol
 import Foundation
 import Logging
@@ -28,7 +28,8 @@ struct Demo: AsyncParsableCommand {
 
     func run() async throws {
         guard let level = Logger.Level(rawValue: self.logLevel) else {
-            throw ValidationError("--log-level: '\(self.logLevel)' is not one of \(LogLevelControl.levelNames.joined(separator: ", "))")
+            throw ValidationError(
+                "--log-level: '\(self.logLevel)' is not one of \(LogLevelControl.levelNames.joined(separator: ", "))")
         }
         LogLevelControl(level).bootstrap()
         let logger = Logger(label: "fleetgate")
@@ -109,7 +110,9 @@ struct WhenBound: Service {
                 initial: VehicleState(pluggedIn: true, chargePercent: 80, link: .wifi, slotsFree: engine.slots),
                 slots: engine.slots)
             tunnels.append(
-                TunnelClient(configuration: config, engine: engine, state: state, group: MultiThreadedEventLoopGroup.singleton, logger: carLogger))
+                TunnelClient(
+                    configuration: config, engine: engine, state: state, group: MultiThreadedEventLoopGroup.singleton,
+                    logger: carLogger))
             let model = engine.models.first?.id ?? "?"
             realModelHelp = """
 

@@ -1,14 +1,15 @@
 import ArgumentParser
+import FleetConfiguration
 import FleetGate
 import FleetGeo
-import FleetConfiguration
 import Foundation
 
 struct Token: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Vehicle credentials.", subcommands: [Issue.self])
 
     struct Issue: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Mint a vehicle token (uses FLEETGATE_FLEET_SECRET or fleetSecretFile).")
+        static let configuration = CommandConfiguration(
+            abstract: "Mint a vehicle token (uses FLEETGATE_FLEET_SECRET or fleetSecretFile).")
         @Option(help: "The vehicle id.") var vehicleID: String
         @Option(help: "A region the car may serve (repeatable).") var region: [String]
         @Option(help: "Validity in days.") var days = 30

@@ -31,10 +31,12 @@ struct ConfigSourcesTests {
 
     @Test("Command line beats environment beats file beats default")
     func precedence() throws {
-        let file = try Self.write("limits:\n  maxBodyBytes: 3000\n  maxInFlightRequests: 7\ndispatch:\n  maxAttempts: 2\n")
+        let file = try Self.write(
+            "limits:\n  maxBodyBytes: 3000\n  maxInFlightRequests: 7\ndispatch:\n  maxAttempts: 2\n")
         defer { try? FileManager.default.removeItem(atPath: file) }
         let env = ["FLEETGATE_LIMITS_MAX_BODY_BYTES": "2000", "FLEETGATE_DISPATCH_MAX_ATTEMPTS": "4"]
-        let config = try Self.gateway(["--limits-max-body-bytes", "1000", "--client-port=0"], file: file, environment: env)
+        let config = try Self.gateway(
+            ["--limits-max-body-bytes", "1000", "--client-port=0"], file: file, environment: env)
         #expect(config.maxBodyBytes == 1000)  // flag
         #expect(config.maxAttempts == 4)  // environment over file
         #expect(config.maxInFlightRequests == 7)  // file

@@ -12,7 +12,9 @@ import Testing
 
 @Suite("Reloading the configuration file without a restart", .timeLimit(.minutes(1)))
 struct ConfigReloadTests {
-    @Test("API keys, limits and log level swap on reload; a broken file is refused with file:line:column and changes nothing")
+    @Test(
+        "API keys, limits and log level swap on reload; a broken file is refused with file:line:column and changes nothing"
+    )
     func reload() async throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fleet-reload-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
@@ -45,8 +47,10 @@ struct ConfigReloadTests {
 
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await gateway.run() }
-            let client = try await RecordingClient.connect(port: try await gateway.clientListener.boundAddress.get().port!)
-            let admin = try await RecordingClient.connect(port: try await gateway.adminListener.boundAddress.get().port!)
+            let client = try await RecordingClient.connect(
+                port: try await gateway.clientListener.boundAddress.get().port!)
+            let admin = try await RecordingClient.connect(
+                port: try await gateway.adminListener.boundAddress.get().port!)
             defer {
                 client.close()
                 admin.close()
