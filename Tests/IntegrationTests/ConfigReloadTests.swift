@@ -63,13 +63,14 @@ struct ConfigReloadTests {
                 ).collect()
                 return result.response?.status.code ?? 0
             }
-            func reload() async throws -> (Int, String) {
+            func adminRequest(_ method: HTTPRequest.Method, _ path: String) async throws -> (Int, String) {
                 let result = try await admin.send(
-                    HTTPRequest(method: .post, scheme: "http", authority: "admin", path: "/admin/reload"),
-                    body: ByteBuffer()
+                    HTTPRequest(method: method, scheme: "http", authority: "admin", path: path),
+                    body: method == .post ? ByteBuffer() : nil
                 ).collect()
                 return (result.response?.status.code ?? 0, result.body)
             }
+            func reload() async throws -> (Int, String) { try await adminRequest(.post, "/admin/reload") }
             #expect(try await status("sk-old") != 401)
             #expect(try await status("sk-new") == 401)
 
@@ -83,6 +84,10 @@ struct ConfigReloadTests {
             try write(keys: "sk-new\n", maxBody: "10", level: "debug")
             #expect(try await reload().0 == 200)
             #expect(try await status("sk-new") == 413)  // the new 10-byte body limit
+            // /admin/config shows what runs, never a secret.
+            let shown = try await adminRequest(.get, "/admin/config").1
+            #expect(shown.contains("\"maxBodyBytes\":10") && shown.contains("\"apiKeys\":1"), "\(shown)")
+            #expect(!shown.contains("sk-new") && !shown.contains(FleetFixture.testSecret))
             #expect(gateway.core.configuration.maxBodyBytes == 10)
             #expect(level.level == .debug)
 

@@ -14,6 +14,7 @@ import Prometheus
 /// - `GET /metrics`: Prometheus text format.
 /// - `GET /admin/cars`: connected cars by pseudonym (never the raw vehicle id).
 /// - `GET /admin/regions`: the live region map, its version and the database in use.
+/// - `GET /admin/config`: the running configuration, secrets withheld (``ConfigView``).
 /// - `POST /admin/reload`: reload the configuration (as SIGHUP does: region map, GeoIP database, TLS
 ///   certificates, API keys, limits, log level); 200 with what changed, or 422 with every error
 ///   while the running configuration stays.
@@ -40,6 +41,9 @@ struct AdminResponder: HTTPServerResponder {
             return FixedResponseDelegate(
                 stream: stream, status: .ok, body: ByteBuffer(bytes: self.prometheus.emitToBuffer()),
                 contentType: "text/plain; version=0.0.4")
+        case "/admin/config" where request.method == .get:
+            let view = ConfigView(self.core.configuration, regionsVersion: self.core.geo.current.map.version)
+            return FixedResponseDelegate(stream: stream, status: .ok, body: JSON.buffer(view))
         case "/admin/regions" where request.method == .get:
             return FixedResponseDelegate(
                 stream: stream, status: .ok, body: JSON.buffer(RegionsView(self.core.geo.current)))
