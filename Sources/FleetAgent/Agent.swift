@@ -41,7 +41,7 @@ public final class Agent: Service, Sendable {
     ) async throws {
         let group = group ?? MultiThreadedEventLoopGroup(numberOfThreads: 1)
         self.logger = logger
-        let engine = try await configuration.engine.makeEngine()
+        let engine = try await configuration.engine.makeEngine(logger: logger)
         switch role {
         case .car:
             for (key, value) in [
@@ -55,9 +55,18 @@ public final class Agent: Service, Sendable {
             var initial = configuration.state
             initial.slotsFree = engine.slots
             let state = AgentState(initial: initial, slots: engine.slots)
+            let jobLog = try configuration.jobLog.map { path in
+                do {
+                    return try JobLog(
+                        path: path, region: configuration.vehicle.region ?? "",
+                        vehicleID: configuration.vehicle.id ?? "")
+                } catch {
+                    throw ConfigurationError(.unreadableFile, key: "jobLog", value: path, "\(error)", cause: error)
+                }
+            }
             let tunnel = TunnelClient(
                 configuration: configuration.tunnelConfiguration(), engine: engine, state: state, group: group,
-                logger: logger)
+                logger: logger, jobLog: jobLog)
             self.tunnel = tunnel
             self.watcher = try configuration.stateFile.map { path in
                 let watcher = StateFileWatcher(path: path, state: state, logger: logger)

@@ -21,6 +21,7 @@ extension AgentProgramConfiguration {
     /// - `policy.onlyWhilePlugged`, `policy.minChargePercent` (0–100).
     /// - `reconnect.initialBackoffSeconds`, `reconnect.maxBackoffSeconds`, `drainSeconds`.
     /// - `listen` (string host:port, default empty).
+    /// - `jobLog` (string, default empty = none): the job record file.
     /// - `tunnelHTTP2` (scoped): ``HTTP2Configuration/init(config:)``.
     /// - `logging.level` (string, default info; a typo is an error).
     /// - Throws: ``ConfigurationError`` naming the key and value.
@@ -77,6 +78,7 @@ extension AgentProgramConfiguration {
             let (host, port) = try Self.hostPort(config, "listen", allowZero: true)
             self.listen = "\(host):\(port)"
         }
+        self.jobLog = try config.nonEmptyString("jobLog")
         self.tunnelHTTP2 = try config.scoped("tunnelHTTP2") { try HTTP2Configuration(config: $0) }
         self.logLevel = try config.logLevel("logging.level").rawValue
     }
@@ -168,6 +170,10 @@ extension AgentProgramConfiguration {
                     "listen", "",
                     "run: also serve the engine on host:port as an OpenAI-compatible server; serve: where to listen (empty: 127.0.0.1:8000).",
                     aliases: ["--listen"]),
+                .string(
+                    "jobLog", "",
+                    "Append one JSON line per job (request id, zone, region, resume-from, tokens, outcome) to this file.",
+                    aliases: ["--job-log"]),
             ]),
             ConfigSchema(scope: "tunnelHTTP2", HTTP2Configuration.configKeys(defaults: d.tunnelHTTP2)),
             ConfigSchema([

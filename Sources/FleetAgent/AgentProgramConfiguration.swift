@@ -25,6 +25,8 @@ public struct AgentProgramConfiguration: Sendable {
     public var drainSeconds: Int = 30
     /// Also serve the engine on this `host:port` (`listen`); `serve` listens here only.
     public var listen: String?
+    /// Append one JSON line per job here (`jobLog`); nil: no job records.
+    public var jobLog: String?
     /// HTTP/2 settings of the tunnel, where the agent is the server (`tunnelHTTP2.*`).
     public var tunnelHTTP2: HTTP2Configuration = .defaults
     /// Log level (`logging.level`).

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import CoreMetrics
 public import FleetConfiguration
 public import FleetHTTP2
+import FleetProtocol
 import FleetScheduler
 public import Logging
 public import NIOCore
@@ -132,7 +133,7 @@ public final class Gateway: Service, Sendable {
         services +=
             [ReloadOnSignal(reloader: self.reloader), self.adminListener, self.tunnelListener, self.clientListener]
             + (self.tlsListener.map { [$0] } ?? [])
-        return services + [ShutdownNotifier(readiness: self.readiness)]
+        return services + [ShutdownNotifier(readiness: self.readiness, tunnels: self.core.tunnels)]
     }
 
     /// Runs every listener and helper until graceful shutdown, then drains them in reverse order.
@@ -173,11 +174,19 @@ struct HTTPClientService: Service {
     }
 }
 
-/// Flips readiness to false as soon as shutdown begins, so load balancers stop sending traffic.
+/// As soon as shutdown begins: flips readiness to false, so load balancers stop sending traffic,
+/// and tells every car to `reconnect` (control channel) — its streams finish here, new work goes
+/// to another gateway — before the listeners stop in reverse order.
 struct ShutdownNotifier: Service {
     let readiness: Readiness
+    let tunnels: TunnelTable
     func run() async throws {
         try? await gracefulShutdown()
         self.readiness.stopping()
+        for tunnel in self.tunnels.all {
+            tunnel.execute { handler in
+                (handler.delegate as? CarSession)?.send(ControlMessage(type: .reconnect, reason: "gateway draining"))
+            }
+        }
     }
 }

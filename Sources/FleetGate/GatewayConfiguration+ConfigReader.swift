@@ -2,6 +2,7 @@ public import Configuration
 public import FleetConfiguration
 import FleetGeo
 public import FleetHTTP2
+import FleetProtocol
 import FleetScheduler
 import Foundation
 import Logging
@@ -236,6 +237,13 @@ extension GatewayConfiguration.Dispatch {
             rawValue: try config.choice("policy", of: SchedulingPolicy.allCases.map(\.rawValue)))!
         self.defaultTTFTObjectiveMilliseconds = try config.double("ttftObjectiveMilliseconds", in: 1...3_600_000)
         self.tpotObjectiveMilliseconds = try config.double("tpotObjectiveMilliseconds", in: 1...3_600_000)
+        self.maxMigrations = try config.int("maxMigrations", in: 0...100)
+        self.hedging = try config.bool("hedging")
+        self.hedgeFactor = try config.double("hedgeFactor", in: 1...1_000)
+        self.minimumHedgeDelay = try config.seconds("minimumHedgeDelaySeconds", minimum: 0)
+        self.hedgeBudget = try config.double("hedgeBudget", in: 0...1)
+        self.interTokenTimeout = try config.seconds("interTokenTimeoutSeconds")
+        self.attemptTimeout = try config.seconds("attemptTimeoutSeconds")
     }
 
     static var configKeys: ConfigSchema {
@@ -256,6 +264,26 @@ extension GatewayConfiguration.Dispatch {
             .double(
                 "tpotObjectiveMilliseconds", d.tpotObjectiveMilliseconds,
                 "Time-per-output-token objective, ms. Reloadable."),
+            .int(
+                "maxMigrations", d.maxMigrations,
+                "Continuations per request after tokens reached the client (mid-stream failover). Reloadable."),
+            .bool(
+                "hedging", d.hedging, "Race a second attempt when the first token is later than predicted. Reloadable."),
+            .double(
+                "hedgeFactor", d.hedgeFactor,
+                "Hedge when the first token is later than predicted TTFT × this (exp(1.645 σ)). Reloadable."),
+            .double(
+                "minimumHedgeDelaySeconds", Double(d.minimumHedgeDelay.nanoseconds) / 1e9,
+                "The hedge trigger's floor. Reloadable."),
+            .double(
+                "hedgeBudget", d.hedgeBudget,
+                "Hedges allowed as a share of requests over a sliding window (0–1). Restart."),
+            .double(
+                "interTokenTimeoutSeconds", Double(d.interTokenTimeout.nanoseconds) / 1e9,
+                "Floor of the inter-token deadline: max(this, 10 × predicted time per token). Reloadable."),
+            .double(
+                "attemptTimeoutSeconds", Double(d.attemptTimeout.nanoseconds) / 1e9,
+                "The total deadline of one attempt. Reloadable."),
         ])
     }
 }
@@ -314,6 +342,7 @@ extension GatewayConfiguration.Tunnel {
         self.init()
         self.helloTimeout = try config.seconds("helloTimeoutSeconds")
         self.pingInterval = try config.seconds("pingIntervalSeconds", minimum: 0.01)
+        self.busyPingInterval = try config.seconds("busyPingIntervalSeconds", minimum: 0.01)
     }
 
     static var configKeys: ConfigSchema {
@@ -325,6 +354,9 @@ extension GatewayConfiguration.Tunnel {
             .double(
                 "pingIntervalSeconds", Double(d.pingInterval.nanoseconds) / 1e9,
                 "How often each car is PINGed for RTT and liveness. Reloadable (new tunnels)."),
+            .double(
+                "busyPingIntervalSeconds", Double(d.busyPingInterval.nanoseconds) / 1e9,
+                "How often a car running jobs is PINGed; two missed PINGs mean it is dead. Reloadable (new tunnels)."),
         ])
     }
 }
@@ -338,6 +370,8 @@ extension GatewayConfiguration.Central {
         let maxConcurrent = try config.int("maxConcurrent", in: 1...1_000_000)
         let ttft = try config.double("expectedTTFTMilliseconds", in: 0...3_600_000)
         let tpot = try config.double("expectedTPOTMilliseconds", in: 0...3_600_000)
+        let continuation = ContinuationMode(
+            rawValue: try config.choice("continuation", of: ContinuationMode.allCases.map(\.rawValue)))!
         self.init(
             endpoints: try config.strings("endpoints").map { entry in
                 let parts = entry.split(separator: "=", maxSplits: 1)
@@ -346,7 +380,8 @@ extension GatewayConfiguration.Central {
                 }
                 return .init(
                     region: String(parts[0]), baseURL: String(parts[1]), maxConcurrent: maxConcurrent,
-                    expectedTTFTMilliseconds: ttft, expectedTPOTMilliseconds: tpot)
+                    expectedTTFTMilliseconds: ttft, expectedTPOTMilliseconds: tpot,
+                    continuation: continuation)
             })
     }
 
@@ -363,6 +398,9 @@ extension GatewayConfiguration.Central {
             .double(
                 "expectedTPOTMilliseconds", d.expectedTPOTMilliseconds,
                 "Time per output token the scheduler assumes of central, ms."),
+            .string(
+                "continuation", d.continuation.rawValue,
+                "What central endpoints can do when a stream moves to them mid-answer: exact, prefix or none."),
         ])
     }
 }

@@ -141,4 +141,44 @@ extension GatewayConfiguration {
         get { self.auth.apiKeys }
         set { self.auth.apiKeys = newValue }
     }
+    /// Forwards to ``dispatch``: `dispatch.maxMigrations`.
+    public var maxMigrations: Int {
+        get { self.dispatch.maxMigrations }
+        set { self.dispatch.maxMigrations = newValue }
+    }
+    /// Forwards to ``dispatch``: `dispatch.hedging`.
+    public var hedging: Bool {
+        get { self.dispatch.hedging }
+        set { self.dispatch.hedging = newValue }
+    }
+    /// Forwards to ``dispatch``: `dispatch.hedgeFactor`.
+    public var hedgeFactor: Double {
+        get { self.dispatch.hedgeFactor }
+        set { self.dispatch.hedgeFactor = newValue }
+    }
+    /// Forwards to ``dispatch``: `dispatch.minimumHedgeDelay`.
+    public var minimumHedgeDelay: TimeAmount {
+        get { self.dispatch.minimumHedgeDelay }
+        set { self.dispatch.minimumHedgeDelay = newValue }
+    }
+    /// Forwards to ``dispatch``: `dispatch.hedgeBudget`.
+    public var hedgeBudget: Double {
+        get { self.dispatch.hedgeBudget }
+        set { self.dispatch.hedgeBudget = newValue }
+    }
+    /// Forwards to ``dispatch``: `dispatch.interTokenTimeout`.
+    public var interTokenTimeout: TimeAmount {
+        get { self.dispatch.interTokenTimeout }
+        set { self.dispatch.interTokenTimeout = newValue }
+    }
+    /// Forwards to ``dispatch``: `dispatch.attemptTimeout`.
+    public var attemptTimeout: TimeAmount {
+        get { self.dispatch.attemptTimeout }
+        set { self.dispatch.attemptTimeout = newValue }
+    }
+    /// Forwards to ``tunnel``: `tunnel.busyPingInterval`.
+    public var busyPingInterval: TimeAmount {
+        get { self.tunnel.busyPingInterval }
+        set { self.tunnel.busyPingInterval = newValue }
+    }
 }

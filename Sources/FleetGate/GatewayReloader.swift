@@ -130,6 +130,7 @@ public final class GatewayReloader: Sendable {
         }
         keep("admin", \.admin)
         keep("dispatch.policy", \.dispatch.policy)
+        keep("dispatch.hedgeBudget", \.dispatch.hedgeBudget)
         keep("central", \.central)
         keep("eventLoopThreads", \.eventLoopThreads)
         keep("fleetSecret", \.fleetSecret)
