@@ -30,6 +30,13 @@ struct ConfigView: Encodable {
         var policy: String
         var ttftObjectiveMilliseconds: Double
         var tpotObjectiveMilliseconds: Double
+        var maxMigrations: Int
+        var hedging: Bool
+        var hedgeFactor: Double
+        var minimumHedgeDelaySeconds: Double
+        var hedgeBudget: Double
+        var interTokenTimeoutSeconds: Double
+        var attemptTimeoutSeconds: Double
     }
     struct Geo: Encodable {
         var regionsFile: String?
@@ -83,13 +90,18 @@ struct ConfigView: Encodable {
         self.dispatch = Dispatch(
             firstTokenTimeoutSeconds: seconds(c.dispatch.firstTokenTimeout), maxAttempts: c.dispatch.maxAttempts,
             policy: c.dispatch.policy.rawValue, ttftObjectiveMilliseconds: c.dispatch.defaultTTFTObjectiveMilliseconds,
-            tpotObjectiveMilliseconds: c.dispatch.tpotObjectiveMilliseconds)
+            tpotObjectiveMilliseconds: c.dispatch.tpotObjectiveMilliseconds, maxMigrations: c.dispatch.maxMigrations,
+            hedging: c.dispatch.hedging, hedgeFactor: c.dispatch.hedgeFactor,
+            minimumHedgeDelaySeconds: seconds(c.dispatch.minimumHedgeDelay), hedgeBudget: c.dispatch.hedgeBudget,
+            interTokenTimeoutSeconds: seconds(c.dispatch.interTokenTimeout),
+            attemptTimeoutSeconds: seconds(c.dispatch.attemptTimeout))
         self.geo = Geo(
             regionsFile: c.geo.regionsFile, regionsVersion: regionsVersion, databaseFile: c.geo.databaseFile,
             trustedProxies: c.geo.trustedProxies)
         self.tunnel = [
             "helloTimeoutSeconds": seconds(c.tunnel.helloTimeout),
             "pingIntervalSeconds": seconds(c.tunnel.pingInterval),
+            "busyPingIntervalSeconds": seconds(c.tunnel.busyPingInterval),
         ]
         self.central = c.central.endpoints.map { "\($0.region)=\($0.baseURL)" }
         self.apiKeys = c.auth.apiKeys.count
