@@ -104,7 +104,13 @@ public struct ConfigStack: Sendable {
     /// Reads a configuration with `body`, adding the file position to an error on a key from the file.
     /// - Throws: ``ConfigurationError``.
     public func read<T>(_ body: (ConfigReader) throws -> T) throws -> T {
-        do { return try body(self.reader()) } catch let error as ConfigurationError {
+        try self.locating { try body(self.reader()) }
+    }
+
+    /// Runs `body` (for example building the server from the configuration), adding the file position
+    /// to a ``ConfigurationError`` on a key from the file.
+    public func locating<T>(_ body: () throws -> T) throws -> T {
+        do { return try body() } catch let error as ConfigurationError {
             throw self.file?.locate(error) ?? error
         }
     }

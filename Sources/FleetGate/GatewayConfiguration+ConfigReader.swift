@@ -60,6 +60,18 @@ extension GatewayConfiguration {
         ] where !(0...65535).contains(port) {
             throw ConfigurationError(.invalidValue, key: key, value: "\(port)", "is not a port (0–65535)")
         }
+        // Files are parsed when the gateway is built; here they must at least be there, so that
+        // `config check` catches a wrong path.
+        var files: [(String, String?)] = [
+            ("listeners.tls.certificateChainFile", self.listeners.tls.files?.certificateChain),
+            ("listeners.tls.privateKeyFile", self.listeners.tls.files?.privateKey),
+            ("listeners.tunnel.certificateChainFile", self.listeners.tunnel.files?.certificateChain),
+            ("listeners.tunnel.privateKeyFile", self.listeners.tunnel.files?.privateKey),
+        ]
+        if self.geo.databaseFile != Geo.setupDatabase { files.append(("geo.databaseFile", self.geo.databaseFile)) }
+        for case (let key, let path?) in files where !FileManager.default.isReadableFile(atPath: path) {
+            throw ConfigurationError(.unreadableFile, key: key, value: path, "cannot read the file")
+        }
         for text in self.geo.trustedProxies where CIDR(text) == nil {
             throw ConfigurationError(
                 .invalidValue, key: "geo.trustedProxies", value: text, "is not an address or CIDR block")
