@@ -63,14 +63,17 @@ struct ConfigSourcesTests {
 
     @Test(
         "Every invalid fixture is rejected at the right file:line:column",
-        arguments: ["unknown-key", "wrong-type", "list-for-scalar", "secret-in-file", "nested-typo", "range"])
+        arguments: [
+            "unknown-key", "wrong-type", "list-for-scalar", "secret-in-file", "nested-typo", "range", "missing-file",
+            "missing-secret-file",
+        ])
     func invalidFixture(name: String) throws {
         let path = Self.fixtures.appendingPathComponent("\(name).invalid.yaml").path
         let text = try String(contentsOfFile: path, encoding: .utf8)
         // The fixture's first line says what to expect: `# expect: LINE:COLUMN KEY`.
         let expectation = try #require(text.split(separator: "\n").first?.dropFirst("# expect: ".count))
         let result = ConfigCheck.run(
-            file: path, program: .fleetgate, schema: GatewayConfiguration.schema, environment: Self.secret
+            file: path, program: .fleetgate, schema: GatewayConfiguration.schema, environment: [:]
         ) { try GatewayConfiguration(config: $0) }
         #expect(!result.ok)
         let parts = expectation.split(separator: " ")
