@@ -63,13 +63,15 @@ public final class Gateway: Sendable {
 
         let api = APIResponder(core: core)
         let clientHTTP2 = configuration.clientHTTP2
-        let proxyProtocol = configuration.proxyProtocol
+        let proxyProtocolFrom = core.proxyProtocolFrom
+        let tlsProxyProtocolFrom = core.tlsProxyProtocolFrom
         self.clientListener = Listener(
             name: "client", host: configuration.host, port: configuration.clientPort, group: group, logger: logger,
             fallbackToAnyPort: configuration.fallbackToFreePorts, onBound: { _ in readiness.listenerBound() }
         ) { channel in
             try HTTPServerPipeline.configureCleartext(
-                channel, responder: api, configuration: clientHTTP2, proxyProtocol: proxyProtocol)
+                channel, responder: api, configuration: clientHTTP2,
+                proxyProtocol: GatewayCore.expectsProxyProtocol(from: channel.remoteAddress, ranges: proxyProtocolFrom))
         }
 
         let tunnelHTTP2 = configuration.tunnelHTTP2
@@ -98,13 +100,21 @@ public final class Gateway: Sendable {
                 onBound: { _ in readiness.listenerBound() }
             ) { channel in
                 try HTTPServerPipeline.configureTLS(
-                    channel, sslContext: sslContext, responder: api, configuration: clientHTTP2)
+                    channel, sslContext: sslContext, responder: api, configuration: clientHTTP2,
+                    proxyProtocol: GatewayCore.expectsProxyProtocol(
+                        from: channel.remoteAddress, ranges: tlsProxyProtocolFrom))
             }
         } else {
             self.tlsListener = nil
         }
 
-        let admin = AdminResponder(core: core, prometheus: prometheus, readiness: readiness)
+        let guardrail = try AdminGuard(
+            tokenFile: configuration.adminTokenFile, bindHost: configuration.adminHost,
+            allowedHosts: configuration.adminAllowedHosts)
+        if guardrail.token == nil {
+            logger.warning("No admin token file: the admin API is open to anyone who can reach its port")
+        }
+        let admin = AdminResponder(core: core, prometheus: prometheus, readiness: readiness, guardrail: guardrail)
         self.adminListener = Listener(
             name: "admin", host: configuration.adminHost, port: configuration.adminPort, group: group, logger: logger,
             fallbackToAnyPort: configuration.fallbackToFreePorts, onBound: { _ in readiness.listenerBound() }
@@ -163,6 +173,7 @@ struct ReloadOnSignal: Service {
         let signals = await UnixSignalsSequence(trapping: .sighup)
         for await _ in signals.cancelOnGracefulShutdown() {
             _ = try? self.core.reloadGeo()
+            _ = try? self.core.reloadKeys()
         }
     }
 }

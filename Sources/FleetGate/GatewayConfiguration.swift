@@ -14,7 +14,21 @@ public struct GatewayConfiguration: Sendable {
     /// Admin host (loopback by default) and port.
     public var adminHost: String
     public var adminPort: Int
-    /// API keys accepted as `Authorization: Bearer`; empty means no authentication (development).
+    /// A file holding the admin bearer token (one line; surrounding whitespace ignored). When set,
+    /// every `/admin/…` request needs `Authorization: Bearer <token>`; nil (the default): the admin
+    /// API is open to whoever can reach its loopback port (development; warned at start). Probes
+    /// and metrics never need it.
+    public var adminTokenFile: String?
+    /// Host names the admin API answers besides loopback (`127.0.0.1`, `localhost`, `[::1]`) and
+    /// ``adminHost`` — a DNS-rebinding guard: any other `Host`, or an `Origin` naming another host,
+    /// gets 403 (default: none).
+    public var adminAllowedHosts: [String] = []
+    /// The application key file (YAML: SHA-256 of each key and its policy — models, central only,
+    /// requests/s, tokens/min, concurrent streams; `docs/operations.md`). Reloaded on SIGHUP and
+    /// `POST /admin/keys/reload`. Nil (the default): only ``apiKeys``.
+    public var apiKeysFile: String?
+    /// API keys accepted as `Authorization: Bearer`, without limits; with no key here or in
+    /// ``apiKeysFile`` there is no authentication (development).
     public var apiKeys: Set<String>
     /// The fleet secret that signs vehicle tokens and keys pseudonyms. Never logged.
     public var fleetSecret: String
@@ -25,12 +39,18 @@ public struct GatewayConfiguration: Sendable {
     /// A MaxMind DB (GeoLite2/GeoIP2/DB-IP country or city, or the one `scripts/build-geoip.py` makes).
     /// Nil: every public address follows the map's `noDatabase` rule (warned once at start).
     public var geoipDatabase: String?
-    /// Addresses (CIDR) whose X-Forwarded-For is trusted. Empty: forwarding headers are ignored.
+    /// Socket peers (CIDR) whose X-Forwarded-For is trusted. Empty: forwarding headers are ignored.
     public var trustedProxies: [String]
     /// Bind any free port when a configured one is taken (the demo); `serve` fails instead.
     public var fallbackToFreePorts: Bool = false
-    /// Expect a PROXY protocol v2 header on every client connection (behind an L4 load balancer).
-    public var proxyProtocol: Bool = false
+    /// Load balancers (CIDR) that send a PROXY protocol v2 header on the cleartext client port.
+    /// A connection from inside these ranges must start with the header (else it is closed) and its
+    /// source is the client; a connection from anywhere else is a direct client whose bytes are
+    /// never parsed as PROXY. Empty (the default): PROXY protocol off. The header's source never
+    /// makes `X-Forwarded-For` believed.
+    public var proxyProtocolFrom: [String] = []
+    /// The same for the TLS client port (the PROXY header precedes the TLS handshake).
+    public var tlsProxyProtocolFrom: [String] = []
     /// Request body limit.
     public var maxBodyBytes: Int
     /// How long a client may take to send its request body.
@@ -117,6 +137,8 @@ public struct GatewayConfiguration: Sendable {
         self.fleetSecret = fleetSecret
         self.regionMap = regionMap
         self.geoipDatabase = nil
+        self.adminTokenFile = nil
+        self.apiKeysFile = nil
         self.regionsFile = nil
         self.trustedProxies = trustedProxies
         self.maxBodyBytes = maxBodyBytes

@@ -30,11 +30,9 @@ public final class GatewayCore: Sendable {
         logger: Logger
     ) throws {
         self.configuration = configuration
-        let macKey = SymmetricKey(size: .bits256)
-        self.apiKeyMACKey = macKey.withUnsafeBytes { Array($0) }
-        self.apiKeyMACs = configuration.apiKeys.map {
-            Array(HMAC<SHA256>.authenticationCode(for: Data($0.utf8), using: macKey))
-        }
+        self.keys = try AppKeys(
+            configuration: configuration, metrics: metrics, logger: logger,
+            now: Double(NIODeadline.now().uptimeNanoseconds) / 1e9)
         self.httpClient = httpClient
         self.central = CentralDirectory(configuration: configuration, client: httpClient, logger: logger)
         self.registry = FleetRegistry(policy: configuration.schedulingPolicy)
@@ -58,35 +56,53 @@ public final class GatewayCore: Sendable {
         } else {
             logger.warning("No GeoIP database: every public address gets the map's noDatabase region")
         }
-        var trusted: [CIDR] = []
-        for text in configuration.trustedProxies {
-            guard let cidr = CIDR(text) else {
-                throw GatewayError(
-                    code: .invalidConfiguration,
-                    message: "key 'trustedProxies': '\(text)' is not an address or CIDR block")
-            }
-            trusted.append(cidr)
-        }
-        self.clientAddresses = ClientAddressResolver(trusted: trusted)
+        self.clientAddresses = ClientAddressResolver(
+            trusted: try Self.blocks(configuration.trustedProxies, key: "trustedProxies"))
+        self.proxyProtocolFrom = try Self.blocks(configuration.proxyProtocolFrom, key: "proxyProtocolFrom")
+        self.tlsProxyProtocolFrom = try Self.blocks(configuration.tlsProxyProtocolFrom, key: "tlsProxyProtocolFrom")
         self.metrics = metrics
         self.logger = logger
     }
 
+    /// Parses CIDR blocks; the error names the key and the value.
+    static func blocks(_ texts: [String], key: String) throws -> [CIDR] {
+        try texts.map { text in
+            guard let cidr = CIDR(text) else {
+                throw GatewayError(
+                    code: .invalidConfiguration, message: "key '\(key)': '\(text)' is not an address or CIDR block")
+            }
+            return cidr
+        }
+    }
+
+    /// Load balancers allowed to send PROXY protocol on the cleartext and TLS client ports.
+    let proxyProtocolFrom: [CIDR]
+    let tlsProxyProtocolFrom: [CIDR]
+
+    /// Whether a connection from `peer` must begin with a PROXY protocol header: only when the
+    /// socket peer is one of the configured load balancers.
+    static func expectsProxyProtocol(from peer: SocketAddress?, ranges: [CIDR]) -> Bool {
+        guard !ranges.isEmpty, let ip = peer?.ipAddress, let address = IPAddress(ip) else { return false }
+        return ranges.contains { $0.contains(address) }
+    }
+
     private let inFlight = Atomic<Int>(0)
-    /// HMAC of every accepted API key under a per-process random key, computed once, so a request
-    /// is checked with swift-crypto's constant-time `isValidAuthenticationCode` and keys are not
-    /// kept in the clear beside the comparison.
-    private let apiKeyMACs: [[UInt8]]
-    private let apiKeyMACKey: [UInt8]
+    /// Application keys and their quotas. Keys are held only as SHA-256 digests and looked up by
+    /// digest, so no comparison runs over a secret.
+    public let keys: AppKeys
 
     /// Whether an `Authorization` header carries an accepted key (always true when none are configured).
-    func isAuthorized(_ authorization: String?) -> Bool {
-        guard !self.apiKeyMACs.isEmpty else { return true }
-        guard let header = authorization, header.hasPrefix("Bearer ") else { return false }
-        let token = Data(header.utf8.dropFirst(7))
-        let key = SymmetricKey(data: self.apiKeyMACKey)
-        return self.apiKeyMACs.contains {
-            HMAC<SHA256>.isValidAuthenticationCode($0, authenticating: token, using: key)
+    func isAuthorized(_ authorization: String?) -> Bool { self.keys.authenticate(authorization) }
+
+    /// Reloads the application key file, logging the outcome.
+    func reloadKeys() throws(KeyFileError) -> Int {
+        do {
+            let count = try self.keys.reload(now: self.now)
+            self.logger.info("Key file reloaded", metadata: ["fleet.keys": "\(count)"])
+            return count
+        } catch {
+            self.logger.error("Key file reload refused; the running keys stay", metadata: ["error": "\(error)"])
+            throw error
         }
     }
 

@@ -2,7 +2,7 @@ public import FleetAgent
 public import FleetGate
 public import FleetProtocol
 import FleetScheduler
-import Foundation
+public import Foundation
 public import Logging
 public import NIOCore
 import NIOPosix
@@ -18,6 +18,8 @@ public struct CarSpec: Sendable {
     public var state: VehicleState
     /// TLS towards the gateway's tunnel port, when it has TLS.
     public var tls: AgentConfiguration.TunnelTLS?
+    /// When the car's token expires (default: in an hour).
+    public var tokenExpires: Date?
 
     public init(
         _ vehicleID: String, region: String = "eu-central", hardware: HardwareClass = .ai5, slowdown: Double = 1,
@@ -68,7 +70,8 @@ public struct FleetFixture: Sendable {
     public func startCar(_ spec: CarSpec, timeout: Duration = .seconds(10)) async throws -> TestCar {
         var car: SimulatedCar?
         let pseudonym = try await self.start(
-            spec.vehicleID, region: spec.region, hardware: spec.hardware, tls: spec.tls, timeout: timeout
+            spec.vehicleID, region: spec.region, hardware: spec.hardware, tls: spec.tls,
+            expires: spec.tokenExpires, timeout: timeout
         ) { config in
             let simulated = SimulatedCar(
                 configuration: config, state: spec.state, slowdown: spec.slowdown, group: self.group,
@@ -86,7 +89,8 @@ public struct FleetFixture: Sendable {
         _ vehicleID: String, region: String = "eu-central", hardware: HardwareClass = .hw4,
         engine: any InferenceEngine, timeout: Duration = .seconds(10)
     ) async throws -> String {
-        try await self.start(vehicleID, region: region, hardware: hardware, tls: nil, timeout: timeout) { config in
+        try await self.start(vehicleID, region: region, hardware: hardware, tls: nil, expires: nil, timeout: timeout) {
+            config in
             let state = AgentState(
                 initial: VehicleState(pluggedIn: true, chargePercent: 80, link: .wifi, slotsFree: engine.slots),
                 slots: engine.slots)
@@ -98,10 +102,11 @@ public struct FleetFixture: Sendable {
     /// Mints the car's token, starts the tunnel `makeTunnel` builds, waits for its registration.
     private func start(
         _ vehicleID: String, region: String, hardware: HardwareClass, tls: AgentConfiguration.TunnelTLS?,
-        timeout: Duration, _ makeTunnel: (AgentConfiguration) -> TunnelClient
+        expires: Date?, timeout: Duration, _ makeTunnel: (AgentConfiguration) -> TunnelClient
     ) async throws -> String {
         let credentials = try FleetCredentials(secret: self.secret)
-        let token = credentials.issue(vehicleID: vehicleID, regions: [region], expires: Date().addingTimeInterval(3600))
+        let token = credentials.issue(
+            vehicleID: vehicleID, regions: [region], expires: expires ?? Date().addingTimeInterval(3600))
         let config = AgentConfiguration(
             gatewayHost: "127.0.0.1", gatewayPort: self.tunnelPort, vehicleID: vehicleID, credential: token,
             region: region, hardware: hardware, initialBackoff: .milliseconds(20), maxBackoff: .milliseconds(200),

@@ -2,6 +2,7 @@ import ArgumentParser
 import FleetAgent
 import FleetGate
 import FleetGeo
+import FleetHTTP2
 import FleetProtocol
 import FleetScheduler
 import Foundation
@@ -45,8 +46,25 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "An accepted API key (repeatable). None: no authentication.") var apiKey: [String] = []
     @Option(help: "Trusted proxy CIDR whose X-Forwarded-For is believed (repeatable).") var trustedProxy: [String] = []
     @Flag(help: "Accept cleartext tunnels from non-loopback peers.") var allowCleartextTunnels = false
-    @Flag(help: "Expect a PROXY protocol v2 header on client connections (behind an L4 load balancer).")
-    var proxyProtocol = false
+    @Option(
+        help:
+            "Load balancer CIDR whose client-port connections start with a PROXY protocol v2 header (repeatable; default: none)."
+    )
+    var proxyProtocolFrom: [String] = []
+    @Option(help: "The same for the TLS client port (repeatable; default: none).") var tlsProxyProtocolFrom: [String] =
+        []
+    @Option(help: "Application key file (YAML: sha256 of each key and its quotas; reloaded on SIGHUP).")
+    var apiKeysFile: String?
+    @Option(help: "File holding the admin bearer token (default: none, the admin API is open on loopback).")
+    var adminTokenFile: String?
+    @Option(help: "A Host name the admin API answers besides loopback (repeatable; DNS-rebinding guard).")
+    var adminAllowedHost: [String] = []
+    @Option(help: "Seconds a client has to finish the TLS handshake, PROXY header or protocol preface (default 10).")
+    var handshakeTimeout: Int64 = 10
+    @Option(help: "Seconds an HTTP/1.1 client has to send a complete request head (default 10).")
+    var headerTimeout: Int64 = 10
+    @Option(help: "Seconds an idle HTTP/1.1 keep-alive connection stays open (default 30).")
+    var keepAliveTimeout: Int64 = 30
     @Option(help: "PEM certificate chain for the TLS client port.") var tlsCert: String?
     @Option(help: "PEM private key for the TLS client port.") var tlsKey: String?
     @Option(help: "TLS client port (ALPN h2, http/1.1).") var tlsPort = 8443
@@ -77,7 +95,14 @@ struct Serve: AsyncParsableCommand {
             tunnelTLS: try Self.pair(self.tunnelTlsCert, self.tunnelTlsKey, "--tunnel-tls-cert and --tunnel-tls-key"))
         var configured = config
         configured.geoipDatabase = self.geoip ?? defaultGeoIPDatabase()
-        configured.proxyProtocol = self.proxyProtocol
+        configured.adminTokenFile = self.adminTokenFile
+        configured.apiKeysFile = self.apiKeysFile
+        configured.adminAllowedHosts = self.adminAllowedHost
+        configured.clientHTTP2.handshakeTimeout = .seconds(self.handshakeTimeout)
+        configured.clientHTTP2.http1HeaderTimeout = .seconds(self.headerTimeout)
+        configured.clientHTTP2.http1KeepAliveTimeout = .seconds(self.keepAliveTimeout)
+        configured.proxyProtocolFrom = self.proxyProtocolFrom
+        configured.tlsProxyProtocolFrom = self.tlsProxyProtocolFrom
         guard let policy = SchedulingPolicy(rawValue: self.policy) else {
             throw ValidationError(
                 "--policy: '\(self.policy)' is not one of \(SchedulingPolicy.allCases.map(\.rawValue).joined(separator: ", "))"

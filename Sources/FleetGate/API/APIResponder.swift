@@ -20,6 +20,10 @@ struct APIResponder: HTTPServerResponder {
                 chat: path == "/v1/chat/completions")
         case "/v1/models":
             guard request.method == .get else { return self.answer(stream, error: .methodNotAllowed, route: path) }
+            // Issue #18 row 9: the model list is behind the key like everything else.
+            guard self.core.isAuthorized(request.headerFields[.authorization]) else {
+                return self.answer(stream, error: .invalidAPIKey, route: path)
+            }
             let served = self.core.registry.models().union(self.core.central.models())
             let models = ModelList(data: served.sorted().map { .init(id: $0, created: 0, ownedBy: "fleetgate") })
             self.core.metrics.request(route: path, status: 200)

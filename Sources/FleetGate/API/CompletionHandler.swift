@@ -77,6 +77,8 @@ final class CompletionHandler: HTTPStreamDelegate, UpstreamEvents {
     /// Counted against ``GatewayConfiguration/maxInFlightRequests`` until the stream closes.
     var admitted = false
     var upstreamReleased = false
+    /// edge (#18): the request's hold on its application key's quota.
+    var lease: KeyLease?
 
     init(core: GatewayCore, stream: any HTTPStream, request: HTTPRequest, connection: HTTPConnectionInfo, chat: Bool) {
         self.core = core
@@ -85,8 +87,8 @@ final class CompletionHandler: HTTPStreamDelegate, UpstreamEvents {
         self.connection = connection
         self.chat = chat
         self.route = chat ? "/v1/chat/completions" : "/v1/completions"
-        let given = request.headerFields[HTTPField.Name(FleetHeader.requestID)!]
-        self.requestID = given.flatMap { $0.count <= 128 && !$0.isEmpty ? $0 : nil } ?? UUID().uuidString.lowercased()
+        // edge (#18 row 11): only a well-formed client id reaches headers and log fields.
+        self.requestID = RequestID(header: request.headerFields[HTTPField.Name(FleetHeader.requestID)!]).value
         self.body = BodyAccumulator(limit: core.configuration.maxBodyBytes)
         self.logger = core.logger
         let loopBound = NIOLoopBound(self, eventLoop: stream.eventLoop)
@@ -128,6 +130,8 @@ final class CompletionHandler: HTTPStreamDelegate, UpstreamEvents {
     }
 
     func streamDidClose(error: HTTPStreamError?) {
+        // edge (#18): return the key's stream, charge its tokens.
+        self.lease?.finish(tokens: (self.profile?.promptTokens ?? 0) + self.events, now: self.core.now)
         self.bodyTimer?.cancel()
         self.firstTokenTimer?.cancel()
         if self.admitted {
@@ -166,6 +170,9 @@ final class CompletionHandler: HTTPStreamDelegate, UpstreamEvents {
         else {
             throw .modelNotFound(parsed.model)
         }
+        // edge (#18): the key's models, rates and streams.
+        self.lease = try self.core.keys.admit(
+            authorization: self.request.headerFields[.authorization], model: parsed.model, now: self.core.now)
         self.parsed = parsed
         var objective = self.core.configuration.defaultTTFTObjectiveMilliseconds
         if let slo = self.request.headerFields[HTTPField.Name(FleetHeader.sloTTFT)!] {
@@ -207,7 +214,9 @@ final class CompletionHandler: HTTPStreamDelegate, UpstreamEvents {
     private func resolveOrigin() -> Origin {
         let peer = self.connection.remoteAddress?.ipAddress.flatMap { IPAddress($0) }
         let forwarded = self.request.headerFields[values: HTTPField.Name("x-forwarded-for")!]
-        let client = self.core.clientAddresses.resolve(peer: peer, forwardedFor: forwarded)
+        // edge (#18): a PROXY header's source never makes X-Forwarded-For believed.
+        let client = self.core.clientAddresses.resolve(
+            peer: peer, viaProxyProtocol: self.connection.viaProxyProtocol, forwardedFor: forwarded)
         return self.core.geo.current.resolver.resolve(client)
     }
 
@@ -221,6 +230,8 @@ final class CompletionHandler: HTTPStreamDelegate, UpstreamEvents {
         self.core.metrics.decisionTime.recordNanoseconds((NIODeadline.now() - start).nanoseconds)
         self.core.metrics.decision(firstChoice: decision.choices.first)
         self.choices = decision.choices
+        // edge (#18): a central-only key never goes to a car.
+        if self.lease?.centralOnly == true { self.choices.removeAll { $0.car != nil } }
     }
 
     private func tryNextCar() {
@@ -536,6 +547,7 @@ final class CompletionHandler: HTTPStreamDelegate, UpstreamEvents {
     private func sendError(_ error: APIError) {
         var headers = self.routeHeaders()
         if self.zone.isEmpty { headers[HTTPField.Name(FleetHeader.zone)!] = nil }
+        if let seconds = error.retryAfter { headers[.retryAfter] = String(seconds) }  // edge (#18)
         self.stream.sendResponse(
             status: .init(code: error.status), contentType: "application/json", body: JSON.buffer(error.body),
             headers: headers)

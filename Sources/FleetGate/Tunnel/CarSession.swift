@@ -17,7 +17,9 @@ import NIOCore
 ///    into a zone; only then register it for routing;
 /// 3. apply state and drain messages to the registry;
 /// 4. PING every ``GatewayConfiguration/carPingInterval`` and record the RTT;
-/// 5. deregister when the tunnel closes or the car sends GOAWAY (no new work, streams finish).
+/// 5. deregister when the tunnel closes or the car sends GOAWAY (no new work, streams finish);
+/// 6. enforce the credential's expiry on the live tunnel: at expiry the car gets no new work, is
+///    told `token-expired` on the control channel, and the tunnel closes once its streams finish.
 final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
     let core: GatewayCore
     let handle: HTTP2ConnectionHandle
@@ -27,6 +29,7 @@ final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
     var line: [UInt8] = []
     var helloTimer: Scheduled<Void>?
     var pingTimer: Scheduled<Void>?
+    var expiryTimer: Scheduled<Void>?
     var statusStream: HTTP2Stream?
 
     init(core: GatewayCore, handle: HTTP2ConnectionHandle) {
@@ -136,6 +139,26 @@ final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
         self.logger.debug(
             "Car registered", metadata: ["fleet.region": "\(region)", "fleet.hardware": "\(hardware.rawValue)"])
         self.schedulePing()
+        self.armExpiry(grant.expires)
+    }
+
+    /// Issue #18 row 7: the token's expiry holds on a live tunnel, not only at hello.
+    private func armExpiry(_ expires: Date) {
+        let milliseconds = Int64(min(max(0, expires.timeIntervalSinceNow), 10 * 365 * 86_400) * 1_000)
+        let loopBound = NIOLoopBound(self, eventLoop: self.handle.eventLoop)
+        self.expiryTimer = self.handle.eventLoop.scheduleTask(in: .milliseconds(milliseconds)) {
+            loopBound.value.tokenExpired()
+        }
+    }
+
+    /// Drains the car, tells it why on the control channel, then GOAWAY once its streams finish.
+    func tokenExpired() {
+        guard let id = self.carID else { return }
+        self.logger.info("Car token expired; closing its tunnel")
+        self.core.registry.setDraining(id)
+        let handler = self.handle.onLoop
+        ControlChannel.send(ControlMessage(type: .tokenExpired), on: handler)
+        handler.beginGracefulShutdown()
     }
 
     /// DESIGN.md: the tunnel peer's GeoIP is recorded and a mismatch with the claimed region is
@@ -195,6 +218,7 @@ final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
     func connectionDidClose() {
         self.helloTimer?.cancel()
         self.pingTimer?.cancel()
+        self.expiryTimer?.cancel()
         if let id = self.carID {
             self.core.registry.remove(id, now: self.core.now)
             if self.core.tunnels.handle(for: id)?.channel === self.handle.channel { self.core.tunnels.remove(id) }
