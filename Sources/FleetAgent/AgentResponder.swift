@@ -48,6 +48,10 @@ public struct AgentResponder: HTTPServerResponder {
             let models = ModelList(
                 data: self.engine.models.map { .init(id: $0.id, created: 0, ownedBy: "fleet-agent") })
             return FixedResponseDelegate(stream: stream, status: .ok, body: JSON.buffer(models))
+        case (.post, ControlMessage.path):
+            // The gateway's control channel (`token-expired`, `reconnect`, `quarantine`): acknowledged;
+            // the gateway closes the tunnel itself when it must.
+            return FixedResponseDelegate(stream: stream, status: .noContent, body: ByteBuffer())
         case (.get, "/healthz"):
             return FixedResponseDelegate(stream: stream, status: .ok, body: ByteBuffer(string: "{\"status\":\"ok\"}"))
         default:

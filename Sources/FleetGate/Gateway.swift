@@ -26,6 +26,8 @@ public final class Gateway: Sendable {
     public let adminListener: Listener
     /// The TLS client listener, when TLS is configured.
     public let tlsListener: Listener?
+    /// The read-only probes listener, when ``GatewayConfiguration/probesHost`` is set.
+    public let probesListener: Listener?
     public let readiness: Readiness
 
     /// Builds the gateway; nothing binds until its services run.
@@ -56,7 +58,8 @@ public final class Gateway: Sendable {
         let core = try GatewayCore(
             configuration: configuration, credentials: credentials, metrics: metrics, httpClient: httpClient,
             logger: logger)
-        let readiness = Readiness(expected: sslContext == nil ? 3 : 4)
+        let readiness = Readiness(
+            expected: 3 + (sslContext == nil ? 0 : 1) + (configuration.probesHost == nil ? 0 : 1))
         self.core = core
         self.prometheus = prometheus
         self.readiness = readiness
@@ -121,6 +124,19 @@ public final class Gateway: Sendable {
         ) { channel in
             try HTTPServerPipeline.configureCleartext(channel, responder: admin, configuration: .defaults)
         }
+        if let probesHost = configuration.probesHost {
+            var probesOnly = admin
+            probesOnly.probesOnly = true
+            let probes = probesOnly
+            self.probesListener = Listener(
+                name: "probes", host: probesHost, port: configuration.probesPort, group: group, logger: logger,
+                fallbackToAnyPort: configuration.fallbackToFreePorts, onBound: { _ in readiness.listenerBound() }
+            ) { channel in
+                try HTTPServerPipeline.configureCleartext(channel, responder: probes, configuration: .defaults)
+            }
+        } else {
+            self.probesListener = nil
+        }
     }
 
     /// The services to run, in start order (tunnel and admin before clients; stopped in reverse).
@@ -130,7 +146,8 @@ public final class Gateway: Sendable {
             services += [HTTPClientService(client: client), self.core.central]
         }
         services +=
-            [ReloadOnSignal(core: self.core), self.adminListener, self.tunnelListener, self.clientListener]
+            [ReloadOnSignal(core: self.core), self.adminListener]
+            + (self.probesListener.map { [$0] } ?? []) + [self.tunnelListener, self.clientListener]
             + (self.tlsListener.map { [$0] } ?? [])
         return services + [ShutdownNotifier(readiness: self.readiness)]
     }

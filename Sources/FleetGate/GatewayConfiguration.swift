@@ -14,6 +14,11 @@ public struct GatewayConfiguration: Sendable {
     /// Admin host (loopback by default) and port.
     public var adminHost: String
     public var adminPort: Int
+    /// A separate read-only listener for `/healthz`, `/readyz` and `/metrics` only, e.g. on the
+    /// pod address for kubelet and Prometheus; nil (the default): none (the probes stay on the admin port).
+    public var probesHost: String?
+    /// Its port (0 picks a free one).
+    public var probesPort: Int = 9091
     /// A file holding the admin bearer token (one line; surrounding whitespace ignored). When set,
     /// every `/admin/…` request needs `Authorization: Bearer <token>`; nil (the default): the admin
     /// API is open to whoever can reach its loopback port (development; warned at start). Probes
@@ -138,6 +143,7 @@ public struct GatewayConfiguration: Sendable {
         self.regionMap = regionMap
         self.geoipDatabase = nil
         self.adminTokenFile = nil
+        self.probesHost = nil
         self.apiKeysFile = nil
         self.regionsFile = nil
         self.trustedProxies = trustedProxies

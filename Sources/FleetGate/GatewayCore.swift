@@ -95,7 +95,7 @@ public final class GatewayCore: Sendable {
     func isAuthorized(_ authorization: String?) -> Bool { self.keys.authenticate(authorization) }
 
     /// Reloads the application key file, logging the outcome.
-    func reloadKeys() throws(KeyFileError) -> Int {
+    package func reloadKeys() throws(KeyFileError) -> Int {
         do {
             let count = try self.keys.reload(now: self.now)
             self.logger.info("Key file reloaded", metadata: ["fleet.keys": "\(count)"])

@@ -53,6 +53,9 @@ struct Serve: AsyncParsableCommand {
     var proxyProtocolFrom: [String] = []
     @Option(help: "The same for the TLS client port (repeatable; default: none).") var tlsProxyProtocolFrom: [String] =
         []
+    @Option(help: "Address for a read-only /healthz, /readyz, /metrics listener (e.g. the pod IP; default: none).")
+    var probesHost: String?
+    @Option(help: "Port of the probes listener.") var probesPort = 9091
     @Option(help: "Application key file (YAML: sha256 of each key and its quotas; reloaded on SIGHUP).")
     var apiKeysFile: String?
     @Option(help: "File holding the admin bearer token (default: none, the admin API is open on loopback).")
@@ -96,6 +99,8 @@ struct Serve: AsyncParsableCommand {
         var configured = config
         configured.geoipDatabase = self.geoip ?? defaultGeoIPDatabase()
         configured.adminTokenFile = self.adminTokenFile
+        configured.probesHost = self.probesHost
+        configured.probesPort = self.probesPort
         configured.apiKeysFile = self.apiKeysFile
         configured.adminAllowedHosts = self.adminAllowedHost
         configured.clientHTTP2.handshakeTimeout = .seconds(self.handshakeTimeout)

@@ -1,5 +1,5 @@
 import Crypto
-@testable import FleetGate
+import FleetGate
 import Prometheus
 import FleetTesting
 import Foundation

@@ -24,6 +24,8 @@ struct AdminResponder: HTTPServerResponder {
     let prometheus: PrometheusCollectorRegistry
     let readiness: Readiness
     let guardrail: AdminGuard
+    /// Serve only the probes and metrics (the listener bound to a pod address).
+    var probesOnly = false
 
     func stream(_ stream: any HTTPStream, didReceive request: HTTPRequest, connection: HTTPConnectionInfo)
         -> any HTTPStreamDelegate
@@ -31,6 +33,9 @@ struct AdminResponder: HTTPServerResponder {
         let path = request.path ?? "/"
         if let refusal = self.guardrail.check(request, path: path) {
             return Self.refuse(stream, refusal)
+        }
+        if self.probesOnly && !AdminGuard.probes.contains(path) {
+            return FixedResponseDelegate(stream: stream, status: .notFound, body: JSON.buffer(APIError.notFound.body))
         }
         switch path {
         case "/healthz":

@@ -16,11 +16,11 @@ internal import Yams
 /// ```
 ///
 /// Every problem is reported with file:line:column, the key and the value; nothing is half-loaded.
-enum KeyFile {
+package enum KeyFile {
     /// At most this many keys (they are metrics labels, so the label set stays bounded).
-    static let maxKeys = 10_000
+    package static let maxKeys = 10_000
 
-    static func load(path: String) throws(KeyFileError) -> [KeyPolicy] {
+    package static func load(path: String) throws(KeyFileError) -> [KeyPolicy] {
         let text: String
         do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
             throw KeyFileError(issues: ["\(path):0:0: cannot read the file: \(error.localizedDescription)"])
@@ -28,7 +28,7 @@ enum KeyFile {
         return try self.parse(yaml: text, file: path)
     }
 
-    static func parse(yaml: String, file: String) throws(KeyFileError) -> [KeyPolicy] {
+    package static func parse(yaml: String, file: String) throws(KeyFileError) -> [KeyPolicy] {
         var issues: [String] = []
         func issue(_ node: Node?, _ key: String, _ value: String?, _ message: String) {
             let mark = node?.mark

@@ -1,16 +1,16 @@
 /// The quota state of every application key: pure (no locks, no clock, no I/O), so its rules are
 /// tested without sockets; ``AppKeys`` holds one behind a mutex.
-struct KeyLimiter: Sendable {
+package struct KeyLimiter: Sendable {
     /// One key's policy and what it has used.
-    struct Entry: Sendable {
-        var policy: KeyPolicy
-        var requests: TokenBucket?
-        var tokens: TokenBucket?
-        var streams = 0
+    package struct Entry: Sendable {
+        package var policy: KeyPolicy
+        package var requests: TokenBucket?
+        package var tokens: TokenBucket?
+        package var streams = 0
     }
 
     /// The answer to one request.
-    enum Admission: Equatable {
+    package enum Admission: Equatable {
         case admitted(KeyPolicy)
         case unknownKey
         case modelNotAllowed(name: String)
@@ -19,23 +19,23 @@ struct KeyLimiter: Sendable {
     }
 
     /// Which limit refused a request (a metrics label).
-    enum Reason: String, Sendable {
+    package enum Reason: String, Sendable {
         case requests = "requests_per_second"
         case tokens = "tokens_per_minute"
         case streams = "concurrent_streams"
     }
 
-    private(set) var entries: [[UInt8]: Entry] = [:]
+    package private(set) var entries: [[UInt8]: Entry] = [:]
 
-    init(policies: [KeyPolicy], now: Double) {
+    package init(policies: [KeyPolicy], now: Double) {
         self.replace(policies: policies, now: now)
     }
 
     /// Whether any key is configured (no keys: the API is open).
-    var isEmpty: Bool { self.entries.isEmpty }
+    package var isEmpty: Bool { self.entries.isEmpty }
 
     /// Installs a new set of policies; a key that stays keeps its buckets and streams.
-    mutating func replace(policies: [KeyPolicy], now: Double) {
+    package mutating func replace(policies: [KeyPolicy], now: Double) {
         var entries: [[UInt8]: Entry] = [:]
         for policy in policies {
             var entry = self.entries[policy.sha256] ?? Entry(policy: policy)
@@ -59,7 +59,7 @@ struct KeyLimiter: Sendable {
     }
 
     /// Admits one request of the key with this hash for `model`, taking a request token and a stream.
-    mutating func admit(keyHash: [UInt8], model: String, now: Double) -> Admission {
+    package mutating func admit(keyHash: [UInt8], model: String, now: Double) -> Admission {
         guard var entry = self.entries[keyHash] else { return .unknownKey }
         let name = entry.policy.name
         if let models = entry.policy.models, !models.contains(model) { return .modelNotAllowed(name: name) }
@@ -80,7 +80,7 @@ struct KeyLimiter: Sendable {
     }
 
     /// Ends an admitted request: returns its stream and charges the tokens it used.
-    mutating func finish(keyHash: [UInt8], tokens: Int, now: Double) {
+    package mutating func finish(keyHash: [UInt8], tokens: Int, now: Double) {
         guard var entry = self.entries[keyHash] else { return }  // removed by a reload meanwhile
         entry.streams = max(0, entry.streams - 1)
         entry.tokens?.charge(Double(max(0, tokens)), now: now)

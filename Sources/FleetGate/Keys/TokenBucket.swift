@@ -1,14 +1,14 @@
 /// A token bucket: holds up to ``capacity`` tokens and refills at ``rate`` per second.
 ///
 /// Pure: the caller passes the time (seconds on any monotonic clock), so tests need no sleeps.
-struct TokenBucket: Sendable, Equatable {
-    private(set) var capacity: Double
-    private(set) var rate: Double
+package struct TokenBucket: Sendable, Equatable {
+    package private(set) var capacity: Double
+    package private(set) var rate: Double
     /// Tokens in the bucket now; negative after a ``charge(_:now:)`` beyond what it held.
-    private(set) var level: Double
+    package private(set) var level: Double
     private var stamp: Double
 
-    init(capacity: Double, rate: Double, now: Double) {
+    package init(capacity: Double, rate: Double, now: Double) {
         self.capacity = max(0, capacity)
         self.rate = max(0, rate)
         self.level = self.capacity
@@ -23,7 +23,7 @@ struct TokenBucket: Sendable, Equatable {
 
     /// Takes `amount` tokens when the bucket holds them.
     /// - Returns: nil when taken; otherwise the seconds until they would be there.
-    mutating func take(_ amount: Double, now: Double) -> Double? {
+    package mutating func take(_ amount: Double, now: Double) -> Double? {
         self.refill(now: now)
         if self.level >= amount {
             self.level -= amount
@@ -33,20 +33,20 @@ struct TokenBucket: Sendable, Equatable {
     }
 
     /// Seconds until the bucket holds something (0 when it does now).
-    mutating func waitUntilPositive(now: Double) -> Double? {
+    package mutating func waitUntilPositive(now: Double) -> Double? {
         self.refill(now: now)
         if self.level > 0 { return nil }
         return self.rate > 0 ? (-self.level + 1e-9) / self.rate : .infinity
     }
 
     /// Debits a cost known only afterwards (a request's tokens); the level may go negative.
-    mutating func charge(_ amount: Double, now: Double) {
+    package mutating func charge(_ amount: Double, now: Double) {
         self.refill(now: now)
         self.level -= amount
     }
 
     /// New limits for a reloaded policy; the level is kept, clamped to the new capacity.
-    mutating func reconfigure(capacity: Double, rate: Double, now: Double) {
+    package mutating func reconfigure(capacity: Double, rate: Double, now: Double) {
         self.refill(now: now)
         self.capacity = max(0, capacity)
         self.rate = max(0, rate)
