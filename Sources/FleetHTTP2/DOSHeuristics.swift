@@ -1,4 +1,4 @@
-import NIOCore
+package import NIOCore
 
 /// Decides when a peer's frames amount to abuse, shaped after swift-nio-http2's `DOSHeuristics`:
 /// a pure value that counts events in time windows and answers what to do, with the clock
@@ -7,9 +7,9 @@ import NIOCore
 /// Counted: RST_STREAM (rapid reset, CVE-2023-44487), PING and SETTINGS floods, and header lists
 /// over SETTINGS_MAX_HEADER_LIST_SIZE (an HPACK bomb: the handler stops decoding the block and
 /// resets the stream; a peer that keeps doing it gets GOAWAY `ENHANCE_YOUR_CALM`).
-struct DOSHeuristics {
+package struct DOSHeuristics {
     /// What the handler should do after an event.
-    enum Verdict: Equatable {
+    package enum Verdict: Equatable {
         case permitted
         /// Terminate the connection with GOAWAY `ENHANCE_YOUR_CALM`.
         case enhanceYourCalm
@@ -26,7 +26,7 @@ struct DOSHeuristics {
     private var settings: RateLimit
     private var oversizedHeaderLists: RateLimit
 
-    init(configuration: HTTP2Configuration) {
+    package init(configuration: HTTP2Configuration) {
         self.resets = RateLimit(Limit(maximum: configuration.maxResetsPerSecond, window: .seconds(1)))
         self.pings = RateLimit(Limit(maximum: configuration.maxPingsPerSecond, window: .seconds(1)))
         self.settings = RateLimit(Limit(maximum: configuration.maxSettingsPerSecond, window: .seconds(1)))
@@ -35,13 +35,13 @@ struct DOSHeuristics {
     }
 
     /// A RST_STREAM frame arrived.
-    mutating func resetReceived(now: NIODeadline) -> Verdict { self.resets.record(now: now) }
+    package mutating func resetReceived(now: NIODeadline) -> Verdict { self.resets.record(now: now) }
     /// A PING (not an ACK) arrived.
-    mutating func pingReceived(now: NIODeadline) -> Verdict { self.pings.record(now: now) }
+    package mutating func pingReceived(now: NIODeadline) -> Verdict { self.pings.record(now: now) }
     /// A SETTINGS frame (not an ACK) arrived.
-    mutating func settingsReceived(now: NIODeadline) -> Verdict { self.settings.record(now: now) }
+    package mutating func settingsReceived(now: NIODeadline) -> Verdict { self.settings.record(now: now) }
     /// A header block went over the header-list limit (its decoding was stopped).
-    mutating func headerListTooLarge(now: NIODeadline) -> Verdict { self.oversizedHeaderLists.record(now: now) }
+    package mutating func headerListTooLarge(now: NIODeadline) -> Verdict { self.oversizedHeaderLists.record(now: now) }
 
     /// Counts events in a fixed window that restarts with the first event after it ends.
     struct RateLimit {
