@@ -1,12 +1,12 @@
 import FleetGate
-import FleetScheduler
-import Prometheus
 import FleetHTTP2
+import FleetScheduler
 import FleetTesting
 import Foundation
 import HTTPTypes
 import NIOCore
 import NIOPosix
+import Prometheus
 import Testing
 
 /// Issue #18: limits before work, and what a client can make the gateway write.
@@ -118,7 +118,8 @@ struct EdgeTests {
             }
             // Its reconnects are refused at hello: the token has expired.
             try await Task.sleep(for: .milliseconds(500))
-            #expect(!fleet.gateway.core.registry.all().contains { $0.descriptor.vehicleID == "expiring" && !$0.draining })
+            #expect(
+                !fleet.gateway.core.registry.all().contains { $0.descriptor.vehicleID == "expiring" && !$0.draining })
         }
     }
 }

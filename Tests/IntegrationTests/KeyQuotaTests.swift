@@ -1,9 +1,9 @@
 import Crypto
 import FleetGate
-import Prometheus
 import FleetTesting
 import Foundation
 import HTTPTypes
+import Prometheus
 import Testing
 
 /// Issue #18 deliverable 3: application keys with quotas — the pure rules first, then one socket test.
@@ -40,22 +40,31 @@ struct KeyQuotaTests {
                 """, file: "keys.yaml")
         let a = Array(SHA256.hash(data: Data("a".utf8)))
         var limiter = KeyLimiter(policies: policies, now: 0)
-        #expect(limiter.admit(keyHash: Array(SHA256.hash(data: Data("b".utf8))), model: "fleet-8b", now: 0) == .unknownKey)
+        #expect(
+            limiter.admit(keyHash: Array(SHA256.hash(data: Data("b".utf8))), model: "fleet-8b", now: 0) == .unknownKey)
         #expect(limiter.admit(keyHash: a, model: "other", now: 0) == .modelNotAllowed(name: "team-a"))
         guard case .admitted = limiter.admit(keyHash: a, model: "fleet-8b", now: 0) else { throw Failure() }
         guard case .admitted = limiter.admit(keyHash: a, model: "fleet-8b", now: 0) else { throw Failure() }
-        #expect(limiter.admit(keyHash: a, model: "fleet-8b", now: 0) == .limited(name: "team-a", reason: .streams, retryAfter: 1))
+        #expect(
+            limiter.admit(keyHash: a, model: "fleet-8b", now: 0)
+                == .limited(name: "team-a", reason: .streams, retryAfter: 1))
         limiter.finish(keyHash: a, tokens: 0, now: 0)
-        #expect(limiter.admit(keyHash: a, model: "fleet-8b", now: 0) == .limited(name: "team-a", reason: .requests, retryAfter: 1))
+        #expect(
+            limiter.admit(keyHash: a, model: "fleet-8b", now: 0)
+                == .limited(name: "team-a", reason: .requests, retryAfter: 1))
         guard case .admitted = limiter.admit(keyHash: a, model: "fleet-8b", now: 1) else { throw Failure() }
         limiter.finish(keyHash: a, tokens: 1_200, now: 1)  // 600 over the minute's 600: 60 s to refill
         limiter.finish(keyHash: a, tokens: 0, now: 1)
-        #expect(limiter.admit(keyHash: a, model: "fleet-8b", now: 2) == .limited(name: "team-a", reason: .tokens, retryAfter: 60))
+        #expect(
+            limiter.admit(keyHash: a, model: "fleet-8b", now: 2)
+                == .limited(name: "team-a", reason: .tokens, retryAfter: 60))
         guard case .admitted = limiter.admit(keyHash: a, model: "fleet-8b", now: 62) else { throw Failure() }
         // A reload keeps a staying key's state (its open streams) and drops a removed one.
         limiter.replace(policies: policies, now: 62)
         guard case .admitted = limiter.admit(keyHash: a, model: "fleet-8b", now: 62) else { throw Failure() }
-        #expect(limiter.admit(keyHash: a, model: "fleet-8b", now: 62) == .limited(name: "team-a", reason: .streams, retryAfter: 1))
+        #expect(
+            limiter.admit(keyHash: a, model: "fleet-8b", now: 62)
+                == .limited(name: "team-a", reason: .streams, retryAfter: 1))
         limiter.replace(policies: [], now: 62)
         #expect(limiter.admit(keyHash: a, model: "fleet-8b", now: 100) == .unknownKey)
     }
@@ -78,7 +87,8 @@ struct KeyQuotaTests {
         defer { try? FileManager.default.removeItem(at: file) }
         try "keys:\n  - name: slow\n    sha256: \(Self.sha("sk-slow"))\n    requestsPerSecond: 0.01\n    burst: 1\n"
             .write(to: file, atomically: true, encoding: .utf8)
-        try await withFleet(cars: [CarSpec("car", slowdown: 0.05)], configure: { $0.apiKeysFile = file.path }) { fleet in
+        try await withFleet(cars: [CarSpec("car", slowdown: 0.05)], configure: { $0.apiKeysFile = file.path }) {
+            fleet in
             let client = try await RecordingClient.connect(port: fleet.clientPort)
             defer { client.close() }
             func post(_ key: String) async throws -> (HTTPResponse?, String) {

@@ -66,12 +66,12 @@ struct AdminResponder: HTTPServerResponder {
         case "/admin/keys/reload" where request.method == .post:
             do {
                 let count = try self.core.reloadKeys()
-                return FixedResponseDelegate(stream: stream, status: .ok, body: ByteBuffer(string: "{\"keys\":\(count)}"))
-            } catch {
                 return FixedResponseDelegate(
-                    stream: stream, status: .unprocessableContent,
-                    body: JSON.buffer(
-                        APIErrorBody(message: error.description, type: "invalid_request_error", code: "invalid_key_file")))
+                    stream: stream, status: .ok, body: ByteBuffer(string: "{\"keys\":\(count)}"))
+            } catch {
+                let body = APIErrorBody(
+                    message: error.description, type: "invalid_request_error", code: "invalid_key_file")
+                return FixedResponseDelegate(stream: stream, status: .unprocessableContent, body: JSON.buffer(body))
             }
         case "/admin/cars":
             let cars = self.core.registry.all().map { car in
@@ -102,7 +102,8 @@ struct AdminResponder: HTTPServerResponder {
             case .methodNotAllowed: (.methodNotAllowed, "Method not allowed on this path.")
             case .forbiddenHost: (.forbidden, "Host not allowed on the admin port.")
             case .forbiddenOrigin: (.forbidden, "Cross-origin requests are not allowed on the admin port.")
-            case .unauthorized: (.unauthorized, "Missing or wrong admin token. Send 'Authorization: Bearer <token>'.")
+            case .unauthorized:
+                (.unauthorized, "Missing or wrong admin token. Send 'Authorization: Bearer <token>'.")
             case .unsupportedMediaType: (.unsupportedMediaType, "A state change needs POST with application/json.")
             }
         let body = APIErrorBody(message: message, type: "invalid_request_error", code: "admin_refused")
