@@ -12,7 +12,8 @@ import NIOHTTP1
 ///    responses), the next request is held and nothing more is read, so pipelined requests cannot
 ///    queue responses without bound — at most the channel's high watermark plus one response.
 ///
-/// Sits after NIO's `HTTPServerPipelineHandler`, which hands over one request at a time.
+/// Sits after NIO's `HTTPServerPipelineHandler`, which hands over one request at a time. The
+/// decisions are ``HTTP1ConnectionState``'s; this handler performs them.
 final class HTTP1ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias InboundOut = HTTPServerRequestPart
@@ -21,11 +22,10 @@ final class HTTP1ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler 
 
     private let headerTimeout: TimeAmount
     private let keepAliveTimeout: TimeAmount
+    private var state = HTTP1ConnectionState()
     private var timer: Scheduled<Void>?
     /// Parts of a request that arrived while the channel was not writable.
     private var held: [NIOAny] = []
-    private var holding = false
-    private var readPending = false
 
     init(configuration: HTTP2Configuration) {
         self.headerTimeout = configuration.http1HeaderTimeout
@@ -33,7 +33,7 @@ final class HTTP1ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler 
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        self.arm(context: context, self.headerTimeout)
+        self.arm(context: context, self.state.started())
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -42,6 +42,7 @@ final class HTTP1ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler 
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        self.state.closed()
         self.timer?.cancel()
         self.timer = nil
         self.held.removeAll()
@@ -49,57 +50,52 @@ final class HTTP1ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler 
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if self.holding {
-            self.held.append(data)
-            return
-        }
+        let action: HTTP1ConnectionState.Inbound
         if case .head = self.unwrapInboundIn(data) {
             self.timer?.cancel()
             self.timer = nil
-            if !context.channel.isWritable {
-                self.holding = true
-                self.held.append(data)
-                return
-            }
+            action = self.state.headReceived(writable: context.channel.isWritable)
+        } else {
+            action = self.state.partReceived()
         }
-        context.fireChannelRead(data)
+        switch action {
+        case .forward: context.fireChannelRead(data)
+        case .hold: self.held.append(data)
+        }
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         let isEnd: Bool
         if case .end = self.unwrapOutboundIn(data) { isEnd = true } else { isEnd = false }
         context.write(data, promise: promise)
-        if isEnd { self.arm(context: context, self.keepAliveTimeout) }
+        if isEnd { self.arm(context: context, self.state.responseEnded()) }
     }
 
     func read(context: ChannelHandlerContext) {
-        if self.holding || !context.channel.isWritable {
-            self.readPending = true
-            return
-        }
-        context.read()
+        if self.state.readRequested(writable: context.channel.isWritable) { context.read() }
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         context.fireChannelWritabilityChanged()
         guard context.channel.isWritable else { return }
-        if self.holding {
-            self.holding = false
+        let (release, read) = self.state.becameWritable()
+        if release {
             let held = self.held
             self.held.removeAll()
             for part in held { context.fireChannelRead(part) }
             context.fireChannelReadComplete()
         }
-        if self.readPending && !self.holding {
-            self.readPending = false
-            context.read()
-        }
+        if read { context.read() }
     }
 
-    private func arm(context: ChannelHandlerContext, _ timeout: TimeAmount) {
+    private func arm(context: ChannelHandlerContext, _ which: HTTP1ConnectionState.Timer) {
         self.timer?.cancel()
         guard context.channel.isActive else { return }
+        let timeout = which == .header ? self.headerTimeout : self.keepAliveTimeout
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
         let channel = context.channel
-        self.timer = context.eventLoop.scheduleTask(in: timeout) { channel.close(promise: nil) }
+        self.timer = context.eventLoop.scheduleTask(in: timeout) {
+            if handler.value.state.timerFired(which) { channel.close(promise: nil) }
+        }
     }
 }
