@@ -106,7 +106,13 @@ struct KeyQuotaTests {
             #expect(try await post("sk-new").0?.status.code == 401)
             try "keys:\n  - name: new\n    sha256: \(Self.sha("sk-new"))\n".write(
                 to: file, atomically: true, encoding: .utf8)
-            _ = try fleet.gateway.core.reloadKeys()
+            let reload = try await Subprocess.run(
+                "curl",
+                [
+                    "-s", "-X", "POST", "-H", "content-type: application/json",
+                    "http://127.0.0.1:\(fleet.adminPort)/admin/keys/reload",
+                ])
+            #expect(reload.stdout == "{\"keys\":1}")
             #expect(try await post("sk-new").0?.status == .ok)
             let metrics = String(decoding: fleet.gateway.prometheus.emitToBuffer(), as: UTF8.self)
             #expect(metrics.contains("fleet_key_requests_total{key=\"slow\",result=\"requests_per_second\"} 1"))
