@@ -229,6 +229,7 @@ let package = Package(
                 "FleetTesting", "FleetGate", "FleetAgent", "FleetHTTP2", "FleetProtocol", "FleetScheduler",
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
             swiftSettings: swiftSettings
         ),
