@@ -208,6 +208,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "FleetGateTests",
+            dependencies: ["FleetGate", "FleetProtocol", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "FleetProtocolTests",
             dependencies: ["FleetProtocol", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: swiftSettings

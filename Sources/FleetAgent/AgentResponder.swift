@@ -20,12 +20,18 @@ public struct AgentResponder: HTTPServerResponder {
     public let hello: (@Sendable () -> StatusMessage)?
     /// The largest request body accepted.
     public let maxBodyBytes: Int
+    /// Where each job's record goes (`--job-log`), if anywhere.
+    public let jobLog: JobLog?
+    /// Receives the gateway's control messages (`POST /fleet/v1/control`).
+    public let control: ControlInbox
     let logger: Logger
 
     public init(
         engine: any InferenceEngine, state: AgentState, hello: (@Sendable () -> StatusMessage)?,
-        maxBodyBytes: Int = 1 << 20, logger: Logger
+        maxBodyBytes: Int = 1 << 20, jobLog: JobLog? = nil, logger: Logger
     ) {
+        self.jobLog = jobLog
+        self.control = ControlInbox()
         self.engine = engine
         self.state = state
         self.hello = hello
@@ -42,16 +48,14 @@ public struct AgentResponder: HTTPServerResponder {
             return CompletionJobServer(responder: self, stream: stream, request: request, chat: true)
         case (.post, "/v1/completions"):
             return CompletionJobServer(responder: self, stream: stream, request: request, chat: false)
+        case (.post, ControlMessage.path) where self.hello != nil:
+            return ControlMessageReader(stream: stream, inbox: self.control)
         case (.get, FleetStatus.path) where self.hello != nil:
             return StatusStreamWriter(stream: stream, state: self.state, hello: self.hello!())
         case (.get, "/v1/models"):
             let models = ModelList(
                 data: self.engine.models.map { .init(id: $0.id, created: 0, ownedBy: "fleet-agent") })
             return FixedResponseDelegate(stream: stream, status: .ok, body: JSON.buffer(models))
-        case (.post, ControlMessage.path):
-            // The gateway's control channel (`token-expired`, `reconnect`, `quarantine`): acknowledged;
-            // the gateway closes the tunnel itself when it must.
-            return FixedResponseDelegate(stream: stream, status: .noContent, body: ByteBuffer())
         case (.get, "/healthz"):
             return FixedResponseDelegate(stream: stream, status: .ok, body: ByteBuffer(string: "{\"status\":\"ok\"}"))
         default:

@@ -22,6 +22,10 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
     /// The gateway asked for SSE with usage regardless of the body (`x-fleet-stream: sse-usage`).
     let forcedStreaming: Bool
     let requestID: String?
+    /// The zone the gateway enforced (`x-fleet-zone`), for the job record.
+    let zone: String?
+    let startedAt = Date()
+    var recorded = false
     var body: BodyAccumulator
     var job: (any InferenceJobHandle)?
     var holdsSlot = false
@@ -41,6 +45,7 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
         self.requestSeed = request.headerFields[HTTPField.Name(FleetHeader.seed)!].flatMap { UInt64($0) }
         self.resumeFrom = request.headerFields[HTTPField.Name(FleetHeader.resumeFrom)!].flatMap { Int($0) } ?? 0
         self.requestID = request.headerFields[HTTPField.Name(FleetHeader.requestID)!]
+        self.zone = request.headerFields[HTTPField.Name(FleetHeader.zone)!]
         self.forcedStreaming = request.headerFields[HTTPField.Name(FleetHeader.streamMode)!] == "sse-usage"
     }
 
@@ -97,9 +102,21 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
     }
 
     func streamDidClose(error: HTTPStreamError?) {
+        if self.job != nil { self.record(outcome: "cancelled") }
         self.job?.cancel()
         self.job = nil
         self.releaseSlot()
+    }
+
+    /// Appends this job's record to the job log, once (no text, only counts and ids).
+    private func record(outcome: String) {
+        guard let log = self.responder.jobLog, !self.recorded, self.holdsSlot else { return }
+        self.recorded = true
+        log.append(
+            JobLog.Record(
+                requestID: self.requestID ?? "-", zone: self.zone, region: log.region, vehicleID: log.vehicleID,
+                resumeFrom: self.resumeFrom, tokens: self.completionTokens, outcome: outcome,
+                started: self.startedAt.timeIntervalSince1970, ended: Date().timeIntervalSince1970))
     }
 
     // MARK: TokenSink
@@ -116,6 +133,7 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
     }
 
     func finish(reason: String, promptTokens: Int, completionTokens: Int) {
+        self.record(outcome: "completed")
         self.job = nil
         self.releaseSlot()
         if self.responder.engine.measuresRates { self.responder.state.reportRates(self.responder.engine.models) }
@@ -147,6 +165,7 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
     }
 
     func fail(_ error: EngineError) {
+        self.record(outcome: "failed")
         self.job = nil
         self.releaseSlot()
         let apiError = APIError(status: 502, type: "server_error", code: error.code, message: error.message)

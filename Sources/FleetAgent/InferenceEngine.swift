@@ -60,12 +60,15 @@ public protocol InferenceEngine: Sendable {
     var slots: Int { get }
     /// Whether ``models`` reports rates measured from jobs (sent to the gateway after each job).
     var measuresRates: Bool { get }
+    /// What the engine can do with a continuation of another engine's answer (told in the hello).
+    var continuation: ContinuationMode { get }
     /// Starts a job whose output goes to `sink`, on `eventLoop`.
     func start(_ job: InferenceJob, on eventLoop: any EventLoop, sink: any TokenSink) -> any InferenceJobHandle
 }
 
 extension InferenceEngine {
     public var measuresRates: Bool { false }
+    public var continuation: ContinuationMode { .none }
 }
 
 /// An engine failure.

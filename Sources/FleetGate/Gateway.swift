@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import CoreMetrics
 public import FleetHTTP2
+import FleetProtocol
 import FleetScheduler
 public import Logging
 public import NIOCore
@@ -149,7 +150,7 @@ public final class Gateway: Sendable {
             [ReloadOnSignal(core: self.core), self.adminListener]
             + (self.probesListener.map { [$0] } ?? []) + [self.tunnelListener, self.clientListener]
             + (self.tlsListener.map { [$0] } ?? [])
-        return services + [ShutdownNotifier(readiness: self.readiness)]
+        return services + [ShutdownNotifier(readiness: self.readiness, tunnels: self.core.tunnels)]
     }
 
     /// Loads PEM files into a server TLS context offering `alpn`; errors name the configuration key and file.
@@ -204,11 +205,19 @@ struct HTTPClientService: Service {
     }
 }
 
-/// Flips readiness to false as soon as shutdown begins, so load balancers stop sending traffic.
+/// As soon as shutdown begins: flips readiness to false, so load balancers stop sending traffic,
+/// and tells every car to `reconnect` (control channel) — its streams finish here, new work goes
+/// to another gateway — before the listeners stop in reverse order.
 struct ShutdownNotifier: Service {
     let readiness: Readiness
+    let tunnels: TunnelTable
     func run() async throws {
         try? await gracefulShutdown()
         self.readiness.stopping()
+        for tunnel in self.tunnels.all {
+            tunnel.execute { handler in
+                (handler.delegate as? CarSession)?.send(ControlMessage(type: .reconnect, reason: "gateway draining"))
+            }
+        }
     }
 }

@@ -1,5 +1,6 @@
 public import FleetGeo
 public import FleetHTTP2
+public import FleetProtocol
 public import FleetScheduler
 public import NIOCore
 
@@ -91,6 +92,23 @@ public struct GatewayConfiguration: Sendable {
     public var defaultTTFTObjectiveMilliseconds: Double = 1_000
     /// The time-per-output-token objective, in ms.
     public var tpotObjectiveMilliseconds: Double = 100
+    /// Continuations per request after tokens reached the client (mid-stream failover).
+    public var maxMigrations: Int = 3
+    /// Whether a second attempt races a first token that is later than predicted.
+    public var hedging: Bool = true
+    /// The hedge trigger: predicted TTFT × this factor (DESIGN.md: exp(1.645 σ); 2.3 is σ = 0.5).
+    public var hedgeFactor: Double = 2.3
+    /// The hedge trigger's floor.
+    public var minimumHedgeDelay: TimeAmount = .milliseconds(250)
+    /// Hedges allowed, as a share of requests over a sliding window (gRPC's retry throttling shape).
+    public var hedgeBudget: Double = 0.05
+    /// The inter-token deadline's floor: an attempt silent for max(this, 10 × predicted time per
+    /// token) after its first token is lost and the stream fails over.
+    public var interTokenTimeout: TimeAmount = .seconds(2)
+    /// How often a car running jobs is PINGed; two missed PINGs mean it is dead.
+    public var busyPingInterval: TimeAmount = .seconds(1)
+    /// The total deadline of one attempt.
+    public var attemptTimeout: TimeAmount = .minutes(10)
 
     /// One central endpoint: the region it serves, its base URL (ending in `/v1`) and its concurrency.
     public struct CentralEndpoint: Sendable, Hashable {
@@ -100,10 +118,13 @@ public struct GatewayConfiguration: Sendable {
         /// What the scheduler assumes of this endpoint: time to first token and per token, ms.
         public var expectedTTFTMilliseconds: Double
         public var expectedTPOTMilliseconds: Double
+        /// What the endpoint can do when a stream moves to it mid-answer (a generic server: `none`).
+        public var continuation: ContinuationMode
         public init(
             region: String, baseURL: String, maxConcurrent: Int = 256, expectedTTFTMilliseconds: Double = 300,
-            expectedTPOTMilliseconds: Double = 20
+            expectedTPOTMilliseconds: Double = 20, continuation: ContinuationMode = .none
         ) {
+            self.continuation = continuation
             self.region = region
             self.baseURL = baseURL
             self.maxConcurrent = maxConcurrent

@@ -62,6 +62,7 @@ public final class GatewayCore: Sendable {
         self.tlsProxyProtocolFrom = try Self.blocks(configuration.tlsProxyProtocolFrom, key: "tlsProxyProtocolFrom")
         self.metrics = metrics
         self.logger = logger
+        self.hedgeBudget = HedgeBudget(ratio: configuration.hedgeBudget)
     }
 
     /// Parses CIDR blocks; the error names the key and the value.
@@ -135,6 +136,34 @@ public final class GatewayCore: Sendable {
                 "Region map reload refused; the running map stays", metadata: ["error": "\(error.message)"])
             throw error
         }
+    }
+
+    /// The gateway-wide hedge budget.
+    let hedgeBudget: HedgeBudget
+
+    /// Models served recently, with when they were last seen: a model whose cars all left a
+    /// moment ago is answered 503 `no_capacity_in_zone`, not 404 `model_not_found` (bounded).
+    private let recentModels = Mutex<[String: Double]>([:])
+    /// How long a model is remembered after its last car or endpoint went.
+    static let modelMemorySeconds: Double = 600
+
+    /// Remembers that `models` are served now.
+    func rememberModels(_ models: some Sequence<String>) {
+        let now = self.now
+        self.recentModels.withLock { memory in
+            for model in models where memory.count < 4_096 || memory[model] != nil { memory[model] = now }
+            if memory.count >= 4_096 { memory = memory.filter { now - $0.value < Self.modelMemorySeconds } }
+        }
+    }
+
+    /// Whether a car or a central endpoint serves `model` now, or did within the last ten minutes.
+    func serves(model: String) -> Bool {
+        if self.registry.models().contains(model) || self.central.models().contains(model) {
+            self.rememberModels([model])
+            return true
+        }
+        let now = self.now
+        return self.recentModels.withLock { $0[model].map { now - $0 < Self.modelMemorySeconds } ?? false }
     }
 
     /// Seconds on a monotonic clock, for the registry's back-off.

@@ -67,8 +67,10 @@ final class HTTP1ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         let isEnd: Bool
         if case .end = self.unwrapOutboundIn(data) { isEnd = true } else { isEnd = false }
-        context.write(data, promise: promise)
+        // Armed before the write: writing the end can hand over the next pipelined request at
+        // once (NIO's pipelining helper), whose head must cancel this timer, not be followed by it.
         if isEnd { self.arm(context: context, self.state.responseEnded()) }
+        context.write(data, promise: promise)
     }
 
     func read(context: ChannelHandlerContext) {

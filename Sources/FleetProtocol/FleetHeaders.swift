@@ -24,6 +24,8 @@ public enum FleetHeader {
     public static let seed = "x-fleet-seed"
     /// Gateway → car: continue from this token index (failover).
     public static let resumeFrom = "x-fleet-resume-from"
+    /// Response trailer: how many times the stream moved to another upstream mid-stream.
+    public static let migrations = "x-fleet-migrations"
     /// Gateway → car: `sse-usage` — answer as SSE with a usage chunk whatever the body's `stream`
     /// says, so the gateway forwards the client's body bytes unchanged instead of re-encoding them.
     public static let streamMode = "x-fleet-stream"

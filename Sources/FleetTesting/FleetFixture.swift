@@ -20,6 +20,8 @@ public struct CarSpec: Sendable {
     public var tls: AgentConfiguration.TunnelTLS?
     /// When the car's token expires (default: in an hour).
     public var tokenExpires: Date?
+    /// Where the car appends its job records, if anywhere.
+    public var jobLog: String?
 
     public init(
         _ vehicleID: String, region: String = "eu-central", hardware: HardwareClass = .ai5, slowdown: Double = 1,
@@ -75,7 +77,8 @@ public struct FleetFixture: Sendable {
         ) { config in
             let simulated = SimulatedCar(
                 configuration: config, state: spec.state, slowdown: spec.slowdown, group: self.group,
-                logger: self.logger)
+                logger: self.logger,
+                jobLog: spec.jobLog.flatMap { try? JobLog(path: $0, region: spec.region, vehicleID: spec.vehicleID) })
             car = simulated
             return simulated.tunnel
         }
@@ -100,6 +103,12 @@ public struct FleetFixture: Sendable {
     }
 
     /// Mints the car's token, starts the tunnel `makeTunnel` builds, waits for its registration.
+    /// A credential for `vehicleID` in `region`, for agents started outside the fixture.
+    public func token(vehicleID: String, region: String) throws -> String {
+        let credentials = try FleetCredentials(secret: self.secret)
+        return credentials.issue(vehicleID: vehicleID, regions: [region], expires: Date().addingTimeInterval(3600))
+    }
+
     private func start(
         _ vehicleID: String, region: String, hardware: HardwareClass, tls: AgentConfiguration.TunnelTLS?,
         expires: Date?, timeout: Duration, _ makeTunnel: (AgentConfiguration) -> TunnelClient

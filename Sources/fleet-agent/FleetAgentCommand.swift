@@ -56,10 +56,24 @@ struct EngineOptions: ParsableArguments {
             baseURL: self.upstream, models: mapping, slots: slots,
             initialDecodeTokensPerSecond: self.decodeTps ?? HardwareProfile.of(self.hardware).decodeTokensPerSecond,
             initialPrefillTokensPerSecond: self.prefillTps ?? HardwareProfile.of(self.hardware).prefillTokensPerSecond)
-        do {
-            return try await OpenAILocalEngine.connect(configuration, client: .shared)
-        } catch let error as EngineError {
-            throw ValidationError("--upstream: \(error.message)")
+        // The runtime may still be loading its model: wait for it with backoff (1 s … 30 s),
+        // saying so, rather than exiting; the tunnel is dialled once it answers.
+        let backoff = Backoff(initial: .seconds(1), maximum: .seconds(30))
+        var attempt = 0
+        while true {
+            do {
+                return try await OpenAILocalEngine.connect(configuration, client: .shared)
+            } catch let error as EngineError {
+                let delay = backoff.delay(attempt: attempt, random: Double.random(in: 0..<1))
+                Logger(label: "fleet-agent").warning(
+                    "Runtime not answering yet; retrying",
+                    metadata: [
+                        "fleet.upstream": "\(self.upstream)", "error.message": "\(error.message)",
+                        "fleet.retry.seconds": "\(Double(delay.nanoseconds) / 1e9)",
+                    ])
+                attempt += 1
+                try await Task.sleep(nanoseconds: UInt64(delay.nanoseconds))
+            }
         }
     }
 
@@ -119,6 +133,8 @@ struct Run: AsyncParsableCommand {
     @Option(help: "Name to verify on the gateway's certificate (default: the gateway host).") var serverName: String?
     @Option(help: "Also serve the engine on host:port as a plain OpenAI-compatible server (shares slots).") var listen:
         String?
+    @Option(help: "Append one JSON line per job (request id, zone, region, resume-from, tokens, outcome) to FILE.")
+    var jobLog: String?
 
     func run() async throws {
         let logger = self.engineOptions.logger()
@@ -153,7 +169,9 @@ struct Run: AsyncParsableCommand {
             try watcher.apply()
             services.append(watcher)
         }
-        let tunnel = TunnelClient(configuration: config, engine: engine, state: state, group: group, logger: logger)
+        let jobLog = try self.jobLog.map { try JobLog(path: $0, region: self.region, vehicleID: self.vehicleID) }
+        let tunnel = TunnelClient(
+            configuration: config, engine: engine, state: state, group: group, logger: logger, jobLog: jobLog)
         services.append(tunnel)
         if let listen = self.listen {
             let address = listen.split(separator: ":")

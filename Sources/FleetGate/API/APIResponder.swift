@@ -15,12 +15,15 @@ struct APIResponder: HTTPServerResponder {
         switch path {
         case "/v1/chat/completions", "/v1/completions":
             guard request.method == .post else { return self.answer(stream, error: .methodNotAllowed, route: path) }
+            // The key is checked on the head: an unauthenticated body is discarded, never buffered.
+            guard self.core.isAuthorized(request.headerFields[.authorization]) else {
+                return self.answer(stream, error: .invalidAPIKey, route: path)
+            }
             return CompletionHandler(
                 core: self.core, stream: stream, request: request, connection: connection,
                 chat: path == "/v1/chat/completions")
         case "/v1/models":
             guard request.method == .get else { return self.answer(stream, error: .methodNotAllowed, route: path) }
-            // Issue #18 row 9: the model list is behind the key like everything else.
             guard self.core.isAuthorized(request.headerFields[.authorization]) else {
                 return self.answer(stream, error: .invalidAPIKey, route: path)
             }
