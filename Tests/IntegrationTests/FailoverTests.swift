@@ -13,6 +13,7 @@ import Testing
 struct StreamResult {
     var text: String
     var errorCode: String?
+    var errorMessage: String?
     var done: Bool
     var status: Int
     var requestID: String?
@@ -24,6 +25,7 @@ func streamResult(_ collected: (response: HTTPResponse?, body: String, error: HT
 {
     var text = ""
     var errorCode: String?
+    var errorMessage: String?
     var done = false
     var ids: Set<String> = []
     for event in collected.body.components(separatedBy: "\n\n") where event.hasPrefix("data: ") {
@@ -37,10 +39,11 @@ func streamResult(_ collected: (response: HTTPResponse?, body: String, error: HT
             text += chunk.choices.compactMap { $0.delta?.content }.joined()
         } else if let error = try? JSONDecoder().decode(APIErrorBody.self, from: Data(payload.utf8)) {
             errorCode = error.error.code ?? "error"
+            errorMessage = error.error.message
         }
     }
     return StreamResult(
-        text: text, errorCode: errorCode, done: done, status: collected.response.map { $0.status.code } ?? 0,
+        text: text, errorCode: errorCode, errorMessage: errorMessage, done: done, status: collected.response.map { $0.status.code } ?? 0,
         requestID: collected.response?.headerFields[HTTPField.Name("x-request-id")!], ids: ids)
 }
 
@@ -119,6 +122,36 @@ struct FailoverTests {
             let continued = records.filter { $0.resumeFrom > 0 && $0.outcome == "completed" }
             #expect(continued.count == streams.count)
             #expect(continued.allSatisfy { $0.tokens == 60 - $0.resumeFrom && $0.zone == "eu" && $0.region == "eu-central" })
+        }
+    }
+
+    @Test("A request whose state cannot move (tools, n > 1) ends with the SSE error when its car is lost")
+    func notContinuable() async throws {
+        try await withFleet { fleet in
+            let a = try AgentProcess(
+                vehicleID: "car-a", region: "eu-central",
+                token: try fleet.token(vehicleID: "car-a", region: "eu-central"), tunnelPort: fleet.tunnelPort,
+                jobLog: temporaryJobLog("nc-a"), slowdown: 2)
+            defer { a.stop() }
+            try await waitUntil("car-a registered") {
+                fleet.gateway.core.registry.all().contains { $0.descriptor.vehicleID == "car-a" }
+            }
+            try await fleet.startCar(CarSpec("car-b", slowdown: 2))
+            let client = try await RecordingClient.connect(port: fleet.clientPort)
+            defer { client.close() }
+            // Only car-a may take it: car-b is drained from new work until the stream has started.
+            let b = try #require(fleet.gateway.core.registry.all().first { $0.descriptor.vehicleID == "car-b" })
+            fleet.gateway.core.registry.setDraining(b.id)
+            let body =
+                #"{"model":"fleet-8b","stream":true,"max_tokens":60,"messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"f","parameters":{}}}]}"#
+            let stream = try await client.post("/v1/chat/completions", json: body)
+            try await Task.sleep(for: .milliseconds(600))
+            a.kill9()
+            let result = streamResult(await stream.collect())
+            #expect(result.status == 200)
+            #expect(result.errorCode == "upstream_error")
+            #expect(result.errorMessage?.contains("cannot be continued") == true, "\(result.errorMessage ?? "")")
+            #expect(!result.done)
         }
     }
 
