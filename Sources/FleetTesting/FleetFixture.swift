@@ -132,12 +132,9 @@ public struct FleetFixture: Sendable {
 /// - Parameters:
 ///   - cars: cars to start before `body` runs.
 ///   - configure: adjusts the gateway configuration (ports are 0 unless set here).
-///   - group: the gateway's event loops (default: the shared singleton); a test that loads its
-///     gateway on purpose passes its own, so other tests' loops are not stalled.
 public func withFleet<R: Sendable>(
     cars: [CarSpec] = [],
     configure: (inout GatewayConfiguration) -> Void = { _ in },
-    group: (any EventLoopGroup)? = nil,
     _ body: (FleetFixture) async throws -> R
 ) async throws -> R {
     var logger = Logger(label: "fleet-test")
@@ -147,7 +144,7 @@ public func withFleet<R: Sendable>(
         clientPort: 0, tunnelPort: 0, adminPort: 0, fleetSecret: FleetFixture.testSecret)
     configuration.carPingInterval = .milliseconds(200)
     configure(&configuration)
-    let group = group ?? MultiThreadedEventLoopGroup.singleton
+    let group = MultiThreadedEventLoopGroup.singleton
     let gateway = try Gateway(configuration: configuration, group: group, logger: logger)
     let services = ServiceGroup(
         configuration: .init(services: gateway.services.map { .init(service: $0) }, logger: logger))
