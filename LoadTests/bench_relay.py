@@ -45,8 +45,9 @@ def main():
     token = subprocess.run([os.path.join(bin_dir, "fleetgate"), "token", "issue", "--vehicle-id", "bench-car", "--region",
                             "eu-central"], env=env, capture_output=True, text=True, check=True).stdout.strip()
     agent = start([os.path.join(bin_dir, "fleet-agent"), "run", "--gateway", f"127.0.0.1:{tunnel}", "--vehicle-id", "bench-car",
-                   "--token", token, "--region", "eu-central", "--hardware", "ai5", "--slots", "512", "--decode-tps", "1000",
-                   "--prefill-tps", "100000", "--listen", f"127.0.0.1:{agent_port}", "--log-level", "warning"])
+                   "--region", "eu-central", "--hardware", "ai5", "--slots", "512", "--decode-tps", "1000",
+                   "--prefill-tps", "100000", "--listen", f"127.0.0.1:{agent_port}", "--log-level", "warning"],
+                  dict(os.environ, FLEET_AGENT_TOKEN=token))  # secrets never on the command line
     nghttpx = start(["nghttpx", "--conf=/dev/null", "--workers=1", f"--frontend=127.0.0.1,{nghttpx_port};no-tls",
                      f"--backend=127.0.0.1,{agent_port};;proto=h2", "--accesslog-file=/dev/null", "--errorlog-file=/dev/null"])
     try:

@@ -1,6 +1,7 @@
 public import AsyncHTTPClient
 import CoreMetrics
 import Crypto
+import FleetConfiguration
 public import FleetGeo
 public import FleetScheduler
 import Foundation
@@ -10,7 +11,10 @@ import Synchronization
 
 /// What every request and tunnel handler shares: configuration, the fleet, geo and metrics.
 public final class GatewayCore: Sendable {
-    public let configuration: GatewayConfiguration
+    /// The running configuration. A reload swaps it whole (``apply(_:)``), so a request that reads
+    /// it once sees one consistent version; keys that need a restart keep their start values.
+    /// (One lock and one retain of the snapshot; the struct itself is not copied under the lock.)
+    public var configuration: GatewayConfiguration { self.live.withLock { $0 }.configuration }
     public let registry: FleetRegistry
     public let tunnels: TunnelTable
     public let credentials: FleetCredentials
@@ -29,7 +33,7 @@ public final class GatewayCore: Sendable {
         httpClient: HTTPClient?,
         logger: Logger
     ) throws {
-        self.configuration = configuration
+        self.live = Mutex(Live(configuration: configuration))
         self.keys = try AppKeys(
             configuration: configuration, metrics: metrics, logger: logger,
             now: Double(NIODeadline.now().uptimeNanoseconds) / 1e9)
@@ -44,7 +48,8 @@ public final class GatewayCore: Sendable {
                 databaseFile: configuration.geoipDatabase,
                 logger: logger)
         } catch {
-            throw GatewayError(code: .invalidConfiguration, message: "key 'geoipDatabase': \(error)")
+            throw ConfigurationError(
+                .invalidValue, key: "geo.databaseFile", value: configuration.geo.databaseFile, "\(error)", cause: error)
         }
         if let database = self.geo.current.database {
             logger.info(
@@ -57,9 +62,11 @@ public final class GatewayCore: Sendable {
             logger.warning("No GeoIP database: every public address gets the map's noDatabase region")
         }
         self.clientAddresses = ClientAddressResolver(
-            trusted: try Self.blocks(configuration.trustedProxies, key: "trustedProxies"))
-        self.proxyProtocolFrom = try Self.blocks(configuration.proxyProtocolFrom, key: "proxyProtocolFrom")
-        self.tlsProxyProtocolFrom = try Self.blocks(configuration.tlsProxyProtocolFrom, key: "tlsProxyProtocolFrom")
+            trusted: try Self.blocks(configuration.geo.trustedProxies, key: "geo.trustedProxies"))
+        self.proxyProtocolFrom = try Self.blocks(
+            configuration.listeners.client.proxyProtocolFrom, key: "listeners.client.proxyProtocolFrom")
+        self.tlsProxyProtocolFrom = try Self.blocks(
+            configuration.listeners.tls.proxyProtocolFrom, key: "listeners.tls.proxyProtocolFrom")
         self.metrics = metrics
         self.logger = logger
         self.hedgeBudget = HedgeBudget(ratio: configuration.hedgeBudget)
@@ -69,8 +76,7 @@ public final class GatewayCore: Sendable {
     static func blocks(_ texts: [String], key: String) throws -> [CIDR] {
         try texts.map { text in
             guard let cidr = CIDR(text) else {
-                throw GatewayError(
-                    code: .invalidConfiguration, message: "key '\(key)': '\(text)' is not an address or CIDR block")
+                throw ConfigurationError(.invalidValue, key: key, value: text, "is not an address or CIDR block")
             }
             return cidr
         }
@@ -81,16 +87,30 @@ public final class GatewayCore: Sendable {
     let tlsProxyProtocolFrom: [CIDR]
 
     /// Whether a connection from `peer` must begin with a PROXY protocol header: only when the
-    /// socket peer is one of the configured load balancers.
+    /// socket peer is one of the configured load balancers (issue #18 row 1).
     static func expectsProxyProtocol(from peer: SocketAddress?, ranges: [CIDR]) -> Bool {
         guard !ranges.isEmpty, let ip = peer?.ipAddress, let address = IPAddress(ip) else { return false }
         return ranges.contains { $0.contains(address) }
     }
 
     private let inFlight = Atomic<Int>(0)
+
+    /// What a reload swaps: the configuration (immutable; replaced whole).
+    final class Live: Sendable {
+        let configuration: GatewayConfiguration
+        init(configuration: GatewayConfiguration) { self.configuration = configuration }
+    }
+    private let live: Mutex<Live>
+
     /// Application keys and their quotas. Keys are held only as SHA-256 digests and looked up by
     /// digest, so no comparison runs over a secret.
     public let keys: AppKeys
+
+    /// Swaps in a reloaded configuration (limits, timeouts, objectives, API keys) at once.
+    func apply(_ configuration: GatewayConfiguration) {
+        self.live.withLock { $0 = Live(configuration: configuration) }
+        self.keys.replaceStaticKeys(configuration.apiKeys, now: self.now)
+    }
 
     /// Whether an `Authorization` header carries an accepted key (always true when none are configured).
     func isAuthorized(_ authorization: String?) -> Bool { self.keys.authenticate(authorization) }
@@ -122,21 +142,6 @@ public final class GatewayCore: Sendable {
 
     /// Completion requests in flight.
     public var requestsInFlight: Int { self.inFlight.load(ordering: .relaxed) }
-
-    /// Reloads the region map and database, logging and counting the outcome.
-    func reloadGeo() throws(GeoReloadError) -> GeoState.Snapshot {
-        do {
-            let snapshot = try self.geo.reload()
-            self.metrics.reloadOK.increment()
-            self.logger.info("Region map reloaded", metadata: ["fleet.regions.version": "\(snapshot.map.version)"])
-            return snapshot
-        } catch {
-            self.metrics.reloadFailed.increment()
-            self.logger.error(
-                "Region map reload refused; the running map stays", metadata: ["error": "\(error.message)"])
-            throw error
-        }
-    }
 
     /// The gateway-wide hedge budget.
     let hedgeBudget: HedgeBudget

@@ -62,7 +62,7 @@ public struct HTTP2Configuration: Sendable {
         maxOversizedHeaderListsPerMinute: Int = 4,
         outboundHighWatermark: Int = 64 * 1024,
         outboundLowWatermark: Int = 16 * 1024,
-        idleTimeout: TimeAmount? = .seconds(60),
+        idleTimeout: TimeAmount? = .seconds(300),
         handshakeTimeout: TimeAmount = .seconds(10),
         http1HeaderTimeout: TimeAmount = .seconds(10),
         http1KeepAliveTimeout: TimeAmount = .seconds(30),

@@ -15,7 +15,7 @@ struct CentralTests {
     func fallback() async throws {
         let central = try await CentralServer.start()
         defer { central.channel.close(promise: nil) }
-        try await withFleet(configure: { $0.central = [.init(region: "eu-west", baseURL: central.baseURL)] }) { fleet in
+        try await withFleet(configure: { $0.central.endpoints = [.init(region: "eu-west", baseURL: central.baseURL)] }) { fleet in
             try await waitUntil("central models discovered") {
                 fleet.gateway.core.central.models().contains("fleet-8b")
             }
@@ -41,7 +41,7 @@ struct CentralTests {
     func fieldsPassThrough() async throws {
         let central = try await CentralServer.start()
         defer { central.channel.close(promise: nil) }
-        try await withFleet(configure: { $0.central = [.init(region: "eu-west", baseURL: central.baseURL)] }) { fleet in
+        try await withFleet(configure: { $0.central.endpoints = [.init(region: "eu-west", baseURL: central.baseURL)] }) { fleet in
             try await waitUntil("central models discovered") {
                 fleet.gateway.core.central.models().contains("fleet-8b")
             }
@@ -75,7 +75,7 @@ struct CentralTests {
         defer { central.channel.close(promise: nil) }
         try await withFleet(
             cars: [CarSpec("car-a", slowdown: 0.1)],
-            configure: { $0.central = [.init(region: "eu-central", baseURL: central.baseURL)] }
+            configure: { $0.central.endpoints = [.init(region: "eu-central", baseURL: central.baseURL)] }
         ) { fleet in
             try await waitUntil("central models discovered") {
                 fleet.gateway.core.central.models().contains("fleet-8b")
@@ -93,7 +93,7 @@ struct CentralTests {
     func neverLeaks() async throws {
         let central = try await CentralServer.start()
         defer { central.channel.close(promise: nil) }
-        try await withFleet(configure: { $0.central = [.init(region: "us-east", baseURL: central.baseURL)] }) { fleet in
+        try await withFleet(configure: { $0.central.endpoints = [.init(region: "us-east", baseURL: central.baseURL)] }) { fleet in
             try await waitUntil("central models discovered") {
                 fleet.gateway.core.central.models().contains("fleet-8b")
             }
@@ -109,7 +109,7 @@ struct CentralTests {
     @Test("A central endpoint in an unknown region is a configuration error naming it")
     func unknownRegion() {
         var config = GatewayConfiguration(fleetSecret: FleetFixture.testSecret)
-        config.central = [.init(region: "atlantis", baseURL: "http://127.0.0.1:1/v1")]
+        config.central.endpoints = [.init(region: "atlantis", baseURL: "http://127.0.0.1:1/v1")]
         #expect {
             _ = try Gateway(
                 configuration: config, group: .singletonMultiThreadedEventLoopGroup, logger: .init(label: "t"))

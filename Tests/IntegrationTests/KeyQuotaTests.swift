@@ -87,7 +87,7 @@ struct KeyQuotaTests {
         defer { try? FileManager.default.removeItem(at: file) }
         try "keys:\n  - name: slow\n    sha256: \(Self.sha("sk-slow"))\n    requestsPerSecond: 0.01\n    burst: 1\n"
             .write(to: file, atomically: true, encoding: .utf8)
-        try await withFleet(cars: [CarSpec("car", slowdown: 0.05)], configure: { $0.apiKeysFile = file.path }) {
+        try await withFleet(cars: [CarSpec("car", slowdown: 0.05)], configure: { $0.appKeysFile = file.path }) {
             fleet in
             let client = try await RecordingClient.connect(port: fleet.clientPort)
             defer { client.close() }

@@ -14,8 +14,12 @@ import Prometheus
 /// - `GET /metrics`: Prometheus text format.
 /// - `GET /admin/cars`: connected cars by pseudonym (never the raw vehicle id).
 /// - `GET /admin/regions`: the live region map, its version and the database in use.
-/// - `POST /admin/regions/reload`: re-read the map file and database; 200 with the new version, or
-///   422 with every error while the running map stays.
+/// - `GET /admin/config`: the running configuration, secrets withheld (``ConfigView``).
+/// - `POST /admin/reload`: reload the configuration (as SIGHUP does: region map, GeoIP database, TLS
+///   certificates, API keys, limits, log level); 200 with what changed, or 422 with every error
+///   while the running configuration stays.
+/// - `POST /admin/regions/reload`: the same reload, answered with the live region map.
+/// - `POST /admin/keys/reload`: re-read the application key file; 200 with the key count, or 422.
 ///
 /// ``AdminGuard`` runs first: probes are read-only; the rest checks Host, Origin, the bearer
 /// token and, for a state change, POST with a JSON content type.
@@ -23,6 +27,7 @@ struct AdminResponder: HTTPServerResponder {
     let core: GatewayCore
     let prometheus: PrometheusCollectorRegistry
     let readiness: Readiness
+    let reloader: GatewayReloader
     let guardrail: AdminGuard
     /// Serve only the probes and metrics (the listener bound to a pod address).
     var probesOnly = false
@@ -49,18 +54,23 @@ struct AdminResponder: HTTPServerResponder {
             return FixedResponseDelegate(
                 stream: stream, status: .ok, body: ByteBuffer(bytes: self.prometheus.emitToBuffer()),
                 contentType: "text/plain; version=0.0.4")
+        case "/admin/config" where request.method == .get:
+            let view = ConfigView(self.core.configuration, regionsVersion: self.core.geo.current.map.version)
+            return FixedResponseDelegate(stream: stream, status: .ok, body: JSON.buffer(view))
         case "/admin/regions" where request.method == .get:
             return FixedResponseDelegate(
                 stream: stream, status: .ok, body: JSON.buffer(RegionsView(self.core.geo.current)))
-        case "/admin/regions/reload" where request.method == .post:
+        case "/admin/reload" where request.method == .post, "/admin/regions/reload" where request.method == .post:
             do {
-                let snapshot = try self.core.reloadGeo()
-                return FixedResponseDelegate(stream: stream, status: .ok, body: JSON.buffer(RegionsView(snapshot)))
+                let report = try self.reloader.reload()
+                let body =
+                    path == "/admin/reload" ? JSON.buffer(report) : JSON.buffer(RegionsView(self.core.geo.current))
+                return FixedResponseDelegate(stream: stream, status: .ok, body: body)
             } catch {
                 return FixedResponseDelegate(
                     stream: stream, status: .unprocessableContent,
                     body: JSON.buffer(
-                        APIErrorBody(message: error.message, type: "invalid_request_error", code: "invalid_region_map"))
+                        APIErrorBody(message: error.message, type: "invalid_request_error", code: "invalid_configuration"))
                 )
             }
         case "/admin/keys/reload" where request.method == .post:

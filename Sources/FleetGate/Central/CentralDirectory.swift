@@ -37,35 +37,13 @@ public final class CentralDirectory: Service, Sendable {
     let logger: Logger
     let refreshInterval: Duration
 
-    /// Checks the central entries of a configuration.
-    /// - Throws: ``GatewayError`` naming the key and value when a region is unknown or a URL malformed.
-    static func validate(_ configuration: GatewayConfiguration) throws {
-        for central in configuration.central {
-            guard configuration.regionMap.zone(ofRegion: central.region) != nil else {
-                throw GatewayError(
-                    code: .invalidConfiguration,
-                    message: "key 'central': region '\(central.region)' is not in the region map")
-            }
-            guard let url = URL(string: central.baseURL), url.scheme == "http" || url.scheme == "https", url.host != nil
-            else {
-                throw GatewayError(
-                    code: .invalidConfiguration, message: "key 'central': '\(central.baseURL)' is not an http(s) URL")
-            }
-            guard central.maxConcurrent > 0 else {
-                throw GatewayError(
-                    code: .invalidConfiguration,
-                    message: "key 'central.maxConcurrent': \(central.maxConcurrent) must be > 0")
-            }
-        }
-    }
-
-    /// Builds the directory from a configuration already checked by ``validate(_:)``.
+    /// Builds the directory from a configuration already checked by ``GatewayConfiguration/validate()``.
     init(
         configuration: GatewayConfiguration, client: HTTPClient?, logger: Logger,
         refreshInterval: Duration = .seconds(15)
     ) {
         var list: [Endpoint] = []
-        for central in configuration.central {
+        for central in configuration.central.endpoints {
             guard let zone = configuration.regionMap.zone(ofRegion: central.region) else { continue }
             list.append(
                 Endpoint(

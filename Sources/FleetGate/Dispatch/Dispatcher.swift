@@ -142,7 +142,7 @@ final class Dispatcher: UpstreamEvents {
         self.relay.open(attempt: open.attempt)
         let relay = NIOLoopBound(self, eventLoop: self.stream.eventLoop)
         switch lease {
-        case .car(_, let dispatch, let tunnel):
+        case .car(let car, let dispatch, let tunnel):
             let bound = NIOLoopBound(self, eventLoop: self.stream.eventLoop)
             let id = open.attempt
             attempt.departureWatch = self.core.tunnels.watch(dispatch.car) { secondsLeft in
@@ -154,9 +154,16 @@ final class Dispatcher: UpstreamEvents {
             head.headerFields[.fleetStreamMode] = "sse-usage"
             head.headerFields[.fleetRequestID] = self.requestID
             head.headerFields[.fleetSeed] = String(self.request.seed)
-            if continuing { head.headerFields[.fleetResumeFrom] = String(open.resumeFrom) }
+            var body = self.request.body
+            if continuing {
+                head.headerFields[.fleetResumeFrom] = String(open.resumeFrom)
+                if car.continuation == .prefix {
+                    head.headerFields[.fleetContinuation] = "prefix"
+                    body = self.prefixBody(delivered: open.resumeFrom)
+                }
+            }
             attempt.upstream = CarUpstream.open(
-                tunnel: tunnel, request: head, body: self.request.body, attempt: open.attempt, relay: relay)
+                tunnel: tunnel, request: head, body: body, attempt: open.attempt, relay: relay)
         case .central(let endpoint, _):
             attempt.upstream = CentralUpstream.open(
                 client: self.core.httpClient!, endpoint: endpoint, path: String(self.route.dropFirst(3)),
@@ -174,11 +181,19 @@ final class Dispatcher: UpstreamEvents {
     }
 
     /// The body for a central endpoint (a generic OpenAI-compatible server): the client's bytes
-    /// with `stream: true` and usage asked for — every other field passes through unchanged.
+    /// with `stream: true` and usage asked for — every other field passes through unchanged — and,
+    /// for a continuation, the delivered text to continue from.
     private func centralBody(resumeFrom: Int) -> ByteBuffer {
-        JSONBody.editing(
-            self.request.body, removing: ["stream", "stream_options"],
-            appending: [("stream", "true"), ("stream_options", "{\"include_usage\":true}")]) ?? self.request.body
+        let body = resumeFrom > 0 ? self.prefixBody(delivered: resumeFrom) : self.request.body
+        return JSONBody.editing(
+            body, removing: ["stream", "stream_options"],
+            appending: [("stream", "true"), ("stream_options", "{\"include_usage\":true}")]) ?? body
+    }
+
+    /// The client's body with the delivered text to continue from (prefix continuation).
+    private func prefixBody(delivered: Int) -> ByteBuffer {
+        JSONBody.continuation(of: self.request.body, text: self.relay.deliveredText, delivered: delivered)
+            ?? self.request.body
     }
 
     private func armTimers(for open: DispatchStateMachine.Open, lease: AttemptLease) -> [Scheduled<Void>] {

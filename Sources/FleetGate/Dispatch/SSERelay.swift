@@ -406,25 +406,8 @@ package struct SSERelay: Sendable {
         out.writeStaticString("\n\n")
     }
 
-    /// Writes `text` as a JSON string token.
     static func writeJSONString(_ text: String, into out: inout ByteBuffer) {
-        out.writeStaticString("\"")
-        for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: "\""): out.writeStaticString("\\\"")
-            case UInt8(ascii: "\\"): out.writeStaticString("\\\\")
-            case 0x0A: out.writeStaticString("\\n")
-            case 0x0D: out.writeStaticString("\\r")
-            case 0x09: out.writeStaticString("\\t")
-            case 0..<0x20:
-                out.writeStaticString("\\u00")
-                let hex: [UInt8] = Array("0123456789abcdef".utf8)
-                out.writeInteger(hex[Int(byte >> 4)])
-                out.writeInteger(hex[Int(byte & 0xF)])
-            default: out.writeInteger(byte)
-            }
-        }
-        out.writeStaticString("\"")
+        JSONBody.writeJSONString(text, into: &out)
     }
 
     static func decodeString(_ token: ByteBuffer) -> String {

@@ -15,6 +15,7 @@ extension HTTPField.Name {
     static let fleetPredictedTTFT = Self(FleetHeader.predictedTTFT)!
     static let fleetSeed = Self(FleetHeader.seed)!
     static let fleetResumeFrom = Self(FleetHeader.resumeFrom)!
+    static let fleetContinuation = Self(FleetHeader.continuation)!
     static let fleetStreamMode = Self(FleetHeader.streamMode)!
     static let fleetMigrations = Self(FleetHeader.migrations)!
     static let xForwardedFor = Self("x-forwarded-for")!

@@ -6,47 +6,61 @@ import Synchronization
 
 /// Application keys and their quotas, shared by every request (issue #18 deliverable 3).
 ///
-/// Keys come from `--api-key` (unlimited, for development) and from the key file
-/// (``GatewayConfiguration/apiKeysFile``: SHA-256 of each key and its policy), which reloads on
-/// SIGHUP and `POST /admin/keys/reload` without a restart. A request presents its key once:
+/// Keys come from `auth.apiKeys` / `auth.apiKeysFile` (unlimited; swapped by a configuration
+/// reload) and from the application key file (``GatewayConfiguration/Auth/appKeysFile``: SHA-256
+/// of each key and its policy), which reloads on SIGHUP and `POST /admin/keys/reload`. A request presents its key once:
 /// ``admit(authorization:model:now:)`` checks it, the model, the key's request and token buckets
 /// and its concurrent streams, and returns a ``KeyLease`` the request ends with
 /// ``KeyLease/finish(tokens:)``. The rules live in the pure ``KeyLimiter``; this type adds the
 /// lock, the file and the metrics.
 public final class AppKeys: Sendable {
     let file: String?
-    private let fixed: [KeyPolicy]
-    private let state: Mutex<KeyLimiter>
+    /// The limiter, the unlimited keys and the file's policies (the limiter holds both).
+    private let state: Mutex<(limiter: KeyLimiter, fixed: [KeyPolicy], file: [KeyPolicy])>
     let metrics: GatewayMetrics
     let logger: Logger
 
-    /// - Throws: ``GatewayError`` naming `apiKeysFile` and every problem in it.
+    /// - Throws: ``GatewayError`` naming `auth.appKeysFile` and every problem in it.
     init(configuration: GatewayConfiguration, metrics: GatewayMetrics, logger: Logger, now: Double) throws {
-        self.file = configuration.apiKeysFile
-        self.fixed = configuration.apiKeys.sorted().enumerated().map { index, key in
-            KeyPolicy.unlimited(name: "static-\(index)", sha256: Array(SHA256.hash(data: Data(key.utf8))))
-        }
-        var policies = self.fixed
-        if let file = configuration.apiKeysFile {
-            do { policies += try KeyFile.load(path: file) } catch {
-                throw GatewayError(code: .invalidConfiguration, message: "key 'apiKeysFile': \(error)")
+        self.file = configuration.auth.appKeysFile
+        let fixed = Self.unlimited(configuration.apiKeys)
+        var policies: [KeyPolicy] = []
+        if let file = self.file {
+            do { policies = try KeyFile.load(path: file) } catch {
+                throw GatewayError(code: .invalidConfiguration, message: "key 'auth.appKeysFile': \(error)")
             }
         }
-        self.state = Mutex(KeyLimiter(policies: policies, now: now))
+        self.state = Mutex((KeyLimiter(policies: fixed + policies, now: now), fixed, policies))
         self.metrics = metrics
         self.logger = logger
     }
 
+    private static func unlimited(_ keys: Set<String>) -> [KeyPolicy] {
+        keys.sorted().enumerated().map { index, key in
+            KeyPolicy.unlimited(name: "static-\(index)", sha256: Array(SHA256.hash(data: Data(key.utf8))))
+        }
+    }
+
     /// Whether keys are required (any configured).
-    public var required: Bool { !self.state.withLock { $0.isEmpty } }
+    public var required: Bool { !self.state.withLock { $0.limiter.isEmpty } }
 
     /// Re-reads the key file; a bad file changes nothing and says why.
     public func reload(now: Double) throws(KeyFileError) -> Int {
-        guard let file = self.file else { return self.state.withLock { $0.entries.count } }
+        guard let file = self.file else { return self.state.withLock { $0.limiter.entries.count } }
         let policies = try KeyFile.load(path: file)
         return self.state.withLock {
-            $0.replace(policies: self.fixed + policies, now: now)
-            return $0.entries.count
+            $0.file = policies
+            $0.limiter.replace(policies: $0.fixed + policies, now: now)
+            return $0.limiter.entries.count
+        }
+    }
+
+    /// Swaps the unlimited keys (a configuration reload); the file's keys keep their state.
+    func replaceStaticKeys(_ keys: Set<String>, now: Double) {
+        let fixed = Self.unlimited(keys)
+        self.state.withLock {
+            $0.fixed = fixed
+            $0.limiter.replace(policies: fixed + $0.file, now: now)
         }
     }
 
@@ -54,7 +68,7 @@ public final class AppKeys: Sendable {
     func authenticate(_ authorization: String?) -> Bool {
         guard self.required else { return true }
         guard let hash = Self.hash(authorization) else { return false }
-        return self.state.withLock { $0.entries[hash] != nil }
+        return self.state.withLock { $0.limiter.entries[hash] != nil }
     }
 
     /// Admits one request: its key, its model, the key's quotas.
@@ -63,7 +77,7 @@ public final class AppKeys: Sendable {
     func admit(authorization: String?, model: String, now: Double) throws(APIError) -> KeyLease {
         guard self.required else { return KeyLease(keys: nil, hash: [], policy: nil) }
         guard let hash = Self.hash(authorization) else { throw .invalidAPIKey }
-        switch self.state.withLock({ $0.admit(keyHash: hash, model: model, now: now) }) {
+        switch self.state.withLock({ $0.limiter.admit(keyHash: hash, model: model, now: now) }) {
         case .admitted(let policy):
             self.metrics.keyRequest(name: policy.name, result: "admitted")
             return KeyLease(keys: self, hash: hash, policy: policy)
@@ -81,7 +95,7 @@ public final class AppKeys: Sendable {
     }
 
     func finish(hash: [UInt8], name: String, tokens: Int, now: Double) {
-        self.state.withLock { $0.finish(keyHash: hash, tokens: tokens, now: now) }
+        self.state.withLock { $0.limiter.finish(keyHash: hash, tokens: tokens, now: now) }
         self.metrics.keyTokens(name: name, tokens: tokens)
     }
 
