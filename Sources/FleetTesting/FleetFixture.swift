@@ -151,8 +151,10 @@ public func withFleet<R: Sendable>(
     // The same pieces as `fleetgate demo`: the gateway and a pool of in-process cars, in one group.
     let gateway = try Gateway(configuration: configuration, group: group, logger: logger)
     let pool = CarPool()
+    // Stopped in reverse: the gateway drains first (its cars are told to reconnect and their
+    // streams finish), then the cars stop — as a gateway restart looks to a fleet.
     let services = ServiceGroup(
-        configuration: .init(services: [.init(service: gateway), .init(service: pool)], logger: logger))
+        configuration: .init(services: [.init(service: pool), .init(service: gateway)], logger: logger))
 
     return try await withThrowingTaskGroup(of: Void.self) { tasks in
         tasks.addTask { try await services.run() }

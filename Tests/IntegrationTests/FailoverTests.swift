@@ -106,7 +106,9 @@ struct FailoverTests {
             try await waitUntil("car-b registered") {
                 fleet.gateway.core.registry.all().contains { $0.descriptor.vehicleID == "car-b" }
             }
-            try await Task.sleep(for: .milliseconds(500))
+            try await waitUntil(timeout: .seconds(30), "every stream streaming") {
+                streams.allSatisfy { String(decoding: $0.stream.body, as: UTF8.self).components(separatedBy: "content").count > 3 }
+            }
             if fault == "kill" { a.kill9() } else { a.freeze() }
             var results: [StreamResult] = []
             for (prompt, stream) in streams {
@@ -167,7 +169,9 @@ struct FailoverTests {
             var spec = CarSpec("car-b", slowdown: 2)
             spec.jobLog = logB
             try await fleet.startCar(spec)
-            try await Task.sleep(for: .milliseconds(400))
+            try await waitUntil(timeout: .seconds(30), "every stream streaming") {
+                streams.allSatisfy { String(decoding: $0.stream.body, as: UTF8.self).components(separatedBy: "content").count > 3 }
+            }
             // Every car but B announces it leaves in one second: 80 tokens at 25/s cannot finish.
             let gateway = fleet.gateway.core
             for car in gateway.registry.all() where car.descriptor.vehicleID != "car-b" {
