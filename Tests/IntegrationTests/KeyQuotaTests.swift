@@ -113,7 +113,8 @@ struct KeyQuotaTests {
                     "http://127.0.0.1:\(fleet.adminPort)/admin/keys/reload",
                 ])
             #expect(reload.stdout == "{\"keys\":1}")
-            #expect(try await post("sk-new").0?.status == .ok)
+            let afterReload = try await post("sk-new")
+            #expect(afterReload.0?.status == .ok, "\(afterReload.1)")
             let metrics = String(decoding: fleet.gateway.prometheus.emitToBuffer(), as: UTF8.self)
             #expect(metrics.contains("fleet_key_requests_total{key=\"slow\",result=\"requests_per_second\"} 1"))
         }
