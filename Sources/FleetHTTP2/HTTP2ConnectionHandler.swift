@@ -156,10 +156,15 @@ public final class HTTP2ConnectionHandler: ChannelInboundHandler, RemovableChann
         context.fireChannelInactive()
     }
 
+    /// When bytes last arrived from the peer: any frame proves it alive, even while a PING ACK
+    /// waits behind its data.
+    public private(set) var lastInboundAt: NIODeadline = .now()
+
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var buffer = self.unwrapInboundIn(data)
         guard let session = self.session, !self.closed else { return }
         self.coarseNow = context.eventLoop.now
+        self.lastInboundAt = self.coarseNow
         self.processing = true
         let result = buffer.withUnsafeReadableBytes { bytes -> Int in
             nghttp2_session_mem_recv(session, bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), bytes.count)

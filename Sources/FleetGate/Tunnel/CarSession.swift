@@ -39,6 +39,7 @@ final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
     var statusStream: HTTP2Stream?
     /// Whether the last PING is still unanswered, and how many ticks found one unanswered.
     var pingOutstanding = false
+    var pingSentAt: NIODeadline = .now()
     var missedPings = 0
     /// Whether PINGs run at the busy cadence.
     var busyCadence = false
@@ -228,8 +229,12 @@ final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
     }
 
     /// One PING tick: count a missed answer, declare the car dead after two, else PING again.
+    /// A PING counts as missed only when nothing at all arrived from the car since it was sent and
+    /// it is at least a second old: a busy gateway loop or a car streaming data is not a dead car.
     private func pingTick() {
         if self.pingOutstanding {
+            let now = NIODeadline.now()
+            if self.handle.onLoop.lastInboundAt > self.pingSentAt || now - self.pingSentAt < .seconds(1) { return }
             self.missedPings += 1
             if self.missedPings >= 2 {
                 self.core.metrics.attemptFailed(label: "car_dead")
@@ -247,6 +252,7 @@ final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
         guard let id = self.carID else { return }
         let registry = self.core.registry
         self.pingOutstanding = true
+        self.pingSentAt = NIODeadline.now()
         let loopBound = NIOLoopBound(self, eventLoop: self.handle.eventLoop)
         self.handle.onLoop.ping().whenSuccess { rtt in
             registry.recordRTT(id, milliseconds: Double(rtt.nanoseconds) / 1e6)
