@@ -370,14 +370,17 @@ final class CompletionHandler: HTTPStreamDelegate, UpstreamEvents {
         var out = ByteBuffer()
         for event in decoded {
             if event.isDone {
-                if self.streaming { var raw = event.raw; out.writeBuffer(&raw) }
+                // Issue #10: a [DONE] before the first token never reaches the client (nothing may be
+                // written before the response head); the attempt then ends empty and is retried.
+                if self.streaming && self.headersSent { var raw = event.raw; out.writeBuffer(&raw) }
                 continue
             }
             if self.events == 0 {
                 // Until the first token, events (the role chunk) are held back: a failure before it
                 // is retried on another car and the client sees one unbroken stream.
                 self.held.append(event)
-                guard Aggregate.carriesToken(event) else { continue }
+                // Issue #10: the event is parsed (any JSON spacing), not matched as a byte pattern.
+                guard ChunkEvent(event.raw).carriesToken else { continue }
                 self.firstEvent()
             }
             for event in self.held.isEmpty ? [event] : self.held {
@@ -589,27 +592,6 @@ struct Aggregate {
         return CompletionResponse(
             id: self.id, object: chat ? "chat.completion" : "text_completion", created: self.created, model: model,
             choices: [choice], usage: self.usage ?? Usage(promptTokens: 0, completionTokens: 0))
-    }
-
-    /// Whether an event carries generated output — non-empty `content` or `text`, a string
-    /// `finish_reason`, usage, or anything that is not a chunk (an error) — by scanning bytes, not
-    /// decoding JSON: this runs on the time-to-first-token path.
-    static func carriesToken(_ event: SSE.Decoder.Event) -> Bool {
-        event.raw.withUnsafeReadableBytes { bytes in
-            func nonEmptyString(after key: StaticString) -> Bool {
-                key.withUTF8Buffer { key in
-                    guard let at = SSE.search(UnsafeRawBufferPointer(key), in: bytes) else { return false }
-                    let next = at + key.count
-                    return next < bytes.count && bytes[next] != UInt8(ascii: "\"")
-                }
-            }
-            func present(_ key: StaticString) -> Bool {
-                key.withUTF8Buffer { SSE.search(UnsafeRawBufferPointer($0), in: bytes) != nil }
-            }
-            if !present("\"choices\"") { return true }
-            return nonEmptyString(after: "\"content\":\"") || nonEmptyString(after: "\"text\":\"")
-                || present("\"finish_reason\":\"") || present("\"usage\":{")
-        }
     }
 
     /// Whether an event is the final usage-only chunk (`"choices":[]` with `usage`).
