@@ -28,3 +28,13 @@ struct FleetStatusTests {
         #expect(FleetStatus.problem(with: [], requireOne: false) == nil)
     }
 }
+
+@Suite("Model lists from other servers")
+struct ModelListTests {
+    @Test("llama-cpp-python's /v1/models (no created, extra fields, spaced) decodes")
+    func llamaCppPython() throws {
+        let body =
+            #"{"object": "list", "data": [{"id": "smollm2-135m", "object": "model", "owned_by": "me", "permissions": []}]}"#
+        #expect(try JSON.decode(ModelList.self, from: Array(body.utf8)).data.map(\.id) == ["smollm2-135m"])
+    }
+}

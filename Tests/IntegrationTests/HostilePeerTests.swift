@@ -182,6 +182,9 @@ struct HostilePeerTests {
         #expect(try await gateway.get("/v1/models").status == 200, sourceLocation: sourceLocation)
         let memory = try #require(gateway.memory, sourceLocation: sourceLocation)
         #expect(memory.peak < 100 << 20, "peak RSS \(memory.peak >> 20) MiB", sourceLocation: sourceLocation)
+        if ProcessInfo.processInfo.environment["FLEETGATE_PRINT_RSS"] != nil {
+            print("fleetgate \(sourceLocation.line): RSS \(memory.resident >> 20) MiB, peak \(memory.peak >> 20) MiB")
+        }
     }
 }
 

@@ -126,4 +126,29 @@ struct RealModelTests {
             #expect(after < 0.2, "the runtime used \(after) s of CPU in the 2 s after the cancel")
         }
     }
+
+    @Test("llama-cpp-python's own server as central capacity: its json.dumps chunks stream, over HTTP/1.1 and HTTP/2")
+    func llamaServerAsCentral() async throws {
+        let runtime = try await LocalRuntime.start()
+        defer { runtime.stop() }
+        try await withFleet(configure: { $0.central = [.init(region: "eu-central", baseURL: runtime.baseURL)] }) {
+            fleet in
+            try await waitUntil("central models discovered") {
+                fleet.gateway.core.central.models().contains(LocalRuntime.model)
+            }
+            for http in ["--http1.1", "--http2-prior-knowledge"] {
+                let curl = try await Subprocess.run(
+                    "curl",
+                    [
+                        "-sN", "--max-time", "60", http, "-D", "-", fleet.baseURL + "/v1/chat/completions", "-H",
+                        "content-type: application/json", "-d",
+                        #"{"model":"smollm2-135m","stream":true,"max_tokens":8,"messages":[{"role":"user","content":"Say hello."}]}"#,
+                    ], timeout: 90)
+                #expect(
+                    curl.stdout.lowercased().contains("x-fleet-route: central"), "\(http): \(curl.stdout.prefix(400))")
+                #expect(curl.stdout.contains("\"content\": \""), "llama-cpp-python's spacing reached the client")
+                #expect(curl.stdout.hasSuffix("data: [DONE]\n\n"), "\(http): \(curl.stdout.suffix(200))")
+            }
+        }
+    }
 }
