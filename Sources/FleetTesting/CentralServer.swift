@@ -11,6 +11,8 @@ import NIOPosix
 public struct CentralServer: Sendable {
     public let channel: any Channel
     public let engine: SyntheticEngine
+    /// Every request the server received, with its body.
+    public let recorder: BodyRecordingResponder
 
     /// How the server formats the JSON it sends.
     public enum JSONStyle: Sendable {
@@ -32,10 +34,10 @@ public struct CentralServer: Sendable {
         let state = AgentState(
             initial: VehicleState(pluggedIn: true, chargePercent: 100, link: .ethernet, slotsFree: 0), slots: 4096)
         let agent = AgentResponder(engine: engine, state: state, hello: nil, logger: Logger(label: "central"))
-        let responder: any HTTPServerResponder = json == .python ? PythonJSONResponder(inner: agent) : agent
+        let recorder = BodyRecordingResponder(json == .python ? PythonJSONResponder(inner: agent) : agent)
         let channel = try await HTTPServer.bind(
-            host: "127.0.0.1", port: 0, group: MultiThreadedEventLoopGroup.singleton, responder: responder)
-        return CentralServer(channel: channel, engine: engine)
+            host: "127.0.0.1", port: 0, group: MultiThreadedEventLoopGroup.singleton, responder: recorder)
+        return CentralServer(channel: channel, engine: engine, recorder: recorder)
     }
 }
 

@@ -37,10 +37,11 @@ public final class GatewayProcess {
 
     /// Starts `fleetgate serve` with ports 0, the test fleet secret and `arguments`, and waits
     /// until its listeners are bound.
+    /// - Parameter environment: more variables, such as `FLEETGATE_AUTH_API_KEYS` (secrets are never flags).
     /// - Throws: ``TimeoutError`` (with the log) when it does not come up, or when it exits first.
-    public static func start(_ arguments: [String] = [], timeout: Duration = .seconds(30)) async throws
-        -> GatewayProcess
-    {
+    public static func start(
+        _ arguments: [String] = [], environment extra: [String: String] = [:], timeout: Duration = .seconds(30)
+    ) async throws -> GatewayProcess {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Self.binary)
         process.arguments =
@@ -49,6 +50,7 @@ public final class GatewayProcess {
         var environment = ProcessInfo.processInfo.environment
         environment["FLEETGATE_FLEET_SECRET"] = FleetFixture.testSecret
         environment["FLEETGATE_CACHE"] = "/nonexistent-fleetgate-cache"  // no GeoIP database: loopback is 'private'
+        environment.merge(extra) { _, new in new }
         process.environment = environment
         let output = LogBuffer()
         let pipe = Pipe()
@@ -134,10 +136,13 @@ public final class GatewayProcess {
     }
 
     /// `GET path` over h2c on the client port (or the admin port); the status and body.
-    public func get(_ path: String, admin: Bool = false) async throws -> (status: Int, body: String) {
+    public func get(_ path: String, admin: Bool = false, apiKey: String? = nil) async throws
+        -> (status: Int, body: String)
+    {
         let client = try await RecordingClient.connect(port: admin ? self.adminPort : self.clientPort)
         defer { client.close() }
-        let request = HTTPRequest(method: .get, scheme: "http", authority: "127.0.0.1", path: path)
+        var request = HTTPRequest(method: .get, scheme: "http", authority: "127.0.0.1", path: path)
+        request.headerFields[.authorization] = apiKey.map { "Bearer \($0)" }
         let result = try await client.send(request, body: nil).collect()
         return (result.response?.status.code ?? 0, result.body)
     }

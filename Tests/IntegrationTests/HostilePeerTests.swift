@@ -113,7 +113,7 @@ struct HostilePeerTests {
 
     @Test("Without an API key, 2 connections × 250 streams × 1 MiB are refused with 401 on the head and not buffered")
     func unauthenticatedBodyFlood() async throws {
-        let gateway = try await GatewayProcess.start(["--api-key", "sk-test-key"])
+        let gateway = try await GatewayProcess.start(environment: ["FLEETGATE_AUTH_API_KEYS": "sk-test-key"])
         defer { gateway.stop() }
         let mebibyte = ByteBuffer(repeating: UInt8(ascii: "x"), count: 1 << 20)
         var streams: [RecordingStream] = []
@@ -159,7 +159,7 @@ struct HostilePeerTests {
         }
         #expect(answered != nil && String(decoding: raw.received, as: UTF8.self).hasPrefix("HTTP/1.1 401"))
         raw.channel.close(promise: nil)
-        try await self.expectHealthy(gateway)
+        try await self.expectHealthy(gateway, apiKey: "sk-test-key")
     }
 
     // MARK: Helpers
@@ -174,12 +174,12 @@ struct HostilePeerTests {
     }
 
     /// Still running, answers the next request, and never went over 100 MiB resident.
-    private func expectHealthy(_ gateway: GatewayProcess, sourceLocation: SourceLocation = #_sourceLocation)
-        async throws
-    {
+    private func expectHealthy(
+        _ gateway: GatewayProcess, apiKey: String? = nil, sourceLocation: SourceLocation = #_sourceLocation
+    ) async throws {
         #expect(gateway.isRunning, "fleetgate \(gateway.status)", sourceLocation: sourceLocation)
         guard gateway.isRunning else { return }
-        #expect(try await gateway.get("/v1/models").status == 200, sourceLocation: sourceLocation)
+        #expect(try await gateway.get("/v1/models", apiKey: apiKey).status == 200, sourceLocation: sourceLocation)
         let memory = try #require(gateway.memory, sourceLocation: sourceLocation)
         #expect(memory.peak < 100 << 20, "peak RSS \(memory.peak >> 20) MiB", sourceLocation: sourceLocation)
         if ProcessInfo.processInfo.environment["FLEETGATE_PRINT_RSS"] != nil {

@@ -2,8 +2,6 @@ import FleetProtocol
 import Foundation
 import Testing
 
-@testable import FleetGate
-
 /// Splits an SSE body into its `data:` payloads, checking OpenAI's framing as it goes.
 func ssePayloads(_ body: String) throws -> [String] {
     var payloads: [String] = []

@@ -24,6 +24,9 @@ struct APIResponder: HTTPServerResponder {
                 chat: path == "/v1/chat/completions")
         case "/v1/models":
             guard request.method == .get else { return self.answer(stream, error: .methodNotAllowed, route: path) }
+            guard self.core.isAuthorized(request.headerFields[.authorization]) else {
+                return self.answer(stream, error: .invalidAPIKey, route: path)
+            }
             let served = self.core.registry.models().union(self.core.central.models())
             let models = ModelList(data: served.sorted().map { .init(id: $0, created: 0, ownedBy: "fleetgate") })
             self.core.metrics.request(route: path, status: 200)
