@@ -23,6 +23,8 @@ public final class GatewayProcess {
     /// The admin port.
     public let adminPort: Int
     private let output: LogBuffer
+    /// Kept for the process's life: its read end carries the readability handler.
+    private let pipe: Pipe
 
     /// `http://127.0.0.1:<client port>`.
     public var baseURL: String { "http://127.0.0.1:\(self.clientPort)" }
@@ -57,7 +59,16 @@ public final class GatewayProcess {
         process.standardError = pipe
         process.standardOutput = pipe
         process.standardInput = FileHandle.nullDevice
-        pipe.fileHandleForReading.readabilityHandler = { handle in output.append(handle.availableData) }
+        // The handler is cleared at EOF and at exit (Subprocess.run does the same): a FileHandle
+        // released with its handler set, or one left spinning at EOF, crashes libdispatch on Linux.
+        pipe.fileHandleForReading.readabilityHandler = { handle in
+            let data = handle.availableData
+            if data.isEmpty { handle.readabilityHandler = nil } else { output.append(data) }
+        }
+        process.terminationHandler = { _ in
+            pipe.fileHandleForReading.readabilityHandler = nil
+            output.append(pipe.fileHandleForReading.readDataToEndOfFile())  // the trap's message, if any
+        }
         try process.run()
         var ports: [String: Int] = [:]
         do {
@@ -68,22 +79,27 @@ public final class GatewayProcess {
             }
         } catch {
             Subprocess.stop(process)
+            pipe.fileHandleForReading.readabilityHandler = nil
             throw error
         }
         return GatewayProcess(
-            process: process, clientPort: ports["client"] ?? 0, tunnelPort: ports["tunnel"] ?? 0,
+            process: process, pipe: pipe, clientPort: ports["client"] ?? 0, tunnelPort: ports["tunnel"] ?? 0,
             adminPort: ports["admin"] ?? 0, output: output)
     }
 
-    private init(process: Process, clientPort: Int, tunnelPort: Int, adminPort: Int, output: LogBuffer) {
+    private init(process: Process, pipe: Pipe, clientPort: Int, tunnelPort: Int, adminPort: Int, output: LogBuffer) {
         self.process = process
+        self.pipe = pipe
         self.clientPort = clientPort
         self.tunnelPort = tunnelPort
         self.adminPort = adminPort
         self.output = output
     }
 
-    deinit { Subprocess.stop(self.process) }
+    deinit {
+        Subprocess.stop(self.process)
+        self.pipe.fileHandleForReading.readabilityHandler = nil
+    }
 
     /// Listener name → port, from lines like `… fleet.address=[IPv4]127.0.0.1/127.0.0.1:PORT fleet.listener=NAME … Listening`.
     static func ports(in log: String) -> [String: Int] {
