@@ -231,10 +231,14 @@ public final class FleetRegistry: Sendable {
 
     /// Registers a verified car. A car already registered under the same vehicle id is replaced;
     /// its id is returned so the caller can close the old tunnel.
+    ///
+    /// - Precondition: `descriptor.models` is not empty. The gateway guarantees it: a hello without
+    ///   models is refused before it gets here (``FleetStatus/problem(with:requireOne:)``).
     public func register(_ descriptor: CarDescriptor, state: VehicleState, now: Double = 0)
         -> (id: CarID, replaced: CarID?)
     {
-        self.storage.withLock { s in
+        precondition(!descriptor.models.isEmpty, "Internal inconsistency: a car registered without models")
+        return self.storage.withLock { s in
             let replaced = s.byVehicle[descriptor.vehicleID]
             if let replaced { Self.remove(replaced, announced: true, now: now, in: &s) }
             s.churn.advance(to: now, cars: s.count)
@@ -264,9 +268,8 @@ public final class FleetRegistry: Sendable {
                 s.pools[Int(pool)].all.append(Int32(slot))
                 offers.append(offer)
             }
-            guard let primary = offers.first else {
-                preconditionFailure("Internal inconsistency: a car registered without models")
-            }
+            // Non-empty: the precondition above, and duplicates are skipped only after the first.
+            let primary = offers[0]
             var car = Car(
                 zone: zone, hardware: descriptor.hardware, slots: max(1, descriptor.slots),
                 capacity: max(1, descriptor.slots) + max(0, descriptor.queueDepth),

@@ -193,5 +193,6 @@ public func waitUntil(timeout: Duration = .seconds(10), _ what: String, _ condit
 /// A wait that did not finish in time.
 public struct TimeoutError: Error, CustomStringConvertible {
     public var what: String
+    public init(what: String) { self.what = what }
     public var description: String { "timed out waiting for: \(self.what)" }
 }

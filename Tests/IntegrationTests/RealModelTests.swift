@@ -2,11 +2,11 @@ import AsyncHTTPClient
 import FleetAgent
 import FleetGate
 import FleetHTTP2
-import NIOCore
 import FleetProtocol
 import FleetScheduler
 import FleetTesting
 import Foundation
+import NIOCore
 import Testing
 
 /// A real model behind the agent (issue #6): llama-cpp-python's server with SmolLM2-135M, the
@@ -161,7 +161,8 @@ struct RealModelTests {
                         + (penalty == "default" ? "" : #""repeat_penalty":\#(penalty),"#)
                         + #""messages":[{"role":"user","content":"\#(prompt)"}]}"#
                 }
-                let reference = streamResult(await (try await client.post("/v1/chat/completions", json: body())).collect())
+                let reference = streamResult(
+                    await (try await client.post("/v1/chat/completions", json: body())).collect())
                 #expect(reference.done)
                 let stream = try await client.post("/v1/chat/completions", json: body())
                 try await waitUntil(timeout: .seconds(30), "eight tokens delivered") {
@@ -187,6 +188,32 @@ struct RealModelTests {
                 "prefix continuation on SmolLM2, temperature 0, equal to the uninterrupted run: "
                     + "repeat_penalty default \(equal["default"] ?? 0) of \(prompts.count), "
                     + "repeat_penalty 1.0 \(equal["1.0"] ?? 0) of \(prompts.count)")
+        }
+    }
+
+    @Test("llama-cpp-python's own server as central capacity: its json.dumps chunks stream, over HTTP/1.1 and HTTP/2")
+    func llamaServerAsCentral() async throws {
+        let runtime = try await LocalRuntime.start()
+        defer { runtime.stop() }
+        try await withFleet(configure: {
+            $0.central.endpoints = [.init(region: "eu-central", baseURL: runtime.baseURL)]
+        }) {
+            fleet in
+            try await waitUntil("central models discovered") {
+                fleet.gateway.core.central.models().contains(LocalRuntime.model)
+            }
+            for http in ["--http1.1", "--http2-prior-knowledge"] {
+                let curl = try await Subprocess.run(
+                    "curl",
+                    [
+                        "-sN", "--max-time", "60", http, "-D", "-", fleet.baseURL + "/v1/chat/completions", "-H",
+                        "content-type: application/json", "-d",
+                        #"{"model":"smollm2-135m","stream":true,"max_tokens":8,"messages":[{"role":"user","content":"Say hello."}]}"#,
+                    ], timeout: 90)
+                #expect(
+                    curl.stdout.lowercased().contains("x-fleet-route: central"), "\(http): \(curl.stdout.prefix(400))")
+                #expect(curl.stdout.hasSuffix("data: [DONE]\n\n"), "\(http): \(curl.stdout.suffix(200))")
+            }
         }
     }
 }

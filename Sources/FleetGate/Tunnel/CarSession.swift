@@ -107,7 +107,10 @@ final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
             guard let id = self.carID, let state = message.state else { return self.reject("state before hello") }
             self.core.registry.update(id, state: state, now: self.core.now)
             // The agent's own measurement of its engine, when it sends one.
-            if let models = message.models { self.core.registry.updateRates(id, models: models) }
+            if let models = message.models {
+                if let problem = FleetStatus.problem(with: models, requireOne: false) { return self.reject(problem) }
+                self.core.registry.updateRates(id, models: models)
+            }
             if let seconds = state.departingInSeconds {
                 self.core.tunnels.announceDeparture(id, secondsLeft: Double(max(0, seconds)))
             }
@@ -125,6 +128,8 @@ final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
             let hardware = message.hardware, let models = message.models, let slots = message.slots, slots > 0,
             let state = message.state
         else { return self.reject("incomplete hello") }
+        // An empty or huge model list is this car's protocol error, never the registry's trap.
+        if let problem = FleetStatus.problem(with: models) { return self.reject(problem) }
         let grant: FleetCredentials.Grant
         do {
             grant = try self.core.credentials.verify(credential, vehicleID: vehicleID)
