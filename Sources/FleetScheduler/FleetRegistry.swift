@@ -92,6 +92,8 @@ public final class FleetRegistry: Sendable {
         var zoneNames: [String] = []
         var modelIndex: [String: Int32] = [:]
         var modelNames: [String] = []
+        /// Connected cars offering each model, by model index (``FleetRegistry/serves(model:zone:)``).
+        var carsByModel: [Int] = []
         var carsByRegion: [String: Int] = [:]
         var count = 0
         var random: SplitMix64
@@ -135,6 +137,7 @@ public final class FleetRegistry: Sendable {
         mutating func intern(model: String) -> Int32 {
             if let index = self.modelIndex[model] { return index }
             self.modelNames.append(model)
+            self.carsByModel.append(0)
             self.modelIndex[model] = Int32(self.modelNames.count - 1)
             return Int32(self.modelNames.count - 1)
         }
@@ -221,6 +224,7 @@ public final class FleetRegistry: Sendable {
                 var offer = Offer(
                     model: modelID, decodeTokensPerSecond: model.decodeTokensPerSecond,
                     prefillTokensPerSecond: model.prefillTokensPerSecond, pool: pool)
+                s.carsByModel[Int(modelID)] += 1
                 offer.allPosition = Int32(s.pools[Int(pool)].all.count)
                 s.pools[Int(pool)].all.append(Int32(slot))
                 offers.append(offer)
@@ -264,6 +268,7 @@ public final class FleetRegistry: Sendable {
         Self.moveBucket(id.slot, to: -1, in: &s)
         for index in 0..<car.offerCount {
             let offer = s.offer(id.slot, index)
+            s.carsByModel[Int(offer.model)] -= 1
             let pool = Int(offer.pool)
             let position = Int(offer.allPosition)
             let last = s.pools[pool].all.removeLast()
@@ -373,35 +378,61 @@ public final class FleetRegistry: Sendable {
         return decision
     }
 
-    /// Takes a slot on the car for a job. Nil when it has no room, is gone, or (a race with a
-    /// telemetry update) is no longer eligible.
-    public func acquire(_ id: CarID, for request: RequestProfile, now: Double) -> Dispatch? {
-        self.storage.withLock { s in
+    /// Takes a slot on a car the decision chose, for one attempt. The lease carries the choice's
+    /// prediction: the predictor does not run again (one decision, one prediction, one lease).
+    ///
+    /// - Parameters:
+    ///   - choice: a car choice from ``decide(_:central:excluding:now:limit:)`` (or ``evaluate(_:for:now:)``).
+    ///   - request: the request it was decided for (its zone and model are checked again).
+    ///   - now: seconds on the caller's clock.
+    /// - Returns: the lease, to be handed to ``finish(_:_:now:)`` exactly once; nil for a central
+    ///   choice, or when the car has no room, is gone, or (a race with a telemetry update) is no
+    ///   longer eligible.
+    public func acquire(_ choice: Choice, for request: RequestProfile, now: Double) -> Lease? {
+        guard let id = choice.car else { return nil }
+        return self.storage.withLock { s in
             guard var car = s.car(id), Int(car.inFlight) < car.capacity, !car.draining,
                 s.zoneIndex[request.zone] == car.zone, let model = s.modelIndex[request.model],
-                let index = s.offerIndex(id.slot, model: model)
+                s.offerIndex(id.slot, model: model) != nil
             else { return nil }
-            let prediction = self.predictor.predict(
-                car, offer: s.offer(id.slot, index), request: request, churnHazard: s.churn.hazard, now: now)
             car.inFlight += 1
             s.cars[id.slot] = car
             self.reindex(id.slot, in: &s)
-            return Dispatch(
+            return Lease(
                 car: id, model: request.model, startedAt: now, concurrency: Int(car.inFlight),
-                promptTokens: request.promptTokens, predictedTTFTMilliseconds: prediction.ttft,
-                predictedTPOTMilliseconds: prediction.tpot, predictedRTTMilliseconds: prediction.rtt,
-                predictedQueueMilliseconds: prediction.queue)
+                promptTokens: request.promptTokens, predictedTTFTMilliseconds: choice.predictedTTFTMilliseconds,
+                predictedTPOTMilliseconds: choice.predictedTPOTMilliseconds,
+                predictedRTTMilliseconds: choice.predictedRTTMilliseconds,
+                predictedQueueMilliseconds: choice.predictedQueueMilliseconds)
         }
     }
 
-    /// Returns a job's slot with its outcome, and learns from it: the compute part of the observed
+    /// One car as a decision would see it for `request`, without the per-request filters: for
+    /// tests, benchmarks and the admin API, which address a car directly.
+    /// - Returns: a car choice for ``acquire(_:for:now:)``; nil when the car is gone or does not
+    ///   serve the request's model in its zone.
+    public func evaluate(_ id: CarID, for request: RequestProfile, now: Double) -> Choice? {
+        self.storage.withLock { s in
+            guard let car = s.car(id), s.zoneIndex[request.zone] == car.zone,
+                let model = s.modelIndex[request.model], let index = s.offerIndex(id.slot, model: model)
+            else { return nil }
+            let p = self.predictor.predict(
+                car, offer: s.offer(id.slot, index), request: request, churnHazard: s.churn.hazard, now: now)
+            return Choice(
+                route: .car(id), predictedTTFTMilliseconds: p.ttft, predictedTPOTMilliseconds: p.tpot, score: p.score,
+                predictedRTTMilliseconds: p.rtt, predictedQueueMilliseconds: p.queue)
+        }
+    }
+
+    /// Returns a lease's slot with its attempt's outcome — the one place an outcome is reported —
+    /// and learns from it: the compute part of the observed
     /// time to first token against the advertised prefill rate, the observed time per token against
     /// the class curve at the job's concurrency, the job's duration, and Finagle's peak EWMA. A
     /// failure backs the car off exponentially, so a car that fails fast does not look idle and
     /// attract more work.
-    public func finish(_ dispatch: Dispatch, _ outcome: Outcome, now: Double) {
+    public func finish(_ lease: Lease, _ outcome: Outcome, now: Double) {
         self.storage.withLock { s in
-            guard var car = s.car(dispatch.car) else { return }
+            guard var car = s.car(lease.car) else { return }
             car.inFlight = max(0, car.inFlight - 1)
             if outcome.succeeded {
                 car.consecutiveFailures = 0
@@ -409,36 +440,36 @@ public final class FleetRegistry: Sendable {
                 car.consecutiveFailures += 1
                 car.backoffUntil = now + min(30, 0.25 * Double(1 << min(Int(car.consecutiveFailures), 7)))
             }
-            if let model = s.modelIndex[dispatch.model], let index = s.offerIndex(dispatch.car.slot, model: model) {
-                var offer = index == 0 ? car.primary : s.offer(dispatch.car.slot, index)
+            if let model = s.modelIndex[lease.model], let index = s.offerIndex(lease.car.slot, model: model) {
+                var offer = index == 0 ? car.primary : s.offer(lease.car.slot, index)
                 let rate = self.predictor.learningRate
                 if let ttft = outcome.ttftMilliseconds {
-                    let prompt = Double(max(1, outcome.promptTokens ?? dispatch.promptTokens))
+                    let prompt = Double(max(1, outcome.promptTokens ?? lease.promptTokens))
                     let advertised = 1_000 * prompt / max(1, offer.prefillTokensPerSecond)
                     // What the RTT and the queue do not explain is the car's prefill (at least 10 % of advertised).
                     let compute = max(
                         0.1 * advertised,
-                        ttft - dispatch.predictedRTTMilliseconds + car.rtt.deviation
-                            - dispatch.predictedQueueMilliseconds)
+                        ttft - lease.predictedRTTMilliseconds + car.rtt.deviation
+                            - lease.predictedQueueMilliseconds)
                     offer.learned.observePrefill(compute / advertised, learningRate: rate)
                     car.peak.observe(ttft, now: now)
                 } else if !outcome.succeeded {
                     car.peak.observe(max(car.peak.cost * 2, 1_000), now: now)
                 }
                 if let tpot = outcome.tpotMilliseconds, outcome.outputTokens >= 2 {
-                    let concurrency = min(dispatch.concurrency, car.slots)
+                    let concurrency = min(lease.concurrency, car.slots)
                     let advertised =
                         1_000 / max(0.1, offer.decodeRate(activeStreams: concurrency, hardware: car.hardware))
                     offer.learned.observeDecode(tpot / advertised, learningRate: rate)
                 }
-                if index == 0 { car.primary = offer } else { s.setOffer(dispatch.car.slot, index, offer) }
+                if index == 0 { car.primary = offer } else { s.setOffer(lease.car.slot, index, offer) }
             }
             if outcome.succeeded {
-                let seconds = max(0, now - dispatch.startedAt)
+                let seconds = max(0, now - lease.startedAt)
                 car.meanJobSeconds = car.meanJobSeconds == 0 ? seconds : 0.8 * car.meanJobSeconds + 0.2 * seconds
             }
-            s.cars[dispatch.car.slot] = car
-            self.reindex(dispatch.car.slot, in: &s)
+            s.cars[lease.car.slot] = car
+            self.reindex(lease.car.slot, in: &s)
         }
     }
 
@@ -518,6 +549,16 @@ public final class FleetRegistry: Sendable {
             s.cars.indices.compactMap { slot in
                 s.cars[slot].map { _ in Self.snapshot(id: CarID(slot: slot, generation: s.generations[slot]), in: s) }
             }
+        }
+    }
+
+    /// Whether any connected car offers `model` (in `zone`, when given): O(1), for the request path.
+    public func serves(model: String, zone: String? = nil) -> Bool {
+        self.storage.withLock { s in
+            if let zone {
+                return s.poolIndex[PoolKey(zone: zone, model: model)].map { !s.pools[Int($0)].all.isEmpty } ?? false
+            }
+            return s.modelIndex[model].map { s.carsByModel[Int($0)] > 0 } ?? false
         }
     }
 

@@ -93,7 +93,8 @@ struct Selector {
             Choice(
                 route: .car(CarID(slot: c.slot, generation: s.generations[c.slot])),
                 predictedTTFTMilliseconds: c.prediction.ttft, predictedTPOTMilliseconds: c.prediction.tpot,
-                score: policy == .predictive ? c.prediction.score : c.cost)
+                score: policy == .predictive ? c.prediction.score : c.cost,
+                predictedRTTMilliseconds: c.prediction.rtt, predictedQueueMilliseconds: c.prediction.queue)
         }
         return Decision(choices: choices, policy: policy, evaluated: evaluated)
     }

@@ -122,7 +122,9 @@ struct PredictorTests {
                 let car = try! #require(registry.snapshot(id))
                 #expect(car.descriptor.zone == "eu" && car.state.pluggedIn)
             }
-            guard let first = decision.cars.first, registry.acquire(first, for: request(), now: 0) != nil else {
+            guard let choice = decision.choices.first, let first = choice.car,
+                registry.acquire(choice, for: request(), now: 0) != nil
+            else {
                 Issue.record("\(policy): no car while 200 are free")
                 return
             }

@@ -46,7 +46,7 @@ public final class Simulation {
     struct Job {
         var request: Int
         var car: Int  // -1: central
-        var dispatch: Dispatch?
+        var dispatch: Lease?
         var prompt: Int
         var output: Int
         var rttMs: Double
@@ -366,7 +366,7 @@ public final class Simulation {
                 guard central.hasRoom else { continue }
                 return self.startCentral(r, prompt: profile.promptTokens, output: remaining)
             case .car(let id):
-                guard let c = self.carByID[id], let d = self.registry.acquire(id, for: profile, now: self.now) else {
+                guard let c = self.carByID[id], let d = self.registry.acquire(choice, for: profile, now: self.now) else {
                     continue
                 }
                 return self.startOnCar(r, car: c, dispatch: d, prompt: profile.promptTokens, output: remaining)
@@ -397,7 +397,7 @@ public final class Simulation {
         return j
     }
 
-    private func startOnCar(_ r: Int, car c: Int, dispatch: Dispatch, prompt: Int, output: Int) {
+    private func startOnCar(_ r: Int, car c: Int, dispatch: Lease, prompt: Int, output: Int) {
         let car = self.cars[c]
         if car.zone != self.requests[r].zone { self.privacyViolations += 1 }
         if !car.plugged { self.eligibilityViolations += 1 }

@@ -48,7 +48,8 @@ struct Cost: ParsableCommand {
         }
         let request = RequestProfile(model: "m", zone: "eu", promptTokens: 500, expectedOutputTokens: 200)
         for i in stride(from: self.eligible, to: self.cars, by: 1) where i % 4 == 3 {
-            for _ in 0..<3 { _ = registry.acquire(ids[i], for: request, now: 0) }
+            let choice = registry.evaluate(ids[i], for: request, now: 0)!
+            for _ in 0..<3 { _ = registry.acquire(choice, for: request, now: 0) }
         }
         let built = Date().timeIntervalSince(started)
         let after = residentBytes()

@@ -51,7 +51,7 @@ final class CompletionHandler: HTTPStreamDelegate, UpstreamEvents {
     var profile: RequestProfile?
     /// The scheduler's ranked choices not yet tried.
     var choices: [Choice] = []
-    var dispatch: Dispatch?
+    var dispatch: Lease?
     var predictedTTFT: Double?
     var upstreamStartedAt = NIODeadline.now()
     var firstTokenAt: NIODeadline?
@@ -162,7 +162,7 @@ final class CompletionHandler: HTTPStreamDelegate, UpstreamEvents {
         self.model = parsed.model
         self.streaming = parsed.stream ?? false
         self.clientWantsUsage = parsed.streamOptions?.includeUsage ?? false
-        guard self.core.registry.models().contains(parsed.model) || self.core.central.models().contains(parsed.model)
+        guard self.core.registry.serves(model: parsed.model) || self.core.central.models().contains(parsed.model)
         else {
             throw .modelNotFound(parsed.model)
         }
@@ -242,7 +242,7 @@ final class CompletionHandler: HTTPStreamDelegate, UpstreamEvents {
             guard let profile = self.profile, let car = self.core.registry.descriptor(id),
                 car.zone == self.zone,  // invariant, checked twice on purpose
                 let tunnel = self.core.tunnels.handle(for: id),
-                let dispatch = self.core.registry.acquire(id, for: profile, now: self.core.now)
+                let dispatch = self.core.registry.acquire(choice, for: profile, now: self.core.now)
             else { continue }
             self.attempts += 1
             self.car = car
