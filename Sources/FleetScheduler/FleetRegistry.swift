@@ -358,24 +358,45 @@ public final class FleetRegistry: Sendable {
         guard let central, central.hasRoom else { return decision }
         let centralChoice = Choice(
             route: .central, predictedTTFTMilliseconds: central.predictedTTFTMilliseconds,
-            predictedTPOTMilliseconds: central.predictedTPOTMilliseconds, score: central.predictedTTFTMilliseconds)
+            predictedTPOTMilliseconds: central.predictedTPOTMilliseconds, score: central.predictedTTFTMilliseconds,
+            advertisedTTFTMilliseconds: central.predictedTTFTMilliseconds)
         guard let best = decision.choices.first else {
             decision.choices = [centralChoice]
             return decision
         }
-        // Only the predictive policy trusts predictions enough to prefer central over a free car.
+        if Self.spills(to: central, from: best, request: request, policy: self.policy) {
+            decision.choices.insert(centralChoice, at: 0)
+        } else {
+            decision.choices.append(centralChoice)
+        }
+        return decision
+    }
+
+    /// Whether central goes before the policy's best car.
+    ///
+    /// One rule for every policy, so central capacity is shared out the same way whatever
+    /// chooses the car: central first when the chosen car is not expected, at its advertised
+    /// rates, to deliver the first token within the objective (RTT + queue wait + prompt ÷
+    /// advertised prefill) and central is expected sooner. On top of it, `predictive` also puts
+    /// central first when its own prediction (learned slowdowns, doubt, the time-per-token
+    /// objective) says the car misses an objective that central meets. Central with no room is
+    /// never chosen; with no car, central is the only choice.
+    static func spills(to central: CentralOption, from best: Choice, request: RequestProfile, policy: SchedulingPolicy)
+        -> Bool
+    {
+        if best.advertisedTTFTMilliseconds > request.ttftObjectiveMilliseconds
+            && central.predictedTTFTMilliseconds < best.advertisedTTFTMilliseconds
+        {
+            return true
+        }
+        guard policy == .predictive else { return false }
         let carMisses =
             best.predictedTTFTMilliseconds > request.ttftObjectiveMilliseconds
             || best.predictedTPOTMilliseconds > request.tpotObjectiveMilliseconds
         let centralMeets =
             central.predictedTTFTMilliseconds <= request.ttftObjectiveMilliseconds
             && central.predictedTPOTMilliseconds <= request.tpotObjectiveMilliseconds
-        if self.policy == .predictive && carMisses && centralMeets {
-            decision.choices.insert(centralChoice, at: 0)
-        } else {
-            decision.choices.append(centralChoice)
-        }
-        return decision
+        return carMisses && centralMeets
     }
 
     /// Takes a slot on a car the decision chose, for one attempt. The lease carries the choice's
@@ -420,7 +441,8 @@ public final class FleetRegistry: Sendable {
                 car, offer: s.offer(id.slot, index), request: request, churnHazard: s.churn.hazard, now: now)
             return Choice(
                 route: .car(id), predictedTTFTMilliseconds: p.ttft, predictedTPOTMilliseconds: p.tpot, score: p.score,
-                predictedRTTMilliseconds: p.rtt, predictedQueueMilliseconds: p.queue)
+                predictedRTTMilliseconds: p.rtt, predictedQueueMilliseconds: p.queue,
+                advertisedTTFTMilliseconds: p.advertisedTTFT)
         }
     }
 
@@ -440,7 +462,9 @@ public final class FleetRegistry: Sendable {
                 car.consecutiveFailures += 1
                 car.backoffUntil = now + min(30, 0.25 * Double(1 << min(Int(car.consecutiveFailures), 7)))
             }
-            if let model = s.modelIndex[lease.model], let index = s.offerIndex(lease.car.slot, model: model) {
+            if self.predictor.learns, let model = s.modelIndex[lease.model],
+                let index = s.offerIndex(lease.car.slot, model: model)
+            {
                 var offer = index == 0 ? car.primary : s.offer(lease.car.slot, index)
                 let rate = self.predictor.learningRate
                 if let ttft = outcome.ttftMilliseconds {

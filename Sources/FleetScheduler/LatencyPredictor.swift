@@ -97,6 +97,8 @@ public struct LatencyPredictor: Sendable {
     public var tpotMissPenaltyMilliseconds: Double = 2_000
     /// RTT assumed before the first PING, ms (a cellular link, FLEET.md).
     public var defaultRTTMilliseconds: Double = 55
+    /// Whether outcomes teach the predictor (off: the advertised rates only — an ablation).
+    public var learns = true
 
     public init() {}
 
@@ -107,6 +109,8 @@ public struct LatencyPredictor: Sendable {
         var queue: Double
         var score: Double
         var jobSeconds: Double
+        /// RTT + queue + prompt ÷ advertised prefill: no learning, no doubt (the shared spill rule).
+        var advertisedTTFT: Double
     }
 
     func predict(
@@ -135,7 +139,11 @@ public struct LatencyPredictor: Sendable {
             let leaves = 1 - exp(-churnHazard * jobSeconds)
             score += leaves * (ttft + 500 * jobSeconds)
         }
-        return Prediction(ttft: ttft, tpot: tpot, rtt: rtt, queue: queue, score: score, jobSeconds: jobSeconds)
+        let advertisedTTFT =
+            rtt + queue + 1_000 * Double(max(1, request.promptTokens)) / max(1, offer.prefillTokensPerSecond)
+        return Prediction(
+            ttft: ttft, tpot: tpot, rtt: rtt, queue: queue, score: score, jobSeconds: jobSeconds,
+            advertisedTTFT: advertisedTTFT)
     }
 }
 

@@ -74,7 +74,17 @@ public enum SchedulingPolicy: String, Sendable, CaseIterable, Codable {
     case p2cLeastOutstanding = "p2c-least-outstanding"
     /// Of two random eligible cars, the lower peak-EWMA latency × (outstanding + 1) (Finagle).
     case p2cPeakEWMA = "p2c-peak-ewma"
-    /// Lowest predicted cost of a probed candidate set; central when no car meets the SLO.
+    /// Of the same probed set as `predictive`, the fewest streams in flight; ties to the fastest
+    /// advertised prefill rate (a hardware-aware heuristic without prediction or learning).
+    case leastOutstandingFastest = "least-outstanding-fastest"
+    /// Of the same probed set as `predictive`, the lowest (streams in flight + 1) ÷ slots
+    /// (Envoy's weighted least request, weighted by the slots the car advertises).
+    case weightedLeastRequest = "weighted-least-request"
+    /// Of the same probed set as `predictive`, the earliest first token expected from the
+    /// advertised rates: RTT + queue wait + prompt ÷ advertised prefill rate (no learning).
+    case shortestExpectedPrefill = "shortest-expected-prefill"
+    /// Lowest predicted cost of a probed candidate set; central also when its prediction says no
+    /// car meets the objective and central does.
     case predictive
 }
 
@@ -142,6 +152,9 @@ public struct Choice: Sendable, Hashable {
     /// what learning subtracts from the observed TTFT.
     var predictedRTTMilliseconds: Double = 0
     var predictedQueueMilliseconds: Double = 0
+    /// First token expected from the advertised rates alone (RTT + queue + prompt ÷ advertised
+    /// prefill), ms: what the shared spill rule reads, the same for every policy.
+    public internal(set) var advertisedTTFTMilliseconds: Double = 0
 
     /// The car, when the route is a car.
     public var car: CarID? {

@@ -46,19 +46,23 @@ struct PredictorTests {
         #expect(predicted[new]! > predicted[known]!)
     }
 
-    @Test("Central is chosen first only by the predictive policy, and only when no car is predicted to meet the SLO")
+    @Test("Central goes first by one spill rule for every policy; predictive also by its own prediction")
     func centralBySLO() {
         let central = CentralOption(predictedTTFTMilliseconds: 200, predictedTPOTMilliseconds: 15, hasRoom: true)
+        // hw4 advertises 1,200 prompt tok/s: 6,000 tokens take 5 s even as advertised; 900 take
+        // 750 ms as advertised, but ~1.1 s with the doubt charged to a car never observed.
         let long = RequestProfile(model: "m", zone: "eu", promptTokens: 6_000, ttftObjectiveMilliseconds: 1_000)
+        let medium = RequestProfile(model: "m", zone: "eu", promptTokens: 900, ttftObjectiveMilliseconds: 1_000)
         let short = RequestProfile(model: "m", zone: "eu", promptTokens: 100, ttftObjectiveMilliseconds: 1_000)
         for policy in SchedulingPolicy.allCases {
             let registry = FleetRegistry(policy: policy)
             _ = registry.register(descriptor("a"), state: parked)
-            let forLong = registry.decide(long, central: central, now: 0)
             let forShort = registry.decide(short, central: central, now: 0)
             #expect(forShort.choices.first?.route != .central, "\(policy)")
             #expect(forShort.choices.last?.route == .central, "central stays a later choice for \(policy)")
-            #expect((forLong.choices.first?.route == .central) == (policy == .predictive), "\(policy)")
+            #expect(registry.decide(long, central: central, now: 0).choices.first?.route == .central, "\(policy)")
+            let forMedium = registry.decide(medium, central: central, now: 0)
+            #expect((forMedium.choices.first?.route == .central) == (policy == .predictive), "\(policy)")
         }
         let empty = FleetRegistry()
         #expect(empty.decide(short, central: central, now: 0).choices.map(\.route) == [.central])

@@ -215,7 +215,8 @@ final class CompletionHandler: HTTPStreamDelegate, UpstreamEvents {
     /// or no car fits), excluding the cars already tried.
     private func decide() {
         guard let profile = self.profile else { return }
-        let central = self.core.central.option(model: self.model, zone: self.zone)
+        // #13: central's prediction is learned per prompt size.
+        let central = self.core.central.option(model: self.model, zone: self.zone, promptTokens: profile.promptTokens)
         let start = NIODeadline.now()
         let decision = self.core.registry.decide(profile, central: central, excluding: self.tried, now: self.core.now)
         self.core.metrics.decisionTime.recordNanoseconds((NIODeadline.now() - start).nanoseconds)
@@ -325,7 +326,9 @@ final class CompletionHandler: HTTPStreamDelegate, UpstreamEvents {
         if let dispatch = self.dispatch {
             self.core.registry.finish(dispatch, self.outcome(succeeded: succeeded), now: self.core.now)
         } else if let endpoint = self.centralEndpoint {
-            self.core.central.release(endpoint, succeeded: succeeded)
+            // #13: central learns from its outcomes as a car does.
+            self.core.central.release(
+                endpoint, outcome: self.outcome(succeeded: succeeded), promptTokens: self.profile?.promptTokens ?? 1)
         }
     }
 
