@@ -221,9 +221,10 @@ public final class FleetRegistry: Sendable {
                     s.pools.append(Pool(zone: descriptor.zone, model: model.id))
                     s.poolIndex[key] = pool
                 }
+                let rates = Self.boundedRates(model, hardware: descriptor.hardware)
                 var offer = Offer(
-                    model: modelID, decodeTokensPerSecond: model.decodeTokensPerSecond,
-                    prefillTokensPerSecond: model.prefillTokensPerSecond, pool: pool)
+                    model: modelID, decodeTokensPerSecond: rates.decode, prefillTokensPerSecond: rates.prefill,
+                    pool: pool)
                 s.carsByModel[Int(modelID)] += 1
                 offer.allPosition = Int32(s.pools[Int(pool)].all.count)
                 s.pools[Int(pool)].all.append(Int32(slot))
@@ -306,8 +307,9 @@ public final class FleetRegistry: Sendable {
                     continue
                 }
                 var offer = s.offer(id.slot, index)
-                if model.decodeTokensPerSecond > 0 { offer.decodeTokensPerSecond = model.decodeTokensPerSecond }
-                if model.prefillTokensPerSecond > 0 { offer.prefillTokensPerSecond = model.prefillTokensPerSecond }
+                let rates = Self.boundedRates(model, hardware: s.cars[id.slot]!.hardware)
+                if model.decodeTokensPerSecond > 0 { offer.decodeTokensPerSecond = rates.decode }
+                if model.prefillTokensPerSecond > 0 { offer.prefillTokensPerSecond = rates.prefill }
                 s.setOffer(id.slot, index, offer)
                 if let d = s.descriptors[id.slot]?.models.firstIndex(where: { $0.id == model.id }) {
                     s.descriptors[id.slot]!.models[d] = ModelOffer(
@@ -333,6 +335,25 @@ public final class FleetRegistry: Sendable {
             s.cars[id.slot]!.draining = true
             self.reindex(id.slot, in: &s)
         }
+    }
+
+    /// The most a car may advertise, as a multiple of its hardware class's profile: a smaller
+    /// model runs faster than the class's reference model, but no car is believed beyond this.
+    /// What the car really does is then learned from its outcomes and replaces the claim.
+    public static let advertisedRateBound = 4.0
+
+    /// A car's advertised rates, bounded by its hardware class (``advertisedRateBound``); a
+    /// missing or non-positive rate becomes the class's profile.
+    static func boundedRates(_ model: ModelOffer, hardware: HardwareClass) -> (decode: Double, prefill: Double) {
+        let profile = HardwareProfile.of(hardware)
+        func bound(_ value: Double, _ reference: Double) -> Double {
+            guard value.isFinite, value > 0 else { return reference }
+            return min(value, reference * Self.advertisedRateBound)
+        }
+        return (
+            bound(model.decodeTokensPerSecond, profile.decodeTokensPerSecond),
+            bound(model.prefillTokensPerSecond, profile.prefillTokensPerSecond)
+        )
     }
 
     private static func departure(_ state: VehicleState, now: Double) -> Double {

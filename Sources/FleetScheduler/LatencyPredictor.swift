@@ -29,8 +29,10 @@ public struct LearnedRates: Sendable, Hashable {
 
     private static func fold(_ mean: inout Double, _ count: inout Int, _ ratio: Double, _ rate: Double) {
         guard ratio.isFinite, ratio > 0 else { return }
-        // Clamp single observations to 1/8×…16×: one stalled stream must not condemn a car for long.
-        let x = min(log(16), max(log(0.125), log(ratio)))
+        // Clamp single observations to 1/64×…512×. Advertised rates are bounded by the hardware
+        // class (`FleetRegistry.boundedRates`), so this range holds any real car and observation
+        // replaces what a car claims; one stalled stream weighs at most `learningRate` of it.
+        let x = min(log(512), max(log(1.0 / 64), log(ratio)))
         count += 1
         // The prior counts as one observation at 0 (the advertised rate).
         let weight = max(1 / Double(count + 1), rate)

@@ -34,6 +34,42 @@ struct PredictorTests {
         #expect(decision.choices[0].predictedTTFTMilliseconds < decision.choices[1].predictedTTFTMilliseconds)
     }
 
+    @Test("A car that advertises 1e9 prompt tok/s while 55× slower gets under 20 % of requests once it has served 10")
+    func liarLoses() {
+        let registry = FleetRegistry(policy: .predictive)
+        var liar = descriptor("liar")
+        liar.models = [ModelOffer(id: "m", decodeTokensPerSecond: 1e9, prefillTokensPerSecond: 1e9)]
+        let liarID = registry.register(liar, state: parked).id
+        let honest = (0..<9).map { registry.register(descriptor("h\($0)"), state: parked).id }
+        // Claims are bounded by the hardware class: 4 × hw4's 1,200 prompt tok/s.
+        let bounded = try! #require(registry.evaluate(liarID, for: request(prompt: 600), now: 0))
+        #expect(bounded.predictedTTFTMilliseconds > 100, "bounded claim: \(bounded.predictedTTFTMilliseconds) ms")
+        var now = 0.0
+        // Serves a request on `id` as it really is: hw4 at 1,200 prompt tok/s and 20 tok/s, the liar 55× slower.
+        func serve(_ choice: Choice) {
+            let req = request(prompt: 600)
+            guard let lease = registry.acquire(choice, for: req, now: now) else { return }
+            let slow = choice.car == liarID ? 55.0 : 1.0
+            now += 1
+            registry.finish(
+                lease,
+                Outcome(
+                    ttftMilliseconds: 15 + 500 * slow, tpotMilliseconds: 50 * slow, promptTokens: 600,
+                    outputTokens: 100, succeeded: true), now: now)
+        }
+        for _ in 0..<10 { serve(registry.evaluate(liarID, for: request(prompt: 600), now: now)!) }
+        var picks = 0
+        for _ in 0..<100 {
+            let choice = try! #require(registry.decide(request(prompt: 600), now: now).choices.first)
+            if choice.car == liarID { picks += 1 }
+            serve(choice)
+        }
+        #expect(picks < 20, "the liar got \(picks) of 100 after serving 10")
+        #expect(Set(honest).count == 9)
+        let learned = try! #require(registry.snapshot(liarID)?.learned["m"])
+        #expect(learned.prefillSlowdown > 50, "observation replaces the claim: \(learned.prefillSlowdown)×")
+    }
+
     @Test("A new car is charged its uncertainty until observed")
     func uncertainty() {
         let registry = FleetRegistry(policy: .predictive)
