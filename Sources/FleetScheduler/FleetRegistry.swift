@@ -385,7 +385,10 @@ public final class FleetRegistry: Sendable {
             decision.choices = [centralChoice]
             return decision
         }
-        if Self.spills(to: central, from: best, request: request, policy: self.policy) {
+        if Self.spills(
+            to: central, from: best, request: request,
+            byPrediction: self.policy == .predictive && self.predictor.centralByPrediction)
+        {
             decision.choices.insert(centralChoice, at: 0)
         } else {
             decision.choices.append(centralChoice)
@@ -402,7 +405,7 @@ public final class FleetRegistry: Sendable {
     /// central first when its own prediction (learned slowdowns, doubt, the time-per-token
     /// objective) says the car misses an objective that central meets. Central with no room is
     /// never chosen; with no car, central is the only choice.
-    static func spills(to central: CentralOption, from best: Choice, request: RequestProfile, policy: SchedulingPolicy)
+    static func spills(to central: CentralOption, from best: Choice, request: RequestProfile, byPrediction: Bool)
         -> Bool
     {
         if best.advertisedTTFTMilliseconds > request.ttftObjectiveMilliseconds
@@ -410,7 +413,7 @@ public final class FleetRegistry: Sendable {
         {
             return true
         }
-        guard policy == .predictive else { return false }
+        guard byPrediction else { return false }
         let carMisses =
             best.predictedTTFTMilliseconds > request.ttftObjectiveMilliseconds
             || best.predictedTPOTMilliseconds > request.tpotObjectiveMilliseconds
@@ -490,7 +493,9 @@ public final class FleetRegistry: Sendable {
                 let rate = self.predictor.learningRate
                 if let ttft = outcome.ttftMilliseconds {
                     let prompt = Double(max(1, outcome.promptTokens ?? lease.promptTokens))
-                    let advertised = 1_000 * prompt / max(1, offer.prefillTokensPerSecond)
+                    let sharing =
+                        1 + self.predictor.prefillContention * Double(min(lease.concurrency - 1, car.slots))
+                    let advertised = 1_000 * prompt / max(1, offer.prefillTokensPerSecond) * sharing
                     // What the RTT and the queue do not explain is the car's prefill (at least 10 % of advertised).
                     let compute = max(
                         0.1 * advertised,

@@ -37,6 +37,9 @@ public struct SimulationParameters: Sendable, Hashable {
     /// Give the scheduler the true prompt size and the class's median output (the old, leaky
     /// simulator) instead of the gateway's own estimates.
     public var exactEstimates = false
+    /// Further predictor settings by name (`decodeWeight`, `prefillContention`, `fitMargin`,
+    /// `learningRate`, `tpotMissPenalty`), for ablations and tuning on the tuning set.
+    public var scorer: [String: Double] = [:]
 
     public init() {}
 

@@ -122,6 +122,17 @@ public final class Simulation {
         var predictor = LatencyPredictor()
         predictor.riskAversion = parameters.riskAversion
         predictor.learns = parameters.learning
+        for (key, value) in parameters.scorer {
+            switch key {
+            case "decodeWeight": predictor.decodeWeight = value
+            case "prefillContention": predictor.prefillContention = value
+            case "fitMargin": predictor.fitMargin = value
+            case "learningRate": predictor.learningRate = value
+            case "tpotMissPenalty": predictor.tpotMissPenaltyMilliseconds = value
+            case "centralByPrediction": predictor.centralByPrediction = value != 0
+            default: preconditionFailure("unknown scorer setting '\(key)'")
+            }
+        }
         self.registry = FleetRegistry(
             policy: parameters.policy, predictor: predictor, probes: parameters.probes, seed: parameters.seed &* 31 &+ 7
         )

@@ -54,6 +54,7 @@ struct FleetOptions: ParsableArguments {
         p.probes = variant.probes ?? self.probes
         p.riskAversion = variant.riskAversion ?? self.riskAversion
         p.learning = variant.learning
+        p.scorer = variant.scorer
         p.exactEstimates = self.exactEstimates
         return p
     }
@@ -85,6 +86,8 @@ struct Variant: Sendable, Hashable {
     var learning = true
     var riskAversion: Double?
     var probes: Int?
+    var scorer: [String: Double] = [:]
+    static let scorerKeys = ["decodeWeight", "prefillContention", "fitMargin", "learningRate", "tpotMissPenalty", "centralByPrediction"]
 
     init(_ spec: String) throws {
         self.name = spec
@@ -102,8 +105,13 @@ struct Variant: Sendable, Hashable {
                 self.riskAversion = value
             } else if part.hasPrefix("probes="), let value = Int(part.dropFirst(7)), value > 0 {
                 self.probes = value
+            } else if let eq = part.firstIndex(of: "="), Self.scorerKeys.contains(String(part[..<eq])),
+                let value = Double(part[part.index(after: eq)...])
+            {
+                self.scorer[String(part[..<eq])] = value
             } else {
-                throw ValidationError("--policies: '\(part)' in '\(spec)' is not nolearn, risk=X or probes=N")
+                throw ValidationError(
+                    "--policies: '\(part)' in '\(spec)' is not nolearn, risk=X, probes=N or one of \(Self.scorerKeys)=X")
             }
         }
     }
