@@ -10,7 +10,7 @@ cars=${2:-1000}
 seeds=${3:-1,2,3,4,5}
 swift build -c release --product fleet-sim >/dev/null
 sim=.build/release/fleet-sim
-all="random,round-robin,least-outstanding,p2c-least-outstanding,p2c-peak-ewma,least-outstanding-fastest,weighted-least-request,shortest-expected-prefill,predictive,predictive+nolearn,predictive+risk=0,predictive+probes=2,predictive+probes=4"
+all="random,round-robin,least-outstanding,p2c-least-outstanding,p2c-peak-ewma,least-outstanding-fastest,weighted-least-request,shortest-expected-prefill,predictive,predictive+nolearn,predictive+risk=0,predictive+probes=2,predictive+probes=4,predictive+fitMargin=0,predictive+centralByPrediction=1"
 for central in 0.05 0; do
     echo
     echo "## set $set_, central $central, every policy and ablation"
