@@ -70,6 +70,22 @@ struct PredictorTests {
         #expect(learned.prefillSlowdown > 50, "observation replaces the claim: \(learned.prefillSlowdown)×")
     }
 
+    @Test("Central's predicted TTFT and TPOT follow its outcomes, from the configured prior")
+    func centralLearns() {
+        var central = CentralEstimate(baseTTFTMilliseconds: 300, prefillTokensPerSecond: 20_000, tpotMilliseconds: 20)
+        #expect(abs(central.predict(promptTokens: 2_000).ttft - 400) < 1)
+        for _ in 0..<12 {
+            // A central that queues: three times the configured TTFT, twice the time per token.
+            central.observe(
+                Outcome(ttftMilliseconds: 1_200, tpotMilliseconds: 40, promptTokens: 2_000, outputTokens: 50,
+                    succeeded: true), promptTokens: 2_000)
+        }
+        let learned = central.predict(promptTokens: 2_000)
+        #expect(abs(learned.ttft / 1_200 - 1) < 0.1, "\(learned.ttft)")
+        #expect(abs(learned.tpot / 40 - 1) < 0.1, "\(learned.tpot)")
+        #expect(central.option(promptTokens: 2_000, hasRoom: true).predictedTTFTMilliseconds == learned.ttft)
+    }
+
     @Test("A new car is charged its uncertainty until observed")
     func uncertainty() {
         let registry = FleetRegistry(policy: .predictive)
