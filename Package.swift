@@ -45,6 +45,14 @@ let package = Package(
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        // Traits: CommandLineArguments only. The YAML file is read by our own Yams pass (FleetConfiguration's
+        // ConfigFile), which keeps marks for file:line:column errors and rejects unknown keys, so the YAML
+        // trait (Yams 5.4.0..<7.0.0, compatible with our 6.2.2) would only parse the file a second time.
+        // Reloading is not enabled: reloads are explicit (SIGHUP, POST /admin/reload), synchronous, and
+        // check the whole file before anything swaps.
+        .package(
+            url: "https://github.com/apple/swift-configuration.git", from: "1.4.0",
+            traits: ["CommandLineArguments"]),
     ],
     targets: [
         // libnghttp2 (Debian libnghttp2-dev). Only FleetHTTP2 imports it.
@@ -54,10 +62,25 @@ let package = Package(
             pkgConfig: "libnghttp2",
             providers: [.apt(["libnghttp2-dev"])]
         ),
+        // Configuration plumbing shared by the gateway and the agent: key schemas, the provider
+        // stack (CLI > env > file > defaults), the YAML check with file:line:column, secrets.
+        .target(
+            name: "FleetConfiguration",
+            dependencies: [
+                .product(name: "Configuration", package: "swift-configuration"),
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "FleetHTTP2",
             dependencies: nio + [
-                "CNGHTTP2",
+                "CNGHTTP2", "FleetConfiguration",
+                .product(name: "Configuration", package: "swift-configuration"),
+                .product(name: "NIOExtras", package: "swift-nio-extras"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -92,7 +115,8 @@ let package = Package(
         .target(
             name: "FleetGate",
             dependencies: nio + [
-                "FleetHTTP2", "FleetProtocol", "FleetGeo", "FleetScheduler",
+                "FleetHTTP2", "FleetProtocol", "FleetGeo", "FleetScheduler", "FleetConfiguration",
+                .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "NIOExtras", package: "swift-nio-extras"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -110,7 +134,9 @@ let package = Package(
         .target(
             name: "FleetAgent",
             dependencies: nio + [
-                "FleetHTTP2", "FleetProtocol",
+                "FleetHTTP2", "FleetProtocol", "FleetConfiguration",
+                .product(name: "Configuration", package: "swift-configuration"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
@@ -132,7 +158,8 @@ let package = Package(
             name: "fleetgate",
             dependencies: [
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                "FleetGate", "FleetScheduler", "FleetAgent", "FleetProtocol", "FleetGeo",
+                "FleetGate", "FleetScheduler", "FleetAgent", "FleetProtocol", "FleetGeo", "FleetConfiguration",
+                .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -145,7 +172,8 @@ let package = Package(
             name: "fleet-agent",
             dependencies: [
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                "FleetAgent", "FleetProtocol", "FleetHTTP2",
+                "FleetAgent", "FleetProtocol", "FleetHTTP2", "FleetConfiguration",
+                .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -207,6 +235,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "FleetGateTests",
+            dependencies: ["FleetGate", "FleetProtocol", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "FleetProtocolTests",
             dependencies: ["FleetProtocol", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: swiftSettings
@@ -214,6 +247,16 @@ let package = Package(
         .testTarget(
             name: "FleetSchedulerTests",
             dependencies: ["FleetScheduler", "FleetProtocol", "FleetSimulation"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "FleetConfigurationTests",
+            dependencies: [
+                "FleetConfiguration", "FleetGate", "FleetAgent", "FleetHTTP2", "FleetProtocol",
+                .product(name: "Configuration", package: "swift-configuration"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            exclude: ["Fixtures"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

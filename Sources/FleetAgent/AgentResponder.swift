@@ -20,12 +20,18 @@ public struct AgentResponder: HTTPServerResponder {
     public let hello: (@Sendable () -> StatusMessage)?
     /// The largest request body accepted.
     public let maxBodyBytes: Int
+    /// Where each job's record goes (`--job-log`), if anywhere.
+    public let jobLog: JobLog?
+    /// Receives the gateway's control messages (`POST /fleet/v1/control`).
+    public let control: ControlInbox
     let logger: Logger
 
     public init(
         engine: any InferenceEngine, state: AgentState, hello: (@Sendable () -> StatusMessage)?,
-        maxBodyBytes: Int = 1 << 20, logger: Logger
+        maxBodyBytes: Int = 1 << 20, jobLog: JobLog? = nil, logger: Logger
     ) {
+        self.jobLog = jobLog
+        self.control = ControlInbox()
         self.engine = engine
         self.state = state
         self.hello = hello
@@ -42,6 +48,8 @@ public struct AgentResponder: HTTPServerResponder {
             return CompletionJobServer(responder: self, stream: stream, request: request, chat: true)
         case (.post, "/v1/completions"):
             return CompletionJobServer(responder: self, stream: stream, request: request, chat: false)
+        case (.post, ControlMessage.path) where self.hello != nil:
+            return ControlMessageReader(stream: stream, inbox: self.control)
         case (.get, FleetStatus.path) where self.hello != nil:
             return StatusStreamWriter(stream: stream, state: self.state, hello: self.hello!())
         case (.get, "/v1/models"):

@@ -22,6 +22,12 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
     /// The gateway asked for SSE with usage regardless of the body (`x-fleet-stream: sse-usage`).
     let forcedStreaming: Bool
     let requestID: String?
+    /// The zone the gateway enforced (`x-fleet-zone`), for the job record.
+    let zone: String?
+    /// `x-fleet-continuation: prefix`: continue the body's final assistant message.
+    let continuesText: Bool
+    let startedAt = Date()
+    var recorded = false
     var body: BodyAccumulator
     var job: (any InferenceJobHandle)?
     var holdsSlot = false
@@ -41,6 +47,8 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
         self.requestSeed = request.headerFields[HTTPField.Name(FleetHeader.seed)!].flatMap { UInt64($0) }
         self.resumeFrom = request.headerFields[HTTPField.Name(FleetHeader.resumeFrom)!].flatMap { Int($0) } ?? 0
         self.requestID = request.headerFields[HTTPField.Name(FleetHeader.requestID)!]
+        self.zone = request.headerFields[HTTPField.Name(FleetHeader.zone)!]
+        self.continuesText = request.headerFields[HTTPField.Name(FleetHeader.continuation)!] == "prefix"
         self.forcedStreaming = request.headerFields[HTTPField.Name(FleetHeader.streamMode)!] == "sse-usage"
     }
 
@@ -75,11 +83,13 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
         self.includeUsage = self.forcedStreaming || (request.streamOptions?.includeUsage ?? false)
         self.model = request.model
         let prompt = request.promptText
-        let job = InferenceJob(
+        var job = InferenceJob(
             model: request.model, prompt: prompt, maxTokens: request.outputLimit ?? 256,
             stop: request.stop?.values ?? [],
             seed: self.requestSeed ?? SyntheticText.seed(for: prompt, requested: request.seed),
             resumeFrom: self.resumeFrom, body: request)
+        job.continuesText = self.continuesText
+        job.rawBody = self.body.buffer
         if self.streaming {
             var response = HTTPResponse(status: .ok)
             response.headerFields[.contentType] = "text/event-stream"
@@ -97,9 +107,21 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
     }
 
     func streamDidClose(error: HTTPStreamError?) {
+        if self.job != nil { self.record(outcome: "cancelled") }
         self.job?.cancel()
         self.job = nil
         self.releaseSlot()
+    }
+
+    /// Appends this job's record to the job log, once (no text, only counts and ids).
+    private func record(outcome: String) {
+        guard let log = self.responder.jobLog, !self.recorded, self.holdsSlot else { return }
+        self.recorded = true
+        log.append(
+            JobLog.Record(
+                requestID: self.requestID ?? "-", zone: self.zone, region: log.region, vehicleID: log.vehicleID,
+                resumeFrom: self.resumeFrom, tokens: self.completionTokens, outcome: outcome,
+                started: self.startedAt.timeIntervalSince1970, ended: Date().timeIntervalSince1970))
     }
 
     // MARK: TokenSink
@@ -116,6 +138,7 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
     }
 
     func finish(reason: String, promptTokens: Int, completionTokens: Int) {
+        self.record(outcome: "completed")
         self.job = nil
         self.releaseSlot()
         if self.responder.engine.measuresRates { self.responder.state.reportRates(self.responder.engine.models) }
@@ -147,6 +170,7 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
     }
 
     func fail(_ error: EngineError) {
+        self.record(outcome: "failed")
         self.job = nil
         self.releaseSlot()
         let apiError = APIError(status: 502, type: "server_error", code: error.code, message: error.message)

@@ -17,6 +17,12 @@ public struct InferenceJob: Sendable {
     public var resumeFrom: Int
     /// The original request body, for engines that forward it.
     public var body: CompletionRequest
+    /// A continuation from text: the body's last message is the delivered answer to continue
+    /// (`x-fleet-continuation: prefix`).
+    public var continuesText = false
+    /// The request's bytes as the client sent them, for engines that forward every field
+    /// (`repeat_penalty`, `tools`, …), not only the ones ``body`` decodes.
+    public var rawBody: ByteBuffer?
 
     public init(
         model: String, prompt: Prompt, maxTokens: Int, stop: [String], seed: UInt64, resumeFrom: Int = 0,
@@ -60,12 +66,15 @@ public protocol InferenceEngine: Sendable {
     var slots: Int { get }
     /// Whether ``models`` reports rates measured from jobs (sent to the gateway after each job).
     var measuresRates: Bool { get }
+    /// What the engine can do with a continuation of another engine's answer (told in the hello).
+    var continuation: ContinuationMode { get }
     /// Starts a job whose output goes to `sink`, on `eventLoop`.
     func start(_ job: InferenceJob, on eventLoop: any EventLoop, sink: any TokenSink) -> any InferenceJobHandle
 }
 
 extension InferenceEngine {
     public var measuresRates: Bool { false }
+    public var continuation: ContinuationMode { .none }
 }
 
 /// An engine failure.

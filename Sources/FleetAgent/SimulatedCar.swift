@@ -14,11 +14,12 @@ public struct SimulatedCar: Sendable {
     ///   - slowdown: a hidden slowdown factor for the engine (1 = nominal).
     public init(
         configuration: AgentConfiguration, state: VehicleState, slowdown: Double = 1, group: any EventLoopGroup,
-        logger: Logger
+        logger: Logger, jobLog: JobLog? = nil
     ) {
         self.engine = SyntheticEngine(profile: .of(configuration.hardware), slowdown: slowdown)
         self.state = AgentState(initial: state, slots: self.engine.slots)
         self.tunnel = TunnelClient(
-            configuration: configuration, engine: self.engine, state: self.state, group: group, logger: logger)
+            configuration: configuration, engine: self.engine, state: self.state, group: group, logger: logger,
+            jobLog: jobLog)
     }
 }

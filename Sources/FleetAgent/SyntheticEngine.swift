@@ -36,6 +36,9 @@ public final class SyntheticEngine: InferenceEngine, Sendable {
 
     public var slots: Int { self.profile.slots }
 
+    /// Token-exact: text is a function of (seed, index), so `x-fleet-resume-from: N` continues it.
+    public var continuation: ContinuationMode { .exact }
+
     /// Tokens generated since start, over all jobs.
     public var tokensGenerated: Int { self.generated.load(ordering: .relaxed) }
     /// Jobs running now.
@@ -115,7 +118,8 @@ private final class SyntheticJob: InferenceJobHandle {
         }
         sink.emit(token: token)
         if self.index >= self.naturalLength { return self.finish(reason: "stop") }
-        if self.produced >= self.job.maxTokens { return self.finish(reason: "length") }
+        // The limit counts the whole answer: a continuation from token N stops at the same place.
+        if self.index >= self.job.maxTokens { return self.finish(reason: "length") }
         self.schedule(after: self.engine.tokenInterval())
     }
 

@@ -21,12 +21,14 @@ public final class TunnelClient: Service, Sendable {
     let sleep: @Sendable (TimeAmount) async throws -> Void
     private let current = Mutex<HTTP2ConnectionHandle?>(nil)
     private let connects = Atomic<Int>(0)
+    /// Set by a `token-expired` or `quarantine` control message: the car stops dialling.
+    private let refused = Atomic<Bool>(false)
 
     /// Creates the tunnel client.
     /// - Parameter sleep: waits between attempts; tests inject a clock here.
     public init(
         configuration: AgentConfiguration, engine: any InferenceEngine, state: AgentState, group: any EventLoopGroup,
-        logger: Logger, sleep: (@Sendable (TimeAmount) async throws -> Void)? = nil
+        logger: Logger, jobLog: JobLog? = nil, sleep: (@Sendable (TimeAmount) async throws -> Void)? = nil
     ) {
         self.configuration = configuration
         self.group = group
@@ -36,12 +38,27 @@ public final class TunnelClient: Service, Sendable {
         self.responder = AgentResponder(
             engine: engine, state: state,
             hello: {
-                .hello(
+                var hello = StatusMessage.hello(
                     vehicleID: config.vehicleID, credential: config.credential, hardware: config.hardware,
                     models: engine.models, region: config.region, slots: engine.slots, policy: config.policy,
                     state: state.vehicle)
+                hello.continuation = engine.continuation
+                return hello
             },
-            logger: logger)
+            jobLog: jobLog, logger: logger)
+        self.responder.control.onMessage { [weak self] message in
+            switch message.type {
+            case .reconnect:
+                // The gateway drains: it sends no new jobs and closes the tunnel once ours finish;
+                // the dial loop then connects again.
+                logger.info("Gateway asked to reconnect", metadata: ["fleet.reason": "\(message.reason ?? "-")"])
+            case .tokenExpired, .quarantine:
+                logger.error(
+                    "Gateway refuses this car; not dialling again",
+                    metadata: ["fleet.control": "\(message.type.rawValue)", "fleet.reason": "\(message.reason ?? "-")"])
+                self?.refused.store(true, ordering: .relaxed)
+            }
+        }
     }
 
     /// How many times a tunnel was established.
@@ -55,7 +72,7 @@ public final class TunnelClient: Service, Sendable {
         let tlsContext = try self.configuration.tls.map { try HTTP2Client.makeTLSContext(caFile: $0.caFile) }
         var attempt = 0
         try await withGracefulShutdownHandler {
-            while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            while !Task.isCancelled && !Task.isShuttingDownGracefully && !self.refused.load(ordering: .relaxed) {
                 var metadata: Logger.Metadata = ["fleet.vehicle.id": "\(self.configuration.vehicleID)"]
                 do {
                     let handle = try await HTTP2Client.connect(

@@ -1,116 +1,127 @@
 import AsyncHTTPClient
 import CoreMetrics
+public import FleetConfiguration
 public import FleetHTTP2
+import FleetProtocol
 import FleetScheduler
 public import Logging
 public import NIOCore
+import NIOPosix
 import NIOSSL
 public import Prometheus
 public import ServiceLifecycle
 import UnixSignals
 
-/// The gateway: client, tunnel and admin listeners over one fleet registry.
+/// The gateway: client, TLS, tunnel and admin listeners over one fleet registry, as one `Service`.
 ///
+/// Like hummingbird's `Application`, it runs inside a caller's `ServiceGroup` (``run()``) or
+/// as the whole program (``runService()``: SIGTERM/SIGINT drain, SIGHUP reloads):
 /// ```swift
-/// let gateway = try Gateway(configuration: config, group: group, logger: logger)
-/// let services = ServiceGroup(services: gateway.services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
-/// try await services.run()
+/// let gateway = try Gateway(configuration: configuration, logger: logger)
+/// try await gateway.runService()
 /// ```
-public final class Gateway: Sendable {
+public final class Gateway: Service, Sendable {
     /// Shared state of every handler.
     public let core: GatewayCore
     /// The Prometheus registry behind `/metrics`.
     public let prometheus: PrometheusCollectorRegistry
-    public let clientListener: Listener
-    public let tunnelListener: Listener
-    public let adminListener: Listener
+    public let clientListener: HTTPServer
+    public let tunnelListener: HTTPServer
+    public let adminListener: HTTPServer
     /// The TLS client listener, when TLS is configured.
-    public let tlsListener: Listener?
+    public let tlsListener: HTTPServer?
     public let readiness: Readiness
+    /// Reloads what can change while running (SIGHUP, `POST /admin/reload`).
+    public let reloader: GatewayReloader
+    let logger: Logger
 
-    /// Builds the gateway; nothing binds until its services run.
-    /// - Throws: ``GatewayError`` or ``CredentialError`` for invalid configuration, naming the key and value.
-    public init(configuration: GatewayConfiguration, group: any EventLoopGroup, logger: Logger) throws {
+    /// Builds the gateway; nothing binds until it runs.
+    /// - Parameters:
+    ///   - group: event loops; by default a group of ``GatewayConfiguration/eventLoopThreads`` threads
+    ///     (one per core when 0).
+    ///   - logLevel: the process's log level control, changed by reloads; nil leaves logging alone.
+    ///   - reloadSource: reads the configuration again on reload (the same command line, environment and
+    ///     file); nil re-reads only the region map and GeoIP database files.
+    /// - Throws: ``ConfigurationError`` for invalid configuration, naming the key and value.
+    public init(
+        configuration: GatewayConfiguration, group: (any EventLoopGroup)? = nil, logger: Logger,
+        logLevel: LogLevelControl? = nil,
+        reloadSource: (@Sendable () throws -> GatewayConfiguration)? = nil
+    ) throws {
+        try configuration.validate()
+        let group =
+            group
+            ?? MultiThreadedEventLoopGroup(
+                numberOfThreads: configuration.eventLoopThreads == 0
+                    ? System.coreCount : configuration.eventLoopThreads)
         let prometheus = PrometheusCollectorRegistry()
         let metrics = GatewayMetrics(
             factory: PrometheusMetricsFactory(registry: prometheus), policy: configuration.schedulingPolicy)
-        let credentials: FleetCredentials
-        do { credentials = try FleetCredentials(secret: configuration.fleetSecret) } catch {
-            throw GatewayError(code: .invalidConfiguration, message: "key 'fleetSecret': \(error.reason)")
-        }
-        for (key, port) in [
-            ("clientPort", configuration.clientPort), ("tunnelPort", configuration.tunnelPort),
-            ("adminPort", configuration.adminPort),
-        ] where !(0...65535).contains(port) {
-            throw GatewayError(code: .invalidConfiguration, message: "key '\(key)': \(port) is not a port (0–65535)")
-        }
-        let sslContext = try configuration.tls.map {
-            try Self.makeSSLContext($0, key: "tls", alpn: HTTPServerPipeline.alpnProtocols)
-        }
-        let tunnelSSL = try configuration.tunnelTLS.map { try Self.makeSSLContext($0, key: "tunnelTLS", alpn: ["h2"]) }
-        try CentralDirectory.validate(configuration)
+        let credentials = try FleetCredentials(secret: configuration.fleetSecret)
+        let clientTLS = TLSContextBox(
+            try configuration.listeners.tls.files.map {
+                try TLSContextBox.makeContext($0, key: "listeners.tls", alpn: HTTPServerPipeline.alpnProtocols)
+            })
+        let tunnelTLS = TLSContextBox(
+            try configuration.listeners.tunnel.files.map {
+                try TLSContextBox.makeContext($0, key: "listeners.tunnel", alpn: ["h2"])
+            })
         // Created last, after every check that can throw: an HTTPClient must be shut down before it is released.
         let httpClient =
-            configuration.central.isEmpty
+            configuration.central.endpoints.isEmpty
             ? nil : HTTPClient(eventLoopGroup: group, configuration: .init(timeout: .init(connect: .seconds(5))))
         let core = try GatewayCore(
             configuration: configuration, credentials: credentials, metrics: metrics, httpClient: httpClient,
             logger: logger)
-        let readiness = Readiness(expected: sslContext == nil ? 3 : 4)
+        let hasTLS = configuration.listeners.tls.files != nil
+        let readiness = Readiness(expected: hasTLS ? 4 : 3)
         self.core = core
         self.prometheus = prometheus
         self.readiness = readiness
+        self.logger = logger
+        self.reloader = GatewayReloader(
+            core: core, clientTLS: clientTLS, tunnelTLS: tunnelTLS, logLevel: logLevel, source: reloadSource)
 
+        let listeners = configuration.listeners
+        let fallback = configuration.fallbackToFreePorts
+        let onBound: @Sendable (SocketAddress) -> Void = { _ in readiness.listenerBound() }
         let api = APIResponder(core: core)
-        let clientHTTP2 = configuration.clientHTTP2
-        let proxyProtocol = configuration.proxyProtocol
-        self.clientListener = Listener(
-            name: "client", host: configuration.host, port: configuration.clientPort, group: group, logger: logger,
-            fallbackToAnyPort: configuration.fallbackToFreePorts, onBound: { _ in readiness.listenerBound() }
-        ) { channel in
-            try HTTPServerPipeline.configureCleartext(
-                channel, responder: api, configuration: clientHTTP2, proxyProtocol: proxyProtocol)
-        }
-
-        let tunnelHTTP2 = configuration.tunnelHTTP2
-        let allowCleartext = configuration.allowCleartextTunnels
-        self.tunnelListener = Listener(
-            name: "tunnel", host: configuration.host, port: configuration.tunnelPort, group: group, logger: logger,
-            fallbackToAnyPort: configuration.fallbackToFreePorts, onBound: { _ in readiness.listenerBound() }
-        ) { channel in
-            if let tunnelSSL {
-                try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tunnelSSL))
-            } else if !allowCleartext, let ip = channel.remoteAddress?.ipAddress, !Self.isLoopback(ip) {
-                // Cleartext tunnels only on loopback (development); production tunnels arrive over TLS.
-                channel.close(promise: nil)
-                return
-            }
-            let handler = try HTTPServerPipeline.addHTTP2(
-                channel, role: .client, configuration: tunnelHTTP2, httpProtocol: tunnelSSL == nil ? "h2c" : "h2",
-                isTLS: tunnelSSL != nil)
-            CarSession(core: core, handle: HTTP2ConnectionHandle(handler, channel: channel)).start()
-        }
-
-        if let sslContext {
-            self.tlsListener = Listener(
-                name: "client-tls", host: configuration.host, port: configuration.tlsPort, group: group, logger: logger,
-                fallbackToAnyPort: configuration.fallbackToFreePorts,
-                onBound: { _ in readiness.listenerBound() }
-            ) { channel in
-                try HTTPServerPipeline.configureTLS(
-                    channel, sslContext: sslContext, responder: api, configuration: clientHTTP2)
-            }
-        } else {
-            self.tlsListener = nil
-        }
-
-        let admin = AdminResponder(core: core, prometheus: prometheus, readiness: readiness)
-        self.adminListener = Listener(
-            name: "admin", host: configuration.adminHost, port: configuration.adminPort, group: group, logger: logger,
-            fallbackToAnyPort: configuration.fallbackToFreePorts, onBound: { _ in readiness.listenerBound() }
-        ) { channel in
-            try HTTPServerPipeline.configureCleartext(channel, responder: admin, configuration: .defaults)
-        }
+        self.clientListener = HTTPServer(
+            name: "client", host: listeners.host, port: listeners.client.port, group: group, logger: logger,
+            fallbackToAnyPort: fallback, onBound: onBound,
+            configurator: .http(
+                responder: api, http2: { core.configuration.limits.clientHTTP2 },
+                proxyProtocol: listeners.client.proxyProtocol))
+        self.tlsListener =
+            hasTLS
+            ? HTTPServer(
+                name: "client-tls", host: listeners.host, port: listeners.tls.port, group: group, logger: logger,
+                fallbackToAnyPort: fallback, onBound: onBound,
+                configurator: .http(
+                    responder: api, http2: { core.configuration.limits.clientHTTP2 }, tls: { clientTLS.context }))
+            : nil
+        let allowCleartext = listeners.tunnel.allowCleartext
+        self.tunnelListener = HTTPServer(
+            name: "tunnel", host: listeners.host, port: listeners.tunnel.port, group: group, logger: logger,
+            fallbackToAnyPort: fallback, onBound: onBound,
+            configurator: .init { channel in
+                let tls = tunnelTLS.context
+                if let tls {
+                    try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
+                } else if !allowCleartext, let ip = channel.remoteAddress?.ipAddress, !Self.isLoopback(ip) {
+                    // Cleartext tunnels only on loopback (development); production tunnels arrive over TLS.
+                    channel.close(promise: nil)
+                    return
+                }
+                let handler = try HTTPServerPipeline.addHTTP2(
+                    channel, role: .client, configuration: core.configuration.limits.tunnelHTTP2,
+                    httpProtocol: tls == nil ? "h2c" : "h2", isTLS: tls != nil)
+                CarSession(core: core, handle: HTTP2ConnectionHandle(handler, channel: channel)).start()
+            })
+        let admin = AdminResponder(core: core, prometheus: prometheus, readiness: readiness, reloader: self.reloader)
+        self.adminListener = HTTPServer(
+            name: "admin", host: configuration.admin.host, port: configuration.admin.port, group: group,
+            logger: logger, fallbackToAnyPort: fallback, onBound: onBound, configurator: .http(responder: admin))
     }
 
     /// The services to run, in start order (tunnel and admin before clients; stopped in reverse).
@@ -120,49 +131,36 @@ public final class Gateway: Sendable {
             services += [HTTPClientService(client: client), self.core.central]
         }
         services +=
-            [ReloadOnSignal(core: self.core), self.adminListener, self.tunnelListener, self.clientListener]
+            [ReloadOnSignal(reloader: self.reloader), self.adminListener, self.tunnelListener, self.clientListener]
             + (self.tlsListener.map { [$0] } ?? [])
-        return services + [ShutdownNotifier(readiness: self.readiness)]
+        return services + [ShutdownNotifier(readiness: self.readiness, tunnels: self.core.tunnels)]
     }
 
-    /// Loads PEM files into a server TLS context offering `alpn`; errors name the configuration key and file.
-    static func makeSSLContext(_ files: GatewayConfiguration.TLSFiles, key name: String, alpn: [String]) throws
-        -> NIOSSLContext
-    {
-        let chain: [NIOSSLCertificate]
-        do { chain = try NIOSSLCertificate.fromPEMFile(files.certificateChain) } catch {
-            throw GatewayError(
-                code: .invalidConfiguration,
-                message:
-                    "key '\(name).certificateChain': cannot load PEM certificates from '\(files.certificateChain)': \(error)"
-            )
-        }
-        let key: NIOSSLPrivateKey
-        do { key = try NIOSSLPrivateKey(file: files.privateKey, format: .pem) } catch {
-            throw GatewayError(
-                code: .invalidConfiguration,
-                message: "key '\(name).privateKey': cannot load a PEM private key from '\(files.privateKey)': \(error)")
-        }
-        var tls = TLSConfiguration.makeServerConfiguration(
-            certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
-        tls.applicationProtocols = alpn
-        do { return try NIOSSLContext(configuration: tls) } catch {
-            throw GatewayError(
-                code: .invalidConfiguration,
-                message: "key '\(name)': the certificate and key do not form a TLS context: \(error)")
-        }
+    /// Runs every listener and helper until graceful shutdown, then drains them in reverse order.
+    public func run() async throws {
+        let group = ServiceGroup(
+            configuration: .init(services: self.services.map { .init(service: $0) }, logger: self.logger))
+        try await group.run()
+    }
+
+    /// Runs the gateway as the whole program: SIGTERM and SIGINT drain it, SIGHUP reloads.
+    public func runService() async throws {
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: self)], gracefulShutdownSignals: [.sigterm, .sigint], logger: self.logger))
+        try await group.run()
     }
 
     static func isLoopback(_ ip: String) -> Bool { ip.hasPrefix("127.") || ip == "::1" || ip.hasPrefix("::ffff:127.") }
 }
 
-/// Reloads the region map and database on SIGHUP.
+/// Reloads on SIGHUP.
 struct ReloadOnSignal: Service {
-    let core: GatewayCore
+    let reloader: GatewayReloader
     func run() async throws {
         let signals = await UnixSignalsSequence(trapping: .sighup)
         for await _ in signals.cancelOnGracefulShutdown() {
-            _ = try? self.core.reloadGeo()
+            _ = try? self.reloader.reload()
         }
     }
 }
@@ -176,11 +174,19 @@ struct HTTPClientService: Service {
     }
 }
 
-/// Flips readiness to false as soon as shutdown begins, so load balancers stop sending traffic.
+/// As soon as shutdown begins: flips readiness to false, so load balancers stop sending traffic,
+/// and tells every car to `reconnect` (control channel) — its streams finish here, new work goes
+/// to another gateway — before the listeners stop in reverse order.
 struct ShutdownNotifier: Service {
     let readiness: Readiness
+    let tunnels: TunnelTable
     func run() async throws {
         try? await gracefulShutdown()
         self.readiness.stopping()
+        for tunnel in self.tunnels.all {
+            tunnel.execute { handler in
+                (handler.delegate as? CarSession)?.send(ControlMessage(type: .reconnect, reason: "gateway draining"))
+            }
+        }
     }
 }

@@ -1,71 +1,226 @@
 public import FleetGeo
 public import FleetHTTP2
+public import FleetProtocol
 public import FleetScheduler
 public import NIOCore
 
-/// Everything the gateway needs to run. Defaults follow DESIGN.md's Contracts.
+/// Everything the gateway needs to run, in the shape of grpc-swift-nio-transport's
+/// `HTTP2ServerTransport.Config`: one nested type per concern, each with documented `defaults`
+/// (DESIGN.md's Contracts) and an `init(config:)` in `GatewayConfiguration+ConfigReader.swift`
+/// that lists the keys it reads. `docs/configuration.md` lists every key with its default.
+///
+/// To add a setting: add the property (with its default) to the nested type below, one line to
+/// that type's `configKeys` and one read to its `init(config:)`; the key test and the docs check
+/// then tell you if the docs miss it.
 public struct GatewayConfiguration: Sendable {
-    /// Host for the client and tunnel listeners.
-    public var host: String
-    /// Client port (h2c and HTTP/1.1). 0 picks a free one.
-    public var clientPort: Int
-    /// Car tunnel port.
-    public var tunnelPort: Int
-    /// Admin host (loopback by default) and port.
-    public var adminHost: String
-    public var adminPort: Int
-    /// API keys accepted as `Authorization: Bearer`; empty means no authentication (development).
-    public var apiKeys: Set<String>
-    /// The fleet secret that signs vehicle tokens and keys pseudonyms. Never logged.
+    /// Client, TLS and tunnel listeners (`listeners.*`).
+    public var listeners: Listeners
+    /// The admin port (`admin.*`).
+    public var admin: Admin
+    /// Request and connection limits, including all HTTP/2 limits (`limits.*`).
+    public var limits: Limits
+    /// How requests are dispatched to cars (`dispatch.*`).
+    public var dispatch: Dispatch
+    /// Region map, GeoIP database and trusted proxies (`geo.*`).
+    public var geo: Geo
+    /// Car tunnels (`tunnel.*`).
+    public var tunnel: Tunnel
+    /// Central capacity (`central.*`).
+    public var central: Central
+    /// API keys (`auth.*`). Secret.
+    public var auth: Auth
+    /// Logging (`logging.*`).
+    public var logging: Logging
+    /// Event loop threads; 0 means one per core (`eventLoopThreads`).
+    public var eventLoopThreads: Int
+    /// The fleet secret that signs vehicle tokens and keys pseudonyms (`fleetSecret` from the
+    /// environment, or `fleetSecretFile`). Never logged, never shown.
     public var fleetSecret: String
-    /// The region map.
-    public var regionMap: RegionMap
-    /// The file ``regionMap`` was loaded from, re-read on reload (SIGHUP, `POST /admin/regions/reload`).
-    public var regionsFile: String?
-    /// A MaxMind DB (GeoLite2/GeoIP2/DB-IP country or city, or the one `scripts/build-geoip.py` makes).
-    /// Nil: every public address follows the map's `noDatabase` rule (warned once at start).
-    public var geoipDatabase: String?
-    /// Addresses (CIDR) whose X-Forwarded-For is trusted. Empty: forwarding headers are ignored.
-    public var trustedProxies: [String]
-    /// Bind any free port when a configured one is taken (the demo); `serve` fails instead.
+    /// Bind any free port when a configured one is taken (the demo); `serve` fails instead. Not a key.
     public var fallbackToFreePorts: Bool = false
-    /// Expect a PROXY protocol v2 header on every client connection (behind an L4 load balancer).
-    public var proxyProtocol: Bool = false
-    /// Request body limit.
-    public var maxBodyBytes: Int
-    /// How long a client may take to send its request body.
-    public var bodyTimeout: TimeAmount
-    /// How long to wait for the first token from one upstream before trying the next.
-    public var firstTokenTimeout: TimeAmount
-    /// Upstreams tried per request before giving up.
-    public var maxAttempts: Int
-    /// Completion requests in flight at once, over all clients; more get 429.
-    public var maxInFlightRequests: Int
-    /// How long a car has to send its hello after connecting.
-    public var helloTimeout: TimeAmount
-    /// How often each car is PINGed for RTT and liveness.
-    public var carPingInterval: TimeAmount
-    /// HTTP/2 settings for client connections.
-    public var clientHTTP2: HTTP2Configuration
-    /// HTTP/2 settings for car tunnels (the gateway is the client there).
-    public var tunnelHTTP2: HTTP2Configuration
-    /// Allow cleartext tunnels from non-loopback peers (production uses TLS).
-    public var allowCleartextTunnels: Bool
-    /// TLS for clients on ``tlsPort``: PEM certificate chain and key files. Nil: no TLS listener.
-    public var tls: TLSFiles?
-    /// Client TLS port (ALPN `h2`, `http/1.1`).
-    public var tlsPort: Int
-    /// TLS for car tunnels (ALPN `h2`). When set, every tunnel is TLS.
-    public var tunnelTLS: TLSFiles?
+
+    /// A configuration with every default but the fleet secret.
+    public init(
+        fleetSecret: String, listeners: Listeners = .defaults, admin: Admin = .defaults, limits: Limits = .defaults,
+        dispatch: Dispatch = .defaults, geo: Geo = .defaults, tunnel: Tunnel = .defaults, central: Central = .defaults,
+        auth: Auth = .defaults, logging: Logging = .defaults, eventLoopThreads: Int = 0
+    ) {
+        self.fleetSecret = fleetSecret
+        self.listeners = listeners
+        self.admin = admin
+        self.limits = limits
+        self.dispatch = dispatch
+        self.geo = geo
+        self.tunnel = tunnel
+        self.central = central
+        self.auth = auth
+        self.logging = logging
+        self.eventLoopThreads = eventLoopThreads
+    }
+
+    /// The client, TLS and tunnel listeners.
+    public struct Listeners: Sendable, Hashable {
+        /// Address for the client, TLS and tunnel listeners.
+        public var host: String = "127.0.0.1"
+        /// The cleartext client listener (h2c and HTTP/1.1).
+        public var client: Client = .init()
+        /// The TLS client listener (ALPN `h2`, `http/1.1`); off unless a certificate is configured.
+        public var tls: TLS = .init()
+        /// The car tunnel listener.
+        public var tunnel: Tunnel = .init()
+        /// The defaults.
+        public static var defaults: Self { Self() }
+        public init() {}
+
+        /// The cleartext client listener.
+        public struct Client: Sendable, Hashable {
+            /// Port; 0 picks a free one.
+            public var port: Int = 8080
+            /// Expect a PROXY protocol v2 header on every connection (behind an L4 load balancer).
+            public var proxyProtocol: Bool = false
+            public init() {}
+        }
+
+        /// The TLS client listener.
+        public struct TLS: Sendable, Hashable {
+            /// Port.
+            public var port: Int = 8443
+            /// PEM certificate chain and key; nil: no TLS listener.
+            public var files: TLSFiles?
+            public init() {}
+        }
+
+        /// The car tunnel listener.
+        public struct Tunnel: Sendable, Hashable {
+            /// Port.
+            public var port: Int = 7443
+            /// PEM certificate chain and key; when set, every tunnel is TLS (ALPN `h2`).
+            public var files: TLSFiles?
+            /// Accept cleartext tunnels from non-loopback peers (production uses TLS).
+            public var allowCleartext: Bool = false
+            public init() {}
+        }
+    }
+
+    /// The admin listener: health, readiness, metrics, the fleet, reloads.
+    public struct Admin: Sendable, Hashable {
+        /// Host; loopback by default (DESIGN.md "Admin and probes").
+        public var host: String = "127.0.0.1"
+        /// Port.
+        public var port: Int = 9090
+        /// The defaults.
+        public static var defaults: Self { Self() }
+        public init() {}
+    }
+
+    /// Request and connection limits.
+    public struct Limits: Sendable {
+        /// Request body limit, bytes.
+        public var maxBodyBytes: Int = 1 << 20
+        /// How long a client may take to send its request body.
+        public var bodyTimeout: TimeAmount = .seconds(30)
+        /// Completion requests in flight at once, over all clients; more get 503.
+        public var maxInFlightRequests: Int = 10_000
+        /// HTTP/2 settings and abuse limits of client connections.
+        public var clientHTTP2: HTTP2Configuration = .defaults
+        /// HTTP/2 settings of car tunnels (the gateway is the client there).
+        public var tunnelHTTP2: HTTP2Configuration = Self.tunnelHTTP2Defaults
+        /// The tunnel's HTTP/2 defaults: fewer streams, no idle timeout (cars stay connected).
+        public static var tunnelHTTP2Defaults: HTTP2Configuration {
+            HTTP2Configuration(maxConcurrentStreams: 64, idleTimeout: nil)
+        }
+        /// The defaults.
+        public static var defaults: Self { Self() }
+        public init() {}
+    }
+
+    /// How requests are dispatched.
+    public struct Dispatch: Sendable, Hashable {
+        /// How long to wait for the first token from one upstream before trying the next.
+        public var firstTokenTimeout: TimeAmount = .seconds(15)
+        /// Upstreams tried per request before giving up.
+        public var maxAttempts: Int = 3
+        /// How cars are chosen (`predictive`; the others are the baselines it is compared with).
+        public var policy: SchedulingPolicy = .predictive
+        /// The time-to-first-token objective for requests without `x-slo-ttft-ms`, ms.
+        public var defaultTTFTObjectiveMilliseconds: Double = 1_000
+        /// The time-per-output-token objective, ms.
+        public var tpotObjectiveMilliseconds: Double = 100
+        /// Continuations per request after tokens reached the client (mid-stream failover).
+        public var maxMigrations: Int = 3
+        /// Whether a second attempt races a first token that is later than predicted.
+        public var hedging: Bool = true
+        /// The hedge trigger: predicted TTFT × this factor (DESIGN.md: exp(1.645 σ); 2.3 is σ = 0.5).
+        public var hedgeFactor: Double = 2.3
+        /// The hedge trigger's floor.
+        public var minimumHedgeDelay: TimeAmount = .milliseconds(250)
+        /// Hedges allowed, as a share of requests over a sliding window (gRPC's retry throttling shape).
+        public var hedgeBudget: Double = 0.05
+        /// The inter-token deadline's floor: an attempt silent for max(this, 10 × predicted time per
+        /// token) after its first token is lost and the stream fails over.
+        public var interTokenTimeout: TimeAmount = .seconds(2)
+        /// The total deadline of one attempt.
+        public var attemptTimeout: TimeAmount = .minutes(10)
+        /// The defaults.
+        public static var defaults: Self { Self() }
+        public init() {}
+    }
+
+    /// Where clients are.
+    public struct Geo: Sendable {
+        /// The region map.
+        public var regionMap: RegionMap = .default
+        /// The file ``regionMap`` was loaded from, re-read on reload; nil: the built-in map.
+        public var regionsFile: String?
+        /// A MaxMind DB; nil: every public address follows the map's `noDatabase` rule.
+        public var databaseFile: String?
+        /// Addresses (CIDR) whose X-Forwarded-For is trusted. Empty: forwarding headers are ignored.
+        public var trustedProxies: [String] = []
+        /// The defaults.
+        public static var defaults: Self { Self() }
+        public init() {}
+    }
+
+    /// Car tunnels.
+    public struct Tunnel: Sendable, Hashable {
+        /// How long a car has to send its hello after connecting.
+        public var helloTimeout: TimeAmount = .seconds(5)
+        /// How often each car is PINGed for RTT and liveness.
+        public var pingInterval: TimeAmount = .seconds(5)
+        /// How often a car running jobs is PINGed; two missed PINGs mean it is dead.
+        public var busyPingInterval: TimeAmount = .seconds(1)
+        /// The defaults.
+        public static var defaults: Self { Self() }
+        public init() {}
+    }
+
     /// Central OpenAI-compatible capacity, per region; used when no car in the zone can serve,
     /// or (policy `predictive`) when no car is predicted to meet the request's TTFT objective.
-    public var central: [CentralEndpoint]
-    /// How cars are chosen (`predictive` by default; the others are the baselines it is compared with).
-    public var schedulingPolicy: SchedulingPolicy = .predictive
-    /// The time-to-first-token objective for requests without `x-slo-ttft-ms`, in ms.
-    public var defaultTTFTObjectiveMilliseconds: Double = 1_000
-    /// The time-per-output-token objective, in ms.
-    public var tpotObjectiveMilliseconds: Double = 100
+    public struct Central: Sendable, Hashable {
+        /// The endpoints.
+        public var endpoints: [CentralEndpoint] = []
+        /// The defaults: none.
+        public static var defaults: Self { Self() }
+        public init(endpoints: [CentralEndpoint] = []) { self.endpoints = endpoints }
+    }
+
+    /// API keys.
+    public struct Auth: Sendable, Hashable {
+        /// Keys accepted as `Authorization: Bearer`; empty means no authentication (development). Secret.
+        public var apiKeys: Set<String> = []
+        /// The defaults: no keys.
+        public static var defaults: Self { Self() }
+        public init(apiKeys: Set<String> = []) { self.apiKeys = apiKeys }
+    }
+
+    /// Logging.
+    public struct Logging: Sendable, Hashable {
+        /// The level (trace, debug, info, notice, warning, error, critical).
+        public var level: String = "info"
+        /// The defaults.
+        public static var defaults: Self { Self() }
+        public init() {}
+    }
 
     /// One central endpoint: the region it serves, its base URL (ending in `/v1`) and its concurrency.
     public struct CentralEndpoint: Sendable, Hashable {
@@ -75,10 +230,13 @@ public struct GatewayConfiguration: Sendable {
         /// What the scheduler assumes of this endpoint: time to first token and per token, ms.
         public var expectedTTFTMilliseconds: Double
         public var expectedTPOTMilliseconds: Double
+        /// What the endpoint can do when a stream moves to it mid-answer (a generic server: `none`).
+        public var continuation: ContinuationMode
         public init(
             region: String, baseURL: String, maxConcurrent: Int = 256, expectedTTFTMilliseconds: Double = 300,
-            expectedTPOTMilliseconds: Double = 20
+            expectedTPOTMilliseconds: Double = 20, continuation: ContinuationMode = .none
         ) {
+            self.continuation = continuation
             self.region = region
             self.baseURL = baseURL
             self.maxConcurrent = maxConcurrent
@@ -95,43 +253,5 @@ public struct GatewayConfiguration: Sendable {
             self.certificateChain = certificateChain
             self.privateKey = privateKey
         }
-    }
-
-    public init(
-        host: String = "127.0.0.1", clientPort: Int = 8080, tunnelPort: Int = 7443, adminHost: String = "127.0.0.1",
-        adminPort: Int = 9090, apiKeys: Set<String> = [], fleetSecret: String, regionMap: RegionMap = .default,
-        trustedProxies: [String] = [], maxBodyBytes: Int = 1 << 20, bodyTimeout: TimeAmount = .seconds(30),
-        firstTokenTimeout: TimeAmount = .seconds(15), maxAttempts: Int = 3, maxInFlightRequests: Int = 10_000,
-        helloTimeout: TimeAmount = .seconds(5),
-        carPingInterval: TimeAmount = .seconds(5), clientHTTP2: HTTP2Configuration = .defaults,
-        tunnelHTTP2: HTTP2Configuration = HTTP2Configuration(maxConcurrentStreams: 64, idleTimeout: nil),
-        allowCleartextTunnels: Bool = false, tls: TLSFiles? = nil, tlsPort: Int = 8443, central: [CentralEndpoint] = [],
-        tunnelTLS: TLSFiles? = nil
-    ) {
-        self.host = host
-        self.clientPort = clientPort
-        self.tunnelPort = tunnelPort
-        self.adminHost = adminHost
-        self.adminPort = adminPort
-        self.apiKeys = apiKeys
-        self.fleetSecret = fleetSecret
-        self.regionMap = regionMap
-        self.geoipDatabase = nil
-        self.regionsFile = nil
-        self.trustedProxies = trustedProxies
-        self.maxBodyBytes = maxBodyBytes
-        self.bodyTimeout = bodyTimeout
-        self.firstTokenTimeout = firstTokenTimeout
-        self.maxAttempts = maxAttempts
-        self.maxInFlightRequests = maxInFlightRequests
-        self.helloTimeout = helloTimeout
-        self.carPingInterval = carPingInterval
-        self.clientHTTP2 = clientHTTP2
-        self.tunnelHTTP2 = tunnelHTTP2
-        self.allowCleartextTunnels = allowCleartextTunnels
-        self.tls = tls
-        self.tlsPort = tlsPort
-        self.central = central
-        self.tunnelTLS = tunnelTLS
     }
 }

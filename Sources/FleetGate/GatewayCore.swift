@@ -1,6 +1,7 @@
 public import AsyncHTTPClient
 import CoreMetrics
 import Crypto
+import FleetConfiguration
 public import FleetGeo
 public import FleetScheduler
 import Foundation
@@ -10,7 +11,10 @@ import Synchronization
 
 /// What every request and tunnel handler shares: configuration, the fleet, geo and metrics.
 public final class GatewayCore: Sendable {
-    public let configuration: GatewayConfiguration
+    /// The running configuration. A reload swaps it whole (``apply(_:)``), so a request that reads
+    /// it once sees one consistent version; keys that need a restart keep their start values.
+    /// (One lock and one retain of the snapshot; the struct itself is not copied under the lock.)
+    public var configuration: GatewayConfiguration { self.live.withLock { $0 }.configuration }
     public let registry: FleetRegistry
     public let tunnels: TunnelTable
     public let credentials: FleetCredentials
@@ -29,12 +33,10 @@ public final class GatewayCore: Sendable {
         httpClient: HTTPClient?,
         logger: Logger
     ) throws {
-        self.configuration = configuration
         let macKey = SymmetricKey(size: .bits256)
         self.apiKeyMACKey = macKey.withUnsafeBytes { Array($0) }
-        self.apiKeyMACs = configuration.apiKeys.map {
-            Array(HMAC<SHA256>.authenticationCode(for: Data($0.utf8), using: macKey))
-        }
+        self.live = Mutex(
+            Live(configuration: configuration, apiKeyMACs: Self.macs(of: configuration.apiKeys, key: macKey)))
         self.httpClient = httpClient
         self.central = CentralDirectory(configuration: configuration, client: httpClient, logger: logger)
         self.registry = FleetRegistry(policy: configuration.schedulingPolicy)
@@ -46,7 +48,8 @@ public final class GatewayCore: Sendable {
                 databaseFile: configuration.geoipDatabase,
                 logger: logger)
         } catch {
-            throw GatewayError(code: .invalidConfiguration, message: "key 'geoipDatabase': \(error)")
+            throw ConfigurationError(
+                .invalidValue, key: "geo.databaseFile", value: configuration.geo.databaseFile, "\(error)", cause: error)
         }
         if let database = self.geo.current.database {
             logger.info(
@@ -58,34 +61,48 @@ public final class GatewayCore: Sendable {
         } else {
             logger.warning("No GeoIP database: every public address gets the map's noDatabase region")
         }
-        var trusted: [CIDR] = []
-        for text in configuration.trustedProxies {
-            guard let cidr = CIDR(text) else {
-                throw GatewayError(
-                    code: .invalidConfiguration,
-                    message: "key 'trustedProxies': '\(text)' is not an address or CIDR block")
-            }
-            trusted.append(cidr)
-        }
-        self.clientAddresses = ClientAddressResolver(trusted: trusted)
+        self.clientAddresses = ClientAddressResolver(trusted: configuration.geo.trustedProxies.compactMap(CIDR.init))
         self.metrics = metrics
         self.logger = logger
+        self.hedgeBudget = HedgeBudget(ratio: configuration.hedgeBudget)
     }
 
     private let inFlight = Atomic<Int>(0)
-    /// HMAC of every accepted API key under a per-process random key, computed once, so a request
-    /// is checked with swift-crypto's constant-time `isValidAuthenticationCode` and keys are not
-    /// kept in the clear beside the comparison.
-    private let apiKeyMACs: [[UInt8]]
+
+    /// What a reload swaps: the configuration and the MACs of its API keys (immutable; replaced whole).
+    final class Live: Sendable {
+        let configuration: GatewayConfiguration
+        /// HMAC of every accepted API key under a per-process random key, computed once per
+        /// configuration, so a request is checked with swift-crypto's constant-time
+        /// `isValidAuthenticationCode` and keys are not kept in the clear beside the comparison.
+        let apiKeyMACs: [[UInt8]]
+
+        init(configuration: GatewayConfiguration, apiKeyMACs: [[UInt8]]) {
+            self.configuration = configuration
+            self.apiKeyMACs = apiKeyMACs
+        }
+    }
+    private let live: Mutex<Live>
     private let apiKeyMACKey: [UInt8]
+
+    private static func macs(of keys: Set<String>, key: SymmetricKey) -> [[UInt8]] {
+        keys.map { Array(HMAC<SHA256>.authenticationCode(for: Data($0.utf8), using: key)) }
+    }
+
+    /// Swaps in a reloaded configuration (limits, timeouts, objectives, API keys) at once.
+    func apply(_ configuration: GatewayConfiguration) {
+        let macs = Self.macs(of: configuration.apiKeys, key: SymmetricKey(data: self.apiKeyMACKey))
+        self.live.withLock { $0 = Live(configuration: configuration, apiKeyMACs: macs) }
+    }
 
     /// Whether an `Authorization` header carries an accepted key (always true when none are configured).
     func isAuthorized(_ authorization: String?) -> Bool {
-        guard !self.apiKeyMACs.isEmpty else { return true }
+        let macs = self.live.withLock { $0 }.apiKeyMACs
+        guard !macs.isEmpty else { return true }
         guard let header = authorization, header.hasPrefix("Bearer ") else { return false }
         let token = Data(header.utf8.dropFirst(7))
         let key = SymmetricKey(data: self.apiKeyMACKey)
-        return self.apiKeyMACs.contains {
+        return macs.contains {
             HMAC<SHA256>.isValidAuthenticationCode($0, authenticating: token, using: key)
         }
     }
@@ -106,19 +123,32 @@ public final class GatewayCore: Sendable {
     /// Completion requests in flight.
     public var requestsInFlight: Int { self.inFlight.load(ordering: .relaxed) }
 
-    /// Reloads the region map and database, logging and counting the outcome.
-    func reloadGeo() throws(GeoReloadError) -> GeoState.Snapshot {
-        do {
-            let snapshot = try self.geo.reload()
-            self.metrics.reloadOK.increment()
-            self.logger.info("Region map reloaded", metadata: ["fleet.regions.version": "\(snapshot.map.version)"])
-            return snapshot
-        } catch {
-            self.metrics.reloadFailed.increment()
-            self.logger.error(
-                "Region map reload refused; the running map stays", metadata: ["error": "\(error.message)"])
-            throw error
+    /// The gateway-wide hedge budget.
+    let hedgeBudget: HedgeBudget
+
+    /// Models served recently, with when they were last seen: a model whose cars all left a
+    /// moment ago is answered 503 `no_capacity_in_zone`, not 404 `model_not_found` (bounded).
+    private let recentModels = Mutex<[String: Double]>([:])
+    /// How long a model is remembered after its last car or endpoint went.
+    static let modelMemorySeconds: Double = 600
+
+    /// Remembers that `models` are served now.
+    func rememberModels(_ models: some Sequence<String>) {
+        let now = self.now
+        self.recentModels.withLock { memory in
+            for model in models where memory.count < 4_096 || memory[model] != nil { memory[model] = now }
+            if memory.count >= 4_096 { memory = memory.filter { now - $0.value < Self.modelMemorySeconds } }
         }
+    }
+
+    /// Whether a car or a central endpoint serves `model` now, or did within the last ten minutes.
+    func serves(model: String) -> Bool {
+        if self.registry.serves(model: model) || self.central.models().contains(model) {
+            self.rememberModels([model])
+            return true
+        }
+        let now = self.now
+        return self.recentModels.withLock { $0[model].map { now - $0 < Self.modelMemorySeconds } ?? false }
     }
 
     /// Seconds on a monotonic clock, for the registry's back-off.

@@ -32,6 +32,14 @@ public final class GatewayMetrics: Sendable {
     private let decisionToCar: Counter
     private let decisionToCentral: Counter
     private let decisionToNone: Counter
+    /// Hedged attempts started, and hedges whose attempt won the race.
+    public let hedgesStarted: Counter
+    public let hedgesWon: Counter
+    /// Mid-stream continuations by why they were opened (failover, departure).
+    private let failovers: Counter
+    private let departures: Counter
+    /// Failed attempts by kind (a bounded label: `car_reset`, `inter_token_timeout`, …).
+    private let attemptFailures = Mutex<[String: Counter]>([:])
     /// Region map / database reloads by result.
     public let reloadOK: Counter
     public let reloadFailed: Counter
@@ -63,9 +71,29 @@ public final class GatewayMetrics: Sendable {
             label: "fleet_ttft_predicted_over_observed", dimensions: [], aggregate: true, factory: factory)
         self.decisionTime = Timer(
             label: "fleet_decision_seconds", dimensions: [], preferredDisplayUnit: .seconds, factory: factory)
+        self.hedgesStarted = Counter(label: "fleet_hedges_total", dimensions: [("result", "started")], factory: factory)
+        self.hedgesWon = Counter(label: "fleet_hedges_total", dimensions: [("result", "won")], factory: factory)
+        self.failovers = Counter(label: "fleet_migrations_total", dimensions: [("reason", "failover")], factory: factory)
+        self.departures = Counter(label: "fleet_migrations_total", dimensions: [("reason", "departure")], factory: factory)
         self.reloadOK = Counter(label: "fleet_regions_reloads_total", dimensions: [("result", "ok")], factory: factory)
         self.reloadFailed = Counter(
             label: "fleet_regions_reloads_total", dimensions: [("result", "error")], factory: factory)
+    }
+
+    /// Counts a mid-stream continuation.
+    func failover(reason: DispatchStateMachine.OpenReason) {
+        (reason == .departure ? self.departures : self.failovers).increment()
+    }
+
+    /// Counts a failed attempt by its bounded label.
+    func attemptFailed(label: String) {
+        let counter = self.attemptFailures.withLock { counters in
+            if let c = counters[label] { return c }
+            let c = Counter(label: "fleet_attempt_failures_total", dimensions: [("kind", label)], factory: self.factory)
+            counters[label] = c
+            return c
+        }
+        counter.increment()
     }
 
     /// Counts a finished request by route template and status.

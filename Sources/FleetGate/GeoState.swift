@@ -18,13 +18,11 @@ public final class GeoState: Sendable {
     }
 
     private let state: Mutex<Snapshot>
-    let regionsFile: String?
-    let databaseFile: String?
+    private let files: Mutex<(regions: String?, database: String?)>
     let logger: Logger
 
     init(map: RegionMap, regionsFile: String?, databaseFile: String?, logger: Logger) throws(GeoError) {
-        self.regionsFile = regionsFile
-        self.databaseFile = databaseFile
+        self.files = Mutex((regionsFile, databaseFile))
         self.logger = logger
         let database = try databaseFile.map { path throws(GeoError) in try MaxMindDatabase(path: path) }
         self.state = Mutex(
@@ -35,21 +33,41 @@ public final class GeoState: Sendable {
     /// The current view.
     public var current: Snapshot { self.state.withLock { $0 } }
 
+    /// Loads and validates the map file (when one is given; otherwise the running map stays) and the
+    /// database; swaps nothing (``install(_:regionsFile:databaseFile:)`` does).
+    /// - Parameters: nil keeps the files in use.
+    /// - Throws: a description of every problem.
+    public func prepare(regionsFile: String?? = nil, databaseFile: String?? = nil) throws(GeoReloadError) -> Snapshot {
+        let files = self.files.withLock { $0 }
+        let regions = regionsFile ?? files.regions
+        let databasePath = databaseFile ?? files.database
+        var map = self.current.map
+        if let file = regions {
+            do { map = try RegionMap.load(path: file) } catch { throw GeoReloadError(message: error.description) }
+        }
+        var database: MaxMindDatabase?
+        if let path = databasePath {
+            do { database = try MaxMindDatabase(path: path) } catch { throw GeoReloadError(message: error.description) }
+        }
+        return Snapshot(
+            map: map, database: database, resolver: OriginResolver(map: map, lookup: database), loadedAt: Date())
+    }
+
+    /// Swaps in a prepared snapshot and remembers the files it came from.
+    public func install(_ snapshot: Snapshot, regionsFile: String?? = nil, databaseFile: String?? = nil) {
+        self.files.withLock { files in
+            if let regionsFile { files.regions = regionsFile }
+            if let databaseFile { files.database = databaseFile }
+        }
+        self.state.withLock { $0 = snapshot }
+    }
+
     /// Re-reads the map file (when one is configured) and the database, validates both, then swaps.
     /// - Returns: the new snapshot.
     /// - Throws: a description of every problem; the running map and database stay in place.
     public func reload() throws(GeoReloadError) -> Snapshot {
-        var map = self.current.map
-        if let file = self.regionsFile {
-            do { map = try RegionMap.load(path: file) } catch { throw GeoReloadError(message: error.description) }
-        }
-        var database: MaxMindDatabase?
-        if let path = self.databaseFile {
-            do { database = try MaxMindDatabase(path: path) } catch { throw GeoReloadError(message: error.description) }
-        }
-        let snapshot = Snapshot(
-            map: map, database: database, resolver: OriginResolver(map: map, lookup: database), loadedAt: Date())
-        self.state.withLock { $0 = snapshot }
+        let snapshot = try self.prepare()
+        self.install(snapshot)
         return snapshot
     }
 }

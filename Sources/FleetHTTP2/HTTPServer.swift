@@ -1,10 +1,159 @@
+public import Logging
 public import NIOCore
+import NIOExtras
 import NIOPosix
 public import NIOSSL
+public import ServiceLifecycle
 
-/// Binds a listening socket that serves HTTP/2 and HTTP/1.1 to a responder.
-public enum HTTPServer {
-    /// Binds and starts accepting.
+/// A listening socket as a ServiceLifecycle service: one server bootstrap for every listener
+/// (client, TLS, tunnel, admin, the agent's local server), each told apart only by its
+/// ``ChildChannelConfigurator``.
+///
+/// Responsibilities:
+/// 1. bind (`port` 0 picks a free port; ``boundAddress`` tells which), optionally falling back to
+///    any free port when the configured one is taken (the demo);
+/// 2. configure every accepted channel with the configurator, which is asked per connection, so a
+///    reloaded TLS certificate or HTTP/2 limit applies to the next connection;
+/// 3. on graceful shutdown stop accepting and send every connection a `ChannelShouldQuiesceEvent`
+///    (swift-nio-extras' `ServerQuiescingHelper`): HTTP/2 connections GOAWAY and close when their
+///    streams finish; ``run()`` returns once all are closed. Cancellation closes everything at once.
+///
+/// ```swift
+/// let server = HTTPServer(name: "api", host: "127.0.0.1", port: 0, group: group, logger: logger,
+///                         configurator: .http(responder: responder))
+/// try await ServiceGroup(services: [server], gracefulShutdownSignals: [.sigterm], logger: logger).run()
+/// ```
+public final class HTTPServer: Service, Sendable {
+    /// What to install on an accepted channel.
+    public struct ChildChannelConfigurator: Sendable {
+        /// Configures one accepted channel (on its event loop).
+        public let configure: @Sendable (any Channel) throws -> Void
+
+        /// A custom pipeline.
+        public init(_ configure: @escaping @Sendable (any Channel) throws -> Void) { self.configure = configure }
+
+        /// HTTP/2 and HTTP/1.1 to `responder`: TLS with ALPN when `tls` returns a context, otherwise
+        /// cleartext with preface detection. `http2` and `tls` are asked per connection (reloads).
+        public static func http(
+            responder: any HTTPServerResponder,
+            http2: @escaping @Sendable () -> HTTP2Configuration = { .defaults },
+            tls: @escaping @Sendable () -> NIOSSLContext? = { nil },
+            proxyProtocol: Bool = false
+        ) -> Self {
+            Self { channel in
+                if let context = tls() {
+                    try HTTPServerPipeline.configureTLS(
+                        channel, sslContext: context, responder: responder, configuration: http2())
+                } else {
+                    try HTTPServerPipeline.configureCleartext(
+                        channel, responder: responder, configuration: http2(), proxyProtocol: proxyProtocol)
+                }
+            }
+        }
+    }
+
+    /// A name for logs ("client", "tunnel", "admin").
+    public let name: String
+    let host: String
+    let port: Int
+    let group: any EventLoopGroup
+    let logger: Logger
+    let configurator: ChildChannelConfigurator
+    let fallbackToAnyPort: Bool
+    private let bound: EventLoopPromise<SocketAddress>
+    private let onBound: @Sendable (SocketAddress) -> Void
+
+    /// Creates the server; nothing binds until ``run()``.
+    /// - Parameters:
+    ///   - fallbackToAnyPort: bind any free port when `port` is taken, instead of failing.
+    ///   - onBound: called once bound, with the address.
+    public init(
+        name: String, host: String, port: Int, group: any EventLoopGroup, logger: Logger,
+        fallbackToAnyPort: Bool = false, onBound: @escaping @Sendable (SocketAddress) -> Void = { _ in },
+        configurator: ChildChannelConfigurator
+    ) {
+        self.name = name
+        self.host = host
+        self.port = port
+        self.group = group
+        self.logger = logger
+        self.fallbackToAnyPort = fallbackToAnyPort
+        self.configurator = configurator
+        self.onBound = onBound
+        self.bound = group.any().makePromise(of: SocketAddress.self)
+    }
+
+    /// The address once bound (the real port when configured with 0); fails if binding fails.
+    public var boundAddress: EventLoopFuture<SocketAddress> { self.bound.futureResult }
+
+    /// The one server bootstrap: backlog, address reuse, no Nagle, quiescing, the configurator.
+    static func bootstrap(
+        group: any EventLoopGroup, quiesce: ServerQuiescingHelper?, configurator: ChildChannelConfigurator
+    ) -> ServerBootstrap {
+        ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    if let quiesce {
+                        try channel.pipeline.syncOperations.addHandler(
+                            quiesce.makeServerChannelHandler(channel: channel))
+                    }
+                }
+            }
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try configurator.configure(channel) }
+            }
+    }
+
+    /// Binds and serves until graceful shutdown (then drains) or cancellation.
+    public func run() async throws {
+        let quiesce = ServerQuiescingHelper(group: self.group)
+        let bootstrap = Self.bootstrap(group: self.group, quiesce: quiesce, configurator: self.configurator)
+        let channel: any Channel
+        do {
+            channel = try await bootstrap.bind(host: self.host, port: self.port).get()
+        } catch  where self.fallbackToAnyPort && self.port != 0 {
+            self.logger.warning(
+                "Port taken; using any free port",
+                metadata: ["fleet.listener": "\(self.name)", "fleet.port": "\(self.port)"])
+            do { channel = try await bootstrap.bind(host: self.host, port: 0).get() } catch {
+                throw self.bindFailed(error)
+            }
+        } catch {
+            throw self.bindFailed(error)
+        }
+        guard let address = channel.localAddress else {
+            channel.close(promise: nil)
+            throw self.bindFailed(ChannelError.ioOnClosedChannel)
+        }
+        self.logger.info("Listening", metadata: ["fleet.listener": "\(self.name)", "fleet.address": "\(address)"])
+        self.bound.succeed(address)
+        self.onBound(address)
+        let done = self.group.any().makePromise(of: Void.self)
+        await withTaskCancellationHandler {
+            await withGracefulShutdownHandler {
+                try? await channel.closeFuture.get()
+                try? await done.futureResult.get()
+            } onGracefulShutdown: {
+                quiesce.initiateShutdown(promise: done)
+            }
+        } onCancel: {
+            // Cancellation is not graceful: close the listener and every connection now.
+            quiesce.initiateShutdown(promise: nil)
+            channel.close(promise: nil)
+            done.succeed()
+        }
+    }
+
+    private func bindFailed(_ error: any Error) -> HTTPServerError {
+        let failure = HTTPServerError(name: self.name, host: self.host, port: self.port, cause: error)
+        self.bound.fail(failure)
+        return failure
+    }
+
+    /// Binds a bare server channel (no service, no quiescing) for tests and benchmarks; close it when done.
     /// - Parameters:
     ///   - host: address to bind, e.g. `127.0.0.1`.
     ///   - port: port, `0` for any free one (read it from the returned channel's `localAddress`).
@@ -12,7 +161,7 @@ public enum HTTPServer {
     ///   - responder: serves every request.
     ///   - configuration: HTTP/2 settings and limits.
     ///   - tls: when given, TLS with ALPN; otherwise cleartext with preface detection.
-    ///   - childInitializer: runs first on every accepted channel (e.g. a quiescing collector).
+    ///   - childInitializer: runs first on every accepted channel.
     /// - Returns: the listening channel.
     public static func bind(
         host: String,
@@ -21,31 +170,29 @@ public enum HTTPServer {
         responder: any HTTPServerResponder,
         configuration: HTTP2Configuration = .defaults,
         tls: NIOSSLContext? = nil,
-        serverInitializer: (@Sendable (any Channel) -> EventLoopFuture<Void>)? = nil,
         childInitializer: (@Sendable (any Channel) throws -> Void)? = nil
     ) async throws -> any Channel {
-        try await ServerBootstrap(group: group)
-            .serverChannelOption(.backlog, value: 1024)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .serverChannelInitializer { channel in
-                serverInitializer?(channel) ?? channel.eventLoop.makeSucceededVoidFuture()
+        let http = ChildChannelConfigurator.http(responder: responder, http2: { configuration }, tls: { tls })
+        return try await Self.bootstrap(
+            group: group, quiesce: nil,
+            configurator: ChildChannelConfigurator { channel in
+                try childInitializer?(channel)
+                try http.configure(channel)
             }
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try childInitializer?(channel)
-                    if let tls {
-                        try HTTPServerPipeline.configureTLS(
-                            channel, sslContext: tls, responder: responder, configuration: configuration)
-                    } else {
-                        try HTTPServerPipeline.configureCleartext(
-                            channel, responder: responder, configuration: configuration)
-                    }
-                }
-            }
-            .bind(host: host, port: port)
-            .get()
+        ).bind(host: host, port: port).get()
     }
+}
+
+/// A server could not bind.
+public struct HTTPServerError: Error, CustomStringConvertible {
+    /// The server's name.
+    public var name: String
+    /// The address it tried.
+    public var host: String
+    public var port: Int
+    /// Why.
+    public var cause: any Error
+    public var description: String { "\(self.name) listener: cannot bind \(self.host):\(self.port): \(self.cause)" }
 }
 
 /// A Sendable handle on an HTTP/2 connection for use from other threads.

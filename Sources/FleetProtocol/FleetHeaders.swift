@@ -22,8 +22,12 @@ public enum FleetHeader {
     public static let predictedTTFT = "x-fleet-predicted-ttft-ms"
     /// Gateway → car: the seed for deterministic synthetic text.
     public static let seed = "x-fleet-seed"
+    /// Gateway → car: `prefix` — the body's last message is the delivered text, to be continued.
+    public static let continuation = "x-fleet-continuation"
     /// Gateway → car: continue from this token index (failover).
     public static let resumeFrom = "x-fleet-resume-from"
+    /// Response trailer: how many times the stream moved to another upstream mid-stream.
+    public static let migrations = "x-fleet-migrations"
     /// Gateway → car: `sse-usage` — answer as SSE with a usage chunk whatever the body's `stream`
     /// says, so the gateway forwards the client's body bytes unchanged instead of re-encoding them.
     public static let streamMode = "x-fleet-stream"

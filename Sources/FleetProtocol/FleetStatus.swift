@@ -96,6 +96,17 @@ public struct VehicleState: Codable, Sendable, Hashable {
     }
 }
 
+/// What an engine can do when a stream moves to it mid-answer (DESIGN.md, Contracts: continuation).
+public enum ContinuationMode: String, Codable, Sendable, Hashable, CaseIterable {
+    /// Token-exact: given the seed and `x-fleet-resume-from: N`, it generates tokens N, N+1, … of
+    /// the same answer (the synthetic engine).
+    case exact
+    /// From text: given the delivered text as a final assistant message, it continues it.
+    case prefix
+    /// It cannot continue another engine's answer.
+    case none
+}
+
 /// One line of the status stream.
 public struct StatusMessage: Codable, Sendable, Hashable {
     public enum Kind: String, Codable, Sendable { case hello, state, drain }
@@ -112,6 +123,8 @@ public struct StatusMessage: Codable, Sendable, Hashable {
     /// Jobs the car accepts into its own queue while every slot is busy (default 0).
     public var queue: Int?
     public var policy: OwnerPolicy?
+    /// What the car's engine can do with a continuation (default `none`).
+    public var continuation: ContinuationMode?
     // hello and state
     public var state: VehicleState?
     // drain
@@ -157,7 +170,7 @@ public struct StatusMessage: Codable, Sendable, Hashable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case v, type, hardware, models, region, slots, queue, policy, state, reason, credential
+        case v, type, hardware, models, region, slots, queue, policy, state, reason, credential, continuation
         case vehicleID = "vehicle_id"
         case secondsLeft = "seconds_left"
     }

@@ -75,6 +75,17 @@ public struct CompletionRequest: Codable, Sendable {
     public var stop: StopSequences?
     public var seed: Int?
     public var user: String?
+    /// Choices to generate; a gateway cannot continue more than one on another upstream.
+    public var n: Int?
+    public var topP: Double?
+    public var presencePenalty: Double?
+    public var frequencyPenalty: Double?
+    /// Chat: a boolean; legacy completions: a count. Either way, "logprobs were asked for".
+    public var logprobs: JSONValue?
+    public var topLogprobs: Int?
+    public var tools: JSONValue?
+    public var toolChoice: JSONValue?
+    public var responseFormat: JSONValue?
 
     public init(
         model: String, messages: [ChatMessage]? = nil, prompt: String? = nil, stream: Bool? = nil,
@@ -91,10 +102,30 @@ public struct CompletionRequest: Codable, Sendable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case model, messages, prompt, stream, temperature, stop, seed, user
+        case model, messages, prompt, stream, temperature, stop, seed, user, n, logprobs, tools
+        case topP = "top_p"
+        case presencePenalty = "presence_penalty"
+        case frequencyPenalty = "frequency_penalty"
+        case topLogprobs = "top_logprobs"
+        case toolChoice = "tool_choice"
+        case responseFormat = "response_format"
         case streamOptions = "stream_options"
         case maxTokens = "max_tokens"
         case maxCompletionTokens = "max_completion_tokens"
+    }
+
+    /// Whether the request's state can be carried to another upstream mid-stream: not with several
+    /// choices, tools (a call may be half written), schema-bound output or logprobs.
+    public var isContinuable: Bool {
+        if let n, n > 1 { return false }
+        if let tools, !tools.isEmptyOrNull { return false }
+        if let format = self.responseFormat, case .object(let fields) = format,
+            case .string(let type)? = fields["type"], type != "text"
+        {
+            return false
+        }
+        if let logprobs = self.logprobs, logprobs.isTruthy { return false }
+        return true
     }
 
     /// The output limit: `max_completion_tokens`, else `max_tokens`.

@@ -29,11 +29,15 @@ public struct CarDescriptor: Sendable, Hashable {
     /// Further jobs the car accepts into its own short queue while every slot is busy.
     public var queueDepth: Int
     public var policy: OwnerPolicy
+    /// What its engine can do when a stream moves to it mid-answer.
+    public var continuation: ContinuationMode
 
     public init(
         vehicleID: String, pseudonym: String, region: String, zone: String, hardware: HardwareClass,
-        models: [ModelOffer], slots: Int, queueDepth: Int = 0, policy: OwnerPolicy
+        models: [ModelOffer], slots: Int, queueDepth: Int = 0, policy: OwnerPolicy,
+        continuation: ContinuationMode = .none
     ) {
+        self.continuation = continuation
         self.vehicleID = vehicleID
         self.pseudonym = pseudonym
         self.region = region

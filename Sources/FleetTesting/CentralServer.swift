@@ -10,6 +10,8 @@ import NIOPosix
 public struct CentralServer: Sendable {
     public let channel: any Channel
     public let engine: SyntheticEngine
+    /// Every request the server received, with its body.
+    public let recorder: BodyRecordingResponder
 
     /// The base URL, `http://127.0.0.1:PORT/v1`.
     public var baseURL: String { "http://127.0.0.1:\(self.channel.localAddress!.port!)/v1" }
@@ -20,8 +22,9 @@ public struct CentralServer: Sendable {
         let state = AgentState(
             initial: VehicleState(pluggedIn: true, chargePercent: 100, link: .ethernet, slotsFree: 0), slots: 4096)
         let responder = AgentResponder(engine: engine, state: state, hello: nil, logger: Logger(label: "central"))
+        let recorder = BodyRecordingResponder(responder)
         let channel = try await HTTPServer.bind(
-            host: "127.0.0.1", port: 0, group: MultiThreadedEventLoopGroup.singleton, responder: responder)
-        return CentralServer(channel: channel, engine: engine)
+            host: "127.0.0.1", port: 0, group: MultiThreadedEventLoopGroup.singleton, responder: recorder)
+        return CentralServer(channel: channel, engine: engine, recorder: recorder)
     }
 }

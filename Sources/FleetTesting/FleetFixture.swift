@@ -1,5 +1,6 @@
 public import FleetAgent
 public import FleetGate
+import FleetHTTP2
 public import FleetProtocol
 import FleetScheduler
 import Foundation
@@ -18,6 +19,8 @@ public struct CarSpec: Sendable {
     public var state: VehicleState
     /// TLS towards the gateway's tunnel port, when it has TLS.
     public var tls: AgentConfiguration.TunnelTLS?
+    /// Where the car appends its job records, if anywhere.
+    public var jobLog: String?
 
     public init(
         _ vehicleID: String, region: String = "eu-central", hardware: HardwareClass = .ai5, slowdown: Double = 1,
@@ -48,7 +51,7 @@ public struct FleetFixture: Sendable {
     public let adminPort: Int
     public let group: any EventLoopGroup
     let secret: String
-    let starter: AsyncStream<TunnelClient>.Continuation
+    let cars: CarPool
     let logger: Logger
     let services: ServiceGroup
 
@@ -72,7 +75,8 @@ public struct FleetFixture: Sendable {
         ) { config in
             let simulated = SimulatedCar(
                 configuration: config, state: spec.state, slowdown: spec.slowdown, group: self.group,
-                logger: self.logger)
+                logger: self.logger,
+                jobLog: spec.jobLog.flatMap { try? JobLog(path: $0, region: spec.region, vehicleID: spec.vehicleID) })
             car = simulated
             return simulated.tunnel
         }
@@ -96,6 +100,12 @@ public struct FleetFixture: Sendable {
     }
 
     /// Mints the car's token, starts the tunnel `makeTunnel` builds, waits for its registration.
+    /// A credential for `vehicleID` in `region`, for agents started outside the fixture.
+    public func token(vehicleID: String, region: String) throws -> String {
+        let credentials = try FleetCredentials(secret: self.secret)
+        return credentials.issue(vehicleID: vehicleID, regions: [region], expires: Date().addingTimeInterval(3600))
+    }
+
     private func start(
         _ vehicleID: String, region: String, hardware: HardwareClass, tls: AgentConfiguration.TunnelTLS?,
         timeout: Duration, _ makeTunnel: (AgentConfiguration) -> TunnelClient
@@ -106,7 +116,7 @@ public struct FleetFixture: Sendable {
             gatewayHost: "127.0.0.1", gatewayPort: self.tunnelPort, vehicleID: vehicleID, credential: token,
             region: region, hardware: hardware, initialBackoff: .milliseconds(20), maxBackoff: .milliseconds(200),
             tls: tls)
-        self.starter.yield(makeTunnel(config))
+        self.cars.add(makeTunnel(config))
         try await waitUntil(timeout: timeout, "car \(vehicleID) registered") {
             self.gateway.core.registry.all().contains { $0.descriptor.vehicleID == vehicleID && !$0.draining }
         }
@@ -126,39 +136,36 @@ public func withFleet<R: Sendable>(
     var logger = Logger(label: "fleet-test")
     logger.logLevel =
         ProcessInfo.processInfo.environment["FLEET_TEST_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .critical
-    var configuration = GatewayConfiguration(
-        clientPort: 0, tunnelPort: 0, adminPort: 0, fleetSecret: FleetFixture.testSecret)
-    configuration.carPingInterval = .milliseconds(200)
+    var configuration = GatewayConfiguration(fleetSecret: FleetFixture.testSecret)
+    configuration.listeners.client.port = 0
+    configuration.listeners.tunnel.port = 0
+    configuration.admin.port = 0
+    configuration.tunnel.pingInterval = .milliseconds(200)
     configure(&configuration)
     let group = MultiThreadedEventLoopGroup.singleton
+    // The same pieces as `fleetgate demo`: the gateway and a pool of in-process cars, in one group.
     let gateway = try Gateway(configuration: configuration, group: group, logger: logger)
+    let pool = CarPool()
+    // Stopped in reverse: the gateway drains first (its cars are told to reconnect and their
+    // streams finish), then the cars stop — as a gateway restart looks to a fleet.
     let services = ServiceGroup(
-        configuration: .init(services: gateway.services.map { .init(service: $0) }, logger: logger))
-    let (starts, starter) = AsyncStream.makeStream(of: TunnelClient.self)
+        configuration: .init(services: [.init(service: pool), .init(service: gateway)], logger: logger))
 
     return try await withThrowingTaskGroup(of: Void.self) { tasks in
         tasks.addTask { try await services.run() }
-        tasks.addTask {
-            await withDiscardingTaskGroup { cars in
-                for await tunnel in starts { cars.addTask { try? await tunnel.run() } }
-            }
-        }
         do {
             let client = try await gateway.clientListener.boundAddress.get()
             let tunnel = try await gateway.tunnelListener.boundAddress.get()
             let admin = try await gateway.adminListener.boundAddress.get()
             let fixture = FleetFixture(
                 gateway: gateway, clientPort: client.port!, tunnelPort: tunnel.port!, adminPort: admin.port!,
-                group: group,
-                secret: configuration.fleetSecret, starter: starter, logger: logger, services: services)
+                group: group, secret: configuration.fleetSecret, cars: pool, logger: logger, services: services)
             for spec in cars { try await fixture.startCar(spec) }
             let result = try await body(fixture)
-            starter.finish()
             tasks.cancelAll()
             try? await tasks.waitForAll()
             return result
         } catch {
-            starter.finish()
             tasks.cancelAll()
             throw error
         }

@@ -1,7 +1,9 @@
 import ArgumentParser
 import AsyncHTTPClient
 import FleetAgent
+import FleetConfiguration
 import FleetGate
+import FleetHTTP2
 import FleetProtocol
 import Foundation
 import Logging
@@ -13,7 +15,7 @@ import UnixSignals
 /// `fleetgate demo`: the gateway and simulated cars in several regions, on embedded defaults.
 struct Demo: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Run the gateway with simulated cars until Ctrl-C.")
-    @OptionGroup var common: CommonOptions
+    @Option(help: "Log level (trace, debug, info, notice, warning, error, critical).") var logLevel = "info"
     @Option(help: "Simulated cars per region (one of each hardware class per three).") var carsPerRegion = 3
     @Option(
         help:
@@ -25,14 +27,17 @@ struct Demo: AsyncParsableCommand {
     static let regions = ["eu-central", "eu-west", "eu-north", "us-east", "ap-northeast"]
 
     func run() async throws {
-        let logger = self.common.bootstrap()
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: self.common.threads ?? System.coreCount)
+        guard let level = Logger.Level(rawValue: self.logLevel) else {
+            throw ValidationError(
+                "--log-level: '\(self.logLevel)' is not one of \(LogLevelControl.levelNames.joined(separator: ", "))")
+        }
+        LogLevelControl(level).bootstrap()
+        let logger = Logger(label: "fleetgate")
         let secret = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
         var config = GatewayConfiguration(fleetSecret: secret)
-        config.geoipDatabase = defaultGeoIPDatabase()
+        config.geo.databaseFile = GatewayConfiguration.Geo.setupDatabase
         config.fallbackToFreePorts = true  // the contract's ports when free, any free port otherwise
-        let gateway = try Gateway(configuration: config, group: group, logger: logger)
-        let credentials = try FleetCredentials(secret: secret)
+        let gateway = try Gateway(configuration: config, logger: logger)
 
         var realEngine: OpenAILocalEngine?
         if let url = self.realModel {
@@ -45,23 +50,25 @@ struct Demo: AsyncParsableCommand {
                 throw ValidationError("--real-model: \(error.message)")
             }
         }
-        var services: [any Service] = gateway.services
-        services.append(
+        let cars = CarPool()
+        let services: [any Service] = [
+            gateway, cars,
             WhenBound(
-                gateway: gateway, group: group, logger: logger, secret: credentials,
-                carsPerRegion: self.carsPerRegion, realEngine: realEngine))
-        let group2 = ServiceGroup(
+                gateway: gateway, cars: cars, logger: logger, secret: try FleetCredentials(secret: secret),
+                carsPerRegion: self.carsPerRegion, realEngine: realEngine),
+        ]
+        try await ServiceGroup(
             configuration: .init(
                 services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: logger))
-        try await group2.run()
+                logger: logger)
+        ).run()
     }
 }
 
 /// Waits for the listeners, prints how to use the demo, then runs the simulated cars.
 struct WhenBound: Service {
     let gateway: Gateway
-    let group: any EventLoopGroup
+    let cars: CarPool
     let logger: Logger
     let secret: FleetCredentials
     let carsPerRegion: Int
@@ -87,7 +94,7 @@ struct WhenBound: Service {
                     SimulatedCar(
                         configuration: config,
                         state: VehicleState(pluggedIn: true, chargePercent: 80, link: .wifi, slotsFree: 0),
-                        group: self.group, logger: carLogger))
+                        group: MultiThreadedEventLoopGroup.singleton, logger: carLogger))
             }
         }
         var tunnels = cars.map(\.tunnel)
@@ -103,7 +110,9 @@ struct WhenBound: Service {
                 initial: VehicleState(pluggedIn: true, chargePercent: 80, link: .wifi, slotsFree: engine.slots),
                 slots: engine.slots)
             tunnels.append(
-                TunnelClient(configuration: config, engine: engine, state: state, group: self.group, logger: carLogger))
+                TunnelClient(
+                    configuration: config, engine: engine, state: state, group: MultiThreadedEventLoopGroup.singleton,
+                    logger: carLogger))
             let model = engine.models.first?.id ?? "?"
             realModelHelp = """
 
@@ -130,8 +139,7 @@ struct WhenBound: Service {
             """
         // Unbuffered, so the banner shows at once even when stdout is a pipe.
         FileHandle.standardOutput.write(Data((banner + "\n").utf8))
-        try await withThrowingDiscardingTaskGroup { group in
-            for tunnel in tunnels { group.addTask { try await tunnel.run() } }
-        }
+        for tunnel in tunnels { self.cars.add(tunnel) }
+        try? await gracefulShutdown()  // returning early would end the group
     }
 }

@@ -1,211 +1,63 @@
 import ArgumentParser
-import FleetAgent
+import FleetConfiguration
 import FleetGate
-import FleetGeo
-import FleetProtocol
-import FleetScheduler
-import Foundation
 import Logging
-import NIOCore
-import NIOPosix
-import ServiceLifecycle
-import UnixSignals
 
 @main
 struct FleetGateCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fleetgate",
         abstract: "An HTTP/2 gateway that routes OpenAI-style inference to a fleet of parked cars.",
-        subcommands: [Serve.self, Demo.self, Token.self, Geo.self, Regions.self]
+        subcommands: [Serve.self, Demo.self, ConfigCommand.self, Token.self, Geo.self, Regions.self]
     )
-}
-
-struct CommonOptions: ParsableArguments {
-    @Option(help: "Log level (trace, debug, info, notice, warning, error).") var logLevel: String = "info"
-    @Option(help: "Event loop threads (default: one per core).") var threads: Int?
-
-    func bootstrap() -> Logger {
-        let level = Logger.Level(rawValue: self.logLevel) ?? .info
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
-        return Logger(label: "fleetgate")
-    }
 }
 
 struct Serve: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Run the gateway.")
-    @OptionGroup var common: CommonOptions
-    @Option(help: "Address for the client and tunnel listeners.") var host = "127.0.0.1"
-    @Option(help: "Client port (h2c + HTTP/1.1); 0 picks one.") var clientPort = 8080
-    @Option(help: "Car tunnel port.") var tunnelPort = 7443
-    @Option(help: "Admin port (bound to 127.0.0.1).") var adminPort = 9090
-    @Option(help: "An accepted API key (repeatable). None: no authentication.") var apiKey: [String] = []
-    @Option(help: "Trusted proxy CIDR whose X-Forwarded-For is believed (repeatable).") var trustedProxy: [String] = []
-    @Flag(help: "Accept cleartext tunnels from non-loopback peers.") var allowCleartextTunnels = false
-    @Flag(help: "Expect a PROXY protocol v2 header on client connections (behind an L4 load balancer).")
-    var proxyProtocol = false
-    @Option(help: "PEM certificate chain for the TLS client port.") var tlsCert: String?
-    @Option(help: "PEM private key for the TLS client port.") var tlsKey: String?
-    @Option(help: "TLS client port (ALPN h2, http/1.1).") var tlsPort = 8443
-    @Option(help: "PEM certificate chain for car tunnels (all tunnels TLS).") var tunnelTlsCert: String?
-    @Option(help: "PEM private key for car tunnels.") var tunnelTlsKey: String?
-    @Option(help: "Region map YAML (default: the built-in map, the same as Regions/default.yaml).") var regions: String?
-    @Option(help: "MaxMind DB for client origins (default: the one scripts/setup.sh builds, if present).") var geoip:
-        String?
-    @Option(help: "Central capacity REGION=BASE_URL (…/v1), repeatable; used when no car in the zone fits.")
-    var central: [String] = []
-    @Option(
-        help:
-            "How cars are chosen: predictive (default), random, round-robin, least-outstanding, p2c-least-outstanding, p2c-peak-ewma."
-    )
-    var policy = "predictive"
-    @Option(help: "Time-to-first-token objective (ms) for requests without x-slo-ttft-ms.") var sloTtftMs = 1_000.0
+    static let configuration = CommandConfiguration(
+        abstract: "Run the gateway.",
+        discussion: """
+            Configuration: flags > FLEETGATE_* environment > fleetgate.yaml (or --config FILE) > defaults. \
+            Every key of docs/configuration.md is a flag (limits.maxBodyBytes: --limits-max-body-bytes 2048); \
+            `fleetgate config keys` lists them. Secrets (FLEETGATE_FLEET_SECRET, FLEETGATE_AUTH_API_KEYS) come \
+            from the environment or from files (fleetSecretFile, auth.apiKeysFile), never from flags. \
+            SIGHUP or POST /admin/reload reloads; SIGTERM drains.
+            """)
+    @Argument(parsing: .allUnrecognized, help: "Configuration flags (see docs/configuration.md).")
+    var settings: [String] = []
 
     func run() async throws {
-        let logger = self.common.bootstrap()
-        guard let secret = ProcessInfo.processInfo.environment["FLEETGATE_FLEET_SECRET"] else {
-            throw ValidationError("set FLEETGATE_FLEET_SECRET (at least 16 bytes) to the fleet secret")
+        let stack = try ConfigStack(program: .fleetgate, schema: GatewayConfiguration.schema, arguments: self.settings)
+        let configuration = try stack.read { try GatewayConfiguration(config: $0) }
+        let logLevel = LogLevelControl(Logger.Level(rawValue: configuration.logging.level) ?? .info)
+        logLevel.bootstrap()
+        let gateway = try stack.locating {
+            try Gateway(
+                configuration: configuration, logger: Logger(label: "fleetgate"), logLevel: logLevel,
+                reloadSource: { try stack.reloaded().read { try GatewayConfiguration(config: $0) } })
         }
-        let config = GatewayConfiguration(
-            host: self.host, clientPort: self.clientPort, tunnelPort: self.tunnelPort, adminPort: self.adminPort,
-            apiKeys: Set(self.apiKey), fleetSecret: secret, trustedProxies: self.trustedProxy,
-            allowCleartextTunnels: self.allowCleartextTunnels,
-            tls: try self.tlsFiles(), tlsPort: self.tlsPort, central: try self.centralEndpoints(),
-            tunnelTLS: try Self.pair(self.tunnelTlsCert, self.tunnelTlsKey, "--tunnel-tls-cert and --tunnel-tls-key"))
-        var configured = config
-        configured.geoipDatabase = self.geoip ?? defaultGeoIPDatabase()
-        configured.proxyProtocol = self.proxyProtocol
-        guard let policy = SchedulingPolicy(rawValue: self.policy) else {
-            throw ValidationError(
-                "--policy: '\(self.policy)' is not one of \(SchedulingPolicy.allCases.map(\.rawValue).joined(separator: ", "))"
-            )
-        }
-        guard self.sloTtftMs >= 1 else { throw ValidationError("--slo-ttft-ms: \(self.sloTtftMs) must be ≥ 1") }
-        configured.schedulingPolicy = policy
-        configured.defaultTTFTObjectiveMilliseconds = self.sloTtftMs
-        if let regions = self.regions {
-            configured.regionMap = try RegionMap.load(path: regions)
-            configured.regionsFile = regions
-        }
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: self.common.threads ?? System.coreCount)
-        let gateway = try Gateway(configuration: configured, group: group, logger: logger)
-        let services = ServiceGroup(
-            configuration: .init(
-                services: gateway.services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: logger))
-        try await services.run()
+        try await gateway.runService()
     }
 }
 
-extension Serve {
-    func centralEndpoints() throws -> [GatewayConfiguration.CentralEndpoint] {
-        try self.central.map { entry in
-            let parts = entry.split(separator: "=", maxSplits: 1)
-            guard parts.count == 2 else { throw ValidationError("--central: '\(entry)' is not REGION=BASE_URL") }
-            return .init(region: String(parts[0]), baseURL: String(parts[1]))
-        }
-    }
-
-    func tlsFiles() throws -> GatewayConfiguration.TLSFiles? {
-        try Self.pair(self.tlsCert, self.tlsKey, "--tls-cert and --tls-key")
-    }
-
-    static func pair(_ cert: String?, _ key: String?, _ flags: String) throws -> GatewayConfiguration.TLSFiles? {
-        switch (cert, key) {
-        case (nil, nil): return nil
-        case (let cert?, let key?): return .init(certificateChain: cert, privateKey: key)
-        default: throw ValidationError("\(flags) go together")
-        }
-    }
-}
-
-struct Token: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Vehicle credentials.", subcommands: [Issue.self])
-
-    struct Issue: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Mint a vehicle token (uses FLEETGATE_FLEET_SECRET).")
-        @Option(help: "The vehicle id.") var vehicleID: String
-        @Option(help: "A region the car may serve (repeatable).") var region: [String]
-        @Option(help: "Validity in days.") var days = 30
-
-        func run() async throws {
-            guard let secret = ProcessInfo.processInfo.environment["FLEETGATE_FLEET_SECRET"] else {
-                throw ValidationError("set FLEETGATE_FLEET_SECRET to the fleet secret")
-            }
-            let credentials = try FleetCredentials(secret: secret)
-            print(
-                credentials.issue(
-                    vehicleID: self.vehicleID, regions: self.region,
-                    expires: Date().addingTimeInterval(Double(self.days) * 86_400)))
-        }
-    }
-}
-
-/// The database `scripts/setup.sh` builds, when it exists.
-func defaultGeoIPDatabase() -> String? {
-    let cache =
-        ProcessInfo.processInfo.environment["FLEETGATE_CACHE"]
-        ?? (ProcessInfo.processInfo.environment["HOME"] ?? "/root") + "/.cache/fleetgate"
-    let path = cache + "/geoip/fleet-country.mmdb"
-    return FileManager.default.fileExists(atPath: path) ? path : nil
-}
-
-struct Geo: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "GeoIP tools.", subcommands: [Lookup.self])
-
-    struct Lookup: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Print country → region → zone for addresses.")
-        @Argument(help: "IPv4 or IPv6 addresses.") var addresses: [String]
-        @Option(help: "MaxMind DB (default: the one scripts/setup.sh builds).") var geoip: String?
-
-        func run() async throws {
-            let path = self.geoip ?? defaultGeoIPDatabase()
-            let database = try path.map { try MaxMindDatabase(path: $0) }
-            let map = RegionMap.default
-            let resolver = OriginResolver(map: map, lookup: database)
-            if let database {
-                print(
-                    "database: \(database.path) (\(database.databaseType), built \(Date(timeIntervalSince1970: TimeInterval(database.buildEpoch))))"
-                )
-            } else {
-                print("database: none (every public address follows the noDatabase rule)")
-            }
-            print("region map: \(map.version)")
-            for text in self.addresses {
-                guard let address = IPAddress(text) else { throw ValidationError("'\(text)' is not an IP address") }
-                let origin = resolver.resolve(address)
-                print(
-                    "\(text) → country \(origin.country ?? "-") → region \(origin.region) → zone \(origin.zone) (rule: \(origin.rule.rawValue))"
-                )
-            }
-        }
-    }
-}
-
-struct Regions: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Region map tools.", subcommands: [Check.self])
+struct ConfigCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "config", abstract: "Configuration tools.", subcommands: [Check.self, Keys.self])
 
     struct Check: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Validate region map files; print every error as file:line:column and exit non-zero if any.")
+            abstract: "Check fleetgate.yaml files; print every error as file:line:column and exit non-zero if any.")
         @Argument(help: "YAML files.") var files: [String]
 
         func run() async throws {
-            var failed = false
-            for file in self.files {
-                do {
-                    let map = try RegionMap.load(path: file)
-                    print(
-                        "\(file): ok (version \(map.version), \(map.zones.count) zones, \(map.regions.count) regions)")
-                } catch {
-                    failed = true
-                    FileHandle.standardError.write(Data((error.description + "\n").utf8))
-                }
+            let ok = ConfigCheck.report(files: self.files, program: .fleetgate, schema: GatewayConfiguration.schema) {
+                try GatewayConfiguration(config: $0)
             }
-            if failed { throw ExitCode(1) }
+            if !ok { throw ExitCode(1) }
         }
+    }
+
+    struct Keys: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print every key with its default (Markdown).")
+        func run() async throws { print(GatewayConfiguration.schema.markdownTable(environmentPrefix: "FLEETGATE")) }
     }
 }

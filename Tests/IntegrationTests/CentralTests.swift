@@ -15,7 +15,7 @@ struct CentralTests {
     func fallback() async throws {
         let central = try await CentralServer.start()
         defer { central.channel.close(promise: nil) }
-        try await withFleet(configure: { $0.central = [.init(region: "eu-west", baseURL: central.baseURL)] }) { fleet in
+        try await withFleet(configure: { $0.central.endpoints = [.init(region: "eu-west", baseURL: central.baseURL)] }) { fleet in
             try await waitUntil("central models discovered") {
                 fleet.gateway.core.central.models().contains("fleet-8b")
             }
@@ -37,13 +37,45 @@ struct CentralTests {
         }
     }
 
+    @Test("Central receives every field the client sent, byte for byte, with stream and usage set")
+    func fieldsPassThrough() async throws {
+        let central = try await CentralServer.start()
+        defer { central.channel.close(promise: nil) }
+        try await withFleet(configure: { $0.central.endpoints = [.init(region: "eu-west", baseURL: central.baseURL)] }) { fleet in
+            try await waitUntil("central models discovered") {
+                fleet.gateway.core.central.models().contains("fleet-8b")
+            }
+            let client = try await RecordingClient.connect(port: fleet.clientPort)
+            defer { client.close() }
+            let fields: [(String, String)] = [
+                ("model", "\"fleet-8b\""), ("messages", "[{\"role\":\"user\",\"content\":\"hi\"}]"),
+                ("n", "1"), ("tools", "[{\"type\":\"function\",\"function\":{\"name\":\"f\",\"parameters\":{}}}]"),
+                ("tool_choice", "\"none\""), ("response_format", "{\"type\":\"text\"}"), ("logprobs", "false"),
+                ("top_logprobs", "0"), ("top_p", "0.30000000000000004"), ("stop", "[\"zzz\"]"), ("seed", "42"),
+                ("temperature", "0.7"), ("presence_penalty", "0.5"), ("frequency_penalty", "-0.25"),
+                ("user", "\"u-1\""), ("max_tokens", "3"), ("metadata", "{\"k\":\"v\"}"),
+            ]
+            let body = "{" + fields.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + ",\"stream\":false}"
+            let result = try await client.post("/v1/chat/completions", json: body).collect()
+            #expect(result.response?.status == .ok)
+            let received = try #require(central.recorder.requests.last { $0.path.hasSuffix("/chat/completions") })
+            let text = String(buffer: received.body)
+            for (name, value) in fields {
+                #expect(text.contains("\"\(name)\":\(value)"), "central did not receive \(name) as sent")
+            }
+            #expect(text.contains("\"stream\":true"))
+            #expect(text.contains("\"stream_options\":{\"include_usage\":true}"))
+            #expect(!text.contains("\"stream\":false"))
+        }
+    }
+
     @Test("A car in the zone is preferred to central capacity")
     func carsFirst() async throws {
         let central = try await CentralServer.start()
         defer { central.channel.close(promise: nil) }
         try await withFleet(
             cars: [CarSpec("car-a", slowdown: 0.1)],
-            configure: { $0.central = [.init(region: "eu-central", baseURL: central.baseURL)] }
+            configure: { $0.central.endpoints = [.init(region: "eu-central", baseURL: central.baseURL)] }
         ) { fleet in
             try await waitUntil("central models discovered") {
                 fleet.gateway.core.central.models().contains("fleet-8b")
@@ -61,7 +93,7 @@ struct CentralTests {
     func neverLeaks() async throws {
         let central = try await CentralServer.start()
         defer { central.channel.close(promise: nil) }
-        try await withFleet(configure: { $0.central = [.init(region: "us-east", baseURL: central.baseURL)] }) { fleet in
+        try await withFleet(configure: { $0.central.endpoints = [.init(region: "us-east", baseURL: central.baseURL)] }) { fleet in
             try await waitUntil("central models discovered") {
                 fleet.gateway.core.central.models().contains("fleet-8b")
             }
@@ -77,7 +109,7 @@ struct CentralTests {
     @Test("A central endpoint in an unknown region is a configuration error naming it")
     func unknownRegion() {
         var config = GatewayConfiguration(fleetSecret: FleetFixture.testSecret)
-        config.central = [.init(region: "atlantis", baseURL: "http://127.0.0.1:1/v1")]
+        config.central.endpoints = [.init(region: "atlantis", baseURL: "http://127.0.0.1:1/v1")]
         #expect {
             _ = try Gateway(
                 configuration: config, group: .singletonMultiThreadedEventLoopGroup, logger: .init(label: "t"))

@@ -2,8 +2,6 @@ import FleetProtocol
 import Foundation
 import Testing
 
-@testable import FleetGate
-
 /// Splits an SSE body into its `data:` payloads, checking OpenAI's framing as it goes.
 func ssePayloads(_ body: String) throws -> [String] {
     var payloads: [String] = []
@@ -35,25 +33,4 @@ func chatBody(
     if let maxTokens { fields.append("\"max_tokens\":\(maxTokens)") }
     if usage { fields.append("\"stream_options\":{\"include_usage\":true}") }
     return "{" + fields.joined(separator: ",") + "}"
-}
-
-@Suite("First-token detection")
-struct FirstTokenTests {
-    @Test(
-        "Role chunks hold; content, text, finish and non-chunks count as output",
-        arguments: [
-            (
-                "{\"choices\":[{\"delta\":{\"content\":\"\",\"role\":\"assistant\"},\"finish_reason\":null,\"index\":0}]}",
-                false
-            ),
-            ("{\"choices\":[{\"delta\":{\"content\":\"hi\"},\"finish_reason\":null,\"index\":0}]}", true),
-            ("{\"choices\":[{\"text\":\"a\",\"index\":0,\"finish_reason\":null}]}", true),
-            ("{\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\",\"index\":0}]}", true),
-            ("{\"error\":{\"message\":\"x\"}}", true),
-        ])
-    func detection(json: String, carries: Bool) throws {
-        var decoder = SSE.Decoder()
-        let event = try #require(try decoder.feed(SSE.event(json)).first)
-        #expect(Aggregate.carriesToken(event) == carries)
-    }
 }

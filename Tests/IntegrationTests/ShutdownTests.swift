@@ -30,6 +30,8 @@ struct ShutdownTests {
             await #expect(throws: (any Error).self) {
                 _ = try await RecordingClient.connect(port: fleet.clientPort)
             }
+            // The car was told on the control channel to go elsewhere.
+            #expect(car.car.tunnel.responder.control.messages.map(\.type) == [.reconnect])
         }
     }
 

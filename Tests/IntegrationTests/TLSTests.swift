@@ -1,5 +1,6 @@
 import FleetAgent
 import FleetGate
+import FleetHTTP2
 import FleetScheduler
 import FleetTesting
 import Foundation

@@ -15,11 +15,18 @@ struct APIResponder: HTTPServerResponder {
         switch path {
         case "/v1/chat/completions", "/v1/completions":
             guard request.method == .post else { return self.answer(stream, error: .methodNotAllowed, route: path) }
+            // The key is checked on the head: an unauthenticated body is discarded, never buffered.
+            guard self.core.isAuthorized(request.headerFields[.authorization]) else {
+                return self.answer(stream, error: .invalidAPIKey, route: path)
+            }
             return CompletionHandler(
                 core: self.core, stream: stream, request: request, connection: connection,
                 chat: path == "/v1/chat/completions")
         case "/v1/models":
             guard request.method == .get else { return self.answer(stream, error: .methodNotAllowed, route: path) }
+            guard self.core.isAuthorized(request.headerFields[.authorization]) else {
+                return self.answer(stream, error: .invalidAPIKey, route: path)
+            }
             let served = self.core.registry.models().union(self.core.central.models())
             let models = ModelList(data: served.sorted().map { .init(id: $0, created: 0, ownedBy: "fleetgate") })
             self.core.metrics.request(route: path, status: 200)

@@ -14,12 +14,16 @@ import Prometheus
 /// - `GET /metrics`: Prometheus text format.
 /// - `GET /admin/cars`: connected cars by pseudonym (never the raw vehicle id).
 /// - `GET /admin/regions`: the live region map, its version and the database in use.
-/// - `POST /admin/regions/reload`: re-read the map file and database; 200 with the new version, or
-///   422 with every error while the running map stays.
+/// - `GET /admin/config`: the running configuration, secrets withheld (``ConfigView``).
+/// - `POST /admin/reload`: reload the configuration (as SIGHUP does: region map, GeoIP database, TLS
+///   certificates, API keys, limits, log level); 200 with what changed, or 422 with every error
+///   while the running configuration stays.
+/// - `POST /admin/regions/reload`: the same reload, answered with the live region map.
 struct AdminResponder: HTTPServerResponder {
     let core: GatewayCore
     let prometheus: PrometheusCollectorRegistry
     let readiness: Readiness
+    let reloader: GatewayReloader
 
     func stream(_ stream: any HTTPStream, didReceive request: HTTPRequest, connection: HTTPConnectionInfo)
         -> any HTTPStreamDelegate
@@ -37,18 +41,23 @@ struct AdminResponder: HTTPServerResponder {
             return FixedResponseDelegate(
                 stream: stream, status: .ok, body: ByteBuffer(bytes: self.prometheus.emitToBuffer()),
                 contentType: "text/plain; version=0.0.4")
+        case "/admin/config" where request.method == .get:
+            let view = ConfigView(self.core.configuration, regionsVersion: self.core.geo.current.map.version)
+            return FixedResponseDelegate(stream: stream, status: .ok, body: JSON.buffer(view))
         case "/admin/regions" where request.method == .get:
             return FixedResponseDelegate(
                 stream: stream, status: .ok, body: JSON.buffer(RegionsView(self.core.geo.current)))
-        case "/admin/regions/reload" where request.method == .post:
+        case "/admin/reload" where request.method == .post, "/admin/regions/reload" where request.method == .post:
             do {
-                let snapshot = try self.core.reloadGeo()
-                return FixedResponseDelegate(stream: stream, status: .ok, body: JSON.buffer(RegionsView(snapshot)))
+                let report = try self.reloader.reload()
+                let body =
+                    path == "/admin/reload" ? JSON.buffer(report) : JSON.buffer(RegionsView(self.core.geo.current))
+                return FixedResponseDelegate(stream: stream, status: .ok, body: body)
             } catch {
                 return FixedResponseDelegate(
                     stream: stream, status: .unprocessableContent,
                     body: JSON.buffer(
-                        APIErrorBody(message: error.message, type: "invalid_request_error", code: "invalid_region_map"))
+                        APIErrorBody(message: error.message, type: "invalid_request_error", code: "invalid_configuration"))
                 )
             }
         case "/admin/cars":

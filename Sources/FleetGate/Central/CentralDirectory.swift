@@ -1,6 +1,6 @@
 public import AsyncHTTPClient
 public import FleetGeo
-import FleetProtocol
+public import FleetProtocol
 public import FleetScheduler
 import Foundation
 public import Logging
@@ -26,6 +26,8 @@ public final class CentralDirectory: Service, Sendable {
         /// Configured expectations: the prior of ``estimate``.
         public var expectedTTFTMilliseconds: Double = 300
         public var expectedTPOTMilliseconds: Double = 20
+        /// What it can do when a stream moves to it mid-answer.
+        public var continuation: ContinuationMode = .none
         /// What the gateway expects of this endpoint, learned from its outcomes (the configured
         /// figures until then).
         public var estimate = CentralEstimate()
@@ -39,35 +41,13 @@ public final class CentralDirectory: Service, Sendable {
     let logger: Logger
     let refreshInterval: Duration
 
-    /// Checks the central entries of a configuration.
-    /// - Throws: ``GatewayError`` naming the key and value when a region is unknown or a URL malformed.
-    static func validate(_ configuration: GatewayConfiguration) throws {
-        for central in configuration.central {
-            guard configuration.regionMap.zone(ofRegion: central.region) != nil else {
-                throw GatewayError(
-                    code: .invalidConfiguration,
-                    message: "key 'central': region '\(central.region)' is not in the region map")
-            }
-            guard let url = URL(string: central.baseURL), url.scheme == "http" || url.scheme == "https", url.host != nil
-            else {
-                throw GatewayError(
-                    code: .invalidConfiguration, message: "key 'central': '\(central.baseURL)' is not an http(s) URL")
-            }
-            guard central.maxConcurrent > 0 else {
-                throw GatewayError(
-                    code: .invalidConfiguration,
-                    message: "key 'central.maxConcurrent': \(central.maxConcurrent) must be > 0")
-            }
-        }
-    }
-
-    /// Builds the directory from a configuration already checked by ``validate(_:)``.
+    /// Builds the directory from a configuration already checked by ``GatewayConfiguration/validate()``.
     init(
         configuration: GatewayConfiguration, client: HTTPClient?, logger: Logger,
         refreshInterval: Duration = .seconds(15)
     ) {
         var list: [Endpoint] = []
-        for central in configuration.central {
+        for central in configuration.central.endpoints {
             guard let zone = configuration.regionMap.zone(ofRegion: central.region) else { continue }
             list.append(
                 Endpoint(
@@ -75,7 +55,7 @@ public final class CentralDirectory: Service, Sendable {
                     baseURL: central.baseURL.hasSuffix("/")
                         ? String(central.baseURL.dropLast()) : central.baseURL, maxConcurrent: central.maxConcurrent,
                     expectedTTFTMilliseconds: central.expectedTTFTMilliseconds,
-                    expectedTPOTMilliseconds: central.expectedTPOTMilliseconds,
+                    expectedTPOTMilliseconds: central.expectedTPOTMilliseconds, continuation: central.continuation,
                     estimate: CentralEstimate(
                         baseTTFTMilliseconds: central.expectedTTFTMilliseconds,
                         tpotMilliseconds: central.expectedTPOTMilliseconds)))
@@ -109,12 +89,15 @@ public final class CentralDirectory: Service, Sendable {
     }
 
     /// Takes a slot on an endpoint in `zone` serving `model`, preferring `region`; nil when none can.
-    func acquire(model: String, zone: String, preferring region: String, excluding: Set<String>) -> Endpoint? {
+    /// A `continuation` takes only endpoints that can continue another upstream's answer.
+    func acquire(
+        model: String, zone: String, preferring region: String, excluding: Set<String>, continuation: Bool = false
+    ) -> Endpoint? {
         self.endpoints.withLock { list in
             let eligible = list.indices.filter { i in
                 let e = list[i]
                 return e.zone == zone && e.healthy && e.models.contains(model) && e.inFlight < e.maxConcurrent
-                    && !excluding.contains(e.baseURL)
+                    && !excluding.contains(e.baseURL) && (!continuation || e.continuation != .none)
             }
             guard
                 let index = eligible.min(by: { a, b in

@@ -16,8 +16,14 @@ import NIOCore
 ///    (constant-time HMAC), claimed region allowed by the credential — a car cannot declare itself
 ///    into a zone; only then register it for routing;
 /// 3. apply state and drain messages to the registry;
-/// 4. PING every ``GatewayConfiguration/carPingInterval`` and record the RTT;
-/// 5. deregister when the tunnel closes or the car sends GOAWAY (no new work, streams finish).
+/// 4. PING every ``GatewayConfiguration/carPingInterval`` while idle and every
+///    ``GatewayConfiguration/busyPingInterval`` while it runs jobs, recording the RTT; two PINGs
+///    missed in a row mean the car is dead (frozen, or its link gone without a FIN): the tunnel is
+///    closed at once so its streams fail over (DESIGN.md, Contracts: deadlines);
+/// 5. tell the attempts running on the car when it announces its departure (a drain notice or a
+///    state with `departing_in_s`), so streams that cannot finish in time move before it goes;
+/// 6. send control messages (`POST /fleet/v1/control`): `reconnect` when the gateway drains;
+/// 7. deregister when the tunnel closes or the car sends GOAWAY (no new work, streams finish).
 final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
     let core: GatewayCore
     let handle: HTTP2ConnectionHandle
@@ -28,6 +34,11 @@ final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
     var helloTimer: Scheduled<Void>?
     var pingTimer: Scheduled<Void>?
     var statusStream: HTTP2Stream?
+    /// Whether the last PING is still unanswered, and how many ticks found one unanswered.
+    var pingOutstanding = false
+    var missedPings = 0
+    /// Whether PINGs run at the busy cadence.
+    var busyCadence = false
 
     init(core: GatewayCore, handle: HTTP2ConnectionHandle) {
         self.core = core
@@ -93,10 +104,14 @@ final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
             self.core.registry.update(id, state: state, now: self.core.now)
             // The agent's own measurement of its engine, when it sends one.
             if let models = message.models { self.core.registry.updateRates(id, models: models) }
+            if let seconds = state.departingInSeconds {
+                self.core.tunnels.announceDeparture(id, secondsLeft: Double(max(0, seconds)))
+            }
         case .drain:
             guard let id = self.carID else { return self.reject("drain before hello") }
             self.core.registry.setDraining(id)
             self.logger.info("Car draining", metadata: ["fleet.drain.seconds": "\(message.secondsLeft ?? 0)"])
+            self.core.tunnels.announceDeparture(id, secondsLeft: Double(max(0, message.secondsLeft ?? 0)))
         }
     }
 
@@ -121,7 +136,7 @@ final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
             vehicleID: vehicleID, pseudonym: self.core.credentials.pseudonym(of: vehicleID), region: region,
             zone: zone.id,
             hardware: hardware, models: models, slots: min(slots, 64), queueDepth: min(max(0, message.queue ?? 0), 64),
-            policy: message.policy ?? OwnerPolicy())
+            policy: message.policy ?? OwnerPolicy(), continuation: message.continuation ?? .none)
         let (id, replaced) = self.core.registry.register(descriptor, state: state, now: self.core.now)
         if let replaced, let old = self.core.tunnels.handle(for: replaced) {
             self.core.tunnels.remove(replaced)
@@ -131,6 +146,7 @@ final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
         self.region = region
         self.checkPeerLocation(claimedZone: zone.id)
         self.core.tunnels.add(id, self.handle)
+        self.core.rememberModels(models.map(\.id))
         self.core.publishCarCount(region: region)
         self.logger[metadataKey: "fleet.vehicle"] = "\(descriptor.pseudonym)"
         self.logger.debug(
@@ -164,20 +180,66 @@ final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
 
     private func schedulePing() {
         let loopBound = NIOLoopBound(self, eventLoop: self.handle.eventLoop)
-        self.pingTimer = self.handle.eventLoop.scheduleTask(in: self.core.configuration.carPingInterval) {
+        // The status stream is always open: more than one stream means jobs are running.
+        self.busyCadence = self.handle.onLoop.openStreamCount > 1
+        let interval =
+            self.busyCadence ? self.core.configuration.busyPingInterval : self.core.configuration.carPingInterval
+        self.pingTimer = self.handle.eventLoop.scheduleTask(in: interval) {
             let session = loopBound.value
-            session.pingNow()
+            session.pingTick()
             session.schedulePing()
         }
+    }
+
+    /// A job started on this tunnel: switch to the busy PING cadence now rather than at the next tick.
+    func jobStarted() {
+        guard self.carID != nil, !self.busyCadence else { return }
+        self.pingTimer?.cancel()
+        self.busyCadence = true
+        let loopBound = NIOLoopBound(self, eventLoop: self.handle.eventLoop)
+        self.pingTimer = self.handle.eventLoop.scheduleTask(in: self.core.configuration.busyPingInterval) {
+            let session = loopBound.value
+            session.pingTick()
+            session.schedulePing()
+        }
+    }
+
+    /// One PING tick: count a missed answer, declare the car dead after two, else PING again.
+    private func pingTick() {
+        if self.pingOutstanding {
+            self.missedPings += 1
+            if self.missedPings >= 2 {
+                self.core.metrics.attemptFailed(label: "car_dead")
+                self.logger.warning("Car missed two PINGs; closing its tunnel so its streams move")
+                self.handle.channel.close(promise: nil)
+                return
+            }
+            return
+        }
+        self.pingNow()
     }
 
     /// Sends a PING now and records its RTT.
     func pingNow() {
         guard let id = self.carID else { return }
         let registry = self.core.registry
+        self.pingOutstanding = true
+        let loopBound = NIOLoopBound(self, eventLoop: self.handle.eventLoop)
         self.handle.onLoop.ping().whenSuccess { rtt in
             registry.recordRTT(id, milliseconds: Double(rtt.nanoseconds) / 1e6)
+            let session = loopBound.value
+            session.pingOutstanding = false
+            session.missedPings = 0
         }
+    }
+
+    /// Sends a control message on the tunnel (the answer is only read, not acted on).
+    func send(_ message: ControlMessage) {
+        var request = HTTPRequest(method: .post, scheme: "http", authority: "car", path: ControlMessage.path)
+        request.headerFields[.contentType] = "application/json"
+        guard let stream = try? self.handle.onLoop.openStream(request, endStream: false, delegate: DiscardingDelegate())
+        else { return }
+        stream.sendData(JSON.buffer(message), endStream: true)
     }
 
     // MARK: Connection
@@ -203,4 +265,12 @@ final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
         }
         self.carID = nil
     }
+}
+
+/// Reads and drops a response (the answer to a control message).
+final class DiscardingDelegate: HTTPStreamDelegate {
+    var stream: HTTP2Stream?
+    func streamDidReceiveData(_ data: ByteBuffer) {}
+    func streamDidReceiveEnd(trailers: HTTPFields?) {}
+    func streamDidClose(error: HTTPStreamError?) {}
 }

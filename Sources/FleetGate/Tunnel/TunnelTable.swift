@@ -5,6 +5,8 @@ import Synchronization
 /// Maps registered cars to their tunnel connections.
 public final class TunnelTable: Sendable {
     private let tunnels = Mutex<[CarID: HTTP2ConnectionHandle]>([:])
+    /// Attempts running on each car that want to hear of its departure, by watch token.
+    private let watchers = Mutex<(next: Int, byCar: [CarID: [Int: @Sendable (Double) -> Void]])>((0, [:]))
 
     public init() {}
 
@@ -16,6 +18,30 @@ public final class TunnelTable: Sendable {
 
     /// Number of tunnels with a verified car.
     public var count: Int { self.tunnels.withLock { $0.count } }
+
+    /// Calls `onDeparture` (with the seconds the car has left) if the car announces it leaves;
+    /// returns a token for ``unwatch(_:token:)``.
+    func watch(_ id: CarID, onDeparture: @escaping @Sendable (Double) -> Void) -> Int {
+        self.watchers.withLock { state in
+            state.next += 1
+            state.byCar[id, default: [:]][state.next] = onDeparture
+            return state.next
+        }
+    }
+
+    /// Stops watching.
+    func unwatch(_ id: CarID, token: Int) {
+        self.watchers.withLock { state in
+            state.byCar[id]?[token] = nil
+            if state.byCar[id]?.isEmpty == true { state.byCar[id] = nil }
+        }
+    }
+
+    /// The car announced it leaves in `secondsLeft`: tell every attempt running on it.
+    package func announceDeparture(_ id: CarID, secondsLeft: Double) {
+        let callbacks = self.watchers.withLock { Array(($0.byCar[id] ?? [:]).values) }
+        for callback in callbacks { callback(secondsLeft) }
+    }
 
     /// Every tunnel, for shutdown.
     var all: [HTTP2ConnectionHandle] { self.tunnels.withLock { Array($0.values) } }

@@ -1,0 +1,127 @@
+public import FleetConfiguration
+public import FleetHTTP2
+public import FleetProtocol
+public import Logging
+public import NIOCore
+import NIOPosix
+public import ServiceLifecycle
+import UnixSignals
+
+/// The car-side program as one `Service`, like hummingbird's `Application`.
+///
+/// As a car (``Role/car``) it dials the gateway (``TunnelClient``), watches its state file and
+/// optionally serves the same engine on a local port; as central capacity (``Role/central``) it
+/// only serves the engine on ``AgentProgramConfiguration/listen``. On SIGTERM every part drains:
+/// the tunnel announces it and sends GOAWAY, the local server stops accepting and lets its streams
+/// finish.
+/// ```swift
+/// let agent = try await Agent(configuration: configuration, role: .car, logger: logger)
+/// try await agent.runService()
+/// ```
+public final class Agent: Service, Sendable {
+    /// What the agent is.
+    public enum Role: Sendable {
+        /// A car: dial the gateway (vehicle id, region and token required).
+        case car
+        /// Central capacity: serve the engine on `listen` (default 127.0.0.1:8000); many slots, no telemetry.
+        case central
+    }
+
+    /// The tunnel client (cars).
+    public let tunnel: TunnelClient?
+    /// The local OpenAI-compatible server, when `listen` is set (always for central capacity).
+    public let server: HTTPServer?
+    let watcher: StateFileWatcher?
+    let logger: Logger
+
+    /// Builds the agent: makes the engine (asking a local runtime for its models), checks what the role needs.
+    /// - Throws: ``ConfigurationError`` for a missing vehicle id, region or token, or an unreachable runtime.
+    public init(
+        configuration: AgentProgramConfiguration, role: Role, group: (any EventLoopGroup)? = nil, logger: Logger
+    ) async throws {
+        let group = group ?? MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        self.logger = logger
+        let engine = try await configuration.engine.makeEngine(logger: logger)
+        switch role {
+        case .car:
+            for (key, value) in [
+                ("vehicle.id", configuration.vehicle.id), ("vehicle.region", configuration.vehicle.region),
+            ] where value == nil {
+                throw ConfigurationError(.missingValue, key: key, "is required to run a car")
+            }
+            guard configuration.vehicle.token != nil else {
+                throw ConfigurationError(.missingValue, key: "token", "is required: set FLEET_AGENT_TOKEN or tokenFile")
+            }
+            var initial = configuration.state
+            initial.slotsFree = engine.slots
+            let state = AgentState(initial: initial, slots: engine.slots)
+            let jobLog = try configuration.jobLog.map { path in
+                do {
+                    return try JobLog(
+                        path: path, region: configuration.vehicle.region ?? "",
+                        vehicleID: configuration.vehicle.id ?? "")
+                } catch {
+                    throw ConfigurationError(.unreadableFile, key: "jobLog", value: path, "\(error)", cause: error)
+                }
+            }
+            let tunnel = TunnelClient(
+                configuration: configuration.tunnelConfiguration(), engine: engine, state: state, group: group,
+                logger: logger, jobLog: jobLog)
+            self.tunnel = tunnel
+            self.watcher = try configuration.stateFile.map { path in
+                let watcher = StateFileWatcher(path: path, state: state, logger: logger)
+                do { try watcher.apply() } catch {
+                    throw ConfigurationError(.invalidValue, key: "state.file", value: path, "\(error)", cause: error)
+                }
+                return watcher
+            }
+            self.server = try configuration.listen.map {
+                try Self.server(listen: $0, responder: tunnel.responder, group: group, logger: logger)
+            }
+        case .central:
+            let state = AgentState(
+                initial: VehicleState(pluggedIn: true, chargePercent: 100, link: .ethernet, slotsFree: 0), slots: 4096)
+            self.tunnel = nil
+            self.watcher = nil
+            self.server = try Self.server(
+                listen: configuration.listen ?? "127.0.0.1:8000",
+                responder: AgentResponder(engine: engine, state: state, hello: nil, logger: logger), group: group,
+                logger: logger)
+        }
+    }
+
+    static func server(listen: String, responder: AgentResponder, group: any EventLoopGroup, logger: Logger) throws
+        -> HTTPServer
+    {
+        guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]) else {
+            throw ConfigurationError(.invalidValue, key: "listen", value: listen, "is not host:port")
+        }
+        return HTTPServer(
+            name: "local", host: String(listen[..<colon]), port: port, group: group, logger: logger,
+            configurator: .http(responder: responder))
+    }
+
+    /// The services, in start order: state file, local server, tunnel (stopped in reverse).
+    public var services: [any Service] {
+        var services: [any Service] = []
+        if let watcher = self.watcher { services.append(watcher) }
+        if let server = self.server { services.append(server) }
+        if let tunnel = self.tunnel { services.append(tunnel) }
+        return services
+    }
+
+    /// Runs until graceful shutdown, then drains.
+    public func run() async throws {
+        try await ServiceGroup(
+            configuration: .init(services: self.services.map { .init(service: $0) }, logger: self.logger)
+        ).run()
+    }
+
+    /// Runs the agent as the whole program: SIGTERM and SIGINT drain it.
+    public func runService() async throws {
+        try await ServiceGroup(
+            configuration: .init(
+                services: [.init(service: self)], gracefulShutdownSignals: [.sigterm, .sigint], logger: self.logger)
+        ).run()
+    }
+}

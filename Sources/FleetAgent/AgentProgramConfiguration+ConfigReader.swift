@@ -1,0 +1,186 @@
+public import Configuration
+public import FleetConfiguration
+public import FleetHTTP2
+import FleetProtocol
+import Logging
+import NIOCore
+
+extension AgentProgramConfiguration {
+    /// Reads the agent's configuration.
+    ///
+    /// ## Configuration keys:
+    /// - `gateway.address` (string, default 127.0.0.1:7443), `gateway.tls` (bool, default false),
+    ///   `gateway.caFile` (string, default empty = system roots), `gateway.serverName` (string, default empty = the host).
+    /// - `vehicle.id`, `vehicle.region` (string, required by `run`).
+    /// - `token` (string, secret, environment `FLEET_AGENT_TOKEN` only) or `tokenFile` (string): required by `run`.
+    /// - `engine.kind` (synthetic | openai-local), `engine.hardware` (hw3 | hw4 | ai5), `engine.upstream`,
+    ///   `engine.modelMap` (ADVERTISED=UPSTREAM list), `engine.slowdown` (≥ 1), `engine.slots` (0 = profile),
+    ///   `engine.decodeTokensPerSecond`, `engine.prefillTokensPerSecond` (0 = profile).
+    /// - `state.pluggedIn`, `state.chargePercent` (0–100), `state.link`, `state.departingInSeconds` (-1 = not
+    ///   departing), `state.file`.
+    /// - `policy.onlyWhilePlugged`, `policy.minChargePercent` (0–100).
+    /// - `reconnect.initialBackoffSeconds`, `reconnect.maxBackoffSeconds`, `drainSeconds`.
+    /// - `listen` (string host:port, default empty).
+    /// - `jobLog` (string, default empty = none): the job record file.
+    /// - `tunnelHTTP2` (scoped): ``HTTP2Configuration/init(config:)``.
+    /// - `logging.level` (string, default info; a typo is an error).
+    /// - Throws: ``ConfigurationError`` naming the key and value.
+    public init(config: ConfigReader) throws {
+        self.init()
+        (self.gateway.host, self.gateway.port) = try Self.hostPort(config, "gateway.address", allowZero: false)
+        let caFile = try config.nonEmptyString("gateway.caFile")
+        let serverName = try config.nonEmptyString("gateway.serverName")
+        if try config.bool("gateway.tls") {
+            self.gateway.tls = .init(caFile: caFile, serverHostname: serverName)
+        } else if caFile != nil || serverName != nil {
+            throw ConfigurationError(
+                .invalidValue, key: caFile != nil ? "gateway.caFile" : "gateway.serverName",
+                value: caFile ?? serverName, "is only used with gateway.tls: true")
+        }
+        self.vehicle.id = try config.nonEmptyString("vehicle.id")
+        self.vehicle.region = try config.nonEmptyString("vehicle.region")
+        self.vehicle.token = try config.secret("token", orFile: "tokenFile")
+
+        self.engine.kind = try config.choice("engine.kind", of: ["synthetic", "openai-local"])
+        self.engine.hardware = HardwareClass(
+            rawValue: try config.choice("engine.hardware", of: HardwareClass.allCases.map(\.rawValue)))!
+        self.engine.upstream = try config.string("engine.upstream")
+        for entry in try config.strings("engine.modelMap") {
+            let parts = entry.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
+                throw ConfigurationError(
+                    .invalidValue, key: "engine.modelMap", value: entry, "is not ADVERTISED=UPSTREAM")
+            }
+            self.engine.modelMap[parts[0]] = parts[1]
+        }
+        self.engine.slowdown = try config.double("engine.slowdown", in: 1...1_000)
+        let slots = try config.int("engine.slots", in: 0...4096)
+        self.engine.slots = slots == 0 ? nil : slots
+        let decode = try config.double("engine.decodeTokensPerSecond", in: 0...1_000_000)
+        self.engine.decodeTokensPerSecond = decode == 0 ? nil : decode
+        let prefill = try config.double("engine.prefillTokensPerSecond", in: 0...10_000_000)
+        self.engine.prefillTokensPerSecond = prefill == 0 ? nil : prefill
+
+        let departing = try config.int("state.departingInSeconds", in: -1...(86_400 * 30))
+        self.state = VehicleState(
+            pluggedIn: try config.bool("state.pluggedIn"),
+            chargePercent: try config.int("state.chargePercent", in: 0...100),
+            link: LinkType(rawValue: try config.choice("state.link", of: LinkType.allCases.map(\.rawValue)))!,
+            departingInSeconds: departing < 0 ? nil : departing, slotsFree: 0)
+        self.stateFile = try config.nonEmptyString("state.file")
+        self.policy = OwnerPolicy(
+            onlyWhilePlugged: try config.bool("policy.onlyWhilePlugged"),
+            minChargePercent: try config.int("policy.minChargePercent", in: 0...100))
+        self.initialBackoff = try config.seconds("reconnect.initialBackoffSeconds")
+        self.maxBackoff = try config.seconds("reconnect.maxBackoffSeconds")
+        self.drainSeconds = try config.int("drainSeconds", in: 0...3600)
+        if try config.nonEmptyString("listen") != nil {
+            let (host, port) = try Self.hostPort(config, "listen", allowZero: true)
+            self.listen = "\(host):\(port)"
+        }
+        self.jobLog = try config.nonEmptyString("jobLog")
+        self.tunnelHTTP2 = try config.scoped("tunnelHTTP2") { try HTTP2Configuration(config: $0) }
+        self.logLevel = try config.logLevel("logging.level").rawValue
+    }
+
+    static func hostPort(_ config: ConfigReader, _ key: String, allowZero: Bool) throws -> (String, Int) {
+        let text = try config.string(key)
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+            (allowZero ? 0 : 1)...65535 ~= port, colon != text.startIndex
+        else {
+            throw ConfigurationError(.invalidValue, key: key, value: text, "is not host:port")
+        }
+        return (String(text[..<colon]), port)
+    }
+
+    /// Every key the agent reads, in the order `docs/configuration.md` lists them.
+    public static var schema: ConfigSchema {
+        let d = Self.defaults
+        return ConfigSchema([
+            ConfigSchema([
+                .string(
+                    "gateway.address", "\(d.gateway.host):\(d.gateway.port)",
+                    "The gateway's tunnel address, host:port.", aliases: ["--gateway"]),
+                .bool("gateway.tls", false, "Dial the gateway over TLS (production).", aliases: ["--tls"]),
+                .string(
+                    "gateway.caFile", "", "PEM CA to verify the gateway with (empty: system roots).",
+                    aliases: ["--ca-file"]),
+                .string(
+                    "gateway.serverName", "", "Name to verify on the gateway's certificate (empty: the gateway host).",
+                    aliases: ["--server-name"]),
+                .string("vehicle.id", "", "This car's vehicle id (required by run).", aliases: ["--vehicle-id"]),
+                .string("vehicle.region", "", "The region the car is in (required by run).", aliases: ["--region"]),
+                .secret("token", "The car's token (fleetgate token issue). Environment only.", aliases: ["--token"]),
+                .string(
+                    "tokenFile", "", "File holding the car's token (instead of FLEET_AGENT_TOKEN).",
+                    aliases: ["--token-file"]),
+                .string(
+                    "engine.kind", d.engine.kind,
+                    "Engine: synthetic, or openai-local (a local OpenAI-compatible runtime at engine.upstream).",
+                    aliases: ["--engine"]),
+                .string(
+                    "engine.hardware", d.engine.hardware.rawValue, "Hardware class: hw3, hw4 or ai5.",
+                    aliases: ["--hardware"]),
+                .string(
+                    "engine.upstream", d.engine.upstream, "openai-local: the runtime's base URL, ending in /v1.",
+                    aliases: ["--upstream"]),
+                .strings(
+                    "engine.modelMap", [],
+                    "openai-local: ADVERTISED=UPSTREAM model names (default: the runtime's own).",
+                    aliases: ["--model-map"]),
+                .double(
+                    "engine.slowdown", d.engine.slowdown, "Hidden slowdown of the synthetic engine (1 = nominal).",
+                    aliases: ["--slowdown"]),
+                .int("engine.slots", 0, "Slots (0: the hardware profile's; openai-local: 1).", aliases: ["--slots"]),
+                .double(
+                    "engine.decodeTokensPerSecond", 0, "Decode tokens/s per stream (0: the profile's).",
+                    aliases: ["--decode-tps"]),
+                .double(
+                    "engine.prefillTokensPerSecond", 0, "Prefill tokens/s (0: the profile's).",
+                    aliases: ["--prefill-tps"]),
+                .bool(
+                    "state.pluggedIn", d.state.pluggedIn, "Plugged in at start.",
+                    aliases: ["--plugged", "--no-plugged=false"]),
+                .int(
+                    "state.chargePercent", d.state.chargePercent, "State of charge at start, 0–100.",
+                    aliases: ["--charge"]),
+                .string(
+                    "state.link", d.state.link.rawValue, "Link: wifi, cellular, satellite, ethernet.",
+                    aliases: ["--link"]),
+                .int(
+                    "state.departingInSeconds", -1, "Seconds until the car drives off (-1: not departing).",
+                    aliases: ["--departing-in"]),
+                .string(
+                    "state.file", "",
+                    "JSON file with plugged_in, charge_percent, link, departing_in_s; watched for changes.",
+                    aliases: ["--state-file"]),
+                .bool(
+                    "policy.onlyWhilePlugged", d.policy.onlyWhilePlugged, "Serve only while plugged in (owner policy).",
+                    aliases: ["--only-while-plugged"]),
+                .int(
+                    "policy.minChargePercent", d.policy.minChargePercent,
+                    "Lowest state of charge to serve at (owner policy).", aliases: ["--min-charge"]),
+                .double(
+                    "reconnect.initialBackoffSeconds", Double(d.initialBackoff.nanoseconds) / 1e9,
+                    "First reconnect delay; doubles per failure, with jitter."),
+                .double(
+                    "reconnect.maxBackoffSeconds", Double(d.maxBackoff.nanoseconds) / 1e9, "Longest reconnect delay."),
+                .int("drainSeconds", d.drainSeconds, "Seconds announced in the drain notice on shutdown."),
+                .string(
+                    "listen", "",
+                    "run: also serve the engine on host:port as an OpenAI-compatible server; serve: where to listen (empty: 127.0.0.1:8000).",
+                    aliases: ["--listen"]),
+                .string(
+                    "jobLog", "",
+                    "Append one JSON line per job (request id, zone, region, resume-from, tokens, outcome) to this file.",
+                    aliases: ["--job-log"]),
+            ]),
+            ConfigSchema(scope: "tunnelHTTP2", HTTP2Configuration.configKeys(defaults: d.tunnelHTTP2)),
+            ConfigSchema([
+                .string(
+                    "logging.level", d.logLevel, "Log level: trace, debug, info, notice, warning, error, critical.",
+                    aliases: ["--log-level"])
+            ]),
+        ])
+    }
+}

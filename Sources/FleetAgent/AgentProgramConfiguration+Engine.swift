@@ -1,0 +1,50 @@
+import AsyncHTTPClient
+import FleetConfiguration
+import FleetProtocol
+public import Logging
+import NIOCore
+
+extension AgentProgramConfiguration.Engine {
+    /// The engine chosen: the synthetic one, or the bridge to a local runtime (asked for its models first).
+    ///
+    /// The runtime may still be loading its model: it is asked again with backoff (1 s … 30 s), with a
+    /// warning each time, rather than exiting; the tunnel is dialled once it answers. Cancellation
+    /// (shutdown) ends the wait.
+    public func makeEngine(logger: Logger) async throws -> any InferenceEngine {
+        guard self.kind == "openai-local" else { return self.makeSyntheticEngine() }
+        let profile = HardwareProfile.of(self.hardware)
+        let configuration = OpenAILocalEngine.Configuration(
+            baseURL: self.upstream, models: self.modelMap, slots: self.slots ?? 1,
+            initialDecodeTokensPerSecond: self.decodeTokensPerSecond ?? profile.decodeTokensPerSecond,
+            initialPrefillTokensPerSecond: self.prefillTokensPerSecond ?? profile.prefillTokensPerSecond)
+        let backoff = Backoff(initial: .seconds(1), maximum: .seconds(30))
+        var attempt = 0
+        while true {
+            do {
+                return try await OpenAILocalEngine.connect(configuration, client: .shared)
+            } catch let error as EngineError {
+                let delay = backoff.delay(attempt: attempt, random: Double.random(in: 0..<1))
+                logger.warning(
+                    "Runtime not answering yet; retrying",
+                    metadata: [
+                        "fleet.upstream": "\(self.upstream)", "error.message": "\(error.message)",
+                        "fleet.retry.seconds": "\(Double(delay.nanoseconds) / 1e9)",
+                    ])
+                attempt += 1
+                try await Task.sleep(nanoseconds: UInt64(delay.nanoseconds))
+            }
+        }
+    }
+
+    /// The synthetic engine with this hardware profile and its overrides.
+    public func makeSyntheticEngine() -> SyntheticEngine {
+        var profile = HardwareProfile.of(self.hardware)
+        if let slots = self.slots { profile.slots = slots }
+        if let decode = self.decodeTokensPerSecond {
+            profile.decodeTokensPerSecond = decode
+            profile.aggregateDecodeTokensPerSecond = decode * Double(profile.slots)
+        }
+        if let prefill = self.prefillTokensPerSecond { profile.prefillTokensPerSecond = prefill }
+        return SyntheticEngine(profile: profile, slowdown: self.slowdown)
+    }
+}

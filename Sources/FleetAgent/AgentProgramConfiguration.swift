@@ -1,0 +1,84 @@
+public import FleetHTTP2
+public import FleetProtocol
+public import NIOCore
+
+/// Everything `fleet-agent` reads (`fleet-agent.yaml`, `FLEET_AGENT_*`, flags), nested by concern;
+/// `init(config:)` and the key list are in `AgentProgramConfiguration+ConfigReader.swift`.
+///
+/// ``tunnelConfiguration()`` turns it into the ``AgentConfiguration`` a ``TunnelClient`` dials with.
+public struct AgentProgramConfiguration: Sendable {
+    /// Where the gateway is and how to verify it (`gateway.*`).
+    public var gateway: Gateway = .init()
+    /// Who the car is (`vehicle.*`, `token`, `tokenFile`).
+    public var vehicle: Vehicle = .init()
+    /// The inference engine (`engine.*`).
+    public var engine: Engine = .init()
+    /// Initial telemetry and the owner's policy (`state.*`, `policy.*`).
+    public var state: VehicleState = VehicleState(pluggedIn: true, chargePercent: 80, link: .wifi, slotsFree: 0)
+    /// The owner's policy.
+    public var policy: OwnerPolicy = OwnerPolicy()
+    /// A JSON state file watched for changes (`state.file`); nil: none.
+    public var stateFile: String?
+    /// Reconnect and drain (`reconnect.*`, `drainSeconds`).
+    public var initialBackoff: TimeAmount = .milliseconds(200)
+    public var maxBackoff: TimeAmount = .seconds(30)
+    public var drainSeconds: Int = 30
+    /// Also serve the engine on this `host:port` (`listen`); `serve` listens here only.
+    public var listen: String?
+    /// Append one JSON line per job here (`jobLog`); nil: no job records.
+    public var jobLog: String?
+    /// HTTP/2 settings of the tunnel, where the agent is the server (`tunnelHTTP2.*`).
+    public var tunnelHTTP2: HTTP2Configuration = .defaults
+    /// Log level (`logging.level`).
+    public var logLevel: String = "info"
+
+    /// The defaults.
+    public static var defaults: Self { Self() }
+    public init() {}
+
+    /// The gateway's tunnel address and TLS.
+    public struct Gateway: Sendable, Hashable {
+        public var host: String = "127.0.0.1"
+        public var port: Int = 7443
+        /// TLS towards the gateway; nil: cleartext (loopback development only).
+        public var tls: AgentConfiguration.TunnelTLS?
+        public init() {}
+    }
+
+    /// The car's identity. The token is a secret.
+    public struct Vehicle: Sendable, Hashable {
+        /// Vehicle id; required by `run`.
+        public var id: String?
+        /// Region; required by `run`.
+        public var region: String?
+        /// Token (`fleetgate token issue`); required by `run`. Secret: never logged.
+        public var token: String?
+        public init() {}
+    }
+
+    /// The engine.
+    public struct Engine: Sendable, Hashable {
+        /// `synthetic`, or `openai-local` (a local OpenAI-compatible runtime at ``upstream``).
+        public var kind: String = "synthetic"
+        public var hardware: HardwareClass = .hw4
+        public var upstream: String = "http://127.0.0.1:8081/v1"
+        /// ADVERTISED → UPSTREAM model names (openai-local).
+        public var modelMap: [String: String] = [:]
+        /// Hidden slowdown of the synthetic engine (1 = nominal).
+        public var slowdown: Double = 1
+        /// Overrides of the hardware profile (benchmarks); nil: the profile's.
+        public var slots: Int?
+        public var decodeTokensPerSecond: Double?
+        public var prefillTokensPerSecond: Double?
+        public init() {}
+    }
+
+    /// The tunnel client's configuration; nil members of ``vehicle`` must have been checked by the caller.
+    public func tunnelConfiguration() -> AgentConfiguration {
+        AgentConfiguration(
+            gatewayHost: self.gateway.host, gatewayPort: self.gateway.port, vehicleID: self.vehicle.id ?? "",
+            credential: self.vehicle.token ?? "", region: self.vehicle.region ?? "", hardware: self.engine.hardware,
+            policy: self.policy, initialBackoff: self.initialBackoff, maxBackoff: self.maxBackoff,
+            drainSeconds: self.drainSeconds, http2: self.tunnelHTTP2, tls: self.gateway.tls)
+    }
+}

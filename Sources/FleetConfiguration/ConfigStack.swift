@@ -1,0 +1,198 @@
+public import Configuration
+public import Foundation
+
+/// The provider stack of one program: command line > environment > YAML file > defaults.
+///
+/// ```swift
+/// let stack = try ConfigStack(program: .fleetgate, schema: GatewayConfiguration.schema, arguments: forwarded)
+/// let configuration = try stack.read { try GatewayConfiguration(config: $0) }
+/// ```
+/// - The command line: every key is a flag (`limits.maxBodyBytes` → `--limits-max-body-bytes`), plus a
+///   few short aliases; an unknown flag, a stray value or a secret on the command line is an error.
+/// - The environment: `PREFIX_` + the key (`FLEETGATE_LIMITS_MAX_BODY_BYTES`), read by name.
+/// - The file: `--config FILE`, else `PREFIX_CONFIG`, else `./<program>.yaml` when it exists
+///   (checked by ``ConfigFile`` with file:line:column).
+/// - The defaults: the schema's, in an `InMemoryProvider`, so every read is a `required*` read
+///   and a malformed value throws instead of silently becoming the default.
+public struct ConfigStack: Sendable {
+    /// Which program's names to use.
+    public struct Program: Sendable, Hashable {
+        /// The environment prefix, e.g. `FLEETGATE`.
+        public var environmentPrefix: String
+        /// The config key that prefix stands for (`fleetgate`; `fleetAgent` for `FLEET_AGENT`).
+        public var environmentScope: String
+        /// The file looked for in the working directory, e.g. `fleetgate.yaml`.
+        public var defaultFile: String
+
+        /// The gateway: `FLEETGATE_*`, `fleetgate.yaml`.
+        public static let fleetgate = Program(
+            environmentPrefix: "FLEETGATE", environmentScope: "fleetgate", defaultFile: "fleetgate.yaml")
+        /// The car agent: `FLEET_AGENT_*`, `fleet-agent.yaml`.
+        public static let fleetAgent = Program(
+            environmentPrefix: "FLEET_AGENT", environmentScope: "fleetAgent", defaultFile: "fleet-agent.yaml")
+    }
+
+    /// The program.
+    public let program: Program
+    /// The keys it reads.
+    public let schema: ConfigSchema
+    /// The command line as `CommandLineArgumentsProvider` gets it (aliases expanded).
+    public let arguments: [String]
+    /// The environment.
+    public let environment: [String: String]
+    /// The file, when one is used.
+    public let file: ConfigFile?
+    /// The file's path, re-read by ``reloaded()``.
+    public let filePath: String?
+
+    /// Builds the stack.
+    /// - Parameters:
+    ///   - arguments: configuration flags (not the program name or subcommand), e.g. `["--config", "gw.yaml",
+    ///     "--limits-max-body-bytes", "2048"]`.
+    ///   - environment: the process environment.
+    /// - Throws: ``ConfigurationErrors`` for a bad flag or a bad file.
+    public init(
+        program: Program, schema: ConfigSchema, arguments: [String],
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws(ConfigurationErrors) {
+        var configFile: String?
+        let canonical = try Self.canonicalize(arguments, schema: schema, program: program, configFile: &configFile)
+        let path =
+            configFile ?? environment[program.environmentPrefix + "_CONFIG"]
+            ?? (FileManager.default.fileExists(atPath: program.defaultFile) ? program.defaultFile : nil)
+        self.program = program
+        self.schema = schema
+        self.arguments = canonical
+        self.environment = environment
+        self.filePath = path
+        self.file = try path.map { path throws(ConfigurationErrors) in
+            try ConfigFile.load(path: path, schema: schema, environmentPrefix: program.environmentPrefix)
+        }
+    }
+
+    private init(copying other: ConfigStack, file: ConfigFile?) {
+        self.program = other.program
+        self.schema = other.schema
+        self.arguments = other.arguments
+        self.environment = other.environment
+        self.filePath = other.filePath
+        self.file = file
+    }
+
+    /// The same stack with the file read again (a reload).
+    public func reloaded() throws(ConfigurationErrors) -> ConfigStack {
+        let file = try self.filePath.map { path throws(ConfigurationErrors) in
+            try ConfigFile.load(path: path, schema: self.schema, environmentPrefix: self.program.environmentPrefix)
+        }
+        return ConfigStack(copying: self, file: file)
+    }
+
+    /// A reader over the four layers.
+    public func reader(accessReporter: (any AccessReporter)? = nil) -> ConfigReader {
+        let secrets = Set(
+            self.schema.keys.filter(\.isSecret).map { $0.environmentVariable(prefix: self.program.environmentPrefix) })
+        var providers: [any ConfigProvider] = [
+            CommandLineArgumentsProvider(arguments: ["program"] + self.arguments),
+            EnvironmentVariablesProvider(environmentVariables: self.environment, secretsSpecifier: .specific(secrets))
+                .prefixKeys(with: ConfigKey(self.program.environmentScope)),
+        ]
+        if let file = self.file { providers.append(file.provider()) }
+        providers.append(self.schema.defaultsProvider())
+        return ConfigReader(providers: providers, accessReporter: accessReporter)
+    }
+
+    /// Reads a configuration with `body`, adding the file position to an error on a key from the file.
+    /// - Throws: ``ConfigurationError``.
+    public func read<T>(_ body: (ConfigReader) throws -> T) throws -> T {
+        try self.locating { try body(self.reader()) }
+    }
+
+    /// Runs `body` (for example building the server from the configuration), adding the file position
+    /// to a ``ConfigurationError`` on a key from the file.
+    public func locating<T>(_ body: () throws -> T) throws -> T {
+        do { return try body() } catch let error as ConfigurationError {
+            throw self.file?.locate(error) ?? error
+        }
+    }
+
+    /// Checks the flags and rewrites aliases to the canonical flags; pulls out `--config`.
+    static func canonicalize(
+        _ arguments: [String], schema: ConfigSchema, program: Program, configFile: inout String?
+    ) throws(ConfigurationErrors) -> [String] {
+        var flags: [String: ConfigKeySpec] = [:]
+        var aliases: [String: (spec: ConfigKeySpec, value: String?)] = [:]
+        for spec in schema.keys {
+            flags[spec.flag] = spec
+            for alias in spec.aliases {
+                let parts = alias.split(separator: "=", maxSplits: 1).map(String.init)
+                aliases[parts[0]] = (spec, parts.count == 2 ? parts[1] : nil)
+            }
+        }
+        var out: [String] = []
+        var errors: [ConfigurationError] = []
+        var index = 0
+        var expectingValue = false
+        while index < arguments.count {
+            let argument = arguments[index]
+            index += 1
+            guard argument.hasPrefix("--") else {
+                if expectingValue {
+                    out.append(argument)
+                } else {
+                    errors.append(
+                        ConfigurationError(.unknownKey, key: argument, "unexpected argument (values follow a flag)"))
+                }
+                continue
+            }
+            let parts = argument.split(separator: "=", maxSplits: 1).map(String.init)
+            var name = parts[0]
+            var inlineValue = parts.count == 2 ? parts[1] : nil
+            if name == "--config" {
+                if let inlineValue {
+                    configFile = inlineValue
+                } else if index < arguments.count {
+                    configFile = arguments[index]
+                    index += 1
+                } else {
+                    errors.append(ConfigurationError(.missingValue, key: "--config", "needs a file"))
+                }
+                expectingValue = false
+                continue
+            }
+            var spec = flags[name]
+            if spec == nil, let alias = aliases[name] {
+                spec = alias.spec
+                name = alias.spec.flag
+                if let fixed = alias.value { inlineValue = fixed }
+            }
+            guard let spec else {
+                let known = Array(flags.keys) + Array(aliases.keys)
+                let close = known.min { editDistance($0, name) < editDistance($1, name) }
+                let hint = close.map { editDistance($0, name) <= 3 ? "; did you mean \($0)?" : "" } ?? ""
+                errors.append(
+                    ConfigurationError(
+                        .unknownKey, key: name,
+                        "unknown option\(hint) (every key of docs/configuration.md is a flag: `--limits-max-body-bytes 2048`)"
+                    ))
+                // Its value, if any, goes with it rather than being reported as a second error.
+                if inlineValue == nil, index < arguments.count, !arguments[index].hasPrefix("--") { index += 1 }
+                expectingValue = false
+                continue
+            }
+            if spec.isSecret {
+                errors.append(
+                    ConfigurationError(
+                        .invalidValue, key: spec.key,
+                        "is a secret and is not read from the command line (where `ps` shows it): set \(spec.environmentVariable(prefix: program.environmentPrefix)) or use the \(spec.key)File key (--\(ConfigKeySpec.flag(for: spec.key + "File").dropFirst(2)))"
+                    ))
+                if inlineValue == nil, index < arguments.count, !arguments[index].hasPrefix("--") { index += 1 }
+                expectingValue = false
+                continue
+            }
+            out.append(inlineValue.map { "\(name)=\($0)" } ?? name)
+            expectingValue = inlineValue == nil
+        }
+        guard errors.isEmpty else { throw ConfigurationErrors(errors) }
+        return out
+    }
+}

@@ -1,0 +1,93 @@
+import FleetGeo
+import FleetHTTP2
+import FleetProtocol
+import FleetScheduler
+import HTTPTypes
+import NIOCore
+
+/// A completion request that passed validation: what dispatch needs, and nothing of the text.
+struct ValidatedRequest: Sendable {
+    var chat: Bool
+    var model: String
+    var streaming: Bool
+    var includeUsage: Bool
+    var outputLimit: Int?
+    /// Whether the request's state can be carried to another upstream mid-stream.
+    var continuable: Bool
+    var origin: Origin
+    /// The enforced privacy zone.
+    var zone: String
+    /// What the scheduler may know.
+    var profile: RequestProfile
+    /// The client's body, byte for byte.
+    var body: ByteBuffer
+    /// The synthetic-text seed, computed once from the body so every attempt of a continuation
+    /// generates the same text (DESIGN.md, Contracts: continuation).
+    var seed: UInt64
+}
+
+/// Turns a request head and body into a ``ValidatedRequest`` or the `APIError` to answer.
+///
+/// Responsibilities, in order: the JSON body and its fields (400), the model (404), the TTFT
+/// objective header (400), the origin — socket peer, or the trusted proxy's `X-Forwarded-For` —
+/// to region and privacy zone, tightened but never loosened by `x-fleet-residency` (400).
+/// The API key is checked earlier, on the head, before any body byte is buffered.
+struct RequestValidator {
+    let core: GatewayCore
+
+    func validate(
+        head: HTTPRequest, connection: HTTPConnectionInfo, body: ByteBuffer, chat: Bool
+    ) throws(APIError) -> ValidatedRequest {
+        let parsed = try JSON.decodeRequest(CompletionRequest.self, from: body)
+        if chat && (parsed.messages ?? []).isEmpty {
+            throw .invalidRequest("'messages' must be a non-empty array.", param: "messages")
+        }
+        if !chat && parsed.prompt == nil {
+            throw .invalidRequest("Missing required parameter: 'prompt'.", param: "prompt")
+        }
+        if let limit = parsed.outputLimit, limit < 1 || limit > 1 << 16 {
+            throw .invalidRequest("'max_tokens' must be between 1 and 65536.", param: "max_tokens")
+        }
+        if let n = parsed.n, n < 1 || n > 8 {
+            throw .invalidRequest("'n' must be between 1 and 8.", param: "n")
+        }
+        guard self.core.serves(model: parsed.model) else {
+            throw .modelNotFound(parsed.model)
+        }
+        var objective = self.core.configuration.defaultTTFTObjectiveMilliseconds
+        if let slo = head.headerFields[.fleetSLOTTFT] {
+            guard let value = Double(slo), value >= 1, value <= 600_000 else {
+                throw .invalidRequest(
+                    "x-slo-ttft-ms '\(slo.prefix(32))' must be a number of milliseconds between 1 and 600000.",
+                    param: FleetHeader.sloTTFT)
+            }
+            objective = value
+        }
+        let origin = self.resolveOrigin(head: head, connection: connection)
+        if let residency = head.headerFields[.fleetResidency] {
+            // Zones are disjoint, so tightening can only restate the origin's own zone.
+            guard residency == origin.zone else {
+                throw .invalidRequest(
+                    "x-fleet-residency '\(residency.prefix(32))' does not overlap the origin's zone '\(origin.zone)'.",
+                    param: FleetHeader.residency)
+            }
+        }
+        // A prompt token is taken as ~4 bytes of the body (which also holds JSON punctuation).
+        let profile = RequestProfile(
+            model: parsed.model, zone: origin.zone, promptTokens: max(1, body.readableBytes / 4),
+            expectedOutputTokens: min(parsed.outputLimit ?? 256, 1_024), ttftObjectiveMilliseconds: objective,
+            tpotObjectiveMilliseconds: self.core.configuration.tpotObjectiveMilliseconds)
+        return ValidatedRequest(
+            chat: chat, model: parsed.model, streaming: parsed.stream ?? false,
+            includeUsage: parsed.streamOptions?.includeUsage ?? false, outputLimit: parsed.outputLimit,
+            continuable: parsed.isContinuable, origin: origin, zone: origin.zone, profile: profile, body: body,
+            seed: SyntheticText.seed(for: parsed.promptText, requested: parsed.seed))
+    }
+
+    private func resolveOrigin(head: HTTPRequest, connection: HTTPConnectionInfo) -> Origin {
+        let peer = connection.remoteAddress?.ipAddress.flatMap { IPAddress($0) }
+        let forwarded = head.headerFields[values: .xForwardedFor]
+        let client = self.core.clientAddresses.resolve(peer: peer, forwardedFor: forwarded)
+        return self.core.geo.current.resolver.resolve(client)
+    }
+}

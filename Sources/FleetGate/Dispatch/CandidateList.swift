@@ -1,0 +1,124 @@
+import CoreMetrics
+import FleetHTTP2
+import FleetProtocol
+import FleetScheduler
+import NIOCore
+
+/// One upstream taken for one attempt: a slot on a car (with the scheduler's prediction for it)
+/// or on a central endpoint. Given back exactly once, with the attempt's outcome.
+enum AttemptLease: Sendable {
+    case car(CarDescriptor, Lease, HTTP2ConnectionHandle)
+    case central(CentralDirectory.Endpoint, predictedTTFTMilliseconds: Double?)
+
+    var predictedTTFTMilliseconds: Double? {
+        switch self {
+        case .car(_, let dispatch, _): dispatch.predictedTTFTMilliseconds
+        case .central(_, let predicted): predicted
+        }
+    }
+
+    var predictedTPOTMilliseconds: Double? {
+        switch self {
+        case .car(_, let dispatch, _): dispatch.predictedTPOTMilliseconds
+        case .central: nil
+        }
+    }
+
+    /// The zone the upstream serves: always the request's (checked again at every acquisition).
+    var zone: String {
+        switch self {
+        case .car(let car, _, _): car.zone
+        case .central(let endpoint, _): endpoint.zone
+        }
+    }
+}
+
+/// The scheduler's ranked candidates for one request, handed out one lease per attempt.
+///
+/// The scheduler is asked once per round (a ranked short list); a retry, hedge or continuation
+/// takes the next entry, and asks again, excluding every car already tried, when the list runs
+/// out. Central capacity in the request's zone comes last when no car can be had. A candidate
+/// outside the request's zone is never returned (an invariant, checked here as well as in the
+/// registry).
+struct CandidateList {
+    let core: GatewayCore
+    let profile: RequestProfile
+    let preferredRegion: String
+    private var choices: [Choice] = []
+    private var tried: [CarID] = []
+    private var triedCentral: Set<String> = []
+
+    init(core: GatewayCore, profile: RequestProfile, preferredRegion: String) {
+        self.core = core
+        self.profile = profile
+        self.preferredRegion = preferredRegion
+    }
+
+    /// Cars tried so far.
+    var triedCars: [CarID] { self.tried }
+
+    /// Takes the next candidate, or nil when nothing in the zone can serve now. A `continuation`
+    /// needs an upstream that can continue from the delivered tokens: a car whose engine says so,
+    /// or a central endpoint configured with a continuation mode.
+    mutating func next(continuation: Bool = false) -> AttemptLease? {
+        var decided = false
+        while true {
+            if self.choices.isEmpty {
+                if decided { break }
+                self.decide()
+                decided = true
+                if self.choices.isEmpty { break }
+            }
+            let choice = self.choices.removeFirst()
+            guard let id = choice.car else {
+                if let lease = self.central(predicted: choice.predictedTTFTMilliseconds, continuation: continuation) {
+                    return lease
+                }
+                continue
+            }
+            guard !self.tried.contains(id) else { continue }
+            self.tried.append(id)
+            guard let car = self.core.registry.descriptor(id), car.zone == self.profile.zone,
+                !continuation || car.continuation != .none,
+                let tunnel = self.core.tunnels.handle(for: id),
+                let dispatch = self.core.registry.acquire(choice, for: self.profile, now: self.core.now)
+            else { continue }
+            return .car(car, dispatch, tunnel)
+        }
+        // No car fits: central capacity in the same zone, never outside it.
+        let option = self.core.central.option(
+            model: self.profile.model, zone: self.profile.zone, promptTokens: self.profile.promptTokens)
+        return self.central(predicted: option?.predictedTTFTMilliseconds, continuation: continuation)
+    }
+
+    private mutating func decide() {
+        let central = self.core.central.option(
+            model: self.profile.model, zone: self.profile.zone, promptTokens: self.profile.promptTokens)
+        let start = NIODeadline.now()
+        let decision = self.core.registry.decide(self.profile, central: central, excluding: self.tried, now: self.core.now)
+        self.core.metrics.decisionTime.recordNanoseconds((NIODeadline.now() - start).nanoseconds)
+        self.core.metrics.decision(firstChoice: decision.choices.first)
+        self.choices = decision.choices
+    }
+
+    private mutating func central(predicted: Double?, continuation: Bool) -> AttemptLease? {
+        guard self.core.httpClient != nil,
+            let endpoint = self.core.central.acquire(
+                model: self.profile.model, zone: self.profile.zone, preferring: self.preferredRegion,
+                excluding: self.triedCentral, continuation: continuation),
+            endpoint.zone == self.profile.zone
+        else { return nil }
+        self.triedCentral.insert(endpoint.baseURL)
+        return .central(endpoint, predictedTTFTMilliseconds: predicted)
+    }
+
+    /// Gives a lease back with what its attempt showed.
+    func release(_ lease: AttemptLease, outcome: Outcome) {
+        switch lease {
+        case .car(_, let dispatch, _):
+            self.core.registry.finish(dispatch, outcome, now: self.core.now)
+        case .central(let endpoint, _):
+            self.core.central.release(endpoint, outcome: outcome, promptTokens: self.profile.promptTokens)
+        }
+    }
+}

@@ -1,0 +1,338 @@
+/// The life of one request after validation, without I/O: which upstream attempts run, which one
+/// the client hears, and when the request ends.
+///
+/// Responsibilities (DESIGN.md, "Dispatch: one state machine per request"):
+/// 1. open the first attempt; retry on another candidate while nothing reached the client
+///    (a failure before the first token is invisible to it), up to ``Configuration/maxAttempts``;
+/// 2. hedge: when the hedge timer of the only attempt fires before its first token, open a second
+///    attempt; the first real token wins and every other attempt is cancelled at once;
+/// 3. mid-stream failover: when the attempt the client hears dies after tokens reached the client,
+///    open a continuation from the tokens already delivered, up to ``Configuration/maxMigrations``,
+///    and only when the request can be continued (``Configuration/continuable``);
+/// 4. proactive migration: a car that announces it will leave before the job ends is replaced by
+///    a continuation before it goes;
+/// 5. finish on the committed attempt's end; fail with a reason the adapter maps to an OpenAI
+///    error (a JSON answer before the response head, the SSE error event after it);
+/// 6. cancel every open attempt when the client goes away or the request ends.
+///
+/// Events that no longer apply — a late token from a cancelled hedge, a failure after the finish,
+/// a second first token in the same tick — return ``Action/none``: the adapter never needs to
+/// know which races are harmless. Time never enters: timers are the adapter's, their firing is an
+/// event, so every decision is a function of the events alone and testable without sockets.
+package struct DispatchStateMachine: Sendable {
+    /// Identifies one attempt of a request: 1, 2, 3, … in the order they were opened.
+    package typealias AttemptID = Int
+
+    /// Bounds and switches, fixed per request.
+    package struct Configuration: Sendable, Hashable {
+        /// Attempts opened before the client heard a token (first try, retries and hedges).
+        package var maxAttempts: Int
+        /// Continuations after the client heard a token.
+        package var maxMigrations: Int
+        /// Whether a second attempt may race a slow first token.
+        package var hedging: Bool
+        /// Whether the request's state can be carried to another upstream (false for `n > 1`,
+        /// tool calls, schema-bound output or logprobs).
+        package var continuable: Bool
+
+        package init(maxAttempts: Int, maxMigrations: Int, hedging: Bool, continuable: Bool) {
+            self.maxAttempts = maxAttempts
+            self.maxMigrations = maxMigrations
+            self.hedging = hedging
+            self.continuable = continuable
+        }
+    }
+
+    /// Why an attempt is opened.
+    package enum OpenReason: Sendable, Hashable {
+        case initial
+        /// The previous attempt failed before the client heard anything.
+        case retry
+        /// The only attempt is slow to its first token.
+        case hedge
+        /// The attempt the client hears failed; continue from the delivered tokens.
+        case failover
+        /// The car serving the stream announced it will leave before the job can end.
+        case departure
+    }
+
+    /// An attempt to open: the adapter takes the next candidate and opens it, or reports
+    /// ``DispatchStateMachine/noCandidate(_:)`` when none is left.
+    package struct Open: Sendable, Hashable {
+        package var attempt: AttemptID
+        /// Tokens the client already has: the continuation starts after them.
+        package var resumeFrom: Int
+        package var reason: OpenReason
+
+        package init(attempt: AttemptID, resumeFrom: Int, reason: OpenReason) {
+            self.attempt = attempt
+            self.resumeFrom = resumeFrom
+            self.reason = reason
+        }
+    }
+
+    /// How an attempt failed, as the adapter saw it.
+    package struct Failure: Sendable, Hashable {
+        /// Whether another upstream may produce the answer (a refused stream, a lost car, a
+        /// deadline) or not (the upstream rejected the request itself: a 4xx).
+        package var retryable: Bool
+        /// A bounded label for metrics and logs (`car_reset`, `ping_timeout`, `status_4xx`, …).
+        package var label: String
+        /// The upstream's HTTP status when it answered with an error before any token.
+        package var status: Int?
+
+        package init(retryable: Bool, label: String, status: Int? = nil) {
+            self.retryable = retryable
+            self.label = label
+            self.status = status
+        }
+    }
+
+    /// Why the request failed; the adapter turns it into an OpenAI-shaped error.
+    package enum FailureReason: Sendable, Hashable {
+        /// No candidate could even be tried.
+        case noCapacity
+        /// Every attempt failed before the first token.
+        case attemptsExhausted(lastLabel: String)
+        /// The upstream rejected the request (a 4xx): pass it through.
+        case rejected(status: Int)
+        /// Mid-stream: the bound on continuations was reached.
+        case migrationLimit(lastLabel: String)
+        /// Mid-stream: no candidate is left in the zone to continue on.
+        case noContinuationCandidate(lastLabel: String)
+        /// Mid-stream: the request's state cannot be carried to another upstream.
+        case notContinuable(lastLabel: String)
+    }
+
+    /// What the adapter must do.
+    package enum Action: Sendable, Hashable {
+        case none
+        /// Open an attempt.
+        case open(Open)
+        /// Cancel `cancel` (if any), then open a continuation (failover or departure).
+        case migrate(cancel: AttemptID?, open: Open)
+        /// This attempt's first token: it is the one the client hears from now on. Send the
+        /// response head first when `sendHead`, then its held events; cancel the others.
+        case commit(AttemptID, sendHead: Bool, cancel: [AttemptID])
+        /// Pass this event of the committed attempt to the client.
+        case forward
+        /// Cancel these attempts; nothing else changes.
+        case cancel([AttemptID])
+        /// The committed attempt ended: end the client's stream (`[DONE]` or the JSON answer), and
+        /// cancel `cancel` (a continuation that never took over).
+        case finish(cancel: [AttemptID])
+        /// End the request with an error; `midStream` when the response head was sent (then the
+        /// SSE error event, and no `[DONE]`). Cancel `cancel` first.
+        case fail(FailureReason, midStream: Bool, cancel: [AttemptID])
+    }
+
+    /// Where the request is.
+    package enum Phase: Sendable, Hashable {
+        case idle
+        /// Attempts are open and none has produced a token.
+        case awaitingFirstToken
+        /// One attempt is committed and its tokens reach the client.
+        case streaming
+        /// The committed attempt was lost; a continuation is open and has not produced a token.
+        case migrating
+        case finished
+    }
+
+    package let configuration: Configuration
+    package private(set) var phase: Phase = .idle
+    /// Attempts open now (at most two: an attempt and its hedge, or a continuation).
+    package private(set) var open: [AttemptID] = []
+    /// The attempt the client hears, once one produced a token.
+    package private(set) var committed: AttemptID?
+    /// Tokens delivered to the client.
+    package private(set) var delivered = 0
+    /// Attempts opened so far.
+    package private(set) var opened = 0
+    /// Continuations opened so far.
+    package private(set) var migrations = 0
+    /// Whether the response head went out.
+    package private(set) var headSent = false
+    /// Whether a hedge was opened.
+    package private(set) var hedged = false
+
+    package init(configuration: Configuration) {
+        self.configuration = configuration
+    }
+
+    // MARK: Events
+
+    /// The request is validated: open the first attempt.
+    package mutating func start() -> Action {
+        guard self.phase == .idle else { return .none }
+        self.phase = .awaitingFirstToken
+        return .open(self.newAttempt(resumeFrom: 0, reason: .initial))
+    }
+
+    /// The adapter found no candidate for an attempt the machine asked it to open.
+    package mutating func noCandidate(_ attempt: AttemptID) -> Action {
+        guard let index = self.open.firstIndex(of: attempt), attempt != self.committed else { return .none }
+        self.open.remove(at: index)
+        switch self.phase {
+        case .awaitingFirstToken:
+            if !self.open.isEmpty { return .none }  // a hedge found nobody: the first attempt runs on
+            self.phase = .finished
+            return .fail(
+                self.opened == 1 ? .noCapacity : .attemptsExhausted(lastLabel: "no_candidate"),
+                midStream: false, cancel: [])
+        case .migrating:
+            self.phase = .finished
+            return .fail(.noContinuationCandidate(lastLabel: "no_candidate"), midStream: true, cancel: self.drain())
+        case .streaming:
+            // A departure's continuation found nobody: the departing car goes on as long as it can.
+            return .none
+        case .idle, .finished:
+            return .none
+        }
+    }
+
+    /// An attempt produced its first token (content, or a finish reason).
+    package mutating func firstToken(_ attempt: AttemptID) -> Action {
+        guard self.open.contains(attempt) else { return .none }
+        switch self.phase {
+        case .awaitingFirstToken, .migrating:
+            let losers = self.open.filter { $0 != attempt }
+            self.open = [attempt]
+            self.committed = attempt
+            self.phase = .streaming
+            self.delivered += 1
+            let sendHead = !self.headSent
+            self.headSent = true
+            return .commit(attempt, sendHead: sendHead, cancel: losers)
+        case .streaming:
+            if attempt == self.committed { return self.token(attempt) }
+            // A departure's continuation produced a token while the departing car still streams:
+            // the continuation takes over from here.
+            let previous = self.committed
+            self.open = [attempt]
+            self.committed = attempt
+            self.delivered += 1
+            return .commit(attempt, sendHead: false, cancel: previous.map { [$0] } ?? [])
+        case .idle, .finished:
+            return .none
+        }
+    }
+
+    /// A later token of an attempt.
+    package mutating func token(_ attempt: AttemptID) -> Action {
+        guard self.phase == .streaming, attempt == self.committed else { return .none }
+        self.delivered += 1
+        return .forward
+    }
+
+    /// An attempt's upstream ended cleanly (`[DONE]`, or the end of its stream after a finish).
+    package mutating func finished(_ attempt: AttemptID) -> Action {
+        guard self.open.contains(attempt) else { return .none }
+        if self.phase == .streaming && attempt == self.committed {
+            self.phase = .finished
+            // A departure's continuation that never took over is no longer needed.
+            let others = self.drain().filter { $0 != attempt }
+            return .finish(cancel: others)
+        }
+        // An attempt that ends without a single token did not answer.
+        return self.failed(attempt, Failure(retryable: true, label: "empty_stream"))
+    }
+
+    /// An attempt failed: refused, reset, lost with its car, past a deadline, or answered an error.
+    package mutating func failed(_ attempt: AttemptID, _ failure: Failure) -> Action {
+        guard let index = self.open.firstIndex(of: attempt) else { return .none }
+        self.open.remove(at: index)
+        switch self.phase {
+        case .awaitingFirstToken:
+            if !self.open.isEmpty { return .none }  // its hedge (or the attempt it hedged) runs on
+            if !failure.retryable, let status = failure.status {
+                self.phase = .finished
+                return .fail(.rejected(status: status), midStream: false, cancel: [])
+            }
+            guard failure.retryable, self.opened < self.configuration.maxAttempts else {
+                self.phase = .finished
+                return .fail(.attemptsExhausted(lastLabel: failure.label), midStream: false, cancel: [])
+            }
+            return .open(self.newAttempt(resumeFrom: 0, reason: .retry))
+        case .streaming where attempt == self.committed, .migrating:
+            self.committed = nil
+            if self.phase == .streaming && !self.open.isEmpty {
+                // A departure's continuation is already running: it takes over.
+                self.phase = .migrating
+                return .none
+            }
+            if let next = self.continuation(after: failure, reason: .failover) {
+                self.phase = .migrating
+                return .migrate(cancel: nil, open: next)
+            }
+            self.phase = .finished
+            return .fail(self.midStreamReason(failure), midStream: true, cancel: self.drain())
+        case .streaming:
+            // A departure's continuation failed before its first token: the departing car goes on.
+            return .none
+        case .idle, .finished:
+            return .none
+        }
+    }
+
+    /// The hedge timer of an attempt fired. `budgetAllows` is the gateway-wide hedge budget's answer.
+    package mutating func hedgeTimerFired(_ attempt: AttemptID, budgetAllows: Bool) -> Action {
+        guard self.phase == .awaitingFirstToken, self.configuration.hedging, budgetAllows, !self.hedged,
+            self.open == [attempt], self.opened < self.configuration.maxAttempts
+        else { return .none }
+        self.hedged = true
+        return .open(self.newAttempt(resumeFrom: 0, reason: .hedge))
+    }
+
+    /// The car serving `attempt` announced it leaves; `canFinish` says whether the time it has left
+    /// covers the attempt's predicted remaining tokens.
+    package mutating func departing(_ attempt: AttemptID, canFinish: Bool) -> Action {
+        guard self.open.contains(attempt) else { return .none }
+        switch self.phase {
+        case .awaitingFirstToken, .migrating:
+            if canFinish { return .none }
+            return self.failed(attempt, Failure(retryable: true, label: "departing"))
+        case .streaming:
+            guard attempt == self.committed, !canFinish, self.open.count == 1,
+                let next = self.continuation(after: nil, reason: .departure)
+            else { return .none }
+            // The departing car keeps streaming until the continuation's first token takes over.
+            return .open(next)
+        case .idle, .finished:
+            return .none
+        }
+    }
+
+    /// The client went away: cancel everything.
+    package mutating func clientGone() -> Action {
+        guard self.phase != .finished else { return .none }
+        self.phase = .finished
+        self.committed = nil
+        let open = self.drain()
+        return open.isEmpty ? .none : .cancel(open)
+    }
+
+    // MARK: Helpers
+
+    private mutating func newAttempt(resumeFrom: Int, reason: OpenReason) -> Open {
+        self.opened += 1
+        self.open.append(self.opened)
+        return Open(attempt: self.opened, resumeFrom: resumeFrom, reason: reason)
+    }
+
+    /// A continuation from the delivered tokens, when the bound and the request allow one.
+    private mutating func continuation(after failure: Failure?, reason: OpenReason) -> Open? {
+        guard self.configuration.continuable, self.migrations < self.configuration.maxMigrations else { return nil }
+        self.migrations += 1
+        return self.newAttempt(resumeFrom: self.delivered, reason: reason)
+    }
+
+    private func midStreamReason(_ failure: Failure) -> FailureReason {
+        if !self.configuration.continuable { return .notContinuable(lastLabel: failure.label) }
+        return .migrationLimit(lastLabel: failure.label)
+    }
+
+    private mutating func drain() -> [AttemptID] {
+        defer { self.open.removeAll() }
+        return self.open
+    }
+}

@@ -1,0 +1,441 @@
+package import FleetProtocol
+package import NIOCore
+
+/// Owns what the client sees of one completion, whichever upstreams produce it.
+///
+/// Responsibilities:
+/// 1. split each attempt's bytes into SSE events (bounded in size) and classify each by parsing
+///    its `data:` payload with ``ChunkScanner`` — any JSON spacing; `event:`, `id:`, `retry:` and
+///    comment lines never reach the client;
+/// 2. hold an attempt's role chunk until its first token, so a retry or hedge is invisible;
+/// 3. re-emit only what the OpenAI format allows: `data:` with a chunk of the right shape (the
+///    upstream's own bytes when they already carry the stream's identity, else a chunk written
+///    anew), `[DONE]` once and last, the SSE error event of DESIGN.md's contract;
+/// 4. keep one `id`/`object`/`created`/`model` from the first delivered chunk to `[DONE]`, across
+///    failover continuations;
+/// 5. count delivered tokens and keep the delivered text (of choice 0) for continuations; strip
+///    usage unless the client asked, and report usage as the original prompt plus every token
+///    delivered;
+/// 6. bound what an upstream can make it hold: event size, events per attempt, output tokens
+///    (`max_tokens`) and, for `stream: false`, the aggregate's bytes.
+///
+/// It does no I/O and decides nothing about attempts: ``DispatchStateMachine`` does, from the
+/// ``Item``s this type classifies.
+package struct SSERelay: Sendable {
+    /// Bounds and the client's wishes.
+    package struct Configuration: Sendable, Hashable {
+        /// `stream: true`.
+        package var streaming: Bool
+        /// `stream_options.include_usage`.
+        package var includeUsage: Bool
+        /// Chat (`chat.completion.chunk`) or legacy completions (`text_completion`).
+        package var chat: Bool
+        /// The client's `max_tokens`, if any.
+        package var maxOutputTokens: Int?
+        /// The largest SSE event accepted from an upstream.
+        package var maxEventBytes: Int
+        /// Events accepted from one attempt.
+        package var maxEventsPerAttempt: Int
+        /// Bytes of text collected for a `stream: false` answer.
+        package var maxAggregateBytes: Int
+        /// The stream id used when an upstream sends none.
+        package var fallbackID: String
+
+        package init(
+            streaming: Bool, includeUsage: Bool, chat: Bool, maxOutputTokens: Int?, maxEventBytes: Int = 64 * 1024,
+            maxEventsPerAttempt: Int = 200_000, maxAggregateBytes: Int = 4 << 20, fallbackID: String
+        ) {
+            self.streaming = streaming
+            self.includeUsage = includeUsage
+            self.chat = chat
+            self.maxOutputTokens = maxOutputTokens
+            self.maxEventBytes = maxEventBytes
+            self.maxEventsPerAttempt = maxEventsPerAttempt
+            self.maxAggregateBytes = maxAggregateBytes
+            self.fallbackID = fallbackID
+        }
+    }
+
+    /// What an upstream event is, for the state machine.
+    package enum Kind: Sendable, Hashable {
+        /// A chunk without output (the role chunk, an empty delta): held before the first token.
+        case preamble
+        /// A chunk with output: text, a tool call or a finish reason.
+        case output
+        /// A usage-only chunk: recorded, never forwarded as is.
+        case usage
+        /// `data: [DONE]`: the attempt's end.
+        case done
+        /// An `{"error":…}` payload: the upstream gave up.
+        case upstreamError
+        /// Not a chunk: bad JSON or UTF-8, the wrong shape, too large, or past a bound.
+        case malformed(label: String)
+        /// Past the client's `max_tokens` or the aggregate bound: the answer is complete.
+        case overLimit
+    }
+
+    /// One classified upstream event.
+    package struct Item: Sendable {
+        package var kind: Kind
+        /// The `data:` payload (one JSON text).
+        package var payload: ByteBuffer
+        package var chunk: ChunkScanner.Chunk?
+    }
+
+    /// The stream's identity, fixed by the first delivered chunk.
+    struct Identity: Sendable {
+        var id: ByteBuffer  // the JSON string token, quotes included
+        var object: ByteBuffer
+        var created: Int
+        var model: ByteBuffer
+    }
+
+    /// Per attempt: its parser, its held preamble and what it reported.
+    struct AttemptState: Sendable {
+        var decoder: SSE.Decoder
+        var held: [Item] = []
+        var events = 0
+        var ended = false
+        var promptTokens: Int?
+        var completionTokens: Int?
+        /// Tokens this attempt delivered.
+        var delivered = 0
+    }
+
+    package let configuration: Configuration
+    private var attempts: [Int: AttemptState] = [:]
+    private var identity: Identity?
+    /// Attempts the client heard, in order.
+    private var segments: [Int] = []
+    /// Tokens delivered to the client.
+    package private(set) var deliveredTokens = 0
+    /// The delivered text of choice 0, for continuations and `stream: false`.
+    package private(set) var deliveredText = ""
+    /// Text of further choices (`n > 1`), for `stream: false`.
+    private var otherText: [Int: String] = [:]
+    private var aggregateBytes = 0
+    /// The last finish reason delivered, per choice.
+    private var finishReasons: [Int: String] = [:]
+    private var doneSent = false
+
+    package init(configuration: Configuration) {
+        self.configuration = configuration
+    }
+
+    // MARK: Upstream side
+
+    /// Starts parsing a new attempt's stream.
+    package mutating func open(attempt: Int) {
+        self.attempts[attempt] = AttemptState(decoder: SSE.Decoder(maxEventBytes: self.configuration.maxEventBytes))
+    }
+
+    /// Forgets an attempt (failed or cancelled).
+    package mutating func close(attempt: Int) {
+        self.attempts[attempt] = nil
+    }
+
+    /// Splits and classifies an attempt's bytes. Events after its `[DONE]` are dropped.
+    package mutating func receive(_ data: ByteBuffer, from attempt: Int) -> [Item] {
+        guard var state = self.attempts[attempt], !state.ended else { return [] }
+        defer { self.attempts[attempt] = state }
+        let events: [SSE.Decoder.Event]
+        do {
+            events = try state.decoder.feed(data)
+        } catch {
+            state.ended = true
+            return [Item(kind: .malformed(label: "event_too_large"), payload: ByteBuffer(), chunk: nil)]
+        }
+        var items: [Item] = []
+        items.reserveCapacity(events.count)
+        for event in events {
+            guard let payload = Self.payload(of: event.raw) else { continue }  // a comment or bare fields
+            state.events += 1
+            if state.events > self.configuration.maxEventsPerAttempt {
+                state.ended = true
+                items.append(Item(kind: .overLimit, payload: payload, chunk: nil))
+                break
+            }
+            let item = self.classify(payload, attempt: &state)
+            items.append(item)
+            switch item.kind {
+            case .done, .upstreamError, .malformed: state.ended = true
+            default: break
+            }
+            if state.ended { break }
+        }
+        return items
+    }
+
+    private func classify(_ payload: ByteBuffer, attempt: inout AttemptState) -> Item {
+        if payload.readableBytes == 6, payload.readableBytesView.elementsEqual("[DONE]".utf8) {
+            return Item(kind: .done, payload: payload, chunk: nil)
+        }
+        let chunk: ChunkScanner.Chunk
+        do {
+            chunk = try ChunkScanner.scan(payload, range: 0..<payload.readableBytes)
+        } catch {
+            return Item(kind: .malformed(label: "bad_json"), payload: payload, chunk: nil)
+        }
+        if chunk.isError { return Item(kind: .upstreamError, payload: payload, chunk: chunk) }
+        guard chunk.hasChoices else { return Item(kind: .malformed(label: "bad_chunk"), payload: payload, chunk: nil) }
+        if chunk.hasUsage {
+            attempt.promptTokens = chunk.promptTokens
+            attempt.completionTokens = chunk.completionTokens
+        }
+        if chunk.carriesOutput { return Item(kind: .output, payload: payload, chunk: chunk) }
+        if chunk.choice == nil && chunk.hasUsage { return Item(kind: .usage, payload: payload, chunk: chunk) }
+        return Item(kind: .preamble, payload: payload, chunk: chunk)
+    }
+
+    /// Keeps an attempt's preamble until its first token.
+    package mutating func hold(_ item: Item, from attempt: Int) {
+        guard self.attempts[attempt] != nil, self.attempts[attempt]!.held.count < 4 else { return }
+        self.attempts[attempt]!.held.append(item)
+    }
+
+    /// Whether delivering one more token would pass the client's `max_tokens` or the aggregate bound.
+    package func wouldExceedLimits(_ item: Item) -> Bool {
+        if let limit = self.configuration.maxOutputTokens, self.deliveredTokens >= limit,
+            !(item.chunk?.choice?.content ?? "").isEmpty
+        {
+            return true
+        }
+        return !self.configuration.streaming && self.aggregateBytes >= self.configuration.maxAggregateBytes
+    }
+
+    // MARK: Client side
+
+    /// The first token of `attempt`: the client hears this attempt from now on. Writes its held
+    /// preamble (for the stream's first attempt only: a continuation's role chunk is not repeated)
+    /// and then `item`.
+    package mutating func commit(_ attempt: Int, first item: Item, into out: inout ByteBuffer) {
+        let isFirstSegment = self.segments.isEmpty
+        self.segments.append(attempt)
+        let held = self.attempts[attempt]?.held ?? []
+        self.attempts[attempt]?.held.removeAll()
+        if self.identity == nil { self.identity = self.makeIdentity(from: held.first ?? item) }
+        if isFirstSegment && self.configuration.streaming {
+            for preamble in held { self.write(preamble, into: &out) }
+        }
+        self.deliver(item, from: attempt, into: &out)
+    }
+
+    /// A later output event of the committed attempt.
+    package mutating func deliver(_ item: Item, from attempt: Int, into out: inout ByteBuffer) {
+        guard let chunk = item.chunk else { return }
+        var counted = false
+        for choice in [chunk.choice].compactMap({ $0 }) + chunk.otherChoices {
+            if let content = choice.content, !content.isEmpty {
+                counted = true
+                if choice.index == 0 {
+                    self.deliveredText += content
+                } else if !self.configuration.streaming {
+                    self.otherText[choice.index, default: ""] += content
+                }
+                self.aggregateBytes += content.utf8.count
+            }
+            if let reason = choice.finishReason { self.finishReasons[choice.index] = reason }
+        }
+        if counted || (chunk.choice?.hasToolCalls ?? false) {
+            self.deliveredTokens += 1
+            self.attempts[attempt]?.delivered += 1
+        }
+        if self.configuration.streaming { self.write(item, into: &out) }
+    }
+
+    /// The end of a streamed answer: the usage chunk when asked for, then `[DONE]`, once.
+    package mutating func finishStream(into out: inout ByteBuffer) {
+        guard !self.doneSent else { return }
+        self.doneSent = true
+        if self.configuration.includeUsage {
+            let usage = self.usage
+            var json = ByteBuffer()
+            self.writeEnvelopeStart(into: &json)
+            json.writeStaticString("\"choices\":[],\"usage\":{\"prompt_tokens\":")
+            json.writeString(String(usage.promptTokens))
+            json.writeStaticString(",\"completion_tokens\":")
+            json.writeString(String(usage.completionTokens))
+            json.writeStaticString(",\"total_tokens\":")
+            json.writeString(String(usage.totalTokens))
+            json.writeStaticString("}}")
+            Self.writeEvent(json, into: &out)
+        }
+        out.writeStaticString("data: [DONE]\n\n")
+    }
+
+    /// Ends a stream whose bounds were reached: a finish chunk with `length`, then the end.
+    package mutating func finishOverLimit(into out: inout ByteBuffer) {
+        if self.configuration.streaming && self.finishReasons[0] == nil {
+            var json = ByteBuffer()
+            self.writeEnvelopeStart(into: &json)
+            json.writeStaticString(
+                self.configuration.chat
+                    ? "\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"length\"}]}"
+                    : "\"choices\":[{\"index\":0,\"text\":\"\",\"finish_reason\":\"length\"}]}")
+            Self.writeEvent(json, into: &out)
+        }
+        if self.finishReasons[0] == nil { self.finishReasons[0] = "length" }
+    }
+
+    /// The `stream: false` answer.
+    package func response(model: String) -> CompletionResponse {
+        let chat = self.configuration.chat
+        let indices = ([0] + self.otherText.keys.sorted())
+        let choices = indices.map { index in
+            let text = index == 0 ? self.deliveredText : (self.otherText[index] ?? "")
+            return CompletionResponse.Choice(
+                index: index, message: chat ? ChatMessage(role: "assistant", content: text) : nil,
+                text: chat ? nil : text, finishReason: self.finishReasons[index] ?? "stop")
+        }
+        let identity = self.identity
+        return CompletionResponse(
+            id: identity.map { Self.decodeString($0.id) } ?? self.configuration.fallbackID,
+            object: chat ? "chat.completion" : "text_completion", created: identity?.created ?? 0,
+            model: identity.map { Self.decodeString($0.model) } ?? model, choices: choices, usage: self.usage)
+    }
+
+    /// Usage as the client is told it: the original prompt, and every token delivered (as the
+    /// upstreams counted them when they all said, else as counted here).
+    package var usage: Usage {
+        var prompt: Int?
+        var completion = 0
+        var allReported = true
+        for attempt in self.segments {
+            guard let state = self.attempts[attempt] else {
+                allReported = false
+                continue
+            }
+            if prompt == nil { prompt = state.promptTokens }
+            if let reported = state.completionTokens { completion += reported } else { allReported = false }
+        }
+        return Usage(promptTokens: prompt ?? 0, completionTokens: allReported ? completion : self.deliveredTokens)
+    }
+
+    /// The SSE error event (DESIGN.md, Contracts): the stream then ends without `[DONE]`.
+    package static func errorEvent(_ error: APIError) -> ByteBuffer {
+        SSE.event(JSON.string(error.body))
+    }
+
+    // MARK: Encoding
+
+    private func makeIdentity(from item: Item) -> Identity {
+        var id = ByteBuffer(string: "\"" + self.configuration.fallbackID + "\"")
+        var object = ByteBuffer(string: self.configuration.chat ? "\"chat.completion.chunk\"" : "\"text_completion\"")
+        var model = ByteBuffer(string: "\"\"")
+        if let chunk = item.chunk {
+            if let range = chunk.idRange { id = item.payload.getSlice(at: item.payload.readerIndex + range.lowerBound, length: range.count)! }
+            if let range = chunk.objectRange { object = item.payload.getSlice(at: item.payload.readerIndex + range.lowerBound, length: range.count)! }
+            if let range = chunk.modelRange { model = item.payload.getSlice(at: item.payload.readerIndex + range.lowerBound, length: range.count)! }
+        }
+        return Identity(id: id, object: object, created: item.chunk?.created ?? 0, model: model)
+    }
+
+    /// Writes one event to the client: the upstream's payload when it already carries the stream's
+    /// id and no usage to strip, else the chunk written anew.
+    private func write(_ item: Item, into out: inout ByteBuffer) {
+        guard let chunk = item.chunk, let identity = self.identity else { return }
+        let sameID = chunk.idRange.map { range in
+            item.payload.readableBytesView[
+                (item.payload.readerIndex + range.lowerBound)..<(item.payload.readerIndex + range.upperBound)]
+                .elementsEqual(identity.id.readableBytesView)
+        } ?? false
+        if sameID && (self.configuration.includeUsage || !chunk.hasUsage) {
+            Self.writeEvent(item.payload, into: &out)
+            return
+        }
+        var json = ByteBuffer()
+        self.writeEnvelopeStart(into: &json)
+        json.writeStaticString("\"choices\":[")
+        var first = true
+        for choice in [chunk.choice].compactMap({ $0 }) + chunk.otherChoices {
+            if !first { json.writeStaticString(",") }
+            first = false
+            json.writeStaticString("{\"index\":")
+            json.writeString(String(choice.index))
+            if self.configuration.chat {
+                json.writeStaticString(",\"delta\":{")
+                var needsComma = false
+                if choice.hasRole {
+                    json.writeStaticString("\"role\":\"assistant\"")
+                    needsComma = true
+                }
+                if let content = choice.content {
+                    if needsComma { json.writeStaticString(",") }
+                    json.writeStaticString("\"content\":")
+                    Self.writeJSONString(content, into: &json)
+                }
+                json.writeStaticString("}")
+            } else {
+                json.writeStaticString(",\"text\":")
+                Self.writeJSONString(choice.content ?? "", into: &json)
+            }
+            json.writeStaticString(",\"finish_reason\":")
+            if let reason = choice.finishReason {
+                Self.writeJSONString(reason, into: &json)
+            } else {
+                json.writeStaticString("null")
+            }
+            json.writeStaticString("}")
+        }
+        json.writeStaticString("]}")
+        Self.writeEvent(json, into: &out)
+    }
+
+    /// `{"id":…,"object":…,"created":…,"model":…,` — the caller writes the rest.
+    private func writeEnvelopeStart(into json: inout ByteBuffer) {
+        let identity =
+            self.identity
+            ?? Identity(
+                id: ByteBuffer(string: "\"" + self.configuration.fallbackID + "\""),
+                object: ByteBuffer(string: self.configuration.chat ? "\"chat.completion.chunk\"" : "\"text_completion\""),
+                created: 0, model: ByteBuffer(string: "\"\""))
+        json.writeStaticString("{\"id\":")
+        json.writeImmutableBuffer(identity.id)
+        json.writeStaticString(",\"object\":")
+        json.writeImmutableBuffer(identity.object)
+        json.writeStaticString(",\"created\":")
+        json.writeString(String(identity.created))
+        json.writeStaticString(",\"model\":")
+        json.writeImmutableBuffer(identity.model)
+        json.writeStaticString(",")
+    }
+
+    private static func writeEvent(_ payload: ByteBuffer, into out: inout ByteBuffer) {
+        out.writeStaticString("data: ")
+        out.writeImmutableBuffer(payload)
+        out.writeStaticString("\n\n")
+    }
+
+    static func writeJSONString(_ text: String, into out: inout ByteBuffer) {
+        JSONBody.writeJSONString(text, into: &out)
+    }
+
+    static func decodeString(_ token: ByteBuffer) -> String {
+        token.withUnsafeReadableBytes { ChunkScanner.string($0, range: 0..<$0.count) }
+    }
+
+    /// The `data:` payload of a raw event (its `data:` lines joined by newlines); nil when it has none.
+    static func payload(of raw: ByteBuffer) -> ByteBuffer? {
+        var payload: ByteBuffer?
+        var lines = 0
+        var cursor = raw
+        while cursor.readableBytes > 0 {
+            let length = cursor.readableBytesView.firstIndex(of: UInt8(ascii: "\n")).map { $0 - cursor.readerIndex }
+                ?? cursor.readableBytes
+            var line = cursor.readSlice(length: length)!
+            cursor.moveReaderIndex(forwardBy: min(1, cursor.readableBytes))
+            if line.readableBytesView.last == UInt8(ascii: "\r") { line.moveWriterIndex(to: line.writerIndex - 1) }
+            guard line.readableBytes >= 5, line.readableBytesView.starts(with: "data:".utf8) else { continue }
+            line.moveReaderIndex(forwardBy: 5)
+            if line.readableBytesView.first == UInt8(ascii: " ") { line.moveReaderIndex(forwardBy: 1) }
+            lines += 1
+            if lines == 1 {
+                payload = line
+            } else {
+                payload!.writeStaticString("\n")
+                payload!.writeImmutableBuffer(line)
+            }
+        }
+        return payload
+    }
+}

@@ -1,0 +1,32 @@
+import FleetHTTP2
+import FleetProtocol
+import HTTPTypes
+import NIOCore
+
+/// An upstream failure, as the relay sees it.
+struct UpstreamFailure: Error, Sendable {
+    /// Whether another upstream may be tried (nothing reached the client yet is decided by the relay).
+    var retryable: Bool
+    /// A bounded label for metrics and logs.
+    var label: String
+}
+
+/// Events an upstream delivers to its relay, always on the relay's event loop, tagged with the
+/// attempt they belong to so that a replaced upstream's late events are ignored.
+protocol UpstreamEvents: AnyObject, SendableMetatype {
+    func upstream(_ attempt: Int, didReceiveStatus status: Int)
+    func upstream(_ attempt: Int, didReceive data: ByteBuffer)
+    func upstreamDidEnd(_ attempt: Int)
+    func upstream(_ attempt: Int, didFail failure: UpstreamFailure)
+}
+
+/// The source a client stream pumps from: a car's tunnel stream or a central endpoint.
+///
+/// DESIGN.md, Contracts: the relay pumps from a *replaceable* upstream, so retry, hedging and
+/// failover swap it without touching the client side.
+protocol Upstream: Sendable {
+    /// Gives `bytes` of flow-control credit back: the relay has passed them on.
+    func consume(_ bytes: Int)
+    /// Abandons the upstream (RST_STREAM CANCEL on a car, so its engine stops).
+    func cancel()
+}

@@ -1,0 +1,456 @@
+public import Configuration
+public import FleetConfiguration
+import FleetGeo
+public import FleetHTTP2
+import FleetProtocol
+import FleetScheduler
+import Foundation
+import Logging
+import NIOCore
+
+extension GatewayConfiguration {
+    /// Reads the whole gateway configuration.
+    ///
+    /// ## Configuration keys:
+    /// - `listeners` (scoped): ``Listeners/init(config:)``.
+    /// - `admin` (scoped): ``Admin/init(config:)``.
+    /// - `limits` (scoped): ``Limits/init(config:)``, with `limits.clientHTTP2` and `limits.tunnelHTTP2`.
+    /// - `dispatch` (scoped): ``Dispatch/init(config:)``.
+    /// - `geo` (scoped): ``Geo/init(config:)``.
+    /// - `tunnel` (scoped): ``Tunnel/init(config:)``.
+    /// - `central` (scoped): ``Central/init(config:)``.
+    /// - `auth` (scoped): ``Auth/init(config:)``.
+    /// - `logging` (scoped): ``Logging/init(config:)``.
+    /// - `eventLoopThreads` (int, default 0 = one per core, 0…1024).
+    /// - `fleetSecret` (string, secret, environment `FLEETGATE_FLEET_SECRET` only) or
+    ///   `fleetSecretFile` (string, path): the fleet secret, at least 16 bytes; required.
+    ///
+    /// - Throws: ``ConfigurationError`` naming the key and value.
+    public init(config: ConfigReader) throws {
+        guard let secret = try config.secret("fleetSecret", orFile: "fleetSecretFile") else {
+            throw ConfigurationError(
+                .missingValue, key: "fleetSecret",
+                "is required: set FLEETGATE_FLEET_SECRET or fleetSecretFile (at least 16 bytes)")
+        }
+        self.init(
+            fleetSecret: secret,
+            listeners: try config.scoped("listeners") { try Listeners(config: $0) },
+            admin: try config.scoped("admin") { try Admin(config: $0) },
+            limits: try config.scoped("limits") { try Limits(config: $0) },
+            dispatch: try config.scoped("dispatch") { try Dispatch(config: $0) },
+            geo: try config.scoped("geo") { try Geo(config: $0) },
+            tunnel: try config.scoped("tunnel") { try Tunnel(config: $0) },
+            central: try config.scoped("central") { try Central(config: $0) },
+            auth: try config.scoped("auth") { try Auth(config: $0) },
+            logging: try config.scoped("logging") { try Logging(config: $0) },
+            eventLoopThreads: try config.int("eventLoopThreads", in: 0...1024))
+        try self.validate()
+    }
+
+    /// Checks the rules across keys (also for configurations built in code, by ``Gateway/init(configuration:group:logger:)``).
+    /// - Throws: ``ConfigurationError`` naming the key and value.
+    public func validate() throws {
+        do { _ = try FleetCredentials(secret: self.fleetSecret) } catch {
+            throw ConfigurationError(.invalidValue, key: "fleetSecret", error.reason)
+        }
+        for (key, port) in [
+            ("listeners.client.port", self.listeners.client.port),
+            ("listeners.tunnel.port", self.listeners.tunnel.port),
+            ("listeners.tls.port", self.listeners.tls.port), ("admin.port", self.admin.port),
+        ] where !(0...65535).contains(port) {
+            throw ConfigurationError(.invalidValue, key: key, value: "\(port)", "is not a port (0–65535)")
+        }
+        // Files are parsed when the gateway is built; here they must at least be there, so that
+        // `config check` catches a wrong path.
+        var files: [(String, String?)] = [
+            ("listeners.tls.certificateChainFile", self.listeners.tls.files?.certificateChain),
+            ("listeners.tls.privateKeyFile", self.listeners.tls.files?.privateKey),
+            ("listeners.tunnel.certificateChainFile", self.listeners.tunnel.files?.certificateChain),
+            ("listeners.tunnel.privateKeyFile", self.listeners.tunnel.files?.privateKey),
+        ]
+        if self.geo.databaseFile != Geo.setupDatabase { files.append(("geo.databaseFile", self.geo.databaseFile)) }
+        for case (let key, let path?) in files where !FileManager.default.isReadableFile(atPath: path) {
+            throw ConfigurationError(.unreadableFile, key: key, value: path, "cannot read the file")
+        }
+        for text in self.geo.trustedProxies where CIDR(text) == nil {
+            throw ConfigurationError(
+                .invalidValue, key: "geo.trustedProxies", value: text, "is not an address or CIDR block")
+        }
+        for endpoint in self.central.endpoints {
+            guard self.geo.regionMap.zone(ofRegion: endpoint.region) != nil else {
+                throw ConfigurationError(
+                    .invalidValue, key: "central.endpoints", value: endpoint.region, "region is not in the region map")
+            }
+            guard let url = URL(string: endpoint.baseURL), url.scheme == "http" || url.scheme == "https",
+                url.host != nil
+            else {
+                throw ConfigurationError(
+                    .invalidValue, key: "central.endpoints", value: endpoint.baseURL, "is not an http(s) URL")
+            }
+            guard endpoint.maxConcurrent > 0 else {
+                throw ConfigurationError(
+                    .invalidValue, key: "central.maxConcurrent", value: "\(endpoint.maxConcurrent)", "must be > 0")
+            }
+        }
+    }
+
+    /// Every key the gateway reads, in the order `docs/configuration.md` lists them.
+    public static var schema: ConfigSchema {
+        ConfigSchema([
+            ConfigSchema([
+                .secret(
+                    "fleetSecret", "The fleet secret (≥ 16 bytes) that signs vehicle tokens. Environment only.",
+                    aliases: ["--fleet-secret"]),
+                .string("fleetSecretFile", "", "File holding the fleet secret (instead of FLEETGATE_FLEET_SECRET)."),
+                .int("eventLoopThreads", 0, "Event loop threads (0: one per core).", aliases: ["--threads"]),
+            ]),
+            ConfigSchema(scope: "listeners", Listeners.configKeys),
+            ConfigSchema(scope: "admin", Admin.configKeys),
+            ConfigSchema(scope: "limits", Limits.configKeys),
+            ConfigSchema(scope: "dispatch", Dispatch.configKeys),
+            ConfigSchema(scope: "geo", Geo.configKeys),
+            ConfigSchema(scope: "tunnel", Tunnel.configKeys),
+            ConfigSchema(scope: "central", Central.configKeys),
+            ConfigSchema(scope: "auth", Auth.configKeys),
+            ConfigSchema(scope: "logging", Logging.configKeys),
+        ])
+    }
+
+    /// Reads a PEM pair from `certificateChainFile` / `privateKeyFile`; both or neither.
+    static func tlsFiles(_ config: ConfigReader) throws -> TLSFiles? {
+        let cert = try config.nonEmptyString("certificateChainFile")
+        let key = try config.nonEmptyString("privateKeyFile")
+        switch (cert, key) {
+        case (nil, nil): return nil
+        case (let cert?, let key?): return TLSFiles(certificateChain: cert, privateKey: key)
+        case (nil, .some):
+            throw ConfigurationError(.missingValue, key: "certificateChainFile", "is required with privateKeyFile")
+        case (.some, nil):
+            throw ConfigurationError(.missingValue, key: "privateKeyFile", "is required with certificateChainFile")
+        }
+    }
+}
+
+extension GatewayConfiguration.Listeners {
+    /// ## Configuration keys:
+    /// - `host` (string, default 127.0.0.1): address of the client, TLS and tunnel listeners.
+    /// - `client.port` (int, default 8080, 0 = any free), `client.proxyProtocol` (bool, default false).
+    /// - `tls.port` (int, default 8443), `tls.certificateChainFile`, `tls.privateKeyFile` (string, default empty = no TLS listener).
+    /// - `tunnel.port` (int, default 7443), `tunnel.certificateChainFile`, `tunnel.privateKeyFile` (string, default empty = cleartext),
+    ///   `tunnel.allowCleartext` (bool, default false).
+    public init(config: ConfigReader) throws {
+        self.init()
+        self.host = try config.string("host")
+        self.client.port = try config.int("client.port", in: 0...65535)
+        self.client.proxyProtocol = try config.bool("client.proxyProtocol")
+        self.tls.port = try config.int("tls.port", in: 0...65535)
+        self.tls.files = try config.scoped("tls") { try GatewayConfiguration.tlsFiles($0) }
+        self.tunnel.port = try config.int("tunnel.port", in: 0...65535)
+        self.tunnel.files = try config.scoped("tunnel") { try GatewayConfiguration.tlsFiles($0) }
+        self.tunnel.allowCleartext = try config.bool("tunnel.allowCleartext")
+    }
+
+    static var configKeys: ConfigSchema {
+        let d = Self.defaults
+        return ConfigSchema([
+            .string("host", d.host, "Address of the client, TLS and tunnel listeners.", aliases: ["--host"]),
+            .int(
+                "client.port", d.client.port, "Client port, h2c and HTTP/1.1 (0: any free port).",
+                aliases: ["--client-port"]),
+            .bool(
+                "client.proxyProtocol", d.client.proxyProtocol,
+                "Expect a PROXY protocol v2 header on every client connection.", aliases: ["--proxy-protocol"]),
+            .int("tls.port", d.tls.port, "TLS client port (ALPN h2, http/1.1).", aliases: ["--tls-port"]),
+            .string(
+                "tls.certificateChainFile", "",
+                "PEM certificate chain of the TLS client port (empty: no TLS listener). Reloadable.",
+                aliases: ["--tls-cert"]),
+            .string(
+                "tls.privateKeyFile", "", "PEM private key of the TLS client port. Reloadable.", aliases: ["--tls-key"]),
+            .int("tunnel.port", d.tunnel.port, "Car tunnel port.", aliases: ["--tunnel-port"]),
+            .string(
+                "tunnel.certificateChainFile", "",
+                "PEM certificate chain for car tunnels (empty: cleartext). Reloadable.", aliases: ["--tunnel-tls-cert"]),
+            .string(
+                "tunnel.privateKeyFile", "", "PEM private key for car tunnels. Reloadable.",
+                aliases: ["--tunnel-tls-key"]),
+            .bool(
+                "tunnel.allowCleartext", d.tunnel.allowCleartext, "Accept cleartext tunnels from non-loopback peers.",
+                aliases: ["--allow-cleartext-tunnels"]),
+        ])
+    }
+}
+
+extension GatewayConfiguration.Admin {
+    /// ## Configuration keys:
+    /// - `host` (string, default 127.0.0.1), `port` (int, default 9090, 0 = any free).
+    public init(config: ConfigReader) throws {
+        self.init()
+        self.host = try config.string("host")
+        self.port = try config.int("port", in: 0...65535)
+    }
+
+    static var configKeys: ConfigSchema {
+        ConfigSchema([
+            .string("host", Self.defaults.host, "Admin host (keep it on loopback)."),
+            .int(
+                "port", Self.defaults.port, "Admin port: /healthz, /readyz, /metrics, /admin/*.",
+                aliases: ["--admin-port"]),
+        ])
+    }
+}
+
+extension GatewayConfiguration.Limits {
+    /// ## Configuration keys:
+    /// - `maxBodyBytes` (int, default 1048576, 1…1 GiB): request body limit. Reloadable.
+    /// - `bodyTimeoutSeconds` (double, default 30): time to send the body. Reloadable.
+    /// - `maxInFlightRequests` (int, default 10000): completions in flight over all clients. Reloadable.
+    /// - `clientHTTP2` (scoped): ``HTTP2Configuration/init(config:)`` for client connections; new connections get reloads.
+    /// - `tunnelHTTP2` (scoped): ``HTTP2Configuration/init(config:)`` for car tunnels; new tunnels get reloads.
+    public init(config: ConfigReader) throws {
+        self.init()
+        self.maxBodyBytes = try config.int("maxBodyBytes", in: 1...(1 << 30))
+        self.bodyTimeout = try config.seconds("bodyTimeoutSeconds")
+        self.maxInFlightRequests = try config.int("maxInFlightRequests", in: 1...10_000_000)
+        self.clientHTTP2 = try config.scoped("clientHTTP2") { try HTTP2Configuration(config: $0) }
+        self.tunnelHTTP2 = try config.scoped("tunnelHTTP2") { try HTTP2Configuration(config: $0) }
+    }
+
+    static var configKeys: ConfigSchema {
+        let d = Self.defaults
+        return ConfigSchema([
+            ConfigSchema([
+                .int("maxBodyBytes", d.maxBodyBytes, "Request body limit, bytes (larger: 413). Reloadable."),
+                .double(
+                    "bodyTimeoutSeconds", Double(d.bodyTimeout.nanoseconds) / 1e9,
+                    "How long a client may take to send its request body. Reloadable."),
+                .int(
+                    "maxInFlightRequests", d.maxInFlightRequests,
+                    "Completion requests in flight at once over all clients; more get 503. Reloadable."),
+            ]),
+            ConfigSchema(scope: "clientHTTP2", HTTP2Configuration.configKeys(defaults: d.clientHTTP2)),
+            ConfigSchema(scope: "tunnelHTTP2", HTTP2Configuration.configKeys(defaults: d.tunnelHTTP2)),
+        ])
+    }
+}
+
+extension GatewayConfiguration.Dispatch {
+    /// ## Configuration keys:
+    /// - `firstTokenTimeoutSeconds` (double, default 15): wait for one upstream's first token. Reloadable.
+    /// - `maxAttempts` (int, default 3, 1…10): upstreams tried per request. Reloadable.
+    /// - `policy` (string, default predictive): how cars are chosen. Restart.
+    /// - `ttftObjectiveMilliseconds` (double, default 1000, ≥ 1): TTFT objective without `x-slo-ttft-ms`. Reloadable.
+    /// - `tpotObjectiveMilliseconds` (double, default 100, ≥ 1): time-per-token objective. Reloadable.
+    public init(config: ConfigReader) throws {
+        self.init()
+        self.firstTokenTimeout = try config.seconds("firstTokenTimeoutSeconds")
+        self.maxAttempts = try config.int("maxAttempts", in: 1...10)
+        self.policy = SchedulingPolicy(
+            rawValue: try config.choice("policy", of: SchedulingPolicy.allCases.map(\.rawValue)))!
+        self.defaultTTFTObjectiveMilliseconds = try config.double("ttftObjectiveMilliseconds", in: 1...3_600_000)
+        self.tpotObjectiveMilliseconds = try config.double("tpotObjectiveMilliseconds", in: 1...3_600_000)
+        self.maxMigrations = try config.int("maxMigrations", in: 0...100)
+        self.hedging = try config.bool("hedging")
+        self.hedgeFactor = try config.double("hedgeFactor", in: 1...1_000)
+        self.minimumHedgeDelay = try config.seconds("minimumHedgeDelaySeconds", minimum: 0)
+        self.hedgeBudget = try config.double("hedgeBudget", in: 0...1)
+        self.interTokenTimeout = try config.seconds("interTokenTimeoutSeconds")
+        self.attemptTimeout = try config.seconds("attemptTimeoutSeconds")
+    }
+
+    static var configKeys: ConfigSchema {
+        let d = Self.defaults
+        return ConfigSchema([
+            .double(
+                "firstTokenTimeoutSeconds", Double(d.firstTokenTimeout.nanoseconds) / 1e9,
+                "How long to wait for one upstream's first token before trying the next. Reloadable."),
+            .int("maxAttempts", d.maxAttempts, "Upstreams tried per request before giving up (1–10). Reloadable."),
+            .string(
+                "policy", d.policy.rawValue,
+                "How cars are chosen: \(SchedulingPolicy.allCases.map(\.rawValue).joined(separator: ", ")).",
+                aliases: ["--policy"]),
+            .double(
+                "ttftObjectiveMilliseconds", d.defaultTTFTObjectiveMilliseconds,
+                "Time-to-first-token objective for requests without x-slo-ttft-ms, ms. Reloadable.",
+                aliases: ["--slo-ttft-ms"]),
+            .double(
+                "tpotObjectiveMilliseconds", d.tpotObjectiveMilliseconds,
+                "Time-per-output-token objective, ms. Reloadable."),
+            .int(
+                "maxMigrations", d.maxMigrations,
+                "Continuations per request after tokens reached the client (mid-stream failover). Reloadable."),
+            .bool(
+                "hedging", d.hedging, "Race a second attempt when the first token is later than predicted. Reloadable."),
+            .double(
+                "hedgeFactor", d.hedgeFactor,
+                "Hedge when the first token is later than predicted TTFT × this (exp(1.645 σ)). Reloadable."),
+            .double(
+                "minimumHedgeDelaySeconds", Double(d.minimumHedgeDelay.nanoseconds) / 1e9,
+                "The hedge trigger's floor. Reloadable."),
+            .double(
+                "hedgeBudget", d.hedgeBudget,
+                "Hedges allowed as a share of requests over a sliding window (0–1). Restart."),
+            .double(
+                "interTokenTimeoutSeconds", Double(d.interTokenTimeout.nanoseconds) / 1e9,
+                "Floor of the inter-token deadline: max(this, 10 × predicted time per token). Reloadable."),
+            .double(
+                "attemptTimeoutSeconds", Double(d.attemptTimeout.nanoseconds) / 1e9,
+                "The total deadline of one attempt. Reloadable."),
+        ])
+    }
+}
+
+extension GatewayConfiguration.Geo {
+    /// ## Configuration keys:
+    /// - `regionsFile` (string, default empty = the built-in map): region map YAML, checked with file:line:column. Reloadable.
+    /// - `databaseFile` (string, default empty = the database scripts/setup.sh builds, when present; `none` = no database). Reloadable.
+    /// - `trustedProxies` (string list, default empty): CIDR blocks whose X-Forwarded-For is believed. Reloadable.
+    public init(config: ConfigReader) throws {
+        self.init()
+        if let file = try config.nonEmptyString("regionsFile") {
+            do { self.regionMap = try RegionMap.load(path: file) } catch {
+                throw ConfigurationError(
+                    .invalidValue, key: "regionsFile", value: file, "\n\(error.description)", cause: error)
+            }
+            self.regionsFile = file
+        }
+        switch try config.string("databaseFile") {
+        case "": self.databaseFile = Self.setupDatabase
+        case "none": self.databaseFile = nil
+        case let path: self.databaseFile = path
+        }
+        self.trustedProxies = try config.strings("trustedProxies")
+    }
+
+    /// The database `scripts/setup.sh` builds, when it exists.
+    public static var setupDatabase: String? {
+        let environment = ProcessInfo.processInfo.environment
+        let cache = environment["FLEETGATE_CACHE"] ?? (environment["HOME"] ?? "/root") + "/.cache/fleetgate"
+        let path = cache + "/geoip/fleet-country.mmdb"
+        return FileManager.default.fileExists(atPath: path) ? path : nil
+    }
+
+    static var configKeys: ConfigSchema {
+        ConfigSchema([
+            .string(
+                "regionsFile", "", "Region map YAML (empty: the built-in map, as Regions/default.yaml). Reloadable.",
+                aliases: ["--regions"]),
+            .string(
+                "databaseFile", "",
+                "MaxMind DB for client origins (empty: the one scripts/setup.sh builds, if present; none: no database). Reloadable.",
+                aliases: ["--geoip"]),
+            .strings(
+                "trustedProxies", [], "CIDR blocks whose X-Forwarded-For is believed. Reloadable.",
+                aliases: ["--trusted-proxy"]),
+        ])
+    }
+}
+
+extension GatewayConfiguration.Tunnel {
+    /// ## Configuration keys:
+    /// - `helloTimeoutSeconds` (double, default 5): time for a car's hello. Reloadable.
+    /// - `pingIntervalSeconds` (double, default 5): PING interval per car. Reloadable (new tunnels).
+    public init(config: ConfigReader) throws {
+        self.init()
+        self.helloTimeout = try config.seconds("helloTimeoutSeconds")
+        self.pingInterval = try config.seconds("pingIntervalSeconds", minimum: 0.01)
+        self.busyPingInterval = try config.seconds("busyPingIntervalSeconds", minimum: 0.01)
+    }
+
+    static var configKeys: ConfigSchema {
+        let d = Self.defaults
+        return ConfigSchema([
+            .double(
+                "helloTimeoutSeconds", Double(d.helloTimeout.nanoseconds) / 1e9,
+                "How long a car has to send its hello after connecting. Reloadable."),
+            .double(
+                "pingIntervalSeconds", Double(d.pingInterval.nanoseconds) / 1e9,
+                "How often each car is PINGed for RTT and liveness. Reloadable (new tunnels)."),
+            .double(
+                "busyPingIntervalSeconds", Double(d.busyPingInterval.nanoseconds) / 1e9,
+                "How often a car running jobs is PINGed; two missed PINGs mean it is dead. Reloadable (new tunnels)."),
+        ])
+    }
+}
+
+extension GatewayConfiguration.Central {
+    /// ## Configuration keys:
+    /// - `endpoints` (string list of `REGION=BASE_URL`, default empty): central capacity. Restart.
+    /// - `maxConcurrent` (int, default 256), `expectedTTFTMilliseconds` (double, default 300),
+    ///   `expectedTPOTMilliseconds` (double, default 20): applied to every endpoint. Restart.
+    public init(config: ConfigReader) throws {
+        let maxConcurrent = try config.int("maxConcurrent", in: 1...1_000_000)
+        let ttft = try config.double("expectedTTFTMilliseconds", in: 0...3_600_000)
+        let tpot = try config.double("expectedTPOTMilliseconds", in: 0...3_600_000)
+        let continuation = ContinuationMode(
+            rawValue: try config.choice("continuation", of: ContinuationMode.allCases.map(\.rawValue)))!
+        self.init(
+            endpoints: try config.strings("endpoints").map { entry in
+                let parts = entry.split(separator: "=", maxSplits: 1)
+                guard parts.count == 2 else {
+                    throw ConfigurationError(.invalidValue, key: "endpoints", value: entry, "is not REGION=BASE_URL")
+                }
+                return .init(
+                    region: String(parts[0]), baseURL: String(parts[1]), maxConcurrent: maxConcurrent,
+                    expectedTTFTMilliseconds: ttft, expectedTPOTMilliseconds: tpot,
+                    continuation: continuation)
+            })
+    }
+
+    static var configKeys: ConfigSchema {
+        let d = GatewayConfiguration.CentralEndpoint(region: "", baseURL: "")
+        return ConfigSchema([
+            .strings(
+                "endpoints", [], "Central capacity as REGION=BASE_URL (…/v1); used when no car in the zone fits.",
+                aliases: ["--central"]),
+            .int("maxConcurrent", d.maxConcurrent, "Streams each central endpoint takes at once."),
+            .double(
+                "expectedTTFTMilliseconds", d.expectedTTFTMilliseconds,
+                "Time to first token the scheduler assumes of central, ms."),
+            .double(
+                "expectedTPOTMilliseconds", d.expectedTPOTMilliseconds,
+                "Time per output token the scheduler assumes of central, ms."),
+            .string(
+                "continuation", d.continuation.rawValue,
+                "What central endpoints can do when a stream moves to them mid-answer: exact, prefix or none."),
+        ])
+    }
+}
+
+extension GatewayConfiguration.Auth {
+    /// ## Configuration keys:
+    /// - `apiKeys` (string list, secret, environment `FLEETGATE_AUTH_API_KEYS` only, comma-separated).
+    /// - `apiKeysFile` (string, default empty): a file with one key per line (`#` comments). Reloadable.
+    /// Both merge; none at all means no authentication (development).
+    public init(config: ConfigReader) throws {
+        self.init(apiKeys: Set(try config.secretList("apiKeys", orFile: "apiKeysFile")))
+    }
+
+    static var configKeys: ConfigSchema {
+        ConfigSchema([
+            .secret(
+                "apiKeys", "Accepted API keys, comma-separated. Environment only. Reloadable.", aliases: ["--api-key"]),
+            .string(
+                "apiKeysFile", "", "File of accepted API keys, one per line (# comments). Reloadable.",
+                aliases: ["--api-key-file"]),
+        ])
+    }
+}
+
+extension GatewayConfiguration.Logging {
+    /// ## Configuration keys:
+    /// - `level` (string, default info): trace, debug, info, notice, warning, error or critical; a typo is an error. Reloadable.
+    public init(config: ConfigReader) throws {
+        self.init()
+        self.level = try config.logLevel("level").rawValue
+    }
+
+    static var configKeys: ConfigSchema {
+        ConfigSchema([
+            .string(
+                "level", Self.defaults.level,
+                "Log level: trace, debug, info, notice, warning, error, critical. Reloadable.", aliases: ["--log-level"]
+            )
+        ])
+    }
+}

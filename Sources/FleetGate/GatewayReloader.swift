@@ -1,0 +1,147 @@
+import CoreMetrics
+import FleetConfiguration
+import FleetGeo
+import Logging
+import NIOSSL
+import Synchronization
+
+/// Applies a new configuration to a running gateway, all or nothing.
+///
+/// Responsibilities:
+/// 1. read the configuration again (command line, environment, file; the file checked with
+///    file:line:column) and load everything it names: region map, GeoIP database, TLS certificates
+///    of the client and tunnel listeners, API key file;
+/// 2. if anything fails, change nothing and say why (logged, counted, returned to `/admin/reload`);
+/// 3. otherwise swap it in: region map and database, TLS contexts (next connection), API keys,
+///    limits and timeouts (next request or connection), log level;
+/// 4. keep the start values of keys that need a restart (ports, hosts, policy, central endpoints,
+///    fleet secret, threads) and name them in the report.
+public final class GatewayReloader: Sendable {
+    /// What a reload did.
+    public struct Report: Sendable, Encodable {
+        /// The region map version now in use.
+        public var regionsVersion: String
+        /// The log level now in use.
+        public var logLevel: String
+        /// Keys whose change was ignored because it needs a restart.
+        public var restartRequired: [String]
+    }
+
+    let core: GatewayCore
+    let clientTLS: TLSContextBox
+    let tunnelTLS: TLSContextBox
+    let logLevel: LogLevelControl?
+    let source: (@Sendable () throws -> GatewayConfiguration)?
+    private let serial = Mutex(())
+
+    init(
+        core: GatewayCore, clientTLS: TLSContextBox, tunnelTLS: TLSContextBox, logLevel: LogLevelControl?,
+        source: (@Sendable () throws -> GatewayConfiguration)?
+    ) {
+        self.core = core
+        self.clientTLS = clientTLS
+        self.tunnelTLS = tunnelTLS
+        self.logLevel = logLevel
+        self.source = source
+    }
+
+    /// Reloads; one reload at a time.
+    /// - Throws: ``ReloadError`` with every reason; the running configuration stays.
+    public func reload() throws(ReloadError) -> Report {
+        do {
+            let report = try self.serial.withLock { _ in try self.reloadLocked() }
+            self.core.metrics.reloadOK.increment()
+            self.core.logger.info(
+                "Configuration reloaded",
+                metadata: [
+                    "fleet.regions.version": "\(report.regionsVersion)",
+                    "fleet.config.restart_required": "\(report.restartRequired.joined(separator: ","))",
+                ])
+            if !report.restartRequired.isEmpty {
+                self.core.logger.warning(
+                    "Changed keys need a restart; their running values stay",
+                    metadata: ["fleet.config.keys": "\(report.restartRequired.joined(separator: ","))"])
+            }
+            return report
+        } catch {
+            let failure = error as? ReloadError ?? ReloadError(message: "\(error)")
+            self.core.metrics.reloadFailed.increment()
+            self.core.logger.error(
+                "Reload refused; the running configuration stays", metadata: ["error": "\(failure.message)"])
+            throw failure
+        }
+    }
+
+    private func reloadLocked() throws -> Report {
+        let running = self.core.configuration
+        var next: GatewayConfiguration
+        if let source = self.source {
+            do { next = try source() } catch { throw ReloadError(message: "\(error)") }
+        } else {
+            next = running
+        }
+        // Load everything first; nothing is swapped until all of it succeeded.
+        let geo: GeoState.Snapshot
+        do {
+            geo = try self.core.geo.prepare(
+                regionsFile: .some(next.geo.regionsFile), databaseFile: .some(next.geo.databaseFile))
+        } catch { throw ReloadError(message: error.message) }
+        next.geo.regionMap = geo.map
+        let restartRequired = Self.keepRestartOnlyKeys(from: running, in: &next)
+        try next.validate()
+        let clientTLS = try next.listeners.tls.files.map {
+            try TLSContextBox.makeContext($0, key: "listeners.tls", alpn: ["h2", "http/1.1"])
+        }
+        let tunnelTLS = try next.listeners.tunnel.files.map {
+            try TLSContextBox.makeContext($0, key: "listeners.tunnel", alpn: ["h2"])
+        }
+        let level = Logger.Level(rawValue: next.logging.level) ?? .info
+
+        self.core.geo.install(geo, regionsFile: .some(next.geo.regionsFile), databaseFile: .some(next.geo.databaseFile))
+        if clientTLS != nil { self.clientTLS.set(clientTLS) }
+        if tunnelTLS != nil { self.tunnelTLS.set(tunnelTLS) }
+        self.core.apply(next)
+        self.logLevel?.set(level)
+        return Report(regionsVersion: geo.map.version, logLevel: level.rawValue, restartRequired: restartRequired)
+    }
+
+    /// Puts the running values of restart-only keys into `next`; returns the keys that differed.
+    static func keepRestartOnlyKeys(from running: GatewayConfiguration, in next: inout GatewayConfiguration)
+        -> [String]
+    {
+        var changed: [String] = []
+        func keep<T: Equatable>(_ key: String, _ path: WritableKeyPath<GatewayConfiguration, T>) {
+            if next[keyPath: path] != running[keyPath: path] { changed.append(key) }
+            next[keyPath: path] = running[keyPath: path]
+        }
+        keep("listeners.host", \.listeners.host)
+        keep("listeners.client", \.listeners.client)
+        keep("listeners.tls.port", \.listeners.tls.port)
+        keep("listeners.tunnel.port", \.listeners.tunnel.port)
+        keep("listeners.tunnel.allowCleartext", \.listeners.tunnel.allowCleartext)
+        // A listener's TLS can be renewed, not switched on or off.
+        if (next.listeners.tls.files == nil) != (running.listeners.tls.files == nil) {
+            changed.append("listeners.tls.certificateChainFile")
+            next.listeners.tls.files = running.listeners.tls.files
+        }
+        if (next.listeners.tunnel.files == nil) != (running.listeners.tunnel.files == nil) {
+            changed.append("listeners.tunnel.certificateChainFile")
+            next.listeners.tunnel.files = running.listeners.tunnel.files
+        }
+        keep("admin", \.admin)
+        keep("dispatch.policy", \.dispatch.policy)
+        keep("dispatch.hedgeBudget", \.dispatch.hedgeBudget)
+        keep("central", \.central)
+        keep("eventLoopThreads", \.eventLoopThreads)
+        keep("fleetSecret", \.fleetSecret)
+        next.fallbackToFreePorts = running.fallbackToFreePorts
+        return changed
+    }
+}
+
+/// Why a reload was refused.
+public struct ReloadError: Error, Sendable, CustomStringConvertible {
+    /// Every reason, one per line (file:line:column where a file is at fault).
+    public var message: String
+    public var description: String { self.message }
+}

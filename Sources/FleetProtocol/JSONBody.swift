@@ -1,0 +1,147 @@
+public import NIOCore
+
+/// Edits the top level of a JSON object body without decoding and re-encoding it, so every field
+/// the client sent reaches the upstream byte for byte except the ones the gateway must change.
+public enum JSONBody {
+    /// One top-level member: its name and the byte range of its value (relative to the reader index).
+    public struct Member: Sendable, Hashable {
+        public var name: String
+        /// From the opening quote of the name to the end of the value.
+        public var range: Range<Int>
+        public var value: Range<Int>
+    }
+
+    /// The top-level members of a JSON object, in order; nil when `body` is not one JSON object.
+    public static func members(of body: ByteBuffer) -> [Member]? {
+        body.withUnsafeReadableBytes { bytes -> [Member]? in
+            var reader = ChunkScanner.Reader(bytes: bytes)
+            var members: [Member] = []
+            do throws(ChunkScanner.Malformed) {
+                try reader.expect(UInt8(ascii: "{"))
+                reader.skipWhitespace()
+                if reader.peek() == UInt8(ascii: "}") {
+                    reader.position += 1
+                } else {
+                    while true {
+                        reader.skipWhitespace()
+                        let start = reader.position
+                        let name = try reader.string()
+                        try reader.expect(UInt8(ascii: ":"))
+                        reader.skipWhitespace()
+                        let valueStart = reader.position
+                        try reader.skipValue(depth: 2)
+                        members.append(Member(name: name, range: start..<reader.position, value: valueStart..<reader.position))
+                        reader.skipWhitespace()
+                        guard let next = reader.peek() else { return nil }
+                        reader.position += 1
+                        if next == UInt8(ascii: "}") { break }
+                        guard next == UInt8(ascii: ",") else { return nil }
+                    }
+                }
+                reader.skipWhitespace()
+                return reader.atEnd ? members : nil
+            } catch {
+                return nil
+            }
+        }
+    }
+
+    /// `body` without the members named in `removing`, with `appending` (name, raw JSON value)
+    /// added at the end. Nil when `body` is not a JSON object.
+    public static func editing(
+        _ body: ByteBuffer, removing: Set<String>, appending: [(String, String)]
+    ) -> ByteBuffer? {
+        guard let members = Self.members(of: body) else { return nil }
+        var out = ByteBuffer()
+        out.reserveCapacity(body.readableBytes + 64)
+        out.writeStaticString("{")
+        var first = true
+        for member in members where !removing.contains(member.name) {
+            if !first { out.writeStaticString(",") }
+            first = false
+            out.writeImmutableBuffer(
+                body.getSlice(at: body.readerIndex + member.range.lowerBound, length: member.range.count)!)
+        }
+        for (name, value) in appending {
+            if !first { out.writeStaticString(",") }
+            first = false
+            out.writeStaticString("\"")
+            out.writeString(name)
+            out.writeStaticString("\":")
+            out.writeString(value)
+        }
+        out.writeStaticString("}")
+        return out
+    }
+
+    /// A continuation from text (DESIGN.md, Contracts: continuation): `body` with the delivered text
+    /// as a final assistant message (chat) or appended to the prompt (legacy completions), and the
+    /// output limit reduced by the `delivered` tokens. Nil when the body cannot be edited.
+    public static func continuation(of body: ByteBuffer, text: String, delivered: Int) -> ByteBuffer? {
+        guard let members = Self.members(of: body) else { return nil }
+        var remove: Set<String> = []
+        var append: [(String, String)] = []
+        var escaped = ByteBuffer()
+        Self.writeJSONString(text, into: &escaped)
+        let textJSON = String(buffer: escaped)
+        if let messages = Self.rawValue(of: "messages", in: body, members: members) {
+            var raw = String(buffer: messages).trimmingSuffixWhitespace()
+            guard raw.hasSuffix("]") else { return nil }
+            raw.removeLast()
+            let separator = raw.trimmingSuffixWhitespace().hasSuffix("[") ? "" : ","
+            remove.insert("messages")
+            append.append(("messages", raw + separator + "{\"role\":\"assistant\",\"content\":" + textJSON + "}]"))
+        } else if let prompt = Self.rawValue(of: "prompt", in: body, members: members) {
+            let original = prompt.withUnsafeReadableBytes { ChunkScanner.string($0, range: 0..<$0.count) }
+            var joined = ByteBuffer()
+            Self.writeJSONString(original + text, into: &joined)
+            remove.insert("prompt")
+            append.append(("prompt", String(buffer: joined)))
+        } else {
+            return nil
+        }
+        for name in ["max_tokens", "max_completion_tokens"] {
+            guard let raw = Self.rawValue(of: name, in: body, members: members),
+                let limit = Int(String(buffer: raw).trimmingSuffixWhitespace())
+            else { continue }
+            remove.insert(name)
+            append.append((name, String(max(1, limit - delivered))))
+        }
+        return Self.editing(body, removing: remove, appending: append)
+    }
+
+    /// Writes `text` as a JSON string token.
+    public static func writeJSONString(_ text: String, into out: inout ByteBuffer) {
+        out.writeStaticString("\"")
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""): out.writeStaticString("\\\"")
+            case UInt8(ascii: "\\"): out.writeStaticString("\\\\")
+            case 0x0A: out.writeStaticString("\\n")
+            case 0x0D: out.writeStaticString("\\r")
+            case 0x09: out.writeStaticString("\\t")
+            case 0..<0x20:
+                let hex: [UInt8] = Array("0123456789abcdef".utf8)
+                out.writeStaticString("\\u00")
+                out.writeInteger(hex[Int(byte >> 4)])
+                out.writeInteger(hex[Int(byte & 0xF)])
+            default: out.writeInteger(byte)
+            }
+        }
+        out.writeStaticString("\"")
+    }
+
+    /// The raw value of member `name`, if present.
+    public static func rawValue(of name: String, in body: ByteBuffer, members: [Member]) -> ByteBuffer? {
+        guard let member = members.last(where: { $0.name == name }) else { return nil }
+        return body.getSlice(at: body.readerIndex + member.value.lowerBound, length: member.value.count)
+    }
+}
+
+extension String {
+    fileprivate func trimmingSuffixWhitespace() -> String {
+        var copy = self
+        while let last = copy.last, last == " " || last == "\n" || last == "\r" || last == "\t" { copy.removeLast() }
+        return copy
+    }
+}

@@ -1,0 +1,86 @@
+import ArgumentParser
+import FleetConfiguration
+import FleetGate
+import FleetGeo
+import Foundation
+
+struct Token: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Vehicle credentials.", subcommands: [Issue.self])
+
+    struct Issue: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Mint a vehicle token (uses FLEETGATE_FLEET_SECRET or fleetSecretFile).")
+        @Option(help: "The vehicle id.") var vehicleID: String
+        @Option(help: "A region the car may serve (repeatable).") var region: [String]
+        @Option(help: "Validity in days.") var days = 30
+
+        func run() async throws {
+            let stack = try ConfigStack(program: .fleetgate, schema: GatewayConfiguration.schema, arguments: [])
+            guard let secret = try stack.read({ try $0.secret("fleetSecret", orFile: "fleetSecretFile") }) else {
+                throw ValidationError("set FLEETGATE_FLEET_SECRET, or fleetSecretFile in fleetgate.yaml")
+            }
+            let credentials = try FleetCredentials(secret: secret)
+            print(
+                credentials.issue(
+                    vehicleID: self.vehicleID, regions: self.region,
+                    expires: Date().addingTimeInterval(Double(self.days) * 86_400)))
+        }
+    }
+}
+
+struct Geo: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "GeoIP tools.", subcommands: [Lookup.self])
+
+    struct Lookup: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print country → region → zone for addresses.")
+        @Argument(help: "IPv4 or IPv6 addresses.") var addresses: [String]
+        @Option(help: "MaxMind DB (default: the one scripts/setup.sh builds).") var geoip: String?
+
+        func run() async throws {
+            let path = self.geoip ?? GatewayConfiguration.Geo.setupDatabase
+            let database = try path.map { try MaxMindDatabase(path: $0) }
+            let map = RegionMap.default
+            let resolver = OriginResolver(map: map, lookup: database)
+            if let database {
+                print(
+                    "database: \(database.path) (\(database.databaseType), built \(Date(timeIntervalSince1970: TimeInterval(database.buildEpoch))))"
+                )
+            } else {
+                print("database: none (every public address follows the noDatabase rule)")
+            }
+            print("region map: \(map.version)")
+            for text in self.addresses {
+                guard let address = IPAddress(text) else { throw ValidationError("'\(text)' is not an IP address") }
+                let origin = resolver.resolve(address)
+                print(
+                    "\(text) → country \(origin.country ?? "-") → region \(origin.region) → zone \(origin.zone) (rule: \(origin.rule.rawValue))"
+                )
+            }
+        }
+    }
+}
+
+struct Regions: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Region map tools.", subcommands: [Check.self])
+
+    struct Check: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Validate region map files; print every error as file:line:column and exit non-zero if any.")
+        @Argument(help: "YAML files.") var files: [String]
+
+        func run() async throws {
+            var failed = false
+            for file in self.files {
+                do {
+                    let map = try RegionMap.load(path: file)
+                    print(
+                        "\(file): ok (version \(map.version), \(map.zones.count) zones, \(map.regions.count) regions)")
+                } catch {
+                    failed = true
+                    FileHandle.standardError.write(Data((error.description + "\n").utf8))
+                }
+            }
+            if failed { throw ExitCode(1) }
+        }
+    }
+}

@@ -1,0 +1,150 @@
+import Configuration
+import FleetAgent
+import FleetConfiguration
+import FleetGate
+import FleetHTTP2
+import FleetProtocol
+import Foundation
+import Testing
+
+@Suite("Configuration layers, bad input and secrets", .timeLimit(.minutes(1)))
+struct ConfigSourcesTests {
+    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
+    static let secret = ["FLEETGATE_FLEET_SECRET": "0123456789abcdef-secret"]
+
+    static func gateway(_ arguments: [String], file: String? = nil, environment: [String: String] = [:]) throws
+        -> GatewayConfiguration
+    {
+        let stack = try ConfigStack(
+            program: .fleetgate, schema: GatewayConfiguration.schema,
+            arguments: (file.map { ["--config", $0] } ?? []) + arguments,
+            environment: Self.secret.merging(environment) { _, new in new })
+        return try stack.read { try GatewayConfiguration(config: $0) }
+    }
+
+    static func write(_ yaml: String) throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("fleetgate-\(UUID().uuidString).yaml")
+            .path
+        try yaml.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    @Test("Command line beats environment beats file beats default")
+    func precedence() throws {
+        let file = try Self.write(
+            "limits:\n  maxBodyBytes: 3000\n  maxInFlightRequests: 7\ndispatch:\n  maxAttempts: 2\n")
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let env = ["FLEETGATE_LIMITS_MAX_BODY_BYTES": "2000", "FLEETGATE_DISPATCH_MAX_ATTEMPTS": "4"]
+        let config = try Self.gateway(
+            ["--limits-max-body-bytes", "1000", "--client-port=0"], file: file, environment: env)
+        #expect(config.maxBodyBytes == 1000)  // flag
+        #expect(config.maxAttempts == 4)  // environment over file
+        #expect(config.maxInFlightRequests == 7)  // file
+        #expect(config.clientPort == 0 && config.tunnelPort == 7443)  // flag, default
+    }
+
+    @Test(
+        "A malformed value in any layer is an error naming it, never the default",
+        arguments: [
+            (["--limits-max-body-bytes", "80a"], [:], "limits.maxBodyBytes"),
+            ([], ["FLEETGATE_LIMITS_MAX_BODY_BYTES": "80a"], "FLEETGATE_LIMITS_MAX_BODY_BYTES"),
+            (["--log-level", "inof"], [:], "'inof': must be one of"),
+            (["--dispatch-policy", "fastest"], [:], "dispatch.policy"),
+            (["--limits-client-http2-max-frame-size", "10"], [:], "limits.clientHTTP2.maxFrameSize"),
+            (["--listeners-client-port", "70000"], [:], "listeners.client.port"),
+            (["--geo-trusted-proxies", "10.0.0.0/99"], [:], "geo.trustedProxies"),
+            (["--listeners-tls-private-key-file", "/k.pem"], [:], "listeners.tls.certificateChainFile"),
+        ] as [([String], [String: String], String)])
+    func malformed(arguments: [String], environment: [String: String], expected: String) throws {
+        #expect { _ = try Self.gateway(arguments, environment: environment) } throws: {
+            "\($0)".contains(expected)
+        }
+    }
+
+    @Test(
+        "Every invalid fixture is rejected at the right file:line:column",
+        arguments: [
+            "unknown-key", "wrong-type", "list-for-scalar", "secret-in-file", "nested-typo", "range", "missing-file",
+            "missing-secret-file",
+        ])
+    func invalidFixture(name: String) throws {
+        let path = Self.fixtures.appendingPathComponent("\(name).invalid.yaml").path
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        // The fixture's first line says what to expect: `# expect: LINE:COLUMN KEY`.
+        let expectation = try #require(text.split(separator: "\n").first?.dropFirst("# expect: ".count))
+        let result = ConfigCheck.run(
+            file: path, program: .fleetgate, schema: GatewayConfiguration.schema, environment: [:]
+        ) { try GatewayConfiguration(config: $0) }
+        #expect(!result.ok)
+        let parts = expectation.split(separator: " ")
+        #expect(
+            result.lines.contains { $0.hasPrefix("\(path):\(parts[0]): key '\(parts[1])'") }, "\(result.lines)")
+    }
+
+    @Test("The example files pass config check")
+    func examples() throws {
+        let docs = Self.fixtures.appendingPathComponent("../../../docs/examples").standardized
+        let gateway = ConfigCheck.run(
+            file: docs.appendingPathComponent("fleetgate.yaml").path, program: .fleetgate,
+            schema: GatewayConfiguration.schema, environment: [:]
+        ) { try GatewayConfiguration(config: $0) }
+        #expect(gateway.ok, "\(gateway.lines)")
+        let agent = ConfigCheck.run(
+            file: docs.appendingPathComponent("fleet-agent.yaml").path, program: .fleetAgent,
+            schema: AgentProgramConfiguration.schema, environment: [:]
+        ) { try AgentProgramConfiguration(config: $0) }
+        #expect(agent.ok, "\(agent.lines)")
+    }
+
+    @Test("Secrets are refused on the command line and never echoed in an error")
+    func secretsStayOff() throws {
+        for flag in ["--api-key", "--fleet-secret", "--auth-api-keys"] {
+            #expect { _ = try Self.gateway([flag, "sk-very-secret"]) } throws: {
+                "\($0)".contains("is a secret") && !"\($0)".contains("sk-very-secret")
+            }
+        }
+        #expect {
+            _ = try ConfigStack(
+                program: .fleetAgent, schema: AgentProgramConfiguration.schema, arguments: ["--token", "fgv1.secret"],
+                environment: [:])
+        } throws: { "\($0)".contains("FLEET_AGENT_TOKEN") && !"\($0)".contains("fgv1.secret") }
+        // A too-short secret: the error says why, not what.
+        #expect { _ = try Self.gateway([], environment: ["FLEETGATE_FLEET_SECRET": "tiny-secret"]) } throws: {
+            "\($0)".contains("fleetSecret") && !"\($0)".contains("tiny-secret")
+        }
+    }
+
+    @Test("Secrets come from files; a missing secret file names the key and the path")
+    func secretFiles() throws {
+        let keys = try Self.write("# keys\nsk-one\n\nsk-two\n")
+        let secret = try Self.write("0123456789abcdef-from-file\n")
+        defer {
+            try? FileManager.default.removeItem(atPath: keys)
+            try? FileManager.default.removeItem(atPath: secret)
+        }
+        let stack = try ConfigStack(
+            program: .fleetgate, schema: GatewayConfiguration.schema,
+            arguments: ["--fleet-secret-file", secret, "--api-key-file", keys], environment: [:])
+        let config = try stack.read { try GatewayConfiguration(config: $0) }
+        #expect(config.fleetSecret == "0123456789abcdef-from-file")
+        #expect(config.apiKeys == ["sk-one", "sk-two"])
+        #expect {
+            _ = try Self.gateway(["--auth-api-keys-file", "/nonexistent/keys"])
+        } throws: { "\($0)".contains("auth.apiKeysFile") && "\($0)".contains("/nonexistent/keys") }
+    }
+
+    @Test("Agent: an unknown hardware class or log level is an error, and aliases reach their keys")
+    func agent() throws {
+        func agent(_ arguments: [String]) throws -> AgentProgramConfiguration {
+            try ConfigStack(
+                program: .fleetAgent, schema: AgentProgramConfiguration.schema, arguments: arguments, environment: [:]
+            ).read { try AgentProgramConfiguration(config: $0) }
+        }
+        #expect { _ = try agent(["--hardware", "hw9"]) } throws: { "\($0)".contains("engine.hardware") }
+        #expect { _ = try agent(["--log-level", "verbose"]) } throws: { "\($0)".contains("logging.level") }
+        #expect { _ = try agent(["--hardwre", "hw3"]) } throws: { "\($0)".contains("did you mean --hardware") }
+        let config = try agent(["--hardware", "ai5", "--no-plugged", "--gateway", "gw:7000", "--slots", "3"])
+        #expect(config.engine.hardware == .ai5 && !config.state.pluggedIn && config.gateway.port == 7000)
+        #expect(config.engine.slots == 3)
+    }
+}

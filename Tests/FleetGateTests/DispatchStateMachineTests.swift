@@ -1,0 +1,277 @@
+import FleetGate
+import Testing
+
+typealias Machine = DispatchStateMachine
+
+/// Where a machine is put before the event under test.
+enum Setup: String, CaseIterable, Sendable {
+    case idle
+    /// Attempt 1 open, no token.
+    case awaiting
+    /// Attempts 1 and 2 (a hedge) open, no token.
+    case hedged
+    /// Attempt 1 committed, two tokens delivered.
+    case streaming
+    /// Attempt 1 lost mid-stream; continuation 2 open.
+    case migrating
+    /// Attempt 1 finished.
+    case finished
+
+    func machine(maxAttempts: Int = 3, maxMigrations: Int = 3, continuable: Bool = true) -> Machine {
+        var m = Machine(
+            configuration: .init(
+                maxAttempts: maxAttempts, maxMigrations: maxMigrations, hedging: true, continuable: continuable))
+        switch self {
+        case .idle: break
+        case .awaiting: _ = m.start()
+        case .hedged:
+            _ = m.start()
+            _ = m.hedgeTimerFired(1, budgetAllows: true)
+        case .streaming:
+            _ = m.start()
+            _ = m.firstToken(1)
+            _ = m.token(1)
+        case .migrating:
+            _ = m.start()
+            _ = m.firstToken(1)
+            _ = m.token(1)
+            _ = m.failed(1, .init(retryable: true, label: "car_reset"))
+        case .finished:
+            _ = m.start()
+            _ = m.firstToken(1)
+            _ = m.finished(1)
+        }
+        return m
+    }
+}
+
+/// An event under test.
+enum Event: String, CaseIterable, Sendable {
+    case start, noCandidate1, noCandidate2, firstToken1, firstToken2, token1, finished1, finished2
+    case failed1, failed2, rejected1, hedgeTimer1, hedgeTimerNoBudget, departing1, departingCanFinish1, clientGone
+
+    func apply(_ m: inout Machine) -> Machine.Action {
+        switch self {
+        case .start: m.start()
+        case .noCandidate1: m.noCandidate(1)
+        case .noCandidate2: m.noCandidate(2)
+        case .firstToken1: m.firstToken(1)
+        case .firstToken2: m.firstToken(2)
+        case .token1: m.token(1)
+        case .finished1: m.finished(1)
+        case .finished2: m.finished(2)
+        case .failed1: m.failed(1, .init(retryable: true, label: "car_reset"))
+        case .failed2: m.failed(2, .init(retryable: true, label: "car_reset"))
+        case .rejected1: m.failed(1, .init(retryable: false, label: "status_4xx", status: 400))
+        case .hedgeTimer1: m.hedgeTimerFired(1, budgetAllows: true)
+        case .hedgeTimerNoBudget: m.hedgeTimerFired(1, budgetAllows: false)
+        case .departing1: m.departing(1, canFinish: false)
+        case .departingCanFinish1: m.departing(1, canFinish: true)
+        case .clientGone: m.clientGone()
+        }
+    }
+}
+
+let open2Retry = Machine.Action.open(.init(attempt: 2, resumeFrom: 0, reason: .retry))
+let open2Hedge = Machine.Action.open(.init(attempt: 2, resumeFrom: 0, reason: .hedge))
+let open3Retry = Machine.Action.open(.init(attempt: 3, resumeFrom: 0, reason: .retry))
+let migrate2 = Machine.Action.migrate(cancel: nil, open: .init(attempt: 2, resumeFrom: 2, reason: .failover))
+let migrate3 = Machine.Action.migrate(cancel: nil, open: .init(attempt: 3, resumeFrom: 2, reason: .failover))
+let depart2 = Machine.Action.open(.init(attempt: 2, resumeFrom: 2, reason: .departure))
+func exhausted(_ label: String) -> Machine.Action {
+    .fail(.attemptsExhausted(lastLabel: label), midStream: false, cancel: [])
+}
+
+/// Every setup × event: the action, and the phase after it. Rows not listed must return `.none`
+/// and leave the phase as it was.
+let table: [Setup: [Event: (Machine.Action, Machine.Phase)]] = [
+    .idle: [
+        .start: (.open(.init(attempt: 1, resumeFrom: 0, reason: .initial)), .awaitingFirstToken),
+        .clientGone: (.none, .finished),
+    ],
+    .awaiting: [
+        .noCandidate1: (.fail(.noCapacity, midStream: false, cancel: []), .finished),
+        .firstToken1: (.commit(1, sendHead: true, cancel: []), .streaming),
+        .finished1: (open2Retry, .awaitingFirstToken),  // an empty stream is retried
+        .failed1: (open2Retry, .awaitingFirstToken),
+        .rejected1: (.fail(.rejected(status: 400), midStream: false, cancel: []), .finished),
+        .hedgeTimer1: (open2Hedge, .awaitingFirstToken),
+        .departing1: (open2Retry, .awaitingFirstToken),
+        .clientGone: (.cancel([1]), .finished),
+    ],
+    .hedged: [
+        .noCandidate2: (.none, .awaitingFirstToken),
+        .firstToken1: (.commit(1, sendHead: true, cancel: [2]), .streaming),
+        .firstToken2: (.commit(2, sendHead: true, cancel: [1]), .streaming),
+        .finished1: (.none, .awaitingFirstToken),  // the hedge runs on
+        .finished2: (.none, .awaitingFirstToken),
+        .failed1: (.none, .awaitingFirstToken),
+        .failed2: (.none, .awaitingFirstToken),
+        .rejected1: (.none, .awaitingFirstToken),
+        .departing1: (.none, .awaitingFirstToken),
+        .clientGone: (.cancel([1, 2]), .finished),
+    ],
+    .streaming: [
+        .token1: (.forward, .streaming),
+        .firstToken1: (.forward, .streaming),
+        .finished1: (.finish(cancel: []), .finished),
+        .failed1: (migrate2, .migrating),
+        .rejected1: (migrate2, .migrating),
+        .departing1: (depart2, .streaming),
+        .clientGone: (.cancel([1]), .finished),
+    ],
+    .migrating: [
+        .noCandidate2: (
+            .fail(.noContinuationCandidate(lastLabel: "no_candidate"), midStream: true, cancel: []), .finished
+        ),
+        .firstToken2: (.commit(2, sendHead: false, cancel: []), .streaming),
+        .finished2: (migrate3, .migrating),  // a continuation that ends without a token is lost too
+        .failed2: (migrate3, .migrating),
+        .clientGone: (.cancel([2]), .finished),
+    ],
+    .finished: [:],
+]
+
+@Suite("DispatchStateMachine")
+struct DispatchStateMachineTests {
+    @Test(
+        "Every state × event gives the tabled action and phase",
+        arguments: Setup.allCases, Event.allCases)
+    func stateTimesEvent(setup: Setup, event: Event) {
+        var m = setup.machine()
+        let before = m.phase
+        let action = event.apply(&m)
+        if let (expected, phase) = table[setup]?[event] {
+            #expect(action == expected, "\(setup) × \(event)")
+            #expect(m.phase == phase, "\(setup) × \(event)")
+        } else {
+            #expect(action == .none, "\(setup) × \(event) should be ignored")
+            #expect(m.phase == before, "\(setup) × \(event) should not move")
+        }
+    }
+
+    @Test("The table covers every setup")
+    func tableSize() {
+        #expect(Setup.allCases.count * Event.allCases.count == 96)
+        #expect(table.values.map(\.count).reduce(0, +) >= 30)
+    }
+
+    @Test("Retries stop at the attempt bound and report the last failure")
+    func retryBound() {
+        var m = Machine(configuration: .init(maxAttempts: 3, maxMigrations: 3, hedging: false, continuable: true))
+        #expect(m.start() == .open(.init(attempt: 1, resumeFrom: 0, reason: .initial)))
+        #expect(m.failed(1, .init(retryable: true, label: "refused")) == open2Retry)
+        #expect(m.failed(2, .init(retryable: true, label: "refused")) == open3Retry)
+        #expect(m.failed(3, .init(retryable: true, label: "first_token_timeout")) == exhausted("first_token_timeout"))
+        #expect(m.phase == .finished)
+        #expect(m.failed(3, .init(retryable: true, label: "late")) == .none)
+    }
+
+    @Test("A hedge is opened once, only with budget and only while the attempt is alone")
+    func hedgeRules() {
+        var m = Setup.awaiting.machine()
+        #expect(m.hedgeTimerFired(1, budgetAllows: false) == .none)
+        #expect(m.hedgeTimerFired(1, budgetAllows: true) == open2Hedge)
+        #expect(m.hedgeTimerFired(1, budgetAllows: true) == .none)
+        #expect(m.hedged)
+        var off = Machine(configuration: .init(maxAttempts: 3, maxMigrations: 3, hedging: false, continuable: true))
+        _ = off.start()
+        #expect(off.hedgeTimerFired(1, budgetAllows: true) == .none)
+        var bound = Setup.awaiting.machine(maxAttempts: 1)
+        #expect(bound.hedgeTimerFired(1, budgetAllows: true) == .none)
+    }
+
+    @Test("Race: both hedged attempts produce a first token in the same tick; the second is ignored")
+    func firstTokensInOneTick() {
+        var m = Setup.hedged.machine()
+        #expect(m.firstToken(2) == .commit(2, sendHead: true, cancel: [1]))
+        #expect(m.firstToken(1) == .none)
+        #expect(m.token(1) == .none)
+        #expect(m.token(2) == .forward)
+        #expect(m.committed == 2)
+        #expect(m.delivered == 2)
+    }
+
+    @Test("Race: the client leaves during a retry; the late events of the cancelled attempt are ignored")
+    func clientLeavesDuringRetry() {
+        var m = Setup.awaiting.machine()
+        #expect(m.failed(1, .init(retryable: true, label: "refused")) == open2Retry)
+        #expect(m.clientGone() == .cancel([2]))
+        #expect(m.firstToken(2) == .none)
+        #expect(m.failed(2, .init(retryable: true, label: "cancelled")) == .none)
+        #expect(m.clientGone() == .none)
+    }
+
+    @Test("Race: a failure after the finish changes nothing")
+    func failureAfterFinish() {
+        var m = Setup.streaming.machine()
+        #expect(m.finished(1) == .finish(cancel: []))
+        #expect(m.failed(1, .init(retryable: true, label: "car_reset")) == .none)
+        #expect(m.phase == .finished)
+    }
+
+    @Test("Mid-stream failover resumes from the delivered tokens, up to the migration bound")
+    func migrationBound() {
+        var m = Setup.streaming.machine(maxMigrations: 2)
+        #expect(m.failed(1, .init(retryable: true, label: "ping_timeout")) == migrate2)
+        #expect(m.firstToken(2) == .commit(2, sendHead: false, cancel: []))
+        #expect(m.token(2) == .forward)
+        let third = m.failed(2, .init(retryable: true, label: "car_reset"))
+        #expect(third == .migrate(cancel: nil, open: .init(attempt: 3, resumeFrom: 4, reason: .failover)))
+        #expect(m.failed(3, .init(retryable: true, label: "car_reset"))
+            == .fail(.migrationLimit(lastLabel: "car_reset"), midStream: true, cancel: []))
+    }
+
+    @Test("A request that cannot be continued ends with the SSE error when its car is lost")
+    func notContinuable() {
+        var m = Setup.streaming.machine(continuable: false)
+        #expect(m.failed(1, .init(retryable: true, label: "car_reset"))
+            == .fail(.notContinuable(lastLabel: "car_reset"), midStream: true, cancel: []))
+    }
+
+    @Test("Departure: the continuation takes over at its first token; the departing car is cancelled then")
+    func departureTakeover() {
+        var m = Setup.streaming.machine()
+        #expect(m.departing(1, canFinish: false) == depart2)
+        #expect(m.departing(1, canFinish: false) == .none)  // one continuation at a time
+        #expect(m.token(1) == .forward)  // the departing car streams on meanwhile
+        #expect(m.firstToken(2) == .commit(2, sendHead: false, cancel: [1]))
+        #expect(m.token(1) == .none)
+        #expect(m.finished(2) == .finish(cancel: []))
+    }
+
+    @Test("Departure: if the departing car finishes first, the unused continuation is cancelled")
+    func departureFinishesFirst() {
+        var m = Setup.streaming.machine()
+        _ = m.departing(1, canFinish: false)
+        #expect(m.finished(1) == .finish(cancel: [2]))
+    }
+
+    @Test("Departure: if the departing car dies first, its running continuation takes over")
+    func departingCarDies() {
+        var m = Setup.streaming.machine()
+        _ = m.departing(1, canFinish: false)
+        #expect(m.failed(1, .init(retryable: true, label: "car_reset")) == .none)
+        #expect(m.phase == .migrating)
+        #expect(m.firstToken(2) == .commit(2, sendHead: false, cancel: []))
+        #expect(m.migrations == 1)
+    }
+
+    @Test("Departure: a continuation that finds no car leaves the departing car streaming")
+    func departureWithoutCandidate() {
+        var m = Setup.streaming.machine()
+        _ = m.departing(1, canFinish: false)
+        #expect(m.noCandidate(2) == .none)
+        #expect(m.phase == .streaming)
+        #expect(m.token(1) == .forward)
+    }
+
+    @Test("Every attempt can fail only once and must be open to fail")
+    func unknownAttempts() {
+        var m = Setup.awaiting.machine()
+        #expect(m.failed(7, .init(retryable: true, label: "x")) == .none)
+        #expect(m.firstToken(7) == .none)
+        #expect(m.noCandidate(7) == .none)
+        #expect(m.phase == .awaitingFirstToken)
+    }
+}

@@ -1,0 +1,212 @@
+import FleetGate
+import FleetProtocol
+import Foundation
+import NIOCore
+import Testing
+
+/// Drives an ``SSERelay`` the way the dispatcher does, with plain bytes.
+struct RelayDriver {
+    var relay: SSERelay
+    var out = ByteBuffer()
+    var committed: Int?
+    var opened: Set<Int> = []
+
+    init(streaming: Bool = true, usage: Bool = false, maxTokens: Int? = nil, maxAggregateBytes: Int = 4 << 20) {
+        self.relay = SSERelay(
+            configuration: .init(
+                streaming: streaming, includeUsage: usage, chat: true, maxOutputTokens: maxTokens,
+                maxAggregateBytes: maxAggregateBytes, fallbackID: "chatcmpl-fallback"))
+    }
+
+    /// Feeds bytes from an attempt; returns the kinds seen.
+    mutating func feed(_ text: String, from attempt: Int) -> [SSERelay.Kind] {
+        if self.opened.insert(attempt).inserted { self.relay.open(attempt: attempt) }
+        var kinds: [SSERelay.Kind] = []
+        for item in self.relay.receive(ByteBuffer(string: text), from: attempt) {
+            kinds.append(item.kind)
+            switch item.kind {
+            case .preamble where self.committed != attempt: self.relay.hold(item, from: attempt)
+            case .output:
+                if self.relay.wouldExceedLimits(item) {
+                    kinds.append(.overLimit)
+                    continue
+                }
+                if self.committed != attempt {
+                    self.committed = attempt
+                    self.relay.commit(attempt, first: item, into: &self.out)
+                } else {
+                    self.relay.deliver(item, from: attempt, into: &self.out)
+                }
+            default: break
+            }
+        }
+        return kinds
+    }
+
+    var client: String { String(buffer: self.out) }
+
+    /// The JSON payloads the client received, decoded.
+    var clientChunks: [[String: Any]] {
+        self.client.components(separatedBy: "\n\n").compactMap { event in
+            guard event.hasPrefix("data: "), !event.hasSuffix("[DONE]") else { return nil }
+            return try? JSONSerialization.jsonObject(with: Data(event.dropFirst(6).utf8)) as? [String: Any]
+        }
+    }
+}
+
+func chunk(_ id: String, content: String? = nil, role: Bool = false, finish: String? = nil, spaced: Bool = false)
+    -> String
+{
+    var delta: [String] = []
+    if role { delta.append("\"role\":\"assistant\"") }
+    if let content { delta.append("\"content\":\(String(data: try! JSONEncoder().encode(content), encoding: .utf8)!)") }
+    let finishJSON = finish.map { "\"\($0)\"" } ?? "null"
+    var json =
+        "{\"id\":\"\(id)\",\"object\":\"chat.completion.chunk\",\"created\":7,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\(delta.joined(separator: ","))},\"finish_reason\":\(finishJSON)}]}"
+    if spaced {
+        // Python's json.dumps: a space after ':' and ','.
+        json = json.replacingOccurrences(of: "\":", with: "\": ").replacingOccurrences(of: ",\"", with: ", \"")
+    }
+    return "data: \(json)\n\n"
+}
+
+let usageChunk = "data: {\"id\":\"a\",\"object\":\"chat.completion.chunk\",\"created\":7,\"model\":\"m\",\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":2,\"total_tokens\":7}}\n\n"
+
+@Suite("SSERelay")
+struct SSERelayTests {
+    @Test("Python-style spacing is parsed: the first token is recognised and its text kept")
+    func spacedJSON() {
+        var d = RelayDriver()
+        #expect(d.feed(chunk("a", role: true, spaced: true), from: 1) == [.preamble])
+        #expect(d.feed(chunk("a", content: "Hello", spaced: true), from: 1) == [.output])
+        #expect(d.relay.deliveredText == "Hello")
+        #expect(d.relay.deliveredTokens == 1)
+        #expect(d.clientChunks.count == 2)  // the held role chunk, then the token
+    }
+
+    @Test("Forged SSE fields never reach the client; only data lines do")
+    func forgedFields() {
+        var d = RelayDriver()
+        _ = d.feed("event: hijack\nid: 99\nretry: 1\n: comment\n" + chunk("a", content: "x"), from: 1)
+        #expect(d.relay.deliveredTokens == 1)
+        #expect(!d.client.contains("event:"))
+        #expect(!d.client.contains("retry:"))
+        #expect(!d.client.contains("id: 99"))
+        #expect(d.client.hasPrefix("data: {"))
+    }
+
+    @Test("A forged error payload is an upstream failure, not client output")
+    func forgedError() {
+        var d = RelayDriver()
+        let kinds = d.feed("data: {\"error\":{\"message\":\"pwned\",\"type\":\"x\"}}\n\n", from: 1)
+        #expect(kinds == [.upstreamError])
+        #expect(d.client.isEmpty)
+    }
+
+    @Test("Data after [DONE] is dropped")
+    func dataAfterDone() {
+        var d = RelayDriver()
+        let kinds = d.feed(chunk("a", content: "x") + "data: [DONE]\n\n" + chunk("a", content: "late"), from: 1)
+        #expect(kinds == [.output, .done])
+        #expect(d.feed(chunk("a", content: "later"), from: 1).isEmpty)
+        #expect(d.relay.deliveredText == "x")
+    }
+
+    @Test(
+        "Malformed payloads are refused",
+        arguments: [
+            "data: {\"id\":\"a\",\"choices\":[{\"delta\":{\"content\":\"x\"}}],}\n\n",  // trailing comma
+            "data: {\"id\":\"a\",\"choices\":[{\"delta\":{\"content\":\"x\"}}]\n\n",  // unterminated
+            "data: {\"id\":\"a\"}\n\n",  // no choices
+            "data: [1,2]\n\n",
+            "data: {\"choices\":[{\"delta\":{\"content\":\"\\ud800\\u12\"}}]}\n\n",  // bad escape
+        ])
+    func malformed(payload: String) {
+        var d = RelayDriver()
+        let kinds = d.feed(payload, from: 1)
+        #expect(kinds.count == 1)
+        if case .malformed = kinds.first! {} else { Issue.record("expected malformed, got \(kinds)") }
+        #expect(d.client.isEmpty)
+    }
+
+    @Test("Invalid UTF-8 inside a string is refused")
+    func invalidUTF8() {
+        var d = RelayDriver()
+        d.relay.open(attempt: 1)
+        var bytes = ByteBuffer(string: "data: {\"id\":\"a\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"")
+        bytes.writeBytes([0xC3, 0x28])  // an invalid two-byte sequence
+        bytes.writeString("\"},\"finish_reason\":null}]}\n\n")
+        let items = d.relay.receive(bytes, from: 1)
+        #expect(items.map(\.kind) == [.malformed(label: "bad_json")])
+    }
+
+    @Test("An event larger than the bound is refused without buffering more")
+    func eventTooLarge() {
+        var relay = SSERelay(
+            configuration: .init(
+                streaming: true, includeUsage: false, chat: true, maxOutputTokens: nil, maxEventBytes: 1024,
+                fallbackID: "x"))
+        relay.open(attempt: 1)
+        let items = relay.receive(ByteBuffer(string: "data: {\"a\":\"" + String(repeating: "x", count: 4096)), from: 1)
+        #expect(items.map(\.kind) == [.malformed(label: "event_too_large")])
+        #expect(relay.receive(ByteBuffer(string: "\"}\n\n"), from: 1).isEmpty)
+    }
+
+    @Test("One id from the first chunk to the end, across a continuation from another upstream")
+    func identityAcrossAttempts() {
+        var d = RelayDriver()
+        _ = d.feed(chunk("first", role: true) + chunk("first", content: "a "), from: 1)
+        _ = d.feed(chunk("second", role: true) + chunk("second", content: "b ") + chunk("second", finish: "stop"), from: 2)
+        d.relay.finishStream(into: &d.out)
+        let ids = Set(d.clientChunks.compactMap { $0["id"] as? String })
+        #expect(ids == ["first"])
+        #expect(d.relay.deliveredText == "a b ")
+        // One role chunk only: the continuation's is not repeated.
+        let roles = d.client.components(separatedBy: "\"role\"").count - 1
+        #expect(roles == 1)
+        #expect(d.client.hasSuffix("data: [DONE]\n\n"))
+        #expect(d.client.components(separatedBy: "[DONE]").count == 2)
+    }
+
+    @Test("Usage is stripped unless asked for, and then reported once at the end")
+    func usage() {
+        var plain = RelayDriver()
+        _ = plain.feed(chunk("a", content: "x ") + chunk("a", content: "y ") + usageChunk, from: 1)
+        plain.relay.finishStream(into: &plain.out)
+        #expect(!plain.client.contains("usage"))
+
+        var asked = RelayDriver(usage: true)
+        _ = asked.feed(chunk("a", content: "x ") + chunk("a", content: "y ") + usageChunk, from: 1)
+        asked.relay.finishStream(into: &asked.out)
+        let usages = asked.clientChunks.compactMap { $0["usage"] as? [String: Int] }
+        #expect(usages == [["prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7]])
+    }
+
+    @Test("Output past max_tokens is over the limit")
+    func maxTokens() {
+        var d = RelayDriver(maxTokens: 2)
+        let kinds = d.feed(chunk("a", content: "1") + chunk("a", content: "2") + chunk("a", content: "3"), from: 1)
+        #expect(kinds == [.output, .output, .output, .overLimit])
+        #expect(d.relay.deliveredTokens == 2)
+    }
+
+    @Test("A stream:false aggregate is bounded in bytes")
+    func aggregateBound() {
+        var d = RelayDriver(streaming: false, maxAggregateBytes: 10)
+        let kinds = d.feed(String(repeating: chunk("a", content: "0123456789"), count: 3), from: 1)
+        #expect(kinds.filter { $0 == .overLimit }.count == 2)
+        #expect(d.relay.response(model: "m").choices[0].message?.content == "0123456789")
+        #expect(d.client.isEmpty)
+    }
+
+    @Test("The stream:false answer carries the upstream's id and counted usage")
+    func nonStreamed() {
+        var d = RelayDriver(streaming: false)
+        _ = d.feed(chunk("cmpl-1", role: true) + chunk("cmpl-1", content: "hi ") + chunk("cmpl-1", finish: "length"), from: 1)
+        let response = d.relay.response(model: "m")
+        #expect(response.id == "cmpl-1")
+        #expect(response.choices[0].message?.content == "hi ")
+        #expect(response.choices[0].finishReason == "length")
+        #expect(response.usage.completionTokens == 1)
+    }
+}

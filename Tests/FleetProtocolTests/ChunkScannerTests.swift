@@ -1,0 +1,107 @@
+import FleetProtocol
+import NIOCore
+import Testing
+
+func scan(_ text: String) throws(ChunkScanner.Malformed) -> ChunkScanner.Chunk {
+    let buffer = ByteBuffer(string: text)
+    return try ChunkScanner.scan(buffer, range: 0..<buffer.readableBytes)
+}
+
+@Suite("ChunkScanner")
+struct ChunkScannerTests {
+    @Test(
+        "The same chunk in any JSON spacing reads the same",
+        arguments: [
+            #"{"id":"c1","object":"chat.completion.chunk","created":9,"model":"m","choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":null}]}"#,
+            #"{"id": "c1", "object": "chat.completion.chunk", "created": 9, "model": "m", "choices": [{"index": 0, "delta": {"content": "hi"}, "finish_reason": null}]}"#,
+            "{\n  \"id\" : \"c1\",\r\n\t\"created\":9 , \"choices\" : [ { \"delta\" : { \"content\" : \"hi\" } } ] }",
+        ])
+    func spacing(text: String) throws {
+        let chunk = try scan(text)
+        #expect(chunk.choice?.content == "hi")
+        #expect(chunk.created == 9)
+        #expect(chunk.carriesOutput)
+        #expect(!chunk.isError)
+    }
+
+    @Test("Role-only, finish, usage-only, tool-call and error chunks are told apart")
+    func kinds() throws {
+        let role = try scan(#"{"id":"a","choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}"#)
+        #expect(role.choice?.hasRole == true)
+        #expect(!role.carriesOutput)
+        let finish = try scan(#"{"id":"a","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#)
+        #expect(finish.choice?.finishReason == "stop")
+        #expect(finish.carriesOutput)
+        let usage = try scan(
+            #"{"id":"a","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}}"#)
+        #expect(usage.choice == nil)
+        #expect(usage.promptTokens == 3)
+        #expect(usage.completionTokens == 4)
+        let tool = try scan(#"{"choices":[{"delta":{"tool_calls":[{"index":0,"function":{"name":"f"}}]}}]}"#)
+        #expect(tool.choice?.hasToolCalls == true)
+        #expect(tool.carriesOutput)
+        let error = try scan(#"{"error":{"message":"no","type":"server_error"}}"#)
+        #expect(error.isError)
+        let legacy = try scan(#"{"id":"a","object":"text_completion","choices":[{"text":"ok","index":0}]}"#)
+        #expect(legacy.choice?.content == "ok")
+    }
+
+    @Test("Escapes are decoded, including surrogate pairs; a lone surrogate becomes U+FFFD")
+    func escapes() throws {
+        let chunk = try scan(#"{"choices":[{"delta":{"content":"a\"b\\c\n\u00e9\ud83d\ude97\ud800"}}]}"#)
+        #expect(chunk.choice?.content == "a\"b\\c\né🚗\u{FFFD}")
+    }
+
+    @Test("Several choices are all read")
+    func severalChoices() throws {
+        let chunk = try scan(#"{"choices":[{"index":0,"delta":{"content":"x"}},{"index":1,"delta":{"content":"y"}}]}"#)
+        #expect(chunk.choice?.content == "x")
+        #expect(chunk.otherChoices.map(\.index) == [1])
+        #expect(chunk.otherChoices.first?.content == "y")
+    }
+
+    @Test(
+        "Malformed payloads throw",
+        arguments: [
+            "", "null", "[]", "{", "{\"a\":}", "{\"a\":1,}", "{\"a\" 1}", "{\"a\":01}", "{\"a\":1.}", "{\"a\":-}",
+            "{\"a\":tru}", "{\"a\":\"x}", "{\"a\":\"\\x\"}", "{\"a\":\"\\u12\"}", "{\"a\":\"\u{01}\"}", "{} {}",
+            String(repeating: "[", count: 40) + String(repeating: "]", count: 40),
+            "{\"a\":" + String(repeating: "[", count: 40) + String(repeating: "]", count: 40) + "}",
+        ])
+    func malformed(text: String) {
+        #expect(throws: ChunkScanner.Malformed.self) { try scan(text) }
+    }
+
+    @Test("Invalid UTF-8 is refused: overlongs, surrogates, truncated and stray continuation bytes")
+    func utf8() {
+        for bad: [UInt8] in [[0xC0, 0xAF], [0xED, 0xA0, 0x80], [0xE2, 0x82], [0x80], [0xF5, 0x80, 0x80, 0x80], [0xC3, 0x28]] {
+            var buffer = ByteBuffer(string: "{\"choices\":[{\"delta\":{\"content\":\"")
+            buffer.writeBytes(bad)
+            buffer.writeString("\"}}]}")
+            #expect(throws: ChunkScanner.Malformed.self) {
+                try ChunkScanner.scan(buffer, range: 0..<buffer.readableBytes)
+            }
+        }
+        var good = ByteBuffer(string: "{\"choices\":[{\"delta\":{\"content\":\"")
+        good.writeBytes([0xF0, 0x9F, 0x9A, 0x97, 0xC3, 0xA9])
+        good.writeString("\"}}]}")
+        #expect((try? ChunkScanner.scan(good, range: 0..<good.readableBytes))?.choice?.content == "🚗é")
+    }
+}
+
+@Suite("JSONBody")
+struct JSONBodyTests {
+    @Test("Editing keeps every other member byte for byte")
+    func editing() throws {
+        let body = ByteBuffer(
+            string: #"{"model":"m","stream":false,"tools":[{"type":"function","function":{"name":"f"}}],"top_p":0.30000000000000004,"stream_options":{"include_usage":false}}"#)
+        let edited = try #require(
+            JSONBody.editing(body, removing: ["stream", "stream_options"], appending: [("stream", "true")]))
+        #expect(
+            String(buffer: edited)
+                == #"{"model":"m","tools":[{"type":"function","function":{"name":"f"}}],"top_p":0.30000000000000004,"stream":true}"#
+        )
+        #expect(JSONBody.editing(ByteBuffer(string: "[1]"), removing: [], appending: []) == nil)
+        #expect(JSONBody.editing(ByteBuffer(string: "{\"a\":1} x"), removing: [], appending: []) == nil)
+    }
+}

@@ -1,0 +1,142 @@
+import FleetConfiguration
+import FleetGate
+import FleetHTTP2
+import FleetTesting
+import Foundation
+import HTTPTypes
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+import Testing
+
+@Suite("Reloading the configuration file without a restart", .timeLimit(.minutes(1)))
+struct ConfigReloadTests {
+    @Test(
+        "API keys, limits and log level swap on reload; a broken file is refused with file:line:column and changes nothing"
+    )
+    func reload() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fleet-reload-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let file = dir.appendingPathComponent("fleetgate.yaml").path
+        let keys = dir.appendingPathComponent("keys").path
+        func write(keys list: String, maxBody: String, level: String) throws {
+            try list.write(toFile: keys, atomically: true, encoding: .utf8)
+            try """
+            listeners: {client: {port: 0}, tunnel: {port: 0}}
+            admin: {port: 0}
+            auth: {apiKeysFile: \(keys)}
+            limits: {maxBodyBytes: \(maxBody)}
+            logging: {level: \(level)}
+            """.write(toFile: file, atomically: true, encoding: .utf8)
+        }
+        try write(keys: "sk-old\n", maxBody: "100000", level: "info")
+        let stack = try ConfigStack(
+            program: .fleetgate, schema: GatewayConfiguration.schema, arguments: ["--config", file],
+            environment: ["FLEETGATE_FLEET_SECRET": FleetFixture.testSecret])
+        let read: @Sendable () throws -> GatewayConfiguration = {
+            try stack.reloaded().read { try GatewayConfiguration(config: $0) }
+        }
+        let level = LogLevelControl(.info)
+        var logger = Logger(label: "reload-test")
+        logger.logLevel = .critical
+        let gateway = try Gateway(
+            configuration: try read(), group: .singletonMultiThreadedEventLoopGroup, logger: logger, logLevel: level,
+            reloadSource: read)
+
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await gateway.run() }
+            let client = try await RecordingClient.connect(
+                port: try await gateway.clientListener.boundAddress.get().port!)
+            let admin = try await RecordingClient.connect(
+                port: try await gateway.adminListener.boundAddress.get().port!)
+            defer {
+                client.close()
+                admin.close()
+            }
+            func status(_ key: String) async throws -> Int {
+                var headers = HTTPFields()
+                headers[.authorization] = "Bearer \(key)"
+                let result = try await client.post(
+                    "/v1/chat/completions", json: chatBody(stream: false, maxTokens: 1), headers: headers
+                ).collect()
+                return result.response?.status.code ?? 0
+            }
+            func adminRequest(_ method: HTTPRequest.Method, _ path: String) async throws -> (Int, String) {
+                let result = try await admin.send(
+                    HTTPRequest(method: method, scheme: "http", authority: "admin", path: path),
+                    body: method == .post ? ByteBuffer() : nil
+                ).collect()
+                return (result.response?.status.code ?? 0, result.body)
+            }
+            func reload() async throws -> (Int, String) { try await adminRequest(.post, "/admin/reload") }
+            #expect(try await status("sk-old") != 401)
+            #expect(try await status("sk-new") == 401)
+
+            try write(keys: "sk-new\n", maxBody: "100000", level: "debug")
+            let (ok, report) = try await reload()
+            #expect(ok == 200, "\(report)")
+            #expect(try await status("sk-old") == 401)
+            #expect(try await status("sk-new") != 401)
+            #expect(level.level == .debug)
+
+            try write(keys: "sk-new\n", maxBody: "10", level: "debug")
+            #expect(try await reload().0 == 200)
+            #expect(try await status("sk-new") == 413)  // the new 10-byte body limit
+            // /admin/config shows what runs, never a secret.
+            let shown = try await adminRequest(.get, "/admin/config").1
+            #expect(shown.contains("\"maxBodyBytes\":10") && shown.contains("\"apiKeys\":1"), "\(shown)")
+            #expect(!shown.contains("sk-new") && !shown.contains(FleetFixture.testSecret))
+            #expect(gateway.core.configuration.maxBodyBytes == 10)
+            #expect(level.level == .debug)
+
+            // A typo and a malformed value: refused, both reported with their positions, nothing changes.
+            try write(keys: "sk-other\n", maxBody: "ten", level: "info")
+            try String(contentsOfFile: file, encoding: .utf8).replacingOccurrences(of: "logging:", with: "loging:")
+                .write(toFile: file, atomically: true, encoding: .utf8)
+            let (refused, reason) = try await reload()
+            #expect(refused == 422)
+            #expect(reason.contains("\(file):4:") && reason.contains("limits.maxBodyBytes"))
+            #expect(reason.contains("\(file):5:1: key 'loging'"))
+            #expect(gateway.core.configuration.maxBodyBytes == 10)
+            #expect(try await status("sk-new") == 413)
+            #expect(level.level == .debug)
+            tasks.cancelAll()
+        }
+    }
+
+    @Test("A renewed certificate is served to the next TLS connection after a reload")
+    func certificateRenewal() async throws {
+        let (cert, key, dir) = try await TLSTests.makeCertificate()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let (renewedCert, renewedKey, renewedDir) = try await TLSTests.makeCertificate()
+        defer { try? FileManager.default.removeItem(at: renewedDir) }
+        let oldCA = dir.appendingPathComponent("old-ca.pem").path
+        try FileManager.default.copyItem(atPath: cert, toPath: oldCA)
+        try await withFleet(configure: {
+            $0.tls = .init(certificateChain: cert, privateKey: key)
+            $0.tlsPort = 0
+        }) { fleet in
+            let port = try await #require(fleet.gateway.tlsListener).boundAddress.get().port!
+            func verifies(with ca: String) async throws -> Bool {
+                try await Subprocess.run(
+                    "curl", ["-sS", "-o", "/dev/null", "--cacert", ca, "https://127.0.0.1:\(port)/v1/models"]
+                ).status == 0
+            }
+            #expect(try await verifies(with: oldCA))
+            // The operator replaces the files in place (as cert-manager or certbot do), then reloads.
+            try FileManager.default.removeItem(atPath: cert)
+            try FileManager.default.removeItem(atPath: key)
+            try FileManager.default.copyItem(atPath: renewedCert, toPath: cert)
+            try FileManager.default.copyItem(atPath: renewedKey, toPath: key)
+            _ = try fleet.gateway.reloader.reload()
+            #expect(try await verifies(with: renewedCert))
+            #expect(try await !verifies(with: oldCA))
+            // A broken key file is refused; the renewed certificate stays in use.
+            try "not a key".write(toFile: key, atomically: true, encoding: .utf8)
+            #expect(throws: ReloadError.self) { try fleet.gateway.reloader.reload() }
+            #expect(try await verifies(with: renewedCert))
+        }
+    }
+}

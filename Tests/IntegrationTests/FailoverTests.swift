@@ -1,0 +1,244 @@
+import FleetAgent
+import FleetGate
+import FleetHTTP2
+import FleetProtocol
+import FleetScheduler
+import FleetTesting
+import Foundation
+import HTTPTypes
+import NIOCore
+import Testing
+
+/// What a client made of one stream: its text, and whether it ended with the SSE error event.
+struct StreamResult {
+    var text: String
+    var errorCode: String?
+    var errorMessage: String?
+    var done: Bool
+    var status: Int
+    var requestID: String?
+    var ids: Set<String>
+}
+
+func streamResult(_ collected: (response: HTTPResponse?, body: String, error: HTTPStreamError?, ended: Bool))
+    -> StreamResult
+{
+    var text = ""
+    var errorCode: String?
+    var errorMessage: String?
+    var done = false
+    var ids: Set<String> = []
+    for event in collected.body.components(separatedBy: "\n\n") where event.hasPrefix("data: ") {
+        let payload = String(event.dropFirst(6))
+        if payload == SSE.done {
+            done = true
+            continue
+        }
+        if let chunk = try? JSONDecoder().decode(CompletionChunk.self, from: Data(payload.utf8)) {
+            ids.insert(chunk.id)
+            text += chunk.choices.compactMap { $0.delta?.content }.joined()
+        } else if let error = try? JSONDecoder().decode(APIErrorBody.self, from: Data(payload.utf8)) {
+            errorCode = error.error.code ?? "error"
+            errorMessage = error.error.message
+        }
+    }
+    return StreamResult(
+        text: text, errorCode: errorCode, errorMessage: errorMessage, done: done, status: collected.response.map { $0.status.code } ?? 0,
+        requestID: collected.response?.headerFields[HTTPField.Name("x-request-id")!], ids: ids)
+}
+
+/// The text the synthetic engine generates for `prompt` with `maxTokens`: computed from the
+/// synthetic text function, not from another gateway run.
+func referenceText(prompt: String, maxTokens: Int) -> String {
+    let seed = SyntheticText.seed(for: Prompt("user: \(prompt)"), requested: nil)
+    return (0..<maxTokens).map { SyntheticText.token(seed: seed, index: $0) }.joined()
+}
+
+func temporaryJobLog(_ name: String) -> String {
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("fleet-jobs-\(name)-\(UUID().uuidString).jsonl").path
+    FileManager.default.createFile(atPath: path, contents: nil)
+    return path
+}
+
+@Suite("Never drop a stream", .timeLimit(.minutes(2)))
+struct FailoverTests {
+    /// Starts `count` streams of `maxTokens` tokens on one connection; returns their recordings.
+    static func startStreams(
+        _ client: RecordingClient, count: Int, maxTokens: Int, prefix: String, headers: HTTPFields = [:]
+    ) async throws -> [(prompt: String, stream: RecordingStream)] {
+        var streams: [(String, RecordingStream)] = []
+        for i in 0..<count {
+            let prompt = "\(prefix) \(i)"
+            streams.append(
+                (
+                    prompt,
+                    try await client.post(
+                        "/v1/chat/completions", json: chatBody(stream: true, maxTokens: maxTokens, prompt: prompt),
+                        headers: headers)
+                ))
+        }
+        return streams
+    }
+
+    @Test(
+        "A car killed (-9) or frozen (SIGSTOP) mid-stream: every stream continues on another car, token for token",
+        arguments: ["kill", "freeze"])
+    func lostCar(fault: String) async throws {
+        try await withFleet { fleet in
+            let logA = temporaryJobLog("a"), logB = temporaryJobLog("b")
+            let a = try AgentProcess(
+                vehicleID: "car-a", region: "eu-central",
+                token: try fleet.token(vehicleID: "car-a", region: "eu-central"), tunnelPort: fleet.tunnelPort,
+                jobLog: logA, slowdown: 2)
+            defer { a.stop() }
+            try await waitUntil("car-a registered") {
+                fleet.gateway.core.registry.all().contains { $0.descriptor.vehicleID == "car-a" }
+            }
+            let client = try await RecordingClient.connect(port: fleet.clientPort)
+            defer { client.close() }
+            let streams = try await Self.startStreams(client, count: 6, maxTokens: 60, prefix: "lost \(fault)")
+            // Car B arrives while A serves; then A is lost mid-stream.
+            let b = try AgentProcess(
+                vehicleID: "car-b", region: "eu-central",
+                token: try fleet.token(vehicleID: "car-b", region: "eu-central"), tunnelPort: fleet.tunnelPort,
+                jobLog: logB, slowdown: 2)
+            defer { b.stop() }
+            try await waitUntil("car-b registered") {
+                fleet.gateway.core.registry.all().contains { $0.descriptor.vehicleID == "car-b" }
+            }
+            try await Task.sleep(for: .milliseconds(500))
+            if fault == "kill" { a.kill9() } else { a.freeze() }
+            var results: [StreamResult] = []
+            for (prompt, stream) in streams {
+                let result = streamResult(await stream.collect())
+                #expect(result.errorCode == nil, "\(prompt): ended with \(result.errorCode ?? "")")
+                #expect(result.done, "\(prompt): no [DONE]")
+                #expect(result.text == referenceText(prompt: prompt, maxTokens: 60), "\(prompt): text differs")
+                #expect(result.ids.count == 1, "\(prompt): one id across the failover")
+                results.append(result)
+            }
+            // Counted from B's job records: every stream was continued there from where A stopped.
+            let records = try JobLog.read(path: logB)
+            let continued = records.filter { $0.resumeFrom > 0 && $0.outcome == "completed" }
+            #expect(continued.count == streams.count)
+            #expect(continued.allSatisfy { $0.tokens == 60 - $0.resumeFrom && $0.zone == "eu" && $0.region == "eu-central" })
+        }
+    }
+
+    @Test("A request whose state cannot move (tools, n > 1) ends with the SSE error when its car is lost")
+    func notContinuable() async throws {
+        try await withFleet { fleet in
+            let a = try AgentProcess(
+                vehicleID: "car-a", region: "eu-central",
+                token: try fleet.token(vehicleID: "car-a", region: "eu-central"), tunnelPort: fleet.tunnelPort,
+                jobLog: temporaryJobLog("nc-a"), slowdown: 2)
+            defer { a.stop() }
+            try await waitUntil("car-a registered") {
+                fleet.gateway.core.registry.all().contains { $0.descriptor.vehicleID == "car-a" }
+            }
+            try await fleet.startCar(CarSpec("car-b", slowdown: 2))
+            let client = try await RecordingClient.connect(port: fleet.clientPort)
+            defer { client.close() }
+            // Only car-a may take it: car-b is drained from new work until the stream has started.
+            let b = try #require(fleet.gateway.core.registry.all().first { $0.descriptor.vehicleID == "car-b" })
+            fleet.gateway.core.registry.setDraining(b.id)
+            let body =
+                #"{"model":"fleet-8b","stream":true,"max_tokens":60,"messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"f","parameters":{}}}]}"#
+            let stream = try await client.post("/v1/chat/completions", json: body)
+            try await Task.sleep(for: .milliseconds(600))
+            a.kill9()
+            let result = streamResult(await stream.collect())
+            #expect(result.status == 200)
+            #expect(result.errorCode == "upstream_error")
+            #expect(result.errorMessage?.contains("cannot be continued") == true, "\(result.errorMessage ?? "")")
+            #expect(!result.done)
+        }
+    }
+
+    @Test("A car that announces it leaves too soon has its streams moved before it goes")
+    func departure() async throws {
+        let logB = temporaryJobLog("dep-b")
+        try await withFleet(cars: [CarSpec("car-a", slowdown: 2)]) { fleet in
+            let a = try await fleet.startCar(CarSpec("car-a2", slowdown: 2))
+            _ = a
+            let client = try await RecordingClient.connect(port: fleet.clientPort)
+            defer { client.close() }
+            let streams = try await Self.startStreams(client, count: 4, maxTokens: 80, prefix: "departure")
+            var spec = CarSpec("car-b", slowdown: 2)
+            spec.jobLog = logB
+            try await fleet.startCar(spec)
+            try await Task.sleep(for: .milliseconds(400))
+            // Every car but B announces it leaves in one second: 80 tokens at 25/s cannot finish.
+            let gateway = fleet.gateway.core
+            for car in gateway.registry.all() where car.descriptor.vehicleID != "car-b" {
+                gateway.registry.setDraining(car.id)
+                gateway.tunnels.announceDeparture(car.id, secondsLeft: 1)
+            }
+            for (prompt, stream) in streams {
+                let result = streamResult(await stream.collect())
+                #expect(result.errorCode == nil)
+                #expect(result.text == referenceText(prompt: prompt, maxTokens: 80), "\(prompt): text differs")
+            }
+            let moved = try JobLog.read(path: logB).filter { $0.resumeFrom > 0 }
+            #expect(moved.count == streams.count)
+        }
+    }
+
+    @Test("Every car of a zone gone at once: streams end with the SSE error at once, new requests get 503")
+    func zoneEmptied() async throws {
+        try await withFleet { fleet in
+            let a = try AgentProcess(
+                vehicleID: "only", region: "eu-central",
+                token: try fleet.token(vehicleID: "only", region: "eu-central"), tunnelPort: fleet.tunnelPort,
+                jobLog: temporaryJobLog("only"), slowdown: 2)
+            defer { a.stop() }
+            try await waitUntil("car registered") {
+                fleet.gateway.core.registry.all().contains { $0.descriptor.vehicleID == "only" }
+            }
+            let client = try await RecordingClient.connect(port: fleet.clientPort)
+            defer { client.close() }
+            let streams = try await Self.startStreams(client, count: 3, maxTokens: 200, prefix: "emptied")
+            try await Task.sleep(for: .milliseconds(500))
+            let killed = ContinuousClock.now
+            a.kill9()
+            for (_, stream) in streams {
+                let result = streamResult(await stream.collect())
+                #expect(result.status == 200)
+                #expect(result.errorCode == "upstream_error")
+                #expect(!result.done)
+            }
+            #expect(ContinuousClock.now - killed < .seconds(5))
+            let next = await (try await client.post("/v1/chat/completions", json: chatBody(stream: true))).collect()
+            #expect(next.response?.status.code == 503)
+            #expect(next.body.contains("no_capacity_in_zone"))
+            #expect(next.response?.headerFields[HTTPField.Name("x-should-retry")!] == "false")
+        }
+    }
+
+    @Test("A slow first token is hedged on another car; the first real token wins and the loser's engine stops")
+    func hedge() async throws {
+        try await withFleet(configure: { $0.hedgeBudget = 1 }) { fleet in
+            // Advertised as the fastest, secretly 50× slower: the predictor picks it first (#13: the
+            // prompt is long enough that only the AI5's advertised rate fits the 1 s objective; with
+            // both fitting, best fit would give the tighter fit, the HW4, first).
+            let slow = try await fleet.startCar(CarSpec("slow-ai5", hardware: .ai5, slowdown: 50))
+            let fast = try await fleet.startCar(CarSpec("honest-hw4", hardware: .hw4, slowdown: 1))
+            let client = try await RecordingClient.connect(port: fleet.clientPort)
+            defer { client.close() }
+            let prompt = String(repeating: "long prompt ", count: 400)
+            let result = await (try await client.post(
+                "/v1/chat/completions", json: chatBody(stream: true, maxTokens: 8, prompt: prompt))).collect()
+            #expect(result.response?.status == .ok)
+            #expect(result.response?.headerFields[HTTPField.Name("x-fleet-vehicle")!] == fast.pseudonym)
+            #expect(result.response?.headerFields[HTTPField.Name("x-fleet-attempts")!] == "2")
+            #expect(streamResult(result).text == referenceText(prompt: prompt, maxTokens: 8))
+            // The loser was cancelled: it holds no job and generates nothing afterwards (at its secret
+            // pace a token takes a second; it was still in prefill, 12 s long).
+            try await waitUntil("loser cancelled") { slow.engine.activeJobs == 0 }
+            let atCancel = slow.engine.tokensGenerated
+            try await Task.sleep(for: .seconds(1))
+            #expect(slow.engine.tokensGenerated == atCancel)
+            #expect(slow.engine.jobsCancelled == 1)
+        }
+    }
+}
