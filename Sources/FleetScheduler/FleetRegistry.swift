@@ -92,8 +92,11 @@ public final class FleetRegistry: Sendable {
         var zoneNames: [String] = []
         var modelIndex: [String: Int32] = [:]
         var modelNames: [String] = []
-        /// Connected cars offering each model, by model index (``FleetRegistry/serves(model:zone:)``).
-        var carsByModel: [Int] = []
+        /// Issue #18 row 8: pools and model names no car uses any more are recycled, so a car that
+        /// reconnects with new model names cannot grow the registry (offers per model, free slots).
+        var modelRefs: [Int32] = []
+        var freeModels: [Int32] = []
+        var freePools: [Int32] = []
         var carsByRegion: [String: Int] = [:]
         var count = 0
         var random: SplitMix64
@@ -136,10 +139,49 @@ public final class FleetRegistry: Sendable {
 
         mutating func intern(model: String) -> Int32 {
             if let index = self.modelIndex[model] { return index }
-            self.modelNames.append(model)
-            self.carsByModel.append(0)
-            self.modelIndex[model] = Int32(self.modelNames.count - 1)
-            return Int32(self.modelNames.count - 1)
+            let index: Int32
+            if let free = self.freeModels.popLast() {
+                index = free
+                self.modelNames[Int(index)] = model
+            } else {
+                index = Int32(self.modelNames.count)
+                self.modelNames.append(model)
+                self.modelRefs.append(0)
+            }
+            self.modelIndex[model] = index
+            return index
+        }
+
+        /// A pool for `key`, reusing a freed one.
+        mutating func makePool(_ key: PoolKey) -> Int32 {
+            let pool = Pool(zone: key.zone, model: key.model)
+            let index: Int32
+            if let free = self.freePools.popLast() {
+                index = free
+                self.pools[Int(index)] = pool
+            } else {
+                index = Int32(self.pools.count)
+                self.pools.append(pool)
+            }
+            self.poolIndex[key] = index
+            return index
+        }
+
+        /// Forgets an offer's pool when it has no car left, and its model when no offer names it.
+        mutating func release(_ offer: Offer) {
+            let pool = Int(offer.pool)
+            if self.pools[pool].all.isEmpty {
+                self.poolIndex.removeValue(forKey: PoolKey(zone: self.pools[pool].zone, model: self.pools[pool].model))
+                self.pools[pool] = Pool(zone: "", model: "")
+                self.freePools.append(offer.pool)
+            }
+            let model = Int(offer.model)
+            self.modelRefs[model] -= 1
+            if self.modelRefs[model] == 0 {
+                self.modelIndex.removeValue(forKey: self.modelNames[model])
+                self.modelNames[model] = ""
+                self.freeModels.append(offer.model)
+            }
         }
     }
 
@@ -213,19 +255,12 @@ public final class FleetRegistry: Sendable {
                 let modelID = s.intern(model: model.id)
                 guard !offers.contains(where: { $0.model == modelID }) else { continue }
                 let key = PoolKey(zone: descriptor.zone, model: model.id)
-                let pool: Int32
-                if let existing = s.poolIndex[key] {
-                    pool = existing
-                } else {
-                    pool = Int32(s.pools.count)
-                    s.pools.append(Pool(zone: descriptor.zone, model: model.id))
-                    s.poolIndex[key] = pool
-                }
+                let pool = s.poolIndex[key] ?? s.makePool(key)
+                s.modelRefs[Int(modelID)] += 1
                 let rates = Self.boundedRates(model, hardware: descriptor.hardware)
                 var offer = Offer(
                     model: modelID, decodeTokensPerSecond: rates.decode, prefillTokensPerSecond: rates.prefill,
                     pool: pool)
-                s.carsByModel[Int(modelID)] += 1
                 offer.allPosition = Int32(s.pools[Int(pool)].all.count)
                 s.pools[Int(pool)].all.append(Int32(slot))
                 offers.append(offer)
@@ -269,7 +304,6 @@ public final class FleetRegistry: Sendable {
         Self.moveBucket(id.slot, to: -1, in: &s)
         for index in 0..<car.offerCount {
             let offer = s.offer(id.slot, index)
-            s.carsByModel[Int(offer.model)] -= 1
             let pool = Int(offer.pool)
             let position = Int(offer.allPosition)
             let last = s.pools[pool].all.removeLast()
@@ -277,6 +311,7 @@ public final class FleetRegistry: Sendable {
                 s.pools[pool].all[position] = last
                 Self.setPosition(of: Int(last), pool: offer.pool, all: Int32(position), in: &s)
             }
+            s.release(offer)
         }
         if s.byVehicle[descriptor.vehicleID] == id { s.byVehicle.removeValue(forKey: descriptor.vehicleID) }
         s.carsByRegion[descriptor.region, default: 1] -= 1
@@ -608,7 +643,7 @@ public final class FleetRegistry: Sendable {
             if let zone {
                 return s.poolIndex[PoolKey(zone: zone, model: model)].map { !s.pools[Int($0)].all.isEmpty } ?? false
             }
-            return s.modelIndex[model].map { s.carsByModel[Int($0)] > 0 } ?? false
+            return s.modelIndex[model].map { s.modelRefs[Int($0)] > 0 } ?? false
         }
     }
 
@@ -626,6 +661,12 @@ public final class FleetRegistry: Sendable {
 
     /// Number of cars connected.
     public var count: Int { self.storage.withLock { $0.count } }
+
+    /// Pools and model names held, live or free for reuse: bounded by what connected cars offer at
+    /// once, never by how many names have ever been seen (tests).
+    package var retained: (pools: Int, models: Int) {
+        self.storage.withLock { ($0.pools.count, $0.modelNames.count) }
+    }
 
     /// Available cars (room for a job, owner's policy met, not draining) in a (zone, model) pool.
     public func availableCount(model: String, zone: String) -> Int {

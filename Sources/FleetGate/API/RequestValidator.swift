@@ -24,6 +24,8 @@ struct ValidatedRequest: Sendable {
     /// The synthetic-text seed, computed once from the body so every attempt of a continuation
     /// generates the same text (DESIGN.md, Contracts: continuation).
     var seed: UInt64
+    /// The application key allows central capacity only (never a car).
+    var centralOnly = false
 }
 
 /// Turns a request head and body into a ``ValidatedRequest`` or the `APIError` to answer.
@@ -87,7 +89,9 @@ struct RequestValidator {
     private func resolveOrigin(head: HTTPRequest, connection: HTTPConnectionInfo) -> Origin {
         let peer = connection.remoteAddress?.ipAddress.flatMap { IPAddress($0) }
         let forwarded = head.headerFields[values: .xForwardedFor]
-        let client = self.core.clientAddresses.resolve(peer: peer, forwardedFor: forwarded)
+        // edge (#18): a PROXY header's source never makes X-Forwarded-For believed.
+        let client = self.core.clientAddresses.resolve(
+            peer: peer, viaProxyProtocol: connection.viaProxyProtocol, forwardedFor: forwarded)
         return self.core.geo.current.resolver.resolve(client)
     }
 }

@@ -44,6 +44,8 @@ struct CandidateList {
     let core: GatewayCore
     let profile: RequestProfile
     let preferredRegion: String
+    /// Only central capacity (an application key's policy): cars are never handed out.
+    var centralOnly = false
     private var choices: [Choice] = []
     private var tried: [CarID] = []
     private var triedCentral: Set<String> = []
@@ -70,7 +72,7 @@ struct CandidateList {
                 if self.choices.isEmpty { break }
             }
             let choice = self.choices.removeFirst()
-            guard let id = choice.car else {
+            guard let id = choice.car, !self.centralOnly else {
                 if let lease = self.central(predicted: choice.predictedTTFTMilliseconds, continuation: continuation) {
                     return lease
                 }

@@ -23,7 +23,9 @@ import NIOCore
 /// 5. tell the attempts running on the car when it announces its departure (a drain notice or a
 ///    state with `departing_in_s`), so streams that cannot finish in time move before it goes;
 /// 6. send control messages (`POST /fleet/v1/control`): `reconnect` when the gateway drains;
-/// 7. deregister when the tunnel closes or the car sends GOAWAY (no new work, streams finish).
+/// 7. deregister when the tunnel closes or the car sends GOAWAY (no new work, streams finish);
+/// 8. enforce the credential's expiry on the live tunnel: at expiry the car gets no new work, is
+///    told `token-expired` on the control channel, and the tunnel closes once its streams finish.
 final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
     let core: GatewayCore
     let handle: HTTP2ConnectionHandle
@@ -33,6 +35,7 @@ final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
     var line: [UInt8] = []
     var helloTimer: Scheduled<Void>?
     var pingTimer: Scheduled<Void>?
+    var expiryTimer: Scheduled<Void>?
     var statusStream: HTTP2Stream?
     /// Whether the last PING is still unanswered, and how many ticks found one unanswered.
     var pingOutstanding = false
@@ -152,6 +155,26 @@ final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
         self.logger.debug(
             "Car registered", metadata: ["fleet.region": "\(region)", "fleet.hardware": "\(hardware.rawValue)"])
         self.schedulePing()
+        self.armExpiry(grant.expires)
+    }
+
+    /// Issue #18 row 7: the token's expiry holds on a live tunnel, not only at hello.
+    private func armExpiry(_ expires: Date) {
+        let milliseconds = Int64(min(max(0, expires.timeIntervalSinceNow), 10 * 365 * 86_400) * 1_000)
+        let loopBound = NIOLoopBound(self, eventLoop: self.handle.eventLoop)
+        self.expiryTimer = self.handle.eventLoop.scheduleTask(in: .milliseconds(milliseconds)) {
+            loopBound.value.tokenExpired()
+        }
+    }
+
+    /// Drains the car, tells it why on the control channel, then GOAWAY once its streams finish.
+    func tokenExpired() {
+        guard let id = self.carID else { return }
+        self.logger.info("Car token expired; closing its tunnel")
+        self.core.registry.setDraining(id)
+        let handler = self.handle.onLoop
+        self.send(ControlMessage(type: .tokenExpired, reason: "token expired"))
+        handler.beginGracefulShutdown()
     }
 
     /// DESIGN.md: the tunnel peer's GeoIP is recorded and a mismatch with the claimed region is
@@ -257,6 +280,7 @@ final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
     func connectionDidClose() {
         self.helloTimer?.cancel()
         self.pingTimer?.cancel()
+        self.expiryTimer?.cancel()
         if let id = self.carID {
             self.core.registry.remove(id, now: self.core.now)
             if self.core.tunnels.handle(for: id)?.channel === self.handle.channel { self.core.tunnels.remove(id) }
