@@ -163,7 +163,7 @@ public final class GatewayCore: Sendable {
 
     /// Whether a car or a central endpoint serves `model` now, or did within the last ten minutes.
     func serves(model: String) -> Bool {
-        if self.registry.models().contains(model) || self.central.models().contains(model) {
+        if self.registry.serves(model: model) || self.central.models().contains(model) {
             self.rememberModels([model])
             return true
         }
