@@ -42,9 +42,9 @@ struct APIResponder: HTTPServerResponder {
     ) -> any HTTPStreamDelegate {
         self.core.metrics.request(route: route, status: error.status)
         var headers = HTTPFields()
-        // A client's request id is echoed (bounded, as CompletionHandler does).
-        if let id = request?.headerFields[HTTPField.Name(FleetHeader.requestID)!], !id.isEmpty, id.count <= 128 {
-            headers[HTTPField.Name(FleetHeader.requestID)!] = id
+        // A client's well-formed request id is echoed, as CompletionHandler does.
+        if let request {
+            headers[.fleetRequestID] = RequestID(header: request.headerFields[.fleetRequestID]).value
         }
         return FixedResponseDelegate(
             stream: stream, status: .init(code: error.status), body: JSON.buffer(error.body), headers: headers,

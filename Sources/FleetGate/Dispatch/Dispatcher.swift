@@ -48,16 +48,16 @@ final class Dispatcher: UpstreamEvents {
     /// Called once when the request ends (finished, failed or abandoned), with the client status.
     let onEnd: (Int) -> Void
 
-    private var machine: DispatchStateMachine
-    private var relay: SSERelay
-    private var candidates: CandidateList
-    private var attempts: [Int: Attempt] = [:]
+    var machine: DispatchStateMachine
+    var relay: SSERelay
+    var candidates: CandidateList
+    var attempts: [Int: Attempt] = [:]
     /// The lease of the attempt the client hears (kept after it ends, for headers and the audit line).
-    private var servingLease: AttemptLease?
-    private var output = ByteBuffer()
-    private var ended = false
+    var servingLease: AttemptLease?
+    var output = ByteBuffer()
+    var ended = false
     /// The body of an upstream's rejection (a 4xx), passed through to the client.
-    private var rejectionBody = ByteBuffer()
+    var rejectionBody = ByteBuffer()
 
     init(
         core: GatewayCore, stream: any HTTPStream, request: ValidatedRequest, requestID: String, route: String,
@@ -107,7 +107,7 @@ final class Dispatcher: UpstreamEvents {
 
     // MARK: Actions
 
-    private func perform(_ action: DispatchStateMachine.Action) {
+    func perform(_ action: DispatchStateMachine.Action) {
         switch action {
         case .none, .forward, .commit:
             // Commits are performed where the first token is read (they carry its bytes).
@@ -196,82 +196,7 @@ final class Dispatcher: UpstreamEvents {
             ?? self.request.body
     }
 
-    private func armTimers(for open: DispatchStateMachine.Open, lease: AttemptLease) -> [Scheduled<Void>] {
-        let loop = self.stream.eventLoop
-        let bound = NIOLoopBound(self, eventLoop: loop)
-        let id = open.attempt
-        let configuration = self.core.configuration
-        var timers: [Scheduled<Void>] = []
-        timers.append(
-            loop.scheduleTask(in: configuration.firstTokenTimeout) {
-                bound.value.attemptFailed(id, .init(retryable: true, label: "first_token_timeout"), onlyBeforeFirstToken: true)
-            })
-        timers.append(
-            loop.scheduleTask(in: configuration.attemptTimeout) {
-                bound.value.attemptFailed(id, .init(retryable: true, label: "total_timeout"))
-            })
-        if configuration.hedging, open.reason == .initial || open.reason == .retry,
-            let predicted = lease.predictedTTFTMilliseconds
-        {
-            let delay = max(configuration.minimumHedgeDelay, .nanoseconds(Int64(predicted * configuration.hedgeFactor * 1e6)))
-            timers.append(
-                loop.scheduleTask(in: delay) {
-                    let handler = bound.value
-                    let allowed = handler.core.hedgeBudget.tryWithdraw()
-                    handler.perform(handler.machine.hedgeTimerFired(id, budgetAllows: allowed))
-                })
-        }
-        return timers
-    }
-
-    /// Arms (or re-arms) the inter-token watchdog of an attempt that has produced tokens.
-    private func armWatchdog(_ id: Int) {
-        guard var attempt = self.attempts[id], attempt.watchdog == nil else { return }
-        let limit = self.interTokenLimit(attempt)
-        let bound = NIOLoopBound(self, eventLoop: self.stream.eventLoop)
-        attempt.watchdog = self.stream.eventLoop.scheduleTask(in: limit) { bound.value.watchdogFired(id) }
-        self.attempts[id] = attempt
-    }
-
-    private func interTokenLimit(_ attempt: Attempt) -> TimeAmount {
-        let floor = self.core.configuration.interTokenTimeout
-        guard let tpot = attempt.lease.predictedTPOTMilliseconds else { return floor }
-        return max(floor, .nanoseconds(Int64(10 * tpot * 1e6)))
-    }
-
-    private func watchdogFired(_ id: Int) {
-        guard var attempt = self.attempts[id] else { return }
-        attempt.watchdog = nil
-        self.attempts[id] = attempt
-        let limit = self.interTokenLimit(attempt)
-        let idle = NIODeadline.now() - (attempt.lastTokenAt ?? attempt.startedAt)
-        // A stream held back by a slow client is not a stalled car.
-        if idle >= limit && attempt.unconsumed == 0 {
-            return self.attemptFailed(id, .init(retryable: true, label: "inter_token_timeout"))
-        }
-        self.armWatchdog(id)
-    }
-
-    /// The attempt's car announced it leaves in `secondsLeft`: can the attempt finish before?
-    private func carDeparting(_ id: Int, secondsLeft: Double) {
-        guard let attempt = self.attempts[id], !self.ended else { return }
-        let remaining = Double(max(0, self.request.profile.expectedOutputTokens - self.relay.deliveredTokens))
-        var perToken = attempt.lease.predictedTPOTMilliseconds ?? 100
-        if let first = attempt.firstTokenAt, let last = attempt.lastTokenAt, attempt.tokens >= 2 {
-            perToken = Double((last - first).nanoseconds) / 1e6 / Double(attempt.tokens - 1)
-        }
-        // A margin of one second and a quarter: a stream that would finish just as the car leaves moves.
-        let canFinish = remaining * perToken * 1.25 + 1_000 < secondsLeft * 1_000
-        self.logger.debug(
-            "Car departing",
-            metadata: [
-                "fleet.request.id": "\(self.requestID)", "fleet.attempt": "\(id)",
-                "fleet.departure.seconds": "\(secondsLeft)", "fleet.can.finish": "\(canFinish)",
-            ])
-        self.perform(self.machine.departing(id, canFinish: canFinish))
-    }
-
-    private func cancel(_ id: Int) {
+    func cancel(_ id: Int) {
         guard let attempt = self.attempts[id] else { return }
         attempt.upstream?.cancel()
         self.close(id, outcome: self.outcome(attempt, succeeded: true))
@@ -279,7 +204,7 @@ final class Dispatcher: UpstreamEvents {
     }
 
     /// Removes an attempt and gives its lease back with its outcome (exactly once).
-    private func close(_ id: Int, outcome: Outcome) {
+    func close(_ id: Int, outcome: Outcome) {
         guard let attempt = self.attempts.removeValue(forKey: id) else { return }
         attempt.timers.forEach { $0.cancel() }
         attempt.watchdog?.cancel()
@@ -290,7 +215,7 @@ final class Dispatcher: UpstreamEvents {
     }
 
     /// What an attempt showed, for the scheduler to learn from: counted tokens, not guessed ones.
-    private func outcome(_ attempt: Attempt, succeeded: Bool) -> Outcome {
+    func outcome(_ attempt: Attempt, succeeded: Bool) -> Outcome {
         guard let first = attempt.firstTokenAt else {
             return Outcome(ttftMilliseconds: nil, tpotMilliseconds: nil, outputTokens: 0, succeeded: succeeded)
         }
@@ -396,13 +321,6 @@ final class Dispatcher: UpstreamEvents {
         if first { self.armWatchdog(id) }
     }
 
-    private func totalDeadline(_ id: Int, from start: NIODeadline) -> Scheduled<Void> {
-        let bound = NIOLoopBound(self, eventLoop: self.stream.eventLoop)
-        return self.stream.eventLoop.scheduleTask(deadline: start + self.core.configuration.attemptTimeout) {
-            bound.value.attemptFailed(id, .init(retryable: true, label: "total_timeout"))
-        }
-    }
-
     private func recordFirstToken(_ attempt: Attempt, now: NIODeadline, isFirstForClient: Bool) {
         if case .car(_, let dispatch, _) = attempt.lease {
             let observed = (now - attempt.startedAt).nanoseconds
@@ -428,7 +346,7 @@ final class Dispatcher: UpstreamEvents {
         self.attemptFailed(id, .init(retryable: failure.retryable, label: failure.label))
     }
 
-    private func attemptFailed(
+    func attemptFailed(
         _ id: Int, _ failure: DispatchStateMachine.Failure, onlyBeforeFirstToken: Bool = false
     ) {
         guard let attempt = self.attempts[id], !self.ended else { return }
@@ -450,130 +368,4 @@ final class Dispatcher: UpstreamEvents {
     }
 
 
-    // MARK: The client's answer
-
-    private func flush() {
-        guard self.output.readableBytes > 0 else { return }
-        self.stream.sendData(self.output, endStream: false)
-        self.output = ByteBuffer()
-    }
-
-    private func sendStreamHead() {
-        var response = HTTPResponse(status: .ok)
-        response.headerFields = self.routeHeaders()
-        response.headerFields[.contentType] = "text/event-stream"
-        response.headerFields[.cacheControl] = "no-cache"
-        self.stream.sendResponse(response, endStream: false)
-    }
-
-    private func finishOverLimit(_ id: Int) {
-        self.relay.finishOverLimit(into: &self.output)
-        self.perform(self.machine.finished(id))
-    }
-
-    private func finish() {
-        if let id = self.machine.committed, let attempt = self.attempts[id] {
-            attempt.upstream?.cancel()  // harmless after its end; stops one that is past a bound
-            self.close(id, outcome: self.outcome(attempt, succeeded: true))
-        }
-        if self.servingLease.map({ if case .car = $0 { true } else { false } }) ?? false {
-            self.core.metrics.routeCar.increment()
-        } else {
-            self.core.metrics.routeCentral.increment()
-        }
-        if self.request.streaming {
-            self.relay.finishStream(into: &self.output)
-            self.flush()
-            self.stream.sendEnd(trailers: self.machine.migrations > 0 ? self.routeHeaders() : nil)
-        } else {
-            let response = self.relay.response(model: self.request.model)
-            self.stream.sendResponse(
-                status: .ok, contentType: "application/json", body: JSON.buffer(response),
-                headers: self.routeHeaders())
-        }
-        self.end(status: 200)
-    }
-
-    private func fail(_ reason: DispatchStateMachine.FailureReason, midStream: Bool) {
-        let error: APIError
-        switch reason {
-        case .noCapacity:
-            error = .noCapacity(zone: self.request.zone)
-        case .attemptsExhausted(let label):
-            error = .upstreamFailed(
-                "No car or central endpoint could serve the request after \(self.machine.opened) attempts (\(label)).")
-        case .rejected(let status):
-            self.stream.sendResponse(
-                status: .init(code: status), contentType: "application/json", body: self.rejectionBody,
-                headers: self.routeHeaders())
-            return self.end(status: status)
-        case .migrationLimit(let label):
-            error = .upstreamFailed(
-                "The stream was lost (\(label)) after \(self.machine.migrations) continuations, the most allowed.")
-        case .noContinuationCandidate(let label):
-            error = .upstreamFailed(
-                "The stream was lost (\(label)) and no car or central endpoint in zone '\(self.request.zone)' can continue it.")
-        case .notContinuable(let label):
-            error = .upstreamFailed(
-                "The stream was lost (\(label)); this request (n > 1, tools, a response schema or logprobs) cannot be continued elsewhere.")
-        }
-        if midStream {
-            self.flush()
-            self.stream.sendData(SSERelay.errorEvent(error), endStream: true)
-            self.end(status: 502)
-        } else {
-            var headers = self.routeHeaders()
-            if error.code == "no_capacity_in_zone" { headers[.xShouldRetry] = "false" }
-            self.stream.sendResponse(
-                status: .init(code: error.status), contentType: "application/json", body: JSON.buffer(error.body),
-                headers: headers)
-            self.end(status: error.status)
-        }
-    }
-
-    private func end(status: Int) {
-        guard !self.ended else { return }
-        self.ended = true
-        for id in Array(self.attempts.keys) { self.cancel(id) }
-        self.onEnd(status)
-    }
-
-    /// Where the answer came from (DESIGN.md, Contracts: headers, and trailers after a failover).
-    func routeHeaders() -> HTTPFields {
-        var fields = HTTPFields()
-        fields[.fleetRequestID] = self.requestID
-        fields[.fleetZone] = self.request.zone
-        fields[.fleetOriginRegion] = self.request.origin.region
-        fields[.fleetAttempts] = String(self.machine.opened)
-        if self.machine.migrations > 0 { fields[.fleetMigrations] = String(self.machine.migrations) }
-        let lease = self.servingLease ?? self.attempts.values.first?.lease
-        if let predicted = lease?.predictedTTFTMilliseconds {
-            fields[.fleetPredictedTTFT] = String(Int(predicted.rounded()))
-        }
-        switch lease {
-        case .car(let car, _, _):
-            fields[.fleetRoute] = "car"
-            fields[.fleetRegion] = car.region
-            fields[.fleetVehicle] = car.pseudonym
-        case .central(let endpoint, _):
-            fields[.fleetRoute] = "central"
-            fields[.fleetRegion] = endpoint.region
-        case nil:
-            break
-        }
-        return fields
-    }
-
-    /// For the audit line: where the answer was served, never what it said.
-    var auditFields: (route: String, region: String, vehicle: String, attempts: Int, tokens: Int, migrations: Int) {
-        let tokens = self.relay.deliveredTokens
-        switch self.servingLease {
-        case .car(let car, _, _):
-            return ("car", car.region, car.pseudonym, self.machine.opened, tokens, self.machine.migrations)
-        case .central(let endpoint, _):
-            return ("central", endpoint.region, "-", self.machine.opened, tokens, self.machine.migrations)
-        case nil:
-            return ("-", "-", "-", self.machine.opened, tokens, self.machine.migrations)
-        }
-    }
 }

@@ -1,0 +1,137 @@
+import CoreMetrics
+import FleetGeo
+import FleetHTTP2
+import FleetProtocol
+import FleetScheduler
+import HTTPTypes
+import Logging
+import NIOCore
+
+/// What the client is sent: the stream head, the end, errors, and the route headers and audit fields.
+extension Dispatcher {
+
+    func flush() {
+        guard self.output.readableBytes > 0 else { return }
+        self.stream.sendData(self.output, endStream: false)
+        self.output = ByteBuffer()
+    }
+
+    func sendStreamHead() {
+        var response = HTTPResponse(status: .ok)
+        response.headerFields = self.routeHeaders()
+        response.headerFields[.contentType] = "text/event-stream"
+        response.headerFields[.cacheControl] = "no-cache"
+        self.stream.sendResponse(response, endStream: false)
+    }
+
+    func finishOverLimit(_ id: Int) {
+        self.relay.finishOverLimit(into: &self.output)
+        self.perform(self.machine.finished(id))
+    }
+
+    func finish() {
+        if let id = self.machine.committed, let attempt = self.attempts[id] {
+            attempt.upstream?.cancel()  // harmless after its end; stops one that is past a bound
+            self.close(id, outcome: self.outcome(attempt, succeeded: true))
+        }
+        if self.servingLease.map({ if case .car = $0 { true } else { false } }) ?? false {
+            self.core.metrics.routeCar.increment()
+        } else {
+            self.core.metrics.routeCentral.increment()
+        }
+        if self.request.streaming {
+            self.relay.finishStream(into: &self.output)
+            self.flush()
+            self.stream.sendEnd(trailers: self.machine.migrations > 0 ? self.routeHeaders() : nil)
+        } else {
+            let response = self.relay.response(model: self.request.model)
+            self.stream.sendResponse(
+                status: .ok, contentType: "application/json", body: JSON.buffer(response),
+                headers: self.routeHeaders())
+        }
+        self.end(status: 200)
+    }
+
+    func fail(_ reason: DispatchStateMachine.FailureReason, midStream: Bool) {
+        let error: APIError
+        switch reason {
+        case .noCapacity:
+            error = .noCapacity(zone: self.request.zone)
+        case .attemptsExhausted(let label):
+            error = .upstreamFailed(
+                "No car or central endpoint could serve the request after \(self.machine.opened) attempts (\(label)).")
+        case .rejected(let status):
+            self.stream.sendResponse(
+                status: .init(code: status), contentType: "application/json", body: self.rejectionBody,
+                headers: self.routeHeaders())
+            return self.end(status: status)
+        case .migrationLimit(let label):
+            error = .upstreamFailed(
+                "The stream was lost (\(label)) after \(self.machine.migrations) continuations, the most allowed.")
+        case .noContinuationCandidate(let label):
+            error = .upstreamFailed(
+                "The stream was lost (\(label)) and no car or central endpoint in zone '\(self.request.zone)' can continue it.")
+        case .notContinuable(let label):
+            error = .upstreamFailed(
+                "The stream was lost (\(label)); this request (n > 1, tools, a response schema or logprobs) cannot be continued elsewhere.")
+        }
+        if midStream {
+            self.flush()
+            self.stream.sendData(SSERelay.errorEvent(error), endStream: true)
+            self.end(status: 502)
+        } else {
+            var headers = self.routeHeaders()
+            if error.code == "no_capacity_in_zone" { headers[.xShouldRetry] = "false" }
+            self.stream.sendResponse(
+                status: .init(code: error.status), contentType: "application/json", body: JSON.buffer(error.body),
+                headers: headers)
+            self.end(status: error.status)
+        }
+    }
+
+    func end(status: Int) {
+        guard !self.ended else { return }
+        self.ended = true
+        for id in Array(self.attempts.keys) { self.cancel(id) }
+        self.onEnd(status)
+    }
+
+    /// Where the answer came from (DESIGN.md, Contracts: headers, and trailers after a failover).
+    func routeHeaders() -> HTTPFields {
+        var fields = HTTPFields()
+        fields[.fleetRequestID] = self.requestID
+        fields[.fleetZone] = self.request.zone
+        fields[.fleetOriginRegion] = self.request.origin.region
+        fields[.fleetAttempts] = String(self.machine.opened)
+        if self.machine.migrations > 0 { fields[.fleetMigrations] = String(self.machine.migrations) }
+        let lease = self.servingLease ?? self.attempts.values.first?.lease
+        if let predicted = lease?.predictedTTFTMilliseconds {
+            fields[.fleetPredictedTTFT] = String(Int(predicted.rounded()))
+        }
+        switch lease {
+        case .car(let car, _, _):
+            fields[.fleetRoute] = "car"
+            fields[.fleetRegion] = car.region
+            fields[.fleetVehicle] = car.pseudonym
+        case .central(let endpoint, _):
+            fields[.fleetRoute] = "central"
+            fields[.fleetRegion] = endpoint.region
+        case nil:
+            break
+        }
+        return fields
+    }
+
+    /// For the audit line: where the answer was served, never what it said.
+    var auditFields: (route: String, region: String, vehicle: String, attempts: Int, tokens: Int, migrations: Int) {
+        let tokens = self.relay.deliveredTokens
+        switch self.servingLease {
+        case .car(let car, _, _):
+            return ("car", car.region, car.pseudonym, self.machine.opened, tokens, self.machine.migrations)
+        case .central(let endpoint, _):
+            return ("central", endpoint.region, "-", self.machine.opened, tokens, self.machine.migrations)
+        case nil:
+            return ("-", "-", "-", self.machine.opened, tokens, self.machine.migrations)
+        }
+    }
+}
