@@ -7,3 +7,6 @@ export FLEETGATE_PYTHON="${FLEETGATE_CACHE:-$HOME/.cache/fleetgate}/venv/bin/pyt
 export FLEETGATE_MODEL="${FLEETGATE_CACHE:-$HOME/.cache/fleetgate}/models/SmolLM2-135M-Instruct.Q4_1.gguf"
 swift build --build-tests
 swift test --skip-build --parallel "$@"
+# deploy/: hadolint, the image's libraries, systemd, kustomize + schemas, promtool (after the tests:
+# its static-stdlib link replaces the debug executables, which the next `swift build` links again).
+./deploy/check.sh

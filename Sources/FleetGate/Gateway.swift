@@ -55,8 +55,12 @@ public final class Gateway: Service, Sendable {
                 numberOfThreads: configuration.eventLoopThreads == 0
                     ? System.coreCount : configuration.eventLoopThreads)
         let prometheus = PrometheusCollectorRegistry()
-        let metrics = GatewayMetrics(
-            factory: PrometheusMetricsFactory(registry: prometheus), policy: configuration.schedulingPolicy)
+        var factory = PrometheusMetricsFactory(registry: prometheus)
+        factory.durationHistogramBuckets[GenAIMetrics.Name.ttft] = GenAIMetrics.ttftBuckets
+        factory.durationHistogramBuckets[GenAIMetrics.Name.tpot] = GenAIMetrics.tpotBuckets
+        factory.durationHistogramBuckets[GenAIMetrics.Name.duration] = GenAIMetrics.durationBuckets
+        factory.valueHistogramBuckets[GenAIMetrics.Name.tokens] = GenAIMetrics.tokenBuckets
+        let metrics = GatewayMetrics(factory: factory, policy: configuration.schedulingPolicy)
         let credentials = try FleetCredentials(secret: configuration.fleetSecret)
         let clientTLS = TLSContextBox(
             try configuration.listeners.tls.files.map {
@@ -119,6 +123,12 @@ public final class Gateway: Service, Sendable {
                 CarSession(core: core, handle: HTTP2ConnectionHandle(handler, channel: channel)).start()
             })
         let admin = AdminResponder(core: core, prometheus: prometheus, readiness: readiness, reloader: self.reloader)
+        if core.dashboard.generated {
+            // #17: the dashboard's one-time login (FLEETGATE_ADMIN_TOKEN replaces this generated token).
+            logger.notice(
+                "Dashboard: open /dashboard/login?token=\(core.dashboard.token) on the admin port",
+                metadata: ["fleet.admin.host": "\(configuration.admin.host)"])
+        }
         self.adminListener = HTTPServer(
             name: "admin", host: configuration.admin.host, port: configuration.admin.port, group: group,
             logger: logger, fallbackToAnyPort: fallback, onBound: onBound, configurator: .http(responder: admin))

@@ -126,6 +126,10 @@ public final class GatewayCore: Sendable {
     /// The gateway-wide hedge budget.
     let hedgeBudget: HedgeBudget
 
+    /// #17: logins to the admin dashboard, and the routing decisions it shows.
+    public let dashboard = DashboardSessions()
+    let decisions = RecentDecisions()
+
     /// Models served recently, with when they were last seen: a model whose cars all left a
     /// moment ago is answered 503 `no_capacity_in_zone`, not 404 `model_not_found` (bounded).
     private let recentModels = Mutex<[String: Double]>([:])

@@ -117,4 +117,28 @@ struct CentralTests {
             "\($0)".contains("atlantis") && "\($0)".contains("central")
         }
     }
+
+    @Test("The app's traceparent reaches central as a child span of the same trace, with its tracestate")
+    func traceContext() async throws {
+        let central = try await CentralServer.start()
+        defer { central.channel.close(promise: nil) }
+        try await withFleet(configure: { $0.central.endpoints = [.init(region: "eu-west", baseURL: central.baseURL)] }) { fleet in
+            try await waitUntil("central models discovered") {
+                fleet.gateway.core.central.models().contains("fleet-8b")
+            }
+            let client = try await RecordingClient.connect(port: fleet.clientPort)
+            defer { client.close() }
+            let sent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+            let result = try await client.post(
+                "/v1/chat/completions", json: chatBody(stream: true, maxTokens: 3),
+                headers: [HTTPField.Name("traceparent")!: sent, HTTPField.Name("tracestate")!: "app=1"]
+            ).collect()
+            #expect(result.response?.status == .ok)
+            let received = try #require(central.recorder.requests.last { $0.path.hasSuffix("/chat/completions") })
+            let forwarded = try #require(received.headers[HTTPField.Name("traceparent")!].flatMap(TraceParent.init))
+            #expect(forwarded.traceID == "4bf92f3577b34da6a3ce929d0e0e4736")
+            #expect(forwarded.parentID != "00f067aa0ba902b7")
+            #expect(received.headers[HTTPField.Name("tracestate")!] == "app=1")
+        }
+    }
 }

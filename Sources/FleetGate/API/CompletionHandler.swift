@@ -27,6 +27,10 @@ final class CompletionHandler: HTTPStreamDelegate {
     let route: String
     let requestID: String
     let started = NIODeadline.now()
+    /// #17: the request's span in the app's trace (or a new trace), and a logger whose every line
+    /// carries `trace_id` and `span_id`.
+    let trace: TraceParent
+    let logger: Logger
 
     private var body: BodyAccumulator
     private var bodyTimer: Scheduled<Void>?
@@ -44,6 +48,14 @@ final class CompletionHandler: HTTPStreamDelegate {
         self.route = chat ? "/v1/chat/completions" : "/v1/completions"
         let given = request.headerFields[.fleetRequestID]
         self.requestID = given.flatMap { $0.count <= 128 && !$0.isEmpty ? $0 : nil } ?? UUID().uuidString.lowercased()
+        var random = SystemRandomNumberGenerator()
+        let incoming = request.headerFields[.traceparent].flatMap(TraceParent.init)
+        self.trace = incoming?.child(using: &random) ?? .start(using: &random)
+        var logger = core.logger
+        logger[metadataKey: "trace_id"] = "\(self.trace.traceID)"
+        logger[metadataKey: "span_id"] = "\(self.trace.parentID)"
+        if let incoming { logger[metadataKey: "parent_span_id"] = "\(incoming.parentID)" }
+        self.logger = logger
         self.body = BodyAccumulator(limit: core.configuration.maxBodyBytes)
         let loopBound = NIOLoopBound(self, eventLoop: stream.eventLoop)
         self.bodyTimer = stream.eventLoop.scheduleTask(in: core.configuration.bodyTimeout) {
@@ -67,19 +79,21 @@ final class CompletionHandler: HTTPStreamDelegate {
         }
         self.admitted = true
         self.core.hedgeBudget.deposit()
-        let request: ValidatedRequest
+        var request: ValidatedRequest
         do throws(APIError) {
             request = try RequestValidator(core: self.core).validate(
                 head: self.head, connection: self.connection, body: self.body.buffer, chat: self.chat)
         } catch {
             return self.answer(error)
         }
+        request.traceParent = self.trace.description  // #17
+        request.traceState = self.head.headerFields[.tracestate].flatMap { $0.utf8.count <= 512 ? $0 : nil }
         self.validated = request
         self.answered = true
         let loopBound = NIOLoopBound(self, eventLoop: self.stream.eventLoop)
         let dispatcher = Dispatcher(
             core: self.core, stream: self.stream, request: request, requestID: self.requestID, route: self.route,
-            started: self.started, logger: self.core.logger
+            started: self.started, logger: self.logger
         ) { status in loopBound.value.ended(status: status) }
         self.dispatcher = dispatcher
         dispatcher.start()
@@ -132,7 +146,7 @@ final class CompletionHandler: HTTPStreamDelegate {
     private func audit(status: Int) {
         let served = self.dispatcher?.auditFields
         let origin = self.validated?.origin
-        self.core.logger.info(
+        self.logger.info(
             "Request served",
             metadata: [
                 "fleet.request.id": "\(self.requestID)",
@@ -147,5 +161,15 @@ final class CompletionHandler: HTTPStreamDelegate {
                 "fleet.migrations": "\(served?.migrations ?? 0)",
                 "fleet.tokens": "\(served?.tokens ?? 0)",
             ])
+        // #17: the dashboard's recent decisions (the same fields as the audit line).
+        self.core.decisions.record(
+            .init(
+                time: Date().timeIntervalSince1970, requestID: self.requestID, status: status,
+                originRegion: origin?.region ?? "-", zone: self.validated?.zone ?? "-", route: served?.route ?? "-",
+                region: served?.region ?? "-", vehicle: served?.vehicle ?? "-", attempts: served?.attempts ?? 0,
+                migrations: served?.migrations ?? 0, tokens: served?.tokens ?? 0,
+                reason: RecentDecisions.reason(
+                    status: status, route: served?.route ?? "-", attempts: served?.attempts ?? 0,
+                    migrations: served?.migrations ?? 0)))
     }
 }

@@ -24,6 +24,10 @@ struct ValidatedRequest: Sendable {
     /// The synthetic-text seed, computed once from the body so every attempt of a continuation
     /// generates the same text (DESIGN.md, Contracts: continuation).
     var seed: UInt64
+    /// W3C Trace Context sent to every attempt: the gateway's span as the parent (#17), and the
+    /// app's `tracestate`, passed through.
+    var traceParent = ""
+    var traceState: String? = nil
 }
 
 /// Turns a request head and body into a ``ValidatedRequest`` or the `APIError` to answer.

@@ -38,6 +38,7 @@ struct AdminResponder: HTTPServerResponder {
                 stream: stream, status: ready ? .ok : .serviceUnavailable,
                 body: ByteBuffer(string: "{\"ready\":\(ready),\"cars\":\(self.core.tunnels.count)}"))
         case "/metrics":
+            self.publishFleetState()
             return FixedResponseDelegate(
                 stream: stream, status: .ok, body: ByteBuffer(bytes: self.prometheus.emitToBuffer()),
                 contentType: "text/plain; version=0.0.4")
@@ -60,13 +61,15 @@ struct AdminResponder: HTTPServerResponder {
                         APIErrorBody(message: error.message, type: "invalid_request_error", code: "invalid_configuration"))
                 )
             }
+        case _ where path == "/dashboard" || path.hasPrefix("/dashboard/"):
+            return self.dashboard(stream, request: request, path: path)
         case "/admin/cars":
             let cars = self.core.registry.all().map { car in
                 CarView(
                     vehicle: car.descriptor.pseudonym, region: car.descriptor.region, zone: car.descriptor.zone,
                     hardware: car.descriptor.hardware.rawValue, slots: car.descriptor.slots, inFlight: car.inFlight,
                     pluggedIn: car.state.pluggedIn, chargePercent: car.state.chargePercent,
-                    rttMs: car.rttMilliseconds, draining: car.draining,
+                    rttMs: car.rttMilliseconds, draining: car.draining, state: FleetStateMetrics.state(of: car),
                     models: car.descriptor.models.map { offer in
                         let learned = car.learned[offer.id]
                         return ModelView(
@@ -128,6 +131,8 @@ struct AdminResponder: HTTPServerResponder {
         var chargePercent: Int
         var rttMs: Double?
         var draining: Bool
+        /// As `fleet_cars`' state label: serving, charging, unplugged, departing, draining.
+        var state: String
         var models: [ModelView]
     }
 

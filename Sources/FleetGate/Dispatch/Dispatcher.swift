@@ -58,6 +58,8 @@ final class Dispatcher: UpstreamEvents {
     private var ended = false
     /// The body of an upstream's rejection (a 4xx), passed through to the client.
     private var rejectionBody = ByteBuffer()
+    /// When the client got its first token (deploy issue #17: the GenAI metrics).
+    private var clientFirstTokenAt: NIODeadline?
 
     init(
         core: GatewayCore, stream: any HTTPStream, request: ValidatedRequest, requestID: String, route: String,
@@ -153,6 +155,8 @@ final class Dispatcher: UpstreamEvents {
             head.headerFields[.fleetStreamMode] = "sse-usage"
             head.headerFields[.fleetRequestID] = self.requestID
             head.headerFields[.fleetSeed] = String(self.request.seed)
+            head.headerFields[.traceparent] = self.request.traceParent  // #17: W3C Trace Context
+            if let state = self.request.traceState { head.headerFields[.tracestate] = state }
             var body = self.request.body
             if continuing {
                 head.headerFields[.fleetResumeFrom] = String(open.resumeFrom)
@@ -167,7 +171,7 @@ final class Dispatcher: UpstreamEvents {
             attempt.upstream = CentralUpstream.open(
                 client: self.core.httpClient!, endpoint: endpoint, path: String(self.route.dropFirst(3)),
                 body: self.centralBody(resumeFrom: open.resumeFrom), requestID: self.requestID,
-                attempt: open.attempt, relay: relay)
+                trace: (self.request.traceParent, self.request.traceState), attempt: open.attempt, relay: relay)
         }
         attempt.timers = self.armTimers(for: open, lease: lease)
         self.attempts[open.attempt] = attempt
@@ -409,7 +413,10 @@ final class Dispatcher: UpstreamEvents {
             self.core.metrics.predictedTTFT.recordNanoseconds(Int64(dispatch.predictedTTFTMilliseconds * 1e6))
             self.core.metrics.predictionRatio.record(dispatch.predictedTTFTMilliseconds * 1e6 / Double(max(1, observed)))
         }
-        if isFirstForClient { self.core.metrics.ttft.recordNanoseconds((now - self.started).nanoseconds) }
+        if isFirstForClient {
+            self.core.metrics.ttft.recordNanoseconds((now - self.started).nanoseconds)
+            self.clientFirstTokenAt = now  // #17: GenAI metrics
+        }
     }
 
     func upstreamDidEnd(_ id: Int) {
@@ -475,11 +482,19 @@ final class Dispatcher: UpstreamEvents {
             attempt.upstream?.cancel()  // harmless after its end; stops one that is past a bound
             self.close(id, outcome: self.outcome(attempt, succeeded: true))
         }
-        if self.servingLease.map({ if case .car = $0 { true } else { false } }) ?? false {
+        let byCar = self.servingLease.map({ if case .car = $0 { true } else { false } }) ?? false
+        if byCar {
             self.core.metrics.routeCar.increment()
         } else {
             self.core.metrics.routeCentral.increment()
         }
+        // #17: the OpenTelemetry GenAI metrics of the served completion.
+        let now = NIODeadline.now()
+        self.core.metrics.genAI.record(
+            model: self.request.model, route: byCar ? "car" : "central", zone: self.request.zone,
+            firstTokenNanoseconds: self.clientFirstTokenAt.map { ($0 - self.started).nanoseconds },
+            durationNanoseconds: (now - self.started).nanoseconds,
+            inputTokens: self.request.profile.promptTokens, outputTokens: self.relay.deliveredTokens)
         if self.request.streaming {
             self.relay.finishStream(into: &self.output)
             self.flush()
@@ -498,6 +513,7 @@ final class Dispatcher: UpstreamEvents {
         switch reason {
         case .noCapacity:
             error = .noCapacity(zone: self.request.zone)
+            self.core.metrics.fleetState.zoneRefused(self.request.zone)  // #17: zone refusals by zone
         case .attemptsExhausted(let label):
             error = .upstreamFailed(
                 "No car or central endpoint could serve the request after \(self.machine.opened) attempts (\(label)).")
