@@ -17,8 +17,9 @@ step "hadolint" "$TOOLS/hadolint" --config deploy/container/.hadolint.yaml deplo
 # The runtime image's libraries. The image links the Swift stdlib statically; so does this check's build.
 if [ -z "${1:-}" ]; then
     # In the same build folder: only the link step differs from the debug build scripts/test.sh made.
-    step "static-stdlib link" swift build --static-swift-stdlib --product fleetgate
-    step "static-stdlib link (agent)" swift build --static-swift-stdlib --product fleet-agent
+    read -r -a link <deploy/container/static-link-flags
+    step "static-stdlib link" swift build --static-swift-stdlib --product fleetgate "${link[@]}"
+    step "static-stdlib link (agent)" swift build --static-swift-stdlib --product fleet-agent "${link[@]}"
 fi
 step "runtime libraries" deploy/container/check-libraries.sh "$BIN/fleetgate" "$BIN/fleet-agent"
 
@@ -27,11 +28,12 @@ trap 'rm -rf "$units"' EXIT
 # verify needs each ExecStart binary to exist: point the copies at the built ones.
 for u in deploy/systemd/*.service; do sed "s#/usr/local/bin/#$(cd "$BIN" && pwd)/#" "$u" > "$units/$(basename "$u")"; done
 step "systemd-analyze verify" systemd-analyze verify "$units"/*.service
-# Threshold 15 (= exposure 1.5 of 10): both units score 1.1; what is left is the network itself
-# (a network server needs AF_INET/AF_INET6, no PrivateNetwork, no IP allow list) and AF_UNIX for the journal.
-# Dropping any one hardening line of weight ≥ 0.4 (ProtectSystem, a capability, PrivateUsers…) fails it.
+# Threshold 11 (exposure 1.1 of 10) is both units' score today: any line removed that raises the exposure
+# fails here (measured: dropping PrivateUsers= alone gives 1.2 and fails). What stays exposed is the network
+# itself (a network server needs AF_INET/AF_INET6, no PrivateNetwork=, no IP allow-list) and AF_UNIX for the
+# journal. Loosening a unit therefore means changing this number, with the reason, in the same commit.
 for u in deploy/systemd/*.service; do
-    step "systemd-analyze security $(basename "$u")" systemd-analyze security --offline=true --threshold=15 "$u"
+    step "systemd-analyze security $(basename "$u")" systemd-analyze security --offline=true --threshold=11 "$u"
     systemd-analyze security --offline=true "$u" | tail -1
 done
 

@@ -11,7 +11,7 @@ read -r -a wanted <<<"$(sed -n 's/^# runtime-packages: //p' "$dockerfile")"
 [ ${#wanted[@]} -gt 0 ] || { echo "check-libraries: no '# runtime-packages:' line in $dockerfile" >&2; exit 1; }
 # The comment and the apt-get line must agree.
 for p in "${wanted[@]}"; do
-    grep -Eq "^\s+.*\b${p}\b" <(sed -n '/^FROM .* AS runtime$/,/^FROM /p' "$dockerfile" | grep -v '^#') \
+    sed -n '/^FROM .* AS runtime$/,/^FROM /p' "$dockerfile" | grep -v '^#' | grep -qwF -- "$p" \
         || { echo "check-libraries: $p is on the runtime-packages line but not installed by the runtime stage" >&2; exit 1; }
 done
 failed=0
