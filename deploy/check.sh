@@ -37,6 +37,22 @@ for u in deploy/systemd/*.service; do
     systemd-analyze security --offline=true "$u" | tail -1
 done
 
+# The pod's fleetgate.yaml against the gateway's own key schema, its secret, TLS, map and GeoIP paths
+# pointed at stand-ins (config check reads every file it names).
+config_check() {
+    local dir; dir=$(mktemp -d)
+    head -c 32 /dev/urandom | base64 > "$dir/secret"; echo sk-check > "$dir/keys"
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout "$dir/key.pem" -out "$dir/cert.pem" -days 1 -subj /CN=check 2>/dev/null
+    cp Regions/default.yaml "$dir/regions.yaml"
+    cp "${FLEETGATE_CACHE:-$HOME/.cache/fleetgate}/geoip/fleet-country.mmdb" "$dir/db.mmdb"
+    sed -e "s#/run/secrets/fleetgate/fleet-secret#$dir/secret#; s#/run/secrets/fleetgate/api-keys#$dir/keys#" \
+        -e "s#/run/secrets/fleetgate-tunnel-tls/tls.crt#$dir/cert.pem#; s#/run/secrets/fleetgate-tunnel-tls/tls.key#$dir/key.pem#" \
+        -e "s#/etc/fleetgate/regions.yaml#$dir/regions.yaml#; s#/var/lib/GeoIP/GeoLite2-Country.mmdb#$dir/db.mmdb#" \
+        deploy/kubernetes/base/fleetgate.yaml > "$dir/fleetgate.yaml"
+    "$BIN/fleetgate" config check "$dir/fleetgate.yaml"; local rc=$?
+    rm -rf "$dir"; return $rc
+}
+step "fleetgate config check (kubernetes base)" config_check
 step "overlays equal Regions/" deploy/kubernetes/generate-overlays.py --check
 manifests=$(mktemp -d)
 for o in deploy/kubernetes/overlays/*/; do
