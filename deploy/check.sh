@@ -41,11 +41,12 @@ done
 # pointed at stand-ins (config check reads every file it names).
 config_check() {
     local dir; dir=$(mktemp -d)
-    head -c 32 /dev/urandom | base64 > "$dir/secret"; echo sk-check > "$dir/keys"
+    head -c 32 /dev/urandom | base64 > "$dir/secret"; echo sk-check > "$dir/keys"; echo admin-check-0123456789 > "$dir/admin"
     openssl req -x509 -newkey rsa:2048 -nodes -keyout "$dir/key.pem" -out "$dir/cert.pem" -days 1 -subj /CN=check 2>/dev/null
     cp Regions/default.yaml "$dir/regions.yaml"
     cp "${FLEETGATE_CACHE:-$HOME/.cache/fleetgate}/geoip/fleet-country.mmdb" "$dir/db.mmdb"
     sed -e "s#/run/secrets/fleetgate/fleet-secret#$dir/secret#; s#/run/secrets/fleetgate/api-keys#$dir/keys#" \
+        -e "s#/run/secrets/fleetgate/admin-token#$dir/admin#" \
         -e "s#/run/secrets/fleetgate-tunnel-tls/tls.crt#$dir/cert.pem#; s#/run/secrets/fleetgate-tunnel-tls/tls.key#$dir/key.pem#" \
         -e "s#/etc/fleetgate/regions.yaml#$dir/regions.yaml#; s#/var/lib/GeoIP/GeoLite2-Country.mmdb#$dir/db.mmdb#" \
         deploy/kubernetes/base/fleetgate.yaml > "$dir/fleetgate.yaml"

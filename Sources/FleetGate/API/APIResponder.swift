@@ -15,9 +15,9 @@ struct APIResponder: HTTPServerResponder {
         switch path {
         case "/v1/chat/completions", "/v1/completions":
             guard request.method == .post else { return self.answer(stream, error: .methodNotAllowed, route: path) }
-            // The key is checked on the head: an unauthenticated body is discarded, never buffered.
+            // The key is checked on the head: an unauthenticated body is never buffered (issue #10).
             guard self.core.isAuthorized(request.headerFields[.authorization]) else {
-                return self.answer(stream, error: .invalidAPIKey, route: path)
+                return self.answer(stream, error: .invalidAPIKey, route: path, now: true, request: request)
             }
             return CompletionHandler(
                 core: self.core, stream: stream, request: request, connection: connection,
@@ -36,8 +36,18 @@ struct APIResponder: HTTPServerResponder {
         }
     }
 
-    private func answer(_ stream: any HTTPStream, error: APIError, route: String) -> any HTTPStreamDelegate {
+    /// Answers with `error`, after the request body or, with `now`, at once without reading it.
+    private func answer(
+        _ stream: any HTTPStream, error: APIError, route: String, now: Bool = false, request: HTTPRequest? = nil
+    ) -> any HTTPStreamDelegate {
         self.core.metrics.request(route: route, status: error.status)
-        return FixedResponseDelegate(stream: stream, status: .init(code: error.status), body: JSON.buffer(error.body))
+        var headers = HTTPFields()
+        // A client's request id is echoed (bounded, as CompletionHandler does).
+        if let id = request?.headerFields[HTTPField.Name(FleetHeader.requestID)!], !id.isEmpty, id.count <= 128 {
+            headers[HTTPField.Name(FleetHeader.requestID)!] = id
+        }
+        return FixedResponseDelegate(
+            stream: stream, status: .init(code: error.status), body: JSON.buffer(error.body), headers: headers,
+            respondNow: now)
     }
 }

@@ -24,6 +24,8 @@ struct ValidatedRequest: Sendable {
     /// The synthetic-text seed, computed once from the body so every attempt of a continuation
     /// generates the same text (DESIGN.md, Contracts: continuation).
     var seed: UInt64
+    /// The application key allows central capacity only (never a car).
+    var centralOnly = false
     /// W3C Trace Context sent to every attempt: the gateway's span as the parent (#17), and the
     /// app's `tracestate`, passed through.
     var traceParent = ""
@@ -91,7 +93,9 @@ struct RequestValidator {
     private func resolveOrigin(head: HTTPRequest, connection: HTTPConnectionInfo) -> Origin {
         let peer = connection.remoteAddress?.ipAddress.flatMap { IPAddress($0) }
         let forwarded = head.headerFields[values: .xForwardedFor]
-        let client = self.core.clientAddresses.resolve(peer: peer, forwardedFor: forwarded)
+        // edge (#18): a PROXY header's source never makes X-Forwarded-For believed.
+        let client = self.core.clientAddresses.resolve(
+            peer: peer, viaProxyProtocol: connection.viaProxyProtocol, forwardedFor: forwarded)
         return self.core.geo.current.resolver.resolve(client)
     }
 }

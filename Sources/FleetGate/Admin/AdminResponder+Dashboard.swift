@@ -13,7 +13,7 @@ import NIOCore
 /// - `GET /dashboard/api/decisions`: the last routing decisions (``RecentDecisions``), with a session.
 extension AdminResponder {
     func dashboard(_ stream: any HTTPStream, request: HTTPRequest, path fullPath: String) -> any HTTPStreamDelegate {
-        let sessions = self.core.dashboard
+        let sessions = self.dashboard
         let parts = fullPath.split(separator: "?", maxSplits: 1)
         let path = String(parts[0])
         let query = parts.count > 1 ? String(parts[1]) : ""
@@ -39,7 +39,7 @@ extension AdminResponder {
             return DashboardResponse(
                 stream: stream, status: .unauthorized,
                 body:
-                    "Log in once at /dashboard/login?token=ADMIN_TOKEN (FLEETGATE_ADMIN_TOKEN, or the token the gateway logged at start).\n"
+                    "Log in once at /dashboard/login?token=ADMIN_TOKEN (admin.tokenFile's token, or the one the gateway logged at start).\n"
             )
         }
         switch path {

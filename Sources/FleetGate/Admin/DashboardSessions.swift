@@ -5,8 +5,8 @@ import Synchronization
 /// Logins to the admin dashboard: one admin token exchanged once for a session cookie
 /// (`HttpOnly; SameSite=Strict`), so the token does not stay in the browser's address bar or history.
 ///
-/// The token is `FLEETGATE_ADMIN_TOKEN` when set, otherwise random per process and logged once at
-/// start. Tokens and sessions are compared in constant time; at most ``maxSessions`` live, each for
+/// The token is the admin token (`admin.tokenFile`) when one is configured, otherwise random per
+/// process and logged once at start. Tokens and sessions are compared in constant time; at most ``maxSessions`` live, each for
 /// ``sessionLifetime`` seconds.
 public final class DashboardSessions: Sendable {
     /// The cookie's name.
@@ -20,9 +20,9 @@ public final class DashboardSessions: Sendable {
     public let generated: Bool
     private let sessions = Mutex<[(id: [UInt8], expires: Double)]>([])
 
-    /// - Parameter token: the admin token (≥ 16 bytes); nil reads `FLEETGATE_ADMIN_TOKEN`, else generates one.
-    public init(token: String? = nil) {
-        if let token = token ?? ProcessInfo.processInfo.environment["FLEETGATE_ADMIN_TOKEN"], token.utf8.count >= 16 {
+    /// - Parameter token: the admin token (≥ 16 bytes); nil generates one.
+    public init(token: String?) {
+        if let token, token.utf8.count >= 16 {
             self.token = token
             self.generated = false
         } else {
