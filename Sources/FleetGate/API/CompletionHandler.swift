@@ -30,6 +30,8 @@ final class CompletionHandler: HTTPStreamDelegate {
     /// #17: the request's span in the app's trace (or a new trace), and a logger whose every line
     /// carries `trace_id` and `span_id`.
     let trace: TraceParent
+    /// The app's `tracestate`, kept only with a valid `traceparent` (W3C Trace Context §3.3).
+    let traceState: String?
     let logger: Logger
 
     private var body: BodyAccumulator
@@ -53,6 +55,8 @@ final class CompletionHandler: HTTPStreamDelegate {
         var random = SystemRandomNumberGenerator()
         let incoming = request.headerFields[.traceparent].flatMap(TraceParent.init)
         self.trace = incoming?.child(using: &random) ?? .start(using: &random)
+        self.traceState =
+            incoming == nil ? nil : request.headerFields[.tracestate].flatMap { $0.utf8.count <= 512 ? $0 : nil }
         var logger = core.logger
         logger[metadataKey: "trace_id"] = "\(self.trace.traceID)"
         logger[metadataKey: "span_id"] = "\(self.trace.parentID)"
@@ -94,7 +98,7 @@ final class CompletionHandler: HTTPStreamDelegate {
             return self.answer(error)
         }
         request.traceParent = self.trace.description  // #17
-        request.traceState = self.head.headerFields[.tracestate].flatMap { $0.utf8.count <= 512 ? $0 : nil }
+        request.traceState = self.traceState
         self.validated = request
         self.answered = true
         let loopBound = NIOLoopBound(self, eventLoop: self.stream.eventLoop)
