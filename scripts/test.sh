@@ -11,3 +11,6 @@ swift build --build-tests
 # loops and measure the machine instead of the gateway — so they run one at a time (~2 min).
 swift test --skip-build --parallel --skip IntegrationTests "$@"
 swift test --skip-build --no-parallel --filter IntegrationTests "$@"
+# deploy/: hadolint, the image's libraries, systemd, kustomize + schemas, promtool (after the tests:
+# its static-stdlib link replaces the debug executables, which the next `swift build` links again).
+./deploy/check.sh

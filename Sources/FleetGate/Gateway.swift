@@ -32,6 +32,8 @@ public final class Gateway: Service, Sendable {
     public let tlsListener: HTTPServer?
     /// The read-only probes listener, when ``GatewayConfiguration/Admin/probesHost`` is set.
     public let probesListener: HTTPServer?
+    /// #17: logins to the admin dashboard.
+    public let dashboard: DashboardSessions
     public let readiness: Readiness
     /// Reloads what can change while running (SIGHUP, `POST /admin/reload`).
     public let reloader: GatewayReloader
@@ -57,8 +59,12 @@ public final class Gateway: Service, Sendable {
                 numberOfThreads: configuration.eventLoopThreads == 0
                     ? System.coreCount : configuration.eventLoopThreads)
         let prometheus = PrometheusCollectorRegistry()
-        let metrics = GatewayMetrics(
-            factory: PrometheusMetricsFactory(registry: prometheus), policy: configuration.schedulingPolicy)
+        var factory = PrometheusMetricsFactory(registry: prometheus)
+        factory.durationHistogramBuckets[GenAIMetrics.Name.ttft] = GenAIMetrics.ttftBuckets
+        factory.durationHistogramBuckets[GenAIMetrics.Name.tpot] = GenAIMetrics.tpotBuckets
+        factory.durationHistogramBuckets[GenAIMetrics.Name.duration] = GenAIMetrics.durationBuckets
+        factory.valueHistogramBuckets[GenAIMetrics.Name.tokens] = GenAIMetrics.tokenBuckets
+        let metrics = GatewayMetrics(factory: factory, policy: configuration.schedulingPolicy)
         let credentials = try FleetCredentials(secret: configuration.fleetSecret)
         let clientTLS = TLSContextBox(
             try configuration.listeners.tls.files.map {
@@ -130,8 +136,17 @@ public final class Gateway: Service, Sendable {
         if guardrail.token == nil {
             logger.warning("No admin token file: the admin API is open to anyone who can reach its port")
         }
+        // #17: the dashboard logs in with the admin token (admin.tokenFile), or one generated and logged here.
+        let dashboard = DashboardSessions(token: guardrail.token.map { String(decoding: $0, as: UTF8.self) })
+        if dashboard.generated {
+            logger.notice(
+                "Dashboard: open /dashboard/login?token=\(dashboard.token) on the admin port (no admin.tokenFile)",
+                metadata: ["fleet.admin.host": "\(configuration.admin.host)"])
+        }
+        self.dashboard = dashboard
         let admin = AdminResponder(
-            core: core, prometheus: prometheus, readiness: readiness, reloader: self.reloader, guardrail: guardrail)
+            core: core, prometheus: prometheus, readiness: readiness, reloader: self.reloader, guardrail: guardrail,
+            dashboard: dashboard)
         self.adminListener = HTTPServer(
             name: "admin", host: configuration.admin.host, port: configuration.admin.port, group: group,
             logger: logger, fallbackToAnyPort: fallback, onBound: onBound, configurator: .http(responder: admin))

@@ -146,6 +146,9 @@ public final class GatewayCore: Sendable {
     /// The gateway-wide hedge budget.
     let hedgeBudget: HedgeBudget
 
+    /// #17: the routing decisions the admin dashboard shows.
+    let decisions = RecentDecisions()
+
     /// Models served recently, with when they were last seen: a model whose cars all left a
     /// moment ago is answered 503 `no_capacity_in_zone`, not 404 `model_not_found` (bounded).
     private let recentModels = Mutex<[String: Double]>([:])

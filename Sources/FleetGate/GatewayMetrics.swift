@@ -44,6 +44,10 @@ public final class GatewayMetrics: Sendable {
     /// Region map / database reloads by result.
     public let reloadOK: Counter
     public let reloadFailed: Counter
+    /// The OpenTelemetry GenAI metrics (time to first token, time per output token, duration, tokens).
+    public let genAI: GenAIMetrics
+    /// The fleet's state at scrape time and refusals by zone.
+    public let fleetState: FleetStateMetrics
 
     public init(factory: any MetricsFactory, policy: SchedulingPolicy = .predictive) {
         self.factory = factory
@@ -79,6 +83,13 @@ public final class GatewayMetrics: Sendable {
         self.reloadOK = Counter(label: "fleet_regions_reloads_total", dimensions: [("result", "ok")], factory: factory)
         self.reloadFailed = Counter(
             label: "fleet_regions_reloads_total", dimensions: [("result", "error")], factory: factory)
+        self.genAI = GenAIMetrics(factory: factory)
+        self.fleetState = FleetStateMetrics(factory: factory)
+        // #17: registered at 0 so dashboards and alerts find the families before the first request.
+        for kind in ["car_dead", "first_token_timeout", "inter_token_timeout", "total_timeout", "status_5xx"] {
+            self.registerAttemptFailure(label: kind)
+        }
+        for route in ["/v1/chat/completions", "/v1/completions"] { self.registerRequest(route: route, status: 200) }
     }
 
     /// Counts a mid-stream continuation.
@@ -88,19 +99,28 @@ public final class GatewayMetrics: Sendable {
 
     /// Counts a failed attempt by its bounded label.
     func attemptFailed(label: String) {
-        let counter = self.attemptFailures.withLock { counters in
+        self.registerAttemptFailure(label: label).increment()
+    }
+
+    @discardableResult
+    private func registerAttemptFailure(label: String) -> Counter {
+        self.attemptFailures.withLock { counters in
             if let c = counters[label] { return c }
             let c = Counter(label: "fleet_attempt_failures_total", dimensions: [("kind", label)], factory: self.factory)
             counters[label] = c
             return c
         }
-        counter.increment()
     }
 
     /// Counts a finished request by route template and status.
     public func request(route: String, status: Int) {
+        self.registerRequest(route: route, status: status).increment()
+    }
+
+    @discardableResult
+    private func registerRequest(route: String, status: Int) -> Counter {
         let key = "\(route) \(status)"
-        let counter = self.requestCounters.withLock { counters in
+        return self.requestCounters.withLock { counters in
             if let c = counters[key] { return c }
             let c = Counter(
                 label: "http_server_requests_total",
@@ -109,7 +129,6 @@ public final class GatewayMetrics: Sendable {
             counters[key] = c
             return c
         }
-        counter.increment()
     }
 
     /// Counts a scheduling decision by the route it ranked first (`car`, `central`, or `none`).

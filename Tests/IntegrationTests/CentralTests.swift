@@ -11,8 +11,8 @@ import Testing
 
 @Suite("Central capacity", .timeLimit(.minutes(2)))
 struct CentralTests {
-    @Test("With no car in the zone, central capacity in the zone serves, streamed and not, with route headers")
-    func fallback() async throws {
+    /// A gateway with no car and one central endpoint in eu-west whose models are discovered, and a client.
+    func withCentralOnly(_ body: (FleetFixture, CentralServer, RecordingClient) async throws -> Void) async throws {
         let central = try await CentralServer.start()
         defer { central.channel.close(promise: nil) }
         try await withFleet(configure: { $0.central.endpoints = [.init(region: "eu-west", baseURL: central.baseURL)] }) { fleet in
@@ -21,6 +21,13 @@ struct CentralTests {
             }
             let client = try await RecordingClient.connect(port: fleet.clientPort)
             defer { client.close() }
+            try await body(fleet, central, client)
+        }
+    }
+
+    @Test("With no car in the zone, central capacity in the zone serves, streamed and not, with route headers")
+    func fallback() async throws {
+        try await withCentralOnly { fleet, central, client in
             let streamed = try await client.post("/v1/chat/completions", json: chatBody(stream: true, maxTokens: 6))
                 .collect()
             #expect(streamed.response?.status == .ok)
@@ -39,14 +46,7 @@ struct CentralTests {
 
     @Test("Central receives every field the client sent, byte for byte, with stream and usage set")
     func fieldsPassThrough() async throws {
-        let central = try await CentralServer.start()
-        defer { central.channel.close(promise: nil) }
-        try await withFleet(configure: { $0.central.endpoints = [.init(region: "eu-west", baseURL: central.baseURL)] }) { fleet in
-            try await waitUntil("central models discovered") {
-                fleet.gateway.core.central.models().contains("fleet-8b")
-            }
-            let client = try await RecordingClient.connect(port: fleet.clientPort)
-            defer { client.close() }
+        try await withCentralOnly { fleet, central, client in
             let fields: [(String, String)] = [
                 ("model", "\"fleet-8b\""), ("messages", "[{\"role\":\"user\",\"content\":\"hi\"}]"),
                 ("n", "1"), ("tools", "[{\"type\":\"function\",\"function\":{\"name\":\"f\",\"parameters\":{}}}]"),
@@ -115,6 +115,23 @@ struct CentralTests {
                 configuration: config, group: .singletonMultiThreadedEventLoopGroup, logger: .init(label: "t"))
         } throws: {
             "\($0)".contains("atlantis") && "\($0)".contains("central")
+        }
+    }
+
+    @Test("The app's traceparent reaches central as a child span of the same trace, with its tracestate")
+    func traceContext() async throws {
+        try await withCentralOnly { _, central, client in
+            let sent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+            let result = try await client.post(
+                "/v1/chat/completions", json: chatBody(stream: true, maxTokens: 3),
+                headers: [HTTPField.Name("traceparent")!: sent, HTTPField.Name("tracestate")!: "app=1"]
+            ).collect()
+            #expect(result.response?.status == .ok)
+            let received = try #require(central.recorder.requests.last { $0.path.hasSuffix("/chat/completions") })
+            let forwarded = try #require(received.headers[HTTPField.Name("traceparent")!].flatMap(TraceParent.init))
+            #expect(forwarded.traceID == "4bf92f3577b34da6a3ce929d0e0e4736")
+            #expect(forwarded.parentID != "00f067aa0ba902b7")
+            #expect(received.headers[HTTPField.Name("tracestate")!] == "app=1")
         }
     }
 }

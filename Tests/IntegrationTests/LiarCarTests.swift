@@ -1,4 +1,5 @@
 import FleetGate
+import FleetProtocol
 import FleetTesting
 import Foundation
 import HTTPTypes

@@ -27,6 +27,12 @@ final class CompletionHandler: HTTPStreamDelegate {
     let route: String
     let requestID: String
     let started = NIODeadline.now()
+    /// #17: the request's span in the app's trace (or a new trace), and a logger whose every line
+    /// carries `trace_id` and `span_id`.
+    let trace: TraceParent
+    /// The app's `tracestate`, kept only with a valid `traceparent` (W3C Trace Context §3.3).
+    let traceState: String?
+    let logger: Logger
 
     private var body: BodyAccumulator
     private var bodyTimer: Scheduled<Void>?
@@ -46,6 +52,16 @@ final class CompletionHandler: HTTPStreamDelegate {
         self.route = chat ? "/v1/chat/completions" : "/v1/completions"
         // edge (#18 row 11): only a well-formed client id reaches headers and log fields.
         self.requestID = RequestID(header: request.headerFields[.fleetRequestID]).value
+        var random = SystemRandomNumberGenerator()
+        let incoming = request.headerFields[.traceparent].flatMap(TraceParent.init)
+        self.trace = incoming?.child(using: &random) ?? .start(using: &random)
+        self.traceState =
+            incoming == nil ? nil : request.headerFields[.tracestate].flatMap { $0.utf8.count <= 512 ? $0 : nil }
+        var logger = core.logger
+        logger[metadataKey: "trace_id"] = "\(self.trace.traceID)"
+        logger[metadataKey: "span_id"] = "\(self.trace.parentID)"
+        if let incoming { logger[metadataKey: "parent_span_id"] = "\(incoming.parentID)" }
+        self.logger = logger
         self.body = BodyAccumulator(limit: core.configuration.maxBodyBytes)
         let loopBound = NIOLoopBound(self, eventLoop: stream.eventLoop)
         self.bodyTimer = stream.eventLoop.scheduleTask(in: core.configuration.bodyTimeout) {
@@ -81,12 +97,14 @@ final class CompletionHandler: HTTPStreamDelegate {
         } catch {
             return self.answer(error)
         }
+        request.traceParent = self.trace.description  // #17
+        request.traceState = self.traceState
         self.validated = request
         self.answered = true
         let loopBound = NIOLoopBound(self, eventLoop: self.stream.eventLoop)
         let dispatcher = Dispatcher(
             core: self.core, stream: self.stream, request: request, requestID: self.requestID, route: self.route,
-            started: self.started, logger: self.core.logger
+            started: self.started, logger: self.logger
         ) { status in loopBound.value.ended(status: status) }
         self.dispatcher = dispatcher
         dispatcher.start()
@@ -144,7 +162,7 @@ final class CompletionHandler: HTTPStreamDelegate {
     private func audit(status: Int) {
         let served = self.dispatcher?.auditFields
         let origin = self.validated?.origin
-        self.core.logger.info(
+        self.logger.info(
             "Request served",
             metadata: [
                 "fleet.request.id": "\(self.requestID)",
@@ -159,5 +177,15 @@ final class CompletionHandler: HTTPStreamDelegate {
                 "fleet.migrations": "\(served?.migrations ?? 0)",
                 "fleet.tokens": "\(served?.tokens ?? 0)",
             ])
+        // #17: the dashboard's recent decisions (the same fields as the audit line).
+        self.core.decisions.record(
+            .init(
+                time: Date().timeIntervalSince1970, requestID: self.requestID, status: status,
+                originRegion: origin?.region ?? "-", zone: self.validated?.zone ?? "-", route: served?.route ?? "-",
+                region: served?.region ?? "-", vehicle: served?.vehicle ?? "-", attempts: served?.attempts ?? 0,
+                migrations: served?.migrations ?? 0, tokens: served?.tokens ?? 0,
+                reason: RecentDecisions.reason(
+                    status: status, route: served?.route ?? "-", attempts: served?.attempts ?? 0,
+                    migrations: served?.migrations ?? 0)))
     }
 }

@@ -26,6 +26,10 @@ struct ValidatedRequest: Sendable {
     var seed: UInt64
     /// The application key allows central capacity only (never a car).
     var centralOnly = false
+    /// W3C Trace Context sent to every attempt: the gateway's span as the parent (#17), and the
+    /// app's `tracestate`, passed through.
+    var traceParent = ""
+    var traceState: String? = nil
 }
 
 /// Turns a request head and body into a ``ValidatedRequest`` or the `APIError` to answer.

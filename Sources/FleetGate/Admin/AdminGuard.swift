@@ -44,7 +44,9 @@ struct AdminGuard: Sendable {
     }
 
     /// Nil when `request` may go on; otherwise why not.
-    func check(_ request: HTTPRequest, path: String) -> Refusal? {
+    /// - Parameter session: the request carries a dashboard session (or is its login), which stands in
+    ///   for the bearer token (#17); Host, Origin and method rules still apply.
+    func check(_ request: HTTPRequest, path: String, session: Bool = false) -> Refusal? {
         if Self.probes.contains(path) {
             return request.method == .get || request.method == .head ? nil : .methodNotAllowed
         }
@@ -56,7 +58,7 @@ struct AdminGuard: Sendable {
                 self.hosts.contains(host.contains(":") ? "[\(host.lowercased())]" : host.lowercased())
             else { return .forbiddenOrigin }
         }
-        if let token = self.token {
+        if let token = self.token, !session {
             guard let header = request.headerFields[.authorization], header.hasPrefix("Bearer "),
                 Self.constantTimeEqual(Array(header.utf8.dropFirst(7)), token)
             else { return .unauthorized }

@@ -29,6 +29,8 @@ struct AdminResponder: HTTPServerResponder {
     let readiness: Readiness
     let reloader: GatewayReloader
     let guardrail: AdminGuard
+    /// #17: the dashboard's sessions; a live session cookie stands in for the bearer token on GETs.
+    let dashboard: DashboardSessions
     /// Serve only the probes and metrics (the listener bound to a pod address).
     var probesOnly = false
 
@@ -36,7 +38,11 @@ struct AdminResponder: HTTPServerResponder {
         -> any HTTPStreamDelegate
     {
         let path = request.path ?? "/"
-        if let refusal = self.guardrail.check(request, path: path) {
+        // #17: the dashboard's login carries the token in its query, and its page's GETs a session cookie.
+        let dashboardSession =
+            request.method == .get
+            && (path.hasPrefix("/dashboard/login?") || self.dashboard.isValid(cookieHeader: request.headerFields[.cookie]))
+        if let refusal = self.guardrail.check(request, path: path, session: dashboardSession) {
             return Self.refuse(stream, refusal)
         }
         if self.probesOnly && !AdminGuard.probes.contains(path) {
@@ -51,6 +57,7 @@ struct AdminResponder: HTTPServerResponder {
                 stream: stream, status: ready ? .ok : .serviceUnavailable,
                 body: ByteBuffer(string: "{\"ready\":\(ready),\"cars\":\(self.core.tunnels.count)}"))
         case "/metrics":
+            self.publishFleetState()
             return FixedResponseDelegate(
                 stream: stream, status: .ok, body: ByteBuffer(bytes: self.prometheus.emitToBuffer()),
                 contentType: "text/plain; version=0.0.4")
@@ -83,13 +90,15 @@ struct AdminResponder: HTTPServerResponder {
                     message: error.description, type: "invalid_request_error", code: "invalid_key_file")
                 return FixedResponseDelegate(stream: stream, status: .unprocessableContent, body: JSON.buffer(body))
             }
+        case _ where path == "/dashboard" || path.hasPrefix("/dashboard/"):
+            return self.dashboard(stream, request: request, path: path)
         case "/admin/cars":
             let cars = self.core.registry.all().map { car in
                 CarView(
                     vehicle: car.descriptor.pseudonym, region: car.descriptor.region, zone: car.descriptor.zone,
                     hardware: car.descriptor.hardware.rawValue, slots: car.descriptor.slots, inFlight: car.inFlight,
                     pluggedIn: car.state.pluggedIn, chargePercent: car.state.chargePercent,
-                    rttMs: car.rttMilliseconds, draining: car.draining,
+                    rttMs: car.rttMilliseconds, draining: car.draining, state: FleetStateMetrics.state(of: car),
                     models: car.descriptor.models.map { offer in
                         let learned = car.learned[offer.id]
                         return ModelView(
@@ -165,6 +174,8 @@ struct AdminResponder: HTTPServerResponder {
         var chargePercent: Int
         var rttMs: Double?
         var draining: Bool
+        /// As `fleet_cars`' state label: serving, charging, unplugged, departing, draining.
+        var state: String
         var models: [ModelView]
     }
 

@@ -19,7 +19,7 @@ final class CentralUpstream: Upstream {
     /// Starts `POST {base}/chat/completions` (or `/completions`) with `body`, streaming.
     static func open<Relay: UpstreamEvents>(
         client: HTTPClient, endpoint: CentralDirectory.Endpoint, path: String, body: ByteBuffer, requestID: String,
-        attempt: Int, relay: NIOLoopBound<Relay>
+        trace: (parent: String, state: String?) = ("", nil), attempt: Int, relay: NIOLoopBound<Relay>
     ) -> CentralUpstream {
         let upstream = CentralUpstream(endpoint: endpoint)
         let delegate = CentralDelegate(upstream: upstream, relay: relay, attempt: attempt)
@@ -28,6 +28,9 @@ final class CentralUpstream: Upstream {
             headers.add(name: "content-type", value: "application/json")
             headers.add(name: "accept", value: "text/event-stream")
             headers.add(name: FleetHeader.requestID, value: requestID)
+            // #17: W3C Trace Context.
+            if !trace.parent.isEmpty { headers.add(name: TraceParent.header, value: trace.parent) }
+            if let state = trace.state { headers.add(name: TraceParent.stateHeader, value: state) }
             let request = try HTTPClient.Request(
                 url: endpoint.baseURL + path, method: .POST, headers: headers, body: .byteBuffer(body))
             let task = client.execute(

@@ -34,11 +34,19 @@ extension Dispatcher {
             attempt.upstream?.cancel()  // harmless after its end; stops one that is past a bound
             self.close(id, outcome: self.outcome(attempt, succeeded: true))
         }
-        if self.servingLease.map({ if case .car = $0 { true } else { false } }) ?? false {
+        let byCar = self.servingLease.map({ if case .car = $0 { true } else { false } }) ?? false
+        if byCar {
             self.core.metrics.routeCar.increment()
         } else {
             self.core.metrics.routeCentral.increment()
         }
+        // The OpenTelemetry GenAI metrics of the served completion.
+        let now = NIODeadline.now()
+        self.core.metrics.genAI.record(
+            model: self.request.model, route: byCar ? "car" : "central", zone: self.request.zone,
+            firstTokenNanoseconds: self.clientFirstTokenAt.map { ($0 - self.started).nanoseconds },
+            durationNanoseconds: (now - self.started).nanoseconds,
+            inputTokens: self.request.profile.promptTokens, outputTokens: self.relay.deliveredTokens)
         if self.request.streaming {
             self.relay.finishStream(into: &self.output)
             self.flush()
@@ -57,6 +65,7 @@ extension Dispatcher {
         switch reason {
         case .noCapacity:
             error = .noCapacity(zone: self.request.zone)
+            self.core.metrics.fleetState.zoneRefused(self.request.zone)
         case .attemptsExhausted(let label):
             error = .upstreamFailed(
                 "No car or central endpoint could serve the request after \(self.machine.opened) attempts (\(label)).")

@@ -58,6 +58,8 @@ final class Dispatcher: UpstreamEvents {
     var ended = false
     /// The body of an upstream's rejection (a 4xx), passed through to the client.
     var rejectionBody = ByteBuffer()
+    /// When the client got its first token (the GenAI metrics).
+    var clientFirstTokenAt: NIODeadline?
 
     init(
         core: GatewayCore, stream: any HTTPStream, request: ValidatedRequest, requestID: String, route: String,
@@ -154,6 +156,8 @@ final class Dispatcher: UpstreamEvents {
             head.headerFields[.fleetStreamMode] = "sse-usage"
             head.headerFields[.fleetRequestID] = self.requestID
             head.headerFields[.fleetSeed] = String(self.request.seed)
+            head.headerFields[.traceparent] = self.request.traceParent  // #17: W3C Trace Context
+            if let state = self.request.traceState { head.headerFields[.tracestate] = state }
             var body = self.request.body
             if continuing {
                 head.headerFields[.fleetResumeFrom] = String(open.resumeFrom)
@@ -168,7 +172,7 @@ final class Dispatcher: UpstreamEvents {
             attempt.upstream = CentralUpstream.open(
                 client: self.core.httpClient!, endpoint: endpoint, path: String(self.route.dropFirst(3)),
                 body: self.centralBody(resumeFrom: open.resumeFrom), requestID: self.requestID,
-                attempt: open.attempt, relay: relay)
+                trace: (self.request.traceParent, self.request.traceState), attempt: open.attempt, relay: relay)
         }
         attempt.timers = self.armTimers(for: open, lease: lease)
         self.attempts[open.attempt] = attempt
@@ -328,7 +332,10 @@ final class Dispatcher: UpstreamEvents {
             self.core.metrics.predictedTTFT.recordNanoseconds(Int64(dispatch.predictedTTFTMilliseconds * 1e6))
             self.core.metrics.predictionRatio.record(dispatch.predictedTTFTMilliseconds * 1e6 / Double(max(1, observed)))
         }
-        if isFirstForClient { self.core.metrics.ttft.recordNanoseconds((now - self.started).nanoseconds) }
+        if isFirstForClient {
+            self.core.metrics.ttft.recordNanoseconds((now - self.started).nanoseconds)
+            self.clientFirstTokenAt = now  // #17: GenAI metrics
+        }
     }
 
     func upstreamDidEnd(_ id: Int) {

@@ -19,6 +19,9 @@ extension HTTPField.Name {
     static let fleetStreamMode = Self(FleetHeader.streamMode)!
     static let fleetMigrations = Self(FleetHeader.migrations)!
     static let xForwardedFor = Self("x-forwarded-for")!
+    /// W3C Trace Context.
+    static let traceparent = Self(TraceParent.header)!
+    static let tracestate = Self(TraceParent.stateHeader)!
     /// Read by the OpenAI SDKs: `false` stops their automatic retries.
     static let xShouldRetry = Self("x-should-retry")!
 }

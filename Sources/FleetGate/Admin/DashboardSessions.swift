@@ -1,0 +1,69 @@
+import Crypto
+import Foundation
+import Synchronization
+
+/// Logins to the admin dashboard: one admin token exchanged once for a session cookie
+/// (`HttpOnly; SameSite=Strict`), so the token does not stay in the browser's address bar or history.
+///
+/// The token is the admin token (`admin.tokenFile`) when one is configured, otherwise random per
+/// process and logged once at start. Tokens and sessions are compared in constant time; at most ``maxSessions`` live, each for
+/// ``sessionLifetime`` seconds.
+public final class DashboardSessions: Sendable {
+    /// The cookie's name.
+    static let cookie = "fleet_dashboard"
+    static let maxSessions = 64
+    static let sessionLifetime: Double = 12 * 3600
+
+    /// The admin token that logs in.
+    public let token: String
+    /// Whether ``token`` was generated (and so must be shown to the operator once).
+    public let generated: Bool
+    private let sessions = Mutex<[(id: [UInt8], expires: Double)]>([])
+
+    /// - Parameter token: the admin token (≥ 16 bytes); nil generates one.
+    public init(token: String?) {
+        if let token, token.utf8.count >= 16 {
+            self.token = token
+            self.generated = false
+        } else {
+            self.token = Self.random()
+            self.generated = true
+        }
+    }
+
+    private static func random() -> String {
+        var rng = SystemRandomNumberGenerator()
+        return (0..<4).map { _ in String(rng.next() as UInt64, radix: 16) }.joined()
+    }
+
+    private static func equal(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        // Constant time over the longer input: HMAC both under one key and compare the codes.
+        let key = SymmetricKey(size: .bits256)
+        let ma = HMAC<SHA256>.authenticationCode(for: a, using: key)
+        return HMAC<SHA256>.isValidAuthenticationCode(ma, authenticating: b, using: key)
+    }
+
+    /// Exchanges the token for a new session id, or nil.
+    func login(token: String, now: Double = Date().timeIntervalSince1970) -> String? {
+        guard Self.equal(Array(token.utf8), Array(self.token.utf8)) else { return nil }
+        let id = Self.random()
+        self.sessions.withLock { sessions in
+            sessions.removeAll { $0.expires < now }
+            if sessions.count >= Self.maxSessions { sessions.removeFirst() }
+            sessions.append((Array(id.utf8), now + Self.sessionLifetime))
+        }
+        return id
+    }
+
+    /// Whether a `Cookie` header carries a live session.
+    func isValid(cookieHeader: String?, now: Double = Date().timeIntervalSince1970) -> Bool {
+        guard let header = cookieHeader else { return false }
+        let values = header.split(separator: ";").compactMap { part -> [UInt8]? in
+            let pair = part.trimmingCharacters(in: .whitespaces).split(separator: "=", maxSplits: 1)
+            return pair.count == 2 && pair[0] == Self.cookie ? Array(pair[1].utf8) : nil
+        }
+        guard !values.isEmpty else { return false }
+        let live = self.sessions.withLock { $0.filter { $0.expires >= now }.map(\.id) }
+        return values.contains { value in live.contains { Self.equal($0, value) } }
+    }
+}

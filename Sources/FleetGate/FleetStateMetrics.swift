@@ -1,0 +1,129 @@
+public import CoreMetrics
+import FleetProtocol
+public import FleetScheduler
+import Foundation
+import NIOSSL
+import Synchronization
+
+/// The fleet's state as gauges, set when `/metrics` is scraped, and refusals by privacy zone.
+///
+/// - `fleet_cars{region,zone,state,plugged}`: connected cars (a region lies in one zone). `state` is one of ``states``: `draining`
+///   (told to leave), `departing` (announced it drives off), `charging` (plugged in, charge below
+///   its owner's floor), `unplugged` (its owner serves only while plugged in), `serving` (eligible).
+/// - `fleet_active_streams`: completion requests in flight (the HPA's metric).
+/// - `fleet_zone_refusals_total{zone}`: requests refused `no_capacity_in_zone`.
+/// - `fleet_geoip_database_build_timestamp_seconds`: when the loaded GeoIP database was built.
+/// - `fleet_tls_certificate_expiry_timestamp_seconds{listener}`: the leaf certificate's notAfter.
+///
+/// Every label set of a region or zone in the map is registered at start and after each reload
+/// (at 0), so dashboards and alerts see the series before the first car or refusal.
+public final class FleetStateMetrics: Sendable {
+    /// The values of the `state` label.
+    public static let states = ["serving", "charging", "unplugged", "departing", "draining"]
+
+    private let factory: any MetricsFactory
+    private let cars = Mutex<[String: Gauge]>([:])
+    private let refusals = Mutex<[String: Counter]>([:])
+    private let certificates = Mutex<[String: Gauge]>([:])
+    /// Completion requests in flight.
+    public let activeStreams: Gauge
+    /// Build time of the GeoIP database in use (Unix seconds; 0 without one).
+    public let geoipBuilt: Gauge
+
+    init(factory: any MetricsFactory) {
+        self.factory = factory
+        self.activeStreams = Gauge(label: "fleet_active_streams", dimensions: [], factory: factory)
+        self.geoipBuilt = Gauge(
+            label: "fleet_geoip_database_build_timestamp_seconds", dimensions: [], factory: factory)
+        for listener in ["tls", "tunnel"] { _ = self.certificate(listener) }
+    }
+
+    /// The state label of one car.
+    public static func state(of car: CarSnapshot) -> String {
+        if car.draining { return "draining" }
+        if car.state.departingInSeconds != nil { return "departing" }
+        if car.state.pluggedIn && car.state.chargePercent < car.descriptor.policy.minChargePercent {
+            return "charging"
+        }
+        if !car.state.pluggedIn && car.descriptor.policy.onlyWhilePlugged { return "unplugged" }
+        return "serving"
+    }
+
+    private func carGauge(region: String, zone: String, state: String, plugged: Bool) -> Gauge {
+        let key = "\(region) \(zone) \(state) \(plugged)"
+        return self.cars.withLock { gauges in
+            if let g = gauges[key] { return g }
+            let g = Gauge(
+                label: "fleet_cars",
+                dimensions: [
+                    ("region", region), ("zone", zone), ("state", state), ("plugged", plugged ? "true" : "false"),
+                ],
+                factory: self.factory)
+            gauges[key] = g
+            return g
+        }
+    }
+
+    private func refusalCounter(zone: String) -> Counter {
+        self.refusals.withLock { counters in
+            if let c = counters[zone] { return c }
+            let c = Counter(label: "fleet_zone_refusals_total", dimensions: [("zone", zone)], factory: self.factory)
+            counters[zone] = c
+            return c
+        }
+    }
+
+    private func certificate(_ listener: String) -> Gauge {
+        self.certificates.withLock { gauges in
+            if let g = gauges[listener] { return g }
+            let g = Gauge(
+                label: "fleet_tls_certificate_expiry_timestamp_seconds", dimensions: [("listener", listener)],
+                factory: self.factory)
+            gauges[listener] = g
+            return g
+        }
+    }
+
+    /// Registers every region's and zone's series (at 0) for a region map just loaded.
+    func register(regions: [String: String], zones: some Sequence<String>) {
+        for (region, zone) in regions {
+            for state in Self.states {
+                for plugged in [true, false] {
+                    _ = self.carGauge(region: region, zone: zone, state: state, plugged: plugged)
+                }
+            }
+        }
+        for zone in zones { _ = self.refusalCounter(zone: zone) }
+    }
+
+    /// Counts a request refused because its zone had no capacity.
+    func zoneRefused(_ zone: String) {
+        // A zone the map no longer has still counts (bounded by the maps loaded since start).
+        self.refusalCounter(zone: zone).increment()
+    }
+
+    /// Sets the gauges from the state at this moment (called on every scrape).
+    func publish(
+        cars: [CarSnapshot], inFlight: Int, geoipBuildEpoch: Int64?, certificateFiles: [String: String]
+    ) {
+        var counts: [String: (region: String, zone: String, state: String, plugged: Bool, count: Int)] = [:]
+        for car in cars {
+            let (region, zone, state) = (car.descriptor.region, car.descriptor.zone, Self.state(of: car))
+            let key = "\(region) \(zone) \(state) \(car.state.pluggedIn)"
+            counts[key, default: (region, zone, state, car.state.pluggedIn, 0)].count += 1
+        }
+        // Every known series first to 0 (a car that left must not linger), then the counts.
+        let known = self.cars.withLock { Array($0) }
+        for (key, gauge) in known where counts[key] == nil { gauge.record(0) }
+        for entry in counts.values {
+            self.carGauge(region: entry.region, zone: entry.zone, state: entry.state, plugged: entry.plugged)
+                .record(entry.count)
+        }
+        self.activeStreams.record(inFlight)
+        self.geoipBuilt.record(geoipBuildEpoch ?? 0)
+        for (listener, path) in certificateFiles {
+            let notAfter = (try? NIOSSLCertificate.fromPEMFile(path))?.first?.notValidAfter
+            self.certificate(listener).record(Int64(notAfter ?? 0))
+        }
+    }
+}
