@@ -79,7 +79,7 @@ final class Dispatcher: UpstreamEvents {
         self.relay = SSERelay(
             configuration: .init(
                 streaming: request.streaming, includeUsage: request.includeUsage, chat: request.chat,
-                maxOutputTokens: request.outputLimit, fallbackID: "chatcmpl-" + requestID))
+                maxOutputTokens: request.outputLimit, fallbackID: "chatcmpl-" + requestID, responses: request.responses))
         self.candidates = CandidateList(
             core: core, profile: request.profile, preferredRegion: request.origin.region)
     }
@@ -485,9 +485,8 @@ final class Dispatcher: UpstreamEvents {
             self.flush()
             self.stream.sendEnd(trailers: self.machine.migrations > 0 ? self.routeHeaders() : nil)
         } else {
-            let response = self.relay.response(model: self.request.model)
             self.stream.sendResponse(
-                status: .ok, contentType: "application/json", body: JSON.buffer(response),
+                status: .ok, contentType: "application/json", body: self.relay.responseBody(model: self.request.model),
                 headers: self.routeHeaders())
         }
         self.end(status: 200)
@@ -518,7 +517,7 @@ final class Dispatcher: UpstreamEvents {
         }
         if midStream {
             self.flush()
-            self.stream.sendData(SSERelay.errorEvent(error), endStream: true)
+            self.stream.sendData(self.relay.clientErrorEvent(error), endStream: true)
             self.end(status: 502)
         } else {
             var headers = self.routeHeaders()
