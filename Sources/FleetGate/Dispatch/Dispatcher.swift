@@ -480,16 +480,17 @@ final class Dispatcher: UpstreamEvents {
         } else {
             self.core.metrics.routeCentral.increment()
         }
+        let headers = self.routeHeaders()
+        self.end(status: 200)  // before the last write (see ``end(status:)``)
         if self.request.streaming {
             self.relay.finishStream(into: &self.output)
             self.flush()
-            self.stream.sendEnd(trailers: self.machine.migrations > 0 ? self.routeHeaders() : nil)
+            self.stream.sendEnd(trailers: self.machine.migrations > 0 ? headers : nil)
         } else {
             self.stream.sendResponse(
                 status: .ok, contentType: "application/json", body: self.relay.responseBody(model: self.request.model),
-                headers: self.routeHeaders())
+                headers: headers)
         }
-        self.end(status: 200)
     }
 
     private func fail(_ reason: DispatchStateMachine.FailureReason, midStream: Bool) {
@@ -501,10 +502,11 @@ final class Dispatcher: UpstreamEvents {
             error = .upstreamFailed(
                 "No car or central endpoint could serve the request after \(self.machine.opened) attempts (\(label)).")
         case .rejected(let status):
-            self.stream.sendResponse(
+            let headers = self.routeHeaders()
+            self.end(status: status)
+            return self.stream.sendResponse(
                 status: .init(code: status), contentType: "application/json", body: self.rejectionBody,
-                headers: self.routeHeaders())
-            return self.end(status: status)
+                headers: headers)
         case .migrationLimit(let label):
             error = .upstreamFailed(
                 "The stream was lost (\(label)) after \(self.machine.migrations) continuations, the most allowed.")
@@ -516,19 +518,23 @@ final class Dispatcher: UpstreamEvents {
                 "The stream was lost (\(label)); this request (n > 1, tools, a response schema or logprobs) cannot be continued elsewhere.")
         }
         if midStream {
-            self.flush()
-            self.stream.sendData(self.relay.clientErrorEvent(error), endStream: true)
+            let event = self.relay.clientErrorEvent(error)
             self.end(status: 502)
+            self.flush()
+            self.stream.sendData(event, endStream: true)
         } else {
             var headers = self.routeHeaders()
             if error.code == "no_capacity_in_zone" { headers[.xShouldRetry] = "false" }
+            self.end(status: error.status)
             self.stream.sendResponse(
                 status: .init(code: error.status), contentType: "application/json", body: JSON.buffer(error.body),
                 headers: headers)
-            self.end(status: error.status)
         }
     }
 
+    /// Ends the request once: cancels what is still open and reports `status`. Called before the
+    /// answer's last write, because an HTTP/1.1 stream closes as that write completes — and that
+    /// close must not count as the client going away (499).
     private func end(status: Int) {
         guard !self.ended else { return }
         self.ended = true
