@@ -64,6 +64,11 @@ let responsesSDKScript = #"""
         except openai.BadRequestError as error:
             refused[name] = {"status": error.status_code, "param": error.body.get("param"),
                              "message": error.body.get("message")}
+    try:  # zone enforcement as for chat: a residency outside the origin's zone
+        client.responses.create(model=model, input="x", extra_headers={"x-fleet-residency": "us"})
+        out["residency"] = None
+    except openai.BadRequestError as error:
+        out["residency"] = error.body.get("param")
     try:
         client.responses.retrieve("resp_123")
         out["retrieve"] = None
@@ -156,6 +161,7 @@ struct ResponsesTests {
                 #expect(refused[name]?["param"] as? String == param, "\(name): \(refused[name] ?? [:])")
             }
             #expect((report["retrieve"] as? String)?.contains("stores no responses") == true)
+            #expect(report["residency"] as? String == "x-fleet-residency")
 
             // Metrics are labelled by the API's route.
             let client = try await RecordingClient.connect(port: fleet.adminPort)
@@ -165,7 +171,7 @@ struct ResponsesTests {
             ).collect().body
             let lines = metrics.split(separator: "\n").filter { $0.hasPrefix("http_server_requests_total") }
             #expect(lines.contains { $0.contains("\"/v1/responses\"") && $0.contains("\"200\"") && $0.hasSuffix(" 3") }, "\(lines)")
-            #expect(lines.contains { $0.contains("\"/v1/responses\"") && $0.contains("\"400\"") && $0.hasSuffix(" 7") })
+            #expect(lines.contains { $0.contains("\"/v1/responses\"") && $0.contains("\"400\"") && $0.hasSuffix(" 8") }, "\(lines)")
         }
     }
 
