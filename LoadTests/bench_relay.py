@@ -35,12 +35,15 @@ def main():
     parser.add_argument("--rates", default="50,100,200", help="open-loop streams/s")
     parser.add_argument("--duration", type=float, default=8)
     parser.add_argument("--single", type=int, default=300, help="sequential streams for single-stream latency")
+    parser.add_argument("--log-level", default="info", help="the gateway's (production: info, with the audit line)")
+    parser.add_argument("--baseline-bin", help="a second fleetgate/fleet-agent build (e.g. an earlier commit's "
+                        ".build/release) measured in the same run as 'fleetgate-before'")
     args = parser.parse_args()
     bin_dir = release_build("fleetgate", "fleet-agent", "fleet-load")
     env = dict(os.environ, FLEETGATE_FLEET_SECRET="bench-secret-0123456789abcdef")
     client, tunnel, admin, agent_port, nghttpx_port = (free_port() for _ in range(5))
     gateway = start([os.path.join(bin_dir, "fleetgate"), "serve", "--client-port", str(client), "--tunnel-port", str(tunnel),
-                     "--admin-port", str(admin), "--threads", "1", "--log-level", "warning"], env)
+                     "--admin-port", str(admin), "--threads", "1", "--log-level", args.log_level], env)
     wait_port(client)
     token = subprocess.run([os.path.join(bin_dir, "fleetgate"), "token", "issue", "--vehicle-id", "bench-car", "--region",
                             "eu-central"], env=env, capture_output=True, text=True, check=True).stdout.strip()
@@ -50,7 +53,29 @@ def main():
                   dict(os.environ, FLEET_AGENT_TOKEN=token))  # secrets never on the command line
     nghttpx = start(["nghttpx", "--conf=/dev/null", "--workers=1", f"--frontend=127.0.0.1,{nghttpx_port};no-tls",
                      f"--backend=127.0.0.1,{agent_port};;proto=h2", "--accesslog-file=/dev/null", "--errorlog-file=/dev/null"])
+    before = None
+    if args.baseline_bin:
+        # The earlier build: its own gateway and its own agent (same engine settings), side by side.
+        b_client, b_tunnel, b_admin = free_port(), free_port(), free_port()
+        before_gateway = start([os.path.join(args.baseline_bin, "fleetgate"), "serve", "--client-port", str(b_client),
+                                "--tunnel-port", str(b_tunnel), "--admin-port", str(b_admin), "--threads", "1",
+                                "--log-level", args.log_level], env)
+        wait_port(b_client)
+        b_token = subprocess.run([os.path.join(args.baseline_bin, "fleetgate"), "token", "issue", "--vehicle-id",
+                                  "bench-car", "--region", "eu-central"], env=env, capture_output=True, text=True,
+                                 check=True).stdout.strip()
+        before_agent = start([os.path.join(args.baseline_bin, "fleet-agent"), "run", "--gateway", f"127.0.0.1:{b_tunnel}",
+                              "--vehicle-id", "bench-car", "--region", "eu-central", "--hardware", "ai5", "--slots", "512",
+                              "--decode-tps", "1000", "--prefill-tps", "100000", "--log-level", "warning"],
+                             dict(os.environ, FLEET_AGENT_TOKEN=b_token))
+        before = (b_client, before_gateway, before_agent, b_admin)
     try:
+        if before:
+            deadline = time.time() + 20
+            while time.time() < deadline:
+                if json.load(urllib.request.urlopen(f"http://127.0.0.1:{before[3]}/readyz")).get("cars") == 1:
+                    break
+                time.sleep(0.1)
         wait_port(agent_port)
         wait_port(nghttpx_port)
         deadline = time.time() + 20
@@ -60,10 +85,12 @@ def main():
                 break
             time.sleep(0.1)
         paths = [("direct", agent_port, None), ("nghttpx", nghttpx_port, nghttpx), ("fleetgate", client, gateway)]
+        if before:
+            paths.append(("fleetgate-before", before[0], before[1]))
         rates = [float(r) for r in args.rates.split(",")]
         rows = {}
         for r in range(args.rounds):
-            order = paths[r % 3:] + paths[:r % 3]
+            order = paths[r % len(paths):] + paths[:r % len(paths)]
             for name, port, proc in order:
                 load(bin_dir, port, ["--rate", "0", "--count", "50"])  # warm-up
                 single = load(bin_dir, port, ["--rate", "0", "--count", str(args.single), "--label", f"{name} single"])
@@ -86,14 +113,14 @@ def main():
                 m = med[name]
                 added50 = m["ttft_p50_ms"] - med["direct"]["ttft_p50_ms"]
                 added99 = m["ttft_p99_ms"] - med["direct"]["ttft_p99_ms"]
-                ratio = m["cpu_us"] / med["nghttpx"]["cpu_us"] if name == "fleetgate" else float("nan")
+                ratio = m["cpu_us"] / med["nghttpx"]["cpu_us"] if name.startswith("fleetgate") else float("nan")
                 label = "1 at a time" if load_key == "single" else f"{load_key:g}/s"
                 print(f"| {label} | {name} | {m['ok']:.0f} / {m['failed']:.0f} | {m['ttft_p50_ms']:.3f} | {m['ttft_p99_ms']:.3f} | "
                       f"{'' if name == 'direct' else f'{added50:+.3f}'} | {'' if name == 'direct' else f'{added99:+.3f}'} | "
                       f"{fmt_cpu(m['cpu_us'])} | "
                       f"{'' if ratio != ratio else f'{ratio:.2f}'} |")
     finally:
-        for proc in (nghttpx, agent, gateway):
+        for proc in (nghttpx, agent, gateway, *(before[1:3] if before else ())):
             stop(proc)
 
 

@@ -10,7 +10,16 @@ Pseudo-codes are mapped deliberately: `EU` (ranges registered to the EU as a who
 which the region map puts in the `eu` zone; `UK` becomes `GB`; `??` and anything else that is not
 two letters is left out, so those addresses follow the map's `unknown` rule.
 
-Usage: build-geoip.py OUT.mmdb   (idempotent: exits at once when OUT is newer than the package)
+IPv6 transition ranges are left out of the IPv6 table even when the source data lists them:
+6to4 (2002::/16), Teredo (2001::/32) and the NAT64 prefixes (64:ff9b::/96, 64:ff9b:1::/48) say
+nothing about where a client is — the gateway unwraps the IPv4 address they embed, or resolves
+them as `unknown` (docs/regions.md). tor-geoipdb lists 2002::/16 as JP, so without this rule a
+6to4 address wrapping a Swedish client would be served in Japan.
+
+The build is versioned: BUILD_VERSION is written into the database description and into
+`OUT.version`, and `scripts/setup.sh` rebuilds a cached database whose stamp is older.
+
+Usage: build-geoip.py OUT.mmdb
 """
 import glob
 import os
@@ -19,7 +28,13 @@ import sys
 import tempfile
 
 from mmdb_writer import MMDBWriter
-from netaddr import IPRange, IPSet
+from netaddr import IPNetwork, IPRange, IPSet
+
+# Bump when the output changes meaning; setup.sh compares it with OUT.version.
+BUILD_VERSION = 2
+
+# IPv6 ranges that embed an IPv4 address or belong to no country.
+TRANSITION_RANGES = ["2002::/16", "2001::/32", "64:ff9b::/96", "64:ff9b:1::/48"]
 
 
 def extract(workdir):
@@ -66,13 +81,16 @@ def main():
         writer = MMDBWriter(
             ip_version=6, ipv4_compatible=True, database_type="FleetGate-Country",
             languages=["en"],
-            description={"en": f"FleetGate country database from Debian tor-geoipdb {version} (IPFire location data, CC BY-SA 4.0)"},
+            description={"en": f"FleetGate country database build {BUILD_VERSION} from Debian tor-geoipdb {version} (IPFire location data, CC BY-SA 4.0)"},
         )
+        excluded = IPSet(IPNetwork(n) for n in TRANSITION_RANGES)
         for cc, rs in sorted(by_country.items()):
-            writer.insert_network(IPSet(rs), {"country": {"iso_code": cc}})
+            writer.insert_network(IPSet(rs) - excluded, {"country": {"iso_code": cc}})
         tmp = out + ".tmp"
         writer.to_db_file(tmp)
         os.replace(tmp, out)
+        with open(out + ".version", "w") as stamp:
+            stamp.write(f"{BUILD_VERSION}\n")
     print(f"built {out} from tor-geoipdb {version}: {len(by_country)} countries")
 
 

@@ -30,9 +30,11 @@ if ! "$VENV/bin/python" -c 'import h2, httpx, mmdb_writer, netaddr' 2>/dev/null;
     "$VENV/bin/pip" install -q --disable-pip-version-check 'h2>=4' 'httpx[http2]>=0.27' 'mmdb-writer>=0.2' 'netaddr>=1'
 fi
 
-# The default country database, built once from Debian's tor-geoipdb (about 40 s).
+# The default country database, built once from Debian's tor-geoipdb (about 40 s), and again
+# when the cached one was built by an older build-geoip.py (its stamp, GEOIP.version, is older).
 GEOIP="$CACHE/geoip/fleet-country.mmdb"
-if [ ! -s "$GEOIP" ]; then
+GEOIP_BUILD="$(sed -n 's/^BUILD_VERSION = \([0-9]*\)$/\1/p' "$(dirname "$0")/build-geoip.py")"
+if [ ! -s "$GEOIP" ] || [ "$(cat "$GEOIP.version" 2>/dev/null || echo 0)" -lt "$GEOIP_BUILD" ]; then
     echo "setup: building the default GeoIP database $GEOIP"
     mkdir -p "$CACHE/geoip"
     "$VENV/bin/python" "$(dirname "$0")/build-geoip.py" "$GEOIP" 2>&1 | grep -v '^W: Download is performed unsandboxed' || true

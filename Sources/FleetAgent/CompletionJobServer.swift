@@ -24,6 +24,8 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
     let requestID: String?
     /// The zone the gateway enforced (`x-fleet-zone`), for the job record.
     let zone: String?
+    /// `x-fleet-continuation: prefix`: continue the body's final assistant message.
+    let continuesText: Bool
     let startedAt = Date()
     var recorded = false
     var body: BodyAccumulator
@@ -46,6 +48,7 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
         self.resumeFrom = request.headerFields[HTTPField.Name(FleetHeader.resumeFrom)!].flatMap { Int($0) } ?? 0
         self.requestID = request.headerFields[HTTPField.Name(FleetHeader.requestID)!]
         self.zone = request.headerFields[HTTPField.Name(FleetHeader.zone)!]
+        self.continuesText = request.headerFields[HTTPField.Name(FleetHeader.continuation)!] == "prefix"
         self.forcedStreaming = request.headerFields[HTTPField.Name(FleetHeader.streamMode)!] == "sse-usage"
     }
 
@@ -80,11 +83,13 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
         self.includeUsage = self.forcedStreaming || (request.streamOptions?.includeUsage ?? false)
         self.model = request.model
         let prompt = request.promptText
-        let job = InferenceJob(
+        var job = InferenceJob(
             model: request.model, prompt: prompt, maxTokens: request.outputLimit ?? 256,
             stop: request.stop?.values ?? [],
             seed: self.requestSeed ?? SyntheticText.seed(for: prompt, requested: request.seed),
             resumeFrom: self.resumeFrom, body: request)
+        job.continuesText = self.continuesText
+        job.rawBody = self.body.buffer
         if self.streaming {
             var response = HTTPResponse(status: .ok)
             response.headerFields[.contentType] = "text/event-stream"

@@ -17,6 +17,12 @@ public struct InferenceJob: Sendable {
     public var resumeFrom: Int
     /// The original request body, for engines that forward it.
     public var body: CompletionRequest
+    /// A continuation from text: the body's last message is the delivered answer to continue
+    /// (`x-fleet-continuation: prefix`).
+    public var continuesText = false
+    /// The request's bytes as the client sent them, for engines that forward every field
+    /// (`repeat_penalty`, `tools`, …), not only the ones ``body`` decodes.
+    public var rawBody: ByteBuffer?
 
     public init(
         model: String, prompt: Prompt, maxTokens: Int, stop: [String], seed: UInt64, resumeFrom: Int = 0,

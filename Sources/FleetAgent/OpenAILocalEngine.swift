@@ -40,6 +40,9 @@ public final class OpenAILocalEngine: InferenceEngine, Sendable {
         public var jobTimeout: TimeAmount
         /// How long ``OpenAILocalEngine/connect(_:client:)`` waits for `GET /models`.
         public var discoveryTimeout: TimeAmount = .seconds(5)
+        /// The model's chat template, for continuations from text through `/v1/completions`;
+        /// nil: the engine cannot continue another engine's answer (the hello says `none`).
+        public var chatTemplate: ChatTemplate? = .smolLM2
 
         public init(
             baseURL: String, models: [String: String] = [:], slots: Int = 1, initialDecodeTokensPerSecond: Double = 20,
@@ -122,6 +125,8 @@ public final class OpenAILocalEngine: InferenceEngine, Sendable {
     public var models: [ModelOffer] { self.rates.withLock { $0.values.sorted { $0.id < $1.id } } }
     public var slots: Int { self.configuration.slots }
     public var measuresRates: Bool { true }
+    /// From text, through the chat template (`prefix`), when one is configured.
+    public var continuation: ContinuationMode { self.configuration.chatTemplate == nil ? .none : .prefix }
     /// Jobs running now, and jobs cancelled since start.
     public var activeJobs: Int { self.active.load(ordering: .relaxed) }
     public var jobsCancelled: Int { self.cancelledJobs.load(ordering: .relaxed) }
@@ -281,16 +286,26 @@ private final class OpenAILocalJob: InferenceJobHandle {
             throw EngineError(code: "model_not_found", message: "this car does not serve '\(self.job.model)'")
         }
         var body = self.job.body
-        body.model = upstreamModel
-        body.stream = true
-        body.streamOptions = StreamOptions(includeUsage: true)
+        // Every field the client sent goes through byte for byte; only these are the agent's.
+        var remove: Set<String> = ["model", "stream", "stream_options"]
+        var append: [(String, String)] = [
+            ("model", JSON.string(upstreamModel)), ("stream", "true"), ("stream_options", "{\"include_usage\":true}"),
+        ]
+        if self.job.continuesText, let template = self.engine.configuration.chatTemplate, let messages = body.messages {
+            // Continue the final assistant message: the chat path would start a new one.
+            body.messages = nil
+            remove.formUnion(["messages", "prompt", "stop"])
+            append.append(("prompt", JSON.string(template.continuationPrompt(messages))))
+            append.append(("stop", JSON.string((body.stop?.values ?? []) + [template.endOfMessage])))
+        }
         let chat = body.messages != nil
         var request = HTTPClientRequest(
             url: self.engine.configuration.baseURL + (chat ? "/chat/completions" : "/completions"))
         request.method = .POST
         request.headers.add(name: "content-type", value: "application/json")
         request.headers.add(name: "accept", value: "text/event-stream")
-        request.body = .bytes(JSON.buffer(body))
+        let raw = self.job.rawBody ?? JSON.buffer(self.job.body)
+        request.body = .bytes(JSONBody.editing(raw, removing: remove, appending: append) ?? raw)
         return request
     }
 

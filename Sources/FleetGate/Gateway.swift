@@ -30,6 +30,8 @@ public final class Gateway: Service, Sendable {
     public let adminListener: HTTPServer
     /// The TLS client listener, when TLS is configured.
     public let tlsListener: HTTPServer?
+    /// The read-only probes listener, when ``GatewayConfiguration/Admin/probesHost`` is set.
+    public let probesListener: HTTPServer?
     public let readiness: Readiness
     /// Reloads what can change while running (SIGHUP, `POST /admin/reload`).
     public let reloader: GatewayReloader
@@ -74,7 +76,7 @@ public final class Gateway: Service, Sendable {
             configuration: configuration, credentials: credentials, metrics: metrics, httpClient: httpClient,
             logger: logger)
         let hasTLS = configuration.listeners.tls.files != nil
-        let readiness = Readiness(expected: hasTLS ? 4 : 3)
+        let readiness = Readiness(expected: 3 + (hasTLS ? 1 : 0) + (configuration.admin.probesHost == nil ? 0 : 1))
         self.core = core
         self.prometheus = prometheus
         self.readiness = readiness
@@ -91,14 +93,18 @@ public final class Gateway: Service, Sendable {
             fallbackToAnyPort: fallback, onBound: onBound,
             configurator: .http(
                 responder: api, http2: { core.configuration.limits.clientHTTP2 },
-                proxyProtocol: listeners.client.proxyProtocol))
+                proxyProtocol: { GatewayCore.expectsProxyProtocol(from: $0.remoteAddress, ranges: core.proxyProtocolFrom) }
+            ))
         self.tlsListener =
             hasTLS
             ? HTTPServer(
                 name: "client-tls", host: listeners.host, port: listeners.tls.port, group: group, logger: logger,
                 fallbackToAnyPort: fallback, onBound: onBound,
                 configurator: .http(
-                    responder: api, http2: { core.configuration.limits.clientHTTP2 }, tls: { clientTLS.context }))
+                    responder: api, http2: { core.configuration.limits.clientHTTP2 }, tls: { clientTLS.context },
+                    proxyProtocol: {
+                        GatewayCore.expectsProxyProtocol(from: $0.remoteAddress, ranges: core.tlsProxyProtocolFrom)
+                    }))
             : nil
         let allowCleartext = listeners.tunnel.allowCleartext
         self.tunnelListener = HTTPServer(
@@ -118,10 +124,26 @@ public final class Gateway: Service, Sendable {
                     httpProtocol: tls == nil ? "h2c" : "h2", isTLS: tls != nil)
                 CarSession(core: core, handle: HTTP2ConnectionHandle(handler, channel: channel)).start()
             })
-        let admin = AdminResponder(core: core, prometheus: prometheus, readiness: readiness, reloader: self.reloader)
+        let guardrail = try AdminGuard(
+            tokenFile: configuration.admin.tokenFile, bindHost: configuration.admin.host,
+            allowedHosts: configuration.admin.allowedHosts)
+        if guardrail.token == nil {
+            logger.warning("No admin token file: the admin API is open to anyone who can reach its port")
+        }
+        let admin = AdminResponder(
+            core: core, prometheus: prometheus, readiness: readiness, reloader: self.reloader, guardrail: guardrail)
         self.adminListener = HTTPServer(
             name: "admin", host: configuration.admin.host, port: configuration.admin.port, group: group,
             logger: logger, fallbackToAnyPort: fallback, onBound: onBound, configurator: .http(responder: admin))
+        if let probesHost = configuration.admin.probesHost {
+            var probes = admin
+            probes.probesOnly = true
+            self.probesListener = HTTPServer(
+                name: "probes", host: probesHost, port: configuration.admin.probesPort, group: group, logger: logger,
+                fallbackToAnyPort: fallback, onBound: onBound, configurator: .http(responder: probes))
+        } else {
+            self.probesListener = nil
+        }
     }
 
     /// The services to run, in start order (tunnel and admin before clients; stopped in reverse).
@@ -131,7 +153,8 @@ public final class Gateway: Service, Sendable {
             services += [HTTPClientService(client: client), self.core.central]
         }
         services +=
-            [ReloadOnSignal(reloader: self.reloader), self.adminListener, self.tunnelListener, self.clientListener]
+            [ReloadOnSignal(reloader: self.reloader), self.adminListener]
+            + (self.probesListener.map { [$0] } ?? []) + [self.tunnelListener, self.clientListener]
             + (self.tlsListener.map { [$0] } ?? [])
         return services + [ShutdownNotifier(readiness: self.readiness, tunnels: self.core.tunnels)]
     }
@@ -161,6 +184,7 @@ struct ReloadOnSignal: Service {
         let signals = await UnixSignalsSequence(trapping: .sighup)
         for await _ in signals.cancelOnGracefulShutdown() {
             _ = try? self.reloader.reload()
+            _ = try? self.reloader.core.reloadKeys()  // edge (#18): the application key file
         }
     }
 }

@@ -134,15 +134,18 @@ extension GatewayConfiguration {
 extension GatewayConfiguration.Listeners {
     /// ## Configuration keys:
     /// - `host` (string, default 127.0.0.1): address of the client, TLS and tunnel listeners.
-    /// - `client.port` (int, default 8080, 0 = any free), `client.proxyProtocol` (bool, default false).
-    /// - `tls.port` (int, default 8443), `tls.certificateChainFile`, `tls.privateKeyFile` (string, default empty = no TLS listener).
+    /// - `client.port` (int, default 8080, 0 = any free), `client.proxyProtocolFrom` (string list, default
+    ///   empty = off): load balancers (CIDR) whose connections start with a PROXY protocol v2 header.
+    /// - `tls.port` (int, default 8443), `tls.certificateChainFile`, `tls.privateKeyFile` (string, default empty = no TLS listener),
+    ///   `tls.proxyProtocolFrom` (string list, default empty = off).
     /// - `tunnel.port` (int, default 7443), `tunnel.certificateChainFile`, `tunnel.privateKeyFile` (string, default empty = cleartext),
     ///   `tunnel.allowCleartext` (bool, default false).
     public init(config: ConfigReader) throws {
         self.init()
         self.host = try config.string("host")
         self.client.port = try config.int("client.port", in: 0...65535)
-        self.client.proxyProtocol = try config.bool("client.proxyProtocol")
+        self.client.proxyProtocolFrom = try config.strings("client.proxyProtocolFrom")
+        self.tls.proxyProtocolFrom = try config.strings("tls.proxyProtocolFrom")
         self.tls.port = try config.int("tls.port", in: 0...65535)
         self.tls.files = try config.scoped("tls") { try GatewayConfiguration.tlsFiles($0) }
         self.tunnel.port = try config.int("tunnel.port", in: 0...65535)
@@ -157,9 +160,14 @@ extension GatewayConfiguration.Listeners {
             .int(
                 "client.port", d.client.port, "Client port, h2c and HTTP/1.1 (0: any free port).",
                 aliases: ["--client-port"]),
-            .bool(
-                "client.proxyProtocol", d.client.proxyProtocol,
-                "Expect a PROXY protocol v2 header on every client connection.", aliases: ["--proxy-protocol"]),
+            .strings(
+                "client.proxyProtocolFrom", d.client.proxyProtocolFrom,
+                "Load balancers (CIDR) whose client-port connections start with a PROXY protocol v2 header.",
+                aliases: ["--proxy-protocol-from"]),
+            .strings(
+                "tls.proxyProtocolFrom", d.tls.proxyProtocolFrom,
+                "Load balancers (CIDR) whose TLS-port connections start with a PROXY protocol v2 header.",
+                aliases: ["--tls-proxy-protocol-from"]),
             .int("tls.port", d.tls.port, "TLS client port (ALPN h2, http/1.1).", aliases: ["--tls-port"]),
             .string(
                 "tls.certificateChainFile", "",
@@ -184,10 +192,18 @@ extension GatewayConfiguration.Listeners {
 extension GatewayConfiguration.Admin {
     /// ## Configuration keys:
     /// - `host` (string, default 127.0.0.1), `port` (int, default 9090, 0 = any free).
+    /// - `tokenFile` (string, default empty = no token): the admin bearer token, one line.
+    /// - `allowedHosts` (string list, default empty): Host names answered besides loopback.
+    /// - `probesHost` (string, default empty = none), `probesPort` (int, default 9091): a read-only
+    ///   listener for /healthz, /readyz and /metrics.
     public init(config: ConfigReader) throws {
         self.init()
         self.host = try config.string("host")
         self.port = try config.int("port", in: 0...65535)
+        self.tokenFile = try config.nonEmptyString("tokenFile")
+        self.allowedHosts = try config.strings("allowedHosts")
+        self.probesHost = try config.nonEmptyString("probesHost")
+        self.probesPort = try config.int("probesPort", in: 0...65535)
     }
 
     static var configKeys: ConfigSchema {
@@ -196,6 +212,16 @@ extension GatewayConfiguration.Admin {
             .int(
                 "port", Self.defaults.port, "Admin port: /healthz, /readyz, /metrics, /admin/*.",
                 aliases: ["--admin-port"]),
+            .string(
+                "tokenFile", "", "File holding the admin bearer token (empty: the admin API needs none).",
+                aliases: ["--admin-token-file"]),
+            .strings(
+                "allowedHosts", [], "Host names the admin API answers besides loopback (DNS-rebinding guard).",
+                aliases: ["--admin-allowed-host"]),
+            .string(
+                "probesHost", "", "Address of a read-only /healthz, /readyz, /metrics listener (empty: none).",
+                aliases: ["--probes-host"]),
+            .int("probesPort", Self.defaults.probesPort, "Port of the probes listener.", aliases: ["--probes-port"]),
         ])
     }
 }
@@ -422,8 +448,11 @@ extension GatewayConfiguration.Auth {
     /// - `apiKeys` (string list, secret, environment `FLEETGATE_AUTH_API_KEYS` only, comma-separated).
     /// - `apiKeysFile` (string, default empty): a file with one key per line (`#` comments). Reloadable.
     /// Both merge; none at all means no authentication (development).
+    /// - `appKeysFile` (string, default empty = none): the YAML key file with quotas. Reloadable.
     public init(config: ConfigReader) throws {
-        self.init(apiKeys: Set(try config.secretList("apiKeys", orFile: "apiKeysFile")))
+        self.init(
+            apiKeys: Set(try config.secretList("apiKeys", orFile: "apiKeysFile")),
+            appKeysFile: try config.nonEmptyString("appKeysFile"))
     }
 
     static var configKeys: ConfigSchema {
@@ -433,6 +462,10 @@ extension GatewayConfiguration.Auth {
             .string(
                 "apiKeysFile", "", "File of accepted API keys, one per line (# comments). Reloadable.",
                 aliases: ["--api-key-file"]),
+            .string(
+                "appKeysFile", "",
+                "YAML file of application keys: sha256 of each key and its quotas (docs/operations.md). Reloadable.",
+                aliases: ["--app-keys-file"]),
         ])
     }
 }

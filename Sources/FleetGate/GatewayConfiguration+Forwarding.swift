@@ -16,10 +16,40 @@ extension GatewayConfiguration {
         get { self.listeners.client.port }
         set { self.listeners.client.port = newValue }
     }
-    /// Forwards to ``listeners``: `listeners.client.proxyProtocol`.
-    public var proxyProtocol: Bool {
-        get { self.listeners.client.proxyProtocol }
-        set { self.listeners.client.proxyProtocol = newValue }
+    /// Forwards to ``listeners``: `listeners.client.proxyProtocolFrom`.
+    public var proxyProtocolFrom: [String] {
+        get { self.listeners.client.proxyProtocolFrom }
+        set { self.listeners.client.proxyProtocolFrom = newValue }
+    }
+    /// Forwards to ``listeners``: `listeners.tls.proxyProtocolFrom`.
+    public var tlsProxyProtocolFrom: [String] {
+        get { self.listeners.tls.proxyProtocolFrom }
+        set { self.listeners.tls.proxyProtocolFrom = newValue }
+    }
+    /// Forwards to ``admin``: `admin.tokenFile`.
+    public var adminTokenFile: String? {
+        get { self.admin.tokenFile }
+        set { self.admin.tokenFile = newValue }
+    }
+    /// Forwards to ``admin``: `admin.allowedHosts`.
+    public var adminAllowedHosts: [String] {
+        get { self.admin.allowedHosts }
+        set { self.admin.allowedHosts = newValue }
+    }
+    /// Forwards to ``admin``: `admin.probesHost`.
+    public var probesHost: String? {
+        get { self.admin.probesHost }
+        set { self.admin.probesHost = newValue }
+    }
+    /// Forwards to ``admin``: `admin.probesPort`.
+    public var probesPort: Int {
+        get { self.admin.probesPort }
+        set { self.admin.probesPort = newValue }
+    }
+    /// Forwards to ``auth``: `auth.appKeysFile`.
+    public var appKeysFile: String? {
+        get { self.auth.appKeysFile }
+        set { self.auth.appKeysFile = newValue }
     }
     /// Forwards to ``listeners``: `listeners.tls.port`.
     public var tlsPort: Int {

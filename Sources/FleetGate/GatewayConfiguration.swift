@@ -76,8 +76,12 @@ public struct GatewayConfiguration: Sendable {
         public struct Client: Sendable, Hashable {
             /// Port; 0 picks a free one.
             public var port: Int = 8080
-            /// Expect a PROXY protocol v2 header on every connection (behind an L4 load balancer).
-            public var proxyProtocol: Bool = false
+            /// Load balancers (CIDR) that send a PROXY protocol v2 header. A connection from inside
+            /// these ranges must start with the header (else it is closed) and its source is the
+            /// client; a connection from anywhere else is a direct client whose bytes are never
+            /// parsed as PROXY. Empty (the default): PROXY protocol off. The header's source never
+            /// makes `X-Forwarded-For` believed (issue #18 row 1).
+            public var proxyProtocolFrom: [String] = []
             public init() {}
         }
 
@@ -87,6 +91,9 @@ public struct GatewayConfiguration: Sendable {
             public var port: Int = 8443
             /// PEM certificate chain and key; nil: no TLS listener.
             public var files: TLSFiles?
+            /// Load balancers (CIDR) that send a PROXY protocol v2 header before the TLS handshake;
+            /// as for the cleartext port. Empty (the default): off.
+            public var proxyProtocolFrom: [String] = []
             public init() {}
         }
 
@@ -108,6 +115,18 @@ public struct GatewayConfiguration: Sendable {
         public var host: String = "127.0.0.1"
         /// Port.
         public var port: Int = 9090
+        /// A file holding the admin bearer token (one line, ≥ 16 bytes). When set, every `/admin/…`
+        /// request needs `Authorization: Bearer <token>`; nil (the default): the admin API is open
+        /// to whoever reaches its loopback port (warned at start). Probes and metrics never need it.
+        public var tokenFile: String?
+        /// Host names the admin API answers besides loopback and ``host`` — a DNS-rebinding guard:
+        /// any other `Host`, or an `Origin` naming another host, gets 403 (default: none).
+        public var allowedHosts: [String] = []
+        /// A separate read-only listener for `/healthz`, `/readyz` and `/metrics` only, e.g. on the
+        /// pod address; nil (the default): none (the probes stay on the admin port).
+        public var probesHost: String?
+        /// Its port (0 picks a free one).
+        public var probesPort: Int = 9091
         /// The defaults.
         public static var defaults: Self { Self() }
         public init() {}
@@ -122,7 +141,10 @@ public struct GatewayConfiguration: Sendable {
         /// Completion requests in flight at once, over all clients; more get 503.
         public var maxInFlightRequests: Int = 10_000
         /// HTTP/2 settings and abuse limits of client connections.
-        public var clientHTTP2: HTTP2Configuration = .defaults
+        public var clientHTTP2: HTTP2Configuration = Self.clientHTTP2Defaults
+        /// The client connections' HTTP/2 defaults: an idle connection closes after 60 s (issue #18
+        /// row 4: idle keep-alive connections must not stay open indefinitely).
+        public static var clientHTTP2Defaults: HTTP2Configuration { HTTP2Configuration(idleTimeout: .seconds(60)) }
         /// HTTP/2 settings of car tunnels (the gateway is the client there).
         public var tunnelHTTP2: HTTP2Configuration = Self.tunnelHTTP2Defaults
         /// The tunnel's HTTP/2 defaults: fewer streams, no idle timeout (cars stay connected).
@@ -208,9 +230,16 @@ public struct GatewayConfiguration: Sendable {
     public struct Auth: Sendable, Hashable {
         /// Keys accepted as `Authorization: Bearer`; empty means no authentication (development). Secret.
         public var apiKeys: Set<String> = []
+        /// The application key file (YAML: SHA-256 of each key and its policy — models, central
+        /// only, requests/s, tokens/min, concurrent streams; `docs/operations.md`). Reloaded on
+        /// SIGHUP and `POST /admin/keys/reload`. Nil (the default): only ``apiKeys``, unlimited.
+        public var appKeysFile: String?
         /// The defaults: no keys.
         public static var defaults: Self { Self() }
-        public init(apiKeys: Set<String> = []) { self.apiKeys = apiKeys }
+        public init(apiKeys: Set<String> = [], appKeysFile: String? = nil) {
+            self.apiKeys = apiKeys
+            self.appKeysFile = appKeysFile
+        }
     }
 
     /// Logging.

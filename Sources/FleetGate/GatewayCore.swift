@@ -33,10 +33,10 @@ public final class GatewayCore: Sendable {
         httpClient: HTTPClient?,
         logger: Logger
     ) throws {
-        let macKey = SymmetricKey(size: .bits256)
-        self.apiKeyMACKey = macKey.withUnsafeBytes { Array($0) }
-        self.live = Mutex(
-            Live(configuration: configuration, apiKeyMACs: Self.macs(of: configuration.apiKeys, key: macKey)))
+        self.live = Mutex(Live(configuration: configuration))
+        self.keys = try AppKeys(
+            configuration: configuration, metrics: metrics, logger: logger,
+            now: Double(NIODeadline.now().uptimeNanoseconds) / 1e9)
         self.httpClient = httpClient
         self.central = CentralDirectory(configuration: configuration, client: httpClient, logger: logger)
         self.registry = FleetRegistry(policy: configuration.schedulingPolicy)
@@ -61,49 +61,69 @@ public final class GatewayCore: Sendable {
         } else {
             logger.warning("No GeoIP database: every public address gets the map's noDatabase region")
         }
-        self.clientAddresses = ClientAddressResolver(trusted: configuration.geo.trustedProxies.compactMap(CIDR.init))
+        self.clientAddresses = ClientAddressResolver(
+            trusted: try Self.blocks(configuration.geo.trustedProxies, key: "geo.trustedProxies"))
+        self.proxyProtocolFrom = try Self.blocks(
+            configuration.listeners.client.proxyProtocolFrom, key: "listeners.client.proxyProtocolFrom")
+        self.tlsProxyProtocolFrom = try Self.blocks(
+            configuration.listeners.tls.proxyProtocolFrom, key: "listeners.tls.proxyProtocolFrom")
         self.metrics = metrics
         self.logger = logger
         self.hedgeBudget = HedgeBudget(ratio: configuration.hedgeBudget)
     }
 
-    private let inFlight = Atomic<Int>(0)
-
-    /// What a reload swaps: the configuration and the MACs of its API keys (immutable; replaced whole).
-    final class Live: Sendable {
-        let configuration: GatewayConfiguration
-        /// HMAC of every accepted API key under a per-process random key, computed once per
-        /// configuration, so a request is checked with swift-crypto's constant-time
-        /// `isValidAuthenticationCode` and keys are not kept in the clear beside the comparison.
-        let apiKeyMACs: [[UInt8]]
-
-        init(configuration: GatewayConfiguration, apiKeyMACs: [[UInt8]]) {
-            self.configuration = configuration
-            self.apiKeyMACs = apiKeyMACs
+    /// Parses CIDR blocks; the error names the key and the value.
+    static func blocks(_ texts: [String], key: String) throws -> [CIDR] {
+        try texts.map { text in
+            guard let cidr = CIDR(text) else {
+                throw ConfigurationError(.invalidValue, key: key, value: text, "is not an address or CIDR block")
+            }
+            return cidr
         }
     }
-    private let live: Mutex<Live>
-    private let apiKeyMACKey: [UInt8]
 
-    private static func macs(of keys: Set<String>, key: SymmetricKey) -> [[UInt8]] {
-        keys.map { Array(HMAC<SHA256>.authenticationCode(for: Data($0.utf8), using: key)) }
+    /// Load balancers allowed to send PROXY protocol on the cleartext and TLS client ports.
+    let proxyProtocolFrom: [CIDR]
+    let tlsProxyProtocolFrom: [CIDR]
+
+    /// Whether a connection from `peer` must begin with a PROXY protocol header: only when the
+    /// socket peer is one of the configured load balancers (issue #18 row 1).
+    static func expectsProxyProtocol(from peer: SocketAddress?, ranges: [CIDR]) -> Bool {
+        guard !ranges.isEmpty, let ip = peer?.ipAddress, let address = IPAddress(ip) else { return false }
+        return ranges.contains { $0.contains(address) }
     }
+
+    private let inFlight = Atomic<Int>(0)
+
+    /// What a reload swaps: the configuration (immutable; replaced whole).
+    final class Live: Sendable {
+        let configuration: GatewayConfiguration
+        init(configuration: GatewayConfiguration) { self.configuration = configuration }
+    }
+    private let live: Mutex<Live>
+
+    /// Application keys and their quotas. Keys are held only as SHA-256 digests and looked up by
+    /// digest, so no comparison runs over a secret.
+    public let keys: AppKeys
 
     /// Swaps in a reloaded configuration (limits, timeouts, objectives, API keys) at once.
     func apply(_ configuration: GatewayConfiguration) {
-        let macs = Self.macs(of: configuration.apiKeys, key: SymmetricKey(data: self.apiKeyMACKey))
-        self.live.withLock { $0 = Live(configuration: configuration, apiKeyMACs: macs) }
+        self.live.withLock { $0 = Live(configuration: configuration) }
+        self.keys.replaceStaticKeys(configuration.apiKeys, now: self.now)
     }
 
     /// Whether an `Authorization` header carries an accepted key (always true when none are configured).
-    func isAuthorized(_ authorization: String?) -> Bool {
-        let macs = self.live.withLock { $0 }.apiKeyMACs
-        guard !macs.isEmpty else { return true }
-        guard let header = authorization, header.hasPrefix("Bearer ") else { return false }
-        let token = Data(header.utf8.dropFirst(7))
-        let key = SymmetricKey(data: self.apiKeyMACKey)
-        return macs.contains {
-            HMAC<SHA256>.isValidAuthenticationCode($0, authenticating: token, using: key)
+    func isAuthorized(_ authorization: String?) -> Bool { self.keys.authenticate(authorization) }
+
+    /// Reloads the application key file, logging the outcome.
+    package func reloadKeys() throws(KeyFileError) -> Int {
+        do {
+            let count = try self.keys.reload(now: self.now)
+            self.logger.info("Key file reloaded", metadata: ["fleet.keys": "\(count)"])
+            return count
+        } catch {
+            self.logger.error("Key file reload refused; the running keys stay", metadata: ["error": "\(error)"])
+            throw error
         }
     }
 
@@ -143,7 +163,7 @@ public final class GatewayCore: Sendable {
 
     /// Whether a car or a central endpoint serves `model` now, or did within the last ten minutes.
     func serves(model: String) -> Bool {
-        if self.registry.models().contains(model) || self.central.models().contains(model) {
+        if self.registry.serves(model: model) || self.central.models().contains(model) {
             self.rememberModels([model])
             return true
         }

@@ -10,6 +10,7 @@ public final class GatewayMetrics: Sendable {
     let factory: any MetricsFactory
     private let requestCounters = Mutex<[String: Counter]>([:])
     private let carsByRegion = Mutex<[String: Gauge]>([:])
+    private let keyCounters = Mutex<[String: Counter]>([:])
     /// Time to first token as the client sees it.
     public let ttft: Timer
     /// Time between tokens relayed.
@@ -117,6 +118,27 @@ public final class GatewayMetrics: Sendable {
         case .car: self.decisionToCar.increment()
         case .central: self.decisionToCentral.increment()
         case nil: self.decisionToNone.increment()
+        }
+    }
+
+    /// Counts a request of an application key by result (`admitted`, `model_not_allowed`, or the
+    /// limit that refused it). Key names come from the key file, so the label set is bounded.
+    public func keyRequest(name: String, result: String) {
+        self.keyCounter("fleet_key_requests_total", [("key", name), ("result", result)]).increment()
+    }
+
+    /// Counts the prompt and completion tokens an application key used.
+    public func keyTokens(name: String, tokens: Int) {
+        self.keyCounter("fleet_key_tokens_total", [("key", name)]).increment(by: Int64(max(0, tokens)))
+    }
+
+    private func keyCounter(_ label: String, _ dimensions: [(String, String)]) -> Counter {
+        let key = label + dimensions.map { "|\($0.1)" }.joined()
+        return self.keyCounters.withLock { counters in
+            if let c = counters[key] { return c }
+            let c = Counter(label: label, dimensions: dimensions, factory: self.factory)
+            counters[key] = c
+            return c
         }
     }
 

@@ -33,28 +33,3 @@ public struct CIDR: Sendable, Hashable, CustomStringConvertible {
 
     public var description: String { self.text }
 }
-
-/// Resolves the client address from the socket peer and, only when the peer is a trusted proxy,
-/// from `X-Forwarded-For`, walking right to left past trusted hops.
-public struct ClientAddressResolver: Sendable {
-    public var trusted: [CIDR]
-    public init(trusted: [CIDR]) { self.trusted = trusted }
-
-    public func isTrusted(_ address: IPAddress) -> Bool { self.trusted.contains { $0.contains(address) } }
-
-    /// The client's address.
-    /// - Parameters:
-    ///   - peer: the socket peer.
-    ///   - forwardedFor: every `X-Forwarded-For` value, in order.
-    public func resolve(peer: IPAddress?, forwardedFor: [String]) -> IPAddress? {
-        guard let peer, self.isTrusted(peer), !forwardedFor.isEmpty else { return peer }
-        let hops = forwardedFor.flatMap { $0.split(separator: ",") }.map { $0.trimmingCharacters(in: .whitespaces) }
-        var candidate = peer
-        for hop in hops.reversed() {
-            guard let address = IPAddress(hop) else { return candidate }  // garbage: stop at the last good hop
-            candidate = address
-            if !self.isTrusted(address) { return address }
-        }
-        return candidate
-    }
-}

@@ -28,6 +28,12 @@ public struct IPAddress: Sendable, Hashable, CustomStringConvertible {
         return nil
     }
 
+    /// Wraps 16 bytes in network order.
+    init(bytes: [UInt8]) {
+        precondition(bytes.count == 16, "Internal inconsistency: an IP address is 16 bytes")
+        self.bytes = bytes
+    }
+
     /// Whether this is an IPv4 (or IPv4-mapped) address.
     public var isIPv4: Bool {
         self.bytes[0..<10].allSatisfy { $0 == 0 } && self.bytes[10] == 0xFF && self.bytes[11] == 0xFF

@@ -34,17 +34,42 @@ public struct OriginResolver: Sendable {
         self.lookup = lookup
     }
 
+    /// Resolves a client address as ``ClientAddressResolver`` found it: a peer follows the
+    /// `private` rule when it is private; a forwarded private address, or an unusable forwarded
+    /// hop, follows the `unknown` rule (a proxy on the public side never sees a private client, so
+    /// such a value is a forgery or a misconfiguration, and the strictest zone is the safe answer).
+    public func resolve(_ client: ClientAddress) -> Origin {
+        switch client {
+        case .peer(let address):
+            return self.resolve(address)
+        case .forwarded(let address) where !address.isPrivateOrLocal:
+            return self.resolve(address)
+        case .forwarded, .unusable:
+            return self.unknown
+        }
+    }
+
     /// Resolves an address (nil: unknown transport, treated as private, e.g. a Unix socket).
+    ///
+    /// A transition address (6to4, Teredo, NAT64's well-known prefix, IPv4-compatible) is looked
+    /// up by the public IPv4 address it carries; one whose embedded address is not public, or
+    /// whose mechanism hides it (NAT64 local use), follows the `unknown` rule.
     public func resolve(_ address: IPAddress?) -> Origin {
-        guard let address, !address.isPrivateOrLocal else {
+        guard var address, !address.isPrivateOrLocal else {
             return self.origin(region: self.map.privateRegion, rule: .private)
+        }
+        if address.transition != nil {
+            guard let embedded = address.embeddedIPv4, !embedded.isPrivateOrLocal else { return self.unknown }
+            address = embedded
         }
         guard let lookup = self.lookup else { return self.origin(region: self.map.noDatabaseRegion, rule: .noDatabase) }
         guard let country = lookup.country(of: address), let region = self.map.region(forCountry: country) else {
-            return self.origin(region: self.map.unknownRegion, rule: .unknown)
+            return self.unknown
         }
         return Origin(country: country, region: region.id, zone: region.zone, rule: .database)
     }
+
+    private var unknown: Origin { self.origin(region: self.map.unknownRegion, rule: .unknown) }
 
     private func origin(region: String, rule: Origin.Rule) -> Origin {
         Origin(country: nil, region: region, zone: self.map.regions[region]?.zone ?? "unknown", rule: rule)

@@ -89,6 +89,7 @@ final class HTTP1Stream: HTTPStream {
     var handler: HTTP1ServerStreamHandler?
     var delegate: (any HTTPStreamDelegate)?
     var receivedEnd = false
+    var sentHead = false
     var sentEnd = false
     private(set) var isClosed = false
 
@@ -104,19 +105,24 @@ final class HTTP1Stream: HTTPStream {
     }
 
     func sendResponse(_ response: HTTPResponse, endStream: Bool) {
-        guard !self.isClosed else { return }
+        guard !self.isClosed, !self.sentHead else { return }
+        self.sentHead = true
         self.context.write(NIOAny(HTTPResponsePart.head(response)), promise: nil)
         if endStream { self.finish(trailers: nil) } else { self.context.flush() }
     }
 
     func sendData(_ data: ByteBuffer, endStream: Bool) {
         guard !self.isClosed, !self.sentEnd else { return }
+        // A body part before the head would trip NIO's HTTP/1 encoder (a precondition, the whole
+        // process): a responder bug, answered by closing this connection instead.
+        guard self.sentHead else { return self.reset(.internalError) }
         self.context.write(NIOAny(HTTPResponsePart.body(data)), promise: nil)
         if endStream { self.finish(trailers: nil) } else { self.context.flush() }
     }
 
     func sendEnd(trailers: HTTPFields?) {
         guard !self.isClosed, !self.sentEnd else { return }
+        guard self.sentHead else { return self.reset(.internalError) }
         self.finish(trailers: trailers)
     }
 

@@ -8,6 +8,7 @@ public enum HTTP2Client {
     /// - Returns: a handle on the connection.
     /// - Parameters:
     ///   - tls: when given, TLS with ALPN `h2` (the context must offer it) towards `serverHostname`.
+    ///   - delegate: connection events from the first byte on (the handler holds it weakly: keep it).
     public static func connect(
         host: String,
         port: Int,
@@ -15,7 +16,8 @@ public enum HTTP2Client {
         role: HTTP2ConnectionHandler.Role = .client,
         configuration: HTTP2Configuration = .defaults,
         tls: NIOSSLContext? = nil,
-        serverHostname: String? = nil
+        serverHostname: String? = nil,
+        delegate: (any HTTP2ConnectionDelegate & Sendable)? = nil
     ) async throws -> HTTP2ConnectionHandle {
         try await ClientBootstrap(group: group)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
@@ -30,6 +32,7 @@ public enum HTTP2Client {
                     let handler = try HTTPServerPipeline.addHTTP2(
                         channel, role: role, configuration: configuration, httpProtocol: tls == nil ? "h2c" : "h2",
                         isTLS: tls != nil)
+                    handler.delegate = delegate
                     return HTTP2ConnectionHandle(handler, channel: channel)
                 }
             }

@@ -21,6 +21,8 @@ extension HTTP2Configuration {
     /// - `gracefulShutdownTimeoutSeconds` (double): after GOAWAY, how long streams may take.
     /// - `keepaliveIntervalSeconds` (double, 0 = off), `keepaliveTimeoutSeconds` (double): keepalive PINGs.
     /// - `maxResetsPerSecond`, `maxContinuationFrames`, `maxPingsPerSecond`, `maxSettingsPerSecond` (int): abuse limits.
+    /// - `maxOversizedHeaderListsPerMinute` (int): header lists over the limit before GOAWAY ENHANCE_YOUR_CALM.
+    /// - `http1HeaderTimeoutSeconds`, `http1KeepAliveTimeoutSeconds` (double): HTTP/1.1 head and idle keep-alive limits.
     ///
     /// - Throws: ``ConfigurationError`` naming the key and value.
     public init(config: ConfigReader) throws {
@@ -30,10 +32,13 @@ extension HTTP2Configuration {
             connectionWindowSize: try config.int("connectionWindowSize", in: 65_535...Int(Int32.max)),
             maxFrameSize: try config.int("maxFrameSize", in: 16_384...16_777_215),
             maxHeaderListSize: try config.int("maxHeaderListSize", in: 1024...(16 << 20)),
+            maxOversizedHeaderListsPerMinute: try config.int("maxOversizedHeaderListsPerMinute", in: 0...1_000_000),
             outboundHighWatermark: try config.int("outboundHighWatermark", in: 1...(1 << 30)),
             outboundLowWatermark: try config.int("outboundLowWatermark", in: 0...(1 << 30)),
             idleTimeout: try config.optionalSeconds("idleTimeoutSeconds"),
             handshakeTimeout: try config.seconds("handshakeTimeoutSeconds"),
+            http1HeaderTimeout: try config.seconds("http1HeaderTimeoutSeconds"),
+            http1KeepAliveTimeout: try config.seconds("http1KeepAliveTimeoutSeconds"),
             stallTimeout: try config.optionalSeconds("stallTimeoutSeconds"),
             gracefulShutdownTimeout: try config.seconds("gracefulShutdownTimeoutSeconds", minimum: 0),
             keepaliveInterval: try config.optionalSeconds("keepaliveIntervalSeconds"),
@@ -64,7 +69,10 @@ extension HTTP2Configuration {
             .int("maxFrameSize", d.maxFrameSize, "SETTINGS_MAX_FRAME_SIZE announced (16384–16777215)."),
             .int(
                 "maxHeaderListSize", d.maxHeaderListSize,
-                "SETTINGS_MAX_HEADER_LIST_SIZE announced and enforced; larger requests get 431."),
+                "SETTINGS_MAX_HEADER_LIST_SIZE announced and enforced: decoding stops and the stream is reset."),
+            .int(
+                "maxOversizedHeaderListsPerMinute", d.maxOversizedHeaderListsPerMinute,
+                "Header lists over the limit a peer may send per minute before GOAWAY ENHANCE_YOUR_CALM."),
             .int(
                 "outboundHighWatermark", d.outboundHighWatermark,
                 "Queued outbound bytes per stream above which it stops being writable."),
@@ -76,7 +84,13 @@ extension HTTP2Configuration {
                 "Close a connection with no open stream after this long (0: never)."),
             .double(
                 "handshakeTimeoutSeconds", seconds(d.handshakeTimeout),
-                "The peer's preface and SETTINGS must arrive within this time."),
+                "The peer's preface and SETTINGS, and on servers the PROXY header, TLS handshake and protocol detection, must complete within this time."),
+            .double(
+                "http1HeaderTimeoutSeconds", seconds(d.http1HeaderTimeout),
+                "HTTP/1.1: a request head must be complete within this time."),
+            .double(
+                "http1KeepAliveTimeoutSeconds", seconds(d.http1KeepAliveTimeout),
+                "HTTP/1.1: an idle keep-alive connection is closed after this long."),
             .double(
                 "stallTimeoutSeconds", seconds(d.stallTimeout),
                 "Close a connection with output queued but no write progress for this long (0: never)."),

@@ -14,16 +14,27 @@ public struct HTTP2Configuration: Sendable {
     public var connectionWindowSize: Int
     /// SETTINGS_MAX_FRAME_SIZE we announce.
     public var maxFrameSize: Int
-    /// SETTINGS_MAX_HEADER_LIST_SIZE we announce and enforce (a larger request gets 431).
+    /// SETTINGS_MAX_HEADER_LIST_SIZE we announce and enforce: decoding stops at the limit and the
+    /// stream is reset (HTTP/1.1 answers 431).
     public var maxHeaderListSize: Int
+    /// Header lists over ``maxHeaderListSize`` a peer may send in a minute before GOAWAY
+    /// `ENHANCE_YOUR_CALM`.
+    public var maxOversizedHeaderListsPerMinute: Int
     /// Queued outbound bytes per stream above which ``HTTPStream/isWritable`` turns false.
     public var outboundHighWatermark: Int
     /// Queued outbound bytes per stream below which it turns true again.
     public var outboundLowWatermark: Int
     /// Close a connection with no open stream for this long (GOAWAY NO_ERROR).
     public var idleTimeout: TimeAmount?
-    /// Close a connection whose peer has not completed the preface and SETTINGS in this time.
+    /// Close a connection whose peer has not completed the preface and SETTINGS in this time. On a
+    /// server listener the same time bounds everything before the protocol is known: the PROXY
+    /// header, the TLS handshake and the first bytes that tell h2c from HTTP/1.1.
     public var handshakeTimeout: TimeAmount
+    /// HTTP/1.1: a request head must be complete this long after the protocol is known (slowloris).
+    public var http1HeaderTimeout: TimeAmount
+    /// HTTP/1.1: an idle keep-alive connection is closed after this long without a new request
+    /// head (the head must also be complete by then).
+    public var http1KeepAliveTimeout: TimeAmount
     /// Close a connection that has output queued but made no write progress for this long
     /// (a peer holding its window at zero).
     public var stallTimeout: TimeAmount?
@@ -48,10 +59,13 @@ public struct HTTP2Configuration: Sendable {
         connectionWindowSize: Int = 1 << 20,
         maxFrameSize: Int = 16_384,
         maxHeaderListSize: Int = 16_384,
+        maxOversizedHeaderListsPerMinute: Int = 4,
         outboundHighWatermark: Int = 64 * 1024,
         outboundLowWatermark: Int = 16 * 1024,
         idleTimeout: TimeAmount? = .seconds(300),
         handshakeTimeout: TimeAmount = .seconds(10),
+        http1HeaderTimeout: TimeAmount = .seconds(10),
+        http1KeepAliveTimeout: TimeAmount = .seconds(30),
         stallTimeout: TimeAmount? = .seconds(60),
         gracefulShutdownTimeout: TimeAmount = .seconds(30),
         keepaliveInterval: TimeAmount? = nil,
@@ -66,10 +80,13 @@ public struct HTTP2Configuration: Sendable {
         self.connectionWindowSize = connectionWindowSize
         self.maxFrameSize = maxFrameSize
         self.maxHeaderListSize = maxHeaderListSize
+        self.maxOversizedHeaderListsPerMinute = maxOversizedHeaderListsPerMinute
         self.outboundHighWatermark = outboundHighWatermark
         self.outboundLowWatermark = outboundLowWatermark
         self.idleTimeout = idleTimeout
         self.handshakeTimeout = handshakeTimeout
+        self.http1HeaderTimeout = http1HeaderTimeout
+        self.http1KeepAliveTimeout = http1KeepAliveTimeout
         self.stallTimeout = stallTimeout
         self.gracefulShutdownTimeout = gracefulShutdownTimeout
         self.keepaliveInterval = keepaliveInterval

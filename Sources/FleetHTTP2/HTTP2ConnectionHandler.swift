@@ -80,9 +80,7 @@ public final class HTTP2ConnectionHandler: ChannelInboundHandler, RemovableChann
     var coarseNow = NIODeadline.uptimeNanoseconds(0)
 
     // Abuse accounting (our own counters).
-    var resets = RateWindow()
-    var pings = RateWindow()
-    var settings = RateWindow()
+    lazy var dos = DOSHeuristics(configuration: self.configuration)
     var continuationFrames = 0
     /// Why we terminated the session, for logs and tests.
     public private(set) var terminationReason: HTTP2ErrorCode?
@@ -158,10 +156,15 @@ public final class HTTP2ConnectionHandler: ChannelInboundHandler, RemovableChann
         context.fireChannelInactive()
     }
 
+    /// When bytes last arrived from the peer: any frame proves it alive, even while a PING ACK
+    /// waits behind its data.
+    public private(set) var lastInboundAt: NIODeadline = .now()
+
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var buffer = self.unwrapInboundIn(data)
         guard let session = self.session, !self.closed else { return }
         self.coarseNow = context.eventLoop.now
+        self.lastInboundAt = self.coarseNow
         self.processing = true
         let result = buffer.withUnsafeReadableBytes { bytes -> Int in
             nghttp2_session_mem_recv(session, bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), bytes.count)
@@ -587,22 +590,6 @@ public final class HTTP2ConnectionHandler: ChannelInboundHandler, RemovableChann
         self.graceTimer = context.eventLoop.scheduleTask(in: self.configuration.gracefulShutdownTimeout) {
             loopBound.value.apply(loopBound.value.stateMachine.graceTimerFired())
         }
-    }
-}
-
-/// Counts events in the current one-second window.
-struct RateWindow {
-    var windowStart = NIODeadline.distantPast
-    var count = 0
-
-    /// Records one event at `now` (the event loop's clock); returns the count in the current window.
-    mutating func record(now: NIODeadline) -> Int {
-        if now - self.windowStart >= .seconds(1) {
-            self.windowStart = now
-            self.count = 0
-        }
-        self.count += 1
-        return self.count
     }
 }
 

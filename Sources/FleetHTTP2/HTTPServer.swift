@@ -34,19 +34,22 @@ public final class HTTPServer: Service, Sendable {
 
         /// HTTP/2 and HTTP/1.1 to `responder`: TLS with ALPN when `tls` returns a context, otherwise
         /// cleartext with preface detection. `http2` and `tls` are asked per connection (reloads).
+        /// `proxyProtocol` decides per connection, from the socket peer, whether a PROXY protocol v2
+        /// header must come first (only from configured load balancers; never from the bytes).
         public static func http(
             responder: any HTTPServerResponder,
             http2: @escaping @Sendable () -> HTTP2Configuration = { .defaults },
             tls: @escaping @Sendable () -> NIOSSLContext? = { nil },
-            proxyProtocol: Bool = false
+            proxyProtocol: @escaping @Sendable (any Channel) -> Bool = { _ in false }
         ) -> Self {
             Self { channel in
                 if let context = tls() {
                     try HTTPServerPipeline.configureTLS(
-                        channel, sslContext: context, responder: responder, configuration: http2())
+                        channel, sslContext: context, responder: responder, configuration: http2(),
+                        proxyProtocol: proxyProtocol(channel))
                 } else {
                     try HTTPServerPipeline.configureCleartext(
-                        channel, responder: responder, configuration: http2(), proxyProtocol: proxyProtocol)
+                        channel, responder: responder, configuration: http2(), proxyProtocol: proxyProtocol(channel))
                 }
             }
         }

@@ -8,8 +8,9 @@ import NIOTLS
 public enum HTTPServerPipeline {
     /// Configures an accepted cleartext channel: a client that opens with the HTTP/2 connection
     /// preface gets HTTP/2 (prior knowledge, h2c); anything else gets HTTP/1.1.
-    /// - Parameter proxyProtocol: expect a PROXY protocol v2 header first (behind an L4 load
-    ///   balancer); its source address becomes the connection's remote address.
+    /// - Parameter proxyProtocol: expect a PROXY protocol v2 header first (the peer is a configured
+    ///   L4 load balancer; the caller decides that from the socket peer, never from the bytes); its
+    ///   source address becomes the connection's remote address. A connection without it is closed.
     public static func configureCleartext(
         _ channel: any Channel,
         responder: any HTTPServerResponder,
@@ -21,7 +22,9 @@ public enum HTTPServerPipeline {
             try channel.pipeline.syncOperations.addHandler(ProxyProtocolHandler(proxied: proxied))
         }
         try channel.pipeline.syncOperations.addHandler(
-            HTTPProtocolDetector(responder: responder, configuration: configuration, proxied: proxied))
+            HTTPProtocolDetector(
+                responder: responder, configuration: configuration, proxied: proxied,
+                preamble: Self.preambleDeadline(channel, configuration)))
     }
 
     /// Configures an accepted TLS channel: ALPN `h2` gets HTTP/2, `http/1.1` (or none) HTTP/1.1.
@@ -30,22 +33,44 @@ public enum HTTPServerPipeline {
         _ channel: any Channel,
         sslContext: NIOSSLContext,
         responder: any HTTPServerResponder,
-        configuration: HTTP2Configuration
+        configuration: HTTP2Configuration,
+        proxyProtocol: Bool = false
     ) throws {
         let sync = channel.pipeline.syncOperations
+        let proxied = ProxiedAddress()
+        if proxyProtocol {
+            try sync.addHandler(ProxyProtocolHandler(proxied: proxied))
+        }
+        let proxiedOnLoop = NIOLoopBound(proxied, eventLoop: channel.eventLoop)
+        let preamble = Self.preambleDeadline(channel, configuration)
         try sync.addHandler(NIOSSLServerHandler(context: sslContext))
         try sync.addHandler(
             ApplicationProtocolNegotiationHandler { result, channel in
-                channel.eventLoop.makeCompletedFuture {
+                preamble.cancel()
+                return channel.eventLoop.makeCompletedFuture {
+                    let proxied = proxiedOnLoop.value
                     if case .negotiated("h2") = result {
                         try Self.addHTTP2(
                             channel, role: .server(responder), configuration: configuration, httpProtocol: "h2",
-                            isTLS: true)
+                            isTLS: true, remoteAddress: proxied.source, viaProxyProtocol: proxied.received)
                     } else {
-                        try Self.addHTTP1(channel, responder: responder, isTLS: true)
+                        try Self.addHTTP1(
+                            channel, responder: responder, configuration: configuration, isTLS: true,
+                            remoteAddress: proxied.source, viaProxyProtocol: proxied.received)
                     }
                 }
             })
+    }
+
+    /// Closes `channel` unless its protocol is known within ``HTTP2Configuration/handshakeTimeout``:
+    /// the PROXY header, the TLS handshake and the bytes that tell h2c from HTTP/1.1 all count.
+    /// Whoever installs the protocol's handlers cancels it; they bring their own timers.
+    static func preambleDeadline(_ channel: any Channel, _ configuration: HTTP2Configuration) -> Scheduled<Void> {
+        let deadline = channel.eventLoop.scheduleTask(in: configuration.handshakeTimeout) {
+            channel.close(promise: nil)
+        }
+        channel.closeFuture.whenComplete { _ in deadline.cancel() }
+        return deadline
     }
 
     /// The ALPN protocols a TLS listener offers, most preferred first.
@@ -59,24 +84,27 @@ public enum HTTPServerPipeline {
         configuration: HTTP2Configuration,
         httpProtocol: String = "h2c",
         isTLS: Bool = false,
-        remoteAddress: SocketAddress? = nil
+        remoteAddress: SocketAddress? = nil,
+        viaProxyProtocol: Bool = false
     ) throws -> HTTP2ConnectionHandler {
         let handler = HTTP2ConnectionHandler(
             role: role,
             configuration: configuration,
             connectionInfo: HTTPConnectionInfo(
                 remoteAddress: remoteAddress ?? channel.remoteAddress, localAddress: channel.localAddress,
-                httpProtocol: httpProtocol, isTLS: isTLS)
+                httpProtocol: httpProtocol, isTLS: isTLS, viaProxyProtocol: viaProxyProtocol)
         )
         try channel.pipeline.syncOperations.addHandler(handler)
         return handler
     }
 
     static func addHTTP1(
-        _ channel: any Channel, responder: any HTTPServerResponder, isTLS: Bool, remoteAddress: SocketAddress? = nil
+        _ channel: any Channel, responder: any HTTPServerResponder, configuration: HTTP2Configuration, isTLS: Bool,
+        remoteAddress: SocketAddress? = nil, viaProxyProtocol: Bool = false
     ) throws {
         let sync = channel.pipeline.syncOperations
         try sync.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
+        try sync.addHandler(HTTP1ConnectionGuard(configuration: configuration))
         try sync.addHandler(HTTP1KeepAliveHandler())
         try sync.addHandler(HTTP1ToHTTPServerCodec(secure: isTLS))
         try sync.addHandler(
@@ -84,7 +112,7 @@ public enum HTTPServerPipeline {
                 responder: responder,
                 connectionInfo: HTTPConnectionInfo(
                     remoteAddress: remoteAddress ?? channel.remoteAddress, localAddress: channel.localAddress,
-                    httpProtocol: "http/1.1", isTLS: isTLS)))
+                    httpProtocol: "http/1.1", isTLS: isTLS, viaProxyProtocol: viaProxyProtocol)))
     }
 }
 
@@ -98,12 +126,17 @@ final class HTTPProtocolDetector: ChannelInboundHandler, RemovableChannelHandler
     private let responder: any HTTPServerResponder
     private let configuration: HTTP2Configuration
     private let proxied: ProxiedAddress
+    private let preamble: Scheduled<Void>
     private var buffered: ByteBuffer?
 
-    init(responder: any HTTPServerResponder, configuration: HTTP2Configuration, proxied: ProxiedAddress) {
+    init(
+        responder: any HTTPServerResponder, configuration: HTTP2Configuration, proxied: ProxiedAddress,
+        preamble: Scheduled<Void>
+    ) {
         self.responder = responder
         self.configuration = configuration
         self.proxied = proxied
+        self.preamble = preamble
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -117,15 +150,17 @@ final class HTTPProtocolDetector: ChannelInboundHandler, RemovableChannelHandler
         let bytes = self.buffered!.readableBytesView
         let n = min(bytes.count, Self.preface.count)
         let matches = bytes.prefix(n).elementsEqual(Self.preface.prefix(n))
-        if matches && n < Self.preface.count { return }  // wait for more
+        if matches && n < Self.preface.count { return }  // wait for more (the preamble deadline runs)
+        self.preamble.cancel()
         do {
             if matches {
                 try HTTPServerPipeline.addHTTP2(
                     context.channel, role: .server(self.responder), configuration: self.configuration,
-                    remoteAddress: self.proxied.source)
+                    remoteAddress: self.proxied.source, viaProxyProtocol: self.proxied.received)
             } else {
                 try HTTPServerPipeline.addHTTP1(
-                    context.channel, responder: self.responder, isTLS: false, remoteAddress: self.proxied.source)
+                    context.channel, responder: self.responder, configuration: self.configuration, isTLS: false,
+                    remoteAddress: self.proxied.source, viaProxyProtocol: self.proxied.received)
             }
         } catch {
             context.close(promise: nil)

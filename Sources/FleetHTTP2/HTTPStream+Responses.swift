@@ -44,27 +44,47 @@ public struct BodyAccumulator {
     }
 }
 
-/// Answers a request with a fixed response once the request has ended, discarding its body
-/// (up to 1 MiB; a larger one resets the stream).
+/// Answers a request with a fixed response, discarding its body (up to 1 MiB; a larger one
+/// resets the stream).
+///
+/// By default the answer goes out once the request has ended. With `respondNow` it goes out on
+/// the request head — for a refusal that does not depend on the body (401), so no body byte is
+/// ever buffered — and on HTTP/2 the stream is then reset with `NO_ERROR`, which asks the client
+/// to stop sending the rest (RFC 9113 §8.1).
 public final class FixedResponseDelegate: HTTPStreamDelegate {
     let stream: any HTTPStream
     let status: HTTPResponse.Status
     let body: ByteBuffer
     let contentType: String
+    let headers: HTTPFields
     var received = 0
+    var responded = false
 
     /// - Parameters:
     ///   - stream: the stream to answer on.
     ///   - status: the response status.
     ///   - body: the response body.
     ///   - contentType: its content type.
+    ///   - headers: further response fields.
+    ///   - respondNow: answer at once instead of after the request body.
     public init(
-        stream: any HTTPStream, status: HTTPResponse.Status, body: ByteBuffer, contentType: String = "application/json"
+        stream: any HTTPStream, status: HTTPResponse.Status, body: ByteBuffer, contentType: String = "application/json",
+        headers: HTTPFields = [:], respondNow: Bool = false
     ) {
         self.stream = stream
         self.status = status
         self.body = body
         self.contentType = contentType
+        self.headers = headers
+        if respondNow {
+            self.respond()
+            if let stream = stream as? HTTP2Stream {
+                // On the next tick, once the response has been flushed: RST_STREAM outranks DATA in
+                // nghttp2's queue and would otherwise cut the body off.
+                let loopBound = NIOLoopBound(stream, eventLoop: stream.eventLoop)
+                stream.eventLoop.execute { loopBound.value.reset(.noError) }
+            }
+        }
     }
 
     public func streamDidReceiveData(_ data: ByteBuffer) {
@@ -74,8 +94,15 @@ public final class FixedResponseDelegate: HTTPStreamDelegate {
     }
 
     public func streamDidReceiveEnd(trailers: HTTPFields?) {
-        self.stream.sendResponse(status: self.status, contentType: self.contentType, body: self.body)
+        self.respond()
     }
 
     public func streamDidClose(error: HTTPStreamError?) {}
+
+    private func respond() {
+        guard !self.responded else { return }
+        self.responded = true
+        self.stream.sendResponse(
+            status: self.status, contentType: self.contentType, body: self.body, headers: self.headers)
+    }
 }

@@ -79,12 +79,20 @@ public struct HTTPConnectionInfo: Sendable {
     public var httpProtocol: String
     /// Whether the connection is TLS.
     public var isTLS: Bool
+    /// Whether the connection began with a PROXY protocol header from a configured load balancer:
+    /// ``remoteAddress`` is then the source it carried (or the balancer itself for `LOCAL`), and no
+    /// forwarding header on the connection is believed.
+    public var viaProxyProtocol: Bool
 
-    public init(remoteAddress: SocketAddress?, localAddress: SocketAddress?, httpProtocol: String, isTLS: Bool) {
+    public init(
+        remoteAddress: SocketAddress?, localAddress: SocketAddress?, httpProtocol: String, isTLS: Bool,
+        viaProxyProtocol: Bool = false
+    ) {
         self.remoteAddress = remoteAddress
         self.localAddress = localAddress
         self.httpProtocol = httpProtocol
         self.isTLS = isTLS
+        self.viaProxyProtocol = viaProxyProtocol
     }
 }
 

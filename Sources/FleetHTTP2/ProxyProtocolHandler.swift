@@ -4,6 +4,8 @@ public import NIOCore
 public final class ProxiedAddress {
     /// The original source, once the header has been read; nil for `LOCAL` (health checks).
     public internal(set) var source: SocketAddress?
+    /// Whether a PROXY header was read on this connection (PROXY or LOCAL).
+    public internal(set) var received = false
     init() {}
 }
 
@@ -46,6 +48,7 @@ final class ProxyProtocolHandler: ChannelInboundHandler, RemovableChannelHandler
             context.close(promise: nil)
         case .done(let source, let consumed):
             self.proxied.source = source
+            self.proxied.received = true
             self.buffered.moveReaderIndex(forwardBy: consumed)
             let rest = self.buffered
             self.buffered = ByteBuffer()

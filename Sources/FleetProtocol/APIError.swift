@@ -15,6 +15,8 @@ public struct APIError: Error, Hashable, Sendable, CustomStringConvertible {
     public var message: String
     /// The offending parameter, when one.
     public var param: String?
+    /// Seconds for a `Retry-After` header (429 and 503), when one.
+    public var retryAfter: Int?
 
     public init(status: Int, type: String, code: String, message: String, param: String? = nil) {
         self.status = status

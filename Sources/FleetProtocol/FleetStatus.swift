@@ -10,6 +10,28 @@ public enum FleetStatus {
     public static let version = 1
     /// The longest line accepted.
     public static let maxLineBytes = 16 * 1024
+    /// The most models one car may offer (a car runs one or two; the registry keeps a pool per model).
+    public static let maxModels = 32
+    /// The longest model id accepted, in UTF-8 bytes.
+    public static let maxModelIDBytes = 128
+
+    /// Why a car's model list is a protocol error, or nil when it is acceptable: a hello must offer
+    /// at least one model and at most ``maxModels``, each with a non-empty id of at most
+    /// ``maxModelIDBytes`` and finite, non-negative rates.
+    /// - Parameter requireOne: false for a state message, which may omit rates.
+    public static func problem(with models: [ModelOffer], requireOne: Bool = true) -> String? {
+        if requireOne && models.isEmpty { return "hello lists no models" }
+        if models.count > Self.maxModels { return "too many models (\(models.count) > \(Self.maxModels))" }
+        for model in models {
+            if model.id.isEmpty || model.id.utf8.count > Self.maxModelIDBytes {
+                return "model id empty or over \(Self.maxModelIDBytes) bytes"
+            }
+            guard model.decodeTokensPerSecond.isFinite, model.prefillTokensPerSecond.isFinite,
+                model.decodeTokensPerSecond >= 0, model.prefillTokensPerSecond >= 0
+            else { return "model rates must be finite and non-negative" }
+        }
+        return nil
+    }
 }
 
 /// The car's hardware class (calibration in `docs/fleet-model.md`, from shared FLEET.md).

@@ -281,6 +281,15 @@ public struct ModelList: Codable, Sendable, Hashable {
             case id, object, created
             case ownedBy = "owned_by"
         }
+
+        /// Only `id` is required: llama-cpp-python's server, for one, sends no `created`.
+        public init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            self.id = try container.decode(String.self, forKey: .id)
+            self.object = try container.decodeIfPresent(String.self, forKey: .object) ?? "model"
+            self.created = try container.decodeIfPresent(Int.self, forKey: .created) ?? 0
+            self.ownedBy = try container.decodeIfPresent(String.self, forKey: .ownedBy) ?? ""
+        }
     }
 
     public var object: String = "list"

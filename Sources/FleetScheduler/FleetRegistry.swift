@@ -92,6 +92,11 @@ public final class FleetRegistry: Sendable {
         var zoneNames: [String] = []
         var modelIndex: [String: Int32] = [:]
         var modelNames: [String] = []
+        /// Issue #18 row 8: pools and model names no car uses any more are recycled, so a car that
+        /// reconnects with new model names cannot grow the registry (offers per model, free slots).
+        var modelRefs: [Int32] = []
+        var freeModels: [Int32] = []
+        var freePools: [Int32] = []
         var carsByRegion: [String: Int] = [:]
         var count = 0
         var random: SplitMix64
@@ -134,9 +139,49 @@ public final class FleetRegistry: Sendable {
 
         mutating func intern(model: String) -> Int32 {
             if let index = self.modelIndex[model] { return index }
-            self.modelNames.append(model)
-            self.modelIndex[model] = Int32(self.modelNames.count - 1)
-            return Int32(self.modelNames.count - 1)
+            let index: Int32
+            if let free = self.freeModels.popLast() {
+                index = free
+                self.modelNames[Int(index)] = model
+            } else {
+                index = Int32(self.modelNames.count)
+                self.modelNames.append(model)
+                self.modelRefs.append(0)
+            }
+            self.modelIndex[model] = index
+            return index
+        }
+
+        /// A pool for `key`, reusing a freed one.
+        mutating func makePool(_ key: PoolKey) -> Int32 {
+            let pool = Pool(zone: key.zone, model: key.model)
+            let index: Int32
+            if let free = self.freePools.popLast() {
+                index = free
+                self.pools[Int(index)] = pool
+            } else {
+                index = Int32(self.pools.count)
+                self.pools.append(pool)
+            }
+            self.poolIndex[key] = index
+            return index
+        }
+
+        /// Forgets an offer's pool when it has no car left, and its model when no offer names it.
+        mutating func release(_ offer: Offer) {
+            let pool = Int(offer.pool)
+            if self.pools[pool].all.isEmpty {
+                self.poolIndex.removeValue(forKey: PoolKey(zone: self.pools[pool].zone, model: self.pools[pool].model))
+                self.pools[pool] = Pool(zone: "", model: "")
+                self.freePools.append(offer.pool)
+            }
+            let model = Int(offer.model)
+            self.modelRefs[model] -= 1
+            if self.modelRefs[model] == 0 {
+                self.modelIndex.removeValue(forKey: self.modelNames[model])
+                self.modelNames[model] = ""
+                self.freeModels.append(offer.model)
+            }
         }
     }
 
@@ -186,10 +231,14 @@ public final class FleetRegistry: Sendable {
 
     /// Registers a verified car. A car already registered under the same vehicle id is replaced;
     /// its id is returned so the caller can close the old tunnel.
+    ///
+    /// - Precondition: `descriptor.models` is not empty. The gateway guarantees it: a hello without
+    ///   models is refused before it gets here (``FleetStatus/problem(with:requireOne:)``).
     public func register(_ descriptor: CarDescriptor, state: VehicleState, now: Double = 0)
         -> (id: CarID, replaced: CarID?)
     {
-        self.storage.withLock { s in
+        precondition(!descriptor.models.isEmpty, "Internal inconsistency: a car registered without models")
+        return self.storage.withLock { s in
             let replaced = s.byVehicle[descriptor.vehicleID]
             if let replaced { Self.remove(replaced, announced: true, now: now, in: &s) }
             s.churn.advance(to: now, cars: s.count)
@@ -210,24 +259,18 @@ public final class FleetRegistry: Sendable {
                 let modelID = s.intern(model: model.id)
                 guard !offers.contains(where: { $0.model == modelID }) else { continue }
                 let key = PoolKey(zone: descriptor.zone, model: model.id)
-                let pool: Int32
-                if let existing = s.poolIndex[key] {
-                    pool = existing
-                } else {
-                    pool = Int32(s.pools.count)
-                    s.pools.append(Pool(zone: descriptor.zone, model: model.id))
-                    s.poolIndex[key] = pool
-                }
+                let pool = s.poolIndex[key] ?? s.makePool(key)
+                s.modelRefs[Int(modelID)] += 1
+                let rates = Self.boundedRates(model, hardware: descriptor.hardware)
                 var offer = Offer(
-                    model: modelID, decodeTokensPerSecond: model.decodeTokensPerSecond,
-                    prefillTokensPerSecond: model.prefillTokensPerSecond, pool: pool)
+                    model: modelID, decodeTokensPerSecond: rates.decode, prefillTokensPerSecond: rates.prefill,
+                    pool: pool)
                 offer.allPosition = Int32(s.pools[Int(pool)].all.count)
                 s.pools[Int(pool)].all.append(Int32(slot))
                 offers.append(offer)
             }
-            guard let primary = offers.first else {
-                preconditionFailure("Internal inconsistency: a car registered without models")
-            }
+            // Non-empty: the precondition above, and duplicates are skipped only after the first.
+            let primary = offers[0]
             var car = Car(
                 zone: zone, hardware: descriptor.hardware, slots: max(1, descriptor.slots),
                 capacity: max(1, descriptor.slots) + max(0, descriptor.queueDepth),
@@ -271,6 +314,7 @@ public final class FleetRegistry: Sendable {
                 s.pools[pool].all[position] = last
                 Self.setPosition(of: Int(last), pool: offer.pool, all: Int32(position), in: &s)
             }
+            s.release(offer)
         }
         if s.byVehicle[descriptor.vehicleID] == id { s.byVehicle.removeValue(forKey: descriptor.vehicleID) }
         s.carsByRegion[descriptor.region, default: 1] -= 1
@@ -301,8 +345,9 @@ public final class FleetRegistry: Sendable {
                     continue
                 }
                 var offer = s.offer(id.slot, index)
-                if model.decodeTokensPerSecond > 0 { offer.decodeTokensPerSecond = model.decodeTokensPerSecond }
-                if model.prefillTokensPerSecond > 0 { offer.prefillTokensPerSecond = model.prefillTokensPerSecond }
+                let rates = Self.boundedRates(model, hardware: s.cars[id.slot]!.hardware)
+                if model.decodeTokensPerSecond > 0 { offer.decodeTokensPerSecond = rates.decode }
+                if model.prefillTokensPerSecond > 0 { offer.prefillTokensPerSecond = rates.prefill }
                 s.setOffer(id.slot, index, offer)
                 if let d = s.descriptors[id.slot]?.models.firstIndex(where: { $0.id == model.id }) {
                     s.descriptors[id.slot]!.models[d] = ModelOffer(
@@ -330,6 +375,25 @@ public final class FleetRegistry: Sendable {
         }
     }
 
+    /// The most a car may advertise, as a multiple of its hardware class's profile: a smaller
+    /// model runs faster than the class's reference model, but no car is believed beyond this.
+    /// What the car really does is then learned from its outcomes and replaces the claim.
+    public static let advertisedRateBound = 4.0
+
+    /// A car's advertised rates, bounded by its hardware class (``advertisedRateBound``); a
+    /// missing or non-positive rate becomes the class's profile.
+    static func boundedRates(_ model: ModelOffer, hardware: HardwareClass) -> (decode: Double, prefill: Double) {
+        let profile = HardwareProfile.of(hardware)
+        func bound(_ value: Double, _ reference: Double) -> Double {
+            guard value.isFinite, value > 0 else { return reference }
+            return min(value, reference * Self.advertisedRateBound)
+        }
+        return (
+            bound(model.decodeTokensPerSecond, profile.decodeTokensPerSecond),
+            bound(model.prefillTokensPerSecond, profile.prefillTokensPerSecond)
+        )
+    }
+
     private static func departure(_ state: VehicleState, now: Double) -> Double {
         state.departingInSeconds.map { now + Double($0) } ?? .infinity
     }
@@ -353,19 +417,16 @@ public final class FleetRegistry: Sendable {
         guard let central, central.hasRoom else { return decision }
         let centralChoice = Choice(
             route: .central, predictedTTFTMilliseconds: central.predictedTTFTMilliseconds,
-            predictedTPOTMilliseconds: central.predictedTPOTMilliseconds, score: central.predictedTTFTMilliseconds)
+            predictedTPOTMilliseconds: central.predictedTPOTMilliseconds, score: central.predictedTTFTMilliseconds,
+            advertisedTTFTMilliseconds: central.predictedTTFTMilliseconds)
         guard let best = decision.choices.first else {
             decision.choices = [centralChoice]
             return decision
         }
-        // Only the predictive policy trusts predictions enough to prefer central over a free car.
-        let carMisses =
-            best.predictedTTFTMilliseconds > request.ttftObjectiveMilliseconds
-            || best.predictedTPOTMilliseconds > request.tpotObjectiveMilliseconds
-        let centralMeets =
-            central.predictedTTFTMilliseconds <= request.ttftObjectiveMilliseconds
-            && central.predictedTPOTMilliseconds <= request.tpotObjectiveMilliseconds
-        if self.policy == .predictive && carMisses && centralMeets {
+        if Self.spills(
+            to: central, from: best, request: request,
+            byPrediction: self.policy == .predictive && self.predictor.centralByPrediction)
+        {
             decision.choices.insert(centralChoice, at: 0)
         } else {
             decision.choices.append(centralChoice)
@@ -373,35 +434,89 @@ public final class FleetRegistry: Sendable {
         return decision
     }
 
-    /// Takes a slot on the car for a job. Nil when it has no room, is gone, or (a race with a
-    /// telemetry update) is no longer eligible.
-    public func acquire(_ id: CarID, for request: RequestProfile, now: Double) -> Dispatch? {
-        self.storage.withLock { s in
+    /// Whether central goes before the policy's best car.
+    ///
+    /// One rule for every policy, so central capacity is shared out the same way whatever
+    /// chooses the car: central first when the chosen car is not expected, at its advertised
+    /// rates, to deliver the first token within the objective (RTT + queue wait + prompt ÷
+    /// advertised prefill) and central is expected sooner. On top of it, `predictive` also puts
+    /// central first when its own prediction (learned slowdowns, doubt, the time-per-token
+    /// objective) says the car misses an objective that central meets. Central with no room is
+    /// never chosen; with no car, central is the only choice.
+    static func spills(to central: CentralOption, from best: Choice, request: RequestProfile, byPrediction: Bool)
+        -> Bool
+    {
+        if best.advertisedTTFTMilliseconds > request.ttftObjectiveMilliseconds
+            && central.predictedTTFTMilliseconds < best.advertisedTTFTMilliseconds
+        {
+            return true
+        }
+        guard byPrediction else { return false }
+        let carMisses =
+            best.predictedTTFTMilliseconds > request.ttftObjectiveMilliseconds
+            || best.predictedTPOTMilliseconds > request.tpotObjectiveMilliseconds
+        let centralMeets =
+            central.predictedTTFTMilliseconds <= request.ttftObjectiveMilliseconds
+            && central.predictedTPOTMilliseconds <= request.tpotObjectiveMilliseconds
+        return carMisses && centralMeets
+    }
+
+    /// Takes a slot on a car the decision chose, for one attempt. The lease carries the choice's
+    /// prediction: the predictor does not run again (one decision, one prediction, one lease).
+    ///
+    /// - Parameters:
+    ///   - choice: a car choice from ``decide(_:central:excluding:now:limit:)`` (or ``evaluate(_:for:now:)``).
+    ///   - request: the request it was decided for (its zone and model are checked again).
+    ///   - now: seconds on the caller's clock.
+    /// - Returns: the lease, to be handed to ``finish(_:_:now:)`` exactly once; nil for a central
+    ///   choice, or when the car has no room, is gone, or (a race with a telemetry update) is no
+    ///   longer eligible.
+    public func acquire(_ choice: Choice, for request: RequestProfile, now: Double) -> Lease? {
+        guard let id = choice.car else { return nil }
+        return self.storage.withLock { s in
             guard var car = s.car(id), Int(car.inFlight) < car.capacity, !car.draining,
                 s.zoneIndex[request.zone] == car.zone, let model = s.modelIndex[request.model],
-                let index = s.offerIndex(id.slot, model: model)
+                s.offerIndex(id.slot, model: model) != nil
             else { return nil }
-            let prediction = self.predictor.predict(
-                car, offer: s.offer(id.slot, index), request: request, churnHazard: s.churn.hazard, now: now)
             car.inFlight += 1
             s.cars[id.slot] = car
             self.reindex(id.slot, in: &s)
-            return Dispatch(
+            return Lease(
                 car: id, model: request.model, startedAt: now, concurrency: Int(car.inFlight),
-                promptTokens: request.promptTokens, predictedTTFTMilliseconds: prediction.ttft,
-                predictedTPOTMilliseconds: prediction.tpot, predictedRTTMilliseconds: prediction.rtt,
-                predictedQueueMilliseconds: prediction.queue)
+                promptTokens: request.promptTokens, predictedTTFTMilliseconds: choice.predictedTTFTMilliseconds,
+                predictedTPOTMilliseconds: choice.predictedTPOTMilliseconds,
+                predictedRTTMilliseconds: choice.predictedRTTMilliseconds,
+                predictedQueueMilliseconds: choice.predictedQueueMilliseconds)
         }
     }
 
-    /// Returns a job's slot with its outcome, and learns from it: the compute part of the observed
+    /// One car as a decision would see it for `request`, without the per-request filters: for
+    /// tests, benchmarks and the admin API, which address a car directly.
+    /// - Returns: a car choice for ``acquire(_:for:now:)``; nil when the car is gone or does not
+    ///   serve the request's model in its zone.
+    public func evaluate(_ id: CarID, for request: RequestProfile, now: Double) -> Choice? {
+        self.storage.withLock { s in
+            guard let car = s.car(id), s.zoneIndex[request.zone] == car.zone,
+                let model = s.modelIndex[request.model], let index = s.offerIndex(id.slot, model: model)
+            else { return nil }
+            let p = self.predictor.predict(
+                car, offer: s.offer(id.slot, index), request: request, churnHazard: s.churn.hazard, now: now)
+            return Choice(
+                route: .car(id), predictedTTFTMilliseconds: p.ttft, predictedTPOTMilliseconds: p.tpot, score: p.score,
+                predictedRTTMilliseconds: p.rtt, predictedQueueMilliseconds: p.queue,
+                advertisedTTFTMilliseconds: p.advertisedTTFT)
+        }
+    }
+
+    /// Returns a lease's slot with its attempt's outcome — the one place an outcome is reported —
+    /// and learns from it: the compute part of the observed
     /// time to first token against the advertised prefill rate, the observed time per token against
     /// the class curve at the job's concurrency, the job's duration, and Finagle's peak EWMA. A
     /// failure backs the car off exponentially, so a car that fails fast does not look idle and
     /// attract more work.
-    public func finish(_ dispatch: Dispatch, _ outcome: Outcome, now: Double) {
+    public func finish(_ lease: Lease, _ outcome: Outcome, now: Double) {
         self.storage.withLock { s in
-            guard var car = s.car(dispatch.car) else { return }
+            guard var car = s.car(lease.car) else { return }
             car.inFlight = max(0, car.inFlight - 1)
             if outcome.succeeded {
                 car.consecutiveFailures = 0
@@ -409,36 +524,40 @@ public final class FleetRegistry: Sendable {
                 car.consecutiveFailures += 1
                 car.backoffUntil = now + min(30, 0.25 * Double(1 << min(Int(car.consecutiveFailures), 7)))
             }
-            if let model = s.modelIndex[dispatch.model], let index = s.offerIndex(dispatch.car.slot, model: model) {
-                var offer = index == 0 ? car.primary : s.offer(dispatch.car.slot, index)
+            if self.predictor.learns, let model = s.modelIndex[lease.model],
+                let index = s.offerIndex(lease.car.slot, model: model)
+            {
+                var offer = index == 0 ? car.primary : s.offer(lease.car.slot, index)
                 let rate = self.predictor.learningRate
                 if let ttft = outcome.ttftMilliseconds {
-                    let prompt = Double(max(1, outcome.promptTokens ?? dispatch.promptTokens))
-                    let advertised = 1_000 * prompt / max(1, offer.prefillTokensPerSecond)
+                    let prompt = Double(max(1, outcome.promptTokens ?? lease.promptTokens))
+                    let sharing =
+                        1 + self.predictor.prefillContention * Double(min(lease.concurrency - 1, car.slots))
+                    let advertised = 1_000 * prompt / max(1, offer.prefillTokensPerSecond) * sharing
                     // What the RTT and the queue do not explain is the car's prefill (at least 10 % of advertised).
                     let compute = max(
                         0.1 * advertised,
-                        ttft - dispatch.predictedRTTMilliseconds + car.rtt.deviation
-                            - dispatch.predictedQueueMilliseconds)
+                        ttft - lease.predictedRTTMilliseconds + car.rtt.deviation
+                            - lease.predictedQueueMilliseconds)
                     offer.learned.observePrefill(compute / advertised, learningRate: rate)
                     car.peak.observe(ttft, now: now)
                 } else if !outcome.succeeded {
                     car.peak.observe(max(car.peak.cost * 2, 1_000), now: now)
                 }
                 if let tpot = outcome.tpotMilliseconds, outcome.outputTokens >= 2 {
-                    let concurrency = min(dispatch.concurrency, car.slots)
+                    let concurrency = min(lease.concurrency, car.slots)
                     let advertised =
                         1_000 / max(0.1, offer.decodeRate(activeStreams: concurrency, hardware: car.hardware))
                     offer.learned.observeDecode(tpot / advertised, learningRate: rate)
                 }
-                if index == 0 { car.primary = offer } else { s.setOffer(dispatch.car.slot, index, offer) }
+                if index == 0 { car.primary = offer } else { s.setOffer(lease.car.slot, index, offer) }
             }
             if outcome.succeeded {
-                let seconds = max(0, now - dispatch.startedAt)
+                let seconds = max(0, now - lease.startedAt)
                 car.meanJobSeconds = car.meanJobSeconds == 0 ? seconds : 0.8 * car.meanJobSeconds + 0.2 * seconds
             }
-            s.cars[dispatch.car.slot] = car
-            self.reindex(dispatch.car.slot, in: &s)
+            s.cars[lease.car.slot] = car
+            self.reindex(lease.car.slot, in: &s)
         }
     }
 
@@ -521,6 +640,16 @@ public final class FleetRegistry: Sendable {
         }
     }
 
+    /// Whether any connected car offers `model` (in `zone`, when given): O(1), for the request path.
+    public func serves(model: String, zone: String? = nil) -> Bool {
+        self.storage.withLock { s in
+            if let zone {
+                return s.poolIndex[PoolKey(zone: zone, model: model)].map { !s.pools[Int($0)].all.isEmpty } ?? false
+            }
+            return s.modelIndex[model].map { s.modelRefs[Int($0)] > 0 } ?? false
+        }
+    }
+
     /// Models served by connected cars, optionally only in one zone — read from the pools, not the fleet.
     public func models(zone: String? = nil) -> Set<String> {
         self.storage.withLock { s in
@@ -535,6 +664,12 @@ public final class FleetRegistry: Sendable {
 
     /// Number of cars connected.
     public var count: Int { self.storage.withLock { $0.count } }
+
+    /// Pools and model names held, live or free for reuse: bounded by what connected cars offer at
+    /// once, never by how many names have ever been seen (tests).
+    package var retained: (pools: Int, models: Int) {
+        self.storage.withLock { ($0.pools.count, $0.modelNames.count) }
+    }
 
     /// Available cars (room for a job, owner's policy met, not draining) in a (zone, model) pool.
     public func availableCount(model: String, zone: String) -> Int {

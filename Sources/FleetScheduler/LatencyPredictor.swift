@@ -29,8 +29,10 @@ public struct LearnedRates: Sendable, Hashable {
 
     private static func fold(_ mean: inout Double, _ count: inout Int, _ ratio: Double, _ rate: Double) {
         guard ratio.isFinite, ratio > 0 else { return }
-        // Clamp single observations to 1/8×…16×: one stalled stream must not condemn a car for long.
-        let x = min(log(16), max(log(0.125), log(ratio)))
+        // Clamp single observations to 1/64×…512×. Advertised rates are bounded by the hardware
+        // class (`FleetRegistry.boundedRates`), so this range holds any real car and observation
+        // replaces what a car claims; one stalled stream weighs at most `learningRate` of it.
+        let x = min(log(512), max(log(1.0 / 64), log(ratio)))
         count += 1
         // The prior counts as one observation at 0 (the advertised rate).
         let weight = max(1 / Double(count + 1), rate)
@@ -97,6 +99,21 @@ public struct LatencyPredictor: Sendable {
     public var tpotMissPenaltyMilliseconds: Double = 2_000
     /// RTT assumed before the first PING, ms (a cellular link, FLEET.md).
     public var defaultRTTMilliseconds: Double = 55
+    /// Whether outcomes teach the predictor (off: the advertised rates only — an ablation).
+    public var learns = true
+    /// Weight of the predicted time per token in the score (ms of TTFT per ms of TPOT).
+    public var decodeWeight: Double = 2
+    /// Prefill slows by this share per stream already running on the car (they share the chip).
+    public var prefillContention: Double = 0
+    /// Best fit: when > 0, a car predicted to meet the TTFT objective within this share of it is
+    /// preferred to any that is not, and among those the one with the most time to spare is not
+    /// preferred — the slowest that fits is — so fast cars stay free for requests only they can meet.
+    /// 0.9: tuned on the simulator's tuning set (LoadTests/README.md), never on the held-out set.
+    public var fitMargin: Double = 0.9
+    /// Whether `predictive` may also put central first by its own prediction (on top of the
+    /// shared spill rule every policy follows). Off: predictive then uses no more central than
+    /// the shared rule gives any policy, and on the tuning set it met more objectives without it.
+    public var centralByPrediction = false
 
     public init() {}
 
@@ -107,6 +124,8 @@ public struct LatencyPredictor: Sendable {
         var queue: Double
         var score: Double
         var jobSeconds: Double
+        /// RTT + queue + prompt ÷ advertised prefill: no learning, no doubt (the shared spill rule).
+        var advertisedTTFT: Double
     }
 
     func predict(
@@ -116,9 +135,10 @@ public struct LatencyPredictor: Sendable {
         let rtt = car.rtt.samples > 0 ? car.rtt.smoothed + car.rtt.deviation : self.defaultRTTMilliseconds
         let prefillDoubt = self.riskAversion * self.priorLogSigma / Double(learned.prefillObservations + 1).squareRoot()
         let decodeDoubt = self.riskAversion * self.priorLogSigma / Double(learned.decodeObservations + 1).squareRoot()
+        let sharing = 1 + self.prefillContention * Double(min(Int(car.inFlight), car.slots))
         let prefillMs =
             1_000 * Double(max(1, request.promptTokens)) / max(1, offer.prefillTokensPerSecond)
-            * exp(learned.prefillLogSlowdown + prefillDoubt)
+            * exp(learned.prefillLogSlowdown + prefillDoubt) * sharing
         let streams = Int(car.inFlight) + 1
         let decodeRate = offer.decodeRate(activeStreams: min(streams, car.slots), hardware: car.hardware)
         let tpot = 1_000 / max(0.1, decodeRate) * exp(learned.decodeLogSlowdown + decodeDoubt)
@@ -129,13 +149,22 @@ public struct LatencyPredictor: Sendable {
         let queue = ahead > 0 ? 1_000 * Double(ahead) * typicalJob / Double(car.slots) : 0
         let ttft = rtt + queue + prefillMs
         let jobSeconds = (ttft + tpot * Double(request.expectedOutputTokens)) / 1_000
-        var score = ttft + 2 * tpot
+        var score = ttft + self.decodeWeight * tpot
         if tpot > request.tpotObjectiveMilliseconds { score += self.tpotMissPenaltyMilliseconds }
+        if self.fitMargin > 0 {
+            let limit = self.fitMargin * request.ttftObjectiveMilliseconds
+            // Fits: ranked by time to spare (least first), all below any car that does not fit.
+            score = ttft <= limit ? (limit - ttft) + score - ttft : 1_000_000 + score
+        }
         if car.departsAt == .infinity, churnHazard > 0 {
             let leaves = 1 - exp(-churnHazard * jobSeconds)
             score += leaves * (ttft + 500 * jobSeconds)
         }
-        return Prediction(ttft: ttft, tpot: tpot, rtt: rtt, queue: queue, score: score, jobSeconds: jobSeconds)
+        let advertisedTTFT =
+            rtt + queue + 1_000 * Double(max(1, request.promptTokens)) / max(1, offer.prefillTokensPerSecond)
+        return Prediction(
+            ttft: ttft, tpot: tpot, rtt: rtt, queue: queue, score: score, jobSeconds: jobSeconds,
+            advertisedTTFT: advertisedTTFT)
     }
 }
 

@@ -78,7 +78,17 @@ public enum SchedulingPolicy: String, Sendable, CaseIterable, Codable {
     case p2cLeastOutstanding = "p2c-least-outstanding"
     /// Of two random eligible cars, the lower peak-EWMA latency × (outstanding + 1) (Finagle).
     case p2cPeakEWMA = "p2c-peak-ewma"
-    /// Lowest predicted cost of a probed candidate set; central when no car meets the SLO.
+    /// Of the same probed set as `predictive`, the fewest streams in flight; ties to the fastest
+    /// advertised prefill rate (a hardware-aware heuristic without prediction or learning).
+    case leastOutstandingFastest = "least-outstanding-fastest"
+    /// Of the same probed set as `predictive`, the lowest (streams in flight + 1) ÷ slots
+    /// (Envoy's weighted least request, weighted by the slots the car advertises).
+    case weightedLeastRequest = "weighted-least-request"
+    /// Of the same probed set as `predictive`, the earliest first token expected from the
+    /// advertised rates: RTT + queue wait + prompt ÷ advertised prefill rate (no learning).
+    case shortestExpectedPrefill = "shortest-expected-prefill"
+    /// Lowest predicted cost of a probed candidate set; central also when its prediction says no
+    /// car meets the objective and central does.
     case predictive
 }
 
@@ -125,7 +135,10 @@ public struct CentralOption: Sendable, Hashable {
     }
 }
 
-/// One ranked option of a decision.
+/// One ranked option of a decision, with the prediction it was ranked by.
+///
+/// A car choice is taken with ``FleetRegistry/acquire(_:for:now:)``, which keeps this prediction
+/// (it is not computed again): one decision, one prediction, one lease per attempt.
 public struct Choice: Sendable, Hashable {
     public enum Route: Sendable, Hashable {
         case car(CarID)
@@ -139,6 +152,13 @@ public struct Choice: Sendable, Hashable {
     public var predictedTPOTMilliseconds: Double
     /// The policy's cost (lower is better); for `predictive`, TTFT plus penalties in ms.
     public var score: Double
+    /// The parts of the predicted TTFT that are not the car's compute (RTT, queue wait), ms:
+    /// what learning subtracts from the observed TTFT.
+    var predictedRTTMilliseconds: Double = 0
+    var predictedQueueMilliseconds: Double = 0
+    /// First token expected from the advertised rates alone (RTT + queue + prompt ÷ advertised
+    /// prefill), ms: what the shared spill rule reads, the same for every policy.
+    public internal(set) var advertisedTTFTMilliseconds: Double = 0
 
     /// The car, when the route is a car.
     public var car: CarID? {
@@ -158,15 +178,17 @@ public struct Decision: Sendable {
     public var cars: [CarID] { self.choices.compactMap(\.car) }
 }
 
-/// A job placed on a car; handed back with its outcome so the scheduler learns from it.
-public struct Dispatch: Sendable, Hashable {
+/// A slot held on a car for one attempt, from ``FleetRegistry/acquire(_:for:now:)`` to
+/// ``FleetRegistry/finish(_:_:now:)``, which returns it with the attempt's outcome so the
+/// scheduler learns from it. Every lease is finished exactly once.
+public struct Lease: Sendable, Hashable {
     public var car: CarID
     public var model: String
     public var startedAt: Double
     /// Streams the car had (including this one) when the job started.
     public var concurrency: Int
     public var promptTokens: Int
-    /// The registry's predictions for this job, ms.
+    /// The registry's predictions for this job, ms (those of the decision's choice).
     public var predictedTTFTMilliseconds: Double
     public var predictedTPOTMilliseconds: Double
     /// The parts of the prediction that are not the car's compute: RTT and queue wait, ms.

@@ -30,6 +30,8 @@ struct Selector {
     private struct Candidate {
         var slot: Int
         var inFlight: Int32
+        var slots: Int
+        var prefillRate: Double
         var prediction: LatencyPredictor.Prediction
         var cost: Double
     }
@@ -46,13 +48,28 @@ struct Selector {
         var found: [Candidate] = []
         found.reserveCapacity(max(self.registry.probes, 2 * self.limit))
         switch policy {
-        case .predictive:
-            // A quarter of the probes uniformly over every available car, so busy but fast cars
-            // (an AI5 with 8 slots is rarely idle) are seen; the rest from the least-loaded bucket up.
+        case .predictive, .leastOutstandingFastest, .weightedLeastRequest, .shortestExpectedPrefill:
+            // The same probes for every policy that ranks a probed set: a quarter uniformly over
+            // every available car, so busy but fast cars (an AI5 with 8 slots is rarely idle) are
+            // seen; the rest from the least-loaded bucket up.
             let probes = self.registry.probes
             self.drawUniform(probes / 4, pool: pool, into: &found, s: &s)
             self.probeLeastLoadedFirst(probes, pool: pool, into: &found, s: &s)
-            Self.rankFirst(self.limit, of: &found) { ($0.cost, $0.slot) < ($1.cost, $1.slot) }
+            switch policy {
+            case .leastOutstandingFastest:
+                for i in found.indices { found[i].cost = Double(found[i].inFlight) }
+                Self.rankFirst(self.limit, of: &found) {
+                    ($0.inFlight, -$0.prefillRate, $0.slot) < ($1.inFlight, -$1.prefillRate, $1.slot)
+                }
+            case .weightedLeastRequest:
+                for i in found.indices { found[i].cost = Double(found[i].inFlight + 1) / Double(found[i].slots) }
+                Self.rankFirst(self.limit, of: &found) { ($0.cost, $0.slot) < ($1.cost, $1.slot) }
+            case .shortestExpectedPrefill:
+                for i in found.indices { found[i].cost = found[i].prediction.advertisedTTFT }
+                Self.rankFirst(self.limit, of: &found) { ($0.cost, $0.slot) < ($1.cost, $1.slot) }
+            default:
+                Self.rankFirst(self.limit, of: &found) { ($0.cost, $0.slot) < ($1.cost, $1.slot) }
+            }
         case .random:
             self.drawUniform(self.limit, pool: pool, into: &found, s: &s)
         case .roundRobin:
@@ -93,7 +110,9 @@ struct Selector {
             Choice(
                 route: .car(CarID(slot: c.slot, generation: s.generations[c.slot])),
                 predictedTTFTMilliseconds: c.prediction.ttft, predictedTPOTMilliseconds: c.prediction.tpot,
-                score: policy == .predictive ? c.prediction.score : c.cost)
+                score: policy == .predictive ? c.prediction.score : c.cost,
+                predictedRTTMilliseconds: c.prediction.rtt, predictedQueueMilliseconds: c.prediction.queue,
+                advertisedTTFTMilliseconds: c.prediction.advertisedTTFT)
         }
         return Decision(choices: choices, policy: policy, evaluated: evaluated)
     }
@@ -127,7 +146,9 @@ struct Selector {
         else { return nil }
         let prediction = self.registry.predictor.predict(
             car, offer: offer, request: self.request, churnHazard: self.hazard, now: self.now)
-        return Candidate(slot: slot, inFlight: car.inFlight, prediction: prediction, cost: prediction.score)
+        return Candidate(
+            slot: slot, inFlight: car.inFlight, slots: car.slots, prefillRate: offer.prefillTokensPerSecond,
+            prediction: prediction, cost: prediction.score)
     }
 
     /// A uniformly random available car of the pool.

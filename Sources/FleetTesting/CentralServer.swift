@@ -1,6 +1,7 @@
 public import FleetAgent
 public import FleetHTTP2
 public import FleetProtocol
+import HTTPTypes
 import Logging
 public import NIOCore
 import NIOPosix
@@ -13,18 +14,108 @@ public struct CentralServer: Sendable {
     /// Every request the server received, with its body.
     public let recorder: BodyRecordingResponder
 
+    /// How the server formats the JSON it sends.
+    public enum JSONStyle: Sendable {
+        /// Ours and OpenAI's: `{"a":1,"b":"c"}`.
+        case compact
+        /// Python's `json.dumps` defaults, as llama-cpp-python's server sends them: a space after
+        /// every `:` and `,`, and non-ASCII escaped as `\uXXXX`.
+        case python
+    }
+
     /// The base URL, `http://127.0.0.1:PORT/v1`.
     public var baseURL: String { "http://127.0.0.1:\(self.channel.localAddress!.port!)/v1" }
 
     /// Starts one; close ``channel`` when done.
-    public static func start(hardware: HardwareClass = .ai5, slowdown: Double = 0.1) async throws -> CentralServer {
+    public static func start(hardware: HardwareClass = .ai5, slowdown: Double = 0.1, json: JSONStyle = .compact)
+        async throws -> CentralServer
+    {
         let engine = SyntheticEngine(profile: .of(hardware), slowdown: slowdown)
         let state = AgentState(
             initial: VehicleState(pluggedIn: true, chargePercent: 100, link: .ethernet, slotsFree: 0), slots: 4096)
-        let responder = AgentResponder(engine: engine, state: state, hello: nil, logger: Logger(label: "central"))
-        let recorder = BodyRecordingResponder(responder)
+        let agent = AgentResponder(engine: engine, state: state, hello: nil, logger: Logger(label: "central"))
+        let recorder = BodyRecordingResponder(json == .python ? PythonJSONResponder(inner: agent) : agent)
         let channel = try await HTTPServer.bind(
             host: "127.0.0.1", port: 0, group: MultiThreadedEventLoopGroup.singleton, responder: recorder)
         return CentralServer(channel: channel, engine: engine, recorder: recorder)
     }
+}
+
+/// Serves `inner`'s answers with their JSON rewritten the way Python's `json.dumps` writes it.
+struct PythonJSONResponder: HTTPServerResponder {
+    let inner: any HTTPServerResponder
+
+    func stream(_ stream: any HTTPStream, didReceive request: HTTPRequest, connection: HTTPConnectionInfo)
+        -> any HTTPStreamDelegate
+    {
+        self.inner.stream(PythonJSONStream(inner: stream), didReceive: request, connection: connection)
+    }
+
+    /// `json` with `", "` and `": "` separators and non-ASCII escaped (`ensure_ascii`).
+    static func dumps(_ json: Substring) -> String {
+        var out = ""
+        out.reserveCapacity(json.utf8.count + json.utf8.count / 4)
+        var inString = false
+        var escaped = false
+        for scalar in json.unicodeScalars {
+            if inString {
+                if escaped {
+                    escaped = false
+                } else if scalar == "\\" {
+                    escaped = true
+                } else if scalar == "\"" {
+                    inString = false
+                }
+                if scalar.value > 0x7F {
+                    for unit in String(scalar).utf16 {
+                        let hex = String(unit, radix: 16)
+                        out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                    }
+                } else {
+                    out.unicodeScalars.append(scalar)
+                }
+                continue
+            }
+            out.unicodeScalars.append(scalar)
+            switch scalar {
+            case "\"": inString = true
+            case ":", ",": out += " "
+            default: break
+            }
+        }
+        return out
+    }
+}
+
+/// A stream whose body bytes are re-serialised on the way out.
+///
+/// Every SSE `data:` line and every JSON body is rewritten. The content length is dropped (the body grows), so HTTP/1.1 answers go chunked.
+final class PythonJSONStream: HTTPStream {
+    let inner: any HTTPStream
+    init(inner: any HTTPStream) { self.inner = inner }
+
+    var eventLoop: any EventLoop { self.inner.eventLoop }
+    var isWritable: Bool { self.inner.isWritable }
+    var bufferedOutboundBytes: Int { self.inner.bufferedOutboundBytes }
+    var isClosed: Bool { self.inner.isClosed }
+
+    func sendResponse(_ response: HTTPResponse, endStream: Bool) {
+        var response = response
+        response.headerFields[.contentLength] = nil
+        self.inner.sendResponse(response, endStream: endStream)
+    }
+
+    func sendData(_ data: ByteBuffer, endStream: Bool) {
+        let text = String(buffer: data)
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map { line -> String in
+            if line.hasPrefix("data: {") { return "data: " + PythonJSONResponder.dumps(line.dropFirst(6)) }
+            if line.hasPrefix("{") || line.hasPrefix("[") { return PythonJSONResponder.dumps(line) }
+            return String(line)
+        }
+        self.inner.sendData(ByteBuffer(string: lines.joined(separator: "\n")), endStream: endStream)
+    }
+
+    func sendEnd(trailers: HTTPFields?) { self.inner.sendEnd(trailers: trailers) }
+    func reset(_ code: HTTP2ErrorCode) { self.inner.reset(code) }
+    func consume(_ bytes: Int) { self.inner.consume(bytes) }
 }

@@ -3,7 +3,7 @@ public import FleetGate
 import FleetHTTP2
 public import FleetProtocol
 import FleetScheduler
-import Foundation
+public import Foundation
 public import Logging
 public import NIOCore
 import NIOPosix
@@ -19,6 +19,8 @@ public struct CarSpec: Sendable {
     public var state: VehicleState
     /// TLS towards the gateway's tunnel port, when it has TLS.
     public var tls: AgentConfiguration.TunnelTLS?
+    /// When the car's token expires (default: in an hour).
+    public var tokenExpires: Date?
     /// Where the car appends its job records, if anywhere.
     public var jobLog: String?
 
@@ -71,7 +73,8 @@ public struct FleetFixture: Sendable {
     public func startCar(_ spec: CarSpec, timeout: Duration = .seconds(10)) async throws -> TestCar {
         var car: SimulatedCar?
         let pseudonym = try await self.start(
-            spec.vehicleID, region: spec.region, hardware: spec.hardware, tls: spec.tls, timeout: timeout
+            spec.vehicleID, region: spec.region, hardware: spec.hardware, tls: spec.tls,
+            expires: spec.tokenExpires, timeout: timeout
         ) { config in
             let simulated = SimulatedCar(
                 configuration: config, state: spec.state, slowdown: spec.slowdown, group: self.group,
@@ -90,7 +93,8 @@ public struct FleetFixture: Sendable {
         _ vehicleID: String, region: String = "eu-central", hardware: HardwareClass = .hw4,
         engine: any InferenceEngine, timeout: Duration = .seconds(10)
     ) async throws -> String {
-        try await self.start(vehicleID, region: region, hardware: hardware, tls: nil, timeout: timeout) { config in
+        try await self.start(vehicleID, region: region, hardware: hardware, tls: nil, expires: nil, timeout: timeout) {
+            config in
             let state = AgentState(
                 initial: VehicleState(pluggedIn: true, chargePercent: 80, link: .wifi, slotsFree: engine.slots),
                 slots: engine.slots)
@@ -108,10 +112,11 @@ public struct FleetFixture: Sendable {
 
     private func start(
         _ vehicleID: String, region: String, hardware: HardwareClass, tls: AgentConfiguration.TunnelTLS?,
-        timeout: Duration, _ makeTunnel: (AgentConfiguration) -> TunnelClient
+        expires: Date?, timeout: Duration, _ makeTunnel: (AgentConfiguration) -> TunnelClient
     ) async throws -> String {
         let credentials = try FleetCredentials(secret: self.secret)
-        let token = credentials.issue(vehicleID: vehicleID, regions: [region], expires: Date().addingTimeInterval(3600))
+        let token = credentials.issue(
+            vehicleID: vehicleID, regions: [region], expires: expires ?? Date().addingTimeInterval(3600))
         let config = AgentConfiguration(
             gatewayHost: "127.0.0.1", gatewayPort: self.tunnelPort, vehicleID: vehicleID, credential: token,
             region: region, hardware: hardware, initialBackoff: .milliseconds(20), maxBackoff: .milliseconds(200),
@@ -146,8 +151,10 @@ public func withFleet<R: Sendable>(
     // The same pieces as `fleetgate demo`: the gateway and a pool of in-process cars, in one group.
     let gateway = try Gateway(configuration: configuration, group: group, logger: logger)
     let pool = CarPool()
+    // Stopped in reverse: the gateway drains first (its cars are told to reconnect and their
+    // streams finish), then the cars stop — as a gateway restart looks to a fleet.
     let services = ServiceGroup(
-        configuration: .init(services: [.init(service: gateway), .init(service: pool)], logger: logger))
+        configuration: .init(services: [.init(service: pool), .init(service: gateway)], logger: logger))
 
     return try await withThrowingTaskGroup(of: Void.self) { tasks in
         tasks.addTask { try await services.run() }
@@ -186,5 +193,6 @@ public func waitUntil(timeout: Duration = .seconds(10), _ what: String, _ condit
 /// A wait that did not finish in time.
 public struct TimeoutError: Error, CustomStringConvertible {
     public var what: String
+    public init(what: String) { self.what = what }
     public var description: String { "timed out waiting for: \(self.what)" }
 }

@@ -61,6 +61,12 @@ public final class RecordingStream: Sendable {
 
     nonisolated(unsafe) var autoConsumeOnLoop = false
 
+    /// Sends more of the request body (after ``RecordingClient/send(_:body:endStream:mode:)`` left it open).
+    public func send(_ data: ByteBuffer, endStream: Bool) {
+        let box = self.streamBox
+        self.loop.execute { box.value?.sendData(data, endStream: endStream) }
+    }
+
     /// Resets the stream (the client goes away).
     public func reset() {
         let box = self.streamBox
@@ -100,25 +106,32 @@ public struct RecordingClient: Sendable {
     public init(connection: HTTP2ConnectionHandle) { self.connection = connection }
 
     /// Connects to `127.0.0.1:port` with the given stream window.
-    public static func connect(port: Int, initialWindow: Int = 65_535) async throws -> RecordingClient {
+    /// - Parameter maxResetsPerSecond: RST_STREAM frames accepted from the server per second before
+    ///   the client gives up on the connection (raise it for tests that expect many).
+    public static func connect(port: Int, initialWindow: Int = 65_535, maxResetsPerSecond: Int = 200) async throws
+        -> RecordingClient
+    {
         let config = HTTP2Configuration(
-            initialStreamWindowSize: initialWindow, connectionWindowSize: 1 << 24, idleTimeout: nil)
+            initialStreamWindowSize: initialWindow, connectionWindowSize: 1 << 24, idleTimeout: nil,
+            maxResetsPerSecond: maxResetsPerSecond)
         let connection = try await HTTP2Client.connect(
             host: "127.0.0.1", port: port, group: MultiThreadedEventLoopGroup.singleton, configuration: config)
         return RecordingClient(connection: connection)
     }
 
     /// Sends a request with a body and returns its recording.
-    public func send(_ request: HTTPRequest, body: ByteBuffer?, mode: RecordingStream.ConsumeMode = .automatic)
-        async throws -> RecordingStream
-    {
+    /// - Parameter endStream: false to leave the body open (continue with ``RecordingStream/send(_:endStream:)``).
+    public func send(
+        _ request: HTTPRequest, body: ByteBuffer?, endStream: Bool = true,
+        mode: RecordingStream.ConsumeMode = .automatic
+    ) async throws -> RecordingStream {
         let recording = RecordingStream(mode: mode, loop: self.connection.eventLoop)
         let handle = self.connection
         try await handle.eventLoop.submit {
             let stream = try handle.onLoop.openStream(
-                request, endStream: body == nil, delegate: RecordingDelegate(recording: recording))
+                request, endStream: body == nil && endStream, delegate: RecordingDelegate(recording: recording))
             recording.streamBox.value = stream
-            if let body { stream.sendData(body, endStream: true) }
+            if let body { stream.sendData(body, endStream: endStream) }
         }.get()
         return recording
     }

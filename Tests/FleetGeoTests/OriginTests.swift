@@ -59,11 +59,11 @@ struct OriginTests {
             try #require(CIDR("10.0.0.0/8")), try #require(CIDR("fd00::/8")),
         ])
         let proxy = IPAddress("10.1.2.3"), stranger = IPAddress("203.0.113.9")
-        #expect(resolver.resolve(peer: stranger, forwardedFor: ["89.160.20.112"])?.description == "203.0.113.9")
-        #expect(resolver.resolve(peer: proxy, forwardedFor: ["1.1.1.1, 89.160.20.112"])?.description == "89.160.20.112")
-        #expect(
-            resolver.resolve(peer: proxy, forwardedFor: ["89.160.20.112, 10.9.9.9"])?.description == "89.160.20.112")
-        #expect(resolver.resolve(peer: proxy, forwardedFor: ["garbage"])?.description == "10.1.2.3")
+        let se = try #require(IPAddress("89.160.20.112"))
+        #expect(resolver.resolve(peer: stranger, forwardedFor: ["89.160.20.112"]) == .peer(stranger))
+        #expect(resolver.resolve(peer: proxy, forwardedFor: ["1.1.1.1, 89.160.20.112"]) == .forwarded(se))
+        #expect(resolver.resolve(peer: proxy, forwardedFor: ["89.160.20.112, 10.9.9.9"]) == .forwarded(se))
+        #expect(resolver.resolve(peer: proxy, forwardedFor: ["garbage"]) == .unusable)
     }
 
     @Test(

@@ -110,6 +110,41 @@ struct AbuseTests {
         }
     }
 
+    /// An HPACK integer with an `prefixBits`-bit prefix (RFC 7541 §5.1).
+    static func hpackInteger(_ value: Int, prefixBits: Int, flags: UInt8) -> [UInt8] {
+        let max = (1 << prefixBits) - 1
+        guard value >= max else { return [flags | UInt8(value)] }
+        var out = [flags | UInt8(max)]
+        var rest = value - max
+        while rest >= 128 {
+            out.append(UInt8(rest % 128 + 128))
+            rest /= 128
+        }
+        return out + [UInt8(rest)]
+    }
+
+    @Test("Issue #18 row 6: HPACK bomb — decoding stops at the list limit; repeat offenders get ENHANCE_YOUR_CALM")
+    func hpackBomb() async throws {
+        try await withTestServer { port in
+            // One 4,000-byte entry in the dynamic table, then ~12,000 one-byte references to it per
+            // HEADERS frame: ~48 MB of header list from 16 KB of wire, on each of six streams.
+            let value = [UInt8](repeating: UInt8(ascii: "v"), count: 4_000)
+            let entry = [0x40] + Frames.string("x-b") + Self.hpackInteger(value.count, prefixBits: 7, flags: 0) + value
+            var flood: [UInt8] = []
+            for i in 0..<6 {
+                let refs = [UInt8](repeating: 0xBE, count: i == 0 ? 12_000 : 16_000)  // 0xBE: dynamic index 62
+                let block = Frames.requestBlock() + (i == 0 ? entry : []) + refs
+                flood += Frames.headers(stream: UInt32(2 * i + 1), block: block)
+            }
+            let clock = ContinuousClock()
+            let start = clock.now
+            async let codes = self.goAwayCodes(port: port, flood: flood)
+            try await self.wellBehaved(port: port)
+            #expect(try await codes == [0xB])
+            #expect(clock.now - start < .seconds(2))
+        }
+    }
+
     @Test("A bad preface is a PROTOCOL_ERROR; garbage never crashes the server")
     func garbage() async throws {
         try await withTestServer { port in

@@ -150,3 +150,10 @@ struct LargeFleetTests {
         #expect(registry.candidates(model: "m", zone: "eu", now: 0).map(\.id) == [id2])
     }
 }
+
+extension FleetRegistry {
+    /// Takes a slot on one named car (tests address cars directly; the gateway acquires choices).
+    func acquire(_ id: CarID, for request: RequestProfile, now: Double) -> Lease? {
+        self.evaluate(id, for: request, now: now).flatMap { self.acquire($0, for: request, now: now) }
+    }
+}

@@ -31,7 +31,7 @@ struct ProxyProtocolIntegrationTests {
                 CarSpec("us-car", region: "us-east", slowdown: 0.05),
             ],
             configure: {
-                $0.proxyProtocol = true
+                $0.proxyProtocolFrom = ["127.0.0.0/8"]
                 $0.geoipDatabase = cityTestDatabase
             }
         ) { fleet in
@@ -46,11 +46,54 @@ struct ProxyProtocolIntegrationTests {
 
     @Test("A connection without the header is closed")
     func missingHeader() async throws {
-        try await withFleet(configure: { $0.proxyProtocol = true }) { fleet in
+        try await withFleet(configure: { $0.proxyProtocolFrom = ["127.0.0.0/8"] }) { fleet in
             let raw = try await RawConnection.connect(port: fleet.clientPort)
             try await raw.send(Self.request())
             try await raw.waitForClose()
             #expect(raw.received.isEmpty)
+        }
+    }
+
+    static func request(forwardedFor: String) -> [UInt8] {
+        let body = chatBody(stream: false, maxTokens: 2)
+        return Array(
+            "POST /v1/chat/completions HTTP/1.1\r\nhost: gw\r\ncontent-type: application/json\r\nx-forwarded-for: \(forwardedFor)\r\ncontent-length: \(body.utf8.count)\r\nconnection: close\r\n\r\n\(body)"
+                .utf8)
+    }
+
+    @Test("Issue #18 row 1: a PROXY header from a peer outside the configured balancers is not believed")
+    func headerFromDirectClient() async throws {
+        try await withFleet(configure: {
+            $0.proxyProtocolFrom = ["192.0.2.0/24"]  // the balancer is elsewhere; loopback is a direct client
+            $0.geoipDatabase = cityTestDatabase
+        }) { fleet in
+            try await fleet.startCar(CarSpec("eu-car", region: "eu-central", slowdown: 0.05))
+            let us = try await fleet.startCar(CarSpec("us-car", region: "us-east", slowdown: 0.05))
+            let raw = try await RawConnection.connect(port: fleet.clientPort)
+            try await raw.send(Self.header(ipv4: [216, 160, 83, 56]) + Self.request())
+            try await raw.waitForClose()
+            let text = String(decoding: raw.received, as: UTF8.self).lowercased()
+            #expect(!text.contains("x-fleet-zone: us"))
+            #expect(us.car.state.jobLog.isEmpty)
+        }
+    }
+
+    @Test("Issue #18 row 1: a PROXY source inside the trusted proxies does not make X-Forwarded-For believed")
+    func proxySourceDoesNotChain() async throws {
+        try await withFleet(configure: {
+            $0.proxyProtocolFrom = ["127.0.0.0/8"]
+            $0.trustedProxies = ["10.0.0.0/8", "127.0.0.0/8"]
+            $0.geoipDatabase = cityTestDatabase
+        }) { fleet in
+            try await fleet.startCar(CarSpec("eu-car", region: "eu-central", slowdown: 0.05))
+            let us = try await fleet.startCar(CarSpec("us-car", region: "us-east", slowdown: 0.05))
+            let raw = try await RawConnection.connect(port: fleet.clientPort)
+            try await raw.send(Self.header(ipv4: [10, 0, 0, 7]) + Self.request(forwardedFor: "216.160.83.56"))
+            try await raw.waitForClose()
+            let text = String(decoding: raw.received, as: UTF8.self).lowercased()
+            #expect(text.hasPrefix("http/1.1 200"))
+            #expect(text.contains("x-fleet-zone: eu"))  // 10.0.0.7 itself: private → eu-central
+            #expect(us.car.state.jobLog.isEmpty)
         }
     }
 }

@@ -1,10 +1,12 @@
 import AsyncHTTPClient
 import FleetAgent
 import FleetGate
+import FleetHTTP2
 import FleetProtocol
 import FleetScheduler
 import FleetTesting
 import Foundation
+import NIOCore
 import Testing
 
 /// A real model behind the agent (issue #6): llama-cpp-python's server with SmolLM2-135M, the
@@ -124,6 +126,94 @@ struct RealModelTests {
             let after = runtime.cpuSeconds() - settled
             // Generating, it burns ~1 CPU second per second; stopped, it idles.
             #expect(after < 0.2, "the runtime used \(after) s of CPU in the 2 s after the cancel")
+        }
+    }
+
+    /// A stream on a real model whose car is lost mid-answer continues on another car from the
+    /// delivered text (prefix continuation through `/v1/completions` with SmolLM2's chat template).
+    /// At temperature 0 the continued text often equals an uninterrupted run; the rate is measured
+    /// and printed (tokenization at the seam can differ), never asserted.
+    @Test("A real-model stream that loses its car continues from the delivered text on another car")
+    func prefixContinuation() async throws {
+        let runtime = try await LocalRuntime.start()
+        defer { runtime.stop() }
+        let configuration = OpenAILocalEngine.Configuration(baseURL: runtime.baseURL, slots: 1)
+        let engineA = try await OpenAILocalEngine.connect(configuration, client: .shared)
+        let engineB = try await OpenAILocalEngine.connect(configuration, client: .shared)
+        #expect(engineA.continuation == .prefix)
+        try await withFleet { fleet in
+            try await fleet.startCar("real-a", engine: engineA)
+            try await fleet.startCar("real-b", engine: engineB)
+            let client = try await RecordingClient.connect(port: fleet.clientPort)
+            defer { client.close() }
+            let prompts = [
+                "Write a long story about a car that drives across Europe.",
+                "Explain how a battery charges, step by step.",
+                "List ten things to see in Stockholm and say why.",
+                "Describe a quiet night in a parking garage.",
+            ]
+            // llama-cpp-python's default repeat penalty (1.1) counts only generated tokens, so text
+            // that moved into the prompt at the seam is no longer penalised: measured both ways.
+            var equal: [String: Int] = [:]
+            for (penalty, prompt) in ["default", "1.0"].flatMap({ p in prompts.map { (p, $0) } }) {
+                func body() -> String {
+                    #"{"model":"\#(LocalRuntime.model)","stream":true,"temperature":0,"max_tokens":40,"#
+                        + (penalty == "default" ? "" : #""repeat_penalty":\#(penalty),"#)
+                        + #""messages":[{"role":"user","content":"\#(prompt)"}]}"#
+                }
+                let reference = streamResult(
+                    await (try await client.post("/v1/chat/completions", json: body())).collect())
+                #expect(reference.done)
+                let stream = try await client.post("/v1/chat/completions", json: body())
+                try await waitUntil(timeout: .seconds(30), "eight tokens delivered") {
+                    String(decoding: stream.body, as: UTF8.self).components(separatedBy: "\"content\":\"").count > 9
+                }
+                let delivered = streamResult((nil, String(decoding: stream.body, as: UTF8.self), nil, false)).text
+                // Lose the car serving it: the gateway's side of its tunnel closes, as a lost link would.
+                for car in fleet.gateway.core.registry.all() where car.inFlight > 0 {
+                    fleet.gateway.core.tunnels.handle(for: car.id)?.channel.close(promise: nil)
+                }
+                let result = streamResult(await stream.collect())
+                #expect(result.errorCode == nil, "\(result.errorMessage ?? "")")
+                #expect(result.done)
+                #expect(result.ids.count == 1)
+                #expect(result.text.hasPrefix(delivered))
+                #expect(result.text.count > delivered.count)
+                if result.text == reference.text { equal[penalty, default: 0] += 1 }
+                try await waitUntil(timeout: .seconds(20), "both cars back") {
+                    fleet.gateway.core.registry.all().filter { !$0.draining }.count == 2
+                }
+            }
+            print(
+                "prefix continuation on SmolLM2, temperature 0, equal to the uninterrupted run: "
+                    + "repeat_penalty default \(equal["default"] ?? 0) of \(prompts.count), "
+                    + "repeat_penalty 1.0 \(equal["1.0"] ?? 0) of \(prompts.count)")
+        }
+    }
+
+    @Test("llama-cpp-python's own server as central capacity: its json.dumps chunks stream, over HTTP/1.1 and HTTP/2")
+    func llamaServerAsCentral() async throws {
+        let runtime = try await LocalRuntime.start()
+        defer { runtime.stop() }
+        try await withFleet(configure: {
+            $0.central.endpoints = [.init(region: "eu-central", baseURL: runtime.baseURL)]
+        }) {
+            fleet in
+            try await waitUntil("central models discovered") {
+                fleet.gateway.core.central.models().contains(LocalRuntime.model)
+            }
+            for http in ["--http1.1", "--http2-prior-knowledge"] {
+                let curl = try await Subprocess.run(
+                    "curl",
+                    [
+                        "-sN", "--max-time", "60", http, "-D", "-", fleet.baseURL + "/v1/chat/completions", "-H",
+                        "content-type: application/json", "-d",
+                        #"{"model":"smollm2-135m","stream":true,"max_tokens":8,"messages":[{"role":"user","content":"Say hello."}]}"#,
+                    ], timeout: 90)
+                #expect(
+                    curl.stdout.lowercased().contains("x-fleet-route: central"), "\(http): \(curl.stdout.prefix(400))")
+                #expect(curl.stdout.hasSuffix("data: [DONE]\n\n"), "\(http): \(curl.stdout.suffix(200))")
+            }
         }
     }
 }

@@ -1,5 +1,6 @@
 import FleetAgent
 import FleetGate
+import FleetGeo
 import FleetProtocol
 import FleetTesting
 import Foundation
@@ -25,7 +26,7 @@ struct ZoneTests {
         ("81.2.69.142", nil),  // GB: its own zone, no capacity there
         ("2a02:d000::1", nil),  // CH: its own zone, no capacity
         ("216.160.83.56, 89.160.20.112", "eu"),  // chain: the rightmost untrusted hop counts
-        ("not-an-address", "eu"),  // garbage: stop at the trusted peer (loopback: private → default region)
+        ("not-an-address", "eu"),  // garbage from a trusted proxy: the unknown rule, the strictest zone
     ]
 
     @Test("Requests are served only inside their origin's zone; an empty zone gets no_capacity_in_zone")
@@ -99,6 +100,32 @@ struct ZoneTests {
             ).collect()
             #expect(result.response?.headerFields[HTTPField.Name("x-fleet-zone")!] == "eu")  // loopback peer: private → eu-central
             #expect(result.response?.headerFields[HTTPField.Name("x-fleet-region")!] == "eu-central")
+        }
+    }
+
+    @Test(
+        "Issue #18 row 3: an unusable or private rightmost X-Forwarded-For from a trusted proxy is unknown, never the proxy's private rule",
+        arguments: ["89.160.20.112:51234", "[2a02:d180::1]:443", "unknown", "0x59.0xa0.20.112", "192.168.1.7"])
+    func unusableForwardedFor(forwarded: String) async throws {
+        try await withFleet(
+            configure: {
+                $0.geoipDatabase = cityTestDatabase
+                $0.trustedProxies = ["127.0.0.0/8"]
+                $0.regionMap.privateRegion = "us-east"  // the proxy's own (loopback) address would land here
+            }
+        ) { fleet in
+            try await fleet.startCar(CarSpec("eu-car", region: "eu-central", slowdown: 0.05))
+            let us = try await fleet.startCar(CarSpec("us-car", region: "us-east", slowdown: 0.05))
+            let client = try await RecordingClient.connect(port: fleet.clientPort)
+            defer { client.close() }
+            var headers = HTTPFields()
+            headers[HTTPField.Name("x-forwarded-for")!] = forwarded
+            let result = try await client.post(
+                "/v1/chat/completions", json: chatBody(stream: true, maxTokens: 2), headers: headers
+            ).collect()
+            #expect(result.response?.headerFields[HTTPField.Name("x-fleet-zone")!] == "eu")  // unknown: strictest
+            #expect(result.response?.headerFields[HTTPField.Name("x-fleet-region")!] == "eu-central")
+            #expect(us.car.state.jobLog.isEmpty)  // counted from what the US car ran
         }
     }
 }

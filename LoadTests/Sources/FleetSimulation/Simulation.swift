@@ -12,6 +12,8 @@ public final class Simulation {
         case decodeDone(job: Int, version: Int)
         case centralFirstToken(job: Int)
         case centralDone(job: Int)
+        case jobFails(job: Int)
+        case detect(car: Int)
         case slowdownChange(car: Int)
         case ping(car: Int)
         case depart(car: Int)
@@ -41,12 +43,16 @@ public final class Simulation {
         var active: [Int] = []
         var queue: [Int] = []
         var departing = false
+        /// Left without notice: its jobs are frozen until the gateway notices (missed PINGs).
+        var goneAt: Double?
+        /// Share of its jobs that fail.
+        var failure: Double
     }
 
     struct Job {
         var request: Int
         var car: Int  // -1: central
-        var dispatch: Dispatch?
+        var dispatch: Lease?
         var prompt: Int
         var output: Int
         var rttMs: Double
@@ -59,12 +65,17 @@ public final class Simulation {
         var firstTokenAt: Double?
         var noise: Double
         var done = false
+        /// Set when the job will fail (the car resets the stream) at this time.
+        var failsAt: Double?
     }
 
     struct Request {
         var zone: String
+        var workload: Int
         var prompt: Int
         var output: Int
+        /// What the gateway estimates: body bytes ÷ 4, and `max_tokens` or 256.
+        var promptEstimate: Int
         var expectedOutput: Int
         var sloMs: Double
         var arrival: Double
@@ -76,6 +87,7 @@ public final class Simulation {
         var finishedAt: Double?
         var failed = false
         var usedCentral = false
+        var centralTokens = 0
     }
 
     let parameters: SimulationParameters
@@ -89,7 +101,11 @@ public final class Simulation {
     var nextJob = 0
     var requests: [Request] = []
     var centralInFlight: [String: Int] = [:]
+    var centralQueue: [String: [Int]] = [:]
     var centralCapacity: [String: Int] = [:]
+    /// What the simulated gateway has learned about each zone's central capacity.
+    var centralEstimate: [String: CentralEstimate] = [:]
+    let model: FleetModel
     var arrivalRate = 0.0
     var pendingMeasured = 0
     var arrivalsEnd: Double { self.parameters.warmupSeconds + self.parameters.measuredSeconds }
@@ -102,8 +118,21 @@ public final class Simulation {
 
     public init(_ parameters: SimulationParameters) {
         self.parameters = parameters
+        self.model = parameters.set.model
         var predictor = LatencyPredictor()
         predictor.riskAversion = parameters.riskAversion
+        predictor.learns = parameters.learning
+        for (key, value) in parameters.scorer {
+            switch key {
+            case "decodeWeight": predictor.decodeWeight = value
+            case "prefillContention": predictor.prefillContention = value
+            case "fitMargin": predictor.fitMargin = value
+            case "learningRate": predictor.learningRate = value
+            case "tpotMissPenalty": predictor.tpotMissPenaltyMilliseconds = value
+            case "centralByPrediction": predictor.centralByPrediction = value != 0
+            default: preconditionFailure("unknown scorer setting '\(key)'")
+            }
+        }
         self.registry = FleetRegistry(
             policy: parameters.policy, predictor: predictor, probes: parameters.probes, seed: parameters.seed &* 31 &+ 7
         )
@@ -114,11 +143,9 @@ public final class Simulation {
 
     private func makeCar(initial: Bool) -> Car {
         let p = self.parameters
-        let region = self.draw.pick(SimulationParameters.regions.map { ($0, $0.share) })
-        let hardware: HardwareClass = p.homogeneous ? .hw4 : self.draw.pick(SimulationParameters.classMix)
-        let link =
-            p.homogeneous
-            ? SimulationParameters.links[0] : self.draw.pick(SimulationParameters.links.map { ($0, $0.share) })
+        let region = self.draw.pick(self.model.regions.map { ($0, $0.share) })
+        let hardware: HardwareClass = p.homogeneous ? .hw4 : self.draw.pick(self.model.classMix)
+        let link = p.homogeneous ? self.model.links[0] : self.draw.pick(self.model.links.map { ($0, $0.share) })
         let profile = HardwareProfile.of(hardware)
         // The truth's concurrency curve: r(k) = r1 / (1 + β(k − 1)), β set so that all slots busy
         // give the class's aggregate — smooth, unlike the predictor's min(r1, aggregate / k).
@@ -127,15 +154,16 @@ public final class Simulation {
             ? (profile.decodeTokensPerSecond * Double(profile.slots) / profile.aggregateDecodeTokensPerSecond - 1)
                 / Double(profile.slots - 1) : 0
         let availability = self.draw.pick([
-            (Availability.fastCharge, SimulationParameters.fastChargeShare),
+            (Availability.fastCharge, Self.fastChargeShare),
             (.home, 0.55), (.workplace, 0.40),
         ])
         var car = Car(
             region: region.region, zone: region.zone, hardware: hardware, slots: profile.slots,
             singleStreamTPS: profile.decodeTokensPerSecond, concurrencyFalloff: falloff,
-            prefillTPS: profile.prefillTokensPerSecond, link: link.0, linkMedianMs: link.medianMs,
+            prefillTPS: profile.prefillTokensPerSecond, link: link.type, linkMedianMs: link.medianMs,
             linkSigma: link.sigma, slowdown: self.drawSlowdown(),
-            plugged: self.draw.uniform() >= SimulationParameters.unpluggedShare, availability: availability)
+            plugged: self.draw.uniform() >= Self.unpluggedShare, availability: availability,
+            failure: self.draw.uniform() < self.model.flakyShare ? self.model.flakyFailure : self.model.baseFailure)
         if availability == .fastCharge {
             let session = self.draw.uniform(20 * 60, 40 * 60)
             car.departAt = self.now + (initial ? self.draw.uniform(0, session) : session)
@@ -145,11 +173,18 @@ public final class Simulation {
 
     /// Hidden slowdown (heat, an owner in the cabin): mostly near 1, sometimes 4×. Not in telemetry.
     private func drawSlowdown() -> Double {
-        let u = self.draw.uniform()
-        if u < 0.6 { return self.draw.uniform(1, 1.3) }
-        if u < 0.85 { return self.draw.uniform(1.3, 2.5) }
-        return self.draw.uniform(2.5, 4)
+        let range = self.draw.pick(self.model.slowdowns.map { ($0.1, $0.0) })
+        return self.draw.uniform(range.lowerBound, range.upperBound)
     }
+
+    /// Fast-charge stops: share of the fleet, session 20–40 min, always announced (the navigation knows).
+    static let fastChargeShare = 0.05
+    /// Connected but not eligible: unplugged under the default policy, or below the charge floor.
+    static let unpluggedShare = 0.05
+    /// Car-side queue the agents advertise.
+    static let queueDepth = 1
+    /// Seconds between PINGs (the gateway's keepalive).
+    static let pingSeconds = 5.0
 
     private func connect(_ index: Int) {
         var car = self.cars[index]
@@ -163,13 +198,14 @@ public final class Simulation {
                     id: SimulationParameters.requestModel, decodeTokensPerSecond: profile.decodeTokensPerSecond,
                     prefillTokensPerSecond: profile.prefillTokensPerSecond)
             ],
-            slots: car.slots, queueDepth: SimulationParameters.queueDepth, policy: OwnerPolicy())
+            slots: car.slots, queueDepth: Self.queueDepth, policy: OwnerPolicy())
         let id = self.registry.register(descriptor, state: state, now: self.now).id
         car.id = id
         self.cars[index] = car
         self.carByID[id] = index
-        self.events.push(self.now + self.draw.uniform(0, 15), .ping(car: index))
-        self.events.push(self.now + self.draw.exponential(mean: 240), .slowdownChange(car: index))
+        self.events.push(self.now + self.draw.uniform(0, Self.pingSeconds), .ping(car: index))
+        self.events.push(
+            self.now + self.draw.exponential(mean: self.model.slowdownChangeSeconds), .slowdownChange(car: index))
         if car.departAt.isFinite { self.events.push(car.departAt, .depart(car: index)) }
     }
 
@@ -182,7 +218,9 @@ public final class Simulation {
 
     private func sampleRTT(_ car: Car) -> Double {
         var rtt = self.draw.lognormal(median: car.linkMedianMs, sigma: car.linkSigma)
-        if self.draw.uniform() < 0.02 { rtt *= self.draw.uniform(3, 10) }
+        if self.draw.uniform() < self.model.spikeShare {
+            rtt *= self.draw.uniform(self.model.spikeFactor.lowerBound, self.model.spikeFactor.upperBound)
+        }
         return rtt
     }
 
@@ -191,11 +229,13 @@ public final class Simulation {
     func capacity() -> Double {
         var meanPrompt = 0.0
         var meanOutput = 0.0
-        for w in SimulationParameters.workloads {
-            meanPrompt += w.share * w.prompt * exp(0.6 * 0.6 / 2)
-            meanOutput += w.share * w.output * exp(0.5 * 0.5 / 2)
+        for w in self.model.workloads {
+            meanPrompt += w.share * w.promptMedian * exp(w.promptSigma * w.promptSigma / 2)
+            meanOutput += w.share * w.outputMedian * exp(w.outputSigma * w.outputSigma / 2)
         }
-        let meanSlowdown = 0.6 * 1.15 + 0.25 * 1.9 + 0.15 * 3.25
+        let meanSlowdown = self.model.slowdowns.reduce(0) {
+            $0 + $1.0 * ($1.1.lowerBound + $1.1.upperBound) / 2
+        } / self.model.slowdowns.reduce(0) { $0 + $1.0 }
         var total = 0.0
         for car in self.cars where car.id != nil && car.plugged {
             let perStream = car.singleStreamTPS / (1 + car.concurrencyFalloff * Double(car.slots - 1))
@@ -219,6 +259,7 @@ public final class Simulation {
         for car in self.cars where car.plugged { slots[car.zone, default: 0] += car.slots }
         for (zone, n) in slots {
             self.centralCapacity[zone] = Int((Double(n) * self.parameters.centralShareOfSlots).rounded())
+            self.centralEstimate[zone] = CentralEstimate()
         }
         self.events.push(self.draw.exponential(mean: 1 / self.arrivalRate), .arrival)
         self.scheduleChurn()
@@ -252,15 +293,21 @@ public final class Simulation {
             if self.requests[job.request].firstTokenAt == nil { self.requests[job.request].firstTokenAt = self.now }
         case .centralDone(let j):
             self.finish(j)
+        case .jobFails(let j):
+            guard let job = self.jobs[j], !job.done, job.failsAt == self.now else { return }
+            self.failJob(j)
+        case .detect(let c):
+            self.depart(c)
         case .slowdownChange(let c):
-            guard self.cars[c].id != nil else { return }
+            guard self.cars[c].id != nil, self.cars[c].goneAt == nil else { return }
             self.cars[c].slowdown = self.drawSlowdown()
             self.reshare(c)
-            self.events.push(self.now + self.draw.exponential(mean: 240), .slowdownChange(car: c))
+            self.events.push(
+                self.now + self.draw.exponential(mean: self.model.slowdownChangeSeconds), .slowdownChange(car: c))
         case .ping(let c):
-            guard let id = self.cars[c].id else { return }
+            guard let id = self.cars[c].id, self.cars[c].goneAt == nil else { return }
             self.registry.recordRTT(id, milliseconds: self.sampleRTT(self.cars[c]))
-            self.events.push(self.now + 15, .ping(car: c))
+            self.events.push(self.now + Self.pingSeconds, .ping(car: c))
         case .depart(let c):
             self.depart(c)
         case .churn:
@@ -274,8 +321,7 @@ public final class Simulation {
 
     private func scheduleChurn() {
         let rate =
-            self.parameters.churnPer10Minutes / 600 * Double(self.parameters.cars)
-            * (1 - SimulationParameters.fastChargeShare)
+            self.parameters.churnPer10Minutes / 600 * Double(self.parameters.cars) * (1 - Self.fastChargeShare)
         guard rate > 0 else { return }
         self.events.push(self.now + self.draw.exponential(mean: 1 / rate), .churn)
     }
@@ -284,7 +330,9 @@ public final class Simulation {
     private func churn() {
         for _ in 0..<32 {
             let c = Int(self.draw.uniform() * Double(self.cars.count))
-            guard self.cars[c].id != nil, !self.cars[c].departing, self.cars[c].availability != .fastCharge else {
+            guard self.cars[c].id != nil, !self.cars[c].departing, self.cars[c].goneAt == nil,
+                self.cars[c].availability != .fastCharge
+            else {
                 continue
             }
             self.cars[c].departing = true
@@ -293,10 +341,30 @@ public final class Simulation {
                 self.registry.update(self.cars[c].id!, state: self.telemetry(self.cars[c]), now: self.now)
                 self.events.push(self.cars[c].departAt, .depart(car: c))
             } else {
-                self.depart(c)
+                self.vanish(c)
             }
             return
         }
+    }
+
+    /// A car drops off without notice: its streams stop, and the gateway notices only after
+    /// missed PINGs — until then it still routes to it, and those jobs wait too.
+    private func vanish(_ c: Int) {
+        self.cars[c].goneAt = self.now
+        for j in self.cars[c].active {
+            guard var job = self.jobs[j] else { continue }
+            if job.decoding {
+                job.remaining = max(0, job.remaining - job.rate * (self.now - job.lastUpdate))
+                job.lastUpdate = self.now
+                job.rate = 0
+            }
+            job.version += 1  // its prefill or decode never completes
+            job.failsAt = nil
+            self.jobs[j] = job
+        }
+        for j in self.cars[c].queue { self.jobs[j]?.failsAt = nil }
+        let delay = self.draw.uniform(self.model.detectionSeconds.lowerBound, self.model.detectionSeconds.upperBound)
+        self.events.push(self.now + delay, .detect(car: c))
     }
 
     private func depart(_ c: Int) {
@@ -318,76 +386,124 @@ public final class Simulation {
             self.requests[job.request].tried.append(id)
             self.dispatch(job.request)
         }
+        self.cars[c].goneAt = nil
         self.events.push(self.now + self.draw.uniform(0, 60), .replacement)
     }
 
     // MARK: Requests
 
     private func arrive() {
-        let zoneDraw = self.draw.uniform()
-        let zone = zoneDraw < 0.3 ? "eu" : "us"
-        let w = self.draw.pick(SimulationParameters.workloads.map { ($0, $0.share) })
-        let prompt = Int(min(16_000, max(16, self.draw.lognormal(median: w.prompt, sigma: 0.6))))
-        let output = Int(min(1_024, max(8, self.draw.lognormal(median: w.output, sigma: 0.5))))
+        let region = self.draw.pick(self.model.regions.map { ($0, $0.share) })
+        let w = self.draw.pick(self.model.workloads.indices.map { ($0, self.model.workloads[$0].share) })
+        let workload = self.model.workloads[w]
+        let prompt = Int(
+            min(16_000, max(16, self.draw.lognormal(median: workload.promptMedian, sigma: workload.promptSigma))))
+        let output = Int(
+            min(1_024, max(8, self.draw.lognormal(median: workload.outputMedian, sigma: workload.outputSigma))))
+        // What the gateway sees: the body's size (the prompt's bytes plus the JSON around it) and
+        // the client's `max_tokens`, when it sets one (at least the output, often a round figure above).
+        let bytes =
+            Double(prompt) * self.draw.lognormal(median: self.model.bytesPerToken, sigma: self.model.bytesPerTokenSigma)
+            + self.draw.uniform(self.model.overheadBytes.lowerBound, self.model.overheadBytes.upperBound)
+        var promptEstimate = max(1, Int(bytes) / 4)
+        var expectedOutput = 256
+        if self.draw.uniform() < self.model.maxTokensShare {
+            let round = [64, 128, 256, 512, 1_024].first { $0 >= output } ?? 1_024
+            expectedOutput = self.draw.uniform() < 0.5 ? round : min(1_024, 2 * round)
+        }
+        if self.parameters.exactEstimates {
+            promptEstimate = prompt
+            expectedOutput = Int(workload.outputMedian)
+        }
         let measured = self.now >= self.parameters.warmupSeconds && self.now < self.arrivalsEnd
         self.requests.append(
             Request(
-                zone: zone, prompt: prompt, output: output, expectedOutput: Int(w.output), sloMs: w.sloMs,
-                arrival: self.now, measured: measured))
+                zone: region.zone, workload: w, prompt: prompt, output: output, promptEstimate: promptEstimate,
+                expectedOutput: expectedOutput, sloMs: workload.ttftObjectiveMs, arrival: self.now,
+                measured: measured))
         if measured { self.pendingMeasured += 1 }
         self.dispatch(self.requests.count - 1)
+    }
+
+    /// Attempts per request at most (the gateway's `maxAttempts`).
+    static let maxAttempts = 4
+
+    private func centralHasRoom(_ zone: String) -> Bool {
+        let capacity = self.centralCapacity[zone, default: 0]
+        guard capacity > 0 else { return false }
+        let queue = max(1, Int(Double(capacity) * self.model.centralQueueShare))
+        return self.centralInFlight[zone, default: 0] + self.centralQueue[zone, default: []].count < capacity + queue
     }
 
     private func dispatch(_ r: Int) {
         var request = self.requests[r]
         let remaining = request.output - request.delivered
         guard remaining > 0 else { return self.complete(r) }
-        guard request.attempts < 4 else { return self.fail(r) }
+        guard request.attempts < Self.maxAttempts else { return self.fail(r) }
         request.attempts += 1
         self.requests[r] = request
+        // A continuation carries the delivered text: the gateway's estimate grows by it.
         let profile = RequestProfile(
             model: SimulationParameters.requestModel, zone: request.zone,
-            promptTokens: request.prompt + request.delivered,
-            expectedOutputTokens: max(1, min(remaining, request.expectedOutput)),
+            promptTokens: request.promptEstimate + request.delivered,
+            expectedOutputTokens: max(1, request.expectedOutput - request.delivered),
             ttftObjectiveMilliseconds: request.sloMs,
             tpotObjectiveMilliseconds: SimulationParameters.tpotObjectiveMs)
-        let central = CentralOption(
-            predictedTTFTMilliseconds: 2 * SimulationParameters.centralRTTMs + 1_000 * Double(profile.promptTokens)
-                / SimulationParameters.centralPrefillTPS,
-            predictedTPOTMilliseconds: 1_000 / SimulationParameters.centralDecodeTPS,
-            hasRoom: self.centralInFlight[request.zone, default: 0] < self.centralCapacity[request.zone, default: 0])
+        let hasRoom = self.centralHasRoom(request.zone)
+        let central = self.centralEstimate[request.zone].map {
+            $0.option(promptTokens: profile.promptTokens, hasRoom: hasRoom)
+        }
         let start = Self.threadCPUNanoseconds()
         let decision = self.registry.decide(profile, central: central, excluding: request.tried, now: self.now)
         self.decisionNanoseconds += Self.threadCPUNanoseconds() - start
         self.decisions += 1
+        let prompt = request.prompt + request.delivered
         for choice in decision.choices {
             switch choice.route {
             case .central:
-                guard central.hasRoom else { continue }
-                return self.startCentral(r, prompt: profile.promptTokens, output: remaining)
+                guard hasRoom else { continue }
+                return self.startCentral(r, prompt: prompt, output: remaining)
             case .car(let id):
-                guard let c = self.carByID[id], let d = self.registry.acquire(id, for: profile, now: self.now) else {
+                guard let c = self.carByID[id], let d = self.registry.acquire(choice, for: profile, now: self.now) else {
                     continue
                 }
-                return self.startOnCar(r, car: c, dispatch: d, prompt: profile.promptTokens, output: remaining)
+                return self.startOnCar(r, car: c, dispatch: d, prompt: prompt, output: remaining)
             }
         }
         self.fail(r)
     }
 
+    /// Central: a zone's streams, then a short FIFO queue; each job's prefill and decode slow
+    /// with the share of streams busy when it starts, with per-job noise and rare spikes.
     private func startCentral(_ r: Int, prompt: Int, output: Int) {
         let zone = self.requests[r].zone
-        self.centralInFlight[zone, default: 0] += 1
         self.requests[r].usedCentral = true
+        self.requests[r].centralTokens += prompt + output
         let j = self.newJob(
             Job(
-                request: r, car: -1, prompt: prompt, output: output, rttMs: 2 * SimulationParameters.centralRTTMs,
-                sentAt: self.now, noise: self.draw.lognormal(median: 1, sigma: 0.1)))
-        let ttft = (self.jobs[j]!.rttMs + 1_000 * Double(prompt) / SimulationParameters.centralPrefillTPS) / 1_000
-        self.events.push(self.now + ttft * self.jobs[j]!.noise, .centralFirstToken(job: j))
-        self.events.push(
-            self.now + ttft * self.jobs[j]!.noise + Double(max(0, output - 1)) / SimulationParameters.centralDecodeTPS,
-            .centralDone(job: j))
+                request: r, car: -1, prompt: prompt, output: output,
+                rttMs: self.draw.lognormal(median: self.model.centralRTTMs, sigma: 0.3), sentAt: self.now,
+                noise: self.draw.lognormal(median: 1, sigma: self.model.centralNoiseSigma)))
+        if self.centralInFlight[zone, default: 0] < self.centralCapacity[zone, default: 0] {
+            self.beginCentral(j)
+        } else {
+            self.centralQueue[zone, default: []].append(j)
+        }
+    }
+
+    private func beginCentral(_ j: Int) {
+        let job = self.jobs[j]!
+        let zone = self.requests[job.request].zone
+        let busy =
+            Double(self.centralInFlight[zone, default: 0]) / Double(max(1, self.centralCapacity[zone, default: 1]))
+        self.centralInFlight[zone, default: 0] += 1
+        let slow = 1 + self.model.centralLoadSlowdown * busy
+        var prefill = Double(job.prompt) / self.model.centralPrefillTPS * slow * job.noise
+        if self.draw.uniform() < 0.01 { prefill *= self.draw.uniform(3, 8) }
+        let first = self.now + job.rttMs / 1_000 + prefill
+        let tpot = slow / self.model.centralDecodeTPS * self.draw.lognormal(median: 1, sigma: 0.1)
+        self.events.push(first, .centralFirstToken(job: j))
+        self.events.push(first + Double(max(0, job.output - 1)) * tpot, .centralDone(job: j))
     }
 
     private func newJob(_ job: Job) -> Int {
@@ -397,7 +513,7 @@ public final class Simulation {
         return j
     }
 
-    private func startOnCar(_ r: Int, car c: Int, dispatch: Dispatch, prompt: Int, output: Int) {
+    private func startOnCar(_ r: Int, car c: Int, dispatch: Lease, prompt: Int, output: Int) {
         let car = self.cars[c]
         if car.zone != self.requests[r].zone { self.privacyViolations += 1 }
         if !car.plugged { self.eligibilityViolations += 1 }
@@ -405,6 +521,16 @@ public final class Simulation {
             Job(
                 request: r, car: c, dispatch: dispatch, prompt: prompt, output: output, rttMs: self.sampleRTT(car),
                 sentAt: self.now, noise: self.draw.lognormal(median: 1, sigma: 0.2)))
+        if car.goneAt != nil {
+            // Gone, not yet noticed: the stream waits until the gateway gives up on the car.
+            self.cars[c].queue.append(j)
+            return
+        }
+        if self.draw.uniform() < car.failure {
+            let at = self.now + self.draw.uniform(0.2, 4)
+            self.jobs[j]!.failsAt = at
+            self.events.push(at, .jobFails(job: j))
+        }
         if car.active.count < car.slots {
             self.beginPrefill(j)
         } else {
@@ -462,7 +588,22 @@ public final class Simulation {
         let r = job.request
         let delivered = self.now + (job.car >= 0 ? job.rttMs / 2_000 : 0)
         if job.car < 0 {
-            self.centralInFlight[self.requests[r].zone, default: 1] -= 1
+            let zone = self.requests[r].zone
+            self.centralInFlight[zone, default: 1] -= 1
+            if let first = job.firstTokenAt {
+                self.centralEstimate[zone]?.observe(
+                    Outcome(
+                        ttftMilliseconds: (first - job.sentAt) * 1_000,
+                        tpotMilliseconds: job.output > 1
+                            ? (self.now - first) * 1_000 / Double(job.output - 1) : nil,
+                        promptTokens: job.prompt, outputTokens: job.output, succeeded: true),
+                    promptTokens: job.prompt)
+            }
+            if var queue = self.centralQueue[zone], !queue.isEmpty {
+                let next = queue.removeFirst()
+                self.centralQueue[zone] = queue
+                self.beginCentral(next)
+            }
         } else {
             let c = job.car
             self.cars[c].active.removeAll { $0 == j }
@@ -488,6 +629,33 @@ public final class Simulation {
         self.requests[r].delivered += job.output
         self.requests[r].finishedAt = delivered
         self.complete(r)
+    }
+
+    /// The car resets the stream: the gateway reports the failure (back-off, penalties) and
+    /// continues the request elsewhere from the tokens already delivered.
+    private func failJob(_ j: Int) {
+        guard var job = self.jobs.removeValue(forKey: j), job.car >= 0, let lease = job.dispatch else { return }
+        job.done = true
+        let c = job.car
+        var produced = 0
+        if job.decoding {
+            produced = max(0, job.output - Int(max(0, job.remaining - job.rate * (self.now - job.lastUpdate))))
+        }
+        let wasActive = self.cars[c].active.contains(j)
+        self.cars[c].active.removeAll { $0 == j }
+        self.cars[c].queue.removeAll { $0 == j }
+        let seen = job.firstTokenAt.map { $0 <= self.now } ?? false
+        self.registry.finish(
+            lease,
+            Outcome(
+                ttftMilliseconds: seen ? (job.firstTokenAt! - job.sentAt) * 1_000 : nil, tpotMilliseconds: nil,
+                outputTokens: seen ? produced : 0, succeeded: false), now: self.now)
+        self.requests[job.request].delivered += seen ? produced : 0
+        if let id = self.cars[c].id { self.requests[job.request].tried.append(id) }
+        if wasActive {
+            if !self.cars[c].queue.isEmpty { self.beginPrefill(self.cars[c].queue.removeFirst()) } else { self.reshare(c) }
+        }
+        self.dispatch(job.request)
     }
 
     private func complete(_ r: Int) {
@@ -516,8 +684,15 @@ public final class Simulation {
         var central = 0
         var measured = 0
         var lost = 0
+        var tokens = 0
+        var centralTokens = 0
+        var classCount = [Int](repeating: 0, count: self.model.workloads.count)
+        var classMet = classCount
         for r in self.requests where r.measured {
             measured += 1
+            classCount[r.workload] += 1
+            tokens += r.prompt + r.output
+            centralTokens += r.centralTokens
             if r.usedCentral { central += 1 }
             guard !r.failed, let first = r.firstTokenAt, let end = r.finishedAt else {
                 if r.failed { failed += 1 } else { lost += 1 }
@@ -529,15 +704,24 @@ public final class Simulation {
             let p = r.output > 1 ? (end - first) * 1_000 / Double(r.output - 1) : 0
             ttft.append(t)
             tpot.append(p)
-            if t <= SimulationParameters.ttftObjectiveMs && p <= SimulationParameters.tpotObjectiveMs { met += 1 }
+            // Each request against its own class's objective — the one the scheduler was told.
+            if t <= r.sloMs && p <= SimulationParameters.tpotObjectiveMs {
+                met += 1
+                classMet[r.workload] += 1
+            }
         }
         ttft.sort()
         tpot.sort()
         self.predictionErrors.sort()
+        let share = { (n: Int, d: Int) in d > 0 ? Double(n) / Double(d) : 0 }
         return SimulationResult(
             parameters: self.parameters, requests: measured, failed: failed, lost: lost,
-            centralFraction: measured > 0 ? Double(central) / Double(measured) : 0,
-            sloAttainment: measured > 0 ? Double(met) / Double(measured) : 0, ttftMs: ttft, tpotMs: tpot,
+            centralFraction: share(central, measured), centralTokenFraction: share(centralTokens, tokens),
+            centralDollarsPer1kRequests: Double(centralTokens) / 1e6 * self.model.centralDollarsPerMillionTokens
+                / Double(max(1, measured)) * 1_000,
+            sloAttainment: share(met, measured),
+            classAttainment: self.model.workloads.indices.map { (self.model.workloads[$0].name, share(classMet[$0], classCount[$0])) },
+            ttftMs: ttft, tpotMs: tpot,
             privacyViolations: self.privacyViolations, eligibilityViolations: self.eligibilityViolations,
             decisionMicroseconds: self.decisions > 0
                 ? Double(self.decisionNanoseconds) / Double(self.decisions) / 1_000 : 0,
@@ -553,9 +737,16 @@ public struct SimulationResult: Sendable {
     public var failed: Int
     /// Neither finished nor failed when the run ended: must be 0.
     public var lost: Int
+    /// Share of requests that used central (any attempt).
     public var centralFraction: Double
-    /// Share of requests with TTFT ≤ 1 s and TPOT ≤ 100 ms.
+    /// Share of all tokens (prompt + output, every attempt on central) processed by central.
+    public var centralTokenFraction: Double
+    /// Central's price for the run, per 1,000 requests ($, at the parameter set's price per token).
+    public var centralDollarsPer1kRequests: Double
+    /// Share of requests with TTFT within their class's objective and TPOT ≤ 100 ms.
     public var sloAttainment: Double
+    /// The same per request class.
+    public var classAttainment: [(String, Double)]
     /// Sorted; failed requests are +∞.
     public var ttftMs: [Double]
     public var tpotMs: [Double]

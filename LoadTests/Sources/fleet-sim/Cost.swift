@@ -4,18 +4,21 @@ import FleetScheduler
 import Foundation
 import Histogram
 
-/// The decision-cost micro-benchmark: a registry of `--cars` cars of which `--eligible` can take
-/// the request, decisions timed one by one (wall clock, HdrHistogram), and the process's peak
-/// memory per registered car. Run under `valgrind --tool=callgrind` with `--decisions` small to
-/// count instructions per decision (see LoadTests/README.md).
+/// The decision-cost micro-benchmark on a busy pool: a registry of `--cars` cars of which
+/// `--eligible` can take the request, most of them already holding streams; each step is one
+/// `decide` + `acquire` (timed together, wall clock, HdrHistogram), the `finish` of the oldest
+/// lease still held (timed apart), and PINGs and telemetry messages for cars in random order
+/// (timed apart). Memory is the process's resident growth per registered car. Run under
+/// `valgrind --tool=callgrind` with `--decisions` small to count instructions (LoadTests/README.md).
 struct Cost: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Decision cost with a large registry.")
+    static let configuration = CommandConfiguration(abstract: "Decision cost with a large, busy registry.")
 
     @Option(help: "Cars registered.") var cars = 1_000_000
-    @Option(help: "Of which eligible for the benchmark's request (the rest: other zone, other model, unplugged, busy).")
+    @Option(help: "Of which eligible for the benchmark's request (the rest: other zone, other model, unplugged, full).")
     var eligible = 100_000
-    @Option(help: "Decisions timed.") var decisions = 200_000
+    @Option(help: "Decisions timed (each: decide + acquire, then one finish and two updates).") var decisions = 200_000
     @Option(help: "Policy.") var policy = SchedulingPolicy.predictive.rawValue
+    @Option(help: "Seed of the update order.") var seed: UInt64 = 1
 
     func run() throws {
         guard let policy = SchedulingPolicy(rawValue: self.policy) else {
@@ -29,7 +32,7 @@ struct Cost: ParsableCommand {
         ids.reserveCapacity(self.cars)
         for i in 0..<self.cars {
             // Eligible: zone eu, model m, plugged. The rest: a quarter each other zone, other model,
-            // unplugged (connected, ineligible), and eu/m but busy (every slot taken below).
+            // unplugged (connected, ineligible), and eu/m but full (every slot and queue place taken below).
             let kind = i < self.eligible ? 0 : 1 + (i % 4)
             let zone = kind == 1 ? "us" : "eu"
             let model = kind == 2 ? "other" : "m"
@@ -47,53 +50,82 @@ struct Cost: ParsableCommand {
             ids.append(id)
         }
         let request = RequestProfile(model: "m", zone: "eu", promptTokens: 500, expectedOutputTokens: 200)
-        for i in stride(from: self.eligible, to: self.cars, by: 1) where i % 4 == 3 {
-            for _ in 0..<3 { _ = registry.acquire(ids[i], for: request, now: 0) }
+        // Busy: every full car holds 3 streams; of the eligible ones, 40 % hold 1 and 40 % hold 2.
+        var held: [Lease] = []
+        for i in 0..<self.cars {
+            let streams = i < self.eligible ? [0, 0, 1, 1, 2][i % 5] : (i % 4 == 3 ? 3 : 0)
+            guard streams > 0, let choice = registry.evaluate(ids[i], for: request, now: 0) else { continue }
+            for _ in 0..<streams {
+                if let lease = registry.acquire(choice, for: request, now: 0) { held.append(lease) }
+            }
+        }
+        var random = SplitMix64(seed: self.seed)
+        for i in stride(from: held.count - 1, to: 0, by: -1) {
+            held.swapAt(i, Int(random.next() % UInt64(i + 1)))
         }
         let built = Date().timeIntervalSince(started)
         let after = residentBytes()
         print(
             String(
                 format:
-                    "registry: %d cars (%d eligible for the request) built in %.1f s; resident memory %.0f B per car",
-                self.cars, registry.availableCount(model: "m", zone: "eu"), built,
+                    "registry: %d cars (%d eligible for the request, %d streams held) built in %.1f s; resident memory %.0f B per car",
+                self.cars, registry.availableCount(model: "m", zone: "eu"), held.count, built,
                 Double(after - before) / Double(self.cars)))
 
-        // Updates: a PING and a telemetry message per car, as the gateway applies them.
-        let updates = min(self.cars, 1_000_000)
-        var start = ContinuousClock.now
-        for i in 0..<updates { registry.recordRTT(ids[i], milliseconds: Double(10 + i % 40)) }
-        let ping = (ContinuousClock.now - start) / updates
+        func ns(_ d: Duration) -> UInt64 {
+            UInt64(max(0, d.components.attoseconds / 1_000_000_000 + d.components.seconds * 1_000_000_000))
+        }
+        func histogram() -> Histogram<UInt64> {
+            Histogram<UInt64>(highestTrackableValue: 10_000_000, numberOfSignificantValueDigits: .three)
+        }
         let plugged = VehicleState(pluggedIn: true, chargePercent: 75, link: .cellular, slotsFree: 1)
         var unplugged = plugged
         unplugged.pluggedIn = false
-        start = ContinuousClock.now
-        for i in 0..<updates {
-            // The same plug state as registered, so the decision benchmark's eligible set stays.
-            let isUnplugged = i >= self.eligible && i % 4 == 2
-            registry.update(ids[i], state: isUnplugged ? unplugged : plugged, now: 1)
-        }
-        let telemetry = (ContinuousClock.now - start) / updates
-        func ns(_ d: Duration) -> Double { Double(d.components.attoseconds) / 1e9 + Double(d.components.seconds) * 1e9 }
-        print(String(format: "updates: PING %.0f ns, telemetry %.0f ns per car (%d of each)", ns(ping), ns(telemetry), updates))
-
-        var histogram = Histogram<UInt64>(highestTrackableValue: 10_000_000, numberOfSignificantValueDigits: .three)
+        var decide = histogram()
+        var finish = histogram()
+        var ping = histogram()
+        var telemetry = histogram()
         let clock = ContinuousClock()
         var sink = 0
+        var next = 0
+        let outcome = Outcome(
+            ttftMilliseconds: 400, tpotMilliseconds: 25, promptTokens: 500, outputTokens: 200, succeeded: true)
         for i in 0..<self.decisions {
-            let start = clock.now
-            let decision = registry.decide(request, now: Double(i) * 1e-3)
-            let elapsed = clock.now - start
+            let now = 1 + Double(i) * 1e-3
+            var start = clock.now
+            let decision = registry.decide(request, now: now)
+            let lease = decision.choices.first.flatMap { registry.acquire($0, for: request, now: now) }
+            decide.record(ns(clock.now - start))
             sink &+= decision.choices.count
-            histogram.record(
-                UInt64(elapsed.components.attoseconds / 1_000_000_000 + elapsed.components.seconds * 1_000_000_000))
+            // The oldest lease held finishes, so the pool stays as busy as it started.
+            if let lease { held.append(lease) }
+            if next < held.count {
+                start = clock.now
+                registry.finish(held[next], outcome, now: now)
+                finish.record(ns(clock.now - start))
+                next += 1
+            }
+            // A PING and a telemetry message for cars in random order (the same plug state as registered).
+            let a = Int(random.next() % UInt64(self.cars))
+            start = clock.now
+            registry.recordRTT(ids[a], milliseconds: Double(10 + a % 40))
+            ping.record(ns(clock.now - start))
+            let b = Int(random.next() % UInt64(self.cars))
+            start = clock.now
+            registry.update(ids[b], state: b >= self.eligible && b % 4 == 2 ? unplugged : plugged, now: now)
+            telemetry.record(ns(clock.now - start))
         }
-        print(
+        func line(_ name: String, _ h: Histogram<UInt64>) -> String {
             String(
-                format: "%@: %d decisions: median %.2f µs, p99 %.2f µs, p99.9 %.2f µs, max %.1f µs (choices %d)",
-                policy.rawValue, self.decisions, Double(histogram.valueAtPercentile(50)) / 1_000,
-                Double(histogram.valueAtPercentile(99)) / 1_000, Double(histogram.valueAtPercentile(99.9)) / 1_000,
-                Double(histogram.max) / 1_000, sink / max(1, self.decisions)))
+                format: "%@: median %.0f ns, p99 %.0f ns, p99.9 %.0f ns, max %.0f µs", name,
+                Double(h.valueAtPercentile(50)), Double(h.valueAtPercentile(99)), Double(h.valueAtPercentile(99.9)),
+                Double(h.max) / 1_000)
+        }
+        print("\(policy.rawValue), \(self.decisions) steps (choices per decision \(sink / max(1, self.decisions))):")
+        print(line("  decide + acquire", decide))
+        print(line("  finish", finish))
+        print(line("  PING, random car", ping))
+        print(line("  telemetry, random car", telemetry))
     }
 }
 

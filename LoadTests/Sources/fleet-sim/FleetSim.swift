@@ -14,33 +14,48 @@ struct FleetSim: ParsableCommand {
 }
 
 struct FleetOptions: ParsableArguments {
+    @Option(help: "Parameter set: tuning or held-out (see LoadTests/README.md).") var set = ParameterSet.tuning.rawValue
     @Option(help: "Cars connected.") var cars = 1_000
-    @Option(help: "Offered load, × fleet capacity.") var load = 0.8
+    @Option(help: "Offered load, × fleet capacity; comma-separated for a sweep.") var load = "0.8"
     @Option(help: "Churn, fraction of active cars per 10 minutes.") var churn = 0.02
-    @Option(help: "Departures announced (true) or sudden (false).") var notice = true
+    @Option(help: "Departures announced (true) or sudden (false, noticed after missed PINGs).") var notice = true
     @Flag(help: "One hardware class and one link type (the control fleet).") var homogeneous = false
     @Option(help: "Central capacity per zone, as a share of the zone's car slots (0: no central).") var central = 0.05
-    @Option(help: "Scorer: candidates probed per decision.") var probes = 16
+    @Option(help: "Candidates probed per decision (every probing policy).") var probes = 16
     @Option(help: "Scorer: σ of doubt charged to little-observed cars.") var riskAversion = LatencyPredictor()
         .riskAversion
+    @Flag(help: "Give the scheduler the true prompt size and class median output (the old, leaky estimates).")
+    var exactEstimates = false
     @Option(help: "Comma-separated seeds.") var seeds = "1,2,3,4,5"
-    @Option(help: "Measured seconds of virtual time (after 120 s of warm-up).") var seconds = 480.0
-    @Option(help: "Comma-separated policies (default: all).") var policies = SchedulingPolicy.allCases.map(\.rawValue)
-        .joined(separator: ",")
+    @Option(help: "Measured seconds of virtual time (after the warm-up).") var seconds = 480.0
+    @Option(help: "Warm-up seconds of virtual time.") var warmup = 120.0
+    @Option(
+        help:
+            "Comma-separated policies, each optionally with +nolearn, +risk=X, +probes=N (e.g. predictive+probes=4). Default: every policy."
+    )
+    var policies = SchedulingPolicy.allCases.map(\.rawValue).joined(separator: ",")
 
-    func parameters(policy: SchedulingPolicy, seed: UInt64, load: Double? = nil) -> SimulationParameters {
+    func parameters(_ variant: Variant, seed: UInt64, load: Double) throws -> SimulationParameters {
+        guard let set = ParameterSet(rawValue: self.set) else {
+            throw ValidationError("--set: '\(self.set)' is not one of \(ParameterSet.allCases.map(\.rawValue))")
+        }
         var p = SimulationParameters()
+        p.set = set
         p.cars = self.cars
-        p.load = load ?? self.load
+        p.load = load
         p.churnPer10Minutes = self.churn
         p.departureNotice = self.notice
         p.homogeneous = self.homogeneous
         p.seed = seed
         p.measuredSeconds = self.seconds
-        p.policy = policy
+        p.warmupSeconds = self.warmup
+        p.policy = variant.policy
         p.centralShareOfSlots = self.central
-        p.probes = self.probes
-        p.riskAversion = self.riskAversion
+        p.probes = variant.probes ?? self.probes
+        p.riskAversion = variant.riskAversion ?? self.riskAversion
+        p.learning = variant.learning
+        p.scorer = variant.scorer
+        p.exactEstimates = self.exactEstimates
         return p
     }
 
@@ -50,14 +65,54 @@ struct FleetOptions: ParsableArguments {
         return seeds
     }
 
-    func parsedPolicies() throws -> [SchedulingPolicy] {
-        try self.policies.split(separator: ",").map { name in
-            guard let policy = SchedulingPolicy(rawValue: String(name)) else {
+    func parsedLoads() throws -> [Double] {
+        let loads = self.load.split(separator: ",").compactMap { Double($0.trimmingCharacters(in: .whitespaces)) }
+        guard !loads.isEmpty, loads.allSatisfy({ $0 > 0 }) else {
+            throw ValidationError("--load: no positive load in '\(self.load)'")
+        }
+        return loads
+    }
+
+    func parsedPolicies() throws -> [Variant] {
+        try self.policies.split(separator: ",").map { try Variant(String($0)) }
+    }
+}
+
+/// A policy with scorer settings of its own (the ablations): `predictive+nolearn`,
+/// `predictive+risk=0`, `predictive+probes=4`.
+struct Variant: Sendable, Hashable {
+    var name: String
+    var policy: SchedulingPolicy
+    var learning = true
+    var riskAversion: Double?
+    var probes: Int?
+    var scorer: [String: Double] = [:]
+    static let scorerKeys = ["decodeWeight", "prefillContention", "fitMargin", "learningRate", "tpotMissPenalty", "centralByPrediction"]
+
+    init(_ spec: String) throws {
+        self.name = spec
+        var parts = spec.split(separator: "+").map(String.init)
+        let base = parts.removeFirst()
+        guard let policy = SchedulingPolicy(rawValue: base) else {
+            throw ValidationError(
+                "--policies: '\(base)' is not one of \(SchedulingPolicy.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        self.policy = policy
+        for part in parts {
+            if part == "nolearn" {
+                self.learning = false
+            } else if part.hasPrefix("risk="), let value = Double(part.dropFirst(5)) {
+                self.riskAversion = value
+            } else if part.hasPrefix("probes="), let value = Int(part.dropFirst(7)), value > 0 {
+                self.probes = value
+            } else if let eq = part.firstIndex(of: "="), Self.scorerKeys.contains(String(part[..<eq])),
+                let value = Double(part[part.index(after: eq)...])
+            {
+                self.scorer[String(part[..<eq])] = value
+            } else {
                 throw ValidationError(
-                    "--policies: '\(name)' is not one of \(SchedulingPolicy.allCases.map(\.rawValue).joined(separator: ", "))"
-                )
+                    "--policies: '\(part)' in '\(spec)' is not nolearn, risk=X, probes=N or one of \(Self.scorerKeys)=X")
             }
-            return policy
         }
     }
 }
@@ -75,77 +130,51 @@ func parallel<T: Sendable>(_ count: Int, _ body: @Sendable (Int) -> T) -> [T] {
 struct Compare: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract:
-            "Every policy on the same seeds: TTFT, TPOT, SLO attainment, central use, failures, privacy; optionally goodput by bisection."
+            "Every policy on the same seeds: TTFT, TPOT, class objectives met, central share and cost, failures, privacy."
     )
 
     @OptionGroup var fleet: FleetOptions
-    @Flag(
-        help:
-            "Also find each policy's goodput (highest load with ≥ 90 % meeting TTFT ≤ 1 s and TPOT ≤ 100 ms) by bisection."
-    )
-    var goodput = false
-    @Option(help: "Bisection steps for goodput.") var steps = 6
 
     func run() throws {
         let seeds = try self.fleet.parsedSeeds()
-        let policies = try self.fleet.parsedPolicies()
+        let variants = try self.fleet.parsedPolicies()
+        let loads = try self.fleet.parsedLoads()
         let fleet = self.fleet
-        print(
-            "fleet-sim compare: \(fleet.cars) cars, load \(fleet.load)×, churn \(fleet.churn * 100) %/10 min, notice \(fleet.notice), central \(fleet.central * 100) % of slots, \(fleet.homogeneous ? "homogeneous control" : "heterogeneous"), seeds \(seeds.map(String.init).joined(separator: ",")), \(Int(fleet.seconds)) s measured"
-        )
-        let jobs = policies.flatMap { policy in seeds.map { (policy, $0) } }
-        let started = Date()
-        let results = parallel(jobs.count) { i in
-            Simulation(fleet.parameters(policy: jobs[i].0, seed: jobs[i].1)).run()
-        }
-        var goodputs: [SchedulingPolicy: [Double]] = [:]
-        if self.goodput {
-            let steps = self.steps
-            let found = parallel(jobs.count) { i in
-                bisectGoodput(steps: steps) { load in
-                    Simulation(fleet.parameters(policy: jobs[i].0, seed: jobs[i].1, load: load)).run().sloAttainment
-                }
-            }
-            for (i, job) in jobs.enumerated() { goodputs[job.0, default: []].append(found[i]) }
-        }
-        print("")
-        print(
-            "| policy | TTFT p50 ms | TTFT p99 ms | TTFT p99.9 ms | TPOT p50 ms | TPOT p99 ms | SLO met | goodput (× capacity) | central | failed | lost | privacy violations | decision µs | predicted ÷ observed TTFT p50 |"
-        )
-        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-        for policy in policies {
-            let runs = results.enumerated().filter { jobs[$0.offset].0 == policy }.map(\.element)
-            func stat(_ f: (SimulationResult) -> Double, _ format: String = "%.0f") -> String {
-                let values = runs.map(f).sorted()
-                let median = values[values.count / 2]
-                return String(format: "\(format) (\(format)–\(format))", median, values.first!, values.last!)
-            }
-            let gp =
-                goodputs[policy].map { v -> String in
-                    let s = v.sorted()
-                    return String(format: "%.2f (%.2f–%.2f)", s[s.count / 2], s.first!, s.last!)
-                } ?? "—"
+        for load in loads {
             print(
-                "| \(policy.rawValue) | \(stat { SimulationResult.percentile($0.ttftMs, 0.5) }) | \(stat { SimulationResult.percentile($0.ttftMs, 0.99) }) | \(stat { SimulationResult.percentile($0.ttftMs, 0.999) }) | \(stat({ SimulationResult.percentile($0.tpotMs, 0.5) }, "%.1f")) | \(stat({ SimulationResult.percentile($0.tpotMs, 0.99) }, "%.1f")) | \(stat({ $0.sloAttainment * 100 }, "%.1f")) % | \(gp) | \(stat({ $0.centralFraction * 100 }, "%.1f")) % | \(runs.map(\.failed).reduce(0, +)) | \(runs.map(\.lost).reduce(0, +)) | \(runs.map(\.privacyViolations).reduce(0, +)) | \(stat({ $0.decisionMicroseconds }, "%.2f")) | \(stat({ SimulationResult.percentile($0.predictedOverObservedTTFT, 0.5) }, "%.2f")) |"
+                "fleet-sim compare: set \(fleet.set), \(fleet.cars) cars, load \(load)×, churn \(fleet.churn * 100) %/10 min, notice \(fleet.notice), central \(fleet.central * 100) % of slots, \(fleet.homogeneous ? "homogeneous control" : "heterogeneous"), \(fleet.exactEstimates ? "exact estimates" : "gateway estimates"), seeds \(seeds.map(String.init).joined(separator: ",")), \(Int(fleet.seconds)) s measured"
             )
+            let jobs = try variants.flatMap { v in try seeds.map { (v, try fleet.parameters(v, seed: $0, load: load)) } }
+            let started = Date()
+            let results = parallel(jobs.count) { i in Simulation(jobs[i].1).run() }
+            print("")
+            let classes = results[0].classAttainment.map(\.0)
+            print(
+                "| policy | TTFT p50 ms | TTFT p99 ms | objective met | \(classes.map { "met: \($0)" }.joined(separator: " | ")) | TPOT p99 ms | central requests | central tokens | central $/1k req | failed | decision µs | predicted ÷ observed TTFT p50 |"
+            )
+            print("|---|---|---|---|\(classes.map { _ in "---|" }.joined())---|---|---|---|---|---|---|")
+            for variant in variants {
+                let runs = results.enumerated().filter { jobs[$0.offset].0 == variant }.map(\.element)
+                func stat(_ f: (SimulationResult) -> Double, _ format: String = "%.0f") -> String {
+                    let values = runs.map(f).sorted()
+                    let median = values[values.count / 2]
+                    guard values.count > 1 else { return String(format: format, median) }
+                    return String(format: "\(format) (\(format)–\(format))", median, values.first!, values.last!)
+                }
+                let perClass = classes.indices.map { c in stat({ $0.classAttainment[c].1 * 100 }, "%.1f") + " %" }
+                print(
+                    "| \(variant.name) | \(stat { SimulationResult.percentile($0.ttftMs, 0.5) }) | \(stat { SimulationResult.percentile($0.ttftMs, 0.99) }) | \(stat({ $0.sloAttainment * 100 }, "%.1f")) % | \(perClass.joined(separator: " | ")) | \(stat({ SimulationResult.percentile($0.tpotMs, 0.99) }, "%.1f")) | \(stat({ $0.centralFraction * 100 }, "%.1f")) % | \(stat({ $0.centralTokenFraction * 100 }, "%.1f")) % | \(stat({ $0.centralDollarsPer1kRequests }, "%.3f")) | \(runs.map(\.failed).reduce(0, +)) | \(stat({ $0.decisionMicroseconds }, "%.2f")) | \(stat({ SimulationResult.percentile($0.predictedOverObservedTTFT, 0.5) }, "%.2f")) |"
+                )
+                let violations = runs.map { $0.privacyViolations + $0.eligibilityViolations + $0.lost }.reduce(0, +)
+                if violations > 0 { print("**\(variant.name): \(violations) privacy/eligibility violations or lost requests**") }
+            }
+            let requests = results.map(\.requests).reduce(0, +)
+            print("")
+            print(
+                String(
+                    format: "%d runs, %d measured requests, %.0f s wall; medians over seeds (min–max)", results.count,
+                    requests, Date().timeIntervalSince(started)))
+            print("")
         }
-        let requests = results.map(\.requests).reduce(0, +)
-        print("")
-        print(
-            String(
-                format: "%d runs, %d measured requests, %.0f s wall; medians over seeds (min–max)", results.count,
-                requests, Date().timeIntervalSince(started)))
     }
-}
-
-/// The highest load (× capacity) whose SLO attainment is ≥ 90 %, by bisection on [0.1, 2.0].
-func bisectGoodput(steps: Int, _ attainment: (Double) -> Double) -> Double {
-    var low = 0.1
-    var high = 2.0
-    if attainment(low) < 0.9 { return 0 }
-    for _ in 0..<steps {
-        let mid = (low + high) / 2
-        if attainment(mid) >= 0.9 { low = mid } else { high = mid }
-    }
-    return low
 }

@@ -14,9 +14,9 @@ struct APIResponder: HTTPServerResponder {
         let path = request.path.map { $0.split(separator: "?", maxSplits: 1).first.map(String.init) ?? $0 } ?? "/"
         if let api = ClientAPI(rawValue: path) {
             guard request.method == .post else { return self.answer(stream, error: .methodNotAllowed, route: path) }
-            // The key is checked on the head: an unauthenticated body is discarded, never buffered.
+            // The key is checked on the head: an unauthenticated body is never buffered (issue #10).
             guard self.core.isAuthorized(request.headerFields[.authorization]) else {
-                return self.answer(stream, error: .invalidAPIKey, route: path)
+                return self.answer(stream, error: .invalidAPIKey, route: path, now: true, request: request)
             }
             return CompletionHandler(core: self.core, stream: stream, request: request, connection: connection, api: api)
         }
@@ -41,8 +41,18 @@ struct APIResponder: HTTPServerResponder {
         }
     }
 
-    private func answer(_ stream: any HTTPStream, error: APIError, route: String) -> any HTTPStreamDelegate {
+    /// Answers with `error`, after the request body or, with `now`, at once without reading it.
+    private func answer(
+        _ stream: any HTTPStream, error: APIError, route: String, now: Bool = false, request: HTTPRequest? = nil
+    ) -> any HTTPStreamDelegate {
         self.core.metrics.request(route: route, status: error.status)
-        return FixedResponseDelegate(stream: stream, status: .init(code: error.status), body: JSON.buffer(error.body))
+        var headers = HTTPFields()
+        // A client's request id is echoed (bounded, as CompletionHandler does).
+        if let id = request?.headerFields[HTTPField.Name(FleetHeader.requestID)!], !id.isEmpty, id.count <= 128 {
+            headers[HTTPField.Name(FleetHeader.requestID)!] = id
+        }
+        return FixedResponseDelegate(
+            stream: stream, status: .init(code: error.status), body: JSON.buffer(error.body), headers: headers,
+            respondNow: now)
     }
 }

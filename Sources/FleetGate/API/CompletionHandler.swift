@@ -33,6 +33,8 @@ final class CompletionHandler: HTTPStreamDelegate {
     private var dispatcher: Dispatcher?
     private var validated: ValidatedRequest?
     private var admitted = false
+    /// edge (#18): the request's hold on its application key's quota.
+    private var lease: KeyLease?
     private var answered = false
 
     init(core: GatewayCore, stream: any HTTPStream, request: HTTPRequest, connection: HTTPConnectionInfo, api: ClientAPI) {
@@ -42,8 +44,8 @@ final class CompletionHandler: HTTPStreamDelegate {
         self.connection = connection
         self.api = api
         self.route = api.route
-        let given = request.headerFields[.fleetRequestID]
-        self.requestID = given.flatMap { $0.count <= 128 && !$0.isEmpty ? $0 : nil } ?? UUID().uuidString.lowercased()
+        // edge (#18 row 11): only a well-formed client id reaches headers and log fields.
+        self.requestID = RequestID(header: request.headerFields[.fleetRequestID]).value
         self.body = BodyAccumulator(limit: core.configuration.maxBodyBytes)
         let loopBound = NIOLoopBound(self, eventLoop: stream.eventLoop)
         self.bodyTimer = stream.eventLoop.scheduleTask(in: core.configuration.bodyTimeout) {
@@ -67,10 +69,15 @@ final class CompletionHandler: HTTPStreamDelegate {
         }
         self.admitted = true
         self.core.hedgeBudget.deposit()
-        let request: ValidatedRequest
+        var request: ValidatedRequest
         do throws(APIError) {
             request = try RequestValidator(core: self.core).validate(
                 head: self.head, connection: self.connection, body: self.body.buffer, api: self.api)
+            // edge (#18): the key's models, request and token rates, concurrent streams, route.
+            let lease = try self.core.keys.admit(
+                authorization: self.head.headerFields[.authorization], model: request.model, now: self.core.now)
+            self.lease = lease
+            request.centralOnly = lease.centralOnly
         } catch {
             return self.answer(error)
         }
@@ -91,6 +98,10 @@ final class CompletionHandler: HTTPStreamDelegate {
 
     func streamDidClose(error: HTTPStreamError?) {
         self.bodyTimer?.cancel()
+        // edge (#18): return the key's stream, charge its tokens.
+        // Prompt tokens estimated as the validator does (~4 body bytes each), plus the tokens delivered.
+        let tokens = self.body.buffer.readableBytes / 4 + (self.dispatcher?.auditFields.tokens ?? 0)
+        self.lease?.finish(tokens: tokens, now: self.core.now)
         if let dispatcher = self.dispatcher {
             dispatcher.clientGone()
         } else if !self.answered {
@@ -115,6 +126,7 @@ final class CompletionHandler: HTTPStreamDelegate {
         self.bodyTimer?.cancel()
         var headers = HTTPFields()
         headers[.fleetRequestID] = self.requestID
+        if let seconds = error.retryAfter { headers[.retryAfter] = String(seconds) }  // edge (#18)
         self.stream.sendResponse(
             status: .init(code: error.status), contentType: "application/json", body: JSON.buffer(error.body),
             headers: headers)

@@ -26,6 +26,8 @@ struct ValidatedRequest: Sendable {
     /// The synthetic-text seed, computed once from the body so every attempt of a continuation
     /// generates the same text (DESIGN.md, Contracts: continuation).
     var seed: UInt64
+    /// The application key allows central capacity only (never a car).
+    var centralOnly = false
     /// For `/v1/responses`: the `response` in progress, which the client sees instead of chat chunks.
     var responses: ResponseObject? = nil
 }
@@ -103,7 +105,9 @@ struct RequestValidator {
     private func resolveOrigin(head: HTTPRequest, connection: HTTPConnectionInfo) -> Origin {
         let peer = connection.remoteAddress?.ipAddress.flatMap { IPAddress($0) }
         let forwarded = head.headerFields[values: .xForwardedFor]
-        let client = self.core.clientAddresses.resolve(peer: peer, forwardedFor: forwarded)
+        // edge (#18): a PROXY header's source never makes X-Forwarded-For believed.
+        let client = self.core.clientAddresses.resolve(
+            peer: peer, viaProxyProtocol: connection.viaProxyProtocol, forwardedFor: forwarded)
         return self.core.geo.current.resolver.resolve(client)
     }
 }

@@ -19,16 +19,29 @@ import Prometheus
 ///   certificates, API keys, limits, log level); 200 with what changed, or 422 with every error
 ///   while the running configuration stays.
 /// - `POST /admin/regions/reload`: the same reload, answered with the live region map.
+/// - `POST /admin/keys/reload`: re-read the application key file; 200 with the key count, or 422.
+///
+/// ``AdminGuard`` runs first: probes are read-only; the rest checks Host, Origin, the bearer
+/// token and, for a state change, POST with a JSON content type.
 struct AdminResponder: HTTPServerResponder {
     let core: GatewayCore
     let prometheus: PrometheusCollectorRegistry
     let readiness: Readiness
     let reloader: GatewayReloader
+    let guardrail: AdminGuard
+    /// Serve only the probes and metrics (the listener bound to a pod address).
+    var probesOnly = false
 
     func stream(_ stream: any HTTPStream, didReceive request: HTTPRequest, connection: HTTPConnectionInfo)
         -> any HTTPStreamDelegate
     {
         let path = request.path ?? "/"
+        if let refusal = self.guardrail.check(request, path: path) {
+            return Self.refuse(stream, refusal)
+        }
+        if self.probesOnly && !AdminGuard.probes.contains(path) {
+            return FixedResponseDelegate(stream: stream, status: .notFound, body: JSON.buffer(APIError.notFound.body))
+        }
         switch path {
         case "/healthz":
             return FixedResponseDelegate(stream: stream, status: .ok, body: ByteBuffer(string: "{\"status\":\"ok\"}"))
@@ -60,6 +73,16 @@ struct AdminResponder: HTTPServerResponder {
                         APIErrorBody(message: error.message, type: "invalid_request_error", code: "invalid_configuration"))
                 )
             }
+        case "/admin/keys/reload" where request.method == .post:
+            do {
+                let count = try self.core.reloadKeys()
+                return FixedResponseDelegate(
+                    stream: stream, status: .ok, body: ByteBuffer(string: "{\"keys\":\(count)}"))
+            } catch {
+                let body = APIErrorBody(
+                    message: error.description, type: "invalid_request_error", code: "invalid_key_file")
+                return FixedResponseDelegate(stream: stream, status: .unprocessableContent, body: JSON.buffer(body))
+            }
         case "/admin/cars":
             let cars = self.core.registry.all().map { car in
                 CarView(
@@ -81,6 +104,20 @@ struct AdminResponder: HTTPServerResponder {
         default:
             return FixedResponseDelegate(stream: stream, status: .notFound, body: JSON.buffer(APIError.notFound.body))
         }
+    }
+
+    static func refuse(_ stream: any HTTPStream, _ refusal: AdminGuard.Refusal) -> any HTTPStreamDelegate {
+        let (status, message): (HTTPResponse.Status, String) =
+            switch refusal {
+            case .methodNotAllowed: (.methodNotAllowed, "Method not allowed on this path.")
+            case .forbiddenHost: (.forbidden, "Host not allowed on the admin port.")
+            case .forbiddenOrigin: (.forbidden, "Cross-origin requests are not allowed on the admin port.")
+            case .unauthorized:
+                (.unauthorized, "Missing or wrong admin token. Send 'Authorization: Bearer <token>'.")
+            case .unsupportedMediaType: (.unsupportedMediaType, "A state change needs POST with application/json.")
+            }
+        let body = APIErrorBody(message: message, type: "invalid_request_error", code: "admin_refused")
+        return FixedResponseDelegate(stream: stream, status: status, body: JSON.buffer(body))
     }
 
     /// The live map as JSON.

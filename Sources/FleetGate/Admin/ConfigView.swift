@@ -10,7 +10,7 @@ struct ConfigView: Encodable {
     struct Listeners: Encodable {
         var host: String
         var clientPort: Int
-        var proxyProtocol: Bool
+        var proxyProtocolFrom: [String]
         var tlsPort: Int?
         var tlsCertificateChainFile: String?
         var tunnelPort: Int
@@ -78,7 +78,7 @@ struct ConfigView: Encodable {
         }
         let l = c.listeners
         self.listeners = Listeners(
-            host: l.host, clientPort: l.client.port, proxyProtocol: l.client.proxyProtocol,
+            host: l.host, clientPort: l.client.port, proxyProtocolFrom: l.client.proxyProtocolFrom,
             tlsPort: l.tls.files == nil ? nil : l.tls.port, tlsCertificateChainFile: l.tls.files?.certificateChain,
             tunnelPort: l.tunnel.port, tunnelCertificateChainFile: l.tunnel.files?.certificateChain,
             allowCleartextTunnels: l.tunnel.allowCleartext)

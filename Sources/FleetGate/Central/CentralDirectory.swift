@@ -1,7 +1,7 @@
 public import AsyncHTTPClient
 public import FleetGeo
 public import FleetProtocol
-import FleetScheduler
+public import FleetScheduler
 import Foundation
 public import Logging
 import NIOCore
@@ -23,10 +23,14 @@ public final class CentralDirectory: Service, Sendable {
         /// Base URL ending in `/v1`, e.g. `http://10.0.0.5:8000/v1`.
         public var baseURL: String
         public var maxConcurrent: Int
+        /// Configured expectations: the prior of ``estimate``.
         public var expectedTTFTMilliseconds: Double = 300
         public var expectedTPOTMilliseconds: Double = 20
         /// What it can do when a stream moves to it mid-answer.
         public var continuation: ContinuationMode = .none
+        /// What the gateway expects of this endpoint, learned from its outcomes (the configured
+        /// figures until then).
+        public var estimate = CentralEstimate()
         public var models: Set<String> = []
         public var healthy = false
         public var inFlight = 0
@@ -51,7 +55,10 @@ public final class CentralDirectory: Service, Sendable {
                     baseURL: central.baseURL.hasSuffix("/")
                         ? String(central.baseURL.dropLast()) : central.baseURL, maxConcurrent: central.maxConcurrent,
                     expectedTTFTMilliseconds: central.expectedTTFTMilliseconds,
-                    expectedTPOTMilliseconds: central.expectedTPOTMilliseconds, continuation: central.continuation))
+                    expectedTPOTMilliseconds: central.expectedTPOTMilliseconds, continuation: central.continuation,
+                    estimate: CentralEstimate(
+                        baseTTFTMilliseconds: central.expectedTTFTMilliseconds,
+                        tpotMilliseconds: central.expectedTPOTMilliseconds)))
         }
         self.endpoints = Mutex(list)
         self.client = client
@@ -67,17 +74,16 @@ public final class CentralDirectory: Service, Sendable {
         self.endpoints.withLock { $0.filter(\.healthy).reduce(into: Set<String>()) { $0.formUnion($1.models) } }
     }
 
-    /// Central capacity for the scheduler: the best expected TTFT of the zone's healthy endpoints
-    /// serving `model`, and whether any has a free stream; nil when the zone has none.
-    func option(model: String, zone: String) -> CentralOption? {
+    /// Central capacity for the scheduler: the best TTFT predicted (learned from outcomes) for a
+    /// prompt of `promptTokens` among the zone's healthy endpoints serving `model`, and whether
+    /// any has a free stream; nil when the zone has none.
+    func option(model: String, zone: String, promptTokens: Int = 1) -> CentralOption? {
         self.endpoints.withLock { list in
             let serving = list.filter { $0.zone == zone && $0.healthy && $0.models.contains(model) }
-            guard let best = serving.min(by: { $0.expectedTTFTMilliseconds < $1.expectedTTFTMilliseconds }) else {
-                return nil
-            }
+            let predictions = serving.map { $0.estimate.predict(promptTokens: promptTokens) }
+            guard let best = predictions.min(by: { $0.ttft < $1.ttft }) else { return nil }
             return CentralOption(
-                predictedTTFTMilliseconds: best.expectedTTFTMilliseconds,
-                predictedTPOTMilliseconds: best.expectedTPOTMilliseconds,
+                predictedTTFTMilliseconds: best.ttft, predictedTPOTMilliseconds: best.tpot,
                 hasRoom: serving.contains { $0.inFlight < $0.maxConcurrent })
         }
     }
@@ -105,12 +111,18 @@ public final class CentralDirectory: Service, Sendable {
         }
     }
 
-    /// Returns a slot; a failure marks the endpoint unhealthy until the next refresh.
-    func release(_ endpoint: Endpoint, succeeded: Bool) {
+    /// Returns a slot with the attempt's outcome, which the endpoint's estimate learns from; a
+    /// failure marks the endpoint unhealthy until the next refresh.
+    /// - Parameters:
+    ///   - endpoint: the endpoint ``acquire(model:zone:preferring:excluding:)`` returned.
+    ///   - outcome: what the attempt showed.
+    ///   - promptTokens: the gateway's estimate of the prompt (used when the outcome has no count).
+    func release(_ endpoint: Endpoint, outcome: Outcome, promptTokens: Int) {
         self.endpoints.withLock { list in
             guard let i = list.firstIndex(where: { $0.baseURL == endpoint.baseURL }) else { return }
             list[i].inFlight = max(0, list[i].inFlight - 1)
-            if !succeeded { list[i].healthy = false }
+            list[i].estimate.observe(outcome, promptTokens: promptTokens)
+            if !outcome.succeeded { list[i].healthy = false }
         }
     }
 

@@ -7,7 +7,7 @@ import NIOCore
 /// One upstream taken for one attempt: a slot on a car (with the scheduler's prediction for it)
 /// or on a central endpoint. Given back exactly once, with the attempt's outcome.
 enum AttemptLease: Sendable {
-    case car(CarDescriptor, Dispatch, HTTP2ConnectionHandle)
+    case car(CarDescriptor, Lease, HTTP2ConnectionHandle)
     case central(CentralDirectory.Endpoint, predictedTTFTMilliseconds: Double?)
 
     var predictedTTFTMilliseconds: Double? {
@@ -44,6 +44,8 @@ struct CandidateList {
     let core: GatewayCore
     let profile: RequestProfile
     let preferredRegion: String
+    /// Only central capacity (an application key's policy): cars are never handed out.
+    var centralOnly = false
     private var choices: [Choice] = []
     private var tried: [CarID] = []
     private var triedCentral: Set<String> = []
@@ -70,7 +72,7 @@ struct CandidateList {
                 if self.choices.isEmpty { break }
             }
             let choice = self.choices.removeFirst()
-            guard let id = choice.car else {
+            guard let id = choice.car, !self.centralOnly else {
                 if let lease = self.central(predicted: choice.predictedTTFTMilliseconds, continuation: continuation) {
                     return lease
                 }
@@ -81,17 +83,19 @@ struct CandidateList {
             guard let car = self.core.registry.descriptor(id), car.zone == self.profile.zone,
                 !continuation || car.continuation != .none,
                 let tunnel = self.core.tunnels.handle(for: id),
-                let dispatch = self.core.registry.acquire(id, for: self.profile, now: self.core.now)
+                let dispatch = self.core.registry.acquire(choice, for: self.profile, now: self.core.now)
             else { continue }
             return .car(car, dispatch, tunnel)
         }
         // No car fits: central capacity in the same zone, never outside it.
-        let option = self.core.central.option(model: self.profile.model, zone: self.profile.zone)
+        let option = self.core.central.option(
+            model: self.profile.model, zone: self.profile.zone, promptTokens: self.profile.promptTokens)
         return self.central(predicted: option?.predictedTTFTMilliseconds, continuation: continuation)
     }
 
     private mutating func decide() {
-        let central = self.core.central.option(model: self.profile.model, zone: self.profile.zone)
+        let central = self.core.central.option(
+            model: self.profile.model, zone: self.profile.zone, promptTokens: self.profile.promptTokens)
         let start = NIODeadline.now()
         let decision = self.core.registry.decide(self.profile, central: central, excluding: self.tried, now: self.core.now)
         self.core.metrics.decisionTime.recordNanoseconds((NIODeadline.now() - start).nanoseconds)
@@ -116,7 +120,7 @@ struct CandidateList {
         case .car(_, let dispatch, _):
             self.core.registry.finish(dispatch, outcome, now: self.core.now)
         case .central(let endpoint, _):
-            self.core.central.release(endpoint, succeeded: outcome.succeeded)
+            self.core.central.release(endpoint, outcome: outcome, promptTokens: self.profile.promptTokens)
         }
     }
 }

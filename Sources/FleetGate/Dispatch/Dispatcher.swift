@@ -82,6 +82,7 @@ final class Dispatcher: UpstreamEvents {
                 maxOutputTokens: request.outputLimit, fallbackID: "chatcmpl-" + requestID, responses: request.responses))
         self.candidates = CandidateList(
             core: core, profile: request.profile, preferredRegion: request.origin.region)
+        self.candidates.centralOnly = request.centralOnly  // edge (#18): central-only application keys
     }
 
     /// Opens the first attempt.

@@ -23,7 +23,9 @@ import NIOCore
 /// 5. tell the attempts running on the car when it announces its departure (a drain notice or a
 ///    state with `departing_in_s`), so streams that cannot finish in time move before it goes;
 /// 6. send control messages (`POST /fleet/v1/control`): `reconnect` when the gateway drains;
-/// 7. deregister when the tunnel closes or the car sends GOAWAY (no new work, streams finish).
+/// 7. deregister when the tunnel closes or the car sends GOAWAY (no new work, streams finish);
+/// 8. enforce the credential's expiry on the live tunnel: at expiry the car gets no new work, is
+///    told `token-expired` on the control channel, and the tunnel closes once its streams finish.
 final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
     let core: GatewayCore
     let handle: HTTP2ConnectionHandle
@@ -33,9 +35,11 @@ final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
     var line: [UInt8] = []
     var helloTimer: Scheduled<Void>?
     var pingTimer: Scheduled<Void>?
+    var expiryTimer: Scheduled<Void>?
     var statusStream: HTTP2Stream?
     /// Whether the last PING is still unanswered, and how many ticks found one unanswered.
     var pingOutstanding = false
+    var pingSentAt: NIODeadline = .now()
     var missedPings = 0
     /// Whether PINGs run at the busy cadence.
     var busyCadence = false
@@ -103,7 +107,10 @@ final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
             guard let id = self.carID, let state = message.state else { return self.reject("state before hello") }
             self.core.registry.update(id, state: state, now: self.core.now)
             // The agent's own measurement of its engine, when it sends one.
-            if let models = message.models { self.core.registry.updateRates(id, models: models) }
+            if let models = message.models {
+                if let problem = FleetStatus.problem(with: models, requireOne: false) { return self.reject(problem) }
+                self.core.registry.updateRates(id, models: models)
+            }
             if let seconds = state.departingInSeconds {
                 self.core.tunnels.announceDeparture(id, secondsLeft: Double(max(0, seconds)))
             }
@@ -121,6 +128,8 @@ final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
             let hardware = message.hardware, let models = message.models, let slots = message.slots, slots > 0,
             let state = message.state
         else { return self.reject("incomplete hello") }
+        // An empty or huge model list is this car's protocol error, never the registry's trap.
+        if let problem = FleetStatus.problem(with: models) { return self.reject(problem) }
         let grant: FleetCredentials.Grant
         do {
             grant = try self.core.credentials.verify(credential, vehicleID: vehicleID)
@@ -152,6 +161,26 @@ final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
         self.logger.debug(
             "Car registered", metadata: ["fleet.region": "\(region)", "fleet.hardware": "\(hardware.rawValue)"])
         self.schedulePing()
+        self.armExpiry(grant.expires)
+    }
+
+    /// Issue #18 row 7: the token's expiry holds on a live tunnel, not only at hello.
+    private func armExpiry(_ expires: Date) {
+        let milliseconds = Int64(min(max(0, expires.timeIntervalSinceNow), 10 * 365 * 86_400) * 1_000)
+        let loopBound = NIOLoopBound(self, eventLoop: self.handle.eventLoop)
+        self.expiryTimer = self.handle.eventLoop.scheduleTask(in: .milliseconds(milliseconds)) {
+            loopBound.value.tokenExpired()
+        }
+    }
+
+    /// Drains the car, tells it why on the control channel, then GOAWAY once its streams finish.
+    func tokenExpired() {
+        guard let id = self.carID else { return }
+        self.logger.info("Car token expired; closing its tunnel")
+        self.core.registry.setDraining(id)
+        let handler = self.handle.onLoop
+        self.send(ControlMessage(type: .tokenExpired, reason: "token expired"))
+        handler.beginGracefulShutdown()
     }
 
     /// DESIGN.md: the tunnel peer's GeoIP is recorded and a mismatch with the claimed region is
@@ -205,8 +234,12 @@ final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
     }
 
     /// One PING tick: count a missed answer, declare the car dead after two, else PING again.
+    /// A PING counts as missed only when nothing at all arrived from the car since it was sent and
+    /// it is at least a second old: a busy gateway loop or a car streaming data is not a dead car.
     private func pingTick() {
         if self.pingOutstanding {
+            let now = NIODeadline.now()
+            if self.handle.onLoop.lastInboundAt > self.pingSentAt || now - self.pingSentAt < .seconds(1) { return }
             self.missedPings += 1
             if self.missedPings >= 2 {
                 self.core.metrics.attemptFailed(label: "car_dead")
@@ -224,6 +257,7 @@ final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
         guard let id = self.carID else { return }
         let registry = self.core.registry
         self.pingOutstanding = true
+        self.pingSentAt = NIODeadline.now()
         let loopBound = NIOLoopBound(self, eventLoop: self.handle.eventLoop)
         self.handle.onLoop.ping().whenSuccess { rtt in
             registry.recordRTT(id, milliseconds: Double(rtt.nanoseconds) / 1e6)
@@ -257,6 +291,7 @@ final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
     func connectionDidClose() {
         self.helloTimer?.cancel()
         self.pingTimer?.cancel()
+        self.expiryTimer?.cancel()
         if let id = self.carID {
             self.core.registry.remove(id, now: self.core.now)
             if self.core.tunnels.handle(for: id)?.channel === self.handle.channel { self.core.tunnels.remove(id) }

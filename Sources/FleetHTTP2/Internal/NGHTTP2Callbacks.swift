@@ -61,8 +61,14 @@ enum NGHTTP2Callbacks {
         // RFC 9113 §6.5.2: the list size counts each field's name, value and 32 bytes.
         stream.headerListBytes += nameLength + valueLength + 32
         if stream.headerListBytes > handler.configuration.maxHeaderListSize {
+            // Stop here: nghttp2 resets the stream and skips the rest of the block (it still
+            // inflates it to keep HPACK in step, but validates and copies nothing). Going on
+            // would let a 256 KiB HPACK bomb cost a gigabyte of validation (issue #18 row 6).
             stream.headerListTooLarge = true
-            return 0
+            if handler.dos.headerListTooLarge(now: handler.eventLoop.now) == .enhanceYourCalm {
+                handler.terminate(.enhanceYourCalm)
+            }
+            return Int32(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
         }
         let nameBytes = UnsafeBufferPointer(start: name, count: nameLength)
         let valueBytes = UnsafeBufferPointer(start: value, count: valueLength)
@@ -101,7 +107,7 @@ enum NGHTTP2Callbacks {
                 handler.endReceived(on: stream, trailers: nil)
             }
         case NGHTTP2_RST_STREAM.rawValue:
-            if handler.resets.record(now: handler.eventLoop.now) > handler.configuration.maxResetsPerSecond {
+            if handler.dos.resetReceived(now: handler.eventLoop.now) == .enhanceYourCalm {
                 handler.terminate(.enhanceYourCalm)
             }
         case NGHTTP2_PING.rawValue:
@@ -111,14 +117,14 @@ enum NGHTTP2Callbacks {
                     withUnsafeMutableBytes(of: &opaque) { $0.copyMemory(from: source) }
                 }
                 handler.pingAcknowledged(opaque: UInt64(bigEndian: opaque))
-            } else if handler.pings.record(now: handler.eventLoop.now) > handler.configuration.maxPingsPerSecond {
+            } else if handler.dos.pingReceived(now: handler.eventLoop.now) == .enhanceYourCalm {
                 handler.terminate(.enhanceYourCalm)
             }
         case NGHTTP2_SETTINGS.rawValue:
             if isAck {
                 handler.handshakeComplete = true
                 handler.handshakeTimer?.cancel()
-            } else if handler.settings.record(now: handler.eventLoop.now) > handler.configuration.maxSettingsPerSecond {
+            } else if handler.dos.settingsReceived(now: handler.eventLoop.now) == .enhanceYourCalm {
                 handler.terminate(.enhanceYourCalm)
             }
         case NGHTTP2_GOAWAY.rawValue:

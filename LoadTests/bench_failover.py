@@ -1,0 +1,228 @@
+#!/usr/bin/env python3
+"""Failover benchmark: the gap a client sees when the car serving its stream is killed or frozen,
+and what hedging costs at its default budget. Release builds, production logging (info, with the
+audit line), real processes on loopback; stops by itself.
+
+Failover: four synthetic AI5 agents at 25 tokens/s per stream; each round starts --streams streams
+of --tokens tokens, and one second in, one agent is killed (-9) or frozen (SIGSTOP). For every
+stream that moved (counted from the surviving agents' job records: resume_from > 0) the gap is the
+longest silence between two of its tokens — last token before the failure to first after it.
+Every stream's text is checked against the reference (the synthetic text function): lost or
+repeated tokens are counted, and must be 0.
+
+Hedging: --hedge-requests requests over four agents, one of them secretly 10x slower than it
+advertises, with hedging on (default budget 5 %) and off, in the same run: extra attempts per
+request, and the agents' extra CPU per request.
+
+Run with the venv's Python (it has httpx): ~/.cache/fleetgate/venv/bin/python LoadTests/bench_failover.py
+"""
+import argparse
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+import httpx
+
+from bench_common import ROOT, cpu_seconds, free_port, percentile, release_build, start, stop, wait_port
+
+WORDS = ["the", "fleet", "car", "token", "stream", "road", "charge", "battery", "signal", "route",
+         "parked", "night", "energy", "compute", "model", "answer", "light", "city", "river", "quiet",
+         "fast", "slow", "green", "blue", "north", "south", "east", "west", "bright", "calm",
+         "and", "of", "to", "in", "on", "with", "for", "from", "over", "under"]
+MASK = (1 << 64) - 1
+GAMMA = 0x9E3779B97F4A7C15
+
+
+def mix(z):
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9 & MASK
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EB & MASK
+    return z ^ (z >> 31)
+
+
+def reference(prompt, tokens):
+    """SyntheticText: FNV-1a of 'user: PROMPT', then word(mix(seed + i * gamma))."""
+    seed = 0xCBF29CE484222325
+    for byte in f"user: {prompt}".encode():
+        seed = ((seed ^ byte) * 0x100000001B3) & MASK
+    return "".join(WORDS[mix((seed + i * GAMMA) & MASK) % len(WORDS)] + " " for i in range(tokens))
+
+
+class Fleet:
+    def __init__(self, bin_dir, env_extra=None):
+        self.bin_dir = bin_dir
+        self.env = dict(os.environ, FLEETGATE_FLEET_SECRET="bench-secret-0123456789abcdef", **(env_extra or {}))
+        self.client, self.tunnel, self.admin = free_port(), free_port(), free_port()
+        self.gateway = start([os.path.join(bin_dir, "fleetgate"), "serve", "--client-port", str(self.client),
+                              "--tunnel-port", str(self.tunnel), "--admin-port", str(self.admin), "--threads", "1",
+                              "--log-level", "info"], self.env)
+        wait_port(self.client)
+        self.agents = {}
+        self.logs = []
+        self.serial = 0
+
+    def token(self, vehicle):
+        return subprocess.run([os.path.join(self.bin_dir, "fleetgate"), "token", "issue", "--vehicle-id", vehicle,
+                               "--region", "eu-central"], env=self.env, capture_output=True, text=True,
+                              check=True).stdout.strip()
+
+    def add(self, slowdown=1.0, extra=()):
+        self.serial += 1
+        vehicle = f"bench-{self.serial}"
+        log = tempfile.NamedTemporaryFile(prefix="fleet-jobs-", suffix=".jsonl", delete=False).name
+        self.logs.append(log)
+        self.agents[vehicle] = start(
+            [os.path.join(self.bin_dir, "fleet-agent"), "run", "--gateway", f"127.0.0.1:{self.tunnel}", "--vehicle-id",
+             vehicle, "--region", "eu-central", "--hardware", "ai5", "--slots", "16", "--decode-tps", "25",
+             "--slowdown", str(slowdown), "--job-log", log, "--log-level", "warning", *extra],
+            dict(os.environ, FLEET_AGENT_TOKEN=self.token(vehicle)))
+        return vehicle
+
+    def wait_cars(self, count):
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            if json.load(urllib.request.urlopen(f"http://127.0.0.1:{self.admin}/readyz")).get("cars") == count:
+                return
+            time.sleep(0.1)
+        raise SystemExit(f"{count} cars did not register")
+
+    def records(self):
+        out = []
+        for log in self.logs:
+            with open(log) as f:
+                out += [json.loads(line) for line in f if line.strip()]
+        return out
+
+    def close(self):
+        for proc in self.agents.values():
+            os.kill(proc.pid, signal.SIGCONT)
+            stop(proc)
+        stop(self.gateway)
+
+
+async def one_stream(client, port, prompt, tokens, request_id):
+    body = {"model": "fleet-8b", "stream": True, "max_tokens": tokens,
+            "messages": [{"role": "user", "content": prompt}]}
+    arrivals, text, error = [], "", None
+    async with client.stream("POST", f"http://127.0.0.1:{port}/v1/chat/completions", json=body,
+                             headers={"x-request-id": request_id}, timeout=120) as response:
+        async for line in response.aiter_lines():
+            if not line.startswith("data: ") or line == "data: [DONE]":
+                continue
+            chunk = json.loads(line[6:])
+            if "error" in chunk:
+                error = chunk["error"].get("code")
+                continue
+            for choice in chunk["choices"]:
+                content = (choice.get("delta") or {}).get("content")
+                if content:
+                    arrivals.append(time.monotonic())
+                    text += content
+    return arrivals, text, error
+
+
+async def failover_round(fleet, fault, streams, tokens, round_index):
+    async with httpx.AsyncClient(http2=True, limits=httpx.Limits(max_connections=4)) as client:
+        prompts = [f"failover {fault} {round_index} {i}" for i in range(streams)]
+        tasks = [asyncio.create_task(one_stream(client, fleet.client, p, tokens, f"{fault}-{round_index}-{i}"))
+                 for i, p in enumerate(prompts)]
+        await asyncio.sleep(1.0)
+        victim = sorted(fleet.agents)[round_index % len(fleet.agents)]
+        proc = fleet.agents.pop(victim)
+        os.kill(proc.pid, signal.SIGKILL if fault == "kill" else signal.SIGSTOP)
+        results = await asyncio.gather(*tasks)
+        os.kill(proc.pid, signal.SIGCONT)
+        stop(proc)
+    moved = {r["request_id"] for r in fleet.records() if r["resume_from"] > 0}
+    gaps, bad, errors = [], 0, 0
+    for i, (arrivals, text, error) in enumerate(results):
+        if error:
+            errors += 1
+            continue
+        if text != reference(prompts[i], tokens):
+            bad += 1
+        if f"{fault}-{round_index}-{i}" in moved and len(arrivals) > 1:
+            gaps.append(max(b - a for a, b in zip(arrivals, arrivals[1:])) * 1000)
+    fleet.add()  # a replacement car
+    fleet.wait_cars(4)
+    return gaps, bad, errors, len(gaps)
+
+
+async def hedge_run(fleet, requests):
+    cpu_before = sum(cpu_seconds(p.pid) for p in fleet.agents.values())
+    attempts = 0
+    async with httpx.AsyncClient(http2=True) as client:
+        sem = asyncio.Semaphore(8)
+
+        async def one(i):
+            nonlocal attempts
+            async with sem:
+                body = {"model": "fleet-8b", "stream": True, "max_tokens": 8,
+                        "messages": [{"role": "user", "content": "hedge " * 200 + str(i)}]}
+                async with client.stream("POST", f"http://127.0.0.1:{fleet.client}/v1/chat/completions",
+                                         json=body, timeout=120) as response:
+                    attempts += int(response.headers.get("x-fleet-attempts", "1"))
+                    async for _ in response.aiter_lines():
+                        pass
+
+        started = time.monotonic()
+        await asyncio.gather(*(one(i) for i in range(requests)))
+        elapsed = time.monotonic() - started
+    cpu = sum(cpu_seconds(p.pid) for p in fleet.agents.values()) - cpu_before
+    return attempts / requests - 1, cpu / requests * 1e3, elapsed
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--streams", type=int, default=40)
+    parser.add_argument("--tokens", type=int, default=60)
+    parser.add_argument("--hedge-requests", type=int, default=200)
+    args = parser.parse_args()
+    bin_dir = release_build("fleetgate", "fleet-agent")
+
+    fleet = Fleet(bin_dir)
+    try:
+        for _ in range(4):
+            fleet.add()
+        fleet.wait_cars(4)
+        print("| fault | rounds | streams | moved | failover gap p50 / p99 ms | lost or repeated | SSE errors |")
+        print("|---|---|---|---|---|---|---|")
+        for fault in ("kill", "freeze"):
+            gaps, bad, errors, moved = [], 0, 0, 0
+            for r in range(args.rounds):
+                g, b, e, m = asyncio.run(failover_round(fleet, fault, args.streams, args.tokens, r))
+                gaps += g
+                bad += b
+                errors += e
+                moved += m
+            print(f"| {fault} | {args.rounds} | {args.rounds * args.streams} | {moved} | "
+                  f"{percentile(gaps, 50):.0f} / {percentile(gaps, 99):.0f} | {bad} | {errors} |")
+    finally:
+        fleet.close()
+
+    rows = []
+    for hedging in ("true", "false"):
+        fleet = Fleet(bin_dir, {"FLEETGATE_DISPATCH_HEDGING": hedging})
+        try:
+            fleet.add(slowdown=10)  # advertises AI5 rates, runs 10x slower: the predictor learns it
+            for _ in range(3):
+                fleet.add()
+            fleet.wait_cars(4)
+            extra, cpu_ms, elapsed = asyncio.run(hedge_run(fleet, args.hedge_requests))
+            rows.append((hedging, extra, cpu_ms, elapsed))
+        finally:
+            fleet.close()
+    print()
+    print("| hedging | requests | extra attempts per request | agents' CPU ms per request | run s |")
+    print("|---|---|---|---|---|")
+    for hedging, extra, cpu_ms, elapsed in rows:
+        print(f"| {hedging} | {args.hedge_requests} | {extra:.3f} | {cpu_ms:.2f} | {elapsed:.1f} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+import Crypto
+import Foundation
+import HTTPTypes
+
+/// Who may use the admin API (DESIGN.md, "Admin and probes"; issue #18 row 10).
+///
+/// Rules, checked before any admin handler runs:
+/// 1. probes and metrics (`/healthz`, `/readyz`, `/metrics`) are read-only: GET or HEAD, no
+///    token, any Host (kubelet and Prometheus dial the pod address);
+/// 2. everything else needs a `Host` that is loopback, the admin bind host or an allowed name,
+///    and no `Origin` naming another host (DNS rebinding, cross-site requests from a browser);
+/// 3. with a token file configured, `Authorization: Bearer <token>` (compared in constant time);
+/// 4. a request that changes state is a POST with `Content-Type: application/json` — a browser
+///    cannot send that cross-site without a CORS preflight, which this API never grants.
+struct AdminGuard: Sendable {
+    /// Why a request was refused.
+    enum Refusal: Equatable {
+        case methodNotAllowed, forbiddenHost, forbiddenOrigin, unauthorized, unsupportedMediaType
+    }
+
+    static let probes: Set<String> = ["/healthz", "/readyz", "/metrics"]
+
+    let token: [UInt8]?
+    let hosts: Set<String>
+
+    /// - Throws: ``GatewayError`` naming the key and the file when the token file cannot be read or is empty.
+    init(tokenFile: String?, bindHost: String, allowedHosts: [String]) throws {
+        if let tokenFile {
+            guard let text = try? String(contentsOfFile: tokenFile, encoding: .utf8) else {
+                throw GatewayError(
+                    code: .invalidConfiguration, message: "key 'adminTokenFile': cannot read '\(tokenFile)'")
+            }
+            let token = text.trimmingCharacters(in: .whitespacesAndNewlines)
+            guard token.utf8.count >= 16 else {
+                throw GatewayError(
+                    code: .invalidConfiguration,
+                    message: "key 'adminTokenFile': the token in '\(tokenFile)' is shorter than 16 bytes")
+            }
+            self.token = Array(token.utf8)
+        } else {
+            self.token = nil
+        }
+        self.hosts = Set((["127.0.0.1", "localhost", "[::1]", bindHost] + allowedHosts).map { $0.lowercased() })
+    }
+
+    /// Nil when `request` may go on; otherwise why not.
+    func check(_ request: HTTPRequest, path: String) -> Refusal? {
+        if Self.probes.contains(path) {
+            return request.method == .get || request.method == .head ? nil : .methodNotAllowed
+        }
+        guard let authority = request.authority, self.hosts.contains(Self.hostName(authority)) else {
+            return .forbiddenHost
+        }
+        if let origin = request.headerFields[.origin] {
+            guard let url = URL(string: origin), let host = url.host(percentEncoded: false),
+                self.hosts.contains(host.contains(":") ? "[\(host.lowercased())]" : host.lowercased())
+            else { return .forbiddenOrigin }
+        }
+        if let token = self.token {
+            guard let header = request.headerFields[.authorization], header.hasPrefix("Bearer "),
+                Self.constantTimeEqual(Array(header.utf8.dropFirst(7)), token)
+            else { return .unauthorized }
+        }
+        if request.method != .get && request.method != .head {
+            guard request.method == .post else { return .methodNotAllowed }
+            let type = request.headerFields[.contentType]?.split(separator: ";").first
+                .map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+            guard type == "application/json" else { return .unsupportedMediaType }
+        }
+        return nil
+    }
+
+    /// `host[:port]` or `[v6][:port]` → the lower-cased host (brackets kept for IPv6).
+    static func hostName(_ authority: String) -> String {
+        let lower = authority.lowercased()
+        if lower.hasPrefix("["), let end = lower.firstIndex(of: "]") { return String(lower[...end]) }
+        return String(lower.split(separator: ":", maxSplits: 1).first ?? "")
+    }
+
+    static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        // HMAC both under one random key so lengths and contents are compared in constant time.
+        let key = SymmetricKey(size: .bits256)
+        let macA = HMAC<SHA256>.authenticationCode(for: a, using: key)
+        return HMAC<SHA256>.isValidAuthenticationCode(macA, authenticating: b, using: key)
+    }
+}

@@ -1,0 +1,103 @@
+import NIOCore
+import NIOHTTP1
+
+/// Bounds what one HTTP/1.1 connection may cost before and between requests (issue #18 rows 4–5).
+///
+/// Responsibilities:
+/// 1. a request head must be complete within ``HTTP2Configuration/http1HeaderTimeout`` of the
+///    protocol being known, and a keep-alive connection must send its next head within
+///    ``HTTP2Configuration/http1KeepAliveTimeout`` of the previous response's end — else the
+///    connection is closed (slowloris: partial heads, idle keep-alive);
+/// 2. writes respect writability: while the channel is not writable (the peer does not read its
+///    responses), the next request is held and nothing more is read, so pipelined requests cannot
+///    queue responses without bound — at most the channel's high watermark plus one response.
+///
+/// Sits after NIO's `HTTPServerPipelineHandler`, which hands over one request at a time. The
+/// decisions are ``HTTP1ConnectionState``'s; this handler performs them.
+final class HTTP1ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let headerTimeout: TimeAmount
+    private let keepAliveTimeout: TimeAmount
+    private var state = HTTP1ConnectionState()
+    private var timer: Scheduled<Void>?
+    /// Parts of a request that arrived while the channel was not writable.
+    private var held: [NIOAny] = []
+
+    init(configuration: HTTP2Configuration) {
+        self.headerTimeout = configuration.http1HeaderTimeout
+        self.keepAliveTimeout = configuration.http1KeepAliveTimeout
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.arm(context: context, self.state.started())
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.timer?.cancel()
+        self.timer = nil
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.state.closed()
+        self.timer?.cancel()
+        self.timer = nil
+        self.held.removeAll()
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let action: HTTP1ConnectionState.Inbound
+        if case .head = self.unwrapInboundIn(data) {
+            self.timer?.cancel()
+            self.timer = nil
+            action = self.state.headReceived(writable: context.channel.isWritable)
+        } else {
+            action = self.state.partReceived()
+        }
+        switch action {
+        case .forward: context.fireChannelRead(data)
+        case .hold: self.held.append(data)
+        }
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        let isEnd: Bool
+        if case .end = self.unwrapOutboundIn(data) { isEnd = true } else { isEnd = false }
+        // Armed before the write: writing the end can hand over the next pipelined request at
+        // once (NIO's pipelining helper), whose head must cancel this timer, not be followed by it.
+        if isEnd { self.arm(context: context, self.state.responseEnded()) }
+        context.write(data, promise: promise)
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if self.state.readRequested(writable: context.channel.isWritable) { context.read() }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        context.fireChannelWritabilityChanged()
+        guard context.channel.isWritable else { return }
+        let (release, read) = self.state.becameWritable()
+        if release {
+            let held = self.held
+            self.held.removeAll()
+            for part in held { context.fireChannelRead(part) }
+            context.fireChannelReadComplete()
+        }
+        if read { context.read() }
+    }
+
+    private func arm(context: ChannelHandlerContext, _ which: HTTP1ConnectionState.Timer) {
+        self.timer?.cancel()
+        guard context.channel.isActive else { return }
+        let timeout = which == .header ? self.headerTimeout : self.keepAliveTimeout
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let channel = context.channel
+        self.timer = context.eventLoop.scheduleTask(in: timeout) {
+            if handler.value.state.timerFired(which) { channel.close(promise: nil) }
+        }
+    }
+}

@@ -1,0 +1,79 @@
+/// The decisions of an HTTP/1.1 connection's guard (`HTTP1ConnectionGuard`), without NIO: which
+/// timer runs, whether a request is held back while the socket is not writable, and whether a read
+/// may go through. Tested without sockets.
+package struct HTTP1ConnectionState: Sendable, Equatable {
+    /// Which deadline is running.
+    package enum Timer: Sendable, Equatable {
+        case none
+        /// The request head must be complete (from the protocol being known).
+        case header
+        /// The next request head must be complete (from the previous response's end).
+        case keepAlive
+    }
+
+    /// What the handler does with an inbound request part.
+    package enum Inbound: Sendable, Equatable {
+        case forward
+        /// Keep it until the channel is writable again.
+        case hold
+    }
+
+    package private(set) var timer: Timer = .none
+    package private(set) var holding = false
+    package private(set) var readPending = false
+
+    package init() {}
+
+    /// The handler was added: the head must follow in time.
+    package mutating func started() -> Timer {
+        self.timer = .header
+        return .header
+    }
+
+    /// A request head arrived: no deadline while it is served; held when the peer is not reading.
+    package mutating func headReceived(writable: Bool) -> Inbound {
+        self.timer = .none
+        if self.holding || !writable {
+            self.holding = true
+            return .hold
+        }
+        return .forward
+    }
+
+    /// A body part or the end arrived.
+    package func partReceived() -> Inbound { self.holding ? .hold : .forward }
+
+    /// A response ended: the next head must arrive within the keep-alive time.
+    package mutating func responseEnded() -> Timer {
+        self.timer = .keepAlive
+        return .keepAlive
+    }
+
+    /// The pipeline asks to read; true when the read goes through now.
+    package mutating func readRequested(writable: Bool) -> Bool {
+        if self.holding || !writable {
+            self.readPending = true
+            return false
+        }
+        return true
+    }
+
+    /// The channel became writable: whether to release held parts, and whether to read.
+    package mutating func becameWritable() -> (release: Bool, read: Bool) {
+        let release = self.holding
+        self.holding = false
+        let read = self.readPending
+        self.readPending = false
+        return (release, read)
+    }
+
+    /// The timer fired: close unless it was cancelled meanwhile.
+    package func timerFired(_ which: Timer) -> Bool { which != .none && which == self.timer }
+
+    /// The connection closed.
+    package mutating func closed() {
+        self.timer = .none
+        self.holding = false
+        self.readPending = false
+    }
+}

@@ -1,0 +1,40 @@
+import FleetProtocol
+import Testing
+
+@Suite("Status stream limits")
+struct FleetStatusTests {
+    static func offer(_ id: String, decode: Double = 30, prefill: Double = 500) -> ModelOffer {
+        ModelOffer(id: id, decodeTokensPerSecond: decode, prefillTokensPerSecond: prefill)
+    }
+
+    @Test(
+        "A model list is refused when empty, too long, badly named or with impossible rates",
+        arguments: [
+            ([], "no models"),
+            ((0...FleetStatus.maxModels).map { offer("m\($0)") }, "too many models"),
+            ([offer("")], "model id"),
+            ([offer(String(repeating: "m", count: FleetStatus.maxModelIDBytes + 1))], "model id"),
+            ([offer("m", decode: -1)], "rates"),
+            ([offer("m", prefill: .infinity)], "rates"),
+        ] as [([ModelOffer], String)])
+    func refused(models: [ModelOffer], reason: String) {
+        #expect(FleetStatus.problem(with: models)?.contains(reason) == true)
+    }
+
+    @Test("One to maxModels well-formed models are accepted; a state message may list none")
+    func accepted() {
+        #expect(FleetStatus.problem(with: [Self.offer("fleet-8b")]) == nil)
+        #expect(FleetStatus.problem(with: (1...FleetStatus.maxModels).map { Self.offer("m\($0)") }) == nil)
+        #expect(FleetStatus.problem(with: [], requireOne: false) == nil)
+    }
+}
+
+@Suite("Model lists from other servers")
+struct ModelListTests {
+    @Test("llama-cpp-python's /v1/models (no created, extra fields, spaced) decodes")
+    func llamaCppPython() throws {
+        let body =
+            #"{"object": "list", "data": [{"id": "smollm2-135m", "object": "model", "owned_by": "me", "permissions": []}]}"#
+        #expect(try JSON.decode(ModelList.self, from: Array(body.utf8)).data.map(\.id) == ["smollm2-135m"])
+    }
+}

@@ -1,0 +1,124 @@
+import Crypto
+import FleetGate
+import FleetTesting
+import Foundation
+import HTTPTypes
+import Prometheus
+import Testing
+
+/// Issue #18 deliverable 3: application keys with quotas — the pure rules first, then one socket test.
+@Suite("Application keys with quotas", .timeLimit(.minutes(2)))
+struct KeyQuotaTests {
+    static func sha(_ key: String) -> String {
+        SHA256.hash(data: Data(key.utf8)).map { String(format: "%02x", $0) }.joined()
+    }
+
+    @Test("A token bucket refills at its rate and says how long to wait")
+    func bucket() {
+        var bucket = TokenBucket(capacity: 2, rate: 1, now: 0)
+        #expect(bucket.take(1, now: 0) == nil && bucket.take(1, now: 0) == nil)
+        #expect(bucket.take(1, now: 0) == 1)
+        #expect(bucket.take(1, now: 0.5) == 0.5)
+        #expect(bucket.take(1, now: 1) == nil)
+        bucket.charge(5, now: 1)
+        #expect(bucket.waitUntilPositive(now: 1)! > 4.9)
+        #expect(bucket.waitUntilPositive(now: 10) == nil)
+    }
+
+    @Test("Models, requests/s, tokens/min and concurrent streams, with an injected clock")
+    func limiter() throws {
+        let policies = try KeyFile.parse(
+            yaml: """
+                keys:
+                  - name: team-a
+                    sha256: \(Self.sha("a"))
+                    models: [fleet-8b]
+                    requestsPerSecond: 1
+                    burst: 2
+                    tokensPerMinute: 600
+                    concurrentStreams: 2
+                """, file: "keys.yaml")
+        let a = Array(SHA256.hash(data: Data("a".utf8)))
+        var limiter = KeyLimiter(policies: policies, now: 0)
+        #expect(
+            limiter.admit(keyHash: Array(SHA256.hash(data: Data("b".utf8))), model: "fleet-8b", now: 0) == .unknownKey)
+        #expect(limiter.admit(keyHash: a, model: "other", now: 0) == .modelNotAllowed(name: "team-a"))
+        guard case .admitted = limiter.admit(keyHash: a, model: "fleet-8b", now: 0) else { throw Failure() }
+        guard case .admitted = limiter.admit(keyHash: a, model: "fleet-8b", now: 0) else { throw Failure() }
+        #expect(
+            limiter.admit(keyHash: a, model: "fleet-8b", now: 0)
+                == .limited(name: "team-a", reason: .streams, retryAfter: 1))
+        limiter.finish(keyHash: a, tokens: 0, now: 0)
+        #expect(
+            limiter.admit(keyHash: a, model: "fleet-8b", now: 0)
+                == .limited(name: "team-a", reason: .requests, retryAfter: 1))
+        guard case .admitted = limiter.admit(keyHash: a, model: "fleet-8b", now: 1) else { throw Failure() }
+        limiter.finish(keyHash: a, tokens: 1_200, now: 1)  // 600 over the minute's 600: 60 s to refill
+        limiter.finish(keyHash: a, tokens: 0, now: 1)
+        #expect(
+            limiter.admit(keyHash: a, model: "fleet-8b", now: 2)
+                == .limited(name: "team-a", reason: .tokens, retryAfter: 60))
+        guard case .admitted = limiter.admit(keyHash: a, model: "fleet-8b", now: 62) else { throw Failure() }
+        // A reload keeps a staying key's state (its open streams) and drops a removed one.
+        limiter.replace(policies: policies, now: 62)
+        guard case .admitted = limiter.admit(keyHash: a, model: "fleet-8b", now: 62) else { throw Failure() }
+        #expect(
+            limiter.admit(keyHash: a, model: "fleet-8b", now: 62)
+                == .limited(name: "team-a", reason: .streams, retryAfter: 1))
+        limiter.replace(policies: [], now: 62)
+        #expect(limiter.admit(keyHash: a, model: "fleet-8b", now: 100) == .unknownKey)
+    }
+
+    @Test("A bad key file names file, line, key and value")
+    func badFile() {
+        #expect {
+            try KeyFile.parse(
+                yaml: "keys:\n  - name: 'a b'\n    sha256: xyz\n    rate: 3\n", file: "k.yaml")
+        } throws: { error in
+            let text = "\(error)"
+            return text.contains("k.yaml:2:") && text.contains("keys[0].name") && text.contains("'xyz'")
+                && text.contains("keys[0].rate")
+        }
+    }
+
+    @Test("Over the limit: 429 rate_limit_exceeded with Retry-After; the file reloads without a restart")
+    func rateLimitedOverSockets() async throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("keys-\(UUID().uuidString).yaml")
+        defer { try? FileManager.default.removeItem(at: file) }
+        try "keys:\n  - name: slow\n    sha256: \(Self.sha("sk-slow"))\n    requestsPerSecond: 0.01\n    burst: 1\n"
+            .write(to: file, atomically: true, encoding: .utf8)
+        try await withFleet(cars: [CarSpec("car", slowdown: 0.05)], configure: { $0.appKeysFile = file.path }) {
+            fleet in
+            let client = try await RecordingClient.connect(port: fleet.clientPort)
+            defer { client.close() }
+            func post(_ key: String) async throws -> (HTTPResponse?, String) {
+                var headers = HTTPFields()
+                headers[.authorization] = "Bearer \(key)"
+                let result = try await client.post(
+                    "/v1/chat/completions", json: chatBody(stream: false, maxTokens: 2), headers: headers
+                ).collect()
+                return (result.response, result.body)
+            }
+            #expect(try await post("sk-slow").0?.status == .ok)
+            let (limited, body) = try await post("sk-slow")
+            #expect(limited?.status.code == 429 && body.contains("rate_limit_exceeded"))
+            #expect(limited?.headerFields[.retryAfter].flatMap(Int.init).map { $0 >= 1 } == true)
+            #expect(try await post("sk-new").0?.status.code == 401)
+            try "keys:\n  - name: new\n    sha256: \(Self.sha("sk-new"))\n".write(
+                to: file, atomically: true, encoding: .utf8)
+            let reload = try await Subprocess.run(
+                "curl",
+                [
+                    "-s", "-X", "POST", "-H", "content-type: application/json",
+                    "http://127.0.0.1:\(fleet.adminPort)/admin/keys/reload",
+                ])
+            #expect(reload.stdout == "{\"keys\":1}")
+            let afterReload = try await post("sk-new")
+            #expect(afterReload.0?.status == .ok, "\(afterReload.1)")
+            let metrics = String(decoding: fleet.gateway.prometheus.emitToBuffer(), as: UTF8.self)
+            #expect(metrics.contains("fleet_key_requests_total{key=\"slow\",result=\"requests_per_second\"} 1"))
+        }
+    }
+
+    struct Failure: Error {}
+}
