@@ -44,6 +44,10 @@ public struct APIError: Error, Hashable, Sendable, CustomStringConvertible {
     /// 404: no such route.
     public static let notFound = Self(
         status: 404, type: "invalid_request_error", code: "not_found", message: "Unknown path.")
+    /// 404: a stored response was asked for; the gateway stores none (`store` is refused).
+    public static let responseNotStored = Self(
+        status: 404, type: "invalid_request_error", code: "not_found",
+        message: "FleetGate stores no responses, so none can be retrieved, cancelled or deleted: responses are created with 'store: false'.")
     /// 405.
     public static let methodNotAllowed = Self(
         status: 405, type: "invalid_request_error", code: "method_not_allowed",

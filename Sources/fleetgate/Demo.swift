@@ -134,6 +134,11 @@ struct WhenBound: Service {
               curl -N --http2-prior-knowledge \(url)/v1/chat/completions -H 'content-type: application/json' \\
                 -d '{"model":"fleet-8b","stream":true,"messages":[{"role":"user","content":"Hello, fleet"}]}'
 
+            or the Responses API (docs/responses.md):
+
+              curl -N --http2-prior-knowledge \(url)/v1/responses -H 'content-type: application/json' \\
+                -d '{"model":"fleet-8b","stream":true,"input":"Hello, fleet"}'
+
             \(realModelHelp)Ctrl-C stops it.
 
             """

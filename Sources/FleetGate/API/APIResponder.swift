@@ -12,16 +12,15 @@ struct APIResponder: HTTPServerResponder {
         -> any HTTPStreamDelegate
     {
         let path = request.path.map { $0.split(separator: "?", maxSplits: 1).first.map(String.init) ?? $0 } ?? "/"
-        switch path {
-        case "/v1/chat/completions", "/v1/completions":
+        if let api = ClientAPI(rawValue: path) {
             guard request.method == .post else { return self.answer(stream, error: .methodNotAllowed, route: path) }
             // The key is checked on the head: an unauthenticated body is never buffered (issue #10).
             guard self.core.isAuthorized(request.headerFields[.authorization]) else {
                 return self.answer(stream, error: .invalidAPIKey, route: path, now: true, request: request)
             }
-            return CompletionHandler(
-                core: self.core, stream: stream, request: request, connection: connection,
-                chat: path == "/v1/chat/completions")
+            return CompletionHandler(core: self.core, stream: stream, request: request, connection: connection, api: api)
+        }
+        switch path {
         case "/v1/models":
             guard request.method == .get else { return self.answer(stream, error: .methodNotAllowed, route: path) }
             guard self.core.isAuthorized(request.headerFields[.authorization]) else {
@@ -31,6 +30,12 @@ struct APIResponder: HTTPServerResponder {
             let models = ModelList(data: served.sorted().map { .init(id: $0, created: 0, ownedBy: "fleetgate") })
             self.core.metrics.request(route: path, status: 200)
             return FixedResponseDelegate(stream: stream, status: .ok, body: JSON.buffer(models))
+        case _ where path.hasPrefix(ClientAPI.responses.route + "/"):
+            // Retrieve, delete, cancel, input items: there is nothing stored to find (docs/responses.md).
+            guard self.core.isAuthorized(request.headerFields[.authorization]) else {
+                return self.answer(stream, error: .invalidAPIKey, route: "/v1/responses/{id}")
+            }
+            return self.answer(stream, error: .responseNotStored, route: "/v1/responses/{id}")
         default:
             return self.answer(stream, error: .notFound, route: "other")
         }

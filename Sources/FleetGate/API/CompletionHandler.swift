@@ -6,8 +6,8 @@ import HTTPTypes
 import Logging
 import NIOCore
 
-/// The client side of one `POST /v1/chat/completions` or `/v1/completions`, on the client's
-/// stream and event loop.
+/// The client side of one `POST /v1/chat/completions`, `/v1/completions` or `/v1/responses`, on
+/// the client's stream and event loop.
 ///
 /// Responsibilities:
 /// 1. read the body within its size and time limits (413, 408) — the API key was checked on the
@@ -23,7 +23,7 @@ final class CompletionHandler: HTTPStreamDelegate {
     let stream: any HTTPStream
     let head: HTTPRequest
     let connection: HTTPConnectionInfo
-    let chat: Bool
+    let api: ClientAPI
     let route: String
     let requestID: String
     let started = NIODeadline.now()
@@ -43,13 +43,13 @@ final class CompletionHandler: HTTPStreamDelegate {
     private var lease: KeyLease?
     private var answered = false
 
-    init(core: GatewayCore, stream: any HTTPStream, request: HTTPRequest, connection: HTTPConnectionInfo, chat: Bool) {
+    init(core: GatewayCore, stream: any HTTPStream, request: HTTPRequest, connection: HTTPConnectionInfo, api: ClientAPI) {
         self.core = core
         self.stream = stream
         self.head = request
         self.connection = connection
-        self.chat = chat
-        self.route = chat ? "/v1/chat/completions" : "/v1/completions"
+        self.api = api
+        self.route = api.route
         // edge (#18 row 11): only a well-formed client id reaches headers and log fields.
         self.requestID = RequestID(header: request.headerFields[.fleetRequestID]).value
         var random = SystemRandomNumberGenerator()
@@ -88,7 +88,7 @@ final class CompletionHandler: HTTPStreamDelegate {
         var request: ValidatedRequest
         do throws(APIError) {
             request = try RequestValidator(core: self.core).validate(
-                head: self.head, connection: self.connection, body: self.body.buffer, chat: self.chat)
+                head: self.head, connection: self.connection, body: self.body.buffer, api: self.api)
             // edge (#18): the key's models, request and token rates, concurrent streams, route.
             let lease = try self.core.keys.admit(
                 authorization: self.head.headerFields[.authorization], model: request.model, now: self.core.now)
@@ -103,8 +103,8 @@ final class CompletionHandler: HTTPStreamDelegate {
         self.answered = true
         let loopBound = NIOLoopBound(self, eventLoop: self.stream.eventLoop)
         let dispatcher = Dispatcher(
-            core: self.core, stream: self.stream, request: request, requestID: self.requestID, route: self.route,
-            started: self.started, logger: self.logger
+            core: self.core, stream: self.stream, request: request, requestID: self.requestID,
+            route: self.api.upstreamRoute, started: self.started, logger: self.logger
         ) { status in loopBound.value.ended(status: status) }
         self.dispatcher = dispatcher
         dispatcher.start()

@@ -2,6 +2,7 @@ import FleetGeo
 import FleetHTTP2
 import FleetProtocol
 import FleetScheduler
+import Foundation
 import HTTPTypes
 import NIOCore
 
@@ -19,7 +20,8 @@ struct ValidatedRequest: Sendable {
     var zone: String
     /// What the scheduler may know.
     var profile: RequestProfile
-    /// The client's body, byte for byte.
+    /// The body for the upstream: the client's, byte for byte — or, for `/v1/responses`, the chat
+    /// request it maps onto.
     var body: ByteBuffer
     /// The synthetic-text seed, computed once from the body so every attempt of a continuation
     /// generates the same text (DESIGN.md, Contracts: continuation).
@@ -30,11 +32,14 @@ struct ValidatedRequest: Sendable {
     /// app's `tracestate`, passed through.
     var traceParent = ""
     var traceState: String? = nil
+    /// For `/v1/responses`: the `response` in progress, which the client sees instead of chat chunks.
+    var responses: ResponseObject? = nil
 }
 
 /// Turns a request head and body into a ``ValidatedRequest`` or the `APIError` to answer.
 ///
-/// Responsibilities, in order: the JSON body and its fields (400), the model (404), the TTFT
+/// Responsibilities, in order: the JSON body and its fields (400) — for `/v1/responses`, the
+/// refusals and the mapping onto a chat request (``ResponsesRequest/chatRequest()``) —, the model (404), the TTFT
 /// objective header (400), the origin — socket peer, or the trusted proxy's `X-Forwarded-For` —
 /// to region and privacy zone, tightened but never loosened by `x-fleet-residency` (400).
 /// The API key is checked earlier, on the head, before any body byte is buffered.
@@ -42,13 +47,24 @@ struct RequestValidator {
     let core: GatewayCore
 
     func validate(
-        head: HTTPRequest, connection: HTTPConnectionInfo, body: ByteBuffer, chat: Bool
+        head: HTTPRequest, connection: HTTPConnectionInfo, body: ByteBuffer, api: ClientAPI
     ) throws(APIError) -> ValidatedRequest {
-        let parsed = try JSON.decodeRequest(CompletionRequest.self, from: body)
-        if chat && (parsed.messages ?? []).isEmpty {
+        var body = body
+        var responses: ResponseObject?
+        let parsed: CompletionRequest
+        if api == .responses {
+            let request = try JSON.decodeRequest(ResponsesRequest.self, from: body)
+            parsed = try request.chatRequest()
+            body = JSON.buffer(parsed)
+            let id = UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
+            responses = request.responseTemplate(id: "resp_" + id, createdAt: Int(Date().timeIntervalSince1970))
+        } else {
+            parsed = try JSON.decodeRequest(CompletionRequest.self, from: body)
+        }
+        if api.chat && (parsed.messages ?? []).isEmpty {
             throw .invalidRequest("'messages' must be a non-empty array.", param: "messages")
         }
-        if !chat && parsed.prompt == nil {
+        if !api.chat && parsed.prompt == nil {
             throw .invalidRequest("Missing required parameter: 'prompt'.", param: "prompt")
         }
         if let limit = parsed.outputLimit, limit < 1 || limit > 1 << 16 {
@@ -84,10 +100,10 @@ struct RequestValidator {
             expectedOutputTokens: min(parsed.outputLimit ?? 256, 1_024), ttftObjectiveMilliseconds: objective,
             tpotObjectiveMilliseconds: self.core.configuration.tpotObjectiveMilliseconds)
         return ValidatedRequest(
-            chat: chat, model: parsed.model, streaming: parsed.stream ?? false,
+            chat: api.chat, model: parsed.model, streaming: parsed.stream ?? false,
             includeUsage: parsed.streamOptions?.includeUsage ?? false, outputLimit: parsed.outputLimit,
             continuable: parsed.isContinuable, origin: origin, zone: origin.zone, profile: profile, body: body,
-            seed: SyntheticText.seed(for: parsed.promptText, requested: parsed.seed))
+            seed: SyntheticText.seed(for: parsed.promptText, requested: parsed.seed), responses: responses)
     }
 
     private func resolveOrigin(head: HTTPRequest, connection: HTTPConnectionInfo) -> Origin {

@@ -47,17 +47,17 @@ extension Dispatcher {
             firstTokenNanoseconds: self.clientFirstTokenAt.map { ($0 - self.started).nanoseconds },
             durationNanoseconds: (now - self.started).nanoseconds,
             inputTokens: self.request.profile.promptTokens, outputTokens: self.relay.deliveredTokens)
+        let headers = self.routeHeaders()
+        self.end(status: 200)  // before the last write (see ``end(status:)``)
         if self.request.streaming {
             self.relay.finishStream(into: &self.output)
             self.flush()
-            self.stream.sendEnd(trailers: self.machine.migrations > 0 ? self.routeHeaders() : nil)
+            self.stream.sendEnd(trailers: self.machine.migrations > 0 ? headers : nil)
         } else {
-            let response = self.relay.response(model: self.request.model)
             self.stream.sendResponse(
-                status: .ok, contentType: "application/json", body: JSON.buffer(response),
-                headers: self.routeHeaders())
+                status: .ok, contentType: "application/json", body: self.relay.responseBody(model: self.request.model),
+                headers: headers)
         }
-        self.end(status: 200)
     }
 
     func fail(_ reason: DispatchStateMachine.FailureReason, midStream: Bool) {
@@ -70,10 +70,11 @@ extension Dispatcher {
             error = .upstreamFailed(
                 "No car or central endpoint could serve the request after \(self.machine.opened) attempts (\(label)).")
         case .rejected(let status):
-            self.stream.sendResponse(
+            let headers = self.routeHeaders()
+            self.end(status: status)
+            return self.stream.sendResponse(
                 status: .init(code: status), contentType: "application/json", body: self.rejectionBody,
-                headers: self.routeHeaders())
-            return self.end(status: status)
+                headers: headers)
         case .migrationLimit(let label):
             error = .upstreamFailed(
                 "The stream was lost (\(label)) after \(self.machine.migrations) continuations, the most allowed.")
@@ -85,16 +86,17 @@ extension Dispatcher {
                 "The stream was lost (\(label)); this request (n > 1, tools, a response schema or logprobs) cannot be continued elsewhere.")
         }
         if midStream {
-            self.flush()
-            self.stream.sendData(SSERelay.errorEvent(error), endStream: true)
+            let event = self.relay.clientErrorEvent(error)
             self.end(status: 502)
+            self.flush()
+            self.stream.sendData(event, endStream: true)
         } else {
             var headers = self.routeHeaders()
             if error.code == "no_capacity_in_zone" { headers[.xShouldRetry] = "false" }
+            self.end(status: error.status)
             self.stream.sendResponse(
                 status: .init(code: error.status), contentType: "application/json", body: JSON.buffer(error.body),
                 headers: headers)
-            self.end(status: error.status)
         }
     }
 

@@ -81,7 +81,7 @@ final class Dispatcher: UpstreamEvents {
         self.relay = SSERelay(
             configuration: .init(
                 streaming: request.streaming, includeUsage: request.includeUsage, chat: request.chat,
-                maxOutputTokens: request.outputLimit, fallbackID: "chatcmpl-" + requestID))
+                maxOutputTokens: request.outputLimit, fallbackID: "chatcmpl-" + requestID, responses: request.responses))
         self.candidates = CandidateList(
             core: core, profile: request.profile, preferredRegion: request.origin.region)
         self.candidates.centralOnly = request.centralOnly  // edge (#18): central-only application keys

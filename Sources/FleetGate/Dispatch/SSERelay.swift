@@ -19,6 +19,9 @@ package import NIOCore
 /// 6. bound what an upstream can make it hold: event size, events per attempt, output tokens
 ///    (`max_tokens`) and, for `stream: false`, the aggregate's bytes.
 ///
+/// The client may instead see the Responses API (``Configuration/responses``): then a
+/// ``ResponsesRenderer`` writes what the relay delivers, and everything else above is unchanged.
+///
 /// It does no I/O and decides nothing about attempts: ``DispatchStateMachine`` does, from the
 /// ``Item``s this type classifies.
 package struct SSERelay: Sendable {
@@ -40,10 +43,14 @@ package struct SSERelay: Sendable {
         package var maxAggregateBytes: Int
         /// The stream id used when an upstream sends none.
         package var fallbackID: String
+        /// For `/v1/responses`: the `response` in progress; the client then sees Responses events
+        /// and objects (``ResponsesRenderer``) instead of chat chunks.
+        package var responses: ResponseObject?
 
         package init(
             streaming: Bool, includeUsage: Bool, chat: Bool, maxOutputTokens: Int?, maxEventBytes: Int = 64 * 1024,
-            maxEventsPerAttempt: Int = 200_000, maxAggregateBytes: Int = 4 << 20, fallbackID: String
+            maxEventsPerAttempt: Int = 200_000, maxAggregateBytes: Int = 4 << 20, fallbackID: String,
+            responses: ResponseObject? = nil
         ) {
             self.streaming = streaming
             self.includeUsage = includeUsage
@@ -53,6 +60,7 @@ package struct SSERelay: Sendable {
             self.maxEventsPerAttempt = maxEventsPerAttempt
             self.maxAggregateBytes = maxAggregateBytes
             self.fallbackID = fallbackID
+            self.responses = responses
         }
     }
 
@@ -117,9 +125,12 @@ package struct SSERelay: Sendable {
     /// The last finish reason delivered, per choice.
     private var finishReasons: [Int: String] = [:]
     private var doneSent = false
+    /// Writes the client side for `/v1/responses`; nil for chat and legacy completions.
+    private var renderer: ResponsesRenderer?
 
     package init(configuration: Configuration) {
         self.configuration = configuration
+        self.renderer = configuration.responses.map(ResponsesRenderer.init)
     }
 
     // MARK: Upstream side
@@ -215,7 +226,11 @@ package struct SSERelay: Sendable {
         self.attempts[attempt]?.held.removeAll()
         if self.identity == nil { self.identity = self.makeIdentity(from: held.first ?? item) }
         if isFirstSegment && self.configuration.streaming {
-            for preamble in held { self.write(preamble, into: &out) }
+            if self.renderer != nil {
+                self.renderer!.begin(into: &out)
+            } else {
+                for preamble in held { self.write(preamble, into: &out) }
+            }
         }
         self.deliver(item, from: attempt, into: &out)
     }
@@ -240,13 +255,24 @@ package struct SSERelay: Sendable {
             self.deliveredTokens += 1
             self.attempts[attempt]?.delivered += 1
         }
-        if self.configuration.streaming { self.write(item, into: &out) }
+        guard self.configuration.streaming else { return }
+        if self.renderer != nil {
+            if let choice = chunk.choice, choice.index == 0, let content = choice.content, !content.isEmpty {
+                self.renderer!.delta(content, into: &out)
+            }
+        } else {
+            self.write(item, into: &out)
+        }
     }
 
     /// The end of a streamed answer: the usage chunk when asked for, then `[DONE]`, once.
     package mutating func finishStream(into out: inout ByteBuffer) {
         guard !self.doneSent else { return }
         self.doneSent = true
+        if self.renderer != nil {
+            return self.renderer!.finish(
+                text: self.deliveredText, usage: self.usage, finishReason: self.finishReasons[0], into: &out)
+        }
         if self.configuration.includeUsage {
             let usage = self.usage
             var json = ByteBuffer()
@@ -265,7 +291,7 @@ package struct SSERelay: Sendable {
 
     /// Ends a stream whose bounds were reached: a finish chunk with `length`, then the end.
     package mutating func finishOverLimit(into out: inout ByteBuffer) {
-        if self.configuration.streaming && self.finishReasons[0] == nil {
+        if self.configuration.streaming && self.finishReasons[0] == nil && self.renderer == nil {
             var json = ByteBuffer()
             self.writeEnvelopeStart(into: &json)
             json.writeStaticString(
@@ -311,9 +337,28 @@ package struct SSERelay: Sendable {
         return Usage(promptTokens: prompt ?? 0, completionTokens: allReported ? completion : self.deliveredTokens)
     }
 
+    /// The `stream: false` answer as the client's API writes it: ``response(model:)``, or the
+    /// Responses API's `response` object.
+    package func responseBody(model: String) -> ByteBuffer {
+        if let renderer = self.renderer {
+            return JSON.buffer(
+                renderer.response(text: self.deliveredText, usage: self.usage, finishReason: self.finishReasons[0]))
+        }
+        return JSON.buffer(self.response(model: model))
+    }
+
     /// The SSE error event (DESIGN.md, Contracts): the stream then ends without `[DONE]`.
     package static func errorEvent(_ error: APIError) -> ByteBuffer {
         SSE.event(JSON.string(error.body))
+    }
+
+    /// The mid-stream error as the client's API writes it: ``errorEvent(_:)``, or the Responses
+    /// API's `response.failed` event.
+    package mutating func clientErrorEvent(_ error: APIError) -> ByteBuffer {
+        guard self.renderer != nil else { return Self.errorEvent(error) }
+        var out = ByteBuffer()
+        self.renderer!.failed(error, text: self.deliveredText, usage: self.usage, into: &out)
+        return out
     }
 
     // MARK: Encoding

@@ -1,0 +1,183 @@
+/// OpenAI's `response` object (the Responses API): what `POST /v1/responses` answers without
+/// `stream`, and what its lifecycle events (`response.created`, `response.completed`, …) carry.
+///
+/// Only what the fleet serves is filled in: one assistant `message` item with one `output_text`
+/// part, no tools, nothing stored. Optional fields are written as `null`, as OpenAI writes them,
+/// so typed clients (the official SDKs) find every key they read.
+public struct ResponseObject: Codable, Sendable, Hashable {
+    /// One `output_text` content part.
+    public struct OutputText: Codable, Sendable, Hashable {
+        public var type = "output_text"
+        public var text: String
+        public var annotations: [JSONValue] = []
+        public var logprobs: [JSONValue] = []
+
+        public init(text: String) { self.text = text }
+    }
+
+    /// One output item: an assistant `message`.
+    public struct OutputMessage: Codable, Sendable, Hashable {
+        public var type = "message"
+        public var id: String
+        /// `in_progress`, `completed` or `incomplete`.
+        public var status: String
+        public var role = "assistant"
+        public var content: [OutputText]
+
+        public init(id: String, status: String, content: [OutputText]) {
+            self.id = id
+            self.status = status
+            self.content = content
+        }
+    }
+
+    /// `usage`: input, output and total tokens.
+    public struct TokenUsage: Codable, Sendable, Hashable {
+        /// Prompt caching does not apply to a fleet of cars: both counts are 0.
+        public struct InputDetails: Codable, Sendable, Hashable {
+            public var cachedTokens = 0
+            public var cacheWriteTokens = 0
+            enum CodingKeys: String, CodingKey {
+                case cachedTokens = "cached_tokens"
+                case cacheWriteTokens = "cache_write_tokens"
+            }
+        }
+        public struct OutputDetails: Codable, Sendable, Hashable {
+            public var reasoningTokens = 0
+            enum CodingKeys: String, CodingKey { case reasoningTokens = "reasoning_tokens" }
+        }
+
+        public var inputTokens: Int
+        public var inputTokensDetails = InputDetails()
+        public var outputTokens: Int
+        public var outputTokensDetails = OutputDetails()
+        public var totalTokens: Int
+
+        /// The chat usage of the completion that produced the response.
+        public init(_ usage: Usage) {
+            self.inputTokens = usage.promptTokens
+            self.outputTokens = usage.completionTokens
+            self.totalTokens = usage.totalTokens
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case inputTokens = "input_tokens"
+            case inputTokensDetails = "input_tokens_details"
+            case outputTokens = "output_tokens"
+            case outputTokensDetails = "output_tokens_details"
+            case totalTokens = "total_tokens"
+        }
+    }
+
+    /// `error` of a failed response.
+    public struct Failure: Codable, Sendable, Hashable {
+        public var code: String
+        public var message: String
+        public init(code: String, message: String) {
+            self.code = code
+            self.message = message
+        }
+    }
+
+    /// `incomplete_details`.
+    public struct IncompleteDetails: Codable, Sendable, Hashable {
+        /// `max_output_tokens` or `content_filter`.
+        public var reason: String
+        public init(reason: String) { self.reason = reason }
+    }
+
+    public var id: String
+    public var object = "response"
+    public var createdAt: Int
+    /// `in_progress`, `completed`, `incomplete` or `failed`.
+    public var status: String
+    public var error: Failure?
+    public var incompleteDetails: IncompleteDetails?
+    public var instructions: String?
+    public var maxOutputTokens: Int?
+    public var model: String
+    public var output: [OutputMessage] = []
+    public var parallelToolCalls = false
+    public var previousResponseID: String?
+    public var store = false
+    public var background = false
+    public var temperature: Double?
+    public var topP: Double?
+    public var text: JSONValue = .object(["format": .object(["type": .string("text")])])
+    public var toolChoice: JSONValue = .string("auto")
+    public var tools: [JSONValue] = []
+    public var truncation = "disabled"
+    public var usage: TokenUsage?
+    public var user: String?
+    public var metadata: [String: String] = [:]
+
+    /// A response `in_progress`, with no output yet.
+    public init(id: String, createdAt: Int, model: String) {
+        self.id = id
+        self.createdAt = createdAt
+        self.status = "in_progress"
+        self.model = model
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, object, status, error, instructions, model, output, store, background, temperature, text, tools
+        case truncation, usage, user, metadata
+        case createdAt = "created_at"
+        case incompleteDetails = "incomplete_details"
+        case maxOutputTokens = "max_output_tokens"
+        case parallelToolCalls = "parallel_tool_calls"
+        case previousResponseID = "previous_response_id"
+        case topP = "top_p"
+        case toolChoice = "tool_choice"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.id = try c.decode(String.self, forKey: .id)
+        self.object = try c.decode(String.self, forKey: .object)
+        self.createdAt = try c.decode(Int.self, forKey: .createdAt)
+        self.status = try c.decode(String.self, forKey: .status)
+        self.error = try c.decodeIfPresent(Failure.self, forKey: .error)
+        self.incompleteDetails = try c.decodeIfPresent(IncompleteDetails.self, forKey: .incompleteDetails)
+        self.instructions = try c.decodeIfPresent(String.self, forKey: .instructions)
+        self.maxOutputTokens = try c.decodeIfPresent(Int.self, forKey: .maxOutputTokens)
+        self.model = try c.decode(String.self, forKey: .model)
+        self.output = try c.decode([OutputMessage].self, forKey: .output)
+        self.parallelToolCalls = try c.decodeIfPresent(Bool.self, forKey: .parallelToolCalls) ?? false
+        self.previousResponseID = try c.decodeIfPresent(String.self, forKey: .previousResponseID)
+        self.store = try c.decodeIfPresent(Bool.self, forKey: .store) ?? false
+        self.background = try c.decodeIfPresent(Bool.self, forKey: .background) ?? false
+        self.temperature = try c.decodeIfPresent(Double.self, forKey: .temperature)
+        self.topP = try c.decodeIfPresent(Double.self, forKey: .topP)
+        self.usage = try c.decodeIfPresent(TokenUsage.self, forKey: .usage)
+        self.user = try c.decodeIfPresent(String.self, forKey: .user)
+        self.metadata = try c.decodeIfPresent([String: String].self, forKey: .metadata) ?? [:]
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(self.id, forKey: .id)
+        try c.encode(self.object, forKey: .object)
+        try c.encode(self.createdAt, forKey: .createdAt)
+        try c.encode(self.status, forKey: .status)
+        try c.encode(self.error, forKey: .error)  // null, as OpenAI sends it
+        try c.encode(self.incompleteDetails, forKey: .incompleteDetails)
+        try c.encode(self.instructions, forKey: .instructions)
+        try c.encode(self.maxOutputTokens, forKey: .maxOutputTokens)
+        try c.encode(self.model, forKey: .model)
+        try c.encode(self.output, forKey: .output)
+        try c.encode(self.parallelToolCalls, forKey: .parallelToolCalls)
+        try c.encode(self.previousResponseID, forKey: .previousResponseID)
+        try c.encode(self.store, forKey: .store)
+        try c.encode(self.background, forKey: .background)
+        try c.encode(self.temperature, forKey: .temperature)
+        try c.encode(self.topP, forKey: .topP)
+        try c.encode(self.text, forKey: .text)
+        try c.encode(self.toolChoice, forKey: .toolChoice)
+        try c.encode(self.tools, forKey: .tools)
+        try c.encode(self.truncation, forKey: .truncation)
+        try c.encode(self.usage, forKey: .usage)
+        try c.encode(self.user, forKey: .user)
+        try c.encode(self.metadata, forKey: .metadata)
+    }
+}

@@ -1,0 +1,177 @@
+extension ResponsesRequest {
+    /// The chat request a car serves for this Responses request, after refusing what is not served.
+    ///
+    /// `instructions` become a leading system message, `input` the messages (a string is one user
+    /// message; `developer` is sent as `system`, the role every chat template knows),
+    /// `max_output_tokens` becomes `max_tokens`; `model`, `temperature`, `top_p`, `stream`, `user`
+    /// and `seed` carry over. `metadata` stays at the gateway.
+    ///
+    /// - Returns: the chat request, as the client would have sent it to `/v1/chat/completions`.
+    /// - Throws: an ``APIError`` 400 naming the parameter: a refused parameter, a non-text input
+    ///   item or part, or a value out of range.
+    public func chatRequest() throws(APIError) -> CompletionRequest {
+        try self.refuseUnserved()
+        if let limit = self.maxOutputTokens, limit < 1 || limit > 1 << 16 {
+            throw .invalidRequest("'max_output_tokens' must be between 1 and 65536.", param: "max_output_tokens")
+        }
+        if let temperature, !(0...2).contains(temperature) {
+            throw .invalidRequest("'temperature' must be between 0 and 2.", param: "temperature")
+        }
+        if let topP, !(0...1).contains(topP) {
+            throw .invalidRequest("'top_p' must be between 0 and 1.", param: "top_p")
+        }
+        if let metadata {
+            guard metadata.count <= 16, metadata.allSatisfy({ $0.key.count <= 64 && $0.value.count <= 512 }) else {
+                throw .invalidRequest(
+                    "'metadata' takes at most 16 pairs, keys of at most 64 and values of at most 512 characters.",
+                    param: "metadata")
+            }
+        }
+        var messages: [ChatMessage] = []
+        if let instructions { messages.append(ChatMessage(role: "system", content: instructions)) }
+        switch self.input {
+        case .text(let text):
+            messages.append(ChatMessage(role: "user", content: text))
+        case .items(let items):
+            for (index, item) in items.enumerated() {
+                messages.append(try Self.message(item, param: "input[\(index)]"))
+            }
+        case nil:
+            break
+        }
+        guard messages.contains(where: { $0.role != "system" }) else {
+            throw .invalidRequest("'input' must hold at least one message.", param: "input")
+        }
+        var chat = CompletionRequest(
+            model: self.model, messages: messages, stream: self.stream, maxTokens: self.maxOutputTokens,
+            seed: self.seed)
+        chat.temperature = self.temperature
+        chat.topP = self.topP
+        chat.user = self.user
+        return chat
+    }
+
+    /// Refuses, one by one, what would need stored state or tools that do not run on a car.
+    private func refuseUnserved() throws(APIError) {
+        if let tools = self.tools, case .array(let list) = tools {
+            for (index, tool) in list.enumerated() {
+                guard case .object(let fields) = tool, case .string(let type)? = fields["type"] else {
+                    throw .invalidRequest("'tools[\(index)]' must be an object with a 'type'.", param: "tools")
+                }
+                if Self.builtInTools.contains(type) {
+                    throw .invalidRequest(
+                        "The built-in tool '\(type.prefix(40))' (tools[\(index)]) is not served: it would run outside the car, and outside the request's privacy zone. Send the request without it.",
+                        param: "tools")
+                }
+                throw .invalidRequest(
+                    "Tools of type '\(type.prefix(40))' (tools[\(index)]) are not served on /v1/responses yet; use /v1/chat/completions for function calling.",
+                    param: "tools")
+            }
+        } else if let tools = self.tools, !tools.isEmptyOrNull {
+            throw .invalidRequest("'tools' must be an array.", param: "tools")
+        }
+        if let choice = self.toolChoice, !choice.isEmptyOrNull, choice != .string("auto"), choice != .string("none") {
+            throw .invalidRequest("'tool_choice' can only be 'auto' or 'none': no tools are served.", param: "tool_choice")
+        }
+        if self.background == true {
+            throw .invalidRequest(
+                "'background' is not supported: a background response must be stored until it is fetched, and FleetGate stores no responses. Stream it instead.",
+                param: "background")
+        }
+        if let previous = self.previousResponseID, !previous.isEmpty {
+            throw .invalidRequest(
+                "'previous_response_id' is not supported: FleetGate stores no responses. Send the earlier turns in 'input'.",
+                param: "previous_response_id")
+        }
+        if self.store == true {
+            throw .invalidRequest(
+                "'store: true' is not supported: FleetGate stores no responses (stored state would have to stay inside the request's privacy zone). Send 'store: false' or leave it out.",
+                param: "store")
+        }
+        if let conversation = self.conversation, !conversation.isEmptyOrNull {
+            throw .invalidRequest(
+                "'conversation' is not supported: FleetGate stores no conversations. Send the earlier turns in 'input'.",
+                param: "conversation")
+        }
+        if let prompt = self.prompt, !prompt.isEmptyOrNull {
+            throw .invalidRequest(
+                "'prompt' (a stored prompt template) is not supported: send the text in 'instructions' and 'input'.",
+                param: "prompt")
+        }
+        if case .object(let text)? = self.text, case .object(let format)? = text["format"],
+            case .string(let type)? = format["type"], type != "text"
+        {
+            throw .invalidRequest(
+                "'text.format' of type '\(type.prefix(40))' is not served on /v1/responses; only plain text is.",
+                param: "text.format")
+        }
+    }
+
+    /// One input item as a chat message: a message item (`type` `message` or absent) whose content
+    /// is a string or text parts.
+    private static func message(_ item: JSONValue, param: String) throws(APIError) -> ChatMessage {
+        guard case .object(let fields) = item else {
+            throw .invalidRequest("'\(param)' must be a message object.", param: param)
+        }
+        if case .string(let type)? = fields["type"], type != "message" {
+            throw .invalidRequest(
+                "Input items of type '\(type.prefix(40))' (\(param)) are not served on /v1/responses: only message items with text are.",
+                param: param)
+        }
+        guard case .string(let role)? = fields["role"] else {
+            throw .invalidRequest("'\(param).role' is required.", param: "\(param).role")
+        }
+        let chatRole: String
+        switch role {
+        case "user", "assistant", "system": chatRole = role
+        case "developer": chatRole = "system"
+        default:
+            throw .invalidRequest(
+                "'\(param).role' must be 'user', 'assistant', 'system' or 'developer'.", param: "\(param).role")
+        }
+        switch fields["content"] {
+        case .string(let text):
+            return ChatMessage(role: chatRole, content: text)
+        case .array(let parts):
+            var text = ""
+            for (index, part) in parts.enumerated() {
+                let partParam = "\(param).content[\(index)]"
+                guard case .object(let part) = part, case .string(let type)? = part["type"] else {
+                    throw .invalidRequest("'\(partParam)' must be a content part with a 'type'.", param: partParam)
+                }
+                switch (type, part["text"], part["refusal"]) {
+                case ("input_text", .string(let value)?, _), ("output_text", .string(let value)?, _),
+                    ("text", .string(let value)?, _), ("refusal", _, .string(let value)?):
+                    text += value
+                default:
+                    throw .invalidRequest(
+                        "Content parts of type '\(type.prefix(40))' (\(partParam)) are not served: the fleet's models take text only.",
+                        param: partParam)
+                }
+            }
+            return ChatMessage(role: chatRole, content: text)
+        default:
+            throw .invalidRequest("'\(param).content' must be a string or an array of text parts.", param: "\(param).content")
+        }
+    }
+}
+
+extension ResponsesRequest {
+    /// The `response` object this request starts as (`in_progress`, no output), echoing the
+    /// parameters OpenAI echoes: `model`, `instructions`, `max_output_tokens`, `temperature`,
+    /// `top_p`, `metadata`, `user`.
+    ///
+    /// - Parameters:
+    ///   - id: the response id (`resp_…`).
+    ///   - createdAt: seconds since 1970.
+    public func responseTemplate(id: String, createdAt: Int) -> ResponseObject {
+        var response = ResponseObject(id: id, createdAt: createdAt, model: self.model)
+        response.instructions = self.instructions
+        response.maxOutputTokens = self.maxOutputTokens
+        response.temperature = self.temperature
+        response.topP = self.topP
+        response.metadata = self.metadata ?? [:]
+        response.user = self.user
+        return response
+    }
+}

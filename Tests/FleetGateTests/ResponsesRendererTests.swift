@@ -1,0 +1,122 @@
+import FleetGate
+import FleetProtocol
+import Foundation
+import NIOCore
+import Testing
+
+/// The Responses API as a view of the relay: chat chunks in, Responses events out.
+@Suite("ResponsesRenderer")
+struct ResponsesRendererTests {
+    static let template: ResponseObject = {
+        var response = ResponseObject(id: "resp_abc", createdAt: 1_700_000_000, model: "fleet-8b")
+        response.metadata = ["ticket": "42"]
+        response.maxOutputTokens = 3
+        return response
+    }()
+
+    /// A relay driven as the dispatcher drives it, rendering `/v1/responses`.
+    static func driver(streaming: Bool = true, maxTokens: Int? = nil) -> RelayDriver {
+        var driver = RelayDriver(streaming: streaming, maxTokens: maxTokens)
+        driver.relay = SSERelay(
+            configuration: .init(
+                streaming: streaming, includeUsage: false, chat: true, maxOutputTokens: maxTokens,
+                fallbackID: "unused", responses: Self.template))
+        return driver
+    }
+
+    /// The client's events: (the `event:` line, the decoded `data:`).
+    static func events(_ client: String) throws -> [(name: String, event: ResponseEvent)] {
+        try client.components(separatedBy: "\n\n").dropLast().map { block in
+            let lines = block.components(separatedBy: "\n")
+            try #require(lines.count == 2 && lines[0].hasPrefix("event: ") && lines[1].hasPrefix("data: "), "\(block)")
+            let event = try JSONDecoder().decode(ResponseEvent.self, from: Data(lines[1].dropFirst(6).utf8))
+            return (String(lines[0].dropFirst(7)), event)
+        }
+    }
+
+    @Test("A stream: created … deltas … completed, numbered from 0, with the text and usage the relay counted")
+    func streamed() throws {
+        var d = Self.driver()
+        _ = d.feed(chunk("chatcmpl-1", role: true), from: 1)
+        #expect(d.client.isEmpty, "nothing before the first token: a retry stays invisible")
+        _ = d.feed(chunk("chatcmpl-1", content: "Hel") + chunk("chatcmpl-1", content: "lo \"car\""), from: 1)
+        _ = d.feed(chunk("chatcmpl-1", finish: "stop") + usageChunk + "data: [DONE]\n\n", from: 1)
+        d.relay.finishStream(into: &d.out)
+        let events = try Self.events(d.client)
+        #expect(
+            events.map(\.name) == [
+                "response.created", "response.in_progress", "response.output_item.added",
+                "response.content_part.added", "response.output_text.delta", "response.output_text.delta",
+                "response.output_text.done", "response.content_part.done", "response.output_item.done",
+                "response.completed",
+            ])
+        #expect(events.map(\.event.type) == events.map(\.name))
+        #expect(events.map(\.event.sequenceNumber) == Array(0..<events.count))
+        #expect(events.compactMap(\.event.delta).joined() == "Hello \"car\"")
+        #expect(events[6].event.text == "Hello \"car\"")
+        #expect(Set(events.compactMap(\.event.itemID)) == ["msg_abc"])
+        #expect(!d.client.contains("[DONE]"))
+        let created = try #require(events[0].event.response)
+        #expect(created.status == "in_progress" && created.output.isEmpty && created.usage == nil)
+        let completed = try #require(events.last?.event.response)
+        #expect(completed.id == "resp_abc" && completed.status == "completed")
+        #expect(completed.metadata == ["ticket": "42"])
+        #expect(completed.output.first?.content.first?.text == "Hello \"car\"")
+        #expect(completed.usage.map { [$0.inputTokens, $0.outputTokens, $0.totalTokens] } == [5, 2, 7])
+    }
+
+    @Test("The output limit ends it as response.incomplete, with reason max_output_tokens and no chat chunk")
+    func incomplete() throws {
+        var d = Self.driver(maxTokens: 2)
+        let kinds = d.feed((1...3).map { chunk("c", content: "t\($0) ") }.joined(), from: 1)
+        #expect(kinds.last == .overLimit)
+        d.relay.finishOverLimit(into: &d.out)
+        d.relay.finishStream(into: &d.out)
+        let events = try Self.events(d.client)
+        #expect(events.last?.name == "response.incomplete")
+        let response = try #require(events.last?.event.response)
+        #expect(response.status == "incomplete" && response.incompleteDetails?.reason == "max_output_tokens")
+        #expect(response.output.first?.status == "incomplete")
+        #expect(events.compactMap(\.event.delta) == ["t1 ", "t2 "])
+    }
+
+    @Test("A mid-stream failure is response.failed with the text so far, where chat sends its error event")
+    func failed() throws {
+        var d = Self.driver()
+        _ = d.feed(chunk("c", content: "partial"), from: 1)
+        var out = d.out
+        out.writeImmutableBuffer(d.relay.clientErrorEvent(.upstreamFailed("The stream was lost.")))
+        let events = try Self.events(String(buffer: out))
+        #expect(events.last?.name == "response.failed")
+        let response = try #require(events.last?.event.response)
+        #expect(response.status == "failed" && response.error?.code == "server_error")
+        #expect(response.error?.message == "The stream was lost.")
+        #expect(response.output.first?.content.first?.text == "partial")
+        #expect(events.map(\.event.sequenceNumber) == Array(0..<events.count))
+    }
+
+    @Test("stream: false is one response object; a continuation's role chunk adds nothing")
+    func whole() throws {
+        var d = Self.driver(streaming: false)
+        _ = d.feed(chunk("a", role: true) + chunk("a", content: "one "), from: 1)
+        d.committed = nil  // failover: attempt 2 continues
+        _ = d.feed(chunk("b", role: true) + chunk("b", content: "two") + chunk("b", finish: "stop"), from: 2)
+        #expect(d.client.isEmpty)
+        let response = try JSONDecoder().decode(
+            ResponseObject.self, from: Data(d.relay.responseBody(model: "fleet-8b").readableBytesView))
+        #expect(response.object == "response" && response.status == "completed")
+        #expect(response.output.count == 1 && response.output[0].content[0].text == "one two")
+        #expect(response.usage?.outputTokens == 2)
+        #expect(response.maxOutputTokens == 3 && response.store == false)
+    }
+
+    @Test("The chat view is unchanged: no event lines, chat chunks and [DONE]")
+    func chatUnchanged() {
+        var d = RelayDriver()
+        _ = d.feed(chunk("a", role: true) + chunk("a", content: "x") + chunk("a", finish: "stop"), from: 1)
+        d.relay.finishStream(into: &d.out)
+        #expect(!d.client.contains("event:"))
+        #expect(d.client.hasSuffix("data: [DONE]\n\n"))
+        #expect(d.clientChunks.count == 3)
+    }
+}

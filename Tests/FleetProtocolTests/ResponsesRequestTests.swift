@@ -1,0 +1,94 @@
+import FleetProtocol
+import Foundation
+import NIOCore
+import Testing
+
+@Suite("ResponsesRequest")
+struct ResponsesRequestTests {
+    static func decode(_ json: String) throws(APIError) -> ResponsesRequest {
+        try JSON.decodeRequest(ResponsesRequest.self, from: ByteBuffer(string: json))
+    }
+
+    @Test("A string input with instructions maps onto a system and a user message, limits and sampling carried over")
+    func stringInput() throws {
+        let request = try Self.decode(
+            #"{"model":"fleet-8b","input":"Hi","instructions":"Be brief.","max_output_tokens":40,"temperature":0.5,"top_p":0.9,"stream":true,"user":"u1","metadata":{"k":"v"},"store":false,"background":false,"tools":[]}"#
+        )
+        let chat = try request.chatRequest()
+        #expect(chat.messages == [ChatMessage(role: "system", content: "Be brief."), ChatMessage(role: "user", content: "Hi")])
+        #expect(chat.maxTokens == 40 && chat.temperature == 0.5 && chat.topP == 0.9)
+        #expect(chat.stream == true && chat.user == "u1" && chat.model == "fleet-8b")
+        let body = String(buffer: JSON.buffer(chat))
+        #expect(!body.contains("metadata") && !body.contains("\"k\""), "metadata stays at the gateway")
+        let template = request.responseTemplate(id: "resp_1", createdAt: 9)
+        #expect(template.metadata == ["k": "v"] && template.instructions == "Be brief." && template.maxOutputTokens == 40)
+    }
+
+    @Test("Message items: text parts joined, developer sent as system, earlier assistant output kept")
+    func items() throws {
+        let request = try Self.decode(
+            #"{"model":"m","input":[{"role":"developer","content":"Rules."},{"type":"message","role":"user","content":[{"type":"input_text","text":"a"},{"type":"input_text","text":"b"}]},{"type":"message","role":"assistant","id":"msg_1","status":"completed","content":[{"type":"output_text","text":"c","annotations":[]}]},{"role":"user","content":"d"}]}"#
+        )
+        #expect(
+            try request.chatRequest().messages == [
+                ChatMessage(role: "system", content: "Rules."), ChatMessage(role: "user", content: "ab"),
+                ChatMessage(role: "assistant", content: "c"), ChatMessage(role: "user", content: "d"),
+            ])
+    }
+
+    @Test(
+        "What is not served is a 400 naming the parameter",
+        arguments: [
+            (#""tools":[{"type":"web_search"}]"#, "tools"),
+            (#""tools":[{"type":"web_search_preview"}]"#, "tools"),
+            (#""tools":[{"type":"file_search","vector_store_ids":["vs_1"]}]"#, "tools"),
+            (#""tools":[{"type":"code_interpreter","container":{"type":"auto"}}]"#, "tools"),
+            (#""tools":[{"type":"computer_use_preview","display_width":1,"display_height":1,"environment":"linux"}]"#, "tools"),
+            (#""tools":[{"type":"function","name":"f","parameters":{}}]"#, "tools"),
+            (#""tool_choice":"required""#, "tool_choice"),
+            (#""background":true"#, "background"),
+            (#""previous_response_id":"resp_123""#, "previous_response_id"),
+            (#""store":true"#, "store"),
+            (#""conversation":"conv_1""#, "conversation"),
+            (#""prompt":{"id":"pmpt_1"}"#, "prompt"),
+            (#""text":{"format":{"type":"json_object"}}"#, "text.format"),
+            (#""max_output_tokens":0"#, "max_output_tokens"),
+            (#""temperature":3"#, "temperature"),
+            (#""top_p":1.5"#, "top_p"),
+        ] as [(String, String)])
+    func refused(field: String, param: String) throws {
+        let error = #expect(throws: APIError.self) {
+            try Self.decode(#"{"model":"m","input":"x","# + field + "}").chatRequest()
+        }
+        #expect(error?.status == 400)
+        #expect(error?.param == param, "\(error?.message ?? "")")
+    }
+
+    @Test(
+        "Inputs that are not text messages are a 400 naming the item or part",
+        arguments: [
+            (#""input":[]"#, "input"),
+            (#""input":[{"role":"user","content":[{"type":"input_text","text":"a"},{"type":"input_image","image_url":"x"}]}]"#, "input[0].content[1]"),
+            (#""input":[{"role":"user","content":"a"},{"type":"function_call_output","call_id":"c","output":"1"}]"#, "input[1]"),
+            (#""input":[{"type":"item_reference","id":"msg_1"}]"#, "input[0]"),
+            (#""input":[{"role":"tool","content":"a"}]"#, "input[0].role"),
+            (#""input":[{"role":"user","content":7}]"#, "input[0].content"),
+        ] as [(String, String)])
+    func badInput(field: String, param: String) throws {
+        let error = #expect(throws: APIError.self) {
+            try Self.decode(#"{"model":"m","# + field + "}").chatRequest()
+        }
+        #expect(error?.param == param, "\(error?.message ?? "")")
+    }
+
+    @Test("A response object encodes OpenAI's null fields and decodes back")
+    func responseObject() throws {
+        var response = ResponseObject(id: "resp_1", createdAt: 3, model: "m")
+        response.status = "completed"
+        response.usage = .init(Usage(promptTokens: 4, completionTokens: 6))
+        let json = String(buffer: JSON.buffer(response))
+        #expect(json.contains(#""error":null"#) && json.contains(#""previous_response_id":null"#))
+        #expect(json.contains(#""total_tokens":10"#) && json.contains(#""object":"response""#))
+        #expect(try JSONDecoder().decode(ResponseObject.self, from: Data(json.utf8)) == response)
+    }
+}
