@@ -230,6 +230,7 @@ extension GatewayConfiguration.Limits {
     /// ## Configuration keys:
     /// - `maxBodyBytes` (int, default 1048576, 1…1 GiB): request body limit. Reloadable.
     /// - `bodyTimeoutSeconds` (double, default 30): time to send the body. Reloadable.
+    /// - `maxBufferedBodyBytes` (int, default 268435456, 1 KiB…64 GiB): request-body bytes held over all requests. Reloadable.
     /// - `maxInFlightRequests` (int, default 10000): completions in flight over all clients. Reloadable.
     /// - `clientHTTP2` (scoped): ``HTTP2Configuration/init(config:)`` for client connections; new connections get reloads.
     /// - `tunnelHTTP2` (scoped): ``HTTP2Configuration/init(config:)`` for car tunnels; new tunnels get reloads.
@@ -237,6 +238,7 @@ extension GatewayConfiguration.Limits {
         self.init()
         self.maxBodyBytes = try config.int("maxBodyBytes", in: 1...(1 << 30))
         self.bodyTimeout = try config.seconds("bodyTimeoutSeconds")
+        self.maxBufferedBodyBytes = try config.int("maxBufferedBodyBytes", in: 1024...(64 << 30))
         self.maxInFlightRequests = try config.int("maxInFlightRequests", in: 1...10_000_000)
         self.clientHTTP2 = try config.scoped("clientHTTP2") { try HTTP2Configuration(config: $0) }
         self.tunnelHTTP2 = try config.scoped("tunnelHTTP2") { try HTTP2Configuration(config: $0) }
@@ -250,6 +252,9 @@ extension GatewayConfiguration.Limits {
                 .double(
                     "bodyTimeoutSeconds", Double(d.bodyTimeout.nanoseconds) / 1e9,
                     "How long a client may take to send its request body. Reloadable."),
+                .int(
+                    "maxBufferedBodyBytes", d.maxBufferedBodyBytes,
+                    "Request-body bytes held at once over all requests; past it, 503 server_overloaded. Reloadable."),
                 .int(
                     "maxInFlightRequests", d.maxInFlightRequests,
                     "Completion requests in flight at once over all clients; more get 503. Reloadable."),

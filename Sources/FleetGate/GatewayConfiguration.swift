@@ -138,6 +138,9 @@ public struct GatewayConfiguration: Sendable {
         public var maxBodyBytes: Int = 1 << 20
         /// How long a client may take to send its request body.
         public var bodyTimeout: TimeAmount = .seconds(30)
+        /// Request-body bytes held at once over all requests (received and not yet answered); a
+        /// request whose body would pass it gets 503 `server_overloaded`.
+        public var maxBufferedBodyBytes: Int = 256 << 20
         /// Completion requests in flight at once, over all clients; more get 503.
         public var maxInFlightRequests: Int = 10_000
         /// HTTP/2 settings and abuse limits of client connections.

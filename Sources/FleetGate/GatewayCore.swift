@@ -143,6 +143,27 @@ public final class GatewayCore: Sendable {
     /// Completion requests in flight.
     public var requestsInFlight: Int { self.inFlight.load(ordering: .relaxed) }
 
+    /// Request-body bytes held now, over all requests (``GatewayConfiguration/Limits/maxBufferedBodyBytes``).
+    private let bufferedBodyBytes = Atomic<Int>(0)
+
+    /// Reserves `bytes` of request body against the global bound; false (nothing reserved) past it.
+    func reserveBody(_ bytes: Int) -> Bool {
+        let total = self.bufferedBodyBytes.wrappingAdd(bytes, ordering: .relaxed).newValue
+        if total > self.configuration.limits.maxBufferedBodyBytes {
+            self.bufferedBodyBytes.wrappingSubtract(bytes, ordering: .relaxed)
+            return false
+        }
+        return true
+    }
+
+    /// Returns reserved request-body bytes.
+    func releaseBody(_ bytes: Int) {
+        if bytes > 0 { self.bufferedBodyBytes.wrappingSubtract(bytes, ordering: .relaxed) }
+    }
+
+    /// Request-body bytes held now.
+    public var requestBodyBytesHeld: Int { self.bufferedBodyBytes.load(ordering: .relaxed) }
+
     /// The gateway-wide hedge budget.
     let hedgeBudget: HedgeBudget
 

@@ -62,6 +62,12 @@ public struct APIError: Error, Hashable, Sendable, CustomStringConvertible {
     public static func rateLimited(_ message: String) -> Self {
         Self(status: 429, type: "rate_limit_error", code: "rate_limit_exceeded", message: message)
     }
+    /// 503: the gateway sheds load (DESIGN.md, Contracts: overload); retry after `retryAfter` seconds.
+    public static func overloaded(_ message: String, retryAfter: Int = 1) -> Self {
+        var error = Self(status: 503, type: "server_error", code: "server_overloaded", message: message)
+        error.retryAfter = retryAfter
+        return error
+    }
     /// 503: nothing in the zone can serve.
     public static func noCapacity(zone: String) -> Self {
         Self(

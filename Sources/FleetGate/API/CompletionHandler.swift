@@ -35,6 +35,8 @@ final class CompletionHandler: HTTPStreamDelegate {
     let logger: Logger
 
     private var body: BodyAccumulator
+    /// Body bytes counted against the gateway-wide bound until the stream closes.
+    private var reservedBodyBytes = 0
     private var bodyTimer: Scheduled<Void>?
     private var dispatcher: Dispatcher?
     private var validated: ValidatedRequest?
@@ -72,6 +74,21 @@ final class CompletionHandler: HTTPStreamDelegate {
     }
 
     func streamDidReceiveData(_ data: ByteBuffer) {
+        guard !self.answered else { return self.stream.consume(data.readableBytes) }
+        // Bodies held at once are bounded over all requests, not only per request (issue #18).
+        guard self.core.reserveBody(data.readableBytes) else {
+            self.stream.consume(data.readableBytes)
+            // Answered at once; on HTTP/2 the stream is then reset with NO_ERROR on the next tick
+            // (after the answer is flushed), asking the client to stop sending (RFC 9113 §8.1);
+            // whatever still arrives is read and dropped, never held.
+            self.answer(.overloaded("The gateway holds too many request bodies at once; retry shortly."))
+            if let stream = self.stream as? HTTP2Stream {
+                let loopBound = NIOLoopBound(stream, eventLoop: stream.eventLoop)
+                stream.eventLoop.execute { loopBound.value.reset(.noError) }
+            }
+            return
+        }
+        self.reservedBodyBytes += data.readableBytes
         if !self.body.append(data, consumingOn: self.stream) {
             self.answer(.bodyTooLarge(limit: self.body.limit))
         }
@@ -116,6 +133,8 @@ final class CompletionHandler: HTTPStreamDelegate {
 
     func streamDidClose(error: HTTPStreamError?) {
         self.bodyTimer?.cancel()
+        self.core.releaseBody(self.reservedBodyBytes)
+        self.reservedBodyBytes = 0
         // edge (#18): return the key's stream, charge its tokens.
         // Prompt tokens estimated as the validator does (~4 body bytes each), plus the tokens delivered.
         let tokens = self.body.buffer.readableBytes / 4 + (self.dispatcher?.auditFields.tokens ?? 0)

@@ -25,13 +25,16 @@ extension Dispatcher {
     }
 
     func finishOverLimit(_ id: Int) {
+        // Past a bound the upstream is still generating: stop it.
+        self.attempts[id]?.upstream?.cancel()
         self.relay.finishOverLimit(into: &self.output)
         self.perform(self.machine.finished(id))
     }
 
     func finish() {
         if let id = self.machine.committed, let attempt = self.attempts[id] {
-            attempt.upstream?.cancel()  // harmless after its end; stops one that is past a bound
+            // No reset here: after `[DONE]` the car's END_STREAM is on its way, and a RST_STREAM per
+            // finished job counts against the car's rapid-reset protection (200 streams/s tripped it).
             self.close(id, outcome: self.outcome(attempt, succeeded: true))
         }
         let byCar = self.servingLease.map({ if case .car = $0 { true } else { false } }) ?? false
