@@ -53,7 +53,7 @@ def main():
                   dict(os.environ, FLEET_AGENT_TOKEN=token))  # secrets never on the command line
     nghttpx = start(["nghttpx", "--conf=/dev/null", "--workers=1", f"--frontend=127.0.0.1,{nghttpx_port};no-tls",
                      f"--backend=127.0.0.1,{agent_port};;proto=h2", "--accesslog-file=/dev/null", "--errorlog-file=/dev/null"])
-    before = None
+    baseline = None
     if args.baseline_bin:
         # The earlier build: its own gateway and its own agent (same engine settings), side by side.
         b_client, b_tunnel, b_admin = free_port(), free_port(), free_port()
@@ -68,12 +68,12 @@ def main():
                               "--vehicle-id", "bench-car", "--region", "eu-central", "--hardware", "ai5", "--slots", "512",
                               "--decode-tps", "1000", "--prefill-tps", "100000", "--log-level", "warning"],
                              dict(os.environ, FLEET_AGENT_TOKEN=b_token))
-        before = (b_client, before_gateway, before_agent, b_admin)
+        baseline = (b_client, before_gateway, before_agent, b_admin)
     try:
-        if before:
+        if baseline:
             deadline = time.time() + 20
             while time.time() < deadline:
-                if json.load(urllib.request.urlopen(f"http://127.0.0.1:{before[3]}/readyz")).get("cars") == 1:
+                if json.load(urllib.request.urlopen(f"http://127.0.0.1:{baseline[3]}/readyz")).get("cars") == 1:
                     break
                 time.sleep(0.1)
         wait_port(agent_port)
@@ -85,8 +85,8 @@ def main():
                 break
             time.sleep(0.1)
         paths = [("direct", agent_port, None), ("nghttpx", nghttpx_port, nghttpx), ("fleetgate", client, gateway)]
-        if before:
-            paths.append(("fleetgate-before", before[0], before[1]))
+        if baseline:
+            paths.append(("fleetgate-before", baseline[0], baseline[1]))
         rates = [float(r) for r in args.rates.split(",")]
         rows = {}
         for r in range(args.rounds):
@@ -120,7 +120,7 @@ def main():
                       f"{fmt_cpu(m['cpu_us'])} | "
                       f"{'' if ratio != ratio else f'{ratio:.2f}'} |")
     finally:
-        for proc in (nghttpx, agent, gateway, *(before[1:3] if before else ())):
+        for proc in (nghttpx, agent, gateway, *(baseline[1:3] if baseline else ())):
             stop(proc)
 
 

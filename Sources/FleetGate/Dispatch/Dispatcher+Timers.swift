@@ -39,7 +39,7 @@ extension Dispatcher {
 
     /// Arms (or re-arms) the inter-token watchdog of an attempt that has produced tokens.
     func armWatchdog(_ id: Int) {
-        guard var attempt = self.attempts[id], attempt.watchdog == nil else { return }
+        guard let attempt = self.attempts[id], attempt.watchdog == nil else { return }
         let limit = self.interTokenLimit(attempt)
         let bound = NIOLoopBound(self, eventLoop: self.stream.eventLoop)
         attempt.watchdog = self.stream.eventLoop.scheduleTask(in: limit) { bound.value.watchdogFired(id) }
@@ -53,7 +53,7 @@ extension Dispatcher {
     }
 
     func watchdogFired(_ id: Int) {
-        guard var attempt = self.attempts[id] else { return }
+        guard let attempt = self.attempts[id] else { return }
         attempt.watchdog = nil
         self.attempts[id] = attempt
         let limit = self.interTokenLimit(attempt)

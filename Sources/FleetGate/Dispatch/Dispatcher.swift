@@ -15,12 +15,13 @@ import NIOCore
 /// Everything that is a decision — retry, hedge, failover, which attempt the client hears, when
 /// to end — is the state machine's; this type only performs actions and turns I/O into events.
 final class Dispatcher: UpstreamEvents {
-    /// One open attempt.
-    struct Attempt {
-        var lease: AttemptLease
-        var reason: DispatchStateMachine.OpenReason
+    /// One open attempt. A class, so the per-token path updates it in place instead of copying it
+    /// (with its arrays and buffers) out of the table and back.
+    final class Attempt {
+        let lease: AttemptLease
+        let reason: DispatchStateMachine.OpenReason
         /// The token index the attempt starts at (a continuation's N).
-        var resumeFrom: Int
+        let resumeFrom: Int
         /// Tokens skipped because the client already had them (a departure's continuation
         /// catching up with the car it replaces).
         var skipped = 0
@@ -36,6 +37,13 @@ final class Dispatcher: UpstreamEvents {
         var watchdog: Scheduled<Void>?
         /// The departure watch on the attempt's car.
         var departureWatch: Int?
+
+        init(lease: AttemptLease, reason: DispatchStateMachine.OpenReason, resumeFrom: Int, startedAt: NIODeadline) {
+            self.lease = lease
+            self.reason = reason
+            self.resumeFrom = resumeFrom
+            self.startedAt = startedAt
+        }
     }
 
     let core: GatewayCore
@@ -101,7 +109,7 @@ final class Dispatcher: UpstreamEvents {
 
     /// The client's stream can take more: give the committed attempt its withheld credit.
     func clientWritable() {
-        guard let id = self.machine.committed, var attempt = self.attempts[id], attempt.unconsumed > 0 else { return }
+        guard let id = self.machine.committed, let attempt = self.attempts[id], attempt.unconsumed > 0 else { return }
         attempt.upstream?.consume(attempt.unconsumed)
         attempt.unconsumed = 0
         self.attempts[id] = attempt
@@ -140,7 +148,7 @@ final class Dispatcher: UpstreamEvents {
         if open.reason == .retry { self.core.metrics.retries.increment() }
         if open.reason == .hedge { self.core.metrics.hedgesStarted.increment() }
         let now = NIODeadline.now()
-        var attempt = Attempt(lease: lease, reason: open.reason, resumeFrom: open.resumeFrom, startedAt: now)
+        let attempt = Attempt(lease: lease, reason: open.reason, resumeFrom: open.resumeFrom, startedAt: now)
         self.relay.open(attempt: open.attempt)
         let relay = NIOLoopBound(self, eventLoop: self.stream.eventLoop)
         switch lease {
@@ -240,7 +248,7 @@ final class Dispatcher: UpstreamEvents {
     }
 
     func upstream(_ id: Int, didReceive data: ByteBuffer) {
-        guard var attempt = self.attempts[id] else { return }
+        guard let attempt = self.attempts[id] else { return }
         guard attempt.status == 200 else {
             if attempt.errorBody.readableBytes < 16 * 1024 {
                 attempt.errorBody.writeImmutableBuffer(data)
@@ -255,7 +263,7 @@ final class Dispatcher: UpstreamEvents {
             self.handle(item, from: id)
         }
         self.flush()
-        guard var attempt = self.attempts[id] else { return }
+        guard let attempt = self.attempts[id] else { return }
         if !self.request.streaming || self.stream.isWritable || self.machine.committed != id {
             attempt.upstream?.consume(data.readableBytes)
         } else {
@@ -285,7 +293,7 @@ final class Dispatcher: UpstreamEvents {
     }
 
     private func tokenArrived(_ item: SSERelay.Item, from id: Int) {
-        guard var attempt = self.attempts[id] else { return }
+        guard let attempt = self.attempts[id] else { return }
         if attempt.firstTokenAt == nil, attempt.resumeFrom + attempt.skipped < self.machine.delivered,
             case .car(let car, _, _) = attempt.lease, car.continuation == .exact
         {
