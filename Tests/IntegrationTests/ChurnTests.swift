@@ -117,7 +117,12 @@ struct ChurnTests {
                 }
                 if let code = result.errorCode {
                     errored += 1
+                    // Allowed only when the stream hit the migration bound or its zone had no car left.
+                    let message = result.errorMessage ?? ""
                     #expect(code == "upstream_error", "\(prompt): \(code)")
+                    #expect(
+                        message.contains("the most allowed") || message.contains("can continue it"),
+                        "\(prompt): \(message)")
                     continue
                 }
                 completed += 1
@@ -142,7 +147,8 @@ struct ChurnTests {
             let repeated = records.filter { $0.outcome == "completed" && $0.tokens != maxTokens - $0.resumeFrom }
             #expect(violations == 0)
             #expect(repeated.isEmpty)
-            #expect(errored * 20 <= streams.count, "more than 5 % of streams failed: \(errored); events \(events)")
+            // Errors only for the two allowed reasons above; and the fleet kept serving.
+            #expect(completed * 10 >= streams.count * 8, "only \(completed) of \(streams.count) completed; events \(events)")
             #expect(
                 migrated.count * 10 >= streams.count * 3,
                 "only \(migrated.count) of \(streams.count) streams migrated; events \(events)")
