@@ -4,7 +4,7 @@ and what hedging costs at its default budget. Release builds, production logging
 audit line), real processes on loopback; stops by itself.
 
 Failover: four synthetic AI5 agents at 25 tokens/s per stream; each round starts --streams streams
-of --tokens tokens, and one second in, one agent is killed (-9) or frozen (SIGSTOP). For every
+of --tokens tokens, and one second in, the busiest agent is killed (-9) or frozen (SIGSTOP). For every
 stream that moved (counted from the surviving agents' job records: resume_from > 0) the gap is the
 longest silence between two of its tokens — last token before the failure to first after it.
 Every stream's text is checked against the reference (the synthetic text function): lost or
@@ -128,10 +128,12 @@ async def one_stream(client, port, prompt, tokens, request_id):
 async def failover_round(fleet, fault, streams, tokens, round_index):
     async with httpx.AsyncClient(http2=True, limits=httpx.Limits(max_connections=4)) as client:
         prompts = [f"failover {fault} {round_index} {i}" for i in range(streams)]
+        cpu_before = {name: cpu_seconds(proc.pid) for name, proc in fleet.agents.items()}
         tasks = [asyncio.create_task(one_stream(client, fleet.client, p, tokens, f"{fault}-{round_index}-{i}"))
                  for i, p in enumerate(prompts)]
         await asyncio.sleep(1.0)
-        victim = sorted(fleet.agents)[round_index % len(fleet.agents)]
+        # The victim is the busiest car (most CPU in that second): the one serving most streams.
+        victim = max(fleet.agents, key=lambda name: cpu_seconds(fleet.agents[name].pid) - cpu_before[name])
         proc = fleet.agents.pop(victim)
         os.kill(proc.pid, signal.SIGKILL if fault == "kill" else signal.SIGSTOP)
         results = await asyncio.gather(*tasks)
