@@ -144,7 +144,16 @@ final class Dispatcher: UpstreamEvents {
         guard let lease = self.candidates.next(continuation: continuing) else {
             return self.perform(self.machine.noCandidate(open.attempt))
         }
-        precondition(lease.zone == self.request.zone, "Internal inconsistency: an upstream outside the zone")
+        // The privacy invariant, checked again here (CandidateList and the registry filter by zone):
+        // should it ever break, the attempt is refused and logged, never served and never a crash.
+        guard lease.zone == self.request.zone else {
+            self.logger.error(
+                "Internal inconsistency: a candidate outside the request's zone was refused",
+                metadata: ["fleet.request.id": "\(self.requestID)", "fleet.zone": "\(self.request.zone)"])
+            self.candidates.release(
+                lease, outcome: Outcome(ttftMilliseconds: nil, tpotMilliseconds: nil, outputTokens: 0, succeeded: true))
+            return self.perform(self.machine.noCandidate(open.attempt))
+        }
         if open.reason == .retry { self.core.metrics.retries.increment() }
         if open.reason == .hedge { self.core.metrics.hedgesStarted.increment() }
         let now = NIODeadline.now()
