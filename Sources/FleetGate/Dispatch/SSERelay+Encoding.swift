@@ -1,0 +1,128 @@
+import FleetProtocol
+import NIOCore
+
+/// How the relay writes what the client sees: the stream's identity, chunks (the upstream's own
+/// bytes when they already carry it, else written anew), and reading an event's `data:` payload.
+extension SSERelay {
+
+    func makeIdentity(from item: Item) -> Identity {
+        var id = ByteBuffer(string: "\"" + self.configuration.fallbackID + "\"")
+        var object = ByteBuffer(string: self.configuration.chat ? "\"chat.completion.chunk\"" : "\"text_completion\"")
+        var model = ByteBuffer(string: "\"\"")
+        if let chunk = item.chunk {
+            if let range = chunk.idRange { id = item.payload.getSlice(at: item.payload.readerIndex + range.lowerBound, length: range.count)! }
+            if let range = chunk.objectRange { object = item.payload.getSlice(at: item.payload.readerIndex + range.lowerBound, length: range.count)! }
+            if let range = chunk.modelRange { model = item.payload.getSlice(at: item.payload.readerIndex + range.lowerBound, length: range.count)! }
+        }
+        return Identity(id: id, object: object, created: item.chunk?.created ?? 0, model: model)
+    }
+
+    /// Writes one event to the client: the upstream's payload when it already carries the stream's
+    /// id and no usage to strip, else the chunk written anew.
+    func write(_ item: Item, into out: inout ByteBuffer) {
+        guard let chunk = item.chunk, let identity = self.identity else { return }
+        let sameID = chunk.idRange.map { range in
+            item.payload.readableBytesView[
+                (item.payload.readerIndex + range.lowerBound)..<(item.payload.readerIndex + range.upperBound)]
+                .elementsEqual(identity.id.readableBytesView)
+        } ?? false
+        if sameID && (self.configuration.includeUsage || !chunk.hasUsage) {
+            Self.writeEvent(item.payload, into: &out)
+            return
+        }
+        var json = ByteBuffer()
+        self.writeEnvelopeStart(into: &json)
+        json.writeStaticString("\"choices\":[")
+        var first = true
+        for choice in [chunk.choice].compactMap({ $0 }) + chunk.otherChoices {
+            if !first { json.writeStaticString(",") }
+            first = false
+            json.writeStaticString("{\"index\":")
+            json.writeString(String(choice.index))
+            if self.configuration.chat {
+                json.writeStaticString(",\"delta\":{")
+                var needsComma = false
+                if choice.hasRole {
+                    json.writeStaticString("\"role\":\"assistant\"")
+                    needsComma = true
+                }
+                if let content = choice.content {
+                    if needsComma { json.writeStaticString(",") }
+                    json.writeStaticString("\"content\":")
+                    Self.writeJSONString(content, into: &json)
+                }
+                json.writeStaticString("}")
+            } else {
+                json.writeStaticString(",\"text\":")
+                Self.writeJSONString(choice.content ?? "", into: &json)
+            }
+            json.writeStaticString(",\"finish_reason\":")
+            if let reason = choice.finishReason {
+                Self.writeJSONString(reason, into: &json)
+            } else {
+                json.writeStaticString("null")
+            }
+            json.writeStaticString("}")
+        }
+        json.writeStaticString("]}")
+        Self.writeEvent(json, into: &out)
+    }
+
+    /// `{"id":…,"object":…,"created":…,"model":…,` — the caller writes the rest.
+    func writeEnvelopeStart(into json: inout ByteBuffer) {
+        let identity =
+            self.identity
+            ?? Identity(
+                id: ByteBuffer(string: "\"" + self.configuration.fallbackID + "\""),
+                object: ByteBuffer(string: self.configuration.chat ? "\"chat.completion.chunk\"" : "\"text_completion\""),
+                created: 0, model: ByteBuffer(string: "\"\""))
+        json.writeStaticString("{\"id\":")
+        json.writeImmutableBuffer(identity.id)
+        json.writeStaticString(",\"object\":")
+        json.writeImmutableBuffer(identity.object)
+        json.writeStaticString(",\"created\":")
+        json.writeString(String(identity.created))
+        json.writeStaticString(",\"model\":")
+        json.writeImmutableBuffer(identity.model)
+        json.writeStaticString(",")
+    }
+
+    static func writeEvent(_ payload: ByteBuffer, into out: inout ByteBuffer) {
+        out.writeStaticString("data: ")
+        out.writeImmutableBuffer(payload)
+        out.writeStaticString("\n\n")
+    }
+
+    static func writeJSONString(_ text: String, into out: inout ByteBuffer) {
+        JSONBody.writeJSONString(text, into: &out)
+    }
+
+    static func decodeString(_ token: ByteBuffer) -> String {
+        token.withUnsafeReadableBytes { ChunkScanner.string($0, range: 0..<$0.count) }
+    }
+
+    /// The `data:` payload of a raw event (its `data:` lines joined by newlines); nil when it has none.
+    static func payload(of raw: ByteBuffer) -> ByteBuffer? {
+        var payload: ByteBuffer?
+        var lines = 0
+        var cursor = raw
+        while cursor.readableBytes > 0 {
+            let length = cursor.readableBytesView.firstIndex(of: UInt8(ascii: "\n")).map { $0 - cursor.readerIndex }
+                ?? cursor.readableBytes
+            var line = cursor.readSlice(length: length)!
+            cursor.moveReaderIndex(forwardBy: min(1, cursor.readableBytes))
+            if line.readableBytesView.last == UInt8(ascii: "\r") { line.moveWriterIndex(to: line.writerIndex - 1) }
+            guard line.readableBytes >= 5, line.readableBytesView.starts(with: "data:".utf8) else { continue }
+            line.moveReaderIndex(forwardBy: 5)
+            if line.readableBytesView.first == UInt8(ascii: " ") { line.moveReaderIndex(forwardBy: 1) }
+            lines += 1
+            if lines == 1 {
+                payload = line
+            } else {
+                payload!.writeStaticString("\n")
+                payload!.writeImmutableBuffer(line)
+            }
+        }
+        return payload
+    }
+}

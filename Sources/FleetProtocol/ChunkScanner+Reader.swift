@@ -1,0 +1,387 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+extension ChunkScanner {
+    /// Walks a validated-as-it-goes JSON text.
+    struct Reader {
+        let bytes: UnsafeRawBufferPointer
+        var position = 0
+
+        init(bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
+
+        var atEnd: Bool { self.position >= self.bytes.count }
+
+        func peek() -> UInt8? { self.position < self.bytes.count ? self.bytes[self.position] : nil }
+
+        mutating func skipWhitespace() {
+            while self.position < self.bytes.count {
+                switch self.bytes[self.position] {
+                case 0x20, 0x09, 0x0A, 0x0D: self.position += 1
+                default: return
+                }
+            }
+        }
+
+        func fail() -> Malformed { Malformed(offset: self.position) }
+
+        mutating func expect(_ byte: UInt8) throws(Malformed) {
+            self.skipWhitespace()
+            guard self.peek() == byte else { throw self.fail() }
+            self.position += 1
+        }
+
+        /// The member names the scanner acts on; everything else is `.other`.
+        enum Key {
+            case id, object, model, created, choices, usage, error, index, delta, role, content, text
+            case finishReason, toolCalls, functionCall, logprobs, promptTokens, completionTokens, other
+        }
+
+        static func key(_ name: UnsafeRawBufferPointer) -> Key {
+            func equals(_ literal: StaticString) -> Bool {
+                literal.utf8CodeUnitCount == name.count
+                    && memcmp(literal.utf8Start, name.baseAddress!, name.count) == 0
+            }
+            switch name.count {
+            case 2: return equals("id") ? .id : .other
+            case 4: return equals("text") ? .text : equals("role") ? .role : .other
+            case 5:
+                if equals("model") { return .model }
+                if equals("usage") { return .usage }
+                if equals("error") { return .error }
+                if equals("index") { return .index }
+                if equals("delta") { return .delta }
+                return .other
+            case 6: return equals("object") ? .object : .other
+            case 7:
+                if equals("created") { return .created }
+                if equals("choices") { return .choices }
+                if equals("content") { return .content }
+                return .other
+            case 8: return equals("logprobs") ? .logprobs : .other
+            case 10: return equals("tool_calls") ? .toolCalls : .other
+            case 13:
+                if equals("finish_reason") { return .finishReason }
+                if equals("function_call") { return .functionCall }
+                if equals("prompt_tokens") { return .promptTokens }
+                return .other
+            case 17: return equals("completion_tokens") ? .completionTokens : .other
+            default: return .other
+            }
+        }
+
+        /// Reads an object, calling `member` with the reader positioned at each value.
+        mutating func object(
+            depth: Int, _ member: (inout Reader, Key) throws(Malformed) -> Void
+        ) throws(Malformed) {
+            guard depth <= ChunkScanner.maxDepth else { throw self.fail() }
+            try self.expect(UInt8(ascii: "{"))
+            self.skipWhitespace()
+            if self.peek() == UInt8(ascii: "}") {
+                self.position += 1
+                return
+            }
+            while true {
+                self.skipWhitespace()
+                let range = try self.stringRange()
+                let key: Key
+                if let raw = self.rawContent(range) {
+                    key = Self.key(raw)
+                } else {
+                    // An escaped name: decode it to compare.
+                    var copy = self
+                    copy.position = range.lowerBound
+                    let name = try copy.string()
+                    key = name.utf8.withContiguousStorageIfAvailable { Self.key(UnsafeRawBufferPointer($0)) } ?? .other
+                }
+                try self.expect(UInt8(ascii: ":"))
+                self.skipWhitespace()
+                try member(&self, key)
+                self.skipWhitespace()
+                guard let next = self.peek() else { throw self.fail() }
+                self.position += 1
+                if next == UInt8(ascii: "}") { return }
+                guard next == UInt8(ascii: ",") else { throw self.fail() }
+            }
+        }
+
+        /// Reads an array, calling `element` with the reader positioned at each value.
+        mutating func array(depth: Int, _ element: (inout Reader) throws(Malformed) -> Void) throws(Malformed) {
+            guard depth <= ChunkScanner.maxDepth else { throw self.fail() }
+            try self.expect(UInt8(ascii: "["))
+            self.skipWhitespace()
+            if self.peek() == UInt8(ascii: "]") {
+                self.position += 1
+                return
+            }
+            while true {
+                self.skipWhitespace()
+                try element(&self)
+                self.skipWhitespace()
+                guard let next = self.peek() else { throw self.fail() }
+                self.position += 1
+                if next == UInt8(ascii: "]") { return }
+                guard next == UInt8(ascii: ",") else { throw self.fail() }
+            }
+        }
+
+        mutating func choice(depth: Int) throws(Malformed) -> Choice {
+            var choice = Choice()
+            guard self.peek() == UInt8(ascii: "{") else {
+                try self.skipValue(depth: depth)
+                return choice
+            }
+            try self.object(depth: depth) { (reader: inout Reader, key: Key) throws(Malformed) in
+                switch key {
+                case .index: choice.index = try reader.integerOrSkip(depth: depth + 1) ?? 0
+                case .text: choice.content = try reader.optionalString(depth: depth + 1)
+                case .finishReason: choice.finishReason = try reader.optionalString(depth: depth + 1)
+                case .logprobs: choice.hasLogprobs = try !reader.skipNonNull(depth: depth + 1)
+                case .delta:
+                    guard reader.peek() == UInt8(ascii: "{") else { return try reader.skipValue(depth: depth + 1) }
+                    try reader.object(depth: depth + 1) { (reader: inout Reader, key: Key) throws(Malformed) in
+                        switch key {
+                        case .role: choice.hasRole = try reader.optionalString(depth: depth + 2) != nil
+                        case .content: choice.content = try reader.optionalString(depth: depth + 2)
+                        case .toolCalls, .functionCall:
+                            if try !reader.skipNonNull(depth: depth + 2) { choice.hasToolCalls = true }
+                        default: try reader.skipValue(depth: depth + 2)
+                        }
+                    }
+                default: try reader.skipValue(depth: depth + 1)
+                }
+            }
+            return choice
+        }
+
+        /// Skips a value; true when it was `null`.
+        mutating func skipNonNull(depth: Int) throws(Malformed) -> Bool {
+            if self.literal("null") { return true }
+            try self.skipValue(depth: depth)
+            return false
+        }
+
+        /// A string, or nil for `null`; any other type is skipped as nil.
+        mutating func optionalString(depth: Int) throws(Malformed) -> String? {
+            if self.peek() == UInt8(ascii: "\"") { return try self.string() }
+            try self.skipValue(depth: depth)
+            return nil
+        }
+
+        /// An integer, or nil for any other value (skipped).
+        mutating func integerOrSkip(depth: Int) throws(Malformed) -> Int? {
+            let start = self.position
+            guard let first = self.peek(), first == UInt8(ascii: "-") || (0x30...0x39).contains(first) else {
+                try self.skipValue(depth: depth)
+                return nil
+            }
+            try self.number()
+            var value = 0
+            var negative = false
+            for index in start..<self.position {
+                let byte = self.bytes[index]
+                if byte == UInt8(ascii: "-") {
+                    negative = true
+                    continue
+                }
+                guard (0x30...0x39).contains(byte) else { return nil }  // a fraction or exponent
+                let (times, o1) = value.multipliedReportingOverflow(by: 10)
+                let (plus, o2) = times.addingReportingOverflow(Int(byte - 0x30))
+                if o1 || o2 { return nil }
+                value = plus
+            }
+            return negative ? -value : value
+        }
+
+        mutating func literal(_ word: StaticString) -> Bool {
+            let count = word.utf8CodeUnitCount
+            guard self.position + count <= self.bytes.count,
+                memcmp(self.bytes.baseAddress! + self.position, word.utf8Start, count) == 0
+            else { return false }
+            self.position += count
+            return true
+        }
+
+        mutating func skipValue(depth: Int) throws(Malformed) {
+            guard depth <= ChunkScanner.maxDepth else { throw self.fail() }
+            self.skipWhitespace()
+            switch self.peek() {
+            case UInt8(ascii: "{"):
+                try self.object(depth: depth) { (reader: inout Reader, _: Key) throws(Malformed) in
+                    try reader.skipValue(depth: depth + 1)
+                }
+            case UInt8(ascii: "["):
+                try self.array(depth: depth) { (reader: inout Reader) throws(Malformed) in
+                    try reader.skipValue(depth: depth + 1)
+                }
+            case UInt8(ascii: "\""): _ = try self.stringRange()
+            case UInt8(ascii: "t"): if !self.literal("true") { throw self.fail() }
+            case UInt8(ascii: "f"): if !self.literal("false") { throw self.fail() }
+            case UInt8(ascii: "n"): if !self.literal("null") { throw self.fail() }
+            default: try self.number()
+            }
+        }
+
+        /// A JSON number (validated, not converted).
+        mutating func number() throws(Malformed) {
+            func digits(_ reader: inout Reader) -> Int {
+                var n = 0
+                while let byte = reader.peek(), (0x30...0x39).contains(byte) {
+                    reader.position += 1
+                    n += 1
+                }
+                return n
+            }
+            if self.peek() == UInt8(ascii: "-") { self.position += 1 }
+            if self.peek() == UInt8(ascii: "0") {
+                self.position += 1
+            } else if digits(&self) == 0 {
+                throw self.fail()
+            }
+            if self.peek() == UInt8(ascii: ".") {
+                self.position += 1
+                guard digits(&self) > 0 else { throw self.fail() }
+            }
+            if self.peek() == UInt8(ascii: "e") || self.peek() == UInt8(ascii: "E") {
+                self.position += 1
+                if self.peek() == UInt8(ascii: "+") || self.peek() == UInt8(ascii: "-") { self.position += 1 }
+                guard digits(&self) > 0 else { throw self.fail() }
+            }
+        }
+
+        /// The raw bytes between the quotes of a string token without escapes; nil when it has some.
+        func rawContent(_ range: Range<Int>) -> UnsafeRawBufferPointer? {
+            let inner = UnsafeRawBufferPointer(rebasing: self.bytes[(range.lowerBound + 1)..<(range.upperBound - 1)])
+            guard let base = inner.baseAddress, inner.count > 0 else { return inner }
+            return memchr(base, Int32(UInt8(ascii: "\\")), inner.count) == nil ? inner : nil
+        }
+
+        /// Validates a string token and returns its range, quotes included.
+        mutating func stringRange() throws(Malformed) -> Range<Int> {
+            let start = self.position
+            guard self.peek() == UInt8(ascii: "\"") else { throw self.fail() }
+            self.position += 1
+            while self.position < self.bytes.count {
+                let byte = self.bytes[self.position]
+                switch byte {
+                case UInt8(ascii: "\""):
+                    self.position += 1
+                    return start..<self.position
+                case UInt8(ascii: "\\"):
+                    self.position += 1
+                    guard let escaped = self.peek() else { throw self.fail() }
+                    switch escaped {
+                    case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"),
+                        UInt8(ascii: "f"), UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
+                        self.position += 1
+                    case UInt8(ascii: "u"):
+                        guard self.position + 4 < self.bytes.count else { throw self.fail() }
+                        for offset in 1...4 where Self.hex(self.bytes[self.position + offset]) == nil {
+                            throw self.fail()
+                        }
+                        self.position += 5
+                    default: throw self.fail()
+                    }
+                case 0..<0x20: throw self.fail()
+                case 0x20..<0x80: self.position += 1
+                default: try self.utf8Scalar()
+                }
+            }
+            throw self.fail()
+        }
+
+        /// Validates one multi-byte UTF-8 scalar (no overlongs, no surrogates, ≤ U+10FFFF).
+        mutating func utf8Scalar() throws(Malformed) {
+            let b0 = self.bytes[self.position]
+            let length: Int
+            var lower: UInt8 = 0x80
+            var upper: UInt8 = 0xBF
+            switch b0 {
+            case 0xC2...0xDF: length = 2
+            case 0xE0:
+                length = 3
+                lower = 0xA0
+            case 0xE1...0xEC, 0xEE...0xEF: length = 3
+            case 0xED:
+                length = 3
+                upper = 0x9F
+            case 0xF0:
+                length = 4
+                lower = 0x90
+            case 0xF1...0xF3: length = 4
+            case 0xF4:
+                length = 4
+                upper = 0x8F
+            default: throw self.fail()
+            }
+            guard self.position + length <= self.bytes.count else { throw self.fail() }
+            let b1 = self.bytes[self.position + 1]
+            guard b1 >= lower && b1 <= upper else { throw self.fail() }
+            for offset in 2..<length where self.bytes[self.position + offset] & 0xC0 != 0x80 {
+                throw self.fail()
+            }
+            self.position += length
+        }
+
+        static func hex(_ byte: UInt8) -> UInt32? {
+            switch byte {
+            case 0x30...0x39: UInt32(byte - 0x30)
+            case 0x41...0x46: UInt32(byte - 0x41 + 10)
+            case 0x61...0x66: UInt32(byte - 0x61 + 10)
+            default: nil
+            }
+        }
+
+        /// Reads and decodes a string token.
+        mutating func string() throws(Malformed) -> String {
+            let range = try self.stringRange()
+            if let raw = self.rawContent(range) { return String(decoding: raw, as: UTF8.self) }
+            var out: [UInt8] = []
+            out.reserveCapacity(range.count)
+            var index = range.lowerBound + 1
+            let end = range.upperBound - 1
+            while index < end {
+                let byte = self.bytes[index]
+                guard byte == UInt8(ascii: "\\") else {
+                    out.append(byte)
+                    index += 1
+                    continue
+                }
+                let escaped = self.bytes[index + 1]
+                index += 2
+                switch escaped {
+                case UInt8(ascii: "b"): out.append(0x08)
+                case UInt8(ascii: "f"): out.append(0x0C)
+                case UInt8(ascii: "n"): out.append(0x0A)
+                case UInt8(ascii: "r"): out.append(0x0D)
+                case UInt8(ascii: "t"): out.append(0x09)
+                case UInt8(ascii: "u"):
+                    var scalar = self.hex4(at: index)
+                    index += 4
+                    if (0xD800...0xDBFF).contains(scalar), index + 6 <= end, self.bytes[index] == UInt8(ascii: "\\"),
+                        self.bytes[index + 1] == UInt8(ascii: "u")
+                    {
+                        let low = self.hex4(at: index + 2)
+                        if (0xDC00...0xDFFF).contains(low) {
+                            scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
+                            index += 6
+                        }
+                    }
+                    // A lone surrogate becomes U+FFFD: the output stays valid UTF-8.
+                    let value = Unicode.Scalar(scalar) ?? "\u{FFFD}"
+                    out.append(contentsOf: Array(String(Character(value)).utf8))
+                default: out.append(escaped)
+                }
+            }
+            return String(decoding: out, as: UTF8.self)
+        }
+
+        func hex4(at index: Int) -> UInt32 {
+            var value: UInt32 = 0
+            for offset in 0..<4 { value = value << 4 | (Self.hex(self.bytes[index + offset]) ?? 0) }
+            return value
+        }
+    }
+}
