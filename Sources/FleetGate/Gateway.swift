@@ -75,9 +75,16 @@ public final class Gateway: Service, Sendable {
                 try TLSContextBox.makeContext($0, key: "listeners.tunnel", alpn: ["h2"])
             })
         // Created last, after every check that can throw: an HTTPClient must be shut down before it is released.
+        // The pool keeps as many HTTP/1.1 connections per endpoint as central takes streams at once:
+        // above async-http-client's default soft limit (8) every request opened and closed a
+        // connection of its own — a third of the central path's CPU at 16 streams (issue #19).
+        var clientConfiguration = HTTPClient.Configuration(timeout: .init(connect: .seconds(5)))
+        clientConfiguration.connectionPool = .init(
+            idleTimeout: .seconds(60),
+            concurrentHTTP1ConnectionsPerHostSoftLimit: configuration.central.endpoints.map(\.maxConcurrent).max() ?? 8)
         let httpClient =
             configuration.central.endpoints.isEmpty
-            ? nil : HTTPClient(eventLoopGroup: group, configuration: .init(timeout: .init(connect: .seconds(5))))
+            ? nil : HTTPClient(eventLoopGroup: group, configuration: clientConfiguration)
         let core = try GatewayCore(
             configuration: configuration, credentials: credentials, metrics: metrics, httpClient: httpClient,
             logger: logger)
