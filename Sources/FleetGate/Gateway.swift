@@ -35,6 +35,8 @@ public final class Gateway: Service, Sendable {
     /// #17: logins to the admin dashboard.
     public let dashboard: DashboardSessions
     public let readiness: Readiness
+    /// Every event loop's admission state (issue #19: overload without collapse).
+    let loads: EventLoopLoads
     /// Reloads what can change while running (SIGHUP, `POST /admin/reload`).
     public let reloader: GatewayReloader
     let logger: Logger
@@ -100,7 +102,10 @@ public final class Gateway: Service, Sendable {
         let listeners = configuration.listeners
         let fallback = configuration.fallbackToFreePorts
         let onBound: @Sendable (SocketAddress) -> Void = { _ in readiness.listenerBound() }
-        let api = APIResponder(core: core)
+        // issue #19: each event loop sheds new requests while it runs behind (LoadShedder).
+        let loads = EventLoopLoads(group: group) { [core] in core.configuration.limits.shedding }
+        self.loads = loads
+        let api = APIResponder(core: core, loads: loads)
         self.clientListener = HTTPServer(
             name: "client", host: listeners.host, port: listeners.client.port, group: group, logger: logger,
             fallbackToAnyPort: fallback, onBound: onBound,
@@ -178,7 +183,10 @@ public final class Gateway: Service, Sendable {
             [ReloadOnSignal(reloader: self.reloader), self.adminListener]
             + (self.probesListener.map { [$0] } ?? []) + [self.tunnelListener, self.clientListener]
             + (self.tlsListener.map { [$0] } ?? [])
-        return services + [ShutdownNotifier(readiness: self.readiness, tunnels: self.core.tunnels)]
+        return services + [
+            LoadSheddingService(loads: self.loads),
+            ShutdownNotifier(readiness: self.readiness, tunnels: self.core.tunnels),
+        ]
     }
 
     /// Runs every listener and helper until graceful shutdown, then drains them in reverse order.
@@ -208,6 +216,16 @@ struct ReloadOnSignal: Service {
             _ = try? self.reloader.reload()
             _ = try? self.reloader.core.reloadKeys()  // edge (#18): the application key file
         }
+    }
+}
+
+/// Measures every event loop's lag while the gateway runs (``EventLoopLoad``).
+struct LoadSheddingService: Service {
+    let loads: EventLoopLoads
+    func run() async throws {
+        self.loads.start()
+        try? await gracefulShutdown()
+        self.loads.stop()
     }
 }
 
