@@ -84,6 +84,9 @@ public final class Gateway: Service, Sendable {
         clientConfiguration.connectionPool = .init(
             idleTimeout: .seconds(60),
             concurrentHTTP1ConnectionsPerHostSoftLimit: configuration.central.endpoints.map(\.maxConcurrent).max() ?? 8)
+        // A refused connection fails the attempt at once: the dispatcher retries elsewhere, where
+        // async-http-client's own retries held the request until the first-token deadline (15 s).
+        clientConfiguration.connectionPool.retryConnectionEstablishment = false
         let httpClient =
             configuration.central.endpoints.isEmpty
             ? nil : HTTPClient(eventLoopGroup: group, configuration: clientConfiguration)

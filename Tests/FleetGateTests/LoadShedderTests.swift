@@ -23,18 +23,22 @@ struct LoadShedderTests {
         #expect(s.requestArrived() == .admit)
     }
 
-    /// Lag measurement → the next request's decision, in order (hysteresis: shedding starts above the
-    /// threshold and stops only at or below half of it).
+    /// Lag measurements, 5 ms apart → the next request's decision. Shedding needs a standing
+    /// backlog: every sample above the threshold for 100 ms (counted from when the first late task
+    /// was due); it stops only at or below half the threshold (hysteresis).
     @Test(
-        "Lag sheds above the threshold and reopens at half of it",
+        "Lag sheds on a standing backlog and reopens at half the threshold",
         arguments: [
             ([5], LoadShedder.Decision.admit),
-            ([25], .shed(reason: .lag)),
-            ([20], .admit),  // at the threshold: not above it
-            ([25, 15], .shed(reason: .lag)),  // between half and the threshold: still shedding
-            ([25, 15, 10], .admit),  // at half: reopened
-            ([25, 0], .admit),
-            ([25, 30, 40], .shed(reason: .lag)),
+            ([25], .admit),  // one late timer: no backlog yet
+            ([150], .shed(reason: .lag)),  // one stall as long as the window
+            (Array(repeating: 25, count: 15), .admit),  // 70 ms + 25 ms < 100 ms of backlog
+            (Array(repeating: 25, count: 16), .shed(reason: .lag)),  // 75 + 25 ≥ 100 ms
+            (Array(repeating: 25, count: 10) + [15] + Array(repeating: 25, count: 10), .admit),  // streak broken
+            ([150, 15], .shed(reason: .lag)),  // between half and the threshold: still shedding
+            ([150, 15, 10], .admit),  // at half: reopened
+            ([150, 0], .admit),
+            ([20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20], .admit),  // at the threshold: not above it
         ] as [([Int64], LoadShedder.Decision)])
     func lag(samples: [Int64], expected: LoadShedder.Decision) {
         var s = self.shedder()
@@ -47,7 +51,7 @@ struct LoadShedderTests {
     @Test("A zero lag threshold turns lag shedding off, even mid-shedding (a reload)")
     func lagOff() {
         var s = self.shedder()
-        s.lagMeasured(.milliseconds(500), at: Self.start)
+        s.lagMeasured(.milliseconds(500), at: Self.start + .seconds(1))
         #expect(s.requestArrived() == .shed(reason: .lag))
         s.configuration.lagThreshold = .zero
         s.lagMeasured(.milliseconds(500), at: Self.start + .milliseconds(5))
@@ -58,11 +62,11 @@ struct LoadShedderTests {
     func shedKeepsCount() {
         var s = self.shedder()
         #expect(s.requestArrived() == .admit)
-        s.lagMeasured(.milliseconds(100), at: Self.start)
+        s.lagMeasured(.milliseconds(100), at: Self.start + .seconds(1))
         #expect(s.requestArrived() == .shed(reason: .lag))
         #expect(s.inFlight == 1)
         s.requestFinished()
         #expect(s.inFlight == 0)
-        #expect(s.laggingSince == Self.start)
+        #expect(s.laggingSince == Self.start + .milliseconds(900))
     }
 }

@@ -6,9 +6,12 @@ import NIOCore
 ///
 /// Two signals, either of which sheds a new request with 503 `server_overloaded` and `Retry-After`:
 /// - **lag**: how late the loop runs a task it scheduled (``lagMeasured(_:at:)``). A loop that runs
-///   late has more work than time: every request it admits now waits behind that backlog, so past
-///   ``Configuration/lagThreshold`` new requests are refused until a measurement comes back under
-///   half of it (hysteresis, so one good sample in a storm does not reopen the gate);
+///   late has more work than time: every request it admits now waits behind that backlog. As
+///   CoDel does with queueing delay, only a *standing* backlog counts: new requests are refused once
+///   every measurement for ``Configuration/lagWindow`` was above ``Configuration/lagThreshold``
+///   (a loop stalled that long counts as well), until one comes back at or under half the
+///   threshold (hysteresis, so one good sample in a storm does not reopen the gate). A single late
+///   timer — a busy neighbour on the machine, one large write — sheds nothing;
 /// - **in flight**: requests this loop has admitted and not yet finished, at most
 ///   ``Configuration/maxInFlight`` (memory and upstream slots stay bounded even when the loop is not
 ///   behind, e.g. streams that wait on slow cars).
@@ -21,6 +24,8 @@ struct LoadShedder {
         var maxInFlight: Int
         /// Loop lag above which new requests are shed; zero turns lag shedding off.
         var lagThreshold: TimeAmount
+        /// How long the lag must stay above the threshold before shedding starts.
+        var lagWindow: TimeAmount = .milliseconds(100)
     }
 
     enum Decision: Equatable {
@@ -36,8 +41,10 @@ struct LoadShedder {
 
     var configuration: Configuration
     private(set) var inFlight = 0
-    /// Shedding on lag since this time, or nil.
+    /// Since when every lag measurement was above the threshold (the start of the backlog), or nil.
     private(set) var laggingSince: NIODeadline?
+    /// Shedding on lag.
+    private(set) var shedding = false
     /// The last lag measured.
     private(set) var lastLag: TimeAmount = .zero
 
@@ -51,18 +58,23 @@ struct LoadShedder {
         let threshold = self.configuration.lagThreshold
         guard threshold > .zero else {
             self.laggingSince = nil
+            self.shedding = false
             return
         }
         if lag > threshold {
-            if self.laggingSince == nil { self.laggingSince = now }
-        } else if lag <= TimeAmount.nanoseconds(threshold.nanoseconds / 2) {
+            // The loop has been behind since the task was due.
+            let since = self.laggingSince ?? (now - lag)
+            self.laggingSince = since
+            if now - since >= self.configuration.lagWindow { self.shedding = true }
+        } else {
             self.laggingSince = nil
+            if lag <= TimeAmount.nanoseconds(threshold.nanoseconds / 2) { self.shedding = false }
         }
     }
 
     /// A new request on this loop: admitted (and counted in flight) or shed.
     mutating func requestArrived() -> Decision {
-        if self.laggingSince != nil { return .shed(reason: .lag) }
+        if self.shedding { return .shed(reason: .lag) }
         if self.inFlight >= self.configuration.maxInFlight { return .shed(reason: .inFlight) }
         self.inFlight += 1
         return .admit

@@ -393,7 +393,9 @@ final class Dispatcher: UpstreamEvents {
             // Keep the body of a rejection to pass it through.
             self.rejectionBody = attempt.errorBody
         }
-        self.close(id, outcome: self.outcome(attempt, succeeded: false))
+        // A rejection of the client's request (a 4xx passed through) is the upstream working as it
+        // should: it must not count against the upstream's health.
+        self.close(id, outcome: self.outcome(attempt, succeeded: failure.status != nil))
         self.flush()
         self.perform(self.machine.failed(id, failure))
     }
