@@ -159,7 +159,7 @@ package struct SSERelay: Sendable {
         var items: [Item] = []
         items.reserveCapacity(events.count)
         for event in events {
-            guard let payload = Self.payload(of: event.raw) else { continue }  // a comment or bare fields
+            guard let payload = event.payload else { continue }  // a comment or bare fields
             state.events += 1
             if state.events > self.configuration.maxEventsPerAttempt {
                 state.ended = true
