@@ -1,7 +1,8 @@
 package import NIOCore
 
-/// Decides when a peer's frames amount to abuse, shaped after swift-nio-http2's `DOSHeuristics`:
-/// a pure value that takes `received…(at:)` events and answers what to do, with the clock
+/// Decides when a peer's frames amount to abuse.
+///
+/// Shaped after swift-nio-http2's `DOSHeuristics`: a pure value that takes `received…(at:)` events and answers what to do, with the clock
 /// injected (the handler passes the time its event loop read for the current read; tests pass
 /// whatever they like). The handler acts on ``Verdict/enhanceYourCalm`` with GOAWAY
 /// `ENHANCE_YOUR_CALM` (RFC 9113 §7).

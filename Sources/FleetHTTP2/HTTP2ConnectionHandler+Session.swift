@@ -198,7 +198,9 @@ extension HTTP2ConnectionHandler {
 
     // MARK: Data and stream ends (on_data_chunk_recv, on_frame_recv for DATA, on_stream_close)
 
-    /// Body bytes arrived on `streamID`. Connection-level credit goes back as data arrives;
+    /// Body bytes arrived on `streamID`.
+    ///
+    /// Connection-level credit goes back as data arrives;
     /// stream-level credit only as the application consumes (or at once when nobody reads).
     @inline(__always)
     func receivedData(session: OpaquePointer?, streamID: Int32, bytes: UnsafeRawBufferPointer) {

@@ -1,8 +1,9 @@
 import HTTPTypes
 import NIOCore
 
-/// Connection management of one HTTP/2 connection, without I/O: when it is alive, idle, stuck or
-/// done. Events come in as `received…(at:)`, `timerFired(_:at:)` and stream counts, with the clock
+/// Connection management of one HTTP/2 connection, without I/O: when it is alive, idle, stuck or done.
+///
+/// Events come in as `received…(at:)`, `timerFired(_:at:)` and stream counts, with the clock
 /// injected; each returns the one ``Action`` for the handler to perform.
 ///
 /// Responsibilities (the shape of swift-nio-http2's `NIOHTTP2ServerConnectionManagementHandler` and

@@ -41,22 +41,40 @@ struct DOSHeuristicsTests {
     static let calm = DOSHeuristics.Verdict.enhanceYourCalm
 
     static let table: [(String, [(Event, DOSHeuristics.Verdict)])] = [
-        ("two resets a second pass, the third in the same second does not",
-            [(.reset(ms: 0), ok), (.reset(ms: 500), ok), (.reset(ms: 900), calm)]),
-        ("the reset window starts again with the first reset after it",
-            [(.reset(ms: 0), ok), (.reset(ms: 900), ok), (.reset(ms: 1_000), ok), (.reset(ms: 1_100), ok)]),
-        ("PINGs and SETTINGS have windows of their own",
-            [(.reset(ms: 0), ok), (.ping(ms: 0), ok), (.settings(ms: 0), ok), (.reset(ms: 1), ok),
-             (.ping(ms: 999), calm), (.settings(ms: 1_000), ok), (.settings(ms: 1_999), calm)]),
-        ("the fifth oversized header list within a minute is too many; a new minute starts over",
-            [(.oversizedHeaderList(ms: 0), ok), (.oversizedHeaderList(ms: 1_000), ok),
-             (.oversizedHeaderList(ms: 2_000), ok), (.oversizedHeaderList(ms: 3_000), ok),
-             (.oversizedHeaderList(ms: 10_000), calm), (.oversizedHeaderList(ms: 71_000), ok)]),
-        ("two CONTINUATION frames after a HEADERS frame pass, the third does not",
-            [(.headers, ok), (.continuation, ok), (.continuation, ok), (.continuation, calm)]),
-        ("each HEADERS frame starts the CONTINUATION count again",
-            [(.headers, ok), (.continuation, ok), (.continuation, ok), (.headers, ok), (.continuation, ok),
-             (.continuation, ok)]),
+        (
+            "two resets a second pass, the third in the same second does not",
+            [(.reset(ms: 0), ok), (.reset(ms: 500), ok), (.reset(ms: 900), calm)]
+        ),
+        (
+            "the reset window starts again with the first reset after it",
+            [(.reset(ms: 0), ok), (.reset(ms: 900), ok), (.reset(ms: 1_000), ok), (.reset(ms: 1_100), ok)]
+        ),
+        (
+            "PINGs and SETTINGS have windows of their own",
+            [
+                (.reset(ms: 0), ok), (.ping(ms: 0), ok), (.settings(ms: 0), ok), (.reset(ms: 1), ok),
+                (.ping(ms: 999), calm), (.settings(ms: 1_000), ok), (.settings(ms: 1_999), calm),
+            ]
+        ),
+        (
+            "the fifth oversized header list within a minute is too many; a new minute starts over",
+            [
+                (.oversizedHeaderList(ms: 0), ok), (.oversizedHeaderList(ms: 1_000), ok),
+                (.oversizedHeaderList(ms: 2_000), ok), (.oversizedHeaderList(ms: 3_000), ok),
+                (.oversizedHeaderList(ms: 10_000), calm), (.oversizedHeaderList(ms: 71_000), ok),
+            ]
+        ),
+        (
+            "two CONTINUATION frames after a HEADERS frame pass, the third does not",
+            [(.headers, ok), (.continuation, ok), (.continuation, ok), (.continuation, calm)]
+        ),
+        (
+            "each HEADERS frame starts the CONTINUATION count again",
+            [
+                (.headers, ok), (.continuation, ok), (.continuation, ok), (.headers, ok), (.continuation, ok),
+                (.continuation, ok),
+            ]
+        ),
     ]
 
     @Test("Each event gets its verdict", arguments: Self.table)

@@ -36,9 +36,11 @@ struct HTTP2ConnectionStateMachineTests {
             case .streamClosed: machine.streamClosed()
             case .shutdown: machine.beginGracefulShutdown(at: HTTP2ConnectionStateMachineTests.t0)
             case .settingsAck: machine.receivedSettingsAck()
-            case .pingAck(let id, let after): machine.receivedPingAck(opaque: id, at: HTTP2ConnectionStateMachineTests.t0 + after)
+            case .pingAck(let id, let after):
+                machine.receivedPingAck(opaque: id, at: HTTP2ConnectionStateMachineTests.t0 + after)
             case .ping(let waiter): machine.pingRequested(waiter: waiter, at: HTTP2ConnectionStateMachineTests.t0)
-            case .timer(let timer, let after): machine.timerFired(timer, at: HTTP2ConnectionStateMachineTests.t0 + after)
+            case .timer(let timer, let after):
+                machine.timerFired(timer, at: HTTP2ConnectionStateMachineTests.t0 + after)
             }
         }
     }
@@ -80,8 +82,12 @@ struct HTTP2ConnectionStateMachineTests {
 
     static let table: [(Start, Event, Action, Machine.State)] = [
         // Activation starts every clock; the stall check runs at a quarter of the stall timeout.
-        (.idle, .activated, .startTimers(handshake: .seconds(10), idle: .seconds(5), keepalive: .seconds(1),
-            stallCheck: .milliseconds(500)), .active(openStreams: 0)),
+        (
+            .idle, .activated,
+            .startTimers(
+                handshake: .seconds(10), idle: .seconds(5), keepalive: .seconds(1),
+                stallCheck: .milliseconds(500)), .active(openStreams: 0)
+        ),
         // Handshake (RFC 9113 §6.5.3).
         (.idle, .timer(.handshake), .terminate(.settingsTimeout, thenClose: false), .active(openStreams: 0)),
         (.idle, .settingsAck, .cancelTimer(.handshake), .active(openStreams: 0)),
@@ -95,17 +101,23 @@ struct HTTP2ConnectionStateMachineTests {
         (.busy, .streamClosed, .startTimer(.idle, in: .seconds(5)), .active(openStreams: 0)),
         (.busy, .timer(.idle), .none, .active(openStreams: 1)),
         // A server's two-step graceful shutdown (RFC 9113 §6.8).
-        (.idle, .shutdown, .sendShutdownNotice(ping(1), grace: .seconds(30)),
-            .quiescing(openStreams: 0, finalGoAwaySent: false)),
-        (.busy, .shutdown, .sendShutdownNotice(ping(1), grace: .seconds(30)),
-            .quiescing(openStreams: 1, finalGoAwaySent: false)),
+        (
+            .idle, .shutdown, .sendShutdownNotice(ping(1), grace: .seconds(30)),
+            .quiescing(openStreams: 0, finalGoAwaySent: false)
+        ),
+        (
+            .busy, .shutdown, .sendShutdownNotice(ping(1), grace: .seconds(30)),
+            .quiescing(openStreams: 1, finalGoAwaySent: false)
+        ),
         (.noticeSent, .pingAck(1), .sendFinalGoAway(thenClose: true, grace: nil), .closed),
         (.noticeSent, .streamOpened, .none, .quiescing(openStreams: 1, finalGoAwaySent: false)),
         (.noticeSent, .shutdown, .none, .quiescing(openStreams: 0, finalGoAwaySent: false)),
         (.noticeSent, .timer(.idle), .none, .quiescing(openStreams: 0, finalGoAwaySent: false)),
         (.noticeSent, .timer(.grace), .close, .closed),
-        (.noticeSentBusy, .pingAck(1), .sendFinalGoAway(thenClose: false, grace: nil),
-            .quiescing(openStreams: 1, finalGoAwaySent: true)),
+        (
+            .noticeSentBusy, .pingAck(1), .sendFinalGoAway(thenClose: false, grace: nil),
+            .quiescing(openStreams: 1, finalGoAwaySent: true)
+        ),
         (.noticeSentBusy, .pingAck(2), .none, .quiescing(openStreams: 1, finalGoAwaySent: false)),
         (.noticeSentBusy, .streamClosed, .none, .quiescing(openStreams: 0, finalGoAwaySent: false)),
         (.finalSentBusy, .streamClosed, .close, .closed),
@@ -119,33 +131,52 @@ struct HTTP2ConnectionStateMachineTests {
         (.closed, .timer(.grace), .none, .closed),
         // A client sends one GOAWAY.
         (.clientIdle, .shutdown, .sendFinalGoAway(thenClose: true, grace: nil), .closed),
-        (.clientBusy, .shutdown, .sendFinalGoAway(thenClose: false, grace: .seconds(30)),
-            .quiescing(openStreams: 1, finalGoAwaySent: true)),
+        (
+            .clientBusy, .shutdown, .sendFinalGoAway(thenClose: false, grace: .seconds(30)),
+            .quiescing(openStreams: 1, finalGoAwaySent: true)
+        ),
         (.clientFinalSent, .shutdown, .none, .quiescing(openStreams: 1, finalGoAwaySent: true)),
         (.clientFinalSent, .streamClosed, .close, .closed),
         // Keepalive: the timeout runs from the oldest unanswered keepalive PING.
-        (.idle, .timer(.keepalive), .sendKeepalivePing(ping(1), timeout: .seconds(3), next: .seconds(1)),
-            .active(openStreams: 0)),
-        (.keepaliveSent, .timer(.keepalive, after: .seconds(1)),
-            .sendKeepalivePing(ping(2), timeout: nil, next: .seconds(1)), .active(openStreams: 0)),
-        (.keepaliveSent, .pingAck(1, after: .milliseconds(7)), .cancelTimer(.keepaliveTimeout), .active(openStreams: 0)),
-        (.keepaliveSent, .timer(.keepaliveTimeout, after: .seconds(3)), .terminate(.noError, thenClose: true),
-            .active(openStreams: 0)),
-        (.twoKeepalivesSent, .pingAck(1, after: .milliseconds(1_500)),
-            .startTimer(.keepaliveTimeout, in: .milliseconds(2_500)), .active(openStreams: 0)),
-        (.twoKeepalivesSent, .timer(.keepaliveTimeout, after: .seconds(3)), .terminate(.noError, thenClose: true),
-            .active(openStreams: 0)),
+        (
+            .idle, .timer(.keepalive), .sendKeepalivePing(ping(1), timeout: .seconds(3), next: .seconds(1)),
+            .active(openStreams: 0)
+        ),
+        (
+            .keepaliveSent, .timer(.keepalive, after: .seconds(1)),
+            .sendKeepalivePing(ping(2), timeout: nil, next: .seconds(1)), .active(openStreams: 0)
+        ),
+        (
+            .keepaliveSent, .pingAck(1, after: .milliseconds(7)), .cancelTimer(.keepaliveTimeout),
+            .active(openStreams: 0)
+        ),
+        (
+            .keepaliveSent, .timer(.keepaliveTimeout, after: .seconds(3)), .terminate(.noError, thenClose: true),
+            .active(openStreams: 0)
+        ),
+        (
+            .twoKeepalivesSent, .pingAck(1, after: .milliseconds(1_500)),
+            .startTimer(.keepaliveTimeout, in: .milliseconds(2_500)), .active(openStreams: 0)
+        ),
+        (
+            .twoKeepalivesSent, .timer(.keepaliveTimeout, after: .seconds(3)), .terminate(.noError, thenClose: true),
+            .active(openStreams: 0)
+        ),
         (.idle, .timer(.keepaliveTimeout), .none, .active(openStreams: 0)),
         // Callers' PINGs (RFC 9113 §6.7): at most 16 wait; the oldest waiter is told it went unanswered.
         (.idle, .ping("a"), .sendPing(ping(1)), .active(openStreams: 0)),
-        (.callerPingSent, .pingAck(1, after: .milliseconds(7)), .completePing("a", rtt: .milliseconds(7)),
-            .active(openStreams: 0)),
+        (
+            .callerPingSent, .pingAck(1, after: .milliseconds(7)), .completePing("a", rtt: .milliseconds(7)),
+            .active(openStreams: 0)
+        ),
         (.callerPingSent, .pingAck(9), .none, .active(openStreams: 0)),
         (.sixteenPingsSent, .ping("x"), .sendPing(ping(17, evicting: "p1")), .active(openStreams: 0)),
         (.noticeSent, .ping("a"), .sendPing(ping(2)), .quiescing(openStreams: 0, finalGoAwaySent: false)),
         // Stall detection runs on its own clock.
-        (.idle, .timer(.stallCheck, after: .seconds(4)),
-            .resetStalledStreams(at: t0 + .seconds(4), next: .milliseconds(500)), .active(openStreams: 0)),
+        (
+            .idle, .timer(.stallCheck, after: .seconds(4)),
+            .resetStalledStreams(at: t0 + .seconds(4), next: .milliseconds(500)), .active(openStreams: 0)
+        ),
     ]
 
     @Test("Each state answers each event with one action", arguments: Self.table)
