@@ -70,8 +70,8 @@ extension HTTP2ConnectionHandler {
             self.send(ping, on: session)
             if let timeout { self.startTimer(.keepaliveTimeout, in: timeout) }
             self.startTimer(.keepalive, in: next)
-        case .completePing(let promise, let rtt):
-            promise.succeed(rtt)
+        case .completePing(let id, let rtt):
+            self.takePingWaiter(id)?.succeed(rtt)
         case .resetStalledStreams(let now, let next):
             for stream in self.streams.values
             where self.stateMachine.isStalled(
@@ -115,8 +115,8 @@ extension HTTP2ConnectionHandler {
         self.apply(self.stateMachine.timerFired(timer, at: self.eventLoop.now))
     }
 
-    /// Submits a PING with the machine's id as its opaque data; fails the waiter of the PING the
-    /// table gave up on to make room.
+    /// Submits a PING with the machine's id as its opaque data; fails the waiter of the caller's
+    /// PING the table gave up on to make room.
     private func send(_ ping: StateMachine.PingToSend, on session: OpaquePointer) {
         if !self.closed {
             var opaque = ping.id.bigEndian
@@ -125,7 +125,14 @@ extension HTTP2ConnectionHandler {
                     session, UInt8(NGHTTP2_FLAG_NONE.rawValue), bytes.baseAddress?.assumingMemoryBound(to: UInt8.self))
             }
         }
-        ping.evicted?.fail(HTTP2ConnectionError(code: .pingTimeout, message: "PING unanswered"))
+        if let evicted = ping.evicted {
+            self.takePingWaiter(evicted)?.fail(HTTP2ConnectionError(code: .pingTimeout, message: "PING unanswered"))
+        }
         self.scheduleFlush()
+    }
+
+    private func takePingWaiter(_ id: UInt64) -> EventLoopPromise<TimeAmount>? {
+        guard let index = self.pingWaiters.firstIndex(where: { $0.id == id }) else { return nil }
+        return self.pingWaiters.remove(at: index).promise
     }
 }

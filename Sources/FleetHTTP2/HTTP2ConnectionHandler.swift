@@ -26,7 +26,7 @@ public import NIOCore
 public final class HTTP2ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
     public typealias InboundIn = ByteBuffer
     public typealias OutboundOut = ByteBuffer
-    typealias StateMachine = HTTP2ConnectionStateMachine<EventLoopPromise<TimeAmount>>
+    typealias StateMachine = HTTP2ConnectionStateMachine
 
     /// Which side of HTTP/2 this connection plays.
     public enum Role: Sendable {
@@ -56,6 +56,8 @@ public final class HTTP2ConnectionHandler: ChannelInboundHandler, RemovableChann
     var stateMachine: StateMachine
     var dos: DOSHeuristics
     var timers = Timers()
+    /// Who waits for each caller's PING (``ping()``), by the id the state machine gave it.
+    var pingWaiters: [(id: UInt64, promise: EventLoopPromise<TimeAmount>)] = []
 
     // Write batching (`+Writing.swift`).
     var processing = false
@@ -134,12 +136,12 @@ public final class HTTP2ConnectionHandler: ChannelInboundHandler, RemovableChann
 
     public func channelInactive(context: ChannelHandlerContext) {
         self.closed = true
-        let unanswered = self.stateMachine.connectionClosed()
+        self.stateMachine.connectionClosed()
         self.timers.cancelAll()
         self.closeAllStreams(error: .connectionClosed)
-        for ping in unanswered {
-            if case .caller(let promise) = ping.purpose { promise.fail(ChannelError.ioOnClosedChannel) }
-        }
+        let unanswered = self.pingWaiters
+        self.pingWaiters.removeAll()
+        for waiter in unanswered { waiter.promise.fail(ChannelError.ioOnClosedChannel) }
         self.delegate?.connectionDidClose()
         context.fireChannelInactive()
     }
@@ -242,7 +244,9 @@ public final class HTTP2ConnectionHandler: ChannelInboundHandler, RemovableChann
             promise.fail(ChannelError.ioOnClosedChannel)
             return promise.futureResult
         }
-        self.apply(self.stateMachine.pingRequested(waiter: promise, at: self.eventLoop.now))
+        let action = self.stateMachine.pingRequested(at: self.eventLoop.now)
+        if case .sendPing(let ping) = action { self.pingWaiters.append((ping.id, promise)) }
+        self.apply(action)
         return promise.futureResult
     }
 

@@ -20,9 +20,7 @@ import NIOCore
 ///    the maximum stream id, a PING to measure one round trip, then the final GOAWAY with the last
 ///    stream id we processed; as a client a single GOAWAY is enough (the peer cannot push);
 /// 7. close once the streams in flight have finished, or when the grace timer fires.
-///
-/// Generic over what waits for a PING's answer, so that tests need no event loop.
-struct HTTP2ConnectionStateMachine<PingWaiter> {
+struct HTTP2ConnectionStateMachine {
     /// Where the connection is in its life.
     enum State: Equatable, Sendable {
         case active(openStreams: Int)
@@ -41,28 +39,28 @@ struct HTTP2ConnectionStateMachine<PingWaiter> {
         case stallCheck
     }
 
-    /// A PING for the handler to send: its opaque id, and the waiter of an older PING the table
-    /// gave up on to make room (fail it as unanswered).
-    struct PingToSend {
+    /// A PING for the handler to send: its opaque id, and the id of an older caller's PING the
+    /// table gave up on to make room (fail its waiter as unanswered).
+    struct PingToSend: Equatable, Sendable {
         let id: UInt64
-        let evicted: PingWaiter?
+        let evicted: UInt64?
     }
 
     /// What the handler does after an event.
-    enum Action {
+    enum Action: Equatable, Sendable {
         case none
         /// The connection became active: start these timers (`nil`: that one is off).
         case startTimers(handshake: TimeAmount, idle: TimeAmount?, keepalive: TimeAmount?, stallCheck: TimeAmount?)
         /// Start (or restart) one timer.
         case startTimer(Timer, in: TimeAmount)
         case cancelTimer(Timer)
-        /// Send the PING a caller asked for.
+        /// Send the PING a caller asked for (its waiter is known by the id).
         case sendPing(PingToSend)
         /// Send a keepalive PING, start the keepalive timeout when `timeout` is set, and fire the
         /// keepalive timer again after `next`.
         case sendKeepalivePing(PingToSend, timeout: TimeAmount?, next: TimeAmount)
-        /// A caller's PING came back after `rtt`.
-        case completePing(PingWaiter, rtt: TimeAmount)
+        /// The caller's PING `id` came back after `rtt`.
+        case completePing(id: UInt64, rtt: TimeAmount)
         /// Reset every stream with queued output and no progress for the stall timeout (ask
         /// ``isStalled(bufferedOutboundBytes:lastProgress:at:)``), then check again after `next`.
         case resetStalledStreams(at: NIODeadline, next: TimeAmount)
@@ -80,7 +78,7 @@ struct HTTP2ConnectionStateMachine<PingWaiter> {
     private(set) var handshakeComplete = false
     /// The last measured PING round trip.
     private(set) var lastRTT: TimeAmount?
-    private var pings = HTTP2PingTable<PingWaiter>(capacity: 16)
+    private var pings = HTTP2PingTable(capacity: 16)
     private var graceTimerStarted = false
 
     let isServer: Bool
@@ -106,7 +104,7 @@ struct HTTP2ConnectionStateMachine<PingWaiter> {
     }
 
     /// PINGs sent and not yet answered, oldest first.
-    var outstandingPings: [HTTP2PingTable<PingWaiter>.Entry] { self.pings.outstanding }
+    var outstandingPings: [HTTP2PingTable.Entry] { self.pings.outstanding }
 
     // MARK: Connection
 
@@ -120,10 +118,10 @@ struct HTTP2ConnectionStateMachine<PingWaiter> {
         )
     }
 
-    /// The connection closed; returns the PINGs still outstanding, whose waiters must be failed.
-    mutating func connectionClosed() -> [HTTP2PingTable<PingWaiter>.Entry] {
+    /// The connection closed: no PING will be answered.
+    mutating func connectionClosed() {
         self.state = .closed
-        return self.pings.removeAll()
+        self.pings.removeAll()
     }
 
     /// The peer acknowledged our SETTINGS: the handshake is complete.
@@ -177,9 +175,9 @@ struct HTTP2ConnectionStateMachine<PingWaiter> {
 
     // MARK: PING
 
-    /// A caller asked for a PING at `now`; `waiter` hears the round trip.
-    mutating func pingRequested(waiter: PingWaiter, at now: NIODeadline) -> Action {
-        .sendPing(self.addPing(.caller(waiter), at: now))
+    /// A caller asked for a PING at `now`; ``Action/completePing(id:rtt:)`` answers it.
+    mutating func pingRequested(at now: NIODeadline) -> Action {
+        .sendPing(self.addPing(.caller, at: now))
     }
 
     /// A PING ACK carrying `opaque` arrived at `now`.
@@ -188,8 +186,8 @@ struct HTTP2ConnectionStateMachine<PingWaiter> {
         let rtt = now - ping.sent
         self.lastRTT = rtt
         switch ping.purpose {
-        case .caller(let waiter):
-            return .completePing(waiter, rtt: rtt)
+        case .caller:
+            return .completePing(id: ping.id, rtt: rtt)
         case .keepalive:
             guard let oldest = self.pings.oldestKeepalive else { return .cancelTimer(.keepaliveTimeout) }
             return .startTimer(.keepaliveTimeout, in: oldest + self.keepaliveTimeout - now)
@@ -198,10 +196,10 @@ struct HTTP2ConnectionStateMachine<PingWaiter> {
         }
     }
 
-    private mutating func addPing(_ purpose: HTTP2PingTable<PingWaiter>.Purpose, at now: NIODeadline) -> PingToSend {
+    private mutating func addPing(_ purpose: HTTP2PingTable.Purpose, at now: NIODeadline) -> PingToSend {
         let (id, evicted) = self.pings.add(purpose, at: now)
-        guard case .caller(let waiter) = evicted?.purpose else { return PingToSend(id: id, evicted: nil) }
-        return PingToSend(id: id, evicted: waiter)
+        guard let evicted, evicted.purpose == .caller else { return PingToSend(id: id, evicted: nil) }
+        return PingToSend(id: id, evicted: evicted.id)
     }
 
     // MARK: Graceful shutdown
@@ -269,8 +267,3 @@ struct HTTP2ConnectionStateMachine<PingWaiter> {
         }
     }
 }
-
-extension HTTP2ConnectionStateMachine.Action: Equatable where PingWaiter: Equatable {}
-extension HTTP2ConnectionStateMachine.PingToSend: Equatable where PingWaiter: Equatable {}
-extension HTTP2ConnectionStateMachine.Action: Sendable where PingWaiter: Sendable {}
-extension HTTP2ConnectionStateMachine.PingToSend: Sendable where PingWaiter: Sendable {}

@@ -5,11 +5,14 @@ import NIOCore
 /// Each PING carries its id as the 8 opaque bytes (big-endian), so an ACK finds its entry; an ACK
 /// whose opaque data we never sent is ignored. At most ``capacity`` PINGs wait: sending one more
 /// pushes the oldest out, and whoever waited for it is told it went unanswered.
-struct HTTP2PingTable<Waiter> {
+///
+/// Who waits for a caller's PING is the handler's business (a promise, kept by id): nothing here is
+/// reference-counted, so the actions that carry PINGs cost nothing to copy or drop.
+struct HTTP2PingTable {
     /// Why a PING was sent, which decides what its ACK means.
-    enum Purpose {
-        /// ``HTTP2ConnectionHandler/ping()``: complete the waiter with the round trip.
-        case caller(Waiter)
+    enum Purpose: Equatable {
+        /// ``HTTP2ConnectionHandler/ping()``: its waiter hears the round trip.
+        case caller
         /// A keepalive PING (``HTTP2Configuration/keepaliveInterval``).
         case keepalive
         /// The PING after a server's shutdown notice: its ACK proves the peer saw the notice.
@@ -54,9 +57,8 @@ struct HTTP2PingTable<Waiter> {
         return nil
     }
 
-    /// Empties the table (the connection closed) and returns what was outstanding.
-    mutating func removeAll() -> [Entry] {
-        defer { self.outstanding = [] }
-        return self.outstanding
+    /// Empties the table (the connection closed).
+    mutating func removeAll() {
+        self.outstanding.removeAll()
     }
 }

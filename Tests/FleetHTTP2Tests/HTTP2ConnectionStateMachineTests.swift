@@ -8,7 +8,7 @@ import Testing
 /// a state (built by replaying events), one event, the action it must answer and the state after.
 @Suite("HTTP/2 connection state machine: state × event")
 struct HTTP2ConnectionStateMachineTests {
-    typealias Machine = HTTP2ConnectionStateMachine<String>
+    typealias Machine = HTTP2ConnectionStateMachine
     typealias Action = Machine.Action
 
     static let t0 = NIODeadline.uptimeNanoseconds(1_000_000_000)
@@ -24,7 +24,7 @@ struct HTTP2ConnectionStateMachineTests {
         case shutdown
         case settingsAck
         case pingAck(UInt64, after: TimeAmount = .zero)
-        case ping(String)
+        case ping
         case timer(Machine.Timer, after: TimeAmount = .zero)
 
         var testDescription: String { "\(self)" }
@@ -38,7 +38,7 @@ struct HTTP2ConnectionStateMachineTests {
             case .settingsAck: machine.receivedSettingsAck()
             case .pingAck(let id, let after):
                 machine.receivedPingAck(opaque: id, at: HTTP2ConnectionStateMachineTests.t0 + after)
-            case .ping(let waiter): machine.pingRequested(waiter: waiter, at: HTTP2ConnectionStateMachineTests.t0)
+            case .ping: machine.pingRequested(at: HTTP2ConnectionStateMachineTests.t0)
             case .timer(let timer, let after):
                 machine.timerFired(timer, at: HTTP2ConnectionStateMachineTests.t0 + after)
             }
@@ -68,15 +68,15 @@ struct HTTP2ConnectionStateMachineTests {
                 case .clientFinalSent: [.streamOpened, .shutdown]
                 case .keepaliveSent: [.timer(.keepalive)]
                 case .twoKeepalivesSent: [.timer(.keepalive), .timer(.keepalive, after: .seconds(1))]
-                case .callerPingSent: [.ping("a")]
-                case .sixteenPingsSent: (1...16).map { Event.ping("p\($0)") }
+                case .callerPingSent: [.ping]
+                case .sixteenPingsSent: Array(repeating: .ping, count: 16)
                 }
             for event in events { _ = event.apply(to: &machine) }
             return machine
         }
     }
 
-    static func ping(_ id: UInt64, evicting evicted: String? = nil) -> Machine.PingToSend {
+    static func ping(_ id: UInt64, evicting evicted: UInt64? = nil) -> Machine.PingToSend {
         Machine.PingToSend(id: id, evicted: evicted)
     }
 
@@ -164,14 +164,14 @@ struct HTTP2ConnectionStateMachineTests {
         ),
         (.idle, .timer(.keepaliveTimeout), .none, .active(openStreams: 0)),
         // Callers' PINGs (RFC 9113 §6.7): at most 16 wait; the oldest waiter is told it went unanswered.
-        (.idle, .ping("a"), .sendPing(ping(1)), .active(openStreams: 0)),
+        (.idle, .ping, .sendPing(ping(1)), .active(openStreams: 0)),
         (
-            .callerPingSent, .pingAck(1, after: .milliseconds(7)), .completePing("a", rtt: .milliseconds(7)),
+            .callerPingSent, .pingAck(1, after: .milliseconds(7)), .completePing(id: 1, rtt: .milliseconds(7)),
             .active(openStreams: 0)
         ),
         (.callerPingSent, .pingAck(9), .none, .active(openStreams: 0)),
-        (.sixteenPingsSent, .ping("x"), .sendPing(ping(17, evicting: "p1")), .active(openStreams: 0)),
-        (.noticeSent, .ping("a"), .sendPing(ping(2)), .quiescing(openStreams: 0, finalGoAwaySent: false)),
+        (.sixteenPingsSent, .ping, .sendPing(ping(17, evicting: 1)), .active(openStreams: 0)),
+        (.noticeSent, .ping, .sendPing(ping(2)), .quiescing(openStreams: 0, finalGoAwaySent: false)),
         // Stall detection runs on its own clock.
         (
             .idle, .timer(.stallCheck, after: .seconds(4)),
@@ -186,15 +186,16 @@ struct HTTP2ConnectionStateMachineTests {
         #expect(machine.state == after)
     }
 
-    @Test("A PING's round trip is the last RTT; PINGs still out when the connection closes are handed back")
+    @Test("A PING's round trip is the last RTT; the table forgets what was still out when the connection closes")
     func roundTripAndClose() {
         var machine = Start.callerPingSent.machine()
-        _ = machine.pingRequested(waiter: "b", at: Self.t0 + .milliseconds(1))
+        _ = machine.pingRequested(at: Self.t0 + .milliseconds(1))
         _ = machine.receivedPingAck(opaque: 1, at: Self.t0 + .milliseconds(7))
         #expect(machine.lastRTT == .milliseconds(7))
-        let unanswered = machine.connectionClosed()
-        #expect(unanswered.map(\.id) == [2])
+        #expect(machine.outstandingPings.map(\.id) == [2])
+        machine.connectionClosed()
         #expect(machine.state == .closed && machine.outstandingPings.isEmpty)
+        #expect(machine.receivedPingAck(opaque: 2, at: Self.t0 + .milliseconds(9)) == .none)
     }
 
     @Test(
