@@ -48,8 +48,15 @@ extension HTTP2ConnectionHandler {
     }
 
     /// Performs one action of the state machine.
+    ///
+    /// Most stream events answer ``StateMachine/Action/none``, so that test stays at the call site.
+    @inline(__always)
     func apply(_ action: StateMachine.Action) {
         if case .none = action { return }
+        self.perform(action)
+    }
+
+    private func perform(_ action: StateMachine.Action) {
         guard let session = self.session else { return }
         switch action {
         case .none:

@@ -133,6 +133,7 @@ struct HTTP2ConnectionStateMachine {
 
     // MARK: Streams
 
+    @inline(__always)
     mutating func streamOpened() -> Action {
         switch self.state {
         case .active(let n):
@@ -146,6 +147,7 @@ struct HTTP2ConnectionStateMachine {
         }
     }
 
+    @inline(__always)
     mutating func streamClosed() -> Action {
         switch self.state {
         case .active(let n):

@@ -24,6 +24,7 @@ public final class HTTP2Stream: HTTPStream {
     var fields = HTTPFields()
     var headerListBytes = 0
     var headerListTooLarge = false
+    var continuationFrames = 0
     var receivedHead = false
     var receivedEnd = false
 
