@@ -64,6 +64,7 @@ struct ClusterTests {
         try await waitUntil(timeout: .seconds(10), "r1 sees every replica's digest and a connection to each") {
             let body = try await Self.ready(r1).body
             return body.contains("\"replicas\":3") && body.contains("\"digests\":3") && body.contains("\"peers\":2")
+                && body.contains("\"remoteCars\":1")  // r2's EU car (r3 has it on a second tunnel: not counted)
         }
         var expectedZone: [String: String] = [:]
 

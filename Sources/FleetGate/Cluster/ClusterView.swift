@@ -166,14 +166,19 @@ public final class ClusterView: Sendable {
     func update(_ body: (inout State) -> Void) { self.state.withLock { body(&$0) } }
     func read<T>(_ body: (State) -> T) -> T { self.state.withLock { body($0) } }
 
-    /// The detail `/readyz` shows: etcd reachable or not, replicas and digests seen. Never part of readiness.
+    /// The detail `/readyz` shows: etcd reachable or not, replicas and digests seen, the cars
+    /// other replicas' digests offer (primary tunnels only). Never part of readiness.
     var readyDetail: String {
         self.state.withLock { s in
             let error = s.lastError.map { ",\"error\":\(JSON.string($0))" } ?? ""
+            let remoteCars = s.digests.filter { $0.key != self.replicaID }.values.reduce(0) {
+                $0 + $1.e.reduce(0) { $0 + $1.c }
+            }
             return
                 "{\"replica\":\(JSON.string(self.replicaID)),\"etcd\":\(s.etcdReachable ? "\"ok\"" : "\"unreachable\""),"
                 + "\"degraded\":\(!s.etcdReachable),\"replicas\":\(s.members.count),\"digests\":\(s.digests.count),"
-                + "\"peers\":\(s.connections.values.filter { $0.channel.isActive }.count)\(error)}"
+                + "\"remoteCars\":\(remoteCars),\"peers\":\(s.connections.values.filter { $0.channel.isActive }.count)"
+                + "\(error)}"
         }
     }
 }
