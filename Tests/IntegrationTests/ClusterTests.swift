@@ -88,6 +88,29 @@ struct ClusterTests {
             #expect(route == (zone == "eu" ? "replica" : "car"), "\(id): route \(route ?? "-")")
         }
 
+        // A client's hop and forwarded-origin headers are ignored on the client listener (still
+        // forwarded, still EU), and refused on the internal listener without a valid signature.
+        let forged = "v1;us-east;us;US;database;9999999999;forged;AAAA"
+        let forgedClient = try await RecordingClient.connect(port: r1.clientPort)
+        var headers = HTTPFields()
+        headers[HTTPField.Name("x-forwarded-for")!] = Self.eu
+        headers[HTTPField.Name("x-request-id")!] = "forged-eu"
+        headers[HTTPField.Name("x-fleet-hop")!] = "1"
+        headers[HTTPField.Name("x-fleet-forwarded-origin")!] = forged
+        expectedZone["forged-eu"] = "eu"
+        let forgedAnswer = try await forgedClient.post(
+            "/v1/chat/completions", json: chatBody(stream: true, maxTokens: 5, prompt: "forged"), headers: headers
+        ).collect()
+        #expect(forgedAnswer.response?.headerFields[HTTPField.Name("x-fleet-route")!] == "replica")
+        #expect(forgedAnswer.response?.headerFields[HTTPField.Name("x-fleet-zone")!] == "eu")
+        forgedClient.close()
+        let internalClient = try await RecordingClient.connect(port: try #require(r1.ports["internal"]))
+        let refused = try await internalClient.post(
+            "/v1/chat/completions", json: chatBody(stream: true, maxTokens: 5, prompt: "forged"), headers: headers
+        ).collect()
+        #expect(refused.response?.status.code == 403)
+        internalClient.close()
+
         // Added latency per hop: the same short request at r1 (forwarded) and at r2 (local).
         func elapsed(_ gateway: GatewayProcess, _ id: String) async throws -> Double {
             let start = ContinuousClock.now
