@@ -13,8 +13,9 @@ extension Simulation {
     func registry(of car: Int) -> FleetRegistry { self.registries[self.replica(of: car)] }
 
     /// The replica to forward `request` to, or nil to stay: as ``ClusterView``'s `forwardTarget`
-    /// (free slots in the digest minus the forwards sent since it, best advertised TTFT, margin).
-    func forwardTarget(_ request: Request, localBest: Double?) -> Int? {
+    /// (free slots in the digest minus the forwards sent since it; the best reference TTFT against
+    /// this replica's own digest's, by the margin; always when no local car can take it).
+    func forwardTarget(_ request: Request, localHasCar: Bool) -> Int? {
         guard self.registries.count > 1 else { return nil }
         var best: (replica: Int, ttft: Double)?
         for (i, digest) in self.digests.enumerated() where i != request.replica {
@@ -25,7 +26,13 @@ extension Simulation {
             if best == nil || ttft < best!.ttft { best = (i, ttft) }
         }
         guard let best else { return nil }
-        if let localBest, best.ttft + self.parameters.forwardMarginMilliseconds >= localBest { return nil }
+        if localHasCar {
+            guard
+                let own = self.digests[request.replica]?.entry(
+                    zone: request.zone, model: SimulationParameters.requestModel)?.t.first,
+                best.ttft + self.parameters.forwardMarginMilliseconds < Double(own)
+            else { return nil }
+        }
         return best.replica
     }
 

@@ -487,16 +487,20 @@ public final class Simulation {
             profile, central: central, excluding: request.tried, now: self.now)
         self.decisionNanoseconds += Self.threadCPUNanoseconds() - start
         self.decisions += 1
-        if request.attempts == 1, let target = self.forwardTarget(request, localBest: decision.choices.first?.car != nil
-            ? decision.choices.first?.predictedTTFTMilliseconds : nil)
+        if request.attempts == 1,
+            let target = self.forwardTarget(request, localHasCar: decision.choices.contains { $0.car != nil })
         {
-            // Issue #21: one hop to the replica whose digest promises better; it decides on its own cars.
+            // Issue #21: one hop to the replica whose digest promises better; it decides on its own
+            // cars. Its answer when it has nothing (503) is retried at home, as the gateway does.
             self.forwardsSinceDigest[request.replica][target] += 1
-            request.replica = target
+            let remote = self.registries[target].decide(profile, central: central, excluding: [], now: self.now)
             request.forwarded = true
-            self.requests[r] = request
             if request.measured { self.forwardedRequests += 1 }
-            decision = self.registries[target].decide(profile, central: central, excluding: [], now: self.now)
+            if !remote.choices.isEmpty {
+                request.replica = target
+                decision = remote
+            }
+            self.requests[r] = request
         }
         let registry = self.registries[request.replica]
         let prompt = request.prompt + request.delivered

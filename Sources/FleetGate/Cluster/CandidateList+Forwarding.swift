@@ -16,10 +16,10 @@ extension CandidateList {
     mutating func forwardIfBetter(continuation: Bool) -> AttemptLease? {
         guard var forwarding = self.forwarding, !self.centralOnly, let cluster = self.core.cluster
         else { return nil }
-        let localBest = self.choices.first { $0.car != nil }?.predictedTTFTMilliseconds
         guard
             let target = cluster.forwardTarget(
-                zone: self.profile.zone, model: self.profile.model, localBest: localBest,
+                zone: self.profile.zone, model: self.profile.model,
+                localHasCar: self.choices.contains { $0.car != nil },
                 excluding: forwarding.tried, now: self.core.now)
         else { return nil }
         forwarding.tried.append(target.replica)

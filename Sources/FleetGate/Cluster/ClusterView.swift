@@ -100,7 +100,12 @@ public final class ClusterView: Sendable {
 
     /// A replica to forward a (zone, model) request to, or nil to stay local. Takes one of the
     /// target's free slots until ``forwardEnded(_:)``.
-    func forwardTarget(zone: String, model: String, localBest: Double?, excluding: [String], now: Double) -> Target? {
+    ///
+    /// Digests predict the TTFT of a reference request, so the comparison is reference against
+    /// reference: the remote digest's best against this replica's own last digest's best (the
+    /// request's own prediction includes its prompt, which would make every remote look faster).
+    /// - Parameter localHasCar: whether the scheduler found a local car for the request at all.
+    func forwardTarget(zone: String, model: String, localHasCar: Bool, excluding: [String], now: Double) -> Target? {
         let margin = self.configuration.forwardMarginMilliseconds
         let maxAge = self.configuration.maxDigestAgeSeconds
         return self.state.withLock { s -> Target? in
@@ -118,7 +123,11 @@ public final class ClusterView: Sendable {
                 }
             }
             guard let best else { return nil }
-            if let localBest, best.ttft + margin >= localBest { return nil }
+            if localHasCar {
+                guard let own = s.digests[self.replicaID]?.entry(zone: zone, model: model)?.t.first,
+                    best.ttft + margin < Double(own)
+                else { return nil }
+            }
             s.outstanding[best.target.replica, default: 0] += 1
             return best.target
         }
