@@ -43,6 +43,7 @@ public final class TunnelClient: Service, Sendable {
                     models: engine.models, region: config.region, slots: engine.slots, policy: config.policy,
                     state: state.vehicle)
                 hello.continuation = engine.continuation
+                if !config.primary { hello.primary = false }  // cluster (#21)
                 return hello
             },
             jobLog: jobLog, logger: logger)

@@ -32,6 +32,10 @@ public final class Gateway: Service, Sendable {
     public let tlsListener: HTTPServer?
     /// The read-only probes listener, when ``GatewayConfiguration/Admin/probesHost`` is set.
     public let probesListener: HTTPServer?
+    /// The internal listener other replicas forward to, and the service keeping this replica in
+    /// etcd (issue #21); nil when clustering is off.
+    public let internalListener: HTTPServer?
+    let clusterService: ClusterService?
     /// #17: logins to the admin dashboard.
     public let dashboard: DashboardSessions
     public let readiness: Readiness
@@ -94,7 +98,9 @@ public final class Gateway: Service, Sendable {
             configuration: configuration, credentials: credentials, metrics: metrics, httpClient: httpClient,
             logger: logger)
         let hasTLS = configuration.listeners.tls.files != nil
-        let readiness = Readiness(expected: 3 + (hasTLS ? 1 : 0) + (configuration.admin.probesHost == nil ? 0 : 1))
+        let readiness = Readiness(
+            expected: 3 + (hasTLS ? 1 : 0) + (configuration.admin.probesHost == nil ? 0 : 1)
+                + (core.cluster == nil ? 0 : 1))
         self.core = core
         self.prometheus = prometheus
         self.readiness = readiness
@@ -109,6 +115,20 @@ public final class Gateway: Service, Sendable {
         let loads = EventLoopLoads(group: group) { [core] in core.configuration.limits.shedding }
         self.loads = loads
         let api = APIResponder(core: core, loads: loads)
+        if let cluster = core.cluster {
+            self.internalListener = HTTPServer(
+                name: "internal", host: configuration.cluster.internalHost, port: configuration.cluster.internalPort,
+                group: group, logger: logger, fallbackToAnyPort: fallback,
+                onBound: { address in
+                    cluster.internalListenerBound(port: address.port ?? 0)
+                    readiness.listenerBound()
+                },
+                configurator: .http(responder: api, http2: { core.configuration.limits.clientHTTP2 }))
+            self.clusterService = ClusterService(core: core, view: cluster, group: group, logger: logger)
+        } else {
+            self.internalListener = nil
+            self.clusterService = nil
+        }
         self.clientListener = HTTPServer(
             name: "client", host: listeners.host, port: listeners.client.port, group: group, logger: logger,
             fallbackToAnyPort: fallback, onBound: onBound,
@@ -184,7 +204,9 @@ public final class Gateway: Service, Sendable {
         }
         services +=
             [ReloadOnSignal(reloader: self.reloader), self.adminListener]
-            + (self.probesListener.map { [$0] } ?? []) + [self.tunnelListener, self.clientListener]
+            + (self.probesListener.map { [$0] } ?? []) + [self.tunnelListener]
+            + (self.internalListener.map { [$0] } ?? []) + (self.clusterService.map { [$0] } ?? [])
+            + [self.clientListener]
             + (self.tlsListener.map { [$0] } ?? [])
         return services + [
             LoadSheddingService(loads: self.loads),

@@ -21,6 +21,7 @@ extension GatewayConfiguration {
     /// - `central` (scoped): ``Central/init(config:)``.
     /// - `auth` (scoped): ``Auth/init(config:)``.
     /// - `logging` (scoped): ``Logging/init(config:)``.
+    /// - `cluster` (scoped): ``Cluster/init(config:)``.
     /// - `eventLoopThreads` (int, default 0 = one per core, 0…1024).
     /// - `fleetSecret` (string, secret, environment `FLEETGATE_FLEET_SECRET` only) or
     ///   `fleetSecretFile` (string, path): the fleet secret, at least 16 bytes; required.
@@ -44,6 +45,7 @@ extension GatewayConfiguration {
             auth: try config.scoped("auth") { try Auth(config: $0) },
             logging: try config.scoped("logging") { try Logging(config: $0) },
             eventLoopThreads: try config.int("eventLoopThreads", in: 0...1024))
+        self.cluster = try config.scoped("cluster") { try Cluster(config: $0) }
         try self.validate()
     }
 
@@ -113,6 +115,7 @@ extension GatewayConfiguration {
             ConfigSchema(scope: "central", Central.configKeys),
             ConfigSchema(scope: "auth", Auth.configKeys),
             ConfigSchema(scope: "logging", Logging.configKeys),
+            ConfigSchema(scope: "cluster", Cluster.configKeys),
         ])
     }
 

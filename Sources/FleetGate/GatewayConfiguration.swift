@@ -36,6 +36,8 @@ public struct GatewayConfiguration: Sendable {
     /// The fleet secret that signs vehicle tokens and keys pseudonyms (`fleetSecret` from the
     /// environment, or `fleetSecretFile`). Never logged, never shown.
     public var fleetSecret: String
+    /// Replicas sharing one fleet through etcd (`cluster.*`, issue #21); off by default.
+    public var cluster: Cluster = .defaults
     /// Bind any free port when a configured one is taken (the demo); `serve` fails instead. Not a key.
     public var fallbackToFreePorts: Bool = false
 

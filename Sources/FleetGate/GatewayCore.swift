@@ -27,6 +27,8 @@ public final class GatewayCore: Sendable {
     public let central: CentralDirectory
     /// The HTTP client central upstreams use; nil when no central capacity is configured.
     public let httpClient: HTTPClient?
+    /// The other replicas (issue #21); nil when `cluster.etcdEndpoints` is empty (the default).
+    public let cluster: ClusterView?
 
     init(
         configuration: GatewayConfiguration, credentials: FleetCredentials, metrics: GatewayMetrics,
@@ -38,6 +40,10 @@ public final class GatewayCore: Sendable {
             configuration: configuration, metrics: metrics, logger: logger,
             now: Double(NIODeadline.now().uptimeNanoseconds) / 1e9)
         self.httpClient = httpClient
+        self.cluster =
+            configuration.cluster.enabled
+            ? ClusterView(configuration: configuration.cluster, fleetSecret: configuration.fleetSecret, factory: metrics.factory)
+            : nil
         self.central = CentralDirectory(configuration: configuration, client: httpClient, logger: logger)
         self.registry = FleetRegistry(policy: configuration.schedulingPolicy)
         self.tunnels = TunnelTable()

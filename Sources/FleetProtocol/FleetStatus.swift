@@ -147,6 +147,10 @@ public struct StatusMessage: Codable, Sendable, Hashable {
     public var policy: OwnerPolicy?
     /// What the car's engine can do with a continuation (default `none`).
     public var continuation: ContinuationMode?
+    /// Whether this tunnel is the car's primary one (default true). A car with tunnels to two
+    /// replicas (issue #21) marks the others `false`, so only one replica counts it in its
+    /// capacity digest; every tunnel still serves jobs.
+    public var primary: Bool?
     // hello and state
     public var state: VehicleState?
     // drain
@@ -192,7 +196,7 @@ public struct StatusMessage: Codable, Sendable, Hashable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case v, type, hardware, models, region, slots, queue, policy, state, reason, credential, continuation
+        case v, type, hardware, models, region, slots, queue, policy, state, reason, credential, continuation, primary
         case vehicleID = "vehicle_id"
         case secondsLeft = "seconds_left"
     }

@@ -31,6 +31,9 @@ public struct CarDescriptor: Sendable, Hashable {
     public var policy: OwnerPolicy
     /// What its engine can do when a stream moves to it mid-answer.
     public var continuation: ContinuationMode
+    /// Whether this replica holds the car's primary tunnel (issue #21): only then does the car
+    /// count in this replica's capacity digest.
+    public var primary = true
 
     public init(
         vehicleID: String, pseudonym: String, region: String, zone: String, hardware: HardwareClass,

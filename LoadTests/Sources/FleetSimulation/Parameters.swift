@@ -40,6 +40,12 @@ public struct SimulationParameters: Sendable, Hashable {
     /// Further predictor settings by name (`decodeWeight`, `prefillContention`, `fitMargin`,
     /// `learningRate`, `tpotMissPenalty`), for ablations and tuning on the tuning set.
     public var scorer: [String: Double] = [:]
+    /// Issue #21: gateway replicas (1: one global registry), how often each publishes its
+    /// capacity digest, the forwarding margin, and the added latency of a forward (one hop).
+    public var replicas = 1
+    public var digestIntervalSeconds = 1.0
+    public var forwardMarginMilliseconds = 200.0
+    public var hopMilliseconds = 2.0
 
     public init() {}
 

@@ -19,6 +19,8 @@ public final class Simulation {
         case depart(car: Int)
         case churn
         case replacement
+        /// Every replica builds its capacity digest and publishes it if it changed (issue #21).
+        case publish
     }
 
     enum Availability { case home, workplace, fastCharge }
@@ -88,15 +90,28 @@ public final class Simulation {
         var failed = false
         var usedCentral = false
         var centralTokens = 0
+        /// The replica whose registry serves the request (issue #21): where it arrived, or the
+        /// one it was forwarded to.
+        var replica = 0
+        var forwarded = false
     }
 
     let parameters: SimulationParameters
-    let registry: FleetRegistry
+    /// One registry per gateway replica (issue #21); car `c` is registered with replica `c % R`.
+    let registries: [FleetRegistry]
     var draw: Draw
     var events = EventQueue<Event>()
     var now = 0.0
     var cars: [Car] = []
-    var carByID: [CarID: Int] = [:]
+    /// Per replica: its registry's car ids → car index.
+    var carByID: [[CarID: Int]]
+    /// The digests other replicas see (the last published), and forwards each replica sent to
+    /// each other since that replica's last digest (row: sender, column: target).
+    var digests: [CapacityDigest?]
+    var forwardsSinceDigest: [[Int]]
+    var digestWrites = 0
+    var digestBytes = 0
+    var forwardedRequests = 0
     var jobs: [Int: Job] = [:]
     var nextJob = 0
     var requests: [Request] = []
@@ -133,9 +148,15 @@ public final class Simulation {
             default: preconditionFailure("unknown scorer setting '\(key)'")
             }
         }
-        self.registry = FleetRegistry(
-            policy: parameters.policy, predictor: predictor, probes: parameters.probes, seed: parameters.seed &* 31 &+ 7
-        )
+        let replicas = max(1, parameters.replicas)
+        self.registries = (0..<replicas).map { i in
+            FleetRegistry(
+                policy: parameters.policy, predictor: predictor, probes: parameters.probes,
+                seed: parameters.seed &* 31 &+ 7 &+ UInt64(i))
+        }
+        self.carByID = Array(repeating: [:], count: replicas)
+        self.digests = Array(repeating: nil, count: replicas)
+        self.forwardsSinceDigest = Array(repeating: Array(repeating: 0, count: replicas), count: replicas)
         self.draw = Draw(seed: parameters.seed)
     }
 
@@ -199,10 +220,10 @@ public final class Simulation {
                     prefillTokensPerSecond: profile.prefillTokensPerSecond)
             ],
             slots: car.slots, queueDepth: Self.queueDepth, policy: OwnerPolicy())
-        let id = self.registry.register(descriptor, state: state, now: self.now).id
+        let id = self.registry(of: index).register(descriptor, state: state, now: self.now).id
         car.id = id
         self.cars[index] = car
-        self.carByID[id] = index
+        self.carByID[self.replica(of: index)][id] = index
         self.events.push(self.now + self.draw.uniform(0, Self.pingSeconds), .ping(car: index))
         self.events.push(
             self.now + self.draw.exponential(mean: self.model.slowdownChangeSeconds), .slowdownChange(car: index))
@@ -263,6 +284,7 @@ public final class Simulation {
         }
         self.events.push(self.draw.exponential(mean: 1 / self.arrivalRate), .arrival)
         self.scheduleChurn()
+        if self.registries.count > 1 { self.events.push(0, .publish) }
         let hardStop = self.arrivalsEnd + 600
         while let (time, event) = self.events.pop() {
             self.now = time
@@ -275,6 +297,11 @@ public final class Simulation {
 
     private func handle(_ event: Event) {
         switch event {
+        case .publish:
+            self.publishDigests()
+            if self.now < self.arrivalsEnd {
+                self.events.push(self.now + self.parameters.digestIntervalSeconds, .publish)
+            }
         case .arrival:
             self.arrive()
             if self.now < self.arrivalsEnd {
@@ -306,7 +333,7 @@ public final class Simulation {
                 self.now + self.draw.exponential(mean: self.model.slowdownChangeSeconds), .slowdownChange(car: c))
         case .ping(let c):
             guard let id = self.cars[c].id, self.cars[c].goneAt == nil else { return }
-            self.registry.recordRTT(id, milliseconds: self.sampleRTT(self.cars[c]))
+            self.registry(of: c).recordRTT(id, milliseconds: self.sampleRTT(self.cars[c]))
             self.events.push(self.now + Self.pingSeconds, .ping(car: c))
         case .depart(let c):
             self.depart(c)
@@ -338,7 +365,7 @@ public final class Simulation {
             self.cars[c].departing = true
             if self.parameters.departureNotice {
                 self.cars[c].departAt = self.now + self.draw.uniform(120, 600)
-                self.registry.update(self.cars[c].id!, state: self.telemetry(self.cars[c]), now: self.now)
+                self.registry(of: c).update(self.cars[c].id!, state: self.telemetry(self.cars[c]), now: self.now)
                 self.events.push(self.cars[c].departAt, .depart(car: c))
             } else {
                 self.vanish(c)
@@ -369,8 +396,8 @@ public final class Simulation {
 
     private func depart(_ c: Int) {
         guard let id = self.cars[c].id else { return }
-        self.registry.remove(id, now: self.now)
-        self.carByID.removeValue(forKey: id)
+        self.registry(of: c).remove(id, now: self.now)
+        self.carByID[self.replica(of: c)].removeValue(forKey: id)
         self.cars[c].id = nil
         let orphans = self.cars[c].active + self.cars[c].queue
         self.cars[c].active = []
@@ -416,11 +443,13 @@ public final class Simulation {
             expectedOutput = Int(workload.outputMedian)
         }
         let measured = self.now >= self.parameters.warmupSeconds && self.now < self.arrivalsEnd
-        self.requests.append(
-            Request(
-                zone: region.zone, workload: w, prompt: prompt, output: output, promptEstimate: promptEstimate,
-                expectedOutput: expectedOutput, sloMs: workload.ttftObjectiveMs, arrival: self.now,
-                measured: measured))
+        var request = Request(
+            zone: region.zone, workload: w, prompt: prompt, output: output, promptEstimate: promptEstimate,
+            expectedOutput: expectedOutput, sloMs: workload.ttftObjectiveMs, arrival: self.now,
+            measured: measured)
+        // The L4 balancer: any replica, whatever its cars.
+        if self.registries.count > 1 { request.replica = Int(self.draw.uniform() * Double(self.registries.count)) }
+        self.requests.append(request)
         if measured { self.pendingMeasured += 1 }
         self.dispatch(self.requests.count - 1)
     }
@@ -454,9 +483,26 @@ public final class Simulation {
             $0.option(promptTokens: profile.promptTokens, hasRoom: hasRoom)
         }
         let start = Self.threadCPUNanoseconds()
-        let decision = self.registry.decide(profile, central: central, excluding: request.tried, now: self.now)
+        var decision = self.registries[request.replica].decide(
+            profile, central: central, excluding: request.tried, now: self.now)
         self.decisionNanoseconds += Self.threadCPUNanoseconds() - start
         self.decisions += 1
+        if request.attempts == 1,
+            let target = self.forwardTarget(request, localHasCar: decision.choices.contains { $0.car != nil })
+        {
+            // Issue #21: one hop to the replica whose digest promises better; it decides on its own
+            // cars. Its answer when it has nothing (503) is retried at home, as the gateway does.
+            self.forwardsSinceDigest[request.replica][target] += 1
+            let remote = self.registries[target].decide(profile, central: central, excluding: [], now: self.now)
+            request.forwarded = true
+            if request.measured { self.forwardedRequests += 1 }
+            if !remote.choices.isEmpty {
+                request.replica = target
+                decision = remote
+            }
+            self.requests[r] = request
+        }
+        let registry = self.registries[request.replica]
         let prompt = request.prompt + request.delivered
         for choice in decision.choices {
             switch choice.route {
@@ -464,7 +510,8 @@ public final class Simulation {
                 guard hasRoom else { continue }
                 return self.startCentral(r, prompt: prompt, output: remaining)
             case .car(let id):
-                guard let c = self.carByID[id], let d = self.registry.acquire(choice, for: profile, now: self.now) else {
+                guard let c = self.carByID[request.replica][id], let d = registry.acquire(choice, for: profile, now: self.now)
+                else {
                     continue
                 }
                 return self.startOnCar(r, car: c, dispatch: d, prompt: prompt, output: remaining)
@@ -610,7 +657,7 @@ public final class Simulation {
             if let d = job.dispatch, let first = job.firstTokenAt {
                 let ttft = (first - job.sentAt) * 1_000
                 let tpot = job.output > 1 ? (delivered - first) * 1_000 / Double(job.output - 1) : nil
-                self.registry.finish(
+                self.registry(of: c).finish(
                     d,
                     Outcome(
                         ttftMilliseconds: ttft, tpotMilliseconds: tpot, promptTokens: job.prompt,
@@ -645,7 +692,7 @@ public final class Simulation {
         self.cars[c].active.removeAll { $0 == j }
         self.cars[c].queue.removeAll { $0 == j }
         let seen = job.firstTokenAt.map { $0 <= self.now } ?? false
-        self.registry.finish(
+        self.registry(of: c).finish(
             lease,
             Outcome(
                 ttftMilliseconds: seen ? (job.firstTokenAt! - job.sentAt) * 1_000 : nil, tpotMilliseconds: nil,
@@ -700,7 +747,7 @@ public final class Simulation {
                 tpot.append(.infinity)
                 continue
             }
-            let t = (first - r.arrival) * 1_000
+            let t = (first - r.arrival) * 1_000 + (r.forwarded ? self.parameters.hopMilliseconds : 0)
             let p = r.output > 1 ? (end - first) * 1_000 / Double(r.output - 1) : 0
             ttft.append(t)
             tpot.append(p)
@@ -725,7 +772,10 @@ public final class Simulation {
             privacyViolations: self.privacyViolations, eligibilityViolations: self.eligibilityViolations,
             decisionMicroseconds: self.decisions > 0
                 ? Double(self.decisionNanoseconds) / Double(self.decisions) / 1_000 : 0,
-            predictedOverObservedTTFT: self.predictionErrors)
+            predictedOverObservedTTFT: self.predictionErrors,
+            forwardedFraction: share(self.forwardedRequests, measured),
+            digestWritesPerSecond: Double(self.digestWrites) / self.parameters.measuredSeconds,
+            digestBytesPerSecond: Double(self.digestBytes) / self.parameters.measuredSeconds)
     }
 }
 
@@ -756,6 +806,11 @@ public struct SimulationResult: Sendable {
     public var decisionMicroseconds: Double
     /// Sorted predicted ÷ observed TTFT, first attempts.
     public var predictedOverObservedTTFT: [Double]
+    /// Issue #21, with several replicas: share of requests forwarded to another replica, and the
+    /// capacity digests written to etcd (only on change) in the measured window.
+    public var forwardedFraction: Double = 0
+    public var digestWritesPerSecond: Double = 0
+    public var digestBytesPerSecond: Double = 0
 
     public static func percentile(_ sorted: [Double], _ p: Double) -> Double {
         guard !sorted.isEmpty else { return .nan }

@@ -93,6 +93,7 @@ final class Dispatcher: UpstreamEvents {
         self.candidates = CandidateList(
             core: core, profile: request.profile, preferredRegion: request.origin.region)
         self.candidates.centralOnly = request.centralOnly  // edge (#18): central-only application keys
+        if request.hop == 0, core.cluster != nil { self.candidates.forwarding = .init() }  // cluster (#21)
     }
 
     /// Opens the first attempt.
@@ -190,6 +191,10 @@ final class Dispatcher: UpstreamEvents {
                 client: self.core.httpClient!, endpoint: endpoint, path: String(self.route.dropFirst(3)),
                 body: self.centralBody(resumeFrom: open.resumeFrom), requestID: self.requestID,
                 trace: (self.request.traceParent, self.request.traceState), attempt: open.attempt, relay: relay)
+        case .forward(let target, _):  // cluster (#21): another replica; the original body (exactReplayStart)
+            attempt.upstream = ForwardUpstream.open(
+                target: target, view: self.core.cluster!, route: self.route, body: self.centralBody(resumeFrom: 0),
+                request: self.request, requestID: self.requestID, attempt: open.attempt, relay: relay)
         }
         attempt.timers = self.armTimers(for: open, lease: lease)
         self.attempts[open.attempt] = attempt
@@ -204,7 +209,7 @@ final class Dispatcher: UpstreamEvents {
     /// The body for a central endpoint (a generic OpenAI-compatible server): the client's bytes
     /// with `stream: true` and usage asked for — every other field passes through unchanged — and,
     /// for a continuation, the delivered text to continue from.
-    private func centralBody(resumeFrom: Int) -> ByteBuffer {
+    func centralBody(resumeFrom: Int) -> ByteBuffer {
         let body = resumeFrom > 0 ? self.prefixBody(delivered: resumeFrom) : self.request.body
         return JSONBody.editing(
             body, removing: ["stream", "stream_options"],
@@ -310,8 +315,8 @@ final class Dispatcher: UpstreamEvents {
 
     private func tokenArrived(_ item: SSERelay.Item, from id: Int) {
         guard let attempt = self.attempts[id] else { return }
-        if attempt.firstTokenAt == nil, attempt.resumeFrom + attempt.skipped < self.machine.delivered,
-            case .car(let car, _, _) = attempt.lease, car.continuation == .exact
+        if attempt.firstTokenAt == nil, let start = attempt.lease.exactReplayStart(resumeFrom: attempt.resumeFrom),
+            start + attempt.skipped < self.machine.delivered  // cluster (#21): was `case .car`, exact only
         {
             // Token-exact continuation behind the stream: the client has this token already.
             attempt.skipped += 1
