@@ -146,6 +146,7 @@ public func withFleet<R: Sendable>(
     configuration.listeners.tunnel.port = 0
     configuration.admin.port = 0
     configuration.tunnel.pingInterval = .milliseconds(200)
+    configuration.tunnel.auth = .token  // #20: tests use tokens unless they configure certificates
     configure(&configuration)
     let group = MultiThreadedEventLoopGroup.singleton
     // The same pieces as `fleetgate demo`: the gateway and a pool of in-process cars, in one group.
