@@ -36,6 +36,8 @@ public struct AgentConfiguration: Sendable {
         /// certificate is used from the next tunnel, and the agent moves to a new tunnel for it.
         public var certificateFile: String?
         public var privateKeyFile: String?
+        /// How often the files are checked for a renewal while a tunnel is up (not a key: 5 s; tests shorten it).
+        public var pollInterval: TimeAmount = .seconds(5)
         public init(
             caFile: String? = nil, serverHostname: String? = nil, certificateFile: String? = nil,
             privateKeyFile: String? = nil

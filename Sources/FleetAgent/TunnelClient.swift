@@ -32,7 +32,7 @@ public final class TunnelClient: Service, Sendable {
     private let refused = Atomic<Bool>(false)
     private let quarantined = Atomic<Bool>(false)
     /// How often the TLS files are checked for a renewal while connected.
-    let filePollInterval: TimeAmount = .seconds(5)
+    var filePollInterval: TimeAmount { self.configuration.tls?.pollInterval ?? .seconds(5) }
 
     /// Creates the tunnel client.
     /// - Parameter sleep: waits between attempts; tests inject a clock here.
@@ -143,17 +143,25 @@ public final class TunnelClient: Service, Sendable {
         files.map { (try? FileManager.default.attributesOfItem(atPath: $0))?[.modificationDate] as? Date }
     }
 
-    /// While the tunnel is up: when a TLS file changes, GOAWAY (jobs finish), and the dial loop
-    /// connects again with the new files.
+    /// While the tunnel is up: when a TLS file changes, GOAWAY (no new jobs), let the running jobs
+    /// finish (at most ``AgentConfiguration/drainSeconds``), close, and the dial loop connects
+    /// again with the new files. The gateway's status stream never ends by itself, so the close is
+    /// ours once only it is left.
     private func moveOnRenewal(_ handle: HTTP2ConnectionHandle, files: [String], stamp: [Date?]) async {
         while !Task.isCancelled {
             do { try await self.sleep(self.filePollInterval) } catch { return }
-            if Self.stamp(files) != stamp {
-                self.logger.info("TLS files changed; moving to a new tunnel")
-                handle.execute { $0.beginGracefulShutdown() }
-                return
-            }
+            if Self.stamp(files) != stamp { break }
         }
+        if Task.isCancelled { return }
+        self.logger.info("TLS files changed; moving to a new tunnel")
+        handle.execute { $0.beginGracefulShutdown() }
+        let deadline = NIODeadline.now() + .seconds(Int64(self.configuration.drainSeconds))
+        while !Task.isCancelled && NIODeadline.now() < deadline {
+            let streams = try? await handle.eventLoop.submit { handle.onLoop.openStreamCount }.get()
+            if (streams ?? 0) <= 1 { break }  // only the status stream
+            do { try await self.sleep(.milliseconds(100)) } catch { return }
+        }
+        handle.channel.close(promise: nil)
     }
 
     /// Drops the current tunnel at once, as a lost link would (it then reconnects with backoff).

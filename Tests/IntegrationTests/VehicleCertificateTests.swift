@@ -109,4 +109,40 @@ struct VehicleCertificateTests {
             #expect(!good.car.tunnel.isConnected)
         }
     }
+
+    @Test("Renewal and CA rotation need no restart: an agent moves to a new tunnel with its renewed certificate; the gateway takes a new CA from its CA file")
+    func renewalAndRotation() async throws {
+        let pki = try PKIFiles()
+        defer { try? FileManager.default.removeItem(atPath: pki.dir) }
+        try await withFleet(configure: pki.configure) { fleet in
+            var (tls, firstSerial) = try pki.vehicle("car-renew", regions: ["eu-central"])
+            tls.pollInterval = .milliseconds(100)
+            let car = try await fleet.startCar(Self.spec("car-renew", tls: tls))
+            // Renew in place (as `fleetgate pki renew` does): the agent dials again with the new certificate.
+            let renewed = try pki.ca.renew(FleetPKI.certificate(file: tls.certificateFile!))
+            try renewed.privateKeyPEM.write(toFile: tls.privateKeyFile!, atomically: true, encoding: .utf8)
+            try renewed.certificatePEM.write(toFile: tls.certificateFile!, atomically: true, encoding: .utf8)
+            try await waitUntil(timeout: .seconds(10), "the car on a new tunnel") {
+                car.car.tunnel.connectionCount >= 2
+                    && fleet.gateway.core.registry.all().contains { $0.descriptor.vehicleID == "car-renew" && !$0.draining }
+            }
+            // Revoking the old serial does not touch the renewed car.
+            try "serial \(firstSerial)\n".write(toFile: pki.revocationFile, atomically: true, encoding: .utf8)
+            try await Task.sleep(for: .milliseconds(500))
+            #expect(fleet.gateway.core.registry.all().contains { $0.descriptor.vehicleID == "car-renew" })
+
+            // A second CA: its cars are refused until the gateway's CA file names it, then accepted.
+            let nextIssued = try FleetPKI.makeCA(name: "next fleet CA")
+            let next = try FleetPKI(certificatePEM: nextIssued.certificatePEM, privateKeyPEM: nextIssued.privateKeyPEM)
+            let (nextTLS, _) = try pki.vehicle("car-next", regions: ["eu-central"], issuer: next)
+            await #expect(throws: (any Error).self) {
+                try await fleet.startCar(Self.spec("car-next", tls: nextTLS), timeout: .seconds(1))
+            }
+            let bundle = try String(contentsOfFile: pki.caFile, encoding: .utf8) + nextIssued.certificatePEM
+            try bundle.write(toFile: pki.caFile, atomically: true, encoding: .utf8)
+            try await waitUntil(timeout: .seconds(10), "the new CA's car registered") {
+                fleet.gateway.core.registry.all().contains { $0.descriptor.vehicleID == "car-next" && !$0.draining }
+            }
+        }
+    }
 }

@@ -133,8 +133,9 @@ public struct FleetPKI: Sendable {
     }
 
     private static func issued(_ certificate: Certificate, _ key: P256.Signing.PrivateKey) throws -> Issued {
+        // Each PEM ends in a newline, so that files can be concatenated into a CA bundle.
         Issued(
-            certificatePEM: try certificate.serializeAsPEM().pemString, privateKeyPEM: key.pemRepresentation,
+            certificatePEM: try certificate.serializeAsPEM().pemString + "\n", privateKeyPEM: key.pemRepresentation + "\n",
             certificate: certificate)
     }
 

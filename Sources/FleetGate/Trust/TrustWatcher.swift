@@ -20,7 +20,10 @@ struct TrustWatcher: Service {
             try await Task.sleep(nanoseconds: UInt64(interval.nanoseconds))
             if core.trust.reloadIfChanged() { core.enforceTrust() }
             let stamp = Self.stamp(core.configuration.tunnel.caFile)
-            if stamp != caStamp, self.reloader.reloadTunnelCA() { caStamp = stamp }
+            if stamp != caStamp {
+                caStamp = stamp  // a file that does not load is tried again when it changes, not every poll
+                self.reloader.reloadTunnelCA()
+            }
         }
     }
 
