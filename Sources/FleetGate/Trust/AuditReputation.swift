@@ -5,8 +5,9 @@
 /// `score = (a₀ + passes) / (a₀ + b₀ + passes + fails)` with a₀ = 49, b₀ = 1 (a new car starts at
 /// 0.98), and every audit first multiplies the counts by ``memory`` (0.98: about the last 50
 /// audits count). Below the quarantine threshold (default 0.95) the car is quarantined: a car that
-/// always cheats after 2 failed audits, a car that cheats once in ten after about 30 audits, an
-/// honest car only after 2 false failures close together (`docs/security.md`).
+/// always cheats after 2 failed audits, a car that cheats on exactly every 10th answer after 40
+/// audits (at random one time in ten: median 26), an honest car only after 2 false failures close
+/// together (`docs/security.md`).
 public struct AuditReputation: Sendable, Hashable {
     public static let priorPasses = 49.0
     public static let priorFails = 1.0
