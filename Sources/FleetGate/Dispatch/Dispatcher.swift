@@ -266,13 +266,20 @@ final class Dispatcher: UpstreamEvents {
             attempt.upstream?.consume(data.readableBytes)
             return
         }
+        let upstream = attempt.upstream
         let items = self.relay.receive(data, from: id)
         for item in items {
             guard !self.ended, self.attempts[id] != nil else { break }
             self.handle(item, from: id)
         }
         self.flush()
-        guard let attempt = self.attempts[id] else { return }
+        guard let attempt = self.attempts[id] else {
+            // The attempt ended on these bytes (its `[DONE]`): acknowledge them all the same, so a
+            // finished upstream completes cleanly — an unacknowledged central response never
+            // reached its end, and async-http-client closed its connection instead of reusing it.
+            upstream?.consume(data.readableBytes)
+            return
+        }
         if !self.request.streaming || self.stream.isWritable || self.machine.committed != id {
             attempt.upstream?.consume(data.readableBytes)
         } else {
@@ -386,7 +393,9 @@ final class Dispatcher: UpstreamEvents {
             // Keep the body of a rejection to pass it through.
             self.rejectionBody = attempt.errorBody
         }
-        self.close(id, outcome: self.outcome(attempt, succeeded: false))
+        // A rejection of the client's request (a 4xx passed through) is the upstream working as it
+        // should: it must not count against the upstream's health.
+        self.close(id, outcome: self.outcome(attempt, succeeded: failure.status != nil))
         self.flush()
         self.perform(self.machine.failed(id, failure))
     }
