@@ -57,7 +57,7 @@ class Fleet:
         self.bin_dir = bin_dir
         self.env = dict(os.environ, FLEETGATE_FLEET_SECRET="bench-secret-0123456789abcdef", **(env_extra or {}))
         self.client, self.tunnel, self.admin = free_port(), free_port(), free_port()
-        self.gateway = start([os.path.join(bin_dir, "fleetgate"), "serve", "--client-port", str(self.client),
+        self.gateway = start([os.path.join(bin_dir, "fleetgate"), "serve", "--tunnel-auth", "token", "--client-port", str(self.client),
                               "--tunnel-port", str(self.tunnel), "--admin-port", str(self.admin), "--threads", "1",
                               "--log-level", "info"], self.env)
         wait_port(self.client)

@@ -51,7 +51,8 @@ class Gateway:
 
     def __init__(self, name, bin_dir, backend, car, log_level):
         self.name, self.port, self.agent = name, free_port(), None
-        env = dict(os.environ, FLEETGATE_FLEET_SECRET=SECRET)
+        # Issue #20: token cars (benchmarks); by environment, which a baseline binary without the key ignores.
+        env = dict(os.environ, FLEETGATE_FLEET_SECRET=SECRET, FLEETGATE_TUNNEL_AUTH="token")
         tunnel, admin = free_port(), free_port()
         args = [os.path.join(bin_dir, "fleetgate"), "serve", "--client-port", str(self.port), "--tunnel-port",
                 str(tunnel), "--admin-port", str(admin), "--threads", "1", "--log-level", log_level]

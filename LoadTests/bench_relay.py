@@ -42,7 +42,7 @@ def main():
     bin_dir = release_build("fleetgate", "fleet-agent", "fleet-load")
     env = dict(os.environ, FLEETGATE_FLEET_SECRET="bench-secret-0123456789abcdef")
     client, tunnel, admin, agent_port, nghttpx_port = (free_port() for _ in range(5))
-    gateway = start([os.path.join(bin_dir, "fleetgate"), "serve", "--client-port", str(client), "--tunnel-port", str(tunnel),
+    gateway = start([os.path.join(bin_dir, "fleetgate"), "serve", "--tunnel-auth", "token", "--client-port", str(client), "--tunnel-port", str(tunnel),
                      "--admin-port", str(admin), "--threads", "1", "--log-level", args.log_level], env)
     wait_port(client)
     token = subprocess.run([os.path.join(bin_dir, "fleetgate"), "token", "issue", "--vehicle-id", "bench-car", "--region",

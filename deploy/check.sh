@@ -48,6 +48,7 @@ config_check() {
     sed -e "s#/run/secrets/fleetgate/fleet-secret#$dir/secret#; s#/run/secrets/fleetgate/api-keys#$dir/keys#" \
         -e "s#/run/secrets/fleetgate/admin-token#$dir/admin#" \
         -e "s#/run/secrets/fleetgate-tunnel-tls/tls.crt#$dir/cert.pem#; s#/run/secrets/fleetgate-tunnel-tls/tls.key#$dir/key.pem#" \
+        -e "s#/run/secrets/fleetgate-tunnel-tls/ca.crt#$dir/cert.pem#" \
         -e "s#/etc/fleetgate/regions.yaml#$dir/regions.yaml#; s#/var/lib/GeoIP/GeoLite2-Country.mmdb#$dir/db.mmdb#" \
         deploy/kubernetes/base/fleetgate.yaml > "$dir/fleetgate.yaml"
     "$BIN/fleetgate" config check "$dir/fleetgate.yaml"; local rc=$?

@@ -51,8 +51,10 @@ public final class Agent: Service, Sendable {
             ] where value == nil {
                 throw ConfigurationError(.missingValue, key: key, "is required to run a car")
             }
-            guard configuration.vehicle.token != nil else {
-                throw ConfigurationError(.missingValue, key: "token", "is required: set FLEET_AGENT_TOKEN or tokenFile")
+            guard configuration.vehicle.token != nil || configuration.gateway.tls?.certificateFile != nil else {
+                throw ConfigurationError(
+                    .missingValue, key: "token",
+                    "is required without a vehicle certificate (gateway.certificateFile): set FLEET_AGENT_TOKEN or tokenFile")
             }
             var initial = configuration.state
             initial.slotsFree = engine.slots

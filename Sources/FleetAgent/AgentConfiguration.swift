@@ -34,10 +34,25 @@ public struct AgentConfiguration: Sendable {
         public var caFile: String?
         /// The name to verify and send as SNI; nil uses the gateway host when it is a name.
         public var serverHostname: String?
-        public init(caFile: String? = nil, serverHostname: String? = nil) {
+        /// Issue #20: the car's vehicle certificate (PEM) and its key, for mTLS; nil: no client
+        /// certificate (token authentication, development). Re-read when they change: a renewed
+        /// certificate is used from the next tunnel, and the agent moves to a new tunnel for it.
+        public var certificateFile: String?
+        public var privateKeyFile: String?
+        /// How often the files are checked for a renewal while a tunnel is up (not a key: 5 s; tests shorten it).
+        public var pollInterval: TimeAmount = .seconds(5)
+        public init(
+            caFile: String? = nil, serverHostname: String? = nil, certificateFile: String? = nil,
+            privateKeyFile: String? = nil
+        ) {
             self.caFile = caFile
             self.serverHostname = serverHostname
+            self.certificateFile = certificateFile
+            self.privateKeyFile = privateKeyFile
         }
+
+        /// The files whose change means a new TLS context: CA, certificate, key.
+        var files: [String] { [self.caFile, self.certificateFile, self.privateKeyFile].compactMap { $0 } }
     }
 
     public init(

@@ -10,6 +10,7 @@ extension AgentProgramConfiguration {
     ///
     /// ## Configuration keys:
     /// - `gateway.address` (string, default 127.0.0.1:7443), `gateway.tls` (bool, default false),
+    ///   `gateway.certificateFile`, `gateway.privateKeyFile` (string, default empty = no client certificate),
     ///   `gateway.caFile` (string, default empty = system roots), `gateway.serverName` (string, default empty = the host).
     /// - `gateway.addresses` (string list of host:port, default empty): further replicas (issue #21).
     /// - `gateway.tunnels` (int, default 2, 1…4): tunnels kept at once, each to a different address.
@@ -32,12 +33,19 @@ extension AgentProgramConfiguration {
         (self.gateway.host, self.gateway.port) = try Self.hostPort(config, "gateway.address", allowZero: false)
         let caFile = try config.nonEmptyString("gateway.caFile")
         let serverName = try config.nonEmptyString("gateway.serverName")
-        if try config.bool("gateway.tls") {
-            self.gateway.tls = .init(caFile: caFile, serverHostname: serverName)
-        } else if caFile != nil || serverName != nil {
+        let certificate = try config.nonEmptyString("gateway.certificateFile")
+        let key = try config.nonEmptyString("gateway.privateKeyFile")
+        if (certificate == nil) != (key == nil) {
             throw ConfigurationError(
-                .invalidValue, key: caFile != nil ? "gateway.caFile" : "gateway.serverName",
-                value: caFile ?? serverName, "is only used with gateway.tls: true")
+                .missingValue, key: certificate == nil ? "gateway.certificateFile" : "gateway.privateKeyFile",
+                "the vehicle certificate and its key go together")
+        }
+        if try config.bool("gateway.tls") {
+            self.gateway.tls = .init(
+                caFile: caFile, serverHostname: serverName, certificateFile: certificate, privateKeyFile: key)
+        } else if let unused = caFile ?? serverName ?? certificate {
+            let name = caFile != nil ? "gateway.caFile" : serverName != nil ? "gateway.serverName" : "gateway.certificateFile"
+            throw ConfigurationError(.invalidValue, key: name, value: unused, "is only used with gateway.tls: true")
         }
         self.gateway.others = try config.strings("gateway.addresses").map { text in
             guard let colon = text.lastIndex(of: ":"), colon != text.startIndex,
@@ -63,6 +71,7 @@ extension AgentProgramConfiguration {
             self.engine.modelMap[parts[0]] = parts[1]
         }
         self.engine.slowdown = try config.double("engine.slowdown", in: 1...1_000)
+        self.engine.cheatEvery = try config.int("engine.cheatEvery", in: 0...1_000_000)
         let slots = try config.int("engine.slots", in: 0...4096)
         self.engine.slots = slots == 0 ? nil : slots
         let decode = try config.double("engine.decodeTokensPerSecond", in: 0...1_000_000)
@@ -124,6 +133,12 @@ extension AgentProgramConfiguration {
                 .int(
                     "gateway.tunnels", d.gateway.tunnels,
                     "Tunnels kept at once, each to a different replica; the first is primary."),
+                .string(
+                    "gateway.certificateFile", "",
+                    "This car's vehicle certificate, PEM (fleetgate pki issue); mTLS instead of a token. Re-read when it changes.",
+                    aliases: ["--cert"]),
+                .string(
+                    "gateway.privateKeyFile", "", "The vehicle certificate's private key, PEM.", aliases: ["--key"]),
                 .string("vehicle.id", "", "This car's vehicle id (required by run).", aliases: ["--vehicle-id"]),
                 .string("vehicle.region", "", "The region the car is in (required by run).", aliases: ["--region"]),
                 .secret("token", "The car's token (fleetgate token issue). Environment only.", aliases: ["--token"]),
@@ -147,6 +162,10 @@ extension AgentProgramConfiguration {
                 .double(
                     "engine.slowdown", d.engine.slowdown, "Hidden slowdown of the synthetic engine (1 = nominal).",
                     aliases: ["--slowdown"]),
+                .int(
+                    "engine.cheatEvery", 0,
+                    "TESTING ONLY: return wrong text on every Nth job (1: always; 0: honest) to exercise audits.",
+                    aliases: ["--cheat-every"]),
                 .int("engine.slots", 0, "Slots (0: the hardware profile's; openai-local: 1).", aliases: ["--slots"]),
                 .double(
                     "engine.decodeTokensPerSecond", 0, "Decode tokens/s per stream (0: the profile's).",

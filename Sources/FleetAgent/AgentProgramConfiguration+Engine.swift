@@ -11,6 +11,13 @@ extension AgentProgramConfiguration.Engine {
     /// warning each time, rather than exiting; the tunnel is dialled once it answers. Cancellation
     /// (shutdown) ends the wait.
     public func makeEngine(logger: Logger) async throws -> any InferenceEngine {
+        let engine = try await self.makeHonestEngine(logger: logger)
+        guard self.cheatEvery > 0 else { return engine }
+        logger.warning("engine.cheatEvery is set: this car returns wrong text on purpose (testing audits)")
+        return CheatingEngine(inner: engine, every: self.cheatEvery)
+    }
+
+    private func makeHonestEngine(logger: Logger) async throws -> any InferenceEngine {
         guard self.kind == "openai-local" else { return self.makeSyntheticEngine() }
         let profile = HardwareProfile.of(self.hardware)
         let configuration = OpenAILocalEngine.Configuration(

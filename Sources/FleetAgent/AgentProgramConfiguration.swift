@@ -80,6 +80,9 @@ public struct AgentProgramConfiguration: Sendable {
         public var modelMap: [String: String] = [:]
         /// Hidden slowdown of the synthetic engine (1 = nominal).
         public var slowdown: Double = 1
+        /// TESTING ONLY (issue #20): answer every Nth job with wrong text (synthetic words instead of
+        /// the model's), so audits can be shown to catch it; 0: honest.
+        public var cheatEvery: Int = 0
         /// Overrides of the hardware profile (benchmarks); nil: the profile's.
         public var slots: Int?
         public var decodeTokensPerSecond: Double?

@@ -3,6 +3,8 @@ public import FleetProtocol
 public import Logging
 public import NIOCore
 public import ServiceLifecycle
+import Foundation
+import NIOSSL
 import Synchronization
 
 /// The car's side of the reverse tunnel: dials the gateway, then serves HTTP/2 on that connection.
@@ -11,7 +13,11 @@ import Synchronization
 /// 1. dial out (cars sit behind NAT) and install ``HTTP2ConnectionHandler`` in the *server* role;
 /// 2. answer the gateway's status stream with the hello and every state change (``AgentResponder``);
 /// 3. reconnect with jittered exponential ``Backoff`` whenever the connection is lost;
-/// 4. on graceful shutdown, drain: announce it on the status stream, GOAWAY, let jobs finish.
+/// 4. on graceful shutdown, drain: announce it on the status stream, GOAWAY, let jobs finish;
+/// 5. issue #20: read the TLS files (the CA that signs the gateway, the vehicle certificate and
+///    key) afresh for every tunnel, and while connected check every ``filePollInterval`` whether
+///    they changed: a renewed certificate or a rotated CA moves the car to a new tunnel (GOAWAY,
+///    jobs finish, dial again) before the old certificate runs out.
 public final class TunnelClient: Service, Sendable {
     let configuration: AgentConfiguration
     /// The responder serving jobs on the tunnel (also usable on a local listener).
@@ -21,8 +27,12 @@ public final class TunnelClient: Service, Sendable {
     let sleep: @Sendable (TimeAmount) async throws -> Void
     private let current = Mutex<HTTP2ConnectionHandle?>(nil)
     private let connects = Atomic<Int>(0)
-    /// Set by a `token-expired` or `quarantine` control message: the car stops dialling.
+    /// Set by a `token-expired` or `quarantine` control message: the car stops dialling (after
+    /// `token-expired`, a car with a certificate dials again once its certificate file changes).
     private let refused = Atomic<Bool>(false)
+    private let quarantined = Atomic<Bool>(false)
+    /// How often the TLS files are checked for a renewal while connected.
+    var filePollInterval: TimeAmount { self.configuration.tls?.pollInterval ?? .seconds(5) }
 
     /// Creates the tunnel client.
     /// - Parameter sleep: waits between attempts; tests inject a clock here.
@@ -58,6 +68,7 @@ public final class TunnelClient: Service, Sendable {
                     "Gateway refuses this car; not dialling again",
                     metadata: ["fleet.control": "\(message.type.rawValue)", "fleet.reason": "\(message.reason ?? "-")"])
                 self?.refused.store(true, ordering: .relaxed)
+                if message.type == .quarantine { self?.quarantined.store(true, ordering: .relaxed) }
             }
         }
     }
@@ -70,12 +81,24 @@ public final class TunnelClient: Service, Sendable {
 
     public func run() async throws {
         let backoff = Backoff(initial: self.configuration.initialBackoff, maximum: self.configuration.maxBackoff)
-        let tlsContext = try self.configuration.tls.map { try HTTP2Client.makeTLSContext(caFile: $0.caFile) }
+        let tls = self.configuration.tls
+        _ = try tls.map(Self.makeContext)  // a broken file fails the start, not every dial
         var attempt = 0
         try await withGracefulShutdownHandler {
-            while !Task.isCancelled && !Task.isShuttingDownGracefully && !self.refused.load(ordering: .relaxed) {
+            while !Task.isCancelled && !Task.isShuttingDownGracefully {
+                if self.refused.load(ordering: .relaxed) {
+                    // A quarantined car stays down; an expired certificate waits for its renewal.
+                    guard !self.quarantined.load(ordering: .relaxed), let tls, tls.certificateFile != nil else { break }
+                    let stamp = Self.stamp(tls.files)
+                    while Self.stamp(tls.files) == stamp && !Task.isShuttingDownGracefully {
+                        do { try await self.sleep(self.filePollInterval) } catch { return }
+                    }
+                    self.refused.store(false, ordering: .relaxed)
+                }
                 var metadata: Logger.Metadata = ["fleet.vehicle.id": "\(self.configuration.vehicleID)"]
                 do {
+                    let stamp = Self.stamp(tls?.files ?? [])
+                    let tlsContext = try tls.map(Self.makeContext)
                     let handle = try await HTTP2Client.connect(
                         host: self.configuration.gatewayHost, port: self.configuration.gatewayPort, group: self.group,
                         role: .server(self.responder), configuration: self.configuration.http2, tls: tlsContext,
@@ -85,7 +108,13 @@ public final class TunnelClient: Service, Sendable {
                     attempt = 0
                     self.logger.info("Tunnel connected", metadata: metadata)
                     await withTaskCancellationHandler {
-                        try? await handle.channel.closeFuture.get()
+                        await withTaskGroup(of: Void.self) { watch in
+                            if let files = tls?.files, !files.isEmpty {
+                                watch.addTask { await self.moveOnRenewal(handle, files: files, stamp: stamp) }
+                            }
+                            try? await handle.channel.closeFuture.get()
+                            watch.cancelAll()
+                        }
                     } onCancel: {
                         handle.channel.close(promise: nil)
                     }
@@ -103,6 +132,37 @@ public final class TunnelClient: Service, Sendable {
         } onGracefulShutdown: {
             self.drain()
         }
+    }
+
+    static func makeContext(_ tls: AgentConfiguration.TunnelTLS) throws -> NIOSSLContext {
+        try HTTP2Client.makeTLSContext(
+            caFile: tls.caFile, certificateFile: tls.certificateFile, privateKeyFile: tls.privateKeyFile)
+    }
+
+    /// The files' modification times, to notice a renewal.
+    static func stamp(_ files: [String]) -> [Date?] {
+        files.map { (try? FileManager.default.attributesOfItem(atPath: $0))?[.modificationDate] as? Date }
+    }
+
+    /// While the tunnel is up: when a TLS file changes, GOAWAY (no new jobs), let the running jobs
+    /// finish (at most ``AgentConfiguration/drainSeconds``), close, and the dial loop connects
+    /// again with the new files. The gateway's status stream never ends by itself, so the close is
+    /// ours once only it is left.
+    private func moveOnRenewal(_ handle: HTTP2ConnectionHandle, files: [String], stamp: [Date?]) async {
+        while !Task.isCancelled {
+            do { try await self.sleep(self.filePollInterval) } catch { return }
+            if Self.stamp(files) != stamp { break }
+        }
+        if Task.isCancelled { return }
+        self.logger.info("TLS files changed; moving to a new tunnel")
+        handle.execute { $0.beginGracefulShutdown() }
+        let deadline = NIODeadline.now() + .seconds(Int64(self.configuration.drainSeconds))
+        while !Task.isCancelled && NIODeadline.now() < deadline {
+            let streams = try? await handle.eventLoop.submit { handle.onLoop.openStreamCount }.get()
+            if (streams ?? 0) <= 1 { break }  // only the status stream
+            do { try await self.sleep(.milliseconds(100)) } catch { return }
+        }
+        handle.channel.close(promise: nil)
     }
 
     /// Drops the current tunnel at once, as a lost link would (it then reconnects with backoff).

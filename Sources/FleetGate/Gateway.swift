@@ -59,6 +59,7 @@ public final class Gateway: Service, Sendable {
         reloadSource: (@Sendable () throws -> GatewayConfiguration)? = nil
     ) throws {
         try configuration.validate()
+        try configuration.validateTrust()
         let group =
             group
             ?? MultiThreadedEventLoopGroup(
@@ -76,10 +77,7 @@ public final class Gateway: Service, Sendable {
             try configuration.listeners.tls.files.map {
                 try TLSContextBox.makeContext($0, key: "listeners.tls", alpn: HTTPServerPipeline.alpnProtocols)
             })
-        let tunnelTLS = TLSContextBox(
-            try configuration.listeners.tunnel.files.map {
-                try TLSContextBox.makeContext($0, key: "listeners.tunnel", alpn: ["h2"])
-            })
+        let tunnelTLS = TLSContextBox(try Self.tunnelContext(configuration))
         // Created last, after every check that can throw: an HTTPClient must be shut down before it is released.
         // The pool keeps as many HTTP/1.1 connections per endpoint as central takes streams at once:
         // above async-http-client's default soft limit (8) every request opened and closed a
@@ -92,7 +90,7 @@ public final class Gateway: Service, Sendable {
         // async-http-client's own retries held the request until the first-token deadline (15 s).
         clientConfiguration.connectionPool.retryConnectionEstablishment = false
         let httpClient =
-            configuration.central.endpoints.isEmpty
+            configuration.central.endpoints.isEmpty && configuration.audit.endpoints.isEmpty
             ? nil : HTTPClient(eventLoopGroup: group, configuration: clientConfiguration)
         let core = try GatewayCore(
             configuration: configuration, credentials: credentials, metrics: metrics, httpClient: httpClient,
@@ -202,6 +200,10 @@ public final class Gateway: Service, Sendable {
         if let client = self.core.httpClient {
             services += [HTTPClientService(client: client), self.core.central]
         }
+        if let auditor = self.core.auditor { services.append(auditor) }
+        if self.core.configuration.tunnel.revocationFile != nil || self.core.configuration.tunnel.caFile != nil {
+            services.append(TrustWatcher(reloader: self.reloader))
+        }
         services +=
             [ReloadOnSignal(reloader: self.reloader), self.adminListener]
             + (self.probesListener.map { [$0] } ?? []) + [self.tunnelListener]
@@ -227,6 +229,16 @@ public final class Gateway: Service, Sendable {
             configuration: .init(
                 services: [.init(service: self)], gracefulShutdownSignals: [.sigterm, .sigint], logger: self.logger))
         try await group.run()
+    }
+
+    /// The tunnel listener's TLS context: the server certificate, and with `tunnel.auth:
+    /// certificate` the fleet CA that client certificates must chain to (issue #20).
+    static func tunnelContext(_ configuration: GatewayConfiguration) throws -> NIOSSLContext? {
+        try configuration.listeners.tunnel.files.map {
+            try TLSContextBox.makeContext(
+                $0, key: "listeners.tunnel", alpn: ["h2"],
+                clientCA: configuration.tunnel.auth == .certificate ? configuration.tunnel.caFile : nil)
+        }
     }
 
     static func isLoopback(_ ip: String) -> Bool { ip.hasPrefix("127.") || ip == "::1" || ip.hasPrefix("::ffff:127.") }

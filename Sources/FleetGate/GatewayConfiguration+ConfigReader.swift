@@ -19,6 +19,7 @@ extension GatewayConfiguration {
     /// - `geo` (scoped): ``Geo/init(config:)``.
     /// - `tunnel` (scoped): ``Tunnel/init(config:)``.
     /// - `central` (scoped): ``Central/init(config:)``.
+    /// - `audit` (scoped): ``Audit/init(config:)``.
     /// - `auth` (scoped): ``Auth/init(config:)``.
     /// - `logging` (scoped): ``Logging/init(config:)``.
     /// - `cluster` (scoped): ``Cluster/init(config:)``.
@@ -46,6 +47,7 @@ extension GatewayConfiguration {
             logging: try config.scoped("logging") { try Logging(config: $0) },
             eventLoopThreads: try config.int("eventLoopThreads", in: 0...1024))
         self.cluster = try config.scoped("cluster") { try Cluster(config: $0) }
+        self.audit = try config.scoped("audit") { try Audit(config: $0) }
         try self.validate()
     }
 
@@ -69,6 +71,7 @@ extension GatewayConfiguration {
             ("listeners.tls.privateKeyFile", self.listeners.tls.files?.privateKey),
             ("listeners.tunnel.certificateChainFile", self.listeners.tunnel.files?.certificateChain),
             ("listeners.tunnel.privateKeyFile", self.listeners.tunnel.files?.privateKey),
+            ("tunnel.caFile", self.tunnel.caFile),
         ]
         if self.geo.databaseFile != Geo.setupDatabase { files.append(("geo.databaseFile", self.geo.databaseFile)) }
         for case (let key, let path?) in files where !FileManager.default.isReadableFile(atPath: path) {
@@ -113,10 +116,50 @@ extension GatewayConfiguration {
             ConfigSchema(scope: "geo", Geo.configKeys),
             ConfigSchema(scope: "tunnel", Tunnel.configKeys),
             ConfigSchema(scope: "central", Central.configKeys),
+            ConfigSchema(scope: "audit", Audit.configKeys),
             ConfigSchema(scope: "auth", Auth.configKeys),
             ConfigSchema(scope: "logging", Logging.configKeys),
             ConfigSchema(scope: "cluster", Cluster.configKeys),
         ])
+    }
+
+    /// Issue #20: certificate authentication needs a TLS tunnel listener and a fleet CA; audits need
+    /// endpoints in known regions. Checked when the gateway is built (``Gateway/init(configuration:group:logger:logLevel:reloadSource:)``),
+    /// not when the configuration is read, so that tools reading a configuration need no CA.
+    public func validateTrust() throws {
+        if self.tunnel.auth == .certificate {
+            guard self.listeners.tunnel.files != nil else {
+                throw ConfigurationError(
+                    .missingValue, key: "listeners.tunnel.certificateChainFile",
+                    "is required with tunnel.auth: certificate (the default): cars authenticate with mTLS; "
+                        + "issue it with `fleetgate pki issue-server`, or set tunnel.auth: token for development")
+            }
+            guard self.tunnel.caFile != nil else {
+                throw ConfigurationError(
+                    .missingValue, key: "tunnel.caFile",
+                    "is required with tunnel.auth: certificate (the default): the fleet CA from "
+                        + "`fleetgate pki init-ca`, or set tunnel.auth: token for development")
+            }
+        }
+        if let file = self.tunnel.revocationFile {
+            do { _ = try RevocationList.load(path: file) } catch {
+                throw ConfigurationError(.invalidValue, key: "tunnel.revocationFile", value: file, error.description)
+            }
+        }
+        for endpoint in self.audit.endpoints {
+            guard self.geo.regionMap.zone(ofRegion: endpoint.region) != nil else {
+                throw ConfigurationError(
+                    .invalidValue, key: "audit.endpoints", value: endpoint.region, "region is not in the region map")
+            }
+            guard let url = URL(string: endpoint.baseURL), url.scheme == "http" || url.scheme == "https" else {
+                throw ConfigurationError(
+                    .invalidValue, key: "audit.endpoints", value: endpoint.baseURL, "is not an http(s) URL")
+            }
+        }
+        for (zone, share) in self.audit.zoneFractions where !(0...1).contains(share) {
+            throw ConfigurationError(
+                .invalidValue, key: "audit.zoneFractions", value: "\(zone)=\(share)", "the share must be 0–1")
+        }
     }
 
     /// Reads a PEM pair from `certificateChainFile` / `privateKeyFile`; both or neither.
@@ -399,6 +442,11 @@ extension GatewayConfiguration.Tunnel {
         self.helloTimeout = try config.seconds("helloTimeoutSeconds")
         self.pingInterval = try config.seconds("pingIntervalSeconds", minimum: 0.01)
         self.busyPingInterval = try config.seconds("busyPingIntervalSeconds", minimum: 0.01)
+        self.auth = GatewayConfiguration.TunnelAuth(
+            rawValue: try config.choice("auth", of: GatewayConfiguration.TunnelAuth.allCases.map(\.rawValue)))!
+        self.caFile = try config.nonEmptyString("caFile")
+        self.revocationFile = try config.nonEmptyString("revocationFile")
+        self.trustPollInterval = try config.seconds("trustPollSeconds", minimum: 0.1)
     }
 
     static var configKeys: ConfigSchema {
@@ -413,6 +461,79 @@ extension GatewayConfiguration.Tunnel {
             .double(
                 "busyPingIntervalSeconds", Double(d.busyPingInterval.nanoseconds) / 1e9,
                 "How often a car running jobs is PINGed; two missed PINGs mean it is dead. Reloadable (new tunnels)."),
+            .string(
+                "auth", d.auth.rawValue,
+                "How cars authenticate: certificate (mTLS, vehicle certificates) or token (HMAC; development only). Restart.",
+                aliases: ["--tunnel-auth"]),
+            .string(
+                "caFile", "", "PEM fleet CA(s) whose vehicle certificates are accepted. Reloadable (polled).",
+                aliases: ["--tunnel-ca"]),
+            .string(
+                "revocationFile", "",
+                "Revoked serials and vehicle ids (docs/security.md). Reloadable (polled); revoked cars are closed.",
+                aliases: ["--revocation-file"]),
+            .double(
+                "trustPollSeconds", Double(d.trustPollInterval.nanoseconds) / 1e9,
+                "How often the CA and revocation files are checked for changes. Restart."),
+        ])
+    }
+}
+
+extension GatewayConfiguration.Audit {
+    /// ## Configuration keys:
+    /// - `endpoints` (string list of `REGION=BASE_URL`, default empty = no audits): trusted scoring runtimes. Restart.
+    /// - `fraction` (double 0–1, default 0.05), `zoneFractions` (string list `ZONE=SHARE`). Reloadable.
+    /// - `minMeanLogprob` (double, default -4.5), `minTokens` (int, default 4). Reloadable.
+    /// - `queueCapacity` (int, default 64), `concurrency` (int, default 1). Restart.
+    /// - `quarantineBelow` (double 0–1, default 0.95). Reloadable.
+    /// - `chatTemplate` (smollm2 | chatml, default smollm2). Reloadable.
+    public init(config: ConfigReader) throws {
+        self.init()
+        self.endpoints = try config.strings("endpoints").map { entry in
+            let parts = entry.split(separator: "=", maxSplits: 1)
+            guard parts.count == 2 else {
+                throw ConfigurationError(.invalidValue, key: "endpoints", value: entry, "is not REGION=BASE_URL")
+            }
+            return .init(region: String(parts[0]), baseURL: String(parts[1]))
+        }
+        self.fraction = try config.double("fraction", in: 0...1)
+        for entry in try config.strings("zoneFractions") {
+            let parts = entry.split(separator: "=", maxSplits: 1)
+            guard parts.count == 2, let share = Double(parts[1]), (0...1).contains(share) else {
+                throw ConfigurationError(.invalidValue, key: "zoneFractions", value: entry, "is not ZONE=SHARE (0–1)")
+            }
+            self.zoneFractions[String(parts[0])] = share
+        }
+        self.minMeanLogprob = try config.double("minMeanLogprob", in: -100...0)
+        self.minTokens = try config.int("minTokens", in: 1...100_000)
+        self.queueCapacity = try config.int("queueCapacity", in: 1...100_000)
+        self.concurrency = try config.int("concurrency", in: 1...1_024)
+        self.quarantineBelow = try config.double("quarantineBelow", in: 0...1)
+        self.chatTemplate = try config.choice("chatTemplate", of: ["smollm2", "chatml"])
+    }
+
+    static var configKeys: ConfigSchema {
+        let d = Self.defaults
+        return ConfigSchema([
+            .strings(
+                "endpoints", [],
+                "Trusted runtimes that score car results, REGION=BASE_URL (…/v1, echo+logprobs); empty: no audits.",
+                aliases: ["--audit-endpoint"]),
+            .double(
+                "fraction", d.fraction, "Share of completed car requests audited per zone (0–1). Reloadable.",
+                aliases: ["--audit-fraction"]),
+            .strings("zoneFractions", [], "Per-zone audit shares, ZONE=SHARE. Reloadable."),
+            .double(
+                "minMeanLogprob", d.minMeanLogprob,
+                "An audit fails below this mean log-likelihood per token of the car's text. Reloadable."),
+            .int("minTokens", d.minTokens, "Audits with fewer scored tokens are not counted. Reloadable."),
+            .int("queueCapacity", d.queueCapacity, "Completions waiting for an audit; more are dropped. Restart."),
+            .int("concurrency", d.concurrency, "Audits scored at once. Restart."),
+            .double(
+                "quarantineBelow", d.quarantineBelow,
+                "Quarantine a car whose reputation (share of passed audits, Beta posterior) falls below this. Reloadable."),
+            .string(
+                "chatTemplate", d.chatTemplate, "Chat template the audit renders prompts with: smollm2 or chatml. Reloadable."),
         ])
     }
 }

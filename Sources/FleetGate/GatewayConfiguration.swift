@@ -27,6 +27,8 @@ public struct GatewayConfiguration: Sendable {
     public var tunnel: Tunnel
     /// Central capacity (`central.*`).
     public var central: Central
+    /// Audits of car results (`audit.*`).
+    public var audit: Audit = .defaults
     /// API keys (`auth.*`). Secret.
     public var auth: Auth
     /// Logging (`logging.*`).
@@ -226,6 +228,52 @@ public struct GatewayConfiguration: Sendable {
         public var pingInterval: TimeAmount = .seconds(5)
         /// How often a car running jobs is PINGed; two missed PINGs mean it is dead.
         public var busyPingInterval: TimeAmount = .seconds(1)
+        /// How a car proves who it is (issue #20): a vehicle certificate on an mTLS tunnel (the
+        /// default), or an HMAC token under the fleet secret (development, tests, benchmarks only).
+        public var auth: TunnelAuth = .certificate
+        /// PEM file of the fleet CA(s) whose vehicle certificates are accepted (`fleetgate pki init-ca`);
+        /// several certificates in the file let a CA rotate. Required with ``auth`` `certificate`.
+        public var caFile: String?
+        /// The revocation file (`docs/security.md`): serials and vehicle ids refused. Re-read when it
+        /// changes (polled), on SIGHUP and on `POST /admin/reload`; connected cars it names are told
+        /// `quarantine` and closed. Nil: nothing is revoked.
+        public var revocationFile: String?
+        /// How often the revocation and CA files are checked for changes.
+        public var trustPollInterval: TimeAmount = .seconds(2)
+        /// The defaults.
+        public static var defaults: Self { Self() }
+        public init() {}
+    }
+
+    /// How a car authenticates its tunnel.
+    public enum TunnelAuth: String, Sendable, Hashable, CaseIterable {
+        /// mTLS with a vehicle certificate from the fleet CA (production).
+        case certificate
+        /// An HMAC token under the fleet secret (`fleetgate token issue`): development only.
+        case token
+    }
+
+    /// Audits of car results on trusted capacity (issue #20; `docs/security.md`).
+    public struct Audit: Sendable, Hashable {
+        /// Trusted runtimes, per region, that score text by teacher forcing (`/v1/completions` with
+        /// `echo` and `logprobs`, as llama-cpp-python serves). A zone without one is not audited.
+        public var endpoints: [CentralEndpoint] = []
+        /// Share of completed car requests audited, in every zone without its own share.
+        public var fraction: Double = 0.05
+        /// Per-zone shares (`zone=fraction`), overriding ``fraction``.
+        public var zoneFractions: [String: Double] = [:]
+        /// An audit fails when the mean log-likelihood per token of the car's text is below this.
+        public var minMeanLogprob: Double = -4.5
+        /// Audits shorter than this many scored tokens are not counted (too little evidence).
+        public var minTokens: Int = 4
+        /// Completions waiting to be scored; past it new ones are dropped (and counted).
+        public var queueCapacity: Int = 64
+        /// Audits scored at once.
+        public var concurrency: Int = 1
+        /// A car whose reputation (posterior mean share of passed audits) falls below this is quarantined.
+        public var quarantineBelow: Double = 0.95
+        /// The chat template the audit renders prompts with: `smollm2` or `chatml`.
+        public var chatTemplate: String = "smollm2"
         /// The defaults.
         public static var defaults: Self { Self() }
         public init() {}

@@ -2,6 +2,7 @@ public import AsyncHTTPClient
 import CoreMetrics
 import Crypto
 import FleetConfiguration
+import FleetHTTP2
 public import FleetGeo
 public import FleetScheduler
 import Foundation
@@ -29,6 +30,10 @@ public final class GatewayCore: Sendable {
     public let httpClient: HTTPClient?
     /// The other replicas (issue #21); nil when `cluster.etcdEndpoints` is empty (the default).
     public let cluster: ClusterView?
+    /// Issue #20: revocations and quarantines.
+    public let trust: FleetTrust
+    /// Issue #20: audits of car results on trusted capacity; nil when no audit endpoint is configured.
+    public let auditor: Auditor?
 
     init(
         configuration: GatewayConfiguration, credentials: FleetCredentials, metrics: GatewayMetrics,
@@ -76,6 +81,23 @@ public final class GatewayCore: Sendable {
         self.metrics = metrics
         self.logger = logger
         self.hedgeBudget = HedgeBudget(ratio: configuration.hedgeBudget)
+        let trust = FleetTrust(
+            revocationFile: configuration.tunnel.revocationFile, metrics: TrustMetrics(factory: metrics.factory),
+            logger: logger)
+        self.trust = trust
+        self.auditor =
+            configuration.audit.endpoints.isEmpty || httpClient == nil
+            ? nil : Auditor(configuration: configuration.audit, regionMap: configuration.regionMap, client: httpClient!,
+                trust: trust, logger: logger)
+        self.auditor?.whenQuarantined { [weak self] in self?.enforceTrust() }
+    }
+
+    /// Issue #20: asks every connected car's session to check it may still serve (after a
+    /// revocation reload, or a quarantine); untrusted ones are told `quarantine` and closed.
+    func enforceTrust() {
+        for tunnel in self.tunnels.all {
+            tunnel.execute { handler in (handler.delegate as? CarSession)?.enforceTrust() }
+        }
     }
 
     /// Parses CIDR blocks; the error names the key and the value.
@@ -116,6 +138,7 @@ public final class GatewayCore: Sendable {
     func apply(_ configuration: GatewayConfiguration) {
         self.live.withLock { $0 = Live(configuration: configuration) }
         self.keys.replaceStaticKeys(configuration.apiKeys, now: self.now)
+        self.auditor?.apply(configuration.audit)
     }
 
     /// Whether an `Authorization` header carries an accepted key (always true when none are configured).

@@ -45,6 +45,21 @@ public final class GatewayReloader: Sendable {
         self.source = source
     }
 
+    /// Issue #20: the CA file changed: a new tunnel TLS context (next connection); the running
+    /// configuration otherwise stays. Returns false (and logs) if the new CA does not load.
+    @discardableResult
+    func reloadTunnelCA() -> Bool {
+        do {
+            let context = try Gateway.tunnelContext(self.core.configuration)
+            if let context { self.tunnelTLS.set(context) }
+            self.core.logger.info("Fleet CA reloaded for new tunnels")
+            return true
+        } catch {
+            self.core.logger.error("Fleet CA reload refused; the previous CA stays", metadata: ["error": "\(error)"])
+            return false
+        }
+    }
+
     /// Reloads; one reload at a time.
     /// - Throws: ``ReloadError`` with every reason; the running configuration stays.
     public func reload() throws(ReloadError) -> Report {
@@ -92,9 +107,7 @@ public final class GatewayReloader: Sendable {
         let clientTLS = try next.listeners.tls.files.map {
             try TLSContextBox.makeContext($0, key: "listeners.tls", alpn: ["h2", "http/1.1"])
         }
-        let tunnelTLS = try next.listeners.tunnel.files.map {
-            try TLSContextBox.makeContext($0, key: "listeners.tunnel", alpn: ["h2"])
-        }
+        let tunnelTLS = try Gateway.tunnelContext(next)
         let level = Logger.Level(rawValue: next.logging.level) ?? .info
 
         self.core.geo.install(geo, regionsFile: .some(next.geo.regionsFile), databaseFile: .some(next.geo.databaseFile))
@@ -102,6 +115,9 @@ public final class GatewayReloader: Sendable {
         if tunnelTLS != nil { self.tunnelTLS.set(tunnelTLS) }
         self.core.apply(next)
         self.logLevel?.set(level)
+        // Issue #20: the revocation file, at once; connected cars it now names are closed.
+        self.core.trust.reloadIfChanged(force: true)
+        self.core.enforceTrust()
         return Report(regionsVersion: geo.map.version, logLevel: level.rawValue, restartRequired: restartRequired)
     }
 
@@ -134,6 +150,12 @@ public final class GatewayReloader: Sendable {
         keep("central", \.central)
         keep("eventLoopThreads", \.eventLoopThreads)
         keep("fleetSecret", \.fleetSecret)
+        keep("tunnel.auth", \.tunnel.auth)
+        keep("tunnel.revocationFile", \.tunnel.revocationFile)
+        keep("tunnel.trustPollSeconds", \.tunnel.trustPollInterval)
+        keep("audit.endpoints", \.audit.endpoints)
+        keep("audit.queueCapacity", \.audit.queueCapacity)
+        keep("audit.concurrency", \.audit.concurrency)
         next.fallbackToFreePorts = running.fallbackToFreePorts
         return changed
     }

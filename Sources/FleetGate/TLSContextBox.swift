@@ -15,9 +15,11 @@ final class TLSContextBox: Sendable {
     func set(_ context: NIOSSLContext?) { self.state.withLock { $0 = context } }
 
     /// Loads PEM files into a server TLS context offering `alpn`; errors name the configuration key and file.
-    static func makeContext(_ files: GatewayConfiguration.TLSFiles, key scope: String, alpn: [String]) throws
-        -> NIOSSLContext
-    {
+    /// - Parameter clientCA: issue #20: require a client certificate signed by one of the CAs in
+    ///   this PEM file (mTLS; no host name check: a car's identity is in its SAN URIs).
+    static func makeContext(
+        _ files: GatewayConfiguration.TLSFiles, key scope: String, alpn: [String], clientCA: String? = nil
+    ) throws -> NIOSSLContext {
         let chain: [NIOSSLCertificate]
         do { chain = try NIOSSLCertificate.fromPEMFile(files.certificateChain) } catch {
             throw ConfigurationError(
@@ -34,6 +36,18 @@ final class TLSContextBox: Sendable {
         var tls = TLSConfiguration.makeServerConfiguration(
             certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
         tls.applicationProtocols = alpn
+        if let clientCA {
+            do {
+                let roots = try NIOSSLCertificate.fromPEMFile(clientCA)
+                guard !roots.isEmpty else { throw PKIError("no certificate in the file") }
+                tls.trustRoots = .certificates(roots)
+                tls.additionalTrustRoots = []
+            } catch {
+                throw ConfigurationError(
+                    .unreadableFile, key: "tunnel.caFile", value: clientCA, "cannot load the fleet CA: \(error)")
+            }
+            tls.certificateVerification = .noHostnameVerification
+        }
         do { return try NIOSSLContext(configuration: tls) } catch {
             throw ConfigurationError(
                 .invalidValue, key: "\(scope).privateKeyFile", value: files.privateKey,

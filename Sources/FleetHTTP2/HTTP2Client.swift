@@ -39,10 +39,18 @@ public enum HTTP2Client {
     }
 
     /// A client TLS context offering ALPN `h2`, trusting `caFile` (PEM) or the system's roots.
-    public static func makeTLSContext(caFile: String?) throws -> NIOSSLContext {
+    /// - Parameters:
+    ///   - certificateFile, privateKeyFile: a client certificate (PEM chain) and its key for mTLS (issue #20).
+    public static func makeTLSContext(caFile: String?, certificateFile: String? = nil, privateKeyFile: String? = nil)
+        throws -> NIOSSLContext
+    {
         var tls = TLSConfiguration.makeClientConfiguration()
         tls.applicationProtocols = ["h2"]
         if let caFile { tls.trustRoots = .file(caFile) }
+        if let certificateFile, let privateKeyFile {
+            tls.certificateChain = try NIOSSLCertificate.fromPEMFile(certificateFile).map { .certificate($0) }
+            tls.privateKey = .privateKey(try NIOSSLPrivateKey(file: privateKeyFile, format: .pem))
+        }
         return try NIOSSLContext(configuration: tls)
     }
 }

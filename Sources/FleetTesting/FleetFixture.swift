@@ -146,6 +146,7 @@ public func withFleet<R: Sendable>(
     configuration.listeners.tunnel.port = 0
     configuration.admin.port = 0
     configuration.tunnel.pingInterval = .milliseconds(200)
+    configuration.tunnel.auth = .token  // #20: tests use tokens unless they configure certificates
     // Lag shedding off: on a shared CI machine a debug build's event loops run late because of the
     // machine, not the gateway's load; shedding is tested on its own (LoadShedderTests, OverloadTests).
     configuration.limits.shedLag = .zero

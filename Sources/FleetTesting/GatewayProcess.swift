@@ -50,6 +50,7 @@ public final class GatewayProcess {
         process.executableURL = URL(fileURLWithPath: Self.binary)
         process.arguments =
             ["serve", "--client-port", "0", "--tunnel-port", "0", "--admin-port", "0", "--log-level", "info"]
+            + (arguments.contains("--tunnel-auth") ? [] : ["--tunnel-auth", "token"])  // #20: tests default to tokens
             + arguments
         var environment = ProcessInfo.processInfo.environment
         environment["FLEETGATE_FLEET_SECRET"] = FleetFixture.testSecret

@@ -35,6 +35,7 @@ struct Demo: AsyncParsableCommand {
         let logger = Logger(label: "fleetgate")
         let secret = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
         var config = GatewayConfiguration(fleetSecret: secret)
+        config.tunnel.auth = .token  // #20: the demo's simulated cars use HMAC tokens (development)
         config.geo.databaseFile = GatewayConfiguration.Geo.setupDatabase
         config.fallbackToFreePorts = true  // the contract's ports when free, any free port otherwise
         let gateway = try Gateway(configuration: config, logger: logger)

@@ -8,7 +8,7 @@ struct FleetGateCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fleetgate",
         abstract: "An HTTP/2 gateway that routes OpenAI-style inference to a fleet of parked cars.",
-        subcommands: [Serve.self, Demo.self, ConfigCommand.self, Token.self, Geo.self, Regions.self]
+        subcommands: [Serve.self, Demo.self, ConfigCommand.self, Token.self, PKI.self, Geo.self, Regions.self]
     )
 }
 

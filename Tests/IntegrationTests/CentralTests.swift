@@ -155,6 +155,7 @@ struct CentralTests {
     @Test("A central endpoint in an unknown region is a configuration error naming it")
     func unknownRegion() {
         var config = GatewayConfiguration(fleetSecret: FleetFixture.testSecret)
+        config.tunnel.auth = .token
         config.central.endpoints = [.init(region: "atlantis", baseURL: "http://127.0.0.1:1/v1")]
         #expect {
             _ = try Gateway(

@@ -34,7 +34,7 @@ struct ConfigReloadTests {
         try write(keys: "sk-old\n", maxBody: "100000", level: "info")
         let stack = try ConfigStack(
             program: .fleetgate, schema: GatewayConfiguration.schema, arguments: ["--config", file],
-            environment: ["FLEETGATE_FLEET_SECRET": FleetFixture.testSecret])
+            environment: ["FLEETGATE_FLEET_SECRET": FleetFixture.testSecret, "FLEETGATE_TUNNEL_AUTH": "token"])
         let read: @Sendable () throws -> GatewayConfiguration = {
             try stack.reloaded().read { try GatewayConfiguration(config: $0) }
         }

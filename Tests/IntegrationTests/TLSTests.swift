@@ -55,6 +55,7 @@ struct TLSTests {
     @Test("A missing key file is a configuration error naming the key and the path")
     func badKeyFile() {
         var config = GatewayConfiguration(fleetSecret: FleetFixture.testSecret)
+        config.tunnel.auth = .token
         config.tls = .init(certificateChain: "/nonexistent/cert.pem", privateKey: "/nonexistent/key.pem")
         #expect {
             _ = try Gateway(

@@ -38,6 +38,12 @@ extension Dispatcher {
             self.close(id, outcome: self.outcome(attempt, succeeded: true))
         }
         let byCar = self.servingLease.map({ if case .car = $0 { true } else { false } }) ?? false
+        // #20 (trust): hand a whole car answer (one car, no migration) to the auditor, off the request path.
+        if case .car(let car, _, _)? = self.servingLease, self.machine.migrations == 0, let auditor = self.core.auditor {
+            auditor.consider(
+                vehicleID: car.vehicleID, pseudonym: car.pseudonym, zone: car.zone, model: self.request.model,
+                chat: self.request.chat, body: self.request.body, text: self.relay.deliveredText)
+        }
         if byCar {
             self.core.metrics.routeCar.increment()
         } else {

@@ -7,6 +7,7 @@ import Foundation
 import HTTPTypes
 import Logging
 import NIOCore
+import NIOSSL
 
 /// The gateway's side of one car's tunnel, on the tunnel's event loop.
 ///
@@ -25,13 +26,20 @@ import NIOCore
 /// 6. send control messages (`POST /fleet/v1/control`): `reconnect` when the gateway drains;
 /// 7. deregister when the tunnel closes or the car sends GOAWAY (no new work, streams finish);
 /// 8. enforce the credential's expiry on the live tunnel: at expiry the car gets no new work, is
-///    told `token-expired` on the control channel, and the tunnel closes once its streams finish.
+///    told `token-expired` on the control channel, and the tunnel closes once its streams finish;
+/// 9. issue #20: with `tunnel.auth: certificate` the identity is the mTLS peer certificate (the
+///    hello's vehicle id must be the certificate's, the regions are the certificate's); a revoked
+///    or quarantined car is refused at hello, and told `quarantine` and closed when a reload or
+///    its audits turn against it while connected (``enforceTrust()``).
 final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
     let core: GatewayCore
     let handle: HTTP2ConnectionHandle
     var logger: Logger
     var carID: CarID?
     var region: String?
+    /// The vehicle id and certificate identity verified at hello.
+    var vehicleID: String?
+    var identity: VehicleIdentity?
     var line: [UInt8] = []
     var helloTimer: Scheduled<Void>?
     var pingTimer: Scheduled<Void>?
@@ -132,9 +140,15 @@ final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
         if let problem = FleetStatus.problem(with: models) { return self.reject(problem) }
         let grant: FleetCredentials.Grant
         do {
-            grant = try self.core.credentials.verify(credential, vehicleID: vehicleID)
+            grant = try self.verifiedGrant(credential: credential, vehicleID: vehicleID)
         } catch {
+            self.core.trust.metrics.refusedIdentity.increment()
             return self.reject(error.reason)
+        }
+        if let refusal = self.core.trust.refusal(vehicleID: vehicleID, identity: self.identity) {
+            self.core.trust.metrics.countRefusal(refusal)
+            self.send(ControlMessage(type: .quarantine, reason: refusal))
+            return self.reject(refusal)
         }
         guard grant.regions.contains(region) else { return self.reject("credential does not allow the claimed region") }
         guard let zone = self.core.geo.current.map.zone(ofRegion: region) else {
@@ -154,6 +168,7 @@ final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
         }
         self.carID = id
         self.region = region
+        self.vehicleID = vehicleID
         self.checkPeerLocation(claimedZone: zone.id)
         self.core.tunnels.add(id, self.handle)
         self.core.rememberModels(models.map(\.id))
@@ -163,6 +178,43 @@ final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
             "Car registered", metadata: ["fleet.region": "\(region)", "fleet.hardware": "\(hardware.rawValue)"])
         self.schedulePing()
         self.armExpiry(grant.expires)
+    }
+
+    /// The grant of the hello's credential: the mTLS peer certificate (`tunnel.auth: certificate`),
+    /// whose vehicle id must be the hello's, or the HMAC token (`token`, development).
+    private func verifiedGrant(credential: String, vehicleID: String) throws(CredentialError) -> FleetCredentials.Grant {
+        switch self.core.configuration.tunnel.auth {
+        case .token:
+            return try self.core.credentials.verify(credential, vehicleID: vehicleID)
+        case .certificate:
+            guard
+                let handler = try? self.handle.channel.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self),
+                let certificate = handler.peerCertificate, let der = try? certificate.toDERBytes()
+            else { throw CredentialError(reason: "no client certificate") }
+            let identity = try VehicleIdentity(derEncoded: der)
+            guard identity.vehicleID == vehicleID else {
+                throw CredentialError(reason: "hello's vehicle id is not the certificate's")
+            }
+            self.identity = identity
+            return FleetCredentials.Grant(
+                vehicleID: identity.vehicleID, regions: identity.regions, expires: identity.notValidAfter)
+        }
+    }
+
+    /// Issue #20: after a revocation reload or a failed audit, a car that may no longer serve is
+    /// told `quarantine` on the control channel, gets no new work, and its tunnel is closed (its
+    /// streams fail over: a revoked car's text is not waited for).
+    func enforceTrust() {
+        guard let id = self.carID, let vehicleID = self.vehicleID,
+            let refusal = self.core.trust.refusal(vehicleID: vehicleID, identity: self.identity)
+        else { return }
+        self.core.trust.metrics.revokedLive.increment()
+        self.logger.warning("Car no longer trusted; closing its tunnel", metadata: ["fleet.reason": "\(refusal)"])
+        self.core.registry.setDraining(id)
+        self.send(ControlMessage(type: .quarantine, reason: refusal))
+        let channel = self.handle.channel
+        // A moment for the control message's frames to leave before the close.
+        self.handle.eventLoop.scheduleTask(in: .milliseconds(200)) { channel.close(promise: nil) }
     }
 
     /// Issue #18 row 7: the token's expiry holds on a live tunnel, not only at hello.
@@ -177,7 +229,7 @@ final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
     /// Drains the car, tells it why on the control channel, then GOAWAY once its streams finish.
     func tokenExpired() {
         guard let id = self.carID else { return }
-        self.logger.info("Car token expired; closing its tunnel")
+        self.logger.info("Car credential expired; closing its tunnel")
         self.core.registry.setDraining(id)
         let handler = self.handle.onLoop
         self.send(ControlMessage(type: .tokenExpired, reason: "token expired"))

@@ -1,4 +1,3 @@
-public import FleetProtocol
 
 /// Renders chat messages into one prompt, as the model's own chat template does, so a
 /// continuation can go through `/v1/completions` ending in the delivered text: a runtime's chat
@@ -12,6 +11,10 @@ public struct ChatTemplate: Sendable, Hashable {
     public var defaultSystemPrompt: String?
     /// Ends one message; added to the continuation's stop sequences.
     public let endOfMessage = "<|im_end|>"
+
+    /// Special tokens of ChatML: a runtime's detokenizer renders them as no text, so offsets into
+    /// the echoed text of a teacher-forced prompt do not count them (issue #20's audits).
+    public static let specialTokens = ["<|im_start|>", "<|im_end|>", "<|endoftext|>"]
 
     /// SmolLM2-Instruct's template.
     public static let smolLM2 = ChatTemplate(

@@ -1,0 +1,162 @@
+import Crypto
+public import Foundation
+import SwiftASN1
+public import X509
+
+/// The fleet's certificate authority and the certificates it issues (`fleetgate pki`; issue #20).
+///
+/// Keys are ECDSA P-256. A vehicle certificate names the car in SAN URIs (`fleet://vehicle/ID`,
+/// one per certificate, and `fleet://region/R`, one per allowed region), is for client
+/// authentication only, and is short-lived: ``defaultVehicleLifetime`` (7 days), renewed by
+/// ``renew(_:lifetime:now:)`` well before it runs out. The gateway's tunnel certificate is issued
+/// by the same CA so that cars trust one root.
+public struct FleetPKI: Sendable {
+    /// A PEM certificate and its PEM private key (PKCS#8).
+    public struct Issued: Sendable {
+        public var certificatePEM: String
+        public var privateKeyPEM: String
+        public var certificate: Certificate
+    }
+
+    /// How long a vehicle certificate lives unless told otherwise: 7 days.
+    public static let defaultVehicleLifetime: TimeInterval = 7 * 86_400
+    /// How long the gateway's tunnel certificate lives unless told otherwise: 90 days.
+    public static let defaultServerLifetime: TimeInterval = 90 * 86_400
+    /// How long the CA lives unless told otherwise: 5 years.
+    public static let defaultCALifetime: TimeInterval = 5 * 365 * 86_400
+    /// Back-dating of `notValidBefore`, for clocks a little behind.
+    static let clockSkew: TimeInterval = 300
+
+    public let certificate: Certificate
+    let key: Certificate.PrivateKey
+
+    /// Loads the CA from its PEM certificate and key.
+    /// - Throws: ``PKIError`` naming the file.
+    public init(certificatePEM: String, privateKeyPEM: String) throws(PKIError) {
+        do { self.certificate = try Certificate(pemEncoded: certificatePEM) } catch {
+            throw PKIError("the CA certificate does not parse: \(error)")
+        }
+        do { self.key = Certificate.PrivateKey(try P256.Signing.PrivateKey(pemRepresentation: privateKeyPEM)) } catch {
+            throw PKIError("the CA key is not a PEM P-256 private key")
+        }
+        guard self.certificate.publicKey == self.key.publicKey else {
+            throw PKIError("the CA key does not belong to the CA certificate")
+        }
+    }
+
+    /// Reads a PEM certificate file.
+    public static func certificate(file: String) throws -> Certificate {
+        try Certificate(pemEncoded: String(contentsOfFile: file, encoding: .utf8))
+    }
+
+    /// Makes a new self-signed fleet CA.
+    public static func makeCA(name: String, lifetime: TimeInterval = Self.defaultCALifetime, now: Date = Date())
+        throws -> Issued
+    {
+        let key = P256.Signing.PrivateKey()
+        let subject = try DistinguishedName {
+            OrganizationName("FleetGate fleet")
+            CommonName(name)
+        }
+        let certificate = try Certificate(
+            version: .v3, serialNumber: Self.randomSerial(), publicKey: .init(key.publicKey),
+            notValidBefore: now - Self.clockSkew, notValidAfter: now + lifetime, issuer: subject, subject: subject,
+            signatureAlgorithm: .ecdsaWithSHA256,
+            extensions: try Certificate.Extensions {
+                Critical(BasicConstraints.isCertificateAuthority(maxPathLength: 0))
+                Critical(KeyUsage(keyCertSign: true, cRLSign: true))
+                SubjectKeyIdentifier(hash: .init(key.publicKey))
+            },
+            issuerPrivateKey: .init(key))
+        return try Self.issued(certificate, key)
+    }
+
+    /// Issues a vehicle certificate (a new key pair) for `vehicleID` in `regions`.
+    public func issueVehicle(
+        _ vehicleID: String, regions: [String], lifetime: TimeInterval = Self.defaultVehicleLifetime,
+        now: Date = Date()
+    ) throws -> Issued {
+        guard VehicleIdentity.isValidName(vehicleID) else { throw PKIError("'\(vehicleID)' is not a vehicle id") }
+        guard !regions.isEmpty else { throw PKIError("a vehicle certificate needs at least one region") }
+        for region in regions where !VehicleIdentity.isValidName(region) {
+            throw PKIError("'\(region)' is not a region name")
+        }
+        let names =
+            [GeneralName.uniformResourceIdentifier(VehicleIdentity.vehiclePrefix + vehicleID)]
+            + Set(regions).sorted().map { .uniformResourceIdentifier(VehicleIdentity.regionPrefix + $0) }
+        return try self.issue(
+            commonName: vehicleID, names: names, usage: .clientAuth, lifetime: lifetime, now: now)
+    }
+
+    /// Issues the gateway's tunnel (server) certificate for DNS names and IP addresses.
+    public func issueServer(names: [String], lifetime: TimeInterval = Self.defaultServerLifetime, now: Date = Date())
+        throws -> Issued
+    {
+        guard let first = names.first else { throw PKIError("a server certificate needs at least one name") }
+        let general: [GeneralName] = names.map { name in
+            if let bytes = Self.ipBytes(name) { return .ipAddress(ASN1OctetString(contentBytes: bytes[...])) }
+            return .dnsName(name)
+        }
+        return try self.issue(commonName: first, names: general, usage: .serverAuth, lifetime: lifetime, now: now)
+    }
+
+    /// Renews a vehicle certificate: the same vehicle and regions, a new key and serial, a new lifetime.
+    public func renew(_ certificate: Certificate, lifetime: TimeInterval = Self.defaultVehicleLifetime, now: Date = Date())
+        throws -> Issued
+    {
+        let identity = try VehicleIdentity(certificate)
+        return try self.issueVehicle(identity.vehicleID, regions: identity.regions, lifetime: lifetime, now: now)
+    }
+
+    private func issue(
+        commonName: String, names: [GeneralName], usage: ExtendedKeyUsage.Usage, lifetime: TimeInterval, now: Date
+    ) throws -> Issued {
+        guard lifetime > 0 else { throw PKIError("the lifetime must be positive") }
+        let key = P256.Signing.PrivateKey()
+        let subject = try DistinguishedName {
+            OrganizationName("FleetGate fleet")
+            CommonName(commonName)
+        }
+        let notAfter = min(now + lifetime, self.certificate.notValidAfter)
+        let certificate = try Certificate(
+            version: .v3, serialNumber: Self.randomSerial(), publicKey: .init(key.publicKey),
+            notValidBefore: now - Self.clockSkew, notValidAfter: notAfter, issuer: self.certificate.subject,
+            subject: subject, signatureAlgorithm: .ecdsaWithSHA256,
+            extensions: try Certificate.Extensions {
+                Critical(BasicConstraints.notCertificateAuthority)
+                Critical(KeyUsage(digitalSignature: true))
+                try ExtendedKeyUsage([usage])
+                SubjectAlternativeNames(names)
+            },
+            issuerPrivateKey: self.key)
+        return try Self.issued(certificate, key)
+    }
+
+    private static func issued(_ certificate: Certificate, _ key: P256.Signing.PrivateKey) throws -> Issued {
+        // Each PEM ends in a newline, so that files can be concatenated into a CA bundle.
+        Issued(
+            certificatePEM: try certificate.serializeAsPEM().pemString + "\n", privateKeyPEM: key.pemRepresentation + "\n",
+            certificate: certificate)
+    }
+
+    /// 16 random bytes, positive.
+    static func randomSerial() -> Certificate.SerialNumber {
+        var bytes = (0..<16).map { _ in UInt8.random(in: 0...255) }
+        bytes[0] = (bytes[0] & 0x7F) | 0x10
+        return Certificate.SerialNumber(bytes: bytes)
+    }
+
+    static func ipBytes(_ text: String) -> [UInt8]? {
+        var v4 = in_addr()
+        if inet_pton(AF_INET, text, &v4) == 1 { return withUnsafeBytes(of: &v4) { Array($0) } }
+        var v6 = in6_addr()
+        if inet_pton(AF_INET6, text, &v6) == 1 { return withUnsafeBytes(of: &v6) { Array($0) } }
+        return nil
+    }
+}
+
+/// Why a PKI operation failed.
+public struct PKIError: Error, Sendable, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,167 @@
+import ArgumentParser
+import FleetGate
+import Foundation
+import X509
+
+/// `fleetgate pki`: the fleet CA and vehicle certificates (issue #20; `docs/security.md`).
+struct PKI: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pki", abstract: "Fleet CA and vehicle certificates.",
+        subcommands: [InitCA.self, Issue.self, IssueServer.self, Renew.self, Revoke.self, Show.self])
+
+    struct CAOptions: ParsableArguments {
+        @Option(help: "Directory of the fleet CA (ca.pem, ca-key.pem).") var caDir = "."
+
+        func load() throws -> FleetPKI {
+            let cert = try String(contentsOfFile: self.caDir + "/ca.pem", encoding: .utf8)
+            let key = try String(contentsOfFile: self.caDir + "/ca-key.pem", encoding: .utf8)
+            return try FleetPKI(certificatePEM: cert, privateKeyPEM: key)
+        }
+    }
+
+    struct InitCA: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "init-ca", abstract: "Create the fleet CA: DIR/ca.pem and DIR/ca-key.pem (mode 0600).")
+        @Option(help: "Directory to write to (created if missing).") var caDir = "."
+        @Option(help: "The CA's common name.") var name = "FleetGate fleet CA"
+        @Option(help: "Validity in days.") var days = 1825
+
+        func run() async throws {
+            try FileManager.default.createDirectory(atPath: self.caDir, withIntermediateDirectories: true)
+            guard !FileManager.default.fileExists(atPath: self.caDir + "/ca-key.pem") else {
+                throw ValidationError("\(self.caDir)/ca-key.pem exists; refusing to replace a CA")
+            }
+            let ca = try FleetPKI.makeCA(name: self.name, lifetime: Double(self.days) * 86_400)
+            try writePair(ca, to: self.caDir + "/ca")
+            print("CA \(self.caDir)/ca.pem (valid until \(ca.certificate.notValidAfter)); key \(self.caDir)/ca-key.pem")
+        }
+    }
+
+    struct Issue: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Issue a vehicle certificate: OUT.pem and OUT-key.pem (default lifetime 7 days).")
+        @OptionGroup var ca: CAOptions
+        @Option(help: "The vehicle id (fleet://vehicle/ID).") var vehicle: String
+        @Option(help: "A region the car may serve (repeatable; fleet://region/R).") var region: [String]
+        @Option(help: "Validity in hours (default 168 = 7 days; renew well before).") var hours = 168.0
+        @Option(help: "Output path prefix (default: the vehicle id).") var out: String?
+
+        func run() async throws {
+            let issued = try self.ca.load().issueVehicle(self.vehicle, regions: self.region, lifetime: self.hours * 3600)
+            let out = self.out ?? self.vehicle
+            try writePair(issued, to: out)
+            try printIdentity(issued, path: out + ".pem")
+        }
+    }
+
+    struct IssueServer: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "issue-server",
+            abstract: "Issue the gateway's tunnel certificate from the fleet CA: OUT.pem and OUT-key.pem.")
+        @OptionGroup var ca: CAOptions
+        @Option(help: "A DNS name or IP address cars dial (repeatable).") var name: [String]
+        @Option(help: "Validity in days.") var days = 90
+        @Option(help: "Output path prefix.") var out = "tunnel"
+
+        func run() async throws {
+            let issued = try self.ca.load().issueServer(names: self.name, lifetime: Double(self.days) * 86_400)
+            try writePair(issued, to: self.out)
+            print("\(self.out).pem for \(self.name.joined(separator: ", ")), valid until \(issued.certificate.notValidAfter)")
+        }
+    }
+
+    struct Renew: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Renew a vehicle certificate: same vehicle and regions, new key and serial, replaced atomically.")
+        @OptionGroup var ca: CAOptions
+        @Option(help: "The certificate to renew (PEM).") var cert: String
+        @Option(help: "Validity in hours (default 168 = 7 days).") var hours = 168.0
+        @Option(help: "Output path prefix (default: the certificate's own, replacing it and its -key.pem).") var out: String?
+
+        func run() async throws {
+            let old = try FleetPKI.certificate(file: self.cert)
+            let issued = try self.ca.load().renew(old, lifetime: self.hours * 3600)
+            let out = self.out ?? (self.cert.hasSuffix(".pem") ? String(self.cert.dropLast(4)) : self.cert)
+            try writePair(issued, to: out)
+            try printIdentity(issued, path: out + ".pem")
+        }
+    }
+
+    struct Revoke: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Append a revocation to the revocation file (the gateway re-reads it within seconds).")
+        @Option(help: "The revocation file (tunnel.revocationFile).") var file: String
+        @Option(help: "Revoke one certificate by serial (hex).") var serial: String?
+        @Option(help: "Revoke a certificate file's serial.") var cert: String?
+        @Option(help: "Revoke every certificate of a vehicle.") var vehicle: String?
+        @Option(help: "Why (written as a comment).") var reason = ""
+
+        func run() async throws {
+            var lines: [String] = []
+            if let serial = self.serial {
+                guard let normalised = RevocationList.normalisedSerial(serial) else {
+                    throw ValidationError("--serial: '\(serial)' is not hex")
+                }
+                lines.append("serial \(normalised)")
+            }
+            if let cert = self.cert {
+                let identity = try VehicleIdentity(FleetPKI.certificate(file: cert))
+                lines.append("serial \(identity.serial)")
+            }
+            if let vehicle = self.vehicle {
+                guard VehicleIdentity.isValidName(vehicle) else { throw ValidationError("--vehicle: not a vehicle id") }
+                lines.append("vehicle \(vehicle)")
+            }
+            guard !lines.isEmpty else { throw ValidationError("give --serial, --cert or --vehicle") }
+            let stamp = ISO8601DateFormatter().string(from: Date())
+            let comment = self.reason.replacingOccurrences(of: "\n", with: " ")
+            let text = lines.map { "\($0)  # \(stamp) \(comment)\n" }.joined()
+            if !FileManager.default.fileExists(atPath: self.file) {
+                FileManager.default.createFile(atPath: self.file, contents: nil)
+            }
+            let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: self.file))
+            try handle.seekToEnd()
+            try handle.write(contentsOf: Data(text.utf8))
+            try handle.close()
+            // Check the whole file still parses, as the gateway will.
+            _ = try RevocationList.load(path: self.file, missingIsEmpty: false)
+            print(text, terminator: "")
+        }
+    }
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print a certificate's vehicle, regions, serial and validity.")
+        @Argument(help: "PEM certificate.") var cert: String
+
+        func run() async throws {
+            let certificate = try FleetPKI.certificate(file: self.cert)
+            print("subject:   \(certificate.subject)")
+            print("issuer:    \(certificate.issuer)")
+            print("serial:    \(VehicleIdentity.hex(certificate.serialNumber.bytes))")
+            print("valid:     \(certificate.notValidBefore) … \(certificate.notValidAfter)")
+            if let identity = try? VehicleIdentity(certificate) {
+                print("vehicle:   \(identity.vehicleID)")
+                print("regions:   \(identity.regions.joined(separator: ", "))")
+            }
+        }
+    }
+}
+
+/// Writes OUT.pem and OUT-key.pem (0600), each replaced atomically.
+private func writePair(_ issued: FleetPKI.Issued, to prefix: String) throws {
+    try atomicWrite(issued.privateKeyPEM, to: prefix + "-key.pem", mode: 0o600)
+    try atomicWrite(issued.certificatePEM, to: prefix + ".pem", mode: 0o644)
+}
+
+private func atomicWrite(_ text: String, to path: String, mode: Int) throws {
+    let temporary = path + ".tmp-\(getpid())"
+    guard FileManager.default.createFile(atPath: temporary, contents: Data(text.utf8), attributes: [.posixPermissions: mode])
+    else { throw ValidationError("cannot write \(temporary)") }
+    guard rename(temporary, path) == 0 else { throw ValidationError("cannot replace \(path)") }
+}
+
+private func printIdentity(_ issued: FleetPKI.Issued, path: String) throws {
+    let identity = try VehicleIdentity(issued.certificate)
+    print(
+        "\(path): vehicle \(identity.vehicleID), regions \(identity.regions.joined(separator: ",")), serial \(identity.serial), valid until \(identity.notValidAfter)")
+}
