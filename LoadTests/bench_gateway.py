@@ -126,8 +126,9 @@ def main():
     parser.add_argument("--paths", default="direct,nghttpx,central,car")
     parser.add_argument("--log-level", default="info")
     parser.add_argument("--baseline-bin", help="a second build's .build/release, measured as central-before/car-before")
+    parser.add_argument("--bin", help="use this build's fleetgate, fleet-agent and fleet-load instead of building")
     args = parser.parse_args()
-    bin_dir = release_build("fleetgate", "fleet-agent", "fleet-load")
+    bin_dir = args.bin or release_build("fleetgate", "fleet-agent", "fleet-load")
     backend_port, nghttpx_port = free_port(), free_port()
     backend = subprocess.Popen([PY, os.path.join(ROOT, "LoadTests", "burst_backend.py"), "--port", str(backend_port)],
                                stdout=subprocess.DEVNULL)
