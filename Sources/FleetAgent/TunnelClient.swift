@@ -43,6 +43,7 @@ public final class TunnelClient: Service, Sendable {
                     models: engine.models, region: config.region, slots: engine.slots, policy: config.policy,
                     state: state.vehicle)
                 hello.continuation = engine.continuation
+                hello.cache = engine.promptCache
                 return hello
             },
             jobLog: jobLog, logger: logger)

@@ -27,6 +27,9 @@ public final class GatewayCore: Sendable {
     public let central: CentralDirectory
     /// The HTTP client central upstreams use; nil when no central capacity is configured.
     public let httpClient: HTTPClient?
+    /// Keyed hashes of conversation prefixes (a key per process, never exported); nil when
+    /// prefix-cache affinity is off, so the request path hashes nothing.
+    let prefixHasher: PrefixHasher?
 
     init(
         configuration: GatewayConfiguration, credentials: FleetCredentials, metrics: GatewayMetrics,
@@ -39,7 +42,12 @@ public final class GatewayCore: Sendable {
             now: Double(NIODeadline.now().uptimeNanoseconds) / 1e9)
         self.httpClient = httpClient
         self.central = CentralDirectory(configuration: configuration, client: httpClient, logger: logger)
-        self.registry = FleetRegistry(policy: configuration.schedulingPolicy)
+        self.registry = FleetRegistry(
+            policy: configuration.schedulingPolicy,
+            affinity: PrefixAffinity(
+                enabled: configuration.dispatch.affinity, entriesPerPool: configuration.dispatch.affinityEntries,
+                ttlSeconds: Double(configuration.dispatch.affinityTTL.nanoseconds) / 1e9))
+        self.prefixHasher = configuration.dispatch.affinity ? PrefixHasher() : nil
         self.tunnels = TunnelTable()
         self.credentials = credentials
         do {

@@ -145,7 +145,8 @@ final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
             vehicleID: vehicleID, pseudonym: self.core.credentials.pseudonym(of: vehicleID), region: region,
             zone: zone.id,
             hardware: hardware, models: models, slots: min(slots, 64), queueDepth: min(max(0, message.queue ?? 0), 64),
-            policy: message.policy ?? OwnerPolicy(), continuation: message.continuation ?? .none)
+            policy: message.policy ?? OwnerPolicy(), continuation: message.continuation ?? .none,
+            promptCache: message.cache)
         let (id, replaced) = self.core.registry.register(descriptor, state: state, now: self.core.now)
         if let replaced, let old = self.core.tunnels.handle(for: replaced) {
             self.core.tunnels.remove(replaced)
