@@ -294,7 +294,9 @@ public final class FleetRegistry: Sendable {
             car.departsAt = Self.departure(state, now: now)
             car.cachesPrefixes = (descriptor.promptCache?.sequences ?? 1) > 0
             car.cacheResets = state.cacheResets ?? -1
-            car.hits = HitEstimate(prior: self.affinity.priorHitProbability)
+            car.hits = HitEstimate(
+                prior: descriptor.promptCache == nil
+                    ? self.affinity.priorHitProbability : self.affinity.declaredHitProbability)
             s.cars[slot] = car
             s.descriptors[slot] = descriptor
             if offers.count > 1 { s.extraOffers[slot] = Array(offers.dropFirst()) }

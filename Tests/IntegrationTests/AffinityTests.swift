@@ -48,10 +48,16 @@ struct AffinityTests {
             ]
             let client = try await RecordingClient.connect(port: fleet.clientPort)
             defer { client.close() }
+            // Both cars serve one request first (at once: one slot each), so each has measured its
+            // rates; a car never observed is believed at its class's advertised rate.
+            async let warmA = Self.turn(client, [("user", "Say hello.")])
+            async let warmB = Self.turn(client, [("user", "Say goodbye.")])
+            _ = try await (warmA, warmB)
+            let preamble = String(repeating: "Answer in one short sentence, plainly and without lists. ", count: 20)
             // Both idle: the second turn follows the first (for a few conversations, so a tie
             // broken towards the same car by chance would not pass).
-            for topic in ["tides", "bees", "glaciers"] {
-                var messages = [("system", "You are a terse assistant who knows about \(topic)."),
+            for topic in ["tides", "bees"] {
+                var messages = [("system", "You are a terse assistant who knows about \(topic). " + preamble),
                                 ("user", "Tell me one fact about \(topic).")]
                 let first = try await Self.turn(client, messages)
                 messages += [("assistant", first.answer), ("user", "And another one?")]
@@ -59,7 +65,7 @@ struct AffinityTests {
                 #expect(second.car == first.car, "\(topic): turn 1 on \(first.car), turn 2 on \(second.car)")
             }
             // The holder busy (its one slot taken by a long answer): turn 2 goes to the other car.
-            var messages = [("system", "You are a terse assistant who knows about comets."),
+            var messages = [("system", "You are a terse assistant who knows about comets. " + preamble),
                             ("user", "Tell me one fact about comets.")]
             let first = try await Self.turn(client, messages)
             messages += [("assistant", first.answer), ("user", "And another one?")]

@@ -11,8 +11,11 @@ public struct PrefixAffinity: Sendable, Hashable {
     public var ttlSeconds: Double
     /// Holders remembered per prefix.
     public var holdersPerEntry: Int
-    /// Hit probability believed of a car before any observation (counts as one observation).
+    /// Hit probability believed, before any observation (counts as one), of a car whose hello
+    /// does not say what its runtime caches.
     public var priorHitProbability: Double
+    /// The same for a car whose hello says its runtime keeps prefixes (`cache.sequences` > 0).
+    public var declaredHitProbability: Double
     /// The least weight of a new hit observation.
     public var hitLearningRate: Double
     /// Hit probability credited to central when it is configured to cache prefixes.
@@ -20,8 +23,10 @@ public struct PrefixAffinity: Sendable, Hashable {
 
     public init(
         enabled: Bool = true, entriesPerPool: Int = 100_000, ttlSeconds: Double = 600, holdersPerEntry: Int = 4,
-        priorHitProbability: Double = 0.5, hitLearningRate: Double = 0.1, centralHitProbability: Double = 0.5
+        priorHitProbability: Double = 0.5, declaredHitProbability: Double = 0.9, hitLearningRate: Double = 0.1,
+        centralHitProbability: Double = 0.5
     ) {
+        self.declaredHitProbability = declaredHitProbability
         self.enabled = enabled
         self.entriesPerPool = entriesPerPool
         self.ttlSeconds = ttlSeconds
