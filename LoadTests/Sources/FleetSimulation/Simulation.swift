@@ -242,7 +242,9 @@ public final class Simulation {
                     prefillTokensPerSecond: profile.prefillTokensPerSecond)
             ],
             slots: car.slots, queueDepth: Self.queueDepth, policy: OwnerPolicy(),
-            promptCache: self.parameters.conversations ? PromptCacheCapacity(sequences: car.cacheSequences) : nil)
+            // The simulated agents do not state their cache (openai-local's default): the scorer starts
+            // every car at the unknown prior (0.5) and learns (the figures in LoadTests/README.md).
+            promptCache: nil)
         let id = self.registry.register(descriptor, state: state, now: self.now).id
         car.id = id
         self.cars[index] = car
