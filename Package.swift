@@ -237,7 +237,10 @@ let package = Package(
         ),
         .testTarget(
             name: "FleetGateTests",
-            dependencies: ["FleetGate", "FleetProtocol", .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: [
+                "FleetGate", "FleetProtocol", "FleetGeo", .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

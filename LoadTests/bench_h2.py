@@ -17,8 +17,8 @@ import re
 import subprocess
 import tempfile
 
-from bench_common import (cpu_seconds, free_port, median, percentile, peak_rss_mb, release_build, rss_mb, start,
-                          stop, wait_port)
+from bench_common import (ROOT, cpu_seconds, free_port, median, percentile, peak_rss_mb, release_build, rss_mb,
+                          start, stop, wait_port)
 
 EVENT = 'data: {"token":"word"}\n\n'
 
@@ -63,8 +63,11 @@ def main():
     parser.add_argument("--requests", type=int, default=100_000)
     parser.add_argument("--latency-requests", type=int, default=20_000)
     parser.add_argument("--sse-streams", type=int, default=10_000)
+    parser.add_argument("--baseline-bin", help="a directory with an earlier build's fleet-h2bench, run in the same "
+                        "rounds as 'FleetHTTP2-before' (e.g. a copy of .build/release before a change)")
+    parser.add_argument("--no-build", action="store_true", help="use .build/release/fleet-h2bench as it is")
     args = parser.parse_args()
-    bin_dir = release_build("fleet-h2bench")
+    bin_dir = os.path.join(ROOT, ".build", "release") if args.no_build else release_build("fleet-h2bench")
     www = tempfile.mkdtemp(prefix="fleet-bench-www-")
     open(os.path.join(www, "index.html"), "w").write("Hello, world\n")
     open(os.path.join(www, "sse"), "w").write(EVENT * 100)
@@ -72,6 +75,9 @@ def main():
         ("nghttpd", ["nghttpd", "--no-tls", "-n", "1", "-d", www, "PORT"], "/index.html", "/sse"),
         ("FleetHTTP2", [os.path.join(bin_dir, "fleet-h2bench"), "PORT"], "/", "/sse?n=100"),
     ]
+    if args.baseline_bin:
+        servers.append(
+            ("FleetHTTP2-before", [os.path.join(args.baseline_bin, "fleet-h2bench"), "PORT"], "/", "/sse?n=100"))
     results = {name: [] for name, *_ in servers}
     for r in range(args.rounds):
         order = servers if r % 2 == 0 else list(reversed(servers))

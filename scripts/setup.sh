@@ -7,9 +7,10 @@ CACHE="${FLEETGATE_CACHE:-$HOME/.cache/fleetgate}"
 mkdir -p "$CACHE"
 
 # System packages: libnghttp2 (the HTTP/2 codec) and its reference tools, libmaxminddb, curl.
-# systemd-analyze (systemd) for deploy/check.sh.
+# systemd-analyze (systemd) for deploy/check.sh. etcd (3.4, the v3 JSON gateway) for the cluster tests
+# (issue #21; they start their own server, the packaged service is not needed).
 PACKAGES=(pkg-config openssl libnghttp2-dev nghttp2-client nghttp2-server nghttp2-proxy libmaxminddb-dev mmdb-bin curl python3-venv
-    systemd)
+    systemd etcd-server etcd-client)
 missing=()
 for p in "${PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -27,8 +27,10 @@ public final class Agent: Service, Sendable {
         case central
     }
 
-    /// The tunnel client (cars).
-    public let tunnel: TunnelClient?
+    /// The tunnel client (cars): the primary one.
+    public var tunnel: TunnelClient? { self.tunnels.first }
+    /// Every tunnel client: one per replica dialled (issue #21), sharing one engine, state and slot count.
+    public let tunnels: [TunnelClient]
     /// The local OpenAI-compatible server, when `listen` is set (always for central capacity).
     public let server: HTTPServer?
     let watcher: StateFileWatcher?
@@ -64,10 +66,12 @@ public final class Agent: Service, Sendable {
                     throw ConfigurationError(.unreadableFile, key: "jobLog", value: path, "\(error)", cause: error)
                 }
             }
-            let tunnel = TunnelClient(
-                configuration: configuration.tunnelConfiguration(), engine: engine, state: state, group: group,
-                logger: logger, jobLog: jobLog)
-            self.tunnel = tunnel
+            let tunnels = configuration.tunnelConfigurations().map {
+                TunnelClient(
+                    configuration: $0, engine: engine, state: state, group: group, logger: logger, jobLog: jobLog)
+            }
+            let tunnel = tunnels[0]
+            self.tunnels = tunnels
             self.watcher = try configuration.stateFile.map { path in
                 let watcher = StateFileWatcher(path: path, state: state, logger: logger)
                 do { try watcher.apply() } catch {
@@ -81,7 +85,7 @@ public final class Agent: Service, Sendable {
         case .central:
             let state = AgentState(
                 initial: VehicleState(pluggedIn: true, chargePercent: 100, link: .ethernet, slotsFree: 0), slots: 4096)
-            self.tunnel = nil
+            self.tunnels = []
             self.watcher = nil
             self.server = try Self.server(
                 listen: configuration.listen ?? "127.0.0.1:8000",
@@ -106,7 +110,7 @@ public final class Agent: Service, Sendable {
         var services: [any Service] = []
         if let watcher = self.watcher { services.append(watcher) }
         if let server = self.server { services.append(server) }
-        if let tunnel = self.tunnel { services.append(tunnel) }
+        services += self.tunnels as [any Service]
         return services
     }
 

@@ -11,6 +11,8 @@ extension AgentProgramConfiguration {
     /// ## Configuration keys:
     /// - `gateway.address` (string, default 127.0.0.1:7443), `gateway.tls` (bool, default false),
     ///   `gateway.caFile` (string, default empty = system roots), `gateway.serverName` (string, default empty = the host).
+    /// - `gateway.addresses` (string list of host:port, default empty): further replicas (issue #21).
+    /// - `gateway.tunnels` (int, default 2, 1…4): tunnels kept at once, each to a different address.
     /// - `vehicle.id`, `vehicle.region` (string, required by `run`).
     /// - `token` (string, secret, environment `FLEET_AGENT_TOKEN` only) or `tokenFile` (string): required by `run`.
     /// - `engine.kind` (synthetic | openai-local), `engine.hardware` (hw3 | hw4 | ai5), `engine.upstream`,
@@ -38,6 +40,13 @@ extension AgentProgramConfiguration {
                 .invalidValue, key: caFile != nil ? "gateway.caFile" : "gateway.serverName",
                 value: caFile ?? serverName, "is only used with gateway.tls: true")
         }
+        self.gateway.others = try config.strings("gateway.addresses").map { text in
+            guard let colon = text.lastIndex(of: ":"), colon != text.startIndex,
+                let port = Int(text[text.index(after: colon)...]), 1...65535 ~= port
+            else { throw ConfigurationError(.invalidValue, key: "gateway.addresses", value: text, "is not host:port") }
+            return Gateway.HostPort(host: String(text[..<colon]), port: port)
+        }
+        self.gateway.tunnels = try config.int("gateway.tunnels", in: 1...4)
         self.vehicle.id = try config.nonEmptyString("vehicle.id")
         self.vehicle.region = try config.nonEmptyString("vehicle.region")
         self.vehicle.token = try config.secret("token", orFile: "tokenFile")
@@ -113,6 +122,13 @@ extension AgentProgramConfiguration {
                 .string(
                     "gateway.serverName", "", "Name to verify on the gateway's certificate (empty: the gateway host).",
                     aliases: ["--server-name"]),
+                .strings(
+                    "gateway.addresses", [],
+                    "Further gateway replicas' tunnel addresses (host:port), each dialled by its own address.",
+                    aliases: ["--also-gateway"]),
+                .int(
+                    "gateway.tunnels", d.gateway.tunnels,
+                    "Tunnels kept at once, each to a different replica; the first is primary."),
                 .string("vehicle.id", "", "This car's vehicle id (required by run).", aliases: ["--vehicle-id"]),
                 .string("vehicle.region", "", "The region the car is in (required by run).", aliases: ["--region"]),
                 .secret("token", "The car's token (fleetgate token issue). Environment only.", aliases: ["--token"]),

@@ -42,7 +42,21 @@ public struct AgentProgramConfiguration: Sendable {
         public var port: Int = 7443
         /// TLS towards the gateway; nil: cleartext (loopback development only).
         public var tls: AgentConfiguration.TunnelTLS?
+        /// Further gateway replicas' tunnel addresses (`gateway.addresses`, issue #21), each dialled by its own address.
+        public var others: [HostPort] = []
+        /// Tunnels kept at once, each to a different address (`gateway.tunnels`).
+        public var tunnels: Int = 2
         public init() {}
+
+        /// A `host:port`.
+        public struct HostPort: Sendable, Hashable {
+            public var host: String
+            public var port: Int
+            public init(host: String, port: Int) {
+                self.host = host
+                self.port = port
+            }
+        }
     }
 
     /// The car's identity. The token is a secret.
@@ -84,5 +98,21 @@ public struct AgentProgramConfiguration: Sendable {
             credential: self.vehicle.token ?? "", region: self.vehicle.region ?? "", hardware: self.engine.hardware,
             policy: self.policy, initialBackoff: self.initialBackoff, maxBackoff: self.maxBackoff,
             drainSeconds: self.drainSeconds, http2: self.tunnelHTTP2, tls: self.gateway.tls)
+    }
+
+    /// One tunnel configuration per replica the car keeps a tunnel to (issue #21): `gateway.address`
+    /// first (the primary), then `gateway.addresses`, distinct, at most `gateway.tunnels`.
+    public func tunnelConfigurations() -> [AgentConfiguration] {
+        var seen: Set<String> = []
+        var configurations: [AgentConfiguration] = []
+        for address in [Gateway.HostPort(host: self.gateway.host, port: self.gateway.port)] + self.gateway.others
+        where configurations.count < self.gateway.tunnels && seen.insert("\(address.host):\(address.port)").inserted {
+            var configuration = self.tunnelConfiguration()
+            configuration.gatewayHost = address.host
+            configuration.gatewayPort = address.port
+            configuration.primary = configurations.isEmpty
+            configurations.append(configuration)
+        }
+        return configurations
     }
 }

@@ -131,7 +131,7 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
     func emit(token: String) {
         self.completionTokens += 1
         if self.streaming {
-            self.writeChunk(self.chat ? ChunkChoice(delta: ChunkDelta(content: token)) : ChunkChoice(text: token))
+            self.writeToken(token)
         } else {
             self.text += token
         }
@@ -185,6 +185,33 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
     // MARK: Helpers
 
     private var objectName: String { self.chat ? "chat.completion.chunk" : "text_completion" }
+
+    /// `data: {"id":…,"object":…,"created":…,"model":…,"choices":[{"index":0,` — the same for every
+    /// token of the job, so it is written once.
+    private lazy var tokenPrefix: ByteBuffer = {
+        var prefix = ByteBuffer()
+        prefix.writeStaticString("data: {\"id\":")
+        JSONBody.writeJSONString(self.id, into: &prefix)
+        prefix.writeStaticString(",\"object\":")
+        JSONBody.writeJSONString(self.objectName, into: &prefix)
+        prefix.writeStaticString(",\"created\":")
+        prefix.writeString(String(self.created))
+        prefix.writeStaticString(",\"model\":")
+        JSONBody.writeJSONString(self.model, into: &prefix)
+        prefix.writeStaticString(self.chat ? ",\"choices\":[{\"index\":0,\"delta\":{\"content\":" : ",\"choices\":[{\"index\":0,\"text\":")
+        return prefix
+    }()
+
+    /// One token's chunk, written directly (issue #19: a JSONEncoder per token was a sixth of the
+    /// agent's CPU); the same JSON ``writeChunk(_:)`` encodes.
+    private func writeToken(_ token: String) {
+        var event = ByteBuffer()
+        event.reserveCapacity(self.tokenPrefix.readableBytes + token.utf8.count + 40)
+        event.writeImmutableBuffer(self.tokenPrefix)
+        JSONBody.writeJSONString(token, into: &event)
+        event.writeStaticString(self.chat ? "},\"finish_reason\":null}]}\n\n" : ",\"finish_reason\":null}]}\n\n")
+        self.stream.sendData(event, endStream: false)
+    }
 
     private func writeChunk(_ choice: ChunkChoice) {
         let chunk = CompletionChunk(

@@ -242,14 +242,30 @@ private final class OpenAILocalJob: InferenceJobHandle {
                 }
                 var decoder = SSE.Decoder()
                 for try await part in response.body {
-                    for event in try decoder.feed(part) {
-                        if event.isDone { continue }
-                        let chunk = try JSON.decode(CompletionChunk.self, from: Array(event.data.utf8))
-                        let wantsMore = try await eventLoop.submit { loopBound.value.deliver(chunk) }.get()
-                        if !wantsMore {
-                            await withCheckedContinuation { continuation in
-                                eventLoop.execute { loopBound.value.park(continuation) }
-                            }
+                    // Every chunk of a body part is read here and handed to the loop in one hop
+                    // (issue #19: a decode, an encode and a hop per chunk were most of the agent's
+                    // relay cost); ChunkScanner reads them without Foundation's decoder.
+                    var chunks: [ChunkScanner.Chunk] = []
+                    for event in try decoder.feed(part) where !event.isDone {
+                        guard let payload = event.payload else { continue }  // a comment or bare fields
+                        let scanned: ChunkScanner.Chunk
+                        do {
+                            scanned = try ChunkScanner.scan(payload, range: 0..<payload.readableBytes)
+                        } catch {
+                            throw EngineError(code: "upstream_bad_stream", message: "a chunk was not JSON")
+                        }
+                        guard scanned.hasChoices || scanned.hasUsage else {
+                            throw EngineError(
+                                code: "upstream_bad_stream", message: "a chunk was not an OpenAI stream chunk")
+                        }
+                        chunks.append(scanned)
+                    }
+                    guard !chunks.isEmpty else { continue }
+                    let batch = chunks
+                    let wantsMore = try await eventLoop.submit { loopBound.value.deliver(batch) }.get()
+                    if !wantsMore {
+                        await withCheckedContinuation { continuation in
+                            eventLoop.execute { loopBound.value.park(continuation) }
                         }
                     }
                 }
@@ -313,21 +329,27 @@ private final class OpenAILocalJob: InferenceJobHandle {
         return request
     }
 
-    /// Passes a chunk's text on; true while the sink wants more.
-    private func deliver(_ chunk: CompletionChunk) -> Bool {
-        guard !self.done, let sink = self.sink else { return false }
-        if let usage = chunk.usage { self.usage = usage }
-        for choice in chunk.choices {
-            if let reason = choice.finishReason { self.finishReason = reason }
-            let text = choice.delta?.content ?? choice.text ?? ""
-            guard !text.isEmpty else { continue }
-            let now = NIODeadline.now()
-            if self.firstAt == nil { self.firstAt = now }
-            self.lastAt = now
-            self.tokens += 1
-            sink.emit(token: text)
+    /// Passes the chunks' text on; true while the sink wants more.
+    private func deliver(_ chunks: [ChunkScanner.Chunk]) -> Bool {
+        for chunk in chunks {
+            guard !self.done, let sink = self.sink else { return false }
+            if chunk.hasUsage {
+                self.usage = Usage(promptTokens: chunk.promptTokens ?? 0, completionTokens: chunk.completionTokens ?? 0)
+            }
+            if let choice = chunk.choice { self.deliver(choice, to: sink) }
+            for choice in chunk.otherChoices { self.deliver(choice, to: sink) }
         }
-        return sink.wantsMore
+        return self.sink?.wantsMore ?? false
+    }
+
+    private func deliver(_ choice: ChunkScanner.Choice, to sink: any TokenSink) {
+        if let reason = choice.finishReason { self.finishReason = reason }
+        guard let text = choice.content, !text.isEmpty else { return }
+        let now = NIODeadline.now()
+        if self.firstAt == nil { self.firstAt = now }
+        self.lastAt = now
+        self.tokens += 1
+        sink.emit(token: text)
     }
 
     var usage: Usage?

@@ -44,6 +44,7 @@ public final class TunnelClient: Service, Sendable {
                     state: state.vehicle)
                 hello.continuation = engine.continuation
                 hello.cache = engine.promptCache
+                if !config.primary { hello.primary = false }  // cluster (#21)
                 return hello
             },
             jobLog: jobLog, logger: logger)

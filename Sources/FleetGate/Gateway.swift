@@ -32,9 +32,15 @@ public final class Gateway: Service, Sendable {
     public let tlsListener: HTTPServer?
     /// The read-only probes listener, when ``GatewayConfiguration/Admin/probesHost`` is set.
     public let probesListener: HTTPServer?
+    /// The internal listener other replicas forward to, and the service keeping this replica in
+    /// etcd (issue #21); nil when clustering is off.
+    public let internalListener: HTTPServer?
+    let clusterService: ClusterService?
     /// #17: logins to the admin dashboard.
     public let dashboard: DashboardSessions
     public let readiness: Readiness
+    /// Every event loop's admission state (issue #19: overload without collapse).
+    let loads: EventLoopLoads
     /// Reloads what can change while running (SIGHUP, `POST /admin/reload`).
     public let reloader: GatewayReloader
     let logger: Logger
@@ -75,14 +81,26 @@ public final class Gateway: Service, Sendable {
                 try TLSContextBox.makeContext($0, key: "listeners.tunnel", alpn: ["h2"])
             })
         // Created last, after every check that can throw: an HTTPClient must be shut down before it is released.
+        // The pool keeps as many HTTP/1.1 connections per endpoint as central takes streams at once:
+        // above async-http-client's default soft limit (8) every request opened and closed a
+        // connection of its own — a third of the central path's CPU at 16 streams (issue #19).
+        var clientConfiguration = HTTPClient.Configuration(timeout: .init(connect: .seconds(5)))
+        clientConfiguration.connectionPool = .init(
+            idleTimeout: .seconds(60),
+            concurrentHTTP1ConnectionsPerHostSoftLimit: configuration.central.endpoints.map(\.maxConcurrent).max() ?? 8)
+        // A refused connection fails the attempt at once: the dispatcher retries elsewhere, where
+        // async-http-client's own retries held the request until the first-token deadline (15 s).
+        clientConfiguration.connectionPool.retryConnectionEstablishment = false
         let httpClient =
             configuration.central.endpoints.isEmpty
-            ? nil : HTTPClient(eventLoopGroup: group, configuration: .init(timeout: .init(connect: .seconds(5))))
+            ? nil : HTTPClient(eventLoopGroup: group, configuration: clientConfiguration)
         let core = try GatewayCore(
             configuration: configuration, credentials: credentials, metrics: metrics, httpClient: httpClient,
             logger: logger)
         let hasTLS = configuration.listeners.tls.files != nil
-        let readiness = Readiness(expected: 3 + (hasTLS ? 1 : 0) + (configuration.admin.probesHost == nil ? 0 : 1))
+        let readiness = Readiness(
+            expected: 3 + (hasTLS ? 1 : 0) + (configuration.admin.probesHost == nil ? 0 : 1)
+                + (core.cluster == nil ? 0 : 1))
         self.core = core
         self.prometheus = prometheus
         self.readiness = readiness
@@ -93,7 +111,24 @@ public final class Gateway: Service, Sendable {
         let listeners = configuration.listeners
         let fallback = configuration.fallbackToFreePorts
         let onBound: @Sendable (SocketAddress) -> Void = { _ in readiness.listenerBound() }
-        let api = APIResponder(core: core)
+        // issue #19: each event loop sheds new requests while it runs behind (LoadShedder).
+        let loads = EventLoopLoads(group: group) { [core] in core.configuration.limits.shedding }
+        self.loads = loads
+        let api = APIResponder(core: core, loads: loads)
+        if let cluster = core.cluster {
+            self.internalListener = HTTPServer(
+                name: "internal", host: configuration.cluster.internalHost, port: configuration.cluster.internalPort,
+                group: group, logger: logger, fallbackToAnyPort: fallback,
+                onBound: { address in
+                    cluster.internalListenerBound(port: address.port ?? 0)
+                    readiness.listenerBound()
+                },
+                configurator: .http(responder: api, http2: { core.configuration.limits.clientHTTP2 }))
+            self.clusterService = ClusterService(core: core, view: cluster, group: group, logger: logger)
+        } else {
+            self.internalListener = nil
+            self.clusterService = nil
+        }
         self.clientListener = HTTPServer(
             name: "client", host: listeners.host, port: listeners.client.port, group: group, logger: logger,
             fallbackToAnyPort: fallback, onBound: onBound,
@@ -169,9 +204,14 @@ public final class Gateway: Service, Sendable {
         }
         services +=
             [ReloadOnSignal(reloader: self.reloader), self.adminListener]
-            + (self.probesListener.map { [$0] } ?? []) + [self.tunnelListener, self.clientListener]
+            + (self.probesListener.map { [$0] } ?? []) + [self.tunnelListener]
+            + (self.internalListener.map { [$0] } ?? []) + (self.clusterService.map { [$0] } ?? [])
+            + [self.clientListener]
             + (self.tlsListener.map { [$0] } ?? [])
-        return services + [ShutdownNotifier(readiness: self.readiness, tunnels: self.core.tunnels)]
+        return services + [
+            LoadSheddingService(loads: self.loads),
+            ShutdownNotifier(readiness: self.readiness, tunnels: self.core.tunnels),
+        ]
     }
 
     /// Runs every listener and helper until graceful shutdown, then drains them in reverse order.
@@ -201,6 +241,16 @@ struct ReloadOnSignal: Service {
             _ = try? self.reloader.reload()
             _ = try? self.reloader.core.reloadKeys()  // edge (#18): the application key file
         }
+    }
+}
+
+/// Measures every event loop's lag while the gateway runs (``EventLoopLoad``).
+struct LoadSheddingService: Service {
+    let loads: EventLoopLoads
+    func run() async throws {
+        self.loads.start()
+        try? await gracefulShutdown()
+        self.loads.stop()
     }
 }
 

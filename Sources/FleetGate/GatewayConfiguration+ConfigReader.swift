@@ -21,6 +21,7 @@ extension GatewayConfiguration {
     /// - `central` (scoped): ``Central/init(config:)``.
     /// - `auth` (scoped): ``Auth/init(config:)``.
     /// - `logging` (scoped): ``Logging/init(config:)``.
+    /// - `cluster` (scoped): ``Cluster/init(config:)``.
     /// - `eventLoopThreads` (int, default 0 = one per core, 0…1024).
     /// - `fleetSecret` (string, secret, environment `FLEETGATE_FLEET_SECRET` only) or
     ///   `fleetSecretFile` (string, path): the fleet secret, at least 16 bytes; required.
@@ -44,6 +45,7 @@ extension GatewayConfiguration {
             auth: try config.scoped("auth") { try Auth(config: $0) },
             logging: try config.scoped("logging") { try Logging(config: $0) },
             eventLoopThreads: try config.int("eventLoopThreads", in: 0...1024))
+        self.cluster = try config.scoped("cluster") { try Cluster(config: $0) }
         try self.validate()
     }
 
@@ -113,6 +115,7 @@ extension GatewayConfiguration {
             ConfigSchema(scope: "central", Central.configKeys),
             ConfigSchema(scope: "auth", Auth.configKeys),
             ConfigSchema(scope: "logging", Logging.configKeys),
+            ConfigSchema(scope: "cluster", Cluster.configKeys),
         ])
     }
 
@@ -232,6 +235,8 @@ extension GatewayConfiguration.Limits {
     /// - `bodyTimeoutSeconds` (double, default 30): time to send the body. Reloadable.
     /// - `maxBufferedBodyBytes` (int, default 268435456, 1 KiB…64 GiB): request-body bytes held over all requests. Reloadable.
     /// - `maxInFlightRequests` (int, default 10000): completions in flight over all clients. Reloadable.
+    /// - `maxInFlightPerEventLoop` (int, default 4096): completions admitted and unfinished per event loop. Reloadable.
+    /// - `shedLagMilliseconds` (double, default 20, 0 = off): event-loop lag past which new requests are shed. Reloadable.
     /// - `clientHTTP2` (scoped): ``HTTP2Configuration/init(config:)`` for client connections; new connections get reloads.
     /// - `tunnelHTTP2` (scoped): ``HTTP2Configuration/init(config:)`` for car tunnels; new tunnels get reloads.
     public init(config: ConfigReader) throws {
@@ -240,6 +245,8 @@ extension GatewayConfiguration.Limits {
         self.bodyTimeout = try config.seconds("bodyTimeoutSeconds")
         self.maxBufferedBodyBytes = try config.int("maxBufferedBodyBytes", in: 1024...(64 << 30))
         self.maxInFlightRequests = try config.int("maxInFlightRequests", in: 1...10_000_000)
+        self.maxInFlightPerEventLoop = try config.int("maxInFlightPerEventLoop", in: 1...10_000_000)
+        self.shedLag = .nanoseconds(Int64(try config.double("shedLagMilliseconds", in: 0...60_000) * 1e6))
         self.clientHTTP2 = try config.scoped("clientHTTP2") { try HTTP2Configuration(config: $0) }
         self.tunnelHTTP2 = try config.scoped("tunnelHTTP2") { try HTTP2Configuration(config: $0) }
     }
@@ -258,6 +265,12 @@ extension GatewayConfiguration.Limits {
                 .int(
                     "maxInFlightRequests", d.maxInFlightRequests,
                     "Completion requests in flight at once over all clients; more get 503. Reloadable."),
+                .int(
+                    "maxInFlightPerEventLoop", d.maxInFlightPerEventLoop,
+                    "Completion requests admitted and unfinished per event loop; more get 503 server_overloaded. Reloadable."),
+                .double(
+                    "shedLagMilliseconds", Double(d.shedLag.nanoseconds) / 1e6,
+                    "Event-loop lag past which new requests get 503 server_overloaded with Retry-After (0: off). Reloadable."),
             ]),
             ConfigSchema(scope: "clientHTTP2", HTTP2Configuration.configKeys(defaults: d.clientHTTP2)),
             ConfigSchema(scope: "tunnelHTTP2", HTTP2Configuration.configKeys(defaults: d.tunnelHTTP2)),

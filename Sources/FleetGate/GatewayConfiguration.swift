@@ -36,6 +36,8 @@ public struct GatewayConfiguration: Sendable {
     /// The fleet secret that signs vehicle tokens and keys pseudonyms (`fleetSecret` from the
     /// environment, or `fleetSecretFile`). Never logged, never shown.
     public var fleetSecret: String
+    /// Replicas sharing one fleet through etcd (`cluster.*`, issue #21); off by default.
+    public var cluster: Cluster = .defaults
     /// Bind any free port when a configured one is taken (the demo); `serve` fails instead. Not a key.
     public var fallbackToFreePorts: Bool = false
 
@@ -143,6 +145,16 @@ public struct GatewayConfiguration: Sendable {
         public var maxBufferedBodyBytes: Int = 256 << 20
         /// Completion requests in flight at once, over all clients; more get 503.
         public var maxInFlightRequests: Int = 10_000
+        /// Completion requests admitted and unfinished on one event loop; more get 503
+        /// `server_overloaded` (issue #19).
+        public var maxInFlightPerEventLoop: Int = 4096
+        /// An event loop that runs this late sheds new requests (503 `server_overloaded`,
+        /// `Retry-After`) until it is back under half of it; zero turns lag shedding off.
+        public var shedLag: TimeAmount = .milliseconds(20)
+        /// What each event loop's ``LoadShedder`` enforces.
+        var shedding: LoadShedder.Configuration {
+            .init(maxInFlight: self.maxInFlightPerEventLoop, lagThreshold: self.shedLag)
+        }
         /// HTTP/2 settings and abuse limits of client connections.
         public var clientHTTP2: HTTP2Configuration = Self.clientHTTP2Defaults
         /// The client connections' HTTP/2 defaults: an idle connection closes after 60 s (issue #18

@@ -30,6 +30,8 @@ public final class GatewayCore: Sendable {
     /// Keyed hashes of conversation prefixes (a key per process, never exported); nil when
     /// prefix-cache affinity is off, so the request path hashes nothing.
     let prefixHasher: PrefixHasher?
+    /// The other replicas (issue #21); nil when `cluster.etcdEndpoints` is empty (the default).
+    public let cluster: ClusterView?
 
     init(
         configuration: GatewayConfiguration, credentials: FleetCredentials, metrics: GatewayMetrics,
@@ -41,6 +43,10 @@ public final class GatewayCore: Sendable {
             configuration: configuration, metrics: metrics, logger: logger,
             now: Double(NIODeadline.now().uptimeNanoseconds) / 1e9)
         self.httpClient = httpClient
+        self.cluster =
+            configuration.cluster.enabled
+            ? ClusterView(configuration: configuration.cluster, fleetSecret: configuration.fleetSecret, factory: metrics.factory)
+            : nil
         self.central = CentralDirectory(configuration: configuration, client: httpClient, logger: logger)
         self.registry = FleetRegistry(
             policy: configuration.schedulingPolicy,

@@ -35,6 +35,10 @@ public final class GatewayMetrics: Sendable {
     private let decisionToNone: Counter
     /// Hedged attempts started, and hedges whose attempt won the race.
     public let hedgesStarted: Counter
+    /// `fleet_requests_shed_total{reason="lag|in_flight"}`: requests refused with 503 `server_overloaded`
+    /// by an event loop's ``LoadShedder`` (issue #19).
+    private let shedLag: Counter
+    private let shedInFlight: Counter
     public let hedgesWon: Counter
     /// Mid-stream continuations by why they were opened (failover, departure).
     private let failovers: Counter
@@ -76,6 +80,9 @@ public final class GatewayMetrics: Sendable {
             label: "fleet_ttft_predicted_over_observed", dimensions: [], aggregate: true, factory: factory)
         self.decisionTime = Timer(
             label: "fleet_decision_seconds", dimensions: [], preferredDisplayUnit: .seconds, factory: factory)
+        self.shedLag = Counter(label: "fleet_requests_shed_total", dimensions: [("reason", "lag")], factory: factory)
+        self.shedInFlight = Counter(
+            label: "fleet_requests_shed_total", dimensions: [("reason", "in_flight")], factory: factory)
         self.hedgesStarted = Counter(label: "fleet_hedges_total", dimensions: [("result", "started")], factory: factory)
         self.hedgesWon = Counter(label: "fleet_hedges_total", dimensions: [("result", "won")], factory: factory)
         self.failovers = Counter(label: "fleet_migrations_total", dimensions: [("reason", "failover")], factory: factory)
@@ -113,6 +120,11 @@ public final class GatewayMetrics: Sendable {
     }
 
     /// Counts a finished request by route template and status.
+    /// One request shed by an overloaded event loop.
+    func shed(reason: String) {
+        (reason == "lag" ? self.shedLag : self.shedInFlight).increment()
+    }
+
     public func request(route: String, status: Int) {
         self.registerRequest(route: route, status: status).increment()
     }

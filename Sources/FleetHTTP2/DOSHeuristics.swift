@@ -1,63 +1,95 @@
 package import NIOCore
 
-/// Decides when a peer's frames amount to abuse, shaped after swift-nio-http2's `DOSHeuristics`:
-/// a pure value that counts events in time windows and answers what to do, with the clock
-/// injected (the handler passes its event loop's `now`; tests pass whatever they like).
+/// Decides when a peer's frames amount to abuse.
 ///
-/// Counted: RST_STREAM (rapid reset, CVE-2023-44487), PING and SETTINGS floods, and header lists
-/// over SETTINGS_MAX_HEADER_LIST_SIZE (an HPACK bomb: the handler stops decoding the block and
-/// resets the stream; a peer that keeps doing it gets GOAWAY `ENHANCE_YOUR_CALM`).
+/// Shaped after swift-nio-http2's `DOSHeuristics`: a pure value that takes `received…(at:)` events and answers what to do, with the clock
+/// injected (the handler passes the time its event loop read for the current read; tests pass
+/// whatever they like). The handler acts on ``Verdict/enhanceYourCalm`` with GOAWAY
+/// `ENHANCE_YOUR_CALM` (RFC 9113 §7).
+///
+/// Counted:
+/// 1. RST_STREAM frames per second (rapid reset, CVE-2023-44487);
+/// 2. PING and SETTINGS frames per second (floods that make us queue ACKs);
+/// 3. CONTINUATION frames after one HEADERS frame (CVE-2024-27316: an endless header block);
+/// 4. header lists over SETTINGS_MAX_HEADER_LIST_SIZE per minute (an HPACK bomb: the handler stops
+///    decoding the block and resets the stream; a peer that keeps doing it is cut off).
+///
+/// DATA frames are not counted: nothing here runs per DATA frame.
 package struct DOSHeuristics {
     /// What the handler should do after an event.
-    package enum Verdict: Equatable {
+    package enum Verdict: Equatable, Sendable {
+        /// Carry on.
         case permitted
         /// Terminate the connection with GOAWAY `ENHANCE_YOUR_CALM`.
         case enhanceYourCalm
-    }
-
-    /// How many events a window allows.
-    struct Limit: Equatable {
-        var maximum: Int
-        var window: TimeAmount
     }
 
     private var resets: RateLimit
     private var pings: RateLimit
     private var settings: RateLimit
     private var oversizedHeaderLists: RateLimit
+    private let maxContinuationFrames: Int
+    private var continuationFrames = 0
 
+    /// Creates the heuristics with the limits of `configuration`.
+    /// - Parameter configuration: ``HTTP2Configuration/maxResetsPerSecond``,
+    ///   ``HTTP2Configuration/maxPingsPerSecond``, ``HTTP2Configuration/maxSettingsPerSecond``,
+    ///   ``HTTP2Configuration/maxContinuationFrames`` and
+    ///   ``HTTP2Configuration/maxOversizedHeaderListsPerMinute`` are read.
     package init(configuration: HTTP2Configuration) {
-        self.resets = RateLimit(Limit(maximum: configuration.maxResetsPerSecond, window: .seconds(1)))
-        self.pings = RateLimit(Limit(maximum: configuration.maxPingsPerSecond, window: .seconds(1)))
-        self.settings = RateLimit(Limit(maximum: configuration.maxSettingsPerSecond, window: .seconds(1)))
+        self.resets = RateLimit(maximum: configuration.maxResetsPerSecond, window: .seconds(1))
+        self.pings = RateLimit(maximum: configuration.maxPingsPerSecond, window: .seconds(1))
+        self.settings = RateLimit(maximum: configuration.maxSettingsPerSecond, window: .seconds(1))
         self.oversizedHeaderLists = RateLimit(
-            Limit(maximum: configuration.maxOversizedHeaderListsPerMinute, window: .seconds(60)))
+            maximum: configuration.maxOversizedHeaderListsPerMinute, window: .seconds(60))
+        self.maxContinuationFrames = configuration.maxContinuationFrames
     }
 
-    /// A RST_STREAM frame arrived.
-    package mutating func resetReceived(now: NIODeadline) -> Verdict { self.resets.record(now: now) }
-    /// A PING (not an ACK) arrived.
-    package mutating func pingReceived(now: NIODeadline) -> Verdict { self.pings.record(now: now) }
-    /// A SETTINGS frame (not an ACK) arrived.
-    package mutating func settingsReceived(now: NIODeadline) -> Verdict { self.settings.record(now: now) }
-    /// A header block went over the header-list limit (its decoding was stopped).
-    package mutating func headerListTooLarge(now: NIODeadline) -> Verdict { self.oversizedHeaderLists.record(now: now) }
+    /// A RST_STREAM frame arrived at `now`.
+    package mutating func receivedReset(at now: NIODeadline) -> Verdict { self.resets.record(at: now) }
+
+    /// A PING frame (not an ACK) arrived at `now`.
+    package mutating func receivedPing(at now: NIODeadline) -> Verdict { self.pings.record(at: now) }
+
+    /// A SETTINGS frame (not an ACK) arrived at `now`.
+    package mutating func receivedSettings(at now: NIODeadline) -> Verdict { self.settings.record(at: now) }
+
+    /// A header block went over the header-list limit at `now` (its decoding was stopped).
+    package mutating func receivedOversizedHeaderList(at now: NIODeadline) -> Verdict {
+        self.oversizedHeaderLists.record(at: now)
+    }
+
+    /// A HEADERS frame began: a new header block, so its CONTINUATION count starts again.
+    package mutating func receivedHeadersFrame() {
+        self.continuationFrames = 0
+    }
+
+    /// A CONTINUATION frame began; more than ``HTTP2Configuration/maxContinuationFrames`` after one
+    /// HEADERS frame is a flood.
+    package mutating func receivedContinuationFrame() -> Verdict {
+        self.continuationFrames += 1
+        return self.continuationFrames > self.maxContinuationFrames ? .enhanceYourCalm : .permitted
+    }
 
     /// Counts events in a fixed window that restarts with the first event after it ends.
     struct RateLimit {
-        let limit: Limit
+        let maximum: Int
+        let window: TimeAmount
         private var windowStart = NIODeadline.distantPast
         private var count = 0
 
-        init(_ limit: Limit) { self.limit = limit }
+        init(maximum: Int, window: TimeAmount) {
+            self.maximum = maximum
+            self.window = window
+        }
 
-        mutating func record(now: NIODeadline) -> Verdict {
-            if now - self.windowStart >= self.limit.window {
+        mutating func record(at now: NIODeadline) -> Verdict {
+            if now - self.windowStart >= self.window {
                 self.windowStart = now
                 self.count = 0
             }
             self.count += 1
-            return self.count > self.limit.maximum ? .enhanceYourCalm : .permitted
+            return self.count > self.maximum ? .enhanceYourCalm : .permitted
         }
     }
 }

@@ -31,4 +31,9 @@ public enum FleetHeader {
     /// Gateway → car: `sse-usage` — answer as SSE with a usage chunk whatever the body's `stream`
     /// says, so the gateway forwards the client's body bytes unchanged instead of re-encoding them.
     public static let streamMode = "x-fleet-stream"
+    /// Replica → replica (issue #21): the client's origin, HMAC-signed by the forwarding replica;
+    /// believed only on the internal listener, ignored from clients.
+    public static let forwardedOrigin = "x-fleet-forwarded-origin"
+    /// Replica → replica: how many replicas the request went through before this one (at most 1).
+    public static let hop = "x-fleet-hop"
 }

@@ -168,6 +168,10 @@ public struct StatusMessage: Codable, Sendable, Hashable {
     public var continuation: ContinuationMode?
     /// What the engine's prompt cache holds (absent: unknown, learned from outcomes).
     public var cache: PromptCacheCapacity?
+    /// Whether this tunnel is the car's primary one (default true). A car with tunnels to two
+    /// replicas (issue #21) marks the others `false`, so only one replica counts it in its
+    /// capacity digest; every tunnel still serves jobs.
+    public var primary: Bool?
     // hello and state
     public var state: VehicleState?
     // drain
@@ -213,7 +217,8 @@ public struct StatusMessage: Codable, Sendable, Hashable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case v, type, hardware, models, region, slots, queue, policy, state, reason, credential, continuation, cache
+        case v, type, hardware, models, region, slots, queue, policy, state, reason, credential, continuation, primary
+        case cache
         case vehicleID = "vehicle_id"
         case secondsLeft = "seconds_left"
     }

@@ -50,6 +50,34 @@ public enum SSE {
             public var isDone: Bool {
                 self.raw.readableBytes <= 16 && self.contains("[DONE]")
             }
+
+            /// The `data:` payload (its `data:` lines joined by newlines), sliced from ``raw`` without
+            /// copying when there is one line; nil when the event has no `data:` line (a comment or
+            /// bare fields).
+            public var payload: ByteBuffer? {
+                var payload: ByteBuffer?
+                var lines = 0
+                var cursor = self.raw
+                while cursor.readableBytes > 0 {
+                    let length =
+                        cursor.readableBytesView.firstIndex(of: UInt8(ascii: "\n")).map { $0 - cursor.readerIndex }
+                        ?? cursor.readableBytes
+                    var line = cursor.readSlice(length: length)!
+                    cursor.moveReaderIndex(forwardBy: min(1, cursor.readableBytes))
+                    if line.readableBytesView.last == UInt8(ascii: "\r") { line.moveWriterIndex(to: line.writerIndex - 1) }
+                    guard line.readableBytes >= 5, line.readableBytesView.starts(with: "data:".utf8) else { continue }
+                    line.moveReaderIndex(forwardBy: 5)
+                    if line.readableBytesView.first == UInt8(ascii: " ") { line.moveReaderIndex(forwardBy: 1) }
+                    lines += 1
+                    if lines == 1 {
+                        payload = line
+                    } else {
+                        payload!.writeStaticString("\n")
+                        payload!.writeImmutableBuffer(line)
+                    }
+                }
+                return payload
+            }
         }
 
         public struct TooLarge: Error, Hashable, Sendable {}

@@ -766,6 +766,30 @@ public final class FleetRegistry: Sendable {
         }
     }
 
+    /// Per (zone, model) pool: available cars whose primary tunnel is here and their free slots,
+    /// and the free slots of cars reachable here only through a secondary tunnel (issue #21's
+    /// capacity digest). O(cars in the pools); called about once a second, never on the request path.
+    public func poolCapacity()
+        -> [(zone: String, model: String, available: Int, freeSlots: Int, secondaryFreeSlots: Int)]
+    {
+        self.storage.withLock { s in
+            s.pools.compactMap { pool in
+                guard !pool.all.isEmpty else { return nil }
+                var free = 0, available = 0, secondary = 0
+                for slot in pool.all {
+                    guard let car = s.cars[Int(slot)], !car.draining, car.bucket >= 0 else { continue }
+                    if s.descriptors[Int(slot)]?.primary ?? true {
+                        free += max(0, car.slots - Int(car.inFlight))
+                        available += 1
+                    } else {
+                        secondary += max(0, car.slots - Int(car.inFlight))
+                    }
+                }
+                return (pool.zone, pool.model, available, free, secondary)
+            }
+        }
+    }
+
     /// The churn hazard the predictor charges: unannounced departures per car-second.
     public var churnHazard: Double { self.storage.withLock { $0.churn.hazard } }
 

@@ -34,6 +34,9 @@ public struct CarDescriptor: Sendable, Hashable {
     /// What its engine's prompt cache keeps (nil: unknown; 0 sequences: no prefix reuse, so no
     /// prefix-cache affinity).
     public var promptCache: PromptCacheCapacity?
+    /// Whether this replica holds the car's primary tunnel (issue #21): only then does the car
+    /// count in this replica's capacity digest.
+    public var primary = true
 
     public init(
         vehicleID: String, pseudonym: String, region: String, zone: String, hardware: HardwareClass,

@@ -5,6 +5,7 @@ import HTTPTypes
 import Logging
 public import NIOCore
 import NIOPosix
+import Synchronization
 
 /// A central OpenAI-compatible server for tests: a synthetic engine served by `AgentResponder`
 /// on loopback (what `fleet-agent serve --listen` runs), HTTP/1.1 and h2c on one port.
@@ -13,6 +14,19 @@ public struct CentralServer: Sendable {
     public let engine: SyntheticEngine
     /// Every request the server received, with its body.
     public let recorder: BodyRecordingResponder
+    /// The connections it accepted, so ``stop()`` can close them as a dying process would.
+    let connections: Connections
+
+    final class Connections: Sendable {
+        let channels = Mutex<[any Channel]>([])
+    }
+
+    /// Stops listening and closes every connection (``channel``'s `close` alone leaves accepted
+    /// connections serving).
+    public func stop() async {
+        try? await self.channel.close()
+        for connection in self.connections.channels.withLock({ $0 }) { try? await connection.close() }
+    }
 
     /// How the server formats the JSON it sends.
     public enum JSONStyle: Sendable {
@@ -27,17 +41,20 @@ public struct CentralServer: Sendable {
     public var baseURL: String { "http://127.0.0.1:\(self.channel.localAddress!.port!)/v1" }
 
     /// Starts one; close ``channel`` when done.
-    public static func start(hardware: HardwareClass = .ai5, slowdown: Double = 0.1, json: JSONStyle = .compact)
-        async throws -> CentralServer
-    {
+    /// - Parameter port: 0 for any free port; a given port to bring one back where it was (a restart).
+    public static func start(
+        hardware: HardwareClass = .ai5, slowdown: Double = 0.1, json: JSONStyle = .compact, port: Int = 0
+    ) async throws -> CentralServer {
         let engine = SyntheticEngine(profile: .of(hardware), slowdown: slowdown)
         let state = AgentState(
             initial: VehicleState(pluggedIn: true, chargePercent: 100, link: .ethernet, slotsFree: 0), slots: 4096)
         let agent = AgentResponder(engine: engine, state: state, hello: nil, logger: Logger(label: "central"))
         let recorder = BodyRecordingResponder(json == .python ? PythonJSONResponder(inner: agent) : agent)
+        let connections = Connections()
         let channel = try await HTTPServer.bind(
-            host: "127.0.0.1", port: 0, group: MultiThreadedEventLoopGroup.singleton, responder: recorder)
-        return CentralServer(channel: channel, engine: engine, recorder: recorder)
+            host: "127.0.0.1", port: port, group: MultiThreadedEventLoopGroup.singleton, responder: recorder,
+            childInitializer: { child in connections.channels.withLock { $0.append(child) } })
+        return CentralServer(channel: channel, engine: engine, recorder: recorder, connections: connections)
     }
 }
 

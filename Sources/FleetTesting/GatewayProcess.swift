@@ -22,6 +22,8 @@ public final class GatewayProcess {
     public let tunnelPort: Int
     /// The admin port.
     public let adminPort: Int
+    /// Every listener's port by name (`internal`: the cluster listener, issue #21).
+    public let ports: [String: Int]
     private let output: LogBuffer
     /// Kept for the process's life: its read end carries the readability handler.
     private let pipe: Pipe
@@ -76,6 +78,7 @@ public final class GatewayProcess {
                 guard process.isRunning else { throw GatewayExited(log: output.text) }
                 ports = Self.ports(in: output.text)
                 return ports["client"] != nil && ports["tunnel"] != nil && ports["admin"] != nil
+                    && (!arguments.contains("--etcd") || ports["internal"] != nil)
             }
         } catch {
             Subprocess.stop(process)
@@ -84,10 +87,14 @@ public final class GatewayProcess {
         }
         return GatewayProcess(
             process: process, pipe: pipe, clientPort: ports["client"] ?? 0, tunnelPort: ports["tunnel"] ?? 0,
-            adminPort: ports["admin"] ?? 0, output: output)
+            adminPort: ports["admin"] ?? 0, ports: ports, output: output)
     }
 
-    private init(process: Process, pipe: Pipe, clientPort: Int, tunnelPort: Int, adminPort: Int, output: LogBuffer) {
+    private init(
+        process: Process, pipe: Pipe, clientPort: Int, tunnelPort: Int, adminPort: Int, ports: [String: Int],
+        output: LogBuffer
+    ) {
+        self.ports = ports
         self.process = process
         self.pipe = pipe
         self.clientPort = clientPort
@@ -167,8 +174,16 @@ public final class GatewayProcess {
     public func waitForCars(_ count: Int, timeout: Duration = .seconds(10)) async throws {
         try await waitUntil(timeout: timeout, "\(count) cars connected to fleetgate") {
             guard self.isRunning else { throw GatewayExited(log: self.log) }
-            return try await self.get("/readyz", admin: true).body.contains("\"cars\":\(count)}")
+            let body = try await self.get("/readyz", admin: true).body
+            return body.contains("\"cars\":\(count)}") || body.contains("\"cars\":\(count),")
         }
+    }
+
+    /// `kill -9`: no drain, no deregistration.
+    public func kill9() {
+        guard self.process.isRunning else { return }
+        kill(self.process.processIdentifier, SIGKILL)
+        self.process.waitUntilExit()
     }
 
     /// Stops it: SIGTERM, then SIGKILL after a grace period.

@@ -171,6 +171,21 @@ struct HTTP2ConnectionHandlerTests {
         #expect(pair.clientHandler.lastRTT == .milliseconds(7))
     }
 
+    @Test("Keepalive: answered PINGs keep the connection; one unanswered for the keepalive timeout closes it")
+    func keepalive() throws {
+        let pair = try Pair(server: HTTP2Configuration(keepaliveInterval: .seconds(1), keepaliveTimeout: .seconds(2)))
+        for _ in 0..<5 {
+            pair.loop.advanceTime(by: .seconds(1))
+            try pair.interact()
+        }
+        #expect(pair.server.isActive && pair.serverHandler.lastRTT == .zero)
+        pair.loop.advanceTime(by: .seconds(1))  // a PING goes out, and nothing carries it to the client
+        pair.loop.advanceTime(by: .milliseconds(1_999))
+        #expect(pair.server.isActive)
+        pair.loop.advanceTime(by: .milliseconds(1))
+        #expect(!pair.server.isActive)
+    }
+
     @Test("Graceful GOAWAY: the peer hears it, the open stream finishes, then the connection closes")
     func gracefulGoAway() throws {
         let pair = try Pair(client: HTTP2Configuration(initialStreamWindowSize: 4096))

@@ -69,6 +69,52 @@ struct CentralTests {
         }
     }
 
+    /// Issue #19: one failed central request marked the endpoint unhealthy until the next 15 s
+    /// refresh, and after a restart its models stayed unknown as long; the zone got 503 meanwhile.
+    @Test("A central restart: one failure does not take it out, and its models are back within seconds")
+    func restart() async throws {
+        var central = try await CentralServer.start()
+        let port = central.channel.localAddress!.port!
+        let baseURL = central.baseURL
+        try await withFleet(configure: { $0.central.endpoints = [.init(region: "eu-west", baseURL: baseURL)] }) { fleet in
+            try await waitUntil("central models discovered") {
+                fleet.gateway.core.central.models().contains("fleet-8b")
+            }
+            let client = try await RecordingClient.connect(port: fleet.clientPort)
+            defer { client.close() }
+            // Down: the request fails (nothing listens), once.
+            await central.stop()
+            let failed = try await client.post("/v1/chat/completions", json: chatBody(stream: false, maxTokens: 2))
+                .collect()
+            #expect(failed.response?.status.code != 200)
+            #expect(fleet.gateway.core.central.models().contains("fleet-8b"), "one failure took the endpoint out")
+            // Back on the same port: served at once, with no refresh in between.
+            central = try await CentralServer.start(port: port)
+            let served = try await client.post("/v1/chat/completions", json: chatBody(stream: false, maxTokens: 2))
+                .collect()
+            #expect(served.response?.status == .ok)
+            #expect(served.response?.headerFields[HTTPField.Name("x-fleet-route")!] == "central")
+            // Down for good: three failures in a row take it out; back, it is probed within seconds.
+            await central.stop()
+            // Let the pool see its keep-alive connection close: a request written onto a connection
+            // the server is closing at that instant is caught by the first-token deadline (15 s), a
+            // race this test is not about.
+            try await Task.sleep(for: .milliseconds(300))
+            for _ in 0..<CentralDirectory.failuresToEject {
+                _ = try await client.post("/v1/chat/completions", json: chatBody(stream: false, maxTokens: 2)).collect()
+            }
+            #expect(!fleet.gateway.core.central.models().contains("fleet-8b"))
+            central = try await CentralServer.start(port: port)
+            try await waitUntil(timeout: .seconds(5), "central probed back in") {
+                fleet.gateway.core.central.models().contains("fleet-8b")
+            }
+            let again = try await client.post("/v1/chat/completions", json: chatBody(stream: true, maxTokens: 2))
+                .collect()
+            #expect(again.response?.status == .ok)
+        }
+        await central.stop()
+    }
+
     @Test("A car in the zone is preferred to central capacity")
     func carsFirst() async throws {
         let central = try await CentralServer.start()

@@ -59,7 +59,9 @@ struct ErrorTests {
         }
     }
 
-    @Test("Over the in-flight limit: 429 rate_limit_exceeded; the running stream is unaffected")
+    /// The gateway's own bound is overload (503 with Retry-After, DESIGN.md's Contracts), not the
+    /// client's rate (429 is for an application key's quota).
+    @Test("Over the in-flight limit: 503 server_overloaded with Retry-After; the running stream is unaffected")
     func overLimit() async throws {
         try await withFleet(
             cars: [CarSpec("car-a", hardware: .ai5, slowdown: 1)], configure: { $0.maxInFlightRequests = 1 }
@@ -70,8 +72,9 @@ struct ErrorTests {
             try await waitUntil("first admitted") { fleet.gateway.core.requestsInFlight == 1 }
             let second = try await client.post("/v1/chat/completions", json: chatBody(stream: true, maxTokens: 2))
                 .collect()
-            #expect(second.response?.status.code == 429)
-            #expect(second.body.contains("rate_limit_exceeded"))
+            #expect(second.response?.status.code == 503)
+            #expect(second.body.contains("server_overloaded"))
+            #expect(second.response?.headerFields[.retryAfter] == "1")
             let result = await first.collect()
             #expect(try ssePayloads(result.body).last == "[DONE]")
             try await waitUntil("released") { fleet.gateway.core.requestsInFlight == 0 }

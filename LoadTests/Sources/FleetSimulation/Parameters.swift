@@ -45,6 +45,12 @@ public struct SimulationParameters: Sendable, Hashable {
     public var conversations = false
     /// Prefix-cache affinity in the scorer (the `affinity` scorer setting turns it off with 0).
     public var affinity: Bool { (self.scorer["affinity"] ?? 1) != 0 }
+    /// Issue #21: gateway replicas (1: one global registry), how often each publishes its
+    /// capacity digest, the forwarding margin, and the added latency of a forward (one hop).
+    public var replicas = 1
+    public var digestIntervalSeconds = 1.0
+    public var forwardMarginMilliseconds = 200.0
+    public var hopMilliseconds = 2.0
 
     public init() {}
 

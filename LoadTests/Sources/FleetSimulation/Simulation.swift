@@ -20,6 +20,8 @@ public final class Simulation {
         case churn
         case replacement
         case turn(conversation: Int)
+        /// Every replica builds its capacity digest and publishes it if it changed (issue #21).
+        case publish
     }
 
     enum Availability { case home, workplace, fastCharge }
@@ -99,6 +101,10 @@ public final class Simulation {
         var failed = false
         var usedCentral = false
         var centralTokens = 0
+        /// The replica whose registry serves the request (issue #21): where it arrived, or the
+        /// one it was forwarded to.
+        var replica = 0
+        var forwarded = false
         /// Multi-turn workload: the conversation (-1: none), the turn (1…), its prefix hashes, and
         /// whether the attempt that gave the first token ran on a car holding a prefix of it.
         var conversation = -1
@@ -125,12 +131,21 @@ public final class Simulation {
     }
 
     let parameters: SimulationParameters
-    let registry: FleetRegistry
+    /// One registry per gateway replica (issue #21); car `c` is registered with replica `c % R`.
+    let registries: [FleetRegistry]
     var draw: Draw
     var events = EventQueue<Event>()
     var now = 0.0
     var cars: [Car] = []
-    var carByID: [CarID: Int] = [:]
+    /// Per replica: its registry's car ids → car index.
+    var carByID: [[CarID: Int]]
+    /// The digests other replicas see (the last published), and forwards each replica sent to
+    /// each other since that replica's last digest (row: sender, column: target).
+    var digests: [CapacityDigest?]
+    var forwardsSinceDigest: [[Int]]
+    var digestWrites = 0
+    var digestBytes = 0
+    var forwardedRequests = 0
     var jobs: [Int: Job] = [:]
     var nextJob = 0
     var requests: [Request] = []
@@ -172,9 +187,15 @@ public final class Simulation {
             default: preconditionFailure("unknown scorer setting '\(key)'")
             }
         }
-        self.registry = FleetRegistry(
-            policy: parameters.policy, predictor: predictor, probes: parameters.probes, seed: parameters.seed &* 31 &+ 7,
-            affinity: PrefixAffinity(enabled: parameters.affinity))
+        let replicas = max(1, parameters.replicas)
+        self.registries = (0..<replicas).map { i in
+            FleetRegistry(
+                policy: parameters.policy, predictor: predictor, probes: parameters.probes,
+                seed: parameters.seed &* 31 &+ 7 &+ UInt64(i), affinity: PrefixAffinity(enabled: parameters.affinity))
+        }
+        self.carByID = Array(repeating: [:], count: replicas)
+        self.digests = Array(repeating: nil, count: replicas)
+        self.forwardsSinceDigest = Array(repeating: Array(repeating: 0, count: replicas), count: replicas)
         self.draw = Draw(seed: parameters.seed)
     }
 
@@ -245,10 +266,10 @@ public final class Simulation {
             // The simulated agents do not state their cache (openai-local's default): the scorer starts
             // every car at the unknown prior (0.5) and learns (the figures in LoadTests/README.md).
             promptCache: nil)
-        let id = self.registry.register(descriptor, state: state, now: self.now).id
+        let id = self.registry(of: index).register(descriptor, state: state, now: self.now).id
         car.id = id
         self.cars[index] = car
-        self.carByID[id] = index
+        self.carByID[self.replica(of: index)][id] = index
         self.events.push(self.now + self.draw.uniform(0, Self.pingSeconds), .ping(car: index))
         self.events.push(
             self.now + self.draw.exponential(mean: self.model.slowdownChangeSeconds), .slowdownChange(car: index))
@@ -325,6 +346,7 @@ public final class Simulation {
         }
         self.events.push(self.draw.exponential(mean: 1 / self.arrivalRate), .arrival)
         self.scheduleChurn()
+        if self.registries.count > 1 { self.events.push(0, .publish) }
         let hardStop = self.arrivalsEnd + 600
         while let (time, event) = self.events.pop() {
             self.now = time
@@ -339,6 +361,11 @@ public final class Simulation {
         switch event {
         case .turn(let conversation):
             self.nextTurn(conversation)
+        case .publish:
+            self.publishDigests()
+            if self.now < self.arrivalsEnd {
+                self.events.push(self.now + self.parameters.digestIntervalSeconds, .publish)
+            }
         case .arrival:
             if self.parameters.conversations { self.startConversation() } else { self.arrive() }
             if self.now < self.arrivalsEnd {
@@ -370,7 +397,7 @@ public final class Simulation {
                 self.now + self.draw.exponential(mean: self.model.slowdownChangeSeconds), .slowdownChange(car: c))
         case .ping(let c):
             guard let id = self.cars[c].id, self.cars[c].goneAt == nil else { return }
-            self.registry.recordRTT(id, milliseconds: self.sampleRTT(self.cars[c]))
+            self.registry(of: c).recordRTT(id, milliseconds: self.sampleRTT(self.cars[c]))
             self.events.push(self.now + Self.pingSeconds, .ping(car: c))
         case .depart(let c):
             self.depart(c)
@@ -402,7 +429,7 @@ public final class Simulation {
             self.cars[c].departing = true
             if self.parameters.departureNotice {
                 self.cars[c].departAt = self.now + self.draw.uniform(120, 600)
-                self.registry.update(self.cars[c].id!, state: self.telemetry(self.cars[c]), now: self.now)
+                self.registry(of: c).update(self.cars[c].id!, state: self.telemetry(self.cars[c]), now: self.now)
                 self.events.push(self.cars[c].departAt, .depart(car: c))
             } else {
                 self.vanish(c)
@@ -433,8 +460,8 @@ public final class Simulation {
 
     private func depart(_ c: Int) {
         guard let id = self.cars[c].id else { return }
-        self.registry.remove(id, now: self.now)
-        self.carByID.removeValue(forKey: id)
+        self.registry(of: c).remove(id, now: self.now)
+        self.carByID[self.replica(of: c)].removeValue(forKey: id)
         self.cars[c].id = nil
         let orphans = self.cars[c].active + self.cars[c].queue
         self.cars[c].active = []
@@ -480,11 +507,13 @@ public final class Simulation {
             expectedOutput = Int(workload.outputMedian)
         }
         let measured = self.now >= self.parameters.warmupSeconds && self.now < self.arrivalsEnd
-        self.requests.append(
-            Request(
-                zone: region.zone, workload: w, prompt: prompt, output: output, promptEstimate: promptEstimate,
-                expectedOutput: expectedOutput, sloMs: workload.ttftObjectiveMs, arrival: self.now,
-                measured: measured))
+        var request = Request(
+            zone: region.zone, workload: w, prompt: prompt, output: output, promptEstimate: promptEstimate,
+            expectedOutput: expectedOutput, sloMs: workload.ttftObjectiveMs, arrival: self.now,
+            measured: measured)
+        // The L4 balancer: any replica, whatever its cars.
+        if self.registries.count > 1 { request.replica = Int(self.draw.uniform() * Double(self.registries.count)) }
+        self.requests.append(request)
         if measured { self.pendingMeasured += 1 }
         self.dispatch(self.requests.count - 1)
     }
@@ -518,9 +547,26 @@ public final class Simulation {
             $0.option(promptTokens: profile.promptTokens, hasRoom: hasRoom)
         }
         let start = Self.threadCPUNanoseconds()
-        let decision = self.registry.decide(profile, central: central, excluding: request.tried, now: self.now)
+        var decision = self.registries[request.replica].decide(
+            profile, central: central, excluding: request.tried, now: self.now)
         self.decisionNanoseconds += Self.threadCPUNanoseconds() - start
         self.decisions += 1
+        if request.attempts == 1,
+            let target = self.forwardTarget(request, localHasCar: decision.choices.contains { $0.car != nil })
+        {
+            // Issue #21: one hop to the replica whose digest promises better; it decides on its own
+            // cars. Its answer when it has nothing (503) is retried at home, as the gateway does.
+            self.forwardsSinceDigest[request.replica][target] += 1
+            let remote = self.registries[target].decide(profile, central: central, excluding: [], now: self.now)
+            request.forwarded = true
+            if request.measured { self.forwardedRequests += 1 }
+            if !remote.choices.isEmpty {
+                request.replica = target
+                decision = remote
+            }
+            self.requests[r] = request
+        }
+        let registry = self.registries[request.replica]
         let prompt = request.prompt + request.delivered
         for choice in decision.choices {
             switch choice.route {
@@ -528,7 +574,8 @@ public final class Simulation {
                 guard hasRoom else { continue }
                 return self.startCentral(r, prompt: prompt, output: remaining)
             case .car(let id):
-                guard let c = self.carByID[id], let d = self.registry.acquire(choice, for: profile, now: self.now) else {
+                guard let c = self.carByID[request.replica][id], let d = registry.acquire(choice, for: profile, now: self.now)
+                else {
                     continue
                 }
                 return self.startOnCar(r, car: c, dispatch: d, prompt: prompt, output: remaining)
@@ -691,7 +738,7 @@ public final class Simulation {
             if let d = job.dispatch, let first = job.firstTokenAt {
                 let ttft = (first - job.sentAt) * 1_000
                 let tpot = job.output > 1 ? (delivered - first) * 1_000 / Double(job.output - 1) : nil
-                self.registry.finish(
+                self.registry(of: c).finish(
                     d,
                     Outcome(
                         ttftMilliseconds: ttft, tpotMilliseconds: tpot, promptTokens: job.prompt,
@@ -727,7 +774,7 @@ public final class Simulation {
         self.cars[c].active.removeAll { $0 == j }
         self.cars[c].queue.removeAll { $0 == j }
         let seen = job.firstTokenAt.map { $0 <= self.now } ?? false
-        self.registry.finish(
+        self.registry(of: c).finish(
             lease,
             Outcome(
                 ttftMilliseconds: seen ? (job.firstTokenAt! - job.sentAt) * 1_000 : nil, tpotMilliseconds: nil,
@@ -874,7 +921,7 @@ public final class Simulation {
                 tpot.append(.infinity)
                 continue
             }
-            let t = (first - r.arrival) * 1_000
+            let t = (first - r.arrival) * 1_000 + (r.forwarded ? self.parameters.hopMilliseconds : 0)
             let p = r.output > 1 ? (end - first) * 1_000 / Double(r.output - 1) : 0
             ttft.append(t)
             tpot.append(p)
@@ -920,7 +967,10 @@ public final class Simulation {
             laterTurnHitShare: later.isEmpty ? 0 : Double(hits) / Double(later.count), laterTurnTTFTMs: later.sorted(),
             firstTurnTTFTMs: first.sorted(),
             prefillSavedShare: self.prefillTokens > 0 ? Double(self.prefillSaved) / Double(self.prefillTokens) : 0,
-            utilisation: utilisation, utilisationCV: mean > 0 ? variance.squareRoot() / mean : 0)
+            utilisation: utilisation, utilisationCV: mean > 0 ? variance.squareRoot() / mean : 0,
+            forwardedFraction: share(self.forwardedRequests, measured),
+            digestWritesPerSecond: Double(self.digestWrites) / self.parameters.measuredSeconds,
+            digestBytesPerSecond: Double(self.digestBytes) / self.parameters.measuredSeconds)
     }
 }
 
@@ -961,6 +1011,11 @@ public struct SimulationResult: Sendable {
     public var prefillSavedShare: Double = 0
     public var utilisation: [Double] = []
     public var utilisationCV: Double = 0
+    /// Issue #21, with several replicas: share of requests forwarded to another replica, and the
+    /// capacity digests written to etcd (only on change) in the measured window.
+    public var forwardedFraction: Double = 0
+    public var digestWritesPerSecond: Double = 0
+    public var digestBytesPerSecond: Double = 0
 
     public static func percentile(_ sorted: [Double], _ p: Double) -> Double {
         guard !sorted.isEmpty else { return .nan }

@@ -10,7 +10,7 @@ struct FleetSim: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fleet-sim",
         abstract: "Fleet simulator and scheduler benchmarks (virtual time, no sockets; see LoadTests/README.md).",
-        subcommands: [Compare.self, Cost.self, PrefixCost.self])
+        subcommands: [Compare.self, Cost.self, Replicas.self, PrefixCost.self])
 }
 
 struct FleetOptions: ParsableArguments {

@@ -7,6 +7,8 @@ import NIOCore
 /// Routes client requests: the OpenAI API of the gateway.
 struct APIResponder: HTTPServerResponder {
     let core: GatewayCore
+    /// Each event loop's admission (issue #19): an overloaded loop refuses before reading the body.
+    let loads: EventLoopLoads
 
     func stream(_ stream: any HTTPStream, didReceive request: HTTPRequest, connection: HTTPConnectionInfo)
         -> any HTTPStreamDelegate
@@ -18,7 +20,17 @@ struct APIResponder: HTTPServerResponder {
             guard self.core.isAuthorized(request.headerFields[.authorization]) else {
                 return self.answer(stream, error: .invalidAPIKey, route: path, now: true, request: request)
             }
-            return CompletionHandler(core: self.core, stream: stream, request: request, connection: connection, api: api)
+            // Shed before anything is read or allocated for the request: refusing must cost far less
+            // than serving, or a loop past capacity spends itself on refusals.
+            let load = self.loads.load(of: stream.eventLoop)
+            if let load, case .shed(let reason) = load.admit() {
+                self.core.metrics.shed(reason: reason.rawValue)
+                return self.answer(
+                    stream, error: .overloaded("The gateway is at capacity; retry shortly."), route: path, now: true,
+                    request: request)
+            }
+            return CompletionHandler(
+                core: self.core, stream: stream, request: request, connection: connection, api: api, load: load)
         }
         switch path {
         case "/v1/models":
@@ -47,6 +59,7 @@ struct APIResponder: HTTPServerResponder {
     ) -> any HTTPStreamDelegate {
         self.core.metrics.request(route: route, status: error.status)
         var headers = HTTPFields()
+        if let seconds = error.retryAfter { headers[.retryAfter] = String(seconds) }
         // A client's well-formed request id is echoed, as CompletionHandler does.
         if let request {
             headers[.fleetRequestID] = RequestID(header: request.headerFields[.fleetRequestID]).value

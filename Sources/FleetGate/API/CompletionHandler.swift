@@ -44,9 +44,15 @@ final class CompletionHandler: HTTPStreamDelegate {
     /// edge (#18): the request's hold on its application key's quota.
     private var lease: KeyLease?
     private var answered = false
+    /// The loop's admission, released when the stream closes (issue #19).
+    private var load: EventLoopLoad?
 
-    init(core: GatewayCore, stream: any HTTPStream, request: HTTPRequest, connection: HTTPConnectionInfo, api: ClientAPI) {
+    init(
+        core: GatewayCore, stream: any HTTPStream, request: HTTPRequest, connection: HTTPConnectionInfo, api: ClientAPI,
+        load: EventLoopLoad?
+    ) {
         self.core = core
+        self.load = load
         self.stream = stream
         self.head = request
         self.connection = connection
@@ -98,7 +104,7 @@ final class CompletionHandler: HTTPStreamDelegate {
         self.bodyTimer?.cancel()
         guard !self.answered else { return }
         guard self.core.admitRequest() else {
-            return self.answer(.rateLimited("Too many requests in flight; retry shortly."))
+            return self.answer(.overloaded("Too many requests in flight at the gateway; retry shortly."))
         }
         self.admitted = true
         self.core.hedgeBudget.deposit()
@@ -146,6 +152,8 @@ final class CompletionHandler: HTTPStreamDelegate {
             self.core.metrics.request(route: self.route, status: 499)
         }
         self.releaseAdmission()
+        self.load?.finished()
+        self.load = nil
         self.dispatcher = nil
     }
 

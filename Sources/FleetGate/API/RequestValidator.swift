@@ -32,6 +32,11 @@ struct ValidatedRequest: Sendable {
     /// app's `tracestate`, passed through.
     var traceParent = ""
     var traceState: String? = nil
+    /// cluster (#21): 1 when another replica forwarded the request (it is then never forwarded again).
+    var hop = 0
+    /// cluster (#21): the client's `Authorization`, sent along when the request is forwarded (the
+    /// other replica checks the key again). Kept only while clustering is on.
+    var authorization: String? = nil
     /// For `/v1/responses`: the `response` in progress, which the client sees instead of chat chunks.
     var responses: ResponseObject? = nil
 }
@@ -85,7 +90,10 @@ struct RequestValidator {
             }
             objective = value
         }
-        let origin = self.resolveOrigin(head: head, connection: connection)
+        // cluster (#21): a replica's signed origin, believed only on the internal listener.
+        let forwarded = try self.core.cluster?.forwardedOrigin(
+            head, connection: connection, map: self.core.geo.current.map)
+        let origin = forwarded ?? self.resolveOrigin(head: head, connection: connection)
         if let residency = head.headerFields[.fleetResidency] {
             // Zones are disjoint, so tightening can only restate the origin's own zone.
             guard residency == origin.zone else {
@@ -108,7 +116,8 @@ struct RequestValidator {
             chat: api.chat, model: parsed.model, streaming: parsed.stream ?? false,
             includeUsage: parsed.streamOptions?.includeUsage ?? false, outputLimit: parsed.outputLimit,
             continuable: parsed.isContinuable, origin: origin, zone: origin.zone, profile: profile, body: body,
-            seed: SyntheticText.seed(for: parsed.promptText, requested: parsed.seed), responses: responses)
+            seed: SyntheticText.seed(for: parsed.promptText, requested: parsed.seed), hop: forwarded == nil ? 0 : 1,
+            authorization: self.core.cluster == nil ? nil : head.headerFields[.authorization], responses: responses)
     }
 
     private func resolveOrigin(head: HTTPRequest, connection: HTTPConnectionInfo) -> Origin {

@@ -55,7 +55,9 @@ struct AdminResponder: HTTPServerResponder {
             let ready = self.readiness.isReady
             return FixedResponseDelegate(
                 stream: stream, status: ready ? .ok : .serviceUnavailable,
-                body: ByteBuffer(string: "{\"ready\":\(ready),\"cars\":\(self.core.tunnels.count)}"))
+                body: ByteBuffer(
+                    string: "{\"ready\":\(ready),\"cars\":\(self.core.tunnels.count)"
+                        + (self.core.cluster.map { ",\"cluster\":" + $0.readyDetail } ?? "") + "}"))
         case "/metrics":
             self.publishFleetState()
             return FixedResponseDelegate(

@@ -34,7 +34,18 @@ public final class CentralDirectory: Service, Sendable {
         public var models: Set<String> = []
         public var healthy = false
         public var inFlight = 0
+        /// Failed attempts in a row; ``CentralDirectory/failuresToEject`` of them take the endpoint
+        /// out of rotation until a probe of its models answers.
+        public var consecutiveFailures = 0
     }
+
+    /// Failed attempts in a row that take an endpoint out of rotation. One failure is not enough:
+    /// one reset stream or one timeout under a burst took a healthy endpoint out for a whole
+    /// refresh interval, and every request of its zone got 503 meanwhile (issue #19).
+    public static let failuresToEject = 3
+    /// How soon an endpoint that is out (or has not listed its models yet) is asked again: after a
+    /// central restart its models are back within this, not within a whole refresh interval.
+    public static let probeInterval = Duration.seconds(1)
 
     private let endpoints: Mutex<[Endpoint]>
     let client: HTTPClient?
@@ -114,8 +125,9 @@ public final class CentralDirectory: Service, Sendable {
         }
     }
 
-    /// Returns a slot with the attempt's outcome, which the endpoint's estimate learns from; a
-    /// failure marks the endpoint unhealthy until the next refresh.
+    /// Returns a slot with the attempt's outcome, which the endpoint's estimate learns from;
+    /// ``failuresToEject`` failures in a row take the endpoint out until a probe answers (within
+    /// ``probeInterval``).
     /// - Parameters:
     ///   - endpoint: the endpoint ``acquire(model:zone:preferring:excluding:)`` returned.
     ///   - outcome: what the attempt showed.
@@ -125,7 +137,12 @@ public final class CentralDirectory: Service, Sendable {
             guard let i = list.firstIndex(where: { $0.baseURL == endpoint.baseURL }) else { return }
             list[i].inFlight = max(0, list[i].inFlight - 1)
             list[i].estimate.observe(outcome, promptTokens: promptTokens)
-            if !outcome.succeeded { list[i].healthy = false }
+            if outcome.succeeded {
+                list[i].consecutiveFailures = 0
+            } else {
+                list[i].consecutiveFailures += 1
+                if list[i].consecutiveFailures >= Self.failuresToEject { list[i].healthy = false }
+            }
         }
     }
 
@@ -150,16 +167,27 @@ public final class CentralDirectory: Service, Sendable {
             self.endpoints.withLock { list in
                 guard let i = list.firstIndex(where: { $0.baseURL == endpoint.baseURL }) else { return }
                 list[i].healthy = models != nil
-                if let models { list[i].models = models }
+                if let models {
+                    list[i].models = models
+                    list[i].consecutiveFailures = 0
+                }
             }
         }
     }
 
-    /// Refreshes every ``refreshInterval`` until shutdown.
+    /// Whether an endpoint is out of rotation or has not listed its models yet.
+    var needsProbe: Bool { self.endpoints.withLock { $0.contains { !$0.healthy || $0.models.isEmpty } } }
+
+    /// Refreshes every ``refreshInterval`` until shutdown, and every ``probeInterval`` while an
+    /// endpoint is out of rotation or has listed no models.
     public func run() async throws {
+        let clock = ContinuousClock()
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             await self.refresh()
-            try? await Task.sleep(for: self.refreshInterval)
+            let next = clock.now + self.refreshInterval
+            repeat {
+                try? await Task.sleep(for: min(Self.probeInterval, self.refreshInterval))
+            } while clock.now < next && !self.needsProbe && !Task.isCancelled && !Task.isShuttingDownGracefully
         }
     }
 }

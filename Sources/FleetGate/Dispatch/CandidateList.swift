@@ -9,18 +9,20 @@ import NIOCore
 enum AttemptLease: Sendable {
     case car(CarDescriptor, Lease, HTTP2ConnectionHandle)
     case central(CentralDirectory.Endpoint, predictedTTFTMilliseconds: Double?)
+    case forward(ClusterView.Target, predictedTTFTMilliseconds: Double?)  // cluster (#21): another replica
 
     var predictedTTFTMilliseconds: Double? {
         switch self {
         case .car(_, let dispatch, _): dispatch.predictedTTFTMilliseconds
         case .central(_, let predicted): predicted
+        case .forward(_, let predicted): predicted  // cluster (#21)
         }
     }
 
     var predictedTPOTMilliseconds: Double? {
         switch self {
         case .car(_, let dispatch, _): dispatch.predictedTPOTMilliseconds
-        case .central: nil
+        case .central, .forward: nil  // cluster (#21)
         }
     }
 
@@ -29,6 +31,7 @@ enum AttemptLease: Sendable {
         switch self {
         case .car(let car, _, _): car.zone
         case .central(let endpoint, _): endpoint.zone
+        case .forward(let target, _): target.zone  // cluster (#21)
         }
     }
 }
@@ -46,9 +49,11 @@ struct CandidateList {
     let preferredRegion: String
     /// Only central capacity (an application key's policy): cars are never handed out.
     var centralOnly = false
-    private var choices: [Choice] = []
+    private(set) var choices: [Choice] = []  // cluster (#21): read by forwardIfBetter
     private var tried: [CarID] = []
     private var triedCentral: Set<String> = []
+    /// cluster (#21): nil unless clustering is on and the request was not itself forwarded.
+    var forwarding: Forwarding?
 
     init(core: GatewayCore, profile: RequestProfile, preferredRegion: String) {
         self.core = core
@@ -69,6 +74,7 @@ struct CandidateList {
                 if decided { break }
                 self.decide()
                 decided = true
+                if let lease = self.forwardIfBetter(continuation: continuation) { return lease }  // cluster (#21)
                 if self.choices.isEmpty { break }
             }
             let choice = self.choices.removeFirst()
@@ -123,6 +129,8 @@ struct CandidateList {
             self.core.central.release(endpoint, outcome: outcome, promptTokens: self.profile.promptTokens)
             // #14: a central runtime that caches prefixes now holds this prompt (a no-op without prefixes).
             if outcome.ttftMilliseconds != nil { self.core.registry.recordCentral(self.profile, now: self.core.now) }
+        case .forward(let target, _):
+            self.core.cluster?.forwardEnded(target)  // cluster (#21)
         }
     }
 }

@@ -33,8 +33,11 @@ final class CentralUpstream: Upstream {
             if let state = trace.state { headers.add(name: TraceParent.stateHeader, value: state) }
             let request = try HTTPClient.Request(
                 url: endpoint.baseURL + path, method: .POST, headers: headers, body: .byteBuffer(body))
-            let task = client.execute(
-                request: request, delegate: delegate, eventLoop: .delegateAndChannel(on: relay.eventLoop))
+            // `.delegate(on:)`, not `.delegateAndChannel(on:)`: async-http-client closes a connection
+            // bound to a required event loop as soon as it is idle, so under concurrency every
+            // request paid a TCP connect (issue #19). The pool opens new connections on the
+            // preferred loop, so a hop between loops is the exception, not the rule.
+            let task = client.execute(request: request, delegate: delegate, eventLoop: .delegate(on: relay.eventLoop))
             upstream.task.withLock { $0 = task }
         } catch {
             delegate.deliver {

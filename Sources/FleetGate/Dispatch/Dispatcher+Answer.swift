@@ -130,6 +130,8 @@ extension Dispatcher {
         case .central(let endpoint, _):
             fields[.fleetRoute] = "central"
             fields[.fleetRegion] = endpoint.region
+        case .forward:
+            fields[.fleetRoute] = "replica"  // cluster (#21)
         case nil:
             break
         }
@@ -144,6 +146,8 @@ extension Dispatcher {
             return ("car", car.region, car.pseudonym, self.machine.opened, tokens, self.machine.migrations)
         case .central(let endpoint, _):
             return ("central", endpoint.region, "-", self.machine.opened, tokens, self.machine.migrations)
+        case .forward(let target, _):  // cluster (#21)
+            return ("replica", target.replica, "-", self.machine.opened, tokens, self.machine.migrations)
         case nil:
             return ("-", "-", "-", self.machine.opened, tokens, self.machine.migrations)
         }

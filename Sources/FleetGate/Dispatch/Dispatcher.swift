@@ -93,6 +93,7 @@ final class Dispatcher: UpstreamEvents {
         self.candidates = CandidateList(
             core: core, profile: request.profile, preferredRegion: request.origin.region)
         self.candidates.centralOnly = request.centralOnly  // edge (#18): central-only application keys
+        if request.hop == 0, core.cluster != nil { self.candidates.forwarding = .init() }  // cluster (#21)
     }
 
     /// Opens the first attempt.
@@ -190,6 +191,10 @@ final class Dispatcher: UpstreamEvents {
                 client: self.core.httpClient!, endpoint: endpoint, path: String(self.route.dropFirst(3)),
                 body: self.centralBody(resumeFrom: open.resumeFrom), requestID: self.requestID,
                 trace: (self.request.traceParent, self.request.traceState), attempt: open.attempt, relay: relay)
+        case .forward(let target, _):  // cluster (#21): another replica; the original body (exactReplayStart)
+            attempt.upstream = ForwardUpstream.open(
+                target: target, view: self.core.cluster!, route: self.route, body: self.centralBody(resumeFrom: 0),
+                request: self.request, requestID: self.requestID, attempt: open.attempt, relay: relay)
         }
         attempt.timers = self.armTimers(for: open, lease: lease)
         self.attempts[open.attempt] = attempt
@@ -204,7 +209,7 @@ final class Dispatcher: UpstreamEvents {
     /// The body for a central endpoint (a generic OpenAI-compatible server): the client's bytes
     /// with `stream: true` and usage asked for — every other field passes through unchanged — and,
     /// for a continuation, the delivered text to continue from.
-    private func centralBody(resumeFrom: Int) -> ByteBuffer {
+    func centralBody(resumeFrom: Int) -> ByteBuffer {
         let body = resumeFrom > 0 ? self.prefixBody(delivered: resumeFrom) : self.request.body
         return JSONBody.editing(
             body, removing: ["stream", "stream_options"],
@@ -266,13 +271,20 @@ final class Dispatcher: UpstreamEvents {
             attempt.upstream?.consume(data.readableBytes)
             return
         }
+        let upstream = attempt.upstream
         let items = self.relay.receive(data, from: id)
         for item in items {
             guard !self.ended, self.attempts[id] != nil else { break }
             self.handle(item, from: id)
         }
         self.flush()
-        guard let attempt = self.attempts[id] else { return }
+        guard let attempt = self.attempts[id] else {
+            // The attempt ended on these bytes (its `[DONE]`): acknowledge them all the same, so a
+            // finished upstream completes cleanly — an unacknowledged central response never
+            // reached its end, and async-http-client closed its connection instead of reusing it.
+            upstream?.consume(data.readableBytes)
+            return
+        }
         if !self.request.streaming || self.stream.isWritable || self.machine.committed != id {
             attempt.upstream?.consume(data.readableBytes)
         } else {
@@ -303,8 +315,8 @@ final class Dispatcher: UpstreamEvents {
 
     private func tokenArrived(_ item: SSERelay.Item, from id: Int) {
         guard let attempt = self.attempts[id] else { return }
-        if attempt.firstTokenAt == nil, attempt.resumeFrom + attempt.skipped < self.machine.delivered,
-            case .car(let car, _, _) = attempt.lease, car.continuation == .exact
+        if attempt.firstTokenAt == nil, let start = attempt.lease.exactReplayStart(resumeFrom: attempt.resumeFrom),
+            start + attempt.skipped < self.machine.delivered  // cluster (#21): was `case .car`, exact only
         {
             // Token-exact continuation behind the stream: the client has this token already.
             attempt.skipped += 1
@@ -386,7 +398,9 @@ final class Dispatcher: UpstreamEvents {
             // Keep the body of a rejection to pass it through.
             self.rejectionBody = attempt.errorBody
         }
-        self.close(id, outcome: self.outcome(attempt, succeeded: false))
+        // A rejection of the client's request (a 4xx passed through) is the upstream working as it
+        // should: it must not count against the upstream's health.
+        self.close(id, outcome: self.outcome(attempt, succeeded: failure.status != nil))
         self.flush()
         self.perform(self.machine.failed(id, failure))
     }

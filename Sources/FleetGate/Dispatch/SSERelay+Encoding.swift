@@ -100,29 +100,4 @@ extension SSERelay {
     static func decodeString(_ token: ByteBuffer) -> String {
         token.withUnsafeReadableBytes { ChunkScanner.string($0, range: 0..<$0.count) }
     }
-
-    /// The `data:` payload of a raw event (its `data:` lines joined by newlines); nil when it has none.
-    static func payload(of raw: ByteBuffer) -> ByteBuffer? {
-        var payload: ByteBuffer?
-        var lines = 0
-        var cursor = raw
-        while cursor.readableBytes > 0 {
-            let length = cursor.readableBytesView.firstIndex(of: UInt8(ascii: "\n")).map { $0 - cursor.readerIndex }
-                ?? cursor.readableBytes
-            var line = cursor.readSlice(length: length)!
-            cursor.moveReaderIndex(forwardBy: min(1, cursor.readableBytes))
-            if line.readableBytesView.last == UInt8(ascii: "\r") { line.moveWriterIndex(to: line.writerIndex - 1) }
-            guard line.readableBytes >= 5, line.readableBytesView.starts(with: "data:".utf8) else { continue }
-            line.moveReaderIndex(forwardBy: 5)
-            if line.readableBytesView.first == UInt8(ascii: " ") { line.moveReaderIndex(forwardBy: 1) }
-            lines += 1
-            if lines == 1 {
-                payload = line
-            } else {
-                payload!.writeStaticString("\n")
-                payload!.writeImmutableBuffer(line)
-            }
-        }
-        return payload
-    }
 }

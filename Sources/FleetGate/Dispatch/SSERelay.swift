@@ -159,7 +159,7 @@ package struct SSERelay: Sendable {
         var items: [Item] = []
         items.reserveCapacity(events.count)
         for event in events {
-            guard let payload = Self.payload(of: event.raw) else { continue }  // a comment or bare fields
+            guard let payload = event.payload else { continue }  // a comment or bare fields
             state.events += 1
             if state.events > self.configuration.maxEventsPerAttempt {
                 state.ended = true
@@ -238,19 +238,9 @@ package struct SSERelay: Sendable {
     /// A later output event of the committed attempt.
     package mutating func deliver(_ item: Item, from attempt: Int, into out: inout ByteBuffer) {
         guard let chunk = item.chunk else { return }
-        var counted = false
-        for choice in [chunk.choice].compactMap({ $0 }) + chunk.otherChoices {
-            if let content = choice.content, !content.isEmpty {
-                counted = true
-                if choice.index == 0 {
-                    self.deliveredText += content
-                } else if !self.configuration.streaming {
-                    self.otherText[choice.index, default: ""] += content
-                }
-                self.aggregateBytes += content.utf8.count
-            }
-            if let reason = choice.finishReason { self.finishReasons[choice.index] = reason }
-        }
+        // Per token: no array is built to walk the choices.
+        var counted = chunk.choice.map { self.record($0) } ?? false
+        for choice in chunk.otherChoices where self.record(choice) { counted = true }
         if counted || (chunk.choice?.hasToolCalls ?? false) {
             self.deliveredTokens += 1
             self.attempts[attempt]?.delivered += 1
@@ -263,6 +253,19 @@ package struct SSERelay: Sendable {
         } else {
             self.write(item, into: &out)
         }
+    }
+
+    /// Keeps a delivered choice's text and finish reason; whether it carried text.
+    private mutating func record(_ choice: ChunkScanner.Choice) -> Bool {
+        if let reason = choice.finishReason { self.finishReasons[choice.index] = reason }
+        guard let content = choice.content, !content.isEmpty else { return false }
+        if choice.index == 0 {
+            self.deliveredText += content
+        } else if !self.configuration.streaming {
+            self.otherText[choice.index, default: ""] += content
+        }
+        self.aggregateBytes += content.utf8.count
+        return true
     }
 
     /// The end of a streamed answer: the usage chunk when asked for, then `[DONE]`, once.

@@ -18,6 +18,8 @@ extension HTTPField.Name {
     static let fleetContinuation = Self(FleetHeader.continuation)!
     static let fleetStreamMode = Self(FleetHeader.streamMode)!
     static let fleetMigrations = Self(FleetHeader.migrations)!
+    static let fleetForwardedOrigin = Self(FleetHeader.forwardedOrigin)!
+    static let fleetHop = Self(FleetHeader.hop)!
     static let xForwardedFor = Self("x-forwarded-for")!
     /// W3C Trace Context.
     static let traceparent = Self(TraceParent.header)!

@@ -1,0 +1,227 @@
+#!/usr/bin/env python3
+"""Gateway cost against nghttpx on a *bursting* backend: the benchmark of issue #19.
+
+One fast OpenAI-compatible backend (`burst_backend.py`: answers at once, 32 SSE chunks back to back,
+HTTP/1.1) behind, in one run with the order rotated each round:
+  direct        app → backend
+  nghttpx       app → nghttpx (1 worker, h2c front) → backend
+  central       app → fleetgate serve --threads 1 (backend as central capacity for eu-central) → backend
+  car           app → fleetgate serve --threads 1 → tunnel → fleet-agent --engine openai-local → backend
+  *-before      the same two with a second build (--baseline-bin), e.g. the previous release
+
+Workloads per path (production settings: info-level logging with the audit line):
+  single        sequential streams: TTFT p50 and whole-stream p50 (fleet-load, h2c)
+  nonstream     sequential `stream: false` requests: p50 (curl, one connection; h2c, direct h1)
+  open R/s      open-loop streams at each --rates value for --duration s: ok/failed, TTFT p50/p99,
+                relay CPU per stream (µs; the gateway's process only, the agent's separately)
+  capacity      closed loop, 16 connections (h2load), h2c and HTTP/1.1: streams/s, cores, CPU-ms each
+CPU is read from /proc/PID/task/*/schedstat before and after each load.
+"""
+import argparse
+import json
+import os
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+from bench_common import ROOT, cpu_seconds, free_port, median, percentile, release_build, start, stop, wait_port
+
+PY = os.environ.get("FLEETGATE_PYTHON", "python3")
+SECRET = "bench-secret-0123456789abcdef"
+BODY_STREAM = {"model": "fleet-8b", "max_tokens": 32, "stream": True,
+               "messages": [{"role": "user", "content": "hello"}]}
+BODY_PLAIN = {**BODY_STREAM, "stream": False}
+
+
+def wait_ready(admin, key, want, timeout=20):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if json.load(urllib.request.urlopen(f"http://127.0.0.1:{admin}/readyz")).get(key) == want:
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise SystemExit(f"gateway on admin port {admin} never reported {key}={want}")
+
+
+class Gateway:
+    """A fleetgate serve (+ its agent for the car path) built from `bin_dir`."""
+
+    def __init__(self, name, bin_dir, backend, car, log_level):
+        self.name, self.port, self.agent = name, free_port(), None
+        env = dict(os.environ, FLEETGATE_FLEET_SECRET=SECRET)
+        tunnel, admin = free_port(), free_port()
+        args = [os.path.join(bin_dir, "fleetgate"), "serve", "--client-port", str(self.port), "--tunnel-port",
+                str(tunnel), "--admin-port", str(admin), "--threads", "1", "--log-level", log_level]
+        if not car:
+            args += ["--central", f"eu-central=http://127.0.0.1:{backend}/v1"]
+        # The audit line goes where production sends it; a pipe the bench never reads would block.
+        self.log = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(args, env=env, stdout=self.log, stderr=self.log)
+        wait_port(self.port)
+        if car:
+            token = subprocess.run([os.path.join(bin_dir, "fleetgate"), "token", "issue", "--vehicle-id", "bench-car",
+                                    "--region", "eu-central"], env=env, capture_output=True, text=True,
+                                   check=True).stdout.strip()
+            self.agent = start([os.path.join(bin_dir, "fleet-agent"), "run", "--gateway", f"127.0.0.1:{tunnel}",
+                                "--vehicle-id", "bench-car", "--region", "eu-central", "--hardware", "ai5",
+                                "--engine", "openai-local", "--upstream", f"http://127.0.0.1:{backend}/v1",
+                                "--slots", "64", "--log-level", "warning"], dict(os.environ, FLEET_AGENT_TOKEN=token))
+            wait_ready(admin, "cars", 1)
+        else:
+            time.sleep(1.5)  # the first model refresh of the central directory
+
+    def stop(self):
+        for proc in (self.agent, self.proc):
+            if proc:
+                stop(proc)
+
+
+def fleet_load(bin_dir, port, args):
+    out = subprocess.run([os.path.join(bin_dir, "fleet-load"), "--target", f"127.0.0.1:{port}", *args],
+                         capture_output=True, text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def curl_sequential(port, count, h2, body):
+    """p50 of `count` sequential requests on one connection, as curl times them (ms)."""
+    url = f"http://127.0.0.1:{port}/v1/chat/completions"
+    args = ["curl", "-s", "-w", "%{time_starttransfer} %{time_total} %{http_code}\\n",
+            "-H", "content-type: application/json", "-d", json.dumps(body)]
+    if h2:
+        args.append("--http2-prior-knowledge")
+    urls = [a for _ in range(count) for a in ("-o", "/dev/null", url)]  # -o is per URL
+    out = subprocess.run(args + urls, capture_output=True, text=True).stdout.split("\n")
+    rows = [line.split() for line in out if line.strip()]
+    ok = [(float(a) * 1000, float(b) * 1000) for a, b, code in rows if code == "200"]
+    return {"ok": len(ok), "failed": count - len(ok), "first_p50_ms": median([a for a, _ in ok]),
+            "total_p50_ms": median([b for _, b in ok]), "total_p99_ms": percentile([b for _, b in ok], 99)}
+
+
+def h2load(port, h1, requests, body_file):
+    args = ["h2load", "-n", str(requests), "-c", "16", "-m", "1", "-d", body_file,
+            "-H", "content-type: application/json", f"http://127.0.0.1:{port}/v1/chat/completions"]
+    if h1:
+        args.insert(1, "--h1")
+    out = subprocess.run(args, capture_output=True, text=True, timeout=300).stdout
+    rate = ok = 0.0
+    for line in out.splitlines():
+        if line.startswith("finished in"):
+            rate = float(line.split(",")[1].split()[0])
+        if line.startswith("status codes:"):
+            ok = float(line.split()[2])
+    return rate, ok
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rates", default="100,1000,2000", help="open-loop streams/s")
+    parser.add_argument("--duration", type=float, default=5)
+    parser.add_argument("--single", type=int, default=300, help="sequential requests for single-request latency")
+    parser.add_argument("--capacity", type=int, default=20000, help="requests per h2load capacity run (0: skip)")
+    parser.add_argument("--paths", default="direct,nghttpx,central,car")
+    parser.add_argument("--log-level", default="info")
+    parser.add_argument("--baseline-bin", help="a second build's .build/release, measured as central-before/car-before")
+    args = parser.parse_args()
+    bin_dir = release_build("fleetgate", "fleet-agent", "fleet-load")
+    backend_port, nghttpx_port = free_port(), free_port()
+    backend = subprocess.Popen([PY, os.path.join(ROOT, "LoadTests", "burst_backend.py"), "--port", str(backend_port)],
+                               stdout=subprocess.DEVNULL)
+    wait_port(backend_port)
+    nghttpx = start(["nghttpx", "--conf=/dev/null", "--workers=1", f"--frontend=127.0.0.1,{nghttpx_port};no-tls",
+                     f"--backend=127.0.0.1,{backend_port};;proto=http/1.1", "--backend-keep-alive-timeout=60s",
+                     "--accesslog-file=/dev/null", "--errorlog-file=/dev/null"])
+    wait_port(nghttpx_port)
+    wanted = args.paths.split(",")
+    gateways = []
+    paths = []  # (name, port, pid of the relay or None, pid of the agent or None, h2)
+    if "direct" in wanted:
+        paths.append(("direct", backend_port, None, None, False))
+    if "nghttpx" in wanted:
+        paths.append(("nghttpx", nghttpx_port, nghttpx.pid, None, True))
+    builds = [("", bin_dir)] + ([("-before", args.baseline_bin)] if args.baseline_bin else [])
+    try:
+        for suffix, directory in builds:
+            for kind in ("central", "car"):
+                if kind in wanted:
+                    g = Gateway(kind + suffix, directory, backend_port, kind == "car", args.log_level)
+                    gateways.append(g)
+                    paths.append((g.name, g.port, g.proc.pid, g.agent.pid if g.agent else None, True))
+        body_stream = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
+        json.dump(BODY_STREAM, body_stream)
+        body_stream.close()
+        rates = [float(r) for r in args.rates.split(",") if r]
+        rows = {}
+        for r in range(args.rounds):
+            order = paths[r % len(paths):] + paths[:r % len(paths)]
+            for name, port, pid, agent_pid, h2 in order:
+                fleet_load(bin_dir, port, ["--rate", "0", "--count", "50"]) if h2 else None  # warm-up
+                if h2:
+                    single = fleet_load(bin_dir, port, ["--rate", "0", "--count", str(args.single)])
+                    rows.setdefault((name, "single"), []).append(single)
+                plain = curl_sequential(port, args.single, h2, BODY_PLAIN)
+                rows.setdefault((name, "nonstream"), []).append(plain)
+                for rate in rates:
+                    if not h2:
+                        continue
+                    before = (cpu_seconds(pid) if pid else 0, cpu_seconds(agent_pid) if agent_pid else 0)
+                    res = fleet_load(bin_dir, port, ["--rate", str(rate), "--duration", str(args.duration),
+                                                     "--connections", "16"])
+                    res["cpu_us"] = ((cpu_seconds(pid) - before[0]) / max(1, res["ok"]) * 1e6) if pid else float("nan")
+                    res["agent_us"] = ((cpu_seconds(agent_pid) - before[1]) / max(1, res["ok"]) * 1e6
+                                       if agent_pid else float("nan"))
+                    rows.setdefault((name, rate), []).append(res)
+                    time.sleep(0.5)
+                if args.capacity:
+                    for h1 in (False, True):
+                        if not h1 and not h2:
+                            continue
+                        before, t0 = (cpu_seconds(pid) if pid else 0), time.time()
+                        rate, ok = h2load(port, h1, args.capacity, body_stream.name)
+                        wall = time.time() - t0
+                        cpu = (cpu_seconds(pid) - before) if pid else float("nan")
+                        rows.setdefault((name, "cap-h1" if h1 else "cap-h2"), []).append(
+                            {"rate": rate, "ok": ok, "cores": cpu / wall, "cpu_ms": cpu / max(1, ok) * 1e3})
+                print(f"round {r + 1} {name} done", flush=True)
+        report(rows, paths, rates, args)
+    finally:
+        for g in gateways:
+            g.stop()
+        stop(nghttpx)
+        stop(backend)
+
+
+def report(rows, paths, rates, args):
+    names = [p[0] for p in paths]
+
+    def med(name, key, field):
+        values = [x[field] for x in rows.get((name, key), []) if x.get(field) == x.get(field)]
+        return median(values) if values else float("nan")
+
+    def f(v, spec=".3f"):
+        return "" if v != v else format(v, spec)
+
+    print(f"\nBursting backend (32 chunks), medians of {args.rounds} rounds, ms unless stated; log level {args.log_level}")
+    print("| measure | " + " | ".join(names) + " |")
+    print("|---|" + "---|" * len(names))
+    print("| single stream TTFT p50 | " + " | ".join(f(med(n, "single", "ttft_p50_ms")) for n in names) + " |")
+    print("| single stream total p50 | " + " | ".join(f(med(n, "single", "stream_p50_ms")) for n in names) + " |")
+    print("| non-stream request p50 | " + " | ".join(f(med(n, "nonstream", "total_p50_ms")) for n in names) + " |")
+    for rate in rates:
+        print(f"| open {rate:g}/s ok % | " + " | ".join(
+            f(100 * med(n, rate, "ok") / max(1, med(n, rate, "ok") + med(n, rate, "failed")), ".1f") for n in names) + " |")
+        print(f"| open {rate:g}/s TTFT p50 / p99 | " + " | ".join(
+            f"{f(med(n, rate, 'ttft_p50_ms'), '.2f')} / {f(med(n, rate, 'ttft_p99_ms'), '.2f')}" for n in names) + " |")
+        print(f"| open {rate:g}/s relay CPU µs/stream | " + " | ".join(f(med(n, rate, "cpu_us"), ".0f") for n in names) + " |")
+        print(f"| open {rate:g}/s agent CPU µs/stream | " + " | ".join(f(med(n, rate, "agent_us"), ".0f") for n in names) + " |")
+    for key, label in (("cap-h2", "h2c"), ("cap-h1", "HTTP/1.1")):
+        print(f"| capacity {label}, 16 conns: streams/s | " + " | ".join(f(med(n, key, "rate"), ".0f") for n in names) + " |")
+        print(f"| capacity {label}: cores, CPU-ms each | " + " | ".join(
+            f"{f(med(n, key, 'cores'), '.2f')}, {f(med(n, key, 'cpu_ms'), '.3f')}" for n in names) + " |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,263 @@
+import AsyncHTTPClient
+import CoreMetrics
+import FleetGeo
+import FleetHTTP2
+import FleetProtocol
+import FleetScheduler
+import Foundation
+import Logging
+import NIOCore
+import ServiceLifecycle
+import Synchronization
+
+/// Keeps this replica in the fleet's etcd and the ``ClusterView`` current (issue #21).
+///
+/// 1. Membership: a lease of `cluster.leaseTTLSeconds`, this replica's key under it
+///    (`<prefix>members/<id>`: internal address, regions, zones), renewed every third of the TTL;
+///    revoked on graceful shutdown, so the replica leaves at once (or within the TTL if it dies).
+/// 2. Capacity digest (``CapacityDigest``) under the same lease at `<prefix>digests/<id>`, built
+///    every `cluster.publishIntervalSeconds` and written only when it changed.
+/// 3. Watch: one range read of the prefix, then a watch from the next revision; every replica's
+///    digest lands in the view, a deleted key (lease lapsed) removes the replica.
+/// 4. Peers: one HTTP/2 connection (h2c prior knowledge) to each other replica's internal listener.
+/// 5. Degradation: when etcd cannot be reached the replica keeps serving its own cars, says so in
+///    `fleet_cluster_degraded` and `/readyz`'s detail, and retries every second. Readiness never
+///    depends on etcd.
+///
+/// Uses its own `HTTPClient` (shut down when the service ends) and creates no unstructured task.
+final class ClusterService: Service, Sendable {
+    let core: GatewayCore
+    let view: ClusterView
+    let group: any EventLoopGroup
+    let logger: Logger
+
+    init(core: GatewayCore, view: ClusterView, group: any EventLoopGroup, logger: Logger) {
+        self.core = core
+        self.view = view
+        self.group = group
+        self.logger = logger
+    }
+
+    private var configuration: GatewayConfiguration.Cluster { self.view.configuration }
+    private var memberKey: String { self.configuration.prefix + "members/" + self.view.replicaID }
+    private var digestKey: String { self.configuration.prefix + "digests/" + self.view.replicaID }
+
+    func run() async throws {
+        let http = HTTPClient(
+            eventLoopGroup: self.group,
+            configuration: .init(timeout: .init(connect: .seconds(2)), decompression: .disabled))
+        let etcd = EtcdClient(
+            http: http, endpoints: self.configuration.etcdEndpoints, writes: self.view.etcdWrites,
+            bytes: self.view.etcdWriteBytes)
+        let lease = LeaseBox()
+        try? await cancelWhenGracefulShutdown {
+            await withDiscardingTaskGroup { group in
+                group.addTask { await self.membership(etcd, lease: lease) }
+                group.addTask { await self.watch(etcd) }
+                group.addTask { await self.peers() }
+            }
+        }
+        // Deregister: revoking the lease deletes our keys at once (bounded: etcd may be gone).
+        if let id = lease.id.withLock({ $0 }) {
+            do {
+                try await etcd.revoke(id)
+                self.logger.info("Left the cluster", metadata: ["fleet.replica": "\(self.view.replicaID)"])
+            } catch {
+                self.logger.info("Could not revoke the lease; it lapses within its TTL", metadata: ["error": "\(error)"])
+            }
+        }
+        let connections = self.view.read { Array($0.connections.values) }
+        connections.forEach { $0.channel.close(promise: nil) }
+        try? await http.shutdown()
+    }
+
+    /// The lease this replica holds, if any (read at shutdown).
+    final class LeaseBox: Sendable {
+        let id = Mutex<Int64?>(nil)
+    }
+
+    // MARK: Membership and digests
+
+    private func membership(_ etcd: EtcdClient, lease: LeaseBox) async {
+        let ttl = self.configuration.leaseTTLSeconds
+        let renewEvery = max(1.0, Double(ttl) / 3)
+        let interval = self.configuration.publishIntervalSeconds
+        var lastRenewal = -Double.infinity
+        var published: CapacityDigest?
+        while !Task.isCancelled {
+            do {
+                let now = self.core.now
+                if self.view.internalPort.load(ordering: .relaxed) < 0 {
+                    // Not bound yet: nothing to advertise.
+                    try? await Task.sleep(for: .milliseconds(50))
+                    continue
+                }
+                if lease.id.withLock({ $0 }) == nil {
+                    let id = try await etcd.grant(ttl: ttl)
+                    try await etcd.put(self.memberKey, value: self.memberRecord(), lease: id)
+                    lease.id.withLock { $0 = id }
+                    lastRenewal = now
+                    published = nil
+                    self.logger.info(
+                        "Joined the cluster",
+                        metadata: ["fleet.replica": "\(self.view.replicaID)", "fleet.address": "\(self.view.address)"])
+                } else if now - lastRenewal >= renewEvery, let id = lease.id.withLock({ $0 }) {
+                    if try await etcd.keepAlive(id) <= 0 {
+                        self.logger.warning("Cluster lease lapsed; registering again")
+                        lease.id.withLock { $0 = nil }
+                        continue
+                    }
+                    lastRenewal = now
+                }
+                let digest = self.core.registry.digest(
+                    replica: self.view.replicaID, address: self.view.address, at: Date().timeIntervalSince1970,
+                    now: self.core.now)
+                if !digest.sameCapacity(as: published), let id = lease.id.withLock({ $0 }) {
+                    let bytes = JSON.buffer(digest)
+                    try await etcd.put(self.digestKey, value: bytes, lease: id)
+                    published = digest
+                    self.view.digestsPublished.increment()
+                    self.view.digestBytes.record(bytes.readableBytes)
+                }
+                self.reachable(true, error: nil)
+            } catch {
+                if !Task.isCancelled { self.reachable(false, error: "\(error)") }
+            }
+            try? await Task.sleep(for: .seconds(interval))
+        }
+    }
+
+    private func memberRecord() -> ByteBuffer {
+        let map = self.core.geo.current.map
+        let record: [String: JSONValue] = [
+            "address": .string(self.view.address),
+            "regions": .array(map.regions.keys.sorted().map { .string($0) }),
+            "zones": .array(Set(map.regions.values.map(\.zone)).sorted().map { .string($0) }),
+        ]
+        return JSON.buffer(record)
+    }
+
+    private func reachable(_ reachable: Bool, error: String?) {
+        let changed = self.view.read { $0.etcdReachable != reachable }
+        self.view.update { s in
+            s.etcdReachable = reachable
+            s.lastError = error.map { String($0.prefix(200)) }
+            if reachable { s.watchHealthyAt = self.core.now }
+        }
+        self.view.degradedGauge.record(reachable ? 0 : 1)
+        if changed {
+            if reachable {
+                self.logger.info("etcd reachable: cluster membership and digests active")
+            } else {
+                self.logger.warning(
+                    "etcd unreachable: serving this replica's own cars only (degraded, still ready)",
+                    metadata: ["error.type": "\(error ?? "-")"])
+            }
+        }
+    }
+
+    // MARK: Watch
+
+    private func watch(_ etcd: EtcdClient) async {
+        let prefix = self.configuration.prefix
+        while !Task.isCancelled {
+            do {
+                let (revision, values) = try await etcd.range(prefix: prefix)
+                self.view.update { s in
+                    s.digests = [:]
+                    s.members = []
+                    for value in values { Self.apply(.put(value), prefix: prefix, to: &s, now: self.core.now) }
+                    s.watching = true
+                    s.watchHealthyAt = self.core.now
+                }
+                self.publishMembers()
+                try await etcd.watch(prefix: prefix, from: revision + 1) { event in
+                    self.view.update { s in
+                        Self.apply(event, prefix: prefix, to: &s, now: self.core.now)
+                        s.watchHealthyAt = self.core.now
+                    }
+                    self.publishMembers()
+                }
+            } catch {
+                self.view.update { s in
+                    if s.watching { s.watchHealthyAt = self.core.now }
+                    s.watching = false
+                }
+                if !Task.isCancelled {
+                    self.logger.debug("etcd watch broken; retrying", metadata: ["error": "\(error)"])
+                }
+            }
+            try? await Task.sleep(for: .seconds(1))
+        }
+    }
+
+    private func publishMembers() {
+        self.view.replicasGauge.record(self.view.read { $0.members.count })
+    }
+
+    /// Applies one watched change to the view's state.
+    static func apply(_ event: EtcdClient.Event, prefix: String, to s: inout ClusterView.State, now: Double) {
+        switch event {
+        case .put(let value):
+            let name = value.key.dropFirst(prefix.count)
+            if name.hasPrefix("members/") {
+                s.members.insert(String(name.dropFirst("members/".count)))
+            } else if name.hasPrefix("digests/"),
+                let digest = try? JSON.decode(CapacityDigest.self, from: value.value.readableBytesView)
+            {
+                let replica = String(name.dropFirst("digests/".count))
+                guard digest.r == replica else { return }
+                s.digests[replica] = digest
+                s.receivedAt[replica] = now
+            }
+        case .delete(let key):
+            let name = key.dropFirst(prefix.count)
+            if name.hasPrefix("members/") {
+                let replica = String(name.dropFirst("members/".count))
+                s.members.remove(replica)
+                s.digests[replica] = nil
+                s.receivedAt[replica] = nil
+            } else if name.hasPrefix("digests/") {
+                let replica = String(name.dropFirst("digests/".count))
+                s.digests[replica] = nil
+                s.receivedAt[replica] = nil
+            }
+        }
+    }
+
+    // MARK: Peers
+
+    /// Keeps one HTTP/2 connection to every other replica with a digest; drops the rest.
+    private func peers() async {
+        while !Task.isCancelled {
+            let (wanted, have) = self.view.read { s in
+                (
+                    s.digests.filter { $0.key != self.view.replicaID }.mapValues(\.a),
+                    s.connections.filter { $0.value.channel.isActive }.keys
+                )
+            }
+            for (replica, address) in wanted where !have.contains(replica) {
+                guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...])
+                else { continue }
+                let host = String(address[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+                do {
+                    let connection = try await HTTP2Client.connect(
+                        host: host, port: port, group: self.group, configuration: .defaults)
+                    self.view.update { $0.connections[replica] = connection }
+                    self.logger.debug("Connected to replica", metadata: ["fleet.replica": "\(replica)"])
+                } catch {
+                    self.logger.debug(
+                        "Cannot reach replica", metadata: ["fleet.replica": "\(replica)", "error": "\(error)"])
+                }
+            }
+            let stale = self.view.read { s in
+                s.connections.filter { wanted[$0.key] == nil || !$0.value.channel.isActive }
+            }
+            if !stale.isEmpty {
+                self.view.update { s in for key in stale.keys { s.connections[key] = nil } }
+                for connection in stale.values { connection.channel.close(promise: nil) }
+            }
+            try? await Task.sleep(for: .milliseconds(500))
+        }
+    }
+}

@@ -1,0 +1,193 @@
+import CoreMetrics
+import Crypto
+import FleetGeo
+import FleetHTTP2
+import FleetProtocol
+import FleetScheduler
+import Foundation
+import HTTPTypes
+import NIOCore
+import Synchronization
+
+/// What this replica knows of the others (issue #21): their digests from etcd's watch, the
+/// HTTP/2 connections to their internal listeners, and whether etcd is reachable — shared by the
+/// ``ClusterService`` that keeps it current and by the request path that reads it.
+///
+/// 1. Picks a forwarding target for a (zone, model) when a remote digest promises a better TTFT
+///    than the best local car by the configured margin, or when no local car can serve; counts
+///    the forwards in flight per replica against its digest's free slots, so a digest a second
+///    old is not overrun by every request in that second.
+/// 2. Signs and verifies the forwarded origin (``ForwardedOrigin``); believes it only on the
+///    internal listener.
+/// 3. Reports degradation (etcd unreachable) as a metric and in `/readyz`'s detail — never as
+///    unreadiness: a replica without etcd still serves its own cars.
+///
+/// Exists only when `cluster.etcdEndpoints` is set: with clustering off, the request path sees a
+/// nil ``GatewayCore/cluster`` and does nothing more.
+public final class ClusterView: Sendable {
+    /// A replica to forward to, with the connection to use.
+    struct Target: Sendable {
+        var replica: String
+        var address: String
+        var zone: String
+        var connection: HTTP2ConnectionHandle
+    }
+
+    struct State {
+        var digests: [String: CapacityDigest] = [:]
+        /// When each digest arrived (monotonic seconds).
+        var receivedAt: [String: Double] = [:]
+        var connections: [String: HTTP2ConnectionHandle] = [:]
+        var outstanding: [String: Int] = [:]
+        var members: Set<String> = []
+        var etcdReachable = false
+        var lastError: String?
+        /// Monotonic seconds when the watch last delivered or was known healthy.
+        var watchHealthyAt: Double = -.infinity
+        var watching = false
+        var lastPublished: CapacityDigest?
+    }
+
+    let configuration: GatewayConfiguration.Cluster
+    let replicaID: String
+    /// The forwarded-origin key's bytes (`SymmetricKey` is not `Sendable`).
+    private let forwardKeyBytes: [UInt8]
+    var forwardKey: SymmetricKey { SymmetricKey(data: self.forwardKeyBytes) }
+    private let state = Mutex(State())
+    /// The internal listener's bound port (0 until bound).
+    let internalPort = Atomic<Int>(-1)
+    private let advertised = Mutex<String>("")
+
+    let degradedGauge: Gauge
+    let replicasGauge: Gauge
+    let forwardedOut: Counter
+    let forwardedIn: Counter
+    let forwardRefused: Counter
+    let etcdWrites: Counter
+    let etcdWriteBytes: Counter
+    let digestsPublished: Counter
+    let digestBytes: Gauge
+
+    init(configuration: GatewayConfiguration.Cluster, fleetSecret: String, factory: any MetricsFactory) {
+        self.configuration = configuration
+        self.replicaID =
+            configuration.replicaID.isEmpty
+            ? ProcessInfo.processInfo.hostName.replacingOccurrences(of: "/", with: "_") : configuration.replicaID
+        self.forwardKeyBytes = ForwardedOrigin.key(fleetSecret: fleetSecret).withUnsafeBytes { Array($0) }
+        self.degradedGauge = Gauge(label: "fleet_cluster_degraded", factory: factory)
+        self.replicasGauge = Gauge(label: "fleet_cluster_replicas", factory: factory)
+        self.forwardedOut = Counter(label: "fleet_cluster_forwarded_total", factory: factory)
+        self.forwardedIn = Counter(label: "fleet_cluster_forwarded_in_total", factory: factory)
+        self.forwardRefused = Counter(label: "fleet_cluster_forwarded_origin_refused_total", factory: factory)
+        self.etcdWrites = Counter(label: "fleet_cluster_etcd_writes_total", factory: factory)
+        self.etcdWriteBytes = Counter(label: "fleet_cluster_etcd_write_bytes_total", factory: factory)
+        self.digestsPublished = Counter(label: "fleet_cluster_digests_published_total", factory: factory)
+        self.digestBytes = Gauge(label: "fleet_cluster_digest_bytes", factory: factory)
+        self.degradedGauge.record(1)
+    }
+
+    /// The `host:port` other replicas dial.
+    var address: String { self.advertised.withLock { $0 } }
+
+    /// The internal listener is bound at `port`.
+    func internalListenerBound(port: Int) {
+        self.internalPort.store(port, ordering: .relaxed)
+        let configured = self.configuration.advertiseAddress
+        self.advertised.withLock { $0 = configured.isEmpty ? "\(self.configuration.internalHost):\(port)" : configured }
+    }
+
+    // MARK: Forwarding (request path)
+
+    /// A replica to forward a (zone, model) request to, or nil to stay local. Takes one of the
+    /// target's free slots until ``forwardEnded(_:)``.
+    ///
+    /// Digests predict the TTFT of a reference request, so the comparison is reference against
+    /// reference: the remote digest's best against this replica's own last digest's best (the
+    /// request's own prediction includes its prompt, which would make every remote look faster).
+    /// - Parameter localHasCar: whether the scheduler found a local car for the request at all.
+    func forwardTarget(zone: String, model: String, localHasCar: Bool, excluding: [String], now: Double) -> Target? {
+        let margin = self.configuration.forwardMarginMilliseconds
+        let maxAge = self.configuration.maxDigestAgeSeconds
+        return self.state.withLock { s -> Target? in
+            // Digests are current while the watch is; after it breaks they age out.
+            guard s.watching || now - s.watchHealthyAt < maxAge else { return nil }
+            var best: (target: Target, ttft: Double)?
+            for (replica, digest) in s.digests where replica != self.replicaID && !excluding.contains(replica) {
+                guard let entry = digest.entry(zone: zone, model: model),
+                    entry.reachableSlots - (s.outstanding[replica] ?? 0) > 0,
+                    let connection = s.connections[replica], connection.channel.isActive
+                else { continue }
+                let ttft = entry.t.first.map(Double.init) ?? .infinity
+                if best == nil || ttft < best!.ttft {
+                    best = (Target(replica: replica, address: digest.a, zone: zone, connection: connection), ttft)
+                }
+            }
+            guard let best else { return nil }
+            if localHasCar {
+                guard let own = s.digests[self.replicaID]?.entry(zone: zone, model: model)?.t.first,
+                    best.ttft + margin < Double(own)
+                else { return nil }
+            }
+            s.outstanding[best.target.replica, default: 0] += 1
+            return best.target
+        }
+    }
+
+    /// A forward to `target` ended.
+    func forwardEnded(_ target: Target) {
+        self.state.withLock { s in
+            let left = (s.outstanding[target.replica] ?? 1) - 1
+            s.outstanding[target.replica] = left > 0 ? left : nil
+        }
+    }
+
+    /// The signed origin header for a forwarded request.
+    func signedOrigin(_ origin: Origin, requestID: String) -> String {
+        let expires = Int(Date().timeIntervalSince1970) + ForwardedOrigin.lifetimeSeconds
+        return ForwardedOrigin(origin: origin, expires: expires, requestID: requestID).signed(with: self.forwardKey)
+    }
+
+    /// The origin a replica forwarded, when `head` carries one and arrived on the internal
+    /// listener; nil otherwise (a client's forwarded-origin and hop headers are ignored).
+    /// - Throws: `APIError` (403) when the header arrived on the internal listener but is not valid.
+    func forwardedOrigin(_ head: HTTPRequest, connection: HTTPConnectionInfo, map: RegionMap) throws(APIError)
+        -> Origin?
+    {
+        guard let value = head.headerFields[.fleetForwardedOrigin],
+            let port = connection.localAddress?.port, port == self.internalPort.load(ordering: .relaxed)
+        else { return nil }
+        do {
+            guard head.headerFields[.fleetHop] == "1" else { throw ForwardedOrigin.Refusal.malformed }
+            let forwarded = try ForwardedOrigin.verify(
+                value, key: self.forwardKey, map: map, now: Int(Date().timeIntervalSince1970))
+            self.forwardedIn.increment()
+            return forwarded.origin
+        } catch {
+            self.forwardRefused.increment()
+            throw APIError(
+                status: 403, type: "permission_error", code: "forwarded_origin_refused",
+                message: "x-fleet-forwarded-origin refused (\(error)).")
+        }
+    }
+
+    // MARK: State from the service
+
+    func update(_ body: (inout State) -> Void) { self.state.withLock { body(&$0) } }
+    func read<T>(_ body: (State) -> T) -> T { self.state.withLock { body($0) } }
+
+    /// The detail `/readyz` shows: etcd reachable or not, replicas and digests seen, the cars
+    /// other replicas' digests offer (primary tunnels only). Never part of readiness.
+    var readyDetail: String {
+        self.state.withLock { s in
+            let error = s.lastError.map { ",\"error\":\(JSON.string($0))" } ?? ""
+            let remoteCars = s.digests.filter { $0.key != self.replicaID }.values.reduce(0) {
+                $0 + $1.e.reduce(0) { $0 + $1.c }
+            }
+            return
+                "{\"replica\":\(JSON.string(self.replicaID)),\"etcd\":\(s.etcdReachable ? "\"ok\"" : "\"unreachable\""),"
+                + "\"degraded\":\(!s.etcdReachable),\"replicas\":\(s.members.count),\"digests\":\(s.digests.count),"
+                + "\"remoteCars\":\(remoteCars),\"peers\":\(s.connections.values.filter { $0.channel.isActive }.count)"
+                + "\(error)}"
+        }
+    }
+}

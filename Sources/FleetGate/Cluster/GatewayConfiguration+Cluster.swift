@@ -1,0 +1,101 @@
+public import Configuration
+import FleetConfiguration
+import Foundation
+
+extension GatewayConfiguration {
+    /// Many gateways, one fleet (issue #21, DESIGN.md "Many gateways"): membership and capacity
+    /// digests in etcd, forwarding between replicas. Off unless ``etcdEndpoints`` is set, and then
+    /// nothing of it runs or costs anything.
+    public struct Cluster: Sendable, Hashable {
+        /// etcd client URLs (`http://host:2379`), tried in order; empty (the default) turns clustering off.
+        public var etcdEndpoints: [String] = []
+        /// The key prefix every replica of one fleet shares.
+        public var prefix: String = "/fleetgate/"
+        /// This replica's name in etcd; empty means the host name and the internal port.
+        public var replicaID: String = ""
+        /// The membership lease's TTL: a replica whose lease lapses is out within it.
+        public var leaseTTLSeconds: Int = 10
+        /// How often the capacity digest is published (only when it changed).
+        public var publishIntervalSeconds: Double = 1
+        /// The internal listener other replicas forward to (h2c; bind on a private network).
+        public var internalHost: String = "127.0.0.1"
+        /// Its port (0: any free port).
+        public var internalPort: Int = 7080
+        /// The address other replicas dial for the internal listener (`host:port`); empty means
+        /// ``internalHost`` and the bound port.
+        public var advertiseAddress: String = ""
+        /// Forward when a remote replica's best predicted TTFT beats the best local one by this much, ms.
+        public var forwardMarginMilliseconds: Double = 200
+        /// A digest older than this is not trusted for forwarding.
+        public var maxDigestAgeSeconds: Double = 5
+
+        /// Whether clustering is on.
+        public var enabled: Bool { !self.etcdEndpoints.isEmpty }
+        /// The defaults: off.
+        public static var defaults: Self { Self() }
+        public init() {}
+    }
+}
+
+extension GatewayConfiguration.Cluster {
+    /// ## Configuration keys:
+    /// - `etcdEndpoints` (string list, default empty = off): etcd client URLs. Restart.
+    /// - `prefix` (string, default `/fleetgate/`): the key prefix shared by one fleet's replicas. Restart.
+    /// - `replicaID` (string, default empty = host name and internal port). Restart.
+    /// - `leaseTTLSeconds` (int, default 10, 2…300). Restart.
+    /// - `publishIntervalSeconds` (double, default 1, 0.1…60). Restart.
+    /// - `internalHost` (string, default 127.0.0.1), `internalPort` (int, default 7080): the internal listener. Restart.
+    /// - `advertiseAddress` (string, default empty): `host:port` other replicas dial. Restart.
+    /// - `forwardMarginMilliseconds` (double, default 200), `maxDigestAgeSeconds` (double, default 5). Restart.
+    public init(config: ConfigReader) throws {
+        self.init()
+        self.etcdEndpoints = try config.strings("etcdEndpoints")
+        for endpoint in self.etcdEndpoints {
+            guard let url = URL(string: endpoint), url.scheme == "http" || url.scheme == "https", url.host != nil else {
+                throw ConfigurationError(.invalidValue, key: "etcdEndpoints", value: endpoint, "is not an http(s) URL")
+            }
+        }
+        self.prefix = try config.string("prefix")
+        guard self.prefix.hasSuffix("/"), !self.prefix.isEmpty else {
+            throw ConfigurationError(.invalidValue, key: "prefix", value: self.prefix, "must end with /")
+        }
+        self.replicaID = try config.string("replicaID")
+        guard !self.replicaID.contains("/") else {
+            throw ConfigurationError(.invalidValue, key: "replicaID", value: self.replicaID, "must not contain /")
+        }
+        self.leaseTTLSeconds = try config.int("leaseTTLSeconds", in: 2...300)
+        self.publishIntervalSeconds = try config.double("publishIntervalSeconds", in: 0.1...60)
+        self.internalHost = try config.string("internalHost")
+        self.internalPort = try config.int("internalPort", in: 0...65535)
+        self.advertiseAddress = try config.string("advertiseAddress")
+        self.forwardMarginMilliseconds = try config.double("forwardMarginMilliseconds", in: 0...600_000)
+        self.maxDigestAgeSeconds = try config.double("maxDigestAgeSeconds", in: 0.1...3_600)
+    }
+
+    static var configKeys: ConfigSchema {
+        let d = Self.defaults
+        return ConfigSchema([
+            .strings(
+                "etcdEndpoints", d.etcdEndpoints,
+                "etcd client URLs (v3 JSON gateway); empty: one replica, no clustering. Restart.",
+                aliases: ["--etcd"]),
+            .string("prefix", d.prefix, "etcd key prefix shared by one fleet's replicas. Restart."),
+            .string("replicaID", d.replicaID, "This replica's name in etcd (empty: host name and internal port). Restart."),
+            .int("leaseTTLSeconds", d.leaseTTLSeconds, "Membership lease TTL; a dead replica is out within it. Restart."),
+            .double(
+                "publishIntervalSeconds", d.publishIntervalSeconds,
+                "How often the capacity digest is published, only when it changed. Restart."),
+            .string("internalHost", d.internalHost, "Address of the internal listener replicas forward to. Restart."),
+            .int("internalPort", d.internalPort, "Port of the internal listener (h2c). Restart."),
+            .string(
+                "advertiseAddress", d.advertiseAddress,
+                "host:port other replicas dial for the internal listener (empty: internalHost and the bound port). Restart."),
+            .double(
+                "forwardMarginMilliseconds", d.forwardMarginMilliseconds,
+                "Forward when a remote digest's best TTFT beats the best local car by this much, ms. Restart."),
+            .double(
+                "maxDigestAgeSeconds", d.maxDigestAgeSeconds,
+                "A remote digest older than this is not used for forwarding. Restart."),
+        ])
+    }
+}

@@ -1,0 +1,15 @@
+public import HTTPTypes
+
+/// Connection-level events of an HTTP/2 connection, delivered on its event loop.
+public protocol HTTP2ConnectionDelegate: AnyObject {
+    /// The peer sent GOAWAY: no stream above `lastStreamID` will be processed, and no new stream may open.
+    func connectionDidReceiveGoAway(lastStreamID: Int32, errorCode: HTTP2ErrorCode)
+    /// The connection closed; every stream has already heard ``HTTPStreamDelegate/streamDidClose(error:)``.
+    func connectionDidClose()
+    /// A graceful shutdown of this connection began; long-lived streams that would hold it open should end now.
+    func connectionWillShutDown()
+}
+
+extension HTTP2ConnectionDelegate {
+    public func connectionWillShutDown() {}
+}

@@ -1,0 +1,241 @@
+internal import CNGHTTP2
+import HTTPTypes
+import NIOCore
+
+/// The session: nghttp2's set-up, and the interface its C callbacks call.
+///
+/// `Internal/NGHTTP2Callbacks.swift` only translates each C call into one of the `received…`,
+/// `headerBlock…` or `streamClosed` events below; what an event means (abuse counting, the
+/// connection's lifecycle, stream state) is decided here and in the policy values, not there.
+extension HTTP2ConnectionHandler {
+    func createSession() {
+        var callbacks: OpaquePointer?
+        nghttp2_session_callbacks_new(&callbacks)
+        defer { nghttp2_session_callbacks_del(callbacks) }
+        NGHTTP2Callbacks.install(on: callbacks)
+
+        var option: OpaquePointer?
+        nghttp2_option_new(&option)
+        defer { nghttp2_option_del(option) }
+        nghttp2_option_set_no_auto_window_update(option, 1)
+        nghttp2_option_set_no_closed_streams(option, 1)
+        // Our own counters trip first; nghttp2's are a backstop.
+        nghttp2_option_set_max_continuations(option, self.configuration.maxContinuationFrames * 2 + 8)
+        nghttp2_option_set_max_outbound_ack(option, 1000)
+        nghttp2_option_set_max_settings(option, 32)
+        nghttp2_option_set_stream_reset_rate_limit(
+            option, UInt64(self.configuration.maxResetsPerSecond * 4), UInt64(self.configuration.maxResetsPerSecond * 2)
+        )
+
+        let userData = Unmanaged.passUnretained(self).toOpaque()
+        var session: OpaquePointer?
+        let rc =
+            self.isServer
+            ? nghttp2_session_server_new2(&session, callbacks, userData, option)
+            : nghttp2_session_client_new2(&session, callbacks, userData, option)
+        precondition(rc == 0, "Internal inconsistency: nghttp2_session_new failed (\(rc))")
+        self.session = session
+
+        var settings: [nghttp2_settings_entry] = [
+            .init(
+                settings_id: Int32(NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS.rawValue),
+                value: UInt32(self.configuration.maxConcurrentStreams)),
+            .init(
+                settings_id: Int32(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE.rawValue),
+                value: UInt32(self.configuration.initialStreamWindowSize)),
+            .init(
+                settings_id: Int32(NGHTTP2_SETTINGS_MAX_FRAME_SIZE.rawValue),
+                value: UInt32(self.configuration.maxFrameSize)),
+            .init(
+                settings_id: Int32(NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE.rawValue),
+                value: UInt32(self.configuration.maxHeaderListSize)),
+        ]
+        if !self.isServer {
+            settings.append(.init(settings_id: Int32(NGHTTP2_SETTINGS_ENABLE_PUSH.rawValue), value: 0))
+        }
+        nghttp2_submit_settings(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), &settings, settings.count)
+        if self.configuration.connectionWindowSize > 65_535 {
+            nghttp2_session_set_local_window_size(
+                session, UInt8(NGHTTP2_FLAG_NONE.rawValue), 0, Int32(self.configuration.connectionWindowSize))
+        }
+    }
+
+    /// Performs a ``DOSHeuristics`` verdict.
+    @inline(__always)
+    private func enforce(_ verdict: DOSHeuristics.Verdict) {
+        if verdict == .enhanceYourCalm { self.terminate(.enhanceYourCalm) }
+    }
+
+    // MARK: Frames (nghttp2's on_begin_frame and on_frame_recv)
+
+    /// A HEADERS frame's header arrived: a new header block begins.
+    @inline(__always)
+    func receivedHeadersFrameHeader() {
+        self.dos.receivedHeadersFrame()
+    }
+
+    /// A CONTINUATION frame's header arrived.
+    @inline(__always)
+    func receivedContinuationFrameHeader() {
+        self.enforce(self.dos.receivedContinuationFrame())
+    }
+
+    /// A RST_STREAM frame arrived (nghttp2 closes the stream itself).
+    func receivedReset() {
+        self.enforce(self.dos.receivedReset(at: self.coarseNow))
+    }
+
+    /// A PING (not an ACK) arrived; nghttp2 answers it.
+    func receivedPing() {
+        self.enforce(self.dos.receivedPing(at: self.coarseNow))
+    }
+
+    /// A PING ACK carrying `opaque` arrived.
+    func receivedPingAck(opaque: UInt64) {
+        self.apply(self.stateMachine.receivedPingAck(opaque: opaque, at: self.eventLoop.now))
+    }
+
+    /// A SETTINGS frame (not an ACK) arrived; nghttp2 applies and acknowledges it.
+    func receivedSettings() {
+        self.enforce(self.dos.receivedSettings(at: self.coarseNow))
+    }
+
+    /// The peer acknowledged our SETTINGS.
+    func receivedSettingsAck() {
+        self.apply(self.stateMachine.receivedSettingsAck())
+    }
+
+    /// A GOAWAY arrived.
+    func receivedGoAway(lastStreamID: Int32, errorCode: UInt32) {
+        self.delegate?.connectionDidReceiveGoAway(
+            lastStreamID: lastStreamID, errorCode: HTTP2ErrorCode(rawValue: errorCode))
+    }
+
+    // MARK: Header blocks (on_begin_headers, on_header, on_frame_recv for HEADERS)
+
+    /// A header block begins on `streamID`; `isRequest` when it opens a stream the peer initiated.
+    @inline(__always)
+    func headerBlockBegins(streamID: Int32, isRequest: Bool) {
+        if self.isServer && isRequest {
+            let stream = HTTP2Stream(id: streamID, connection: self, delegate: nil)
+            self.streams[streamID] = stream
+            self.cachedStream = stream
+            self.apply(self.stateMachine.streamOpened())
+        } else if let stream = self.stream(streamID) {
+            stream.pseudo.reset()
+            stream.fields = HTTPFields()
+            stream.headerListBytes = 0
+        }
+    }
+
+    /// One field of the header block on `streamID`.
+    /// - Returns: false once the block is over SETTINGS_MAX_HEADER_LIST_SIZE: nghttp2 then resets
+    ///   the stream and skips the rest of the block.
+    @inline(__always)
+    func receivedHeaderField(
+        streamID: Int32, name: UnsafeBufferPointer<UInt8>, value: UnsafeBufferPointer<UInt8>
+    ) -> Bool {
+        guard let stream = self.stream(streamID) else { return true }
+        // RFC 9113 §6.5.2: the list size counts each field's name, value and 32 bytes.
+        stream.headerListBytes += name.count + value.count + 32
+        if stream.headerListBytes > self.configuration.maxHeaderListSize {
+            // Stop here: nghttp2 resets the stream and skips the rest of the block (it still
+            // inflates it to keep HPACK in step, but validates and copies nothing). Going on
+            // would let a 256 KiB HPACK bomb cost a gigabyte of validation (issue #18 row 6).
+            stream.headerListTooLarge = true
+            self.enforce(self.dos.receivedOversizedHeaderList(at: self.coarseNow))
+            return false
+        }
+        stream.appendHeaderField(name: name, value: value)
+        return true
+    }
+
+    /// A complete header block arrived on `streamID`: a head, or trailers.
+    @inline(__always)
+    func receivedHeaders(streamID: Int32, endStream: Bool) {
+        guard let stream = self.stream(streamID) else { return }
+        if !stream.receivedHead {
+            if self.isServer {
+                stream.receivedHead = true
+                self.requestReceived(on: stream)
+            } else {
+                guard let statusString = stream.pseudo.status, let code = Int(statusString) else {
+                    stream.reset(.protocolError)
+                    return
+                }
+                if (100..<200).contains(code) { return }  // informational: wait for the final head
+                stream.receivedHead = true
+                var response = HTTPResponse(status: .init(code: code))
+                response.headerFields = stream.fields
+                stream.delegate?.streamDidReceiveResponse(response)
+            }
+            if endStream { self.endReceived(on: stream, trailers: nil) }
+        } else {
+            self.endReceived(on: stream, trailers: stream.fields)
+        }
+    }
+
+    private func requestReceived(on stream: HTTP2Stream) {
+        guard case .server(let responder) = self.role else { return }
+        if stream.headerListTooLarge {
+            stream.sendResponse(HTTPResponse(status: .requestHeaderFieldsTooLarge), endStream: true)
+            return
+        }
+        guard let methodString = stream.pseudo.method, let method = HTTPRequest.Method(methodString) else {
+            stream.sendResponse(HTTPResponse(status: .badRequest), endStream: true)
+            return
+        }
+        var request = HTTPRequest(
+            method: method,
+            scheme: stream.pseudo.scheme,
+            authority: stream.pseudo.authority,
+            path: stream.pseudo.path
+        )
+        request.headerFields = stream.fields
+        stream.fields = HTTPFields()
+        stream.delegate = responder.stream(stream, didReceive: request, connection: self.connectionInfo)
+    }
+
+    // MARK: Data and stream ends (on_data_chunk_recv, on_frame_recv for DATA, on_stream_close)
+
+    /// Body bytes arrived on `streamID`.
+    ///
+    /// Connection-level credit goes back as data arrives;
+    /// stream-level credit only as the application consumes (or at once when nobody reads).
+    @inline(__always)
+    func receivedData(session: OpaquePointer?, streamID: Int32, bytes: UnsafeRawBufferPointer) {
+        nghttp2_session_consume_connection(session, bytes.count)
+        guard let stream = self.stream(streamID), let delegate = stream.delegate, let context = self.context
+        else {
+            nghttp2_session_consume_stream(session, streamID, bytes.count)
+            return
+        }
+        delegate.streamDidReceiveData(context.channel.allocator.buffer(bytes: bytes))
+    }
+
+    /// A DATA frame with END_STREAM arrived on `streamID`.
+    @inline(__always)
+    func receivedEndOfData(streamID: Int32) {
+        if let stream = self.stream(streamID) { self.endReceived(on: stream, trailers: nil) }
+    }
+
+    func endReceived(on stream: HTTP2Stream, trailers: HTTPFields?) {
+        guard !stream.receivedEnd else { return }
+        stream.receivedEnd = true
+        stream.delegate?.streamDidReceiveEnd(trailers: trailers)
+    }
+
+    /// nghttp2 closed `streamID` with `errorCode` (0 when it ended cleanly or was never answered).
+    @inline(__always)
+    func streamClosed(streamID: Int32, errorCode: UInt32) {
+        guard let stream = self.streams.removeValue(forKey: streamID) else { return }
+        if self.cachedStream === stream { self.cachedStream = nil }
+        let error: HTTPStreamError? =
+            errorCode == 0 && stream.receivedEnd
+            ? nil
+            : stream.delegateErrorOverride
+                ?? HTTPStreamError(code: errorCode == 0 ? .cancel : HTTP2ErrorCode(rawValue: errorCode), byPeer: true)
+        stream.markClosed(error: error)
+        self.apply(self.stateMachine.streamClosed())
+    }
+}

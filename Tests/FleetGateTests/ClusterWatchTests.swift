@@ -1,0 +1,45 @@
+import FleetProtocol
+import FleetScheduler
+import NIOCore
+import Testing
+
+@testable import FleetGate
+
+@Suite("Cluster view from etcd's watch (issue #21)")
+struct ClusterWatchTests {
+    static let prefix = "/fleetgate/"
+
+    static func digest(_ replica: String, cars: Int) -> EtcdClient.Event {
+        let digest = CapacityDigest(
+            replica: replica, address: "10.0.0.1:7080", at: 0,
+            entries: [.init(zone: "eu", model: "m", cars: cars, freeSlots: cars * 2, bestTTFTMilliseconds: [120])])
+        return .put(.init(key: Self.prefix + "digests/" + replica, value: JSON.buffer(digest)))
+    }
+
+    @Test("Members and digests come and go with their keys; a lapsed lease takes the replica's digest with it")
+    func membership() {
+        var state = ClusterView.State()
+        ClusterService.apply(
+            .put(.init(key: Self.prefix + "members/r2", value: ByteBuffer(string: "{}"))), prefix: Self.prefix,
+            to: &state, now: 1)
+        ClusterService.apply(Self.digest("r2", cars: 3), prefix: Self.prefix, to: &state, now: 1)
+        #expect(state.members == ["r2"] && state.digests["r2"]?.e.first?.c == 3)
+        ClusterService.apply(Self.digest("r2", cars: 1), prefix: Self.prefix, to: &state, now: 2)
+        #expect(state.digests["r2"]?.e.first?.c == 1 && state.receivedAt["r2"] == 2)
+        ClusterService.apply(.delete(key: Self.prefix + "members/r2"), prefix: Self.prefix, to: &state, now: 3)
+        #expect(state.members.isEmpty && state.digests.isEmpty)
+    }
+
+    @Test("A digest under another replica's key, or not a digest at all, is ignored")
+    func refusesMismatch() {
+        var state = ClusterView.State()
+        let forged = CapacityDigest(replica: "r9", address: "10.0.0.9:7080", at: 0, entries: [])
+        ClusterService.apply(
+            .put(.init(key: Self.prefix + "digests/r2", value: JSON.buffer(forged))), prefix: Self.prefix, to: &state,
+            now: 1)
+        ClusterService.apply(
+            .put(.init(key: Self.prefix + "digests/r3", value: ByteBuffer(string: "not json"))), prefix: Self.prefix,
+            to: &state, now: 1)
+        #expect(state.digests.isEmpty)
+    }
+}

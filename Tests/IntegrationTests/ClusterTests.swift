@@ -1,0 +1,214 @@
+import FleetAgent
+import FleetProtocol
+import FleetTesting
+import Foundation
+import HTTPTypes
+import Testing
+
+/// Issue #21 on loopback: three `fleetgate serve` processes and an etcd started here (its own
+/// data directory and ports), cars spread across them, traffic sent to one replica only.
+@Suite("Many gateways, one fleet", .timeLimit(.minutes(2)))
+struct ClusterTests {
+    static let eu = "89.160.20.112"  // SE in MaxMind's test database
+    static let us = "216.160.83.56"  // US
+
+    static func replica(_ name: String, etcd: EtcdProcess) async throws -> GatewayProcess {
+        try await GatewayProcess.start([
+            "--etcd", etcd.clientURL, "--cluster-replica-id", name, "--cluster-internal-port", "0",
+            "--cluster-lease-ttlseconds", "3", "--cluster-publish-interval-seconds", "0.25",
+            "--cluster-max-digest-age-seconds", "2",
+            "--geo-database-file", cityTestDatabase, "--geo-trusted-proxies", "127.0.0.1/32",
+        ])
+    }
+
+    static func post(
+        _ gateway: GatewayProcess, origin: String, id: String, prompt: String, maxTokens: Int
+    ) async throws -> (client: RecordingClient, stream: RecordingStream) {
+        let client = try await RecordingClient.connect(port: gateway.clientPort)
+        var headers = HTTPFields()
+        headers[HTTPField.Name("x-forwarded-for")!] = origin
+        headers[HTTPField.Name("x-request-id")!] = id
+        let stream = try await client.post(
+            "/v1/chat/completions", json: chatBody(stream: true, maxTokens: maxTokens, prompt: prompt),
+            headers: headers)
+        return (client, stream)
+    }
+
+    /// The `"cluster":{…}` detail of a replica's `/readyz`, and its status.
+    static func ready(_ gateway: GatewayProcess) async throws -> (status: Int, body: String) {
+        try await gateway.get("/readyz", admin: true)
+    }
+
+    @Test("Forwarding to another replica's car, kill -9 of a replica mid-stream, etcd down and back: 0 zone violations")
+    func cluster() async throws {
+        let etcd = try await EtcdProcess.start()
+        defer { etcd.stop() }
+        let r1 = try await Self.replica("r1", etcd: etcd)
+        let r2 = try await Self.replica("r2", etcd: etcd)
+        let r3 = try await Self.replica("r3", etcd: etcd)
+        defer { [r1, r2, r3].forEach { $0.stop() } }
+        // The EU car: primary tunnel to r2, second tunnel to r3. The US car on r1. r1 has no EU car.
+        let euLog = temporaryJobLog("cluster-eu"), usLog = temporaryJobLog("cluster-us")
+        let euCar = try AgentProcess(
+            vehicleID: "eu-car", region: "eu-central", token: try r1.credential(vehicleID: "eu-car"),
+            tunnelPort: r2.tunnelPort, jobLog: euLog,
+            extra: ["--also-gateway", "127.0.0.1:\(r3.tunnelPort)", "--slots", "16", "--decode-tps", "60"])
+        defer { euCar.stop() }
+        let usCar = try AgentProcess(
+            vehicleID: "us-car", region: "us-east", token: try r1.credential(vehicleID: "us-car", region: "us-east"),
+            tunnelPort: r1.tunnelPort, jobLog: usLog, extra: ["--slots", "16", "--decode-tps", "60"])
+        defer { usCar.stop() }
+        try await r2.waitForCars(1)
+        try await r3.waitForCars(1)
+        try await r1.waitForCars(1)
+        try await waitUntil(timeout: .seconds(10), "r1 sees every replica's digest and a connection to each") {
+            let body = try await Self.ready(r1).body
+            return body.contains("\"replicas\":3") && body.contains("\"digests\":3") && body.contains("\"peers\":2")
+                && body.contains("\"remoteCars\":1")  // r2's EU car (r3 has it on a second tunnel: not counted)
+        }
+        var expectedZone: [String: String] = [:]
+
+        // 1. EU traffic at r1 is served by r2's EU car through r2; US traffic stays on r1.
+        var phase1: [(String, String, String, RecordingClient, RecordingStream)] = []
+        for i in 0..<4 {
+            for (zone, origin) in [("eu", Self.eu), ("us", Self.us)] {
+                let id = "fwd-\(zone)-\(i)", prompt = "cluster \(zone) \(i)"
+                expectedZone[id] = zone
+                let (client, stream) = try await Self.post(r1, origin: origin, id: id, prompt: prompt, maxTokens: 30)
+                phase1.append((id, zone, prompt, client, stream))
+            }
+        }
+        for (id, zone, prompt, client, stream) in phase1 {
+            let collected = await stream.collect()
+            client.close()
+            let result = streamResult(collected)
+            #expect(result.status == 200, "\(id): \(collected.body.prefix(300))")
+            #expect(result.done && result.text == referenceText(prompt: prompt, maxTokens: 30), "\(id)")
+            let route = collected.response?.headerFields[HTTPField.Name("x-fleet-route")!]
+            #expect(route == (zone == "eu" ? "replica" : "car"), "\(id): route \(route ?? "-")")
+        }
+
+        // A client's hop and forwarded-origin headers are ignored on the client listener (still
+        // forwarded, still EU), and refused on the internal listener without a valid signature.
+        let forged = "v1;us-east;us;US;database;9999999999;forged;AAAA"
+        let forgedClient = try await RecordingClient.connect(port: r1.clientPort)
+        var headers = HTTPFields()
+        headers[HTTPField.Name("x-forwarded-for")!] = Self.eu
+        headers[HTTPField.Name("x-request-id")!] = "forged-eu"
+        headers[HTTPField.Name("x-fleet-hop")!] = "1"
+        headers[HTTPField.Name("x-fleet-forwarded-origin")!] = forged
+        expectedZone["forged-eu"] = "eu"
+        let forgedAnswer = try await forgedClient.post(
+            "/v1/chat/completions", json: chatBody(stream: true, maxTokens: 5, prompt: "forged"), headers: headers
+        ).collect()
+        #expect(forgedAnswer.response?.headerFields[HTTPField.Name("x-fleet-route")!] == "replica")
+        #expect(forgedAnswer.response?.headerFields[HTTPField.Name("x-fleet-zone")!] == "eu")
+        forgedClient.close()
+        let internalClient = try await RecordingClient.connect(port: try #require(r1.ports["internal"]))
+        let refused = try await internalClient.post(
+            "/v1/chat/completions", json: chatBody(stream: true, maxTokens: 5, prompt: "forged"), headers: headers
+        ).collect()
+        #expect(refused.response?.status.code == 403)
+        internalClient.close()
+
+        // Added latency per hop: the same short request at r1 (forwarded) and at r2 (local).
+        func elapsed(_ gateway: GatewayProcess, _ id: String) async throws -> Double {
+            let start = ContinuousClock.now
+            let (client, stream) = try await Self.post(gateway, origin: Self.eu, id: id, prompt: id, maxTokens: 1)
+            _ = await stream.collect()
+            client.close()
+            let d = ContinuousClock.now - start
+            return Double(d.components.seconds) * 1e3 + Double(d.components.attoseconds) / 1e15
+        }
+        var direct: [Double] = [], forwarded: [Double] = []
+        for i in 0..<8 {
+            expectedZone["lat-d-\(i)"] = "eu"
+            expectedZone["lat-f-\(i)"] = "eu"
+            direct.append(try await elapsed(r2, "lat-d-\(i)"))
+            forwarded.append(try await elapsed(r1, "lat-f-\(i)"))
+        }
+        let median = { (values: [Double]) in values.sorted()[values.count / 2] }
+        print(
+            "cluster: 1-token request median \(median(direct)) ms at the car's replica, \(median(forwarded)) ms "
+                + "through another (added per hop: \(median(forwarded) - median(direct)) ms)")
+
+        // etcd's load while idle-ish: three replicas publishing on change, renewing leases.
+        let before = try await etcd.metrics()
+        try await Task.sleep(for: .seconds(3))
+        let after = try await etcd.metrics()
+        let puts = (after["etcd_mvcc_put_total"] ?? 0) - (before["etcd_mvcc_put_total"] ?? 0)
+        let received =
+            (after["etcd_network_client_grpc_received_bytes_total"] ?? 0)
+            - (before["etcd_network_client_grpc_received_bytes_total"] ?? 0)
+        print("cluster: etcd with 3 idle replicas: \(puts / 3) puts/s, \(received / 3) bytes/s received")
+
+        // 2. kill -9 r2 while it serves streams forwarded from r1: they move to r3, which reaches
+        //    the same car through its second tunnel; r2's lease lapses within the TTL.
+        var phase2: [(String, String, RecordingClient, RecordingStream)] = []
+        for i in 0..<4 {
+            let id = "kill-eu-\(i)", prompt = "cluster kill \(i)"
+            expectedZone[id] = "eu"
+            let (client, stream) = try await Self.post(r1, origin: Self.eu, id: id, prompt: prompt, maxTokens: 120)
+            phase2.append((id, prompt, client, stream))
+        }
+        try await waitUntil(timeout: .seconds(10), "every stream streaming") {
+            phase2.allSatisfy { String(decoding: $0.3.body, as: UTF8.self).components(separatedBy: "content").count > 4 }
+        }
+        let killed = ContinuousClock.now
+        r2.kill9()
+        for (id, prompt, client, stream) in phase2 {
+            let collected = await stream.collect()
+            client.close()
+            let result = streamResult(collected)
+            #expect(result.errorCode == nil, "\(id): \(result.errorMessage ?? "")")
+            #expect(result.done && result.text == referenceText(prompt: prompt, maxTokens: 120), "\(id) differs")
+        }
+        try await waitUntil(timeout: .seconds(8), "r2's lease lapsed") {
+            try await Self.ready(r1).body.contains("\"replicas\":2")
+        }
+        print("cluster: r2 out of the membership \(ContinuousClock.now - killed) after kill -9 (lease TTL 3 s)")
+
+        // 3. etcd down: every replica still ready, serving its own cars; zones still hold.
+        etcd.kill9()
+        try await waitUntil(timeout: .seconds(10), "r1 degraded") {
+            try await Self.ready(r1).body.contains("\"degraded\":true")
+        }
+        #expect(try await Self.ready(r1).status == 200)
+        #expect(try await Self.ready(r3).status == 200)
+        try await Task.sleep(for: .seconds(2.5))  // past cluster.maxDigestAgeSeconds
+        for (gateway, origin, zone, status) in [
+            (r1, Self.us, "us", 200), (r3, Self.eu, "eu", 200), (r1, Self.eu, "eu", 503),
+        ] as [(GatewayProcess, String, String, Int)] {
+            let id = "outage-\(zone)-\(gateway.clientPort)"
+            expectedZone[id] = zone
+            let (client, stream) = try await Self.post(gateway, origin: origin, id: id, prompt: id, maxTokens: 5)
+            let collected = await stream.collect()
+            client.close()
+            #expect(streamResult(collected).status == status, "\(id): \(collected.body.prefix(200))")
+        }
+
+        // 4. etcd back: digests return and r1 forwards again.
+        try await etcd.launch()
+        try await waitUntil(timeout: .seconds(15), "digests back at r1") {
+            let body = try await Self.ready(r1).body
+            return body.contains("\"degraded\":false") && body.contains("\"digests\":2")
+        }
+        let (client, stream) = try await Self.post(r1, origin: Self.eu, id: "back-eu", prompt: "back", maxTokens: 5)
+        expectedZone["back-eu"] = "eu"
+        let collected = await stream.collect()
+        client.close()
+        #expect(streamResult(collected).status == 200, "\(collected.body.prefix(200))")
+
+        // Zone violations, from the agents' job records alone.
+        let records = try [euLog, usLog].flatMap { try JobLog.read(path: $0) }
+        let regionZone = ["eu-central": "eu", "us-east": "us"]
+        var violations = 0
+        for record in records {
+            guard let expected = expectedZone[record.requestID] else { continue }
+            if record.zone != expected || regionZone[record.region] != expected { violations += 1 }
+        }
+        #expect(violations == 0)
+        #expect(records.contains { $0.requestID == "fwd-eu-0" && $0.region == "eu-central" })
+        print("cluster: \(records.count) jobs recorded, \(violations) zone violations")
+    }
+}
