@@ -214,6 +214,9 @@ def main():
                                     {"model": MODEL, "prompt": words(rng, 200), "max_tokens": 400, "stream": True})
                 ttft, text, car = send(c)
                 occupier.stop()
+                if ttft is None:
+                    print(f"rep {rep} turn {k} holding: no token (car {car}, holder {holder})", flush=True)
+                    break
                 if car != holder:
                     misrouted += 1
                 hold[k].append(ttft)
@@ -229,6 +232,9 @@ def main():
                 occupier = Occupier(url, c.body(max_tokens=400))
                 ttft, _, car = send(c)
                 occupier.stop()
+                if ttft is None:
+                    print(f"rep {rep} turn {k} other: no token (car {car}, holder {holder})", flush=True)
+                    continue
                 if car == holder:
                     misrouted += 1
                 other[k].append(ttft)
@@ -239,6 +245,8 @@ def main():
     print("| turn | TTFT on the car holding the prefix, ms (median) | forced onto the other car, ms (median) | ratio |")
     print("|---|---|---|---|")
     for k in hold:
+        if not hold[k] or not other[k]:
+            continue
         h, o = median(hold[k]) * 1000, median(other[k]) * 1000
         print(f"| {k} | {h:.0f} | {o:.0f} | {o / h:.1f}× |")
     all_h = median([x for v in hold.values() for x in v]) * 1000
