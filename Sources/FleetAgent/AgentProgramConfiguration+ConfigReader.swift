@@ -18,6 +18,7 @@ extension AgentProgramConfiguration {
     /// - `token` (string, secret, environment `FLEET_AGENT_TOKEN` only) or `tokenFile` (string): required by `run`.
     /// - `engine.kind` (synthetic | openai-local), `engine.hardware` (hw3 | hw4 | ai5), `engine.upstream`,
     ///   `engine.modelMap` (ADVERTISED=UPSTREAM list), `engine.slowdown` (≥ 1), `engine.slots` (0 = profile),
+    ///   `engine.cacheSequences` (-1 = not known), `engine.cacheTokens` (0 = not said),
     ///   `engine.decodeTokensPerSecond`, `engine.prefillTokensPerSecond` (0 = profile).
     /// - `state.pluggedIn`, `state.chargePercent` (0–100), `state.link`, `state.departingInSeconds` (-1 = not
     ///   departing), `state.file`.
@@ -74,6 +75,10 @@ extension AgentProgramConfiguration {
         self.engine.cheatEvery = try config.int("engine.cheatEvery", in: 0...1_000_000)
         let slots = try config.int("engine.slots", in: 0...4096)
         self.engine.slots = slots == 0 ? nil : slots
+        let sequences = try config.int("engine.cacheSequences", in: -1...1_000_000)
+        self.engine.cacheSequences = sequences < 0 ? nil : sequences
+        let cacheTokens = try config.int("engine.cacheTokens", in: 0...100_000_000)
+        self.engine.cacheTokens = cacheTokens == 0 ? nil : cacheTokens
         let decode = try config.double("engine.decodeTokensPerSecond", in: 0...1_000_000)
         self.engine.decodeTokensPerSecond = decode == 0 ? nil : decode
         let prefill = try config.double("engine.prefillTokensPerSecond", in: 0...10_000_000)
@@ -167,6 +172,13 @@ extension AgentProgramConfiguration {
                     "TESTING ONLY: return wrong text on every Nth job (1: always; 0: honest) to exercise audits.",
                     aliases: ["--cheat-every"]),
                 .int("engine.slots", 0, "Slots (0: the hardware profile's; openai-local: 1).", aliases: ["--slots"]),
+                .int(
+                    "engine.cacheSequences", -1,
+                    "openai-local: prompt sequences the runtime's cache keeps, told in the hello (-1: not known; 0: none).",
+                    aliases: ["--cache-sequences"]),
+                .int(
+                    "engine.cacheTokens", 0, "openai-local: the runtime's context tokens, told with it (0: not said).",
+                    aliases: ["--cache-tokens"]),
                 .double(
                     "engine.decodeTokensPerSecond", 0, "Decode tokens/s per stream (0: the profile's).",
                     aliases: ["--decode-tps"]),

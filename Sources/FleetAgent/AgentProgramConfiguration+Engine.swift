@@ -20,10 +20,13 @@ extension AgentProgramConfiguration.Engine {
     private func makeHonestEngine(logger: Logger) async throws -> any InferenceEngine {
         guard self.kind == "openai-local" else { return self.makeSyntheticEngine() }
         let profile = HardwareProfile.of(self.hardware)
-        let configuration = OpenAILocalEngine.Configuration(
+        var configuration = OpenAILocalEngine.Configuration(
             baseURL: self.upstream, models: self.modelMap, slots: self.slots ?? 1,
             initialDecodeTokensPerSecond: self.decodeTokensPerSecond ?? profile.decodeTokensPerSecond,
             initialPrefillTokensPerSecond: self.prefillTokensPerSecond ?? profile.prefillTokensPerSecond)
+        configuration.promptCache = self.cacheSequences.map {
+            PromptCacheCapacity(sequences: $0, tokens: self.cacheTokens)
+        }
         let backoff = Backoff(initial: .seconds(1), maximum: .seconds(30))
         var attempt = 0
         while true {

@@ -85,6 +85,10 @@ public struct AgentProgramConfiguration: Sendable {
         public var cheatEvery: Int = 0
         /// Overrides of the hardware profile (benchmarks); nil: the profile's.
         public var slots: Int?
+        /// openai-local: prompt sequences the runtime's cache keeps (told in the hello); nil: not known.
+        public var cacheSequences: Int?
+        /// openai-local: tokens of context the runtime keeps (its `--n_ctx`), told with it.
+        public var cacheTokens: Int?
         public var decodeTokensPerSecond: Double?
         public var prefillTokensPerSecond: Double?
         public init() {}

@@ -68,6 +68,8 @@ public protocol InferenceEngine: Sendable {
     var measuresRates: Bool { get }
     /// What the engine can do with a continuation of another engine's answer (told in the hello).
     var continuation: ContinuationMode { get }
+    /// What its prompt cache keeps, told in the hello for prefix-cache affinity (nil: not known).
+    var promptCache: PromptCacheCapacity? { get }
     /// Starts a job whose output goes to `sink`, on `eventLoop`.
     func start(_ job: InferenceJob, on eventLoop: any EventLoop, sink: any TokenSink) -> any InferenceJobHandle
 }
@@ -75,6 +77,7 @@ public protocol InferenceEngine: Sendable {
 extension InferenceEngine {
     public var measuresRates: Bool { false }
     public var continuation: ContinuationMode { .none }
+    public var promptCache: PromptCacheCapacity? { nil }
 }
 
 /// An engine failure.

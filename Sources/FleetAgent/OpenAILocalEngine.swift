@@ -43,6 +43,9 @@ public final class OpenAILocalEngine: InferenceEngine, Sendable {
         /// The model's chat template, for continuations from text through `/v1/completions`;
         /// nil: the engine cannot continue another engine's answer (the hello says `none`).
         public var chatTemplate: ChatTemplate? = .smolLM2
+        /// What the runtime's prompt cache keeps, as configured where it was started (llama-cpp-python:
+        /// `--cache true`; `scripts/real-model.sh`); nil: not known (the gateway learns it).
+        public var promptCache: PromptCacheCapacity?
 
         public init(
             baseURL: String, models: [String: String] = [:], slots: Int = 1, initialDecodeTokensPerSecond: Double = 20,
@@ -127,6 +130,7 @@ public final class OpenAILocalEngine: InferenceEngine, Sendable {
     public var measuresRates: Bool { true }
     /// From text, through the chat template (`prefix`), when one is configured.
     public var continuation: ContinuationMode { self.configuration.chatTemplate == nil ? .none : .prefix }
+    public var promptCache: PromptCacheCapacity? { self.configuration.promptCache }
     /// Jobs running now, and jobs cancelled since start.
     public var activeJobs: Int { self.active.load(ordering: .relaxed) }
     public var jobsCancelled: Int { self.cancelledJobs.load(ordering: .relaxed) }

@@ -38,6 +38,8 @@ public final class SyntheticEngine: InferenceEngine, Sendable {
 
     /// Token-exact: text is a function of (seed, index), so `x-fleet-resume-from: N` continues it.
     public var continuation: ContinuationMode { .exact }
+    /// It computes no prefill to keep: no prefix-cache affinity.
+    public var promptCache: PromptCacheCapacity? { PromptCacheCapacity(sequences: 0) }
 
     /// Tokens generated since start, over all jobs.
     public var tokensGenerated: Int { self.generated.load(ordering: .relaxed) }

@@ -53,6 +53,7 @@ public final class TunnelClient: Service, Sendable {
                     models: engine.models, region: config.region, slots: engine.slots, policy: config.policy,
                     state: state.vehicle)
                 hello.continuation = engine.continuation
+                hello.cache = engine.promptCache
                 if !config.primary { hello.primary = false }  // cluster (#21)
                 return hello
             },

@@ -328,6 +328,9 @@ extension GatewayConfiguration.Dispatch {
     /// - `policy` (string, default predictive): how cars are chosen. Restart.
     /// - `ttftObjectiveMilliseconds` (double, default 1000, ≥ 1): TTFT objective without `x-slo-ttft-ms`. Reloadable.
     /// - `tpotObjectiveMilliseconds` (double, default 100, ≥ 1): time-per-token objective. Reloadable.
+    /// - `affinity` (bool, default true): prefix-cache affinity. Restart.
+    /// - `affinityEntries` (int, default 100000): prefixes remembered per (model, zone). Restart.
+    /// - `affinityTtlSeconds` (double, default 600): life of a remembered prefix after its last use. Restart.
     public init(config: ConfigReader) throws {
         self.init()
         self.firstTokenTimeout = try config.seconds("firstTokenTimeoutSeconds")
@@ -343,6 +346,9 @@ extension GatewayConfiguration.Dispatch {
         self.hedgeBudget = try config.double("hedgeBudget", in: 0...1)
         self.interTokenTimeout = try config.seconds("interTokenTimeoutSeconds")
         self.attemptTimeout = try config.seconds("attemptTimeoutSeconds")
+        self.affinity = try config.bool("affinity")
+        self.affinityEntries = try config.int("affinityEntries", in: 1...100_000_000)
+        self.affinityTTL = try config.seconds("affinityTtlSeconds")
     }
 
     static var configKeys: ConfigSchema {
@@ -383,6 +389,13 @@ extension GatewayConfiguration.Dispatch {
             .double(
                 "attemptTimeoutSeconds", Double(d.attemptTimeout.nanoseconds) / 1e9,
                 "The total deadline of one attempt. Reloadable."),
+            .bool(
+                "affinity", d.affinity,
+                "Prefix-cache affinity: a conversation's next turn is scored towards the car holding its prefix. Restart."),
+            .int("affinityEntries", d.affinityEntries, "Conversation prefixes remembered per (model, zone). Restart."),
+            .double(
+                "affinityTtlSeconds", Double(d.affinityTTL.nanoseconds) / 1e9,
+                "How long a remembered prefix lives after its last use. Restart."),
         ])
     }
 }
@@ -543,22 +556,26 @@ extension GatewayConfiguration.Central {
     /// - `endpoints` (string list of `REGION=BASE_URL`, default empty): central capacity. Restart.
     /// - `maxConcurrent` (int, default 256), `expectedTTFTMilliseconds` (double, default 300),
     ///   `expectedTPOTMilliseconds` (double, default 20): applied to every endpoint. Restart.
+    /// - `prefixCache` (bool, default false): central runtimes cache prompt prefixes. Restart.
     public init(config: ConfigReader) throws {
         let maxConcurrent = try config.int("maxConcurrent", in: 1...1_000_000)
         let ttft = try config.double("expectedTTFTMilliseconds", in: 0...3_600_000)
         let tpot = try config.double("expectedTPOTMilliseconds", in: 0...3_600_000)
         let continuation = ContinuationMode(
             rawValue: try config.choice("continuation", of: ContinuationMode.allCases.map(\.rawValue)))!
+        let prefixCache = try config.bool("prefixCache")
         self.init(
             endpoints: try config.strings("endpoints").map { entry in
                 let parts = entry.split(separator: "=", maxSplits: 1)
                 guard parts.count == 2 else {
                     throw ConfigurationError(.invalidValue, key: "endpoints", value: entry, "is not REGION=BASE_URL")
                 }
-                return .init(
+                var endpoint = GatewayConfiguration.CentralEndpoint(
                     region: String(parts[0]), baseURL: String(parts[1]), maxConcurrent: maxConcurrent,
                     expectedTTFTMilliseconds: ttft, expectedTPOTMilliseconds: tpot,
                     continuation: continuation)
+                endpoint.prefixCache = prefixCache
+                return endpoint
             })
     }
 
@@ -578,6 +595,9 @@ extension GatewayConfiguration.Central {
             .string(
                 "continuation", d.continuation.rawValue,
                 "What central endpoints can do when a stream moves to them mid-answer: exact, prefix or none."),
+            .bool(
+                "prefixCache", d.prefixCache,
+                "Whether central endpoints' runtimes cache prompt prefixes (credited by prefix-cache affinity)."),
         ])
     }
 }

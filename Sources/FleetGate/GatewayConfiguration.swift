@@ -200,6 +200,13 @@ public struct GatewayConfiguration: Sendable {
         public var interTokenTimeout: TimeAmount = .seconds(2)
         /// The total deadline of one attempt.
         public var attemptTimeout: TimeAmount = .minutes(10)
+        /// Prefix-cache affinity (issue #14): send a conversation's next turn towards the car that
+        /// holds its prefix, as a term in the predictive score. Off: no hashing on the request path.
+        public var affinity: Bool = true
+        /// Conversation prefixes remembered per (model, zone).
+        public var affinityEntries: Int = 100_000
+        /// How long a remembered prefix lives after its last use.
+        public var affinityTTL: TimeAmount = .minutes(10)
         /// The defaults.
         public static var defaults: Self { Self() }
         public init() {}
@@ -324,6 +331,9 @@ public struct GatewayConfiguration: Sendable {
         public var expectedTPOTMilliseconds: Double
         /// What the endpoint can do when a stream moves to it mid-answer (a generic server: `none`).
         public var continuation: ContinuationMode
+        /// Whether its runtime caches prompt prefixes (vLLM's automatic prefix caching, SGLang's
+        /// radix cache): with prefix-cache affinity, the prefix central served last is credited.
+        public var prefixCache: Bool = false
         public init(
             region: String, baseURL: String, maxConcurrent: Int = 256, expectedTTFTMilliseconds: Double = 300,
             expectedTPOTMilliseconds: Double = 20, continuation: ContinuationMode = .none

@@ -28,6 +28,9 @@ public final class GatewayCore: Sendable {
     public let central: CentralDirectory
     /// The HTTP client central upstreams use; nil when no central capacity is configured.
     public let httpClient: HTTPClient?
+    /// Keyed hashes of conversation prefixes (a key per process, never exported); nil when
+    /// prefix-cache affinity is off, so the request path hashes nothing.
+    let prefixHasher: PrefixHasher?
     /// The other replicas (issue #21); nil when `cluster.etcdEndpoints` is empty (the default).
     public let cluster: ClusterView?
     /// Issue #20: revocations and quarantines.
@@ -50,7 +53,12 @@ public final class GatewayCore: Sendable {
             ? ClusterView(configuration: configuration.cluster, fleetSecret: configuration.fleetSecret, factory: metrics.factory)
             : nil
         self.central = CentralDirectory(configuration: configuration, client: httpClient, logger: logger)
-        self.registry = FleetRegistry(policy: configuration.schedulingPolicy)
+        self.registry = FleetRegistry(
+            policy: configuration.schedulingPolicy,
+            affinity: PrefixAffinity(
+                enabled: configuration.dispatch.affinity, entriesPerPool: configuration.dispatch.affinityEntries,
+                ttlSeconds: Double(configuration.dispatch.affinityTTL.nanoseconds) / 1e9))
+        self.prefixHasher = configuration.dispatch.affinity ? PrefixHasher() : nil
         self.tunnels = TunnelTable()
         self.credentials = credentials
         do {

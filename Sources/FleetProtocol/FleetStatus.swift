@@ -95,11 +95,15 @@ public struct VehicleState: Codable, Sendable, Hashable {
     public var slotsFree: Int
     /// Measured uplink bandwidth in Mbit/s, when the car knows it.
     public var uplinkMbps: Double?
+    /// How many times the engine's prompt cache was lost (a restart, a flush): when it changes, the
+    /// gateway forgets which conversations the car holds (issue #14).
+    public var cacheResets: Int?
 
     public init(
         pluggedIn: Bool, chargePercent: Int, link: LinkType, departingInSeconds: Int? = nil, slotsFree: Int,
-        uplinkMbps: Double? = nil
+        uplinkMbps: Double? = nil, cacheResets: Int? = nil
     ) {
+        self.cacheResets = cacheResets
         self.pluggedIn = pluggedIn
         self.chargePercent = chargePercent
         self.link = link
@@ -115,6 +119,7 @@ public struct VehicleState: Codable, Sendable, Hashable {
         case departingInSeconds = "departing_in_s"
         case slotsFree = "slots_free"
         case uplinkMbps = "uplink_mbps"
+        case cacheResets = "cache_resets"
     }
 }
 
@@ -127,6 +132,20 @@ public enum ContinuationMode: String, Codable, Sendable, Hashable, CaseIterable 
     case prefix
     /// It cannot continue another engine's answer.
     case none
+}
+
+/// What the car's engine keeps of earlier prompts (told in the hello; issue #14).
+public struct PromptCacheCapacity: Codable, Sendable, Hashable {
+    /// Prompt sequences the engine keeps at once (llama.cpp server: its slots; llama-cpp-python:
+    /// the states its RAM cache holds); 0: it reuses no prefix.
+    public var sequences: Int
+    /// Tokens of cache, when the engine says (context or KV-cache size).
+    public var tokens: Int?
+
+    public init(sequences: Int, tokens: Int? = nil) {
+        self.sequences = sequences
+        self.tokens = tokens
+    }
 }
 
 /// One line of the status stream.
@@ -147,6 +166,8 @@ public struct StatusMessage: Codable, Sendable, Hashable {
     public var policy: OwnerPolicy?
     /// What the car's engine can do with a continuation (default `none`).
     public var continuation: ContinuationMode?
+    /// What the engine's prompt cache holds (absent: unknown, learned from outcomes).
+    public var cache: PromptCacheCapacity?
     /// Whether this tunnel is the car's primary one (default true). A car with tunnels to two
     /// replicas (issue #21) marks the others `false`, so only one replica counts it in its
     /// capacity digest; every tunnel still serves jobs.
@@ -197,6 +218,7 @@ public struct StatusMessage: Codable, Sendable, Hashable {
 
     enum CodingKeys: String, CodingKey {
         case v, type, hardware, models, region, slots, queue, policy, state, reason, credential, continuation, primary
+        case cache
         case vehicleID = "vehicle_id"
         case secondsLeft = "seconds_left"
     }

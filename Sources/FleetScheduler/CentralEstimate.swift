@@ -19,6 +19,9 @@ public struct CentralEstimate: Sendable, Hashable {
     public private(set) var learned = LearnedRates()
     /// The least weight of a new observation.
     public var learningRate: Double
+    /// Whether central's runtime caches prompt prefixes (configured): its options then carry the
+    /// prefill time per token that prefix-cache affinity may subtract for a prefix it served.
+    public var cachesPrefixes = false
 
     public init(
         baseTTFTMilliseconds: Double = 300, prefillTokensPerSecond: Double = 20_000, tpotMilliseconds: Double = 20,
@@ -49,7 +52,14 @@ public struct CentralEstimate: Sendable, Hashable {
     ///   - hasRoom: whether central can take one more stream now.
     public func option(promptTokens: Int, hasRoom: Bool) -> CentralOption {
         let p = self.predict(promptTokens: promptTokens)
-        return CentralOption(predictedTTFTMilliseconds: p.ttft, predictedTPOTMilliseconds: p.tpot, hasRoom: hasRoom)
+        var option = CentralOption(predictedTTFTMilliseconds: p.ttft, predictedTPOTMilliseconds: p.tpot, hasRoom: hasRoom)
+        option.cachedPrefillMillisecondsPerToken = self.cachedPrefillMillisecondsPerToken
+        return option
+    }
+
+    /// Prefill time per prompt token when central caches prefixes (0 when it does not), ms.
+    public var cachedPrefillMillisecondsPerToken: Double {
+        self.cachesPrefixes ? 1_000 / max(1, self.prefillTokensPerSecond) * self.learned.prefillSlowdown : 0
     }
 
     /// Learns from one finished central attempt. A failure before the first token counts as a

@@ -1,4 +1,5 @@
 public import FleetProtocol
+import Foundation
 import Synchronization
 
 /// The registry of connected, verified cars: the scheduler's view of the fleet.
@@ -61,6 +62,13 @@ public final class FleetRegistry: Sendable {
         /// The first model inline; a car with more keeps the rest in ``Storage/extraOffers``.
         var offerCount: Int
         var primary: Offer
+        /// Prefix-cache affinity: whether its engine reuses prefixes (the hello did not say it keeps
+        /// none), the epoch its prefixes were recorded under (bumped when its runtime reports a
+        /// cache reset), the last reset count reported, and the learned chance a held prefix is a hit.
+        var cachesPrefixes = true
+        var cacheEpoch: UInt32 = 0
+        var cacheResets = -1
+        var hits = HitEstimate(prior: 0.5)
     }
 
     struct Pool {
@@ -70,6 +78,8 @@ public final class FleetRegistry: Sendable {
         var buckets: [[Int32]] = []
         var available = 0
         var cursor = 0
+        /// Which cars (and central) served which conversation prefixes; made at first use.
+        var prefixes: PrefixCacheMap?
     }
 
     struct PoolKey: Hashable {
@@ -215,11 +225,15 @@ public final class FleetRegistry: Sendable {
     public let policy: SchedulingPolicy
     /// The predictor behind `predictive` (and the predictions reported for every policy).
     public let predictor: LatencyPredictor
+    /// Prefix-cache affinity (issue #14): a term in `predictive`'s score.
+    public let affinity: PrefixAffinity
 
     public init(
         policy: SchedulingPolicy = .predictive, eligibility: Eligibility = Eligibility(),
-        predictor: LatencyPredictor = LatencyPredictor(), probes: Int = 16, seed: UInt64 = 0x5EED
+        predictor: LatencyPredictor = LatencyPredictor(), probes: Int = 16, seed: UInt64 = 0x5EED,
+        affinity: PrefixAffinity = PrefixAffinity()
     ) {
+        self.affinity = affinity
         self.probes = max(1, probes)
         self.policy = policy
         self.eligibility = eligibility
@@ -278,6 +292,11 @@ public final class FleetRegistry: Sendable {
                 minChargePercent: descriptor.policy.minChargePercent,
                 state: state, offerCount: offers.count, primary: primary)
             car.departsAt = Self.departure(state, now: now)
+            car.cachesPrefixes = (descriptor.promptCache?.sequences ?? 1) > 0
+            car.cacheResets = state.cacheResets ?? -1
+            car.hits = HitEstimate(
+                prior: descriptor.promptCache == nil
+                    ? self.affinity.priorHitProbability : self.affinity.declaredHitProbability)
             s.cars[slot] = car
             s.descriptors[slot] = descriptor
             if offers.count > 1 { s.extraOffers[slot] = Array(offers.dropFirst()) }
@@ -331,6 +350,11 @@ public final class FleetRegistry: Sendable {
             guard var car = s.car(id) else { return }
             car.state = state
             car.departsAt = Self.departure(state, now: now)
+            if let resets = state.cacheResets, resets != car.cacheResets {
+                // Its runtime lost its prompt cache: every prefix recorded for it dies at once.
+                if car.cacheResets >= 0 { car.cacheEpoch &+= 1 }
+                car.cacheResets = resets
+            }
             s.cars[id.slot] = car
             self.reindex(id.slot, in: &s)
         }
@@ -414,7 +438,14 @@ public final class FleetRegistry: Sendable {
             var selector = Selector(registry: self, request: request, excluding: excluding, now: now, limit: limit)
             return selector.select(in: &s)
         }
-        guard let central, central.hasRoom else { return decision }
+        guard var central, central.hasRoom else { return decision }
+        if central.cachedPrefillMillisecondsPerToken > 0, self.affinity.enabled, !request.prefixes.isEmpty {
+            let held = self.storage.withLock { s in Self.centralHeldTokens(request, now: now, in: &s) }
+            let credit =
+                self.affinity.centralHitProbability * Double(min(held, max(0, request.promptTokens - 1)))
+                * central.cachedPrefillMillisecondsPerToken
+            central.predictedTTFTMilliseconds = max(1, central.predictedTTFTMilliseconds - credit)
+        }
         let centralChoice = Choice(
             route: .central, predictedTTFTMilliseconds: central.predictedTTFTMilliseconds,
             predictedTPOTMilliseconds: central.predictedTPOTMilliseconds, score: central.predictedTTFTMilliseconds,
@@ -461,6 +492,37 @@ public final class FleetRegistry: Sendable {
         return carMisses && centralMeets
     }
 
+    /// Tokens of the request's longest prefix central served, within the TTL.
+    private static func centralHeldTokens(_ request: RequestProfile, now: Double, in s: inout Storage) -> Int {
+        guard let pool = s.poolIndex[PoolKey(zone: request.zone, model: request.model)],
+            s.pools[Int(pool)].prefixes != nil
+        else { return 0 }
+        let held = s.pools[Int(pool)].prefixes!.lookup(request.prefixes, now: now, limit: 8)
+        return Int(held.first { $0.holder.id == PrefixCacheMap.central }?.tokens ?? 0)
+    }
+
+    /// Records that central served a request's whole prompt (prefix-cache affinity for central
+    /// endpoints whose runtime caches prefixes). Call when its first token arrived.
+    public func recordCentral(_ request: RequestProfile, now: Double) {
+        guard self.affinity.enabled, let chunk = request.prefixes.last else { return }
+        self.storage.withLock { s in
+            guard let pool = s.poolIndex[PoolKey(zone: request.zone, model: request.model)] else { return }
+            self.record(chunk, holder: .init(id: PrefixCacheMap.central, epoch: 0), pool: Int(pool), now: now, in: &s)
+        }
+    }
+
+    private func record(
+        _ chunk: PrefixChunk, holder: PrefixCacheMap.Holder, pool: Int, now: Double, in s: inout Storage
+    ) {
+        if s.pools[pool].prefixes == nil {
+            s.pools[pool].prefixes = PrefixCacheMap(
+                capacity: self.affinity.entriesPerPool, ttl: self.affinity.ttlSeconds,
+                holdersPerEntry: self.affinity.holdersPerEntry)
+        }
+        s.pools[pool].prefixes!.record(chunk, holder: holder, now: now)
+        s.pools[pool].prefixes!.expire(now: now, budget: 4)
+    }
+
     /// Takes a slot on a car the decision chose, for one attempt. The lease carries the choice's
     /// prediction: the predictor does not run again (one decision, one prediction, one lease).
     ///
@@ -481,12 +543,15 @@ public final class FleetRegistry: Sendable {
             car.inFlight += 1
             s.cars[id.slot] = car
             self.reindex(id.slot, in: &s)
+            let remembers = self.affinity.enabled && car.cachesPrefixes
             return Lease(
                 car: id, model: request.model, startedAt: now, concurrency: Int(car.inFlight),
                 promptTokens: request.promptTokens, predictedTTFTMilliseconds: choice.predictedTTFTMilliseconds,
                 predictedTPOTMilliseconds: choice.predictedTPOTMilliseconds,
                 predictedRTTMilliseconds: choice.predictedRTTMilliseconds,
-                predictedQueueMilliseconds: choice.predictedQueueMilliseconds)
+                predictedQueueMilliseconds: choice.predictedQueueMilliseconds,
+                prefix: remembers ? request.prefixes.last : nil,
+                cachedPrefixTokens: remembers ? choice.cachedPrefixTokens : 0)
         }
     }
 
@@ -539,7 +604,22 @@ public final class FleetRegistry: Sendable {
                         0.1 * advertised,
                         ttft - lease.predictedRTTMilliseconds + car.rtt.deviation
                             - lease.predictedQueueMilliseconds)
-                    offer.learned.observePrefill(compute / advertised, learningRate: rate)
+                    var expected = advertised
+                    if lease.cachedPrefixTokens > 0 {
+                        // A held prefix: a hit if the prefill looks like the uncached rest's, a miss if
+                        // like the whole prompt's (at the learned slowdown); the slowdown learns from
+                        // the prompt the car was judged to have prefilled. Too close to call: no verdict.
+                        let rest = advertised * max(1, prompt - Double(lease.cachedPrefixTokens)) / prompt
+                        if advertised / rest >= 1.5 {
+                            let slowdown = offer.learned.prefillSlowdown
+                            let hit = abs(log(compute / (rest * slowdown))) < abs(log(compute / (advertised * slowdown)))
+                            car.hits.observe(hit: hit, learningRate: self.affinity.hitLearningRate)
+                            if hit { expected = rest }
+                        } else {
+                            expected = advertised - car.hits.probability * (advertised - rest)
+                        }
+                    }
+                    offer.learned.observePrefill(compute / expected, learningRate: rate)
                     car.peak.observe(ttft, now: now)
                 } else if !outcome.succeeded {
                     car.peak.observe(max(car.peak.cost * 2, 1_000), now: now)
@@ -551,6 +631,14 @@ public final class FleetRegistry: Sendable {
                     offer.learned.observeDecode(tpot / advertised, learningRate: rate)
                 }
                 if index == 0 { car.primary = offer } else { s.setOffer(lease.car.slot, index, offer) }
+            }
+            if let chunk = lease.prefix, outcome.ttftMilliseconds != nil, let model = s.modelIndex[lease.model],
+                let index = s.offerIndex(lease.car.slot, model: model)
+            {
+                // It prefilled the whole prompt: its runtime now holds it (until evicted).
+                let pool = Int(index == 0 ? car.primary.pool : s.offer(lease.car.slot, index).pool)
+                self.record(
+                    chunk, holder: .init(id: lease.car.rawValue, epoch: car.cacheEpoch), pool: pool, now: now, in: &s)
             }
             if outcome.succeeded {
                 let seconds = max(0, now - lease.startedAt)
@@ -715,6 +803,7 @@ public final class FleetRegistry: Sendable {
             rttMilliseconds: car.rtt.samples > 0 ? car.rtt.smoothed : nil,
             rttDeviationMilliseconds: car.rtt.samples > 0 ? car.rtt.deviation : nil, draining: car.draining,
             consecutiveFailures: Int(car.consecutiveFailures),
-            learned: Dictionary(learned, uniquingKeysWith: { a, _ in a }))
+            learned: Dictionary(learned, uniquingKeysWith: { a, _ in a }),
+            prefixHitProbability: car.cachesPrefixes ? car.hits.probability : 0)
     }
 }

@@ -114,6 +114,9 @@ public struct LatencyPredictor: Sendable {
     /// shared spill rule every policy follows). Off: predictive then uses no more central than
     /// the shared rule gives any policy, and on the tuning set it met more objectives without it.
     public var centralByPrediction = false
+    /// Prefix-cache affinity: ms of score per ms of prefill a held prefix is expected to save,
+    /// among cars that fit the objective (issue #14).
+    public var prefixCreditWeight: Double = 1
 
     public init() {}
 
@@ -126,19 +129,32 @@ public struct LatencyPredictor: Sendable {
         var jobSeconds: Double
         /// RTT + queue + prompt ÷ advertised prefill: no learning, no doubt (the shared spill rule).
         var advertisedTTFT: Double
+        /// Prompt tokens the car holds of the request (prefix-cache affinity), and the prefill
+        /// time subtracted for them, ms (already out of `ttft` and `advertisedTTFT`).
+        var cachedTokens = 0
+        var prefixCredit = 0.0
     }
 
+    /// - Parameters:
+    ///   - cachedTokens: prompt tokens of the request's longest prefix the car held (affinity).
+    ///   - hitProbability: the chance its runtime still holds them (``HitEstimate``).
     func predict(
-        _ car: FleetRegistry.Car, offer: FleetRegistry.Offer, request: RequestProfile, churnHazard: Double, now: Double
+        _ car: FleetRegistry.Car, offer: FleetRegistry.Offer, request: RequestProfile, churnHazard: Double, now: Double,
+        cachedTokens: Int = 0, hitProbability: Double = 0
     ) -> Prediction {
         let learned = offer.learned
         let rtt = car.rtt.samples > 0 ? car.rtt.smoothed + car.rtt.deviation : self.defaultRTTMilliseconds
         let prefillDoubt = self.riskAversion * self.priorLogSigma / Double(learned.prefillObservations + 1).squareRoot()
         let decodeDoubt = self.riskAversion * self.priorLogSigma / Double(learned.decodeObservations + 1).squareRoot()
         let sharing = 1 + self.prefillContention * Double(min(Int(car.inFlight), car.slots))
-        let prefillMs =
+        var prefillMs =
             1_000 * Double(max(1, request.promptTokens)) / max(1, offer.prefillTokensPerSecond)
             * exp(learned.prefillLogSlowdown + prefillDoubt) * sharing
+        // Prefix-cache affinity: the held prefix is not prefilled again, if the runtime kept it.
+        let cached = min(cachedTokens, max(0, request.promptTokens - 1))
+        let creditShare = cached > 0 ? hitProbability * Double(cached) / Double(max(1, request.promptTokens)) : 0
+        let credit = prefillMs * creditShare
+        prefillMs -= credit
         let streams = Int(car.inFlight) + 1
         let decodeRate = offer.decodeRate(activeStreams: min(streams, car.slots), hardware: car.hardware)
         let tpot = 1_000 / max(0.1, decodeRate) * exp(learned.decodeLogSlowdown + decodeDoubt)
@@ -154,7 +170,11 @@ public struct LatencyPredictor: Sendable {
         if self.fitMargin > 0 {
             let limit = self.fitMargin * request.ttftObjectiveMilliseconds
             // Fits: ranked by time to spare (least first), all below any car that does not fit.
-            score = ttft <= limit ? (limit - ttft) + score - ttft : 1_000_000 + score
+            // A held prefix makes a car fit sooner, but its credit is work saved, not spare speed:
+            // the time to spare is the car's without it, and the credit then lowers the score
+            // (× ``prefixCreditWeight``), so best fit does not push a conversation off its car.
+            let spare = limit - (ttft + credit)
+            score = ttft <= limit ? spare + score - ttft - self.prefixCreditWeight * credit : 1_000_000 + score
         }
         if car.departsAt == .infinity, churnHazard > 0 {
             let leaves = 1 - exp(-churnHazard * jobSeconds)
@@ -162,9 +182,10 @@ public struct LatencyPredictor: Sendable {
         }
         let advertisedTTFT =
             rtt + queue + 1_000 * Double(max(1, request.promptTokens)) / max(1, offer.prefillTokensPerSecond)
+            * (1 - creditShare)
         return Prediction(
             ttft: ttft, tpot: tpot, rtt: rtt, queue: queue, score: score, jobSeconds: jobSeconds,
-            advertisedTTFT: advertisedTTFT)
+            advertisedTTFT: advertisedTTFT, cachedTokens: cached, prefixCredit: credit)
     }
 }
 

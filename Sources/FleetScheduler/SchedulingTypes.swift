@@ -31,6 +31,9 @@ public struct CarDescriptor: Sendable, Hashable {
     public var policy: OwnerPolicy
     /// What its engine can do when a stream moves to it mid-answer.
     public var continuation: ContinuationMode
+    /// What its engine's prompt cache keeps (nil: unknown; 0 sequences: no prefix reuse, so no
+    /// prefix-cache affinity).
+    public var promptCache: PromptCacheCapacity?
     /// Whether this replica holds the car's primary tunnel (issue #21): only then does the car
     /// count in this replica's capacity digest.
     public var primary = true
@@ -38,9 +41,10 @@ public struct CarDescriptor: Sendable, Hashable {
     public init(
         vehicleID: String, pseudonym: String, region: String, zone: String, hardware: HardwareClass,
         models: [ModelOffer], slots: Int, queueDepth: Int = 0, policy: OwnerPolicy,
-        continuation: ContinuationMode = .none
+        continuation: ContinuationMode = .none, promptCache: PromptCacheCapacity? = nil
     ) {
         self.continuation = continuation
+        self.promptCache = promptCache
         self.vehicleID = vehicleID
         self.pseudonym = pseudonym
         self.region = region
@@ -66,6 +70,9 @@ public struct CarSnapshot: Sendable, Hashable {
     public var consecutiveFailures: Int
     /// Learned slowdowns against the advertised rates (1 = as advertised), per model.
     public var learned: [String: LearnedRates]
+    /// The learned chance that a prefix the gateway believes it holds is still in its runtime's
+    /// cache (prefix-cache affinity).
+    public var prefixHitProbability: Double = 0
 }
 
 /// How a decision picks among eligible cars. Every policy sees the same registry, the same
@@ -108,11 +115,16 @@ public struct RequestProfile: Sendable, Hashable {
     public var ttftObjectiveMilliseconds: Double
     /// Time-per-output-token objective in ms.
     public var tpotObjectiveMilliseconds: Double
+    /// Keyed hashes of the conversation's cumulative message prefixes (``PrefixHasher``), shortest
+    /// first; empty when prefix-cache affinity is off or the request is not a chat.
+    public var prefixes: [PrefixChunk]
 
     public init(
         model: String, zone: String, promptTokens: Int, expectedOutputTokens: Int = 256,
-        ttftObjectiveMilliseconds: Double = 1_000, tpotObjectiveMilliseconds: Double = 100
+        ttftObjectiveMilliseconds: Double = 1_000, tpotObjectiveMilliseconds: Double = 100,
+        prefixes: [PrefixChunk] = []
     ) {
+        self.prefixes = prefixes
         self.model = model
         self.zone = zone
         self.promptTokens = promptTokens
@@ -130,6 +142,10 @@ public struct CentralOption: Sendable, Hashable {
     public var predictedTPOTMilliseconds: Double
     /// Whether central has a free stream for the request's model now.
     public var hasRoom: Bool
+    /// Prefill time per prompt token, ms, when central's runtime caches prefixes (0: it does not,
+    /// or it is not known): with prefix-cache affinity, the prefix central served last is
+    /// subtracted from its prediction at this rate.
+    public var cachedPrefillMillisecondsPerToken: Double = 0
 
     public init(predictedTTFTMilliseconds: Double, predictedTPOTMilliseconds: Double, hasRoom: Bool) {
         self.predictedTTFTMilliseconds = predictedTTFTMilliseconds
@@ -162,6 +178,10 @@ public struct Choice: Sendable, Hashable {
     /// First token expected from the advertised rates alone (RTT + queue + prompt ÷ advertised
     /// prefill), ms: what the shared spill rule reads, the same for every policy.
     public internal(set) var advertisedTTFTMilliseconds: Double = 0
+    /// Prompt tokens of the request's longest prefix the car held (prefix-cache affinity), and
+    /// what the prediction subtracted for it, ms.
+    public internal(set) var cachedPrefixTokens: Int = 0
+    public internal(set) var prefixCreditMilliseconds: Double = 0
 
     /// The car, when the route is a car.
     public var car: CarID? {
@@ -197,6 +217,10 @@ public struct Lease: Sendable, Hashable {
     /// The parts of the prediction that are not the car's compute: RTT and queue wait, ms.
     var predictedRTTMilliseconds: Double
     var predictedQueueMilliseconds: Double
+    /// The request's whole prompt as a prefix (recorded for the car when the job has prefilled),
+    /// and the tokens of it the car was believed to hold (what learning checks), for affinity.
+    var prefix: PrefixChunk?
+    public internal(set) var cachedPrefixTokens: Int = 0
 }
 
 /// What happened to a job.

@@ -13,6 +13,9 @@ struct Selector {
     /// Set by ``select(in:)``: the request's zone as the registry numbers it, and the churn hazard.
     private var zone: Int32 = -1
     private var hazard: Double = 0
+    /// Cars holding a prefix of the request (prefix-cache affinity, `predictive` only): slot and
+    /// the tokens of the longest prefix each holds.
+    private var held: [(slot: Int, tokens: Int)] = []
 
     init(registry: FleetRegistry, request: RequestProfile, excluding: [CarID], now: Double, limit: Int) {
         self.registry = registry
@@ -49,6 +52,9 @@ struct Selector {
         found.reserveCapacity(max(self.registry.probes, 2 * self.limit))
         switch policy {
         case .predictive, .leastOutstandingFastest, .weightedLeastRequest, .shortestExpectedPrefill:
+            // Prefix-cache affinity: the cars holding the request's prefix are candidates too (a
+            // term in the score, not a pin: each is still checked and ranked like any probe).
+            if policy == .predictive { self.addHolders(pool: pool, into: &found, s: &s) }
             // The same probes for every policy that ranks a probed set: a quarter uniformly over
             // every available car, so busy but fast cars (an AI5 with 8 slots is rarely idle) are
             // seen; the rest from the least-loaded bucket up.
@@ -112,7 +118,8 @@ struct Selector {
                 predictedTTFTMilliseconds: c.prediction.ttft, predictedTPOTMilliseconds: c.prediction.tpot,
                 score: policy == .predictive ? c.prediction.score : c.cost,
                 predictedRTTMilliseconds: c.prediction.rtt, predictedQueueMilliseconds: c.prediction.queue,
-                advertisedTTFTMilliseconds: c.prediction.advertisedTTFT)
+                advertisedTTFTMilliseconds: c.prediction.advertisedTTFT, cachedPrefixTokens: c.prediction.cachedTokens,
+                prefixCreditMilliseconds: c.prediction.prefixCredit)
         }
         return Decision(choices: choices, policy: policy, evaluated: evaluated)
     }
@@ -124,6 +131,23 @@ struct Selector {
             var best = i
             for j in (i + 1)..<found.count where better(found[j], found[best]) { best = j }
             if best != i { found.swapAt(i, best) }
+        }
+    }
+
+    /// Looks the request's prefixes up in the pool's map and evaluates the live holders that are
+    /// available (not full, not draining); each gets the credit of the longest prefix it holds.
+    private mutating func addHolders(pool: Int, into found: inout [Candidate], s: inout FleetRegistry.Storage) {
+        let affinity = self.registry.affinity
+        guard affinity.enabled, !self.request.prefixes.isEmpty, s.pools[pool].prefixes != nil else { return }
+        let holders = s.pools[pool].prefixes!.lookup(
+            self.request.prefixes, now: self.now, limit: affinity.holdersPerEntry + 1)
+        for (holder, tokens) in holders where holder.id != PrefixCacheMap.central {
+            let id = CarID(holder.id)
+            // A car that left (its id's generation) or lost its cache (its epoch) holds nothing.
+            guard let car = s.car(id), car.cacheEpoch == holder.epoch, car.cachesPrefixes else { continue }
+            self.held.append((id.slot, Int(tokens)))
+            guard car.bucket >= 0 else { continue }
+            if let c = self.evaluate(Int32(id.slot), pool: pool, found: found, s: &s) { found.append(c) }
         }
     }
 
@@ -144,8 +168,11 @@ struct Selector {
         }
         guard self.registry.eligibility.admits(car, zone: self.zone, offer: offer, request: self.request, now: self.now)
         else { return nil }
+        var cached = 0
+        for h in self.held where h.slot == slot { cached = h.tokens }
         let prediction = self.registry.predictor.predict(
-            car, offer: offer, request: self.request, churnHazard: self.hazard, now: self.now)
+            car, offer: offer, request: self.request, churnHazard: self.hazard, now: self.now, cachedTokens: cached,
+            hitProbability: car.hits.probability)
         return Candidate(
             slot: slot, inFlight: car.inFlight, slots: car.slots, prefillRate: offer.prefillTokensPerSecond,
             prediction: prediction, cost: prediction.score)

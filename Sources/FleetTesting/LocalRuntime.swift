@@ -12,6 +12,10 @@ import NIOPosix
 public final class LocalRuntime: Sendable {
     /// The model id the runtime serves.
     public static let model = "smollm2-135m"
+    /// The RAM prompt cache `start(promptCache: true)` and `scripts/real-model.sh` give the server,
+    /// and the conversations it holds (~25 MB of state per 1,000-token conversation of SmolLM2-135M).
+    public static let promptCacheBytes = 512 << 20
+    public static let promptCacheSequences = 16
     /// `http://127.0.0.1:<port>/v1`.
     public let baseURL: String
     /// The server's process id (its CPU time is read from /proc to prove cancellation stops it).
@@ -27,7 +31,9 @@ public final class LocalRuntime: Sendable {
     public static var required: Bool { ProcessInfo.processInfo.environment["CI"] == "true" }
 
     /// Starts the server on a free loopback port and waits until it lists its model.
-    public static func start(timeout: Duration = .seconds(60)) async throws -> LocalRuntime {
+    /// - Parameter promptCache: keep a RAM prompt cache (`--cache true`, 512 MiB), as
+    ///   `scripts/real-model.sh` does, so earlier conversations' prefixes are reused (issue #14).
+    public static func start(timeout: Duration = .seconds(60), promptCache: Bool = false) async throws -> LocalRuntime {
         let env = ProcessInfo.processInfo.environment
         guard let python = env["FLEETGATE_PYTHON"], FileManager.default.isExecutableFile(atPath: python) else {
             throw Unavailable(
@@ -42,7 +48,7 @@ public final class LocalRuntime: Sendable {
         process.arguments = [
             "-m", "llama_cpp.server", "--model", model, "--model_alias", Self.model, "--host", "127.0.0.1",
             "--port", String(port), "--n_threads", "1", "--n_threads_batch", "1", "--n_ctx", "2048",
-        ]
+        ] + (promptCache ? ["--cache", "true", "--cache_type", "ram", "--cache_size", String(Self.promptCacheBytes)] : [])
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         process.standardInput = FileHandle.nullDevice

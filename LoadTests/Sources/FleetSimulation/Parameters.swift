@@ -40,6 +40,11 @@ public struct SimulationParameters: Sendable, Hashable {
     /// Further predictor settings by name (`decodeWeight`, `prefillContention`, `fitMargin`,
     /// `learningRate`, `tpotMissPenalty`), for ablations and tuning on the tuning set.
     public var scorer: [String: Double] = [:]
+    /// The multi-turn workload (issue #14): conversations of 2–20 turns with think times, each
+    /// turn resending the whole history; cars' runtimes keep recent conversations' prefixes.
+    public var conversations = false
+    /// Prefix-cache affinity in the scorer (the `affinity` scorer setting turns it off with 0).
+    public var affinity: Bool { (self.scorer["affinity"] ?? 1) != 0 }
     /// Issue #21: gateway replicas (1: one global registry), how often each publishes its
     /// capacity digest, the forwarding margin, and the added latency of a forward (one hop).
     public var replicas = 1
@@ -124,6 +129,34 @@ struct FleetModel {
     var centralQueueShare: Double
     /// Price of a central token (prompt or output), $ per million.
     var centralDollarsPerMillionTokens: Double
+    /// The multi-turn workload (`--conversations`, issue #14).
+    var conversation = Conversation.tuning
+
+    /// Conversations: turns, think times, and what cars' runtimes keep of them.
+    struct Conversation {
+        /// Turns per conversation, uniform.
+        var turns: ClosedRange<Int> = 2...20
+        /// Tokens of each later user message (lognormal median, σ); the first turn's prompt is the class's.
+        var userMedian: Double
+        var userSigma: Double
+        /// Seconds from an answer's end to the next turn (lognormal median, σ).
+        var thinkMedian: Double
+        var thinkSigma: Double
+        /// Share of cars whose runtime really reuses prefixes (the others say they do, but miss).
+        var cacheWorksShare: Double
+        /// Conversations a car's runtime keeps at once, per class (HW3, HW4, AI5), LRU.
+        var cacheSequences: [HardwareClass: Int]
+        /// JSON bytes per message around its text.
+        var messageOverheadBytes: Double
+
+        static let tuning = Conversation(
+            userMedian: 80, userSigma: 0.8, thinkMedian: 20, thinkSigma: 0.8, cacheWorksShare: 0.9,
+            cacheSequences: [.hw3: 4, .hw4: 8, .ai5: 16], messageOverheadBytes: 30)
+        /// Written before any run on it; never tuned on.
+        static let heldOut = Conversation(
+            userMedian: 120, userSigma: 1.0, thinkMedian: 30, thinkSigma: 1.0, cacheWorksShare: 0.8,
+            cacheSequences: [.hw3: 2, .hw4: 6, .ai5: 12], messageOverheadBytes: 45)
+    }
 
     /// The set the scorer may be tuned on (issue #5's model, with per-class objectives that are
     /// reachable on the fastest car, the gateway's estimates, failures and a central that queues).
@@ -183,5 +216,6 @@ struct FleetModel {
         maxTokensShare: 0.6, bytesPerToken: 3.6, bytesPerTokenSigma: 0.2, overheadBytes: 150...900,
         baseFailure: 0.01, flakyShare: 0.08, flakyFailure: 0.15, detectionSeconds: 8...20,
         centralRTTMs: 40, centralPrefillTPS: 15_000, centralDecodeTPS: 50, centralLoadSlowdown: 1.5,
-        centralNoiseSigma: 0.35, centralQueueShare: 0.25, centralDollarsPerMillionTokens: 0.6)
+        centralNoiseSigma: 0.35, centralQueueShare: 0.25, centralDollarsPerMillionTokens: 0.6,
+        conversation: .heldOut)
 }

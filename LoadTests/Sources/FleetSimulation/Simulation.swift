@@ -19,6 +19,7 @@ public final class Simulation {
         case depart(car: Int)
         case churn
         case replacement
+        case turn(conversation: Int)
         /// Every replica builds its capacity digest and publishes it if it changed (issue #21).
         case publish
     }
@@ -49,6 +50,13 @@ public final class Simulation {
         var goneAt: Double?
         /// Share of its jobs that fail.
         var failure: Double
+        /// Multi-turn workload: whether its runtime really reuses prefixes, how many conversations
+        /// it keeps, and which (conversation → tokens held), least recently used first.
+        var cacheWorks = false
+        var cacheSequences = 0
+        var cache: [(conversation: Int, tokens: Int)] = []
+        /// Slot-seconds of jobs in the measured window (per-car utilisation).
+        var busySlotSeconds = 0.0
     }
 
     struct Job {
@@ -69,6 +77,9 @@ public final class Simulation {
         var done = false
         /// Set when the job will fail (the car resets the stream) at this time.
         var failsAt: Double?
+        /// Prompt tokens the car's runtime already held (not prefilled again), and when its prefill began.
+        var cached = 0
+        var beganAt: Double?
     }
 
     struct Request {
@@ -94,6 +105,29 @@ public final class Simulation {
         /// one it was forwarded to.
         var replica = 0
         var forwarded = false
+        /// Multi-turn workload: the conversation (-1: none), the turn (1…), its prefix hashes, and
+        /// whether the attempt that gave the first token ran on a car holding a prefix of it.
+        var conversation = -1
+        var turn = 0
+        var prefixes: [PrefixChunk] = []
+        var hit = false
+        var ended = false
+    }
+
+    /// One conversation of the multi-turn workload: the true history and the gateway's view of it.
+    struct Conversation {
+        var zone: String
+        var workload: Int
+        var turns: Int
+        var turn = 0
+        /// True tokens of the history so far, and the estimate (bytes ÷ 4) of it.
+        var tokens: Int
+        var bytes: Double
+        var bytesPerToken: Double
+        /// Prefix hashes of the history, one per message.
+        var chunks: [PrefixChunk] = []
+        var nextUser = 0
+        var messages = 0
     }
 
     let parameters: SimulationParameters
@@ -130,6 +164,9 @@ public final class Simulation {
     var decisionNanoseconds: UInt64 = 0
     var decisions = 0
     var predictionErrors: [Double] = []
+    var conversations: [Conversation] = []
+    var prefillTokens = 0
+    var prefillSaved = 0
 
     public init(_ parameters: SimulationParameters) {
         self.parameters = parameters
@@ -145,6 +182,8 @@ public final class Simulation {
             case "learningRate": predictor.learningRate = value
             case "tpotMissPenalty": predictor.tpotMissPenaltyMilliseconds = value
             case "centralByPrediction": predictor.centralByPrediction = value != 0
+            case "prefixCreditWeight": predictor.prefixCreditWeight = value
+            case "affinity": break
             default: preconditionFailure("unknown scorer setting '\(key)'")
             }
         }
@@ -152,7 +191,7 @@ public final class Simulation {
         self.registries = (0..<replicas).map { i in
             FleetRegistry(
                 policy: parameters.policy, predictor: predictor, probes: parameters.probes,
-                seed: parameters.seed &* 31 &+ 7 &+ UInt64(i))
+                seed: parameters.seed &* 31 &+ 7 &+ UInt64(i), affinity: PrefixAffinity(enabled: parameters.affinity))
         }
         self.carByID = Array(repeating: [:], count: replicas)
         self.digests = Array(repeating: nil, count: replicas)
@@ -189,6 +228,10 @@ public final class Simulation {
             let session = self.draw.uniform(20 * 60, 40 * 60)
             car.departAt = self.now + (initial ? self.draw.uniform(0, session) : session)
         }
+        if p.conversations {
+            car.cacheWorks = self.draw.uniform() < self.model.conversation.cacheWorksShare
+            car.cacheSequences = self.model.conversation.cacheSequences[hardware] ?? 4
+        }
         return car
     }
 
@@ -219,7 +262,10 @@ public final class Simulation {
                     id: SimulationParameters.requestModel, decodeTokensPerSecond: profile.decodeTokensPerSecond,
                     prefillTokensPerSecond: profile.prefillTokensPerSecond)
             ],
-            slots: car.slots, queueDepth: Self.queueDepth, policy: OwnerPolicy())
+            slots: car.slots, queueDepth: Self.queueDepth, policy: OwnerPolicy(),
+            // The simulated agents do not state their cache (openai-local's default): the scorer starts
+            // every car at the unknown prior (0.5) and learns (the figures in LoadTests/README.md).
+            promptCache: nil)
         let id = self.registry(of: index).register(descriptor, state: state, now: self.now).id
         car.id = id
         self.cars[index] = car
@@ -254,6 +300,17 @@ public final class Simulation {
             meanPrompt += w.share * w.promptMedian * exp(w.promptSigma * w.promptSigma / 2)
             meanOutput += w.share * w.outputMedian * exp(w.outputSigma * w.outputSigma / 2)
         }
+        if self.parameters.conversations {
+            // A later turn resends the history: turn k's prompt is the first prompt plus k − 1
+            // answers and user messages. Capacity counts every prompt token as prefilled (no cache),
+            // so the same load offers the same turns with and without affinity.
+            let c = self.model.conversation
+            let user = c.userMedian * exp(c.userSigma * c.userSigma / 2)
+            let turns = c.turns.map(Double.init)
+            let meanTurns = turns.reduce(0, +) / Double(turns.count)
+            let meanEarlier = turns.map { $0 * ($0 - 1) / 2 }.reduce(0, +) / Double(turns.count) / meanTurns
+            meanPrompt += meanEarlier * (meanOutput + user)
+        }
         let meanSlowdown = self.model.slowdowns.reduce(0) {
             $0 + $1.0 * ($1.1.lowerBound + $1.1.upperBound) / 2
         } / self.model.slowdowns.reduce(0) { $0 + $1.0 }
@@ -282,6 +339,11 @@ public final class Simulation {
             self.centralCapacity[zone] = Int((Double(n) * self.parameters.centralShareOfSlots).rounded())
             self.centralEstimate[zone] = CentralEstimate()
         }
+        if self.parameters.conversations {
+            // Conversations start at the turn rate ÷ the mean number of turns.
+            let turns = self.model.conversation.turns
+            self.arrivalRate /= Double(turns.lowerBound + turns.upperBound) / 2
+        }
         self.events.push(self.draw.exponential(mean: 1 / self.arrivalRate), .arrival)
         self.scheduleChurn()
         if self.registries.count > 1 { self.events.push(0, .publish) }
@@ -297,13 +359,15 @@ public final class Simulation {
 
     private func handle(_ event: Event) {
         switch event {
+        case .turn(let conversation):
+            self.nextTurn(conversation)
         case .publish:
             self.publishDigests()
             if self.now < self.arrivalsEnd {
                 self.events.push(self.now + self.parameters.digestIntervalSeconds, .publish)
             }
         case .arrival:
-            self.arrive()
+            if self.parameters.conversations { self.startConversation() } else { self.arrive() }
             if self.now < self.arrivalsEnd {
                 self.events.push(self.now + self.draw.exponential(mean: 1 / self.arrivalRate), .arrival)
             }
@@ -477,7 +541,7 @@ public final class Simulation {
             promptTokens: request.promptEstimate + request.delivered,
             expectedOutputTokens: max(1, request.expectedOutput - request.delivered),
             ttftObjectiveMilliseconds: request.sloMs,
-            tpotObjectiveMilliseconds: SimulationParameters.tpotObjectiveMs)
+            tpotObjectiveMilliseconds: SimulationParameters.tpotObjectiveMs, prefixes: request.prefixes)
         let hasRoom = self.centralHasRoom(request.zone)
         let central = self.centralEstimate[request.zone].map {
             $0.option(promptTokens: profile.promptTokens, hasRoom: hasRoom)
@@ -593,9 +657,15 @@ public final class Simulation {
         let decoding = car.active.reduce(0) { $0 + (self.jobs[$1]?.decoding == true ? 1 : 0) }
         let rate = car.prefillTPS / car.slowdown / (1 + 0.15 * Double(decoding))
         job.version += 1
+        let conversation = self.requests[job.request].conversation
+        if conversation >= 0, car.cacheWorks, let held = car.cache.first(where: { $0.conversation == conversation }) {
+            job.cached = min(held.tokens, job.prompt - 1)
+        }
+        job.beganAt = self.now
         self.jobs[j] = job
         self.cars[job.car].active.append(j)
-        self.events.push(self.now + Double(job.prompt) / rate * job.noise, .prefillDone(job: j, version: job.version))
+        self.events.push(
+            self.now + Double(job.prompt - job.cached) / rate * job.noise, .prefillDone(job: j, version: job.version))
         self.reshare(job.car)
     }
 
@@ -608,7 +678,16 @@ public final class Simulation {
         job.lastUpdate = self.now
         job.rate = 0
         self.jobs[j] = job
-        if self.requests[job.request].firstTokenAt == nil { self.requests[job.request].firstTokenAt = job.firstTokenAt }
+        if self.requests[job.request].firstTokenAt == nil {
+            self.requests[job.request].firstTokenAt = job.firstTokenAt
+            self.requests[job.request].hit = job.cached > 0
+        }
+        if self.requests[job.request].measured {
+            self.prefillTokens += job.prompt
+            self.prefillSaved += job.cached
+        }
+        // The runtime now holds the prompt (and, once it has answered, the answer too).
+        self.keep(job.car, self.requests[job.request].conversation, tokens: job.prompt)
         if job.remaining <= 0 { return self.finish(j) }
         self.reshare(job.car)
     }
@@ -654,6 +733,8 @@ public final class Simulation {
         } else {
             let c = job.car
             self.cars[c].active.removeAll { $0 == j }
+            self.keep(c, self.requests[r].conversation, tokens: job.prompt + job.output)
+            self.countBusy(c, job)
             if let d = job.dispatch, let first = job.firstTokenAt {
                 let ttft = (first - job.sentAt) * 1_000
                 let tpot = job.output > 1 ? (delivered - first) * 1_000 / Double(job.output - 1) : nil
@@ -689,6 +770,7 @@ public final class Simulation {
             produced = max(0, job.output - Int(max(0, job.remaining - job.rate * (self.now - job.lastUpdate))))
         }
         let wasActive = self.cars[c].active.contains(j)
+        self.countBusy(c, job)
         self.cars[c].active.removeAll { $0 == j }
         self.cars[c].queue.removeAll { $0 == j }
         let seen = job.firstTokenAt.map { $0 <= self.now } ?? false
@@ -708,11 +790,103 @@ public final class Simulation {
     private func complete(_ r: Int) {
         if self.requests[r].finishedAt == nil { self.requests[r].finishedAt = self.now }
         if self.requests[r].measured { self.pendingMeasured -= 1 }
+        self.turnEnded(r)
     }
 
     private func fail(_ r: Int) {
         self.requests[r].failed = true
         if self.requests[r].measured { self.pendingMeasured -= 1 }
+        self.turnEnded(r)
+    }
+
+    // MARK: The multi-turn workload
+
+    /// A conversation starts: its class, zone, length and first prompt (the class's prompt).
+    private func startConversation() {
+        let region = self.draw.pick(self.model.regions.map { ($0, $0.share) })
+        let w = self.draw.pick(self.model.workloads.indices.map { ($0, self.model.workloads[$0].share) })
+        let workload = self.model.workloads[w]
+        let c = self.model.conversation
+        let turns = c.turns.lowerBound + Int(self.draw.uniform() * Double(c.turns.count))
+        let first = Int(min(4_000, max(16, self.draw.lognormal(median: workload.promptMedian, sigma: workload.promptSigma))))
+        let bytesPerToken = self.draw.lognormal(median: self.model.bytesPerToken, sigma: self.model.bytesPerTokenSigma)
+        self.conversations.append(
+            Conversation(
+                zone: region.zone, workload: w, turns: turns, tokens: 0, bytes: 0, bytesPerToken: bytesPerToken,
+                nextUser: first))
+        self.nextTurn(self.conversations.count - 1)
+    }
+
+    /// A conversation's next turn: its history plus a new user message, sent as one request.
+    private func nextTurn(_ id: Int) {
+        var conversation = self.conversations[id]
+        conversation.turn += 1
+        self.append(&conversation, id: id, tokens: conversation.nextUser)
+        let workload = self.model.workloads[conversation.workload]
+        let output = Int(
+            min(1_024, max(8, self.draw.lognormal(median: workload.outputMedian, sigma: workload.outputSigma))))
+        var expectedOutput = 256
+        if self.draw.uniform() < self.model.maxTokensShare {
+            let round = [64, 128, 256, 512, 1_024].first { $0 >= output } ?? 1_024
+            expectedOutput = self.draw.uniform() < 0.5 ? round : min(1_024, 2 * round)
+        }
+        let overhead = self.draw.uniform(self.model.overheadBytes.lowerBound, self.model.overheadBytes.upperBound)
+        let measured = self.now >= self.parameters.warmupSeconds && self.now < self.arrivalsEnd
+        var request = Request(
+            zone: conversation.zone, workload: conversation.workload, prompt: conversation.tokens, output: output,
+            promptEstimate: max(1, Int(conversation.bytes + overhead) / 4), expectedOutput: expectedOutput,
+            sloMs: workload.ttftObjectiveMs, arrival: self.now, measured: measured)
+        request.conversation = id
+        request.turn = conversation.turn
+        request.prefixes = conversation.chunks
+        self.conversations[id] = conversation
+        self.requests.append(request)
+        if measured { self.pendingMeasured += 1 }
+        self.dispatch(self.requests.count - 1)
+    }
+
+    /// One more message in a conversation's history: its tokens, bytes and prefix hash.
+    private func append(_ conversation: inout Conversation, id: Int, tokens: Int) {
+        conversation.tokens += tokens
+        conversation.bytes += Double(tokens) * conversation.bytesPerToken + self.model.conversation.messageOverheadBytes
+        conversation.messages += 1
+        var mix = SplitMix64(seed: UInt64(id) << 16 | UInt64(conversation.messages))
+        conversation.chunks.append(PrefixChunk(hash: mix.next(), tokens: Int32(conversation.bytes / 4)))
+    }
+
+    /// After a turn: its answer joins the history, and the next turn comes after a think time
+    /// (none after the arrivals end).
+    private func turnEnded(_ r: Int) {
+        let id = self.requests[r].conversation
+        guard id >= 0, !self.requests[r].ended else { return }
+        self.requests[r].ended = true
+        guard self.conversations[id].turn == self.requests[r].turn,
+            self.conversations[id].turn < self.conversations[id].turns
+        else { return }
+        var conversation = self.conversations[id]
+        self.append(&conversation, id: id, tokens: self.requests[r].output)
+        let c = self.model.conversation
+        conversation.nextUser = Int(max(4, self.draw.lognormal(median: c.userMedian, sigma: c.userSigma)))
+        self.conversations[id] = conversation
+        guard conversation.tokens + conversation.nextUser < 8_000 else { return }
+        let at = self.now + self.draw.lognormal(median: c.thinkMedian, sigma: c.thinkSigma)
+        if at < self.arrivalsEnd { self.events.push(at, .turn(conversation: id)) }
+    }
+
+    /// The car's runtime keeps a conversation's tokens (LRU over its sequences).
+    private func keep(_ c: Int, _ conversation: Int, tokens: Int) {
+        guard conversation >= 0, self.cars[c].cacheSequences > 0 else { return }
+        self.cars[c].cache.removeAll { $0.conversation == conversation }
+        self.cars[c].cache.append((conversation, tokens))
+        if self.cars[c].cache.count > self.cars[c].cacheSequences { self.cars[c].cache.removeFirst() }
+    }
+
+    /// Adds a job's slot-seconds within the measured window to its car.
+    private func countBusy(_ c: Int, _ job: Job) {
+        guard let began = job.beganAt else { return }
+        let from = max(began, self.parameters.warmupSeconds)
+        let to = min(self.now, self.arrivalsEnd)
+        if to > from { self.cars[c].busySlotSeconds += to - from }
     }
 
     static func threadCPUNanoseconds() -> UInt64 {
@@ -760,6 +934,23 @@ public final class Simulation {
         ttft.sort()
         tpot.sort()
         self.predictionErrors.sort()
+        var later: [Double] = []
+        var first: [Double] = []
+        var hits = 0
+        for r in self.requests where r.measured && r.conversation >= 0 {
+            let t = r.failed ? Double.infinity : r.firstTokenAt.map { ($0 - r.arrival) * 1_000 } ?? .infinity
+            if r.turn >= 2 {
+                later.append(t)
+                if r.hit { hits += 1 }
+            } else {
+                first.append(t)
+            }
+        }
+        let utilisation = self.cars.filter { $0.id != nil && $0.plugged }.map {
+            $0.busySlotSeconds / (Double($0.slots) * self.parameters.measuredSeconds)
+        }.sorted()
+        let mean = utilisation.reduce(0, +) / Double(max(1, utilisation.count))
+        let variance = utilisation.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(max(1, utilisation.count))
         let share = { (n: Int, d: Int) in d > 0 ? Double(n) / Double(d) : 0 }
         return SimulationResult(
             parameters: self.parameters, requests: measured, failed: failed, lost: lost,
@@ -773,6 +964,10 @@ public final class Simulation {
             decisionMicroseconds: self.decisions > 0
                 ? Double(self.decisionNanoseconds) / Double(self.decisions) / 1_000 : 0,
             predictedOverObservedTTFT: self.predictionErrors,
+            laterTurnHitShare: later.isEmpty ? 0 : Double(hits) / Double(later.count), laterTurnTTFTMs: later.sorted(),
+            firstTurnTTFTMs: first.sorted(),
+            prefillSavedShare: self.prefillTokens > 0 ? Double(self.prefillSaved) / Double(self.prefillTokens) : 0,
+            utilisation: utilisation, utilisationCV: mean > 0 ? variance.squareRoot() / mean : 0,
             forwardedFraction: share(self.forwardedRequests, measured),
             digestWritesPerSecond: Double(self.digestWrites) / self.parameters.measuredSeconds,
             digestBytesPerSecond: Double(self.digestBytes) / self.parameters.measuredSeconds)
@@ -806,6 +1001,16 @@ public struct SimulationResult: Sendable {
     public var decisionMicroseconds: Double
     /// Sorted predicted ÷ observed TTFT, first attempts.
     public var predictedOverObservedTTFT: [Double]
+    /// Multi-turn workload: share of turns ≥ 2 whose first token came from a car holding a prefix
+    /// of them, TTFT of turns ≥ 2 and of first turns (sorted, failed = +∞), share of prefill
+    /// tokens the cars' caches saved, and per-car utilisation (slot-seconds ÷ slots × window, sorted)
+    /// with its coefficient of variation.
+    public var laterTurnHitShare: Double = 0
+    public var laterTurnTTFTMs: [Double] = []
+    public var firstTurnTTFTMs: [Double] = []
+    public var prefillSavedShare: Double = 0
+    public var utilisation: [Double] = []
+    public var utilisationCV: Double = 0
     /// Issue #21, with several replicas: share of requests forwarded to another replica, and the
     /// capacity digests written to etcd (only on change) in the measured window.
     public var forwardedFraction: Double = 0

@@ -10,7 +10,7 @@ struct FleetSim: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fleet-sim",
         abstract: "Fleet simulator and scheduler benchmarks (virtual time, no sockets; see LoadTests/README.md).",
-        subcommands: [Compare.self, Cost.self, Replicas.self])
+        subcommands: [Compare.self, Cost.self, Replicas.self, PrefixCost.self])
 }
 
 struct FleetOptions: ParsableArguments {
@@ -27,6 +27,8 @@ struct FleetOptions: ParsableArguments {
     @Flag(help: "Give the scheduler the true prompt size and class median output (the old, leaky estimates).")
     var exactEstimates = false
     @Option(help: "Comma-separated seeds.") var seeds = "1,2,3,4,5"
+    @Flag(help: "The multi-turn workload: conversations of 2–20 turns with think times (issue #14).")
+    var conversations = false
     @Option(help: "Measured seconds of virtual time (after the warm-up).") var seconds = 480.0
     @Option(help: "Warm-up seconds of virtual time.") var warmup = 120.0
     @Option(
@@ -56,6 +58,7 @@ struct FleetOptions: ParsableArguments {
         p.learning = variant.learning
         p.scorer = variant.scorer
         p.exactEstimates = self.exactEstimates
+        p.conversations = self.conversations
         return p
     }
 
@@ -87,7 +90,10 @@ struct Variant: Sendable, Hashable {
     var riskAversion: Double?
     var probes: Int?
     var scorer: [String: Double] = [:]
-    static let scorerKeys = ["decodeWeight", "prefillContention", "fitMargin", "learningRate", "tpotMissPenalty", "centralByPrediction"]
+    static let scorerKeys = [
+        "decodeWeight", "prefillContention", "fitMargin", "learningRate", "tpotMissPenalty", "centralByPrediction",
+        "affinity", "prefixCreditWeight",
+    ]
 
     init(_ spec: String) throws {
         self.name = spec
@@ -128,6 +134,29 @@ func parallel<T: Sendable>(_ count: Int, _ body: @Sendable (Int) -> T) -> [T] {
 }
 
 struct Compare: ParsableCommand {
+    /// The multi-turn table: turns ≥ 2 that landed on a car holding their prefix, their TTFT,
+    /// and the spread of per-car utilisation (what a hit costs the balance of the fleet).
+    static func printConversations(variants: [Variant], jobs: [Variant], results: [SimulationResult]) {
+        print("")
+        print(
+            "| policy | turns ≥ 2 on a car holding their prefix | TTFT p50 ms, turns ≥ 2 | TTFT p99 ms, turns ≥ 2 | TTFT p50 ms, turn 1 | prefill tokens saved | utilisation p10 / p50 / p90 | utilisation CV |"
+        )
+        print("|---|---|---|---|---|---|---|---|")
+        for variant in variants {
+            let runs = results.enumerated().filter { jobs[$0.offset] == variant }.map(\.element)
+            func stat(_ f: (SimulationResult) -> Double, _ format: String = "%.0f") -> String {
+                let values = runs.map(f).sorted()
+                let median = values[values.count / 2]
+                guard values.count > 1 else { return String(format: format, median) }
+                return String(format: "\(format) (\(format)–\(format))", median, values.first!, values.last!)
+            }
+            let p = SimulationResult.percentile
+            print(
+                "| \(variant.name) | \(stat({ $0.laterTurnHitShare * 100 }, "%.1f")) % | \(stat { p($0.laterTurnTTFTMs, 0.5) }) | \(stat { p($0.laterTurnTTFTMs, 0.99) }) | \(stat { p($0.firstTurnTTFTMs, 0.5) }) | \(stat({ $0.prefillSavedShare * 100 }, "%.1f")) % | \(stat({ p($0.utilisation, 0.1) * 100 }, "%.0f")) / \(stat({ p($0.utilisation, 0.5) * 100 }, "%.0f")) / \(stat({ p($0.utilisation, 0.9) * 100 }, "%.0f")) % | \(stat({ $0.utilisationCV }, "%.2f")) |"
+            )
+        }
+    }
+
     static let configuration = CommandConfiguration(
         abstract:
             "Every policy on the same seeds: TTFT, TPOT, class objectives met, central share and cost, failures, privacy."
@@ -168,6 +197,7 @@ struct Compare: ParsableCommand {
                 let violations = runs.map { $0.privacyViolations + $0.eligibilityViolations + $0.lost }.reduce(0, +)
                 if violations > 0 { print("**\(variant.name): \(violations) privacy/eligibility violations or lost requests**") }
             }
+            if fleet.conversations { Self.printConversations(variants: variants, jobs: jobs.map(\.0), results: results) }
             let requests = results.map(\.requests).reduce(0, +)
             print("")
             print(

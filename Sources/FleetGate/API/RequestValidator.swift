@@ -103,10 +103,15 @@ struct RequestValidator {
             }
         }
         // A prompt token is taken as ~4 bytes of the body (which also holds JSON punctuation).
-        let profile = RequestProfile(
+        var profile = RequestProfile(
             model: parsed.model, zone: origin.zone, promptTokens: max(1, body.readableBytes / 4),
             expectedOutputTokens: min(parsed.outputLimit ?? 256, 1_024), ttftObjectiveMilliseconds: objective,
             tpotObjectiveMilliseconds: self.core.configuration.tpotObjectiveMilliseconds)
+        // #14 prefix-cache affinity: keyed hashes of the cumulative message prefixes (no text kept);
+        // nothing at all when affinity is off.
+        if let hasher = self.core.prefixHasher, let messages = parsed.messages {
+            profile.prefixes = hasher.chunks(messages.lazy.map { (role: $0.role, content: $0.content) })
+        }
         return ValidatedRequest(
             chat: api.chat, model: parsed.model, streaming: parsed.stream ?? false,
             includeUsage: parsed.streamOptions?.includeUsage ?? false, outputLimit: parsed.outputLimit,

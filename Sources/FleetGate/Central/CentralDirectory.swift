@@ -70,6 +70,7 @@ public final class CentralDirectory: Service, Sendable {
                     estimate: CentralEstimate(
                         baseTTFTMilliseconds: central.expectedTTFTMilliseconds,
                         tpotMilliseconds: central.expectedTPOTMilliseconds)))
+            list[list.count - 1].estimate.cachesPrefixes = central.prefixCache
         }
         self.endpoints = Mutex(list)
         self.client = client
@@ -91,11 +92,13 @@ public final class CentralDirectory: Service, Sendable {
     func option(model: String, zone: String, promptTokens: Int = 1) -> CentralOption? {
         self.endpoints.withLock { list in
             let serving = list.filter { $0.zone == zone && $0.healthy && $0.models.contains(model) }
-            let predictions = serving.map { $0.estimate.predict(promptTokens: promptTokens) }
-            guard let best = predictions.min(by: { $0.ttft < $1.ttft }) else { return nil }
-            return CentralOption(
-                predictedTTFTMilliseconds: best.ttft, predictedTPOTMilliseconds: best.tpot,
-                hasRoom: serving.contains { $0.inFlight < $0.maxConcurrent })
+            guard
+                let best = serving.min(by: {
+                    $0.estimate.predict(promptTokens: promptTokens).ttft < $1.estimate.predict(promptTokens: promptTokens).ttft
+                })
+            else { return nil }
+            return best.estimate.option(
+                promptTokens: promptTokens, hasRoom: serving.contains { $0.inFlight < $0.maxConcurrent })
         }
     }
 

@@ -127,6 +127,8 @@ struct CandidateList {
             self.core.registry.finish(dispatch, outcome, now: self.core.now)
         case .central(let endpoint, _):
             self.core.central.release(endpoint, outcome: outcome, promptTokens: self.profile.promptTokens)
+            // #14: a central runtime that caches prefixes now holds this prompt (a no-op without prefixes).
+            if outcome.ttftMilliseconds != nil { self.core.registry.recordCentral(self.profile, now: self.core.now) }
         case .forward(let target, _):
             self.core.cluster?.forwardEnded(target)  // cluster (#21)
         }

@@ -159,7 +159,8 @@ final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
             vehicleID: vehicleID, pseudonym: self.core.credentials.pseudonym(of: vehicleID), region: region,
             zone: zone.id,
             hardware: hardware, models: models, slots: min(slots, 64), queueDepth: min(max(0, message.queue ?? 0), 64),
-            policy: message.policy ?? OwnerPolicy(), continuation: message.continuation ?? .none)
+            policy: message.policy ?? OwnerPolicy(), continuation: message.continuation ?? .none,
+            promptCache: message.cache)
         descriptor.primary = message.primary ?? true  // cluster (#21): a car's second tunnel is not counted twice
         let (id, replaced) = self.core.registry.register(descriptor, state: state, now: self.core.now)
         if let replaced, let old = self.core.tunnels.handle(for: replaced) {
