@@ -1,0 +1,205 @@
+import FleetAgent
+import FleetGeo
+import FleetHTTP2
+import FleetProtocol
+import FleetTesting
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import Synchronization
+
+/// One `fleet-load run`: starts a gateway (`fleetgate serve`, a child process), central capacity
+/// and the fleet in this process, sends the planned load, applies churn on schedule, stops
+/// everything it started, and writes `summary.json` and `report.html` into ``output``.
+package struct HarnessRun {
+    package var scenario: Scenario
+    /// Where the job log, the gateway log, the summary and the report go.
+    package var output: String
+    /// The GeoIP database the gateway uses (client ranges are checked against it first).
+    package var geoDatabase: String
+    /// Harness event-loop threads for the cars (the clients get one of their own).
+    package var carThreads = 1
+    package var log: (String) -> Void = { print($0) }
+
+    package init(scenario: Scenario, output: String, geoDatabase: String) {
+        self.scenario = scenario
+        self.output = output
+        self.geoDatabase = geoDatabase
+    }
+
+    /// Fails with file:line when a client range does not map to its country in the gateway's database.
+    package func checkOrigins() throws {
+        let database: MaxMindDatabase
+        do { database = try MaxMindDatabase(path: self.geoDatabase) } catch {
+            throw HarnessError(
+                "cannot open the GeoIP database \(self.geoDatabase) (scripts/setup.sh builds it): \(error)")
+        }
+        var problems: [String] = []
+        for origin in self.scenario.clients.geo {
+            for range in origin.ranges {
+                guard let block = IPv4Block(range) else { continue }
+                for offset in [0, block.hostMask / 2, block.hostMask] {
+                    let text = block.address(offset)
+                    let found = IPAddress(text).flatMap { database.country(of: $0) } ?? "none"
+                    if found != origin.country {
+                        problems.append(
+                            "\(self.scenario.file):\(origin.line): clients.geo \(origin.country): range \(range): "
+                                + "\(text) is \(found) in \(self.geoDatabase)")
+                        break
+                    }
+                }
+            }
+        }
+        if !problems.isEmpty { throw HarnessError(problems.joined(separator: "\n")) }
+    }
+
+    package func run() async throws -> Summary {
+        try self.checkOrigins()
+        let plan = RunPlan(scenario: self.scenario)
+        try FileManager.default.createDirectory(atPath: self.output, withIntermediateDirectories: true)
+        let jobLogPath = self.output + "/jobs.ndjson"
+        try? FileManager.default.removeItem(atPath: jobLogPath)
+        let loadBefore = ProcessSampler.loadAverage
+        let started = ISO8601DateFormatter().string(from: Date())
+        var logger = Logger(label: "fleet-load")
+        logger.logLevel = .critical
+        let carGroup = MultiThreadedEventLoopGroup(numberOfThreads: self.carThreads)
+        let clientGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+
+        // Central capacity: a synthetic engine per region with the agent's real responder and job log.
+        let centralLog = try JobLog(path: jobLogPath, region: "-", vehicleID: "-")
+        var centralChannels: [any Channel] = []
+        var arguments = [
+            "--threads", "\(self.scenario.gateway.eventLoopThreads)", "--trusted-proxy", "127.0.0.0/8",
+            "--geoip", self.geoDatabase,
+        ]
+        for central in self.scenario.central {
+            let engine = SyntheticEngine(profile: .of(.ai5), slowdown: 0.5)
+            let state = AgentState(
+                initial: VehicleState(pluggedIn: true, chargePercent: 100, link: .ethernet, slotsFree: 0),
+                slots: central.maxConcurrent)
+            let responder = AgentResponder(
+                engine: engine, state: state, hello: nil,
+                jobLog: JobLog(sharing: centralLog, region: central.region, vehicleID: "central-\(central.region)"),
+                logger: logger)
+            let channel = try await HTTPServer.bind(host: "127.0.0.1", port: 0, group: carGroup, responder: responder)
+            centralChannels.append(channel)
+            arguments += ["--central", "\(central.region)=http://127.0.0.1:\(channel.localAddress!.port!)/v1"]
+        }
+        var tls: AgentConfiguration.TunnelTLS?
+        if self.scenario.gateway.tunnelTLS {
+            let (cert, key) = try await Self.makeCertificate(in: self.output)
+            arguments += ["--tunnel-tls-cert", cert, "--tunnel-tls-key", key]
+            tls = .init(caFile: cert, serverHostname: "localhost")
+        }
+        arguments += self.scenario.gateway.arguments
+
+        self.log("fleet-load: starting fleetgate \(arguments.joined(separator: " "))")
+        let gateway = try await GatewayProcess.start(
+            arguments, environment: ["FLEETGATE_CACHE": Self.cacheDirectory])
+        defer {
+            gateway.stop()
+            try? gateway.log.write(toFile: self.output + "/gateway.log", atomically: false, encoding: .utf8)
+            for channel in centralChannels { channel.close(promise: nil) }
+        }
+
+        let fleet = try Fleet(
+            plan: plan.cars, tunnelPort: gateway.tunnelPort, secret: FleetFixture.testSecret, group: carGroup,
+            tls: tls, jobLogPath: jobLogPath, logger: logger)
+        let clock = ContinuousClock()
+        let fleetStart = clock.now
+        fleet.startAll()
+        let registered = try await Self.waitForCars(gateway, plan.cars.count, timeout: .seconds(30 + plan.cars.count / 100))
+        self.log(
+            "fleet-load: \(registered) of \(plan.cars.count) cars registered in "
+                + String(format: "%.1f s", (clock.now - fleetStart).seconds)
+                + "; gateway RSS \((gateway.memory?.resident ?? 0) >> 20) MiB")
+
+        let sampler = ProcessSampler(pid: gateway.process.processIdentifier)
+        let cpuBefore = ProcessSampler.cpuSeconds(pid: gateway.process.processIdentifier) ?? 0
+        let client = LoadClient(
+            host: "127.0.0.1", port: gateway.clientPort, group: clientGroup,
+            connections: self.scenario.clients.connections, ttftObjective: self.scenario.clients.ttftObjectiveMilliseconds)
+        let origin = NIODeadline.now() + .milliseconds(200)
+        self.log(
+            "fleet-load: sending \(plan.requests.count) requests over \(self.scenario.warmup + self.scenario.duration) s; "
+                + "\(plan.churn.count) churn events")
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { await sampler.run() }
+            tasks.addTask {
+                for event in plan.churn {
+                    let due = origin + .nanoseconds(Int64(event.at * 1e9))
+                    let wait = due - .now()
+                    if wait.nanoseconds > 0 { try await Task.sleep(nanoseconds: UInt64(wait.nanoseconds)) }
+                    fleet.apply(event, now: event.at)
+                }
+                try await Task.sleep(for: .seconds(3_600))
+            }
+            try await client.run(plan.requests, origin: origin)
+            await client.drain(timeout: .seconds(60))
+            tasks.cancelAll()
+        }
+        let cpu = (ProcessSampler.cpuSeconds(pid: gateway.process.processIdentifier) ?? cpuBefore) - cpuBefore
+        client.close()
+        await fleet.stopAll()
+        let records = (try? JobLog.read(path: jobLogPath)) ?? []
+        let analysis = Analysis(
+            scenario: self.scenario, plan: plan, results: client.completed, records: records, gateway: sampler.all,
+            gatewayCPUSeconds: cpu,
+            churn: fleet.applied.withLock { $0.map { .init(t: $0.at, kind: $0.kind, car: $0.car) } },
+            carsRegistered: registered, started: started, loadAverage: [loadBefore, ProcessSampler.loadAverage])
+        try? await carGroup.shutdownGracefully()
+        try? await clientGroup.shutdownGracefully()
+        let summary = analysis.summary()
+        try SummaryFiles.write(summary, to: self.output)
+        return summary
+    }
+
+    /// `~/.cache/fleetgate` (or `FLEETGATE_CACHE`).
+    package static var cacheDirectory: String {
+        let environment = ProcessInfo.processInfo.environment
+        return environment["FLEETGATE_CACHE"] ?? (environment["HOME"] ?? "/root") + "/.cache/fleetgate"
+    }
+
+    /// Cars registered (`/readyz` on the admin port), once every car is or the count stops growing.
+    static func waitForCars(_ gateway: GatewayProcess, _ count: Int, timeout: Duration) async throws -> Int {
+        let clock = ContinuousClock()
+        let deadline = clock.now + timeout
+        var last = -1
+        var stableSince = clock.now
+        while clock.now < deadline {
+            guard gateway.isRunning else { throw HarnessError("fleetgate exited: \(gateway.status)") }
+            let body = (try? await gateway.get("/readyz", admin: true).body) ?? ""
+            let cars = body.split(separator: "\"cars\":").last.flatMap { Int($0.prefix { $0.isNumber }) } ?? 0
+            if cars >= count { return cars }
+            if cars != last {
+                last = cars
+                stableSince = clock.now
+            } else if (clock.now - stableSince) > .seconds(10) {
+                return cars
+            }
+            try await Task.sleep(for: .milliseconds(250))
+        }
+        return max(0, last)
+    }
+
+    /// A self-signed certificate for `localhost` (the cars trust it as their CA), made with openssl.
+    static func makeCertificate(in directory: String) async throws -> (String, String) {
+        let cert = directory + "/tunnel-cert.pem", key = directory + "/tunnel-key.pem"
+        let result = try await Subprocess.run(
+            "openssl",
+            [
+                "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
+                "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost", "-keyout", key, "-out", cert,
+            ])
+        guard result.status == 0 else { throw HarnessError("openssl could not make a certificate: \(result.stderr)") }
+        return (cert, key)
+    }
+}
+
+/// A harness failure, said in one sentence.
+package struct HarnessError: Error, CustomStringConvertible {
+    package var description: String
+    package init(_ description: String) { self.description = description }
+}
