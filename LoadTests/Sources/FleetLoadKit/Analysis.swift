@@ -18,6 +18,7 @@ package struct Analysis {
     package var started: String
     package var loadAverage: [[Double]]
     package var regions: RegionMap = .default
+    package var idleMemory: Summary.IdleMemory?
 
     package init(
         scenario: Scenario, plan: RunPlan, results: [RequestResult], records: [JobLog.Record],
@@ -211,7 +212,8 @@ package struct Analysis {
             requests: counts, errors: errors, latency: latency, failoverGap: Self.stats(failoverGaps), checks: checks,
             gateway: .init(
                 cpuSeconds: self.gatewayCPUSeconds, peakRSS: self.gateway.map(\.rss).max() ?? 0, samples: self.gateway),
-            clientLag: lag, timeline: timeline, churn: self.churn, points: points, knee: self.knee(), invariants: checksList,
+            clientLag: lag, timeline: timeline, churn: self.churn, points: points, knee: self.knee(), idleMemory: self.idleMemory,
+            invariants: checksList,
             passed: checksList.allSatisfy(\.passed))
     }
 }

@@ -49,9 +49,14 @@ package final class Fleet: Sendable {
         self.logger = logger
     }
 
-    /// Starts every car (they dial at once; the gateway registers them as their hellos arrive).
-    package func startAll() {
-        for car in self.plan { self.start(car.index) }
+    /// Starts every car, `perSecond` at a time (a fleet does not dial in one instant; thousands at
+    /// once would only measure the accept queue and the hello timeout).
+    package func startAll(perSecond: Double) async {
+        let batch = max(1, Int(perSecond / 20))
+        for car in self.plan {
+            self.start(car.index)
+            if car.index % batch == batch - 1 { try? await Task.sleep(for: .milliseconds(50)) }
+        }
     }
 
     /// Starts car `index` (again, after it left).

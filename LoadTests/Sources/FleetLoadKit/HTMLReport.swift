@@ -94,6 +94,10 @@ package enum HTMLReport {
         var all = rows
         if let knee = s.knee.streamsPerSecond { all.append(("knee streams/s (\(esc(s.knee.reason ?? "")))", knee, "knee.streamsPerSecond")) }
         if let good = s.knee.lastGoodStreamsPerSecond { all.append(("last good window streams/s", good, "knee.lastGoodStreamsPerSecond")) }
+        if let idle = s.idleMemory {
+            all.append(("idle tunnels", Double(idle.tunnels), "idleMemory.tunnels"))
+            all.append(("gateway bytes per idle tunnel", Double(idle.bytesPerTunnel), "idleMemory.bytesPerTunnel"))
+        }
         if let gap = s.failoverGap {
             all.append(("failover gap p50 ms", gap.p50, "failoverGap.p50"))
             all.append(("failover gap max ms", gap.max, "failoverGap.max"))

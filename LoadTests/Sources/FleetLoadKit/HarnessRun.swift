@@ -101,7 +101,6 @@ package struct HarnessRun {
         defer {
             gateway.stop()
             try? gateway.log.write(toFile: self.output + "/gateway.log", atomically: false, encoding: .utf8)
-            for channel in centralChannels { channel.close(promise: nil) }
         }
 
         let fleet = try Fleet(
@@ -109,13 +108,21 @@ package struct HarnessRun {
             tls: tls, jobLogPath: jobLogPath, logger: logger)
         let clock = ContinuousClock()
         let fleetStart = clock.now
-        fleet.startAll()
+        let rssBefore = gateway.memory?.resident ?? 0
+        await fleet.startAll(perSecond: self.scenario.carsPerSecond)
         let registered = try await Self.waitForCars(gateway, plan.cars.count, timeout: .seconds(30 + plan.cars.count / 100))
         self.log(
             "fleet-load: \(registered) of \(plan.cars.count) cars registered in "
                 + String(format: "%.1f s", (clock.now - fleetStart).seconds)
                 + "; gateway RSS \((gateway.memory?.resident ?? 0) >> 20) MiB")
 
+        // Idle: the cars' hellos are in, no request yet; let the first PINGs go round.
+        try await Task.sleep(for: .seconds(3))
+        let idle = Summary.IdleMemory(
+            rssBefore: rssBefore, rssWithCars: gateway.memory?.resident ?? 0, tunnels: registered)
+        self.log(
+            "fleet-load: gateway RSS \(idle.rssBefore >> 10) KiB before cars, \(idle.rssWithCars >> 10) KiB with "
+                + "\(registered) idle tunnels: \(idle.bytesPerTunnel) bytes per tunnel (\(self.scenario.gateway.tunnelTLS ? "TLS" : "cleartext"))")
         let sampler = ProcessSampler(pid: gateway.process.processIdentifier)
         let cpuBefore = ProcessSampler.cpuSeconds(pid: gateway.process.processIdentifier) ?? 0
         let client = LoadClient(
@@ -149,9 +156,12 @@ package struct HarnessRun {
             gatewayCPUSeconds: cpu,
             churn: fleet.applied.withLock { $0.map { .init(t: $0.at, kind: $0.kind, car: $0.car) } },
             carsRegistered: registered, started: started, loadAverage: [loadBefore, ProcessSampler.loadAverage])
+        for channel in centralChannels { try? await channel.close() }
         try? await carGroup.shutdownGracefully()
         try? await clientGroup.shutdownGracefully()
-        let summary = analysis.summary()
+        var finished = analysis
+        finished.idleMemory = idle
+        let summary = finished.summary()
         try SummaryFiles.write(summary, to: self.output)
         return summary
     }

@@ -14,6 +14,8 @@ package struct Scenario: Sendable {
     /// Seconds of load before the measured window (requests sent then are not measured).
     package var warmup: Double
     package var gateway: GatewaySetup
+    /// How fast the cars dial at the start (cars per second).
+    package var carsPerSecond: Double
     package var fleet: [CarGroup]
     package var central: [CentralSetup]
     package var churn: [ChurnRule]

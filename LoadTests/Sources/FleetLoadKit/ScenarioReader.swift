@@ -194,7 +194,11 @@ private struct ScenarioReader {
         }
         let top = self.fields(
             root, "",
-            allowed: ["name", "seed", "duration", "warmup", "gateway", "fleet", "central", "churn", "clients", "invariants"])
+            allowed: [
+                "name", "seed", "duration", "warmup", "gateway", "carsPerSecond", "fleet", "central", "churn", "clients",
+                "invariants",
+            ])
+        let carsPerSecond = self.number(top["carsPerSecond"], "carsPerSecond", in: 1...1_000_000, default: 500) ?? 500
         let name = self.string(top["name"], "name") ?? "unnamed"
         let seed = self.int(top["seed"], "seed", in: 0...Int.max, default: 1) ?? 1
         let duration = self.number(top["duration"], "duration", in: 1...3_600) ?? 1
@@ -215,7 +219,7 @@ private struct ScenarioReader {
         let invariants = self.invariants(top["invariants"])
         guard let clients else { return nil }
         return Scenario(
-            name: name, file: self.file, seed: UInt64(seed), duration: duration, warmup: warmup, gateway: gateway,
+            name: name, file: self.file, seed: UInt64(seed), duration: duration, warmup: warmup, gateway: gateway, carsPerSecond: carsPerSecond,
             fleet: fleet, central: central, churn: churn, clients: clients, invariants: invariants)
     }
 

@@ -111,6 +111,21 @@ package struct Summary: Codable, Sendable {
         package var at: Double?
     }
 
+    /// The gateway's resident set before any car dialled and once every car was registered and idle.
+    package struct IdleMemory: Codable, Sendable, Hashable {
+        package var rssBefore: Int
+        package var rssWithCars: Int
+        package var tunnels: Int
+        /// (with cars − before) ÷ tunnels.
+        package var bytesPerTunnel: Int
+        package init(rssBefore: Int, rssWithCars: Int, tunnels: Int) {
+            self.rssBefore = rssBefore
+            self.rssWithCars = rssWithCars
+            self.tunnels = tunnels
+            self.bytesPerTunnel = tunnels > 0 ? (rssWithCars - rssBefore) / tunnels : 0
+        }
+    }
+
     package var scenario: String
     package var file: String
     package var seed: UInt64
@@ -138,6 +153,7 @@ package struct Summary: Codable, Sendable {
     package var churn: [ChurnMark]
     package var points: [Point]
     package var knee: Knee
+    package var idleMemory: IdleMemory?
     package var invariants: [Check]
     package var passed: Bool
 }

@@ -7,6 +7,6 @@ struct FleetLoad: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fleet-load",
         abstract: "Live load tests against FleetGate on loopback.",
-        subcommands: [StreamCommand.self, RunCommand.self, ReportCommand.self, CheckCommand.self],
+        subcommands: [StreamCommand.self, RunCommand.self, ReportCommand.self, CheckCommand.self, VerifyReportCommand.self],
         defaultSubcommand: StreamCommand.self)
 }

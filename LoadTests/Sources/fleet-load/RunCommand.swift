@@ -14,6 +14,8 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "Directory for summary.json, report.html, jobs.ndjson and gateway.log.") var output: String?
     @Option(help: "GeoIP database the gateway uses (default: the one scripts/setup.sh builds).") var geoip: String?
     @Option(help: "Event-loop threads for the simulated cars.") var carThreads = 1
+    @Option(help: "Override the number of cars (scaled over the scenario's groups).") var cars: Int?
+    @Flag(help: "TLS on the tunnel port, whatever the scenario says.") var tls = false
 
     func run() async throws {
         let path = FileManager.default.fileExists(atPath: self.scenario)
@@ -24,6 +26,12 @@ struct RunCommand: AsyncParsableCommand {
         }
         if let seed = self.seed { scenario.seed = seed }
         if let duration = self.duration { scenario.duration = duration }
+        if self.tls { scenario.gateway.tunnelTLS = true }
+        if let cars = self.cars, scenario.carCount > 0 {
+            let total = scenario.carCount
+            for i in scenario.fleet.indices { scenario.fleet[i].count = scenario.fleet[i].count * cars / total }
+            scenario.fleet[0].count += cars - scenario.carCount
+        }
         let output = self.output ?? ".build/fleet-load/\(scenario.name)-seed\(scenario.seed)"
         var run = HarnessRun(
             scenario: scenario, output: output,
