@@ -20,7 +20,8 @@ package struct HarnessRun {
     package var geoDatabase: String
     /// Harness event-loop threads for the cars (the clients get one of their own).
     package var carThreads = 1
-    package var log: (String) -> Void = { print($0) }
+    /// Progress lines (to standard error, unbuffered, so a log file has them as they happen).
+    package var log: (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
 
     package init(scenario: Scenario, output: String, geoDatabase: String) {
         self.scenario = scenario
