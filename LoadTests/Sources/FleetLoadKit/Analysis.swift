@@ -19,6 +19,8 @@ package struct Analysis {
     package var loadAverage: [[Double]]
     package var regions: RegionMap = .default
     package var idleMemory: Summary.IdleMemory?
+    /// Lateness of a 100 ms timer on the cars' event loop, sampled through the run (µs).
+    package var carLoopLagMicros: [Int] = []
 
     package init(
         scenario: Scenario, plan: RunPlan, results: [RequestResult], records: [JobLog.Record],
@@ -183,6 +185,7 @@ package struct Analysis {
             unrecorded: unrecorded, lostTokens: lost, repeatedTokens: repeated, corruptText: corrupt, recordGaps: gaps)
         let lag = Self.stats(self.results.map(\.lagMicros)) ?? .init(
             count: 0, mean: 0, p50: 0, p90: 0, p99: 0, p999: 0, max: 0)
+        let carLag = Self.stats(self.carLoopLagMicros) ?? .init(count: 0, mean: 0, p50: 0, p90: 0, p99: 0, p999: 0, max: 0)
         let inv = self.scenario.invariants
         let unsent = requests.count - self.results.count
         var checksList = [
@@ -200,6 +203,8 @@ package struct Analysis {
             Summary.Check(
                 name: "client lag p99 (ms)", limit: inv.maxClientLagMilliseconds, value: lag.p99,
                 passed: lag.p99 <= inv.maxClientLagMilliseconds),
+            Summary.Check(
+                name: "cars' event loop lag p99 (ms)", limit: 1000, value: carLag.p99, passed: carLag.p99 <= 1000),
             Summary.Check(name: "requests never sent or never closed", limit: 0, value: Double(unsent), passed: unsent == 0),
         ]
         if measured.isEmpty {
@@ -212,7 +217,7 @@ package struct Analysis {
             requests: counts, errors: errors, latency: latency, failoverGap: Self.stats(failoverGaps), checks: checks,
             gateway: .init(
                 cpuSeconds: self.gatewayCPUSeconds, peakRSS: self.gateway.map(\.rss).max() ?? 0, samples: self.gateway),
-            clientLag: lag, timeline: timeline, churn: self.churn, points: points, knee: self.knee(), idleMemory: self.idleMemory,
+            clientLag: lag, carLoopLag: carLag, timeline: timeline, churn: self.churn, points: points, knee: self.knee(), idleMemory: self.idleMemory,
             invariants: checksList,
             passed: checksList.allSatisfy(\.passed))
     }

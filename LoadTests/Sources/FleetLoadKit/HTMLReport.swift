@@ -90,6 +90,7 @@ package enum HTMLReport {
             ("gateway CPU s", s.gateway.cpuSeconds, "gateway.cpuSeconds"),
             ("gateway peak RSS bytes", Double(s.gateway.peakRSS), "gateway.peakRSS"),
             ("client lag p99 ms", s.clientLag.p99, "clientLag.p99"),
+            ("cars' event loop lag p99 ms", s.carLoopLag.p99, "carLoopLag.p99"),
         ]
         var all = rows
         if let knee = s.knee.streamsPerSecond { all.append(("knee streams/s (\(esc(s.knee.reason ?? "")))", knee, "knee.streamsPerSecond")) }

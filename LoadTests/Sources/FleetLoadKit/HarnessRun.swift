@@ -133,8 +133,19 @@ package struct HarnessRun {
         self.log(
             "fleet-load: sending \(plan.requests.count) requests over \(self.scenario.warmup + self.scenario.duration) s; "
                 + "\(plan.churn.count) churn events")
+        let carLag = LagSamples()
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { await sampler.run() }
+            // The cars' own event loop: a 100 ms timer's lateness. Past the gateway's PING deadline
+            // the cars look dead to it, and the run measures the harness, not the gateway.
+            tasks.addTask {
+                while !Task.isCancelled {
+                    let loop = carGroup.next()
+                    let asked = NIODeadline.now()
+                    let fired = try await loop.scheduleTask(in: .milliseconds(100)) { NIODeadline.now() }.futureResult.get()
+                    carLag.values.withLock { $0.append(Int(max(0, (fired - asked).nanoseconds - 100_000_000) / 1000)) }
+                }
+            }
             tasks.addTask {
                 for event in plan.churn {
                     let due = origin + .nanoseconds(Int64(event.at * 1e9))
@@ -151,6 +162,7 @@ package struct HarnessRun {
         let cpu = (ProcessSampler.cpuSeconds(pid: gateway.process.processIdentifier) ?? cpuBefore) - cpuBefore
         client.close()
         await fleet.stopAll()
+        gateway.stop()
         let records = (try? JobLog.read(path: jobLogPath)) ?? []
         let analysis = Analysis(
             scenario: self.scenario, plan: plan, results: client.completed, records: records, gateway: sampler.all,
@@ -162,6 +174,7 @@ package struct HarnessRun {
         try? await clientGroup.shutdownGracefully()
         var finished = analysis
         finished.idleMemory = idle
+        finished.carLoopLagMicros = carLag.values.withLock { $0 }
         let summary = finished.summary()
         try SummaryFiles.write(summary, to: self.output)
         return summary
@@ -213,4 +226,9 @@ package struct HarnessRun {
 package struct HarnessError: Error, CustomStringConvertible {
     package var description: String
     package init(_ description: String) { self.description = description }
+}
+
+/// Lateness samples of the cars' event loop, shared with the task that takes them.
+private final class LagSamples: Sendable {
+    let values = Mutex<[Int]>([])
 }

@@ -149,6 +149,9 @@ package struct Summary: Codable, Sendable {
     package var gateway: Process
     /// The harness's lag sending requests (ms): if it fell behind, latency would be under-reported.
     package var clientLag: Stats
+    /// The lateness of a 100 ms timer on the cars' event loop (ms): past the gateway's PING deadline
+    /// (two missed PINGs, 2 s while busy) the cars look dead, and a run measures the harness.
+    package var carLoopLag: Stats
     package var timeline: [Second]
     package var churn: [ChurnMark]
     package var points: [Point]
