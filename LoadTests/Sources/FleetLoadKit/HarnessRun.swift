@@ -164,6 +164,17 @@ package struct HarnessRun {
         await fleet.stopAll()
         gateway.stop()
         let records = (try? JobLog.read(path: jobLogPath)) ?? []
+        // Every request's result beside its plan entry, for looking into a failed check.
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        var lines = Data()
+        for result in client.completed.sorted(by: { $0.index < $1.index }) {
+            let request = plan.requests[result.index]
+            lines.append(contentsOf: Data("{\"id\":\"\(request.id)\",\"country\":\"\(request.country)\",\"max_tokens\":\(request.maxTokens),\"streaming\":\(request.streaming),\"cancel_after\":\(request.cancelAfter.map(String.init) ?? "null"),\"result\":".utf8))
+            lines.append((try? encoder.encode(result)) ?? Data("null".utf8))
+            lines.append(contentsOf: Data("}\n".utf8))
+        }
+        try lines.write(to: URL(fileURLWithPath: self.output + "/requests.ndjson"))
         let analysis = Analysis(
             scenario: self.scenario, plan: plan, results: client.completed, records: records, gateway: sampler.all,
             gatewayCPUSeconds: cpu,
