@@ -99,7 +99,16 @@ package struct HarnessRun {
         self.log("fleet-load: starting fleetgate \(arguments.joined(separator: " "))")
         let gateway = try await GatewayProcess.start(
             arguments, environment: ["FLEETGATE_CACHE": Self.cacheDirectory])
+        // Interrupted (Ctrl-C, SIGTERM from a timeout): the gateway must not outlive the harness.
+        harnessGatewayPID = gateway.process.processIdentifier
+        for sig in [SIGINT, SIGTERM, SIGHUP] {
+            signal(sig) { received in
+                if harnessGatewayPID > 0 { kill(harnessGatewayPID, SIGKILL) }
+                _exit(128 + received)
+            }
+        }
         defer {
+            harnessGatewayPID = 0
             gateway.stop()
             try? gateway.log.write(toFile: self.output + "/gateway.log", atomically: false, encoding: .utf8)
         }
@@ -243,3 +252,6 @@ package struct HarnessError: Error, CustomStringConvertible {
 private final class LagSamples: Sendable {
     let values = Mutex<[Int]>([])
 }
+
+/// The running gateway's pid, for the signal handler (async-signal-safe: a plain global read).
+nonisolated(unsafe) private var harnessGatewayPID: Int32 = 0
