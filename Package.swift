@@ -221,15 +221,34 @@ let package = Package(
             path: "LoadTests/Sources/fleet-sim",
             swiftSettings: swiftSettings
         ),
+        // The live harness (issue #15): scenarios, a fleet of in-process agents on real tunnels,
+        // open-loop clients, invariants from the cars' job records, the JSON summary and HTML report.
+        .target(
+            name: "FleetLoadKit",
+            dependencies: nio + [
+                "FleetHTTP2", "FleetProtocol", "FleetAgent", "FleetGate", "FleetGeo", "FleetTesting",
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            path: "LoadTests/Sources/FleetLoadKit",
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "fleet-load",
             dependencies: nio + [
-                "FleetHTTP2",
+                "FleetHTTP2", "FleetLoadKit",
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "LoadTests/Sources/fleet-load",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "FleetLoadTests",
+            dependencies: ["FleetLoadKit", "FleetProtocol", "FleetTesting"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -11,6 +11,10 @@ swift build --build-tests
 # loops and measure the machine instead of the gateway — so they run one at a time (~2 min).
 swift test --skip-build --parallel --skip IntegrationTests "$@"
 swift test --skip-build --no-parallel --filter IntegrationTests "$@"
+# The live harness's smoke scenario (under a minute): its own gateway, 90 cars on real tunnels,
+# churn of every kind, open-loop clients from six countries; exits 1 on any invariant breach.
+.build/debug/fleet-load run smoke --output .build/fleet-load/smoke
+.build/debug/fleet-load verify-report .build/fleet-load/smoke/report.html .build/fleet-load/smoke/summary.json
 # deploy/: hadolint, the image's libraries, systemd, kustomize + schemas, promtool (after the tests:
 # its static-stdlib link replaces the debug executables, which the next `swift build` links again).
 ./deploy/check.sh

@@ -35,7 +35,14 @@ public final class JobLog: Sendable {
 
     let region: String
     let vehicleID: String
-    private let descriptor: Mutex<Int32>
+    private let file: File
+
+    /// The open file, shared by the logs of many in-process cars (the load harness runs thousands).
+    private final class File: Sendable {
+        let descriptor: Mutex<Int32>
+        init(_ fd: Int32) { self.descriptor = Mutex(fd) }
+        deinit { self.descriptor.withLock { _ = close($0) } }
+    }
 
     /// Opens (creating or appending to) `path`.
     /// - Throws: when the file cannot be opened, naming it.
@@ -44,12 +51,17 @@ public final class JobLog: Sendable {
         guard fd >= 0 else {
             throw EngineError(code: "job_log", message: "cannot open the job log '\(path)': errno \(errno)")
         }
-        self.descriptor = Mutex(fd)
+        self.file = File(fd)
         self.region = region
         self.vehicleID = vehicleID
     }
 
-    deinit { self.descriptor.withLock { _ = close($0) } }
+    /// Another car's log in the same file (one descriptor, one `write(2)` per record, so lines never interleave).
+    public init(sharing other: JobLog, region: String, vehicleID: String) {
+        self.file = other.file
+        self.region = region
+        self.vehicleID = vehicleID
+    }
 
     /// Appends one record as one line.
     public func append(_ record: Record) {
@@ -57,7 +69,7 @@ public final class JobLog: Sendable {
         encoder.outputFormatting = [.sortedKeys]
         guard var line = try? encoder.encode(record) else { return }
         line.append(UInt8(ascii: "\n"))
-        self.descriptor.withLock { fd in
+        self.file.descriptor.withLock { fd in
             line.withUnsafeBytes { bytes in _ = write(fd, bytes.baseAddress, bytes.count) }
         }
     }

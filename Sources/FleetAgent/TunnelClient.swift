@@ -80,6 +80,9 @@ public final class TunnelClient: Service, Sendable {
     /// Whether a tunnel is up now.
     public var isConnected: Bool { self.current.withLock { $0 != nil } }
 
+    /// The current tunnel's channel, if connected (the load harness freezes it to emulate a stopped process).
+    public var channel: (any Channel)? { self.current.withLock { $0?.channel } }
+
     public func run() async throws {
         let backoff = Backoff(initial: self.configuration.initialBackoff, maximum: self.configuration.maxBackoff)
         let tls = self.configuration.tls

@@ -1,0 +1,162 @@
+/// A run's JSON summary (`summary.json`), the single source of the HTML report's numbers.
+package struct Summary: Codable, Sendable {
+    /// Latency statistics of one group, from an HDR histogram (3 significant digits), milliseconds.
+    package struct Stats: Codable, Sendable, Hashable {
+        package var count: Int
+        package var mean: Double
+        package var p50: Double
+        package var p90: Double
+        package var p99: Double
+        package var p999: Double
+        package var max: Double
+    }
+
+    package struct Requests: Codable, Sendable {
+        /// Planned over warm-up and measured window.
+        package var planned: Int
+        /// Sent in the measured window (the numbers below count these).
+        package var measured: Int
+        package var ok: Int
+        package var failed: Int
+        package var cancelled: Int
+        /// Failures with an error code the scenario expects (e.g. `no_capacity_in_zone`).
+        package var expectedFailures: Int
+        /// Failures that count against the error budget ÷ measured.
+        package var errorRate: Double
+        /// Requests whose stream moved to another upstream before its first token (`x-fleet-attempts` > 1).
+        package var retried: Int
+        /// Requests whose stream moved mid-answer (`x-fleet-migrations` > 0).
+        package var failedOver: Int
+        package var tokens: Int
+        /// Content tokens received per second over the measured window.
+        package var tokensPerSecond: Double
+        /// Requests sent per second over the measured window.
+        package var streamsPerSecond: Double
+    }
+
+    /// Zone and text checks from the cars' job records and the clients' own reference text.
+    package struct Checks: Codable, Sendable {
+        /// Job records read (cars and central).
+        package var jobRecords: Int
+        /// Jobs served outside the client's strict zone (counted from job records against the client's origin).
+        package var zoneViolations: Int
+        /// Jobs served outside a preferred zone (allowed by the map; reported).
+        package var outsidePreferredZone: Int
+        /// Answered requests (status 200) with no job record at all.
+        package var unrecorded: Int
+        /// Requests whose text lost, repeated or corrupted a token (client-side reference check).
+        package var lostTokens: Int
+        package var repeatedTokens: Int
+        package var corruptText: Int
+        /// Completed requests whose job records leave a gap in token indices (a continuation started too late).
+        package var recordGaps: Int
+    }
+
+    package struct Process: Codable, Sendable {
+        package var cpuSeconds: Double
+        package var peakRSS: Int
+        package var samples: [ProcessSampler.Sample]
+    }
+
+    /// One second of the run (measured window and warm-up), by send time.
+    package struct Second: Codable, Sendable, Hashable {
+        package var t: Int
+        package var sent: Int
+        package var ok: Int
+        package var failed: Int
+        package var tokens: Int
+    }
+
+    /// One measured request, for the latency-over-time plot and the CDFs.
+    package struct Point: Codable, Sendable, Hashable {
+        /// Seconds after the start of load.
+        package var t: Double
+        /// Time to first token (ms); nil when none arrived.
+        package var ttft: Double?
+        package var total: Double?
+        package var route: String
+        package var zone: String
+        package var outcome: String
+    }
+
+    package struct ChurnMark: Codable, Sendable, Hashable {
+        package var t: Double
+        package var kind: String
+        package var car: Int
+
+        package init(t: Double, kind: String, car: Int) {
+            self.t = t
+            self.kind = kind
+            self.car = car
+        }
+    }
+
+    package struct Check: Codable, Sendable, Hashable {
+        package var name: String
+        package var limit: Double
+        package var value: Double
+        package var passed: Bool
+    }
+
+    /// Where the load broke: 5-second windows by send time, the first whose unexpected failures
+    /// exceed the error budget or whose TTFT p99 exceeds the objective (`x-slo-ttft-ms`, if sent).
+    package struct Knee: Codable, Sendable, Hashable {
+        /// Requests/s sent in the first window that broke (nil: none broke).
+        package var streamsPerSecond: Double?
+        /// The highest rate of a window before it that held.
+        package var lastGoodStreamsPerSecond: Double?
+        /// Why the window broke.
+        package var reason: String?
+        /// Seconds after the start of load of that window.
+        package var at: Double?
+    }
+
+    /// The gateway's resident set before any car dialled and once every car was registered and idle.
+    package struct IdleMemory: Codable, Sendable, Hashable {
+        package var rssBefore: Int
+        package var rssWithCars: Int
+        package var tunnels: Int
+        /// (with cars − before) ÷ tunnels.
+        package var bytesPerTunnel: Int
+        package init(rssBefore: Int, rssWithCars: Int, tunnels: Int) {
+            self.rssBefore = rssBefore
+            self.rssWithCars = rssWithCars
+            self.tunnels = tunnels
+            self.bytesPerTunnel = tunnels > 0 ? (rssWithCars - rssBefore) / tunnels : 0
+        }
+    }
+
+    package var scenario: String
+    package var file: String
+    package var seed: UInt64
+    /// ISO 8601 start time.
+    package var started: String
+    /// `/proc/loadavg` at the start and the end.
+    package var loadAverage: [[Double]]
+    package var warmupSeconds: Double
+    package var durationSeconds: Double
+    package var cars: Int
+    package var carsRegistered: Int
+    package var tunnelTLS: Bool
+    package var requests: Requests
+    /// Error code → count (measured window).
+    package var errors: [String: Int]
+    /// Metric (`ttft`, `gap`, `total`) → group (`all`, `route=car`, `zone=eu`, `model=…`, `hardware=…`) → stats.
+    package var latency: [String: [String: Stats]]
+    /// Gap (ms) between the last token before and the first after a mid-stream move, per moved request.
+    package var failoverGap: Stats?
+    package var checks: Checks
+    package var gateway: Process
+    /// The harness's lag sending requests (ms): if it fell behind, latency would be under-reported.
+    package var clientLag: Stats
+    /// The lateness of a 100 ms timer on the cars' event loop (ms): past the gateway's PING deadline
+    /// (two missed PINGs, 2 s while busy) the cars look dead, and a run measures the harness.
+    package var carLoopLag: Stats
+    package var timeline: [Second]
+    package var churn: [ChurnMark]
+    package var points: [Point]
+    package var knee: Knee
+    package var idleMemory: IdleMemory?
+    package var invariants: [Check]
+    package var passed: Bool
+}

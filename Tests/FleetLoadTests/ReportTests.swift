@@ -1,0 +1,33 @@
+import FleetLoadKit
+import FleetTesting
+import Foundation
+import Testing
+
+/// Opens the HTML report in headless Chromium and checks the DOM against the JSON summary.
+@Suite("HTML report in Chromium", .timeLimit(.minutes(2)))
+struct ReportTests {
+    @Test("every plot has one element per sample and every number equals the summary's")
+    func chromium() async throws {
+        let summary = try AnalysisTests.analysis().summary()
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fleet-load-report-\(getpid())").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try SummaryFiles.write(summary, to: dir)
+        let problems = try await ReportCheck.verify(report: dir + "/report.html", summaries: [dir + "/summary.json"])
+        #expect(problems.isEmpty, "\(problems)")
+
+        // Side by side: two runs, every number of each, and CDFs of both.
+        let pair = dir + "/pair.html"
+        try HTMLReport.render([("a", summary), ("b", summary)]).write(toFile: pair, atomically: true, encoding: .utf8)
+        let pairProblems = try await ReportCheck.verify(
+            report: pair, summaries: [dir + "/summary.json", dir + "/summary.json"])
+        #expect(pairProblems.isEmpty, "\(pairProblems)")
+
+        // The check can fail: a number changed in the page is found.
+        let html = try String(contentsOfFile: dir + "/report.html", encoding: .utf8)
+        try html.replacingOccurrences(of: "data-key=\"requests.ok\">5<", with: "data-key=\"requests.ok\">6<")
+            .write(toFile: dir + "/tampered.html", atomically: true, encoding: .utf8)
+        let tampered = try await ReportCheck.verify(report: dir + "/tampered.html", summaries: [dir + "/summary.json"])
+        #expect(tampered.contains { $0.contains("requests.ok") }, "\(tampered)")
+    }
+}
