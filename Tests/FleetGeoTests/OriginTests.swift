@@ -77,4 +77,11 @@ struct OriginTests {
     func cidr(block: String, ip: String, inside: Bool) throws {
         #expect(try #require(CIDR(block)).contains(try #require(IPAddress(ip))) == inside)
     }
+
+    @Test(
+        "Text that is not a block is refused, never a trap (#20: the origin fuzzer)",
+        arguments: ["", "/", "//", "/8", "10.0.0.0/", "10.0.0.0/33", "::/129", "10.0.0.0/x", "x/8"])
+    func notABlock(text: String) {
+        #expect(CIDR(text) == nil)
+    }
 }
