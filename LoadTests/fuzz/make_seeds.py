@@ -9,7 +9,22 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
 SECRET = b"fuzz-fleet-secret-0123456789"  # StatusFuzz.secret / RequestFuzz's core
 
 
+# Seeds that show a bug not fixed on this branch live in findings/ (README: Findings), not in the
+# corpus CI replays: FINDINGS maps (target, seed name) to the file name there.
+FINDINGS = {
+    ("request", "edge-deep.json"): "nesting-over-32.json",
+    ("sse", "big-event.txt"): "event-over-bound-in-one-read.txt",
+    ("sse", "multiline-data.txt"): "multiline-data-forwarded.txt",
+}
+
+
 def write(target, name, data):
+    if (target, name) in FINDINGS:
+        d = os.path.join(ROOT, "..", "findings", target)
+        os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, FINDINGS[(target, name)]), "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+        return
     d = os.path.join(ROOT, target)
     os.makedirs(d, exist_ok=True)
     if isinstance(data, str):

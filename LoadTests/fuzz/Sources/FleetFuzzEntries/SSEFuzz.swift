@@ -83,7 +83,8 @@ enum SSEFuzz {
                 case .upstreamError, .malformed:
                     // Before the first token the dispatcher retries elsewhere; after it, the client
                     // gets the error event (no other upstream here to fail over to).
-                    if committed {
+                    // (`stream: false` is answered with an error response instead, not written here.)
+                    if committed && configuration.streaming {
                         run.client.writeImmutableBuffer(relay.clientErrorEvent(.upstreamFailed("fuzz")))
                     }
                     run.failed = true
