@@ -246,6 +246,25 @@ let package = Package(
             path: "LoadTests/Sources/fleet-load",
             swiftSettings: swiftSettings
         ),
+        // Fuzzing (issue #20, LoadTests/fuzz/README.md): the entry functions every fuzz target calls,
+        // in the package so they reach `package` API; the unit suite replays the committed corpora
+        // through them.
+        .target(
+            name: "FleetFuzzEntries",
+            dependencies: [
+                "FleetGate", "FleetProtocol", "FleetGeo", "FleetHTTP2", "FleetConfiguration",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ],
+            path: "LoadTests/fuzz/Sources/FleetFuzzEntries",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "FleetFuzzTests",
+            dependencies: ["FleetFuzzEntries"],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "FleetLoadTests",
             dependencies: ["FleetLoadKit", "FleetProtocol", "FleetTesting"],
@@ -307,3 +326,24 @@ let package = Package(
         ),
     ]
 )
+
+// libFuzzer executables, one per target, only when FLEETGATE_FUZZ=1 (LoadTests/fuzz/run.sh sets it and builds
+// with `-sanitize=fuzzer,address -parse-as-library` into `.build-fuzz`): they call libFuzzer's driver, which
+// only a `-sanitize=fuzzer` link provides, so the normal build never sees them (LoadTests/fuzz/README.md).
+if Context.environment["FLEETGATE_FUZZ"] == "1" {
+    package.targets.append(
+        .target(name: "FleetFuzzDriver", path: "LoadTests/fuzz/Sources/FleetFuzzDriver", swiftSettings: swiftSettings))
+    for name in ["request", "sse", "status", "regions", "proxy", "origin"] {
+        package.targets.append(
+            .executableTarget(
+                name: "fuzz-\(name)",
+                dependencies: ["FleetFuzzEntries", "FleetFuzzDriver"],
+                path: "LoadTests/fuzz/Sources/fuzz-\(name)",
+                swiftSettings: swiftSettings,
+                // gold aborts on the sanitizer runtime (`internal error in format_file_lineno`); lld links
+                // it. A link-only setting, so the modules compile with exactly run.sh's flags.
+                linkerSettings: [.unsafeFlags(["-use-ld=lld"])]
+            ))
+        package.products.append(.executable(name: "fuzz-\(name)", targets: ["fuzz-\(name)"]))
+    }
+}

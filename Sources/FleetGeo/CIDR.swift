@@ -7,10 +7,12 @@ public struct CIDR: Sendable, Hashable, CustomStringConvertible {
     public let prefixLength: Int
     private let text: String
 
-    /// Parses `addr/len` or a bare address (a /32 or /128).
+    /// Parses `addr/len` or a bare address (a /32 or /128). Nil for anything else, including an
+    /// empty text, `/` and a missing length (`10.0.0.0/`).
     public init?(_ text: String) {
-        let parts = text.split(separator: "/", maxSplits: 1)
-        guard let address = IPAddress(parts[0]) else { return nil }
+        // Empty parts are kept: "" and "/" once trapped on parts[0] (#20, found by the `origin` fuzzer).
+        let parts = text.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
+        guard let first = parts.first, let address = IPAddress(first) else { return nil }
         let maxBits = address.isIPv4 ? 32 : 128
         let bits = parts.count == 2 ? Int(parts[1]) : maxBits
         guard let bits, (0...maxBits).contains(bits) else { return nil }

@@ -12,6 +12,9 @@ public struct IPAddress: Sendable, Hashable, CustomStringConvertible {
     /// Parses dotted IPv4 or IPv6 text (brackets and a zone suffix are accepted). Nil when invalid.
     public init?(_ text: some StringProtocol) {
         var s = String(text)
+        // inet_pton reads a C string: text after a NUL would be ignored, so "1.2.3.4\0junk" parsed
+        // (#20, found by the `origin` fuzzer in an X-Forwarded-For hop).
+        guard !s.utf8.contains(0) else { return nil }
         if s.hasPrefix("[") && s.hasSuffix("]") { s = String(s.dropFirst().dropLast()) }
         if let percent = s.firstIndex(of: "%") { s = String(s[..<percent]) }
         var v4 = in_addr()

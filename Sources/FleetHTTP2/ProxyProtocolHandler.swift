@@ -6,7 +6,7 @@ public final class ProxiedAddress {
     public internal(set) var source: SocketAddress?
     /// Whether a PROXY header was read on this connection (PROXY or LOCAL).
     public internal(set) var received = false
-    init() {}
+    package init() {}
 }
 
 /// Reads a PROXY protocol v2 header (the binary form L4 load balancers send) and passes the rest on.
@@ -20,9 +20,9 @@ public final class ProxiedAddress {
 /// 4. remove itself and forward whatever followed the header.
 ///
 /// Spec: haproxy's "The PROXY protocol", section 2.2.
-final class ProxyProtocolHandler: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = ByteBuffer
-    typealias InboundOut = ByteBuffer
+package final class ProxyProtocolHandler: ChannelInboundHandler, RemovableChannelHandler {
+    package typealias InboundIn = ByteBuffer
+    package typealias InboundOut = ByteBuffer
 
     static let signature: [UInt8] = [0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A]
     static let maxAddressBlock = 1_024
@@ -36,9 +36,10 @@ final class ProxyProtocolHandler: ChannelInboundHandler, RemovableChannelHandler
         set { self.buffered = newValue }
     }
 
-    init(proxied: ProxiedAddress) { self.proxied = proxied }
+    /// A handler that records what it reads in `proxied`.
+    package init(proxied: ProxiedAddress) { self.proxied = proxied }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    package func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var incoming = self.unwrapInboundIn(data)
         self.buffered.writeBuffer(&incoming)
         switch self.parse() {

@@ -77,4 +77,19 @@ struct OriginTests {
     func cidr(block: String, ip: String, inside: Bool) throws {
         #expect(try #require(CIDR(block)).contains(try #require(IPAddress(ip))) == inside)
     }
+
+    @Test(
+        "Text that is not a block is refused, never a trap (#20: the origin fuzzer)",
+        arguments: ["", "/", "//", "/8", "10.0.0.0/", "10.0.0.0/33", "::/129", "10.0.0.0/x", "x/8"])
+    func notABlock(text: String) {
+        #expect(CIDR(text) == nil)
+    }
+
+    @Test("An address with a NUL inside is refused, not cut at the NUL (#20: the origin fuzzer)")
+    func embeddedNUL() {
+        #expect(IPAddress("::50\u{0}5") == nil)
+        #expect(IPAddress("1.2.3.4\u{0}evil") == nil)
+        let resolver = ClientAddressResolver(trusted: [CIDR("10.0.0.0/8")!])
+        #expect(resolver.resolve(peer: IPAddress("10.0.0.1"), forwardedFor: ["81.2.69.142\u{0}"]) == .unusable)
+    }
 }

@@ -104,4 +104,13 @@ struct JSONBodyTests {
         #expect(JSONBody.editing(ByteBuffer(string: "[1]"), removing: [], appending: []) == nil)
         #expect(JSONBody.editing(ByteBuffer(string: "{\"a\":1} x"), removing: [], appending: []) == nil)
     }
+
+    @Test("A body with a byte order mark, which the validator accepts, can be edited (#20: the request fuzzer)")
+    func byteOrderMark() throws {
+        let body = ByteBuffer(bytes: [0xEF, 0xBB, 0xBF] + Array(#"{"model":"m","max_tokens":5,"prompt":"a"}"#.utf8))
+        let edited = try #require(JSONBody.editing(body, removing: ["stream"], appending: [("stream", "true")]))
+        #expect(String(buffer: edited) == #"{"model":"m","max_tokens":5,"prompt":"a","stream":true}"#)
+        let continued = try #require(JSONBody.continuation(of: body, text: "b", delivered: 2))
+        #expect(String(buffer: continued) == #"{"model":"m","prompt":"ab","max_tokens":3}"#)
+    }
 }

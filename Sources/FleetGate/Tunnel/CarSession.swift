@@ -40,7 +40,8 @@ final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
     /// The vehicle id and certificate identity verified at hello.
     var vehicleID: String?
     var identity: VehicleIdentity?
-    var line: [UInt8] = []
+    /// Frames and decodes the status stream (issue #20: extracted so the fuzzer and CI replay drive the same code).
+    var status = StatusStreamDecoder()
     var helloTimer: Scheduled<Void>?
     var pingTimer: Scheduled<Void>?
     var expiryTimer: Scheduled<Void>?
@@ -85,14 +86,10 @@ final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
 
     func streamDidReceiveData(_ data: ByteBuffer) {
         self.statusStream?.consume(data.readableBytes)
-        for byte in data.readableBytesView {
-            if byte == UInt8(ascii: "\n") {
-                let bytes = self.line
-                self.line.removeAll(keepingCapacity: true)
-                if !bytes.isEmpty { self.received(bytes) }
-            } else {
-                self.line.append(byte)
-                if self.line.count > FleetStatus.maxLineBytes { return self.reject("status line over 16 KiB") }
+        for result in self.status.feed(data.readableBytesView) {
+            switch result {
+            case .success(let message): self.received(message)
+            case .failure(let failure): return self.reject(failure.reason)
             }
         }
     }
@@ -104,11 +101,7 @@ final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
         if let id = self.carID { self.core.registry.setDraining(id) }
     }
 
-    private func received(_ bytes: [UInt8]) {
-        guard let message = try? JSON.decode(StatusMessage.self, from: bytes) else {
-            return self.reject("malformed status message")
-        }
-        guard message.v == FleetStatus.version else { return self.reject("unsupported status version \(message.v)") }
+    private func received(_ message: StatusMessage) {
         switch message.type {
         case .hello: self.hello(message)
         case .state:
