@@ -65,6 +65,14 @@ struct RequestValidator {
             responses = request.responseTemplate(id: "resp_" + id, createdAt: Int(Date().timeIntervalSince1970))
         } else {
             parsed = try JSON.decodeRequest(CompletionRequest.self, from: body)
+            // The gateway edits the client's own bytes (central's `stream`, a continuation's text):
+            // a body Foundation accepts but the strict reader cannot walk (nesting past 32, a raw
+            // control character in a string, a stray UTF-8 continuation byte — found by the request
+            // fuzzer, issue #20) would go out unedited, so it is refused here.
+            guard JSONBody.members(of: body) != nil else {
+                throw .invalidRequest(
+                    "The JSON body is nested too deeply or contains characters JSON does not allow in strings.")
+            }
         }
         if api.chat && (parsed.messages ?? []).isEmpty {
             throw .invalidRequest("'messages' must be a non-empty array.", param: "messages")
