@@ -80,10 +80,14 @@ public enum SSE {
             }
         }
 
-        public struct TooLarge: Error, Hashable, Sendable {}
+        public struct TooLarge: Error, Hashable, Sendable {
+            /// The events completed before the one too large, in order: they are valid and are the
+            /// caller's to handle before the failure (the fuzzer found them dropped).
+            public var completed: [Event] = []
+        }
 
         /// Feeds bytes and returns the events completed by them.
-        public mutating func feed(_ buffer: ByteBuffer) throws -> [Event] {
+        public mutating func feed(_ buffer: ByteBuffer) throws(TooLarge) -> [Event] {
             if self.pending.readableBytes == 0 {
                 self.pending = buffer
             } else {
@@ -96,9 +100,17 @@ public enum SSE {
                     ("\n\n" as StaticString).withUTF8Buffer { SSE.search($0, in: bytes) }
                 }
                 guard let end else { break }
+                // A whole event is bounded like a partial one, however it arrived (in one read or many).
+                guard end + 2 <= self.maxEventBytes else {
+                    self.pending = ByteBuffer()
+                    throw TooLarge(completed: events)
+                }
                 events.append(Event(raw: self.pending.readSlice(length: end + 2)!))
             }
-            if self.pending.readableBytes > self.maxEventBytes { throw TooLarge() }
+            if self.pending.readableBytes > self.maxEventBytes {
+                self.pending = ByteBuffer()
+                throw TooLarge(completed: events)
+            }
             if self.pending.readableBytes == 0 { self.pending = ByteBuffer() }  // drop the reference to the input
             return events
         }

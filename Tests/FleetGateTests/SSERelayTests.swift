@@ -95,6 +95,26 @@ struct SSERelayTests {
         #expect(d.client.hasPrefix("data: {"))
     }
 
+    /// Fuzzer finding (issue #20): a chunk sent as several `data:` lines (legal SSE; JSON whitespace
+    /// between them) was re-emitted as one `data:` line with a raw newline inside — a broken event.
+    @Test("A chunk split over several data lines reaches the client as well-formed SSE")
+    func multiLineData() throws {
+        var d = RelayDriver()
+        let kinds = d.feed(
+            "data: {\"id\":\"a\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\n"
+                + "data: \"choices\":[{\"index\":0,\"delta\":{\"content\":\"x\"},\"finish_reason\":null}]}\n\n",
+            from: 1)
+        #expect(kinds == [.output])
+        #expect(d.relay.deliveredTokens == 1)
+        for line in d.client.split(separator: "\n", omittingEmptySubsequences: true) {
+            #expect(line.hasPrefix("data: "), "a line of the client's stream is not a data line: \(line)")
+        }
+        var decoder = SSE.Decoder()
+        let events = try decoder.feed(ByteBuffer(string: d.client))
+        let payload = try #require(events.first?.payload)
+        #expect(try ChunkScanner.scan(payload, range: 0..<payload.readableBytes).choice?.content == "x")
+    }
+
     @Test("A forged error payload is an upstream failure, not client output")
     func forgedError() {
         var d = RelayDriver()

@@ -29,6 +29,20 @@ struct SSETests {
         }
     }
 
+    /// Fuzzer findings (issue #20): a whole oversized event in one read passed; events completed
+    /// before an oversized one in the same read were dropped.
+    @Test("An oversized event is refused however it arrives, after the events completed before it")
+    func tooLargeInOneRead() {
+        var decoder = SSE.Decoder(maxEventBytes: 64)
+        let wire = "data: {\"a\":1}\n\n" + "data: " + String(repeating: "x", count: 100) + "\n\n"
+        do {
+            _ = try decoder.feed(ByteBuffer(string: wire))
+            Issue.record("a complete 108-byte event passed a 64-byte limit")
+        } catch {
+            #expect(error.completed.map(\.data) == ["{\"a\":1}"])
+        }
+    }
+
     @Test("Encoding produces one data line and a blank line")
     func encode() {
         #expect(String(buffer: SSE.event("{}")) == "data: {}\n\n")

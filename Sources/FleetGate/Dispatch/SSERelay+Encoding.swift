@@ -87,9 +87,22 @@ extension SSERelay {
         json.writeStaticString(",")
     }
 
+    /// `data: PAYLOAD` and the blank line. A payload that came in several `data:` lines (JSON
+    /// whitespace may hold newlines) goes out in as many `data:` lines, never with a raw newline
+    /// inside one (the SSE fuzzer's finding: the client saw a broken event).
     static func writeEvent(_ payload: ByteBuffer, into out: inout ByteBuffer) {
         out.writeStaticString("data: ")
-        out.writeImmutableBuffer(payload)
+        if payload.readableBytesView.contains(UInt8(ascii: "\n")) {
+            for byte in payload.readableBytesView {
+                if byte == UInt8(ascii: "\n") {
+                    out.writeStaticString("\ndata: ")
+                } else {
+                    out.writeInteger(byte)
+                }
+            }
+        } else {
+            out.writeImmutableBuffer(payload)
+        }
         out.writeStaticString("\n\n")
     }
 

@@ -150,14 +150,15 @@ package struct SSERelay: Sendable {
         guard var state = self.attempts[attempt], !state.ended else { return [] }
         defer { self.attempts[attempt] = state }
         let events: [SSE.Decoder.Event]
+        var tooLarge = false
         do {
             events = try state.decoder.feed(data)
         } catch {
-            state.ended = true
-            return [Item(kind: .malformed(label: "event_too_large"), payload: ByteBuffer(), chunk: nil)]
+            events = error.completed  // the events before the oversized one are delivered first
+            tooLarge = true
         }
         var items: [Item] = []
-        items.reserveCapacity(events.count)
+        items.reserveCapacity(events.count + 1)
         for event in events {
             guard let payload = event.payload else { continue }  // a comment or bare fields
             state.events += 1
@@ -173,6 +174,10 @@ package struct SSERelay: Sendable {
             default: break
             }
             if state.ended { break }
+        }
+        if tooLarge && !state.ended {
+            state.ended = true
+            items.append(Item(kind: .malformed(label: "event_too_large"), payload: ByteBuffer(), chunk: nil))
         }
         return items
     }
