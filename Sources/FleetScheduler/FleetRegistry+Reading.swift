@@ -1,0 +1,114 @@
+public import FleetProtocol
+import Foundation
+import Synchronization
+
+/// Read-only views of the fleet: snapshots, counts and pool capacity for the API, admin pages,
+/// metrics and capacity digests.
+extension FleetRegistry {
+
+    /// Ranked eligible cars for a request, best first (a convenience over ``decide(_:central:excluding:now:limit:)``).
+    public func candidates(model: String, zone: String, excluding: [CarID] = [], now: Double, limit: Int = 4)
+        -> [CarSnapshot]
+    {
+        let request = RequestProfile(model: model, zone: zone, promptTokens: 100)
+        return self.decide(request, excluding: excluding, now: now, limit: limit).cars.compactMap(self.snapshot)
+    }
+
+    /// A car's descriptor, without the snapshot's learned rates (what a request needs for its headers).
+    public func descriptor(_ id: CarID) -> CarDescriptor? {
+        self.storage.withLock { s in s.car(id) == nil ? nil : s.descriptors[id.slot] }
+    }
+
+    /// A car's snapshot.
+    public func snapshot(_ id: CarID) -> CarSnapshot? {
+        self.storage.withLock { s in s.car(id).map { _ in Self.snapshot(id: id, in: s) } }
+    }
+
+    /// Every car.
+    public func all() -> [CarSnapshot] {
+        self.storage.withLock { s in
+            s.cars.indices.compactMap { slot in
+                s.cars[slot].map { _ in Self.snapshot(id: CarID(slot: slot, generation: s.generations[slot]), in: s) }
+            }
+        }
+    }
+
+    /// Whether any connected car offers `model` (in `zone`, when given): O(1), for the request path.
+    public func serves(model: String, zone: String? = nil) -> Bool {
+        self.storage.withLock { s in
+            if let zone {
+                return s.poolIndex[PoolKey(zone: zone, model: model)].map { !s.pools[Int($0)].all.isEmpty } ?? false
+            }
+            return s.modelIndex[model].map { s.modelRefs[Int($0)] > 0 } ?? false
+        }
+    }
+
+    /// Models served by connected cars, optionally only in one zone — read from the pools, not the fleet.
+    public func models(zone: String? = nil) -> Set<String> {
+        self.storage.withLock { s in
+            Set(s.pools.lazy.filter { !$0.all.isEmpty && (zone == nil || $0.zone == zone) }.map(\.model))
+        }
+    }
+
+    /// Cars connected in a region.
+    public func count(region: String) -> Int {
+        self.storage.withLock { $0.carsByRegion[region] ?? 0 }
+    }
+
+    /// Number of cars connected.
+    public var count: Int { self.storage.withLock { $0.count } }
+
+    /// Pools and model names held, live or free for reuse: bounded by what connected cars offer at
+    /// once, never by how many names have ever been seen (tests).
+    package var retained: (pools: Int, models: Int) {
+        self.storage.withLock { ($0.pools.count, $0.modelNames.count) }
+    }
+
+    /// Available cars (room for a job, owner's policy met, not draining) in a (zone, model) pool.
+    public func availableCount(model: String, zone: String) -> Int {
+        self.storage.withLock { s in
+            s.poolIndex[PoolKey(zone: zone, model: model)].map { s.pools[Int($0)].available } ?? 0
+        }
+    }
+
+    /// Per (zone, model) pool: available cars whose primary tunnel is here and their free slots,
+    /// and the free slots of cars reachable here only through a secondary tunnel (issue #21's
+    /// capacity digest). O(cars in the pools); called about once a second, never on the request path.
+    public func poolCapacity()
+        -> [(zone: String, model: String, available: Int, freeSlots: Int, secondaryFreeSlots: Int)]
+    {
+        self.storage.withLock { s in
+            s.pools.compactMap { pool in
+                guard !pool.all.isEmpty else { return nil }
+                var free = 0, available = 0, secondary = 0
+                for slot in pool.all {
+                    guard let car = s.cars[Int(slot)], !car.draining, car.bucket >= 0 else { continue }
+                    if s.descriptors[Int(slot)]?.primary ?? true {
+                        free += max(0, car.slots - Int(car.inFlight))
+                        available += 1
+                    } else {
+                        secondary += max(0, car.slots - Int(car.inFlight))
+                    }
+                }
+                return (pool.zone, pool.model, available, free, secondary)
+            }
+        }
+    }
+
+    /// The churn hazard the predictor charges: unannounced departures per car-second.
+    public var churnHazard: Double { self.storage.withLock { $0.churn.hazard } }
+
+    static func snapshot(id: CarID, in s: Storage) -> CarSnapshot {
+        let car = s.cars[id.slot]!
+        let learned = (0..<car.offerCount).map { s.offer(id.slot, $0) }.map {
+            (s.modelNames[Int($0.model)], $0.learned)
+        }
+        return CarSnapshot(
+            id: id, descriptor: s.descriptors[id.slot]!, state: car.state, inFlight: Int(car.inFlight),
+            rttMilliseconds: car.rtt.samples > 0 ? car.rtt.smoothed : nil,
+            rttDeviationMilliseconds: car.rtt.samples > 0 ? car.rtt.deviation : nil, draining: car.draining,
+            consecutiveFailures: Int(car.consecutiveFailures),
+            learned: Dictionary(learned, uniquingKeysWith: { a, _ in a }),
+            prefixHitProbability: car.cachesPrefixes ? car.hits.probability : 0)
+    }
+}
