@@ -11,6 +11,15 @@ public struct RegionMapErrors: Error, Sendable, CustomStringConvertible {
         public var value: String?
         public var message: String
 
+        public init(file: String, line: Int, column: Int, key: String, value: String?, message: String) {
+            self.file = file
+            self.line = line
+            self.column = column
+            self.key = key
+            self.value = value
+            self.message = message
+        }
+
         public var description: String {
             "\(self.file):\(self.line):\(self.column): key '\(self.key)'" + (self.value.map { ": '\($0)'" } ?? "")
                 + ": \(self.message)"

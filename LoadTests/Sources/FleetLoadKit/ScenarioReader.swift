@@ -5,19 +5,8 @@ import Yams
 
 /// Every problem found in a scenario file, each with file:line:column, the key and the bad value.
 package struct ScenarioErrors: Error, Sendable, CustomStringConvertible {
-    package struct Issue: Sendable, Hashable, CustomStringConvertible {
-        package var file: String
-        package var line: Int
-        package var column: Int
-        package var key: String
-        package var value: String?
-        package var message: String
-
-        package var description: String {
-            "\(self.file):\(self.line):\(self.column): key '\(self.key)'" + (self.value.map { ": '\($0)'" } ?? "")
-                + ": \(self.message)"
-        }
-    }
+    /// The region map's issue type: one problem with its file, line, column, key and value.
+    package typealias Issue = RegionMapErrors.Issue
 
     package var issues: [Issue]
     package var description: String { self.issues.map(\.description).joined(separator: "\n") }
