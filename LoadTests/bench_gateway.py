@@ -160,8 +160,8 @@ def main():
         for r in range(args.rounds):
             order = paths[r % len(paths):] + paths[:r % len(paths)]
             for name, port, pid, agent_pid, h2 in order:
-                fleet_load(bin_dir, port, ["--rate", "0", "--count", "50"]) if h2 else None  # warm-up
                 if h2:
+                    fleet_load(bin_dir, port, ["--rate", "0", "--count", "50"])  # warm-up
                     single = fleet_load(bin_dir, port, ["--rate", "0", "--count", str(args.single)])
                     rows.setdefault((name, "single"), []).append(single)
                 plain = curl_sequential(port, args.single, h2, BODY_PLAIN)

@@ -286,11 +286,6 @@ private final class OpenAILocalJob: InferenceJobHandle {
                     loopBound.value.fail(
                         EngineError(code: "upstream_bad_stream", message: "an event exceeded the size limit"))
                 }
-            } catch is DecodingError {
-                eventLoop.execute {
-                    loopBound.value.fail(
-                        EngineError(code: "upstream_bad_stream", message: "a chunk was not an OpenAI stream chunk"))
-                }
             } catch {
                 eventLoop.execute {
                     loopBound.value.fail(
