@@ -228,6 +228,9 @@ let package = Package(
             dependencies: nio + [
                 "FleetHTTP2", "FleetProtocol", "FleetAgent", "FleetGate", "FleetGeo", "FleetTesting",
                 .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
+                .product(name: "NIOHTTPTypesHTTP1", package: "swift-nio-extras"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
@@ -267,7 +270,12 @@ let package = Package(
         ),
         .testTarget(
             name: "FleetLoadTests",
-            dependencies: ["FleetLoadKit", "FleetProtocol", "FleetTesting"],
+            dependencies: [
+                "FleetLoadKit", "FleetProtocol", "FleetTesting", "FleetHTTP2",
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -27,6 +27,9 @@ public struct AgentConfiguration: Sendable {
     /// Whether this is the car's primary tunnel (issue #21): the hello says so, and only the
     /// primary's replica counts the car in its capacity digest.
     public var primary = true
+    /// Installs handlers nearest the socket on every tunnel, below TLS (the load harness emulates
+    /// a car's link with it); nil: none.
+    public var socketHandlers: (@Sendable (any Channel) throws -> Void)?
 
     /// How the agent verifies the gateway.
     public struct TunnelTLS: Sendable, Hashable {

@@ -106,7 +106,8 @@ public final class TunnelClient: Service, Sendable {
                     let handle = try await HTTP2Client.connect(
                         host: self.configuration.gatewayHost, port: self.configuration.gatewayPort, group: self.group,
                         role: .server(self.responder), configuration: self.configuration.http2, tls: tlsContext,
-                        serverHostname: self.configuration.tls?.serverHostname)
+                        serverHostname: self.configuration.tls?.serverHostname,
+                        socketHandlers: self.configuration.socketHandlers)
                     self.current.withLock { $0 = handle }
                     self.connects.add(1, ordering: .relaxed)
                     attempt = 0

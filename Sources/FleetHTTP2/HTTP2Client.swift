@@ -9,6 +9,8 @@ public enum HTTP2Client {
     /// - Parameters:
     ///   - tls: when given, TLS with ALPN `h2` (the context must offer it) towards `serverHostname`.
     ///   - delegate: connection events from the first byte on (the handler holds it weakly: keep it).
+    ///   - socketHandlers: installs handlers nearest the socket, below TLS and HTTP/2, before the
+    ///     connection is active (the load harness's link emulation and PROXY header); nil: none.
     public static func connect(
         host: String,
         port: Int,
@@ -17,13 +19,15 @@ public enum HTTP2Client {
         configuration: HTTP2Configuration = .defaults,
         tls: NIOSSLContext? = nil,
         serverHostname: String? = nil,
-        delegate: (any HTTP2ConnectionDelegate & Sendable)? = nil
+        delegate: (any HTTP2ConnectionDelegate & Sendable)? = nil,
+        socketHandlers: (@Sendable (any Channel) throws -> Void)? = nil
     ) async throws -> HTTP2ConnectionHandle {
         try await ClientBootstrap(group: group)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .connectTimeout(.seconds(10))
             .connect(host: host, port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    try socketHandlers?(channel)
                     if let tls {
                         let name = serverHostname ?? (host.first?.isLetter == true ? host : nil)
                         try channel.pipeline.syncOperations.addHandler(

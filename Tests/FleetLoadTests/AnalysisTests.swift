@@ -14,7 +14,7 @@ struct AnalysisTests {
         plan.requests = countries.enumerated().map { i, country in
             RunPlan.Request(
                 id: "r\(i)", at: Double(i), measured: true, country: country, address: "x", model: "fleet-8b",
-                promptTokens: 10, maxTokens: 4, streaming: true, cancelAfter: nil, priorTurns: 0, seed: i)
+                promptTokens: 10, maxTokens: 4, streaming: true, cancelAfter: nil, seed: i, conversation: i)
         }
         var results: [RequestResult] = []
         for i in 0..<6 {

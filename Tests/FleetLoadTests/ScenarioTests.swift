@@ -20,7 +20,7 @@ struct ScenarioTests {
 
     @Test("the shipped scenarios are valid")
     func shipped() throws {
-        for name in ["smoke", "baseline", "churn-storm", "eu-under-load", "knee", "scale"] {
+        for name in ["smoke", "baseline", "churn-storm", "eu-under-load", "knee", "scale", "links"] {
             let scenario = try Scenario.load(path: "LoadTests/scenarios/\(name).yaml")
             #expect(scenario.name == name)
         }

@@ -88,6 +88,7 @@ package struct Analysis {
         let requests = self.plan.requests
         let measured = self.results.filter { requests[$0.index].measured }
         let hardware = Dictionary(uniqueKeysWithValues: self.plan.cars.map { ($0.vehicleID, $0.hardware.rawValue) })
+        let links = Dictionary(uniqueKeysWithValues: self.plan.cars.map { ($0.vehicleID, $0.state.link.rawValue) })
         let recordsByRequest = Dictionary(grouping: self.records, by: \.requestID)
         let expected = self.scenario.invariants.expectedErrors
 
@@ -122,8 +123,11 @@ package struct Analysis {
             let car = recordsByRequest[request.id]?.last?.vehicleID
             var keys = [
                 "all", "route=\(r.route ?? "-")", "zone=\(r.zone ?? "-")", "model=\(request.model)",
+                "protocol=\(request.http1 ? "http1" : "h2")",
             ]
             if let car, let hw = hardware[car] { keys.append("hardware=\(hw)") }
+            // The emulated link of the car that served it (a continuation: the last car's).
+            if let car, let link = links[car] { keys.append("link=\(link)") }
             for key in keys {
                 if let ttft = r.ttftMicros { groups["ttft"]![key, default: []].append(ttft) }
                 if r.outcome == .ok, let total = r.totalMicros { groups["total"]![key, default: []].append(total) }
@@ -154,6 +158,18 @@ package struct Analysis {
                 }
                 if covered < request.maxTokens { gaps += 1 }
             }
+        }
+
+        // Later turns of conversations: on the car that served the previous turn (prefix affinity's aim)?
+        var conversations = Summary.Conversations()
+        for r in measured where requests[r.index].previous != nil {
+            let request = requests[r.index]
+            conversations.laterTurns += 1
+            guard r.status == 200, let job = recordsByRequest[request.id]?.first,
+                let before = recordsByRequest[requests[request.previous!].id]?.last
+            else { continue }
+            conversations.answered += 1
+            if job.vehicleID == before.vehicleID { conversations.onPreviousCar += 1 }
         }
 
         // Time series by send time.
@@ -217,7 +233,7 @@ package struct Analysis {
             requests: counts, errors: errors, latency: latency, failoverGap: Self.stats(failoverGaps), checks: checks,
             gateway: .init(
                 cpuSeconds: self.gatewayCPUSeconds, peakRSS: self.gateway.map(\.rss).max() ?? 0, samples: self.gateway),
-            clientLag: lag, carLoopLag: carLag, timeline: timeline, churn: self.churn, points: points, knee: self.knee(), idleMemory: self.idleMemory,
+            conversations: conversations, clientLag: lag, carLoopLag: carLag, timeline: timeline, churn: self.churn, points: points, knee: self.knee(), idleMemory: self.idleMemory,
             invariants: checksList,
             passed: checksList.allSatisfy(\.passed))
     }

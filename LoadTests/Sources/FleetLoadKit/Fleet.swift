@@ -29,6 +29,8 @@ package final class Fleet: Sendable {
     let tls: AgentConfiguration.TunnelTLS?
     let jobLog: JobLog
     let logger: Logger
+    /// Whether each car's tunnel goes through a ``LinkEmulator`` with its planned link profile.
+    let emulateLinks: Bool
     private let running = Mutex<[Int: Running]>([:])
     /// Set by ``stopAll()``: late timers (rejoins) start nothing.
     private let stopped = Atomic<Bool>(false)
@@ -36,11 +38,12 @@ package final class Fleet: Sendable {
     package let applied = Mutex<[(at: Double, kind: String, car: Int)]>([])
 
     package init(
-        plan: [RunPlan.Car], tunnelPort: Int, secret: String, group: any EventLoopGroup,
-        tls: AgentConfiguration.TunnelTLS?, jobLogPath: String, logger: Logger
+        plan: [RunPlan.Car], tunnelHost: String = "127.0.0.1", tunnelPort: Int, secret: String, group: any EventLoopGroup,
+        tls: AgentConfiguration.TunnelTLS?, jobLogPath: String, logger: Logger, emulateLinks: Bool = true
     ) throws {
+        self.emulateLinks = emulateLinks
         self.plan = plan
-        self.tunnelHost = "127.0.0.1"
+        self.tunnelHost = tunnelHost
         self.tunnelPort = tunnelPort
         self.credentials = try FleetCredentials(secret: secret)
         self.group = group
@@ -73,10 +76,17 @@ package final class Fleet: Sendable {
         let spec = self.plan[index]
         let token = self.credentials.issue(
             vehicleID: spec.vehicleID, regions: [spec.region], expires: Date().addingTimeInterval(86_400))
-        let configuration = AgentConfiguration(
+        var configuration = AgentConfiguration(
             gatewayHost: self.tunnelHost, gatewayPort: self.tunnelPort, vehicleID: spec.vehicleID, credential: token,
             region: spec.region, hardware: spec.hardware, policy: spec.policy, initialBackoff: .milliseconds(100),
             maxBackoff: .seconds(2), drainSeconds: 10, tls: self.tls)
+        if self.emulateLinks {
+            let link = spec.link
+            let seed = UInt64(index) &* 0x9E37_79B9_7F4A_7C15
+            configuration.socketHandlers = { channel in
+                try channel.pipeline.syncOperations.addHandler(LinkEmulator(profile: link, seed: seed))
+            }
+        }
         let car = SimulatedCar(
             configuration: configuration, state: spec.state, slowdown: spec.slowdown, group: self.group,
             logger: self.logger,

@@ -99,6 +99,10 @@ package enum HTMLReport {
             all.append(("idle tunnels", Double(idle.tunnels), "idleMemory.tunnels"))
             all.append(("gateway bytes per idle tunnel", Double(idle.bytesPerTunnel), "idleMemory.bytesPerTunnel"))
         }
+        if let c = s.conversations, c.laterTurns > 0 {
+            all.append(("later conversation turns", Double(c.laterTurns), "conversations.laterTurns"))
+            all.append(("… on the previous turn's car", Double(c.onPreviousCar), "conversations.onPreviousCar"))
+        }
         if let gap = s.failoverGap {
             all.append(("failover gap p50 ms", gap.p50, "failoverGap.p50"))
             all.append(("failover gap max ms", gap.max, "failoverGap.max"))

@@ -20,6 +20,10 @@ package struct HarnessRun {
     package var geoDatabase: String
     /// Harness event-loop threads for the cars (the clients get one of their own).
     package var carThreads = 1
+    /// A gateway already running on loopback to drive instead of starting one.
+    package var target: HarnessTarget?
+    /// Whether the cars' tunnels emulate their links (delay, jitter, bandwidth).
+    package var emulateLinks = true
     /// Progress lines (to standard error, unbuffered, so a log file has them as they happen).
     package var log: (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
 
@@ -57,6 +61,11 @@ package struct HarnessRun {
 
     package func run() async throws -> Summary {
         try self.checkOrigins()
+        if self.target != nil && self.scenario.gateway.tunnelTLS {
+            throw HarnessError(
+                "--target with tunnel TLS is not supported: the cars would need the running gateway's CA; "
+                    + "give it a cleartext tunnel port on loopback")
+        }
         let plan = RunPlan(scenario: self.scenario)
         try FileManager.default.createDirectory(atPath: self.output, withIntermediateDirectories: true)
         let jobLogPath = self.output + "/jobs.ndjson"
@@ -75,7 +84,14 @@ package struct HarnessRun {
             "--threads", "\(self.scenario.gateway.eventLoopThreads)", "--trusted-proxy", "127.0.0.0/8",
             "--geoip", self.geoDatabase,
         ]
-        for central in self.scenario.central {
+        if self.scenario.clients.originVia == .proxyV2 { arguments += ["--proxy-protocol-from", "127.0.0.0/8"] }
+        if let target = self.target, !self.scenario.central.isEmpty, target.centralPort == nil {
+            let flags = self.scenario.central.enumerated().map { "--central \($0.element.region)=http://127.0.0.1:P+\($0.offset)/v1" }
+            throw HarnessError(
+                "\(self.scenario.file): the scenario has central capacity: give --central-port P and start the gateway "
+                    + "with \(flags.joined(separator: " "))")
+        }
+        for (i, central) in self.scenario.central.enumerated() {
             let engine = SyntheticEngine(profile: .of(.ai5), slowdown: 0.5)
             let state = AgentState(
                 initial: VehicleState(pluggedIn: true, chargePercent: 100, link: .ethernet, slotsFree: 0),
@@ -84,7 +100,13 @@ package struct HarnessRun {
                 engine: engine, state: state, hello: nil,
                 jobLog: JobLog(sharing: centralLog, region: central.region, vehicleID: "central-\(central.region)"),
                 logger: logger)
-            let channel = try await HTTPServer.bind(host: "127.0.0.1", port: 0, group: carGroup, responder: responder)
+            let port = self.target?.centralPort.map { $0 + i } ?? 0
+            let channel: any Channel
+            do {
+                channel = try await HTTPServer.bind(host: "127.0.0.1", port: port, group: carGroup, responder: responder)
+            } catch {
+                throw HarnessError("cannot serve central capacity for \(central.region) on 127.0.0.1:\(port): \(error)")
+            }
             centralChannels.append(channel)
             arguments += ["--central", "\(central.region)=http://127.0.0.1:\(channel.localAddress!.port!)/v1"]
         }
@@ -96,55 +118,77 @@ package struct HarnessRun {
         }
         arguments += self.scenario.gateway.arguments
 
-        self.log("fleet-load: starting fleetgate \(arguments.joined(separator: " "))")
-        let gateway = try await GatewayProcess.start(
-            arguments, environment: ["FLEETGATE_CACHE": Self.cacheDirectory])
-        // Interrupted (Ctrl-C, SIGTERM from a timeout): the gateway must not outlive the harness.
-        harnessGatewayPID = gateway.process.processIdentifier
-        for sig in [SIGINT, SIGTERM, SIGHUP] {
-            signal(sig) { received in
-                if harnessGatewayPID > 0 { kill(harnessGatewayPID, SIGKILL) }
-                _exit(128 + received)
+        let gateway: GatewayUnderTest
+        if let target = self.target {
+            gateway = try await GatewayUnderTest.attach(target)
+            self.log(
+                "fleet-load: driving the gateway at \(target.host):\(target.clientPort) (tunnels :\(target.tunnelPort), "
+                    + "admin :\(target.adminPort), pid \(gateway.pid.map(String.init) ?? "unknown: no CPU or RSS samples"))")
+        } else {
+            self.log("fleet-load: starting fleetgate \(arguments.joined(separator: " "))")
+            let process = try await GatewayProcess.start(
+                arguments, environment: ["FLEETGATE_CACHE": Self.cacheDirectory])
+            gateway = GatewayUnderTest(process: process)
+            // Interrupted (Ctrl-C, SIGTERM from a timeout): the gateway must not outlive the harness.
+            harnessGatewayPID = process.process.processIdentifier
+            for sig in [SIGINT, SIGTERM, SIGHUP] {
+                signal(sig) { received in
+                    if harnessGatewayPID > 0 { kill(harnessGatewayPID, SIGKILL) }
+                    _exit(128 + received)
+                }
             }
         }
         defer {
-            harnessGatewayPID = 0
-            gateway.stop()
-            try? gateway.log.write(toFile: self.output + "/gateway.log", atomically: false, encoding: .utf8)
+            if let process = gateway.process {
+                harnessGatewayPID = 0
+                process.stop()
+                try? process.log.write(toFile: self.output + "/gateway.log", atomically: false, encoding: .utf8)
+            }
         }
 
         let fleet = try Fleet(
-            plan: plan.cars, tunnelPort: gateway.tunnelPort, secret: FleetFixture.testSecret, group: carGroup,
-            tls: tls, jobLogPath: jobLogPath, logger: logger)
+            plan: plan.cars, tunnelHost: gateway.host, tunnelPort: gateway.tunnelPort,
+            secret: FleetFixture.testSecret, group: carGroup, tls: tls, jobLogPath: jobLogPath, logger: logger,
+            emulateLinks: self.emulateLinks)
         let clock = ContinuousClock()
         let fleetStart = clock.now
-        let rssBefore = gateway.memory?.resident ?? 0
+        let rssBefore = gateway.resident ?? 0
         await fleet.startAll(perSecond: self.scenario.carsPerSecond)
-        let registered = try await Self.waitForCars(gateway, plan.cars.count, timeout: .seconds(30 + plan.cars.count / 100))
+        let registered = try await gateway.waitForCars(plan.cars.count, timeout: .seconds(30 + plan.cars.count / 100))
         self.log(
             "fleet-load: \(registered) of \(plan.cars.count) cars registered in "
                 + String(format: "%.1f s", (clock.now - fleetStart).seconds)
-                + "; gateway RSS \((gateway.memory?.resident ?? 0) >> 20) MiB")
+                + "; gateway RSS \((gateway.resident ?? 0) >> 20) MiB")
+        if registered == 0 && !plan.cars.isEmpty {
+            await fleet.stopAll()
+            throw HarnessError(
+                "none of the \(plan.cars.count) cars registered with the gateway (tunnel port \(gateway.tunnelPort)): "
+                    + "their hellos were rejected or never answered. The gateway must accept token-authenticated "
+                    + "cleartext tunnels on loopback under the harness's fleet secret (--tunnel-auth token, "
+                    + "FLEETGATE_FLEET_SECRET=\(FleetFixture.testSecret)); see LoadTests/README.md, --target")
+        }
+        try await self.probe(gateway, group: clientGroup)
 
         // Idle: the cars' hellos are in, no request yet; let the first PINGs go round.
         try await Task.sleep(for: .seconds(3))
         let idle = Summary.IdleMemory(
-            rssBefore: rssBefore, rssWithCars: gateway.memory?.resident ?? 0, tunnels: registered)
+            rssBefore: rssBefore, rssWithCars: gateway.resident ?? 0, tunnels: registered)
         self.log(
             "fleet-load: gateway RSS \(idle.rssBefore >> 10) KiB before cars, \(idle.rssWithCars >> 10) KiB with "
                 + "\(registered) idle tunnels: \(idle.bytesPerTunnel) bytes per tunnel (\(self.scenario.gateway.tunnelTLS ? "TLS" : "cleartext"))")
-        let sampler = ProcessSampler(pid: gateway.process.processIdentifier)
-        let cpuBefore = ProcessSampler.cpuSeconds(pid: gateway.process.processIdentifier) ?? 0
+        let sampler = gateway.pid.map { ProcessSampler(pid: $0) }
+        let cpuBefore = gateway.pid.flatMap { ProcessSampler.cpuSeconds(pid: $0) } ?? 0
         let client = LoadClient(
-            host: "127.0.0.1", port: gateway.clientPort, group: clientGroup,
-            connections: self.scenario.clients.connections, ttftObjective: self.scenario.clients.ttftObjectiveMilliseconds)
+            host: gateway.host, port: gateway.clientPort, group: clientGroup,
+            connections: self.scenario.clients.connections, ttftObjective: self.scenario.clients.ttftObjectiveMilliseconds,
+            originVia: self.scenario.clients.originVia)
         let origin = NIODeadline.now() + .milliseconds(200)
         self.log(
             "fleet-load: sending \(plan.requests.count) requests over \(self.scenario.warmup + self.scenario.duration) s; "
                 + "\(plan.churn.count) churn events")
         let carLag = LagSamples()
         try await withThrowingTaskGroup(of: Void.self) { tasks in
-            tasks.addTask { await sampler.run() }
+            if let sampler { tasks.addTask { await sampler.run() } }
             // The cars' own event loop: a 100 ms timer's lateness. Past the gateway's PING deadline
             // the cars look dead to it, and the run measures the harness, not the gateway.
             tasks.addTask {
@@ -168,10 +212,10 @@ package struct HarnessRun {
             await client.drain(timeout: .seconds(60))
             tasks.cancelAll()
         }
-        let cpu = (ProcessSampler.cpuSeconds(pid: gateway.process.processIdentifier) ?? cpuBefore) - cpuBefore
+        let cpu = (gateway.pid.flatMap { ProcessSampler.cpuSeconds(pid: $0) } ?? cpuBefore) - cpuBefore
         client.close()
         await fleet.stopAll()
-        gateway.stop()
+        gateway.process?.stop()
         let records = (try? JobLog.read(path: jobLogPath)) ?? []
         // Every request's result beside its plan entry, for looking into a failed check.
         let encoder = JSONEncoder()
@@ -179,13 +223,13 @@ package struct HarnessRun {
         var lines = Data()
         for result in client.completed.sorted(by: { $0.index < $1.index }) {
             let request = plan.requests[result.index]
-            lines.append(contentsOf: Data("{\"id\":\"\(request.id)\",\"country\":\"\(request.country)\",\"max_tokens\":\(request.maxTokens),\"streaming\":\(request.streaming),\"cancel_after\":\(request.cancelAfter.map(String.init) ?? "null"),\"result\":".utf8))
+            lines.append(contentsOf: Data("{\"id\":\"\(request.id)\",\"country\":\"\(request.country)\",\"max_tokens\":\(request.maxTokens),\"streaming\":\(request.streaming),\"cancel_after\":\(request.cancelAfter.map(String.init) ?? "null"),\"http1\":\(request.http1),\"turn\":\(request.turn),\"previous\":\(request.previous.map(String.init) ?? "null"),\"result\":".utf8))
             lines.append((try? encoder.encode(result)) ?? Data("null".utf8))
             lines.append(contentsOf: Data("}\n".utf8))
         }
         try lines.write(to: URL(fileURLWithPath: self.output + "/requests.ndjson"))
         let analysis = Analysis(
-            scenario: self.scenario, plan: plan, results: client.completed, records: records, gateway: sampler.all,
+            scenario: self.scenario, plan: plan, results: client.completed, records: records, gateway: sampler?.all ?? [],
             gatewayCPUSeconds: cpu,
             churn: fleet.applied.withLock { $0.map { .init(t: $0.at, kind: $0.kind, car: $0.car) } },
             carsRegistered: registered, started: started, loadAverage: [loadBefore, ProcessSampler.loadAverage])
@@ -204,28 +248,6 @@ package struct HarnessRun {
     package static var cacheDirectory: String {
         let environment = ProcessInfo.processInfo.environment
         return environment["FLEETGATE_CACHE"] ?? (environment["HOME"] ?? "/root") + "/.cache/fleetgate"
-    }
-
-    /// Cars registered (`/readyz` on the admin port), once every car is or the count stops growing.
-    static func waitForCars(_ gateway: GatewayProcess, _ count: Int, timeout: Duration) async throws -> Int {
-        let clock = ContinuousClock()
-        let deadline = clock.now + timeout
-        var last = -1
-        var stableSince = clock.now
-        while clock.now < deadline {
-            guard gateway.isRunning else { throw HarnessError("fleetgate exited: \(gateway.status)") }
-            let body = (try? await gateway.get("/readyz", admin: true).body) ?? ""
-            let cars = body.split(separator: "\"cars\":").last.flatMap { Int($0.prefix { $0.isNumber }) } ?? 0
-            if cars >= count { return cars }
-            if cars != last {
-                last = cars
-                stableSince = clock.now
-            } else if (clock.now - stableSince) > .seconds(10) {
-                return cars
-            }
-            try await Task.sleep(for: .milliseconds(250))
-        }
-        return max(0, last)
     }
 
     /// A self-signed certificate for `localhost` (the cars trust it as their CA), made with openssl.

@@ -38,6 +38,8 @@ package struct RequestResult: Sendable, Codable, Hashable {
     package var route: String?
     package var zone: String?
     package var region: String?
+    /// `x-fleet-origin-region`: where the gateway placed the client (checked against its country by the probe).
+    package var originRegion: String?
     package var attempts: Int?
     package var migrations: Int?
 

@@ -14,6 +14,8 @@ package struct RunPlan: Sendable {
         package var state: VehicleState
         package var policy: OwnerPolicy
         package var slowdown: Double
+        /// The link its tunnel goes over (``LinkEmulator``); its type is in ``state``.
+        package var link: LinkProfile
     }
 
     /// One client request.
@@ -30,14 +32,23 @@ package struct RunPlan: Sendable {
         package var streaming: Bool
         /// Cancel after this many content tokens (nil: read to the end).
         package var cancelAfter: Int?
-        /// Earlier turns sent with the request (0: a single turn).
-        package var priorTurns: Int
         /// The seed sent in the body, so the client knows every token it should receive.
         package var seed: Int
+        /// Over an HTTP/1.1 keep-alive connection instead of HTTP/2.
+        package var http1 = false
+        /// The conversation: the index of its first turn (this request's own index for a first turn).
+        package var conversation: Int
+        /// 1 for a first turn; turn n carries turns 1…n−1 with the answers the client actually received.
+        package var turn = 1
+        /// The index of the previous turn (nil for a first turn): this request leaves at its time or
+        /// once that answer has closed, whichever is later.
+        package var previous: Int?
+        /// Whether a later turn continues from this one (the client keeps its answer until then).
+        package var hasNextTurn = false
 
         package init(
             id: String, at: Double, measured: Bool, country: String, address: String, model: String,
-            promptTokens: Int, maxTokens: Int, streaming: Bool, cancelAfter: Int?, priorTurns: Int, seed: Int
+            promptTokens: Int, maxTokens: Int, streaming: Bool, cancelAfter: Int?, seed: Int, conversation: Int
         ) {
             self.id = id
             self.at = at
@@ -49,8 +60,8 @@ package struct RunPlan: Sendable {
             self.maxTokens = maxTokens
             self.streaming = streaming
             self.cancelAfter = cancelAfter
-            self.priorTurns = priorTurns
             self.seed = seed
+            self.conversation = conversation
         }
     }
 
@@ -81,24 +92,40 @@ package struct RunPlan: Sendable {
             for _ in 0..<group.count {
                 let index = cars.count
                 let charge = group.charge.lowerBound + Int(rng.below(UInt64(group.charge.count)))
+                let pluggedIn = rng.unit() < group.pluggedIn
+                let link = rng.pick(group.links)  // drawn in this order since the first plans
                 let state = VehicleState(
-                    pluggedIn: rng.unit() < group.pluggedIn, chargePercent: charge,
-                    link: rng.pick(group.links), slotsFree: 0)
+                    pluggedIn: pluggedIn, chargePercent: charge, link: link.type, slotsFree: 0,
+                    uplinkMbps: link.profile.uplinkMbps)
                 let slowdown = group.slowdown.lowerBound + rng.unit() * (group.slowdown.upperBound - group.slowdown.lowerBound)
                 cars.append(
                     Car(
                         index: index, vehicleID: "lt-car-\(index)", region: group.region,
-                        hardware: rng.pick(group.hardware), state: state, policy: group.policy, slowdown: slowdown))
+                        hardware: rng.pick(group.hardware), state: state, policy: group.policy, slowdown: slowdown,
+                        link: link.profile))
             }
         }
         return cars
     }
 
-    /// Arrival times over warm-up + duration, then each request's parameters.
+    /// At most this many turns per conversation, and at least this long between a turn's planned
+    /// time and the next one's (a user reads the answer first).
+    static let maxTurns = 6
+    static let thinkSeconds = 3.0
+
+    /// Arrival times over warm-up + duration, then each request's parameters. A `multiTurnShare`
+    /// of the arrivals continue an earlier conversation (one of the last 256 still open, from
+    /// the same address, model and country) instead of starting one; with none open, they start one.
     static func requests(_ scenario: Scenario, _ rng: inout SplitMix64) -> [Request] {
         let total = scenario.warmup + scenario.duration
         let clients = scenario.clients
+        // PROXY v2: connections are per origin address, so each origin draws a few addresses.
+        let pools: [[String]]? =
+            clients.originVia == .proxyV2
+            ? clients.geo.map { origin in (0..<clients.connections).map { _ in Self.address(in: origin.ranges, &rng) } }
+            : nil
         var out: [Request] = []
+        var open: [(root: Int, last: Int, at: Double, turns: Int)] = []
         var t = 0.0
         while true {
             // Thinning (Lewis–Shedler) against the largest rate makes every arrival process exact.
@@ -106,18 +133,49 @@ package struct RunPlan: Sendable {
             t += -log(1 - rng.unit()) / peak
             if t >= total { break }
             if rng.unit() * peak > Self.rate(clients.arrivals, at: t, total: total) { continue }
-            let origin = rng.pick(clients.geo.map { ($0, $0.share) })
+            // Draws in the order of the first plans, so a seed keeps its times, texts and cancellations.
+            let originIndex = rng.pick(clients.geo.indices.map { ($0, clients.geo[$0].share) })
+            let origin = clients.geo[originIndex]
             let maxTokens = rng.logNormal(clients.maxTokens)
             let cancel = rng.unit() < clients.cancelShare
-            out.append(
-                Request(
-                    id: "lt-\(scenario.seed)-\(out.count)", at: t, measured: t >= scenario.warmup,
-                    country: origin.country, address: Self.address(in: origin.ranges, &rng),
-                    model: rng.pick(clients.models), promptTokens: rng.logNormal(clients.promptTokens),
-                    maxTokens: maxTokens, streaming: rng.unit() < clients.streamingShare,
-                    cancelAfter: cancel ? Int(rng.below(UInt64(max(1, maxTokens)))) : nil,
-                    priorTurns: rng.unit() < clients.multiTurnShare ? 2 * (1 + Int(rng.below(3))) : 0,
-                    seed: Int(rng.below(1 << 40))))
+            let address: String
+            if let pool = pools?[originIndex], !pool.isEmpty {
+                address = pool[Int(rng.below(UInt64(pool.count)))]
+            } else {
+                address = Self.address(in: origin.ranges, &rng)
+            }
+            let index = out.count
+            var request = Request(
+                id: "lt-\(scenario.seed)-\(index)", at: t, measured: t >= scenario.warmup, country: origin.country,
+                address: address, model: rng.pick(clients.models), promptTokens: rng.logNormal(clients.promptTokens),
+                maxTokens: maxTokens, streaming: rng.unit() < clients.streamingShare,
+                cancelAfter: cancel ? Int(rng.below(UInt64(max(1, maxTokens)))) : nil, seed: 0, conversation: index)
+            let laterTurn = rng.unit() < clients.multiTurnShare
+            let eligible = laterTurn ? open.indices.filter { t - open[$0].at >= Self.thinkSeconds } : []
+            let pick = laterTurn ? Int(rng.below(UInt64(max(1, eligible.count)))) : 0
+            request.seed = Int(rng.below(1 << 40))
+            request.http1 = clients.http1Share > 0 && rng.unit() < clients.http1Share
+            if !eligible.isEmpty {
+                let slot = eligible[pick]
+                let conversation = open[slot]
+                let root = out[conversation.root]
+                request.conversation = root.conversation
+                request.country = root.country
+                request.address = root.address
+                request.model = root.model
+                request.turn = conversation.turns + 1
+                request.previous = conversation.last
+                out[conversation.last].hasNextTurn = true
+                if request.turn >= Self.maxTurns {
+                    open.remove(at: slot)
+                } else {
+                    open[slot] = (conversation.root, index, t, request.turn)
+                }
+            } else {
+                open.append((index, index, t, 1))
+                if open.count > 256 { open.removeFirst() }
+            }
+            out.append(request)
         }
         return out
     }

@@ -37,13 +37,24 @@ package struct Scenario: Sendable {
         package var region: String
         package var count: Int
         package var hardware: [(HardwareClass, Double)]
-        package var links: [(LinkType, Double)]
+        /// Link types by share, each with the numbers ``LinkEmulator`` applies.
+        package var links: [(Link, Double)]
         /// Share of cars plugged in at the start.
         package var pluggedIn: Double
         package var charge: ClosedRange<Int>
         package var policy: OwnerPolicy
         /// A hidden engine slowdown, drawn uniformly per car.
         package var slowdown: ClosedRange<Double>
+    }
+
+    /// A link type with its profile (``LinkProfile/defaults(for:)`` unless the scenario gives numbers).
+    package struct Link: Sendable, Hashable {
+        package var type: LinkType
+        package var profile: LinkProfile
+        package init(type: LinkType, profile: LinkProfile? = nil) {
+            self.type = type
+            self.profile = profile ?? .defaults(for: type)
+        }
     }
 
     /// Central capacity in a region, served by the harness (a synthetic engine, many slots).
@@ -117,9 +128,23 @@ package struct Scenario: Sendable {
         package var maxTokens: LogNormal
         package var streamingShare: Double
         package var cancelShare: Double
+        /// Share of requests that are a later turn of an earlier conversation, carrying its answers.
         package var multiTurnShare: Double
+        /// Share of requests sent over HTTP/1.1 keep-alive connections (the rest over HTTP/2).
+        package var http1Share: Double = 0
+        /// How the gateway learns each client's address.
+        package var originVia: OriginVia = .xff
         /// `x-slo-ttft-ms` sent with each request (nil: none).
         package var ttftObjectiveMilliseconds: Int?
+    }
+
+    /// How the harness tells the gateway where a client is.
+    package enum OriginVia: String, Sendable, CaseIterable {
+        /// `X-Forwarded-For` per request; the harness is the gateway's trusted proxy.
+        case xff
+        /// A PROXY protocol v2 header per connection (connections are per origin address); the
+        /// gateway's client port expects it from the harness (`--proxy-protocol-from`).
+        case proxyV2 = "proxy-v2"
     }
 
     /// What must hold for the run to pass.

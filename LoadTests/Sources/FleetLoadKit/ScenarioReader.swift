@@ -160,6 +160,54 @@ private struct ScenarioReader {
         return out
     }
 
+    /// `{type: share, …}` or `{type: {share, rttMilliseconds, jitterMilliseconds, uplinkMbps,
+    /// downlinkMbps}, …}` (numbers left out keep the type's ``LinkProfile/defaults(for:)``); absent: all Wi-Fi.
+    mutating func links(_ node: Node?, _ path: String) -> [(Scenario.Link, Double)] {
+        guard let node else { return [(Scenario.Link(type: .wifi), 1)] }
+        let expected = "wifi, cellular, satellite or ethernet"
+        guard let mapping = node.mapping, !mapping.isEmpty else {
+            self.issue(node, path, node.scalar?.string, "must be a mapping of \(expected) to a share or {share, …}")
+            return []
+        }
+        var out: [(Scenario.Link, Double)] = []
+        var total = 0.0
+        for (k, v) in mapping {
+            let name = k.scalar?.string ?? ""
+            let key = "\(path).\(name)"
+            guard let type = LinkType(rawValue: name) else {
+                self.issue(k, key, name, "unknown; expected \(expected)")
+                continue
+            }
+            var link = Scenario.Link(type: type)
+            let share: Double?
+            if v.mapping != nil {
+                let f = self.fields(
+                    v, key, allowed: ["share", "rttMilliseconds", "jitterMilliseconds", "uplinkMbps", "downlinkMbps"])
+                share = self.number(f["share"], "\(key).share", in: 0...1)
+                let d = link.profile
+                link.profile = LinkProfile(
+                    rttMilliseconds: self.number(
+                        f["rttMilliseconds"], "\(key).rttMilliseconds", in: 0...10_000, default: d.rttMilliseconds)
+                        ?? d.rttMilliseconds,
+                    jitterMilliseconds: self.number(
+                        f["jitterMilliseconds"], "\(key).jitterMilliseconds", in: 0...10_000,
+                        default: d.jitterMilliseconds) ?? d.jitterMilliseconds,
+                    uplinkMbps: self.number(f["uplinkMbps"], "\(key).uplinkMbps", in: 0.01...100_000, default: d.uplinkMbps)
+                        ?? d.uplinkMbps,
+                    downlinkMbps: self.number(
+                        f["downlinkMbps"], "\(key).downlinkMbps", in: 0.01...100_000, default: d.downlinkMbps)
+                        ?? d.downlinkMbps)
+            } else {
+                share = self.number(v, key, in: 0...1)
+            }
+            guard let share else { continue }
+            total += share
+            out.append((link, share))
+        }
+        if abs(total - 1) > 0.001 { self.issue(node, path, "\(total)", "shares must sum to 1") }
+        return out
+    }
+
     mutating func logNormal(_ node: Node?, _ path: String, default d: Scenario.LogNormal) -> Scenario.LogNormal {
         guard node != nil else { return d }
         let f = self.fields(node, path, allowed: ["median", "sigma", "min", "max"])
@@ -243,9 +291,7 @@ private struct ScenarioReader {
         var hardware = self.shares(
             f["hardware"], "\(path).hardware", { HardwareClass(rawValue: $0) }, expected: "hw3, hw4 or ai5")
         if f["hardware"] == nil { hardware = [(.ai5, 1)] }
-        var links = self.shares(
-            f["links"], "\(path).links", { LinkType(rawValue: $0) }, expected: "wifi, cellular, satellite or ethernet")
-        if f["links"] == nil { links = [(.wifi, 1)] }
+        let links = self.links(f["links"], "\(path).links")
         let plugged = self.number(f["pluggedIn"], "\(path).pluggedIn", in: 0...1, default: 1) ?? 1
         var charge = 80...80
         if let c = f["charge"] {
@@ -321,7 +367,7 @@ private struct ScenarioReader {
             node, "clients",
             allowed: [
                 "arrivals", "connections", "geo", "models", "promptTokens", "maxTokens", "streamingShare",
-                "cancelShare", "multiTurnShare", "ttftObjectiveMilliseconds",
+                "cancelShare", "multiTurnShare", "ttftObjectiveMilliseconds", "http1Share", "originVia",
             ])
         let arrivals = self.arrivals(f["arrivals"])
         let connections = self.int(f["connections"], "clients.connections", in: 1...10_000, default: 8) ?? 8
@@ -364,11 +410,22 @@ private struct ScenarioReader {
         let slo = f["ttftObjectiveMilliseconds"].flatMap {
             self.int($0, "clients.ttftObjectiveMilliseconds", in: 1...600_000)
         }
+        let http1 = self.number(f["http1Share"], "clients.http1Share", in: 0...1, default: 0) ?? 0
+        var originVia = Scenario.OriginVia.xff
+        if let text = self.string(f["originVia"], "clients.originVia") {
+            if let via = Scenario.OriginVia(rawValue: text) {
+                originVia = via
+            } else {
+                self.issue(
+                    f["originVia"], "clients.originVia", text,
+                    "expected one of \(Scenario.OriginVia.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+        }
         guard let arrivals else { return nil }
         return .init(
             arrivals: arrivals, connections: connections, geo: geo, models: models, promptTokens: prompt,
             maxTokens: maxTokens, streamingShare: streaming, cancelShare: cancel, multiTurnShare: multiTurn,
-            ttftObjectiveMilliseconds: slo)
+            http1Share: http1, originVia: originVia, ttftObjectiveMilliseconds: slo)
     }
 
     mutating func arrivals(_ node: Node?) -> Scenario.Arrivals? {

@@ -111,6 +111,19 @@ package struct Summary: Codable, Sendable {
         package var at: Double?
     }
 
+    /// Later turns of conversations (`clients.multiTurnShare`), each carrying the answers its
+    /// client received. The gateway exposes no prefix-cache hit count, so the harness counts, from
+    /// the job records, the later turns whose first job ran on the car (or central) that ran the
+    /// previous turn's last job. The synthetic engine's hello declares no prompt cache, so the
+    /// gateway credits no affinity to a simulated car: this is the chance level with them.
+    package struct Conversations: Codable, Sendable, Hashable {
+        package var laterTurns = 0
+        /// Later turns answered (status 200) with a job record for them and for the previous turn.
+        package var answered = 0
+        package var onPreviousCar = 0
+        package init() {}
+    }
+
     /// The gateway's resident set before any car dialled and once every car was registered and idle.
     package struct IdleMemory: Codable, Sendable, Hashable {
         package var rssBefore: Int
@@ -147,6 +160,7 @@ package struct Summary: Codable, Sendable {
     package var failoverGap: Stats?
     package var checks: Checks
     package var gateway: Process
+    package var conversations: Conversations?
     /// The harness's lag sending requests (ms): if it fell behind, latency would be under-reported.
     package var clientLag: Stats
     /// The lateness of a 100 ms timer on the cars' event loop (ms): past the gateway's PING deadline

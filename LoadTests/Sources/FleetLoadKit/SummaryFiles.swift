@@ -33,6 +33,20 @@ package enum SummaryFiles {
             lines.append(
                 "  TTFT ms p50 \(t.p50) p90 \(t.p90) p99 \(t.p99) max \(t.max); gap ms p50 \(g.p50) p99 \(g.p99) max \(g.max)")
         }
+        // TTFT by the serving car's emulated link and by the client's protocol.
+        for prefix in ["link=", "protocol="] {
+            let groups = (s.latency["ttft"] ?? [:]).filter { $0.key.hasPrefix(prefix) }.sorted { $0.key < $1.key }
+            guard !groups.isEmpty else { continue }
+            lines.append(
+                "  TTFT by \(prefix.dropLast()) (n, p50, p90 ms): "
+                    + groups.map { "\($0.key.dropFirst(prefix.count)) \($0.value.count), \($0.value.p50), \($0.value.p90)" }
+                    .joined(separator: "; "))
+        }
+        if let c = s.conversations, c.laterTurns > 0 {
+            lines.append(
+                "  conversations: \(c.laterTurns) later turns carrying the answers received; \(c.onPreviousCar) of "
+                    + "\(c.answered) answered on the previous turn's car (the gateway exposes no prefix-hit count)")
+        }
         lines.append(
             "  gateway: \(String(format: "%.1f", s.gateway.cpuSeconds)) CPU s, peak RSS \(s.gateway.peakRSS >> 20) MiB; "
                 + "client lag p99 \(s.clientLag.p99) ms; load average \(s.loadAverage.map { $0.map { String(format: "%.2f", $0) }.joined(separator: " ") }.joined(separator: " → "))")
