@@ -27,18 +27,34 @@ package enum ProxyV2Header {
         return values.count == 4 ? values : nil
     }
 
-    /// Writes the header first thing when the connection becomes active, then gets out of the way.
-    package final class Writer: ChannelInboundHandler, RemovableChannelHandler {
+    /// Writes the header first thing when the connection becomes active, then gets out of the
+    /// way. NIO succeeds the connect promise before it fires `channelActive`, so a client may
+    /// write (an HTTP/1.1 request) before the header could go: such writes wait behind it.
+    package final class Writer: ChannelDuplexHandler, RemovableChannelHandler {
         package typealias InboundIn = ByteBuffer
+        package typealias OutboundIn = ByteBuffer
         let header: [UInt8]
+        private var sent = false
+        private var held: [(NIOAny, EventLoopPromise<Void>?)] = []
 
         package init(header: [UInt8]) { self.header = header }
 
         package func channelActive(context: ChannelHandlerContext) {
-            // Before anything above it (the HTTP/2 preface, an HTTP/1.1 request) can write.
-            context.writeAndFlush(NIOAny(context.channel.allocator.buffer(bytes: self.header)), promise: nil)
+            context.write(NIOAny(context.channel.allocator.buffer(bytes: self.header)), promise: nil)
+            for (data, promise) in self.held { context.write(data, promise: promise) }
+            self.held = []
+            self.sent = true
+            context.flush()
             context.fireChannelActive()
             context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+        }
+
+        package func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+            if self.sent { context.write(data, promise: promise) } else { self.held.append((data, promise)) }
+        }
+
+        package func flush(context: ChannelHandlerContext) {
+            if self.sent { context.flush() }
         }
     }
 }
