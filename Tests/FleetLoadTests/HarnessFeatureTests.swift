@@ -135,6 +135,27 @@ struct ClientStreamTests {
         return ByteBuffer(string: text)
     }
 
+    @Test("a turn due before its previous answer waits for it, even while that one waits for its own")
+    func chainedTurns() throws {
+        func turn(_ n: Int) -> RunPlan.Request {
+            var r = RunPlan.Request(
+                id: "t\(n)", at: Double(n), measured: true, country: "DE", address: "91.0.0.1", model: "m",
+                promptTokens: 8, maxTokens: 4, streaming: true, cancelAfter: nil, seed: n, conversation: 0)
+            r.turn = n + 1
+            r.previous = n > 0 ? n - 1 : nil
+            r.hasNextTurn = n < 2
+            return r
+        }
+        let store = ConversationStore()
+        #expect(store.ready(turn(0), index: 0) == [])
+        #expect(store.ready(turn(1), index: 1) == nil)
+        #expect(store.ready(turn(2), index: 2) == nil)
+        let second = try #require(store.answered(turn(0), index: 0, answer: "first answer"))
+        #expect(second.index == 1 && second.history.count == 2 && second.history[1] == "first answer")
+        let third = try #require(store.answered(turn(1), index: 1, answer: ""))
+        #expect(third.index == 2 && third.history.count == 4)
+    }
+
     @Test("DATA still arriving after a planned cancellation is not checked (it lost no token)")
     func cancelMidBatch() throws {
         // seed 7's lt-7-445: cancel after 3 tokens, with tokens 3… in the same read and more behind.

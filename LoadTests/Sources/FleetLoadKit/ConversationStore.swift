@@ -18,7 +18,9 @@ final class ConversationStore: Sendable {
         var history: [String] = []
         /// The index of the turn whose answer is in ``history`` last (nil: none yet).
         var answered: Int?
-        var waiting: (request: RunPlan.Request, index: Int)?
+        /// Later turns due before their previous answer closed, by the index of that previous
+        /// turn (a turn can wait while its own previous turn is still waiting).
+        var waiting: [Int: (request: RunPlan.Request, index: Int)] = [:]
     }
 
     private let open = Mutex<[Int: Conversation]>([:])
@@ -30,7 +32,7 @@ final class ConversationStore: Sendable {
         return self.open.withLock { open in
             var conversation = open[request.conversation] ?? Conversation()
             guard conversation.answered == previous else {
-                conversation.waiting = (request, index)
+                conversation.waiting[previous] = (request, index)
                 open[request.conversation] = conversation
                 return nil
             }
@@ -45,12 +47,11 @@ final class ConversationStore: Sendable {
             var conversation = open[request.conversation] ?? Conversation()
             conversation.history += [LoadClient.prompt(tokens: request.promptTokens, seed: request.seed), answer]
             conversation.answered = index
-            guard let waiting = conversation.waiting, waiting.request.previous == index else {
+            guard let waiting = conversation.waiting.removeValue(forKey: index) else {
                 open[request.conversation] = conversation
                 return nil
             }
-            conversation.waiting = nil
-            open[request.conversation] = waiting.request.hasNextTurn ? conversation : nil
+            open[request.conversation] = waiting.request.hasNextTurn || !conversation.waiting.isEmpty ? conversation : nil
             return Waiting(request: waiting.request, index: waiting.index, history: conversation.history)
         }
     }
