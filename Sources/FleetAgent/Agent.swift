@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 public import FleetConfiguration
 public import FleetHTTP2
 public import FleetProtocol
@@ -41,7 +42,9 @@ public final class Agent: Service, Sendable {
     public init(
         configuration: AgentProgramConfiguration, role: Role, group: (any EventLoopGroup)? = nil, logger: Logger
     ) async throws {
-        let group = group ?? MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        // By default the loops async-http-client's shared client runs on: an openai-local job then
+        // reads its runtime on the loop its tunnel stream lives on, with no hop per body part.
+        let group = group ?? HTTPClient.defaultEventLoopGroup
         self.logger = logger
         let engine = try await configuration.engine.makeEngine(logger: logger)
         switch role {

@@ -63,11 +63,16 @@ final class OpenAILocalJob: InferenceJobHandle {
                 loopBound.value.timedOut("the job ran longer than \(configuration.jobTimeout)")
             },
         ]
+        // On the job's loop when the client runs there (the agent's default group is the shared
+        // client's), else wherever the client likes, the delegate hopping to the job's loop.
+        let client = self.engine.client
+        let eventLoop = self.eventLoop
+        let onJobLoop = client.eventLoopGroup.makeIterator().contains { $0 === eventLoop }
         // No deadline on the request itself: async-http-client's would cover the whole stream;
         // the watchdogs above cancel it instead.
-        self.task = self.engine.client.execute(
+        self.task = client.execute(
             request: request, delegate: OpenAILocalResponseDelegate(job: loopBound),
-            eventLoop: .delegate(on: self.eventLoop))
+            eventLoop: onJobLoop ? .delegate(on: eventLoop) : .indifferent)
     }
 
     /// The client's request, with the runtime's model name, streaming with usage.
