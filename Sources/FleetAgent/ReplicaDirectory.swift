@@ -9,7 +9,8 @@ import Synchronization
 
 /// The car's shared view of the gateway replicas (issue #21): one ``ReplicaChoice`` behind a lock,
 /// shared by the car's ``TunnelClient`` slots, with the I/O the pure choice leaves out — a clock,
-/// randomness, and DNS: every configured host name is resolved again (all its A/AAAA records)
+/// randomness, and DNS: every configured host name is resolved again (all its A records, or all
+/// its AAAA records when it has no A record)
 /// before a slot dials, at most once per ``minimumResolveInterval`` across slots.
 ///
 /// It also carries the primary flag between tunnels: when the primary tunnel goes, the slot that
@@ -94,8 +95,9 @@ package final class ReplicaDirectory: Sendable {
         (try? SocketAddress(ipAddress: host, port: 0)) != nil
     }
 
-    /// Every address `name` resolves to (getaddrinfo, TCP, IPv4 and IPv6), on NIO's blocking-I/O pool.
-    @Sendable static func resolve(_ name: String) async throws -> [String] {
+    /// Every address `name` resolves to (getaddrinfo, TCP), of one family — the IPv4 ones, or the
+    /// IPv6 ones when it has none — on NIO's blocking-I/O pool.
+    @Sendable package static func resolve(_ name: String) async throws -> [String] {
         try await NIOThreadPool.singleton.runIfActive {
             var hints = addrinfo()
             hints.ai_family = AF_UNSPEC
@@ -120,7 +122,10 @@ package final class ReplicaDirectory: Sendable {
                 }
                 cursor = info.pointee.ai_next
             }
-            return addresses
+            // One address family: a dual-stack host (or `localhost`) answers A and AAAA for one
+            // machine, which must not count as two replicas; IPv4 first, as NIO's Happy Eyeballs.
+            let v4 = addresses.filter { !$0.contains(":") }
+            return v4.isEmpty ? addresses : v4
         }
     }
 }

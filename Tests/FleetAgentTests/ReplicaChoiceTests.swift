@@ -144,3 +144,23 @@ struct ReplicaChoiceTests {
         #expect(choice.primary == nil)
     }
 }
+
+@Suite("Replica directory")
+struct ReplicaDirectoryTests {
+    @Test("A host name resolves to its addresses of one family: localhost is one replica, not two", .timeLimit(.minutes(1)))
+    func resolve() async throws {
+        #expect(try await ReplicaDirectory.resolve("localhost") == ["127.0.0.1"])
+    }
+
+    @Test("Host names are resolved before a dial and each record becomes a replica", .timeLimit(.minutes(1)))
+    func refresh() async {
+        let directory = ReplicaDirectory(
+            configuration: .init(tunnels: 2, backoff: Backoff(initial: .milliseconds(200), maximum: .seconds(30))),
+            configured: [.init(host: "gw.example", port: 7443), .init(host: "10.0.0.9", port: 7443)],
+            resolver: { _ in ["10.0.0.1", "10.0.0.2"] }, clock: { 0 })
+        #expect(directory.withChoice { $0.known } == [.init(host: "10.0.0.9", port: 7443)])
+        await directory.refresh(maxAge: 0)
+        #expect(Set(directory.withChoice { $0.known }.map(\.host)) == ["10.0.0.9", "10.0.0.1", "10.0.0.2"])
+        #expect(directory.firstName == "gw.example")
+    }
+}

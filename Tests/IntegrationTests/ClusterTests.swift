@@ -94,7 +94,13 @@ struct ClusterTests {
             #expect(result.done && result.text == referenceText(prompt: prompt, maxTokens: 30), "\(id)")
             let route = collected.response?.headerFields[HTTPField.Name("x-fleet-route")!]
             #expect(route == (zone == "eu" ? "replica" : "car"), "\(id): route \(route ?? "-")")
+            // The serving replica's answer: where its car served.
+            let region = collected.response?.headerFields[HTTPField.Name("x-fleet-region")!]
+            #expect(region == (zone == "eu" ? "eu-central" : "us-east"), "\(id): region \(region ?? "-")")
         }
+        let metrics = try await r1.get("/metrics", admin: true).body
+        #expect(metrics.contains("fleet_routed_total{route=\"replica\"} 4"), "forwards counted as route=replica")
+        #expect(metrics.contains("fleet_routed_total{route=\"central\"} 0"))
 
         // A client's hop and forwarded-origin headers are ignored on the client listener (still
         // forwarded, still EU), and refused on the internal listener without a valid signature.
