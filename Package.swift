@@ -289,6 +289,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "FleetAgentTests",
+            dependencies: ["FleetAgent", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "FleetProtocolTests",
             dependencies: ["FleetProtocol", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: swiftSettings

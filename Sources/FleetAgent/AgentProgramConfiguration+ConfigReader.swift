@@ -12,8 +12,9 @@ extension AgentProgramConfiguration {
     /// - `gateway.address` (string, default 127.0.0.1:7443), `gateway.tls` (bool, default false),
     ///   `gateway.certificateFile`, `gateway.privateKeyFile` (string, default empty = no client certificate),
     ///   `gateway.caFile` (string, default empty = system roots), `gateway.serverName` (string, default empty = the host).
-    /// - `gateway.addresses` (string list of host:port, default empty): further replicas (issue #21).
-    /// - `gateway.tunnels` (int, default 2, 1…4): tunnels kept at once, each to a different address.
+    /// - `gateway.addresses` (string list of host:port, default empty): further replicas (issue #21);
+    ///   a host name is resolved again before each dial, each of its A/AAAA records a replica.
+    /// - `gateway.tunnels` (int, default 2, 1…4): tunnels kept at once, each to a distinct replica.
     /// - `vehicle.id`, `vehicle.region` (string, required by `run`).
     /// - `token` (string, secret, environment `FLEET_AGENT_TOKEN` only) or `tokenFile` (string): required by `run`.
     /// - `engine.kind` (synthetic | openai-local), `engine.hardware` (hw3 | hw4 | ai5), `engine.upstream`,
@@ -133,11 +134,11 @@ extension AgentProgramConfiguration {
                     aliases: ["--server-name"]),
                 .strings(
                     "gateway.addresses", [],
-                    "Further gateway replicas' tunnel addresses (host:port), each dialled by its own address.",
+                    "Further gateway replicas' tunnel addresses (host:port); a host name is re-resolved before each dial, every record a replica.",
                     aliases: ["--also-gateway"]),
                 .int(
                     "gateway.tunnels", d.gateway.tunnels,
-                    "Tunnels kept at once, each to a different replica; the first is primary."),
+                    "Tunnels kept at once, each to a distinct replica; a lost one re-dials another replica."),
                 .string(
                     "gateway.certificateFile", "",
                     "This car's vehicle certificate, PEM (fleetgate pki issue); mTLS instead of a token. Re-read when it changes.",

@@ -197,6 +197,15 @@ public final class FleetRegistry: Sendable {
     }
 
     /// Stops routing new work to the car.
+    /// Issue #21: whether this replica holds the car's primary tunnel changed (the car's primary
+    /// tunnel to another replica went, and this one took over): it counts in the capacity digest.
+    public func setPrimary(_ id: CarID, _ primary: Bool) {
+        self.storage.withLock { s in
+            guard s.car(id) != nil else { return }
+            s.descriptors[id.slot]?.primary = primary
+        }
+    }
+
     public func setDraining(_ id: CarID) {
         self.storage.withLock { s in
             guard s.car(id) != nil else { return }
