@@ -290,7 +290,7 @@ let package = Package(
         ),
         .testTarget(
             name: "FleetAgentTests",
-            dependencies: ["FleetAgent", .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: ["FleetAgent", "FleetProtocol", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),
         .testTarget(
