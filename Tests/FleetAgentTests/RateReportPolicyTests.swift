@@ -15,12 +15,13 @@ struct RateReportPolicyTests {
         #expect(!RateReportPolicy.shouldReport([self.offer(20)], last: [self.offer(20)], elapsed: .seconds(60)))
     }
 
-    @Test("A rate that moved more than 10 % is reported at once, a small drift only after 5 s", .timeLimit(.minutes(1)))
+    @Test("A rate that moved more than 10 % is reported after a second, a small drift only after 5 s", .timeLimit(.minutes(1)))
     func movedOrDrifted() {
         let last = [self.offer(20, 200)]
-        #expect(RateReportPolicy.shouldReport([self.offer(23, 200)], last: last, elapsed: .milliseconds(10)))
-        #expect(RateReportPolicy.shouldReport([self.offer(20, 170)], last: last, elapsed: .milliseconds(10)))
-        #expect(!RateReportPolicy.shouldReport([self.offer(21, 205)], last: last, elapsed: .milliseconds(10)))
+        #expect(!RateReportPolicy.shouldReport([self.offer(30, 200)], last: last, elapsed: .milliseconds(999)))
+        #expect(RateReportPolicy.shouldReport([self.offer(23, 200)], last: last, elapsed: .seconds(1)))
+        #expect(RateReportPolicy.shouldReport([self.offer(20, 170)], last: last, elapsed: .seconds(1)))
+        #expect(!RateReportPolicy.shouldReport([self.offer(21, 205)], last: last, elapsed: .seconds(1)))
         #expect(!RateReportPolicy.shouldReport([self.offer(21, 205)], last: last, elapsed: .milliseconds(4_999)))
         #expect(RateReportPolicy.shouldReport([self.offer(21, 205)], last: last, elapsed: .seconds(5)))
     }
@@ -29,6 +30,6 @@ struct RateReportPolicyTests {
     func newModel() {
         #expect(
             RateReportPolicy.shouldReport(
-                [self.offer(20), self.offer(30, id: "other")], last: [self.offer(20)], elapsed: .zero))
+                [self.offer(20), self.offer(30, id: "other")], last: [self.offer(20)], elapsed: .seconds(1)))
     }
 }
