@@ -313,7 +313,7 @@ extension GatewayConfiguration.Limits {
                     "Completion requests admitted and unfinished per event loop; more get 503 server_overloaded. Reloadable."),
                 .double(
                     "shedLagMilliseconds", Double(d.shedLag.nanoseconds) / 1e6,
-                    "Event-loop lag that, held for 100 ms, sheds at least half of new requests (503 server_overloaded, Retry-After); 0 turns lag and utilization shedding off. Reloadable."),
+                    "Event-loop lag past which new requests get 503 server_overloaded with Retry-After (0: off). Reloadable."),
             ]),
             ConfigSchema(scope: "clientHTTP2", HTTP2Configuration.configKeys(defaults: d.clientHTTP2)),
             ConfigSchema(scope: "tunnelHTTP2", HTTP2Configuration.configKeys(defaults: d.tunnelHTTP2)),
