@@ -60,8 +60,11 @@ public final class Gateway: Service, Sendable {
     ) throws {
         try configuration.validate()
         try configuration.validateTrust()
-        // The gateway's own loops report every tick: their utilization drives load shedding.
-        let (ticks, group) = Self.eventLoops(given: group, threads: configuration.eventLoopThreads)
+        let group =
+            group
+            ?? MultiThreadedEventLoopGroup(
+                numberOfThreads: configuration.eventLoopThreads == 0
+                    ? System.coreCount : configuration.eventLoopThreads)
         let prometheus = PrometheusCollectorRegistry()
         var factory = PrometheusMetricsFactory(registry: prometheus)
         factory.durationHistogramBuckets[GenAIMetrics.Name.ttft] = GenAIMetrics.ttftBuckets
@@ -108,7 +111,6 @@ public final class Gateway: Service, Sendable {
         let onBound: @Sendable (SocketAddress) -> Void = { _ in readiness.listenerBound() }
         // issue #19: each event loop sheds new requests while it runs behind (LoadShedder).
         let loads = EventLoopLoads(group: group) { [core] in core.configuration.limits.shedding }
-        ticks?.attach(loads)
         self.loads = loads
         let api = APIResponder(core: core, loads: loads)
         if let cluster = core.cluster {
@@ -235,18 +237,6 @@ public final class Gateway: Service, Sendable {
 
     /// The tunnel listener's TLS context: the server certificate, and with `tunnel.auth:
     /// certificate` the fleet CA that client certificates must chain to (issue #20).
-    /// The group given, or the gateway's own (one loop per core when `threads` is 0) with a
-    /// delegate that reports every tick to load shedding.
-    private static func eventLoops(
-        given: (any EventLoopGroup)?, threads: Int
-    ) -> (EventLoopTicks?, any EventLoopGroup) {
-        if let given { return (nil, given) }
-        let ticks = EventLoopTicks()
-        let group = MultiThreadedEventLoopGroup(
-            numberOfThreads: threads == 0 ? System.coreCount : threads, metricsDelegate: ticks)
-        return (ticks, group)
-    }
-
     static func tunnelContext(_ configuration: GatewayConfiguration) throws -> NIOSSLContext? {
         try configuration.listeners.tunnel.files.map {
             try TLSContextBox.makeContext(

@@ -51,11 +51,6 @@ final class EventLoopLoad: @unchecked Sendable {
         return self.shedder.requestArrived()
     }
 
-    /// One tick of the loop, from NIO's report (``EventLoopTicks``), on the loop.
-    func tick(busy: TimeAmount, slept: TimeAmount) {
-        self.shedder.tickMeasured(busy: busy, slept: slept)
-    }
-
     /// An admitted request ended.
     func finished() {
         self.eventLoop.assertInEventLoop()
@@ -80,9 +75,6 @@ final class EventLoopLoads: Sendable {
 
     /// The load of `eventLoop`, or nil for a loop outside the group (then nothing is shed).
     func load(of eventLoop: any EventLoop) -> EventLoopLoad? { self.loads[ObjectIdentifier(eventLoop)] }
-
-    /// Every loop's load, by the loop's identity (``EventLoopTicks``).
-    var byLoop: [ObjectIdentifier: EventLoopLoad] { self.loads }
 
     func start() { self.loads.values.forEach { $0.start() } }
     func stop() { self.loads.values.forEach { $0.stop() } }
