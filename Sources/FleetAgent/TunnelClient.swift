@@ -86,7 +86,9 @@ public final class TunnelClient: Service, Sendable {
     public func run() async throws {
         let backoff = Backoff(initial: self.configuration.initialBackoff, maximum: self.configuration.maxBackoff)
         let tls = self.configuration.tls
-        _ = try tls.map(Self.makeContext)  // a broken file fails the start, not every dial
+        // A broken file fails the start, not every dial; the context made for the check serves the
+        // first dial (a harness starting thousands of cars would otherwise build two contexts each).
+        var prepared = try tls.map { (stamp: Self.stamp($0.files), context: try Self.makeContext($0)) }
         var attempt = 0
         try await withGracefulShutdownHandler {
             while !Task.isCancelled && !Task.isShuttingDownGracefully {
@@ -101,8 +103,9 @@ public final class TunnelClient: Service, Sendable {
                 }
                 var metadata: Logger.Metadata = ["fleet.vehicle.id": "\(self.configuration.vehicleID)"]
                 do {
-                    let stamp = Self.stamp(tls?.files ?? [])
-                    let tlsContext = try tls.map(Self.makeContext)
+                    let stamp = prepared?.stamp ?? Self.stamp(tls?.files ?? [])
+                    let tlsContext = try prepared?.context ?? tls.map(Self.makeContext)
+                    prepared = nil
                     let handle = try await HTTP2Client.connect(
                         host: self.configuration.gatewayHost, port: self.configuration.gatewayPort, group: self.group,
                         role: .server(self.responder), configuration: self.configuration.http2, tls: tlsContext,

@@ -23,6 +23,7 @@ struct ReconnectTests {
         try await withFleet(configure: { $0.tunnelPort = port }) { fleet in
             let reborn = try await fleet.startCar(CarSpec("car-b", slowdown: 0.1))
             #expect(reborn.car.tunnel.connectionCount == 1)
+            #expect(reborn.car.state.hasSubscribers)  // the gateway reads its status stream
             _ = car
         }
     }
@@ -45,6 +46,7 @@ struct ReconnectTests {
             try await waitUntil("tunnel attempted") { car.tunnel.connectionCount >= 1 }
             try await Task.sleep(for: .milliseconds(200))
             #expect(fleet.gateway.core.registry.count == 0)
+            #expect(!car.state.hasSubscribers)  // refused: its status stream is closed
         }
     }
 }
