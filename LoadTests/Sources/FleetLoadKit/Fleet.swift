@@ -88,7 +88,7 @@ package final class Fleet: Sendable {
                         blockedSince = blockedSince ?? clock.now
                         break
                     }
-                    dialling.removeFirst()  // waited 10 s for it: let the next one dial
+                    dialling.removeAll()  // 10 s without progress (a slow or refusing gateway): go on
                 }
                 if let car = self.start(next) { dialling.append(car) }
                 next += 1
