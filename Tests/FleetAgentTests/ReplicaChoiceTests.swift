@@ -263,7 +263,9 @@ struct ReplicaDirectoryTests {
             ],
             resolver: { $0 == "a.example" ? ["10.0.0.1"] : ["10.0.0.2"] }, clock: { 0 })
         await directory.refresh(maxAge: 0)
-        let told: [ReplicaChoice.Endpoint] = [.init(host: "10.0.0.5", port: 7443), .init(host: "gw-3.example", port: 7443)]
+        let told: [ReplicaChoice.Endpoint] = [
+            .init(host: "10.0.0.5", port: 7443), .init(host: "gw-3.example", port: 7443),
+        ]
         directory.learned(told, from: nil, slot: 0)
         #expect(directory.serverHostname(for: .init(host: "10.0.0.1", port: 7443)) == "a.example")
         #expect(directory.serverHostname(for: .init(host: "10.0.0.2", port: 7443)) == "b.example")
