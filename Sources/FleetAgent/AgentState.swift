@@ -114,6 +114,10 @@ public final class AgentState: Sendable {
         }
     }
 
+    /// Whether anyone is subscribed now: on a tunnel, whether the gateway has the status stream open
+    /// (the load harness paces its dialling on it: the TLS handshake and the gateway's set-up are done).
+    public var hasSubscribers: Bool { self.state.withLock { !$0.subscribers.isEmpty } }
+
     /// Stops delivering to a subscriber.
     public func unsubscribe(_ id: Int) {
         _ = self.state.withLock { $0.subscribers.removeValue(forKey: id) }

@@ -142,6 +142,12 @@ final class OpenAILocalJob: InferenceJobHandle {
             // SSE.Decoder.TooLarge, the only other error a feed throws.
             self.abort(EngineError(code: "upstream_bad_stream", message: "an event exceeded the size limit"))
         }
+        if !self.done && self.sink == nil {
+            // The stream this job answered is gone: stop the runtime rather than park its body
+            // until the job's watchdog fires.
+            self.end(cancelled: true)
+            self.task?.cancel()
+        }
         if self.done || (self.sink?.wantsMore ?? false) { return self.eventLoop.makeSucceededVoidFuture() }
         let promise = self.eventLoop.makePromise(of: Void.self)
         self.waiting = promise
@@ -163,8 +169,9 @@ final class OpenAILocalJob: InferenceJobHandle {
 
     func receivedError(_ error: any Error) {
         guard !self.done else { return }
+        // A cancel of our own (``cancel()``, ``abort(_:)``) has ended the job already; one that
+        // was not ours (the client shutting down) fails it now rather than at a watchdog.
         if let error = error as? HTTPClientError {
-            if error == .cancelled { return }
             if error == .deadlineExceeded || error == .readTimeout {
                 return self.fail(
                     EngineError(code: "upstream_timeout", message: "no answer from the inference runtime in time"))
@@ -217,11 +224,12 @@ final class OpenAILocalJob: InferenceJobHandle {
         self.abort(EngineError(code: "upstream_timeout", message: message))
     }
 
-    /// Fails the job and closes the upstream request.
+    /// Fails the job and closes the upstream request. (The job ends first: async-http-client
+    /// reports the cancel back at once, and a job still running would take it for a failure.)
     private func abort(_ error: EngineError) {
         guard !self.done else { return }
-        self.task?.cancel()
         self.fail(error)
+        self.task?.cancel()
     }
 
     private func fail(_ error: EngineError) {
@@ -242,8 +250,8 @@ final class OpenAILocalJob: InferenceJobHandle {
     func cancel() {
         self.eventLoop.preconditionInEventLoop()
         guard !self.done else { return }
-        self.task?.cancel()
         self.end(cancelled: true)
+        self.task?.cancel()
     }
 
     func resume() {

@@ -133,7 +133,9 @@ public final class TunnelClient: Service, Sendable {
 
     public func run() async throws {
         let tls = self.configuration.tls
-        _ = try tls.map(Self.makeContext)  // a broken file fails the start, not every dial
+        // A broken file fails the start, not every dial; the context made for the check serves the
+        // first dial (a harness starting thousands of cars would otherwise build two contexts each).
+        var prepared = try tls.map { (stamp: Self.stamp($0.files), context: try Self.makeContext($0)) }
         let directory = self.directory, slot = self.slot
         var idle = false
         try await withGracefulShutdownHandler {
@@ -169,8 +171,9 @@ public final class TunnelClient: Service, Sendable {
                     "fleet.vehicle.id": "\(self.configuration.vehicleID)", "fleet.gateway": "\(endpoint)",
                 ]
                 do {
-                    let stamp = Self.stamp(tls?.files ?? [])
-                    let tlsContext = try tls.map(Self.makeContext)
+                    let stamp = prepared?.stamp ?? Self.stamp(tls?.files ?? [])
+                    let tlsContext = try prepared?.context ?? tls.map(Self.makeContext)
+                    prepared = nil
                     // Verify the name this address was resolved from (gateway.addresses may name other hosts).
                     let handle = try await HTTP2Client.connect(
                         host: endpoint.host, port: endpoint.port, group: self.group,

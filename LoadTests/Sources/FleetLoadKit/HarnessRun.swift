@@ -20,6 +20,9 @@ package struct HarnessRun {
     package var geoDatabase: String
     /// Harness event-loop threads for the cars (the clients get one of their own).
     package var carThreads = 1
+    /// CPUs the gateway's threads are pinned to (a `taskset` list), e.g. `0` while the harness runs
+    /// under `taskset -c 1`; nil: wherever the harness may run.
+    package var gatewayCPUs: String?
     /// Progress lines (to standard error, unbuffered, so a log file has them as they happen).
     package var log: (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
 
@@ -112,27 +115,12 @@ package struct HarnessRun {
             gateway.stop()
             try? gateway.log.write(toFile: self.output + "/gateway.log", atomically: false, encoding: .utf8)
         }
+        if let cpus = self.gatewayCPUs { try await Self.pin(pid: gateway.process.processIdentifier, cpus: cpus) }
 
         let fleet = try Fleet(
             plan: plan.cars, tunnelPort: gateway.tunnelPort, secret: FleetFixture.testSecret, group: carGroup,
             tls: tls, jobLogPath: jobLogPath, logger: logger)
-        let clock = ContinuousClock()
-        let fleetStart = clock.now
-        let rssBefore = gateway.memory?.resident ?? 0
-        await fleet.startAll(perSecond: self.scenario.carsPerSecond)
-        let registered = try await Self.waitForCars(gateway, plan.cars.count, timeout: .seconds(30 + plan.cars.count / 100))
-        self.log(
-            "fleet-load: \(registered) of \(plan.cars.count) cars registered in "
-                + String(format: "%.1f s", (clock.now - fleetStart).seconds)
-                + "; gateway RSS \((gateway.memory?.resident ?? 0) >> 20) MiB")
-
-        // Idle: the cars' hellos are in, no request yet; let the first PINGs go round.
-        try await Task.sleep(for: .seconds(3))
-        let idle = Summary.IdleMemory(
-            rssBefore: rssBefore, rssWithCars: gateway.memory?.resident ?? 0, tunnels: registered)
-        self.log(
-            "fleet-load: gateway RSS \(idle.rssBefore >> 10) KiB before cars, \(idle.rssWithCars >> 10) KiB with "
-                + "\(registered) idle tunnels: \(idle.bytesPerTunnel) bytes per tunnel (\(self.scenario.gateway.tunnelTLS ? "TLS" : "cleartext"))")
+        let (registered, idle) = try await self.startFleet(fleet, gateway: gateway)
         let sampler = ProcessSampler(pid: gateway.process.processIdentifier)
         let cpuBefore = ProcessSampler.cpuSeconds(pid: gateway.process.processIdentifier) ?? 0
         let client = LoadClient(

@@ -16,6 +16,8 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "Event-loop threads for the simulated cars.") var carThreads = 1
     @Option(help: "Override the number of cars (scaled over the scenario's groups).") var cars: Int?
     @Flag(help: "TLS on the tunnel port, whatever the scenario says.") var tls = false
+    @Option(help: "Pin the gateway's threads to these CPUs (taskset list, e.g. 0; run the harness under taskset -c 1).")
+    var gatewayCpus: String?
 
     func run() async throws {
         let path = FileManager.default.fileExists(atPath: self.scenario)
@@ -37,6 +39,7 @@ struct RunCommand: AsyncParsableCommand {
             scenario: scenario, output: output,
             geoDatabase: self.geoip ?? HarnessRun.cacheDirectory + "/geoip/fleet-country.mmdb")
         run.carThreads = self.carThreads
+        run.gatewayCPUs = self.gatewayCpus
         let summary = try await run.run()
         print(SummaryFiles.text(summary))
         print("fleet-load: wrote \(output)/summary.json and \(output)/report.html")

@@ -259,6 +259,10 @@ final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
     }
 
     private func schedulePing() {
+        // Closed (a tick that found two PINGs missed closes the tunnel, and `connectionDidClose` runs
+        // inside that close, before the tick reschedules): no more ticks. Without this the session, its
+        // channel and nghttp2 session lived on, ticking and logging every interval, for every dead car.
+        guard self.carID != nil else { return }
         let loopBound = NIOLoopBound(self, eventLoop: self.handle.eventLoop)
         // The status stream is always open: more than one stream means jobs are running.
         self.busyCadence = self.handle.onLoop.openStreamCount > 1
