@@ -11,11 +11,18 @@ import NIOCore
 ///    channel (`replicas`, and `reconnect`'s `to`).
 /// 2. Give each of the ``Configuration/tunnels`` slots a *distinct* replica: never two tunnels to
 ///    one replica (the gateway would let the second replace the first). A replica a slot holds
-///    is known by the address dialled and by the address the gateway says it is (`from`).
+///    is known by the address dialled and by the address the gateway says it is (`from`), and an
+///    address whose tunnel reached a replica known by another address is its *alias* from then
+///    on. Until a gateway has sent `replicas` (so the car knows its gateways are a cluster), the
+///    slots hold distinct *configured entries* (a host name as written, not each of its records:
+///    one gateway behind a name with two A records is one gateway), so at most as many tunnels
+///    as entries; when two tunnels turn out to reach one replica anyway (their `from`s agree),
+///    the one whose hello came first, which that replica has already replaced, is closed.
 /// 3. After a loss, re-dial a replica the car is not connected to, after the slot's jittered
 ///    exponential ``Backoff``; a replica that failed waits out its own backoff, one that drains is
-///    avoided for ``Configuration/avoidDraining`` seconds; the same replica again only when no
-///    other is known.
+///    avoided for ``Configuration/avoidDraining`` seconds (while another tunnel is up the slot
+///    waits that out rather than dial it: a replica says `reconnect` once, so a new tunnel to it
+///    would never hear it); the same replica again only when no other is known.
 /// 4. One primary tunnel: the first to send its hello claims it; when it goes, the primary moves
 ///    to a surviving tunnel (``lost(slot:now:random:)`` says which), so the car stays one car in
 ///    the replicas' capacity digests.
@@ -68,10 +75,13 @@ package struct ReplicaChoice: Sendable {
 
     struct Replica {
         var endpoint: Endpoint
-        /// Why it is known: configured, resolved from a name, told by a gateway.
+        /// Why it is known: configured, resolved from a name (the name and port as configured), told by a gateway.
         var configured = false
-        var resolvedFrom: Set<String> = []
+        var resolvedFrom: Set<Endpoint> = []
         var learned = false
+        /// The replica a tunnel to this address reached, when the gateway named itself otherwise
+        /// (`from`): while that replica is held, so is this address.
+        var aliasOf: Endpoint?
         /// Dials that failed (or tunnels lost) since the last tunnel to it came up.
         var failures = 0
         /// Not dialled before this time.
@@ -79,6 +89,10 @@ package struct ReplicaChoice: Sendable {
         /// Passed over (while another is known) until this time: it said it drains.
         var avoidUntil = -Double.infinity
         var known: Bool { self.configured || !self.resolvedFrom.isEmpty || self.learned }
+        /// The configured entries (or gateway-told addresses) it comes from: itself, and the names it resolved from.
+        var sources: Set<Endpoint> {
+            self.configured || self.learned ? self.resolvedFrom.union([self.endpoint]) : self.resolvedFrom
+        }
     }
 
     enum Slot: Equatable {
@@ -96,6 +110,17 @@ package struct ReplicaChoice: Sendable {
     /// Per slot: failures since its last tunnel came up, and when it may dial again.
     private var slotAttempts: [Int]
     private var slotReadyAt: [Double]
+    /// Per slot: the configured entries of the replica it holds (as they were when it dialled).
+    private var slotSources: [Set<Endpoint>]
+    /// Per slot: when its hello was written (a sequence number), and whether it is being closed
+    /// as a second tunnel to one replica.
+    private var helloAt: [Int?]
+    private var retiring: [Bool]
+    private var hellos = 0
+    /// The configured host names (with their ports) resolved so far, in the order first resolved.
+    private var names: [Endpoint] = []
+    /// A gateway sent `replicas`: the car's gateways are a cluster, every record a replica.
+    package private(set) var clustered = false
     /// The slot whose tunnel the car's hello called primary.
     package private(set) var primary: Int?
 
@@ -105,6 +130,9 @@ package struct ReplicaChoice: Sendable {
         self.slots = Array(repeating: .idle, count: configuration.tunnels)
         self.slotAttempts = Array(repeating: 0, count: configuration.tunnels)
         self.slotReadyAt = Array(repeating: -.infinity, count: configuration.tunnels)
+        self.slotSources = Array(repeating: [], count: configuration.tunnels)
+        self.helloAt = Array(repeating: nil, count: configuration.tunnels)
+        self.retiring = Array(repeating: false, count: configuration.tunnels)
         for endpoint in configured { self.touch(endpoint) { $0.configured = true } }
     }
 
@@ -113,17 +141,23 @@ package struct ReplicaChoice: Sendable {
     /// The replicas known now (configured, resolved or learned), in the order first heard of.
     package var known: [Endpoint] { self.order.filter { self.replicas[$0]?.known == true } }
 
-    /// The endpoints slots hold (dialling or connected), with the gateways' own names for them.
+    /// The endpoints slots hold (dialling or connected), with the gateways' own names for them
+    /// and every address known as an alias of one of those.
     package var held: Set<Endpoint> {
         var held: Set<Endpoint> = []
         for slot in self.slots {
             switch slot {
             case .idle: break
-            case .dialling(let endpoint): held.insert(endpoint)
+            case .dialling(let endpoint):
+                held.insert(endpoint)
+                if let alias = self.replicas[endpoint]?.aliasOf { held.insert(alias) }
             case .connected(let endpoint, let alias):
                 held.insert(endpoint)
-                if let alias { held.insert(alias) }
+                if let alias = alias ?? self.replicas[endpoint]?.aliasOf { held.insert(alias) }
             }
+        }
+        for replica in self.replicas.values where replica.aliasOf.map(held.contains) == true {
+            held.insert(replica.endpoint)
         }
         return held
     }
@@ -133,35 +167,65 @@ package struct ReplicaChoice: Sendable {
         self.slots.filter { if case .connected = $0 { true } else { false } }.count
     }
 
+    /// Whether `endpoint` was configured as it is (an IP address in `gateway.address(es)`).
+    package func isConfigured(_ endpoint: Endpoint) -> Bool { self.replicas[endpoint]?.configured == true }
+
     /// The endpoint a slot is connected to, if any.
     package func endpoint(of slot: Int) -> Endpoint? {
         if case .connected(let endpoint, _) = self.slots[slot] { return endpoint }
         return nil
     }
 
+    /// The name to verify on the certificate of the replica at `endpoint`: the configured host
+    /// name it was resolved from (the first in configured order when several), or nil when it was
+    /// not resolved from one.
+    package func resolvedName(of endpoint: Endpoint) -> String? {
+        guard let names = self.replicas[endpoint]?.resolvedFrom, !names.isEmpty else { return nil }
+        return self.names.first { names.contains($0) }?.host
+    }
+
     /// `name` (a configured host name) resolved to `addresses`: each is a replica; addresses the
     /// name no longer returns are forgotten (unless known otherwise).
     package mutating func resolved(name: String, port: Int, addresses: [String]) {
+        let source = Endpoint(host: name, port: port)
+        if !self.names.contains(source) { self.names.append(source) }
         let fresh = Set(addresses.map { Endpoint(host: $0, port: port) })
-        for endpoint in self.order where self.replicas[endpoint]?.resolvedFrom.contains(name) == true {
-            if !fresh.contains(endpoint) { self.replicas[endpoint]?.resolvedFrom.remove(name) }
+        for endpoint in self.order where self.replicas[endpoint]?.resolvedFrom.contains(source) == true {
+            if !fresh.contains(endpoint) { self.replicas[endpoint]?.resolvedFrom.remove(source) }
         }
         for endpoint in fresh.sorted(by: { $0.description < $1.description }) {
-            self.touch(endpoint) { $0.resolvedFrom.insert(name) }
+            self.touch(endpoint) { $0.resolvedFrom.insert(source) }
         }
     }
 
     /// A gateway told the car its region's other live replicas (`to`) and its own address
-    /// (`from`), over `slot`'s tunnel: the learned set becomes these.
-    package mutating func learned(_ addresses: [Endpoint], from: Endpoint?, slot: Int) {
+    /// (`from`), over `slot`'s tunnel: the learned set becomes these, the car knows its gateways
+    /// are a cluster, and the address `slot` dialled is an alias of `from`.
+    /// - Returns: the slot whose tunnel must be closed because it reaches the same replica as
+    ///   another (their `from`s agree): the one whose hello came first, which the replica has
+    ///   already replaced with the other (a reconnect after a network change must replace).
+    package mutating func learned(_ addresses: [Endpoint], from: Endpoint?, slot: Int) -> Int? {
+        self.clustered = true
         let fresh = Set(addresses + (from.map { [$0] } ?? []))
         for endpoint in self.order where self.replicas[endpoint]?.learned == true && !fresh.contains(endpoint) {
             self.replicas[endpoint]?.learned = false
         }
         for endpoint in addresses + (from.map { [$0] } ?? []) { self.touch(endpoint) { $0.learned = true } }
-        if let from, case .connected(let endpoint, _) = self.slots[slot] {
-            self.slots[slot] = .connected(endpoint, alias: from == endpoint ? nil : from)
+        guard let from, case .connected(let endpoint, _) = self.slots[slot] else { return nil }
+        self.slots[slot] = .connected(endpoint, alias: from == endpoint ? nil : from)
+        self.replicas[endpoint]?.aliasOf = from == endpoint ? nil : from
+        guard !self.retiring[slot] else { return nil }
+        for other in self.slots.indices where other != slot && !self.retiring[other] {
+            guard case .connected(let otherEndpoint, let otherAlias) = self.slots[other],
+                otherEndpoint == from || otherAlias == from
+            else { continue }
+            if otherEndpoint != from { self.replicas[otherEndpoint]?.aliasOf = from }
+            // The later hello replaced the earlier one at the replica: close the earlier.
+            let first = (self.helloAt[other] ?? .max) < (self.helloAt[slot] ?? .max) ? other : slot
+            self.retiring[first] = true
+            return first
         }
+        return nil
     }
 
     /// The replica behind `slot` drains (`reconnect`): pass it over for a while, and learn `to`.
@@ -176,17 +240,29 @@ package struct ReplicaChoice: Sendable {
 
     // MARK: A slot's life
 
-    /// What `slot` should do now: dial a replica no other slot holds, preferring one that is not
-    /// avoided (draining) and has failed least, chosen at random among equals (so a fleet's cars
-    /// spread); or wait for the slot's backoff, a replica's, or a replica to become known.
+    /// What `slot` should do now: dial a replica no other slot holds (before the car knows its
+    /// gateways are a cluster: of a configured entry no other slot holds), preferring one that is
+    /// not avoided (draining) and has failed least, chosen at random among equals (so a fleet's
+    /// cars spread); or wait for the slot's backoff, a replica's, a draining one's avoidance while
+    /// another tunnel is up, or a replica to become known.
     package mutating func next(slot: Int, now: Double, random: Double) -> Decision {
         precondition(self.slots.indices.contains(slot), "Internal inconsistency: no slot \(slot)")
         if self.slotReadyAt[slot] > now { return .wait(self.slotReadyAt[slot] - now) }
         let held = self.held
-        let candidates = self.known.compactMap { self.replicas[$0] }.filter { !held.contains($0.endpoint) }
+        var candidates = self.known.compactMap { self.replicas[$0] }.filter { !held.contains($0.endpoint) }
+        if !self.clustered {
+            // Not known to be a cluster: a name's records may be one gateway's addresses.
+            let heldSources = self.slots.indices.filter { self.slots[$0] != .idle }.reduce(into: Set<Endpoint>()) {
+                $0.formUnion(self.slotSources[$1])
+            }
+            candidates.removeAll { !$0.sources.isDisjoint(with: heldSources) }
+        }
         guard !candidates.isEmpty else { return .wait(1) }
-        // The same replica again (or a draining one) only when no other is known.
+        // The same replica again (or a draining one) only when no other is known; a draining one
+        // not at all while another tunnel is up (it would never hear its `reconnect`).
         let preferred = candidates.filter { $0.avoidUntil <= now }
+        let othersUp = self.slots.indices.contains { $0 != slot && self.endpoint(of: $0) != nil }
+        if preferred.isEmpty && othersUp { return .wait(candidates.map { $0.avoidUntil - now }.min()!) }
         let pool = preferred.isEmpty ? candidates : preferred
         let ready = pool.filter { $0.notBefore <= now }
         guard !ready.isEmpty else { return .wait(pool.map { $0.notBefore - now }.min()!) }
@@ -196,6 +272,7 @@ package struct ReplicaChoice: Sendable {
         if best.contains(where: \.learned) { best = best.filter(\.learned) }
         let pick = best[min(best.count - 1, Int(random * Double(best.count)))]
         self.slots[slot] = .dialling(pick.endpoint)
+        self.slotSources[slot] = pick.sources
         return .dial(pick.endpoint)
     }
 
@@ -208,6 +285,7 @@ package struct ReplicaChoice: Sendable {
     package mutating func dialFailed(slot: Int, now: Double, random: Double) {
         if case .dialling(let endpoint) = self.slots[slot] { self.penalise(endpoint, now: now, random: random) }
         self.slots[slot] = .idle
+        self.slotSources[slot] = []
         self.backOff(slot: slot, now: now, random: random)
     }
 
@@ -222,16 +300,20 @@ package struct ReplicaChoice: Sendable {
 
     /// The hello on `slot`'s tunnel is being written: it is primary when no other slot is.
     package mutating func claimPrimary(slot: Int) -> Bool {
+        self.hellos += 1
+        self.helloAt[slot] = self.hellos
         if self.primary == nil { self.primary = slot }
         return self.primary == slot
     }
 
     /// `slot`'s tunnel closed (the replica died, drained, or stopped answering PINGs): the replica
-    /// backs off (unless it was draining: then it is avoided instead), the slot waits its jittered
-    /// backoff, and the primary moves to a surviving tunnel.
+    /// backs off (unless it was draining: then it is avoided instead; or the car closed it as a
+    /// second tunnel to one replica: then it is alive), the slot waits its jittered backoff, and
+    /// the primary moves to a surviving tunnel.
     /// - Returns: the slot that became primary, whose tunnel must tell its gateway.
     package mutating func lost(slot: Int, now: Double, random: Double) -> Int? {
-        if case .connected(let endpoint, let alias) = self.slots[slot] {
+        defer { (self.retiring[slot], self.helloAt[slot], self.slotSources[slot]) = (false, nil, []) }
+        if case .connected(let endpoint, let alias) = self.slots[slot], !self.retiring[slot] {
             for endpoint in [endpoint] + (alias.map { [$0] } ?? []) where self.replicas[endpoint] != nil {
                 if self.replicas[endpoint]!.avoidUntil > now { continue }  // drained: avoided, not failed
                 self.penalise(endpoint, now: now, random: random)

@@ -14,7 +14,8 @@ import Synchronization
 /// before a slot dials, at most once per ``minimumResolveInterval`` across slots.
 ///
 /// It also carries the primary flag between tunnels: when the primary tunnel goes, the slot that
-/// takes over is told (``onPromotion(slot:_:)``) so it can say so on its status stream.
+/// takes over is told (``onPromotion(slot:_:)``) so it can say so on its status stream; and when
+/// two tunnels turn out to reach one replica, the slot to close is told (``onRetire(slot:_:)``).
 package final class ReplicaDirectory: Sendable {
     /// Resolves a host name to its addresses (every A and AAAA record); tests inject one.
     package typealias Resolver = @Sendable (String) async throws -> [String]
@@ -23,6 +24,7 @@ package final class ReplicaDirectory: Sendable {
         var choice: ReplicaChoice
         var resolvedAt: [String: Double] = [:]
         var promotion: [Int: @Sendable () -> Void] = [:]
+        var retire: [Int: @Sendable () -> Void] = [:]
     }
 
     private let state: Mutex<State>
@@ -57,8 +59,20 @@ package final class ReplicaDirectory: Sendable {
     /// Monotonic seconds now.
     package var now: Double { self.clock() }
 
-    /// The configured host names' TLS name: the first configured name, if any.
+    /// The first configured host name, if any.
     package var firstName: String? { self.names.first?.name }
+
+    /// The name to verify on the certificate of the replica at `endpoint` when `gateway.serverName`
+    /// is not set: the configured name it was resolved from; for an IP address a gateway told the
+    /// car (and nothing resolved to), the first configured name, the one its cluster answered
+    /// under; otherwise nil (a host name verifies itself, a configured IP address its own IP).
+    package func serverHostname(for endpoint: ReplicaChoice.Endpoint) -> String? {
+        guard Self.isLiteral(endpoint.host) else { return nil }
+        return self.state.withLock { s in
+            if let name = s.choice.resolvedName(of: endpoint) { return name }
+            return s.choice.isConfigured(endpoint) ? nil : self.firstName
+        }
+    }
 
     /// Resolves the configured host names whose last resolution is older than `maxAge` (a failed
     /// lookup keeps what the name resolved to before).
@@ -80,6 +94,20 @@ package final class ReplicaDirectory: Sendable {
     /// Registers what `slot` does when it becomes primary.
     package func onPromotion(slot: Int, _ body: @escaping @Sendable () -> Void) {
         self.state.withLock { $0.promotion[slot] = body }
+    }
+
+    /// Registers what `slot` does when its tunnel must close as a second tunnel to one replica.
+    package func onRetire(slot: Int, _ body: @escaping @Sendable () -> Void) {
+        self.state.withLock { $0.retire[slot] = body }
+    }
+
+    /// A gateway's `replicas` on `slot`'s tunnel: the choice learns it; a slot whose tunnel turns
+    /// out to reach the same replica as another's is told to close it.
+    package func learned(_ addresses: [ReplicaChoice.Endpoint], from: ReplicaChoice.Endpoint?, slot: Int) {
+        let retire = self.state.withLock { s -> (@Sendable () -> Void)? in
+            s.choice.learned(addresses, from: from, slot: slot).flatMap { s.retire[$0] }
+        }
+        retire?()
     }
 
     /// `slot`'s tunnel closed: the choice records it; the slot that takes over the primary flag is told.

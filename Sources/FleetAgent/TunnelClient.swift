@@ -15,7 +15,8 @@ import Synchronization
 /// 3. reconnect with jittered exponential ``Backoff`` whenever the connection is lost — issue #21:
 ///    to a replica none of the car's other tunnels holds, as the shared ``ReplicaDirectory``
 ///    chooses (configured addresses, every record of a host name, what gateways tell the car);
-///    the primary flag of the hello moves to a surviving tunnel when the primary one goes;
+///    the primary flag of the hello moves to a surviving tunnel when the primary one goes; a
+///    tunnel that turns out to reach the same replica as another is closed (its jobs finish);
 /// 4. on graceful shutdown, drain: announce it on the status stream, GOAWAY, let jobs finish;
 /// 5. issue #20: read the TLS files (the CA that signs the gateway, the vehicle certificate and
 ///    key) afresh for every tunnel, and while connected check every ``filePollInterval`` whether
@@ -32,6 +33,8 @@ public final class TunnelClient: Service, Sendable {
     package let directory: ReplicaDirectory
     package let slot: Int
     private let current = Mutex<HTTP2ConnectionHandle?>(nil)
+    /// Asks the current tunnel to close gracefully: it reaches the same replica as another slot's.
+    private let retireRequest = Mutex<AsyncStream<Void>.Continuation?>(nil)
     private let connects = Atomic<Int>(0)
     /// Set by a `token-expired` or `quarantine` control message: the car stops dialling (after
     /// `token-expired`, a car with a certificate dials again once its certificate file changes).
@@ -93,6 +96,9 @@ public final class TunnelClient: Service, Sendable {
             message.primary = true
             notices.send(message)
         }
+        directory.onRetire(slot: slot) { [weak self] in
+            _ = self?.retireRequest.withLock { $0 }?.yield()
+        }
         self.responder.control.onMessage { [weak self] message in
             let addresses = (message.to ?? []).prefix(32).compactMap(ReplicaChoice.Endpoint.init)
             switch message.type {
@@ -102,9 +108,7 @@ public final class TunnelClient: Service, Sendable {
                 logger.info("Gateway asked to reconnect", metadata: ["fleet.reason": "\(message.reason ?? "-")"])
                 directory.withChoice { $0.draining(slot: slot, suggested: addresses, now: directory.now) }
             case .replicas:
-                directory.withChoice {
-                    $0.learned(addresses, from: message.from.flatMap(ReplicaChoice.Endpoint.init), slot: slot)
-                }
+                directory.learned(addresses, from: message.from.flatMap(ReplicaChoice.Endpoint.init), slot: slot)
             case .tokenExpired, .quarantine:
                 logger.error(
                     "Gateway refuses this car; not dialling again",
@@ -170,11 +174,14 @@ public final class TunnelClient: Service, Sendable {
                     let stamp = prepared?.stamp ?? Self.stamp(tls?.files ?? [])
                     let tlsContext = try prepared?.context ?? tls.map(Self.makeContext)
                     prepared = nil
+                    // Verify the name this address was resolved from (gateway.addresses may name other hosts).
                     let handle = try await HTTP2Client.connect(
                         host: endpoint.host, port: endpoint.port, group: self.group,
                         role: .server(self.responder), configuration: self.configuration.http2, tls: tlsContext,
-                        serverHostname: tls?.serverHostname ?? directory.firstName)
+                        serverHostname: tls?.serverHostname ?? directory.serverHostname(for: endpoint))
                     self.current.withLock { $0 = handle }
+                    let (retireAsked, retireAsk) = AsyncStream<Void>.makeStream()
+                    self.retireRequest.withLock { $0 = retireAsk }
                     directory.withChoice { $0.connected(slot: slot) }
                     self.connects.add(1, ordering: .relaxed)
                     self.logger.info("Tunnel connected", metadata: metadata)
@@ -183,12 +190,20 @@ public final class TunnelClient: Service, Sendable {
                             if let files = tls?.files, !files.isEmpty {
                                 watch.addTask { await self.moveOnRenewal(handle, files: files, stamp: stamp) }
                             }
+                            watch.addTask {
+                                for await _ in retireAsked {
+                                    self.logger.info("Tunnel reaches the same replica as another; closing it")
+                                    return await self.retire(handle)
+                                }
+                            }
                             try? await handle.channel.closeFuture.get()
                             watch.cancelAll()
                         }
                     } onCancel: {
                         handle.channel.close(promise: nil)
                     }
+                    self.retireRequest.withLock { $0 = nil }
+                    retireAsk.finish()
                     self.current.withLock { $0 = nil }
                     directory.lost(slot: slot, random: Double.random(in: 0..<1))
                     self.logger.info("Tunnel closed", metadata: metadata)
@@ -214,10 +229,8 @@ public final class TunnelClient: Service, Sendable {
         files.map { (try? FileManager.default.attributesOfItem(atPath: $0))?[.modificationDate] as? Date }
     }
 
-    /// While the tunnel is up: when a TLS file changes, GOAWAY (no new jobs), let the running jobs
-    /// finish (at most ``AgentConfiguration/drainSeconds``), close, and the dial loop connects
-    /// again with the new files. The gateway's status stream never ends by itself, so the close is
-    /// ours once only it is left.
+    /// While the tunnel is up: when a TLS file changes, ``retire(_:)`` it, and the dial loop
+    /// connects again with the new files.
     private func moveOnRenewal(_ handle: HTTP2ConnectionHandle, files: [String], stamp: [Date?]) async {
         while !Task.isCancelled {
             do { try await self.sleep(self.filePollInterval) } catch { return }
@@ -225,6 +238,13 @@ public final class TunnelClient: Service, Sendable {
         }
         if Task.isCancelled { return }
         self.logger.info("TLS files changed; moving to a new tunnel")
+        await self.retire(handle)
+    }
+
+    /// GOAWAY (no new jobs), let the running jobs finish (at most
+    /// ``AgentConfiguration/drainSeconds``), close. The gateway's status stream never ends by
+    /// itself, so the close is ours once only it is left.
+    private func retire(_ handle: HTTP2ConnectionHandle) async {
         handle.execute { $0.beginGracefulShutdown() }
         let deadline = NIODeadline.now() + .seconds(Int64(self.configuration.drainSeconds))
         while !Task.isCancelled && NIODeadline.now() < deadline {

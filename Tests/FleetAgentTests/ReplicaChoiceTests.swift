@@ -88,11 +88,18 @@ struct ReplicaChoiceTests {
         #expect(result86 == .dial(Self.a))
     }
 
-    @Test("Every record of a host name is a replica; a record that disappears is forgotten")
+    @Test("In a cluster every record of a host name is a replica; a record that disappears is forgotten")
     func resolvedNames() {
         var choice = Self.choice([])
         choice.resolved(name: "gw.example", port: 7443, addresses: ["10.0.0.1", "10.0.0.2"])
-        #expect(Set(Self.connectAll(&choice)) == [Self.a, Self.b])
+        let first = choice.next(slot: 0, now: 0, random: 0)
+        #expect(first == .dial(Self.a))
+        choice.connected(slot: 0)
+        let close = choice.learned([], from: nil, slot: 0)  // a `replicas`: the gateways are a cluster
+        #expect(close == nil)
+        let second = choice.next(slot: 1, now: 0, random: 0)
+        #expect(second == .dial(Self.b))
+        choice.connected(slot: 1)
         choice.resolved(name: "gw.example", port: 7443, addresses: ["10.0.0.2", "10.0.0.3"])
         #expect(Set(choice.known) == [Self.b, Self.c])
         _ = choice.lost(slot: 0, now: 0, random: 0)
@@ -110,14 +117,96 @@ struct ReplicaChoiceTests {
         let result109 = choice.next(slot: 1, now: 0, random: 0)
         #expect(result109 == .wait(1))
         // Through the load balancer the car reached A, which names B and C.
-        choice.learned([Self.b, Self.c], from: Self.a, slot: 0)
+        let close = choice.learned([Self.b, Self.c], from: Self.a, slot: 0)
+        #expect(close == nil)
         #expect(choice.held.contains(Self.a))
         guard case .dial(let second) = choice.next(slot: 1, now: 0, random: 0.9) else { return #expect(Bool(false)) }
         #expect([Self.b, Self.c].contains(second))
         // A later list without C forgets C.
         choice.connected(slot: 1)
-        choice.learned([second], from: Self.a, slot: 0)
+        let closeAgain = choice.learned([second], from: Self.a, slot: 0)
+        #expect(closeAgain == nil)
         #expect(!choice.known.contains(second == Self.b ? Self.c : Self.b))
+    }
+
+    @Test("Not known to be a cluster: one tunnel per configured entry, not per record of a name")
+    func configuredEntries() {
+        // One gateway with two addresses behind one name (a multi-AZ load balancer), no `replicas` ever.
+        var choice = Self.choice([])
+        choice.resolved(name: "lb.example", port: 7443, addresses: ["10.0.0.1", "10.0.0.2"])
+        let first = choice.next(slot: 0, now: 0, random: 0)
+        #expect(first == .dial(Self.a))
+        choice.connected(slot: 0)
+        let second = choice.next(slot: 1, now: 0, random: 0)
+        #expect(second == .wait(1))  // the other record may be the same gateway: no second tunnel
+        _ = choice.lost(slot: 0, now: 0, random: 0)
+        let again = choice.next(slot: 0, now: 1, random: 0)
+        #expect(again == .dial(Self.b))  // but a lost tunnel moves to another record
+        choice.connected(slot: 0)
+        let still = choice.next(slot: 1, now: 1, random: 0)
+        #expect(still == .wait(1))
+        // Two entries (an address and the name) and three slots: two tunnels, one per entry.
+        var two = Self.choice([Self.c], tunnels: 3)
+        two.resolved(name: "lb.example", port: 7443, addresses: ["10.0.0.1", "10.0.0.2"])
+        let endpoints = (0..<2).map { slot in
+            defer { two.connected(slot: slot) }
+            return two.next(slot: slot, now: 0, random: 0)
+        }
+        #expect(endpoints == [.dial(Self.c), .dial(Self.a)])
+        let third = two.next(slot: 2, now: 0, random: 0)
+        #expect(third == .wait(1))
+        // Once a gateway has said it is one of a cluster (`replicas`), each record is a replica.
+        let close = choice.learned([], from: nil, slot: 0)
+        #expect(close == nil)
+        let clustered = choice.next(slot: 1, now: 1, random: 0)
+        #expect(clustered == .dial(Self.a))
+    }
+
+    @Test("Two tunnels that reach one replica: the earlier hello's closes, its address is an alias never dialled")
+    func sameReplicaTwice() {
+        // A and B are two addresses of one gateway, which calls itself A.
+        var choice = Self.choice([Self.a, Self.b])
+        #expect(Self.connectAll(&choice) == [Self.a, Self.b])
+        let slot0Primary = choice.claimPrimary(slot: 0)
+        #expect(slot0Primary)
+        let slot1Primary = choice.claimPrimary(slot: 1)  // its hello replaced slot 0's at the gateway
+        #expect(!slot1Primary)
+        let closeAfterSlot0 = choice.learned([], from: Self.a, slot: 0)
+        #expect(closeAfterSlot0 == nil)
+        let closeAfterSlot1 = choice.learned([], from: Self.a, slot: 1)  // the replaced one closes
+        #expect(closeAfterSlot1 == 0)
+        #expect(choice.held == [Self.a, Self.b])
+        let promoted = choice.lost(slot: 0, now: 0, random: 0)  // the primary flag moves to the survivor
+        #expect(promoted == 1)
+        let next = choice.next(slot: 0, now: 1, random: 0)
+        #expect(next == .wait(1))  // neither address: both are the replica slot 1 holds
+        // A replica it has no tunnel to becomes known: slot 0 goes there.
+        let closeAfterList = choice.learned([Self.c], from: Self.a, slot: 1)
+        #expect(closeAfterList == nil)
+        let other = choice.next(slot: 0, now: 1, random: 0)
+        #expect(other == .dial(Self.c))
+    }
+
+    @Test("A draining replica is waited out, not re-dialled, while another tunnel is up")
+    func drainingWaitedOut() {
+        var choice = Self.choice([Self.a, Self.b])
+        _ = Self.connectAll(&choice)
+        choice.draining(slot: 0, suggested: [], now: 0)  // A drains (avoided for 30 s); B is held
+        _ = choice.lost(slot: 0, now: 1, random: 0)
+        guard case .wait(let wait) = choice.next(slot: 0, now: 2, random: 0) else { return #expect(Bool(false)) }
+        #expect(abs(wait - 28) < 1e-9)
+        let later = choice.next(slot: 0, now: 30, random: 0)
+        #expect(later == .dial(Self.a))
+    }
+
+    @Test("The name to verify on a replica's certificate is the name its address came from")
+    func resolvedName() {
+        var choice = Self.choice([Self.c])
+        choice.resolved(name: "a.example", port: 7443, addresses: ["10.0.0.1"])
+        choice.resolved(name: "b.example", port: 7443, addresses: ["10.0.0.2"])
+        #expect(choice.resolvedName(of: Self.a) == "a.example")
+        #expect(choice.resolvedName(of: Self.b) == "b.example")
+        #expect(choice.resolvedName(of: Self.c) == nil)
     }
 
     @Test("The primary flag: claimed by the first hello, moved to the surviving tunnel when it goes")
@@ -162,5 +251,27 @@ struct ReplicaDirectoryTests {
         await directory.refresh(maxAge: 0)
         #expect(Set(directory.withChoice { $0.known }.map(\.host)) == ["10.0.0.9", "10.0.0.1", "10.0.0.2"])
         #expect(directory.firstName == "gw.example")
+    }
+
+    @Test("TLS: each address is verified against the name it was resolved from", .timeLimit(.minutes(1)))
+    func serverHostname() async {
+        let directory = ReplicaDirectory(
+            configuration: .init(tunnels: 2, backoff: Backoff(initial: .milliseconds(200), maximum: .seconds(30))),
+            configured: [
+                .init(host: "a.example", port: 7443), .init(host: "b.example", port: 7443),
+                .init(host: "10.0.0.9", port: 7443),
+            ],
+            resolver: { $0 == "a.example" ? ["10.0.0.1"] : ["10.0.0.2"] }, clock: { 0 })
+        await directory.refresh(maxAge: 0)
+        let told: [ReplicaChoice.Endpoint] = [
+            .init(host: "10.0.0.5", port: 7443), .init(host: "gw-3.example", port: 7443),
+        ]
+        directory.learned(told, from: nil, slot: 0)
+        #expect(directory.serverHostname(for: .init(host: "10.0.0.1", port: 7443)) == "a.example")
+        #expect(directory.serverHostname(for: .init(host: "10.0.0.2", port: 7443)) == "b.example")
+        #expect(directory.serverHostname(for: .init(host: "10.0.0.9", port: 7443)) == nil)  // its own IP
+        #expect(directory.serverHostname(for: .init(host: "gw-3.example", port: 7443)) == nil)  // itself
+        // An IP address a gateway told: the cluster's name.
+        #expect(directory.serverHostname(for: .init(host: "10.0.0.5", port: 7443)) == "a.example")
     }
 }

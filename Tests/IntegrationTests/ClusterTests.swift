@@ -227,6 +227,37 @@ struct ClusterTests {
         print("cluster: \(records.count) jobs recorded, \(violations) zone violations")
     }
 
+    @Test("One replica at two addresses: the car keeps one tunnel to it, not two that replace each other")
+    func oneReplicaTwoAddresses() async throws {
+        let etcd = try await EtcdProcess.start()
+        defer { etcd.stop() }
+        let a = try await Self.replica("a", etcd: etcd)
+        defer { a.stop() }
+        let first = try await TCPForwarder.start(to: a.tunnelPort)
+        let second = try await TCPForwarder.start(to: a.tunnelPort)
+        defer { [first, second].forEach { $0.stop() } }
+        let car = try AgentProcess(
+            vehicleID: "two-address-car", region: "eu-central", token: try a.credential(vehicleID: "two-address-car"),
+            tunnelPort: first.port, jobLog: temporaryJobLog("cluster-two-addresses"),
+            extra: ["--also-gateway", "127.0.0.1:\(second.port)"])
+        defer { car.stop() }
+        try await a.waitForCars(1)
+        // Both tunnels hear `replicas` with the same `from`: the one A replaced is closed, its
+        // address an alias of A from then on. Before the fix the two replaced each other forever.
+        try await Task.sleep(for: .seconds(2))
+        let settled = first.connections + second.connections
+        try await Task.sleep(for: .seconds(3))
+        #expect(first.connections + second.connections == settled, "the car kept re-dialling A")
+        #expect(settled <= 3)
+        #expect(try await Self.readyCount(a, "cars") == 1)
+        let (client, stream) = try await Self.post(a, origin: Self.eu, id: "two-address-0", prompt: "x", maxTokens: 5)
+        let collected = await stream.collect()
+        client.close()
+        #expect(streamResult(collected).status == 200, "\(collected.body.prefix(200))")
+        let later = first.connections + second.connections - settled
+        print("cluster: one replica at two addresses: \(settled) tunnel connections in 2 s, then \(later) in 3 s")
+    }
+
     @Test("A car re-homes: kill -9 of one of its replicas → it dials a third; a drain → it moves to a new one")
     func rehome() async throws {
         let etcd = try await EtcdProcess.start()
