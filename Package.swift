@@ -297,6 +297,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "FleetAgentTests",
+            dependencies: ["FleetAgent", "FleetProtocol", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "FleetProtocolTests",
             dependencies: ["FleetProtocol", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: swiftSettings

@@ -11,7 +11,7 @@ HTTP/1.1) behind, in one run with the order rotated each round:
 
 Workloads per path (production settings: info-level logging with the audit line):
   single        sequential streams: TTFT p50 and whole-stream p50 (fleet-load, h2c)
-  nonstream     sequential `stream: false` requests: p50 (curl, one connection; h2c, direct h1)
+  nonstream     sequential `stream: false` requests: p50 (h2load -c 1 -m 1, one connection; h2c, direct h1)
   open R/s      open-loop streams at each --rates value for --duration s: ok/failed, TTFT p50/p99,
                 relay CPU per stream (µs; the gateway's process only, the agent's separately)
   capacity      closed loop, 16 connections (h2load), h2c and HTTP/1.1: streams/s, cores, CPU-ms each
@@ -86,19 +86,23 @@ def fleet_load(bin_dir, port, args):
     return json.loads(out.strip().splitlines()[-1])
 
 
-def curl_sequential(port, count, h2, body):
-    """p50 of `count` sequential requests on one connection, as curl times them (ms)."""
-    url = f"http://127.0.0.1:{port}/v1/chat/completions"
-    args = ["curl", "-s", "-w", "%{time_starttransfer} %{time_total} %{http_code}\\n",
-            "-H", "content-type: application/json", "-d", json.dumps(body)]
-    if h2:
-        args.append("--http2-prior-knowledge")
-    urls = [a for _ in range(count) for a in ("-o", "/dev/null", url)]  # -o is per URL
-    out = subprocess.run(args + urls, capture_output=True, text=True).stdout.split("\n")
-    rows = [line.split() for line in out if line.strip()]
-    ok = [(float(a) * 1000, float(b) * 1000) for a, b, code in rows if code == "200"]
-    return {"ok": len(ok), "failed": count - len(ok), "first_p50_ms": median([a for a, _ in ok]),
-            "total_p50_ms": median([b for _, b in ok]), "total_p99_ms": percentile([b for _, b in ok], 99)}
+def sequential(port, count, h2, body):
+    """p50/p99 of `count` sequential requests on one connection (h2load -c 1 -m 1, per-request log, ms).
+
+    Not curl: curl 7.88 sends only the first of several POSTs given on one command line over
+    HTTP/2 (the others end with code 000), so an h2 median was one request on a new connection."""
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump(body, f)
+    with tempfile.NamedTemporaryFile(suffix=".log") as log:
+        args = ["h2load", "-n", str(count), "-c", "1", "-m", "1", "-d", f.name, "--log-file", log.name,
+                "-H", "content-type: application/json", f"http://127.0.0.1:{port}/v1/chat/completions"]
+        if not h2:
+            args.insert(1, "--h1")
+        subprocess.run(args, capture_output=True, text=True, timeout=300)
+        rows = [line.split() for line in open(log.name) if line.strip()]
+    os.unlink(f.name)
+    ok = [int(t) / 1000 for _, status, t in (r[:3] for r in rows) if status == "200"]
+    return {"ok": len(ok), "failed": count - len(ok), "total_p50_ms": median(ok), "total_p99_ms": percentile(ok, 99)}
 
 
 def h2load(port, h1, requests, body_file):
@@ -164,7 +168,7 @@ def main():
                     fleet_load(bin_dir, port, ["--rate", "0", "--count", "50"])  # warm-up
                     single = fleet_load(bin_dir, port, ["--rate", "0", "--count", str(args.single)])
                     rows.setdefault((name, "single"), []).append(single)
-                plain = curl_sequential(port, args.single, h2, BODY_PLAIN)
+                plain = sequential(port, args.single, h2, BODY_PLAIN)
                 rows.setdefault((name, "nonstream"), []).append(plain)
                 for rate in rates:
                     if not h2:

@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 public import FleetConfiguration
 public import FleetHTTP2
 public import FleetProtocol
@@ -27,9 +28,10 @@ public final class Agent: Service, Sendable {
         case central
     }
 
-    /// The tunnel client (cars): the primary one.
+    /// The tunnel client of the first slot (cars).
     public var tunnel: TunnelClient? { self.tunnels.first }
-    /// Every tunnel client: one per replica dialled (issue #21), sharing one engine, state and slot count.
+    /// Every tunnel client: one per slot (`gateway.tunnels`, issue #21), each to a distinct replica,
+    /// sharing one engine, state and slot count.
     public let tunnels: [TunnelClient]
     /// The local OpenAI-compatible server, when `listen` is set (always for central capacity).
     public let server: HTTPServer?
@@ -41,7 +43,9 @@ public final class Agent: Service, Sendable {
     public init(
         configuration: AgentProgramConfiguration, role: Role, group: (any EventLoopGroup)? = nil, logger: Logger
     ) async throws {
-        let group = group ?? MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        // By default the loops async-http-client's shared client runs on: an openai-local job then
+        // reads its runtime on the loop its tunnel stream lives on, with no hop per body part.
+        let group = group ?? HTTPClient.defaultEventLoopGroup
         self.logger = logger
         let engine = try await configuration.engine.makeEngine(logger: logger)
         switch role {
@@ -68,9 +72,12 @@ public final class Agent: Service, Sendable {
                     throw ConfigurationError(.unreadableFile, key: "jobLog", value: path, "\(error)", cause: error)
                 }
             }
-            let tunnels = configuration.tunnelConfigurations().map {
+            // Issue #21: `gateway.tunnels` slots sharing one view of the replicas, each tunnel to a distinct one.
+            let directory = configuration.replicaDirectory()
+            let tunnels = (0..<configuration.gateway.tunnels).map { slot in
                 TunnelClient(
-                    configuration: $0, engine: engine, state: state, group: group, logger: logger, jobLog: jobLog)
+                    configuration: configuration.tunnelConfiguration(), engine: engine, state: state, group: group,
+                    logger: logger, jobLog: jobLog, sleep: nil, directory: directory, slot: slot)
             }
             let tunnel = tunnels[0]
             self.tunnels = tunnels

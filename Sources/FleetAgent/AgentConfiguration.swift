@@ -24,9 +24,6 @@ public struct AgentConfiguration: Sendable {
     public var http2: HTTP2Configuration
     /// TLS towards the gateway (production); nil dials cleartext (loopback development only).
     public var tls: TunnelTLS?
-    /// Whether this is the car's primary tunnel (issue #21): the hello says so, and only the
-    /// primary's replica counts the car in its capacity digest.
-    public var primary = true
     /// Installs handlers nearest the socket on every tunnel, below TLS (the load harness emulates
     /// a car's link with it); nil: none.
     public var socketHandlers: (@Sendable (any Channel) throws -> Void)?

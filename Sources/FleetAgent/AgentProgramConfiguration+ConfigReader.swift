@@ -11,9 +11,13 @@ extension AgentProgramConfiguration {
     /// ## Configuration keys:
     /// - `gateway.address` (string, default 127.0.0.1:7443), `gateway.tls` (bool, default false),
     ///   `gateway.certificateFile`, `gateway.privateKeyFile` (string, default empty = no client certificate),
-    ///   `gateway.caFile` (string, default empty = system roots), `gateway.serverName` (string, default empty = the host).
-    /// - `gateway.addresses` (string list of host:port, default empty): further replicas (issue #21).
-    /// - `gateway.tunnels` (int, default 2, 1…4): tunnels kept at once, each to a different address.
+    ///   `gateway.caFile` (string, default empty = system roots), `gateway.serverName` (string, default
+    ///   empty = the name each address was resolved from, or the host).
+    /// - `gateway.addresses` (string list of host:port, default empty): further replicas (issue #21);
+    ///   a host name is resolved again before each dial, each of its A/AAAA records a replica once a
+    ///   gateway has sent `replicas` (until then a name is one entry: its records may be one gateway's).
+    /// - `gateway.tunnels` (int, default 2, 1…4): tunnels kept at once, each to a distinct replica
+    ///   (at most one per configured entry until a gateway has sent `replicas`).
     /// - `vehicle.id`, `vehicle.region` (string, required by `run`).
     /// - `token` (string, secret, environment `FLEET_AGENT_TOKEN` only) or `tokenFile` (string): required by `run`.
     /// - `engine.kind` (synthetic | openai-local), `engine.hardware` (hw3 | hw4 | ai5), `engine.upstream`,
@@ -129,15 +133,15 @@ extension AgentProgramConfiguration {
                     "gateway.caFile", "", "PEM CA to verify the gateway with (empty: system roots).",
                     aliases: ["--ca-file"]),
                 .string(
-                    "gateway.serverName", "", "Name to verify on the gateway's certificate (empty: the gateway host).",
+                    "gateway.serverName", "", "Name to verify on the gateway's certificate (empty: the host name each address was resolved from, or the host).",
                     aliases: ["--server-name"]),
                 .strings(
                     "gateway.addresses", [],
-                    "Further gateway replicas' tunnel addresses (host:port), each dialled by its own address.",
+                    "Further gateway replicas' tunnel addresses (host:port); a host name is re-resolved before each dial, every record a replica once a gateway has said it is one of a cluster.",
                     aliases: ["--also-gateway"]),
                 .int(
                     "gateway.tunnels", d.gateway.tunnels,
-                    "Tunnels kept at once, each to a different replica; the first is primary."),
+                    "Tunnels kept at once, each to a distinct replica (at most one per configured address until a gateway has said it is one of a cluster); a lost one re-dials another replica."),
                 .string(
                     "gateway.certificateFile", "",
                     "This car's vehicle certificate, PEM (fleetgate pki issue); mTLS instead of a token. Re-read when it changes.",

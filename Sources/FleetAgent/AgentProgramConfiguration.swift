@@ -27,8 +27,14 @@ public struct AgentProgramConfiguration: Sendable {
     public var listen: String?
     /// Append one JSON line per job here (`jobLog`); nil: no job records.
     public var jobLog: String?
-    /// HTTP/2 settings of the tunnel, where the agent is the server (`tunnelHTTP2.*`).
-    public var tunnelHTTP2: HTTP2Configuration = .defaults
+    /// HTTP/2 settings of the tunnel, where the agent is the server (`tunnelHTTP2.*`). Keepalive
+    /// PINGs every 10 s (issue #21): a gateway that vanished without a FIN (host down, link cut)
+    /// is left after one unanswered for 10 s, and the tunnel re-dials another replica.
+    public var tunnelHTTP2: HTTP2Configuration = {
+        var configuration = HTTP2Configuration.defaults
+        configuration.keepaliveInterval = .seconds(10)
+        return configuration
+    }()
     /// Log level (`logging.level`).
     public var logLevel: String = "info"
 
@@ -44,7 +50,7 @@ public struct AgentProgramConfiguration: Sendable {
         public var tls: AgentConfiguration.TunnelTLS?
         /// Further gateway replicas' tunnel addresses (`gateway.addresses`, issue #21), each dialled by its own address.
         public var others: [HostPort] = []
-        /// Tunnels kept at once, each to a different address (`gateway.tunnels`).
+        /// Tunnels kept at once, each to a different replica (`gateway.tunnels`).
         public var tunnels: Int = 2
         public init() {}
 
@@ -103,19 +109,17 @@ public struct AgentProgramConfiguration: Sendable {
             drainSeconds: self.drainSeconds, http2: self.tunnelHTTP2, tls: self.gateway.tls)
     }
 
-    /// One tunnel configuration per replica the car keeps a tunnel to (issue #21): `gateway.address`
-    /// first (the primary), then `gateway.addresses`, distinct, at most `gateway.tunnels`.
-    public func tunnelConfigurations() -> [AgentConfiguration] {
-        var seen: Set<String> = []
-        var configurations: [AgentConfiguration] = []
-        for address in [Gateway.HostPort(host: self.gateway.host, port: self.gateway.port)] + self.gateway.others
-        where configurations.count < self.gateway.tunnels && seen.insert("\(address.host):\(address.port)").inserted {
-            var configuration = self.tunnelConfiguration()
-            configuration.gatewayHost = address.host
-            configuration.gatewayPort = address.port
-            configuration.primary = configurations.isEmpty
-            configurations.append(configuration)
-        }
-        return configurations
+    /// The replicas the car's tunnels share (issue #21): `gateway.address` and `gateway.addresses`,
+    /// distinct, each an IP literal (one replica) or a host name (every record a replica), with
+    /// `gateway.tunnels` slots and the reconnect backoff.
+    package func replicaDirectory() -> ReplicaDirectory {
+        var seen: Set<Gateway.HostPort> = []
+        let addresses = ([Gateway.HostPort(host: self.gateway.host, port: self.gateway.port)] + self.gateway.others)
+            .filter { seen.insert($0).inserted }
+        return ReplicaDirectory(
+            configuration: .init(
+                tunnels: self.gateway.tunnels, backoff: Backoff(initial: self.initialBackoff, maximum: self.maxBackoff),
+                avoidDraining: max(5, Double(self.maxBackoff.nanoseconds) / 1e9)),
+            configured: addresses.map { .init(host: $0.host, port: $0.port) })
     }
 }

@@ -24,6 +24,8 @@ public struct AgentResponder: HTTPServerResponder {
     public let jobLog: JobLog?
     /// Receives the gateway's control messages (`POST /fleet/v1/control`).
     public let control: ControlInbox
+    /// Messages for this tunnel's status stream only (issue #21: the primary flag moving here).
+    public let notices: StatusNotices
     let logger: Logger
 
     public init(
@@ -32,6 +34,7 @@ public struct AgentResponder: HTTPServerResponder {
     ) {
         self.jobLog = jobLog
         self.control = ControlInbox()
+        self.notices = StatusNotices()
         self.engine = engine
         self.state = state
         self.hello = hello
@@ -51,7 +54,7 @@ public struct AgentResponder: HTTPServerResponder {
         case (.post, ControlMessage.path) where self.hello != nil:
             return ControlMessageReader(stream: stream, inbox: self.control)
         case (.get, FleetStatus.path) where self.hello != nil:
-            return StatusStreamWriter(stream: stream, state: self.state, hello: self.hello!())
+            return StatusStreamWriter(stream: stream, state: self.state, hello: self.hello!(), notices: self.notices)
         case (.get, "/v1/models"):
             let models = ModelList(
                 data: self.engine.models.map { .init(id: $0.id, created: 0, ownedBy: "fleet-agent") })
@@ -70,9 +73,12 @@ final class StatusStreamWriter: HTTPStreamDelegate {
     let state: AgentState
     var subscription: Int?
 
-    init(stream: any HTTPStream, state: AgentState, hello: StatusMessage) {
+    let notices: StatusNotices
+
+    init(stream: any HTTPStream, state: AgentState, hello: StatusMessage, notices: StatusNotices) {
         self.stream = stream
         self.state = state
+        self.notices = notices
         var response = HTTPResponse(status: .ok)
         response.headerFields[.contentType] = FleetStatus.contentType
         stream.sendResponse(response, endStream: false)
@@ -82,6 +88,7 @@ final class StatusStreamWriter: HTTPStreamDelegate {
         self.subscription = state.subscribe { message in
             loop.executeOrRun { loopBound.value.write(message) }
         }
+        notices.attach { message in loop.executeOrRun { loopBound.value.write(message) } }
     }
 
     func write(_ message: StatusMessage) {
@@ -96,5 +103,6 @@ final class StatusStreamWriter: HTTPStreamDelegate {
     func streamDidClose(error: HTTPStreamError?) {
         if let subscription { self.state.unsubscribe(subscription) }
         self.subscription = nil
+        self.notices.attach(nil)
     }
 }

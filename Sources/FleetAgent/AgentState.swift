@@ -11,6 +11,9 @@ public final class AgentState: Sendable {
         var subscribers: [Int: @Sendable (StatusMessage) -> Void] = [:]
         var nextID = 0
         var jobs: [String] = []
+        /// The rates last reported, and when (``RateReportPolicy``).
+        var reportedRates: [ModelOffer]?
+        var reportedRatesAt = ContinuousClock.now
     }
 
     /// The last jobs this car ran, by request id (at most 10,000): the car's own record of what it served.
@@ -77,10 +80,19 @@ public final class AgentState: Sendable {
 
     /// Tells subscribers the rates the engine measured, in a state message (the gateway's
     /// scheduler takes them as the car's advertised rates).
+    /// Only rates that moved are sent (``RateReportPolicy``).
     public func reportRates(_ models: [ModelOffer]) {
-        let (message, subscribers) = self.state.withLock { state in
-            (StatusMessage.state(state.vehicle, models: models), Array(state.subscribers.values))
+        let now = ContinuousClock.now
+        let report = self.state.withLock { state -> (StatusMessage, [@Sendable (StatusMessage) -> Void])? in
+            guard
+                RateReportPolicy.shouldReport(
+                    models, last: state.reportedRates, elapsed: now - state.reportedRatesAt)
+            else { return nil }
+            state.reportedRates = models
+            state.reportedRatesAt = now
+            return (StatusMessage.state(state.vehicle, models: models), Array(state.subscribers.values))
         }
+        guard let (message, subscribers) = report else { return }
         subscribers.forEach { $0(message) }
     }
 
@@ -101,6 +113,10 @@ public final class AgentState: Sendable {
             return state.nextID
         }
     }
+
+    /// Whether anyone is subscribed now: on a tunnel, whether the gateway has the status stream open
+    /// (the load harness paces its dialling on it: the TLS handshake and the gateway's set-up are done).
+    public var hasSubscribers: Bool { self.state.withLock { !$0.subscribers.isEmpty } }
 
     /// Stops delivering to a subscriber.
     public func unsubscribe(_ id: Int) {

@@ -96,7 +96,7 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
             response.headerFields[.cacheControl] = "no-cache"
             self.stream.sendResponse(response, endStream: false)
             if self.chat && self.resumeFrom == 0 {
-                self.writeChunk(ChunkChoice(delta: ChunkDelta(role: "assistant", content: "")))
+                self.writeChoice(#""delta":{"role":"assistant","content":""},"finish_reason":null"#)
             }
         }
         self.job = self.responder.engine.start(job, on: self.stream.eventLoop, sink: self)
@@ -144,10 +144,10 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
         if self.responder.engine.measuresRates { self.responder.state.reportRates(self.responder.engine.models) }
         let usage = Usage(promptTokens: promptTokens, completionTokens: completionTokens)
         if self.streaming {
-            self.writeChunk(
-                self.chat
-                    ? ChunkChoice(delta: ChunkDelta(), finishReason: reason)
-                    : ChunkChoice(text: "", finishReason: reason))
+            var choice = ByteBuffer()
+            choice.writeStaticString(self.chat ? #""delta":{},"finish_reason":"# : #""text":"","finish_reason":"#)
+            JSONBody.writeJSONString(reason, into: &choice)
+            self.writeChoice(choice)
             if self.includeUsage {
                 self.stream.sendData(
                     SSE.event(
@@ -187,8 +187,8 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
     private var objectName: String { self.chat ? "chat.completion.chunk" : "text_completion" }
 
     /// `data: {"id":…,"object":…,"created":…,"model":…,"choices":[{"index":0,` — the same for every
-    /// token of the job, so it is written once.
-    private lazy var tokenPrefix: ByteBuffer = {
+    /// chunk of the job, so it is written once.
+    private lazy var chunkPrefix: ByteBuffer = {
         var prefix = ByteBuffer()
         prefix.writeStaticString("data: {\"id\":")
         JSONBody.writeJSONString(self.id, into: &prefix)
@@ -198,12 +198,19 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
         prefix.writeString(String(self.created))
         prefix.writeStaticString(",\"model\":")
         JSONBody.writeJSONString(self.model, into: &prefix)
-        prefix.writeStaticString(self.chat ? ",\"choices\":[{\"index\":0,\"delta\":{\"content\":" : ",\"choices\":[{\"index\":0,\"text\":")
+        prefix.writeStaticString(",\"choices\":[{\"index\":0,")
+        return prefix
+    }()
+
+    /// The prefix and the start of a token's field: `"delta":{"content":` or `"text":`.
+    private lazy var tokenPrefix: ByteBuffer = {
+        var prefix = self.chunkPrefix
+        prefix.writeStaticString(self.chat ? "\"delta\":{\"content\":" : "\"text\":")
         return prefix
     }()
 
     /// One token's chunk, written directly (issue #19: a JSONEncoder per token was a sixth of the
-    /// agent's CPU); the same JSON ``writeChunk(_:)`` encodes.
+    /// agent's CPU); the JSON ``ChunkChoice`` encodes, as the role and finish chunks are.
     private func writeToken(_ token: String) {
         var event = ByteBuffer()
         event.reserveCapacity(self.tokenPrefix.readableBytes + token.utf8.count + 40)
@@ -213,10 +220,20 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
         self.stream.sendData(event, endStream: false)
     }
 
-    private func writeChunk(_ choice: ChunkChoice) {
-        let chunk = CompletionChunk(
-            id: self.id, object: self.objectName, created: self.created, model: self.model, choices: [choice])
-        self.stream.sendData(SSE.event(JSON.string(chunk)), endStream: false)
+    /// A chunk whose one choice has these members after `"index":0,` (already JSON).
+    private func writeChoice(_ members: ByteBuffer) {
+        var event = ByteBuffer()
+        event.reserveCapacity(self.chunkPrefix.readableBytes + members.readableBytes + 8)
+        event.writeImmutableBuffer(self.chunkPrefix)
+        event.writeImmutableBuffer(members)
+        event.writeStaticString("}]}\n\n")
+        self.stream.sendData(event, endStream: false)
+    }
+
+    private func writeChoice(_ members: StaticString) {
+        var buffer = ByteBuffer()
+        buffer.writeStaticString(members)
+        self.writeChoice(buffer)
     }
 
     private func sendError(_ error: APIError) {

@@ -12,7 +12,11 @@ import Synchronization
 /// Responsibilities:
 /// 1. dial out (cars sit behind NAT) and install ``HTTP2ConnectionHandler`` in the *server* role;
 /// 2. answer the gateway's status stream with the hello and every state change (``AgentResponder``);
-/// 3. reconnect with jittered exponential ``Backoff`` whenever the connection is lost;
+/// 3. reconnect with jittered exponential ``Backoff`` whenever the connection is lost — issue #21:
+///    to a replica none of the car's other tunnels holds, as the shared ``ReplicaDirectory``
+///    chooses (configured addresses, every record of a host name, what gateways tell the car);
+///    the primary flag of the hello moves to a surviving tunnel when the primary one goes; a
+///    tunnel that turns out to reach the same replica as another is closed (its jobs finish);
 /// 4. on graceful shutdown, drain: announce it on the status stream, GOAWAY, let jobs finish;
 /// 5. issue #20: read the TLS files (the CA that signs the gateway, the vehicle certificate and
 ///    key) afresh for every tunnel, and while connected check every ``filePollInterval`` whether
@@ -25,7 +29,12 @@ public final class TunnelClient: Service, Sendable {
     let group: any EventLoopGroup
     let logger: Logger
     let sleep: @Sendable (TimeAmount) async throws -> Void
+    /// The replicas this car's tunnels share, and this tunnel's slot among them (issue #21).
+    package let directory: ReplicaDirectory
+    package let slot: Int
     private let current = Mutex<HTTP2ConnectionHandle?>(nil)
+    /// Asks the current tunnel to close gracefully: it reaches the same replica as another slot's.
+    private let retireRequest = Mutex<AsyncStream<Void>.Continuation?>(nil)
     private let connects = Atomic<Int>(0)
     /// Set by a `token-expired` or `quarantine` control message: the car stops dialling (after
     /// `token-expired`, a car with a certificate dials again once its certificate file changes).
@@ -35,11 +44,32 @@ public final class TunnelClient: Service, Sendable {
     var filePollInterval: TimeAmount { self.configuration.tls?.pollInterval ?? .seconds(5) }
 
     /// Creates the tunnel client.
-    /// - Parameter sleep: waits between attempts; tests inject a clock here.
-    public init(
+    /// - Parameters:
+    ///   - sleep: waits between attempts; tests inject a clock here.
+    ///   - directory: the replicas shared with the car's other tunnels and this tunnel's `slot`
+    ///     (issue #21); nil: this tunnel alone, dialling ``AgentConfiguration/gatewayHost``.
+    public convenience init(
         configuration: AgentConfiguration, engine: any InferenceEngine, state: AgentState, group: any EventLoopGroup,
         logger: Logger, jobLog: JobLog? = nil, sleep: (@Sendable (TimeAmount) async throws -> Void)? = nil
     ) {
+        self.init(
+            configuration: configuration, engine: engine, state: state, group: group, logger: logger, jobLog: jobLog,
+            sleep: sleep, directory: nil, slot: 0)
+    }
+
+    package init(
+        configuration: AgentConfiguration, engine: any InferenceEngine, state: AgentState, group: any EventLoopGroup,
+        logger: Logger, jobLog: JobLog?, sleep: (@Sendable (TimeAmount) async throws -> Void)?,
+        directory: ReplicaDirectory?, slot: Int
+    ) {
+        let directory =
+            directory
+            ?? ReplicaDirectory(
+                configuration: .init(
+                    tunnels: 1, backoff: Backoff(initial: configuration.initialBackoff, maximum: configuration.maxBackoff)),
+                configured: [.init(host: configuration.gatewayHost, port: configuration.gatewayPort)])
+        self.directory = directory
+        self.slot = slot
         self.configuration = configuration
         self.group = group
         self.logger = logger
@@ -54,16 +84,31 @@ public final class TunnelClient: Service, Sendable {
                     state: state.vehicle)
                 hello.continuation = engine.continuation
                 hello.cache = engine.promptCache
-                if !config.primary { hello.primary = false }  // cluster (#21)
+                // Issue #21: one tunnel of the car is primary; the others say so.
+                if !directory.withChoice({ $0.claimPrimary(slot: slot) }) { hello.primary = false }
                 return hello
             },
             jobLog: jobLog, logger: logger)
+        let notices = self.responder.notices
+        directory.onPromotion(slot: slot) {
+            // The primary tunnel went: this one is the car's primary now (issue #21).
+            var message = StatusMessage.state(state.vehicle)
+            message.primary = true
+            notices.send(message)
+        }
+        directory.onRetire(slot: slot) { [weak self] in
+            _ = self?.retireRequest.withLock { $0 }?.yield()
+        }
         self.responder.control.onMessage { [weak self] message in
+            let addresses = (message.to ?? []).prefix(32).compactMap(ReplicaChoice.Endpoint.init)
             switch message.type {
             case .reconnect:
                 // The gateway drains: it sends no new jobs and closes the tunnel once ours finish;
-                // the dial loop then connects again.
+                // the dial loop then connects again, to another replica while one is known.
                 logger.info("Gateway asked to reconnect", metadata: ["fleet.reason": "\(message.reason ?? "-")"])
+                directory.withChoice { $0.draining(slot: slot, suggested: addresses, now: directory.now) }
+            case .replicas:
+                directory.learned(addresses, from: message.from.flatMap(ReplicaChoice.Endpoint.init), slot: slot)
             case .tokenExpired, .quarantine:
                 logger.error(
                     "Gateway refuses this car; not dialling again",
@@ -77,6 +122,9 @@ public final class TunnelClient: Service, Sendable {
     /// How many times a tunnel was established.
     public var connectionCount: Int { self.connects.load(ordering: .relaxed) }
 
+    /// The replica this tunnel is connected to now, if any (issue #21).
+    package var gateway: ReplicaChoice.Endpoint? { self.directory.withChoice { $0.endpoint(of: self.slot) } }
+
     /// Whether a tunnel is up now.
     public var isConnected: Bool { self.current.withLock { $0 != nil } }
 
@@ -84,10 +132,12 @@ public final class TunnelClient: Service, Sendable {
     public var channel: (any Channel)? { self.current.withLock { $0?.channel } }
 
     public func run() async throws {
-        let backoff = Backoff(initial: self.configuration.initialBackoff, maximum: self.configuration.maxBackoff)
         let tls = self.configuration.tls
-        _ = try tls.map(Self.makeContext)  // a broken file fails the start, not every dial
-        var attempt = 0
+        // A broken file fails the start, not every dial; the context made for the check serves the
+        // first dial (a harness starting thousands of cars would otherwise build two contexts each).
+        var prepared = try tls.map { (stamp: Self.stamp($0.files), context: try Self.makeContext($0)) }
+        let directory = self.directory, slot = self.slot
+        var idle = false
         try await withGracefulShutdownHandler {
             while !Task.isCancelled && !Task.isShuttingDownGracefully {
                 if self.refused.load(ordering: .relaxed) {
@@ -99,23 +149,53 @@ public final class TunnelClient: Service, Sendable {
                     }
                     self.refused.store(false, ordering: .relaxed)
                 }
-                var metadata: Logger.Metadata = ["fleet.vehicle.id": "\(self.configuration.vehicleID)"]
+                // Which replica (issue #21): after this slot's backoff, host names resolved afresh
+                // (every 30 s at most while nothing is there to dial), one no other tunnel holds.
+                let delay = directory.withChoice { $0.slotDelay(slot: slot, now: directory.now) }
+                if delay > 0 {
+                    do { try await self.sleep(.nanoseconds(Int64(delay * 1e9))) } catch { break }
+                }
+                await directory.refresh(maxAge: idle ? 30 : 0)
+                let decision = directory.withChoice {
+                    $0.next(slot: slot, now: directory.now, random: Double.random(in: 0..<1))
+                }
+                guard case .dial(let endpoint) = decision else {
+                    idle = true
+                    if case .wait(let seconds) = decision {
+                        do { try await self.sleep(.nanoseconds(Int64(min(seconds, 1) * 1e9))) } catch { break }
+                    }
+                    continue
+                }
+                idle = false
+                var metadata: Logger.Metadata = [
+                    "fleet.vehicle.id": "\(self.configuration.vehicleID)", "fleet.gateway": "\(endpoint)",
+                ]
                 do {
-                    let stamp = Self.stamp(tls?.files ?? [])
-                    let tlsContext = try tls.map(Self.makeContext)
+                    let stamp = prepared?.stamp ?? Self.stamp(tls?.files ?? [])
+                    let tlsContext = try prepared?.context ?? tls.map(Self.makeContext)
+                    prepared = nil
+                    // Verify the name this address was resolved from (gateway.addresses may name other hosts).
                     let handle = try await HTTP2Client.connect(
-                        host: self.configuration.gatewayHost, port: self.configuration.gatewayPort, group: self.group,
+                        host: endpoint.host, port: endpoint.port, group: self.group,
                         role: .server(self.responder), configuration: self.configuration.http2, tls: tlsContext,
-                        serverHostname: self.configuration.tls?.serverHostname,
+                        serverHostname: tls?.serverHostname ?? directory.serverHostname(for: endpoint),
                         socketHandlers: self.configuration.socketHandlers)
                     self.current.withLock { $0 = handle }
+                    let (retireAsked, retireAsk) = AsyncStream<Void>.makeStream()
+                    self.retireRequest.withLock { $0 = retireAsk }
+                    directory.withChoice { $0.connected(slot: slot) }
                     self.connects.add(1, ordering: .relaxed)
-                    attempt = 0
                     self.logger.info("Tunnel connected", metadata: metadata)
                     await withTaskCancellationHandler {
                         await withTaskGroup(of: Void.self) { watch in
                             if let files = tls?.files, !files.isEmpty {
                                 watch.addTask { await self.moveOnRenewal(handle, files: files, stamp: stamp) }
+                            }
+                            watch.addTask {
+                                for await _ in retireAsked {
+                                    self.logger.info("Tunnel reaches the same replica as another; closing it")
+                                    return await self.retire(handle)
+                                }
                             }
                             try? await handle.channel.closeFuture.get()
                             watch.cancelAll()
@@ -123,16 +203,17 @@ public final class TunnelClient: Service, Sendable {
                     } onCancel: {
                         handle.channel.close(promise: nil)
                     }
+                    self.retireRequest.withLock { $0 = nil }
+                    retireAsk.finish()
                     self.current.withLock { $0 = nil }
+                    directory.lost(slot: slot, random: Double.random(in: 0..<1))
                     self.logger.info("Tunnel closed", metadata: metadata)
                 } catch {
+                    directory.withChoice { $0.dialFailed(slot: slot, now: directory.now, random: Double.random(in: 0..<1)) }
                     metadata["error.type"] = "\(type(of: error))"
                     self.logger.debug("Tunnel dial failed", metadata: metadata)
                 }
                 if Task.isShuttingDownGracefully { break }
-                let delay = backoff.delay(attempt: attempt, random: Double.random(in: 0..<1))
-                attempt += 1
-                do { try await self.sleep(delay) } catch { break }
             }
         } onGracefulShutdown: {
             self.drain()
@@ -149,10 +230,8 @@ public final class TunnelClient: Service, Sendable {
         files.map { (try? FileManager.default.attributesOfItem(atPath: $0))?[.modificationDate] as? Date }
     }
 
-    /// While the tunnel is up: when a TLS file changes, GOAWAY (no new jobs), let the running jobs
-    /// finish (at most ``AgentConfiguration/drainSeconds``), close, and the dial loop connects
-    /// again with the new files. The gateway's status stream never ends by itself, so the close is
-    /// ours once only it is left.
+    /// While the tunnel is up: when a TLS file changes, ``retire(_:)`` it, and the dial loop
+    /// connects again with the new files.
     private func moveOnRenewal(_ handle: HTTP2ConnectionHandle, files: [String], stamp: [Date?]) async {
         while !Task.isCancelled {
             do { try await self.sleep(self.filePollInterval) } catch { return }
@@ -160,6 +239,13 @@ public final class TunnelClient: Service, Sendable {
         }
         if Task.isCancelled { return }
         self.logger.info("TLS files changed; moving to a new tunnel")
+        await self.retire(handle)
+    }
+
+    /// GOAWAY (no new jobs), let the running jobs finish (at most
+    /// ``AgentConfiguration/drainSeconds``), close. The gateway's status stream never ends by
+    /// itself, so the close is ours once only it is left.
+    private func retire(_ handle: HTTP2ConnectionHandle) async {
         handle.execute { $0.beginGracefulShutdown() }
         let deadline = NIODeadline.now() + .seconds(Int64(self.configuration.drainSeconds))
         while !Task.isCancelled && NIODeadline.now() < deadline {

@@ -148,7 +148,11 @@ public final class Gateway: Service, Sendable {
         let allowCleartext = listeners.tunnel.allowCleartext
         self.tunnelListener = HTTPServer(
             name: "tunnel", host: listeners.host, port: listeners.tunnel.port, group: group, logger: logger,
-            fallbackToAnyPort: fallback, onBound: onBound,
+            fallbackToAnyPort: fallback,
+            onBound: { address in
+                core.cluster?.tunnelListenerBound(address)  // cars of other replicas are told it (#21)
+                readiness.listenerBound()
+            },
             configurator: .init { channel in
                 let tls = tunnelTLS.context
                 if let tls {
@@ -286,7 +290,8 @@ struct ShutdownNotifier: Service {
         self.readiness.stopping()
         for tunnel in self.tunnels.all {
             tunnel.execute { handler in
-                (handler.delegate as? CarSession)?.send(ControlMessage(type: .reconnect, reason: "gateway draining"))
+                guard let session = handler.delegate as? CarSession else { return }
+                session.send(session.reconnectMessage())  // with the other replicas' addresses (#21)
             }
         }
     }

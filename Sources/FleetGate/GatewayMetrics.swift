@@ -15,9 +15,17 @@ public final class GatewayMetrics: Sendable {
     public let ttft: Timer
     /// Time between tokens relayed.
     public let interToken: Timer
-    /// Requests served by route (car/central).
+    /// Requests served by route (car/central, and replica: forwarded to another replica, issue #21).
     public let routeCar: Counter
     public let routeCentral: Counter
+    public let routeReplica: Counter
+
+    /// The route a served request took, as the `route` label of the request metrics.
+    public enum Route: String, Sendable {
+        case car, central, replica
+        /// The label value.
+        public var label: String { self.rawValue }
+    }
     /// Upstream attempts that failed before the first token and were retried.
     public let retries: Counter
     /// Cars whose tunnel peer address is in another zone than their credential's region.
@@ -70,6 +78,7 @@ public final class GatewayMetrics: Sendable {
             label: "fleet_inter_token_seconds", dimensions: [], preferredDisplayUnit: .seconds, factory: factory)
         self.routeCar = Counter(label: "fleet_routed_total", dimensions: [("route", "car")], factory: factory)
         self.routeCentral = Counter(label: "fleet_routed_total", dimensions: [("route", "central")], factory: factory)
+        self.routeReplica = Counter(label: "fleet_routed_total", dimensions: [("route", "replica")], factory: factory)
         self.retries = Counter(label: "fleet_upstream_retries_total", dimensions: [], factory: factory)
         self.carLocationMismatch = Counter(label: "fleet_car_location_mismatch_total", dimensions: [], factory: factory)
         self.predictedTTFT = Timer(
@@ -97,6 +106,15 @@ public final class GatewayMetrics: Sendable {
             self.registerAttemptFailure(label: kind)
         }
         for route in ["/v1/chat/completions", "/v1/completions"] { self.registerRequest(route: route, status: 200) }
+    }
+
+    /// Counts a served request by its route.
+    func routed(_ route: Route) {
+        switch route {
+        case .car: self.routeCar.increment()
+        case .central: self.routeCentral.increment()
+        case .replica: self.routeReplica.increment()
+        }
     }
 
     /// Counts a mid-stream continuation.

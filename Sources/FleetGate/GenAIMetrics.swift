@@ -7,7 +7,7 @@ import Synchronization
 /// `gen_ai.server.time_per_output_token`, `gen_ai.server.request.duration`, and
 /// `gen_ai.client.token.usage`, the gateway being the client of the car or central server that
 /// generated the tokens). Labels: `gen_ai_operation_name`, `gen_ai_request_model`, and the fleet's
-/// `route` (`car`, `central`) and `zone`. Models come from requests the gateway served (an unknown
+/// `route` (`car`, `central`, `replica`) and `zone`. Models come from requests the gateway served (an unknown
 /// model is refused before dispatch) and are capped at ``maxSeries`` label sets; beyond that the
 /// model is counted as `other`, so no label grows without bound.
 public final class GenAIMetrics: Sendable {

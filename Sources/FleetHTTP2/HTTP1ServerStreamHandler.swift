@@ -76,6 +76,25 @@ public final class HTTP1ServerStreamHandler: ChannelInboundHandler, RemovableCha
     }
 
     var quiescing = false
+    private var flushScheduled = false
+
+    /// Flushes once at the end of this event-loop pass, however many writes it made: an upstream
+    /// that delivers 32 events in one read becomes one `writev`, not 32 (HTTP/2 does the same in
+    /// its connection handler). Nothing waits longer than the current pass.
+    fileprivate func scheduleFlush() {
+        guard !self.flushScheduled, let context = self.context else { return }
+        self.flushScheduled = true
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        context.eventLoop.execute {
+            let handler = loopBound.value
+            handler.flushScheduled = false
+            handler.context?.flush()
+        }
+    }
+
+    public func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
 
     fileprivate func streamFinished(_ stream: HTTP1Stream) {
         if self.current === stream { self.current = nil }
@@ -108,7 +127,7 @@ final class HTTP1Stream: HTTPStream {
         guard !self.isClosed, !self.sentHead else { return }
         self.sentHead = true
         self.context.write(NIOAny(HTTPResponsePart.head(response)), promise: nil)
-        if endStream { self.finish(trailers: nil) } else { self.context.flush() }
+        if endStream { self.finish(trailers: nil) } else { self.handler?.scheduleFlush() }
     }
 
     func sendData(_ data: ByteBuffer, endStream: Bool) {
@@ -117,7 +136,7 @@ final class HTTP1Stream: HTTPStream {
         // process): a responder bug, answered by closing this connection instead.
         guard self.sentHead else { return self.reset(.internalError) }
         self.context.write(NIOAny(HTTPResponsePart.body(data)), promise: nil)
-        if endStream { self.finish(trailers: nil) } else { self.context.flush() }
+        if endStream { self.finish(trailers: nil) } else { self.handler?.scheduleFlush() }
     }
 
     func sendEnd(trailers: HTTPFields?) {

@@ -14,19 +14,27 @@ public struct ControlMessage: Codable, Sendable, Hashable {
         case tokenExpired = "token-expired"
         /// The car is not trusted with work any more.
         case quarantine
+        /// Issue #21: the tunnel addresses of the car's region's other live replicas (``to``) and
+        /// of the replica sending it (``from``), so a car configured with one address learns the
+        /// rest and keeps its tunnels on distinct replicas. Sent after the hello and whenever the
+        /// list changes; a car that does not know the type answers 400 and carries on.
+        case replicas
     }
 
     public var v: Int
     public var type: Kind
-    /// Addresses (`host:port`) to dial instead, for `reconnect`.
+    /// Addresses (`host:port`) to dial instead, for `reconnect`; the other replicas, for `replicas`.
     public var to: [String]?
+    /// For `replicas` and `reconnect`: the sending replica's own tunnel address (`host:port`).
+    public var from: String?
     /// A reason for the car's logs.
     public var reason: String?
 
-    public init(type: Kind, to: [String]? = nil, reason: String? = nil) {
+    public init(type: Kind, to: [String]? = nil, from: String? = nil, reason: String? = nil) {
         self.v = FleetStatus.version
         self.type = type
         self.to = to
+        self.from = from
         self.reason = reason
     }
 }

@@ -26,6 +26,11 @@ public struct StatusStreamDecoder: Sendable {
     /// Bytes of an unfinished line held between calls (at most ``FleetStatus/maxLineBytes``).
     public var bufferedBytes: Int { self.line.count }
 
+    /// Bytes of storage held between calls: none once every line fed so far is complete. A car's
+    /// status stream is idle nearly all its life, so each of thousands of tunnels would otherwise
+    /// keep its hello's ~1 KiB.
+    public var heldCapacity: Int { self.line.capacity }
+
     /// Feeds bytes and returns, in order, the messages of the lines they complete; a failure is
     /// the last element, and every later call returns nothing.
     public mutating func feed(_ bytes: some Sequence<UInt8>) -> [Result<StatusMessage, Failure>] {
@@ -46,6 +51,7 @@ public struct StatusStreamDecoder: Sendable {
                 }
             }
         }
+        if self.line.isEmpty { self.line = [] }  // nothing pending: hold no storage while idle
         return out
     }
 

@@ -196,6 +196,15 @@ public final class FleetRegistry: Sendable {
         }
     }
 
+    /// Issue #21: whether this replica holds the car's primary tunnel changed (the car's primary
+    /// tunnel to another replica went, and this one took over): it counts in the capacity digest.
+    public func setPrimary(_ id: CarID, _ primary: Bool) {
+        self.storage.withLock { s in
+            guard s.car(id) != nil else { return }
+            s.descriptors[id.slot]?.primary = primary
+        }
+    }
+
     /// Stops routing new work to the car.
     public func setDraining(_ id: CarID) {
         self.storage.withLock { s in

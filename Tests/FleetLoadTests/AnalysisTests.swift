@@ -58,6 +58,22 @@ struct AnalysisTests {
         return try JSONDecoder().decode(JobLog.Record.self, from: Data(line.utf8))
     }
 
+    @Test("idle memory per tunnel: overall from before any car, marginal from the first step on")
+    func idleMemory() {
+        let idle = Summary.IdleMemory(
+            rssBefore: 100 << 20,
+            steps: [
+                .init(tunnels: 1_000, rss: 130 << 20), .init(tunnels: 5_000, rss: 230 << 20),
+                .init(tunnels: 10_000, rss: 350 << 20),
+            ])
+        #expect(idle.tunnels == 10_000 && idle.rssWithCars == 350 << 20)
+        #expect(idle.bytesPerTunnel == (250 << 20) / 10_000)
+        #expect(idle.marginalBytesPerTunnel == (220 << 20) / 9_000)
+        #expect(Summary.IdleMemory(rssBefore: 1 << 20, steps: [.init(tunnels: 90, rss: 2 << 20)]).marginalBytesPerTunnel == nil)
+        #expect(HarnessRun.memorySteps(10_000) == [1_000, 5_000, 10_000])
+        #expect(HarnessRun.memorySteps(999) == [999])
+    }
+
     @Test("a clean run passes; an expected refusal does not count against the budget")
     func clean() throws {
         let s = try Self.analysis().summary()

@@ -1,4 +1,5 @@
 import FleetProtocol
+import NIOCore
 import Testing
 
 @Suite("Status stream limits")
@@ -26,6 +27,30 @@ struct FleetStatusTests {
         #expect(FleetStatus.problem(with: [Self.offer("fleet-8b")]) == nil)
         #expect(FleetStatus.problem(with: (1...FleetStatus.maxModels).map { Self.offer("m\($0)") }) == nil)
         #expect(FleetStatus.problem(with: [], requireOne: false) == nil)
+    }
+}
+
+@Suite("Status stream decoder")
+struct StatusStreamDecoderTests {
+    @Test(
+        "Between messages the decoder holds no storage; a line cut across calls is kept until it ends",
+        .timeLimit(.minutes(1)))
+    func idleHoldsNothing() throws {
+        let hello = StatusMessage.hello(
+            vehicleID: "car-1", credential: String(repeating: "c", count: 200), hardware: .hw4,
+            models: [ModelOffer(id: "fleet-8b", decodeTokensPerSecond: 30, prefillTokensPerSecond: 500)],
+            region: "eu-central", slots: 2, policy: OwnerPolicy(),
+            state: VehicleState(pluggedIn: true, chargePercent: 80, link: .wifi, slotsFree: 2))
+        let line = Array(JSON.buffer(hello).readableBytesView) + [UInt8(ascii: "\n")]
+        var decoder = StatusStreamDecoder()
+        let cut = line.count / 2
+        #expect(decoder.feed(line[..<cut]).isEmpty)
+        #expect(decoder.bufferedBytes == cut && decoder.heldCapacity >= cut)
+        let messages = decoder.feed(line[cut...])
+        #expect(messages.count == 1)
+        #expect((try messages.first?.get())?.vehicleID == "car-1")
+        #expect(decoder.bufferedBytes == 0 && decoder.heldCapacity == 0)
+        #expect(decoder.feed(line + line).count == 2 && decoder.heldCapacity == 0)
     }
 }
 

@@ -7,7 +7,7 @@ import Testing
 
 /// Issue #21 on loopback: three `fleetgate serve` processes and an etcd started here (its own
 /// data directory and ports), cars spread across them, traffic sent to one replica only.
-@Suite("Many gateways, one fleet", .timeLimit(.minutes(2)))
+@Suite("Many gateways, one fleet", .serialized, .timeLimit(.minutes(2)))
 struct ClusterTests {
     static let eu = "89.160.20.112"  // SE in MaxMind's test database
     static let us = "216.160.83.56"  // US
@@ -34,6 +34,13 @@ struct ClusterTests {
         return (client, stream)
     }
 
+    /// The number in `"key":N` of a replica's `/readyz` (cars, replicas, remoteCars, …).
+    static func readyCount(_ gateway: GatewayProcess, _ key: String) async throws -> Int? {
+        let body = try await Self.ready(gateway).body
+        guard let range = body.range(of: "\"\(key)\":") else { return nil }
+        return Int(body[range.upperBound...].prefix { $0.isNumber })
+    }
+
     /// The `"cluster":{…}` detail of a replica's `/readyz`, and its status.
     static func ready(_ gateway: GatewayProcess) async throws -> (status: Int, body: String) {
         try await gateway.get("/readyz", admin: true)
@@ -56,7 +63,8 @@ struct ClusterTests {
         defer { euCar.stop() }
         let usCar = try AgentProcess(
             vehicleID: "us-car", region: "us-east", token: try r1.credential(vehicleID: "us-car", region: "us-east"),
-            tunnelPort: r1.tunnelPort, jobLog: usLog, extra: ["--slots", "16", "--decode-tps", "60"])
+            tunnelPort: r1.tunnelPort, jobLog: usLog,
+            extra: ["--slots", "16", "--decode-tps", "60", "--gateway-tunnels", "1"])  // r1 only, whatever it learns
         defer { usCar.stop() }
         try await r2.waitForCars(1)
         try await r3.waitForCars(1)
@@ -86,7 +94,13 @@ struct ClusterTests {
             #expect(result.done && result.text == referenceText(prompt: prompt, maxTokens: 30), "\(id)")
             let route = collected.response?.headerFields[HTTPField.Name("x-fleet-route")!]
             #expect(route == (zone == "eu" ? "replica" : "car"), "\(id): route \(route ?? "-")")
+            // The serving replica's answer: where its car served.
+            let region = collected.response?.headerFields[HTTPField.Name("x-fleet-region")!]
+            #expect(region == (zone == "eu" ? "eu-central" : "us-east"), "\(id): region \(region ?? "-")")
         }
+        let metrics = try await r1.get("/metrics", admin: true).body
+        #expect(metrics.contains("fleet_routed_total{route=\"replica\"} 4"), "forwards counted as route=replica")
+        #expect(metrics.contains("fleet_routed_total{route=\"central\"} 0"))
 
         // A client's hop and forwarded-origin headers are ignored on the client listener (still
         // forwarded, still EU), and refused on the internal listener without a valid signature.
@@ -168,7 +182,8 @@ struct ClusterTests {
         }
         print("cluster: r2 out of the membership \(ContinuousClock.now - killed) after kill -9 (lease TTL 3 s)")
 
-        // 3. etcd down: every replica still ready, serving its own cars; zones still hold.
+        // 3. etcd down: every replica still ready, serving its own cars; zones still hold. (The EU
+        //    car re-homed from r2 to r1 after the kill; the US car keeps its one tunnel to r1.)
         etcd.kill9()
         try await waitUntil(timeout: .seconds(10), "r1 degraded") {
             try await Self.ready(r1).body.contains("\"degraded\":true")
@@ -177,7 +192,7 @@ struct ClusterTests {
         #expect(try await Self.ready(r3).status == 200)
         try await Task.sleep(for: .seconds(2.5))  // past cluster.maxDigestAgeSeconds
         for (gateway, origin, zone, status) in [
-            (r1, Self.us, "us", 200), (r3, Self.eu, "eu", 200), (r1, Self.eu, "eu", 503),
+            (r1, Self.us, "us", 200), (r3, Self.eu, "eu", 200), (r3, Self.us, "us", 503),
         ] as [(GatewayProcess, String, String, Int)] {
             let id = "outage-\(zone)-\(gateway.clientPort)"
             expectedZone[id] = zone
@@ -210,5 +225,122 @@ struct ClusterTests {
         #expect(violations == 0)
         #expect(records.contains { $0.requestID == "fwd-eu-0" && $0.region == "eu-central" })
         print("cluster: \(records.count) jobs recorded, \(violations) zone violations")
+    }
+
+    @Test("One replica at two addresses: the car keeps one tunnel to it, not two that replace each other")
+    func oneReplicaTwoAddresses() async throws {
+        let etcd = try await EtcdProcess.start()
+        defer { etcd.stop() }
+        let a = try await Self.replica("a", etcd: etcd)
+        defer { a.stop() }
+        let first = try await TCPForwarder.start(to: a.tunnelPort)
+        let second = try await TCPForwarder.start(to: a.tunnelPort)
+        defer { [first, second].forEach { $0.stop() } }
+        let car = try AgentProcess(
+            vehicleID: "two-address-car", region: "eu-central", token: try a.credential(vehicleID: "two-address-car"),
+            tunnelPort: first.port, jobLog: temporaryJobLog("cluster-two-addresses"),
+            extra: ["--also-gateway", "127.0.0.1:\(second.port)"])
+        defer { car.stop() }
+        try await a.waitForCars(1)
+        // Both tunnels hear `replicas` with the same `from`: the one A replaced is closed, its
+        // address an alias of A from then on. Before the fix the two replaced each other forever.
+        try await Task.sleep(for: .seconds(2))
+        let settled = first.connections + second.connections
+        try await Task.sleep(for: .seconds(3))
+        #expect(first.connections + second.connections == settled, "the car kept re-dialling A")
+        #expect(settled <= 3)
+        #expect(try await Self.readyCount(a, "cars") == 1)
+        let (client, stream) = try await Self.post(a, origin: Self.eu, id: "two-address-0", prompt: "x", maxTokens: 5)
+        let collected = await stream.collect()
+        client.close()
+        #expect(streamResult(collected).status == 200, "\(collected.body.prefix(200))")
+        let later = first.connections + second.connections - settled
+        print("cluster: one replica at two addresses: \(settled) tunnel connections in 2 s, then \(later) in 3 s")
+    }
+
+    @Test("A car re-homes: kill -9 of one of its replicas → it dials a third; a drain → it moves to a new one")
+    func rehome() async throws {
+        let etcd = try await EtcdProcess.start()
+        defer { etcd.stop() }
+        let a = try await Self.replica("a", etcd: etcd)
+        let b = try await Self.replica("b", etcd: etcd)
+        let c = try await Self.replica("c", etcd: etcd)
+        defer { [a, b, c].forEach { $0.stop() } }
+        // Configured with A and B only: C (and later A′) it learns from the gateways (control `replicas`).
+        let log = temporaryJobLog("cluster-rehome")
+        let car = try AgentProcess(
+            vehicleID: "rehome-car", region: "eu-central", token: try a.credential(vehicleID: "rehome-car"),
+            tunnelPort: a.tunnelPort, jobLog: log,
+            extra: ["--also-gateway", "127.0.0.1:\(b.tunnelPort)", "--slots", "16", "--decode-tps", "60"])
+        defer { car.stop() }
+        try await a.waitForCars(1)
+        try await b.waitForCars(1)
+        #expect(try await Self.readyCount(c, "cars") == 0)
+        var expectedZone: [String: String] = [:]
+
+        // kill -9 A while B serves the car's streams: they finish; the car dials C.
+        var streams: [(String, String, RecordingClient, RecordingStream)] = []
+        for i in 0..<3 {
+            let id = "rehome-b-\(i)", prompt = "rehome \(i)"
+            expectedZone[id] = "eu"
+            let (client, stream) = try await Self.post(b, origin: Self.eu, id: id, prompt: prompt, maxTokens: 90)
+            streams.append((id, prompt, client, stream))
+        }
+        try await waitUntil(timeout: .seconds(10), "every stream streaming") {
+            streams.allSatisfy { String(decoding: $0.3.body, as: UTF8.self).contains("content") }
+        }
+        let killed = ContinuousClock.now
+        a.kill9()
+        try await c.waitForCars(1)
+        let rehomeAfterKill = ContinuousClock.now - killed
+        for (id, prompt, client, stream) in streams {
+            let collected = await stream.collect()
+            client.close()
+            let result = streamResult(collected)
+            #expect(result.done && result.text == referenceText(prompt: prompt, maxTokens: 90), "\(id)")
+        }
+        #expect(try await Self.readyCount(b, "cars") == 1)
+        // One primary between B and C: each sees the other's digest count the car at most once.
+        try await waitUntil(timeout: .seconds(10), "the car counted once, by B or C") {
+            let fromB = try await Self.readyCount(b, "remoteCars") ?? 0
+            let fromC = try await Self.readyCount(c, "remoteCars") ?? 0
+            let replicas = try await Self.readyCount(b, "replicas")
+            return fromB + fromC == 1 && replicas == 2
+        }
+
+        // A′ joins; B drains (SIGTERM): the car leaves B for A′ (C it already has).
+        let a2 = try await Self.replica("a2", etcd: etcd)
+        defer { a2.stop() }
+        try await waitUntil(timeout: .seconds(10), "B and C see A′") {
+            let atB = try await Self.readyCount(b, "replicas")
+            let atC = try await Self.readyCount(c, "replicas")
+            return atB == 3 && atC == 3
+        }
+        let drained = ContinuousClock.now
+        b.process.terminate()
+        try await a2.waitForCars(1)
+        let rehomeAfterDrain = ContinuousClock.now - drained
+        #expect(try await Self.readyCount(c, "cars") == 1)
+        try await waitUntil(timeout: .seconds(10), "the car counted once, by C or A′") {
+            let fromC = try await Self.readyCount(c, "remoteCars") ?? 0
+            let fromA2 = try await Self.readyCount(a2, "remoteCars") ?? 0
+            let replicas = try await Self.readyCount(c, "replicas")
+            return fromC + fromA2 == 1 && replicas == 2
+        }
+        for gateway in [c, a2] {
+            let id = "rehome-after-\(gateway.clientPort)"
+            expectedZone[id] = "eu"
+            let (client, stream) = try await Self.post(gateway, origin: Self.eu, id: id, prompt: id, maxTokens: 5)
+            let collected = await stream.collect()
+            client.close()
+            #expect(streamResult(collected).status == 200, "\(id): \(collected.body.prefix(200))")
+        }
+        print("cluster: car re-homed \(rehomeAfterKill) after kill -9 of a replica, \(rehomeAfterDrain) after a drain")
+
+        let records = try JobLog.read(path: log)
+        let violations = records.filter { record in expectedZone[record.requestID].map { record.zone != $0 } ?? false }
+            .count
+        #expect(violations == 0)
+        #expect(Set(records.map(\.requestID)).isSuperset(of: expectedZone.keys))
     }
 }

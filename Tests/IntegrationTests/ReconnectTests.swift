@@ -23,8 +23,32 @@ struct ReconnectTests {
         try await withFleet(configure: { $0.tunnelPort = port }) { fleet in
             let reborn = try await fleet.startCar(CarSpec("car-b", slowdown: 0.1))
             #expect(reborn.car.tunnel.connectionCount == 1)
+            #expect(reborn.car.state.hasSubscribers)  // the gateway reads its status stream
             _ = car
         }
+    }
+
+    @Test("A car that stops answering PINGs is closed once, and its session stops ticking")
+    func deadCarClosedOnce() async throws {
+        try await withFleet { fleet in
+            let car = try await fleet.startCar(CarSpec("frozen", slowdown: 0.1))
+            // Frozen: it reads nothing more, so no PING is answered (the test gateway PINGs every 200 ms).
+            let channel = try #require(car.car.tunnel.channel)
+            try await channel.setOption(ChannelOptions.autoRead, value: false).get()
+            try await waitUntil("declared dead") { try await Self.deadCars(fleet) >= 1 }
+            try await Task.sleep(for: .seconds(2))  // ten PING intervals
+            #expect(try await Self.deadCars(fleet) == 1)
+        }
+    }
+
+    /// `fleet_attempt_failures_total{kind="car_dead"}` on the admin port's `/metrics`.
+    static func deadCars(_ fleet: FleetFixture) async throws -> Int {
+        let client = try await RecordingClient.connect(port: fleet.adminPort)
+        defer { client.close() }
+        let metrics = try await client.send(
+            HTTPRequest(method: .get, scheme: "http", authority: "127.0.0.1", path: "/metrics"), body: nil
+        ).collect().body
+        return metrics.firstMatch(of: /fleet_attempt_failures_total\{kind="car_dead"\} (\d+)/).flatMap { Int($0.output.1) } ?? -1
     }
 
     @Test("A car with a token for another region is not routed to")
@@ -45,6 +69,7 @@ struct ReconnectTests {
             try await waitUntil("tunnel attempted") { car.tunnel.connectionCount >= 1 }
             try await Task.sleep(for: .milliseconds(200))
             #expect(fleet.gateway.core.registry.count == 0)
+            #expect(!car.state.hasSubscribers)  // refused: its status stream is closed
         }
     }
 }

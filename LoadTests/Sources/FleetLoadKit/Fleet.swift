@@ -47,32 +47,64 @@ package final class Fleet: Sendable {
         self.tunnelPort = tunnelPort
         self.credentials = try FleetCredentials(secret: secret)
         self.group = group
-        self.tls = tls
+        // The run's certificate never changes: one car checks its TLS files every 5 s, ten thousand
+        // in one process would stat 2,000 files a second for nothing.
+        self.tls = tls.map {
+            var tls = $0
+            tls.pollInterval = .seconds(3_600)
+            return tls
+        }
         self.jobLog = try JobLog(path: jobLogPath, region: "-", vehicleID: "-")
         self.logger = logger
     }
 
-    /// Starts every car, at most `perSecond` and at most 64 dialling at once (a fleet does not dial
-    /// in one instant; thousands at once would only measure the accept queue, the harness's own CPU
-    /// and the hello timeout, then a reconnect storm).
+    /// Starts every car, at most `perSecond` and at most ``maxDialling`` dialling at once (a fleet
+    /// does not dial in one instant; thousands at once would only measure the accept queue, the
+    /// harness's own CPU and the hello timeout, then a reconnect storm).
     package func startAll(perSecond: Double) async {
-        let batch = max(1, Int(perSecond / 20))
-        for car in self.plan {
-            self.start(car.index)
-            if car.index % batch == batch - 1 {
-                try? await Task.sleep(for: .milliseconds(50))
-                var waited = 0
-                while car.index + 1 - self.connected > 64 && waited < 200 {
-                    try? await Task.sleep(for: .milliseconds(50))
-                    waited += 1
+        await self.start(self.plan.indices, perSecond: perSecond)
+    }
+
+    /// Cars dialling (started, status stream not yet open) at most at once while the fleet starts.
+    static let maxDialling = 64
+
+    /// Starts cars `indices` (in order, none started before), paced as ``startAll(perSecond:)``:
+    /// the rate is kept against the clock, not by sleeping a fixed time per batch (late wake-ups on
+    /// a busy machine would slow the whole start), and while ``maxDialling`` cars are dialling the
+    /// next one waits (at most 10 s, so a gateway that never answers cannot stall the run).
+    package func start(_ indices: Range<Int>, perSecond: Double) async {
+        let clock = ContinuousClock()
+        let begin = clock.now
+        var next = indices.lowerBound
+        // Started cars whose status stream the gateway has not opened yet (TCP connect, TLS
+        // handshake, the gateway's set-up): a short list, so the cap costs nothing per car (walking
+        // every car each tick cost the harness a third of its CPU at 5,000 cars), and the start slows
+        // to what the gateway accepts rather than queueing into its hello timeout.
+        var dialling: [SimulatedCar] = []
+        var blockedSince: ContinuousClock.Instant?
+        while next < indices.upperBound {
+            let due = min(indices.upperBound, indices.lowerBound + 1 + Int((clock.now - begin).seconds * perSecond))
+            dialling.removeAll { $0.state.hasSubscribers }
+            while next < due {
+                if dialling.count >= Self.maxDialling {
+                    if blockedSince.map({ clock.now - $0 < .seconds(10) }) ?? true {
+                        blockedSince = blockedSince ?? clock.now
+                        break
+                    }
+                    dialling.removeAll()  // 10 s without progress (a slow or refusing gateway): go on
                 }
+                if let car = self.start(next) { dialling.append(car) }
+                next += 1
+                blockedSince = nil
             }
+            try? await Task.sleep(for: .milliseconds(20))
         }
     }
 
-    /// Starts car `index` (again, after it left).
-    package func start(_ index: Int) {
-        guard !self.stopped.load(ordering: .relaxed) else { return }
+    /// Starts car `index` (again, after it left); nil once the fleet is stopped.
+    @discardableResult
+    package func start(_ index: Int) -> SimulatedCar? {
+        guard !self.stopped.load(ordering: .relaxed) else { return nil }
         let spec = self.plan[index]
         let token = self.credentials.issue(
             vehicleID: spec.vehicleID, regions: [spec.region], expires: Date().addingTimeInterval(86_400))
@@ -93,6 +125,7 @@ package final class Fleet: Sendable {
             jobLog: JobLog(sharing: self.jobLog, region: spec.region, vehicleID: spec.vehicleID))
         let task = Task { _ = try? await car.tunnel.run() }
         self.running.withLock { $0[index] = Running(car: car, task: task) }
+        return car
     }
 
     /// Cars with a tunnel up now.

@@ -98,6 +98,9 @@ package enum HTMLReport {
         if let idle = s.idleMemory {
             all.append(("idle tunnels", Double(idle.tunnels), "idleMemory.tunnels"))
             all.append(("gateway bytes per idle tunnel", Double(idle.bytesPerTunnel), "idleMemory.bytesPerTunnel"))
+            if let marginal = idle.marginalBytesPerTunnel {
+                all.append(("… marginal (first step to all)", Double(marginal), "idleMemory.marginalBytesPerTunnel"))
+            }
         }
         if let c = s.conversations, c.laterTurns > 0 {
             all.append(("later conversation turns", Double(c.laterTurns), "conversations.laterTurns"))

@@ -24,6 +24,9 @@ package struct HarnessRun {
     package var target: HarnessTarget?
     /// Whether the cars' tunnels emulate their links (delay, jitter, bandwidth).
     package var emulateLinks = true
+    /// CPUs the gateway's threads are pinned to (a `taskset` list), e.g. `0` while the harness runs
+    /// under `taskset -c 1`; nil: wherever the harness may run.
+    package var gatewayCPUs: String?
     /// Progress lines (to standard error, unbuffered, so a log file has them as they happen).
     package var log: (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
 
@@ -145,20 +148,13 @@ package struct HarnessRun {
                 try? process.log.write(toFile: self.output + "/gateway.log", atomically: false, encoding: .utf8)
             }
         }
+        if let cpus = self.gatewayCPUs, let pid = gateway.pid { try await Self.pin(pid: pid, cpus: cpus) }
 
         let fleet = try Fleet(
             plan: plan.cars, tunnelHost: gateway.host, tunnelPort: gateway.tunnelPort,
             secret: FleetFixture.testSecret, group: carGroup, tls: tls, jobLogPath: jobLogPath, logger: logger,
             emulateLinks: self.emulateLinks)
-        let clock = ContinuousClock()
-        let fleetStart = clock.now
-        let rssBefore = gateway.resident ?? 0
-        await fleet.startAll(perSecond: self.scenario.carsPerSecond)
-        let registered = try await gateway.waitForCars(plan.cars.count, timeout: .seconds(30 + plan.cars.count / 100))
-        self.log(
-            "fleet-load: \(registered) of \(plan.cars.count) cars registered in "
-                + String(format: "%.1f s", (clock.now - fleetStart).seconds)
-                + "; gateway RSS \((gateway.resident ?? 0) >> 20) MiB")
+        let (registered, idle) = try await self.startFleet(fleet, gateway: gateway)
         if registered == 0 && !plan.cars.isEmpty {
             await fleet.stopAll()
             throw HarnessError(
@@ -168,14 +164,6 @@ package struct HarnessRun {
                     + "FLEETGATE_FLEET_SECRET=\(FleetFixture.testSecret)); see LoadTests/README.md, --target")
         }
         try await self.probe(gateway, group: clientGroup)
-
-        // Idle: the cars' hellos are in, no request yet; let the first PINGs go round.
-        try await Task.sleep(for: .seconds(3))
-        let idle = Summary.IdleMemory(
-            rssBefore: rssBefore, rssWithCars: gateway.resident ?? 0, tunnels: registered)
-        self.log(
-            "fleet-load: gateway RSS \(idle.rssBefore >> 10) KiB before cars, \(idle.rssWithCars >> 10) KiB with "
-                + "\(registered) idle tunnels: \(idle.bytesPerTunnel) bytes per tunnel (\(self.scenario.gateway.tunnelTLS ? "TLS" : "cleartext"))")
         let sampler = gateway.pid.map { ProcessSampler(pid: $0) }
         let cpuBefore = gateway.pid.flatMap { ProcessSampler.cpuSeconds(pid: $0) } ?? 0
         let client = LoadClient(

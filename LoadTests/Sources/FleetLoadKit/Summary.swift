@@ -124,18 +124,41 @@ package struct Summary: Codable, Sendable {
         package init() {}
     }
 
-    /// The gateway's resident set before any car dialled and once every car was registered and idle.
+    /// The gateway's resident set before any car dialled and once every car was registered and idle,
+    /// with the steps between (the fleet starts in steps: a tenth, half, all).
     package struct IdleMemory: Codable, Sendable, Hashable {
+        /// Idle tunnels registered at one step, and the gateway's RSS once they settled.
+        package struct Step: Codable, Sendable, Hashable {
+            package var tunnels: Int
+            package var rss: Int
+            package init(tunnels: Int, rss: Int) {
+                self.tunnels = tunnels
+                self.rss = rss
+            }
+        }
+
         package var rssBefore: Int
         package var rssWithCars: Int
         package var tunnels: Int
         /// (with cars − before) ÷ tunnels.
         package var bytesPerTunnel: Int
-        package init(rssBefore: Int, rssWithCars: Int, tunnels: Int) {
+        package var steps: [Step]
+        /// RSS difference ÷ tunnel difference between the first step and the last: what one more idle
+        /// tunnel costs, without what only the first tunnels pay (tables and arenas growing). Nil with
+        /// one step.
+        package var marginalBytesPerTunnel: Int?
+
+        /// - Parameter steps: in the order taken; the last one is the whole fleet.
+        package init(rssBefore: Int, steps: [Step]) {
+            let last = steps.last ?? Step(tunnels: 0, rss: rssBefore)
             self.rssBefore = rssBefore
-            self.rssWithCars = rssWithCars
-            self.tunnels = tunnels
-            self.bytesPerTunnel = tunnels > 0 ? (rssWithCars - rssBefore) / tunnels : 0
+            self.rssWithCars = last.rss
+            self.tunnels = last.tunnels
+            self.bytesPerTunnel = last.tunnels > 0 ? (last.rss - rssBefore) / last.tunnels : 0
+            self.steps = steps
+            if let first = steps.first, last.tunnels > first.tunnels {
+                self.marginalBytesPerTunnel = (last.rss - first.rss) / (last.tunnels - first.tunnels)
+            }
         }
     }
 

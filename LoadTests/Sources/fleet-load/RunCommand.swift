@@ -28,6 +28,8 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "Override clients.http1Share (0–1).") var http1Share: Double?
     @Flag(help: "Do not emulate the cars' links (no delay, jitter or bandwidth limit on their tunnels).")
     var noLinkEmulation = false
+    @Option(help: "Pin the gateway's threads to these CPUs (taskset list, e.g. 0; run the harness under taskset -c 1).")
+    var gatewayCpus: String?
 
     func run() async throws {
         let path = FileManager.default.fileExists(atPath: self.scenario)
@@ -68,6 +70,7 @@ struct RunCommand: AsyncParsableCommand {
                 throw ValidationError("\(error)")
             }
         }
+        run.gatewayCPUs = self.gatewayCpus
         let summary = try await run.run()
         print(SummaryFiles.text(summary))
         print("fleet-load: wrote \(output)/summary.json and \(output)/report.html")

@@ -25,9 +25,7 @@ struct APIResponder: HTTPServerResponder {
             let load = self.loads.load(of: stream.eventLoop)
             if let load, case .shed(let reason) = load.admit() {
                 self.core.metrics.shed(reason: reason.rawValue)
-                return self.answer(
-                    stream, error: .overloaded("The gateway is at capacity; retry shortly."), route: path, now: true,
-                    request: request)
+                return self.answer(stream, error: Self.overloaded, route: path, now: true, request: request)
             }
             return CompletionHandler(
                 core: self.core, stream: stream, request: request, connection: connection, api: api, load: load)
@@ -53,6 +51,11 @@ struct APIResponder: HTTPServerResponder {
         }
     }
 
+    /// The answer of a shed request, and its body encoded once: a loop past capacity must not
+    /// spend a JSON encode on every refusal (it was the largest entry of the shed path).
+    private static let overloaded = APIError.overloaded("The gateway is at capacity; retry shortly.")
+    private static let overloadedBody = JSON.buffer(overloaded.body)
+
     /// Answers with `error`, after the request body or, with `now`, at once without reading it.
     private func answer(
         _ stream: any HTTPStream, error: APIError, route: String, now: Bool = false, request: HTTPRequest? = nil
@@ -65,7 +68,8 @@ struct APIResponder: HTTPServerResponder {
             headers[.fleetRequestID] = RequestID(header: request.headerFields[.fleetRequestID]).value
         }
         return FixedResponseDelegate(
-            stream: stream, status: .init(code: error.status), body: JSON.buffer(error.body), headers: headers,
+            stream: stream, status: .init(code: error.status),
+            body: error == Self.overloaded ? Self.overloadedBody : JSON.buffer(error.body), headers: headers,
             respondNow: now)
     }
 }

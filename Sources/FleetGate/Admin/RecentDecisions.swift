@@ -45,6 +45,7 @@ public final class RecentDecisions: Sendable {
         case (200, "car") where attempts > 1: return "car after \(attempts) attempts (retry or hedge)"
         case (200, "car"): return "car predicted fastest in zone"
         case (200, "central"): return "central: no car in zone predicted to meet the objective"
+        case (200, "replica"): return "another replica: its digest promised a faster car, or none here"
         case (503, _): return "refused: no capacity in zone"
         case (499, _): return "client went away"
         default: return "error \(status)"

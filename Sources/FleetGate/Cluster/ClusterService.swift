@@ -87,7 +87,7 @@ final class ClusterService: Service, Sendable {
         while !Task.isCancelled {
             do {
                 let now = self.core.now
-                if self.view.internalPort.load(ordering: .relaxed) < 0 {
+                if self.view.internalPort.load(ordering: .relaxed) < 0 || self.view.tunnelAddress.isEmpty {
                     // Not bound yet: nothing to advertise.
                     try? await Task.sleep(for: .milliseconds(50))
                     continue
@@ -131,6 +131,7 @@ final class ClusterService: Service, Sendable {
         let map = self.core.geo.current.map
         let record: [String: JSONValue] = [
             "address": .string(self.view.address),
+            "tunnel": .string(self.view.tunnelAddress),
             "regions": .array(map.regions.keys.sorted().map { .string($0) }),
             "zones": .array(Set(map.regions.values.map(\.zone)).sorted().map { .string($0) }),
         ]
@@ -166,6 +167,7 @@ final class ClusterService: Service, Sendable {
                 self.view.update { s in
                     s.digests = [:]
                     s.members = []
+                    s.memberTunnels = [:]
                     for value in values { Self.apply(.put(value), prefix: prefix, to: &s, now: self.core.now) }
                     s.watching = true
                     s.watchHealthyAt = self.core.now
@@ -192,7 +194,30 @@ final class ClusterService: Service, Sendable {
     }
 
     private func publishMembers() {
-        self.view.replicasGauge.record(self.view.read { $0.members.count })
+        let (count, tunnels) = self.view.read { s in
+            (s.members.count, s.memberTunnels.mapValues { "\($0.address) \($0.regions.sorted())" })
+        }
+        self.view.replicasGauge.record(count)
+        // Cars learn the other replicas' tunnel addresses when they change (issue #21); each
+        // session sends only when its region's list differs from what it last sent.
+        let changed = self.knownTunnels.withLock { known in
+            defer { known = tunnels }
+            return known != tunnels
+        }
+        if changed {
+            for tunnel in self.core.tunnels.all {
+                tunnel.execute { handler in (handler.delegate as? CarSession)?.tellReplicas() }
+            }
+        }
+    }
+
+    /// The member tunnel addresses last told to the cars.
+    private let knownTunnels = Mutex<[String: String]>([:])
+
+    /// The part of a membership record the cars need.
+    struct MemberRecord: Decodable {
+        var tunnel: String?
+        var regions: [String]?
     }
 
     /// Applies one watched change to the view's state.
@@ -201,7 +226,13 @@ final class ClusterService: Service, Sendable {
         case .put(let value):
             let name = value.key.dropFirst(prefix.count)
             if name.hasPrefix("members/") {
-                s.members.insert(String(name.dropFirst("members/".count)))
+                let replica = String(name.dropFirst("members/".count))
+                s.members.insert(replica)
+                if let record = try? JSON.decode(MemberRecord.self, from: value.value.readableBytesView),
+                    let tunnel = record.tunnel, !tunnel.isEmpty
+                {
+                    s.memberTunnels[replica] = (tunnel, Set(record.regions ?? []))
+                }
             } else if name.hasPrefix("digests/"),
                 let digest = try? JSON.decode(CapacityDigest.self, from: value.value.readableBytesView)
             {
@@ -215,6 +246,7 @@ final class ClusterService: Service, Sendable {
             if name.hasPrefix("members/") {
                 let replica = String(name.dropFirst("members/".count))
                 s.members.remove(replica)
+                s.memberTunnels[replica] = nil
                 s.digests[replica] = nil
                 s.receivedAt[replica] = nil
             } else if name.hasPrefix("digests/") {
@@ -226,6 +258,16 @@ final class ClusterService: Service, Sendable {
     }
 
     // MARK: Peers
+
+    /// The HTTP/2 settings of a connection to another replica: the defaults with keepalive PINGs
+    /// (``HTTP2Configuration/keepaliveInterval``), so a dead peer is dropped — and the streams
+    /// forwarded to it fail over — within `cluster.peerPingTimeoutSeconds`, not at a request's deadline.
+    var peerHTTP2: HTTP2Configuration {
+        var configuration = HTTP2Configuration.defaults
+        configuration.keepaliveInterval = .nanoseconds(Int64(self.configuration.peerPingIntervalSeconds * 1e9))
+        configuration.keepaliveTimeout = .nanoseconds(Int64(self.configuration.peerPingTimeoutSeconds * 1e9))
+        return configuration
+    }
 
     /// Keeps one HTTP/2 connection to every other replica with a digest; drops the rest.
     private func peers() async {
@@ -242,7 +284,7 @@ final class ClusterService: Service, Sendable {
                 let host = String(address[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
                 do {
                     let connection = try await HTTP2Client.connect(
-                        host: host, port: port, group: self.group, configuration: .defaults)
+                        host: host, port: port, group: self.group, configuration: self.peerHTTP2)
                     self.view.update { $0.connections[replica] = connection }
                     self.logger.debug("Connected to replica", metadata: ["fleet.replica": "\(replica)"])
                 } catch {

@@ -40,6 +40,8 @@ public final class ClusterView: Sendable {
         var connections: [String: HTTP2ConnectionHandle] = [:]
         var outstanding: [String: Int] = [:]
         var members: Set<String> = []
+        /// Each member's tunnel address and regions (its membership record), for the cars.
+        var memberTunnels: [String: (address: String, regions: Set<String>)] = [:]
         var etcdReachable = false
         var lastError: String?
         /// Monotonic seconds when the watch last delivered or was known healthy.
@@ -57,6 +59,8 @@ public final class ClusterView: Sendable {
     /// The internal listener's bound port (0 until bound).
     let internalPort = Atomic<Int>(-1)
     private let advertised = Mutex<String>("")
+    /// The tunnel address cars dial for this replica (empty until the tunnel listener is bound).
+    private let advertisedTunnel = Mutex<String>("")
 
     let degradedGauge: Gauge
     let replicasGauge: Gauge
@@ -94,6 +98,32 @@ public final class ClusterView: Sendable {
         self.internalPort.store(port, ordering: .relaxed)
         let configured = self.configuration.advertiseAddress
         self.advertised.withLock { $0 = configured.isEmpty ? "\(self.configuration.internalHost):\(port)" : configured }
+    }
+
+    /// The tunnel listener is bound at `address` (issue #21: cars of other replicas are told it).
+    func tunnelListenerBound(_ address: SocketAddress) {
+        let configured = self.configuration.advertiseTunnelAddress
+        var host = address.ipAddress ?? "127.0.0.1"
+        if host == "0.0.0.0" || host == "::" {
+            let advertised = self.address
+            host =
+                advertised.lastIndex(of: ":").map { String(advertised[..<$0]) }.flatMap { $0.isEmpty ? nil : $0 }
+                ?? self.configuration.internalHost
+        }
+        let formatted = host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host
+        self.advertisedTunnel.withLock { $0 = configured.isEmpty ? "\(formatted):\(address.port ?? 0)" : configured }
+    }
+
+    /// The tunnel address cars dial for this replica.
+    var tunnelAddress: String { self.advertisedTunnel.withLock { $0 } }
+
+    /// The tunnel addresses of the other live replicas that serve `region` (from their
+    /// membership records), sorted: what a car of that region is told (control `replicas`).
+    func otherTunnels(region: String) -> [String] {
+        self.state.withLock { s in
+            s.memberTunnels.filter { $0.key != self.replicaID && $0.value.regions.contains(region) }
+                .map(\.value.address).sorted()
+        }
     }
 
     // MARK: Forwarding (request path)

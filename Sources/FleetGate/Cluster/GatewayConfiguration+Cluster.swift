@@ -24,6 +24,16 @@ extension GatewayConfiguration {
         /// The address other replicas dial for the internal listener (`host:port`); empty means
         /// ``internalHost`` and the bound port.
         public var advertiseAddress: String = ""
+        /// The tunnel address cars dial for this replica (`host:port`), told to the cars of the
+        /// other replicas so they can keep tunnels on distinct replicas; empty means the tunnel
+        /// listener's host and bound port (with a wildcard host: ``internalHost``'s or
+        /// ``advertiseAddress``'s host).
+        public var advertiseTunnelAddress: String = ""
+        /// Keepalive PINGs on the HTTP/2 connections to other replicas: one this often, and a
+        /// peer that leaves one unanswered for ``peerPingTimeoutSeconds`` is dropped (its
+        /// forwarded streams fail over) without waiting for a request to time out.
+        public var peerPingIntervalSeconds: Double = 1
+        public var peerPingTimeoutSeconds: Double = 2
         /// Forward when a remote replica's best predicted TTFT beats the best local one by this much, ms.
         public var forwardMarginMilliseconds: Double = 200
         /// A digest older than this is not trusted for forwarding.
@@ -47,6 +57,9 @@ extension GatewayConfiguration.Cluster {
     /// - `internalHost` (string, default 127.0.0.1), `internalPort` (int, default 7080): the internal listener. Restart.
     /// - `advertiseAddress` (string, default empty): `host:port` other replicas dial. Restart.
     /// - `forwardMarginMilliseconds` (double, default 200), `maxDigestAgeSeconds` (double, default 5). Restart.
+    /// - `advertiseTunnelAddress` (string, default empty): `host:port` cars dial for this replica. Restart.
+    /// - `peerPingIntervalSeconds` (double, default 1, 0.1…60), `peerPingTimeoutSeconds` (double, default 2,
+    ///   0.1…60): keepalive PINGs to other replicas. Restart.
     public init(config: ConfigReader) throws {
         self.init()
         self.etcdEndpoints = try config.strings("etcdEndpoints")
@@ -70,6 +83,18 @@ extension GatewayConfiguration.Cluster {
         self.advertiseAddress = try config.string("advertiseAddress")
         self.forwardMarginMilliseconds = try config.double("forwardMarginMilliseconds", in: 0...600_000)
         self.maxDigestAgeSeconds = try config.double("maxDigestAgeSeconds", in: 0.1...3_600)
+        self.advertiseTunnelAddress = try config.string("advertiseTunnelAddress")
+        if !self.advertiseTunnelAddress.isEmpty {
+            guard let colon = self.advertiseTunnelAddress.lastIndex(of: ":"), colon != self.advertiseTunnelAddress.startIndex,
+                let port = Int(self.advertiseTunnelAddress[self.advertiseTunnelAddress.index(after: colon)...]),
+                1...65535 ~= port
+            else {
+                throw ConfigurationError(
+                    .invalidValue, key: "advertiseTunnelAddress", value: self.advertiseTunnelAddress, "is not host:port")
+            }
+        }
+        self.peerPingIntervalSeconds = try config.double("peerPingIntervalSeconds", in: 0.1...60)
+        self.peerPingTimeoutSeconds = try config.double("peerPingTimeoutSeconds", in: 0.1...60)
     }
 
     static var configKeys: ConfigSchema {
@@ -96,6 +121,15 @@ extension GatewayConfiguration.Cluster {
             .double(
                 "maxDigestAgeSeconds", d.maxDigestAgeSeconds,
                 "A remote digest older than this is not used for forwarding. Restart."),
+            .string(
+                "advertiseTunnelAddress", d.advertiseTunnelAddress,
+                "host:port cars dial for this replica, told to other replicas' cars (empty: the tunnel listener's). Restart."),
+            .double(
+                "peerPingIntervalSeconds", d.peerPingIntervalSeconds,
+                "Keepalive PING interval on connections to other replicas. Restart."),
+            .double(
+                "peerPingTimeoutSeconds", d.peerPingTimeoutSeconds,
+                "A replica that leaves a keepalive PING unanswered this long is dropped. Restart."),
         ])
     }
 }

@@ -66,6 +66,10 @@ private final class CarStreamForwarder<Relay: UpstreamEvents>: HTTPStreamDelegat
 
     func streamDidReceiveResponse(_ response: HTTPResponse) {
         let attempt = self.attempt, status = response.status.code
+        // cluster (#21): a forwarded attempt's replica says where it served (a car's is ignored).
+        if let region = response.headerFields[.fleetRegion] {
+            self.deliver { $0.upstream(attempt, servedIn: region) }
+        }
         self.deliver { $0.upstream(attempt, didReceiveStatus: status) }
     }
 

@@ -37,22 +37,18 @@ extension Dispatcher {
             // finished job counts against the car's rapid-reset protection (200 streams/s tripped it).
             self.close(id, outcome: self.outcome(attempt, succeeded: true))
         }
-        let byCar = self.servingLease.map({ if case .car = $0 { true } else { false } }) ?? false
+        let route = self.servedRoute
         // #20 (trust): hand a whole car answer (one car, no migration) to the auditor, off the request path.
         if case .car(let car, _, _)? = self.servingLease, self.machine.migrations == 0, let auditor = self.core.auditor {
             auditor.consider(
                 vehicleID: car.vehicleID, pseudonym: car.pseudonym, zone: car.zone, model: self.request.model,
                 chat: self.request.chat, body: self.request.body, text: self.relay.deliveredText)
         }
-        if byCar {
-            self.core.metrics.routeCar.increment()
-        } else {
-            self.core.metrics.routeCentral.increment()
-        }
+        self.core.metrics.routed(route)
         // The OpenTelemetry GenAI metrics of the served completion.
         let now = NIODeadline.now()
         self.core.metrics.genAI.record(
-            model: self.request.model, route: byCar ? "car" : "central", zone: self.request.zone,
+            model: self.request.model, route: route.label, zone: self.request.zone,
             firstTokenNanoseconds: self.clientFirstTokenAt.map { ($0 - self.started).nanoseconds },
             durationNanoseconds: (now - self.started).nanoseconds,
             inputTokens: self.request.profile.promptTokens, outputTokens: self.relay.deliveredTokens)
@@ -116,6 +112,15 @@ extension Dispatcher {
         self.onEnd(status)
     }
 
+    /// The route of the serving attempt, for the request metrics: `car`, `replica` (cluster #21) or `central`.
+    var servedRoute: GatewayMetrics.Route {
+        switch self.servingLease {
+        case .car: .car
+        case .forward: .replica
+        case .central, nil: .central
+        }
+    }
+
     /// Where the answer came from (DESIGN.md, Contracts: headers, and trailers after a failover).
     func routeHeaders() -> HTTPFields {
         var fields = HTTPFields()
@@ -137,7 +142,8 @@ extension Dispatcher {
             fields[.fleetRoute] = "central"
             fields[.fleetRegion] = endpoint.region
         case .forward:
-            fields[.fleetRoute] = "replica"  // cluster (#21)
+            fields[.fleetRoute] = "replica"  // cluster (#21): the serving replica's region
+            if let region = self.servingRegion { fields[.fleetRegion] = region }
         case nil:
             break
         }
@@ -152,8 +158,10 @@ extension Dispatcher {
             return ("car", car.region, car.pseudonym, self.machine.opened, tokens, self.machine.migrations)
         case .central(let endpoint, _):
             return ("central", endpoint.region, "-", self.machine.opened, tokens, self.machine.migrations)
-        case .forward(let target, _):  // cluster (#21)
-            return ("replica", target.replica, "-", self.machine.opened, tokens, self.machine.migrations)
+        case .forward(let target, _):  // cluster (#21): the serving replica's region; the replica in the vehicle field
+            return (
+                "replica", self.servingRegion ?? "-", target.replica, self.machine.opened, tokens, self.machine.migrations
+            )
         case nil:
             return ("-", "-", "-", self.machine.opened, tokens, self.machine.migrations)
         }

@@ -37,6 +37,8 @@ final class Dispatcher: UpstreamEvents {
         var watchdog: Scheduled<Void>?
         /// The departure watch on the attempt's car.
         var departureWatch: Int?
+        /// Where a forwarded attempt's replica served it (its `x-fleet-region`; cluster #21).
+        var servedRegion: String?
 
         init(lease: AttemptLease, reason: DispatchStateMachine.OpenReason, resumeFrom: Int, startedAt: NIODeadline) {
             self.lease = lease
@@ -62,6 +64,8 @@ final class Dispatcher: UpstreamEvents {
     var attempts: [Int: Attempt] = [:]
     /// The lease of the attempt the client hears (kept after it ends, for headers and the audit line).
     var servingLease: AttemptLease?
+    /// Where the replica of a forwarded serving attempt served it (cluster #21).
+    var servingRegion: String?
     var output = ByteBuffer()
     var ended = false
     /// The body of an upstream's rejection (a 4xx), passed through to the client.
@@ -343,6 +347,7 @@ final class Dispatcher: UpstreamEvents {
                 self.core.metrics.hedgesWon.increment()
             }
             self.servingLease = attempt.lease
+            self.servingRegion = attempt.servedRegion  // cluster (#21)
             self.recordFirstToken(attempt, now: now, isFirstForClient: sendHead)
             if sendHead && self.request.streaming { self.sendStreamHead() }
             self.relay.commit(id, first: item, into: &self.output)
@@ -376,6 +381,10 @@ final class Dispatcher: UpstreamEvents {
                 id, .init(retryable: !clientFault, label: "status_\(status / 100)xx", status: clientFault ? status : nil))
         }
         self.perform(self.machine.finished(id))
+    }
+
+    func upstream(_ id: Int, servedIn region: String) {
+        self.attempts[id]?.servedRegion = region  // cluster (#21)
     }
 
     func upstream(_ id: Int, didFail failure: UpstreamFailure) {

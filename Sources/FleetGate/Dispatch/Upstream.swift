@@ -18,6 +18,12 @@ protocol UpstreamEvents: AnyObject, SendableMetatype {
     func upstream(_ attempt: Int, didReceive data: ByteBuffer)
     func upstreamDidEnd(_ attempt: Int)
     func upstream(_ attempt: Int, didFail failure: UpstreamFailure)
+    /// The upstream said where it served (`x-fleet-region` of a replica's answer, issue #21).
+    func upstream(_ attempt: Int, servedIn region: String)
+}
+
+extension UpstreamEvents {
+    func upstream(_ attempt: Int, servedIn region: String) {}
 }
 
 /// The source a client stream pumps from: a car's tunnel stream or a central endpoint.

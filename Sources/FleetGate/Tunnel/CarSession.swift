@@ -52,6 +52,8 @@ final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
     var missedPings = 0
     /// Whether PINGs run at the busy cadence.
     var busyCadence = false
+    /// The other replicas' tunnel addresses last told to the car (issue #21, `CarSession+Cluster.swift`).
+    var toldReplicas: [String]?
 
     init(core: GatewayCore, handle: HTTP2ConnectionHandle) {
         self.core = core
@@ -107,6 +109,7 @@ final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
         case .state:
             guard let id = self.carID, let state = message.state else { return self.reject("state before hello") }
             self.core.registry.update(id, state: state, now: self.core.now)
+            self.applyPrimary(message)  // cluster (#21)
             // The agent's own measurement of its engine, when it sends one.
             if let models = message.models {
                 if let problem = FleetStatus.problem(with: models, requireOne: false) { return self.reject(problem) }
@@ -172,6 +175,7 @@ final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
             "Car registered", metadata: ["fleet.region": "\(region)", "fleet.hardware": "\(hardware.rawValue)"])
         self.schedulePing()
         self.armExpiry(grant.expires)
+        self.tellReplicas()  // cluster (#21)
     }
 
     /// The grant of the hello's credential: the mTLS peer certificate (`tunnel.auth: certificate`),
@@ -255,6 +259,10 @@ final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
     }
 
     private func schedulePing() {
+        // Closed (a tick that found two PINGs missed closes the tunnel, and `connectionDidClose` runs
+        // inside that close, before the tick reschedules): no more ticks. Without this the session, its
+        // channel and nghttp2 session lived on, ticking and logging every interval, for every dead car.
+        guard self.carID != nil else { return }
         let loopBound = NIOLoopBound(self, eventLoop: self.handle.eventLoop)
         // The status stream is always open: more than one stream means jobs are running.
         self.busyCadence = self.handle.onLoop.openStreamCount > 1

@@ -1,0 +1,23 @@
+public import FleetProtocol
+import Synchronization
+
+/// Messages for one tunnel's status stream only (the ``AgentState`` subscription reaches every
+/// tunnel's): issue #21's `primary` change, written on the tunnel that took the primary flag over.
+public final class StatusNotices: Sendable {
+    private let writer = Mutex<(@Sendable (StatusMessage) -> Void)?>(nil)
+
+    public init() {}
+
+    /// The status stream now open on this tunnel writes what ``send(_:)`` gets (nil: none open).
+    func attach(_ body: (@Sendable (StatusMessage) -> Void)?) {
+        self.writer.withLock { $0 = body }
+    }
+
+    /// Writes `message` on this tunnel's status stream, if one is open; false when none is.
+    @discardableResult
+    public func send(_ message: StatusMessage) -> Bool {
+        guard let writer = self.writer.withLock({ $0 }) else { return false }
+        writer(message)
+        return true
+    }
+}

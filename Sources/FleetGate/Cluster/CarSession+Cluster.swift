@@ -1,0 +1,34 @@
+import FleetProtocol
+import FleetScheduler
+
+extension CarSession {
+    /// Issue #21: tells the car the tunnel addresses of its region's other live replicas and this
+    /// replica's own (control `replicas`), so a car configured with one address keeps its tunnels
+    /// on distinct replicas and knows where to go when this one drains or dies. Sent after the
+    /// hello and whenever the list changes; nothing when clustering is off or the list is as last sent.
+    func tellReplicas() {
+        guard let cluster = self.core.cluster, let region = self.region, self.carID != nil else { return }
+        let others = cluster.otherTunnels(region: region)
+        guard others != self.toldReplicas else { return }
+        self.toldReplicas = others
+        self.send(ControlMessage(type: .replicas, to: others, from: cluster.tunnelAddress))
+    }
+
+    /// The `reconnect` sent when this replica drains: with the other live replicas' tunnel
+    /// addresses (issue #21), so the car moves to one of them rather than waiting for this one.
+    func reconnectMessage() -> ControlMessage {
+        guard let cluster = self.core.cluster, let region = self.region else {
+            return ControlMessage(type: .reconnect, reason: "gateway draining")
+        }
+        return ControlMessage(
+            type: .reconnect, to: cluster.otherTunnels(region: region), from: cluster.tunnelAddress,
+            reason: "gateway draining")
+    }
+
+    /// A state message's `primary` (issue #21): the car's primary tunnel to another replica went
+    /// and this one took over (or the reverse), so this replica counts it in its digest (or not).
+    func applyPrimary(_ message: StatusMessage) {
+        guard let primary = message.primary, let id = self.carID else { return }
+        self.core.registry.setPrimary(id, primary)
+    }
+}

@@ -1,0 +1,277 @@
+import FleetAgent
+import NIOCore
+import Testing
+
+/// Issue #21: which replica a car's tunnel dials next, and which tunnel is primary — plain values, no sockets.
+@Suite("Replica choice")
+struct ReplicaChoiceTests {
+    typealias Endpoint = ReplicaChoice.Endpoint
+    static let a = Endpoint(host: "10.0.0.1", port: 7443)
+    static let b = Endpoint(host: "10.0.0.2", port: 7443)
+    static let c = Endpoint(host: "10.0.0.3", port: 7443)
+
+    static func choice(_ configured: [Endpoint], tunnels: Int = 2) -> ReplicaChoice {
+        ReplicaChoice(
+            configuration: .init(
+                tunnels: tunnels, backoff: Backoff(initial: .milliseconds(200), maximum: .seconds(30)), avoidDraining: 30),
+            configured: configured)
+    }
+
+    /// Dials and connects every slot at `now`, returning the endpoint of each.
+    static func connectAll(_ choice: inout ReplicaChoice, now: Double = 0) -> [Endpoint] {
+        (0..<choice.configuration.tunnels).map { slot in
+            guard case .dial(let endpoint) = choice.next(slot: slot, now: now, random: 0) else {
+                Issue.record("slot \(slot) has nothing to dial")
+                return Endpoint(host: "-", port: 1)
+            }
+            choice.connected(slot: slot)
+            return endpoint
+        }
+    }
+
+    @Test("Two tunnels go to two distinct replicas, never the same one twice")
+    func distinct() {
+        var choice = Self.choice([Self.a, Self.b, Self.c])
+        let endpoints = Self.connectAll(&choice)
+        #expect(Set(endpoints).count == 2)
+        var single = Self.choice([Self.a])
+        let result37 = single.next(slot: 0, now: 0, random: 0)
+        #expect(result37 == .dial(Self.a))
+        single.connected(slot: 0)
+        let result40 = single.next(slot: 1, now: 0, random: 0)  // one replica known: one tunnel
+        #expect(result40 == .wait(1))
+    }
+
+    @Test("After a loss the slot waits its jittered backoff, then dials a replica it is not connected to")
+    func redialsElsewhere() {
+        var choice = Self.choice([Self.a, Self.b, Self.c])
+        #expect(Self.connectAll(&choice) == [Self.a, Self.b])
+        _ = choice.lost(slot: 0, now: 10, random: 0.5)
+        // Attempt 0 of the slot: 150 ms at random 0.5 (uniform over [100, 200] ms).
+        guard case .wait(let wait) = choice.next(slot: 0, now: 10, random: 0) else { return #expect(Bool(false)) }
+        #expect(abs(wait - 0.15) < 1e-9)
+        let result52 = choice.next(slot: 0, now: 10.2, random: 0)
+        #expect(result52 == .dial(Self.c))  // not A (lost), not B (held)
+    }
+
+    @Test("The same replica again only when no other is known, after its own backoff")
+    func fallsBackToTheSame() {
+        var choice = Self.choice([Self.a, Self.b])
+        _ = Self.connectAll(&choice)
+        _ = choice.lost(slot: 0, now: 0, random: 0)  // A: backoff 100 ms; slot: 100 ms
+        let result61 = choice.next(slot: 0, now: 0.1, random: 0)
+        #expect(result61 == .dial(Self.a))
+        choice.dialFailed(slot: 0, now: 0.1, random: 0)  // A refused again: 200 ms, the slot 200 ms
+        guard case .wait(let wait) = choice.next(slot: 0, now: 0.2, random: 0) else { return #expect(Bool(false)) }
+        #expect(abs(wait - 0.1) < 1e-9)
+        let result66 = choice.next(slot: 0, now: 0.31, random: 0)
+        #expect(result66 == .dial(Self.a))
+    }
+
+    @Test("A draining replica is passed over while another is known, and used when it is the only one")
+    func draining() {
+        var choice = Self.choice([Self.a, Self.b])
+        _ = Self.connectAll(&choice)
+        choice.draining(slot: 1, suggested: [Self.c], now: 0)  // B drains and names C
+        _ = choice.lost(slot: 1, now: 1, random: 0)
+        let result76 = choice.next(slot: 1, now: 2, random: 0)
+        #expect(result76 == .dial(Self.c))
+        choice.dialFailed(slot: 1, now: 2, random: 0)
+        // C refused and A held: B (draining) is the only one ready... C waits out its backoff first.
+        let result80 = choice.next(slot: 1, now: 2.2, random: 0)
+        #expect(result80 == .dial(Self.c))
+        var lone = Self.choice([Self.a], tunnels: 1)
+        _ = Self.connectAll(&lone)
+        lone.draining(slot: 0, suggested: [], now: 0)
+        _ = lone.lost(slot: 0, now: 0, random: 0)
+        let result86 = lone.next(slot: 0, now: 0.2, random: 0)  // no other: the same one
+        #expect(result86 == .dial(Self.a))
+    }
+
+    @Test("In a cluster every record of a host name is a replica; a record that disappears is forgotten")
+    func resolvedNames() {
+        var choice = Self.choice([])
+        choice.resolved(name: "gw.example", port: 7443, addresses: ["10.0.0.1", "10.0.0.2"])
+        let first = choice.next(slot: 0, now: 0, random: 0)
+        #expect(first == .dial(Self.a))
+        choice.connected(slot: 0)
+        let close = choice.learned([], from: nil, slot: 0)  // a `replicas`: the gateways are a cluster
+        #expect(close == nil)
+        let second = choice.next(slot: 1, now: 0, random: 0)
+        #expect(second == .dial(Self.b))
+        choice.connected(slot: 1)
+        choice.resolved(name: "gw.example", port: 7443, addresses: ["10.0.0.2", "10.0.0.3"])
+        #expect(Set(choice.known) == [Self.b, Self.c])
+        _ = choice.lost(slot: 0, now: 0, random: 0)
+        let result98 = choice.next(slot: 0, now: 1, random: 0)
+        #expect(result98 == .dial(Self.c))
+    }
+
+    @Test("Replicas a gateway names are learned, preferred over a configured name, and its own name is held")
+    func learned() {
+        let vip = Endpoint(host: "gw.example", port: 7443)
+        var choice = Self.choice([vip])
+        let result106 = choice.next(slot: 0, now: 0, random: 0)
+        #expect(result106 == .dial(vip))
+        choice.connected(slot: 0)
+        let result109 = choice.next(slot: 1, now: 0, random: 0)
+        #expect(result109 == .wait(1))
+        // Through the load balancer the car reached A, which names B and C.
+        let close = choice.learned([Self.b, Self.c], from: Self.a, slot: 0)
+        #expect(close == nil)
+        #expect(choice.held.contains(Self.a))
+        guard case .dial(let second) = choice.next(slot: 1, now: 0, random: 0.9) else { return #expect(Bool(false)) }
+        #expect([Self.b, Self.c].contains(second))
+        // A later list without C forgets C.
+        choice.connected(slot: 1)
+        let closeAgain = choice.learned([second], from: Self.a, slot: 0)
+        #expect(closeAgain == nil)
+        #expect(!choice.known.contains(second == Self.b ? Self.c : Self.b))
+    }
+
+    @Test("Not known to be a cluster: one tunnel per configured entry, not per record of a name")
+    func configuredEntries() {
+        // One gateway with two addresses behind one name (a multi-AZ load balancer), no `replicas` ever.
+        var choice = Self.choice([])
+        choice.resolved(name: "lb.example", port: 7443, addresses: ["10.0.0.1", "10.0.0.2"])
+        let first = choice.next(slot: 0, now: 0, random: 0)
+        #expect(first == .dial(Self.a))
+        choice.connected(slot: 0)
+        let second = choice.next(slot: 1, now: 0, random: 0)
+        #expect(second == .wait(1))  // the other record may be the same gateway: no second tunnel
+        _ = choice.lost(slot: 0, now: 0, random: 0)
+        let again = choice.next(slot: 0, now: 1, random: 0)
+        #expect(again == .dial(Self.b))  // but a lost tunnel moves to another record
+        choice.connected(slot: 0)
+        let still = choice.next(slot: 1, now: 1, random: 0)
+        #expect(still == .wait(1))
+        // Two entries (an address and the name) and three slots: two tunnels, one per entry.
+        var two = Self.choice([Self.c], tunnels: 3)
+        two.resolved(name: "lb.example", port: 7443, addresses: ["10.0.0.1", "10.0.0.2"])
+        let endpoints = (0..<2).map { slot in
+            defer { two.connected(slot: slot) }
+            return two.next(slot: slot, now: 0, random: 0)
+        }
+        #expect(endpoints == [.dial(Self.c), .dial(Self.a)])
+        let third = two.next(slot: 2, now: 0, random: 0)
+        #expect(third == .wait(1))
+        // Once a gateway has said it is one of a cluster (`replicas`), each record is a replica.
+        let close = choice.learned([], from: nil, slot: 0)
+        #expect(close == nil)
+        let clustered = choice.next(slot: 1, now: 1, random: 0)
+        #expect(clustered == .dial(Self.a))
+    }
+
+    @Test("Two tunnels that reach one replica: the earlier hello's closes, its address is an alias never dialled")
+    func sameReplicaTwice() {
+        // A and B are two addresses of one gateway, which calls itself A.
+        var choice = Self.choice([Self.a, Self.b])
+        #expect(Self.connectAll(&choice) == [Self.a, Self.b])
+        let slot0Primary = choice.claimPrimary(slot: 0)
+        #expect(slot0Primary)
+        let slot1Primary = choice.claimPrimary(slot: 1)  // its hello replaced slot 0's at the gateway
+        #expect(!slot1Primary)
+        let closeAfterSlot0 = choice.learned([], from: Self.a, slot: 0)
+        #expect(closeAfterSlot0 == nil)
+        let closeAfterSlot1 = choice.learned([], from: Self.a, slot: 1)  // the replaced one closes
+        #expect(closeAfterSlot1 == 0)
+        #expect(choice.held == [Self.a, Self.b])
+        let promoted = choice.lost(slot: 0, now: 0, random: 0)  // the primary flag moves to the survivor
+        #expect(promoted == 1)
+        let next = choice.next(slot: 0, now: 1, random: 0)
+        #expect(next == .wait(1))  // neither address: both are the replica slot 1 holds
+        // A replica it has no tunnel to becomes known: slot 0 goes there.
+        let closeAfterList = choice.learned([Self.c], from: Self.a, slot: 1)
+        #expect(closeAfterList == nil)
+        let other = choice.next(slot: 0, now: 1, random: 0)
+        #expect(other == .dial(Self.c))
+    }
+
+    @Test("A draining replica is waited out, not re-dialled, while another tunnel is up")
+    func drainingWaitedOut() {
+        var choice = Self.choice([Self.a, Self.b])
+        _ = Self.connectAll(&choice)
+        choice.draining(slot: 0, suggested: [], now: 0)  // A drains (avoided for 30 s); B is held
+        _ = choice.lost(slot: 0, now: 1, random: 0)
+        guard case .wait(let wait) = choice.next(slot: 0, now: 2, random: 0) else { return #expect(Bool(false)) }
+        #expect(abs(wait - 28) < 1e-9)
+        let later = choice.next(slot: 0, now: 30, random: 0)
+        #expect(later == .dial(Self.a))
+    }
+
+    @Test("The name to verify on a replica's certificate is the name its address came from")
+    func resolvedName() {
+        var choice = Self.choice([Self.c])
+        choice.resolved(name: "a.example", port: 7443, addresses: ["10.0.0.1"])
+        choice.resolved(name: "b.example", port: 7443, addresses: ["10.0.0.2"])
+        #expect(choice.resolvedName(of: Self.a) == "a.example")
+        #expect(choice.resolvedName(of: Self.b) == "b.example")
+        #expect(choice.resolvedName(of: Self.c) == nil)
+    }
+
+    @Test("The primary flag: claimed by the first hello, moved to the surviving tunnel when it goes")
+    func primary() {
+        var choice = Self.choice([Self.a, Self.b, Self.c])
+        _ = Self.connectAll(&choice)
+        let result126 = choice.claimPrimary(slot: 0)
+        #expect(result126)
+        let result128 = choice.claimPrimary(slot: 1)
+        #expect(!result128)
+        let result130 = choice.lost(slot: 1, now: 0, random: 0)  // the secondary went: nothing moves
+        #expect(result130 == nil)
+        let result132 = choice.next(slot: 1, now: 1, random: 0)
+        #expect(result132 == .dial(Self.c))
+        choice.connected(slot: 1)
+        let result135 = choice.claimPrimary(slot: 1)
+        #expect(!result135)
+        let result137 = choice.lost(slot: 0, now: 2, random: 0)  // the primary went: slot 1 takes over
+        #expect(result137 == 1)
+        let result139 = choice.claimPrimary(slot: 1)
+        #expect(result139)
+        let result141 = choice.lost(slot: 1, now: 3, random: 0)  // none left: the next hello claims it
+        #expect(result141 == nil)
+        #expect(choice.primary == nil)
+    }
+}
+
+@Suite("Replica directory")
+struct ReplicaDirectoryTests {
+    @Test("A host name resolves to its addresses of one family: localhost is one replica, not two", .timeLimit(.minutes(1)))
+    func resolve() async throws {
+        #expect(try await ReplicaDirectory.resolve("localhost") == ["127.0.0.1"])
+    }
+
+    @Test("Host names are resolved before a dial and each record becomes a replica", .timeLimit(.minutes(1)))
+    func refresh() async {
+        let directory = ReplicaDirectory(
+            configuration: .init(tunnels: 2, backoff: Backoff(initial: .milliseconds(200), maximum: .seconds(30))),
+            configured: [.init(host: "gw.example", port: 7443), .init(host: "10.0.0.9", port: 7443)],
+            resolver: { _ in ["10.0.0.1", "10.0.0.2"] }, clock: { 0 })
+        #expect(directory.withChoice { $0.known } == [.init(host: "10.0.0.9", port: 7443)])
+        await directory.refresh(maxAge: 0)
+        #expect(Set(directory.withChoice { $0.known }.map(\.host)) == ["10.0.0.9", "10.0.0.1", "10.0.0.2"])
+        #expect(directory.firstName == "gw.example")
+    }
+
+    @Test("TLS: each address is verified against the name it was resolved from", .timeLimit(.minutes(1)))
+    func serverHostname() async {
+        let directory = ReplicaDirectory(
+            configuration: .init(tunnels: 2, backoff: Backoff(initial: .milliseconds(200), maximum: .seconds(30))),
+            configured: [
+                .init(host: "a.example", port: 7443), .init(host: "b.example", port: 7443),
+                .init(host: "10.0.0.9", port: 7443),
+            ],
+            resolver: { $0 == "a.example" ? ["10.0.0.1"] : ["10.0.0.2"] }, clock: { 0 })
+        await directory.refresh(maxAge: 0)
+        let told: [ReplicaChoice.Endpoint] = [
+            .init(host: "10.0.0.5", port: 7443), .init(host: "gw-3.example", port: 7443),
+        ]
+        directory.learned(told, from: nil, slot: 0)
+        #expect(directory.serverHostname(for: .init(host: "10.0.0.1", port: 7443)) == "a.example")
+        #expect(directory.serverHostname(for: .init(host: "10.0.0.2", port: 7443)) == "b.example")
+        #expect(directory.serverHostname(for: .init(host: "10.0.0.9", port: 7443)) == nil)  // its own IP
+        #expect(directory.serverHostname(for: .init(host: "gw-3.example", port: 7443)) == nil)  // itself
+        // An IP address a gateway told: the cluster's name.
+        #expect(directory.serverHostname(for: .init(host: "10.0.0.5", port: 7443)) == "a.example")
+    }
+}
