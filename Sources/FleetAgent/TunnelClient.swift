@@ -4,6 +4,7 @@ public import Logging
 public import NIOCore
 public import ServiceLifecycle
 import Foundation
+import HTTPTypes
 import NIOSSL
 import Synchronization
 
@@ -175,13 +176,18 @@ public final class TunnelClient: Service, Sendable {
                     let tlsContext = try prepared?.context ?? tls.map(Self.makeContext)
                     prepared = nil
                     // Verify the name this address was resolved from (gateway.addresses may name other hosts).
+                    let (retireAsked, retireAsk) = AsyncStream<Void>.makeStream()
+                    // A GOAWAY from the gateway retires the tunnel too: the gateway replaced it (the
+                    // same car's newer tunnel reached it) or is leaving; its jobs finish, then the
+                    // slot dials again. Without this a car that closed the gateway's current tunnel
+                    // as a duplicate kept the one the gateway had already given up on.
+                    let goAway = GoAwayWatcher { retireAsk.yield() }
                     let handle = try await HTTP2Client.connect(
                         host: endpoint.host, port: endpoint.port, group: self.group,
                         role: .server(self.responder), configuration: self.configuration.http2, tls: tlsContext,
                         serverHostname: tls?.serverHostname ?? directory.serverHostname(for: endpoint),
-                        socketHandlers: self.configuration.socketHandlers)
+                        delegate: goAway, socketHandlers: self.configuration.socketHandlers)
                     self.current.withLock { $0 = handle }
-                    let (retireAsked, retireAsk) = AsyncStream<Void>.makeStream()
                     self.retireRequest.withLock { $0 = retireAsk }
                     directory.withChoice { $0.connected(slot: slot) }
                     self.connects.add(1, ordering: .relaxed)
@@ -193,13 +199,14 @@ public final class TunnelClient: Service, Sendable {
                             }
                             watch.addTask {
                                 for await _ in retireAsked {
-                                    self.logger.info("Tunnel reaches the same replica as another; closing it")
+                                    self.logger.info("Tunnel retired (a second tunnel to its replica, or the gateway's GOAWAY); closing it")
                                     return await self.retire(handle)
                                 }
                             }
                             try? await handle.channel.closeFuture.get()
                             watch.cancelAll()
                         }
+                        withExtendedLifetime(goAway) {}  // the handler holds its delegate weakly
                     } onCancel: {
                         handle.channel.close(promise: nil)
                     }
@@ -266,4 +273,15 @@ public final class TunnelClient: Service, Sendable {
         self.responder.state.beginDrain(reason: "shutdown", seconds: self.configuration.drainSeconds)
         self.current.withLock { $0 }?.execute { $0.beginGracefulShutdown() }
     }
+}
+
+/// Tells a tunnel that the gateway sent GOAWAY (the handler holds its delegate weakly: the tunnel
+/// keeps this alive while connected).
+private final class GoAwayWatcher: HTTP2ConnectionDelegate, Sendable {
+    private let onGoAway: @Sendable () -> Void
+
+    init(_ onGoAway: @escaping @Sendable () -> Void) { self.onGoAway = onGoAway }
+
+    func connectionDidReceiveGoAway(lastStreamID: Int32, errorCode: HTTP2ErrorCode) { self.onGoAway() }
+    func connectionDidClose() {}
 }
