@@ -8,7 +8,9 @@ import NIOCore
 /// `headerBlock…` or `streamClosed` events below; what an event means (abuse counting, the
 /// connection's lifecycle, stream state) is decided here and in the policy values, not there.
 extension HTTP2ConnectionHandler {
-    func createSession() {
+    /// - Returns: false when nghttp2 could not allocate the session (out of memory): the caller
+    ///   closes this connection rather than take the process — and every other stream — down.
+    func createSession() -> Bool {
         var callbacks: OpaquePointer?
         nghttp2_session_callbacks_new(&callbacks)
         defer { nghttp2_session_callbacks_del(callbacks) }
@@ -33,7 +35,7 @@ extension HTTP2ConnectionHandler {
             self.isServer
             ? nghttp2_session_server_new2(&session, callbacks, userData, option)
             : nghttp2_session_client_new2(&session, callbacks, userData, option)
-        precondition(rc == 0, "Internal inconsistency: nghttp2_session_new failed (\(rc))")
+        guard rc == 0, let session else { return false }
         self.session = session
 
         var settings: [nghttp2_settings_entry] = [
@@ -58,6 +60,7 @@ extension HTTP2ConnectionHandler {
             nghttp2_session_set_local_window_size(
                 session, UInt8(NGHTTP2_FLAG_NONE.rawValue), 0, Int32(self.configuration.connectionWindowSize))
         }
+        return true
     }
 
     /// Performs a ``DOSHeuristics`` verdict.

@@ -119,7 +119,11 @@ public final class HTTP2ConnectionHandler: ChannelInboundHandler, RemovableChann
     public func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         self.loop = context.eventLoop
-        self.createSession()
+        guard self.createSession() else {
+            self.closed = true
+            context.close(promise: nil)
+            return
+        }
         if context.channel.isActive { self.activate(context: context) }
     }
 

@@ -178,14 +178,18 @@ struct Selector {
             prediction: prediction, cost: prediction.score)
     }
 
-    /// A uniformly random available car of the pool.
-    private func draw(pool: Int, s: inout FleetRegistry.Storage) -> Int32 {
+    /// A uniformly random available car of the pool; nil only if the pool's count disagrees with
+    /// its buckets (a bug, caught in debug builds; in release the caller walks the buckets instead
+    /// of taking every stream down).
+    private func draw(pool: Int, s: inout FleetRegistry.Storage) -> Int32? {
+        guard s.pools[pool].available > 0 else { return nil }
         var r = Int(s.random.next() % UInt64(s.pools[pool].available))
         for bucket in s.pools[pool].buckets {
             if r < bucket.count { return bucket[r] }
             r -= bucket.count
         }
-        preconditionFailure("Internal inconsistency: pool count disagrees with its buckets")
+        assertionFailure("Internal inconsistency: pool count disagrees with its buckets")
+        return nil
     }
 
     /// Up to `wanted` eligible cars drawn uniformly (with a bounded number of draws, then a walk).
@@ -198,7 +202,8 @@ struct Selector {
         var draws = 0
         while found.count < wanted && draws < Self.maxDraws {
             draws += 1
-            if let c = self.evaluate(self.draw(pool: pool, s: &s), pool: pool, found: found, s: &s) { found.append(c) }
+            guard let slot = self.draw(pool: pool, s: &s) else { break }
+            if let c = self.evaluate(slot, pool: pool, found: found, s: &s) { found.append(c) }
         }
         if found.count < wanted { self.walk(pool: pool, until: wanted, into: &found, s: &s) }
     }
