@@ -64,6 +64,8 @@ public final class OpenAILocalEngine: InferenceEngine, Sendable {
 
     public let configuration: Configuration
     let client: HTTPClient
+    /// The client's event loops, found once: a job whose loop is one of them reads the runtime there.
+    let clientLoops: Set<ObjectIdentifier>
     /// Advertised id → upstream id.
     let mapping: [String: String]
     private let rates: Mutex<[String: ModelOffer]>
@@ -111,6 +113,7 @@ public final class OpenAILocalEngine: InferenceEngine, Sendable {
     init(configuration: Configuration, client: HTTPClient, mapping: [String: String]) {
         self.configuration = configuration
         self.client = client
+        self.clientLoops = Set(client.eventLoopGroup.makeIterator().map { ObjectIdentifier($0) })
         self.mapping = mapping
         self.rates = Mutex(
             Dictionary(

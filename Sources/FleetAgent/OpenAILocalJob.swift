@@ -67,7 +67,7 @@ final class OpenAILocalJob: InferenceJobHandle {
         // client's), else wherever the client likes, the delegate hopping to the job's loop.
         let client = self.engine.client
         let eventLoop = self.eventLoop
-        let onJobLoop = client.eventLoopGroup.makeIterator().contains { $0 === eventLoop }
+        let onJobLoop = self.engine.clientLoops.contains(ObjectIdentifier(eventLoop))
         // No deadline on the request itself: async-http-client's would cover the whole stream;
         // the watchdogs above cancel it instead.
         self.task = client.execute(

@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import FleetHTTP2
 import NIOCore
 import NIOHTTP1
 
@@ -33,6 +34,6 @@ final class OpenAILocalResponseDelegate: HTTPClientResponseDelegate, Sendable {
 
     private func onLoop(_ body: @escaping @Sendable (OpenAILocalJob) -> Void) {
         let job = self.job
-        if job.eventLoop.inEventLoop { body(job.value) } else { job.eventLoop.execute { body(job.value) } }
+        job.eventLoop.executeOrRun { body(job.value) }
     }
 }
