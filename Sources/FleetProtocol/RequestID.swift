@@ -1,5 +1,3 @@
-import Foundation
-
 /// A request id safe to echo in headers and write into log fields.
 ///
 /// A client's `x-request-id` is kept only when it is 1–128 characters from a token charset —
@@ -22,7 +20,7 @@ public struct RequestID: Sendable, Hashable, CustomStringConvertible {
             self.value = header
             self.fromClient = true
         } else {
-            self.value = UUID().uuidString.lowercased()
+            self.value = IdentifierRandom.uuidString()
             self.fromClient = false
         }
     }

@@ -82,8 +82,12 @@ struct CentralTests {
             }
             let client = try await RecordingClient.connect(port: fleet.clientPort)
             defer { client.close() }
-            // Down: the request fails (nothing listens), once.
+            // Down: the request fails (nothing listens), once. As below: first let the pool see its
+            // keep-alive connection (the model discovery's) close, or under load the request can
+            // land on it as it closes and wait out the first-token deadline (15 s) — a race this
+            // test is not about, which also let the 15 s refresh run while central was down.
             await central.stop()
+            try await Task.sleep(for: .milliseconds(300))
             let failed = try await client.post("/v1/chat/completions", json: chatBody(stream: false, maxTokens: 2))
                 .collect()
             #expect(failed.response?.status.code != 200)

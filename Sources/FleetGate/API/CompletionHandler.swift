@@ -60,7 +60,7 @@ final class CompletionHandler: HTTPStreamDelegate {
         self.route = api.route
         // edge (#18 row 11): only a well-formed client id reaches headers and log fields.
         self.requestID = RequestID(header: request.headerFields[.fleetRequestID]).value
-        var random = SystemRandomNumberGenerator()
+        var random = IdentifierRandom()
         let incoming = request.headerFields[.traceparent].flatMap(TraceParent.init)
         self.trace = incoming?.child(using: &random) ?? .start(using: &random)
         self.traceState =

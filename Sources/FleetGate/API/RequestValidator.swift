@@ -61,7 +61,7 @@ struct RequestValidator {
             let request = try JSON.decodeRequest(ResponsesRequest.self, from: body)
             parsed = try request.chatRequest()
             body = JSON.buffer(parsed)
-            let id = UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
+            let id = IdentifierRandom.uuidString().replacingOccurrences(of: "-", with: "")
             responses = request.responseTemplate(id: "resp_" + id, createdAt: Int(Date().timeIntervalSince1970))
         } else {
             parsed = try JSON.decodeRequest(CompletionRequest.self, from: body)

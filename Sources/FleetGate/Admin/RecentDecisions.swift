@@ -23,20 +23,31 @@ public final class RecentDecisions: Sendable {
 
     /// Entries kept.
     public static let capacity = 100
-    private let entries = Mutex<[Entry]>([])
+    /// A ring: `next` is where the next entry goes (and, once full, the oldest entry).
+    private let ring = Mutex<(entries: [Entry], next: Int)>(([], 0))
 
     public init() {}
 
-    /// Records a finished request; the oldest entry goes when full.
+    /// Records a finished request; the oldest entry goes when full. O(1): a request's audit must
+    /// not shift the other 99 entries.
     public func record(_ entry: Entry) {
-        self.entries.withLock { entries in
-            if entries.count >= Self.capacity { entries.removeFirst(entries.count - Self.capacity + 1) }
-            entries.append(entry)
+        self.ring.withLock { ring in
+            if ring.entries.count < Self.capacity {
+                ring.entries.append(entry)
+            } else {
+                ring.entries[ring.next] = entry
+            }
+            ring.next = (ring.next + 1) % Self.capacity
         }
     }
 
     /// The entries, newest first.
-    public var latest: [Entry] { self.entries.withLock { $0.reversed() } }
+    public var latest: [Entry] {
+        self.ring.withLock { ring in
+            guard ring.entries.count == Self.capacity else { return ring.entries.reversed() }
+            return Array(ring.entries[..<ring.next].reversed()) + Array(ring.entries[ring.next...].reversed())
+        }
+    }
 
     /// The reason shown for a request's outcome.
     static func reason(status: Int, route: String, attempts: Int, migrations: Int) -> String {

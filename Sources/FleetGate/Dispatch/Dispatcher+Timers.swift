@@ -9,7 +9,10 @@ import NIOCore
 
 /// The per-attempt timers: first token, total, hedge, the inter-token watchdog, and a departing car.
 extension Dispatcher {
-    func armTimers(for open: DispatchStateMachine.Open, lease: AttemptLease) -> [Scheduled<Void>] {
+    /// Arms an attempt's timers: those that end at its first token, and its total deadline.
+    func armTimers(
+        for open: DispatchStateMachine.Open, lease: AttemptLease
+    ) -> (beforeFirstToken: [Scheduled<Void>], total: Scheduled<Void>) {
         let loop = self.stream.eventLoop
         let bound = NIOLoopBound(self, eventLoop: loop)
         let id = open.attempt
@@ -19,10 +22,9 @@ extension Dispatcher {
             loop.scheduleTask(in: configuration.firstTokenTimeout) {
                 bound.value.attemptFailed(id, .init(retryable: true, label: "first_token_timeout"), onlyBeforeFirstToken: true)
             })
-        timers.append(
-            loop.scheduleTask(in: configuration.attemptTimeout) {
-                bound.value.attemptFailed(id, .init(retryable: true, label: "total_timeout"))
-            })
+        let total = loop.scheduleTask(in: configuration.attemptTimeout) {
+            bound.value.attemptFailed(id, .init(retryable: true, label: "total_timeout"))
+        }
         if configuration.hedging, open.reason == .initial || open.reason == .retry,
             let predicted = lease.predictedTTFTMilliseconds
         {
@@ -34,7 +36,7 @@ extension Dispatcher {
                     handler.perform(handler.machine.hedgeTimerFired(id, budgetAllows: allowed))
                 })
         }
-        return timers
+        return (timers, total)
     }
 
     /// Arms (or re-arms) the inter-token watchdog of an attempt that has produced tokens.
@@ -82,12 +84,5 @@ extension Dispatcher {
                 "fleet.departure.seconds": "\(secondsLeft)", "fleet.can.finish": "\(canFinish)",
             ])
         self.perform(self.machine.departing(id, canFinish: canFinish))
-    }
-
-    func totalDeadline(_ id: Int, from start: NIODeadline) -> Scheduled<Void> {
-        let bound = NIOLoopBound(self, eventLoop: self.stream.eventLoop)
-        return self.stream.eventLoop.scheduleTask(deadline: start + self.core.configuration.attemptTimeout) {
-            bound.value.attemptFailed(id, .init(retryable: true, label: "total_timeout"))
-        }
     }
 }

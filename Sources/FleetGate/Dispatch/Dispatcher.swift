@@ -33,7 +33,10 @@ final class Dispatcher: UpstreamEvents {
         var status = 0
         var errorBody = ByteBuffer()
         var unconsumed = 0
+        /// The first-token deadline and the hedge timer: both end at the first token.
         var timers: [Scheduled<Void>] = []
+        /// The attempt's total deadline, from its start to its end.
+        var totalTimer: Scheduled<Void>?
         var watchdog: Scheduled<Void>?
         /// The departure watch on the attempt's car.
         var departureWatch: Int?
@@ -200,7 +203,7 @@ final class Dispatcher: UpstreamEvents {
                 target: target, view: self.core.cluster!, route: self.route, body: self.centralBody(resumeFrom: 0),
                 request: self.request, requestID: self.requestID, attempt: open.attempt, relay: relay)
         }
-        attempt.timers = self.armTimers(for: open, lease: lease)
+        (attempt.timers, attempt.totalTimer) = self.armTimers(for: open, lease: lease)
         self.attempts[open.attempt] = attempt
         self.logger.debug(
             "Attempt opened",
@@ -237,6 +240,7 @@ final class Dispatcher: UpstreamEvents {
     func close(_ id: Int, outcome: Outcome) {
         guard let attempt = self.attempts.removeValue(forKey: id) else { return }
         attempt.timers.forEach { $0.cancel() }
+        attempt.totalTimer?.cancel()
         attempt.watchdog?.cancel()
         if let token = attempt.departureWatch, case .car(_, let dispatch, _) = attempt.lease {
             self.core.tunnels.unwatch(dispatch.car, token: token)
@@ -332,8 +336,8 @@ final class Dispatcher: UpstreamEvents {
         let action = first ? self.machine.firstToken(id) : self.machine.token(id)
         if first {
             attempt.firstTokenAt = now
-            attempt.timers.forEach { $0.cancel() }
-            attempt.timers = [self.totalDeadline(id, from: attempt.startedAt)]
+            attempt.timers.forEach { $0.cancel() }  // the total deadline stays
+            attempt.timers = []
         } else if let last = attempt.lastTokenAt {
             self.core.metrics.interToken.recordNanoseconds((now - last).nanoseconds)
         }

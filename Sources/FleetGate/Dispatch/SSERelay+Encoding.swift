@@ -21,10 +21,9 @@ extension SSERelay {
     /// id and no usage to strip, else the chunk written anew.
     func write(_ item: Item, into out: inout ByteBuffer) {
         guard let chunk = item.chunk, let identity = self.identity else { return }
+        // ByteBuffer's `==` is one memcmp; a generic walk of two views was 0.6 % of the relay's CPU.
         let sameID = chunk.idRange.map { range in
-            item.payload.readableBytesView[
-                (item.payload.readerIndex + range.lowerBound)..<(item.payload.readerIndex + range.upperBound)]
-                .elementsEqual(identity.id.readableBytesView)
+            item.payload.getSlice(at: item.payload.readerIndex + range.lowerBound, length: range.count) == identity.id
         } ?? false
         if sameID && (self.configuration.includeUsage || !chunk.hasUsage) {
             Self.writeEvent(item.payload, into: &out)
@@ -92,7 +91,7 @@ extension SSERelay {
     /// inside one (the SSE fuzzer's finding: the client saw a broken event).
     static func writeEvent(_ payload: ByteBuffer, into out: inout ByteBuffer) {
         out.writeStaticString("data: ")
-        if payload.readableBytesView.contains(UInt8(ascii: "\n")) {
+        if payload.withUnsafeReadableBytes({ $0.firstIndex(of: UInt8(ascii: "\n")) != nil }) {
             for byte in payload.readableBytesView {
                 if byte == UInt8(ascii: "\n") {
                     out.writeStaticString("\ndata: ")
