@@ -216,7 +216,7 @@ public final class Gateway: Service, Sendable {
             + (self.tlsListener.map { [$0] } ?? [])
         return services + [
             LoadSheddingService(loads: self.loads),
-            ShutdownNotifier(readiness: self.readiness, tunnels: self.core.tunnels),
+            ShutdownNotifier(readiness: self.readiness, core: self.core),
         ]
     }
 
@@ -284,11 +284,14 @@ struct HTTPClientService: Service {
 /// to another gateway — before the listeners stop in reverse order.
 struct ShutdownNotifier: Service {
     let readiness: Readiness
-    let tunnels: TunnelTable
+    let core: GatewayCore
     func run() async throws {
         try? await gracefulShutdown()
         self.readiness.stopping()
-        for tunnel in self.tunnels.all {
+        // Before the walk: a car registering meanwhile is in the table the walk reads or sees the
+        // flag (both sequentially consistent), so none is missed — one may hear it twice.
+        self.core.beginDraining()
+        for tunnel in self.core.tunnels.all {
             tunnel.execute { handler in
                 guard let session = handler.delegate as? CarSession else { return }
                 session.send(session.reconnectMessage())  // with the other replicas' addresses (#21)

@@ -207,6 +207,16 @@ public final class GatewayCore: Sendable {
     /// #17: the routing decisions the admin dashboard shows.
     let decisions = RecentDecisions()
 
+    /// Set once when shutdown begins: a car that registers after the drain's `reconnect` went out
+    /// is told at once (``CarSession``), or it would serve here until the tunnel closed.
+    private let draining = Atomic<Bool>(false)
+
+    /// Shutdown began (see ``draining``).
+    var isDraining: Bool { self.draining.load(ordering: .sequentiallyConsistent) }
+
+    /// Marks shutdown as begun, before the drain's `reconnect` goes out.
+    func beginDraining() { self.draining.store(true, ordering: .sequentiallyConsistent) }
+
     /// Models served recently, with when they were last seen: a model whose cars all left a
     /// moment ago is answered 503 `no_capacity_in_zone`, not 404 `model_not_found` (bounded).
     private let recentModels = Mutex<[String: Double]>([:])

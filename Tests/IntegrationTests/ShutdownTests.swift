@@ -19,6 +19,10 @@ struct ShutdownTests {
             let stream = try await client.post("/v1/chat/completions", json: chatBody(stream: true, maxTokens: 100))
             try await waitUntil("streaming") { car.engine.tokensGenerated >= 10 }
             async let shutdown: Void = fleet.shutDownGracefully()
+            // A car that registers while the gateway drains hears `reconnect` too (it registered
+            // after the notice went out to the others).
+            try await waitUntil("draining") { !fleet.gateway.readiness.isReady }
+            let late = try? await fleet.startCar(CarSpec("car-late", hardware: .ai5), timeout: .seconds(3))
             let result = await stream.collect()
             await shutdown
             #expect(result.response?.status == .ok)
@@ -34,6 +38,13 @@ struct ShutdownTests {
             // The car was told on the control channel to go elsewhere.
             try await waitUntil("the car heard reconnect") {
                 car.car.tunnel.responder.control.messages.map(\.type) == [.reconnect]
+            }
+            if let late {
+                try await waitUntil("the late car heard reconnect") {
+                    late.car.tunnel.responder.control.messages.map(\.type).contains(.reconnect)
+                }
+            } else {
+                Issue.record("no car could register during the drain: the tunnel listener stopped first")
             }
         }
     }

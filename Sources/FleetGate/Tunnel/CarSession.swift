@@ -176,6 +176,9 @@ final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
         self.schedulePing()
         self.armExpiry(grant.expires)
         self.tellReplicas()  // cluster (#21)
+        if self.core.isDraining {
+            self.send(self.reconnectMessage())  // registered after the drain's notice went out
+        }
     }
 
     /// The grant of the hello's credential: the mTLS peer certificate (`tunnel.auth: certificate`),
