@@ -182,12 +182,19 @@ final class CompletionHandler: HTTPStreamDelegate {
     /// The dispatcher ended the request.
     private func ended(status: Int) {
         self.core.metrics.request(route: self.route, status: status)
-        self.audit(status: status)
+        // The audit line after the answer's last bytes: the connection's flush is already queued on
+        // this loop, and formatting and writing the line (~60 µs) kept a burst's answer waiting.
+        let served = self.dispatcher?.auditFields
+        let loopBound = NIOLoopBound(self, eventLoop: self.stream.eventLoop)
+        self.stream.eventLoop.execute { loopBound.value.audit(status: status, served: served) }
     }
 
     /// One audit line per request: ids, origin, zone, route, pseudonym — never prompt or completion text.
     private func audit(status: Int) {
-        let served = self.dispatcher?.auditFields
+        self.audit(status: status, served: self.dispatcher?.auditFields)
+    }
+
+    private func audit(status: Int, served: Dispatcher.AuditFields?) {
         let origin = self.validated?.origin
         self.logger.info(
             "Request served",

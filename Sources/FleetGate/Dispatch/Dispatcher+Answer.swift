@@ -151,7 +151,10 @@ extension Dispatcher {
     }
 
     /// For the audit line: where the answer was served, never what it said.
-    var auditFields: (route: String, region: String, vehicle: String, attempts: Int, tokens: Int, migrations: Int) {
+    /// What the audit line and the dashboard say about where a request went.
+    typealias AuditFields = (route: String, region: String, vehicle: String, attempts: Int, tokens: Int, migrations: Int)
+
+    var auditFields: AuditFields {
         let tokens = self.relay.deliveredTokens
         switch self.servingLease {
         case .car(let car, _, _):
