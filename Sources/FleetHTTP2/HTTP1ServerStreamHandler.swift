@@ -81,6 +81,10 @@ public final class HTTP1ServerStreamHandler: ChannelInboundHandler, RemovableCha
     /// Flushes once at the end of this event-loop pass, however many writes it made: an upstream
     /// that delivers 32 events in one read becomes one `writev`, not 32 (HTTP/2 does the same in
     /// its connection handler). Nothing waits longer than the current pass.
+    fileprivate func flushNow() {
+        self.context?.flush()
+    }
+
     fileprivate func scheduleFlush() {
         guard !self.flushScheduled, let context = self.context else { return }
         self.flushScheduled = true
@@ -128,6 +132,10 @@ final class HTTP1Stream: HTTPStream {
         self.sentHead = true
         self.context.write(NIOAny(HTTPResponsePart.head(response)), promise: nil)
         if endStream { self.finish(trailers: nil) } else { self.handler?.scheduleFlush() }
+    }
+
+    func flushNow() {
+        self.handler?.flushNow()
     }
 
     func sendData(_ data: ByteBuffer, endStream: Bool) {

@@ -67,6 +67,12 @@ public final class HTTP2Stream: HTTPStream {
         self.connection.submitResponse(response, on: self, withBody: !endStream)
     }
 
+    public func flushNow() {
+        self.eventLoop.preconditionInEventLoop()
+        guard !self.isClosed else { return }
+        self.connection.flush()
+    }
+
     public func sendData(_ data: ByteBuffer, endStream: Bool) {
         self.eventLoop.preconditionInEventLoop()
         guard !self.isClosed, !self.endRequested else { return }

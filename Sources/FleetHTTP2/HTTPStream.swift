@@ -67,6 +67,14 @@ public protocol HTTPStream: AnyObject {
     func reset(_ code: HTTP2ErrorCode)
     /// Returns flow-control credit for `bytes` body bytes the application has finished with.
     func consume(_ bytes: Int)
+    /// Writes what is queued now instead of at the end of this event-loop pass: for a first
+    /// token that arrived in one read with many more, whose latency is what the client feels.
+    func flushNow()
+}
+
+extension HTTPStream {
+    /// Streams that write at once anyway need not flush early.
+    public func flushNow() {}
 }
 
 /// What a server knows of the connection a request came in on.

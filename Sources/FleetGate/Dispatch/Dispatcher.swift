@@ -281,9 +281,16 @@ final class Dispatcher: UpstreamEvents {
         }
         let upstream = attempt.upstream
         let items = self.relay.receive(data, from: id)
-        for item in items {
+        for (index, item) in items.enumerated() {
             guard !self.ended, self.attempts[id] != nil else { break }
+            let committed = self.machine.committed != nil
             self.handle(item, from: id)
+            // A burst (a central answer in one read): the first token goes out before the rest is
+            // relayed — one extra write per such stream, the time to first token of a burst's last.
+            if !committed, self.machine.committed != nil, index < items.count - 1, self.request.streaming {
+                self.flush()
+                self.stream.flushNow()
+            }
         }
         self.flush()
         guard let attempt = self.attempts[id] else {
