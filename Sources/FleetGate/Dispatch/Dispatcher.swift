@@ -281,13 +281,14 @@ final class Dispatcher: UpstreamEvents {
         }
         let upstream = attempt.upstream
         let items = self.relay.receive(data, from: id)
-        for (index, item) in items.enumerated() {
+        for item in items {
             guard !self.ended, self.attempts[id] != nil else { break }
             let committed = self.machine.committed != nil
             self.handle(item, from: id)
-            // A burst (a central answer in one read): the first token goes out before the rest is
-            // relayed — one extra write per such stream, the time to first token of a burst's last.
-            if !committed, self.machine.committed != nil, index < items.count - 1, self.request.streaming {
+            // The first token goes out now, not at the end of this pass: in a burst (a central answer
+            // read at once, delivered part by part in this pass) it would wait for the whole answer.
+            // One extra write per bursting stream; a paced stream's flush just comes earlier.
+            if !committed, self.machine.committed != nil, self.request.streaming {
                 self.flush()
                 self.stream.flushNow()
             }
