@@ -70,7 +70,13 @@ public final class HTTP2Stream: HTTPStream {
     public func flushNow() {
         self.eventLoop.preconditionInEventLoop()
         guard !self.isClosed else { return }
-        self.connection.flush()
+        // Inside the connection's own processing a flush would be refused (and would clear a
+        // flush asked for meanwhile): leave it to the end of that processing.
+        if self.connection.processing {
+            self.connection.scheduleFlush()
+        } else {
+            self.connection.flush()
+        }
     }
 
     public func sendData(_ data: ByteBuffer, endStream: Bool) {

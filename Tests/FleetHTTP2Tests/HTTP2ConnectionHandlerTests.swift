@@ -99,6 +99,21 @@ struct HTTP2ConnectionHandlerTests {
         #expect(pair.serverHandler.openStreamCount == 0)
     }
 
+    @Test("flushNow writes what is queued at once; sendData alone waits for the end of the pass")
+    func flushNow() throws {
+        let pair = try Pair()
+        let request = HTTPRequest(method: .post, scheme: "http", authority: "test", path: "/echo")
+        let stream = try pair.clientHandler.openStream(request, endStream: false, delegate: Recorder())
+        try pair.interact()
+        stream.sendData(ByteBuffer(string: "first-token"), endStream: false)
+        #expect(try pair.client.readOutbound(as: ByteBuffer.self) == nil, "written before the pass ended")
+        stream.flushNow()
+        let written = try #require(try pair.client.readOutbound(as: ByteBuffer.self))
+        #expect(String(buffer: written).contains("first-token"))
+        pair.loop.run()  // the scheduled flush finds nothing left to write
+        #expect(try pair.client.readOutbound(as: ByteBuffer.self) == nil)
+    }
+
     @Test("Trailers travel after the body")
     func trailers() throws {
         let pair = try Pair()
