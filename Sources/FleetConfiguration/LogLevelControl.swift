@@ -70,6 +70,8 @@ struct ControlledLogHandler: LogHandler {
         guard event.level >= self.control.level else { return }
         guard !self.metadata.isEmpty else { return self.inner.log(event: event) }
         var event = event
+        // The event's keys win, as in StreamLogHandler. (Its metadata provider, which none is
+        // bootstrapped with, would rank between the two there and above both here.)
         event.metadata = self.metadata.merging(event.metadata ?? [:]) { _, explicit in explicit }
         self.inner.log(event: event)
     }

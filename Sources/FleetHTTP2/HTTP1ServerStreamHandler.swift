@@ -78,13 +78,14 @@ public final class HTTP1ServerStreamHandler: ChannelInboundHandler, RemovableCha
     var quiescing = false
     private var flushScheduled = false
 
-    /// Flushes once at the end of this event-loop pass, however many writes it made: an upstream
-    /// that delivers 32 events in one read becomes one `writev`, not 32 (HTTP/2 does the same in
-    /// its connection handler). Nothing waits longer than the current pass.
+    /// Flushes at once (``HTTPStream/flushNow()``).
     fileprivate func flushNow() {
         self.context?.flush()
     }
 
+    /// Flushes once at the end of this event-loop pass, however many writes it made: an upstream
+    /// that delivers 32 events in one read becomes one `writev`, not 32 (HTTP/2 does the same in
+    /// its connection handler). Nothing waits longer than the current pass.
     fileprivate func scheduleFlush() {
         guard !self.flushScheduled, let context = self.context else { return }
         self.flushScheduled = true

@@ -1,20 +1,31 @@
 import Synchronization
 
-/// The random numbers behind request ids and trace ids: unique, not secret.
+/// The random numbers behind request ids and trace ids: unique and unpredictable, without a
+/// system call each.
 ///
 /// `SystemRandomNumberGenerator` costs a `getrandom` system call per 64-bit word, and Foundation's
 /// `UUID()` opens, reads and closes `/dev/urandom` — seven system calls per request for three
-/// identifiers nobody needs to be unpredictable. This is xoshiro256** (Blackman and Vigna),
-/// seeded once per process from the system's generator, behind a lock held for a few
-/// nanoseconds. Never use it for keys, tokens or anything an attacker must not guess: those
-/// take `SystemRandomNumberGenerator`.
+/// identifiers. Each word here is SipHash-1-3 (Swift's `Hasher`, keyed per process) of a 128-bit
+/// salt drawn once from the system's generator and a counter: a pseudorandom function, so ids
+/// sent to cars and central endpoints reveal nothing about other requests' ids (a linear generator
+/// such as xoshiro can be recovered from a few outputs). Lock-free: one atomic increment. Keys and
+/// tokens still take `SystemRandomNumberGenerator`.
 public struct IdentifierRandom: RandomNumberGenerator, Sendable {
-    private static let shared = Mutex(State.seeded())
+    private static let salt: (UInt64, UInt64) = {
+        var system = SystemRandomNumberGenerator()
+        return (system.next(), system.next())
+    }()
+    private static let counter = Atomic<UInt64>(0)
 
     public init() {}
 
     public mutating func next() -> UInt64 {
-        Self.shared.withLock { $0.next() }
+        let count = Self.counter.wrappingAdd(1, ordering: .relaxed).oldValue
+        var hasher = Hasher()
+        hasher.combine(Self.salt.0)
+        hasher.combine(Self.salt.1)
+        hasher.combine(count)
+        return UInt64(bitPattern: Int64(hasher.finalize()))
     }
 
     /// A version 4 UUID in lower case, as `UUID().uuidString.lowercased()` spells it.
@@ -47,32 +58,4 @@ public struct IdentifierRandom: RandomNumberGenerator, Sendable {
             return index
         }
     }
-
-    /// xoshiro256**'s state.
-    struct State: Sendable {
-        var s0: UInt64, s1: UInt64, s2: UInt64, s3: UInt64
-
-        static func seeded() -> State {
-            var system = SystemRandomNumberGenerator()
-            var state = State(s0: system.next(), s1: system.next(), s2: system.next(), s3: system.next())
-            if state.s0 | state.s1 | state.s2 | state.s3 == 0 { state.s0 = 1 }  // the one state it must not be in
-            return state
-        }
-
-        mutating func next() -> UInt64 {
-            let result = (self.s1 &* 5).rotatedLeft(by: 7) &* 9
-            let t = self.s1 << 17
-            self.s2 ^= self.s0
-            self.s3 ^= self.s1
-            self.s1 ^= self.s2
-            self.s0 ^= self.s3
-            self.s2 ^= t
-            self.s3 = self.s3.rotatedLeft(by: 45)
-            return result
-        }
-    }
-}
-
-extension UInt64 {
-    fileprivate func rotatedLeft(by count: UInt64) -> UInt64 { (self << count) | (self >> (64 - count)) }
 }

@@ -63,7 +63,7 @@ public struct StopSequences: Codable, Sendable, Hashable {
 }
 
 /// The body of `POST /v1/chat/completions` or `POST /v1/completions` (then `prompt` instead of `messages`).
-public struct CompletionRequest: Codable, Sendable {
+public struct CompletionRequest: Codable, Sendable, Equatable {
     public var model: String
     public var messages: [ChatMessage]?
     public var prompt: String?

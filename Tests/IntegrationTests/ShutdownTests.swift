@@ -13,10 +13,11 @@ struct ShutdownTests {
     @Test("On shutdown, in-flight streams finish in full and new connections are refused")
     func inFlightFinishes() async throws {
         try await withFleet { fleet in
-            let car = try await fleet.startCar(CarSpec("car-a", hardware: .ai5, slowdown: 0.5))  // 100 tok/s: ~1 s stream
+            let car = try await fleet.startCar(CarSpec("car-a", hardware: .ai5, slowdown: 0.5))  // 100 tok/s: ~2 s stream
             let client = try await RecordingClient.connect(port: fleet.clientPort)
             defer { client.close() }
-            let stream = try await client.post("/v1/chat/completions", json: chatBody(stream: true, maxTokens: 100))
+            // 200 tokens: long enough for a second car to register during the drain on a busy machine.
+            let stream = try await client.post("/v1/chat/completions", json: chatBody(stream: true, maxTokens: 200))
             try await waitUntil("streaming") { car.engine.tokensGenerated >= 10 }
             async let shutdown: Void = fleet.shutDownGracefully()
             // A car that registers while the gateway drains hears `reconnect` too (it registered
@@ -29,7 +30,7 @@ struct ShutdownTests {
             #expect(
                 result.error == nil && result.ended, "\(String(describing: result.error)) \(result.body.suffix(300))")
             let decoded = try chunks(try ssePayloads(result.body))
-            #expect(decoded.flatMap(\.choices).compactMap { $0.delta?.content }.filter { !$0.isEmpty }.count == 100)
+            #expect(decoded.flatMap(\.choices).compactMap { $0.delta?.content }.filter { !$0.isEmpty }.count == 200)
             #expect(try ssePayloads(result.body).last == "[DONE]")
             // Shutdown goes on after the trigger returns: wait for its effects rather than race them.
             try await waitUntil("the client port refuses connections") {

@@ -63,6 +63,7 @@ extension Dispatcher {
                 status: .ok, contentType: "application/json", body: self.relay.responseBody(model: self.request.model),
                 headers: headers)
         }
+        self.stream.flushNow()  // the last bytes before the audit line queued by end(status:)
     }
 
     func fail(_ reason: DispatchStateMachine.FailureReason, midStream: Bool) {
@@ -77,9 +78,10 @@ extension Dispatcher {
         case .rejected(let status):
             let headers = self.routeHeaders()
             self.end(status: status)
-            return self.stream.sendResponse(
+            self.stream.sendResponse(
                 status: .init(code: status), contentType: "application/json", body: self.rejectionBody,
                 headers: headers)
+            return self.stream.flushNow()
         case .migrationLimit(let label):
             error = .upstreamFailed(
                 "The stream was lost (\(label)) after \(self.machine.migrations) continuations, the most allowed.")
@@ -103,6 +105,7 @@ extension Dispatcher {
                 status: .init(code: error.status), contentType: "application/json", body: JSON.buffer(error.body),
                 headers: headers)
         }
+        self.stream.flushNow()  // the last bytes before the audit line queued by end(status:)
     }
 
     func end(status: Int) {
@@ -150,10 +153,10 @@ extension Dispatcher {
         return fields
     }
 
-    /// For the audit line: where the answer was served, never what it said.
     /// What the audit line and the dashboard say about where a request went.
     typealias AuditFields = (route: String, region: String, vehicle: String, attempts: Int, tokens: Int, migrations: Int)
 
+    /// For the audit line: where the answer was served, never what it said.
     var auditFields: AuditFields {
         let tokens = self.relay.deliveredTokens
         switch self.servingLease {
