@@ -49,9 +49,12 @@ struct Pair {
     let clientHandler: HTTP2ConnectionHandler
     let serverHandler: HTTP2ConnectionHandler
 
-    init(client: HTTP2Configuration = .defaults, server: HTTP2Configuration = .defaults) throws {
+    init(
+        client: HTTP2Configuration = .defaults, server: HTTP2Configuration = .defaults,
+        responder: any HTTPServerResponder = TestResponder()
+    ) throws {
         self.clientHandler = HTTP2ConnectionHandler(role: .client, configuration: client)
-        self.serverHandler = HTTP2ConnectionHandler(role: .server(TestResponder()), configuration: server)
+        self.serverHandler = HTTP2ConnectionHandler(role: .server(responder), configuration: server)
         self.client = EmbeddedChannel(handler: self.clientHandler, loop: self.loop)
         self.server = EmbeddedChannel(handler: self.serverHandler, loop: self.loop)
         let address = try SocketAddress(ipAddress: "127.0.0.1", port: 1)
@@ -112,6 +115,25 @@ struct HTTP2ConnectionHandlerTests {
         #expect(String(buffer: written).contains("first-token"))
         pair.loop.run()  // the scheduled flush finds nothing left to write
         #expect(try pair.client.readOutbound(as: ByteBuffer.self) == nil)
+    }
+
+    /// A read always ends with a flush (`channelReadComplete`), so this holds with or without
+    /// flushNow's deferral; the deferral keeps a flush asked for inside `mem_send` from being dropped.
+    @Test("flushNow from inside the connection's own processing: the echo goes out when the read ends")
+    func flushNowWhileProcessing() throws {
+        let pair = try Pair(server: .defaults, responder: EagerEcho())
+        let recorder = Recorder()
+        let request = HTTPRequest(method: .post, scheme: "http", authority: "test", path: "/")
+        let stream = try pair.clientHandler.openStream(request, endStream: false, delegate: recorder)
+        recorder.stream = stream
+        try pair.interact()
+        stream.sendData(ByteBuffer(string: "ping"), endStream: false)
+        pair.loop.run()  // the client's scheduled flush
+        // One read on the server: the echo is queued and flushNow called inside nghttp2's callback.
+        let toServer = try #require(try pair.client.readOutbound(as: ByteBuffer.self))
+        try pair.server.writeInbound(toServer)
+        let echoed = try #require(try pair.server.readOutbound(as: ByteBuffer.self), "the flush was lost")
+        #expect(String(buffer: echoed).contains("ping"))
     }
 
     @Test("Trailers travel after the body")
@@ -285,5 +307,28 @@ struct HTTP2ConnectionHandlerTests {
         _ = try pair.get("/", recorder: next)
         try pair.interact()
         #expect(next.response?.status == .ok)
+    }
+}
+
+/// Answers at once and echoes each body part with ``HTTPStream/flushNow()``, from inside the
+/// server connection's processing of the client's frames.
+struct EagerEcho: HTTPServerResponder {
+    final class Delegate: HTTPStreamDelegate {
+        let stream: any HTTPStream
+        init(stream: any HTTPStream) { self.stream = stream }
+        func streamDidReceiveData(_ data: ByteBuffer) {
+            self.stream.sendData(data, endStream: false)
+            self.stream.flushNow()
+            self.stream.consume(data.readableBytes)
+        }
+        func streamDidReceiveEnd(trailers: HTTPFields?) { self.stream.sendEnd(trailers: nil) }
+        func streamDidClose(error: HTTPStreamError?) {}
+    }
+
+    func stream(_ stream: any HTTPStream, didReceive request: HTTPRequest, connection: HTTPConnectionInfo)
+        -> any HTTPStreamDelegate
+    {
+        stream.sendResponse(HTTPResponse(status: .ok), endStream: false)
+        return Delegate(stream: stream)
     }
 }
