@@ -12,7 +12,17 @@ import Synchronization
 final class CentralUpstream: Upstream {
     let endpoint: CentralDirectory.Endpoint
     private let task = Mutex<HTTPClient.Task<Void>?>(nil)
-    private let pending = Mutex<EventLoopPromise<Void>?>(nil)
+    private let part = Mutex(PartState.idle)
+
+    /// The acknowledgement of the body part being relayed.
+    private enum PartState {
+        case idle
+        /// Being delivered; `consumed` once the relay acknowledged it meanwhile (the usual case:
+        /// delivery runs inline on the relay's loop), so no promise is needed.
+        case delivering(consumed: Bool)
+        /// Delivered, not yet acknowledged: async-http-client waits on this promise.
+        case waiting(EventLoopPromise<Void>)
+    }
 
     private init(endpoint: CentralDirectory.Endpoint) { self.endpoint = endpoint }
 
@@ -64,10 +74,19 @@ final class CentralUpstream: Upstream {
     }
 
     func consume(_ bytes: Int) {
-        self.pending.withLock { promise in
-            promise?.succeed()
-            promise = nil
+        let promise = self.part.withLock { state -> EventLoopPromise<Void>? in
+            switch state {
+            case .idle, .delivering(consumed: true):
+                return nil
+            case .delivering(consumed: false):
+                state = .delivering(consumed: true)
+                return nil
+            case .waiting(let promise):
+                state = .idle
+                return promise
+            }
         }
+        promise?.succeed()  // outside the lock: async-http-client may deliver the next part from here
     }
 
     func cancel() {
@@ -75,10 +94,23 @@ final class CentralUpstream: Upstream {
         self.consume(0)
     }
 
-    fileprivate func waitForConsumption(on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
-        let promise = eventLoop.makePromise(of: Void.self)
-        self.pending.withLock { $0 = promise }
-        return promise.futureResult
+    /// A body part is about to be delivered to the relay.
+    fileprivate func delivering() {
+        self.part.withLock { $0 = .delivering(consumed: false) }
+    }
+
+    /// The part's acknowledgement: already there when the relay consumed it during delivery (no
+    /// promise per part, 32 per burst stream), else a promise ``consume(_:)`` completes.
+    fileprivate func acknowledgement(on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
+        self.part.withLock { state -> EventLoopFuture<Void> in
+            if case .delivering(consumed: true) = state {
+                state = .idle
+                return eventLoop.makeSucceededVoidFuture()
+            }
+            let promise = eventLoop.makePromise(of: Void.self)
+            state = .waiting(promise)
+            return promise.futureResult
+        }
     }
 }
 
@@ -108,9 +140,9 @@ private final class CentralDelegate<Relay: UpstreamEvents>: HTTPClientResponseDe
 
     func didReceiveBodyPart(task: HTTPClient.Task<Void>, _ buffer: ByteBuffer) -> EventLoopFuture<Void> {
         let attempt = self.attempt
-        let ack = self.upstream.waitForConsumption(on: task.eventLoop)
+        self.upstream.delivering()
         self.deliver { $0.upstream(attempt, didReceive: buffer) }
-        return ack
+        return self.upstream.acknowledgement(on: task.eventLoop)
     }
 
     func didReceiveError(task: HTTPClient.Task<Void>, _ error: any Error) {
