@@ -168,8 +168,7 @@ extension HTTP2ConnectionHandler {
                 }
                 if (100..<200).contains(code) { return }  // informational: wait for the final head
                 stream.receivedHead = true
-                var response = HTTPResponse(status: .init(code: code))
-                response.headerFields = stream.fields
+                let response = HTTPResponse(status: .init(code: code), headerFields: stream.fields)
                 stream.delegate?.streamDidReceiveResponse(response)
             }
             if endStream { self.endReceived(on: stream, trailers: nil) }
@@ -188,13 +187,14 @@ extension HTTP2ConnectionHandler {
             stream.sendResponse(HTTPResponse(status: .badRequest), endStream: true)
             return
         }
-        var request = HTTPRequest(
+        // With the fields as an argument: the default `[:]` would build an empty collection first.
+        let request = HTTPRequest(
             method: method,
             scheme: stream.pseudo.scheme,
             authority: stream.pseudo.authority,
-            path: stream.pseudo.path
+            path: stream.pseudo.path,
+            headerFields: stream.fields
         )
-        request.headerFields = stream.fields
         stream.fields = HTTPFields()
         stream.delegate = responder.stream(stream, didReceive: request, connection: self.connectionInfo)
     }

@@ -167,19 +167,19 @@ public final class HTTP2Stream: HTTPStream {
     @inline(__always)
     func appendHeaderField(name: UnsafeBufferPointer<UInt8>, value: UnsafeBufferPointer<UInt8>) {
         if name.count > 1 && name[0] == UInt8(ascii: ":") {
-            let valueString = String(decoding: value, as: UTF8.self)
             switch (name.count, name[1]) {
-            case (7, UInt8(ascii: "m")): self.pseudo.method = valueString
-            case (7, UInt8(ascii: "s")) where name[2] == UInt8(ascii: "c"): self.pseudo.scheme = valueString
-            case (7, UInt8(ascii: "s")): self.pseudo.status = valueString
-            case (10, UInt8(ascii: "a")): self.pseudo.authority = valueString
-            case (5, UInt8(ascii: "p")): self.pseudo.path = valueString
+            case (7, UInt8(ascii: "m")): self.pseudo.method = InboundField.pseudoValue(value)
+            case (7, UInt8(ascii: "s")) where name[2] == UInt8(ascii: "c"):
+                self.pseudo.scheme = InboundField.pseudoValue(value)
+            case (7, UInt8(ascii: "s")): self.pseudo.status = String(decoding: value, as: UTF8.self)
+            case (10, UInt8(ascii: "a")): self.pseudo.authority = String(decoding: value, as: UTF8.self)
+            case (5, UInt8(ascii: "p")): self.pseudo.path = String(decoding: value, as: UTF8.self)
             default: break
             }
             return
         }
-        if let fieldName = HTTPField.Name(parsed: String(decoding: name, as: UTF8.self)) {
-            self.fields.append(HTTPField(name: fieldName, lenientValue: value))
+        if let fieldName = InboundField.name(name) {
+            self.fields.append(InboundField.field(fieldName, value: value))
         }
     }
 
