@@ -91,11 +91,7 @@ let package = Package(
                 .product(name: "NIOHTTPTypesHTTP1", package: "swift-nio-extras"),
                 .product(name: "Logging", package: "swift-log"),
             ],
-            // Exclusivity is checked at run time in debug builds (every test run) but not in release, where
-            // the checks cost ~2,000 instructions a request in fleet-h2bench (LoadTests/README.md, session 6).
-            swiftSettings: swiftSettings + [
-                .unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))
-            ]
+            swiftSettings: swiftSettings
         ),
         .target(
             name: "FleetProtocol",
