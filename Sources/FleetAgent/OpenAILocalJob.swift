@@ -84,7 +84,10 @@ final class OpenAILocalJob: InferenceJobHandle {
         self.timer = self.eventLoop.scheduleTask(deadline: deadline) {
             let job = loopBound.value
             guard !job.done else { return }
-            switch job.watchdog.check(now: .now(), firstTokenAt: job.firstAt, lastReadAt: job.lastReadAt) {
+            let now = NIODeadline.now()
+            // While the sink is full the runtime is not read: its silence is ours, not a stall.
+            let lastRead = job.waiting == nil ? job.lastReadAt : now
+            switch job.watchdog.check(now: now, firstTokenAt: job.firstAt, lastReadAt: lastRead) {
             case .wait(let deadline): job.arm(deadline)
             case .expired(let message): job.timedOut(message)
             }

@@ -111,6 +111,35 @@ struct OpenAILocalEngineTests {
         #expect(failure?.message.contains("no data from the inference runtime") == true)
         #expect(engine.activeJobs == 0)
     }
+
+    @Test("While the sink is full the runtime is not read, and its silence then is not a stall")
+    func pausedIsNotSilent() async throws {
+        let group = MultiThreadedEventLoopGroup.singleton
+        let silent = try await HTTPServer.bind(
+            host: "127.0.0.1", port: 0, group: group, responder: StallingRuntime(sendsOneToken: true))
+        defer { silent.close(promise: nil) }
+        var configuration = OpenAILocalEngine.Configuration(baseURL: "http://127.0.0.1:\(silent.localAddress!.port!)/v1")
+        configuration.readTimeout = .milliseconds(300)
+        let engine = try await OpenAILocalEngine.connect(configuration, client: OpenAILocalEngine.runtimeClient)
+        let loop = group.any()
+        let sink = try await loop.submit {
+            let sink = RecordingSink()
+            sink.paused = true
+            return sink
+        }.get()
+        let body = try JSON.decode(CompletionRequest.self, from: Array(chatBody(model: "stall", stream: true).utf8))
+        let job = InferenceJob(model: "stall", prompt: body.promptText, maxTokens: 8, stop: [], seed: 1, body: body)
+        try await loop.submit { sink.handle = engine.start(job, on: loop, sink: sink) }.get()
+        try await waitUntil("the first token") { try await loop.submit { sink.tokens == ["one"] }.get() }
+        try await Task.sleep(for: .milliseconds(900))
+        #expect(try await loop.submit { sink.failure }.get() == nil)
+        try await loop.submit {
+            sink.paused = false
+            sink.handle?.resume()
+        }.get()
+        try await waitUntil("the job fails") { try await loop.submit { sink.failure != nil }.get() }
+        #expect(try await loop.submit { sink.failure?.message.contains("no data") }.get() == true)
+    }
 }
 
 /// Lists one model, then answers completions with 200 and SSE headers (and, with `sendsOneToken`,
@@ -155,7 +184,11 @@ final class RecordingSink: TokenSink, @unchecked Sendable {
     var tokens: [String] = []
     var failure: EngineError?
     var finished: String?
-    var wantsMore: Bool { true }
+    /// While set, the engine is told the sink is full.
+    var paused = false
+    /// The job, when the test needs to resume it.
+    var handle: (any InferenceJobHandle)?
+    var wantsMore: Bool { !self.paused }
     func emit(token: String) { self.tokens.append(token) }
     func finish(reason: String, promptTokens: Int, completionTokens: Int) { self.finished = reason }
     func fail(_ error: EngineError) { self.failure = error }
