@@ -70,6 +70,8 @@ public final class OpenAILocalEngine: InferenceEngine, Sendable {
     let clientLoops: Set<ObjectIdentifier>
     /// Advertised id → upstream id.
     let mapping: [String: String]
+    /// Advertised id → upstream id as a JSON string, for the forwarded body (encoded once, not per job).
+    let upstreamModelJSON: [String: String]
     private let rates: Mutex<[String: ModelOffer]>
     /// Models with at least one measurement of each rate (the first replaces the configured guess).
     private let measured = Mutex<(prefill: Set<String>, decode: Set<String>)>(([], []))
@@ -131,6 +133,7 @@ public final class OpenAILocalEngine: InferenceEngine, Sendable {
         self.client = client
         self.clientLoops = Set(client.eventLoopGroup.makeIterator().map { ObjectIdentifier($0) })
         self.mapping = mapping
+        self.upstreamModelJSON = mapping.mapValues { JSON.string($0) }
         self.rates = Mutex(
             Dictionary(
                 uniqueKeysWithValues: mapping.keys.map {

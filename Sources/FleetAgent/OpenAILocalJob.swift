@@ -96,14 +96,14 @@ final class OpenAILocalJob: InferenceJobHandle {
 
     /// The client's request, with the runtime's model name, streaming with usage.
     private func upstreamRequest() throws -> HTTPClient.Request {
-        guard let upstreamModel = self.engine.mapping[self.job.model] else {
+        guard let upstreamModel = self.engine.upstreamModelJSON[self.job.model] else {
             throw EngineError(code: "model_not_found", message: "this car does not serve '\(self.job.model)'")
         }
         var body = self.job.body
         // Every field the client sent goes through byte for byte; only these are the agent's.
         var remove: Set<String> = ["model", "stream", "stream_options"]
         var append: [(String, String)] = [
-            ("model", JSON.string(upstreamModel)), ("stream", "true"), ("stream_options", "{\"include_usage\":true}"),
+            ("model", upstreamModel), ("stream", "true"), ("stream_options", "{\"include_usage\":true}"),
         ]
         if self.job.continuesText, let template = self.engine.configuration.chatTemplate, let messages = body.messages {
             // Continue the final assistant message: the chat path would start a new one.
