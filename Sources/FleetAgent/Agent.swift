@@ -43,7 +43,7 @@ public final class Agent: Service, Sendable {
     public init(
         configuration: AgentProgramConfiguration, role: Role, group: (any EventLoopGroup)? = nil, logger: Logger
     ) async throws {
-        // By default the loops async-http-client's shared client runs on: an openai-local job then
+        // By default the loops of async-http-client (the openai-local runtime client's): a job then
         // reads its runtime on the loop its tunnel stream lives on, with no hop per body part.
         let group = group ?? HTTPClient.defaultEventLoopGroup
         self.logger = logger

@@ -31,7 +31,7 @@ extension AgentProgramConfiguration.Engine {
         var attempt = 0
         while true {
             do {
-                return try await OpenAILocalEngine.connect(configuration, client: .shared)
+                return try await OpenAILocalEngine.connect(configuration, client: OpenAILocalEngine.runtimeClient)
             } catch let error as EngineError {
                 let delay = backoff.delay(attempt: attempt, random: Double.random(in: 0..<1))
                 logger.warning(

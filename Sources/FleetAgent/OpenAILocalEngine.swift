@@ -38,6 +38,8 @@ public final class OpenAILocalEngine: InferenceEngine, Sendable {
         /// How long the runtime may take to answer with its first token, and the whole job.
         public var firstTokenTimeout: TimeAmount
         public var jobTimeout: TimeAmount
+        /// How long the runtime may send nothing once it has answered (a stall mid-stream).
+        public var readTimeout: TimeAmount = .seconds(90)
         /// How long ``OpenAILocalEngine/connect(_:client:)`` waits for `GET /models`.
         public var discoveryTimeout: TimeAmount = .seconds(5)
         /// The model's chat template, for continuations from text through `/v1/completions`;
@@ -68,11 +70,27 @@ public final class OpenAILocalEngine: InferenceEngine, Sendable {
     let clientLoops: Set<ObjectIdentifier>
     /// Advertised id → upstream id.
     let mapping: [String: String]
+    /// Advertised id → upstream id as a JSON string, for the forwarded body (encoded once, not per job).
+    let upstreamModelJSON: [String: String]
     private let rates: Mutex<[String: ModelOffer]>
     /// Models with at least one measurement of each rate (the first replaces the configured guess).
     private let measured = Mutex<(prefill: Set<String>, decode: Set<String>)>(([], []))
     private let active = Atomic<Int>(0)
     private let cancelledJobs = Atomic<Int>(0)
+
+    /// The client the agent reads its runtime with: async-http-client's shared client without what
+    /// a loopback runtime does not need — no decompression (a handler on every read), no tracing
+    /// span per request, no read timeout rescheduled on every read (``RuntimeWatchdog`` keeps the
+    /// silence limit with one timer a job) — on the same loops, with a connection per running job
+    /// (the engine's slots bound them; the shared client's 8 queued jobs beyond 8). Never shut down,
+    /// like the shared client. Issue #19.
+    public static let runtimeClient: HTTPClient = {
+        var configuration = HTTPClient.Configuration(
+            timeout: .init(connect: .seconds(10)),
+            connectionPool: .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 1024))
+        configuration.tracing.tracer = nil
+        return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+    }()
 
     /// Asks the runtime for its models (`GET /models`) and builds the engine.
     /// - Throws: ``EngineError`` naming the URL when the runtime does not answer, or the model
@@ -115,6 +133,7 @@ public final class OpenAILocalEngine: InferenceEngine, Sendable {
         self.client = client
         self.clientLoops = Set(client.eventLoopGroup.makeIterator().map { ObjectIdentifier($0) })
         self.mapping = mapping
+        self.upstreamModelJSON = mapping.mapValues { JSON.string($0) }
         self.rates = Mutex(
             Dictionary(
                 uniqueKeysWithValues: mapping.keys.map {

@@ -17,7 +17,9 @@ final class OpenAILocalJob: InferenceJobHandle {
     let eventLoop: any EventLoop
     weak var sink: (any TokenSink)?
     private var task: HTTPClient.Task<Void>?
-    private var timers: [Scheduled<Void>] = []
+    /// The limits on the job, and the one timer that keeps them.
+    private let watchdog: RuntimeWatchdog
+    private var timer: Scheduled<Void>?
     private var done = false
     /// The body part async-http-client waits on while the sink is full.
     private var waiting: EventLoopPromise<Void>?
@@ -30,6 +32,8 @@ final class OpenAILocalJob: InferenceJobHandle {
     let sentAt = NIODeadline.now()
     private var firstAt: NIODeadline?
     private var lastAt: NIODeadline?
+    /// When the runtime last sent a body part (the watchdog's silence limit).
+    private var lastReadAt: NIODeadline?
     private var tokens = 0
 
     init(engine: OpenAILocalEngine, job: InferenceJob, eventLoop: any EventLoop, sink: any TokenSink) {
@@ -37,6 +41,10 @@ final class OpenAILocalJob: InferenceJobHandle {
         self.job = job
         self.eventLoop = eventLoop
         self.sink = sink
+        let configuration = engine.configuration
+        self.watchdog = RuntimeWatchdog(
+            firstTokenTimeout: configuration.firstTokenTimeout, readTimeout: configuration.readTimeout,
+            jobTimeout: configuration.jobTimeout, startedAt: self.sentAt)
     }
 
     func begin() {
@@ -51,40 +59,51 @@ final class OpenAILocalJob: InferenceJobHandle {
             }
             return
         }
-        let configuration = self.engine.configuration
-        // Watchdogs on the loop: the runtime may answer its headers at once and then stall.
-        self.timers = [
-            self.eventLoop.scheduleTask(in: configuration.firstTokenTimeout) {
-                let job = loopBound.value
-                guard job.firstAt == nil else { return }
-                job.timedOut("no token from the inference runtime within \(configuration.firstTokenTimeout)")
-            },
-            self.eventLoop.scheduleTask(in: configuration.jobTimeout) {
-                loopBound.value.timedOut("the job ran longer than \(configuration.jobTimeout)")
-            },
-        ]
-        // On the job's loop when the client runs there (the agent's default group is the shared
-        // client's), else wherever the client likes, the delegate hopping to the job's loop.
+        // One timer on the loop for every limit: the runtime may answer its headers at once and then stall.
+        switch self.watchdog.check(now: self.sentAt, firstTokenAt: nil, lastReadAt: nil) {
+        case .wait(let deadline): self.arm(deadline)
+        case .expired: self.arm(self.sentAt)  // a zero limit fails on the next tick, once the job has started
+        }
+        // On the job's loop when the client runs there (the agent's default group is its runtime
+        // client's), else wherever the client likes, the delegate hopping to the job's loop. Not
+        // `.delegateAndChannel(on:)`: async-http-client opens a connection bound to that loop for
+        // each such request and closes it after (issue #19: a connect per job, 10 % of the CPU).
         let client = self.engine.client
         let eventLoop = self.eventLoop
         let onJobLoop = self.engine.clientLoops.contains(ObjectIdentifier(eventLoop))
         // No deadline on the request itself: async-http-client's would cover the whole stream;
-        // the watchdogs above cancel it instead.
+        // the watchdog cancels it instead.
         self.task = client.execute(
             request: request, delegate: OpenAILocalResponseDelegate(job: loopBound),
             eventLoop: onJobLoop ? .delegate(on: eventLoop) : .indifferent)
     }
 
+    /// Arms the watchdog's timer; when it fires, the job fails if a limit passed, else it is armed again.
+    private func arm(_ deadline: NIODeadline) {
+        let loopBound = NIOLoopBound(self, eventLoop: self.eventLoop)
+        self.timer = self.eventLoop.scheduleTask(deadline: deadline) {
+            let job = loopBound.value
+            guard !job.done else { return }
+            let now = NIODeadline.now()
+            // While the sink is full the runtime is not read: its silence is ours, not a stall.
+            let lastRead = job.waiting == nil ? job.lastReadAt : now
+            switch job.watchdog.check(now: now, firstTokenAt: job.firstAt, lastReadAt: lastRead) {
+            case .wait(let deadline): job.arm(deadline)
+            case .expired(let message): job.timedOut(message)
+            }
+        }
+    }
+
     /// The client's request, with the runtime's model name, streaming with usage.
     private func upstreamRequest() throws -> HTTPClient.Request {
-        guard let upstreamModel = self.engine.mapping[self.job.model] else {
+        guard let upstreamModel = self.engine.upstreamModelJSON[self.job.model] else {
             throw EngineError(code: "model_not_found", message: "this car does not serve '\(self.job.model)'")
         }
         var body = self.job.body
         // Every field the client sent goes through byte for byte; only these are the agent's.
         var remove: Set<String> = ["model", "stream", "stream_options"]
         var append: [(String, String)] = [
-            ("model", JSON.string(upstreamModel)), ("stream", "true"), ("stream_options", "{\"include_usage\":true}"),
+            ("model", upstreamModel), ("stream", "true"), ("stream_options", "{\"include_usage\":true}"),
         ]
         if self.job.continuesText, let template = self.engine.configuration.chatTemplate, let messages = body.messages {
             // Continue the final assistant message: the chat path would start a new one.
@@ -114,6 +133,7 @@ final class OpenAILocalJob: InferenceJobHandle {
     /// wants more (at once, usually).
     func receivedBodyPart(_ part: ByteBuffer) -> EventLoopFuture<Void> {
         guard !self.done else { return self.eventLoop.makeSucceededVoidFuture() }
+        self.lastReadAt = .now()
         guard self.status == 200 else {
             // An error answer: keep the start of it for its message.
             if self.errorBody.readableBytes < 64 * 1024 {
@@ -219,7 +239,7 @@ final class OpenAILocalJob: InferenceJobHandle {
         sink?.finish(reason: self.finishReason ?? "stop", promptTokens: prompt, completionTokens: completion)
     }
 
-    /// A watchdog fired: the upstream request is closed (the runtime stops) and the job fails.
+    /// The watchdog found a limit passed: the upstream request is closed (the runtime stops) and the job fails.
     private func timedOut(_ message: String) {
         self.abort(EngineError(code: "upstream_timeout", message: message))
     }
@@ -242,7 +262,8 @@ final class OpenAILocalJob: InferenceJobHandle {
     private func end(cancelled: Bool) {
         guard !self.done else { return }
         self.done = true
-        self.timers.forEach { $0.cancel() }
+        self.timer?.cancel()
+        self.timer = nil
         self.resume()
         self.engine.jobEnded(cancelled: cancelled)
     }

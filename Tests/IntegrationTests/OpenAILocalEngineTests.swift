@@ -85,13 +85,51 @@ struct OpenAILocalEngineTests {
         try await waitUntil("the job fails") { try await loop.submit { sink.failure != nil }.get() }
         let failure = try await loop.submit { sink.failure }.get()
         #expect(failure?.code == "upstream_timeout")
+        #expect(failure?.message.contains("no token") == true)
         #expect(ContinuousClock.now - started < .seconds(5))
+        #expect(engine.activeJobs == 0)
+    }
+
+    @Test("A runtime silent mid-stream fails the job after the read timeout, but not while the sink is full (the agent's runtime client)")
+    func silentRuntime() async throws {
+        let group = MultiThreadedEventLoopGroup.singleton
+        let silent = try await HTTPServer.bind(
+            host: "127.0.0.1", port: 0, group: group, responder: StallingRuntime(sendsOneToken: true))
+        defer { silent.close(promise: nil) }
+        var configuration = OpenAILocalEngine.Configuration(baseURL: "http://127.0.0.1:\(silent.localAddress!.port!)/v1")
+        configuration.readTimeout = .milliseconds(300)
+        let engine = try await OpenAILocalEngine.connect(configuration, client: OpenAILocalEngine.runtimeClient)
+        let loop = group.any()
+        let sink = try await loop.submit {
+            let sink = RecordingSink()
+            sink.paused = true
+            return sink
+        }.get()
+        let body = try JSON.decode(CompletionRequest.self, from: Array(chatBody(model: "stall", stream: true).utf8))
+        let job = InferenceJob(model: "stall", prompt: body.promptText, maxTokens: 8, stop: [], seed: 1, body: body)
+        try await loop.submit { sink.handle = engine.start(job, on: loop, sink: sink) }.get()
+        try await waitUntil("the first token") { try await loop.submit { sink.tokens == ["one"] }.get() }
+        // The sink is full: the job does not read, so the runtime's silence is not a stall.
+        try await Task.sleep(for: .milliseconds(900))
+        #expect(try await loop.submit { sink.failure }.get() == nil)
+        try await loop.submit {
+            sink.paused = false
+            sink.handle?.resume()
+        }.get()
+        try await waitUntil("the job fails") { try await loop.submit { sink.failure != nil }.get() }
+        let (tokens, failure) = try await loop.submit { (sink.tokens, sink.failure) }.get()
+        #expect(tokens == ["one"])
+        #expect(failure?.code == "upstream_timeout")
+        #expect(failure?.message.contains("no data from the inference runtime") == true)
         #expect(engine.activeJobs == 0)
     }
 }
 
-/// Lists one model, then answers completions with 200 and SSE headers and never a byte more.
+/// Lists one model, then answers completions with 200 and SSE headers (and, with `sendsOneToken`,
+/// one chunk) and never a byte more.
 struct StallingRuntime: HTTPServerResponder {
+    var sendsOneToken = false
+
     func stream(_ stream: any HTTPStream, didReceive request: HTTPRequest, connection: HTTPConnectionInfo)
         -> any HTTPStreamDelegate
     {
@@ -99,18 +137,27 @@ struct StallingRuntime: HTTPServerResponder {
             let models = ModelList(data: [.init(id: "stall", created: 0, ownedBy: "test")])
             return FixedResponseDelegate(stream: stream, status: .ok, body: JSON.buffer(models))
         }
-        return StallingDelegate(stream: stream)
+        return StallingDelegate(stream: stream, sendsOneToken: self.sendsOneToken)
     }
 }
 
 final class StallingDelegate: HTTPStreamDelegate {
     let stream: any HTTPStream
-    init(stream: any HTTPStream) { self.stream = stream }
+    let sendsOneToken: Bool
+    init(stream: any HTTPStream, sendsOneToken: Bool = false) {
+        self.stream = stream
+        self.sendsOneToken = sendsOneToken
+    }
     func streamDidReceiveData(_ data: ByteBuffer) { self.stream.consume(data.readableBytes) }
     func streamDidReceiveEnd(trailers: HTTPFields?) {
         var response = HTTPResponse(status: .ok)
         response.headerFields[.contentType] = "text/event-stream"
         self.stream.sendResponse(response, endStream: false)
+        if self.sendsOneToken {
+            self.stream.sendData(
+                ByteBuffer(string: #"data: {"choices":[{"index":0,"delta":{"content":"one"},"finish_reason":null}]}"# + "\n\n"),
+                endStream: false)
+        }
     }
     func streamDidClose(error: HTTPStreamError?) {}
 }
@@ -120,7 +167,11 @@ final class RecordingSink: TokenSink, @unchecked Sendable {
     var tokens: [String] = []
     var failure: EngineError?
     var finished: String?
-    var wantsMore: Bool { true }
+    /// While set, the engine is told the sink is full.
+    var paused = false
+    /// The job, when the test needs to resume it.
+    var handle: (any InferenceJobHandle)?
+    var wantsMore: Bool { !self.paused }
     func emit(token: String) { self.tokens.append(token) }
     func finish(reason: String, promptTokens: Int, completionTokens: Int) { self.finished = reason }
     func fail(_ error: EngineError) { self.failure = error }
