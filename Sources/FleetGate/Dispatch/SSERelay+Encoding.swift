@@ -91,7 +91,7 @@ extension SSERelay {
     /// inside one (the SSE fuzzer's finding: the client saw a broken event).
     static func writeEvent(_ payload: ByteBuffer, into out: inout ByteBuffer) {
         out.writeStaticString("data: ")
-        if payload.withUnsafeReadableBytes({ $0.firstIndex(of: UInt8(ascii: "\n")) != nil }) {
+        if payload.offsetOfFirst(UInt8(ascii: "\n")) != nil {
             for byte in payload.readableBytesView {
                 if byte == UInt8(ascii: "\n") {
                     out.writeStaticString("\ndata: ")

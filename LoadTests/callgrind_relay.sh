@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Instructions per relayed stream of the gateway (user space, noise-free): fleetgate under callgrind
+# with one agent (synthetic engine, 1,000 tok/s, 32 tokens — bench_relay.py's paced workload), N1 then
+# N2 sequential streams from fleet-load; (Ir(N2) − Ir(N1)) / (N2 − N1) cancels start-up and shutdown.
+# A companion to bench_relay.py's CPU figures when the machine is shared (issue #11 item 6).
+#
+# Usage: LoadTests/callgrind_relay.sh BIN_DIR [BIN_DIR ...]   (each a release build's directory with
+# fleetgate and fleet-agent; fleet-load is taken from .build/release). Valgrind work-arounds as in
+# callgrind_h2.sh: a copy stripped of debug info, and a shim serving the main queue.
+set -euo pipefail
+N1=${N1:-40}; N2=${N2:-120}
+load=$(cd "$(dirname "$0")/.." && pwd)/.build/release/fleet-load
+work=$(mktemp -d)
+cat > "$work/shim.c" <<'SHIM'
+#include <unistd.h>
+extern void _dispatch_main_queue_callback_4CF(void *);
+void dispatch_main(void) { for (;;) { _dispatch_main_queue_callback_4CF(0); usleep(100000); } }
+SHIM
+swiftlib=$(dirname "$(readlink -f "$(command -v swift)")")/../lib/swift/linux
+gcc -shared -fPIC -o "$work/shim.so" "$work/shim.c" -L"$swiftlib" -ldispatch -Wl,-rpath,"$swiftlib"
+# Under callgrind the loop runs ~50× slower: shedding on its lag is turned off (0), or it would refuse.
+export FLEETGATE_FLEET_SECRET=bench-secret-0123456789abcdef FLEETGATE_TUNNEL_AUTH=token FLEETGATE_LIMITS_SHED_LAG_MILLISECONDS=0
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+instructions() {  # DIR BIN N → total Ir of the gateway
+  local dir=$1 bin=$2 n=$3 out=$work/callgrind.out client tunnel admin gw agent token
+  client=$(free_port); tunnel=$(free_port); admin=$(free_port)
+  LD_PRELOAD=$work/shim.so valgrind --tool=callgrind --callgrind-out-file="$out" "$bin" serve \
+    --client-port "$client" --tunnel-port "$tunnel" --admin-port "$admin" --threads 1 --log-level info \
+    > /dev/null 2>&1 &
+  gw=$!
+  for _ in $(seq 900); do (echo > /dev/tcp/127.0.0.1/"$admin") 2>/dev/null && break; sleep 0.1; done
+  token=$("$dir/fleetgate" token issue --vehicle-id bench-car --region eu-central)
+  FLEET_AGENT_TOKEN=$token "$dir/fleet-agent" run --gateway "127.0.0.1:$tunnel" --vehicle-id bench-car \
+    --region eu-central --hardware ai5 --slots 512 --decode-tps 1000 --prefill-tps 100000 --log-level warning \
+    > /dev/null 2>&1 &
+  agent=$!
+  for _ in $(seq 900); do curl -s "http://127.0.0.1:$admin/readyz" | grep -q '"cars":1' && break; sleep 0.1; done
+  "$load" --target "127.0.0.1:$client" --rate 0 --count "$n" > "$work/load.txt" 2>&1 || true
+  grep -q "\"ok\":$n[,}]" "$work/load.txt" || { tail -1 "$work/load.txt" >&2; touch "$work/failed"; }
+  callgrind_control -d "$gw" >/dev/null 2>&1
+  kill -KILL "$gw" "$agent"; wait "$gw" "$agent" 2>/dev/null || true
+  awk '/^(summary|totals):/ {print $2; exit}' "$out".1; rm -f "$out" "$out".1
+}
+for dir in "$@"; do
+  bin=$work/fleetgate-$(echo "$dir" | tr -c 'A-Za-z0-9' _)
+  strip --strip-debug -o "$bin" "$dir/fleetgate"
+  for attempt in 1 2 3; do
+    rm -f "$work/failed"; a=$(instructions "$dir" "$bin" "$N1"); [ -e "$work/failed" ] && continue
+    b=$(instructions "$dir" "$bin" "$N2"); [ -e "$work/failed" ] || break
+  done
+  echo "$dir | paced 32-token stream | $(( (b - a) / (N2 - N1) )) instructions/stream (Ir $a at $N1, $b at $N2)"
+done
+rm -rf "$work"
