@@ -80,18 +80,23 @@ public enum ChunkScanner {
         var chunk = Chunk()
         reader.skipWhitespace()
         guard reader.peek() == UInt8(ascii: "{") else { throw Malformed(offset: reader.position) }
-        try reader.object(depth: 1) { (reader: inout Reader, key: Reader.Key) throws(Malformed) in
+        try reader.enterObject(depth: 1)
+        var members = 0
+        while let key = try reader.nextMember(&members) {
             switch key {
             case .id: chunk.idRange = try reader.stringRange()
             case .object: chunk.objectRange = try reader.stringRange()
             case .model: chunk.modelRange = try reader.stringRange()
             case .created: chunk.created = try reader.integerOrSkip(depth: 2)
-            case .error: chunk.isError = true
+            case .error:
+                chunk.isError = true
                 try reader.skipValue(depth: 2)
             case .usage:
                 if reader.peek() == UInt8(ascii: "{") {
                     chunk.promptTokens = 0
-                    try reader.object(depth: 2) { (reader: inout Reader, key: Reader.Key) throws(Malformed) in
+                    try reader.enterObject(depth: 2)
+                    var usageMembers = 0
+                    while let key = try reader.nextMember(&usageMembers) {
                         switch key {
                         case .promptTokens: chunk.promptTokens = try reader.integerOrSkip(depth: 3) ?? 0
                         case .completionTokens: chunk.completionTokens = try reader.integerOrSkip(depth: 3)
@@ -103,9 +108,14 @@ public enum ChunkScanner {
                     try reader.skipValue(depth: 2)
                 }
             case .choices:
-                guard reader.peek() == UInt8(ascii: "[") else { return try reader.skipValue(depth: 2) }
+                guard reader.peek() == UInt8(ascii: "[") else {
+                    try reader.skipValue(depth: 2)
+                    continue
+                }
                 chunk.hasChoices = true
-                try reader.array(depth: 2) { (reader: inout Reader) throws(Malformed) in
+                try reader.enterArray(depth: 2)
+                var elements = 0
+                while try reader.nextElement(&elements) {
                     let choice = try reader.choice(depth: 3)
                     if chunk.choice == nil { chunk.choice = choice } else { chunk.otherChoices.append(choice) }
                 }
