@@ -177,7 +177,6 @@ struct LoadShedderTests {
         var now = 0.0
         var nextArrival = 0.0
         var nextProbe = 0.005
-        var lastProbe = 0.0
         var busySince = 0.0
         var admitted = 0
         var waits: [Double] = []
@@ -208,7 +207,6 @@ struct LoadShedderTests {
                     thread: .init(running: .nanoseconds(Int64(busySince * 1e9)), waiting: .zero),
                     at: Self.start + .nanoseconds(Int64(now * 1e9)))
                 busySince = 0
-                lastProbe = now
                 nextProbe = now + 0.005
             }
         }
