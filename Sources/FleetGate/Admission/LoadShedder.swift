@@ -10,7 +10,7 @@ import NIOCore
 ///   lag — how late it runs a task it scheduled (``measured(lag:thread:at:)``), less any time its
 ///   thread waited for a CPU — which on a saturated loop is how long a request waits, in the
 ///   socket and in the loop's batch, before it is read.
-///   Every measurement moves the refused share by `α·(lag − target)·dt + β·(lag − previous lag)`:
+///   Every measurement moves the refused share by `α·(delay − target)·dt + β·(delay − previous)`:
 ///   the first term removes a standing backlog, the second reacts to its growth at once, and a
 ///   single stall undoes itself (its rise and its fall cancel). The share only **grows** while the
 ///   delay is above the target *and* the loop's thread ran for at least
@@ -18,7 +18,7 @@ import NIOCore
 ///   machine whose other processes hold the CPUs) sheds nothing, and a loop saturated by a
 ///   closed-loop client, whose queue is only as long as the client's concurrency, stays under the
 ///   target and is not shed.
-///   It shrinks as soon as the lag is below the target, and faster on an idle loop. Refused
+///   It shrinks as soon as the delay is below the target, and faster on an idle loop. Refused
 ///   requests are spread evenly (a credit per request, not a coin), so the admitted rate is smooth.
 ///   Measurements only run between loop passes, and one pass can read a burst of thousands of
 ///   requests; so a request read more than ``Configuration/passCeiling`` × the target after the
