@@ -49,10 +49,11 @@ def wait_ready(admin, key, want, timeout=20):
 class Gateway:
     """A fleetgate serve (+ its agent for the car path) built from `bin_dir`."""
 
-    def __init__(self, name, bin_dir, backend, car, log_level):
+    def __init__(self, name, bin_dir, backend, car, log_level, extra_env=()):
         self.name, self.port, self.agent = name, free_port(), None
         # Issue #20: token cars (benchmarks); by environment, which a baseline binary without the key ignores.
         env = dict(os.environ, FLEETGATE_FLEET_SECRET=SECRET, FLEETGATE_TUNNEL_AUTH="token")
+        env.update(kv.split("=", 1) for kv in extra_env)
         tunnel, admin = free_port(), free_port()
         args = [os.path.join(bin_dir, "fleetgate"), "serve", "--client-port", str(self.port), "--tunnel-port",
                 str(tunnel), "--admin-port", str(admin), "--threads", "1", "--log-level", log_level]
@@ -117,7 +118,8 @@ def h2load(port, h1, requests, body_file):
             rate = float(line.split(",")[1].split()[0])
         if line.startswith("status codes:"):
             ok = float(line.split()[2])
-    return rate, ok
+    # Answers per second include refusals (503); a shedding gateway must not pass them off as capacity.
+    return rate * ok / max(1, requests), ok
 
 
 def main():
@@ -131,7 +133,21 @@ def main():
     parser.add_argument("--log-level", default="info")
     parser.add_argument("--baseline-bin", help="a second build's .build/release, measured as central-before/car-before")
     parser.add_argument("--bin", help="use this build's fleetgate, fleet-agent and fleet-load instead of building")
+    parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
+                        help="environment for this build's gateways (repeatable), e.g. FLEETGATE_LIMITS_SHED_LAG_MILLISECONDS=5")
+    parser.add_argument("--baseline-env", action="append", default=[], metavar="KEY=VALUE",
+                        help="environment for the --baseline-bin gateways (repeatable)")
+    parser.add_argument("--capacity-protocols", default="h2,h1", help="closed-loop capacity over h2c, HTTP/1.1 or both")
+    parser.add_argument("--of-capacity", default="",
+                        help="open-loop rates as multiples of the h2c capacity measured just before, in the same "
+                             "round (e.g. 0.5,2: half and twice capacity; replaces --rates) — on a shared machine "
+                             "capacity moves with the neighbours' load")
+    parser.add_argument("--overload", action="store_true",
+                        help="only the overload rows: open-loop --rates (e.g. 0.5× and 2× capacity) and h2c capacity; "
+                             "no single-request latency, no HTTP/1.1 capacity")
     args = parser.parse_args()
+    if args.overload:
+        args.single, args.capacity_protocols = 0, "h2"
     bin_dir = args.bin or release_build("fleetgate", "fleet-agent", "fleet-load")
     backend_port, nghttpx_port = free_port(), free_port()
     backend = subprocess.Popen([PY, os.path.join(ROOT, "LoadTests", "burst_backend.py"), "--port", str(backend_port)],
@@ -148,56 +164,77 @@ def main():
         paths.append(("direct", backend_port, None, None, False))
     if "nghttpx" in wanted:
         paths.append(("nghttpx", nghttpx_port, nghttpx.pid, None, True))
-    builds = [("", bin_dir)] + ([("-before", args.baseline_bin)] if args.baseline_bin else [])
+    builds = [("", bin_dir, args.env)] + ([("-before", args.baseline_bin, args.baseline_env)] if args.baseline_bin else [])
+    print(f"load average at start: {os.getloadavg()}", flush=True)
     try:
-        for suffix, directory in builds:
+        for suffix, directory, extra_env in builds:
             for kind in ("central", "car"):
                 if kind in wanted:
-                    g = Gateway(kind + suffix, directory, backend_port, kind == "car", args.log_level)
+                    g = Gateway(kind + suffix, directory, backend_port, kind == "car", args.log_level, extra_env)
                     gateways.append(g)
                     paths.append((g.name, g.port, g.proc.pid, g.agent.pid if g.agent else None, True))
         body_stream = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
         json.dump(BODY_STREAM, body_stream)
         body_stream.close()
-        rates = [float(r) for r in args.rates.split(",") if r]
+        factors = [float(x) for x in args.of_capacity.split(",") if x]
+        # Row keys: a rate in streams/s, or ("x", factor) for a multiple of the capacity just measured.
+        rates = [("x", x) for x in factors] or [float(r) for r in args.rates.split(",") if r]
         rows = {}
         for r in range(args.rounds):
             order = paths[r % len(paths):] + paths[:r % len(paths)]
             for name, port, pid, agent_pid, h2 in order:
                 if h2:
                     fleet_load(bin_dir, port, ["--rate", "0", "--count", "50"])  # warm-up
+                if h2 and args.single:
                     single = fleet_load(bin_dir, port, ["--rate", "0", "--count", str(args.single)])
                     rows.setdefault((name, "single"), []).append(single)
-                plain = sequential(port, args.single, h2, BODY_PLAIN)
-                rows.setdefault((name, "nonstream"), []).append(plain)
-                for rate in rates:
+                if args.single:
+                    plain = sequential(port, args.single, h2, BODY_PLAIN)
+                    rows.setdefault((name, "nonstream"), []).append(plain)
+                capacity_first = bool(factors) and args.capacity and h2
+                if capacity_first:
+                    measure_capacity(rows, name, port, pid, h2, args, body_stream.name)
+                for key in rates:
                     if not h2:
                         continue
+                    rate = key
+                    if factors:
+                        if not capacity_first:
+                            continue
+                        rate = key[1] * rows[(name, "cap-h2")][-1]["rate"]
                     before = (cpu_seconds(pid) if pid else 0, cpu_seconds(agent_pid) if agent_pid else 0)
                     res = fleet_load(bin_dir, port, ["--rate", str(rate), "--duration", str(args.duration),
                                                      "--connections", "16"])
+                    res["rate"] = rate
+                    res["cap"] = rows[(name, "cap-h2")][-1]["rate"] if capacity_first else float("nan")
                     res["cpu_us"] = ((cpu_seconds(pid) - before[0]) / max(1, res["ok"]) * 1e6) if pid else float("nan")
                     res["agent_us"] = ((cpu_seconds(agent_pid) - before[1]) / max(1, res["ok"]) * 1e6
                                        if agent_pid else float("nan"))
-                    rows.setdefault((name, rate), []).append(res)
+                    rows.setdefault((name, key), []).append(res)
                     time.sleep(0.5)
-                if args.capacity:
-                    for h1 in (False, True):
-                        if not h1 and not h2:
-                            continue
-                        before, t0 = (cpu_seconds(pid) if pid else 0), time.time()
-                        rate, ok = h2load(port, h1, args.capacity, body_stream.name)
-                        wall = time.time() - t0
-                        cpu = (cpu_seconds(pid) - before) if pid else float("nan")
-                        rows.setdefault((name, "cap-h1" if h1 else "cap-h2"), []).append(
-                            {"rate": rate, "ok": ok, "cores": cpu / wall, "cpu_ms": cpu / max(1, ok) * 1e3})
-                print(f"round {r + 1} {name} done", flush=True)
+                if args.capacity and not capacity_first:
+                    measure_capacity(rows, name, port, pid, h2, args, body_stream.name)
+                print(f"round {r + 1} {name} done, load average {os.getloadavg()[0]:.1f}", flush=True)
         report(rows, paths, rates, args)
+        print(f"load average at end: {os.getloadavg()}")
     finally:
         for g in gateways:
             g.stop()
         stop(nghttpx)
         stop(backend)
+
+
+def measure_capacity(rows, name, port, pid, h2, args, body_file):
+    """Closed-loop capacity (h2load, 16 connections) over the protocols asked for, into `rows`."""
+    for h1 in (False, True):
+        if (not h1 and not h2) or ("h1" if h1 else "h2") not in args.capacity_protocols.split(","):
+            continue
+        before, t0 = (cpu_seconds(pid) if pid else 0), time.time()
+        rate, ok = h2load(port, h1, args.capacity, body_file)
+        wall = time.time() - t0
+        cpu = (cpu_seconds(pid) - before) if pid else float("nan")
+        rows.setdefault((name, "cap-h1" if h1 else "cap-h2"), []).append(
+            {"rate": rate, "ok": ok, "cores": cpu / wall, "cpu_ms": cpu / max(1, ok) * 1e3})
 
 
 def report(rows, paths, rates, args):
@@ -217,14 +254,31 @@ def report(rows, paths, rates, args):
     print("| single stream total p50 | " + " | ".join(f(med(n, "single", "stream_p50_ms")) for n in names) + " |")
     print("| non-stream request p50 | " + " | ".join(f(med(n, "nonstream", "total_p50_ms")) for n in names) + " |")
     for rate in rates:
-        print(f"| open {rate:g}/s ok % | " + " | ".join(
+        label = f"{rate[1]:g}× capacity" if isinstance(rate, tuple) else f"{rate:g}/s"
+        if isinstance(rate, tuple):
+            print(f"| open {label}: offered streams/s | " + " | ".join(f(med(n, rate, "rate"), ".0f") for n in names) + " |")
+        print(f"| open {label} ok % | " + " | ".join(
             f(100 * med(n, rate, "ok") / max(1, med(n, rate, "ok") + med(n, rate, "failed")), ".1f") for n in names) + " |")
-        print(f"| open {rate:g}/s TTFT p50 / p99 | " + " | ".join(
+        print(f"| open {label} TTFT p50 / p99 | " + " | ".join(
             f"{f(med(n, rate, 'ttft_p50_ms'), '.2f')} / {f(med(n, rate, 'ttft_p99_ms'), '.2f')}" for n in names) + " |")
-        print(f"| open {rate:g}/s relay CPU µs/stream | " + " | ".join(f(med(n, rate, "cpu_us"), ".0f") for n in names) + " |")
-        print(f"| open {rate:g}/s agent CPU µs/stream | " + " | ".join(f(med(n, rate, "agent_us"), ".0f") for n in names) + " |")
+        if isinstance(rate, tuple):  # against the capacity of the same round
+            print(f"| open {label}: admitted streams/s, % of the round's h2c capacity | " + " | ".join(
+                f"{f(med(n, rate, 'ok') / args.duration, '.0f')}, "
+                f"{f(median([100 * x['ok'] / args.duration / x['cap'] for x in rows.get((n, rate), [])]), '.0f')}"
+                for n in names) + " |")
+        else:
+            print(f"| open {label} admitted streams/s, % of h2c capacity | " + " | ".join(
+                f"{f(med(n, rate, 'ok') / args.duration, '.0f')}, "
+                f"{f(100 * med(n, rate, 'ok') / args.duration / med(n, 'cap-h2', 'rate'), '.0f')}" for n in names) + " |")
+        print(f"| open {label} admitted streams per relay CPU-second, % of that at h2c capacity | " + " | ".join(
+            f"{f(1e6 / med(n, rate, 'cpu_us'), '.0f')}, {f(100 * med(n, 'cap-h2', 'cpu_ms') * 1e3 / med(n, rate, 'cpu_us'), '.0f')}"
+            for n in names) + " |")
+        print(f"| open {label} relay CPU µs/stream | " + " | ".join(f(med(n, rate, "cpu_us"), ".0f") for n in names) + " |")
+        print(f"| open {label} agent CPU µs/stream | " + " | ".join(f(med(n, rate, "agent_us"), ".0f") for n in names) + " |")
     for key, label in (("cap-h2", "h2c"), ("cap-h1", "HTTP/1.1")):
-        print(f"| capacity {label}, 16 conns: streams/s | " + " | ".join(f(med(n, key, "rate"), ".0f") for n in names) + " |")
+        print(f"| capacity {label}, 16 conns: streams/s answered 200 | " + " | ".join(f(med(n, key, "rate"), ".0f") for n in names) + " |")
+        print(f"| capacity {label}: % answered 200 (the rest shed) | " + " | ".join(
+            f(100 * med(n, key, "ok") / args.capacity, ".1f") for n in names) + " |")
         print(f"| capacity {label}: cores, CPU-ms each | " + " | ".join(
             f"{f(med(n, key, 'cores'), '.2f')}, {f(med(n, key, 'cpu_ms'), '.3f')}" for n in names) + " |")
 

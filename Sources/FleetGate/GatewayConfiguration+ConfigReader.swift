@@ -279,7 +279,7 @@ extension GatewayConfiguration.Limits {
     /// - `maxBufferedBodyBytes` (int, default 268435456, 1 KiB…64 GiB): request-body bytes held over all requests. Reloadable.
     /// - `maxInFlightRequests` (int, default 10000): completions in flight over all clients. Reloadable.
     /// - `maxInFlightPerEventLoop` (int, default 4096): completions admitted and unfinished per event loop. Reloadable.
-    /// - `shedLagMilliseconds` (double, default 20, 0 = off): event-loop lag past which new requests are shed. Reloadable.
+    /// - `shedLagMilliseconds` (double, default 15, 0 = off): the event-loop lag an overloaded loop is held at by shedding. Reloadable.
     /// - `clientHTTP2` (scoped): ``HTTP2Configuration/init(config:)`` for client connections; new connections get reloads.
     /// - `tunnelHTTP2` (scoped): ``HTTP2Configuration/init(config:)`` for car tunnels; new tunnels get reloads.
     public init(config: ConfigReader) throws {
@@ -313,7 +313,7 @@ extension GatewayConfiguration.Limits {
                     "Completion requests admitted and unfinished per event loop; more get 503 server_overloaded. Reloadable."),
                 .double(
                     "shedLagMilliseconds", Double(d.shedLag.nanoseconds) / 1e6,
-                    "Event-loop lag past which new requests get 503 server_overloaded with Retry-After (0: off). Reloadable."),
+                    "Event-loop lag (queueing delay) an overloaded loop is held at: past it, a busy loop refuses a growing share of new requests with 503 server_overloaded and Retry-After (0: off). Reloadable."),
             ]),
             ConfigSchema(scope: "clientHTTP2", HTTP2Configuration.configKeys(defaults: d.clientHTTP2)),
             ConfigSchema(scope: "tunnelHTTP2", HTTP2Configuration.configKeys(defaults: d.tunnelHTTP2)),

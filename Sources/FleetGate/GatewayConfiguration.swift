@@ -150,9 +150,10 @@ public struct GatewayConfiguration: Sendable {
         /// Completion requests admitted and unfinished on one event loop; more get 503
         /// `server_overloaded` (issue #19).
         public var maxInFlightPerEventLoop: Int = 4096
-        /// An event loop that runs this late sheds new requests (503 `server_overloaded`,
-        /// `Retry-After`) until it is back under half of it; zero turns lag shedding off.
-        public var shedLag: TimeAmount = .milliseconds(20)
+        /// The queueing delay (event-loop lag, less time spent waiting for a CPU) an overloaded
+        /// loop is held at: past it, a busy loop refuses a growing share of new requests (503
+        /// `server_overloaded`, `Retry-After`); zero turns delay shedding off.
+        public var shedLag: TimeAmount = .milliseconds(15)
         /// What each event loop's ``LoadShedder`` enforces.
         var shedding: LoadShedder.Configuration {
             .init(maxInFlight: self.maxInFlightPerEventLoop, lagThreshold: self.shedLag)

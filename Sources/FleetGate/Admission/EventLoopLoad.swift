@@ -1,19 +1,22 @@
 import NIOConcurrencyHelpers
 import NIOCore
 
-/// One event loop's ``LoadShedder``, and the timer that measures the loop's lag: every
-/// ``interval`` a task asks to run `interval` from now and records how late it ran.
+/// One event loop's ``LoadShedder``, and the timer that measures the loop: every 5 ms
+/// (``LoadShedder/Configuration/interval``) a task asks to run that far from now and records how
+/// late it ran, and how busy the loop's thread was meanwhile (``ThreadBusyTime``, read on that
+/// thread). Admission reads the clock too, for the shedder's in-pass ceiling.
 ///
 /// All state is touched on ``eventLoop`` only (the lag task runs there, and client streams call
 /// ``admit()`` and ``finished()`` from their own loop, which is this one), so there is no lock.
 final class EventLoopLoad: @unchecked Sendable {
-    static let interval = TimeAmount.milliseconds(5)
-
     let eventLoop: any EventLoop
     private let configuration: @Sendable () -> LoadShedder.Configuration
     private var shedder: LoadShedder
     private var timer: Scheduled<Void>?
     private var stopped = false
+    /// Opened by the first measurement, on the loop's thread.
+    private var threadClock: ThreadBusyTime?
+    private var lastSample: (running: UInt64, waiting: UInt64)?
 
     init(eventLoop: any EventLoop, configuration: @escaping @Sendable () -> LoadShedder.Configuration) {
         self.eventLoop = eventLoop
@@ -31,24 +34,45 @@ final class EventLoopLoad: @unchecked Sendable {
         self.eventLoop.execute {
             self.stopped = true
             self.timer?.cancel()
+            self.shedder.measurementsStopped()
         }
     }
 
     private func arm() {
         guard !self.stopped else { return }
-        let due = NIODeadline.now() + Self.interval
+        let due = NIODeadline.now() + self.shedder.configuration.interval
         self.timer = self.eventLoop.scheduleTask(deadline: due) {
             let now = NIODeadline.now()
             self.shedder.configuration = self.configuration()  // reloads take effect within 5 ms
-            self.shedder.lagMeasured(now > due ? now - due : .zero, at: now)
+            self.shedder.measured(lag: now > due ? now - due : .zero, thread: self.threadTime(at: now), at: now)
             self.arm()
         }
+    }
+
+    /// How the loop's thread spent the time since the previous measurement.
+    private func threadTime(at now: NIODeadline) -> LoadShedder.ThreadTime? {
+        let clock = self.threadClock ?? ThreadBusyTime()
+        self.threadClock = clock
+        guard let sample = clock.read() else { return nil }
+        defer { self.lastSample = sample }
+        guard let last = self.lastSample, sample.running >= last.running, sample.waiting >= last.waiting else {
+            return nil
+        }
+        return .init(
+            running: .nanoseconds(Int64(sample.running - last.running)),
+            waiting: .nanoseconds(Int64(sample.waiting - last.waiting)))
     }
 
     /// Admits a new request on this loop, or says why not.
     func admit() -> LoadShedder.Decision {
         self.eventLoop.assertInEventLoop()
-        return self.shedder.requestArrived()
+        let now = NIODeadline.now()
+        guard self.shedder.isPastCeiling(at: now) else { return self.shedder.requestArrived(at: now) }
+        var waited = TimeAmount.zero
+        if let last = self.lastSample, let sample = self.threadClock?.read(), sample.waiting >= last.waiting {
+            waited = .nanoseconds(Int64(sample.waiting - last.waiting))
+        }
+        return self.shedder.requestArrived(at: now, waited: waited)
     }
 
     /// An admitted request ended.

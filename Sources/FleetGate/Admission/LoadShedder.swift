@@ -1,31 +1,56 @@
 import NIOCore
 
 /// Admission by an event loop's own health: the decision that keeps a saturated gateway shedding
-/// instead of queueing (issue #19). Pure — no I/O, the clock is passed in — and owned by one event
-/// loop (``EventLoopLoad``), so it needs no lock.
+/// instead of queueing (issue #19). Pure — no I/O, the clock and the measurements are passed in —
+/// and owned by one event loop (``EventLoopLoad``), so it needs no lock.
 ///
-/// Two signals, either of which sheds a new request with 503 `server_overloaded` and `Retry-After`:
-/// - **lag**: how late the loop runs a task it scheduled (``lagMeasured(_:at:)``). A loop that runs
-///   late has more work than time: every request it admits now waits behind that backlog. As
-///   CoDel does with queueing delay, only a *standing* backlog counts: new requests are refused once
-///   every measurement for ``Configuration/lagWindow`` was above ``Configuration/lagThreshold``
-///   (a loop stalled that long counts as well), until one comes back at or under half the
-///   threshold (hysteresis, so one good sample in a storm does not reopen the gate). A single late
-///   timer — a busy neighbour on the machine, one large write — sheds nothing;
+/// Two limits, either of which sheds a new request with 503 `server_overloaded` and `Retry-After`:
+/// - **delay**: a share of new requests is refused, set by a PI controller (PIE's, RFC 8033) that
+///   holds the loop's queueing delay near ``Configuration/lagThreshold``. The delay is the loop's
+///   lag — how late it runs a task it scheduled (``measured(lag:thread:at:)``), less any time its
+///   thread waited for a CPU — which on a saturated loop is how long a request waits, in the
+///   socket and in the loop's batch, before it is read.
+///   Every measurement moves the refused share by `α·(delay − target)·dt + β·(delay − previous)`:
+///   the first term removes a standing backlog, the second reacts to its growth at once, and a
+///   single stall undoes itself (its rise and its fall cancel). The share only **grows** while the
+///   delay is above the target *and* the loop's thread ran for at least
+///   ``Configuration/busyThreshold`` of the time it could: a lag without load (a blocking call, a
+///   machine whose other processes hold the CPUs) sheds nothing, and a loop saturated by a
+///   closed-loop client, whose queue is only as long as the client's concurrency, stays under the
+///   target and is not shed.
+///   It shrinks as soon as the delay is below the target, and faster on an idle loop. Refused
+///   requests are spread evenly (a credit per request, not a coin), so the admitted rate is smooth.
+///   Measurements only run between loop passes, and one pass can read a burst of thousands of
+///   requests; so a request read more than ``Configuration/passCeiling`` × the target after the
+///   next measurement was due — in the middle of a pass that long — is refused at once;
 /// - **in flight**: requests this loop has admitted and not yet finished, at most
 ///   ``Configuration/maxInFlight`` (memory and upstream slots stay bounded even when the loop is not
 ///   behind, e.g. streams that wait on slow cars).
 ///
-/// Refusing is cheap (the body is never read), so the loop spends its time on the requests it
-/// admitted: throughput stays near capacity and their latency near its unloaded value.
+/// A refusal is answered before the body is read, but still costs the loop about a tenth of a
+/// served request (r; HTTP/2 framing and the 503); at `k`× capacity at most `(1 − k·r)/(1 − r)` of
+/// capacity can be admitted — the rest of the loop's time goes to refusals (`LoadTests/README.md`).
 struct LoadShedder {
     struct Configuration: Sendable, Hashable {
         /// Requests admitted and unfinished on one event loop, at most.
         var maxInFlight: Int
-        /// Loop lag above which new requests are shed; zero turns lag shedding off.
+        /// The queueing delay (loop lag) the controller holds the loop at; zero turns delay
+        /// shedding off.
         var lagThreshold: TimeAmount
-        /// How long the lag must stay above the threshold before shedding starts.
-        var lagWindow: TimeAmount = .milliseconds(100)
+        /// The share of the time the loop's thread could run that it must have run (not slept in
+        /// `epoll_wait`) for the refused share to grow.
+        var busyThreshold: Double = 0.9
+        /// Integral gain α, per second of excess delay per second.
+        var integralGain: Double = 200
+        /// Proportional gain β, per second of delay change.
+        var proportionalGain: Double = 10
+        /// The largest refused share: a few requests still pass, so recovery is seen on them.
+        var maxRefused: Double = 0.98
+        /// How often the loop is measured (``EventLoopLoad`` schedules the next measurement this
+        /// far after the last).
+        var interval: TimeAmount = .milliseconds(5)
+        /// A request read this many targets after a measurement was due is refused at once.
+        var passCeiling: Int64 = 8
     }
 
     enum Decision: Equatable {
@@ -41,40 +66,103 @@ struct LoadShedder {
 
     var configuration: Configuration
     private(set) var inFlight = 0
-    /// Since when every lag measurement was above the threshold (the start of the backlog), or nil.
-    private(set) var laggingSince: NIODeadline?
-    /// Shedding on lag.
-    private(set) var shedding = false
+    /// The share of new requests refused on delay, 0…``Configuration/maxRefused``.
+    private(set) var refused = 0.0
+    /// Admission credit: each request adds `1 − refused`; a request is admitted when it reaches 1.
+    private var credit = 0.0
     /// The last lag measured.
     private(set) var lastLag: TimeAmount = .zero
+    /// The last lag the loop caused itself: the lag less the time its thread waited for a CPU.
+    private(set) var lastOwnLag: TimeAmount = .zero
+    /// The busy share of the last measurement.
+    private(set) var lastBusy = 0.0
+    private var lastMeasured: NIODeadline?
+    /// When the next measurement is due; nil while the loop is not measured.
+    private var nextDue: NIODeadline?
+
+    /// How the loop's thread spent the time since the previous measurement.
+    struct ThreadTime: Equatable {
+        /// On a CPU.
+        var running: TimeAmount
+        /// Runnable, waiting for a CPU that other threads or processes held.
+        var waiting: TimeAmount
+    }
 
     init(configuration: Configuration) {
         self.configuration = configuration
     }
 
-    /// A lag measurement: the loop ran a task scheduled for `at - lag` at `at`.
-    mutating func lagMeasured(_ lag: TimeAmount, at now: NIODeadline) {
+    /// A measurement: the loop ran a task scheduled for `now - lag` at `now`; `thread` is how its
+    /// thread spent the time since the previous measurement (nil when the platform cannot tell:
+    /// then the whole lag counts and the loop counts as busy).
+    ///
+    /// Time spent waiting for a CPU is not the loop's own queue: on a machine whose other
+    /// processes hold the CPUs, the lag grows whatever the loop admits, and shedding on it would
+    /// only ratchet up (a closed-loop client would be refused a share for nothing). So the delay
+    /// the controller holds is the lag less that wait, and "busy" is the share of the time the
+    /// thread *could* run that it did run (not sleeping in `epoll_wait`).
+    mutating func measured(lag: TimeAmount, thread: ThreadTime?, at now: NIODeadline) {
+        let previousOwnLag = self.lastOwnLag
+        let previous = self.lastMeasured
+        var ownLag = lag
+        var busy = 1.0
+        if let thread, let previous, now > previous {
+            ownLag = max(.zero, lag - thread.waiting)
+            let available = (now - previous) - thread.waiting
+            if available > .zero { busy = min(1, Double(thread.running.nanoseconds) / Double(available.nanoseconds)) }
+        }
         self.lastLag = lag
-        let threshold = self.configuration.lagThreshold
-        guard threshold > .zero else {
-            self.laggingSince = nil
-            self.shedding = false
+        self.lastOwnLag = ownLag
+        self.lastBusy = busy
+        self.lastMeasured = now
+        self.nextDue = now + self.configuration.interval
+        let target = self.configuration.lagThreshold
+        guard target > .zero else {
+            self.refused = 0
             return
         }
-        if lag > threshold {
-            // The loop has been behind since the task was due.
-            let since = self.laggingSince ?? (now - lag)
-            self.laggingSince = since
-            if now - since >= self.configuration.lagWindow { self.shedding = true }
-        } else {
-            self.laggingSince = nil
-            if lag <= TimeAmount.nanoseconds(threshold.nanoseconds / 2) { self.shedding = false }
+        // A long gap (the first measurement, a stall) counts as one interval's worth of time.
+        let dt = previous.map { min(0.1, max(0, Double((now - $0).nanoseconds) / 1e9)) } ?? 0.005
+        let excess = Double((ownLag - target).nanoseconds) / 1e9
+        let rise = Double((ownLag - previousOwnLag).nanoseconds) / 1e9
+        var change = self.configuration.integralGain * excess * dt + self.configuration.proportionalGain * rise
+        if change > 0 && (ownLag <= target || busy < self.configuration.busyThreshold) {
+            change = 0  // the delay gate: grow only on a standing queue of a loaded loop
         }
+        if busy < self.configuration.busyThreshold / 2 { change = min(change, -self.refused / 4) }
+        let refused = min(self.configuration.maxRefused, self.refused + change)
+        self.refused = refused < 0.001 ? 0 : refused  // a decay reaches zero
     }
 
-    /// A new request on this loop: admitted (and counted in flight) or shed.
-    mutating func requestArrived() -> Decision {
-        if self.shedding { return .shed(reason: .lag) }
+    /// The loop is no longer measured (shutdown): the in-pass ceiling no longer applies.
+    mutating func measurementsStopped() {
+        self.nextDue = nil
+        self.lastMeasured = nil
+        self.refused = 0
+    }
+
+    /// Whether a request read at `now` is inside a loop pass longer than the in-pass ceiling —
+    /// before the time the thread waited for a CPU is taken off (the caller then reads it, and
+    /// passes it to ``requestArrived(at:waited:)``; a pass that long is rare, a read costs ~2 µs).
+    func isPastCeiling(at now: NIODeadline) -> Bool {
+        let target = self.configuration.lagThreshold
+        guard target > .zero, let due = self.nextDue else { return false }
+        return now - due > target * self.configuration.passCeiling
+    }
+
+    /// A new request on this loop, read at `now`: admitted (and counted in flight) or shed.
+    /// `waited`: how long the thread waited for a CPU since the last measurement, when
+    /// ``isPastCeiling(at:)`` (a pass made long by the machine's other processes is not the
+    /// loop's queue).
+    mutating func requestArrived(at now: NIODeadline, waited: TimeAmount = .zero) -> Decision {
+        if self.isPastCeiling(at: now - waited) { return .shed(reason: .lag) }
+        if self.refused > 0 {
+            self.credit += 1 - self.refused
+            guard self.credit >= 1 else { return .shed(reason: .lag) }
+            self.credit -= 1
+        } else {
+            self.credit = 0
+        }
         if self.inFlight >= self.configuration.maxInFlight { return .shed(reason: .inFlight) }
         self.inFlight += 1
         return .admit
