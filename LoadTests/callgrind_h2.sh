@@ -12,13 +12,8 @@
 set -euo pipefail
 work=$(mktemp -d)
 body=$work/body; head -c 16384 /dev/zero > "$body"
-cat > "$work/shim.c" <<'SHIM'
-#include <unistd.h>
-extern void _dispatch_main_queue_callback_4CF(void *);
-void dispatch_main(void) { for (;;) { _dispatch_main_queue_callback_4CF(0); usleep(100000); } }
-SHIM
-swiftlib=$(dirname "$(readlink -f "$(command -v swift)")")/../lib/swift/linux
-gcc -shared -fPIC -o "$work/shim.so" "$work/shim.c" -L"$swiftlib" -ldispatch -Wl,-rpath,"$swiftlib"
+. "$(dirname "$0")/callgrind_shim.sh"
+build_callgrind_shim "$work"
 workloads=(
   "GET / (c10 m10)|-c 10 -m 10|/|1000|3000"
   "SSE 100 events (c10 m10)|-c 10 -m 10|/sse?n=100|100|300"

@@ -11,13 +11,8 @@ set -euo pipefail
 N1=${N1:-40}; N2=${N2:-120}
 load=$(cd "$(dirname "$0")/.." && pwd)/.build/release/fleet-load
 work=$(mktemp -d)
-cat > "$work/shim.c" <<'SHIM'
-#include <unistd.h>
-extern void _dispatch_main_queue_callback_4CF(void *);
-void dispatch_main(void) { for (;;) { _dispatch_main_queue_callback_4CF(0); usleep(100000); } }
-SHIM
-swiftlib=$(dirname "$(readlink -f "$(command -v swift)")")/../lib/swift/linux
-gcc -shared -fPIC -o "$work/shim.so" "$work/shim.c" -L"$swiftlib" -ldispatch -Wl,-rpath,"$swiftlib"
+. "$(dirname "$0")/callgrind_shim.sh"
+build_callgrind_shim "$work"
 # Under callgrind the loop runs ~50× slower: shedding on its lag is turned off (0), or it would refuse.
 export FLEETGATE_FLEET_SECRET=bench-secret-0123456789abcdef FLEETGATE_TUNNEL_AUTH=token FLEETGATE_LIMITS_SHED_LAG_MILLISECONDS=0
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }

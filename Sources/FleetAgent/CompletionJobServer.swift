@@ -246,13 +246,9 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
     /// JSONEncoder here was 5 % of the agent's CPU per stream, issue #19).
     private func writeUsage(_ usage: Usage) {
         var event = self.chunkHead
-        event.writeStaticString("],\"usage\":{\"prompt_tokens\":")
-        event.writeString(String(usage.promptTokens))
-        event.writeStaticString(",\"completion_tokens\":")
-        event.writeString(String(usage.completionTokens))
-        event.writeStaticString(",\"total_tokens\":")
-        event.writeString(String(usage.totalTokens))
-        event.writeStaticString("}}\n\n")
+        event.writeStaticString("],\"usage\":")
+        usage.writeJSONObject(into: &event)
+        event.writeStaticString("}\n\n")
         self.stream.sendData(event, endStream: false)
     }
 

@@ -186,11 +186,17 @@ extension ChunkScanner {
 
         /// An integer, or nil for any other value (skipped).
         mutating func integerOrSkip(depth: Int) throws(Malformed) -> Int? {
-            let start = self.position
             guard let first = self.peek(), first == UInt8(ascii: "-") || (0x30...0x39).contains(first) else {
                 try self.skipValue(depth: depth)
                 return nil
             }
+            return try self.plainInteger()
+        }
+
+        /// Reads a number; its value when it is plain digits (optionally negative) that fit an
+        /// `Int`, nil for a fraction, an exponent or an overflow.
+        mutating func plainInteger() throws(Malformed) -> Int? {
+            let start = self.position
             try self.number()
             var value = 0
             var negative = false

@@ -155,23 +155,8 @@ extension CompletionRequest {
 
     /// Plain digits only: a fraction or an exponent is JSONDecoder's to judge.
     private static func integer(_ reader: inout ChunkScanner.Reader) throws -> Int {
-        let start = reader.position
-        try reader.number()
-        var value = 0
-        var negative = false
-        for index in start..<reader.position {
-            let byte = reader.bytes[index]
-            if byte == UInt8(ascii: "-") {
-                negative = true
-                continue
-            }
-            guard (0x30...0x39).contains(byte) else { throw GiveUp() }
-            let (times, o1) = value.multipliedReportingOverflow(by: 10)
-            let (plus, o2) = times.addingReportingOverflow(Int(byte - 0x30))
-            if o1 || o2 { throw GiveUp() }
-            value = plus
-        }
-        return negative ? -value : value
+        guard let value = try reader.plainInteger() else { throw GiveUp() }
+        return value
     }
 
     private static func double(_ reader: inout ChunkScanner.Reader) throws -> Double {

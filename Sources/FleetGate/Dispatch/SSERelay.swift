@@ -285,13 +285,9 @@ package struct SSERelay: Sendable {
             let usage = self.usage
             var json = ByteBuffer()
             self.writeEnvelopeStart(into: &json)
-            json.writeStaticString("\"choices\":[],\"usage\":{\"prompt_tokens\":")
-            json.writeString(String(usage.promptTokens))
-            json.writeStaticString(",\"completion_tokens\":")
-            json.writeString(String(usage.completionTokens))
-            json.writeStaticString(",\"total_tokens\":")
-            json.writeString(String(usage.totalTokens))
-            json.writeStaticString("}}")
+            json.writeStaticString("\"choices\":[],\"usage\":")
+            usage.writeJSONObject(into: &json)
+            json.writeStaticString("}")
             Self.writeEvent(json, into: &out)
         }
         out.writeStaticString("data: [DONE]\n\n")

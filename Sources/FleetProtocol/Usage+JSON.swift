@@ -1,0 +1,15 @@
+public import NIOCore
+
+extension Usage {
+    /// Writes `{"prompt_tokens":…,"completion_tokens":…,"total_tokens":…}` without JSONEncoder: the
+    /// usage object of a streamed chunk, on the gateway's and the agent's per-stream path (#19).
+    public func writeJSONObject(into buffer: inout ByteBuffer) {
+        buffer.writeStaticString("{\"prompt_tokens\":")
+        buffer.writeString(String(self.promptTokens))
+        buffer.writeStaticString(",\"completion_tokens\":")
+        buffer.writeString(String(self.completionTokens))
+        buffer.writeStaticString(",\"total_tokens\":")
+        buffer.writeString(String(self.totalTokens))
+        buffer.writeStaticString("}")
+    }
+}
