@@ -25,7 +25,7 @@ public final class LogLevelControl: Sendable {
     /// Bootstraps swift-log once per process: stderr, at this control's level.
     public func bootstrap() {
         LoggingSystem.bootstrap { label in
-            ControlledLogHandler(inner: StreamLogHandler.standardError(label: label), control: self)
+            ControlledLogHandler(label: label, control: self)
         }
     }
 
@@ -40,19 +40,19 @@ extension ConfigReader {
     }
 }
 
-/// A log handler whose level is the shared ``LogLevelControl``'s.
+/// A log handler whose level is the shared ``LogLevelControl``'s, writing `StreamLogHandler`'s
+/// lines to standard error (``LogLine``).
 ///
-/// It keeps the logger's metadata itself and hands it to `StreamLogHandler` with each event
-/// (the event's own keys win, as they do in `StreamLogHandler`): `StreamLogHandler` renders its
-/// metadata to text on every change, and a request sets three keys (its trace and span) on a
-/// logger that, at the production level, writes one line — the audit line — or none.
+/// It keeps the logger's metadata as it is and renders it with each line: a request sets three keys
+/// (its trace and span) on a logger that, at the production level, writes one line — the audit
+/// line — or none, so rendering on every change (as `StreamLogHandler` does) would be wasted.
 struct ControlledLogHandler: LogHandler {
-    var inner: StreamLogHandler
+    let label: String
     let control: LogLevelControl
     var metadata: Logger.Metadata = [:]
 
-    init(inner: StreamLogHandler, control: LogLevelControl) {
-        self.inner = inner
+    init(label: String, control: LogLevelControl) {
+        self.label = label
         self.control = control
     }
 
@@ -68,11 +68,7 @@ struct ControlledLogHandler: LogHandler {
 
     func log(event: LogEvent) {
         guard event.level >= self.control.level else { return }
-        guard !self.metadata.isEmpty else { return self.inner.log(event: event) }
-        var event = event
-        // The event's keys win, as in StreamLogHandler. (Its metadata provider, which none is
-        // bootstrapped with, would rank between the two there and above both here.)
-        event.metadata = self.metadata.merging(event.metadata ?? [:]) { _, explicit in explicit }
-        self.inner.log(event: event)
+        LogLine.writeToStandardError(
+            LogLine.render(timestamp: LogLine.timestamp(), label: self.label, base: self.metadata, event: event))
     }
 }

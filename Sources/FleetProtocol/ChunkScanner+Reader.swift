@@ -6,9 +6,11 @@
 
 extension ChunkScanner {
     /// Walks a validated-as-it-goes JSON text.
-    struct Reader {
+    package struct Reader {
         let bytes: UnsafeRawBufferPointer
         var position = 0
+        /// Whether the last string token ``stringRange()`` read held an escape.
+        var lastStringEscaped = false
 
         init(bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
 
@@ -271,11 +273,11 @@ extension ChunkScanner {
             }
         }
 
-        /// The raw bytes between the quotes of a string token without escapes; nil when it has some.
+        /// The raw bytes between the quotes of the string token ``stringRange()`` just read, when it has
+        /// no escapes; nil when it has some.
         func rawContent(_ range: Range<Int>) -> UnsafeRawBufferPointer? {
-            let inner = UnsafeRawBufferPointer(rebasing: self.bytes[(range.lowerBound + 1)..<(range.upperBound - 1)])
-            guard let base = inner.baseAddress, inner.count > 0 else { return inner }
-            return memchr(base, Int32(UInt8(ascii: "\\")), inner.count) == nil ? inner : nil
+            guard !self.lastStringEscaped else { return nil }
+            return UnsafeRawBufferPointer(rebasing: self.bytes[(range.lowerBound + 1)..<(range.upperBound - 1)])
         }
 
         /// Validates a string token and returns its range, quotes included.
@@ -283,7 +285,11 @@ extension ChunkScanner {
             let start = self.position
             guard self.peek() == UInt8(ascii: "\"") else { throw self.fail() }
             self.position += 1
+            self.lastStringEscaped = false
             while self.position < self.bytes.count {
+                // Plain ASCII runs (almost all of a chunk's strings) are skipped eight bytes at a time.
+                self.position = Self.plainRun(self.bytes, from: self.position)
+                guard self.position < self.bytes.count else { break }
                 let byte = self.bytes[self.position]
                 switch byte {
                 case UInt8(ascii: "\""):
@@ -291,6 +297,7 @@ extension ChunkScanner {
                     return start..<self.position
                 case UInt8(ascii: "\\"):
                     self.position += 1
+                    self.lastStringEscaped = true
                     guard let escaped = self.peek() else { throw self.fail() }
                     switch escaped {
                     case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"),
@@ -310,6 +317,35 @@ extension ChunkScanner {
                 }
             }
             throw self.fail()
+        }
+
+        /// The end of the run of bytes from `start` that a string token may hold as they are:
+        /// printable ASCII other than `"` and `\`. The one unsafe fast path of the scanner (eight bytes
+        /// per step, SWAR); `ChunkScannerTests` checks it against ``isPlain(_:)`` byte by byte.
+        package static func plainRun(_ bytes: UnsafeRawBufferPointer, from start: Int) -> Int {
+            guard let base = bytes.baseAddress else { return start }
+            let end = bytes.count
+            var index = start
+            let ones: UInt64 = 0x0101_0101_0101_0101
+            let high: UInt64 = 0x8080_8080_8080_8080
+            while index + 8 <= end {
+                let word = base.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+                // Each term has a byte's high bit set when that byte (or, in the zero tests, a byte
+                // above a match) is one to stop at; they never miss one (Hacker's Delight 6-1).
+                let below0x20 = (word &- ones &* 0x20) & ~word
+                let quote = word ^ (ones &* 0x22)
+                let backslash = word ^ (ones &* 0x5C)
+                let stops = word | below0x20 | ((quote &- ones) & ~quote) | ((backslash &- ones) & ~backslash)
+                if stops & high != 0 { break }
+                index += 8
+            }
+            while index < end, Self.isPlain(base.load(fromByteOffset: index, as: UInt8.self)) { index += 1 }
+            return index
+        }
+
+        /// Whether a string token may hold `byte` as it is (the safe definition of ``plainRun(_:from:)``).
+        package static func isPlain(_ byte: UInt8) -> Bool {
+            byte >= 0x20 && byte < 0x80 && byte != UInt8(ascii: "\"") && byte != UInt8(ascii: "\\")
         }
 
         /// Validates one multi-byte UTF-8 scalar (no overlongs, no surrogates, ≤ U+10FFFF).

@@ -55,6 +55,7 @@ public enum SSE {
             /// copying when there is one line; nil when the event has no `data:` line (a comment or
             /// bare fields).
             public var payload: ByteBuffer? {
+                if let single = self.singleLinePayload { return single }
                 var payload: ByteBuffer?
                 var lines = 0
                 var cursor = self.raw
@@ -75,6 +76,23 @@ public enum SSE {
                     }
                 }
                 return payload
+            }
+
+            /// The common shape, `data: PAYLOAD\n\n` with no other line and no carriage return, read
+            /// with one scan; nil for any other shape (then ``payload`` walks the lines).
+            private var singleLinePayload: ByteBuffer? {
+                let count = self.raw.readableBytes
+                let start: Int? = self.raw.withUnsafeReadableBytes { bytes in
+                    guard count >= 8, let base = bytes.baseAddress, memcmp(base, "data:", 5) == 0 else { return nil }
+                    let start = bytes[5] == UInt8(ascii: " ") ? 6 : 5
+                    // Exactly one newline before the blank line's, and no carriage return anywhere.
+                    guard memchr(base + start, Int32(UInt8(ascii: "\n")), count - start) == base + count - 2,
+                        memchr(base, Int32(UInt8(ascii: "\r")), count) == nil
+                    else { return nil }
+                    return start
+                }
+                guard let start else { return nil }
+                return self.raw.getSlice(at: self.raw.readerIndex + start, length: count - start - 2)
             }
         }
 

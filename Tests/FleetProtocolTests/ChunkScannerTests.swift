@@ -72,6 +72,40 @@ struct ChunkScannerTests {
         #expect(throws: ChunkScanner.Malformed.self) { try scan(text) }
     }
 
+    @Test("The eight-bytes-at-a-time string run stops exactly where the byte-wise definition does")
+    func plainRunMatchesBytewise() {
+        func bytewise(_ bytes: [UInt8], from start: Int) -> Int {
+            var index = start
+            while index < bytes.count, ChunkScanner.Reader.isPlain(bytes[index]) { index += 1 }
+            return index
+        }
+        // Every byte value at every position of a 24-byte plain run (each lane of each word, and the tail).
+        let plain = Array(repeating: UInt8(ascii: "a"), count: 24)
+        for value in 0...255 {
+            for position in 0..<plain.count {
+                var bytes = plain
+                bytes[position] = UInt8(value)
+                for start in [0, 1, 7, position] where start <= bytes.count {
+                    let fast = bytes.withUnsafeBytes { ChunkScanner.Reader.plainRun($0, from: start) }
+                    #expect(fast == bytewise(bytes, from: start), "byte \(value) at \(position) from \(start)")
+                }
+            }
+        }
+        // Random texts weighted toward the bytes that stop a run and their neighbours.
+        var generator = SystemRandomNumberGenerator()
+        let interesting: [UInt8] = [0x00, 0x1F, 0x20, 0x21, 0x22, 0x23, 0x5B, 0x5C, 0x5D, 0x7F, 0x80, 0xC3, 0xFF]
+        for _ in 0..<2_000 {
+            let count = Int.random(in: 0...40, using: &generator)
+            let bytes = (0..<count).map { _ in
+                Bool.random(using: &generator)
+                    ? interesting.randomElement(using: &generator)! : UInt8.random(in: 0x20..<0x7F, using: &generator)
+            }
+            let start = count == 0 ? 0 : Int.random(in: 0...count, using: &generator)
+            let fast = bytes.withUnsafeBytes { ChunkScanner.Reader.plainRun($0, from: start) }
+            #expect(fast == bytewise(bytes, from: start), "\(bytes) from \(start)")
+        }
+    }
+
     @Test("Invalid UTF-8 is refused: overlongs, surrogates, truncated and stray continuation bytes")
     func utf8() {
         for bad: [UInt8] in [[0xC0, 0xAF], [0xED, 0xA0, 0x80], [0xE2, 0x82], [0x80], [0xF5, 0x80, 0x80, 0x80], [0xC3, 0x28]] {

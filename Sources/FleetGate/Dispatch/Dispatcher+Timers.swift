@@ -7,64 +7,54 @@ import HTTPTypes
 import Logging
 import NIOCore
 
-/// The per-attempt timers: first token, total, hedge, the inter-token watchdog, and a departing car.
+/// The per-attempt deadlines (first token, total, hedge, the inter-token watchdog) on one timer, and a departing car.
 extension Dispatcher {
-    /// Arms an attempt's timers: those that end at its first token, and its total deadline.
-    func armTimers(
-        for open: DispatchStateMachine.Open, lease: AttemptLease
-    ) -> (beforeFirstToken: [Scheduled<Void>], total: Scheduled<Void>) {
-        let loop = self.stream.eventLoop
-        let bound = NIOLoopBound(self, eventLoop: loop)
-        let id = open.attempt
+    /// An attempt's deadlines, from its start: first token, total, hedge (for a first attempt or a
+    /// retry, when hedging is on and the lease predicts a TTFT) and the inter-token watchdog.
+    func deadlines(for open: DispatchStateMachine.Open, lease: AttemptLease, start: NIODeadline) -> AttemptDeadlines {
         let configuration = self.core.configuration
-        var timers: [Scheduled<Void>] = []
-        timers.append(
-            loop.scheduleTask(in: configuration.firstTokenTimeout) {
-                bound.value.attemptFailed(id, .init(retryable: true, label: "first_token_timeout"), onlyBeforeFirstToken: true)
-            })
-        let total = loop.scheduleTask(in: configuration.attemptTimeout) {
-            bound.value.attemptFailed(id, .init(retryable: true, label: "total_timeout"))
-        }
+        var hedgeDelay: TimeAmount?
         if configuration.hedging, open.reason == .initial || open.reason == .retry,
             let predicted = lease.predictedTTFTMilliseconds
         {
-            let delay = max(configuration.minimumHedgeDelay, .nanoseconds(Int64(predicted * configuration.hedgeFactor * 1e6)))
-            timers.append(
-                loop.scheduleTask(in: delay) {
-                    let handler = bound.value
-                    let allowed = handler.core.hedgeBudget.tryWithdraw()
-                    handler.perform(handler.machine.hedgeTimerFired(id, budgetAllows: allowed))
-                })
+            hedgeDelay = max(configuration.minimumHedgeDelay, .nanoseconds(Int64(predicted * configuration.hedgeFactor * 1e6)))
         }
-        return (timers, total)
+        return AttemptDeadlines(
+            start: start, firstTokenTimeout: configuration.firstTokenTimeout, totalTimeout: configuration.attemptTimeout,
+            interTokenLimit: self.interTokenLimit(lease), hedgeDelay: hedgeDelay)
     }
 
-    /// Arms (or re-arms) the inter-token watchdog of an attempt that has produced tokens.
-    func armWatchdog(_ id: Int) {
-        guard let attempt = self.attempts[id], attempt.watchdog == nil else { return }
-        let limit = self.interTokenLimit(attempt)
-        let bound = NIOLoopBound(self, eventLoop: self.stream.eventLoop)
-        attempt.watchdog = self.stream.eventLoop.scheduleTask(in: limit) { bound.value.watchdogFired(id) }
-        self.attempts[id] = attempt
-    }
-
-    func interTokenLimit(_ attempt: Attempt) -> TimeAmount {
-        let floor = self.core.configuration.interTokenTimeout
-        guard let tpot = attempt.lease.predictedTPOTMilliseconds else { return floor }
-        return max(floor, .nanoseconds(Int64(10 * tpot * 1e6)))
-    }
-
-    func watchdogFired(_ id: Int) {
+    /// Arms the attempt's one timer at its next deadline, unless it is armed for that time or earlier.
+    func armTimer(_ id: Int) {
         guard let attempt = self.attempts[id] else { return }
-        attempt.watchdog = nil
-        self.attempts[id] = attempt
-        let limit = self.interTokenLimit(attempt)
-        let idle = NIODeadline.now() - (attempt.lastTokenAt ?? attempt.startedAt)
-        // A stream held back by a slow client is not a stalled car.
-        if idle >= limit && attempt.unconsumed == 0 {
-            return self.attemptFailed(id, .init(retryable: true, label: "inter_token_timeout"))
+        let next = attempt.deadlines.next(attempt.progress)
+        if let armed = attempt.timerDeadline, attempt.timer != nil, armed <= next { return }
+        attempt.timer?.cancel()
+        let bound = NIOLoopBound(self, eventLoop: self.stream.eventLoop)
+        attempt.timer = self.stream.eventLoop.scheduleTask(deadline: next) { bound.value.timerFired(id) }
+        attempt.timerDeadline = next
+    }
+
+    func timerFired(_ id: Int) {
+        guard let attempt = self.attempts[id], !self.ended else { return }
+        attempt.timer = nil
+        for due in attempt.deadlines.due(at: .now(), attempt.progress) {
+            switch due {
+            case .total: return self.attemptFailed(id, .init(retryable: true, label: "total_timeout"))
+            case .firstToken: return self.attemptFailed(id, .init(retryable: true, label: "first_token_timeout"))
+            case .interToken: return self.attemptFailed(id, .init(retryable: true, label: "inter_token_timeout"))
+            case .hedge:
+                let allowed = self.core.hedgeBudget.tryWithdraw()
+                self.perform(self.machine.hedgeTimerFired(id, budgetAllows: allowed))
+            }
         }
-        self.armWatchdog(id)
+        self.armTimer(id)
+    }
+
+    func interTokenLimit(_ lease: AttemptLease) -> TimeAmount {
+        let floor = self.core.configuration.interTokenTimeout
+        guard let tpot = lease.predictedTPOTMilliseconds else { return floor }
+        return max(floor, .nanoseconds(Int64(10 * tpot * 1e6)))
     }
 
     /// The attempt's car announced it leaves in `secondsLeft`: can the attempt finish before?

@@ -33,21 +33,29 @@ final class Dispatcher: UpstreamEvents {
         var status = 0
         var errorBody = ByteBuffer()
         var unconsumed = 0
-        /// The first-token deadline and the hedge timer: both end at the first token.
-        var timers: [Scheduled<Void>] = []
-        /// The attempt's total deadline, from its start to its end.
-        var totalTimer: Scheduled<Void>?
-        var watchdog: Scheduled<Void>?
+        /// First token, total, hedge and watchdog: their times, and the one timer armed for the next.
+        var deadlines: AttemptDeadlines
+        var timer: Scheduled<Void>?
+        var timerDeadline: NIODeadline?
         /// The departure watch on the attempt's car.
         var departureWatch: Int?
         /// Where a forwarded attempt's replica served it (its `x-fleet-region`; cluster #21).
         var servedRegion: String?
 
-        init(lease: AttemptLease, reason: DispatchStateMachine.OpenReason, resumeFrom: Int, startedAt: NIODeadline) {
+        init(
+            lease: AttemptLease, reason: DispatchStateMachine.OpenReason, resumeFrom: Int, startedAt: NIODeadline,
+            deadlines: AttemptDeadlines
+        ) {
             self.lease = lease
             self.reason = reason
             self.resumeFrom = resumeFrom
             self.startedAt = startedAt
+            self.deadlines = deadlines
+        }
+
+        /// What the deadlines follow from.
+        var progress: AttemptDeadlines.Progress {
+            .init(firstTokenAt: self.firstTokenAt, lastTokenAt: self.lastTokenAt, heldBack: self.unconsumed > 0)
         }
     }
 
@@ -165,7 +173,9 @@ final class Dispatcher: UpstreamEvents {
         if open.reason == .retry { self.core.metrics.retries.increment() }
         if open.reason == .hedge { self.core.metrics.hedgesStarted.increment() }
         let now = NIODeadline.now()
-        let attempt = Attempt(lease: lease, reason: open.reason, resumeFrom: open.resumeFrom, startedAt: now)
+        let attempt = Attempt(
+            lease: lease, reason: open.reason, resumeFrom: open.resumeFrom, startedAt: now,
+            deadlines: self.deadlines(for: open, lease: lease, start: now))
         self.relay.open(attempt: open.attempt)
         let relay = NIOLoopBound(self, eventLoop: self.stream.eventLoop)
         switch lease {
@@ -203,8 +213,8 @@ final class Dispatcher: UpstreamEvents {
                 target: target, view: self.core.cluster!, route: self.route, body: self.centralBody(resumeFrom: 0),
                 request: self.request, requestID: self.requestID, attempt: open.attempt, relay: relay)
         }
-        (attempt.timers, attempt.totalTimer) = self.armTimers(for: open, lease: lease)
         self.attempts[open.attempt] = attempt
+        self.armTimer(open.attempt)
         self.logger.debug(
             "Attempt opened",
             metadata: [
@@ -239,9 +249,7 @@ final class Dispatcher: UpstreamEvents {
     /// Removes an attempt and gives its lease back with its outcome (exactly once).
     func close(_ id: Int, outcome: Outcome) {
         guard let attempt = self.attempts.removeValue(forKey: id) else { return }
-        attempt.timers.forEach { $0.cancel() }
-        attempt.totalTimer?.cancel()
-        attempt.watchdog?.cancel()
+        attempt.timer?.cancel()
         if let token = attempt.departureWatch, case .car(_, let dispatch, _) = attempt.lease {
             self.core.tunnels.unwatch(dispatch.car, token: token)
         }
@@ -344,8 +352,6 @@ final class Dispatcher: UpstreamEvents {
         let action = first ? self.machine.firstToken(id) : self.machine.token(id)
         if first {
             attempt.firstTokenAt = now
-            attempt.timers.forEach { $0.cancel() }  // the total deadline stays
-            attempt.timers = []
         } else if let last = attempt.lastTokenAt {
             self.core.metrics.interToken.recordNanoseconds((now - last).nanoseconds)
         }
@@ -368,7 +374,8 @@ final class Dispatcher: UpstreamEvents {
         default:
             self.perform(action)
         }
-        if first { self.armWatchdog(id) }
+        // The watchdog now counts: re-armed only if it comes before the time the timer is armed for.
+        if first { self.armTimer(id) }
     }
 
     private func recordFirstToken(_ attempt: Attempt, now: NIODeadline, isFirstForClient: Bool) {
@@ -403,11 +410,8 @@ final class Dispatcher: UpstreamEvents {
         self.attemptFailed(id, .init(retryable: failure.retryable, label: failure.label))
     }
 
-    func attemptFailed(
-        _ id: Int, _ failure: DispatchStateMachine.Failure, onlyBeforeFirstToken: Bool = false
-    ) {
+    func attemptFailed(_ id: Int, _ failure: DispatchStateMachine.Failure) {
         guard let attempt = self.attempts[id], !self.ended else { return }
-        if onlyBeforeFirstToken && attempt.firstTokenAt != nil { return }
         self.core.metrics.attemptFailed(label: failure.label)
         self.logger.debug(
             "Attempt failed",

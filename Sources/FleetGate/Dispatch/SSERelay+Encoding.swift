@@ -90,6 +90,8 @@ extension SSERelay {
     /// whitespace may hold newlines) goes out in as many `data:` lines, never with a raw newline
     /// inside one (the SSE fuzzer's finding: the client saw a broken event).
     static func writeEvent(_ payload: ByteBuffer, into out: inout ByteBuffer) {
+        // One allocation of the right size: growing an empty buffer write by write reallocated twice.
+        out.reserveCapacity(minimumWritableBytes: payload.readableBytes + 8)
         out.writeStaticString("data: ")
         if payload.offsetOfFirst(UInt8(ascii: "\n")) != nil {
             for byte in payload.readableBytesView {

@@ -1,0 +1,54 @@
+import FleetConfiguration
+import Logging
+import Testing
+
+@Suite("LogLine")
+struct LogLineTests {
+    struct Failure: Error, CustomStringConvertible {
+        var description: String { "it broke" }
+    }
+
+    static func event(
+        _ level: Logger.Level = .info, _ message: Logger.Message, metadata: Logger.Metadata?, error: (any Error)? = nil
+    ) -> LogEvent {
+        var event = LogEvent(
+            level: level, message: message, metadata: metadata, source: "FleetGate", file: #fileID, function: #function,
+            line: #line)
+        event.error = error
+        return event
+    }
+
+    @Test("A line is StreamLogHandler's: sorted keys, the event's over the logger's, source and message last")
+    func format() {
+        let line = LogLine.render(
+            timestamp: "2026-12-02T02:47:58+0000", label: "fleetgate",
+            base: ["trace_id": "abc", "fleet.zone": "base"],
+            event: Self.event(
+                .info, "Request served", metadata: ["fleet.status": "200", "fleet.zone": "eu", "fleet.attempts": "\(1)"]))
+        #expect(
+            line
+                == "2026-12-02T02:47:58+0000 info fleetgate: fleet.attempts=1 fleet.status=200 fleet.zone=eu trace_id=abc [FleetGate] Request served\n"
+        )
+    }
+
+    @Test("No metadata, an empty label, nested values and an attached error render as StreamLogHandler's do")
+    func edges() {
+        #expect(
+            LogLine.render(timestamp: "T", label: "", base: [:], event: Self.event(.warning, "bare", metadata: nil))
+                == "T warning: [FleetGate] bare\n")
+        #expect(
+            LogLine.render(
+                timestamp: "T", label: "l", base: [:],
+                event: Self.event(.error, "m", metadata: ["a": ["x", "y"], "b": ["k": "v"]], error: Failure()))
+                == #"T error l: a=["x", "y"] b=["k": "v"] error.message=it broke error.type=FleetConfigurationTests.LogLineTests.Failure [FleetGate] m"#
+                    + "\n")
+    }
+
+    @Test("The timestamp has StreamLogHandler's shape and is reused within a second")
+    func timestamp() throws {
+        let first = LogLine.timestamp()
+        #expect(try #/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}[+-]\d{4}$/#.wholeMatch(in: first) != nil)
+        let second = LogLine.timestamp()
+        #expect(second.count == first.count)
+    }
+}

@@ -1,0 +1,74 @@
+import FleetGate
+import NIOCore
+import Testing
+
+@Suite("AttemptDeadlines")
+struct AttemptDeadlinesTests {
+    typealias Progress = AttemptDeadlines.Progress
+    static let start = NIODeadline.uptimeNanoseconds(1_000_000_000)
+
+    static func at(_ milliseconds: Int64) -> NIODeadline { Self.start + .milliseconds(milliseconds) }
+
+    /// First token 15 s, total 60 s, inter-token 2 s, hedge at 250 ms unless `hedge` is nil.
+    static func deadlines(hedge: Int64? = 250) -> AttemptDeadlines {
+        AttemptDeadlines(
+            start: Self.start, firstTokenTimeout: .seconds(15), totalTimeout: .seconds(60),
+            interTokenLimit: .seconds(2), hedgeDelay: hedge.map { .milliseconds($0) })
+    }
+
+    @Test("Before the first token the timer is armed for the hedge, then the first-token deadline")
+    func beforeFirstToken() {
+        var deadlines = Self.deadlines()
+        let waiting = Progress()
+        #expect(deadlines.next(waiting) == Self.at(250))
+        #expect(deadlines.due(at: Self.at(249), waiting) == [])
+        #expect(deadlines.due(at: Self.at(250), waiting) == [.hedge])
+        // A hedge is reported once.
+        #expect(deadlines.next(waiting) == Self.at(15_000))
+        #expect(deadlines.due(at: Self.at(14_999), waiting) == [])
+        #expect(deadlines.due(at: Self.at(15_000), waiting) == [.firstToken])
+        #expect(Self.deadlines(hedge: nil).next(waiting) == Self.at(15_000))
+    }
+
+    @Test("Once tokens flow, the hedge and first-token deadlines are gone and the watchdog follows the last token")
+    func watchdog() {
+        var deadlines = Self.deadlines()
+        var progress = Progress(firstTokenAt: Self.at(100), lastTokenAt: Self.at(100))
+        #expect(deadlines.next(progress) == Self.at(2_100))
+        // The timer armed for the hedge fires after the first token: nothing is due.
+        #expect(deadlines.due(at: Self.at(250), progress) == [])
+        #expect(deadlines.hedge == nil)
+        progress.lastTokenAt = Self.at(1_500)
+        #expect(deadlines.due(at: Self.at(2_100), progress) == [])
+        #expect(deadlines.next(progress) == Self.at(3_500))
+        #expect(deadlines.due(at: Self.at(3_500), progress) == [.interToken])
+    }
+
+    @Test("A client that holds the stream back restarts the watchdog instead of failing the upstream")
+    func heldBack() {
+        var deadlines = Self.deadlines()
+        var progress = Progress(firstTokenAt: Self.at(100), lastTokenAt: Self.at(100), heldBack: true)
+        #expect(deadlines.due(at: Self.at(2_100), progress) == [])
+        #expect(deadlines.next(progress) == Self.at(4_100))
+        progress.heldBack = false
+        #expect(deadlines.due(at: Self.at(4_000), progress) == [])
+        #expect(deadlines.due(at: Self.at(4_100), progress) == [.interToken])
+        // A token after the restart counts from itself.
+        progress.lastTokenAt = Self.at(5_000)
+        #expect(deadlines.next(progress) == Self.at(7_000))
+    }
+
+    @Test("The total deadline bounds every phase and comes first")
+    func total() {
+        var deadlines = Self.deadlines()
+        #expect(deadlines.due(at: Self.at(60_000), Progress()) == [.total, .firstToken, .hedge])
+        var streaming = Self.deadlines()
+        let progress = Progress(firstTokenAt: Self.at(100), lastTokenAt: Self.at(59_000))
+        #expect(streaming.next(progress) == Self.at(60_000))
+        #expect(streaming.due(at: Self.at(60_000), progress) == [.total])
+        let long = AttemptDeadlines(
+            start: Self.start, firstTokenTimeout: .seconds(15), totalTimeout: .seconds(1), interTokenLimit: .seconds(2),
+            hedgeDelay: .seconds(5))
+        #expect(long.next(Progress()) == Self.at(1_000))
+    }
+}
