@@ -16,9 +16,9 @@ extension ChunkScanner {
 
         var atEnd: Bool { self.position >= self.bytes.count }
 
-        func peek() -> UInt8? { self.position < self.bytes.count ? self.bytes[self.position] : nil }
+        @inline(__always) func peek() -> UInt8? { self.position < self.bytes.count ? self.bytes[self.position] : nil }
 
-        mutating func skipWhitespace() {
+        @inline(__always) mutating func skipWhitespace() {
             while self.position < self.bytes.count {
                 switch self.bytes[self.position] {
                 case 0x20, 0x09, 0x0A, 0x0D: self.position += 1
@@ -29,7 +29,7 @@ extension ChunkScanner {
 
         func fail() -> Malformed { Malformed(offset: self.position) }
 
-        mutating func expect(_ byte: UInt8) throws(Malformed) {
+        @inline(__always) mutating func expect(_ byte: UInt8) throws(Malformed) {
             self.skipWhitespace()
             guard self.peek() == byte else { throw self.fail() }
             self.position += 1
@@ -275,7 +275,7 @@ extension ChunkScanner {
 
         /// The raw bytes between the quotes of the string token ``stringRange()`` just read, when it has
         /// no escapes; nil when it has some.
-        func rawContent(_ range: Range<Int>) -> UnsafeRawBufferPointer? {
+        @inline(__always) func rawContent(_ range: Range<Int>) -> UnsafeRawBufferPointer? {
             guard !self.lastStringEscaped else { return nil }
             return UnsafeRawBufferPointer(rebasing: self.bytes[(range.lowerBound + 1)..<(range.upperBound - 1)])
         }
@@ -344,7 +344,7 @@ extension ChunkScanner {
         }
 
         /// Whether a string token may hold `byte` as it is (the safe definition of ``plainRun(_:from:)``).
-        package static func isPlain(_ byte: UInt8) -> Bool {
+        @inline(__always) package static func isPlain(_ byte: UInt8) -> Bool {
             byte >= 0x20 && byte < 0x80 && byte != UInt8(ascii: "\"") && byte != UInt8(ascii: "\\")
         }
 

@@ -13,7 +13,14 @@ extension Dispatcher {
     func flush() {
         guard self.output.readableBytes > 0 else { return }
         self.stream.sendData(self.output, endStream: false)
-        self.output = ByteBuffer()
+        // Consumed, not replaced: the stream copies it out when the connection flushes, and the next
+        // upstream read clears it (``reuseOutput()``) to write into the same storage, unallocated.
+        self.output.moveReaderIndex(forwardBy: self.output.readableBytes)
+    }
+
+    /// Resets the consumed output buffer; without an allocation once the stream has let go of it.
+    func reuseOutput() {
+        if self.output.readableBytes == 0 { self.output.clear() }
     }
 
     func sendStreamHead() {
@@ -52,16 +59,17 @@ extension Dispatcher {
             firstTokenNanoseconds: self.clientFirstTokenAt.map { ($0 - self.started).nanoseconds },
             durationNanoseconds: (now - self.started).nanoseconds,
             inputTokens: self.request.profile.promptTokens, outputTokens: self.relay.deliveredTokens)
-        let headers = self.routeHeaders()
+        // The head of a stream already carried them; its trailers repeat them only after a migration.
+        let headers = self.request.streaming && self.machine.migrations == 0 ? nil : self.routeHeaders()
         self.end(status: 200)  // before the last write (see ``end(status:)``)
         if self.request.streaming {
             self.relay.finishStream(into: &self.output)
             self.flush()
-            self.stream.sendEnd(trailers: self.machine.migrations > 0 ? headers : nil)
+            self.stream.sendEnd(trailers: headers)
         } else {
             self.stream.sendResponse(
                 status: .ok, contentType: "application/json", body: self.relay.responseBody(model: self.request.model),
-                headers: headers)
+                headers: headers ?? [:])
         }
         self.stream.flushNow()  // the last bytes before the audit line queued by end(status:)
     }

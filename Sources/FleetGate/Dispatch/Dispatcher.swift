@@ -288,6 +288,7 @@ final class Dispatcher: UpstreamEvents {
             return
         }
         let upstream = attempt.upstream
+        self.reuseOutput()
         let items = self.relay.receive(data, from: id)
         for item in items {
             guard !self.ended, self.attempts[id] != nil else { break }

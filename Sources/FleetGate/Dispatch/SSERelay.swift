@@ -106,8 +106,6 @@ package struct SSERelay: Sendable {
         var ended = false
         var promptTokens: Int?
         var completionTokens: Int?
-        /// Tokens this attempt delivered.
-        var delivered = 0
     }
 
     package let configuration: Configuration
@@ -246,10 +244,7 @@ package struct SSERelay: Sendable {
         // Per token: no array is built to walk the choices.
         var counted = chunk.choice.map { self.record($0) } ?? false
         for choice in chunk.otherChoices where self.record(choice) { counted = true }
-        if counted || (chunk.choice?.hasToolCalls ?? false) {
-            self.deliveredTokens += 1
-            self.attempts[attempt]?.delivered += 1
-        }
+        if counted || (chunk.choice?.hasToolCalls ?? false) { self.deliveredTokens += 1 }
         guard self.configuration.streaming else { return }
         if self.renderer != nil {
             if let choice = chunk.choice, choice.index == 0, let content = choice.content, !content.isEmpty {
