@@ -41,6 +41,8 @@ final class Dispatcher: UpstreamEvents {
         var departureWatch: Int?
         /// Where a forwarded attempt's replica served it (its `x-fleet-region`; cluster #21).
         var servedRegion: String?
+        /// Removed from the table (``Dispatcher/close(_:outcome:)``): it hears nothing more.
+        var closed = false
 
         init(
             lease: AttemptLease, reason: DispatchStateMachine.OpenReason, resumeFrom: Int, startedAt: NIODeadline,
@@ -128,7 +130,6 @@ final class Dispatcher: UpstreamEvents {
         guard let id = self.machine.committed, let attempt = self.attempts[id], attempt.unconsumed > 0 else { return }
         attempt.upstream?.consume(attempt.unconsumed)
         attempt.unconsumed = 0
-        self.attempts[id] = attempt
     }
 
     // MARK: Actions
@@ -249,6 +250,7 @@ final class Dispatcher: UpstreamEvents {
     /// Removes an attempt and gives its lease back with its outcome (exactly once).
     func close(_ id: Int, outcome: Outcome) {
         guard let attempt = self.attempts.removeValue(forKey: id) else { return }
+        attempt.closed = true
         attempt.timer?.cancel()
         if let token = attempt.departureWatch, case .car(_, let dispatch, _) = attempt.lease {
             self.core.tunnels.unwatch(dispatch.car, token: token)
@@ -282,7 +284,6 @@ final class Dispatcher: UpstreamEvents {
         guard attempt.status == 200 else {
             if attempt.errorBody.readableBytes < 16 * 1024 {
                 attempt.errorBody.writeImmutableBuffer(data)
-                self.attempts[id] = attempt
             }
             attempt.upstream?.consume(data.readableBytes)
             return
@@ -291,7 +292,7 @@ final class Dispatcher: UpstreamEvents {
         self.reuseOutput()
         let items = self.relay.receive(data, from: id)
         for item in items {
-            guard !self.ended, self.attempts[id] != nil else { break }
+            guard !self.ended, !attempt.closed else { break }
             let committed = self.machine.committed != nil
             self.handle(item, from: id)
             // The first token goes out now, not at the end of this pass: in a burst (a central answer
@@ -303,7 +304,7 @@ final class Dispatcher: UpstreamEvents {
             }
         }
         self.flush()
-        guard let attempt = self.attempts[id] else {
+        guard !attempt.closed else {
             // The attempt ended on these bytes (its `[DONE]`): acknowledge them all the same, so a
             // finished upstream completes cleanly — an unacknowledged central response never
             // reached its end, and async-http-client closed its connection instead of reusing it.
@@ -314,7 +315,6 @@ final class Dispatcher: UpstreamEvents {
             attempt.upstream?.consume(data.readableBytes)
         } else {
             attempt.unconsumed += data.readableBytes
-            self.attempts[id] = attempt
         }
     }
 
@@ -345,7 +345,6 @@ final class Dispatcher: UpstreamEvents {
         {
             // Token-exact continuation behind the stream: the client has this token already.
             attempt.skipped += 1
-            self.attempts[id] = attempt
             return
         }
         let now = NIODeadline.now()
@@ -358,7 +357,6 @@ final class Dispatcher: UpstreamEvents {
         }
         attempt.lastTokenAt = now
         attempt.tokens += 1
-        self.attempts[id] = attempt
         switch action {
         case .commit(_, let sendHead, let losers):
             losers.forEach(self.cancel)
