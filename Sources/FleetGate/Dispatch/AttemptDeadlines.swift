@@ -6,8 +6,8 @@ package import NIOCore
 /// Pure and clock-injected: the ``Dispatcher`` arms one timer at ``next(_:)``, and when it fires
 /// asks ``due(at:_:)`` what has come due, then re-arms at the new ``next(_:)``. Tokens do not touch
 /// the timer — the deadlines follow from the attempt's ``Progress`` — so a stream costs one timer
-/// scheduled and cancelled instead of one for each deadline (NIO's cancel scans the loop's timers,
-/// and four timers an attempt were ~6 % of a relayed stream's instructions).
+/// scheduled and cancelled instead of one for each deadline (NIO's cancel scans the loop's timers;
+/// callgrind: ~20,000 instructions a relayed stream saved).
 package struct AttemptDeadlines: Sendable, Hashable {
     /// What came due, most decisive first.
     package enum Due: Sendable, Hashable {
