@@ -119,15 +119,11 @@ extension HTTP2ConnectionHandler {
     /// A header block begins on `streamID`; `isRequest` when it opens a stream the peer initiated.
     @inline(__always)
     func headerBlockBegins(streamID: Int32, isRequest: Bool) {
+        self.inboundHead.begin()
         if self.isServer && isRequest {
             let stream = HTTP2Stream(id: streamID, connection: self, delegate: nil)
-            self.streams[streamID] = stream
-            self.cachedStream = stream
+            self.streams.insert(stream, for: streamID)
             self.apply(self.stateMachine.streamOpened())
-        } else if let stream = self.stream(streamID) {
-            stream.pseudo.reset()
-            stream.fields = HTTPFields()
-            stream.headerListBytes = 0
         }
     }
 
@@ -138,18 +134,18 @@ extension HTTP2ConnectionHandler {
     func receivedHeaderField(
         streamID: Int32, name: UnsafeBufferPointer<UInt8>, value: UnsafeBufferPointer<UInt8>
     ) -> Bool {
-        guard let stream = self.stream(streamID) else { return true }
+        guard self.stream(streamID) != nil else { return true }
         // RFC 9113 §6.5.2: the list size counts each field's name, value and 32 bytes.
-        stream.headerListBytes += name.count + value.count + 32
-        if stream.headerListBytes > self.configuration.maxHeaderListSize {
+        self.inboundHead.listBytes += name.count + value.count + 32
+        if self.inboundHead.listBytes > self.configuration.maxHeaderListSize {
             // Stop here: nghttp2 resets the stream and skips the rest of the block (it still
             // inflates it to keep HPACK in step, but validates and copies nothing). Going on
             // would let a 256 KiB HPACK bomb cost a gigabyte of validation (issue #18 row 6).
-            stream.headerListTooLarge = true
+            self.inboundHead.tooLarge = true
             self.enforce(self.dos.receivedOversizedHeaderList(at: self.coarseNow))
             return false
         }
-        stream.appendHeaderField(name: name, value: value)
+        self.inboundHead.append(name: name, value: value)
         return true
     }
 
@@ -162,41 +158,33 @@ extension HTTP2ConnectionHandler {
                 stream.receivedHead = true
                 self.requestReceived(on: stream)
             } else {
-                guard let statusString = stream.pseudo.status, let code = Int(statusString) else {
+                guard let statusString = self.inboundHead.pseudo.status, let code = Int(statusString) else {
                     stream.reset(.protocolError)
                     return
                 }
                 if (100..<200).contains(code) { return }  // informational: wait for the final head
                 stream.receivedHead = true
-                let response = HTTPResponse(status: .init(code: code), headerFields: stream.fields)
+                let response = HTTPResponse(
+                    status: .init(code: code), headerFields: self.inboundHead.takeFields(isHead: true))
                 stream.delegate?.streamDidReceiveResponse(response)
             }
             if endStream { self.endReceived(on: stream, trailers: nil) }
         } else {
-            self.endReceived(on: stream, trailers: stream.fields)
+            self.endReceived(on: stream, trailers: self.inboundHead.takeFields(isHead: false))
         }
     }
 
     private func requestReceived(on stream: HTTP2Stream) {
         guard case .server(let responder) = self.role else { return }
-        if stream.headerListTooLarge {
+        if self.inboundHead.tooLarge {
             stream.sendResponse(HTTPResponse(status: .requestHeaderFieldsTooLarge), endStream: true)
             return
         }
-        guard let methodString = stream.pseudo.method, let method = HTTPRequest.Method(methodString) else {
+        guard let request = self.inboundHead.takeRequest() else {
             stream.sendResponse(HTTPResponse(status: .badRequest), endStream: true)
             return
         }
-        // With the fields as an argument: the default `[:]` would build an empty collection first.
-        let request = HTTPRequest(
-            method: method,
-            scheme: stream.pseudo.scheme,
-            authority: stream.pseudo.authority,
-            path: stream.pseudo.path,
-            headerFields: stream.fields
-        )
-        stream.fields = HTTPFields()
-        stream.delegate = responder.stream(stream, didReceive: request, connection: self.connectionInfo)
+        stream.streamDelegate = responder.stream(stream, didReceive: request, connection: self.connectionInfo)
     }
 
     // MARK: Data and stream ends (on_data_chunk_recv, on_frame_recv for DATA, on_stream_close)
@@ -231,8 +219,7 @@ extension HTTP2ConnectionHandler {
     /// nghttp2 closed `streamID` with `errorCode` (0 when it ended cleanly or was never answered).
     @inline(__always)
     func streamClosed(streamID: Int32, errorCode: UInt32) {
-        guard let stream = self.streams.removeValue(forKey: streamID) else { return }
-        if self.cachedStream === stream { self.cachedStream = nil }
+        guard let stream = self.streams.remove(streamID) else { return }
         let error: HTTPStreamError? =
             errorCode == 0 && stream.receivedEnd
             ? nil

@@ -80,7 +80,7 @@ extension HTTP2ConnectionHandler {
         case .completePing(let id, let rtt):
             self.takePingWaiter(id)?.succeed(rtt)
         case .resetStalledStreams(let now, let next):
-            for stream in self.streams.values
+            for stream in self.streams.all
             where self.stateMachine.isStalled(
                 bufferedOutboundBytes: stream.bufferedOutboundBytes, lastProgress: stream.lastProgress, at: now)
             {

@@ -47,10 +47,9 @@ public final class HTTP2ConnectionHandler: ChannelInboundHandler, RemovableChann
     var context: ChannelHandlerContext?
     private var loop: (any EventLoop)?
     var connectionInfo: HTTPConnectionInfo
-    var streams: [Int32: HTTP2Stream] = [:]
-    /// The stream nghttp2 called back about last: consecutive callbacks are almost always for the
-    /// same stream (a header block is many `on_header` calls), so this saves a hash lookup each.
-    var cachedStream: HTTP2Stream?
+    let streams = StreamTable<HTTP2Stream>()
+    /// The header block being received (blocks never interleave on a connection).
+    let inboundHead = InboundHead()
 
     // Policy: pure values that decide; this handler performs what they answer.
     var stateMachine: StateMachine
@@ -106,12 +105,10 @@ public final class HTTP2ConnectionHandler: ChannelInboundHandler, RemovableChann
     /// The last measured PING round trip.
     public var lastRTT: TimeAmount? { self.stateMachine.lastRTT }
 
+    /// The open stream `id` (a table probe: no hashing, so no cache of the last one either).
     @inline(__always)
     func stream(_ id: Int32) -> HTTP2Stream? {
-        if let cached = self.cachedStream, cached.id == id { return cached }
-        let found = self.streams[id]
-        self.cachedStream = found
-        return found
+        self.streams[id]
     }
 
     // MARK: ChannelHandler
@@ -235,7 +232,7 @@ public final class HTTP2ConnectionHandler: ChannelInboundHandler, RemovableChann
         stream.headSent = true
         stream.dataProviderAttached = !endStream
         stream.endRequested = endStream
-        self.streams[id] = stream
+        self.streams.insert(stream, for: id)
         self.apply(self.stateMachine.streamOpened())
         self.scheduleFlush()
         return stream
@@ -284,9 +281,8 @@ public final class HTTP2ConnectionHandler: ChannelInboundHandler, RemovableChann
     }
 
     private func closeAllStreams(error: HTTPStreamError) {
-        let open = self.streams.values
+        let open = self.streams.all
         self.streams.removeAll()
-        self.cachedStream = nil
         for stream in open { stream.markClosed(error: error) }
     }
 }

@@ -17,19 +17,12 @@ public final class HTTP2Stream: HTTPStream {
     private var _connection: HTTP2ConnectionHandler?
     var connection: HTTP2ConnectionHandler { self._connection! }
     /// Receives this stream's events.
-    public internal(set) var delegate: (any HTTPStreamDelegate)?
+    public var delegate: (any HTTPStreamDelegate)? { self.streamDelegate }
+    // The state behind public getters is internal: the optimizer removes the run-time exclusivity
+    // checks of a property only when it sees every access, which it cannot for a public one.
+    var streamDelegate: (any HTTPStreamDelegate)?
 
-    // Inbound header block being assembled.
-    var pseudo = PseudoHeaders()
-    var fields = HTTPFields()
-    var headerListBytes = 0
-    var headerListTooLarge = false
-    /// Unused: ``DOSHeuristics`` counts CONTINUATION frames per connection.
-    ///
-    /// Dropping it moves this object
-    /// into another malloc size class, measured ~100 instructions per request slower in fleet-h2bench
-    /// (callgrind, same number of mallocs); remove it together with a measurement.
-    var continuationFrames = 0
+    // The inbound header block is assembled by the connection (`InboundHead`): blocks never interleave.
     var receivedHead = false
     var receivedEnd = false
 
@@ -45,7 +38,8 @@ public final class HTTP2Stream: HTTPStream {
     var reportedWritable = true
     var lastProgress: NIODeadline
 
-    public private(set) var isClosed = false
+    public var isClosed: Bool { self.closed }
+    var closed = false
     /// Set when we reset the stream, so its close reports our code rather than the peer's.
     var delegateErrorOverride: HTTPStreamError?
 
@@ -53,7 +47,7 @@ public final class HTTP2Stream: HTTPStream {
         self.id = id
         self._connection = connection
         self.eventLoop = connection.eventLoop
-        self.delegate = delegate
+        self.streamDelegate = delegate
         self.lastProgress = connection.coarseNow
     }
 
@@ -61,7 +55,7 @@ public final class HTTP2Stream: HTTPStream {
 
     public func sendResponse(_ response: HTTPResponse, endStream: Bool) {
         self.eventLoop.preconditionInEventLoop()
-        guard !self.isClosed, !self.headSent else { return }
+        guard !self.closed, !self.headSent else { return }
         self.headSent = true
         if endStream { self.endRequested = true }
         self.connection.submitResponse(response, on: self, withBody: !endStream)
@@ -69,7 +63,7 @@ public final class HTTP2Stream: HTTPStream {
 
     public func flushNow() {
         self.eventLoop.preconditionInEventLoop()
-        guard !self.isClosed else { return }
+        guard !self.closed else { return }
         // Inside the connection's own processing a flush would be refused (and would clear a
         // flush asked for meanwhile): leave it to the end of that processing.
         if self.connection.processing {
@@ -81,15 +75,19 @@ public final class HTTP2Stream: HTTPStream {
 
     public func sendData(_ data: ByteBuffer, endStream: Bool) {
         self.eventLoop.preconditionInEventLoop()
-        guard !self.isClosed, !self.endRequested else { return }
+        guard !self.closed, !self.endRequested else { return }
         if data.readableBytes > 0 {
-            if self.outbound == nil || self.outbound!.readableBytes == 0 {
-                self.lastProgress = self.connection.coarseNow  // the stall clock starts when output waits
-                self.outbound = data
-            } else {
+            // The queue is moved out, appended to, and swapped back, so no access to `outbound` spans
+            // a call: the optimizer then drops its run-time exclusivity checks (one per access).
+            var queued = self.outbound.take()
+            if queued != nil && queued!.readableBytes > 0 {
                 var data = data
-                self.outbound!.writeBuffer(&data)
+                queued!.writeBuffer(&data)
+            } else {
+                self.lastProgress = self.connection.coarseNow  // the stall clock starts when output waits
+                queued = data
             }
+            swap(&self.outbound, &queued)
         }
         if endStream { self.endRequested = true }
         self.outboundChanged()
@@ -97,7 +95,7 @@ public final class HTTP2Stream: HTTPStream {
 
     public func sendEnd(trailers: HTTPFields?) {
         self.eventLoop.preconditionInEventLoop()
-        guard !self.isClosed, !self.endRequested else { return }
+        guard !self.closed, !self.endRequested else { return }
         self.endRequested = true
         if let trailers, !trailers.isEmpty { self.trailers = trailers }
         if !self.headSent {
@@ -110,13 +108,13 @@ public final class HTTP2Stream: HTTPStream {
 
     public func reset(_ code: HTTP2ErrorCode) {
         self.eventLoop.preconditionInEventLoop()
-        guard !self.isClosed else { return }
+        guard !self.closed else { return }
         self.connection.resetStream(self, code: code)
     }
 
     public func consume(_ bytes: Int) {
         self.eventLoop.preconditionInEventLoop()
-        guard !self.isClosed, bytes > 0 else { return }
+        guard !self.closed, bytes > 0 else { return }
         self.connection.consumeStream(self, bytes: bytes)
     }
 
@@ -132,8 +130,8 @@ public final class HTTP2Stream: HTTPStream {
 
     /// nghttp2 pulls up to `capacity` bytes; returns how many were copied and whether the body ended.
     func pull(into destination: UnsafeMutableRawBufferPointer) -> Int {
-        guard var buffer = self.outbound, buffer.readableBytes > 0 else { return 0 }
-        self.outbound = nil  // keep the buffer uniquely referenced while reading from it
+        // Moved out (uniquely referenced while read from) and swapped back: see sendData.
+        guard var buffer = self.outbound.take(), buffer.readableBytes > 0 else { return 0 }
         let n = min(destination.count, buffer.readableBytes)
         buffer.withUnsafeReadableBytes { source in
             UnsafeMutableRawBufferPointer(rebasing: destination[0..<n]).copyMemory(
@@ -141,7 +139,8 @@ public final class HTTP2Stream: HTTPStream {
         }
         buffer.moveReaderIndex(forwardBy: n)
         if buffer.readableBytes > 0 {
-            self.outbound = buffer
+            var rest: ByteBuffer? = consume buffer
+            swap(&self.outbound, &rest)
         }
         if n > 0 { self.lastProgress = self.connection.coarseNow }
         return n
@@ -162,45 +161,14 @@ public final class HTTP2Stream: HTTPStream {
         self.delegate?.streamWritabilityDidChange(isWritable: writable)
     }
 
-    /// Adds one field of the inbound header block, which nghttp2 has validated (RFC 9113 §8.2.1,
-    /// §8.3): pseudo-header fields are told apart by length and a letter, others are appended.
-    @inline(__always)
-    func appendHeaderField(name: UnsafeBufferPointer<UInt8>, value: UnsafeBufferPointer<UInt8>) {
-        if name.count > 1 && name[0] == UInt8(ascii: ":") {
-            switch (name.count, name[1]) {
-            case (7, UInt8(ascii: "m")): self.pseudo.method = InboundField.pseudoValue(value)
-            case (7, UInt8(ascii: "s")) where name[2] == UInt8(ascii: "c"):
-                self.pseudo.scheme = InboundField.pseudoValue(value)
-            case (7, UInt8(ascii: "s")): self.pseudo.status = String(decoding: value, as: UTF8.self)
-            case (10, UInt8(ascii: "a")): self.pseudo.authority = String(decoding: value, as: UTF8.self)
-            case (5, UInt8(ascii: "p")): self.pseudo.path = String(decoding: value, as: UTF8.self)
-            default: break
-            }
-            return
-        }
-        if let fieldName = InboundField.name(name) {
-            self.fields.append(InboundField.field(fieldName, value: value))
-        }
-    }
-
     func markClosed(error: HTTPStreamError?) {
-        guard !self.isClosed else { return }
-        self.isClosed = true
-        self._connection = nil
-        self.outbound = nil
-        let delegate = self.delegate
-        self.delegate = nil
-        delegate?.streamDidClose(error: error)
+        guard !self.closed else { return }
+        self.closed = true
+        // `take()` moves each value out and releases it after the property access ends: an
+        // assignment of nil would release inside the access, which keeps its dynamic
+        // exclusivity check (a release can run a deinit).
+        _ = self._connection.take()
+        _ = self.outbound.take()
+        self.streamDelegate.take()?.streamDidClose(error: error)
     }
-}
-
-/// The pseudo-header fields of an inbound header block.
-struct PseudoHeaders {
-    var method: String?
-    var scheme: String?
-    var authority: String?
-    var path: String?
-    var status: String?
-
-    mutating func reset() { self = PseudoHeaders() }
 }
