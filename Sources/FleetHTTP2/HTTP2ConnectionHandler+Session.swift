@@ -149,6 +149,11 @@ extension HTTP2ConnectionHandler {
             self.enforce(self.dos.receivedOversizedHeaderList(at: self.coarseNow))
             return false
         }
+        // Issue #19: a request answered early (its route is known with its first regular field)
+        // converts nothing more.
+        if self.isServer && !stream.receivedHead && name.first != UInt8(ascii: ":") && self.answersEarly(stream) {
+            return true
+        }
         stream.appendHeaderField(name: name, value: value)
         return true
     }
@@ -160,7 +165,11 @@ extension HTTP2ConnectionHandler {
         if !stream.receivedHead {
             if self.isServer {
                 stream.receivedHead = true
-                self.requestReceived(on: stream)
+                if self.answersEarly(stream) {
+                    self.answerEarly(stream)
+                } else {
+                    self.requestReceived(on: stream)
+                }
             } else {
                 guard let statusString = stream.pseudo.status, let code = Int(statusString) else {
                     stream.reset(.protocolError)
