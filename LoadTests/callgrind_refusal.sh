@@ -6,6 +6,9 @@
 # N1, then N2 POSTs (stream: true, -c 1 -m 10, h2c) in one gateway run, each batch followed by a
 # callgrind dump; (Ir(N2) − Ir(N1)) / (N2 − N1) cancels start-up, warm-up and the idle timers.
 #
+# CPU=1: no valgrind; the gateway's CPU time per refusal instead (user + kernel, from
+# /proc/PID/task/*/schedstat, h2load -c 16 -m 10 at full speed): noisier, but with the syscalls.
+#
 # Usage: LoadTests/callgrind_refusal.sh BIN_DIR [BIN_DIR ...]   (each a release build's directory with
 # fleetgate and fleet-agent). KEEP=DIR keeps each build's N2 profile there (callgrind_annotate
 # --inclusive=yes FILE: where a refusal's instructions go). Valgrind work-arounds as in callgrind_h2.sh.
@@ -21,7 +24,7 @@ export FLEETGATE_FLEET_SECRET=bench-secret-0123456789abcdef FLEETGATE_TUNNEL_AUT
 export FLEETGATE_LIMITS_SHED_LAG_MILLISECONDS=0 FLEETGATE_LIMITS_MAX_IN_FLIGHT_PER_EVENT_LOOP=1
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 batch() {  # PORT N → h2load's count of 503s (on stdout)
-  h2load -n "$2" -c 1 -m 10 -d "$work/body.json" -H 'content-type: application/json' \
+  h2load -n "$2" -c "${CONNS:-1}" -m 10 -d "$work/body.json" -H 'content-type: application/json' \
     "http://127.0.0.1:$1/v1/chat/completions" > "$work/h2load.txt" 2>&1 || true
   awk '/^status codes:/ {print $9}' "$work/h2load.txt"
 }
@@ -29,7 +32,9 @@ for dir in "$@"; do
   bin=$work/fleetgate-$(echo "$dir" | tr -c 'A-Za-z0-9' _)
   strip --strip-debug -o "$bin" "$dir/fleetgate"
   out=$work/callgrind.out client=$(free_port) tunnel=$(free_port) admin=$(free_port)
-  LD_PRELOAD=$work/shim.so valgrind --tool=callgrind --callgrind-out-file="$out" "$bin" serve \
+  tool=(env LD_PRELOAD="$work/shim.so" valgrind --tool=callgrind --callgrind-out-file="$out")
+  [ -n "${CPU:-}" ] && tool=()
+  "${tool[@]}" "$bin" serve \
     --client-port "$client" --tunnel-port "$tunnel" --admin-port "$admin" --threads 1 --log-level info \
     > /dev/null 2>&1 &
   gw=$!
@@ -47,6 +52,14 @@ for dir in "$@"; do
     > "$work/holder.txt" 2>&1 &
   holder=$!
   for _ in $(seq 600); do grep -q 'data:' "$work/holder.txt" 2>/dev/null && break; sleep 0.1; done
+  if [ -n "${CPU:-}" ]; then
+    cpu() { cat /proc/"$gw"/task/*/schedstat | awk '{s += $1} END {print s}'; }
+    batch "$client" 2000 > /dev/null
+    c0=$(cpu); r=$(CONNS=16 batch "$client" "$N2"); c1=$(cpu)
+    kill -KILL "$gw" "$agent" "$holder"; wait "$gw" "$agent" "$holder" 2>/dev/null || true
+    echo "$dir | refused POST (h2c, c16 m10) | $(( (c1 - c0) / N2 )) ns CPU/refusal ($r of $N2 refused)"
+    continue
+  fi
   warm=$(batch "$client" 200)
   callgrind_control -d "$gw" >/dev/null 2>&1
   r1=$(batch "$client" "$N1"); callgrind_control -d "$gw" >/dev/null 2>&1
