@@ -20,6 +20,7 @@ CPU is read from /proc/PID/task/*/schedstat before and after each load.
 import argparse
 import json
 import os
+import resource
 import subprocess
 import tempfile
 import time
@@ -85,6 +86,12 @@ def fleet_load(bin_dir, port, args):
     out = subprocess.run([os.path.join(bin_dir, "fleet-load"), "--target", f"127.0.0.1:{port}", *args],
                          capture_output=True, text=True, check=True).stdout
     return json.loads(out.strip().splitlines()[-1])
+
+
+def client_cpu_seconds():
+    """CPU seconds of this script's finished children (fleet-load runs to completion in each call)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def sequential(port, count, h2, body):
@@ -202,9 +209,16 @@ def main():
                         if not capacity_first:
                             continue
                         rate = key[1] * rows[(name, "cap-h2")][-1]["rate"]
-                    before = (cpu_seconds(pid) if pid else 0, cpu_seconds(agent_pid) if agent_pid else 0)
+                    before = (cpu_seconds(pid) if pid else 0, cpu_seconds(agent_pid) if agent_pid else 0,
+                              cpu_seconds(backend.pid), client_cpu_seconds())
+                    started = time.monotonic()
                     res = fleet_load(bin_dir, port, ["--rate", str(rate), "--duration", str(args.duration),
                                                      "--connections", "16"])
+                    # Whether the client and the backend kept up (a saturated client delays its own
+                    # reads, and its TTFT is then partly its own queue): cores over the whole call.
+                    wall = time.monotonic() - started
+                    res["client_cores"] = (client_cpu_seconds() - before[3]) / wall
+                    res["backend_cores"] = (cpu_seconds(backend.pid) - before[2]) / wall
                     res["rate"] = rate
                     res["cap"] = rows[(name, "cap-h2")][-1]["rate"] if capacity_first else float("nan")
                     res["cpu_us"] = ((cpu_seconds(pid) - before[0]) / max(1, res["ok"]) * 1e6) if pid else float("nan")
@@ -275,6 +289,8 @@ def report(rows, paths, rates, args):
             for n in names) + " |")
         print(f"| open {label} relay CPU µs/stream | " + " | ".join(f(med(n, rate, "cpu_us"), ".0f") for n in names) + " |")
         print(f"| open {label} agent CPU µs/stream | " + " | ".join(f(med(n, rate, "agent_us"), ".0f") for n in names) + " |")
+        print(f"| open {label}: client (fleet-load) / backend cores | " + " | ".join(
+            f"{f(med(n, rate, 'client_cores'), '.2f')} / {f(med(n, rate, 'backend_cores'), '.2f')}" for n in names) + " |")
     for key, label in (("cap-h2", "h2c"), ("cap-h1", "HTTP/1.1")):
         print(f"| capacity {label}, 16 conns: streams/s answered 200 | " + " | ".join(f(med(n, key, "rate"), ".0f") for n in names) + " |")
         print(f"| capacity {label}: % answered 200 (the rest shed) | " + " | ".join(

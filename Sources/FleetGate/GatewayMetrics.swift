@@ -147,6 +147,12 @@ public final class GatewayMetrics: Sendable {
         self.registerRequest(route: route, status: status).increment()
     }
 
+    /// The counter ``request(route:status:)`` increments, to keep where a request is counted
+    /// often (issue #19: the early refusal).
+    func requestCounter(route: String, status: Int) -> Counter {
+        self.registerRequest(route: route, status: status)
+    }
+
     @discardableResult
     private func registerRequest(route: String, status: Int) -> Counter {
         let key = "\(route) \(status)"

@@ -134,7 +134,7 @@ extension HTTP2ConnectionHandler {
     func receivedHeaderField(
         streamID: Int32, name: UnsafeBufferPointer<UInt8>, value: UnsafeBufferPointer<UInt8>
     ) -> Bool {
-        guard self.stream(streamID) != nil else { return true }
+        guard let stream = self.stream(streamID) else { return true }
         // RFC 9113 §6.5.2: the list size counts each field's name, value and 32 bytes.
         self.inboundHead.listBytes += name.count + value.count + 32
         if self.inboundHead.listBytes > self.configuration.maxHeaderListSize {
@@ -144,6 +144,11 @@ extension HTTP2ConnectionHandler {
             self.inboundHead.tooLarge = true
             self.enforce(self.dos.receivedOversizedHeaderList(at: self.coarseNow))
             return false
+        }
+        // Issue #19: a request answered early (its route is known with its first regular field)
+        // converts nothing more.
+        if self.isServer && !stream.receivedHead && name.first != UInt8(ascii: ":") && self.answersEarly(stream) {
+            return true
         }
         self.inboundHead.append(name: name, value: value)
         return true
@@ -156,7 +161,11 @@ extension HTTP2ConnectionHandler {
         if !stream.receivedHead {
             if self.isServer {
                 stream.receivedHead = true
-                self.requestReceived(on: stream)
+                if self.answersEarly(stream) {
+                    self.answerEarly(stream)
+                } else {
+                    self.requestReceived(on: stream)
+                }
             } else {
                 guard let statusString = self.inboundHead.pseudo.status, let code = Int(statusString) else {
                     stream.reset(.protocolError)

@@ -25,6 +25,9 @@ public final class HTTP2Stream: HTTPStream {
     // The inbound header block is assembled by the connection (`InboundHead`): blocks never interleave.
     var receivedHead = false
     var receivedEnd = false
+    /// Whether the responder's early answer was asked, and what it said
+    /// (`HTTP2ConnectionHandler+EarlyResponse.swift`).
+    var early: EarlyAnswer = .unasked
 
     // Outbound.
     /// Queued outbound bytes: one buffer, appended to (the common case is one small write at a time).

@@ -112,6 +112,23 @@ public protocol HTTPServerResponder: Sendable {
     /// Starts serving one request.
     func stream(_ stream: any HTTPStream, didReceive request: HTTPRequest, connection: HTTPConnectionInfo)
         -> any HTTPStreamDelegate
+
+    /// The cheapest answer to a request — a refusal of a loop past capacity (issue #19).
+    ///
+    /// HTTP/2 only: asked on the stream's event loop for **every** request of an HTTP/2
+    /// connection (`h2`, `h2c`) that has a method and a path, once its pseudo-header fields are in
+    /// and before its other fields are converted, an ``HTTPRequest`` is built or a delegate
+    /// exists; then ``stream(_:didReceive:connection:)`` is called only if this returned nil.
+    /// A response is sent at once, the request body is discarded, and a stream whose request has
+    /// not ended by the next loop tick is reset with `NO_ERROR` (RFC 9113 §8.1). The default
+    /// answers nil.
+    func earlyResponse(method: String, path: String, eventLoop: any EventLoop) -> HTTPPrebuiltResponse?
+}
+
+extension HTTPServerResponder {
+    public func earlyResponse(method: String, path: String, eventLoop: any EventLoop) -> HTTPPrebuiltResponse? {
+        nil
+    }
 }
 
 extension EventLoop {

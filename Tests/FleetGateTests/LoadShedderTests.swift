@@ -48,6 +48,19 @@ struct LoadShedderTests {
         #expect(s.requestArrived(at: Self.start) == .admit)
     }
 
+    @Test("screen decides without counting in flight; admitted counts (HTTP/2 screens on the header block)")
+    func screenThenAdmit() {
+        var s = self.shedder(maxInFlight: 1)
+        #expect(s.screen(at: Self.start) == .admit)
+        #expect(s.inFlight == 0, "a screened request that does not go on (401) holds nothing")
+        #expect(s.screen(at: Self.start) == .admit)
+        s.admitted()
+        #expect(s.inFlight == 1)
+        #expect(s.screen(at: Self.start) == .shed(reason: .inFlight))
+        s.requestFinished()
+        #expect(s.screen(at: Self.start) == .admit)
+    }
+
     @Test("A standing delay on a busy loop refuses a growing share, spread evenly")
     func standingDelay() {
         var s = self.shedder(maxInFlight: 1000)

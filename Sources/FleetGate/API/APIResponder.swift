@@ -2,6 +2,7 @@ import FleetHTTP2
 import FleetProtocol
 import FleetScheduler
 import HTTPTypes
+import CoreMetrics
 import NIOCore
 
 /// Routes client requests: the OpenAI API of the gateway.
@@ -9,6 +10,18 @@ struct APIResponder: HTTPServerResponder {
     let core: GatewayCore
     /// Each event loop's admission (issue #19): an overloaded loop refuses before reading the body.
     let loads: EventLoopLoads
+    /// `http_server_requests_total{http_route=…, http_response_status_code="503"}` of each
+    /// completion route, resolved once: an early refusal builds no label and takes no lock.
+    private let shedCounters: [ClientAPI: Counter]
+
+    init(core: GatewayCore, loads: EventLoopLoads) {
+        self.core = core
+        self.loads = loads
+        self.shedCounters = Dictionary(
+            uniqueKeysWithValues: ClientAPI.allCases.map {
+                ($0, core.metrics.requestCounter(route: $0.route, status: Self.overloaded.status))
+            })
+    }
 
     func stream(_ stream: any HTTPStream, didReceive request: HTTPRequest, connection: HTTPConnectionInfo)
         -> any HTTPStreamDelegate
@@ -21,11 +34,16 @@ struct APIResponder: HTTPServerResponder {
                 return self.answer(stream, error: .invalidAPIKey, route: path, now: true, request: request)
             }
             // Shed before anything is read or allocated for the request: refusing must cost far less
-            // than serving, or a loop past capacity spends itself on refusals.
+            // than serving, or a loop past capacity spends itself on refusals. On HTTP/2 the
+            // decision was taken on the header block (`earlyResponse`), and this request passed it.
             let load = self.loads.load(of: stream.eventLoop)
-            if let load, case .shed(let reason) = load.admit() {
-                self.core.metrics.shed(reason: reason.rawValue)
-                return self.answer(stream, error: Self.overloaded, route: path, now: true, request: request)
+            if let load {
+                if connection.httpProtocol != "http/1.1" {
+                    load.admitted()
+                } else if case .shed(let reason) = load.admit() {
+                    self.core.metrics.shed(reason: reason.rawValue)
+                    return self.answer(stream, error: Self.overloaded, route: path, now: true, request: request)
+                }
             }
             return CompletionHandler(
                 core: self.core, stream: stream, request: request, connection: connection, api: api, load: load)
@@ -51,10 +69,29 @@ struct APIResponder: HTTPServerResponder {
         }
     }
 
+    /// HTTP/2: the admission of a completion request, on its header block — before its fields
+    /// are converted, its key checked or anything allocated for it (issue #19). A shed request
+    /// is answered with a response made once; it costs the two counters and nghttp2's framing.
+    /// Unlike HTTP/1.1, a request without a valid key is then answered 503, not 401: the key is
+    /// among the fields that are not read.
+    func earlyResponse(method: String, path: String, eventLoop: any EventLoop) -> HTTPPrebuiltResponse? {
+        guard method == "POST", let api = ClientAPI(path: path), let load = self.loads.load(of: eventLoop),
+            case .shed(let reason) = load.screen()
+        else { return nil }
+        self.core.metrics.shed(reason: reason.rawValue)
+        self.shedCounters[api]?.increment()
+        return Self.overloadedResponse
+    }
+
     /// The answer of a shed request, and its body encoded once: a loop past capacity must not
     /// spend a JSON encode on every refusal (it was the largest entry of the shed path).
     private static let overloaded = APIError.overloaded("The gateway is at capacity; retry shortly.")
     private static let overloadedBody = JSON.buffer(overloaded.body)
+    /// The same answer as a whole HTTP/2 response, made once.
+    private static let overloadedResponse = HTTPPrebuiltResponse(
+        status: overloaded.status,
+        fields: [("content-type", "application/json"), ("retry-after", String(overloaded.retryAfter ?? 1))],
+        body: overloadedBody)
 
     /// Answers with `error`, after the request body or, with `now`, at once without reading it.
     private func answer(

@@ -6,6 +6,21 @@ enum ClientAPI: String, Sendable, CaseIterable {
     /// The Responses API, mapped onto chat completions (``ResponsesRequest/chatRequest()``).
     case responses = "/v1/responses"
 
+    /// The API a request path (with or without a query) is for, without copying it.
+    init?(path: String) {
+        let utf8 = path.utf8
+        guard let query = utf8.firstIndex(of: UInt8(ascii: "?")) else {
+            self.init(rawValue: path)
+            return
+        }
+        switch Substring(path[..<query]) {
+        case "/v1/chat/completions": self = .chatCompletions
+        case "/v1/completions": self = .completions
+        case "/v1/responses": self = .responses
+        default: return nil
+        }
+    }
+
     /// The route: the path, and the `http_route` label of the request metrics.
     var route: String { self.rawValue }
 

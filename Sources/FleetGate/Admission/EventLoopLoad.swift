@@ -63,16 +63,31 @@ final class EventLoopLoad: @unchecked Sendable {
             waiting: .nanoseconds(Int64(sample.waiting - last.waiting)))
     }
 
-    /// Admits a new request on this loop, or says why not.
+    /// Admits a new request on this loop, or says why not: ``screen()`` and, when it passes,
+    /// ``admitted()``.
     func admit() -> LoadShedder.Decision {
+        let decision = self.screen()
+        if decision == .admit { self.shedder.admitted() }
+        return decision
+    }
+
+    /// Decides on a new request on this loop without counting it in flight
+    /// (``LoadShedder/screen(at:waited:)``); one that passes and goes on calls ``admitted()``.
+    func screen() -> LoadShedder.Decision {
         self.eventLoop.assertInEventLoop()
         let now = NIODeadline.now()
-        guard self.shedder.isPastCeiling(at: now) else { return self.shedder.requestArrived(at: now) }
+        guard self.shedder.isPastCeiling(at: now) else { return self.shedder.screen(at: now) }
         var waited = TimeAmount.zero
         if let last = self.lastSample, let sample = self.threadClock?.read(), sample.waiting >= last.waiting {
             waited = .nanoseconds(Int64(sample.waiting - last.waiting))
         }
-        return self.shedder.requestArrived(at: now, waited: waited)
+        return self.shedder.screen(at: now, waited: waited)
+    }
+
+    /// A request that passed ``screen()`` goes on: it is in flight until ``finished()``.
+    func admitted() {
+        self.eventLoop.assertInEventLoop()
+        self.shedder.admitted()
     }
 
     /// An admitted request ended.

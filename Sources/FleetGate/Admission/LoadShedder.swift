@@ -155,6 +155,16 @@ struct LoadShedder {
     /// ``isPastCeiling(at:)`` (a pass made long by the machine's other processes is not the
     /// loop's queue).
     mutating func requestArrived(at now: NIODeadline, waited: TimeAmount = .zero) -> Decision {
+        let decision = self.screen(at: now, waited: waited)
+        if decision == .admit { self.admitted() }
+        return decision
+    }
+
+    /// The decision on a new request, without counting it in flight: the first half of
+    /// ``requestArrived(at:waited:)``, taken as soon as a request's route is known (its HTTP/2
+    /// header block), so a refusal costs as little as possible; ``admitted()`` is the second half,
+    /// once the request is known to go on (authenticated). Spends the request's admission credit.
+    mutating func screen(at now: NIODeadline, waited: TimeAmount = .zero) -> Decision {
         if self.isPastCeiling(at: now - waited) { return .shed(reason: .lag) }
         if self.refused > 0 {
             self.credit += 1 - self.refused
@@ -164,8 +174,13 @@ struct LoadShedder {
             self.credit = 0
         }
         if self.inFlight >= self.configuration.maxInFlight { return .shed(reason: .inFlight) }
-        self.inFlight += 1
         return .admit
+    }
+
+    /// A request that passed ``screen(at:waited:)`` goes on: it is counted in flight until
+    /// ``requestFinished()``.
+    mutating func admitted() {
+        self.inFlight += 1
     }
 
     /// An admitted request ended.

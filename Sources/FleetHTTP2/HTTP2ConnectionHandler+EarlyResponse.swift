@@ -1,0 +1,77 @@
+internal import CNGHTTP2
+import HTTPTypes
+import NIOCore
+
+/// What the responder's ``HTTPServerResponder/earlyResponse(method:path:eventLoop:)`` said of a
+/// stream's request.
+enum EarlyAnswer {
+    /// Not asked yet: the pseudo-header fields are still coming.
+    case unasked
+    /// Nil: the request goes to the responder as usual.
+    case passed
+    /// Answered with this response; the rest of the request is discarded.
+    case answered(HTTPPrebuiltResponse)
+}
+
+/// The early answer (issue #19): a server asks its responder once per request, as soon as the
+/// request's method and path are known (its first regular field, or the end of its header block),
+/// and a request answered there costs only nghttp2's parsing, the stream's entry and the
+/// prebuilt response — no field conversion, ``HTTPRequest``, delegate or per-request allocation
+/// of the application.
+extension HTTP2ConnectionHandler {
+    /// Asks the responder on the first call for `stream` (a server's request head); whether the
+    /// request is answered early.
+    @inline(__always)
+    func answersEarly(_ stream: HTTP2Stream) -> Bool {
+        switch stream.early {
+        case .passed: return false
+        case .answered: return true
+        case .unasked: break
+        }
+        guard case .server(let responder) = self.role, let method = self.inboundHead.pseudo.method,
+            let path = self.inboundHead.pseudo.path,
+            let response = responder.earlyResponse(method: method, path: path, eventLoop: self.eventLoop)
+        else {
+            stream.early = .passed
+            return false
+        }
+        stream.early = .answered(response)
+        return true
+    }
+
+    /// Sends the early answer of `stream` (its head is complete). A request still sending its
+    /// body by the next loop tick — after this answer has been flushed: a RST_STREAM submitted
+    /// now would overtake the response's DATA in nghttp2's queue — is reset with `NO_ERROR`.
+    func answerEarly(_ stream: HTTP2Stream) {
+        guard case .answered(let response) = stream.early, let session = self.session else { return }
+        stream.headSent = true
+        stream.endRequested = true
+        let withBody = response.body.readableBytes > 0
+        if withBody { stream.outbound = response.body }
+        stream.dataProviderAttached = withBody
+        var provider = Self.dataProvider
+        let rc = withUnsafePointer(to: &provider) { provider in
+            nghttp2_submit_response(
+                session, stream.id, response.fields.baseAddress, response.fields.count, withBody ? provider : nil)
+        }
+        if rc != 0 {
+            self.resetStream(stream, code: .internalError)
+            return
+        }
+        self.scheduleFlush()
+        self.answeredEarly.append(stream)
+        guard self.answeredEarly.count == 1 else { return }
+        let loopBound = NIOLoopBound(self, eventLoop: self.eventLoop)
+        self.eventLoop.execute { loopBound.value.resetUnfinishedEarlyAnswers() }
+    }
+
+    /// Resets the streams answered early whose request has not ended: the client should stop
+    /// sending a body nobody reads.
+    private func resetUnfinishedEarlyAnswers() {
+        let streams = self.answeredEarly
+        self.answeredEarly.removeAll(keepingCapacity: true)
+        for stream in streams where !stream.isClosed && !stream.receivedEnd {
+            stream.reset(.noError)
+        }
+    }
+}

@@ -1,0 +1,53 @@
+internal import CNGHTTP2
+public import NIOCore
+
+/// A complete response made once and sent many times: the answer of
+/// ``HTTPServerResponder/earlyResponse(method:path:eventLoop:)`` (issue #19), which must cost a
+/// loop past capacity as little as possible. Its head is kept as nghttp2's own field array, so
+/// sending it converts nothing; its body is one buffer, shared by every stream it answers.
+///
+/// Immutable after `init`, so it may be shared between event loops.
+public final class HTTPPrebuiltResponse: @unchecked Sendable {
+    /// The body, sent as the stream's DATA.
+    let body: ByteBuffer
+    /// `:status` and the fields, with `content-length` (nghttp2 copies them on submit).
+    let fields: UnsafeMutableBufferPointer<nghttp2_nv>
+    /// The bytes every name and value of `fields` points into.
+    private let storage: UnsafeMutableRawBufferPointer
+
+    /// - Parameters:
+    ///   - status: the status code.
+    ///   - fields: the response fields, names in lowercase (HTTP/2); `content-length` is added.
+    ///   - body: the body.
+    public init(status: Int, fields: [(name: String, value: String)], body: ByteBuffer) {
+        var all: [(name: [UInt8], value: [UInt8])] = [(Array(":status".utf8), Array(String(status).utf8))]
+        for field in fields {
+            precondition(field.name == field.name.lowercased(), "HTTP/2 field names are lowercase: \(field.name)")
+            all.append((Array(field.name.utf8), Array(field.value.utf8)))
+        }
+        all.append((Array("content-length".utf8), Array(String(body.readableBytes).utf8)))
+        let storage = UnsafeMutableRawBufferPointer.allocate(
+            byteCount: all.reduce(0) { $0 + $1.name.count + $1.value.count }, alignment: 1)
+        let nv = UnsafeMutableBufferPointer<nghttp2_nv>.allocate(capacity: all.count)
+        var offset = 0
+        for (index, field) in all.enumerated() {
+            var pointers: [UnsafeMutablePointer<UInt8>] = []
+            for bytes in [field.name, field.value] {
+                UnsafeMutableRawBufferPointer(rebasing: storage[offset..<(offset + bytes.count)]).copyBytes(from: bytes)
+                pointers.append(storage.baseAddress!.advanced(by: offset).assumingMemoryBound(to: UInt8.self))
+                offset += bytes.count
+            }
+            nv[index] = nghttp2_nv(
+                name: pointers[0], value: pointers[1], namelen: field.name.count, valuelen: field.value.count,
+                flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue))
+        }
+        self.body = body
+        self.storage = storage
+        self.fields = nv
+    }
+
+    deinit {
+        self.fields.deallocate()
+        self.storage.deallocate()
+    }
+}

@@ -1,0 +1,52 @@
+import FleetTesting
+import HTTPTypes
+import NIOCore
+import Testing
+
+@testable import FleetHTTP2
+
+/// Refuses `/refused` on the header block with a response made once; the rest is
+/// ``TestResponder``'s (which would answer `/refused` 200 "Hello, world").
+struct EarlyRefuser: HTTPServerResponder {
+    static let refusal = HTTPPrebuiltResponse(
+        status: 503, fields: [("content-type", "application/json"), ("retry-after", "1")],
+        body: ByteBuffer(string: #"{"error":{"code":"server_overloaded"}}"#))
+
+    func stream(_ stream: any HTTPStream, didReceive request: HTTPRequest, connection: HTTPConnectionInfo)
+        -> any HTTPStreamDelegate
+    {
+        TestResponder().stream(stream, didReceive: request, connection: connection)
+    }
+
+    func earlyResponse(method: String, path: String, eventLoop: any EventLoop) -> HTTPPrebuiltResponse? {
+        path == "/refused" ? Self.refusal : nil
+    }
+}
+
+@Suite("The responder's early answer: a prebuilt response on the header block (issue #19)")
+struct EarlyResponseTests {
+    @Test("A refused POST gets the prebuilt response; its unfinished body is reset with NO_ERROR; others are served")
+    func refusal() throws {
+        let pair = try Pair(responder: EarlyRefuser())
+        let refused = Recorder()
+        var request = HTTPRequest(method: .post, scheme: "http", authority: "test", path: "/refused")
+        request.headerFields[.contentType] = "application/json"
+        refused.stream = try pair.clientHandler.openStream(request, endStream: false, delegate: refused)
+        refused.stream?.sendData(ByteBuffer(string: "{\"first\":"), endStream: false)
+        try pair.interact()
+        #expect(refused.response?.status.code == 503)
+        #expect(refused.response?.headerFields[.retryAfter] == "1")
+        #expect(refused.response?.headerFields[.contentType] == "application/json")
+        #expect(refused.response?.headerFields[.contentLength] == String(EarlyRefuser.refusal.body.readableBytes))
+        #expect(String(decoding: refused.body, as: UTF8.self) == #"{"error":{"code":"server_overloaded"}}"#)
+        // The client never ended its body: the server asked it to stop, without an error.
+        #expect(refused.ended && refused.closed && refused.error == nil)
+        #expect(pair.serverHandler.openStreamCount == 0)
+
+        let served = Recorder()
+        _ = try pair.get("/", recorder: served)
+        try pair.interact()
+        #expect(served.response?.status == .ok)
+        #expect(String(decoding: served.body, as: UTF8.self) == "Hello, world\n")
+    }
+}
