@@ -50,9 +50,29 @@ extension HTTP2ConnectionHandler {
         if withBody { stream.outbound = response.body }
         stream.dataProviderAttached = withBody
         var provider = Self.dataProvider
-        let rc = withUnsafePointer(to: &provider) { provider in
-            nghttp2_submit_response(
-                session, stream.id, response.fields.baseAddress, response.fields.count, withBody ? provider : nil)
+        let rc: Int32
+        if let echo = response.echo {
+            // The echoed field after the prebuilt ones (nghttp2 copies names and values on submit).
+            var value = stream.earlyEcho.flatMap { bytes in bytes.withUnsafeBufferPointer { echo.accepts($0) } ? bytes : nil }
+                ?? Array(echo.generate().utf8)
+            var name = echo.nameBytes
+            rc = name.withUnsafeMutableBufferPointer { name in
+                value.withUnsafeMutableBufferPointer { value in
+                    var fields = Array(response.fields)
+                    fields.append(
+                        nghttp2_nv(
+                            name: name.baseAddress, value: value.baseAddress, namelen: name.count,
+                            valuelen: value.count, flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)))
+                    return withUnsafePointer(to: &provider) { provider in
+                        nghttp2_submit_response(session, stream.id, fields, fields.count, withBody ? provider : nil)
+                    }
+                }
+            }
+        } else {
+            rc = withUnsafePointer(to: &provider) { provider in
+                nghttp2_submit_response(
+                    session, stream.id, response.fields.baseAddress, response.fields.count, withBody ? provider : nil)
+            }
         }
         if rc != 0 {
             self.resetStream(stream, code: .internalError)
@@ -63,6 +83,15 @@ extension HTTP2ConnectionHandler {
         guard self.answeredEarly.count == 1 else { return }
         let loopBound = NIOLoopBound(self, eventLoop: self.eventLoop)
         self.eventLoop.execute { loopBound.value.resetUnfinishedEarlyAnswers() }
+    }
+
+    /// Keeps the value of the early answer's echoed field when `name` is it.
+    @inline(__always)
+    func keepEarlyEcho(_ stream: HTTP2Stream, name: UnsafeBufferPointer<UInt8>, value: UnsafeBufferPointer<UInt8>) {
+        guard case .answered(let response) = stream.early, let echo = response.echo, name.count == echo.nameBytes.count,
+            name.elementsEqual(echo.nameBytes)
+        else { return }
+        stream.earlyEcho = Array(value)
     }
 
     /// Resets the streams answered early whose request has not ended: the client should stop

@@ -148,6 +148,7 @@ extension HTTP2ConnectionHandler {
         // Issue #19: a request answered early (its route is known with its first regular field)
         // converts nothing more.
         if self.isServer && !stream.receivedHead && name.first != UInt8(ascii: ":") && self.answersEarly(stream) {
+            self.keepEarlyEcho(stream, name: name, value: value)
             return true
         }
         self.inboundHead.append(name: name, value: value)

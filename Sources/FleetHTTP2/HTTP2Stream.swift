@@ -28,6 +28,8 @@ public final class HTTP2Stream: HTTPStream {
     /// Whether the responder's early answer was asked, and what it said
     /// (`HTTP2ConnectionHandler+EarlyResponse.swift`).
     var early: EarlyAnswer = .unasked
+    /// The request's value of the early answer's echoed field (``HTTPPrebuiltResponse/Echo``).
+    var earlyEcho: [UInt8]?
 
     // Outbound.
     /// Queued outbound bytes: one buffer, appended to (the common case is one small write at a time).

@@ -14,12 +14,38 @@ public final class HTTPPrebuiltResponse: @unchecked Sendable {
     let fields: UnsafeMutableBufferPointer<nghttp2_nv>
     /// The bytes every name and value of `fields` points into.
     private let storage: UnsafeMutableRawBufferPointer
+    /// A request field the response repeats (a request id), if any: see ``Echo``.
+    let echo: Echo?
+
+    /// A request field the response carries back: the request's value when `accepts` it, else one
+    /// `generate` makes (`x-request-id`: echoed, or generated — DESIGN.md's Contracts).
+    public struct Echo: Sendable {
+        /// The field's name, lowercase.
+        public var name: String
+        let nameBytes: [UInt8]
+        /// Whether the request's value may be repeated as it is.
+        public var accepts: @Sendable (UnsafeBufferPointer<UInt8>) -> Bool
+        /// A value for a request without an acceptable one.
+        public var generate: @Sendable () -> String
+
+        public init(
+            name: String, accepts: @escaping @Sendable (UnsafeBufferPointer<UInt8>) -> Bool,
+            generate: @escaping @Sendable () -> String
+        ) {
+            self.name = name
+            self.nameBytes = Array(name.utf8)
+            self.accepts = accepts
+            self.generate = generate
+        }
+    }
 
     /// - Parameters:
     ///   - status: the status code.
     ///   - fields: the response fields, names in lowercase (HTTP/2); `content-length` is added.
     ///   - body: the body.
-    public init(status: Int, fields: [(name: String, value: String)], body: ByteBuffer) {
+    ///   - echo: a request field to repeat in the response (after the fields above).
+    public init(status: Int, fields: [(name: String, value: String)], body: ByteBuffer, echo: Echo? = nil) {
+        self.echo = echo
         var all: [(name: [UInt8], value: [UInt8])] = [(Array(":status".utf8), Array(String(status).utf8))]
         for field in fields {
             precondition(field.name == field.name.lowercased(), "HTTP/2 field names are lowercase: \(field.name)")

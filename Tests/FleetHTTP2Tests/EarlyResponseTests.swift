@@ -10,7 +10,10 @@ import Testing
 struct EarlyRefuser: HTTPServerResponder {
     static let refusal = HTTPPrebuiltResponse(
         status: 503, fields: [("content-type", "application/json"), ("retry-after", "1")],
-        body: ByteBuffer(string: #"{"error":{"code":"server_overloaded"}}"#))
+        body: ByteBuffer(string: #"{"error":{"code":"server_overloaded"}}"#),
+        echo: .init(
+            name: "x-request-id", accepts: { !$0.isEmpty && !$0.contains(UInt8(ascii: " ")) },
+            generate: { "generated-id" }))
 
     func stream(_ stream: any HTTPStream, didReceive request: HTTPRequest, connection: HTTPConnectionInfo)
         -> any HTTPStreamDelegate
@@ -42,6 +45,20 @@ struct EarlyResponseTests {
         // The client never ended its body: the server asked it to stop, without an error.
         #expect(refused.ended && refused.closed && refused.error == nil)
         #expect(pair.serverHandler.openStreamCount == 0)
+        // No request id: one is generated.
+        #expect(refused.response?.headerFields[HTTPField.Name("x-request-id")!] == "generated-id")
+
+        // A request id is echoed when acceptable, else replaced — wherever it stands among the fields.
+        for (sent, echoed) in [("client-7", "client-7"), ("has space", "generated-id")] {
+            let recorder = Recorder()
+            var head = HTTPRequest(method: .post, scheme: "http", authority: "test", path: "/refused")
+            head.headerFields[HTTPField.Name("x-request-id")!] = sent
+            head.headerFields[.contentType] = "application/json"
+            recorder.stream = try pair.clientHandler.openStream(head, endStream: true, delegate: recorder)
+            try pair.interact()
+            #expect(recorder.response?.status.code == 503)
+            #expect(recorder.response?.headerFields[HTTPField.Name("x-request-id")!] == echoed)
+        }
 
         let served = Recorder()
         _ = try pair.get("/", recorder: served)

@@ -91,7 +91,11 @@ struct APIResponder: HTTPServerResponder {
     private static let overloadedResponse = HTTPPrebuiltResponse(
         status: overloaded.status,
         fields: [("content-type", "application/json"), ("retry-after", String(overloaded.retryAfter ?? 1))],
-        body: overloadedBody)
+        body: overloadedBody,
+        echo: .init(
+            name: FleetHeader.requestID,
+            accepts: { RequestID.isWellFormed(String(decoding: $0, as: UTF8.self)) },
+            generate: { IdentifierRandom.uuidString() }))
 
     /// Answers with `error`, after the request body or, with `now`, at once without reading it.
     private func answer(
