@@ -38,6 +38,10 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
     var completionTokens = 0
     let id = CompletionID.make()
     let created = Int(Date().timeIntervalSince1970)
+    /// Between ``beginBatch()`` and ``endBatch()``: the batch's chunks, written to the stream once at its end.
+    private var batch: ByteBuffer?
+    /// A streamed answer's head not sent yet (``InferenceEngine/holdsHeadUntilOutput``).
+    private var headHeld = false
 
     init(responder: AgentResponder, stream: any HTTPStream, request: HTTPRequest, chat: Bool) {
         self.responder = responder
@@ -104,15 +108,23 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
         job.continuesText = self.continuesText
         job.rawBody = self.body.buffer
         if self.streaming {
-            var response = HTTPResponse(status: .ok)
-            response.headerFields[.contentType] = "text/event-stream"
-            response.headerFields[.cacheControl] = "no-cache"
-            self.stream.sendResponse(response, endStream: false)
-            if self.chat && self.resumeFrom == 0 {
-                self.writeChoice(#""delta":{"role":"assistant","content":""},"finish_reason":null"#)
-            }
+            self.headHeld = true
+            if !self.responder.engine.holdsHeadUntilOutput { self.sendHead() }
         }
         self.job = self.responder.engine.start(job, on: self.stream.eventLoop, sink: self)
+    }
+
+    /// The streamed answer's head and role chunk, once.
+    private func sendHead() {
+        guard self.headHeld else { return }
+        self.headHeld = false
+        var response = HTTPResponse(status: .ok)
+        response.headerFields[.contentType] = "text/event-stream"
+        response.headerFields[.cacheControl] = "no-cache"
+        self.stream.sendResponse(response, endStream: false)
+        if self.chat && self.resumeFrom == 0 {
+            self.writeChoice(#""delta":{"role":"assistant","content":""},"finish_reason":null"#)
+        }
     }
 
     func streamWritabilityDidChange(isWritable: Bool) {
@@ -142,6 +154,7 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
     var wantsMore: Bool { self.stream.isWritable && !self.stream.isClosed }
 
     func emit(token: String) {
+        self.sendHead()
         self.completionTokens += 1
         if self.streaming {
             self.writeToken(token)
@@ -151,6 +164,8 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
     }
 
     func finish(reason: String, promptTokens: Int, completionTokens: Int) {
+        self.sendHead()
+        self.endBatch()
         self.record(outcome: "completed")
         self.job = nil
         self.releaseSlot()
@@ -174,7 +189,20 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
         }
     }
 
+    func beginBatch() {
+        self.sendHead()
+        if self.batch == nil { self.batch = ByteBuffer() }
+    }
+
+    func endBatch() {
+        guard let batch = self.batch else { return }
+        self.batch = nil
+        if batch.readableBytes > 0 { self.stream.sendData(batch, endStream: false) }
+    }
+
     func fail(_ error: EngineError) {
+        self.sendHead()
+        self.endBatch()
         self.record(outcome: "failed")
         self.job = nil
         self.releaseSlot()
@@ -224,12 +252,21 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
     /// One token's chunk, written directly (issue #19: a JSONEncoder per token was a sixth of the
     /// agent's CPU); the JSON ``ChunkChoice`` encodes, as the role and finish chunks are.
     private func writeToken(_ token: String) {
+        if self.batch != nil {
+            // Into the batch: no buffer and no stream write per token.
+            self.appendToken(token, to: &self.batch!)
+            return
+        }
         var event = ByteBuffer()
         event.reserveCapacity(self.tokenPrefix.readableBytes + token.utf8.count + 40)
+        self.appendToken(token, to: &event)
+        self.stream.sendData(event, endStream: false)
+    }
+
+    private func appendToken(_ token: String, to event: inout ByteBuffer) {
         event.writeImmutableBuffer(self.tokenPrefix)
         JSONBody.writeJSONString(token, into: &event)
         event.writeStaticString(self.chat ? "},\"finish_reason\":null}]}\n\n" : ",\"finish_reason\":null}]}\n\n")
-        self.stream.sendData(event, endStream: false)
     }
 
     /// A chunk whose one choice has these members after `"index":0,` (already JSON).

@@ -48,6 +48,16 @@ public protocol TokenSink: AnyObject {
     func finish(reason: String, promptTokens: Int, completionTokens: Int)
     /// The job failed.
     func fail(_ error: EngineError)
+    /// Tokens that arrive together follow, up to ``endBatch()``: the sink may hold their writes and
+    /// make them one (issue #19: one read of the runtime's socket often brings every chunk of a stream).
+    func beginBatch()
+    /// The batch ends: what it held is written now.
+    func endBatch()
+}
+
+extension TokenSink {
+    public func beginBatch() {}
+    public func endBatch() {}
 }
 
 /// A running job.
@@ -70,6 +80,9 @@ public protocol InferenceEngine: Sendable {
     var continuation: ContinuationMode { get }
     /// What its prompt cache keeps, told in the hello for prefix-cache affinity (nil: not known).
     var promptCache: PromptCacheCapacity? { get }
+    /// Whether a streamed answer's head may wait for the job's first output (a batch, a token, its
+    /// end): the head then leaves in the same write as what the runtime sent first (issue #19).
+    var holdsHeadUntilOutput: Bool { get }
     /// Starts a job whose output goes to `sink`, on `eventLoop`.
     func start(_ job: InferenceJob, on eventLoop: any EventLoop, sink: any TokenSink) -> any InferenceJobHandle
 }
@@ -78,6 +91,7 @@ extension InferenceEngine {
     public var measuresRates: Bool { false }
     public var continuation: ContinuationMode { .none }
     public var promptCache: PromptCacheCapacity? { nil }
+    public var holdsHeadUntilOutput: Bool { false }
 }
 
 /// An engine failure.
