@@ -40,8 +40,6 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
     let created = Int(Date().timeIntervalSince1970)
     /// Between ``beginBatch()`` and ``endBatch()``: the batch's chunks, written to the stream once at its end.
     private var batch: ByteBuffer?
-    /// A streamed answer's head not sent yet (``InferenceEngine/holdsHeadUntilOutput``).
-    private var headHeld = false
 
     init(responder: AgentResponder, stream: any HTTPStream, request: HTTPRequest, chat: Bool) {
         self.responder = responder
@@ -108,23 +106,15 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
         job.continuesText = self.continuesText
         job.rawBody = self.body.buffer
         if self.streaming {
-            self.headHeld = true
-            if !self.responder.engine.holdsHeadUntilOutput { self.sendHead() }
+            var response = HTTPResponse(status: .ok)
+            response.headerFields[.contentType] = "text/event-stream"
+            response.headerFields[.cacheControl] = "no-cache"
+            self.stream.sendResponse(response, endStream: false)
+            if self.chat && self.resumeFrom == 0 {
+                self.writeChoice(#""delta":{"role":"assistant","content":""},"finish_reason":null"#)
+            }
         }
         self.job = self.responder.engine.start(job, on: self.stream.eventLoop, sink: self)
-    }
-
-    /// The streamed answer's head and role chunk, once.
-    private func sendHead() {
-        guard self.headHeld else { return }
-        self.headHeld = false
-        var response = HTTPResponse(status: .ok)
-        response.headerFields[.contentType] = "text/event-stream"
-        response.headerFields[.cacheControl] = "no-cache"
-        self.stream.sendResponse(response, endStream: false)
-        if self.chat && self.resumeFrom == 0 {
-            self.writeChoice(#""delta":{"role":"assistant","content":""},"finish_reason":null"#)
-        }
     }
 
     func streamWritabilityDidChange(isWritable: Bool) {
@@ -154,7 +144,6 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
     var wantsMore: Bool { self.stream.isWritable && !self.stream.isClosed }
 
     func emit(token: String) {
-        self.sendHead()
         self.completionTokens += 1
         if self.streaming {
             self.writeToken(token)
@@ -164,7 +153,6 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
     }
 
     func finish(reason: String, promptTokens: Int, completionTokens: Int) {
-        self.sendHead()
         self.endBatch()
         self.record(outcome: "completed")
         self.job = nil
@@ -190,7 +178,6 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
     }
 
     func beginBatch() {
-        self.sendHead()
         if self.batch == nil { self.batch = ByteBuffer() }
     }
 
@@ -201,7 +188,6 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
     }
 
     func fail(_ error: EngineError) {
-        self.sendHead()
         self.endBatch()
         self.record(outcome: "failed")
         self.job = nil

@@ -80,9 +80,6 @@ public protocol InferenceEngine: Sendable {
     var continuation: ContinuationMode { get }
     /// What its prompt cache keeps, told in the hello for prefix-cache affinity (nil: not known).
     var promptCache: PromptCacheCapacity? { get }
-    /// Whether a streamed answer's head may wait for the job's first output (a batch, a token, its
-    /// end): the head then leaves in the same write as what the runtime sent first (issue #19).
-    var holdsHeadUntilOutput: Bool { get }
     /// Starts a job whose output goes to `sink`, on `eventLoop`.
     func start(_ job: InferenceJob, on eventLoop: any EventLoop, sink: any TokenSink) -> any InferenceJobHandle
 }
@@ -91,7 +88,6 @@ extension InferenceEngine {
     public var measuresRates: Bool { false }
     public var continuation: ContinuationMode { .none }
     public var promptCache: PromptCacheCapacity? { nil }
-    public var holdsHeadUntilOutput: Bool { false }
 }
 
 /// An engine failure.

@@ -156,9 +156,6 @@ public final class OpenAILocalEngine: InferenceEngine, Sendable {
     /// From text, through the chat template (`prefix`), when one is configured.
     public var continuation: ContinuationMode { self.configuration.chatTemplate == nil ? .none : .prefix }
     public var promptCache: PromptCacheCapacity? { self.configuration.promptCache }
-    /// The stream's head goes when the runtime answers (its head opens the job's first batch), in one
-    /// write with the first chunks: the gateway's limits run on tokens, not on the head.
-    public var holdsHeadUntilOutput: Bool { false }
     /// Jobs running now, and jobs cancelled since start.
     public var activeJobs: Int { self.active.load(ordering: .relaxed) }
     public var jobsCancelled: Int { self.cancelledJobs.load(ordering: .relaxed) }

@@ -123,12 +123,6 @@ final class OpenAILocalJob: InferenceJobHandle, RuntimeResponseReceiver {
 
     func runtimeDidReceiveHead(status: UInt) {
         self.status = status
-        // The runtime answered: its first batch opens here, so the stream's head (held by the
-        // sink, ``InferenceEngine/holdsHeadUntilOutput``) leaves with the chunks this read brings.
-        if status == 200, !self.done, !self.batching, let sink = self.sink {
-            self.batching = true
-            sink.beginBatch()
-        }
     }
 
     /// A body piece: its chunks' text goes to the sink now, in this read's batch.
