@@ -43,8 +43,8 @@ public final class Agent: Service, Sendable {
     public init(
         configuration: AgentProgramConfiguration, role: Role, group: (any EventLoopGroup)? = nil, logger: Logger
     ) async throws {
-        // By default the loops of async-http-client (the openai-local runtime client's): a job then
-        // reads its runtime on the loop its tunnel stream lives on, with no hop per body part.
+        // By default the loops of async-http-client's shared group (NIO's singleton). An openai-local
+        // job reads its runtime on the loop its tunnel stream lives on, whatever the group (``RuntimeClient``).
         let group = group ?? HTTPClient.defaultEventLoopGroup
         self.logger = logger
         let engine = try await configuration.engine.makeEngine(logger: logger)

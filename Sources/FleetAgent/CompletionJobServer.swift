@@ -38,6 +38,8 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
     var completionTokens = 0
     let id = CompletionID.make()
     let created = Int(Date().timeIntervalSince1970)
+    /// Between ``beginBatch()`` and ``endBatch()``: the batch's chunks, written to the stream once at its end.
+    private var batch: ByteBuffer?
 
     init(responder: AgentResponder, stream: any HTTPStream, request: HTTPRequest, chat: Bool) {
         self.responder = responder
@@ -151,6 +153,7 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
     }
 
     func finish(reason: String, promptTokens: Int, completionTokens: Int) {
+        self.endBatch()
         self.record(outcome: "completed")
         self.job = nil
         self.releaseSlot()
@@ -174,7 +177,18 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
         }
     }
 
+    func beginBatch() {
+        if self.batch == nil { self.batch = ByteBuffer() }
+    }
+
+    func endBatch() {
+        guard let batch = self.batch else { return }
+        self.batch = nil
+        if batch.readableBytes > 0 { self.stream.sendData(batch, endStream: false) }
+    }
+
     func fail(_ error: EngineError) {
+        self.endBatch()
         self.record(outcome: "failed")
         self.job = nil
         self.releaseSlot()
@@ -224,12 +238,21 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
     /// One token's chunk, written directly (issue #19: a JSONEncoder per token was a sixth of the
     /// agent's CPU); the JSON ``ChunkChoice`` encodes, as the role and finish chunks are.
     private func writeToken(_ token: String) {
+        if self.batch != nil {
+            // Into the batch: no buffer and no stream write per token.
+            self.appendToken(token, to: &self.batch!)
+            return
+        }
         var event = ByteBuffer()
         event.reserveCapacity(self.tokenPrefix.readableBytes + token.utf8.count + 40)
+        self.appendToken(token, to: &event)
+        self.stream.sendData(event, endStream: false)
+    }
+
+    private func appendToken(_ token: String, to event: inout ByteBuffer) {
         event.writeImmutableBuffer(self.tokenPrefix)
         JSONBody.writeJSONString(token, into: &event)
         event.writeStaticString(self.chat ? "},\"finish_reason\":null}]}\n\n" : ",\"finish_reason\":null}]}\n\n")
-        self.stream.sendData(event, endStream: false)
     }
 
     /// A chunk whose one choice has these members after `"index":0,` (already JSON).

@@ -48,6 +48,16 @@ public protocol TokenSink: AnyObject {
     func finish(reason: String, promptTokens: Int, completionTokens: Int)
     /// The job failed.
     func fail(_ error: EngineError)
+    /// Tokens that arrive together follow, up to ``endBatch()``: the sink may hold their writes and
+    /// make them one (issue #19: one read of the runtime's socket often brings every chunk of a stream).
+    func beginBatch()
+    /// The batch ends: what it held is written now.
+    func endBatch()
+}
+
+extension TokenSink {
+    public func beginBatch() {}
+    public func endBatch() {}
 }
 
 /// A running job.

@@ -65,9 +65,8 @@ public final class OpenAILocalEngine: InferenceEngine, Sendable {
     }
 
     public let configuration: Configuration
-    let client: HTTPClient
-    /// The client's event loops, found once: a job whose loop is one of them reads the runtime there.
-    let clientLoops: Set<ObjectIdentifier>
+    /// Reads the runtime for jobs, on each job's own loop.
+    let runtime: RuntimeClient
     /// Advertised id → upstream id.
     let mapping: [String: String]
     /// Advertised id → upstream id as a JSON string, for the forwarded body (encoded once, not per job).
@@ -78,25 +77,27 @@ public final class OpenAILocalEngine: InferenceEngine, Sendable {
     private let active = Atomic<Int>(0)
     private let cancelledJobs = Atomic<Int>(0)
 
-    /// The client the agent reads its runtime with: async-http-client's shared client without what
-    /// a loopback runtime does not need — no decompression (a handler on every read), no tracing
-    /// span per request, no read timeout rescheduled on every read (``RuntimeWatchdog`` keeps the
-    /// silence limit with one timer a job) — on the same loops, with a connection per running job
-    /// (the engine's slots bound them; the shared client's 8 queued jobs beyond 8). Never shut down,
-    /// like the shared client. Issue #19.
+    /// The client the agent asks its runtime for its models with (`GET /models`, at start):
+    /// async-http-client's shared client without a tracing span, on the same loops. Jobs do not use
+    /// it: they go through ``RuntimeClient`` on their own loop (issue #19). Never shut down, like the
+    /// shared client.
     public static let runtimeClient: HTTPClient = {
-        var configuration = HTTPClient.Configuration(
-            timeout: .init(connect: .seconds(10)),
-            connectionPool: .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 1024))
+        var configuration = HTTPClient.Configuration(timeout: .init(connect: .seconds(10)))
         configuration.tracing.tracer = nil
         return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
     }()
 
-    /// Asks the runtime for its models (`GET /models`) and builds the engine.
-    /// - Throws: ``EngineError`` naming the URL when the runtime does not answer, or the model
-    ///   that a mapping names and the runtime does not serve.
+    /// Asks the runtime for its models (`GET /models`, through `client`) and builds the engine.
+    /// - Throws: ``EngineError`` naming the URL when it is not `http://host[:port][/path]` or the
+    ///   runtime does not answer, or the model that a mapping names and the runtime does not serve.
     public static func connect(_ configuration: Configuration, client: HTTPClient) async throws -> OpenAILocalEngine {
         let url = configuration.baseURL + "/models"
+        let endpoint: RuntimeEndpoint
+        do {
+            endpoint = try RuntimeEndpoint(baseURL: configuration.baseURL, connectTimeout: .seconds(10))
+        } catch {
+            throw EngineError(code: "upstream_unavailable", message: "\(error)")
+        }
         let served: [String]
         do {
             let response = try await client.execute(
@@ -125,13 +126,15 @@ public final class OpenAILocalEngine: InferenceEngine, Sendable {
             )
         }
         guard !mapping.isEmpty else { throw EngineError(code: "model_not_found", message: "\(url) lists no model") }
-        return OpenAILocalEngine(configuration: configuration, client: client, mapping: mapping)
+        return OpenAILocalEngine(configuration: configuration, endpoint: endpoint, mapping: mapping)
     }
 
-    init(configuration: Configuration, client: HTTPClient, mapping: [String: String]) {
+    init(configuration: Configuration, endpoint: RuntimeEndpoint, mapping: [String: String]) {
         self.configuration = configuration
-        self.client = client
-        self.clientLoops = Set(client.eventLoopGroup.makeIterator().map { ObjectIdentifier($0) })
+        // Parked connections per loop: as many as jobs may run, kept a minute (a runtime that closes
+        // idle connections sooner is told by the socket).
+        self.runtime = RuntimeClient(
+            endpoint: endpoint, pool: .init(maxIdle: max(1, min(configuration.slots, 256)), idleTimeout: .seconds(60)))
         self.mapping = mapping
         self.upstreamModelJSON = mapping.mapValues { JSON.string($0) }
         self.rates = Mutex(

@@ -1,28 +1,32 @@
-import AsyncHTTPClient
 import FleetProtocol
 import NIOCore
-import NIOHTTP1
 
-/// One forwarded job. Lives on its event loop, and so does everything that reads the runtime's
-/// answer (``OpenAILocalResponseDelegate``): a body part is split into SSE events, each chunk read
-/// by ``ChunkScanner`` and its text handed to the sink in the same call — no task, no hop and no
-/// Foundation decode per chunk (issue #19: an async iterator with a hop to the loop per body part
-/// was most of the agent's relay cost).
+/// One forwarded job. Lives on its event loop, and so does its connection to the runtime
+/// (``RuntimeConnection``, from the loop's ``RuntimeConnectionPool``): a body piece is split into
+/// SSE events, each chunk read by ``ChunkScanner`` and its text handed to the sink in the same call
+/// — no task, no future, no hop and no Foundation decode per chunk (issue #19). What one read of the
+/// runtime's socket brings is written to the tunnel as one batch (``TokenSink/beginBatch()``).
 ///
-/// Back-pressure: while the sink does not want more, the body part's future stays pending, so
-/// async-http-client stops reading the runtime's socket.
-final class OpenAILocalJob: InferenceJobHandle {
+/// Back-pressure: while the sink does not want more, the connection stops reading the runtime's
+/// socket (``RuntimeConnection/pause()``).
+final class OpenAILocalJob: InferenceJobHandle, RuntimeResponseReceiver {
     let engine: OpenAILocalEngine
     let job: InferenceJob
     let eventLoop: any EventLoop
     weak var sink: (any TokenSink)?
-    private var task: HTTPClient.Task<Void>?
+    /// The runtime connection the job is sent on, once the pool gave it one.
+    private var connection: RuntimeConnection?
+    /// The request, kept to send it again once on a new connection when a parked one turns out closed.
+    private var request: (path: String, body: ByteBuffer)?
+    private var retried = false
     /// The limits on the job, and the one timer that keeps them.
     private let watchdog: RuntimeWatchdog
     private var timer: Scheduled<Void>?
     private var done = false
-    /// The body part async-http-client waits on while the sink is full.
-    private var waiting: EventLoopPromise<Void>?
+    /// The sink is full: the connection does not read.
+    private var paused = false
+    /// A batch of tokens is open on the sink (this read's).
+    private var batching = false
     private var status: UInt = 0
     private var errorBody = ByteBuffer()
     private var decoder = SSE.Decoder()
@@ -32,7 +36,7 @@ final class OpenAILocalJob: InferenceJobHandle {
     let sentAt = NIODeadline.now()
     private var firstAt: NIODeadline?
     private var lastAt: NIODeadline?
-    /// When the runtime last sent a body part (the watchdog's silence limit).
+    /// When the runtime last sent a body piece (the watchdog's silence limit).
     private var lastReadAt: NIODeadline?
     private var tokens = 0
 
@@ -49,11 +53,11 @@ final class OpenAILocalJob: InferenceJobHandle {
 
     func begin() {
         self.eventLoop.preconditionInEventLoop()
-        let loopBound = NIOLoopBound(self, eventLoop: self.eventLoop)
-        let request: HTTPClient.Request
+        let request: (path: String, body: ByteBuffer)
         do {
             request = try self.upstreamRequest()
         } catch {
+            let loopBound = NIOLoopBound(self, eventLoop: self.eventLoop)
             self.eventLoop.execute {
                 loopBound.value.fail(error as? EngineError ?? EngineError(code: "bad_request", message: "\(error)"))
             }
@@ -64,18 +68,8 @@ final class OpenAILocalJob: InferenceJobHandle {
         case .wait(let deadline): self.arm(deadline)
         case .expired: self.arm(self.sentAt)  // a zero limit fails on the next tick, once the job has started
         }
-        // On the job's loop when the client runs there (the agent's default group is its runtime
-        // client's), else wherever the client likes, the delegate hopping to the job's loop. Not
-        // `.delegateAndChannel(on:)`: async-http-client opens a connection bound to that loop for
-        // each such request and closes it after (issue #19: a connect per job, 10 % of the CPU).
-        let client = self.engine.client
-        let eventLoop = self.eventLoop
-        let onJobLoop = self.engine.clientLoops.contains(ObjectIdentifier(eventLoop))
-        // No deadline on the request itself: async-http-client's would cover the whole stream;
-        // the watchdog cancels it instead.
-        self.task = client.execute(
-            request: request, delegate: OpenAILocalResponseDelegate(job: loopBound),
-            eventLoop: onJobLoop ? .delegate(on: eventLoop) : .indifferent)
+        self.request = request
+        self.engine.runtime.pool(on: self.eventLoop).post(path: request.path, body: request.body, to: self)
     }
 
     /// Arms the watchdog's timer; when it fires, the job fails if a limit passed, else it is armed again.
@@ -86,7 +80,7 @@ final class OpenAILocalJob: InferenceJobHandle {
             guard !job.done else { return }
             let now = NIODeadline.now()
             // While the sink is full the runtime is not read: its silence is ours, not a stall.
-            let lastRead = job.waiting == nil ? job.lastReadAt : now
+            let lastRead = job.paused ? now : job.lastReadAt
             switch job.watchdog.check(now: now, firstTokenAt: job.firstAt, lastReadAt: lastRead) {
             case .wait(let deadline): job.arm(deadline)
             case .expired(let message): job.timedOut(message)
@@ -95,7 +89,7 @@ final class OpenAILocalJob: InferenceJobHandle {
     }
 
     /// The client's request, with the runtime's model name, streaming with usage.
-    private func upstreamRequest() throws -> HTTPClient.Request {
+    private func upstreamRequest() throws -> (path: String, body: ByteBuffer) {
         guard let upstreamModel = self.engine.upstreamModelJSON[self.job.model] else {
             throw EngineError(code: "model_not_found", message: "this car does not serve '\(self.job.model)'")
         }
@@ -113,26 +107,27 @@ final class OpenAILocalJob: InferenceJobHandle {
             append.append(("stop", JSON.string((body.stop?.values ?? []) + [template.endOfMessage])))
         }
         let chat = body.messages != nil
-        var headers = HTTPHeaders()
-        headers.add(name: "content-type", value: "application/json")
-        headers.add(name: "accept", value: "text/event-stream")
         let raw = self.job.rawBody ?? JSON.buffer(self.job.body)
-        return try HTTPClient.Request(
-            url: self.engine.configuration.baseURL + (chat ? "/chat/completions" : "/completions"), method: .POST,
-            headers: headers,
-            body: .byteBuffer(JSONBody.editing(raw, removing: remove, appending: append) ?? raw))
+        return (
+            chat ? "/chat/completions" : "/completions", JSONBody.editing(raw, removing: remove, appending: append) ?? raw
+        )
     }
 
-    // MARK: The runtime's answer (from ``OpenAILocalResponseDelegate``, on the loop)
+    // MARK: The runtime's answer (from ``RuntimeConnection``, on the loop)
 
-    func receivedHead(status: UInt) {
+    func runtimeAttached(_ connection: RuntimeConnection) -> Bool {
+        guard !self.done else { return false }
+        self.connection = connection
+        return true
+    }
+
+    func runtimeDidReceiveHead(status: UInt) {
         self.status = status
     }
 
-    /// A body part: its chunks' text goes to the sink now; the future completes when the sink
-    /// wants more (at once, usually).
-    func receivedBodyPart(_ part: ByteBuffer) -> EventLoopFuture<Void> {
-        guard !self.done else { return self.eventLoop.makeSucceededVoidFuture() }
+    /// A body piece: its chunks' text goes to the sink now, in this read's batch.
+    func runtimeDidReceiveBody(_ part: ByteBuffer) {
+        guard !self.done else { return }
         self.lastReadAt = .now()
         guard self.status == 200 else {
             // An error answer: keep the start of it for its message.
@@ -140,7 +135,11 @@ final class OpenAILocalJob: InferenceJobHandle {
                 var part = part
                 self.errorBody.writeBuffer(&part)
             }
-            return self.eventLoop.makeSucceededVoidFuture()
+            return
+        }
+        if !self.batching, let sink = self.sink {
+            self.batching = true
+            sink.beginBatch()
         }
         do {
             for event in try self.decoder.feed(part) where !event.isDone {
@@ -166,15 +165,23 @@ final class OpenAILocalJob: InferenceJobHandle {
             // The stream this job answered is gone: stop the runtime rather than park its body
             // until the job's watchdog fires.
             self.end(cancelled: true)
-            self.task?.cancel()
+            self.connection?.abandon()
         }
-        if self.done || (self.sink?.wantsMore ?? false) { return self.eventLoop.makeSucceededVoidFuture() }
-        let promise = self.eventLoop.makePromise(of: Void.self)
-        self.waiting = promise
-        return promise.futureResult
     }
 
-    func receivedEnd() {
+    /// The read's pieces are delivered: the sink writes the batch; while it wants no more, the
+    /// connection stops reading.
+    func runtimeDidFinishRead() {
+        guard !self.done, let sink = self.sink else { return }
+        self.endBatch()
+        if !sink.wantsMore {
+            self.paused = true
+            self.connection?.pause()
+        }
+    }
+
+    func runtimeDidEnd() {
+        self.connection = nil
         guard !self.done else { return }
         guard self.status == 200 else {
             let message = (try? JSON.decode(ErrorMessage.self, from: self.errorBody.readableBytesView))?
@@ -187,15 +194,13 @@ final class OpenAILocalJob: InferenceJobHandle {
         self.complete()
     }
 
-    func receivedError(_ error: any Error) {
+    func runtimeDidFail(_ error: any Error, retryable: Bool) {
+        self.connection = nil
         guard !self.done else { return }
-        // A cancel of our own (``cancel()``, ``abort(_:)``) has ended the job already; one that
-        // was not ours (the client shutting down) fails it now rather than at a watchdog.
-        if let error = error as? HTTPClientError {
-            if error == .deadlineExceeded || error == .readTimeout {
-                return self.fail(
-                    EngineError(code: "upstream_timeout", message: "no answer from the inference runtime in time"))
-            }
+        if retryable, !self.retried, let request = self.request {
+            // A parked connection the runtime had closed: the request never reached it.
+            self.retried = true
+            return self.engine.runtime.pool(on: self.eventLoop).post(path: request.path, body: request.body, to: self)
         }
         self.fail(EngineError(code: "upstream_unavailable", message: "the inference runtime failed: \(error)"))
     }
@@ -244,12 +249,12 @@ final class OpenAILocalJob: InferenceJobHandle {
         self.abort(EngineError(code: "upstream_timeout", message: message))
     }
 
-    /// Fails the job and closes the upstream request. (The job ends first: async-http-client
-    /// reports the cancel back at once, and a job still running would take it for a failure.)
+    /// Fails the job and closes the runtime connection (the runtime stops).
     private func abort(_ error: EngineError) {
         guard !self.done else { return }
         self.fail(error)
-        self.task?.cancel()
+        self.connection?.abandon()
+        self.connection = nil
     }
 
     private func fail(_ error: EngineError) {
@@ -261,22 +266,32 @@ final class OpenAILocalJob: InferenceJobHandle {
 
     private func end(cancelled: Bool) {
         guard !self.done else { return }
+        self.endBatch()
         self.done = true
         self.timer?.cancel()
         self.timer = nil
-        self.resume()
+        self.request = nil
         self.engine.jobEnded(cancelled: cancelled)
+    }
+
+    /// Writes the open batch, if any.
+    private func endBatch() {
+        guard self.batching else { return }
+        self.batching = false
+        self.sink?.endBatch()
     }
 
     func cancel() {
         self.eventLoop.preconditionInEventLoop()
         guard !self.done else { return }
         self.end(cancelled: true)
-        self.task?.cancel()
+        self.connection?.abandon()
+        self.connection = nil
     }
 
     func resume() {
-        self.waiting?.succeed()
-        self.waiting = nil
+        guard self.paused else { return }
+        self.paused = false
+        self.connection?.resume()
     }
 }

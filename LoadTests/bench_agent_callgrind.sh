@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Instructions per relayed stream of the agent's openai-local relay (user space, noise-free): fleet-agent
+# under callgrind in front of burst_backend.py (32 token chunks a stream), behind a normal `fleetgate serve
+# --threads 1`; N1 then N2 sequential streams from fleet-load; (Ir(N2) − Ir(N1)) / (N2 − N1) cancels start-up
+# and shutdown. bench_agent.py's companion when the machine is shared (issue #19).
+#
+# Usage: LoadTests/bench_agent_callgrind.sh GATEWAY_DIR AGENT_DIR [AGENT_DIR ...]   (GATEWAY_DIR: a release
+# build's directory with fleetgate and fleet-load; each AGENT_DIR one with fleet-agent). Valgrind work-arounds
+# as in callgrind_relay.sh: a copy stripped of debug info, and a shim serving the main queue.
+set -euo pipefail
+N1=${N1:-40}; N2=${N2:-120}
+gateway_dir=$1; shift
+here=$(cd "$(dirname "$0")" && pwd)
+work=$(mktemp -d)
+. "$here/callgrind_shim.sh"
+build_callgrind_shim "$work"
+export FLEETGATE_FLEET_SECRET=bench-secret-0123456789abcdef FLEETGATE_TUNNEL_AUTH=token
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+backend=$(free_port)
+python3 "$here/burst_backend.py" --port "$backend" > /dev/null 2>&1 &
+backend_pid=$!
+trap 'kill "$backend_pid" 2>/dev/null; rm -rf "$work"' EXIT
+instructions() {  # BIN N → total Ir of the agent
+  local bin=$1 n=$2 out=$work/callgrind.out client tunnel admin gw agent token
+  client=$(free_port); tunnel=$(free_port); admin=$(free_port)
+  "$gateway_dir/fleetgate" serve --client-port "$client" --tunnel-port "$tunnel" --admin-port "$admin" \
+    --threads 1 --log-level info > /dev/null 2>&1 &
+  gw=$!
+  for _ in $(seq 900); do (echo > /dev/tcp/127.0.0.1/"$admin") 2>/dev/null && break; sleep 0.1; done
+  token=$("$gateway_dir/fleetgate" token issue --vehicle-id bench-car --region eu-central)
+  FLEET_AGENT_TOKEN=$token LD_PRELOAD=$work/shim.so valgrind --tool=callgrind --callgrind-out-file="$out" "$bin" run \
+    --gateway "127.0.0.1:$tunnel" --vehicle-id bench-car --region eu-central --hardware ai5 \
+    --engine openai-local --upstream "http://127.0.0.1:$backend/v1" --slots 64 --log-level warning \
+    > /dev/null 2>&1 &
+  agent=$!
+  for _ in $(seq 900); do curl -s "http://127.0.0.1:$admin/readyz" | grep -q '"cars":1' && break; sleep 0.1; done
+  "$gateway_dir/fleet-load" --target "127.0.0.1:$client" --rate 0 --count "$n" > "$work/load.txt" 2>&1 || true
+  grep -q "\"ok\":$n[,}]" "$work/load.txt" || { tail -1 "$work/load.txt" >&2; touch "$work/failed"; }
+  callgrind_control -d "$agent" >/dev/null 2>&1
+  kill -KILL "$gw" "$agent"; wait "$gw" "$agent" 2>/dev/null || true
+  awk '/^(summary|totals):/ {print $2; exit}' "$out".1; rm -f "$out" "$out".1
+}
+for dir in "$@"; do
+  bin=$work/fleet-agent-$(echo "$dir" | tr -c 'A-Za-z0-9' _)
+  strip --strip-debug -o "$bin" "$dir/fleet-agent"
+  for attempt in 1 2 3; do
+    rm -f "$work/failed"; a=$(instructions "$bin" "$N1"); [ -e "$work/failed" ] && continue
+    b=$(instructions "$bin" "$N2"); [ -e "$work/failed" ] || break
+  done
+  echo "$dir | burst 32-chunk stream, openai-local | $(( (b - a) / (N2 - N1) )) instructions/stream, $(( (b - a) / (N2 - N1) / 32 ))/chunk (Ir $a at $N1, $b at $N2)"
+done

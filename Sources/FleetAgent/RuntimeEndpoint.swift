@@ -1,0 +1,83 @@
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// Where the inference runtime listens, from the engine's base URL (`http://host:port/prefix`), and
+/// how a connection to it is opened: plain HTTP/1.1 (a runtime on the car's loopback), NIO's request
+/// encoder and response decoder, then the ``RuntimeConnection``.
+struct RuntimeEndpoint: Sendable {
+    /// The base URL is not `http://host[:port][/path]`.
+    struct Unsupported: Error, CustomStringConvertible {
+        var url: String
+        var description: String {
+            "the runtime's URL '\(self.url)' is not http://host[:port][/path] (openai-local speaks plain HTTP/1.1 to a local runtime)"
+        }
+    }
+
+    let host: String
+    let port: Int
+    /// The path before `/chat/completions` (`/v1`).
+    let pathPrefix: String
+    /// The `Host` header.
+    let authority: String
+    /// The host resolved once, when it could be (a name the resolver does not know is resolved per connect).
+    let address: SocketAddress?
+    let connectTimeout: TimeAmount
+
+    init(baseURL: String, connectTimeout: TimeAmount) throws {
+        guard baseURL.hasPrefix("http://") else { throw Unsupported(url: baseURL) }
+        let rest = baseURL.dropFirst("http://".count)
+        let slash = rest.firstIndex(of: "/") ?? rest.endIndex
+        let authority = rest[..<slash]
+        var host = Substring(authority)
+        var port = 80
+        if let colon = authority.lastIndex(of: ":"), !authority.hasSuffix("]") {
+            guard let number = Int(authority[authority.index(after: colon)...]), (1...65535).contains(number) else {
+                throw Unsupported(url: baseURL)
+            }
+            host = authority[..<colon]
+            port = number
+        }
+        if host.hasPrefix("["), host.hasSuffix("]") { host = host.dropFirst().dropLast() }
+        guard !host.isEmpty else { throw Unsupported(url: baseURL) }
+        self.host = String(host)
+        self.port = port
+        self.pathPrefix = String(rest[slash...])
+        self.authority = String(authority)
+        self.address = try? SocketAddress.makeAddressResolvingHost(self.host, port: port)
+        self.connectTimeout = connectTimeout
+    }
+
+    /// `POST <prefix><path>` with a JSON body of `contentLength` bytes, asking for SSE.
+    func postHead(path: String, contentLength: Int) -> HTTPRequestHead {
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(4)
+        headers.add(name: "host", value: self.authority)
+        headers.add(name: "content-type", value: "application/json")
+        headers.add(name: "accept", value: "text/event-stream")
+        headers.add(name: "content-length", value: String(contentLength))
+        return HTTPRequestHead(version: .http1_1, method: .POST, uri: self.pathPrefix + path, headers: headers)
+    }
+
+    /// Opens a connection on `eventLoop` ending in `handler`.
+    func bootstrap(on eventLoop: any EventLoop, handler: RuntimeConnection) -> EventLoopFuture<any Channel> {
+        let bound = NIOLoopBound(handler, eventLoop: eventLoop)
+        let bootstrap = ClientBootstrap(group: eventLoop)
+            .connectTimeout(self.connectTimeout)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandlers([
+                        HTTPRequestEncoder(),
+                        ByteToMessageHandler(
+                            HTTPResponseDecoder(
+                                leftOverBytesStrategy: .dropBytes, informationalResponseStrategy: .drop,
+                                limitConfiguration: .init())),
+                        bound.value,
+                    ])
+                }
+            }
+        if let address = self.address { return bootstrap.connect(to: address) }
+        return bootstrap.connect(host: self.host, port: self.port)
+    }
+}
