@@ -26,7 +26,7 @@ instructions() {  # DIR BIN N → total Ir of the gateway
   for _ in $(seq 900); do (echo > /dev/tcp/127.0.0.1/"$admin") 2>/dev/null && break; sleep 0.1; done
   token=$("$dir/fleetgate" token issue --vehicle-id bench-car --region eu-central)
   FLEET_AGENT_TOKEN=$token "$dir/fleet-agent" run --gateway "127.0.0.1:$tunnel" --vehicle-id bench-car \
-    --region eu-central --hardware ai5 --slots 512 --decode-tps 1000 --prefill-tps 100000 --log-level warning \
+    --region eu-central --hardware ai5 --slots 512 --decode-tps "${DECODE_TPS:-1000}" --prefill-tps 100000 --log-level warning \
     > /dev/null 2>&1 &
   agent=$!
   for _ in $(seq 900); do curl -s "http://127.0.0.1:$admin/readyz" | grep -q '"cars":1' && break; sleep 0.1; done

@@ -36,6 +36,26 @@ struct LoadShedderTests {
         }
     }
 
+    @Test("A loop far from its limit is measured every 50 ms; one that is busy, lagging or shedding every 5 ms")
+    func measurementInterval() {
+        var s = self.shedder(lagMilliseconds: 20)
+        self.feed(&s, [(lag: 0.2, busy: 0.2)])
+        #expect(s.nextInterval == .milliseconds(5), "the first measurement has no busy share: busy")
+        self.feed(&s, [(lag: 0.2, busy: 0.2)], from: 1)
+        #expect(s.nextInterval == .milliseconds(50))
+        self.feed(&s, [(lag: 0.2, busy: 0.6)], from: 2)
+        #expect(s.nextInterval == .milliseconds(5))
+        self.feed(&s, [(lag: 0.2, busy: 0.1)], from: 3)
+        #expect(s.nextInterval == .milliseconds(50))
+        self.feed(&s, [(lag: 6, busy: 0.1)], from: 4)
+        #expect(s.nextInterval == .milliseconds(5), "a lag over a quarter of the target")
+        // Overloaded: refusing; it stays on the short interval until nothing is refused.
+        self.feed(&s, Array(repeating: (lag: 60, busy: 1), count: 10), from: 5)
+        #expect(s.refused > 0 && s.nextInterval == .milliseconds(5))
+        self.feed(&s, Array(repeating: (lag: 0.1, busy: 0.1), count: 40), from: 15)
+        #expect(s.refused == 0 && s.nextInterval == .milliseconds(50))
+    }
+
     @Test("Admits up to maxInFlight, then sheds with reason in_flight until one finishes")
     func inFlightBound() {
         var s = self.shedder()

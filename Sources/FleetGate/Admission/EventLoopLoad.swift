@@ -2,7 +2,8 @@ import NIOConcurrencyHelpers
 import NIOCore
 
 /// One event loop's ``LoadShedder``, and the timer that measures the loop: every 5 ms
-/// (``LoadShedder/Configuration/interval``) a task asks to run that far from now and records how
+/// (``LoadShedder/Configuration/interval``; 50 ms while the loop is far from its limit,
+/// ``LoadShedder/nextInterval``) a task asks to run that far from now and records how
 /// late it ran, and how busy the loop's thread was meanwhile (``ThreadBusyTime``, read on that
 /// thread). Admission reads the clock too, for the shedder's in-pass ceiling.
 ///
@@ -40,7 +41,7 @@ final class EventLoopLoad: @unchecked Sendable {
 
     private func arm() {
         guard !self.stopped else { return }
-        let due = NIODeadline.now() + self.shedder.configuration.interval
+        let due = NIODeadline.now() + self.shedder.nextInterval
         self.timer = self.eventLoop.scheduleTask(deadline: due) {
             let now = NIODeadline.now()
             self.shedder.configuration = self.configuration()  // reloads take effect within 5 ms
