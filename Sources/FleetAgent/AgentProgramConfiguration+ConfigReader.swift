@@ -162,7 +162,7 @@ extension AgentProgramConfiguration {
                     "engine.hardware", d.engine.hardware.rawValue, "Hardware class: hw3, hw4 or ai5.",
                     aliases: ["--hardware"]),
                 .string(
-                    "engine.upstream", d.engine.upstream, "openai-local: the runtime's base URL, ending in /v1.",
+                    "engine.upstream", d.engine.upstream, "openai-local: the runtime's base URL, ending in /v1: plain http:// (a name is tried at each of its addresses).",
                     aliases: ["--upstream"]),
                 .strings(
                     "engine.modelMap", [],

@@ -20,7 +20,9 @@ struct RuntimeEndpoint: Sendable {
     let pathPrefix: String
     /// The `Host` header.
     let authority: String
-    /// The host resolved once, when it could be (a name the resolver does not know is resolved per connect).
+    /// The host when it is an IP literal. A name (`localhost`) is resolved at each connect, which
+    /// tries every address it has: the first alone (`::1` for `localhost` on most Linux hosts) would
+    /// refuse every job of a runtime listening on 127.0.0.1 only (the review's finding).
     let address: SocketAddress?
     let connectTimeout: TimeAmount
 
@@ -44,7 +46,7 @@ struct RuntimeEndpoint: Sendable {
         self.port = port
         self.pathPrefix = String(rest[slash...])
         self.authority = String(authority)
-        self.address = try? SocketAddress.makeAddressResolvingHost(self.host, port: port)
+        self.address = try? SocketAddress(ipAddress: self.host, port: port)
         self.connectTimeout = connectTimeout
     }
 

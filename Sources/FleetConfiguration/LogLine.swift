@@ -72,11 +72,13 @@ package enum LogLine {
 
     private static let cache = Mutex<(second: time_t, text: String)>((-1, ""))
 
-    /// Writes a rendered line to standard error in one `write(2)` (lines from several threads do not
-    /// interleave; `StreamLogHandler.standardError` locked and flushed its unbuffered stream per line).
+    /// Writes a rendered line to standard error, one line at a time (as `StreamLogHandler.standardError`
+    /// locked and flushed its unbuffered stream per line), in one `write(2)` unless the kernel takes less.
     package static func writeToStandardError(_ line: String) {
         var line = line
-        line.withUTF8 { bytes in
+        // One writer at a time: a line longer than PIPE_BUF is not written atomically by the kernel.
+        Self.writing.withLock { _ in
+            line.withUTF8 { bytes in
             var offset = 0
             while offset < bytes.count {
                 let written = write(2, bytes.baseAddress! + offset, bytes.count - offset)
@@ -88,6 +90,9 @@ package enum LogLine {
                     return  // standard error is gone: nothing to tell
                 }
             }
+            }
         }
     }
+
+    private static let writing = Mutex<Void>(())
 }

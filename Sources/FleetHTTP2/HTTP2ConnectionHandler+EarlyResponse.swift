@@ -99,7 +99,9 @@ extension HTTP2ConnectionHandler {
     private func resetUnfinishedEarlyAnswers() {
         let streams = self.answeredEarly
         self.answeredEarly.removeAll(keepingCapacity: true)
-        for stream in streams where !stream.isClosed && !stream.receivedEnd {
+        // Not while the answer's body waits for flow-control window: nghttp2 would send the
+        // RST_STREAM ahead of it, and the client would get the 503's head without its body.
+        for stream in streams where !stream.isClosed && !stream.receivedEnd && stream.bufferedOutboundBytes == 0 {
             stream.reset(.noError)
         }
     }

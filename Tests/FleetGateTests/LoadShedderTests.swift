@@ -54,6 +54,13 @@ struct LoadShedderTests {
         #expect(s.refused > 0 && s.nextInterval == .milliseconds(5))
         self.feed(&s, Array(repeating: (lag: 0.1, busy: 0.1), count: 40), from: 15)
         #expect(s.refused == 0 && s.nextInterval == .milliseconds(50))
+        // A burst on the idle loop asks for the next measurement at the busy interval.
+        for _ in 0..<15 { _ = s.screen(at: Self.start) }
+        #expect(!s.wantsEarlyMeasurement)
+        _ = s.screen(at: Self.start)
+        #expect(s.wantsEarlyMeasurement)
+        s.measuringSoon()
+        #expect(!s.wantsEarlyMeasurement && s.nextInterval == .milliseconds(5))
     }
 
     @Test("Admits up to maxInFlight, then sheds with reason in_flight until one finishes")

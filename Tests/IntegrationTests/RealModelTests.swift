@@ -82,16 +82,24 @@ struct RealModelTests {
             // (The car's figure is an EWMA, α = 0.5, over both jobs of the script — the streamed 48
             // tokens the client timed and the 16-token non-streamed one it did not — so it is not
             // the same measurement: 23 % apart was seen on an idle machine.)
+            // The gateway believes no car beyond its hardware class's bound (#20: 4× the class profile),
+            // so the figure to compare is the client's rate up to that bound (session 7: a faster agent
+            // let this runtime reach 131 tok/s, past the bound of 80).
             let clientRate = try #require(report["decode_tps"] as? Double)
             var reported = 0.0
+            var bound = Double.infinity
             try await waitUntil("the car reports measured rates") {
                 let car = fleet.gateway.core.registry.all().first { $0.descriptor.vehicleID == "real-car" }
                 reported = car?.descriptor.models.first?.decodeTokensPerSecond ?? 0
+                if let hardware = car?.descriptor.hardware {
+                    bound = HardwareProfile.of(hardware).decodeTokensPerSecond * FleetRegistry.advertisedRateBound
+                }
                 return reported != 20  // 20 tok/s is the configured guess before a measurement
             }
+            let believed = min(clientRate, bound)
             #expect(
-                abs(reported - clientRate) / clientRate < 0.3,
-                "car reports \(reported) tok/s, client measured \(clientRate)")
+                abs(reported - believed) / believed < 0.3,
+                "car reports \(reported) tok/s, client measured \(clientRate), bound \(bound)")
 
             let curl = try await Subprocess.run(
                 "curl",

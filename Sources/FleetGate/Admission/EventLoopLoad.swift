@@ -39,12 +39,12 @@ final class EventLoopLoad: @unchecked Sendable {
         }
     }
 
-    private func arm() {
+    private func arm(at due: NIODeadline? = nil) {
         guard !self.stopped else { return }
-        let due = NIODeadline.now() + self.shedder.nextInterval
+        let due = due ?? NIODeadline.now() + self.shedder.nextInterval
         self.timer = self.eventLoop.scheduleTask(deadline: due) {
             let now = NIODeadline.now()
-            self.shedder.configuration = self.configuration()  // reloads take effect within 5 ms
+            self.shedder.configuration = self.configuration()  // reloads take effect within 50 ms
             self.shedder.measured(lag: now > due ? now - due : .zero, thread: self.threadTime(at: now), at: now)
             self.arm()
         }
@@ -77,6 +77,14 @@ final class EventLoopLoad: @unchecked Sendable {
     func screen() -> LoadShedder.Decision {
         self.eventLoop.assertInEventLoop()
         let now = NIODeadline.now()
+        defer {
+            if self.shedder.wantsEarlyMeasurement, let timer = self.timer {
+                // A burst on a loop measured as idle: measure it at the busy interval from now on.
+                timer.cancel()
+                self.shedder.measuringSoon()
+                self.arm(at: now + self.shedder.nextInterval)
+            }
+        }
         guard self.shedder.isPastCeiling(at: now) else { return self.shedder.screen(at: now) }
         var waited = TimeAmount.zero
         if let last = self.lastSample, let sample = self.threadClock?.read(), sample.waiting >= last.waiting {

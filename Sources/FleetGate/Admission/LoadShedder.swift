@@ -88,6 +88,9 @@ struct LoadShedder {
     /// How long after the last measurement the next one is due: ``Configuration/interval``, or
     /// ``Configuration/idleInterval`` while the loop is far from its limit.
     private(set) var nextInterval: TimeAmount = .milliseconds(5)
+    /// Requests screened since the last measurement: a burst on a loop measured at the idle
+    /// interval asks for the next measurement early (``wantsEarlyMeasurement``).
+    private var arrivalsSinceMeasurement = 0
 
     /// How the loop's thread spent the time since the previous measurement.
     struct ThreadTime: Equatable {
@@ -99,6 +102,7 @@ struct LoadShedder {
 
     init(configuration: Configuration) {
         self.configuration = configuration
+        self.nextInterval = configuration.interval
     }
 
     /// A measurement: the loop ran a task scheduled for `now - lag` at `now`; `thread` is how its
@@ -124,6 +128,7 @@ struct LoadShedder {
         self.lastOwnLag = ownLag
         self.lastBusy = busy
         self.lastMeasured = now
+        self.arrivalsSinceMeasurement = 0
         defer { self.nextDue = now + self.nextInterval }
         let target = self.configuration.lagThreshold
         guard target > .zero else {
@@ -146,6 +151,19 @@ struct LoadShedder {
         if busy < self.configuration.busyThreshold / 2 { change = min(change, -self.refused / 4) }
         let refused = min(self.configuration.maxRefused, self.refused + change)
         self.refused = refused < 0.001 ? 0 : refused  // a decay reaches zero
+    }
+
+    /// Whether the next measurement should come now rather than at the idle interval: this many
+    /// requests arrived since the last one on a loop measured as idle (a burst on an idle loop is
+    /// then seen within ~5 ms, as on a busy one). The caller re-arms and calls ``measuringSoon()``.
+    var wantsEarlyMeasurement: Bool {
+        self.nextInterval > self.configuration.interval && self.arrivalsSinceMeasurement >= 16
+    }
+
+    /// The next measurement was brought forward to ``Configuration/interval`` after the last one.
+    mutating func measuringSoon() {
+        self.nextInterval = self.configuration.interval
+        if let last = self.lastMeasured { self.nextDue = last + self.configuration.interval }
     }
 
     /// The loop is no longer measured (shutdown): the in-pass ceiling no longer applies.
@@ -179,6 +197,7 @@ struct LoadShedder {
     /// header block), so a refusal costs as little as possible; ``admitted()`` is the second half,
     /// once the request is known to go on (authenticated). Spends the request's admission credit.
     mutating func screen(at now: NIODeadline, waited: TimeAmount = .zero) -> Decision {
+        self.arrivalsSinceMeasurement += 1
         if self.isPastCeiling(at: now - waited) { return .shed(reason: .lag) }
         if self.refused > 0 {
             self.credit += 1 - self.refused
