@@ -15,7 +15,6 @@ work=$(mktemp -d)
 . "$here/callgrind_shim.sh"
 build_callgrind_shim "$work"
 export FLEETGATE_FLEET_SECRET=bench-secret-0123456789abcdef FLEETGATE_TUNNEL_AUTH=token
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 backend=$(free_port)
 python3 "$here/burst_backend.py" --port "$backend" > /dev/null 2>&1 &
 backend_pid=$!
@@ -26,19 +25,19 @@ instructions() {  # BIN N → total Ir of the agent
   "$gateway_dir/fleetgate" serve --client-port "$client" --tunnel-port "$tunnel" --admin-port "$admin" \
     --threads 1 --log-level info > /dev/null 2>&1 &
   gw=$!
-  for _ in $(seq 900); do (echo > /dev/tcp/127.0.0.1/"$admin") 2>/dev/null && break; sleep 0.1; done
+  wait_port "$admin"
   token=$("$gateway_dir/fleetgate" token issue --vehicle-id bench-car --region eu-central)
   FLEET_AGENT_TOKEN=$token LD_PRELOAD=$work/shim.so valgrind --tool=callgrind --callgrind-out-file="$out" "$bin" run \
     --gateway "127.0.0.1:$tunnel" --vehicle-id bench-car --region eu-central --hardware ai5 \
     --engine openai-local --upstream "http://127.0.0.1:$backend/v1" --slots 64 --log-level warning \
     > /dev/null 2>&1 &
   agent=$!
-  for _ in $(seq 900); do curl -s "http://127.0.0.1:$admin/readyz" | grep -q '"cars":1' && break; sleep 0.1; done
+  wait_car "$admin"
   "$gateway_dir/fleet-load" --target "127.0.0.1:$client" --rate 0 --count "$n" > "$work/load.txt" 2>&1 || true
   grep -q "\"ok\":$n[,}]" "$work/load.txt" || { tail -1 "$work/load.txt" >&2; touch "$work/failed"; }
   callgrind_control -d "$agent" >/dev/null 2>&1
   kill -KILL "$gw" "$agent"; wait "$gw" "$agent" 2>/dev/null || true
-  awk '/^(summary|totals):/ {print $2; exit}' "$out".1; rm -f "$out" "$out".1
+  callgrind_total "$out".1; rm -f "$out" "$out".1
 }
 for dir in "$@"; do
   bin=$work/fleet-agent-$(echo "$dir" | tr -c 'A-Za-z0-9' _)

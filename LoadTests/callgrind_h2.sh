@@ -31,7 +31,7 @@ instructions() {  # BIN PATH N ARGS → total Ir of the server process
   grep -q " $n succeeded" "$work/h2load.txt" || { grep "^requests:" "$work/h2load.txt" >&2; touch "$work/failed"; }
   callgrind_control -d "$pid" >/dev/null 2>&1
   kill -KILL "$pid"; wait "$pid" 2>/dev/null || true
-  awk '/^(summary|totals):/ {print $2; exit}' "$out".1; rm -f "$out" "$out".1
+  callgrind_total "$out".1; rm -f "$out" "$out".1
 }
 for dir in "$@"; do
   bin=$work/fleet-h2bench-$(echo "$dir" | tr -c 'A-Za-z0-9' _)

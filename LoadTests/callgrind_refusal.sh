@@ -22,7 +22,6 @@ printf '%s' '{"model":"fleet-8b","stream":true,"max_tokens":32,"messages":[{"rol
 export FLEETGATE_FLEET_SECRET=bench-secret-0123456789abcdef FLEETGATE_TUNNEL_AUTH=token
 # Lag shedding off (under callgrind the loop runs ~50× slower): every refusal is the in-flight limit's.
 export FLEETGATE_LIMITS_SHED_LAG_MILLISECONDS=0 FLEETGATE_LIMITS_MAX_IN_FLIGHT_PER_EVENT_LOOP=1
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 batch() {  # PORT N → h2load's count of 503s (on stdout)
   h2load -n "$2" -c "${CONNS:-1}" -m 10 -d "$work/body.json" -H 'content-type: application/json' \
     "http://127.0.0.1:$1/v1/chat/completions" > "$work/h2load.txt" 2>&1 || true
@@ -38,13 +37,13 @@ for dir in "$@"; do
     --client-port "$client" --tunnel-port "$tunnel" --admin-port "$admin" --threads 1 --log-level info \
     > /dev/null 2>&1 &
   gw=$!
-  for _ in $(seq 1800); do (echo > /dev/tcp/127.0.0.1/"$admin") 2>/dev/null && break; sleep 0.1; done
+  wait_port "$admin"
   token=$("$dir/fleetgate" token issue --vehicle-id bench-car --region eu-central)
   FLEET_AGENT_TOKEN=$token "$dir/fleet-agent" run --gateway "127.0.0.1:$tunnel" --vehicle-id bench-car \
     --region eu-central --hardware ai5 --slots 4 --decode-tps 2 --prefill-tps 100000 --log-level warning \
     > /dev/null 2>&1 &
   agent=$!
-  for _ in $(seq 1800); do curl -s "http://127.0.0.1:$admin/readyz" | grep -q '"cars":1' && break; sleep 0.1; done
+  wait_car "$admin"
   # The holder: admitted, then streams for minutes.
   curl -sN --http2-prior-knowledge "http://127.0.0.1:$client/v1/chat/completions" \
     -H 'content-type: application/json' \
@@ -65,8 +64,8 @@ for dir in "$@"; do
   r1=$(batch "$client" "$N1"); callgrind_control -d "$gw" >/dev/null 2>&1
   r2=$(batch "$client" "$N2"); callgrind_control -d "$gw" >/dev/null 2>&1
   kill -KILL "$gw" "$agent" "$holder"; wait "$gw" "$agent" "$holder" 2>/dev/null || true
-  a=$(awk '/^(summary|totals):/ {print $2; exit}' "$out".2)
-  b=$(awk '/^(summary|totals):/ {print $2; exit}' "$out".3)
+  a=$(callgrind_total "$out".2)
+  b=$(callgrind_total "$out".3)
   [ "$warm" = 200 ] && [ "$r1" = "$N1" ] && [ "$r2" = "$N2" ] || echo "$dir: not every request refused (503s: $warm/200, $r1/$N1, $r2/$N2)" >&2
   echo "$dir | refused POST (h2c, c1 m10) | $(( (b - a) / (N2 - N1) )) instructions/refusal (Ir $a for $N1, $b for $N2)"
   # KEEP=DIR keeps the N2 batch's profile for callgrind_annotate.

@@ -15,7 +15,6 @@ work=$(mktemp -d)
 build_callgrind_shim "$work"
 # Under callgrind the loop runs ~50× slower: shedding on its lag is turned off (0), or it would refuse.
 export FLEETGATE_FLEET_SECRET=bench-secret-0123456789abcdef FLEETGATE_TUNNEL_AUTH=token FLEETGATE_LIMITS_SHED_LAG_MILLISECONDS=0
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 instructions() {  # DIR BIN N → total Ir of the gateway
   local dir=$1 bin=$2 n=$3 out=$work/callgrind.out client tunnel admin gw agent token
   client=$(free_port); tunnel=$(free_port); admin=$(free_port)
@@ -23,18 +22,18 @@ instructions() {  # DIR BIN N → total Ir of the gateway
     --client-port "$client" --tunnel-port "$tunnel" --admin-port "$admin" --threads 1 --log-level info \
     > /dev/null 2>&1 &
   gw=$!
-  for _ in $(seq 900); do (echo > /dev/tcp/127.0.0.1/"$admin") 2>/dev/null && break; sleep 0.1; done
+  wait_port "$admin"
   token=$("$dir/fleetgate" token issue --vehicle-id bench-car --region eu-central)
   FLEET_AGENT_TOKEN=$token "$dir/fleet-agent" run --gateway "127.0.0.1:$tunnel" --vehicle-id bench-car \
     --region eu-central --hardware ai5 --slots 512 --decode-tps "${DECODE_TPS:-1000}" --prefill-tps 100000 --log-level warning \
     > /dev/null 2>&1 &
   agent=$!
-  for _ in $(seq 900); do curl -s "http://127.0.0.1:$admin/readyz" | grep -q '"cars":1' && break; sleep 0.1; done
+  wait_car "$admin"
   "$load" --target "127.0.0.1:$client" --rate 0 --count "$n" > "$work/load.txt" 2>&1 || true
   grep -q "\"ok\":$n[,}]" "$work/load.txt" || { tail -1 "$work/load.txt" >&2; touch "$work/failed"; }
   callgrind_control -d "$gw" >/dev/null 2>&1
   kill -KILL "$gw" "$agent"; wait "$gw" "$agent" 2>/dev/null || true
-  awk '/^(summary|totals):/ {print $2; exit}' "$out".1; rm -f "$out" "$out".1
+  callgrind_total "$out".1; rm -f "$out" "$out".1
 }
 for dir in "$@"; do
   bin=$work/fleetgate-$(echo "$dir" | tr -c 'A-Za-z0-9' _)
