@@ -50,28 +50,23 @@ extension HTTP2ConnectionHandler {
         if withBody { stream.outbound = response.body }
         stream.dataProviderAttached = withBody
         var provider = Self.dataProvider
-        let rc: Int32
-        if let echo = response.echo {
-            // The echoed field after the prebuilt ones (nghttp2 copies names and values on submit).
-            var value = stream.earlyEcho.flatMap { bytes in bytes.withUnsafeBufferPointer { echo.accepts($0) } ? bytes : nil }
-                ?? Array(echo.generate().utf8)
-            var name = echo.nameBytes
-            rc = name.withUnsafeMutableBufferPointer { name in
-                value.withUnsafeMutableBufferPointer { value in
-                    var fields = Array(response.fields)
-                    fields.append(
-                        nghttp2_nv(
-                            name: name.baseAddress, value: value.baseAddress, namelen: name.count,
-                            valuelen: value.count, flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)))
-                    return withUnsafePointer(to: &provider) { provider in
-                        nghttp2_submit_response(session, stream.id, fields, fields.count, withBody ? provider : nil)
-                    }
-                }
+        // The echoed field after the prebuilt ones, its name and value in one buffer (nghttp2 copies
+        // names and values on submit).
+        let echoed = response.echo.map { echo in
+            let value = stream.earlyEcho.flatMap { bytes in bytes.withUnsafeBufferPointer { echo.accepts($0) } ? bytes : nil }
+            return (name: echo.nameBytes, value: value ?? Array(echo.generate().utf8))
+        }
+        var echoBytes = echoed.map { $0.name + $0.value } ?? []
+        let rc = echoBytes.withUnsafeMutableBufferPointer { bytes in
+            var fields = Array(response.fields)
+            if let echoed, let base = bytes.baseAddress {
+                fields.append(
+                    nghttp2_nv(
+                        name: base, value: base + echoed.name.count, namelen: echoed.name.count,
+                        valuelen: echoed.value.count, flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)))
             }
-        } else {
-            rc = withUnsafePointer(to: &provider) { provider in
-                nghttp2_submit_response(
-                    session, stream.id, response.fields.baseAddress, response.fields.count, withBody ? provider : nil)
+            return withUnsafePointer(to: &provider) { provider in
+                nghttp2_submit_response(session, stream.id, fields, fields.count, withBody ? provider : nil)
             }
         }
         if rc != 0 {

@@ -33,7 +33,7 @@ public final class HTTPPrebuiltResponse: @unchecked Sendable {
             generate: @escaping @Sendable () -> String
         ) {
             self.name = name
-            self.nameBytes = Array(name.utf8)
+            self.nameBytes = Array(name.lowercased().utf8)
             self.accepts = accepts
             self.generate = generate
         }
@@ -41,15 +41,14 @@ public final class HTTPPrebuiltResponse: @unchecked Sendable {
 
     /// - Parameters:
     ///   - status: the status code.
-    ///   - fields: the response fields, names in lowercase (HTTP/2); `content-length` is added.
+    ///   - fields: the response fields (names are sent lowercase, as HTTP/2 requires); `content-length` is added.
     ///   - body: the body.
     ///   - echo: a request field to repeat in the response (after the fields above).
     public init(status: Int, fields: [(name: String, value: String)], body: ByteBuffer, echo: Echo? = nil) {
         self.echo = echo
         var all: [(name: [UInt8], value: [UInt8])] = [(Array(":status".utf8), Array(String(status).utf8))]
         for field in fields {
-            precondition(field.name == field.name.lowercased(), "HTTP/2 field names are lowercase: \(field.name)")
-            all.append((Array(field.name.utf8), Array(field.value.utf8)))
+            all.append((Array(field.name.lowercased().utf8), Array(field.value.utf8)))  // HTTP/2: lowercase
         }
         all.append((Array("content-length".utf8), Array(String(body.readableBytes).utf8)))
         let storage = UnsafeMutableRawBufferPointer.allocate(
