@@ -93,6 +93,13 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The HTTP/1.1 client the agent's runtime path and the gateway's central path share (issue #19):
+        // a connection pool per event loop, NIO's codec and one handler, no per-body-part futures.
+        .target(
+            name: "FleetHTTP1Client",
+            dependencies: nio + [.product(name: "NIOHTTP1", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "FleetProtocol",
             dependencies: [.product(name: "NIOCore", package: "swift-nio")],
@@ -140,6 +147,7 @@ let package = Package(
         .target(
             name: "FleetAgent",
             dependencies: nio + [
+                "FleetHTTP1Client",
                 "FleetHTTP2", "FleetProtocol", "FleetConfiguration",
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -294,6 +302,11 @@ let package = Package(
                 "FleetGate", "FleetProtocol", "FleetGeo", .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "FleetHTTP1ClientTests",
+            dependencies: nio + ["FleetHTTP1Client", .product(name: "NIOHTTP1", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -1,32 +1,32 @@
-import NIOCore
-import NIOHTTP1
+package import NIOCore
+package import NIOHTTP1
 import NIOPosix
 
-/// Where the inference runtime listens, from the engine's base URL (`http://host:port/prefix`), and
-/// how a connection to it is opened: plain HTTP/1.1 (a runtime on the car's loopback), NIO's request
-/// encoder and response decoder, then the ``RuntimeConnection``.
-struct RuntimeEndpoint: Sendable {
+/// Where an upstream listens, from its base URL (`http://host:port/prefix`), and how a connection to
+/// it is opened: plain HTTP/1.1, NIO's request encoder and response decoder, then the
+/// ``HTTP1ClientConnection``.
+package struct HTTP1Endpoint: Sendable {
     /// The base URL is not `http://host[:port][/path]`.
-    struct Unsupported: Error, CustomStringConvertible {
-        var url: String
-        var description: String {
-            "the runtime's URL '\(self.url)' is not http://host[:port][/path] (openai-local speaks plain HTTP/1.1 to a local runtime)"
+    package struct Unsupported: Error, CustomStringConvertible {
+        package var url: String
+        package var description: String {
+            "the URL '\(self.url)' is not http://host[:port][/path] (this client speaks plain HTTP/1.1)"
         }
     }
 
-    let host: String
-    let port: Int
-    /// The path before `/chat/completions` (`/v1`).
-    let pathPrefix: String
+    package let host: String
+    package let port: Int
+    /// The path before the request's own (`/v1`).
+    package let pathPrefix: String
     /// The `Host` header.
-    let authority: String
+    package let authority: String
     /// The host when it is an IP literal. A name (`localhost`) is resolved at each connect, which
     /// tries every address it has: the first alone (`::1` for `localhost` on most Linux hosts) would
-    /// refuse every job of a runtime listening on 127.0.0.1 only (the review's finding).
-    let address: SocketAddress?
-    let connectTimeout: TimeAmount
+    /// refuse every request to a server listening on 127.0.0.1 only.
+    package let address: SocketAddress?
+    package let connectTimeout: TimeAmount
 
-    init(baseURL: String, connectTimeout: TimeAmount) throws {
+    package init(baseURL: String, connectTimeout: TimeAmount) throws {
         guard baseURL.hasPrefix("http://") else { throw Unsupported(url: baseURL) }
         let rest = baseURL.dropFirst("http://".count)
         let slash = rest.firstIndex(of: "/") ?? rest.endIndex
@@ -41,7 +41,7 @@ struct RuntimeEndpoint: Sendable {
             port = number
         }
         if host.hasPrefix("["), host.hasSuffix("]") { host = host.dropFirst().dropLast() }
-        guard !host.isEmpty else { throw Unsupported(url: baseURL) }
+        guard !host.isEmpty, !host.contains("@") else { throw Unsupported(url: baseURL) }
         self.host = String(host)
         self.port = port
         self.pathPrefix = String(rest[slash...])
@@ -50,19 +50,22 @@ struct RuntimeEndpoint: Sendable {
         self.connectTimeout = connectTimeout
     }
 
-    /// `POST <prefix><path>` with a JSON body of `contentLength` bytes, asking for SSE.
-    func postHead(path: String, contentLength: Int) -> HTTPRequestHead {
+    /// `POST <prefix><path>` with a JSON body of `contentLength` bytes, asking for SSE, with `extra` headers.
+    package func postHead(path: String, contentLength: Int, headers extra: [(name: String, value: String)] = [])
+        -> HTTPRequestHead
+    {
         var headers = HTTPHeaders()
-        headers.reserveCapacity(4)
+        headers.reserveCapacity(4 + extra.count)
         headers.add(name: "host", value: self.authority)
         headers.add(name: "content-type", value: "application/json")
         headers.add(name: "accept", value: "text/event-stream")
         headers.add(name: "content-length", value: String(contentLength))
+        for header in extra { headers.add(name: header.name, value: header.value) }
         return HTTPRequestHead(version: .http1_1, method: .POST, uri: self.pathPrefix + path, headers: headers)
     }
 
     /// Opens a connection on `eventLoop` ending in `handler`.
-    func bootstrap(on eventLoop: any EventLoop, handler: RuntimeConnection) -> EventLoopFuture<any Channel> {
+    func bootstrap(on eventLoop: any EventLoop, handler: HTTP1ClientConnection) -> EventLoopFuture<any Channel> {
         let bound = NIOLoopBound(handler, eventLoop: eventLoop)
         let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(self.connectTimeout)
