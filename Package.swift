@@ -125,6 +125,7 @@ let package = Package(
         .target(
             name: "FleetGate",
             dependencies: nio + [
+                "FleetHTTP1Client",
                 "FleetHTTP2", "FleetProtocol", "FleetGeo", "FleetScheduler", "FleetConfiguration",
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "NIOExtras", package: "swift-nio-extras"),

@@ -26,8 +26,11 @@ public final class GatewayCore: Sendable {
     public let logger: Logger
     /// Central capacity.
     public let central: CentralDirectory
-    /// The HTTP client central upstreams use; nil when no central capacity is configured.
+    /// async-http-client: central's `GET /models`, audits and `https://` central upstreams; nil when
+    /// neither central capacity nor audits are configured.
     public let httpClient: HTTPClient?
+    /// The gateway's own HTTP/1.1 clients for plain `http://` central endpoints (issue #19).
+    let centralClients = CentralClients()
     /// Keyed hashes of conversation prefixes (a key per process, never exported); nil when
     /// prefix-cache affinity is off, so the request path hashes nothing.
     let prefixHasher: PrefixHasher?

@@ -28,6 +28,14 @@ public struct CentralServer: Sendable {
         for connection in self.connections.channels.withLock({ $0 }) { try? await connection.close() }
     }
 
+    /// Connections accepted so far.
+    public var acceptedConnections: Int { self.connections.channels.withLock { $0.count } }
+
+    /// Closes every accepted connection and keeps listening, as a server's idle timeout would.
+    public func closeConnections() async {
+        for connection in self.connections.channels.withLock({ $0 }) { try? await connection.close() }
+    }
+
     /// How the server formats the JSON it sends.
     public enum JSONStyle: Sendable {
         /// Ours and OpenAI's: `{"a":1,"b":"c"}`.

@@ -185,4 +185,30 @@ struct CentralTests {
             #expect(received.headers[HTTPField.Name("tracestate")!] == "app=1")
         }
     }
+
+    /// Issue #19: the central path's own HTTP/1.1 client keeps its connections alive on the relay's
+    /// loop; one central closed while it was parked is not written to again.
+    @Test("Central streams reuse kept-alive connections, carry the request id, and outlive central closing idle ones")
+    func keepAlive() async throws {
+        try await withCentralOnly { _, central, client in
+            func post(_ id: String, stream: Bool) async throws {
+                let result = try await client.post(
+                    "/v1/chat/completions", json: chatBody(stream: stream, maxTokens: 2),
+                    headers: [HTTPField.Name("x-request-id")!: id]
+                ).collect()
+                #expect(result.response?.status == .ok, "\(id)")
+            }
+            try await post("keep-0", stream: true)
+            let accepted = central.acceptedConnections
+            for (i, stream) in [false, true, false].enumerated() { try await post("keep-\(i + 1)", stream: stream) }
+            #expect(central.acceptedConnections == accepted, "a request after another opened a connection")
+            let ids = central.recorder.requests.filter { $0.path.hasSuffix("/chat/completions") }
+                .map { $0.headers[HTTPField.Name("x-request-id")!] }
+            #expect(ids == ["keep-0", "keep-1", "keep-2", "keep-3"])
+            // Central closes its idle connections (its keep-alive timeout): the next requests are served.
+            await central.closeConnections()
+            for i in 4..<7 { try await post("keep-\(i)", stream: i % 2 == 0) }
+            #expect(central.acceptedConnections > accepted)
+        }
+    }
 }
