@@ -97,7 +97,9 @@ let package = Package(
         // a connection pool per event loop, NIO's codec and one handler, no per-body-part futures.
         .target(
             name: "FleetHTTP1Client",
-            dependencies: nio + [.product(name: "NIOHTTP1", package: "swift-nio")],
+            dependencies: nio + [
+                .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -163,6 +165,7 @@ let package = Package(
         .target(
             name: "FleetTesting",
             dependencies: nio + [
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 "FleetHTTP2", "FleetProtocol", "FleetGate", "FleetAgent", "FleetScheduler",
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
@@ -307,7 +310,10 @@ let package = Package(
         ),
         .testTarget(
             name: "FleetHTTP1ClientTests",
-            dependencies: nio + ["FleetHTTP1Client", .product(name: "NIOHTTP1", package: "swift-nio")],
+            dependencies: nio + [
+                "FleetHTTP1Client", .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -1,16 +1,18 @@
 package import NIOCore
 package import NIOHTTP1
 import NIOPosix
+package import NIOSSL
 
-/// Where an upstream listens, from its base URL (`http://host:port/prefix`), and how a connection to
-/// it is opened: plain HTTP/1.1, NIO's request encoder and response decoder, then the
-/// ``HTTP1ClientConnection``.
+/// Where an upstream listens, from its base URL (`http://host:port/prefix`, or `https://` with a TLS
+/// context), and how a connection to it is opened: swift-nio-ssl's `NIOSSLClientHandler` for https
+/// (SNI and the certificate's name checked against the host, or its IP address for an IP literal),
+/// NIO's request encoder and response decoder, then the ``HTTP1ClientConnection``.
 package struct HTTP1Endpoint: Sendable {
-    /// The base URL is not `http://host[:port][/path]`.
+    /// The base URL is not `http://host[:port][/path]`, nor `https://…` with a TLS context.
     package struct Unsupported: Error, CustomStringConvertible {
         package var url: String
         package var description: String {
-            "the URL '\(self.url)' is not http://host[:port][/path] (this client speaks plain HTTP/1.1)"
+            "the URL '\(self.url)' is not http://host[:port][/path] (nor https://… with TLS configured)"
         }
     }
 
@@ -25,14 +27,26 @@ package struct HTTP1Endpoint: Sendable {
     /// refuse every request to a server listening on 127.0.0.1 only.
     package let address: SocketAddress?
     package let connectTimeout: TimeAmount
+    /// For `https://`: the client context (its trust roots); nil for plain HTTP.
+    package let tls: NIOSSLContext?
 
-    package init(baseURL: String, connectTimeout: TimeAmount) throws {
-        guard baseURL.hasPrefix("http://") else { throw Unsupported(url: baseURL) }
-        let rest = baseURL.dropFirst("http://".count)
+    /// - Parameter tls: the context for an `https://` URL (which is refused without one); ignored for `http://`.
+    package init(baseURL: String, connectTimeout: TimeAmount, tls: NIOSSLContext? = nil) throws {
+        let scheme: Substring
+        if baseURL.hasPrefix("http://") {
+            scheme = "http://"
+            self.tls = nil
+        } else if baseURL.hasPrefix("https://"), let tls {
+            scheme = "https://"
+            self.tls = tls
+        } else {
+            throw Unsupported(url: baseURL)
+        }
+        let rest = baseURL.dropFirst(scheme.count)
         let slash = rest.firstIndex(of: "/") ?? rest.endIndex
         let authority = rest[..<slash]
         var host = Substring(authority)
-        var port = 80
+        var port = self.tls == nil ? 80 : 443
         if let colon = authority.lastIndex(of: ":"), !authority.hasSuffix("]") {
             guard let number = Int(authority[authority.index(after: colon)...]), (1...65535).contains(number) else {
                 throw Unsupported(url: baseURL)
@@ -70,8 +84,13 @@ package struct HTTP1Endpoint: Sendable {
         let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(self.connectTimeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            .channelInitializer { channel in
+            .channelInitializer { [tls = self.tls, host = self.host, literal = self.address != nil] channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls {
+                        // SNI is a name: an IP literal sends none, and is checked against the certificate's IP SANs.
+                        try channel.pipeline.syncOperations.addHandler(
+                            NIOSSLClientHandler(context: tls, serverHostname: literal ? nil : host))
+                    }
                     try channel.pipeline.syncOperations.addHandlers([
                         HTTPRequestEncoder(),
                         ByteToMessageHandler(

@@ -1,6 +1,7 @@
 import FleetHTTP1Client
 import NIOCore
 import NIOHTTP1
+import NIOSSL
 import Testing
 
 /// The base URLs the HTTP/1.1 client takes, and the request head it builds — no sockets.
@@ -18,6 +19,20 @@ struct HTTP1EndpointTests {
         #expect(v6.host == "::1" && v6.port == 9000 && v6.pathPrefix == "/api/v1" && v6.authority == "[::1]:9000")
         let v6Default = try HTTP1Endpoint(baseURL: "http://[::1]/v1", connectTimeout: .seconds(1))
         #expect(v6Default.host == "::1" && v6Default.port == 80)
+    }
+
+    @Test("https:// with a TLS context: port 443 by default; without one it is refused", .timeLimit(.minutes(1)))
+    func https() throws {
+        let context = try NIOSSLContext(configuration: .makeClientConfiguration())
+        let named = try HTTP1Endpoint(baseURL: "https://api.example.com/v1", connectTimeout: .seconds(1), tls: context)
+        #expect(named.host == "api.example.com" && named.port == 443 && named.tls != nil && named.address == nil)
+        let port = try HTTP1Endpoint(baseURL: "https://10.0.0.5:8443", connectTimeout: .seconds(1), tls: context)
+        #expect(port.port == 8443 && port.address != nil)
+        let plain = try HTTP1Endpoint(baseURL: "http://10.0.0.5", connectTimeout: .seconds(1), tls: context)
+        #expect(plain.tls == nil && plain.port == 80)
+        #expect(throws: HTTP1Endpoint.Unsupported.self) {
+            try HTTP1Endpoint(baseURL: "https://api.example.com/v1", connectTimeout: .seconds(1))
+        }
     }
 
     @Test("Not plain http://host[:port]: https, a bad port, no host, credentials", .timeLimit(.minutes(1)))

@@ -5,8 +5,8 @@ import NIOCore
 import NIOHTTP1
 import Synchronization
 
-/// A stream from an `https://` central endpoint through async-http-client (``CentralUpstream`` on the
-/// gateway's own HTTP/1.1 client serves plain `http://` ones), behind the same ``Upstream``
+/// A stream from a central endpoint whose base URL the gateway's own client (``CentralUpstream``) does
+/// not take — credentials in the URL — through async-http-client, behind the same ``Upstream``
 /// interface as a car: events arrive on the relay's event loop, and each body part is
 /// acknowledged only when the relay calls ``consume(_:)`` — so a slow client slows the central
 /// stream too (async-http-client reads the next part only when the returned future completes).

@@ -212,7 +212,7 @@ final class Dispatcher: UpstreamEvents {
                 attempt.upstream = CentralUpstream.open(
                     pool: pool, path: path, body: body, requestID: self.requestID, trace: trace, attempt: open.attempt,
                     relay: relay)
-            } else {  // https: async-http-client
+            } else {  // a base URL the own client does not take: async-http-client
                 attempt.upstream = CentralHTTPSUpstream.open(
                     client: self.core.httpClient!, endpoint: endpoint, path: path, body: body, requestID: self.requestID,
                     trace: trace, attempt: open.attempt, relay: relay)
