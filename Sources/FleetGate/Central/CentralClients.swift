@@ -8,7 +8,7 @@ import Synchronization
 /// hop, no future per body part and no pool lock per read. `https://` endpoints get TLS in the same
 /// pipeline (swift-nio-ssl; the system's roots and `central.caFile`). async-http-client still serves
 /// every endpoint's `GET /models`, and a stream to a base URL this client does not take
-/// (``CentralHTTPSUpstream``: credentials in the URL, say).
+/// (``CentralFallbackUpstream``: credentials in the URL, say).
 ///
 /// Each loop parks at most `maxConcurrent` keep-alive connections to an endpoint, each for 60 s;
 /// the streams in flight to it are bounded by ``CentralDirectory``'s lease (`maxConcurrent`).

@@ -213,7 +213,7 @@ final class Dispatcher: UpstreamEvents {
                     pool: pool, path: path, body: body, requestID: self.requestID, trace: trace, attempt: open.attempt,
                     relay: relay)
             } else {  // a base URL the own client does not take: async-http-client
-                attempt.upstream = CentralHTTPSUpstream.open(
+                attempt.upstream = CentralFallbackUpstream.open(
                     client: self.core.httpClient!, endpoint: endpoint, path: path, body: body, requestID: self.requestID,
                     trace: trace, attempt: open.attempt, relay: relay)
             }

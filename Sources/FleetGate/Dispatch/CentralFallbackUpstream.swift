@@ -10,7 +10,7 @@ import Synchronization
 /// interface as a car: events arrive on the relay's event loop, and each body part is
 /// acknowledged only when the relay calls ``consume(_:)`` — so a slow client slows the central
 /// stream too (async-http-client reads the next part only when the returned future completes).
-final class CentralHTTPSUpstream: Upstream {
+final class CentralFallbackUpstream: Upstream {
     let endpoint: CentralDirectory.Endpoint
     private let task = Mutex<HTTPClient.Task<Void>?>(nil)
     private let part = Mutex(PartState.idle)
@@ -31,8 +31,8 @@ final class CentralHTTPSUpstream: Upstream {
     static func open<Relay: UpstreamEvents>(
         client: HTTPClient, endpoint: CentralDirectory.Endpoint, path: String, body: ByteBuffer, requestID: String,
         trace: (parent: String, state: String?) = ("", nil), attempt: Int, relay: NIOLoopBound<Relay>
-    ) -> CentralHTTPSUpstream {
-        let upstream = CentralHTTPSUpstream(endpoint: endpoint)
+    ) -> CentralFallbackUpstream {
+        let upstream = CentralFallbackUpstream(endpoint: endpoint)
         let delegate = CentralDelegate(upstream: upstream, relay: relay, attempt: attempt)
         do {
             var headers = HTTPHeaders()
@@ -117,12 +117,12 @@ final class CentralHTTPSUpstream: Upstream {
 
 private final class CentralDelegate<Relay: UpstreamEvents>: HTTPClientResponseDelegate, Sendable {
     typealias Response = Void
-    let upstream: CentralHTTPSUpstream
+    let upstream: CentralFallbackUpstream
     let relay: NIOLoopBound<Relay>
     let attempt: Int
     let finished = Atomic<Bool>(false)
 
-    init(upstream: CentralHTTPSUpstream, relay: NIOLoopBound<Relay>, attempt: Int) {
+    init(upstream: CentralFallbackUpstream, relay: NIOLoopBound<Relay>, attempt: Int) {
         self.upstream = upstream
         self.relay = relay
         self.attempt = attempt
