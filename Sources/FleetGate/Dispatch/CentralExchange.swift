@@ -5,15 +5,18 @@ import NIOCore
 /// receiver of its connection, on the relay's event loop, calling the relay directly for the
 /// status, each body part and the end (issue #19). Confined to that loop.
 ///
+/// Not generic over the relay: ``CentralUpstream`` is called through `any Upstream`, where a generic
+/// type's metadata was looked up at run time on every ``consume(_:)`` (3 % of a central stream).
+///
 /// Back-pressure, ``Upstream/consume(_:)``'s contract: the bytes delivered and not yet consumed by
 /// the relay are counted; when a read of the socket ends with some outstanding, the connection
 /// stops reading until the relay has consumed them all (a slow client slows the central stream).
 /// A parked keep-alive connection central had closed gets the request once more on a new one.
-final class CentralExchange<Relay: UpstreamEvents>: HTTP1ResponseReceiver {
+final class CentralExchange: HTTP1ResponseReceiver {
     let attempt: Int
     /// Nil once the attempt is over (ended, failed or cancelled): no more calls to the relay, and
     /// no cycle left (the relay holds its upstream, which holds this).
-    private var relay: Relay?
+    private var relay: (any UpstreamEvents)?
     private let pool: HTTP1ConnectionPool
     private let path: String
     private let body: ByteBuffer
@@ -24,7 +27,7 @@ final class CentralExchange<Relay: UpstreamEvents>: HTTP1ResponseReceiver {
     private var paused = false
     private var retried = false
 
-    init(relay: Relay, attempt: Int, pool: HTTP1ConnectionPool, path: String, body: ByteBuffer,
+    init(relay: any UpstreamEvents, attempt: Int, pool: HTTP1ConnectionPool, path: String, body: ByteBuffer,
          headers: [(name: String, value: String)]) {
         self.relay = relay
         self.attempt = attempt

@@ -7,12 +7,12 @@ import NIOCore
 /// behind the same ``Upstream`` interface as a car: the connection lives on the relay's event loop
 /// and its ``CentralExchange`` calls the relay directly; ``consume(_:)`` gives back what the relay
 /// passed on, so a slow client slows the central stream too (issue #19).
-struct CentralUpstream<Relay: UpstreamEvents>: Upstream {
-    let exchange: NIOLoopBound<CentralExchange<Relay>>
+struct CentralUpstream: Upstream {
+    let exchange: NIOLoopBound<CentralExchange>
 
     /// Starts `POST {base}/chat/completions` (or `/completions`) with `body`, streaming, on `pool`
     /// (the relay's loop's). Call on the relay's loop.
-    static func open(
+    static func open<Relay: UpstreamEvents>(
         pool: HTTP1ConnectionPool, path: String, body: ByteBuffer, requestID: String,
         trace: (parent: String, state: String?) = ("", nil), attempt: Int, relay: NIOLoopBound<Relay>
     ) -> CentralUpstream {
