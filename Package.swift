@@ -93,6 +93,15 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The HTTP/1.1 client the agent's runtime path and the gateway's central path share (issue #19):
+        // a connection pool per event loop, NIO's codec and one handler, no per-body-part futures.
+        .target(
+            name: "FleetHTTP1Client",
+            dependencies: nio + [
+                .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "FleetProtocol",
             dependencies: [.product(name: "NIOCore", package: "swift-nio")],
@@ -118,6 +127,7 @@ let package = Package(
         .target(
             name: "FleetGate",
             dependencies: nio + [
+                "FleetHTTP1Client",
                 "FleetHTTP2", "FleetProtocol", "FleetGeo", "FleetScheduler", "FleetConfiguration",
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "NIOExtras", package: "swift-nio-extras"),
@@ -140,6 +150,7 @@ let package = Package(
         .target(
             name: "FleetAgent",
             dependencies: nio + [
+                "FleetHTTP1Client",
                 "FleetHTTP2", "FleetProtocol", "FleetConfiguration",
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -154,6 +165,7 @@ let package = Package(
         .target(
             name: "FleetTesting",
             dependencies: nio + [
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 "FleetHTTP2", "FleetProtocol", "FleetGate", "FleetAgent", "FleetScheduler",
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
@@ -293,6 +305,14 @@ let package = Package(
             dependencies: [
                 "FleetGate", "FleetProtocol", "FleetGeo", .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "FleetHTTP1ClientTests",
+            dependencies: nio + [
+                "FleetHTTP1Client", .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -44,7 +44,7 @@ public final class Agent: Service, Sendable {
         configuration: AgentProgramConfiguration, role: Role, group: (any EventLoopGroup)? = nil, logger: Logger
     ) async throws {
         // By default the loops of async-http-client's shared group (NIO's singleton). An openai-local
-        // job reads its runtime on the loop its tunnel stream lives on, whatever the group (``RuntimeClient``).
+        // job reads its runtime on the loop its tunnel stream lives on, whatever the group (``HTTP1Client``).
         let group = group ?? HTTPClient.defaultEventLoopGroup
         self.logger = logger
         let engine = try await configuration.engine.makeEngine(logger: logger)

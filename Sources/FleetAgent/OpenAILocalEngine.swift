@@ -1,4 +1,5 @@
 public import AsyncHTTPClient
+import FleetHTTP1Client
 public import FleetProtocol
 import Foundation
 public import NIOCore
@@ -66,7 +67,7 @@ public final class OpenAILocalEngine: InferenceEngine, Sendable {
 
     public let configuration: Configuration
     /// Reads the runtime for jobs, on each job's own loop.
-    let runtime: RuntimeClient
+    let runtime: HTTP1Client
     /// Advertised id → upstream id.
     let mapping: [String: String]
     /// Advertised id → upstream id as a JSON string, for the forwarded body (encoded once, not per job).
@@ -79,7 +80,7 @@ public final class OpenAILocalEngine: InferenceEngine, Sendable {
 
     /// The client the agent asks its runtime for its models with (`GET /models`, at start):
     /// async-http-client's shared client without a tracing span, on the same loops. Jobs do not use
-    /// it: they go through ``RuntimeClient`` on their own loop (issue #19). Never shut down, like the
+    /// it: they go through ``HTTP1Client`` on their own loop (issue #19). Never shut down, like the
     /// shared client.
     public static let runtimeClient: HTTPClient = {
         var configuration = HTTPClient.Configuration(timeout: .init(connect: .seconds(10)))
@@ -92,9 +93,9 @@ public final class OpenAILocalEngine: InferenceEngine, Sendable {
     ///   runtime does not answer, or the model that a mapping names and the runtime does not serve.
     public static func connect(_ configuration: Configuration, client: HTTPClient) async throws -> OpenAILocalEngine {
         let url = configuration.baseURL + "/models"
-        let endpoint: RuntimeEndpoint
+        let endpoint: HTTP1Endpoint
         do {
-            endpoint = try RuntimeEndpoint(baseURL: configuration.baseURL, connectTimeout: .seconds(10))
+            endpoint = try HTTP1Endpoint(baseURL: configuration.baseURL, connectTimeout: .seconds(10))
         } catch {
             throw EngineError(code: "upstream_unavailable", message: "\(error)")
         }
@@ -129,11 +130,11 @@ public final class OpenAILocalEngine: InferenceEngine, Sendable {
         return OpenAILocalEngine(configuration: configuration, endpoint: endpoint, mapping: mapping)
     }
 
-    init(configuration: Configuration, endpoint: RuntimeEndpoint, mapping: [String: String]) {
+    init(configuration: Configuration, endpoint: HTTP1Endpoint, mapping: [String: String]) {
         self.configuration = configuration
         // Parked connections per loop: as many as jobs may run, kept a minute (a runtime that closes
         // idle connections sooner is told by the socket).
-        self.runtime = RuntimeClient(
+        self.runtime = HTTP1Client(
             endpoint: endpoint, pool: .init(maxIdle: max(1, min(configuration.slots, 256)), idleTimeout: .seconds(60)))
         self.mapping = mapping
         self.upstreamModelJSON = mapping.mapValues { JSON.string($0) }

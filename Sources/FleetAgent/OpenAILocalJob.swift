@@ -1,21 +1,22 @@
+import FleetHTTP1Client
 import FleetProtocol
 import NIOCore
 
 /// One forwarded job. Lives on its event loop, and so does its connection to the runtime
-/// (``RuntimeConnection``, from the loop's ``RuntimeConnectionPool``): a body piece is split into
+/// (``HTTP1ClientConnection``, from the loop's ``HTTP1ConnectionPool``): a body piece is split into
 /// SSE events, each chunk read by ``ChunkScanner`` and its text handed to the sink in the same call
 /// — no task, no future, no hop and no Foundation decode per chunk (issue #19). What one read of the
 /// runtime's socket brings is written to the tunnel as one batch (``TokenSink/beginBatch()``).
 ///
 /// Back-pressure: while the sink does not want more, the connection stops reading the runtime's
-/// socket (``RuntimeConnection/pause()``).
-final class OpenAILocalJob: InferenceJobHandle, RuntimeResponseReceiver {
+/// socket (``HTTP1ClientConnection/pause()``).
+final class OpenAILocalJob: InferenceJobHandle, HTTP1ResponseReceiver {
     let engine: OpenAILocalEngine
     let job: InferenceJob
     let eventLoop: any EventLoop
     weak var sink: (any TokenSink)?
     /// The runtime connection the job is sent on, once the pool gave it one.
-    private var connection: RuntimeConnection?
+    private var connection: HTTP1ClientConnection?
     /// The request, kept to send it again once on a new connection when a parked one turns out closed.
     private var request: (path: String, body: ByteBuffer)?
     private var retried = false
@@ -113,20 +114,20 @@ final class OpenAILocalJob: InferenceJobHandle, RuntimeResponseReceiver {
         )
     }
 
-    // MARK: The runtime's answer (from ``RuntimeConnection``, on the loop)
+    // MARK: The runtime's answer (from ``HTTP1ClientConnection``, on the loop)
 
-    func runtimeAttached(_ connection: RuntimeConnection) -> Bool {
+    func exchangeAttached(_ connection: HTTP1ClientConnection) -> Bool {
         guard !self.done else { return false }
         self.connection = connection
         return true
     }
 
-    func runtimeDidReceiveHead(status: UInt) {
+    func exchangeDidReceiveHead(status: UInt) {
         self.status = status
     }
 
     /// A body piece: its chunks' text goes to the sink now, in this read's batch.
-    func runtimeDidReceiveBody(_ part: ByteBuffer) {
+    func exchangeDidReceiveBody(_ part: ByteBuffer) {
         guard !self.done else { return }
         self.lastReadAt = .now()
         guard self.status == 200 else {
@@ -171,7 +172,7 @@ final class OpenAILocalJob: InferenceJobHandle, RuntimeResponseReceiver {
 
     /// The read's pieces are delivered: the sink writes the batch; while it wants no more, the
     /// connection stops reading.
-    func runtimeDidFinishRead() {
+    func exchangeDidFinishRead() {
         guard !self.done, let sink = self.sink else { return }
         self.endBatch()
         if !sink.wantsMore {
@@ -180,7 +181,7 @@ final class OpenAILocalJob: InferenceJobHandle, RuntimeResponseReceiver {
         }
     }
 
-    func runtimeDidEnd() {
+    func exchangeDidEnd() {
         self.connection = nil
         guard !self.done else { return }
         guard self.status == 200 else {
@@ -194,7 +195,7 @@ final class OpenAILocalJob: InferenceJobHandle, RuntimeResponseReceiver {
         self.complete()
     }
 
-    func runtimeDidFail(_ error: any Error, retryable: Bool) {
+    func exchangeDidFail(_ error: any Error, retryable: Bool) {
         self.connection = nil
         guard !self.done else { return }
         if retryable, !self.retried, let request = self.request {

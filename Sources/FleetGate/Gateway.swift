@@ -78,11 +78,14 @@ public final class Gateway: Service, Sendable {
                 try TLSContextBox.makeContext($0, key: "listeners.tls", alpn: HTTPServerPipeline.alpnProtocols)
             })
         let tunnelTLS = TLSContextBox(try Self.tunnelContext(configuration))
+        let centralTLS = try Self.centralTLSConfiguration(configuration)
         // Created last, after every check that can throw: an HTTPClient must be shut down before it is released.
-        // The pool keeps as many HTTP/1.1 connections per endpoint as central takes streams at once:
-        // above async-http-client's default soft limit (8) every request opened and closed a
-        // connection of its own — a third of the central path's CPU at 16 streams (issue #19).
-        var clientConfiguration = HTTPClient.Configuration(timeout: .init(connect: .seconds(5)))
+        // async-http-client asks central for its models and runs audits; central streams go through
+        // the gateway's own client (CentralClients) but for a base URL it does not take. Its pool keeps
+        // as many HTTP/1.1 connections per endpoint as central takes streams at once: above its default
+        // soft limit (8) every request opened and closed a connection of its own (issue #19).
+        var clientConfiguration = HTTPClient.Configuration(
+            tlsConfiguration: centralTLS?.configuration, timeout: .init(connect: .seconds(5)))
         clientConfiguration.connectionPool = .init(
             idleTimeout: .seconds(60),
             concurrentHTTP1ConnectionsPerHostSoftLimit: configuration.central.endpoints.map(\.maxConcurrent).max() ?? 8)
@@ -94,7 +97,7 @@ public final class Gateway: Service, Sendable {
             ? nil : HTTPClient(eventLoopGroup: group, configuration: clientConfiguration)
         let core = try GatewayCore(
             configuration: configuration, credentials: credentials, metrics: metrics, httpClient: httpClient,
-            logger: logger)
+            centralTLS: centralTLS?.context, logger: logger)
         let hasTLS = configuration.listeners.tls.files != nil
         let readiness = Readiness(
             expected: 3 + (hasTLS ? 1 : 0) + (configuration.admin.probesHost == nil ? 0 : 1)
@@ -237,6 +240,28 @@ public final class Gateway: Service, Sendable {
 
     /// The tunnel listener's TLS context: the server certificate, and with `tunnel.auth:
     /// certificate` the fleet CA that client certificates must chain to (issue #20).
+    /// The client TLS for `https://` central endpoints: the system's roots and `central.caFile`'s
+    /// CAs, ALPN `http/1.1`; nil when no endpoint is https.
+    static func centralTLSConfiguration(_ configuration: GatewayConfiguration) throws
+        -> (configuration: TLSConfiguration, context: NIOSSLContext)?
+    {
+        guard configuration.central.endpoints.contains(where: { $0.baseURL.lowercased().hasPrefix("https://") }) else {
+            return nil
+        }
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.applicationProtocols = ["http/1.1"]
+        if let caFile = configuration.central.caFile {
+            do {
+                tls.additionalTrustRoots = [.certificates(try NIOSSLCertificate.fromPEMFile(caFile))]
+            } catch {
+                throw ConfigurationError(
+                    .unreadableFile, key: "central.caFile", value: caFile, "cannot load PEM certificates: \(error)",
+                    cause: error)
+            }
+        }
+        return (tls, try NIOSSLContext(configuration: tls))
+    }
+
     static func tunnelContext(_ configuration: GatewayConfiguration) throws -> NIOSSLContext? {
         try configuration.listeners.tunnel.files.map {
             try TLSContextBox.makeContext(

@@ -168,6 +168,7 @@ extension GatewayConfiguration.Central {
     /// - `maxConcurrent` (int, default 256), `expectedTTFTMilliseconds` (double, default 300),
     ///   `expectedTPOTMilliseconds` (double, default 20): applied to every endpoint. Restart.
     /// - `prefixCache` (bool, default false): central runtimes cache prompt prefixes. Restart.
+    /// - `caFile` (string, default empty): PEM CA(s) trusted for https endpoints besides the system's roots. Restart.
     public init(config: ConfigReader) throws {
         let maxConcurrent = try config.int("maxConcurrent", in: 1...1_000_000)
         let ttft = try config.double("expectedTTFTMilliseconds", in: 0...3_600_000)
@@ -188,6 +189,7 @@ extension GatewayConfiguration.Central {
                 endpoint.prefixCache = prefixCache
                 return endpoint
             })
+        self.caFile = try config.nonEmptyString("caFile")
     }
 
     static var configKeys: ConfigSchema {
@@ -209,6 +211,9 @@ extension GatewayConfiguration.Central {
             .bool(
                 "prefixCache", d.prefixCache,
                 "Whether central endpoints' runtimes cache prompt prefixes (credited by prefix-cache affinity)."),
+            .string(
+                "caFile", "",
+                "PEM CA(s) trusted for https central endpoints besides the system's roots. Restart."),
         ])
     }
 }

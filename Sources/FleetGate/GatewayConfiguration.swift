@@ -292,6 +292,8 @@ public struct GatewayConfiguration: Sendable {
     public struct Central: Sendable, Hashable {
         /// The endpoints.
         public var endpoints: [CentralEndpoint] = []
+        /// PEM CA(s) trusted for `https://` endpoints besides the system's roots (a private CA).
+        public var caFile: String?
         /// The defaults: none.
         public static var defaults: Self { Self() }
         public init(endpoints: [CentralEndpoint] = []) { self.endpoints = endpoints }

@@ -8,6 +8,7 @@ public import FleetScheduler
 import Foundation
 public import Logging
 import NIOCore
+import NIOSSL
 import Synchronization
 
 /// What every request and tunnel handler shares: configuration, the fleet, geo and metrics.
@@ -26,8 +27,11 @@ public final class GatewayCore: Sendable {
     public let logger: Logger
     /// Central capacity.
     public let central: CentralDirectory
-    /// The HTTP client central upstreams use; nil when no central capacity is configured.
+    /// async-http-client: central's `GET /models`, audits and `https://` central upstreams; nil when
+    /// neither central capacity nor audits are configured.
     public let httpClient: HTTPClient?
+    /// The gateway's own HTTP/1.1 clients for central endpoints (issue #19).
+    let centralClients: CentralClients
     /// Keyed hashes of conversation prefixes (a key per process, never exported); nil when
     /// prefix-cache affinity is off, so the request path hashes nothing.
     let prefixHasher: PrefixHasher?
@@ -40,9 +44,10 @@ public final class GatewayCore: Sendable {
 
     init(
         configuration: GatewayConfiguration, credentials: FleetCredentials, metrics: GatewayMetrics,
-        httpClient: HTTPClient?,
+        httpClient: HTTPClient?, centralTLS: NIOSSLContext? = nil,
         logger: Logger
     ) throws {
+        self.centralClients = CentralClients(tls: centralTLS)
         self.live = Mutex(Live(configuration: configuration))
         self.keys = try AppKeys(
             configuration: configuration, metrics: metrics, logger: logger,

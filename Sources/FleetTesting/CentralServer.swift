@@ -5,6 +5,7 @@ import HTTPTypes
 import Logging
 public import NIOCore
 import NIOPosix
+public import NIOSSL
 import Synchronization
 
 /// A central OpenAI-compatible server for tests: a synthetic engine served by `AgentResponder`
@@ -28,6 +29,14 @@ public struct CentralServer: Sendable {
         for connection in self.connections.channels.withLock({ $0 }) { try? await connection.close() }
     }
 
+    /// Connections accepted so far.
+    public var acceptedConnections: Int { self.connections.channels.withLock { $0.count } }
+
+    /// Closes every accepted connection and keeps listening, as a server's idle timeout would.
+    public func closeConnections() async {
+        for connection in self.connections.channels.withLock({ $0 }) { try? await connection.close() }
+    }
+
     /// How the server formats the JSON it sends.
     public enum JSONStyle: Sendable {
         /// Ours and OpenAI's: `{"a":1,"b":"c"}`.
@@ -37,13 +46,19 @@ public struct CentralServer: Sendable {
         case python
     }
 
-    /// The base URL, `http://127.0.0.1:PORT/v1`.
-    public var baseURL: String { "http://127.0.0.1:\(self.channel.localAddress!.port!)/v1" }
+    /// Whether it serves TLS.
+    public var https = false
+
+    /// The base URL, `http://127.0.0.1:PORT/v1` (`https://` with TLS).
+    public var baseURL: String { "\(self.https ? "https" : "http")://127.0.0.1:\(self.channel.localAddress!.port!)/v1" }
 
     /// Starts one; close ``channel`` when done.
-    /// - Parameter port: 0 for any free port; a given port to bring one back where it was (a restart).
+    /// - Parameters:
+    ///   - port: 0 for any free port; a given port to bring one back where it was (a restart).
+    ///   - tls: a server context offering ALPN h2 and http/1.1: the server speaks TLS (`https://`).
     public static func start(
-        hardware: HardwareClass = .ai5, slowdown: Double = 0.1, json: JSONStyle = .compact, port: Int = 0
+        hardware: HardwareClass = .ai5, slowdown: Double = 0.1, json: JSONStyle = .compact, port: Int = 0,
+        tls: NIOSSLContext? = nil
     ) async throws -> CentralServer {
         let engine = SyntheticEngine(profile: .of(hardware), slowdown: slowdown)
         let state = AgentState(
@@ -53,8 +68,10 @@ public struct CentralServer: Sendable {
         let connections = Connections()
         let channel = try await HTTPServer.bind(
             host: "127.0.0.1", port: port, group: MultiThreadedEventLoopGroup.singleton, responder: recorder,
-            childInitializer: { child in connections.channels.withLock { $0.append(child) } })
-        return CentralServer(channel: channel, engine: engine, recorder: recorder, connections: connections)
+            tls: tls, childInitializer: { child in connections.channels.withLock { $0.append(child) } })
+        var server = CentralServer(channel: channel, engine: engine, recorder: recorder, connections: connections)
+        server.https = tls != nil
+        return server
     }
 }
 

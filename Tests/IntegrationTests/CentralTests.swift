@@ -7,6 +7,7 @@ import HTTPTypes
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 import Testing
 
 @Suite("Central capacity", .timeLimit(.minutes(2)))
@@ -183,6 +184,84 @@ struct CentralTests {
             #expect(forwarded.traceID == "4bf92f3577b34da6a3ce929d0e0e4736")
             #expect(forwarded.parentID != "00f067aa0ba902b7")
             #expect(received.headers[HTTPField.Name("tracestate")!] == "app=1")
+        }
+    }
+
+    /// Issue #19: the central path's own HTTP/1.1 client keeps its connections alive on the relay's
+    /// loop; one central closed while it was parked is not written to again.
+    @Test("Central streams reuse kept-alive connections, carry the request id, and outlive central closing idle ones")
+    func keepAlive() async throws {
+        try await withCentralOnly { _, central, client in
+            func post(_ id: String, stream: Bool) async throws {
+                let result = try await client.post(
+                    "/v1/chat/completions", json: chatBody(stream: stream, maxTokens: 2),
+                    headers: [HTTPField.Name("x-request-id")!: id]
+                ).collect()
+                #expect(result.response?.status == .ok, "\(id)")
+            }
+            try await post("keep-0", stream: true)
+            let accepted = central.acceptedConnections
+            for (i, stream) in [false, true, false].enumerated() { try await post("keep-\(i + 1)", stream: stream) }
+            #expect(central.acceptedConnections == accepted, "a request after another opened a connection")
+            let ids = central.recorder.requests.filter { $0.path.hasSuffix("/chat/completions") }
+                .map { $0.headers[HTTPField.Name("x-request-id")!] }
+            #expect(ids == ["keep-0", "keep-1", "keep-2", "keep-3"])
+            // Central closes its idle connections (its keep-alive timeout): the next requests are served.
+            await central.closeConnections()
+            for i in 4..<7 { try await post("keep-\(i)", stream: i % 2 == 0) }
+            #expect(central.acceptedConnections > accepted)
+        }
+    }
+
+    /// Issue #19: an `https://` central endpoint goes through the gateway's own client with TLS in its
+    /// pipeline (swift-nio-ssl), its private CA trusted by `central.caFile`.
+    @Test("An https central endpoint with a private CA serves, streamed and not, on kept-alive TLS connections")
+    func https() async throws {
+        let (cert, key, dir) = try await TLSTests.makeCertificate()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var tls = TLSConfiguration.makeServerConfiguration(
+            certificateChain: try NIOSSLCertificate.fromPEMFile(cert).map { .certificate($0) },
+            privateKey: .privateKey(try NIOSSLPrivateKey(file: key, format: .pem)))
+        tls.applicationProtocols = ["h2", "http/1.1"]
+        let central = try await CentralServer.start(tls: try NIOSSLContext(configuration: tls))
+        defer { central.channel.close(promise: nil) }
+        #expect(central.baseURL.hasPrefix("https://"))
+        try await withFleet(configure: {
+            $0.central.endpoints = [.init(region: "eu-west", baseURL: central.baseURL)]
+            $0.central.caFile = cert
+        }) { fleet in
+            try await waitUntil("central models discovered over TLS") {
+                fleet.gateway.core.central.models().contains("fleet-8b")
+            }
+            let client = try await RecordingClient.connect(port: fleet.clientPort)
+            defer { client.close() }
+            let streamed = try await client.post("/v1/chat/completions", json: chatBody(stream: true, maxTokens: 5))
+                .collect()
+            #expect(streamed.response?.status == .ok)
+            #expect(streamed.response?.headerFields[HTTPField.Name("x-fleet-route")!] == "central")
+            let tokens = try chunks(try ssePayloads(streamed.body)).flatMap(\.choices).compactMap { $0.delta?.content }
+            #expect(tokens.filter { !$0.isEmpty }.count == 5)
+            let accepted = central.acceptedConnections
+            let whole = try await client.post("/v1/chat/completions", json: chatBody(stream: false, maxTokens: 3))
+                .collect()
+            #expect(whole.response?.status == .ok)
+            let completion = try JSONDecoder().decode(CompletionResponse.self, from: Data(whole.body.utf8))
+            #expect(completion.usage.completionTokens == 3)
+            #expect(central.acceptedConnections == accepted, "the second request opened a TLS connection")
+        }
+    }
+
+    @Test("central.caFile that is not PEM is a configuration error naming the key")
+    func badCAFile() {
+        var config = GatewayConfiguration(fleetSecret: FleetFixture.testSecret)
+        config.tunnel.auth = .token
+        config.central.endpoints = [.init(region: "eu-west", baseURL: "https://central.example/v1")]
+        config.central.caFile = "/nonexistent/ca.pem"
+        #expect {
+            _ = try Gateway(
+                configuration: config, group: .singletonMultiThreadedEventLoopGroup, logger: .init(label: "t"))
+        } throws: {
+            "\($0)".contains("central.caFile")
         }
     }
 }

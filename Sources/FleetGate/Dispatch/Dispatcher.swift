@@ -1,5 +1,6 @@
 import CoreMetrics
 import FleetGeo
+import FleetHTTP1Client
 import FleetHTTP2
 import FleetProtocol
 import FleetScheduler
@@ -205,10 +206,17 @@ final class Dispatcher: UpstreamEvents {
             attempt.upstream = CarUpstream.open(
                 tunnel: tunnel, request: head, body: body, attempt: open.attempt, relay: relay)
         case .central(let endpoint, _):
-            attempt.upstream = CentralUpstream.open(
-                client: self.core.httpClient!, endpoint: endpoint, path: String(self.route.dropFirst(3)),
-                body: self.centralBody(resumeFrom: open.resumeFrom), requestID: self.requestID,
-                trace: (self.request.traceParent, self.request.traceState), attempt: open.attempt, relay: relay)
+            let path = String(self.route.dropFirst(3)), body = self.centralBody(resumeFrom: open.resumeFrom)
+            let trace = (self.request.traceParent, self.request.traceState)
+            if let pool = self.core.centralClients.pool(for: endpoint, on: self.stream.eventLoop) {
+                attempt.upstream = CentralUpstream.open(
+                    pool: pool, path: path, body: body, requestID: self.requestID, trace: trace, attempt: open.attempt,
+                    relay: relay)
+            } else {  // a base URL the own client does not take: async-http-client
+                attempt.upstream = CentralFallbackUpstream.open(
+                    client: self.core.httpClient!, endpoint: endpoint, path: path, body: body, requestID: self.requestID,
+                    trace: trace, attempt: open.attempt, relay: relay)
+            }
         case .forward(let target, _):  // cluster (#21): another replica; the original body (exactReplayStart)
             attempt.upstream = ForwardUpstream.open(
                 target: target, view: self.core.cluster!, route: self.route, body: self.centralBody(resumeFrom: 0),

@@ -1,17 +1,17 @@
-import FleetAgent
+import FleetHTTP1Client
 import NIOCore
 import Testing
 
-/// The openai-local runtime connections one event loop keeps (issue #19): reuse, parking, the idle
+/// The keep-alive connections to an upstream that one event loop keeps (issue #19): reuse, parking, the idle
 /// bound and timeout — no sockets.
-@Suite("Runtime pool state")
-struct RuntimePoolStateTests {
+@Suite("HTTP/1.1 pool state")
+struct HTTP1PoolStateTests {
     private let start = NIODeadline.uptimeNanoseconds(1_000_000_000)
-    private func pool(maxIdle: Int = 2) -> RuntimePoolState<Int> {
-        RuntimePoolState(configuration: .init(maxIdle: maxIdle, idleTimeout: .seconds(60)))
+    private func pool(maxIdle: Int = 2) -> HTTP1PoolState<Int> {
+        HTTP1PoolState(configuration: .init(maxIdle: maxIdle, idleTimeout: .seconds(60)))
     }
 
-    @Test("A job connects when nothing is parked and reuses the most recently parked connection", .timeLimit(.minutes(1)))
+    @Test("An exchange connects when nothing is parked and reuses the most recently parked connection", .timeLimit(.minutes(1)))
     func reuse() {
         var pool = self.pool()
         let first = pool.lease(now: self.start)
@@ -48,7 +48,7 @@ struct RuntimePoolStateTests {
         #expect(pool.idleCount == 1)
     }
 
-    @Test("A parked connection the runtime closed is not leased", .timeLimit(.minutes(1)))
+    @Test("A parked connection the upstream closed is not leased", .timeLimit(.minutes(1)))
     func closedByRuntime() {
         var pool = self.pool()
         _ = pool.released(1, reusable: true, now: self.start)

@@ -1,20 +1,21 @@
 package import NIOCore
 
-/// The keep-alive connections to the inference runtime that one event loop keeps: which to reuse
-/// for a job, which to park after one, which to close. Pure (issue #19): ``RuntimeConnectionPool``
+/// The keep-alive connections to an upstream that one event loop keeps: which to reuse for an
+/// exchange, which to park after one, which to close. Pure (issue #19): ``HTTP1ConnectionPool``
 /// owns the sockets and does what the actions say.
 ///
-/// - A job takes the most recently parked connection (its socket the warmest, and the oldest ones
-///   left to expire), or a new one when none is parked.
-/// - A connection is parked after an exchange only if it can carry another (the runtime kept it
+/// - An exchange takes the most recently parked connection (its socket the warmest, and the oldest
+///   ones left to expire), or a new one when none is parked.
+/// - A connection is parked after an exchange only if it can carry another (the upstream kept it
 ///   alive and the response was read to its end), and only while fewer than ``Configuration/maxIdle``
 ///   are parked; otherwise it is closed.
 /// - A parked connection idle longer than ``Configuration/idleTimeout`` is closed when the pool is
-///   next used (no timer): a runtime that closes idle connections first is told by the socket
+///   next used (no timer): an upstream that closes idle connections first is told by the socket
 ///   (``closed(_:)``).
 ///
-/// Connections in use are not bounded here: the engine's slots bound the jobs that run at once.
-package struct RuntimePoolState<Connection: Hashable>: Sendable where Connection: Sendable {
+/// Connections in use are not bounded here: the owner bounds the exchanges that run at once (the
+/// agent's engine slots, the gateway's `central.maxConcurrent` lease per endpoint).
+package struct HTTP1PoolState<Connection: Hashable>: Sendable where Connection: Sendable {
     package struct Configuration: Sendable, Hashable {
         /// Parked connections kept at most.
         package var maxIdle: Int
@@ -28,9 +29,9 @@ package struct RuntimePoolState<Connection: Hashable>: Sendable where Connection
     }
 
     package enum Lease: Hashable, Sendable {
-        /// Send the job on this parked connection.
+        /// Send the exchange on this parked connection.
         case reuse(Connection)
-        /// Open a new connection for the job.
+        /// Open a new connection for the exchange.
         case connect
     }
 
@@ -45,14 +46,14 @@ package struct RuntimePoolState<Connection: Hashable>: Sendable where Connection
     /// Parked connections now.
     package var idleCount: Int { self.idle.count }
 
-    /// A job needs a connection at `now`; `expired` are parked connections past their idle timeout, to close.
+    /// An exchange needs a connection at `now`; `expired` are parked connections past their idle timeout, to close.
     package mutating func lease(now: NIODeadline) -> (lease: Lease, expired: [Connection]) {
         let expired = self.expire(now: now)
         guard let last = self.idle.popLast() else { return (.connect, expired) }
         return (.reuse(last.connection), expired)
     }
 
-    /// An exchange on `connection` ended; `reusable`: the runtime kept it alive and its response was
+    /// An exchange on `connection` ended; `reusable`: the upstream kept it alive and its response was
     /// read to the end. Returns whether to park it, and parked connections to close.
     package mutating func released(_ connection: Connection, reusable: Bool, now: NIODeadline)
         -> (park: Bool, expired: [Connection])
@@ -63,7 +64,7 @@ package struct RuntimePoolState<Connection: Hashable>: Sendable where Connection
         return (true, expired)
     }
 
-    /// `connection` closed (the runtime closed a parked one, or it failed): it is no longer parked.
+    /// `connection` closed (the upstream closed a parked one, or it failed): it is no longer parked.
     package mutating func closed(_ connection: Connection) {
         self.idle.removeAll { $0.connection == connection }
     }

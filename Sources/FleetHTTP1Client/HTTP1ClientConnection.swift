@@ -1,0 +1,148 @@
+package import NIOCore
+package import NIOHTTP1
+
+/// One keep-alive HTTP/1.1 connection to an upstream, as the last handler of its channel
+/// (`HTTPRequestEncoder`, NIO's `HTTPResponseDecoder`, this): it sends one exchange's request at a time
+/// and hands that exchange's ``HTTP1ResponseReceiver`` the response as NIO decodes it, on the receiver's
+/// loop, with no future, promise or buffering per body piece (issue #19).
+///
+/// Back-pressure: while ``pause()`` holds, the channel's reads stop here, so the upstream's socket
+/// fills and it stops sending; pieces already decoded from the last read are still delivered.
+/// Between exchanges the connection is parked in its ``HTTP1ConnectionPool``; a receiver that ends
+/// early (cancel, timeout, bad stream) ``abandon()``s it: the socket closes, which stops the upstream.
+package final class HTTP1ClientConnection: ChannelDuplexHandler {
+    package typealias InboundIn = HTTPClientResponsePart
+    package typealias OutboundIn = HTTPClientRequestPart
+    package typealias OutboundOut = HTTPClientRequestPart
+
+    /// The error a receiver sees when the upstream closes the connection before the response ended.
+    package struct Closed: Error, CustomStringConvertible {
+        package var description: String { "the connection closed before the response ended" }
+    }
+
+    /// Weak: an owner that goes away (tests make many engines) takes its pools with it, not its sockets.
+    private weak var pool: HTTP1ConnectionPool?
+    private var context: ChannelHandlerContext?
+    private var receiver: (any HTTP1ResponseReceiver)?
+    /// Exchanges begun on this connection (more than one: a reused connection).
+    private var exchanges = 0
+    private var responseStarted = false
+    private var keepAlive = true
+    private var paused = false
+    private var readPending = false
+    package private(set) var isClosed = false
+    /// The channel, for closing from another thread (``HTTP1ConnectionPool``'s deinit).
+    package private(set) var channel: (any Channel)?
+
+    init(pool: HTTP1ConnectionPool) {
+        self.pool = pool
+    }
+
+    // MARK: From the pool and the receiver
+
+    /// Sends `head` and `body` and reports the response to `receiver`.
+    func send(_ head: HTTPRequestHead, body: ByteBuffer, to receiver: any HTTP1ResponseReceiver) {
+        guard let context = self.context, !self.isClosed else {
+            return receiver.exchangeDidFail(Closed(), retryable: self.exchanges > 0)
+        }
+        self.receiver = receiver
+        self.exchanges += 1
+        self.responseStarted = false
+        self.keepAlive = head.isKeepAlive
+        self.paused = false
+        context.write(self.wrapOutboundOut(.head(head)), promise: nil)
+        context.write(self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
+    }
+
+    /// Stops reading the upstream until ``resume()``.
+    package func pause() {
+        self.paused = true
+    }
+
+    package func resume() {
+        guard self.paused else { return }
+        self.paused = false
+        if self.readPending, let context = self.context {
+            self.readPending = false
+            context.read()
+        }
+    }
+
+    /// The receiver is done with the exchange before its end: no more calls to it, and the connection
+    /// closes (an upstream that watches for disconnects stops generating).
+    package func abandon() {
+        self.receiver = nil
+        self.close()
+    }
+
+    package func close() {
+        guard !self.isClosed else { return }
+        self.isClosed = true
+        self.context?.close(promise: nil)
+    }
+
+    // MARK: ChannelHandler
+
+    package func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        self.channel = context.channel
+    }
+
+    package func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    package func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard let receiver = self.receiver else {
+            // Bytes on a parked connection, or after a receiver let go: it cannot carry another request.
+            return self.close()
+        }
+        self.responseStarted = true
+        switch self.unwrapInboundIn(data) {
+        case .head(let head):
+            self.keepAlive = self.keepAlive && head.isKeepAlive
+            receiver.exchangeDidReceiveHead(status: head.status.code)
+        case .body(let part):
+            receiver.exchangeDidReceiveBody(part)
+        case .end:
+            self.receiver = nil
+            self.paused = false
+            receiver.exchangeDidEnd()
+            if let pool = self.pool {
+                pool.released(self, reusable: self.keepAlive && !self.isClosed)
+            } else {
+                self.close()
+            }
+        }
+    }
+
+    package func channelReadComplete(context: ChannelHandlerContext) {
+        self.receiver?.exchangeDidFinishRead()
+    }
+
+    package func read(context: ChannelHandlerContext) {
+        if self.paused {
+            self.readPending = true
+        } else {
+            context.read()
+        }
+    }
+
+    package func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        self.fail(error)
+        self.close()
+    }
+
+    package func channelInactive(context: ChannelHandlerContext) {
+        self.isClosed = true
+        self.fail(Closed())
+        self.pool?.closed(self)
+    }
+
+    private func fail(_ error: any Error) {
+        guard let receiver = self.receiver else { return }
+        self.receiver = nil
+        receiver.exchangeDidFail(error, retryable: self.exchanges > 1 && !self.responseStarted)
+    }
+}

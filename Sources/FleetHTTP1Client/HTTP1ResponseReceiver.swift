@@ -1,0 +1,22 @@
+package import NIOCore
+
+/// Who reads one exchange on an ``HTTP1ClientConnection`` (the agent's `OpenAILocalJob`, the gateway's
+/// central upstream): every call comes on the connection's event loop, which is the receiver's, as a
+/// direct call (issue #19).
+package protocol HTTP1ResponseReceiver: AnyObject {
+    /// The pool gives the exchange this connection (reused or new) before sending on it. False: the
+    /// receiver is done meanwhile; nothing is sent and the connection goes back to the pool unused.
+    func exchangeAttached(_ connection: HTTP1ClientConnection) -> Bool
+    /// The response's status line and headers.
+    func exchangeDidReceiveHead(status: UInt)
+    /// A piece of the body (NIO's decoder: one per chunked-encoding chunk).
+    func exchangeDidReceiveBody(_ part: ByteBuffer)
+    /// What one read of the socket brought has been delivered: the moment to write what it produced.
+    func exchangeDidFinishRead()
+    /// The response ended; the connection is no longer the receiver's.
+    func exchangeDidEnd()
+    /// The exchange failed: the connection could not be opened, or closed or broke before the response
+    /// ended. `retryable`: a reused connection that failed before any byte of the response (the server
+    /// had closed it as idle), so the request can go again on a new one.
+    func exchangeDidFail(_ error: any Error, retryable: Bool)
+}
