@@ -136,7 +136,7 @@ extension ChunkScanner {
             return true
         }
 
-        mutating func choice(depth: Int) throws(Malformed) -> Choice {
+        mutating func choice(depth: Int, content mode: ContentMode = .decoded) throws(Malformed) -> Choice {
             var choice = Choice()
             guard self.peek() == UInt8(ascii: "{") else {
                 try self.skipValue(depth: depth)
@@ -147,7 +147,7 @@ extension ChunkScanner {
             while let key = try self.nextMember(&members) {
                 switch key {
                 case .index: choice.index = try self.integerOrSkip(depth: depth + 1) ?? 0
-                case .text: choice.content = try self.optionalString(depth: depth + 1)
+                case .text: try self.content(of: &choice, mode, depth: depth + 1)
                 case .finishReason: choice.finishReason = try self.optionalString(depth: depth + 1)
                 case .logprobs: choice.hasLogprobs = try !self.skipNonNull(depth: depth + 1)
                 case .delta:
@@ -160,7 +160,7 @@ extension ChunkScanner {
                     while let key = try self.nextMember(&deltaMembers) {
                         switch key {
                         case .role: choice.hasRole = try self.optionalString(depth: depth + 2) != nil
-                        case .content: choice.content = try self.optionalString(depth: depth + 2)
+                        case .content: try self.content(of: &choice, mode, depth: depth + 2)
                         case .toolCalls, .functionCall:
                             if try !self.skipNonNull(depth: depth + 2) { choice.hasToolCalls = true }
                         default: try self.skipValue(depth: depth + 2)
@@ -170,6 +170,20 @@ extension ChunkScanner {
                 }
             }
             return choice
+        }
+
+        /// A choice's text: decoded, or the range of its string token.
+        @inline(__always) mutating func content(of choice: inout Choice, _ mode: ContentMode, depth: Int) throws(Malformed) {
+            switch mode {
+            case .decoded: choice.content = try self.optionalString(depth: depth)
+            case .token:
+                if self.peek() == UInt8(ascii: "\"") {
+                    choice.contentToken = try self.stringRange()
+                } else {
+                    choice.contentToken = nil
+                    try self.skipValue(depth: depth)
+                }
+            }
         }
 
         /// Skips a value; true when it was `null`.
