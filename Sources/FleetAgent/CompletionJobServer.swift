@@ -85,7 +85,7 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
         if let limit = request.outputLimit, limit < 1 {
             return self.sendError(.invalidRequest("'max_tokens' must be at least 1.", param: "max_tokens"))
         }
-        guard self.responder.engine.models.contains(where: { $0.id == request.model }) else {
+        guard self.responder.engine.serves(model: request.model) else {
             return self.sendError(.modelNotFound(request.model))
         }
         guard self.responder.state.acquireSlot() else {
@@ -157,7 +157,10 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
         self.record(outcome: "completed")
         self.job = nil
         self.releaseSlot()
-        if self.responder.engine.measuresRates { self.responder.state.reportRates(self.responder.engine.models) }
+        if self.responder.engine.measuresRates {
+            let engine = self.responder.engine
+            self.responder.state.reportRates { engine.models }
+        }
         let usage = Usage(promptTokens: promptTokens, completionTokens: completionTokens)
         if self.streaming {
             var choice = ByteBuffer()

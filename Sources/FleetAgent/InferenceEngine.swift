@@ -72,6 +72,9 @@ public protocol InferenceJobHandle: AnyObject {
 public protocol InferenceEngine: Sendable {
     /// The models served, with their rates (reported in the hello).
     var models: [ModelOffer] { get }
+    /// Whether `model` is one of ``models`` (asked once per job: an engine whose ``models`` takes a
+    /// lock or sorts answers this without, issue #19).
+    func serves(model: String) -> Bool
     /// How many jobs may run at once.
     var slots: Int { get }
     /// Whether ``models`` reports rates measured from jobs (sent to the gateway after each job).
@@ -85,6 +88,7 @@ public protocol InferenceEngine: Sendable {
 }
 
 extension InferenceEngine {
+    public func serves(model: String) -> Bool { self.models.contains { $0.id == model } }
     public var measuresRates: Bool { false }
     public var continuation: ContinuationMode { .none }
     public var promptCache: PromptCacheCapacity? { nil }
