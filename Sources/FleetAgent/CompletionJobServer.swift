@@ -152,6 +152,21 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
         }
     }
 
+    func emit(tokenJSON: UnsafeRawBufferPointer) {
+        guard self.streaming else {
+            return self.emit(token: ChunkScanner.string(tokenJSON, range: 0..<tokenJSON.count))
+        }
+        self.completionTokens += 1
+        if self.batch != nil {
+            self.appendToken(json: tokenJSON, to: &self.batch!)
+            return
+        }
+        var event = ByteBuffer()
+        event.reserveCapacity(self.tokenPrefix.readableBytes + tokenJSON.count + 40)
+        self.appendToken(json: tokenJSON, to: &event)
+        self.stream.sendData(event, endStream: false)
+    }
+
     func finish(reason: String, promptTokens: Int, completionTokens: Int) {
         self.endBatch()
         self.record(outcome: "completed")
@@ -257,6 +272,24 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
         JSONBody.writeJSONString(token, into: &event)
         event.writeStaticString(self.chat ? "},\"finish_reason\":null}]}\n\n" : ",\"finish_reason\":null}]}\n\n")
     }
+
+    /// The same from the runtime's JSON string token, the same bytes (``JSONBody/writeJSONString(token:into:)``):
+    /// when the token is written as it came, the chunk is one write of prefix, token and suffix.
+    private func appendToken(json token: UnsafeRawBufferPointer, to event: inout ByteBuffer) {
+        let suffix: StaticString = self.chat ? "},\"finish_reason\":null}]}\n\n" : ",\"finish_reason\":null}]}\n\n"
+        guard JSONBody.isCanonical(token) else {
+            event.writeImmutableBuffer(self.tokenPrefix)
+            JSONBody.writeJSONString(token: token, into: &event)
+            event.writeStaticString(suffix)
+            return
+        }
+        self.tokenPrefixBytes.withUnsafeBytes { prefix in
+            event.writeConcatenation(prefix, token, UnsafeRawBufferPointer(start: suffix.utf8Start, count: suffix.utf8CodeUnitCount))
+        }
+    }
+
+    /// ``tokenPrefix``'s bytes, for ``appendToken(json:to:)``.
+    private lazy var tokenPrefixBytes: [UInt8] = Array(self.tokenPrefix.readableBytesView)
 
     /// A chunk whose one choice has these members after `"index":0,` (already JSON).
     private func writeChoice(_ members: ByteBuffer) {

@@ -44,6 +44,10 @@ public protocol TokenSink: AnyObject {
     var wantsMore: Bool { get }
     /// One token of text.
     func emit(token: String)
+    /// One token of text as a JSON string token (quotes included) that ``ChunkScanner`` validated,
+    /// valid only during the call: a sink that writes JSON copies it rather than decoding it into a
+    /// `String` and escaping it again (issue #19). Not called for an empty text (`""`).
+    func emit(tokenJSON: UnsafeRawBufferPointer)
     /// The job ended normally (`stop` or `length`).
     func finish(reason: String, promptTokens: Int, completionTokens: Int)
     /// The job failed.
@@ -56,6 +60,9 @@ public protocol TokenSink: AnyObject {
 }
 
 extension TokenSink {
+    public func emit(tokenJSON: UnsafeRawBufferPointer) {
+        self.emit(token: ChunkScanner.string(tokenJSON, range: 0..<tokenJSON.count))
+    }
     public func beginBatch() {}
     public func endBatch() {}
 }
