@@ -142,8 +142,9 @@ final class OpenAILocalJob: InferenceJobHandle, RuntimeResponseReceiver {
             sink.beginBatch()
         }
         do {
-            for event in try self.decoder.feed(part) where !event.isDone {
-                guard let payload = event.payload else { continue }  // a comment or bare fields
+            self.decoder.append(part)
+            while let event = try self.decoder.next() {
+                guard !event.isDone, let payload = event.payload else { continue }  // [DONE], a comment or bare fields
                 guard try self.deliver(payload) else { break }
             }
         } catch let error as EngineError {

@@ -210,25 +210,38 @@ extension ChunkScanner {
         }
 
         /// Reads a number; its value when it is plain digits (optionally negative) that fit an
-        /// `Int`, nil for a fraction, an exponent or an overflow.
+        /// `Int`, nil for a fraction, an exponent or an overflow. One pass over the digits; a fraction
+        /// or an exponent is read again by ``number()`` (`ChunkScannerReaderTests` checks it against
+        /// ``number()`` and a second pass).
         mutating func plainInteger() throws(Malformed) -> Int? {
             let start = self.position
-            try self.number()
+            let negative = self.peek() == UInt8(ascii: "-")
+            if negative { self.position += 1 }
+            let digitsStart = self.position
             var value = 0
-            var negative = false
-            for index in start..<self.position {
-                let byte = self.bytes[index]
-                if byte == UInt8(ascii: "-") {
-                    negative = true
-                    continue
-                }
-                guard (0x30...0x39).contains(byte) else { return nil }  // a fraction or exponent
+            var overflow = false
+            while self.position < self.bytes.count {
+                let digit = self.bytes[self.position] &- 0x30
+                guard digit < 10 else { break }
                 let (times, o1) = value.multipliedReportingOverflow(by: 10)
-                let (plus, o2) = times.addingReportingOverflow(Int(byte - 0x30))
-                if o1 || o2 { return nil }
+                let (plus, o2) = times.addingReportingOverflow(Int(digit))
+                overflow = overflow || o1 || o2
                 value = plus
+                self.position += 1
             }
-            return negative ? -value : value
+            let digits = self.position - digitsStart
+            if digits == 0 { throw self.fail() }
+            if digits > 1 && self.bytes[digitsStart] == UInt8(ascii: "0") {
+                // JSON's number is the "0"; the digits after it are the caller's to refuse.
+                self.position = digitsStart + 1
+                return 0
+            }
+            if let next = self.peek(), next == UInt8(ascii: ".") || next == UInt8(ascii: "e") || next == UInt8(ascii: "E") {
+                self.position = start
+                try self.number()
+                return nil
+            }
+            return overflow ? nil : (negative ? -value : value)
         }
 
         mutating func literal(_ word: StaticString) -> Bool {
@@ -349,8 +362,15 @@ extension ChunkScanner {
                 let below0x20 = (word &- ones &* 0x20) & ~word
                 let quote = word ^ (ones &* 0x22)
                 let backslash = word ^ (ones &* 0x5C)
-                let stops = word | below0x20 | ((quote &- ones) & ~quote) | ((backslash &- ones) & ~backslash)
-                if stops & high != 0 { break }
+                let stops = (word | below0x20 | ((quote &- ones) & ~quote) | ((backslash &- ones) & ~backslash)) & high
+                if stops != 0 {
+                    #if _endian(little)
+                        // Flags above a match can be false (a borrow), never below it: the lowest is the stop.
+                        return index + stops.trailingZeroBitCount >> 3
+                    #else
+                        break
+                    #endif
+                }
                 index += 8
             }
             while index < end, Self.isPlain(base.load(fromByteOffset: index, as: UInt8.self)) { index += 1 }
