@@ -46,22 +46,14 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
         self.stream = stream
         self.chat = chat
         self.body = BodyAccumulator(limit: responder.maxBodyBytes)
-        let fields = request.headerFields
-        self.requestSeed = fields[Self.seedField].flatMap { UInt64($0) }
-        self.resumeFrom = fields[Self.resumeFromField].flatMap { Int($0) } ?? 0
-        self.requestID = fields[Self.requestIDField]
-        self.zone = fields[Self.zoneField]
-        self.continuesText = fields[Self.continuationField] == "prefix"
-        self.forcedStreaming = fields[Self.streamModeField] == "sse-usage"
+        let headers = JobRequestHeaders(request.headerFields)
+        self.requestSeed = headers.seed.flatMap { UInt64($0) }
+        self.resumeFrom = headers.resumeFrom.flatMap { Int($0) } ?? 0
+        self.requestID = headers.requestID
+        self.zone = headers.zone
+        self.continuesText = headers.continuation == "prefix"
+        self.forcedStreaming = headers.streamMode == "sse-usage"
     }
-
-    // The gateway's headers, named once (a name is validated when made).
-    private static let seedField = HTTPField.Name(FleetHeader.seed)!
-    private static let resumeFromField = HTTPField.Name(FleetHeader.resumeFrom)!
-    private static let requestIDField = HTTPField.Name(FleetHeader.requestID)!
-    private static let zoneField = HTTPField.Name(FleetHeader.zone)!
-    private static let continuationField = HTTPField.Name(FleetHeader.continuation)!
-    private static let streamModeField = HTTPField.Name(FleetHeader.streamMode)!
 
     func streamDidReceiveData(_ data: ByteBuffer) {
         _ = self.body.append(data, consumingOn: self.stream)
