@@ -7,6 +7,7 @@
 # Usage: LoadTests/bench_agent_callgrind.sh GATEWAY_DIR AGENT_DIR [AGENT_DIR ...]   (GATEWAY_DIR: a release
 # build's directory with fleetgate and fleet-load; each AGENT_DIR one with fleet-agent). Valgrind work-arounds
 # as in callgrind_relay.sh: a copy stripped of debug info, and a shim serving the main queue.
+# KEEP=DIR keeps each build's N2 run as DIR/callgrind-<build>.out, for `callgrind_annotate --inclusive=yes`.
 set -euo pipefail
 N1=${N1:-40}; N2=${N2:-120}
 gateway_dir=$1; shift
@@ -37,7 +38,9 @@ instructions() {  # BIN N → total Ir of the agent
   grep -q "\"ok\":$n[,}]" "$work/load.txt" || { tail -1 "$work/load.txt" >&2; touch "$work/failed"; }
   callgrind_control -d "$agent" >/dev/null 2>&1
   kill -KILL "$gw" "$agent"; wait "$gw" "$agent" 2>/dev/null || true
-  callgrind_total "$out".1; rm -f "$out" "$out".1
+  callgrind_total "$out".1
+  if [ -n "${KEEP:-}" ] && [ "$n" = "$N2" ]; then mkdir -p "$KEEP"; cp "$out".1 "$KEEP/callgrind-$(basename "$bin").out"; fi
+  rm -f "$out" "$out".1
 }
 for dir in "$@"; do
   bin=$work/fleet-agent-$(echo "$dir" | tr -c 'A-Za-z0-9' _)

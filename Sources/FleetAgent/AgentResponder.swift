@@ -45,7 +45,8 @@ public struct AgentResponder: HTTPServerResponder {
     public func stream(_ stream: any HTTPStream, didReceive request: HTTPRequest, connection: HTTPConnectionInfo)
         -> any HTTPStreamDelegate
     {
-        let path = request.path.map { $0.split(separator: "?", maxSplits: 1).first.map(String.init) ?? $0 } ?? "/"
+        // Without its query (a split into an array cost ~8,600 instructions a request, issue #19).
+        let path = request.path.map { path in path.utf8.firstIndex(of: UInt8(ascii: "?")).map { String(path[..<$0]) } ?? path } ?? "/"
         switch (request.method, path) {
         case (.post, "/v1/chat/completions"):
             return CompletionJobServer(responder: self, stream: stream, request: request, chat: true)

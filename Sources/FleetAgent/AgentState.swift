@@ -81,8 +81,18 @@ public final class AgentState: Sendable {
     /// Tells subscribers the rates the engine measured, in a state message (the gateway's
     /// scheduler takes them as the car's advertised rates).
     /// Only rates that moved are sent (``RateReportPolicy``).
-    public func reportRates(_ models: [ModelOffer]) {
+    public func reportRates(_ models: [ModelOffer]) { self.reportRates { models } }
+
+    /// The same, asking for the rates (`models`) only when a report may be due: most jobs end
+    /// within ``RateReportPolicy/minimumInterval`` of the last report, and an engine's list is a
+    /// lock and a sort (issue #19).
+    public func reportRates(_ models: () -> [ModelOffer]) {
         let now = ContinuousClock.now
+        let due = self.state.withLock {
+            RateReportPolicy.mayReport(reportedBefore: $0.reportedRates != nil, elapsed: now - $0.reportedRatesAt)
+        }
+        guard due else { return }
+        let models = models()
         let report = self.state.withLock { state -> (StatusMessage, [@Sendable (StatusMessage) -> Void])? in
             guard
                 RateReportPolicy.shouldReport(

@@ -25,6 +25,7 @@ public struct CheatingEngine: InferenceEngine {
     }
 
     public var models: [ModelOffer] { self.inner.models }
+    public func serves(model: String) -> Bool { self.inner.serves(model: model) }
     public var slots: Int { self.inner.slots }
     public var measuresRates: Bool { self.inner.measuresRates }
     public var continuation: ContinuationMode { self.inner.continuation }

@@ -46,22 +46,14 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
         self.stream = stream
         self.chat = chat
         self.body = BodyAccumulator(limit: responder.maxBodyBytes)
-        let fields = request.headerFields
-        self.requestSeed = fields[Self.seedField].flatMap { UInt64($0) }
-        self.resumeFrom = fields[Self.resumeFromField].flatMap { Int($0) } ?? 0
-        self.requestID = fields[Self.requestIDField]
-        self.zone = fields[Self.zoneField]
-        self.continuesText = fields[Self.continuationField] == "prefix"
-        self.forcedStreaming = fields[Self.streamModeField] == "sse-usage"
+        let headers = JobRequestHeaders(request.headerFields)
+        self.requestSeed = headers.seed.flatMap { UInt64($0) }
+        self.resumeFrom = headers.resumeFrom.flatMap { Int($0) } ?? 0
+        self.requestID = headers.requestID
+        self.zone = headers.zone
+        self.continuesText = headers.continuation == "prefix"
+        self.forcedStreaming = headers.streamMode == "sse-usage"
     }
-
-    // The gateway's headers, named once (a name is validated when made).
-    private static let seedField = HTTPField.Name(FleetHeader.seed)!
-    private static let resumeFromField = HTTPField.Name(FleetHeader.resumeFrom)!
-    private static let requestIDField = HTTPField.Name(FleetHeader.requestID)!
-    private static let zoneField = HTTPField.Name(FleetHeader.zone)!
-    private static let continuationField = HTTPField.Name(FleetHeader.continuation)!
-    private static let streamModeField = HTTPField.Name(FleetHeader.streamMode)!
 
     func streamDidReceiveData(_ data: ByteBuffer) {
         _ = self.body.append(data, consumingOn: self.stream)
@@ -85,7 +77,7 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
         if let limit = request.outputLimit, limit < 1 {
             return self.sendError(.invalidRequest("'max_tokens' must be at least 1.", param: "max_tokens"))
         }
-        guard self.responder.engine.models.contains(where: { $0.id == request.model }) else {
+        guard self.responder.engine.serves(model: request.model) else {
             return self.sendError(.modelNotFound(request.model))
         }
         guard self.responder.state.acquireSlot() else {
@@ -152,12 +144,30 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
         }
     }
 
+    func emit(tokenJSON: UnsafeRawBufferPointer) {
+        guard self.streaming else {
+            return self.emit(token: ChunkScanner.string(tokenJSON, range: 0..<tokenJSON.count))
+        }
+        self.completionTokens += 1
+        if self.batch != nil {
+            self.appendToken(json: tokenJSON, to: &self.batch!)
+            return
+        }
+        var event = ByteBuffer()
+        event.reserveCapacity(self.tokenPrefix.readableBytes + tokenJSON.count + 40)
+        self.appendToken(json: tokenJSON, to: &event)
+        self.stream.sendData(event, endStream: false)
+    }
+
     func finish(reason: String, promptTokens: Int, completionTokens: Int) {
         self.endBatch()
         self.record(outcome: "completed")
         self.job = nil
         self.releaseSlot()
-        if self.responder.engine.measuresRates { self.responder.state.reportRates(self.responder.engine.models) }
+        if self.responder.engine.measuresRates {
+            let engine = self.responder.engine
+            self.responder.state.reportRates { engine.models }
+        }
         let usage = Usage(promptTokens: promptTokens, completionTokens: completionTokens)
         if self.streaming {
             var choice = ByteBuffer()
@@ -254,6 +264,24 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
         JSONBody.writeJSONString(token, into: &event)
         event.writeStaticString(self.chat ? "},\"finish_reason\":null}]}\n\n" : ",\"finish_reason\":null}]}\n\n")
     }
+
+    /// The same from the runtime's JSON string token, the same bytes (``JSONBody/writeJSONString(token:into:)``):
+    /// when the token is written as it came, the chunk is one write of prefix, token and suffix.
+    private func appendToken(json token: UnsafeRawBufferPointer, to event: inout ByteBuffer) {
+        let suffix: StaticString = self.chat ? "},\"finish_reason\":null}]}\n\n" : ",\"finish_reason\":null}]}\n\n"
+        guard JSONBody.isCanonical(token) else {
+            event.writeImmutableBuffer(self.tokenPrefix)
+            JSONBody.writeJSONString(token: token, into: &event)
+            event.writeStaticString(suffix)
+            return
+        }
+        self.tokenPrefixBytes.withUnsafeBytes { prefix in
+            event.writeConcatenation(prefix, token, UnsafeRawBufferPointer(start: suffix.utf8Start, count: suffix.utf8CodeUnitCount))
+        }
+    }
+
+    /// ``tokenPrefix``'s bytes, for ``appendToken(json:to:)``.
+    private lazy var tokenPrefixBytes: [UInt8] = Array(self.tokenPrefix.readableBytesView)
 
     /// A chunk whose one choice has these members after `"index":0,` (already JSON).
     private func writeChoice(_ members: ByteBuffer) {

@@ -44,6 +44,10 @@ public protocol TokenSink: AnyObject {
     var wantsMore: Bool { get }
     /// One token of text.
     func emit(token: String)
+    /// One token of text as a JSON string token (quotes included) that ``ChunkScanner`` validated,
+    /// valid only during the call: a sink that writes JSON copies it rather than decoding it into a
+    /// `String` and escaping it again (issue #19). Not called for an empty text (`""`).
+    func emit(tokenJSON: UnsafeRawBufferPointer)
     /// The job ended normally (`stop` or `length`).
     func finish(reason: String, promptTokens: Int, completionTokens: Int)
     /// The job failed.
@@ -56,6 +60,9 @@ public protocol TokenSink: AnyObject {
 }
 
 extension TokenSink {
+    public func emit(tokenJSON: UnsafeRawBufferPointer) {
+        self.emit(token: ChunkScanner.string(tokenJSON, range: 0..<tokenJSON.count))
+    }
     public func beginBatch() {}
     public func endBatch() {}
 }
@@ -72,6 +79,9 @@ public protocol InferenceJobHandle: AnyObject {
 public protocol InferenceEngine: Sendable {
     /// The models served, with their rates (reported in the hello).
     var models: [ModelOffer] { get }
+    /// Whether `model` is one of ``models`` (asked once per job: an engine whose ``models`` takes a
+    /// lock or sorts answers this without, issue #19).
+    func serves(model: String) -> Bool
     /// How many jobs may run at once.
     var slots: Int { get }
     /// Whether ``models`` reports rates measured from jobs (sent to the gateway after each job).
@@ -85,6 +95,7 @@ public protocol InferenceEngine: Sendable {
 }
 
 extension InferenceEngine {
+    public func serves(model: String) -> Bool { self.models.contains { $0.id == model } }
     public var measuresRates: Bool { false }
     public var continuation: ContinuationMode { .none }
     public var promptCache: PromptCacheCapacity? { nil }

@@ -72,9 +72,14 @@ public final class OpenAILocalEngine: InferenceEngine, Sendable {
     let mapping: [String: String]
     /// Advertised id → upstream id as a JSON string, for the forwarded body (encoded once, not per job).
     let upstreamModelJSON: [String: String]
-    private let rates: Mutex<[String: ModelOffer]>
-    /// Models with at least one measurement of each rate (the first replaces the configured guess).
-    private let measured = Mutex<(prefill: Set<String>, decode: Set<String>)>(([], []))
+    /// The rates by advertised id, and the models with at least one measurement of each rate (the
+    /// first replaces the configured guess): one lock a job.
+    private let rates: Mutex<Rates>
+    private struct Rates {
+        var offers: [String: ModelOffer]
+        var measuredPrefill: Set<String> = []
+        var measuredDecode: Set<String> = []
+    }
     private let active = Atomic<Int>(0)
     private let cancelledJobs = Atomic<Int>(0)
 
@@ -139,19 +144,22 @@ public final class OpenAILocalEngine: InferenceEngine, Sendable {
         self.mapping = mapping
         self.upstreamModelJSON = mapping.mapValues { JSON.string($0) }
         self.rates = Mutex(
-            Dictionary(
-                uniqueKeysWithValues: mapping.keys.map {
-                    (
-                        $0,
-                        ModelOffer(
-                            id: $0, decodeTokensPerSecond: configuration.initialDecodeTokensPerSecond,
-                            prefillTokensPerSecond: configuration.initialPrefillTokensPerSecond)
-                    )
-                }))
+            Rates(
+                offers: Dictionary(
+                    uniqueKeysWithValues: mapping.keys.map {
+                        (
+                            $0,
+                            ModelOffer(
+                                id: $0, decodeTokensPerSecond: configuration.initialDecodeTokensPerSecond,
+                                prefillTokensPerSecond: configuration.initialPrefillTokensPerSecond)
+                        )
+                    })))
     }
 
     /// The models with the rates measured so far.
-    public var models: [ModelOffer] { self.rates.withLock { $0.values.sorted { $0.id < $1.id } } }
+    public var models: [ModelOffer] { self.rates.withLock { $0.offers.values.sorted { $0.id < $1.id } } }
+    /// Whether `model` is advertised: the mapping's keys, which are ``models``' ids (no lock, no sort).
+    public func serves(model: String) -> Bool { self.mapping[model] != nil }
     public var slots: Int { self.configuration.slots }
     public var measuresRates: Bool { true }
     /// From text, through the chat template (`prefix`), when one is configured.
@@ -176,19 +184,17 @@ public final class OpenAILocalEngine: InferenceEngine, Sendable {
     /// Folds one job's measurement into the model's rates: the first replaces the configured
     /// guess, later ones are averaged in (EWMA, α = 0.5: a runtime's speed follows what else the car is doing).
     func record(model: String, prefillTokensPerSecond: Double?, decodeTokensPerSecond: Double?) {
-        self.measured.withLock { measured in
-            self.rates.withLock { rates in
-                guard var offer = rates[model] else { return }
-                if let p = prefillTokensPerSecond, p.isFinite, p > 0 {
-                    let first = measured.prefill.insert(model).inserted
-                    offer.prefillTokensPerSecond = first ? p : 0.5 * offer.prefillTokensPerSecond + 0.5 * p
-                }
-                if let d = decodeTokensPerSecond, d.isFinite, d > 0 {
-                    let first = measured.decode.insert(model).inserted
-                    offer.decodeTokensPerSecond = first ? d : 0.5 * offer.decodeTokensPerSecond + 0.5 * d
-                }
-                rates[model] = offer
+        self.rates.withLock { rates in
+            guard var offer = rates.offers[model] else { return }
+            if let p = prefillTokensPerSecond, p.isFinite, p > 0 {
+                let first = rates.measuredPrefill.insert(model).inserted
+                offer.prefillTokensPerSecond = first ? p : 0.5 * offer.prefillTokensPerSecond + 0.5 * p
             }
+            if let d = decodeTokensPerSecond, d.isFinite, d > 0 {
+                let first = rates.measuredDecode.insert(model).inserted
+                offer.decodeTokensPerSecond = first ? d : 0.5 * offer.decodeTokensPerSecond + 0.5 * d
+            }
+            rates.offers[model] = offer
         }
     }
 }

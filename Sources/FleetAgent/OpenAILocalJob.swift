@@ -143,18 +143,10 @@ final class OpenAILocalJob: InferenceJobHandle, HTTP1ResponseReceiver {
             sink.beginBatch()
         }
         do {
-            for event in try self.decoder.feed(part) where !event.isDone {
-                guard let payload = event.payload else { continue }  // a comment or bare fields
-                let chunk: ChunkScanner.Chunk
-                do {
-                    chunk = try ChunkScanner.scan(payload, range: 0..<payload.readableBytes)
-                } catch {
-                    throw EngineError(code: "upstream_bad_stream", message: "a chunk was not JSON")
-                }
-                guard chunk.hasChoices || chunk.hasUsage else {
-                    throw EngineError(code: "upstream_bad_stream", message: "a chunk was not an OpenAI stream chunk")
-                }
-                guard self.deliver(chunk) else { break }
+            self.decoder.append(part)
+            while let event = try self.decoder.next() {
+                guard !event.isDone, let payload = event.payload else { continue }  // [DONE], a comment or bare fields
+                guard try self.deliver(payload) else { break }
             }
         } catch let error as EngineError {
             self.abort(error)
@@ -208,25 +200,45 @@ final class OpenAILocalJob: InferenceJobHandle, HTTP1ResponseReceiver {
 
     // MARK: To the sink
 
+    /// Reads one chunk (the JSON of an SSE event) and passes its text on; true while the job runs.
+    /// The text stays the runtime's JSON string token (``ChunkScanner/ContentMode/token``): the sink
+    /// copies it into its own chunk, with no `String` and no second escaping (issue #19).
+    private func deliver(_ payload: ByteBuffer) throws(EngineError) -> Bool {
+        let result: Result<Bool, EngineError> = payload.withUnsafeReadableBytes { bytes in
+            let chunk: ChunkScanner.Chunk
+            do {
+                chunk = try ChunkScanner.scan(bytes, content: .token)
+            } catch {
+                return .failure(EngineError(code: "upstream_bad_stream", message: "a chunk was not JSON"))
+            }
+            guard chunk.hasChoices || chunk.hasUsage else {
+                return .failure(
+                    EngineError(code: "upstream_bad_stream", message: "a chunk was not an OpenAI stream chunk"))
+            }
+            return .success(self.deliver(chunk, from: bytes))
+        }
+        return try result.get()
+    }
+
     /// Passes one chunk's text on; true while the job runs.
-    private func deliver(_ chunk: ChunkScanner.Chunk) -> Bool {
+    private func deliver(_ chunk: ChunkScanner.Chunk, from payload: UnsafeRawBufferPointer) -> Bool {
         guard !self.done, let sink = self.sink else { return false }
         if chunk.hasUsage {
             self.usage = Usage(promptTokens: chunk.promptTokens ?? 0, completionTokens: chunk.completionTokens ?? 0)
         }
-        if let choice = chunk.choice { self.deliver(choice, to: sink) }
-        for choice in chunk.otherChoices { self.deliver(choice, to: sink) }
+        if let choice = chunk.choice { self.deliver(choice, from: payload, to: sink) }
+        for choice in chunk.otherChoices { self.deliver(choice, from: payload, to: sink) }
         return !self.done
     }
 
-    private func deliver(_ choice: ChunkScanner.Choice, to sink: any TokenSink) {
+    private func deliver(_ choice: ChunkScanner.Choice, from payload: UnsafeRawBufferPointer, to sink: any TokenSink) {
         if let reason = choice.finishReason { self.finishReason = reason }
-        guard let text = choice.content, !text.isEmpty else { return }
+        guard let token = choice.contentToken, token.count > 2 else { return }  // absent, null or ""
         let now = NIODeadline.now()
         if self.firstAt == nil { self.firstAt = now }
         self.lastAt = now
         self.tokens += 1
-        sink.emit(token: text)
+        sink.emit(tokenJSON: UnsafeRawBufferPointer(rebasing: payload[token]))
     }
 
     private func complete() {

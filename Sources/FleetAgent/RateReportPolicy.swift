@@ -34,6 +34,12 @@ package enum RateReportPolicy {
         }
     }
 
+    /// False when ``shouldReport(_:last:elapsed:)`` is false whatever the rates are: a report was made
+    /// less than ``minimumInterval`` ago. The caller need not gather the rates then.
+    package static func mayReport(reportedBefore: Bool, elapsed: Duration) -> Bool {
+        !reportedBefore || elapsed >= self.minimumInterval
+    }
+
     private static func moved(_ value: Double, from old: Double) -> Bool {
         abs(value - old) > self.minimumChange * max(abs(old), .ulpOfOne)
     }

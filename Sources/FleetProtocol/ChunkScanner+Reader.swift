@@ -136,7 +136,7 @@ extension ChunkScanner {
             return true
         }
 
-        mutating func choice(depth: Int) throws(Malformed) -> Choice {
+        mutating func choice(depth: Int, content mode: ContentMode = .decoded) throws(Malformed) -> Choice {
             var choice = Choice()
             guard self.peek() == UInt8(ascii: "{") else {
                 try self.skipValue(depth: depth)
@@ -147,7 +147,7 @@ extension ChunkScanner {
             while let key = try self.nextMember(&members) {
                 switch key {
                 case .index: choice.index = try self.integerOrSkip(depth: depth + 1) ?? 0
-                case .text: choice.content = try self.optionalString(depth: depth + 1)
+                case .text: try self.content(of: &choice, mode, depth: depth + 1)
                 case .finishReason: choice.finishReason = try self.optionalString(depth: depth + 1)
                 case .logprobs: choice.hasLogprobs = try !self.skipNonNull(depth: depth + 1)
                 case .delta:
@@ -160,7 +160,7 @@ extension ChunkScanner {
                     while let key = try self.nextMember(&deltaMembers) {
                         switch key {
                         case .role: choice.hasRole = try self.optionalString(depth: depth + 2) != nil
-                        case .content: choice.content = try self.optionalString(depth: depth + 2)
+                        case .content: try self.content(of: &choice, mode, depth: depth + 2)
                         case .toolCalls, .functionCall:
                             if try !self.skipNonNull(depth: depth + 2) { choice.hasToolCalls = true }
                         default: try self.skipValue(depth: depth + 2)
@@ -170,6 +170,20 @@ extension ChunkScanner {
                 }
             }
             return choice
+        }
+
+        /// A choice's text: decoded, or the range of its string token.
+        @inline(__always) mutating func content(of choice: inout Choice, _ mode: ContentMode, depth: Int) throws(Malformed) {
+            switch mode {
+            case .decoded: choice.content = try self.optionalString(depth: depth)
+            case .token:
+                if self.peek() == UInt8(ascii: "\"") {
+                    choice.contentToken = try self.stringRange()
+                } else {
+                    choice.contentToken = nil
+                    try self.skipValue(depth: depth)
+                }
+            }
         }
 
         /// Skips a value; true when it was `null`.
@@ -196,25 +210,38 @@ extension ChunkScanner {
         }
 
         /// Reads a number; its value when it is plain digits (optionally negative) that fit an
-        /// `Int`, nil for a fraction, an exponent or an overflow.
+        /// `Int`, nil for a fraction, an exponent or an overflow. One pass over the digits; a fraction
+        /// or an exponent is read again by ``number()`` (`ChunkScannerReaderTests` checks it against
+        /// ``number()`` and a second pass).
         mutating func plainInteger() throws(Malformed) -> Int? {
             let start = self.position
-            try self.number()
+            let negative = self.peek() == UInt8(ascii: "-")
+            if negative { self.position += 1 }
+            let digitsStart = self.position
             var value = 0
-            var negative = false
-            for index in start..<self.position {
-                let byte = self.bytes[index]
-                if byte == UInt8(ascii: "-") {
-                    negative = true
-                    continue
-                }
-                guard (0x30...0x39).contains(byte) else { return nil }  // a fraction or exponent
+            var overflow = false
+            while self.position < self.bytes.count {
+                let digit = self.bytes[self.position] &- 0x30
+                guard digit < 10 else { break }
                 let (times, o1) = value.multipliedReportingOverflow(by: 10)
-                let (plus, o2) = times.addingReportingOverflow(Int(byte - 0x30))
-                if o1 || o2 { return nil }
+                let (plus, o2) = times.addingReportingOverflow(Int(digit))
+                overflow = overflow || o1 || o2
                 value = plus
+                self.position += 1
             }
-            return negative ? -value : value
+            let digits = self.position - digitsStart
+            if digits == 0 { throw self.fail() }
+            if digits > 1 && self.bytes[digitsStart] == UInt8(ascii: "0") {
+                // JSON's number is the "0"; the digits after it are the caller's to refuse.
+                self.position = digitsStart + 1
+                return 0
+            }
+            if let next = self.peek(), next == UInt8(ascii: ".") || next == UInt8(ascii: "e") || next == UInt8(ascii: "E") {
+                self.position = start
+                try self.number()
+                return nil
+            }
+            return overflow ? nil : (negative ? -value : value)
         }
 
         mutating func literal(_ word: StaticString) -> Bool {
@@ -335,8 +362,15 @@ extension ChunkScanner {
                 let below0x20 = (word &- ones &* 0x20) & ~word
                 let quote = word ^ (ones &* 0x22)
                 let backslash = word ^ (ones &* 0x5C)
-                let stops = word | below0x20 | ((quote &- ones) & ~quote) | ((backslash &- ones) & ~backslash)
-                if stops & high != 0 { break }
+                let stops = (word | below0x20 | ((quote &- ones) & ~quote) | ((backslash &- ones) & ~backslash)) & high
+                if stops != 0 {
+                    #if _endian(little)
+                        // Flags above a match can be false (a borrow), never below it: the lowest is the stop.
+                        return index + stops.trailingZeroBitCount >> 3
+                    #else
+                        break
+                    #endif
+                }
                 index += 8
             }
             while index < end, Self.isPlain(base.load(fromByteOffset: index, as: UInt8.self)) { index += 1 }

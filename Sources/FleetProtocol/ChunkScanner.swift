@@ -32,8 +32,13 @@ public enum ChunkScanner {
         public var index = 0
         /// `delta.role` was present and not null.
         public var hasRole = false
-        /// `delta.content` (chat) or `text` (completions), decoded; nil when absent or null.
+        /// `delta.content` (chat) or `text` (completions), decoded; nil when absent or null, and when
+        /// scanned with ``ContentMode/token`` (then ``contentToken`` has it).
         public var content: String?
+        /// With ``ContentMode/token``: the byte range, within the scanned payload, of the string token
+        /// of `delta.content` or `text` (quotes included, validated, not decoded); nil when absent, null
+        /// or not a string, and always with ``ContentMode/decoded``.
+        public var contentToken: Range<Int>?
         /// `finish_reason`, when a string.
         public var finishReason: String?
         /// `delta.tool_calls` (or `delta.function_call`) was present and not null.
@@ -43,7 +48,8 @@ public enum ChunkScanner {
 
         /// Whether the choice carries output: text, a tool call or a finish reason.
         public var carriesOutput: Bool {
-            !(self.content ?? "").isEmpty || self.hasToolCalls || self.finishReason != nil
+            !(self.content ?? "").isEmpty || (self.contentToken?.count ?? 0) > 2 || self.hasToolCalls
+                || self.finishReason != nil
         }
     }
 
@@ -74,8 +80,18 @@ public enum ChunkScanner {
         }
     }
 
+    /// How a choice's text is read.
+    public enum ContentMode: Sendable {
+        /// Into ``Choice/content``, a `String` (a relay that rewrites the chunk).
+        case decoded
+        /// As the range of its JSON string token, ``Choice/contentToken``: a relay that writes the text
+        /// back as JSON copies the token (``JSONBody/writeJSONString(token:into:)``) instead of
+        /// decoding it into a `String` and escaping it again (issue #19, the agent's relay).
+        case token
+    }
+
     /// Scans `bytes`, which must hold exactly one JSON object (surrounding whitespace allowed).
-    public static func scan(_ bytes: UnsafeRawBufferPointer) throws(Malformed) -> Chunk {
+    public static func scan(_ bytes: UnsafeRawBufferPointer, content: ContentMode = .decoded) throws(Malformed) -> Chunk {
         var reader = Reader(bytes: bytes)
         var chunk = Chunk()
         reader.skipWhitespace()
@@ -116,7 +132,7 @@ public enum ChunkScanner {
                 try reader.enterArray(depth: 2)
                 var elements = 0
                 while try reader.nextElement(&elements) {
-                    let choice = try reader.choice(depth: 3)
+                    let choice = try reader.choice(depth: 3, content: content)
                     if chunk.choice == nil { chunk.choice = choice } else { chunk.otherChoices.append(choice) }
                 }
             default: try reader.skipValue(depth: 2)

@@ -104,31 +104,48 @@ public enum SSE {
 
         /// Feeds bytes and returns the events completed by them.
         public mutating func feed(_ buffer: ByteBuffer) throws(TooLarge) -> [Event] {
+            self.append(buffer)
+            var events: [Event] = []
+            do {
+                while let event = try self.next() { events.append(event) }
+            } catch {
+                throw TooLarge(completed: events)
+            }
+            return events
+        }
+
+        /// Adds bytes; then ``next()`` until it returns nil gives the events they complete, without
+        /// an array per call (the agent reads one body piece per event, issue #19).
+        public mutating func append(_ buffer: ByteBuffer) {
             if self.pending.readableBytes == 0 {
                 self.pending = buffer
             } else {
                 var buffer = buffer
                 self.pending.writeBuffer(&buffer)
             }
-            var events: [Event] = []
-            while true {
-                let end = self.pending.withUnsafeReadableBytes { bytes -> Int? in
-                    ("\n\n" as StaticString).withUTF8Buffer { SSE.search($0, in: bytes) }
-                }
-                guard let end else { break }
-                // A whole event is bounded like a partial one, however it arrived (in one read or many).
-                guard end + 2 <= self.maxEventBytes else {
+        }
+
+        /// The next completed event, or nil until more bytes are appended.
+        /// - Throws: ``TooLarge`` (its `completed` empty: the events before it were returned) when an
+        ///   event, whole or partial, exceeds ``maxEventBytes``; what was pending is dropped.
+        public mutating func next() throws(TooLarge) -> Event? {
+            let end = self.pending.withUnsafeReadableBytes { bytes -> Int? in
+                ("\n\n" as StaticString).withUTF8Buffer { SSE.search($0, in: bytes) }
+            }
+            guard let end else {
+                if self.pending.readableBytes > self.maxEventBytes {
                     self.pending = ByteBuffer()
-                    throw TooLarge(completed: events)
+                    throw TooLarge()
                 }
-                events.append(Event(raw: self.pending.readSlice(length: end + 2)!))
+                if self.pending.readableBytes == 0 { self.pending = ByteBuffer() }  // drop the reference to the input
+                return nil
             }
-            if self.pending.readableBytes > self.maxEventBytes {
+            // A whole event is bounded like a partial one, however it arrived (in one read or many).
+            guard end + 2 <= self.maxEventBytes else {
                 self.pending = ByteBuffer()
-                throw TooLarge(completed: events)
+                throw TooLarge()
             }
-            if self.pending.readableBytes == 0 { self.pending = ByteBuffer() }  // drop the reference to the input
-            return events
+            return Event(raw: self.pending.readSlice(length: end + 2)!)
         }
 
         static func data(of raw: [UInt8]) -> String {

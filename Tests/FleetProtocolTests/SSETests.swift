@@ -14,6 +14,65 @@ struct SSETests {
         #expect(String(buffer: events[0].raw) == "data: {\"a\":1}\n\n")
     }
 
+    /// The decoder's definition on plain arrays: events end at a blank line; an event (whole or
+    /// still partial) over the limit fails the read, after the events completed before it.
+    private struct ReferenceDecoder {
+        var pending: [UInt8] = []
+        let limit: Int
+        mutating func feed(_ read: [UInt8]) -> (events: [String], failed: Bool) {
+            self.pending += read
+            var events: [String] = []
+            while let end = self.pending.indices.dropLast().first(where: { self.pending[$0] == 0x0A && self.pending[$0 + 1] == 0x0A }) {
+                guard end + 2 <= self.limit else { return (events, true) }
+                events.append(String(decoding: self.pending[..<(end + 2)], as: UTF8.self))
+                self.pending.removeFirst(end + 2)
+            }
+            return (events, self.pending.count > self.limit)
+        }
+    }
+
+    @Test("feed, and append with next, give the reference's events over random reads, up to an oversized event")
+    func matchesReference() {
+        var random = SplitMix64(seed: 5)
+        for round in 0..<500 {
+            var wire = ""
+            for _ in 0..<Int(random.next() % 6) {
+                wire += "data: " + String(repeating: "y", count: Int(random.next() % 70)) + (random.next() % 3 == 0 ? "\n" : "\n\n")
+            }
+            let bytes = Array(wire.utf8)
+            var cuts = Set((0..<Int(random.next() % 5)).map { _ in Int(random.next() % UInt64(bytes.count + 1)) })
+            cuts.insert(bytes.count)
+            var reference = ReferenceDecoder(limit: 64)
+            var fed = SSE.Decoder(maxEventBytes: 64)
+            var stepped = SSE.Decoder(maxEventBytes: 64)
+            var from = 0
+            for cut in cuts.sorted() {
+                let read = Array(bytes[from..<cut])
+                from = cut
+                let expected = reference.feed(read)
+                var fedEvents: [String] = []
+                var fedFailed = false
+                do {
+                    fedEvents = try fed.feed(ByteBuffer(bytes: read)).map { String(buffer: $0.raw) }
+                } catch {
+                    fedEvents = error.completed.map { String(buffer: $0.raw) }
+                    fedFailed = true
+                }
+                var steppedEvents: [String] = []
+                var steppedFailed = false
+                stepped.append(ByteBuffer(bytes: read))
+                do {
+                    while let event = try stepped.next() { steppedEvents.append(String(buffer: event.raw)) }
+                } catch {
+                    steppedFailed = true
+                }
+                #expect(fedEvents == expected.events && fedFailed == expected.failed, "round \(round)")
+                #expect(steppedEvents == expected.events && steppedFailed == expected.failed, "round \(round)")
+                if expected.failed { break }
+            }
+        }
+    }
+
     @Test("Multi-line data joins with newlines; CRLF and comments are tolerated")
     func multiLine() throws {
         var decoder = SSE.Decoder()

@@ -67,6 +67,35 @@ struct OpenAILocalEngineTests {
         }
     }
 
+    @Test("A runtime's tokens with escapes (quotes, newlines, \\u, surrogate pairs, a lone surrogate) reach the client as their text")
+    func escapedTokens() async throws {
+        let group = MultiThreadedEventLoopGroup.singleton
+        let runtime = try await HTTPServer.bind(host: "127.0.0.1", port: 0, group: group, responder: EscapingRuntime())
+        defer { runtime.close(promise: nil) }
+        let engine = try await OpenAILocalEngine.connect(
+            .init(baseURL: "http://127.0.0.1:\(runtime.localAddress!.port!)/v1", models: ["chat": "escapes"], slots: 2),
+            client: .shared)
+        try await withFleet { fleet in
+            _ = try await fleet.startCar("escaping-car", engine: engine)
+            let client = try await RecordingClient.connect(port: fleet.clientPort)
+            defer { client.close() }
+            let done = try await client.post(
+                "/v1/chat/completions", json: chatBody(model: "chat", stream: true, maxTokens: 50)
+            ).collect()
+            let tokens = try chunks(try ssePayloads(done.body)).flatMap(\.choices).compactMap { $0.delta?.content }
+            #expect(tokens.filter { !$0.isEmpty } == EscapingRuntime.texts)
+            #expect(done.body.hasSuffix("data: [DONE]\n\n"))
+        }
+        // Straight to a sink that takes text (the default `emit(tokenJSON:)` decodes).
+        let loop = group.any()
+        let sink = try await loop.submit { RecordingSink() }.get()
+        let body = try JSON.decode(CompletionRequest.self, from: Array(chatBody(model: "chat", stream: true).utf8))
+        let job = InferenceJob(model: "chat", prompt: body.promptText, maxTokens: 50, stop: [], seed: 1, body: body)
+        _ = try await loop.submit { engine.start(job, on: loop, sink: sink) }.get()
+        try await waitUntil("the job ends") { try await loop.submit { sink.finished != nil }.get() }
+        #expect(try await loop.submit { sink.tokens }.get() == EscapingRuntime.texts)
+    }
+
     @Test("A runtime that answers its headers and then stalls fails the job after the first-token timeout")
     func stalledRuntime() async throws {
         let group = MultiThreadedEventLoopGroup.singleton
@@ -158,6 +187,47 @@ final class StallingDelegate: HTTPStreamDelegate {
                 ByteBuffer(string: #"data: {"choices":[{"index":0,"delta":{"content":"one"},"finish_reason":null}]}"# + "\n\n"),
                 endStream: false)
         }
+    }
+    func streamDidClose(error: HTTPStreamError?) {}
+}
+
+/// Lists one model, then streams tokens whose JSON has every kind of escape, one write a chunk.
+struct EscapingRuntime: HTTPServerResponder {
+    /// The tokens as the runtime writes them in its JSON, and the texts they are (the empty one is not a token).
+    static let tokens = [
+        #"" plain""#, #""say \"hi\"""#, #""back\\slash\n""#, #""tab\there\r\n""#, #""caf\u00e9""#,
+        #""\ud83d\ude97 car""#, #""lone\ud800""#, #""a\/b\b\f""#, #""raw é""#, #""""#, #""\u0000""#,
+    ]
+    static let texts = [
+        " plain", "say \"hi\"", "back\\slash\n", "tab\there\r\n", "café", "🚗 car", "lone\u{FFFD}", "a/b\u{08}\u{0C}",
+        "raw é", "\u{00}",
+    ]
+
+    func stream(_ stream: any HTTPStream, didReceive request: HTTPRequest, connection: HTTPConnectionInfo)
+        -> any HTTPStreamDelegate
+    {
+        if request.path == "/v1/models" {
+            let models = ModelList(data: [.init(id: "escapes", created: 0, ownedBy: "test")])
+            return FixedResponseDelegate(stream: stream, status: .ok, body: JSON.buffer(models))
+        }
+        return EscapingDelegate(stream: stream)
+    }
+}
+
+final class EscapingDelegate: HTTPStreamDelegate {
+    let stream: any HTTPStream
+    init(stream: any HTTPStream) { self.stream = stream }
+    func streamDidReceiveData(_ data: ByteBuffer) { self.stream.consume(data.readableBytes) }
+    func streamDidReceiveEnd(trailers: HTTPFields?) {
+        var response = HTTPResponse(status: .ok)
+        response.headerFields[.contentType] = "text/event-stream"
+        self.stream.sendResponse(response, endStream: false)
+        for token in EscapingRuntime.tokens {
+            let chunk = #"data: {"choices":[{"index":0,"delta":{"content":"# + token + #"},"finish_reason":null}]}"#
+            self.stream.sendData(ByteBuffer(string: chunk + "\n\n"), endStream: false)
+        }
+        let finish = #"data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#
+        self.stream.sendData(ByteBuffer(string: finish + "\n\ndata: [DONE]\n\n"), endStream: true)
     }
     func streamDidClose(error: HTTPStreamError?) {}
 }
