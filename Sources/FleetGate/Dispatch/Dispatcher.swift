@@ -82,6 +82,8 @@ final class Dispatcher: UpstreamEvents {
     var servingRegion: String?
     var output = ByteBuffer()
     var ended = false
+    /// The attempt being opened: not yet in ``attempts`` while its upstream starts.
+    var opening: Int?
     /// The body of an upstream's rejection (a 4xx), passed through to the client.
     var rejectionBody = ByteBuffer()
     /// When the client got its first token (the GenAI metrics).
@@ -180,6 +182,8 @@ final class Dispatcher: UpstreamEvents {
             deadlines: self.deadlines(for: open, lease: lease, start: now))
         self.relay.open(attempt: open.attempt)
         let relay = NIOLoopBound(self, eventLoop: self.stream.eventLoop)
+        self.opening = open.attempt
+        defer { self.opening = nil }
         switch lease {
         case .car(let car, let dispatch, let tunnel):
             let bound = NIOLoopBound(self, eventLoop: self.stream.eventLoop)
@@ -414,6 +418,13 @@ final class Dispatcher: UpstreamEvents {
     }
 
     func upstream(_ id: Int, didFail failure: UpstreamFailure) {
+        if id == self.opening {
+            // Failed inside its own opening (a connection refused at once, a tunnel closing): the
+            // attempt is not in the table yet, so the failure is heard on the loop's next turn —
+            // dropped, the request would wait for its first-token deadline instead of failing over.
+            let bound = NIOLoopBound(self, eventLoop: self.stream.eventLoop)
+            return self.stream.eventLoop.execute { bound.value.upstream(id, didFail: failure) }
+        }
         self.attemptFailed(id, .init(retryable: failure.retryable, label: failure.label))
     }
 
