@@ -238,8 +238,6 @@ public final class Gateway: Service, Sendable {
         try await group.run()
     }
 
-    /// The tunnel listener's TLS context: the server certificate, and with `tunnel.auth:
-    /// certificate` the fleet CA that client certificates must chain to (issue #20).
     /// The client TLS for `https://` central endpoints: the system's roots and `central.caFile`'s
     /// CAs, ALPN `http/1.1`; nil when no endpoint is https.
     static func centralTLSConfiguration(_ configuration: GatewayConfiguration) throws
@@ -262,6 +260,8 @@ public final class Gateway: Service, Sendable {
         return (tls, try NIOSSLContext(configuration: tls))
     }
 
+    /// The tunnel listener's TLS context: the server certificate, and with `tunnel.auth:
+    /// certificate` the fleet CA that client certificates must chain to (issue #20).
     static func tunnelContext(_ configuration: GatewayConfiguration) throws -> NIOSSLContext? {
         try configuration.listeners.tunnel.files.map {
             try TLSContextBox.makeContext(

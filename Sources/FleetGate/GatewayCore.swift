@@ -27,8 +27,9 @@ public final class GatewayCore: Sendable {
     public let logger: Logger
     /// Central capacity.
     public let central: CentralDirectory
-    /// async-http-client: central's `GET /models`, audits and `https://` central upstreams; nil when
-    /// neither central capacity nor audits are configured.
+    /// async-http-client: central's `GET /models`, audits, and the streams of a central base URL the
+    /// gateway's own client does not take (`CentralFallbackUpstream`); nil when neither central
+    /// capacity nor audits are configured.
     public let httpClient: HTTPClient?
     /// The gateway's own HTTP/1.1 clients for central endpoints (issue #19).
     let centralClients: CentralClients

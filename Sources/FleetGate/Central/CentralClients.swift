@@ -10,10 +10,10 @@ import Synchronization
 /// every endpoint's `GET /models`, and a stream to a base URL this client does not take
 /// (``CentralFallbackUpstream``: credentials in the URL, say).
 ///
-/// Each loop parks at most `maxConcurrent` keep-alive connections to an endpoint, each for 60 s;
-/// the streams in flight to it are bounded by ``CentralDirectory``'s lease (`maxConcurrent`).
-/// The first use of a base URL fixes its client: a reload that changes an endpoint's
-/// `maxConcurrent` changes its lease bound at once, its parking bound at the next restart.
+/// Each loop parks at most `maxConcurrent` keep-alive connections to an endpoint; one idle over
+/// 60 s is closed when its loop next uses the pool (no timer). The streams in flight to it are
+/// bounded by ``CentralDirectory``'s lease (`maxConcurrent`). `central.*` is kept across reloads
+/// (a restart applies it), so the first use of a base URL fixing its client loses nothing.
 final class CentralClients: Sendable {
     /// A connect that takes longer fails the attempt (`central_error`), as async-http-client's did.
     static let connectTimeout = TimeAmount.seconds(5)
