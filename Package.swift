@@ -312,7 +312,7 @@ let package = Package(
             name: "FleetHTTP1ClientTests",
             dependencies: nio + [
                 "FleetHTTP1Client", .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOEmbedded", package: "swift-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
             swiftSettings: swiftSettings
         ),

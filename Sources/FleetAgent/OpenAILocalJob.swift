@@ -193,7 +193,8 @@ final class OpenAILocalJob: InferenceJobHandle, HTTP1ResponseReceiver {
         if retryable, !self.retried, let request = self.request {
             // A parked connection the runtime had closed: the request never reached it.
             self.retried = true
-            return self.engine.runtime.pool(on: self.eventLoop).post(path: request.path, body: request.body, to: self)
+            return self.engine.runtime.pool(on: self.eventLoop).post(
+                path: request.path, body: request.body, newConnection: true, to: self)
         }
         self.fail(EngineError(code: "upstream_unavailable", message: "the inference runtime failed: \(error)"))
     }

@@ -3,8 +3,10 @@ package import NIOHTTP1
 
 /// One keep-alive HTTP/1.1 connection to an upstream, as the last handler of its channel
 /// (`HTTPRequestEncoder`, NIO's `HTTPResponseDecoder`, this): it sends one exchange's request at a time
-/// and hands that exchange's ``HTTP1ResponseReceiver`` the response as NIO decodes it, on the receiver's
-/// loop, with no future, promise or buffering per body piece (issue #19).
+/// and hands that exchange's ``HTTP1ResponseReceiver`` the response on the receiver's loop, with no
+/// future or promise per body piece (issue #19). The body pieces one read of the socket brings (NIO's
+/// decoder makes one per chunked-encoding chunk: a streamed answer's 32 tokens often arrive in one
+/// read) reach the receiver as one buffer, at the end of the read or of the response.
 ///
 /// Back-pressure: while ``pause()`` holds, the channel's reads stop here, so the upstream's socket
 /// fills and it stops sending; pieces already decoded from the last read are still delivered.
@@ -27,9 +29,13 @@ package final class HTTP1ClientConnection: ChannelDuplexHandler {
     /// Exchanges begun on this connection (more than one: a reused connection).
     private var exchanges = 0
     private var responseStarted = false
+    /// Bytes of an answer to the current exchange arrived (``HTTP1ResponseByteWatch``), a whole head or not.
+    private var answerBytesSeen = false
     private var keepAlive = true
     private var paused = false
     private var readPending = false
+    /// The body pieces decoded from the current read, not yet handed to the receiver.
+    private var pendingBody: ByteBuffer?
     package private(set) var isClosed = false
     /// The channel, for closing from another thread (``HTTP1ConnectionPool``'s deinit).
     package private(set) var channel: (any Channel)?
@@ -48,11 +54,18 @@ package final class HTTP1ClientConnection: ChannelDuplexHandler {
         self.receiver = receiver
         self.exchanges += 1
         self.responseStarted = false
+        self.answerBytesSeen = false
         self.keepAlive = head.isKeepAlive
         self.paused = false
+        self.pendingBody = nil
         context.write(self.wrapOutboundOut(.head(head)), promise: nil)
         context.write(self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
         context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
+    }
+
+    /// ``HTTP1ResponseByteWatch``: bytes came from the server.
+    func answerBytesArrived() {
+        self.answerBytesSeen = true
     }
 
     /// Stops reading the upstream until ``resume()``.
@@ -79,6 +92,13 @@ package final class HTTP1ClientConnection: ChannelDuplexHandler {
     package func close() {
         guard !self.isClosed else { return }
         self.isClosed = true
+        self.pool?.closed(self)
+        // Reads go on while the channel closes: TLS waits for the server's close_notify.
+        self.paused = false
+        if self.readPending {
+            self.readPending = false
+            self.context?.read()
+        }
         self.context?.close(promise: nil)
     }
 
@@ -104,8 +124,15 @@ package final class HTTP1ClientConnection: ChannelDuplexHandler {
             self.keepAlive = self.keepAlive && head.isKeepAlive
             receiver.exchangeDidReceiveHead(status: head.status.code)
         case .body(let part):
-            receiver.exchangeDidReceiveBody(part)
+            if self.pendingBody == nil {
+                self.pendingBody = part
+            } else {
+                self.pendingBody!.writeImmutableBuffer(part)
+            }
         case .end:
+            self.deliverPendingBody()
+            // The receiver may have let go while it read the last pieces (it closed the connection).
+            guard self.receiver != nil else { return }
             self.receiver = nil
             self.paused = false
             receiver.exchangeDidEnd()
@@ -118,7 +145,15 @@ package final class HTTP1ClientConnection: ChannelDuplexHandler {
     }
 
     package func channelReadComplete(context: ChannelHandlerContext) {
+        self.deliverPendingBody()
         self.receiver?.exchangeDidFinishRead()
+    }
+
+    /// Hands the receiver what the current read brought of the body, as one buffer.
+    private func deliverPendingBody() {
+        guard let body = self.pendingBody else { return }
+        self.pendingBody = nil
+        self.receiver?.exchangeDidReceiveBody(body)
     }
 
     package func read(context: ChannelHandlerContext) {
@@ -141,8 +176,12 @@ package final class HTTP1ClientConnection: ChannelDuplexHandler {
     }
 
     private func fail(_ error: any Error) {
+        self.pendingBody = nil
         guard let receiver = self.receiver else { return }
         self.receiver = nil
-        receiver.exchangeDidFail(error, retryable: self.exchanges > 1 && !self.responseStarted)
+        // Retryable: the server closed or reset a reused connection before any byte of an answer — the
+        // idle-close race. Not once a byte came: the server had the request.
+        let retryable = self.exchanges > 1 && !self.responseStarted && !self.answerBytesSeen
+        receiver.exchangeDidFail(error, retryable: retryable)
     }
 }

@@ -27,14 +27,15 @@ package final class HTTP1ConnectionPool {
     package var idleCount: Int { self.state.idleCount }
 
     /// Sends a `POST` of `body` to `path` (after the endpoint's prefix), with `headers` beside the
-    /// endpoint's own, on a parked connection or a new one; the response goes to `receiver`.
+    /// endpoint's own, on a parked connection or a new one (`newConnection`: always a new one — the
+    /// retry of an exchange whose parked connection the server had closed); the response goes to `receiver`.
     package func post(
-        path: String, body: ByteBuffer, headers: [(name: String, value: String)] = [],
+        path: String, body: ByteBuffer, headers: [(name: String, value: String)] = [], newConnection: Bool = false,
         to receiver: any HTTP1ResponseReceiver
     ) {
         self.eventLoop.preconditionInEventLoop()
         let head = self.endpoint.postHead(path: path, contentLength: body.readableBytes, headers: headers)
-        let (lease, expired) = self.state.lease(now: .now())
+        let (lease, expired) = newConnection ? (.connect, []) : self.state.lease(now: .now())
         self.close(expired)
         switch lease {
         case .reuse(let id):

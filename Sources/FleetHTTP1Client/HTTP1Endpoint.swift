@@ -93,6 +93,7 @@ package struct HTTP1Endpoint: Sendable {
                     }
                     try channel.pipeline.syncOperations.addHandlers([
                         HTTPRequestEncoder(),
+                        HTTP1ResponseByteWatch(connection: bound.value),
                         ByteToMessageHandler(
                             HTTPResponseDecoder(
                                 leftOverBytesStrategy: .dropBytes, informationalResponseStrategy: .drop,

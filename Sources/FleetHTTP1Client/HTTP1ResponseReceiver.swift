@@ -9,7 +9,8 @@ package protocol HTTP1ResponseReceiver: AnyObject {
     func exchangeAttached(_ connection: HTTP1ClientConnection) -> Bool
     /// The response's status line and headers.
     func exchangeDidReceiveHead(status: UInt)
-    /// A piece of the body (NIO's decoder: one per chunked-encoding chunk).
+    /// Body bytes: what one read of the socket brought (all the chunked-encoding chunks NIO's decoder
+    /// found in it), delivered before ``exchangeDidFinishRead()`` or ``exchangeDidEnd()``.
     func exchangeDidReceiveBody(_ part: ByteBuffer)
     /// What one read of the socket brought has been delivered: the moment to write what it produced.
     func exchangeDidFinishRead()

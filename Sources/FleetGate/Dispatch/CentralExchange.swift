@@ -37,8 +37,8 @@ final class CentralExchange: HTTP1ResponseReceiver {
         self.headers = headers
     }
 
-    func start() {
-        self.pool.post(path: self.path, body: self.body, headers: self.headers, to: self)
+    func start(newConnection: Bool = false) {
+        self.pool.post(path: self.path, body: self.body, headers: self.headers, newConnection: newConnection, to: self)
     }
 
     /// The relay passed `bytes` on.
@@ -96,7 +96,7 @@ final class CentralExchange: HTTP1ResponseReceiver {
             self.retried = true
             self.unconsumed = 0
             self.paused = false
-            return self.start()
+            return self.start(newConnection: true)
         }
         self.relay = nil
         relay.upstream(self.attempt, didFail: UpstreamFailure(retryable: true, label: "central_error"))

@@ -1,0 +1,116 @@
+@testable import FleetHTTP1Client
+import NIOCore
+import NIOEmbedded
+import NIOHTTP1
+import Testing
+
+/// What a receiver is told as NIO's decoder reads a response — an embedded channel, no sockets.
+@Suite("HTTP/1.1 client connection")
+struct HTTP1ClientConnectionTests {
+    /// Records the calls; `abandonOnBody`: lets go of the connection when body bytes arrive.
+    final class Recorder: HTTP1ResponseReceiver {
+        var events: [String] = []
+        var connection: HTTP1ClientConnection?
+        var abandonOnBody = false
+        func exchangeAttached(_ connection: HTTP1ClientConnection) -> Bool { true }
+        func exchangeDidReceiveHead(status: UInt) { self.events.append("head \(status)") }
+        func exchangeDidReceiveBody(_ part: ByteBuffer) {
+            self.events.append("body \(String(buffer: part))")
+            if self.abandonOnBody { self.connection?.abandon() }
+        }
+        func exchangeDidFinishRead() { self.events.append("read") }
+        func exchangeDidEnd() { self.events.append("end") }
+        func exchangeDidFail(_ error: any Error, retryable: Bool) { self.events.append("fail retryable=\(retryable)") }
+    }
+
+    private static func connected() throws -> (EmbeddedChannel, HTTP1ClientConnection, HTTP1ConnectionPool) {
+        let loop = EmbeddedEventLoop()
+        let pool = HTTP1ConnectionPool(
+            eventLoop: loop, endpoint: try HTTP1Endpoint(baseURL: "http://127.0.0.1:9", connectTimeout: .seconds(1)),
+            configuration: .init(maxIdle: 4, idleTimeout: .seconds(60)))
+        let connection = HTTP1ClientConnection(pool: pool)
+        let channel = EmbeddedChannel(loop: loop)
+        try channel.pipeline.syncOperations.addHandlers([
+            HTTPRequestEncoder(),
+            HTTP1ResponseByteWatch(connection: connection),
+            ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .dropBytes, informationalResponseStrategy: .drop)),
+            connection,
+        ])
+        return (channel, connection, pool)
+    }
+
+    private static let head = HTTPRequestHead(version: .http1_1, method: .POST, uri: "/v1/chat/completions")
+
+    @Test("The chunks one read brings reach the receiver as one buffer, at the read's end or the response's", .timeLimit(.minutes(1)))
+    func oneBufferPerRead() throws {
+        let (channel, connection, pool) = try Self.connected()
+        let recorder = Recorder()
+        connection.send(Self.head, body: ByteBuffer(string: "{}"), to: recorder)
+        channel.pipeline.fireChannelRead(
+            ByteBuffer(string: "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\none\r\n3\r\ntwo\r\n5\r\nthree\r\n"))
+        #expect(recorder.events == ["head 200"])  // the body waits for the read's end
+        channel.pipeline.fireChannelReadComplete()
+        #expect(recorder.events == ["head 200", "body onetwothree", "read"])
+        // The last piece and the end in one read: the piece first, then the end, and the connection is
+        // parked; nothing after the end (writeInbound ends the read too).
+        try channel.writeInbound(ByteBuffer(string: "4\r\nfour\r\n0\r\n\r\n"))
+        #expect(recorder.events == ["head 200", "body onetwothree", "read", "body four", "end"])
+        #expect(pool.idleCount == 1 && !connection.isClosed)
+        _ = try? channel.finish()
+    }
+
+    @Test("A receiver that lets go while it reads the last pieces is not told the end; the connection closes", .timeLimit(.minutes(1)))
+    func abandonDuringLastPieces() throws {
+        let (channel, connection, pool) = try Self.connected()
+        let recorder = Recorder()
+        recorder.connection = connection
+        recorder.abandonOnBody = true
+        connection.send(Self.head, body: ByteBuffer(string: "{}"), to: recorder)
+        try channel.writeInbound(
+            ByteBuffer(string: "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello"))
+        #expect(recorder.events == ["head 200", "body hello"])
+        #expect(connection.isClosed && pool.idleCount == 0)
+        _ = try? channel.finish()
+    }
+
+    /// One exchange completed on the connection, so the next one is on a reused connection (the
+    /// pool is returned to keep it alive: the connection holds it weakly, and closes without it).
+    private static func reused() throws -> (EmbeddedChannel, HTTP1ClientConnection, Recorder, HTTP1ConnectionPool) {
+        let (channel, connection, pool) = try Self.connected()
+        connection.send(Self.head, body: ByteBuffer(string: "{}"), to: Recorder())
+        try channel.writeInbound(ByteBuffer(string: "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"))
+        let recorder = Recorder()
+        #expect(pool.idleCount == 1 && !connection.isClosed)
+        connection.send(Self.head, body: ByteBuffer(string: "{}"), to: recorder)
+        return (channel, connection, recorder, pool)
+    }
+
+    @Test("A reused connection the server closed before any byte of an answer: retryable (the idle-close race)", .timeLimit(.minutes(1)))
+    func idleCloseIsRetryable() throws {
+        let (channel, _, recorder, pool) = try Self.reused()
+        defer { withExtendedLifetime(pool) {} }
+        channel.pipeline.fireChannelInactive()
+        #expect(recorder.events == ["fail retryable=true"])
+        _ = try? channel.finish()
+    }
+
+    @Test("A reused connection closed in the middle of an answer's head: not retryable (the server had the request)", .timeLimit(.minutes(1)))
+    func partialHeadIsNotRetryable() throws {
+        let (channel, _, recorder, pool) = try Self.reused()
+        defer { withExtendedLifetime(pool) {} }
+        try channel.writeInbound(ByteBuffer(string: "HTTP/1.1 200 OK\r\ncontent-le"))
+        channel.pipeline.fireChannelInactive()
+        #expect(recorder.events == ["read", "fail retryable=false"])
+        _ = try? channel.finish()
+    }
+
+    @Test("A first exchange is never retried, whatever ends it", .timeLimit(.minutes(1)))
+    func firstExchangeIsNotRetryable() throws {
+        let (channel, connection, _) = try Self.connected()
+        let recorder = Recorder()
+        connection.send(Self.head, body: ByteBuffer(string: "{}"), to: recorder)
+        channel.pipeline.fireChannelInactive()
+        #expect(recorder.events == ["fail retryable=false"])
+        _ = try? channel.finish()
+    }
+}
