@@ -75,7 +75,7 @@ final class Dispatcher: UpstreamEvents {
     var machine: DispatchStateMachine
     var relay: SSERelay
     var candidates: CandidateList
-    var attempts: [Int: Attempt] = [:]
+    var attempts = AttemptMap<Attempt>()
     /// The lease of the attempt the client hears (kept after it ends, for headers and the audit line).
     var servingLease: AttemptLease?
     /// Where the replica of a forwarded serving attempt served it (cluster #21).

@@ -109,7 +109,7 @@ package struct SSERelay: Sendable {
     }
 
     package let configuration: Configuration
-    private var attempts: [Int: AttemptState] = [:]
+    private var attempts = AttemptMap<AttemptState>()
     var identity: Identity?
     /// Attempts the client heard, in order.
     private var segments: [Int] = []
