@@ -7,6 +7,7 @@
 # Usage: LoadTests/callgrind_relay.sh BIN_DIR [BIN_DIR ...]   (each a release build's directory with
 # fleetgate and fleet-agent; fleet-load is taken from .build/release). Valgrind work-arounds as in
 # callgrind_h2.sh: a copy stripped of debug info, and a shim serving the main queue.
+# KEEP=DIR keeps each build's N2 run as DIR/callgrind-<build>.out, for `callgrind_annotate --inclusive=yes`.
 set -euo pipefail
 N1=${N1:-40}; N2=${N2:-120}
 load=$(cd "$(dirname "$0")/.." && pwd)/.build/release/fleet-load
@@ -33,6 +34,7 @@ instructions() {  # DIR BIN N → total Ir of the gateway
   grep -q "\"ok\":$n[,}]" "$work/load.txt" || { tail -1 "$work/load.txt" >&2; touch "$work/failed"; }
   callgrind_control -d "$gw" >/dev/null 2>&1
   kill -KILL "$gw" "$agent"; wait "$gw" "$agent" 2>/dev/null || true
+  if [ -n "${KEEP:-}" ] && [ "$n" = "$N2" ]; then mkdir -p "$KEEP"; cp "$out".1 "$KEEP/callgrind-$(basename "$bin").out"; fi
   callgrind_total "$out".1; rm -f "$out" "$out".1
 }
 for dir in "$@"; do
