@@ -7,7 +7,7 @@
 # Usage: LoadTests/bench_agent_callgrind.sh GATEWAY_DIR AGENT_DIR [AGENT_DIR ...]   (GATEWAY_DIR: a release
 # build's directory with fleetgate and fleet-load; each AGENT_DIR one with fleet-agent). Valgrind work-arounds
 # as in callgrind_relay.sh: a copy stripped of debug info, and a shim serving the main queue.
-# KEEP=DIR keeps each build's N2 run as DIR/callgrind-<build>.out, for `callgrind_annotate --inclusive=yes`.
+# KEEP=DIR keeps each build's N2 run for callgrind_annotate (callgrind_shim.sh's callgrind_result).
 set -euo pipefail
 N1=${N1:-40}; N2=${N2:-120}
 gateway_dir=$1; shift
@@ -20,8 +20,8 @@ backend=$(free_port)
 python3 "$here/burst_backend.py" --port "$backend" > /dev/null 2>&1 &
 backend_pid=$!
 trap 'kill "$backend_pid" 2>/dev/null; rm -rf "$work"' EXIT
-instructions() {  # BIN N → total Ir of the agent
-  local bin=$1 n=$2 out=$work/callgrind.out client tunnel admin gw agent token
+instructions() {  # DIR BIN N → total Ir of the agent
+  local bin=$2 n=$3 out=$work/callgrind.out client tunnel admin gw agent token
   client=$(free_port); tunnel=$(free_port); admin=$(free_port)
   "$gateway_dir/fleetgate" serve --client-port "$client" --tunnel-port "$tunnel" --admin-port "$admin" \
     --threads 1 --log-level info > /dev/null 2>&1 &
@@ -38,16 +38,9 @@ instructions() {  # BIN N → total Ir of the agent
   grep -q "\"ok\":$n[,}]" "$work/load.txt" || { tail -1 "$work/load.txt" >&2; touch "$work/failed"; }
   callgrind_control -d "$agent" >/dev/null 2>&1
   kill -KILL "$gw" "$agent"; wait "$gw" "$agent" 2>/dev/null || true
-  callgrind_total "$out".1
-  if [ -n "${KEEP:-}" ] && [ "$n" = "$N2" ]; then mkdir -p "$KEEP"; cp "$out".1 "$KEEP/callgrind-$(basename "$bin").out"; fi
-  rm -f "$out" "$out".1
+  callgrind_result "$out".1 "$bin" "$n"
 }
-for dir in "$@"; do
-  bin=$work/fleet-agent-$(echo "$dir" | tr -c 'A-Za-z0-9' _)
-  strip --strip-debug -o "$bin" "$dir/fleet-agent"
-  for attempt in 1 2 3; do
-    rm -f "$work/failed"; a=$(instructions "$bin" "$N1"); [ -e "$work/failed" ] && continue
-    b=$(instructions "$bin" "$N2"); [ -e "$work/failed" ] || break
-  done
-  echo "$dir | burst 32-chunk stream, openai-local | $(( (b - a) / (N2 - N1) )) instructions/stream, $(( (b - a) / (N2 - N1) / 32 ))/chunk (Ir $a at $N1, $b at $N2)"
-done
+report() {  # DIR IR_AT_N1 IR_AT_N2
+  echo "$1 | burst 32-chunk stream, openai-local | $(( ($3 - $2) / (N2 - N1) )) instructions/stream, $(( ($3 - $2) / (N2 - N1) / 32 ))/chunk (Ir $2 at $N1, $3 at $N2)"
+}
+each_build fleet-agent "$@"

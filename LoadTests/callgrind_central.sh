@@ -7,7 +7,7 @@
 # Usage: LoadTests/callgrind_central.sh BIN_DIR [BIN_DIR ...]   (each a release build's directory with
 # fleetgate). Valgrind work-arounds as in callgrind_h2.sh: a copy stripped of debug info, and a shim
 # serving the main queue.
-# KEEP=DIR keeps each build's N2 run as DIR/callgrind-<build>.out, for `callgrind_annotate --inclusive=yes`.
+# KEEP=DIR keeps each build's N2 run for callgrind_annotate (callgrind_shim.sh's callgrind_result).
 set -euo pipefail
 N1=${N1:-40}; N2=${N2:-120}; MODE=${MODE:-stream}
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -22,8 +22,8 @@ backend_port=$(free_port)
 backend=$!
 trap 'kill "$backend" 2>/dev/null; rm -rf "$work"' EXIT
 wait_port "$backend_port"
-instructions() {  # BIN N → total Ir of the gateway
-  local bin=$1 n=$2 out=$work/callgrind.out client tunnel admin gw ok
+instructions() {  # DIR BIN N → total Ir of the gateway
+  local bin=$2 n=$3 out=$work/callgrind.out client tunnel admin gw ok
   client=$(free_port); tunnel=$(free_port); admin=$(free_port)
   LD_PRELOAD=$work/shim.so valgrind --tool=callgrind --callgrind-out-file="$out" "$bin" serve \
     --client-port "$client" --tunnel-port "$tunnel" --admin-port "$admin" --threads 1 --log-level info \
@@ -41,15 +41,9 @@ instructions() {  # BIN N → total Ir of the gateway
   [ "$ok" = "$n" ] || { echo "only $ok of $n answered 200" >&2; touch "$work/failed"; }
   callgrind_control -d "$gw" >/dev/null 2>&1
   kill -KILL "$gw"; wait "$gw" 2>/dev/null || true
-  if [ -n "${KEEP:-}" ] && [ "$n" = "$N2" ]; then mkdir -p "$KEEP"; cp "$out".1 "$KEEP/callgrind-$(basename "$bin").out"; fi
-  callgrind_total "$out".1; rm -f "$out" "$out".1
+  callgrind_result "$out".1 "$bin" "$n"
 }
-for dir in "$@"; do
-  bin=$work/fleetgate-$(echo "$dir" | tr -c 'A-Za-z0-9' _)
-  strip --strip-debug -o "$bin" "$dir/fleetgate"
-  for attempt in 1 2 3; do
-    rm -f "$work/failed"; a=$(instructions "$bin" "$N1"); [ -e "$work/failed" ] && continue
-    b=$(instructions "$bin" "$N2"); [ -e "$work/failed" ] || break
-  done
-  echo "$dir | central $MODE | $(( (b - a) / (N2 - N1) )) instructions/request (Ir $a at $N1, $b at $N2)"
-done
+report() {  # DIR IR_AT_N1 IR_AT_N2
+  echo "$1 | central $MODE | $(( ($3 - $2) / (N2 - N1) )) instructions/request (Ir $2 at $N1, $3 at $N2)"
+}
+each_build fleetgate "$@"

@@ -7,7 +7,7 @@
 # Usage: LoadTests/callgrind_relay.sh BIN_DIR [BIN_DIR ...]   (each a release build's directory with
 # fleetgate and fleet-agent; fleet-load is taken from .build/release). Valgrind work-arounds as in
 # callgrind_h2.sh: a copy stripped of debug info, and a shim serving the main queue.
-# KEEP=DIR keeps each build's N2 run as DIR/callgrind-<build>.out, for `callgrind_annotate --inclusive=yes`.
+# KEEP=DIR keeps each build's N2 run for callgrind_annotate (callgrind_shim.sh's callgrind_result).
 set -euo pipefail
 N1=${N1:-40}; N2=${N2:-120}
 load=$(cd "$(dirname "$0")/.." && pwd)/.build/release/fleet-load
@@ -34,16 +34,10 @@ instructions() {  # DIR BIN N → total Ir of the gateway
   grep -q "\"ok\":$n[,}]" "$work/load.txt" || { tail -1 "$work/load.txt" >&2; touch "$work/failed"; }
   callgrind_control -d "$gw" >/dev/null 2>&1
   kill -KILL "$gw" "$agent"; wait "$gw" "$agent" 2>/dev/null || true
-  if [ -n "${KEEP:-}" ] && [ "$n" = "$N2" ]; then mkdir -p "$KEEP"; cp "$out".1 "$KEEP/callgrind-$(basename "$bin").out"; fi
-  callgrind_total "$out".1; rm -f "$out" "$out".1
+  callgrind_result "$out".1 "$bin" "$n"
 }
-for dir in "$@"; do
-  bin=$work/fleetgate-$(echo "$dir" | tr -c 'A-Za-z0-9' _)
-  strip --strip-debug -o "$bin" "$dir/fleetgate"
-  for attempt in 1 2 3; do
-    rm -f "$work/failed"; a=$(instructions "$dir" "$bin" "$N1"); [ -e "$work/failed" ] && continue
-    b=$(instructions "$dir" "$bin" "$N2"); [ -e "$work/failed" ] || break
-  done
-  echo "$dir | paced 32-token stream | $(( (b - a) / (N2 - N1) )) instructions/stream (Ir $a at $N1, $b at $N2)"
-done
+report() {  # DIR IR_AT_N1 IR_AT_N2
+  echo "$1 | paced 32-token stream | $(( ($3 - $2) / (N2 - N1) )) instructions/stream (Ir $2 at $N1, $3 at $N2)"
+}
+each_build fleetgate "$@"
 rm -rf "$work"

@@ -21,3 +21,24 @@ wait_port() { for _ in $(seq 1800); do (echo > /dev/tcp/127.0.0.1/"$1") 2>/dev/n
 wait_car() { for _ in $(seq 1800); do curl -s "http://127.0.0.1:$1/readyz" | grep -q '"cars":1' && return; sleep 0.1; done; }
 # The instruction total of callgrind output file $1.
 callgrind_total() { awk '/^(summary|totals):/ {print $2; exit}' "$1"; }
+# The total of the run whose callgrind output is $1 (binary $2, $3 requests), then the output removed;
+# KEEP=DIR keeps the N2 run as DIR/callgrind-<binary>.out, for `callgrind_annotate --inclusive=yes`.
+callgrind_result() {
+  if [ -n "${KEEP:-}" ] && [ "$3" = "$N2" ]; then mkdir -p "$KEEP"; cp "$1" "$KEEP/callgrind-$(basename "$2").out"; fi
+  callgrind_total "$1"; rm -f "${1%.1}" "$1"
+}
+# For each build directory after $1 (the program measured): a copy of it stripped of debug info, then the
+# script's `instructions DIR BIN N` at N1 and N2 (up to three tries, while a run touches $work/failed),
+# and the script's `report DIR IR_AT_N1 IR_AT_N2`.
+each_build() {
+  local program=$1 dir bin a b; shift
+  for dir in "$@"; do
+    bin=$work/$program-$(echo "$dir" | tr -c 'A-Za-z0-9' _)
+    strip --strip-debug -o "$bin" "$dir/$program"
+    for _ in 1 2 3; do
+      rm -f "$work/failed"; a=$(instructions "$dir" "$bin" "$N1"); [ -e "$work/failed" ] && continue
+      b=$(instructions "$dir" "$bin" "$N2"); [ -e "$work/failed" ] || break
+    done
+    report "$dir" "$a" "$b"
+  done
+}
