@@ -28,7 +28,6 @@ package final class HTTP1ClientConnection: ChannelDuplexHandler {
     private var receiver: (any HTTP1ResponseReceiver)?
     /// Exchanges begun on this connection (more than one: a reused connection).
     private var exchanges = 0
-    private var responseStarted = false
     /// Bytes of an answer to the current exchange arrived (``HTTP1ResponseByteWatch``), a whole head or not.
     private var answerBytesSeen = false
     private var keepAlive = true
@@ -53,7 +52,6 @@ package final class HTTP1ClientConnection: ChannelDuplexHandler {
         }
         self.receiver = receiver
         self.exchanges += 1
-        self.responseStarted = false
         self.answerBytesSeen = false
         self.keepAlive = head.isKeepAlive
         self.paused = false
@@ -118,7 +116,6 @@ package final class HTTP1ClientConnection: ChannelDuplexHandler {
             // Bytes on a parked connection, or after a receiver let go: it cannot carry another request.
             return self.close()
         }
-        self.responseStarted = true
         switch self.unwrapInboundIn(data) {
         case .head(let head):
             self.keepAlive = self.keepAlive && head.isKeepAlive
@@ -181,7 +178,7 @@ package final class HTTP1ClientConnection: ChannelDuplexHandler {
         self.receiver = nil
         // Retryable: the server closed or reset a reused connection before any byte of an answer — the
         // idle-close race. Not once a byte came: the server had the request.
-        let retryable = self.exchanges > 1 && !self.responseStarted && !self.answerBytesSeen
+        let retryable = self.exchanges > 1 && !self.answerBytesSeen
         receiver.exchangeDidFail(error, retryable: retryable)
     }
 }
