@@ -1,0 +1,175 @@
+import CoreMetrics
+import FleetGeo
+import FleetHTTP1Client
+import FleetHTTP2
+import FleetProtocol
+import FleetScheduler
+import HTTPTypes
+import Logging
+import NIOCore
+
+/// What the attempts' upstreams report — status, bytes, end, failure — turned into the state
+/// machine's events and the relay's output (the per-token path).
+extension Dispatcher {
+
+    func upstream(_ id: Int, didReceiveStatus status: Int) {
+        self.attempts[id]?.status = status
+    }
+
+    func upstream(_ id: Int, didReceive data: ByteBuffer) {
+        guard let attempt = self.attempts[id] else { return }
+        guard attempt.status == 200 else {
+            if attempt.errorBody.readableBytes < 16 * 1024 {
+                attempt.errorBody.writeImmutableBuffer(data)
+            }
+            attempt.upstream?.consume(data.readableBytes)
+            return
+        }
+        let upstream = attempt.upstream
+        self.reuseOutput()
+        let items = self.relay.receive(data, from: id)
+        for item in items {
+            guard !self.ended, !attempt.closed else { break }
+            let committed = self.machine.committed != nil
+            self.handle(item, from: id)
+            // The first token goes out now, not at the end of this pass: in a burst (a central answer
+            // read at once, delivered part by part in this pass) it would wait for the whole answer.
+            // One extra write per bursting stream; a paced stream's flush just comes earlier.
+            if !committed, self.machine.committed != nil, self.request.streaming {
+                self.flush()
+                self.stream.flushNow()
+            }
+        }
+        self.flush()
+        guard !attempt.closed else {
+            // The attempt ended on these bytes (its `[DONE]`): acknowledge them all the same, so a
+            // finished upstream completes cleanly — an unacknowledged central response never
+            // reached its end, and async-http-client closed its connection instead of reusing it.
+            upstream?.consume(data.readableBytes)
+            return
+        }
+        if !self.request.streaming || self.stream.isWritable || self.machine.committed != id {
+            attempt.upstream?.consume(data.readableBytes)
+        } else {
+            attempt.unconsumed += data.readableBytes
+        }
+    }
+
+    private func handle(_ item: SSERelay.Item, from id: Int) {
+        switch item.kind {
+        case .preamble:
+            if self.machine.committed != id { self.relay.hold(item, from: id) }
+        case .output:
+            if self.relay.wouldExceedLimits(item) { return self.finishOverLimit(id) }
+            self.tokenArrived(item, from: id)
+        case .usage:
+            break  // recorded by the relay; the client's usage chunk is written at the end
+        case .done:
+            self.perform(self.machine.finished(id))
+        case .upstreamError:
+            self.attemptFailed(id, .init(retryable: true, label: "upstream_error"))
+        case .malformed(let label):
+            self.attemptFailed(id, .init(retryable: true, label: label))
+        case .overLimit:
+            self.finishOverLimit(id)
+        }
+    }
+
+    private func tokenArrived(_ item: SSERelay.Item, from id: Int) {
+        guard let attempt = self.attempts[id] else { return }
+        if attempt.firstTokenAt == nil, let start = attempt.lease.exactReplayStart(resumeFrom: attempt.resumeFrom),
+            start + attempt.skipped < self.machine.delivered  // cluster (#21): was `case .car`, exact only
+        {
+            // Token-exact continuation behind the stream: the client has this token already.
+            attempt.skipped += 1
+            return
+        }
+        let now = NIODeadline.now()
+        let first = attempt.firstTokenAt == nil
+        let action = first ? self.machine.firstToken(id) : self.machine.token(id)
+        if first {
+            attempt.firstTokenAt = now
+        } else if let last = attempt.lastTokenAt {
+            self.core.metrics.interToken.recordNanoseconds((now - last).nanoseconds)
+        }
+        attempt.lastTokenAt = now
+        attempt.tokens += 1
+        switch action {
+        case .commit(_, let sendHead, let losers):
+            losers.forEach(self.cancel)
+            if attempt.reason == .hedge {
+                self.core.metrics.hedgesWon.increment()
+            }
+            self.servingLease = attempt.lease
+            self.servingRegion = attempt.servedRegion  // cluster (#21)
+            self.recordFirstToken(attempt, now: now, isFirstForClient: sendHead)
+            if sendHead && self.request.streaming { self.sendStreamHead() }
+            self.relay.commit(id, first: item, into: &self.output)
+        case .forward:
+            self.relay.deliver(item, from: id, into: &self.output)
+        default:
+            self.perform(action)
+        }
+        // The watchdog now counts: re-armed only if it comes before the time the timer is armed for.
+        if first { self.armTimer(id) }
+    }
+
+    private func recordFirstToken(_ attempt: Attempt, now: NIODeadline, isFirstForClient: Bool) {
+        if case .car(_, let dispatch, _) = attempt.lease {
+            let observed = (now - attempt.startedAt).nanoseconds
+            self.core.metrics.observedCarTTFT.recordNanoseconds(observed)
+            self.core.metrics.predictedTTFT.recordNanoseconds(Int64(dispatch.predictedTTFTMilliseconds * 1e6))
+            self.core.metrics.predictionRatio.record(dispatch.predictedTTFTMilliseconds * 1e6 / Double(max(1, observed)))
+        }
+        if isFirstForClient {
+            self.core.metrics.ttft.recordNanoseconds((now - self.started).nanoseconds)
+            self.clientFirstTokenAt = now  // #17: GenAI metrics
+        }
+    }
+
+    func upstreamDidEnd(_ id: Int) {
+        guard let attempt = self.attempts[id] else { return }
+        guard attempt.status == 200 else {
+            let status = attempt.status
+            let clientFault = (400..<500).contains(status) && status != 408 && status != 429
+            return self.attemptFailed(
+                id, .init(retryable: !clientFault, label: "status_\(status / 100)xx", status: clientFault ? status : nil))
+        }
+        self.perform(self.machine.finished(id))
+    }
+
+    func upstream(_ id: Int, servedIn region: String) {
+        self.attempts[id]?.servedRegion = region  // cluster (#21)
+    }
+
+    func upstream(_ id: Int, didFail failure: UpstreamFailure) {
+        if id == self.opening {
+            // Failed inside its own opening (a connection refused at once, a tunnel closing): the
+            // attempt is not in the table yet, so the failure is heard on the loop's next turn —
+            // dropped, the request would wait for its first-token deadline instead of failing over.
+            let bound = NIOLoopBound(self, eventLoop: self.stream.eventLoop)
+            return self.stream.eventLoop.execute { bound.value.upstream(id, didFail: failure) }
+        }
+        self.attemptFailed(id, .init(retryable: failure.retryable, label: failure.label))
+    }
+
+    func attemptFailed(_ id: Int, _ failure: DispatchStateMachine.Failure) {
+        guard let attempt = self.attempts[id], !self.ended else { return }
+        self.core.metrics.attemptFailed(label: failure.label)
+        self.logger.debug(
+            "Attempt failed",
+            metadata: [
+                "fleet.request.id": "\(self.requestID)", "fleet.attempt": "\(id)", "error.type": "\(failure.label)",
+            ])
+        attempt.upstream?.cancel()
+        if failure.status != nil {
+            // Keep the body of a rejection to pass it through.
+            self.rejectionBody = attempt.errorBody
+        }
+        // A rejection of the client's request (a 4xx passed through) is the upstream working as it
+        // should: it must not count against the upstream's health.
+        self.close(id, outcome: self.outcome(attempt, succeeded: failure.status != nil))
+        self.flush()
+        self.perform(self.machine.failed(id, failure))
+    }
+}
