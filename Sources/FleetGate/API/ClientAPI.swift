@@ -13,12 +13,10 @@ enum ClientAPI: String, Sendable, CaseIterable {
             self.init(rawValue: path)
             return
         }
-        switch Substring(path[..<query]) {
-        case "/v1/chat/completions": self = .chatCompletions
-        case "/v1/completions": self = .completions
-        case "/v1/responses": self = .responses
-        default: return nil
-        }
+        // No `String` for the path without its query: the raw values compared with the substring.
+        let route = path[..<query]
+        guard let api = Self.allCases.first(where: { route == $0.rawValue }) else { return nil }
+        self = api
     }
 
     /// The route: the path, and the `http_route` label of the request metrics.
