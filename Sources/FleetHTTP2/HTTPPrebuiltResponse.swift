@@ -21,7 +21,7 @@ public final class HTTPPrebuiltResponse: @unchecked Sendable {
     /// `generate` makes (`x-request-id`: echoed, or generated — DESIGN.md's Contracts).
     public struct Echo: Sendable {
         /// The field's name, lowercase.
-        public var name: String
+        public let name: String
         let nameBytes: [UInt8]
         /// Whether the request's value may be repeated as it is.
         public var accepts: @Sendable (UnsafeBufferPointer<UInt8>) -> Bool

@@ -87,7 +87,7 @@ struct LoadShedder {
     private var nextDue: NIODeadline?
     /// How long after the last measurement the next one is due: ``Configuration/interval``, or
     /// ``Configuration/idleInterval`` while the loop is far from its limit.
-    private(set) var nextInterval: TimeAmount = .milliseconds(5)
+    private(set) var nextInterval: TimeAmount
     /// Requests screened since the last measurement: a burst on a loop measured at the idle
     /// interval asks for the next measurement early (``wantsEarlyMeasurement``).
     private var arrivalsSinceMeasurement = 0
