@@ -43,13 +43,11 @@ extension HTTP2ConnectionHandler {
     /// body by the next loop tick — after this answer has been flushed: a RST_STREAM submitted
     /// now would overtake the response's DATA in nghttp2's queue — is reset with `NO_ERROR`.
     func answerEarly(_ stream: HTTP2Stream) {
-        guard case .answered(let response) = stream.early, let session = self.session else { return }
+        guard case .answered(let response) = stream.early, self.session != nil else { return }
         stream.headSent = true
         stream.endRequested = true
         let withBody = response.body.readableBytes > 0
         if withBody { stream.outbound = response.body }
-        stream.dataProviderAttached = withBody
-        var provider = Self.dataProvider
         // The echoed field after the prebuilt ones, its name and value in one buffer (nghttp2 copies
         // names and values on submit).
         let echoed = response.echo.map { echo in
@@ -57,7 +55,7 @@ extension HTTP2ConnectionHandler {
             return (name: echo.nameBytes, value: value ?? Array(echo.generate().utf8))
         }
         var echoBytes = echoed.map { $0.name + $0.value } ?? []
-        let rc = echoBytes.withUnsafeMutableBufferPointer { bytes in
+        let submitted = echoBytes.withUnsafeMutableBufferPointer { bytes in
             var fields = Array(response.fields)
             if let echoed, let base = bytes.baseAddress {
                 fields.append(
@@ -65,15 +63,11 @@ extension HTTP2ConnectionHandler {
                         name: base, value: base + echoed.name.count, namelen: echoed.name.count,
                         valuelen: echoed.value.count, flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)))
             }
-            return withUnsafePointer(to: &provider) { provider in
-                nghttp2_submit_response(session, stream.id, fields, fields.count, withBody ? provider : nil)
+            return fields.withUnsafeBufferPointer { nv in
+                self.submitResponse(nv: nv.baseAddress!, count: nv.count, on: stream, withBody: withBody)
             }
         }
-        if rc != 0 {
-            self.resetStream(stream, code: .internalError)
-            return
-        }
-        self.scheduleFlush()
+        guard submitted else { return }
         self.answeredEarly.append(stream)
         guard self.answeredEarly.count == 1 else { return }
         let loopBound = NIOLoopBound(self, eventLoop: self.eventLoop)

@@ -87,16 +87,27 @@ extension HTTP2ConnectionHandler {
     }()
 
     func submitResponse(_ response: HTTPResponse, on stream: HTTP2Stream, withBody: Bool) {
-        guard let session = self.session else { return }
+        NGHTTP2Headers.withNV(response: response) { nv, count in
+            self.submitResponse(nv: nv, count: count, on: stream, withBody: withBody)
+        }
+    }
+
+    /// Submits a response head given as nghttp2's name/value pairs (nghttp2 copies them), with the
+    /// stream's data provider when `withBody`; a refused submit resets the stream. False when refused.
+    @discardableResult
+    func submitResponse(nv: UnsafePointer<nghttp2_nv>, count: Int, on stream: HTTP2Stream, withBody: Bool) -> Bool {
+        guard let session = self.session else { return false }
         var provider = Self.dataProvider
         stream.dataProviderAttached = withBody
         let rc = withUnsafePointer(to: &provider) { provider in
-            NGHTTP2Headers.withNV(response: response) { nv, count in
-                nghttp2_submit_response(session, stream.id, nv, count, withBody ? provider : nil)
-            }
+            nghttp2_submit_response(session, stream.id, nv, count, withBody ? provider : nil)
         }
-        if rc != 0 { self.resetStream(stream, code: .internalError) }
+        if rc != 0 {
+            self.resetStream(stream, code: .internalError)
+            return false
+        }
         self.scheduleFlush()
+        return true
     }
 
     func resumeData(_ stream: HTTP2Stream) {
