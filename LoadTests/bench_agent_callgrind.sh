@@ -34,8 +34,7 @@ instructions() {  # DIR BIN N → total Ir of the agent
     > /dev/null 2>&1 &
   agent=$!
   wait_car "$admin"
-  "$gateway_dir/fleet-load" --target "127.0.0.1:$client" --rate 0 --count "$n" > "$work/load.txt" 2>&1 || true
-  grep -q "\"ok\":$n[,}]" "$work/load.txt" || { tail -1 "$work/load.txt" >&2; touch "$work/failed"; }
+  sequential_streams "$gateway_dir/fleet-load" "$client" "$n"
   callgrind_control -d "$agent" >/dev/null 2>&1
   kill -KILL "$gw" "$agent"; wait "$gw" "$agent" 2>/dev/null || true
   callgrind_result "$out".1 "$bin" "$n"

@@ -38,12 +38,8 @@ for dir in "$@"; do
     > /dev/null 2>&1 &
   gw=$!
   wait_port "$admin"
-  token=$("$dir/fleetgate" token issue --vehicle-id bench-car --region eu-central)
-  FLEET_AGENT_TOKEN=$token "$dir/fleet-agent" run --gateway "127.0.0.1:$tunnel" --vehicle-id bench-car \
-    --region eu-central --hardware ai5 --slots 4 --decode-tps 2 --prefill-tps 100000 --log-level warning \
-    > /dev/null 2>&1 &
-  agent=$!
-  wait_car "$admin"
+  start_synthetic_car "$dir" "$tunnel" "$admin" 4 2
+  agent=$car_pid
   # The holder: admitted, then streams for minutes.
   curl -sN --http2-prior-knowledge "http://127.0.0.1:$client/v1/chat/completions" \
     -H 'content-type: application/json' \

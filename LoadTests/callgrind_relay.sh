@@ -17,21 +17,16 @@ build_callgrind_shim "$work"
 # Under callgrind the loop runs ~50× slower: shedding on its lag is turned off (0), or it would refuse.
 export FLEETGATE_FLEET_SECRET=bench-secret-0123456789abcdef FLEETGATE_TUNNEL_AUTH=token FLEETGATE_LIMITS_SHED_LAG_MILLISECONDS=0
 instructions() {  # DIR BIN N → total Ir of the gateway
-  local dir=$1 bin=$2 n=$3 out=$work/callgrind.out client tunnel admin gw agent token
+  local dir=$1 bin=$2 n=$3 out=$work/callgrind.out client tunnel admin gw agent
   client=$(free_port); tunnel=$(free_port); admin=$(free_port)
   LD_PRELOAD=$work/shim.so valgrind --tool=callgrind --callgrind-out-file="$out" "$bin" serve \
     --client-port "$client" --tunnel-port "$tunnel" --admin-port "$admin" --threads 1 --log-level info \
     > /dev/null 2>&1 &
   gw=$!
   wait_port "$admin"
-  token=$("$dir/fleetgate" token issue --vehicle-id bench-car --region eu-central)
-  FLEET_AGENT_TOKEN=$token "$dir/fleet-agent" run --gateway "127.0.0.1:$tunnel" --vehicle-id bench-car \
-    --region eu-central --hardware ai5 --slots 512 --decode-tps "${DECODE_TPS:-1000}" --prefill-tps 100000 --log-level warning \
-    > /dev/null 2>&1 &
-  agent=$!
-  wait_car "$admin"
-  "$load" --target "127.0.0.1:$client" --rate 0 --count "$n" > "$work/load.txt" 2>&1 || true
-  grep -q "\"ok\":$n[,}]" "$work/load.txt" || { tail -1 "$work/load.txt" >&2; touch "$work/failed"; }
+  start_synthetic_car "$dir" "$tunnel" "$admin" 512 "${DECODE_TPS:-1000}"
+  agent=$car_pid
+  sequential_streams "$load" "$client" "$n"
   callgrind_control -d "$gw" >/dev/null 2>&1
   kill -KILL "$gw" "$agent"; wait "$gw" "$agent" 2>/dev/null || true
   callgrind_result "$out".1 "$bin" "$n"

@@ -42,3 +42,20 @@ each_build() {
     report "$dir" "$a" "$b"
   done
 }
+# Starts a synthetic car (fleet-agent from build DIR $1) on the gateway's tunnel port $2 with $4 slots
+# decoding $5 tokens/s, and waits until the gateway (admin port $3) has it; its pid in $car_pid.
+start_synthetic_car() {
+  local token
+  token=$("$1/fleetgate" token issue --vehicle-id bench-car --region eu-central)
+  FLEET_AGENT_TOKEN=$token "$1/fleet-agent" run --gateway "127.0.0.1:$2" --vehicle-id bench-car \
+    --region eu-central --hardware ai5 --slots "$4" --decode-tps "$5" --prefill-tps 100000 --log-level warning \
+    > /dev/null 2>&1 &
+  car_pid=$!
+  wait_car "$3"
+}
+# Sends $3 sequential streams with fleet-load $1 to the client port $2; a run where not all are ok
+# touches $work/failed (each_build then tries again).
+sequential_streams() {
+  "$1" --target "127.0.0.1:$2" --rate 0 --count "$3" > "$work/load.txt" 2>&1 || true
+  grep -q "\"ok\":$3[,}]" "$work/load.txt" || { tail -1 "$work/load.txt" >&2; touch "$work/failed"; }
+}
