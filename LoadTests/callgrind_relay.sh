@@ -8,6 +8,8 @@
 # fleetgate and fleet-agent; fleet-load is taken from .build/release). Valgrind work-arounds as in
 # callgrind_h2.sh: a copy stripped of debug info, and a shim serving the main queue.
 # KEEP=DIR keeps each build's N2 run for callgrind_annotate (callgrind_shim.sh's callgrind_result).
+# AGENT_DIR=DIR runs every build's gateway with DIR's fleet-agent (default: each build's own; an older agent paces
+# tokens differently, see bench_relay.py --baseline-own-agent).
 set -euo pipefail
 N1=${N1:-40}; N2=${N2:-120}
 load=$(cd "$(dirname "$0")/.." && pwd)/.build/release/fleet-load
@@ -24,7 +26,7 @@ instructions() {  # DIR BIN N → total Ir of the gateway
     > /dev/null 2>&1 &
   gw=$!
   wait_port "$admin"
-  start_synthetic_car "$dir" "$tunnel" "$admin" 512 "${DECODE_TPS:-1000}"
+  start_synthetic_car "${AGENT_DIR:-$dir}" "$tunnel" "$admin" 512 "${DECODE_TPS:-1000}"
   agent=$car_pid
   sequential_streams "$load" "$client" "$n"
   callgrind_control -d "$gw" >/dev/null 2>&1

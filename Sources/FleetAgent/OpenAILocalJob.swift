@@ -33,6 +33,8 @@ final class OpenAILocalJob: InferenceJobHandle, HTTP1ResponseReceiver {
     private var decoder = SSE.Decoder()
     private var usage: Usage?
     private var finishReason: String?
+    /// The runtime's last token chunk: the next one that differs only in its text is not scanned again.
+    private var template = ChunkTemplate()
     // Measurement.
     let sentAt = NIODeadline.now()
     private var firstAt: NIODeadline?
@@ -110,7 +112,8 @@ final class OpenAILocalJob: InferenceJobHandle, HTTP1ResponseReceiver {
         let chat = body.messages != nil
         let raw = self.job.rawBody ?? JSON.buffer(self.job.body)
         return (
-            chat ? "/chat/completions" : "/completions", JSONBody.editing(raw, removing: remove, appending: append) ?? raw
+            chat ? "/chat/completions" : "/completions",
+            JSONBody.editing(raw, removing: remove, appending: append) ?? raw
         )
     }
 
@@ -208,7 +211,7 @@ final class OpenAILocalJob: InferenceJobHandle, HTTP1ResponseReceiver {
         let result: Result<Bool, EngineError> = payload.withUnsafeReadableBytes { bytes in
             let chunk: ChunkScanner.Chunk
             do {
-                chunk = try ChunkScanner.scan(bytes, content: .token)
+                chunk = try ChunkScanner.scan(bytes, content: .token, template: &self.template)
             } catch {
                 return .failure(EngineError(code: "upstream_bad_stream", message: "a chunk was not JSON"))
             }
