@@ -1,3 +1,5 @@
+public import NIOCore
+
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Darwin)
@@ -92,6 +94,21 @@ extension ChunkScanner {
             }
         }
         return chunk
+    }
+
+    /// ``scan(_:content:template:)`` of the readable bytes of `buffer` in `range` (relative to its reader index).
+    public static func scan(
+        _ buffer: ByteBuffer, range: Range<Int>, content: ContentMode, template: inout ChunkTemplate
+    ) throws(Malformed) -> Chunk {
+        let result: Result<Chunk, Malformed> = buffer.withUnsafeReadableBytes { bytes in
+            let slice = UnsafeRawBufferPointer(rebasing: bytes[range])
+            do throws(Malformed) {
+                return .success(try Self.scan(slice, content: content, template: &template))
+            } catch {
+                return .failure(error)
+            }
+        }
+        return try result.get()
     }
 
     /// Turns a ``ContentMode/token`` choice into its ``ContentMode/decoded`` form.

@@ -106,6 +106,8 @@ package struct SSERelay: Sendable {
         var ended = false
         var promptTokens: Int?
         var completionTokens: Int?
+        /// The attempt's last token chunk, so the next alike is not scanned again.
+        var template = ChunkTemplate()
     }
 
     package let configuration: Configuration
@@ -186,7 +188,8 @@ package struct SSERelay: Sendable {
         }
         let chunk: ChunkScanner.Chunk
         do {
-            chunk = try ChunkScanner.scan(payload, range: 0..<payload.readableBytes)
+            chunk = try ChunkScanner.scan(
+                payload, range: 0..<payload.readableBytes, content: .decoded, template: &attempt.template)
         } catch {
             return Item(kind: .malformed(label: "bad_json"), payload: payload, chunk: nil)
         }
