@@ -64,7 +64,8 @@ public struct ChunkTemplate: Sendable {
     /// it has the one shape a template takes; else keeps the previous one.
     mutating func learn(_ chunk: ChunkScanner.Chunk, from bytes: UnsafeRawBufferPointer) {
         guard !chunk.isError, chunk.otherChoices.isEmpty, let token = chunk.choice?.contentToken else { return }
-        self.learned = Array(bytes)
+        self.learned.removeAll(keepingCapacity: true)
+        self.learned.append(contentsOf: bytes)
         self.token = token
         self.chunk = chunk
     }

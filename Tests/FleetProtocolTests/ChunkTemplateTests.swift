@@ -84,14 +84,43 @@ struct ChunkTemplateTests {
         agree(payloads, mode: .decoded)
     }
 
-    @Test("Random streams: random texts, escapes and invalid bytes, random layouts")
+    @Test(
+        "Learned chunk, then one that must not be read from it (a second choice, a changed finish reason, a field after the token, a changed byte before it)"
+    )
+    func pairs() {
+        // The cases a reviewer's planted bugs got past the other tests with (learning a two-choice chunk, no
+        // suffix check, ranges after the token not moved, a prefix compared one byte short).
+        let pairs: [(String, String)] = [
+            (#"{"choices":[{"text":"a"},{"text":"b"}]}"#, #"{"choices":[{"text":"aa"},{"text":"b"}]}"#),
+            (
+                #"{"choices":[{"delta":{"content":"ab"},"finish_reason":null}]}"#,
+                #"{"choices":[{"delta":{"content":"xy"},"finish_reason":"s1"}]}"#
+            ),
+            (
+                #"{"choices":[{"delta":{"content":"ab"}}],"id":"c"}"#,
+                #"{"choices":[{"delta":{"content":"abc"}}],"id":"c"}"#
+            ),
+            (
+                #"{"choices":[{"delta":{"content":"ab"}}],"object":"o","model":"m"}"#,
+                #"{"choices":[{"delta":{"content":""}}],"object":"o","model":"m"}"#
+            ),
+            (#"{"choices":[{"delta":{"content":"ab"}}]}"#, #"{"choices":[{"delta":{"content","ab"}}]}"#),
+        ]
+        for (learned, next) in pairs {
+            agree([Array(learned.utf8), Array(next.utf8)], mode: .token)
+            agree([Array(learned.utf8), Array(next.utf8)], mode: .decoded)
+        }
+    }
+
+    @Test("Random streams: random texts, escapes and invalid bytes, random layouts and corruptions (seeded)")
     func random() {
-        var generator = SystemRandomNumberGenerator()
+        var generator = Seeded(base: SplitMix64(seed: 20_261_202))
         let alphabet: [[UInt8]] =
             Self.texts.map { Array($0.utf8) } + [[0x22], [0x5C], [0xFF], [0xE2, 0x82], [0x7D, 0x5D]]
-        for _ in 0..<200 {
+        for _ in 0..<300 {
             let modelLast = Bool.random(using: &generator)
             let spaced = Bool.random(using: &generator)
+            let idLast = Bool.random(using: &generator)
             var created = 9
             let payloads: [[UInt8]] = (0..<20).map { _ in
                 if Int.random(in: 0..<10, using: &generator) == 0 { created += 1 }
@@ -101,8 +130,19 @@ struct ChunkTemplateTests {
                 }
                 middle.append(0x22)
                 var payload = Self.chunk(middle, created: created, modelLast: modelLast, spaced: spaced)
-                if Int.random(in: 0..<20, using: &generator) == 0 {
-                    payload.removeLast(Int.random(in: 1...5, using: &generator))
+                if idLast {  // the id after the choices: its range moves with the token's length
+                    payload =
+                        Self.replacing(#""id":"chatcmpl-1","#, with: "", in: payload).dropLast()
+                        + Array(#","id":"chatcmpl-1"}"#.utf8)
+                }
+                switch Int.random(in: 0..<20, using: &generator) {
+                case 0: payload.removeLast(Int.random(in: 1...5, using: &generator))
+                case 1:  // one byte changed anywhere, before the token included
+                    payload[Int.random(in: 0..<payload.count, using: &generator)] = UInt8.random(
+                        in: 0x20...0x7E, using: &generator)
+                case 2:  // the finish reason changed, same length
+                    payload = Self.replacing("null", with: #""s1""#, in: payload)
+                default: break
                 }
                 return payload
             }
@@ -131,4 +171,21 @@ struct ChunkTemplateTests {
         }
         #expect(token.choice?.contentToken.map { Array(second[$0]) } == Array(#""b\n""#.utf8))
     }
+
+    /// `payload` with the first `old` replaced by `new`.
+    private static func replacing(_ old: String, with new: String, in payload: [UInt8]) -> [UInt8] {
+        let old = Array(old.utf8)
+        guard
+            let start = (0...(payload.count - old.count)).first(where: {
+                payload[$0..<($0 + old.count)].elementsEqual(old)
+            })
+        else { return payload }
+        return Array(payload[..<start]) + Array(new.utf8) + Array(payload[(start + old.count)...])
+    }
+}
+
+/// A reproducible generator for the random test.
+private struct Seeded: RandomNumberGenerator {
+    var base: SplitMix64
+    mutating func next() -> UInt64 { self.base.next() }
 }
