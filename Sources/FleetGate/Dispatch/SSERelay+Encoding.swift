@@ -45,15 +45,19 @@ extension SSERelay {
                     json.writeStaticString("\"role\":\"assistant\"")
                     needsComma = true
                 }
-                if let content = choice.content {
+                if let token = choice.contentToken {
                     if needsComma { json.writeStaticString(",") }
                     json.writeStaticString("\"content\":")
-                    Self.writeJSONString(content, into: &json)
+                    Self.writeJSONString(token: token, of: item.payload, into: &json)
                 }
                 json.writeStaticString("}")
             } else {
                 json.writeStaticString(",\"text\":")
-                Self.writeJSONString(choice.content ?? "", into: &json)
+                if let token = choice.contentToken {
+                    Self.writeJSONString(token: token, of: item.payload, into: &json)
+                } else {
+                    json.writeStaticString("\"\"")
+                }
             }
             json.writeStaticString(",\"finish_reason\":")
             if let reason = choice.finishReason {
@@ -109,6 +113,15 @@ extension SSERelay {
 
     static func writeJSONString(_ text: String, into out: inout ByteBuffer) {
         JSONBody.writeJSONString(text, into: &out)
+    }
+
+    /// Writes the string token at `range` of `payload` (validated by ``ChunkScanner``) as
+    /// ``writeJSONString(_:into:)`` writes its text: copied as it is, unless its escapes are not the
+    /// ones that writes (``JSONBody/writeJSONString(token:into:)``).
+    static func writeJSONString(token range: Range<Int>, of payload: ByteBuffer, into out: inout ByteBuffer) {
+        payload.withUnsafeReadableBytes { bytes in
+            JSONBody.writeJSONString(token: UnsafeRawBufferPointer(rebasing: bytes[range]), into: &out)
+        }
     }
 
     static func decodeString(_ token: ByteBuffer) -> String {
