@@ -430,6 +430,14 @@ extension ChunkScanner {
             if let raw = self.rawContent(range) { return String(decoding: raw, as: UTF8.self) }
             var out: [UInt8] = []
             out.reserveCapacity(range.count)
+            self.decodeEscaped(range, into: &out)
+            return String(decoding: out, as: UTF8.self)
+        }
+
+        /// Appends the UTF-8 of the string token at `range` (quotes included, validated by
+        /// ``stringRange()``) to `out`: its escapes decoded, a `\u` surrogate pair joined, a lone
+        /// surrogate as U+FFFD.
+        func decodeEscaped(_ range: Range<Int>, into out: inout [UInt8]) {
             var index = range.lowerBound + 1
             let end = range.upperBound - 1
             while index < end {
@@ -465,7 +473,6 @@ extension ChunkScanner {
                 default: out.append(escaped)
                 }
             }
-            return String(decoding: out, as: UTF8.self)
         }
 
         func hex4(at index: Int) -> UInt32 {

@@ -143,11 +143,18 @@ public enum ChunkScanner {
         return chunk
     }
 
-    /// Scans the readable bytes of `buffer` in `range` (relative to its reader index).
-    public static func scan(_ buffer: ByteBuffer, range: Range<Int>) throws(Malformed) -> Chunk {
+    /// Scans the readable bytes of `buffer` in `range` (relative to its reader index); a
+    /// ``Choice/contentToken`` is then relative to `range`'s start.
+    public static func scan(
+        _ buffer: ByteBuffer, range: Range<Int>, content: ContentMode = .decoded
+    ) throws(Malformed) -> Chunk {
         let result: Result<Chunk, Malformed> = buffer.withUnsafeReadableBytes { bytes in
             let slice = UnsafeRawBufferPointer(rebasing: bytes[range])
-            do throws(Malformed) { return .success(try Self.scan(slice)) } catch { return .failure(error) }
+            do throws(Malformed) {
+                return .success(try Self.scan(slice, content: content))
+            } catch {
+                return .failure(error)
+            }
         }
         return try result.get()
     }

@@ -65,6 +65,18 @@ struct ResponsesRendererTests {
         #expect(completed.usage.map { [$0.inputTokens, $0.outputTokens, $0.totalTokens] } == [5, 2, 7])
     }
 
+    @Test("Escaped tokens become deltas without a decode, and read as the text the relay kept")
+    func escapedDeltas() throws {
+        var d = Self.driver()
+        _ = d.feed(SSERelayTests.pieces.map { rawChunk("c", $0) }.joined() + chunk("c", finish: "stop"), from: 1)
+        d.relay.finishStream(into: &d.out)
+        let events = try Self.events(d.client)
+        #expect(events.compactMap(\.event.delta).joined() == SSERelayTests.piecesText)
+        #expect(events.first { $0.name == "response.output_text.done" }?.event.text == SSERelayTests.piecesText)
+        // Written as the text's canonical JSON, as before: `\u00e9` became é, `\/` a plain slash.
+        #expect(d.client.contains(#""delta":"café""#) && d.client.contains(#""delta":"a/b\\""#))
+    }
+
     @Test("The output limit ends it as response.incomplete, with reason max_output_tokens and no chat chunk")
     func incomplete() throws {
         var d = Self.driver(maxTokens: 2)

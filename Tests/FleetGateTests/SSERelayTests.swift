@@ -11,10 +11,13 @@ struct RelayDriver {
     var committed: Int?
     var opened: Set<Int> = []
 
-    init(streaming: Bool = true, usage: Bool = false, maxTokens: Int? = nil, maxAggregateBytes: Int = 4 << 20) {
+    init(
+        streaming: Bool = true, usage: Bool = false, chat: Bool = true, maxTokens: Int? = nil,
+        maxAggregateBytes: Int = 4 << 20
+    ) {
         self.relay = SSERelay(
             configuration: .init(
-                streaming: streaming, includeUsage: usage, chat: true, maxOutputTokens: maxTokens,
+                streaming: streaming, includeUsage: usage, chat: chat, maxOutputTokens: maxTokens,
                 maxAggregateBytes: maxAggregateBytes, fallbackID: "chatcmpl-fallback"))
     }
 
@@ -68,6 +71,16 @@ func chunk(_ id: String, content: String? = nil, role: Bool = false, finish: Str
         json = json.replacingOccurrences(of: "\":", with: "\": ").replacingOccurrences(of: ",\"", with: ", \"")
     }
     return "data: \(json)\n\n"
+}
+
+/// A chat chunk whose choices' contents are the raw JSON string tokens `tokens` (index 0, 1, …), as
+/// written: escapes as the upstream chose them.
+func rawChunk(_ id: String, _ tokens: String..., finish: String? = nil) -> String {
+    let choices = tokens.enumerated().map { index, token in
+        "{\"index\":\(index),\"delta\":{\"content\":\(token)},\"finish_reason\":\(finish.map { "\"\($0)\"" } ?? "null")}"
+    }
+    return "data: {\"id\":\"\(id)\",\"object\":\"chat.completion.chunk\",\"created\":7,\"model\":\"m\",\"choices\":["
+        + choices.joined(separator: ",") + "]}\n\n"
 }
 
 let usageChunk = "data: {\"id\":\"a\",\"object\":\"chat.completion.chunk\",\"created\":7,\"model\":\"m\",\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":2,\"total_tokens\":7}}\n\n"
@@ -229,4 +242,95 @@ struct SSERelayTests {
         #expect(response.choices[0].finishReason == "length")
         #expect(response.usage.completionTokens == 1)
     }
+
+    /// The delivered text is kept as the pieces' string tokens and decoded when read (issue #11
+    /// item 6): it must read exactly as when each piece was decoded on arrival.
+    static let pieces = [
+        #""Hi""#, #"" \"q\"""#, #""\n""#, #""caf\u00e9""#, #""\ud83d\ude97""#, #""a\/b\\""#, #""\u0000""#,
+    ]
+    static let piecesText = "Hi \"q\"\ncafé🚗a/b\\\u{00}"
+
+    @Test("Escaped pieces: the delivered text and the client's chunks read as the old path's text")
+    func escapedPieces() {
+        var d = RelayDriver()
+        _ = d.feed(chunk("a", role: true) + Self.pieces.map { rawChunk("a", $0) }.joined(), from: 1)
+        #expect(d.relay.deliveredText == Self.piecesText)
+        #expect(d.relay.deliveredTokens == Self.pieces.count)
+        let contents = d.clientChunks.compactMap { chunk in
+            ((chunk["choices"] as? [[String: Any]])?.first?["delta"] as? [String: Any])?["content"] as? String
+        }
+        #expect(contents.joined() == Self.piecesText)
+    }
+
+    @Test("A surrogate pair split over two pieces is two U+FFFD in the delivered text, as before")
+    func splitSurrogatePair() {
+        var d = RelayDriver()
+        _ = d.feed(rawChunk("a", #""\ud83d""#) + rawChunk("a", #""\ude97""#) + rawChunk("a", #""!""#), from: 1)
+        #expect(d.relay.deliveredText == "\u{FFFD}\u{FFFD}!")
+        #expect(d.relay.deliveredTokens == 3)
+    }
+
+    @Test("A continuation's body carries the delivered text, decoded, as the old path's text")
+    func continuationText() throws {
+        var d = RelayDriver()
+        _ = d.feed(Self.pieces.map { rawChunk("a", $0) }.joined(), from: 1)
+        let body = ByteBuffer(string: #"{"model":"m","max_tokens":20,"messages":[{"role":"user","content":"go"}]}"#)
+        let continued = try #require(
+            JSONBody.continuation(of: body, text: d.relay.deliveredText, delivered: d.relay.deliveredTokens))
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(continued.readableBytesView)) as? [String: Any])
+        let messages = try #require(json["messages"] as? [[String: String]])
+        #expect(messages.last == ["role": "assistant", "content": Self.piecesText])
+        #expect(json["max_tokens"] as? Int == 20 - Self.pieces.count)
+    }
+
+    @Test("A rewritten chunk (another upstream's id) writes each token as the old path wrote its text")
+    func rewrittenTokens() {
+        for chat in [true, false] {
+            var d = RelayDriver(chat: chat)
+            let first = chat ? rawChunk("first", #""x""#) : legacyChunk("first", #""x""#)
+            _ = d.feed(first, from: 1)
+            d.committed = nil  // failover: attempt 2 continues, under its own id
+            for piece in Self.pieces {
+                _ = d.feed(chat ? rawChunk("second", piece) : legacyChunk("second", piece), from: 2)
+            }
+            var expected = ByteBuffer()
+            for piece in Self.pieces {
+                let text = ByteBuffer(string: piece).withUnsafeReadableBytes {
+                    ChunkScanner.string($0, range: 0..<$0.count)
+                }
+                expected.writeStaticString(chat ? "\"content\":" : "\"text\":")
+                JSONBody.writeJSONString(text, into: &expected)
+                #expect(d.client.contains(String(buffer: expected)), "\(chat) \(piece)")
+                expected.clear()
+            }
+            #expect(!d.client.contains("\"second\""))
+            #expect(d.relay.deliveredText == "x" + Self.piecesText)
+        }
+    }
+
+    @Test("stream:false: each choice's text from escaped pieces, as before")
+    func nonStreamedEscapes() {
+        var d = RelayDriver(streaming: false)
+        _ = d.feed(
+            rawChunk("a", #""caf\u00e9""#, #""\"one\"""#) + rawChunk("a", #""\n🚗""#, #""\t""#)
+                + rawChunk("a", #""""#, #""""#, finish: "stop"), from: 1)
+        let response = d.relay.response(model: "m")
+        #expect(response.choices.map(\.message?.content) == ["café\n🚗", "\"one\"\t"])
+        #expect(response.choices.map(\.finishReason) == ["stop", "stop"])
+        #expect(d.client.isEmpty)
+    }
+
+    @Test("The stream:false bound counts the text as JSON escapes it: what the relay holds")
+    func aggregateBoundCountsEscapes() {
+        // "\n" five times: 10 bytes held, 5 bytes of text; the bound (10) is reached after one piece.
+        var d = RelayDriver(streaming: false, maxAggregateBytes: 10)
+        let kinds = d.feed(String(repeating: rawChunk("a", #""\n\n\n\n\n""#), count: 2), from: 1)
+        #expect(kinds == [.output, .output, .overLimit])
+        #expect(d.relay.response(model: "m").choices[0].message?.content == "\n\n\n\n\n")
+    }
+}
+
+/// A legacy completions chunk whose `text` is the raw JSON string token `token`.
+func legacyChunk(_ id: String, _ token: String) -> String {
+    "data: {\"id\":\"\(id)\",\"object\":\"text_completion\",\"created\":7,\"model\":\"m\",\"choices\":[{\"text\":\(token),\"index\":0,\"finish_reason\":null}]}\n\n"
 }

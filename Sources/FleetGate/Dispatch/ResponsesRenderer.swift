@@ -45,8 +45,10 @@ package struct ResponsesRenderer: Sendable {
                 itemID: self.messageID, part: .init(text: "")), into: &out)
     }
 
-    /// One delivered piece of text (written by hand: it is the hot path).
-    package mutating func delta(_ text: String, into out: inout ByteBuffer) {
+    /// One delivered piece of text, given as its JSON string token at `range` of `payload`'s
+    /// readable bytes (validated by ``ChunkScanner``): written without decoding it
+    /// (``JSONBody/writeJSONString(token:into:)``), and by hand: it is the hot path.
+    package mutating func delta(token range: Range<Int>, of payload: ByteBuffer, into out: inout ByteBuffer) {
         out.writeStaticString(
             "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"sequence_number\":")
         out.writeString(String(self.sequence))
@@ -54,7 +56,9 @@ package struct ResponsesRenderer: Sendable {
         out.writeStaticString(",\"item_id\":")
         JSONBody.writeJSONString(self.messageID, into: &out)
         out.writeStaticString(",\"output_index\":0,\"content_index\":0,\"delta\":")
-        JSONBody.writeJSONString(text, into: &out)
+        payload.withUnsafeReadableBytes { bytes in
+            JSONBody.writeJSONString(token: UnsafeRawBufferPointer(rebasing: bytes[range]), into: &out)
+        }
         out.writeStaticString(",\"logprobs\":[]}\n\n")
     }
 

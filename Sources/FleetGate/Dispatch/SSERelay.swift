@@ -13,9 +13,9 @@ package import NIOCore
 ///    anew), `[DONE]` once and last, the SSE error event of DESIGN.md's contract;
 /// 4. keep one `id`/`object`/`created`/`model` from the first delivered chunk to `[DONE]`, across
 ///    failover continuations;
-/// 5. count delivered tokens and keep the delivered text (of choice 0) for continuations; strip
-///    usage unless the client asked, and report usage as the original prompt plus every token
-///    delivered;
+/// 5. count delivered tokens and keep the delivered text (of choice 0) for continuations, as its
+///    pieces' JSON string tokens (``TokenText``: decoded only when read); strip usage unless the
+///    client asked, and report usage as the original prompt plus every token delivered;
 /// 6. bound what an upstream can make it hold: event size, events per attempt, output tokens
 ///    (`max_tokens`) and, for `stream: false`, the aggregate's bytes.
 ///
@@ -39,7 +39,9 @@ package struct SSERelay: Sendable {
         package var maxEventBytes: Int
         /// Events accepted from one attempt.
         package var maxEventsPerAttempt: Int
-        /// Bytes of text collected for a `stream: false` answer.
+        /// Bytes of text collected for a `stream: false` answer, counted as JSON escapes the text
+        /// (``TokenText/escapedCount``): what the relay holds and about what the answer's JSON
+        /// writes — never fewer than the text's UTF-8 bytes.
         package var maxAggregateBytes: Int
         /// The stream id used when an upstream sends none.
         package var fallbackID: String
@@ -117,10 +119,11 @@ package struct SSERelay: Sendable {
     private var segments: [Int] = []
     /// Tokens delivered to the client.
     package private(set) var deliveredTokens = 0
-    /// The delivered text of choice 0, for continuations and `stream: false`.
-    package private(set) var deliveredText = ""
+    /// The delivered text of choice 0, for continuations and `stream: false`: kept as its pieces'
+    /// string tokens, decoded by ``deliveredText``.
+    private var delivered = TokenText()
     /// Text of further choices (`n > 1`), for `stream: false`.
-    private var otherText: [Int: String] = [:]
+    private var otherText: [Int: TokenText] = [:]
     private var aggregateBytes = 0
     /// The last finish reason delivered, per choice.
     private var finishReasons: [Int: String] = [:]
@@ -189,7 +192,7 @@ package struct SSERelay: Sendable {
         let chunk: ChunkScanner.Chunk
         do {
             chunk = try ChunkScanner.scan(
-                payload, range: 0..<payload.readableBytes, content: .decoded, template: &attempt.template)
+                payload, range: 0..<payload.readableBytes, content: .token, template: &attempt.template)
         } catch {
             return Item(kind: .malformed(label: "bad_json"), payload: payload, chunk: nil)
         }
@@ -213,7 +216,7 @@ package struct SSERelay: Sendable {
     /// Whether delivering one more token would pass the client's `max_tokens` or the aggregate bound.
     package func wouldExceedLimits(_ item: Item) -> Bool {
         if let limit = self.configuration.maxOutputTokens, self.deliveredTokens >= limit,
-            !(item.chunk?.choice?.content ?? "").isEmpty
+            (item.chunk?.choice?.contentToken?.count ?? 0) > 2  // text, not `""`
         {
             return true
         }
@@ -245,31 +248,36 @@ package struct SSERelay: Sendable {
     package mutating func deliver(_ item: Item, from attempt: Int, into out: inout ByteBuffer) {
         guard let chunk = item.chunk else { return }
         // Per token: no array is built to walk the choices.
-        var counted = chunk.choice.map { self.record($0) } ?? false
-        for choice in chunk.otherChoices where self.record(choice) { counted = true }
+        var counted = chunk.choice.map { self.record($0, of: item.payload) } ?? false
+        for choice in chunk.otherChoices where self.record(choice, of: item.payload) { counted = true }
         if counted || (chunk.choice?.hasToolCalls ?? false) { self.deliveredTokens += 1 }
         guard self.configuration.streaming else { return }
         if self.renderer != nil {
-            if let choice = chunk.choice, choice.index == 0, let content = choice.content, !content.isEmpty {
-                self.renderer!.delta(content, into: &out)
+            if let choice = chunk.choice, choice.index == 0, let token = choice.contentToken, token.count > 2 {
+                self.renderer!.delta(token: token, of: item.payload, into: &out)
             }
         } else {
             self.write(item, into: &out)
         }
     }
 
-    /// Keeps a delivered choice's text and finish reason; whether it carried text.
-    private mutating func record(_ choice: ChunkScanner.Choice) -> Bool {
+    /// Keeps a delivered choice's text (its string token in `payload`) and finish reason; whether it
+    /// carried text.
+    private mutating func record(_ choice: ChunkScanner.Choice, of payload: ByteBuffer) -> Bool {
         if let reason = choice.finishReason { self.finishReasons[choice.index] = reason }
-        guard let content = choice.content, !content.isEmpty else { return false }
+        guard let token = choice.contentToken, token.count > 2 else { return false }  // absent, null or ""
         if choice.index == 0 {
-            self.deliveredText += content
+            self.delivered.append(token: token, of: payload)
         } else if !self.configuration.streaming {
-            self.otherText[choice.index, default: ""] += content
+            self.otherText[choice.index, default: TokenText()].append(token: token, of: payload)
         }
-        self.aggregateBytes += content.utf8.count
+        self.aggregateBytes += token.count - 2
         return true
     }
+
+    /// The delivered text of choice 0, decoded (for a continuation, the `stream: false` answer, the
+    /// Responses API's closing events and an audit: once per request, not per token).
+    package var deliveredText: String { self.delivered.text }
 
     /// The end of a streamed answer: the usage chunk when asked for, then `[DONE]`, once.
     package mutating func finishStream(into out: inout ByteBuffer) {
@@ -310,7 +318,7 @@ package struct SSERelay: Sendable {
         let chat = self.configuration.chat
         let indices = ([0] + self.otherText.keys.sorted())
         let choices = indices.map { index in
-            let text = index == 0 ? self.deliveredText : (self.otherText[index] ?? "")
+            let text = index == 0 ? self.deliveredText : (self.otherText[index]?.text ?? "")
             return CompletionResponse.Choice(
                 index: index, message: chat ? ChatMessage(role: "assistant", content: text) : nil,
                 text: chat ? nil : text, finishReason: self.finishReasons[index] ?? "stop")

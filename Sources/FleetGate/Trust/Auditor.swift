@@ -86,10 +86,16 @@ public final class Auditor: Service, Sendable {
     }
 
     /// A car's answer was delivered whole (one car, no migration): audit it with the zone's
-    /// probability. Cheap and non-blocking: one random draw and, if chosen, one enqueue.
-    func consider(vehicleID: String, pseudonym: String, zone: String, model: String, chat: Bool, body: ByteBuffer, text: String) {
+    /// probability. Cheap and non-blocking: one random draw and, if chosen, one enqueue; the text
+    /// (which the relay keeps undecoded) is read only then.
+    func consider(
+        vehicleID: String, pseudonym: String, zone: String, model: String, chat: Bool, body: ByteBuffer,
+        text: @autoclosure () -> String
+    ) {
         let share = self.fraction(zone: zone)
-        guard share > 0, !text.isEmpty, Double.random(in: 0..<1) < share else { return }
+        guard share > 0, Double.random(in: 0..<1) < share else { return }
+        let text = text()
+        guard !text.isEmpty else { return }
         let job = Job(vehicleID: vehicleID, pseudonym: pseudonym, zone: zone, model: model, chat: chat, body: body, text: text)
         if case .dropped = self.queue.yield(job) {
             self.trust.metrics.auditDropped.increment()
