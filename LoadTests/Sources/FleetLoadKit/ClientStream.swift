@@ -72,7 +72,7 @@ final class ClientStream: HTTPStreamDelegate {
                 continue
             }
             var raw = ByteBuffer(string: event.data)
-            guard let chunk = try? ChunkScanner.scan(raw, range: raw.readerIndex..<raw.writerIndex) else {
+            guard let chunk = try? ChunkScanner.scan(raw, range: 0..<raw.readableBytes) else {
                 return self.fail("malformed_chunk")
             }
             if chunk.isError {
