@@ -291,7 +291,7 @@ def report(rows, paths, rates, args):
         print(f"| open {label} agent CPU µs/stream | " + " | ".join(f(med(n, rate, "agent_us"), ".0f") for n in names) + " |")
         print(f"| open {label}: client (fleet-load) / backend cores | " + " | ".join(
             f"{f(med(n, rate, 'client_cores'), '.2f')} / {f(med(n, rate, 'backend_cores'), '.2f')}" for n in names) + " |")
-    for key, label in (("cap-h2", "h2c"), ("cap-h1", "HTTP/1.1")):
+    for key, label in (("cap-h2", "h2c"), ("cap-h1", "HTTP/1.1")) if args.capacity else ():  # --capacity 0: none
         print(f"| capacity {label}, 16 conns: streams/s answered 200 | " + " | ".join(f(med(n, key, "rate"), ".0f") for n in names) + " |")
         print(f"| capacity {label}: % answered 200 (the rest shed) | " + " | ".join(
             f(100 * med(n, key, "ok") / args.capacity, ".1f") for n in names) + " |")
