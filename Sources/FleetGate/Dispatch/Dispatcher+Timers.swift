@@ -25,13 +25,9 @@ extension Dispatcher {
         var hedgeDelay: TimeAmount?
         var firstTokenTimeout = configuration.firstTokenTimeout
         if wholeAnswer {
-            firstTokenTimeout = configuration.attemptTimeout
-            if let limit = self.request.outputLimit {
-                let stream = interTokenLimit.nanoseconds.multipliedReportingOverflow(by: Int64(max(1, limit)))
-                if !stream.overflow {
-                    firstTokenTimeout = min(firstTokenTimeout, configuration.firstTokenTimeout + .nanoseconds(stream.partialValue))
-                }
-            }
+            firstTokenTimeout = AttemptDeadlines.wholeAnswerTimeout(
+                firstTokenTimeout: configuration.firstTokenTimeout, interTokenLimit: interTokenLimit,
+                maxTokens: self.request.outputLimit, total: configuration.attemptTimeout)
         } else if configuration.hedging, open.reason == .initial || open.reason == .retry,
             let predicted = lease.predictedTTFTMilliseconds
         {
