@@ -8,12 +8,6 @@ import HTTPTypes
 import Logging
 import NIOCore
 
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Darwin)
-    import Darwin
-#endif
-
 /// Carries out a ``DispatchStateMachine``'s decisions for one validated request, on the client
 /// stream's event loop: opens upstream attempts on the leases a ``CandidateList`` hands out,
 /// feeds their bytes through the ``SSERelay``, arms the per-attempt timers, writes to the
@@ -287,24 +281,11 @@ final class Dispatcher: UpstreamEvents {
     /// escape that could spell it (`\u`), appears in the bytes.
     func centralAnswerBody() -> ByteBuffer {
         let body = self.request.body
-        let mayHold = body.withUnsafeReadableBytes { bytes in
-            Self.contains(bytes, "stream_options") || Self.contains(bytes, "\\u")
+        let bytes = body.readableBytesView
+        guard bytes.firstRange(of: "stream_options".utf8) != nil || bytes.firstRange(of: #"\u"#.utf8) != nil else {
+            return body
         }
-        guard mayHold else { return body }
         return JSONBody.editing(body, removing: ["stream_options"], appending: []) ?? body
-    }
-
-    private static func contains(_ bytes: UnsafeRawBufferPointer, _ needle: StaticString) -> Bool {
-        let count = needle.utf8CodeUnitCount
-        guard let base = bytes.baseAddress, bytes.count >= count else { return false }
-        let first = Int32(needle.utf8Start.pointee), last = bytes.count - count
-        var offset = 0
-        while offset <= last, let hit = memchr(base + offset, first, last - offset + 1) {
-            offset = base.distance(to: UnsafeRawPointer(hit))
-            if memcmp(base + offset, needle.utf8Start, count) == 0 { return true }
-            offset += 1
-        }
-        return false
     }
 
     /// The client's body with the delivered text to continue from (prefix continuation).
