@@ -281,10 +281,7 @@ final class Dispatcher: UpstreamEvents {
     /// escape that could spell it (`\u`), appears in the bytes.
     func centralAnswerBody() -> ByteBuffer {
         let body = self.request.body
-        let bytes = body.readableBytesView
-        guard bytes.firstRange(of: "stream_options".utf8) != nil || bytes.firstRange(of: #"\u"#.utf8) != nil else {
-            return body
-        }
+        guard JSONBody.contains(body, "stream_options") || JSONBody.contains(body, #"\u"#) else { return body }
         return JSONBody.editing(body, removing: ["stream_options"], appending: []) ?? body
     }
 
