@@ -145,6 +145,8 @@ def main():
     parser.add_argument("--baseline-env", action="append", default=[], metavar="KEY=VALUE",
                         help="environment for the --baseline-bin gateways (repeatable)")
     parser.add_argument("--capacity-protocols", default="h2,h1", help="closed-loop capacity over h2c, HTTP/1.1 or both")
+    parser.add_argument("--capacity-body", choices=("stream", "plain"), default="stream",
+                        help="the closed-loop capacity's requests: streams (default) or `stream: false` requests")
     parser.add_argument("--of-capacity", default="",
                         help="open-loop rates as multiples of the h2c capacity measured just before, in the same "
                              "round (e.g. 0.5,2: half and twice capacity; replaces --rates) — on a shared machine "
@@ -181,7 +183,7 @@ def main():
                     gateways.append(g)
                     paths.append((g.name, g.port, g.proc.pid, g.agent.pid if g.agent else None, True))
         body_stream = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
-        json.dump(BODY_STREAM, body_stream)
+        json.dump(BODY_PLAIN if args.capacity_body == "plain" else BODY_STREAM, body_stream)
         body_stream.close()
         factors = [float(x) for x in args.of_capacity.split(",") if x]
         # Row keys: a rate in streams/s, or ("x", factor) for a multiple of the capacity just measured.
@@ -261,7 +263,8 @@ def report(rows, paths, rates, args):
     def f(v, spec=".3f"):
         return "" if v != v else format(v, spec)
 
-    print(f"\nBursting backend (32 chunks), medians of {args.rounds} rounds, ms unless stated; log level {args.log_level}")
+    print(f"\nBursting backend (32 chunks), medians of {args.rounds} rounds, ms unless stated; log level {args.log_level}"
+          + ("; capacity rows: `stream: false` requests" if args.capacity_body == "plain" else ""))
     print("| measure | " + " | ".join(names) + " |")
     print("|---|" + "---|" * len(names))
     print("| single stream TTFT p50 | " + " | ".join(f(med(n, "single", "ttft_p50_ms")) for n in names) + " |")
@@ -291,7 +294,7 @@ def report(rows, paths, rates, args):
         print(f"| open {label} agent CPU µs/stream | " + " | ".join(f(med(n, rate, "agent_us"), ".0f") for n in names) + " |")
         print(f"| open {label}: client (fleet-load) / backend cores | " + " | ".join(
             f"{f(med(n, rate, 'client_cores'), '.2f')} / {f(med(n, rate, 'backend_cores'), '.2f')}" for n in names) + " |")
-    for key, label in (("cap-h2", "h2c"), ("cap-h1", "HTTP/1.1")):
+    for key, label in (("cap-h2", "h2c"), ("cap-h1", "HTTP/1.1")) if args.capacity else ():  # --capacity 0: none
         print(f"| capacity {label}, 16 conns: streams/s answered 200 | " + " | ".join(f(med(n, key, "rate"), ".0f") for n in names) + " |")
         print(f"| capacity {label}: % answered 200 (the rest shed) | " + " | ".join(
             f(100 * med(n, key, "ok") / args.capacity, ".1f") for n in names) + " |")

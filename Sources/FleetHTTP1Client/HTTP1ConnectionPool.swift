@@ -27,14 +27,15 @@ package final class HTTP1ConnectionPool {
     package var idleCount: Int { self.state.idleCount }
 
     /// Sends a `POST` of `body` to `path` (after the endpoint's prefix), with `headers` beside the
-    /// endpoint's own, on a parked connection or a new one (`newConnection`: always a new one — the
-    /// retry of an exchange whose parked connection the server had closed); the response goes to `receiver`.
+    /// endpoint's own and `accept` (``HTTP1Endpoint/postHead(path:contentLength:headers:accept:)``), on a
+    /// parked connection or a new one (`newConnection`: always a new one — the retry of an exchange
+    /// whose parked connection the server had closed); the response goes to `receiver`.
     package func post(
-        path: String, body: ByteBuffer, headers: [(name: String, value: String)] = [], newConnection: Bool = false,
-        to receiver: any HTTP1ResponseReceiver
+        path: String, body: ByteBuffer, headers: [(name: String, value: String)] = [],
+        accept: String = "text/event-stream", newConnection: Bool = false, to receiver: any HTTP1ResponseReceiver
     ) {
         self.eventLoop.preconditionInEventLoop()
-        let head = self.endpoint.postHead(path: path, contentLength: body.readableBytes, headers: headers)
+        let head = self.endpoint.postHead(path: path, contentLength: body.readableBytes, headers: headers, accept: accept)
         let (lease, expired) = newConnection ? (.connect, []) : self.state.lease(now: .now())
         self.close(expired)
         switch lease {

@@ -64,15 +64,17 @@ package struct HTTP1Endpoint: Sendable {
         self.connectTimeout = connectTimeout
     }
 
-    /// `POST <prefix><path>` with a JSON body of `contentLength` bytes, asking for SSE, with `extra` headers.
-    package func postHead(path: String, contentLength: Int, headers extra: [(name: String, value: String)] = [])
-        -> HTTPRequestHead
-    {
+    /// `POST <prefix><path>` with a JSON body of `contentLength` bytes, asking for `accept` (SSE unless
+    /// told: a `stream: false` request asks for JSON), with `extra` headers.
+    package func postHead(
+        path: String, contentLength: Int, headers extra: [(name: String, value: String)] = [],
+        accept: String = "text/event-stream"
+    ) -> HTTPRequestHead {
         var headers = HTTPHeaders()
         headers.reserveCapacity(4 + extra.count)
         headers.add(name: "host", value: self.authority)
         headers.add(name: "content-type", value: "application/json")
-        headers.add(name: "accept", value: "text/event-stream")
+        headers.add(name: "accept", value: accept)
         headers.add(name: "content-length", value: String(contentLength))
         for header in extra { headers.add(name: header.name, value: header.value) }
         return HTTPRequestHead(version: .http1_1, method: .POST, uri: self.pathPrefix + path, headers: headers)

@@ -39,6 +39,8 @@ extension ChunkScanner {
         enum Key {
             case id, object, model, created, choices, usage, error, index, delta, role, content, text
             case finishReason, toolCalls, functionCall, logprobs, promptTokens, completionTokens, other
+            /// A whole answer's choice (``AnswerScanner``).
+            case message
         }
 
         static func key(_ name: UnsafeRawBufferPointer) -> Key {
@@ -61,6 +63,7 @@ extension ChunkScanner {
                 if equals("created") { return .created }
                 if equals("choices") { return .choices }
                 if equals("content") { return .content }
+                if equals("message") { return .message }
                 return .other
             case 8: return equals("logprobs") ? .logprobs : .other
             case 10: return equals("tool_calls") ? .toolCalls : .other

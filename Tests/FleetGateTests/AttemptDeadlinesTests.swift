@@ -71,4 +71,18 @@ struct AttemptDeadlinesTests {
             hedgeDelay: .seconds(5))
         #expect(long.next(Progress()) == Self.at(1_000))
     }
+
+    @Test("A whole answer's deadline: the first-token timeout plus the inter-token limit per max_tokens, within the total")
+    func wholeAnswer() {
+        func timeout(_ maxTokens: Int?, total: TimeAmount = .minutes(10)) -> TimeAmount {
+            AttemptDeadlines.wholeAnswerTimeout(
+                firstTokenTimeout: .seconds(15), interTokenLimit: .seconds(2), maxTokens: maxTokens, total: total)
+        }
+        #expect(timeout(32) == .seconds(15 + 64))
+        #expect(timeout(0) == .seconds(17), "at least one token")
+        #expect(timeout(4_096) == .minutes(10), "past the total: the total")
+        #expect(timeout(nil) == .minutes(10), "no max_tokens: the total")
+        #expect(timeout(Int.max) == .minutes(10), "an overflow: the total")
+        #expect(timeout(32, total: .seconds(30)) == .seconds(30))
+    }
 }

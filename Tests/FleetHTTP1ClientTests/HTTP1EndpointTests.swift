@@ -58,5 +58,10 @@ struct HTTP1EndpointTests {
             "content-length: 42", "x-request-id: r-1", "traceparent: 00-ab",
         ])
         #expect(head.isKeepAlive)
+        // A request for one JSON answer (`stream: false`) asks for JSON, in the same place.
+        let whole = endpoint.postHead(path: "/completions", contentLength: 7, accept: "application/json")
+        #expect(whole.headers.map { "\($0.name): \($0.value)" } == [
+            "host: 127.0.0.1:8000", "content-type: application/json", "accept: application/json", "content-length: 7",
+        ])
     }
 }

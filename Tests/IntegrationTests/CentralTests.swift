@@ -1,5 +1,6 @@
 import FleetAgent
 import FleetGate
+import FleetHTTP2
 import FleetProtocol
 import FleetTesting
 import Foundation
@@ -8,6 +9,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import NIOSSL
+import Synchronization
 import Testing
 
 @Suite("Central capacity", .timeLimit(.minutes(2)))
@@ -45,28 +47,195 @@ struct CentralTests {
         }
     }
 
-    @Test("Central receives every field the client sent, byte for byte, with stream and usage set")
-    func fieldsPassThrough() async throws {
+    static let allFields: [(String, String)] = [
+        ("model", "\"fleet-8b\""), ("messages", "[{\"role\":\"user\",\"content\":\"hi\"}]"),
+        ("n", "1"), ("tools", "[{\"type\":\"function\",\"function\":{\"name\":\"f\",\"parameters\":{}}}]"),
+        ("tool_choice", "\"none\""), ("response_format", "{\"type\":\"text\"}"), ("logprobs", "false"),
+        ("top_logprobs", "0"), ("top_p", "0.30000000000000004"), ("stop", "[\"zzz\"]"), ("seed", "42"),
+        ("temperature", "0.7"), ("presence_penalty", "0.5"), ("frequency_penalty", "-0.25"),
+        ("user", "\"u-1\""), ("max_tokens", "3"), ("metadata", "{\"k\":\"v\"}"),
+    ]
+
+    @Test("A streamed request: central receives every field the client sent, byte for byte, with stream and usage set")
+    func fieldsPassThroughStreamed() async throws {
         try await withCentralOnly { fleet, central, client in
-            let fields: [(String, String)] = [
-                ("model", "\"fleet-8b\""), ("messages", "[{\"role\":\"user\",\"content\":\"hi\"}]"),
-                ("n", "1"), ("tools", "[{\"type\":\"function\",\"function\":{\"name\":\"f\",\"parameters\":{}}}]"),
-                ("tool_choice", "\"none\""), ("response_format", "{\"type\":\"text\"}"), ("logprobs", "false"),
-                ("top_logprobs", "0"), ("top_p", "0.30000000000000004"), ("stop", "[\"zzz\"]"), ("seed", "42"),
-                ("temperature", "0.7"), ("presence_penalty", "0.5"), ("frequency_penalty", "-0.25"),
-                ("user", "\"u-1\""), ("max_tokens", "3"), ("metadata", "{\"k\":\"v\"}"),
-            ]
-            let body = "{" + fields.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + ",\"stream\":false}"
+            let body = "{" + Self.allFields.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + ",\"stream\":true}"
             let result = try await client.post("/v1/chat/completions", json: body).collect()
             #expect(result.response?.status == .ok)
             let received = try #require(central.recorder.requests.last { $0.path.hasSuffix("/chat/completions") })
             let text = String(buffer: received.body)
-            for (name, value) in fields {
+            for (name, value) in Self.allFields {
                 #expect(text.contains("\"\(name)\":\(value)"), "central did not receive \(name) as sent")
             }
             #expect(text.contains("\"stream\":true"))
             #expect(text.contains("\"stream_options\":{\"include_usage\":true}"))
-            #expect(!text.contains("\"stream\":false"))
+            #expect(received.headers[.accept] == "text/event-stream")
+        }
+    }
+
+    /// Issue #19: a `stream: false` request asks central for `stream: false` — one JSON answer, not 32
+    /// chunks to parse and join.
+    @Test("A stream: false request: central gets the client's body as sent, stream false, no stream_options")
+    func fieldsPassThrough() async throws {
+        try await withCentralOnly { fleet, central, client in
+            let body = "{" + Self.allFields.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + ",\"stream\":false}"
+            let result = try await client.post("/v1/chat/completions", json: body).collect()
+            #expect(result.response?.status == .ok)
+            let received = try #require(central.recorder.requests.last { $0.path.hasSuffix("/chat/completions") })
+            #expect(String(buffer: received.body) == body, "not the client's bytes")
+            #expect(received.headers[.accept] == "application/json")
+            let completion = try JSONDecoder().decode(CompletionResponse.self, from: Data(result.body.utf8))
+            #expect(completion.object == "chat.completion")
+            #expect(completion.usage.completionTokens == 3)
+
+            // `stream_options` (refused by OpenAI-compatible servers without `stream: true`) is taken
+            // out, and only it; no `stream` at all stays none (false).
+            let withOptions = #"{"model":"fleet-8b","stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi \u00e9"}],"stream":false,"max_tokens":2}"#
+            let second = try await client.post("/v1/chat/completions", json: withOptions).collect()
+            #expect(second.response?.status == .ok)
+            let edited = try #require(central.recorder.requests.last { $0.path.hasSuffix("/chat/completions") })
+            #expect(
+                String(buffer: edited.body)
+                    == #"{"model":"fleet-8b","messages":[{"role":"user","content":"hi \u00e9"}],"stream":false,"max_tokens":2}"#)
+            let noStream = #"{"model":"fleet-8b","messages":[{"role":"user","content":"hi"}],"max_tokens":2}"#
+            let third = try await client.post("/v1/chat/completions", json: noStream).collect()
+            #expect(third.response?.status == .ok)
+            let plain = try #require(central.recorder.requests.last { $0.path.hasSuffix("/chat/completions") })
+            #expect(String(buffer: plain.body) == noStream)
+        }
+    }
+
+    /// The official `openai` SDK's chat and legacy completions with `stream: false` against central,
+    /// each object validated strictly against the SDK's pydantic model.
+    static let sdkScript = #"""
+        import json, sys, openai
+        client = openai.OpenAI(base_url=sys.argv[1] + "/v1", api_key="unused", max_retries=0)
+        strict = lambda obj: type(obj).model_validate(obj.to_dict(), strict=False)
+        out = {}
+        raw = client.chat.completions.with_raw_response.create(
+            model="fleet-8b", messages=[{"role": "user", "content": "Hello, fleet"}], max_tokens=4, stream=False)
+        chat = strict(raw.parse())
+        out["chat"] = {"object": chat.object, "id": chat.id, "model": chat.model, "created": chat.created,
+                       "content": chat.choices[0].message.content, "role": chat.choices[0].message.role,
+                       "finish": chat.choices[0].finish_reason, "choices": len(chat.choices),
+                       "usage": [chat.usage.prompt_tokens, chat.usage.completion_tokens, chat.usage.total_tokens],
+                       "route": raw.headers.get("x-fleet-route"), "length": raw.headers.get("content-length")}
+        legacy = strict(client.completions.create(model="fleet-8b", prompt="Once upon", max_tokens=3))
+        out["legacy"] = {"object": legacy.object, "text": legacy.choices[0].text, "finish": legacy.choices[0].finish_reason,
+                         "usage": [legacy.usage.prompt_tokens, legacy.usage.completion_tokens]}
+        print(json.dumps(out))
+        """#
+
+    @Test("The official SDK: stream: false chat and legacy completions from central are valid objects; metrics count the answer's tokens")
+    func wholeAnswerSDK() async throws {
+        try await withCentralOnly { fleet, central, _ in
+            let python = try #require(
+                ProcessInfo.processInfo.environment["FLEETGATE_PYTHON"], "run via scripts/test.sh, which sets FLEETGATE_PYTHON")
+            let result = try await Subprocess.run(python, ["-c", Self.sdkScript, fleet.baseURL], timeout: 120)
+            try #require(result.status == 0, "\(result.stderr.suffix(3_000))")
+            let report = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+            let chat = try #require(report["chat"] as? [String: Any])
+            #expect(chat["object"] as? String == "chat.completion")
+            #expect(chat["model"] as? String == "fleet-8b")
+            #expect((chat["id"] as? String)?.isEmpty == false)
+            #expect((chat["created"] as? Int ?? 0) > 1_700_000_000, "central's created, passed on")
+            #expect(chat["role"] as? String == "assistant")
+            #expect(chat["content"] as? String == referenceText(prompt: "Hello, fleet", maxTokens: 4))
+            #expect(chat["finish"] as? String == "length")
+            #expect(chat["choices"] as? Int == 1)
+            #expect((chat["usage"] as? [Int])?.dropFirst().first == 4)
+            #expect(chat["route"] as? String == "central")
+            let legacy = try #require(report["legacy"] as? [String: Any])
+            #expect(legacy["object"] as? String == "text_completion")
+            #expect((legacy["text"] as? String)?.isEmpty == false)
+            #expect((legacy["usage"] as? [Int])?.last == 3)
+            // Central was asked for whole answers and generated exactly what the client got.
+            let asked = central.recorder.requests.filter { $0.path.hasSuffix("completions") }
+            #expect(asked.count == 2)
+            for request in asked {
+                let sent = try #require(try JSONSerialization.jsonObject(with: Data(request.body.readableBytesView)) as? [String: Any])
+                #expect((sent["stream"] as? Bool ?? false) == false && sent["stream_options"] == nil, "\(sent.keys.sorted())")
+                #expect(request.headers[.accept] == "application/json")
+            }
+            #expect(central.engine.tokensGenerated == 7)
+            // The GenAI metrics (and the audit line, from the same count): 4 + 3 output tokens on
+            // central, and a time to the answer for each request.
+            let metrics = try await DeployMetricsTests.metrics(fleet).split(separator: "\n")
+            let output = metrics.first {
+                $0.hasPrefix("gen_ai_client_token_usage_sum{") && $0.contains(#"gen_ai_token_type="output""#)
+                    && $0.contains(#"route="central""#)
+            }
+            #expect(output?.hasSuffix(" 7") == true || output?.hasSuffix(" 7.0") == true, "\(String(describing: output))")
+            let ttft = metrics.first {
+                $0.hasPrefix("gen_ai_server_time_to_first_token_seconds_count{") && $0.contains(#"route="central""#)
+            }
+            #expect(ttft?.hasSuffix(" 2") == true, "\(String(describing: ttft))")
+        }
+    }
+
+    /// Central's whole answer reaches the client as central wrote it — every member, every choice —
+    /// and a bad or oversized one is an error, never held without bound.
+    @Test("Whole answers pass through byte for byte; a bad one is retried elsewhere; an oversized one is a clear 502 at once")
+    func cannedAnswers() async throws {
+        // One script for both endpoints: whichever is asked first gets the first answer.
+        let script = CannedCentral.Script()
+        let a = try await CannedCentral.start(script), b = try await CannedCentral.start(script)
+        defer {
+            a.channel.close(promise: nil)
+            b.channel.close(promise: nil)
+        }
+        try await withFleet(configure: {
+            $0.central.endpoints = [.init(region: "eu-west", baseURL: a.baseURL), .init(region: "eu-west", baseURL: b.baseURL)]
+            $0.maxAttempts = 2
+        }) { fleet in
+            try await waitUntil("central models discovered") {
+                fleet.gateway.core.central.models().contains("fleet-8b")
+            }
+            let client = try await RecordingClient.connect(port: fleet.clientPort)
+            defer { client.close() }
+            func ask() async throws -> (status: Int, body: String) {
+                let result = try await client.post("/v1/chat/completions", json: chatBody(stream: false, maxTokens: 4))
+                    .collect()
+                return (result.response?.status.code ?? 0, result.body)
+            }
+            // Rich: n = 2, tool calls, logprobs, system_fingerprint, usage details.
+            let rich = #"{"id":"chatcmpl-central-1","object":"chat.completion","created":1700000001,"model":"central-name","system_fingerprint":"fp_44","choices":[{"index":0,"message":{"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"f","arguments":"{\"x\":1}"}}]},"logprobs":{"content":[{"token":"a","logprob":-0.5,"bytes":[97],"top_logprobs":[]}]},"finish_reason":"tool_calls"},{"index":1,"message":{"role":"assistant","content":"héllo"},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":6,"total_tokens":15,"completion_tokens_details":{"reasoning_tokens":0}}}"#
+            script.answers.withLock { $0 = [(200, rich)] }
+            let passed = try await ask()
+            #expect(passed.status == 200)
+            #expect(passed.body == rich)
+            #expect(script.served.withLock { $0 } == 1)
+
+            // A bad answer (an empty choices array) from the first endpoint asked: the other answers.
+            script.answers.withLock { $0 = [(200, #"{"object":"chat.completion","choices":[]}"#), (200, rich)] }
+            let retried = try await ask()
+            #expect(retried.status == 200)
+            #expect(retried.body == rich)
+            #expect(script.served.withLock { $0 } == 3)
+
+            // Bad from both (cut short; an error object with 200): 502 after both attempts.
+            script.answers.withLock {
+                $0 = [(200, #"{"choices":[{"message":{"content":"cut"#), (200, #"{"error":{"message":"busy","type":"server_error"}}"#)]
+            }
+            let bad = try await ask()
+            #expect(bad.status == 502)
+            #expect(bad.body.contains("upstream_error"), "\(bad.body)")
+            #expect(script.served.withLock { $0 } == 5)
+
+            // Past the bound (4 MiB): 502 at once, naming the bound and the way out; not retried.
+            let huge = #"{"id":"x","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":""# + String(repeating: "y", count: 5 << 20) + #""},"finish_reason":"length"}]}"#
+            script.answers.withLock { $0 = [(200, huge)] }
+            let large = try await ask()
+            #expect(large.status == 502)
+            #expect(large.body.contains("larger than 4194304 bytes") && large.body.contains("stream"), "\(large.body.prefix(300))")
+            #expect(script.served.withLock { $0 } == 6, "an oversized answer was retried")
+
+            // Central's error status maps as it does for streams: a 400 passes through, not retried.
+            script.answers.withLock { $0 = [(400, #"{"error":{"message":"bad max_tokens","type":"invalid_request_error"}}"#)] }
+            let rejected = try await ask()
+            #expect(rejected.status == 400)
+            #expect(rejected.body.contains("bad max_tokens"))
+            #expect(script.served.withLock { $0 } == 7)
         }
     }
 
@@ -263,5 +432,65 @@ struct CentralTests {
         } throws: {
             "\($0)".contains("central.caFile")
         }
+    }
+}
+
+/// A central endpoint that answers every completion with the next answer of its ``Script`` — the last
+/// one again when they run out — and lists `fleet-8b`.
+final class CannedCentral: Sendable {
+    /// The answers, shared by the endpoints given it.
+    final class Script: Sendable {
+        let answers = Mutex<[(Int, String)]>([])
+        /// Completions answered so far.
+        let served = Mutex(0)
+
+        func next() -> (Int, String) {
+            self.served.withLock { $0 += 1 }
+            return self.answers.withLock { answers in answers.count > 1 ? answers.removeFirst() : answers.first ?? (500, "") }
+        }
+    }
+
+    let channel: any Channel
+    let script: Script
+
+    private init(channel: any Channel, script: Script) {
+        self.channel = channel
+        self.script = script
+    }
+
+    var baseURL: String { "http://127.0.0.1:\(self.channel.localAddress!.port!)/v1" }
+
+    static func start(_ script: Script) async throws -> CannedCentral {
+        let channel = try await HTTPServer.bind(
+            host: "127.0.0.1", port: 0, group: MultiThreadedEventLoopGroup.singleton, responder: Responder(script: script))
+        return CannedCentral(channel: channel, script: script)
+    }
+
+    struct Responder: HTTPServerResponder {
+        let script: Script
+        func stream(_ stream: any HTTPStream, didReceive request: HTTPRequest, connection: HTTPConnectionInfo)
+            -> any HTTPStreamDelegate
+        {
+            Answer(stream: stream, models: request.path?.hasSuffix("/models") == true, script: self.script)
+        }
+    }
+
+    final class Answer: HTTPStreamDelegate {
+        let stream: any HTTPStream
+        let models: Bool
+        let script: Script
+        init(stream: any HTTPStream, models: Bool, script: Script) {
+            self.stream = stream
+            self.models = models
+            self.script = script
+        }
+        func streamDidReceiveData(_ data: ByteBuffer) { self.stream.consume(data.readableBytes) }
+        func streamDidReceiveEnd(trailers: HTTPFields?) {
+            let (status, body) =
+                self.models ? (200, #"{"object":"list","data":[{"id":"fleet-8b","object":"model"}]}"#) : self.script.next()
+            self.stream.sendResponse(
+                status: .init(code: status), contentType: "application/json", body: ByteBuffer(string: body))
+        }
+        func streamDidClose(error: HTTPStreamError?) {}
     }
 }

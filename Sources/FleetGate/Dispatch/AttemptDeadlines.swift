@@ -53,6 +53,19 @@ package struct AttemptDeadlines: Sendable, Hashable {
         self.hedge = hedgeDelay.map { start + $0 }
     }
 
+    /// The first-token timeout of an attempt that answers whole (`stream: false` on central): the longest a
+    /// stream of `maxTokens` could take without failing — `firstTokenTimeout`, then `interTokenLimit` per
+    /// token — within `total`; `total` without `maxTokens`.
+    package static func wholeAnswerTimeout(
+        firstTokenTimeout: TimeAmount, interTokenLimit: TimeAmount, maxTokens: Int?, total: TimeAmount
+    ) -> TimeAmount {
+        guard let maxTokens else { return total }
+        let tokens = interTokenLimit.nanoseconds.multipliedReportingOverflow(by: Int64(max(1, maxTokens)))
+        let stream = tokens.partialValue.addingReportingOverflow(firstTokenTimeout.nanoseconds)
+        guard !tokens.overflow, !stream.overflow else { return total }
+        return min(total, .nanoseconds(stream.partialValue))
+    }
+
     /// When the watchdog would fire, once tokens flow.
     private func watchdog(_ progress: Progress) -> NIODeadline? {
         guard let last = progress.lastTokenAt ?? progress.firstTokenAt else { return nil }

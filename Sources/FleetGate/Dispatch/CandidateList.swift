@@ -128,7 +128,10 @@ struct CandidateList {
         case .central(let endpoint, _):
             self.core.central.release(endpoint, outcome: outcome, promptTokens: self.profile.promptTokens)
             // #14: a central runtime that caches prefixes now holds this prompt (a no-op without prefixes).
-            if outcome.ttftMilliseconds != nil { self.core.registry.recordCentral(self.profile, now: self.core.now) }
+            // Served: a first token, or a whole answer (which has no first-token time).
+            if outcome.ttftMilliseconds != nil || (outcome.succeeded && outcome.outputTokens > 0) {
+                self.core.registry.recordCentral(self.profile, now: self.core.now)
+            }
         case .forward(let target, _):
             self.core.cluster?.forwardEnded(target)  // cluster (#21)
         }

@@ -21,6 +21,8 @@ final class CentralExchange: HTTP1ResponseReceiver {
     private let path: String
     private let body: ByteBuffer
     private let headers: [(name: String, value: String)]
+    /// `text/event-stream`, or `application/json` for a whole answer (`stream: false`).
+    private let accept: String
     private var connection: HTTP1ClientConnection?
     /// Bytes delivered to the relay and not yet consumed.
     private var unconsumed = 0
@@ -28,17 +30,20 @@ final class CentralExchange: HTTP1ResponseReceiver {
     private var retried = false
 
     init(relay: any UpstreamEvents, attempt: Int, pool: HTTP1ConnectionPool, path: String, body: ByteBuffer,
-         headers: [(name: String, value: String)]) {
+         headers: [(name: String, value: String)], accept: String = "text/event-stream") {
         self.relay = relay
         self.attempt = attempt
         self.pool = pool
         self.path = path
         self.body = body
         self.headers = headers
+        self.accept = accept
     }
 
     func start(newConnection: Bool = false) {
-        self.pool.post(path: self.path, body: self.body, headers: self.headers, newConnection: newConnection, to: self)
+        self.pool.post(
+            path: self.path, body: self.body, headers: self.headers, accept: self.accept, newConnection: newConnection,
+            to: self)
     }
 
     /// The relay passed `bytes` on.

@@ -27,17 +27,19 @@ final class CentralFallbackUpstream: Upstream {
 
     private init(endpoint: CentralDirectory.Endpoint) { self.endpoint = endpoint }
 
-    /// Starts `POST {base}/chat/completions` (or `/completions`) with `body`, streaming.
+    /// Starts `POST {base}/chat/completions` (or `/completions`) with `body`, streaming — or, with
+    /// `wholeAnswer`, asking for one JSON answer.
     static func open<Relay: UpstreamEvents>(
         client: HTTPClient, endpoint: CentralDirectory.Endpoint, path: String, body: ByteBuffer, requestID: String,
-        trace: (parent: String, state: String?) = ("", nil), attempt: Int, relay: NIOLoopBound<Relay>
+        trace: (parent: String, state: String?) = ("", nil), wholeAnswer: Bool = false, attempt: Int,
+        relay: NIOLoopBound<Relay>
     ) -> CentralFallbackUpstream {
         let upstream = CentralFallbackUpstream(endpoint: endpoint)
         let delegate = CentralDelegate(upstream: upstream, relay: relay, attempt: attempt)
         do {
             var headers = HTTPHeaders()
             headers.add(name: "content-type", value: "application/json")
-            headers.add(name: "accept", value: "text/event-stream")
+            headers.add(name: "accept", value: wholeAnswer ? "application/json" : "text/event-stream")
             headers.add(name: FleetHeader.requestID, value: requestID)
             // #17: W3C Trace Context.
             if !trace.parent.isEmpty { headers.add(name: TraceParent.header, value: trace.parent) }

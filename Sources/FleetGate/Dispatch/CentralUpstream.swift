@@ -10,18 +10,20 @@ import NIOCore
 struct CentralUpstream: Upstream {
     let exchange: NIOLoopBound<CentralExchange>
 
-    /// Starts `POST {base}/chat/completions` (or `/completions`) with `body`, streaming, on `pool`
-    /// (the relay's loop's). Call on the relay's loop.
+    /// Starts `POST {base}/chat/completions` (or `/completions`) with `body` on `pool` (the relay's
+    /// loop's), streaming — or, with `wholeAnswer`, asking for one JSON answer. Call on the relay's loop.
     static func open<Relay: UpstreamEvents>(
         pool: HTTP1ConnectionPool, path: String, body: ByteBuffer, requestID: String,
-        trace: (parent: String, state: String?) = ("", nil), attempt: Int, relay: NIOLoopBound<Relay>
+        trace: (parent: String, state: String?) = ("", nil), wholeAnswer: Bool = false, attempt: Int,
+        relay: NIOLoopBound<Relay>
     ) -> CentralUpstream {
         var headers: [(name: String, value: String)] = [(FleetHeader.requestID, requestID)]
         // #17: W3C Trace Context.
         if !trace.parent.isEmpty { headers.append((TraceParent.header, trace.parent)) }
         if let state = trace.state { headers.append((TraceParent.stateHeader, state)) }
         let exchange = CentralExchange(
-            relay: relay.value, attempt: attempt, pool: pool, path: path, body: body, headers: headers)
+            relay: relay.value, attempt: attempt, pool: pool, path: path, body: body, headers: headers,
+            accept: wholeAnswer ? "application/json" : "text/event-stream")
         exchange.start()
         return CentralUpstream(exchange: NIOLoopBound(exchange, eventLoop: relay.eventLoop))
     }

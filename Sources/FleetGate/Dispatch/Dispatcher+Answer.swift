@@ -58,7 +58,7 @@ extension Dispatcher {
             model: self.request.model, route: route.label, zone: self.request.zone,
             firstTokenNanoseconds: self.clientFirstTokenAt.map { ($0 - self.started).nanoseconds },
             durationNanoseconds: (now - self.started).nanoseconds,
-            inputTokens: self.request.profile.promptTokens, outputTokens: self.relay.deliveredTokens)
+            inputTokens: self.request.profile.promptTokens, outputTokens: self.deliveredTokens)
         // The head of a stream already carried them; its trailers repeat them only after a migration.
         let headers = self.request.streaming && self.machine.migrations == 0 ? nil : self.routeHeaders()
         self.end(status: 200)  // before the last write (see ``end(status:)``)
@@ -68,8 +68,8 @@ extension Dispatcher {
             self.stream.sendEnd(trailers: headers)
         } else {
             self.stream.sendResponse(
-                status: .ok, contentType: "application/json", body: self.relay.responseBody(model: self.request.model),
-                headers: headers ?? [:])
+                status: .ok, contentType: "application/json",
+                body: self.answerBody ?? self.relay.responseBody(model: self.request.model), headers: headers ?? [:])
         }
         self.stream.flushNow()  // the last bytes before the audit line queued by end(status:)
     }
@@ -80,6 +80,10 @@ extension Dispatcher {
         case .noCapacity:
             error = .noCapacity(zone: self.request.zone)
             self.core.metrics.fleetState.zoneRefused(self.request.zone)
+        case .attemptsExhausted(let label) where label == CentralAnswer.tooLargeLabel:
+            error = .upstreamFailed(
+                "The answer was larger than \(self.relay.configuration.maxAggregateBytes) bytes, the most the gateway holds for a request with 'stream': false; ask for fewer tokens, or stream it ('stream': true)."
+            )
         case .attemptsExhausted(let label):
             error = .upstreamFailed(
                 "No car or central endpoint could serve the request after \(self.machine.opened) attempts (\(label)).")
@@ -164,9 +168,12 @@ extension Dispatcher {
     /// What the audit line and the dashboard say about where a request went.
     typealias AuditFields = (route: String, region: String, vehicle: String, attempts: Int, tokens: Int, migrations: Int)
 
+    /// Output tokens the client got: a whole answer's (``CentralAnswer``), or those the relay delivered.
+    var deliveredTokens: Int { self.answerTokens ?? self.relay.deliveredTokens }
+
     /// For the audit line: where the answer was served, never what it said.
     var auditFields: AuditFields {
-        let tokens = self.relay.deliveredTokens
+        let tokens = self.deliveredTokens
         switch self.servingLease {
         case .car(let car, _, _):
             return ("car", car.region, car.pseudonym, self.machine.opened, tokens, self.machine.migrations)

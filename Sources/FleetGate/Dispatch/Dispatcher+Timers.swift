@@ -11,17 +11,31 @@ import NIOCore
 extension Dispatcher {
     /// An attempt's deadlines, from its start: first token, total, hedge (for a first attempt or a
     /// retry, when hedging is on and the lease predicts a TTFT) and the inter-token watchdog.
-    func deadlines(for open: DispatchStateMachine.Open, lease: AttemptLease, start: NIODeadline) -> AttemptDeadlines {
+    ///
+    /// A whole answer (`wholeAnswer`: central asked for `stream: false`) is its first token: its
+    /// deadline is the longest a stream of the request's `max_tokens` could take without failing —
+    /// the first token's timeout and then the inter-token limit per token — within the total (the
+    /// total alone without `max_tokens`); it is never hedged (a hedge races a slow first token, and
+    /// here it would race, and pay for, a whole second generation).
+    func deadlines(
+        for open: DispatchStateMachine.Open, lease: AttemptLease, start: NIODeadline, wholeAnswer: Bool = false
+    ) -> AttemptDeadlines {
         let configuration = self.core.configuration
+        let interTokenLimit = self.interTokenLimit(lease)
         var hedgeDelay: TimeAmount?
-        if configuration.hedging, open.reason == .initial || open.reason == .retry,
+        var firstTokenTimeout = configuration.firstTokenTimeout
+        if wholeAnswer {
+            firstTokenTimeout = AttemptDeadlines.wholeAnswerTimeout(
+                firstTokenTimeout: configuration.firstTokenTimeout, interTokenLimit: interTokenLimit,
+                maxTokens: self.request.outputLimit, total: configuration.attemptTimeout)
+        } else if configuration.hedging, open.reason == .initial || open.reason == .retry,
             let predicted = lease.predictedTTFTMilliseconds
         {
             hedgeDelay = max(configuration.minimumHedgeDelay, .nanoseconds(Int64(predicted * configuration.hedgeFactor * 1e6)))
         }
         return AttemptDeadlines(
-            start: start, firstTokenTimeout: configuration.firstTokenTimeout, totalTimeout: configuration.attemptTimeout,
-            interTokenLimit: self.interTokenLimit(lease), hedgeDelay: hedgeDelay)
+            start: start, firstTokenTimeout: firstTokenTimeout, totalTimeout: configuration.attemptTimeout,
+            interTokenLimit: interTokenLimit, hedgeDelay: hedgeDelay)
     }
 
     /// Arms the attempt's one timer at its next deadline, unless it is armed for that time or earlier.
@@ -41,7 +55,9 @@ extension Dispatcher {
         for due in attempt.deadlines.due(at: .now(), attempt.progress) {
             switch due {
             case .total: return self.attemptFailed(id, .init(retryable: true, label: "total_timeout"))
-            case .firstToken: return self.attemptFailed(id, .init(retryable: true, label: "first_token_timeout"))
+            case .firstToken:
+                let label = attempt.answer == nil ? "first_token_timeout" : "answer_timeout"
+                return self.attemptFailed(id, .init(retryable: true, label: label))
             case .interToken: return self.attemptFailed(id, .init(retryable: true, label: "inter_token_timeout"))
             case .hedge:
                 let allowed = self.core.hedgeBudget.tryWithdraw()

@@ -25,6 +25,7 @@ extension Dispatcher {
             attempt.upstream?.consume(data.readableBytes)
             return
         }
+        if attempt.answer != nil { return self.answerPart(data, of: attempt, id) }
         let upstream = attempt.upstream
         self.reuseOutput()
         let items = self.relay.receive(data, from: id)
@@ -135,6 +136,43 @@ extension Dispatcher {
             return self.attemptFailed(
                 id, .init(retryable: !clientFault, label: "status_\(status / 100)xx", status: clientFault ? status : nil))
         }
+        if attempt.answer != nil { return self.answerArrived(id) }
+        self.perform(self.machine.finished(id))
+    }
+
+    /// Body bytes of a whole answer: held (acknowledged at once — the bound, not the client, limits
+    /// them), or the attempt ends when they pass the bound.
+    private func answerPart(_ data: ByteBuffer, of attempt: Attempt, _ id: Int) {
+        attempt.upstream?.consume(data.readableBytes)
+        guard attempt.answer!.append(data) else {
+            return self.attemptFailed(id, .init(retryable: false, label: CentralAnswer.tooLargeLabel))
+        }
+    }
+
+    /// A whole answer ended: valid, it is the attempt's one token and its end — the client gets it
+    /// as the answer; else the attempt failed (and another may be tried: nothing reached the client).
+    private func answerArrived(_ id: Int) {
+        guard let attempt = self.attempts[id], let answer = attempt.answer else { return }
+        let whole: CentralAnswer.Whole
+        switch answer.finish() {
+        case .failed(let failure): return self.attemptFailed(id, failure)
+        case .whole(let answer): whole = answer
+        }
+        let now = NIODeadline.now()
+        let action = self.machine.firstToken(id)
+        guard case .commit(_, let sendHead, let losers) = action else { return self.perform(action) }
+        losers.forEach(self.cancel)
+        if attempt.reason == .hedge { self.core.metrics.hedgesWon.increment() }
+        attempt.firstTokenAt = now
+        attempt.lastTokenAt = now
+        attempt.tokens = whole.completionTokens
+        attempt.promptTokens = whole.promptTokens
+        self.servingLease = attempt.lease
+        self.servingRegion = attempt.servedRegion
+        // TTFT, for a whole answer, is the time to the answer: when the client gets its first byte.
+        self.recordFirstToken(attempt, now: now, isFirstForClient: sendHead)
+        self.answerBody = whole.body
+        self.answerTokens = whole.completionTokens
         self.perform(self.machine.finished(id))
     }
 

@@ -42,6 +42,11 @@ final class Dispatcher: UpstreamEvents {
         var departureWatch: Int?
         /// Where a forwarded attempt's replica served it (its `x-fleet-region`; cluster #21).
         var servedRegion: String?
+        /// A central attempt asked for one whole answer (`stream: false`): its body so far. Nil for a
+        /// streamed attempt, whose bytes go through the ``SSERelay``.
+        var answer: CentralAnswer?
+        /// The prompt's tokens as the upstream counted them, when it said (a whole answer's usage).
+        var promptTokens: Int?
         /// Removed from the table (``Dispatcher/close(_:outcome:)``): it hears nothing more.
         var closed = false
 
@@ -88,6 +93,11 @@ final class Dispatcher: UpstreamEvents {
     var rejectionBody = ByteBuffer()
     /// When the client got its first token (the GenAI metrics).
     var clientFirstTokenAt: NIODeadline?
+    /// The whole answer central gave a `stream: false` request (``CentralAnswer``), for the client
+    /// as it is; nil when the relay assembles the answer from a stream.
+    var answerBody: ByteBuffer?
+    /// That answer's completion tokens (central's `usage`, or an estimate).
+    var answerTokens: Int?
 
     init(
         core: GatewayCore, stream: any HTTPStream, request: ValidatedRequest, requestID: String, route: String,
@@ -177,10 +187,18 @@ final class Dispatcher: UpstreamEvents {
         if open.reason == .retry { self.core.metrics.retries.increment() }
         if open.reason == .hedge { self.core.metrics.hedgesStarted.increment() }
         let now = NIODeadline.now()
+        let wholeAnswer = self.asksWholeAnswer(lease, resumeFrom: open.resumeFrom)
         let attempt = Attempt(
             lease: lease, reason: open.reason, resumeFrom: open.resumeFrom, startedAt: now,
-            deadlines: self.deadlines(for: open, lease: lease, start: now))
-        self.relay.open(attempt: open.attempt)
+            deadlines: self.deadlines(for: open, lease: lease, start: now, wholeAnswer: wholeAnswer))
+        if wholeAnswer {
+            attempt.answer = CentralAnswer(
+                configuration: .init(
+                    chat: self.request.chat, maxBytes: self.relay.configuration.maxAggregateBytes,
+                    fallbackID: self.relay.configuration.fallbackID, model: self.request.model))
+        } else {
+            self.relay.open(attempt: open.attempt)
+        }
         let relay = NIOLoopBound(self, eventLoop: self.stream.eventLoop)
         self.opening = open.attempt
         defer { self.opening = nil }
@@ -210,16 +228,17 @@ final class Dispatcher: UpstreamEvents {
             attempt.upstream = CarUpstream.open(
                 tunnel: tunnel, request: head, body: body, attempt: open.attempt, relay: relay)
         case .central(let endpoint, _):
-            let path = String(self.route.dropFirst(3)), body = self.centralBody(resumeFrom: open.resumeFrom)
+            let path = String(self.route.dropFirst(3))
+            let body = wholeAnswer ? self.centralAnswerBody() : self.centralBody(resumeFrom: open.resumeFrom)
             let trace = (self.request.traceParent, self.request.traceState)
             if let pool = self.core.centralClients.pool(for: endpoint, on: self.stream.eventLoop) {
                 attempt.upstream = CentralUpstream.open(
-                    pool: pool, path: path, body: body, requestID: self.requestID, trace: trace, attempt: open.attempt,
-                    relay: relay)
+                    pool: pool, path: path, body: body, requestID: self.requestID, trace: trace,
+                    wholeAnswer: wholeAnswer, attempt: open.attempt, relay: relay)
             } else {  // a base URL the own client does not take: async-http-client
                 attempt.upstream = CentralFallbackUpstream.open(
                     client: self.core.httpClient!, endpoint: endpoint, path: path, body: body, requestID: self.requestID,
-                    trace: trace, attempt: open.attempt, relay: relay)
+                    trace: trace, wholeAnswer: wholeAnswer, attempt: open.attempt, relay: relay)
             }
         case .forward(let target, _):  // cluster (#21): another replica; the original body (exactReplayStart)
             attempt.upstream = ForwardUpstream.open(
@@ -244,6 +263,26 @@ final class Dispatcher: UpstreamEvents {
         return JSONBody.editing(
             body, removing: ["stream", "stream_options"],
             appending: [("stream", "true"), ("stream_options", "{\"include_usage\":true}")]) ?? body
+    }
+
+    /// Whether an attempt on `lease` asks for one whole answer instead of a stream: a `stream: false`
+    /// chat or legacy completion on central capacity, from the start. Not a car (cars always stream
+    /// over the tunnel), nor another replica (it relays a stream), nor a continuation (its answer
+    /// continues text already delivered, which the relay joins), nor `/v1/responses` (its answer is
+    /// a `response` object the relay renders from the text, not central's bytes).
+    func asksWholeAnswer(_ lease: AttemptLease, resumeFrom: Int) -> Bool {
+        guard case .central = lease else { return false }
+        return !self.request.streaming && self.request.responses == nil && resumeFrom == 0
+    }
+
+    /// The body for a central endpoint asked for one whole answer: the client's bytes as they are —
+    /// `stream` false or absent, kept — without `stream_options`, which OpenAI-compatible servers
+    /// refuse without `stream: true`. Edited only when the body may hold that member: its name, or an
+    /// escape that could spell it (`\u`), appears in the bytes.
+    func centralAnswerBody() -> ByteBuffer {
+        let body = self.request.body
+        guard JSONBody.contains(body, "stream_options") || JSONBody.contains(body, #"\u"#) else { return body }
+        return JSONBody.editing(body, removing: ["stream_options"], appending: []) ?? body
     }
 
     /// The client's body with the delivered text to continue from (prefix continuation).
@@ -272,6 +311,13 @@ final class Dispatcher: UpstreamEvents {
 
     /// What an attempt showed, for the scheduler to learn from: counted tokens, not guessed ones.
     func outcome(_ attempt: Attempt, succeeded: Bool) -> Outcome {
+        if attempt.answer != nil, attempt.firstTokenAt != nil {
+            // A whole answer: the time to it is prefill and decoding together, so neither the first
+            // token's time nor the per-token time is known — the endpoint's estimate learns neither.
+            return Outcome(
+                ttftMilliseconds: nil, tpotMilliseconds: nil, promptTokens: attempt.promptTokens,
+                outputTokens: attempt.tokens, succeeded: succeeded)
+        }
         guard let first = attempt.firstTokenAt else {
             return Outcome(ttftMilliseconds: nil, tpotMilliseconds: nil, outputTokens: 0, succeeded: succeeded)
         }
