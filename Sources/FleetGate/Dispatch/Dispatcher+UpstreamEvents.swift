@@ -29,14 +29,16 @@ extension Dispatcher {
         let upstream = attempt.upstream
         self.reuseOutput()
         let items = self.relay.receive(data, from: id)
-        for item in items {
+        for (index, item) in items.enumerated() {
             guard !self.ended, !attempt.closed else { break }
             let committed = self.machine.committed != nil
             self.handle(item, from: id)
-            // The first token goes out now, not at the end of this pass: in a burst (a central answer
-            // read at once, delivered part by part in this pass) it would wait for the whole answer.
-            // One extra write per bursting stream; a paced stream's flush just comes earlier.
-            if !committed, self.machine.committed != nil, self.request.streaming {
+            // The first token goes out now, not at the end of this pass, when more of this read follows
+            // it: in a burst (a central answer read at once, delivered part by part in this pass) it
+            // would wait for the whole answer. One extra write per bursting stream. A first token that
+            // ends its read goes with the connection's next flush, as every later token does: flushing
+            // it alone cost a write per stream when several streams' tokens arrive in one tunnel read.
+            if !committed, self.machine.committed != nil, self.request.streaming, index < items.count - 1 {
                 self.flush()
                 self.stream.flushNow()
             }
