@@ -114,6 +114,10 @@ public enum SSE {
             return events
         }
 
+        /// Bytes appended and not yet returned in an event (a partial event, or events ``next()`` has
+        /// still to return).
+        public var bufferedBytes: Int { self.pending.readableBytes }
+
         /// Adds bytes; then ``next()`` until it returns nil gives the events they complete, without
         /// an array per call (the agent reads one body piece per event, issue #19).
         public mutating func append(_ buffer: ByteBuffer) {

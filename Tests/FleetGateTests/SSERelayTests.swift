@@ -25,7 +25,8 @@ struct RelayDriver {
     mutating func feed(_ text: String, from attempt: Int) -> [SSERelay.Kind] {
         if self.opened.insert(attempt).inserted { self.relay.open(attempt: attempt) }
         var kinds: [SSERelay.Kind] = []
-        for item in self.relay.receive(ByteBuffer(string: text), from: attempt) {
+        self.relay.append(ByteBuffer(string: text), from: attempt)
+        while let item = self.relay.next(from: attempt) {
             kinds.append(item.kind)
             switch item.kind {
             case .preamble where self.committed != attempt: self.relay.hold(item, from: attempt)
@@ -183,6 +184,27 @@ struct SSERelayTests {
         let items = relay.receive(ByteBuffer(string: "data: {\"a\":\"" + String(repeating: "x", count: 4096)), from: 1)
         #expect(items.map(\.kind) == [.malformed(label: "event_too_large")])
         #expect(relay.receive(ByteBuffer(string: "\"}\n\n"), from: 1).isEmpty)
+    }
+
+    @Test("Items are read one at a time; the relay says whether more of the read is buffered")
+    func pullOneAtATime() {
+        var relay = SSERelay(
+            configuration: .init(streaming: true, includeUsage: false, chat: true, maxOutputTokens: nil, fallbackID: "x"))
+        relay.open(attempt: 1)
+        #expect(!relay.hasBufferedBytes(from: 1))
+        relay.append(ByteBuffer(string: chunk("a", content: "one") + chunk("a", content: "two") + "data: {\"id"), from: 1)
+        #expect(relay.next(from: 1)?.chunk?.choice?.contentToken != nil)
+        #expect(relay.hasBufferedBytes(from: 1))
+        #expect(relay.next(from: 1)?.kind == .output)
+        #expect(relay.hasBufferedBytes(from: 1))  // the start of the next event
+        #expect(relay.next(from: 1) == nil)
+        relay.append(ByteBuffer(string: "\":\"a\"}\n\ndata: [DONE]\n\n"), from: 1)  // no choices
+        #expect(relay.next(from: 1)?.kind == .malformed(label: "bad_chunk"))
+        #expect(!relay.hasBufferedBytes(from: 1))  // ended: the rest is never read
+        #expect(relay.next(from: 1) == nil)
+        relay.append(ByteBuffer(string: chunk("a", content: "late")), from: 1)
+        #expect(relay.next(from: 1) == nil)
+        #expect(relay.next(from: 2) == nil)  // no such attempt
     }
 
     @Test("One id from the first chunk to the end, across a continuation from another upstream")

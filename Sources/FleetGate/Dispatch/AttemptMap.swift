@@ -30,6 +30,19 @@ struct AttemptMap<Value> {
         }
     }
 
+    /// Runs `body` on the attempt's value in place (no copy out and back, which would also make its
+    /// buffers' storage shared and copied on the next write); nil when there is no such attempt.
+    mutating func modify<Result>(_ id: Int, _ body: (inout Value) throws -> Result) rethrows -> Result? {
+        guard let index = self.ids.lastIndex(of: id) else { return nil }
+        return try body(&self.entries[index])
+    }
+
+    /// `body`'s answer about the attempt's value, read where it is stored; nil when there is no such attempt.
+    func read<Result>(_ id: Int, _ body: (Value) throws -> Result) rethrows -> Result? {
+        guard let index = self.ids.lastIndex(of: id) else { return nil }
+        return try body(self.entries[index])
+    }
+
     @discardableResult
     mutating func removeValue(forKey id: Int) -> Value? {
         guard let index = self.ids.lastIndex(of: id) else { return nil }

@@ -28,9 +28,8 @@ extension Dispatcher {
         if attempt.answer != nil { return self.answerPart(data, of: attempt, id) }
         let upstream = attempt.upstream
         self.reuseOutput()
-        let items = self.relay.receive(data, from: id)
-        for (index, item) in items.enumerated() {
-            guard !self.ended, !attempt.closed else { break }
+        self.relay.append(data, from: id)
+        while !self.ended, !attempt.closed, let item = self.relay.next(from: id) {
             let committed = self.machine.committed != nil
             self.handle(item, from: id)
             // The first token goes out now, not at the end of this pass, when more of this read follows
@@ -38,7 +37,7 @@ extension Dispatcher {
             // would wait for the whole answer. One extra write per bursting stream. A first token that
             // ends its read goes with the connection's next flush, as every later token does: flushing
             // it alone cost a write per stream when several streams' tokens arrive in one tunnel read.
-            if !committed, self.machine.committed != nil, self.request.streaming, index < items.count - 1 {
+            if !committed, self.machine.committed != nil, self.request.streaming, self.relay.hasBufferedBytes(from: id) {
                 self.flush()
                 self.stream.flushNow()
             }
