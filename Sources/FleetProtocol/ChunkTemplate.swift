@@ -33,7 +33,9 @@ public struct ChunkTemplate: Sendable {
     /// What `bytes` says, if it is the learned chunk with another valid string token for its text
     /// (in ``ChunkScanner/ContentMode/token`` form); nil when it is not — then scan it in full.
     package func match(_ bytes: UnsafeRawBufferPointer) -> ChunkScanner.Chunk? {
-        guard var chunk = self.chunk, let base = bytes.baseAddress else { return nil }
+        // The learned chunk is copied once, after the bytes matched (a copy is ~260 instructions;
+        // `self.chunk != nil` would copy it too). A learned payload is never empty: it has a token.
+        guard !self.learned.isEmpty, let base = bytes.baseAddress else { return nil }
         let prefix = self.token.lowerBound
         let suffix = self.learned.count - self.token.upperBound
         guard bytes.count >= prefix + 2 + suffix else { return nil }
@@ -45,19 +47,21 @@ public struct ChunkTemplate: Sendable {
         var reader = ChunkScanner.Reader(bytes: bytes)
         reader.position = prefix
         guard let range = try? reader.stringRange(), range.upperBound == bytes.count - suffix else { return nil }
+        // Changed where it is built: `var chunk = self.chunk!` and `return chunk` copied it twice.
+        var result = self.chunk
         let shift = range.count - self.token.count
         if shift != 0 {
             let after = self.token.upperBound
-            func moved(_ range: Range<Int>?) -> Range<Int>? {
-                guard let range, range.lowerBound >= after else { return range }
-                return (range.lowerBound + shift)..<(range.upperBound + shift)
+            func move(_ range: inout Range<Int>?) {
+                guard let old = range, old.lowerBound >= after else { return }
+                range = (old.lowerBound + shift)..<(old.upperBound + shift)
             }
-            chunk.idRange = moved(chunk.idRange)
-            chunk.objectRange = moved(chunk.objectRange)
-            chunk.modelRange = moved(chunk.modelRange)
+            move(&result!.idRange)
+            move(&result!.objectRange)
+            move(&result!.modelRange)
         }
-        chunk.choice!.contentToken = range
-        return chunk
+        result?.choice?.contentToken = range
+        return result
     }
 
     /// Keeps `chunk` (scanned from `bytes` with ``ChunkScanner/ContentMode/token``) as the template, if
@@ -81,6 +85,7 @@ extension ChunkScanner {
     ) throws(Malformed) -> Chunk {
         var chunk: Chunk
         if let matched = template.match(bytes) {
+            guard case .decoded = content else { return matched }  // returned as it is: no copy
             chunk = matched
         } else {
             chunk = try Self.scan(bytes, content: .token)
