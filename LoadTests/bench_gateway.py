@@ -21,11 +21,13 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import tempfile
 import time
 import urllib.request
 
+import static_backend
 from bench_common import ROOT, cpu_seconds, free_port, median, percentile, release_build, start, stop, wait_port
 
 PY = os.environ.get("FLEETGATE_PYTHON", "python3")
@@ -132,6 +134,10 @@ def h2load(port, h1, requests, body_file):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--backend", choices=("python", "nginx"), default="python",
+                        help="python: burst_backend.py (~0.45 CPU-ms a request, so capacity runs measure it); "
+                             "nginx: static_backend.py, the same 32-chunk stream from nginx (streams only, "
+                             "no single/non-stream rows), so the relay is the bottleneck")
     parser.add_argument("--rates", default="100,1000,2000", help="open-loop streams/s")
     parser.add_argument("--duration", type=float, default=5)
     parser.add_argument("--single", type=int, default=300, help="sequential requests for single-request latency")
@@ -159,8 +165,14 @@ def main():
         args.single, args.capacity_protocols = 0, "h2"
     bin_dir = args.bin or release_build("fleetgate", "fleet-agent", "fleet-load")
     backend_port, nghttpx_port = free_port(), free_port()
-    backend = subprocess.Popen([PY, os.path.join(ROOT, "LoadTests", "burst_backend.py"), "--port", str(backend_port)],
-                               stdout=subprocess.DEVNULL)
+    static_root = None
+    if args.backend == "nginx":  # streams only: the relay, not the backend, is then the bottleneck
+        if args.capacity_body == "plain":
+            raise SystemExit("--backend nginx answers every request with a stream: no --capacity-body plain")
+        backend, static_root = static_backend.start(backend_port)
+    else:
+        backend = subprocess.Popen([PY, os.path.join(ROOT, "LoadTests", "burst_backend.py"), "--port",
+                                    str(backend_port)], stdout=subprocess.DEVNULL)
     wait_port(backend_port)
     nghttpx = start(["nghttpx", "--conf=/dev/null", "--workers=1", f"--frontend=127.0.0.1,{nghttpx_port};no-tls",
                      f"--backend=127.0.0.1,{backend_port};;proto=http/1.1", "--backend-keep-alive-timeout=60s",
@@ -197,7 +209,7 @@ def main():
                 if h2 and args.single:
                     single = fleet_load(bin_dir, port, ["--rate", "0", "--count", str(args.single)])
                     rows.setdefault((name, "single"), []).append(single)
-                if args.single:
+                if args.single and args.backend != "nginx":  # nginx's answer to `stream: false` is a stream
                     plain = sequential(port, args.single, h2, BODY_PLAIN)
                     rows.setdefault((name, "nonstream"), []).append(plain)
                 capacity_first = bool(factors) and args.capacity and h2
@@ -238,6 +250,8 @@ def main():
             g.stop()
         stop(nghttpx)
         stop(backend)
+        if static_root:
+            shutil.rmtree(static_root, ignore_errors=True)
 
 
 def measure_capacity(rows, name, port, pid, h2, args, body_file):
@@ -263,7 +277,7 @@ def report(rows, paths, rates, args):
     def f(v, spec=".3f"):
         return "" if v != v else format(v, spec)
 
-    print(f"\nBursting backend (32 chunks), medians of {args.rounds} rounds, ms unless stated; log level {args.log_level}"
+    print(f"\nBursting backend (32 chunks; {args.backend}), medians of {args.rounds} rounds, ms unless stated; log level {args.log_level}"
           + ("; capacity rows: `stream: false` requests" if args.capacity_body == "plain" else ""))
     print("| measure | " + " | ".join(names) + " |")
     print("|---|" + "---|" * len(names))
