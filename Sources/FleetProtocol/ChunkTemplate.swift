@@ -30,11 +30,14 @@ public struct ChunkTemplate: Sendable {
 
     public init() {}
 
-    /// What `bytes` says, if it is the learned chunk with another valid string token for its text
-    /// (in ``ChunkScanner/ContentMode/token`` form); nil when it is not — then scan it in full.
-    package func match(_ bytes: UnsafeRawBufferPointer) -> ChunkScanner.Chunk? {
-        // The learned chunk is copied once, after the bytes matched (a copy is ~260 instructions;
-        // `self.chunk != nil` would copy it too). A learned payload is never empty: it has a token.
+    /// The learned chunk (its text's token at the learned position), if one was learned.
+    package var learnedChunk: ChunkScanner.Chunk? { self.chunk }
+
+    /// Where the text's string token is in `bytes`, if `bytes` is the learned chunk with another valid
+    /// string token for its text; nil when it is not. What ``match(_:)`` checks, without building the
+    /// chunk (a relay passing such chunks through as they are needs only the token).
+    package func matchToken(_ bytes: UnsafeRawBufferPointer) -> Range<Int>? {
+        // A learned payload is never empty: it has a token.
         guard !self.learned.isEmpty, let base = bytes.baseAddress else { return nil }
         let prefix = self.token.lowerBound
         let suffix = self.learned.count - self.token.upperBound
@@ -47,6 +50,15 @@ public struct ChunkTemplate: Sendable {
         var reader = ChunkScanner.Reader(bytes: bytes)
         reader.position = prefix
         guard let range = try? reader.stringRange(), range.upperBound == bytes.count - suffix else { return nil }
+        return range
+    }
+
+    /// What `bytes` says, if it is the learned chunk with another valid string token for its text
+    /// (in ``ChunkScanner/ContentMode/token`` form); nil when it is not — then scan it in full.
+    package func match(_ bytes: UnsafeRawBufferPointer) -> ChunkScanner.Chunk? {
+        // The learned chunk is copied once, after the bytes matched (a copy is ~260 instructions;
+        // `self.chunk != nil` would copy it too).
+        guard let range = self.matchToken(bytes) else { return nil }
         // Changed where it is built: `var chunk = self.chunk!` and `return chunk` copied it twice.
         var result = self.chunk
         let shift = range.count - self.token.count

@@ -10,11 +10,17 @@ struct RelayDriver {
     var out = ByteBuffer()
     var committed: Int?
     var opened: Set<Int> = []
+    /// Whether plain tokens of the committed attempt go through ``SSERelay/forwardTokens(from:into:)``
+    /// first, as the dispatcher does; each counts as an `.output` kind.
+    var passThrough = false
+    /// Tokens the pass-through forwarded.
+    var passedThrough = 0
 
     init(
         streaming: Bool = true, usage: Bool = false, chat: Bool = true, maxTokens: Int? = nil,
-        maxAggregateBytes: Int = 4 << 20
+        maxAggregateBytes: Int = 4 << 20, passThrough: Bool = false
     ) {
+        self.passThrough = passThrough
         self.relay = SSERelay(
             configuration: .init(
                 streaming: streaming, includeUsage: usage, chat: chat, maxOutputTokens: maxTokens,
@@ -26,7 +32,13 @@ struct RelayDriver {
         if self.opened.insert(attempt).inserted { self.relay.open(attempt: attempt) }
         var kinds: [SSERelay.Kind] = []
         self.relay.append(ByteBuffer(string: text), from: attempt)
-        while let item = self.relay.next(from: attempt) {
+        while true {
+            if self.passThrough && self.committed == attempt {
+                let count = self.relay.forwardTokens(from: attempt, into: &self.out)
+                kinds.append(contentsOf: Array(repeating: .output, count: count))
+                self.passedThrough += count
+            }
+            guard let item = self.relay.next(from: attempt) else { break }
             kinds.append(item.kind)
             switch item.kind {
             case .preamble where self.committed != attempt: self.relay.hold(item, from: attempt)

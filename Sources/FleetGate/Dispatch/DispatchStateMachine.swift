@@ -224,6 +224,19 @@ package struct DispatchStateMachine: Sendable {
         return .forward
     }
 
+    /// Whether a token of `attempt` would be forwarded (``token(_:)`` answers `.forward`): it is the
+    /// committed attempt of a stream in progress.
+    package func forwards(_ attempt: AttemptID) -> Bool {
+        self.phase == .streaming && attempt == self.committed
+    }
+
+    /// `count` tokens of the committed attempt, already forwarded (a run the relay passed through, all
+    /// at once): counted as ``token(_:)`` counts each. Nothing when it does not ``forwards(_:)``.
+    package mutating func forwarded(_ count: Int, of attempt: AttemptID) {
+        guard self.forwards(attempt) else { return }
+        self.delivered += count
+    }
+
     /// An attempt's upstream ended cleanly (`[DONE]`, or the end of its stream after a finish).
     package mutating func finished(_ attempt: AttemptID) -> Action {
         guard self.open.contains(attempt) else { return .none }

@@ -110,26 +110,30 @@ package struct SSERelay: Sendable {
         var completionTokens: Int?
         /// The attempt's last token chunk, so the next alike is not scanned again.
         var template = ChunkTemplate()
+        /// An event ``forwardTokens(from:into:)`` read and left for ``next(from:)``, or the decoder's
+        /// refusal of an event too large that it met.
+        var pushedBack: SSE.Decoder.Event?
+        var tooLarge = false
     }
 
     package let configuration: Configuration
-    private var attempts = AttemptMap<AttemptState>()
+    var attempts = AttemptMap<AttemptState>()
     var identity: Identity?
     /// Attempts the client heard, in order.
-    private var segments: [Int] = []
+    private(set) var segments: [Int] = []
     /// Tokens delivered to the client.
-    package private(set) var deliveredTokens = 0
+    package internal(set) var deliveredTokens = 0
     /// The delivered text of choice 0, for continuations and `stream: false`: kept as its pieces'
     /// string tokens, decoded by ``deliveredText``.
-    private var delivered = TokenText()
+    var delivered = TokenText()
     /// Text of further choices (`n > 1`), for `stream: false`.
     private var otherText: [Int: TokenText] = [:]
-    private var aggregateBytes = 0
+    var aggregateBytes = 0
     /// The last finish reason delivered, per choice.
     private var finishReasons: [Int: String] = [:]
     private var doneSent = false
     /// Writes the client side for `/v1/responses`; nil for chat and legacy completions.
-    private var renderer: ResponsesRenderer?
+    private(set) var renderer: ResponsesRenderer?
 
     package init(configuration: Configuration) {
         self.configuration = configuration
@@ -162,10 +166,18 @@ package struct SSERelay: Sendable {
         let limit = self.configuration.maxEventsPerAttempt
         return self.attempts.modify(attempt) { state -> Item? in
             while !state.ended {
-                let event: SSE.Decoder.Event?
-                do {
-                    event = try state.decoder.next()
-                } catch {
+                var event: SSE.Decoder.Event?
+                if let pushedBack = state.pushedBack {  // read by forwardTokens(from:into:), not taken
+                    event = pushedBack
+                    state.pushedBack = nil
+                } else if !state.tooLarge {
+                    do {
+                        event = try state.decoder.next()
+                    } catch {
+                        state.tooLarge = true
+                    }
+                }
+                if state.tooLarge && state.pushedBack == nil && event == nil {
                     // The events before the oversized one were returned by earlier calls.
                     state.ended = true
                     return Item(kind: .malformed(label: "event_too_large"), payload: ByteBuffer(), chunk: nil)
@@ -191,7 +203,7 @@ package struct SSERelay: Sendable {
     /// Whether the attempt holds bytes ``next(from:)`` has not returned yet (more of the same read,
     /// or the start of an event still arriving).
     package func hasBufferedBytes(from attempt: Int) -> Bool {
-        self.attempts.read(attempt) { !$0.ended && $0.decoder.bufferedBytes > 0 } ?? false
+        self.attempts.read(attempt) { !$0.ended && ($0.decoder.bufferedBytes > 0 || $0.pushedBack != nil) } ?? false
     }
 
     /// Splits and classifies an attempt's bytes at once: ``append(_:from:)``, then ``next(from:)``

@@ -1,0 +1,119 @@
+import FleetProtocol
+package import NIOCore
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// The relay's per-token fast path: a run of token chunks passed through as they came.
+///
+/// Once the client hears an attempt, most of its events are alike — `data: {"id":…,"choices":[{"index":0,
+/// "delta":{"content":TOKEN},"finish_reason":null}]}` — and the relay's answer to each is the same: count
+/// the token, keep its text, write the event unchanged. ``next(from:)`` reaches that answer through an
+/// ``Item`` per event (scan, classify, the state machine's verdict, `write`): ~8,600 instructions a token
+/// on the central path (issue #19). An event whose payload is the attempt's learned chunk
+/// (``ChunkTemplate``) with another non-empty text, on one `data:` line, is the same answer with nothing
+/// to decide: this path reads its token's place (``ChunkTemplate/matchToken(_:)``) and copies the event.
+/// Anything else — another shape, a finish reason, usage, an error, a bound reached — stops the run and
+/// is read by ``next(from:)`` as before, so the two paths give the client the same bytes
+/// (`SSERelayPassThroughTests` compares them).
+extension SSERelay {
+    /// Forwards the attempt's buffered events that are plain text tokens of the stream the client hears,
+    /// as they came, into `out`; returns how many. Only for the committed attempt of a streamed chat
+    /// or legacy completion (not the Responses API), after its first token; stops at the first other
+    /// event (left for ``next(from:)``), at the client's `max_tokens`, at the event bound.
+    package mutating func forwardTokens(from attempt: Int, into out: inout ByteBuffer) -> Int {
+        guard self.configuration.streaming, self.renderer == nil, self.segments.last == attempt,
+            let identity = self.identity
+        else { return 0 }
+        let maxTokens = self.configuration.maxOutputTokens ?? .max
+        let maxEvents = self.configuration.maxEventsPerAttempt
+        var delivered = self.deliveredTokens
+        // Moved out and back, not copied: the closure below may not touch `self` while it holds the
+        // attempt's state.
+        var text = TokenText()
+        swap(&text, &self.delivered)
+        var escaped = 0
+        let forwarded =
+            self.attempts.modify(attempt) { state -> Int in
+                guard !state.ended, state.pushedBack == nil, !state.tooLarge,
+                    let idRange = Self.passThroughID(of: state.template)
+                else { return 0 }
+                // One copy a run: reading it from `state` inside the closure below copied it a token.
+                let template = state.template
+                var count = 0
+                var idChecked = false
+                while delivered < maxTokens, state.events < maxEvents {
+                    let event: SSE.Decoder.Event?
+                    do {
+                        event = try state.decoder.next()
+                    } catch {
+                        state.tooLarge = true  // next(from:) ends the attempt with it
+                        break
+                    }
+                    guard let event else { break }
+                    let token = event.raw.withUnsafeReadableBytes { raw -> Range<Int>? in
+                        guard let payload = Self.singleDataLine(raw),
+                            let token = template.matchToken(UnsafeRawBufferPointer(rebasing: raw[payload])),
+                            token.count > 2  // `""` is not a token: next(from:) reads it
+                        else { return nil }
+                        if !idChecked {
+                            // The id lies before the text, in the bytes every match shares: one look a run.
+                            guard Self.equal(raw, payload.lowerBound + idRange.lowerBound, idRange.count, identity.id)
+                            else { return nil }
+                            idChecked = true
+                        }
+                        return (payload.lowerBound + token.lowerBound)..<(payload.lowerBound + token.upperBound)
+                    }
+                    guard let token else {
+                        state.pushedBack = event
+                        break
+                    }
+                    state.events += 1
+                    text.append(token: token, of: event.raw)
+                    escaped += token.count - 2
+                    delivered += 1
+                    count += 1
+                    out.writeImmutableBuffer(event.raw)
+                }
+                return count
+            } ?? 0
+        swap(&text, &self.delivered)
+        self.deliveredTokens = delivered
+        self.aggregateBytes += escaped
+        return forwarded
+    }
+
+    /// Where the id is in the learned chunk, when events matching it may pass through unchanged: one
+    /// choice (index 0) with text, no role, finish reason, tool call, usage or error, and the id before
+    /// the text (so every match has it at the same place). Nil otherwise.
+    private static func passThroughID(of template: ChunkTemplate) -> Range<Int>? {
+        guard let chunk = template.learnedChunk, !chunk.isError, chunk.hasChoices, !chunk.hasUsage,
+            chunk.otherChoices.isEmpty, let choice = chunk.choice, choice.index == 0, !choice.hasRole,
+            choice.finishReason == nil, !choice.hasToolCalls, let token = choice.contentToken,
+            let id = chunk.idRange, id.upperBound <= token.lowerBound
+        else { return nil }
+        return id
+    }
+
+    /// The payload's range in an event that is exactly `data: PAYLOAD\n\n` (one line, no carriage
+    /// return); nil for any other event.
+    private static func singleDataLine(_ raw: UnsafeRawBufferPointer) -> Range<Int>? {
+        let count = raw.count
+        guard count >= 9, let base = raw.baseAddress, memcmp(base, "data: ", 6) == 0,
+            memchr(base + 6, Int32(UInt8(ascii: "\n")), count - 6) == base + count - 2,
+            raw[count - 1] == UInt8(ascii: "\n"),
+            memchr(base, Int32(UInt8(ascii: "\r")), count) == nil
+        else { return nil }
+        return 6..<(count - 2)
+    }
+
+    private static func equal(_ raw: UnsafeRawBufferPointer, _ at: Int, _ count: Int, _ other: ByteBuffer) -> Bool {
+        other.withUnsafeReadableBytes { other in
+            other.count == count && at + count <= raw.count
+                && memcmp(raw.baseAddress! + at, other.baseAddress!, count) == 0
+        }
+    }
+}
