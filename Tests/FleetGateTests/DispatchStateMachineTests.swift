@@ -156,6 +156,27 @@ struct DispatchStateMachineTests {
         #expect(table.values.map(\.count).reduce(0, +) >= 30)
     }
 
+    @Test("A run of forwarded tokens counts as many tokens, only for the committed attempt while it streams")
+    func forwardedRun() {
+        for setup in Setup.allCases {
+            var m = setup.machine()
+            var byToken = setup.machine()
+            for attempt in [1, 2] {
+                let forwards = m.forwards(attempt)
+                #expect(forwards == (setup == .streaming && attempt == 1), "\(setup) \(attempt)")
+                // forwards answers what token(_:) would: .forward, and nothing else changes.
+                #expect((byToken.token(attempt) == .forward) == forwards, "\(setup) \(attempt)")
+                if forwards { for _ in 0..<4 { _ = byToken.token(attempt) } }
+                m.forwarded(5, of: attempt)
+                #expect(m.delivered == byToken.delivered && m.phase == byToken.phase, "\(setup) \(attempt)")
+                #expect(m.committed == byToken.committed, "\(setup) \(attempt)")
+            }
+        }
+        var m = Setup.streaming.machine()
+        m.forwarded(30, of: 1)
+        #expect(m.delivered == 32)
+    }
+
     @Test("Retries stop at the attempt bound and report the last failure")
     func retryBound() {
         var m = Machine(configuration: .init(maxAttempts: 3, maxMigrations: 3, hedging: false, continuable: true))
