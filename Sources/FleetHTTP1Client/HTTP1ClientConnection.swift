@@ -121,7 +121,9 @@ package final class HTTP1ClientConnection: ChannelDuplexHandler {
             self.keepAlive = self.keepAlive && head.isKeepAlive
             receiver.exchangeDidReceiveHead(status: head.status.code)
         case .body(let part):
-            if self.pendingBody == nil {
+            if self.pendingBody == nil && receiver.wantsBodyPartsAtOnce {
+                receiver.exchangeDidReceiveBody(part)
+            } else if self.pendingBody == nil {
                 self.pendingBody = part
             } else {
                 self.pendingBody!.writeImmutableBuffer(part)

@@ -9,8 +9,14 @@ package protocol HTTP1ResponseReceiver: AnyObject {
     func exchangeAttached(_ connection: HTTP1ClientConnection) -> Bool
     /// The response's status line and headers.
     func exchangeDidReceiveHead(status: UInt)
+    /// Whether the next body part goes to the receiver as soon as the decoder finds it, not joined with
+    /// the rest of its read: a relay waiting for its first token asks, so that in a burst (a whole
+    /// answer in one read) the first token leaves before the decoder has parsed the rest. Asked before
+    /// each part until the connection starts joining a read's parts; false by default.
+    var wantsBodyPartsAtOnce: Bool { get }
     /// Body bytes: what one read of the socket brought (all the chunked-encoding chunks NIO's decoder
-    /// found in it), delivered before ``exchangeDidFinishRead()`` or ``exchangeDidEnd()``.
+    /// found in it), delivered before ``exchangeDidFinishRead()`` or ``exchangeDidEnd()``; or one part
+    /// of it, when ``wantsBodyPartsAtOnce``.
     func exchangeDidReceiveBody(_ part: ByteBuffer)
     /// What one read of the socket brought has been delivered: the moment to write what it produced.
     func exchangeDidFinishRead()
@@ -20,4 +26,8 @@ package protocol HTTP1ResponseReceiver: AnyObject {
     /// ended. `retryable`: a reused connection that failed before any byte of the response (the server
     /// had closed it as idle), so the request can go again on a new one.
     func exchangeDidFail(_ error: any Error, retryable: Bool)
+}
+
+extension HTTP1ResponseReceiver {
+    package var wantsBodyPartsAtOnce: Bool { false }
 }

@@ -12,9 +12,17 @@ struct HTTP1ClientConnectionTests {
         var events: [String] = []
         var connection: HTTP1ClientConnection?
         var abandonOnBody = false
+        /// Parts wanted at once for this many more parts.
+        var partsAtOnce = 0
+        var recordAsks = false
+        var wantsBodyPartsAtOnce: Bool {
+            if self.recordAsks { self.events.append("asked") }
+            return self.partsAtOnce > 0
+        }
         func exchangeAttached(_ connection: HTTP1ClientConnection) -> Bool { true }
         func exchangeDidReceiveHead(status: UInt) { self.events.append("head \(status)") }
         func exchangeDidReceiveBody(_ part: ByteBuffer) {
+            self.partsAtOnce -= 1
             self.events.append("body \(String(buffer: part))")
             if self.abandonOnBody { self.connection?.abandon() }
         }
@@ -56,6 +64,22 @@ struct HTTP1ClientConnectionTests {
         try channel.writeInbound(ByteBuffer(string: "4\r\nfour\r\n0\r\n\r\n"))
         #expect(recorder.events == ["head 200", "body onetwothree", "read", "body four", "end"])
         #expect(pool.idleCount == 1 && !connection.isClosed)
+        _ = try? channel.finish()
+    }
+
+    @Test("A receiver that wants parts at once gets each until it stops asking; then the read's rest is joined", .timeLimit(.minutes(1)))
+    func partsAtOnce() throws {
+        let (channel, connection, _) = try Self.connected()
+        let recorder = Recorder()
+        recorder.partsAtOnce = 2
+        recorder.recordAsks = true
+        connection.send(Self.head, body: ByteBuffer(string: "{}"), to: recorder)
+        channel.pipeline.fireChannelRead(
+            ByteBuffer(string: "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\none\r\n3\r\ntwo\r\n5\r\nthree\r\n4\r\nfour\r\n"))
+        // Asked before each part until one is joined; never again in the same read after that.
+        #expect(recorder.events == ["head 200", "asked", "body one", "asked", "body two", "asked"])
+        channel.pipeline.fireChannelReadComplete()
+        #expect(recorder.events.suffix(2) == ["body threefour", "read"])
         _ = try? channel.finish()
     }
 

@@ -17,6 +17,8 @@ final class CentralExchange: HTTP1ResponseReceiver {
     /// Nil once the attempt is over (ended, failed or cancelled): no more calls to the relay, and
     /// no cycle left (the relay holds its upstream, which holds this).
     private var relay: (any UpstreamEvents)?
+    /// The part being delivered was asked for at once (``wantsBodyPartsAtOnce``): more of its read follows.
+    private var partsAtOnce = false
     private let pool: HTTP1ConnectionPool
     private let path: String
     private let body: ByteBuffer
@@ -74,10 +76,21 @@ final class CentralExchange: HTTP1ResponseReceiver {
         self.relay?.upstream(self.attempt, didReceiveStatus: Int(status))
     }
 
+    /// Asked by the connection before each body part while it is not joining a read's parts.
+    var wantsBodyPartsAtOnce: Bool {
+        self.partsAtOnce = self.relay?.upstreamWantsBytesAtOnce(self.attempt) ?? false
+        return self.partsAtOnce
+    }
+
     func exchangeDidReceiveBody(_ part: ByteBuffer) {
         guard let relay = self.relay else { return }
         self.unconsumed += part.readableBytes
-        relay.upstream(self.attempt, didReceive: part)
+        if self.partsAtOnce {
+            self.partsAtOnce = false
+            relay.upstream(self.attempt, didReceivePartOfRead: part)
+        } else {
+            relay.upstream(self.attempt, didReceive: part)
+        }
     }
 
     func exchangeDidFinishRead() {

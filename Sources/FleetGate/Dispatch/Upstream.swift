@@ -20,10 +20,17 @@ protocol UpstreamEvents: AnyObject, SendableMetatype {
     func upstream(_ attempt: Int, didFail failure: UpstreamFailure)
     /// The upstream said where it served (`x-fleet-region` of a replica's answer, issue #21).
     func upstream(_ attempt: Int, servedIn region: String)
+    /// Whether the attempt's next bytes are wanted as soon as its upstream has them, before the rest of
+    /// the same read (``upstream(_:didReceivePartOfRead:)``): while no token was committed.
+    func upstreamWantsBytesAtOnce(_ attempt: Int) -> Bool
+    /// Bytes of the attempt delivered before the rest of their read: more of it follows at once.
+    func upstream(_ attempt: Int, didReceivePartOfRead data: ByteBuffer)
 }
 
 extension UpstreamEvents {
     func upstream(_ attempt: Int, servedIn region: String) {}
+    func upstreamWantsBytesAtOnce(_ attempt: Int) -> Bool { false }
+    func upstream(_ attempt: Int, didReceivePartOfRead data: ByteBuffer) { self.upstream(attempt, didReceive: data) }
 }
 
 /// The source a client stream pumps from: a car's tunnel stream or a central endpoint.
