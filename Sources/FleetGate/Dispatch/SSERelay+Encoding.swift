@@ -12,15 +12,16 @@ import NIOCore
 extension SSERelay {
 
     func makeIdentity(from item: Item) -> Identity {
-        var id = ByteBuffer(string: "\"" + self.configuration.fallbackID + "\"")
-        var object = ByteBuffer(string: self.configuration.chat ? "\"chat.completion.chunk\"" : "\"text_completion\"")
-        var model = ByteBuffer(string: "\"\"")
-        if let chunk = item.chunk {
-            if let range = chunk.idRange { id = item.payload.getSlice(at: item.payload.readerIndex + range.lowerBound, length: range.count)! }
-            if let range = chunk.objectRange { object = item.payload.getSlice(at: item.payload.readerIndex + range.lowerBound, length: range.count)! }
-            if let range = chunk.modelRange { model = item.payload.getSlice(at: item.payload.readerIndex + range.lowerBound, length: range.count)! }
+        // The defaults are built only when the chunk lacks the field (three allocations otherwise).
+        func slice(_ range: Range<Int>?) -> ByteBuffer? {
+            range.flatMap { item.payload.getSlice(at: item.payload.readerIndex + $0.lowerBound, length: $0.count) }
         }
-        return Identity(id: id, object: object, created: item.chunk?.created ?? 0, model: model)
+        let chunk = item.chunk
+        return Identity(
+            id: slice(chunk?.idRange) ?? ByteBuffer(string: "\"" + self.configuration.fallbackID + "\""),
+            object: slice(chunk?.objectRange)
+                ?? ByteBuffer(string: self.configuration.chat ? "\"chat.completion.chunk\"" : "\"text_completion\""),
+            created: chunk?.created ?? 0, model: slice(chunk?.modelRange) ?? ByteBuffer(string: "\"\""))
     }
 
     /// Writes one event to the client: the upstream's payload when it already carries the stream's
