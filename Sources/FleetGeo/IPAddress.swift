@@ -31,6 +31,17 @@ public struct IPAddress: Sendable, Hashable, CustomStringConvertible {
         return nil
     }
 
+    /// An address as a socket address holds it: 4 bytes (IPv4, kept as IPv4-mapped IPv6) or 16
+    /// (IPv6), network order; nil for another count. The bytes `init?(_:)` gives its text, without
+    /// printing and parsing it (a client's peer, every request; issue #19).
+    public init?(packed: [UInt8]) {
+        switch packed.count {
+        case 4: self.bytes = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF, packed[0], packed[1], packed[2], packed[3]]
+        case 16: self.bytes = packed
+        default: return nil
+        }
+    }
+
     /// Wraps 16 bytes in network order.
     init(bytes: [UInt8]) {
         precondition(bytes.count == 16, "Internal inconsistency: an IP address is 16 bytes")

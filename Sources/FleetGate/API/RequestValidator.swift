@@ -133,7 +133,7 @@ struct RequestValidator {
     }
 
     private func resolveOrigin(head: HTTPRequest, connection: HTTPConnectionInfo) -> Origin {
-        let peer = connection.remoteAddress?.ipAddress.flatMap { IPAddress($0) }
+        let peer = connection.remoteAddress.flatMap { IPAddress(peer: $0) }
         let forwarded = head.headerFields[values: .xForwardedFor]
         // edge (#18): a PROXY header's source never makes X-Forwarded-For believed.
         let client = self.core.clientAddresses.resolve(
