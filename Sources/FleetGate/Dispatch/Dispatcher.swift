@@ -36,7 +36,7 @@ final class Dispatcher: UpstreamEvents {
         var unconsumed = 0
         /// First token, total, hedge and watchdog: their times, and the one timer armed for the next.
         var deadlines: AttemptDeadlines
-        var timer: Scheduled<Void>?
+        var timer: NIOScheduledCallback?
         var timerDeadline: NIODeadline?
         /// The departure watch on the attempt's car.
         var departureWatch: Int?
