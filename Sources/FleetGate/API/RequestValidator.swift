@@ -127,7 +127,7 @@ struct RequestValidator {
         // #14 prefix-cache affinity: keyed hashes of the cumulative message prefixes (no text kept);
         // nothing at all when affinity is off.
         if let hasher = self.core.prefixHasher, let messages = parsed.messages {
-            profile.prefixes = hasher.chunks(messages.lazy.map { (role: $0.role, content: $0.content) })
+            profile.prefixes = hasher.chunks(messages)
         }
         return ValidatedRequest(
             chat: api.chat, model: parsed.model, streaming: parsed.stream ?? false,
