@@ -67,10 +67,15 @@ final class CompletionHandler: HTTPStreamDelegate {
         self.trace = incoming?.child(using: &random) ?? .start(using: &random)
         self.traceState =
             incoming == nil ? nil : request.headerFields[.tracestate].flatMap { $0.utf8.count <= 512 ? $0 : nil }
+        // The ids added to the gateway's metadata in one assignment, with room made for them once:
+        // key by key, the dictionary grew twice (issue #19).
         var logger = core.logger
-        logger[metadataKey: "trace_id"] = "\(self.trace.traceID)"
-        logger[metadataKey: "span_id"] = "\(self.trace.parentID)"
-        if let incoming { logger[metadataKey: "parent_span_id"] = "\(incoming.parentID)" }
+        var metadata = logger.handler.metadata
+        metadata.reserveCapacity(metadata.count + 3)
+        metadata["trace_id"] = .string(self.trace.traceID)
+        metadata["span_id"] = .string(self.trace.parentID)
+        if let incoming { metadata["parent_span_id"] = .string(incoming.parentID) }
+        logger.handler.metadata = metadata
         self.logger = logger
         self.body = BodyAccumulator(limit: core.configuration.maxBodyBytes)
         let eventLoop = stream.eventLoop
