@@ -42,6 +42,23 @@ public struct IPAddress: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
+    /// The address in a `struct sockaddr` of `length` bytes: an `AF_INET` or `AF_INET6` one; nil
+    /// for another family (a Unix domain socket). A socket peer's address read where it is, not
+    /// printed and parsed back (issue #19).
+    public init?(sockaddr pointer: UnsafeRawPointer, length: Int) {
+        guard length >= MemoryLayout<sockaddr>.size else { return nil }
+        switch Int32(pointer.load(as: sockaddr.self).sa_family) {
+        case AF_INET where length >= MemoryLayout<sockaddr_in>.size:
+            var address = pointer.load(as: sockaddr_in.self).sin_addr
+            self.init(packed: withUnsafeBytes(of: &address) { Array($0) })
+        case AF_INET6 where length >= MemoryLayout<sockaddr_in6>.size:
+            var address = pointer.load(as: sockaddr_in6.self).sin6_addr
+            self.init(packed: withUnsafeBytes(of: &address) { Array($0) })
+        default:
+            return nil
+        }
+    }
+
     /// Wraps 16 bytes in network order.
     init(bytes: [UInt8]) {
         precondition(bytes.count == 16, "Internal inconsistency: an IP address is 16 bytes")
