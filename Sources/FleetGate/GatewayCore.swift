@@ -240,8 +240,8 @@ public final class GatewayCore: Sendable {
 
     /// Whether a car or a central endpoint serves `model` now, or did within the last ten minutes.
     func serves(model: String) -> Bool {
-        if self.registry.serves(model: model) || self.central.models().contains(model) {
-            self.rememberModels([model])
+        if self.registry.serves(model: model) || self.central.serves(model: model) {
+            self.rememberModels(CollectionOfOne(model))
             return true
         }
         let now = self.now

@@ -31,6 +31,34 @@ public struct IPAddress: Sendable, Hashable, CustomStringConvertible {
         return nil
     }
 
+    /// An address as a socket address holds it: 4 bytes (IPv4, kept as IPv4-mapped IPv6) or 16
+    /// (IPv6), network order; nil for another count. The bytes `init?(_:)` gives its text, without
+    /// printing and parsing it (a client's peer, every request; issue #19).
+    public init?(packed: [UInt8]) {
+        switch packed.count {
+        case 4: self.bytes = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF, packed[0], packed[1], packed[2], packed[3]]
+        case 16: self.bytes = packed
+        default: return nil
+        }
+    }
+
+    /// The address in a `struct sockaddr` of `length` bytes: an `AF_INET` or `AF_INET6` one; nil
+    /// for another family (a Unix domain socket). A socket peer's address read where it is, not
+    /// printed and parsed back (issue #19).
+    public init?(sockaddr pointer: UnsafeRawPointer, length: Int) {
+        guard length >= MemoryLayout<sockaddr>.size else { return nil }
+        switch Int32(pointer.load(as: sockaddr.self).sa_family) {
+        case AF_INET where length >= MemoryLayout<sockaddr_in>.size:
+            var address = pointer.load(as: sockaddr_in.self).sin_addr
+            self.init(packed: withUnsafeBytes(of: &address) { Array($0) })
+        case AF_INET6 where length >= MemoryLayout<sockaddr_in6>.size:
+            var address = pointer.load(as: sockaddr_in6.self).sin6_addr
+            self.init(packed: withUnsafeBytes(of: &address) { Array($0) })
+        default:
+            return nil
+        }
+    }
+
     /// Wraps 16 bytes in network order.
     init(bytes: [UInt8]) {
         precondition(bytes.count == 16, "Internal inconsistency: an IP address is 16 bytes")

@@ -12,6 +12,13 @@ extension HTTP2ConnectionHandler {
         private var keepalive: Scheduled<Void>?
         private var keepaliveTimeout: Scheduled<Void>?
         private var stallCheck: Scheduled<Void>?
+        /// When the idle timer is due; nil while it is cancelled. Its task is not cancelled and
+        /// scheduled again for every stream (two scheduled-task operations, ~6 k instructions a
+        /// request on a connection taking one stream at a time; issue #19): it stays scheduled,
+        /// and when it fires early it is scheduled again for the deadline, or does nothing.
+        var idleDeadline: NIODeadline?
+        /// When the idle timer's pending task runs.
+        var idleTaskDeadline: NIODeadline?
 
         subscript(_ timer: StateMachine.Timer) -> Scheduled<Void>? {
             get {
@@ -68,6 +75,8 @@ extension HTTP2ConnectionHandler {
             if let idle { self.startTimer(.idle, in: idle) }
         case .startTimer(let timer, let delay):
             self.startTimer(timer, in: delay)
+        case .cancelTimer(.idle):
+            self.timers.idleDeadline = nil  // its task, if any, finds nothing to do (see Timers.idleDeadline)
         case .cancelTimer(let timer):
             self.timers[timer]?.cancel()
             self.timers[timer] = nil
@@ -109,11 +118,39 @@ extension HTTP2ConnectionHandler {
 
     private func startTimer(_ timer: StateMachine.Timer, in delay: TimeAmount) {
         guard let context = self.context else { return }
+        if timer == .idle { return self.startIdleTimer(at: context.eventLoop.now + delay, on: context.eventLoop) }
         self.timers[timer]?.cancel()
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
         self.timers[timer] = context.eventLoop.scheduleTask(in: delay) {
             loopBound.value.timerFired(timer)
         }
+    }
+
+    /// The idle timer, due at `deadline`: its task is scheduled only when none is pending.
+    private func startIdleTimer(at deadline: NIODeadline, on eventLoop: any EventLoop) {
+        self.timers.idleDeadline = deadline
+        if let pending = self.timers[.idle] {
+            guard let runs = self.timers.idleTaskDeadline, runs > deadline else { return }
+            pending.cancel()  // due sooner than its task runs (a shorter timeout): scheduled anew
+        }
+        self.scheduleIdleTask(at: deadline, on: eventLoop)
+    }
+
+    private func scheduleIdleTask(at deadline: NIODeadline, on eventLoop: any EventLoop) {
+        let loopBound = NIOLoopBound(self, eventLoop: eventLoop)
+        self.timers[.idle] = eventLoop.scheduleTask(deadline: deadline) { loopBound.value.idleTaskFired() }
+        self.timers.idleTaskDeadline = deadline
+    }
+
+    /// The idle timer's task ran: the timer fires if it is still due by now; if it was started again
+    /// since, its task waits for the new deadline; if it was cancelled, nothing happens.
+    private func idleTaskFired() {
+        self.timers[.idle] = nil
+        guard let deadline = self.timers.idleDeadline, !self.closed else { return }
+        let eventLoop = self.eventLoop
+        if deadline > eventLoop.now { return self.scheduleIdleTask(at: deadline, on: eventLoop) }
+        self.timers.idleDeadline = nil
+        self.timerFired(.idle)
     }
 
     private func timerFired(_ timer: StateMachine.Timer) {

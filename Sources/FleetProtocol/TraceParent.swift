@@ -42,9 +42,13 @@ public struct TraceParent: Sendable, Hashable, CustomStringConvertible {
 
     /// A new trace, sampled, whose first span is the caller's.
     public static func start<G: RandomNumberGenerator>(using generator: inout G) -> TraceParent {
-        TraceParent(
-            traceID: Self.hex(generator.next(), 16) + Self.hex(generator.next() | 1, 16),
-            parentID: Self.hex(generator.next() | 1, 16), flags: 0x01)
+        let high = generator.next(), low = generator.next() | 1
+        let traceID = String(unsafeUninitializedCapacity: 32) { buffer in
+            Self.writeHex(high, 16, into: buffer, at: 0)
+            Self.writeHex(low, 16, into: buffer, at: 16)
+            return 32
+        }
+        return TraceParent(traceID: traceID, parentID: Self.hex(generator.next() | 1, 16), flags: 0x01)
     }
 
     /// The same trace with a new span of the caller's as the parent: what to send downstream.
@@ -53,14 +57,54 @@ public struct TraceParent: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// The header value (always version 00).
-    public var description: String { "00-\(self.traceID)-\(self.parentID)-\(Self.hex(UInt64(self.flags), 2))" }
+    /// Written into one string of its final size: interpolation and `String(radix:)` with padding
+    /// cost ~10 k instructions a request (issue #19).
+    public var description: String {
+        var traceID = self.traceID, parentID = self.parentID
+        return traceID.withUTF8 { trace in
+            parentID.withUTF8 { parent in
+                String(unsafeUninitializedCapacity: 3 + trace.count + 1 + parent.count + 3) { buffer in
+                    var index = 0
+                    func put(_ bytes: UnsafeBufferPointer<UInt8>) {
+                        _ = UnsafeMutableBufferPointer(rebasing: buffer[index..<index + bytes.count])
+                            .initialize(fromContentsOf: bytes)
+                        index += bytes.count
+                    }
+                    func dash() {
+                        buffer[index] = UInt8(ascii: "-")
+                        index += 1
+                    }
+                    buffer[0] = UInt8(ascii: "0")
+                    buffer[1] = UInt8(ascii: "0")
+                    index = 2
+                    dash()
+                    put(trace)
+                    dash()
+                    put(parent)
+                    dash()
+                    Self.writeHex(UInt64(self.flags), 2, into: buffer, at: index)
+                    return index + 2
+                }
+            }
+        }
+    }
 
     private static func isHex(_ s: Substring) -> Bool {
         s.utf8.allSatisfy { (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }
     }
 
+    /// The low `digits` nibbles of `value` in lowercase hex, zero-padded (`digits` ≤ 16).
     private static func hex(_ value: UInt64, _ digits: Int) -> String {
-        let s = String(value, radix: 16)
-        return String(repeating: "0", count: max(0, digits - s.count)) + s
+        String(unsafeUninitializedCapacity: digits) { buffer in
+            Self.writeHex(value, digits, into: buffer, at: 0)
+            return digits
+        }
+    }
+
+    private static func writeHex(_ value: UInt64, _ digits: Int, into buffer: UnsafeMutableBufferPointer<UInt8>, at start: Int) {
+        for index in 0..<digits {
+            let nibble = UInt8(truncatingIfNeeded: value >> UInt64(4 * (digits - 1 - index))) & 0xF
+            buffer[start + index] = nibble < 10 ? 0x30 + nibble : 0x57 + nibble
+        }
     }
 }

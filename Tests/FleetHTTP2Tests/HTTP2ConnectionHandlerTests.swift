@@ -279,6 +279,29 @@ struct HTTP2ConnectionHandlerTests {
         #expect(!pair.server.isActive)
     }
 
+    /// The idle timer's task stays scheduled across streams and is moved to the latest deadline
+    /// when it fires early: the timeout still counts from the last stream's close.
+    @Test("The idle timeout counts from the last stream's close, and a busy connection is not closed")
+    func idleTimeoutRestarts() throws {
+        let pair = try Pair(server: HTTP2Configuration(idleTimeout: .seconds(5)))
+        let events = ConnectionEvents()
+        pair.clientHandler.delegate = events
+        _ = try pair.get("/", recorder: Recorder())
+        try pair.interact()
+        pair.loop.advanceTime(by: .seconds(3))
+        _ = try pair.get("/", recorder: Recorder())
+        try pair.interact()
+        pair.loop.advanceTime(by: .seconds(3))  // 6 s after the first close, 3 s after the last
+        try pair.interact()
+        #expect(pair.server.isActive && events.goAway == nil)
+        pair.loop.advanceTime(by: .seconds(1))
+        _ = try pair.get("/stream?bytes=100000", recorder: Recorder(autoConsume: false))  // stays open
+        try pair.interact()
+        pair.loop.advanceTime(by: .seconds(10))
+        try pair.interact()
+        #expect(pair.server.isActive && events.goAway == nil)
+    }
+
     @Test("A peer that never completes the handshake is closed with SETTINGS_TIMEOUT")
     func handshakeTimeout() throws {
         let loop = EmbeddedEventLoop()

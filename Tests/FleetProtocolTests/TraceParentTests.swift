@@ -42,4 +42,34 @@ struct TraceParentTests {
         #expect(
             TraceParent("cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-what-the-future-holds")?.flags == 1)
     }
+
+    /// The ids and the header are written into strings of their final size; this checks them
+    /// against the plain definition (`String(radix:)`, zero-padded, and interpolation).
+    @Test("Started traces and printed headers match the plain hex definition")
+    func hexAgainstDefinition() {
+        func hex(_ value: UInt64, _ digits: Int) -> String {
+            let s = String(value, radix: 16)
+            return String(repeating: "0", count: max(0, digits - s.count)) + s
+        }
+        struct Replay: RandomNumberGenerator {
+            var words: [UInt64]
+            mutating func next() -> UInt64 { self.words.removeFirst() }
+        }
+        let samples: [[UInt64]] = [
+            [0, 0, 0], [1, 2, 3], [.max, .max, .max], [0x0123_4567_89ab_cdef, 0xf, 0xf0],
+            [0x8000_0000_0000_0000, 0x10, 0x00ff_ff00_0000_0000],
+        ]
+        var system = SystemRandomNumberGenerator()
+        for words in samples + (0..<64).map { _ in [system.next(), system.next(), system.next()] } {
+            var replay = Replay(words: words)
+            let started = TraceParent.start(using: &replay)
+            #expect(started.traceID == hex(words[0], 16) + hex(words[1] | 1, 16))
+            #expect(started.parentID == hex(words[2] | 1, 16))
+            #expect(started.flags == 1)
+            for flags: UInt8 in [0, 1, 0x0a, 0xff] {
+                let trace = TraceParent(traceID: started.traceID, parentID: started.parentID, flags: flags)
+                #expect(trace.description == "00-\(trace.traceID)-\(trace.parentID)-\(hex(UInt64(flags), 2))")
+            }
+        }
+    }
 }

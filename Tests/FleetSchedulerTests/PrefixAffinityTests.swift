@@ -31,6 +31,19 @@ struct PrefixAffinityTests {
         #expect(hash(8) == 0x93f5_f579_9a93_2462)
     }
 
+    @Test("A chat request's messages hash as their (role, text) pairs do, within the limit")
+    func chatMessagesMatchPairs() {
+        for turns in [1, 2, 5] {
+            let pairs = Self.conversation(turns, topic: "é\u{1F30A} \(turns)")
+            let messages = pairs.map { ChatMessage(role: $0.role, content: $0.content) }
+            #expect(Self.hasher.chunks(messages) == Self.hasher.chunks(pairs))
+            for limit in [0, 1, 3, 100] {
+                #expect(Self.hasher.chunks(messages, limit: limit) == Self.hasher.chunks(pairs, limit: limit))
+            }
+        }
+        #expect(Self.hasher.chunks([ChatMessage]()).isEmpty)
+    }
+
     @Test("The next turn shares every chunk of the last one; another key or another history shares none")
     func chunksArePrefixes() {
         let turn2 = Self.hasher.chunks(Self.conversation(2))

@@ -23,6 +23,9 @@ struct ValidatedRequest: Sendable {
     /// The body for the upstream: the client's, byte for byte — or, for `/v1/responses`, the chat
     /// request it maps onto.
     var body: ByteBuffer
+    /// The top-level members of ``body`` (``JSONBody/members(of:)``), read once by the validator
+    /// for central's edit of it; nil for `/v1/responses`, whose body the gateway encoded itself.
+    var members: [JSONBody.Member]? = nil
     /// The synthetic-text seed, computed once from the body so every attempt of a continuation
     /// generates the same text (DESIGN.md, Contracts: continuation).
     var seed: UInt64
@@ -56,6 +59,7 @@ struct RequestValidator {
     ) throws(APIError) -> ValidatedRequest {
         var body = body
         var responses: ResponseObject?
+        var members: [JSONBody.Member]?
         let parsed: CompletionRequest
         if api == .responses {
             let request = try JSON.decodeRequest(ResponsesRequest.self, from: body)
@@ -73,7 +77,8 @@ struct RequestValidator {
             // a body Foundation accepts but the strict reader cannot walk (nesting past 32, a raw
             // control character in a string, a stray UTF-8 continuation byte — found by the request
             // fuzzer, issue #20) would go out unedited, so it is refused here.
-            guard JSONBody.members(of: body) != nil else {
+            members = JSONBody.members(of: body)
+            guard members != nil else {
                 throw .invalidRequest(
                     "The JSON body is nested too deeply or contains characters JSON does not allow in strings.")
             }
@@ -122,18 +127,18 @@ struct RequestValidator {
         // #14 prefix-cache affinity: keyed hashes of the cumulative message prefixes (no text kept);
         // nothing at all when affinity is off.
         if let hasher = self.core.prefixHasher, let messages = parsed.messages {
-            profile.prefixes = hasher.chunks(messages.lazy.map { (role: $0.role, content: $0.content) })
+            profile.prefixes = hasher.chunks(messages)
         }
         return ValidatedRequest(
             chat: api.chat, model: parsed.model, streaming: parsed.stream ?? false,
             includeUsage: parsed.streamOptions?.includeUsage ?? false, outputLimit: parsed.outputLimit,
             continuable: parsed.isContinuable, origin: origin, zone: origin.zone, profile: profile, body: body,
-            seed: SyntheticText.seed(for: parsed.promptText, requested: parsed.seed), hop: forwarded == nil ? 0 : 1,
+            members: members, seed: SyntheticText.seed(for: parsed.promptText, requested: parsed.seed), hop: forwarded == nil ? 0 : 1,
             authorization: self.core.cluster == nil ? nil : head.headerFields[.authorization], responses: responses)
     }
 
     private func resolveOrigin(head: HTTPRequest, connection: HTTPConnectionInfo) -> Origin {
-        let peer = connection.remoteAddress?.ipAddress.flatMap { IPAddress($0) }
+        let peer = connection.remoteAddress.flatMap { IPAddress(peer: $0) }
         let forwarded = head.headerFields[values: .xForwardedFor]
         // edge (#18): a PROXY header's source never makes X-Forwarded-For believed.
         let client = self.core.clientAddresses.resolve(

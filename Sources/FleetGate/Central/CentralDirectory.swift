@@ -86,40 +86,57 @@ public final class CentralDirectory: Service, Sendable {
         self.endpoints.withLock { $0.filter(\.healthy).reduce(into: Set<String>()) { $0.formUnion($1.models) } }
     }
 
+    /// Whether a healthy endpoint serves `model`: `models().contains(model)` without building
+    /// the set (every request's validation; issue #19).
+    public func serves(model: String) -> Bool {
+        self.endpoints.withLock { $0.contains { $0.healthy && $0.models.contains(model) } }
+    }
+
     /// Central capacity for the scheduler: the best TTFT predicted (learned from outcomes) for a
     /// prompt of `promptTokens` among the zone's healthy endpoints serving `model`, and whether
     /// any has a free stream; nil when the zone has none.
     func option(model: String, zone: String, promptTokens: Int = 1) -> CentralOption? {
         self.endpoints.withLock { list in
-            let serving = list.filter { $0.zone == zone && $0.healthy && $0.models.contains(model) }
-            guard
-                let best = serving.min(by: {
-                    $0.estimate.predict(promptTokens: promptTokens).ttft < $1.estimate.predict(promptTokens: promptTokens).ttft
-                })
-            else { return nil }
-            return best.estimate.option(
-                promptTokens: promptTokens, hasRoom: serving.contains { $0.inFlight < $0.maxConcurrent })
+            // One pass, no array of the serving endpoints (every request's decision): the first
+            // with the least predicted TTFT, and whether any has room.
+            var best: Int?
+            var bestTTFT = 0.0
+            var hasRoom = false
+            for index in list.indices {
+                let endpoint = list[index]
+                guard endpoint.zone == zone && endpoint.healthy && endpoint.models.contains(model) else { continue }
+                hasRoom = hasRoom || endpoint.inFlight < endpoint.maxConcurrent
+                let ttft = endpoint.estimate.predict(promptTokens: promptTokens).ttft
+                if best == nil || ttft < bestTTFT {
+                    best = index
+                    bestTTFT = ttft
+                }
+            }
+            guard let best else { return nil }
+            return list[best].estimate.option(promptTokens: promptTokens, hasRoom: hasRoom)
         }
     }
 
     /// Takes a slot on an endpoint in `zone` serving `model`, preferring `region`; nil when none can.
     /// A `continuation` takes only endpoints that can continue another upstream's answer.
     func acquire(
-        model: String, zone: String, preferring region: String, excluding: Set<String>, continuation: Bool = false
+        model: String, zone: String, preferring region: String, excluding: [String], continuation: Bool = false
     ) -> Endpoint? {
         self.endpoints.withLock { list in
-            let eligible = list.indices.filter { i in
+            // One pass, no array of the eligible endpoints: the first with the least (not in
+            // `region`, streams in flight).
+            var best: (index: Int, rank: (Int, Int))?
+            for i in list.indices {
                 let e = list[i]
-                return e.zone == zone && e.healthy && e.models.contains(model) && e.inFlight < e.maxConcurrent
-                    && !excluding.contains(e.baseURL) && (!continuation || e.continuation != .none)
+                guard
+                    e.zone == zone && e.healthy && e.models.contains(model) && e.inFlight < e.maxConcurrent
+                        && !excluding.contains(e.baseURL) && (!continuation || e.continuation != .none)
+                else { continue }
+                let rank = (e.region == region ? 0 : 1, e.inFlight)
+                if let current = best, !(rank < current.rank) { continue }
+                best = (i, rank)
             }
-            guard
-                let index = eligible.min(by: { a, b in
-                    (list[a].region == region ? 0 : 1, list[a].inFlight) < (
-                        list[b].region == region ? 0 : 1, list[b].inFlight
-                    )
-                })
-            else { return nil }
+            guard let index = best?.index else { return nil }
             list[index].inFlight += 1
             return list[index]
         }

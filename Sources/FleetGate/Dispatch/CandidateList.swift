@@ -51,7 +51,9 @@ struct CandidateList {
     var centralOnly = false
     private(set) var choices: [Choice] = []  // cluster (#21): read by forwardIfBetter
     private var tried: [CarID] = []
-    private var triedCentral: Set<String> = []
+    /// Central endpoints tried (their base URLs): a few at most, so an array, not a set (a set's
+    /// storage and hashing cost ~1 k instructions a request; issue #19).
+    private var triedCentral: [String] = []
     /// cluster (#21): nil unless clustering is on and the request was not itself forwarded.
     var forwarding: Forwarding?
 
@@ -116,7 +118,7 @@ struct CandidateList {
                 excluding: self.triedCentral, continuation: continuation),
             endpoint.zone == self.profile.zone
         else { return nil }
-        self.triedCentral.insert(endpoint.baseURL)
+        self.triedCentral.append(endpoint.baseURL)
         return .central(endpoint, predictedTTFTMilliseconds: predicted)
     }
 

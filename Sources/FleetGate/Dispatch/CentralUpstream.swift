@@ -17,7 +17,9 @@ struct CentralUpstream: Upstream {
         trace: (parent: String, state: String?) = ("", nil), wholeAnswer: Bool = false, attempt: Int,
         relay: NIOLoopBound<Relay>
     ) -> CentralUpstream {
-        var headers: [(name: String, value: String)] = [(FleetHeader.requestID, requestID)]
+        var headers: [(name: String, value: String)] = []
+        headers.reserveCapacity(3)
+        headers.append((FleetHeader.requestID, requestID))
         // #17: W3C Trace Context.
         if !trace.parent.isEmpty { headers.append((TraceParent.header, trace.parent)) }
         if let state = trace.state { headers.append((TraceParent.stateHeader, state)) }

@@ -44,9 +44,21 @@ extension Dispatcher {
         let next = attempt.deadlines.next(attempt.progress)
         if let armed = attempt.timerDeadline, attempt.timer != nil, armed <= next { return }
         attempt.timer?.cancel()
-        let bound = NIOLoopBound(self, eventLoop: self.stream.eventLoop)
-        attempt.timer = self.stream.eventLoop.scheduleTask(deadline: next) { bound.value.timerFired(id) }
+        // A scheduled callback, not a scheduled task: no promise, future and closures (issue #19).
+        attempt.timer = try? self.stream.eventLoop.assumeIsolated().scheduleCallback(
+            at: next, handler: AttemptTimer(dispatcher: self, id: id))
         attempt.timerDeadline = next
+    }
+
+    /// Calls ``timerFired(_:)`` at an attempt's next deadline (it holds the dispatcher until then,
+    /// or until cancelled, as the closure of a scheduled task did).
+    struct AttemptTimer: NIOScheduledCallbackHandler {
+        let dispatcher: Dispatcher
+        let id: Int
+
+        func handleScheduledCallback(eventLoop: some EventLoop) {
+            self.dispatcher.timerFired(self.id)
+        }
     }
 
     func timerFired(_ id: Int) {

@@ -36,7 +36,7 @@ final class Dispatcher: UpstreamEvents {
         var unconsumed = 0
         /// First token, total, hedge and watchdog: their times, and the one timer armed for the next.
         var deadlines: AttemptDeadlines
-        var timer: Scheduled<Void>?
+        var timer: NIOScheduledCallback?
         var timerDeadline: NIODeadline?
         /// The departure watch on the attempt's car.
         var departureWatch: Int?
@@ -259,11 +259,17 @@ final class Dispatcher: UpstreamEvents {
     /// with `stream: true` and usage asked for — every other field passes through unchanged — and,
     /// for a continuation, the delivered text to continue from.
     func centralBody(resumeFrom: Int) -> ByteBuffer {
+        if resumeFrom == 0, let members = self.request.members {  // read by the validator: no second pass
+            return JSONBody.editing(
+                self.request.body, members: members, removing: Self.centralRemoved, appending: Self.centralAppended)
+        }
         let body = resumeFrom > 0 ? self.prefixBody(delivered: resumeFrom) : self.request.body
-        return JSONBody.editing(
-            body, removing: ["stream", "stream_options"],
-            appending: [("stream", "true"), ("stream_options", "{\"include_usage\":true}")]) ?? body
+        return JSONBody.editing(body, removing: Self.centralRemoved, appending: Self.centralAppended) ?? body
     }
+
+    /// What ``centralBody(resumeFrom:)`` removes and appends, built once.
+    private static let centralRemoved: Set<String> = ["stream", "stream_options"]
+    private static let centralAppended = [("stream", "true"), ("stream_options", "{\"include_usage\":true}")]
 
     /// Whether an attempt on `lease` asks for one whole answer instead of a stream: a `stream: false`
     /// chat or legacy completion on central capacity, from the start. Not a car (cars always stream

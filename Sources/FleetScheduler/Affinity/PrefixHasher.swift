@@ -1,3 +1,5 @@
+public import FleetProtocol
+
 /// Keyed hashes of a conversation's cumulative message prefixes (issue #14).
 ///
 /// `chunks[i]` is SipHash-2-4, under a 128-bit key, of `chunks[i-1]` and message `i` (its role
@@ -33,22 +35,38 @@ public struct PrefixHasher: Sendable {
     public func chunks(_ messages: some Sequence<(role: String, content: String)>, limit: Int = 256) -> [PrefixChunk] {
         var chunks: [PrefixChunk] = []
         chunks.reserveCapacity(min(limit, messages.underestimatedCount))
-        var previous: UInt64 = 0
         var bytes = 0
         for message in messages {
             guard chunks.count < limit else { break }
-            var state = SipHash(k0: self.k0, k1: self.k1)
-            state.append(previous)
-            var role = message.role
-            role.withUTF8 { state.append($0) }
-            state.append(byte: 0)
-            var content = message.content
-            content.withUTF8 { state.append($0) }
-            previous = state.finalize()
-            bytes += message.role.utf8.count + message.content.utf8.count
-            chunks.append(PrefixChunk(hash: previous, tokens: Int32(clamping: bytes / 4 + 4 * (chunks.count + 1))))
+            self.append(role: message.role, content: message.content, to: &chunks, bytes: &bytes)
         }
         return chunks
+    }
+
+    /// ``chunks(_:limit:)`` of a chat request's messages. Not generic: the gateway calls it for
+    /// every request, and the generic one, called from another module, walked its sequence
+    /// through protocol witnesses (~3 k instructions a request; issue #19).
+    public func chunks(_ messages: [ChatMessage], limit: Int = 256) -> [PrefixChunk] {
+        var chunks: [PrefixChunk] = []
+        chunks.reserveCapacity(max(0, min(limit, messages.count)))
+        var bytes = 0
+        for message in messages.prefix(max(0, limit)) {
+            self.append(role: message.role, content: message.content, to: &chunks, bytes: &bytes)
+        }
+        return chunks
+    }
+
+    /// Appends the chunk of one more message; `bytes` counts the messages' UTF-8 bytes so far.
+    private func append(role: String, content: String, to chunks: inout [PrefixChunk], bytes: inout Int) {
+        var state = SipHash(k0: self.k0, k1: self.k1)
+        state.append(chunks.last?.hash ?? 0)
+        var role = role
+        role.withUTF8 { state.append($0) }
+        state.append(byte: 0)
+        var content = content
+        content.withUTF8 { state.append($0) }
+        bytes += role.utf8.count + content.utf8.count
+        chunks.append(PrefixChunk(hash: state.finalize(), tokens: Int32(clamping: bytes / 4 + 4 * (chunks.count + 1))))
     }
 }
 
