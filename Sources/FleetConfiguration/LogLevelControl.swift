@@ -69,6 +69,6 @@ struct ControlledLogHandler: LogHandler {
     func log(event: LogEvent) {
         guard event.level >= self.control.level else { return }
         LogLine.writeToStandardError(
-            LogLine.render(timestamp: LogLine.timestamp(), label: self.label, base: self.metadata, event: event))
+            LogLine.bytes(timestamp: LogLine.timestamp(), label: self.label, base: self.metadata, event: event))
     }
 }

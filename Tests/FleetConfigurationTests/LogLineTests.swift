@@ -44,6 +44,21 @@ struct LogLineTests {
                     + "\n")
     }
 
+    @Test("One field per key: an attached error's fields over the event's, the event's over the logger's")
+    func precedence() {
+        #expect(
+            LogLine.render(
+                timestamp: "T", label: "l", base: ["error.message": "base", "k": "base", "a": "base", "z": "base"],
+                event: Self.event(
+                    .error, "m", metadata: ["error.type": "event", "k": "event", "b": .stringConvertible(7)],
+                    error: Failure()))
+                == "T error l: a=base b=7 error.message=it broke error.type=FleetConfigurationTests.LogLineTests.Failure k=event z=base [FleetGate] m\n"
+        )
+        #expect(
+            LogLine.bytes(timestamp: "T", label: "l", base: ["k": "v"], event: Self.event(.info, "é", metadata: nil))
+                == Array("T info l: k=v [FleetGate] é\n".utf8))
+    }
+
     @Test("The timestamp has StreamLogHandler's shape and is reused within a second")
     func timestamp() throws {
         let first = LogLine.timestamp()
