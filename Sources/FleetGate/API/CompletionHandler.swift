@@ -216,30 +216,32 @@ final class CompletionHandler: HTTPStreamDelegate {
 
     private func audit(status: Int, served: Dispatcher.AuditFields?) {
         let origin = self.validated?.origin
+        let zone = self.validated?.zone ?? "-"
+        let (route, region, vehicle) = served.map { ($0.route, $0.region, $0.vehicle) } ?? ("-", "-", "-")
+        let (attempts, migrations, tokens) = served.map { ($0.attempts, $0.migrations, $0.tokens) } ?? (0, 0, 0)
+        // `.string` values, not `"\(…)"` interpolations: the same text without an interpolation buffer each.
         self.logger.info(
             "Request served",
             metadata: [
-                "fleet.request.id": "\(self.requestID)",
-                "fleet.status": "\(status)",
-                "fleet.origin.country": "\(origin?.country ?? "-")",
-                "fleet.origin.region": "\(origin?.region ?? "-")",
-                "fleet.zone": "\(self.validated?.zone ?? "-")",
-                "fleet.route": "\(served?.route ?? "-")",
-                "fleet.region": "\(served?.region ?? "-")",
-                "fleet.vehicle": "\(served?.vehicle ?? "-")",
-                "fleet.attempts": "\(served?.attempts ?? 0)",
-                "fleet.migrations": "\(served?.migrations ?? 0)",
-                "fleet.tokens": "\(served?.tokens ?? 0)",
+                "fleet.request.id": .string(self.requestID),
+                "fleet.status": .string(String(status)),
+                "fleet.origin.country": .string(origin?.country ?? "-"),
+                "fleet.origin.region": .string(origin?.region ?? "-"),
+                "fleet.zone": .string(zone),
+                "fleet.route": .string(route),
+                "fleet.region": .string(region),
+                "fleet.vehicle": .string(vehicle),
+                "fleet.attempts": .string(String(attempts)),
+                "fleet.migrations": .string(String(migrations)),
+                "fleet.tokens": .string(String(tokens)),
             ])
         // #17: the dashboard's recent decisions (the same fields as the audit line).
         self.core.decisions.record(
             .init(
                 time: Date().timeIntervalSince1970, requestID: self.requestID, status: status,
-                originRegion: origin?.region ?? "-", zone: self.validated?.zone ?? "-", route: served?.route ?? "-",
-                region: served?.region ?? "-", vehicle: served?.vehicle ?? "-", attempts: served?.attempts ?? 0,
-                migrations: served?.migrations ?? 0, tokens: served?.tokens ?? 0,
+                originRegion: origin?.region ?? "-", zone: zone, route: route, region: region, vehicle: vehicle,
+                attempts: attempts, migrations: migrations, tokens: tokens,
                 reason: RecentDecisions.reason(
-                    status: status, route: served?.route ?? "-", attempts: served?.attempts ?? 0,
-                    migrations: served?.migrations ?? 0)))
+                    status: status, route: route, attempts: attempts, migrations: migrations)))
     }
 }
