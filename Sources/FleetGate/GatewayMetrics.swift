@@ -8,7 +8,12 @@ import Synchronization
 /// an unbounded value (no vehicle ids, request ids, addresses or raw paths).
 public final class GatewayMetrics: Sendable {
     let factory: any MetricsFactory
-    private let requestCounters = Mutex<[String: Counter]>([:])
+    /// `http_server_requests_total` by route and status, keyed without building a string per request.
+    private let requestCounters = Mutex<[RequestKey: Counter]>([:])
+    private struct RequestKey: Hashable {
+        var route: String
+        var status: Int
+    }
     private let carsByRegion = Mutex<[String: Gauge]>([:])
     private let keyCounters = Mutex<[String: Counter]>([:])
     /// Time to first token as the client sees it.
@@ -155,7 +160,7 @@ public final class GatewayMetrics: Sendable {
 
     @discardableResult
     private func registerRequest(route: String, status: Int) -> Counter {
-        let key = "\(route) \(status)"
+        let key = RequestKey(route: route, status: status)
         return self.requestCounters.withLock { counters in
             if let c = counters[key] { return c }
             let c = Counter(
