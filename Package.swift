@@ -305,6 +305,8 @@ let package = Package(
             dependencies: [
                 "FleetGate", "FleetProtocol", "FleetGeo", .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -71,6 +71,7 @@ public final class Gateway: Service, Sendable {
         factory.durationHistogramBuckets[GenAIMetrics.Name.tpot] = GenAIMetrics.tpotBuckets
         factory.durationHistogramBuckets[GenAIMetrics.Name.duration] = GenAIMetrics.durationBuckets
         factory.valueHistogramBuckets[GenAIMetrics.Name.tokens] = GenAIMetrics.tokenBuckets
+        factory.valueHistogramBuckets[GatewayMetrics.Name.interToken] = SecondsHistogram.buckets
         let metrics = GatewayMetrics(factory: factory, policy: configuration.schedulingPolicy)
         let credentials = try FleetCredentials(secret: configuration.fleetSecret)
         let clientTLS = TLSContextBox(

@@ -18,8 +18,14 @@ public final class GatewayMetrics: Sendable {
     private let keyCounters = Mutex<[String: Counter]>([:])
     /// Time to first token as the client sees it.
     public let ttft: Timer
-    /// Time between tokens relayed.
-    public let interToken: Timer
+    /// Time between tokens relayed (``SecondsHistogram``: recorded per token).
+    public let interToken: SecondsHistogram
+
+    /// Metric names the factory is configured for.
+    public enum Name {
+        /// ``interToken``'s, a `Double` histogram given ``SecondsHistogram/buckets``.
+        public static let interToken = "fleet_inter_token_seconds"
+    }
     /// Requests served by route (car/central, and replica: forwarded to another replica, issue #21).
     public let routeCar: Counter
     public let routeCentral: Counter
@@ -79,8 +85,7 @@ public final class GatewayMetrics: Sendable {
         self.ttft = Timer(
             label: "fleet_time_to_first_token_seconds", dimensions: [], preferredDisplayUnit: .seconds, factory: factory
         )
-        self.interToken = Timer(
-            label: "fleet_inter_token_seconds", dimensions: [], preferredDisplayUnit: .seconds, factory: factory)
+        self.interToken = SecondsHistogram(label: Name.interToken, factory: factory)
         self.routeCar = Counter(label: "fleet_routed_total", dimensions: [("route", "car")], factory: factory)
         self.routeCentral = Counter(label: "fleet_routed_total", dimensions: [("route", "central")], factory: factory)
         self.routeReplica = Counter(label: "fleet_routed_total", dimensions: [("route", "replica")], factory: factory)
