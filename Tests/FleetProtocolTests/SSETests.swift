@@ -102,55 +102,6 @@ struct SSETests {
         }
     }
 
-    @Test(
-        "An event's payload: one data line sliced as the decoder found it, any other shape by its lines",
-        arguments: [
-            ("data: {\"a\":1}\n\n", "{\"a\":1}"), ("data:x\n\n", "x"), ("data:  x\n\n", " x"),
-            ("data: x\r\n\n", "x"), ("data: a\rb\n\n", "a\rb"), ("data:\n\n", ""), ("data: \n\n", ""),
-            ("data:\r\n\n", ""), ("data: \r\n\n", ""),
-            ("data: a\ndata: b\n\n", "a\nb"), ("event: e\r\ndata: y\r\n\n", "y"), (": comment\n\n", nil),
-            ("datax\n\n", nil), ("data\n\n", nil), ("id: 1\n\n", nil), ("\n\n", nil), ("data: a\n: c\n\n", "a"),
-        ] as [(String, String?)])
-    func payload(wire: String, expected: String?) throws {
-        var decoder = SSE.Decoder()
-        let events = try decoder.feed(ByteBuffer(string: wire + "data: next\n\n"))
-        #expect(events.count == 2)
-        #expect(events.first?.payload.map { String(buffer: $0) } == expected)
-        #expect(events.last?.payload.map { String(buffer: $0) } == "next")
-    }
-
-    /// The decoder's scan finds a one-line event's payload on the way; ``SSE/Decoder/Event/payload``
-    /// walks the lines of any other event, and of one whose `raw` was set (the scan's finding is
-    /// then dropped): both give the same payload, over random events of every shape.
-    @Test("The payload the scan found is the payload walking the lines finds")
-    func payloadMatchesLines() throws {
-        var random = SplitMix64(seed: 19)
-        let lines = [
-            "data: {\"x\":1}", "data:y", "data:", "data: ", "data:  two", ": comment", "event: e", "id: 7", "retry: 5",
-            "data", "dat", "data: a\rb",
-        ]
-        for round in 0..<400 {
-            var wire = ""
-            for _ in 0..<Int(1 + random.next() % 6) {
-                for _ in 0..<Int(1 + random.next() % 3) {
-                    wire += lines[Int(random.next() % UInt64(lines.count))]
-                    wire += random.next() % 3 == 0 ? "\r\n" : "\n"
-                }
-                wire += "\n"
-            }
-            var decoder = SSE.Decoder()
-            for event in try decoder.feed(ByteBuffer(string: wire)) {
-                var walked = event
-                walked.raw = event.raw
-                #expect(walked == event && walked.hashValue == event.hashValue)
-                #expect(
-                    event.payload.map { String(buffer: $0) } == walked.payload.map { String(buffer: $0) },
-                    "round \(round): \(String(buffer: event.raw).debugDescription)")
-                if let payload = event.payload { #expect(String(buffer: payload) == event.data) }
-            }
-        }
-    }
-
     @Test("Encoding produces one data line and a blank line")
     func encode() {
         #expect(String(buffer: SSE.event("{}")) == "data: {}\n\n")
