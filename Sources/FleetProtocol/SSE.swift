@@ -126,10 +126,8 @@ public enum SSE {
         /// - Throws: ``TooLarge`` (its `completed` empty: the events before it were returned) when an
         ///   event, whole or partial, exceeds ``maxEventBytes``; what was pending is dropped.
         public mutating func next() throws(TooLarge) -> Event? {
-            let end = self.pending.withUnsafeReadableBytes { bytes -> Int? in
-                ("\n\n" as StaticString).withUTF8Buffer { SSE.search($0, in: bytes) }
-            }
-            guard let end else {
+            let length = self.pending.withUnsafeReadableBytes { Self.eventLength(in: $0) }
+            guard let length else {
                 if self.pending.readableBytes > self.maxEventBytes {
                     self.pending = ByteBuffer()
                     throw TooLarge()
@@ -138,16 +136,44 @@ public enum SSE {
                 return nil
             }
             // A whole event is bounded like a partial one, however it arrived (in one read or many).
-            guard end + 2 <= self.maxEventBytes else {
+            guard length <= self.maxEventBytes else {
                 self.pending = ByteBuffer()
                 throw TooLarge()
             }
             // A view of the pending bytes (`readSlice`'s bytes without cutting a new slice, ~45
             // instructions an event less).
             var raw = self.pending
-            raw.moveWriterIndex(to: raw.readerIndex + end + 2)
-            self.pending.moveReaderIndex(forwardBy: end + 2)
+            raw.moveWriterIndex(to: raw.readerIndex + length)
+            self.pending.moveReaderIndex(forwardBy: length)
             return Event(raw: raw)
+        }
+
+        /// The length of the first whole event in `bytes`, through the blank line that ends it; nil
+        /// while it is incomplete. Lines end in LF or CRLF, or a mix (sse-starlette, behind many Python
+        /// servers, writes CRLF: `\r\n\r\n` ends its events); a lone CR is not a line end here.
+        static func eventLength(in bytes: UnsafeRawBufferPointer) -> Int? {
+            guard let base = bytes.baseAddress else { return nil }
+            let lf = ("\n\n" as StaticString).withUTF8Buffer { SSE.search($0, in: bytes) }
+            // Only a carriage return before the candidate's second LF can end an event earlier.
+            let scanned = lf.map { $0 + 1 } ?? bytes.count
+            guard memchr(base, Int32(UInt8(ascii: "\r")), scanned) != nil else { return lf.map { $0 + 2 } }
+            let cr = UInt8(ascii: "\r")
+            let lineFeed = UInt8(ascii: "\n")
+            var lineStart = 0
+            var index = 0
+            while index < bytes.count {
+                let byte = bytes[index]
+                if byte == cr && index + 1 == bytes.count { return nil }  // its LF may come with the next bytes
+                let terminator = byte == lineFeed ? 1 : (byte == cr && bytes[index + 1] == lineFeed ? 2 : 0)
+                if terminator == 0 {
+                    index += 1
+                    continue
+                }
+                if index == lineStart { return index + terminator }  // an empty line ends the event
+                index += terminator
+                lineStart = index
+            }
+            return nil
         }
 
         /// Where the payload is in `raw` (an event's bytes) when the event is the common shape — one

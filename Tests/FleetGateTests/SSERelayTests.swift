@@ -198,6 +198,21 @@ struct SSERelayTests {
         #expect(relay.receive(ByteBuffer(string: "\"}\n\n"), from: 1).isEmpty)
     }
 
+    @Test("An upstream whose SSE lines end in CRLF (sse-starlette) is relayed, as LF events")
+    func crlfUpstream() {
+        for passThrough in [false, true] {
+            var d = RelayDriver(passThrough: passThrough)
+            let crlf = { (event: String) in event.replacingOccurrences(of: "\n", with: "\r\n") }
+            let kinds = d.feed(
+                crlf(chunk("s", role: true)) + crlf(chunk("s", content: "Hel")) + crlf(chunk("s", content: "lo"))
+                    + crlf(chunk("s", finish: "stop")) + "data: [DONE]\r\n\r\n", from: 1)
+            #expect(kinds == [.preamble, .output, .output, .output, .done])
+            #expect(d.relay.deliveredText == "Hello")
+            #expect(!d.client.contains("\r"))
+            #expect(d.clientChunks.count == 4)
+        }
+    }
+
     @Test("Items are read one at a time; the relay says whether more of the read is buffered")
     func pullOneAtATime() {
         var relay = SSERelay(

@@ -80,6 +80,34 @@ struct SSETests {
         #expect(events.map(\.data) == ["one\ntwo"])
     }
 
+    /// sse-starlette (behind llama-cpp-python's and other FastAPI servers) ends its lines with CRLF:
+    /// its events end at `\r\n\r\n`, which the decoder did not see (it waited for `\n\n`, up to the
+    /// event bound).
+    @Test("Events whose lines end in CRLF, or a mix, end at their blank line, however the bytes are split")
+    func crlfEvents() throws {
+        let stream = "data: {\"a\":1}\r\n\r\n: ping\r\n\r\ndata: two\r\ndata: lines\r\n\ndata: lf\n\r\ndata: [DONE]\r\n\r\n"
+        let expected = ["{\"a\":1}", "", "two\nlines", "lf", "[DONE]"]
+        var whole = SSE.Decoder()
+        #expect(try whole.feed(ByteBuffer(string: stream)).map(\.data) == expected)
+        #expect(whole.bufferedBytes == 0)
+        let bytes = Array(stream.utf8)
+        for cut in 1..<bytes.count {  // every split, a CR and its LF apart included
+            var decoder = SSE.Decoder()
+            var events = try decoder.feed(ByteBuffer(bytes: bytes[..<cut]))
+            events += try decoder.feed(ByteBuffer(bytes: bytes[cut...]))
+            #expect(events.map(\.data) == expected, "cut \(cut)")
+        }
+        // The payload a relay reads, without the CR.
+        var decoder = SSE.Decoder()
+        let first = try decoder.feed(ByteBuffer(string: "data: {\"a\":1}\r\n\r\n"))
+        #expect(first.first?.payload.map { String(buffer: $0) } == "{\"a\":1}")
+        // Bounded as before: a CRLF event over the limit is refused.
+        var small = SSE.Decoder(maxEventBytes: 16)
+        #expect(throws: SSE.Decoder.TooLarge.self) {
+            _ = try small.feed(ByteBuffer(string: "data: " + String(repeating: "x", count: 20) + "\r\n\r\n"))
+        }
+    }
+
     @Test("An event larger than the limit is an error, not unbounded growth")
     func tooLarge() {
         var decoder = SSE.Decoder(maxEventBytes: 64)
