@@ -26,6 +26,9 @@ public enum SSE {
     /// Bounded: an event larger than `maxEventBytes` is an error rather than unbounded growth.
     public struct Decoder: Sendable {
         private var pending = ByteBuffer()
+        /// How far into the pending bytes the search for an event's end has looked: the start of the
+        /// line it has not seen the end of (0 after an event is taken).
+        private var scanned = 0
         /// The largest event accepted.
         public let maxEventBytes: Int
 
@@ -126,10 +129,12 @@ public enum SSE {
         /// - Throws: ``TooLarge`` (its `completed` empty: the events before it were returned) when an
         ///   event, whole or partial, exceeds ``maxEventBytes``; what was pending is dropped.
         public mutating func next() throws(TooLarge) -> Event? {
-            let length = self.pending.withUnsafeReadableBytes { Self.eventLength(in: $0) }
+            let pending = self.pending
+            let length = pending.withUnsafeReadableBytes { self.eventLength(in: $0) }
             guard let length else {
                 if self.pending.readableBytes > self.maxEventBytes {
                     self.pending = ByteBuffer()
+                    self.scanned = 0
                     throw TooLarge()
                 }
                 if self.pending.readableBytes == 0 { self.pending = ByteBuffer() }  // drop the reference to the input
@@ -148,31 +153,28 @@ public enum SSE {
             return Event(raw: raw)
         }
 
-        /// The length of the first whole event in `bytes`, through the blank line that ends it; nil
-        /// while it is incomplete. Lines end in LF or CRLF, or a mix (sse-starlette, behind many Python
+        /// The length of the first whole event in the pending bytes, through the blank line that ends it;
+        /// nil while it is incomplete. Lines end in LF or CRLF, or a mix (sse-starlette, behind many Python
         /// servers, writes CRLF: `\r\n\r\n` ends its events); a lone CR is not a line end here.
-        static func eventLength(in bytes: UnsafeRawBufferPointer) -> Int? {
+        ///
+        /// One forward walk from line feed to line feed, resumed where the last call stopped
+        /// (``scanned``): linear in the bytes however they arrive — a search for `\n\n` from the start
+        /// on every call was quadratic for a CRLF stream (it has none) and for an event in tiny pieces.
+        private mutating func eventLength(in bytes: UnsafeRawBufferPointer) -> Int? {
             guard let base = bytes.baseAddress else { return nil }
-            let lf = ("\n\n" as StaticString).withUTF8Buffer { SSE.search($0, in: bytes) }
-            // Only a carriage return before the candidate's second LF can end an event earlier.
-            let scanned = lf.map { $0 + 1 } ?? bytes.count
-            guard memchr(base, Int32(UInt8(ascii: "\r")), scanned) != nil else { return lf.map { $0 + 2 } }
-            let cr = UInt8(ascii: "\r")
-            let lineFeed = UInt8(ascii: "\n")
-            var lineStart = 0
-            var index = 0
-            while index < bytes.count {
-                let byte = bytes[index]
-                if byte == cr && index + 1 == bytes.count { return nil }  // its LF may come with the next bytes
-                let terminator = byte == lineFeed ? 1 : (byte == cr && bytes[index + 1] == lineFeed ? 2 : 0)
-                if terminator == 0 {
-                    index += 1
-                    continue
+            let count = bytes.count
+            var lineStart = self.scanned
+            while lineStart < count {
+                guard let hit = memchr(base + lineStart, Int32(UInt8(ascii: "\n")), count - lineStart) else { break }
+                let lineFeed = base.distance(to: UnsafeRawPointer(hit))
+                // An empty line (nothing, or a CR, before its LF) ends the event.
+                if lineFeed == lineStart || (lineFeed == lineStart + 1 && bytes[lineStart] == UInt8(ascii: "\r")) {
+                    self.scanned = 0
+                    return lineFeed + 1
                 }
-                if index == lineStart { return index + terminator }  // an empty line ends the event
-                index += terminator
-                lineStart = index
+                lineStart = lineFeed + 1
             }
+            self.scanned = lineStart  // the incomplete line starts here: the next call resumes from it
             return nil
         }
 

@@ -65,7 +65,9 @@ struct RelayDriver {
     var clientChunks: [[String: Any]] {
         self.client.components(separatedBy: "\n\n").compactMap { event in
             guard event.hasPrefix("data: "), !event.hasSuffix("[DONE]") else { return nil }
-            return try? JSONSerialization.jsonObject(with: Data(event.dropFirst(6).utf8)) as? [String: Any]
+            // Its data lines joined with a LF, as an SSE client joins them.
+            let data = event.split(separator: "\n").map { $0.dropFirst(6) }.joined(separator: "\n")
+            return try? JSONSerialization.jsonObject(with: Data(data.utf8)) as? [String: Any]
         }
     }
 }
@@ -209,6 +211,21 @@ struct SSERelayTests {
             #expect(kinds == [.preamble, .output, .output, .output, .done])
             #expect(d.relay.deliveredText == "Hello")
             #expect(!d.client.contains("\r"))
+            #expect(d.clientChunks.count == 4)
+        }
+    }
+
+    /// A review finding: a CR is JSON whitespace to the scanner, but a line end to an SSE client
+    /// (EventSource, the openai SDK), which then read a truncated chunk.
+    @Test("A carriage return in a chunk's JSON whitespace never reaches the client inside a data line")
+    func loneCarriageReturn() {
+        for passThrough in [false, true] {
+            var d = RelayDriver(passThrough: passThrough)
+            let odd = "data: {\"id\":\"s\",\"object\":\"chat.completion.chunk\",\"created\":7,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"b\"},\r\"finish_reason\":null}]}\n\n"
+            _ = d.feed(chunk("s", role: true) + chunk("s", content: "a") + odd + chunk("s", content: "c"), from: 1)
+            #expect(d.relay.deliveredText == "abc")
+            #expect(!d.client.contains("\r"))
+            // The client joins the event's data lines with a LF: whitespace again, the same JSON.
             #expect(d.clientChunks.count == 4)
         }
     }

@@ -14,7 +14,7 @@ struct SSEPayloadTests {
             ("data: x\r\n\n", "x"), ("data: a\rb\n\n", "a\rb"), ("data:\n\n", ""), ("data: \n\n", ""),
             ("data:\r\n\n", ""), ("data: \r\n\n", ""),
             ("data: a\ndata: b\n\n", "a\nb"), ("event: e\r\ndata: y\r\n\n", "y"), (": comment\n\n", nil),
-            ("datax\n\n", nil), ("data\n\n", nil), ("id: 1\n\n", nil), ("\n\n", nil), ("data: a\n: c\n\n", "a"),
+            ("datax\n\n", nil), ("data\n\n", nil), ("id: 1\n\n", nil), ("\n", nil), ("data: a\n: c\n\n", "a"),
         ] as [(String, String?)])
     func payload(wire: String, expected: String?) throws {
         var decoder = SSE.Decoder()

@@ -97,6 +97,11 @@ struct SSETests {
             events += try decoder.feed(ByteBuffer(bytes: bytes[cut...]))
             #expect(events.map(\.data) == expected, "cut \(cut)")
         }
+        // One byte at a time: the search resumes where it stopped (it is linear in the bytes).
+        var stepped = SSE.Decoder()
+        var steppedEvents: [SSE.Decoder.Event] = []
+        for byte in bytes { steppedEvents += try stepped.feed(ByteBuffer(bytes: [byte])) }
+        #expect(steppedEvents.map(\.data) == expected)
         // The payload a relay reads, without the CR.
         var decoder = SSE.Decoder()
         let first = try decoder.feed(ByteBuffer(string: "data: {\"a\":1}\r\n\r\n"))

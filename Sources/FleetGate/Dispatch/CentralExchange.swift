@@ -84,6 +84,20 @@ final class CentralExchange: HTTP1ResponseReceiver {
 
     func exchangeDidReceiveBody(_ part: ByteBuffer) {
         guard let relay = self.relay else { return }
+        guard relay.upstreamIsOpen(self.attempt) else {
+            // The attempt is over (its `[DONE]` came in an earlier part or read): nobody will consume
+            // these bytes, so they must not pause the connection — it reads on to the response's end and
+            // goes back to the pool (a review finding: bytes after `[DONE]` kept it paused for good,
+            // holding the dispatcher).
+            self.relay = nil
+            self.unconsumed = 0
+            self.partsAtOnce = false
+            if self.paused {
+                self.paused = false
+                self.connection?.resume()
+            }
+            return
+        }
         self.unconsumed += part.readableBytes
         if self.partsAtOnce {
             self.partsAtOnce = false

@@ -26,6 +26,10 @@ extension Dispatcher {
         self.machine.committed == nil && self.request.streaming
     }
 
+    func upstreamIsOpen(_ id: Int) -> Bool {
+        self.attempts[id] != nil
+    }
+
     func upstream(_ id: Int, didReceivePartOfRead data: ByteBuffer) {
         self.received(data, from: id, readContinues: true)
     }

@@ -114,7 +114,9 @@ extension SSERelay {
         // The usual one-line payload: one reservation and three copies (`writeConcatenation`). Three
         // `ByteBuffer` writes cost ~1.2 k instructions an event, as much as the relay's own work on it.
         let written = payload.withUnsafeReadableBytes { bytes in
-            guard let base = bytes.baseAddress, memchr(base, Int32(UInt8(ascii: "\n")), bytes.count) == nil else {
+            guard let base = bytes.baseAddress, memchr(base, Int32(UInt8(ascii: "\n")), bytes.count) == nil,
+                memchr(base, Int32(UInt8(ascii: "\r")), bytes.count) == nil
+            else {
                 return false
             }
             out.writeConcatenation(Self.dataPrefix, bytes, Self.eventEnd)
@@ -124,7 +126,9 @@ extension SSERelay {
         out.reserveCapacity(minimumWritableBytes: payload.readableBytes + 16)
         out.writeStaticString("data: ")
         for byte in payload.readableBytesView {
-            if byte == UInt8(ascii: "\n") {
+            // A CR is a line end to an SSE client too (EventSource, the openai SDK): in a payload it can
+            // only be JSON whitespace (the scanner checked), so it becomes a line break like a LF.
+            if byte == UInt8(ascii: "\n") || byte == UInt8(ascii: "\r") {
                 out.writeStaticString("\ndata: ")
             } else {
                 out.writeInteger(byte)

@@ -25,12 +25,16 @@ protocol UpstreamEvents: AnyObject, SendableMetatype {
     func upstreamWantsBytesAtOnce(_ attempt: Int) -> Bool
     /// Bytes of the attempt delivered before the rest of their read: more of it follows at once.
     func upstream(_ attempt: Int, didReceivePartOfRead data: ByteBuffer)
+    /// Whether the attempt still reads its upstream's bytes (false once it finished, failed or was
+    /// cancelled).
+    func upstreamIsOpen(_ attempt: Int) -> Bool
 }
 
 extension UpstreamEvents {
     func upstream(_ attempt: Int, servedIn region: String) {}
     func upstreamWantsBytesAtOnce(_ attempt: Int) -> Bool { false }
     func upstream(_ attempt: Int, didReceivePartOfRead data: ByteBuffer) { self.upstream(attempt, didReceive: data) }
+    func upstreamIsOpen(_ attempt: Int) -> Bool { true }
 }
 
 /// The source a client stream pumps from: a car's tunnel stream or a central endpoint.
