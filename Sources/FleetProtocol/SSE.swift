@@ -184,7 +184,7 @@ public enum SSE {
         ///
         /// One scan, for a newline before the blank line's. Only a carriage return right before that
         /// newline is special: the lines walk drops it, and one elsewhere stays in the payload.
-        static func singleLinePayload(of raw: UnsafeRawBufferPointer) -> Range<Int>? {
+        package static func singleLinePayload(of raw: UnsafeRawBufferPointer) -> Range<Int>? {
             let count = raw.count
             guard count >= 7, let base = raw.baseAddress, memcmp(base, "data:", 5) == 0,
                 raw[count - 2] == UInt8(ascii: "\n"), raw[count - 1] == UInt8(ascii: "\n")

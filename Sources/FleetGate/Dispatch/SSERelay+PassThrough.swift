@@ -55,14 +55,14 @@ extension SSERelay {
                     }
                     guard let event else { break }
                     let token = event.raw.withUnsafeReadableBytes { raw -> Range<Int>? in
-                        guard let payload = Self.singleDataLine(raw),
+                        guard let payload = Self.passThroughPayload(raw),
                             let token = template.matchToken(UnsafeRawBufferPointer(rebasing: raw[payload])),
                             token.count > 2  // `""` is not a token: next(from:) reads it
                         else { return nil }
                         if !idChecked {
                             // The id lies before the text, in the bytes every match shares: one look a run.
-                            guard Self.equal(raw, payload.lowerBound + idRange.lowerBound, idRange.count, identity.id)
-                            else { return nil }
+                            let id = payload.lowerBound + idRange.lowerBound
+                            guard identity.isID(id..<(id + idRange.count), in: raw) else { return nil }
                             idChecked = true
                         }
                         return (payload.lowerBound + token.lowerBound)..<(payload.lowerBound + token.upperBound)
@@ -98,22 +98,14 @@ extension SSERelay {
         return id
     }
 
-    /// The payload's range in an event that is exactly `data: PAYLOAD\n\n` (one line, no carriage
-    /// return); nil for any other event.
-    private static func singleDataLine(_ raw: UnsafeRawBufferPointer) -> Range<Int>? {
-        let count = raw.count
-        guard count >= 9, let base = raw.baseAddress, memcmp(base, "data: ", 6) == 0,
-            memchr(base + 6, Int32(UInt8(ascii: "\n")), count - 6) == base + count - 2,
-            raw[count - 1] == UInt8(ascii: "\n"),
-            memchr(base, Int32(UInt8(ascii: "\r")), count) == nil
+    /// The payload's range in an event that is exactly `data: PAYLOAD\n\n` — the decoder's one-line
+    /// shape (``SSE/Decoder/singleLinePayload(of:)``) with the space and no carriage return anywhere, so
+    /// the event's bytes are what ``writeEvent(_:into:)`` would write; nil for any other event.
+    private static func passThroughPayload(_ raw: UnsafeRawBufferPointer) -> Range<Int>? {
+        guard let payload = SSE.Decoder.singleLinePayload(of: raw), payload.lowerBound == 6,
+            payload.upperBound == raw.count - 2,
+            memchr(raw.baseAddress! + 6, Int32(UInt8(ascii: "\r")), payload.count) == nil
         else { return nil }
-        return 6..<(count - 2)
-    }
-
-    private static func equal(_ raw: UnsafeRawBufferPointer, _ at: Int, _ count: Int, _ other: ByteBuffer) -> Bool {
-        other.withUnsafeReadableBytes { other in
-            other.count == count && at + count <= raw.count
-                && memcmp(raw.baseAddress! + at, other.baseAddress!, count) == 0
-        }
+        return payload
     }
 }
