@@ -122,7 +122,7 @@ package final class HTTP1ClientConnection: ChannelDuplexHandler {
             receiver.exchangeDidReceiveHead(status: head.status.code)
         case .body(let part):
             if self.pendingBody == nil && receiver.wantsBodyPartsAtOnce {
-                receiver.exchangeDidReceiveBody(part)
+                receiver.exchangeDidReceiveBodyPart(part)
             } else if self.pendingBody == nil {
                 self.pendingBody = part
             } else {

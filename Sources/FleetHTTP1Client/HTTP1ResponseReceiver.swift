@@ -15,9 +15,11 @@ package protocol HTTP1ResponseReceiver: AnyObject {
     /// each part until the connection starts joining a read's parts; false by default.
     var wantsBodyPartsAtOnce: Bool { get }
     /// Body bytes: what one read of the socket brought (all the chunked-encoding chunks NIO's decoder
-    /// found in it), delivered before ``exchangeDidFinishRead()`` or ``exchangeDidEnd()``; or one part
-    /// of it, when ``wantsBodyPartsAtOnce``.
+    /// found in it), delivered before ``exchangeDidFinishRead()`` or ``exchangeDidEnd()``.
     func exchangeDidReceiveBody(_ part: ByteBuffer)
+    /// One part of a read's body, asked for with ``wantsBodyPartsAtOnce``: more of the read follows.
+    /// By default as ``exchangeDidReceiveBody(_:)``.
+    func exchangeDidReceiveBodyPart(_ part: ByteBuffer)
     /// What one read of the socket brought has been delivered: the moment to write what it produced.
     func exchangeDidFinishRead()
     /// The response ended; the connection is no longer the receiver's.
@@ -30,4 +32,5 @@ package protocol HTTP1ResponseReceiver: AnyObject {
 
 extension HTTP1ResponseReceiver {
     package var wantsBodyPartsAtOnce: Bool { false }
+    package func exchangeDidReceiveBodyPart(_ part: ByteBuffer) { self.exchangeDidReceiveBody(part) }
 }

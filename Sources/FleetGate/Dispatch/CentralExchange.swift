@@ -17,8 +17,6 @@ final class CentralExchange: HTTP1ResponseReceiver {
     /// Nil once the attempt is over (ended, failed or cancelled): no more calls to the relay, and
     /// no cycle left (the relay holds its upstream, which holds this).
     private var relay: (any UpstreamEvents)?
-    /// The part being delivered was asked for at once (``wantsBodyPartsAtOnce``): more of its read follows.
-    private var partsAtOnce = false
     private let pool: HTTP1ConnectionPool
     private let path: String
     private let body: ByteBuffer
@@ -78,11 +76,18 @@ final class CentralExchange: HTTP1ResponseReceiver {
 
     /// Asked by the connection before each body part while it is not joining a read's parts.
     var wantsBodyPartsAtOnce: Bool {
-        self.partsAtOnce = self.relay?.upstreamWantsBytesAtOnce(self.attempt) ?? false
-        return self.partsAtOnce
+        self.relay?.upstreamWantsBytesAtOnce(self.attempt) ?? false
     }
 
     func exchangeDidReceiveBody(_ part: ByteBuffer) {
+        self.deliver(part, readContinues: false)
+    }
+
+    func exchangeDidReceiveBodyPart(_ part: ByteBuffer) {
+        self.deliver(part, readContinues: true)
+    }
+
+    private func deliver(_ part: ByteBuffer, readContinues: Bool) {
         guard let relay = self.relay else { return }
         guard relay.upstreamIsOpen(self.attempt) else {
             // The attempt is over (its `[DONE]` came in an earlier part or read): nobody will consume
@@ -91,7 +96,6 @@ final class CentralExchange: HTTP1ResponseReceiver {
             // holding the dispatcher).
             self.relay = nil
             self.unconsumed = 0
-            self.partsAtOnce = false
             if self.paused {
                 self.paused = false
                 self.connection?.resume()
@@ -99,8 +103,7 @@ final class CentralExchange: HTTP1ResponseReceiver {
             return
         }
         self.unconsumed += part.readableBytes
-        if self.partsAtOnce {
-            self.partsAtOnce = false
+        if readContinues {
             relay.upstream(self.attempt, didReceivePartOfRead: part)
         } else {
             relay.upstream(self.attempt, didReceive: part)
