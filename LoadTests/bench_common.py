@@ -87,6 +87,16 @@ def start(args, env=None):
     return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
 
 
+def start_nghttpx(port, backend_port, proto="http/1.1"):
+    """nghttpx with one worker, h2c in front on 127.0.0.1:port, relaying to 127.0.0.1:backend_port (the
+    reference relay of the benchmarks); returns its process once it listens."""
+    proc = start(["nghttpx", "--conf=/dev/null", "--workers=1", f"--frontend=127.0.0.1,{port};no-tls",
+                  f"--backend=127.0.0.1,{backend_port};;proto={proto}", "--backend-keep-alive-timeout=60s",
+                  "--accesslog-file=/dev/null", "--errorlog-file=/dev/null"])
+    wait_port(port)
+    return proc
+
+
 def stop(proc):
     proc.terminate()
     try:

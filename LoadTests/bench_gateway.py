@@ -28,7 +28,7 @@ import time
 import urllib.request
 
 import static_backend
-from bench_common import ROOT, cpu_seconds, free_port, median, percentile, release_build, start, stop, wait_port
+from bench_common import ROOT, cpu_seconds, start_nghttpx, free_port, median, percentile, release_build, start, stop, wait_port
 
 PY = os.environ.get("FLEETGATE_PYTHON", "python3")
 SECRET = "bench-secret-0123456789abcdef"
@@ -174,10 +174,7 @@ def main():
         backend = subprocess.Popen([PY, os.path.join(ROOT, "LoadTests", "burst_backend.py"), "--port",
                                     str(backend_port)], stdout=subprocess.DEVNULL)
     wait_port(backend_port)
-    nghttpx = start(["nghttpx", "--conf=/dev/null", "--workers=1", f"--frontend=127.0.0.1,{nghttpx_port};no-tls",
-                     f"--backend=127.0.0.1,{backend_port};;proto=http/1.1", "--backend-keep-alive-timeout=60s",
-                     "--accesslog-file=/dev/null", "--errorlog-file=/dev/null"])
-    wait_port(nghttpx_port)
+    nghttpx = start_nghttpx(nghttpx_port, backend_port)
     wanted = args.paths.split(",")
     gateways = []
     paths = []  # (name, port, pid of the relay or None, pid of the agent or None, h2)

@@ -27,9 +27,9 @@ import tempfile
 import time
 
 import static_backend
-from bench_common import cpu_seconds, free_port, release_build, start, stop, wait_port
+from bench_common import cpu_seconds, free_port, release_build, start_nghttpx, stop, wait_port
+from bench_gateway import Gateway
 
-SECRET = "bench-secret-0123456789abcdef"
 BODY = '{"model":"fleet-8b","max_tokens":32,"stream":true,"messages":[{"role":"user","content":"hello"}]}'
 
 
@@ -83,7 +83,7 @@ def main():
     backend_port = free_port()
     backend, root = static_backend.start(backend_port)
     wait_port(backend_port)
-    procs, paths = [], []
+    procs, gateways, paths = [], [], []
     work = tempfile.mkdtemp(prefix="bench-overload-")
     body_file = os.path.join(work, "body.json")
     with open(body_file, "w") as f:
@@ -91,21 +91,13 @@ def main():
     try:
         if "nghttpx" in args.paths:
             port = free_port()
-            p = start(["nghttpx", "--conf=/dev/null", "--workers=1", f"--frontend=127.0.0.1,{port};no-tls",
-                       f"--backend=127.0.0.1,{backend_port};;proto=http/1.1", "--backend-keep-alive-timeout=60s",
-                       "--accesslog-file=/dev/null", "--errorlog-file=/dev/null"])
+            p = start_nghttpx(port, backend_port)
             procs.append(p)
             paths.append(("nghttpx", port, p.pid))
         if "central" in args.paths:
-            port, tunnel, admin = free_port(), free_port(), free_port()
-            env = dict(os.environ, FLEETGATE_FLEET_SECRET=SECRET, FLEETGATE_TUNNEL_AUTH="token")
-            env.update(kv.split("=", 1) for kv in args.env)
-            p = subprocess.Popen([os.path.join(bin_dir, "fleetgate"), "serve", "--client-port", str(port),
-                                  "--tunnel-port", str(tunnel), "--admin-port", str(admin), "--threads", "1",
-                                  "--log-level", "info", "--central", f"eu-central=http://127.0.0.1:{backend_port}/v1"],
-                                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            procs.append(p)
-            paths.append(("central", port, p.pid))
+            gateway = Gateway("central", bin_dir, backend_port, False, "info", args.env)
+            gateways.append(gateway)
+            paths.append(("central", gateway.port, gateway.proc.pid))
         for _, port, _ in paths:
             wait_port(port)
             for _ in range(100):  # central's models are known once its directory has listed them
@@ -151,6 +143,8 @@ def main():
                       f"| {m('5xx'):.0f} | {m('errored'):.0f} / {m('timeout'):.0f} | {m('p50'):.2f} / {m('p99'):.2f} "
                       f"| {m('p99') / base:.1f} | {m('cores'):.2f}, {m('cpu_us'):.0f} |")
     finally:
+        for g in gateways:
+            g.stop()
         for p in procs:
             stop(p)
         stop(backend)

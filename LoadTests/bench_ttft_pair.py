@@ -8,7 +8,8 @@ round, the order rotated; the median of the rounds' p50s, and every round's, sin
 ±15 % on this shared machine.
 """
 import json, os, subprocess, sys, time, statistics
-from bench_common import ROOT, free_port, wait_port, start, stop
+from bench_common import ROOT, free_port, start_nghttpx, stop, wait_port
+from bench_gateway import Gateway
 PY = os.environ.get("FLEETGATE_PYTHON", "python3")
 dirs = sys.argv[1].split(",")
 rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 6
@@ -22,26 +23,13 @@ else:
     backend = subprocess.Popen([PY, os.path.join(ROOT, "LoadTests", "burst_backend.py"), "--port", str(bp)], stdout=subprocess.DEVNULL)
 wait_port(bp)
 np_ = free_port()
-ngx = start(["nghttpx", "--conf=/dev/null", "--workers=1", f"--frontend=127.0.0.1,{np_};no-tls",
-             f"--backend=127.0.0.1,{bp};;proto=http/1.1", "--backend-keep-alive-timeout=60s",
-             "--accesslog-file=/dev/null", "--errorlog-file=/dev/null"])
-wait_port(np_)
-env = dict(os.environ, FLEETGATE_FLEET_SECRET="bench-secret-0123456789abcdef", FLEETGATE_TUNNEL_AUTH="token")
-gws = []
-for d in dirs:
-    port, tunnel, admin = free_port(), free_port(), free_port()
-    p = subprocess.Popen([os.path.join(d, "fleetgate"), "serve", "--client-port", str(port), "--tunnel-port", str(tunnel),
-                          "--admin-port", str(admin), "--threads", "1", "--log-level", "info",
-                          "--central", f"eu-central=http://127.0.0.1:{bp}/v1"], env=env,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_port(admin)
-    gws.append((d, port, p))
+ngx = start_nghttpx(np_, bp)
+gws = [Gateway(d, d, bp, False, "info") for d in dirs]
 load = os.path.join(dirs[0], "fleet-load")
 def run(port, n):
     out = subprocess.run([load, "--target", f"127.0.0.1:{port}", "--rate", "0", "--count", str(n)], capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
-time.sleep(2)
-targets = [("nghttpx", np_)] + [(d, port) for d, port, _ in gws]
+targets = [("nghttpx", np_)] + [(g.name, g.port) for g in gws]
 for name, port in targets:
     for _ in range(20):
         if run(port, 5)["ok"] == 5: break
@@ -54,5 +42,5 @@ for r in range(rounds):
         res[name].append(run(port, count)["ttft_p50_ms"])
 for name, v in res.items():
     print(f"{name}: TTFT p50 median {statistics.median(v):.3f} ms  rounds {' '.join(f'{x:.3f}' for x in v)}")
-for _, _, p in gws: p.kill()
+for g in gws: g.stop()
 stop(ngx); stop(backend)

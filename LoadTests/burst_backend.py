@@ -26,6 +26,27 @@ def chunk(data: bytes) -> bytes:
     return b"%x\r\n%s\r\n" % (len(data), data)
 
 
+def stream_events(n, model, chat=True, created=None, usage=False):
+    """The SSE events of a streamed answer of `n` tokens (" t0", " t1", …), `data: [DONE]` last: the
+    role chunk (chat), a chunk a token (the last with `finish_reason: length`), the usage chunk when
+    asked. `static_backend.py` serves the same bytes."""
+    ident, obj = "chatcmpl-burst", "chat.completion.chunk" if chat else "text_completion"
+    created = int(time.time()) if created is None else created
+    events = []
+    if chat:
+        events.append({"id": ident, "object": obj, "created": created, "model": model,
+                       "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]})
+    for i in range(n):
+        last = i == n - 1
+        choice = ({"index": 0, "delta": {"content": " t%d" % i}, "finish_reason": "length" if last else None}
+                  if chat else {"index": 0, "text": " t%d" % i, "finish_reason": "length" if last else None})
+        events.append({"id": ident, "object": obj, "created": created, "model": model, "choices": [choice]})
+    if usage:
+        events.append({"id": ident, "object": obj, "created": created, "model": model, "choices": [],
+                       "usage": {"prompt_tokens": 8, "completion_tokens": n, "total_tokens": 8 + n}})
+    return [b"data: " + json.dumps(e, separators=(",", ":")).encode() + b"\n\n" for e in events] + [b"data: [DONE]\n\n"]
+
+
 class Backend(asyncio.Protocol):
     chunks = 32
     model = "fleet-8b"
@@ -103,22 +124,8 @@ class Backend(asyncio.Protocol):
                                  % (len(payload), payload))
             return
         out = [b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"]
-        obj = "chat.completion.chunk" if chat else "text_completion"
-        if chat:
-            first = {"id": ident, "object": obj, "created": created, "model": model,
-                     "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]}
-            out.append(chunk(b"data: " + json.dumps(first, separators=(",", ":")).encode() + b"\n\n"))
-        for i in range(n):
-            last = i == n - 1
-            choice = ({"index": 0, "delta": {"content": " t%d" % i}, "finish_reason": "length" if last else None}
-                      if chat else {"index": 0, "text": " t%d" % i, "finish_reason": "length" if last else None})
-            event = {"id": ident, "object": obj, "created": created, "model": model, "choices": [choice]}
-            out.append(chunk(b"data: " + json.dumps(event, separators=(",", ":")).encode() + b"\n\n"))
-        if (request.get("stream_options") or {}).get("include_usage"):
-            usage = {"id": ident, "object": obj, "created": created, "model": model, "choices": [],
-                     "usage": {"prompt_tokens": 8, "completion_tokens": n, "total_tokens": 8 + n}}
-            out.append(chunk(b"data: " + json.dumps(usage, separators=(",", ":")).encode() + b"\n\n"))
-        out.append(chunk(b"data: [DONE]\n\n"))
+        usage = bool((request.get("stream_options") or {}).get("include_usage"))
+        out += [chunk(event) for event in stream_events(n, model, chat, created, usage)]
         out.append(b"0\r\n\r\n")
         # Each chunk is its own write, as a server that streams "as fast as it can" does; the
         # kernel coalesces what the reader has not taken yet.

@@ -16,20 +16,8 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
 
-
-def stream_body(chunks=32, model="fleet-8b"):
-    """The bytes `burst_backend.py` streams for a chat request (without its chunked framing)."""
-    ident, created, obj = "chatcmpl-burst", int(time.time()), "chat.completion.chunk"
-    events = [{"id": ident, "object": obj, "created": created, "model": model,
-               "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]}]
-    for i in range(chunks):
-        events.append({"id": ident, "object": obj, "created": created, "model": model,
-                       "choices": [{"index": 0, "delta": {"content": " t%d" % i},
-                                    "finish_reason": "length" if i == chunks - 1 else None}]})
-    body = b"".join(b"data: " + json.dumps(e, separators=(",", ":")).encode() + b"\n\n" for e in events)
-    return body + b"data: [DONE]\n\n"
+import burst_backend
 
 
 def start(port, chunks=32, model="fleet-8b"):
@@ -41,7 +29,7 @@ def start(port, chunks=32, model="fleet-8b"):
     os.chmod(root, 0o755)  # nginx's worker (nobody when started as root) reads the files
     os.makedirs(os.path.join(root, "www", "v1", "chat"))
     with open(os.path.join(root, "www", "v1", "chat", "completions"), "wb") as f:
-        f.write(stream_body(chunks, model))
+        f.write(b"".join(burst_backend.stream_events(chunks, model)))
     with open(os.path.join(root, "www", "v1", "models"), "w") as f:
         json.dump({"object": "list", "data": [{"id": model, "object": "model"}]}, f)
     with open(os.path.join(root, "nginx.conf"), "w") as f:
