@@ -54,10 +54,12 @@ public final class GatewayMetrics: Sendable {
     private let decisionToNone: Counter
     /// Hedged attempts started, and hedges whose attempt won the race.
     public let hedgesStarted: Counter
-    /// `fleet_requests_shed_total{reason="lag|in_flight"}`: requests refused with 503 `server_overloaded`
-    /// by an event loop's ``LoadShedder`` (issue #19).
+    /// `fleet_requests_shed_total{reason="lag|in_flight|zone_busy"}`: requests refused with 503
+    /// `server_overloaded` by an event loop's ``LoadShedder`` (issue #19), or because everything in
+    /// their zone that serves their model was busy (``Dispatcher``).
     private let shedLag: Counter
     private let shedInFlight: Counter
+    private let shedZoneBusy: Counter
     public let hedgesWon: Counter
     /// Mid-stream continuations by why they were opened (failover, departure).
     private let failovers: Counter
@@ -102,6 +104,8 @@ public final class GatewayMetrics: Sendable {
         self.shedLag = Counter(label: "fleet_requests_shed_total", dimensions: [("reason", "lag")], factory: factory)
         self.shedInFlight = Counter(
             label: "fleet_requests_shed_total", dimensions: [("reason", "in_flight")], factory: factory)
+        self.shedZoneBusy = Counter(
+            label: "fleet_requests_shed_total", dimensions: [("reason", "zone_busy")], factory: factory)
         self.hedgesStarted = Counter(label: "fleet_hedges_total", dimensions: [("result", "started")], factory: factory)
         self.hedgesWon = Counter(label: "fleet_hedges_total", dimensions: [("result", "won")], factory: factory)
         self.failovers = Counter(label: "fleet_migrations_total", dimensions: [("reason", "failover")], factory: factory)
@@ -147,12 +151,17 @@ public final class GatewayMetrics: Sendable {
         }
     }
 
-    /// Counts a finished request by route template and status.
-    /// One request shed by an overloaded event loop.
+    /// One request shed: `lag` or `in_flight` by an overloaded event loop, `zone_busy` when its zone's
+    /// capacity was all taken.
     func shed(reason: String) {
-        (reason == "lag" ? self.shedLag : self.shedInFlight).increment()
+        switch reason {
+        case "lag": self.shedLag.increment()
+        case "zone_busy": self.shedZoneBusy.increment()
+        default: self.shedInFlight.increment()
+        }
     }
 
+    /// Counts a finished request by route template and status.
     public func request(route: String, status: Int) {
         self.registerRequest(route: route, status: status).increment()
     }

@@ -23,7 +23,13 @@ public struct Eligibility: Sendable {
 
     /// The state-derived part: whether the car belongs in the buckets.
     func isAvailable(_ car: FleetRegistry.Car) -> Bool {
-        guard !car.draining, Int(car.inFlight) < car.capacity else { return false }
+        Int(car.inFlight) < car.capacity && self.wouldTakeJobs(car)
+    }
+
+    /// Not draining and its owner's policy met: available once a slot frees (a full car is busy,
+    /// not gone — the refusal then says so, ``FleetRegistry/hasBusyCapacity(model:zone:)``).
+    func wouldTakeJobs(_ car: FleetRegistry.Car) -> Bool {
+        guard !car.draining else { return false }
         if car.onlyWhilePlugged && !car.state.pluggedIn { return false }
         return car.state.chargePercent >= car.minChargePercent
     }

@@ -71,6 +71,20 @@ extension FleetRegistry {
         }
     }
 
+    /// Whether a car of the (zone, model) pool could take the request soon although none was
+    /// handed out: an available one (a per-request check turned it down: back-off, link, the cars
+    /// already tried) or one that would take jobs with every slot taken. O(cars in the pool); asked
+    /// only when a request found no candidate, to tell a busy zone (503 `server_overloaded`, retry)
+    /// from one where nothing can serve (`no_capacity_in_zone`).
+    public func hasBusyCapacity(model: String, zone: String) -> Bool {
+        self.storage.withLock { s in
+            guard let index = s.poolIndex[PoolKey(zone: zone, model: model)] else { return false }
+            let pool = s.pools[Int(index)]
+            if pool.available > 0 { return true }
+            return pool.all.contains { slot in s.cars[Int(slot)].map(self.eligibility.wouldTakeJobs) ?? false }
+        }
+    }
+
     /// Per (zone, model) pool: available cars whose primary tunnel is here and their free slots,
     /// and the free slots of cars reachable here only through a secondary tunnel (issue #21's
     /// capacity digest). O(cars in the pools); called about once a second, never on the request path.

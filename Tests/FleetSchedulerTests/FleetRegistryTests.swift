@@ -71,6 +71,24 @@ struct FleetRegistryTests {
         #expect(registry.candidates(model: "m", zone: "eu", now: 0).count == 1)
     }
 
+    @Test("Busy capacity: a full car is busy (retry soon); a draining or unplugged one, or none, is not")
+    func busyCapacity() {
+        let registry = FleetRegistry()
+        #expect(!registry.hasBusyCapacity(model: "m", zone: "eu"))
+        let (id, _) = registry.register(descriptor("a", slots: 1), state: parked)
+        #expect(registry.hasBusyCapacity(model: "m", zone: "eu"))  // available
+        let job = registry.acquire(id, for: request(), now: 0)
+        #expect(job != nil && registry.availableCount(model: "m", zone: "eu") == 0)
+        #expect(registry.hasBusyCapacity(model: "m", zone: "eu"))  // full, not gone
+        #expect(!registry.hasBusyCapacity(model: "m", zone: "us"))
+        #expect(!registry.hasBusyCapacity(model: "other", zone: "eu"))
+        registry.update(id, state: VehicleState(pluggedIn: false, chargePercent: 80, link: .wifi, slotsFree: 0))
+        #expect(!registry.hasBusyCapacity(model: "m", zone: "eu"))  // the owner's policy: not while unplugged
+        registry.update(id, state: parked)
+        registry.setDraining(id)
+        #expect(!registry.hasBusyCapacity(model: "m", zone: "eu"))
+    }
+
     @Test("A failing car is backed off, so failing fast does not attract work")
     func backoff() {
         let registry = FleetRegistry()

@@ -326,6 +326,36 @@ struct CentralTests {
         }
     }
 
+    /// Issue #19: an endpoint at its `maxConcurrent` is a busy zone, not an empty one — 503
+    /// `server_overloaded` with `Retry-After` (retryable), not `no_capacity_in_zone` with
+    /// `x-should-retry: false`; once its stream ends, the next request is served.
+    @Test("A central endpoint at its maxConcurrent: 503 server_overloaded with Retry-After, then served again")
+    func busyIsNotEmpty() async throws {
+        let central = try await CentralServer.start(slowdown: 1)
+        defer { central.channel.close(promise: nil) }
+        try await withFleet(configure: {
+            $0.central.endpoints = [.init(region: "eu-central", baseURL: central.baseURL, maxConcurrent: 1)]
+        }) { fleet in
+            try await waitUntil("central models discovered") {
+                fleet.gateway.core.central.models().contains("fleet-8b")
+            }
+            let client = try await RecordingClient.connect(port: fleet.clientPort)
+            defer { client.close() }
+            let long = try await client.post("/v1/chat/completions", json: chatBody(stream: true, maxTokens: 40))
+            try await waitUntil("the first stream holds the endpoint's one slot") { long.receivedBytes > 0 }
+            let refused = try await client.post("/v1/chat/completions", json: chatBody(stream: true)).collect()
+            #expect(refused.response?.status.code == 503)
+            #expect(refused.body.contains("server_overloaded"), "\(refused.body)")
+            #expect(refused.response?.headerFields[.retryAfter] == "1")
+            #expect(refused.response?.headerFields[HTTPField.Name("x-should-retry")!] == nil)
+            let first = streamResult(await long.collect())
+            #expect(first.done && first.errorCode == nil)
+            let again = try await client.post("/v1/chat/completions", json: chatBody(stream: true, maxTokens: 3))
+                .collect()
+            #expect(again.response?.status == .ok)
+        }
+    }
+
     @Test("A central endpoint in an unknown region is a configuration error naming it")
     func unknownRegion() {
         var config = GatewayConfiguration(fleetSecret: FleetFixture.testSecret)

@@ -76,6 +76,12 @@ extension Dispatcher {
     func fail(_ reason: DispatchStateMachine.FailureReason, midStream: Bool) {
         let error: APIError
         switch reason {
+        case .noCapacity where self.candidates.zoneIsBusy:
+            // Capacity expected back (DESIGN.md: overload and refusals): retryable, with Retry-After.
+            error = .overloaded(
+                "Every car and central endpoint in privacy zone '\(self.request.zone)' that serves this model is busy. Retry after 1 s."
+            )
+            self.core.metrics.shed(reason: "zone_busy")
         case .noCapacity:
             error = .noCapacity(zone: self.request.zone)
             self.core.metrics.fleetState.zoneRefused(self.request.zone)
@@ -111,6 +117,7 @@ extension Dispatcher {
         } else {
             var headers = self.routeHeaders()
             if error.code == "no_capacity_in_zone" { headers[.xShouldRetry] = "false" }
+            if let seconds = error.retryAfter { headers[.retryAfter] = String(seconds) }
             self.end(status: error.status)
             self.stream.sendResponse(
                 status: .init(code: error.status), contentType: "application/json", body: JSON.buffer(error.body),
