@@ -82,6 +82,10 @@ class Gateway:
         for proc in (self.agent, self.proc):
             if proc:
                 stop(proc)
+        if os.environ.get("BENCH_KEEP_LOG"):  # the gateway's log (audit lines), kept for a look after the run
+            self.log.seek(0)
+            with open(os.environ["BENCH_KEEP_LOG"], "wb") as f:
+                f.write(self.log.read())
 
 
 def fleet_load(bin_dir, port, args):

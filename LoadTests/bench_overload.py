@@ -27,17 +27,20 @@ import tempfile
 import time
 
 import static_backend
-from bench_common import cpu_seconds, free_port, release_build, start_nghttpx, stop, wait_port
+from bench_common import cpu_seconds, free_port, pin, release_build, start_nghttpx, stop, wait_port
 from bench_gateway import Gateway
 
 BODY = '{"model":"fleet-8b","max_tokens":32,"stream":true,"messages":[{"role":"user","content":"hello"}]}'
 
 
+PIN_CLIENT = []  # ["taskset", "-c", "1"] with --pin
+
+
 def h2load(args, port, body_file, log=None):
-    cmd = ["h2load", *args, "-d", body_file, "-H", "content-type: application/json",
+    cmd = [*PIN_CLIENT, "h2load", *args, "-d", body_file, "-H", "content-type: application/json",
            f"http://127.0.0.1:{port}/v1/chat/completions"]
     if log:
-        cmd.insert(1, f"--log-file={log}")
+        cmd.insert(len(PIN_CLIENT) + 1, f"--log-file={log}")
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=600).stdout
     res = {"2xx": 0, "5xx": 0, "errored": 0, "timeout": 0, "rate": 0.0}
     for line in out.splitlines():
@@ -78,11 +81,17 @@ def main():
     parser.add_argument("--paths", default="nghttpx,central")
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                         help="environment for the gateway (repeatable)")
+    parser.add_argument("--pin", action="store_true",
+                        help="the relay on CPU 0, the backend and h2load on CPU 1 (steadier capacity figures)")
     args = parser.parse_args()
+    if args.pin:
+        PIN_CLIENT[:] = ["taskset", "-c", "1"]
     bin_dir = args.bin or release_build("fleetgate")
     backend_port = free_port()
     backend, root = static_backend.start(backend_port)
     wait_port(backend_port)
+    if args.pin:
+        pin(backend.pid, {1})
     procs, gateways, paths = [], [], []
     work = tempfile.mkdtemp(prefix="bench-overload-")
     body_file = os.path.join(work, "body.json")
@@ -98,8 +107,10 @@ def main():
             gateway = Gateway("central", bin_dir, backend_port, False, "info", args.env)
             gateways.append(gateway)
             paths.append(("central", gateway.port, gateway.proc.pid))
-        for _, port, _ in paths:
+        for _, port, pid in paths:
             wait_port(port)
+            if args.pin:
+                pin(pid, {0})
             for _ in range(100):  # central's models are known once its directory has listed them
                 if h2load(["-n", "1", "-c", "1"], port, body_file)["2xx"] == 1:
                     break
