@@ -41,10 +41,14 @@ def pin(pid, cpus):
     differ from the next by up to 2×."""
     for p in descendants(pid):
         try:
-            for task in os.listdir(f"/proc/{p}/task"):
+            tasks = os.listdir(f"/proc/{p}/task")
+        except FileNotFoundError:
+            continue
+        for task in tasks:
+            try:
                 os.sched_setaffinity(int(task), cpus)
-        except (FileNotFoundError, ProcessLookupError):
-            pass
+            except (FileNotFoundError, ProcessLookupError):
+                pass  # a thread that ended meanwhile
 
 
 def cpu_seconds(pid):

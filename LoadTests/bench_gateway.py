@@ -82,9 +82,9 @@ class Gateway:
         for proc in (self.agent, self.proc):
             if proc:
                 stop(proc)
-        if os.environ.get("BENCH_KEEP_LOG"):  # the gateway's log (audit lines), kept for a look after the run
+        if os.environ.get("BENCH_KEEP_LOG"):  # the gateway's log (audit lines), kept as FILE.NAME after the run
             self.log.seek(0)
-            with open(os.environ["BENCH_KEEP_LOG"], "wb") as f:
+            with open(f"{os.environ['BENCH_KEEP_LOG']}.{self.name}", "wb") as f:
                 f.write(self.log.read())
 
 

@@ -11,7 +11,8 @@ import Synchronization
 ///   (told to leave), `departing` (announced it drives off), `charging` (plugged in, charge below
 ///   its owner's floor), `unplugged` (its owner serves only while plugged in), `serving` (eligible).
 /// - `fleet_active_streams`: completion requests in flight (the HPA's metric).
-/// - `fleet_zone_refusals_total{zone}`: requests refused `no_capacity_in_zone`.
+/// - `fleet_zone_refusals_total{zone}`: requests refused for their zone's capacity (`no_capacity_in_zone`,
+///   or `server_overloaded` when it is all busy).
 /// - `fleet_geoip_database_build_timestamp_seconds`: when the loaded GeoIP database was built.
 /// - `fleet_tls_certificate_expiry_timestamp_seconds{listener}`: the leaf certificate's notAfter.
 ///

@@ -26,12 +26,22 @@ public struct Eligibility: Sendable {
         Int(car.inFlight) < car.capacity && self.wouldTakeJobs(car)
     }
 
-    /// Not draining and its owner's policy met: available once a slot frees (a full car is busy,
-    /// not gone — the refusal then says so, ``FleetRegistry/hasBusyCapacity(model:zone:)``).
+    /// Not draining and its owner's policy met: available once a slot frees.
     func wouldTakeJobs(_ car: FleetRegistry.Car) -> Bool {
         guard !car.draining else { return false }
         if car.onlyWhilePlugged && !car.state.pluggedIn { return false }
         return car.state.chargePercent >= car.minChargePercent
+    }
+
+    /// Whether a car is capacity expected back soon (``FleetRegistry/hasBusyCapacity(model:zone:now:)``):
+    /// it would take jobs, and of the per-request checks it fails at most the ones that pass by
+    /// themselves — a full car's slots, a back-off — not its link (RTT, uplink) nor a departure
+    /// within ``minSecondsBeforeDeparture``, which may hold for hours.
+    func isBusyCapacity(_ car: FleetRegistry.Car, now: Double) -> Bool {
+        guard self.wouldTakeJobs(car) else { return false }
+        if car.rtt.samples > 0, car.rtt.smoothed > self.maxRTTMilliseconds { return false }
+        if let uplink = car.state.uplinkMbps, uplink < self.minUplinkMbps { return false }
+        return car.departsAt - now >= Double(self.minSecondsBeforeDeparture)
     }
 
     /// The per-request part, for a car drawn from the request's pool's buckets.

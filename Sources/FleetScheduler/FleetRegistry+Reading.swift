@@ -71,19 +71,24 @@ extension FleetRegistry {
         }
     }
 
-    /// Whether a car of the (zone, model) pool could take the request soon although none was
-    /// handed out: an available one (a per-request check turned it down: back-off, link, the cars
-    /// already tried) or one that would take jobs with every slot taken. O(cars in the pool); asked
-    /// only when a request found no candidate, to tell a busy zone (503 `server_overloaded`, retry)
-    /// from one where nothing can serve (`no_capacity_in_zone`).
-    public func hasBusyCapacity(model: String, zone: String) -> Bool {
+    /// Whether a car of the (zone, model) pool is capacity expected back although none was handed
+    /// out: it would take jobs and only its slots or a back-off held it back, not its link or a
+    /// departure (``Eligibility/isBusyCapacity(_:now:)``). Asked only when a request found no
+    /// candidate, to tell a busy zone (503 `server_overloaded`, retry) from one where nothing can
+    /// serve (`no_capacity_in_zone`). Looks at the first ``busyScanLimit`` cars of the pool at most
+    /// (it runs under the registry's lock, on a refusal path that can see thousands a second); past
+    /// them the zone counts as not busy — the answer before busy zones were told apart.
+    public func hasBusyCapacity(model: String, zone: String, now: Double) -> Bool {
         self.storage.withLock { s in
             guard let index = s.poolIndex[PoolKey(zone: zone, model: model)] else { return false }
-            let pool = s.pools[Int(index)]
-            if pool.available > 0 { return true }
-            return pool.all.contains { slot in s.cars[Int(slot)].map(self.eligibility.wouldTakeJobs) ?? false }
+            return s.pools[Int(index)].all.prefix(Self.busyScanLimit).contains { slot in
+                s.cars[Int(slot)].map { self.eligibility.isBusyCapacity($0, now: now) } ?? false
+            }
         }
     }
+
+    /// The most cars ``hasBusyCapacity(model:zone:now:)`` looks at.
+    public static let busyScanLimit = 64
 
     /// Per (zone, model) pool: available cars whose primary tunnel is here and their free slots,
     /// and the free slots of cars reachable here only through a secondary tunnel (issue #21's

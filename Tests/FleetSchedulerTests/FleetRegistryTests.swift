@@ -71,22 +71,29 @@ struct FleetRegistryTests {
         #expect(registry.candidates(model: "m", zone: "eu", now: 0).count == 1)
     }
 
-    @Test("Busy capacity: a full car is busy (retry soon); a draining or unplugged one, or none, is not")
+    @Test("Busy capacity: a full car is busy (retry soon); one that is draining, unplugged, on a thin link or departing is not")
     func busyCapacity() {
         let registry = FleetRegistry()
-        #expect(!registry.hasBusyCapacity(model: "m", zone: "eu"))
+        #expect(!registry.hasBusyCapacity(model: "m", zone: "eu", now: 0))
         let (id, _) = registry.register(descriptor("a", slots: 1), state: parked)
-        #expect(registry.hasBusyCapacity(model: "m", zone: "eu"))  // available
+        #expect(registry.hasBusyCapacity(model: "m", zone: "eu", now: 0))  // available
         let job = registry.acquire(id, for: request(), now: 0)
         #expect(job != nil && registry.availableCount(model: "m", zone: "eu") == 0)
-        #expect(registry.hasBusyCapacity(model: "m", zone: "eu"))  // full, not gone
-        #expect(!registry.hasBusyCapacity(model: "m", zone: "us"))
-        #expect(!registry.hasBusyCapacity(model: "other", zone: "eu"))
-        registry.update(id, state: VehicleState(pluggedIn: false, chargePercent: 80, link: .wifi, slotsFree: 0))
-        #expect(!registry.hasBusyCapacity(model: "m", zone: "eu"))  // the owner's policy: not while unplugged
+        #expect(registry.hasBusyCapacity(model: "m", zone: "eu", now: 0))  // full, not gone
+        #expect(!registry.hasBusyCapacity(model: "m", zone: "us", now: 0))
+        #expect(!registry.hasBusyCapacity(model: "other", zone: "eu", now: 0))
+        for (name, state) in [
+            ("unplugged", VehicleState(pluggedIn: false, chargePercent: 80, link: .wifi, slotsFree: 0)),
+            ("thin uplink", VehicleState(pluggedIn: true, chargePercent: 80, link: .cellular, slotsFree: 0, uplinkMbps: 0.1)),
+            ("departing", VehicleState(pluggedIn: true, chargePercent: 80, link: .wifi, departingInSeconds: 30, slotsFree: 0)),
+        ] {
+            registry.update(id, state: state)
+            #expect(!registry.hasBusyCapacity(model: "m", zone: "eu", now: 0), "\(name)")
+        }
         registry.update(id, state: parked)
+        #expect(registry.hasBusyCapacity(model: "m", zone: "eu", now: 0))
         registry.setDraining(id)
-        #expect(!registry.hasBusyCapacity(model: "m", zone: "eu"))
+        #expect(!registry.hasBusyCapacity(model: "m", zone: "eu", now: 0))
     }
 
     @Test("A failing car is backed off, so failing fast does not attract work")

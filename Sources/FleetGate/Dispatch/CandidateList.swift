@@ -103,16 +103,16 @@ struct CandidateList {
 
     /// Whether the request's zone has capacity for its model that is only busy, although
     /// ``next(continuation:)`` found none that could take it now: a healthy central endpoint
-    /// serving the model (then at its concurrency bound), or a car that would take jobs once a slot
-    /// frees (unless the key is central-only). Asked only on that refusal: capacity is expected
+    /// serving the model (then at its concurrency bound), or a car held back only by its slots or a
+    /// back-off (unless the key is central-only; ``FleetRegistry/hasBusyCapacity(model:zone:now:)``). Asked only on that refusal: capacity is expected
     /// back, so it is 503 `server_overloaded` with `Retry-After`, not `no_capacity_in_zone`
     /// (DESIGN.md, overload and refusals), which tells the client nothing in its zone can serve.
     var zoneIsBusy: Bool {
-        if !self.centralOnly && self.core.registry.hasBusyCapacity(model: self.profile.model, zone: self.profile.zone) {
+        if self.core.httpClient != nil && self.core.central.option(model: self.profile.model, zone: self.profile.zone) != nil {
             return true
         }
-        return self.core.httpClient != nil
-            && self.core.central.option(model: self.profile.model, zone: self.profile.zone) != nil
+        return !self.centralOnly
+            && self.core.registry.hasBusyCapacity(model: self.profile.model, zone: self.profile.zone, now: self.core.now)
     }
 
     private mutating func decide() {
