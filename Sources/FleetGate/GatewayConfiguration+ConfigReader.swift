@@ -279,7 +279,7 @@ extension GatewayConfiguration.Limits {
     /// - `maxBufferedBodyBytes` (int, default 268435456, 1 KiB…64 GiB): request-body bytes held over all requests. Reloadable.
     /// - `maxInFlightRequests` (int, default 10000): completions in flight over all clients. Reloadable.
     /// - `maxInFlightPerEventLoop` (int, default 4096): completions admitted and unfinished per event loop. Reloadable.
-    /// - `shedLagMilliseconds` (double, default 15, 0 = off): the event-loop lag an overloaded loop is held at by shedding. Reloadable.
+    /// - `shedLagMilliseconds` (double, default 10, 0 = off): the event-loop lag an overloaded loop is held at by shedding. Reloadable.
     /// - `clientHTTP2` (scoped): ``HTTP2Configuration/init(config:)`` for client connections; new connections get reloads.
     /// - `tunnelHTTP2` (scoped): ``HTTP2Configuration/init(config:)`` for car tunnels; new tunnels get reloads.
     public init(config: ConfigReader) throws {

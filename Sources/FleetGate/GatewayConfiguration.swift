@@ -153,7 +153,7 @@ public struct GatewayConfiguration: Sendable {
         /// The queueing delay (event-loop lag, less time spent waiting for a CPU) an overloaded
         /// loop is held at: past it, a busy loop refuses a growing share of new requests (503
         /// `server_overloaded`, `Retry-After`); zero turns delay shedding off.
-        public var shedLag: TimeAmount = .milliseconds(15)
+        public var shedLag: TimeAmount = .milliseconds(10)
         /// What each event loop's ``LoadShedder`` enforces.
         var shedding: LoadShedder.Configuration {
             .init(maxInFlight: self.maxInFlightPerEventLoop, lagThreshold: self.shedLag)

@@ -23,6 +23,9 @@ import NIOCore
 ///   Measurements only run between loop passes, and one pass can read a burst of thousands of
 ///   requests; so a request read more than ``Configuration/passCeiling`` × the target after the
 ///   next measurement was due — in the middle of a pass that long — is refused at once;
+/// - **concurrency**: while the delay is over the target, a bound on the requests in flight that
+///   the delay cuts and a refusal-free pass under it lets grow (``ConcurrencyBound``) — it clips the
+///   bursts one long pass admits before the share has moved;
 /// - **in flight**: requests this loop has admitted and not yet finished, at most
 ///   ``Configuration/maxInFlight`` (memory and upstream slots stay bounded even when the loop is not
 ///   behind, e.g. streams that wait on slow cars).
@@ -74,6 +77,8 @@ struct LoadShedder {
     private(set) var inFlight = 0
     /// The share of new requests refused on delay, 0…``Configuration/maxRefused``.
     private(set) var refused = 0.0
+    /// The in-flight bound the delay sets.
+    private(set) var bound = ConcurrencyBound()
     /// Admission credit: each request adds `1 − refused`; a request is admitted when it reaches 1.
     private var credit = 0.0
     /// The last lag measured.
@@ -133,6 +138,7 @@ struct LoadShedder {
         let target = self.configuration.lagThreshold
         guard target > .zero else {
             self.refused = 0
+            self.bound.lift()
             self.nextInterval = self.configuration.idleInterval
             return
         }
@@ -140,6 +146,10 @@ struct LoadShedder {
             let idle = busy < self.configuration.busyThreshold / 2 && self.refused == 0 && ownLag * 4 < target
             self.nextInterval = idle ? self.configuration.idleInterval : self.configuration.interval
         }
+        self.bound.measured(
+            behind: ownLag > target && busy >= self.configuration.busyThreshold,
+            idle: busy < self.configuration.busyThreshold / 2 && ownLag * 4 < target, inFlight: self.inFlight,
+            maxInFlight: self.configuration.maxInFlight, at: now)
         // A long gap (the first measurement, a stall) counts as one interval's worth of time.
         let dt = previous.map { min(0.1, max(0, Double((now - $0).nanoseconds) / 1e9)) } ?? 0.005
         let excess = Double((ownLag - target).nanoseconds) / 1e9
@@ -171,6 +181,7 @@ struct LoadShedder {
         self.nextDue = nil
         self.lastMeasured = nil
         self.refused = 0
+        self.bound.lift()
     }
 
     /// Whether a request read at `now` is inside a loop pass longer than the in-pass ceiling —
@@ -206,6 +217,7 @@ struct LoadShedder {
         } else {
             self.credit = 0
         }
+        if !self.bound.allows(inFlight: self.inFlight) { return .shed(reason: .lag) }
         if self.inFlight >= self.configuration.maxInFlight { return .shed(reason: .inFlight) }
         return .admit
     }
@@ -214,6 +226,7 @@ struct LoadShedder {
     /// ``requestFinished()``.
     mutating func admitted() {
         self.inFlight += 1
+        self.bound.admitted(inFlight: self.inFlight)
     }
 
     /// An admitted request ended.

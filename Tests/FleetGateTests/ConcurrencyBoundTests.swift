@@ -1,0 +1,116 @@
+import NIOCore
+import Testing
+
+@testable import FleetGate
+
+@Suite("ConcurrencyBound: a loop behind its delay target caps its requests in flight")
+struct ConcurrencyBoundTests {
+    static let start = NIODeadline.uptimeNanoseconds(1_000_000_000)
+
+    func at(_ milliseconds: Int64) -> NIODeadline { Self.start + .milliseconds(milliseconds) }
+
+    /// Admits while the bound allows, up to `count`, from `inFlight`; returns the new in-flight count.
+    func admit(_ b: inout ConcurrencyBound, from inFlight: Int, count: Int) -> Int {
+        var n = inFlight
+        for _ in 0..<count where b.allows(inFlight: n) {
+            n += 1
+            b.admitted(inFlight: n)
+        }
+        return n
+    }
+
+    @Test("No bound on a loop that is not behind, however many are in flight")
+    func noBoundUntilBehind() {
+        var b = ConcurrencyBound()
+        let n = self.admit(&b, from: 0, count: 5000)
+        b.measured(behind: false, idle: false, inFlight: n, maxInFlight: 10_000, at: self.at(0))
+        #expect(b.limit == nil)
+        #expect(self.admit(&b, from: n, count: 100) == n + 100)
+    }
+
+    @Test("Behind: the bound is 0.9 of the peak since the last measurement, cuts 20 ms apart, never under 16")
+    func cuts() {
+        var b = ConcurrencyBound()
+        _ = self.admit(&b, from: 0, count: 200)  // a pass admitted 200 ...
+        b.measured(behind: true, idle: false, inFlight: 120, maxInFlight: 4096, at: self.at(0))  // ... 80 finished
+        #expect(b.limit == 180)
+        let refusedAt180 = !b.allows(inFlight: 180)
+        let admittedAt179 = b.allows(inFlight: 179)
+        #expect(refusedAt180 && admittedAt179)
+        b.measured(behind: true, idle: false, inFlight: 100, maxInFlight: 4096, at: self.at(10))
+        #expect(b.limit == 180, "a second cut within 20 ms")
+        b.measured(behind: true, idle: false, inFlight: 100, maxInFlight: 4096, at: self.at(25))
+        #expect(b.limit == 90, "0.9 of the recent peak, now under the bound")
+        for i in 0..<60 {
+            b.measured(behind: true, idle: false, inFlight: 40, maxInFlight: 4096, at: self.at(50 + 25 * Int64(i)))
+        }
+        #expect(b.limit == 16)
+        b.lift()
+        b.measured(behind: false, idle: false, inFlight: 16, maxInFlight: 4096, at: self.at(5000))
+        b.measured(behind: true, idle: false, inFlight: 16, maxInFlight: 4096, at: self.at(5030))
+        #expect(b.limit == nil, "behind with no more than the minimum in flight: nothing to clip")
+    }
+
+    @Test("Under the target it grows only after it refused, by an eighth; past maxInFlight it is lifted")
+    func grows() {
+        var b = ConcurrencyBound()
+        _ = self.admit(&b, from: 0, count: 100)
+        b.measured(behind: true, idle: false, inFlight: 100, maxInFlight: 200, at: self.at(0))
+        #expect(b.limit == 90)
+        b.measured(behind: false, idle: false, inFlight: 50, maxInFlight: 200, at: self.at(5))
+        #expect(b.limit == 90, "nothing refused: no growth")
+        #expect(self.admit(&b, from: 50, count: 60) == 90)  // 20 refused
+        b.measured(behind: false, idle: false, inFlight: 90, maxInFlight: 200, at: self.at(10))
+        #expect(b.limit == 101)
+        var limit = 101
+        var t: Int64 = 15
+        while let current = b.limit {
+            limit = current
+            let refused = !b.allows(inFlight: current)
+            #expect(refused)
+            b.measured(behind: false, idle: false, inFlight: current, maxInFlight: 200, at: self.at(t))
+            t += 5
+        }
+        #expect(limit > 170 && b.limit == nil)
+    }
+
+    @Test("Four idle measurements in a row lift it; three, or an interruption, do not")
+    func liftedWhenIdle() {
+        var b = ConcurrencyBound()
+        _ = self.admit(&b, from: 0, count: 100)
+        b.measured(behind: true, idle: false, inFlight: 100, maxInFlight: 4096, at: self.at(0))
+        for i in 1...3 { b.measured(behind: false, idle: true, inFlight: 0, maxInFlight: 4096, at: self.at(50 * Int64(i))) }
+        b.measured(behind: false, idle: false, inFlight: 0, maxInFlight: 4096, at: self.at(200))
+        for i in 5...7 { b.measured(behind: false, idle: true, inFlight: 0, maxInFlight: 4096, at: self.at(50 * Int64(i))) }
+        #expect(b.limit == 90)
+        b.measured(behind: false, idle: true, inFlight: 0, maxInFlight: 4096, at: self.at(400))
+        #expect(b.limit == nil)
+    }
+
+    @Test("In the shedder: behind with 100 in flight, the 91st is shed for lag; a zero target lifts the bound")
+    func inTheShedder() {
+        var s = LoadShedder(configuration: .init(maxInFlight: 4096, lagThreshold: .milliseconds(5)))
+        for _ in 0..<100 { #expect(s.requestArrived(at: self.at(0)) == .admit) }
+        let busy = LoadShedder.ThreadTime(running: .milliseconds(5), waiting: .zero)
+        s.measured(lag: .milliseconds(1), thread: busy, at: self.at(5))
+        s.measured(lag: .milliseconds(20), thread: busy, at: self.at(10))
+        #expect(s.bound.limit == 90)
+        for _ in 0..<20 { s.requestFinished() }  // 80 in flight
+        var admitted = 0
+        var shed: [LoadShedder.Decision] = []
+        for _ in 0..<20 {
+            let decision = s.screen(at: self.at(11))
+            if decision == .admit {
+                s.admitted()
+                admitted += 1
+            } else {
+                shed.append(decision)
+            }
+        }
+        #expect(admitted <= 10 && s.inFlight <= 90)
+        #expect(!shed.isEmpty && shed.allSatisfy { $0 == .shed(reason: .lag) })
+        s.configuration.lagThreshold = .zero
+        s.measured(lag: .milliseconds(20), thread: busy, at: self.at(15))
+        #expect(s.bound.limit == nil)
+    }
+}
