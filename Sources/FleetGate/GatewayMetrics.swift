@@ -54,10 +54,11 @@ public final class GatewayMetrics: Sendable {
     private let decisionToNone: Counter
     /// Hedged attempts started, and hedges whose attempt won the race.
     public let hedgesStarted: Counter
-    /// `fleet_requests_shed_total{reason="lag|in_flight|zone_busy"}`: requests refused with 503
-    /// `server_overloaded` by an event loop's ``LoadShedder`` (issue #19), or because everything in
-    /// their zone that serves their model was busy (``Dispatcher``).
+    /// `fleet_requests_shed_total{reason="lag|concurrency|in_flight|zone_busy"}`: requests refused
+    /// with 503 `server_overloaded` by an event loop's ``LoadShedder`` (issue #19), or because
+    /// everything in their zone that serves their model was busy (``Dispatcher``).
     private let shedLag: Counter
+    private let shedConcurrency: Counter
     private let shedInFlight: Counter
     private let shedZoneBusy: Counter
     public let hedgesWon: Counter
@@ -104,6 +105,8 @@ public final class GatewayMetrics: Sendable {
         self.shedLag = Counter(label: "fleet_requests_shed_total", dimensions: [("reason", "lag")], factory: factory)
         self.shedInFlight = Counter(
             label: "fleet_requests_shed_total", dimensions: [("reason", "in_flight")], factory: factory)
+        self.shedConcurrency = Counter(
+            label: "fleet_requests_shed_total", dimensions: [("reason", "concurrency")], factory: factory)
         self.shedZoneBusy = Counter(
             label: "fleet_requests_shed_total", dimensions: [("reason", "zone_busy")], factory: factory)
         self.hedgesStarted = Counter(label: "fleet_hedges_total", dimensions: [("result", "started")], factory: factory)
@@ -151,11 +154,12 @@ public final class GatewayMetrics: Sendable {
         }
     }
 
-    /// One request shed: `lag` or `in_flight` by an overloaded event loop, `zone_busy` when its zone's
+    /// One request shed: `lag`, `concurrency` or `in_flight` by an overloaded event loop, `zone_busy` when its zone's
     /// capacity was all taken.
     func shed(reason: String) {
         switch reason {
         case "lag": self.shedLag.increment()
+        case "concurrency": self.shedConcurrency.increment()
         case "zone_busy": self.shedZoneBusy.increment()
         default: self.shedInFlight.increment()
         }

@@ -42,13 +42,30 @@ struct ConcurrencyBoundTests {
         b.measured(behind: true, idle: false, inFlight: 100, maxInFlight: 4096, at: self.at(25))
         #expect(b.limit == 90, "0.9 of the recent peak, now under the bound")
         for i in 0..<60 {
-            b.measured(behind: true, idle: false, inFlight: 40, maxInFlight: 4096, at: self.at(50 + 25 * Int64(i)))
+            let inFlight = min(b.limit ?? 40, 40)  // short requests: in flight follows the bound down
+            b.measured(behind: true, idle: false, inFlight: inFlight, maxInFlight: 4096, at: self.at(50 + 25 * Int64(i)))
         }
         #expect(b.limit == 16)
         b.lift()
         b.measured(behind: false, idle: false, inFlight: 16, maxInFlight: 4096, at: self.at(5000))
         b.measured(behind: true, idle: false, inFlight: 16, maxInFlight: 4096, at: self.at(5030))
         #expect(b.limit == nil, "behind with no more than the minimum in flight: nothing to clip")
+    }
+
+    @Test("Long streams above the bound: no further cut until it is seen; under the target it grows from them")
+    func longStreams() {
+        var b = ConcurrencyBound()
+        _ = self.admit(&b, from: 0, count: 2000)  // streams of seconds
+        b.measured(behind: true, idle: false, inFlight: 2000, maxInFlight: 10_000, at: self.at(0))
+        #expect(b.limit == 1800)
+        for i in 1...50 {  // behind for a second, none finishing
+            b.measured(behind: true, idle: false, inFlight: 2000, maxInFlight: 10_000, at: self.at(20 * Int64(i)))
+        }
+        #expect(b.limit == 1800, "cut again before the first cut was seen")
+        let refused = !b.allows(inFlight: 2000)
+        #expect(refused)
+        b.measured(behind: false, idle: false, inFlight: 2000, maxInFlight: 10_000, at: self.at(1100))
+        #expect(b.limit == 2250, "an eighth above the streams in flight, not above the stale bound")
     }
 
     @Test("Under the target it grows only after it refused, by an eighth; past maxInFlight it is lifted")
@@ -63,31 +80,37 @@ struct ConcurrencyBoundTests {
         b.measured(behind: false, idle: false, inFlight: 90, maxInFlight: 200, at: self.at(10))
         #expect(b.limit == 101)
         var limit = 101
-        var t: Int64 = 15
-        while let current = b.limit {
+        for i in 0..<10 {
+            guard let current = b.limit else { break }
             limit = current
             let refused = !b.allows(inFlight: current)
             #expect(refused)
-            b.measured(behind: false, idle: false, inFlight: current, maxInFlight: 200, at: self.at(t))
-            t += 5
+            b.measured(behind: false, idle: false, inFlight: current, maxInFlight: 200, at: self.at(15 + 5 * Int64(i)))
         }
         #expect(limit > 170 && b.limit == nil)
     }
 
-    @Test("Four idle measurements in a row lift it; three, or an interruption, do not")
-    func liftedWhenIdle() {
+    @Test("Lifted by 20 measurements in a row under the target, or at once when idle after a refusal")
+    func lifted() {
         var b = ConcurrencyBound()
         _ = self.admit(&b, from: 0, count: 100)
         b.measured(behind: true, idle: false, inFlight: 100, maxInFlight: 4096, at: self.at(0))
-        for i in 1...3 { b.measured(behind: false, idle: true, inFlight: 0, maxInFlight: 4096, at: self.at(50 * Int64(i))) }
-        b.measured(behind: false, idle: false, inFlight: 0, maxInFlight: 4096, at: self.at(200))
-        for i in 5...7 { b.measured(behind: false, idle: true, inFlight: 0, maxInFlight: 4096, at: self.at(50 * Int64(i))) }
+        for i in 1...19 { b.measured(behind: false, idle: true, inFlight: 0, maxInFlight: 4096, at: self.at(50 * Int64(i))) }
+        b.measured(behind: true, idle: false, inFlight: 10, maxInFlight: 4096, at: self.at(1000))  // behind again: no cut (10)
+        for i in 21...39 { b.measured(behind: false, idle: false, inFlight: 0, maxInFlight: 4096, at: self.at(50 * Int64(i))) }
+        #expect(b.limit == 90, "19 in a row, then an interruption, then 19")
+        b.measured(behind: false, idle: false, inFlight: 0, maxInFlight: 4096, at: self.at(2000))
+        #expect(b.limit == nil, "the 20th")
+        _ = self.admit(&b, from: 0, count: 100)
+        b.measured(behind: true, idle: false, inFlight: 100, maxInFlight: 4096, at: self.at(3000))
         #expect(b.limit == 90)
-        b.measured(behind: false, idle: true, inFlight: 0, maxInFlight: 4096, at: self.at(400))
-        #expect(b.limit == nil)
+        let refused = !b.allows(inFlight: 95)  // long streams still above the bound
+        #expect(refused)
+        b.measured(behind: false, idle: true, inFlight: 95, maxInFlight: 4096, at: self.at(3050))
+        #expect(b.limit == nil, "an idle loop refusing on a bound is lifted at once")
     }
 
-    @Test("In the shedder: behind with 100 in flight, the 91st is shed for lag; a zero target lifts the bound")
+    @Test("In the shedder: behind with 100 in flight, the 91st is shed (concurrency); a zero target lifts the bound")
     func inTheShedder() {
         var s = LoadShedder(configuration: .init(maxInFlight: 4096, lagThreshold: .milliseconds(5)))
         for _ in 0..<100 { #expect(s.requestArrived(at: self.at(0)) == .admit) }
@@ -108,7 +131,8 @@ struct ConcurrencyBoundTests {
             }
         }
         #expect(admitted <= 10 && s.inFlight <= 90)
-        #expect(!shed.isEmpty && shed.allSatisfy { $0 == .shed(reason: .lag) })
+        #expect(shed.contains(.shed(reason: .concurrency)))
+        #expect(shed.allSatisfy { $0 == .shed(reason: .lag) || $0 == .shed(reason: .concurrency) })
         s.configuration.lagThreshold = .zero
         s.measured(lag: .milliseconds(20), thread: busy, at: self.at(15))
         #expect(s.bound.limit == nil)

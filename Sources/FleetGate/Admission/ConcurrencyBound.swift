@@ -12,14 +12,17 @@ import NIOCore
 /// session 11). The bound caps that count:
 /// - **cut**: a measurement over the target on a busy loop sets the bound to ``Configuration/decrease``
 ///   of the most requests in flight since the previous measurement (or of the bound, if lower) — at
-///   most once per ``Configuration/cutInterval``, so a cut is seen before the next; with no more
-///   than ``Configuration/minimum`` in flight there is nothing to clip, and no cut;
-/// - **growth**: a measurement under the target after the bound refused requests raises it by
-///   ``Configuration/increase`` of itself (at least 2); past the loop's `maxInFlight` it is lifted;
-/// - **lifted** after ``Configuration/idleMeasurements`` measurements in a row of a loop far from its
-///   limit, so a burst after the overload has ended is not refused by a bound set for it.
-/// A loop never behind its target never has a bound: long streams waiting on cars, which cost the
-/// loop little, are not counted against one.
+///   most once per ``Configuration/cutInterval``, and not while more are still in flight than the
+///   last cut allowed (its effect not yet seen: long streams finish in seconds, not milliseconds);
+///   with no more than ``Configuration/minimum`` in flight there is nothing to clip, and no cut;
+/// - **growth**: a measurement under the target after the bound refused requests raises it to an
+///   eighth (``Configuration/increase``, at least 2) above the bound or the count in flight, if
+///   higher; past the loop's `maxInFlight` it is lifted;
+/// - **lifted** at once by a measurement of a loop far from its limit that saw a refusal, and after
+///   ``Configuration/calmMeasurements`` measurements in a row under the target, so a burst after the
+///   overload has ended is not refused by a bound set for it.
+/// A loop never behind its target never has a bound. While it is behind, a bound can refuse every
+/// new request (long streams above it, none finishing): the loop is then saturated by what it holds.
 struct ConcurrencyBound: Sendable, Equatable {
     struct Configuration: Sendable, Hashable {
         /// A cut sets the bound to this share of the recent peak in flight.
@@ -28,10 +31,10 @@ struct ConcurrencyBound: Sendable, Equatable {
         var increase = 0.125
         /// Cuts come at least this far apart.
         var cutInterval: TimeAmount = .milliseconds(20)
-        /// The bound never goes below this: a few requests still pass, so recovery is seen on them.
+        /// The bound never goes below this.
         var minimum = 16
-        /// Measurements in a row of a loop far from its limit that lift the bound.
-        var idleMeasurements = 4
+        /// Measurements in a row under the target that lift the bound.
+        var calmMeasurements = 20
     }
 
     var configuration = Configuration()
@@ -42,7 +45,8 @@ struct ConcurrencyBound: Sendable, Equatable {
     /// Requests the bound refused since the last measurement.
     private var refusals = 0
     private var lastCut: NIODeadline?
-    private var idleRun = 0
+    /// Measurements in a row under the target.
+    private var calmRun = 0
 
     /// Whether a new request may be admitted with `inFlight` requests already in flight; counts a
     /// refusal when not.
@@ -65,29 +69,40 @@ struct ConcurrencyBound: Sendable, Equatable {
             self.peak = inFlight
             self.refusals = 0
         }
-        if idle {
-            self.idleRun += 1
-            if self.idleRun >= self.configuration.idleMeasurements { self.limit = nil }
+        guard let limit = self.limit else {
+            self.calmRun = 0
+            if behind { self.cut(from: max(self.peak, inFlight), at: now) }
             return
         }
-        self.idleRun = 0
         if behind {
+            self.calmRun = 0
+            // At most once per interval, and not before the last cut has been seen.
             if let last = self.lastCut, now - last < self.configuration.cutInterval { return }
-            let base = min(self.limit ?? .max, max(self.peak, inFlight))
-            // Behind with fewer in flight than the minimum: the delay is not theirs to clip.
-            guard base > self.configuration.minimum else { return }
-            self.limit = max(self.configuration.minimum, Int(Double(base) * self.configuration.decrease))
-            self.lastCut = now
-        } else if let limit = self.limit, self.refusals > 0 {
-            let grown = limit + max(2, Int(Double(limit) * self.configuration.increase))
-            self.limit = grown >= maxInFlight ? nil : grown
+            guard inFlight <= limit else { return }
+            self.cut(from: min(limit, max(self.peak, inFlight)), at: now)
+            return
         }
+        self.calmRun += 1
+        if (idle && self.refusals > 0) || self.calmRun >= self.configuration.calmMeasurements {
+            return self.lift()
+        }
+        guard self.refusals > 0 else { return }
+        let base = max(limit, inFlight)
+        let grown = base + max(2, Int(Double(base) * self.configuration.increase))
+        if grown >= maxInFlight { self.lift() } else { self.limit = grown }
+    }
+
+    private mutating func cut(from base: Int, at now: NIODeadline) {
+        // Behind with fewer in flight than the minimum: the delay is not theirs to clip.
+        guard base > self.configuration.minimum else { return }
+        self.limit = max(self.configuration.minimum, Int(Double(base) * self.configuration.decrease))
+        self.lastCut = now
     }
 
     /// No bound (delay shedding turned off, or the loop no longer measured).
     mutating func lift() {
         self.limit = nil
-        self.idleRun = 0
+        self.calmRun = 0
         self.lastCut = nil
     }
 }

@@ -23,9 +23,10 @@ import NIOCore
 ///   Measurements only run between loop passes, and one pass can read a burst of thousands of
 ///   requests; so a request read more than ``Configuration/passCeiling`` × the target after the
 ///   next measurement was due — in the middle of a pass that long — is refused at once;
-/// - **concurrency**: while the delay is over the target, a bound on the requests in flight that
-///   the delay cuts and a refusal-free pass under it lets grow (``ConcurrencyBound``) — it clips the
-///   bursts one long pass admits before the share has moved;
+/// - **concurrency**: once the delay has been over the target, a bound on the requests in flight
+///   that each measurement over it cuts and one under it, after refusals, raises; lifted once the
+///   loop stays under the target (``ConcurrencyBound``) — it clips the bursts one long pass admits
+///   before the share has moved;
 /// - **in flight**: requests this loop has admitted and not yet finished, at most
 ///   ``Configuration/maxInFlight`` (memory and upstream slots stay bounded even when the loop is not
 ///   behind, e.g. streams that wait on slow cars).
@@ -70,6 +71,7 @@ struct LoadShedder {
 
     enum Reason: String, Sendable {
         case lag
+        case concurrency
         case inFlight = "in_flight"
     }
 
@@ -217,8 +219,8 @@ struct LoadShedder {
         } else {
             self.credit = 0
         }
-        if !self.bound.allows(inFlight: self.inFlight) { return .shed(reason: .lag) }
         if self.inFlight >= self.configuration.maxInFlight { return .shed(reason: .inFlight) }
+        if !self.bound.allows(inFlight: self.inFlight) { return .shed(reason: .concurrency) }
         return .admit
     }
 
