@@ -110,6 +110,42 @@ struct ConcurrencyBoundTests {
         #expect(b.limit == nil, "an idle loop refusing on a bound is lifted at once")
     }
 
+    @Test("A refusal after routing (zone busy) brings a set bound to the count in flight and stops its growth; no bound, no change")
+    func upstreamBusy() {
+        var b = ConcurrencyBound()
+        b.upstreamBusy(inFlight: 256)
+        #expect(b.limit == nil, "a busy zone alone does not bound the loop")
+        _ = self.admit(&b, from: 0, count: 300)
+        b.measured(behind: true, idle: false, inFlight: 300, maxInFlight: 4096, at: self.at(0))
+        #expect(b.limit == 270)
+        b.upstreamBusy(inFlight: 256)
+        #expect(b.limit == 256)
+        let refused = !b.allows(inFlight: 256)
+        #expect(refused)
+        b.measured(behind: false, idle: false, inFlight: 250, maxInFlight: 4096, at: self.at(5))
+        #expect(b.limit == 256, "no growth over a busy zone")
+        b.upstreamBusy(inFlight: 3)
+        #expect(b.limit == 16, "never under the minimum")
+    }
+
+    @Test("Refusing keeps it from being lifted as calm; 20 refusal-free measurements under the target lift it")
+    func calmMeansNotBinding() {
+        var b = ConcurrencyBound()
+        _ = self.admit(&b, from: 0, count: 100)
+        b.measured(behind: true, idle: false, inFlight: 100, maxInFlight: 4096, at: self.at(0))
+        b.upstreamBusy(inFlight: 90)
+        for i in 1...30 {
+            _ = b.allows(inFlight: 90)  // refused: the bound is at work
+            b.upstreamBusy(inFlight: 90)
+            b.measured(behind: false, idle: false, inFlight: 90, maxInFlight: 4096, at: self.at(5 * Int64(i)))
+        }
+        #expect(b.limit == 90)
+        for i in 31...49 { b.measured(behind: false, idle: false, inFlight: 50, maxInFlight: 4096, at: self.at(5 * Int64(i))) }
+        #expect(b.limit == 90)
+        b.measured(behind: false, idle: false, inFlight: 50, maxInFlight: 4096, at: self.at(250))
+        #expect(b.limit == nil)
+    }
+
     @Test("In the shedder: behind with 100 in flight, the 91st is shed (concurrency); a zero target lifts the bound")
     func inTheShedder() {
         var s = LoadShedder(configuration: .init(maxInFlight: 4096, lagThreshold: .milliseconds(5)))

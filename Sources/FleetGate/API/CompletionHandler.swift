@@ -202,6 +202,7 @@ final class CompletionHandler: HTTPStreamDelegate {
     /// The dispatcher ended the request.
     private func ended(status: Int) {
         self.core.metrics.request(route: self.route, status: status)
+        if self.dispatcher?.refusedBusy == true { self.load?.upstreamBusy() }
         // The audit line after the answer's last bytes: the connection's flush is already queued on
         // this loop, and formatting and writing the line (~60 µs) kept a burst's answer waiting.
         let served = self.dispatcher?.auditFields

@@ -19,8 +19,8 @@ import NIOCore
 ///   eighth (``Configuration/increase``, at least 2) above the bound or the count in flight, if
 ///   higher; past the loop's `maxInFlight` it is lifted;
 /// - **lifted** at once by a measurement of a loop far from its limit that saw a refusal, and after
-///   ``Configuration/calmMeasurements`` measurements in a row under the target, so a burst after the
-///   overload has ended is not refused by a bound set for it.
+///   ``Configuration/calmMeasurements`` measurements in a row under the target in which it refused
+///   nothing, so a burst after the overload has ended is not refused by a bound set for it.
 /// A loop never behind its target never has a bound. While it is behind, a bound can refuse every
 /// new request (long streams above it, none finishing): the loop is then saturated by what it holds.
 struct ConcurrencyBound: Sendable, Equatable {
@@ -33,7 +33,7 @@ struct ConcurrencyBound: Sendable, Equatable {
         var cutInterval: TimeAmount = .milliseconds(20)
         /// The bound never goes below this.
         var minimum = 16
-        /// Measurements in a row under the target that lift the bound.
+        /// Measurements in a row under the target, the bound refusing nothing, that lift it.
         var calmMeasurements = 20
     }
 
@@ -45,6 +45,8 @@ struct ConcurrencyBound: Sendable, Equatable {
     /// Requests the bound refused since the last measurement.
     private var refusals = 0
     private var lastCut: NIODeadline?
+    /// Requests refused after routing (their zone busy) since the last measurement.
+    private var upstreamBusyRefusals = 0
     /// Measurements in a row under the target.
     private var calmRun = 0
 
@@ -68,6 +70,7 @@ struct ConcurrencyBound: Sendable, Equatable {
         defer {
             self.peak = inFlight
             self.refusals = 0
+            self.upstreamBusyRefusals = 0
         }
         guard let limit = self.limit else {
             self.calmRun = 0
@@ -82,11 +85,12 @@ struct ConcurrencyBound: Sendable, Equatable {
             self.cut(from: min(limit, max(self.peak, inFlight)), at: now)
             return
         }
-        self.calmRun += 1
-        if (idle && self.refusals > 0) || self.calmRun >= self.configuration.calmMeasurements {
-            return self.lift()
-        }
-        guard self.refusals > 0 else { return }
+        if idle && self.refusals > 0 { return self.lift() }
+        // Calm: under the target with nothing refused over the bound — it is not doing any work.
+        let binding = self.refusals > 0 || self.upstreamBusyRefusals > 0
+        self.calmRun = binding ? 0 : self.calmRun + 1
+        if self.calmRun >= self.configuration.calmMeasurements { return self.lift() }
+        guard self.refusals > 0, self.upstreamBusyRefusals == 0 else { return }
         let base = max(limit, inFlight)
         let grown = base + max(2, Int(Double(base) * self.configuration.increase))
         if grown >= maxInFlight { self.lift() } else { self.limit = grown }
@@ -97,6 +101,18 @@ struct ConcurrencyBound: Sendable, Equatable {
         guard base > self.configuration.minimum else { return }
         self.limit = max(self.configuration.minimum, Int(Double(base) * self.configuration.decrease))
         self.lastCut = now
+    }
+
+    /// A request admitted under the bound was refused after routing, its zone's capacity all busy
+    /// (at 2× on one loop, central's `maxConcurrent` of 256 reached inside one pass: a third of the
+    /// refusals, each paying for its body, validation and routing). While a bound is set, it comes
+    /// down to the count in flight (`inFlight`, this request still counted) — no lower than the
+    /// minimum — and does not grow at the next measurement. Without a bound (the loop not behind)
+    /// nothing changes: a busy zone alone does not bound the loop, whose other zones may have room.
+    mutating func upstreamBusy(inFlight: Int) {
+        guard let limit = self.limit else { return }
+        self.limit = max(self.configuration.minimum, min(limit, inFlight))
+        self.upstreamBusyRefusals += 1
     }
 
     /// No bound (delay shedding turned off, or the loop no longer measured).

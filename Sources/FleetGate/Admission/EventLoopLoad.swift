@@ -99,6 +99,13 @@ final class EventLoopLoad: @unchecked Sendable {
         self.shedder.admitted()
     }
 
+    /// A request this loop admitted was refused after routing because its zone's capacity was all
+    /// busy (``LoadShedder/upstreamBusy()``).
+    func upstreamBusy() {
+        self.eventLoop.assertInEventLoop()
+        self.shedder.upstreamBusy()
+    }
+
     /// An admitted request ended.
     func finished() {
         self.eventLoop.assertInEventLoop()

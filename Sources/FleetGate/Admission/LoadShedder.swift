@@ -231,6 +231,14 @@ struct LoadShedder {
         self.bound.admitted(inFlight: self.inFlight)
     }
 
+    /// A request this loop admitted was refused after routing: everything in its zone serving its
+    /// model was busy. While a concurrency bound is set (the loop has been behind), the bound comes
+    /// down to the count in flight, so the next requests over it are refused on their header block
+    /// instead of after their body, validation and routing (``ConcurrencyBound/upstreamBusy(inFlight:)``).
+    mutating func upstreamBusy() {
+        self.bound.upstreamBusy(inFlight: self.inFlight)
+    }
+
     /// An admitted request ended.
     mutating func requestFinished() {
         // Never a trap on the request path: an unmatched finish (a bug) must not take every stream

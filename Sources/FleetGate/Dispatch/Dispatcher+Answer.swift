@@ -82,6 +82,7 @@ extension Dispatcher {
                 "Every car and central endpoint in privacy zone '\(self.request.zone)' that serves this model is busy. Retry after 1 s."
             )
             self.core.metrics.shed(reason: "zone_busy")
+            self.refusedBusy = true
             self.core.metrics.fleetState.zoneRefused(self.request.zone)  // the zone's alert sees a saturated zone too
         case .noCapacity:
             error = .noCapacity(zone: self.request.zone)

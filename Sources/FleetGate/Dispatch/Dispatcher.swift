@@ -87,6 +87,9 @@ final class Dispatcher: UpstreamEvents {
     var servingRegion: String?
     var output = ByteBuffer()
     var ended = false
+    /// Refused because everything in the zone serving the model was busy (`zone_busy`): the loop's
+    /// concurrency bound hears of it (``EventLoopLoad/upstreamBusy()``).
+    var refusedBusy = false
     /// The attempt being opened: not yet in ``attempts`` while its upstream starts.
     var opening: Int?
     /// The body of an upstream's rejection (a 4xx), passed through to the client.
