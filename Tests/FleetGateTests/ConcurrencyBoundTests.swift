@@ -128,21 +128,37 @@ struct ConcurrencyBoundTests {
         #expect(b.limit == 16, "never under the minimum")
     }
 
-    @Test("Refusing keeps it from being lifted as calm; 20 refusal-free measurements under the target lift it")
+    @Test("The bound's own refusals keep it from being lifted as calm; 20 measurements without them lift it")
     func calmMeansNotBinding() {
         var b = ConcurrencyBound()
         _ = self.admit(&b, from: 0, count: 100)
         b.measured(behind: true, idle: false, inFlight: 100, maxInFlight: 4096, at: self.at(0))
         b.upstreamBusy(inFlight: 90)
+        #expect(b.limit == 90)
         for i in 1...30 {
-            _ = b.allows(inFlight: 90)  // refused: the bound is at work
-            b.upstreamBusy(inFlight: 90)
-            b.measured(behind: false, idle: false, inFlight: 90, maxInFlight: 4096, at: self.at(5 * Int64(i)))
+            _ = b.allows(inFlight: b.limit ?? 0)  // refused: the bound is at work (and grows)
+            b.measured(behind: false, idle: false, inFlight: b.limit ?? 0, maxInFlight: 4096, at: self.at(5 * Int64(i)))
         }
-        #expect(b.limit == 90)
+        let grown = b.limit
+        #expect(grown != nil && grown! > 90)
         for i in 31...49 { b.measured(behind: false, idle: false, inFlight: 50, maxInFlight: 4096, at: self.at(5 * Int64(i))) }
-        #expect(b.limit == 90)
+        #expect(b.limit == grown)
         b.measured(behind: false, idle: false, inFlight: 50, maxInFlight: 4096, at: self.at(250))
+        #expect(b.limit == nil)
+    }
+
+    @Test("A zone that stays busy after the overload neither holds nor lowers the bound: lifted after 20 calm measurements")
+    func busyZoneDoesNotPin() {
+        var b = ConcurrencyBound()
+        _ = self.admit(&b, from: 0, count: 100)
+        b.measured(behind: true, idle: false, inFlight: 100, maxInFlight: 4096, at: self.at(0))
+        #expect(b.limit == 90)
+        for i in 1...100 {
+            b.upstreamBusy(inFlight: 40)  // zone A full, every measurement
+            if i <= 19 { #expect(b.limit == 40) }
+            b.measured(behind: false, idle: false, inFlight: 40, maxInFlight: 4096, at: self.at(5 * Int64(i)))
+            if b.limit == nil { break }
+        }
         #expect(b.limit == nil)
     }
 

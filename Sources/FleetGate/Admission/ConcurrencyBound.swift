@@ -33,7 +33,8 @@ struct ConcurrencyBound: Sendable, Equatable {
         var cutInterval: TimeAmount = .milliseconds(20)
         /// The bound never goes below this.
         var minimum = 16
-        /// Measurements in a row under the target, the bound refusing nothing, that lift it.
+        /// Measurements in a row under the target, the bound refusing nothing itself, that lift it;
+        /// also how long after the loop was last behind a refusal after routing still lowers it.
         var calmMeasurements = 20
     }
 
@@ -47,6 +48,8 @@ struct ConcurrencyBound: Sendable, Equatable {
     private var lastCut: NIODeadline?
     /// Requests refused after routing (their zone busy) since the last measurement.
     private var upstreamBusyRefusals = 0
+    /// Measurements since the last one behind the target.
+    private var sinceBehind = Int.max / 2
     /// Measurements in a row under the target.
     private var calmRun = 0
 
@@ -72,6 +75,7 @@ struct ConcurrencyBound: Sendable, Equatable {
             self.refusals = 0
             self.upstreamBusyRefusals = 0
         }
+        self.sinceBehind = behind ? 0 : self.sinceBehind + 1
         guard let limit = self.limit else {
             self.calmRun = 0
             if behind { self.cut(from: max(self.peak, inFlight), at: now) }
@@ -87,8 +91,7 @@ struct ConcurrencyBound: Sendable, Equatable {
         }
         if idle && self.refusals > 0 { return self.lift() }
         // Calm: under the target with nothing refused over the bound — it is not doing any work.
-        let binding = self.refusals > 0 || self.upstreamBusyRefusals > 0
-        self.calmRun = binding ? 0 : self.calmRun + 1
+        self.calmRun = self.refusals > 0 ? 0 : self.calmRun + 1
         if self.calmRun >= self.configuration.calmMeasurements { return self.lift() }
         guard self.refusals > 0, self.upstreamBusyRefusals == 0 else { return }
         let base = max(limit, inFlight)
@@ -105,12 +108,15 @@ struct ConcurrencyBound: Sendable, Equatable {
 
     /// A request admitted under the bound was refused after routing, its zone's capacity all busy
     /// (at 2× on one loop, central's `maxConcurrent` of 256 reached inside one pass: a third of the
-    /// refusals, each paying for its body, validation and routing). While a bound is set, it comes
+    /// refusals, each paying for its body, validation and routing). While a bound is set and the
+    /// loop was behind within the last ``Configuration/calmMeasurements`` measurements, it comes
     /// down to the count in flight (`inFlight`, this request still counted) — no lower than the
-    /// minimum — and does not grow at the next measurement. Without a bound (the loop not behind)
-    /// nothing changes: a busy zone alone does not bound the loop, whose other zones may have room.
+    /// minimum — and does not grow at the next measurement. Otherwise nothing changes: a busy zone
+    /// alone neither sets nor keeps a bound on the loop, whose other zones may have room.
     mutating func upstreamBusy(inFlight: Int) {
-        guard let limit = self.limit else { return }
+        // Only while the loop was behind lately: a zone that stays busy after the overload has
+        // passed must not hold the bound — and refuse the loop's other zones — for as long as it is.
+        guard let limit = self.limit, self.sinceBehind < self.configuration.calmMeasurements else { return }
         self.limit = max(self.configuration.minimum, min(limit, inFlight))
         self.upstreamBusyRefusals += 1
     }

@@ -24,9 +24,10 @@ import NIOCore
 ///   requests; so a request read more than ``Configuration/passCeiling`` × the target after the
 ///   next measurement was due — in the middle of a pass that long — is refused at once;
 /// - **concurrency**: once the delay has been over the target, a bound on the requests in flight
-///   that each measurement over it cuts and one under it, after refusals, raises; lifted once the
-///   loop stays under the target (``ConcurrencyBound``) — it clips the bursts one long pass admits
-///   before the share has moved;
+///   that each measurement over it cuts and one under it, after refusals, raises; a refusal after
+///   routing (zone busy) soon after lowers it; lifted once the loop stays under the target without
+///   it refusing anything (``ConcurrencyBound``) — it clips the bursts one long pass admits before
+///   the share has moved;
 /// - **in flight**: requests this loop has admitted and not yet finished, at most
 ///   ``Configuration/maxInFlight`` (memory and upstream slots stay bounded even when the loop is not
 ///   behind, e.g. streams that wait on slow cars).
@@ -232,8 +233,8 @@ struct LoadShedder {
     }
 
     /// A request this loop admitted was refused after routing: everything in its zone serving its
-    /// model was busy. While a concurrency bound is set (the loop has been behind), the bound comes
-    /// down to the count in flight, so the next requests over it are refused on their header block
+    /// model was busy. While a concurrency bound is set and the loop was behind lately, the bound
+    /// comes down to the count in flight, so the next requests over it are refused on their header block
     /// instead of after their body, validation and routing (``ConcurrencyBound/upstreamBusy(inFlight:)``).
     mutating func upstreamBusy() {
         self.bound.upstreamBusy(inFlight: self.inFlight)
