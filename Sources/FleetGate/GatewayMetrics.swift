@@ -154,8 +154,8 @@ public final class GatewayMetrics: Sendable {
         }
     }
 
-    /// One request shed: `lag`, `concurrency` or `in_flight` by an overloaded event loop, `zone_busy` when its zone's
-    /// capacity was all taken.
+    /// One request shed: `lag`, `concurrency` or `in_flight` by an overloaded event loop, `zone_busy`
+    /// when its zone's capacity was all taken.
     func shed(reason: String) {
         switch reason {
         case "lag": self.shedLag.increment()

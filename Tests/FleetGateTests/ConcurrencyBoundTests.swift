@@ -43,7 +43,8 @@ struct ConcurrencyBoundTests {
         #expect(b.limit == 90, "0.9 of the recent peak, now under the bound")
         for i in 0..<60 {
             let inFlight = min(b.limit ?? 40, 40)  // short requests: in flight follows the bound down
-            b.measured(behind: true, idle: false, inFlight: inFlight, maxInFlight: 4096, at: self.at(50 + 25 * Int64(i)))
+            b.measured(
+                behind: true, idle: false, inFlight: inFlight, maxInFlight: 4096, at: self.at(50 + 25 * Int64(i)))
         }
         #expect(b.limit == 16)
         b.lift()
@@ -95,9 +96,13 @@ struct ConcurrencyBoundTests {
         var b = ConcurrencyBound()
         _ = self.admit(&b, from: 0, count: 100)
         b.measured(behind: true, idle: false, inFlight: 100, maxInFlight: 4096, at: self.at(0))
-        for i in 1...19 { b.measured(behind: false, idle: true, inFlight: 0, maxInFlight: 4096, at: self.at(50 * Int64(i))) }
+        for i in 1...19 {
+            b.measured(behind: false, idle: true, inFlight: 0, maxInFlight: 4096, at: self.at(50 * Int64(i)))
+        }
         b.measured(behind: true, idle: false, inFlight: 10, maxInFlight: 4096, at: self.at(1000))  // behind again: no cut (10)
-        for i in 21...39 { b.measured(behind: false, idle: false, inFlight: 0, maxInFlight: 4096, at: self.at(50 * Int64(i))) }
+        for i in 21...39 {
+            b.measured(behind: false, idle: false, inFlight: 0, maxInFlight: 4096, at: self.at(50 * Int64(i)))
+        }
         #expect(b.limit == 90, "19 in a row, then an interruption, then 19")
         b.measured(behind: false, idle: false, inFlight: 0, maxInFlight: 4096, at: self.at(2000))
         #expect(b.limit == nil, "the 20th")
@@ -110,7 +115,9 @@ struct ConcurrencyBoundTests {
         #expect(b.limit == nil, "an idle loop refusing on a bound is lifted at once")
     }
 
-    @Test("A refusal after routing (zone busy) brings a set bound to the count in flight and stops its growth; no bound, no change")
+    @Test(
+        "A refusal after routing (zone busy) brings a set bound to the count in flight and stops its growth; no bound, no change"
+    )
     func upstreamBusy() {
         var b = ConcurrencyBound()
         b.upstreamBusy(inFlight: 256)
@@ -141,13 +148,17 @@ struct ConcurrencyBoundTests {
         }
         let grown = b.limit
         #expect(grown != nil && grown! > 90)
-        for i in 31...49 { b.measured(behind: false, idle: false, inFlight: 50, maxInFlight: 4096, at: self.at(5 * Int64(i))) }
+        for i in 31...49 {
+            b.measured(behind: false, idle: false, inFlight: 50, maxInFlight: 4096, at: self.at(5 * Int64(i)))
+        }
         #expect(b.limit == grown)
         b.measured(behind: false, idle: false, inFlight: 50, maxInFlight: 4096, at: self.at(250))
         #expect(b.limit == nil)
     }
 
-    @Test("A zone that stays busy after the overload neither holds nor lowers the bound: lifted after 20 calm measurements")
+    @Test(
+        "A zone that stays busy after the overload neither holds nor lowers the bound: lifted after 20 calm measurements"
+    )
     func busyZoneDoesNotPin() {
         var b = ConcurrencyBound()
         _ = self.admit(&b, from: 0, count: 100)

@@ -71,7 +71,9 @@ struct FleetRegistryTests {
         #expect(registry.candidates(model: "m", zone: "eu", now: 0).count == 1)
     }
 
-    @Test("Busy capacity: a full car is busy (retry soon); one that is draining, unplugged, on a thin link or departing is not")
+    @Test(
+        "Busy capacity: a full car is busy (retry soon); one that is draining, unplugged, on a thin link or departing is not"
+    )
     func busyCapacity() {
         let registry = FleetRegistry()
         #expect(!registry.hasBusyCapacity(model: "m", zone: "eu", now: 0))
@@ -84,8 +86,14 @@ struct FleetRegistryTests {
         #expect(!registry.hasBusyCapacity(model: "other", zone: "eu", now: 0))
         for (name, state) in [
             ("unplugged", VehicleState(pluggedIn: false, chargePercent: 80, link: .wifi, slotsFree: 0)),
-            ("thin uplink", VehicleState(pluggedIn: true, chargePercent: 80, link: .cellular, slotsFree: 0, uplinkMbps: 0.1)),
-            ("departing", VehicleState(pluggedIn: true, chargePercent: 80, link: .wifi, departingInSeconds: 30, slotsFree: 0)),
+            (
+                "thin uplink",
+                VehicleState(pluggedIn: true, chargePercent: 80, link: .cellular, slotsFree: 0, uplinkMbps: 0.1)
+            ),
+            (
+                "departing",
+                VehicleState(pluggedIn: true, chargePercent: 80, link: .wifi, departingInSeconds: 30, slotsFree: 0)
+            ),
         ] {
             registry.update(id, state: state)
             #expect(!registry.hasBusyCapacity(model: "m", zone: "eu", now: 0), "\(name)")

@@ -104,22 +104,23 @@ struct CandidateList {
     /// Whether the request's zone has capacity for its model that is only busy, although
     /// ``next(continuation:)`` found none that could take it now: a healthy central endpoint
     /// serving the model (then at its concurrency bound), or a car held back only by its slots or a
-    /// back-off (unless the key is central-only; ``FleetRegistry/hasBusyCapacity(model:zone:now:)``). Asked only on that refusal: capacity is expected
-    /// back, so it is 503 `server_overloaded` with `Retry-After`, not `no_capacity_in_zone`
-    /// (DESIGN.md, overload and refusals), which tells the client nothing in its zone can serve.
+    /// back-off (unless the key is central-only; ``FleetRegistry/hasBusyCapacity(model:zone:now:)``).
+    /// Asked only on that refusal: capacity is expected back, so it is 503 `server_overloaded` with
+    /// `Retry-After`, not `no_capacity_in_zone` (DESIGN.md, overload and refusals), which tells the
+    /// client nothing in its zone can serve.
     var zoneIsBusy: Bool {
-        if self.core.httpClient != nil && self.core.central.option(model: self.profile.model, zone: self.profile.zone) != nil {
-            return true
-        }
-        return !self.centralOnly
-            && self.core.registry.hasBusyCapacity(model: self.profile.model, zone: self.profile.zone, now: self.core.now)
+        let model = self.profile.model
+        let zone = self.profile.zone
+        if self.core.httpClient != nil && self.core.central.option(model: model, zone: zone) != nil { return true }
+        return !self.centralOnly && self.core.registry.hasBusyCapacity(model: model, zone: zone, now: self.core.now)
     }
 
     private mutating func decide() {
         let central = self.core.central.option(
             model: self.profile.model, zone: self.profile.zone, promptTokens: self.profile.promptTokens)
         let start = NIODeadline.now()
-        let decision = self.core.registry.decide(self.profile, central: central, excluding: self.tried, now: self.core.now)
+        let decision = self.core.registry.decide(
+            self.profile, central: central, excluding: self.tried, now: self.core.now)
         self.core.metrics.decisionTime.recordNanoseconds((NIODeadline.now() - start).nanoseconds)
         self.core.metrics.decision(firstChoice: decision.choices.first)
         self.choices = decision.choices
