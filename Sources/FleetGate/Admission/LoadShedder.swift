@@ -145,14 +145,15 @@ struct LoadShedder {
             self.nextInterval = self.configuration.idleInterval
             return
         }
+        // Far from its limit: little busy, the delay well under the target.
+        let quiet = busy < self.configuration.busyThreshold / 2 && ownLag * 4 < target
         defer {
-            let idle = busy < self.configuration.busyThreshold / 2 && self.refused == 0 && ownLag * 4 < target
+            let idle = quiet && self.refused == 0
             self.nextInterval = idle ? self.configuration.idleInterval : self.configuration.interval
         }
         self.bound.measured(
-            behind: ownLag > target && busy >= self.configuration.busyThreshold,
-            idle: busy < self.configuration.busyThreshold / 2 && ownLag * 4 < target, inFlight: self.inFlight,
-            maxInFlight: self.configuration.maxInFlight, at: now)
+            behind: ownLag > target && busy >= self.configuration.busyThreshold, idle: quiet,
+            inFlight: self.inFlight, maxInFlight: self.configuration.maxInFlight, at: now)
         // A long gap (the first measurement, a stall) counts as one interval's worth of time.
         let dt = previous.map { min(0.1, max(0, Double((now - $0).nanoseconds) / 1e9)) } ?? 0.005
         let excess = Double((ownLag - target).nanoseconds) / 1e9

@@ -75,6 +75,8 @@ extension Dispatcher {
 
     func fail(_ reason: DispatchStateMachine.FailureReason, midStream: Bool) {
         let error: APIError
+        // The zone's refusal count (and its alert) sees a saturated zone as it sees an empty one.
+        if reason == .noCapacity { self.core.metrics.fleetState.zoneRefused(self.request.zone) }
         switch reason {
         case .noCapacity where self.candidates.zoneIsBusy:
             // Capacity expected back (DESIGN.md: overload and refusals): retryable, with Retry-After.
@@ -83,10 +85,8 @@ extension Dispatcher {
             )
             self.core.metrics.shed(reason: "zone_busy")
             self.refusedBusy = true
-            self.core.metrics.fleetState.zoneRefused(self.request.zone)  // the zone's alert sees a saturated zone too
         case .noCapacity:
             error = .noCapacity(zone: self.request.zone)
-            self.core.metrics.fleetState.zoneRefused(self.request.zone)
         case .attemptsExhausted(let label) where label == CentralAnswer.tooLargeLabel:
             error = .upstreamFailed(
                 "The answer was larger than \(self.relay.configuration.maxAggregateBytes) bytes, the most the gateway holds for a request with 'stream': false; ask for fewer tokens, or stream it ('stream': true)."
