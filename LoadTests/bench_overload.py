@@ -21,6 +21,7 @@ throughput ≥ 90 % of capacity, admitted p99 ≤ 3× its value at half capacity
 """
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import tempfile
@@ -133,6 +134,8 @@ def main():
                     wall = time.time() - t0
                     cpu = cpu_seconds(pid) - before
                     d = durations(log)
+                    if os.environ.get("BENCH_KEEP_H2LOAD"):  # h2load's per-request log, for `overload_timeline.py`
+                        shutil.copy(log, os.path.join(os.environ["BENCH_KEEP_H2LOAD"], f"{name}-{factor:g}x-round{r + 1}.log"))
                     res.update(offered=offered, admitted=res["2xx"] / args.duration, p50=pct(d, 50), p99=pct(d, 99),
                                cpu_us=cpu / max(1, res["2xx"]) * 1e6, cores=cpu / wall, capacity=capacity)
                     rows.setdefault((name, factor), []).append(res)
@@ -159,7 +162,6 @@ def main():
         for p in procs:
             stop(p)
         stop(backend)
-        import shutil
         shutil.rmtree(root, ignore_errors=True)
         shutil.rmtree(work, ignore_errors=True)
 
