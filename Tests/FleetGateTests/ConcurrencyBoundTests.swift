@@ -19,6 +19,14 @@ struct ConcurrencyBoundTests {
         return n
     }
 
+    /// A bound cut once: a pass admitted 100, then a measurement behind the target (limit 90).
+    func cutAfterPassOf100(maxInFlight: Int) -> ConcurrencyBound {
+        var b = ConcurrencyBound()
+        _ = self.admit(&b, from: 0, count: 100)
+        b.measured(behind: true, idle: false, inFlight: 100, maxInFlight: maxInFlight, at: self.at(0))
+        return b
+    }
+
     @Test("No bound on a loop that is not behind, however many are in flight")
     func noBoundUntilBehind() {
         var b = ConcurrencyBound()
@@ -71,9 +79,7 @@ struct ConcurrencyBoundTests {
 
     @Test("Under the target it grows only after it refused, by an eighth; past maxInFlight it is lifted")
     func grows() {
-        var b = ConcurrencyBound()
-        _ = self.admit(&b, from: 0, count: 100)
-        b.measured(behind: true, idle: false, inFlight: 100, maxInFlight: 200, at: self.at(0))
+        var b = self.cutAfterPassOf100(maxInFlight: 200)
         #expect(b.limit == 90)
         b.measured(behind: false, idle: false, inFlight: 50, maxInFlight: 200, at: self.at(5))
         #expect(b.limit == 90, "nothing refused: no growth")
@@ -93,9 +99,7 @@ struct ConcurrencyBoundTests {
 
     @Test("Lifted by 20 measurements in a row under the target, or at once when idle after a refusal")
     func lifted() {
-        var b = ConcurrencyBound()
-        _ = self.admit(&b, from: 0, count: 100)
-        b.measured(behind: true, idle: false, inFlight: 100, maxInFlight: 4096, at: self.at(0))
+        var b = self.cutAfterPassOf100(maxInFlight: 4096)
         for i in 1...19 {
             b.measured(behind: false, idle: true, inFlight: 0, maxInFlight: 4096, at: self.at(50 * Int64(i)))
         }
@@ -137,9 +141,7 @@ struct ConcurrencyBoundTests {
 
     @Test("The bound's own refusals keep it from being lifted as calm; 20 measurements without them lift it")
     func calmMeansNotBinding() {
-        var b = ConcurrencyBound()
-        _ = self.admit(&b, from: 0, count: 100)
-        b.measured(behind: true, idle: false, inFlight: 100, maxInFlight: 4096, at: self.at(0))
+        var b = self.cutAfterPassOf100(maxInFlight: 4096)
         b.upstreamBusy(inFlight: 90)
         #expect(b.limit == 90)
         for i in 1...30 {
@@ -160,9 +162,7 @@ struct ConcurrencyBoundTests {
         "A zone that stays busy after the overload neither holds nor lowers the bound: lifted after 20 calm measurements"
     )
     func busyZoneDoesNotPin() {
-        var b = ConcurrencyBound()
-        _ = self.admit(&b, from: 0, count: 100)
-        b.measured(behind: true, idle: false, inFlight: 100, maxInFlight: 4096, at: self.at(0))
+        var b = self.cutAfterPassOf100(maxInFlight: 4096)
         #expect(b.limit == 90)
         for i in 1...100 {
             b.upstreamBusy(inFlight: 40)  // zone A full, every measurement
