@@ -54,11 +54,12 @@ public final class GatewayMetrics: Sendable {
     private let decisionToNone: Counter
     /// Hedged attempts started, and hedges whose attempt won the race.
     public let hedgesStarted: Counter
-    /// `fleet_requests_shed_total{reason="lag|concurrency|in_flight|zone_busy"}`: requests refused
+    /// `fleet_requests_shed_total{reason="lag|pass|concurrency|in_flight|zone_busy"}`: requests refused
     /// with 503 `server_overloaded` by an event loop's ``LoadShedder`` (issue #19), or because
     /// everything in their zone that serves their model was busy (``Dispatcher``).
     private let shedLag: Counter
     private let shedConcurrency: Counter
+    private let shedPass: Counter
     private let shedInFlight: Counter
     private let shedZoneBusy: Counter
     public let hedgesWon: Counter
@@ -107,12 +108,15 @@ public final class GatewayMetrics: Sendable {
             label: "fleet_requests_shed_total", dimensions: [("reason", "in_flight")], factory: factory)
         self.shedConcurrency = Counter(
             label: "fleet_requests_shed_total", dimensions: [("reason", "concurrency")], factory: factory)
+        self.shedPass = Counter(label: "fleet_requests_shed_total", dimensions: [("reason", "pass")], factory: factory)
         self.shedZoneBusy = Counter(
             label: "fleet_requests_shed_total", dimensions: [("reason", "zone_busy")], factory: factory)
         self.hedgesStarted = Counter(label: "fleet_hedges_total", dimensions: [("result", "started")], factory: factory)
         self.hedgesWon = Counter(label: "fleet_hedges_total", dimensions: [("result", "won")], factory: factory)
-        self.failovers = Counter(label: "fleet_migrations_total", dimensions: [("reason", "failover")], factory: factory)
-        self.departures = Counter(label: "fleet_migrations_total", dimensions: [("reason", "departure")], factory: factory)
+        self.failovers = Counter(
+            label: "fleet_migrations_total", dimensions: [("reason", "failover")], factory: factory)
+        self.departures = Counter(
+            label: "fleet_migrations_total", dimensions: [("reason", "departure")], factory: factory)
         self.reloadOK = Counter(label: "fleet_regions_reloads_total", dimensions: [("result", "ok")], factory: factory)
         self.reloadFailed = Counter(
             label: "fleet_regions_reloads_total", dimensions: [("result", "error")], factory: factory)
@@ -154,12 +158,13 @@ public final class GatewayMetrics: Sendable {
         }
     }
 
-    /// One request shed: `lag`, `concurrency` or `in_flight` by an overloaded event loop, `zone_busy`
+    /// One request shed: `lag`, `pass`, `concurrency` or `in_flight` by an overloaded event loop, `zone_busy`
     /// when its zone's capacity was all taken.
     func shed(reason: String) {
         switch reason {
         case "lag": self.shedLag.increment()
         case "concurrency": self.shedConcurrency.increment()
+        case "pass": self.shedPass.increment()
         case "zone_busy": self.shedZoneBusy.increment()
         default: self.shedInFlight.increment()
         }

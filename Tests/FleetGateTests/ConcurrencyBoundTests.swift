@@ -177,6 +177,7 @@ struct ConcurrencyBoundTests {
     func inTheShedder() {
         var s = LoadShedder(configuration: .init(maxInFlight: 4096, lagThreshold: .milliseconds(5)))
         for _ in 0..<100 { #expect(s.requestArrived(at: self.at(0)) == .admit) }
+        s.passEnded()
         let busy = LoadShedder.ThreadTime(running: .milliseconds(5), waiting: .zero)
         s.measured(lag: .milliseconds(1), thread: busy, at: self.at(5))
         s.measured(lag: .milliseconds(20), thread: busy, at: self.at(10))

@@ -19,7 +19,8 @@ struct LoadShedderTests {
         for (i, sample) in samples.enumerated() {
             let thread = sample.busy.map { busy in
                 LoadShedder.ThreadTime(
-                    running: .nanoseconds(Int64(busy * (5 - waiting) * 1e6)), waiting: .nanoseconds(Int64(waiting * 1e6)))
+                    running: .nanoseconds(Int64(busy * (5 - waiting) * 1e6)),
+                    waiting: .nanoseconds(Int64(waiting * 1e6)))
             }
             s.measured(
                 lag: .nanoseconds(Int64(sample.lag * 1e6)), thread: thread,
@@ -174,10 +175,12 @@ struct LoadShedderTests {
         #expect(s.requestArrived(at: Self.start + .milliseconds(46)) == .shed(reason: .lag))
         #expect(s.refused == 0, "the share itself waits for a measurement")
         #expect(s.isPastCeiling(at: Self.start + .milliseconds(60)))
+        s.passEnded()  // (the pass's own time budget is `PassBoundTests`' subject)
         #expect(
             s.requestArrived(at: Self.start + .milliseconds(60), waited: .milliseconds(20)) == .admit,
             "20 ms of it waiting for a CPU: the loop's own pass is 35 ms")
         s.measurementsStopped()  // shutdown: no measurement is due any more
+        s.passEnded()
         #expect(s.requestArrived(at: Self.start + .seconds(5)) == .admit)
     }
 
@@ -240,6 +243,7 @@ struct LoadShedderTests {
                     now += service * refusalCost
                 }
             }
+            s.passEnded()  // the loop runs its tasks after the pass's reads
             busySince += now - workStart
             if now >= nextProbe {
                 s.measured(

@@ -68,7 +68,7 @@ final class EventLoopLoad: @unchecked Sendable {
     /// ``admitted()``.
     func admit() -> LoadShedder.Decision {
         let decision = self.screen()
-        if decision == .admit { self.shedder.admitted() }
+        if decision == .admit { self.admitted() }
         return decision
     }
 
@@ -97,6 +97,15 @@ final class EventLoopLoad: @unchecked Sendable {
     func admitted() {
         self.eventLoop.assertInEventLoop()
         self.shedder.admitted()
+        guard self.shedder.passAdmitted == 1 else { return }
+        // The first admission of this pass: NIO runs a task submitted now after the pass's I/O, which
+        // is where the pass's count ends (``LoadShedder/passEnded()``). A loop far from its limit ends
+        // the count at once: no task a request.
+        if self.shedder.countsPasses {
+            self.eventLoop.execute { self.shedder.passEnded() }
+        } else {
+            self.shedder.passEnded()
+        }
     }
 
     /// A request this loop admitted was refused after routing because its zone's capacity was all

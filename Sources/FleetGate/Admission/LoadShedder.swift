@@ -23,6 +23,12 @@ import NIOCore
 ///   Measurements only run between loop passes, and one pass can read a burst of thousands of
 ///   requests; so a request read more than ``Configuration/passCeiling`` × the target after the
 ///   next measurement was due — in the middle of a pass that long — is refused at once;
+/// - **pass**: what one loop pass admits. A stream's TTFT is two or three passes (its request is read
+///   in one, its upstream's answer in the next), so the admitted p99 follows the pass length, which the
+///   delay target alone holds at 10–15 ms. Once the delay has been over the target, a cap on the
+///   requests a pass admits (``PassBound``: probed down while the loop stays busy, grown when it has
+///   idle time); and while the loop sheds, a pass admits for at most the target from its first
+///   admission — the rest of its requests would wait a whole pass anyway;
 /// - **concurrency**: once the delay has been over the target, a bound on the requests in flight
 ///   that each measurement over it cuts and one under it, after refusals, raises; a refusal after
 ///   routing (zone busy) soon after lowers it; lifted once the loop stays under the target without
@@ -72,6 +78,7 @@ struct LoadShedder {
 
     enum Reason: String, Sendable {
         case lag
+        case pass
         case concurrency
         case inFlight = "in_flight"
     }
@@ -82,6 +89,12 @@ struct LoadShedder {
     private(set) var refused = 0.0
     /// The in-flight bound the delay sets.
     private(set) var bound = ConcurrencyBound()
+    /// The cap on what one loop pass admits, which the delay sets.
+    private(set) var passBound = PassBound()
+    /// Requests admitted since the current loop pass began (``passEnded()``).
+    private(set) var passAdmitted = 0
+    /// When the current pass's first admitted request was screened.
+    private var passStart: NIODeadline?
     /// Admission credit: each request adds `1 − refused`; a request is admitted when it reaches 1.
     private var credit = 0.0
     /// The last lag measured.
@@ -142,6 +155,7 @@ struct LoadShedder {
         guard target > .zero else {
             self.refused = 0
             self.bound.lift()
+            self.passBound.lift()
             self.nextInterval = self.configuration.idleInterval
             return
         }
@@ -151,9 +165,10 @@ struct LoadShedder {
             let idle = quiet && self.refused == 0
             self.nextInterval = idle ? self.configuration.idleInterval : self.configuration.interval
         }
+        let behind = ownLag > target && busy >= self.configuration.busyThreshold
         self.bound.measured(
-            behind: ownLag > target && busy >= self.configuration.busyThreshold, idle: quiet,
-            inFlight: self.inFlight, maxInFlight: self.configuration.maxInFlight, at: now)
+            behind: behind, idle: quiet, inFlight: self.inFlight, maxInFlight: self.configuration.maxInFlight, at: now)
+        self.passBound.measured(behind: behind, busy: busy, idle: quiet)
         // A long gap (the first measurement, a stall) counts as one interval's worth of time.
         let dt = previous.map { min(0.1, max(0, Double((now - $0).nanoseconds) / 1e9)) } ?? 0.005
         let excess = Double((ownLag - target).nanoseconds) / 1e9
@@ -186,6 +201,7 @@ struct LoadShedder {
         self.lastMeasured = nil
         self.refused = 0
         self.bound.lift()
+        self.passBound.lift()
     }
 
     /// Whether a request read at `now` is inside a loop pass longer than the in-pass ceiling —
@@ -214,6 +230,17 @@ struct LoadShedder {
     mutating func screen(at now: NIODeadline, waited: TimeAmount = .zero) -> Decision {
         self.arrivalsSinceMeasurement += 1
         if self.isPastCeiling(at: now - waited) { return .shed(reason: .lag) }
+        if !self.passBound.allows(admittedThisPass: self.passAdmitted) { return .shed(reason: .pass) }
+        // While the loop sheds, a pass that has admitted for longer than the target admits no more (its
+        // requests would wait for the whole of it, and for the next). Not before: a pass made long by
+        // relaying car streams' tokens is no overload.
+        let target = self.configuration.lagThreshold
+        if self.passBound.limit != nil || self.refused > 0, target > .zero, self.passAdmitted > 0,
+            let start = self.passStart, now - start > target
+        {
+            return .shed(reason: .pass)
+        }
+        if self.passAdmitted == 0 { self.passStart = now }
         if self.refused > 0 {
             self.credit += 1 - self.refused
             guard self.credit >= 1 else { return .shed(reason: .lag) }
@@ -230,7 +257,21 @@ struct LoadShedder {
     /// ``requestFinished()``.
     mutating func admitted() {
         self.inFlight += 1
+        self.passAdmitted += 1
         self.bound.admitted(inFlight: self.inFlight)
+    }
+
+    /// Whether the loop's passes are counted (``passEnded()`` after each): while it is measured at the
+    /// busy interval. A loop far from its limit ends each pass's count at once instead of submitting a
+    /// task a pass.
+    var countsPasses: Bool { self.nextInterval <= self.configuration.interval }
+
+    /// The loop pass in which requests were admitted has ended: what it admitted is counted for the
+    /// pass cap, and the next pass starts from none.
+    mutating func passEnded() {
+        self.passBound.passEnded(admitted: self.passAdmitted)
+        self.passAdmitted = 0
+        self.passStart = nil
     }
 
     /// A request this loop admitted was refused after routing: everything in its zone serving its
