@@ -19,9 +19,9 @@ struct PassBoundTests {
         #expect(self.pass(&b, offering: 5000) == 5000)
         b.measured(behind: false, busy: 1, idle: false)
         #expect(b.limit == nil)
-        _ = self.pass(&b, offering: 4)
+        _ = self.pass(&b, offering: 32)
         b.measured(behind: true, busy: 1, idle: false)
-        #expect(b.limit == nil, "behind with passes of 4: they are not what makes it late")
+        #expect(b.limit == nil, "behind with passes of 32: they are not what makes it late")
     }
 
     @Test("Behind: half the largest pass, halved again while behind, never under the minimum")
@@ -38,7 +38,7 @@ struct PassBoundTests {
             _ = self.pass(&b, offering: 500)
             b.measured(behind: true, busy: 1, idle: false)
         }
-        #expect(b.limit == 4)
+        #expect(b.limit == 32)
     }
 
     @Test("Refusing on a busy loop probes the cap down; refusing with idle time grows it")

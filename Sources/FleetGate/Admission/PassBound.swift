@@ -35,8 +35,9 @@ struct PassBound: Sendable, Equatable {
         /// The weight of a measurement's busy share in the smoothed one: a 5 ms window catches a loop
         /// whose passes last 5–10 ms either mid-pass or in `epoll_wait`.
         var smoothing = 0.25
-        /// The cap never goes below this.
-        var minimum = 4
+        /// The cap never goes below this, and a loop whose largest pass admitted no more gets none: a
+        /// loop relaying car streams admits a few requests a pass, and its lag is the relay's, not a batch's.
+        var minimum = 32
         /// Measurements in a row without a refusal on the cap that lift it.
         var calmMeasurements = 20
     }
