@@ -212,10 +212,13 @@ struct LoadShedderTests {
     /// ((1 − 2r)/(1 − r) at 2×), and the admitted requests' wait a few times the target.
     @Test(
         "Against a simulated loop at 2× and 4× capacity: admits near capacity, waits stay near the target",
-        arguments: [(offered: 2.0, refusalCost: 0.05, minAdmitted: 0.9), (4.0, 0.02, 0.88), (1.0, 0.05, 0.93)])
-    func simulatedLoop(offered: Double, refusalCost: Double, minAdmitted: Double) {
+        arguments: [
+            (offered: 2.0, refusalCost: 0.05, minAdmitted: 0.9, capacity: 1600.0), (4.0, 0.02, 0.88, 1600),
+            (1.0, 0.05, 0.93, 1600), (2.0, 0.05, 0.9, 12800), (4.0, 0.02, 0.88, 12800), (1.0, 0.05, 0.93, 12800),
+        ])
+    func simulatedLoop(offered: Double, refusalCost: Double, minAdmitted: Double, capacity: Double) {
         var s = self.shedder(maxInFlight: 1 << 30, lagMilliseconds: 5)
-        let service = 1.0 / 1600  // s per admitted request
+        let service = 1.0 / capacity  // s per admitted request
         let gap = service / offered
         var now = 0.0
         var nextArrival = 0.0

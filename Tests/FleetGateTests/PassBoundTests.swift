@@ -86,6 +86,27 @@ struct PassBoundTests {
         #expect(b.limit == nil)
     }
 
+    @Test("Passes stay timed for 200 measurements after the loop was behind, renewed while a timed pass refuses")
+    func timedWindow() {
+        var b = PassBound()
+        #expect(!b.timesPasses, "never behind: a long pass (relaying tokens) is no overload")
+        b.measured(behind: true, busy: 1, idle: false)  // passes of no more than the minimum: no cap
+        #expect(b.limit == nil && b.timesPasses)
+        for _ in 0..<150 { b.measured(behind: false, busy: 1, idle: false) }
+        b.refusedOnTime()  // the load is still there
+        b.measured(behind: false, busy: 1, idle: false)
+        for i in 0..<199 {
+            #expect(b.timesPasses, "\(i) measurements after the last timed refusal")
+            b.measured(behind: false, busy: 1, idle: false)
+        }
+        #expect(b.timesPasses)
+        b.measured(behind: false, busy: 1, idle: false)
+        #expect(!b.timesPasses, "200 measurements without being behind or refusing on time")
+        b.measured(behind: true, busy: 1, idle: false)
+        b.lift()  // delay shedding turned off
+        #expect(!b.timesPasses)
+    }
+
     @Test("In the shedder: a pass past its cap is shed (pass); the next pass admits again")
     func capInTheShedder() {
         let start = NIODeadline.uptimeNanoseconds(1_000_000_000)

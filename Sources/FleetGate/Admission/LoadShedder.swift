@@ -231,13 +231,14 @@ struct LoadShedder {
         self.arrivalsSinceMeasurement += 1
         if self.isPastCeiling(at: now - waited) { return .shed(reason: .lag) }
         if !self.passBound.allows(admittedThisPass: self.passAdmitted) { return .shed(reason: .pass) }
-        // While the loop sheds, a pass that has admitted for longer than the target admits no more (its
-        // requests would wait for the whole of it, and for the next). Not before: a pass made long by
-        // relaying car streams' tokens is no overload.
+        // While the loop sheds or was lately behind, a pass that has admitted for longer than the target
+        // admits no more (its requests would wait for the whole of it, and for the next). Not before: a
+        // pass made long by relaying car streams' tokens is no overload.
         let target = self.configuration.lagThreshold
-        if self.passBound.limit != nil || self.refused > 0, target > .zero, self.passAdmitted > 0,
+        if self.passBound.timesPasses || self.refused > 0, target > .zero, self.passAdmitted > 0,
             let start = self.passStart, now - start > target
         {
+            self.passBound.refusedOnTime()
             return .shed(reason: .pass)
         }
         if self.passAdmitted == 0 { self.passStart = now }

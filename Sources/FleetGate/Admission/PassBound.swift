@@ -40,6 +40,9 @@ struct PassBound: Sendable, Equatable {
         var minimum = 32
         /// Measurements in a row without a refusal on the cap that lift it.
         var calmMeasurements = 20
+        /// Measurements after the last one behind the target during which a pass's admissions are
+        /// still timed (``timesPasses``): one second at the 5 ms interval.
+        var timedMeasurements = 200
     }
 
     var configuration = Configuration()
@@ -53,6 +56,21 @@ struct PassBound: Sendable, Equatable {
     private var calmRun = 0
     /// The busy share, smoothed over the measurements since the cap was set.
     private var busy = 1.0
+    /// Measurements since the last one behind the target or after a pass refused on its time;
+    /// nil: neither since measuring began.
+    private var sinceBehind: Int?
+    /// Requests refused since the last measurement because their pass had admitted for its time.
+    private var timeRefusals = 0
+
+    /// Whether a pass's admissions are timed (``LoadShedder`` stops admitting once a pass has admitted
+    /// for its delay target): while a cap is set, and for ``Configuration/timedMeasurements`` after the
+    /// loop was last behind or a timed pass refused a request. Once passes are short the refused
+    /// share and the cap decay away, and the first pass timed by neither would read the whole
+    /// backlog at once and put the loop behind again — a cycle of ~130 ms in `LoadShedderTests`'
+    /// simulated loop at 4×. A timed pass that still refuses shows the load is still there.
+    var timesPasses: Bool {
+        self.limit != nil || (self.sinceBehind.map { $0 < self.configuration.timedMeasurements } ?? false)
+    }
 
     /// Whether a new request may be admitted in a pass that has admitted `admittedThisPass`; counts a
     /// refusal when not.
@@ -60,6 +78,11 @@ struct PassBound: Sendable, Equatable {
         guard let limit, admittedThisPass >= limit else { return true }
         self.refusals += 1
         return false
+    }
+
+    /// A request was refused because its pass had admitted for its time (``timesPasses``).
+    mutating func refusedOnTime() {
+        self.timeRefusals += 1
     }
 
     /// A pass ended having admitted `admitted` new requests.
@@ -73,7 +96,9 @@ struct PassBound: Sendable, Equatable {
         defer {
             self.largestPass = 0
             self.refusals = 0
+            self.timeRefusals = 0
         }
+        self.sinceBehind = behind || self.timeRefusals > 0 ? 0 : self.sinceBehind.map { $0 + 1 }
         guard let limit = self.limit else {
             // Behind with passes no larger than the minimum: they are not what makes it late.
             guard behind, self.largestPass > self.configuration.minimum else { return }
@@ -90,11 +115,11 @@ struct PassBound: Sendable, Equatable {
         }
         guard self.refusals > 0 else {
             self.calmRun += 1
-            if self.calmRun >= self.configuration.calmMeasurements { self.lift() }
+            if self.calmRun >= self.configuration.calmMeasurements { self.removeCap() }
             return
         }
         self.calmRun = 0
-        if idle { return self.lift() }
+        if idle { return self.removeCap() }
         if self.busy >= self.configuration.busyToProbe {
             self.limit = max(
                 self.configuration.minimum, limit - max(1, self.scaled(limit, by: self.configuration.probe)))
@@ -103,8 +128,13 @@ struct PassBound: Sendable, Equatable {
         }
     }
 
-    /// No cap (delay shedding turned off, or the loop no longer measured).
+    /// No cap and no timed passes (delay shedding turned off, or the loop no longer measured).
     mutating func lift() {
+        self.removeCap()
+        self.sinceBehind = nil
+    }
+
+    private mutating func removeCap() {
         self.limit = nil
         self.calmRun = 0
     }
