@@ -86,13 +86,18 @@ struct PassBoundTests {
         #expect(b.limit == nil)
     }
 
-    @Test("Passes stay timed for 200 measurements after the loop was behind, renewed while a timed pass refuses")
+    @Test(
+        "Passes stay timed for 200 measurements after the loop was behind with a large pass, renewed while a timed pass refuses on a busy loop"
+    )
     func timedWindow() {
         var b = PassBound()
         #expect(!b.timesPasses, "never behind: a long pass (relaying tokens) is no overload")
-        b.measured(behind: true, busy: 1, idle: false)  // passes of no more than the minimum: no cap
-        #expect(b.limit == nil && b.timesPasses)
+        b.passEnded(admitted: 100)
+        b.measured(behind: true, busy: 1, idle: false)
+        #expect(b.limit == 50 && b.timesPasses)
         for _ in 0..<150 { b.measured(behind: false, busy: 1, idle: false) }
+        #expect(b.limit == nil, "lifted after 20 calm measurements")
+        #expect(b.timesPasses, "150 measurements after being behind")
         b.refusedOnTime()  // the load is still there
         b.measured(behind: false, busy: 1, idle: false)
         for i in 0..<199 {
@@ -102,9 +107,30 @@ struct PassBoundTests {
         #expect(b.timesPasses)
         b.measured(behind: false, busy: 1, idle: false)
         #expect(!b.timesPasses, "200 measurements without being behind or refusing on time")
+        b.passEnded(admitted: 100)
         b.measured(behind: true, busy: 1, idle: false)
         b.lift()  // delay shedding turned off
-        #expect(!b.timesPasses)
+        #expect(!b.timesPasses && b.limit == nil)
+    }
+
+    @Test(
+        "A loop behind with small passes (relaying car streams) is not timed, nor held timed by refusals while not busy"
+    )
+    func smallPassesAreNotTimed() {
+        var b = PassBound()
+        for _ in 0..<10 {
+            b.passEnded(admitted: 5)
+            b.measured(behind: true, busy: 1, idle: false)
+        }
+        #expect(b.limit == nil && !b.timesPasses, "passes of no more than the minimum are not what makes it late")
+        b.passEnded(admitted: 33)
+        b.measured(behind: true, busy: 1, idle: false)
+        #expect(b.timesPasses)
+        for _ in 0..<150 { b.measured(behind: false, busy: 0.5, idle: false) }
+        b.refusedOnTime()  // a pass long from relaying, on a loop with idle time
+        b.measured(behind: false, busy: 0.5, idle: false)
+        for _ in 0..<49 { b.measured(behind: false, busy: 0.5, idle: false) }
+        #expect(!b.timesPasses, "the window ran out: the refusal on a loop with idle time did not renew it")
     }
 
     @Test("In the shedder: a pass past its cap is shed (pass); the next pass admits again")

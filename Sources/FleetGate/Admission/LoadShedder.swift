@@ -27,8 +27,10 @@ import NIOCore
 ///   in one, its upstream's answer in the next), so the admitted p99 follows the pass length, which the
 ///   delay target alone holds at 10–15 ms. Once the delay has been over the target, a cap on the
 ///   requests a pass admits (``PassBound``: probed down while the loop stays busy, grown when it has
-///   idle time); and while the loop sheds, a pass admits for at most the target from its first
-///   admission — the rest of its requests would wait a whole pass anyway;
+///   idle time); and while the loop sheds, and for a second after it was last behind with a large
+///   pass (``PassBound/timesPasses``), a pass admits for at most the target from its first
+///   admission — the rest of its requests would wait a whole pass anyway. That time is the wall
+///   clock's: a pass stretched by other processes holding the CPU refuses too, within that window;
 /// - **concurrency**: once the delay has been over the target, a bound on the requests in flight
 ///   that each measurement over it cuts and one under it, after refusals, raises; a refusal after
 ///   routing (zone busy) soon after lowers it; lifted once the loop stays under the target without
@@ -93,7 +95,8 @@ struct LoadShedder {
     private(set) var passBound = PassBound()
     /// Requests admitted since the current loop pass began (``passEnded()``).
     private(set) var passAdmitted = 0
-    /// When the current pass's first admitted request was screened.
+    /// When the current pass's first admission began: the last screen while the pass had admitted
+    /// nothing (a request shed later in ``screen(at:waited:)`` may set it; the next one resets it).
     private var passStart: NIODeadline?
     /// Admission credit: each request adds `1 − refused`; a request is admitted when it reaches 1.
     private var credit = 0.0
@@ -231,9 +234,9 @@ struct LoadShedder {
         self.arrivalsSinceMeasurement += 1
         if self.isPastCeiling(at: now - waited) { return .shed(reason: .lag) }
         if !self.passBound.allows(admittedThisPass: self.passAdmitted) { return .shed(reason: .pass) }
-        // While the loop sheds or was lately behind, a pass that has admitted for longer than the target
-        // admits no more (its requests would wait for the whole of it, and for the next). Not before: a
-        // pass made long by relaying car streams' tokens is no overload.
+        // While the loop sheds or was lately behind with a large pass, a pass that has admitted for
+        // longer than the target admits no more (its requests would wait for the whole of it, and for
+        // the next). Not otherwise: a pass made long by relaying car streams' tokens is no overload.
         let target = self.configuration.lagThreshold
         if self.passBound.timesPasses || self.refused > 0, target > .zero, self.passAdmitted > 0,
             let start = self.passStart, now - start > target

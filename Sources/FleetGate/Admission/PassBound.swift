@@ -40,9 +40,13 @@ struct PassBound: Sendable, Equatable {
         var minimum = 32
         /// Measurements in a row without a refusal on the cap that lift it.
         var calmMeasurements = 20
-        /// Measurements after the last one behind the target during which a pass's admissions are
-        /// still timed (``timesPasses``): one second at the 5 ms interval.
+        /// Measurements after the last one behind the target with a pass larger than ``minimum`` (or
+        /// the last with a timed refusal on a busy loop) during which a pass's admissions are still
+        /// timed (``timesPasses``): one second at the 5 ms interval.
         var timedMeasurements = 200
+        /// The busy share of a measurement (not smoothed) at and over which a timed pass's refusal
+        /// keeps passes timed: the loop's `busyThreshold` for being behind.
+        var busyToHoldTiming = 0.9
     }
 
     var configuration = Configuration()
@@ -56,18 +60,21 @@ struct PassBound: Sendable, Equatable {
     private var calmRun = 0
     /// The busy share, smoothed over the measurements since the cap was set.
     private var busy = 1.0
-    /// Measurements since the last one behind the target or after a pass refused on its time;
-    /// nil: neither since measuring began.
+    /// Measurements since the last one behind the target with a pass larger than the minimum, or
+    /// the last after which a timed pass refused on a busy loop; nil: neither since measuring began.
     private var sinceBehind: Int?
     /// Requests refused since the last measurement because their pass had admitted for its time.
     private var timeRefusals = 0
 
     /// Whether a pass's admissions are timed (``LoadShedder`` stops admitting once a pass has admitted
     /// for its delay target): while a cap is set, and for ``Configuration/timedMeasurements`` after the
-    /// loop was last behind or a timed pass refused a request. Once passes are short the refused
+    /// loop was last behind with a pass larger than the minimum, or after a timed pass refused a
+    /// request on a busy loop (``Configuration/busyToHoldTiming``). Once passes are short the refused
     /// share and the cap decay away, and the first pass timed by neither would read the whole
     /// backlog at once and put the loop behind again — a cycle of ~130 ms in `LoadShedderTests`'
-    /// simulated loop at 4×. A timed pass that still refuses shows the load is still there.
+    /// simulated loop at 4×. A timed pass that still refuses on a busy loop shows the load is still
+    /// there. A loop whose passes are long from relaying car streams' tokens, admitting a few each, is
+    /// not timed by being behind; nor held timed by its own timed refusals unless it is busy.
     var timesPasses: Bool {
         self.limit != nil || (self.sinceBehind.map { $0 < self.configuration.timedMeasurements } ?? false)
     }
@@ -98,7 +105,9 @@ struct PassBound: Sendable, Equatable {
             self.refusals = 0
             self.timeRefusals = 0
         }
-        self.sinceBehind = behind || self.timeRefusals > 0 ? 0 : self.sinceBehind.map { $0 + 1 }
+        let batched = behind && self.largestPass > self.configuration.minimum
+        let stillRefusing = self.timeRefusals > 0 && busy >= self.configuration.busyToHoldTiming
+        self.sinceBehind = batched || stillRefusing ? 0 : self.sinceBehind.map { $0 + 1 }
         guard let limit = self.limit else {
             // Behind with passes no larger than the minimum: they are not what makes it late.
             guard behind, self.largestPass > self.configuration.minimum else { return }
