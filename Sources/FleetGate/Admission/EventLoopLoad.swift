@@ -123,6 +123,9 @@ final class EventLoopLoad: @unchecked Sendable {
 
     /// The last lag measured (for `/readyz`'s detail and the metric).
     var lastLag: TimeAmount { self.shedder.lastLag }
+
+    /// Requests admitted in the loop's current pass (``LoadShedder/passAdmitted``), for tests.
+    var passAdmitted: Int { self.shedder.passAdmitted }
 }
 
 /// The ``EventLoopLoad`` of every loop in the gateway's group, found by the loop a stream runs on.
