@@ -82,6 +82,11 @@ def main():
     parser.add_argument("--paths", default="nghttpx,central")
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                         help="environment for the gateway (repeatable)")
+    parser.add_argument("--baseline-bin",
+                        help="a second build's .build/release, measured as central-before in the same rounds "
+                             "(the order rotated each round, so the two alternate)")
+    parser.add_argument("--baseline-env", action="append", default=[], metavar="KEY=VALUE",
+                        help="environment for the --baseline-bin gateway (repeatable)")
     parser.add_argument("--pin", action="store_true",
                         help="the relay on CPU 0, the backend and h2load on CPU 1 (steadier capacity figures)")
     args = parser.parse_args()
@@ -108,6 +113,10 @@ def main():
             gateway = Gateway("central", bin_dir, backend_port, False, "info", args.env)
             gateways.append(gateway)
             paths.append(("central", gateway.port, gateway.proc.pid))
+            if args.baseline_bin:
+                gateway = Gateway("central-before", args.baseline_bin, backend_port, False, "info", args.baseline_env)
+                gateways.append(gateway)
+                paths.append(("central-before", gateway.port, gateway.proc.pid))
         for _, port, pid in paths:
             wait_port(port)
             if args.pin:
@@ -140,7 +149,12 @@ def main():
                                cpu_us=cpu / max(1, res["2xx"]) * 1e6, cores=cpu / wall, capacity=capacity)
                     rows.setdefault((name, factor), []).append(res)
                     time.sleep(1)
-                print(f"round {r + 1} {name}: capacity {capacity:.0f}/s", flush=True)
+                # Each round's figures too: on a shared machine the medians hide a spread worth seeing.
+                each = "; ".join(
+                    f"{f:g}×: {100 * rows[(name, f)][-1]['admitted'] / capacity:.0f} % admitted, "
+                    f"{rows[(name, f)][-1]['5xx']} refused, p50 / p99 {rows[(name, f)][-1]['p50']:.1f} / "
+                    f"{rows[(name, f)][-1]['p99']:.1f} ms" for f in factors)
+                print(f"round {r + 1} {name}: capacity {capacity:.0f}/s; {each}", flush=True)
         med = statistics.median
         print(f"\nOverload, nginx backend (32-chunk burst), h2load open loop, medians of {args.rounds} rounds")
         print("| relay | capacity/s | load | offered/s | admitted/s (% of capacity) | 503 | lost (errored / timed out) "
