@@ -37,6 +37,20 @@ struct LoadShedderTests {
         }
     }
 
+    @Test("A pass's first admission asks for its end after the pass; a loop far from its limit ends it at once")
+    func passAction() {
+        var s = self.shedder(maxInFlight: 100, lagMilliseconds: 20)
+        #expect(s.countsPasses, "unmeasured: the busy interval")
+        #expect(s.admitted() == .endAfterThisPass)
+        #expect(s.admitted() == .none && s.passAdmitted == 2)
+        s.passEnded()
+        #expect(s.admitted() == .endAfterThisPass && s.passAdmitted == 1)
+        s.passEnded()
+        self.feed(&s, [(lag: 0.2, busy: 0.2), (lag: 0.2, busy: 0.2)])
+        #expect(!s.countsPasses)
+        #expect(s.admitted() == .none && s.passAdmitted == 0, "counted and ended at once: no task a request")
+    }
+
     @Test("A loop far from its limit is measured every 50 ms; one that is busy, lagging or shedding every 5 ms")
     func measurementInterval() {
         var s = self.shedder(lagMilliseconds: 20)

@@ -96,15 +96,8 @@ final class EventLoopLoad: @unchecked Sendable {
     /// A request that passed ``screen()`` goes on: it is in flight until ``finished()``.
     func admitted() {
         self.eventLoop.assertInEventLoop()
-        self.shedder.admitted()
-        guard self.shedder.passAdmitted == 1 else { return }
-        // The first admission of this pass: NIO runs a task submitted now after the pass's I/O, which
-        // is where the pass's count ends (``LoadShedder/passEnded()``). A loop far from its limit ends
-        // the count at once: no task a request.
-        if self.shedder.countsPasses {
+        if self.shedder.admitted() == .endAfterThisPass {
             self.eventLoop.execute { self.shedder.passEnded() }
-        } else {
-            self.shedder.passEnded()
         }
     }
 

@@ -257,12 +257,28 @@ struct LoadShedder {
         return .admit
     }
 
+    /// What the loop does about its pass's count after an admission.
+    enum PassAction: Equatable, Sendable {
+        case none
+        /// The pass's first admission on a loop whose passes are counted: call ``passEnded()`` from a
+        /// task submitted now — NIO runs it after the pass's I/O, which is where the pass ends.
+        case endAfterThisPass
+    }
+
     /// A request that passed ``screen(at:waited:)`` goes on: it is counted in flight until
-    /// ``requestFinished()``.
-    mutating func admitted() {
+    /// ``requestFinished()``. A loop far from its limit (``countsPasses`` false) ends the pass's count
+    /// at once: no task a request.
+    @discardableResult
+    mutating func admitted() -> PassAction {
         self.inFlight += 1
         self.passAdmitted += 1
         self.bound.admitted(inFlight: self.inFlight)
+        guard self.passAdmitted == 1 else { return .none }
+        guard self.countsPasses else {
+            self.passEnded()
+            return .none
+        }
+        return .endAfterThisPass
     }
 
     /// Whether the loop's passes are counted (``passEnded()`` after each): while it is measured at the
