@@ -150,10 +150,9 @@ def main():
                     rows.setdefault((name, factor), []).append(res)
                     time.sleep(1)
                 # Each round's figures too: on a shared machine the medians hide a spread worth seeing.
-                each = "; ".join(
-                    f"{f:g}×: {100 * rows[(name, f)][-1]['admitted'] / capacity:.0f} % admitted, "
-                    f"{rows[(name, f)][-1]['5xx']} refused, p50 / p99 {rows[(name, f)][-1]['p50']:.1f} / "
-                    f"{rows[(name, f)][-1]['p99']:.1f} ms" for f in factors)
+                last = [(f, rows[(name, f)][-1]) for f in factors]
+                each = "; ".join(f"{f:g}×: {100 * x['admitted'] / capacity:.0f} % admitted, {x['5xx']} refused, "
+                                 f"p50 / p99 {x['p50']:.1f} / {x['p99']:.1f} ms" for f, x in last)
                 print(f"round {r + 1} {name}: capacity {capacity:.0f}/s; {each}", flush=True)
         med = statistics.median
         print(f"\nOverload, nginx backend (32-chunk burst), h2load open loop, medians of {args.rounds} rounds")

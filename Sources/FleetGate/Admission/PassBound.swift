@@ -62,7 +62,7 @@ struct PassBound: Sendable, Equatable {
     private var busy = 1.0
     /// Measurements since the last one behind the target with a pass larger than the minimum, or
     /// the last after which a timed pass refused on a busy loop; nil: neither since measuring began.
-    private var sinceBehind: Int?
+    private var sinceOverload: Int?
     /// Requests refused since the last measurement because their pass had admitted for its time.
     private var timeRefusals = 0
 
@@ -76,7 +76,7 @@ struct PassBound: Sendable, Equatable {
     /// there. A loop whose passes are long from relaying car streams' tokens, admitting a few each, is
     /// not timed by being behind; nor held timed by its own timed refusals unless it is busy.
     var timesPasses: Bool {
-        self.limit != nil || (self.sinceBehind.map { $0 < self.configuration.timedMeasurements } ?? false)
+        self.limit != nil || (self.sinceOverload.map { $0 < self.configuration.timedMeasurements } ?? false)
     }
 
     /// Whether a new request may be admitted in a pass that has admitted `admittedThisPass`; counts a
@@ -107,10 +107,10 @@ struct PassBound: Sendable, Equatable {
         }
         let batched = behind && self.largestPass > self.configuration.minimum
         let stillRefusing = self.timeRefusals > 0 && busy >= self.configuration.busyToHoldTiming
-        self.sinceBehind = batched || stillRefusing ? 0 : self.sinceBehind.map { $0 + 1 }
+        self.sinceOverload = batched || stillRefusing ? 0 : self.sinceOverload.map { $0 + 1 }
         guard let limit = self.limit else {
             // Behind with passes no larger than the minimum: they are not what makes it late.
-            guard behind, self.largestPass > self.configuration.minimum else { return }
+            guard batched else { return }
             self.calmRun = 0
             self.busy = busy
             self.limit = max(self.configuration.minimum, self.scaled(self.largestPass, by: self.configuration.decrease))
@@ -140,7 +140,7 @@ struct PassBound: Sendable, Equatable {
     /// No cap and no timed passes (delay shedding turned off, or the loop no longer measured).
     mutating func lift() {
         self.removeCap()
-        self.sinceBehind = nil
+        self.sinceOverload = nil
     }
 
     private mutating func removeCap() {
