@@ -2,7 +2,7 @@ package import NIOCore
 package import NIOHTTP1
 
 /// One keep-alive HTTP/1.1 connection to an upstream, as the last handler of its channel
-/// (`HTTPRequestEncoder`, NIO's `HTTPResponseDecoder`, this): it sends one exchange's request at a time
+/// (``HTTP1RequestWriter``, NIO's `HTTPResponseDecoder`, this): it sends one exchange's request at a time
 /// and hands that exchange's ``HTTP1ResponseReceiver`` the response on the receiver's loop, with no
 /// future or promise per body piece (issue #19). The body pieces one read of the socket brings (NIO's
 /// decoder makes one per chunked-encoding chunk: a streamed answer's 32 tokens often arrive in one
@@ -45,20 +45,22 @@ package final class HTTP1ClientConnection: ChannelDuplexHandler {
 
     // MARK: From the pool and the receiver
 
-    /// Sends `head` and `body` and reports the response to `receiver`.
-    func send(_ head: HTTPRequestHead, body: ByteBuffer, to receiver: any HTTP1ResponseReceiver) {
+    /// What NIO's response decoder is told of each request (``HTTP1RequestWriter``): its method.
+    private static let postMethod = HTTPRequestHead(version: .http1_1, method: .POST, uri: "/")
+
+    /// Sends `request` and reports the response to `receiver`.
+    func send(_ request: HTTP1Request, to receiver: any HTTP1ResponseReceiver) {
         guard let context = self.context, !self.isClosed else {
             return receiver.exchangeDidFail(Closed(), retryable: self.exchanges > 0)
         }
         self.receiver = receiver
         self.exchanges += 1
         self.answerBytesSeen = false
-        self.keepAlive = head.isKeepAlive
+        self.keepAlive = true  // an HTTP/1.1 request without `connection: close`
         self.paused = false
         self.pendingBody = nil
-        context.write(self.wrapOutboundOut(.head(head)), promise: nil)
-        context.write(self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
-        context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
+        context.write(self.wrapOutboundOut(.head(Self.postMethod)), promise: nil)
+        context.writeAndFlush(self.wrapOutboundOut(.body(.byteBuffer(request.bytes))), promise: nil)
     }
 
     /// ``HTTP1ResponseByteWatch``: bytes came from the server.

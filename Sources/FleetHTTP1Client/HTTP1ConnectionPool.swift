@@ -13,7 +13,9 @@ package final class HTTP1ConnectionPool {
     /// The parked connections (the state machine's ids).
     private var parked: [ObjectIdentifier: HTTP1ClientConnection] = [:]
 
-    init(eventLoop: any EventLoop, endpoint: HTTP1Endpoint, configuration: HTTP1PoolState<ObjectIdentifier>.Configuration) {
+    init(
+        eventLoop: any EventLoop, endpoint: HTTP1Endpoint, configuration: HTTP1PoolState<ObjectIdentifier>.Configuration
+    ) {
         self.eventLoop = eventLoop
         self.endpoint = endpoint
         self.state = HTTP1PoolState(configuration: configuration)
@@ -27,7 +29,7 @@ package final class HTTP1ConnectionPool {
     package var idleCount: Int { self.state.idleCount }
 
     /// Sends a `POST` of `body` to `path` (after the endpoint's prefix), with `headers` beside the
-    /// endpoint's own and `accept` (``HTTP1Endpoint/postHead(path:contentLength:headers:accept:)``), on a
+    /// endpoint's own and `accept` (``HTTP1Endpoint/post(path:body:headers:accept:)``), on a
     /// parked connection or a new one (`newConnection`: always a new one — the retry of an exchange
     /// whose parked connection the server had closed); the response goes to `receiver`.
     package func post(
@@ -35,21 +37,23 @@ package final class HTTP1ConnectionPool {
         accept: String = "text/event-stream", newConnection: Bool = false, to receiver: any HTTP1ResponseReceiver
     ) {
         self.eventLoop.preconditionInEventLoop()
-        let head = self.endpoint.postHead(path: path, contentLength: body.readableBytes, headers: headers, accept: accept)
+        let request = self.endpoint.post(path: path, body: body, headers: headers, accept: accept)
         let (lease, expired) = newConnection ? (.connect, []) : self.state.lease(now: .now())
         self.close(expired)
         switch lease {
         case .reuse(let id):
             let connection = self.parked.removeValue(forKey: id)!
             guard receiver.exchangeAttached(connection) else { return self.released(connection, reusable: true) }
-            connection.send(head, body: body, to: receiver)
+            connection.send(request, to: receiver)
         case .connect:
             let connection = HTTP1ClientConnection(pool: self)
             self.endpoint.bootstrap(on: self.eventLoop, handler: connection).assumeIsolated().whenComplete { result in
                 switch result {
                 case .success:
-                    guard receiver.exchangeAttached(connection) else { return self.released(connection, reusable: true) }
-                    connection.send(head, body: body, to: receiver)
+                    guard receiver.exchangeAttached(connection) else {
+                        return self.released(connection, reusable: true)
+                    }
+                    connection.send(request, to: receiver)
                 case .failure(let error):
                     receiver.exchangeDidFail(error, retryable: false)
                 }
@@ -59,7 +63,8 @@ package final class HTTP1ConnectionPool {
 
     /// An exchange on `connection` ended: park it for the next, or close it.
     func released(_ connection: HTTP1ClientConnection, reusable: Bool) {
-        let (park, expired) = self.state.released(ObjectIdentifier(connection), reusable: reusable && !connection.isClosed, now: .now())
+        let (park, expired) = self.state.released(
+            ObjectIdentifier(connection), reusable: reusable && !connection.isClosed, now: .now())
         self.close(expired)
         if park {
             self.parked[ObjectIdentifier(connection)] = connection

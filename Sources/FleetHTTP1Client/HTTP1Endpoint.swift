@@ -6,7 +6,8 @@ package import NIOSSL
 /// Where an upstream listens, from its base URL (`http://host:port/prefix`, or `https://` with a TLS
 /// context), and how a connection to it is opened: swift-nio-ssl's `NIOSSLClientHandler` for https
 /// (SNI and the certificate's name checked against the host, or its IP address for an IP literal),
-/// NIO's request encoder and response decoder, then the ``HTTP1ClientConnection``.
+/// the writer of its framed requests (``HTTP1RequestWriter``), NIO's response decoder, then the
+/// ``HTTP1ClientConnection``.
 package struct HTTP1Endpoint: Sendable {
     /// The base URL is not `http://host[:port][/path]`, nor `https://…` with a TLS context.
     package struct Unsupported: Error, CustomStringConvertible {
@@ -56,6 +57,8 @@ package struct HTTP1Endpoint: Sendable {
         }
         if host.hasPrefix("["), host.hasSuffix("]") { host = host.dropFirst().dropLast() }
         guard !host.isEmpty, !host.contains("@") else { throw Unsupported(url: baseURL) }
+        // Authority and prefix go into each request's head as they are: no space or control byte may end a line early.
+        guard rest.utf8.allSatisfy({ $0 > 0x20 && $0 != 0x7F }) else { throw Unsupported(url: baseURL) }
         self.host = String(host)
         self.port = port
         self.pathPrefix = String(rest[slash...])
@@ -64,32 +67,28 @@ package struct HTTP1Endpoint: Sendable {
         self.connectTimeout = connectTimeout
     }
 
-    /// `POST <prefix><path>` with a JSON body of `contentLength` bytes, asking for `accept` (SSE unless
-    /// told: a `stream: false` request asks for JSON), with `extra` headers.
-    package func postHead(
-        path: String, contentLength: Int, headers extra: [(name: String, value: String)] = [],
+    /// `POST <prefix><path>` of the JSON `body`, asking for `accept` (SSE unless told: a `stream: false`
+    /// request asks for JSON), with `extra` headers after the endpoint's own: `host`, `content-type`,
+    /// `accept`, then `content-length`.
+    package func post(
+        path: String, body: ByteBuffer, headers extra: [(name: String, value: String)] = [],
         accept: String = "text/event-stream"
-    ) -> HTTPRequestHead {
-        // Collected first and wrapped once: `HTTPHeaders.add` checks each name for `connection`
-        // (~470 instructions a field; issue #19), and none of these is one.
-        var fields: [(String, String)] = []
-        fields.reserveCapacity(4 + extra.count)
-        fields.append(("host", self.authority))
-        fields.append(("content-type", "application/json"))
-        fields.append(("accept", accept))
-        fields.append(("content-length", String(contentLength)))
-        for header in extra { fields.append((header.name, header.value)) }
-        return HTTPRequestHead(version: .http1_1, method: .POST, uri: self.pathPrefix + path, headers: HTTPHeaders(fields))
+    ) -> HTTP1Request {
+        HTTP1Request(target: self.pathPrefix + path, host: self.authority, accept: accept, headers: extra, body: body)
     }
 
-    /// Every head the pool sends comes from ``postHead(path:contentLength:headers:accept:)``, which
-    /// frames it with `content-length`: the encoder need not check and edit each head's framing
-    /// headers (which copied the head, ~3 k instructions a request; issue #19).
-    private static let encoderConfiguration = {
-        var configuration = HTTPRequestEncoder.Configuration()
-        configuration.automaticallySetFramingHeaders = false
-        return configuration
-    }()
+    /// A connection's handlers after TLS, in pipeline order, ending in `connection`.
+    package static func handlers(ending connection: HTTP1ClientConnection) -> [any ChannelHandler] {
+        [
+            HTTP1RequestWriter(),
+            HTTP1ResponseByteWatch(connection: connection),
+            ByteToMessageHandler(
+                HTTPResponseDecoder(
+                    leftOverBytesStrategy: .dropBytes, informationalResponseStrategy: .drop, limitConfiguration: .init()
+                )),
+            connection,
+        ]
+    }
 
     /// Opens a connection on `eventLoop` ending in `handler`.
     func bootstrap(on eventLoop: any EventLoop, handler: HTTP1ClientConnection) -> EventLoopFuture<any Channel> {
@@ -104,15 +103,7 @@ package struct HTTP1Endpoint: Sendable {
                         try channel.pipeline.syncOperations.addHandler(
                             NIOSSLClientHandler(context: tls, serverHostname: literal ? nil : host))
                     }
-                    try channel.pipeline.syncOperations.addHandlers([
-                        HTTPRequestEncoder(configuration: Self.encoderConfiguration),
-                        HTTP1ResponseByteWatch(connection: bound.value),
-                        ByteToMessageHandler(
-                            HTTPResponseDecoder(
-                                leftOverBytesStrategy: .dropBytes, informationalResponseStrategy: .drop,
-                                limitConfiguration: .init())),
-                        bound.value,
-                    ])
+                    try channel.pipeline.syncOperations.addHandlers(Self.handlers(ending: bound.value))
                 }
             }
         if let address = self.address { return bootstrap.connect(to: address) }

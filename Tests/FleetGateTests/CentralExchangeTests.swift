@@ -1,9 +1,10 @@
-@testable import FleetGate
-@testable import FleetHTTP1Client
 import NIOCore
 import NIOEmbedded
 import NIOHTTP1
 import Testing
+
+@testable import FleetGate
+@testable import FleetHTTP1Client
 
 /// The central exchange between the HTTP/1.1 connection and the dispatcher, on an embedded channel.
 @Suite("Central exchange")
@@ -48,20 +49,14 @@ struct CentralExchangeTests {
         let connection = HTTP1ClientConnection(pool: pool)
         let counter = ReadCounter()
         let channel = EmbeddedChannel(loop: loop)
-        try channel.pipeline.syncOperations.addHandlers([
-            counter, HTTPRequestEncoder(), HTTP1ResponseByteWatch(connection: connection),
-            ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .dropBytes, informationalResponseStrategy: .drop)),
-            connection,
-        ])
+        try channel.pipeline.syncOperations.addHandlers([counter] + HTTP1Endpoint.handlers(ending: connection))
         let relay = Relay()
         let exchange = CentralExchange(
             relay: relay, attempt: 1, pool: pool, path: "/v1/chat/completions", body: ByteBuffer(string: "{}"),
             headers: [])
         relay.exchange = exchange
         #expect(exchange.exchangeAttached(connection))
-        connection.send(
-            HTTPRequestHead(version: .http1_1, method: .POST, uri: "/v1/chat/completions"), body: ByteBuffer(string: "{}"),
-            to: exchange)
+        connection.send(pool.endpoint.post(path: "/chat/completions", body: ByteBuffer(string: "{}")), to: exchange)
         try channel.writeInbound(
             ByteBuffer(string: "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\ne\r\ndata: [DONE]\n\n\r\n"))
         #expect(relay.received == ["data: [DONE]\n\n"] && !relay.open)

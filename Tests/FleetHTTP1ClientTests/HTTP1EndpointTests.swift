@@ -1,5 +1,6 @@
 import FleetHTTP1Client
 import NIOCore
+import NIOEmbedded
 import NIOHTTP1
 import NIOSSL
 import Testing
@@ -47,21 +48,66 @@ struct HTTP1EndpointTests {
         }
     }
 
-    @Test("The POST head: prefix and path, Host, JSON in, SSE out, length, then the caller's headers", .timeLimit(.minutes(1)))
-    func head() throws {
+    @Test(
+        "The POST: prefix and path, Host, JSON in, SSE out, the caller's headers, then the length",
+        .timeLimit(.minutes(1)))
+    func post() throws {
         let endpoint = try HTTP1Endpoint(baseURL: "http://127.0.0.1:8000/v1", connectTimeout: .seconds(1))
-        let head = endpoint.postHead(
-            path: "/chat/completions", contentLength: 42, headers: [("x-request-id", "r-1"), ("traceparent", "00-ab")])
-        #expect(head.method == .POST && head.uri == "/v1/chat/completions" && head.version == .http1_1)
-        #expect(head.headers.map { "\($0.name): \($0.value)" } == [
-            "host: 127.0.0.1:8000", "content-type: application/json", "accept: text/event-stream",
-            "content-length: 42", "x-request-id: r-1", "traceparent: 00-ab",
-        ])
-        #expect(head.isKeepAlive)
+        let request = endpoint.post(
+            path: "/chat/completions", body: ByteBuffer(string: "{}"),
+            headers: [("x-request-id", "r-1"), ("traceparent", "00-ab")])
+        #expect(
+            String(buffer: request.bytes) == "POST /v1/chat/completions HTTP/1.1\r\n"
+                + "host: 127.0.0.1:8000\r\ncontent-type: application/json\r\naccept: text/event-stream\r\n"
+                + "x-request-id: r-1\r\ntraceparent: 00-ab\r\ncontent-length: 2\r\n\r\n{}")
         // A request for one JSON answer (`stream: false`) asks for JSON, in the same place.
-        let whole = endpoint.postHead(path: "/completions", contentLength: 7, accept: "application/json")
-        #expect(whole.headers.map { "\($0.name): \($0.value)" } == [
-            "host: 127.0.0.1:8000", "content-type: application/json", "accept: application/json", "content-length: 7",
-        ])
+        let whole = endpoint.post(path: "/completions", body: ByteBuffer(string: "1234567"), accept: "application/json")
+        #expect(
+            String(buffer: whole.bytes) == "POST /v1/completions HTTP/1.1\r\n"
+                + "host: 127.0.0.1:8000\r\ncontent-type: application/json\r\naccept: application/json\r\n"
+                + "content-length: 7\r\n\r\n1234567")
+        // Each line NIO's parser reads back as the request sent: method, target, fields, body.
+        let parsed = try Self.parse(request.bytes)
+        #expect(parsed.head.method == .POST && parsed.head.uri == "/v1/chat/completions")
+        #expect(parsed.head.headers["traceparent"] == ["00-ab"] && parsed.body == "{}")
+    }
+
+    @Test(
+        "A field that could end a line early is left out; a prefix with a space or control byte is refused",
+        .timeLimit(.minutes(1)))
+    func smuggling() throws {
+        let endpoint = try HTTP1Endpoint(baseURL: "http://127.0.0.1:8000/v1", connectTimeout: .seconds(1))
+        let request = endpoint.post(
+            path: "/chat/completions", body: ByteBuffer(string: "{}"),
+            headers: [
+                ("tracestate", "a=1\r\nx-admin: yes"), ("x-a", "b\nc"), ("x-nul", "a\u{0}"), ("bad name", "v"),
+                ("", "v"), ("x-ok", "fine; q=\"1\""),
+            ])
+        #expect(request.omitted == 5)
+        let parsed = try Self.parse(request.bytes)
+        #expect(parsed.head.headers.map(\.name) == ["host", "content-type", "accept", "x-ok", "content-length"])
+        for url in [
+            "http://127.0.0.1:8000/v1 HTTP/1.0", "http://127.0.0.1:8000/v1\r\nx: y", "http://h/a\u{7F}",
+            "http://h\r\nx: y:80/v1",
+        ] {
+            #expect(throws: HTTP1Endpoint.Unsupported.self, "\(url)") {
+                try HTTP1Endpoint(baseURL: url, connectTimeout: .seconds(1))
+            }
+        }
+    }
+
+    /// The request as NIO's server-side decoder reads it.
+    private static func parse(_ bytes: ByteBuffer) throws -> (head: HTTPRequestHead, body: String) {
+        let channel = EmbeddedChannel(handler: ByteToMessageHandler(HTTPRequestDecoder()))
+        try channel.writeInbound(bytes)
+        guard case .head(let head) = try channel.readInbound(as: HTTPServerRequestPart.self) else {
+            throw ChannelError.inappropriateOperationForState
+        }
+        var body = ""
+        while let part = try channel.readInbound(as: HTTPServerRequestPart.self) {
+            if case .body(let piece) = part { body += String(buffer: piece) }
+        }
+        _ = try channel.finish()
+        return (head, body)
     }
 }
