@@ -31,6 +31,7 @@ LD_PRELOAD=$work/shim.so valgrind --tool=callgrind --callgrind-out-file="$work/c
   --client-port "$client" --tunnel-port "$tunnel" --admin-port "$admin" --threads 1 --log-level info \
   --central "eu-central=http://127.0.0.1:$backend_port/v1" > /dev/null 2>&1 &
 gw=$!
+trap 'kill -KILL "$gw" 2>/dev/null; kill -- -"$backend" 2>/dev/null; rm -rf "$work"' EXIT
 wait_port "$admin"
 # Until the central directory's first model refresh has the model.
 for _ in $(seq 600); do

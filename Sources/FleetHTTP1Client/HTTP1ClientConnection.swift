@@ -45,9 +45,6 @@ package final class HTTP1ClientConnection: ChannelDuplexHandler {
 
     // MARK: From the pool and the receiver
 
-    /// What NIO's response decoder is told of each request (``HTTP1RequestWriter``): its method.
-    private static let postMethod = HTTPRequestHead(version: .http1_1, method: .POST, uri: "/")
-
     /// Sends `request` and reports the response to `receiver`.
     func send(_ request: HTTP1Request, to receiver: any HTTP1ResponseReceiver) {
         guard let context = self.context, !self.isClosed else {
@@ -59,7 +56,7 @@ package final class HTTP1ClientConnection: ChannelDuplexHandler {
         self.keepAlive = true  // an HTTP/1.1 request without `connection: close`
         self.paused = false
         self.pendingBody = nil
-        context.write(self.wrapOutboundOut(.head(Self.postMethod)), promise: nil)
+        context.write(self.wrapOutboundOut(.head(HTTP1Request.decoderHead)), promise: nil)
         context.writeAndFlush(self.wrapOutboundOut(.body(.byteBuffer(request.bytes))), promise: nil)
     }
 

@@ -57,8 +57,9 @@ package struct HTTP1Endpoint: Sendable {
         }
         if host.hasPrefix("["), host.hasSuffix("]") { host = host.dropFirst().dropLast() }
         guard !host.isEmpty, !host.contains("@") else { throw Unsupported(url: baseURL) }
-        // Authority and prefix go into each request's head as they are: no space or control byte may end a line early.
-        guard rest.utf8.allSatisfy({ $0 > 0x20 && $0 != 0x7F }) else { throw Unsupported(url: baseURL) }
+        // Authority and prefix go into each request's head as they are: visible ASCII only (no space or
+        // control byte to end a line early; a name or path beyond ASCII must come percent-encoded).
+        guard rest.utf8.allSatisfy({ (0x21...0x7E).contains($0) }) else { throw Unsupported(url: baseURL) }
         self.host = String(host)
         self.port = port
         self.pathPrefix = String(rest[slash...])
@@ -68,8 +69,8 @@ package struct HTTP1Endpoint: Sendable {
     }
 
     /// `POST <prefix><path>` of the JSON `body`, asking for `accept` (SSE unless told: a `stream: false`
-    /// request asks for JSON), with `extra` headers after the endpoint's own: `host`, `content-type`,
-    /// `accept`, then `content-length`.
+    /// request asks for JSON): the endpoint's `host`, `content-type` and `accept`, then the `extra`
+    /// headers, then `content-length` (``HTTP1Request``).
     package func post(
         path: String, body: ByteBuffer, headers extra: [(name: String, value: String)] = [],
         accept: String = "text/event-stream"

@@ -163,6 +163,31 @@ struct HTTP1ClientConnectionTests {
         _ = try? channel.finish()
     }
 
+    @Test(
+        "A reused connection's second answer is paired with its request and parked again; one the server closes is not",
+        .timeLimit(.minutes(1)))
+    func reuseAndServerClose() throws {
+        let (channel, connection, pool) = try Self.connected()
+        connection.send(Self.request, to: Recorder())
+        try channel.writeInbound(ByteBuffer(string: "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"))
+        #expect(pool.idleCount == 1)
+        // The pool leases the parked connection; NIO's decoder is told of this request too (without
+        // its `.head` it would refuse the answer as unsolicited).
+        let second = Recorder()
+        pool.post(path: "/chat/completions", body: ByteBuffer(string: "{}"), to: second)
+        #expect(pool.idleCount == 0)
+        try channel.writeInbound(ByteBuffer(string: "HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\ntwo"))
+        #expect(second.events == ["head 200", "body two", "end"])
+        #expect(pool.idleCount == 1 && !connection.isClosed)
+        let last = Recorder()
+        pool.post(path: "/chat/completions", body: ByteBuffer(string: "{}"), to: last)
+        try channel.writeInbound(
+            ByteBuffer(string: "HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 4\r\n\r\nlast"))
+        #expect(last.events == ["head 200", "body last", "end"])
+        #expect(pool.idleCount == 0 && connection.isClosed)
+        _ = try? channel.finish()
+    }
+
     @Test("A first exchange is never retried, whatever ends it", .timeLimit(.minutes(1)))
     func firstExchangeIsNotRetryable() throws {
         let (channel, connection, _) = try Self.connected()
