@@ -30,12 +30,8 @@ instructions() {  # DIR BIN N → total Ir of the gateway
     --central "eu-central=http://127.0.0.1:$backend_port/v1" > /dev/null 2>&1 &
   gw=$!
   wait_port "$admin"
-  # Until the central directory's first model refresh: one request answered 200 (in both runs, so it cancels).
-  for _ in $(seq 600); do
-    [ "$(curl -s -o /dev/null -w '%{http_code}' --http2-prior-knowledge -H 'content-type: application/json' \
-      -d @"$work/body.json" "http://127.0.0.1:$client/v1/chat/completions")" = 200 ] && break
-    sleep 0.2
-  done
+  # Until the central directory's first model refresh (one request answered 200, in both runs, so it cancels).
+  wait_central "$client" "$work/body.json"
   ok=$(h2load -n "$n" -c 1 -m 1 -d "$work/body.json" -H 'content-type: application/json' \
     "http://127.0.0.1:$client/v1/chat/completions" 2>&1 | awk '/^status codes:/ {print $3}')
   [ "$ok" = "$n" ] || { echo "only $ok of $n answered 200" >&2; touch "$work/failed"; }

@@ -17,6 +17,15 @@ SHIM
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 # Waits (up to 3 min: a gateway under valgrind starts slowly) until 127.0.0.1:$1 accepts connections.
 wait_port() { for _ in $(seq 1800); do (echo > /dev/tcp/127.0.0.1/"$1") 2>/dev/null && return; sleep 0.1; done; }
+# Waits (up to 2 min) until the gateway on client port $1 answers the chat request in file $2 with 200: central's
+# models are known after the central directory's first refresh.
+wait_central() {
+  for _ in $(seq 600); do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' --http2-prior-knowledge -H 'content-type: application/json' \
+      -d @"$2" "http://127.0.0.1:$1/v1/chat/completions")" = 200 ] && return
+    sleep 0.2
+  done
+}
 # Waits until the gateway whose admin port is $1 has its one car registered.
 wait_car() { for _ in $(seq 1800); do curl -s "http://127.0.0.1:$1/readyz" | grep -q '"cars":1' && return; sleep 0.1; done; }
 # The instruction total of callgrind output file $1.

@@ -33,12 +33,7 @@ LD_PRELOAD=$work/shim.so valgrind --tool=callgrind --callgrind-out-file="$work/c
 gw=$!
 trap 'kill -KILL "$gw" 2>/dev/null; kill -- -"$backend" 2>/dev/null; rm -rf "$work"' EXIT
 wait_port "$admin"
-# Until the central directory's first model refresh has the model.
-for _ in $(seq 600); do
-  [ "$(curl -s -o /dev/null -w '%{http_code}' --http2-prior-knowledge -H 'content-type: application/json' \
-    -d @"$work/body.json" "http://127.0.0.1:$client/v1/chat/completions")" = 200 ] && break
-  sleep 0.2
-done
+wait_central "$client" "$work/body.json"  # the central directory's first model refresh
 load() { h2load -n "$1" -c 1 -m 1 -d "$work/body.json" -H 'content-type: application/json' \
   "http://127.0.0.1:$client/v1/chat/completions" 2>&1 | awk '/^status codes:/ {print $3}'; }
 load "$WARM" > /dev/null
