@@ -99,6 +99,7 @@ let package = Package(
             name: "FleetHTTP1Client",
             dependencies: nio + [
                 .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -1,3 +1,4 @@
+import HTTPTypes
 package import NIOCore
 import NIOHTTP1
 
@@ -6,8 +7,9 @@ import NIOHTTP1
 /// `HTTPRequestEncoder` turned a head, a body and an end into three writes and walked `HTTPHeaders`
 /// field by field: ~29 k instructions of a central stream's ~390 k (issue #19, session 15).
 ///
-/// A header whose name is not an HTTP token, or whose value holds a CR, LF or NUL, is left out rather
-/// than sent: no field may end a line early and smuggle another. So is one that would frame the
+/// A header whose name is not an HTTP token, or whose value is not a valid field value (a CR, LF, NUL
+/// or other control byte; swift-http-types' RFC 9110 checks), is left out rather than sent: no field may
+/// end a line early and smuggle another. So is one that would frame the
 /// request or the connection a second time (`content-length`, `transfer-encoding`, `host`,
 /// `connection` and the other hop-by-hop fields): this type writes those itself. The gateway's callers
 /// pass values that nghttp2 or NIO's parser already refused to carry with such bytes (a client's
@@ -89,58 +91,28 @@ package struct HTTP1Request {
             self.at += bytes.count
         }
 
-        /// `name: value\r\n`, or nothing (false) when either could end the line or the head early.
+        /// `name: value\r\n`, or nothing (false) when the name is no token, the value no valid field
+        /// value (swift-http-types' RFC 9110 checks: no CR, LF, NUL or other control byte), or the
+        /// field one of ``framingFields``.
         mutating func putField(_ name: String, _ value: String) -> Bool {
-            var name = name
-            var value = value
-            return name.withUTF8 { name in
-                value.withUTF8 { value in
-                    guard !name.isEmpty, name.allSatisfy({ HTTP1Request.isTokenByte($0) }),
-                        !value.contains(where: { $0 == 0x0D || $0 == 0x0A || $0 == 0 }),
-                        !HTTP1Request.framesTheMessage(name)
-                    else { return false }
-                    self.put(name)
-                    self.put(": ")
-                    self.put(value)
-                    self.put("\r\n")
-                    return true
-                }
-            }
+            guard let field = HTTPField.Name(name), HTTPField.isValidValue(value),
+                !HTTP1Request.framingFields.contains(field)
+            else { return false }
+            self.put(name)
+            self.put(": ")
+            self.put(value)
+            self.put("\r\n")
+            return true
         }
     }
 
     /// The fields this type writes itself or that speak for the connection, not the request (RFC 9110
     /// §7.6.1): a caller's copy would frame the message twice (a second `content-length`, a
-    /// `transfer-encoding` beside it — the stuff of request smuggling) or contradict keep-alive.
-    private static let framingFields: [StaticString] = [
-        "content-length", "transfer-encoding", "host", "connection", "keep-alive", "proxy-connection", "te",
-        "trailer", "upgrade", "expect",
+    /// `transfer-encoding` beside it — the stuff of request smuggling) or contradict keep-alive. Names
+    /// compare in any case.
+    private static let framingFields: Set<HTTPField.Name> = [
+        .contentLength, .transferEncoding, .connection, .te, .trailer, .upgrade, .expect,
+        // Not swift-http-types' constants: `host` is HTTP/2's `:authority` there; these two are not registered.
+        HTTPField.Name("host")!, HTTPField.Name("keep-alive")!, HTTPField.Name("proxy-connection")!,
     ]
-
-    /// Whether `name` (any case) is one of ``framingFields``: a length test for most fields.
-    static func framesTheMessage(_ name: UnsafeBufferPointer<UInt8>) -> Bool {
-        for field in Self.framingFields where field.utf8CodeUnitCount == name.count {
-            let bytes = UnsafeBufferPointer(start: field.utf8Start, count: field.utf8CodeUnitCount)
-            if zip(bytes, name).allSatisfy({ lower, byte in
-                lower == ((0x41...0x5A).contains(byte) ? byte | 0x20 : byte)
-            }) {
-                return true
-            }
-        }
-        return false
-    }
-
-    /// RFC 9110's `tchar`: the bytes of a field name.
-    static func isTokenByte(_ byte: UInt8) -> Bool {
-        switch byte {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-            UInt8(ascii: "0")...UInt8(ascii: "9"):
-            return true
-        default:
-            return Self.tokenPunctuation.contains(byte)
-        }
-    }
-
-    /// The punctuation a `tchar` may be.
-    private static let tokenPunctuation: Set<UInt8> = Set("!#$%&'*+-.^_`|~".utf8)
 }
