@@ -19,7 +19,7 @@ export FLEETGATE_FLEET_SECRET=bench-secret-0123456789abcdef FLEETGATE_TUNNEL_AUT
 backend=$(free_port)
 python3 "$here/burst_backend.py" --port "$backend" > /dev/null 2>&1 &
 backend_pid=$!
-trap 'kill "$backend_pid" 2>/dev/null; rm -rf "$work"' EXIT
+trap 'kill "$backend_pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 instructions() {  # DIR BIN N → total Ir of the agent
   local bin=$2 n=$3 out=$work/callgrind.out client tunnel admin gw agent token
   client=$(free_port); tunnel=$(free_port); admin=$(free_port)

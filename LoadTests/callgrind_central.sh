@@ -20,7 +20,7 @@ echo "{\"model\":\"fleet-8b\",\"max_tokens\":32,\"stream\":$stream,\"messages\":
 backend_port=$(free_port)
 "${FLEETGATE_PYTHON:-python3}" "$root/LoadTests/burst_backend.py" --port "$backend_port" > /dev/null 2>&1 &
 backend=$!
-trap 'kill "$backend" 2>/dev/null; rm -rf "$work"' EXIT
+trap 'kill "$backend" 2>/dev/null || true; rm -rf "$work"' EXIT
 wait_port "$backend_port"
 instructions() {  # DIR BIN N → total Ir of the gateway
   local bin=$2 n=$3 out=$work/callgrind.out client tunnel admin gw ok

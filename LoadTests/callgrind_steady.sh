@@ -22,7 +22,14 @@ script=$([ "$BACKEND" = burst ] && echo burst_backend.py || echo static_backend.
 # setsid: the backend's own group (static_backend.py starts nginx), stopped as one at the end.
 setsid "${FLEETGATE_PYTHON:-python3}" "$root/LoadTests/$script" --port "$backend_port" > /dev/null 2>&1 &
 backend=$!
-trap 'kill -- -"$backend" 2>/dev/null; rm -rf "$work"' EXIT
+gw=
+# Under `set -e` a failing kill in the trap would end it early and leave nginx running: each step may fail.
+cleanup() {
+  [ -z "$gw" ] || kill -KILL "$gw" 2>/dev/null || true
+  kill -- -"$backend" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
 wait_port "$backend_port"
 bin=$work/fleetgate
 strip --strip-debug -o "$bin" "$1/fleetgate"
@@ -31,7 +38,6 @@ LD_PRELOAD=$work/shim.so valgrind --tool=callgrind --callgrind-out-file="$work/c
   --client-port "$client" --tunnel-port "$tunnel" --admin-port "$admin" --threads 1 --log-level info \
   --central "eu-central=http://127.0.0.1:$backend_port/v1" > /dev/null 2>&1 &
 gw=$!
-trap 'kill -KILL "$gw" 2>/dev/null; kill -- -"$backend" 2>/dev/null; rm -rf "$work"' EXIT
 wait_port "$admin"
 wait_central "$client" "$work/body.json"  # the central directory's first model refresh
 load() { h2load -n "$1" -c 1 -m 1 -d "$work/body.json" -H 'content-type: application/json' \
