@@ -30,21 +30,36 @@ public enum Subprocess {
         process.standardOutput = out
         process.standardError = err
         process.standardInput = FileHandle.nullDevice
-        return try await withCheckedThrowingContinuation { continuation in
-            let outData = DataBox(), errData = DataBox()
-            out.fileHandleForReading.readabilityHandler = { h in outData.append(h.availableData) }
-            err.fileHandleForReading.readabilityHandler = { h in errData.append(h.availableData) }
-            process.terminationHandler = { p in
-                out.fileHandleForReading.readabilityHandler = nil
-                err.fileHandleForReading.readabilityHandler = nil
-                outData.append(out.fileHandleForReading.readDataToEndOfFile())
-                errData.append(err.fileHandleForReading.readDataToEndOfFile())
-                continuation.resume(
-                    returning: Result(status: p.terminationStatus, stdout: outData.string, stderr: errData.string))
-            }
-            do { try process.run() } catch { continuation.resume(throwing: error) }
-            DispatchQueue.global().asyncAfter(deadline: .now() + timeout) {
-                if process.isRunning { process.terminate() }
+        try process.run()
+        // Each pipe is read to EOF by its own blocking read, and the result is built only when both
+        // reads and the exit are done. (A `readabilityHandler` could still be appending a chunk it
+        // had read when the exit handler resumed, so a tool's whole output was sometimes lost: CI
+        // once saw nghttp exit 0 with an empty stdout.)
+        let timer = DispatchWorkItem { if process.isRunning { process.terminate() } }
+        DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: timer)
+        defer { timer.cancel() }
+        async let stdout = Self.readToEnd(out.fileHandleForReading)
+        async let stderr = Self.readToEnd(err.fileHandleForReading)
+        let (outData, errData) = await (stdout, stderr)
+        let status = await Self.waitForExit(process)
+        return Result(
+            status: status, stdout: String(decoding: outData, as: UTF8.self),
+            stderr: String(decoding: errData, as: UTF8.self))
+    }
+
+    /// Reads `handle` to EOF on a thread of its own (the read blocks).
+    private static func readToEnd(_ handle: FileHandle) async -> Data {
+        await withCheckedContinuation { continuation in
+            Thread.detachNewThread { continuation.resume(returning: handle.readDataToEndOfFile()) }
+        }
+    }
+
+    /// Waits for `process` to exit without blocking a cooperative thread.
+    private static func waitForExit(_ process: Process) async -> Int32 {
+        await withCheckedContinuation { continuation in
+            Thread.detachNewThread {
+                process.waitUntilExit()
+                continuation.resume(returning: process.terminationStatus)
             }
         }
     }
@@ -66,14 +81,5 @@ public enum Subprocess {
         public var description: String {
             "\(self.name) is not installed; run the README's test command (scripts/test.sh) to install it"
         }
-    }
-}
-
-private final class DataBox: @unchecked Sendable {
-    private let lock = NSLock()
-    private var data = Data()
-    func append(_ d: Data) { self.lock.lock(); self.data.append(d); self.lock.unlock() }
-    var string: String {
-        self.lock.lock(); defer { self.lock.unlock() }; return String(decoding: self.data, as: UTF8.self)
     }
 }
