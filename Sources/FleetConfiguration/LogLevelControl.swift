@@ -71,4 +71,13 @@ struct ControlledLogHandler: LogHandler {
         LogLine.writeToStandardError(
             LogLine.bytes(timestamp: LogLine.timestamp(), label: self.label, base: self.metadata, event: event))
     }
+
+    /// Writes a line whose metadata is `sortedFields` (``LogLine/bytes(timestamp:label:base:level:sortedFields:source:message:)``).
+    func log(level: Logger.Level, message: String, sortedFields: [(key: String, value: String)], source: String) {
+        guard level >= self.control.level else { return }
+        LogLine.writeToStandardError(
+            LogLine.bytes(
+                timestamp: LogLine.timestamp(), label: self.label, base: self.metadata, level: level,
+                sortedFields: sortedFields, source: source, message: message))
+    }
 }

@@ -44,35 +44,81 @@ package enum LogLine {
         for index in explicit.indices { fields.append(Field(key: explicit.keys[index], value: .event(index))) }
         for index in base.indices { fields.append(Field(key: base.keys[index], value: .logger(index))) }
         fields.sort { $0.key < $1.key }
+        return Self.line(
+            timestamp: timestamp, label: label, level: event.level, fields: fields, explicit: explicit, base: base,
+            source: event.source, message: event.message.description)
+    }
 
+    /// The line ``bytes(timestamp:label:base:event:)`` renders for an event whose metadata is `sortedFields`
+    /// (strings, keys strictly ascending) and no error — byte for byte, without the metadata dictionary
+    /// and the sort a line: the fields are merged with the logger's, which are few. The audit line's way
+    /// (``Logging/Logger/log(level:_:sortedFields:source:)``); `LogLineTests` checks it against the other.
+    package static func bytes(
+        timestamp: String, label: String, base: Logger.Metadata, level: Logger.Level,
+        sortedFields: [(key: String, value: String)], source: String, message: String
+    ) -> [UInt8] {
+        assert(zip(sortedFields, sortedFields.dropFirst()).allSatisfy { $0.key < $1.key }, "fields not sorted")
+        var logger = Array(base.indices)
+        logger.sort { base.keys[$0] < base.keys[$1] }
+        var line = Self.head(
+            timestamp: timestamp, label: label, level: level, fields: sortedFields.count + logger.count)
+        // A merge of two sorted runs; of two fields with one key the event's is rendered, the logger's skipped.
+        var next = logger.startIndex
+        for field in sortedFields {
+            while next < logger.endIndex {
+                let key = base.keys[logger[next]]
+                if key > field.key { break }
+                if key < field.key { line.append(field: key, value: base.values[logger[next]]) }
+                next += 1
+            }
+            line.append(field: field.key, text: field.value)
+        }
+        for index in logger[next...] { line.append(field: base.keys[index], value: base.values[index]) }
+        Self.finish(&line, source: source, message: message)
+        return line
+    }
+
+    /// Renders sorted `fields` (the first of several with one key) between the line's head and its source.
+    private static func line(
+        timestamp: String, label: String, level: Logger.Level, fields: [Field], explicit: Logger.Metadata,
+        base: Logger.Metadata, source: String, message: String
+    ) -> [UInt8] {
+        var line = Self.head(timestamp: timestamp, label: label, level: level, fields: fields.count)
+        var previous: String?
+        for field in fields where field.key != previous {
+            previous = field.key
+            switch field.value {
+            case .event(let index): line.append(field: field.key, value: explicit.values[index])
+            case .logger(let index): line.append(field: field.key, value: base.values[index])
+            case .text(let text): line.append(field: field.key, text: text)
+            }
+        }
+        Self.finish(&line, source: source, message: message)
+        return line
+    }
+
+    /// `TIMESTAMP LEVEL LABEL:`, in a buffer with room for the line.
+    private static func head(timestamp: String, label: String, level: Logger.Level, fields: Int) -> [UInt8] {
         var line: [UInt8] = []
-        line.reserveCapacity(128 + 48 * fields.count)
+        line.reserveCapacity(128 + 48 * fields)
         line.append(utf8: timestamp)
         line.append(UInt8(ascii: " "))
-        line.append(utf8: event.level.rawValue)
+        line.append(utf8: level.rawValue)
         if !label.isEmpty {
             line.append(UInt8(ascii: " "))
             line.append(utf8: label)
         }
         line.append(UInt8(ascii: ":"))
-        var previous: String?
-        for field in fields where field.key != previous {
-            previous = field.key
-            line.append(UInt8(ascii: " "))
-            line.append(utf8: field.key)
-            line.append(UInt8(ascii: "="))
-            switch field.value {
-            case .event(let index): line.append(value: explicit.values[index])
-            case .logger(let index): line.append(value: base.values[index])
-            case .text(let text): line.append(utf8: text)
-            }
-        }
-        line.append(utf8: " [")
-        line.append(utf8: event.source)
-        line.append(utf8: "] ")
-        line.append(utf8: event.message.description)
-        line.append(UInt8(ascii: "\n"))
         return line
+    }
+
+    /// ` [SOURCE] MESSAGE` and the newline.
+    private static func finish(_ line: inout [UInt8], source: String, message: String) {
+        line.append(utf8: " [")
+        line.append(utf8: source)
+        line.append(utf8: "] ")
+        line.append(utf8: message)
+        line.append(UInt8(ascii: "\n"))
     }
 
     /// A metadata field of a line: its key, and where its value is.
@@ -133,6 +179,22 @@ extension [UInt8] {
     fileprivate mutating func append(utf8 string: String) {
         var string = string
         string.withUTF8 { self.append(contentsOf: $0) }  // one copy (`append(contentsOf: string.utf8)` cost twice this)
+    }
+
+    /// Appends ` KEY=TEXT`.
+    fileprivate mutating func append(field key: String, text: String) {
+        self.append(UInt8(ascii: " "))
+        self.append(utf8: key)
+        self.append(UInt8(ascii: "="))
+        self.append(utf8: text)
+    }
+
+    /// Appends ` KEY=VALUE`.
+    fileprivate mutating func append(field key: String, value: Logger.MetadataValue) {
+        self.append(UInt8(ascii: " "))
+        self.append(utf8: key)
+        self.append(UInt8(ascii: "="))
+        self.append(value: value)
     }
 
     /// Appends a metadata value as `StreamLogHandler` prints it (its `description`), a string as it is.

@@ -78,6 +78,23 @@ struct HostilePeerTests {
                 gateway, "/v1/chat/completions", json: chatBody(stream: false, maxTokens: 3), client)
             #expect(result.status == 200, "\(client.rawValue): \(result)")
         }
+        // The audit line (DESIGN.md, Contracts): one a request, fields sorted with the trace ids, where the answer
+        // was served — never the prompt (`chatBody`'s "Hello, fleet") or the answer.
+        // (Written after the answer's last byte, so waited for.)
+        var audits: [Substring] = []
+        try await waitUntil(timeout: .seconds(5), "an audit line a request") {
+            audits = gateway.log.split(separator: "\n").filter {
+                $0.hasSuffix("Request served") && $0.contains("fleet.route=car")
+            }
+            return audits.count == Client.allCases.count
+        }
+        for line in audits {
+            #expect(
+                try
+                    #/\S+ info \S+: fleet\.attempts=1 fleet\.migrations=0 fleet\.origin\.country=\S+ fleet\.origin\.region=\S+ fleet\.region=eu-central fleet\.request\.id=\S+ fleet\.route=car fleet\.status=200 fleet\.tokens=\d+ fleet\.vehicle=\S+ fleet\.zone=\S+ span_id=[0-9a-f]{16} trace_id=[0-9a-f]{32} \[FleetGate\] Request served/#
+                    .wholeMatch(in: line) != nil, "\(line)")
+        }
+        #expect(!gateway.log.contains("Hello, fleet") && !gateway.log.contains("one two three"))
         try await self.expectHealthy(gateway)
     }
 

@@ -1,3 +1,4 @@
+import FleetConfiguration
 import FleetGeo
 import FleetHTTP2
 import FleetProtocol
@@ -220,21 +221,21 @@ final class CompletionHandler: HTTPStreamDelegate {
         let zone = self.validated?.zone ?? "-"
         let (route, region, vehicle) = served.map { ($0.route, $0.region, $0.vehicle) } ?? ("-", "-", "-")
         let (attempts, migrations, tokens) = served.map { ($0.attempts, $0.migrations, $0.tokens) } ?? (0, 0, 0)
-        // `.string` values, not `"\(…)"` interpolations: the same text without an interpolation buffer each.
-        self.logger.info(
-            "Request served",
-            metadata: [
-                "fleet.request.id": .string(self.requestID),
-                "fleet.status": .string(String(status)),
-                "fleet.origin.country": .string(origin?.country ?? "-"),
-                "fleet.origin.region": .string(origin?.region ?? "-"),
-                "fleet.zone": .string(zone),
-                "fleet.route": .string(route),
-                "fleet.region": .string(region),
-                "fleet.vehicle": .string(vehicle),
-                "fleet.attempts": .string(String(attempts)),
-                "fleet.migrations": .string(String(migrations)),
-                "fleet.tokens": .string(String(tokens)),
+        // Sorted by key, rendered as they are: no metadata dictionary and no sort a request (issue #19).
+        self.logger.log(
+            level: .info, "Request served",
+            sortedFields: [
+                ("fleet.attempts", String(attempts)),
+                ("fleet.migrations", String(migrations)),
+                ("fleet.origin.country", origin?.country ?? "-"),
+                ("fleet.origin.region", origin?.region ?? "-"),
+                ("fleet.region", region),
+                ("fleet.request.id", self.requestID),
+                ("fleet.route", route),
+                ("fleet.status", String(status)),
+                ("fleet.tokens", String(tokens)),
+                ("fleet.vehicle", vehicle),
+                ("fleet.zone", zone),
             ])
         // #17: the dashboard's recent decisions (the same fields as the audit line).
         self.core.decisions.record(
