@@ -52,7 +52,7 @@ package enum LogLine {
     /// The line ``bytes(timestamp:label:base:event:)`` renders for an event whose metadata is `sortedFields`
     /// (strings, keys strictly ascending) and no error — byte for byte, without the metadata dictionary
     /// and the sort a line: the fields are merged with the logger's, which are few. The audit line's way
-    /// (``Logging/Logger/log(level:_:sortedFields:source:)``); `LogLineTests` checks it against the other.
+    /// (``Logging/Logger/log(level:_:sortedFields:fileID:function:line:)``); `LogLineTests` checks it against the other.
     package static func bytes(
         timestamp: String, label: String, base: Logger.Metadata, level: Logger.Level,
         sortedFields: [(key: String, value: String)], source: String, message: String

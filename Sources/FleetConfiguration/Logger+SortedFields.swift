@@ -19,7 +19,8 @@ extension Logger {
         } else {
             self.log(
                 level: level, "\(message)",
-                metadata: Logger.Metadata(uniqueKeysWithValues: sortedFields.map { ($0.key, .string($0.value)) }),
+                metadata: Logger.Metadata(
+                    sortedFields.map { ($0.key, .string($0.value)) }, uniquingKeysWith: { first, _ in first }),
                 source: source, file: fileID, function: function, line: line)
         }
     }
