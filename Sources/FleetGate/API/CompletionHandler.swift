@@ -33,7 +33,7 @@ final class CompletionHandler: HTTPStreamDelegate {
     let trace: TraceParent
     /// The app's `tracestate`, kept only with a valid `traceparent` (W3C Trace Context §3.3).
     let traceState: String?
-    let logger: Logger
+    let logger: RequestLogger
 
     private var body: BodyAccumulator
     /// Body bytes counted against the gateway-wide bound until the stream closes.
@@ -68,16 +68,9 @@ final class CompletionHandler: HTTPStreamDelegate {
         self.trace = incoming?.child(using: &random) ?? .start(using: &random)
         self.traceState =
             incoming == nil ? nil : request.headerFields[.tracestate].flatMap { $0.utf8.count <= 512 ? $0 : nil }
-        // The ids added to the gateway's metadata in one assignment, with room made for them once:
-        // key by key, the dictionary grew twice (issue #19).
-        var logger = core.logger
-        var metadata = logger.handler.metadata
-        metadata.reserveCapacity(metadata.count + 3)
-        metadata["trace_id"] = .string(self.trace.traceID)
-        metadata["span_id"] = .string(self.trace.parentID)
-        if let incoming { metadata["parent_span_id"] = .string(incoming.parentID) }
-        logger.handler.metadata = metadata
-        self.logger = logger
+        self.logger = RequestLogger(
+            base: core.logger, traceID: self.trace.traceID, spanID: self.trace.parentID,
+            parentSpanID: incoming?.parentID)
         self.body = BodyAccumulator(limit: core.configuration.maxBodyBytes)
         let eventLoop = stream.eventLoop
         self.bodyTimer = try? eventLoop.assumeIsolated().scheduleCallback(

@@ -20,21 +20,23 @@ extension Dispatcher {
     func deadlines(
         for open: DispatchStateMachine.Open, lease: AttemptLease, start: NIODeadline, wholeAnswer: Bool = false
     ) -> AttemptDeadlines {
-        let configuration = self.core.configuration
+        let live = self.core.liveConfiguration  // one key at a time, not a copy of them all
         let interTokenLimit = self.interTokenLimit(lease)
         var hedgeDelay: TimeAmount?
-        var firstTokenTimeout = configuration.firstTokenTimeout
+        var firstTokenTimeout = live.configuration.firstTokenTimeout
         if wholeAnswer {
             firstTokenTimeout = AttemptDeadlines.wholeAnswerTimeout(
-                firstTokenTimeout: configuration.firstTokenTimeout, interTokenLimit: interTokenLimit,
-                maxTokens: self.request.outputLimit, total: configuration.attemptTimeout)
-        } else if configuration.hedging, open.reason == .initial || open.reason == .retry,
+                firstTokenTimeout: live.configuration.firstTokenTimeout, interTokenLimit: interTokenLimit,
+                maxTokens: self.request.outputLimit, total: live.configuration.attemptTimeout)
+        } else if live.configuration.hedging, open.reason == .initial || open.reason == .retry,
             let predicted = lease.predictedTTFTMilliseconds
         {
-            hedgeDelay = max(configuration.minimumHedgeDelay, .nanoseconds(Int64(predicted * configuration.hedgeFactor * 1e6)))
+            hedgeDelay = max(
+                live.configuration.minimumHedgeDelay,
+                .nanoseconds(Int64(predicted * live.configuration.hedgeFactor * 1e6)))
         }
         return AttemptDeadlines(
-            start: start, firstTokenTimeout: firstTokenTimeout, totalTimeout: configuration.attemptTimeout,
+            start: start, firstTokenTimeout: firstTokenTimeout, totalTimeout: live.configuration.attemptTimeout,
             interTokenLimit: interTokenLimit, hedgeDelay: hedgeDelay)
     }
 

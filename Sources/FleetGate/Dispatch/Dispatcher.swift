@@ -73,7 +73,7 @@ final class Dispatcher: UpstreamEvents {
     let requestID: String
     let route: String
     let started: NIODeadline
-    let logger: Logger
+    let logger: RequestLogger
     /// Called once when the request ends (finished, failed or abandoned), with the client status.
     let onEnd: (Int) -> Void
 
@@ -104,7 +104,7 @@ final class Dispatcher: UpstreamEvents {
 
     init(
         core: GatewayCore, stream: any HTTPStream, request: ValidatedRequest, requestID: String, route: String,
-        started: NIODeadline, logger: Logger, onEnd: @escaping (Int) -> Void
+        started: NIODeadline, logger: RequestLogger, onEnd: @escaping (Int) -> Void
     ) {
         self.core = core
         self.stream = stream
