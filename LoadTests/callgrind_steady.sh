@@ -4,12 +4,15 @@
 # the default) or BACKEND=burst (burst_backend.py: one chunked part a token) as central capacity for
 # eu-central; WARM streams on one h2c connection (h2load -c 1 -m 1), the counters zeroed, N more, dumped.
 # Prints the instructions a stream and writes OUT (callgrind_annotate --inclusive=yes OUT | swift demangle).
-# STREAM=false sends `stream: false` requests. Start-up, warm-up and shutdown are left out, unlike
-# callgrind_central.sh's difference of two runs.
+# STREAM=false sends `stream: false` requests (BACKEND=burst only: nginx answers every POST with its one
+# streamed file). Start-up, warm-up and shutdown are left out, unlike callgrind_central.sh's difference of
+# two runs.
 #
 # Usage: LoadTests/callgrind_steady.sh BIN_DIR OUT   (BIN_DIR: a release build's directory with fleetgate)
 set -euo pipefail
 WARM=${WARM:-40}; N=${N:-100}; BACKEND=${BACKEND:-nginx}; STREAM=${STREAM:-true}
+# nginx serves one streamed file to every POST: it cannot answer `stream: false` with JSON.
+[ "$STREAM" = true ] || [ "$BACKEND" = burst ] || { echo "STREAM=false needs BACKEND=burst" >&2; exit 2; }
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d)
 N2=0  # callgrind_shim.sh's KEEP logic is not used here
