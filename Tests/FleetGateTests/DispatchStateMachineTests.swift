@@ -122,7 +122,8 @@ let table: [Setup: [Event: (Machine.Action, Machine.Phase)]] = [
     ],
     .migrating: [
         .noCandidate2: (
-            .fail(.noContinuationCandidate(lastLabel: "no_candidate"), midStream: true, cancel: []), .finished
+            // The failure that lost the stream, not the search that found nobody to continue it.
+            .fail(.noContinuationCandidate(lastLabel: "car_reset"), midStream: true, cancel: []), .finished
         ),
         .firstToken2: (.commit(2, sendHead: false, cancel: []), .streaming),
         .finished2: (migrate3, .migrating),  // a continuation that ends without a token is lost too
@@ -148,6 +149,18 @@ struct DispatchStateMachineTests {
             #expect(action == .none, "\(setup) × \(event) should be ignored")
             #expect(m.phase == before, "\(setup) × \(event) should not move")
         }
+    }
+
+    @Test("A retry that finds no candidate fails with the failure that asked for it, not 'no_candidate'")
+    func retryFindsNobody() {
+        var m = Setup.awaiting.machine()
+        #expect(m.failed(1, .init(retryable: true, label: "central_malformed_answer")) == open2Retry)
+        #expect(m.lastFailure == "central_malformed_answer")
+        #expect(m.noCandidate(2) == exhausted("central_malformed_answer"))
+        // A first attempt with nobody to run it: no capacity, whatever came before.
+        var first = Setup.idle.machine()
+        _ = first.start()
+        #expect(first.noCandidate(1) == .fail(.noCapacity, midStream: false, cancel: []))
     }
 
     @Test("The table covers every setup")
@@ -239,15 +252,17 @@ struct DispatchStateMachineTests {
         #expect(m.token(2) == .forward)
         let third = m.failed(2, .init(retryable: true, label: "car_reset"))
         #expect(third == .migrate(cancel: nil, open: .init(attempt: 3, resumeFrom: 4, reason: .failover)))
-        #expect(m.failed(3, .init(retryable: true, label: "car_reset"))
-            == .fail(.migrationLimit(lastLabel: "car_reset"), midStream: true, cancel: []))
+        #expect(
+            m.failed(3, .init(retryable: true, label: "car_reset"))
+                == .fail(.migrationLimit(lastLabel: "car_reset"), midStream: true, cancel: []))
     }
 
     @Test("A request that cannot be continued ends with the SSE error when its car is lost")
     func notContinuable() {
         var m = Setup.streaming.machine(continuable: false)
-        #expect(m.failed(1, .init(retryable: true, label: "car_reset"))
-            == .fail(.notContinuable(lastLabel: "car_reset"), midStream: true, cancel: []))
+        #expect(
+            m.failed(1, .init(retryable: true, label: "car_reset"))
+                == .fail(.notContinuable(lastLabel: "car_reset"), midStream: true, cancel: []))
     }
 
     @Test("Departure: the continuation takes over at its first token; the departing car is cancelled then")

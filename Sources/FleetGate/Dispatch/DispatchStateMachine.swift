@@ -154,6 +154,8 @@ package struct DispatchStateMachine: Sendable {
     package private(set) var headSent = false
     /// Whether a hedge was opened.
     package private(set) var hedged = false
+    /// Why the last attempt that failed did: what a request that then finds no candidate failed of.
+    package private(set) var lastFailure: String?
 
     package init(configuration: Configuration) {
         self.configuration = configuration
@@ -176,12 +178,15 @@ package struct DispatchStateMachine: Sendable {
         case .awaitingFirstToken:
             if !self.open.isEmpty { return .none }  // a hedge found nobody: the first attempt runs on
             self.phase = .finished
+            // The failure that asked for this attempt, not "no candidate": that says why the request failed.
             return .fail(
-                self.opened == 1 ? .noCapacity : .attemptsExhausted(lastLabel: "no_candidate"),
+                self.opened == 1 ? .noCapacity : .attemptsExhausted(lastLabel: self.lastFailure ?? "no_candidate"),
                 midStream: false, cancel: [])
         case .migrating:
             self.phase = .finished
-            return .fail(.noContinuationCandidate(lastLabel: "no_candidate"), midStream: true, cancel: self.drain())
+            return .fail(
+                .noContinuationCandidate(lastLabel: self.lastFailure ?? "no_candidate"), midStream: true,
+                cancel: self.drain())
         case .streaming:
             // A departure's continuation found nobody: the departing car goes on as long as it can.
             return .none
@@ -254,6 +259,7 @@ package struct DispatchStateMachine: Sendable {
     package mutating func failed(_ attempt: AttemptID, _ failure: Failure) -> Action {
         guard let index = self.open.firstIndex(of: attempt) else { return .none }
         self.open.remove(at: index)
+        self.lastFailure = failure.label
         switch self.phase {
         case .awaitingFirstToken:
             if !self.open.isEmpty { return .none }  // its hedge (or the attempt it hedged) runs on
