@@ -98,7 +98,8 @@ func rawChunk(_ id: String, _ tokens: String..., finish: String? = nil) -> Strin
         + choices.joined(separator: ",") + "]}\n\n"
 }
 
-let usageChunk = "data: {\"id\":\"a\",\"object\":\"chat.completion.chunk\",\"created\":7,\"model\":\"m\",\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":2,\"total_tokens\":7}}\n\n"
+let usageChunk =
+    "data: {\"id\":\"a\",\"object\":\"chat.completion.chunk\",\"created\":7,\"model\":\"m\",\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":2,\"total_tokens\":7}}\n\n"
 
 @Suite("SSERelay")
 struct SSERelayTests {
@@ -221,7 +222,8 @@ struct SSERelayTests {
     func loneCarriageReturn() {
         for passThrough in [false, true] {
             var d = RelayDriver(passThrough: passThrough)
-            let odd = "data: {\"id\":\"s\",\"object\":\"chat.completion.chunk\",\"created\":7,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"b\"},\r\"finish_reason\":null}]}\n\n"
+            let odd =
+                "data: {\"id\":\"s\",\"object\":\"chat.completion.chunk\",\"created\":7,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"b\"},\r\"finish_reason\":null}]}\n\n"
             _ = d.feed(chunk("s", role: true) + chunk("s", content: "a") + odd + chunk("s", content: "c"), from: 1)
             #expect(d.relay.deliveredText == "abc")
             #expect(!d.client.contains("\r"))
@@ -233,10 +235,12 @@ struct SSERelayTests {
     @Test("Items are read one at a time; the relay says whether more of the read is buffered")
     func pullOneAtATime() {
         var relay = SSERelay(
-            configuration: .init(streaming: true, includeUsage: false, chat: true, maxOutputTokens: nil, fallbackID: "x"))
+            configuration: .init(
+                streaming: true, includeUsage: false, chat: true, maxOutputTokens: nil, fallbackID: "x"))
         relay.open(attempt: 1)
         #expect(!relay.hasBufferedBytes(from: 1))
-        relay.append(ByteBuffer(string: chunk("a", content: "one") + chunk("a", content: "two") + "data: {\"id"), from: 1)
+        relay.append(
+            ByteBuffer(string: chunk("a", content: "one") + chunk("a", content: "two") + "data: {\"id"), from: 1)
         #expect(relay.next(from: 1)?.chunk?.choice?.contentToken != nil)
         #expect(relay.hasBufferedBytes(from: 1))
         #expect(relay.next(from: 1)?.kind == .output)
@@ -255,7 +259,8 @@ struct SSERelayTests {
     func identityAcrossAttempts() {
         var d = RelayDriver()
         _ = d.feed(chunk("first", role: true) + chunk("first", content: "a "), from: 1)
-        _ = d.feed(chunk("second", role: true) + chunk("second", content: "b ") + chunk("second", finish: "stop"), from: 2)
+        _ = d.feed(
+            chunk("second", role: true) + chunk("second", content: "b ") + chunk("second", finish: "stop"), from: 2)
         d.relay.finishStream(into: &d.out)
         let ids = Set(d.clientChunks.compactMap { $0["id"] as? String })
         #expect(ids == ["first"])
@@ -301,7 +306,8 @@ struct SSERelayTests {
     @Test("The stream:false answer carries the upstream's id and counted usage")
     func nonStreamed() {
         var d = RelayDriver(streaming: false)
-        _ = d.feed(chunk("cmpl-1", role: true) + chunk("cmpl-1", content: "hi ") + chunk("cmpl-1", finish: "length"), from: 1)
+        _ = d.feed(
+            chunk("cmpl-1", role: true) + chunk("cmpl-1", content: "hi ") + chunk("cmpl-1", finish: "length"), from: 1)
         let response = d.relay.response(model: "m")
         #expect(response.id == "cmpl-1")
         #expect(response.choices[0].message?.content == "hi ")
@@ -343,13 +349,14 @@ struct SSERelayTests {
         let body = ByteBuffer(string: #"{"model":"m","max_tokens":20,"messages":[{"role":"user","content":"go"}]}"#)
         let continued = try #require(
             JSONBody.continuation(of: body, text: d.relay.deliveredText, delivered: d.relay.deliveredTokens))
-        let json = try #require(try JSONSerialization.jsonObject(with: Data(continued.readableBytesView)) as? [String: Any])
+        let json = try #require(
+            try JSONSerialization.jsonObject(with: Data(continued.readableBytesView)) as? [String: Any])
         let messages = try #require(json["messages"] as? [[String: String]])
         #expect(messages.last == ["role": "assistant", "content": Self.piecesText])
         #expect(json["max_tokens"] as? Int == 20 - Self.pieces.count)
     }
 
-    @Test("A rewritten chunk (another upstream's id) writes each token as the old path wrote its text")
+    @Test("A rewritten chunk (another upstream's id) carries each token as it came, under the stream's id")
     func rewrittenTokens() {
         for chat in [true, false] {
             var d = RelayDriver(chat: chat)
@@ -359,18 +366,67 @@ struct SSERelayTests {
             for piece in Self.pieces {
                 _ = d.feed(chat ? rawChunk("second", piece) : legacyChunk("second", piece), from: 2)
             }
-            var expected = ByteBuffer()
             for piece in Self.pieces {
-                let text = ByteBuffer(string: piece).withUnsafeReadableBytes {
-                    ChunkScanner.string($0, range: 0..<$0.count)
-                }
-                expected.writeStaticString(chat ? "\"content\":" : "\"text\":")
-                JSONBody.writeJSONString(text, into: &expected)
-                #expect(d.client.contains(String(buffer: expected)), "\(chat) \(piece)")
-                expected.clear()
+                // The token's bytes as the upstream wrote them, as a pass-through chunk carries them.
+                #expect(d.client.contains((chat ? "\"content\":" : "\"text\":") + piece), "\(chat) \(piece)")
             }
             #expect(!d.client.contains("\"second\""))
+            #expect(d.clientChunks.allSatisfy { $0["id"] as? String == "first" })
             #expect(d.relay.deliveredText == "x" + Self.piecesText)
+        }
+    }
+
+    @Test(
+        "A chunk written anew keeps every member but the identity: tool calls, logprobs, reasoning, fingerprint",
+        arguments: [false, true])
+    func rewrittenKeepsFields(usage: Bool) throws {
+        var d = RelayDriver(usage: usage)
+        _ = d.feed(chunk("first", content: "x"), from: 1)
+        let toolCall =
+            #"{"index":0,"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Oslo\"}"}}"#
+        // Another id, usage the client may not have asked for, and fields the relay does not read.
+        let payloads = [
+            #"{"id":"other","object":"chat.completion.chunk","created":9,"model":"n","system_fingerprint":"fp_1","choices":[{"index":0,"delta":{"reasoning_content":"think","content":"y"},"logprobs":{"content":[{"token":"y","logprob":-0.5}]},"finish_reason":null}],"usage":{"prompt_tokens":5,"completion_tokens":2,"total_tokens":7}}"#,
+            #"{"choices":[{"index":0,"delta":{"tool_calls":["# + toolCall + #"]},"finish_reason":"tool_calls"}]}"#,
+        ]
+        for payload in payloads { _ = d.feed("data: \(payload)\n\n", from: 1) }
+        let chunks = d.clientChunks
+        try #require(chunks.count == 3)
+        for chunk in chunks {
+            #expect(chunk["id"] as? String == "first")
+            #expect(chunk["model"] as? String == "m")
+            #expect(chunk["created"] as? Int == 7)
+        }
+        #expect(chunks[1]["system_fingerprint"] as? String == "fp_1")
+        #expect((chunks[1]["usage"] != nil) == usage)
+        let choice = try #require((chunks[1]["choices"] as? [[String: Any]])?.first)
+        let delta = try #require(choice["delta"] as? [String: Any])
+        #expect(delta["reasoning_content"] as? String == "think")
+        #expect(delta["content"] as? String == "y")
+        #expect(((choice["logprobs"] as? [String: Any])?["content"] as? [Any])?.count == 1)
+        let last = try #require((chunks[2]["choices"] as? [[String: Any]])?.first)
+        let calls = try #require((last["delta"] as? [String: Any])?["tool_calls"] as? [[String: Any]])
+        #expect(calls.first?["id"] as? String == "call_1")
+        #expect((calls.first?["function"] as? [String: Any])?["arguments"] as? String == #"{"city":"Oslo"}"#)
+        #expect(last["finish_reason"] as? String == "tool_calls")
+    }
+
+    @Test("An upstream without id, model or created: the stream's chunks carry the request's id, model and start")
+    func identityFallback() throws {
+        var d = RelayDriver()
+        d.relay = SSERelay(
+            configuration: .init(
+                streaming: true, includeUsage: false, chat: true, maxOutputTokens: nil, fallbackID: "chatcmpl-r1",
+                fallbackModel: "fleet-8b", fallbackCreated: 1_796_356_412))
+        _ = d.feed(#"data: {"choices":[{"index":0,"delta":{"content":"a"},"finish_reason":null}]}"# + "\n\n", from: 1)
+        _ = d.feed(#"data: {"choices":[{"index":0,"delta":{"content":"b"},"finish_reason":"stop"}]}"# + "\n\n", from: 1)
+        let chunks = d.clientChunks
+        try #require(chunks.count == 2)
+        for chunk in chunks {
+            #expect(chunk["id"] as? String == "chatcmpl-r1")
+            #expect(chunk["model"] as? String == "fleet-8b")
+            #expect(chunk["created"] as? Int == 1_796_356_412)
+            #expect(chunk["object"] as? String == "chat.completion.chunk")
         }
     }
 

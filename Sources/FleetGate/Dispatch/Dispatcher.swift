@@ -8,6 +8,12 @@ import HTTPTypes
 import Logging
 import NIOCore
 
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
 /// Carries out a ``DispatchStateMachine``'s decisions for one validated request, on the client
 /// stream's event loop: opens upstream attempts on the leases a ``CandidateList`` hands out,
 /// feeds their bytes through the ``SSERelay``, arms the per-attempt timers, writes to the
@@ -122,7 +128,8 @@ final class Dispatcher: UpstreamEvents {
         self.relay = SSERelay(
             configuration: .init(
                 streaming: request.streaming, includeUsage: request.includeUsage, chat: request.chat,
-                maxOutputTokens: request.outputLimit, fallbackID: "chatcmpl-" + requestID, responses: request.responses))
+                maxOutputTokens: request.outputLimit, fallbackID: "chatcmpl-" + requestID, fallbackModel: request.model,
+                fallbackCreated: time(nil), responses: request.responses))
         self.candidates = CandidateList(
             core: core, profile: request.profile, preferredRegion: request.origin.region)
         self.candidates.centralOnly = request.centralOnly  // edge (#18): central-only application keys

@@ -21,57 +21,44 @@ extension SSERelay {
             id: slice(chunk?.idRange) ?? ByteBuffer(string: "\"" + self.configuration.fallbackID + "\""),
             object: slice(chunk?.objectRange)
                 ?? ByteBuffer(string: self.configuration.chat ? "\"chat.completion.chunk\"" : "\"text_completion\""),
-            created: chunk?.created ?? 0, model: slice(chunk?.modelRange) ?? ByteBuffer(string: "\"\""))
+            created: chunk?.created ?? self.configuration.fallbackCreated,
+            model: slice(chunk?.modelRange) ?? Self.jsonString(self.configuration.fallbackModel))
     }
 
     /// Writes one event to the client: the upstream's payload when it already carries the stream's
-    /// id and no usage to strip, else the chunk written anew.
+    /// id and no usage to strip, else the stream's identity followed by the payload's other top-level
+    /// members as they are (`usage` left out unless the client asked for it).
+    ///
+    /// Every member but the identity's is copied, never rebuilt from what ``ChunkScanner`` reads: a
+    /// chunk written anew from its role, text and finish reason lost its tool calls, logprobs and any
+    /// field the relay does not read (`reasoning_content`), whenever its id differed from the stream's
+    /// or it carried usage (an attack on the relay, session 18).
     func write(_ item: Item, into out: inout ByteBuffer) {
         guard let chunk = item.chunk, self.identity != nil else { return }
         let sameID = chunk.idRange.map { self.isStreamID($0, of: item.payload) } ?? false
-        if sameID && (self.configuration.includeUsage || !chunk.hasUsage) {
+        let stripUsage = chunk.hasUsage && !self.configuration.includeUsage
+        guard !sameID || stripUsage, let members = JSONBody.members(of: item.payload) else {
             Self.writeEvent(item.payload, into: &out)
             return
         }
         var json = ByteBuffer()
+        json.reserveCapacity(item.payload.readableBytes + 128)
         self.writeEnvelopeStart(into: &json)
-        json.writeStaticString("\"choices\":[")
         var first = true
-        for choice in [chunk.choice].compactMap({ $0 }) + chunk.otherChoices {
-            if !first { json.writeStaticString(",") }
-            first = false
-            json.writeStaticString("{\"index\":")
-            json.writeString(String(choice.index))
-            if self.configuration.chat {
-                json.writeStaticString(",\"delta\":{")
-                var needsComma = false
-                if choice.hasRole {
-                    json.writeStaticString("\"role\":\"assistant\"")
-                    needsComma = true
+        item.payload.withUnsafeReadableBytes { bytes in
+            for member in members {
+                switch member.name {
+                case "id", "object", "created", "model": continue
+                case "usage" where stripUsage: continue
+                default: break
                 }
-                if let token = choice.contentToken {
-                    if needsComma { json.writeStaticString(",") }
-                    json.writeStaticString("\"content\":")
-                    Self.writeJSONString(token: token, of: item.payload, into: &json)
-                }
-                json.writeStaticString("}")
-            } else {
-                json.writeStaticString(",\"text\":")
-                if let token = choice.contentToken {
-                    Self.writeJSONString(token: token, of: item.payload, into: &json)
-                } else {
-                    json.writeStaticString("\"\"")
-                }
+                if !first { json.writeStaticString(",") }
+                first = false
+                json.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[member.range]))
             }
-            json.writeStaticString(",\"finish_reason\":")
-            if let reason = choice.finishReason {
-                Self.writeJSONString(reason, into: &json)
-            } else {
-                json.writeStaticString("null")
-            }
-            json.writeStaticString("}")
         }
-        json.writeStaticString("]}")
+        if first { json.moveWriterIndex(to: json.writerIndex - 1) }  // the envelope's trailing comma
+        json.writeStaticString("}")
         Self.writeEvent(json, into: &out)
     }
 
@@ -88,8 +75,9 @@ extension SSERelay {
             self.identity
             ?? Identity(
                 id: ByteBuffer(string: "\"" + self.configuration.fallbackID + "\""),
-                object: ByteBuffer(string: self.configuration.chat ? "\"chat.completion.chunk\"" : "\"text_completion\""),
-                created: 0, model: ByteBuffer(string: "\"\""))
+                object: ByteBuffer(
+                    string: self.configuration.chat ? "\"chat.completion.chunk\"" : "\"text_completion\""),
+                created: self.configuration.fallbackCreated, model: Self.jsonString(self.configuration.fallbackModel))
         json.writeStaticString("{\"id\":")
         json.writeImmutableBuffer(identity.id)
         json.writeStaticString(",\"object\":")
@@ -141,6 +129,13 @@ extension SSERelay {
     private static var eventEnd: UnsafeRawBufferPointer {
         let text: StaticString = "\n\n"
         return UnsafeRawBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount)
+    }
+
+    /// `text` as a JSON string token.
+    static func jsonString(_ text: String) -> ByteBuffer {
+        var out = ByteBuffer()
+        JSONBody.writeJSONString(text, into: &out)
+        return out
     }
 
     static func writeJSONString(_ text: String, into out: inout ByteBuffer) {

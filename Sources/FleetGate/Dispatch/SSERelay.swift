@@ -51,6 +51,10 @@ package struct SSERelay: Sendable {
         package var maxAggregateBytes: Int
         /// The stream id used when an upstream sends none.
         package var fallbackID: String
+        /// The model and creation time (Unix seconds) used when an upstream's first chunk has none:
+        /// the request's model and its start, as `stream: false` answers fill them in.
+        package var fallbackModel: String
+        package var fallbackCreated: Int
         /// For `/v1/responses`: the `response` in progress; the client then sees Responses events
         /// and objects (``ResponsesRenderer``) instead of chat chunks.
         package var responses: ResponseObject?
@@ -58,7 +62,7 @@ package struct SSERelay: Sendable {
         package init(
             streaming: Bool, includeUsage: Bool, chat: Bool, maxOutputTokens: Int?, maxEventBytes: Int = 64 * 1024,
             maxEventsPerAttempt: Int = 200_000, maxAggregateBytes: Int = 4 << 20, fallbackID: String,
-            responses: ResponseObject? = nil
+            fallbackModel: String = "", fallbackCreated: Int = 0, responses: ResponseObject? = nil
         ) {
             self.streaming = streaming
             self.includeUsage = includeUsage
@@ -68,6 +72,8 @@ package struct SSERelay: Sendable {
             self.maxEventsPerAttempt = maxEventsPerAttempt
             self.maxAggregateBytes = maxAggregateBytes
             self.fallbackID = fallbackID
+            self.fallbackModel = fallbackModel
+            self.fallbackCreated = fallbackCreated
             self.responses = responses
         }
     }
