@@ -150,7 +150,9 @@ extension ChunkScanner {
             while let key = try self.nextMember(&members) {
                 switch key {
                 case .index: choice.index = try self.integerOrSkip(depth: depth + 1) ?? 0
-                case .text: try self.content(of: &choice, mode, depth: depth + 1)
+                case .text:
+                    choice.hasText = true
+                    try self.content(of: &choice, mode, depth: depth + 1)
                 case .finishReason: choice.finishReason = try self.optionalString(depth: depth + 1)
                 case .logprobs: choice.hasLogprobs = try !self.skipNonNull(depth: depth + 1)
                 case .delta:
@@ -158,6 +160,7 @@ extension ChunkScanner {
                         try self.skipValue(depth: depth + 1)
                         continue
                     }
+                    choice.hasDelta = true
                     try self.enterObject(depth: depth + 1)
                     var deltaMembers = 0
                     while let key = try self.nextMember(&deltaMembers) {

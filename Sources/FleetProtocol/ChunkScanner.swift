@@ -45,6 +45,10 @@ public enum ChunkScanner {
         public var hasToolCalls = false
         /// `logprobs` was present and not null.
         public var hasLogprobs = false
+        /// A `delta` object (a chat chunk's shape) was present.
+        public var hasDelta = false
+        /// A `text` member (a legacy completion chunk's shape) was present.
+        public var hasText = false
 
         /// Whether the choice carries output: text, a tool call or a finish reason.
         public var carriesOutput: Bool {
@@ -91,7 +95,8 @@ public enum ChunkScanner {
     }
 
     /// Scans `bytes`, which must hold exactly one JSON object (surrounding whitespace allowed).
-    public static func scan(_ bytes: UnsafeRawBufferPointer, content: ContentMode = .decoded) throws(Malformed) -> Chunk {
+    public static func scan(_ bytes: UnsafeRawBufferPointer, content: ContentMode = .decoded) throws(Malformed) -> Chunk
+    {
         var reader = Reader(bytes: bytes)
         var chunk = Chunk()
         reader.skipWhitespace()

@@ -430,6 +430,32 @@ struct SSERelayTests {
         }
     }
 
+    @Test("[DONE] with spaces or tabs around it ends the stream; anything else beside it does not")
+    func doneVariants() {
+        for done in ["[DONE]", " [DONE]", "[DONE] ", "\t[DONE]\t ", "  [DONE]"] {
+            #expect(SSERelay.isDone(ByteBuffer(string: done)), "\(done)")
+        }
+        for other in ["[DONE]x", "[DONE", "[done]", "\"[DONE]\"", "", "      ", "[DONE]\n[DONE]"] {
+            #expect(!SSERelay.isDone(ByteBuffer(string: other)), "\(other)")
+        }
+        var d = RelayDriver()
+        let kinds = d.feed(chunk("a", content: "x", finish: "stop") + "data:  [DONE]\n\n", from: 1)
+        #expect(kinds == [.output, .done])
+    }
+
+    @Test("A chunk of the other API's shape fails the attempt; a choice with neither delta nor text does not")
+    func otherShape() {
+        var chat = RelayDriver()
+        #expect(chat.feed(legacyChunk("a", #""x""#), from: 1) == [.malformed(label: "wrong_shape")])
+        var legacy = RelayDriver(chat: false)
+        #expect(legacy.feed(rawChunk("a", #""x""#), from: 1) == [.malformed(label: "wrong_shape")])
+        var finishOnly = RelayDriver()
+        let finish = #"data: {"id":"a","choices":[{"index":0,"finish_reason":"stop"}]}"# + "\n\n"
+        #expect(finishOnly.feed(rawChunk("a", #""x""#) + finish, from: 1) == [.output, .output])
+        var right = RelayDriver(chat: false)
+        #expect(right.feed(legacyChunk("a", #""x""#), from: 1) == [.output])
+    }
+
     @Test("stream:false: each choice's text from escaped pieces, as before")
     func nonStreamedEscapes() {
         var d = RelayDriver(streaming: false)

@@ -239,6 +239,54 @@ struct CentralTests {
         }
     }
 
+    /// Found by an attack with a hostile backend (session 18): a central stream that stopped cleanly
+    /// after two tokens — no finish reason, no `[DONE]` — reached the client as a complete answer.
+    @Test(
+        "A central stream cut short without a finish or [DONE] is continued elsewhere; a stray space in [DONE] still ends it"
+    )
+    func truncatedStream() async throws {
+        let script = CannedCentral.Script()
+        let a = try await CannedCentral.start(script), b = try await CannedCentral.start(script)
+        defer {
+            a.channel.close(promise: nil)
+            b.channel.close(promise: nil)
+        }
+        try await withFleet(configure: {
+            // Endpoints that continue from text: the cut stream can move to the other.
+            $0.central.endpoints = [a, b].map { .init(region: "eu-west", baseURL: $0.baseURL, continuation: .prefix) }
+        }) { fleet in
+            try await waitUntil("central models discovered") {
+                fleet.gateway.core.central.models().contains("fleet-8b")
+            }
+            let client = try await RecordingClient.connect(port: fleet.clientPort)
+            defer { client.close() }
+            func event(_ id: String, _ delta: String, finish: String? = nil) -> String {
+                let reason = finish.map { "\"\($0)\"" } ?? "null"
+                return
+                    #"data: {"id":"\#(id)","object":"chat.completion.chunk","created":1,"model":"fleet-8b","choices":[{"index":0,"delta":{\#(delta)},"finish_reason":\#(reason)}]}"#
+                    + "\n\n"
+            }
+            let cut =
+                event("first", #""role":"assistant","content":"""#) + event("first", #""content":"one""#)
+                + event("first", #""content":" two""#)
+            let rest =
+                event("second", #""role":"assistant","content":"""#) + event("second", #""content":" three""#)
+                + event("second", "", finish: "stop") + "data:  [DONE]\n\n"
+            script.answers.withLock { $0 = [(200, cut), (200, rest)] }
+            let result = try await client.post("/v1/chat/completions", json: chatBody(stream: true, maxTokens: 8))
+                .collect()
+            #expect(result.response?.status == .ok)
+            #expect(script.served.withLock { $0 } == 2, "the cut stream was not continued")
+            let payloads = try ssePayloads(result.body)
+            #expect(payloads.last == SSE.done, "\(result.body)")
+            #expect(!result.body.contains("error"), "\(result.body)")
+            let decoded = try chunks(payloads)
+            #expect(decoded.flatMap(\.choices).compactMap { $0.delta?.content }.joined() == "one two three")
+            #expect(decoded.flatMap(\.choices).compactMap(\.finishReason) == ["stop"])
+            #expect(Set(decoded.map(\.id)) == ["first"])
+        }
+    }
+
     /// Issue #19: one failed central request marked the endpoint unhealthy until the next 15 s
     /// refresh, and after a restart its models stayed unknown as long; the zone got 503 meanwhile.
     @Test("A central restart: one failure does not take it out, and its models are back within seconds")

@@ -161,7 +161,8 @@ extension Dispatcher {
             let observed = (now - attempt.startedAt).nanoseconds
             self.core.metrics.observedCarTTFT.recordNanoseconds(observed)
             self.core.metrics.predictedTTFT.recordNanoseconds(Int64(dispatch.predictedTTFTMilliseconds * 1e6))
-            self.core.metrics.predictionRatio.record(dispatch.predictedTTFTMilliseconds * 1e6 / Double(max(1, observed)))
+            self.core.metrics.predictionRatio.record(
+                dispatch.predictedTTFTMilliseconds * 1e6 / Double(max(1, observed)))
         }
         if isFirstForClient {
             self.core.metrics.ttft.recordNanoseconds((now - self.started).nanoseconds)
@@ -175,9 +176,17 @@ extension Dispatcher {
             let status = attempt.status
             let clientFault = (400..<500).contains(status) && status != 408 && status != 429
             return self.attemptFailed(
-                id, .init(retryable: !clientFault, label: "status_\(status / 100)xx", status: clientFault ? status : nil))
+                id,
+                .init(retryable: !clientFault, label: "status_\(status / 100)xx", status: clientFault ? status : nil))
         }
         if attempt.answer != nil { return self.answerArrived(id) }
+        // A clean end is the answer's end only after a finish reason or `[DONE]` (which ends the request
+        // before this): an upstream that stops without either — a body cut by a lying content-length, a
+        // server that died behind a proxy that closed the chunked body cleanly — lost the stream, and it
+        // fails over like any other loss instead of reaching the client as a complete answer.
+        if !self.ended, self.machine.committed == id, !self.relay.deliveredFinish {
+            return self.attemptFailed(id, .init(retryable: true, label: "truncated_stream"))
+        }
         self.perform(self.machine.finished(id))
     }
 

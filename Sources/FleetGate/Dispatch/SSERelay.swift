@@ -185,6 +185,7 @@ package struct SSERelay: Sendable {
     /// The next classified event of an attempt's bytes; nil until more arrive, and after its end.
     package mutating func next(from attempt: Int) -> Item? {
         let limit = self.configuration.maxEventsPerAttempt
+        let chat = self.configuration.chat
         return self.attempts.modify(attempt) { state -> Item? in
             while !state.ended {
                 var event: SSE.Decoder.Event?
@@ -210,7 +211,7 @@ package struct SSERelay: Sendable {
                     state.ended = true
                     return Item(kind: .overLimit, payload: payload, chunk: nil)
                 }
-                let item = Self.classify(payload, attempt: &state)
+                let item = Self.classify(payload, chat: chat, attempt: &state)
                 switch item.kind {
                 case .done, .upstreamError, .malformed: state.ended = true
                 default: break
@@ -236,10 +237,19 @@ package struct SSERelay: Sendable {
         return items
     }
 
-    private static func classify(_ payload: ByteBuffer, attempt: inout AttemptState) -> Item {
-        if payload.readableBytes == 6, payload.readableBytesView.elementsEqual("[DONE]".utf8) {
-            return Item(kind: .done, payload: payload, chunk: nil)
-        }
+    /// `[DONE]`, with any spaces or tabs around it (`data:  [DONE]`, `data: [DONE] `): no JSON value
+    /// looks like that, and a complete answer must not end in an error for a stray space.
+    package static func isDone(_ payload: ByteBuffer) -> Bool {
+        guard payload.readableBytes >= 6, payload.readableBytes <= 32 else { return false }
+        let view = payload.readableBytesView
+        let isBlank: (UInt8) -> Bool = { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }
+        guard let start = view.firstIndex(where: { !isBlank($0) }), let last = view.lastIndex(where: { !isBlank($0) })
+        else { return false }
+        return view[start...last].elementsEqual("[DONE]".utf8)
+    }
+
+    private static func classify(_ payload: ByteBuffer, chat: Bool, attempt: inout AttemptState) -> Item {
+        if Self.isDone(payload) { return Item(kind: .done, payload: payload, chunk: nil) }
         let chunk: ChunkScanner.Chunk
         do {
             chunk = try ChunkScanner.scan(
@@ -249,6 +259,9 @@ package struct SSERelay: Sendable {
         }
         if chunk.isError { return Item(kind: .upstreamError, payload: payload, chunk: chunk) }
         guard chunk.hasChoices else { return Item(kind: .malformed(label: "bad_chunk"), payload: payload, chunk: nil) }
+        if Self.hasOtherShape(chunk, chat: chat) {
+            return Item(kind: .malformed(label: "wrong_shape"), payload: payload, chunk: nil)
+        }
         if chunk.hasUsage {
             attempt.promptTokens = chunk.promptTokens
             attempt.completionTokens = chunk.completionTokens
@@ -256,6 +269,17 @@ package struct SSERelay: Sendable {
         if chunk.carriesOutput { return Item(kind: .output, payload: payload, chunk: chunk) }
         if chunk.choice == nil && chunk.hasUsage { return Item(kind: .usage, payload: payload, chunk: chunk) }
         return Item(kind: .preamble, payload: payload, chunk: chunk)
+    }
+
+    /// Whether a choice has the other API's shape: `text` without `delta` in a chat stream, `delta`
+    /// without `text` in a legacy completion's. Passed on, it reached the client as chunks with no
+    /// text it reads (the openai SDK saw `delta` None throughout: an attack, session 18); it is an
+    /// upstream fault, as a whole answer of the other shape is (``CentralAnswer``).
+    static func hasOtherShape(_ chunk: ChunkScanner.Chunk, chat: Bool) -> Bool {
+        func other(_ choice: ChunkScanner.Choice) -> Bool {
+            chat ? choice.hasText && !choice.hasDelta : choice.hasDelta && !choice.hasText
+        }
+        return chunk.choice.map(other) == true || chunk.otherChoices.contains(where: other)
     }
 
     /// Keeps an attempt's preamble until its first token.
@@ -326,6 +350,10 @@ package struct SSERelay: Sendable {
         self.aggregateBytes += token.count - 2
         return true
     }
+
+    /// Whether a finish reason was delivered: an upstream stream that ends cleanly (its HTTP body or
+    /// HTTP/2 stream) without one, and without `[DONE]`, was cut short, not finished.
+    package var deliveredFinish: Bool { !self.finishReasons.isEmpty }
 
     /// The delivered text of choice 0, decoded (for a continuation, the `stream: false` answer, the
     /// Responses API's closing events and an audit: once per request, not per token).
