@@ -287,6 +287,40 @@ struct CentralTests {
         }
     }
 
+    /// Found by an attack with a hostile backend (session 18): central's 429 reached the client as
+    /// 502 `upstream_error`, as if it were broken.
+    @Test("Central answering 429 or 503 is tried elsewhere; when every endpoint is busy, 503 server_overloaded with Retry-After")
+    func busyCentral() async throws {
+        let script = CannedCentral.Script()
+        let a = try await CannedCentral.start(script), b = try await CannedCentral.start(script)
+        defer {
+            a.channel.close(promise: nil)
+            b.channel.close(promise: nil)
+        }
+        try await withFleet(configure: {
+            $0.central.endpoints = [a, b].map { .init(region: "eu-west", baseURL: $0.baseURL) }
+            $0.maxAttempts = 2
+        }) { fleet in
+            try await waitUntil("central models discovered") {
+                fleet.gateway.core.central.models().contains("fleet-8b")
+            }
+            let client = try await RecordingClient.connect(port: fleet.clientPort)
+            defer { client.close() }
+            let busy = #"{"error":{"message":"slow down","type":"rate_limit_error"}}"#
+            let whole = #"{"id":"c1","object":"chat.completion","created":1,"model":"fleet-8b","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}]}"#
+            script.answers.withLock { $0 = [(429, busy), (200, whole)] }
+            let retried = try await client.post("/v1/chat/completions", json: chatBody(stream: false)).collect()
+            #expect(retried.response?.status == .ok)
+            #expect(retried.body == whole)
+            script.answers.withLock { $0 = [(429, busy), (503, busy)] }
+            let refused = try await client.post("/v1/chat/completions", json: chatBody(stream: true)).collect()
+            #expect(refused.response?.status.code == 503)
+            #expect(refused.response?.headerFields[.retryAfter] == "1")
+            #expect(refused.body.contains("server_overloaded"), "\(refused.body)")
+            #expect(script.served.withLock { $0 } == 4)
+        }
+    }
+
     /// Issue #19: one failed central request marked the endpoint unhealthy until the next 15 s
     /// refresh, and after a restart its models stayed unknown as long; the zone got 503 meanwhile.
     @Test("A central restart: one failure does not take it out, and its models are back within seconds")

@@ -45,7 +45,8 @@ extension Dispatcher {
         }
         let route = self.servedRoute
         // #20 (trust): hand a whole car answer (one car, no migration) to the auditor, off the request path.
-        if case .car(let car, _, _)? = self.servingLease, self.machine.migrations == 0, let auditor = self.core.auditor {
+        if case .car(let car, _, _)? = self.servingLease, self.machine.migrations == 0, let auditor = self.core.auditor
+        {
             auditor.consider(
                 vehicleID: car.vehicleID, pseudonym: car.pseudonym, zone: car.zone, model: self.request.model,
                 chat: self.request.chat, body: self.request.body, text: self.relay.deliveredText)
@@ -91,6 +92,11 @@ extension Dispatcher {
             error = .upstreamFailed(
                 "The answer was larger than \(self.relay.configuration.maxAggregateBytes) bytes, the most the gateway holds for a request with 'stream': false; ask for fewer tokens, or stream it ('stream': true)."
             )
+        case .attemptsExhausted(let label) where label == Self.busyLabel:
+            // Every upstream tried answered 429 or 503 (DESIGN.md, Contracts: overload and refusals).
+            error = .overloaded(
+                "Every car and central endpoint tried for this request in privacy zone '\(self.request.zone)' is busy. Retry after 1 s."
+            )
         case .attemptsExhausted(let label):
             error = .upstreamFailed(
                 "No car or central endpoint could serve the request after \(self.machine.opened) attempts (\(label)).")
@@ -106,10 +112,12 @@ extension Dispatcher {
                 "The stream was lost (\(label)) after \(self.machine.migrations) continuations, the most allowed.")
         case .noContinuationCandidate(let label):
             error = .upstreamFailed(
-                "The stream was lost (\(label)) and no car or central endpoint in zone '\(self.request.zone)' can continue it.")
+                "The stream was lost (\(label)) and no car or central endpoint in zone '\(self.request.zone)' can continue it."
+            )
         case .notContinuable(let label):
             error = .upstreamFailed(
-                "The stream was lost (\(label)); this request (n > 1, tools, a response schema or logprobs) cannot be continued elsewhere.")
+                "The stream was lost (\(label)); this request (n > 1, tools, a response schema or logprobs) cannot be continued elsewhere."
+            )
         }
         if midStream {
             let event = self.relay.clientErrorEvent(error)
@@ -180,7 +188,9 @@ extension Dispatcher {
     }
 
     /// What the audit line and the dashboard say about where a request went.
-    typealias AuditFields = (route: String, region: String, vehicle: String, attempts: Int, tokens: Int, migrations: Int)
+    typealias AuditFields = (
+        route: String, region: String, vehicle: String, attempts: Int, tokens: Int, migrations: Int
+    )
 
     /// Output tokens the client got: a whole answer's (``CentralAnswer``), or those the relay delivered.
     var deliveredTokens: Int { self.answerTokens ?? self.relay.deliveredTokens }
@@ -195,7 +205,8 @@ extension Dispatcher {
             return ("central", endpoint.region, "-", self.machine.opened, tokens, self.machine.migrations)
         case .forward(let target, _):  // cluster (#21): the serving replica's region; the replica in the vehicle field
             return (
-                "replica", self.servingRegion ?? "-", target.replica, self.machine.opened, tokens, self.machine.migrations
+                "replica", self.servingRegion ?? "-", target.replica, self.machine.opened, tokens,
+                self.machine.migrations
             )
         case nil:
             return ("-", "-", "-", self.machine.opened, tokens, self.machine.migrations)

@@ -170,11 +170,18 @@ extension Dispatcher {
         }
     }
 
+    /// An attempt's upstream answered 429 or 503: busy.
+    static let busyLabel = "upstream_busy"
+
     func upstreamDidEnd(_ id: Int) {
         guard let attempt = self.attempts[id] else { return }
         guard attempt.status == 200 else {
             let status = attempt.status
-            let clientFault = (400..<500).contains(status) && status != 408 && status != 429
+            // Busy (429, 503): tried elsewhere, and if every upstream is, the client hears busy, not broken.
+            if status == 429 || status == 503 {
+                return self.attemptFailed(id, .init(retryable: true, label: Self.busyLabel))
+            }
+            let clientFault = (400..<500).contains(status) && status != 408
             return self.attemptFailed(
                 id,
                 .init(retryable: !clientFault, label: "status_\(status / 100)xx", status: clientFault ? status : nil))
