@@ -15,6 +15,8 @@ struct RelayDriver {
     var passThrough = false
     /// Tokens the pass-through forwarded.
     var passedThrough = 0
+    /// Output after the answer's finish reason, dropped.
+    var droppedAfterFinish = 0
 
     init(
         streaming: Bool = true, usage: Bool = false, chat: Bool = true, maxTokens: Int? = nil,
@@ -43,6 +45,10 @@ struct RelayDriver {
             switch item.kind {
             case .preamble where self.committed != attempt: self.relay.hold(item, from: attempt)
             case .output:
+                if self.committed == attempt && self.relay.isAfterFinish(item) {
+                    self.droppedAfterFinish += 1  // as the dispatcher drops it
+                    continue
+                }
                 if self.relay.wouldExceedLimits(item) {
                     kinds.append(.overLimit)
                     continue
@@ -454,6 +460,24 @@ struct SSERelayTests {
         #expect(finishOnly.feed(rawChunk("a", #""x""#) + finish, from: 1) == [.output, .output])
         var right = RelayDriver(chat: false)
         #expect(right.feed(legacyChunk("a", #""x""#), from: 1) == [.output])
+    }
+
+    @Test("Text after the answer's finish reason is dropped, passed through or not; another choice's is not", arguments: [false, true])
+    func afterFinish(passThrough: Bool) {
+        var d = RelayDriver(passThrough: passThrough)
+        let kinds = d.feed(
+            chunk("a", role: true) + rawChunk("a", #""one""#) + rawChunk("a", #"" two""#, finish: "stop")
+                + rawChunk("a", #"" extra""#) + rawChunk("a", #"" more""#) + "data: [DONE]\n\n", from: 1)
+        #expect(d.droppedAfterFinish == 2, "\(kinds)")
+        #expect(d.relay.deliveredText == "one two")
+        #expect(!d.client.contains("extra") && !d.client.contains("more"))
+        // n = 2: choice 0 finished, choice 1 goes on.
+        var n2 = RelayDriver()
+        _ = n2.feed(rawChunk("a", #""x""#, #""y""#), from: 1)
+        _ = n2.feed(rawChunk("a", #""""#, finish: "stop"), from: 1)
+        let later = n2.feed(
+            #"data: {"id":"a","choices":[{"index":1,"delta":{"content":"z"},"finish_reason":null}]}"# + "\n\n", from: 1)
+        #expect(later == [.output])
     }
 
     @Test("stream:false: each choice's text from escaped pieces, as before")

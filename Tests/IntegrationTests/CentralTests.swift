@@ -188,8 +188,9 @@ struct CentralTests {
             $0.central.endpoints = [.init(region: "eu-west", baseURL: a.baseURL), .init(region: "eu-west", baseURL: b.baseURL)]
             $0.maxAttempts = 2
         }) { fleet in
-            try await waitUntil("central models discovered") {
-                fleet.gateway.core.central.models().contains("fleet-8b")
+            // Both endpoints' models: a retry or a continuation needs the second one.
+            try await waitUntil("both central endpoints' models discovered") {
+                fleet.gateway.core.central.all.allSatisfy { $0.models.contains("fleet-8b") && $0.healthy }
             }
             let client = try await RecordingClient.connect(port: fleet.clientPort)
             defer { client.close() }
@@ -255,8 +256,9 @@ struct CentralTests {
             // Endpoints that continue from text: the cut stream can move to the other.
             $0.central.endpoints = [a, b].map { .init(region: "eu-west", baseURL: $0.baseURL, continuation: .prefix) }
         }) { fleet in
-            try await waitUntil("central models discovered") {
-                fleet.gateway.core.central.models().contains("fleet-8b")
+            // Both endpoints' models: a retry or a continuation needs the second one.
+            try await waitUntil("both central endpoints' models discovered") {
+                fleet.gateway.core.central.all.allSatisfy { $0.models.contains("fleet-8b") && $0.healthy }
             }
             let client = try await RecordingClient.connect(port: fleet.clientPort)
             defer { client.close() }
@@ -284,6 +286,15 @@ struct CentralTests {
             #expect(decoded.flatMap(\.choices).compactMap { $0.delta?.content }.joined() == "one two three")
             #expect(decoded.flatMap(\.choices).compactMap(\.finishReason) == ["stop"])
             #expect(Set(decoded.map(\.id)) == ["first"])
+
+            // Text after the finish reason (a broken upstream) is not the client's.
+            script.answers.withLock {
+                $0 = [(200, cut + event("first", "", finish: "stop") + event("first", #""content":" extra""#) + "data: [DONE]\n\n")]
+            }
+            let finished = try await client.post("/v1/chat/completions", json: chatBody(stream: true, maxTokens: 8)).collect()
+            let after = try chunks(try ssePayloads(finished.body))
+            #expect(after.flatMap(\.choices).compactMap { $0.delta?.content }.joined() == "one two", "\(finished.body)")
+            #expect(finished.body.hasSuffix("data: [DONE]\n\n"))
         }
     }
 
@@ -301,8 +312,9 @@ struct CentralTests {
             $0.central.endpoints = [a, b].map { .init(region: "eu-west", baseURL: $0.baseURL) }
             $0.maxAttempts = 2
         }) { fleet in
-            try await waitUntil("central models discovered") {
-                fleet.gateway.core.central.models().contains("fleet-8b")
+            // Both endpoints' models: a retry or a continuation needs the second one.
+            try await waitUntil("both central endpoints' models discovered") {
+                fleet.gateway.core.central.all.allSatisfy { $0.models.contains("fleet-8b") && $0.healthy }
             }
             let client = try await RecordingClient.connect(port: fleet.clientPort)
             defer { client.close() }

@@ -89,6 +89,8 @@ extension Dispatcher {
         case .preamble:
             if self.machine.committed != id { self.relay.hold(item, from: id) }
         case .output:
+            // Tokens after the answer's finish reason (a broken upstream) are not the client's.
+            if self.machine.committed == id, self.relay.isAfterFinish(item) { return }
             if self.relay.wouldExceedLimits(item) { return self.finishOverLimit(id) }
             self.tokenArrived(item, from: id)
         case .usage:

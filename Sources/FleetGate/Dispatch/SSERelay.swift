@@ -351,6 +351,15 @@ package struct SSERelay: Sendable {
         return true
     }
 
+    /// Whether every choice of `item` already delivered its finish reason: output after a choice's
+    /// end is an upstream's fault, dropped (the client's answer is complete).
+    package func isAfterFinish(_ item: Item) -> Bool {
+        guard let chunk = item.chunk, let choice = chunk.choice, self.finishReasons[choice.index] != nil else {
+            return false
+        }
+        return chunk.otherChoices.allSatisfy { self.finishReasons[$0.index] != nil }
+    }
+
     /// Whether a finish reason was delivered: an upstream stream that ends cleanly (its HTTP body or
     /// HTTP/2 stream) without one, and without `[DONE]`, was cut short, not finished.
     package var deliveredFinish: Bool { !self.finishReasons.isEmpty }
