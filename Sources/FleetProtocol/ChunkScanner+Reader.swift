@@ -169,7 +169,14 @@ extension ChunkScanner {
                         case .content: try self.content(of: &choice, mode, depth: depth + 2)
                         case .toolCalls, .functionCall:
                             if try !self.skipNonNull(depth: depth + 2) { choice.hasToolCalls = true }
-                        default: try self.skipValue(depth: depth + 2)
+                        default:
+                            // A reasoning model's `reasoning_content`, before and between the text: output,
+                            // not a preamble to hold (only four are held; the rest were dropped).
+                            if self.peek() == UInt8(ascii: "\"") {
+                                if try self.stringRange().count > 2 { choice.hasOtherOutput = true }
+                            } else if try !self.skipNonNull(depth: depth + 2) {
+                                choice.hasOtherOutput = true
+                            }
                         }
                     }
                 default: try self.skipValue(depth: depth + 1)

@@ -45,6 +45,9 @@ public enum ChunkScanner {
         public var hasToolCalls = false
         /// `logprobs` was present and not null.
         public var hasLogprobs = false
+        /// Another `delta` member with a value that is not null or `""` — `reasoning_content`, `audio`,
+        /// a `refusal` — is output too, though the relay does not read it.
+        public var hasOtherOutput = false
         /// A `delta` object (a chat chunk's shape) was present.
         public var hasDelta = false
         /// A `text` member (a legacy completion chunk's shape) was present.
@@ -53,7 +56,7 @@ public enum ChunkScanner {
         /// Whether the choice carries output: text, a tool call or a finish reason.
         public var carriesOutput: Bool {
             !(self.content ?? "").isEmpty || (self.contentToken?.count ?? 0) > 2 || self.hasToolCalls
-                || self.finishReason != nil
+                || self.hasOtherOutput || self.finishReason != nil
         }
     }
 

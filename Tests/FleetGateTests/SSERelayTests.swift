@@ -480,6 +480,53 @@ struct SSERelayTests {
         #expect(later == [.output])
     }
 
+    @Test("Reasoning deltas are output: every one reaches the client, before and after the text, passed through or not", arguments: [false, true])
+    func reasoningDeltas(passThrough: Bool) throws {
+        var d = RelayDriver(passThrough: passThrough)
+        func delta(_ members: String, finish: String? = nil) -> String {
+            let reason = finish.map { "\"\($0)\"" } ?? "null"
+            return #"data: {"id":"a","object":"chat.completion.chunk","created":7,"model":"m","choices":[{"index":0,"delta":{"# + members + #"},"finish_reason":"# + reason + "}]}\n\n"
+        }
+        var stream = delta(#""role":"assistant","content":"""#)
+        for step in 1...6 { stream += delta(#""reasoning_content":"r\#(step) ""#) }
+        stream += delta(#""content":"one""#) + delta(#""reasoning_content":"late""#) + delta(#""content":" two""#)
+        stream += delta(#""reasoning_content":null,"refusal":null,"content":"""#, finish: "stop") + "data: [DONE]\n\n"
+        _ = d.feed(stream, from: 1)
+        let reasoning = d.clientChunks.compactMap { chunk -> String? in
+            let choice = (chunk["choices"] as? [[String: Any]])?.first
+            return (choice?["delta"] as? [String: Any])?["reasoning_content"] as? String
+        }
+        #expect(reasoning == ["r1 ", "r2 ", "r3 ", "r4 ", "r5 ", "r6 ", "late"])
+        #expect(d.relay.deliveredText == "one two")
+        #expect(d.relay.deliveredTokens == 9)  // each reasoning delta and each text token
+    }
+
+    @Test("One upstream's usage chunk reaches the client with every member; after a continuation, the summed counts")
+    func usageChunkKept() throws {
+        var d = RelayDriver(usage: true)
+        let usage =
+            #"data: {"id":"a","object":"chat.completion.chunk","created":7,"model":"m","system_fingerprint":"fp_9","service_tier":"default","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":2,"total_tokens":7,"prompt_tokens_details":{"cached_tokens":2},"completion_tokens_details":{"reasoning_tokens":1}}}"#
+            + "\n\n"
+        _ = d.feed(rawChunk("a", #""x""#) + rawChunk("a", #""y""#, finish: "stop") + usage, from: 1)
+        d.relay.finishStream(into: &d.out)
+        let last = try #require(d.clientChunks.last)
+        #expect(last["system_fingerprint"] as? String == "fp_9")
+        #expect(last["service_tier"] as? String == "default")
+        let details = (last["usage"] as? [String: Any])?["prompt_tokens_details"] as? [String: Any]
+        #expect(details?["cached_tokens"] as? Int == 2)
+        #expect((last["choices"] as? [Any])?.isEmpty == true)
+        #expect(d.client.hasSuffix("data: [DONE]\n\n"))
+
+        // Two segments: the counts are summed, so the chunk is the gateway's.
+        var moved = RelayDriver(usage: true)
+        _ = moved.feed(rawChunk("a", #""x""#) + usage.replacingOccurrences(of: #""completion_tokens":2"#, with: #""completion_tokens":1"#), from: 1)
+        moved.committed = nil
+        _ = moved.feed(rawChunk("b", #""y""#, finish: "stop") + usage.replacingOccurrences(of: "\"a\"", with: "\"b\""), from: 2)
+        moved.relay.finishStream(into: &moved.out)
+        let summed = try #require(moved.clientChunks.last?["usage"] as? [String: Any])
+        #expect(summed["completion_tokens"] as? Int == 3)
+    }
+
     @Test("stream:false: each choice's text from escaped pieces, as before")
     func nonStreamedEscapes() {
         var d = RelayDriver(streaming: false)

@@ -103,7 +103,7 @@ extension SSERelay {
     private static func passThroughID(of template: ChunkTemplate) -> Range<Int>? {
         guard let chunk = template.learnedChunk, !chunk.isError, chunk.hasChoices, !chunk.hasUsage,
             chunk.otherChoices.isEmpty, let choice = chunk.choice, choice.index == 0, !choice.hasRole,
-            choice.finishReason == nil, !choice.hasToolCalls, let token = choice.contentToken,
+            choice.finishReason == nil, !choice.hasToolCalls, !choice.hasOtherOutput, let token = choice.contentToken,
             let id = chunk.idRange, id.upperBound <= token.lowerBound
         else { return nil }
         return id

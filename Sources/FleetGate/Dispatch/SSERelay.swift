@@ -129,6 +129,9 @@ package struct SSERelay: Sendable {
         var ended = false
         var promptTokens: Int?
         var completionTokens: Int?
+        /// The attempt's usage chunk (`choices: []`): the client's, as it is, when this attempt alone
+        /// answered (its usage details, `system_fingerprint`, `service_tier`).
+        var usageItem: Item?
         /// The attempt's last token chunk, so the next alike is not scanned again.
         var template = ChunkTemplate()
         /// An event ``forwardTokens(from:into:)`` read and left for ``next(from:)``, or the decoder's
@@ -267,7 +270,11 @@ package struct SSERelay: Sendable {
             attempt.completionTokens = chunk.completionTokens
         }
         if chunk.carriesOutput { return Item(kind: .output, payload: payload, chunk: chunk) }
-        if chunk.choice == nil && chunk.hasUsage { return Item(kind: .usage, payload: payload, chunk: chunk) }
+        if chunk.choice == nil && chunk.hasUsage {
+            let item = Item(kind: .usage, payload: payload, chunk: chunk)
+            attempt.usageItem = item
+            return item
+        }
         return Item(kind: .preamble, payload: payload, chunk: chunk)
     }
 
@@ -326,7 +333,7 @@ package struct SSERelay: Sendable {
         // Per token: no array is built to walk the choices.
         var counted = chunk.choice.map { self.record($0, of: item.payload) } ?? false
         for choice in chunk.otherChoices where self.record(choice, of: item.payload) { counted = true }
-        if counted || (chunk.choice?.hasToolCalls ?? false) { self.deliveredTokens += 1 }
+        if counted || chunk.choice.map({ $0.hasToolCalls || $0.hasOtherOutput }) == true { self.deliveredTokens += 1 }
         guard self.configuration.streaming else { return }
         if self.renderer != nil {
             if let choice = chunk.choice, choice.index == 0, let token = choice.contentToken, token.count > 2 {
@@ -376,7 +383,12 @@ package struct SSERelay: Sendable {
             return self.renderer!.finish(
                 text: self.deliveredText, usage: self.usage, finishReason: self.finishReasons[0], into: &out)
         }
-        if self.configuration.includeUsage {
+        if self.configuration.includeUsage, self.segments.count == 1,
+            let item = self.attempts.read(self.segments[0], { $0.usageItem }) ?? nil
+        {
+            // One upstream answered: its usage chunk, every member kept (a rebuilt one lost the details).
+            self.write(item, into: &out)
+        } else if self.configuration.includeUsage {
             let usage = self.usage
             var json = ByteBuffer()
             self.writeEnvelopeStart(into: &json)
