@@ -76,7 +76,9 @@ public enum SSE {
                     let length = cursor.offsetOfFirst(UInt8(ascii: "\n")) ?? cursor.readableBytes
                     var line = cursor.readSlice(length: length)!
                     cursor.moveReaderIndex(forwardBy: min(1, cursor.readableBytes))
-                    if line.readableBytesView.last == UInt8(ascii: "\r") { line.moveWriterIndex(to: line.writerIndex - 1) }
+                    if line.readableBytesView.last == UInt8(ascii: "\r") {
+                        line.moveWriterIndex(to: line.writerIndex - 1)
+                    }
                     guard line.readableBytes >= 5, line.readableBytesView.starts(with: "data:".utf8) else { continue }
                     line.moveReaderIndex(forwardBy: 5)
                     if line.readableBytesView.first == UInt8(ascii: " ") { line.moveReaderIndex(forwardBy: 1) }
@@ -146,7 +148,9 @@ public enum SSE {
                 throw TooLarge()
             }
             // A view of the pending bytes (`readSlice`'s bytes without cutting a new slice, ~45
-            // instructions an event less).
+            // instructions an event less). The relay's pass-through run (`SSERelay.forwardTokens`)
+            // joins consecutive events by their indices alone: `pending` must not be compacted or
+            // replaced between events that return one (only moved forward, as here).
             var raw = self.pending
             raw.moveWriterIndex(to: raw.readerIndex + length)
             self.pending.moveReaderIndex(forwardBy: length)

@@ -28,6 +28,31 @@ struct CentralTests {
         }
     }
 
+    /// A gateway whose only capacity is two canned central endpoints in eu-west sharing one script
+    /// (whichever is asked first gets the next answer), both endpoints' models discovered (a retry or a
+    /// continuation needs the second), two attempts at most, and a client.
+    func withTwoCanned(
+        continuation: ContinuationMode = .none, _ body: (CannedCentral.Script, RecordingClient) async throws -> Void
+    ) async throws {
+        let script = CannedCentral.Script()
+        let a = try await CannedCentral.start(script), b = try await CannedCentral.start(script)
+        defer {
+            a.channel.close(promise: nil)
+            b.channel.close(promise: nil)
+        }
+        try await withFleet(configure: {
+            $0.central.endpoints = [a, b].map { .init(region: "eu-west", baseURL: $0.baseURL, continuation: continuation) }
+            $0.maxAttempts = 2
+        }) { fleet in
+            try await waitUntil("both central endpoints' models discovered") {
+                fleet.gateway.core.central.all.allSatisfy { $0.models.contains("fleet-8b") && $0.healthy }
+            }
+            let client = try await RecordingClient.connect(port: fleet.clientPort)
+            defer { client.close() }
+            try await body(script, client)
+        }
+    }
+
     @Test("With no car in the zone, central capacity in the zone serves, streamed and not, with route headers")
     func fallback() async throws {
         try await withCentralOnly { fleet, central, client in
@@ -177,23 +202,7 @@ struct CentralTests {
     /// and a bad or oversized one is an error, never held without bound.
     @Test("Whole answers pass through byte for byte; a bad one is retried elsewhere; an oversized one is a clear 502 at once")
     func cannedAnswers() async throws {
-        // One script for both endpoints: whichever is asked first gets the first answer.
-        let script = CannedCentral.Script()
-        let a = try await CannedCentral.start(script), b = try await CannedCentral.start(script)
-        defer {
-            a.channel.close(promise: nil)
-            b.channel.close(promise: nil)
-        }
-        try await withFleet(configure: {
-            $0.central.endpoints = [.init(region: "eu-west", baseURL: a.baseURL), .init(region: "eu-west", baseURL: b.baseURL)]
-            $0.maxAttempts = 2
-        }) { fleet in
-            // Both endpoints' models: a retry or a continuation needs the second one.
-            try await waitUntil("both central endpoints' models discovered") {
-                fleet.gateway.core.central.all.allSatisfy { $0.models.contains("fleet-8b") && $0.healthy }
-            }
-            let client = try await RecordingClient.connect(port: fleet.clientPort)
-            defer { client.close() }
+        try await self.withTwoCanned() { script, client in
             func ask() async throws -> (status: Int, body: String) {
                 let result = try await client.post("/v1/chat/completions", json: chatBody(stream: false, maxTokens: 4))
                     .collect()
@@ -246,22 +255,7 @@ struct CentralTests {
         "A central stream cut short without a finish or [DONE] is continued elsewhere; a stray space in [DONE] still ends it"
     )
     func truncatedStream() async throws {
-        let script = CannedCentral.Script()
-        let a = try await CannedCentral.start(script), b = try await CannedCentral.start(script)
-        defer {
-            a.channel.close(promise: nil)
-            b.channel.close(promise: nil)
-        }
-        try await withFleet(configure: {
-            // Endpoints that continue from text: the cut stream can move to the other.
-            $0.central.endpoints = [a, b].map { .init(region: "eu-west", baseURL: $0.baseURL, continuation: .prefix) }
-        }) { fleet in
-            // Both endpoints' models: a retry or a continuation needs the second one.
-            try await waitUntil("both central endpoints' models discovered") {
-                fleet.gateway.core.central.all.allSatisfy { $0.models.contains("fleet-8b") && $0.healthy }
-            }
-            let client = try await RecordingClient.connect(port: fleet.clientPort)
-            defer { client.close() }
+        try await self.withTwoCanned(continuation: .prefix) { script, client in
             func event(_ id: String, _ delta: String, finish: String? = nil) -> String {
                 let reason = finish.map { "\"\($0)\"" } ?? "null"
                 return
@@ -302,22 +296,7 @@ struct CentralTests {
     /// 502 `upstream_error`, as if it were broken.
     @Test("Central answering 429 or 503 is tried elsewhere; when every endpoint is busy, 503 server_overloaded with Retry-After")
     func busyCentral() async throws {
-        let script = CannedCentral.Script()
-        let a = try await CannedCentral.start(script), b = try await CannedCentral.start(script)
-        defer {
-            a.channel.close(promise: nil)
-            b.channel.close(promise: nil)
-        }
-        try await withFleet(configure: {
-            $0.central.endpoints = [a, b].map { .init(region: "eu-west", baseURL: $0.baseURL) }
-            $0.maxAttempts = 2
-        }) { fleet in
-            // Both endpoints' models: a retry or a continuation needs the second one.
-            try await waitUntil("both central endpoints' models discovered") {
-                fleet.gateway.core.central.all.allSatisfy { $0.models.contains("fleet-8b") && $0.healthy }
-            }
-            let client = try await RecordingClient.connect(port: fleet.clientPort)
-            defer { client.close() }
+        try await self.withTwoCanned() { script, client in
             let busy = #"{"error":{"message":"slow down","type":"rate_limit_error"}}"#
             let whole = #"{"id":"c1","object":"chat.completion","created":1,"model":"fleet-8b","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}]}"#
             script.answers.withLock { $0 = [(429, busy), (200, whole)] }

@@ -90,7 +90,9 @@ struct RequestValidator {
             throw .invalidRequest("Missing required parameter: 'prompt'.", param: "prompt")
         }
         if let limit = parsed.outputLimit, limit < 1 || limit > 1 << 16 {
-            throw .invalidRequest("'max_tokens' must be between 1 and 65536.", param: "max_tokens")
+            // The field the client sent (the limit is max_completion_tokens when both are).
+            let name = parsed.maxCompletionTokens != nil ? "max_completion_tokens" : "max_tokens"
+            throw .invalidRequest("'\(name)' must be between 1 and 65536.", param: name)
         }
         if let n = parsed.n, n < 1 || n > 8 {
             throw .invalidRequest("'n' must be between 1 and 8.", param: "n")
@@ -133,7 +135,8 @@ struct RequestValidator {
             chat: api.chat, model: parsed.model, streaming: parsed.stream ?? false,
             includeUsage: parsed.streamOptions?.includeUsage ?? false, outputLimit: parsed.outputLimit,
             continuable: parsed.isContinuable, origin: origin, zone: origin.zone, profile: profile, body: body,
-            members: members, seed: SyntheticText.seed(for: parsed.promptText, requested: parsed.seed), hop: forwarded == nil ? 0 : 1,
+            members: members, seed: SyntheticText.seed(for: parsed.promptText, requested: parsed.seed),
+            hop: forwarded == nil ? 0 : 1,
             authorization: self.core.cluster == nil ? nil : head.headerFields[.authorization], responses: responses)
     }
 
