@@ -42,7 +42,8 @@ public enum JSONBody {
                         reader.skipWhitespace()
                         let valueStart = reader.position
                         try reader.skipValue(depth: 2)
-                        members.append(Member(name: name, range: start..<reader.position, value: valueStart..<reader.position))
+                        members.append(
+                            Member(name: name, range: start..<reader.position, value: valueStart..<reader.position))
                         reader.skipWhitespace()
                         guard let next = reader.peek() else { return nil }
                         reader.position += 1
@@ -209,6 +210,42 @@ public enum JSONBody {
     }
 
     /// The raw value of member `name`, if present.
+    /// What a JSON array of strings is: how many strings, and the first one's token (quotes included);
+    /// nil when `value` is not an array of strings only.
+    public static func stringArray(_ value: ByteBuffer) -> (count: Int, first: ByteBuffer?)? {
+        value.withUnsafeReadableBytes { bytes -> (Int, ByteBuffer?)? in
+            var reader = ChunkScanner.Reader(bytes: bytes)
+            var count = 0
+            var first: Range<Int>?
+            do throws(ChunkScanner.Malformed) {
+                reader.skipWhitespace()
+                try reader.expect(UInt8(ascii: "["))
+                reader.skipWhitespace()
+                if reader.peek() == UInt8(ascii: "]") {
+                    reader.position += 1
+                } else {
+                    while true {
+                        reader.skipWhitespace()
+                        guard reader.peek() == UInt8(ascii: "\"") else { return nil }
+                        let range = try reader.stringRange()
+                        if first == nil { first = range }
+                        count += 1
+                        reader.skipWhitespace()
+                        guard let next = reader.peek() else { return nil }
+                        reader.position += 1
+                        if next == UInt8(ascii: "]") { break }
+                        guard next == UInt8(ascii: ",") else { return nil }
+                    }
+                }
+                reader.skipWhitespace()
+                guard reader.atEnd else { return nil }
+            } catch {
+                return nil
+            }
+            return (count, first.map { value.getSlice(at: value.readerIndex + $0.lowerBound, length: $0.count)! })
+        }
+    }
+
     public static func rawValue(of name: String, in body: ByteBuffer, members: [Member]) -> ByteBuffer? {
         guard let member = members.last(where: { $0.name == name }) else { return nil }
         return body.getSlice(at: body.readerIndex + member.value.lowerBound, length: member.value.count)

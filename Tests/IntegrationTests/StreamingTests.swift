@@ -76,7 +76,7 @@ struct StreamingTests {
         }
     }
 
-    @Test("Legacy /v1/completions streams text_completion chunks")
+    @Test("Legacy /v1/completions streams text_completion chunks; a list of one prompt is that prompt")
     func legacyCompletions() async throws {
         try await withFleet(cars: [CarSpec("car-a", slowdown: 0.1)]) { fleet in
             let client = try await RecordingClient.connect(port: fleet.clientPort)
@@ -86,6 +86,19 @@ struct StreamingTests {
             let decoded = try chunks(try ssePayloads(result.body))
             #expect(decoded.allSatisfy { $0.object == "text_completion" })
             #expect(decoded.compactMap { $0.choices.first?.text }.filter { !$0.isEmpty }.count == 4)
+
+            // A list of one prompt (LangChain's OpenAI LLM sends it so) is that prompt: the same text.
+            let listed = try await client.post("/v1/completions", json: body.replacingOccurrences(of: #""Once""#, with: #"["Once"]"#))
+                .collect()
+            #expect(listed.response?.status == .ok)
+            let listedText = try chunks(try ssePayloads(listed.body)).compactMap { $0.choices.first?.text }.joined()
+            #expect(listedText == decoded.compactMap { $0.choices.first?.text }.joined())
+            // More than one: a clear 400 naming the field.
+            let two = try await client.post("/v1/completions", json: body.replacingOccurrences(of: #""Once""#, with: #"["a", "b"]"#))
+                .collect()
+            #expect(two.response?.status.code == 400)
+            let error = try JSONDecoder().decode(APIErrorBody.self, from: Data(two.body.utf8))
+            #expect(error.error.param == "prompt" && error.error.message.contains("2 prompts"), "\(two.body)")
         }
     }
 

@@ -68,7 +68,12 @@ struct RequestValidator {
             let id = IdentifierRandom.uuidString().replacingOccurrences(of: "-", with: "")
             responses = request.responseTemplate(id: "resp_" + id, createdAt: Int(Date().timeIntervalSince1970))
         } else {
-            if let fast = CompletionRequest.fastDecode(body) {
+            var fast = CompletionRequest.fastDecode(body)
+            if fast == nil && !api.chat {
+                body = try Self.singlePrompt(body)  // `prompt: ["…"]`: the fast reader takes a string only
+                fast = CompletionRequest.fastDecode(body)
+            }
+            if let fast {
                 parsed = fast  // JSONDecoder's result, without its cost (see fastDecode)
             } else {
                 parsed = try JSON.decodeRequest(CompletionRequest.self, from: body)
@@ -147,5 +152,25 @@ struct RequestValidator {
         let client = self.core.clientAddresses.resolve(
             peer: peer, viaProxyProtocol: connection.viaProxyProtocol, forwardedFor: forwarded)
         return self.core.geo.current.resolver.resolve(client)
+    }
+}
+
+extension RequestValidator {
+    /// A legacy completion whose `prompt` is a list of one string (LangChain's OpenAI LLM and other
+    /// batching clients send it so): the body with that string as its `prompt`, as every upstream reads
+    /// it (a car's engine, a continuation). A list of more is refused — one request is one prompt here —
+    /// and any other body is returned as it is (the decoder judges it).
+    static func singlePrompt(_ body: ByteBuffer) throws(APIError) -> ByteBuffer {
+        guard let members = JSONBody.members(of: body),
+            let value = JSONBody.rawValue(of: "prompt", in: body, members: members),
+            let (count, first) = JSONBody.stringArray(value)
+        else { return body }
+        guard count == 1, let first else {
+            throw .invalidRequest(
+                "'prompt' holds \(count) prompts; this gateway takes one prompt per request: send them as separate requests.",
+                param: "prompt")
+        }
+        return JSONBody.editing(
+            body, members: members, removing: ["prompt"], appending: [("prompt", String(buffer: first))])
     }
 }
