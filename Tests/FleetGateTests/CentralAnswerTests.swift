@@ -7,7 +7,10 @@ import Testing
 @Suite("CentralAnswer")
 struct CentralAnswerTests {
     static func answer(chat: Bool = true, maxBytes: Int = 4 << 20) -> CentralAnswer {
-        CentralAnswer(configuration: .init(chat: chat, maxBytes: maxBytes, fallbackID: "chatcmpl-req1", model: "client-model"))
+        CentralAnswer(
+            configuration: .init(
+                chat: chat, maxBytes: maxBytes, fallbackID: "chatcmpl-req1", model: "client-model",
+                created: 1_796_356_412))
     }
 
     static func finish(_ parts: [String], chat: Bool = true, maxBytes: Int = 4 << 20) -> CentralAnswer.Outcome {
@@ -53,7 +56,7 @@ struct CentralAnswerTests {
         let fixed = try Self.whole([wrong])
         #expect(String(buffer: fixed.body) == Self.complete)
         // Each identity member removed in turn, and all at once: the client's answer is the original
-        // with the defaults (the request's id, the client's model, created 0).
+        // with the defaults (the request's id, the client's model, the request's start).
         let members = [
             "\"id\":\"chatcmpl-central\",", "\"object\":\"chat.completion\",", "\"created\":1700000000,",
             "\"model\":\"central-model\",",
@@ -64,7 +67,7 @@ struct CentralAnswerTests {
             let rewritten = try Self.json(try Self.whole([text + "\n"]).body)
             let expected = original.mutableCopy() as! NSMutableDictionary
             if removed.contains(members[0]) { expected["id"] = "chatcmpl-req1" }
-            if removed.contains(members[2]) { expected["created"] = 0 }
+            if removed.contains(members[2]) { expected["created"] = 1_796_356_412 }
             if removed.contains(members[3]) { expected["model"] = "client-model" }
             #expect(rewritten == expected, "\(removed)")
         }

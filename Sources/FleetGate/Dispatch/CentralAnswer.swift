@@ -8,7 +8,7 @@ package import NIOCore
 ///
 /// The identity follows the rule of the answers the relay assembles from a stream (``SSERelay``):
 /// central's `id`, `created` and `model` are kept (the id falls back to the request's when central
-/// sends none, the model to the client's, `created` to 0); `object` is always `chat.completion` or
+/// sends none, the model to the client's, `created` to the request's start); `object` is always `chat.completion` or
 /// `text_completion`. Everything else central sends — `system_fingerprint`, `logprobs`, tool calls,
 /// every choice of `n > 1`, `usage` with its details — reaches the client byte for byte.
 ///
@@ -26,12 +26,15 @@ package struct CentralAnswer: Sendable {
         package var fallbackID: String
         /// The model when central names none: the client's.
         package var model: String
+        /// `created` when central says none: the request's start (Unix seconds), as a stream's chunks have it.
+        package var created: Int
 
-        package init(chat: Bool, maxBytes: Int, fallbackID: String, model: String) {
+        package init(chat: Bool, maxBytes: Int, fallbackID: String, model: String, created: Int = 0) {
             self.chat = chat
             self.maxBytes = maxBytes
             self.fallbackID = fallbackID
             self.model = model
+            self.created = created
         }
     }
 
@@ -114,7 +117,8 @@ package struct CentralAnswer: Sendable {
         let objectRight =
             scanned.objectRange.map { range in
                 body.withUnsafeReadableBytes { bytes in
-                    bytes[range].elementsEqual(UnsafeRawBufferPointer(start: object.utf8Start, count: object.utf8CodeUnitCount))
+                    bytes[range].elementsEqual(
+                        UnsafeRawBufferPointer(start: object.utf8Start, count: object.utf8CodeUnitCount))
                 }
             } ?? false
         guard !objectRight || scanned.idRange == nil || scanned.modelRange == nil || !scanned.hasCreated else {
@@ -143,9 +147,13 @@ package struct CentralAnswer: Sendable {
             out.writeStaticString(",\"model\":")
             JSONBody.writeJSONString(self.configuration.model, into: &out)
         }
-        if !scanned.hasCreated { out.writeStaticString(",\"created\":0") }
+        if !scanned.hasCreated {
+            out.writeStaticString(",\"created\":")
+            out.writeString(String(self.configuration.created))
+        }
         out.writeImmutableBuffer(
-            body.getSlice(at: body.readerIndex + scanned.closingBrace, length: body.readableBytes - scanned.closingBrace)!)
+            body.getSlice(
+                at: body.readerIndex + scanned.closingBrace, length: body.readableBytes - scanned.closingBrace)!)
         return out
     }
 }

@@ -205,7 +205,8 @@ final class Dispatcher: UpstreamEvents {
             attempt.answer = CentralAnswer(
                 configuration: .init(
                     chat: self.request.chat, maxBytes: self.relay.configuration.maxAggregateBytes,
-                    fallbackID: self.relay.configuration.fallbackID, model: self.request.model))
+                    fallbackID: self.relay.configuration.fallbackID, model: self.request.model,
+                    created: self.relay.configuration.fallbackCreated))
         } else {
             self.relay.open(attempt: open.attempt)
         }
