@@ -219,23 +219,11 @@ public enum JSONBody {
             var first: Range<Int>?
             do throws(ChunkScanner.Malformed) {
                 reader.skipWhitespace()
-                try reader.expect(UInt8(ascii: "["))
-                reader.skipWhitespace()
-                if reader.peek() == UInt8(ascii: "]") {
-                    reader.position += 1
-                } else {
-                    while true {
-                        reader.skipWhitespace()
-                        guard reader.peek() == UInt8(ascii: "\"") else { return nil }
-                        let range = try reader.stringRange()
-                        if first == nil { first = range }
-                        count += 1
-                        reader.skipWhitespace()
-                        guard let next = reader.peek() else { return nil }
-                        reader.position += 1
-                        if next == UInt8(ascii: "]") { break }
-                        guard next == UInt8(ascii: ",") else { return nil }
-                    }
+                try reader.enterArray(depth: 1)
+                while try reader.nextElement(&count) {
+                    guard reader.peek() == UInt8(ascii: "\"") else { return nil }
+                    let range = try reader.stringRange()
+                    if first == nil { first = range }
                 }
                 reader.skipWhitespace()
                 guard reader.atEnd else { return nil }

@@ -10,6 +10,16 @@ struct TrustTests {
         return try! FleetPKI(certificatePEM: issued.certificatePEM, privateKeyPEM: issued.privateKeyPEM)
     }()
 
+    @Test("Vehicle ids and regions are 1–128 letters, digits, '-', '_', '.': a forwarding replica's region header too")
+    func names() {
+        for name in ["eu-central", "us_east.2", "AP-South-1", String(repeating: "a", count: 128)] {
+            #expect(VehicleIdentity.isValidName(name), "\(name)")
+        }
+        for name in ["", "eu central", "eu fleet.route=x", "eu\ncentral", "é", String(repeating: "a", count: 129)] {
+            #expect(!VehicleIdentity.isValidName(name), "\(name)")
+        }
+    }
+
     @Test("A vehicle certificate carries its vehicle id and regions in SAN URIs; renewal keeps them with a new serial")
     func issueAndRenew() throws {
         let issued = try Self.ca.issueVehicle("car-7", regions: ["eu-west", "eu-central"], lifetime: 3600)

@@ -46,18 +46,6 @@ struct CarUpstream: Upstream {
         self.tunnel.eventLoop.executeOrRun { box.value?.reset(.cancel) }
     }
 
-    /// 1–64 letters, digits, `-`, `_` or `.`.
-    static func isRegionName(_ name: String) -> Bool {
-        (1...64).contains(name.utf8.count)
-            && name.utf8.allSatisfy { byte in
-                switch byte {
-                case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-                    UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."):
-                    true
-                default: false
-                }
-            }
-    }
 }
 
 /// The car-side delegate: runs on the tunnel's loop and hops each event to the relay's loop.
@@ -82,7 +70,7 @@ private final class CarStreamForwarder<Relay: UpstreamEvents>: HTTPStreamDelegat
         // cluster (#21): a forwarded attempt's replica says where it served (a car's is ignored).
         // Only a region-like name: it reaches the audit line and headers as it is, and a space in it
         // would add fields to that line (a review's nit: the peer is trusted, the bytes need not be).
-        if let region = response.headerFields[.fleetRegion], CarUpstream.isRegionName(region) {
+        if let region = response.headerFields[.fleetRegion], VehicleIdentity.isValidName(region) {
             self.deliver { $0.upstream(attempt, servedIn: region) }
         }
         self.deliver { $0.upstream(attempt, didReceiveStatus: status) }
