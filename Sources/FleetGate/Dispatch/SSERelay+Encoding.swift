@@ -11,12 +11,15 @@ import NIOCore
 /// bytes when they already carry it, else written anew), and reading an event's `data:` payload.
 extension SSERelay {
 
-    func makeIdentity(from item: Item) -> Identity {
+    /// The stream's identity from its first chunk (`item`; nil before any): each field the chunk
+    /// lacks from the request's (``Configuration/fallbackID``, `fallbackModel`, `fallbackCreated`).
+    func makeIdentity(from item: Item?) -> Identity {
         // The defaults are built only when the chunk lacks the field (three allocations otherwise).
         func slice(_ range: Range<Int>?) -> ByteBuffer? {
-            range.flatMap { item.payload.getSlice(at: item.payload.readerIndex + $0.lowerBound, length: $0.count) }
+            guard let range, let payload = item?.payload else { return nil }
+            return payload.getSlice(at: payload.readerIndex + range.lowerBound, length: range.count)
         }
-        let chunk = item.chunk
+        let chunk = item?.chunk
         return Identity(
             id: slice(chunk?.idRange) ?? ByteBuffer(string: "\"" + self.configuration.fallbackID + "\""),
             object: slice(chunk?.objectRange)
@@ -71,13 +74,7 @@ extension SSERelay {
 
     /// `{"id":…,"object":…,"created":…,"model":…,` — the caller writes the rest.
     func writeEnvelopeStart(into json: inout ByteBuffer) {
-        let identity =
-            self.identity
-            ?? Identity(
-                id: ByteBuffer(string: "\"" + self.configuration.fallbackID + "\""),
-                object: ByteBuffer(
-                    string: self.configuration.chat ? "\"chat.completion.chunk\"" : "\"text_completion\""),
-                created: self.configuration.fallbackCreated, model: Self.jsonString(self.configuration.fallbackModel))
+        let identity = self.identity ?? self.makeIdentity(from: nil)
         json.writeStaticString("{\"id\":")
         json.writeImmutableBuffer(identity.id)
         json.writeStaticString(",\"object\":")
