@@ -1,0 +1,147 @@
+package import FleetProtocol
+package import NIOCore
+
+/// The upstream side of the relay: each attempt's bytes split into SSE events (``SSE/Decoder``) and
+/// classified (``Kind``): what the dispatcher acts on before anything reaches the client.
+extension SSERelay {
+
+    /// Starts parsing a new attempt's stream.
+    package mutating func open(attempt: Int) {
+        self.attempts[attempt] = AttemptState(decoder: SSE.Decoder(maxEventBytes: self.configuration.maxEventBytes))
+    }
+
+    /// Forgets an attempt (failed or cancelled).
+    package mutating func close(attempt: Int) {
+        self.attempts[attempt] = nil
+    }
+
+    /// Adds an attempt's bytes; ``next(from:)`` then returns the items they complete, one at a time
+    /// (no array of events and of items per read: a burst's 32 chunks were ~80 k instructions of
+    /// copies). Bytes after the attempt's end (its `[DONE]`, an error, a bound) are dropped.
+    package mutating func append(_ data: ByteBuffer, from attempt: Int) {
+        self.attempts.modify(attempt) { state in
+            if !state.ended { state.decoder.append(data) }
+        }
+    }
+
+    /// The next classified event of an attempt's bytes; nil until more arrive, and after its end.
+    package mutating func next(from attempt: Int) -> Item? {
+        let limit = self.configuration.maxEventsPerAttempt
+        let chat = self.configuration.chat
+        return self.attempts.modify(attempt) { state -> Item? in
+            while !state.ended {
+                var event: SSE.Decoder.Event?
+                if let pushedBack = state.pushedBack {  // read by forwardTokens(from:into:), not taken
+                    event = pushedBack
+                    state.pushedBack = nil
+                } else if !state.tooLarge {
+                    do {
+                        event = try state.decoder.next()
+                    } catch {
+                        state.tooLarge = true
+                    }
+                }
+                if state.tooLarge && state.pushedBack == nil && event == nil {
+                    // The events before the oversized one were returned by earlier calls.
+                    state.ended = true
+                    return Item(kind: .malformed(label: "event_too_large"), payload: ByteBuffer(), chunk: nil)
+                }
+                guard let event else { return nil }
+                guard let payload = event.payload else { continue }  // a comment or bare fields
+                state.events += 1
+                if state.events > limit {
+                    state.ended = true
+                    return Item(kind: .overLimit, payload: payload, chunk: nil)
+                }
+                let item = Self.classify(payload, chat: chat, attempt: &state)
+                switch item.kind {
+                case .done, .upstreamError, .malformed: state.ended = true
+                default: break
+                }
+                return item
+            }
+            return nil
+        } ?? nil
+    }
+
+    /// Whether the attempt holds bytes ``next(from:)`` has not returned yet (more of the same read,
+    /// or the start of an event still arriving).
+    package func hasBufferedBytes(from attempt: Int) -> Bool {
+        self.attempts.read(attempt) { !$0.ended && ($0.decoder.bufferedBytes > 0 || $0.pushedBack != nil) } ?? false
+    }
+
+    /// Splits and classifies an attempt's bytes at once: ``append(_:from:)``, then ``next(from:)``
+    /// until nil (the SSE fuzzer's and the tests' way in).
+    package mutating func receive(_ data: ByteBuffer, from attempt: Int) -> [Item] {
+        self.append(data, from: attempt)
+        var items: [Item] = []
+        while let item = self.next(from: attempt) { items.append(item) }
+        return items
+    }
+
+    /// `[DONE]`, with any spaces or tabs around it (`data:  [DONE]`, `data: [DONE] `): no JSON value
+    /// looks like that, and a complete answer must not end in an error for a stray space.
+    package static func isDone(_ payload: ByteBuffer) -> Bool {
+        guard payload.readableBytes >= 6, payload.readableBytes <= 32 else { return false }
+        let view = payload.readableBytesView
+        let isBlank: (UInt8) -> Bool = { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }
+        guard let start = view.firstIndex(where: { !isBlank($0) }), let last = view.lastIndex(where: { !isBlank($0) })
+        else { return false }
+        return view[start...last].elementsEqual("[DONE]".utf8)
+    }
+
+    private static func classify(_ payload: ByteBuffer, chat: Bool, attempt: inout AttemptState) -> Item {
+        if Self.isDone(payload) { return Item(kind: .done, payload: payload, chunk: nil) }
+        let chunk: ChunkScanner.Chunk
+        do {
+            chunk = try ChunkScanner.scan(
+                payload, range: 0..<payload.readableBytes, content: .token, template: &attempt.template)
+        } catch {
+            return Item(kind: .malformed(label: "bad_json"), payload: payload, chunk: nil)
+        }
+        if chunk.isError { return Item(kind: .upstreamError, payload: payload, chunk: chunk) }
+        guard chunk.hasChoices else { return Item(kind: .malformed(label: "bad_chunk"), payload: payload, chunk: nil) }
+        if Self.hasOtherShape(chunk, chat: chat) {
+            return Item(kind: .malformed(label: "wrong_shape"), payload: payload, chunk: nil)
+        }
+        if chunk.hasUsage {
+            attempt.promptTokens = chunk.promptTokens
+            attempt.completionTokens = chunk.completionTokens
+        }
+        if chunk.carriesOutput { return Item(kind: .output, payload: payload, chunk: chunk) }
+        if chunk.choice == nil && chunk.hasUsage {
+            let item = Item(kind: .usage, payload: payload, chunk: chunk)
+            attempt.usageItem = item
+            return item
+        }
+        return Item(kind: .preamble, payload: payload, chunk: chunk)
+    }
+
+    /// Whether a choice has the other API's shape: `text` without `delta` in a chat stream, `delta`
+    /// without `text` in a legacy completion's. Passed on, it reached the client as chunks with no
+    /// text it reads (the openai SDK saw `delta` None throughout: an attack, session 18); it is an
+    /// upstream fault, as a whole answer of the other shape is (``CentralAnswer``).
+    static func hasOtherShape(_ chunk: ChunkScanner.Chunk, chat: Bool) -> Bool {
+        func other(_ choice: ChunkScanner.Choice) -> Bool {
+            chat ? choice.hasText && !choice.hasDelta : choice.hasDelta && !choice.hasText
+        }
+        return chunk.choice.map(other) == true || chunk.otherChoices.contains(where: other)
+    }
+
+    /// Keeps an attempt's preamble until its first token.
+    package mutating func hold(_ item: Item, from attempt: Int) {
+        self.attempts.modify(attempt) { state in
+            if state.held.count < 4 { state.held.append(item) }
+        }
+    }
+
+    /// Whether delivering one more token would pass the client's `max_tokens` or the aggregate bound.
+    package func wouldExceedLimits(_ item: Item) -> Bool {
+        if let limit = self.configuration.maxOutputTokens, self.deliveredTokens >= limit,
+            (item.chunk?.choice?.contentToken?.count ?? 0) > 2  // text, not `""`
+        {
+            return true
+        }
+        return !self.configuration.streaming && self.aggregateBytes >= self.configuration.maxAggregateBytes
+    }
+}
