@@ -92,7 +92,7 @@ let table: [Setup: [Event: (Machine.Action, Machine.Phase)]] = [
     .awaiting: [
         .noCandidate1: (.fail(.noCapacity, midStream: false, cancel: []), .finished),
         .firstToken1: (.commit(1, sendHead: true, cancel: []), .streaming),
-        .finished1: (open2Retry, .awaitingFirstToken),  // an empty stream is retried
+        .finished1: (.attemptFailed(1, Machine.emptyStream), .awaitingFirstToken),  // failed, then retried
         .failed1: (open2Retry, .awaitingFirstToken),
         .rejected1: (.fail(.rejected(status: 400), midStream: false, cancel: []), .finished),
         .hedgeTimer1: (open2Hedge, .awaitingFirstToken),
@@ -103,8 +103,8 @@ let table: [Setup: [Event: (Machine.Action, Machine.Phase)]] = [
         .noCandidate2: (.none, .awaitingFirstToken),
         .firstToken1: (.commit(1, sendHead: true, cancel: [2]), .streaming),
         .firstToken2: (.commit(2, sendHead: true, cancel: [1]), .streaming),
-        .finished1: (.none, .awaitingFirstToken),  // the hedge runs on
-        .finished2: (.none, .awaitingFirstToken),
+        .finished1: (.attemptFailed(1, Machine.emptyStream), .awaitingFirstToken),
+        .finished2: (.attemptFailed(2, Machine.emptyStream), .awaitingFirstToken),
         .failed1: (.none, .awaitingFirstToken),
         .failed2: (.none, .awaitingFirstToken),
         .rejected1: (.none, .awaitingFirstToken),
@@ -126,7 +126,7 @@ let table: [Setup: [Event: (Machine.Action, Machine.Phase)]] = [
             .fail(.noContinuationCandidate(lastLabel: "car_reset"), midStream: true, cancel: []), .finished
         ),
         .firstToken2: (.commit(2, sendHead: false, cancel: []), .streaming),
-        .finished2: (migrate3, .migrating),  // a continuation that ends without a token is lost too
+        .finished2: (.attemptFailed(2, Machine.emptyStream), .migrating),  // lost too
         .failed2: (migrate3, .migrating),
         .clientGone: (.cancel([2]), .finished),
     ],
@@ -161,6 +161,24 @@ struct DispatchStateMachineTests {
         var first = Setup.idle.machine()
         _ = first.start()
         #expect(first.noCandidate(1) == .fail(.noCapacity, midStream: false, cancel: []))
+    }
+
+    @Test("An attempt that ends without a token is handed back as failed; its failure then retries or continues")
+    func emptyStreamIsAFailure() {
+        var awaiting = Setup.awaiting.machine()
+        #expect(awaiting.finished(1) == .attemptFailed(1, Machine.emptyStream))
+        #expect(awaiting.failed(1, Machine.emptyStream) == open2Retry)
+        #expect(awaiting.lastFailure == "empty_stream")
+        var migrating = Setup.migrating.machine()
+        #expect(migrating.finished(2) == .attemptFailed(2, Machine.emptyStream))
+        #expect(migrating.failed(2, Machine.emptyStream) == migrate3)
+        // A departure's continuation that ends empty: the departing car streams on.
+        var streaming = Setup.streaming.machine()
+        #expect(streaming.departing(1, canFinish: false) == depart2)
+        #expect(streaming.finished(2) == .attemptFailed(2, Machine.emptyStream))
+        #expect(streaming.failed(2, Machine.emptyStream) == .none)
+        #expect(streaming.committed == 1 && streaming.phase == .streaming)
+        #expect(streaming.finished(1) == .finish(cancel: []))
     }
 
     @Test("The table covers every setup")

@@ -32,7 +32,8 @@ struct CentralTests {
     /// (whichever is asked first gets the next answer), both endpoints' models discovered (a retry or a
     /// continuation needs the second), two attempts at most, and a client.
     func withTwoCanned(
-        continuation: ContinuationMode = .none, _ body: (CannedCentral.Script, RecordingClient) async throws -> Void
+        continuation: ContinuationMode = .none,
+        _ body: (FleetFixture, CannedCentral.Script, RecordingClient) async throws -> Void
     ) async throws {
         let script = CannedCentral.Script()
         let a = try await CannedCentral.start(script), b = try await CannedCentral.start(script)
@@ -49,7 +50,7 @@ struct CentralTests {
             }
             let client = try await RecordingClient.connect(port: fleet.clientPort)
             defer { client.close() }
-            try await body(script, client)
+            try await body(fleet, script, client)
         }
     }
 
@@ -202,7 +203,7 @@ struct CentralTests {
     /// and a bad or oversized one is an error, never held without bound.
     @Test("Whole answers pass through byte for byte; a bad one is retried elsewhere; an oversized one is a clear 502 at once")
     func cannedAnswers() async throws {
-        try await self.withTwoCanned() { script, client in
+        try await self.withTwoCanned() { _, script, client in
             func ask() async throws -> (status: Int, body: String) {
                 let result = try await client.post("/v1/chat/completions", json: chatBody(stream: false, maxTokens: 4))
                     .collect()
@@ -255,7 +256,7 @@ struct CentralTests {
         "A central stream cut short without a finish or [DONE] is continued elsewhere; a stray space in [DONE] still ends it"
     )
     func truncatedStream() async throws {
-        try await self.withTwoCanned(continuation: .prefix) { script, client in
+        try await self.withTwoCanned(continuation: .prefix) { _, script, client in
             func event(_ id: String, _ delta: String, finish: String? = nil) -> String {
                 let reason = finish.map { "\"\($0)\"" } ?? "null"
                 return
@@ -292,11 +293,29 @@ struct CentralTests {
         }
     }
 
+    /// An upstream that ends without a token used to be failed inside the dispatch state machine, out of
+    /// the dispatcher's sight: not counted, and its lease held (counted a success) until the request ended.
+    @Test("A central stream that ends without a token is a counted attempt failure, retried elsewhere")
+    func emptyStream() async throws {
+        try await self.withTwoCanned() { fleet, script, client in
+            let answer =
+                #"data: {"id":"c2","object":"chat.completion.chunk","created":1,"model":"fleet-8b","choices":[{"index":0,"delta":{"role":"assistant","content":"hi"},"finish_reason":"stop"}]}"#
+                + "\n\ndata: [DONE]\n\n"
+            script.answers.withLock { $0 = [(200, "data: [DONE]\n\n"), (200, answer)] }
+            let result = try await client.post("/v1/chat/completions", json: chatBody(stream: true)).collect()
+            #expect(result.response?.status == .ok)
+            let text = try chunks(try ssePayloads(result.body)).flatMap(\.choices).compactMap { $0.delta?.content }
+            #expect(text == ["hi"])
+            #expect(script.served.withLock { $0 } == 2)
+            #expect(try await fleet.attemptFailures(kind: "empty_stream") == 1)
+        }
+    }
+
     /// Found by an attack with a hostile backend (session 18): central's 429 reached the client as
     /// 502 `upstream_error`, as if it were broken.
     @Test("Central answering 429 or 503 is tried elsewhere; when every endpoint is busy, 503 server_overloaded with Retry-After")
     func busyCentral() async throws {
-        try await self.withTwoCanned() { script, client in
+        try await self.withTwoCanned() { _, script, client in
             let busy = #"{"error":{"message":"slow down","type":"rate_limit_error"}}"#
             let whole = #"{"id":"c1","object":"chat.completion","created":1,"model":"fleet-8b","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}]}"#
             script.answers.withLock { $0 = [(429, busy), (200, whole)] }

@@ -35,20 +35,10 @@ struct ReconnectTests {
             // Frozen: it reads nothing more, so no PING is answered (the test gateway PINGs every 200 ms).
             let channel = try #require(car.car.tunnel.channel)
             try await channel.setOption(ChannelOptions.autoRead, value: false).get()
-            try await waitUntil("declared dead") { try await Self.deadCars(fleet) >= 1 }
+            try await waitUntil("declared dead") { try await fleet.attemptFailures(kind: "car_dead") >= 1 }
             try await Task.sleep(for: .seconds(2))  // ten PING intervals
-            #expect(try await Self.deadCars(fleet) == 1)
+            #expect(try await fleet.attemptFailures(kind: "car_dead") == 1)
         }
-    }
-
-    /// `fleet_attempt_failures_total{kind="car_dead"}` on the admin port's `/metrics`.
-    static func deadCars(_ fleet: FleetFixture) async throws -> Int {
-        let client = try await RecordingClient.connect(port: fleet.adminPort)
-        defer { client.close() }
-        let metrics = try await client.send(
-            HTTPRequest(method: .get, scheme: "http", authority: "127.0.0.1", path: "/metrics"), body: nil
-        ).collect().body
-        return metrics.firstMatch(of: /fleet_attempt_failures_total\{kind="car_dead"\} (\d+)/).flatMap { Int($0.output.1) } ?? -1
     }
 
     @Test("A car with a token for another region is not routed to")

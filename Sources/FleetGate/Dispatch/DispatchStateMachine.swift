@@ -124,6 +124,10 @@ package struct DispatchStateMachine: Sendable {
         /// End the request with an error; `midStream` when the response head was sent (then the
         /// SSE error event, and no `[DONE]`). Cancel `cancel` first.
         case fail(FailureReason, midStream: Bool, cancel: [AttemptID])
+        /// This attempt failed (it ended without a token): do what any failed attempt gets — count
+        /// it, cancel its upstream, give its lease back as failed — then report it with
+        /// ``DispatchStateMachine/failed(_:_:)``, whose action decides what comes next.
+        case attemptFailed(AttemptID, Failure)
     }
 
     /// Where the request is.
@@ -251,9 +255,13 @@ package struct DispatchStateMachine: Sendable {
             let others = self.drain().filter { $0 != attempt }
             return .finish(cancel: others)
         }
-        // An attempt that ends without a single token did not answer.
-        return self.failed(attempt, Failure(retryable: true, label: "empty_stream"))
+        // An attempt that ends without a single token did not answer: it failed like any other,
+        // and the adapter's bookkeeping for a failure comes before the machine hears of it.
+        return .attemptFailed(attempt, Self.emptyStream)
     }
+
+    /// The failure of an attempt whose upstream ended cleanly without a token.
+    package static let emptyStream = Failure(retryable: true, label: "empty_stream")
 
     /// An attempt failed: refused, reset, lost with its car, past a deadline, or answered an error.
     package mutating func failed(_ attempt: AttemptID, _ failure: Failure) -> Action {

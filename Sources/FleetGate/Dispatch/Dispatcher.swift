@@ -176,6 +176,8 @@ final class Dispatcher: UpstreamEvents {
         case .fail(let reason, let midStream, let cancel):
             cancel.forEach(self.cancel)
             self.fail(reason, midStream: midStream)
+        case .attemptFailed(let id, let failure):
+            self.attemptFailed(id, failure)
         }
     }
 
