@@ -1,6 +1,7 @@
 import FleetHTTP1Client
 import FleetProtocol
 import NIOCore
+import NIOHTTP1
 
 /// One forwarded job. Lives on its event loop, and so does its connection to the runtime
 /// (``HTTP1ClientConnection``, from the loop's ``HTTP1ConnectionPool``): a body piece is split into
@@ -125,8 +126,8 @@ final class OpenAILocalJob: InferenceJobHandle, HTTP1ResponseReceiver {
         return true
     }
 
-    func exchangeDidReceiveHead(status: UInt) {
-        self.status = status
+    func exchangeDidReceiveHead(_ head: HTTPResponseHead) {
+        self.status = head.status.code
     }
 
     /// A body piece: its chunks' text goes to the sink now, in this read's batch.

@@ -118,7 +118,7 @@ package final class HTTP1ClientConnection: ChannelDuplexHandler {
         switch self.unwrapInboundIn(data) {
         case .head(let head):
             self.keepAlive = self.keepAlive && head.isKeepAlive
-            receiver.exchangeDidReceiveHead(status: head.status.code)
+            receiver.exchangeDidReceiveHead(head)
         case .body(let part):
             if self.pendingBody == nil && receiver.wantsBodyPartsAtOnce {
                 receiver.exchangeDidReceiveBodyPart(part)

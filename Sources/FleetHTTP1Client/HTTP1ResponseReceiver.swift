@@ -1,4 +1,5 @@
 package import NIOCore
+package import NIOHTTP1
 
 /// Who reads one exchange on an ``HTTP1ClientConnection`` (the agent's `OpenAILocalJob`, the gateway's
 /// central upstream): every call comes on the connection's event loop, which is the receiver's, as a
@@ -8,7 +9,7 @@ package protocol HTTP1ResponseReceiver: AnyObject {
     /// receiver is done meanwhile; nothing is sent and the connection goes back to the pool unused.
     func exchangeAttached(_ connection: HTTP1ClientConnection) -> Bool
     /// The response's status line and headers.
-    func exchangeDidReceiveHead(status: UInt)
+    func exchangeDidReceiveHead(_ head: HTTPResponseHead)
     /// Whether the next body part goes to the receiver as soon as the decoder finds it, not joined with
     /// the rest of its read: a relay waiting for its first token asks, so that in a burst (a whole
     /// answer in one read) the first token leaves before the decoder has parsed the rest. Asked before

@@ -21,7 +21,7 @@ struct HTTP1ClientConnectionTests {
             return self.partsAtOnce > 0
         }
         func exchangeAttached(_ connection: HTTP1ClientConnection) -> Bool { true }
-        func exchangeDidReceiveHead(status: UInt) { self.events.append("head \(status)") }
+        func exchangeDidReceiveHead(_ head: HTTPResponseHead) { self.events.append("head \(head.status.code)") }
         func exchangeDidReceiveBody(_ part: ByteBuffer) {
             self.partsAtOnce -= 1
             self.events.append("body \(String(buffer: part))")

@@ -313,7 +313,9 @@ struct CentralTests {
 
     /// Found by an attack with a hostile backend (session 18): central's 429 reached the client as
     /// 502 `upstream_error`, as if it were broken.
-    @Test("Central answering 429 or 503 is tried elsewhere; when every endpoint is busy, 503 server_overloaded with Retry-After")
+    @Test(
+        "Central answering 429 or 503 is tried elsewhere; when every endpoint is busy, 503 server_overloaded with their Retry-After"
+    )
     func busyCentral() async throws {
         try await self.withTwoCanned() { _, script, client in
             let busy = #"{"error":{"message":"slow down","type":"rate_limit_error"}}"#
@@ -328,6 +330,12 @@ struct CentralTests {
             #expect(refused.response?.headerFields[.retryAfter] == "1")
             #expect(refused.body.contains("server_overloaded"), "\(refused.body)")
             #expect(script.served.withLock { $0 } == 4)
+            // The busy endpoints' own Retry-After reaches the client: the soonest of them.
+            script.retryAfter.withLock { $0 = "7" }
+            let told = try await client.post("/v1/chat/completions", json: chatBody(stream: false)).collect()
+            #expect(told.response?.status.code == 503)
+            #expect(told.response?.headerFields[.retryAfter] == "7")
+            #expect(told.body.contains("Retry after 7 s"), "\(told.body)")
         }
     }
 
@@ -563,6 +571,8 @@ final class CannedCentral: Sendable {
     /// The answers, shared by the endpoints given it.
     final class Script: Sendable {
         let answers = Mutex<[(Int, String)]>([])
+        /// `retry-after` sent with a 429 or 503 answer, when set.
+        let retryAfter = Mutex<String?>(nil)
         /// Completions answered so far.
         let served = Mutex(0)
 
@@ -610,8 +620,13 @@ final class CannedCentral: Sendable {
         func streamDidReceiveEnd(trailers: HTTPFields?) {
             let (status, body) =
                 self.models ? (200, #"{"object":"list","data":[{"id":"fleet-8b","object":"model"}]}"#) : self.script.next()
+            var headers = HTTPFields()
+            if status == 429 || status == 503, let value = self.script.retryAfter.withLock({ $0 }) {
+                headers[.retryAfter] = value
+            }
             self.stream.sendResponse(
-                status: .init(code: status), contentType: "application/json", body: ByteBuffer(string: body))
+                status: .init(code: status), contentType: "application/json", body: ByteBuffer(string: body),
+                headers: headers)
         }
         func streamDidClose(error: HTTPStreamError?) {}
     }

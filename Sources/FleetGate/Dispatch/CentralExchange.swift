@@ -1,5 +1,6 @@
 import FleetHTTP1Client
 import NIOCore
+import NIOHTTP1
 
 /// One attempt's exchange with a central endpoint on the gateway's own HTTP/1.1 client: the
 /// receiver of its connection, on the relay's event loop, calling the relay directly for the
@@ -70,8 +71,12 @@ final class CentralExchange: HTTP1ResponseReceiver {
         return true
     }
 
-    func exchangeDidReceiveHead(status: UInt) {
-        self.relay?.upstream(self.attempt, didReceiveStatus: Int(status))
+    func exchangeDidReceiveHead(_ head: HTTPResponseHead) {
+        let status = Int(head.status.code)
+        self.relay?.upstream(self.attempt, didReceiveStatus: status)
+        if status == 429 || status == 503, let seconds = RetryAfter.seconds(in: head.headers) {
+            self.relay?.upstream(self.attempt, isBusyFor: seconds)
+        }
     }
 
     /// Asked by the connection before each body part while it is not joining a read's parts.

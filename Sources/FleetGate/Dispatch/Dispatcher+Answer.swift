@@ -93,10 +93,12 @@ extension Dispatcher {
                 "The answer was larger than \(self.relay.configuration.maxAggregateBytes) bytes, the most the gateway holds for a request with 'stream': false; ask for fewer tokens, or stream it ('stream': true)."
             )
         case .attemptsExhausted(let label) where label == Self.busyLabel:
-            // Every upstream tried answered 429 or 503 (DESIGN.md, Contracts: overload and refusals).
+            // Every upstream tried answered 429 or 503 (DESIGN.md, Contracts: overload and refusals): the
+            // client may come back when the soonest of them said it would have room.
+            let seconds = self.busyRetryAfter ?? 1
             error = .overloaded(
-                "Every car and central endpoint tried for this request in privacy zone '\(self.request.zone)' is busy. Retry after 1 s."
-            )
+                "Every car and central endpoint tried for this request in privacy zone '\(self.request.zone)' is busy. Retry after \(seconds) s.",
+                retryAfter: seconds)
         case .attemptsExhausted(let label):
             error = .upstreamFailed(
                 "No car or central endpoint could serve the request after \(self.machine.opened) attempts (\(label)).")

@@ -16,6 +16,10 @@ extension Dispatcher {
         self.attempts[id]?.status = status
     }
 
+    func upstream(_ id: Int, isBusyFor seconds: Int) {
+        self.busyRetryAfter = min(self.busyRetryAfter ?? seconds, seconds)
+    }
+
     func upstream(_ id: Int, didReceive data: ByteBuffer) {
         self.received(data, from: id, readContinues: false)
     }

@@ -96,6 +96,8 @@ final class Dispatcher: UpstreamEvents {
     /// Refused because everything in the zone serving the model was busy (`zone_busy`): the loop's
     /// concurrency bound hears of it (``EventLoopLoad/upstreamBusy()``).
     var refusedBusy = false
+    /// The soonest a busy upstream tried said to come back (its `Retry-After`), in seconds.
+    var busyRetryAfter: Int?
     /// The attempt being opened: not yet in ``attempts`` while its upstream starts.
     var opening: Int?
     /// The body of an upstream's rejection (a 4xx), passed through to the client.

@@ -15,6 +15,8 @@ struct UpstreamFailure: Error, Sendable {
 /// attempt they belong to so that a replaced upstream's late events are ignored.
 protocol UpstreamEvents: AnyObject, SendableMetatype {
     func upstream(_ attempt: Int, didReceiveStatus status: Int)
+    /// A busy upstream (429, 503) said when to come back (``RetryAfter``), in seconds.
+    func upstream(_ attempt: Int, isBusyFor seconds: Int)
     func upstream(_ attempt: Int, didReceive data: ByteBuffer)
     func upstreamDidEnd(_ attempt: Int)
     func upstream(_ attempt: Int, didFail failure: UpstreamFailure)
@@ -32,6 +34,7 @@ protocol UpstreamEvents: AnyObject, SendableMetatype {
 
 extension UpstreamEvents {
     func upstream(_ attempt: Int, servedIn region: String) {}
+    func upstream(_ attempt: Int, isBusyFor seconds: Int) {}
     func upstreamWantsBytesAtOnce(_ attempt: Int) -> Bool { false }
     func upstream(_ attempt: Int, didReceivePartOfRead data: ByteBuffer) { self.upstream(attempt, didReceive: data) }
     func upstreamIsOpen(_ attempt: Int) -> Bool { true }

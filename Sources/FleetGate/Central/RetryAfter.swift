@@ -1,0 +1,43 @@
+package import Foundation
+package import NIOHTTP1
+
+/// How long a busy upstream (429, 503) asks to be left alone, from its `retry-after-ms` (OpenAI's, in
+/// milliseconds) or `retry-after` (RFC 9110: delay-seconds or an HTTP-date), in whole seconds, at
+/// least 1. Nil when it says nothing readable: the gateway's own 1 s stands.
+package enum RetryAfter {
+    /// The most a client is told to wait: a busy endpoint's hour-long pause is not the zone's.
+    package static let maximumSeconds = 300
+
+    package static func seconds(in headers: HTTPHeaders, now: Date = Date()) -> Int? {
+        if let value = headers.first(name: "retry-after-ms"), let milliseconds = Double(value.trimmed),
+            milliseconds.isFinite, milliseconds >= 0
+        {
+            return Self.bounded((milliseconds / 1_000).rounded(.up))
+        }
+        guard let value = headers.first(name: "retry-after")?.trimmed, !value.isEmpty else { return nil }
+        if value.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) {
+            // Many digits: a long time, not a parse failure.
+            return Self.bounded(Double(value) ?? Double(Self.maximumSeconds))
+        }
+        guard let date = Self.httpDate.date(from: value) else { return nil }
+        return Self.bounded(date.timeIntervalSince(now).rounded(.up))
+    }
+
+    private static func bounded(_ seconds: Double) -> Int {
+        Int(min(max(seconds, 1), Double(Self.maximumSeconds)))
+    }
+
+    /// IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), the form RFC 9110 requires senders to use.
+    /// Read only on a busy answer; the formatter is not touched anywhere else.
+    private static let httpDate: DateFormatter = {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "GMT")
+        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
+        return formatter
+    }()
+}
+
+extension String {
+    fileprivate var trimmed: String { self.trimmingCharacters(in: .whitespaces) }
+}

@@ -1,0 +1,36 @@
+import FleetGate
+import Foundation
+import NIOHTTP1
+import Testing
+
+@Suite("RetryAfter")
+struct RetryAfterTests {
+    func seconds(_ fields: [(String, String)], now: Date = Date(timeIntervalSince1970: 784_111_777)) -> Int? {
+        RetryAfter.seconds(in: HTTPHeaders(fields), now: now)
+    }
+
+    @Test("delay-seconds, OpenAI's retry-after-ms (first), and an HTTP-date, as whole seconds from 1 to 300")
+    func forms() {
+        #expect(self.seconds([("retry-after", "7")]) == 7)
+        #expect(self.seconds([("Retry-After", " 12 ")]) == 12)
+        #expect(self.seconds([("retry-after", "0")]) == 1)
+        #expect(self.seconds([("retry-after", "86400")]) == RetryAfter.maximumSeconds)
+        #expect(self.seconds([("retry-after", "99999999999999999999999")]) == RetryAfter.maximumSeconds)
+        #expect(self.seconds([("retry-after-ms", "2500"), ("retry-after", "9")]) == 3)
+        #expect(self.seconds([("retry-after-ms", "20")]) == 1)
+        // RFC 9110's example date; `now` is 08:49:37 that day.
+        #expect(self.seconds([("retry-after", "Sun, 06 Nov 1994 08:49:57 GMT")]) == 20)
+        #expect(self.seconds([("retry-after", "Sun, 06 Nov 1994 08:40:00 GMT")]) == 1)  // past
+    }
+
+    @Test("Nothing readable is nil: the gateway's own 1 s stands")
+    func unreadable() {
+        #expect(self.seconds([]) == nil)
+        #expect(self.seconds([("retry-after", "")]) == nil)
+        #expect(self.seconds([("retry-after", "-3")]) == nil)
+        #expect(self.seconds([("retry-after", "soon")]) == nil)
+        #expect(self.seconds([("retry-after", "1.5")]) == nil)
+        #expect(self.seconds([("retry-after-ms", "nan"), ("retry-after", "4")]) == 4)
+        #expect(self.seconds([("retry-after-ms", "-1")]) == nil)
+    }
+}
