@@ -12,6 +12,9 @@ import NIOHTTP1
 /// Back-pressure: while the sink does not want more, the connection stops reading the runtime's
 /// socket (``HTTP1ClientConnection/pause()``).
 final class OpenAILocalJob: InferenceJobHandle, HTTP1ResponseReceiver {
+    /// The ``EngineError`` code of a runtime's answer that chose a tool call.
+    static let toolCallCode = "runtime_tool_call"
+
     let engine: OpenAILocalEngine
     let job: InferenceJob
     let eventLoop: any EventLoop
@@ -237,6 +240,15 @@ final class OpenAILocalJob: InferenceJobHandle, HTTP1ResponseReceiver {
     }
 
     private func deliver(_ choice: ChunkScanner.Choice, from payload: UnsafeRawBufferPointer, to sink: any TokenSink) {
+        if choice.hasToolCalls {
+            // The sink takes text (the tunnel's chunks are the agent's own): a tool call the runtime
+            // chose would reach the app as an empty answer. An error instead, and before the first
+            // token the gateway tries elsewhere (central relays tool calls).
+            return self.abort(
+                EngineError(
+                    code: Self.toolCallCode,
+                    message: "the inference runtime answered with a tool call, which the car path does not relay"))
+        }
         if let reason = choice.finishReason { self.finishReason = reason }
         guard let token = choice.contentToken, token.count > 2 else { return }  // absent, null or ""
         let now = NIODeadline.now()

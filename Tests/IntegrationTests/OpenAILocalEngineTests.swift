@@ -96,6 +96,39 @@ struct OpenAILocalEngineTests {
         #expect(try await loop.submit { sink.tokens }.get() == EscapingRuntime.texts)
     }
 
+    /// The agent's sink takes text: a tool call the runtime chose reached the app as an empty answer
+    /// that finished with `tool_calls` and no call (session 19).
+    @Test("A runtime's tool call is an error on the car path, never an empty answer")
+    func toolCall() async throws {
+        let group = MultiThreadedEventLoopGroup.singleton
+        let runtime = try await HTTPServer.bind(host: "127.0.0.1", port: 0, group: group, responder: ToolCallRuntime())
+        defer { runtime.close(promise: nil) }
+        let engine = try await OpenAILocalEngine.connect(
+            .init(baseURL: "http://127.0.0.1:\(runtime.localAddress!.port!)/v1", models: ["chat": "tools"], slots: 2),
+            client: .shared)
+        let loop = group.any()
+        let sink = try await loop.submit { RecordingSink() }.get()
+        let body = try JSON.decode(CompletionRequest.self, from: Array(chatBody(model: "chat", stream: true).utf8))
+        let job = InferenceJob(model: "chat", prompt: body.promptText, maxTokens: 50, stop: [], seed: 1, body: body)
+        _ = try await loop.submit { engine.start(job, on: loop, sink: sink) }.get()
+        try await waitUntil("the job ends") { try await loop.submit { sink.failure != nil || sink.finished != nil }.get() }
+        #expect(try await loop.submit { sink.failure?.code }.get() == "runtime_tool_call")
+        #expect(try await loop.submit { sink.tokens }.get() == ["Let me look."])
+        try await withFleet { fleet in
+            _ = try await fleet.startCar("tool-car", engine: engine)
+            let client = try await RecordingClient.connect(port: fleet.clientPort)
+            defer { client.close() }
+            for stream in [true, false] {
+                let done = try await client.post(
+                    "/v1/chat/completions", json: chatBody(model: "chat", stream: stream, maxTokens: 50)
+                ).collect()
+                #expect(done.response?.status != .ok || done.body.contains("\"error\""), "\(done.body)")
+                #expect(!done.body.contains("\"finish_reason\":\"tool_calls\""), "\(done.body)")
+                #expect(!done.body.hasSuffix("data: [DONE]\n\n"), "\(done.body)")
+            }
+        }
+    }
+
     @Test("A runtime that answers its headers and then stalls fails the job after the first-token timeout")
     func stalledRuntime() async throws {
         let group = MultiThreadedEventLoopGroup.singleton
@@ -230,6 +263,27 @@ final class EscapingDelegate: HTTPStreamDelegate {
         self.stream.sendData(ByteBuffer(string: finish + "\n\ndata: [DONE]\n\n"), endStream: true)
     }
     func streamDidClose(error: HTTPStreamError?) {}
+}
+
+/// Lists one model, then answers every completion with some text and a tool call, as llama.cpp's
+/// server streams one.
+struct ToolCallRuntime: HTTPServerResponder {
+    func stream(_ stream: any HTTPStream, didReceive request: HTTPRequest, connection: HTTPConnectionInfo)
+        -> any HTTPStreamDelegate
+    {
+        if request.path == "/v1/models" {
+            let models = ModelList(data: [.init(id: "tools", created: 0, ownedBy: "test")])
+            return FixedResponseDelegate(stream: stream, status: .ok, body: JSON.buffer(models))
+        }
+        let chunks = [
+            #"{"choices":[{"index":0,"delta":{"role":"assistant","content":"Let me look."},"finish_reason":null}]}"#,
+            #"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"weather","arguments":"{}"}}]},"finish_reason":null}]}"#,
+            #"{"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}"#,
+        ]
+        let body = chunks.map { "data: \($0)\n\n" }.joined() + "data: [DONE]\n\n"
+        return FixedResponseDelegate(
+            stream: stream, status: .ok, body: ByteBuffer(string: body), contentType: "text/event-stream")
+    }
 }
 
 /// A sink that records what the engine delivered (used on its event loop only).
