@@ -33,7 +33,7 @@ public struct ResponseObject: Codable, Sendable, Hashable {
 
     /// `usage`: input, output and total tokens.
     public struct TokenUsage: Codable, Sendable, Hashable {
-        /// Prompt caching does not apply to a fleet of cars: both counts are 0.
+        /// Cached prompt tokens as the upstream that answered counted them (a car's runtime reports none).
         public struct InputDetails: Codable, Sendable, Hashable {
             public var cachedTokens = 0
             public var cacheWriteTokens = 0
@@ -53,11 +53,16 @@ public struct ResponseObject: Codable, Sendable, Hashable {
         public var outputTokensDetails = OutputDetails()
         public var totalTokens: Int
 
-        /// The chat usage of the completion that produced the response.
-        public init(_ usage: Usage) {
+        /// The chat usage of the completion that produced the response, and its details when the
+        /// upstream gave them.
+        public init(_ usage: Usage, details: UsageDetails? = nil) {
             self.inputTokens = usage.promptTokens
             self.outputTokens = usage.completionTokens
             self.totalTokens = usage.totalTokens
+            if let details {
+                self.inputTokensDetails.cachedTokens = min(details.cachedTokens, usage.promptTokens)
+                self.outputTokensDetails.reasoningTokens = min(details.reasoningTokens, usage.completionTokens)
+            }
         }
 
         enum CodingKeys: String, CodingKey {

@@ -65,6 +65,34 @@ struct ResponsesRendererTests {
         #expect(completed.usage.map { [$0.inputTokens, $0.outputTokens, $0.totalTokens] } == [5, 2, 7])
     }
 
+    @Test("The upstream's cached and reasoning tokens reach the response's usage details, bounded by its counts")
+    func usageDetails() throws {
+        func completed(usage: String) throws -> ResponseObject.TokenUsage? {
+            var d = Self.driver()
+            let usageChunk =
+                #"data: {"id":"a","object":"chat.completion.chunk","created":7,"model":"m","choices":[],"usage":"#
+                + usage + "}\n\n"
+            _ = d.feed(
+                chunk("c", content: "Hi") + chunk("c", finish: "stop") + usageChunk + "data: [DONE]\n\n", from: 1)
+            d.relay.finishStream(into: &d.out)
+            return try Self.events(d.client).last?.event.response?.usage
+        }
+        let said = try completed(
+            usage:
+                #"{"prompt_tokens":50,"completion_tokens":20,"total_tokens":70,"prompt_tokens_details":{"cached_tokens":32},"completion_tokens_details":{"reasoning_tokens":12,"audio_tokens":0}}"#
+        )
+        #expect(said?.inputTokensDetails.cachedTokens == 32 && said?.outputTokensDetails.reasoningTokens == 12)
+        #expect(said.map { [$0.inputTokens, $0.outputTokens, $0.totalTokens] } == [50, 20, 70])
+        // A lying upstream: more cached than prompt tokens, negative reasoning.
+        let lying = try completed(
+            usage:
+                #"{"prompt_tokens":5,"completion_tokens":2,"total_tokens":7,"prompt_tokens_details":{"cached_tokens":900},"completion_tokens_details":{"reasoning_tokens":-4}}"#
+        )
+        #expect(lying?.inputTokensDetails.cachedTokens == 5 && lying?.outputTokensDetails.reasoningTokens == 0)
+        let silent = try completed(usage: #"{"prompt_tokens":5,"completion_tokens":2,"total_tokens":7}"#)
+        #expect(silent?.inputTokensDetails.cachedTokens == 0 && silent?.outputTokensDetails.reasoningTokens == 0)
+    }
+
     @Test("Escaped tokens become deltas without a decode, and read as the text the relay kept")
     func escapedDeltas() throws {
         var d = Self.driver()

@@ -311,6 +311,28 @@ struct CentralTests {
         }
     }
 
+    @Test("The Responses API through central: the upstream's cached and reasoning tokens are in usage, streamed and not")
+    func responsesUsageDetails() async throws {
+        try await self.withTwoCanned() { _, script, client in
+            let chunk = #"data: {"id":"c3","object":"chat.completion.chunk","created":1,"model":"fleet-8b","choices":[{"index":0,"delta":{"role":"assistant","content":"hi"},"finish_reason":"stop"}]}"#
+            let usage = #"data: {"id":"c3","object":"chat.completion.chunk","created":1,"model":"fleet-8b","choices":[],"usage":{"prompt_tokens":40,"completion_tokens":9,"total_tokens":49,"prompt_tokens_details":{"cached_tokens":32},"completion_tokens_details":{"reasoning_tokens":8}}}"#
+            script.answers.withLock { $0 = [(200, chunk + "\n\n" + usage + "\n\ndata: [DONE]\n\n")] }
+            for stream in [false, true] {
+                let body = #"{"model":"fleet-8b","input":"hello","stream":\#(stream)}"#
+                let result = try await client.post("/v1/responses", json: body).collect()
+                #expect(result.response?.status == .ok, "\(result.body)")
+                let last = stream ? String(result.body.components(separatedBy: "data: ").last ?? "") : result.body
+                let object = try #require(
+                    try JSONSerialization.jsonObject(with: Data(last.utf8)) as? [String: Any], "\(result.body)")
+                let response = stream ? try #require(object["response"] as? [String: Any]) : object
+                let details = try #require(response["usage"] as? [String: Any])
+                #expect((details["input_tokens_details"] as? [String: Any])?["cached_tokens"] as? Int == 32)
+                #expect((details["output_tokens_details"] as? [String: Any])?["reasoning_tokens"] as? Int == 8)
+                #expect(details["input_tokens"] as? Int == 40 && details["output_tokens"] as? Int == 9)
+            }
+        }
+    }
+
     /// Found by an attack with a hostile backend (session 18): central's 429 reached the client as
     /// 502 `upstream_error`, as if it were broken.
     @Test(

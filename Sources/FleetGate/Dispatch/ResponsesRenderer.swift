@@ -67,9 +67,12 @@ package struct ResponsesRenderer: Sendable {
     /// - Parameters:
     ///   - text: everything delivered.
     ///   - usage: the usage the relay reports.
+    ///   - details: its cached and reasoning tokens, when the upstream said.
     ///   - finishReason: the last finish reason of choice 0 (`length` makes the answer incomplete).
-    package mutating func finish(text: String, usage: Usage, finishReason: String?, into out: inout ByteBuffer) {
-        let response = self.response(text: text, usage: usage, finishReason: finishReason)
+    package mutating func finish(
+        text: String, usage: Usage, details: UsageDetails? = nil, finishReason: String?, into out: inout ByteBuffer
+    ) {
+        let response = self.response(text: text, usage: usage, details: details, finishReason: finishReason)
         let item = response.output[0]
         self.write(
             .init(
@@ -84,17 +87,21 @@ package struct ResponsesRenderer: Sendable {
     }
 
     /// `response.failed`, where chat completions send the SSE error event; the stream then ends.
-    package mutating func failed(_ error: APIError, text: String, usage: Usage, into out: inout ByteBuffer) {
+    package mutating func failed(
+        _ error: APIError, text: String, usage: Usage, details: UsageDetails? = nil, into out: inout ByteBuffer
+    ) {
         var response = self.template
         response.status = "failed"
         response.error = .init(code: "server_error", message: error.message)
         response.output = [.init(id: self.messageID, status: "incomplete", content: [.init(text: text)])]
-        response.usage = .init(usage)
+        response.usage = .init(usage, details: details)
         self.write(.init(type: "response.failed", sequenceNumber: 0, response: response), into: &out)
     }
 
     /// The finished `response` object: the stream's last event, or the `stream: false` answer.
-    package func response(text: String, usage: Usage, finishReason: String?) -> ResponseObject {
+    package func response(text: String, usage: Usage, details: UsageDetails? = nil, finishReason: String?)
+        -> ResponseObject
+    {
         var response = self.template
         let reason: String? =
             switch finishReason {
@@ -105,7 +112,7 @@ package struct ResponsesRenderer: Sendable {
         response.status = reason == nil ? "completed" : "incomplete"
         response.incompleteDetails = reason.map(ResponseObject.IncompleteDetails.init)
         response.output = [.init(id: self.messageID, status: response.status, content: [.init(text: text)])]
-        response.usage = .init(usage)
+        response.usage = .init(usage, details: details)
         return response
     }
 

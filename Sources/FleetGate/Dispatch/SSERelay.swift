@@ -239,7 +239,8 @@ package struct SSERelay: Sendable {
         self.doneSent = true
         if self.renderer != nil {
             return self.renderer!.finish(
-                text: self.deliveredText, usage: self.usage, finishReason: self.finishReasons[0], into: &out)
+                text: self.deliveredText, usage: self.usage, details: self.usageDetails,
+                finishReason: self.finishReasons[0], into: &out)
         }
         if self.configuration.includeUsage, self.segments.count == 1,
             let item = self.attempts.read(self.segments[0], { $0.usageItem }) ?? nil
@@ -306,12 +307,22 @@ package struct SSERelay: Sendable {
         return Usage(promptTokens: prompt ?? 0, completionTokens: allReported ? completion : self.deliveredTokens)
     }
 
+    /// The cached and reasoning tokens of the usage chunk, when one upstream answered and said them
+    /// (the Responses API reports them; read once, at the end).
+    var usageDetails: UsageDetails? {
+        guard self.segments.count == 1, let item = self.attempts.read(self.segments[0], { $0.usageItem }) ?? nil
+        else { return nil }
+        return UsageDetails(chunk: item.payload, limit: Int(Int32.max))
+    }
+
     /// The `stream: false` answer as the client's API writes it: ``response(model:)``, or the
     /// Responses API's `response` object.
     package func responseBody(model: String) -> ByteBuffer {
         if let renderer = self.renderer {
             return JSON.buffer(
-                renderer.response(text: self.deliveredText, usage: self.usage, finishReason: self.finishReasons[0]))
+                renderer.response(
+                    text: self.deliveredText, usage: self.usage, details: self.usageDetails,
+                    finishReason: self.finishReasons[0]))
         }
         return JSON.buffer(self.response(model: model))
     }
@@ -326,7 +337,8 @@ package struct SSERelay: Sendable {
     package mutating func clientErrorEvent(_ error: APIError) -> ByteBuffer {
         guard self.renderer != nil else { return Self.errorEvent(error) }
         var out = ByteBuffer()
-        self.renderer!.failed(error, text: self.deliveredText, usage: self.usage, into: &out)
+        self.renderer!.failed(
+            error, text: self.deliveredText, usage: self.usage, details: self.usageDetails, into: &out)
         return out
     }
 }
