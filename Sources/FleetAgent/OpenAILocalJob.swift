@@ -12,9 +12,6 @@ import NIOHTTP1
 /// Back-pressure: while the sink does not want more, the connection stops reading the runtime's
 /// socket (``HTTP1ClientConnection/pause()``).
 final class OpenAILocalJob: InferenceJobHandle, HTTP1ResponseReceiver {
-    /// The ``EngineError`` code of a runtime's answer that chose a tool call.
-    static let toolCallCode = "runtime_tool_call"
-
     let engine: OpenAILocalEngine
     let job: InferenceJob
     let eventLoop: any EventLoop
@@ -246,7 +243,7 @@ final class OpenAILocalJob: InferenceJobHandle, HTTP1ResponseReceiver {
             // token the gateway tries elsewhere (central relays tool calls).
             return self.abort(
                 EngineError(
-                    code: Self.toolCallCode,
+                    code: APIError.runtimeToolCallCode,
                     message: "the inference runtime answered with a tool call, which the car path does not relay"))
         }
         if let reason = choice.finishReason { self.finishReason = reason }

@@ -93,6 +93,19 @@ public struct APIError: Error, Hashable, Sendable, CustomStringConvertible {
     }
 
     public var description: String { "\(self.code): \"\(self.message)\" (status: \(self.status))" }
+
+    /// A car's job failed because its runtime answered with a tool call, which the car path does not
+    /// relay (its sink takes text): the gateway serves the rest of the request from central capacity.
+    public static let runtimeToolCallCode = "runtime_tool_call"
+
+    /// The `error.code` of an error body (`{"error":{"code":…}}`), when it is one with a string code.
+    public static func code(in body: ByteBuffer) -> String? {
+        struct Body: Decodable {
+            struct Detail: Decodable { var code: String? }
+            var error: Detail
+        }
+        return (try? JSON.decode(Body.self, from: body.readableBytesView))?.error.code
+    }
 }
 
 /// JSON helpers shared by gateway and agent.

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import FleetAgent
+import FleetGate
 import FleetHTTP2
 import FleetProtocol
 import FleetTesting
@@ -125,6 +126,37 @@ struct OpenAILocalEngineTests {
                 #expect(done.response?.status != .ok || done.body.contains("\"error\""), "\(done.body)")
                 #expect(!done.body.contains("\"finish_reason\":\"tool_calls\""), "\(done.body)")
                 #expect(!done.body.hasSuffix("data: [DONE]\n\n"), "\(done.body)")
+            }
+        }
+    }
+
+    @Test("A runtime's tool call before any text: the request is served by central capacity in the zone instead")
+    func toolCallGoesCentral() async throws {
+        let group = MultiThreadedEventLoopGroup.singleton
+        let runtime = try await HTTPServer.bind(
+            host: "127.0.0.1", port: 0, group: group, responder: ToolCallRuntime(textFirst: false))
+        defer { runtime.close(promise: nil) }
+        let central = try await CentralServer.start()
+        defer { central.channel.close(promise: nil) }
+        let engine = try await OpenAILocalEngine.connect(
+            .init(baseURL: "http://127.0.0.1:\(runtime.localAddress!.port!)/v1", models: ["fleet-8b": "tools"], slots: 2),
+            client: .shared)
+        // A fleet each: after its failure the car's health would send the next request to central anyway.
+        for stream in [true, false] {
+            try await withFleet(configure: { $0.central.endpoints = [.init(region: "eu-west", baseURL: central.baseURL)] }) {
+                fleet in
+                try await waitUntil("central models discovered") { fleet.gateway.core.central.models().contains("fleet-8b") }
+                // Two cars: the second is not tried (its runtime would answer the same).
+                _ = try await fleet.startCar("tool-car", engine: engine)
+                _ = try await fleet.startCar("tool-car-2", engine: engine)
+                let client = try await RecordingClient.connect(port: fleet.clientPort)
+                defer { client.close() }
+                let done = try await client.post("/v1/chat/completions", json: chatBody(stream: stream, maxTokens: 5))
+                    .collect()
+                #expect(done.response?.status == .ok, "\(done.body)")
+                #expect(done.response?.headerFields[HTTPField.Name("x-fleet-route")!] == "central", "the car answered")
+                #expect(!done.body.contains("error"), "\(done.body)")
+                #expect(try await fleet.attemptFailures(kind: "runtime_tool_call") == 1, "stream: \(stream)")
             }
         }
     }
@@ -268,15 +300,21 @@ final class EscapingDelegate: HTTPStreamDelegate {
 /// Lists one model, then answers every completion with some text and a tool call, as llama.cpp's
 /// server streams one.
 struct ToolCallRuntime: HTTPServerResponder {
+    /// Text before the tool call (then the job fails mid-stream), or the call first.
+    var textFirst = true
+    /// The model it lists.
+    var model = "tools"
+
     func stream(_ stream: any HTTPStream, didReceive request: HTTPRequest, connection: HTTPConnectionInfo)
         -> any HTTPStreamDelegate
     {
         if request.path == "/v1/models" {
-            let models = ModelList(data: [.init(id: "tools", created: 0, ownedBy: "test")])
+            let models = ModelList(data: [.init(id: self.model, created: 0, ownedBy: "test")])
             return FixedResponseDelegate(stream: stream, status: .ok, body: JSON.buffer(models))
         }
-        let chunks = [
+        let chunks = (self.textFirst ? [] : [#"{"choices":[{"index":0,"delta":{"role":"assistant"},"finish_reason":null}]}"#]) + [
             #"{"choices":[{"index":0,"delta":{"role":"assistant","content":"Let me look."},"finish_reason":null}]}"#,
+        ].filter { _ in self.textFirst } + [
             #"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"weather","arguments":"{}"}}]},"finish_reason":null}]}"#,
             #"{"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}"#,
         ]

@@ -99,6 +99,10 @@ extension Dispatcher {
             error = .overloaded(
                 "Every car and central endpoint tried for this request in privacy zone '\(self.request.zone)' is busy. Retry after \(seconds) s.",
                 retryAfter: seconds)
+        case .attemptsExhausted(let label) where label == APIError.runtimeToolCallCode:
+            error = .upstreamFailed(
+                "The model answered with a tool call, which cars do not relay yet, and no central endpoint in privacy zone '\(self.request.zone)' could serve the request instead."
+            )
         case .attemptsExhausted(let label):
             error = .upstreamFailed(
                 "No car or central endpoint could serve the request after \(self.machine.opened) attempts (\(label)).")

@@ -102,7 +102,7 @@ extension Dispatcher {
         case .done:
             self.perform(self.machine.finished(id))
         case .upstreamError:
-            self.attemptFailed(id, .init(retryable: true, label: "upstream_error"))
+            self.attemptFailed(id, self.failure(answering: item.payload, from: id, label: "upstream_error"))
         case .malformed(let label):
             self.attemptFailed(id, .init(retryable: true, label: label))
         case .overLimit:
@@ -187,6 +187,9 @@ extension Dispatcher {
             if status == 429 || status == 503 {
                 return self.attemptFailed(id, .init(retryable: true, label: Self.busyLabel))
             }
+            if status >= 500 {
+                return self.attemptFailed(id, self.failure(answering: attempt.errorBody, from: id, label: "status_5xx"))
+            }
             let clientFault = (400..<500).contains(status) && status != 408
             return self.attemptFailed(
                 id,
@@ -252,6 +255,18 @@ extension Dispatcher {
             return self.stream.eventLoop.execute { bound.value.upstream(id, didFail: failure) }
         }
         self.attemptFailed(id, .init(retryable: failure.retryable, label: failure.label))
+    }
+
+    /// The failure of an attempt that answered the error `body` (an error event, or a 5xx's body): a
+    /// car whose runtime answered with a tool call (``APIError/runtimeToolCallCode``) sends the rest of
+    /// the request to central capacity, since another car's runtime would answer the same and the car
+    /// path relays text only.
+    private func failure(answering body: ByteBuffer, from id: Int, label: String) -> DispatchStateMachine.Failure {
+        guard case .car = self.attempts[id]?.lease, APIError.code(in: body) == APIError.runtimeToolCallCode else {
+            return .init(retryable: true, label: label)
+        }
+        self.candidates.centralOnly = true
+        return .init(retryable: true, label: APIError.runtimeToolCallCode)
     }
 
     func attemptFailed(_ id: Int, _ failure: DispatchStateMachine.Failure) {
