@@ -154,6 +154,6 @@ public enum AnswerScanner {
         guard reader.peek() != UInt8(ascii: "-"), let value = try reader.integerOrSkip(depth: 4) else {
             throw reader.fail()
         }
-        return value
+        return min(value, ChunkScanner.maxTokenCount)
     }
 }

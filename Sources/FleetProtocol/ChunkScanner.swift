@@ -18,6 +18,16 @@ public import NIOCore
 /// 3. never copy the raw bytes: strings that are only compared (`id`, `model`) are kept as byte
 ///    ranges; text is decoded (small tokens fit Swift's inline strings, so no heap allocation).
 public enum ChunkScanner {
+    /// The largest token count a usage may report: far above any context, far below what sums of
+    /// counts could overflow.
+    public static let maxTokenCount = Int(Int32.max)
+
+    /// A reported token count kept in 0…``maxTokenCount``.
+    @inlinable
+    public static func tokenCount(_ value: Int?) -> Int? {
+        value.map { min(max($0, 0), Self.maxTokenCount) }
+    }
+
     /// The deepest nesting accepted (objects and arrays).
     public static let maxDepth = 32
 
@@ -74,7 +84,9 @@ public enum ChunkScanner {
         /// The first choice (index 0 or the first listed); more are in ``otherChoices``.
         public var choice: Choice?
         public var otherChoices: [Choice] = []
-        /// `usage.prompt_tokens` and `usage.completion_tokens`, when usage was an object.
+        /// `usage.prompt_tokens` and `usage.completion_tokens`, when usage was an object, each kept in
+        /// 0…``ChunkScanner/maxTokenCount`` (a lying upstream's `9223372036854775807` summed or added to
+        /// another count trapped the process that read it).
         public var promptTokens: Int?
         public var completionTokens: Int?
 
@@ -122,8 +134,10 @@ public enum ChunkScanner {
                     var usageMembers = 0
                     while let key = try reader.nextMember(&usageMembers) {
                         switch key {
-                        case .promptTokens: chunk.promptTokens = try reader.integerOrSkip(depth: 3) ?? 0
-                        case .completionTokens: chunk.completionTokens = try reader.integerOrSkip(depth: 3)
+                        case .promptTokens:
+                            chunk.promptTokens = Self.tokenCount(try reader.integerOrSkip(depth: 3)) ?? 0
+                        case .completionTokens:
+                            chunk.completionTokens = Self.tokenCount(try reader.integerOrSkip(depth: 3))
                         default: try reader.skipValue(depth: 3)
                         }
                     }

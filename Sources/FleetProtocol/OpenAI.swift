@@ -158,7 +158,9 @@ public struct Usage: Codable, Sendable, Hashable {
     public init(promptTokens: Int, completionTokens: Int) {
         self.promptTokens = promptTokens
         self.completionTokens = completionTokens
-        self.totalTokens = promptTokens + completionTokens
+        // Saturating: counts come from upstreams (bounded by the scanners, but this is the last line).
+        let (total, overflow) = promptTokens.addingReportingOverflow(completionTokens)
+        self.totalTokens = overflow ? Int.max : total
     }
 
     enum CodingKeys: String, CodingKey {

@@ -46,6 +46,18 @@ struct ChunkScannerTests {
         #expect(legacy.choice?.content == "ok")
     }
 
+    /// Found by an attack (session 19): `prompt_tokens` 9223372036854775807 trapped the agent when its
+    /// usage added it to the completion count; a gateway summing a central's counts could trap alike.
+    @Test("Usage counts are kept in 0…maxTokenCount: Int.max, negative and past Int are not the client's")
+    func usageBounds() throws {
+        let huge = try scan(#"{"choices":[],"usage":{"prompt_tokens":9223372036854775807,"completion_tokens":-5}}"#)
+        #expect(huge.promptTokens == ChunkScanner.maxTokenCount && huge.completionTokens == 0)
+        let past = try scan(#"{"choices":[],"usage":{"prompt_tokens":99999999999999999999999,"completion_tokens":4}}"#)
+        #expect(past.promptTokens == 0 && past.completionTokens == 4)
+        let usage = Usage(promptTokens: Int.max, completionTokens: Int.max)
+        #expect(usage.totalTokens == Int.max)
+    }
+
     @Test("Escapes are decoded, including surrogate pairs; a lone surrogate becomes U+FFFD")
     func escapes() throws {
         let chunk = try scan(#"{"choices":[{"delta":{"content":"a\"b\\c\n\u00e9\ud83d\ude97\ud800"}}]}"#)
