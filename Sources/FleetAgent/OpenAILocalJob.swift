@@ -34,6 +34,8 @@ final class OpenAILocalJob: InferenceJobHandle, HTTP1ResponseReceiver {
     private var decoder = SSE.Decoder()
     private var usage: Usage?
     private var finishReason: String?
+    /// The runtime sent `[DONE]`: what follows is not the answer's.
+    private var sawDone = false
     /// The runtime's last token chunk: the next one that differs only in its text is not scanned again.
     private var template = ChunkTemplate()
     // Measurement.
@@ -142,6 +144,7 @@ final class OpenAILocalJob: InferenceJobHandle, HTTP1ResponseReceiver {
             }
             return
         }
+        guard !self.sawDone else { return }  // after `[DONE]`: nothing more is the answer's
         if !self.batching, let sink = self.sink {
             self.batching = true
             sink.beginBatch()
@@ -149,7 +152,11 @@ final class OpenAILocalJob: InferenceJobHandle, HTTP1ResponseReceiver {
         do {
             self.decoder.append(part)
             while let event = try self.decoder.next() {
-                guard !event.isDone, let payload = event.payload else { continue }  // [DONE], a comment or bare fields
+                guard let payload = event.payload else { continue }  // a comment or bare fields
+                if SSE.isDone(payload) {
+                    self.sawDone = true
+                    break
+                }
                 guard try self.deliver(payload) else { break }
             }
         } catch let error as EngineError {
@@ -231,8 +238,16 @@ final class OpenAILocalJob: InferenceJobHandle, HTTP1ResponseReceiver {
         if chunk.hasUsage {
             self.usage = Usage(promptTokens: chunk.promptTokens ?? 0, completionTokens: chunk.completionTokens ?? 0)
         }
+        if !chunk.otherChoices.isEmpty || (chunk.choice?.index ?? 0) != 0 {
+            // The sink carries one answer: a second choice (the runtime honoured `n`) was merged into
+            // the first, a silently wrong answer. An error instead; the gateway asks central.
+            self.abort(
+                EngineError(
+                    code: APIError.runtimeMultipleChoicesCode,
+                    message: "the inference runtime answered more than one choice; the car path serves one"))
+            return false
+        }
         if let choice = chunk.choice { self.deliver(choice, from: payload, to: sink) }
-        for choice in chunk.otherChoices { self.deliver(choice, from: payload, to: sink) }
         return !self.done
     }
 
@@ -246,6 +261,7 @@ final class OpenAILocalJob: InferenceJobHandle, HTTP1ResponseReceiver {
                     code: APIError.runtimeToolCallCode,
                     message: "the inference runtime answered with a tool call, which the car path does not relay"))
         }
+        guard self.finishReason == nil else { return }  // after the finish: not the answer's
         if let reason = choice.finishReason { self.finishReason = reason }
         guard let token = choice.contentToken, token.count > 2 else { return }  // absent, null or ""
         let now = NIODeadline.now()
@@ -257,6 +273,18 @@ final class OpenAILocalJob: InferenceJobHandle, HTTP1ResponseReceiver {
 
     private func complete() {
         guard !self.done else { return }
+        // A finished answer has a finish reason, or `[DONE]` after its text. Without either the body
+        // was cut short (a lying content-length, a close) or was not an event stream at all (a JSON
+        // object, an error with status 200, nothing): it was relayed as a complete, empty or partial
+        // answer (an attack, session 19).
+        guard self.finishReason != nil || (self.sawDone && self.tokens > 0) else {
+            return self.fail(
+                EngineError(
+                    code: "upstream_bad_stream",
+                    message: self.tokens == 0 && !self.sawDone
+                        ? "the inference runtime's answer was not an event stream, or was empty"
+                        : "the inference runtime's answer ended without a finish reason or [DONE]"))
+        }
         let sink = self.sink
         self.end(cancelled: false)
         let completion = self.usage?.completionTokens ?? self.tokens

@@ -98,6 +98,13 @@ public struct APIError: Error, Hashable, Sendable, CustomStringConvertible {
     /// relay (its sink takes text): the gateway serves the rest of the request from central capacity.
     public static let runtimeToolCallCode = "runtime_tool_call"
 
+    /// A car's job failed because its runtime answered more than one choice (it honoured `n`), which
+    /// the car path does not carry: as ``runtimeToolCallCode``, the request goes to central capacity.
+    public static let runtimeMultipleChoicesCode = "runtime_multiple_choices"
+
+    /// The codes of a car's failure that no other car would avoid: the request goes to central.
+    public static let carPathCannotCarry: Set<String> = [runtimeToolCallCode, runtimeMultipleChoicesCode]
+
     /// The `error.code` of an error body (`{"error":{"code":…}}`), when it is one with a string code.
     public static func code(in body: ByteBuffer) -> String? {
         struct Body: Decodable {

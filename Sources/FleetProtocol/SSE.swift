@@ -11,6 +11,17 @@ public enum SSE {
     /// The terminal event.
     public static let done = "[DONE]"
 
+    /// Whether an event's `data` payload is the terminal `[DONE]`, spaces or tabs around it allowed
+    /// (`data:  [DONE]` after a complete answer ended it with an error, session 18).
+    public static func isDone(_ payload: ByteBuffer) -> Bool {
+        guard payload.readableBytes >= 6, payload.readableBytes <= 32 else { return false }
+        let view = payload.readableBytesView
+        let isBlank: (UInt8) -> Bool = { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }
+        guard let start = view.firstIndex(where: { !isBlank($0) }), let last = view.lastIndex(where: { !isBlank($0) })
+        else { return false }
+        return view[start...last].elementsEqual("[DONE]".utf8)
+    }
+
     /// Encodes one event carrying `payload` (which must not contain a newline; JSON doesn't).
     public static func event(_ payload: String, allocator: ByteBufferAllocator = .init()) -> ByteBuffer {
         var buffer = allocator.buffer(capacity: payload.utf8.count + 8)

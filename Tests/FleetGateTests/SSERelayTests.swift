@@ -439,10 +439,10 @@ struct SSERelayTests {
     @Test("[DONE] with spaces or tabs around it ends the stream; anything else beside it does not")
     func doneVariants() {
         for done in ["[DONE]", " [DONE]", "[DONE] ", "\t[DONE]\t ", "  [DONE]"] {
-            #expect(SSERelay.isDone(ByteBuffer(string: done)), "\(done)")
+            #expect(SSE.isDone(ByteBuffer(string: done)), "\(done)")
         }
         for other in ["[DONE]x", "[DONE", "[done]", "\"[DONE]\"", "", "      ", "[DONE]\n[DONE]"] {
-            #expect(!SSERelay.isDone(ByteBuffer(string: other)), "\(other)")
+            #expect(!SSE.isDone(ByteBuffer(string: other)), "\(other)")
         }
         var d = RelayDriver()
         let kinds = d.feed(chunk("a", content: "x", finish: "stop") + "data:  [DONE]\n\n", from: 1)

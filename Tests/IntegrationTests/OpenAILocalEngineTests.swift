@@ -161,6 +161,72 @@ struct OpenAILocalEngineTests {
         }
     }
 
+    /// Found by an attack with a hostile runtime (session 19): each of these reached the app as a complete
+    /// answer (empty, cut short, two choices merged into one, text after the end) or crashed the agent.
+    @Test("A runtime's lying bodies: cut short, not SSE, empty, two choices fail the job; text after the end is dropped; huge usage does not trap")
+    func lyingRuntime() async throws {
+        func event(_ delta: String, finish: String? = nil, index: Int = 0) -> String {
+            let reason = finish.map { "\"\($0)\"" } ?? "null"
+            return #"data: {"choices":[{"index":\#(index),"delta":{\#(delta)},"finish_reason":\#(reason)}]}"# + "\n\n"
+        }
+        let text = event(#""role":"assistant","content":"one""#) + event(#""content":" two""#)
+        let finish = event("", finish: "stop")
+        let cases: [(name: String, body: String, failure: String?, tokens: [String])] = [
+            ("cut short", text, "upstream_bad_stream", ["one", " two"]),
+            ("a JSON object", #"{"choices":[{"message":{"content":"hi"}}]}"#, "upstream_bad_stream", []),
+            ("empty", "", "upstream_bad_stream", []),
+            ("[DONE] only", "data: [DONE]\n\n", "upstream_bad_stream", []),
+            ("two choices", text + event(#""content":"other""#, index: 1) + finish, "runtime_multiple_choices", ["one", " two"]),
+            ("after the finish", text + finish + event(#""content":" late""#) + "data: [DONE]\n\n" + event(#""content":" later""#), nil, ["one", " two"]),
+            ("spaced [DONE]", text + "data:  [DONE]  \n\n", nil, ["one", " two"]),
+            (
+                "usage at Int.max", text + finish
+                    + #"data: {"choices":[],"usage":{"prompt_tokens":9223372036854775807,"completion_tokens":9223372036854775807}}"#
+                    + "\n\ndata: [DONE]\n\n", nil, ["one", " two"]
+            ),
+        ]
+        let group = MultiThreadedEventLoopGroup.singleton
+        for (name, body, failure, tokens) in cases {
+            let runtime = try await HTTPServer.bind(
+                host: "127.0.0.1", port: 0, group: group, responder: CannedRuntime(body: body))
+            defer { runtime.close(promise: nil) }
+            let engine = try await OpenAILocalEngine.connect(
+                .init(baseURL: "http://127.0.0.1:\(runtime.localAddress!.port!)/v1", models: ["chat": "canned"], slots: 2),
+                client: .shared)
+            let loop = group.any()
+            let sink = try await loop.submit { RecordingSink() }.get()
+            let request = try JSON.decode(CompletionRequest.self, from: Array(chatBody(model: "chat", stream: true).utf8))
+            let job = InferenceJob(model: "chat", prompt: request.promptText, maxTokens: 50, stop: [], seed: 1, body: request)
+            _ = try await loop.submit { engine.start(job, on: loop, sink: sink) }.get()
+            try await waitUntil("the job ends") { try await loop.submit { sink.failure != nil || sink.finished != nil }.get() }
+            #expect(try await loop.submit { sink.failure?.code }.get() == failure, "\(name)")
+            #expect(try await loop.submit { sink.tokens }.get() == tokens, "\(name)")
+        }
+    }
+
+    @Test("A stream: false request whose car fails after its first token gets a JSON error, not an SSE event without a head")
+    func wholeAnswerFailsMidStream() async throws {
+        let text = #"data: {"choices":[{"index":0,"delta":{"role":"assistant","content":"one"},"finish_reason":null}]}"#
+        let error = #"data: {"error":{"message":"runtime broke","type":"server_error"}}"#
+        let runtime = try await HTTPServer.bind(
+            host: "127.0.0.1", port: 0, group: MultiThreadedEventLoopGroup.singleton,
+            responder: CannedRuntime(body: text + "\n\n" + error + "\n\n"))
+        defer { runtime.close(promise: nil) }
+        let engine = try await OpenAILocalEngine.connect(
+            .init(baseURL: "http://127.0.0.1:\(runtime.localAddress!.port!)/v1", models: ["chat": "canned"], slots: 2),
+            client: .shared)
+        try await withFleet { fleet in
+            _ = try await fleet.startCar("breaking-car", engine: engine)
+            let client = try await RecordingClient.connect(port: fleet.clientPort)
+            defer { client.close() }
+            let done = try await client.post("/v1/chat/completions", json: chatBody(model: "chat", stream: false))
+                .collect()
+            #expect(done.response?.status.code == 502, "\(done.body)")
+            let object = try JSONSerialization.jsonObject(with: Data(done.body.utf8)) as? [String: Any]
+            #expect((object?["error"] as? [String: Any])?["type"] as? String == "server_error", "\(done.body)")
+        }
+    }
+
     @Test("A runtime that answers its headers and then stalls fails the job after the first-token timeout")
     func stalledRuntime() async throws {
         let group = MultiThreadedEventLoopGroup.singleton
@@ -321,6 +387,22 @@ struct ToolCallRuntime: HTTPServerResponder {
         let body = chunks.map { "data: \($0)\n\n" }.joined() + "data: [DONE]\n\n"
         return FixedResponseDelegate(
             stream: stream, status: .ok, body: ByteBuffer(string: body), contentType: "text/event-stream")
+    }
+}
+
+/// Lists one model, `canned`, and answers every completion with the same body as an event stream.
+struct CannedRuntime: HTTPServerResponder {
+    var body: String
+
+    func stream(_ stream: any HTTPStream, didReceive request: HTTPRequest, connection: HTTPConnectionInfo)
+        -> any HTTPStreamDelegate
+    {
+        if request.path == "/v1/models" {
+            let models = ModelList(data: [.init(id: "canned", created: 0, ownedBy: "test")])
+            return FixedResponseDelegate(stream: stream, status: .ok, body: JSON.buffer(models))
+        }
+        return FixedResponseDelegate(
+            stream: stream, status: .ok, body: ByteBuffer(string: self.body), contentType: "text/event-stream")
     }
 }
 

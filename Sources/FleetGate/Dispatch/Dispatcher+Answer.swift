@@ -99,9 +99,10 @@ extension Dispatcher {
             error = .overloaded(
                 "Every car and central endpoint tried for this request in privacy zone '\(self.request.zone)' is busy. Retry after \(seconds) s.",
                 retryAfter: seconds)
-        case .attemptsExhausted(let label) where label == APIError.runtimeToolCallCode:
+        case .attemptsExhausted(let label) where APIError.carPathCannotCarry.contains(label):
+            let what = label == APIError.runtimeToolCallCode ? "with a tool call" : "with more than one choice"
             error = .upstreamFailed(
-                "The model answered with a tool call, which cars do not relay yet, and no central endpoint in privacy zone '\(self.request.zone)' could serve the request instead."
+                "The model answered \(what), which cars do not relay yet, and no central endpoint in privacy zone '\(self.request.zone)' could serve the request instead."
             )
         case .attemptsExhausted(let label):
             error = .upstreamFailed(
@@ -125,7 +126,10 @@ extension Dispatcher {
                 "The stream was lost (\(label)); this request (n > 1, tools, a response schema or logprobs) cannot be continued elsewhere."
             )
         }
-        if midStream {
+        // Mid-stream for the machine is after the first token; a `stream: false` client has had nothing
+        // yet (its answer is sent whole), so it gets the error as a response, not an SSE event with no
+        // head (an attack found HTTP/1.1 clients with an empty reply and HTTP/2 streams hanging).
+        if midStream && self.request.streaming {
             let event = self.relay.clientErrorEvent(error)
             self.end(status: 502)
             self.flush()

@@ -258,15 +258,15 @@ extension Dispatcher {
     }
 
     /// The failure of an attempt that answered the error `body` (an error event, or a 5xx's body): a
-    /// car whose runtime answered with a tool call (``APIError/runtimeToolCallCode``) sends the rest of
-    /// the request to central capacity, since another car's runtime would answer the same and the car
-    /// path relays text only.
+    /// car whose runtime answered what the car path cannot carry (``APIError/carPathCannotCarry``: a
+    /// tool call, several choices) sends the rest of the request to central capacity, since another
+    /// car's runtime would answer the same.
     private func failure(answering body: ByteBuffer, from id: Int, label: String) -> DispatchStateMachine.Failure {
-        guard case .car = self.attempts[id]?.lease, APIError.code(in: body) == APIError.runtimeToolCallCode else {
-            return .init(retryable: true, label: label)
-        }
+        guard case .car = self.attempts[id]?.lease, let code = APIError.code(in: body),
+            APIError.carPathCannotCarry.contains(code)
+        else { return .init(retryable: true, label: label) }
         self.candidates.centralOnly = true
-        return .init(retryable: true, label: APIError.runtimeToolCallCode)
+        return .init(retryable: true, label: code)
     }
 
     func attemptFailed(_ id: Int, _ failure: DispatchStateMachine.Failure) {

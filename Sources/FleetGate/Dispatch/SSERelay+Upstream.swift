@@ -79,19 +79,8 @@ extension SSERelay {
         return items
     }
 
-    /// `[DONE]`, with any spaces or tabs around it (`data:  [DONE]`, `data: [DONE] `): no JSON value
-    /// looks like that, and a complete answer must not end in an error for a stray space.
-    package static func isDone(_ payload: ByteBuffer) -> Bool {
-        guard payload.readableBytes >= 6, payload.readableBytes <= 32 else { return false }
-        let view = payload.readableBytesView
-        let isBlank: (UInt8) -> Bool = { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }
-        guard let start = view.firstIndex(where: { !isBlank($0) }), let last = view.lastIndex(where: { !isBlank($0) })
-        else { return false }
-        return view[start...last].elementsEqual("[DONE]".utf8)
-    }
-
     private static func classify(_ payload: ByteBuffer, chat: Bool, attempt: inout AttemptState) -> Item {
-        if Self.isDone(payload) { return Item(kind: .done, payload: payload, chunk: nil) }
+        if SSE.isDone(payload) { return Item(kind: .done, payload: payload, chunk: nil) }
         let chunk: ChunkScanner.Chunk
         do {
             chunk = try ChunkScanner.scan(
