@@ -17,8 +17,9 @@ import Synchronization
 /// - Cancellation closes the upstream request; servers that watch for disconnects (llama.cpp,
 ///   llama-cpp-python, vLLM) stop generating.
 /// - Upstream errors and timeouts become ``EngineError``s with codes (`upstream_unavailable`,
-///   `upstream_status_<n>`, `upstream_timeout`, `upstream_bad_stream`); upstream text is not copied
-///   into them beyond its error message's first 200 characters.
+///   `upstream_status_<n>`, `upstream_busy` for 429 and 503, `upstream_timeout`, `upstream_bad_stream`,
+///   `runtime_tool_call`, `runtime_multiple_choices`); upstream text is not copied into them beyond
+///   its error message's first 200 characters.
 /// - Rates are measured from every finished job — prefill as prompt tokens ÷ time to first
 ///   token (prompts of 32 tokens or more: shorter ones measure the runtime's fixed overhead),
 ///   decode as tokens after the first ÷ the time they took — and reported in ``models``, so the

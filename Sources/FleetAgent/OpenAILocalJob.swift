@@ -190,9 +190,12 @@ final class OpenAILocalJob: InferenceJobHandle, HTTP1ResponseReceiver {
         guard self.status == 200 else {
             let message = (try? JSON.decode(ErrorMessage.self, from: self.errorBody.readableBytesView))?
                 .error.message.prefix(200)
+            // Busy (429, 503): the gateway tries elsewhere and, when everything is, tells the app to
+            // come back (503 server_overloaded), not that the car is broken.
+            let busy = self.status == 429 || self.status == 503
             return self.fail(
                 EngineError(
-                    code: "upstream_status_\(self.status)",
+                    code: busy ? APIError.upstreamBusyCode : "upstream_status_\(self.status)",
                     message: "the inference runtime answered \(self.status)\(message.map { ": \($0)" } ?? "")"))
         }
         self.complete()

@@ -102,6 +102,10 @@ public struct APIError: Error, Hashable, Sendable, CustomStringConvertible {
     /// the car path does not carry: as ``runtimeToolCallCode``, the request goes to central capacity.
     public static let runtimeMultipleChoicesCode = "runtime_multiple_choices"
 
+    /// An upstream (central, or a car's runtime) answered 429 or 503: tried elsewhere, and when every
+    /// upstream tried is busy the app gets 503 `server_overloaded` with `Retry-After`.
+    public static let upstreamBusyCode = "upstream_busy"
+
     /// The codes of a car's failure that no other car would avoid: the request goes to central.
     public static let carPathCannotCarry: Set<String> = [runtimeToolCallCode, runtimeMultipleChoicesCode]
 

@@ -204,6 +204,31 @@ struct OpenAILocalEngineTests {
         }
     }
 
+    @Test("A busy runtime (429, 503) is a busy car: the app hears 503 server_overloaded with Retry-After, not 502")
+    func busyRuntime() async throws {
+        for status in [HTTPResponse.Status.tooManyRequests, .serviceUnavailable] {
+            let runtime = try await HTTPServer.bind(
+                host: "127.0.0.1", port: 0, group: MultiThreadedEventLoopGroup.singleton,
+                responder: CannedRuntime(body: #"{"error":{"message":"busy","type":"server_error"}}"#, status: status))
+            defer { runtime.close(promise: nil) }
+            let engine = try await OpenAILocalEngine.connect(
+                .init(baseURL: "http://127.0.0.1:\(runtime.localAddress!.port!)/v1", models: ["chat": "canned"], slots: 2),
+                client: .shared)
+            try await withFleet { fleet in
+                _ = try await fleet.startCar("busy-car", engine: engine)
+                let client = try await RecordingClient.connect(port: fleet.clientPort)
+                defer { client.close() }
+                for stream in [true, false] {
+                    let done = try await client.post("/v1/chat/completions", json: chatBody(model: "chat", stream: stream))
+                        .collect()
+                    #expect(done.response?.status.code == 503, "\(status) \(stream): \(done.body)")
+                    #expect(done.response?.headerFields[.retryAfter] != nil)
+                    #expect(done.body.contains("server_overloaded"), "\(done.body)")
+                }
+            }
+        }
+    }
+
     @Test("A stream: false request whose car fails after its first token gets a JSON error, not an SSE event without a head")
     func wholeAnswerFailsMidStream() async throws {
         let text = #"data: {"choices":[{"index":0,"delta":{"role":"assistant","content":"one"},"finish_reason":null}]}"#
@@ -393,6 +418,7 @@ struct ToolCallRuntime: HTTPServerResponder {
 /// Lists one model, `canned`, and answers every completion with the same body as an event stream.
 struct CannedRuntime: HTTPServerResponder {
     var body: String
+    var status: HTTPResponse.Status = .ok
 
     func stream(_ stream: any HTTPStream, didReceive request: HTTPRequest, connection: HTTPConnectionInfo)
         -> any HTTPStreamDelegate
@@ -402,7 +428,8 @@ struct CannedRuntime: HTTPServerResponder {
             return FixedResponseDelegate(stream: stream, status: .ok, body: JSON.buffer(models))
         }
         return FixedResponseDelegate(
-            stream: stream, status: .ok, body: ByteBuffer(string: self.body), contentType: "text/event-stream")
+            stream: stream, status: self.status, body: ByteBuffer(string: self.body),
+            contentType: self.status == .ok ? "text/event-stream" : "application/json")
     }
 }
 

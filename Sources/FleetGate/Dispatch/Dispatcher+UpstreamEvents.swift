@@ -177,7 +177,7 @@ extension Dispatcher {
     }
 
     /// An attempt's upstream answered 429 or 503: busy.
-    static let busyLabel = "upstream_busy"
+    static let busyLabel = APIError.upstreamBusyCode
 
     func upstreamDidEnd(_ id: Int) {
         guard let attempt = self.attempts[id] else { return }
@@ -260,11 +260,14 @@ extension Dispatcher {
     /// The failure of an attempt that answered the error `body` (an error event, or a 5xx's body): a
     /// car whose runtime answered what the car path cannot carry (``APIError/carPathCannotCarry``: a
     /// tool call, several choices) sends the rest of the request to central capacity, since another
-    /// car's runtime would answer the same.
+    /// car's runtime would answer the same; a car whose runtime was busy is a busy upstream.
     private func failure(answering body: ByteBuffer, from id: Int, label: String) -> DispatchStateMachine.Failure {
-        guard case .car = self.attempts[id]?.lease, let code = APIError.code(in: body),
-            APIError.carPathCannotCarry.contains(code)
-        else { return .init(retryable: true, label: label) }
+        guard case .car = self.attempts[id]?.lease, let code = APIError.code(in: body) else {
+            return .init(retryable: true, label: label)
+        }
+        // A car whose runtime is busy: another upstream may have room.
+        if code == APIError.upstreamBusyCode { return .init(retryable: true, label: Self.busyLabel) }
+        guard APIError.carPathCannotCarry.contains(code) else { return .init(retryable: true, label: label) }
         self.candidates.centralOnly = true
         return .init(retryable: true, label: code)
     }
