@@ -431,6 +431,34 @@ struct CentralTests {
         }
     }
 
+    /// A car's job is one choice: `n: 2` answered by a car came back as one (an attack, session 19).
+    @Test("A request for n > 1 choices goes to central capacity, never a car; with none in the zone, 503")
+    func severalChoicesGoCentral() async throws {
+        let central = try await CentralServer.start()
+        defer { central.channel.close(promise: nil) }
+        let body = #"{"model":"fleet-8b","stream":true,"n":2,"max_tokens":3,"messages":[{"role":"user","content":"hi"}]}"#
+        try await withFleet(
+            cars: [CarSpec("car-a", slowdown: 0.1)],
+            configure: { $0.central.endpoints = [.init(region: "eu-central", baseURL: central.baseURL)] }
+        ) { fleet in
+            try await waitUntil("central models discovered") {
+                fleet.gateway.core.central.models().contains("fleet-8b")
+            }
+            let client = try await RecordingClient.connect(port: fleet.clientPort)
+            defer { client.close() }
+            let result = try await client.post("/v1/chat/completions", json: body).collect()
+            #expect(result.response?.status == .ok, "\(result.body)")
+            #expect(result.response?.headerFields[HTTPField.Name("x-fleet-route")!] == "central")
+        }
+        try await withFleet(cars: [CarSpec("car-a", slowdown: 0.1)]) { fleet in
+            let client = try await RecordingClient.connect(port: fleet.clientPort)
+            defer { client.close() }
+            let result = try await client.post("/v1/chat/completions", json: body).collect()
+            #expect(result.response?.status.code == 503, "\(result.body)")
+            #expect(result.body.contains("no_capacity_in_zone"), "\(result.body)")
+        }
+    }
+
     @Test("Central capacity outside the zone never serves: 503 no_capacity_in_zone, and it generated nothing")
     func neverLeaks() async throws {
         let central = try await CentralServer.start()

@@ -125,7 +125,7 @@ final class CompletionHandler: HTTPStreamDelegate {
             let lease = try self.core.keys.admit(
                 authorization: self.head.headerFields[.authorization], model: request.model, now: self.core.now)
             self.lease = lease
-            request.centralOnly = lease.centralOnly
+            request.centralOnly = request.centralOnly || lease.centralOnly
         } catch {
             return self.answer(error)
         }

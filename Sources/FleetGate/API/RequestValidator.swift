@@ -29,7 +29,8 @@ struct ValidatedRequest: Sendable {
     /// The synthetic-text seed, computed once from the body so every attempt of a continuation
     /// generates the same text (DESIGN.md, Contracts: continuation).
     var seed: UInt64
-    /// The application key allows central capacity only (never a car).
+    /// Central capacity only (never a car): the application key allows no car, or the request asks for
+    /// what cars do not serve (`n` > 1: a car's job is one choice).
     var centralOnly = false
     /// W3C Trace Context sent to every attempt: the gateway's span as the parent (#17), and the
     /// app's `tracestate`, passed through.
@@ -136,13 +137,16 @@ struct RequestValidator {
         if let hasher = self.core.prefixHasher, let messages = parsed.messages {
             profile.prefixes = hasher.chunks(messages)
         }
-        return ValidatedRequest(
+        var request = ValidatedRequest(
             chat: api.chat, model: parsed.model, streaming: parsed.stream ?? false,
             includeUsage: parsed.streamOptions?.includeUsage ?? false, outputLimit: parsed.outputLimit,
             continuable: parsed.isContinuable, origin: origin, zone: origin.zone, profile: profile, body: body,
             members: members, seed: SyntheticText.seed(for: parsed.promptText, requested: parsed.seed),
             hop: forwarded == nil ? 0 : 1,
             authorization: self.core.cluster == nil ? nil : head.headerFields[.authorization], responses: responses)
+        // A car's job is one choice: `n` > 1 answered by a car came back as one (an attack, session 19).
+        request.centralOnly = (parsed.n ?? 1) > 1
+        return request
     }
 
     private func resolveOrigin(head: HTTPRequest, connection: HTTPConnectionInfo) -> Origin {
