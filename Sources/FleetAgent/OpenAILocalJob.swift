@@ -255,7 +255,7 @@ final class OpenAILocalJob: InferenceJobHandle, HTTP1ResponseReceiver {
     }
 
     private func deliver(_ choice: ChunkScanner.Choice, from payload: UnsafeRawBufferPointer, to sink: any TokenSink) {
-        if choice.hasToolCalls {
+        if choice.hasToolCalls || choice.finishReason == "tool_calls" || choice.finishReason == "function_call" {
             // The sink takes text (the tunnel's chunks are the agent's own): a tool call the runtime
             // chose would reach the app as an empty answer. An error instead, and before the first
             // token the gateway tries elsewhere (central relays tool calls).

@@ -168,13 +168,13 @@ extension ChunkScanner {
                         case .role: choice.hasRole = try self.optionalString(depth: depth + 2) != nil
                         case .content: try self.content(of: &choice, mode, depth: depth + 2)
                         case .toolCalls, .functionCall:
-                            if try !self.skipNonNull(depth: depth + 2) { choice.hasToolCalls = true }
+                            if try self.skipHasContent(depth: depth + 2) { choice.hasToolCalls = true }
                         default:
                             // A reasoning model's `reasoning_content`, before and between the text: output,
                             // not a preamble to hold (only four are held; the rest were dropped).
                             if self.peek() == UInt8(ascii: "\"") {
                                 if try self.stringRange().count > 2 { choice.hasOtherOutput = true }
-                            } else if try !self.skipNonNull(depth: depth + 2) {
+                            } else if try self.skipHasContent(depth: depth + 2) {
                                 choice.hasOtherOutput = true
                             }
                         }
@@ -205,6 +205,27 @@ extension ChunkScanner {
         mutating func skipNonNull(depth: Int) throws(Malformed) -> Bool {
             if self.literal("null") { return true }
             try self.skipValue(depth: depth)
+            return false
+        }
+
+        /// Skips a value; whether it holds anything: not `null`, `[]` or `{}` (vLLM sends
+        /// `"tool_calls": []` with every content delta: no call).
+        mutating func skipHasContent(depth: Int) throws(Malformed) -> Bool {
+            self.skipWhitespace()
+            if self.literal("null") { return false }
+            let start = self.position
+            try self.skipValue(depth: depth)
+            guard start < self.bytes.count,
+                self.bytes[start] == UInt8(ascii: "[") || self.bytes[start] == UInt8(ascii: "{")
+            else { return true }
+            var inner = start + 1
+            let close = self.position - 1
+            while inner < close {
+                switch self.bytes[inner] {
+                case 0x20, 0x09, 0x0A, 0x0D: inner += 1
+                default: return true
+                }
+            }
             return false
         }
 

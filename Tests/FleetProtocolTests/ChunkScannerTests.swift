@@ -58,6 +58,21 @@ struct ChunkScannerTests {
         #expect(usage.totalTokens == Int.max)
     }
 
+    /// vLLM sends `"tool_calls": []` with every content delta (the review of session 19): no call, and
+    /// the car path failed every job as a tool call.
+    @Test("An empty tool_calls array or object is no tool call; a non-empty one is")
+    func emptyToolCalls() throws {
+        for empty in ["[]", "[ ]", "{}", "null", "{ \n }"] {
+            let chunk = try scan(#"{"choices":[{"index":0,"delta":{"content":"Hi","tool_calls":"# + empty + "}}]}")
+            #expect(chunk.choice?.hasToolCalls == false, "\(empty)")
+            #expect(chunk.choice?.hasOtherOutput == false, "\(empty)")
+        }
+        let call = try scan(#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0}]}}]}"#)
+        #expect(call.choice?.hasToolCalls == true)
+        let audio = try scan(#"{"choices":[{"index":0,"delta":{"content":"Hi","audio":{}}}]}"#)
+        #expect(audio.choice?.hasOtherOutput == false)
+    }
+
     @Test("Escapes are decoded, including surrogate pairs; a lone surrogate becomes U+FFFD")
     func escapes() throws {
         let chunk = try scan(#"{"choices":[{"delta":{"content":"a\"b\\c\n\u00e9\ud83d\ude97\ud800"}}]}"#)

@@ -12,7 +12,7 @@ import Testing
 
 /// The `openai-local` engine against runtimes that misbehave, and against a fast synthetic one
 /// (`CentralServer`), so its failure paths and cancellation are tested without a model.
-@Suite("openai-local engine")
+@Suite("openai-local engine", .timeLimit(.minutes(2)))
 struct OpenAILocalEngineTests {
     @Test("A runtime that does not answer, or lacks a mapped model, stops the agent with a clear error")
     func connectErrors() async throws {
@@ -179,6 +179,9 @@ struct OpenAILocalEngineTests {
             ("two choices", text + event(#""content":"other""#, index: 1) + finish, "runtime_multiple_choices", ["one", " two"]),
             ("after the finish", text + finish + event(#""content":" late""#) + "data: [DONE]\n\n" + event(#""content":" later""#), nil, ["one", " two"]),
             ("spaced [DONE]", text + "data:  [DONE]  \n\n", nil, ["one", " two"]),
+            // vLLM: an empty tool_calls array with every content delta is no call.
+            ("empty tool_calls", event(#""content":"one","tool_calls":[]"#) + finish, nil, ["one"]),
+            ("finish tool_calls, no call", text + event("", finish: "tool_calls"), "runtime_tool_call", ["one", " two"]),
             (
                 "usage at Int.max", text + finish
                     + #"data: {"choices":[],"usage":{"prompt_tokens":9223372036854775807,"completion_tokens":9223372036854775807}}"#
