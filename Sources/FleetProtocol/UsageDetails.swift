@@ -5,9 +5,12 @@ public import NIOCore
 /// (`completion_tokens_details.reasoning_tokens`). Read once a request, from the usage chunk of the
 /// upstream that answered; 0 for what it does not say.
 public struct UsageDetails: Sendable, Hashable {
+    /// `prompt_tokens_details.cached_tokens`.
     public var cachedTokens: Int
+    /// `completion_tokens_details.reasoning_tokens`.
     public var reasoningTokens: Int
 
+    /// Details as given.
     public init(cachedTokens: Int = 0, reasoningTokens: Int = 0) {
         self.cachedTokens = cachedTokens
         self.reasoningTokens = reasoningTokens
@@ -15,32 +18,45 @@ public struct UsageDetails: Sendable, Hashable {
 
     /// The details in a chunk's `usage`; nil when the payload is not JSON with a `usage` object.
     /// Negative or absurd counts (a lying upstream) are not the client's: each is kept in 0…`limit`.
+    /// - Parameters:
+    ///   - payload: one chunk's JSON (an SSE event's `data`).
+    ///   - limit: the largest count kept.
     public init?(chunk payload: ByteBuffer, limit: Int) {
         guard let chunk = try? JSON.decode(Chunk.self, from: payload.readableBytesView), let usage = chunk.usage
         else { return nil }
         func bounded(_ value: Int?) -> Int { min(max(value ?? 0, 0), limit) }
-        self.cachedTokens = bounded(usage.promptTokensDetails?.cachedTokens)
-        self.reasoningTokens = bounded(usage.completionTokensDetails?.reasoningTokens)
+        self.cachedTokens = bounded(usage.cachedTokens)
+        self.reasoningTokens = bounded(usage.reasoningTokens)
     }
 
+    /// Each level and count read leniently: one member of an unexpected type or size (`1e30`, a
+    /// string) loses that count, not the other.
     private struct Chunk: Decodable {
         var usage: Counts?
+        enum CodingKeys: String, CodingKey { case usage }
+        init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            self.usage = try? c.decodeIfPresent(Counts.self, forKey: .usage)
+        }
     }
 
     private struct Counts: Decodable {
-        struct Prompt: Decodable {
-            var cachedTokens: Int?
-            enum CodingKeys: String, CodingKey { case cachedTokens = "cached_tokens" }
-        }
-        struct Completion: Decodable {
-            var reasoningTokens: Int?
-            enum CodingKeys: String, CodingKey { case reasoningTokens = "reasoning_tokens" }
-        }
-        var promptTokensDetails: Prompt?
-        var completionTokensDetails: Completion?
+        var cachedTokens: Int?
+        var reasoningTokens: Int?
         enum CodingKeys: String, CodingKey {
             case promptTokensDetails = "prompt_tokens_details"
             case completionTokensDetails = "completion_tokens_details"
+        }
+        enum DetailKeys: String, CodingKey {
+            case cachedTokens = "cached_tokens"
+            case reasoningTokens = "reasoning_tokens"
+        }
+        init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            let prompt = try? c.nestedContainer(keyedBy: DetailKeys.self, forKey: .promptTokensDetails)
+            let completion = try? c.nestedContainer(keyedBy: DetailKeys.self, forKey: .completionTokensDetails)
+            self.cachedTokens = (try? prompt?.decodeIfPresent(Int.self, forKey: .cachedTokens)) ?? nil
+            self.reasoningTokens = (try? completion?.decodeIfPresent(Int.self, forKey: .reasoningTokens)) ?? nil
         }
     }
 }

@@ -89,6 +89,12 @@ struct ResponsesRendererTests {
                 #"{"prompt_tokens":5,"completion_tokens":2,"total_tokens":7,"prompt_tokens_details":{"cached_tokens":900},"completion_tokens_details":{"reasoning_tokens":-4}}"#
         )
         #expect(lying?.inputTokensDetails.cachedTokens == 5 && lying?.outputTokensDetails.reasoningTokens == 0)
+        // One count of an unexpected size or type loses that count only.
+        let odd = try completed(
+            usage:
+                #"{"prompt_tokens":50,"completion_tokens":20,"total_tokens":70,"prompt_tokens_details":{"cached_tokens":1e30},"completion_tokens_details":{"reasoning_tokens":12}}"#
+        )
+        #expect(odd?.inputTokensDetails.cachedTokens == 0 && odd?.outputTokensDetails.reasoningTokens == 12)
         let silent = try completed(usage: #"{"prompt_tokens":5,"completion_tokens":2,"total_tokens":7}"#)
         #expect(silent?.inputTokensDetails.cachedTokens == 0 && silent?.outputTokensDetails.reasoningTokens == 0)
     }
