@@ -96,7 +96,7 @@ let table: [Setup: [Event: (Machine.Action, Machine.Phase)]] = [
         .failed1: (open2Retry, .awaitingFirstToken),
         .rejected1: (.fail(.rejected(status: 400), midStream: false, cancel: []), .finished),
         .hedgeTimer1: (open2Hedge, .awaitingFirstToken),
-        .departing1: (open2Retry, .awaitingFirstToken),
+        .departing1: (.attemptFailed(1, Machine.departingFailure), .awaitingFirstToken),
         .clientGone: (.cancel([1]), .finished),
     ],
     .hedged: [
@@ -108,7 +108,7 @@ let table: [Setup: [Event: (Machine.Action, Machine.Phase)]] = [
         .failed1: (.none, .awaitingFirstToken),
         .failed2: (.none, .awaitingFirstToken),
         .rejected1: (.none, .awaitingFirstToken),
-        .departing1: (.none, .awaitingFirstToken),
+        .departing1: (.attemptFailed(1, Machine.departingFailure), .awaitingFirstToken),
         .clientGone: (.cancel([1, 2]), .finished),
     ],
     .streaming: [
@@ -179,6 +179,10 @@ struct DispatchStateMachineTests {
         #expect(streaming.failed(2, Machine.emptyStream) == .none)
         #expect(streaming.committed == 1 && streaming.phase == .streaming)
         #expect(streaming.finished(1) == .finish(cancel: []))
+        // A car leaving before its first token: failed through the adapter too, then retried.
+        var departing = Setup.awaiting.machine()
+        #expect(departing.departing(1, canFinish: false) == .attemptFailed(1, Machine.departingFailure))
+        #expect(departing.failed(1, Machine.departingFailure) == open2Retry)
     }
 
     @Test("The table covers every setup")

@@ -352,12 +352,23 @@ struct CentralTests {
             #expect(refused.response?.headerFields[.retryAfter] == "1")
             #expect(refused.body.contains("server_overloaded"), "\(refused.body)")
             #expect(script.served.withLock { $0 } == 4)
-            // The busy endpoints' own Retry-After reaches the client: the soonest of them.
-            script.retryAfter.withLock { $0 = "7" }
+        }
+    }
+
+    @Test("Every central endpoint busy: the client's Retry-After is the soonest they asked for, 1 s for one that said nothing")
+    func busyRetryAfter() async throws {
+        try await self.withTwoCanned() { _, script, client in
+            let busy = #"{"error":{"message":"slow down","type":"rate_limit_error"}}"#
+            script.answers.withLock { $0 = [(429, busy), (503, busy)] }
+            script.retryAfters.withLock { $0 = ["20", "7"] }
             let told = try await client.post("/v1/chat/completions", json: chatBody(stream: false)).collect()
             #expect(told.response?.status.code == 503)
             #expect(told.response?.headerFields[.retryAfter] == "7")
             #expect(told.body.contains("Retry after 7 s"), "\(told.body)")
+            script.retryAfters.withLock { $0 = ["20", nil] }
+            let silent = try await client.post("/v1/chat/completions", json: chatBody(stream: false)).collect()
+            #expect(silent.response?.headerFields[.retryAfter] == "1", "\(silent.body)")
+            #expect(script.served.withLock { $0 } == 4)
         }
     }
 
@@ -621,8 +632,8 @@ final class CannedCentral: Sendable {
     /// The answers, shared by the endpoints given it.
     final class Script: Sendable {
         let answers = Mutex<[(Int, String)]>([])
-        /// `retry-after` sent with a 429 or 503 answer, when set.
-        let retryAfter = Mutex<String?>(nil)
+        /// `retry-after` values for the next 429 or 503 answers, in order (nil: none sent).
+        let retryAfters = Mutex<[String?]>([])
         /// Completions answered so far.
         let served = Mutex(0)
 
@@ -671,7 +682,9 @@ final class CannedCentral: Sendable {
             let (status, body) =
                 self.models ? (200, #"{"object":"list","data":[{"id":"fleet-8b","object":"model"}]}"#) : self.script.next()
             var headers = HTTPFields()
-            if status == 429 || status == 503, let value = self.script.retryAfter.withLock({ $0 }) {
+            if status == 429 || status == 503,
+                let value = self.script.retryAfters.withLock({ $0.isEmpty ? nil : $0.removeFirst() })
+            {
                 headers[.retryAfter] = value
             }
             self.stream.sendResponse(

@@ -80,11 +80,16 @@ package struct DispatchStateMachine: Sendable {
         package var label: String
         /// The upstream's HTTP status when it answered with an error before any token.
         package var status: Int?
+        /// Whether the failure says something about the upstream's health: not when the request asked
+        /// for what its kind cannot carry (a car's runtime answering a tool call), nor when the
+        /// upstream rejected the request itself (``status``).
+        package var upstreamAtFault: Bool
 
-        package init(retryable: Bool, label: String, status: Int? = nil) {
+        package init(retryable: Bool, label: String, status: Int? = nil, upstreamAtFault: Bool = true) {
             self.retryable = retryable
             self.label = label
             self.status = status
+            self.upstreamAtFault = upstreamAtFault && status == nil
         }
     }
 
@@ -260,6 +265,9 @@ package struct DispatchStateMachine: Sendable {
         return .attemptFailed(attempt, Self.emptyStream)
     }
 
+    /// The failure of an attempt whose car leaves before its first token, with no time to answer.
+    package static let departingFailure = Failure(retryable: true, label: "departing")
+
     /// The failure of an attempt whose upstream ended cleanly without a token.
     package static let emptyStream = Failure(retryable: true, label: "empty_stream")
 
@@ -317,7 +325,8 @@ package struct DispatchStateMachine: Sendable {
         switch self.phase {
         case .awaitingFirstToken, .migrating:
             if canFinish { return .none }
-            return self.failed(attempt, Failure(retryable: true, label: "departing"))
+            // Failed like any other attempt: the adapter closes it (its car stops) before the retry.
+            return .attemptFailed(attempt, Self.departingFailure)
         case .streaming:
             guard attempt == self.committed, !canFinish, self.open.count == 1,
                 let next = self.continuation(after: nil, reason: .departure)

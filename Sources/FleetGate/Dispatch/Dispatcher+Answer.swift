@@ -31,6 +31,11 @@ extension Dispatcher {
     }
 
     func finishOverLimit(_ id: Int) {
+        guard self.machine.committed == id else {
+            // An attempt the client does not hear (before its first token, or a continuation still
+            // catching up) past a bound: it failed; the relay's answer is not touched.
+            return self.attemptFailed(id, .init(retryable: true, label: "over_limit"))
+        }
         // Past a bound the upstream is still generating: stop it.
         self.attempts[id]?.upstream?.cancel()
         self.relay.finishOverLimit(into: &self.output)

@@ -17,7 +17,7 @@ extension Dispatcher {
     }
 
     func upstream(_ id: Int, isBusyFor seconds: Int) {
-        self.busyRetryAfter = min(self.busyRetryAfter ?? seconds, seconds)
+        self.attempts[id]?.retryAfter = seconds
     }
 
     func upstream(_ id: Int, didReceive data: ByteBuffer) {
@@ -269,7 +269,8 @@ extension Dispatcher {
         if code == APIError.upstreamBusyCode { return .init(retryable: true, label: Self.busyLabel) }
         guard APIError.carPathCannotCarry.contains(code) else { return .init(retryable: true, label: label) }
         self.candidates.centralOnly = true
-        return .init(retryable: true, label: code)
+        // The request asked for what no car carries: the car is not to blame.
+        return .init(retryable: true, label: code, upstreamAtFault: false)
     }
 
     func attemptFailed(_ id: Int, _ failure: DispatchStateMachine.Failure) {
@@ -285,9 +286,14 @@ extension Dispatcher {
             // Keep the body of a rejection to pass it through.
             self.rejectionBody = attempt.errorBody
         }
-        // A rejection of the client's request (a 4xx passed through) is the upstream working as it
-        // should: it must not count against the upstream's health.
-        self.close(id, outcome: self.outcome(attempt, succeeded: failure.status != nil))
+        if failure.label == Self.busyLabel {
+            // The soonest any busy upstream expects room; one that said nothing, the gateway's 1 s.
+            self.busyRetryAfter = min(self.busyRetryAfter ?? .max, attempt.retryAfter ?? 1)
+        }
+        // A rejection of the client's request (a 4xx passed through), or a request for what the
+        // upstream's kind cannot carry, is the upstream working as it should: it must not count
+        // against its health.
+        self.close(id, outcome: self.outcome(attempt, succeeded: !failure.upstreamAtFault))
         self.flush()
         self.perform(self.machine.failed(id, failure))
     }

@@ -38,6 +38,8 @@ final class Dispatcher: UpstreamEvents {
         var lastTokenAt: NIODeadline?
         var tokens = 0
         var status = 0
+        /// When a busy upstream (429, 503) said to come back, in seconds (``RetryAfter``).
+        var retryAfter: Int?
         var errorBody = ByteBuffer()
         var unconsumed = 0
         /// First token, total, hedge and watchdog: their times, and the one timer armed for the next.
@@ -96,7 +98,8 @@ final class Dispatcher: UpstreamEvents {
     /// Refused because everything in the zone serving the model was busy (`zone_busy`): the loop's
     /// concurrency bound hears of it (``EventLoopLoad/upstreamBusy()``).
     var refusedBusy = false
-    /// The soonest a busy upstream tried said to come back (its `Retry-After`), in seconds.
+    /// The soonest a busy upstream tried said to come back, in seconds: its `Retry-After`, or 1 when
+    /// it said nothing.
     var busyRetryAfter: Int?
     /// The attempt being opened: not yet in ``attempts`` while its upstream starts.
     var opening: Int?
@@ -179,6 +182,10 @@ final class Dispatcher: UpstreamEvents {
             cancel.forEach(self.cancel)
             self.fail(reason, midStream: midStream)
         case .attemptFailed(let id, let failure):
+            guard self.attempts[id] != nil else {
+                // Not in the table (none today): the machine must still hear of it, or it waits.
+                return self.perform(self.machine.failed(id, failure))
+            }
             self.attemptFailed(id, failure)
         }
     }
@@ -252,7 +259,8 @@ final class Dispatcher: UpstreamEvents {
                     wholeAnswer: wholeAnswer, attempt: open.attempt, relay: relay)
             } else {  // a base URL the own client does not take: async-http-client
                 attempt.upstream = CentralFallbackUpstream.open(
-                    client: self.core.httpClient!, endpoint: endpoint, path: path, body: body, requestID: self.requestID,
+                    client: self.core.httpClient!, endpoint: endpoint, path: path, body: body,
+                    requestID: self.requestID,
                     trace: trace, wholeAnswer: wholeAnswer, attempt: open.attempt, relay: relay)
             }
         case .forward(let target, _):  // cluster (#21): another replica; the original body (exactReplayStart)
