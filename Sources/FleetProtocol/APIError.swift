@@ -109,7 +109,9 @@ public struct APIError: Error, Hashable, Sendable, CustomStringConvertible {
     /// The codes of a car's failure that no other car would avoid: the request goes to central.
     public static let carPathCannotCarry: Set<String> = [runtimeToolCallCode, runtimeMultipleChoicesCode]
 
-    /// The `error.code` of an error body (`{"error":{"code":…}}`), when it is one with a string code.
+    /// The `error.code` of an error body.
+    /// - Parameter body: an upstream's answer, `{"error":{"code":…}}` when it is an OpenAI-style error.
+    /// - Returns: the code, or nil when the body is not such an error or its code is not a string.
     public static func code(in body: ByteBuffer) -> String? {
         struct Body: Decodable {
             struct Detail: Decodable { var code: String? }

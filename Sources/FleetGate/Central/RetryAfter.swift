@@ -8,6 +8,11 @@ package enum RetryAfter {
     /// The most a client is told to wait: a busy endpoint's hour-long pause is not the zone's.
     package static let maximumSeconds = 300
 
+    /// The wait a busy answer's head asks for.
+    /// - Parameters:
+    ///   - headers: the response's header fields.
+    ///   - now: the time an HTTP-date is measured from.
+    /// - Returns: whole seconds in 1…``maximumSeconds``, or nil when neither field is readable.
     package static func seconds(in headers: HTTPHeaders, now: Date = Date()) -> Int? {
         if let value = headers.first(name: "retry-after-ms"), let milliseconds = Double(value.trimmed),
             milliseconds.isFinite, milliseconds >= 0
