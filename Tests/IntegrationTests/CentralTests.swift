@@ -422,8 +422,8 @@ struct CentralTests {
         await central.stop()
     }
 
-    @Test("A car in the zone is preferred to central capacity")
-    func carsFirst() async throws {
+    /// A gateway with one car and one central endpoint in the zone (its models discovered), and a client.
+    func withCarAndCentral(_ body: (CentralServer, RecordingClient) async throws -> Void) async throws {
         let central = try await CentralServer.start()
         defer { central.channel.close(promise: nil) }
         try await withFleet(
@@ -435,6 +435,13 @@ struct CentralTests {
             }
             let client = try await RecordingClient.connect(port: fleet.clientPort)
             defer { client.close() }
+            try await body(central, client)
+        }
+    }
+
+    @Test("A car in the zone is preferred to central capacity")
+    func carsFirst() async throws {
+        try await self.withCarAndCentral { central, client in
             let result = try await client.post("/v1/chat/completions", json: chatBody(stream: true, maxTokens: 3))
                 .collect()
             #expect(result.response?.headerFields[HTTPField.Name("x-fleet-route")!] == "car")
@@ -445,18 +452,8 @@ struct CentralTests {
     /// A car's job is one choice: `n: 2` answered by a car came back as one (an attack, session 19).
     @Test("A request for n > 1 choices goes to central capacity, never a car; with none in the zone, 503")
     func severalChoicesGoCentral() async throws {
-        let central = try await CentralServer.start()
-        defer { central.channel.close(promise: nil) }
         let body = #"{"model":"fleet-8b","stream":true,"n":2,"max_tokens":3,"messages":[{"role":"user","content":"hi"}]}"#
-        try await withFleet(
-            cars: [CarSpec("car-a", slowdown: 0.1)],
-            configure: { $0.central.endpoints = [.init(region: "eu-central", baseURL: central.baseURL)] }
-        ) { fleet in
-            try await waitUntil("central models discovered") {
-                fleet.gateway.core.central.models().contains("fleet-8b")
-            }
-            let client = try await RecordingClient.connect(port: fleet.clientPort)
-            defer { client.close() }
+        try await self.withCarAndCentral { _, client in
             let result = try await client.post("/v1/chat/completions", json: body).collect()
             #expect(result.response?.status == .ok, "\(result.body)")
             #expect(result.response?.headerFields[HTTPField.Name("x-fleet-route")!] == "central")

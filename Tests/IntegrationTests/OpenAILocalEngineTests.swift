@@ -88,13 +88,8 @@ struct OpenAILocalEngineTests {
             #expect(done.body.hasSuffix("data: [DONE]\n\n"))
         }
         // Straight to a sink that takes text (the default `emit(tokenJSON:)` decodes).
-        let loop = group.any()
-        let sink = try await loop.submit { RecordingSink() }.get()
-        let body = try JSON.decode(CompletionRequest.self, from: Array(chatBody(model: "chat", stream: true).utf8))
-        let job = InferenceJob(model: "chat", prompt: body.promptText, maxTokens: 50, stop: [], seed: 1, body: body)
-        _ = try await loop.submit { engine.start(job, on: loop, sink: sink) }.get()
-        try await waitUntil("the job ends") { try await loop.submit { sink.finished != nil }.get() }
-        #expect(try await loop.submit { sink.tokens }.get() == EscapingRuntime.texts)
+        let straight = try await JobResult.run(on: engine)
+        #expect(straight.finished != nil && straight.tokens == EscapingRuntime.texts)
     }
 
     /// The agent's sink takes text: a tool call the runtime chose reached the app as an empty answer
@@ -107,14 +102,8 @@ struct OpenAILocalEngineTests {
         let engine = try await OpenAILocalEngine.connect(
             .init(baseURL: "http://127.0.0.1:\(runtime.localAddress!.port!)/v1", models: ["chat": "tools"], slots: 2),
             client: .shared)
-        let loop = group.any()
-        let sink = try await loop.submit { RecordingSink() }.get()
-        let body = try JSON.decode(CompletionRequest.self, from: Array(chatBody(model: "chat", stream: true).utf8))
-        let job = InferenceJob(model: "chat", prompt: body.promptText, maxTokens: 50, stop: [], seed: 1, body: body)
-        _ = try await loop.submit { engine.start(job, on: loop, sink: sink) }.get()
-        try await waitUntil("the job ends") { try await loop.submit { sink.failure != nil || sink.finished != nil }.get() }
-        #expect(try await loop.submit { sink.failure?.code }.get() == "runtime_tool_call")
-        #expect(try await loop.submit { sink.tokens }.get() == ["Let me look."])
+        let result = try await JobResult.run(on: engine)
+        #expect(result.failure == "runtime_tool_call" && result.tokens == ["Let me look."])
         try await withFleet { fleet in
             _ = try await fleet.startCar("tool-car", engine: engine)
             let client = try await RecordingClient.connect(port: fleet.clientPort)
@@ -196,14 +185,9 @@ struct OpenAILocalEngineTests {
             let engine = try await OpenAILocalEngine.connect(
                 .init(baseURL: "http://127.0.0.1:\(runtime.localAddress!.port!)/v1", models: ["chat": "canned"], slots: 2),
                 client: .shared)
-            let loop = group.any()
-            let sink = try await loop.submit { RecordingSink() }.get()
-            let request = try JSON.decode(CompletionRequest.self, from: Array(chatBody(model: "chat", stream: true).utf8))
-            let job = InferenceJob(model: "chat", prompt: request.promptText, maxTokens: 50, stop: [], seed: 1, body: request)
-            _ = try await loop.submit { engine.start(job, on: loop, sink: sink) }.get()
-            try await waitUntil("the job ends") { try await loop.submit { sink.failure != nil || sink.finished != nil }.get() }
-            #expect(try await loop.submit { sink.failure?.code }.get() == failure, "\(name)")
-            #expect(try await loop.submit { sink.tokens }.get() == tokens, "\(name)")
+            let result = try await JobResult.run(on: engine)
+            #expect(result.failure == failure, "\(name)")
+            #expect(result.tokens == tokens, "\(name)")
         }
     }
 
@@ -310,6 +294,25 @@ struct OpenAILocalEngineTests {
         #expect(failure?.code == "upstream_timeout")
         #expect(failure?.message.contains("no data from the inference runtime") == true)
         #expect(engine.activeJobs == 0)
+    }
+}
+
+/// What one chat job run straight on an engine (no gateway) delivered to a sink that takes text.
+struct JobResult: Sendable {
+    var tokens: [String]
+    var failure: String?
+    var finished: String?
+
+    /// Runs a streamed chat job for `chat` on `engine` to its end (the default `emit(tokenJSON:)` decodes).
+    static func run(on engine: OpenAILocalEngine) async throws -> JobResult {
+        let loop = MultiThreadedEventLoopGroup.singleton.any()
+        let sink = try await loop.submit { RecordingSink() }.get()
+        let body = try JSON.decode(CompletionRequest.self, from: Array(chatBody(model: "chat", stream: true).utf8))
+        let job = InferenceJob(model: "chat", prompt: body.promptText, maxTokens: 50, stop: [], seed: 1, body: body)
+        _ = try await loop.submit { engine.start(job, on: loop, sink: sink) }.get()
+        try await waitUntil("the job ends") { try await loop.submit { sink.failure != nil || sink.finished != nil }.get() }
+        return try await loop.submit { JobResult(tokens: sink.tokens, failure: sink.failure?.code, finished: sink.finished) }
+            .get()
     }
 }
 
