@@ -171,6 +171,25 @@ final class OpenAILocalJob: InferenceJobHandle, HTTP1ResponseReceiver {
             self.end(cancelled: true)
             self.connection?.abandon()
         }
+        if !self.done && self.sawDone {
+            // `[DONE]` ends the answer, not the HTTP body: a runtime that then closes uncleanly or keeps
+            // the body open lost a finished answer (an attack, session 19).
+            self.complete()
+            self.releaseAfterDone()
+        }
+    }
+
+    /// After an answer completed at `[DONE]`: the body normally ends at once (often in the same read)
+    /// and the connection goes back to the pool; one that has not ended within a second is closed.
+    private func releaseAfterDone() {
+        guard self.connection != nil else { return }
+        let loopBound = NIOLoopBound(self, eventLoop: self.eventLoop)
+        self.eventLoop.scheduleTask(in: .seconds(1)) {
+            let job = loopBound.value
+            guard let connection = job.connection else { return }
+            job.connection = nil
+            connection.abandon()
+        }
     }
 
     /// The read's pieces are delivered: the sink writes the batch; while it wants no more, the
@@ -209,6 +228,10 @@ final class OpenAILocalJob: InferenceJobHandle, HTTP1ResponseReceiver {
             self.retried = true
             return self.engine.runtime.pool(on: self.eventLoop).post(
                 path: request.path, body: request.body, newConnection: true, to: self)
+        }
+        if self.finishReason != nil {
+            // The answer had finished (its finish reason came); only the body's end was lost.
+            return self.complete()
         }
         self.fail(EngineError(code: "upstream_unavailable", message: "the inference runtime failed: \(error)"))
     }

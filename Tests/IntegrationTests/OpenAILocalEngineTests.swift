@@ -177,7 +177,24 @@ struct OpenAILocalEngineTests {
                     + "\n\ndata: [DONE]\n\n", nil, ["one", " two"]
             ),
         ]
+        // A finished answer whose body does not end cleanly: `[DONE]` or the finish ends the job.
+        let endings: [(String, String, CannedRuntime.Ending)] = [
+            ("[DONE], body left open", text + finish + "data: [DONE]\n\n", .open),
+            ("[DONE], connection closed", text + finish + "data: [DONE]\n\n", .close),
+            ("a finish, connection closed", text + finish, .close),
+        ]
         let group = MultiThreadedEventLoopGroup.singleton
+        for (name, body, ending) in endings {
+            let runtime = try await HTTPServer.bind(
+                host: "127.0.0.1", port: 0, group: group, responder: CannedRuntime(body: body, ending: ending))
+            defer { runtime.close(promise: nil) }
+            let engine = try await OpenAILocalEngine.connect(
+                .init(baseURL: "http://127.0.0.1:\(runtime.localAddress!.port!)/v1", models: ["chat": "canned"], slots: 2),
+                client: .shared)
+            let result = try await JobResult.run(on: engine)
+            #expect(result.failure == nil && result.finished == "stop", "\(name)")
+            #expect(result.tokens == ["one", " two"], "\(name)")
+        }
         for (name, body, failure, tokens) in cases {
             let runtime = try await HTTPServer.bind(
                 host: "127.0.0.1", port: 0, group: group, responder: CannedRuntime(body: body))
@@ -423,8 +440,12 @@ struct ToolCallRuntime: HTTPServerResponder {
 
 /// Lists one model, `canned`, and answers every completion with the same body as an event stream.
 struct CannedRuntime: HTTPServerResponder {
+    /// How the body ends: as HTTP says, not at all, or by closing the connection mid-body.
+    enum Ending: Sendable { case clean, open, close }
+
     var body: String
     var status: HTTPResponse.Status = .ok
+    var ending = Ending.clean
 
     func stream(_ stream: any HTTPStream, didReceive request: HTTPRequest, connection: HTTPConnectionInfo)
         -> any HTTPStreamDelegate
@@ -433,10 +454,35 @@ struct CannedRuntime: HTTPServerResponder {
             let models = ModelList(data: [.init(id: "canned", created: 0, ownedBy: "test")])
             return FixedResponseDelegate(stream: stream, status: .ok, body: JSON.buffer(models))
         }
+        guard self.ending == .clean else { return OpenEndedDelegate(stream: stream, body: self.body, ending: self.ending) }
         return FixedResponseDelegate(
             stream: stream, status: self.status, body: ByteBuffer(string: self.body),
             contentType: self.status == .ok ? "text/event-stream" : "application/json")
     }
+}
+
+/// Sends a 200 event stream's body and never ends it: left open, or the connection closed a moment later.
+final class OpenEndedDelegate: HTTPStreamDelegate {
+    let stream: any HTTPStream
+    let body: String
+    let ending: CannedRuntime.Ending
+    init(stream: any HTTPStream, body: String, ending: CannedRuntime.Ending) {
+        self.stream = stream
+        self.body = body
+        self.ending = ending
+    }
+    func streamDidReceiveData(_ data: ByteBuffer) { self.stream.consume(data.readableBytes) }
+    func streamDidReceiveEnd(trailers: HTTPFields?) {
+        var response = HTTPResponse(status: .ok)
+        response.headerFields[.contentType] = "text/event-stream"
+        self.stream.sendResponse(response, endStream: false)
+        self.stream.sendData(ByteBuffer(string: self.body), endStream: false)
+        self.stream.flushNow()
+        guard self.ending == .close else { return }
+        let stream = NIOLoopBound(self.stream, eventLoop: self.stream.eventLoop)
+        self.stream.eventLoop.scheduleTask(in: .milliseconds(50)) { stream.value.reset(.cancel) }
+    }
+    func streamDidClose(error: HTTPStreamError?) {}
 }
 
 /// A sink that records what the engine delivered (used on its event loop only).
