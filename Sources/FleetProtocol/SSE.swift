@@ -60,11 +60,6 @@ public enum SSE {
                 }
             }
 
-            /// Whether this is the terminal `data: [DONE]` event.
-            public var isDone: Bool {
-                self.raw.readableBytes <= 16 && self.contains("[DONE]")
-            }
-
             /// The `data:` payload (its `data:` lines joined by newlines), sliced from ``raw`` without
             /// copying when there is one line; nil when the event has no `data:` line (a comment or
             /// bare fields).

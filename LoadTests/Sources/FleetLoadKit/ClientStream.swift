@@ -67,7 +67,7 @@ final class ClientStream: HTTPStreamDelegate {
             return self.fail("sse_too_large")
         }
         for event in events {
-            if event.isDone {
+            if let payload = event.payload, SSE.isDone(payload) {
                 self.sawDone = true
                 continue
             }
