@@ -211,7 +211,7 @@ final class OpenAILocalJob: InferenceJobHandle, HTTP1ResponseReceiver {
                 .error.message.prefix(200)
             // Busy (429, 503): the gateway tries elsewhere and, when everything is, tells the app to
             // come back (503 server_overloaded), not that the car is broken.
-            let busy = self.status == 429 || self.status == 503
+            let busy = APIError.isBusy(status: Int(self.status))
             return self.fail(
                 EngineError(
                     code: busy ? APIError.upstreamBusyCode : "upstream_status_\(self.status)",

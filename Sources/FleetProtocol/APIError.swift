@@ -106,6 +106,9 @@ public struct APIError: Error, Hashable, Sendable, CustomStringConvertible {
     /// upstream tried is busy the app gets 503 `server_overloaded` with `Retry-After`.
     public static let upstreamBusyCode = "upstream_busy"
 
+    /// Whether an upstream's HTTP status says it is busy (429, 503), not broken.
+    public static func isBusy(status: Int) -> Bool { status == 429 || status == 503 }
+
     /// The codes of a car's failure that no other car would avoid: the request goes to central.
     public static let carPathCannotCarry: Set<String> = [runtimeToolCallCode, runtimeMultipleChoicesCode]
 

@@ -1,3 +1,4 @@
+import FleetProtocol
 package import Foundation
 package import NIOHTTP1
 
@@ -26,6 +27,13 @@ package enum RetryAfter {
         }
         guard let date = Self.httpDate.date(from: value) else { return nil }
         return Self.bounded(date.timeIntervalSince(now).rounded(.up))
+    }
+
+    /// The wait a busy answer's head asks for; nil when the answer is not busy (``APIError/isBusy(status:)``)
+    /// or says nothing readable.
+    package static func seconds(ofBusy head: HTTPResponseHead, now: Date = Date()) -> Int? {
+        guard APIError.isBusy(status: Int(head.status.code)) else { return nil }
+        return Self.seconds(in: head.headers, now: now)
     }
 
     private static func bounded(_ seconds: Double) -> Int {

@@ -72,11 +72,8 @@ final class CentralExchange: HTTP1ResponseReceiver {
     }
 
     func exchangeDidReceiveHead(_ head: HTTPResponseHead) {
-        let status = Int(head.status.code)
-        self.relay?.upstream(self.attempt, didReceiveStatus: status)
-        if status == 429 || status == 503, let seconds = RetryAfter.seconds(in: head.headers) {
-            self.relay?.upstream(self.attempt, isBusyFor: seconds)
-        }
+        self.relay?.upstream(self.attempt, didReceiveStatus: Int(head.status.code))
+        if let seconds = RetryAfter.seconds(ofBusy: head) { self.relay?.upstream(self.attempt, isBusyFor: seconds) }
     }
 
     /// Asked by the connection before each body part while it is not joining a read's parts.

@@ -138,9 +138,7 @@ private final class CentralDelegate<Relay: UpstreamEvents>: HTTPClientResponseDe
     func didReceiveHead(task: HTTPClient.Task<Void>, _ head: HTTPResponseHead) -> EventLoopFuture<Void> {
         let attempt = self.attempt, status = Int(head.status.code)
         self.deliver { $0.upstream(attempt, didReceiveStatus: status) }
-        if status == 429 || status == 503, let seconds = RetryAfter.seconds(in: head.headers) {
-            self.deliver { $0.upstream(attempt, isBusyFor: seconds) }
-        }
+        if let seconds = RetryAfter.seconds(ofBusy: head) { self.deliver { $0.upstream(attempt, isBusyFor: seconds) } }
         return task.eventLoop.makeSucceededVoidFuture()
     }
 

@@ -184,7 +184,7 @@ extension Dispatcher {
         guard attempt.status == 200 else {
             let status = attempt.status
             // Busy (429, 503): tried elsewhere, and if every upstream is, the client hears busy, not broken.
-            if status == 429 || status == 503 {
+            if APIError.isBusy(status: status) {
                 return self.attemptFailed(id, .init(retryable: true, label: Self.busyLabel))
             }
             if status >= 500 {
