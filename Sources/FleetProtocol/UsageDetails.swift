@@ -17,16 +17,14 @@ public struct UsageDetails: Sendable, Hashable {
     }
 
     /// The details in a chunk's `usage`; nil when the payload is not JSON with a `usage` object.
-    /// Negative or absurd counts (a lying upstream) are not the client's: each is kept in 0…`limit`.
-    /// - Parameters:
-    ///   - payload: one chunk's JSON (an SSE event's `data`).
-    ///   - limit: the largest count kept.
-    public init?(chunk payload: ByteBuffer, limit: Int) {
+    /// Negative or absurd counts (a lying upstream) are not the client's: each is kept as the usage's
+    /// own counts are (``ChunkScanner/tokenCount(_:)``).
+    /// - Parameter payload: one chunk's JSON (an SSE event's `data`).
+    public init?(chunk payload: ByteBuffer) {
         guard let chunk = try? JSON.decode(Chunk.self, from: payload.readableBytesView), let usage = chunk.usage
         else { return nil }
-        func bounded(_ value: Int?) -> Int { min(max(value ?? 0, 0), limit) }
-        self.cachedTokens = bounded(usage.cachedTokens)
-        self.reasoningTokens = bounded(usage.reasoningTokens)
+        self.cachedTokens = ChunkScanner.tokenCount(usage.cachedTokens) ?? 0
+        self.reasoningTokens = ChunkScanner.tokenCount(usage.reasoningTokens) ?? 0
     }
 
     /// Each level and count read leniently: one member of an unexpected type or size (`1e30`, a

@@ -312,7 +312,7 @@ package struct SSERelay: Sendable {
     var usageDetails: UsageDetails? {
         guard self.segments.count == 1, let item = self.attempts.read(self.segments[0], { $0.usageItem }) ?? nil
         else { return nil }
-        return UsageDetails(chunk: item.payload, limit: Int(Int32.max))
+        return UsageDetails(chunk: item.payload)
     }
 
     /// The `stream: false` answer as the client's API writes it: ``response(model:)``, or the
