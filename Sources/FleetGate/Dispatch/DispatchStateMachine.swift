@@ -126,8 +126,9 @@ package struct DispatchStateMachine: Sendable {
         /// The committed attempt ended: end the client's stream (`[DONE]` or the JSON answer), and
         /// cancel `cancel` (a continuation that never took over).
         case finish(cancel: [AttemptID])
-        /// End the request with an error; `midStream` when the response head was sent (then the
-        /// SSE error event, and no `[DONE]`). Cancel `cancel` first.
+        /// End the request with an error; `midStream` after a first token was committed (a streamed
+        /// response's head was then sent: the SSE error event, and no `[DONE]`; a `stream: false`
+        /// client has had nothing yet and gets the error as its response). Cancel `cancel` first.
         case fail(FailureReason, midStream: Bool, cancel: [AttemptID])
         /// This attempt failed (it ended without a token): do what any failed attempt gets — count
         /// it, cancel its upstream, give its lease back as failed — then report it with
