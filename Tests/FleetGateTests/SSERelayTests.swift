@@ -398,11 +398,7 @@ struct SSERelayTests {
         for payload in payloads { _ = d.feed("data: \(payload)\n\n", from: 1) }
         let chunks = d.clientChunks
         try #require(chunks.count == 3)
-        for chunk in chunks {
-            #expect(chunk["id"] as? String == "first")
-            #expect(chunk["model"] as? String == "m")
-            #expect(chunk["created"] as? Int == 7)
-        }
+        Self.expectIdentity(chunks, id: "first", model: "m", created: 7)
         #expect(chunks[1]["system_fingerprint"] as? String == "fp_1")
         #expect((chunks[1]["usage"] != nil) == usage)
         let choice = try #require((chunks[1]["choices"] as? [[String: Any]])?.first)
@@ -428,11 +424,18 @@ struct SSERelayTests {
         _ = d.feed(#"data: {"choices":[{"index":0,"delta":{"content":"b"},"finish_reason":"stop"}]}"# + "\n\n", from: 1)
         let chunks = d.clientChunks
         try #require(chunks.count == 2)
+        Self.expectIdentity(chunks, id: "chatcmpl-r1", model: "fleet-8b", created: 1_796_356_412)
+    }
+
+    /// Every chunk carries the stream's one identity.
+    static func expectIdentity(
+        _ chunks: [[String: Any]], id: String, model: String, created: Int, sourceLocation: SourceLocation = #_sourceLocation
+    ) {
         for chunk in chunks {
-            #expect(chunk["id"] as? String == "chatcmpl-r1")
-            #expect(chunk["model"] as? String == "fleet-8b")
-            #expect(chunk["created"] as? Int == 1_796_356_412)
-            #expect(chunk["object"] as? String == "chat.completion.chunk")
+            #expect(chunk["id"] as? String == id, sourceLocation: sourceLocation)
+            #expect(chunk["model"] as? String == model, sourceLocation: sourceLocation)
+            #expect(chunk["created"] as? Int == created, sourceLocation: sourceLocation)
+            #expect(chunk["object"] as? String == "chat.completion.chunk", sourceLocation: sourceLocation)
         }
     }
 
