@@ -68,14 +68,12 @@ struct OpenAILocalEngineTests {
         }
     }
 
-    @Test("A runtime's tokens with escapes (quotes, newlines, \\u, surrogate pairs, a lone surrogate) reach the client as their text")
+    @Test(
+        "A runtime's tokens with escapes (quotes, newlines, \\u, surrogate pairs, a lone surrogate) reach the client as their text"
+    )
     func escapedTokens() async throws {
-        let group = MultiThreadedEventLoopGroup.singleton
-        let runtime = try await HTTPServer.bind(host: "127.0.0.1", port: 0, group: group, responder: EscapingRuntime())
+        let (runtime, engine) = try await ServedRuntime.start(EscapingRuntime(), models: ["chat": "escapes"])
         defer { runtime.close(promise: nil) }
-        let engine = try await OpenAILocalEngine.connect(
-            .init(baseURL: "http://127.0.0.1:\(runtime.localAddress!.port!)/v1", models: ["chat": "escapes"], slots: 2),
-            client: .shared)
         try await withFleet { fleet in
             _ = try await fleet.startCar("escaping-car", engine: engine)
             let client = try await RecordingClient.connect(port: fleet.clientPort)
@@ -96,12 +94,8 @@ struct OpenAILocalEngineTests {
     /// that finished with `tool_calls` and no call (session 19).
     @Test("A runtime's tool call is an error on the car path, never an empty answer")
     func toolCall() async throws {
-        let group = MultiThreadedEventLoopGroup.singleton
-        let runtime = try await HTTPServer.bind(host: "127.0.0.1", port: 0, group: group, responder: ToolCallRuntime())
+        let (runtime, engine) = try await ServedRuntime.start(ToolCallRuntime(), models: ["chat": "tools"])
         defer { runtime.close(promise: nil) }
-        let engine = try await OpenAILocalEngine.connect(
-            .init(baseURL: "http://127.0.0.1:\(runtime.localAddress!.port!)/v1", models: ["chat": "tools"], slots: 2),
-            client: .shared)
         let result = try await JobResult.run(on: engine)
         #expect(result.failure == "runtime_tool_call" && result.tokens == ["Let me look."])
         try await withFleet { fleet in
@@ -121,20 +115,20 @@ struct OpenAILocalEngineTests {
 
     @Test("A runtime's tool call before any text: the request is served by central capacity in the zone instead")
     func toolCallGoesCentral() async throws {
-        let group = MultiThreadedEventLoopGroup.singleton
-        let runtime = try await HTTPServer.bind(
-            host: "127.0.0.1", port: 0, group: group, responder: ToolCallRuntime(textFirst: false))
+        let (runtime, engine) = try await ServedRuntime.start(
+            ToolCallRuntime(textFirst: false), models: ["fleet-8b": "tools"])
         defer { runtime.close(promise: nil) }
         let central = try await CentralServer.start()
         defer { central.channel.close(promise: nil) }
-        let engine = try await OpenAILocalEngine.connect(
-            .init(baseURL: "http://127.0.0.1:\(runtime.localAddress!.port!)/v1", models: ["fleet-8b": "tools"], slots: 2),
-            client: .shared)
         // A fleet each: after its failure the car's health would send the next request to central anyway.
         for stream in [true, false] {
-            try await withFleet(configure: { $0.central.endpoints = [.init(region: "eu-west", baseURL: central.baseURL)] }) {
+            try await withFleet(configure: {
+                $0.central.endpoints = [.init(region: "eu-west", baseURL: central.baseURL)]
+            }) {
                 fleet in
-                try await waitUntil("central models discovered") { fleet.gateway.core.central.models().contains("fleet-8b") }
+                try await waitUntil("central models discovered") {
+                    fleet.gateway.core.central.models().contains("fleet-8b")
+                }
                 // Two cars: the second is not tried (its runtime would answer the same).
                 _ = try await fleet.startCar("tool-car", engine: engine)
                 _ = try await fleet.startCar("tool-car-2", engine: engine)
@@ -152,7 +146,9 @@ struct OpenAILocalEngineTests {
 
     /// Found by an attack with a hostile runtime (session 19): each of these reached the app as a complete
     /// answer (empty, cut short, two choices merged into one, text after the end) or crashed the agent.
-    @Test("A runtime's lying bodies: cut short, not SSE, empty, two choices fail the job; text after the end is dropped; huge usage does not trap")
+    @Test(
+        "A runtime's lying bodies: cut short, not SSE, empty, two choices fail the job; text after the end is dropped; huge usage does not trap"
+    )
     func lyingRuntime() async throws {
         func event(_ delta: String, finish: String? = nil, index: Int = 0) -> String {
             let reason = finish.map { "\"\($0)\"" } ?? "null"
@@ -165,14 +161,25 @@ struct OpenAILocalEngineTests {
             ("a JSON object", #"{"choices":[{"message":{"content":"hi"}}]}"#, "upstream_bad_stream", []),
             ("empty", "", "upstream_bad_stream", []),
             ("[DONE] only", "data: [DONE]\n\n", "upstream_bad_stream", []),
-            ("two choices", text + event(#""content":"other""#, index: 1) + finish, "runtime_multiple_choices", ["one", " two"]),
-            ("after the finish", text + finish + event(#""content":" late""#) + "data: [DONE]\n\n" + event(#""content":" later""#), nil, ["one", " two"]),
+            (
+                "two choices", text + event(#""content":"other""#, index: 1) + finish, "runtime_multiple_choices",
+                ["one", " two"]
+            ),
+            (
+                "after the finish",
+                text + finish + event(#""content":" late""#) + "data: [DONE]\n\n" + event(#""content":" later""#), nil,
+                ["one", " two"]
+            ),
             ("spaced [DONE]", text + "data:  [DONE]  \n\n", nil, ["one", " two"]),
             // vLLM: an empty tool_calls array with every content delta is no call.
             ("empty tool_calls", event(#""content":"one","tool_calls":[]"#) + finish, nil, ["one"]),
-            ("finish tool_calls, no call", text + event("", finish: "tool_calls"), "runtime_tool_call", ["one", " two"]),
             (
-                "usage at Int.max", text + finish
+                "finish tool_calls, no call", text + event("", finish: "tool_calls"), "runtime_tool_call",
+                ["one", " two"]
+            ),
+            (
+                "usage at Int.max",
+                text + finish
                     + #"data: {"choices":[],"usage":{"prompt_tokens":9223372036854775807,"completion_tokens":9223372036854775807}}"#
                     + "\n\ndata: [DONE]\n\n", nil, ["one", " two"]
             ),
@@ -183,25 +190,17 @@ struct OpenAILocalEngineTests {
             ("[DONE], connection closed", text + finish + "data: [DONE]\n\n", .close),
             ("a finish, connection closed", text + finish, .close),
         ]
-        let group = MultiThreadedEventLoopGroup.singleton
         for (name, body, ending) in endings {
-            let runtime = try await HTTPServer.bind(
-                host: "127.0.0.1", port: 0, group: group, responder: CannedRuntime(body: body, ending: ending))
+            let (runtime, engine) = try await ServedRuntime.start(
+                CannedRuntime(body: body, ending: ending), models: ["chat": "canned"])
             defer { runtime.close(promise: nil) }
-            let engine = try await OpenAILocalEngine.connect(
-                .init(baseURL: "http://127.0.0.1:\(runtime.localAddress!.port!)/v1", models: ["chat": "canned"], slots: 2),
-                client: .shared)
             let result = try await JobResult.run(on: engine)
             #expect(result.failure == nil && result.finished == "stop", "\(name)")
             #expect(result.tokens == ["one", " two"], "\(name)")
         }
         for (name, body, failure, tokens) in cases {
-            let runtime = try await HTTPServer.bind(
-                host: "127.0.0.1", port: 0, group: group, responder: CannedRuntime(body: body))
+            let (runtime, engine) = try await ServedRuntime.start(CannedRuntime(body: body), models: ["chat": "canned"])
             defer { runtime.close(promise: nil) }
-            let engine = try await OpenAILocalEngine.connect(
-                .init(baseURL: "http://127.0.0.1:\(runtime.localAddress!.port!)/v1", models: ["chat": "canned"], slots: 2),
-                client: .shared)
             let result = try await JobResult.run(on: engine)
             #expect(result.failure == failure, "\(name)")
             #expect(result.tokens == tokens, "\(name)")
@@ -211,20 +210,19 @@ struct OpenAILocalEngineTests {
     @Test("A busy runtime (429, 503) is a busy car: the app hears 503 server_overloaded with Retry-After, not 502")
     func busyRuntime() async throws {
         for status in [HTTPResponse.Status.tooManyRequests, .serviceUnavailable] {
-            let runtime = try await HTTPServer.bind(
-                host: "127.0.0.1", port: 0, group: MultiThreadedEventLoopGroup.singleton,
-                responder: CannedRuntime(body: #"{"error":{"message":"busy","type":"server_error"}}"#, status: status))
+            let (runtime, engine) = try await ServedRuntime.start(
+                CannedRuntime(body: #"{"error":{"message":"busy","type":"server_error"}}"#, status: status),
+                models: ["chat": "canned"])
             defer { runtime.close(promise: nil) }
-            let engine = try await OpenAILocalEngine.connect(
-                .init(baseURL: "http://127.0.0.1:\(runtime.localAddress!.port!)/v1", models: ["chat": "canned"], slots: 2),
-                client: .shared)
             try await withFleet { fleet in
                 _ = try await fleet.startCar("busy-car", engine: engine)
                 let client = try await RecordingClient.connect(port: fleet.clientPort)
                 defer { client.close() }
                 for stream in [true, false] {
-                    let done = try await client.post("/v1/chat/completions", json: chatBody(model: "chat", stream: stream))
-                        .collect()
+                    let done = try await client.post(
+                        "/v1/chat/completions", json: chatBody(model: "chat", stream: stream)
+                    )
+                    .collect()
                     #expect(done.response?.status.code == 503, "\(status) \(stream): \(done.body)")
                     #expect(done.response?.headerFields[.retryAfter] != nil)
                     #expect(done.body.contains("server_overloaded"), "\(done.body)")
@@ -233,17 +231,15 @@ struct OpenAILocalEngineTests {
         }
     }
 
-    @Test("A stream: false request whose car fails after its first token gets a JSON error, not an SSE event without a head")
+    @Test(
+        "A stream: false request whose car fails after its first token gets a JSON error, not an SSE event without a head"
+    )
     func wholeAnswerFailsMidStream() async throws {
         let text = #"data: {"choices":[{"index":0,"delta":{"role":"assistant","content":"one"},"finish_reason":null}]}"#
         let error = #"data: {"error":{"message":"runtime broke","type":"server_error"}}"#
-        let runtime = try await HTTPServer.bind(
-            host: "127.0.0.1", port: 0, group: MultiThreadedEventLoopGroup.singleton,
-            responder: CannedRuntime(body: text + "\n\n" + error + "\n\n"))
+        let (runtime, engine) = try await ServedRuntime.start(
+            CannedRuntime(body: text + "\n\n" + error + "\n\n"), models: ["chat": "canned"])
         defer { runtime.close(promise: nil) }
-        let engine = try await OpenAILocalEngine.connect(
-            .init(baseURL: "http://127.0.0.1:\(runtime.localAddress!.port!)/v1", models: ["chat": "canned"], slots: 2),
-            client: .shared)
         try await withFleet { fleet in
             _ = try await fleet.startCar("breaking-car", engine: engine)
             let client = try await RecordingClient.connect(port: fleet.clientPort)
@@ -279,13 +275,16 @@ struct OpenAILocalEngineTests {
         #expect(engine.activeJobs == 0)
     }
 
-    @Test("A runtime silent mid-stream fails the job after the read timeout, but not while the sink is full (the agent's runtime client)")
+    @Test(
+        "A runtime silent mid-stream fails the job after the read timeout, but not while the sink is full (the agent's runtime client)"
+    )
     func silentRuntime() async throws {
         let group = MultiThreadedEventLoopGroup.singleton
         let silent = try await HTTPServer.bind(
             host: "127.0.0.1", port: 0, group: group, responder: StallingRuntime(sendsOneToken: true))
         defer { silent.close(promise: nil) }
-        var configuration = OpenAILocalEngine.Configuration(baseURL: "http://127.0.0.1:\(silent.localAddress!.port!)/v1")
+        var configuration = OpenAILocalEngine.Configuration(
+            baseURL: "http://127.0.0.1:\(silent.localAddress!.port!)/v1")
         configuration.readTimeout = .milliseconds(300)
         let engine = try await OpenAILocalEngine.connect(configuration, client: OpenAILocalEngine.runtimeClient)
         let loop = group.any()
@@ -314,6 +313,21 @@ struct OpenAILocalEngineTests {
     }
 }
 
+/// A runtime served on loopback and an openai-local engine connected to it.
+enum ServedRuntime {
+    /// Binds `responder` on 127.0.0.1 and connects an engine (2 slots) mapping `models` onto it.
+    static func start(
+        _ responder: some HTTPServerResponder, models: [String: String]
+    ) async throws -> (any Channel, OpenAILocalEngine) {
+        let runtime = try await HTTPServer.bind(
+            host: "127.0.0.1", port: 0, group: MultiThreadedEventLoopGroup.singleton, responder: responder)
+        let engine = try await OpenAILocalEngine.connect(
+            .init(baseURL: "http://127.0.0.1:\(runtime.localAddress!.port!)/v1", models: models, slots: 2),
+            client: .shared)
+        return (runtime, engine)
+    }
+}
+
 /// What one chat job run straight on an engine (no gateway) delivered to a sink that takes text.
 struct JobResult: Sendable {
     var tokens: [String]
@@ -327,9 +341,13 @@ struct JobResult: Sendable {
         let body = try JSON.decode(CompletionRequest.self, from: Array(chatBody(model: "chat", stream: true).utf8))
         let job = InferenceJob(model: "chat", prompt: body.promptText, maxTokens: 50, stop: [], seed: 1, body: body)
         _ = try await loop.submit { engine.start(job, on: loop, sink: sink) }.get()
-        try await waitUntil("the job ends") { try await loop.submit { sink.failure != nil || sink.finished != nil }.get() }
-        return try await loop.submit { JobResult(tokens: sink.tokens, failure: sink.failure?.code, finished: sink.finished) }
-            .get()
+        try await waitUntil("the job ends") {
+            try await loop.submit { sink.failure != nil || sink.finished != nil }.get()
+        }
+        return try await loop.submit {
+            JobResult(tokens: sink.tokens, failure: sink.failure?.code, finished: sink.finished)
+        }
+        .get()
     }
 }
 
@@ -363,7 +381,8 @@ final class StallingDelegate: HTTPStreamDelegate {
         self.stream.sendResponse(response, endStream: false)
         if self.sendsOneToken {
             self.stream.sendData(
-                ByteBuffer(string: #"data: {"choices":[{"index":0,"delta":{"content":"one"},"finish_reason":null}]}"# + "\n\n"),
+                ByteBuffer(
+                    string: #"data: {"choices":[{"index":0,"delta":{"content":"one"},"finish_reason":null}]}"# + "\n\n"),
                 endStream: false)
         }
     }
@@ -426,12 +445,14 @@ struct ToolCallRuntime: HTTPServerResponder {
             let models = ModelList(data: [.init(id: self.model, created: 0, ownedBy: "test")])
             return FixedResponseDelegate(stream: stream, status: .ok, body: JSON.buffer(models))
         }
-        let chunks = (self.textFirst ? [] : [#"{"choices":[{"index":0,"delta":{"role":"assistant"},"finish_reason":null}]}"#]) + [
-            #"{"choices":[{"index":0,"delta":{"role":"assistant","content":"Let me look."},"finish_reason":null}]}"#,
-        ].filter { _ in self.textFirst } + [
-            #"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"weather","arguments":"{}"}}]},"finish_reason":null}]}"#,
-            #"{"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}"#,
-        ]
+        let chunks =
+            (self.textFirst ? [] : [#"{"choices":[{"index":0,"delta":{"role":"assistant"},"finish_reason":null}]}"#])
+            + [
+                #"{"choices":[{"index":0,"delta":{"role":"assistant","content":"Let me look."},"finish_reason":null}]}"#
+            ].filter { _ in self.textFirst } + [
+                #"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"weather","arguments":"{}"}}]},"finish_reason":null}]}"#,
+                #"{"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}"#,
+            ]
         let body = chunks.map { "data: \($0)\n\n" }.joined() + "data: [DONE]\n\n"
         return FixedResponseDelegate(
             stream: stream, status: .ok, body: ByteBuffer(string: body), contentType: "text/event-stream")
@@ -454,7 +475,9 @@ struct CannedRuntime: HTTPServerResponder {
             let models = ModelList(data: [.init(id: "canned", created: 0, ownedBy: "test")])
             return FixedResponseDelegate(stream: stream, status: .ok, body: JSON.buffer(models))
         }
-        guard self.ending == .clean else { return OpenEndedDelegate(stream: stream, body: self.body, ending: self.ending) }
+        guard self.ending == .clean else {
+            return OpenEndedDelegate(stream: stream, body: self.body, ending: self.ending)
+        }
         return FixedResponseDelegate(
             stream: stream, status: self.status, body: ByteBuffer(string: self.body),
             contentType: self.status == .ok ? "text/event-stream" : "application/json")
