@@ -336,28 +336,46 @@ struct CentralTests {
     /// Found by an attack with a hostile backend (session 18): central's 429 reached the client as
     /// 502 `upstream_error`, as if it were broken.
     @Test(
-        "Central answering 429 or 503 is tried elsewhere; when every endpoint is busy, 503 server_overloaded with their Retry-After"
+        "Central answering 429 or 503 is tried elsewhere and left alone a while; when every endpoint is busy, 503 server_overloaded with Retry-After"
     )
     func busyCentral() async throws {
-        try await self.withTwoCanned() { _, script, client in
+        try await self.withTwoCanned() { fleet, script, client in
             let busy = #"{"error":{"message":"slow down","type":"rate_limit_error"}}"#
             let whole = #"{"id":"c1","object":"chat.completion","created":1,"model":"fleet-8b","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}]}"#
             script.answers.withLock { $0 = [(429, busy), (200, whole)] }
             let retried = try await client.post("/v1/chat/completions", json: chatBody(stream: false)).collect()
             #expect(retried.response?.status == .ok)
             #expect(retried.body == whole)
-            script.answers.withLock { $0 = [(429, busy), (503, busy)] }
+            // The busy endpoint (it said nothing: 1 s) is left alone; the other serves at once.
+            script.answers.withLock { $0 = [(200, whole)] }
+            let next = try await client.post("/v1/chat/completions", json: chatBody(stream: false)).collect()
+            #expect(next.response?.status == .ok)
+            #expect(script.served.withLock { $0 } == 3)
+            script.answers.withLock { $0 = [(503, busy)] }
             let refused = try await client.post("/v1/chat/completions", json: chatBody(stream: true)).collect()
             #expect(refused.response?.status.code == 503)
             #expect(refused.response?.headerFields[.retryAfter] == "1")
             #expect(refused.body.contains("server_overloaded"), "\(refused.body)")
             #expect(script.served.withLock { $0 } == 4)
+            // Both busy: busy is not broken (neither is out of rotation), and the refusal is the zone's
+            // busy answer — no request reaches either until its time has passed.
+            #expect(fleet.gateway.core.central.all.allSatisfy { $0.healthy })
+            let unasked = try await client.post("/v1/chat/completions", json: chatBody(stream: true)).collect()
+            #expect(unasked.response?.status.code == 503)
+            #expect(unasked.response?.headerFields[.retryAfter] == "1")
+            #expect(unasked.body.contains("server_overloaded"), "\(unasked.body)")
+            #expect(script.served.withLock { $0 } == 4)
+            try await Task.sleep(for: .milliseconds(1_100))
+            script.answers.withLock { $0 = [(200, whole)] }
+            let back = try await client.post("/v1/chat/completions", json: chatBody(stream: false)).collect()
+            #expect(back.response?.status == .ok)
+            #expect(script.served.withLock { $0 } == 5)
         }
     }
 
-    @Test("Every central endpoint busy: the client's Retry-After is the soonest they asked for, 1 s for one that said nothing")
+    @Test("Every central endpoint busy: the client's Retry-After is the soonest they asked for, and they are left alone that long")
     func busyRetryAfter() async throws {
-        try await self.withTwoCanned() { _, script, client in
+        try await self.withTwoCanned() { fleet, script, client in
             let busy = #"{"error":{"message":"slow down","type":"rate_limit_error"}}"#
             script.answers.withLock { $0 = [(429, busy), (503, busy)] }
             script.retryAfters.withLock { $0 = ["20", "7"] }
@@ -365,10 +383,15 @@ struct CentralTests {
             #expect(told.response?.status.code == 503)
             #expect(told.response?.headerFields[.retryAfter] == "7")
             #expect(told.body.contains("Retry after 7 s"), "\(told.body)")
-            script.retryAfters.withLock { $0 = ["20", nil] }
-            let silent = try await client.post("/v1/chat/completions", json: chatBody(stream: false)).collect()
-            #expect(silent.response?.headerFields[.retryAfter] == "1", "\(silent.body)")
-            #expect(script.served.withLock { $0 } == 4)
+            #expect(script.served.withLock { $0 } == 2)
+            // Within those 7 s, neither is asked: the zone's busy answer, with the time still to wait.
+            let waiting = try await client.post("/v1/chat/completions", json: chatBody(stream: true)).collect()
+            #expect(waiting.response?.status.code == 503)
+            let seconds = waiting.response?.headerFields[.retryAfter].flatMap { Int($0) }
+            #expect(seconds.map { (6...7).contains($0) } == true, "\(waiting.response?.headerFields[.retryAfter] ?? "none")")
+            #expect(waiting.body.contains("server_overloaded"), "\(waiting.body)")
+            #expect(script.served.withLock { $0 } == 2)
+            #expect(fleet.gateway.core.central.all.allSatisfy { $0.healthy })
         }
     }
 

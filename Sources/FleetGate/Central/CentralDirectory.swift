@@ -37,6 +37,16 @@ public final class CentralDirectory: Service, Sendable {
         /// Failed attempts in a row; ``CentralDirectory/failuresToEject`` of them take the endpoint
         /// out of rotation until a probe of its models answers.
         public var consecutiveFailures = 0
+        /// Until when the endpoint is left alone because it answered 429 or 503 (busy): for as long
+        /// as its `Retry-After` asked, 1 s when it said nothing. Busy is not broken — it stays in
+        /// rotation otherwise, its failures and estimate untouched.
+        var busyUntil: NIODeadline?
+
+        /// Whether it said it was busy and the time it asked for has not passed.
+        func isBusy(at now: NIODeadline) -> Bool {
+            guard let busyUntil else { return false }
+            return now < busyUntil
+        }
     }
 
     /// Failed attempts in a row that take an endpoint out of rotation. One failure is not enough:
@@ -95,7 +105,7 @@ public final class CentralDirectory: Service, Sendable {
     /// Central capacity for the scheduler: the best TTFT predicted (learned from outcomes) for a
     /// prompt of `promptTokens` among the zone's healthy endpoints serving `model`, and whether
     /// any has a free stream; nil when the zone has none.
-    func option(model: String, zone: String, promptTokens: Int = 1) -> CentralOption? {
+    func option(model: String, zone: String, promptTokens: Int = 1, now: NIODeadline = .now()) -> CentralOption? {
         self.endpoints.withLock { list in
             // One pass, no array of the serving endpoints (every request's decision): the first
             // with the least predicted TTFT, and whether any has room.
@@ -105,7 +115,7 @@ public final class CentralDirectory: Service, Sendable {
             for index in list.indices {
                 let endpoint = list[index]
                 guard endpoint.zone == zone && endpoint.healthy && endpoint.models.contains(model) else { continue }
-                hasRoom = hasRoom || endpoint.inFlight < endpoint.maxConcurrent
+                hasRoom = hasRoom || (endpoint.inFlight < endpoint.maxConcurrent && !endpoint.isBusy(at: now))
                 let ttft = endpoint.estimate.predict(promptTokens: promptTokens).ttft
                 if best == nil || ttft < bestTTFT {
                     best = index
@@ -118,9 +128,11 @@ public final class CentralDirectory: Service, Sendable {
     }
 
     /// Takes a slot on an endpoint in `zone` serving `model`, preferring `region`; nil when none can.
-    /// A `continuation` takes only endpoints that can continue another upstream's answer.
+    /// A `continuation` takes only endpoints that can continue another upstream's answer; an endpoint
+    /// that said it is busy is not taken until the time it asked for has passed.
     func acquire(
-        model: String, zone: String, preferring region: String, excluding: [String], continuation: Bool = false
+        model: String, zone: String, preferring region: String, excluding: [String], continuation: Bool = false,
+        now: NIODeadline = .now()
     ) -> Endpoint? {
         self.endpoints.withLock { list in
             // One pass, no array of the eligible endpoints: the first with the least (not in
@@ -131,6 +143,7 @@ public final class CentralDirectory: Service, Sendable {
                 guard
                     e.zone == zone && e.healthy && e.models.contains(model) && e.inFlight < e.maxConcurrent
                         && !excluding.contains(e.baseURL) && (!continuation || e.continuation != .none)
+                        && !e.isBusy(at: now)
                 else { continue }
                 let rank = (e.region == region ? 0 : 1, e.inFlight)
                 if let current = best, !(rank < current.rank) { continue }
@@ -144,15 +157,25 @@ public final class CentralDirectory: Service, Sendable {
 
     /// Returns a slot with the attempt's outcome, which the endpoint's estimate learns from;
     /// ``failuresToEject`` failures in a row take the endpoint out until a probe answers (within
-    /// ``probeInterval``).
+    /// ``probeInterval``). A busy answer (429, 503) is neither: the endpoint is left alone for
+    /// `busyFor` seconds, then taken again (the back-off its `Retry-After` asked for).
     /// - Parameters:
-    ///   - endpoint: the endpoint ``acquire(model:zone:preferring:excluding:)`` returned.
+    ///   - endpoint: the endpoint ``acquire(model:zone:preferring:excluding:continuation:now:)`` returned.
     ///   - outcome: what the attempt showed.
     ///   - promptTokens: the gateway's estimate of the prompt (used when the outcome has no count).
-    func release(_ endpoint: Endpoint, outcome: Outcome, promptTokens: Int) {
-        self.endpoints.withLock { list in
-            guard let i = list.firstIndex(where: { $0.baseURL == endpoint.baseURL }) else { return }
+    ///   - busyFor: seconds the endpoint asked to be left alone when it answered busy; nil otherwise.
+    func release(
+        _ endpoint: Endpoint, outcome: Outcome, promptTokens: Int, busyFor: Int? = nil, now: NIODeadline = .now()
+    ) {
+        let backingOff: Bool = self.endpoints.withLock { list in
+            guard let i = list.firstIndex(where: { $0.baseURL == endpoint.baseURL }) else { return false }
             list[i].inFlight = max(0, list[i].inFlight - 1)
+            if let busyFor {
+                let wasBusy = list[i].isBusy(at: now)
+                let until = now + .seconds(Int64(max(1, busyFor)))
+                list[i].busyUntil = max(list[i].busyUntil ?? until, until)
+                return !wasBusy
+            }
             list[i].estimate.observe(outcome, promptTokens: promptTokens)
             if outcome.succeeded {
                 list[i].consecutiveFailures = 0
@@ -160,6 +183,28 @@ public final class CentralDirectory: Service, Sendable {
                 list[i].consecutiveFailures += 1
                 if list[i].consecutiveFailures >= Self.failuresToEject { list[i].healthy = false }
             }
+            return false
+        }
+        if backingOff, let busyFor {
+            self.logger.info(
+                "Central endpoint busy; left alone for the time it asked",
+                metadata: ["fleet.central": "\(endpoint.baseURL)", "fleet.retry_after_s": "\(busyFor)"])
+        }
+    }
+
+    /// Seconds until the first of the zone's healthy endpoints serving `model` that said it is busy
+    /// has room again (rounded up, at least 1); nil when one of them is not busy (or none serves it).
+    /// What a client refused for the zone's busy central capacity is told to wait.
+    func busyRetryAfter(model: String, zone: String, now: NIODeadline = .now()) -> Int? {
+        self.endpoints.withLock { list in
+            var soonest: NIODeadline?
+            for endpoint in list where endpoint.zone == zone && endpoint.healthy && endpoint.models.contains(model) {
+                guard let until = endpoint.busyUntil, now < until else { return nil }
+                soonest = min(soonest ?? until, until)
+            }
+            guard let soonest else { return nil }
+            let nanoseconds = (soonest - now).nanoseconds
+            return max(1, Int((nanoseconds + 999_999_999) / 1_000_000_000))
         }
     }
 
@@ -181,13 +226,19 @@ public final class CentralDirectory: Service, Sendable {
                     "Central endpoint unreachable",
                     metadata: ["fleet.central": "\(endpoint.baseURL)", "error.type": "\(type(of: error))"])
             }
-            self.endpoints.withLock { list in
-                guard let i = list.firstIndex(where: { $0.baseURL == endpoint.baseURL }) else { return }
-                list[i].healthy = models != nil
-                if let models {
-                    list[i].models = models
-                    list[i].consecutiveFailures = 0
-                }
+            self.probed(endpoint.baseURL, models: models)
+        }
+    }
+
+    /// What a probe of an endpoint's models found: the list (the endpoint is back in rotation, its
+    /// failures forgotten), or nil when it did not answer (out of rotation).
+    func probed(_ baseURL: String, models: Set<String>?) {
+        self.endpoints.withLock { list in
+            guard let i = list.firstIndex(where: { $0.baseURL == baseURL }) else { return }
+            list[i].healthy = models != nil
+            if let models {
+                list[i].models = models
+                list[i].consecutiveFailures = 0
             }
         }
     }

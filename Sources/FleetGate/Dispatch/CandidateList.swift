@@ -115,6 +115,18 @@ struct CandidateList {
         return !self.centralOnly && self.core.registry.hasBusyCapacity(model: model, zone: zone, now: self.core.now)
     }
 
+    /// The `Retry-After` for a refusal on ``zoneIsBusy``: when the zone's only capacity is central
+    /// endpoints that answered busy, the soonest time they asked for; otherwise 1 s (a car's slot or
+    /// back-off, or an endpoint at its concurrency bound, frees within about that).
+    var zoneBusyRetryAfter: Int {
+        let model = self.profile.model
+        let zone = self.profile.zone
+        if !self.centralOnly && self.core.registry.hasBusyCapacity(model: model, zone: zone, now: self.core.now) {
+            return 1
+        }
+        return self.core.central.busyRetryAfter(model: model, zone: zone) ?? 1
+    }
+
     private mutating func decide() {
         let central = self.core.central.option(
             model: self.profile.model, zone: self.profile.zone, promptTokens: self.profile.promptTokens)
@@ -137,13 +149,15 @@ struct CandidateList {
         return .central(endpoint, predictedTTFTMilliseconds: predicted)
     }
 
-    /// Gives a lease back with what its attempt showed.
-    func release(_ lease: AttemptLease, outcome: Outcome) {
+    /// Gives a lease back with what its attempt showed; `busyFor`: the seconds a central endpoint that
+    /// answered busy asked to be left alone (a car's back-off is the registry's).
+    func release(_ lease: AttemptLease, outcome: Outcome, busyFor: Int? = nil) {
         switch lease {
         case .car(_, let dispatch, _):
             self.core.registry.finish(dispatch, outcome, now: self.core.now)
         case .central(let endpoint, _):
-            self.core.central.release(endpoint, outcome: outcome, promptTokens: self.profile.promptTokens)
+            self.core.central.release(
+                endpoint, outcome: outcome, promptTokens: self.profile.promptTokens, busyFor: busyFor)
             // #14: a central runtime that caches prefixes now holds this prompt (a no-op without prefixes).
             // Served: a first token, or a whole answer (which has no first-token time).
             if outcome.ttftMilliseconds != nil || (outcome.succeeded && outcome.outputTokens > 0) {

@@ -85,10 +85,12 @@ extension Dispatcher {
         if reason == .noCapacity { self.core.metrics.fleetState.zoneRefused(self.request.zone) }
         switch reason {
         case .noCapacity where self.candidates.zoneIsBusy:
-            // Capacity expected back (DESIGN.md: overload and refusals): retryable, with Retry-After.
+            // Capacity expected back (DESIGN.md: overload and refusals): retryable, with Retry-After —
+            // the soonest a busy central endpoint asked for when that is all the zone has, else 1 s.
+            let seconds = self.candidates.zoneBusyRetryAfter
             error = .overloaded(
-                "Every car and central endpoint in privacy zone '\(self.request.zone)' that serves this model is busy. Retry after 1 s."
-            )
+                "Every car and central endpoint in privacy zone '\(self.request.zone)' that serves this model is busy. Retry after \(seconds) s.",
+                retryAfter: seconds)
             self.core.metrics.shed(reason: "zone_busy")
             self.refusedBusy = true
         case .noCapacity:

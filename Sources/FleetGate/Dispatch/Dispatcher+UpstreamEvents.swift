@@ -286,14 +286,16 @@ extension Dispatcher {
             // Keep the body of a rejection to pass it through.
             self.rejectionBody = attempt.errorBody
         }
+        var busyFor: Int?
         if failure.label == Self.busyLabel {
             // The soonest any busy upstream expects room; one that said nothing, the gateway's 1 s.
-            self.busyRetryAfter = min(self.busyRetryAfter ?? .max, attempt.retryAfter ?? 1)
+            busyFor = attempt.retryAfter ?? 1
+            self.busyRetryAfter = min(self.busyRetryAfter ?? .max, busyFor!)
         }
         // A rejection of the client's request (a 4xx passed through), or a request for what the
         // upstream's kind cannot carry, is the upstream working as it should: it must not count
-        // against its health.
-        self.close(id, outcome: self.outcome(attempt, succeeded: !failure.upstreamAtFault))
+        // against its health. A busy central endpoint is left alone for the time it asked.
+        self.close(id, outcome: self.outcome(attempt, succeeded: !failure.upstreamAtFault), busyFor: busyFor)
         self.flush()
         self.perform(self.machine.failed(id, failure))
     }

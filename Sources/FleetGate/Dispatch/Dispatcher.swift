@@ -327,15 +327,16 @@ final class Dispatcher: UpstreamEvents {
         if self.machine.committed != id { self.relay.close(attempt: id) }
     }
 
-    /// Removes an attempt and gives its lease back with its outcome (exactly once).
-    func close(_ id: Int, outcome: Outcome) {
+    /// Removes an attempt and gives its lease back with its outcome (exactly once); `busyFor`: the
+    /// seconds an upstream that answered busy asked to be left alone.
+    func close(_ id: Int, outcome: Outcome, busyFor: Int? = nil) {
         guard let attempt = self.attempts.removeValue(forKey: id) else { return }
         attempt.closed = true
         attempt.timer?.cancel()
         if let token = attempt.departureWatch, case .car(_, let dispatch, _) = attempt.lease {
             self.core.tunnels.unwatch(dispatch.car, token: token)
         }
-        self.candidates.release(attempt.lease, outcome: outcome)
+        self.candidates.release(attempt.lease, outcome: outcome, busyFor: busyFor)
     }
 
     /// What an attempt showed, for the scheduler to learn from: counted tokens, not guessed ones.

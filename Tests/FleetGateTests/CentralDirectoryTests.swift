@@ -1,0 +1,77 @@
+@testable import FleetGate
+import FleetGeo
+import FleetScheduler
+import Logging
+import NIOCore
+import Testing
+
+@Suite("CentralDirectory")
+struct CentralDirectoryTests {
+    static let a = "http://127.0.0.1:1/v1"
+    static let b = "http://127.0.0.1:2/v1"
+
+    /// Two endpoints of `eu-central` (zone `eu`), both listing `fleet-8b`.
+    func directory() -> CentralDirectory {
+        var configuration = GatewayConfiguration(fleetSecret: "s")
+        configuration.central.endpoints = [
+            .init(region: "eu-central", baseURL: Self.a, maxConcurrent: 4),
+            .init(region: "eu-central", baseURL: Self.b, maxConcurrent: 4),
+        ]
+        let directory = CentralDirectory(configuration: configuration, client: nil, logger: Logger(label: "test"))
+        directory.probed(Self.a, models: ["fleet-8b"])
+        directory.probed(Self.b, models: ["fleet-8b"])
+        return directory
+    }
+
+    func acquire(_ directory: CentralDirectory, at now: NIODeadline) -> CentralDirectory.Endpoint? {
+        directory.acquire(model: "fleet-8b", zone: self.zone, preferring: "eu-central", excluding: [], now: now)
+    }
+
+    var zone: String { GatewayConfiguration(fleetSecret: "s").regionMap.zone(ofRegion: "eu-central")!.id }
+
+    @Test("A busy endpoint is left alone for the seconds it asked, then taken again; busy is not a failure")
+    func busyBackOff() throws {
+        let directory = self.directory()
+        let t0 = NIODeadline.uptimeNanoseconds(1_000_000_000_000)
+        // Many requests in flight, all answered busy: never ejected (three failures in a row would be),
+        // and no estimate learned.
+        let before = directory.all.first { $0.baseURL == Self.a }!.estimate
+        var leases: [CentralDirectory.Endpoint] = []
+        for _ in 0..<(2 * CentralDirectory.failuresToEject) { leases.append(try #require(self.acquire(directory, at: t0))) }
+        #expect(Set(leases.map(\.baseURL)) == [Self.a, Self.b])
+        for endpoint in leases { directory.release(endpoint, outcome: .failed, promptTokens: 10, busyFor: 7, now: t0) }
+        // Both asked for 7 s: the zone has no room, but is only busy.
+        #expect(directory.all.allSatisfy { $0.healthy && $0.consecutiveFailures == 0 && $0.inFlight == 0 })
+        #expect(directory.all.first { $0.baseURL == Self.a }!.estimate == before)
+        #expect(self.acquire(directory, at: t0 + .seconds(6)) == nil)
+        let option = try #require(directory.option(model: "fleet-8b", zone: self.zone, now: t0 + .seconds(6)))
+        #expect(!option.hasRoom)
+        #expect(directory.busyRetryAfter(model: "fleet-8b", zone: self.zone, now: t0 + .milliseconds(5_500)) == 2)
+        #expect(directory.busyRetryAfter(model: "fleet-8b", zone: self.zone, now: t0) == 7)
+        // Its time passed: taken again, with room.
+        #expect(self.acquire(directory, at: t0 + .seconds(7)) != nil)
+        #expect(directory.busyRetryAfter(model: "fleet-8b", zone: self.zone, now: t0 + .seconds(7)) == nil)
+    }
+
+    @Test("One busy endpoint of two: the other is taken, and the zone is not reported busy")
+    func oneBusy() throws {
+        let directory = self.directory()
+        let t0 = NIODeadline.uptimeNanoseconds(1_000_000_000_000)
+        let first = try #require(self.acquire(directory, at: t0))
+        directory.release(first, outcome: .failed, promptTokens: 10, busyFor: 30, now: t0)
+        for _ in 0..<3 {
+            let next = try #require(self.acquire(directory, at: t0 + .seconds(1)))
+            #expect(next.baseURL != first.baseURL)
+            directory.release(next, outcome: .failed, promptTokens: 10, now: t0 + .seconds(1))
+        }
+        // The other failed three times (not busy): out of rotation; the busy one is still in, not taken.
+        #expect(directory.all.first { $0.baseURL != first.baseURL }!.healthy == false)
+        #expect(self.acquire(directory, at: t0 + .seconds(2)) == nil)
+        #expect(directory.busyRetryAfter(model: "fleet-8b", zone: self.zone, now: t0 + .seconds(2)) == 28)
+        // A later, shorter busy answer (a request that was in flight) does not shorten the time asked
+        // for before; once it has passed, the endpoint is taken again.
+        directory.release(first, outcome: .failed, promptTokens: 10, busyFor: 1, now: t0 + .seconds(2))
+        #expect(self.acquire(directory, at: t0 + .seconds(5)) == nil)
+        #expect(self.acquire(directory, at: t0 + .seconds(30))?.baseURL == first.baseURL)
+    }
+}
