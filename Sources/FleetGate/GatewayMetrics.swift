@@ -63,9 +63,11 @@ public final class GatewayMetrics: Sendable {
     private let shedInFlight: Counter
     private let shedZoneBusy: Counter
     public let hedgesWon: Counter
-    /// Mid-stream continuations by why they were opened (failover, departure).
+    /// Mid-stream continuations by why they were opened (failover, departure), and `stream: false`
+    /// answers started again from nothing (restart).
     private let failovers: Counter
     private let departures: Counter
+    private let restarts: Counter
     /// Failed attempts by kind (a bounded label: `car_reset`, `inter_token_timeout`, …).
     private let attemptFailures = Mutex<[String: Counter]>([:])
     /// Region map / database reloads by result.
@@ -117,6 +119,8 @@ public final class GatewayMetrics: Sendable {
             label: "fleet_migrations_total", dimensions: [("reason", "failover")], factory: factory)
         self.departures = Counter(
             label: "fleet_migrations_total", dimensions: [("reason", "departure")], factory: factory)
+        self.restarts = Counter(
+            label: "fleet_migrations_total", dimensions: [("reason", "restart")], factory: factory)
         self.reloadOK = Counter(label: "fleet_regions_reloads_total", dimensions: [("result", "ok")], factory: factory)
         self.reloadFailed = Counter(
             label: "fleet_regions_reloads_total", dimensions: [("result", "error")], factory: factory)
@@ -140,7 +144,11 @@ public final class GatewayMetrics: Sendable {
 
     /// Counts a mid-stream continuation.
     func failover(reason: DispatchStateMachine.OpenReason) {
-        (reason == .departure ? self.departures : self.failovers).increment()
+        switch reason {
+        case .departure: self.departures.increment()
+        case .restart: self.restarts.increment()
+        default: self.failovers.increment()
+        }
     }
 
     /// Counts a failed attempt by its bounded label.

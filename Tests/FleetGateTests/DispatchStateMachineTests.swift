@@ -287,6 +287,52 @@ struct DispatchStateMachineTests {
                 == .fail(.notContinuable(lastLabel: "car_reset"), midStream: true, cancel: []))
     }
 
+    /// A `stream: false` client has heard nothing when its answer is lost: rather than an error, the
+    /// answer starts again from nothing, once (note 19: a car's text then a tool call was a 502).
+    @Test("stream: false and not continuable: the lost answer starts again from nothing, once")
+    func restartNotContinuable() {
+        var m = Machine(
+            configuration: .init(maxAttempts: 3, maxMigrations: 3, hedging: true, continuable: false, restartable: true))
+        _ = m.start()
+        #expect(m.firstToken(1) == .commit(1, sendHead: true, cancel: []))
+        #expect(m.token(1) == .forward)
+        #expect(m.failed(1, .init(retryable: true, label: "runtime_tool_call")) == .open(.init(attempt: 2, resumeFrom: 0, reason: .restart)))
+        #expect(m.phase == .awaitingFirstToken && m.committed == nil && m.delivered == 0 && m.restarts == 1)
+        // Before its first token it fails like any first attempt: retried while attempts are left.
+        #expect(m.failed(2, .init(retryable: true, label: "car_reset")) == .open(.init(attempt: 3, resumeFrom: 0, reason: .retry)))
+        #expect(m.firstToken(3) == .commit(3, sendHead: false, cancel: []))
+        // A second lost answer ends the request: one restart.
+        #expect(
+            m.failed(3, .init(retryable: true, label: "car_reset"))
+                == .fail(.notContinuable(lastLabel: "car_reset"), midStream: true, cancel: []))
+        // Not for a failure another upstream would repeat (an answer past the bound).
+        var bound = Machine(
+            configuration: .init(maxAttempts: 3, maxMigrations: 3, hedging: true, continuable: false, restartable: true))
+        _ = bound.start()
+        _ = bound.firstToken(1)
+        #expect(
+            bound.failed(1, .init(retryable: false, label: "answer_too_large"))
+                == .fail(.notContinuable(lastLabel: "answer_too_large"), midStream: true, cancel: []))
+    }
+
+    @Test("stream: false: continued first; with nobody to continue on, started again from nothing")
+    func restartAfterNoContinuation() {
+        var m = Machine(
+            configuration: .init(maxAttempts: 3, maxMigrations: 3, hedging: true, continuable: true, restartable: true))
+        _ = m.start()
+        _ = m.firstToken(1)
+        _ = m.token(1)
+        #expect(m.failed(1, .init(retryable: true, label: "car_reset")) == migrate2)
+        #expect(m.noCandidate(2) == .open(.init(attempt: 3, resumeFrom: 0, reason: .restart)))
+        #expect(m.firstToken(3) == .commit(3, sendHead: false, cancel: []))
+        #expect(m.finished(3) == .finish(cancel: []))
+        // A streamed request (not restartable) fails there, as before.
+        var streamed = Setup.migrating.machine()
+        #expect(
+            streamed.noCandidate(2)
+                == .fail(.noContinuationCandidate(lastLabel: "car_reset"), midStream: true, cancel: []))
+    }
+
     @Test("Departure: the continuation takes over at its first token; the departing car is cancelled then")
     func departureTakeover() {
         var m = Setup.streaming.machine()

@@ -542,6 +542,25 @@ struct SSERelayTests {
         #expect(d.client.isEmpty)
     }
 
+    @Test("stream:false restarted: the lost answer's text, finish, usage and id are dropped; a stream's are kept")
+    func restart() {
+        var d = RelayDriver(streaming: false, usage: true)
+        _ = d.feed(chunk("lost", content: "Let me") + chunk("lost", content: " look."), from: 1)
+        d.relay.restart()
+        d.committed = nil
+        _ = d.feed(chunk("new", content: "Hi") + chunk("new", finish: "stop"), from: 2)
+        let response = d.relay.response(model: "m")
+        #expect(response.id == "new")
+        #expect(response.choices.map(\.message?.content) == ["Hi"])
+        #expect(response.usage.completionTokens == 1)
+        #expect(d.client.isEmpty)
+        // A streamed answer's client heard it: nothing is forgotten.
+        var streamed = RelayDriver(streaming: true)
+        _ = streamed.feed(chunk("a", content: "one"), from: 1)
+        streamed.relay.restart()
+        #expect(streamed.relay.deliveredText == "one" && streamed.relay.deliveredTokens == 1)
+    }
+
     @Test("The stream:false bound counts the text as JSON escapes it: what the relay holds")
     func aggregateBoundCountsEscapes() {
         // "\n" five times: 10 bytes held, 5 bytes of text; the bound (10) is reached after one piece.

@@ -144,6 +144,40 @@ struct OpenAILocalEngineTests {
         }
     }
 
+    /// Review of session 19: a `stream: false` client whose car wrote text and then a tool call got a
+    /// 502, although it had heard nothing and central could answer from scratch.
+    @Test("A runtime's tool call after text: a stream: false answer starts again on central, the client sees only that")
+    func toolCallAfterTextRestarts() async throws {
+        let (runtime, engine) = try await ServedRuntime.start(
+            ToolCallRuntime(textFirst: true), models: ["fleet-8b": "tools"])
+        defer { runtime.close(promise: nil) }
+        let central = try await CentralServer.start()
+        defer { central.channel.close(promise: nil) }
+        try await withFleet(configure: {
+            $0.central.endpoints = [.init(region: "eu-west", baseURL: central.baseURL)]
+        }) { fleet in
+            try await waitUntil("central models discovered") { fleet.gateway.core.central.models().contains("fleet-8b") }
+            _ = try await fleet.startCar("tool-car", engine: engine)
+            let client = try await RecordingClient.connect(port: fleet.clientPort)
+            defer { client.close() }
+            let done = try await client.post("/v1/chat/completions", json: chatBody(stream: false, maxTokens: 5))
+                .collect()
+            #expect(done.response?.status == .ok, "\(done.body)")
+            #expect(done.response?.headerFields[HTTPField.Name("x-fleet-route")!] == "central")
+            let answer = try JSONDecoder().decode(CompletionResponse.self, from: Data(done.body.utf8))
+            // Central's answer alone: none of the car's text ("Let me look.") before it.
+            let text = answer.choices.first?.message?.content ?? ""
+            #expect(!text.isEmpty && !text.contains("Let me look."), "\(done.body)")
+            #expect(answer.usage.completionTokens == 5)
+            #expect(try await fleet.attemptFailures(kind: "runtime_tool_call") == 1)
+            #expect(try await fleet.counter("fleet_migrations_total", label: "reason", value: "restart") == 1)
+            // Streamed, the client heard the text: it cannot start again, it gets the error event.
+            let streamed = try await client.post("/v1/chat/completions", json: chatBody(stream: true, maxTokens: 5))
+                .collect()
+            #expect(streamed.body.contains("\"error\""), "\(streamed.body)")
+        }
+    }
+
     /// Found by an attack with a hostile runtime (session 19): each of these reached the app as a complete
     /// answer (empty, cut short, two choices merged into one, text after the end) or crashed the agent.
     @Test(

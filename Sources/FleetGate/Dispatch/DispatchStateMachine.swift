@@ -8,7 +8,9 @@
 ///    attempt; the first real token wins and every other attempt is cancelled at once;
 /// 3. mid-stream failover: when the attempt the client hears dies after tokens reached the client,
 ///    open a continuation from the tokens already delivered, up to ``Configuration/maxMigrations``,
-///    and only when the request can be continued (``Configuration/continuable``);
+///    and only when the request can be continued (``Configuration/continuable``); a request whose
+///    client has heard nothing yet (``Configuration/restartable``: `stream: false`) that cannot be
+///    continued starts again from nothing instead, once;
 /// 4. proactive migration: a car that announces it will leave before the job ends is replaced by
 ///    a continuation before it goes;
 /// 5. finish on the committed attempt's end; fail with a reason the adapter maps to an OpenAI
@@ -34,12 +36,16 @@ package struct DispatchStateMachine: Sendable {
         /// Whether the request's state can be carried to another upstream (false for `n > 1`,
         /// tool calls, schema-bound output or logprobs).
         package var continuable: Bool
+        /// Whether the client hears nothing until the answer is whole (`stream: false`): when the
+        /// answer it was to get is lost and cannot be continued, it can start again from nothing.
+        package var restartable: Bool
 
-        package init(maxAttempts: Int, maxMigrations: Int, hedging: Bool, continuable: Bool) {
+        package init(maxAttempts: Int, maxMigrations: Int, hedging: Bool, continuable: Bool, restartable: Bool = false) {
             self.maxAttempts = maxAttempts
             self.maxMigrations = maxMigrations
             self.hedging = hedging
             self.continuable = continuable
+            self.restartable = restartable
         }
     }
 
@@ -54,6 +60,9 @@ package struct DispatchStateMachine: Sendable {
         case failover
         /// The car serving the stream announced it will leave before the job can end.
         case departure
+        /// The answer a `stream: false` client was to get was lost and cannot be continued (nothing
+        /// reached the client): start it again from nothing. The adapter drops what it kept of it.
+        case restart
     }
 
     /// An attempt to open: the adapter takes the next candidate and opens it, or reports
@@ -160,6 +169,11 @@ package struct DispatchStateMachine: Sendable {
     package private(set) var opened = 0
     /// Continuations opened so far.
     package private(set) var migrations = 0
+    /// Restarts opened so far (at most ``maxRestarts``).
+    package private(set) var restarts = 0
+    /// Restarts a request may have: one. Each is a whole new answer's work; a second lost answer
+    /// ends the request.
+    package static let maxRestarts = 1
     /// Whether the response head went out.
     package private(set) var headSent = false
     /// Whether a hedge was opened.
@@ -193,6 +207,7 @@ package struct DispatchStateMachine: Sendable {
                 self.opened == 1 ? .noCapacity : .attemptsExhausted(lastLabel: self.lastFailure ?? "no_candidate"),
                 midStream: false, cancel: [])
         case .migrating:
+            if let restart = self.restart() { return .open(restart) }
             self.phase = .finished
             return .fail(
                 .noContinuationCandidate(lastLabel: self.lastFailure ?? "no_candidate"), midStream: true,
@@ -300,6 +315,7 @@ package struct DispatchStateMachine: Sendable {
                 self.phase = .migrating
                 return .migrate(cancel: nil, open: next)
             }
+            if failure.retryable, let restart = self.restart() { return .open(restart) }
             self.phase = .finished
             return .fail(self.midStreamReason(failure), midStream: true, cancel: self.drain())
         case .streaming:
@@ -361,6 +377,18 @@ package struct DispatchStateMachine: Sendable {
         guard self.configuration.continuable, self.migrations < self.configuration.maxMigrations else { return nil }
         self.migrations += 1
         return self.newAttempt(resumeFrom: self.delivered, reason: reason)
+    }
+
+    /// The answer starts again from nothing, when the client has heard nothing of it
+    /// (``Configuration/restartable``), no attempt is open, and no restart was made yet: the
+    /// request waits for a first token again.
+    private mutating func restart() -> Open? {
+        guard self.configuration.restartable, self.restarts < Self.maxRestarts, self.open.isEmpty else { return nil }
+        self.restarts += 1
+        self.phase = .awaitingFirstToken
+        self.committed = nil
+        self.delivered = 0
+        return self.newAttempt(resumeFrom: 0, reason: .restart)
     }
 
     private func midStreamReason(_ failure: Failure) -> FailureReason {

@@ -28,7 +28,7 @@ extension Dispatcher {
             firstTokenTimeout = AttemptDeadlines.wholeAnswerTimeout(
                 firstTokenTimeout: live.configuration.firstTokenTimeout, interTokenLimit: interTokenLimit,
                 maxTokens: self.request.outputLimit, total: live.configuration.attemptTimeout)
-        } else if live.configuration.hedging, open.reason == .initial || open.reason == .retry,
+        } else if live.configuration.hedging, open.reason == .initial || open.reason == .retry || open.reason == .restart,
             let predicted = lease.predictedTTFTMilliseconds
         {
             hedgeDelay = max(

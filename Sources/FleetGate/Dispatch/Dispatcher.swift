@@ -129,7 +129,7 @@ final class Dispatcher: UpstreamEvents {
         self.machine = DispatchStateMachine(
             configuration: .init(
                 maxAttempts: configuration.maxAttempts, maxMigrations: configuration.maxMigrations,
-                hedging: configuration.hedging, continuable: request.continuable))
+                hedging: configuration.hedging, continuable: request.continuable, restartable: !request.streaming))
         self.relay = SSERelay(
             configuration: .init(
                 streaming: request.streaming, includeUsage: request.includeUsage, chat: request.chat,
@@ -206,6 +206,11 @@ final class Dispatcher: UpstreamEvents {
             return self.perform(self.machine.noCandidate(open.attempt))
         }
         if open.reason == .retry { self.core.metrics.retries.increment() }
+        if open.reason == .restart {
+            // Nothing of the lost answer reached the client: the new one is its whole answer.
+            self.relay.restart()
+            self.core.metrics.failover(reason: .restart)
+        }
         if open.reason == .hedge { self.core.metrics.hedgesStarted.increment() }
         let now = NIODeadline.now()
         let wholeAnswer = self.asksWholeAnswer(lease, resumeFrom: open.resumeFrom)

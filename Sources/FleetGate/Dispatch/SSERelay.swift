@@ -185,6 +185,23 @@ package struct SSERelay: Sendable {
         self.deliver(item, from: attempt, into: &out)
     }
 
+    /// A `stream: false` answer starts again from nothing (its upstream was lost and it could not be
+    /// continued): none of it reached the client, so what was kept of it — text, finish reasons,
+    /// usage, identity — is dropped, and the next attempt's answer is the client's whole answer.
+    /// Nothing for a streamed answer, whose client already heard it.
+    package mutating func restart() {
+        guard !self.configuration.streaming else { return }
+        for attempt in self.segments { self.attempts[attempt] = nil }
+        self.segments = []
+        self.deliveredTokens = 0
+        self.delivered = TokenText()
+        self.otherText = [:]
+        self.aggregateBytes = 0
+        self.finishReasons = [:]
+        self.identity = nil
+        self.renderer = self.configuration.responses.map(ResponsesRenderer.init)
+    }
+
     /// A later output event of the committed attempt.
     package mutating func deliver(_ item: Item, from attempt: Int, into out: inout ByteBuffer) {
         guard let chunk = item.chunk else { return }
