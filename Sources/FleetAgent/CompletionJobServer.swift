@@ -35,6 +35,8 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
     var includeUsage = false
     var model = ""
     var text = ""
+    /// A reasoning model's thinking, for a `stream: false` answer.
+    var reasoning = ""
     var completionTokens = 0
     let id = CompletionID.make()
     let created = Int(Date().timeIntervalSince1970)
@@ -159,6 +161,23 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
         self.stream.sendData(event, endStream: false)
     }
 
+    func emit(reasoningJSON token: UnsafeRawBufferPointer) {
+        guard self.chat else { return }  // a legacy completion has no member for it
+        self.completionTokens += 1
+        guard self.streaming else {
+            self.reasoning += ChunkScanner.string(token, range: 0..<token.count)
+            return
+        }
+        if self.batch != nil {
+            self.appendReasoning(json: token, to: &self.batch!)
+            return
+        }
+        var event = ByteBuffer()
+        event.reserveCapacity(self.chunkPrefix.readableBytes + token.count + 64)
+        self.appendReasoning(json: token, to: &event)
+        self.stream.sendData(event, endStream: false)
+    }
+
     func finish(reason: String, promptTokens: Int, completionTokens: Int) {
         self.endBatch()
         self.record(outcome: "completed")
@@ -178,7 +197,11 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
             self.stream.sendData(SSE.event(SSE.done), endStream: true)
         } else {
             let choice = CompletionResponse.Choice(
-                index: 0, message: self.chat ? ChatMessage(role: "assistant", content: self.text) : nil,
+                index: 0,
+                message: self.chat
+                    ? ChatMessage(
+                        role: "assistant", content: self.text,
+                        reasoningContent: self.reasoning.isEmpty ? nil : self.reasoning) : nil,
                 text: self.chat ? nil : self.text, finishReason: reason)
             let response = CompletionResponse(
                 id: self.id, object: self.chat ? "chat.completion" : "text_completion", created: self.created,
@@ -278,6 +301,19 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
         self.tokenPrefixBytes.withUnsafeBytes { prefix in
             event.writeConcatenation(prefix, token, UnsafeRawBufferPointer(start: suffix.utf8Start, count: suffix.utf8CodeUnitCount))
         }
+    }
+
+    /// A chunk of thinking: `"delta":{"reasoning_content":` and the runtime's string token as it came
+    /// (or escaped again, as ``appendToken(json:to:)`` writes it).
+    private func appendReasoning(json token: UnsafeRawBufferPointer, to event: inout ByteBuffer) {
+        event.writeImmutableBuffer(self.chunkPrefix)
+        event.writeStaticString("\"delta\":{\"reasoning_content\":")
+        if JSONBody.isCanonical(token) {
+            event.writeBytes(token)
+        } else {
+            JSONBody.writeJSONString(token: token, into: &event)
+        }
+        event.writeStaticString("},\"finish_reason\":null}]}\n\n")
     }
 
     /// ``tokenPrefix``'s bytes, for ``appendToken(json:to:)``.

@@ -48,6 +48,10 @@ public protocol TokenSink: AnyObject {
     /// valid only during the call: a sink that writes JSON copies it rather than decoding it into a
     /// `String` and escaping it again (issue #19). Not called for an empty text (`""`).
     func emit(tokenJSON: UnsafeRawBufferPointer)
+    /// One token of a reasoning model's thinking (`reasoning_content`), as a JSON string token
+    /// like ``emit(tokenJSON:)``'s, before the answer's text: the app shows it as the model's
+    /// reasoning, and it keeps the job alive while no text comes. Not called for `""`.
+    func emit(reasoningJSON: UnsafeRawBufferPointer)
     /// The job ended normally (`stop` or `length`).
     func finish(reason: String, promptTokens: Int, completionTokens: Int)
     /// The job failed.

@@ -289,12 +289,22 @@ final class OpenAILocalJob: InferenceJobHandle, HTTP1ResponseReceiver {
         }
         guard self.finishReason == nil else { return }  // after the finish: not the answer's
         if let reason = choice.finishReason { self.finishReason = reason }
+        if let reasoning = choice.reasoningToken {
+            // Thinking before the text (a reasoning model): carried, and it counts as output.
+            self.outputArrived()
+            sink.emit(reasoningJSON: UnsafeRawBufferPointer(rebasing: payload[reasoning]))
+        }
         guard let token = choice.contentToken, token.count > 2 else { return }  // absent, null or ""
+        self.outputArrived()
+        sink.emit(tokenJSON: UnsafeRawBufferPointer(rebasing: payload[token]))
+    }
+
+    /// A token of output (text or thinking) arrived: counted, and its time kept.
+    private func outputArrived() {
         let now = NIODeadline.now()
         if self.firstAt == nil { self.firstAt = now }
         self.lastAt = now
         self.tokens += 1
-        sink.emit(tokenJSON: UnsafeRawBufferPointer(rebasing: payload[token]))
     }
 
     private func complete() {

@@ -39,6 +39,8 @@ extension ChunkScanner {
         enum Key {
             case id, object, model, created, choices, usage, error, index, delta, role, content, text
             case finishReason, toolCalls, functionCall, logprobs, promptTokens, completionTokens, other
+            /// `reasoning_content` (llama.cpp, vLLM, DeepSeek) or `reasoning` (vLLM's newer name).
+            case reasoning
             /// A whole answer's choice (``AnswerScanner``).
             case message
         }
@@ -66,13 +68,17 @@ extension ChunkScanner {
                 if equals("message") { return .message }
                 return .other
             case 8: return equals("logprobs") ? .logprobs : .other
+            case 9: return equals("reasoning") ? .reasoning : .other
             case 10: return equals("tool_calls") ? .toolCalls : .other
             case 13:
                 if equals("finish_reason") { return .finishReason }
                 if equals("function_call") { return .functionCall }
                 if equals("prompt_tokens") { return .promptTokens }
                 return .other
-            case 17: return equals("completion_tokens") ? .completionTokens : .other
+            case 17:
+                if equals("completion_tokens") { return .completionTokens }
+                if equals("reasoning_content") { return .reasoning }
+                return .other
             default: return .other
             }
         }
@@ -169,6 +175,14 @@ extension ChunkScanner {
                         case .content: try self.content(of: &choice, mode, depth: depth + 2)
                         case .toolCalls, .functionCall:
                             if try self.skipHasContent(depth: depth + 2) { choice.hasToolCalls = true }
+                        case .reasoning where self.peek() == UInt8(ascii: "\""):
+                            // A reasoning model's thinking, before the text: output, and its string
+                            // token is kept for a relay that carries it (the car path, `stream: false`).
+                            let range = try self.stringRange()
+                            if range.count > 2 {
+                                choice.hasOtherOutput = true
+                                choice.reasoningToken = range
+                            }
                         default:
                             // A reasoning model's `reasoning_content`, before and between the text: output,
                             // not a preamble to hold (only four are held; the rest were dropped).

@@ -49,6 +49,10 @@ public enum ChunkScanner {
         /// of `delta.content` or `text` (quotes included, validated, not decoded); nil when absent, null
         /// or not a string, and always with ``ContentMode/decoded``.
         public var contentToken: Range<Int>?
+        /// The byte range, within the scanned payload, of the string token of `delta.reasoning_content`
+        /// (or `delta.reasoning`): a reasoning model's thinking, quotes included, validated, not
+        /// decoded; nil when absent, null, `""` or not a string. In either ``ContentMode``.
+        public var reasoningToken: Range<Int>?
         /// `finish_reason`, when a string.
         public var finishReason: String?
         /// `delta.tool_calls` (or `delta.function_call`) was present and not null.

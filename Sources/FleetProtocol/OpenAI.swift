@@ -7,10 +7,14 @@
 public struct ChatMessage: Codable, Sendable, Hashable {
     public var role: String
     public var content: String
+    /// A reasoning model's thinking in an answer (`reasoning_content`, as llama.cpp, vLLM and
+    /// DeepSeek write it); nil when it had none. Not read from a request's messages.
+    public var reasoningContent: String?
 
-    public init(role: String, content: String) {
+    public init(role: String, content: String, reasoningContent: String? = nil) {
         self.role = role
         self.content = content
+        self.reasoningContent = reasoningContent
     }
 
     public init(from decoder: any Decoder) throws {
@@ -34,7 +38,10 @@ public struct ChatMessage: Codable, Sendable, Hashable {
         var text: String?
     }
 
-    private enum CodingKeys: String, CodingKey { case role, content }
+    private enum CodingKeys: String, CodingKey {
+        case role, content
+        case reasoningContent = "reasoning_content"
+    }
 }
 
 /// `stream_options`.

@@ -60,6 +60,27 @@ struct ChunkScannerTests {
 
     /// vLLM sends `"tool_calls": []` with every content delta (the review of session 19): no call, and
     /// the car path failed every job as a tool call.
+    @Test("reasoning_content and reasoning: the string token's range is kept; null, \"\" and a non-string are not a token")
+    func reasoning() throws {
+        for key in ["reasoning_content", "reasoning"] {
+            let text = #"{"choices":[{"index":0,"delta":{"\#(key)":"th\"ink","content":"hi"}}]}"#
+            let choice = try #require(try scan(text).choice)
+            let range = try #require(choice.reasoningToken)
+            #expect(String(decoding: Array(text.utf8)[range], as: UTF8.self) == #""th\"ink""#)
+            #expect(choice.hasOtherOutput && choice.content == "hi")
+        }
+        for value in ["null", #""""#] {
+            let choice = try #require(try scan(#"{"choices":[{"delta":{"reasoning_content":\#(value)}}]}"#).choice)
+            #expect(choice.reasoningToken == nil && !choice.hasOtherOutput && !choice.carriesOutput, "\(value)")
+        }
+        // Not a string: output the relay passes on (as before), but no text to carry.
+        let object = try #require(try scan(#"{"choices":[{"delta":{"reasoning":{"summary":"x"}}}]}"#).choice)
+        #expect(object.reasoningToken == nil && object.hasOtherOutput)
+        // Another member of the same length is not it.
+        let other = try #require(try scan(#"{"choices":[{"delta":{"reasoning_contenT":"x"}}]}"#).choice)
+        #expect(other.reasoningToken == nil && other.hasOtherOutput)
+    }
+
     @Test("An empty tool_calls array or object is no tool call; a non-empty one is")
     func emptyToolCalls() throws {
         for empty in ["[]", "[ ]", "{}", "null", "{ \n }"] {

@@ -241,6 +241,49 @@ struct OpenAILocalEngineTests {
         }
     }
 
+    /// A reasoning model on a car (llama.cpp, vLLM: `reasoning_content` before the text): the agent
+    /// dropped the thinking, so the app got none of it and nothing at all while the model thought.
+    @Test("A runtime's reasoning_content reaches the app, streamed and in a stream: false answer, before the text")
+    func reasoning() async throws {
+        func event(_ delta: String, finish: String? = nil) -> String {
+            let reason = finish.map { "\"\($0)\"" } ?? "null"
+            return #"data: {"choices":[{"index":0,"delta":{\#(delta)},"finish_reason":\#(reason)}]}"# + "\n\n"
+        }
+        let body =
+            event(#""role":"assistant","reasoning_content":"Think""#) + event(#""reasoning_content":"ing \"hard\"""#)
+            + event(#""reasoning":".""#) + event(#""reasoning_content":null,"content":"Hi""#)
+            + event(#""content":" there""#) + event("", finish: "stop") + "data: [DONE]\n\n"
+        let (runtime, engine) = try await ServedRuntime.start(CannedRuntime(body: body), models: ["chat": "canned"])
+        defer { runtime.close(promise: nil) }
+        let result = try await JobResult.run(on: engine)
+        #expect(result.finished == "stop" && result.failure == nil)
+        #expect(result.reasoning == ["Think", "ing \"hard\"", "."] && result.tokens == ["Hi", " there"])
+        try await withFleet { fleet in
+            _ = try await fleet.startCar("thinking-car", engine: engine)
+            let client = try await RecordingClient.connect(port: fleet.clientPort)
+            defer { client.close() }
+            let streamed = try await client.post("/v1/chat/completions", json: chatBody(model: "chat", stream: true))
+                .collect()
+            #expect(streamed.response?.status == .ok, "\(streamed.body)")
+            let deltas = try ssePayloads(streamed.body).filter { $0 != SSE.done }.compactMap { payload -> [String: Any]? in
+                let object = try JSONSerialization.jsonObject(with: Data(payload.utf8)) as? [String: Any]
+                return ((object?["choices"] as? [[String: Any]])?.first?["delta"]) as? [String: Any]
+            }
+            let thinking = deltas.compactMap { $0["reasoning_content"] as? String }
+            let text = deltas.compactMap { $0["content"] as? String }.filter { !$0.isEmpty }
+            #expect(thinking == ["Think", "ing \"hard\"", "."], "\(streamed.body)")
+            #expect(text == ["Hi", " there"], "\(streamed.body)")
+            let whole = try await client.post("/v1/chat/completions", json: chatBody(model: "chat", stream: false))
+                .collect()
+            let answer = try JSONSerialization.jsonObject(with: Data(whole.body.utf8)) as? [String: Any]
+            let message = ((answer?["choices"] as? [[String: Any]])?.first?["message"]) as? [String: Any]
+            #expect(message?["reasoning_content"] as? String == "Thinking \"hard\".", "\(whole.body)")
+            #expect(message?["content"] as? String == "Hi there", "\(whole.body)")
+            let usage = answer?["usage"] as? [String: Any]
+            #expect(usage?["completion_tokens"] as? Int == 5, "thinking counts as output: \(whole.body)")
+        }
+    }
+
     @Test("A busy runtime (429, 503) is a busy car: the app hears 503 server_overloaded with Retry-After, not 502")
     func busyRuntime() async throws {
         for status in [HTTPResponse.Status.tooManyRequests, .serviceUnavailable] {
@@ -365,6 +408,7 @@ enum ServedRuntime {
 /// What one chat job run straight on an engine (no gateway) delivered to a sink that takes text.
 struct JobResult: Sendable {
     var tokens: [String]
+    var reasoning: [String] = []
     var failure: String?
     var finished: String?
 
@@ -379,7 +423,7 @@ struct JobResult: Sendable {
             try await loop.submit { sink.failure != nil || sink.finished != nil }.get()
         }
         return try await loop.submit {
-            JobResult(tokens: sink.tokens, failure: sink.failure?.code, finished: sink.finished)
+            JobResult(tokens: sink.tokens, reasoning: sink.reasoning, failure: sink.failure?.code, finished: sink.finished)
         }
         .get()
     }
@@ -545,6 +589,8 @@ final class OpenEndedDelegate: HTTPStreamDelegate {
 /// A sink that records what the engine delivered (used on its event loop only).
 final class RecordingSink: TokenSink, @unchecked Sendable {
     var tokens: [String] = []
+    /// Thinking, decoded, in order.
+    var reasoning: [String] = []
     var failure: EngineError?
     var finished: String?
     /// While set, the engine is told the sink is full.
@@ -553,6 +599,9 @@ final class RecordingSink: TokenSink, @unchecked Sendable {
     var handle: (any InferenceJobHandle)?
     var wantsMore: Bool { !self.paused }
     func emit(token: String) { self.tokens.append(token) }
+    func emit(reasoningJSON: UnsafeRawBufferPointer) {
+        self.reasoning.append(ChunkScanner.string(reasoningJSON, range: 0..<reasoningJSON.count))
+    }
     func finish(reason: String, promptTokens: Int, completionTokens: Int) { self.finished = reason }
     func fail(_ error: EngineError) { self.failure = error }
 }

@@ -150,6 +150,8 @@ package struct SSERelay: Sendable {
     /// The delivered text of choice 0, for continuations and `stream: false`: kept as its pieces'
     /// string tokens, decoded by ``deliveredText``.
     var delivered = TokenText()
+    /// Choice 0's thinking (`reasoning_content`), for `stream: false`.
+    private var reasoning = TokenText()
     /// Text of further choices (`n > 1`), for `stream: false`.
     private var otherText: [Int: TokenText] = [:]
     var aggregateBytes = 0
@@ -195,6 +197,7 @@ package struct SSERelay: Sendable {
         self.segments = []
         self.deliveredTokens = 0
         self.delivered = TokenText()
+        self.reasoning = TokenText()
         self.otherText = [:]
         self.aggregateBytes = 0
         self.finishReasons = [:]
@@ -223,6 +226,11 @@ package struct SSERelay: Sendable {
     /// carried text.
     private mutating func record(_ choice: ChunkScanner.Choice, of payload: ByteBuffer) -> Bool {
         if let reason = choice.finishReason { self.finishReasons[choice.index] = reason }
+        if let thinking = choice.reasoningToken, choice.index == 0, !self.configuration.streaming {
+            // Kept for the answer (a streamed client got it in the chunk); counted with its text.
+            self.reasoning.append(token: thinking, of: payload)
+            self.aggregateBytes += thinking.count - 2
+        }
         guard let token = choice.contentToken, token.count > 2 else { return false }  // absent, null or ""
         if choice.index == 0 {
             self.delivered.append(token: token, of: payload)
@@ -296,8 +304,10 @@ package struct SSERelay: Sendable {
         let indices = ([0] + self.otherText.keys.sorted())
         let choices = indices.map { index in
             let text = index == 0 ? self.deliveredText : (self.otherText[index]?.text ?? "")
+            let reasoning = index == 0 && !self.reasoning.isEmpty ? self.reasoning.text : nil
             return CompletionResponse.Choice(
-                index: index, message: chat ? ChatMessage(role: "assistant", content: text) : nil,
+                index: index,
+                message: chat ? ChatMessage(role: "assistant", content: text, reasoningContent: reasoning) : nil,
                 text: chat ? nil : text, finishReason: self.finishReasons[index] ?? "stop")
         }
         let identity = self.identity
