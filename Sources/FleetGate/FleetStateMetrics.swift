@@ -15,6 +15,7 @@ import Synchronization
 ///   or `server_overloaded` when it is all busy).
 /// - `fleet_geoip_database_build_timestamp_seconds`: when the loaded GeoIP database was built.
 /// - `fleet_tls_certificate_expiry_timestamp_seconds{listener}`: the leaf certificate's notAfter.
+/// - central endpoints' state and load: ``CentralEndpointGauges``.
 ///
 /// Every label set of a region or zone in the map is registered at start and after each reload
 /// (at 0), so dashboards and alerts see the series before the first car or refusal.
@@ -30,12 +31,15 @@ public final class FleetStateMetrics: Sendable {
     public let activeStreams: Gauge
     /// Build time of the GeoIP database in use (Unix seconds; 0 without one).
     public let geoipBuilt: Gauge
+    /// Central endpoints' state and streams in flight.
+    let central: CentralEndpointGauges
 
     init(factory: any MetricsFactory) {
         self.factory = factory
         self.activeStreams = Gauge(label: "fleet_active_streams", dimensions: [], factory: factory)
         self.geoipBuilt = Gauge(
             label: "fleet_geoip_database_build_timestamp_seconds", dimensions: [], factory: factory)
+        self.central = CentralEndpointGauges(factory: factory)
         for listener in ["tls", "tunnel"] { _ = self.certificate(listener) }
     }
 

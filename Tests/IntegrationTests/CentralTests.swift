@@ -360,6 +360,12 @@ struct CentralTests {
             // Both busy: busy is not broken (neither is out of rotation), and the refusal is the zone's
             // busy answer — no request reaches either until its time has passed.
             #expect(fleet.gateway.core.central.all.allSatisfy { $0.healthy })
+            // An operator sees both busy, none out, nothing in flight.
+            let busyNow = try await fleet.series("fleet_central_endpoint_state", with: ["state": "busy"])
+            #expect(busyNow.count == 2 && busyNow.allSatisfy { $0.value == 1 }, "\(busyNow)")
+            let outNow = try await fleet.series("fleet_central_endpoint_state", with: ["state": "out"])
+            #expect(outNow.count == 2 && outNow.allSatisfy { $0.value == 0 }, "\(outNow)")
+            #expect(try await fleet.series("fleet_central_in_flight", with: ["zone": "eu"]).map(\.value) == [0, 0])
             let unasked = try await client.post("/v1/chat/completions", json: chatBody(stream: true)).collect()
             #expect(unasked.response?.status.code == 503)
             #expect(unasked.response?.headerFields[.retryAfter] == "1")
@@ -370,6 +376,8 @@ struct CentralTests {
             let back = try await client.post("/v1/chat/completions", json: chatBody(stream: false)).collect()
             #expect(back.response?.status == .ok)
             #expect(script.served.withLock { $0 } == 5)
+            let upNow = try await fleet.series("fleet_central_endpoint_state", with: ["state": "up"])
+            #expect(upNow.count == 2 && upNow.allSatisfy { $0.value == 1 }, "\(upNow)")
         }
     }
 

@@ -4,7 +4,7 @@ import FleetScheduler
 /// Gauges computed from the gateway's state when `/metrics` is scraped.
 extension AdminResponder {
     /// Sets ``FleetStateMetrics``' gauges from the registry, the in-flight count, the region map, the
-    /// GeoIP database and the TLS certificate files in use.
+    /// GeoIP database, the TLS certificate files in use and the central endpoints.
     func publishFleetState() {
         let geo = self.core.geo.current
         let state = self.core.metrics.fleetState
@@ -16,5 +16,6 @@ extension AdminResponder {
         state.publish(
             cars: self.core.registry.all(), inFlight: self.core.requestsInFlight,
             geoipBuildEpoch: geo.database?.buildEpoch, certificateFiles: certificates)
+        state.central.publish(self.core.central.all)
     }
 }
