@@ -403,6 +403,31 @@ struct CentralTests {
         }
     }
 
+    /// The probes ran one after the other: an endpoint whose address drops or holds connections
+    /// held up every later endpoint's model list for its 5 s timeout, at start and at each refresh.
+    @Test("A central endpoint that never answers its probe does not hold up the other endpoints' models")
+    func silentEndpointProbe() async throws {
+        // Accepts connections and never answers a byte.
+        let silent = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelInitializer { $0.eventLoop.makeSucceededVoidFuture() }
+            .bind(host: "127.0.0.1", port: 0).get()
+        defer { silent.close(promise: nil) }
+        let central = try await CentralServer.start()
+        defer { central.channel.close(promise: nil) }
+        let silentURL = "http://127.0.0.1:\(silent.localAddress!.port!)/v1"
+        try await withFleet(configure: {
+            $0.central.endpoints = [
+                .init(region: "eu-west", baseURL: silentURL), .init(region: "eu-west", baseURL: central.baseURL),
+            ]
+        }) { fleet in
+            // Well within the silent probe's 5 s timeout, which the answering endpoint waited out before.
+            try await waitUntil(timeout: .seconds(3), "the answering endpoint's models discovered") {
+                fleet.gateway.core.central.models().contains("fleet-8b")
+            }
+            #expect(fleet.gateway.core.central.all.first { $0.baseURL == silentURL }?.healthy == false)
+        }
+    }
+
     /// Issue #19: one failed central request marked the endpoint unhealthy until the next 15 s
     /// refresh, and after a restart its models stayed unknown as long; the zone got 503 meanwhile.
     @Test("A central restart: one failure does not take it out, and its models are back within seconds")

@@ -208,26 +208,34 @@ public final class CentralDirectory: Service, Sendable {
         }
     }
 
-    /// Asks every endpoint for its models once.
+    /// Asks every endpoint for its models once, all at the same time: one that does not answer
+    /// (a dropped SYN waits out the 5 s timeout) does not hold up the others' probes.
     public func refresh() async {
         guard let client = self.client else { return }
-        for endpoint in self.all {
-            var models: Set<String>?
-            do {
-                var request = HTTPClientRequest(url: endpoint.baseURL + "/models")
-                request.method = .GET
-                let response = try await client.execute(request, timeout: .seconds(5))
-                if response.status == .ok {
-                    let body = try await response.body.collect(upTo: 1 << 20)
-                    models = Set(try JSON.decode(ModelList.self, from: body.readableBytesView).data.map(\.id))
-                }
-            } catch {
-                self.logger.warning(
-                    "Central endpoint unreachable",
-                    metadata: ["fleet.central": "\(endpoint.baseURL)", "error.type": "\(type(of: error))"])
+        await withTaskGroup(of: Void.self) { group in
+            for endpoint in self.all {
+                group.addTask { await self.probe(endpoint.baseURL, with: client) }
             }
-            self.probed(endpoint.baseURL, models: models)
         }
+    }
+
+    /// Asks one endpoint for its models, and records what it said.
+    private func probe(_ baseURL: String, with client: HTTPClient) async {
+        var models: Set<String>?
+        do {
+            var request = HTTPClientRequest(url: baseURL + "/models")
+            request.method = .GET
+            let response = try await client.execute(request, timeout: .seconds(5))
+            if response.status == .ok {
+                let body = try await response.body.collect(upTo: 1 << 20)
+                models = Set(try JSON.decode(ModelList.self, from: body.readableBytesView).data.map(\.id))
+            }
+        } catch {
+            self.logger.warning(
+                "Central endpoint unreachable",
+                metadata: ["fleet.central": "\(baseURL)", "error.type": "\(type(of: error))"])
+        }
+        self.probed(baseURL, models: models)
     }
 
     /// What a probe of an endpoint's models found: the list (the endpoint is back in rotation, its
