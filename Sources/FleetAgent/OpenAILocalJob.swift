@@ -249,6 +249,11 @@ final class OpenAILocalJob: InferenceJobHandle, HTTP1ResponseReceiver {
             } catch {
                 return .failure(EngineError(code: "upstream_bad_stream", message: "a chunk was not JSON"))
             }
+            if chunk.isError {
+                // A runtime that fails mid-answer says so in an event (llama.cpp, vLLM): its own
+                // failure, not a lie about the stream. Its message is not passed on (it may quote input).
+                return .failure(EngineError(code: "upstream_error", message: "the inference runtime reported an error"))
+            }
             guard chunk.hasChoices || chunk.hasUsage else {
                 return .failure(
                     EngineError(code: "upstream_bad_stream", message: "a chunk was not an OpenAI stream chunk"))

@@ -196,6 +196,12 @@ struct OpenAILocalEngineTests {
             ("empty", "", "upstream_bad_stream", []),
             ("[DONE] only", "data: [DONE]\n\n", "upstream_bad_stream", []),
             (
+                "an error event after text",
+                text + #"data: {"error":{"code":500,"message":"context full","type":"server_error"}}"# + "\n\n",
+                "upstream_error", ["one", " two"]
+            ),
+            ("an empty object", text + "data: {}\n\n" + finish, "upstream_bad_stream", ["one", " two"]),
+            (
                 "two choices", text + event(#""content":"other""#, index: 1) + finish, "runtime_multiple_choices",
                 ["one", " two"]
             ),
