@@ -131,9 +131,13 @@ public struct CompletionRequest: Codable, Sendable, Equatable {
         {
             return false
         }
-        if let logprobs = self.logprobs, logprobs.isTruthy { return false }
+        if self.wantsLogprobs { return false }
         return true
     }
+
+    /// Whether the answer is to carry log probabilities (`logprobs` true, or a count for a legacy
+    /// completion): the car path relays text only.
+    public var wantsLogprobs: Bool { self.logprobs?.isTruthy == true }
 
     /// The output limit: `max_completion_tokens`, else `max_tokens`.
     public var outputLimit: Int? { self.maxCompletionTokens ?? self.maxTokens }

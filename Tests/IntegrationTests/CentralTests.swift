@@ -506,20 +506,26 @@ struct CentralTests {
     }
 
     /// A car's job is one choice: `n: 2` answered by a car came back as one (an attack, session 19).
-    @Test("A request for n > 1 choices goes to central capacity, never a car; with none in the zone, 503")
+    @Test("A request for n > 1 choices or for logprobs goes to central capacity, never a car; with none in the zone, 503")
     func severalChoicesGoCentral() async throws {
-        let body = #"{"model":"fleet-8b","stream":true,"n":2,"max_tokens":3,"messages":[{"role":"user","content":"hi"}]}"#
-        try await self.withCarAndCentral { _, client in
-            let result = try await client.post("/v1/chat/completions", json: body).collect()
-            #expect(result.response?.status == .ok, "\(result.body)")
-            #expect(result.response?.headerFields[HTTPField.Name("x-fleet-route")!] == "central")
-        }
-        try await withFleet(cars: [CarSpec("car-a", slowdown: 0.1)]) { fleet in
-            let client = try await RecordingClient.connect(port: fleet.clientPort)
-            defer { client.close() }
-            let result = try await client.post("/v1/chat/completions", json: body).collect()
-            #expect(result.response?.status.code == 503, "\(result.body)")
-            #expect(result.body.contains("no_capacity_in_zone"), "\(result.body)")
+        let bodies = [
+            #"{"model":"fleet-8b","stream":true,"n":2,"max_tokens":3,"messages":[{"role":"user","content":"hi"}]}"#,
+            // Log probabilities: the car path relays text only, and dropped them without a word.
+            #"{"model":"fleet-8b","stream":true,"logprobs":true,"top_logprobs":2,"max_tokens":3,"messages":[{"role":"user","content":"hi"}]}"#,
+        ]
+        for body in bodies {
+            try await self.withCarAndCentral { _, client in
+                let result = try await client.post("/v1/chat/completions", json: body).collect()
+                #expect(result.response?.status == .ok, "\(result.body)")
+                #expect(result.response?.headerFields[HTTPField.Name("x-fleet-route")!] == "central", "\(body)")
+            }
+            try await withFleet(cars: [CarSpec("car-a", slowdown: 0.1)]) { fleet in
+                let client = try await RecordingClient.connect(port: fleet.clientPort)
+                defer { client.close() }
+                let result = try await client.post("/v1/chat/completions", json: body).collect()
+                #expect(result.response?.status.code == 503, "\(result.body)")
+                #expect(result.body.contains("no_capacity_in_zone"), "\(result.body)")
+            }
         }
     }
 

@@ -144,8 +144,9 @@ struct RequestValidator {
             members: members, seed: SyntheticText.seed(for: parsed.promptText, requested: parsed.seed),
             hop: forwarded == nil ? 0 : 1,
             authorization: self.core.cluster == nil ? nil : head.headerFields[.authorization], responses: responses)
-        // A car's job is one choice: `n` > 1 answered by a car came back as one (an attack, session 19).
-        request.centralOnly = (parsed.n ?? 1) > 1
+        // A car's job is one choice of text: `n` > 1 answered by a car came back as one (an attack,
+        // session 19), and log probabilities were dropped without a word.
+        request.centralOnly = (parsed.n ?? 1) > 1 || parsed.wantsLogprobs
         return request
     }
 
