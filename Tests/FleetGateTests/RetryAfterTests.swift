@@ -1,5 +1,6 @@
 import FleetGate
 import Foundation
+import HTTPTypes
 import NIOHTTP1
 import Testing
 
@@ -32,5 +33,18 @@ struct RetryAfterTests {
         #expect(self.seconds([("retry-after", "1.5")]) == nil)
         #expect(self.seconds([("retry-after-ms", "nan"), ("retry-after", "4")]) == 4)
         #expect(self.seconds([("retry-after-ms", "-1")]) == nil)
+    }
+
+    @Test("An HTTP/2 answer's busy head (a replica's, a car's) reads the same; not busy, nothing")
+    func http2() {
+        var busy = HTTPResponse(status: .serviceUnavailable)
+        busy.headerFields[HTTPField.Name("retry-after")!] = "4"
+        #expect(RetryAfter.seconds(ofBusy: busy) == 4)
+        busy.headerFields[HTTPField.Name("retry-after-ms")!] = "1500"
+        #expect(RetryAfter.seconds(ofBusy: busy) == 2)
+        var ok = HTTPResponse(status: .ok)
+        ok.headerFields[HTTPField.Name("retry-after")!] = "4"
+        #expect(RetryAfter.seconds(ofBusy: ok) == nil)
+        #expect(RetryAfter.seconds(ofBusy: HTTPResponse(status: .tooManyRequests)) == nil)
     }
 }

@@ -1,5 +1,6 @@
 import FleetProtocol
 package import Foundation
+package import HTTPTypes
 package import NIOHTTP1
 
 /// How long a busy upstream (429, 503) asks to be left alone, from its `retry-after-ms` (OpenAI's, in
@@ -36,6 +37,16 @@ package enum RetryAfter {
         return Self.seconds(in: head.headers, now: now)
     }
 
+    /// The same for an HTTP/2 answer (a car's job stream, another replica's forwarded stream).
+    package static func seconds(ofBusy response: HTTPResponse, now: Date = Date()) -> Int? {
+        guard APIError.isBusy(status: response.status.code) else { return nil }
+        var headers = HTTPHeaders()
+        for name in [HTTPField.Name.retryAfterMilliseconds, .retryAfter] {
+            if let value = response.headerFields[name] { headers.add(name: name.canonicalName, value: value) }
+        }
+        return Self.seconds(in: headers, now: now)
+    }
+
     private static func bounded(_ seconds: Double) -> Int {
         Int(min(max(seconds, 1), Double(Self.maximumSeconds)))
     }
@@ -53,4 +64,9 @@ package enum RetryAfter {
 
 extension String {
     fileprivate var trimmed: String { self.trimmingCharacters(in: .whitespaces) }
+}
+
+extension HTTPField.Name {
+    /// OpenAI's `retry-after-ms`.
+    fileprivate static let retryAfterMilliseconds = HTTPField.Name("retry-after-ms")!
 }
