@@ -74,4 +74,29 @@ struct CentralDirectoryTests {
         #expect(self.acquire(directory, at: t0 + .seconds(5)) == nil)
         #expect(self.acquire(directory, at: t0 + .seconds(30))?.baseURL == first.baseURL)
     }
+
+    @Test("A busy endpoint is left alone for at most maxBusySeconds, whatever it asked")
+    func busyCap() throws {
+        let directory = self.directory()
+        let t0 = NIODeadline.uptimeNanoseconds(1_000_000_000_000)
+        let first = try #require(self.acquire(directory, at: t0))
+        directory.release(first, outcome: .failed, promptTokens: 10, busyFor: 300, now: t0)
+        let cap = Int64(CentralDirectory.maxBusySeconds)
+        #expect(directory.all.first { $0.baseURL == first.baseURL }?.isBusy(at: t0 + .seconds(cap - 1)) == true)
+        #expect(directory.all.first { $0.baseURL == first.baseURL }?.isBusy(at: t0 + .seconds(cap)) == false)
+    }
+
+    @Test("A probe answered busy keeps the endpoint's health and models, and leaves it alone")
+    func busyProbe() throws {
+        let directory = self.directory()
+        let t0 = NIODeadline.uptimeNanoseconds(1_000_000_000_000)
+        directory.probedBusy(Self.a, for: 5, now: t0)
+        let a = try #require(directory.all.first { $0.baseURL == Self.a })
+        #expect(a.healthy && a.models == ["fleet-8b"] && a.isBusy(at: t0 + .seconds(4)))
+        #expect(self.acquire(directory, at: t0 + .seconds(1))?.baseURL == Self.b)
+        // Not listed yet and answered busy: still out (nothing to serve with), probed again.
+        directory.probed(Self.b, models: nil)
+        directory.probedBusy(Self.b, for: 5, now: t0)
+        #expect(directory.all.first { $0.baseURL == Self.b }?.healthy == false)
+    }
 }

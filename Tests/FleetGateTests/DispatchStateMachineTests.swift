@@ -300,7 +300,8 @@ struct DispatchStateMachineTests {
         #expect(m.phase == .awaitingFirstToken && m.committed == nil && m.delivered == 0 && m.restarts == 1)
         // Before its first token it fails like any first attempt: retried while attempts are left.
         #expect(m.failed(2, .init(retryable: true, label: "car_reset")) == .open(.init(attempt: 3, resumeFrom: 0, reason: .retry)))
-        #expect(m.firstToken(3) == .commit(3, sendHead: false, cancel: []))
+        // Nothing was sent: the answer that now starts is the first the client will get.
+        #expect(m.firstToken(3) == .commit(3, sendHead: true, cancel: []))
         // A second lost answer ends the request: one restart.
         #expect(
             m.failed(3, .init(retryable: true, label: "car_reset"))
@@ -324,8 +325,19 @@ struct DispatchStateMachineTests {
         _ = m.token(1)
         #expect(m.failed(1, .init(retryable: true, label: "car_reset")) == migrate2)
         #expect(m.noCandidate(2) == .open(.init(attempt: 3, resumeFrom: 0, reason: .restart)))
-        #expect(m.firstToken(3) == .commit(3, sendHead: false, cancel: []))
+        // The continuation never ran: not a migration, not an attempt the client is told of.
+        #expect(m.migrations == 0 && m.attemptsRun == 2)
+        #expect(m.firstToken(3) == .commit(3, sendHead: true, cancel: []))
         #expect(m.finished(3) == .finish(cancel: []))
+        // A lost answer whose failure another upstream would repeat is not started again.
+        var bound = Machine(
+            configuration: .init(maxAttempts: 3, maxMigrations: 3, hedging: true, continuable: true, restartable: true))
+        _ = bound.start()
+        _ = bound.firstToken(1)
+        _ = bound.failed(1, .init(retryable: false, label: "answer_too_large"))
+        #expect(
+            bound.noCandidate(2)
+                == .fail(.noContinuationCandidate(lastLabel: "answer_too_large"), midStream: true, cancel: []))
         // A streamed request (not restartable) fails there, as before.
         var streamed = Setup.migrating.machine()
         #expect(

@@ -545,14 +545,19 @@ struct SSERelayTests {
     @Test("stream:false restarted: the lost answer's text, finish, usage and id are dropped; a stream's are kept")
     func restart() {
         var d = RelayDriver(streaming: false, usage: true)
-        _ = d.feed(chunk("lost", content: "Let me") + chunk("lost", content: " look."), from: 1)
+        // The lost answer got as far as its finish and usage (the upstream was lost before `[DONE]`).
+        _ = d.feed(
+            chunk("lost", content: "Let me") + chunk("lost", content: " look.") + chunk("lost", finish: "length")
+                + #"data: {"id":"lost","choices":[],"usage":{"prompt_tokens":9,"completion_tokens":2}}"# + "\n\n",
+            from: 1)
         d.relay.restart()
         d.committed = nil
         _ = d.feed(chunk("new", content: "Hi") + chunk("new", finish: "stop"), from: 2)
         let response = d.relay.response(model: "m")
         #expect(response.id == "new")
         #expect(response.choices.map(\.message?.content) == ["Hi"])
-        #expect(response.usage.completionTokens == 1)
+        #expect(response.choices.map(\.finishReason) == ["stop"])
+        #expect(response.usage.completionTokens == 1 && response.usage.promptTokens == 0)
         #expect(d.client.isEmpty)
         // A streamed answer's client heard it: nothing is forgotten.
         var streamed = RelayDriver(streaming: true)

@@ -53,6 +53,11 @@ public final class CentralDirectory: Service, Sendable {
     /// one reset stream or one timeout under a burst took a healthy endpoint out for a whole
     /// refresh interval, and every request of its zone got 503 meanwhile (issue #19).
     public static let failuresToEject = 3
+    /// The longest an endpoint that answered busy is left alone, whatever its `Retry-After` asked (the
+    /// client is still told that): a 429 may be one request's or one key's limit (a tokens-per-minute
+    /// quota spent by one huge prompt), and in a zone with only central capacity every request is
+    /// refused meanwhile. After it, the next request is sent and its answer decides.
+    public static let maxBusySeconds = 30
     /// How soon an endpoint that is out (or has not listed its models yet) is asked again: after a
     /// central restart its models are back within this, not within a whole refresh interval.
     public static let probeInterval = Duration.seconds(1)
@@ -170,12 +175,7 @@ public final class CentralDirectory: Service, Sendable {
         let backingOff: Bool = self.endpoints.withLock { list in
             guard let i = list.firstIndex(where: { $0.baseURL == endpoint.baseURL }) else { return false }
             list[i].inFlight = max(0, list[i].inFlight - 1)
-            if let busyFor {
-                let wasBusy = list[i].isBusy(at: now)
-                let until = now + .seconds(Int64(max(1, busyFor)))
-                list[i].busyUntil = max(list[i].busyUntil ?? until, until)
-                return !wasBusy
-            }
+            if let busyFor { return Self.leaveAlone(&list[i], for: busyFor, now: now) }
             list[i].estimate.observe(outcome, promptTokens: promptTokens)
             if outcome.succeeded {
                 list[i].consecutiveFailures = 0
@@ -190,6 +190,15 @@ public final class CentralDirectory: Service, Sendable {
                 "Central endpoint busy; left alone for the time it asked",
                 metadata: ["fleet.central": "\(endpoint.baseURL)", "fleet.retry_after_s": "\(busyFor)"])
         }
+    }
+
+    /// Marks an endpoint busy for `seconds` (in 1…``maxBusySeconds``); a shorter wait than one it
+    /// asked for before does not shorten that. Whether it was not busy until now.
+    private static func leaveAlone(_ endpoint: inout Endpoint, for seconds: Int, now: NIODeadline) -> Bool {
+        let wasBusy = endpoint.isBusy(at: now)
+        let until = now + .seconds(Int64(min(max(1, seconds), Self.maxBusySeconds)))
+        endpoint.busyUntil = max(endpoint.busyUntil ?? until, until)
+        return !wasBusy
     }
 
     /// Seconds until the first of the zone's healthy endpoints serving `model` that said it is busy
@@ -226,6 +235,11 @@ public final class CentralDirectory: Service, Sendable {
             var request = HTTPClientRequest(url: baseURL + "/models")
             request.method = .GET
             let response = try await client.execute(request, timeout: .seconds(5))
+            if APIError.isBusy(status: Int(response.status.code)) {
+                // A rate limiter or balancer in front answers every path: busy, not gone — the
+                // models it listed stand, and it is left alone as a completion's busy answer asks.
+                return self.probedBusy(baseURL, for: RetryAfter.seconds(in: response.headers) ?? 1)
+            }
             if response.status == .ok {
                 let body = try await response.body.collect(upTo: 1 << 20)
                 models = Set(try JSON.decode(ModelList.self, from: body.readableBytesView).data.map(\.id))
@@ -236,6 +250,15 @@ public final class CentralDirectory: Service, Sendable {
                 metadata: ["fleet.central": "\(baseURL)", "error.type": "\(type(of: error))"])
         }
         self.probed(baseURL, models: models)
+    }
+
+    /// A probe of an endpoint's models was answered busy (429, 503): its health and models stay as
+    /// they were, and it is left alone for `seconds`.
+    func probedBusy(_ baseURL: String, for seconds: Int, now: NIODeadline = .now()) {
+        self.endpoints.withLock { list in
+            guard let i = list.firstIndex(where: { $0.baseURL == baseURL }) else { return }
+            _ = Self.leaveAlone(&list[i], for: seconds, now: now)
+        }
     }
 
     /// What a probe of an endpoint's models found: the list (the endpoint is back in rotation, its

@@ -87,9 +87,12 @@ struct CandidateList {
                 continue
             }
             guard !self.tried.contains(id) else { continue }
+            let descriptor = self.core.registry.descriptor(id)
+            // A car that cannot continue is passed over, not tried: a `stream: false` answer that
+            // found no continuation starts again from nothing, and this car may serve that.
+            if continuation, let descriptor, descriptor.continuation == .none { continue }
             self.tried.append(id)
-            guard let car = self.core.registry.descriptor(id), car.zone == self.profile.zone,
-                !continuation || car.continuation != .none,
+            guard let car = descriptor, car.zone == self.profile.zone,
                 let tunnel = self.core.tunnels.handle(for: id),
                 let dispatch = self.core.registry.acquire(choice, for: self.profile, now: self.core.now)
             else { continue }
@@ -113,6 +116,13 @@ struct CandidateList {
         let zone = self.profile.zone
         if self.core.httpClient != nil && self.core.central.option(model: model, zone: zone) != nil { return true }
         return !self.centralOnly && self.core.registry.hasBusyCapacity(model: model, zone: zone, now: self.core.now)
+    }
+
+    /// Whether the zone has central capacity for the request's model and all of it is busy: at its
+    /// concurrency bound, or left alone for the `Retry-After` it asked.
+    var centralIsBusy: Bool {
+        self.core.httpClient != nil
+            && self.core.central.option(model: self.profile.model, zone: self.profile.zone)?.hasRoom == false
     }
 
     /// The `Retry-After` for a refusal on ``zoneIsBusy``: when the zone's only capacity is central

@@ -165,8 +165,14 @@ package struct DispatchStateMachine: Sendable {
     package private(set) var committed: AttemptID?
     /// Tokens delivered to the client.
     package private(set) var delivered = 0
-    /// Attempts opened so far.
+    /// Attempts opened so far (each bound counts them), including any that found no candidate.
     package private(set) var opened = 0
+    /// Attempts that found no candidate (``noCandidate(_:)``): never ran.
+    package private(set) var unfilled = 0
+    /// Attempts that ran: what a client and the audit line are told.
+    package var attemptsRun: Int { self.opened - self.unfilled }
+    /// Whether the last failure was one another upstream may not repeat (``Failure/retryable``).
+    private var lastFailureRetryable = true
     /// Continuations opened so far.
     package private(set) var migrations = 0
     /// Restarts opened so far (at most ``maxRestarts``).
@@ -198,6 +204,7 @@ package struct DispatchStateMachine: Sendable {
     package mutating func noCandidate(_ attempt: AttemptID) -> Action {
         guard let index = self.open.firstIndex(of: attempt), attempt != self.committed else { return .none }
         self.open.remove(at: index)
+        self.unfilled += 1
         switch self.phase {
         case .awaitingFirstToken:
             if !self.open.isEmpty { return .none }  // a hedge found nobody: the first attempt runs on
@@ -207,13 +214,15 @@ package struct DispatchStateMachine: Sendable {
                 self.opened == 1 ? .noCapacity : .attemptsExhausted(lastLabel: self.lastFailure ?? "no_candidate"),
                 midStream: false, cancel: [])
         case .migrating:
-            if let restart = self.restart() { return .open(restart) }
+            self.migrations -= 1  // the continuation never ran
+            if self.lastFailureRetryable, let restart = self.restart() { return .open(restart) }
             self.phase = .finished
             return .fail(
                 .noContinuationCandidate(lastLabel: self.lastFailure ?? "no_candidate"), midStream: true,
                 cancel: self.drain())
         case .streaming:
             // A departure's continuation found nobody: the departing car goes on as long as it can.
+            self.migrations -= 1  // the continuation never ran
             return .none
         case .idle, .finished:
             return .none
@@ -292,6 +301,7 @@ package struct DispatchStateMachine: Sendable {
         guard let index = self.open.firstIndex(of: attempt) else { return .none }
         self.open.remove(at: index)
         self.lastFailure = failure.label
+        self.lastFailureRetryable = failure.retryable
         switch self.phase {
         case .awaitingFirstToken:
             if !self.open.isEmpty { return .none }  // its hedge (or the attempt it hedged) runs on
@@ -388,6 +398,7 @@ package struct DispatchStateMachine: Sendable {
         self.phase = .awaitingFirstToken
         self.committed = nil
         self.delivered = 0
+        self.headSent = false  // a `stream: false` client was sent nothing
         return self.newAttempt(resumeFrom: 0, reason: .restart)
     }
 

@@ -106,6 +106,13 @@ extension Dispatcher {
             error = .overloaded(
                 "Every car and central endpoint tried for this request in privacy zone '\(self.request.zone)' is busy. Retry after \(seconds) s.",
                 retryAfter: seconds)
+        case .attemptsExhausted(let label)
+        where APIError.carPathCannotCarry.contains(label) && self.candidates.centralIsBusy:
+            // Central must serve it, and the zone's central capacity is there but busy: come back.
+            let seconds = self.candidates.zoneBusyRetryAfter
+            error = .overloaded(
+                "Only central capacity can serve this request, and every central endpoint in privacy zone '\(self.request.zone)' that serves this model is busy. Retry after \(seconds) s.",
+                retryAfter: seconds)
         case .attemptsExhausted(let label) where APIError.carPathCannotCarry.contains(label):
             let what = label == APIError.runtimeToolCallCode ? "with a tool call" : "with more than one choice"
             error = .upstreamFailed(
@@ -113,7 +120,7 @@ extension Dispatcher {
             )
         case .attemptsExhausted(let label):
             error = .upstreamFailed(
-                "No car or central endpoint could serve the request after \(self.machine.opened) attempts (\(label)).")
+                "No car or central endpoint could serve the request after \(self.machine.attemptsRun) attempts (\(label)).")
         case .rejected(let status):
             let headers = self.routeHeaders()
             self.end(status: status)
@@ -179,7 +186,7 @@ extension Dispatcher {
         fields.append(HTTPField(name: .fleetRequestID, value: self.requestID))
         fields.append(HTTPField(name: .fleetZone, value: self.request.zone))
         fields.append(HTTPField(name: .fleetOriginRegion, value: self.request.origin.region))
-        fields.append(HTTPField(name: .fleetAttempts, value: String(self.machine.opened)))
+        fields.append(HTTPField(name: .fleetAttempts, value: String(self.machine.attemptsRun)))
         if self.machine.migrations > 0 {
             fields.append(HTTPField(name: .fleetMigrations, value: String(self.machine.migrations)))
         }
@@ -217,16 +224,16 @@ extension Dispatcher {
         let tokens = self.deliveredTokens
         switch self.servingLease {
         case .car(let car, _, _):
-            return ("car", car.region, car.pseudonym, self.machine.opened, tokens, self.machine.migrations)
+            return ("car", car.region, car.pseudonym, self.machine.attemptsRun, tokens, self.machine.migrations)
         case .central(let endpoint, _):
-            return ("central", endpoint.region, "-", self.machine.opened, tokens, self.machine.migrations)
+            return ("central", endpoint.region, "-", self.machine.attemptsRun, tokens, self.machine.migrations)
         case .forward(let target, _):  // cluster (#21): the serving replica's region; the replica in the vehicle field
             return (
-                "replica", self.servingRegion ?? "-", target.replica, self.machine.opened, tokens,
+                "replica", self.servingRegion ?? "-", target.replica, self.machine.attemptsRun, tokens,
                 self.machine.migrations
             )
         case nil:
-            return ("-", "-", "-", self.machine.opened, tokens, self.machine.migrations)
+            return ("-", "-", "-", self.machine.attemptsRun, tokens, self.machine.migrations)
         }
     }
 }

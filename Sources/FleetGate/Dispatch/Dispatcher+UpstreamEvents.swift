@@ -275,6 +275,12 @@ extension Dispatcher {
 
     func attemptFailed(_ id: Int, _ failure: DispatchStateMachine.Failure) {
         guard let attempt = self.attempts[id], !self.ended else { return }
+        if self.machine.committed == id, self.relay.deliveredFinish {
+            // The answer is whole (its finish reason was delivered): an upstream lost before its
+            // `[DONE]` ends it as `[DONE]` would, rather than fail or start a whole answer again.
+            attempt.upstream?.cancel()
+            return self.perform(self.machine.finished(id))
+        }
         self.core.metrics.attemptFailed(label: failure.label)
         self.logger.debug(
             "Attempt failed",

@@ -171,7 +171,6 @@ final class Dispatcher: UpstreamEvents {
             self.open(open)
         case .migrate(let cancel, let open):
             if let cancel { self.cancel(cancel) }
-            self.core.metrics.failover(reason: open.reason)
             self.open(open)
         case .cancel(let ids):
             ids.forEach(self.cancel)
@@ -191,6 +190,14 @@ final class Dispatcher: UpstreamEvents {
     }
 
     private func open(_ open: DispatchStateMachine.Open) {
+        if open.reason == .restart {
+            // Nothing of the lost answer reached the client: the new one is its whole answer, and
+            // what the request says of where it was served is the new answer's.
+            self.relay.restart()
+            self.servingLease = nil
+            self.servingRegion = nil
+            self.clientFirstTokenAt = nil
+        }
         let continuing = open.resumeFrom > 0
         guard let lease = self.candidates.next(continuation: continuing) else {
             return self.perform(self.machine.noCandidate(open.attempt))
@@ -205,13 +212,12 @@ final class Dispatcher: UpstreamEvents {
                 lease, outcome: Outcome(ttftMilliseconds: nil, tpotMilliseconds: nil, outputTokens: 0, succeeded: true))
             return self.perform(self.machine.noCandidate(open.attempt))
         }
-        if open.reason == .retry { self.core.metrics.retries.increment() }
-        if open.reason == .restart {
-            // Nothing of the lost answer reached the client: the new one is its whole answer.
-            self.relay.restart()
-            self.core.metrics.failover(reason: .restart)
+        switch open.reason {
+        case .retry: self.core.metrics.retries.increment()
+        case .hedge: self.core.metrics.hedgesStarted.increment()
+        case .failover, .departure, .restart: self.core.metrics.failover(reason: open.reason)  // one that runs
+        case .initial: break
         }
-        if open.reason == .hedge { self.core.metrics.hedgesStarted.increment() }
         let now = NIODeadline.now()
         let wholeAnswer = self.asksWholeAnswer(lease, resumeFrom: open.resumeFrom)
         let attempt = Attempt(
