@@ -14,16 +14,16 @@ public struct ResponseEvent: Codable, Sendable, Hashable {
     public var outputIndex: Int?
     public var contentIndex: Int?
     public var itemID: String?
-    public var item: ResponseObject.OutputMessage?
-    public var part: ResponseObject.OutputText?
+    public var item: ResponseObject.OutputItem?
+    public var part: ResponseObject.ContentPart?
     public var delta: String?
     public var text: String?
     public var logprobs: [JSONValue]?
 
     public init(
         type: String, sequenceNumber: Int, response: ResponseObject? = nil, outputIndex: Int? = nil,
-        contentIndex: Int? = nil, itemID: String? = nil, item: ResponseObject.OutputMessage? = nil,
-        part: ResponseObject.OutputText? = nil, delta: String? = nil, text: String? = nil,
+        contentIndex: Int? = nil, itemID: String? = nil, item: ResponseObject.OutputItem? = nil,
+        part: ResponseObject.ContentPart? = nil, delta: String? = nil, text: String? = nil,
         logprobs: [JSONValue]? = nil
     ) {
         self.type = type

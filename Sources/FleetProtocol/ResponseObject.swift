@@ -2,7 +2,8 @@
 /// `stream`, and what its lifecycle events (`response.created`, `response.completed`, …) carry.
 ///
 /// Only what the fleet serves is filled in: one assistant `message` item with one `output_text`
-/// part, no tools, nothing stored. Optional fields are written as `null`, as OpenAI writes them,
+/// part — after a `reasoning` item with one `reasoning_text` part when the model thought first —
+/// no tools, nothing stored. Optional fields are written as `null`, as OpenAI writes them,
 /// so typed clients (the official SDKs) find every key they read.
 public struct ResponseObject: Codable, Sendable, Hashable {
     /// One `output_text` content part.
@@ -28,6 +29,99 @@ public struct ResponseObject: Codable, Sendable, Hashable {
             self.id = id
             self.status = status
             self.content = content
+        }
+    }
+
+    /// One `reasoning_text` content part: a reasoning model's thinking, as open models give it.
+    public struct ReasoningText: Codable, Sendable, Hashable {
+        public var type = "reasoning_text"
+        public var text: String
+
+        public init(text: String) { self.text = text }
+    }
+
+    /// One output item: the model's `reasoning`, before its message. No summary (the fleet's models
+    /// give their thinking as text) and nothing encrypted (nothing is stored).
+    public struct OutputReasoning: Codable, Sendable, Hashable {
+        public var type = "reasoning"
+        public var id: String
+        public var summary: [JSONValue] = []
+        public var content: [ReasoningText]
+        public var encryptedContent: String?
+        /// `in_progress`, `completed` or `incomplete`.
+        public var status: String
+
+        public init(id: String, status: String, content: [ReasoningText]) {
+            self.id = id
+            self.status = status
+            self.content = content
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case type, id, summary, content, status
+            case encryptedContent = "encrypted_content"
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(self.type, forKey: .type)
+            try c.encode(self.id, forKey: .id)
+            try c.encode(self.summary, forKey: .summary)
+            try c.encode(self.content, forKey: .content)
+            try c.encode(self.encryptedContent, forKey: .encryptedContent)  // null, as OpenAI sends it
+            try c.encode(self.status, forKey: .status)
+        }
+    }
+
+    /// An output item: a `message` or a `reasoning`, told apart by `type`.
+    public enum OutputItem: Codable, Sendable, Hashable {
+        case message(OutputMessage)
+        case reasoning(OutputReasoning)
+
+        /// The message, when this is one.
+        public var message: OutputMessage? {
+            if case .message(let message) = self { return message }
+            return nil
+        }
+
+        /// The reasoning, when this is one.
+        public var reasoning: OutputReasoning? {
+            if case .reasoning(let reasoning) = self { return reasoning }
+            return nil
+        }
+
+        private enum CodingKeys: String, CodingKey { case type }
+
+        public init(from decoder: any Decoder) throws {
+            let type = try decoder.container(keyedBy: CodingKeys.self).decode(String.self, forKey: .type)
+            self = type == "reasoning" ? .reasoning(try OutputReasoning(from: decoder)) : .message(try OutputMessage(from: decoder))
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            switch self {
+            case .message(let message): try message.encode(to: encoder)
+            case .reasoning(let reasoning): try reasoning.encode(to: encoder)
+            }
+        }
+    }
+
+    /// A content part: `output_text` or `reasoning_text`, told apart by `type`.
+    public enum ContentPart: Codable, Sendable, Hashable {
+        case text(OutputText)
+        case reasoning(ReasoningText)
+
+        private enum CodingKeys: String, CodingKey { case type }
+
+        public init(from decoder: any Decoder) throws {
+            let type = try decoder.container(keyedBy: CodingKeys.self).decode(String.self, forKey: .type)
+            self = type == "reasoning_text" ? .reasoning(try ReasoningText(from: decoder)) : .text(try OutputText(from: decoder))
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            switch self {
+            case .text(let text): try text.encode(to: encoder)
+            case .reasoning(let reasoning): try reasoning.encode(to: encoder)
+            }
         }
     }
 
@@ -101,7 +195,7 @@ public struct ResponseObject: Codable, Sendable, Hashable {
     public var instructions: String?
     public var maxOutputTokens: Int?
     public var model: String
-    public var output: [OutputMessage] = []
+    public var output: [OutputItem] = []
     public var parallelToolCalls = false
     public var previousResponseID: String?
     public var store = false
@@ -147,7 +241,7 @@ public struct ResponseObject: Codable, Sendable, Hashable {
         self.instructions = try c.decodeIfPresent(String.self, forKey: .instructions)
         self.maxOutputTokens = try c.decodeIfPresent(Int.self, forKey: .maxOutputTokens)
         self.model = try c.decode(String.self, forKey: .model)
-        self.output = try c.decode([OutputMessage].self, forKey: .output)
+        self.output = try c.decode([OutputItem].self, forKey: .output)
         self.parallelToolCalls = try c.decodeIfPresent(Bool.self, forKey: .parallelToolCalls) ?? false
         self.previousResponseID = try c.decodeIfPresent(String.self, forKey: .previousResponseID)
         self.store = try c.decodeIfPresent(Bool.self, forKey: .store) ?? false

@@ -61,8 +61,49 @@ struct ResponsesRendererTests {
         let completed = try #require(events.last?.event.response)
         #expect(completed.id == "resp_abc" && completed.status == "completed")
         #expect(completed.metadata == ["ticket": "42"])
-        #expect(completed.output.first?.content.first?.text == "Hello \"car\"")
+        #expect(completed.output.first?.message?.content.first?.text == "Hello \"car\"")
         #expect(completed.usage.map { [$0.inputTokens, $0.outputTokens, $0.totalTokens] } == [5, 2, 7])
+    }
+
+    /// A reasoning model's thinking (`reasoning_content`, from a car's runtime or central) was dropped:
+    /// the Responses client saw nothing of it, and nothing at all while the model thought.
+    @Test("Thinking before the text: a reasoning item (output 0) streamed and closed, then the message (output 1)")
+    func reasoning() throws {
+        func thinking(_ text: String) -> String {
+            #"data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"reasoning_content":"\#(text)"},"finish_reason":null}]}"#
+                + "\n\n"
+        }
+        var d = Self.driver()
+        _ = d.feed(chunk("c", role: true) + thinking("Let me") + thinking(" think."), from: 1)
+        _ = d.feed(chunk("c", content: "Hi") + thinking("late") + chunk("c", finish: "stop") + "data: [DONE]\n\n", from: 1)
+        d.relay.finishStream(into: &d.out)
+        let events = try Self.events(d.client)
+        #expect(
+            events.map(\.name) == [
+                "response.created", "response.in_progress",
+                "response.output_item.added", "response.content_part.added",
+                "response.reasoning_text.delta", "response.reasoning_text.delta",
+                "response.reasoning_text.done", "response.content_part.done", "response.output_item.done",
+                "response.output_item.added", "response.content_part.added", "response.output_text.delta",
+                "response.output_text.done", "response.content_part.done", "response.output_item.done",
+                "response.completed",
+            ], "\(d.client)")
+        #expect(events.map(\.event.sequenceNumber) == Array(0..<events.count))
+        #expect(events[4...5].compactMap(\.event.delta) == ["Let me", " think."])
+        #expect(events[4...8].allSatisfy { $0.event.outputIndex == 0 } && events[9...14].allSatisfy { $0.event.outputIndex == 1 })
+        #expect(events[6].event.text == "Let me think." && events[6].event.itemID == "rs_abc")
+        #expect(events[8].event.item?.reasoning?.content.map(\.text) == ["Let me think."])
+        let completed = try #require(events.last?.event.response)
+        // Thinking after the text started is not the reasoning item's.
+        #expect(completed.output.count == 2)
+        #expect(completed.output[0].reasoning.map { ($0.id, $0.status, $0.content.map(\.text)) } ?? ("", "", []) == ("rs_abc", "completed", ["Let me think."]))
+        #expect(completed.output[1].message?.content.first?.text == "Hi")
+        // stream: false: the same two items.
+        var whole = Self.driver(streaming: false)
+        _ = whole.feed(chunk("c", role: true) + thinking("Hm.") + chunk("c", content: "Yes") + chunk("c", finish: "stop"), from: 1)
+        let object = try JSONDecoder().decode(ResponseObject.self, from: Data(String(buffer: whole.relay.responseBody(model: "m")).utf8))
+        #expect(object.output.compactMap(\.reasoning).flatMap(\.content).map(\.text) == ["Hm."])
+        #expect(object.output.last?.message?.content.first?.text == "Yes")
     }
 
     @Test("The upstream's cached and reasoning tokens reach the response's usage details, bounded by its counts")
@@ -122,7 +163,7 @@ struct ResponsesRendererTests {
         #expect(events.last?.name == "response.incomplete")
         let response = try #require(events.last?.event.response)
         #expect(response.status == "incomplete" && response.incompleteDetails?.reason == "max_output_tokens")
-        #expect(response.output.first?.status == "incomplete")
+        #expect(response.output.first?.message?.status == "incomplete")
         #expect(events.compactMap(\.event.delta) == ["t1 ", "t2 "])
     }
 
@@ -137,7 +178,7 @@ struct ResponsesRendererTests {
         let response = try #require(events.last?.event.response)
         #expect(response.status == "failed" && response.error?.code == "server_error")
         #expect(response.error?.message == "The stream was lost.")
-        #expect(response.output.first?.content.first?.text == "partial")
+        #expect(response.output.first?.message?.content.first?.text == "partial")
         #expect(events.map(\.event.sequenceNumber) == Array(0..<events.count))
     }
 
@@ -151,7 +192,7 @@ struct ResponsesRendererTests {
         let response = try JSONDecoder().decode(
             ResponseObject.self, from: Data(d.relay.responseBody(model: "fleet-8b").readableBytesView))
         #expect(response.object == "response" && response.status == "completed")
-        #expect(response.output.count == 1 && response.output[0].content[0].text == "one two")
+        #expect(response.output.count == 1 && response.output[0].message?.content[0].text == "one two")
         #expect(response.usage?.outputTokens == 2)
         #expect(response.maxOutputTokens == 3 && response.store == false)
     }

@@ -287,6 +287,30 @@ struct OpenAILocalEngineTests {
             #expect(message?["content"] as? String == "Hi there", "\(whole.body)")
             let usage = answer?["usage"] as? [String: Any]
             #expect(usage?["completion_tokens"] as? Int == 5, "thinking counts as output: \(whole.body)")
+
+            // The Responses API: a reasoning item before the message, each event and object validated
+            // strictly by the official SDK's own models.
+            let python = try #require(ProcessInfo.processInfo.environment["FLEETGATE_PYTHON"])
+            let script = """
+                import json, sys, openai
+                client = openai.OpenAI(base_url=sys.argv[1] + "/v1", api_key="unused", max_retries=0)
+                strict = lambda obj: type(obj).model_validate(obj.to_dict())
+                whole = strict(client.responses.create(model="chat", input="hi"))
+                events = [strict(e) for e in client.responses.create(model="chat", input="hi", stream=True)]
+                print(json.dumps({
+                    "items": [o.type for o in whole.output], "thinking": whole.output[0].content[0].text,
+                    "text": whole.output_text, "events": [e.type for e in events],
+                    "deltas": "".join(e.delta for e in events if e.type == "response.reasoning_text.delta"),
+                    "final": [o.type for o in events[-1].response.output]}))
+                """
+            let run = try await Subprocess.run(python, ["-c", script, fleet.baseURL], timeout: 60)
+            try #require(run.status == 0, "\(run.stderr.suffix(2_000))")
+            let report = try #require(try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any])
+            #expect(report["items"] as? [String] == ["reasoning", "message"], "\(report)")
+            #expect(report["thinking"] as? String == "Thinking \"hard\"." && report["text"] as? String == "Hi there")
+            #expect(report["deltas"] as? String == "Thinking \"hard\".")
+            #expect(report["final"] as? [String] == ["reasoning", "message"])
+            #expect((report["events"] as? [String])?.filter { $0 == "response.output_item.done" }.count == 2)
         }
     }
 

@@ -204,7 +204,7 @@ struct ResponsesTests {
             #expect(events.compactMap(\.delta).joined() == expected)
             let final = try #require(events.last?.response)
             #expect(final.id == events.first?.response?.id)
-            #expect(final.output.first?.content.first?.text == expected)
+            #expect(final.output.first?.message?.content.first?.text == expected)
             #expect(final.usage?.outputTokens == 80)
             // The car appends its record when its stream closes, which may be just after the client's end.
             try await waitUntil("car-b's record of the continuation") {
@@ -237,7 +237,7 @@ struct ResponsesTests {
             #expect(events.last?.type == "response.failed")
             let failed = try #require(events.last?.response)
             #expect(failed.status == "failed" && failed.error?.code == "server_error")
-            #expect(failed.output.first?.content.first?.text == events.compactMap(\.delta).joined())
+            #expect(failed.output.first?.message?.content.first?.text == events.compactMap(\.delta).joined())
         }
     }
 }

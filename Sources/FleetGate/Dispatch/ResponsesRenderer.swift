@@ -6,48 +6,130 @@ package import NIOCore
 ///
 /// Responsibilities:
 /// 1. open a streamed answer when the relay commits its first attempt: `response.created`,
-///    `response.in_progress`, `response.output_item.added` (one assistant message) and
-///    `response.content_part.added` (one `output_text` part);
-/// 2. write each delivered piece of text of choice 0 as `response.output_text.delta`;
-/// 3. close it: `response.output_text.done`, `response.content_part.done`,
+///    `response.in_progress`;
+/// 2. a reasoning model's thinking before its text (`reasoning_content`): one `reasoning` item,
+///    `response.output_item.added`, `response.content_part.added` (one `reasoning_text` part),
+///    `response.reasoning_text.delta` a piece, closed (`….reasoning_text.done`, `….content_part.done`,
+///    `….output_item.done`) when the text starts;
+/// 3. the text: one assistant message, `response.output_item.added`, `response.content_part.added`
+///    (one `output_text` part), then each delivered piece of choice 0 as `response.output_text.delta`;
+/// 4. close it: `response.output_text.done`, `response.content_part.done`,
 ///    `response.output_item.done`, then `response.completed` — or `response.incomplete` when the
 ///    output limit ended it — carrying the whole `response` with its usage;
-/// 4. in place of chat's SSE error event, `response.failed` with the `response` so far;
-/// 5. number every event (`sequence_number`, from 0) and name it on an `event:` line as OpenAI does;
-/// 6. build the `stream: false` answer, the `response` object.
+/// 5. in place of chat's SSE error event, `response.failed` with the `response` so far;
+/// 6. number every event (`sequence_number`, from 0) and name it on an `event:` line as OpenAI does;
+/// 7. build the `stream: false` answer, the `response` object.
 ///
 /// It decides nothing: the relay tells it what was delivered and when the answer ends. No
-/// `[DONE]` is sent; the Responses stream ends after its terminal event.
+/// `[DONE]` is sent; the Responses stream ends after its terminal event. Thinking that comes after
+/// the text has started is not written (the message is the last item).
 package struct ResponsesRenderer: Sendable {
+    /// Where the stream's items are.
+    private enum Items: Sendable {
+        /// None open yet.
+        case none
+        /// The reasoning item is open.
+        case reasoning
+        /// The message is open, at this output index (1 after a reasoning item).
+        case message(outputIndex: Int)
+    }
+
     /// The response as it started: `in_progress`, no output, the request's echoed parameters.
     private let template: ResponseObject
     /// The id of the one output message.
     package let messageID: String
+    /// The id of the reasoning item, when the model thought first.
+    package let reasoningID: String
     private var sequence = 0
+    private var items = Items.none
 
     /// - Parameter template: the `response` object in progress (``ResponsesRequest/responseTemplate(id:createdAt:)``).
     package init(template: ResponseObject) {
         self.template = template
-        self.messageID = "msg_" + (template.id.hasPrefix("resp_") ? String(template.id.dropFirst(5)) : template.id)
+        let base = template.id.hasPrefix("resp_") ? String(template.id.dropFirst(5)) : template.id
+        self.messageID = "msg_" + base
+        self.reasoningID = "rs_" + base
     }
 
-    /// The events that open a stream, up to the empty `output_text` part.
+    /// The events that open a stream; its items open with their first piece.
     package mutating func begin(into out: inout ByteBuffer) {
         self.write(.init(type: "response.created", sequenceNumber: 0, response: self.template), into: &out)
         self.write(.init(type: "response.in_progress", sequenceNumber: 0, response: self.template), into: &out)
+    }
+
+    /// Whether the message is not open yet: call ``openMessage(reasoning:into:)`` before the first
+    /// ``delta(token:of:into:)``.
+    package var needsMessage: Bool {
+        if case .message = self.items { return false }
+        return true
+    }
+
+    /// Opens the message (closing the reasoning item with all of `reasoning`, when one is open).
+    package mutating func openMessage(reasoning: String, into out: inout ByteBuffer) {
+        var outputIndex = 0
+        switch self.items {
+        case .message: return
+        case .none: break
+        case .reasoning:
+            outputIndex = 1
+            let item = self.reasoningItem(reasoning, status: "completed")
+            self.write(
+                .init(
+                    type: "response.reasoning_text.done", sequenceNumber: 0, outputIndex: 0, contentIndex: 0,
+                    itemID: self.reasoningID, text: reasoning), into: &out)
+            self.write(
+                .init(
+                    type: "response.content_part.done", sequenceNumber: 0, outputIndex: 0, contentIndex: 0,
+                    itemID: self.reasoningID, part: .reasoning(.init(text: reasoning))), into: &out)
+            self.write(
+                .init(type: "response.output_item.done", sequenceNumber: 0, outputIndex: 0, item: .reasoning(item)),
+                into: &out)
+        }
+        self.items = .message(outputIndex: outputIndex)
         self.write(
             .init(
-                type: "response.output_item.added", sequenceNumber: 0, outputIndex: 0,
-                item: .init(id: self.messageID, status: "in_progress", content: [])), into: &out)
+                type: "response.output_item.added", sequenceNumber: 0, outputIndex: outputIndex,
+                item: .message(.init(id: self.messageID, status: "in_progress", content: []))), into: &out)
         self.write(
             .init(
-                type: "response.content_part.added", sequenceNumber: 0, outputIndex: 0, contentIndex: 0,
-                itemID: self.messageID, part: .init(text: "")), into: &out)
+                type: "response.content_part.added", sequenceNumber: 0, outputIndex: outputIndex, contentIndex: 0,
+                itemID: self.messageID, part: .text(.init(text: ""))), into: &out)
+    }
+
+    /// One delivered piece of thinking (its JSON string token at `range` of `payload`), before the
+    /// text: opens the reasoning item at the first. After the text has started, nothing.
+    package mutating func reasoning(token range: Range<Int>, of payload: ByteBuffer, into out: inout ByteBuffer) {
+        switch self.items {
+        case .message: return
+        case .reasoning: break
+        case .none:
+            self.items = .reasoning
+            self.write(
+                .init(
+                    type: "response.output_item.added", sequenceNumber: 0, outputIndex: 0,
+                    item: .reasoning(self.reasoningItem(nil, status: "in_progress"))), into: &out)
+            self.write(
+                .init(
+                    type: "response.content_part.added", sequenceNumber: 0, outputIndex: 0, contentIndex: 0,
+                    itemID: self.reasoningID, part: .reasoning(.init(text: ""))), into: &out)
+        }
+        out.writeStaticString(
+            "event: response.reasoning_text.delta\ndata: {\"type\":\"response.reasoning_text.delta\",\"sequence_number\":")
+        out.writeString(String(self.sequence))
+        self.sequence += 1
+        out.writeStaticString(",\"item_id\":")
+        JSONBody.writeJSONString(self.reasoningID, into: &out)
+        out.writeStaticString(",\"output_index\":0,\"content_index\":0,\"delta\":")
+        payload.withUnsafeReadableBytes { bytes in
+            JSONBody.writeJSONString(token: UnsafeRawBufferPointer(rebasing: bytes[range]), into: &out)
+        }
+        out.writeStaticString("}\n\n")
     }
 
     /// One delivered piece of text, given as its JSON string token at `range` of `payload`'s
     /// readable bytes (validated by ``ChunkScanner``): written without decoding it
-    /// (``JSONBody/writeJSONString(token:into:)``), and by hand: it is the hot path.
+    /// (``JSONBody/writeJSONString(token:into:)``), and by hand: it is the hot path. The message must
+    /// be open (``needsMessage``).
     package mutating func delta(token range: Range<Int>, of payload: ByteBuffer, into out: inout ByteBuffer) {
         out.writeStaticString(
             "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"sequence_number\":")
@@ -55,53 +137,65 @@ package struct ResponsesRenderer: Sendable {
         self.sequence += 1
         out.writeStaticString(",\"item_id\":")
         JSONBody.writeJSONString(self.messageID, into: &out)
-        out.writeStaticString(",\"output_index\":0,\"content_index\":0,\"delta\":")
+        out.writeStaticString(",\"output_index\":")
+        out.writeStaticString(self.messageOutputIndex == 0 ? "0" : "1")
+        out.writeStaticString(",\"content_index\":0,\"delta\":")
         payload.withUnsafeReadableBytes { bytes in
             JSONBody.writeJSONString(token: UnsafeRawBufferPointer(rebasing: bytes[range]), into: &out)
         }
         out.writeStaticString(",\"logprobs\":[]}\n\n")
     }
 
+    private var messageOutputIndex: Int {
+        if case .message(let index) = self.items { return index }
+        return 0
+    }
+
     /// The events that close a stream, ending with `response.completed` or `response.incomplete`.
     ///
     /// - Parameters:
     ///   - text: everything delivered.
+    ///   - reasoning: the thinking delivered before the text (empty: none).
     ///   - usage: the usage the relay reports.
     ///   - details: its cached and reasoning tokens, when the upstream said.
     ///   - finishReason: the last finish reason of choice 0 (`length` makes the answer incomplete).
     package mutating func finish(
-        text: String, usage: Usage, details: UsageDetails? = nil, finishReason: String?, into out: inout ByteBuffer
+        text: String, reasoning: String = "", usage: Usage, details: UsageDetails? = nil, finishReason: String?,
+        into out: inout ByteBuffer
     ) {
-        let response = self.response(text: text, usage: usage, details: details, finishReason: finishReason)
-        let item = response.output[0]
+        self.openMessage(reasoning: reasoning, into: &out)
+        let response = self.response(text: text, reasoning: reasoning, usage: usage, details: details, finishReason: finishReason)
+        let index = self.messageOutputIndex
+        let item = response.output[index]
         self.write(
             .init(
-                type: "response.output_text.done", sequenceNumber: 0, outputIndex: 0, contentIndex: 0,
+                type: "response.output_text.done", sequenceNumber: 0, outputIndex: index, contentIndex: 0,
                 itemID: self.messageID, text: text, logprobs: []), into: &out)
         self.write(
             .init(
-                type: "response.content_part.done", sequenceNumber: 0, outputIndex: 0, contentIndex: 0,
-                itemID: self.messageID, part: item.content[0]), into: &out)
-        self.write(.init(type: "response.output_item.done", sequenceNumber: 0, outputIndex: 0, item: item), into: &out)
+                type: "response.content_part.done", sequenceNumber: 0, outputIndex: index, contentIndex: 0,
+                itemID: self.messageID, part: .text(.init(text: text))), into: &out)
+        self.write(.init(type: "response.output_item.done", sequenceNumber: 0, outputIndex: index, item: item), into: &out)
         self.write(.init(type: "response." + response.status, sequenceNumber: 0, response: response), into: &out)
     }
 
     /// `response.failed`, where chat completions send the SSE error event; the stream then ends.
     package mutating func failed(
-        _ error: APIError, text: String, usage: Usage, details: UsageDetails? = nil, into out: inout ByteBuffer
+        _ error: APIError, text: String, reasoning: String = "", usage: Usage, details: UsageDetails? = nil,
+        into out: inout ByteBuffer
     ) {
         var response = self.template
         response.status = "failed"
         response.error = .init(code: "server_error", message: error.message)
-        response.output = [.init(id: self.messageID, status: "incomplete", content: [.init(text: text)])]
+        response.output = self.output(text: text, reasoning: reasoning, status: "incomplete")
         response.usage = .init(usage, details: details)
         self.write(.init(type: "response.failed", sequenceNumber: 0, response: response), into: &out)
     }
 
     /// The finished `response` object: the stream's last event, or the `stream: false` answer.
-    package func response(text: String, usage: Usage, details: UsageDetails? = nil, finishReason: String?)
-        -> ResponseObject
-    {
+    package func response(
+        text: String, reasoning: String = "", usage: Usage, details: UsageDetails? = nil, finishReason: String?
+    ) -> ResponseObject {
         var response = self.template
         let reason: String? =
             switch finishReason {
@@ -111,9 +205,20 @@ package struct ResponsesRenderer: Sendable {
             }
         response.status = reason == nil ? "completed" : "incomplete"
         response.incompleteDetails = reason.map(ResponseObject.IncompleteDetails.init)
-        response.output = [.init(id: self.messageID, status: response.status, content: [.init(text: text)])]
+        response.output = self.output(text: text, reasoning: reasoning, status: response.status)
         response.usage = .init(usage, details: details)
         return response
+    }
+
+    /// The output items: the reasoning (when there was thinking), then the message.
+    private func output(text: String, reasoning: String, status: String) -> [ResponseObject.OutputItem] {
+        let message = ResponseObject.OutputItem.message(.init(id: self.messageID, status: status, content: [.init(text: text)]))
+        guard !reasoning.isEmpty else { return [message] }
+        return [.reasoning(self.reasoningItem(reasoning, status: "completed")), message]
+    }
+
+    private func reasoningItem(_ text: String?, status: String) -> ResponseObject.OutputReasoning {
+        .init(id: self.reasoningID, status: status, content: text.map { [.init(text: $0)] } ?? [])
     }
 
     /// Writes one event with the next sequence number.

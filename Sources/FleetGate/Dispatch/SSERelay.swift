@@ -150,7 +150,8 @@ package struct SSERelay: Sendable {
     /// The delivered text of choice 0, for continuations and `stream: false`: kept as its pieces'
     /// string tokens, decoded by ``deliveredText``.
     var delivered = TokenText()
-    /// Choice 0's thinking (`reasoning_content`), for `stream: false`.
+    /// Choice 0's thinking (`reasoning_content`), for `stream: false` and the Responses API (for which
+    /// only the thinking before the text: its reasoning item comes before the message).
     private var reasoning = TokenText()
     /// Text of further choices (`n > 1`), for `stream: false`.
     private var otherText: [Int: TokenText] = [:]
@@ -214,8 +215,16 @@ package struct SSERelay: Sendable {
         if counted || chunk.choice.map({ $0.hasToolCalls || $0.hasOtherOutput }) == true { self.deliveredTokens += 1 }
         guard self.configuration.streaming else { return }
         if self.renderer != nil {
-            if let choice = chunk.choice, choice.index == 0, let token = choice.contentToken, token.count > 2 {
-                self.renderer!.delta(token: token, of: item.payload, into: &out)
+            if let choice = chunk.choice, choice.index == 0 {
+                if let thinking = choice.reasoningToken {
+                    self.renderer!.reasoning(token: thinking, of: item.payload, into: &out)
+                }
+                if let token = choice.contentToken, token.count > 2 {
+                    if self.renderer!.needsMessage {
+                        self.renderer!.openMessage(reasoning: self.reasoning.text, into: &out)
+                    }
+                    self.renderer!.delta(token: token, of: item.payload, into: &out)
+                }
             }
         } else {
             self.write(item, into: &out)
@@ -226,8 +235,10 @@ package struct SSERelay: Sendable {
     /// carried text.
     private mutating func record(_ choice: ChunkScanner.Choice, of payload: ByteBuffer) -> Bool {
         if let reason = choice.finishReason { self.finishReasons[choice.index] = reason }
-        if let thinking = choice.reasoningToken, choice.index == 0, !self.configuration.streaming {
-            // Kept for the answer (a streamed client got it in the chunk); counted with its text.
+        if let thinking = choice.reasoningToken, choice.index == 0,
+            !self.configuration.streaming || (self.renderer != nil && self.delivered.isEmpty)
+        {
+            // Kept for the answer (a streamed chat client got it in the chunk); counted with its text.
             self.reasoning.append(token: thinking, of: payload)
             self.aggregateBytes += thinking.count - 2
         }
@@ -264,7 +275,7 @@ package struct SSERelay: Sendable {
         self.doneSent = true
         if self.renderer != nil {
             return self.renderer!.finish(
-                text: self.deliveredText, usage: self.usage, details: self.usageDetails,
+                text: self.deliveredText, reasoning: self.reasoning.text, usage: self.usage, details: self.usageDetails,
                 finishReason: self.finishReasons[0], into: &out)
         }
         if self.configuration.includeUsage, self.segments.count == 1,
@@ -348,7 +359,7 @@ package struct SSERelay: Sendable {
         if let renderer = self.renderer {
             return JSON.buffer(
                 renderer.response(
-                    text: self.deliveredText, usage: self.usage, details: self.usageDetails,
+                    text: self.deliveredText, reasoning: self.reasoning.text, usage: self.usage, details: self.usageDetails,
                     finishReason: self.finishReasons[0]))
         }
         return JSON.buffer(self.response(model: model))
@@ -365,7 +376,7 @@ package struct SSERelay: Sendable {
         guard self.renderer != nil else { return Self.errorEvent(error) }
         var out = ByteBuffer()
         self.renderer!.failed(
-            error, text: self.deliveredText, usage: self.usage, details: self.usageDetails, into: &out)
+            error, text: self.deliveredText, reasoning: self.reasoning.text, usage: self.usage, details: self.usageDetails, into: &out)
         return out
     }
 }
