@@ -113,17 +113,9 @@ package struct ResponsesRenderer: Sendable {
                     type: "response.content_part.added", sequenceNumber: 0, outputIndex: 0, contentIndex: 0,
                     itemID: self.reasoningID, part: .reasoning(.init(text: ""))), into: &out)
         }
-        out.writeStaticString(
-            "event: response.reasoning_text.delta\ndata: {\"type\":\"response.reasoning_text.delta\",\"sequence_number\":")
-        out.writeString(String(self.sequence))
-        self.sequence += 1
-        out.writeStaticString(",\"item_id\":")
-        JSONBody.writeJSONString(self.reasoningID, into: &out)
-        out.writeStaticString(",\"output_index\":0,\"content_index\":0,\"delta\":")
-        payload.withUnsafeReadableBytes { bytes in
-            JSONBody.writeJSONString(token: UnsafeRawBufferPointer(rebasing: bytes[range]), into: &out)
-        }
-        out.writeStaticString("}\n\n")
+        self.writeDelta(
+            "event: response.reasoning_text.delta\ndata: {\"type\":\"response.reasoning_text.delta\",\"sequence_number\":",
+            item: self.reasoningID, outputIndex: "0", token: range, of: payload, end: "}\n\n", into: &out)
     }
 
     /// One delivered piece of text, given as its JSON string token at `range` of `payload`'s
@@ -131,19 +123,30 @@ package struct ResponsesRenderer: Sendable {
     /// (``JSONBody/writeJSONString(token:into:)``), and by hand: it is the hot path. The message must
     /// be open (``needsMessage``).
     package mutating func delta(token range: Range<Int>, of payload: ByteBuffer, into out: inout ByteBuffer) {
-        out.writeStaticString(
-            "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"sequence_number\":")
+        self.writeDelta(
+            "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"sequence_number\":",
+            item: self.messageID, outputIndex: self.messageOutputIndex == 0 ? "0" : "1", token: range, of: payload,
+            end: ",\"logprobs\":[]}\n\n", into: &out)
+    }
+
+    /// A delta event, by hand: `start` (its name, type and the sequence number's key), the next
+    /// sequence number, the item and indices, the piece's JSON string token as it came, then `end`.
+    private mutating func writeDelta(
+        _ start: StaticString, item: String, outputIndex: StaticString, token range: Range<Int>, of payload: ByteBuffer,
+        end: StaticString, into out: inout ByteBuffer
+    ) {
+        out.writeStaticString(start)
         out.writeString(String(self.sequence))
         self.sequence += 1
         out.writeStaticString(",\"item_id\":")
-        JSONBody.writeJSONString(self.messageID, into: &out)
+        JSONBody.writeJSONString(item, into: &out)
         out.writeStaticString(",\"output_index\":")
-        out.writeStaticString(self.messageOutputIndex == 0 ? "0" : "1")
+        out.writeStaticString(outputIndex)
         out.writeStaticString(",\"content_index\":0,\"delta\":")
         payload.withUnsafeReadableBytes { bytes in
             JSONBody.writeJSONString(token: UnsafeRawBufferPointer(rebasing: bytes[range]), into: &out)
         }
-        out.writeStaticString(",\"logprobs\":[]}\n\n")
+        out.writeStaticString(end)
     }
 
     private var messageOutputIndex: Int {
