@@ -299,7 +299,8 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
             return
         }
         self.tokenPrefixBytes.withUnsafeBytes { prefix in
-            event.writeConcatenation(prefix, token, UnsafeRawBufferPointer(start: suffix.utf8Start, count: suffix.utf8CodeUnitCount))
+            event.writeConcatenation(
+                prefix, token, UnsafeRawBufferPointer(start: suffix.utf8Start, count: suffix.utf8CodeUnitCount))
         }
     }
 

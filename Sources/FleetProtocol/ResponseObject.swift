@@ -94,7 +94,9 @@ public struct ResponseObject: Codable, Sendable, Hashable {
 
         public init(from decoder: any Decoder) throws {
             let type = try decoder.container(keyedBy: CodingKeys.self).decode(String.self, forKey: .type)
-            self = type == "reasoning" ? .reasoning(try OutputReasoning(from: decoder)) : .message(try OutputMessage(from: decoder))
+            self =
+                type == "reasoning"
+                ? .reasoning(try OutputReasoning(from: decoder)) : .message(try OutputMessage(from: decoder))
         }
 
         public func encode(to encoder: any Encoder) throws {
@@ -114,7 +116,9 @@ public struct ResponseObject: Codable, Sendable, Hashable {
 
         public init(from decoder: any Decoder) throws {
             let type = try decoder.container(keyedBy: CodingKeys.self).decode(String.self, forKey: .type)
-            self = type == "reasoning_text" ? .reasoning(try ReasoningText(from: decoder)) : .text(try OutputText(from: decoder))
+            self =
+                type == "reasoning_text"
+                ? .reasoning(try ReasoningText(from: decoder)) : .text(try OutputText(from: decoder))
         }
 
         public func encode(to encoder: any Encoder) throws {

@@ -1,9 +1,10 @@
-@testable import FleetGate
 import FleetGeo
 import FleetScheduler
 import Logging
 import NIOCore
 import Testing
+
+@testable import FleetGate
 
 @Suite("CentralDirectory")
 struct CentralDirectoryTests {
@@ -37,7 +38,9 @@ struct CentralDirectoryTests {
         // and no estimate learned.
         let before = directory.all.first { $0.baseURL == Self.a }!.estimate
         var leases: [CentralDirectory.Endpoint] = []
-        for _ in 0..<(2 * CentralDirectory.failuresToEject) { leases.append(try #require(self.acquire(directory, at: t0))) }
+        for _ in 0..<(2 * CentralDirectory.failuresToEject) {
+            leases.append(try #require(self.acquire(directory, at: t0)))
+        }
         #expect(Set(leases.map(\.baseURL)) == [Self.a, Self.b])
         for endpoint in leases { directory.release(endpoint, outcome: .failed, promptTokens: 10, busyFor: 7, now: t0) }
         // Both asked for 7 s: the zone has no room, but is only busy.

@@ -292,14 +292,19 @@ struct DispatchStateMachineTests {
     @Test("stream: false and not continuable: the lost answer starts again from nothing, once")
     func restartNotContinuable() {
         var m = Machine(
-            configuration: .init(maxAttempts: 3, maxMigrations: 3, hedging: true, continuable: false, restartable: true))
+            configuration: .init(maxAttempts: 3, maxMigrations: 3, hedging: true, continuable: false, restartable: true)
+        )
         _ = m.start()
         #expect(m.firstToken(1) == .commit(1, sendHead: true, cancel: []))
         #expect(m.token(1) == .forward)
-        #expect(m.failed(1, .init(retryable: true, label: "runtime_tool_call")) == .open(.init(attempt: 2, resumeFrom: 0, reason: .restart)))
+        #expect(
+            m.failed(1, .init(retryable: true, label: "runtime_tool_call"))
+                == .open(.init(attempt: 2, resumeFrom: 0, reason: .restart)))
         #expect(m.phase == .awaitingFirstToken && m.committed == nil && m.delivered == 0 && m.restarts == 1)
         // Before its first token it fails like any first attempt: retried while attempts are left.
-        #expect(m.failed(2, .init(retryable: true, label: "car_reset")) == .open(.init(attempt: 3, resumeFrom: 0, reason: .retry)))
+        #expect(
+            m.failed(2, .init(retryable: true, label: "car_reset"))
+                == .open(.init(attempt: 3, resumeFrom: 0, reason: .retry)))
         // Nothing was sent: the answer that now starts is the first the client will get.
         #expect(m.firstToken(3) == .commit(3, sendHead: true, cancel: []))
         // A second lost answer ends the request: one restart.
@@ -308,7 +313,8 @@ struct DispatchStateMachineTests {
                 == .fail(.notContinuable(lastLabel: "car_reset"), midStream: true, cancel: []))
         // Not for a failure another upstream would repeat (an answer past the bound).
         var bound = Machine(
-            configuration: .init(maxAttempts: 3, maxMigrations: 3, hedging: true, continuable: false, restartable: true))
+            configuration: .init(maxAttempts: 3, maxMigrations: 3, hedging: true, continuable: false, restartable: true)
+        )
         _ = bound.start()
         _ = bound.firstToken(1)
         #expect(

@@ -75,7 +75,8 @@ struct ResponsesRendererTests {
         }
         var d = Self.driver()
         _ = d.feed(chunk("c", role: true) + thinking("Let me") + thinking(" think."), from: 1)
-        _ = d.feed(chunk("c", content: "Hi") + thinking("late") + chunk("c", finish: "stop") + "data: [DONE]\n\n", from: 1)
+        _ = d.feed(
+            chunk("c", content: "Hi") + thinking("late") + chunk("c", finish: "stop") + "data: [DONE]\n\n", from: 1)
         d.relay.finishStream(into: &d.out)
         let events = try Self.events(d.client)
         #expect(
@@ -90,18 +91,25 @@ struct ResponsesRendererTests {
             ], "\(d.client)")
         #expect(events.map(\.event.sequenceNumber) == Array(0..<events.count))
         #expect(events[4...5].compactMap(\.event.delta) == ["Let me", " think."])
-        #expect(events[4...8].allSatisfy { $0.event.outputIndex == 0 } && events[9...14].allSatisfy { $0.event.outputIndex == 1 })
+        #expect(
+            events[4...8].allSatisfy { $0.event.outputIndex == 0 }
+                && events[9...14].allSatisfy { $0.event.outputIndex == 1 })
         #expect(events[6].event.text == "Let me think." && events[6].event.itemID == "rs_abc")
         #expect(events[8].event.item?.reasoning?.content.map(\.text) == ["Let me think."])
         let completed = try #require(events.last?.event.response)
         // Thinking after the text started is not the reasoning item's.
         #expect(completed.output.count == 2)
-        #expect(completed.output[0].reasoning.map { ($0.id, $0.status, $0.content.map(\.text)) } ?? ("", "", []) == ("rs_abc", "completed", ["Let me think."]))
+        #expect(
+            completed.output[0].reasoning.map { ($0.id, $0.status, $0.content.map(\.text)) } ?? ("", "", []) == (
+                "rs_abc", "completed", ["Let me think."]
+            ))
         #expect(completed.output[1].message?.content.first?.text == "Hi")
         // stream: false: the same two items.
         var whole = Self.driver(streaming: false)
-        _ = whole.feed(chunk("c", role: true) + thinking("Hm.") + chunk("c", content: "Yes") + chunk("c", finish: "stop"), from: 1)
-        let object = try JSONDecoder().decode(ResponseObject.self, from: Data(String(buffer: whole.relay.responseBody(model: "m")).utf8))
+        _ = whole.feed(
+            chunk("c", role: true) + thinking("Hm.") + chunk("c", content: "Yes") + chunk("c", finish: "stop"), from: 1)
+        let object = try JSONDecoder().decode(
+            ResponseObject.self, from: Data(String(buffer: whole.relay.responseBody(model: "m")).utf8))
         #expect(object.output.compactMap(\.reasoning).flatMap(\.content).map(\.text) == ["Hm."])
         #expect(object.output.last?.message?.content.first?.text == "Yes")
     }

@@ -429,7 +429,8 @@ struct SSERelayTests {
 
     /// Every chunk carries the stream's one identity.
     static func expectIdentity(
-        _ chunks: [[String: Any]], id: String, model: String, created: Int, sourceLocation: SourceLocation = #_sourceLocation
+        _ chunks: [[String: Any]], id: String, model: String, created: Int,
+        sourceLocation: SourceLocation = #_sourceLocation
     ) {
         for chunk in chunks {
             #expect(chunk["id"] as? String == id, sourceLocation: sourceLocation)
@@ -465,7 +466,9 @@ struct SSERelayTests {
         #expect(right.feed(legacyChunk("a", #""x""#), from: 1) == [.output])
     }
 
-    @Test("Text after the answer's finish reason is dropped, passed through or not; another choice's is not", arguments: [false, true])
+    @Test(
+        "Text after the answer's finish reason is dropped, passed through or not; another choice's is not",
+        arguments: [false, true])
     func afterFinish(passThrough: Bool) {
         var d = RelayDriver(passThrough: passThrough)
         let kinds = d.feed(
@@ -483,12 +486,16 @@ struct SSERelayTests {
         #expect(later == [.output])
     }
 
-    @Test("Reasoning deltas are output: every one reaches the client, before and after the text, passed through or not", arguments: [false, true])
+    @Test(
+        "Reasoning deltas are output: every one reaches the client, before and after the text, passed through or not",
+        arguments: [false, true])
     func reasoningDeltas(passThrough: Bool) throws {
         var d = RelayDriver(passThrough: passThrough)
         func delta(_ members: String, finish: String? = nil) -> String {
             let reason = finish.map { "\"\($0)\"" } ?? "null"
-            return #"data: {"id":"a","object":"chat.completion.chunk","created":7,"model":"m","choices":[{"index":0,"delta":{"# + members + #"},"finish_reason":"# + reason + "}]}\n\n"
+            return
+                #"data: {"id":"a","object":"chat.completion.chunk","created":7,"model":"m","choices":[{"index":0,"delta":{"#
+                + members + #"},"finish_reason":"# + reason + "}]}\n\n"
         }
         var stream = delta(#""role":"assistant","content":"""#)
         for step in 1...6 { stream += delta(#""reasoning_content":"r\#(step) ""#) }
@@ -522,9 +529,12 @@ struct SSERelayTests {
 
         // Two segments: the counts are summed, so the chunk is the gateway's.
         var moved = RelayDriver(usage: true)
-        _ = moved.feed(rawChunk("a", #""x""#) + usage.replacingOccurrences(of: #""completion_tokens":2"#, with: #""completion_tokens":1"#), from: 1)
+        _ = moved.feed(
+            rawChunk("a", #""x""#)
+                + usage.replacingOccurrences(of: #""completion_tokens":2"#, with: #""completion_tokens":1"#), from: 1)
         moved.committed = nil
-        _ = moved.feed(rawChunk("b", #""y""#, finish: "stop") + usage.replacingOccurrences(of: "\"a\"", with: "\"b\""), from: 2)
+        _ = moved.feed(
+            rawChunk("b", #""y""#, finish: "stop") + usage.replacingOccurrences(of: "\"a\"", with: "\"b\""), from: 2)
         moved.relay.finishStream(into: &moved.out)
         let summed = try #require(moved.clientChunks.last?["usage"] as? [String: Any])
         #expect(summed["completion_tokens"] as? Int == 3)

@@ -60,7 +60,9 @@ struct ChunkScannerTests {
 
     /// vLLM sends `"tool_calls": []` with every content delta (the review of session 19): no call, and
     /// the car path failed every job as a tool call.
-    @Test("reasoning_content and reasoning: the string token's range is kept; null, \"\" and a non-string are not a token")
+    @Test(
+        "reasoning_content and reasoning: the string token's range is kept; null, \"\" and a non-string are not a token"
+    )
     func reasoning() throws {
         for key in ["reasoning_content", "reasoning"] {
             let text = #"{"choices":[{"index":0,"delta":{"\#(key)":"th\"ink","content":"hi"}}]}"#
@@ -156,7 +158,9 @@ struct ChunkScannerTests {
 
     @Test("Invalid UTF-8 is refused: overlongs, surrogates, truncated and stray continuation bytes")
     func utf8() {
-        for bad: [UInt8] in [[0xC0, 0xAF], [0xED, 0xA0, 0x80], [0xE2, 0x82], [0x80], [0xF5, 0x80, 0x80, 0x80], [0xC3, 0x28]] {
+        for bad: [UInt8] in [
+            [0xC0, 0xAF], [0xED, 0xA0, 0x80], [0xE2, 0x82], [0x80], [0xF5, 0x80, 0x80, 0x80], [0xC3, 0x28],
+        ] {
             var buffer = ByteBuffer(string: "{\"choices\":[{\"delta\":{\"content\":\"")
             buffer.writeBytes(bad)
             buffer.writeString("\"}}]}")
@@ -176,7 +180,9 @@ struct JSONBodyTests {
     @Test("Editing keeps every other member byte for byte")
     func editing() throws {
         let body = ByteBuffer(
-            string: #"{"model":"m","stream":false,"tools":[{"type":"function","function":{"name":"f"}}],"top_p":0.30000000000000004,"stream_options":{"include_usage":false}}"#)
+            string:
+                #"{"model":"m","stream":false,"tools":[{"type":"function","function":{"name":"f"}}],"top_p":0.30000000000000004,"stream_options":{"include_usage":false}}"#
+        )
         let edited = try #require(
             JSONBody.editing(body, removing: ["stream", "stream_options"], appending: [("stream", "true")]))
         #expect(

@@ -18,7 +18,8 @@ struct CentralTests {
     func withCentralOnly(_ body: (FleetFixture, CentralServer, RecordingClient) async throws -> Void) async throws {
         let central = try await CentralServer.start()
         defer { central.channel.close(promise: nil) }
-        try await withFleet(configure: { $0.central.endpoints = [.init(region: "eu-west", baseURL: central.baseURL)] }) { fleet in
+        try await withFleet(configure: { $0.central.endpoints = [.init(region: "eu-west", baseURL: central.baseURL)] })
+        { fleet in
             try await waitUntil("central models discovered") {
                 fleet.gateway.core.central.models().contains("fleet-8b")
             }
@@ -42,7 +43,9 @@ struct CentralTests {
             b.channel.close(promise: nil)
         }
         try await withFleet(configure: {
-            $0.central.endpoints = [a, b].map { .init(region: "eu-west", baseURL: $0.baseURL, continuation: continuation) }
+            $0.central.endpoints = [a, b].map {
+                .init(region: "eu-west", baseURL: $0.baseURL, continuation: continuation)
+            }
             $0.maxAttempts = 2
         }) { fleet in
             try await waitUntil("both central endpoints' models discovered") {
@@ -116,13 +119,15 @@ struct CentralTests {
 
             // `stream_options` (refused by OpenAI-compatible servers without `stream: true`) is taken
             // out, and only it; no `stream` at all stays none (false).
-            let withOptions = #"{"model":"fleet-8b","stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi \u00e9"}],"stream":false,"max_tokens":2}"#
+            let withOptions =
+                #"{"model":"fleet-8b","stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi \u00e9"}],"stream":false,"max_tokens":2}"#
             let second = try await client.post("/v1/chat/completions", json: withOptions).collect()
             #expect(second.response?.status == .ok)
             let edited = try #require(central.recorder.requests.last { $0.path.hasSuffix("/chat/completions") })
             #expect(
                 String(buffer: edited.body)
-                    == #"{"model":"fleet-8b","messages":[{"role":"user","content":"hi \u00e9"}],"stream":false,"max_tokens":2}"#)
+                    == #"{"model":"fleet-8b","messages":[{"role":"user","content":"hi \u00e9"}],"stream":false,"max_tokens":2}"#
+            )
             let noStream = #"{"model":"fleet-8b","messages":[{"role":"user","content":"hi"}],"max_tokens":2}"#
             let third = try await client.post("/v1/chat/completions", json: noStream).collect()
             #expect(third.response?.status == .ok)
@@ -152,14 +157,18 @@ struct CentralTests {
         print(json.dumps(out))
         """#
 
-    @Test("The official SDK: stream: false chat and legacy completions from central are valid objects; metrics count the answer's tokens")
+    @Test(
+        "The official SDK: stream: false chat and legacy completions from central are valid objects; metrics count the answer's tokens"
+    )
     func wholeAnswerSDK() async throws {
         try await withCentralOnly { fleet, central, _ in
             let python = try #require(
-                ProcessInfo.processInfo.environment["FLEETGATE_PYTHON"], "run via scripts/test.sh, which sets FLEETGATE_PYTHON")
+                ProcessInfo.processInfo.environment["FLEETGATE_PYTHON"],
+                "run via scripts/test.sh, which sets FLEETGATE_PYTHON")
             let result = try await Subprocess.run(python, ["-c", Self.sdkScript, fleet.baseURL], timeout: 120)
             try #require(result.status == 0, "\(result.stderr.suffix(3_000))")
-            let report = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+            let report = try #require(
+                try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
             let chat = try #require(report["chat"] as? [String: Any])
             #expect(chat["object"] as? String == "chat.completion")
             #expect(chat["model"] as? String == "fleet-8b")
@@ -179,8 +188,11 @@ struct CentralTests {
             let asked = central.recorder.requests.filter { $0.path.hasSuffix("completions") }
             #expect(asked.count == 2)
             for request in asked {
-                let sent = try #require(try JSONSerialization.jsonObject(with: Data(request.body.readableBytesView)) as? [String: Any])
-                #expect((sent["stream"] as? Bool ?? false) == false && sent["stream_options"] == nil, "\(sent.keys.sorted())")
+                let sent = try #require(
+                    try JSONSerialization.jsonObject(with: Data(request.body.readableBytesView)) as? [String: Any])
+                #expect(
+                    (sent["stream"] as? Bool ?? false) == false && sent["stream_options"] == nil,
+                    "\(sent.keys.sorted())")
                 #expect(request.headers[.accept] == "application/json")
             }
             #expect(central.engine.tokensGenerated == 7)
@@ -191,7 +203,8 @@ struct CentralTests {
                 $0.hasPrefix("gen_ai_client_token_usage_sum{") && $0.contains(#"gen_ai_token_type="output""#)
                     && $0.contains(#"route="central""#)
             }
-            #expect(output?.hasSuffix(" 7") == true || output?.hasSuffix(" 7.0") == true, "\(String(describing: output))")
+            #expect(
+                output?.hasSuffix(" 7") == true || output?.hasSuffix(" 7.0") == true, "\(String(describing: output))")
             let ttft = metrics.first {
                 $0.hasPrefix("gen_ai_server_time_to_first_token_seconds_count{") && $0.contains(#"route="central""#)
             }
@@ -201,7 +214,9 @@ struct CentralTests {
 
     /// Central's whole answer reaches the client as central wrote it — every member, every choice —
     /// and a bad or oversized one is an error, never held without bound.
-    @Test("Whole answers pass through byte for byte; a bad one is retried elsewhere; an oversized one is a clear 502 at once")
+    @Test(
+        "Whole answers pass through byte for byte; a bad one is retried elsewhere; an oversized one is a clear 502 at once"
+    )
     func cannedAnswers() async throws {
         try await self.withTwoCanned() { _, script, client in
             func ask() async throws -> (status: Int, body: String) {
@@ -210,7 +225,8 @@ struct CentralTests {
                 return (result.response?.status.code ?? 0, result.body)
             }
             // Rich: n = 2, tool calls, logprobs, system_fingerprint, usage details.
-            let rich = #"{"id":"chatcmpl-central-1","object":"chat.completion","created":1700000001,"model":"central-name","system_fingerprint":"fp_44","choices":[{"index":0,"message":{"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"f","arguments":"{\"x\":1}"}}]},"logprobs":{"content":[{"token":"a","logprob":-0.5,"bytes":[97],"top_logprobs":[]}]},"finish_reason":"tool_calls"},{"index":1,"message":{"role":"assistant","content":"héllo"},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":6,"total_tokens":15,"completion_tokens_details":{"reasoning_tokens":0}}}"#
+            let rich =
+                #"{"id":"chatcmpl-central-1","object":"chat.completion","created":1700000001,"model":"central-name","system_fingerprint":"fp_44","choices":[{"index":0,"message":{"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"f","arguments":"{\"x\":1}"}}]},"logprobs":{"content":[{"token":"a","logprob":-0.5,"bytes":[97],"top_logprobs":[]}]},"finish_reason":"tool_calls"},{"index":1,"message":{"role":"assistant","content":"héllo"},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":6,"total_tokens":15,"completion_tokens_details":{"reasoning_tokens":0}}}"#
             script.answers.withLock { $0 = [(200, rich)] }
             let passed = try await ask()
             #expect(passed.status == 200)
@@ -226,7 +242,10 @@ struct CentralTests {
 
             // Bad from both (cut short; an error object with 200): 502 after both attempts.
             script.answers.withLock {
-                $0 = [(200, #"{"choices":[{"message":{"content":"cut"#), (200, #"{"error":{"message":"busy","type":"server_error"}}"#)]
+                $0 = [
+                    (200, #"{"choices":[{"message":{"content":"cut"#),
+                    (200, #"{"error":{"message":"busy","type":"server_error"}}"#),
+                ]
             }
             let bad = try await ask()
             #expect(bad.status == 502)
@@ -234,15 +253,21 @@ struct CentralTests {
             #expect(script.served.withLock { $0 } == 5)
 
             // Past the bound (4 MiB): 502 at once, naming the bound and the way out; not retried.
-            let huge = #"{"id":"x","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":""# + String(repeating: "y", count: 5 << 20) + #""},"finish_reason":"length"}]}"#
+            let huge =
+                #"{"id":"x","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":""#
+                + String(repeating: "y", count: 5 << 20) + #""},"finish_reason":"length"}]}"#
             script.answers.withLock { $0 = [(200, huge)] }
             let large = try await ask()
             #expect(large.status == 502)
-            #expect(large.body.contains("larger than 4194304 bytes") && large.body.contains("stream"), "\(large.body.prefix(300))")
+            #expect(
+                large.body.contains("larger than 4194304 bytes") && large.body.contains("stream"),
+                "\(large.body.prefix(300))")
             #expect(script.served.withLock { $0 } == 6, "an oversized answer was retried")
 
             // Central's error status maps as it does for streams: a 400 passes through, not retried.
-            script.answers.withLock { $0 = [(400, #"{"error":{"message":"bad max_tokens","type":"invalid_request_error"}}"#)] }
+            script.answers.withLock {
+                $0 = [(400, #"{"error":{"message":"bad max_tokens","type":"invalid_request_error"}}"#)]
+            }
             let rejected = try await ask()
             #expect(rejected.status == 400)
             #expect(rejected.body.contains("bad max_tokens"))
@@ -284,9 +309,16 @@ struct CentralTests {
 
             // Text after the finish reason (a broken upstream) is not the client's.
             script.answers.withLock {
-                $0 = [(200, cut + event("first", "", finish: "stop") + event("first", #""content":" extra""#) + "data: [DONE]\n\n")]
+                $0 = [
+                    (
+                        200,
+                        cut + event("first", "", finish: "stop") + event("first", #""content":" extra""#)
+                            + "data: [DONE]\n\n"
+                    )
+                ]
             }
-            let finished = try await client.post("/v1/chat/completions", json: chatBody(stream: true, maxTokens: 8)).collect()
+            let finished = try await client.post("/v1/chat/completions", json: chatBody(stream: true, maxTokens: 8))
+                .collect()
             let after = try chunks(try ssePayloads(finished.body))
             #expect(after.flatMap(\.choices).compactMap { $0.delta?.content }.joined() == "one two", "\(finished.body)")
             #expect(finished.body.hasSuffix("data: [DONE]\n\n"))
@@ -297,7 +329,8 @@ struct CentralTests {
             script.answers.withLock {
                 $0 = [(200, cut + event("first", "", finish: "stop") + #"data: {"error":{"message":"gone"}}"# + "\n\n")]
             }
-            let lost = try await client.post("/v1/chat/completions", json: chatBody(stream: true, maxTokens: 8)).collect()
+            let lost = try await client.post("/v1/chat/completions", json: chatBody(stream: true, maxTokens: 8))
+                .collect()
             #expect(lost.response?.status == .ok && !lost.body.contains("error"), "\(lost.body)")
             #expect(lost.body.hasSuffix("data: [DONE]\n\n"), "\(lost.body)")
             let whole = try chunks(try ssePayloads(lost.body))
@@ -324,11 +357,14 @@ struct CentralTests {
         }
     }
 
-    @Test("The Responses API through central: the upstream's cached and reasoning tokens are in usage, streamed and not")
+    @Test(
+        "The Responses API through central: the upstream's cached and reasoning tokens are in usage, streamed and not")
     func responsesUsageDetails() async throws {
         try await self.withTwoCanned() { _, script, client in
-            let chunk = #"data: {"id":"c3","object":"chat.completion.chunk","created":1,"model":"fleet-8b","choices":[{"index":0,"delta":{"role":"assistant","content":"hi"},"finish_reason":"stop"}]}"#
-            let usage = #"data: {"id":"c3","object":"chat.completion.chunk","created":1,"model":"fleet-8b","choices":[],"usage":{"prompt_tokens":40,"completion_tokens":9,"total_tokens":49,"prompt_tokens_details":{"cached_tokens":32},"completion_tokens_details":{"reasoning_tokens":8}}}"#
+            let chunk =
+                #"data: {"id":"c3","object":"chat.completion.chunk","created":1,"model":"fleet-8b","choices":[{"index":0,"delta":{"role":"assistant","content":"hi"},"finish_reason":"stop"}]}"#
+            let usage =
+                #"data: {"id":"c3","object":"chat.completion.chunk","created":1,"model":"fleet-8b","choices":[],"usage":{"prompt_tokens":40,"completion_tokens":9,"total_tokens":49,"prompt_tokens_details":{"cached_tokens":32},"completion_tokens_details":{"reasoning_tokens":8}}}"#
             script.answers.withLock { $0 = [(200, chunk + "\n\n" + usage + "\n\ndata: [DONE]\n\n")] }
             for stream in [false, true] {
                 let body = #"{"model":"fleet-8b","input":"hello","stream":\#(stream)}"#
@@ -354,7 +390,8 @@ struct CentralTests {
     func busyCentral() async throws {
         try await self.withTwoCanned() { fleet, script, client in
             let busy = #"{"error":{"message":"slow down","type":"rate_limit_error"}}"#
-            let whole = #"{"id":"c1","object":"chat.completion","created":1,"model":"fleet-8b","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}]}"#
+            let whole =
+                #"{"id":"c1","object":"chat.completion","created":1,"model":"fleet-8b","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}]}"#
             // The first asks for 3 s: time enough for the steps below on a slow machine.
             script.answers.withLock { $0 = [(429, busy), (200, whole)] }
             script.retryAfters.withLock { $0 = ["3", nil] }
@@ -402,7 +439,9 @@ struct CentralTests {
         }
     }
 
-    @Test("Every central endpoint busy: the client's Retry-After is the soonest they asked for, and they are left alone that long")
+    @Test(
+        "Every central endpoint busy: the client's Retry-After is the soonest they asked for, and they are left alone that long"
+    )
     func busyRetryAfter() async throws {
         try await self.withTwoCanned() { fleet, script, client in
             let busy = #"{"error":{"message":"slow down","type":"rate_limit_error"}}"#
@@ -417,7 +456,9 @@ struct CentralTests {
             let waiting = try await client.post("/v1/chat/completions", json: chatBody(stream: true)).collect()
             #expect(waiting.response?.status.code == 503)
             let seconds = waiting.response?.headerFields[.retryAfter].flatMap { Int($0) }
-            #expect(seconds.map { (6...7).contains($0) } == true, "\(waiting.response?.headerFields[.retryAfter] ?? "none")")
+            #expect(
+                seconds.map { (6...7).contains($0) } == true, "\(waiting.response?.headerFields[.retryAfter] ?? "none")"
+            )
             #expect(waiting.body.contains("server_overloaded"), "\(waiting.body)")
             #expect(script.served.withLock { $0 } == 2)
             #expect(fleet.gateway.core.central.all.allSatisfy { $0.healthy })
@@ -456,7 +497,8 @@ struct CentralTests {
         var central = try await CentralServer.start()
         let port = central.channel.localAddress!.port!
         let baseURL = central.baseURL
-        try await withFleet(configure: { $0.central.endpoints = [.init(region: "eu-west", baseURL: baseURL)] }) { fleet in
+        try await withFleet(configure: { $0.central.endpoints = [.init(region: "eu-west", baseURL: baseURL)] }) {
+            fleet in
             try await waitUntil("central models discovered") {
                 fleet.gateway.core.central.models().contains("fleet-8b")
             }
@@ -527,7 +569,8 @@ struct CentralTests {
     }
 
     /// A car's job is one choice: `n: 2` answered by a car came back as one (an attack, session 19).
-    @Test("A request for n > 1 choices or for logprobs goes to central capacity, never a car; with none in the zone, 503")
+    @Test(
+        "A request for n > 1 choices or for logprobs goes to central capacity, never a car; with none in the zone, 503")
     func severalChoicesGoCentral() async throws {
         let bodies = [
             #"{"model":"fleet-8b","stream":true,"n":2,"max_tokens":3,"messages":[{"role":"user","content":"hi"}]}"#,
@@ -554,7 +597,8 @@ struct CentralTests {
     func neverLeaks() async throws {
         let central = try await CentralServer.start()
         defer { central.channel.close(promise: nil) }
-        try await withFleet(configure: { $0.central.endpoints = [.init(region: "us-east", baseURL: central.baseURL)] }) { fleet in
+        try await withFleet(configure: { $0.central.endpoints = [.init(region: "us-east", baseURL: central.baseURL)] })
+        { fleet in
             try await waitUntil("central models discovered") {
                 fleet.gateway.core.central.models().contains("fleet-8b")
             }
@@ -719,7 +763,9 @@ final class CannedCentral: Sendable {
 
         func next() -> (Int, String) {
             self.served.withLock { $0 += 1 }
-            return self.answers.withLock { answers in answers.count > 1 ? answers.removeFirst() : answers.first ?? (500, "") }
+            return self.answers.withLock { answers in
+                answers.count > 1 ? answers.removeFirst() : answers.first ?? (500, "")
+            }
         }
     }
 
@@ -735,7 +781,8 @@ final class CannedCentral: Sendable {
 
     static func start(_ script: Script) async throws -> CannedCentral {
         let channel = try await HTTPServer.bind(
-            host: "127.0.0.1", port: 0, group: MultiThreadedEventLoopGroup.singleton, responder: Responder(script: script))
+            host: "127.0.0.1", port: 0, group: MultiThreadedEventLoopGroup.singleton,
+            responder: Responder(script: script))
         return CannedCentral(channel: channel, script: script)
     }
 
@@ -760,7 +807,8 @@ final class CannedCentral: Sendable {
         func streamDidReceiveData(_ data: ByteBuffer) { self.stream.consume(data.readableBytes) }
         func streamDidReceiveEnd(trailers: HTTPFields?) {
             let (status, body) =
-                self.models ? (200, #"{"object":"list","data":[{"id":"fleet-8b","object":"model"}]}"#) : self.script.next()
+                self.models
+                ? (200, #"{"object":"list","data":[{"id":"fleet-8b","object":"model"}]}"#) : self.script.next()
             var headers = HTTPFields()
             if status == 429 || status == 503,
                 let value = self.script.retryAfters.withLock({ $0.isEmpty ? nil : $0.removeFirst() })

@@ -156,7 +156,9 @@ struct OpenAILocalEngineTests {
         try await withFleet(configure: {
             $0.central.endpoints = [.init(region: "eu-west", baseURL: central.baseURL)]
         }) { fleet in
-            try await waitUntil("central models discovered") { fleet.gateway.core.central.models().contains("fleet-8b") }
+            try await waitUntil("central models discovered") {
+                fleet.gateway.core.central.models().contains("fleet-8b")
+            }
             _ = try await fleet.startCar("tool-car", engine: engine)
             let client = try await RecordingClient.connect(port: fleet.clientPort)
             defer { client.close() }
@@ -271,7 +273,8 @@ struct OpenAILocalEngineTests {
             let streamed = try await client.post("/v1/chat/completions", json: chatBody(model: "chat", stream: true))
                 .collect()
             #expect(streamed.response?.status == .ok, "\(streamed.body)")
-            let deltas = try ssePayloads(streamed.body).filter { $0 != SSE.done }.compactMap { payload -> [String: Any]? in
+            let deltas = try ssePayloads(streamed.body).filter { $0 != SSE.done }.compactMap {
+                payload -> [String: Any]? in
                 let object = try JSONSerialization.jsonObject(with: Data(payload.utf8)) as? [String: Any]
                 return ((object?["choices"] as? [[String: Any]])?.first?["delta"]) as? [String: Any]
             }
@@ -453,7 +456,8 @@ struct JobResult: Sendable {
             try await loop.submit { sink.failure != nil || sink.finished != nil }.get()
         }
         return try await loop.submit {
-            JobResult(tokens: sink.tokens, reasoning: sink.reasoning, failure: sink.failure?.code, finished: sink.finished)
+            JobResult(
+                tokens: sink.tokens, reasoning: sink.reasoning, failure: sink.failure?.code, finished: sink.finished)
         }
         .get()
     }

@@ -170,8 +170,12 @@ struct ResponsesTests {
                 HTTPRequest(method: .get, scheme: "http", authority: "admin", path: "/metrics"), body: nil
             ).collect().body
             let lines = metrics.split(separator: "\n").filter { $0.hasPrefix("http_server_requests_total") }
-            #expect(lines.contains { $0.contains("\"/v1/responses\"") && $0.contains("\"200\"") && $0.hasSuffix(" 3") }, "\(lines)")
-            #expect(lines.contains { $0.contains("\"/v1/responses\"") && $0.contains("\"400\"") && $0.hasSuffix(" 8") }, "\(lines)")
+            #expect(
+                lines.contains { $0.contains("\"/v1/responses\"") && $0.contains("\"200\"") && $0.hasSuffix(" 3") },
+                "\(lines)")
+            #expect(
+                lines.contains { $0.contains("\"/v1/responses\"") && $0.contains("\"400\"") && $0.hasSuffix(" 8") },
+                "\(lines)")
         }
     }
 

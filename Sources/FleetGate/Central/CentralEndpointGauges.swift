@@ -45,7 +45,9 @@ final class CentralEndpointGauges: Sendable {
     func publish(_ endpoints: [CentralDirectory.Endpoint], now: NIODeadline = .now()) {
         for endpoint in endpoints {
             let current = Self.state(of: endpoint, at: now)
-            let base = [("endpoint", Self.label(endpoint.baseURL)), ("region", endpoint.region), ("zone", endpoint.zone)]
+            let base = [
+                ("endpoint", Self.label(endpoint.baseURL)), ("region", endpoint.region), ("zone", endpoint.zone),
+            ]
             for state in Self.states {
                 self.gauge("fleet_central_endpoint_state", base + [("state", state)]).record(state == current ? 1 : 0)
             }

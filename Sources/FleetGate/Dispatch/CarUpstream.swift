@@ -75,7 +75,9 @@ private final class CarStreamForwarder<Relay: UpstreamEvents>: HTTPStreamDelegat
         }
         self.deliver { $0.upstream(attempt, didReceiveStatus: status) }
         // cluster (#21): a busy replica's Retry-After reaches the client's 503 (a car's agent sends none).
-        if let seconds = RetryAfter.seconds(ofBusy: response) { self.deliver { $0.upstream(attempt, isBusyFor: seconds) } }
+        if let seconds = RetryAfter.seconds(ofBusy: response) {
+            self.deliver { $0.upstream(attempt, isBusyFor: seconds) }
+        }
     }
 
     func streamDidReceiveData(_ data: ByteBuffer) {

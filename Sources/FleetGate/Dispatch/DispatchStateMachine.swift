@@ -40,7 +40,8 @@ package struct DispatchStateMachine: Sendable {
         /// answer it was to get is lost and cannot be continued, it can start again from nothing.
         package var restartable: Bool
 
-        package init(maxAttempts: Int, maxMigrations: Int, hedging: Bool, continuable: Bool, restartable: Bool = false) {
+        package init(maxAttempts: Int, maxMigrations: Int, hedging: Bool, continuable: Bool, restartable: Bool = false)
+        {
             self.maxAttempts = maxAttempts
             self.maxMigrations = maxMigrations
             self.hedging = hedging

@@ -120,7 +120,8 @@ extension Dispatcher {
             )
         case .attemptsExhausted(let label):
             error = .upstreamFailed(
-                "No car or central endpoint could serve the request after \(self.machine.attemptsRun) attempts (\(label)).")
+                "No car or central endpoint could serve the request after \(self.machine.attemptsRun) attempts (\(label))."
+            )
         case .rejected(let status):
             let headers = self.routeHeaders()
             self.end(status: status)

@@ -28,7 +28,8 @@ extension Dispatcher {
             firstTokenTimeout = AttemptDeadlines.wholeAnswerTimeout(
                 firstTokenTimeout: live.configuration.firstTokenTimeout, interTokenLimit: interTokenLimit,
                 maxTokens: self.request.outputLimit, total: live.configuration.attemptTimeout)
-        } else if live.configuration.hedging, open.reason == .initial || open.reason == .retry || open.reason == .restart,
+        } else if live.configuration.hedging,
+            open.reason == .initial || open.reason == .retry || open.reason == .restart,
             let predicted = lease.predictedTTFTMilliseconds
         {
             hedgeDelay = max(

@@ -167,7 +167,8 @@ package struct ResponsesRenderer: Sendable {
         into out: inout ByteBuffer
     ) {
         self.openMessage(reasoning: reasoning, into: &out)
-        let response = self.response(text: text, reasoning: reasoning, usage: usage, details: details, finishReason: finishReason)
+        let response = self.response(
+            text: text, reasoning: reasoning, usage: usage, details: details, finishReason: finishReason)
         let index = self.messageOutputIndex
         let item = response.output[index]
         self.write(
@@ -178,7 +179,8 @@ package struct ResponsesRenderer: Sendable {
             .init(
                 type: "response.content_part.done", sequenceNumber: 0, outputIndex: index, contentIndex: 0,
                 itemID: self.messageID, part: .text(.init(text: text))), into: &out)
-        self.write(.init(type: "response.output_item.done", sequenceNumber: 0, outputIndex: index, item: item), into: &out)
+        self.write(
+            .init(type: "response.output_item.done", sequenceNumber: 0, outputIndex: index, item: item), into: &out)
         self.write(.init(type: "response." + response.status, sequenceNumber: 0, response: response), into: &out)
     }
 
@@ -215,7 +217,8 @@ package struct ResponsesRenderer: Sendable {
 
     /// The output items: the reasoning (when there was thinking), then the message.
     private func output(text: String, reasoning: String, status: String) -> [ResponseObject.OutputItem] {
-        let message = ResponseObject.OutputItem.message(.init(id: self.messageID, status: status, content: [.init(text: text)]))
+        let message = ResponseObject.OutputItem.message(
+            .init(id: self.messageID, status: status, content: [.init(text: text)]))
         guard !reasoning.isEmpty else { return [message] }
         return [.reasoning(self.reasoningItem(reasoning, status: "completed")), message]
     }

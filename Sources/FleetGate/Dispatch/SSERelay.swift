@@ -359,7 +359,8 @@ package struct SSERelay: Sendable {
         if let renderer = self.renderer {
             return JSON.buffer(
                 renderer.response(
-                    text: self.deliveredText, reasoning: self.reasoning.text, usage: self.usage, details: self.usageDetails,
+                    text: self.deliveredText, reasoning: self.reasoning.text, usage: self.usage,
+                    details: self.usageDetails,
                     finishReason: self.finishReasons[0]))
         }
         return JSON.buffer(self.response(model: model))
@@ -376,7 +377,8 @@ package struct SSERelay: Sendable {
         guard self.renderer != nil else { return Self.errorEvent(error) }
         var out = ByteBuffer()
         self.renderer!.failed(
-            error, text: self.deliveredText, reasoning: self.reasoning.text, usage: self.usage, details: self.usageDetails, into: &out)
+            error, text: self.deliveredText, reasoning: self.reasoning.text, usage: self.usage,
+            details: self.usageDetails, into: &out)
         return out
     }
 }
