@@ -40,8 +40,6 @@ public enum ChunkScanner {
     /// One choice of a chunk.
     public struct Choice: Sendable, Hashable {
         public var index = 0
-        /// `delta.role` was present and not null.
-        public var hasRole = false
         /// `delta.content` (chat) or `text` (completions), decoded; nil when absent or null, and when
         /// scanned with ``ContentMode/token`` (then ``contentToken`` has it).
         public var content: String?
@@ -52,9 +50,21 @@ public enum ChunkScanner {
         /// The byte range, within the scanned payload, of the string token of `delta.reasoning_content`
         /// (or `delta.reasoning`): a reasoning model's thinking, quotes included, validated, not
         /// decoded; nil when absent, null, `""` or not a string. In either ``ContentMode``.
-        public var reasoningToken: Range<Int>?
+        public var reasoningToken: Range<Int>? {
+            get { self.reasoningEnd == 0 ? nil : Int(self.reasoningStart)..<Int(self.reasoningEnd) }
+            set {
+                // Two 32-bit offsets, not an optional range: every event's chunk is copied a few times
+                // on the relay's path, and the larger layout cost ~1,300 instructions a stream in copies.
+                self.reasoningStart = newValue.map { Int32(clamping: $0.lowerBound) } ?? 0
+                self.reasoningEnd = newValue.map { Int32(clamping: $0.upperBound) } ?? 0
+            }
+        }
+        private var reasoningStart: Int32 = 0
+        private var reasoningEnd: Int32 = 0
         /// `finish_reason`, when a string.
         public var finishReason: String?
+        /// `delta.role` was present and not null.
+        public var hasRole = false
         /// `delta.tool_calls` (or `delta.function_call`) was present and not null.
         public var hasToolCalls = false
         /// `logprobs` was present and not null.
