@@ -68,8 +68,7 @@ public enum AnswerScanner {
                 guard try reader.integerOrSkip(depth: 2) != nil else { throw reader.fail() }
                 answer.hasCreated = true
             case .error:
-                answer.isError = true
-                try reader.skipValue(depth: 2)
+                answer.isError = !(try reader.skipNonNull(depth: 2))  // `"error": null` is none
             case .usage:
                 if reader.literal("null") { continue }
                 try reader.enterObject(depth: 2)

@@ -139,8 +139,8 @@ public enum ChunkScanner {
             case .model: chunk.modelRange = try reader.stringRange()
             case .created: chunk.created = try reader.integerOrSkip(depth: 2)
             case .error:
-                chunk.isError = true
-                try reader.skipValue(depth: 2)
+                // `"error": null` beside the choices (some servers write it in every chunk) is no error.
+                chunk.isError = !(try reader.skipNonNull(depth: 2))
             case .usage:
                 if reader.peek() == UInt8(ascii: "{") {
                     chunk.promptTokens = 0

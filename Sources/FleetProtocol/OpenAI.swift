@@ -135,9 +135,15 @@ public struct CompletionRequest: Codable, Sendable, Equatable {
         return true
     }
 
-    /// Whether the answer is to carry log probabilities (`logprobs` true, or a count for a legacy
-    /// completion): the car path relays text only.
-    public var wantsLogprobs: Bool { self.logprobs?.isTruthy == true }
+    /// Whether the answer is to carry log probabilities (`logprobs` true, or any count for a legacy
+    /// completion — 0 still asks for the sampled tokens'): the car path relays text only. Anything
+    /// but absent, `null` or `false` counts.
+    public var wantsLogprobs: Bool {
+        switch self.logprobs {
+        case nil, .null?, .bool(false)?: false
+        default: true
+        }
+    }
 
     /// The output limit: `max_completion_tokens`, else `max_tokens`.
     public var outputLimit: Int? { self.maxCompletionTokens ?? self.maxTokens }

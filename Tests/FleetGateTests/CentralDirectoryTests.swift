@@ -102,4 +102,10 @@ struct CentralDirectoryTests {
         directory.probedBusy(Self.b, for: 5, now: t0)
         #expect(directory.all.first { $0.baseURL == Self.b }?.healthy == false)
     }
+
+    @Test("Logs and metrics show a base URL without its user or password")
+    func redacted() {
+        #expect(CentralDirectory.redacted("http://svc:S3cret@10.0.0.5:8000/v1") == "http://10.0.0.5:8000/v1")
+        #expect(CentralDirectory.redacted("https://10.0.0.5/v1") == "https://10.0.0.5/v1")
+    }
 }

@@ -19,6 +19,9 @@ struct RetryAfterTests {
         #expect(self.seconds([("retry-after", "99999999999999999999999")]) == RetryAfter.maximumSeconds)
         #expect(self.seconds([("retry-after-ms", "2500"), ("retry-after", "9")]) == 3)
         #expect(self.seconds([("retry-after-ms", "20")]) == 1)
+        // Digits only: Swift's Double would read a hex float ("0x10000": 66 s).
+        #expect(self.seconds([("retry-after-ms", "0x10000")]) == nil)
+        #expect(self.seconds([("retry-after-ms", "0x10000"), ("retry-after", "3")]) == 3)
         // RFC 9110's example date; `now` is 08:49:37 that day.
         #expect(self.seconds([("retry-after", "Sun, 06 Nov 1994 08:49:57 GMT")]) == 20)
         #expect(self.seconds([("retry-after", "Sun, 06 Nov 1994 08:40:00 GMT")]) == 1)  // past

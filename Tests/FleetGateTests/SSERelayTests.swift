@@ -552,6 +552,19 @@ struct SSERelayTests {
         #expect(d.client.isEmpty)
     }
 
+    @Test("max_tokens bounds thinking as it bounds text: both are output, counted and billed")
+    func reasoningBound() {
+        func thinking(_ text: String) -> String {
+            #"data: {"id":"a","choices":[{"index":0,"delta":{"reasoning_content":"\#(text)"},"finish_reason":null}]}"# + "\n\n"
+        }
+        for streaming in [true, false] {
+            var d = RelayDriver(streaming: streaming, maxTokens: 2)
+            let kinds = d.feed(thinking("a") + thinking("b") + thinking("c") + chunk("a", content: "x"), from: 1)
+            #expect(kinds == [.output, .output, .output, .overLimit, .output, .overLimit], "\(streaming)")
+            #expect(d.relay.deliveredTokens == 2)
+        }
+    }
+
     @Test("stream:false restarted: the lost answer's text, finish, usage and id are dropped; a stream's are kept")
     func restart() {
         var d = RelayDriver(streaming: false, usage: true)

@@ -1,4 +1,5 @@
 import FleetProtocol
+import Foundation
 import NIOCore
 import Testing
 
@@ -81,6 +82,27 @@ struct ChunkScannerTests {
         // Another member of the same length is not it.
         let other = try #require(try scan(#"{"choices":[{"delta":{"reasoning_contenT":"x"}}]}"#).choice)
         #expect(other.reasoningToken == nil && other.hasOtherOutput)
+    }
+
+    @Test("\"error\": null beside the choices is no error; any other error value is one")
+    func errorNull() throws {
+        let chunk = try scan(#"{"error":null,"choices":[{"index":0,"delta":{"content":"Hello"}}]}"#)
+        #expect(!chunk.isError && chunk.choice?.content == "Hello")
+        #expect(try scan(#"{"error":{"message":"x"}}"#).isError)
+        #expect(try scan(#"{"error":"x"}"#).isError)
+        #expect(try scanAnswer(#"{"error":null,"choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}]}"#).isError == false)
+        #expect(try scanAnswer(#"{"error":{"message":"x"}}"#).isError)
+    }
+
+    @Test("logprobs: any value but absent, null or false asks for them (a legacy 0 asks for the sampled tokens')")
+    func wantsLogprobs() throws {
+        func wants(_ value: String) throws -> Bool {
+            try JSONDecoder().decode(CompletionRequest.self, from: Data(#"{"model":"m","prompt":"x","logprobs":\#(value)}"#.utf8))
+                .wantsLogprobs
+        }
+        #expect(try wants("0") && wants("5") && wants("true"))
+        #expect(try !wants("false") && !wants("null"))
+        #expect(try !JSONDecoder().decode(CompletionRequest.self, from: Data(#"{"model":"m","prompt":"x"}"#.utf8)).wantsLogprobs)
     }
 
     @Test("An empty tool_calls array or object is no tool call; a non-empty one is")

@@ -463,6 +463,14 @@ struct CentralTests {
             #expect(script.served.withLock { $0 } == 2)
             #expect(fleet.gateway.core.central.all.allSatisfy { $0.healthy })
         }
+        // Not every upstream tried was busy (one failed): not "every one is busy, retry after 20 s".
+        try await self.withTwoCanned() { _, script, client in
+            script.answers.withLock { $0 = [(500, #"{"error":{"message":"broken"}}"#), (429, #"{"error":{"message":"busy"}}"#)] }
+            script.retryAfters.withLock { $0 = ["20"] }
+            let mixed = try await client.post("/v1/chat/completions", json: chatBody(stream: false)).collect()
+            #expect(mixed.response?.status.code == 502, "\(mixed.body)")
+            #expect(!mixed.body.contains("server_overloaded") && mixed.response?.headerFields[.retryAfter] == nil)
+        }
     }
 
     /// The probes ran one after the other: an endpoint whose address drops or holds connections

@@ -204,6 +204,11 @@ struct OpenAILocalEngineTests {
             ),
             ("an empty object", text + "data: {}\n\n" + finish, "upstream_bad_stream", ["one", " two"]),
             (
+                "error: null beside the choices",
+                #"data: {"error":null,"choices":[{"index":0,"delta":{"content":"one"},"finish_reason":null}]}"# + "\n\n"
+                    + finish, nil, ["one"]
+            ),
+            (
                 "two choices", text + event(#""content":"other""#, index: 1) + finish, "runtime_multiple_choices",
                 ["one", " two"]
             ),

@@ -188,7 +188,7 @@ public final class CentralDirectory: Service, Sendable {
         if backingOff, let busyFor {
             self.logger.info(
                 "Central endpoint busy; left alone for the time it asked",
-                metadata: ["fleet.central": "\(endpoint.baseURL)", "fleet.retry_after_s": "\(busyFor)"])
+                metadata: ["fleet.central": "\(Self.redacted(endpoint.baseURL))", "fleet.retry_after_s": "\(busyFor)"])
         }
     }
 
@@ -247,7 +247,7 @@ public final class CentralDirectory: Service, Sendable {
         } catch {
             self.logger.warning(
                 "Central endpoint unreachable",
-                metadata: ["fleet.central": "\(baseURL)", "error.type": "\(type(of: error))"])
+                metadata: ["fleet.central": "\(Self.redacted(baseURL))", "error.type": "\(type(of: error))"])
         }
         self.probed(baseURL, models: models)
     }
@@ -272,6 +272,15 @@ public final class CentralDirectory: Service, Sendable {
                 list[i].consecutiveFailures = 0
             }
         }
+    }
+
+    /// A base URL as logs and metrics show it: without a user or password, should one be written in it.
+    static func redacted(_ baseURL: String) -> String {
+        guard var components = URLComponents(string: baseURL), components.user != nil || components.password != nil
+        else { return baseURL }
+        components.user = nil
+        components.password = nil
+        return components.string ?? baseURL
     }
 
     /// Whether an endpoint is out of rotation or has not listed its models yet.

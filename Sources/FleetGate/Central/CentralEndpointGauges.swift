@@ -1,5 +1,4 @@
 import CoreMetrics
-import Foundation
 import NIOCore
 import Synchronization
 
@@ -32,21 +31,12 @@ final class CentralEndpointGauges: Sendable {
         return endpoint.isBusy(at: now) ? "busy" : "up"
     }
 
-    /// The `endpoint` label: the base URL without a user or password, should one be written in it.
-    static func label(_ baseURL: String) -> String {
-        guard var components = URLComponents(string: baseURL), components.user != nil || components.password != nil
-        else { return baseURL }
-        components.user = nil
-        components.password = nil
-        return components.string ?? baseURL
-    }
-
     /// Sets the gauges from the endpoints as they are now.
     func publish(_ endpoints: [CentralDirectory.Endpoint], now: NIODeadline = .now()) {
         for endpoint in endpoints {
             let current = Self.state(of: endpoint, at: now)
             let base = [
-                ("endpoint", Self.label(endpoint.baseURL)), ("region", endpoint.region), ("zone", endpoint.zone),
+                ("endpoint", CentralDirectory.redacted(endpoint.baseURL)), ("region", endpoint.region), ("zone", endpoint.zone),
             ]
             for state in Self.states {
                 self.gauge("fleet_central_endpoint_state", base + [("state", state)]).record(state == current ? 1 : 0)

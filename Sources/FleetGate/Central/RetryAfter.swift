@@ -16,8 +16,9 @@ package enum RetryAfter {
     ///   - now: the time an HTTP-date is measured from.
     /// - Returns: whole seconds in 1…``maximumSeconds``, or nil when neither field is readable.
     package static func seconds(in headers: HTTPHeaders, now: Date = Date()) -> Int? {
-        if let value = headers.first(name: "retry-after-ms"), let milliseconds = Double(value.trimmed),
-            milliseconds.isFinite, milliseconds >= 0
+        if let value = headers.first(name: "retry-after-ms")?.trimmed,
+            value.utf8.allSatisfy({ ($0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9")) || $0 == UInt8(ascii: ".") }),
+            let milliseconds = Double(value), milliseconds.isFinite
         {
             return Self.bounded((milliseconds / 1_000).rounded(.up))
         }

@@ -127,7 +127,8 @@ extension SSERelay {
     /// Whether delivering one more token would pass the client's `max_tokens` or the aggregate bound.
     package func wouldExceedLimits(_ item: Item) -> Bool {
         if let limit = self.configuration.maxOutputTokens, self.deliveredTokens >= limit,
-            (item.chunk?.choice?.contentToken?.count ?? 0) > 2  // text, not `""`
+            let choice = item.chunk?.choice,
+            (choice.contentToken?.count ?? 0) > 2 || choice.reasoningToken != nil  // text or thinking, not `""`
         {
             return true
         }
