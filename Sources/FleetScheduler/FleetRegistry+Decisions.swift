@@ -164,7 +164,10 @@ extension FleetRegistry {
         self.storage.withLock { s in
             guard var car = s.car(lease.car) else { return }
             car.inFlight = max(0, car.inFlight - 1)
-            if outcome.succeeded {
+            if let busy = outcome.busySeconds {
+                // Busy, not broken (a runtime at its own limit): a flat back-off, no failure counted.
+                car.backoffUntil = max(car.backoffUntil, now + min(30, max(1, busy)))
+            } else if outcome.succeeded {
                 car.consecutiveFailures = 0
             } else {
                 car.consecutiveFailures += 1

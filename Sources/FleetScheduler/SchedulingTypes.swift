@@ -233,6 +233,10 @@ public struct Outcome: Sendable, Hashable {
     public var promptTokens: Int?
     public var outputTokens: Int
     public var succeeded: Bool
+    /// Seconds the upstream asked to be left alone when it answered busy (429, 503): not a failure
+    /// of the car — its failures in a row and their growing back-off are untouched — but it is not
+    /// given work for that long (at most 30 s).
+    public var busySeconds: Double?
 
     public init(
         ttftMilliseconds: Double?, tpotMilliseconds: Double?, promptTokens: Int? = nil, outputTokens: Int,

@@ -114,6 +114,24 @@ struct FleetRegistryTests {
         #expect(registry.candidates(model: "m", zone: "eu", now: 101).count == 1)
     }
 
+    @Test("A busy car (its runtime answered 429/503) is left alone a flat while, its failures not counted")
+    func busyIsNotFailing() {
+        let registry = FleetRegistry()
+        let (id, _) = registry.register(descriptor("a"), state: parked)
+        var busy = Outcome.failed
+        busy.busySeconds = 1
+        var now = 100.0
+        for _ in 0..<6 {
+            let job = registry.acquire(id, for: request(), now: now)!
+            registry.finish(job, busy, now: now)
+            #expect(registry.candidates(model: "m", zone: "eu", now: now + 0.5).isEmpty)
+            now += 1
+            // Six failures in a row would back it off 16 s by now; busy stays at the 1 s it asked.
+            #expect(registry.candidates(model: "m", zone: "eu", now: now).count == 1)
+        }
+        #expect(registry.snapshot(id)?.consecutiveFailures == 0)
+    }
+
     @Test("Least-outstanding ranks first; draining cars are skipped; a reconnect replaces the old entry")
     func rankingAndReplacement() {
         let registry = FleetRegistry()

@@ -159,11 +159,13 @@ struct CandidateList {
         return .central(endpoint, predictedTTFTMilliseconds: predicted)
     }
 
-    /// Gives a lease back with what its attempt showed; `busyFor`: the seconds a central endpoint that
-    /// answered busy asked to be left alone (a car's back-off is the registry's).
+    /// Gives a lease back with what its attempt showed; `busyFor`: the seconds an upstream that
+    /// answered busy asked to be left alone (a car's runtime, a central endpoint).
     func release(_ lease: AttemptLease, outcome: Outcome, busyFor: Int? = nil) {
         switch lease {
         case .car(_, let dispatch, _):
+            var outcome = outcome
+            outcome.busySeconds = busyFor.map(Double.init)
             self.core.registry.finish(dispatch, outcome, now: self.core.now)
         case .central(let endpoint, _):
             self.core.central.release(
