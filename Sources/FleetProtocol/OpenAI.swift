@@ -135,13 +135,14 @@ public struct CompletionRequest: Codable, Sendable, Equatable {
         return true
     }
 
-    /// Whether the answer is to carry log probabilities (`logprobs` true, or any count for a legacy
-    /// completion — 0 still asks for the sampled tokens'): the car path relays text only. Anything
-    /// but absent, `null` or `false` counts.
+    /// Whether the answer is to carry log probabilities: the car path relays text only. For chat,
+    /// `logprobs: true` (a boolean there; other values are false to OpenAI-compatible servers); for a
+    /// legacy completion any count — 0 still asks for the sampled tokens' — or `true`.
     public var wantsLogprobs: Bool {
         switch self.logprobs {
-        case nil, .null?, .bool(false)?: false
-        default: true
+        case .bool(true)?: true
+        case .number?: self.messages == nil
+        default: false
         }
     }
 

@@ -114,6 +114,43 @@ struct ResponsesRendererTests {
         #expect(object.output.last?.message?.content.first?.text == "Yes")
     }
 
+    /// Review of 1835c4a: choice 0 listed second, then thinking: the renderer opened a reasoning item
+    /// the relay had not kept, and `output[1]` trapped — a central answer killed the gateway.
+    @Test("Choice 0 listed after another, then thinking: the items announced and the final output agree")
+    func choiceZeroNotFirst() throws {
+        var d = Self.driver()
+        let twoChoices =
+            #"data: {"id":"c","choices":[{"index":1,"delta":{"content":"other"},"finish_reason":null},{"index":0,"delta":{"content":"hello"},"finish_reason":null}]}"#
+            + "\n\n"
+        let thinking =
+            #"data: {"id":"c","choices":[{"index":0,"delta":{"reasoning_content":"late"},"finish_reason":null}]}"#
+            + "\n\n"
+        _ = d.feed(chunk("c", role: true) + twoChoices + thinking + chunk("c", finish: "stop"), from: 1)
+        d.relay.finishStream(into: &d.out)
+        let events = try Self.events(d.client)
+        #expect(!events.contains { $0.name.hasPrefix("response.reasoning") }, "\(d.client)")
+        #expect(events.compactMap(\.event.delta) == ["hello"])
+        let completed = try #require(events.last?.event.response)
+        #expect(completed.output.count == 1 && completed.output[0].message?.content.first?.text == "hello")
+    }
+
+    @Test("Failed while thinking: response.failed holds the reasoning item cut off, and no message never added")
+    func failedWhileThinking() throws {
+        var d = Self.driver()
+        let thinking =
+            #"data: {"id":"c","choices":[{"index":0,"delta":{"reasoning_content":"Hm"},"finish_reason":null}]}"#
+            + "\n\n"
+        _ = d.feed(chunk("c", role: true) + thinking, from: 1)
+        d.out.writeImmutableBuffer(d.relay.clientErrorEvent(.upstreamFailed("lost")))
+        let events = try Self.events(d.client)
+        let failed = try #require(events.last?.event.response)
+        #expect(events.last?.name == "response.failed")
+        #expect(failed.output.count == 1)
+        #expect(
+            failed.output[0].reasoning.map { ($0.status, $0.content.map(\.text)) } ?? ("", []) == ("incomplete", ["Hm"])
+        )
+    }
+
     @Test("The upstream's cached and reasoning tokens reach the response's usage details, bounded by its counts")
     func usageDetails() throws {
         func completed(usage: String) throws -> ResponseObject.TokenUsage? {

@@ -552,10 +552,26 @@ struct SSERelayTests {
         #expect(d.client.isEmpty)
     }
 
+    @Test("With n > 1 the answer is finished when every choice is, not at the first choice's finish")
+    func finishedWithSeveralChoices() {
+        var d = RelayDriver(streaming: true)
+        d.relay = SSERelay(
+            configuration: .init(
+                streaming: true, includeUsage: false, chat: true, maxOutputTokens: nil, fallbackID: "x", choices: 2))
+        _ = d.feed(rawChunk("a", #""one""#, #""uno""#), from: 1)
+        _ = d.feed(
+            #"data: {"id":"a","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"# + "\n\n", from: 1)
+        #expect(!d.relay.deliveredFinish, "choice 1 has not finished")
+        _ = d.feed(
+            #"data: {"id":"a","choices":[{"index":1,"delta":{},"finish_reason":"stop"}]}"# + "\n\n", from: 1)
+        #expect(d.relay.deliveredFinish)
+    }
+
     @Test("max_tokens bounds thinking as it bounds text: both are output, counted and billed")
     func reasoningBound() {
         func thinking(_ text: String) -> String {
-            #"data: {"id":"a","choices":[{"index":0,"delta":{"reasoning_content":"\#(text)"},"finish_reason":null}]}"# + "\n\n"
+            #"data: {"id":"a","choices":[{"index":0,"delta":{"reasoning_content":"\#(text)"},"finish_reason":null}]}"#
+                + "\n\n"
         }
         for streaming in [true, false] {
             var d = RelayDriver(streaming: streaming, maxTokens: 2)

@@ -90,19 +90,34 @@ struct ChunkScannerTests {
         #expect(!chunk.isError && chunk.choice?.content == "Hello")
         #expect(try scan(#"{"error":{"message":"x"}}"#).isError)
         #expect(try scan(#"{"error":"x"}"#).isError)
-        #expect(try scanAnswer(#"{"error":null,"choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}]}"#).isError == false)
+        #expect(
+            try scanAnswer(
+                #"{"error":null,"choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}]}"#
+            ).isError == false)
         #expect(try scanAnswer(#"{"error":{"message":"x"}}"#).isError)
     }
 
-    @Test("logprobs: any value but absent, null or false asks for them (a legacy 0 asks for the sampled tokens')")
+    @Test("logprobs: chat's true, or a legacy completion's count (0 asks for the sampled tokens') asks for them")
     func wantsLogprobs() throws {
         func wants(_ value: String) throws -> Bool {
-            try JSONDecoder().decode(CompletionRequest.self, from: Data(#"{"model":"m","prompt":"x","logprobs":\#(value)}"#.utf8))
-                .wantsLogprobs
+            try JSONDecoder().decode(
+                CompletionRequest.self, from: Data(#"{"model":"m","prompt":"x","logprobs":\#(value)}"#.utf8)
+            )
+            .wantsLogprobs
         }
         #expect(try wants("0") && wants("5") && wants("true"))
         #expect(try !wants("false") && !wants("null"))
-        #expect(try !JSONDecoder().decode(CompletionRequest.self, from: Data(#"{"model":"m","prompt":"x"}"#.utf8)).wantsLogprobs)
+        // Chat's is a boolean: a number or anything else is not a request for them (cars serve it).
+        func chat(_ value: String) throws -> Bool {
+            try JSONDecoder().decode(
+                CompletionRequest.self,
+                from: Data(#"{"model":"m","messages":[{"role":"user","content":"x"}],"logprobs":\#(value)}"#.utf8)
+            ).wantsLogprobs
+        }
+        #expect(try chat("true") && !chat("false") && !chat("0") && !chat("1") && !chat(#""true""#) && !chat("{}"))
+        #expect(
+            try !JSONDecoder().decode(CompletionRequest.self, from: Data(#"{"model":"m","prompt":"x"}"#.utf8))
+                .wantsLogprobs)
     }
 
     @Test("An empty tool_calls array or object is no tool call; a non-empty one is")

@@ -14,12 +14,15 @@ import Testing
 final class FailsFirstJobEngine: InferenceEngine, Sendable {
     final class SharedCount: Sendable { let value = Atomic<Int>(0) }
 
-    let inner = SyntheticEngine(profile: HardwareProfile.of(.hw4))
+    let inner: SyntheticEngine
     let shared: SharedCount
     /// Jobs this engine was given.
     let jobs = Atomic<Int>(0)
 
-    init(shared: SharedCount) { self.shared = shared }
+    init(shared: SharedCount, hardware: HardwareClass = .hw4) {
+        self.shared = shared
+        self.inner = SyntheticEngine(profile: HardwareProfile.of(hardware))
+    }
     var models: [ModelOffer] { self.inner.models }
     var slots: Int { self.inner.slots }
     var continuation: ContinuationMode { .none }
@@ -77,6 +80,33 @@ struct RestartTests {
             #expect(done.response?.headerFields[HTTPField.Name("x-fleet-migrations")!] == nil)
             #expect(try await fleet.counter("fleet_migrations_total", label: "reason", value: "restart") == 1)
             #expect(try await fleet.counter("fleet_migrations_total", label: "reason", value: "failover") == 0)
+        }
+    }
+
+    /// Review of 875bbf9: a decision ranks a few cars; when they all could not continue, an idle car
+    /// that could, ranked after them, was never asked, and the stream failed.
+    @Test("A continuation finds a car that can continue behind several that cannot")
+    func continuationPastUncontinuableCars() async throws {
+        try await withFleet { fleet in
+            let shared = FailsFirstJobEngine.SharedCount()
+            let fast = (0..<8).map { _ in FailsFirstJobEngine(shared: shared, hardware: .ai5) }
+            for (i, engine) in fast.enumerated() {
+                _ = try await fleet.startCar("fast-\(i)", hardware: .ai5, engine: engine)
+            }
+            // Slower hardware: ranked after the eight; its synthetic engine continues exactly.
+            let able = SyntheticEngine(profile: HardwareProfile.of(.hw4))
+            _ = try await fleet.startCar("able", hardware: .hw4, engine: able)
+            let client = try await RecordingClient.connect(port: fleet.clientPort)
+            defer { client.close() }
+            let done = try await client.post("/v1/chat/completions", json: chatBody(stream: true, maxTokens: 6))
+                .collect()
+            #expect(done.response?.status == .ok)
+            #expect(!done.body.contains("\"error\""), "\(done.body)")
+            #expect(done.body.hasSuffix("data: [DONE]\n\n"), "\(done.body)")
+            #expect(
+                fast.map { $0.jobs.load(ordering: .relaxed) }.reduce(0, +) == 1,
+                "the cars that cannot continue were not given it")
+            #expect(try await fleet.counter("fleet_migrations_total", label: "reason", value: "failover") == 1)
         }
     }
 }

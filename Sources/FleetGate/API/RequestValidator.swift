@@ -29,6 +29,8 @@ struct ValidatedRequest: Sendable {
     /// The synthetic-text seed, computed once from the body so every attempt of a continuation
     /// generates the same text (DESIGN.md, Contracts: continuation).
     var seed: UInt64
+    /// The choices asked for (`n`, 1 when absent).
+    var choices = 1
     /// Central capacity only (never a car): the application key allows no car, or the request asks for
     /// what cars do not serve (`n` > 1: a car's job is one choice).
     var centralOnly = false
@@ -146,7 +148,8 @@ struct RequestValidator {
             authorization: self.core.cluster == nil ? nil : head.headerFields[.authorization], responses: responses)
         // A car's job is one choice of text: `n` > 1 answered by a car came back as one (an attack,
         // session 19), and log probabilities were dropped without a word.
-        request.centralOnly = (parsed.n ?? 1) > 1 || parsed.wantsLogprobs
+        request.choices = parsed.n ?? 1
+        request.centralOnly = request.choices > 1 || parsed.wantsLogprobs
         return request
     }
 

@@ -70,13 +70,18 @@ struct CandidateList {
     /// needs an upstream that can continue from the delivered tokens: a car whose engine says so,
     /// or a central endpoint configured with a continuation mode.
     mutating func next(continuation: Bool = false) -> AttemptLease? {
-        var decided = false
+        var rounds = 0
+        // Cars a continuation passed over (they cannot continue): left out of this search's next
+        // decision, which would rank them first again, and not tried — a restart may take them.
+        var passedOver: [CarID] = []
         while true {
             if self.choices.isEmpty {
-                if decided { break }
-                self.decide()
-                decided = true
-                if let lease = self.forwardIfBetter(continuation: continuation) { return lease }  // cluster (#21)
+                // One decision a search; a continuation that passed cars over asks again for the next
+                // ones (a decision ranks a few), a bounded number of times.
+                guard rounds == 0 || (!passedOver.isEmpty && rounds < Self.continuationRounds) else { break }
+                self.decide(alsoExcluding: passedOver, counted: rounds == 0)
+                rounds += 1
+                if rounds == 1, let lease = self.forwardIfBetter(continuation: continuation) { return lease }  // cluster (#21)
                 if self.choices.isEmpty { break }
             }
             let choice = self.choices.removeFirst()
@@ -90,7 +95,10 @@ struct CandidateList {
             let descriptor = self.core.registry.descriptor(id)
             // A car that cannot continue is passed over, not tried: a `stream: false` answer that
             // found no continuation starts again from nothing, and this car may serve that.
-            if continuation, let descriptor, descriptor.continuation == .none { continue }
+            if continuation, let descriptor, descriptor.continuation == .none {
+                passedOver.append(id)
+                continue
+            }
             self.tried.append(id)
             guard let car = descriptor, car.zone == self.profile.zone,
                 let tunnel = self.core.tunnels.handle(for: id),
@@ -137,14 +145,22 @@ struct CandidateList {
         return self.core.central.busyRetryAfter(model: model, zone: zone) ?? 1
     }
 
-    private mutating func decide() {
+    /// Decisions a continuation search may ask for while it passes over cars that cannot continue.
+    static let continuationRounds = 8
+
+    /// Asks the scheduler for the next choices, without the cars tried (and `alsoExcluding`); only
+    /// a search's first decision is `counted` in the decision metrics.
+    private mutating func decide(alsoExcluding: [CarID] = [], counted: Bool = true) {
         let central = self.core.central.option(
             model: self.profile.model, zone: self.profile.zone, promptTokens: self.profile.promptTokens)
         let start = NIODeadline.now()
         let decision = self.core.registry.decide(
-            self.profile, central: central, excluding: self.tried, now: self.core.now)
-        self.core.metrics.decisionTime.recordNanoseconds((NIODeadline.now() - start).nanoseconds)
-        self.core.metrics.decision(firstChoice: decision.choices.first)
+            self.profile, central: central, excluding: alsoExcluding.isEmpty ? self.tried : self.tried + alsoExcluding,
+            now: self.core.now)
+        if counted {
+            self.core.metrics.decisionTime.recordNanoseconds((NIODeadline.now() - start).nanoseconds)
+            self.core.metrics.decision(firstChoice: decision.choices.first)
+        }
         self.choices = decision.choices
     }
 

@@ -136,7 +136,7 @@ final class Dispatcher: UpstreamEvents {
             configuration: .init(
                 streaming: request.streaming, includeUsage: request.includeUsage, chat: request.chat,
                 maxOutputTokens: request.outputLimit, fallbackID: "chatcmpl-" + requestID, fallbackModel: request.model,
-                fallbackCreated: time(nil), responses: request.responses))
+                fallbackCreated: time(nil), responses: request.responses, choices: request.choices))
         self.candidates = CandidateList(
             core: core, profile: request.profile, preferredRegion: request.origin.region)
         self.candidates.centralOnly = request.centralOnly  // edge (#18): central-only application keys

@@ -167,10 +167,12 @@ package struct ResponsesRenderer: Sendable {
         into out: inout ByteBuffer
     ) {
         self.openMessage(reasoning: reasoning, into: &out)
-        let response = self.response(
-            text: text, reasoning: reasoning, usage: usage, details: details, finishReason: finishReason)
         let index = self.messageOutputIndex
-        let item = response.output[index]
+        // The items the stream announced, not what the relay kept: they must agree with the events.
+        let response = self.object(
+            text: text, reasoning: index == 1 ? reasoning : nil, usage: usage, details: details,
+            finishReason: finishReason)
+        let item = response.output.last ?? .message(.init(id: self.messageID, status: response.status, content: []))
         self.write(
             .init(
                 type: "response.output_text.done", sequenceNumber: 0, outputIndex: index, contentIndex: 0,
@@ -192,14 +194,29 @@ package struct ResponsesRenderer: Sendable {
         var response = self.template
         response.status = "failed"
         response.error = .init(code: "server_error", message: error.message)
-        response.output = self.output(text: text, reasoning: reasoning, status: "incomplete")
+        // What the stream opened: a reasoning item cut off is incomplete, and no message it never added.
+        switch self.items {
+        case .none: response.output = self.output(text: text, reasoning: nil, status: "incomplete")
+        case .reasoning: response.output = [.reasoning(self.reasoningItem(reasoning, status: "incomplete"))]
+        case .message(let index):
+            response.output = self.output(text: text, reasoning: index == 1 ? reasoning : nil, status: "incomplete")
+        }
         response.usage = .init(usage, details: details)
         self.write(.init(type: "response.failed", sequenceNumber: 0, response: response), into: &out)
     }
 
-    /// The finished `response` object: the stream's last event, or the `stream: false` answer.
+    /// The `stream: false` answer: a reasoning item when there was thinking, then the message.
     package func response(
         text: String, reasoning: String = "", usage: Usage, details: UsageDetails? = nil, finishReason: String?
+    ) -> ResponseObject {
+        self.object(
+            text: text, reasoning: reasoning.isEmpty ? nil : reasoning, usage: usage, details: details,
+            finishReason: finishReason)
+    }
+
+    /// The finished `response` object; `reasoning` nil: no reasoning item.
+    private func object(
+        text: String, reasoning: String?, usage: Usage, details: UsageDetails?, finishReason: String?
     ) -> ResponseObject {
         var response = self.template
         let reason: String? =
@@ -215,11 +232,11 @@ package struct ResponsesRenderer: Sendable {
         return response
     }
 
-    /// The output items: the reasoning (when there was thinking), then the message.
-    private func output(text: String, reasoning: String, status: String) -> [ResponseObject.OutputItem] {
+    /// The output items: the reasoning (unless nil), then the message.
+    private func output(text: String, reasoning: String?, status: String) -> [ResponseObject.OutputItem] {
         let message = ResponseObject.OutputItem.message(
             .init(id: self.messageID, status: status, content: [.init(text: text)]))
-        guard !reasoning.isEmpty else { return [message] }
+        guard let reasoning else { return [message] }
         return [.reasoning(self.reasoningItem(reasoning, status: "completed")), message]
     }
 

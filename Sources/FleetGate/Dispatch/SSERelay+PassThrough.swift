@@ -26,7 +26,7 @@ extension SSERelay {
     /// event (left for ``next(from:)``), at the client's `max_tokens`, at the event bound.
     package mutating func forwardTokens(from attempt: Int, into out: inout ByteBuffer) -> Int {
         guard self.configuration.streaming, self.renderer == nil, self.segments.last == attempt,
-            !self.deliveredFinish,  // text after the answer's end is not passed on (isAfterFinish)
+            !self.finishedAnyChoice,  // text after a choice's end is not passed on (isAfterFinish)
             let identity = self.identity
         else { return 0 }
         let maxTokens = self.configuration.maxOutputTokens ?? .max

@@ -58,12 +58,15 @@ package struct SSERelay: Sendable {
         /// For `/v1/responses`: the `response` in progress; the client then sees Responses events
         /// and objects (``ResponsesRenderer``) instead of chat chunks.
         package var responses: ResponseObject?
+        /// The choices asked for (`n`): the answer is finished when each has its finish reason.
+        package var choices: Int
 
         package init(
             streaming: Bool, includeUsage: Bool, chat: Bool, maxOutputTokens: Int?, maxEventBytes: Int = 64 * 1024,
             maxEventsPerAttempt: Int = 200_000, maxAggregateBytes: Int = 4 << 20, fallbackID: String,
-            fallbackModel: String = "", fallbackCreated: Int = 0, responses: ResponseObject? = nil
+            fallbackModel: String = "", fallbackCreated: Int = 0, responses: ResponseObject? = nil, choices: Int = 1
         ) {
+            self.choices = max(1, choices)
             self.streaming = streaming
             self.includeUsage = includeUsage
             self.chat = chat
@@ -158,6 +161,8 @@ package struct SSERelay: Sendable {
     var aggregateBytes = 0
     /// The last finish reason delivered, per choice.
     private var finishReasons: [Int: String] = [:]
+    /// Whether every choice asked for has its finish reason (``deliveredFinish``).
+    private var allFinished = false
     private var doneSent = false
     /// Writes the client side for `/v1/responses`; nil for chat and legacy completions.
     private(set) var renderer: ResponsesRenderer?
@@ -202,6 +207,7 @@ package struct SSERelay: Sendable {
         self.otherText = [:]
         self.aggregateBytes = 0
         self.finishReasons = [:]
+        self.allFinished = false
         self.identity = nil
         self.renderer = self.configuration.responses.map(ResponsesRenderer.init)
     }
@@ -215,7 +221,9 @@ package struct SSERelay: Sendable {
         if counted || chunk.choice.map({ $0.hasToolCalls || $0.hasOtherOutput }) == true { self.deliveredTokens += 1 }
         guard self.configuration.streaming else { return }
         if self.renderer != nil {
-            if let choice = chunk.choice, choice.index == 0 {
+            // Choice 0 wherever the upstream listed it (it need not be first).
+            let first = chunk.choice.flatMap { $0.index == 0 ? $0 : nil }
+            if let choice = first ?? chunk.otherChoices.first(where: { $0.index == 0 }) {
                 if let thinking = choice.reasoningToken {
                     self.renderer!.reasoning(token: thinking, of: item.payload, into: &out)
                 }
@@ -234,10 +242,8 @@ package struct SSERelay: Sendable {
     /// Keeps a delivered choice's text (its string token in `payload`) and finish reason; whether it
     /// carried text.
     private mutating func record(_ choice: ChunkScanner.Choice, of payload: ByteBuffer) -> Bool {
-        if let reason = choice.finishReason { self.finishReasons[choice.index] = reason }
-        if let thinking = choice.reasoningToken, choice.index == 0,
-            !self.configuration.streaming || (self.renderer != nil && self.delivered.isEmpty)
-        {
+        if let reason = choice.finishReason { self.noteFinish(reason, of: choice.index) }
+        if let thinking = choice.reasoningToken, choice.index == 0, self.keepsThinking {
             // Kept for the answer (a streamed chat client got it in the chunk); counted with its text.
             self.reasoning.append(token: thinking, of: payload)
             self.aggregateBytes += thinking.count - 2
@@ -252,6 +258,14 @@ package struct SSERelay: Sendable {
         return true
     }
 
+    /// Whether choice 0's thinking is kept: for a `stream: false` chat answer, all of it; for the
+    /// Responses API only what comes before the text — while the stream has not opened its message,
+    /// or (`stream: false`) while no text was delivered — since its reasoning item is the first.
+    private var keepsThinking: Bool {
+        guard let renderer = self.renderer else { return !self.configuration.streaming }
+        return self.configuration.streaming ? renderer.needsMessage : self.delivered.isEmpty
+    }
+
     /// Whether every choice of `item` already delivered its finish reason: output after a choice's
     /// end is an upstream's fault, dropped (the client's answer is complete).
     package func isAfterFinish(_ item: Item) -> Bool {
@@ -261,9 +275,22 @@ package struct SSERelay: Sendable {
         return chunk.otherChoices.allSatisfy { self.finishReasons[$0.index] != nil }
     }
 
-    /// Whether a finish reason was delivered: an upstream stream that ends cleanly (its HTTP body or
-    /// HTTP/2 stream) without one, and without `[DONE]`, was cut short, not finished.
-    package var deliveredFinish: Bool { !self.finishReasons.isEmpty }
+    /// Whether every choice asked for (``Configuration/choices``) delivered its finish reason: an
+    /// upstream stream that ends cleanly (its HTTP body or HTTP/2 stream), or is lost, before that
+    /// and without `[DONE]` was cut short, not finished — with `n` > 1, one choice's end is not the
+    /// answer's.
+    package var deliveredFinish: Bool { self.allFinished }
+
+    /// Whether any choice delivered its finish reason.
+    var finishedAnyChoice: Bool { !self.finishReasons.isEmpty }
+
+    private mutating func noteFinish(_ reason: String, of index: Int) {
+        self.finishReasons[index] = reason
+        guard !self.allFinished else { return }
+        let choices = self.configuration.choices
+        self.allFinished =
+            choices == 1 ? self.finishReasons[0] != nil : (0..<choices).allSatisfy { self.finishReasons[$0] != nil }
+    }
 
     /// The delivered text of choice 0, decoded (for a continuation, the `stream: false` answer, the
     /// Responses API's closing events and an audit: once per request, not per token).
@@ -306,7 +333,7 @@ package struct SSERelay: Sendable {
                     : "\"choices\":[{\"index\":0,\"text\":\"\",\"finish_reason\":\"length\"}]}")
             Self.writeEvent(json, into: &out)
         }
-        if self.finishReasons[0] == nil { self.finishReasons[0] = "length" }
+        if self.finishReasons[0] == nil { self.noteFinish("length", of: 0) }
     }
 
     /// The `stream: false` answer.
