@@ -101,6 +101,8 @@ struct CentralDirectoryTests {
         directory.probed(Self.b, models: nil)
         directory.probedBusy(Self.b, for: 5, now: t0)
         #expect(directory.all.first { $0.baseURL == Self.b }?.healthy == false)
+        // Out, but it asked for 5 s: not probed every second meanwhile.
+        #expect(!directory.needsProbe(at: t0 + .seconds(1)) && directory.needsProbe(at: t0 + .seconds(5)))
     }
 
     @Test("Logs and metrics show a base URL without its user or password")

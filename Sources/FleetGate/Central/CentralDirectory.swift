@@ -284,7 +284,10 @@ public final class CentralDirectory: Service, Sendable {
     }
 
     /// Whether an endpoint is out of rotation or has not listed its models yet.
-    var needsProbe: Bool { self.endpoints.withLock { $0.contains { !$0.healthy || $0.models.isEmpty } } }
+    /// One that answered its probe busy waits out the time it asked for.
+    func needsProbe(at now: NIODeadline = .now()) -> Bool {
+        self.endpoints.withLock { $0.contains { (!$0.healthy || $0.models.isEmpty) && !$0.isBusy(at: now) } }
+    }
 
     /// Refreshes every ``refreshInterval`` until shutdown, and every ``probeInterval`` while an
     /// endpoint is out of rotation or has listed no models.
@@ -295,7 +298,7 @@ public final class CentralDirectory: Service, Sendable {
             let next = clock.now + self.refreshInterval
             repeat {
                 try? await Task.sleep(for: min(Self.probeInterval, self.refreshInterval))
-            } while clock.now < next && !self.needsProbe && !Task.isCancelled && !Task.isShuttingDownGracefully
+            } while clock.now < next && !self.needsProbe() && !Task.isCancelled && !Task.isShuttingDownGracefully
         }
     }
 }
