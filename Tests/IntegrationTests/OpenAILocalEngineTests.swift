@@ -8,6 +8,7 @@ import Foundation
 import HTTPTypes
 import NIOCore
 import NIOPosix
+import Synchronization
 import Testing
 
 /// The `openai-local` engine against runtimes that misbehave, and against a fast synthetic one
@@ -141,6 +142,38 @@ struct OpenAILocalEngineTests {
                 #expect(!done.body.contains("error"), "\(done.body)")
                 #expect(try await fleet.attemptFailures(kind: "runtime_tool_call") == 1, "stream: \(stream)")
             }
+        }
+    }
+
+    /// Review of 875bbf9: a request only central can serve (the car's runtime called a tool), with the
+    /// zone's central busy, got 502 "no central endpoint could serve" instead of 503 with Retry-After.
+    @Test("A car's tool call with central busy: 503 server_overloaded with Retry-After, not 502")
+    func toolCallCentralBusy() async throws {
+        let (runtime, engine) = try await ServedRuntime.start(
+            ToolCallRuntime(textFirst: false), models: ["fleet-8b": "tools"])
+        defer { runtime.close(promise: nil) }
+        let script = CannedCentral.Script()
+        script.answers.withLock { $0 = [(429, #"{"error":{"message":"slow down"}}"#)] }
+        script.retryAfters.withLock { $0 = ["9"] }
+        let central = try await CannedCentral.start(script)
+        defer { central.channel.close(promise: nil) }
+        try await withFleet(configure: {
+            $0.central.endpoints = [.init(region: "eu-west", baseURL: central.baseURL)]
+        }) { fleet in
+            try await waitUntil("central models discovered") { fleet.gateway.core.central.models().contains("fleet-8b") }
+            _ = try await fleet.startCar("tool-car", engine: engine)
+            let client = try await RecordingClient.connect(port: fleet.clientPort)
+            defer { client.close() }
+            // Central answers busy; then, while it waits out its 9 s, it is not asked at all.
+            for attempt in 0..<2 {
+                let done = try await client.post("/v1/chat/completions", json: chatBody(stream: false, maxTokens: 5))
+                    .collect()
+                #expect(done.response?.status.code == 503, "\(attempt): \(done.body)")
+                #expect(done.body.contains("server_overloaded"), "\(attempt): \(done.body)")
+                let seconds = done.response?.headerFields[.retryAfter].flatMap { Int($0) } ?? 0
+                #expect((8...9).contains(seconds), "\(attempt): \(seconds)")
+            }
+            #expect(script.served.withLock { $0 } == 1)
         }
     }
 

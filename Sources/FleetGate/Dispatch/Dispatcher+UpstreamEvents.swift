@@ -297,7 +297,8 @@ extension Dispatcher {
             // The soonest any busy upstream expects room; one that said nothing, the gateway's 1 s.
             busyFor = attempt.retryAfter ?? 1
             self.busyRetryAfter = min(self.busyRetryAfter ?? .max, busyFor!)
-        } else {
+        } else if failure.upstreamAtFault {
+            // (Not a car path that cannot carry the request: that upstream was not broken, only unable.)
             self.failedOtherwiseThanBusy = true
         }
         // A rejection of the client's request (a 4xx passed through), or a request for what the

@@ -101,7 +101,8 @@ final class Dispatcher: UpstreamEvents {
     /// The soonest a busy upstream tried said to come back, in seconds: its `Retry-After`, or 1 when
     /// it said nothing.
     var busyRetryAfter: Int?
-    /// Whether an attempt failed otherwise than busy: then "every upstream tried is busy" is not so.
+    /// Whether an attempt failed otherwise than busy, by the upstream's fault: then "every upstream
+    /// tried is busy" is not so.
     var failedOtherwiseThanBusy = false
     /// The attempt being opened: not yet in ``attempts`` while its upstream starts.
     var opening: Int?
