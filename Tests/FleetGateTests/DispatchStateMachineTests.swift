@@ -322,6 +322,18 @@ struct DispatchStateMachineTests {
                 == .fail(.notContinuable(lastLabel: "answer_too_large"), midStream: true, cancel: []))
     }
 
+    @Test("stream: false lost with only thinking delivered: not continued (it would think twice), started again")
+    func restartWhenOnlyThinking() {
+        var m = Machine(
+            configuration: .init(maxAttempts: 3, maxMigrations: 3, hedging: true, continuable: true, restartable: true))
+        _ = m.start()
+        _ = m.firstToken(1)
+        #expect(
+            m.failed(1, .init(retryable: true, label: "car_reset"), continuable: false)
+                == .open(.init(attempt: 2, resumeFrom: 0, reason: .restart)))
+        #expect(m.migrations == 0)
+    }
+
     @Test("stream: false: continued first; with nobody to continue on, started again from nothing")
     func restartAfterNoContinuation() {
         var m = Machine(

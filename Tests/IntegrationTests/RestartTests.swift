@@ -19,9 +19,13 @@ final class FailsFirstJobEngine: InferenceEngine, Sendable {
     /// Jobs this engine was given.
     let jobs = Atomic<Int>(0)
 
-    init(shared: SharedCount, hardware: HardwareClass = .hw4) {
+    /// Whether the lost job's three tokens are thinking (`reasoning_content`) rather than text.
+    let thinks: Bool
+
+    init(shared: SharedCount, hardware: HardwareClass = .hw4, thinks: Bool = false) {
         self.shared = shared
         self.inner = SyntheticEngine(profile: HardwareProfile.of(hardware))
+        self.thinks = thinks
     }
     var models: [ModelOffer] { self.inner.models }
     var slots: Int { self.inner.slots }
@@ -39,11 +43,18 @@ final class FailsFirstJobEngine: InferenceEngine, Sendable {
             return self.inner.start(job, on: eventLoop, sink: sink)
         }
         let handle = LostJob()
+        let thinks = self.thinks
         let bound = NIOLoopBound((handle, sink), eventLoop: eventLoop)
         eventLoop.scheduleTask(in: .milliseconds(20)) {
             let (handle, sink) = bound.value
             guard !handle.cancelled else { return }
-            for token in ["Lost ", "words ", "here "] { sink.emit(token: token) }
+            for token in ["Lost ", "words ", "here "] {
+                guard thinks else {
+                    sink.emit(token: token)
+                    continue
+                }
+                Array("\"\(token)\"".utf8).withUnsafeBytes { sink.emit(reasoningJSON: $0) }
+            }
         }
         eventLoop.scheduleTask(in: .milliseconds(60)) {
             let (handle, sink) = bound.value
@@ -107,6 +118,30 @@ struct RestartTests {
                 fast.map { $0.jobs.load(ordering: .relaxed) }.reduce(0, +) == 1,
                 "the cars that cannot continue were not given it")
             #expect(try await fleet.counter("fleet_migrations_total", label: "reason", value: "failover") == 1)
+        }
+    }
+
+    /// Re-attack of b3708f0: a car lost while still thinking was continued from its empty text, and the
+    /// answer's reasoning held the lost thinking and the new upstream's, one after the other.
+    @Test("stream: false lost with only thinking delivered: started again, the lost thinking dropped")
+    func lostWhileThinking() async throws {
+        try await withFleet { fleet in
+            let shared = FailsFirstJobEngine.SharedCount()
+            let thinker = FailsFirstJobEngine(shared: shared, hardware: .ai5, thinks: true)
+            _ = try await fleet.startCar("thinker", hardware: .ai5, engine: thinker)
+            _ = try await fleet.startCar(
+                "able", hardware: .hw4, engine: SyntheticEngine(profile: HardwareProfile.of(.hw4)))
+            let client = try await RecordingClient.connect(port: fleet.clientPort)
+            defer { client.close() }
+            let done = try await client.post("/v1/chat/completions", json: chatBody(stream: false, maxTokens: 5))
+                .collect()
+            #expect(done.response?.status == .ok, "\(done.body)")
+            #expect(thinker.jobs.load(ordering: .relaxed) == 1)
+            #expect(!done.body.contains("Lost") && !done.body.contains("reasoning_content"), "\(done.body)")
+            let answer = try JSONDecoder().decode(CompletionResponse.self, from: Data(done.body.utf8))
+            #expect(answer.usage.completionTokens == 5)
+            #expect(try await fleet.counter("fleet_migrations_total", label: "reason", value: "restart") == 1)
+            #expect(try await fleet.counter("fleet_migrations_total", label: "reason", value: "failover") == 0)
         }
     }
 }

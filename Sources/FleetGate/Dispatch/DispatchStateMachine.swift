@@ -298,7 +298,10 @@ package struct DispatchStateMachine: Sendable {
     package static let emptyStream = Failure(retryable: true, label: "empty_stream")
 
     /// An attempt failed: refused, reset, lost with its car, past a deadline, or answered an error.
-    package mutating func failed(_ attempt: AttemptID, _ failure: Failure) -> Action {
+    /// `continuable`: whether what was delivered can be continued from, as the adapter knows it —
+    /// not when a `stream: false` answer holds only a reasoning model's thinking and no text (a
+    /// continuation would think again after it; a restart gives one answer).
+    package mutating func failed(_ attempt: AttemptID, _ failure: Failure, continuable: Bool = true) -> Action {
         guard let index = self.open.firstIndex(of: attempt) else { return .none }
         self.open.remove(at: index)
         self.lastFailure = failure.label
@@ -322,7 +325,7 @@ package struct DispatchStateMachine: Sendable {
                 self.phase = .migrating
                 return .none
             }
-            if let next = self.continuation(after: failure, reason: .failover) {
+            if continuable, let next = self.continuation(after: failure, reason: .failover) {
                 self.phase = .migrating
                 return .migrate(cancel: nil, open: next)
             }

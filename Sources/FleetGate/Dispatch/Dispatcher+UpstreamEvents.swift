@@ -306,6 +306,8 @@ extension Dispatcher {
         // against its health. A busy central endpoint is left alone for the time it asked.
         self.close(id, outcome: self.outcome(attempt, succeeded: !failure.upstreamAtFault), busyFor: busyFor)
         self.flush()
-        self.perform(self.machine.failed(id, failure))
+        // A `stream: false` answer with only thinking so far has no text to continue from.
+        let continuable = self.request.streaming || !self.relay.delivered.isEmpty
+        self.perform(self.machine.failed(id, failure, continuable: continuable))
     }
 }
