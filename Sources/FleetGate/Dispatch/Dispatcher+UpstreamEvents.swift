@@ -295,15 +295,17 @@ extension Dispatcher {
         var busyFor: Int?
         if failure.label == Self.busyLabel {
             // The soonest any busy upstream expects room; one that said nothing, the gateway's 1 s.
-            busyFor = attempt.retryAfter ?? 1
-            self.busyRetryAfter = min(self.busyRetryAfter ?? .max, busyFor!)
+            let seconds = attempt.retryAfter ?? 1
+            busyFor = seconds
+            self.busyRetryAfter = min(self.busyRetryAfter ?? .max, seconds)
         } else if failure.upstreamAtFault {
             // (Not a car path that cannot carry the request: that upstream was not broken, only unable.)
             self.failedOtherwiseThanBusy = true
         }
         // A rejection of the client's request (a 4xx passed through), or a request for what the
         // upstream's kind cannot carry, is the upstream working as it should: it must not count
-        // against its health. A busy central endpoint is left alone for the time it asked.
+        // against its health. A busy upstream (a car's runtime, a central endpoint) is left alone for
+        // the time it asked.
         self.close(id, outcome: self.outcome(attempt, succeeded: !failure.upstreamAtFault), busyFor: busyFor)
         self.flush()
         // A `stream: false` answer with only thinking so far has no text to continue from.
