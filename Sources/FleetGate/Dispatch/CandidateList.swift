@@ -112,36 +112,33 @@ struct CandidateList {
         return self.central(predicted: option?.predictedTTFTMilliseconds, continuation: continuation)
     }
 
-    /// Whether the request's zone has capacity for its model that is only busy, although
-    /// ``next(continuation:)`` found none that could take it now: a healthy central endpoint
-    /// serving the model (then at its concurrency bound), or a car held back only by its slots or a
-    /// back-off (unless the key is central-only; ``FleetRegistry/hasBusyCapacity(model:zone:now:)``).
-    /// Asked only on that refusal: capacity is expected back, so it is 503 `server_overloaded` with
-    /// `Retry-After`, not `no_capacity_in_zone` (DESIGN.md, overload and refusals), which tells the
-    /// client nothing in its zone can serve.
-    var zoneIsBusy: Bool {
+    /// When the request's zone has capacity for its model that is only busy, although
+    /// ``next(continuation:)`` found none that could take it now, the `Retry-After` for its refusal;
+    /// nil when nothing in the zone serves the model. Busy capacity: a car held back only by its slots
+    /// or a back-off (unless the key is central-only; ``FleetRegistry/hasBusyCapacity(model:zone:now:)``),
+    /// or a healthy central endpoint serving the model (``centralBusyRetryAfter``). Asked only on that
+    /// refusal: capacity is expected back, so it is 503 `server_overloaded` with `Retry-After`, not
+    /// `no_capacity_in_zone` (DESIGN.md, overload and refusals), which tells the client nothing in its
+    /// zone can serve.
+    var zoneBusyRetryAfter: Int? {
         let model = self.profile.model
         let zone = self.profile.zone
-        if self.core.httpClient != nil && self.core.central.option(model: model, zone: zone) != nil { return true }
-        return !self.centralOnly && self.core.registry.hasBusyCapacity(model: model, zone: zone, now: self.core.now)
-    }
-
-    /// Whether the zone has central capacity for the request's model and all of it is busy: at its
-    /// concurrency bound, or left alone for the `Retry-After` it asked.
-    var centralIsBusy: Bool {
-        self.core.httpClient != nil
-            && self.core.central.option(model: self.profile.model, zone: self.profile.zone)?.hasRoom == false
-    }
-
-    /// The `Retry-After` for a refusal on ``zoneIsBusy``: when the zone's only capacity is central
-    /// endpoints that answered busy, the soonest time they asked for; otherwise 1 s (a car's slot or
-    /// back-off, or an endpoint at its concurrency bound, frees within about that).
-    var zoneBusyRetryAfter: Int {
-        let model = self.profile.model
-        let zone = self.profile.zone
+        // A car's slot or back-off frees within about a second.
         if !self.centralOnly && self.core.registry.hasBusyCapacity(model: model, zone: zone, now: self.core.now) {
             return 1
         }
+        guard self.core.httpClient != nil, self.core.central.option(model: model, zone: zone) != nil else { return nil }
+        return self.core.central.busyRetryAfter(model: model, zone: zone) ?? 1
+    }
+
+    /// When the zone has central capacity for the request's model and all of it is busy — at its
+    /// concurrency bound (about a second), or left alone for the `Retry-After` it asked (the soonest
+    /// of those) — the `Retry-After` for a refusal; else nil.
+    var centralBusyRetryAfter: Int? {
+        let model = self.profile.model
+        let zone = self.profile.zone
+        guard self.core.httpClient != nil, self.core.central.option(model: model, zone: zone)?.hasRoom == false
+        else { return nil }
         return self.core.central.busyRetryAfter(model: model, zone: zone) ?? 1
     }
 

@@ -84,17 +84,18 @@ extension Dispatcher {
         // The zone's refusal count (and its alert) sees a saturated zone as it sees an empty one.
         if reason == .noCapacity { self.core.metrics.fleetState.zoneRefused(self.request.zone) }
         switch reason {
-        case .noCapacity where self.candidates.zoneIsBusy:
+        case .noCapacity:
+            guard let seconds = self.candidates.zoneBusyRetryAfter else {
+                error = .noCapacity(zone: self.request.zone)
+                break
+            }
             // Capacity expected back (DESIGN.md: overload and refusals): retryable, with Retry-After —
             // the soonest a busy central endpoint asked for when that is all the zone has, else 1 s.
-            let seconds = self.candidates.zoneBusyRetryAfter
             error = .overloaded(
                 "Every car and central endpoint in privacy zone '\(self.request.zone)' that serves this model is busy. Retry after \(seconds) s.",
                 retryAfter: seconds)
             self.core.metrics.shed(reason: "zone_busy")
             self.refusedBusy = true
-        case .noCapacity:
-            error = .noCapacity(zone: self.request.zone)
         case .attemptsExhausted(let label) where label == CentralAnswer.tooLargeLabel:
             error = .upstreamFailed(
                 "The answer was larger than \(self.relay.configuration.maxAggregateBytes) bytes, the most the gateway holds for a request with 'stream': false; ask for fewer tokens, or stream it ('stream': true)."
@@ -106,14 +107,14 @@ extension Dispatcher {
             error = .overloaded(
                 "Every car and central endpoint tried for this request in privacy zone '\(self.request.zone)' is busy. Retry after \(seconds) s.",
                 retryAfter: seconds)
-        case .attemptsExhausted(let label)
-        where APIError.carPathCannotCarry.contains(label) && self.candidates.centralIsBusy:
-            // Central must serve it, and the zone's central capacity is there but busy: come back.
-            let seconds = self.candidates.zoneBusyRetryAfter
-            error = .overloaded(
-                "Only central capacity can serve this request, and every central endpoint in privacy zone '\(self.request.zone)' that serves this model is busy. Retry after \(seconds) s.",
-                retryAfter: seconds)
         case .attemptsExhausted(let label) where APIError.carPathCannotCarry.contains(label):
+            if let seconds = self.candidates.centralBusyRetryAfter {
+                // Central must serve it, and the zone's central capacity is there but busy: come back.
+                error = .overloaded(
+                    "Only central capacity can serve this request, and every central endpoint in privacy zone '\(self.request.zone)' that serves this model is busy. Retry after \(seconds) s.",
+                    retryAfter: seconds)
+                break
+            }
             let what = label == APIError.runtimeToolCallCode ? "with a tool call" : "with more than one choice"
             error = .upstreamFailed(
                 "The model answered \(what), which cars do not relay yet, and no central endpoint in privacy zone '\(self.request.zone)' could serve the request instead."
