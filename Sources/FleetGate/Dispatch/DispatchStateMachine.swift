@@ -172,8 +172,6 @@ package struct DispatchStateMachine: Sendable {
     package private(set) var unfilled = 0
     /// Attempts that ran: what a client and the audit line are told.
     package var attemptsRun: Int { self.opened - self.unfilled }
-    /// Whether the last failure was one another upstream may not repeat (``Failure/retryable``).
-    private var lastFailureRetryable = true
     /// Continuations opened so far.
     package private(set) var migrations = 0
     /// Restarts opened so far (at most ``maxRestarts``).
@@ -185,8 +183,10 @@ package struct DispatchStateMachine: Sendable {
     package private(set) var headSent = false
     /// Whether a hedge was opened.
     package private(set) var hedged = false
-    /// Why the last attempt that failed did: what a request that then finds no candidate failed of.
-    package private(set) var lastFailure: String?
+    /// The last attempt's failure: what a request that then finds no candidate failed of.
+    private var lastFailed: Failure?
+    /// Its label.
+    package var lastFailure: String? { self.lastFailed?.label }
 
     package init(configuration: Configuration) {
         self.configuration = configuration
@@ -216,7 +216,7 @@ package struct DispatchStateMachine: Sendable {
                 midStream: false, cancel: [])
         case .migrating:
             self.migrations -= 1  // the continuation never ran
-            if self.lastFailureRetryable, let restart = self.restart() { return .open(restart) }
+            if self.lastFailed?.retryable ?? true, let restart = self.restart() { return .open(restart) }
             self.phase = .finished
             return .fail(
                 .noContinuationCandidate(lastLabel: self.lastFailure ?? "no_candidate"), midStream: true,
@@ -304,8 +304,7 @@ package struct DispatchStateMachine: Sendable {
     package mutating func failed(_ attempt: AttemptID, _ failure: Failure, continuable: Bool = true) -> Action {
         guard let index = self.open.firstIndex(of: attempt) else { return .none }
         self.open.remove(at: index)
-        self.lastFailure = failure.label
-        self.lastFailureRetryable = failure.retryable
+        self.lastFailed = failure
         switch self.phase {
         case .awaitingFirstToken:
             if !self.open.isEmpty { return .none }  // its hedge (or the attempt it hedged) runs on
