@@ -42,6 +42,9 @@ public final class CentralDirectory: Service, Sendable {
         /// rotation otherwise, its failures and estimate untouched.
         var busyUntil: NIODeadline?
 
+        /// Out of rotation (three failures in a row), or no model list yet: probed until it answers.
+        var isOut: Bool { !self.healthy || self.models.isEmpty }
+
         /// Whether it said it was busy and the time it asked for has not passed.
         func isBusy(at now: NIODeadline) -> Bool {
             guard let busyUntil else { return false }
@@ -286,7 +289,7 @@ public final class CentralDirectory: Service, Sendable {
     /// Whether an endpoint is out of rotation or has not listed its models yet.
     /// One that answered its probe busy waits out the time it asked for.
     func needsProbe(at now: NIODeadline = .now()) -> Bool {
-        self.endpoints.withLock { $0.contains { (!$0.healthy || $0.models.isEmpty) && !$0.isBusy(at: now) } }
+        self.endpoints.withLock { $0.contains { $0.isOut && !$0.isBusy(at: now) } }
     }
 
     /// Refreshes every ``refreshInterval`` until shutdown, and every ``probeInterval`` while an

@@ -27,7 +27,7 @@ final class CentralEndpointGauges: Sendable {
 
     /// The state label of an endpoint at `now`.
     static func state(of endpoint: CentralDirectory.Endpoint, at now: NIODeadline) -> String {
-        if !endpoint.healthy || endpoint.models.isEmpty { return "out" }
+        if endpoint.isOut { return "out" }
         return endpoint.isBusy(at: now) ? "busy" : "up"
     }
 
