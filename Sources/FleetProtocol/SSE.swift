@@ -137,9 +137,10 @@ public enum SSE {
         /// - Throws: ``TooLarge`` (its `completed` empty: the events before it were returned) when an
         ///   event, whole or partial, exceeds ``maxEventBytes``; what was pending is dropped.
         public mutating func next() throws(TooLarge) -> Event? {
-            let pending = self.pending
-            let length = pending.withUnsafeReadableBytes { self.eventLength(in: $0) }
-            guard let length else {
+            let scanned = self.scanned
+            let (found, resume) = self.pending.withUnsafeReadableBytes { Self.eventLength(in: $0, from: scanned) }
+            self.scanned = resume
+            guard let length = found else {
                 if self.pending.readableBytes > self.maxEventBytes {
                     self.pending = ByteBuffer()
                     self.scanned = 0
@@ -163,29 +164,58 @@ public enum SSE {
             return Event(raw: raw)
         }
 
-        /// The length of the first whole event in the pending bytes, through the blank line that ends it;
-        /// nil while it is incomplete. Lines end in LF or CRLF, or a mix (sse-starlette, behind many Python
+        /// The run of whole events at the front of the pending bytes that `accept` takes — each one's bytes,
+        /// in order, until it declines one, the bytes end or an event exceeds ``maxEventBytes`` (those stay
+        /// pending: ``next()`` returns or refuses them) — consumed and returned as one view of the pending
+        /// bytes; nil when it took none. The events are the ones ``next()`` would return, walked with one
+        /// access to the buffer for the run instead of two an event (the relay's pass-through run, issue
+        /// #19: each access to a `ByteBuffer`'s storage is a run-time exclusivity check).
+        package mutating func take(while accept: (UnsafeRawBufferPointer) -> Bool) -> ByteBuffer? {
+            let maxEventBytes = self.maxEventBytes
+            var scanned = self.scanned
+            let taken = self.pending.withUnsafeReadableBytes { bytes -> Int in
+                var start = 0
+                while start < bytes.count {
+                    let rest = UnsafeRawBufferPointer(rebasing: bytes[start...])
+                    let (found, resume) = Self.eventLength(in: rest, from: scanned)
+                    scanned = resume
+                    guard let length = found, length <= maxEventBytes,
+                        accept(UnsafeRawBufferPointer(rebasing: rest[..<length]))
+                    else { break }
+                    start += length
+                }
+                return start
+            }
+            self.scanned = scanned
+            guard taken > 0 else { return nil }
+            var run = self.pending
+            run.moveWriterIndex(to: run.readerIndex + taken)
+            self.pending.moveReaderIndex(forwardBy: taken)
+            return run
+        }
+
+        /// The length of the first whole event in `bytes`, through the blank line that ends it (nil while
+        /// it is incomplete), and where a later call resumes: 0 after a whole event, else the start of the
+        /// line not yet ended. Lines end in LF or CRLF, or a mix (sse-starlette, behind many Python
         /// servers, writes CRLF: `\r\n\r\n` ends its events); a lone CR is not a line end here.
         ///
         /// One forward walk from line feed to line feed, resumed where the last call stopped
         /// (``scanned``): linear in the bytes however they arrive — a search for `\n\n` from the start
         /// on every call was quadratic for a CRLF stream (it has none) and for an event in tiny pieces.
-        private mutating func eventLength(in bytes: UnsafeRawBufferPointer) -> Int? {
-            guard let base = bytes.baseAddress else { return nil }
+        private static func eventLength(in bytes: UnsafeRawBufferPointer, from scanned: Int) -> (Int?, resume: Int) {
+            guard let base = bytes.baseAddress else { return (nil, 0) }
             let count = bytes.count
-            var lineStart = self.scanned
+            var lineStart = scanned
             while lineStart < count {
                 guard let hit = memchr(base + lineStart, Int32(UInt8(ascii: "\n")), count - lineStart) else { break }
                 let lineFeed = base.distance(to: UnsafeRawPointer(hit))
                 // An empty line (nothing, or a CR, before its LF) ends the event.
                 if lineFeed == lineStart || (lineFeed == lineStart + 1 && bytes[lineStart] == UInt8(ascii: "\r")) {
-                    self.scanned = 0
-                    return lineFeed + 1
+                    return (lineFeed + 1, 0)
                 }
                 lineStart = lineFeed + 1
             }
-            self.scanned = lineStart  // the incomplete line starts here: the next call resumes from it
-            return nil
+            return (nil, lineStart)  // the incomplete line starts here: the next call resumes from it
         }
 
         /// Where the payload is in `raw` (an event's bytes) when the event is the common shape — one

@@ -20,7 +20,11 @@ public import NIOCore
 /// (`"\ud83d"`, `"\ude97"`) stays two U+FFFD, as when each piece was decoded on arrival.
 package struct TokenText: Sendable {
     /// The pieces' string tokens, one after the other.
-    package private(set) var tokens = ByteBuffer()
+    ///
+    /// An array, not a `ByteBuffer`: every access to a `ByteBuffer`'s storage is a run-time
+    /// exclusivity check (~130 instructions with its end), and appending a token to one cost two a
+    /// token (issue #19); an array's storage is reached through pointers, with no check.
+    package private(set) var tokens: [UInt8] = []
     /// The bytes between the quotes of every piece: the text as JSON escapes it, never fewer bytes
     /// than its UTF-8 (an escape is at least as long as what it stands for).
     package private(set) var escapedCount = 0
@@ -35,22 +39,29 @@ package struct TokenText: Sendable {
     /// again. An empty string (`""`) adds nothing.
     package mutating func append(token range: Range<Int>, of payload: ByteBuffer) {
         guard range.count > 2 else { return }
+        // Moved out and back: a closure that captured `self` cost a run-time exclusivity check.
+        var kept = TokenText()
+        swap(&kept, &self)
+        payload.withUnsafeReadableBytes { bytes in
+            kept.append(token: UnsafeRawBufferPointer(rebasing: bytes[range]))
+        }
+        swap(&kept, &self)
+    }
+
+    /// Appends the piece whose string token (quotes included) is `token`: for a caller already
+    /// holding the bytes (the relay's pass-through run, one storage access a token fewer). The
+    /// token must be one ``ChunkScanner`` validated; an empty string (`""`) adds nothing.
+    package mutating func append(token: UnsafeRawBufferPointer) {
+        guard token.count > 2 else { return }
         // One allocation for a typical answer's tokens, not a doubling from a few bytes up.
         if self.tokens.capacity < 256 { self.tokens.reserveCapacity(256) }
-        // Copied from inside the destination's closure: a closure that captured `self` to write
-        // into `tokens` cost a dynamic exclusivity check (~90 instructions) a token.
-        self.tokens.writeWithUnsafeMutableBytes(minimumWritableBytes: range.count) { out in
-            payload.withUnsafeReadableBytes { bytes in
-                out.copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[range]))
-            }
-            return range.count
-        }
-        self.escapedCount += range.count - 2
+        self.tokens.append(contentsOf: token)
+        self.escapedCount += token.count - 2
     }
 
     /// The text, decoded.
     package var text: String {
-        self.tokens.withUnsafeReadableBytes { bytes in
+        self.tokens.withUnsafeBytes { bytes in
             guard let base = bytes.baseAddress else { return "" }
             var out: [UInt8] = []
             out.reserveCapacity(self.escapedCount)

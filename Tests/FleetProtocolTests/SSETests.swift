@@ -22,7 +22,9 @@ struct SSETests {
         mutating func feed(_ read: [UInt8]) -> (events: [String], failed: Bool) {
             self.pending += read
             var events: [String] = []
-            while let end = self.pending.indices.dropLast().first(where: { self.pending[$0] == 0x0A && self.pending[$0 + 1] == 0x0A }) {
+            while let end = self.pending.indices.dropLast().first(where: {
+                self.pending[$0] == 0x0A && self.pending[$0 + 1] == 0x0A
+            }) {
                 guard end + 2 <= self.limit else { return (events, true) }
                 events.append(String(decoding: self.pending[..<(end + 2)], as: UTF8.self))
                 self.pending.removeFirst(end + 2)
@@ -31,13 +33,17 @@ struct SSETests {
         }
     }
 
-    @Test("feed, and append with next, give the reference's events over random reads, up to an oversized event")
+    @Test(
+        "feed, append with next, and take(while:) give the reference's events over random reads, up to an oversized event"
+    )
     func matchesReference() {
         var random = SplitMix64(seed: 5)
         for round in 0..<500 {
             var wire = ""
             for _ in 0..<Int(random.next() % 6) {
-                wire += "data: " + String(repeating: "y", count: Int(random.next() % 70)) + (random.next() % 3 == 0 ? "\n" : "\n\n")
+                wire +=
+                    "data: " + String(repeating: "y", count: Int(random.next() % 70))
+                    + (random.next() % 3 == 0 ? "\n" : "\n\n")
             }
             let bytes = Array(wire.utf8)
             var cuts = Set((0..<Int(random.next() % 5)).map { _ in Int(random.next() % UInt64(bytes.count + 1)) })
@@ -45,6 +51,7 @@ struct SSETests {
             var reference = ReferenceDecoder(limit: 64)
             var fed = SSE.Decoder(maxEventBytes: 64)
             var stepped = SSE.Decoder(maxEventBytes: 64)
+            var taken = SSE.Decoder(maxEventBytes: 64)
             var from = 0
             for cut in cuts.sorted() {
                 let read = Array(bytes[from..<cut])
@@ -66,6 +73,29 @@ struct SSETests {
                 } catch {
                     steppedFailed = true
                 }
+                // take(while:) for runs the closure accepts (about two in three), next() for the rest: the
+                // same events, each run one view of the events it took, back to back.
+                var takenEvents: [String] = []
+                var takenFailed = false
+                taken.append(ByteBuffer(bytes: read))
+                while true {
+                    var accepted: [String] = []
+                    let run = taken.take { raw in
+                        guard random.next() % 3 != 0 else { return false }
+                        accepted.append(String(decoding: raw, as: UTF8.self))
+                        return true
+                    }
+                    #expect((run.map { String(buffer: $0) } ?? "") == accepted.joined(), "round \(round)")
+                    takenEvents += accepted
+                    do {
+                        guard let event = try taken.next() else { break }
+                        takenEvents.append(String(buffer: event.raw))
+                    } catch {
+                        takenFailed = true
+                        break
+                    }
+                }
+                #expect(takenEvents == expected.events && takenFailed == expected.failed, "round \(round)")
                 #expect(fedEvents == expected.events && fedFailed == expected.failed, "round \(round)")
                 #expect(steppedEvents == expected.events && steppedFailed == expected.failed, "round \(round)")
                 if expected.failed { break }
@@ -85,7 +115,8 @@ struct SSETests {
     /// event bound).
     @Test("Events whose lines end in CRLF, or a mix, end at their blank line, however the bytes are split")
     func crlfEvents() throws {
-        let stream = "data: {\"a\":1}\r\n\r\n: ping\r\n\r\ndata: two\r\ndata: lines\r\n\ndata: lf\n\r\ndata: [DONE]\r\n\r\n"
+        let stream =
+            "data: {\"a\":1}\r\n\r\n: ping\r\n\r\ndata: two\r\ndata: lines\r\n\ndata: lf\n\r\ndata: [DONE]\r\n\r\n"
         let expected = ["{\"a\":1}", "", "two\nlines", "lf", "[DONE]"]
         var whole = SSE.Decoder()
         #expect(try whole.feed(ByteBuffer(string: stream)).map(\.data) == expected)

@@ -88,7 +88,7 @@ struct TokenTextTests {
     func empty() throws {
         let (kept, old) = try self.both([#""""#, #""""#])
         #expect(kept.isEmpty && kept.text.isEmpty && old.isEmpty)
-        #expect(kept.tokens.readableBytes == 0)
+        #expect(kept.tokens.isEmpty)
         #expect(TokenText().text == "")
     }
 }

@@ -39,56 +39,40 @@ extension SSERelay {
         var escaped = 0
         let forwarded =
             self.attempts.modify(attempt) { state -> Int in
-                guard !state.ended, state.pushedBack == nil, !state.tooLarge,
+                guard !state.ended, !state.tooLarge,
                     let idRange = Self.passThroughID(of: state.template)
                 else { return 0 }
                 // One copy a run: reading it from `state` inside the closure below copied it a token.
                 let template = state.template
                 var count = 0
                 var idChecked = false
-                // The run's bytes so far, written once: the decoder's events are views of its one buffer,
-                // back to back, while nothing is appended to it (nothing is, during this loop), so a token's
-                // event extends the run in place (~500 instructions a token less than a write each).
-                var run: ByteBuffer?
-                defer { if let run { out.writeImmutableBuffer(run) } }
-                while delivered < maxTokens, state.events < maxEvents {
-                    let event: SSE.Decoder.Event?
-                    do {
-                        event = try state.decoder.next()
-                    } catch {
-                        state.tooLarge = true  // next(from:) ends the attempt with it
-                        break
+                let events = state.events
+                // The run is walked in the decoder's buffer, its events back to back, and taken as one view
+                // of it, written once: one buffer access a run, where an event each (the decoder's, then the
+                // relay's to read it) cost two run-time exclusivity checks a token (~260 instructions).
+                // An event it declines stays in the decoder for next(from:); so does one too large, which
+                // next(from:) then refuses.
+                let run = state.decoder.take { raw -> Bool in
+                    guard delivered < maxTokens, events + count < maxEvents,
+                        let payload = Self.passThroughPayload(raw),
+                        let token = template.matchToken(UnsafeRawBufferPointer(rebasing: raw[payload])),
+                        token.count > 2  // `""` is not a token: next(from:) reads it
+                    else { return false }
+                    if !idChecked {
+                        // The id lies before the text, in the bytes every match shares: one look a run.
+                        let id = payload.lowerBound + idRange.lowerBound
+                        guard identity.isID(id..<(id + idRange.count), in: raw) else { return false }
+                        idChecked = true
                     }
-                    guard let event else { break }
-                    let token = event.raw.withUnsafeReadableBytes { raw -> Range<Int>? in
-                        guard let payload = Self.passThroughPayload(raw),
-                            let token = template.matchToken(UnsafeRawBufferPointer(rebasing: raw[payload])),
-                            token.count > 2  // `""` is not a token: next(from:) reads it
-                        else { return nil }
-                        if !idChecked {
-                            // The id lies before the text, in the bytes every match shares: one look a run.
-                            let id = payload.lowerBound + idRange.lowerBound
-                            guard identity.isID(id..<(id + idRange.count), in: raw) else { return nil }
-                            idChecked = true
-                        }
-                        return (payload.lowerBound + token.lowerBound)..<(payload.lowerBound + token.upperBound)
-                    }
-                    guard let token else {
-                        state.pushedBack = event
-                        break
-                    }
-                    state.events += 1
-                    text.append(token: token, of: event.raw)
+                    let start = payload.lowerBound + token.lowerBound
+                    text.append(token: UnsafeRawBufferPointer(rebasing: raw[start..<(start + token.count)]))
                     escaped += token.count - 2
                     delivered += 1
                     count += 1
-                    if run?.writerIndex == event.raw.readerIndex {
-                        run!.moveWriterIndex(to: event.raw.writerIndex)
-                    } else {
-                        if let run { out.writeImmutableBuffer(run) }
-                        run = event.raw
-                    }
+                    return true
                 }
+                state.events += count
+                if let run { out.writeImmutableBuffer(run) }
                 return count
             } ?? 0
         swap(&text, &self.delivered)

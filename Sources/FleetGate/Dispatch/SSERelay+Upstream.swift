@@ -31,17 +31,14 @@ extension SSERelay {
         return self.attempts.modify(attempt) { state -> Item? in
             while !state.ended {
                 var event: SSE.Decoder.Event?
-                if let pushedBack = state.pushedBack {  // read by forwardTokens(from:into:), not taken
-                    event = pushedBack
-                    state.pushedBack = nil
-                } else if !state.tooLarge {
+                if !state.tooLarge {
                     do {
                         event = try state.decoder.next()
                     } catch {
                         state.tooLarge = true
                     }
                 }
-                if state.tooLarge && state.pushedBack == nil && event == nil {
+                if state.tooLarge && event == nil {
                     // The events before the oversized one were returned by earlier calls.
                     state.ended = true
                     return Item(kind: .malformed(label: "event_too_large"), payload: ByteBuffer(), chunk: nil)
@@ -67,7 +64,7 @@ extension SSERelay {
     /// Whether the attempt holds bytes ``next(from:)`` has not returned yet (more of the same read,
     /// or the start of an event still arriving).
     package func hasBufferedBytes(from attempt: Int) -> Bool {
-        self.attempts.read(attempt) { !$0.ended && ($0.decoder.bufferedBytes > 0 || $0.pushedBack != nil) } ?? false
+        self.attempts.read(attempt) { !$0.ended && $0.decoder.bufferedBytes > 0 } ?? false
     }
 
     /// Splits and classifies an attempt's bytes at once: ``append(_:from:)``, then ``next(from:)``

@@ -137,9 +137,7 @@ package struct SSERelay: Sendable {
         var usageItem: Item?
         /// The attempt's last token chunk, so the next alike is not scanned again.
         var template = ChunkTemplate()
-        /// An event ``forwardTokens(from:into:)`` read and left for ``next(from:)``, or the decoder's
-        /// refusal of an event too large that it met.
-        var pushedBack: SSE.Decoder.Event?
+        /// The decoder refused an event too large: the attempt ends after the events before it.
         var tooLarge = false
     }
 
