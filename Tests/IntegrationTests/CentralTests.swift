@@ -465,11 +465,15 @@ struct CentralTests {
         }
         // Not every upstream tried was busy (one failed): not "every one is busy, retry after 20 s".
         try await self.withTwoCanned() { _, script, client in
-            script.answers.withLock { $0 = [(500, #"{"error":{"message":"broken"}}"#), (429, #"{"error":{"message":"busy"}}"#)] }
+            script.answers.withLock {
+                $0 = [(500, #"{"error":{"message":"broken"}}"#), (429, #"{"error":{"message":"busy"}}"#)]
+            }
             script.retryAfters.withLock { $0 = ["20"] }
             let mixed = try await client.post("/v1/chat/completions", json: chatBody(stream: false)).collect()
             #expect(mixed.response?.status.code == 502, "\(mixed.body)")
             #expect(!mixed.body.contains("server_overloaded") && mixed.response?.headerFields[.retryAfter] == nil)
+            // Both failures are named, in order: the last alone ("upstream_busy") hid the 500.
+            #expect(mixed.body.contains("(status_5xx, upstream_busy)"), "\(mixed.body)")
         }
     }
 

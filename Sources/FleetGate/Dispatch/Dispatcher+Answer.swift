@@ -120,8 +120,9 @@ extension Dispatcher {
                 "The model answered \(what), which cars do not relay yet, and no central endpoint in privacy zone '\(self.request.zone)' could serve the request instead."
             )
         case .attemptsExhausted(let label):
+            let labels = self.failureLabels.isEmpty ? label : self.failureLabels.joined(separator: ", ")
             error = .upstreamFailed(
-                "No car or central endpoint could serve the request after \(self.machine.attemptsRun) attempts (\(label))."
+                "No car or central endpoint could serve the request after \(self.machine.attemptsRun) attempts (\(labels))."
             )
         case .rejected(let status):
             let headers = self.routeHeaders()

@@ -282,6 +282,7 @@ extension Dispatcher {
             return self.perform(self.machine.finished(id))
         }
         self.core.metrics.attemptFailed(label: failure.label)
+        if !self.failureLabels.contains(failure.label) { self.failureLabels.append(failure.label) }
         self.logger.debug(
             "Attempt failed",
             metadata: [

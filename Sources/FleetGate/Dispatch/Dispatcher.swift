@@ -104,6 +104,9 @@ final class Dispatcher: UpstreamEvents {
     /// Whether an attempt failed otherwise than busy, by the upstream's fault: then "every upstream
     /// tried is busy" is not so.
     var failedOtherwiseThanBusy = false
+    /// The attempts' failure labels, each once, in the order they came: what a request that ran out of
+    /// attempts tells its client (the last alone hid an upstream's 500 behind a later one's 429).
+    var failureLabels: [String] = []
     /// The attempt being opened: not yet in ``attempts`` while its upstream starts.
     var opening: Int?
     /// The body of an upstream's rejection (a 4xx), passed through to the client.
