@@ -307,11 +307,17 @@ public struct GatewayConfiguration: Sendable {
         /// only, requests/s, tokens/min, concurrent streams; `docs/operations.md`). Reloaded on
         /// SIGHUP and `POST /admin/keys/reload`. Nil (the default): only ``apiKeys``, unlimited.
         public var appKeysFile: String?
+        /// The file ``apiKeys`` were read from, if any: a key file that is configured requires keys even
+        /// when it holds none — emptied to revoke every key, it must not switch authentication off.
+        public var apiKeysFile: String?
+        /// Whether requests must present a key: any key, or any key file, is configured.
+        public var requiresKeys: Bool { !self.apiKeys.isEmpty || self.apiKeysFile != nil || self.appKeysFile != nil }
         /// The defaults: no keys.
         public static var defaults: Self { Self() }
-        public init(apiKeys: Set<String> = [], appKeysFile: String? = nil) {
+        public init(apiKeys: Set<String> = [], appKeysFile: String? = nil, apiKeysFile: String? = nil) {
             self.apiKeys = apiKeys
             self.appKeysFile = appKeysFile
+            self.apiKeysFile = apiKeysFile
         }
     }
 

@@ -155,7 +155,7 @@ public final class GatewayCore: Sendable {
     /// Swaps in a reloaded configuration (limits, timeouts, objectives, API keys) at once.
     func apply(_ configuration: GatewayConfiguration) {
         self.live.withLock { $0 = Live(configuration: configuration) }
-        self.keys.replaceStaticKeys(configuration.apiKeys, now: self.now)
+        self.keys.replaceStaticKeys(configuration.auth, now: self.now)
         self.auditor?.apply(configuration.audit)
     }
 

@@ -101,6 +101,16 @@ struct ConfigReloadTests {
             #expect(gateway.core.configuration.maxBodyBytes == 10)
             #expect(try await status("sk-new") == 413)
             #expect(level.level == .debug)
+
+            // Every key revoked (the file emptied, a comment left): every request is refused — an empty
+            // key file switched authentication off.
+            try write(keys: "# revoked\n", maxBody: "100000", level: "info")
+            #expect(try await reload().0 == 200)
+            #expect(try await status("sk-new") == 401)
+            #expect(try await status("") == 401)
+            try write(keys: "sk-back\n", maxBody: "100000", level: "info")
+            #expect(try await reload().0 == 200)
+            #expect(try await status("sk-back") != 401)
             tasks.cancelAll()
         }
     }

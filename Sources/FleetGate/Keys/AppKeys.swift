@@ -16,7 +16,7 @@ import Synchronization
 public final class AppKeys: Sendable {
     let file: String?
     /// The limiter, the unlimited keys and the file's policies (the limiter holds both).
-    private let state: Mutex<(limiter: KeyLimiter, fixed: [KeyPolicy], file: [KeyPolicy])>
+    private let state: Mutex<(limiter: KeyLimiter, fixed: [KeyPolicy], file: [KeyPolicy], requiresKeys: Bool)>
     let metrics: GatewayMetrics
     let logger: Logger
 
@@ -30,9 +30,20 @@ public final class AppKeys: Sendable {
                 throw GatewayError(code: .invalidConfiguration, message: "key 'auth.appKeysFile': \(error)")
             }
         }
-        self.state = Mutex((KeyLimiter(policies: fixed + policies, now: now), fixed, policies))
+        let requiresKeys = configuration.auth.requiresKeys
+        self.state = Mutex((KeyLimiter(policies: fixed + policies, now: now), fixed, policies, requiresKeys))
         self.metrics = metrics
         self.logger = logger
+        self.warnIfNoKey()
+    }
+
+    /// A key file is configured and no key is left: every request is refused (401), which an operator
+    /// should hear of — not find out from the apps.
+    private func warnIfNoKey() {
+        guard self.state.withLock({ $0.requiresKeys && $0.limiter.isEmpty }) else { return }
+        self.logger.warning(
+            "A key file is configured and holds no key: every request is refused (401 invalid_api_key) until keys are added"
+        )
     }
 
     private static func unlimited(_ keys: Set<String>) -> [KeyPolicy] {
@@ -41,27 +52,31 @@ public final class AppKeys: Sendable {
         }
     }
 
-    /// Whether keys are required (any configured).
-    public var required: Bool { !self.state.withLock { $0.limiter.isEmpty } }
+    /// Whether keys are required: any key or any key file is configured, even one holding no key.
+    public var required: Bool { self.state.withLock { $0.requiresKeys || !$0.limiter.isEmpty } }
 
     /// Re-reads the key file; a bad file changes nothing and says why.
     public func reload(now: Double) throws(KeyFileError) -> Int {
         guard let file = self.file else { return self.state.withLock { $0.limiter.entries.count } }
         let policies = try KeyFile.load(path: file)
-        return self.state.withLock {
+        let count = self.state.withLock {
             $0.file = policies
             $0.limiter.replace(policies: $0.fixed + policies, now: now)
             return $0.limiter.entries.count
         }
+        self.warnIfNoKey()
+        return count
     }
 
     /// Swaps the unlimited keys (a configuration reload); the file's keys keep their state.
-    func replaceStaticKeys(_ keys: Set<String>, now: Double) {
-        let fixed = Self.unlimited(keys)
+    func replaceStaticKeys(_ auth: GatewayConfiguration.Auth, now: Double) {
+        let fixed = Self.unlimited(auth.apiKeys)
         self.state.withLock {
             $0.fixed = fixed
+            $0.requiresKeys = auth.requiresKeys
             $0.limiter.replace(policies: fixed + $0.file, now: now)
         }
+        self.warnIfNoKey()
     }
 
     /// Whether the `Authorization` header carries a known key (always true when none is configured).
