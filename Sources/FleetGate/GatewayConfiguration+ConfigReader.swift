@@ -90,7 +90,8 @@ extension GatewayConfiguration {
                 url.host != nil
             else {
                 throw ConfigurationError(
-                    .invalidValue, key: "central.endpoints", value: endpoint.baseURL, "is not an http(s) URL")
+                    .invalidValue, key: "central.endpoints", value: CentralDirectory.redacted(endpoint.baseURL),
+                    "is not an http(s) URL")
             }
             guard endpoint.maxConcurrent > 0 else {
                 throw ConfigurationError(
@@ -153,7 +154,8 @@ extension GatewayConfiguration {
             }
             guard let url = URL(string: endpoint.baseURL), url.scheme == "http" || url.scheme == "https" else {
                 throw ConfigurationError(
-                    .invalidValue, key: "audit.endpoints", value: endpoint.baseURL, "is not an http(s) URL")
+                    .invalidValue, key: "audit.endpoints", value: CentralDirectory.redacted(endpoint.baseURL),
+                    "is not an http(s) URL")
             }
         }
         for (zone, share) in self.audit.zoneFractions where !(0...1).contains(share) {
@@ -310,10 +312,12 @@ extension GatewayConfiguration.Limits {
                     "Completion requests in flight at once over all clients; more get 503. Reloadable."),
                 .int(
                     "maxInFlightPerEventLoop", d.maxInFlightPerEventLoop,
-                    "Completion requests admitted and unfinished per event loop; more get 503 server_overloaded. Reloadable."),
+                    "Completion requests admitted and unfinished per event loop; more get 503 server_overloaded. Reloadable."
+                ),
                 .double(
                     "shedLagMilliseconds", Double(d.shedLag.nanoseconds) / 1e6,
-                    "Event-loop lag (queueing delay) an overloaded loop is held at: past it, a busy loop refuses a growing share of new requests with 503 server_overloaded and Retry-After (0: off). Reloadable."),
+                    "Event-loop lag (queueing delay) an overloaded loop is held at: past it, a busy loop refuses a growing share of new requests with 503 server_overloaded and Retry-After (0: off). Reloadable."
+                ),
             ]),
             ConfigSchema(scope: "clientHTTP2", HTTP2Configuration.configKeys(defaults: d.clientHTTP2)),
             ConfigSchema(scope: "tunnelHTTP2", HTTP2Configuration.configKeys(defaults: d.tunnelHTTP2)),
@@ -391,7 +395,8 @@ extension GatewayConfiguration.Dispatch {
                 "The total deadline of one attempt. Reloadable."),
             .bool(
                 "affinity", d.affinity,
-                "Prefix-cache affinity: a conversation's next turn is scored towards the car holding its prefix. Restart."),
+                "Prefix-cache affinity: a conversation's next turn is scored towards the car holding its prefix. Restart."
+            ),
             .int("affinityEntries", d.affinityEntries, "Conversation prefixes remembered per (model, zone). Restart."),
             .double(
                 "affinityTtlSeconds", Double(d.affinityTTL.nanoseconds) / 1e9,

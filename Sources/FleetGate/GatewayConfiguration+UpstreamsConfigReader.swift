@@ -116,7 +116,8 @@ extension GatewayConfiguration.Audit {
         self.endpoints = try config.strings("endpoints").map { entry in
             let parts = entry.split(separator: "=", maxSplits: 1)
             guard parts.count == 2 else {
-                throw ConfigurationError(.invalidValue, key: "endpoints", value: entry, "is not REGION=BASE_URL")
+                throw ConfigurationError(
+                    .invalidValue, key: "endpoints", value: CentralDirectory.redacted(entry), "is not REGION=BASE_URL")
             }
             return .init(region: String(parts[0]), baseURL: String(parts[1]))
         }
@@ -155,9 +156,11 @@ extension GatewayConfiguration.Audit {
             .int("concurrency", d.concurrency, "Audits scored at once. Restart."),
             .double(
                 "quarantineBelow", d.quarantineBelow,
-                "Quarantine a car whose reputation (share of passed audits, Beta posterior) falls below this. Reloadable."),
+                "Quarantine a car whose reputation (share of passed audits, Beta posterior) falls below this. Reloadable."
+            ),
             .string(
-                "chatTemplate", d.chatTemplate, "Chat template the audit renders prompts with: smollm2 or chatml. Reloadable."),
+                "chatTemplate", d.chatTemplate,
+                "Chat template the audit renders prompts with: smollm2 or chatml. Reloadable."),
         ])
     }
 }
@@ -180,7 +183,9 @@ extension GatewayConfiguration.Central {
             endpoints: try config.strings("endpoints").map { entry in
                 let parts = entry.split(separator: "=", maxSplits: 1)
                 guard parts.count == 2 else {
-                    throw ConfigurationError(.invalidValue, key: "endpoints", value: entry, "is not REGION=BASE_URL")
+                    throw ConfigurationError(
+                        .invalidValue, key: "endpoints", value: CentralDirectory.redacted(entry),
+                        "is not REGION=BASE_URL")
                 }
                 var endpoint = GatewayConfiguration.CentralEndpoint(
                     region: String(parts[0]), baseURL: String(parts[1]), maxConcurrent: maxConcurrent,
@@ -222,12 +227,14 @@ extension GatewayConfiguration.Auth {
     /// ## Configuration keys:
     /// - `apiKeys` (string list, secret, environment `FLEETGATE_AUTH_API_KEYS` only, comma-separated).
     /// - `apiKeysFile` (string, default empty): a file with one key per line (`#` comments). Reloadable.
-    /// Both merge; none at all means no authentication (development).
+    /// Both merge; none at all means no authentication (development). A key file that is configured
+    /// and holds no key refuses every request: emptying it revokes every key.
     /// - `appKeysFile` (string, default empty = none): the YAML key file with quotas. Reloadable.
     public init(config: ConfigReader) throws {
         self.init(
             apiKeys: Set(try config.secretList("apiKeys", orFile: "apiKeysFile")),
-            appKeysFile: try config.nonEmptyString("appKeysFile"))
+            appKeysFile: try config.nonEmptyString("appKeysFile"),
+            apiKeysFile: try config.nonEmptyString("apiKeysFile"))
     }
 
     static var configKeys: ConfigSchema {

@@ -1,5 +1,6 @@
 import FleetGeo
 import FleetScheduler
+import Foundation
 import Logging
 import NIOCore
 import Testing
@@ -109,5 +110,21 @@ struct CentralDirectoryTests {
     func redacted() {
         #expect(CentralDirectory.redacted("http://svc:S3cret@10.0.0.5:8000/v1") == "http://10.0.0.5:8000/v1")
         #expect(CentralDirectory.redacted("https://10.0.0.5/v1") == "https://10.0.0.5/v1")
+        // A URL that does not parse, as a configuration error quotes it; a user alone; an @ in the path.
+        #expect(CentralDirectory.redacted("http://u:Pa55@[::1/v1") == "http://[::1/v1")
+        #expect(CentralDirectory.redacted("https://svc@host/v1") == "https://host/v1")
+        #expect(CentralDirectory.redacted("http://host/v1/@x") == "http://host/v1/@x")
+    }
+
+    @Test("/admin/config shows a central endpoint without its user or password")
+    func configViewRedacted() throws {
+        var configuration = GatewayConfiguration(fleetSecret: "s")
+        configuration.central.endpoints = [
+            GatewayConfiguration.CentralEndpoint(region: "eu-west", baseURL: "http://svc:S3cret@10.0.0.5:8000/v1")
+        ]
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .withoutEscapingSlashes
+        let shown = String(decoding: try encoder.encode(ConfigView(configuration, regionsVersion: "v")), as: UTF8.self)
+        #expect(shown.contains("eu-west=http://10.0.0.5:8000/v1") && !shown.contains("S3cret"), "\(shown)")
     }
 }

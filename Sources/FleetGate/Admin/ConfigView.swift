@@ -103,7 +103,7 @@ struct ConfigView: Encodable {
             "pingIntervalSeconds": seconds(c.tunnel.pingInterval),
             "busyPingIntervalSeconds": seconds(c.tunnel.busyPingInterval),
         ]
-        self.central = c.central.endpoints.map { "\($0.region)=\($0.baseURL)" }
+        self.central = c.central.endpoints.map { "\($0.region)=\(CentralDirectory.redacted($0.baseURL))" }
         self.apiKeys = c.auth.apiKeys.count
         self.fleetSecret = c.fleetSecret.isEmpty ? "unset" : "set"
         self.logLevel = c.logging.level

@@ -277,13 +277,15 @@ public final class CentralDirectory: Service, Sendable {
         }
     }
 
-    /// A base URL as logs and metrics show it: without a user or password, should one be written in it.
+    /// A base URL as logs, metrics, `/admin/config` and configuration errors show it: without a user or
+    /// password, should one be written in it — also when the rest of it does not parse (an error
+    /// message about a malformed URL quoted its password).
     static func redacted(_ baseURL: String) -> String {
-        guard var components = URLComponents(string: baseURL), components.user != nil || components.password != nil
-        else { return baseURL }
-        components.user = nil
-        components.password = nil
-        return components.string ?? baseURL
+        guard let scheme = baseURL.range(of: "://") else { return baseURL }
+        let rest = baseURL[scheme.upperBound...]
+        let authorityEnd = rest.firstIndex { $0 == "/" || $0 == "?" || $0 == "#" } ?? rest.endIndex
+        guard let at = rest[..<authorityEnd].lastIndex(of: "@") else { return baseURL }
+        return String(baseURL[..<scheme.upperBound]) + String(baseURL[baseURL.index(after: at)...])
     }
 
     /// Whether an endpoint is out of rotation or has not listed its models yet.
