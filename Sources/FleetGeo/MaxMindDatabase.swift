@@ -16,7 +16,8 @@ public struct GeoRecord: Sendable, Hashable {
     public var accuracyRadiusKilometres: Int?
 }
 
-/// A MaxMind DB (`.mmdb`) opened read-only with mmap through libmaxminddb.
+/// A MaxMind DB (`.mmdb`) opened read-only with mmap through libmaxminddb — a private copy of the file,
+/// so that nothing done to the file afterwards reaches the mapping (``PrivateFileCopy``).
 ///
 /// Lookups are safe from every thread (libmaxminddb only reads the mapped file). A corrupt,
 /// truncated or wrong-type file is a ``GeoError`` at open; data errors found at lookup (some
@@ -38,7 +39,15 @@ public final class MaxMindDatabase: CountryLookup, @unchecked Sendable {
     /// - Throws: ``GeoError`` naming the file and libmaxminddb's reason.
     public init(path: String) throws(GeoError) {
         let mmdb = UnsafeMutablePointer<MMDB_s>.allocate(capacity: 1)
-        let status = MMDB_open(path, UInt32(MMDB_MODE_MMAP), mmdb)
+        // A private copy is mapped, not the operator's file: one shortened in place while mapped was a
+        // SIGBUS at the next lookup (``PrivateFileCopy``).
+        let status: Int32
+        do {
+            status = try PrivateFileCopy.withCopy(of: path) { copy in MMDB_open(copy, UInt32(MMDB_MODE_MMAP), mmdb) }
+        } catch {
+            mmdb.deallocate()
+            throw error
+        }
         guard status == MMDB_SUCCESS else {
             mmdb.deallocate()
             throw GeoError(

@@ -106,6 +106,22 @@ struct MaxMindTests {
         #expect(throws: GeoError.self) { _ = try MaxMindDatabase(path: "/dev/null") }
     }
 
+    /// The file was mapped itself: shortened in place while open, the next lookup was a SIGBUS that
+    /// killed the process (this test then dies instead of failing).
+    @Test("A database file shortened or rewritten in place after opening does not reach the open database")
+    func fileChangedInPlace() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("fleet-geo-\(UUID().uuidString).mmdb")
+            .path
+        try FileManager.default.copyItem(atPath: fixture("GeoIP2-City-Test.mmdb"), toPath: path)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let db = try MaxMindDatabase(path: path)
+        #expect(truncate(path, 0) == 0)
+        #expect(try db.lookup(IPAddress("89.160.20.112")!)?.country == "SE")
+        try Data(repeating: 0xFF, count: 4096).write(to: URL(fileURLWithPath: path))
+        #expect(try db.lookup(IPAddress("216.160.83.56")!)?.country == "US")
+        #expect(db.path == path)
+    }
+
     @Test(
         "With a database, origins follow country → region → zone",
         arguments: [
