@@ -101,6 +101,16 @@ public final class GatewayReloader: Sendable {
             geo = try self.core.geo.prepare(
                 regionsFile: .some(next.geo.regionsFile), databaseFile: .some(next.geo.databaseFile))
         } catch { throw ReloadError(message: error.message) }
+        // Connected cars and central endpoints keep the zone they joined with: a region moved to another
+        // zone would serve its old zone's traffic outside that zone.
+        let moved = self.core.geo.current.map.zoneChanges(to: geo.map)
+        guard moved.isEmpty else {
+            let file = next.geo.regionsFile ?? "the region map"
+            throw ReloadError(
+                message: moved.map {
+                    "\(file): \($0): cars and central endpoints in it joined zone '\($0.from)'; a region's zone changes only with a restart"
+                }.joined(separator: "\n"))
+        }
         next.geo.regionMap = geo.map
         let restartRequired = Self.keepRestartOnlyKeys(from: running, in: &next)
         try next.validate()

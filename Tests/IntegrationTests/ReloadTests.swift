@@ -22,7 +22,9 @@ struct ReloadTests {
         return (result.response?.status.code ?? 0, result.body)
     }
 
-    @Test("A bad map is refused with file:line and the running map stays; a good one swaps in while a stream runs")
+    @Test(
+        "A bad map, or one moving a region to another zone, is refused and the running map stays; a good one swaps in while a stream runs"
+    )
     func reload() async throws {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent(
             "fleet-regions-\(UUID().uuidString).yaml")
@@ -72,9 +74,34 @@ struct ReloadTests {
 
             let result = await running.collect()
             #expect(try ssePayloads(result.body).last == "[DONE]")
+
+            // eu-central, where the car joined zone eu, and us-east swap zones and countries (a valid map):
+            // refused — the car would go on serving EU requests in a region the new map puts in the US.
+            let euCentral =
+                "  eu-central:\n    zone: eu\n    countries: [DE, AT, PL, CZ, SK, HU, SI, HR, RO, BG, GR, CY, LI]"
+            let usEast = "  us-east:\n    zone: us\n    countries: [US, CA, PR]"
+            #expect(original.contains(euCentral) && original.contains(usEast))
+            try original.replacingOccurrences(of: "version: default-2026-11", with: "version: moved-zone")
+                .replacingOccurrences(of: euCentral, with: "  eu-central:\n    zone: us\n    countries: [US, CA, PR]")
+                .replacingOccurrences(
+                    of: usEast,
+                    with:
+                        "  us-east:\n    zone: eu\n    countries: [DE, AT, PL, CZ, SK, HU, SI, HR, RO, BG, GR, CY, LI]"
+                )
+                .write(to: file, atomically: true, encoding: .utf8)
+            let (movedStatus, movedBody) = try await self.admin(fleet, .post, "/admin/regions/reload")
+            #expect(movedStatus == 422, "\(movedBody)")
+            #expect(movedBody.contains("region 'eu-central' moves from zone 'eu' to zone 'us'"), "\(movedBody)")
+            #expect(movedBody.contains("region 'us-east' moves from zone 'us' to zone 'eu'"), "\(movedBody)")
+            #expect(try await self.admin(fleet, .get, "/admin/regions").1.contains("\"version\":\"moved-se\""))
+            let stillEU = try await client.post(
+                "/v1/chat/completions", json: chatBody(stream: true, maxTokens: 1), headers: fromSweden
+            ).collect()
+            #expect(stillEU.response?.headerFields[HTTPField.Name("x-fleet-zone")!] == "eu")
+
             let metrics = try await self.admin(fleet, .get, "/metrics").1
             #expect(metrics.contains("fleet_regions_reloads_total{result=\"ok\"} 1"))
-            #expect(metrics.contains("fleet_regions_reloads_total{result=\"error\"} 1"))
+            #expect(metrics.contains("fleet_regions_reloads_total{result=\"error\"} 2"))
         }
     }
 }
