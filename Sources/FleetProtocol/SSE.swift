@@ -155,9 +155,7 @@ public enum SSE {
                 throw TooLarge()
             }
             // A view of the pending bytes (`readSlice`'s bytes without cutting a new slice, ~45
-            // instructions an event less). The relay's pass-through run (`SSERelay.forwardTokens`)
-            // joins consecutive events by their indices alone: `pending` must not be compacted or
-            // replaced between events that return one (only moved forward, as here).
+            // instructions an event less).
             var raw = self.pending
             raw.moveWriterIndex(to: raw.readerIndex + length)
             self.pending.moveReaderIndex(forwardBy: length)

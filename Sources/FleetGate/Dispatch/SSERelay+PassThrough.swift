@@ -39,7 +39,7 @@ extension SSERelay {
         var escaped = 0
         let forwarded =
             self.attempts.modify(attempt) { state -> Int in
-                guard !state.ended, !state.tooLarge,
+                guard !state.ended,  // (an event too large ended it: next(from:) sets both)
                     let idRange = Self.passThroughID(of: state.template)
                 else { return 0 }
                 // One copy a run: reading it from `state` inside the closure below copied it a token.

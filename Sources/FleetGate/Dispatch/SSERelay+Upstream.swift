@@ -123,12 +123,23 @@ extension SSERelay {
 
     /// Whether delivering one more token would pass the client's `max_tokens` or the aggregate bound.
     package func wouldExceedLimits(_ item: Item) -> Bool {
-        if let limit = self.configuration.maxOutputTokens, self.deliveredTokens >= limit,
-            let choice = item.chunk?.choice,
-            (choice.contentToken?.count ?? 0) > 2 || choice.reasoningToken != nil  // text or thinking, not `""`
+        if let limit = self.configuration.maxOutputTokens, self.deliveredTokens >= limit, let chunk = item.chunk,
+            Self.isCounted(chunk)
         {
             return true
         }
         return !self.configuration.streaming && self.aggregateBytes >= self.configuration.maxAggregateBytes
+    }
+
+    /// Whether ``deliver(_:from:into:)`` counts the chunk as output: text or thinking in any choice (not
+    /// `""`), a tool call, or other output in the first. The bound stops all of them — it stopped only the
+    /// first choice's text and thinking, and a chunk of other output at the bound went out, counted past
+    /// `max_tokens` (the SSE fuzzer).
+    private static func isCounted(_ chunk: ChunkScanner.Chunk) -> Bool {
+        func text(_ choice: ChunkScanner.Choice) -> Bool {
+            (choice.contentToken?.count ?? 0) > 2 || choice.reasoningToken != nil
+        }
+        if let choice = chunk.choice, text(choice) || choice.hasToolCalls || choice.hasOtherOutput { return true }
+        return chunk.otherChoices.contains(where: text)
     }
 }

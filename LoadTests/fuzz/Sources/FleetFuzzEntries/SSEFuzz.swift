@@ -47,18 +47,35 @@ enum SSEFuzz {
                 whole == split,
                 "configuration \(number): cutting the bytes changed the outcome: whole \(whole.kinds), "
                     + "split \(split.kinds)")
+            // The dispatcher's pass-through run (`forwardTokens`), whole and cut: the item path's outcome.
+            for (name, input) in [("whole", [bytes[...]]), ("split", pieces)] {
+                let passed = Self.drive(configuration, input, passThrough: true)
+                try check(
+                    passed == whole,
+                    "configuration \(number): the pass-through run (\(name)) changed the outcome: "
+                        + "\(passed.kinds), item path \(whole.kinds)")
+            }
             try Self.checkClient(whole, configuration, number)
         }
     }
 
     /// Drives one attempt as `Dispatcher.upstream(_:didReceive:)` and `handle(_:from:)` do.
-    static func drive(_ configuration: SSERelay.Configuration, _ pieces: [ArraySlice<UInt8>]) -> Run {
+    static func drive(
+        _ configuration: SSERelay.Configuration, _ pieces: [ArraySlice<UInt8>], passThrough: Bool = false
+    ) -> Run {
         var relay = SSERelay(configuration: configuration)
         var run = Run()
         var committed = false
         relay.open(attempt: 1)
         feed: for piece in pieces {
-            for item in relay.receive(ByteBuffer(bytes: piece), from: 1) {
+            relay.append(ByteBuffer(bytes: piece), from: 1)
+            while true {
+                // As `Dispatcher.received`: plain tokens of the committed attempt pass through first.
+                if passThrough && committed {
+                    let count = relay.forwardTokens(from: 1, into: &run.client)
+                    run.kinds += Array(repeating: .output, count: count)
+                }
+                guard let item = relay.next(from: 1) else { break }
                 run.kinds.append(item.kind)
                 switch item.kind {
                 case .preamble:
@@ -114,7 +131,8 @@ enum SSEFuzz {
         }
         guard configuration.streaming else {
             guard run.ended else { return try check(run.client.readableBytes == 0, "\(label): output before the end") }
-            try check(Self.isJSONObject(Array(run.client.readableBytesView)), "\(label): the answer is not a JSON object")
+            try check(
+                Self.isJSONObject(Array(run.client.readableBytesView)), "\(label): the answer is not a JSON object")
             return
         }
         let text = Array(run.client.readableBytesView)
@@ -139,7 +157,8 @@ enum SSEFuzz {
                 continue
             }
             guard let object = Self.jsonObject(payload) else {
-                throw FuzzFinding("\(label): event \(index) is not a JSON object: \(String(decoding: payload, as: UTF8.self))")
+                throw FuzzFinding(
+                    "\(label): event \(index) is not a JSON object: \(String(decoding: payload, as: UTF8.self))")
             }
             if configuration.responses == nil, object["error"] == nil {
                 let eventID = object["id"] as? String
