@@ -161,6 +161,7 @@ private struct MapReader {
         // Zones.
         var zones: [RegionMap.Zone] = []
         var zoneOfCountry: [String: String] = [:]
+        var strictCountries: [(code: String, zone: String, node: Node)] = []
         if top["zones"] == nil { self.issue(root, "zones", nil, "is required") }
         for (id, _, value) in self.entries(top["zones"], "zones") {
             let fields = Dictionary(
@@ -181,6 +182,7 @@ private struct MapReader {
                 }
                 zoneOfCountry[code] = id
                 codes.insert(code)
+                if residency == .strict { strictCountries.append((code, id, node)) }
             }
             if fields["countries"] == nil { self.issue(value, "zones.\(id).countries", nil, "is required") }
             zones.append(.init(id: id, countries: codes, residency: residency))
@@ -268,6 +270,16 @@ private struct MapReader {
                 .init(
                     id: id, zone: zoneID, countries: codes, central: central, centroid: centroid, neighbours: neighbours
                 ))
+        }
+        // A strict zone's country in no region would follow `origins.unknown`, to whatever zone that names:
+        // its clients' requests served outside their zone, which `strict` forbids. Checked on an otherwise
+        // sound map only: a region refused above (no zone, say) would leave its countries in none.
+        let sound = self.issues.isEmpty
+        for (code, zone, node) in strictCountries where sound && regionOfCountry[code] == nil {
+            self.issue(
+                node, "zones.\(zone).countries", code,
+                "is in strict zone '\(zone)' but in no region: its clients would follow origins.unknown, perhaps out of the zone; add it to a region of the zone"
+            )
         }
         // References are checked against every declared region, so one broken region does not cascade.
         let regionIDs = declaredRegions

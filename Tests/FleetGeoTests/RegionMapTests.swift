@@ -35,6 +35,8 @@ struct RegionMapTests {
         ("bad-residency", 4, "zones.eu.residency", "strictly"),
         ("country-outside-zone", 12, "regions.eu-central.countries", "US"),
         ("central-outside-zone", 15, "regions.eu-central.central.zone", "us"),
+        // SE in strict zone eu, in no region: its clients would follow origins.unknown, whatever zone it names.
+        ("strict-country-without-region", 5, "zones.eu.countries", "SE"),
     ]
 
     @Test("Invalid maps are rejected with file:line, the key and the bad value", arguments: invalid)
