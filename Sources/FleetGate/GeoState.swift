@@ -24,7 +24,7 @@ public final class GeoState: Sendable {
     init(map: RegionMap, regionsFile: String?, databaseFile: String?, logger: Logger) throws(GeoError) {
         self.files = Mutex((regionsFile, databaseFile))
         self.logger = logger
-        let database = try databaseFile.map { path throws(GeoError) in try MaxMindDatabase(path: path) }
+        let database = try databaseFile.map { path throws(GeoError) in try Self.countryDatabase(at: path) }
         self.state = Mutex(
             Snapshot(
                 map: map, database: database, resolver: OriginResolver(map: map, lookup: database), loadedAt: Date()))
@@ -32,6 +32,25 @@ public final class GeoState: Sendable {
 
     /// The current view.
     public var current: Snapshot { self.state.withLock { $0 } }
+
+    /// Opens the database at `path` and checks that it maps addresses to countries: an ASN or ISP
+    /// edition written over the file (a `geoipupdate` pointed at the wrong edition) loaded, and every
+    /// client then followed the `unknown` rule.
+    /// - Throws: ``GeoError`` naming the key `geo.databaseFile` and the file.
+    static func countryDatabase(at path: String) throws(GeoError) -> MaxMindDatabase {
+        let database: MaxMindDatabase
+        do { database = try MaxMindDatabase(path: path) } catch {
+            throw GeoError(code: error.code, message: "key 'geo.databaseFile': \(error.message)")
+        }
+        guard database.hasCountries else {
+            throw GeoError(
+                code: .databaseUnreadable,
+                message:
+                    "key 'geo.databaseFile': \(path): a '\(database.databaseType)' database has no countries; FleetGate needs a country database (GeoLite2-Country, GeoIP2-Country or -City, a DB-IP country edition)"
+            )
+        }
+        return database
+    }
 
     /// Loads and validates the map file (when one is given; otherwise the running map stays) and the
     /// database; swaps nothing (``install(_:regionsFile:databaseFile:)`` does).
@@ -47,7 +66,9 @@ public final class GeoState: Sendable {
         }
         var database: MaxMindDatabase?
         if let path = databasePath {
-            do { database = try MaxMindDatabase(path: path) } catch { throw GeoReloadError(message: error.description) }
+            do { database = try Self.countryDatabase(at: path) } catch {
+                throw GeoReloadError(message: error.description)
+            }
         }
         return Snapshot(
             map: map, database: database, resolver: OriginResolver(map: map, lookup: database), loadedAt: Date())

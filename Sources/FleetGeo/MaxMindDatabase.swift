@@ -34,6 +34,13 @@ public final class MaxMindDatabase: CountryLookup, @unchecked Sendable {
     public let buildEpoch: Int64
     /// 4 or 6.
     public let ipVersion: Int
+    /// Whether the database's type is one that maps addresses to countries — a Country, City or
+    /// Enterprise edition (MaxMind's, DB-IP's, or a FleetGate-Country build); an ASN, ISP, domain or
+    /// connection-type database opens and answers every lookup with no country.
+    public var hasCountries: Bool {
+        let type = self.databaseType.lowercased()
+        return ["country", "city", "enterprise"].contains { type.contains($0) }
+    }
 
     /// Opens `path`.
     /// - Throws: ``GeoError`` naming the file and libmaxminddb's reason.
