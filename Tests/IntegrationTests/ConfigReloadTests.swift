@@ -76,7 +76,8 @@ struct ConfigReloadTests {
             try write(keys: "sk-new\n", maxBody: "100000", level: "debug")
             let (ok, report) = try await reload()
             #expect(ok == 200, "\(report)")
-            #expect(try await status("sk-old") == 401)
+            let oldKey = try await status("sk-old")
+            #expect(oldKey == 401, "\(oldKey) after \(report)")
             #expect(try await status("sk-new") != 401)
             #expect(level.level == .debug)
 

@@ -41,7 +41,8 @@ struct AdminResponder: HTTPServerResponder {
         // #17: the dashboard's login carries the token in its query, and its page's GETs a session cookie.
         let dashboardSession =
             request.method == .get
-            && (path.hasPrefix("/dashboard/login?") || self.dashboard.isValid(cookieHeader: request.headerFields[.cookie]))
+            && (path.hasPrefix("/dashboard/login?")
+                || self.dashboard.isValid(cookieHeader: request.headerFields[.cookie]))
         if let refusal = self.guardrail.check(request, path: path, session: dashboardSession) {
             return Self.refuse(stream, refusal)
         }
@@ -70,27 +71,28 @@ struct AdminResponder: HTTPServerResponder {
             return FixedResponseDelegate(
                 stream: stream, status: .ok, body: JSON.buffer(RegionsView(self.core.geo.current)))
         case "/admin/reload" where request.method == .post, "/admin/regions/reload" where request.method == .post:
-            do {
-                let report = try self.reloader.reload()
-                let body =
-                    path == "/admin/reload" ? JSON.buffer(report) : JSON.buffer(RegionsView(self.core.geo.current))
-                return FixedResponseDelegate(stream: stream, status: .ok, body: body)
-            } catch {
-                return FixedResponseDelegate(
-                    stream: stream, status: .unprocessableContent,
-                    body: JSON.buffer(
-                        APIErrorBody(message: error.message, type: "invalid_request_error", code: "invalid_configuration"))
-                )
+            // Off the event loop: a reload reads and checks files (OffLoopResponseDelegate).
+            let (reloader, geo) = (self.reloader, self.core.geo)
+            return OffLoopResponseDelegate(stream: stream) {
+                do throws(ReloadError) {
+                    let report = try reloader.reload()
+                    return (.ok, path == "/admin/reload" ? JSON.buffer(report) : JSON.buffer(RegionsView(geo.current)))
+                } catch {
+                    let body = APIErrorBody(
+                        message: error.message, type: "invalid_request_error", code: "invalid_configuration")
+                    return (.unprocessableContent, JSON.buffer(body))
+                }
             }
         case "/admin/keys/reload" where request.method == .post:
-            do {
-                let count = try self.core.reloadKeys()
-                return FixedResponseDelegate(
-                    stream: stream, status: .ok, body: ByteBuffer(string: "{\"keys\":\(count)}"))
-            } catch {
-                let body = APIErrorBody(
-                    message: error.description, type: "invalid_request_error", code: "invalid_key_file")
-                return FixedResponseDelegate(stream: stream, status: .unprocessableContent, body: JSON.buffer(body))
+            let core = self.core
+            return OffLoopResponseDelegate(stream: stream) {
+                do throws(KeyFileError) {
+                    return (.ok, ByteBuffer(string: "{\"keys\":\(try core.reloadKeys())}"))
+                } catch {
+                    let body = APIErrorBody(
+                        message: error.description, type: "invalid_request_error", code: "invalid_key_file")
+                    return (.unprocessableContent, JSON.buffer(body))
+                }
             }
         case _ where path == "/dashboard" || path.hasPrefix("/dashboard/"):
             return self.dashboard(stream, request: request, path: path)
