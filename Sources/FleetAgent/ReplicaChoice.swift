@@ -47,7 +47,9 @@ package struct ReplicaChoice: Sendable {
             self.init(host: host, port: port)
         }
 
-        package var description: String { self.host.contains(":") ? "[\(self.host)]:\(self.port)" : "\(self.host):\(self.port)" }
+        package var description: String {
+            self.host.contains(":") ? "[\(self.host)]:\(self.port)" : "\(self.host):\(self.port)"
+        }
     }
 
     /// The choice's settings.
@@ -107,9 +109,16 @@ package struct ReplicaChoice: Sendable {
     /// Insertion order, so choices among equals are reproducible.
     private var order: [Endpoint] = []
     private(set) var slots: [Slot]
-    /// Per slot: failures since its last tunnel came up, and when it may dial again.
+    /// Per slot: failures since its last tunnel stayed up (``stableSeconds``), and when it may dial again.
     private var slotAttempts: [Int]
     private var slotReadyAt: [Double]
+    /// Per slot: when its tunnel came up (nil while none is up).
+    private var slotConnectedAt: [Double?]
+    /// How long a tunnel must stay up for its slot's backoff to start again from the first step. A
+    /// gateway that accepts the connection and then refuses the car (a region its map no longer has, a
+    /// revoked certificate) closed it within milliseconds, and the slot — its backoff reset by the
+    /// connection — dialled again at once: six times a second, for ever (helper-52's attack).
+    package static let stableSeconds = 10.0
     /// Per slot: the configured entries of the replica it holds (as they were when it dialled).
     private var slotSources: [Set<Endpoint>]
     /// Per slot: when its hello was written (a sequence number), and whether it is being closed
@@ -130,6 +139,7 @@ package struct ReplicaChoice: Sendable {
         self.slots = Array(repeating: .idle, count: configuration.tunnels)
         self.slotAttempts = Array(repeating: 0, count: configuration.tunnels)
         self.slotReadyAt = Array(repeating: -.infinity, count: configuration.tunnels)
+        self.slotConnectedAt = Array(repeating: nil, count: configuration.tunnels)
         self.slotSources = Array(repeating: [], count: configuration.tunnels)
         self.helloAt = Array(repeating: nil, count: configuration.tunnels)
         self.retiring = Array(repeating: false, count: configuration.tunnels)
@@ -289,13 +299,14 @@ package struct ReplicaChoice: Sendable {
         self.backOff(slot: slot, now: now, random: random)
     }
 
-    /// `slot`'s tunnel is up.
-    package mutating func connected(slot: Int) {
+    /// `slot`'s tunnel is up (at `now`). The slot's backoff starts again from its first step only once
+    /// the tunnel has stayed up ``stableSeconds`` (``lost(slot:now:random:)``).
+    package mutating func connected(slot: Int, now: Double) {
         guard case .dialling(let endpoint) = self.slots[slot] else { return }
         self.slots[slot] = .connected(endpoint, alias: nil)
         self.replicas[endpoint]?.failures = 0
         self.replicas[endpoint]?.notBefore = -.infinity
-        self.slotAttempts[slot] = 0
+        self.slotConnectedAt[slot] = now
     }
 
     /// The hello on `slot`'s tunnel is being written: it is primary when no other slot is.
@@ -313,9 +324,18 @@ package struct ReplicaChoice: Sendable {
     /// - Returns: the slot that became primary, whose tunnel must tell its gateway.
     package mutating func lost(slot: Int, now: Double, random: Double) -> Int? {
         defer { (self.retiring[slot], self.helloAt[slot], self.slotSources[slot]) = (false, nil, []) }
+        defer { self.slotConnectedAt[slot] = nil }
+        // A tunnel that stayed up, or that the car closed as a second one to its replica, did not fail:
+        // the slot starts its backoff again. One closed soon after it came up keeps climbing it.
+        if let since = self.slotConnectedAt[slot], now - since >= Self.stableSeconds || self.retiring[slot] {
+            self.slotAttempts[slot] = 0
+        }
         if case .connected(let endpoint, let alias) = self.slots[slot], !self.retiring[slot] {
             for endpoint in [endpoint] + (alias.map { [$0] } ?? []) where self.replicas[endpoint] != nil {
-                if self.replicas[endpoint]!.avoidUntil > now { continue }  // drained: avoided, not failed
+                if self.replicas[endpoint]!.avoidUntil > now {  // drained: avoided, not failed
+                    self.slotAttempts[slot] = 0
+                    continue
+                }
                 self.penalise(endpoint, now: now, random: random)
             }
         }

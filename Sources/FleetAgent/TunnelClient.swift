@@ -189,7 +189,7 @@ public final class TunnelClient: Service, Sendable {
                         delegate: goAway, socketHandlers: self.configuration.socketHandlers)
                     self.current.withLock { $0 = handle }
                     self.retireRequest.withLock { $0 = retireAsk }
-                    directory.withChoice { $0.connected(slot: slot) }
+                    directory.withChoice { $0.connected(slot: slot, now: directory.now) }
                     self.connects.add(1, ordering: .relaxed)
                     self.logger.info("Tunnel connected", metadata: metadata)
                     await withTaskCancellationHandler {

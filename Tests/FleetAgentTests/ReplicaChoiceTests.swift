@@ -13,7 +13,8 @@ struct ReplicaChoiceTests {
     static func choice(_ configured: [Endpoint], tunnels: Int = 2) -> ReplicaChoice {
         ReplicaChoice(
             configuration: .init(
-                tunnels: tunnels, backoff: Backoff(initial: .milliseconds(200), maximum: .seconds(30)), avoidDraining: 30),
+                tunnels: tunnels, backoff: Backoff(initial: .milliseconds(200), maximum: .seconds(30)),
+                avoidDraining: 30),
             configured: configured)
     }
 
@@ -24,9 +25,34 @@ struct ReplicaChoiceTests {
                 Issue.record("slot \(slot) has nothing to dial")
                 return Endpoint(host: "-", port: 1)
             }
-            choice.connected(slot: slot)
+            choice.connected(slot: slot, now: now)
             return endpoint
         }
+    }
+
+    /// A gateway that accepts the connection and then refuses the car (a region its map no longer has)
+    /// closed the tunnel at once; the connection had reset the slot's backoff, so it dialled again at
+    /// the first step, six times a second.
+    @Test("A tunnel closed soon after it came up keeps the slot's backoff growing; one that stayed up resets it")
+    func shortLivedTunnels() {
+        var choice = Self.choice([Self.a], tunnels: 1)
+        var now = 0.0
+        var waits: [Double] = []
+        for _ in 0..<6 {
+            guard case .dial = choice.next(slot: 0, now: now, random: 0) else { return #expect(Bool(false)) }
+            choice.connected(slot: 0, now: now)
+            _ = choice.lost(slot: 0, now: now + 0.01, random: 0)
+            let wait = choice.slotDelay(slot: 0, now: now + 0.01)
+            waits.append(wait)
+            now += 0.01 + wait + 0.001
+        }
+        #expect(zip(waits, waits.dropFirst()).allSatisfy { $0 < $1 }, "\(waits)")
+        #expect(waits.last! > 3, "\(waits)")
+        // Up for longer than stableSeconds, then lost: back to the first step.
+        guard case .dial = choice.next(slot: 0, now: now, random: 0) else { return #expect(Bool(false)) }
+        choice.connected(slot: 0, now: now)
+        _ = choice.lost(slot: 0, now: now + ReplicaChoice.stableSeconds, random: 0)
+        #expect(choice.slotDelay(slot: 0, now: now + ReplicaChoice.stableSeconds) < waits[1], "\(waits)")
     }
 
     @Test("Two tunnels go to two distinct replicas, never the same one twice")
@@ -37,7 +63,7 @@ struct ReplicaChoiceTests {
         var single = Self.choice([Self.a])
         let result37 = single.next(slot: 0, now: 0, random: 0)
         #expect(result37 == .dial(Self.a))
-        single.connected(slot: 0)
+        single.connected(slot: 0, now: 0)
         let result40 = single.next(slot: 1, now: 0, random: 0)  // one replica known: one tunnel
         #expect(result40 == .wait(1))
     }
@@ -94,12 +120,12 @@ struct ReplicaChoiceTests {
         choice.resolved(name: "gw.example", port: 7443, addresses: ["10.0.0.1", "10.0.0.2"])
         let first = choice.next(slot: 0, now: 0, random: 0)
         #expect(first == .dial(Self.a))
-        choice.connected(slot: 0)
+        choice.connected(slot: 0, now: 0)
         let close = choice.learned([], from: nil, slot: 0)  // a `replicas`: the gateways are a cluster
         #expect(close == nil)
         let second = choice.next(slot: 1, now: 0, random: 0)
         #expect(second == .dial(Self.b))
-        choice.connected(slot: 1)
+        choice.connected(slot: 1, now: 0)
         choice.resolved(name: "gw.example", port: 7443, addresses: ["10.0.0.2", "10.0.0.3"])
         #expect(Set(choice.known) == [Self.b, Self.c])
         _ = choice.lost(slot: 0, now: 0, random: 0)
@@ -113,7 +139,7 @@ struct ReplicaChoiceTests {
         var choice = Self.choice([vip])
         let result106 = choice.next(slot: 0, now: 0, random: 0)
         #expect(result106 == .dial(vip))
-        choice.connected(slot: 0)
+        choice.connected(slot: 0, now: 0)
         let result109 = choice.next(slot: 1, now: 0, random: 0)
         #expect(result109 == .wait(1))
         // Through the load balancer the car reached A, which names B and C.
@@ -123,7 +149,7 @@ struct ReplicaChoiceTests {
         guard case .dial(let second) = choice.next(slot: 1, now: 0, random: 0.9) else { return #expect(Bool(false)) }
         #expect([Self.b, Self.c].contains(second))
         // A later list without C forgets C.
-        choice.connected(slot: 1)
+        choice.connected(slot: 1, now: 0)
         let closeAgain = choice.learned([second], from: Self.a, slot: 0)
         #expect(closeAgain == nil)
         #expect(!choice.known.contains(second == Self.b ? Self.c : Self.b))
@@ -136,20 +162,20 @@ struct ReplicaChoiceTests {
         choice.resolved(name: "lb.example", port: 7443, addresses: ["10.0.0.1", "10.0.0.2"])
         let first = choice.next(slot: 0, now: 0, random: 0)
         #expect(first == .dial(Self.a))
-        choice.connected(slot: 0)
+        choice.connected(slot: 0, now: 0)
         let second = choice.next(slot: 1, now: 0, random: 0)
         #expect(second == .wait(1))  // the other record may be the same gateway: no second tunnel
         _ = choice.lost(slot: 0, now: 0, random: 0)
         let again = choice.next(slot: 0, now: 1, random: 0)
         #expect(again == .dial(Self.b))  // but a lost tunnel moves to another record
-        choice.connected(slot: 0)
+        choice.connected(slot: 0, now: 0)
         let still = choice.next(slot: 1, now: 1, random: 0)
         #expect(still == .wait(1))
         // Two entries (an address and the name) and three slots: two tunnels, one per entry.
         var two = Self.choice([Self.c], tunnels: 3)
         two.resolved(name: "lb.example", port: 7443, addresses: ["10.0.0.1", "10.0.0.2"])
         let endpoints = (0..<2).map { slot in
-            defer { two.connected(slot: slot) }
+            defer { two.connected(slot: slot, now: 0) }
             return two.next(slot: slot, now: 0, random: 0)
         }
         #expect(endpoints == [.dial(Self.c), .dial(Self.a)])
@@ -221,7 +247,7 @@ struct ReplicaChoiceTests {
         #expect(result130 == nil)
         let result132 = choice.next(slot: 1, now: 1, random: 0)
         #expect(result132 == .dial(Self.c))
-        choice.connected(slot: 1)
+        choice.connected(slot: 1, now: 0)
         let result135 = choice.claimPrimary(slot: 1)
         #expect(!result135)
         let result137 = choice.lost(slot: 0, now: 2, random: 0)  // the primary went: slot 1 takes over
@@ -236,7 +262,9 @@ struct ReplicaChoiceTests {
 
 @Suite("Replica directory")
 struct ReplicaDirectoryTests {
-    @Test("A host name resolves to its addresses of one family: localhost is one replica, not two", .timeLimit(.minutes(1)))
+    @Test(
+        "A host name resolves to its addresses of one family: localhost is one replica, not two",
+        .timeLimit(.minutes(1)))
     func resolve() async throws {
         #expect(try await ReplicaDirectory.resolve("localhost") == ["127.0.0.1"])
     }

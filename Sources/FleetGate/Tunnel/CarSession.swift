@@ -148,7 +148,8 @@ final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
         }
         guard grant.regions.contains(region) else { return self.reject("credential does not allow the claimed region") }
         guard let zone = self.core.geo.current.map.zone(ofRegion: region) else {
-            return self.reject("unknown region")
+            // Named: the credential allowed it, so it is the map that lost it (a region renamed or removed).
+            return self.reject("region '\(region)' is not in the region map")
         }
         self.helloTimer?.cancel()
         var descriptor = CarDescriptor(
@@ -183,7 +184,8 @@ final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
 
     /// The grant of the hello's credential: the mTLS peer certificate (`tunnel.auth: certificate`),
     /// whose vehicle id must be the hello's, or the HMAC token (`token`, development).
-    private func verifiedGrant(credential: String, vehicleID: String) throws(CredentialError) -> FleetCredentials.Grant {
+    private func verifiedGrant(credential: String, vehicleID: String) throws(CredentialError) -> FleetCredentials.Grant
+    {
         switch self.core.configuration.tunnel.auth {
         case .token:
             return try self.core.credentials.verify(credential, vehicleID: vehicleID)
