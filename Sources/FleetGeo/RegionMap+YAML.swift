@@ -241,31 +241,16 @@ private struct MapReader {
                 }
                 neighbourRefs.append((other, keyNode, path))
             }
-            var central: [RegionMap.CentralEndpoint] = []
+            // Documented once as "optional central capacity for this region", parsed, checked and never
+            // used: an operator relying on it had no capacity and no error. Central capacity is
+            // configured in one place, `central.endpoints`, whose zone checks cover it.
             if let list = fields["central"] {
-                for item in list.sequence.map(Array.init) ?? [] {
-                    let f = Dictionary(
-                        self.entries(item, "\(path).central", allowed: ["url", "models", "zone"]).map {
-                            ($0.key, $0.value)
-                        },
-                        uniquingKeysWith: { a, _ in a })
-                    if let z = f["zone"], let zs = z.scalar?.string, zs != zoneID {
-                        self.issue(
-                            z, "\(path).central.zone", zs, "central capacity must be in its region's zone '\(zoneID)'")
-                    }
-                    guard let url = self.string(f["url"] ?? nil, "\(path).central.url") else {
-                        if f["url"] == nil { self.issue(item, "\(path).central.url", nil, "is required") }
-                        continue
-                    }
-                    guard let parsed = URL(string: url), parsed.scheme == "http" || parsed.scheme == "https" else {
-                        self.issue(f["url"] ?? item, "\(path).central.url", url, "must be an http(s) URL")
-                        continue
-                    }
-                    let models = (f["models"]?.sequence.map(Array.init) ?? []).compactMap { $0.scalar?.string }
-                    central.append(.init(url: url, models: models))
-                }
-                if list.sequence == nil { self.issue(list, "\(path).central", nil, "must be a list") }
+                self.issue(
+                    list, "\(path).central", nil,
+                    "is not read: configure central capacity with central.endpoints (REGION=BASE_URL; docs/configuration.md)"
+                )
             }
+            let central: [RegionMap.CentralEndpoint] = []
             regions.append(
                 .init(
                     id: id, zone: zoneID, countries: codes, central: central, centroid: centroid, neighbours: neighbours
