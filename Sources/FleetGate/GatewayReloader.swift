@@ -1,6 +1,7 @@
 import CoreMetrics
 import FleetConfiguration
 import FleetGeo
+import FleetScheduler
 import Logging
 import NIOSSL
 import Synchronization
@@ -103,11 +104,22 @@ public final class GatewayReloader: Sendable {
         } catch { throw ReloadError(message: error.message) }
         // Connected cars and central endpoints keep the zone they joined with: a region moved to another
         // zone would serve its old zone's traffic outside that zone.
-        let moved = self.core.geo.current.map.zoneChanges(to: geo.map)
+        // Checked against the running map and against the zones connected capacity holds: a region
+        // removed by one reload and added back in another zone by the next passed the map's check while
+        // its cars stayed in the old zone.
+        var moved = Set(self.core.geo.current.map.zoneChanges(to: geo.map))
+        let held =
+            self.core.registry.all().map { ($0.descriptor.region, $0.descriptor.zone) }
+            + self.core.central.all.map { ($0.region, $0.zone) }
+        for (region, zone) in held {
+            if let now = geo.map.regions[region]?.zone, now != zone {
+                moved.insert(RegionMap.ZoneChange(region: region, from: zone, to: now))
+            }
+        }
         guard moved.isEmpty else {
             let file = next.geo.regionsFile ?? "the region map"
             throw ReloadError(
-                message: moved.map {
+                message: moved.sorted { $0.region < $1.region }.map {
                     "\(file): \($0): cars and central endpoints in it joined zone '\($0.from)'; a region's zone changes only with a restart"
                 }.joined(separator: "\n"))
         }

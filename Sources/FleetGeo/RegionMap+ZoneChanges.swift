@@ -4,6 +4,11 @@ extension RegionMap {
         public var region: String
         public var from: String
         public var to: String
+        public init(region: String, from: String, to: String) {
+            self.region = region
+            self.from = from
+            self.to = to
+        }
         public var description: String { "region '\(self.region)' moves from zone '\(self.from)' to zone '\(self.to)'" }
     }
 
