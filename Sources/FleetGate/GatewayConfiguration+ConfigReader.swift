@@ -93,6 +93,12 @@ extension GatewayConfiguration {
                     .invalidValue, key: "central.endpoints", value: CentralDirectory.redacted(endpoint.baseURL),
                     "is not an http(s) URL")
             }
+            // A port past 65535 parsed, and the first probe trapped the process (SocketAddress's port).
+            guard url.port.map({ (1...65_535).contains($0) }) ?? true, !url.host!.isEmpty else {
+                throw ConfigurationError(
+                    .invalidValue, key: "central.endpoints", value: CentralDirectory.redacted(endpoint.baseURL),
+                    "has no host, or a port outside 1–65535")
+            }
             guard endpoint.maxConcurrent > 0 else {
                 throw ConfigurationError(
                     .invalidValue, key: "central.maxConcurrent", value: "\(endpoint.maxConcurrent)", "must be > 0")
@@ -152,10 +158,12 @@ extension GatewayConfiguration {
                 throw ConfigurationError(
                     .invalidValue, key: "audit.endpoints", value: endpoint.region, "region is not in the region map")
             }
-            guard let url = URL(string: endpoint.baseURL), url.scheme == "http" || url.scheme == "https" else {
+            guard let url = URL(string: endpoint.baseURL), url.scheme == "http" || url.scheme == "https",
+                let host = url.host, !host.isEmpty, url.port.map({ (1...65_535).contains($0) }) ?? true
+            else {
                 throw ConfigurationError(
                     .invalidValue, key: "audit.endpoints", value: CentralDirectory.redacted(endpoint.baseURL),
-                    "is not an http(s) URL")
+                    "is not an http(s) URL with a host and a port in 1–65535")
             }
         }
         for (zone, share) in self.audit.zoneFractions where !(0...1).contains(share) {

@@ -653,6 +653,20 @@ struct CentralTests {
         }
     }
 
+    /// It passed, and the first probe trapped the process (SocketAddress's port).
+    @Test("A central endpoint with a port past 65535 is a configuration error, its password withheld")
+    func portOutOfRange() {
+        var config = GatewayConfiguration(fleetSecret: FleetFixture.testSecret)
+        config.tunnel.auth = .token
+        config.central.endpoints = [.init(region: "eu-central", baseURL: "http://u:S3cret@127.0.0.1:99999/v1")]
+        #expect {
+            _ = try Gateway(
+                configuration: config, group: .singletonMultiThreadedEventLoopGroup, logger: .init(label: "t"))
+        } throws: {
+            "\($0)".contains("65535") && "\($0)".contains("central.endpoints") && !"\($0)".contains("S3cret")
+        }
+    }
+
     @Test("A central endpoint in an unknown region is a configuration error naming it")
     func unknownRegion() {
         var config = GatewayConfiguration(fleetSecret: FleetFixture.testSecret)
