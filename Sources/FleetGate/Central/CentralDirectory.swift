@@ -278,14 +278,15 @@ public final class CentralDirectory: Service, Sendable {
     }
 
     /// A base URL as logs, metrics, `/admin/config` and configuration errors show it: without a user or
-    /// password, should one be written in it — also when the rest of it does not parse (an error
-    /// message about a malformed URL quoted its password).
+    /// password, should one be written in it — also when the rest does not parse. Everything between the
+    /// scheme's `://` (or the start) and the last `@` goes: a password may hold `/`, `?` or `#` (base64
+    /// does), so the authority's end cannot be trusted to find it; an `@` in a path is removed with what
+    /// precedes it (a label the less, never a secret the more).
     static func redacted(_ baseURL: String) -> String {
-        guard let scheme = baseURL.range(of: "://") else { return baseURL }
-        let rest = baseURL[scheme.upperBound...]
-        let authorityEnd = rest.firstIndex { $0 == "/" || $0 == "?" || $0 == "#" } ?? rest.endIndex
-        guard let at = rest[..<authorityEnd].lastIndex(of: "@") else { return baseURL }
-        return String(baseURL[..<scheme.upperBound]) + String(baseURL[baseURL.index(after: at)...])
+        guard let at = baseURL.lastIndex(of: "@") else { return baseURL }
+        let start = baseURL.range(of: "://").map { $0.upperBound } ?? baseURL.startIndex
+        guard start <= at else { return String(baseURL[baseURL.index(after: at)...]) }
+        return String(baseURL[..<start]) + String(baseURL[baseURL.index(after: at)...])
     }
 
     /// Whether an endpoint is out of rotation or has not listed its models yet.
