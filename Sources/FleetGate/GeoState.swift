@@ -36,17 +36,14 @@ public final class GeoState: Sendable {
     /// Opens the database at `path` and checks that it maps addresses to countries: an ASN or ISP
     /// edition written over the file (a `geoipupdate` pointed at the wrong edition) loaded, and every
     /// client then followed the `unknown` rule.
-    /// - Throws: ``GeoError`` naming the key `geo.databaseFile` and the file.
+    /// - Throws: ``GeoError`` naming the file (start-up adds the key, as a reload does).
     static func countryDatabase(at path: String) throws(GeoError) -> MaxMindDatabase {
-        let database: MaxMindDatabase
-        do { database = try MaxMindDatabase(path: path) } catch {
-            throw GeoError(code: error.code, message: "key 'geo.databaseFile': \(error.message)")
-        }
+        let database = try MaxMindDatabase(path: path)
         guard database.hasCountries else {
             throw GeoError(
                 code: .databaseUnreadable,
                 message:
-                    "key 'geo.databaseFile': \(path): a '\(database.databaseType)' database has no countries; FleetGate needs a country database (GeoLite2-Country, GeoIP2-Country or -City, a DB-IP country edition)"
+                    "\(path): a '\(database.databaseType)' database has no countries; FleetGate needs a country database (GeoLite2-Country, GeoIP2-Country or -City, a DB-IP country edition)"
             )
         }
         return database
@@ -67,7 +64,7 @@ public final class GeoState: Sendable {
         var database: MaxMindDatabase?
         if let path = databasePath {
             do { database = try Self.countryDatabase(at: path) } catch {
-                throw GeoReloadError(message: error.description)
+                throw GeoReloadError(message: "key 'geo.databaseFile': \(error.message)")
             }
         }
         return Snapshot(

@@ -10,17 +10,31 @@ import Foundation
 enum PrivateFileCopy {
     /// Copies `path` into the temporary directory under a fresh name, hands the copy's path to `body`
     /// and removes the copy when `body` returns (a mapping `body` made keeps its data until unmapped).
-    /// - Throws: ``GeoError`` (`databaseUnreadable`) naming `path` when it cannot be copied, or what
-    ///   `body` throws.
+    /// - Throws: ``GeoError`` (`databaseUnreadable`) naming `path` when it is not a readable file, the
+    ///   temporary directory when the copy fails there, or what `body` throws.
     static func withCopy<T>(of path: String, _ body: (String) throws(GeoError) -> T) throws(GeoError) -> T {
-        let copy = FileManager.default.temporaryDirectory
-            .appendingPathComponent("fleetgate-\(UUID().uuidString)-\((path as NSString).lastPathComponent)").path
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue,
+            FileManager.default.isReadableFile(atPath: path)
+        else {
+            throw GeoError(code: .databaseUnreadable, message: "\(path): not a readable file")
+        }
+        let directory = FileManager.default.temporaryDirectory
+        let copy = directory.appendingPathComponent(
+            "fleetgate-\(UUID().uuidString)-\((path as NSString).lastPathComponent)"
+        ).path
+        // Removed however this ends: a copy cut short (a full disk) was left behind, reload after reload.
+        defer { try? FileManager.default.removeItem(atPath: copy) }
         do {
             try FileManager.default.copyItem(atPath: path, toPath: copy)
         } catch {
-            throw GeoError(code: .databaseUnreadable, message: "\(path): cannot be read (\(Self.reason(error)))")
+            // The file is readable (checked above): the temporary directory is what failed, and is named.
+            throw GeoError(
+                code: .databaseUnreadable,
+                message:
+                    "\(path): cannot be copied to the temporary directory \(directory.path) (TMPDIR), where the gateway keeps the copy it maps: \(Self.reason(error))"
+            )
         }
-        defer { try? FileManager.default.removeItem(atPath: copy) }
         return try body(copy)
     }
 
