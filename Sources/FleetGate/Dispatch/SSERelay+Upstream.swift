@@ -131,14 +131,13 @@ extension SSERelay {
         return !self.configuration.streaming && self.aggregateBytes >= self.configuration.maxAggregateBytes
     }
 
-    /// Whether ``deliver(_:from:into:)`` counts the chunk as output: text or thinking in any choice (not
-    /// `""`), a tool call, or other output in the first. The bound stops all of them — it stopped only the
-    /// first choice's text and thinking, and a chunk of other output at the bound went out, counted past
-    /// `max_tokens` (the SSE fuzzer).
-    private static func isCounted(_ chunk: ChunkScanner.Chunk) -> Bool {
-        func text(_ choice: ChunkScanner.Choice) -> Bool {
-            (choice.contentToken?.count ?? 0) > 2 || choice.reasoningToken != nil
-        }
+    /// Whether a chunk counts as a token of output: text in any choice (not `""`), or a tool call or
+    /// other output (thinking among it) in the first. One rule for ``deliver(_:from:into:)``, which counts
+    /// it, and ``wouldExceedLimits(_:)``, which stops it at `max_tokens` — the bound checked only the first
+    /// choice's text and thinking, and a chunk of other output went out, counted past the limit (the SSE
+    /// fuzzer).
+    static func isCounted(_ chunk: ChunkScanner.Chunk) -> Bool {
+        func text(_ choice: ChunkScanner.Choice) -> Bool { (choice.contentToken?.count ?? 0) > 2 }
         if let choice = chunk.choice, text(choice) || choice.hasToolCalls || choice.hasOtherOutput { return true }
         return chunk.otherChoices.contains(where: text)
     }

@@ -214,9 +214,9 @@ package struct SSERelay: Sendable {
     package mutating func deliver(_ item: Item, from attempt: Int, into out: inout ByteBuffer) {
         guard let chunk = item.chunk else { return }
         // Per token: no array is built to walk the choices.
-        var counted = chunk.choice.map { self.record($0, of: item.payload) } ?? false
-        for choice in chunk.otherChoices where self.record(choice, of: item.payload) { counted = true }
-        if counted || chunk.choice.map({ $0.hasToolCalls || $0.hasOtherOutput }) == true { self.deliveredTokens += 1 }
+        if let choice = chunk.choice { self.record(choice, of: item.payload) }
+        for choice in chunk.otherChoices { self.record(choice, of: item.payload) }
+        if Self.isCounted(chunk) { self.deliveredTokens += 1 }
         guard self.configuration.streaming else { return }
         if self.renderer != nil {
             // Choice 0 wherever the upstream listed it (it need not be first).
@@ -237,23 +237,21 @@ package struct SSERelay: Sendable {
         }
     }
 
-    /// Keeps a delivered choice's text (its string token in `payload`) and finish reason; whether it
-    /// carried text.
-    private mutating func record(_ choice: ChunkScanner.Choice, of payload: ByteBuffer) -> Bool {
+    /// Keeps a delivered choice's text (its string token in `payload`), thinking and finish reason.
+    private mutating func record(_ choice: ChunkScanner.Choice, of payload: ByteBuffer) {
         if let reason = choice.finishReason { self.noteFinish(reason, of: choice.index) }
         if let thinking = choice.reasoningToken, choice.index == 0, self.keepsThinking {
             // Kept for the answer (a streamed chat client got it in the chunk); counted with its text.
             self.reasoning.append(token: thinking, of: payload)
             self.aggregateBytes += thinking.count - 2
         }
-        guard let token = choice.contentToken, token.count > 2 else { return false }  // absent, null or ""
+        guard let token = choice.contentToken, token.count > 2 else { return }  // absent, null or ""
         if choice.index == 0 {
             self.delivered.append(token: token, of: payload)
         } else if !self.configuration.streaming {
             self.otherText[choice.index, default: TokenText()].append(token: token, of: payload)
         }
         self.aggregateBytes += token.count - 2
-        return true
     }
 
     /// Whether choice 0's thinking is kept: for a `stream: false` chat answer, all of it; for the
