@@ -86,19 +86,7 @@ extension GatewayConfiguration {
                 throw ConfigurationError(
                     .invalidValue, key: "central.endpoints", value: endpoint.region, "region is not in the region map")
             }
-            guard let url = URL(string: endpoint.baseURL), url.scheme == "http" || url.scheme == "https",
-                url.host != nil
-            else {
-                throw ConfigurationError(
-                    .invalidValue, key: "central.endpoints", value: CentralDirectory.redacted(endpoint.baseURL),
-                    "is not an http(s) URL")
-            }
-            // A port past 65535 parsed, and the first probe trapped the process (SocketAddress's port).
-            guard url.port.map({ (1...65_535).contains($0) }) ?? true, !url.host!.isEmpty else {
-                throw ConfigurationError(
-                    .invalidValue, key: "central.endpoints", value: CentralDirectory.redacted(endpoint.baseURL),
-                    "has no host, or a port outside 1–65535")
-            }
+            try Self.checkHTTPURL(endpoint.baseURL, key: "central.endpoints")
             guard endpoint.maxConcurrent > 0 else {
                 throw ConfigurationError(
                     .invalidValue, key: "central.maxConcurrent", value: "\(endpoint.maxConcurrent)", "must be > 0")
@@ -158,13 +146,7 @@ extension GatewayConfiguration {
                 throw ConfigurationError(
                     .invalidValue, key: "audit.endpoints", value: endpoint.region, "region is not in the region map")
             }
-            guard let url = URL(string: endpoint.baseURL), url.scheme == "http" || url.scheme == "https",
-                let host = url.host, !host.isEmpty, url.port.map({ (1...65_535).contains($0) }) ?? true
-            else {
-                throw ConfigurationError(
-                    .invalidValue, key: "audit.endpoints", value: CentralDirectory.redacted(endpoint.baseURL),
-                    "is not an http(s) URL with a host and a port in 1–65535")
-            }
+            try Self.checkHTTPURL(endpoint.baseURL, key: "audit.endpoints")
         }
         for (zone, share) in self.audit.zoneFractions where !(0...1).contains(share) {
             throw ConfigurationError(
@@ -173,6 +155,19 @@ extension GatewayConfiguration {
     }
 
     /// Reads a PEM pair from `certificateChainFile` / `privateKeyFile`; both or neither.
+    /// Refuses a base URL that is not http(s) with a host and a port in 1–65535, showing it without its
+    /// user or password. A port past 65535 parsed, and the first connection trapped the process
+    /// (SocketAddress's port).
+    static func checkHTTPURL(_ baseURL: String, key: String) throws {
+        guard let url = URL(string: baseURL), url.scheme == "http" || url.scheme == "https",
+            let host = url.host, !host.isEmpty, url.port.map({ (1...65_535).contains($0) }) ?? true
+        else {
+            throw ConfigurationError(
+                .invalidValue, key: key, value: CentralDirectory.redacted(baseURL),
+                "is not an http(s) URL with a host and a port in 1–65535")
+        }
+    }
+
     static func tlsFiles(_ config: ConfigReader) throws -> TLSFiles? {
         let cert = try config.nonEmptyString("certificateChainFile")
         let key = try config.nonEmptyString("privateKeyFile")
