@@ -103,10 +103,9 @@ public final class GatewayReloader: Sendable {
                 regionsFile: .some(next.geo.regionsFile), databaseFile: .some(next.geo.databaseFile))
         } catch { throw ReloadError(message: error.message) }
         // Connected cars and central endpoints keep the zone they joined with: a region moved to another
-        // zone would serve its old zone's traffic outside that zone.
-        // Checked against the running map and against the zones connected capacity holds: a region
-        // removed by one reload and added back in another zone by the next passed the map's check while
-        // its cars stayed in the old zone.
+        // zone would serve its old zone's traffic outside it. Checked against the running map and against
+        // the zones connected capacity holds (a region removed by one reload and added back in another
+        // zone by the next passed the map's check while its cars stayed in the old zone).
         var moved = Set(self.core.geo.current.map.zoneChanges(to: geo.map))
         let held =
             self.core.registry.all().map { ($0.descriptor.region, $0.descriptor.zone) }

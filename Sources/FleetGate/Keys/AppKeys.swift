@@ -52,8 +52,9 @@ public final class AppKeys: Sendable {
         }
     }
 
-    /// Whether keys are required: any key or any key file is configured, even one holding no key.
-    public var required: Bool { self.state.withLock { $0.requiresKeys || !$0.limiter.isEmpty } }
+    /// Whether keys are required: any key or any key file is configured, even one holding no key (the
+    /// limiter holds keys only from those, so it is never the one to say so).
+    public var required: Bool { self.state.withLock { $0.requiresKeys } }
 
     /// Re-reads the key file; a bad file changes nothing and says why.
     public func reload(now: Double) throws(KeyFileError) -> Int {
