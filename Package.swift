@@ -117,7 +117,9 @@ let package = Package(
         ),
         .target(
             name: "FleetGeo",
-            dependencies: ["FleetProtocol", "CMaxMindDB", .product(name: "Yams", package: "Yams")],
+            dependencies: [
+                "FleetProtocol", "FleetConfiguration", "CMaxMindDB", .product(name: "Yams", package: "Yams"),
+            ],
             swiftSettings: swiftSettings
         ),
         .target(

@@ -104,8 +104,11 @@ private struct Walker {
 
     mutating func read(_ yaml: String) {
         let root: Node?
-        do { root = try Yams.compose(yaml: yaml) } catch {
-            self.error(.invalidValue, nil, "-", nil, "not valid YAML: \(error)")
+        do { root = try YAMLSyntaxError.compose(yaml) } catch {
+            self.errors.append(
+                ConfigurationError(
+                    .invalidValue, key: "-", "not valid YAML: \(error.message)",
+                    location: .init(file: self.file, line: error.line, column: error.column)))
             return
         }
         guard let root else { return }  // an empty file sets nothing

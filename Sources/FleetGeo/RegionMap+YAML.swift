@@ -1,3 +1,4 @@
+internal import FleetConfiguration
 import Foundation
 internal import Yams
 
@@ -145,8 +146,11 @@ private struct MapReader {
 
     mutating func read(_ yaml: String) -> RegionMap? {
         let root: Node?
-        do { root = try Yams.compose(yaml: yaml) } catch {
-            self.issue(nil, "-", nil, "not valid YAML: \(error)")
+        do { root = try YAMLSyntaxError.compose(yaml) } catch {
+            self.issues.append(
+                .init(
+                    file: self.file, line: error.line, column: error.column, key: "-", value: nil,
+                    message: "not valid YAML: \(error.message)"))
             return nil
         }
         guard let root else {

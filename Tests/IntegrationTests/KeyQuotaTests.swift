@@ -79,6 +79,12 @@ struct KeyQuotaTests {
             return text.contains("k.yaml:2:") && text.contains("keys[0].name") && text.contains("'xyz'")
                 && text.contains("keys[0].rate")
         }
+        // A key written twice is a YAML error at the second, with no text of the file.
+        #expect {
+            try KeyFile.parse(yaml: "keys:\n  - name: a\n    name: b\n", file: "k.yaml")
+        } throws: { error in
+            "\(error)" == "k.yaml:3:5: not valid YAML: key 'name' appears twice in one mapping; first at line 2"
+        }
     }
 
     @Test("Over the limit: 429 rate_limit_exceeded with Retry-After; the file reloads without a restart")

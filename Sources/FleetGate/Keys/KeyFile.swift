@@ -1,3 +1,4 @@
+internal import FleetConfiguration
 import Foundation
 internal import Yams
 
@@ -37,8 +38,8 @@ package enum KeyFile {
                     + (value.map { ": '\($0.prefix(80))'" } ?? "") + ": \(message)")
         }
         let root: Node?
-        do { root = try Yams.compose(yaml: yaml) } catch {
-            throw KeyFileError(issues: ["\(file): not YAML: \(error)"])
+        do { root = try YAMLSyntaxError.compose(yaml) } catch {
+            throw KeyFileError(issues: ["\(file):\(error.line):\(error.column): not valid YAML: \(error.message)"])
         }
         guard let top = root?.mapping, top.count == 1, let list = top["keys"]?.sequence else {
             throw KeyFileError(issues: ["\(file):1:1: key 'keys': the file must hold one key, 'keys', a list"])
