@@ -22,12 +22,15 @@ public enum ConfigCheck {
     ) -> Result {
         var environment = environment
         var notes: [String] = []
+        var warnings: [String] = []
         for _ in 0..<(schema.keys.filter(\.isSecret).count + 1) {
             do {
                 let stack = try ConfigStack(
                     program: program, schema: schema, arguments: ["--config", file], environment: environment)
+                warnings = stack.unknownEnvironmentWarnings().map { "warning: " + $0 }
                 _ = try stack.read(read)
-                return Result(ok: true, lines: ["\(file): ok (\(stack.file?.values.count ?? 0) keys set)"] + notes)
+                return Result(
+                    ok: true, lines: ["\(file): ok (\(stack.file?.values.count ?? 0) keys set)"] + notes + warnings)
             } catch let errors as ConfigurationErrors {
                 return Result(ok: false, lines: errors.errors.map(\.description))
             } catch let error as ConfigurationError {
@@ -38,7 +41,7 @@ public enum ConfigCheck {
                     environment[variable] = "placeholder-secret-for-config-check"
                     continue
                 }
-                return Result(ok: false, lines: [error.description])
+                return Result(ok: false, lines: [error.description] + warnings)
             } catch {
                 return Result(ok: false, lines: ["\(file): \(error)"])
             }

@@ -15,7 +15,7 @@ extension ConfigReader {
 
     /// An int in `range`.
     public func int(_ key: String, in range: ClosedRange<Int>) throws -> Int {
-        let value = try Self.converting(key) { try self.requiredInt(forKey: ConfigKey(key)) }
+        let value = try self.converting(key) { try self.requiredInt(forKey: ConfigKey(key)) }
         guard range.contains(value) else {
             throw ConfigurationError(
                 .invalidValue, key: key, value: "\(value)", "must be in \(range.lowerBound)…\(range.upperBound)")
@@ -25,7 +25,7 @@ extension ConfigReader {
 
     /// A double in `range`.
     public func double(_ key: String, in range: ClosedRange<Double>) throws -> Double {
-        let value = try Self.converting(key) { try self.requiredDouble(forKey: ConfigKey(key)) }
+        let value = try self.converting(key) { try self.requiredDouble(forKey: ConfigKey(key)) }
         guard range.contains(value) else {
             throw ConfigurationError(
                 .invalidValue, key: key, value: "\(value)", "must be in \(range.lowerBound)…\(range.upperBound)")
@@ -46,12 +46,12 @@ extension ConfigReader {
 
     /// A bool.
     public func bool(_ key: String) throws -> Bool {
-        try Self.converting(key) { try self.requiredBool(forKey: ConfigKey(key)) }
+        try self.converting(key) { try self.requiredBool(forKey: ConfigKey(key)) }
     }
 
     /// A string (possibly empty).
     public func string(_ key: String) throws -> String {
-        try Self.converting(key) { try self.requiredString(forKey: ConfigKey(key)) }
+        try self.converting(key) { try self.requiredString(forKey: ConfigKey(key)) }
     }
 
     /// A string, or nil when empty.
@@ -62,7 +62,7 @@ extension ConfigReader {
 
     /// A list of strings (YAML sequence, comma-separated environment value, repeated flag); empty items dropped.
     public func strings(_ key: String) throws -> [String] {
-        try Self.converting(key) { try self.requiredStringArray(forKey: ConfigKey(key)) }.filter { !$0.isEmpty }
+        try self.converting(key) { try self.requiredStringArray(forKey: ConfigKey(key)) }.filter { !$0.isEmpty }
     }
 
     /// One of `choices`.
@@ -77,14 +77,18 @@ extension ConfigReader {
 
     /// A secret string, nil when not set. Its value never appears in an error.
     public func secret(_ key: String) throws -> String? {
-        let value = try Self.converting(key) { try self.requiredString(forKey: ConfigKey(key), isSecret: true) }
+        let value = try self.converting(key, isSecret: true) {
+            try self.requiredString(forKey: ConfigKey(key), isSecret: true)
+        }
         return value.isEmpty ? nil : value
     }
 
-    /// Runs a swift-configuration read, turning its errors into ``ConfigurationError`` for `key`.
-    static func converting<T>(_ key: String, _ read: () throws -> T) throws -> T {
+    /// Runs a swift-configuration read, turning its errors into ``ConfigurationError`` for `key` that
+    /// show the value as written (its first 80 characters), unless the key is a secret.
+    func converting<T>(_ key: String, isSecret: Bool = false, _ read: () throws -> T) throws -> T {
         do { return try read() } catch let error as ConfigurationError { throw error } catch {
-            throw ConfigurationError(.invalidValue, key: key, "\(error)", cause: error)
+            let written = isSecret ? nil : self.string(forKey: ConfigKey(key)).map { String($0.prefix(80)) }
+            throw ConfigurationError(.invalidValue, key: key, value: written, "\(error)", cause: error)
         }
     }
 }

@@ -24,7 +24,9 @@ func runAgent(_ settings: [String], role: Agent.Role) async throws {
     let stack = try ConfigStack(program: .fleetAgent, schema: AgentProgramConfiguration.schema, arguments: settings)
     let configuration = try stack.read { try AgentProgramConfiguration(config: $0) }
     LogLevelControl(Logger.Level(rawValue: configuration.logLevel) ?? .info).bootstrap()
-    let agent = try await Agent(configuration: configuration, role: role, logger: Logger(label: "fleet-agent"))
+    let logger = Logger(label: "fleet-agent")
+    for warning in stack.unknownEnvironmentWarnings() { logger.warning("\(warning)") }
+    let agent = try await Agent(configuration: configuration, role: role, logger: logger)
     if let server = agent.server, role == .central {
         _ = server.boundAddress.map { print("fleet-agent serving on http://\($0.ipAddress ?? "?"):\($0.port ?? 0)/v1") }
     }

@@ -30,9 +30,11 @@ struct Serve: AsyncParsableCommand {
         let configuration = try stack.read { try GatewayConfiguration(config: $0) }
         let logLevel = LogLevelControl(Logger.Level(rawValue: configuration.logging.level) ?? .info)
         logLevel.bootstrap()
+        let logger = Logger(label: "fleetgate")
+        for warning in stack.unknownEnvironmentWarnings() { logger.warning("\(warning)") }
         let gateway = try stack.locating {
             try Gateway(
-                configuration: configuration, logger: Logger(label: "fleetgate"), logLevel: logLevel,
+                configuration: configuration, logger: logger, logLevel: logLevel,
                 reloadSource: { try stack.reloaded().read { try GatewayConfiguration(config: $0) } })
         }
         try await gateway.runService()

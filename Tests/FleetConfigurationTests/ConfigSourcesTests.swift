@@ -47,7 +47,10 @@ struct ConfigSourcesTests {
         "A malformed value in any layer is an error naming it, never the default",
         arguments: [
             (["--limits-max-body-bytes", "80a"], [:], "limits.maxBodyBytes"),
-            ([], ["FLEETGATE_LIMITS_MAX_BODY_BYTES": "80a"], "FLEETGATE_LIMITS_MAX_BODY_BYTES"),
+            (
+                [], ["FLEETGATE_LIMITS_MAX_BODY_BYTES": "80a"],
+                "'80a': Config value for key 'FLEETGATE_LIMITS_MAX_BODY_BYTES'"
+            ),
             (["--log-level", "inof"], [:], "'inof': must be one of"),
             (["--dispatch-policy", "fastest"], [:], "dispatch.policy"),
             (["--limits-client-http2-max-frame-size", "10"], [:], "limits.clientHTTP2.maxFrameSize"),
@@ -65,7 +68,7 @@ struct ConfigSourcesTests {
         "Every invalid fixture is rejected at the right file:line:column",
         arguments: [
             "unknown-key", "wrong-type", "list-for-scalar", "secret-in-file", "nested-typo", "range", "missing-file",
-            "missing-secret-file",
+            "missing-secret-file", "duplicate-key", "syntax",
         ])
     func invalidFixture(name: String) throws {
         let path = Self.fixtures.appendingPathComponent("\(name).invalid.yaml").path
@@ -112,6 +115,44 @@ struct ConfigSourcesTests {
         #expect { _ = try Self.gateway([], environment: ["FLEETGATE_FLEET_SECRET": "tiny-secret"]) } throws: {
             "\($0)".contains("fleetSecret") && !"\($0)".contains("tiny-secret")
         }
+    }
+
+    @Test("A YAML error gives its line and column and never echoes the file")
+    func yamlErrorIsShort() throws {
+        // 20,000 lines of comment, then a key written twice: Yams's own error carried the whole text.
+        let padding = String(repeating: "# padding line of a large file\n", count: 20_000)
+        let file = try Self.write(padding + "limits:\n  maxBodyBytes: 3000\n\n  # again\n  maxBodyBytes: 4000\n")
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let result = ConfigCheck.run(
+            file: file, program: .fleetgate, schema: GatewayConfiguration.schema, environment: [:]
+        ) { try GatewayConfiguration(config: $0) }
+        #expect(!result.ok)
+        #expect(result.lines.count == 1 && result.lines[0].count < 400, "\(result.lines.map(\.count))")
+        #expect(
+            result.lines[0].hasPrefix("\(file):20005:3: key '-': not valid YAML: key 'maxBodyBytes' appears twice")
+                && result.lines[0].hasSuffix("first at line 20002"), "\(result.lines)")
+    }
+
+    @Test("A misspelt environment variable is a warning naming the closest; Kubernetes service links are not")
+    func unknownEnvironment() throws {
+        let environment = [
+            "FLEETGATE_LIMITS_MAX_BODY_BYTE": "4096",  // a typo
+            "FLEETGATE_LIMITS_MAX_BODY_BYTES": "4096",  // a key
+            "FLEETGATE_CLIENT_SERVICE_HOST": "10.0.0.7", "FLEETGATE_CLIENT_SERVICE_PORT_HTTPS": "443",
+            "FLEETGATE_CLIENT_PORT": "tcp://10.0.0.7:443", "FLEETGATE_CLIENT_PORT_443_TCP_ADDR": "10.0.0.7",
+            "FLEETGATE_PYTHON": "/usr/bin/python3", "FLEETGATE_CACHE": "/tmp",
+            "FLEETGATE_LISTENERS_CLIENT_PORT_": "1",  // not a service link: no `://`
+        ]
+        let stack = try ConfigStack(
+            program: .fleetgate, schema: GatewayConfiguration.schema, arguments: [], environment: environment)
+        let warnings = stack.unknownEnvironmentWarnings()
+        #expect(warnings.count == 2, "\(warnings)")
+        #expect(
+            warnings.contains {
+                $0.contains("FLEETGATE_LIMITS_MAX_BODY_BYTE is not a setting")
+                    && $0.contains("did you mean FLEETGATE_LIMITS_MAX_BODY_BYTES?")
+            })
+        #expect(warnings.contains { $0.contains("FLEETGATE_LISTENERS_CLIENT_PORT_ is not a setting") })
     }
 
     @Test("Secrets come from files; a missing secret file names the key and the path")
