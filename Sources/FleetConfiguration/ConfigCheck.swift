@@ -12,41 +12,68 @@ public enum ConfigCheck {
         public var lines: [String]
     }
 
-    /// Checks `file` as `program` would read it, with the current environment.
+    /// Checks `file` as `program` would read it, with the current environment, and reports every error:
+    /// those of the file itself (unknown keys, wrong types), then the range and cross-key rules, found
+    /// one at a time by reading again with each faulty key set to its default.
     ///
     /// A secret that is set nowhere (neither in the environment nor by its `*File` key) is a note, not
     /// an error: the check is usually run where the secret is not.
     public static func run<T>(
-        file: String, program: ConfigStack.Program, schema: ConfigSchema,
+        file path: String, program: ConfigStack.Program, schema: ConfigSchema,
         environment: [String: String] = ProcessInfo.processInfo.environment, read: (ConfigReader) throws -> T
     ) -> Result {
+        let (file, fileErrors) = ConfigFile.check(
+            path: path, schema: schema, environmentPrefix: program.environmentPrefix)
+        // An unreadable file or one that is not YAML has nothing more to check.
+        if fileErrors.contains(where: { $0.key == "-" }) {
+            return Result(ok: false, lines: fileErrors.map(\.description))
+        }
         var environment = environment
+        var errors = fileErrors.map(\.description)
         var notes: [String] = []
-        var warnings: [String] = []
-        for _ in 0..<(schema.keys.filter(\.isSecret).count + 1) {
+        var retried = Set<String>()
+        let warnings = ConfigStack(program: program, schema: schema, environment: environment, file: file)
+            .unknownEnvironmentWarnings().map { "warning: " + $0 }
+        while true {
+            let stack = ConfigStack(program: program, schema: schema, environment: environment, file: file)
             do {
-                let stack = try ConfigStack(
-                    program: program, schema: schema, arguments: ["--config", file], environment: environment)
-                warnings = stack.unknownEnvironmentWarnings().map { "warning: " + $0 }
                 _ = try stack.read(read)
-                return Result(
-                    ok: true, lines: ["\(file): ok (\(stack.file?.values.count ?? 0) keys set)"] + notes + warnings)
-            } catch let errors as ConfigurationErrors {
-                return Result(ok: false, lines: errors.errors.map(\.description))
+                break
             } catch let error as ConfigurationError {
-                if error.code == .missingValue, let spec = schema[error.key], spec.isSecret {
-                    let variable = spec.environmentVariable(prefix: program.environmentPrefix)
+                guard let spec = schema[error.key], retried.insert(error.key).inserted else {
+                    if !errors.contains(error.description) { errors.append(error.description) }
+                    break
+                }
+                let variable = spec.environmentVariable(prefix: program.environmentPrefix)
+                if spec.isSecret {
+                    environment[variable] = "placeholder-secret-for-config-check"
+                } else {
+                    environment[variable] = Self.environmentText(spec.defaultValue)
+                }
+                if error.code == .missingValue, spec.isSecret {
                     notes.append(
                         "note: \(error.key) is not set here (\(variable) or its *File key); a placeholder was used")
-                    environment[variable] = "placeholder-secret-for-config-check"
-                    continue
+                } else {
+                    errors.append(error.description)
                 }
-                return Result(ok: false, lines: [error.description] + warnings)
             } catch {
-                return Result(ok: false, lines: ["\(file): \(error)"])
+                errors.append("\(path): \(error)")
+                break
             }
         }
-        return Result(ok: false, lines: ["\(file): could not be checked"])
+        guard errors.isEmpty else { return Result(ok: false, lines: errors + warnings) }
+        return Result(ok: true, lines: ["\(path): ok (\(file.values.count) keys set)"] + notes + warnings)
+    }
+
+    /// A value as an environment variable holds it.
+    static func environmentText(_ value: ConfigKeySpec.Value) -> String {
+        switch value {
+        case .int(let v): "\(v)"
+        case .double(let v): "\(v)"
+        case .bool(let v): "\(v)"
+        case .string(let v): v
+        case .strings(let v): v.joined(separator: ",")
+        }
     }
 
     /// Checks every file, printing "ok" lines to stdout and errors to stderr.

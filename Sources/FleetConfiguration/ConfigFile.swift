@@ -26,26 +26,42 @@ public struct ConfigFile: Sendable {
     public static func load(path: String, schema: ConfigSchema, environmentPrefix: String) throws(ConfigurationErrors)
         -> ConfigFile
     {
-        let text: String
-        do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
-            throw ConfigurationErrors([
-                ConfigurationError(
-                    .unreadableFile, key: "-",
-                    "cannot read the configuration file '\(path)': \(error.localizedDescription)",
-                    location: .init(file: path, line: 0, column: 0))
-            ])
-        }
-        return try self.parse(yaml: text, file: path, schema: schema, environmentPrefix: environmentPrefix)
+        let (file, errors) = self.check(path: path, schema: schema, environmentPrefix: environmentPrefix)
+        guard errors.isEmpty else { throw ConfigurationErrors(errors) }
+        return file
     }
 
     /// Parses and checks YAML text; `file` names it in errors.
     public static func parse(yaml: String, file: String, schema: ConfigSchema, environmentPrefix: String)
         throws(ConfigurationErrors) -> ConfigFile
     {
+        let (file, errors) = self.check(yaml: yaml, file: file, schema: schema, environmentPrefix: environmentPrefix)
+        guard errors.isEmpty else { throw ConfigurationErrors(errors) }
+        return file
+    }
+
+    /// Reads `path` and returns its sound values with every problem found, for `config check`, which
+    /// goes on to the range and cross-key rules of those values.
+    static func check(path: String, schema: ConfigSchema, environmentPrefix: String) -> (
+        ConfigFile, [ConfigurationError]
+    ) {
+        let text: String
+        do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
+            let error = ConfigurationError(
+                .unreadableFile, key: "-",
+                "cannot read the configuration file '\(path)': \(error.localizedDescription)",
+                location: .init(file: path, line: 0, column: 0))
+            return (ConfigFile(path: path, values: [:], locations: [:]), [error])
+        }
+        return self.check(yaml: text, file: path, schema: schema, environmentPrefix: environmentPrefix)
+    }
+
+    static func check(yaml: String, file: String, schema: ConfigSchema, environmentPrefix: String) -> (
+        ConfigFile, [ConfigurationError]
+    ) {
         var walker = Walker(file: file, schema: schema, environmentPrefix: environmentPrefix)
         walker.read(yaml)
-        guard walker.errors.isEmpty else { throw ConfigurationErrors(walker.errors) }
-        return ConfigFile(path: file, values: walker.values, locations: walker.locations)
+        return (ConfigFile(path: file, values: walker.values, locations: walker.locations), walker.errors)
     }
 
     /// The file as a provider (the layer between the environment and the defaults).

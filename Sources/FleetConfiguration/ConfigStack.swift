@@ -70,6 +70,16 @@ public struct ConfigStack: Sendable {
         }
     }
 
+    /// A stack of `file` and `environment` alone, for ``ConfigCheck``.
+    init(program: Program, schema: ConfigSchema, environment: [String: String], file: ConfigFile) {
+        self.program = program
+        self.schema = schema
+        self.arguments = []
+        self.environment = environment
+        self.filePath = file.path
+        self.file = file
+    }
+
     private init(copying other: ConfigStack, file: ConfigFile?) {
         self.program = other.program
         self.schema = other.schema

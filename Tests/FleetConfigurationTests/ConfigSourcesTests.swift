@@ -117,6 +117,26 @@ struct ConfigSourcesTests {
         }
     }
 
+    @Test("config check reports every error: the file's own, then each range and cross-key rule")
+    func checkReportsAll() throws {
+        let file = try Self.write(
+            "limitz: 1\nlimits:\n  maxBodyBytes: lots\n  maxInFlightRequests: -5\ndispatch:\n  maxAttempts: 0\n")
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let result = ConfigCheck.run(
+            file: file, program: .fleetgate, schema: GatewayConfiguration.schema,
+            environment: ["FLEETGATE_FLEET_SECRET": "short"]
+        ) { try GatewayConfiguration(config: $0) }
+        #expect(!result.ok)
+        #expect(
+            result.lines == [
+                "\(file):1:1: key 'limitz': unknown key; did you mean 'limits'?",
+                "\(file):3:17: key 'limits.maxBodyBytes': 'lots': must be an integer",
+                "\(file):4:24: key 'limits.maxInFlightRequests': '-5': must be in 1…10000000",
+                "\(file):6:16: key 'dispatch.maxAttempts': '0': must be in 1…10",
+                "key 'fleetSecret': the fleet secret must be at least 16 bytes",
+            ], "\(result.lines)")
+    }
+
     @Test("A YAML error gives its line and column and never echoes the file")
     func yamlErrorIsShort() throws {
         // 20,000 lines of comment, then a key written twice: Yams's own error carried the whole text.
