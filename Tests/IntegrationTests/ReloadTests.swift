@@ -99,9 +99,39 @@ struct ReloadTests {
             ).collect()
             #expect(stillEU.response?.headerFields[HTTPField.Name("x-fleet-zone")!] == "eu")
 
+            // The same move in two reloads that each pass the map-to-map check: eu-central goes, its
+            // countries to eu-west; then it comes back in zone us. The car that joined eu-central in zone
+            // eu is still connected, so the second is refused.
+            let euCentralBlock =
+                euCentral
+                + "\n    centroid: {lat: 50.11, lon: 8.68}\n    neighbours: {eu-west: 12, eu-north: 20, ch: 8}\n"
+            #expect(original.contains(euCentralBlock))
+            let withoutEUCentral = original.replacingOccurrences(of: euCentralBlock, with: "")
+                .replacingOccurrences(
+                    of: "MT, EU]", with: "MT, EU, DE, AT, PL, CZ, SK, HU, SI, HR, RO, BG, GR, CY, LI]"
+                )
+                .replacingOccurrences(of: "{eu-central: 12, ", with: "{")
+                .replacingOccurrences(of: "{eu-central: 20, ", with: "{")
+                .replacingOccurrences(of: "{eu-central: 8}", with: "{}")
+                .replacingOccurrences(of: ": eu-central ", with: ": eu-west ")
+            try withoutEUCentral.replacingOccurrences(of: "version: default-2026-11", with: "version: removed")
+                .write(to: file, atomically: true, encoding: .utf8)
+            let (removedStatus, removedBody) = try await self.admin(fleet, .post, "/admin/regions/reload")
+            #expect(removedStatus == 200, "\(removedBody)")
+            try withoutEUCentral.replacingOccurrences(of: "version: default-2026-11", with: "version: back-in-us")
+                .replacingOccurrences(of: "countries: [US, CA, PR]", with: "countries: [US, CA]")
+                .replacingOccurrences(
+                    of: "\n  us-west:", with: "\n  eu-central:\n    zone: us\n    countries: [PR]\n  us-west:"
+                )
+                .write(to: file, atomically: true, encoding: .utf8)
+            let (backStatus, backBody) = try await self.admin(fleet, .post, "/admin/regions/reload")
+            #expect(backStatus == 422, "\(backBody)")
+            #expect(backBody.contains("joined zone 'eu'"), "\(backBody)")
+            #expect(try await self.admin(fleet, .get, "/admin/regions").1.contains("\"version\":\"removed\""))
+
             let metrics = try await self.admin(fleet, .get, "/metrics").1
-            #expect(metrics.contains("fleet_regions_reloads_total{result=\"ok\"} 1"))
-            #expect(metrics.contains("fleet_regions_reloads_total{result=\"error\"} 2"))
+            #expect(metrics.contains("fleet_regions_reloads_total{result=\"ok\"} 2"))
+            #expect(metrics.contains("fleet_regions_reloads_total{result=\"error\"} 3"))
         }
     }
 }
