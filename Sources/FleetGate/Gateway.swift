@@ -43,6 +43,8 @@ public final class Gateway: Service, Sendable {
     let loads: EventLoopLoads
     /// Reloads what can change while running (SIGHUP, `POST /admin/reload`).
     public let reloader: GatewayReloader
+    /// The loop SIGHUP's reloads answer on.
+    let signalLoop: any EventLoop
     let logger: Logger
 
     /// Builds the gateway; nothing binds until it runs.
@@ -109,6 +111,7 @@ public final class Gateway: Service, Sendable {
         self.logger = logger
         self.reloader = GatewayReloader(
             core: core, clientTLS: clientTLS, tunnelTLS: tunnelTLS, logLevel: logLevel, source: reloadSource)
+        self.signalLoop = group.any()
 
         let listeners = configuration.listeners
         let fallback = configuration.fallbackToFreePorts
@@ -136,7 +139,9 @@ public final class Gateway: Service, Sendable {
             fallbackToAnyPort: fallback, onBound: onBound,
             configurator: .http(
                 responder: api, http2: { core.configuration.limits.clientHTTP2 },
-                proxyProtocol: { GatewayCore.expectsProxyProtocol(from: $0.remoteAddress, ranges: core.proxyProtocolFrom) }
+                proxyProtocol: {
+                    GatewayCore.expectsProxyProtocol(from: $0.remoteAddress, ranges: core.proxyProtocolFrom)
+                }
             ))
         self.tlsListener =
             hasTLS
@@ -213,7 +218,7 @@ public final class Gateway: Service, Sendable {
             services.append(TrustWatcher(reloader: self.reloader))
         }
         services +=
-            [ReloadOnSignal(reloader: self.reloader), self.adminListener]
+            [ReloadOnSignal(reloader: self.reloader, eventLoop: self.signalLoop), self.adminListener]
             + (self.probesListener.map { [$0] } ?? []) + [self.tunnelListener]
             + (self.internalListener.map { [$0] } ?? []) + (self.clusterService.map { [$0] } ?? [])
             + [self.clientListener]
@@ -277,11 +282,13 @@ public final class Gateway: Service, Sendable {
 /// Reloads on SIGHUP.
 struct ReloadOnSignal: Service {
     let reloader: GatewayReloader
+    let eventLoop: any EventLoop
     func run() async throws {
         let signals = await UnixSignalsSequence(trapping: .sighup)
         for await _ in signals.cancelOnGracefulShutdown() {
-            _ = try? self.reloader.reload()
-            _ = try? self.reloader.core.reloadKeys()  // edge (#18): the application key file
+            // Coalesced with the admin API's reloads; a failure is logged by the reloader.
+            _ = try? await self.reloader.reload(on: self.eventLoop).get()
+            _ = try? await self.reloader.reloadKeys(on: self.eventLoop).get()  // edge (#18): the application key file
         }
     }
 }

@@ -3,6 +3,7 @@ import FleetConfiguration
 import FleetGeo
 import FleetScheduler
 import Logging
+import NIOCore
 import NIOSSL
 import Synchronization
 
@@ -34,6 +35,8 @@ public final class GatewayReloader: Sendable {
     let logLevel: LogLevelControl?
     let source: (@Sendable () throws -> GatewayConfiguration)?
     private let serial = Mutex(())
+    private let reloadRuns = CoalescedJob<Result<Report, ReloadError>>()
+    private let keyReloadRuns = CoalescedJob<Result<Int, KeyFileError>>()
 
     init(
         core: GatewayCore, clientTLS: TLSContextBox, tunnelTLS: TLSContextBox, logLevel: LogLevelControl?,
@@ -59,6 +62,16 @@ public final class GatewayReloader: Sendable {
             self.core.logger.error("Fleet CA reload refused; the previous CA stays", metadata: ["error": "\(error)"])
             return false
         }
+    }
+
+    /// ``reload()`` on NIO's thread pool; callers that arrive while one runs share the next run.
+    func reload(on eventLoop: any EventLoop) -> EventLoopFuture<Result<Report, ReloadError>> {
+        self.reloadRuns.run(on: eventLoop) { Result { () throws(ReloadError) in try self.reload() } }
+    }
+
+    /// The application key file's reload (``GatewayCore/reloadKeys()``), coalesced the same way.
+    func reloadKeys(on eventLoop: any EventLoop) -> EventLoopFuture<Result<Int, KeyFileError>> {
+        self.keyReloadRuns.run(on: eventLoop) { [core] in Result { () throws(KeyFileError) in try core.reloadKeys() } }
     }
 
     /// Reloads; one reload at a time.

@@ -71,27 +71,35 @@ struct AdminResponder: HTTPServerResponder {
             return FixedResponseDelegate(
                 stream: stream, status: .ok, body: JSON.buffer(RegionsView(self.core.geo.current)))
         case "/admin/reload" where request.method == .post, "/admin/regions/reload" where request.method == .post:
-            // Off the event loop: a reload reads and checks files (OffLoopResponseDelegate).
+            // Off the event loop: a reload reads and checks files; requests that arrive while one runs
+            // share the next (OffLoopResponseDelegate, CoalescedJob).
             let (reloader, geo) = (self.reloader, self.core.geo)
-            return OffLoopResponseDelegate(stream: stream) {
-                do throws(ReloadError) {
-                    let report = try reloader.reload()
-                    return (.ok, path == "/admin/reload" ? JSON.buffer(report) : JSON.buffer(RegionsView(geo.current)))
-                } catch {
-                    let body = APIErrorBody(
-                        message: error.message, type: "invalid_request_error", code: "invalid_configuration")
-                    return (.unprocessableContent, JSON.buffer(body))
+            return OffLoopResponseDelegate(stream: stream) { eventLoop in
+                reloader.reload(on: eventLoop).map { result in
+                    switch result {
+                    case .success(let report):
+                        return (
+                            .ok, path == "/admin/reload" ? JSON.buffer(report) : JSON.buffer(RegionsView(geo.current))
+                        )
+                    case .failure(let error):
+                        let body = APIErrorBody(
+                            message: error.message, type: "invalid_request_error", code: "invalid_configuration")
+                        return (.unprocessableContent, JSON.buffer(body))
+                    }
                 }
             }
         case "/admin/keys/reload" where request.method == .post:
-            let core = self.core
-            return OffLoopResponseDelegate(stream: stream) {
-                do throws(KeyFileError) {
-                    return (.ok, ByteBuffer(string: "{\"keys\":\(try core.reloadKeys())}"))
-                } catch {
-                    let body = APIErrorBody(
-                        message: error.description, type: "invalid_request_error", code: "invalid_key_file")
-                    return (.unprocessableContent, JSON.buffer(body))
+            let reloader = self.reloader
+            return OffLoopResponseDelegate(stream: stream) { eventLoop in
+                reloader.reloadKeys(on: eventLoop).map { result in
+                    switch result {
+                    case .success(let count):
+                        return (.ok, ByteBuffer(string: "{\"keys\":\(count)}"))
+                    case .failure(let error):
+                        let body = APIErrorBody(
+                            message: error.description, type: "invalid_request_error", code: "invalid_key_file")
+                        return (.unprocessableContent, JSON.buffer(body))
+                    }
                 }
             }
         case _ where path == "/dashboard" || path.hasPrefix("/dashboard/"):

@@ -1,7 +1,6 @@
 import FleetHTTP2
 import HTTPTypes
 import NIOCore
-import NIOPosix
 
 /// Answers an admin request whose work must not run on an event loop: a reload reads and checks files
 /// (a region map, a GeoIP database, certificates, keys) for milliseconds to seconds, and run on the
@@ -9,12 +8,12 @@ import NIOPosix
 /// loop fall behind, refused their requests with 503 `server_overloaded` (helper-52's attack: 1.4 s
 /// stalls with a large map; the reload test's requests refused at random).
 ///
-/// The body is discarded (up to 1 MiB, as ``FixedResponseDelegate``); at the request's end `work` runs
-/// on NIO's thread pool for blocking work, and its answer is sent back on the stream's loop, unless the stream has
-/// closed meanwhile.
+/// The body is discarded (up to 1 MiB, as ``FixedResponseDelegate``); at the request's end `work` starts
+/// the blocking work off the loop (``CoalescedJob``, on NIO's thread pool), and its answer is sent on the
+/// stream's loop, unless the stream has closed meanwhile.
 final class OffLoopResponseDelegate: HTTPStreamDelegate {
-    /// The status and JSON body of the answer.
-    typealias Work = @Sendable () -> (HTTPResponse.Status, ByteBuffer)
+    /// Starts the work; its future, on the given loop, is the status and JSON body of the answer.
+    typealias Work = @Sendable (any EventLoop) -> EventLoopFuture<(HTTPResponse.Status, ByteBuffer)>
 
     let stream: any HTTPStream
     private let work: Work
@@ -38,11 +37,7 @@ final class OffLoopResponseDelegate: HTTPStreamDelegate {
         self.started = true
         let eventLoop = self.stream.eventLoop
         let this = NIOLoopBound(self, eventLoop: eventLoop)
-        let work = self.work
-        // NIO's pool for blocking work, not a task: a reload waits on the reloader's lock, and queued on
-        // Swift's cooperative pool (two threads here) they held up the graceful shutdown for as long as
-        // they took (60 queued reloads of a 50 MB map: 37 s; helper-54).
-        NIOThreadPool.singleton.runIfActive(eventLoop: eventLoop) { work() }.whenComplete { result in
+        self.work(eventLoop).whenComplete { result in
             guard case .success(let (status, body)) = result else { return this.value.stream.reset(.cancel) }
             this.value.respond(status: status, body: body)
         }
