@@ -13,6 +13,9 @@ public final class StatusNotices: Sendable {
         self.writer.withLock { $0 = body }
     }
 
+    /// Whether this tunnel's status stream is open (the gateway resets it when it shuts the tunnel down).
+    var isStreamOpen: Bool { self.writer.withLock { $0 != nil } }
+
     /// Writes `message` on this tunnel's status stream, if one is open; false when none is.
     @discardableResult
     public func send(_ message: StatusMessage) -> Bool {

@@ -1,11 +1,11 @@
 public import FleetHTTP2
 public import FleetProtocol
-public import Logging
-public import NIOCore
-public import ServiceLifecycle
 import Foundation
 import HTTPTypes
+public import Logging
+public import NIOCore
 import NIOSSL
+public import ServiceLifecycle
 import Synchronization
 
 /// The car's side of the reverse tunnel: dials the gateway, then serves HTTP/2 on that connection.
@@ -67,7 +67,8 @@ public final class TunnelClient: Service, Sendable {
             directory
             ?? ReplicaDirectory(
                 configuration: .init(
-                    tunnels: 1, backoff: Backoff(initial: configuration.initialBackoff, maximum: configuration.maxBackoff)),
+                    tunnels: 1,
+                    backoff: Backoff(initial: configuration.initialBackoff, maximum: configuration.maxBackoff)),
                 configured: [.init(host: configuration.gatewayHost, port: configuration.gatewayPort)])
         self.directory = directory
         self.slot = slot
@@ -199,7 +200,9 @@ public final class TunnelClient: Service, Sendable {
                             }
                             watch.addTask {
                                 for await _ in retireAsked {
-                                    self.logger.info("Tunnel retired (a second tunnel to its replica, or the gateway's GOAWAY); closing it")
+                                    self.logger.info(
+                                        "Tunnel retired (a second tunnel to its replica, or the gateway's GOAWAY); closing it"
+                                    )
                                     return await self.retire(handle)
                                 }
                             }
@@ -216,7 +219,9 @@ public final class TunnelClient: Service, Sendable {
                     directory.lost(slot: slot, random: Double.random(in: 0..<1))
                     self.logger.info("Tunnel closed", metadata: metadata)
                 } catch {
-                    directory.withChoice { $0.dialFailed(slot: slot, now: directory.now, random: Double.random(in: 0..<1)) }
+                    directory.withChoice {
+                        $0.dialFailed(slot: slot, now: directory.now, random: Double.random(in: 0..<1))
+                    }
                     metadata["error.type"] = "\(type(of: error))"
                     self.logger.debug("Tunnel dial failed", metadata: metadata)
                 }
@@ -257,7 +262,10 @@ public final class TunnelClient: Service, Sendable {
         let deadline = NIODeadline.now() + .seconds(Int64(self.configuration.drainSeconds))
         while !Task.isCancelled && NIODeadline.now() < deadline {
             let streams = try? await handle.eventLoop.submit { handle.onLoop.openStreamCount }.get()
-            if (streams ?? 0) <= 1 { break }  // only the status stream
+            // The jobs: the open streams but the status stream, if it still is (a gateway shutting the
+            // tunnel down resets it first; counting it then closed the tunnel on its last job).
+            let statusStream = self.responder.notices.isStreamOpen ? 1 : 0
+            if (streams ?? 0) - statusStream <= 0 { break }
             do { try await self.sleep(.milliseconds(100)) } catch { return }
         }
         handle.channel.close(promise: nil)

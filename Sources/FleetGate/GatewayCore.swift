@@ -2,8 +2,8 @@ public import AsyncHTTPClient
 import CoreMetrics
 import Crypto
 import FleetConfiguration
-import FleetHTTP2
 public import FleetGeo
+import FleetHTTP2
 public import FleetScheduler
 import Foundation
 public import Logging
@@ -60,7 +60,8 @@ public final class GatewayCore: Sendable {
         self.httpClient = httpClient
         self.cluster =
             configuration.cluster.enabled
-            ? ClusterView(configuration: configuration.cluster, fleetSecret: configuration.fleetSecret, factory: metrics.factory)
+            ? ClusterView(
+                configuration: configuration.cluster, fleetSecret: configuration.fleetSecret, factory: metrics.factory)
             : nil
         self.central = CentralDirectory(configuration: configuration, client: httpClient, logger: logger)
         self.registry = FleetRegistry(
@@ -105,7 +106,9 @@ public final class GatewayCore: Sendable {
         self.trust = trust
         self.auditor =
             configuration.audit.endpoints.isEmpty || httpClient == nil
-            ? nil : Auditor(configuration: configuration.audit, regionMap: configuration.regionMap, client: httpClient!,
+            ? nil
+            : Auditor(
+                configuration: configuration.audit, regionMap: configuration.regionMap, client: httpClient!,
                 trust: trust, logger: logger)
         self.auditor?.whenQuarantined { [weak self] in self?.enforceTrust() }
     }
@@ -115,6 +118,14 @@ public final class GatewayCore: Sendable {
     func enforceTrust() {
         for tunnel in self.tunnels.all {
             tunnel.execute { handler in (handler.delegate as? CarSession)?.enforceTrust() }
+        }
+    }
+
+    /// After a region map reload: cars whose region the map no longer has drain and leave
+    /// (``CarSession/leaveIfRegionRemoved()``).
+    func retireCarsOutsideMap() {
+        for tunnel in self.tunnels.all {
+            tunnel.execute { handler in (handler.delegate as? CarSession)?.leaveIfRegionRemoved() }
         }
     }
 

@@ -152,6 +152,7 @@ public final class GatewayReloader: Sendable {
         // Issue #20: the revocation file, at once; connected cars it now names are closed.
         self.core.trust.reloadIfChanged(force: true)
         self.core.enforceTrust()
+        self.core.retireCarsOutsideMap()
         return Report(regionsVersion: geo.map.version, logLevel: level.rawValue, restartRequired: restartRequired)
     }
 

@@ -2,6 +2,7 @@ import FleetAgent
 import FleetGate
 import FleetGeo
 import FleetProtocol
+import FleetScheduler
 import FleetTesting
 import Foundation
 import HTTPTypes
@@ -101,7 +102,12 @@ struct ReloadTests {
 
             // The same move in two reloads that each pass the map-to-map check: eu-central goes, its
             // countries to eu-west; then it comes back in zone us. The car that joined eu-central in zone
-            // eu is still connected, so the second is refused.
+            // eu leaves after the first, but finishes its stream first, and while it does the second is
+            // refused.
+            let leaving = try await client.post(
+                "/v1/chat/completions", json: chatBody(stream: true, maxTokens: 60), headers: fromSweden)
+            let generated = car.engine.tokensGenerated
+            try await waitUntil("streaming again") { car.engine.tokensGenerated >= generated + 5 }
             let euCentralBlock =
                 euCentral
                 + "\n    centroid: {lat: 50.11, lon: 8.68}\n    neighbours: {eu-west: 12, eu-north: 20, ch: 8}\n"
@@ -128,6 +134,10 @@ struct ReloadTests {
             #expect(backStatus == 422, "\(backBody)")
             #expect(backBody.contains("joined zone 'eu'"), "\(backBody)")
             #expect(try await self.admin(fleet, .get, "/admin/regions").1.contains("\"version\":\"removed\""))
+            // The car finished its stream, then left: its region is not in the map.
+            let left = await leaving.collect()
+            #expect(try ssePayloads(left.body).last == "[DONE]", "\(left.body.suffix(300))")
+            try await waitUntil("the car of the removed region left") { fleet.gateway.core.registry.count == 0 }
 
             let metrics = try await self.admin(fleet, .get, "/metrics").1
             #expect(metrics.contains("fleet_regions_reloads_total{result=\"ok\"} 2"))

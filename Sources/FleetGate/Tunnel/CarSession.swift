@@ -220,6 +220,20 @@ final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
         self.handle.eventLoop.scheduleTask(in: .milliseconds(200)) { channel.close(promise: nil) }
     }
 
+    /// A reload removed the car's region from the map: its hello would now be refused, so it gets no
+    /// new work, is told to reconnect, and its tunnel closes once its streams finish. Until then it
+    /// keeps the zone it joined, which the reloader checks a new map against.
+    func leaveIfRegionRemoved() {
+        guard let id = self.carID, let region = self.region, self.core.geo.current.map.regions[region] == nil else {
+            return
+        }
+        self.logger.warning(
+            "The car's region is no longer in the region map; closing its tunnel once its streams finish",
+            metadata: ["fleet.region": "\(region)"])
+        self.core.registry.setDraining(id)
+        self.handle.onLoop.beginGracefulShutdown()
+    }
+
     /// Issue #18 row 7: the token's expiry holds on a live tunnel, not only at hello.
     private func armExpiry(_ expires: Date) {
         let milliseconds = Int64(min(max(0, expires.timeIntervalSinceNow), 10 * 365 * 86_400) * 1_000)
