@@ -39,9 +39,8 @@ extension HTTP2ConnectionHandler {
         return true
     }
 
-    /// Sends the early answer of `stream` (its head is complete). A request still sending its
-    /// body by the next loop tick — after this answer has been flushed: a RST_STREAM submitted
-    /// now would overtake the response's DATA in nghttp2's queue — is reset with `NO_ERROR`.
+    /// Sends the early answer of `stream` (its head is complete); the rest of its body is drained
+    /// (``drain(_:)``).
     func answerEarly(_ stream: HTTP2Stream) {
         guard case .answered(let response) = stream.early, self.session != nil else { return }
         stream.headSent = true
@@ -51,7 +50,9 @@ extension HTTP2ConnectionHandler {
         // The echoed field after the prebuilt ones, its name and value in one buffer (nghttp2 copies
         // names and values on submit).
         let echoed = response.echo.map { echo in
-            let value = stream.earlyEcho.flatMap { bytes in bytes.withUnsafeBufferPointer { echo.accepts($0) } ? bytes : nil }
+            let value = stream.earlyEcho.flatMap { bytes in
+                bytes.withUnsafeBufferPointer { echo.accepts($0) } ? bytes : nil
+            }
             return (name: echo.nameBytes, value: value ?? Array(echo.generate().utf8))
         }
         var echoBytes = echoed.map { $0.name + $0.value } ?? []
@@ -67,11 +68,7 @@ extension HTTP2ConnectionHandler {
                 self.submitResponse(nv: nv.baseAddress!, count: nv.count, on: stream, withBody: withBody)
             }
         }
-        guard submitted else { return }
-        self.answeredEarly.append(stream)
-        guard self.answeredEarly.count == 1 else { return }
-        let loopBound = NIOLoopBound(self, eventLoop: self.eventLoop)
-        self.eventLoop.execute { loopBound.value.resetUnfinishedEarlyAnswers() }
+        if submitted { self.drain(stream) }
     }
 
     /// Keeps the value of the early answer's echoed field when `name` is it.
@@ -83,15 +80,65 @@ extension HTTP2ConnectionHandler {
         stream.earlyEcho = Array(value)
     }
 
-    /// Resets the streams answered early whose request has not ended: the client should stop
-    /// sending a body nobody reads.
-    private func resetUnfinishedEarlyAnswers() {
-        let streams = self.answeredEarly
-        self.answeredEarly.removeAll(keepingCapacity: true)
-        // Not while the answer's body waits for flow-control window: nghttp2 would send the
-        // RST_STREAM ahead of it, and the client would get the 503's head without its body.
-        for stream in streams where !stream.isClosed && !stream.receivedEnd && stream.bufferedOutboundBytes == 0 {
-            stream.reset(.noError)
+    /// Request-body bytes read and dropped after an answer before the stream is reset: the
+    /// gateway's default body limit, so a client that sends its whole body first (httpx, nghttp,
+    /// h2load) still reads the answer.
+    static let drainLimit = 1 << 20
+    /// How long a request answered before its end may take to end before it is reset.
+    static let drainTimeout = TimeAmount.seconds(10)
+
+    /// Drains the request of `stream`, answered before its end: the rest of its body is read and
+    /// dropped, its stream window given back, and the stream is reset with `NO_ERROR` (RFC 9113
+    /// §8.1) only past ``drainLimit`` bytes or ``drainTimeout``. A reset at once loses the answer
+    /// of a client still sending: curl 7.88 fails with error 92 without showing it, httpx waits
+    /// for window until its timeout.
+    func drain(_ stream: HTTP2Stream) {
+        guard stream.drain == nil, !stream.receivedEnd else { return }
+        let deadline = self.coarseNow + Self.drainTimeout
+        stream.drain = (Self.drainLimit, deadline)
+        if self.drainSweep == nil { self.scheduleDrainSweep(at: deadline) }
+    }
+
+    /// `count` bytes of a draining stream's body arrived: dropped, and their window given back
+    /// while under the limit.
+    func drained(_ count: Int, of stream: HTTP2Stream) {
+        stream.drain!.left -= count
+        if stream.drain!.left >= 0 {
+            stream.consume(count)
+        } else {
+            self.stopDraining(stream)
         }
+    }
+
+    /// Resets a drained stream whose request has not ended, with `NO_ERROR`: the client should
+    /// stop sending a body nobody reads. Not while the answer's body waits for flow-control
+    /// window: nghttp2 would send the RST_STREAM ahead of it, and the client would get the head
+    /// without its body (the stall timeout ends such a stream).
+    private func stopDraining(_ stream: HTTP2Stream) {
+        guard !stream.isClosed, !stream.receivedEnd, stream.delegateErrorOverride == nil,  // not reset yet
+            stream.bufferedOutboundBytes == 0
+        else { return }
+        stream.reset(.noError)
+    }
+
+    private func scheduleDrainSweep(at deadline: NIODeadline) {
+        let loopBound = NIOLoopBound(self, eventLoop: self.eventLoop)
+        self.drainSweep = self.eventLoop.scheduleTask(deadline: deadline) { loopBound.value.sweepDrains() }
+    }
+
+    /// Resets the draining streams past their deadline; runs again for the next one, if any.
+    private func sweepDrains() {
+        self.drainSweep = nil
+        let now = self.eventLoop.now
+        var next: NIODeadline?
+        for stream in self.streams.all {
+            guard let drain = stream.drain, !stream.receivedEnd else { continue }
+            if drain.deadline <= now {
+                self.stopDraining(stream)
+            } else {
+                next = min(next ?? drain.deadline, drain.deadline)
+            }
+        }
+        if let next { self.scheduleDrainSweep(at: next) }
     }
 }

@@ -202,12 +202,15 @@ extension HTTP2ConnectionHandler {
     /// Body bytes arrived on `streamID`.
     ///
     /// Connection-level credit goes back as data arrives;
-    /// stream-level credit only as the application consumes (or at once when nobody reads).
+    /// stream-level credit only as the application consumes (or at once when nobody reads or the
+    /// stream drains).
     @inline(__always)
     func receivedData(session: OpaquePointer?, streamID: Int32, bytes: UnsafeRawBufferPointer) {
         nghttp2_session_consume_connection(session, bytes.count)
-        guard let stream = self.stream(streamID), let delegate = stream.delegate, let context = self.context
-        else {
+        let stream = self.stream(streamID)
+        // A body still arriving after an answer that did not wait for it: dropped (`+EarlyResponse.swift`).
+        if let stream, stream.drain != nil { return self.drained(bytes.count, of: stream) }
+        guard let stream, let delegate = stream.delegate, let context = self.context else {
             nghttp2_session_consume_stream(session, streamID, bytes.count)
             return
         }

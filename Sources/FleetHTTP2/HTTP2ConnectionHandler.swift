@@ -64,8 +64,8 @@ public final class HTTP2ConnectionHandler: ChannelInboundHandler, RemovableChann
     var needsFlush = false
     var closeAfterFlush = false
     var pendingWritable: [HTTP2Stream] = []
-    /// Streams answered early whose request may still be sending (`+EarlyResponse.swift`).
-    var answeredEarly: [HTTP2Stream] = []
+    /// Resets the streams drained past their deadline (`+EarlyResponse.swift`); nil while none drains.
+    var drainSweep: Scheduled<Void>?
     /// The loop's clock read once per read or flush cycle: precise enough for stall detection and
     /// the abuse windows, and it keeps `clock_gettime` off the per-stream and per-frame path.
     var coarseNow = NIODeadline.uptimeNanoseconds(0)
@@ -129,6 +129,8 @@ public final class HTTP2ConnectionHandler: ChannelInboundHandler, RemovableChann
     public func handlerRemoved(context: ChannelHandlerContext) {
         self.closeAllStreams(error: .connectionClosed)
         self.timers.cancelAll()
+        self.drainSweep?.cancel()
+        self.drainSweep = nil
         self.context = nil
     }
 

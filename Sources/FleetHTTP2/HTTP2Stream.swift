@@ -30,6 +30,9 @@ public final class HTTP2Stream: HTTPStream {
     var early: EarlyAnswer = .unasked
     /// The request's value of the early answer's echoed field (``HTTPPrebuiltResponse/Echo``).
     var earlyEcho: [UInt8]?
+    /// While the rest of the request body is read and dropped after an answer that did not wait
+    /// for it (``drainRequest()``): the bytes still accepted, and when the request must have ended.
+    var drain: (left: Int, deadline: NIODeadline)?
 
     // Outbound.
     /// Queued outbound bytes: one buffer, appended to (the common case is one small write at a time).
@@ -115,6 +118,17 @@ public final class HTTP2Stream: HTTPStream {
         self.eventLoop.preconditionInEventLoop()
         guard !self.closed else { return }
         self.connection.resetStream(self, code: code)
+    }
+
+    /// After a complete response sent before the request ended (RFC 9113 §8.1): the rest of the
+    /// request body is read and dropped, its flow-control window given back, so a client still
+    /// sending it finishes and keeps the response; the stream is reset with `NO_ERROR` only past
+    /// 1 MiB more or 10 s (`HTTP2ConnectionHandler+EarlyResponse.swift`). The delegate hears no
+    /// more data; it still hears the end and the close.
+    public func drainRequest() {
+        self.eventLoop.preconditionInEventLoop()
+        guard !self.closed else { return }
+        self.connection.drain(self)
     }
 
     public func consume(_ bytes: Int) {

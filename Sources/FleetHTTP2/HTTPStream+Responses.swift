@@ -59,8 +59,7 @@ public struct BodyAccumulator {
 ///
 /// By default the answer goes out once the request has ended. With `respondNow` it goes out on
 /// the request head — for a refusal that does not depend on the body (401), so no body byte is
-/// ever buffered — and on HTTP/2 the stream is then reset with `NO_ERROR`, which asks the client
-/// to stop sending the rest (RFC 9113 §8.1).
+/// ever buffered — and on HTTP/2 the rest of the body is drained (``HTTP2Stream/drainRequest()``).
 public final class FixedResponseDelegate: HTTPStreamDelegate {
     let stream: any HTTPStream
     let status: HTTPResponse.Status
@@ -88,12 +87,7 @@ public final class FixedResponseDelegate: HTTPStreamDelegate {
         self.headers = headers
         if respondNow {
             self.respond()
-            if let stream = stream as? HTTP2Stream {
-                // On the next tick, once the response has been flushed: RST_STREAM outranks DATA in
-                // nghttp2's queue and would otherwise cut the body off.
-                let loopBound = NIOLoopBound(stream, eventLoop: stream.eventLoop)
-                stream.eventLoop.execute { loopBound.value.reset(.noError) }
-            }
+            (stream as? HTTP2Stream)?.drainRequest()
         }
     }
 

@@ -9,6 +9,7 @@ public import NIOCore
 /// - `POST /echo`: echoes the body, consuming it as it is written back.
 /// - `GET /stream?bytes=N`: N bytes in 16 KiB pieces, pausing on backpressure.
 /// - `GET /trailers`: a body, then trailers `x-checksum: 42`.
+/// - `POST /refuse`: 401 on the request head, before its body (``FixedResponseDelegate``'s `respondNow`).
 public struct TestResponder: HTTPServerResponder {
     public init() {}
 
@@ -31,6 +32,11 @@ public struct TestResponder: HTTPServerResponder {
         }
         if path.hasPrefix("/trailers") {
             return WithTrailers(stream: stream)
+        }
+        if path.hasPrefix("/refuse") {
+            return FixedResponseDelegate(
+                stream: stream, status: .unauthorized, body: ByteBuffer(string: #"{"error":"refused"}"#),
+                respondNow: true)
         }
         if path.hasPrefix("/stream") {
             return BulkWriter(stream: stream, remaining: n ?? 1 << 20)

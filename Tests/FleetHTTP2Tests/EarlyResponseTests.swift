@@ -1,6 +1,7 @@
 import FleetTesting
 import HTTPTypes
 import NIOCore
+import NIOEmbedded
 import Testing
 
 @testable import FleetHTTP2
@@ -28,7 +29,7 @@ struct EarlyRefuser: HTTPServerResponder {
 
 @Suite("The responder's early answer: a prebuilt response on the header block (issue #19)")
 struct EarlyResponseTests {
-    @Test("A refused POST gets the prebuilt response; its unfinished body is reset with NO_ERROR; others are served")
+    @Test("A refused POST gets the prebuilt response; the rest of its body is drained; others are served")
     func refusal() throws {
         let pair = try Pair(responder: EarlyRefuser())
         let refused = Recorder()
@@ -42,8 +43,12 @@ struct EarlyResponseTests {
         #expect(refused.response?.headerFields[.contentType] == "application/json")
         #expect(refused.response?.headerFields[.contentLength] == String(EarlyRefuser.refusal.body.readableBytes))
         #expect(String(decoding: refused.body, as: UTF8.self) == #"{"error":{"code":"server_overloaded"}}"#)
-        // The client never ended its body: the server asked it to stop, without an error.
-        #expect(refused.ended && refused.closed && refused.error == nil)
+        // The client has not ended its body: the stream stays open for the rest, beyond the stream
+        // window, which is read and dropped (a reset here cost curl 7.88 the answer: error 92).
+        #expect(refused.ended && !refused.closed)
+        refused.stream?.sendData(ByteBuffer(repeating: UInt8(ascii: "x"), count: 200_000), endStream: true)
+        try pair.interact()
+        #expect(refused.closed && refused.error == nil)
         #expect(pair.serverHandler.openStreamCount == 0)
         // No request id: one is generated.
         #expect(refused.response?.headerFields[HTTPField.Name("x-request-id")!] == "generated-id")
@@ -65,5 +70,30 @@ struct EarlyResponseTests {
         try pair.interact()
         #expect(served.response?.status == .ok)
         #expect(String(decoding: served.body, as: UTF8.self) == "Hello, world\n")
+    }
+
+    @Test("A drained request is reset with NO_ERROR past 1 MiB, or when it has not ended within 10 s")
+    func drainBounds() throws {
+        let pair = try Pair(responder: EarlyRefuser())
+        var request = HTTPRequest(method: .post, scheme: "http", authority: "test", path: "/refused")
+        request.headerFields[.contentType] = "application/json"
+        let flooding = Recorder()
+        flooding.stream = try pair.clientHandler.openStream(request, endStream: false, delegate: flooding)
+        flooding.stream?.sendData(ByteBuffer(repeating: UInt8(ascii: "x"), count: 2 << 20), endStream: false)
+        let stalled = Recorder()
+        stalled.stream = try pair.clientHandler.openStream(request, endStream: false, delegate: stalled)
+        stalled.stream?.sendData(ByteBuffer(string: "{\"first\":"), endStream: false)
+        try pair.interact()
+        // Both got the whole answer; a reset after it is NO_ERROR: no error on the client's side.
+        #expect(flooding.response?.status.code == 503 && flooding.body.count == EarlyRefuser.refusal.body.readableBytes)
+        #expect(flooding.closed && flooding.error == nil)
+        #expect(stalled.response?.status.code == 503 && !stalled.closed)
+        pair.loop.advanceTime(by: .seconds(9))
+        try pair.interact()
+        #expect(!stalled.closed)
+        pair.loop.advanceTime(by: .seconds(1))
+        try pair.interact()
+        #expect(stalled.closed && stalled.error == nil)
+        #expect(pair.serverHandler.openStreamCount == 0)
     }
 }

@@ -28,6 +28,30 @@ struct InteropTests {
         }
     }
 
+    @Test("curl and nghttp: a request refused on its head keeps the answer while its body is still sent")
+    func refusedBeforeBody() async throws {
+        try await withTestServer { port in
+            // Beyond the 64 KiB stream window: the client is still sending when the 401 arrives.
+            let file = FileManager.default.temporaryDirectory.appendingPathComponent("fleet-body-\(UUID().uuidString)")
+            try String(repeating: "z", count: 300_000).write(to: file, atomically: true, encoding: .utf8)
+            defer { try? FileManager.default.removeItem(at: file) }
+            for version in ["--http2-prior-knowledge", "--http1.1"] {
+                let result = try await Subprocess.run(
+                    "curl",
+                    [
+                        "-sS", "-w", "%{http_code}", version, "--data-binary", "@\(file.path)",
+                        "http://127.0.0.1:\(port)/refuse",
+                    ])
+                #expect(result.status == 0, "curl \(version): \(result.stderr)")
+                #expect(result.stdout == #"{"error":"refused"}401"#, "curl \(version)")
+            }
+            let nghttp = try await Subprocess.run("nghttp", ["-s", "-d", file.path, "http://127.0.0.1:\(port)/refuse"])
+            #expect(nghttp.status == 0, "\(nghttp.stderr)")
+            #expect(
+                nghttp.stdout.contains(#"{"error":"refused"}"#) && nghttp.stdout.contains(" 401 "), "\(nghttp.stdout)")
+        }
+    }
+
     @Test("nghttp fetches SSE events and a large body")
     func nghttp() async throws {
         try await withTestServer { port in
@@ -95,4 +119,3 @@ struct InteropTests {
         #expect(rtt > .zero)
     }
 }
-

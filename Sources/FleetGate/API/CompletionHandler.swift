@@ -93,14 +93,14 @@ final class CompletionHandler: HTTPStreamDelegate {
         // Bodies held at once are bounded over all requests, not only per request (issue #18).
         guard self.core.reserveBody(data.readableBytes) else {
             self.stream.consume(data.readableBytes)
-            // Answered at once; on HTTP/2 the stream is then reset with NO_ERROR on the next tick
-            // (after the answer is flushed), asking the client to stop sending (RFC 9113 §8.1);
-            // whatever still arrives is read and dropped, never held.
+            // Answered at once; whatever still arrives is read and dropped, never held (on HTTP/2
+            // by the connection, which resets the stream with NO_ERROR past a bound; RFC 9113 §8.1).
             self.answer(.overloaded("The gateway holds too many request bodies at once; retry shortly."))
-            if let stream = self.stream as? HTTP2Stream {
-                let loopBound = NIOLoopBound(stream, eventLoop: stream.eventLoop)
-                stream.eventLoop.execute { loopBound.value.reset(.noError) }
-            }
+            (self.stream as? HTTP2Stream)?.drainRequest()
+            // The part held is let go now, not when the client has finished sending the rest.
+            self.core.releaseBody(self.reservedBodyBytes)
+            self.reservedBodyBytes = 0
+            self.body = BodyAccumulator(limit: self.body.limit)
             return
         }
         self.reservedBodyBytes += data.readableBytes
