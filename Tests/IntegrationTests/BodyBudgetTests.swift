@@ -1,4 +1,5 @@
 import FleetGate
+import FleetHTTP2
 import FleetTesting
 import Foundation
 import HTTPTypes
@@ -14,14 +15,15 @@ struct BodyBudgetTests {
         try await withFleet(configure: { $0.limits.maxBufferedBodyBytes = 100_000 }) { fleet in
             let client = try await RecordingClient.connect(port: fleet.clientPort)
             defer { client.close() }
-            var request = HTTPRequest(method: .post, scheme: "http", authority: "127.0.0.1", path: "/v1/chat/completions")
+            var request = HTTPRequest(
+                method: .post, scheme: "http", authority: "127.0.0.1", path: "/v1/chat/completions")
             request.headerFields[.contentType] = "application/json"
             let chunk = ByteBuffer(repeating: UInt8(ascii: " "), count: 40_000)
             // Two open bodies of 40 kB fit; the third would pass 100 kB.
             let first = try await client.send(request, body: chunk, endStream: false)
             let second = try await client.send(request, body: chunk, endStream: false)
             try await waitUntil("two bodies held") { fleet.gateway.core.requestBodyBytesHeld >= 80_000 }
-            let third = await (try await client.send(request, body: chunk, endStream: false)).collect()
+            let third = await Self.answerBeforeEnd(try await client.send(request, body: chunk, endStream: false))
             #expect(third.response?.status.code == 503)
             #expect(third.body.contains("server_overloaded"))
             #expect(third.response?.headerFields[.retryAfter] == "1")
@@ -29,6 +31,38 @@ struct BodyBudgetTests {
             second.reset()
             // Closed streams give their bytes back.
             try await waitUntil("bodies released") { fleet.gateway.core.requestBodyBytesHeld == 0 }
+        }
+    }
+
+    /// The answer to a request whose body has not ended: read to the answer's end, then the client
+    /// ends its body (the gateway drains it) and the stream closes.
+    static func answerBeforeEnd(_ stream: RecordingStream) async -> (
+        response: HTTPResponse?, body: String, error: HTTPStreamError?
+    ) {
+        var response: HTTPResponse?
+        for await event in stream.events {
+            if case .response(let head) = event { response = head }
+            if case .end = event { break }
+        }
+        stream.send(ByteBuffer(), endStream: true)
+        let rest = await stream.collect()
+        return (response, String(decoding: stream.body, as: UTF8.self), rest.error)
+    }
+
+    @Test("A body that does not arrive in time gets the whole 408, then its stream ends without an error")
+    func bodyTimeout() async throws {
+        try await withFleet(configure: { $0.limits.bodyTimeout = .milliseconds(300) }) { fleet in
+            let client = try await RecordingClient.connect(port: fleet.clientPort)
+            defer { client.close() }
+            var request = HTTPRequest(
+                method: .post, scheme: "http", authority: "127.0.0.1", path: "/v1/chat/completions")
+            request.headerFields[.contentType] = "application/json"
+            let started = try await client.send(request, body: ByteBuffer(string: "{\"model\":"), endStream: false)
+            // A reset with the answer overtook its body in nghttp2's queue: the head arrived, then CANCEL.
+            let result = await Self.answerBeforeEnd(started)
+            #expect(result.response?.status.code == 408)
+            #expect(result.body.contains("\"error\"") && result.body.hasSuffix("}"), "\(result.body)")
+            #expect(result.error == nil)
         }
     }
 }

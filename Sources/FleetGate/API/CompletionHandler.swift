@@ -84,7 +84,13 @@ final class CompletionHandler: HTTPStreamDelegate {
         func handleScheduledCallback(eventLoop: some EventLoop) {
             self.handler.bodyTimer = nil
             self.handler.answer(.requestTimeout)
-            self.handler.stream.reset(.cancel)
+            // On HTTP/2 a reset now would overtake the 408's body in nghttp2's queue: the rest of the
+            // request is drained, then reset with NO_ERROR. HTTP/1.1 closes the connection.
+            if let stream = self.handler.stream as? HTTP2Stream {
+                stream.drainRequest()
+            } else {
+                self.handler.stream.reset(.cancel)
+            }
         }
     }
 
