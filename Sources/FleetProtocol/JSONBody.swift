@@ -59,6 +59,21 @@ public enum JSONBody {
         }
     }
 
+    /// The name of the first member that repeats an earlier one's, or nil. Parsers disagree on which of
+    /// two duplicates wins (Foundation keeps the first, Python's json the last), so a gateway that
+    /// checks one and forwards the bytes would let the upstream act on the other.
+    public static func firstDuplicate(in members: [Member]) -> String? {
+        if members.count <= 16 {  // a usual request: no set to allocate
+            for index in members.indices.dropFirst()
+            where members[..<index].contains(where: { $0.name == members[index].name }) {
+                return members[index].name
+            }
+            return nil
+        }
+        var seen = Set<String>(minimumCapacity: members.count)
+        return members.first { !seen.insert($0.name).inserted }?.name
+    }
+
     /// `body` without the members named in `removing`, with `appending` (name, raw JSON value)
     /// added at the end. Nil when `body` is not a JSON object.
     public static func editing(

@@ -21,6 +21,17 @@ struct ErrorTests {
             [:], 400, "invalid_request"
         ),
         ("unknown model", chatBody(model: "gpt-9", stream: true), [:], 404, "model_not_found"),
+        // The gateway checks one `model` and a Python runtime serves the other (helper-56).
+        (
+            "a member written twice",
+            "{\"model\":\"fleet-8b\",\"model\":\"premium-70b\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}",
+            [:], 400, "invalid_request"
+        ),
+        (
+            "a member written twice, once escaped",
+            "{\"max_tokens\":2,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"model\":\"fleet-8b\",\"max_\\u0074okens\":40}",
+            [:], 400, "invalid_request"
+        ),
         ("missing API key", chatBody(stream: true), ["authorization": ""], 401, "invalid_api_key"),
         ("wrong API key", chatBody(stream: true), ["authorization": "Bearer nope"], 401, "invalid_api_key"),
         (
@@ -46,6 +57,10 @@ struct ErrorTests {
             #expect(!error.error.message.isEmpty)
             // The field the client sent, not its older twin (a compatibility diff, session 18).
             if body.contains("max_completion_tokens") { #expect(error.error.param == "max_completion_tokens") }
+            if name.hasPrefix("a member written twice") {
+                #expect(error.error.message.contains("more than once"), "\(error.error.message)")
+                #expect(error.error.param == "model" || error.error.param == "max_tokens")
+            }
         }
     }
 

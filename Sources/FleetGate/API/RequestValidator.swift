@@ -86,9 +86,15 @@ struct RequestValidator {
             // control character in a string, a stray UTF-8 continuation byte — found by the request
             // fuzzer, issue #20) would go out unedited, so it is refused here.
             members = JSONBody.members(of: body)
-            guard members != nil else {
+            guard let members else {
                 throw .invalidRequest(
                     "The JSON body is nested too deeply or contains characters JSON does not allow in strings.")
+            }
+            // The gateway checks the first of two `model`s (an app key's models, the zone's capacity)
+            // and forwards the bytes; a Python runtime would serve the last (helper-56).
+            if let name = JSONBody.firstDuplicate(in: members) {
+                throw .invalidRequest(
+                    "The JSON body has the member '\(name.prefix(64))' more than once.", param: String(name.prefix(64)))
             }
         }
         if api.chat && (parsed.messages ?? []).isEmpty {
