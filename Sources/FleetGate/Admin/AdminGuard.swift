@@ -59,8 +59,8 @@ struct AdminGuard: Sendable {
             else { return .forbiddenOrigin }
         }
         if let token = self.token, !session {
-            guard let header = request.headerFields[.authorization], header.hasPrefix("Bearer "),
-                Self.constantTimeEqual(Array(header.utf8.dropFirst(7)), token)
+            guard let presented = request.headerFields[.authorization]?.bearerToken,
+                Self.constantTimeEqual(Array(presented), token)
             else { return .unauthorized }
         }
         if request.method != .get && request.method != .head {

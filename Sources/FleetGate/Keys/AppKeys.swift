@@ -117,8 +117,8 @@ public final class AppKeys: Sendable {
 
     /// SHA-256 of the bearer token, or nil without one.
     static func hash(_ authorization: String?) -> [UInt8]? {
-        guard let header = authorization, header.hasPrefix("Bearer ") else { return nil }
-        return Array(SHA256.hash(data: Data(header.utf8.dropFirst(7))))
+        guard let token = authorization?.bearerToken else { return nil }
+        return Array(SHA256.hash(data: token))
     }
 }
 
