@@ -86,6 +86,8 @@ extension HTTP2ConnectionHandler {
     static let drainLimit = 1 << 20
     /// How long a request answered before its end may take to end before it is reset.
     static let drainTimeout = TimeAmount.seconds(10)
+    /// How often a stream past its drain deadline whose answer still waits for window is looked at.
+    static let drainRecheck = TimeAmount.seconds(1)
 
     /// Drains the request of `stream`, answered before its end: the rest of its body is read and
     /// dropped, its stream window given back, and the stream is reset with `NO_ERROR` (RFC 9113
@@ -94,7 +96,9 @@ extension HTTP2ConnectionHandler {
     /// for window until its timeout.
     func drain(_ stream: HTTP2Stream) {
         guard stream.drain == nil, !stream.receivedEnd else { return }
-        let deadline = self.coarseNow + Self.drainTimeout
+        // The loop's clock, not coarseNow: a drain started from a timer (the 408) on a quiet
+        // connection would otherwise get a deadline in the past.
+        let deadline = self.eventLoop.now + Self.drainTimeout
         stream.drain = (Self.drainLimit, deadline)
         if self.drainSweep == nil { self.scheduleDrainSweep(at: deadline) }
     }
@@ -135,6 +139,10 @@ extension HTTP2ConnectionHandler {
             guard let drain = stream.drain, !stream.receivedEnd else { continue }
             if drain.deadline <= now {
                 self.stopDraining(stream)
+                // Still open (its answer waits for window): looked at again, or it drains for good.
+                if !stream.isClosed, stream.delegateErrorOverride == nil {
+                    next = min(next ?? now + Self.drainRecheck, now + Self.drainRecheck)
+                }
             } else {
                 next = min(next ?? drain.deadline, drain.deadline)
             }

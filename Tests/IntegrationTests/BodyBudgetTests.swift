@@ -23,7 +23,7 @@ struct BodyBudgetTests {
             let first = try await client.send(request, body: chunk, endStream: false)
             let second = try await client.send(request, body: chunk, endStream: false)
             try await waitUntil("two bodies held") { fleet.gateway.core.requestBodyBytesHeld >= 80_000 }
-            let third = await Self.answerBeforeEnd(try await client.send(request, body: chunk, endStream: false))
+            let third = try await Self.answerBeforeEnd(try await client.send(request, body: chunk, endStream: false))
             #expect(third.response?.status.code == 503)
             #expect(third.body.contains("server_overloaded"))
             #expect(third.response?.headerFields[.retryAfter] == "1")
@@ -36,14 +36,15 @@ struct BodyBudgetTests {
 
     /// The answer to a request whose body has not ended: read to the answer's end, then the client
     /// ends its body (the gateway drains it) and the stream closes.
-    static func answerBeforeEnd(_ stream: RecordingStream) async -> (
-        response: HTTPResponse?, body: String, error: HTTPStreamError?
-    ) {
+    static func answerBeforeEnd(
+        _ stream: RecordingStream, beforeEnding: () async throws -> Void = {}
+    ) async rethrows -> (response: HTTPResponse?, body: String, error: HTTPStreamError?) {
         var response: HTTPResponse?
         for await event in stream.events {
             if case .response(let head) = event { response = head }
             if case .end = event { break }
         }
+        try await beforeEnding()
         stream.send(ByteBuffer(), endStream: true)
         let rest = await stream.collect()
         return (response, String(decoding: stream.body, as: UTF8.self), rest.error)
@@ -57,9 +58,14 @@ struct BodyBudgetTests {
             var request = HTTPRequest(
                 method: .post, scheme: "http", authority: "127.0.0.1", path: "/v1/chat/completions")
             request.headerFields[.contentType] = "application/json"
-            let started = try await client.send(request, body: ByteBuffer(string: "{\"model\":"), endStream: false)
+            let started = try await client.send(
+                request, body: ByteBuffer(repeating: UInt8(ascii: " "), count: 40_000), endStream: false)
             // A reset with the answer overtook its body in nghttp2's queue: the head arrived, then CANCEL.
-            let result = await Self.answerBeforeEnd(started)
+            let result = try await Self.answerBeforeEnd(started) {
+                // Answered: the body held so far is let go now, not when the client ends it (helper-57:
+                // a drained 408 kept its share of the gateway-wide budget as long as its stream lived).
+                try await waitUntil("body released") { fleet.gateway.core.requestBodyBytesHeld == 0 }
+            }
             #expect(result.response?.status.code == 408)
             #expect(result.body.contains("\"error\"") && result.body.hasSuffix("}"), "\(result.body)")
             #expect(result.error == nil)

@@ -101,17 +101,15 @@ final class CompletionHandler: HTTPStreamDelegate {
             self.stream.consume(data.readableBytes)
             // Answered at once; whatever still arrives is read and dropped, never held (on HTTP/2
             // by the connection, which resets the stream with NO_ERROR past a bound; RFC 9113 §8.1).
+            // answer(_:) lets the part held go now, not when the client has finished sending the rest.
             self.answer(.overloaded("The gateway holds too many request bodies at once; retry shortly."))
             (self.stream as? HTTP2Stream)?.drainRequest()
-            // The part held is let go now, not when the client has finished sending the rest.
-            self.core.releaseBody(self.reservedBodyBytes)
-            self.reservedBodyBytes = 0
-            self.body = BodyAccumulator(limit: self.body.limit)
             return
         }
         self.reservedBodyBytes += data.readableBytes
         if !self.body.append(data, consumingOn: self.stream) {
             self.answer(.bodyTooLarge(limit: self.body.limit))
+            (self.stream as? HTTP2Stream)?.drainRequest()
         }
     }
 
@@ -197,6 +195,10 @@ final class CompletionHandler: HTTPStreamDelegate {
             headers: headers)
         self.core.metrics.request(route: self.route, status: error.status)
         self.audit(status: error.status)
+        // Nothing more of the body is held or counted (408, 413, 503 before its end; a refusal after).
+        self.core.releaseBody(self.reservedBodyBytes)
+        self.reservedBodyBytes = 0
+        if self.body.buffer.readableBytes > 0 { self.body = BodyAccumulator(limit: self.body.limit) }
     }
 
     /// The dispatcher ended the request.
