@@ -7,7 +7,9 @@
 /// tools read a few variables of their own. Both are skipped.
 extension ConfigStack {
     /// Variables the tools read (`FLEETGATE_PYTHON`, …), beside the `_CONFIG` the stack reads itself.
-    static let toolVariables: Set<String> = ["CONFIG", "CACHE", "PYTHON", "MODEL", "BINARY", "FUZZ_MMDB"]
+    static let toolVariables: Set<String> = [
+        "CONFIG", "CACHE", "PYTHON", "MODEL", "BINARY", "FUZZ_MMDB", "PRINT_RSS",
+    ]
 
     /// One warning per variable with the program's prefix that is not a key, with the closest key's
     /// variable when one is near, sorted by name.

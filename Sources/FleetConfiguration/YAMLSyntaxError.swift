@@ -85,7 +85,8 @@ package struct YAMLSyntaxError: Error, Sendable, CustomStringConvertible {
     /// a quoted key), and the error then points at the first.
     static func repeatedKey(_ name: String, after first: Mark, in yaml: String) -> (line: Int, column: Int)? {
         var number = 0
-        for line in yaml.split(separator: "\n", omittingEmptySubsequences: false) {
+        // By `isNewline`: "\r\n" is one Character, so a split on "\n" left a CRLF file one line.
+        for line in yaml.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline) {
             number += 1
             guard number > first.line else { continue }
             let indent = line.prefix(while: { $0 == " " }).count

@@ -153,6 +153,15 @@ struct ConfigSourcesTests {
                 && result.lines[0].hasSuffix("first at line 20002"), "\(result.lines)")
     }
 
+    @Test("A key written twice in a CRLF file is found at its second use too")
+    func yamlErrorCRLF() {
+        #expect {
+            _ = try ConfigFile.parse(
+                yaml: "limits:\r\n  maxBodyBytes: 3000\r\n  maxBodyBytes: 4000\r\n", file: "crlf.yaml",
+                schema: GatewayConfiguration.schema, environmentPrefix: "FLEETGATE")
+        } throws: { "\($0)".hasPrefix("crlf.yaml:3:3: key '-': not valid YAML: key 'maxBodyBytes' appears twice") }
+    }
+
     @Test("A misspelt environment variable is a warning naming the closest; Kubernetes service links are not")
     func unknownEnvironment() throws {
         let environment = [

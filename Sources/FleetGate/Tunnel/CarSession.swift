@@ -37,6 +37,8 @@ final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
     var logger: Logger
     var carID: CarID?
     var region: String?
+    /// A reload removed the car's region; it is draining (``leaveIfRegionRemoved()``).
+    var leavingRemovedRegion = false
     /// The vehicle id and certificate identity verified at hello.
     var vehicleID: String?
     var identity: VehicleIdentity?
@@ -224,9 +226,10 @@ final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
     /// new work, is told to reconnect, and its tunnel closes once its streams finish. Until then it
     /// keeps the zone it joined, which the reloader checks a new map against.
     func leaveIfRegionRemoved() {
-        guard let id = self.carID, let region = self.region, self.core.geo.current.map.regions[region] == nil else {
-            return
-        }
+        guard let id = self.carID, let region = self.region, !self.leavingRemovedRegion,
+            self.core.geo.current.map.regions[region] == nil
+        else { return }
+        self.leavingRemovedRegion = true
         self.logger.warning(
             "The car's region is no longer in the region map; closing its tunnel once its streams finish",
             metadata: ["fleet.region": "\(region)"])
