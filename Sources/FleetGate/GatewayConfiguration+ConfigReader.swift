@@ -363,7 +363,8 @@ extension GatewayConfiguration.Dispatch {
         return ConfigSchema([
             .double(
                 "firstTokenTimeoutSeconds", Double(d.firstTokenTimeout.nanoseconds) / 1e9,
-                "How long to wait for one upstream's first token before trying the next. Reloadable."),
+                "How long to wait for one upstream's first token before trying the next; 3× its predicted time to first token when that is longer (a long prompt's prefill). Reloadable."
+            ),
             .int("maxAttempts", d.maxAttempts, "Upstreams tried per request before giving up (1–10). Reloadable."),
             .string(
                 "policy", d.policy.rawValue,

@@ -72,7 +72,9 @@ struct AttemptDeadlinesTests {
         #expect(long.next(Progress()) == Self.at(1_000))
     }
 
-    @Test("A whole answer's deadline: the first-token timeout plus the inter-token limit per max_tokens, within the total")
+    @Test(
+        "A whole answer's deadline: the first-token timeout plus the inter-token limit per max_tokens, within the total"
+    )
     func wholeAnswer() {
         func timeout(_ maxTokens: Int?, total: TimeAmount = .minutes(10)) -> TimeAmount {
             AttemptDeadlines.wholeAnswerTimeout(
@@ -84,5 +86,18 @@ struct AttemptDeadlinesTests {
         #expect(timeout(nil) == .minutes(10), "no max_tokens: the total")
         #expect(timeout(Int.max) == .minutes(10), "an overflow: the total")
         #expect(timeout(32, total: .seconds(30)) == .seconds(30))
+    }
+
+    @Test("The first-token timeout grows to 3× a long predicted TTFT, within the total; never below the configured one")
+    func firstTokenFromPrediction() {
+        func timeout(_ predicted: Double?) -> TimeAmount {
+            AttemptDeadlines.firstTokenTimeout(
+                configured: .seconds(15), predictedMilliseconds: predicted, total: .seconds(600))
+        }
+        #expect(timeout(nil) == .seconds(15))
+        #expect(timeout(200) == .seconds(15))  // a usual prompt: the configured timeout
+        #expect(timeout(30_000) == .seconds(90))  // a 30 s prefill gets 90 s
+        #expect(timeout(400_000) == .seconds(600))  // never past the attempt's total
+        #expect(timeout(.infinity) == .seconds(15) && timeout(-1) == .seconds(15))
     }
 }

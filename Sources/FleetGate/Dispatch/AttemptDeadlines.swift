@@ -53,6 +53,25 @@ package struct AttemptDeadlines: Sendable, Hashable {
         self.hedge = hedgeDelay.map { start + $0 }
     }
 
+    /// How many times its predicted TTFT an attempt may take to its first token, when that is longer
+    /// than the configured first-token timeout.
+    package static let predictedTTFTFactor = 3.0
+
+    /// An attempt's first-token timeout: the configured one, or ``predictedTTFTFactor`` times the lease's
+    /// predicted TTFT when that is longer, within `total`. A long prompt's prefill takes as long as
+    /// the prediction says: with the configured 15 s alone every attempt of a prompt over ~27k tokens
+    /// on an ai5 car failed (three cars tied up, then 502; helper-56).
+    package static func firstTokenTimeout(
+        configured: TimeAmount, predictedMilliseconds: Double?, total: TimeAmount
+    ) -> TimeAmount {
+        guard let predicted = predictedMilliseconds, predicted.isFinite, predicted > 0 else {
+            return min(configured, total)
+        }
+        let fromPrediction = predicted * Self.predictedTTFTFactor * 1e6
+        guard fromPrediction < Double(total.nanoseconds) else { return total }
+        return min(max(configured, .nanoseconds(Int64(fromPrediction))), total)
+    }
+
     /// The first-token timeout of an attempt that answers whole (`stream: false` on central): the longest a
     /// stream of `maxTokens` could take without failing — `firstTokenTimeout`, then `interTokenLimit` per
     /// token — within `total`; `total` without `maxTokens`.

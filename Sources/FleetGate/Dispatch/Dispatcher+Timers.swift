@@ -23,10 +23,12 @@ extension Dispatcher {
         let live = self.core.liveConfiguration  // one key at a time, not a copy of them all
         let interTokenLimit = self.interTokenLimit(lease)
         var hedgeDelay: TimeAmount?
-        var firstTokenTimeout = live.configuration.firstTokenTimeout
+        var firstTokenTimeout = AttemptDeadlines.firstTokenTimeout(
+            configured: live.configuration.firstTokenTimeout, predictedMilliseconds: lease.predictedTTFTMilliseconds,
+            total: live.configuration.attemptTimeout)
         if wholeAnswer {
             firstTokenTimeout = AttemptDeadlines.wholeAnswerTimeout(
-                firstTokenTimeout: live.configuration.firstTokenTimeout, interTokenLimit: interTokenLimit,
+                firstTokenTimeout: firstTokenTimeout, interTokenLimit: interTokenLimit,
                 maxTokens: self.request.outputLimit, total: live.configuration.attemptTimeout)
         } else if live.configuration.hedging,
             open.reason == .initial || open.reason == .retry || open.reason == .restart,
