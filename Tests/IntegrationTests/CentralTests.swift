@@ -154,6 +154,11 @@ struct CentralTests {
         legacy = strict(client.completions.create(model="fleet-8b", prompt="Once upon", max_tokens=3))
         out["legacy"] = {"object": legacy.object, "text": legacy.choices[0].text, "finish": legacy.choices[0].finish_reason,
                          "usage": [legacy.usage.prompt_tokens, legacy.usage.completion_tokens]}
+        out["retrieve"] = strict(client.models.retrieve("fleet-8b")).id
+        try:
+            client.models.retrieve("gpt-9")
+        except openai.NotFoundError as error:
+            out["retrieveMissing"] = error.code
         print(json.dumps(out))
         """#
 
@@ -184,6 +189,8 @@ struct CentralTests {
             #expect(legacy["object"] as? String == "text_completion")
             #expect((legacy["text"] as? String)?.isEmpty == false)
             #expect((legacy["usage"] as? [Int])?.last == 3)
+            #expect(report["retrieve"] as? String == "fleet-8b")  // `models.retrieve`, which was a 404 "Unknown path"
+            #expect(report["retrieveMissing"] as? String == "model_not_found")
             // Central was asked for whole answers and generated exactly what the client got.
             let asked = central.recorder.requests.filter { $0.path.hasSuffix("completions") }
             #expect(asked.count == 2)

@@ -128,6 +128,16 @@ struct ErrorTests {
             ).collect()
             let list = try JSONDecoder().decode(ModelList.self, from: Data(models.body.utf8))
             #expect(Set(list.data.map(\.id)) == ["fleet-3b", "fleet-8b"])
+            // `client.models.retrieve`: a served model's object, or 404 model_not_found.
+            let one = try await client.send(
+                HTTPRequest(method: .get, scheme: "http", authority: "x", path: "/v1/models/fleet-8b"), body: nil
+            ).collect()
+            #expect(one.response?.status == .ok)
+            #expect(try JSONDecoder().decode(ModelList.Model.self, from: Data(one.body.utf8)).id == "fleet-8b")
+            let unserved = try await client.send(
+                HTTPRequest(method: .get, scheme: "http", authority: "x", path: "/v1/models/gpt-9"), body: nil
+            ).collect()
+            #expect(unserved.response?.status == .notFound && unserved.body.contains("model_not_found"))
             let missing = try await client.send(
                 HTTPRequest(method: .get, scheme: "http", authority: "x", path: "/v2/nothing"), body: nil
             ).collect()

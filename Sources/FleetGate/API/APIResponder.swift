@@ -1,8 +1,9 @@
+import CoreMetrics
 import FleetHTTP2
 import FleetProtocol
 import FleetScheduler
+import Foundation
 import HTTPTypes
-import CoreMetrics
 import NIOCore
 
 /// Routes client requests: the OpenAI API of the gateway.
@@ -58,6 +59,22 @@ struct APIResponder: HTTPServerResponder {
             let models = ModelList(data: served.sorted().map { .init(id: $0, created: 0, ownedBy: "fleetgate") })
             self.core.metrics.request(route: path, status: 200)
             return FixedResponseDelegate(stream: stream, status: .ok, body: JSON.buffer(models))
+        case _ where path.hasPrefix("/v1/models/"):
+            // `client.models.retrieve(id)`: the model object, if a car or central capacity serves it.
+            guard request.method == .get else {
+                return self.answer(stream, error: .methodNotAllowed, route: "/v1/models/{id}")
+            }
+            guard self.core.isAuthorized(request.headerFields[.authorization]) else {
+                return self.answer(stream, error: .invalidAPIKey, route: "/v1/models/{id}")
+            }
+            let raw = path.dropFirst("/v1/models/".count)
+            let id = String(raw).removingPercentEncoding ?? String(raw)
+            guard self.core.serves(model: id) else {
+                return self.answer(stream, error: .modelNotFound(id), route: "/v1/models/{id}")
+            }
+            self.core.metrics.request(route: "/v1/models/{id}", status: 200)
+            let model = ModelList.Model(id: id, created: 0, ownedBy: "fleetgate")
+            return FixedResponseDelegate(stream: stream, status: .ok, body: JSON.buffer(model))
         case _ where path.hasPrefix(ClientAPI.responses.route + "/"):
             // Retrieve, delete, cancel, input items: there is nothing stored to find (docs/responses.md).
             guard self.core.isAuthorized(request.headerFields[.authorization]) else {
