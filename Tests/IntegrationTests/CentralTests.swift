@@ -589,7 +589,8 @@ struct CentralTests {
 
     /// A car's job is one choice: `n: 2` answered by a car came back as one (an attack, session 19).
     @Test(
-        "A request for n > 1 choices or for logprobs goes to central capacity, never a car; with none in the zone, 503")
+        "A request for n > 1 choices or for logprobs goes to central capacity, never a car; with none configured in the zone, 400 naming the parameter"
+    )
     func severalChoicesGoCentral() async throws {
         let bodies = [
             #"{"model":"fleet-8b","stream":true,"n":2,"max_tokens":3,"messages":[{"role":"user","content":"hi"}]}"#,
@@ -606,8 +607,11 @@ struct CentralTests {
                 let client = try await RecordingClient.connect(port: fleet.clientPort)
                 defer { client.close() }
                 let result = try await client.post("/v1/chat/completions", json: body).collect()
-                #expect(result.response?.status.code == 503, "\(result.body)")
-                #expect(result.body.contains("no_capacity_in_zone"), "\(result.body)")
+                // It could never be served: not a 503 that asks the client to retry (helper-56).
+                #expect(result.response?.status.code == 400, "\(result.body)")
+                let error = try JSONDecoder().decode(APIErrorBody.self, from: Data(result.body.utf8)).error
+                #expect(error.param == (body.contains("\"n\":2") ? "n" : "logprobs"), "\(result.body)")
+                #expect(error.message.contains("only by central capacity"), "\(result.body)")
             }
         }
     }

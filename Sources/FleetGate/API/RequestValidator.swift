@@ -156,6 +156,17 @@ struct RequestValidator {
         // session 19), and log probabilities were dropped without a word.
         request.choices = parsed.n ?? 1
         request.centralOnly = request.choices > 1 || parsed.wantsLogprobs
+        // Without central capacity for the zone at all (not merely down), such a request can never be
+        // served: a 400 naming the parameter, not a 503 that tells the client to retry (helper-56).
+        // A cluster's other replicas may have some, so there the dispatcher decides.
+        if request.centralOnly, self.core.cluster == nil,
+            !self.core.central.all.contains(where: { $0.zone == request.zone })
+        {
+            let param = request.choices > 1 ? "n" : "logprobs"
+            throw .invalidRequest(
+                "'\(param)' is served only by central capacity, and zone '\(request.zone)' has none configured.",
+                param: param)
+        }
         return request
     }
 
