@@ -143,6 +143,10 @@ struct ErrorTests {
             ).collect()
             #expect(missing.response?.status == .notFound)
             #expect(missing.body.contains("\"error\""))
+            // Every answer carries a request id, as a completion's does.
+            for answer in [models, one, unserved, missing] {
+                #expect(answer.response?.headerFields[HTTPField.Name("x-request-id")!]?.isEmpty == false)
+            }
         }
     }
 }

@@ -29,7 +29,9 @@ struct APIResponder: HTTPServerResponder {
     {
         let path = Self.route(of: request.path)
         if let api = ClientAPI(rawValue: path) {
-            guard request.method == .post else { return self.answer(stream, error: .methodNotAllowed, route: path) }
+            guard request.method == .post else {
+                return self.answer(stream, error: .methodNotAllowed, route: path, request: request)
+            }
             // The key is checked on the head: an unauthenticated body is never buffered (issue #10).
             guard self.core.isAuthorized(request.headerFields[.authorization]) else {
                 return self.answer(stream, error: .invalidAPIKey, route: path, now: true, request: request)
@@ -51,38 +53,42 @@ struct APIResponder: HTTPServerResponder {
         }
         switch path {
         case "/v1/models":
-            guard request.method == .get else { return self.answer(stream, error: .methodNotAllowed, route: path) }
+            guard request.method == .get else {
+                return self.answer(stream, error: .methodNotAllowed, route: path, request: request)
+            }
             guard self.core.isAuthorized(request.headerFields[.authorization]) else {
-                return self.answer(stream, error: .invalidAPIKey, route: path)
+                return self.answer(stream, error: .invalidAPIKey, route: path, request: request)
             }
             let served = self.core.registry.models().union(self.core.central.models())
             let models = ModelList(data: served.sorted().map { .init(id: $0, created: 0, ownedBy: "fleetgate") })
             self.core.metrics.request(route: path, status: 200)
-            return FixedResponseDelegate(stream: stream, status: .ok, body: JSON.buffer(models))
+            return FixedResponseDelegate(
+                stream: stream, status: .ok, body: JSON.buffer(models), headers: Self.requestIDHeaders(request))
         case _ where path.hasPrefix("/v1/models/"):
             // `client.models.retrieve(id)`: the model object, if a car or central capacity serves it.
             guard request.method == .get else {
-                return self.answer(stream, error: .methodNotAllowed, route: "/v1/models/{id}")
+                return self.answer(stream, error: .methodNotAllowed, route: "/v1/models/{id}", request: request)
             }
             guard self.core.isAuthorized(request.headerFields[.authorization]) else {
-                return self.answer(stream, error: .invalidAPIKey, route: "/v1/models/{id}")
+                return self.answer(stream, error: .invalidAPIKey, route: "/v1/models/{id}", request: request)
             }
             let raw = path.dropFirst("/v1/models/".count)
             let id = String(raw).removingPercentEncoding ?? String(raw)
             guard self.core.serves(model: id) else {
-                return self.answer(stream, error: .modelNotFound(id), route: "/v1/models/{id}")
+                return self.answer(stream, error: .modelNotFound(id), route: "/v1/models/{id}", request: request)
             }
             self.core.metrics.request(route: "/v1/models/{id}", status: 200)
             let model = ModelList.Model(id: id, created: 0, ownedBy: "fleetgate")
-            return FixedResponseDelegate(stream: stream, status: .ok, body: JSON.buffer(model))
+            return FixedResponseDelegate(
+                stream: stream, status: .ok, body: JSON.buffer(model), headers: Self.requestIDHeaders(request))
         case _ where path.hasPrefix(ClientAPI.responses.route + "/"):
             // Retrieve, delete, cancel, input items: there is nothing stored to find (docs/responses.md).
             guard self.core.isAuthorized(request.headerFields[.authorization]) else {
-                return self.answer(stream, error: .invalidAPIKey, route: "/v1/responses/{id}")
+                return self.answer(stream, error: .invalidAPIKey, route: "/v1/responses/{id}", request: request)
             }
-            return self.answer(stream, error: .responseNotStored, route: "/v1/responses/{id}")
+            return self.answer(stream, error: .responseNotStored, route: "/v1/responses/{id}", request: request)
         default:
-            return self.answer(stream, error: .notFound, route: "other")
+            return self.answer(stream, error: .notFound, route: "other", request: request)
         }
     }
 
@@ -123,16 +129,20 @@ struct APIResponder: HTTPServerResponder {
             generate: { IdentifierRandom.uuidString() }))
 
     /// Answers with `error`, after the request body or, with `now`, at once without reading it.
+    /// `x-request-id`: the client's, when well formed, or a new one — on every answer, as
+    /// CompletionHandler's (helper-56: 405s, `/v1/models` and unknown paths had none).
+    static func requestIDHeaders(_ request: HTTPRequest) -> HTTPFields {
+        var headers = HTTPFields()
+        headers[.fleetRequestID] = RequestID(header: request.headerFields[.fleetRequestID]).value
+        return headers
+    }
+
     private func answer(
-        _ stream: any HTTPStream, error: APIError, route: String, now: Bool = false, request: HTTPRequest? = nil
+        _ stream: any HTTPStream, error: APIError, route: String, now: Bool = false, request: HTTPRequest
     ) -> any HTTPStreamDelegate {
         self.core.metrics.request(route: route, status: error.status)
-        var headers = HTTPFields()
+        var headers = Self.requestIDHeaders(request)
         if let seconds = error.retryAfter { headers[.retryAfter] = String(seconds) }
-        // A client's well-formed request id is echoed, as CompletionHandler does.
-        if let request {
-            headers[.fleetRequestID] = RequestID(header: request.headerFields[.fleetRequestID]).value
-        }
         return FixedResponseDelegate(
             stream: stream, status: .init(code: error.status),
             body: error == Self.overloaded ? Self.overloadedBody : JSON.buffer(error.body), headers: headers,
