@@ -1,5 +1,6 @@
 import Crypto
 import FleetGate
+import FleetProtocol
 import FleetTesting
 import Foundation
 import HTTPTypes
@@ -123,6 +124,42 @@ struct KeyQuotaTests {
             #expect(afterReload.0?.status == .ok, "\(afterReload.1)")
             let metrics = String(decoding: fleet.gateway.prometheus.emitToBuffer(), as: UTF8.self)
             #expect(metrics.contains("fleet_key_requests_total{key=\"slow\",result=\"requests_per_second\"} 1"))
+        }
+    }
+
+    @Test("A key limited to some models lists and retrieves only those")
+    func modelsOfAKey() async throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("keys-\(UUID().uuidString).yaml")
+        defer { try? FileManager.default.removeItem(at: file) }
+        try """
+        keys:
+          - name: small
+            sha256: \(Self.sha("sk-small"))
+            models: [fleet-3b]
+          - name: any
+            sha256: \(Self.sha("sk-any"))
+        """.write(to: file, atomically: true, encoding: .utf8)
+        try await withFleet(
+            cars: [CarSpec("a", hardware: .hw3, slowdown: 0.1), CarSpec("b", hardware: .ai5, slowdown: 0.1)],
+            configure: { $0.appKeysFile = file.path }
+        ) { fleet in
+            let client = try await RecordingClient.connect(port: fleet.clientPort)
+            defer { client.close() }
+            func get(_ path: String, _ authorization: String) async throws -> (Int, String) {
+                var request = HTTPRequest(method: .get, scheme: "http", authority: "x", path: path)
+                request.headerFields[.authorization] = authorization
+                let result = try await client.send(request, body: nil).collect()
+                return (result.response?.status.code ?? 0, result.body)
+            }
+            func ids(_ body: String) throws -> Set<String> {
+                Set(try JSONDecoder().decode(ModelList.self, from: Data(body.utf8)).data.map(\.id))
+            }
+            // The scheme in any case (RFC 9110 §11.1).
+            #expect(try ids(try await get("/v1/models", "bearer sk-small").1) == ["fleet-3b"])
+            #expect(try ids(try await get("/v1/models", "Bearer sk-any").1) == ["fleet-3b", "fleet-8b"])
+            #expect(try await get("/v1/models/fleet-3b", "Bearer sk-small").0 == 200)
+            #expect(try await get("/v1/models/fleet-8b", "Bearer sk-small").0 == 404)
+            #expect(try await get("/v1/models/fleet-8b", "Bearer sk-any").0 == 200)
         }
     }
 

@@ -59,7 +59,11 @@ struct APIResponder: HTTPServerResponder {
             guard self.core.isAuthorized(request.headerFields[.authorization]) else {
                 return self.answer(stream, error: .invalidAPIKey, route: path, request: request)
             }
-            let served = self.core.registry.models().union(self.core.central.models())
+            var served = self.core.registry.models().union(self.core.central.models())
+            // A key limited to some models sees those only: listing the others led to a 404 on use.
+            if let allowed = self.core.keys.allowedModels(request.headerFields[.authorization]) {
+                served.formIntersection(allowed)
+            }
             let models = ModelList(data: served.sorted().map { .init(id: $0, created: 0, ownedBy: "fleetgate") })
             self.core.metrics.request(route: path, status: 200)
             return FixedResponseDelegate(
@@ -74,7 +78,8 @@ struct APIResponder: HTTPServerResponder {
             }
             let raw = path.dropFirst("/v1/models/".count)
             let id = String(raw).removingPercentEncoding ?? String(raw)
-            guard self.core.serves(model: id) else {
+            let allowed = self.core.keys.allowedModels(request.headerFields[.authorization])
+            guard self.core.serves(model: id), allowed?.contains(id) ?? true else {
                 return self.answer(stream, error: .modelNotFound(id), route: "/v1/models/{id}", request: request)
             }
             self.core.metrics.request(route: "/v1/models/{id}", status: 200)

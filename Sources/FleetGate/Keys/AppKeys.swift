@@ -87,6 +87,12 @@ public final class AppKeys: Sendable {
         return self.state.withLock { $0.limiter.entries[hash] != nil }
     }
 
+    /// The models the key may use, or nil when it may use any (or keys are not required).
+    func allowedModels(_ authorization: String?) -> Set<String>? {
+        guard self.required, let hash = Self.hash(authorization) else { return nil }
+        return self.state.withLock { $0.limiter.entries[hash]?.policy.models }
+    }
+
     /// Admits one request: its key, its model, the key's quotas.
     /// - Throws: 401 `invalid_api_key`, 404 `model_not_found` (a model the key may not use), or
     ///   429 `rate_limit_exceeded` with ``APIError/retryAfter``.
