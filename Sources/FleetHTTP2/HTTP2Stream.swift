@@ -31,7 +31,7 @@ public final class HTTP2Stream: HTTPStream {
     /// The request's value of the early answer's echoed field (``HTTPPrebuiltResponse/Echo``).
     var earlyEcho: [UInt8]?
     /// While the rest of the request body is read and dropped after an answer that did not wait
-    /// for it (``drainRequest()``): the bytes still accepted, and when the request must have ended.
+    /// for it (``drainUnfinishedRequest()``): the bytes still accepted, and when the request must have ended.
     var drain: (left: Int, deadline: NIODeadline)?
 
     // Outbound.
@@ -67,6 +67,7 @@ public final class HTTP2Stream: HTTPStream {
         self.headSent = true
         if endStream { self.endRequested = true }
         self.connection.submitResponse(response, on: self, withBody: !endStream)
+        if endStream { self.drainUnfinishedRequest() }
     }
 
     public func flushNow() {
@@ -99,6 +100,7 @@ public final class HTTP2Stream: HTTPStream {
         }
         if endStream { self.endRequested = true }
         self.outboundChanged()
+        if endStream { self.drainUnfinishedRequest() }
     }
 
     public func sendEnd(trailers: HTTPFields?) {
@@ -120,14 +122,14 @@ public final class HTTP2Stream: HTTPStream {
         self.connection.resetStream(self, code: code)
     }
 
-    /// After a complete response sent before the request ended (RFC 9113 §8.1): the rest of the
-    /// request body is read and dropped, its flow-control window given back, so a client still
-    /// sending it finishes and keeps the response; the stream is reset with `NO_ERROR` only past
-    /// 1 MiB more or 10 s (`HTTP2ConnectionHandler+EarlyResponse.swift`). The delegate hears no
-    /// more data; it still hears the end and the close.
-    public func drainRequest() {
-        self.eventLoop.preconditionInEventLoop()
-        guard !self.closed else { return }
+    /// A server's response ended before its request (RFC 9113 §8.1: a 401 on the head, a 413, a 408):
+    /// the rest of the request body is read and dropped, its flow-control window given back, so a
+    /// client still sending it finishes and keeps the response; the stream is reset with `NO_ERROR`
+    /// only past 1 MiB more or 10 s (`HTTP2ConnectionHandler+EarlyResponse.swift`). The delegate hears
+    /// no more data; it still hears the end and the close. Every response that ends does this, so no
+    /// answering delegate has to remember it.
+    private func drainUnfinishedRequest() {
+        guard self.connection.isServer, !self.receivedEnd, !self.closed else { return }
         self.connection.drain(self)
     }
 

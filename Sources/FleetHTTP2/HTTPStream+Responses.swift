@@ -59,7 +59,8 @@ public struct BodyAccumulator {
 ///
 /// By default the answer goes out once the request has ended. With `respondNow` it goes out on
 /// the request head — for a refusal that does not depend on the body (401), so no body byte is
-/// ever buffered — and on HTTP/2 the rest of the body is drained (``HTTP2Stream/drainRequest()``).
+/// ever buffered — and on HTTP/2 the rest of the body is drained (the stream does so whenever its
+/// response ends before its request).
 public final class FixedResponseDelegate: HTTPStreamDelegate {
     let stream: any HTTPStream
     let status: HTTPResponse.Status
@@ -87,7 +88,6 @@ public final class FixedResponseDelegate: HTTPStreamDelegate {
         self.headers = headers
         if respondNow {
             self.respond()
-            (stream as? HTTP2Stream)?.drainRequest()
         }
     }
 

@@ -119,7 +119,7 @@ public protocol HTTPServerResponder: Sendable {
     /// connection (`h2`, `h2c`) that has a method and a path, once its pseudo-header fields are in
     /// and before its other fields are converted, an ``HTTPRequest`` is built or a delegate
     /// exists; then ``stream(_:didReceive:connection:)`` is called only if this returned nil.
-    /// A response is sent at once and the request body is discarded (``HTTP2Stream/drainRequest()``).
+    /// A response is sent at once and the rest of the request body is drained and discarded.
     /// The default answers nil.
     func earlyResponse(method: String, path: String, eventLoop: any EventLoop) -> HTTPPrebuiltResponse?
 }

@@ -84,13 +84,9 @@ final class CompletionHandler: HTTPStreamDelegate {
         func handleScheduledCallback(eventLoop: some EventLoop) {
             self.handler.bodyTimer = nil
             self.handler.answer(.requestTimeout)
-            // On HTTP/2 a reset now would overtake the 408's body in nghttp2's queue: the rest of the
-            // request is drained, then reset with NO_ERROR. HTTP/1.1 closes the connection.
-            if let stream = self.handler.stream as? HTTP2Stream {
-                stream.drainRequest()
-            } else {
-                self.handler.stream.reset(.cancel)
-            }
+            // HTTP/2 drains the rest of the request after the answer (a reset now would overtake the
+            // 408's body in nghttp2's queue); HTTP/1.1 closes the connection.
+            if !(self.handler.stream is HTTP2Stream) { self.handler.stream.reset(.cancel) }
         }
     }
 
@@ -103,13 +99,11 @@ final class CompletionHandler: HTTPStreamDelegate {
             // by the connection, which resets the stream with NO_ERROR past a bound; RFC 9113 §8.1).
             // answer(_:) lets the part held go now, not when the client has finished sending the rest.
             self.answer(.overloaded("The gateway holds too many request bodies at once; retry shortly."))
-            (self.stream as? HTTP2Stream)?.drainRequest()
             return
         }
         self.reservedBodyBytes += data.readableBytes
         if !self.body.append(data, consumingOn: self.stream) {
             self.answer(.bodyTooLarge(limit: self.body.limit))
-            (self.stream as? HTTP2Stream)?.drainRequest()
         }
     }
 
