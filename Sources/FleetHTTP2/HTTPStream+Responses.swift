@@ -67,7 +67,7 @@ public final class FixedResponseDelegate: HTTPStreamDelegate {
     let body: ByteBuffer
     let contentType: String
     let headers: HTTPFields
-    var received = 0
+    var discarded = DiscardedBody()
     var responded = false
 
     /// - Parameters:
@@ -92,9 +92,7 @@ public final class FixedResponseDelegate: HTTPStreamDelegate {
     }
 
     public func streamDidReceiveData(_ data: ByteBuffer) {
-        self.stream.consume(data.readableBytes)
-        self.received += data.readableBytes
-        if self.received > 1 << 20 { self.stream.reset(.cancel) }
+        self.discarded.discard(data, on: self.stream)
     }
 
     public func streamDidReceiveEnd(trailers: HTTPFields?) {

@@ -133,7 +133,6 @@ struct APIResponder: HTTPServerResponder {
             accepts: { RequestID.isWellFormed(String(decoding: $0, as: UTF8.self)) },
             generate: { IdentifierRandom.uuidString() }))
 
-    /// Answers with `error`, after the request body or, with `now`, at once without reading it.
     /// `x-request-id`: the client's, when well formed, or a new one — on every answer, as
     /// CompletionHandler's (helper-56: 405s, `/v1/models` and unknown paths had none).
     static func requestIDHeaders(_ request: HTTPRequest) -> HTTPFields {
@@ -142,6 +141,7 @@ struct APIResponder: HTTPServerResponder {
         return headers
     }
 
+    /// Answers with `error`, after the request body or, with `now`, at once without reading it.
     private func answer(
         _ stream: any HTTPStream, error: APIError, route: String, now: Bool = false, request: HTTPRequest
     ) -> any HTTPStreamDelegate {

@@ -17,7 +17,7 @@ final class OffLoopResponseDelegate: HTTPStreamDelegate {
 
     let stream: any HTTPStream
     private let work: Work
-    private var received = 0
+    private var discarded = DiscardedBody()
     private var started = false
     private var closed = false
 
@@ -27,9 +27,7 @@ final class OffLoopResponseDelegate: HTTPStreamDelegate {
     }
 
     func streamDidReceiveData(_ data: ByteBuffer) {
-        self.stream.consume(data.readableBytes)
-        self.received += data.readableBytes
-        if self.received > 1 << 20 { self.stream.reset(.cancel) }
+        self.discarded.discard(data, on: self.stream)
     }
 
     func streamDidReceiveEnd(trailers: HTTPFields?) {
