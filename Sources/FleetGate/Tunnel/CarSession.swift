@@ -223,8 +223,9 @@ final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
     }
 
     /// A reload removed the car's region from the map: its hello would now be refused, so it gets no
-    /// new work, is told to reconnect, and its tunnel closes once its streams finish. Until then it
-    /// keeps the zone it joined, which the reloader checks a new map against.
+    /// new work and its tunnel closes (GOAWAY) once its streams finish; no `reconnect` is sent, as the
+    /// agent would dial again at once and be refused. Until then it keeps the zone it joined, which the
+    /// reloader checks a new map against.
     func leaveIfRegionRemoved() {
         guard let id = self.carID, let region = self.region, !self.leavingRemovedRegion,
             self.core.geo.current.map.regions[region] == nil
