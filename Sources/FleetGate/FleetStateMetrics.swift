@@ -7,9 +7,10 @@ import Synchronization
 
 /// The fleet's state as gauges, set when `/metrics` is scraped, and refusals by privacy zone.
 ///
-/// - `fleet_cars{region,zone,state,plugged}`: connected cars (a region lies in one zone). `state` is one of ``states``: `draining`
-///   (told to leave), `departing` (announced it drives off), `charging` (plugged in, charge below
-///   its owner's floor), `unplugged` (its owner serves only while plugged in), `serving` (eligible).
+/// - `fleet_cars{region,zone,state,plugged}`: connected cars (a region lies in one zone), rendered at
+///   each scrape by ``FleetCarsExposition``. `state` is one of ``states``: `draining` (told to leave),
+///   `departing` (announced it drives off), `charging` (plugged in, charge below its owner's floor),
+///   `unplugged` (its owner serves only while plugged in), `serving` (eligible).
 /// - `fleet_active_streams`: completion requests in flight (the HPA's metric).
 /// - `fleet_zone_refusals_total{zone}`: requests refused for their zone's capacity (`no_capacity_in_zone`,
 ///   or `server_overloaded` when it is all busy).
@@ -17,14 +18,13 @@ import Synchronization
 /// - `fleet_tls_certificate_expiry_timestamp_seconds{listener}`: the leaf certificate's notAfter.
 /// - central endpoints' state and load: ``CentralEndpointGauges``.
 ///
-/// Every label set of a region or zone in the map is registered at start and after each reload
-/// (at 0), so dashboards and alerts see the series before the first car or refusal.
+/// Every zone's refusal counter is registered (at 0) for each region map loaded, so dashboards and
+/// alerts see the series before the first refusal.
 public final class FleetStateMetrics: Sendable {
     /// The values of the `state` label.
     public static let states = ["serving", "charging", "unplugged", "departing", "draining"]
 
     private let factory: any MetricsFactory
-    private let cars = Mutex<[String: Gauge]>([:])
     private let refusals = Mutex<[String: Counter]>([:])
     private let certificates = Mutex<[String: Gauge]>([:])
     /// Completion requests in flight.
@@ -54,21 +54,6 @@ public final class FleetStateMetrics: Sendable {
         return "serving"
     }
 
-    private func carGauge(region: String, zone: String, state: String, plugged: Bool) -> Gauge {
-        let key = "\(region) \(zone) \(state) \(plugged)"
-        return self.cars.withLock { gauges in
-            if let g = gauges[key] { return g }
-            let g = Gauge(
-                label: "fleet_cars",
-                dimensions: [
-                    ("region", region), ("zone", zone), ("state", state), ("plugged", plugged ? "true" : "false"),
-                ],
-                factory: self.factory)
-            gauges[key] = g
-            return g
-        }
-    }
-
     private func refusalCounter(zone: String) -> Counter {
         self.refusals.withLock { counters in
             if let c = counters[zone] { return c }
@@ -89,15 +74,8 @@ public final class FleetStateMetrics: Sendable {
         }
     }
 
-    /// Registers every region's and zone's series (at 0) for a region map just loaded.
-    func register(regions: [String: String], zones: some Sequence<String>) {
-        for (region, zone) in regions {
-            for state in Self.states {
-                for plugged in [true, false] {
-                    _ = self.carGauge(region: region, zone: zone, state: state, plugged: plugged)
-                }
-            }
-        }
+    /// Registers every zone's refusal counter (at 0) for a region map just loaded.
+    func register(zones: some Sequence<String>) {
         for zone in zones { _ = self.refusalCounter(zone: zone) }
     }
 
@@ -107,28 +85,24 @@ public final class FleetStateMetrics: Sendable {
         self.refusalCounter(zone: zone).increment()
     }
 
-    /// Sets the gauges from the state at this moment (called on every scrape).
+    /// Sets the gauges from the state at this moment (called on every scrape) and returns the
+    /// `fleet_cars` family to append to the registry's output.
     func publish(
-        cars: [CarSnapshot], inFlight: Int, geoipBuildEpoch: Int64?, certificateFiles: [String: String]
-    ) {
-        var counts: [String: (region: String, zone: String, state: String, plugged: Bool, count: Int)] = [:]
-        for car in cars {
-            let (region, zone, state) = (car.descriptor.region, car.descriptor.zone, Self.state(of: car))
-            let key = "\(region) \(zone) \(state) \(car.state.pluggedIn)"
-            counts[key, default: (region, zone, state, car.state.pluggedIn, 0)].count += 1
-        }
-        // Every known series first to 0 (a car that left must not linger), then the counts.
-        let known = self.cars.withLock { Array($0) }
-        for (key, gauge) in known where counts[key] == nil { gauge.record(0) }
-        for entry in counts.values {
-            self.carGauge(region: entry.region, zone: entry.zone, state: entry.state, plugged: entry.plugged)
-                .record(entry.count)
-        }
+        cars: [CarSnapshot], regions: [String: String], inFlight: Int, geoipBuildEpoch: Int64?,
+        certificateFiles: [String: String]
+    ) -> FleetCarsExposition {
         self.activeStreams.record(inFlight)
         self.geoipBuilt.record(geoipBuildEpoch ?? 0)
         for (listener, path) in certificateFiles {
             let notAfter = (try? NIOSSLCertificate.fromPEMFile(path))?.first?.notValidAfter
             self.certificate(listener).record(Int64(notAfter ?? 0))
         }
+        return FleetCarsExposition(
+            cars: cars.lazy.map {
+                .init(
+                    region: $0.descriptor.region, zone: $0.descriptor.zone, state: Self.state(of: $0),
+                    plugged: $0.state.pluggedIn)
+            },
+            regions: regions)
     }
 }

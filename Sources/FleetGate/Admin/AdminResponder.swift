@@ -60,9 +60,8 @@ struct AdminResponder: HTTPServerResponder {
                     string: "{\"ready\":\(ready),\"cars\":\(self.core.tunnels.count)"
                         + (self.core.cluster.map { ",\"cluster\":" + $0.readyDetail } ?? "") + "}"))
         case "/metrics":
-            self.publishFleetState()
             return FixedResponseDelegate(
-                stream: stream, status: .ok, body: ByteBuffer(bytes: self.prometheus.emitToBuffer()),
+                stream: stream, status: .ok, body: ByteBuffer(bytes: self.metricsBody()),
                 contentType: "text/plain; version=0.0.4")
         case "/admin/config" where request.method == .get:
             let view = ConfigView(self.core.configuration, regionsVersion: self.core.geo.current.map.version)
