@@ -47,7 +47,9 @@ public struct APIError: Error, Hashable, Sendable, CustomStringConvertible {
     /// 404: a stored response was asked for; the gateway stores none (`store` is refused).
     public static let responseNotStored = Self(
         status: 404, type: "invalid_request_error", code: "not_found",
-        message: "FleetGate stores no responses, so none can be retrieved, cancelled or deleted: responses are created with 'store: false'.")
+        message:
+            "FleetGate stores no responses, so none can be retrieved, cancelled or deleted: responses are created with 'store: false'."
+    )
     /// 405.
     public static let methodNotAllowed = Self(
         status: 405, type: "invalid_request_error", code: "method_not_allowed",
@@ -148,11 +150,16 @@ public enum JSON {
         } catch let DecodingError.keyNotFound(key, _) {
             throw .invalidRequest("Missing required parameter: '\(key.stringValue)'.", param: key.stringValue)
         } catch let DecodingError.typeMismatch(_, context) {
-            let path = context.codingPath.map(\.stringValue).joined(separator: ".")
+            let path = InvalidRequestField.param(context.codingPath)
             throw .invalidRequest("Invalid type for '\(path)'.", param: path)
         } catch let DecodingError.valueNotFound(_, context) {
-            let path = context.codingPath.map(\.stringValue).joined(separator: ".")
+            let path = InvalidRequestField.param(context.codingPath)
             throw .invalidRequest("Invalid value for '\(path)': null.", param: path)
+        } catch let DecodingError.dataCorrupted(context) where !context.codingPath.isEmpty {
+            let path = InvalidRequestField.param(context.codingPath)
+            throw .invalidRequest("Invalid value for '\(path)'.", param: path)
+        } catch let field as InvalidRequestField {
+            throw .invalidRequest(field.message, param: field.param)
         } catch {
             throw .invalidRequest("We could not parse the JSON body of your request.")
         }

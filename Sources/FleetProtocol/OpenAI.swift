@@ -24,6 +24,13 @@ public struct ChatMessage: Codable, Sendable, Hashable {
         if let text = try? c.decode(String.self, forKey: .content) {
             self.content = text
         } else if let parts = try? c.decode([ContentPart].self, forKey: .content) {
+            // An image or audio part dropped in silence would be answered as if it were not there.
+            if let index = parts.firstIndex(where: { $0.text == nil }) {
+                throw InvalidRequestField(
+                    at: decoder.codingPath + [CodingKeys.content, Index(index)],
+                    "Content parts of type '\(parts[index].type.prefix(40))' ({param}) are not served: the fleet's models take text only."
+                )
+            }
             self.content = parts.compactMap(\.text).joined()
         } else if try c.decodeNil(forKey: .content) {
             self.content = ""
@@ -33,9 +40,31 @@ public struct ChatMessage: Codable, Sendable, Hashable {
         }
     }
 
-    private struct ContentPart: Codable, Sendable {
+    /// A text part (`text`), or an assistant's `refusal`; any other type has no text.
+    private struct ContentPart: Decodable, Sendable {
         var type: String
         var text: String?
+
+        init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: Keys.self)
+            self.type = try c.decode(String.self, forKey: .type)
+            switch self.type {
+            case "text": self.text = try c.decode(String.self, forKey: .text)
+            case "refusal": self.text = try c.decode(String.self, forKey: .refusal)
+            default: self.text = nil
+            }
+        }
+
+        private enum Keys: String, CodingKey { case type, text, refusal }
+    }
+
+    /// An array index in a coding path.
+    private struct Index: CodingKey {
+        var intValue: Int?
+        var stringValue: String { "Index \(self.intValue ?? 0)" }
+        init(_ index: Int) { self.intValue = index }
+        init?(stringValue: String) { nil }
+        init?(intValue: Int) { self.intValue = intValue }
     }
 
     private enum CodingKeys: String, CodingKey {

@@ -21,6 +21,17 @@ struct ErrorTests {
             [:], 400, "invalid_request"
         ),
         ("unknown model", chatBody(model: "gpt-9", stream: true), [:], 404, "model_not_found"),
+        // OpenAI refuses these; they were served (helper-56), an image answered as if it were absent.
+        (
+            "temperature out of range",
+            "{\"model\":\"fleet-8b\",\"temperature\":5,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}",
+            [:], 400, "invalid_request"
+        ),
+        (
+            "an image part",
+            "{\"model\":\"fleet-8b\",\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image_url\",\"image_url\":{\"url\":\"data:,\"}}]}]}",
+            [:], 400, "invalid_request"
+        ),
         // The gateway checks one `model` and a Python runtime serves the other (helper-56).
         (
             "a member written twice",
@@ -57,6 +68,8 @@ struct ErrorTests {
             #expect(!error.error.message.isEmpty)
             // The field the client sent, not its older twin (a compatibility diff, session 18).
             if body.contains("max_completion_tokens") { #expect(error.error.param == "max_completion_tokens") }
+            if name == "temperature out of range" { #expect(error.error.param == "temperature") }
+            if name == "an image part" { #expect(error.error.param == "messages[0].content[0]") }
             if name.hasPrefix("a member written twice") {
                 #expect(error.error.message.contains("more than once"), "\(error.error.message)")
                 #expect(error.error.param == "model" || error.error.param == "max_tokens")

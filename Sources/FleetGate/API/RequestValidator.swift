@@ -111,6 +111,7 @@ struct RequestValidator {
         if let n = parsed.n, n < 1 || n > 8 {
             throw .invalidRequest("'n' must be between 1 and 8.", param: "n")
         }
+        try Self.checkSampling(parsed)
         guard self.core.serves(model: parsed.model) else {
             throw .modelNotFound(parsed.model)
         }
@@ -169,6 +170,35 @@ struct RequestValidator {
         }
         return request
     }
+
+    /// OpenAI's ranges for the sampling parameters and its message roles: a value OpenAI refuses is
+    /// refused here too, so an app behaves the same against either (helper-56: `temperature: 5` and
+    /// role `wizard` were served).
+    static func checkSampling(_ request: CompletionRequest) throws(APIError) {
+        let ranges: [(String, Double?, ClosedRange<Double>)] = [
+            ("temperature", request.temperature, 0...2), ("top_p", request.topP, 0...1),
+            ("presence_penalty", request.presencePenalty, -2...2),
+            ("frequency_penalty", request.frequencyPenalty, -2...2),
+        ]
+        for (name, value, range) in ranges {
+            if let value, !range.contains(value) {
+                throw .invalidRequest(
+                    "'\(name)' must be between \(Int(range.lowerBound)) and \(Int(range.upperBound)).",
+                    param: name)
+            }
+        }
+        if let top = request.topLogprobs, top < 0 || top > 20 {
+            throw .invalidRequest("'top_logprobs' must be between 0 and 20.", param: "top_logprobs")
+        }
+        for (index, message) in (request.messages ?? []).enumerated() where !Self.roles.contains(message.role) {
+            throw .invalidRequest(
+                "'messages[\(index)].role' must be one of 'system', 'developer', 'user', 'assistant', 'tool' or 'function'.",
+                param: "messages[\(index)].role")
+        }
+    }
+
+    /// The message roles OpenAI's chat completions take.
+    static let roles: Set<String> = ["system", "developer", "user", "assistant", "tool", "function"]
 
     private func resolveOrigin(head: HTTPRequest, connection: HTTPConnectionInfo) -> Origin {
         let peer = connection.remoteAddress.flatMap { IPAddress(peer: $0) }

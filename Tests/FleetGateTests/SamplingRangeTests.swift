@@ -1,0 +1,46 @@
+import FleetProtocol
+import Testing
+
+@testable import FleetGate
+
+@Suite("Sampling parameters and roles in OpenAI's ranges")
+struct SamplingRangeTests {
+    private func check(_ edit: (inout CompletionRequest) -> Void) -> APIError? {
+        var request = CompletionRequest(model: "m", messages: [ChatMessage(role: "user", content: "hi")])
+        edit(&request)
+        do throws(APIError) {
+            try RequestValidator.checkSampling(request)
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    @Test("The bounds themselves pass")
+    func bounds() {
+        #expect(self.check { $0.temperature = 0 } == nil)
+        #expect(self.check { $0.temperature = 2 } == nil)
+        #expect(self.check { $0.topP = 1 } == nil)
+        #expect(self.check { $0.presencePenalty = -2 } == nil)
+        #expect(self.check { $0.frequencyPenalty = 2 } == nil)
+        #expect(self.check { $0.topLogprobs = 20 } == nil)
+        #expect(
+            self.check {
+                $0.messages = ["system", "developer", "assistant", "tool", "function"].map {
+                    ChatMessage(role: $0, content: "")
+                }
+            } == nil)
+    }
+
+    @Test("Past a bound: a 400 naming the parameter")
+    func outside() {
+        #expect(self.check { $0.temperature = 5 }?.param == "temperature")
+        #expect(self.check { $0.temperature = -0.1 }?.message == "'temperature' must be between 0 and 2.")
+        #expect(self.check { $0.topP = 1.5 }?.param == "top_p")
+        #expect(self.check { $0.presencePenalty = -2.5 }?.param == "presence_penalty")
+        #expect(self.check { $0.frequencyPenalty = 3 }?.param == "frequency_penalty")
+        #expect(self.check { $0.topLogprobs = 21 }?.param == "top_logprobs")
+        #expect(
+            self.check { $0.messages?.append(ChatMessage(role: "wizard", content: "")) }?.param == "messages[1].role")
+    }
+}

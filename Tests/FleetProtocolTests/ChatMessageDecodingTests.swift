@@ -1,0 +1,50 @@
+import FleetProtocol
+import NIOCore
+import Testing
+
+@Suite("Chat messages: content parts and error paths")
+struct ChatMessageDecodingTests {
+    private func decode(_ json: String) -> Result<CompletionRequest, APIError> {
+        Result { () throws(APIError) in try JSON.decodeRequest(CompletionRequest.self, from: ByteBuffer(string: json)) }
+    }
+
+    @Test("Text parts are joined; a refusal part counts as text")
+    func textParts() throws {
+        let request = try self.decode(
+            #"{"model":"m","messages":[{"role":"assistant","content":[{"type":"text","text":"a"},{"type":"refusal","refusal":"b"}]}]}"#
+        ).get()
+        #expect(request.messages?.first?.content == "ab")
+    }
+
+    @Test("An image part is a 400 naming its place, not dropped in silence")
+    func imagePart() {
+        let result = self.decode(
+            #"{"model":"m","messages":[{"role":"user","content":"x"},{"role":"user","content":[{"type":"text","text":"What is this?"},{"type":"image_url","image_url":{"url":"data:,"}}]}]}"#
+        )
+        guard case .failure(let error) = result else {
+            Issue.record("decoded: \(result)")
+            return
+        }
+        #expect(error.status == 400)
+        #expect(error.param == "messages[1].content[1]")
+        #expect(error.message.contains("'image_url'") && error.message.contains("messages[1].content[1]"))
+        #expect(!error.message.contains("What is this"))
+    }
+
+    @Test("Type errors name the field with OpenAI's path")
+    func paths() {
+        guard case .failure(let error) = self.decode(#"{"model":"m","messages":[{"role":"user","content":5}]}"#)
+        else {
+            Issue.record("decoded")
+            return
+        }
+        #expect(error.param == "messages[0].content")
+        guard case .failure(let error) = self.decode(#"{"model":"m","messages":[{"role":7,"content":"x"}]}"#)
+        else {
+            Issue.record("decoded")
+            return
+        }
+        #expect(error.param == "messages[0].role")
+        #expect(error.message == "Invalid type for 'messages[0].role'.")
+    }
+}
