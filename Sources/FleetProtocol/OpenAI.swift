@@ -346,13 +346,24 @@ public struct ModelList: Codable, Sendable, Hashable {
     public init(data: [Model]) { self.data = data }
 }
 
-/// OpenAI's error body: `{"error":{"message","type","code"}}`.
+/// OpenAI's error body: `{"error":{"message","type","param","code"}}`.
 public struct APIErrorBody: Codable, Sendable, Hashable {
     public struct Detail: Codable, Sendable, Hashable {
         public var message: String
         public var type: String
         public var param: String?
         public var code: String?
+
+        /// `param` and `code` are always written, `null` when absent, as OpenAI writes them.
+        public func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(self.message, forKey: .message)
+            try c.encode(self.type, forKey: .type)
+            try c.encode(self.param, forKey: .param)
+            try c.encode(self.code, forKey: .code)
+        }
+
+        private enum CodingKeys: String, CodingKey { case message, type, param, code }
     }
 
     public var error: Detail

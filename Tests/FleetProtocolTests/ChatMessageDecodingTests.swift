@@ -31,6 +31,14 @@ struct ChatMessageDecodingTests {
         #expect(!error.message.contains("What is this"))
     }
 
+    @Test("An error body always has param and code, null when absent, as OpenAI's")
+    func errorBody() {
+        let body = String(buffer: JSON.buffer(APIError.invalidRequest("No.").body))
+        #expect(body == #"{"error":{"code":"invalid_request","message":"No.","param":null,"type":"invalid_request_error"}}"#)
+        let unnamed = String(buffer: JSON.buffer(APIErrorBody(message: "x", type: "server_error", code: nil)))
+        #expect(unnamed.contains(#""code":null"#) && unnamed.contains(#""param":null"#))
+    }
+
     @Test("Type errors name the field with OpenAI's path")
     func paths() {
         guard case .failure(let error) = self.decode(#"{"model":"m","messages":[{"role":"user","content":5}]}"#)
