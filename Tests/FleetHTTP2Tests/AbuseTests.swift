@@ -141,7 +141,9 @@ struct AbuseTests {
             async let codes = self.goAwayCodes(port: port, flood: flood)
             try await self.wellBehaved(port: port)
             #expect(try await codes == [0xB])
-            #expect(clock.now - start < .seconds(2))
+            // A guard against decoding the ~290 MB in full, not a latency figure: 2 s failed once on
+            // a busy 2-core machine (2.2 s, a debug build beside the parallel suite).
+            #expect(clock.now - start < .seconds(10))
         }
     }
 
