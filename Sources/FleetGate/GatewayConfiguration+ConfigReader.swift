@@ -338,6 +338,7 @@ extension GatewayConfiguration.Dispatch {
     /// - `affinity` (bool, default true): prefix-cache affinity. Restart.
     /// - `affinityEntries` (int, default 100000): prefixes remembered per (model, zone). Restart.
     /// - `affinityTtlSeconds` (double, default 600): life of a remembered prefix after its last use. Restart.
+    /// - `capacityWaitSeconds` (double, default 5, 0…600): an admitted request's wait for a busy zone. Reloadable.
     public init(config: ConfigReader) throws {
         self.init()
         self.firstTokenTimeout = try config.seconds("firstTokenTimeoutSeconds")
@@ -353,6 +354,7 @@ extension GatewayConfiguration.Dispatch {
         self.hedgeBudget = try config.double("hedgeBudget", in: 0...1)
         self.interTokenTimeout = try config.seconds("interTokenTimeoutSeconds")
         self.attemptTimeout = try config.seconds("attemptTimeoutSeconds")
+        self.capacityWait = try config.seconds("capacityWaitSeconds", minimum: 0, maximum: 600)
         self.affinity = try config.bool("affinity")
         self.affinityEntries = try config.int("affinityEntries", in: 1...100_000_000)
         self.affinityTTL = try config.seconds("affinityTtlSeconds")
@@ -397,6 +399,10 @@ extension GatewayConfiguration.Dispatch {
             .double(
                 "attemptTimeoutSeconds", Double(d.attemptTimeout.nanoseconds) / 1e9,
                 "The total deadline of one attempt. Reloadable."),
+            .double(
+                "capacityWaitSeconds", Double(d.capacityWait.nanoseconds) / 1e9,
+                "How long a retry or a lost stream's continuation waits for a slot when all of its zone's capacity for the model is busy (0–600; 0: fail at once). A first attempt never waits. Reloadable."
+            ),
             .bool(
                 "affinity", d.affinity,
                 "Prefix-cache affinity: a conversation's next turn is scored towards the car holding its prefix. Restart."

@@ -63,6 +63,10 @@ public final class GatewayMetrics: Sendable {
     private let shedInFlight: Counter
     private let shedZoneBusy: Counter
     public let hedgesWon: Counter
+    /// Admitted requests that waited for a busy zone (``CapacityWait``), by how the wait ended: a
+    /// slot found (`served`) or the limit reached (`gave_up`).
+    let capacityWaitServed: Counter
+    let capacityWaitGaveUp: Counter
     /// Mid-stream continuations by why they were opened (failover, departure), and `stream: false`
     /// answers started again from nothing (restart).
     private let failovers: Counter
@@ -115,6 +119,10 @@ public final class GatewayMetrics: Sendable {
             label: "fleet_requests_shed_total", dimensions: [("reason", "zone_busy")], factory: factory)
         self.hedgesStarted = Counter(label: "fleet_hedges_total", dimensions: [("result", "started")], factory: factory)
         self.hedgesWon = Counter(label: "fleet_hedges_total", dimensions: [("result", "won")], factory: factory)
+        self.capacityWaitServed = Counter(
+            label: "fleet_capacity_waits_total", dimensions: [("result", "served")], factory: factory)
+        self.capacityWaitGaveUp = Counter(
+            label: "fleet_capacity_waits_total", dimensions: [("result", "gave_up")], factory: factory)
         self.failovers = Counter(
             label: "fleet_migrations_total", dimensions: [("reason", "failover")], factory: factory)
         self.departures = Counter(

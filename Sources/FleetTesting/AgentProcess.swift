@@ -74,12 +74,12 @@ public final class AgentProcess: @unchecked Sendable {
 extension FleetFixture {
     /// Starts a real `fleet-agent run` process in `region` and waits until the gateway registered it.
     public func startAgentProcess(
-        _ vehicleID: String, region: String = "eu-central", jobLog: String, slowdown: Double = 1,
-        extra: [String] = []
+        _ vehicleID: String, region: String = "eu-central", jobLog: String, hardware: String = "ai5",
+        slowdown: Double = 1, extra: [String] = []
     ) async throws -> AgentProcess {
         let agent = try AgentProcess(
             vehicleID: vehicleID, region: region, token: try self.token(vehicleID: vehicleID, region: region),
-            tunnelPort: self.tunnelPort, jobLog: jobLog, slowdown: slowdown, extra: extra)
+            tunnelPort: self.tunnelPort, jobLog: jobLog, hardware: hardware, slowdown: slowdown, extra: extra)
         try await waitUntil(timeout: .seconds(20), "\(vehicleID) registered") {
             self.gateway.core.registry.all().contains { $0.descriptor.vehicleID == vehicleID }
         }

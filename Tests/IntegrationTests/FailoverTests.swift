@@ -186,6 +186,51 @@ struct FailoverTests {
         }
     }
 
+    @Test("A lost car's stream waits for the busy zone's next free slot and continues there, token for token")
+    func waitsForBusyZone() async throws {
+        try await withFleet { fleet in
+            // Two one-slot cars (HW3, fleet-3b): S1 on car-a, S2 on car-b; car-a is lost while S2 still runs.
+            let a = try await fleet.startAgentProcess(
+                "car-a", jobLog: temporaryJobLog("busy-a"), hardware: "hw3", slowdown: 2)
+            defer { a.stop() }
+            let client = try await RecordingClient.connect(port: fleet.clientPort)
+            defer { client.close() }
+            let long = try await client.post(
+                "/v1/chat/completions",
+                json: chatBody(model: "fleet-3b", stream: true, maxTokens: 60, prompt: "busy long"))
+            let logB = temporaryJobLog("busy-b")
+            var spec = CarSpec("car-b", hardware: .hw3)
+            spec.jobLog = logB
+            try await fleet.startCar(spec)
+            try await waitUntil(timeout: .seconds(10), "the long stream streaming") {
+                String(decoding: long.body, as: UTF8.self).components(separatedBy: "content").count > 3
+            }
+            let short = try await client.post(
+                "/v1/chat/completions",
+                json: chatBody(model: "fleet-3b", stream: true, maxTokens: 40, prompt: "busy short"))
+            try await waitUntil(timeout: .seconds(10), "the short stream streaming on car-b") {
+                String(decoding: short.body, as: UTF8.self).contains("content")
+            }
+            a.kill9()
+            for (prompt, stream, tokens) in [("busy long", long, 60), ("busy short", short, 40)] {
+                let result = streamResult(await stream.collect())
+                #expect(
+                    result.errorCode == nil,
+                    "\(prompt): ended with \(result.errorCode ?? "") \(result.errorMessage ?? "")")
+                #expect(result.done, "\(prompt): no [DONE]")
+                #expect(result.text == referenceText(prompt: prompt, maxTokens: tokens), "\(prompt): text differs")
+                #expect(result.ids.count == 1, "\(prompt): one id across the failover")
+            }
+            // car-b served the short stream, then the long one's continuation, which waited for it.
+            let records = try JobLog.read(path: logB)
+            #expect(records.count == 2)
+            #expect(
+                records.contains { $0.resumeFrom > 0 && $0.outcome == "completed" && $0.tokens == 60 - $0.resumeFrom })
+            #expect(try await fleet.counter("fleet_capacity_waits_total", label: "result", value: "served") == 1)
+            #expect(try await fleet.counter("fleet_capacity_waits_total", label: "result", value: "gave_up") == 0)
+        }
+    }
+
     @Test("Every car of a zone gone at once: streams end with the SSE error at once, new requests get 503")
     func zoneEmptied() async throws {
         try await withFleet { fleet in

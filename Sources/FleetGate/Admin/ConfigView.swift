@@ -37,6 +37,7 @@ struct ConfigView: Encodable {
         var hedgeBudget: Double
         var interTokenTimeoutSeconds: Double
         var attemptTimeoutSeconds: Double
+        var capacityWaitSeconds: Double
     }
     struct Geo: Encodable {
         var regionsFile: String?
@@ -94,7 +95,8 @@ struct ConfigView: Encodable {
             hedging: c.dispatch.hedging, hedgeFactor: c.dispatch.hedgeFactor,
             minimumHedgeDelaySeconds: seconds(c.dispatch.minimumHedgeDelay), hedgeBudget: c.dispatch.hedgeBudget,
             interTokenTimeoutSeconds: seconds(c.dispatch.interTokenTimeout),
-            attemptTimeoutSeconds: seconds(c.dispatch.attemptTimeout))
+            attemptTimeoutSeconds: seconds(c.dispatch.attemptTimeout),
+            capacityWaitSeconds: seconds(c.dispatch.capacityWait))
         self.geo = Geo(
             regionsFile: c.geo.regionsFile, regionsVersion: regionsVersion, databaseFile: c.geo.databaseFile,
             trustedProxies: c.geo.trustedProxies)

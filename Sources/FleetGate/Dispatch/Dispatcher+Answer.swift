@@ -166,6 +166,8 @@ extension Dispatcher {
     func end(status: Int) {
         guard !self.ended else { return }
         self.ended = true
+        self.capacityWaiter?.timer.cancel()
+        self.capacityWaiter = nil
         for id in Array(self.attempts.keys) { self.cancel(id) }
         self.onEnd(status)
     }

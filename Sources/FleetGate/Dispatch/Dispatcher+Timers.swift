@@ -109,3 +109,38 @@ extension Dispatcher {
         self.perform(self.machine.departing(id, canFinish: canFinish))
     }
 }
+
+/// An admitted request waiting for a slot in a busy zone (``CapacityWait``).
+extension Dispatcher {
+    /// Asks for `open`'s candidate again after `delay`.
+    func waitForCapacity(_ open: DispatchStateMachine.Open, _ delay: TimeAmount) {
+        guard
+            let timer = try? self.stream.eventLoop.assumeIsolated().scheduleCallback(
+                in: delay, handler: CapacityTimer(dispatcher: self))
+        else { return self.perform(self.machine.noCandidate(open.attempt)) }
+        self.logger.debug(
+            "Waiting for capacity",
+            metadata: [
+                "fleet.request.id": "\(self.requestID)", "fleet.attempt": "\(open.attempt)",
+                "fleet.attempt.reason": "\(open.reason)",
+            ])
+        self.capacityWaiter = (open, timer)
+    }
+
+    /// The wait's timer: opens the attempt again, unless the request ended or no longer wants it
+    /// (a hedge's first token, the client gone).
+    func capacityTimerFired() {
+        guard let (open, _) = self.capacityWaiter else { return }
+        self.capacityWaiter = nil
+        guard !self.ended, self.machine.open.contains(open.attempt) else { return }
+        self.perform(.open(open))
+    }
+
+    struct CapacityTimer: NIOScheduledCallbackHandler {
+        let dispatcher: Dispatcher
+
+        func handleScheduledCallback(eventLoop: some EventLoop) {
+            self.dispatcher.capacityTimerFired()
+        }
+    }
+}

@@ -118,6 +118,10 @@ final class Dispatcher: UpstreamEvents {
     var answerBody: ByteBuffer?
     /// That answer's completion tokens (central's `usage`, or an estimate).
     var answerTokens: Int?
+    /// A retry or continuation waiting for a slot in a busy zone (``CapacityWait``).
+    var capacityWait: CapacityWait
+    /// The attempt that waits, and the timer that asks for it again.
+    var capacityWaiter: (open: DispatchStateMachine.Open, timer: NIOScheduledCallback)?
 
     init(
         core: GatewayCore, stream: any HTTPStream, request: ValidatedRequest, requestID: String, route: String,
@@ -145,6 +149,7 @@ final class Dispatcher: UpstreamEvents {
             core: core, profile: request.profile, preferredRegion: request.origin.region)
         self.candidates.centralOnly = request.centralOnly  // edge (#18): central-only application keys
         if request.hop == 0, core.cluster != nil { self.candidates.forwarding = .init() }  // cluster (#21)
+        self.capacityWait = CapacityWait(limit: core.liveConfiguration.configuration.dispatch.capacityWait)
     }
 
     /// Opens the first attempt.
@@ -206,8 +211,18 @@ final class Dispatcher: UpstreamEvents {
         }
         let continuing = open.resumeFrom > 0
         guard let lease = self.candidates.next(continuation: continuing) else {
+            let waited = self.capacityWait.since != nil
+            if self.capacityWaiter == nil,
+                let delay = self.capacityWait.retryDelay(
+                    reason: open.reason, zoneBusy: self.candidates.zoneBusyRetryAfter != nil, now: .now())
+            {
+                return self.waitForCapacity(open, delay)
+            }
+            if waited { self.core.metrics.capacityWaitGaveUp.increment() }
             return self.perform(self.machine.noCandidate(open.attempt))
         }
+        if self.capacityWait.since != nil { self.core.metrics.capacityWaitServed.increment() }
+        self.capacityWait.found()
         // The privacy invariant, checked again here (CandidateList and the registry filter by zone):
         // should it ever break, the attempt is refused and logged, never served and never a crash.
         guard lease.zone == self.request.zone else {

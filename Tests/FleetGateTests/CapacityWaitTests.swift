@@ -1,0 +1,47 @@
+import NIOCore
+import Testing
+
+@testable import FleetGate
+
+@Suite("Capacity wait: an admitted request waits for a busy zone, within its limit")
+struct CapacityWaitTests {
+    let t0 = NIODeadline.uptimeNanoseconds(1_000_000_000)
+
+    @Test("A continuation or retry asks again every 100 ms until the limit, then gives up")
+    func waitsThenGivesUp() {
+        for reason in [DispatchStateMachine.OpenReason.failover, .retry, .restart] {
+            var wait = CapacityWait(limit: .milliseconds(250))
+            #expect(wait.retryDelay(reason: reason, zoneBusy: true, now: self.t0) == .milliseconds(100))
+            #expect(
+                wait.retryDelay(reason: reason, zoneBusy: true, now: self.t0 + .milliseconds(100)) == .milliseconds(100)
+            )
+            // The last delay ends at the limit, not past it.
+            #expect(
+                wait.retryDelay(reason: reason, zoneBusy: true, now: self.t0 + .milliseconds(200)) == .milliseconds(50))
+            #expect(wait.retryDelay(reason: reason, zoneBusy: true, now: self.t0 + .milliseconds(250)) == nil)
+            // Given up: a later refusal is a new wait.
+            #expect(wait.retryDelay(reason: reason, zoneBusy: true, now: self.t0 + .seconds(9)) == .milliseconds(100))
+        }
+    }
+
+    @Test("A first attempt, a hedge and a departure never wait; nor does a zone with nothing busy, nor a zero limit")
+    func neverWaits() {
+        var wait = CapacityWait(limit: .seconds(5))
+        for reason in [DispatchStateMachine.OpenReason.initial, .hedge, .departure] {
+            #expect(wait.retryDelay(reason: reason, zoneBusy: true, now: self.t0) == nil)
+        }
+        #expect(wait.retryDelay(reason: .failover, zoneBusy: false, now: self.t0) == nil)
+        var off = CapacityWait(limit: .zero)
+        #expect(off.retryDelay(reason: .failover, zoneBusy: true, now: self.t0) == nil)
+    }
+
+    @Test("A candidate found ends the wait; the next one starts its own clock")
+    func foundResets() {
+        var wait = CapacityWait(limit: .seconds(1))
+        #expect(wait.retryDelay(reason: .failover, zoneBusy: true, now: self.t0) != nil)
+        wait.found()
+        #expect(wait.since == nil)
+        #expect(wait.retryDelay(reason: .failover, zoneBusy: true, now: self.t0 + .seconds(3)) == .milliseconds(100))
+        #expect(wait.since == self.t0 + .seconds(3))
+    }
+}
