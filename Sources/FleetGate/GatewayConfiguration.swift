@@ -201,9 +201,9 @@ public struct GatewayConfiguration: Sendable {
         public var interTokenTimeout: TimeAmount = .seconds(2)
         /// The total deadline of one attempt.
         public var attemptTimeout: TimeAmount = .minutes(10)
-        /// How long an admitted request — a retry, or a stream whose upstream was lost — waits for a
-        /// slot when all of its zone's capacity for the model is busy (``CapacityWait``); zero: it
-        /// fails at once.
+        /// How long a stream whose upstream was lost after tokens reached its client waits for a slot
+        /// when all of its zone's capacity for the model is busy (``CapacityWait``); zero: it fails
+        /// at once.
         public var capacityWait: TimeAmount = .seconds(5)
         /// Prefix-cache affinity (issue #14): send a conversation's next turn towards the car that
         /// holds its prefix, as a term in the predictive score. Off: no hashing on the request path.

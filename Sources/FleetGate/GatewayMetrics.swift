@@ -63,7 +63,7 @@ public final class GatewayMetrics: Sendable {
     private let shedInFlight: Counter
     private let shedZoneBusy: Counter
     public let hedgesWon: Counter
-    /// Admitted requests that waited for a busy zone (``CapacityWait``), by how the wait ended: a
+    /// Lost streams' continuations that waited for a busy zone (``CapacityWait``), by how the wait ended: a
     /// slot found (`served`) or the limit reached (`gave_up`).
     let capacityWaitServed: Counter
     let capacityWaitGaveUp: Counter

@@ -7,9 +7,9 @@ import Testing
 struct CapacityWaitTests {
     let t0 = NIODeadline.uptimeNanoseconds(1_000_000_000)
 
-    @Test("A continuation or retry asks again every 100 ms until the limit, then gives up")
+    @Test("A lost stream's continuation asks again every 100 ms until the limit, then gives up")
     func waitsThenGivesUp() {
-        for reason in [DispatchStateMachine.OpenReason.failover, .retry, .restart] {
+        for reason in [DispatchStateMachine.OpenReason.failover] {
             var wait = CapacityWait(limit: .milliseconds(250))
             #expect(wait.retryDelay(reason: reason, zoneBusy: true, now: self.t0) == .milliseconds(100))
             #expect(
@@ -24,10 +24,12 @@ struct CapacityWaitTests {
         }
     }
 
-    @Test("A first attempt, a hedge and a departure never wait; nor does a zone with nothing busy, nor a zero limit")
+    @Test(
+        "Nothing else waits (the client heard nothing, or a car goes on); nor a zone with nothing busy, nor a zero limit"
+    )
     func neverWaits() {
         var wait = CapacityWait(limit: .seconds(5))
-        for reason in [DispatchStateMachine.OpenReason.initial, .hedge, .departure] {
+        for reason in [DispatchStateMachine.OpenReason.initial, .retry, .hedge, .departure, .restart] {
             #expect(wait.retryDelay(reason: reason, zoneBusy: true, now: self.t0) == nil)
         }
         #expect(wait.retryDelay(reason: .failover, zoneBusy: false, now: self.t0) == nil)

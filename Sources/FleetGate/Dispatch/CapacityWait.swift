@@ -1,15 +1,16 @@
 import NIOCore
 
-/// How long an admitted request waits for a slot when every car and central endpoint in its zone
-/// that serves its model is busy, instead of failing at once.
+/// How long a stream whose upstream was lost after tokens reached its client waits for a slot when
+/// every car and central endpoint in its zone that serves its model is busy, instead of failing at
+/// once.
 ///
-/// A stream whose car was lost, or a request whose first attempt failed, was admitted when its
-/// zone had room; at full load another stream's end frees a slot within seconds, so ending it with
-/// an error because none was free at that instant loses it for nothing (helper-56: 20 of 200 streams
-/// lost with two cars killed at full capacity). A first attempt is not held: past capacity, new
-/// requests are shed with 503 `server_overloaded` (admission), and waiting would queue them without
-/// bound. Nor is a hedge (it races a slow first token, and only with room) or a departure's
-/// continuation (the departing car goes on serving meanwhile).
+/// Such a stream was admitted when its zone had room; at full load another stream's end frees a
+/// slot within seconds, so ending it with an error because none was free at that instant loses it
+/// for nothing (helper-56: 20 of 200 streams lost with two cars killed at full capacity), and its
+/// client cannot simply send it again. Nothing else waits: a first attempt, a retry before the first
+/// token and a `stream: false` restart get 503 `server_overloaded` with `Retry-After` — the client
+/// has heard nothing and retries by itself, and past capacity the gateway sheds rather than queues
+/// (admission) —, a hedge runs only with room, and a departing car goes on serving meanwhile.
 ///
 /// The wait asks again every ``interval``, up to ``limit`` from the first refusal; a candidate
 /// found ends it, and the next wait (another migration) starts its own clock. A zone with nothing
@@ -34,8 +35,8 @@ struct CapacityWait {
     ///     central endpoint's bound).
     mutating func retryDelay(reason: DispatchStateMachine.OpenReason, zoneBusy: Bool, now: NIODeadline) -> TimeAmount? {
         switch reason {
-        case .initial, .hedge, .departure: return nil
-        case .retry, .failover, .restart: break
+        case .initial, .retry, .hedge, .departure, .restart: return nil
+        case .failover: break
         }
         guard zoneBusy, self.limit > .zero else {
             self.since = nil
