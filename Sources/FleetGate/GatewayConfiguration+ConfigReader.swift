@@ -77,6 +77,11 @@ extension GatewayConfiguration {
         for case (let key, let path?) in files where !FileManager.default.isReadableFile(atPath: path) {
             throw ConfigurationError(.unreadableFile, key: key, value: path, "cannot read the file")
         }
+        for origin in self.auth.corsOrigins where !CORSPolicy.isValidOrigin(origin) {
+            throw ConfigurationError(
+                .invalidValue, key: "auth.corsOrigins", value: origin,
+                "is not a web origin: scheme://host[:port] without a path (https://app.example.com), or *")
+        }
         for text in self.geo.trustedProxies where CIDR(text) == nil {
             throw ConfigurationError(
                 .invalidValue, key: "geo.trustedProxies", value: text, "is not an address or CIDR block")

@@ -230,11 +230,13 @@ extension GatewayConfiguration.Auth {
     /// Both merge; none at all means no authentication (development). A key file that is configured
     /// and holds no key refuses every request: emptying it revokes every key.
     /// - `appKeysFile` (string, default empty = none): the YAML key file with quotas. Reloadable.
+    /// - `corsOrigins` (string list, default empty): web origins allowed to call the API from a browser. Reloadable.
     public init(config: ConfigReader) throws {
         self.init(
             apiKeys: Set(try config.secretList("apiKeys", orFile: "apiKeysFile")),
             appKeysFile: try config.nonEmptyString("appKeysFile"),
             apiKeysFile: try config.nonEmptyString("apiKeysFile"))
+        self.corsOrigins = try config.strings("corsOrigins")
     }
 
     static var configKeys: ConfigSchema {
@@ -248,6 +250,10 @@ extension GatewayConfiguration.Auth {
                 "appKeysFile", "",
                 "YAML file of application keys: sha256 of each key and its quotas (docs/operations.md). Reloadable.",
                 aliases: ["--app-keys-file"]),
+            .strings(
+                "corsOrigins", [],
+                "Web origins (https://app.example.com, or * for any) whose pages may call the API from a browser (CORS); empty: none. Reloadable."
+            ),
         ])
     }
 }

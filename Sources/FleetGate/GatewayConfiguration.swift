@@ -314,6 +314,9 @@ public struct GatewayConfiguration: Sendable {
         /// The file ``apiKeys`` were read from, if any: a key file that is configured requires keys even
         /// when it holds none — emptied to revoke every key, it must not switch authentication off.
         public var apiKeysFile: String?
+        /// Web origins (`https://app.example.com`, or `*` for any) whose pages may call the client API
+        /// from a browser: CORS (``CORSPolicy``). Empty (the default): none, and no CORS header is sent.
+        public var corsOrigins: [String] = []
         /// Whether requests must present a key: any key, or any key file, is configured.
         public var requiresKeys: Bool { !self.apiKeys.isEmpty || self.apiKeysFile != nil || self.appKeysFile != nil }
         /// The defaults: no keys.

@@ -155,7 +155,12 @@ public final class GatewayCore: Sendable {
     /// What a reload swaps: the configuration (immutable; replaced whole).
     final class Live: Sendable {
         let configuration: GatewayConfiguration
-        init(configuration: GatewayConfiguration) { self.configuration = configuration }
+        /// Which browser pages may call the client API (`auth.corsOrigins`).
+        let cors: CORSPolicy
+        init(configuration: GatewayConfiguration) {
+            self.configuration = configuration
+            self.cors = CORSPolicy(allowedOrigins: configuration.auth.corsOrigins)
+        }
     }
     private let live: Mutex<Live>
 

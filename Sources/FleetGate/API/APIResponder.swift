@@ -27,6 +27,27 @@ struct APIResponder: HTTPServerResponder {
     func stream(_ stream: any HTTPStream, didReceive request: HTTPRequest, connection: HTTPConnectionInfo)
         -> any HTTPStreamDelegate
     {
+        // A browser page on another origin (`auth.corsOrigins`): its preflight is answered here, and
+        // its answers carry the CORS fields. The SDKs send no `Origin`, and pay one field lookup.
+        if let origin = request.headerFields[.origin] {
+            let cors = self.core.liveConfiguration.cors
+            if cors.isEnabled, cors.allows(origin) {
+                if request.method == .options {
+                    self.core.metrics.request(route: "preflight", status: 200)
+                    return FixedResponseDelegate(
+                        stream: stream, status: .ok, body: ByteBuffer(),
+                        headers: cors.preflightFields(
+                            origin: origin, requestedHeaders: request.headerFields[.accessControlRequestHeaders]))
+                }
+                return self.serve(CORSStream(stream, fields: cors.responseFields(origin: origin)), request, connection)
+            }
+        }
+        return self.serve(stream, request, connection)
+    }
+
+    private func serve(_ stream: any HTTPStream, _ request: HTTPRequest, _ connection: HTTPConnectionInfo)
+        -> any HTTPStreamDelegate
+    {
         let path = Self.route(of: request.path)
         if let api = ClientAPI(rawValue: path) {
             guard request.method == .post else {

@@ -53,6 +53,7 @@ struct ConfigView: Encodable {
     var tunnel: [String: Double]
     var central: [String]
     var apiKeys: Int
+    var corsOrigins: [String]
     var fleetSecret: String
     var logLevel: String
 
@@ -107,6 +108,7 @@ struct ConfigView: Encodable {
         ]
         self.central = c.central.endpoints.map { "\($0.region)=\(CentralDirectory.redacted($0.baseURL))" }
         self.apiKeys = c.auth.apiKeys.count
+        self.corsOrigins = c.auth.corsOrigins
         self.fleetSecret = c.fleetSecret.isEmpty ? "unset" : "set"
         self.logLevel = c.logging.level
     }
