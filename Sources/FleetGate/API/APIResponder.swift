@@ -28,19 +28,18 @@ struct APIResponder: HTTPServerResponder {
         -> any HTTPStreamDelegate
     {
         // A browser page on another origin (`auth.corsOrigins`): its preflight is answered here, and
-        // its answers carry the CORS fields. The SDKs send no `Origin`, and pay one field lookup.
-        if let origin = request.headerFields[.origin] {
-            let cors = self.core.liveConfiguration.cors
-            if cors.isEnabled, cors.allows(origin) {
-                if request.method == .options {
-                    self.core.metrics.request(route: "preflight", status: 200)
-                    return FixedResponseDelegate(
-                        stream: stream, status: .ok, body: ByteBuffer(),
-                        headers: cors.preflightFields(
-                            origin: origin, requestedHeaders: request.headerFields[.accessControlRequestHeaders]))
-                }
-                return self.serve(CORSStream(stream, fields: cors.responseFields(origin: origin)), request, connection)
+        // its answers carry the CORS fields. Without `auth.corsOrigins` (the default) no field is
+        // looked up; the SDKs send no `Origin`, and nothing is wrapped for them.
+        let cors = self.core.liveConfiguration.cors
+        if cors.isEnabled, let origin = request.headerFields[.origin], cors.allows(origin) {
+            if request.method == .options {
+                self.core.metrics.request(route: "preflight", status: 200)
+                return FixedResponseDelegate(
+                    stream: stream, status: .ok, body: ByteBuffer(),
+                    headers: cors.preflightFields(
+                        origin: origin, requestedHeaders: request.headerFields[.accessControlRequestHeaders]))
             }
+            return self.serve(CORSStream(stream, fields: cors.responseFields(origin: origin)), request, connection)
         }
         return self.serve(stream, request, connection)
     }
