@@ -175,30 +175,34 @@ struct RequestValidator {
     /// refused here too, so an app behaves the same against either (helper-56: `temperature: 5` and
     /// role `wizard` were served).
     static func checkSampling(_ request: CompletionRequest) throws(APIError) {
-        let ranges: [(String, Double?, ClosedRange<Double>)] = [
-            ("temperature", request.temperature, 0...2), ("top_p", request.topP, 0...1),
-            ("presence_penalty", request.presencePenalty, -2...2),
-            ("frequency_penalty", request.frequencyPenalty, -2...2),
-        ]
-        for (name, value, range) in ranges {
-            if let value, !range.contains(value) {
-                throw .invalidRequest(
-                    "'\(name)' must be between \(Int(range.lowerBound)) and \(Int(range.upperBound)).",
-                    param: name)
-            }
-        }
+        // One check at a time, not a table of them: an array built a request is a heap allocation.
+        try Self.check("temperature", request.temperature, 0, 2)
+        try Self.check("top_p", request.topP, 0, 1)
+        try Self.check("presence_penalty", request.presencePenalty, -2, 2)
+        try Self.check("frequency_penalty", request.frequencyPenalty, -2, 2)
         if let top = request.topLogprobs, top < 0 || top > 20 {
             throw .invalidRequest("'top_logprobs' must be between 0 and 20.", param: "top_logprobs")
         }
-        for (index, message) in (request.messages ?? []).enumerated() where !Self.roles.contains(message.role) {
+        guard let messages = request.messages else { return }
+        for index in messages.indices where !Self.isRole(messages[index].role) {
             throw .invalidRequest(
                 "'messages[\(index)].role' must be one of 'system', 'developer', 'user', 'assistant', 'tool' or 'function'.",
                 param: "messages[\(index)].role")
         }
     }
 
-    /// The message roles OpenAI's chat completions take.
-    static let roles: Set<String> = ["system", "developer", "user", "assistant", "tool", "function"]
+    private static func check(_ name: String, _ value: Double?, _ low: Int, _ high: Int) throws(APIError) {
+        guard let value, !(Double(low)...Double(high)).contains(value) else { return }
+        throw .invalidRequest("'\(name)' must be between \(low) and \(high).", param: name)
+    }
+
+    /// The message roles OpenAI's chat completions take (a switch: no hashing a message).
+    static func isRole(_ role: String) -> Bool {
+        switch role {
+        case "user", "assistant", "system", "developer", "tool", "function": true
+        default: false
+        }
+    }
 
     private func resolveOrigin(head: HTTPRequest, connection: HTTPConnectionInfo) -> Origin {
         let peer = connection.remoteAddress.flatMap { IPAddress(peer: $0) }
