@@ -46,6 +46,8 @@ public final class GatewayCore: Sendable {
     public let trust: FleetTrust
     /// Issue #20: audits of car results on trusted capacity; nil when no audit endpoint is configured.
     public let auditor: Auditor?
+    /// Lost streams waiting for a slot, which new work yields to.
+    let capacityWaiters = CapacityWaiters()
 
     init(
         configuration: GatewayConfiguration, credentials: FleetCredentials, metrics: GatewayMetrics,

@@ -63,10 +63,13 @@ public final class GatewayMetrics: Sendable {
     private let shedInFlight: Counter
     private let shedZoneBusy: Counter
     public let hedgesWon: Counter
-    /// Lost streams' continuations that waited for a busy zone (``CapacityWait``), by how the wait ended: a
-    /// slot found (`served`) or the limit reached (`gave_up`).
-    let capacityWaitServed: Counter
-    let capacityWaitGaveUp: Counter
+    /// Lost streams' continuations that waited for a busy zone (``CapacityWait``), by how the wait
+    /// ended: a slot found (`served`), the limit reached (`gave_up`), nothing left in the zone for the
+    /// model (`emptied`), the request gone (`gone`: its client left, or its other attempt won).
+    private let capacityWaitServed: Counter
+    private let capacityWaitGaveUp: Counter
+    private let capacityWaitEmptied: Counter
+    private let capacityWaitGone: Counter
     /// Mid-stream continuations by why they were opened (failover, departure), and `stream: false`
     /// answers started again from nothing (restart).
     private let failovers: Counter
@@ -123,6 +126,10 @@ public final class GatewayMetrics: Sendable {
             label: "fleet_capacity_waits_total", dimensions: [("result", "served")], factory: factory)
         self.capacityWaitGaveUp = Counter(
             label: "fleet_capacity_waits_total", dimensions: [("result", "gave_up")], factory: factory)
+        self.capacityWaitEmptied = Counter(
+            label: "fleet_capacity_waits_total", dimensions: [("result", "emptied")], factory: factory)
+        self.capacityWaitGone = Counter(
+            label: "fleet_capacity_waits_total", dimensions: [("result", "gone")], factory: factory)
         self.failovers = Counter(
             label: "fleet_migrations_total", dimensions: [("reason", "failover")], factory: factory)
         self.departures = Counter(
@@ -147,6 +154,16 @@ public final class GatewayMetrics: Sendable {
         case .car: self.routeCar.increment()
         case .central: self.routeCentral.increment()
         case .replica: self.routeReplica.increment()
+        }
+    }
+
+    /// Counts how a lost stream's wait for a slot ended.
+    func capacityWaitEnded(_ end: Dispatcher.WaitEnd) {
+        switch end {
+        case .served: self.capacityWaitServed.increment()
+        case .gaveUp: self.capacityWaitGaveUp.increment()
+        case .emptied: self.capacityWaitEmptied.increment()
+        case .gone: self.capacityWaitGone.increment()
         }
     }
 

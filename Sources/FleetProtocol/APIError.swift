@@ -147,8 +147,9 @@ public enum JSON {
     public static func decodeRequest<T: Decodable>(_ type: T.Type, from buffer: ByteBuffer) throws(APIError) -> T {
         do {
             return try JSONDecoder().decode(type, from: Data(buffer.readableBytesView))
-        } catch let DecodingError.keyNotFound(key, _) {
-            throw .invalidRequest("Missing required parameter: '\(key.stringValue)'.", param: key.stringValue)
+        } catch let DecodingError.keyNotFound(key, context) {
+            let path = InvalidRequestField.param(context.codingPath + [key])
+            throw .invalidRequest("Missing required parameter: '\(path)'.", param: path)
         } catch let DecodingError.typeMismatch(_, context) {
             let path = InvalidRequestField.param(context.codingPath)
             throw .invalidRequest("Invalid type for '\(path)'.", param: path)

@@ -3,7 +3,8 @@ import Foundation
 /// A field of a request body that decoded but is not served, thrown from a `Decodable` initialiser
 /// and answered by ``JSON/decodeRequest(_:from:)`` as a 400 naming it.
 ///
-/// The message is the gateway's own words: it never echoes the field's value (a prompt's text).
+/// The message is the gateway's own words: it never echoes a value that may hold a prompt's text (a
+/// message's content); a short name the client chose, such as a content part's `type`, may be named.
 public struct InvalidRequestField: Error, Sendable {
     /// Where the field is, as OpenAI writes it: `messages[0].content[1]`.
     public var param: String

@@ -34,7 +34,9 @@ struct ChatMessageDecodingTests {
     @Test("An error body always has param and code, null when absent, as OpenAI's")
     func errorBody() {
         let body = String(buffer: JSON.buffer(APIError.invalidRequest("No.").body))
-        #expect(body == #"{"error":{"code":"invalid_request","message":"No.","param":null,"type":"invalid_request_error"}}"#)
+        #expect(
+            body == #"{"error":{"code":"invalid_request","message":"No.","param":null,"type":"invalid_request_error"}}"#
+        )
         let unnamed = String(buffer: JSON.buffer(APIErrorBody(message: "x", type: "server_error", code: nil)))
         #expect(unnamed.contains(#""code":null"#) && unnamed.contains(#""param":null"#))
     }
@@ -54,5 +56,13 @@ struct ChatMessageDecodingTests {
         }
         #expect(error.param == "messages[0].role")
         #expect(error.message == "Invalid type for 'messages[0].role'.")
+        guard
+            case .failure(let error) = self.decode(
+                #"{"model":"m","messages":[{"role":"user","content":"x"},{"content":"y"}]}"#)
+        else {
+            Issue.record("decoded")
+            return
+        }
+        #expect(error.param == "messages[1].role")
     }
 }

@@ -189,30 +189,35 @@ struct FailoverTests {
     @Test("A lost car's stream waits for the busy zone's next free slot and continues there, token for token")
     func waitsForBusyZone() async throws {
         try await withFleet { fleet in
-            // Two one-slot cars (HW3, fleet-3b): S1 on car-a, S2 on car-b; car-a is lost while S2 still runs.
-            let a = try await fleet.startAgentProcess(
-                "car-a", jobLog: temporaryJobLog("busy-a"), hardware: "hw3", slowdown: 2)
-            defer { a.stop() }
+            // Two one-slot cars (HW3, fleet-3b), both there when the long stream is placed, so the other
+            // is on its ranked list; the short stream then fills that one, and the long stream's car is
+            // lost while the short one runs. helper-58: a car full at the continuation's first look was
+            // marked tried and never offered again, so the stream waited 5 s beside a free slot.
+            let logs = ["car-a": temporaryJobLog("busy-a"), "car-b": temporaryJobLog("busy-b")]
+            var agents: [String: AgentProcess] = [:]
+            for name in ["car-a", "car-b"] {
+                agents[name] = try await fleet.startAgentProcess(
+                    name, jobLog: logs[name]!, hardware: "hw3", slowdown: 2)
+            }
+            defer { agents.values.forEach { $0.stop() } }
             let client = try await RecordingClient.connect(port: fleet.clientPort)
             defer { client.close() }
             let long = try await client.post(
                 "/v1/chat/completions",
                 json: chatBody(model: "fleet-3b", stream: true, maxTokens: 60, prompt: "busy long"))
-            let logB = temporaryJobLog("busy-b")
-            var spec = CarSpec("car-b", hardware: .hw3)
-            spec.jobLog = logB
-            try await fleet.startCar(spec)
             try await waitUntil(timeout: .seconds(10), "the long stream streaming") {
                 String(decoding: long.body, as: UTF8.self).components(separatedBy: "content").count > 3
             }
+            let lost = try #require(fleet.gateway.core.registry.all().first { $0.inFlight == 1 }?.descriptor.vehicleID)
+            let other = lost == "car-a" ? "car-b" : "car-a"
             let short = try await client.post(
                 "/v1/chat/completions",
-                json: chatBody(model: "fleet-3b", stream: true, maxTokens: 40, prompt: "busy short"))
-            try await waitUntil(timeout: .seconds(10), "the short stream streaming on car-b") {
+                json: chatBody(model: "fleet-3b", stream: true, maxTokens: 30, prompt: "busy short"))
+            try await waitUntil(timeout: .seconds(10), "the short stream streaming on \(other)") {
                 String(decoding: short.body, as: UTF8.self).contains("content")
             }
-            a.kill9()
-            for (prompt, stream, tokens) in [("busy long", long, 60), ("busy short", short, 40)] {
+            agents[lost]!.kill9()
+            for (prompt, stream, tokens) in [("busy long", long, 60), ("busy short", short, 30)] {
                 let result = streamResult(await stream.collect())
                 #expect(
                     result.errorCode == nil,
@@ -221,8 +226,8 @@ struct FailoverTests {
                 #expect(result.text == referenceText(prompt: prompt, maxTokens: tokens), "\(prompt): text differs")
                 #expect(result.ids.count == 1, "\(prompt): one id across the failover")
             }
-            // car-b served the short stream, then the long one's continuation, which waited for it.
-            let records = try JobLog.read(path: logB)
+            // The other car served the short stream, then the long one's continuation, which waited for it.
+            let records = try JobLog.read(path: logs[other]!)
             #expect(records.count == 2)
             #expect(
                 records.contains { $0.resumeFrom > 0 && $0.outcome == "completed" && $0.tokens == 60 - $0.resumeFrom })

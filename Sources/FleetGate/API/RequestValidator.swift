@@ -80,6 +80,13 @@ struct RequestValidator {
                 parsed = fast  // JSONDecoder's result, without its cost (see fastDecode)
             } else {
                 parsed = try JSON.decodeRequest(CompletionRequest.self, from: body)
+                // The fast reader refuses a name written twice at any depth; the decoder keeps the
+                // first, an upstream may read the last (helper-58: a message's second `role`).
+                if let name = JSONBody.firstNestedDuplicate(in: body) {
+                    throw .invalidRequest(
+                        "The JSON body has the member '\(name.prefix(64))' more than once in one object.",
+                        param: String(name.prefix(64)))
+                }
             }
             // The gateway edits the client's own bytes (central's `stream`, a continuation's text):
             // a body Foundation accepts but the strict reader cannot walk (nesting past 32, a raw

@@ -71,15 +71,22 @@ struct CandidateList {
     /// or a central endpoint configured with a continuation mode.
     mutating func next(continuation: Bool = false) -> AttemptLease? {
         var rounds = 0
-        // Cars a continuation passed over (they cannot continue): left out of this search's next
-        // decision, which would rank them first again, and not tried — a restart may take them.
+        // Cars a continuation passed over (they cannot continue), and cars that had no slot free or
+        // had left when their turn came: left out of this search's next decision, which would rank
+        // them first again, but not tried — a later search (a capacity wait's next look, a restart)
+        // may take them (helper-58: a full car marked tried was never offered to a waiting stream).
         var passedOver: [CarID] = []
+        var unavailable: [CarID] = []
         while true {
             if self.choices.isEmpty {
-                // One decision a search; a continuation that passed cars over asks again for the next
-                // ones (a decision ranks a few), a bounded number of times.
-                guard rounds == 0 || (!passedOver.isEmpty && rounds < Self.continuationRounds) else { break }
-                self.decide(alsoExcluding: passedOver, counted: rounds == 0)
+                // One decision a search; a search that passed cars over, or found them full, asks again
+                // for the next ones (a decision ranks a few), a bounded number of times.
+                guard
+                    rounds == 0
+                        || ((!passedOver.isEmpty || !unavailable.isEmpty) && rounds < Self.continuationRounds)
+                else { break }
+                self.decide(
+                    alsoExcluding: unavailable.isEmpty ? passedOver : passedOver + unavailable, counted: rounds == 0)
                 rounds += 1
                 if rounds == 1, let lease = self.forwardIfBetter(continuation: continuation) { return lease }  // cluster (#21)
                 if self.choices.isEmpty { break }
@@ -91,7 +98,7 @@ struct CandidateList {
                 }
                 continue
             }
-            guard !self.tried.contains(id) else { continue }
+            guard !self.tried.contains(id), !unavailable.contains(id) else { continue }
             let descriptor = self.core.registry.descriptor(id)
             // A car that cannot continue is passed over, not tried: a `stream: false` answer that
             // found no continuation starts again from nothing, and this car may serve that.
@@ -99,11 +106,14 @@ struct CandidateList {
                 passedOver.append(id)
                 continue
             }
-            self.tried.append(id)
             guard let car = descriptor, car.zone == self.profile.zone,
                 let tunnel = self.core.tunnels.handle(for: id),
                 let dispatch = self.core.registry.acquire(choice, for: self.profile, now: self.core.now)
-            else { continue }
+            else {
+                unavailable.append(id)
+                continue
+            }
+            self.tried.append(id)
             return .car(car, dispatch, tunnel)
         }
         // No car fits: central capacity in the same zone, never outside it.

@@ -85,7 +85,7 @@ extension Dispatcher {
         if reason == .noCapacity { self.core.metrics.fleetState.zoneRefused(self.request.zone) }
         switch reason {
         case .noCapacity:
-            guard let seconds = self.candidates.zoneBusyRetryAfter else {
+            guard let seconds = self.candidates.zoneBusyRetryAfter ?? (self.yieldedToWaiter ? 1 : nil) else {
                 error = .noCapacity(zone: self.request.zone)
                 break
             }
@@ -168,6 +168,7 @@ extension Dispatcher {
         self.ended = true
         self.capacityWaiter?.timer.cancel()
         self.capacityWaiter = nil
+        self.stopWaiting(.gone)
         for id in Array(self.attempts.keys) { self.cancel(id) }
         self.onEnd(status)
     }

@@ -124,7 +124,32 @@ extension Dispatcher {
                 "fleet.request.id": "\(self.requestID)", "fleet.attempt": "\(open.attempt)",
                 "fleet.attempt.reason": "\(open.reason)",
             ])
+        if self.capacityWait.since != nil, !self.waitCounted {
+            self.waitCounted = true
+            self.core.capacityWaiters.begin(zone: self.request.zone, model: self.request.model)
+        }
         self.capacityWaiter = (open, timer)
+    }
+
+    /// How a wait ended.
+    enum WaitEnd {
+        /// A slot was found.
+        case served
+        /// The limit was reached with the zone still busy.
+        case gaveUp
+        /// Nothing in the zone serves the model any more.
+        case emptied
+        /// The request ended (its client went, or another attempt won).
+        case gone
+    }
+
+    /// Ends the wait, if one runs: counted in `fleet_capacity_waits_total` and no longer yielded to.
+    func stopWaiting(_ end: WaitEnd) {
+        self.capacityWait.found()
+        guard self.waitCounted else { return }
+        self.waitCounted = false
+        self.core.capacityWaiters.end(zone: self.request.zone, model: self.request.model)
+        self.core.metrics.capacityWaitEnded(end)
     }
 
     /// The wait's timer: opens the attempt again, unless the request ended or no longer wants it
@@ -132,7 +157,7 @@ extension Dispatcher {
     func capacityTimerFired() {
         guard let (open, _) = self.capacityWaiter else { return }
         self.capacityWaiter = nil
-        guard !self.ended, self.machine.open.contains(open.attempt) else { return }
+        guard !self.ended, self.machine.open.contains(open.attempt) else { return self.stopWaiting(.gone) }
         self.perform(.open(open))
     }
 

@@ -122,6 +122,12 @@ final class Dispatcher: UpstreamEvents {
     var capacityWait: CapacityWait
     /// The attempt that waits, and the timer that asks for it again.
     var capacityWaiter: (open: DispatchStateMachine.Open, timer: NIOScheduledCallback)?
+    /// Whether this request counts among ``GatewayCore/capacityWaiters`` (and a `fleet_capacity_waits_total`
+    /// result is owed).
+    var waitCounted = false
+    /// Whether a first attempt found no candidate because a lost stream waits in the zone: the zone
+    /// is full, so the refusal is 503 `server_overloaded`.
+    var yieldedToWaiter = false
 
     init(
         core: GatewayCore, stream: any HTTPStream, request: ValidatedRequest, requestID: String, route: String,
@@ -210,19 +216,23 @@ final class Dispatcher: UpstreamEvents {
             self.clientFirstTokenAt = nil
         }
         let continuing = open.resumeFrom > 0
-        guard let lease = self.candidates.next(continuation: continuing) else {
-            let waited = self.capacityWait.since != nil
-            if self.capacityWaiter == nil,
-                let delay = self.capacityWait.retryDelay(
-                    reason: open.reason, zoneBusy: self.candidates.zoneBusyRetryAfter != nil, now: .now())
-            {
-                return self.waitForCapacity(open, delay)
+        // A lost stream waits for a slot in this zone: a new request (or its hedge) leaves the next
+        // free one to it, and is answered 503 server_overloaded.
+        let yields =
+            (open.reason == .initial || open.reason == .hedge)
+            && self.core.capacityWaiters.anyWaiting(zone: self.request.zone, model: self.request.model)
+        if yields { self.yieldedToWaiter = true }
+        guard !yields, let lease = self.candidates.next(continuation: continuing) else {
+            if self.capacityWaiter == nil {
+                let zoneBusy = self.candidates.zoneBusyRetryAfter != nil
+                if let delay = self.capacityWait.retryDelay(reason: open.reason, zoneBusy: zoneBusy, now: .now()) {
+                    return self.waitForCapacity(open, delay)
+                }
+                self.stopWaiting(zoneBusy ? .gaveUp : .emptied)
             }
-            if waited { self.core.metrics.capacityWaitGaveUp.increment() }
             return self.perform(self.machine.noCandidate(open.attempt))
         }
-        if self.capacityWait.since != nil { self.core.metrics.capacityWaitServed.increment() }
-        self.capacityWait.found()
+        self.stopWaiting(.served)
         // The privacy invariant, checked again here (CandidateList and the registry filter by zone):
         // should it ever break, the attempt is refused and logged, never served and never a crash.
         guard lease.zone == self.request.zone else {
