@@ -10,6 +10,12 @@ longest silence between two of its tokens — last token before the failure to f
 Every stream's text is checked against the reference (the synthetic text function): lost or
 repeated tokens are counted, and must be 0.
 
+At capacity (--at-capacity): four agents of --capacity-slots slots each, every slot busy with a
+stream (half of them short), and the busiest agent killed once all are busy: its streams can continue only
+on a slot another stream frees. Counts, per build, the streams completed with the reference text,
+those ended by the SSE error, and `fleet_capacity_waits_total`; with --baseline-bin DIR two builds
+alternate round by round in one run (--bin DIR: a build other than this tree's).
+
 Hedging: --hedge-requests requests over four agents, one of them secretly 10x slower than it
 advertises, with hedging on (default budget 5 %) and off, in the same run: extra attempts per
 request, and the agents' extra CPU per request.
@@ -70,14 +76,14 @@ class Fleet:
                                "--region", "eu-central"], env=self.env, capture_output=True, text=True,
                               check=True).stdout.strip()
 
-    def add(self, slowdown=1.0, extra=()):
+    def add(self, slowdown=1.0, extra=(), slots=16):
         self.serial += 1
         vehicle = f"bench-{self.serial}"
         log = tempfile.NamedTemporaryFile(prefix="fleet-jobs-", suffix=".jsonl", delete=False).name
         self.logs.append(log)
         self.agents[vehicle] = start(
             [os.path.join(self.bin_dir, "fleet-agent"), "run", "--gateway", f"127.0.0.1:{self.tunnel}", "--vehicle-id",
-             vehicle, "--region", "eu-central", "--hardware", "ai5", "--slots", "16", "--decode-tps", "25",
+             vehicle, "--region", "eu-central", "--hardware", "ai5", "--slots", str(slots), "--decode-tps", "25",
              "--slowdown", str(slowdown), "--job-log", log, "--log-level", "warning", *extra],
             dict(os.environ, FLEET_AGENT_TOKEN=self.token(vehicle)))
         return vehicle
@@ -126,7 +132,8 @@ async def one_stream(client, port, prompt, tokens, request_id):
 
 
 async def failover_round(fleet, fault, streams, tokens, round_index):
-    async with httpx.AsyncClient(http2=True, limits=httpx.Limits(max_connections=4)) as client:
+    # httpx speaks HTTP/2 over TLS only: over cleartext each concurrent stream needs a connection.
+    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=streams)) as client:
         prompts = [f"failover {fault} {round_index} {i}" for i in range(streams)]
         cpu_before = {name: cpu_seconds(proc.pid) for name, proc in fleet.agents.items()}
         tasks = [asyncio.create_task(one_stream(client, fleet.client, p, tokens, f"{fault}-{round_index}-{i}"))
@@ -152,6 +159,80 @@ async def failover_round(fleet, fault, streams, tokens, round_index):
     fleet.add()  # a replacement car
     fleet.wait_cars(4)
     return gaps, bad, errors, len(gaps)
+
+
+async def capacity_round(fleet, slots, round_index, short_tokens=30, long_tokens=150):
+    """Every slot busy, half with short streams; then the busiest car killed."""
+    count = 4 * slots
+    plan = [(f"capacity {round_index} {i}", short_tokens if i % 2 else long_tokens) for i in range(count)]
+    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=count)) as client:
+        cpu_before = {name: cpu_seconds(proc.pid) for name, proc in fleet.agents.items()}
+        tasks = [asyncio.create_task(one_stream(client, fleet.client, p, n, f"cap-{round_index}-{i}"))
+                 for i, (p, n) in enumerate(plan)]
+        # The kill comes once every slot is busy (or after 5 s).
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+            cars = json.load(urllib.request.urlopen(f"http://127.0.0.1:{fleet.admin}/admin/cars"))
+            if sum(c["inFlight"] for c in cars) >= count:
+                break
+        if os.environ.get("BENCH_DEBUG"):
+            print("in flight at the kill:", [c["inFlight"] for c in cars])
+        victim = max(fleet.agents, key=lambda name: cpu_seconds(fleet.agents[name].pid) - cpu_before[name])
+        proc = fleet.agents.pop(victim)
+        os.kill(proc.pid, signal.SIGKILL)
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        stop(proc)
+    ok = errors = bad = 0
+    for (prompt, tokens), result in zip(plan, results):
+        if isinstance(result, Exception):
+            errors += 1
+            continue
+        _, text, error = result
+        if error:
+            errors += 1
+        elif text == reference(prompt, tokens):
+            ok += 1
+        else:
+            bad += 1
+    return count, ok, errors, bad
+
+
+def capacity_waits(fleet):
+    text = urllib.request.urlopen(f"http://127.0.0.1:{fleet.admin}/metrics").read().decode()
+    waits = {}
+    for line in text.splitlines():
+        if line.startswith("fleet_capacity_waits_total{"):
+            waits[line.split('result="')[1].split('"')[0]] = int(float(line.rsplit(" ", 1)[1]))
+    return waits
+
+
+def capacity_bench(builds, rounds, slots):
+    totals = {name: [0, 0, 0, 0, {}] for name, _ in builds}
+    for r in range(rounds):
+        for name, bin_dir in builds:
+            fleet = Fleet(bin_dir)
+            try:
+                for _ in range(4):
+                    fleet.add(slots=slots)
+                fleet.wait_cars(4)
+                count, ok, errors, bad = asyncio.run(capacity_round(fleet, slots, r))
+                waits = capacity_waits(fleet)
+            finally:
+                fleet.close()
+            t = totals[name]
+            t[0] += count
+            t[1] += ok
+            t[2] += errors
+            t[3] += bad
+            for key, value in waits.items():
+                t[4][key] = t[4].get(key, 0) + value
+    print("| build | rounds | streams | completed, text exact | ended by the SSE error | lost or repeated | capacity waits |")
+    print("|---|---|---|---|---|---|---|")
+    for name, _ in builds:
+        count, ok, errors, bad, waits = totals[name]
+        shown = ", ".join(f"{k} {v}" for k, v in sorted(waits.items())) or "none (no such metric)"
+        print(f"| {name} | {rounds} | {count} | {ok} | {errors} | {bad} | {shown} |")
 
 
 async def hedge_run(fleet, requests):
@@ -184,8 +265,17 @@ def main():
     parser.add_argument("--streams", type=int, default=40)
     parser.add_argument("--tokens", type=int, default=60)
     parser.add_argument("--hedge-requests", type=int, default=200)
+    parser.add_argument("--at-capacity", action="store_true", help="only the at-capacity failover rounds")
+    parser.add_argument("--capacity-slots", type=int, default=3)
+    parser.add_argument("--bin", help="a release build's directory (default: build this tree)")
+    parser.add_argument("--baseline-bin", help="a second build, alternated with the first (--at-capacity)")
     args = parser.parse_args()
-    bin_dir = release_build("fleetgate", "fleet-agent")
+    bin_dir = args.bin or release_build("fleetgate", "fleet-agent")
+    if args.at_capacity:
+        builds = [("this" if not args.bin else args.bin, bin_dir)]
+        if args.baseline_bin:
+            builds.append((args.baseline_bin, args.baseline_bin))
+        return capacity_bench(builds, args.rounds, args.capacity_slots)
 
     fleet = Fleet(bin_dir)
     try:
