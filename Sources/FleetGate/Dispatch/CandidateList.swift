@@ -49,6 +49,8 @@ struct CandidateList {
     let preferredRegion: String
     /// Only central capacity (an application key's policy): cars are never handed out.
     var centralOnly = false
+    /// No car for this search: a lost stream waits for a car's slot in the zone (``CapacityWaiters``).
+    var carsYielded = false
     private(set) var choices: [Choice] = []  // cluster (#21): read by forwardIfBetter
     private var tried: [CarID] = []
     /// Central endpoints tried (their base URLs): a few at most, so an array, not a set (a set's
@@ -92,7 +94,7 @@ struct CandidateList {
                 if self.choices.isEmpty { break }
             }
             let choice = self.choices.removeFirst()
-            guard let id = choice.car, !self.centralOnly else {
+            guard let id = choice.car, !self.centralOnly, !self.carsYielded else {
                 if let lease = self.central(predicted: choice.predictedTTFTMilliseconds, continuation: continuation) {
                     return lease
                 }

@@ -6,9 +6,10 @@ import Synchronization
 /// At full load a slot that frees is taken within milliseconds by the next new request (a client
 /// whose stream just ended sends its next one at once), while a waiter asks every 100 ms: without a
 /// rule, waiters lost nearly every race (helper-58: 6 slots freed during a wait, 0 served). While a
-/// stream waits in a zone for a model, new requests there (and hedges) find no candidate, so they
-/// are answered 503 `server_overloaded` with `Retry-After` — which they would be anyway a moment
-/// later, the zone being full — and the next free slot is the waiter's. A wait lasts at most
+/// stream waits in a zone for a model, new requests there (and hedges) are offered no car: central
+/// capacity with room still serves them (a waiter that could continue there would not wait), and
+/// otherwise they are answered 503 `server_overloaded` with `Retry-After` — which they would be
+/// anyway a moment later, the zone being full — and the next free slot is the waiter's. A wait lasts at most
 /// `dispatch.capacityWaitSeconds`.
 final class CapacityWaiters: Sendable {
     private struct Key: Hashable {

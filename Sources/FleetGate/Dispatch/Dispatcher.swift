@@ -216,13 +216,15 @@ final class Dispatcher: UpstreamEvents {
             self.clientFirstTokenAt = nil
         }
         let continuing = open.resumeFrom > 0
-        // A lost stream waits for a slot in this zone: a new request (or its hedge) leaves the next
-        // free one to it, and is answered 503 server_overloaded.
+        // A lost stream waits for a car's slot in this zone: a new request (or its hedge) leaves the
+        // next free one to it — central capacity with room still serves it — or is answered 503
+        // server_overloaded.
         let yields =
             (open.reason == .initial || open.reason == .hedge)
             && self.core.capacityWaiters.anyWaiting(zone: self.request.zone, model: self.request.model)
         if yields { self.yieldedToWaiter = true }
-        guard !yields, let lease = self.candidates.next(continuation: continuing) else {
+        self.candidates.carsYielded = yields
+        guard let lease = self.candidates.next(continuation: continuing) else {
             if self.capacityWaiter == nil {
                 let zoneBusy = self.candidates.zoneBusyRetryAfter != nil
                 if let delay = self.capacityWait.retryDelay(reason: open.reason, zoneBusy: zoneBusy, now: .now()) {
