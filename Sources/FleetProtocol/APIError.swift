@@ -30,6 +30,13 @@ public struct APIError: Error, Hashable, Sendable, CustomStringConvertible {
     public static func invalidRequest(_ message: String, param: String? = nil) -> Self {
         Self(status: 400, type: "invalid_request_error", code: "invalid_request", message: message, param: param)
     }
+    /// A 400 naming `name` when `value` is outside `low`…`high` (a sampling parameter's range, as
+    /// OpenAI's); nothing when it is absent or inside.
+    public static func checkRange(_ name: String, _ value: Double?, _ low: Int, _ high: Int) throws(APIError) {
+        guard let value, !(Double(low)...Double(high)).contains(value) else { return }
+        throw .invalidRequest("'\(name)' must be between \(low) and \(high).", param: name)
+    }
+
     /// 401: no or wrong API key.
     public static let invalidAPIKey = Self(
         status: 401, type: "authentication_error", code: "invalid_api_key",

@@ -14,12 +14,8 @@ extension ResponsesRequest {
         if let limit = self.maxOutputTokens, limit < 1 || limit > 1 << 16 {
             throw .invalidRequest("'max_output_tokens' must be between 1 and 65536.", param: "max_output_tokens")
         }
-        if let temperature, !(0...2).contains(temperature) {
-            throw .invalidRequest("'temperature' must be between 0 and 2.", param: "temperature")
-        }
-        if let topP, !(0...1).contains(topP) {
-            throw .invalidRequest("'top_p' must be between 0 and 1.", param: "top_p")
-        }
+        try APIError.checkRange("temperature", self.temperature, 0, 2)
+        try APIError.checkRange("top_p", self.topP, 0, 1)
         if let metadata {
             guard metadata.count <= 16, metadata.allSatisfy({ $0.key.count <= 64 && $0.value.count <= 512 }) else {
                 throw .invalidRequest(
@@ -71,7 +67,8 @@ extension ResponsesRequest {
             throw .invalidRequest("'tools' must be an array.", param: "tools")
         }
         if let choice = self.toolChoice, !choice.isEmptyOrNull, choice != .string("auto"), choice != .string("none") {
-            throw .invalidRequest("'tool_choice' can only be 'auto' or 'none': no tools are served.", param: "tool_choice")
+            throw .invalidRequest(
+                "'tool_choice' can only be 'auto' or 'none': no tools are served.", param: "tool_choice")
         }
         if self.background == true {
             throw .invalidRequest(
@@ -151,7 +148,8 @@ extension ResponsesRequest {
             }
             return ChatMessage(role: chatRole, content: text)
         default:
-            throw .invalidRequest("'\(param).content' must be a string or an array of text parts.", param: "\(param).content")
+            throw .invalidRequest(
+                "'\(param).content' must be a string or an array of text parts.", param: "\(param).content")
         }
     }
 }

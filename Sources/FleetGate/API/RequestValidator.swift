@@ -98,8 +98,9 @@ struct RequestValidator {
                     "The JSON body is nested too deeply or contains characters JSON does not allow in strings.")
             }
             // The gateway checks the first of two `model`s (an app key's models, the zone's capacity)
-            // and forwards the bytes; a Python runtime would serve the last (helper-56).
-            if let name = JSONBody.firstDuplicate(in: members) {
+            // and forwards the bytes; a Python runtime would serve the last (helper-56). A body the
+            // decoder read was checked at every depth above.
+            if fast != nil, let name = JSONBody.firstDuplicate(in: members) {
                 throw .invalidRequest(
                     "The JSON body has the member '\(name.prefix(64))' more than once.", param: String(name.prefix(64)))
             }
@@ -183,10 +184,10 @@ struct RequestValidator {
     /// role `wizard` were served).
     static func checkSampling(_ request: CompletionRequest) throws(APIError) {
         // One check at a time, not a table of them: an array built a request is a heap allocation.
-        try Self.check("temperature", request.temperature, 0, 2)
-        try Self.check("top_p", request.topP, 0, 1)
-        try Self.check("presence_penalty", request.presencePenalty, -2, 2)
-        try Self.check("frequency_penalty", request.frequencyPenalty, -2, 2)
+        try APIError.checkRange("temperature", request.temperature, 0, 2)
+        try APIError.checkRange("top_p", request.topP, 0, 1)
+        try APIError.checkRange("presence_penalty", request.presencePenalty, -2, 2)
+        try APIError.checkRange("frequency_penalty", request.frequencyPenalty, -2, 2)
         if let top = request.topLogprobs, top < 0 || top > 20 {
             throw .invalidRequest("'top_logprobs' must be between 0 and 20.", param: "top_logprobs")
         }
@@ -196,11 +197,6 @@ struct RequestValidator {
                 "'messages[\(index)].role' must be one of 'system', 'developer', 'user', 'assistant', 'tool' or 'function'.",
                 param: "messages[\(index)].role")
         }
-    }
-
-    private static func check(_ name: String, _ value: Double?, _ low: Int, _ high: Int) throws(APIError) {
-        guard let value, !(Double(low)...Double(high)).contains(value) else { return }
-        throw .invalidRequest("'\(name)' must be between \(low) and \(high).", param: name)
     }
 
     /// The message roles OpenAI's chat completions take (a switch: no hashing a message).

@@ -124,7 +124,7 @@ extension Dispatcher {
                 "fleet.request.id": "\(self.requestID)", "fleet.attempt": "\(open.attempt)",
                 "fleet.attempt.reason": "\(open.reason)",
             ])
-        if self.capacityWait.since != nil, !self.waitCounted {
+        if !self.waitCounted {
             self.waitCounted = true
             self.core.capacityWaiters.begin(zone: self.request.zone, model: self.request.model)
         }
