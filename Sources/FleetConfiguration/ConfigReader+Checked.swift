@@ -27,8 +27,10 @@ extension ConfigReader {
     public func double(_ key: String, in range: ClosedRange<Double>) throws -> Double {
         let value = try self.converting(key) { try self.requiredDouble(forKey: ConfigKey(key)) }
         guard range.contains(value) else {
+            let text = { (v: Double) in v == v.rounded() && abs(v) < 1e15 ? "\(Int(v))" : "\(v)" }
             throw ConfigurationError(
-                .invalidValue, key: key, value: "\(value)", "must be in \(range.lowerBound)…\(range.upperBound)")
+                .invalidValue, key: key, value: text(value),
+                "must be in \(text(range.lowerBound))…\(text(range.upperBound))")
         }
         return value
     }

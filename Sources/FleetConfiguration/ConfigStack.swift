@@ -111,18 +111,35 @@ public struct ConfigStack: Sendable {
         return ConfigReader(providers: providers, accessReporter: accessReporter)
     }
 
-    /// Reads a configuration with `body`, adding the file position to an error on a key from the file.
+    /// Reads a configuration with `body`, adding to an error where its key's value came from (``attribute(_:)``).
     /// - Throws: ``ConfigurationError``.
     public func read<T>(_ body: (ConfigReader) throws -> T) throws -> T {
         try self.locating { try body(self.reader()) }
     }
 
-    /// Runs `body` (for example building the server from the configuration), adding the file position
-    /// to a ``ConfigurationError`` on a key from the file.
+    /// Runs `body` (for example building the server from the configuration), adding to a
+    /// ``ConfigurationError`` where its key's value came from (``attribute(_:)``).
     public func locating<T>(_ body: () throws -> T) throws -> T {
         do { return try body() } catch let error as ConfigurationError {
-            throw self.file?.locate(error) ?? error
+            throw self.attribute(error)
         }
+    }
+
+    /// Adds to `error` the layer that supplied its key, in precedence order: the flag, else the
+    /// environment variable, else the file's line and column. A value from the environment must not
+    /// be reported at the file's line for the same key, which may hold a good value.
+    public func attribute(_ error: ConfigurationError) -> ConfigurationError {
+        guard error.location == nil, error.origin == nil, let spec = self.schema[error.key] else { return error }
+        var error = error
+        let variable = spec.environmentVariable(prefix: self.program.environmentPrefix)
+        if self.arguments.contains(where: { $0 == spec.flag || $0.hasPrefix(spec.flag + "=") }) {
+            error.origin = "flag \(spec.flag)"
+        } else if self.environment[variable] != nil {
+            error.origin = "environment variable \(variable)"
+        } else if let file = self.file {
+            error = file.locate(error)
+        }
+        return error
     }
 
     /// Checks the flags and rewrites aliases to the canonical flags; pulls out `--config`.

@@ -26,6 +26,9 @@ public struct ConfigurationError: Error, Sendable, CustomStringConvertible {
     public var message: String
     /// Where the value was written, when it came from a file.
     public var location: Location?
+    /// Where the value came from when not from a file: `flag --limits-max-body-bytes` or
+    /// `environment variable FLEETGATE_LIMITS_MAX_BODY_BYTES`.
+    public var origin: String?
     /// The underlying error, if any.
     public var cause: (any Error)?
 
@@ -60,7 +63,7 @@ public struct ConfigurationError: Error, Sendable, CustomStringConvertible {
     }
 
     public var description: String {
-        var text = self.location.map { "\($0): " } ?? ""
+        var text = self.location.map { "\($0): " } ?? self.origin.map { "\($0): " } ?? ""
         text += "key '\(self.key)'"
         if let value = self.value { text += ": '\(value)'" }
         text += ": \(self.message)"

@@ -133,7 +133,41 @@ struct ConfigSourcesTests {
                 "\(file):3:17: key 'limits.maxBodyBytes': 'lots': must be an integer",
                 "\(file):4:24: key 'limits.maxInFlightRequests': '-5': must be in 1…10000000",
                 "\(file):6:16: key 'dispatch.maxAttempts': '0': must be in 1…10",
-                "key 'fleetSecret': the fleet secret must be at least 16 bytes",
+                "environment variable FLEETGATE_FLEET_SECRET: key 'fleetSecret': the fleet secret must be at least 16 bytes",
+            ], "\(result.lines)")
+    }
+
+    @Test("A bad value is reported where it came from: the flag, the environment variable or the file line")
+    func errorNamesItsLayer() throws {
+        let file = try Self.write("dispatch:\n  capacityWaitSeconds: 3\n  maxAttempts: 0\n")
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let variable = "FLEETGATE_DISPATCH_CAPACITY_WAIT_SECONDS"
+        // The file's line for the key holds a good value: it must not be blamed for the variable's.
+        #expect {
+            _ = try Self.gateway(["--dispatch-max-attempts", "3"], file: file, environment: [variable: "700"])
+        } throws: {
+            "\($0)".hasPrefix("environment variable \(variable): key 'dispatch.capacityWaitSeconds'")
+                && !"\($0)".contains(file)
+        }
+        #expect {
+            _ = try Self.gateway(
+                ["--dispatch-max-attempts", "3", "--dispatch-capacity-wait-seconds=900"], file: file,
+                environment: [variable: "700"])
+        } throws: {
+            "\($0)".hasPrefix(
+                "flag --dispatch-capacity-wait-seconds: key 'dispatch.capacityWaitSeconds': '900': must be in 0…600")
+        }
+        #expect { _ = try Self.gateway([], file: file) } throws: {
+            "\($0)".hasPrefix("\(file):3:16: key 'dispatch.maxAttempts': '0'")
+        }
+        let result = ConfigCheck.run(
+            file: file, program: .fleetgate, schema: GatewayConfiguration.schema,
+            environment: Self.secret.merging([variable: "-1"]) { a, _ in a }
+        ) { try GatewayConfiguration(config: $0) }
+        #expect(
+            result.lines == [
+                "\(file):3:16: key 'dispatch.maxAttempts': '0': must be in 1…10",
+                "environment variable \(variable): key 'dispatch.capacityWaitSeconds': '-1': must be in 0…600",
             ], "\(result.lines)")
     }
 
