@@ -118,7 +118,7 @@ package enum LogLine {
         line.append(utf8: source)
         line.append(utf8: "] ")
         line.append(utf8: message)
-        line.append(UInt8(ascii: "\n"))
+        line.append(UInt8(ascii: "\n"))  // the only line break of a line
     }
 
     /// A metadata field of a line: its key, and where its value is.
@@ -175,10 +175,24 @@ package enum LogLine {
 }
 
 extension [UInt8] {
-    /// Appends a string's UTF-8 bytes.
+    /// Appends a string's UTF-8 bytes, a line break as `\\n` / `\\r`: one event is one line, whatever a
+    /// value holds (a refused reload's reasons, one per line, made a line per reason with no timestamp).
     fileprivate mutating func append(utf8 string: String) {
         var string = string
-        string.withUTF8 { self.append(contentsOf: $0) }  // one copy (`append(contentsOf: string.utf8)` cost twice this)
+        string.withUTF8 { bytes in
+            // One copy (`append(contentsOf: string.utf8)` cost twice this) unless there is a break to escape.
+            guard bytes.contains(where: { $0 == UInt8(ascii: "\n") || $0 == UInt8(ascii: "\r") }) else {
+                self.append(contentsOf: bytes)
+                return
+            }
+            for byte in bytes {
+                switch byte {
+                case UInt8(ascii: "\n"): self.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "n")])
+                case UInt8(ascii: "\r"): self.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "r")])
+                default: self.append(byte)
+                }
+            }
+        }
     }
 
     /// Appends ` KEY=TEXT`.
