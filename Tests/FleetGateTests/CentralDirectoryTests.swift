@@ -106,6 +106,21 @@ struct CentralDirectoryTests {
         #expect(!directory.needsProbe(at: t0 + .seconds(1)) && directory.needsProbe(at: t0 + .seconds(5)))
     }
 
+    @Test("A silent endpoint is news once, then once a minute, and again when it answers")
+    func silenceIsLoggedOnce() {
+        let directory = self.directory()
+        let t0 = NIODeadline.uptimeNanoseconds(1_000_000_000_000)
+        #expect(directory.probed(Self.a, models: ["fleet-8b"], now: t0) == .unchanged)
+        #expect(directory.probed(Self.a, models: nil, now: t0) == .silent)
+        let news = (1...59).map { directory.probed(Self.a, models: nil, now: t0 + .seconds(Int64($0))) }
+        #expect(news.allSatisfy { $0 == .unchanged })  // probed every second, logged once
+        #expect(directory.probed(Self.a, models: nil, now: t0 + .seconds(60)) == .stillSilent(seconds: 60))
+        #expect(directory.probed(Self.a, models: nil, now: t0 + .seconds(61)) == .unchanged)
+        #expect(directory.probed(Self.a, models: ["fleet-8b"], now: t0 + .seconds(62)) == .answering)
+        #expect(directory.probed(Self.a, models: ["fleet-8b"], now: t0 + .seconds(63)) == .unchanged)
+        #expect(directory.probed(Self.a, models: nil, now: t0 + .seconds(64)) == .silent)
+    }
+
     @Test("Logs and metrics show a base URL without its user or password")
     func redacted() {
         #expect(CentralDirectory.redacted("http://svc:S3cret@10.0.0.5:8000/v1") == "http://10.0.0.5:8000/v1")

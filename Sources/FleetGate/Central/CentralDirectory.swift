@@ -41,6 +41,9 @@ public final class CentralDirectory: Service, Sendable {
         /// as its `Retry-After` asked, 1 s when it said nothing. Busy is not broken — it stays in
         /// rotation otherwise, its failures and estimate untouched.
         var busyUntil: NIODeadline?
+        /// Since when its model list has gone unanswered, and when the log last said so.
+        var silentSince: NIODeadline?
+        var silenceLogged: NIODeadline?
 
         /// Out of rotation (three failures in a row), or no model list yet: probed until it answers.
         var isOut: Bool { !self.healthy || self.models.isEmpty }
@@ -234,6 +237,7 @@ public final class CentralDirectory: Service, Sendable {
     /// Asks one endpoint for its models, and records what it said.
     private func probe(_ baseURL: String, with client: HTTPClient) async {
         var models: Set<String>?
+        var failure = ""
         do {
             var request = HTTPClientRequest(url: baseURL + "/models")
             request.method = .GET
@@ -246,14 +250,41 @@ public final class CentralDirectory: Service, Sendable {
             if response.status == .ok {
                 let body = try await response.body.collect(upTo: 1 << 20)
                 models = Set(try JSON.decode(ModelList.self, from: body.readableBytesView).data.map(\.id))
+            } else {
+                failure = "HTTP \(response.status.code)"
             }
         } catch {
-            self.logger.warning(
-                "Central endpoint unreachable",
-                metadata: ["fleet.central": "\(Self.redacted(baseURL))", "error.type": "\(type(of: error))"])
+            failure = "\(type(of: error))"
         }
-        self.probed(baseURL, models: models)
+        let metadata: Logger.Metadata = ["fleet.central": "\(Self.redacted(baseURL))"]
+        switch self.probed(baseURL, models: models) {
+        case .unchanged: break
+        case .silent:
+            self.logger.warning(
+                "Central endpoint does not list its models; out of rotation, probed every second",
+                metadata: metadata.merging(["error.type": "\(failure)"]) { a, _ in a })
+        case .stillSilent(let seconds):
+            self.logger.warning(
+                "Central endpoint still does not list its models",
+                metadata: metadata.merging(["error.type": "\(failure)", "fleet.central.silent_seconds": "\(seconds)"]) {
+                    a, _ in a
+                })
+        case .answering:
+            self.logger.info("Central endpoint lists its models again", metadata: metadata)
+        }
     }
+
+    /// What a probe changed, for the log: one line when an endpoint stops listing its models, one a
+    /// minute while it stays silent, one when it answers again (a dead endpoint logged every second).
+    enum ProbeNews: Equatable {
+        case unchanged
+        case silent
+        case stillSilent(seconds: Int)
+        case answering
+    }
+
+    /// How often the log repeats that an endpoint is still silent.
+    static let silenceReminder = TimeAmount.seconds(60)
 
     /// A probe of an endpoint's models was answered busy (429, 503): its health and models stay as
     /// they were, and it is left alone for `seconds`.
@@ -266,14 +297,25 @@ public final class CentralDirectory: Service, Sendable {
 
     /// What a probe of an endpoint's models found: the list (the endpoint is back in rotation, its
     /// failures forgotten), or nil when it did not answer (out of rotation).
-    func probed(_ baseURL: String, models: Set<String>?) {
+    @discardableResult
+    func probed(_ baseURL: String, models: Set<String>?, now: NIODeadline = .now()) -> ProbeNews {
         self.endpoints.withLock { list in
-            guard let i = list.firstIndex(where: { $0.baseURL == baseURL }) else { return }
+            guard let i = list.firstIndex(where: { $0.baseURL == baseURL }) else { return .unchanged }
             list[i].healthy = models != nil
             if let models {
                 list[i].models = models
                 list[i].consecutiveFailures = 0
+                defer { list[i].silentSince = nil }
+                return list[i].silentSince == nil ? .unchanged : .answering
             }
+            guard let since = list[i].silentSince, let logged = list[i].silenceLogged else {
+                list[i].silentSince = now
+                list[i].silenceLogged = now
+                return .silent
+            }
+            guard now - logged >= Self.silenceReminder else { return .unchanged }
+            list[i].silenceLogged = now
+            return .stillSilent(seconds: Int((now - since).nanoseconds / 1_000_000_000))
         }
     }
 
