@@ -3,6 +3,10 @@ import Foundation
 public import Logging
 public import ServiceLifecycle
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// Watches a JSON file with the car's telemetry and applies changes to ``AgentState``.
 ///
 /// The file holds any of `plugged_in` (bool), `charge_percent` (0–100), `link`
@@ -38,11 +42,21 @@ public struct StateFileWatcher: Service {
     }
 
     /// Reads the file once and applies it. Throws when it cannot be read or parsed.
+    /// - Throws: ``AgentConfigError`` saying why, without the path (the caller names it).
     public func apply() throws {
-        let data = try Data(contentsOf: URL(fileURLWithPath: self.path))
-        let file = try JSONDecoder().decode(FileState.self, from: data)
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: self.path)) } catch {
+            throw AgentConfigError(message: "cannot be read: \(Self.reason(error))")
+        }
+        let file: FileState
+        do { file = try JSONDecoder().decode(FileState.self, from: data) } catch {
+            throw AgentConfigError(
+                message:
+                    "\(Self.describe(error)) (a JSON object of any of plugged_in, charge_percent, link, departing_in_s, uplink_mbps)"
+            )
+        }
         if let charge = file.chargePercent, !(0...100).contains(charge) {
-            throw AgentConfigError(message: "\(self.path): key 'charge_percent': \(charge) is not in 0...100")
+            throw AgentConfigError(message: "key 'charge_percent': \(charge) is not in 0...100")
         }
         self.state.update { vehicle in
             if let v = file.pluggedIn { vehicle.pluggedIn = v }
@@ -50,6 +64,36 @@ public struct StateFileWatcher: Service {
             if let v = file.link { vehicle.link = v }
             vehicle.departingInSeconds = file.departingInSeconds
             if let v = file.uplinkMbps { vehicle.uplinkMbps = v }
+        }
+    }
+
+    /// The system's reason a file could not be read ("No such file or directory"), not Foundation's
+    /// generic text.
+    static func reason(_ error: any Error) -> String {
+        switch (error as? CocoaError)?.code {
+        case .fileReadNoSuchFile?, .fileNoSuchFile?: return "No such file or directory"
+        case .fileReadNoPermission?: return "Permission denied"
+        default: break
+        }
+        let underlying = (error as NSError).userInfo[NSUnderlyingErrorKey] as? NSError
+        if let code = underlying?.code, underlying?.domain == NSPOSIXErrorDomain, let text = strerror(Int32(code)) {
+            return String(cString: text)
+        }
+        return (error as NSError).localizedDescription
+    }
+
+    /// Which key was wrong, or that the text is not JSON.
+    static func describe(_ error: any Error) -> String {
+        func key(_ path: [any CodingKey]) -> String { path.map(\.stringValue).joined(separator: ".") }
+        switch error as? DecodingError {
+        case .typeMismatch(_, let context), .valueNotFound(_, let context):
+            return "key '\(key(context.codingPath))': wrong type"
+        case .dataCorrupted(let context) where !context.codingPath.isEmpty:
+            return "key '\(key(context.codingPath))': invalid value"
+        case .keyNotFound(let missing, _):
+            return "key '\(missing.stringValue)' missing"
+        default:
+            return "not valid JSON"
         }
     }
 

@@ -1,0 +1,48 @@
+import FleetAgent
+import FleetProtocol
+import Foundation
+import Logging
+import Testing
+
+/// The car's telemetry file: applied when sound; otherwise a reason an operator can act on, and the
+/// last good state stays.
+@Suite("State file", .timeLimit(.minutes(1)))
+struct StateFileWatcherTests {
+    func watcher(_ text: String?) throws -> (StateFileWatcher, AgentState, String) {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("state-\(UUID().uuidString).json").path
+        if let text { try text.write(toFile: path, atomically: true, encoding: .utf8) }
+        let state = AgentState(
+            initial: VehicleState(pluggedIn: true, chargePercent: 80, link: .wifi, slotsFree: 1), slots: 1)
+        return (StateFileWatcher(path: path, state: state, logger: Logger(label: "test")), state, path)
+    }
+
+    func failure(_ text: String?) throws -> String {
+        let (watcher, state, path) = try self.watcher(text)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        do {
+            try watcher.apply()
+            return "applied"
+        } catch {
+            #expect(state.vehicle.chargePercent == 80)  // the last good state stays
+            return "\(error)"
+        }
+    }
+
+    @Test("A sound file is applied")
+    func applies() throws {
+        let (watcher, state, path) = try self.watcher(#"{"plugged_in":false,"charge_percent":41,"link":"cellular"}"#)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try watcher.apply()
+        #expect(!state.vehicle.pluggedIn && state.vehicle.chargePercent == 41 && state.vehicle.link == .cellular)
+    }
+
+    @Test("A missing, malformed or out-of-range file says why, in words")
+    func reasons() throws {
+        let missing = try self.failure(nil)
+        #expect(missing == "cannot be read: No such file or directory", "\(missing)")
+        #expect(try self.failure("plugged_in: yes").hasPrefix("not valid JSON (a JSON object of any of plugged_in"))
+        #expect(try self.failure(#"{"charge_percent":"full"}"#).hasPrefix("key 'charge_percent': wrong type"))
+        #expect(try self.failure(#"{"link":"carrier-pigeon"}"#).hasPrefix("key 'link': invalid value"))
+        #expect(try self.failure(#"{"charge_percent":140}"#) == "key 'charge_percent': 140 is not in 0...100")
+    }
+}
