@@ -88,7 +88,8 @@ public final class GatewayCore: Sendable {
                 "GeoIP database loaded",
                 metadata: [
                     "fleet.geoip.path": "\(database.path)", "fleet.geoip.type": "\(database.databaseType)",
-                    "fleet.geoip.built": "\(database.buildEpoch)",
+                    "fleet.geoip.built":
+                        "\(ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: TimeInterval(database.buildEpoch))))",
                 ])
         } else {
             logger.warning("No GeoIP database: every public address gets the map's noDatabase region")

@@ -188,6 +188,15 @@ struct EdgeAuthTests {
                         "\(base)/admin/regions/reload",
                     ], "200"
                 ),
+                // A known path with the other method: 405, not 404.
+                (["-H", auth, "\(base)/admin/reload"], "405"),
+                (
+                    [
+                        "-X", "POST", "-H", "content-type: application/json", "-H", auth, "-d", "{}",
+                        "\(base)/admin/cars",
+                    ], "405"
+                ),
+                (["-I", "-H", auth, "\(base)/admin/config"], "200"),
                 // Probes: no token, any Host, read-only.
                 (["-H", "host: 10.1.2.3:9090", "\(base)/healthz"], "200"),
                 (["\(base)/metrics"], "200"),

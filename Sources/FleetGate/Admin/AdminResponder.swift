@@ -49,6 +49,12 @@ struct AdminResponder: HTTPServerResponder {
         if self.probesOnly && !AdminGuard.probes.contains(path) {
             return FixedResponseDelegate(stream: stream, status: .notFound, body: JSON.buffer(APIError.notFound.body))
         }
+        // A known path asked with the other method is a 405 naming the right one, not a 404.
+        if let allowed = Self.methods[path], request.method != allowed, !(allowed == .get && request.method == .head) {
+            let body = APIErrorBody(
+                message: "\(path) takes \(allowed.rawValue).", type: "invalid_request_error", code: "admin_refused")
+            return FixedResponseDelegate(stream: stream, status: .methodNotAllowed, body: JSON.buffer(body))
+        }
         switch path {
         case "/healthz":
             return FixedResponseDelegate(stream: stream, status: .ok, body: ByteBuffer(string: "{\"status\":\"ok\"}"))
@@ -63,13 +69,13 @@ struct AdminResponder: HTTPServerResponder {
             return FixedResponseDelegate(
                 stream: stream, status: .ok, body: ByteBuffer(bytes: self.metricsBody()),
                 contentType: "text/plain; version=0.0.4")
-        case "/admin/config" where request.method == .get:
+        case "/admin/config":
             let view = ConfigView(self.core.configuration, regionsVersion: self.core.geo.current.map.version)
             return FixedResponseDelegate(stream: stream, status: .ok, body: JSON.buffer(view))
-        case "/admin/regions" where request.method == .get:
+        case "/admin/regions":
             return FixedResponseDelegate(
                 stream: stream, status: .ok, body: JSON.buffer(RegionsView(self.core.geo.current)))
-        case "/admin/reload" where request.method == .post, "/admin/regions/reload" where request.method == .post:
+        case "/admin/reload", "/admin/regions/reload":
             // Off the event loop: a reload reads and checks files; requests that arrive while one runs
             // share the next (OffLoopResponseDelegate, CoalescedJob).
             let (reloader, geo) = (self.reloader, self.core.geo)
@@ -87,7 +93,7 @@ struct AdminResponder: HTTPServerResponder {
                     }
                 }
             }
-        case "/admin/keys/reload" where request.method == .post:
+        case "/admin/keys/reload":
             let reloader = self.reloader
             return OffLoopResponseDelegate(stream: stream) { eventLoop in
                 reloader.reloadKeys(on: eventLoop).map { result in
@@ -125,6 +131,12 @@ struct AdminResponder: HTTPServerResponder {
             return FixedResponseDelegate(stream: stream, status: .notFound, body: JSON.buffer(APIError.notFound.body))
         }
     }
+
+    /// The method of each admin path (the probes and the dashboard check their own).
+    static let methods: [String: HTTPRequest.Method] = [
+        "/admin/config": .get, "/admin/regions": .get, "/admin/cars": .get,
+        "/admin/reload": .post, "/admin/regions/reload": .post, "/admin/keys/reload": .post,
+    ]
 
     static func refuse(_ stream: any HTTPStream, _ refusal: AdminGuard.Refusal) -> any HTTPStreamDelegate {
         let (status, message): (HTTPResponse.Status, String) =
