@@ -71,6 +71,25 @@ struct ConfigKeysTests {
         #expect(documented.table == AgentProgramConfiguration.schema.markdownTable(environmentPrefix: "FLEET_AGENT"))
     }
 
+    @Test("Every command-line alias is listed after its program's table (secrets' aliases only refuse)")
+    func aliases() throws {
+        let text = try String(contentsOf: Self.docs, encoding: .utf8)
+        for (name, schema) in [
+            ("fleetgate", GatewayConfiguration.schema), ("fleet-agent", AgentProgramConfiguration.schema),
+        ] {
+            let end = try #require(text.range(of: "<!-- end \(name) keys -->"))
+            let list = try #require(text[end.upperBound...].range(of: "Command-line aliases:"))
+            let paragraph = String(text[list.upperBound...]).components(separatedBy: "\n\n")[0]
+            let documented = Set(paragraph.split(separator: "`").filter { $0.hasPrefix("--") }.map(String.init))
+            let aliases = Set(
+                schema.keys.filter { !$0.isSecret }.flatMap(\.aliases).map {
+                    String($0.split(separator: "=", maxSplits: 1)[0])
+                })
+            #expect(aliases.subtracting(documented).isEmpty, "\(name): not documented")
+            #expect(documented.subtracting(aliases).isEmpty, "\(name): documented but not an alias")
+        }
+    }
+
     @Test("The defaults read through the stack are the types' own defaults")
     func defaults() throws {
         let stack = try ConfigStack(
