@@ -50,4 +50,40 @@ struct OverloadTests {
             #expect(metrics.contains("fleet_requests_shed_total{reason=\"in_flight\"} \(shed)"))
         }
     }
+
+    @Test("With CORS on, a browser page's refusals over HTTP/2 carry its CORS fields, so it can read them")
+    func shedsWithCORS() async throws {
+        try await withFleet(
+            cars: [CarSpec("car-a", slowdown: 4)],
+            configure: {
+                $0.limits.maxInFlightPerEventLoop = 2
+                $0.auth.corsOrigins = ["https://app.example.com"]
+            }
+        ) { fleet in
+            let client = try await RecordingClient.connect(port: fleet.clientPort)
+            defer { client.close() }
+            var headers = HTTPFields()
+            headers[.origin] = "https://app.example.com"
+            var streams: [RecordingStream] = []
+            for i in 0..<12 {
+                streams.append(
+                    try await client.post(
+                        "/v1/chat/completions", json: chatBody(stream: true, maxTokens: 8, prompt: "cors \(i)"),
+                        headers: headers))
+            }
+            var shed = 0
+            for stream in streams {
+                let collected = await stream.collect()
+                #expect(collected.response?.headerFields[.accessControlAllowOrigin] == "https://app.example.com")
+                if collected.response?.status.code == 503 {
+                    shed += 1
+                    #expect(collected.body.contains("\"server_overloaded\""))
+                    #expect(collected.response?.headerFields[.retryAfter] == "1")
+                } else {
+                    #expect(streamResult(collected).done)
+                }
+            }
+            #expect(shed > 0, "12 streams at once on a loop admitting 2 must shed some")
+        }
+    }
 }

@@ -31,6 +31,8 @@ struct APIResponder: HTTPServerResponder {
         // its answers carry the CORS fields. Without `auth.corsOrigins` (the default) no field is
         // looked up; the SDKs send no `Origin`, and nothing is wrapped for them.
         let cors = self.core.liveConfiguration.cors
+        // HTTP/2 screened the request on its header block (`earlyResponse`), unless CORS is on.
+        let screened = connection.httpProtocol != "http/1.1" && !cors.isEnabled
         if cors.isEnabled, let origin = request.headerFields[.origin], cors.allows(origin) {
             if request.method == .options {
                 self.core.metrics.request(route: "preflight", status: 200)
@@ -39,14 +41,17 @@ struct APIResponder: HTTPServerResponder {
                     headers: cors.preflightFields(
                         origin: origin, requestedHeaders: request.headerFields[.accessControlRequestHeaders]))
             }
-            return self.serve(CORSStream(stream, fields: cors.responseFields(origin: origin)), request, connection)
+            return self.serve(
+                CORSStream(stream, fields: cors.responseFields(origin: origin)), request, connection, screened: screened
+            )
         }
-        return self.serve(stream, request, connection)
+        return self.serve(stream, request, connection, screened: screened)
     }
 
-    private func serve(_ stream: any HTTPStream, _ request: HTTPRequest, _ connection: HTTPConnectionInfo)
-        -> any HTTPStreamDelegate
-    {
+    /// - Parameter screened: the request passed the loop's admission on its header block.
+    private func serve(
+        _ stream: any HTTPStream, _ request: HTTPRequest, _ connection: HTTPConnectionInfo, screened: Bool
+    ) -> any HTTPStreamDelegate {
         let path = Self.route(of: request.path)
         if let api = ClientAPI(rawValue: path) {
             guard request.method == .post else {
@@ -61,7 +66,7 @@ struct APIResponder: HTTPServerResponder {
             // decision was taken on the header block (`earlyResponse`), and this request passed it.
             let load = self.loads.load(of: stream.eventLoop)
             if let load {
-                if connection.httpProtocol != "http/1.1" {
+                if screened {
                     load.admitted()
                 } else if case .shed(let reason) = load.admit() {
                     self.core.metrics.shed(reason: reason.rawValue)
@@ -129,10 +134,12 @@ struct APIResponder: HTTPServerResponder {
     /// are converted, its key checked or anything allocated for it (issue #19). A shed request
     /// is answered with a response made once; it costs the two counters and nghttp2's framing.
     /// Unlike HTTP/1.1, a request without a valid key is then answered 503, not 401: the key is
-    /// among the fields that are not read.
+    /// among the fields that are not read. Not while CORS is on (`auth.corsOrigins`): a browser
+    /// must read the refusal, whose CORS fields depend on the request's `Origin`, so the request is
+    /// screened with its fields, as on HTTP/1.1.
     func earlyResponse(method: String, path: String, eventLoop: any EventLoop) -> HTTPPrebuiltResponse? {
         guard method == "POST", let api = ClientAPI(path: path), let load = self.loads.load(of: eventLoop),
-            case .shed(let reason) = load.screen()
+            !self.core.liveConfiguration.cors.isEnabled, case .shed(let reason) = load.screen()
         else { return nil }
         self.core.metrics.shed(reason: reason.rawValue)
         self.shedCounters[api]?.increment()
