@@ -75,6 +75,20 @@ struct DeployMetricsTests {
             #expect(ttftCount?.hasSuffix(" 1") == true, "\(String(describing: ttftCount))")
             #expect(after.contains(#"gen_ai_token_type="output""#))
             #expect(after.contains(#"fleet_zone_refusals_total{zone="ch"} 0"#))
+
+            // Every family says what it is, so `promtool check metrics` (an operator's CI lint) passes.
+            let helped = Set(
+                after.split(separator: "\n").compactMap { line in
+                    line.hasPrefix("# HELP ") ? line.split(separator: " ").dropFirst(2).first.map(String.init) : nil
+                })
+            #expect(Self.families(after).subtracting(helped).isEmpty, "\(Self.families(after).subtracting(helped))")
+            if FileManager.default.isExecutableFile(atPath: "/usr/bin/promtool") {
+                let file = FileManager.default.temporaryDirectory.appendingPathComponent("metrics-\(UUID()).txt")
+                try after.write(to: file, atomically: true, encoding: .utf8)
+                defer { try? FileManager.default.removeItem(at: file) }
+                let lint = try await Subprocess.run("sh", ["-c", "promtool check metrics < '\(file.path)'"])
+                #expect(lint.status == 0, "\(lint.stdout)\(lint.stderr)")
+            }
         }
     }
 }

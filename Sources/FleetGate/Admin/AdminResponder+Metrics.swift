@@ -6,7 +6,8 @@ import Prometheus
 extension AdminResponder {
     /// The `/metrics` body: ``FleetStateMetrics``' gauges set from the registry, the in-flight count,
     /// the region map, the GeoIP database, the TLS certificate files in use and the central endpoints,
-    /// then the Prometheus registry's output and `fleet_cars` (``FleetCarsExposition``).
+    /// then the Prometheus registry's output and `fleet_cars` (``FleetCarsExposition``), with a
+    /// `# HELP` line for each family (``MetricHelp``).
     func metricsBody() -> [UInt8] {
         let geo = self.core.geo.current
         let state = self.core.metrics.fleetState
@@ -22,6 +23,6 @@ extension AdminResponder {
         state.central.publish(self.core.central.all)
         var body = self.prometheus.emitToBuffer()
         cars.write(into: &body)
-        return body
+        return MetricHelp.annotate(body)
     }
 }
