@@ -22,6 +22,24 @@ public struct AgentConfiguration: Sendable {
     public var drainSeconds: Int
     /// HTTP/2 settings of the tunnel (the agent is the server on it).
     public var http2: HTTP2Configuration
+
+    /// The tunnel's HTTP/2 defaults: a client port's, except (helper-61):
+    /// - no rapid-reset limit: the gateway resets a car's stream whenever its client cancels, and one
+    ///   tunnel carries the cancels of every client connection the gateway serves (each limited to
+    ///   200 a second there). At the client port's limit a burst of cancels closed the tunnel with
+    ///   ENHANCE_YOUR_CALM and failed the car's other streams over. The peer is the authenticated
+    ///   gateway, whose resets each end a job it started within the car's slots;
+    /// - a stall timeout twice the gateway's for its clients (120 s against 60): the gateway withholds
+    ///   a stream's window while its client does not read, so a stream stalled here is a client's,
+    ///   and the gateway must be the one to end it (the client's 499). At equal timeouts the car
+    ///   often reset first, which the gateway took for the car's failure and moved the stream of a
+    ///   client that was not reading to another car.
+    public static var tunnelHTTP2Defaults: HTTP2Configuration {
+        var configuration = HTTP2Configuration.defaults
+        configuration.maxResetsPerSecond = 1_000_000
+        configuration.stallTimeout = .seconds(120)
+        return configuration
+    }
     /// TLS towards the gateway (production); nil dials cleartext (loopback development only).
     public var tls: TunnelTLS?
     /// Installs handlers nearest the socket on every tunnel, below TLS (the load harness emulates
@@ -59,7 +77,7 @@ public struct AgentConfiguration: Sendable {
         gatewayHost: String, gatewayPort: Int, vehicleID: String, credential: String, region: String,
         hardware: HardwareClass, policy: OwnerPolicy = OwnerPolicy(),
         initialBackoff: TimeAmount = .milliseconds(200), maxBackoff: TimeAmount = .seconds(30),
-        drainSeconds: Int = 30, http2: HTTP2Configuration = .defaults, tls: TunnelTLS? = nil
+        drainSeconds: Int = 30, http2: HTTP2Configuration = Self.tunnelHTTP2Defaults, tls: TunnelTLS? = nil
     ) {
         self.gatewayHost = gatewayHost
         self.gatewayPort = gatewayPort

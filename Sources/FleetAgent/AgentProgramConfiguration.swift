@@ -27,11 +27,12 @@ public struct AgentProgramConfiguration: Sendable {
     public var listen: String?
     /// Append one JSON line per job here (`jobLog`); nil: no job records.
     public var jobLog: String?
-    /// HTTP/2 settings of the tunnel, where the agent is the server (`tunnelHTTP2.*`). Keepalive
+    /// HTTP/2 settings of the tunnel, where the agent is the server (`tunnelHTTP2.*`):
+    /// ``AgentConfiguration/tunnelHTTP2Defaults`` (no rapid-reset limit on the gateway's cancels). Keepalive
     /// PINGs every 10 s (issue #21): a gateway that vanished without a FIN (host down, link cut)
     /// is left after one unanswered for 10 s, and the tunnel re-dials another replica.
     public var tunnelHTTP2: HTTP2Configuration = {
-        var configuration = HTTP2Configuration.defaults
+        var configuration = AgentConfiguration.tunnelHTTP2Defaults
         configuration.keepaliveInterval = .seconds(10)
         return configuration
     }()

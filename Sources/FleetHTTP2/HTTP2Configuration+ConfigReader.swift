@@ -84,7 +84,8 @@ extension HTTP2Configuration {
                 "Close a connection with no open stream after this long (0: never)."),
             .double(
                 "handshakeTimeoutSeconds", seconds(d.handshakeTimeout),
-                "The peer's preface and SETTINGS, and on servers the PROXY header, TLS handshake and protocol detection, must complete within this time."),
+                "The peer's preface and SETTINGS, and on servers the PROXY header, TLS handshake and protocol detection, must complete within this time."
+            ),
             .double(
                 "http1HeaderTimeoutSeconds", seconds(d.http1HeaderTimeout),
                 "HTTP/1.1: a request head must be complete within this time."),
@@ -93,7 +94,7 @@ extension HTTP2Configuration {
                 "HTTP/1.1: an idle keep-alive connection is closed after this long."),
             .double(
                 "stallTimeoutSeconds", seconds(d.stallTimeout),
-                "Close a connection with output queued but no write progress for this long (0: never)."),
+                "Reset a stream with output queued but no write progress for this long (0: never)."),
             .double(
                 "gracefulShutdownTimeoutSeconds", seconds(d.gracefulShutdownTimeout),
                 "After a graceful GOAWAY, how long in-flight streams may take."),

@@ -35,8 +35,8 @@ public struct HTTP2Configuration: Sendable {
     /// HTTP/1.1: an idle keep-alive connection is closed after this long without a new request
     /// head (the head must also be complete by then).
     public var http1KeepAliveTimeout: TimeAmount
-    /// Close a connection that has output queued but made no write progress for this long
-    /// (a peer holding its window at zero).
+    /// Reset a stream that has output queued but made no write progress for this long (a peer
+    /// holding its window at zero); the connection's other streams go on.
     public var stallTimeout: TimeAmount?
     /// After a graceful GOAWAY, how long in-flight streams may take before the connection closes.
     public var gracefulShutdownTimeout: TimeAmount

@@ -5,6 +5,7 @@ import FleetGate
 import FleetHTTP2
 import FleetProtocol
 import Foundation
+import NIOCore
 import Testing
 
 @Suite("Configuration layers, bad input and secrets", .timeLimit(.minutes(1)))
@@ -169,6 +170,18 @@ struct ConfigSourcesTests {
                 "\(file):3:16: key 'dispatch.maxAttempts': '0': must be in 1…10",
                 "environment variable \(variable): key 'dispatch.capacityWaitSeconds': '-1': must be in 0…600",
             ], "\(result.lines)")
+    }
+
+    @Test("By default a car leaves a stalled stream to the gateway and takes every cancel it forwards")
+    func tunnelDefaultsDeferToTheGateway() throws {
+        let gateway = GatewayConfiguration.Limits.clientHTTP2Defaults
+        for agent in [AgentProgramConfiguration.defaults.tunnelHTTP2, AgentConfiguration.tunnelHTTP2Defaults] {
+            // The gateway ends a non-reading client's stream (499) before the car's tunnel resets it.
+            let (car, client) = (try #require(agent.stallTimeout), try #require(gateway.stallTimeout))
+            #expect(car.nanoseconds >= client.nanoseconds * 3 / 2)
+            // One tunnel carries the cancels of many client connections, each allowed the client limit.
+            #expect(agent.maxResetsPerSecond >= 1000 * gateway.maxResetsPerSecond)
+        }
     }
 
     @Test("A YAML error gives its line and column and never echoes the file")

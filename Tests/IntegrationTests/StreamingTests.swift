@@ -88,14 +88,18 @@ struct StreamingTests {
             #expect(decoded.compactMap { $0.choices.first?.text }.filter { !$0.isEmpty }.count == 4)
 
             // A list of one prompt (LangChain's OpenAI LLM sends it so) is that prompt: the same text.
-            let listed = try await client.post("/v1/completions", json: body.replacingOccurrences(of: #""Once""#, with: #"["Once"]"#))
-                .collect()
+            let listed = try await client.post(
+                "/v1/completions", json: body.replacingOccurrences(of: #""Once""#, with: #"["Once"]"#)
+            )
+            .collect()
             #expect(listed.response?.status == .ok)
             let listedText = try chunks(try ssePayloads(listed.body)).compactMap { $0.choices.first?.text }.joined()
             #expect(listedText == decoded.compactMap { $0.choices.first?.text }.joined())
             // More than one: a clear 400 naming the field.
-            let two = try await client.post("/v1/completions", json: body.replacingOccurrences(of: #""Once""#, with: #"["a", "b"]"#))
-                .collect()
+            let two = try await client.post(
+                "/v1/completions", json: body.replacingOccurrences(of: #""Once""#, with: #"["a", "b"]"#)
+            )
+            .collect()
             #expect(two.response?.status.code == 400)
             let error = try JSONDecoder().decode(APIErrorBody.self, from: Data(two.body.utf8))
             #expect(error.error.param == "prompt" && error.error.message.contains("2 prompts"), "\(two.body)")
@@ -142,6 +146,42 @@ struct StreamingTests {
             #expect(car.engine.tokensGenerated == stopped)
             #expect(stopped < 5000)
             try await waitUntil("slot released") { fleet.gateway.core.registry.all().first?.inFlight == 0 }
+        }
+    }
+
+    @Test("Clients cancelling hundreds of streams a second do not cost the car its tunnel")
+    func cancelStormKeepsTunnel() async throws {
+        try await withFleet { fleet in
+            let car = try await fleet.startCar(CarSpec("car-a", hardware: .ai5, slowdown: 0.1))
+            #expect(car.car.tunnel.connectionCount == 1)
+            // Three client connections (each under the gateway's 200 resets a second of its own), every
+            // stream cancelled at its first token: the car's one tunnel carries all the cancels.
+            let cancelled = try await withThrowingTaskGroup(of: Int.self) { group in
+                for connection in 0..<3 {
+                    group.addTask {
+                        let client = try await RecordingClient.connect(port: fleet.clientPort)
+                        defer { client.close() }
+                        var cancelled = 0
+                        for i in 0..<120 {
+                            let stream = try await client.post(
+                                "/v1/chat/completions",
+                                json: chatBody(stream: true, maxTokens: 200, prompt: "cancel \(connection) \(i)"))
+                            for await event in stream.events {
+                                if case .data = event { break }
+                            }
+                            stream.reset()
+                            cancelled += 1
+                        }
+                        return cancelled
+                    }
+                }
+                return try await group.reduce(0, +)
+            }
+            #expect(cancelled == 360)
+            try await waitUntil("every slot released") { fleet.gateway.core.registry.all().first?.inFlight == 0 }
+            #expect(car.car.tunnel.connectionCount == 1, "the tunnel was closed and dialled again")
+            let metrics = try await DashboardTests.admin(fleet, "/metrics").1
+            #expect(!metrics.contains(#"fleet_attempt_failures_total{kind="car_reset"}"#), "\(metrics)")
         }
     }
 
