@@ -69,6 +69,37 @@ struct OpenAILocalEngineTests {
         }
     }
 
+    @Test("A car never receives what names the app's end user: user, safety_identifier, prompt_cache_key, metadata")
+    func carGetsNoUserIdentifiers() async throws {
+        let runtime = try await CentralServer.start()
+        defer { runtime.channel.close(promise: nil) }
+        let engine = try await OpenAILocalEngine.connect(
+            .init(baseURL: runtime.baseURL, models: ["chat": "fleet-8b"], slots: 2), client: .shared)
+        try await withFleet { fleet in
+            _ = try await fleet.startCar("private-car", engine: engine)
+            let client = try await RecordingClient.connect(port: fleet.clientPort)
+            defer { client.close() }
+            let chat =
+                #"{"model":"chat","stream":true,"max_tokens":3,"user":"alice@example.com","safety_identifier":"sid-alice","prompt_cache_key":"pck-alice","metadata":{"customer":"acme"},"messages":[{"role":"user","content":"Hello PRIVATE"}]}"#
+            let responses =
+                #"{"model":"chat","max_output_tokens":3,"user":"alice@example.com","metadata":{"customer":"acme"},"input":"Hello PRIVATE"}"#
+            for (path, body) in [("/v1/chat/completions", chat), ("/v1/responses", responses)] {
+                let done = try await client.post(path, json: body).collect()
+                #expect(done.response?.status == .ok, "\(path): \(done.body)")
+                #expect(done.response?.headerFields[HTTPField.Name("x-fleet-route")!] == "car")
+            }
+            let received = runtime.recorder.requests.filter { $0.path.hasSuffix("/chat/completions") }
+            #expect(received.count == 2)
+            for request in received {
+                let text = String(buffer: request.body)
+                #expect(text.contains("Hello PRIVATE"))
+                for secret in ["alice", "sid-alice", "pck-alice", "acme", "\"user\":", "metadata"] {
+                    #expect(!text.contains(secret), "the car's runtime received \(secret): \(text)")
+                }
+            }
+        }
+    }
+
     @Test(
         "A runtime's tokens with escapes (quotes, newlines, \\u, surrogate pairs, a lone surrogate) reach the client as their text"
     )
@@ -160,7 +191,9 @@ struct OpenAILocalEngineTests {
         try await withFleet(configure: {
             $0.central.endpoints = [.init(region: "eu-west", baseURL: central.baseURL)]
         }) { fleet in
-            try await waitUntil("central models discovered") { fleet.gateway.core.central.models().contains("fleet-8b") }
+            try await waitUntil("central models discovered") {
+                fleet.gateway.core.central.models().contains("fleet-8b")
+            }
             _ = try await fleet.startCar("tool-car", engine: engine)
             let client = try await RecordingClient.connect(port: fleet.clientPort)
             defer { client.close() }

@@ -283,12 +283,12 @@ final class Dispatcher: UpstreamEvents {
             head.headerFields[.fleetSeed] = String(self.request.seed)
             head.headerFields[.traceparent] = self.request.traceParent  // #17: W3C Trace Context
             if let state = self.request.traceState { head.headerFields[.tracestate] = state }
-            var body = self.request.body
+            var body = Self.carBody(self.request.body, members: self.request.members)
             if continuing {
                 head.headerFields[.fleetResumeFrom] = String(open.resumeFrom)
                 if car.continuation == .prefix {
                     head.headerFields[.fleetContinuation] = "prefix"
-                    body = self.prefixBody(delivered: open.resumeFrom)
+                    body = Self.carBody(self.prefixBody(delivered: open.resumeFrom), members: nil)
                 }
             }
             attempt.upstream = CarUpstream.open(
@@ -332,6 +332,30 @@ final class Dispatcher: UpstreamEvents {
         }
         let body = resumeFrom > 0 ? self.prefixBody(delivered: resumeFrom) : self.request.body
         return JSONBody.editing(body, removing: Self.centralRemoved, appending: Self.centralAppended) ?? body
+    }
+
+    /// The body for a car: the client's, without what names the app's end user or links their
+    /// requests to one another (``carWithheld``). A car is trusted with one job's prompt and nothing
+    /// else (docs/security.md); a car runtime received `user`, `safety_identifier`, `prompt_cache_key`
+    /// and `metadata` byte for byte (helper-60). Central capacity, run by the operator inside the
+    /// zone, still gets them. Copied only when one is present: `members`, the validator's, spares
+    /// the usual body a second scan.
+    static func carBody(_ body: ByteBuffer, members: [JSONBody.Member]?) -> ByteBuffer {
+        guard let members = members ?? JSONBody.members(of: body),
+            members.contains(where: { Self.isCarWithheld($0.name) })
+        else { return body }
+        return JSONBody.editing(body, members: members, removing: Self.carWithheld, appending: [])
+    }
+
+    /// The top-level members a car never receives.
+    static let carWithheld: Set<String> = ["user", "safety_identifier", "prompt_cache_key", "metadata"]
+
+    /// ``carWithheld``'s test without hashing (a usual body's members are none of them).
+    private static func isCarWithheld(_ name: String) -> Bool {
+        switch name {
+        case "user", "safety_identifier", "prompt_cache_key", "metadata": true
+        default: false
+        }
     }
 
     /// What ``centralBody(resumeFrom:)`` removes and appends, built once.
