@@ -225,10 +225,18 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
         self.record(outcome: "failed")
         self.job = nil
         self.releaseSlot()
-        let apiError = APIError(status: 502, type: "server_error", code: error.code, message: error.message)
+        var apiError = APIError(status: 502, type: "server_error", code: error.code, message: error.message)
+        if let status = error.rejectedStatus {
+            apiError = APIError(
+                status: status, type: "invalid_request_error", code: error.code, message: error.message,
+                param: error.param)
+        }
         if self.streaming {
-            // DESIGN.md, Contracts: an error event, then the stream ends without [DONE].
-            self.stream.sendData(SSE.event(JSON.string(apiError.body)), endStream: true)
+            // DESIGN.md, Contracts: an error event, then the stream ends without [DONE]; a rejection
+            // of the request itself carries its status (`fleet_status`, docs/protocol.md).
+            var body = apiError.body
+            body.fleetStatus = error.rejectedStatus
+            self.stream.sendData(SSE.event(JSON.string(body)), endStream: true)
         } else {
             self.sendError(apiError)
         }

@@ -109,9 +109,17 @@ extension InferenceEngine {
 public struct EngineError: Error, Hashable, Sendable, CustomStringConvertible {
     public var message: String
     public var code: String
-    public init(code: String, message: String) {
+    /// Set when the runtime rejected the request itself (a 4xx other than 408 and 429: a prompt over
+    /// its context, a parameter it refuses): the status, passed to the gateway, which answers the
+    /// client with it instead of trying elsewhere or holding it against the car.
+    public var rejectedStatus: Int?
+    /// The parameter a rejection names, if any.
+    public var param: String?
+    public init(code: String, message: String, rejectedStatus: Int? = nil, param: String? = nil) {
         self.code = code
         self.message = message
+        self.rejectedStatus = rejectedStatus
+        self.param = param
     }
     public var description: String { "\(self.code): \"\(self.message)\"" }
 }

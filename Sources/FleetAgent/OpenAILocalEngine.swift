@@ -208,6 +208,10 @@ private struct ModelIDs: Decodable {
 }
 
 struct ErrorMessage: Decodable {
-    struct Detail: Decodable { var message: String }
+    struct Detail: Decodable {
+        var message: String
+        var code: String?
+        var param: String?
+    }
     var error: Detail
 }

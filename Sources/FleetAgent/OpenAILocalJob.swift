@@ -207,11 +207,22 @@ final class OpenAILocalJob: InferenceJobHandle, HTTP1ResponseReceiver {
         self.connection = nil
         guard !self.done else { return }
         guard self.status == 200 else {
-            let message = (try? JSON.decode(ErrorMessage.self, from: self.errorBody.readableBytesView))?
-                .error.message.prefix(200)
+            let detail = (try? JSON.decode(ErrorMessage.self, from: self.errorBody.readableBytesView))?.error
+            let message = detail?.message.prefix(200)
             // Busy (429, 503): the gateway tries elsewhere and, when everything is, tells the app to
             // come back (503 server_overloaded), not that the car is broken.
             let busy = APIError.isBusy(status: Int(self.status))
+            let status = Int(self.status)
+            if (400..<500).contains(status), status != 408, !busy {
+                // The request itself was refused (helper-60: a prompt over a small model's context was
+                // a 502 and benched the car for everyone): the runtime's status and error go to the app.
+                return self.fail(
+                    EngineError(
+                        code: detail?.code.map { String($0.prefix(64)) } ?? "invalid_request",
+                        message: message.map(String.init)
+                            ?? "The car's inference runtime refused the request (\(status)).",
+                        rejectedStatus: status, param: detail?.param.map { String($0.prefix(64)) }))
+            }
             return self.fail(
                 EngineError(
                     code: busy ? APIError.upstreamBusyCode : "upstream_status_\(self.status)",

@@ -367,8 +367,16 @@ public struct APIErrorBody: Codable, Sendable, Hashable {
     }
 
     public var error: Detail
+    /// The car protocol's error event only (docs/protocol.md): the status of a rejection of the
+    /// request itself by the car's runtime. Never sent to an app.
+    public var fleetStatus: Int?
 
     public init(message: String, type: String, code: String?, param: String? = nil) {
         self.error = Detail(message: message, type: type, param: param, code: code)
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case error
+        case fleetStatus = "fleet_status"
     }
 }

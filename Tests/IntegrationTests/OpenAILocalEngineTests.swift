@@ -69,6 +69,32 @@ struct OpenAILocalEngineTests {
         }
     }
 
+    @Test("A runtime's rejection of the request (400) reaches the app as that 400, once, and never benches the car")
+    func runtimeRejectionPassesThrough() async throws {
+        let rejecting = RejectingRuntime()
+        let (runtime, engine) = try await ServedRuntime.start(rejecting, models: ["tight": "tight"])
+        defer { runtime.close(promise: nil) }
+        try await withFleet { fleet in
+            _ = try await fleet.startCar("tight-car", engine: engine)
+            let client = try await RecordingClient.connect(port: fleet.clientPort)
+            defer { client.close() }
+            for streaming in [true, false, true] {
+                let done = try await client.post(
+                    "/v1/chat/completions", json: chatBody(model: "tight", stream: streaming, maxTokens: 5)
+                ).collect()
+                // Not 502 upstream_error, and not 503 for the next request: the car was not benched.
+                #expect(done.response?.status.code == 400, "\(done.body)")
+                let error = try JSON.decode(APIErrorBody.self, from: Array(done.body.utf8))
+                #expect(error.error.code == "context_length_exceeded" && error.error.param == "messages")
+                #expect(error.error.message.contains("maximum context length is 2048"))
+                #expect(error.fleetStatus == nil && !done.body.contains("fleet_status"))
+            }
+            #expect(rejecting.completions.load(ordering: .relaxed) == 3, "a rejection is not tried elsewhere")
+            let metrics = try await DashboardTests.admin(fleet, "/metrics").1
+            #expect(metrics.contains(#"fleet_attempt_failures_total{kind="runtime_rejected"} 3"#))
+        }
+    }
+
     @Test("A car never receives what names the app's end user: user, safety_identifier, prompt_cache_key, metadata")
     func carGetsNoUserIdentifiers() async throws {
         let runtime = try await CentralServer.start()
@@ -506,6 +532,25 @@ enum ServedRuntime {
             .init(baseURL: "http://127.0.0.1:\(runtime.localAddress!.port!)/v1", models: models, slots: 2),
             client: .shared)
         return (runtime, engine)
+    }
+}
+
+/// Lists one model and rejects every completion as a runtime rejects a prompt over its context.
+final class RejectingRuntime: HTTPServerResponder {
+    let completions = Atomic<Int>(0)
+
+    func stream(_ stream: any HTTPStream, didReceive request: HTTPRequest, connection: HTTPConnectionInfo)
+        -> any HTTPStreamDelegate
+    {
+        if request.path == "/v1/models" {
+            let models = ModelList(data: [.init(id: "tight", created: 0, ownedBy: "test")])
+            return FixedResponseDelegate(stream: stream, status: .ok, body: JSON.buffer(models))
+        }
+        self.completions.add(1, ordering: .relaxed)
+        let error = APIErrorBody(
+            message: "This model's maximum context length is 2048 tokens.", type: "invalid_request_error",
+            code: "context_length_exceeded", param: "messages")
+        return FixedResponseDelegate(stream: stream, status: .badRequest, body: JSON.buffer(error))
     }
 }
 

@@ -178,6 +178,8 @@ extension Dispatcher {
 
     /// An attempt's upstream answered 429 or 503: busy.
     static let busyLabel = APIError.upstreamBusyCode
+    /// A car's runtime rejected the request itself (a 4xx).
+    static let rejectedLabel = "runtime_rejected"
 
     func upstreamDidEnd(_ id: Int) {
         guard let attempt = self.attempts[id] else { return }
@@ -262,8 +264,18 @@ extension Dispatcher {
     /// tool call, several choices) sends the rest of the request to central capacity, since another
     /// car's runtime would answer the same; a car whose runtime was busy is a busy upstream.
     private func failure(answering body: ByteBuffer, from id: Int, label: String) -> DispatchStateMachine.Failure {
-        guard case .car = self.attempts[id]?.lease, let code = APIError.code(in: body) else {
+        guard let attempt = self.attempts[id], case .car = attempt.lease, let code = APIError.code(in: body) else {
             return .init(retryable: true, label: label)
+        }
+        // The car's runtime rejected the request itself (its 4xx, `fleet_status`): the client gets that
+        // status and error, as from central; another car's runtime would answer the same, and the car
+        // is not at fault (helper-60: it was a 502 that benched the car for every client).
+        if var rejection = try? JSON.decode(APIErrorBody.self, from: body.readableBytesView),
+            let status = rejection.fleetStatus, (400..<500).contains(status), status != 408, status != 429
+        {
+            rejection.fleetStatus = nil
+            attempt.errorBody = JSON.buffer(rejection)
+            return .init(retryable: false, label: Self.rejectedLabel, status: status)
         }
         // A car whose runtime is busy: another upstream may have room.
         if code == APIError.upstreamBusyCode { return .init(retryable: true, label: Self.busyLabel) }
