@@ -213,7 +213,7 @@ final class OpenAILocalJob: InferenceJobHandle, HTTP1ResponseReceiver {
             // come back (503 server_overloaded), not that the car is broken.
             let busy = APIError.isBusy(status: Int(self.status))
             let status = Int(self.status)
-            if (400..<500).contains(status), status != 408, !busy {
+            if APIError.rejectsRequest(status: status) {
                 // The request itself was refused (helper-60: a prompt over a small model's context was
                 // a 502 and benched the car for everyone): the runtime's status and error go to the app.
                 return self.fail(

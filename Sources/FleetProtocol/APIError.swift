@@ -118,6 +118,15 @@ public struct APIError: Error, Hashable, Sendable, CustomStringConvertible {
     /// Whether an upstream's HTTP status says it is busy (429, 503), not broken.
     public static func isBusy(status: Int) -> Bool { status == 429 || status == 503 }
 
+    /// Whether an upstream's 4xx rejects the client's request itself (a prompt over the context, a
+    /// parameter refused), so the client gets it: not 408 (a timeout) or 429 (busy), and not 401,
+    /// 403, 404 or 407, which say the gateway's or the car's own set-up is wrong (a key, a model
+    /// name) — the client's key and model were checked here, and an upstream's "invalid API key"
+    /// must not reach an app as its own (helper-60).
+    public static func rejectsRequest(status: Int) -> Bool {
+        (400..<500).contains(status) && ![401, 403, 404, 407, 408, 429].contains(status)
+    }
+
     /// The codes of a car's failure that no other car would avoid: the request goes to central.
     public static let carPathCannotCarry: Set<String> = [runtimeToolCallCode, runtimeMultipleChoicesCode]
 

@@ -225,7 +225,7 @@ struct CentralTests {
         "Whole answers pass through byte for byte; a bad one is retried elsewhere; an oversized one is a clear 502 at once"
     )
     func cannedAnswers() async throws {
-        try await self.withTwoCanned() { _, script, client in
+        try await self.withTwoCanned() { fleet, script, client in
             func ask() async throws -> (status: Int, body: String) {
                 let result = try await client.post("/v1/chat/completions", json: chatBody(stream: false, maxTokens: 4))
                     .collect()
@@ -279,6 +279,37 @@ struct CentralTests {
             #expect(rejected.status == 400)
             #expect(rejected.body.contains("bad max_tokens"))
             #expect(script.served.withLock { $0 } == 7)
+
+            // Its 401 or 404 is the gateway's set-up (central's key, a model central lost), not the
+            // client's: tried on the other endpoint, and never shown (helper-60: the app got central's
+            // "Incorrect API key provided: sk-central-…" as an AuthenticationError).
+            try await waitUntil("both endpoints back in rotation after the failures above") {
+                fleet.gateway.core.central.all.allSatisfy { $0.healthy && !$0.models.isEmpty }
+            }
+            script.answers.withLock {
+                $0 = [
+                    (
+                        401,
+                        #"{"error":{"message":"Incorrect API key provided: sk-central-XYZ","type":"invalid_request_error","code":"invalid_api_key"}}"#
+                    ),
+                    (200, rich),
+                ]
+            }
+            let recovered = try await ask()
+            #expect(recovered.status == 200 && recovered.body == rich, "\(recovered.status) \(recovered.body)")
+            script.answers.withLock {
+                $0 = [
+                    (
+                        401,
+                        #"{"error":{"message":"Incorrect API key provided: sk-central-XYZ","code":"invalid_api_key"}}"#
+                    ),
+                    (404, #"{"error":{"message":"The model internal-llama-70b does not exist"}}"#),
+                ]
+            }
+            let hidden = try await ask()
+            #expect(hidden.status == 502, "\(hidden.body)")
+            #expect(!hidden.body.contains("sk-central") && !hidden.body.contains("internal-llama"), "\(hidden.body)")
+            #expect(script.served.withLock { $0 } == 11)
         }
     }
 

@@ -192,10 +192,15 @@ extension Dispatcher {
             if status >= 500 {
                 return self.attemptFailed(id, self.failure(answering: attempt.errorBody, from: id, label: "status_5xx"))
             }
-            let clientFault = (400..<500).contains(status) && status != 408
+            // A rejection of the request passes through; any other 4xx (401, 403, 404: the endpoint's
+            // set-up) is the upstream's failure, tried elsewhere, and never shown to the client.
+            let clientFault = APIError.rejectsRequest(status: status)
             return self.attemptFailed(
                 id,
-                .init(retryable: !clientFault, label: "status_\(status / 100)xx", status: clientFault ? status : nil))
+                .init(
+                    retryable: !clientFault,
+                    label: clientFault || status >= 500 ? "status_\(status / 100)xx" : "status_\(status)",
+                    status: clientFault ? status : nil))
         }
         if attempt.answer != nil { return self.answerArrived(id) }
         // A clean end is the answer's end only after a finish reason or `[DONE]` (which ends the request
@@ -271,7 +276,7 @@ extension Dispatcher {
         // status and error, as from central; another car's runtime would answer the same, and the car
         // is not at fault (helper-60: it was a 502 that benched the car for every client).
         if var rejection = try? JSON.decode(APIErrorBody.self, from: body.readableBytesView),
-            let status = rejection.fleetStatus, (400..<500).contains(status), status != 408, status != 429
+            let status = rejection.fleetStatus, APIError.rejectsRequest(status: status)
         {
             rejection.fleetStatus = nil
             attempt.errorBody = JSON.buffer(rejection)
