@@ -30,6 +30,10 @@ extension ResponsesRequest {
             messages.append(ChatMessage(role: "user", content: text))
         case .items(let items):
             for (index, item) in items.enumerated() {
+                // A `reasoning` item of an earlier answer, sent back with its output as the stateless
+                // way to go on (helper-60: the gateway refused its own output). A chat template keeps
+                // no earlier turn's thinking, so it is dropped, as OpenAI's models drop it.
+                if case .object(let fields) = item, case .string("reasoning")? = fields["type"] { continue }
                 messages.append(try Self.message(item, param: "input[\(index)]"))
             }
         case nil:
@@ -69,6 +73,17 @@ extension ResponsesRequest {
         if let choice = self.toolChoice, !choice.isEmptyOrNull, choice != .string("auto"), choice != .string("none") {
             throw .invalidRequest(
                 "'tool_choice' can only be 'auto' or 'none': no tools are served.", param: "tool_choice")
+        }
+        // Log probabilities: a car's job carries none, and a silent empty list would read as an answer.
+        if let top = self.topLogprobs, top > 0 {
+            throw .invalidRequest(
+                "'top_logprobs' is not served on /v1/responses: the fleet's answers carry no log probabilities. Use /v1/chat/completions with 'logprobs' (served by central capacity).",
+                param: "top_logprobs")
+        }
+        if let include = self.include, include.contains("message.output_text.logprobs") {
+            throw .invalidRequest(
+                "'include' of 'message.output_text.logprobs' is not served on /v1/responses: the fleet's answers carry no log probabilities. Use /v1/chat/completions with 'logprobs' (served by central capacity).",
+                param: "include")
         }
         if self.background == true {
             throw .invalidRequest(

@@ -45,10 +45,13 @@ public struct ResponsesRequest: Decodable, Sendable {
     public var conversation: JSONValue?
     public var prompt: JSONValue?
     public var text: JSONValue?
+    public var topLogprobs: Int?
+    public var include: [String]?
 
     enum CodingKeys: String, CodingKey {
         case model, input, instructions, temperature, stream, metadata, user, seed, tools, background, store
-        case conversation, prompt, text
+        case conversation, prompt, text, include
+        case topLogprobs = "top_logprobs"
         case maxOutputTokens = "max_output_tokens"
         case topP = "top_p"
         case toolChoice = "tool_choice"

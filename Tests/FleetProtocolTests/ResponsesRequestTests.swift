@@ -15,13 +15,29 @@ struct ResponsesRequestTests {
             #"{"model":"fleet-8b","input":"Hi","instructions":"Be brief.","max_output_tokens":40,"temperature":0.5,"top_p":0.9,"stream":true,"user":"u1","metadata":{"k":"v"},"store":false,"background":false,"tools":[]}"#
         )
         let chat = try request.chatRequest()
-        #expect(chat.messages == [ChatMessage(role: "system", content: "Be brief."), ChatMessage(role: "user", content: "Hi")])
+        #expect(
+            chat.messages == [
+                ChatMessage(role: "system", content: "Be brief."), ChatMessage(role: "user", content: "Hi"),
+            ])
         #expect(chat.maxTokens == 40 && chat.temperature == 0.5 && chat.topP == 0.9)
         #expect(chat.stream == true && chat.user == "u1" && chat.model == "fleet-8b")
         let body = String(buffer: JSON.buffer(chat))
         #expect(!body.contains("metadata") && !body.contains("\"k\""), "metadata stays at the gateway")
         let template = request.responseTemplate(id: "resp_1", createdAt: 9)
-        #expect(template.metadata == ["k": "v"] && template.instructions == "Be brief." && template.maxOutputTokens == 40)
+        #expect(
+            template.metadata == ["k": "v"] && template.instructions == "Be brief." && template.maxOutputTokens == 40)
+    }
+
+    @Test("An earlier answer's output sent back as input: its reasoning item is dropped, its message kept")
+    func reasoningItemsSentBack() throws {
+        let request = try Self.decode(
+            #"{"model":"m","include":["reasoning.encrypted_content"],"top_logprobs":0,"input":[{"role":"user","content":"q"},{"type":"reasoning","id":"rs_1","summary":[],"content":[{"type":"reasoning_text","text":"hmm"}],"encrypted_content":null},{"type":"message","role":"assistant","id":"msg_1","status":"completed","content":[{"type":"output_text","text":"a","annotations":[]}]},{"role":"user","content":"next"}]}"#
+        )
+        #expect(
+            try request.chatRequest().messages == [
+                ChatMessage(role: "user", content: "q"), ChatMessage(role: "assistant", content: "a"),
+                ChatMessage(role: "user", content: "next"),
+            ])
     }
 
     @Test("Message items: text parts joined, developer sent as system, earlier assistant output kept")
@@ -43,7 +59,10 @@ struct ResponsesRequestTests {
             (#""tools":[{"type":"web_search_preview"}]"#, "tools"),
             (#""tools":[{"type":"file_search","vector_store_ids":["vs_1"]}]"#, "tools"),
             (#""tools":[{"type":"code_interpreter","container":{"type":"auto"}}]"#, "tools"),
-            (#""tools":[{"type":"computer_use_preview","display_width":1,"display_height":1,"environment":"linux"}]"#, "tools"),
+            (
+                #""tools":[{"type":"computer_use_preview","display_width":1,"display_height":1,"environment":"linux"}]"#,
+                "tools"
+            ),
             (#""tools":[{"type":"function","name":"f","parameters":{}}]"#, "tools"),
             (#""tool_choice":"required""#, "tool_choice"),
             (#""background":true"#, "background"),
@@ -55,6 +74,8 @@ struct ResponsesRequestTests {
             (#""max_output_tokens":0"#, "max_output_tokens"),
             (#""temperature":3"#, "temperature"),
             (#""top_p":1.5"#, "top_p"),
+            (#""top_logprobs":3"#, "top_logprobs"),
+            (#""include":["message.output_text.logprobs"]"#, "include"),
         ] as [(String, String)])
     func refused(field: String, param: String) throws {
         let error = #expect(throws: APIError.self) {
@@ -68,8 +89,14 @@ struct ResponsesRequestTests {
         "Inputs that are not text messages are a 400 naming the item or part",
         arguments: [
             (#""input":[]"#, "input"),
-            (#""input":[{"role":"user","content":[{"type":"input_text","text":"a"},{"type":"input_image","image_url":"x"}]}]"#, "input[0].content[1]"),
-            (#""input":[{"role":"user","content":"a"},{"type":"function_call_output","call_id":"c","output":"1"}]"#, "input[1]"),
+            (
+                #""input":[{"role":"user","content":[{"type":"input_text","text":"a"},{"type":"input_image","image_url":"x"}]}]"#,
+                "input[0].content[1]"
+            ),
+            (
+                #""input":[{"role":"user","content":"a"},{"type":"function_call_output","call_id":"c","output":"1"}]"#,
+                "input[1]"
+            ),
             (#""input":[{"type":"item_reference","id":"msg_1"}]"#, "input[0]"),
             (#""input":[{"role":"tool","content":"a"}]"#, "input[0].role"),
             (#""input":[{"role":"user","content":7}]"#, "input[0].content"),
