@@ -79,6 +79,22 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
         if let limit = request.outputLimit, limit < 1 {
             return self.sendError(.invalidRequest("'max_tokens' must be at least 1.", param: "max_tokens"))
         }
+        // A job is one choice of text: asked for more, or for log probabilities, say so rather than answer
+        // without them (helper-60: `fleet-agent serve` as central capacity dropped both silently).
+        if let n = request.n, n > 1 {
+            return self.sendError(
+                .invalidRequest("'n' above 1 is not served here: an agent's job is one choice.", param: "n"))
+        }
+        let logprobs: Bool =
+            switch request.logprobs {
+            case nil, .null?, .bool(false)?, .number(0)?: false
+            default: true
+            }
+        if logprobs || (request.topLogprobs ?? 0) > 0 {
+            return self.sendError(
+                .invalidRequest(
+                    "'logprobs' is not served here: an agent's jobs carry no log probabilities.", param: "logprobs"))
+        }
         guard self.responder.engine.serves(model: request.model) else {
             return self.sendError(.modelNotFound(request.model))
         }
