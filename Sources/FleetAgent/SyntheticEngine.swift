@@ -80,7 +80,7 @@ private final class SyntheticJob: InferenceJobHandle {
     weak var sink: (any TokenSink)?
     var index: Int
     var produced = 0
-    var text = ""
+    var stops: StopMatcher
     var timer: Scheduled<Void>?
     var paused = false
     var done = false
@@ -92,6 +92,7 @@ private final class SyntheticJob: InferenceJobHandle {
         self.eventLoop = eventLoop
         self.sink = sink
         self.index = job.resumeFrom
+        self.stops = StopMatcher(job.stop)
         self.naturalLength = job.body.outputLimit == nil ? 64 + Int(job.seed % 128) : Int.max
     }
 
@@ -114,8 +115,9 @@ private final class SyntheticJob: InferenceJobHandle {
         self.index += 1
         self.produced += 1
         self.engine.tokenGenerated()
-        self.text += token
-        if self.job.stop.contains(where: { !$0.isEmpty && self.text.hasSuffix($0) }) {
+        if case .stop(let emitting) = self.stops.next(token) {
+            // The answer ends before the stop sequence; a token with nothing before it was not delivered.
+            if emitting.isEmpty { self.produced -= 1 } else { sink.emit(token: emitting) }
             return self.finish(reason: "stop")
         }
         sink.emit(token: token)
