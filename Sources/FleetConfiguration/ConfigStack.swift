@@ -159,6 +159,8 @@ public struct ConfigStack: Sendable {
         var errors: [ConfigurationError] = []
         var index = 0
         var expectingValue = false
+        /// The flag each single-valued key was given by (a list key may be repeated).
+        var given: [String: String] = [:]
         while index < arguments.count {
             let argument = arguments[index]
             index += 1
@@ -215,6 +217,20 @@ public struct ConfigStack: Sendable {
                 if inlineValue == nil, index < arguments.count, !arguments[index].hasPrefix("--") { index += 1 }
                 expectingValue = false
                 continue
+            }
+            if case .strings = spec.defaultValue {
+            } else if let first = given[spec.key] {
+                // swift-configuration's own error for this ("failed to convert to type string", naming
+                // the flag as a key) did not say what was wrong.
+                errors.append(
+                    ConfigurationError(
+                        .invalidValue, key: spec.key,
+                        "given twice on the command line (\(first) and \(parts[0])); give it once"))
+                if inlineValue == nil, index < arguments.count, !arguments[index].hasPrefix("--") { index += 1 }
+                expectingValue = false
+                continue
+            } else {
+                given[spec.key] = parts[0]
             }
             out.append(inlineValue.map { "\(name)=\($0)" } ?? name)
             expectingValue = inlineValue == nil

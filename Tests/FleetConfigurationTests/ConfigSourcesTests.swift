@@ -53,6 +53,10 @@ struct ConfigSourcesTests {
                 "'80a': Config value for key 'FLEETGATE_LIMITS_MAX_BODY_BYTES'"
             ),
             (["--log-level", "inof"], [:], "'inof': must be one of"),
+            (
+                ["--log-level", "warning", "--logging-level=info"], [:],
+                "given twice on the command line (--log-level and --logging-level)"
+            ),
             (["--dispatch-policy", "fastest"], [:], "dispatch.policy"),
             (["--limits-client-http2-max-frame-size", "10"], [:], "limits.clientHTTP2.maxFrameSize"),
             (["--listeners-client-port", "70000"], [:], "listeners.client.port"),
