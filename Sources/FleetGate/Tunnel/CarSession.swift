@@ -36,6 +36,10 @@ final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
     let handle: HTTP2ConnectionHandle
     var logger: Logger
     var carID: CarID?
+    /// When the car registered, and the GOAWAY code it sent, if any: what an operator reads in the
+    /// disconnect's log line.
+    private var registeredAt: NIODeadline?
+    private var goAwayCode: HTTP2ErrorCode?
     var region: String?
     /// A reload removed the car's region; it is draining (``leaveIfRegionRemoved()``).
     var leavingRemovedRegion = false
@@ -174,7 +178,9 @@ final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
         self.core.rememberModels(models.map(\.id))
         self.core.publishCarCount(region: region)
         self.logger[metadataKey: "fleet.vehicle"] = "\(descriptor.pseudonym)"
-        self.logger.debug(
+        self.registeredAt = .now()
+        // Info, as its disconnect: a car's tunnel lost under load was visible only in a counter (helper-61).
+        self.logger.info(
             "Car registered", metadata: ["fleet.region": "\(region)", "fleet.hardware": "\(hardware.rawValue)"])
         self.schedulePing()
         self.armExpiry(grant.expires)
@@ -357,6 +363,7 @@ final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
     // MARK: Connection
 
     func connectionDidReceiveGoAway(lastStreamID: Int32, errorCode: HTTP2ErrorCode) {
+        self.goAwayCode = errorCode
         if let id = self.carID { self.core.registry.setDraining(id) }
     }
 
@@ -371,10 +378,18 @@ final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
         self.pingTimer?.cancel()
         self.expiryTimer?.cancel()
         if let id = self.carID {
+            let inFlight = self.core.registry.snapshot(id)?.inFlight ?? 0
             self.core.registry.remove(id, now: self.core.now)
             if self.core.tunnels.handle(for: id)?.channel === self.handle.channel { self.core.tunnels.remove(id) }
             if let region = self.region { self.core.publishCarCount(region: region) }
-            self.logger.debug("Car disconnected")
+            let seconds = self.registeredAt.map { (NIODeadline.now() - $0).nanoseconds / 1_000_000_000 } ?? 0
+            self.logger.info(
+                "Car disconnected",
+                metadata: [
+                    "fleet.region": "\(self.region ?? "-")", "fleet.connected_seconds": "\(seconds)",
+                    "fleet.goaway": "\(self.goAwayCode.map { String(reflecting: $0) } ?? "none")",
+                    "fleet.in_flight": "\(inFlight)",
+                ])
         }
         self.carID = nil
     }
