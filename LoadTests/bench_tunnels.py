@@ -15,6 +15,7 @@ import selectors
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -61,18 +62,25 @@ def main():
     ap.add_argument("--bin", default=".build/debug/fleetgate")
     args = ap.parse_args()
     client, tunnel, admin = free_port(), free_port(), free_port()
-    env = dict(os.environ, FLEETGATE_FLEET_SECRET=SECRET, FLEETGATE_CACHE="/nonexistent")
+    # Token tunnels (the default is vehicle certificates, which need the tunnel's TLS files).
+    env = dict(os.environ, FLEETGATE_FLEET_SECRET=SECRET, FLEETGATE_CACHE="/nonexistent",
+               FLEETGATE_TUNNEL_AUTH="token")
+    log = tempfile.NamedTemporaryFile(prefix="bench_tunnels-", suffix=".log", delete=False)
     gw = subprocess.Popen([args.bin, "serve", "--client-port", str(client), "--tunnel-port", str(tunnel),
                            "--admin-port", str(admin), "--threads", "1", "--log-level", "error"],
-                          env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                          env=env, stdout=subprocess.DEVNULL, stderr=log)
     try:
         for _ in range(200):
+            if gw.poll() is not None:
+                sys.exit(f"the gateway exited with {gw.returncode} at start:\n" + open(log.name).read()[-2000:])
             try:
                 if '"ready":true' in get(admin, "/readyz"):
                     break
             except OSError:
                 pass
             time.sleep(0.1)
+        else:
+            sys.exit(f"the gateway was not ready within 20 s; its log: {log.name}")
         time.sleep(1)
         before = rss_kib(gw.pid)
         sel = selectors.DefaultSelector()
