@@ -8,7 +8,11 @@ the client, not the gateway, were saturated. Here the backend is nginx (`static_
 connection is an open loop up to `-m` streams in flight per connection), so a one-loop gateway is what
 saturates. Per relay (nghttpx with one worker; fleetgate serve --threads 1, central path) and round:
 
-  capacity   closed loop, 16 connections × 1 stream (h2load -n): streams/s answered 200
+  capacity   closed loop, 16 connections × --capacity-streams streams each (default 8; h2load -n -m):
+             streams/s answered 200. With 1 stream a connection (the figures before 2026-12-04) the
+             closed loop did not saturate nghttpx, whose 2× row then admitted 134 % of "capacity"
+             (helper-61): a capacity measured low makes the 90 % bar easy. The report also gives the
+             highest rate admitted in any row, and admitted at 2× as % of it.
   open 0.5×  open loop at half that capacity for --duration s (h2load --rps, 32 connections, -m 64)
   open 2×    open loop at twice it
 
@@ -78,6 +82,8 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=int, default=5)
     parser.add_argument("--capacity", type=int, default=20000, help="requests of the closed-loop capacity run")
+    parser.add_argument("--capacity-streams", type=int, default=8,
+                        help="streams in flight per connection of the closed-loop capacity run (16 connections)")
     parser.add_argument("--factors", default="0.5,2")
     parser.add_argument("--paths", default="nghttpx,central")
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
@@ -130,7 +136,8 @@ def main():
         rows = {}
         for r in range(args.rounds):
             for name, port, pid in paths[r % len(paths):] + paths[:r % len(paths)]:
-                cap = h2load(["-n", str(args.capacity), "-c", "16", "-m", "1"], port, body_file)
+                cap = h2load(["-n", str(args.capacity), "-c", "16", "-m", str(args.capacity_streams)], port,
+                             body_file)
                 capacity = cap["rate"] * cap["2xx"] / max(1, args.capacity)
                 rows.setdefault((name, "cap"), []).append(capacity)
                 for factor in factors:
@@ -169,6 +176,13 @@ def main():
                 print(f"| {name} | {cap:.0f} | {factor:g}× | {m('offered'):.0f} | {m('admitted'):.0f} ({share:.0f} %) "
                       f"| {m('5xx'):.0f} | {m('errored'):.0f} / {m('timeout'):.0f} | {m('p50'):.2f} / {m('p99'):.2f} "
                       f"| {m('p99') / base:.1f} | {m('cores'):.2f}, {m('cpu_us'):.0f} |")
+            # The highest rate this relay admitted anywhere (capacity run or any open row): at 2× it should
+            # admit ≥ 90 % of that too, or the capacity run under-measured it.
+            peak = med([max([rows[(name, "cap")][i]] + [rows[(name, f)][i]["admitted"] for f in factors])
+                        for i in range(len(rows[(name, "cap")]))])
+            top = med([x["admitted"] for x in rows[(name, factors[-1])]])
+            print(f"| {name} | peak admitted {peak:.0f}/s | {factors[-1]:g}× admitted {100 * top / peak:.0f} % of it "
+                  f"| | | | | | | |")
     finally:
         for g in gateways:
             g.stop()

@@ -32,6 +32,21 @@ struct SamplingRangeTests {
             } == nil)
     }
 
+    @Test("A tool choice needs tools, as OpenAI says")
+    func toolChoiceNeedsTools() {
+        #expect(self.check { $0.toolChoice = .string("required") }?.param == "tool_choice")
+        #expect(
+            self.check {
+                $0.toolChoice = .string("auto"); $0.tools = .array([])
+            }?.param == "tool_choice")
+        #expect(self.check { $0.toolChoice = .null } == nil)
+        #expect(
+            self.check {
+                $0.toolChoice = .string("auto")
+                $0.tools = .array([.object(["type": .string("function")])])
+            } == nil)
+    }
+
     @Test("Past a bound: a 400 naming the parameter")
     func outside() {
         #expect(self.check { $0.temperature = 5 }?.param == "temperature")

@@ -191,6 +191,12 @@ struct RequestValidator {
         if let top = request.topLogprobs, top < 0 || top > 20 {
             throw .invalidRequest("'top_logprobs' must be between 0 and 20.", param: "top_logprobs")
         }
+        // OpenAI refuses a tool choice without tools; served anyway, a car answered in prose (helper-60).
+        if let choice = request.toolChoice, !choice.isEmptyOrNull, request.tools?.isEmptyOrNull ?? true {
+            throw .invalidRequest(
+                "Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' are specified.",
+                param: "tool_choice")
+        }
         guard let messages = request.messages else { return }
         for index in messages.indices where !Self.isRole(messages[index].role) {
             throw .invalidRequest(
