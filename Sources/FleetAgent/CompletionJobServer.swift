@@ -38,7 +38,7 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
     /// A reasoning model's thinking, for a `stream: false` answer.
     var reasoning = ""
     var completionTokens = 0
-    let id = CompletionID.make()
+    let id: String
     let created = Int(Date().timeIntervalSince1970)
     /// Between ``beginBatch()`` and ``endBatch()``: the batch's chunks, written to the stream once at its end.
     private var batch: ByteBuffer?
@@ -47,6 +47,7 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
         self.responder = responder
         self.stream = stream
         self.chat = chat
+        self.id = CompletionID.make(chat: chat)
         self.body = BodyAccumulator(limit: responder.maxBodyBytes)
         let headers = JobRequestHeaders(request.headerFields)
         self.requestSeed = headers.seed.flatMap { UInt64($0) }

@@ -13,5 +13,7 @@ struct CompletionIDTests {
             #expect(id.dropFirst(9).allSatisfy { "0123456789abcdef".contains($0) })
         }
         #expect(Set(ids).count == ids.count)
+        let legacy = CompletionID.make(chat: false)
+        #expect(legacy.hasPrefix("cmpl-") && legacy.utf8.count == 29)
     }
 }

@@ -86,6 +86,7 @@ struct StreamingTests {
             let decoded = try chunks(try ssePayloads(result.body))
             #expect(decoded.allSatisfy { $0.object == "text_completion" })
             #expect(decoded.compactMap { $0.choices.first?.text }.filter { !$0.isEmpty }.count == 4)
+            #expect(decoded.allSatisfy { $0.id.hasPrefix("cmpl-") }, "OpenAI's legacy ids: \(decoded.map(\.id))")
 
             // A list of one prompt (LangChain's OpenAI LLM sends it so) is that prompt: the same text.
             let listed = try await client.post(

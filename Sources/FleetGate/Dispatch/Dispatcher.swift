@@ -149,7 +149,8 @@ final class Dispatcher: UpstreamEvents {
         self.relay = SSERelay(
             configuration: .init(
                 streaming: request.streaming, includeUsage: request.includeUsage, chat: request.chat,
-                maxOutputTokens: request.outputLimit, fallbackID: "chatcmpl-" + requestID, fallbackModel: request.model,
+                maxOutputTokens: request.outputLimit, fallbackID: (request.chat ? "chatcmpl-" : "cmpl-") + requestID,
+                fallbackModel: request.model,
                 fallbackCreated: time(nil), responses: request.responses, choices: request.choices))
         self.candidates = CandidateList(
             core: core, profile: request.profile, preferredRegion: request.origin.region)
