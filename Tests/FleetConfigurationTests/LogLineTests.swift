@@ -46,7 +46,7 @@ struct LogLineTests {
                 + "\n")
     }
 
-    @Test("One event is one line: a line break in a value or the message is escaped")
+    @Test("One event is one line: a line break in a value or the message is escaped (the dictionary path)")
     func oneLine() {
         let line = LogLine.render(
             timestamp: "T", label: "l", base: [:],
@@ -57,10 +57,6 @@ struct LogLineTests {
             line
                 == #"T error l: error=a.yaml:1:1: bad\nb.yaml:2:2: worse error.message=it broke error.type=FleetConfigurationTests.LogLineTests.Failure [FleetGate] Reload refused\r\nagain"#
                 + "\n")
-        let sorted = LogLine.bytes(
-            timestamp: "T", label: "l", base: [:], level: .info, sortedFields: [(key: "a", value: "x\ny")],
-            source: "S", message: "m")
-        #expect(sorted == Array(#"T info l: a=x\ny [S] m"#.utf8) + [UInt8(ascii: "\n")])
     }
 
     @Test("One field per key: an attached error's fields over the event's, the event's over the logger's")
