@@ -86,12 +86,8 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
             return self.sendError(
                 .invalidRequest("'n' above 1 is not served here: an agent's job is one choice.", param: "n"))
         }
-        let logprobs: Bool =
-            switch request.logprobs {
-            case nil, .null?, .bool(false)?, .number(0)?: false
-            default: true
-            }
-        if logprobs || (request.topLogprobs ?? 0) > 0 {
+        // The gateway's own test of it (`wantsLogprobs`): what it sends a car, a car serves.
+        if request.wantsLogprobs {
             return self.sendError(
                 .invalidRequest(
                     "'logprobs' is not served here: an agent's jobs carry no log probabilities.", param: "logprobs"))

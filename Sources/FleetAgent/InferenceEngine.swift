@@ -109,9 +109,9 @@ extension InferenceEngine {
 public struct EngineError: Error, Hashable, Sendable, CustomStringConvertible {
     public var message: String
     public var code: String
-    /// Set when the runtime rejected the request itself (a 4xx other than 408 and 429: a prompt over
-    /// its context, a parameter it refuses): the status, passed to the gateway, which answers the
-    /// client with it instead of trying elsewhere or holding it against the car.
+    /// Set when the runtime rejected the request itself (``APIError/rejectsRequest(status:)``: a prompt
+    /// over its context, a parameter it refuses): the status, passed to the gateway (docs/protocol.md),
+    /// which answers the client with it after one other upstream, without holding it against the car.
     public var rejectedStatus: Int?
     /// The parameter a rejection names, if any.
     public var param: String?

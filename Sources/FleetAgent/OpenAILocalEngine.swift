@@ -208,10 +208,22 @@ private struct ModelIDs: Decodable {
 }
 
 struct ErrorMessage: Decodable {
+    /// Each field read on its own: runtimes differ (llama.cpp and vLLM send `code` as the HTTP
+    /// status number), and one field of another type must not lose the message.
     struct Detail: Decodable {
         var message: String
+        /// `code` when it is a string (OpenAI's `context_length_exceeded`); nil for a number.
         var code: String?
         var param: String?
+
+        init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: Keys.self)
+            self.message = try c.decode(String.self, forKey: .message)
+            self.code = try? c.decodeIfPresent(String.self, forKey: .code)
+            self.param = try? c.decodeIfPresent(String.self, forKey: .param)
+        }
+
+        private enum Keys: String, CodingKey { case message, code, param }
     }
     var error: Detail
 }

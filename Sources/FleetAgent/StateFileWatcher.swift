@@ -86,6 +86,8 @@ public struct StateFileWatcher: Service {
     static func describe(_ error: any Error) -> String {
         func key(_ path: [any CodingKey]) -> String { path.map(\.stringValue).joined(separator: ".") }
         switch error as? DecodingError {
+        case .typeMismatch(_, let context) where context.codingPath.isEmpty:
+            return "not a JSON object"
         case .typeMismatch(_, let context), .valueNotFound(_, let context):
             return "key '\(key(context.codingPath))': wrong type"
         case .dataCorrupted(let context) where !context.codingPath.isEmpty:

@@ -55,7 +55,9 @@ public final class GatewayCore: Sendable {
         logger: Logger
     ) throws {
         self.centralClients = CentralClients(tls: centralTLS)
-        self.live = Mutex(Live(configuration: configuration))
+        let live = Live(configuration: configuration)
+        self.live = Mutex(live)
+        self.corsEnabled.store(live.cors.isEnabled, ordering: .relaxed)
         self.keys = try AppKeys(
             configuration: configuration, metrics: metrics, logger: logger,
             now: Double(NIODeadline.now().uptimeNanoseconds) / 1e9)
@@ -166,6 +168,9 @@ public final class GatewayCore: Sendable {
         }
     }
     private let live: Mutex<Live>
+    /// Whether `auth.corsOrigins` is set, kept beside ``liveConfiguration`` for the HTTP/2 early
+    /// refusal's question on every request's header block, which must not take the lock.
+    let corsEnabled = Atomic<Bool>(false)
 
     /// Application keys and their quotas. Keys are held only as SHA-256 digests and looked up by
     /// digest, so no comparison runs over a secret.
@@ -173,7 +178,9 @@ public final class GatewayCore: Sendable {
 
     /// Swaps in a reloaded configuration (limits, timeouts, objectives, API keys) at once.
     func apply(_ configuration: GatewayConfiguration) {
-        self.live.withLock { $0 = Live(configuration: configuration) }
+        let live = Live(configuration: configuration)
+        self.live.withLock { $0 = live }
+        self.corsEnabled.store(live.cors.isEnabled, ordering: .relaxed)
         self.keys.replaceStaticKeys(configuration.auth, now: self.now)
         self.auditor?.apply(configuration.audit)
     }

@@ -41,6 +41,7 @@ struct StateFileWatcherTests {
         let missing = try self.failure(nil)
         #expect(missing == "cannot be read: No such file or directory", "\(missing)")
         #expect(try self.failure("plugged_in: yes").hasPrefix("not valid JSON (a JSON object of any of plugged_in"))
+        #expect(try self.failure("[true]").hasPrefix("not a JSON object"))
         #expect(try self.failure(#"{"charge_percent":"full"}"#).hasPrefix("key 'charge_percent': wrong type"))
         #expect(try self.failure(#"{"link":"carrier-pigeon"}"#).hasPrefix("key 'link': invalid value"))
         #expect(try self.failure(#"{"charge_percent":140}"#) == "key 'charge_percent': 140 is not in 0...100")

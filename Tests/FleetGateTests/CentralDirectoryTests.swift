@@ -119,6 +119,9 @@ struct CentralDirectoryTests {
         #expect(directory.probed(Self.a, models: ["fleet-8b"], now: t0 + .seconds(62)) == .answering)
         #expect(directory.probed(Self.a, models: ["fleet-8b"], now: t0 + .seconds(63)) == .unchanged)
         #expect(directory.probed(Self.a, models: nil, now: t0 + .seconds(64)) == .silent)
+        // An empty list is no answer either: still out, and not news of a return.
+        #expect(directory.probed(Self.a, models: [], now: t0 + .seconds(65)) == .unchanged)
+        #expect(directory.probed(Self.a, models: ["fleet-8b"], now: t0 + .seconds(66)) == .answering)
     }
 
     @Test("Logs and metrics show a base URL without its user or password")

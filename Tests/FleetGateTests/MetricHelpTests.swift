@@ -28,7 +28,7 @@ struct MetricHelpTests {
         let text = try files.map { try String(contentsOf: Self.docs.appendingPathComponent($0), encoding: .utf8) }
             .joined()
         for (name, help) in MetricHelp.texts {
-            #expect(text.contains("`\(name)"), "\(name) is not in docs/")
+            #expect(text.contains("`\(name)`") || text.contains("`\(name){"), "\(name) is not in docs/")
             #expect(!help.contains("\n") && !help.contains("\\") && !help.isEmpty, "\(name)")
         }
     }

@@ -95,6 +95,52 @@ struct OpenAILocalEngineTests {
         }
     }
 
+    @Test("A car's rejection is tried once elsewhere: another car that serves answers; two rejections go to the app")
+    func runtimeRejectionTriedOnce() async throws {
+        let (first, second) = (RejectingRuntime(), RejectingRuntime())
+        let (runtimeA, engineA) = try await ServedRuntime.start(first, models: ["tight": "tight"])
+        let (runtimeB, engineB) = try await ServedRuntime.start(second, models: ["tight": "tight"])
+        let serving = try await CentralServer.start()
+        defer {
+            runtimeA.close(promise: nil)
+            runtimeB.close(promise: nil)
+            serving.channel.close(promise: nil)
+        }
+        // Two rejecting cars: each request asks one, then the other, then the app hears the 400 —
+        // not a third attempt (dispatch.maxAttempts is 3), and neither car benched.
+        try await withFleet { fleet in
+            _ = try await fleet.startCar("tight-a", engine: engineA)
+            _ = try await fleet.startCar("tight-b", engine: engineB)
+            let client = try await RecordingClient.connect(port: fleet.clientPort)
+            defer { client.close() }
+            for _ in 0..<2 {
+                let done = try await client.post(
+                    "/v1/chat/completions", json: chatBody(model: "tight", stream: true, maxTokens: 5)
+                ).collect()
+                #expect(done.response?.status.code == 400, "\(done.body)")
+                #expect(done.body.contains("context_length_exceeded"))
+            }
+            let asked = first.completions.load(ordering: .relaxed) + second.completions.load(ordering: .relaxed)
+            #expect(asked == 4, "two runtimes asked per request")
+        }
+        // A rejecting car and one that serves: the app gets its answer whichever is asked first.
+        let serves = try await OpenAILocalEngine.connect(
+            .init(baseURL: serving.baseURL, models: ["tight": "fleet-8b"], slots: 2), client: .shared)
+        try await withFleet { fleet in
+            _ = try await fleet.startCar("tight-a", engine: engineA)
+            _ = try await fleet.startCar("roomy", engine: serves)
+            let client = try await RecordingClient.connect(port: fleet.clientPort)
+            defer { client.close() }
+            for _ in 0..<4 {
+                let done = try await client.post(
+                    "/v1/chat/completions", json: chatBody(model: "tight", stream: true, maxTokens: 3)
+                ).collect()
+                #expect(done.response?.status == .ok, "\(done.body)")
+                #expect(done.body.hasSuffix("data: [DONE]\n\n"))
+            }
+        }
+    }
+
     @Test("A car never receives what names the app's end user: user, safety_identifier, prompt_cache_key, metadata")
     func carGetsNoUserIdentifiers() async throws {
         let runtime = try await CentralServer.start()

@@ -5,6 +5,7 @@ import FleetScheduler
 import Foundation
 import HTTPTypes
 import NIOCore
+import Synchronization
 
 /// Routes client requests: the OpenAI API of the gateway.
 struct APIResponder: HTTPServerResponder {
@@ -139,7 +140,7 @@ struct APIResponder: HTTPServerResponder {
     /// screened with its fields, as on HTTP/1.1.
     func earlyResponse(method: String, path: String, eventLoop: any EventLoop) -> HTTPPrebuiltResponse? {
         guard method == "POST", let api = ClientAPI(path: path), let load = self.loads.load(of: eventLoop),
-            !self.core.liveConfiguration.cors.isEnabled, case .shed(let reason) = load.screen()
+            !self.core.corsEnabled.load(ordering: .relaxed), case .shed(let reason) = load.screen()
         else { return nil }
         self.core.metrics.shed(reason: reason.rawValue)
         self.shedCounters[api]?.increment()

@@ -53,7 +53,10 @@ struct AdminResponder: HTTPServerResponder {
         if let allowed = Self.methods[path], request.method != allowed, !(allowed == .get && request.method == .head) {
             let body = APIErrorBody(
                 message: "\(path) takes \(allowed.rawValue).", type: "invalid_request_error", code: "admin_refused")
-            return FixedResponseDelegate(stream: stream, status: .methodNotAllowed, body: JSON.buffer(body))
+            var allow = HTTPFields()
+            allow[.allow] = allowed == .get ? "GET, HEAD" : "POST"  // RFC 9110 §15.5.6
+            return FixedResponseDelegate(
+                stream: stream, status: .methodNotAllowed, body: JSON.buffer(body), headers: allow)
         }
         switch path {
         case "/healthz":

@@ -256,6 +256,9 @@ public final class CentralDirectory: Service, Sendable {
         } catch {
             failure = "\(type(of: error))"
         }
+        if models?.isEmpty == true {
+            failure = "empty model list"  // still out of rotation: nothing to serve with
+        }
         let metadata: Logger.Metadata = ["fleet.central": "\(Self.redacted(baseURL))"]
         switch self.probed(baseURL, models: models) {
         case .unchanged: break
@@ -305,6 +308,9 @@ public final class CentralDirectory: Service, Sendable {
             if let models {
                 list[i].models = models
                 list[i].consecutiveFailures = 0
+            }
+            // A list with no model leaves it out of rotation, as silence does (helper-62).
+            if let models, !models.isEmpty {
                 defer { list[i].silentSince = nil }
                 return list[i].silentSince == nil ? .unchanged : .answering
             }

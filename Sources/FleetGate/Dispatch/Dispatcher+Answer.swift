@@ -80,6 +80,15 @@ extension Dispatcher {
     }
 
     func fail(_ reason: DispatchStateMachine.FailureReason, midStream: Bool) {
+        // A car rejected the request and nothing after it served: the client gets the rejection.
+        if !midStream, let rejection = self.carRejection {
+            switch reason {
+            case .noCapacity, .attemptsExhausted:
+                self.rejectionBody = rejection.body
+                return self.fail(.rejected(status: rejection.status), midStream: false)
+            default: break
+            }
+        }
         let error: APIError
         // The zone's refusal count (and its alert) sees a saturated zone as it sees an empty one.
         if reason == .noCapacity { self.core.metrics.fleetState.zoneRefused(self.request.zone) }

@@ -192,15 +192,17 @@ extension Dispatcher {
             if status >= 500 {
                 return self.attemptFailed(id, self.failure(answering: attempt.errorBody, from: id, label: "status_5xx"))
             }
-            // A rejection of the request passes through; any other 4xx (401, 403, 404: the endpoint's
-            // set-up) is the upstream's failure, tried elsewhere, and never shown to the client.
-            let clientFault = APIError.rejectsRequest(status: status)
-            return self.attemptFailed(
-                id,
-                .init(
-                    retryable: !clientFault,
-                    label: clientFault || status >= 500 ? "status_\(status / 100)xx" : "status_\(status)",
-                    status: clientFault ? status : nil))
+            // A rejection of the request passes through; any other 4xx is tried elsewhere and never
+            // shown to the client: 401, 403 and 407 say the endpoint's key is wrong (its failure); 404
+            // that it lacks this route or model, which says nothing of its health for others.
+            if APIError.rejectsRequest(status: status) {
+                return self.attemptFailed(id, .init(retryable: false, label: "status_4xx", status: status))
+            }
+            switch status {
+            case 401, 403, 407, 408: return self.attemptFailed(id, .init(retryable: true, label: "status_\(status)"))
+            case 404: return self.attemptFailed(id, .init(retryable: true, label: "status_404", upstreamAtFault: false))
+            default: return self.attemptFailed(id, .init(retryable: true, label: "status_other"))
+            }
         }
         if attempt.answer != nil { return self.answerArrived(id) }
         // A clean end is the answer's end only after a finish reason or `[DONE]` (which ends the request
@@ -269,19 +271,27 @@ extension Dispatcher {
     /// tool call, several choices) sends the rest of the request to central capacity, since another
     /// car's runtime would answer the same; a car whose runtime was busy is a busy upstream.
     private func failure(answering body: ByteBuffer, from id: Int, label: String) -> DispatchStateMachine.Failure {
-        guard let attempt = self.attempts[id], case .car = attempt.lease, let code = APIError.code(in: body) else {
+        guard let attempt = self.attempts[id], let code = APIError.code(in: body) else {
             return .init(retryable: true, label: label)
         }
-        // The car's runtime rejected the request itself (its 4xx, `fleet_status`): the client gets that
-        // status and error, as from central; another car's runtime would answer the same, and the car
-        // is not at fault (helper-60: it was a 502 that benched the car for every client).
-        if var rejection = try? JSON.decode(APIErrorBody.self, from: body.readableBytesView),
+        // The runtime rejected the request itself (its 4xx, `fleet_status`), before any token (a stream
+        // under way is not rejected, it failed): the client gets that status and error (helper-60: it was
+        // a 502 that benched the car for every client). A car's is tried once elsewhere first, without
+        // holding it against the car: cars differ (a smaller context), and one that lies must not fail
+        // a request alone (helper-62). A second car's, or central's (`fleet-agent serve`), goes to the client.
+        if self.machine.committed != id,
+            var rejection = try? JSON.decode(APIErrorBody.self, from: body.readableBytesView),
             let status = rejection.fleetStatus, APIError.rejectsRequest(status: status)
         {
             rejection.fleetStatus = nil
             attempt.errorBody = JSON.buffer(rejection)
+            if case .car = attempt.lease, self.carRejection == nil {
+                self.carRejection = (status, attempt.errorBody)
+                return .init(retryable: true, label: Self.rejectedLabel, upstreamAtFault: false)
+            }
             return .init(retryable: false, label: Self.rejectedLabel, status: status)
         }
+        guard case .car = attempt.lease else { return .init(retryable: true, label: label) }
         // A car whose runtime is busy: another upstream may have room.
         if code == APIError.upstreamBusyCode { return .init(retryable: true, label: Self.busyLabel) }
         guard APIError.carPathCannotCarry.contains(code) else { return .init(retryable: true, label: label) }

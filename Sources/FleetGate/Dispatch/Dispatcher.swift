@@ -111,6 +111,10 @@ final class Dispatcher: UpstreamEvents {
     var opening: Int?
     /// The body of an upstream's rejection (a 4xx), passed through to the client.
     var rejectionBody = ByteBuffer()
+    /// A car runtime's rejection of the request, tried once elsewhere (a car with a smaller context,
+    /// or one that lies, must not fail a request alone): its status and body, the client's answer when
+    /// nothing else serves it.
+    var carRejection: (status: Int, body: ByteBuffer)?
     /// When the client got its first token (the GenAI metrics).
     var clientFirstTokenAt: NIODeadline?
     /// The whole answer central gave a `stream: false` request (``CentralAnswer``), for the client
