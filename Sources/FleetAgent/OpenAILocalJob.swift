@@ -208,7 +208,13 @@ final class OpenAILocalJob: InferenceJobHandle, HTTP1ResponseReceiver {
         guard !self.done else { return }
         guard self.status == 200 else {
             let detail = (try? JSON.decode(ErrorMessage.self, from: self.errorBody.readableBytesView))?.error
-            let message = detail?.message.prefix(200)
+            // The runtime names its own model, which `--model-map` keeps from the app: the advertised
+            // name stands in for it (helper-63).
+            var said = detail?.message ?? ""
+            if let upstream = self.engine.mapping[self.job.model], !upstream.isEmpty, upstream != self.job.model {
+                said = said.replacing(upstream, with: self.job.model)
+            }
+            let message = detail == nil ? nil : said.prefix(200)
             // Busy (429, 503): the gateway tries elsewhere and, when everything is, tells the app to
             // come back (503 server_overloaded), not that the car is broken.
             let busy = APIError.isBusy(status: Int(self.status))

@@ -72,7 +72,7 @@ struct OpenAILocalEngineTests {
     @Test("A runtime's rejection of the request (400) reaches the app as that 400, once, and never benches the car")
     func runtimeRejectionPassesThrough() async throws {
         let rejecting = RejectingRuntime()
-        let (runtime, engine) = try await ServedRuntime.start(rejecting, models: ["tight": "tight"])
+        let (runtime, engine) = try await ServedRuntime.start(rejecting, models: ["tight": "internal-tight-70b"])
         defer { runtime.close(promise: nil) }
         try await withFleet { fleet in
             _ = try await fleet.startCar("tight-car", engine: engine)
@@ -87,6 +87,8 @@ struct OpenAILocalEngineTests {
                 let error = try JSON.decode(APIErrorBody.self, from: Array(done.body.utf8))
                 #expect(error.error.code == "context_length_exceeded" && error.error.param == "messages")
                 #expect(error.error.message.contains("maximum context length is 2048"))
+                // The runtime's own model name, which the car's model map keeps from apps, is not shown.
+                #expect(error.error.message.contains("(tight)") && !done.body.contains("internal-tight-70b"))
                 #expect(error.fleetStatus == nil && !done.body.contains("fleet_status"))
             }
             #expect(rejecting.completions.load(ordering: .relaxed) == 3, "a rejection is not tried elsewhere")
@@ -97,9 +99,10 @@ struct OpenAILocalEngineTests {
 
     @Test("A car's rejection is tried once elsewhere: another car that serves answers; two rejections go to the app")
     func runtimeRejectionTriedOnce() async throws {
-        let (first, second) = (RejectingRuntime(), RejectingRuntime())
-        let (runtimeA, engineA) = try await ServedRuntime.start(first, models: ["tight": "tight"])
-        let (runtimeB, engineB) = try await ServedRuntime.start(second, models: ["tight": "tight"])
+        // The second says 421, which would send an HTTP/2 client to another connection: the app gets 400.
+        let (first, second) = (RejectingRuntime(), RejectingRuntime(status: .misdirectedRequest))
+        let (runtimeA, engineA) = try await ServedRuntime.start(first, models: ["tight": "internal-tight-70b"])
+        let (runtimeB, engineB) = try await ServedRuntime.start(second, models: ["tight": "internal-tight-70b"])
         let serving = try await CentralServer.start()
         defer {
             runtimeA.close(promise: nil)
@@ -123,9 +126,10 @@ struct OpenAILocalEngineTests {
             let asked = first.completions.load(ordering: .relaxed) + second.completions.load(ordering: .relaxed)
             #expect(asked == 4, "two runtimes asked per request")
         }
-        // A rejecting car and one that serves: the app gets its answer whichever is asked first.
+        // A rejecting car and one that serves: the app gets its answer whichever is asked first; while
+        // the one that serves is full, a 503 to retry, not the rejecting car's 400 (helper-63).
         let serves = try await OpenAILocalEngine.connect(
-            .init(baseURL: serving.baseURL, models: ["tight": "fleet-8b"], slots: 2), client: .shared)
+            .init(baseURL: serving.baseURL, models: ["tight": "fleet-8b"], slots: 1), client: .shared)
         try await withFleet { fleet in
             _ = try await fleet.startCar("tight-a", engine: engineA)
             _ = try await fleet.startCar("roomy", engine: serves)
@@ -138,6 +142,15 @@ struct OpenAILocalEngineTests {
                 #expect(done.response?.status == .ok, "\(done.body)")
                 #expect(done.body.hasSuffix("data: [DONE]\n\n"))
             }
+            let long = try await client.post(
+                "/v1/chat/completions", json: chatBody(model: "tight", stream: true, maxTokens: 5_000))
+            try await waitUntil("the serving car is full") { serving.engine.activeJobs == 1 }
+            let busy = try await client.post(
+                "/v1/chat/completions", json: chatBody(model: "tight", stream: true, maxTokens: 3)
+            ).collect()
+            #expect(busy.response?.status.code == 503, "\(busy.body)")
+            #expect(busy.body.contains("server_overloaded") && busy.response?.headerFields[.retryAfter] != nil)
+            long.reset()
         }
     }
 
@@ -584,19 +597,22 @@ enum ServedRuntime {
 /// Lists one model and rejects every completion as a runtime rejects a prompt over its context.
 final class RejectingRuntime: HTTPServerResponder {
     let completions = Atomic<Int>(0)
+    /// The status it rejects with.
+    let status: HTTPResponse.Status
+    init(status: HTTPResponse.Status = .badRequest) { self.status = status }
 
     func stream(_ stream: any HTTPStream, didReceive request: HTTPRequest, connection: HTTPConnectionInfo)
         -> any HTTPStreamDelegate
     {
         if request.path == "/v1/models" {
-            let models = ModelList(data: [.init(id: "tight", created: 0, ownedBy: "test")])
+            let models = ModelList(data: [.init(id: "internal-tight-70b", created: 0, ownedBy: "test")])
             return FixedResponseDelegate(stream: stream, status: .ok, body: JSON.buffer(models))
         }
         self.completions.add(1, ordering: .relaxed)
         let error = APIErrorBody(
-            message: "This model's maximum context length is 2048 tokens.", type: "invalid_request_error",
-            code: "context_length_exceeded", param: "messages")
-        return FixedResponseDelegate(stream: stream, status: .badRequest, body: JSON.buffer(error))
+            message: "This model's maximum context length is 2048 tokens (internal-tight-70b).",
+            type: "invalid_request_error", code: "context_length_exceeded", param: "messages")
+        return FixedResponseDelegate(stream: stream, status: self.status, body: JSON.buffer(error))
     }
 }
 

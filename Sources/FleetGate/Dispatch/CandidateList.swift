@@ -132,11 +132,17 @@ struct CandidateList {
     /// refusal: capacity is expected back, so it is 503 `server_overloaded` with `Retry-After`, not
     /// `no_capacity_in_zone` (DESIGN.md, overload and refusals), which tells the client nothing in its
     /// zone can serve.
-    var zoneBusyRetryAfter: Int? {
+    var zoneBusyRetryAfter: Int? { self.zoneBusyRetryAfter(excluding: nil) }
+
+    /// ``zoneBusyRetryAfter``, not counting the car `excluding` (one that refused the request itself:
+    /// its slot frees, but it would refuse again).
+    func zoneBusyRetryAfter(excluding: CarID?) -> Int? {
         let model = self.profile.model
         let zone = self.profile.zone
         // A car's slot or back-off frees within about a second.
-        if !self.centralOnly && self.core.registry.hasBusyCapacity(model: model, zone: zone, now: self.core.now) {
+        if !self.centralOnly
+            && self.core.registry.hasBusyCapacity(model: model, zone: zone, now: self.core.now, excluding: excluding)
+        {
             return 1
         }
         guard self.core.httpClient != nil, self.core.central.option(model: model, zone: zone) != nil else { return nil }

@@ -79,15 +79,28 @@ extension Dispatcher {
         self.stream.flushNow()  // the last bytes before the audit line queued by end(status:)
     }
 
+    /// Whether a request failed right after a car's rejection, with nothing run after it: no candidate
+    /// for the retry, or the attempts spent on the rejection itself.
+    static func endsOnRejection(_ reason: DispatchStateMachine.FailureReason) -> Bool {
+        switch reason {
+        case .noCapacity: true
+        case .attemptsExhausted(let label): label == Self.rejectedLabel
+        default: false
+        }
+    }
+
     func fail(_ reason: DispatchStateMachine.FailureReason, midStream: Bool) {
-        // A car rejected the request and nothing after it served: the client gets the rejection.
-        if !midStream, let rejection = self.carRejection {
-            switch reason {
-            case .noCapacity, .attemptsExhausted:
+        // A car rejected the request (``carRejection``) and the one other try found nothing: the client
+        // gets the rejection when nothing else in the zone serves the model, the zone's 503 when the
+        // others are only busy. Not when they failed for their own reasons (a 502): a car that lies must
+        // not turn the zone's 503 or 502 into the app's 4xx (helper-63).
+        if !midStream, let rejection = self.carRejection, Self.endsOnRejection(reason) {
+            self.carRejection = nil
+            if self.candidates.zoneBusyRetryAfter(excluding: rejection.car) == nil && !self.yieldedToWaiter {
                 self.rejectionBody = rejection.body
                 return self.fail(.rejected(status: rejection.status), midStream: false)
-            default: break
             }
+            if reason != .noCapacity { return self.fail(.noCapacity, midStream: false) }
         }
         let error: APIError
         // The zone's refusal count (and its alert) sees a saturated zone as it sees an empty one.

@@ -285,11 +285,17 @@ extension Dispatcher {
         {
             rejection.fleetStatus = nil
             attempt.errorBody = JSON.buffer(rejection)
-            if case .car = attempt.lease, self.carRejection == nil {
-                self.carRejection = (status, attempt.errorBody)
+            guard case .car(_, let dispatch, _) = attempt.lease else {
+                return .init(retryable: false, label: Self.rejectedLabel, status: status)
+            }
+            // A car's status, in the few an app should act on: 421 would send an HTTP/2 client to
+            // another connection, 499 is nginx's own (helper-63).
+            let shown = [400, 413, 422].contains(status) ? status : 400
+            if self.carRejection == nil {
+                self.carRejection = (shown, attempt.errorBody, dispatch.car)
                 return .init(retryable: true, label: Self.rejectedLabel, upstreamAtFault: false)
             }
-            return .init(retryable: false, label: Self.rejectedLabel, status: status)
+            return .init(retryable: false, label: Self.rejectedLabel, status: shown)
         }
         guard case .car = attempt.lease else { return .init(retryable: true, label: label) }
         // A car whose runtime is busy: another upstream may have room.

@@ -114,7 +114,7 @@ final class Dispatcher: UpstreamEvents {
     /// A car runtime's rejection of the request, tried once elsewhere (a car with a smaller context,
     /// or one that lies, must not fail a request alone): its status and body, the client's answer when
     /// nothing else serves it.
-    var carRejection: (status: Int, body: ByteBuffer)?
+    var carRejection: (status: Int, body: ByteBuffer, car: CarID)?
     /// When the client got its first token (the GenAI metrics).
     var clientFirstTokenAt: NIODeadline?
     /// The whole answer central gave a `stream: false` request (``CentralAnswer``), for the client
