@@ -49,7 +49,8 @@ extension AgentProgramConfiguration {
             self.gateway.tls = .init(
                 caFile: caFile, serverHostname: serverName, certificateFile: certificate, privateKeyFile: key)
         } else if let unused = caFile ?? serverName ?? certificate {
-            let name = caFile != nil ? "gateway.caFile" : serverName != nil ? "gateway.serverName" : "gateway.certificateFile"
+            let name =
+                caFile != nil ? "gateway.caFile" : serverName != nil ? "gateway.serverName" : "gateway.certificateFile"
             throw ConfigurationError(.invalidValue, key: name, value: unused, "is only used with gateway.tls: true")
         }
         self.gateway.others = try config.strings("gateway.addresses").map { text in
@@ -76,6 +77,12 @@ extension AgentProgramConfiguration {
             self.engine.modelMap[parts[0]] = parts[1]
         }
         self.engine.slowdown = try config.double("engine.slowdown", in: 1...1_000)
+        self.engine.chatTemplate = try config.string("engine.chatTemplate")
+        guard ["auto", "smollm2", "chatml", "none"].contains(self.engine.chatTemplate) else {
+            throw ConfigurationError(
+                .invalidValue, key: "engine.chatTemplate", value: self.engine.chatTemplate,
+                "must be one of auto, smollm2, chatml, none")
+        }
         self.engine.cheatEvery = try config.int("engine.cheatEvery", in: 0...1_000_000)
         let slots = try config.int("engine.slots", in: 0...4096)
         self.engine.slots = slots == 0 ? nil : slots
@@ -133,7 +140,8 @@ extension AgentProgramConfiguration {
                     "gateway.caFile", "", "PEM CA to verify the gateway with (empty: system roots).",
                     aliases: ["--ca-file"]),
                 .string(
-                    "gateway.serverName", "", "Name to verify on the gateway's certificate (empty: the host name each address was resolved from, or the host).",
+                    "gateway.serverName", "",
+                    "Name to verify on the gateway's certificate (empty: the host name each address was resolved from, or the host).",
                     aliases: ["--server-name"]),
                 .strings(
                     "gateway.addresses", [],
@@ -141,7 +149,8 @@ extension AgentProgramConfiguration {
                     aliases: ["--also-gateway"]),
                 .int(
                     "gateway.tunnels", d.gateway.tunnels,
-                    "Tunnels kept at once, each to a distinct replica (at most one per configured address until a gateway has said it is one of a cluster); a lost one re-dials another replica."),
+                    "Tunnels kept at once, each to a distinct replica (at most one per configured address until a gateway has said it is one of a cluster); a lost one re-dials another replica."
+                ),
                 .string(
                     "gateway.certificateFile", "",
                     "This car's vehicle certificate, PEM (fleetgate pki issue); mTLS instead of a token. Re-read when it changes.",
@@ -162,7 +171,8 @@ extension AgentProgramConfiguration {
                     "engine.hardware", d.engine.hardware.rawValue, "Hardware class: hw3, hw4 or ai5.",
                     aliases: ["--hardware"]),
                 .string(
-                    "engine.upstream", d.engine.upstream, "openai-local: the runtime's base URL, ending in /v1: plain http:// (a name is tried at each of its addresses).",
+                    "engine.upstream", d.engine.upstream,
+                    "openai-local: the runtime's base URL, ending in /v1: plain http:// (a name is tried at each of its addresses).",
                     aliases: ["--upstream"]),
                 .strings(
                     "engine.modelMap", [],
@@ -171,6 +181,10 @@ extension AgentProgramConfiguration {
                 .double(
                     "engine.slowdown", d.engine.slowdown, "Hidden slowdown of the synthetic engine (1 = nominal).",
                     aliases: ["--slowdown"]),
+                .string(
+                    "engine.chatTemplate", d.engine.chatTemplate,
+                    "openai-local: the model's chat template, to continue another car's answer: auto (SmolLM2's when every runtime model is a SmolLM, else none), smollm2, chatml or none (never given a continuation).",
+                    aliases: ["--chat-template"]),
                 .int(
                     "engine.cheatEvery", 0,
                     "TESTING ONLY: return wrong text on every Nth job (1: always; 0: honest) to exercise audits.",

@@ -24,6 +24,12 @@ extension AgentProgramConfiguration.Engine {
             baseURL: self.upstream, models: self.modelMap, slots: self.slots ?? 1,
             initialDecodeTokensPerSecond: self.decodeTokensPerSecond ?? profile.decodeTokensPerSecond,
             initialPrefillTokensPerSecond: self.prefillTokensPerSecond ?? profile.prefillTokensPerSecond)
+        switch self.chatTemplate {
+        case "smollm2": configuration.chatTemplate = .smolLM2
+        case "chatml": configuration.chatTemplate = .chatML
+        case "none": configuration.chatTemplate = nil
+        default: configuration.chatTemplateOnlyForSmolLM = true  // auto
+        }
         configuration.promptCache = self.cacheSequences.map {
             PromptCacheCapacity(sequences: $0, tokens: self.cacheTokens)
         }

@@ -47,6 +47,10 @@ public final class OpenAILocalEngine: InferenceEngine, Sendable {
         /// The model's chat template, for continuations from text through `/v1/completions`;
         /// nil: the engine cannot continue another engine's answer (the hello says `none`).
         public var chatTemplate: ChatTemplate? = .smolLM2
+        /// Keep ``chatTemplate`` only when every model the runtime serves here is a SmolLM (`auto`):
+        /// SmolLM2's template, with its default system prompt, continued any other model's answer in
+        /// the wrong format (helper-63).
+        public var chatTemplateOnlyForSmolLM = false
         /// What the runtime's prompt cache keeps, as configured where it was started (llama-cpp-python:
         /// `--cache true`; `scripts/real-model.sh`); nil: not known (the gateway learns it).
         public var promptCache: PromptCacheCapacity?
@@ -133,6 +137,12 @@ public final class OpenAILocalEngine: InferenceEngine, Sendable {
             )
         }
         guard !mapping.isEmpty else { throw EngineError(code: "model_not_found", message: "\(url) lists no model") }
+        var configuration = configuration
+        if configuration.chatTemplateOnlyForSmolLM,
+            !mapping.values.allSatisfy({ $0.lowercased().contains("smollm") })
+        {
+            configuration.chatTemplate = nil
+        }
         return OpenAILocalEngine(configuration: configuration, endpoint: endpoint, mapping: mapping)
     }
 

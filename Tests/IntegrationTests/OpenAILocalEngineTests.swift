@@ -38,6 +38,11 @@ struct OpenAILocalEngineTests {
         let engine = try await OpenAILocalEngine.connect(
             .init(baseURL: runtime.baseURL, models: ["chat": "fleet-8b"]), client: .shared)
         #expect(engine.models.map(\.id) == ["chat"])
+        #expect(engine.continuation == .prefix)  // a template set explicitly is kept
+        // `auto` (the agent's default): SmolLM2's template only for SmolLM models, else no continuation.
+        var auto = OpenAILocalEngine.Configuration(baseURL: runtime.baseURL, models: ["chat": "fleet-8b"])
+        auto.chatTemplateOnlyForSmolLM = true
+        #expect(try await OpenAILocalEngine.connect(auto, client: .shared).continuation == .none)
     }
 
     @Test("Tokens stream through gateway and agent from the runtime, and a client reset stops the runtime's job")
