@@ -181,8 +181,9 @@ extension ResponsesRequest {
         var response = ResponseObject(id: id, createdAt: createdAt, model: self.model)
         response.instructions = self.instructions
         response.maxOutputTokens = self.maxOutputTokens
-        response.temperature = self.temperature
-        response.topP = self.topP
+        // The values in effect, as OpenAI echoes them: 1 when the request left them out (helper-60).
+        response.temperature = self.temperature ?? 1
+        response.topP = self.topP ?? 1
         response.metadata = self.metadata ?? [:]
         response.user = self.user
         return response

@@ -32,8 +32,10 @@ struct SamplingRangeTests {
             } == nil)
     }
 
-    @Test("A tool choice needs tools, as OpenAI says")
+    @Test("A tool choice needs tools, as OpenAI says; at most 4 stop sequences")
     func toolChoiceNeedsTools() {
+        #expect(self.check { $0.stop = StopSequences(["a", "b", "c", "d"]) } == nil)
+        #expect(self.check { $0.stop = StopSequences(["a", "b", "c", "d", "e"]) }?.param == "stop")
         #expect(self.check { $0.toolChoice = .string("required") }?.param == "tool_choice")
         #expect(
             self.check {

@@ -26,6 +26,10 @@ struct ResponsesRequestTests {
         let template = request.responseTemplate(id: "resp_1", createdAt: 9)
         #expect(
             template.metadata == ["k": "v"] && template.instructions == "Be brief." && template.maxOutputTokens == 40)
+        #expect(template.temperature == 0.5 && template.topP == 0.9)
+        // Left out, they are echoed as the values in effect, as OpenAI does.
+        let bare = try Self.decode(#"{"model":"m","input":"Hi"}"#).responseTemplate(id: "resp_2", createdAt: 9)
+        #expect(bare.temperature == 1 && bare.topP == 1)
     }
 
     @Test("An earlier answer's output sent back as input: its reasoning item is dropped, its message kept")

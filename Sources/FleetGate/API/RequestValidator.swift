@@ -191,6 +191,10 @@ struct RequestValidator {
         if let top = request.topLogprobs, top < 0 || top > 20 {
             throw .invalidRequest("'top_logprobs' must be between 0 and 20.", param: "top_logprobs")
         }
+        // OpenAI takes at most 4 stop sequences (helper-63).
+        if let stop = request.stop, stop.values.count > 4 {
+            throw .invalidRequest("'stop' takes at most 4 sequences.", param: "stop")
+        }
         // OpenAI refuses a tool choice without tools; served anyway, a car answered in prose (helper-60).
         if let choice = request.toolChoice, !choice.isEmptyOrNull, request.tools?.isEmptyOrNull ?? true {
             throw .invalidRequest(
