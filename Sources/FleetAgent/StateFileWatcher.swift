@@ -3,10 +3,6 @@ import Foundation
 public import Logging
 public import ServiceLifecycle
 
-#if canImport(Glibc)
-    import Glibc
-#endif
-
 /// Watches a JSON file with the car's telemetry and applies changes to ``AgentState``.
 ///
 /// The file holds any of `plugged_in` (bool), `charge_percent` (0–100), `link`
@@ -46,7 +42,7 @@ public struct StateFileWatcher: Service {
     public func apply() throws {
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: self.path)) } catch {
-            throw AgentConfigError(message: "cannot be read: \(Self.reason(error))")
+            throw AgentConfigError(message: "cannot be read: \(FileErrorReason.describe(error))")
         }
         let file: FileState
         do { file = try JSONDecoder().decode(FileState.self, from: data) } catch {
@@ -65,21 +61,6 @@ public struct StateFileWatcher: Service {
             vehicle.departingInSeconds = file.departingInSeconds
             if let v = file.uplinkMbps { vehicle.uplinkMbps = v }
         }
-    }
-
-    /// The system's reason a file could not be read ("No such file or directory"), not Foundation's
-    /// generic text.
-    static func reason(_ error: any Error) -> String {
-        switch (error as? CocoaError)?.code {
-        case .fileReadNoSuchFile?, .fileNoSuchFile?: return "No such file or directory"
-        case .fileReadNoPermission?: return "Permission denied"
-        default: break
-        }
-        let underlying = (error as NSError).userInfo[NSUnderlyingErrorKey] as? NSError
-        if let code = underlying?.code, underlying?.domain == NSPOSIXErrorDomain, let text = strerror(Int32(code)) {
-            return String(cString: text)
-        }
-        return (error as NSError).localizedDescription
     }
 
     /// Which key was wrong, or that the text is not JSON.

@@ -161,6 +161,13 @@ public struct ConfigStack: Sendable {
         var expectingValue = false
         /// The flag each single-valued key was given by (a list key may be repeated).
         var given: [String: String] = [:]
+        /// Records `error` for a flag; its value, if any, goes with it rather than being reported as a
+        /// second error.
+        func refuse(_ error: ConfigurationError, inlineValue: String?) {
+            errors.append(error)
+            if inlineValue == nil, index < arguments.count, !arguments[index].hasPrefix("--") { index += 1 }
+            expectingValue = false
+        }
         while index < arguments.count {
             let argument = arguments[index]
             index += 1
@@ -198,36 +205,30 @@ public struct ConfigStack: Sendable {
                 let known = Array(flags.keys) + Array(aliases.keys)
                 let close = known.min { editDistance($0, name) < editDistance($1, name) }
                 let hint = close.map { editDistance($0, name) <= 3 ? "; did you mean \($0)?" : "" } ?? ""
-                errors.append(
+                refuse(
                     ConfigurationError(
                         .unknownKey, key: name,
                         "unknown option\(hint) (every key of docs/configuration.md is a flag: `--limits-max-body-bytes 2048`)"
-                    ))
-                // Its value, if any, goes with it rather than being reported as a second error.
-                if inlineValue == nil, index < arguments.count, !arguments[index].hasPrefix("--") { index += 1 }
-                expectingValue = false
+                    ), inlineValue: inlineValue)
                 continue
             }
             if spec.isSecret {
-                errors.append(
+                refuse(
                     ConfigurationError(
                         .invalidValue, key: spec.key,
                         "is a secret and is not read from the command line (where `ps` shows it): set \(spec.environmentVariable(prefix: program.environmentPrefix)) or use the \(spec.key)File key (--\(ConfigKeySpec.flag(for: spec.key + "File").dropFirst(2)))"
-                    ))
-                if inlineValue == nil, index < arguments.count, !arguments[index].hasPrefix("--") { index += 1 }
-                expectingValue = false
+                    ), inlineValue: inlineValue)
                 continue
             }
             if case .strings = spec.defaultValue {
             } else if let first = given[spec.key] {
                 // swift-configuration's own error for this ("failed to convert to type string", naming
                 // the flag as a key) did not say what was wrong.
-                errors.append(
+                refuse(
                     ConfigurationError(
                         .invalidValue, key: spec.key,
-                        "given twice on the command line (\(first) and \(parts[0])); give it once"))
-                if inlineValue == nil, index < arguments.count, !arguments[index].hasPrefix("--") { index += 1 }
-                expectingValue = false
+                        "given twice on the command line (\(first) and \(parts[0])); give it once"),
+                    inlineValue: inlineValue)
                 continue
             } else {
                 given[spec.key] = parts[0]

@@ -1,3 +1,4 @@
+import FleetProtocol
 import Foundation
 
 /// A copy of a file that only this process can reach, for a library that maps the file it opens.
@@ -32,17 +33,9 @@ enum PrivateFileCopy {
             throw GeoError(
                 code: .databaseUnreadable,
                 message:
-                    "\(path): cannot be copied to the temporary directory \(directory.path) (TMPDIR), where the gateway keeps the copy it maps: \(Self.reason(error))"
+                    "\(path): cannot be copied to the temporary directory \(directory.path) (TMPDIR), where the gateway keeps the copy it maps: \(FileErrorReason.describe(error))"
             )
         }
         return try body(copy)
-    }
-
-    private static func reason(_ error: any Error) -> String {
-        let underlying = (error as NSError).userInfo[NSUnderlyingErrorKey] as? NSError
-        if let code = underlying?.code, underlying?.domain == NSPOSIXErrorDomain, let text = strerror(Int32(code)) {
-            return String(cString: text)
-        }
-        return (error as NSError).localizedDescription
     }
 }

@@ -279,7 +279,7 @@ extension Dispatcher {
         // a 502 that benched the car for every client). A car's is tried once elsewhere first, without
         // holding it against the car: cars differ (a smaller context), and one that lies must not fail
         // a request alone (helper-62). A second car's, or central's (`fleet-agent serve`), goes to the client.
-        if self.machine.committed != id,
+        if self.machine.committed != id, JSONBody.contains(body, "fleet_status"),
             var rejection = try? JSON.decode(APIErrorBody.self, from: body.readableBytesView),
             let status = rejection.fleetStatus, APIError.rejectsRequest(status: status)
         {

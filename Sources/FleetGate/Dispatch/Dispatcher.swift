@@ -288,7 +288,7 @@ final class Dispatcher: UpstreamEvents {
             head.headerFields[.fleetSeed] = String(self.request.seed)
             head.headerFields[.traceparent] = self.request.traceParent  // #17: W3C Trace Context
             if let state = self.request.traceState { head.headerFields[.tracestate] = state }
-            var body = Self.carBody(self.request.body, members: self.request.members)
+            var body = self.carRequestBody
             if continuing {
                 head.headerFields[.fleetResumeFrom] = String(open.resumeFrom)
                 if car.continuation == .prefix {
@@ -351,6 +351,9 @@ final class Dispatcher: UpstreamEvents {
         else { return body }
         return JSONBody.editing(body, members: members, removing: Self.carWithheld, appending: [])
     }
+
+    /// The body every car attempt from the start sends (retries and hedges too): made once.
+    private(set) lazy var carRequestBody = Self.carBody(self.request.body, members: self.request.members)
 
     /// The top-level members a car never receives.
     static let carWithheld: Set<String> = ["user", "safety_identifier", "prompt_cache_key", "metadata"]
