@@ -166,9 +166,11 @@ public enum JSON {
         } catch let DecodingError.keyNotFound(key, context) {
             let path = InvalidRequestField.param(context.codingPath + [key])
             throw .invalidRequest("Missing required parameter: '\(path)'.", param: path)
-        } catch let DecodingError.typeMismatch(_, context) {
+        } catch let DecodingError.typeMismatch(expected, context) {
             let path = InvalidRequestField.param(context.codingPath)
-            throw .invalidRequest("Invalid type for '\(path)'.", param: path)
+            throw .invalidRequest(
+                RequestTypeError.message(param: path, expected: expected, description: context.debugDescription),
+                param: path)
         } catch let DecodingError.valueNotFound(_, context) {
             let path = InvalidRequestField.param(context.codingPath)
             throw .invalidRequest("Invalid value for '\(path)': null.", param: path)
@@ -178,6 +180,14 @@ public enum JSON {
         } catch let field as InvalidRequestField {
             throw .invalidRequest(field.message, param: field.param)
         } catch {
+            // Foundation calls a number that is no `Int` invalid JSON, with no path.
+            if let type = type as? any IntegerMembers.Type,
+                case .object(let object)? = try? JSONDecoder().decode(
+                    JSONValue.self, from: Data(buffer.readableBytesView)),
+                let found = RequestTypeError.integerMember(in: object, names: type.integerMembers)
+            {
+                throw .invalidRequest(found.message, param: found.param)
+            }
             throw .invalidRequest("We could not parse the JSON body of your request.")
         }
     }

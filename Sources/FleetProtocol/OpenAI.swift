@@ -99,7 +99,9 @@ public struct StopSequences: Codable, Sendable, Hashable {
 }
 
 /// The body of `POST /v1/chat/completions` or `POST /v1/completions` (then `prompt` instead of `messages`).
-public struct CompletionRequest: Codable, Sendable, Equatable {
+public struct CompletionRequest: Codable, Sendable, Equatable, IntegerMembers {
+    public static let integerMembers = ["max_tokens", "max_completion_tokens", "seed", "n", "top_logprobs"]
+
     public var model: String
     public var messages: [ChatMessage]?
     public var prompt: String?

@@ -8,7 +8,9 @@
 /// are decoded only to be refused with a 400 that names them.
 ///
 /// Decoding is lenient about fields it does not use (they are ignored), as for chat.
-public struct ResponsesRequest: Decodable, Sendable {
+public struct ResponsesRequest: Decodable, Sendable, IntegerMembers {
+    public static let integerMembers = ["max_output_tokens", "seed", "top_logprobs"]
+
     /// `input`: one user message as a string, or a list of items.
     public enum Input: Decodable, Sendable, Hashable {
         case text(String)

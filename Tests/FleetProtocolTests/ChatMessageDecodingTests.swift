@@ -55,7 +55,7 @@ struct ChatMessageDecodingTests {
             return
         }
         #expect(error.param == "messages[0].role")
-        #expect(error.message == "Invalid type for 'messages[0].role'.")
+        #expect(error.message == "Invalid type for 'messages[0].role': expected a string, but got a number instead.")
         guard
             case .failure(let error) = self.decode(
                 #"{"model":"m","messages":[{"role":"user","content":"x"},{"content":"y"}]}"#)
@@ -64,5 +64,59 @@ struct ChatMessageDecodingTests {
             return
         }
         #expect(error.param == "messages[1].role")
+    }
+
+    @Test(
+        "A number that is no integer names its member, as OpenAI's 'Invalid type' does (helper-60)",
+        arguments: [
+            (#""n":1.5"#, "n", "Invalid type for 'n': expected an integer, but got a decimal number instead."),
+            (
+                #""max_tokens":12.5"#, "max_tokens",
+                "Invalid type for 'max_tokens': expected an integer, but got a decimal number instead."
+            ),
+            (#""seed":1e30"#, "seed", "Invalid value for 'seed': the number is out of range."),
+            (
+                #""max_tokens":"5""#, "max_tokens",
+                "Invalid type for 'max_tokens': expected an integer, but got a string instead."
+            ),
+            (#""stream":1"#, "stream", "Invalid type for 'stream': expected a boolean, but got a number instead."),
+            (
+                #""temperature":"hot""#, "temperature",
+                "Invalid type for 'temperature': expected a number, but got a string instead."
+            ),
+        ])
+    func integerMembers(member: String, param: String, message: String) {
+        guard
+            case .failure(let error) = self.decode(
+                #"{"model":"m","messages":[{"role":"user","content":"x"}],"# + member + "}")
+        else {
+            Issue.record("decoded")
+            return
+        }
+        #expect(error.param == param)
+        #expect(error.message == message)
+        // A whole number written as a decimal is a whole number, as at OpenAI.
+        let whole = self.decode(#"{"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":100.0}"#)
+        #expect((try? whole.get())?.maxTokens == 100)
+        // Malformed JSON is still said to be so.
+        guard case .failure(let broken) = self.decode(#"{"model":"m","n":1.5,"#) else {
+            Issue.record("decoded")
+            return
+        }
+        #expect(broken.message == "We could not parse the JSON body of your request.")
+    }
+
+    @Test("The Responses request names a decimal max_output_tokens")
+    func responsesIntegerMember() {
+        let result = Result { () throws(APIError) in
+            try JSON.decodeRequest(
+                ResponsesRequest.self, from: ByteBuffer(string: #"{"model":"m","input":"x","max_output_tokens":2.5}"#))
+        }
+        guard case .failure(let error) = result else {
+            Issue.record("decoded")
+            return
+        }
+        #expect(error.param == "max_output_tokens")
+        #expect(error.message.contains("expected an integer, but got a decimal number"))
     }
 }
