@@ -605,6 +605,31 @@ struct SSERelayTests {
         #expect(streamed.relay.deliveredText == "one" && streamed.relay.deliveredTokens == 1)
     }
 
+    @Test("prompt_tokens after a continuation: the app's prompt, not the delivered text it repeats, nor 0")
+    func promptTokensAfterContinuation() {
+        // The first upstream is lost after two tokens, before its usage; the second continues from
+        // the delivered text (a prefix continuation), which its prompt count includes.
+        var d = RelayDriver(streaming: false, usage: true)
+        _ = d.feed(chunk("a", content: "one") + chunk("a", content: " two"), from: 1)
+        d.relay.open(attempt: 2, repeating: 2)
+        d.opened.insert(2)
+        d.committed = nil
+        _ = d.feed(
+            chunk("b", content: " three") + chunk("b", finish: "stop")
+                + #"data: {"id":"b","choices":[],"usage":{"prompt_tokens":11,"completion_tokens":1}}"# + "\n\n",
+            from: 2)
+        #expect(d.relay.usage.promptTokens == 9)
+        #expect(d.relay.usage.completionTokens == 3)
+        // Nobody reported one: the gateway's estimate, which the dispatcher passes in.
+        var estimated = RelayDriver(streaming: false, usage: true)
+        estimated.relay = SSERelay(
+            configuration: .init(
+                streaming: false, includeUsage: true, chat: true, maxOutputTokens: nil, fallbackID: "x",
+                estimatedPromptTokens: 7))
+        _ = estimated.feed(chunk("a", content: "one") + chunk("a", finish: "stop"), from: 1)
+        #expect(estimated.relay.usage.promptTokens == 7)
+    }
+
     @Test("The stream:false bound counts the text as JSON escapes it: what the relay holds")
     func aggregateBoundCountsEscapes() {
         // "\n" five times: 10 bytes held, 5 bytes of text; the bound (10) is reached after one piece.

@@ -155,7 +155,8 @@ final class Dispatcher: UpstreamEvents {
                 streaming: request.streaming, includeUsage: request.includeUsage, chat: request.chat,
                 maxOutputTokens: request.outputLimit, fallbackID: (request.chat ? "chatcmpl-" : "cmpl-") + requestID,
                 fallbackModel: request.model,
-                fallbackCreated: time(nil), responses: request.responses, choices: request.choices))
+                fallbackCreated: time(nil), responses: request.responses, choices: request.choices,
+                estimatedPromptTokens: request.profile.promptTokens))
         self.candidates = CandidateList(
             core: core, profile: request.profile, preferredRegion: request.origin.region)
         self.candidates.centralOnly = request.centralOnly  // edge (#18): central-only application keys
@@ -268,7 +269,14 @@ final class Dispatcher: UpstreamEvents {
                     fallbackID: self.relay.configuration.fallbackID, model: self.request.model,
                     created: self.relay.configuration.fallbackCreated))
         } else {
-            self.relay.open(attempt: open.attempt)
+            // A continuation's prompt repeats the delivered text, except on a car that resumes exactly.
+            let repeating: Int
+            switch lease {
+            case .car(let car, _, _): repeating = continuing && car.continuation == .prefix ? open.resumeFrom : 0
+            case .central: repeating = open.resumeFrom
+            case .forward: repeating = 0
+            }
+            self.relay.open(attempt: open.attempt, repeating: repeating)
         }
         let relay = NIOLoopBound(self, eventLoop: self.stream.eventLoop)
         self.opening = open.attempt

@@ -5,9 +5,11 @@ package import NIOCore
 /// classified (``Kind``): what the dispatcher acts on before anything reaches the client.
 extension SSERelay {
 
-    /// Starts parsing a new attempt's stream.
-    package mutating func open(attempt: Int) {
-        self.attempts[attempt] = AttemptState(decoder: SSE.Decoder(maxEventBytes: self.configuration.maxEventBytes))
+    /// Starts parsing a new attempt's stream; `repeating`: the delivered tokens its prompt repeats
+    /// (a prefix continuation's), left out of the usage's `prompt_tokens`.
+    package mutating func open(attempt: Int, repeating: Int = 0) {
+        self.attempts[attempt] = AttemptState(
+            decoder: SSE.Decoder(maxEventBytes: self.configuration.maxEventBytes), repeatedTokens: repeating)
     }
 
     /// Forgets an attempt (failed or cancelled).

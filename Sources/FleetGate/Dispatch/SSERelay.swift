@@ -60,13 +60,18 @@ package struct SSERelay: Sendable {
         package var responses: ResponseObject?
         /// The choices asked for (`n`): the answer is finished when each has its finish reason.
         package var choices: Int
+        /// The gateway's estimate of the prompt's tokens (its bytes ÷ 4): the usage's `prompt_tokens`
+        /// when no upstream the client heard reported its own.
+        package var estimatedPromptTokens: Int
 
         package init(
             streaming: Bool, includeUsage: Bool, chat: Bool, maxOutputTokens: Int?, maxEventBytes: Int = 64 * 1024,
             maxEventsPerAttempt: Int = 200_000, maxAggregateBytes: Int = 4 << 20, fallbackID: String,
-            fallbackModel: String = "", fallbackCreated: Int = 0, responses: ResponseObject? = nil, choices: Int = 1
+            fallbackModel: String = "", fallbackCreated: Int = 0, responses: ResponseObject? = nil, choices: Int = 1,
+            estimatedPromptTokens: Int = 0
         ) {
             self.choices = max(1, choices)
+            self.estimatedPromptTokens = estimatedPromptTokens
             self.streaming = streaming
             self.includeUsage = includeUsage
             self.chat = chat
@@ -131,6 +136,9 @@ package struct SSERelay: Sendable {
         var events = 0
         var ended = false
         var promptTokens: Int?
+        /// Tokens of the answer delivered before this attempt that its prompt repeats (a prefix
+        /// continuation's): not the app's prompt, so not its `prompt_tokens`.
+        var repeatedTokens = 0
         var completionTokens: Int?
         /// The attempt's usage chunk (`choices: []`): the client's, as it is, when this attempt alone
         /// answered (its usage details, `system_fingerprint`, `service_tier`).
@@ -352,7 +360,10 @@ package struct SSERelay: Sendable {
     }
 
     /// Usage as the client is told it: the original prompt, and every token delivered (as the
-    /// upstreams counted them when they all said, else as counted here).
+    /// upstreams counted them when they all said, else as counted here). The prompt is the first
+    /// reported count of the upstreams the client heard, less the delivered tokens a continuation's
+    /// prompt repeats; when none reported one (the first upstream lost before its usage chunk, and
+    /// no other), the gateway's estimate — not 0.
     package var usage: Usage {
         var prompt: Int?
         var completion = 0
@@ -362,10 +373,12 @@ package struct SSERelay: Sendable {
                 allReported = false
                 continue
             }
-            if prompt == nil { prompt = state.promptTokens }
+            if prompt == nil, let reported = state.promptTokens { prompt = max(0, reported - state.repeatedTokens) }
             if let reported = state.completionTokens { completion += reported } else { allReported = false }
         }
-        return Usage(promptTokens: prompt ?? 0, completionTokens: allReported ? completion : self.deliveredTokens)
+        return Usage(
+            promptTokens: prompt ?? self.configuration.estimatedPromptTokens,
+            completionTokens: allReported ? completion : self.deliveredTokens)
     }
 
     /// The cached and reasoning tokens of the usage chunk, when one upstream answered and said them
