@@ -231,6 +231,10 @@ struct OpenAILocalEngineTests {
                 #expect(done.response?.status != .ok || done.body.contains("\"error\""), "\(done.body)")
                 #expect(!done.body.contains("\"finish_reason\":\"tool_calls\""), "\(done.body)")
                 #expect(!done.body.hasSuffix("data: [DONE]\n\n"), "\(done.body)")
+                if let response = done.response, response.status != .ok {
+                    // Asked again, the runtime calls the tool again: the SDKs must not retry (helper-64).
+                    #expect(response.headerFields[HTTPField.Name("x-should-retry")!] == "false", "stream: \(stream)")
+                }
             }
         }
     }

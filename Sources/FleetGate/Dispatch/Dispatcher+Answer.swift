@@ -103,6 +103,9 @@ extension Dispatcher {
             if reason != .noCapacity { return self.fail(.noCapacity, midStream: false) }
         }
         let error: APIError
+        // Asking again gets the same answer: the SDKs must not (helper-64: the openai SDK retried a
+        // tool call's 502 twice, three whole generations on the car's runtime).
+        var final = false
         // The zone's refusal count (and its alert) sees a saturated zone as it sees an empty one.
         if reason == .noCapacity { self.core.metrics.fleetState.zoneRefused(self.request.zone) }
         switch reason {
@@ -139,6 +142,7 @@ extension Dispatcher {
                 break
             }
             let what = label == APIError.runtimeToolCallCode ? "with a tool call" : "with more than one choice"
+            final = true
             error = .upstreamFailed(
                 "The model answered \(what), which cars do not relay yet, and no central endpoint in privacy zone '\(self.request.zone)' could serve the request instead."
             )
@@ -176,7 +180,7 @@ extension Dispatcher {
             self.stream.sendData(event, endStream: true)
         } else {
             var headers = self.routeHeaders()
-            if error.code == "no_capacity_in_zone" { headers[.xShouldRetry] = "false" }
+            if error.code == "no_capacity_in_zone" || final { headers[.xShouldRetry] = "false" }
             if let seconds = error.retryAfter { headers[.retryAfter] = String(seconds) }
             self.end(status: error.status)
             self.stream.sendResponse(
