@@ -37,6 +37,8 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
     var text = ""
     /// A reasoning model's thinking, for a `stream: false` answer.
     var reasoning = ""
+    /// The model's refusal, for a `stream: false` answer.
+    var refusal = ""
     var completionTokens = 0
     let id: String
     let created = Int(Date().timeIntervalSince1970)
@@ -181,13 +183,28 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
             self.reasoning += ChunkScanner.string(token, range: 0..<token.count)
             return
         }
+        self.writeDelta(member: "\"delta\":{\"reasoning_content\":", json: token)
+    }
+
+    func emit(refusalJSON token: UnsafeRawBufferPointer) {
+        guard self.chat else { return }  // a legacy completion has no member for it
+        self.completionTokens += 1
+        guard self.streaming else {
+            self.refusal += ChunkScanner.string(token, range: 0..<token.count)
+            return
+        }
+        self.writeDelta(member: "\"delta\":{\"refusal\":", json: token)
+    }
+
+    /// A chunk of one delta member other than the text (thinking, a refusal), in the batch or alone.
+    private func writeDelta(member: StaticString, json token: UnsafeRawBufferPointer) {
         if self.batch != nil {
-            self.appendReasoning(json: token, to: &self.batch!)
+            self.appendDelta(member: member, json: token, to: &self.batch!)
             return
         }
         var event = ByteBuffer()
         event.reserveCapacity(self.chunkPrefix.readableBytes + token.count + 64)
-        self.appendReasoning(json: token, to: &event)
+        self.appendDelta(member: member, json: token, to: &event)
         self.stream.sendData(event, endStream: false)
     }
 
@@ -214,7 +231,8 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
                 message: self.chat
                     ? ChatMessage(
                         role: "assistant", content: self.text,
-                        reasoningContent: self.reasoning.isEmpty ? nil : self.reasoning) : nil,
+                        reasoningContent: self.reasoning.isEmpty ? nil : self.reasoning,
+                        refusal: self.refusal.isEmpty ? nil : self.refusal) : nil,
                 text: self.chat ? nil : self.text, finishReason: reason)
             let response = CompletionResponse(
                 id: self.id, object: self.chat ? "chat.completion" : "text_completion", created: self.created,
@@ -325,11 +343,11 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
         }
     }
 
-    /// A chunk of thinking: `"delta":{"reasoning_content":` and the runtime's string token as it came
-    /// (or escaped again, as ``appendToken(json:to:)`` writes it).
-    private func appendReasoning(json token: UnsafeRawBufferPointer, to event: inout ByteBuffer) {
+    /// A chunk of thinking or of a refusal: `member` (`"delta":{"reasoning_content":`) and the
+    /// runtime's string token as it came (or escaped again, as ``appendToken(json:to:)`` writes it).
+    private func appendDelta(member: StaticString, json token: UnsafeRawBufferPointer, to event: inout ByteBuffer) {
         event.writeImmutableBuffer(self.chunkPrefix)
-        event.writeStaticString("\"delta\":{\"reasoning_content\":")
+        event.writeStaticString(member)
         if JSONBody.isCanonical(token) {
             event.writeBytes(token)
         } else {

@@ -52,6 +52,9 @@ public protocol TokenSink: AnyObject {
     /// like ``emit(tokenJSON:)``'s, before the answer's text: the app shows it as the model's
     /// reasoning, and it keeps the job alive while no text comes. Not called for `""`.
     func emit(reasoningJSON: UnsafeRawBufferPointer)
+    /// One piece of the model's refusal (`refusal`: it declined), as a JSON string token like
+    /// ``emit(tokenJSON:)``'s: the app reads it as OpenAI's `refusal`, not as text. Not called for `""`.
+    func emit(refusalJSON: UnsafeRawBufferPointer)
     /// The job ended normally (`stop` or `length`).
     func finish(reason: String, promptTokens: Int, completionTokens: Int)
     /// The job failed.

@@ -316,6 +316,11 @@ final class OpenAILocalJob: InferenceJobHandle, HTTP1ResponseReceiver {
             self.outputArrived()
             sink.emit(reasoningJSON: UnsafeRawBufferPointer(rebasing: payload[reasoning]))
         }
+        if let refusal = choice.refusalToken {
+            // The model declined: the app reads it as `refusal` (it reached the app as an empty answer).
+            self.outputArrived()
+            sink.emit(refusalJSON: UnsafeRawBufferPointer(rebasing: payload[refusal]))
+        }
         guard let token = choice.contentToken, token.count > 2 else { return }  // absent, null or ""
         self.outputArrived()
         sink.emit(tokenJSON: UnsafeRawBufferPointer(rebasing: payload[token]))

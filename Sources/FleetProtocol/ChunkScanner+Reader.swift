@@ -41,6 +41,8 @@ extension ChunkScanner {
             case finishReason, toolCalls, functionCall, logprobs, promptTokens, completionTokens, other
             /// `reasoning_content` (llama.cpp, vLLM, DeepSeek) or `reasoning` (vLLM's newer name).
             case reasoning
+            /// `refusal`: the model declined.
+            case refusal
             /// A whole answer's choice (``AnswerScanner``).
             case message
         }
@@ -66,6 +68,7 @@ extension ChunkScanner {
                 if equals("choices") { return .choices }
                 if equals("content") { return .content }
                 if equals("message") { return .message }
+                if equals("refusal") { return .refusal }
                 return .other
             case 8: return equals("logprobs") ? .logprobs : .other
             case 9: return equals("reasoning") ? .reasoning : .other
@@ -182,6 +185,14 @@ extension ChunkScanner {
                             if range.count > 2 {
                                 choice.hasOtherOutput = true
                                 choice.reasoningToken = range
+                            }
+                        case .refusal where self.peek() == UInt8(ascii: "\""):
+                            // The model declined: output, kept for a relay that re-frames it (the car
+                            // path, `stream: false`, the Responses API), which dropped it (helper-64).
+                            let range = try self.stringRange()
+                            if range.count > 2 {
+                                choice.hasOtherOutput = true
+                                choice.refusalToken = range
                             }
                         default:
                             // A reasoning model's `reasoning_content`, before and between the text: output,

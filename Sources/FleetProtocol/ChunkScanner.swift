@@ -46,7 +46,17 @@ public enum ChunkScanner {
         /// With ``ContentMode/token``: the byte range, within the scanned payload, of the string token
         /// of `delta.content` or `text` (quotes included, validated, not decoded); nil when absent, null
         /// or not a string, and always with ``ContentMode/decoded``.
-        public var contentToken: Range<Int>?
+        public var contentToken: Range<Int>? {
+            get { self.contentEnd == 0 ? nil : Int(self.contentStart)..<Int(self.contentEnd) }
+            set {
+                // As the other tokens' ranges: 8 bytes, not an optional range's 17 (and 7 of padding);
+                // the choice is copied a few times an event (the refusal's range paid for with this).
+                self.contentStart = newValue.map { Int32(clamping: $0.lowerBound) } ?? 0
+                self.contentEnd = newValue.map { Int32(clamping: $0.upperBound) } ?? 0
+            }
+        }
+        private var contentStart: Int32 = 0
+        private var contentEnd: Int32 = 0
         /// The byte range, within the scanned payload, of the string token of `delta.reasoning_content`
         /// (or `delta.reasoning`): a reasoning model's thinking, quotes included, validated, not
         /// decoded; nil when absent, null, `""` or not a string. In either ``ContentMode``.
@@ -61,6 +71,18 @@ public enum ChunkScanner {
         }
         private var reasoningStart: Int32 = 0
         private var reasoningEnd: Int32 = 0
+        /// The byte range of the string token of `delta.refusal`: the model declined (a safety refusal,
+        /// or a response schema it would not fill), quotes included, validated, not decoded; nil when
+        /// absent, null, `""` or not a string.
+        public var refusalToken: Range<Int>? {
+            get { self.refusalEnd == 0 ? nil : Int(self.refusalStart)..<Int(self.refusalEnd) }
+            set {
+                self.refusalStart = newValue.map { Int32(clamping: $0.lowerBound) } ?? 0
+                self.refusalEnd = newValue.map { Int32(clamping: $0.upperBound) } ?? 0
+            }
+        }
+        private var refusalStart: Int32 = 0
+        private var refusalEnd: Int32 = 0
         /// `finish_reason`, when a string.
         public var finishReason: String?
         /// `delta.role` was present and not null.
@@ -70,7 +92,7 @@ public enum ChunkScanner {
         /// `logprobs` was present and not null.
         public var hasLogprobs = false
         /// Another `delta` member with a value that is not null or `""` — `reasoning_content`, `audio`,
-        /// a `refusal` — is output too, though the relay does not read it.
+        /// a `refusal` — is output too (the relay reads thinking and refusals by their tokens).
         public var hasOtherOutput = false
         /// A `delta` object (a chat chunk's shape) was present.
         public var hasDelta = false

@@ -10,11 +10,15 @@ public struct ChatMessage: Codable, Sendable, Hashable {
     /// A reasoning model's thinking in an answer (`reasoning_content`, as llama.cpp, vLLM and
     /// DeepSeek write it); nil when it had none. Not read from a request's messages.
     public var reasoningContent: String?
+    /// The model's refusal in an answer (OpenAI's `message.refusal`); nil when it did not decline.
+    /// Not read from a request's messages (an assistant's refusal part is read as its text).
+    public var refusal: String?
 
-    public init(role: String, content: String, reasoningContent: String? = nil) {
+    public init(role: String, content: String, reasoningContent: String? = nil, refusal: String? = nil) {
         self.role = role
         self.content = content
         self.reasoningContent = reasoningContent
+        self.refusal = refusal
     }
 
     public init(from decoder: any Decoder) throws {
@@ -68,7 +72,7 @@ public struct ChatMessage: Codable, Sendable, Hashable {
     }
 
     private enum CodingKeys: String, CodingKey {
-        case role, content
+        case role, content, refusal
         case reasoningContent = "reasoning_content"
     }
 }

@@ -5,7 +5,8 @@
 /// `response.completed`, `response.incomplete`, `response.failed` carry ``response``;
 /// `response.output_item.added`/`.done` carry ``outputIndex`` and ``item``;
 /// `response.content_part.added`/`.done` add ``itemID``, ``contentIndex`` and ``part``;
-/// `response.output_text.delta` carries ``delta``, `response.output_text.done` ``text``.
+/// `response.output_text.delta` carries ``delta``, `response.output_text.done` ``text``;
+/// `response.refusal.delta` ``delta``, `response.refusal.done` ``refusal``.
 public struct ResponseEvent: Codable, Sendable, Hashable {
     public var type: String
     /// 0, 1, 2, … in the order the events are sent.
@@ -18,14 +19,16 @@ public struct ResponseEvent: Codable, Sendable, Hashable {
     public var part: ResponseObject.ContentPart?
     public var delta: String?
     public var text: String?
+    public var refusal: String?
     public var logprobs: [JSONValue]?
 
     public init(
         type: String, sequenceNumber: Int, response: ResponseObject? = nil, outputIndex: Int? = nil,
         contentIndex: Int? = nil, itemID: String? = nil, item: ResponseObject.OutputItem? = nil,
         part: ResponseObject.ContentPart? = nil, delta: String? = nil, text: String? = nil,
-        logprobs: [JSONValue]? = nil
+        refusal: String? = nil, logprobs: [JSONValue]? = nil
     ) {
+        self.refusal = refusal
         self.type = type
         self.sequenceNumber = sequenceNumber
         self.response = response
@@ -40,7 +43,7 @@ public struct ResponseEvent: Codable, Sendable, Hashable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case type, response, item, part, delta, text, logprobs
+        case type, response, item, part, delta, text, refusal, logprobs
         case sequenceNumber = "sequence_number"
         case outputIndex = "output_index"
         case contentIndex = "content_index"

@@ -6,7 +6,8 @@
 /// no tools, nothing stored. Optional fields are written as `null`, as OpenAI writes them,
 /// so typed clients (the official SDKs) find every key they read.
 public struct ResponseObject: Codable, Sendable, Hashable {
-    /// One `output_text` content part.
+    /// One content part of a message: `output_text`, or a `refusal` (the model declined), whose
+    /// text is then ``text`` and is written as OpenAI's `refusal` member, without the others.
     public struct OutputText: Codable, Sendable, Hashable {
         public var type = "output_text"
         public var text: String
@@ -14,6 +15,42 @@ public struct ResponseObject: Codable, Sendable, Hashable {
         public var logprobs: [JSONValue] = []
 
         public init(text: String) { self.text = text }
+
+        /// A `refusal` part.
+        public static func refusal(_ text: String) -> Self {
+            var part = Self(text: text)
+            part.type = "refusal"
+            return part
+        }
+
+        /// Whether this is a `refusal` part.
+        public var isRefusal: Bool { self.type == "refusal" }
+
+        private enum CodingKeys: String, CodingKey { case type, text, annotations, logprobs, refusal }
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            self.type = try c.decode(String.self, forKey: .type)
+            if self.type == "refusal" {
+                self.text = try c.decode(String.self, forKey: .refusal)
+            } else {
+                self.text = try c.decode(String.self, forKey: .text)
+                self.annotations = try c.decodeIfPresent([JSONValue].self, forKey: .annotations) ?? []
+                self.logprobs = try c.decodeIfPresent([JSONValue].self, forKey: .logprobs) ?? []
+            }
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(self.type, forKey: .type)
+            if self.isRefusal {
+                try c.encode(self.text, forKey: .refusal)
+            } else {
+                try c.encode(self.text, forKey: .text)
+                try c.encode(self.annotations, forKey: .annotations)
+                try c.encode(self.logprobs, forKey: .logprobs)
+            }
+        }
     }
 
     /// One output item: an assistant `message`.

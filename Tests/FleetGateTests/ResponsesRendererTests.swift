@@ -114,6 +114,55 @@ struct ResponsesRendererTests {
         #expect(object.output.last?.message?.content.first?.text == "Yes")
     }
 
+    /// helper-64: a refusal (`delta.refusal`) was an empty, completed answer on the Responses API.
+    @Test("A refusal is the message's refusal part: after any text, its own deltas, done events and object part")
+    func refusal() throws {
+        func refusing(_ text: String) -> String {
+            #"data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"refusal":"\#(text)"},"finish_reason":null}]}"#
+                + "\n\n"
+        }
+        var d = Self.driver()
+        _ = d.feed(
+            chunk("c", role: true) + chunk("c", content: "Well,") + refusing("I can") + refusing("not."), from: 1)
+        _ = d.feed(chunk("c", content: " no.") + chunk("c", finish: "stop") + "data: [DONE]\n\n", from: 1)
+        d.relay.finishStream(into: &d.out)
+        let events = try Self.events(d.client)
+        #expect(
+            events.map(\.name) == [
+                "response.created", "response.in_progress", "response.output_item.added",
+                "response.content_part.added", "response.output_text.delta",
+                "response.content_part.added", "response.refusal.delta", "response.refusal.delta",
+                "response.output_text.delta",
+                "response.output_text.done", "response.content_part.done",
+                "response.refusal.done", "response.content_part.done",
+                "response.output_item.done", "response.completed",
+            ], "\(d.client)")
+        #expect(events.map(\.event.sequenceNumber) == Array(0..<events.count))
+        #expect(events[5].event.contentIndex == 1 && events[5].event.part == .text(.refusal("")))
+        #expect(events[6...7].map(\.event.contentIndex) == [1, 1] && events[8].event.contentIndex == 0)
+        #expect(events[6...7].compactMap(\.event.delta) == ["I can", "not."])
+        #expect(events[11].event.refusal == "I cannot." && events[11].event.contentIndex == 1)
+        #expect(events[12].event.part == .text(.refusal("I cannot.")))
+        let completed = try #require(events.last?.event.response)
+        let parts = completed.output.first?.message?.content ?? []
+        #expect(parts.map(\.type) == ["output_text", "refusal"] && parts.map(\.text) == ["Well, no.", "I cannot."])
+        // As OpenAI writes a refusal part: its text in `refusal`, no `text`, `annotations` or `logprobs`.
+        #expect(
+            String(buffer: JSON.buffer(ResponseObject.OutputText.refusal("No.")))
+                == #"{"refusal":"No.","type":"refusal"}"#)
+        // stream: false, the refusal alone: one refusal part.
+        var whole = Self.driver(streaming: false)
+        _ = whole.feed(chunk("c", role: true) + refusing("No.") + chunk("c", finish: "stop"), from: 1)
+        let object = try JSONDecoder().decode(
+            ResponseObject.self, from: Data(String(buffer: whole.relay.responseBody(model: "m")).utf8))
+        #expect(object.output.last?.message?.content == [.refusal("No.")])
+        // The chat view of the same: `message.refusal`, empty content.
+        var chat = RelayDriver(streaming: false)
+        _ = chat.feed(chunk("c", role: true) + refusing("No.") + chunk("c", finish: "stop"), from: 1)
+        let message = chat.relay.response(model: "m").choices[0].message
+        #expect(message?.refusal == "No." && message?.content == "")
+    }
+
     /// Review of 1835c4a: choice 0 listed second, then thinking: the renderer opened a reasoning item
     /// the relay had not kept, and `output[1]` trapped — a central answer killed the gateway.
     @Test("Choice 0 listed after another, then thinking: the items announced and the final output agree")

@@ -84,6 +84,20 @@ struct ChunkScannerTests {
         #expect(other.reasoningToken == nil && other.hasOtherOutput)
     }
 
+    @Test("refusal: the string token's range is kept beside the thinking; null and \"\" are not a token")
+    func refusal() throws {
+        let text =
+            #"{"choices":[{"index":0,"delta":{"reasoning_content":"hm","refusal":"I can\u0027t","content":""}}]}"#
+        let choice = try #require(try scan(text).choice)
+        let range = try #require(choice.refusalToken)
+        #expect(String(decoding: Array(text.utf8)[range], as: UTF8.self) == #""I can\u0027t""#)
+        #expect(choice.reasoningToken != nil && choice.hasOtherOutput && choice.carriesOutput)
+        for value in ["null", #""""#] {
+            let choice = try #require(try scan(#"{"choices":[{"delta":{"refusal":\#(value)}}]}"#).choice)
+            #expect(choice.refusalToken == nil && !choice.hasOtherOutput && !choice.carriesOutput, "\(value)")
+        }
+    }
+
     @Test("\"error\": null beside the choices is no error; any other error value is one")
     func errorNull() throws {
         let chunk = try scan(#"{"error":null,"choices":[{"index":0,"delta":{"content":"Hello"}}]}"#)

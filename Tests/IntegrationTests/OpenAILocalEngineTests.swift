@@ -482,6 +482,60 @@ struct OpenAILocalEngineTests {
         }
     }
 
+    /// helper-64: the agent relayed text and thinking only, so a model that declined reached the app as
+    /// an empty answer that finished `stop` — on chat through a car, and on the Responses API always.
+    @Test("A runtime's refusal reaches the app as OpenAI's refusal: chat streamed and whole, and the Responses API")
+    func refusal() async throws {
+        func event(_ delta: String, finish: String? = nil) -> String {
+            let reason = finish.map { "\"\($0)\"" } ?? "null"
+            return #"data: {"choices":[{"index":0,"delta":{\#(delta)},"finish_reason":\#(reason)}]}"# + "\n\n"
+        }
+        let body =
+            event(#""role":"assistant","content":"","refusal":"I can""#) + event(#""refusal":"'t help with \"that\".""#)
+            + event(#""refusal":null"#, finish: "stop") + "data: [DONE]\n\n"
+        let (runtime, engine) = try await ServedRuntime.start(CannedRuntime(body: body), models: ["chat": "canned"])
+        defer { runtime.close(promise: nil) }
+        let result = try await JobResult.run(on: engine)
+        #expect(result.finished == "stop" && result.failure == nil && result.tokens.isEmpty)
+        #expect(result.refusal == ["I can", "'t help with \"that\"."])
+        try await withFleet { fleet in
+            _ = try await fleet.startCar("refusing-car", engine: engine)
+            let python = try #require(ProcessInfo.processInfo.environment["FLEETGATE_PYTHON"])
+            // Every object and event validated strictly by the official SDK's own models.
+            let script = """
+                import json, sys, openai
+                client = openai.OpenAI(base_url=sys.argv[1] + "/v1", api_key="unused", max_retries=0)
+                strict = lambda obj: type(obj).model_validate(obj.to_dict())
+                messages = [{"role": "user", "content": "hi"}]
+                whole = strict(client.chat.completions.create(model="chat", messages=messages))
+                chunks = [strict(c) for c in client.chat.completions.create(model="chat", messages=messages, stream=True)]
+                answer = strict(client.responses.create(model="chat", input="hi"))
+                events = [strict(e) for e in client.responses.create(model="chat", input="hi", stream=True)]
+                with client.responses.stream(model="chat", input="hi") as stream:
+                    final = stream.get_final_response()
+                print(json.dumps({
+                    "chat": [whole.choices[0].message.refusal, whole.choices[0].message.content or ""],
+                    "streamed": "".join(c.choices[0].delta.refusal or "" for c in chunks if c.choices),
+                    "parts": [p.type for p in answer.output[0].content], "refusal": answer.output[0].content[0].refusal,
+                    "events": [e.type for e in events],
+                    "deltas": "".join(e.delta for e in events if e.type == "response.refusal.delta"),
+                    "done": [e.refusal for e in events if e.type == "response.refusal.done"],
+                    "final": [[p.type, getattr(p, "refusal", None)] for p in final.output[0].content]}))
+                """
+            let run = try await Subprocess.run(python, ["-c", script, fleet.baseURL], timeout: 60)
+            try #require(run.status == 0, "\(run.stderr.suffix(2_000))")
+            let report = try #require(try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any])
+            let refusal = "I can't help with \"that\"."
+            #expect(report["chat"] as? [String] == [refusal, ""], "\(report)")
+            #expect(report["streamed"] as? String == refusal, "\(report)")
+            #expect(report["parts"] as? [String] == ["refusal"] && report["refusal"] as? String == refusal, "\(report)")
+            #expect(report["deltas"] as? String == refusal && report["done"] as? [String] == [refusal], "\(report)")
+            #expect(report["final"] as? [[String]] == [["refusal", refusal]], "\(report)")
+            let events = report["events"] as? [String] ?? []
+            #expect(!events.contains("response.output_text.delta") && events.last == "response.completed", "\(events)")
+        }
+    }
+
     @Test("A busy runtime (429, 503) is a busy car: the app hears 503 server_overloaded with Retry-After, not 502")
     func busyRuntime() async throws {
         for status in [HTTPResponse.Status.tooManyRequests, .serviceUnavailable] {
@@ -629,6 +683,7 @@ final class RejectingRuntime: HTTPServerResponder {
 struct JobResult: Sendable {
     var tokens: [String]
     var reasoning: [String] = []
+    var refusal: [String] = []
     var failure: String?
     var finished: String?
 
@@ -644,7 +699,8 @@ struct JobResult: Sendable {
         }
         return try await loop.submit {
             JobResult(
-                tokens: sink.tokens, reasoning: sink.reasoning, failure: sink.failure?.code, finished: sink.finished)
+                tokens: sink.tokens, reasoning: sink.reasoning, refusal: sink.refusal, failure: sink.failure?.code,
+                finished: sink.finished)
         }
         .get()
     }
@@ -822,6 +878,11 @@ final class RecordingSink: TokenSink, @unchecked Sendable {
     func emit(token: String) { self.tokens.append(token) }
     func emit(reasoningJSON: UnsafeRawBufferPointer) {
         self.reasoning.append(ChunkScanner.string(reasoningJSON, range: 0..<reasoningJSON.count))
+    }
+    /// Refusal pieces, decoded, in order.
+    var refusal: [String] = []
+    func emit(refusalJSON: UnsafeRawBufferPointer) {
+        self.refusal.append(ChunkScanner.string(refusalJSON, range: 0..<refusalJSON.count))
     }
     func finish(reason: String, promptTokens: Int, completionTokens: Int) { self.finished = reason }
     func fail(_ error: EngineError) { self.failure = error }

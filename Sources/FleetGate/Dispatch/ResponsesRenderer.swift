@@ -13,9 +13,12 @@ package import NIOCore
 ///    `….output_item.done`) when the text starts;
 /// 3. the text: one assistant message, `response.output_item.added`, `response.content_part.added`
 ///    (one `output_text` part), then each delivered piece of choice 0 as `response.output_text.delta`;
-/// 4. close it: `response.output_text.done`, `response.content_part.done`,
-///    `response.output_item.done`, then `response.completed` — or `response.incomplete` when the
-///    output limit ended it — carrying the whole `response` with its usage;
+///    a refusal (the model declined) as a `refusal` part of the same message, opened at its first
+///    piece, `response.refusal.delta` a piece;
+/// 4. close it: `response.output_text.done` (`response.refusal.done`), `response.content_part.done`
+///    for each part, `response.output_item.done`, then `response.completed` — or
+///    `response.incomplete` when the output limit ended it — carrying the whole `response` with its
+///    usage;
 /// 5. in place of chat's SSE error event, `response.failed` with the `response` so far;
 /// 6. number every event (`sequence_number`, from 0) and name it on an `event:` line as OpenAI does;
 /// 7. build the `stream: false` answer, the `response` object.
@@ -34,6 +37,12 @@ package struct ResponsesRenderer: Sendable {
         case message(outputIndex: Int)
     }
 
+    /// A content part of the message: its text, or the model's refusal. Each opens at its first
+    /// piece; their order is their content index.
+    package enum Part: Sendable, Hashable {
+        case text, refusal
+    }
+
     /// The response as it started: `in_progress`, no output, the request's echoed parameters.
     private let template: ResponseObject
     /// The id of the one output message.
@@ -42,6 +51,8 @@ package struct ResponsesRenderer: Sendable {
     package let reasoningID: String
     private var sequence = 0
     private var items = Items.none
+    /// The message's parts opened so far, in content-index order.
+    private var parts: [Part] = []
 
     /// - Parameter template: the `response` object in progress (``ResponsesRequest/responseTemplate(id:createdAt:)``).
     package init(template: ResponseObject) {
@@ -90,10 +101,19 @@ package struct ResponsesRenderer: Sendable {
             .init(
                 type: "response.output_item.added", sequenceNumber: 0, outputIndex: outputIndex,
                 item: .message(.init(id: self.messageID, status: "in_progress", content: []))), into: &out)
+    }
+
+    /// The content index of the message's `part`, opening it (`response.content_part.added`) at its
+    /// first piece. The message must be open.
+    private mutating func contentIndex(of part: Part, into out: inout ByteBuffer) -> Int {
+        if let index = self.parts.firstIndex(of: part) { return index }
+        self.parts.append(part)
         self.write(
             .init(
-                type: "response.content_part.added", sequenceNumber: 0, outputIndex: outputIndex, contentIndex: 0,
-                itemID: self.messageID, part: .text(.init(text: ""))), into: &out)
+                type: "response.content_part.added", sequenceNumber: 0, outputIndex: self.messageOutputIndex,
+                contentIndex: self.parts.count - 1, itemID: self.messageID,
+                part: .text(part == .text ? .init(text: "") : .refusal(""))), into: &out)
+        return self.parts.count - 1
     }
 
     /// One delivered piece of thinking (its JSON string token at `range` of `payload`), before the
@@ -123,17 +143,29 @@ package struct ResponsesRenderer: Sendable {
     /// (``JSONBody/writeJSONString(token:into:)``), and by hand: it is the hot path. The message must
     /// be open (``needsMessage``).
     package mutating func delta(token range: Range<Int>, of payload: ByteBuffer, into out: inout ByteBuffer) {
+        let part = self.parts.first == .text ? 0 : self.contentIndex(of: .text, into: &out)
         self.writeDelta(
             "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"sequence_number\":",
-            item: self.messageID, outputIndex: self.messageOutputIndex == 0 ? "0" : "1", token: range, of: payload,
-            end: ",\"logprobs\":[]}\n\n", into: &out)
+            item: self.messageID, outputIndex: self.messageOutputIndex == 0 ? "0" : "1", contentIndex: part,
+            token: range, of: payload, end: ",\"logprobs\":[]}\n\n", into: &out)
+    }
+
+    /// One delivered piece of the model's refusal, as ``delta(token:of:into:)`` takes text: in the
+    /// message's `refusal` part (helper-64: a refusal was an empty, completed answer). The message
+    /// must be open (``needsMessage``).
+    package mutating func refusal(token range: Range<Int>, of payload: ByteBuffer, into out: inout ByteBuffer) {
+        let part = self.contentIndex(of: .refusal, into: &out)
+        self.writeDelta(
+            "event: response.refusal.delta\ndata: {\"type\":\"response.refusal.delta\",\"sequence_number\":",
+            item: self.messageID, outputIndex: self.messageOutputIndex == 0 ? "0" : "1", contentIndex: part,
+            token: range, of: payload, end: "}\n\n", into: &out)
     }
 
     /// A delta event, by hand: `start` (its name, type and the sequence number's key), the next
     /// sequence number, the item and indices, the piece's JSON string token as it came, then `end`.
     private mutating func writeDelta(
-        _ start: StaticString, item: String, outputIndex: StaticString, token range: Range<Int>, of payload: ByteBuffer,
-        end: StaticString, into out: inout ByteBuffer
+        _ start: StaticString, item: String, outputIndex: StaticString, contentIndex: Int = 0, token range: Range<Int>,
+        of payload: ByteBuffer, end: StaticString, into out: inout ByteBuffer
     ) {
         out.writeStaticString(start)
         out.writeString(String(self.sequence))
@@ -142,7 +174,7 @@ package struct ResponsesRenderer: Sendable {
         JSONBody.writeJSONString(item, into: &out)
         out.writeStaticString(",\"output_index\":")
         out.writeStaticString(outputIndex)
-        out.writeStaticString(",\"content_index\":0,\"delta\":")
+        out.writeStaticString(contentIndex == 0 ? ",\"content_index\":0,\"delta\":" : ",\"content_index\":1,\"delta\":")
         payload.withUnsafeReadableBytes { bytes in
             JSONBody.writeJSONString(token: UnsafeRawBufferPointer(rebasing: bytes[range]), into: &out)
         }
@@ -163,24 +195,36 @@ package struct ResponsesRenderer: Sendable {
     ///   - details: its cached and reasoning tokens, when the upstream said.
     ///   - finishReason: the last finish reason of choice 0 (`length` makes the answer incomplete).
     package mutating func finish(
-        text: String, reasoning: String = "", usage: Usage, details: UsageDetails? = nil, finishReason: String?,
-        into out: inout ByteBuffer
+        text: String, refusal: String = "", reasoning: String = "", usage: Usage, details: UsageDetails? = nil,
+        finishReason: String?, into out: inout ByteBuffer
     ) {
         self.openMessage(reasoning: reasoning, into: &out)
+        if self.parts.isEmpty { _ = self.contentIndex(of: .text, into: &out) }  // an empty answer: an empty text
         let index = self.messageOutputIndex
         // The items the stream announced, not what the relay kept: they must agree with the events.
         let response = self.object(
-            text: text, reasoning: index == 1 ? reasoning : nil, usage: usage, details: details,
-            finishReason: finishReason)
+            parts: self.parts, text: text, refusal: refusal, reasoning: index == 1 ? reasoning : nil, usage: usage,
+            details: details, finishReason: finishReason)
         let item = response.output.last ?? .message(.init(id: self.messageID, status: response.status, content: []))
-        self.write(
-            .init(
-                type: "response.output_text.done", sequenceNumber: 0, outputIndex: index, contentIndex: 0,
-                itemID: self.messageID, text: text, logprobs: []), into: &out)
-        self.write(
-            .init(
-                type: "response.content_part.done", sequenceNumber: 0, outputIndex: index, contentIndex: 0,
-                itemID: self.messageID, part: .text(.init(text: text))), into: &out)
+        for (content, part) in self.parts.enumerated() {
+            switch part {
+            case .text:
+                self.write(
+                    .init(
+                        type: "response.output_text.done", sequenceNumber: 0, outputIndex: index,
+                        contentIndex: content, itemID: self.messageID, text: text, logprobs: []), into: &out)
+            case .refusal:
+                self.write(
+                    .init(
+                        type: "response.refusal.done", sequenceNumber: 0, outputIndex: index, contentIndex: content,
+                        itemID: self.messageID, refusal: refusal), into: &out)
+            }
+            self.write(
+                .init(
+                    type: "response.content_part.done", sequenceNumber: 0, outputIndex: index, contentIndex: content,
+                    itemID: self.messageID, part: .text(part == .text ? .init(text: text) : .refusal(refusal))),
+                into: &out)
+        }
         self.write(
             .init(type: "response.output_item.done", sequenceNumber: 0, outputIndex: index, item: item), into: &out)
         self.write(.init(type: "response." + response.status, sequenceNumber: 0, response: response), into: &out)
@@ -188,35 +232,44 @@ package struct ResponsesRenderer: Sendable {
 
     /// `response.failed`, where chat completions send the SSE error event; the stream then ends.
     package mutating func failed(
-        _ error: APIError, text: String, reasoning: String = "", usage: Usage, details: UsageDetails? = nil,
-        into out: inout ByteBuffer
+        _ error: APIError, text: String, refusal: String = "", reasoning: String = "", usage: Usage,
+        details: UsageDetails? = nil, into out: inout ByteBuffer
     ) {
         var response = self.template
         response.status = "failed"
         response.error = .init(code: "server_error", message: error.message)
         // What the stream opened: a reasoning item cut off is incomplete, and no message it never added.
+        let parts = self.parts.isEmpty ? [Part.text] : self.parts
         switch self.items {
-        case .none: response.output = self.output(text: text, reasoning: nil, status: "incomplete")
+        case .none:
+            response.output = self.output(
+                parts: parts, text: text, refusal: refusal, reasoning: nil, status: "incomplete")
         case .reasoning: response.output = [.reasoning(self.reasoningItem(reasoning, status: "incomplete"))]
         case .message(let index):
-            response.output = self.output(text: text, reasoning: index == 1 ? reasoning : nil, status: "incomplete")
+            response.output = self.output(
+                parts: parts, text: text, refusal: refusal, reasoning: index == 1 ? reasoning : nil,
+                status: "incomplete")
         }
         response.usage = .init(usage, details: details)
         self.write(.init(type: "response.failed", sequenceNumber: 0, response: response), into: &out)
     }
 
     /// The `stream: false` answer: a reasoning item when there was thinking, then the message.
+    /// A refusal is its own part, after any text.
     package func response(
-        text: String, reasoning: String = "", usage: Usage, details: UsageDetails? = nil, finishReason: String?
+        text: String, refusal: String = "", reasoning: String = "", usage: Usage, details: UsageDetails? = nil,
+        finishReason: String?
     ) -> ResponseObject {
-        self.object(
-            text: text, reasoning: reasoning.isEmpty ? nil : reasoning, usage: usage, details: details,
-            finishReason: finishReason)
+        let parts: [Part] = refusal.isEmpty ? [.text] : text.isEmpty ? [.refusal] : [.text, .refusal]
+        return self.object(
+            parts: parts, text: text, refusal: refusal, reasoning: reasoning.isEmpty ? nil : reasoning, usage: usage,
+            details: details, finishReason: finishReason)
     }
 
     /// The finished `response` object; `reasoning` nil: no reasoning item.
     private func object(
-        text: String, reasoning: String?, usage: Usage, details: UsageDetails?, finishReason: String?
+        parts: [Part], text: String, refusal: String, reasoning: String?, usage: Usage, details: UsageDetails?,
+        finishReason: String?
     ) -> ResponseObject {
         var response = self.template
         let reason: String? =
@@ -227,15 +280,18 @@ package struct ResponsesRenderer: Sendable {
             }
         response.status = reason == nil ? "completed" : "incomplete"
         response.incompleteDetails = reason.map(ResponseObject.IncompleteDetails.init)
-        response.output = self.output(text: text, reasoning: reasoning, status: response.status)
+        response.output = self.output(
+            parts: parts, text: text, refusal: refusal, reasoning: reasoning, status: response.status)
         response.usage = .init(usage, details: details)
         return response
     }
 
-    /// The output items: the reasoning (unless nil), then the message.
-    private func output(text: String, reasoning: String?, status: String) -> [ResponseObject.OutputItem] {
-        let message = ResponseObject.OutputItem.message(
-            .init(id: self.messageID, status: status, content: [.init(text: text)]))
+    /// The output items: the reasoning (unless nil), then the message with `parts`.
+    private func output(
+        parts: [Part], text: String, refusal: String, reasoning: String?, status: String
+    ) -> [ResponseObject.OutputItem] {
+        let content = parts.map { $0 == .text ? ResponseObject.OutputText(text: text) : .refusal(refusal) }
+        let message = ResponseObject.OutputItem.message(.init(id: self.messageID, status: status, content: content))
         guard let reasoning else { return [message] }
         return [.reasoning(self.reasoningItem(reasoning, status: "completed")), message]
     }

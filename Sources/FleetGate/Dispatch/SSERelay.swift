@@ -162,6 +162,9 @@ package struct SSERelay: Sendable {
     /// Choice 0's thinking (`reasoning_content`), for `stream: false` and the Responses API (for which
     /// only the thinking before the text: its reasoning item comes before the message).
     private var reasoning = TokenText()
+    /// Choice 0's refusal (`delta.refusal`: the model declined), for `stream: false` and the Responses
+    /// API; a streamed chat client gets it in the chunk, as it came.
+    private var refusal = TokenText()
     /// Text of further choices (`n > 1`), for `stream: false`.
     private var otherText: [Int: TokenText] = [:]
     var aggregateBytes = 0
@@ -210,6 +213,7 @@ package struct SSERelay: Sendable {
         self.deliveredTokens = 0
         self.delivered = TokenText()
         self.reasoning = TokenText()
+        self.refusal = TokenText()
         self.otherText = [:]
         self.aggregateBytes = 0
         self.finishReasons = [:]
@@ -239,6 +243,12 @@ package struct SSERelay: Sendable {
                     }
                     self.renderer!.delta(token: token, of: item.payload, into: &out)
                 }
+                if let token = choice.refusalToken {
+                    if self.renderer!.needsMessage {
+                        self.renderer!.openMessage(reasoning: self.reasoning.text, into: &out)
+                    }
+                    self.renderer!.refusal(token: token, of: item.payload, into: &out)
+                }
             }
         } else {
             self.write(item, into: &out)
@@ -252,6 +262,12 @@ package struct SSERelay: Sendable {
             // Kept for the answer (a streamed chat client got it in the chunk); counted with its text.
             self.reasoning.append(token: thinking, of: payload)
             self.aggregateBytes += thinking.count - 2
+        }
+        if let refusal = choice.refusalToken, choice.index == 0,
+            self.renderer != nil || !self.configuration.streaming
+        {
+            self.refusal.append(token: refusal, of: payload)
+            self.aggregateBytes += refusal.count - 2
         }
         guard let token = choice.contentToken, token.count > 2 else { return }  // absent, null or ""
         if choice.index == 0 {
@@ -306,8 +322,8 @@ package struct SSERelay: Sendable {
         self.doneSent = true
         if self.renderer != nil {
             return self.renderer!.finish(
-                text: self.deliveredText, reasoning: self.reasoning.text, usage: self.usage, details: self.usageDetails,
-                finishReason: self.finishReasons[0], into: &out)
+                text: self.deliveredText, refusal: self.refusal.text, reasoning: self.reasoning.text, usage: self.usage,
+                details: self.usageDetails, finishReason: self.finishReasons[0], into: &out)
         }
         if self.configuration.includeUsage, self.segments.count == 1,
             let item = self.attempts.read(self.segments[0], { $0.usageItem }) ?? nil
@@ -347,9 +363,12 @@ package struct SSERelay: Sendable {
         let choices = indices.map { index in
             let text = index == 0 ? self.deliveredText : (self.otherText[index]?.text ?? "")
             let reasoning = index == 0 && !self.reasoning.isEmpty ? self.reasoning.text : nil
+            let refusal = index == 0 && !self.refusal.isEmpty ? self.refusal.text : nil
             return CompletionResponse.Choice(
                 index: index,
-                message: chat ? ChatMessage(role: "assistant", content: text, reasoningContent: reasoning) : nil,
+                message: chat
+                    ? ChatMessage(role: "assistant", content: text, reasoningContent: reasoning, refusal: refusal)
+                    : nil,
                 text: chat ? nil : text, finishReason: self.finishReasons[index] ?? "stop")
         }
         let identity = self.identity
@@ -395,7 +414,8 @@ package struct SSERelay: Sendable {
         if let renderer = self.renderer {
             return JSON.buffer(
                 renderer.response(
-                    text: self.deliveredText, reasoning: self.reasoning.text, usage: self.usage,
+                    text: self.deliveredText, refusal: self.refusal.text, reasoning: self.reasoning.text,
+                    usage: self.usage,
                     details: self.usageDetails,
                     finishReason: self.finishReasons[0]))
         }
@@ -413,7 +433,8 @@ package struct SSERelay: Sendable {
         guard self.renderer != nil else { return Self.errorEvent(error) }
         var out = ByteBuffer()
         self.renderer!.failed(
-            error, text: self.deliveredText, reasoning: self.reasoning.text, usage: self.usage,
+            error, text: self.deliveredText, refusal: self.refusal.text, reasoning: self.reasoning.text,
+            usage: self.usage,
             details: self.usageDetails, into: &out)
         return out
     }
