@@ -14,6 +14,8 @@ import Synchronization
 /// - `fleet_active_streams`: completion requests in flight (the HPA's metric).
 /// - `fleet_zone_refusals_total{zone}`: requests refused for their zone's capacity (`no_capacity_in_zone`,
 ///   or `server_overloaded` when it is all busy).
+/// - `fleet_zone_spills_total{from,to}`: requests of a `preferred` zone without capacity for their model
+///   served in another zone (docs/regions.md).
 /// - `fleet_geoip_database_build_timestamp_seconds`: when the loaded GeoIP database was built.
 /// - `fleet_tls_certificate_expiry_timestamp_seconds{listener}`: the leaf certificate's notAfter.
 /// - central endpoints' state and load: ``CentralEndpointGauges``.
@@ -26,6 +28,7 @@ public final class FleetStateMetrics: Sendable {
 
     private let factory: any MetricsFactory
     private let refusals = Mutex<[String: Counter]>([:])
+    private let spills = Mutex<[String: Counter]>([:])
     private let certificates = Mutex<[String: Gauge]>([:])
     /// Completion requests in flight.
     public let activeStreams: Gauge
@@ -77,6 +80,19 @@ public final class FleetStateMetrics: Sendable {
     /// Registers every zone's refusal counter (at 0) for a region map just loaded.
     func register(zones: some Sequence<String>) {
         for zone in zones { _ = self.refusalCounter(zone: zone) }
+    }
+
+    /// Counts a request of zone `from` served in zone `to` (zones come from the region maps loaded).
+    func zoneSpilled(from: String, to: String) {
+        let counter = self.spills.withLock { counters in
+            let key = from + "\u{0}" + to
+            if let c = counters[key] { return c }
+            let c = Counter(
+                label: "fleet_zone_spills_total", dimensions: [("from", from), ("to", to)], factory: self.factory)
+            counters[key] = c
+            return c
+        }
+        counter.increment()
     }
 
     /// Counts a request refused because its zone had no capacity.

@@ -268,6 +268,27 @@ public final class GatewayCore: Sendable {
         }
     }
 
+    /// Whether `zone` has capacity for `model` at all — a connected car, a healthy central endpoint,
+    /// or (cluster #21) another replica's car — busy or not: a `preferred` zone without any spills.
+    func hasCapacity(model: String, zone: String) -> Bool {
+        self.registry.serves(model: model, zone: zone) || self.central.serves(model: model, zone: zone)
+            || (self.cluster?.hasCapacity(zone: zone, model: model, now: self.now) ?? false)
+    }
+
+    /// The zone a request of `origin` is served in: its own, or — when its zone is `preferred`
+    /// (docs/regions.md) and has no capacity for `model` — the nearest other zone that has
+    /// (``RegionMap/spillZones(from:)``), counted in `fleet_zone_spills_total`. A `strict` zone is
+    /// never left; nor is one the client named with `x-fleet-residency`.
+    func servingZone(of origin: Origin, model: String, pinned: Bool) -> String {
+        let map = self.geo.current.map
+        guard !pinned, map.zones[origin.zone]?.residency == .preferred,
+            !self.hasCapacity(model: model, zone: origin.zone),
+            let spill = map.spillZones(from: origin.region).first(where: { self.hasCapacity(model: model, zone: $0) })
+        else { return origin.zone }
+        self.metrics.fleetState.zoneSpilled(from: origin.zone, to: spill)
+        return spill
+    }
+
     /// Whether a car or a central endpoint serves `model` now, or did within the last ten minutes.
     func serves(model: String) -> Bool {
         if self.registry.serves(model: model) || self.central.serves(model: model) {

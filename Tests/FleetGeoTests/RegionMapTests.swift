@@ -81,4 +81,18 @@ struct RegionMapTests {
     func garbage(yaml: String) {
         #expect(throws: RegionMapErrors.self) { _ = try RegionMap.parse(yaml: yaml, file: "bad.yaml") }
     }
+
+    @Test("A preferred zone spills to the other zones nearest first: the map's RTTs, else its centroids' distance")
+    func spillOrder() {
+        let map = RegionMap.default
+        // Virginia: London (~5,900 km) before Paris (~6,200) and Zurich; Tokyo and Singapore last.
+        #expect(map.spillZones(from: "us-east") == ["gb", "eu", "ch", "apac"])
+        // San José: Tokyo (~8,300 km) before London (~8,600).
+        #expect(map.spillZones(from: "us-west").first == "apac")
+        // A listed RTT wins over the distance.
+        var listed = map
+        listed.regions["us-east"]!.neighbours["ch"] = 20
+        #expect(listed.spillZones(from: "us-east").first == "ch")
+        #expect(map.spillZones(from: "nowhere").isEmpty)
+    }
 }

@@ -128,4 +128,59 @@ struct ZoneTests {
             #expect(us.car.state.jobLog.isEmpty)  // counted from what the US car ran
         }
     }
+
+    /// helper-64: the map's `residency: preferred` was read and never applied, so a US app got 503
+    /// `no_capacity_in_zone` (not to be retried) with the EU's cars idle.
+    @Test(
+        "A preferred zone with nothing for the model spills to the nearest zone that has; a strict or pinned one never does"
+    )
+    func preferredZoneSpills() async throws {
+        try await withFleet(configure: {
+            $0.geoipDatabase = cityTestDatabase
+            $0.trustedProxies = ["127.0.0.0/8", "::1"]
+        }) { fleet in
+            let eu = try await fleet.startCar(CarSpec("eu-car", region: "eu-central", slowdown: 0.05))
+            let client = try await RecordingClient.connect(port: fleet.clientPort)
+            defer { client.close() }
+            func post(
+                _ forwarded: String, id: String, residency: String? = nil
+            ) async throws -> (response: HTTPResponse?, body: String) {
+                var headers = HTTPFields()
+                headers[HTTPField.Name("x-forwarded-for")!] = forwarded
+                headers[HTTPField.Name("x-request-id")!] = id
+                if let residency { headers[HTTPField.Name("x-fleet-residency")!] = residency }
+                let result = try await client.post(
+                    "/v1/chat/completions", json: chatBody(stream: true, maxTokens: 2), headers: headers
+                ).collect()
+                return (result.response, result.body)
+            }
+            let zone = HTTPField.Name("x-fleet-zone")!
+            // US (preferred, nothing there): the nearest zone with capacity, the EU.
+            let us = try await post("216.160.83.56", id: "spill-us")
+            #expect(us.response?.status == .ok && us.response?.headerFields[zone] == "eu", "\(us.body)")
+            #expect(us.response?.headerFields[HTTPField.Name("x-fleet-origin-region")!] == "us-east")
+            // JP (preferred): the same.
+            let jp = try await post("2001:218::1", id: "spill-jp")
+            #expect(jp.response?.status == .ok && jp.response?.headerFields[zone] == "eu", "\(jp.body)")
+            // GB (strict): never, whatever is idle elsewhere.
+            let gb = try await post("81.2.69.142", id: "strict-gb")
+            #expect(gb.response?.status.code == 503 && gb.body.contains("no_capacity_in_zone"), "\(gb.body)")
+            // A US client that pinned its zone: not moved either.
+            let pinned = try await post("216.160.83.56", id: "pinned-us", residency: "us")
+            #expect(pinned.response?.status.code == 503 && pinned.body.contains("no_capacity_in_zone"))
+            #expect(
+                try await fleet.series("fleet_zone_spills_total", with: ["from": "us", "to": "eu"]).map(\.value) == [1])
+            #expect(
+                try await fleet.series("fleet_zone_spills_total", with: ["from": "apac", "to": "eu"]).map(\.value) == [
+                    1
+                ])
+            // Once the US has a car, its traffic stays home.
+            let usCar = try await fleet.startCar(CarSpec("us-car", region: "us-east", slowdown: 0.05))
+            let home = try await post("216.160.83.56", id: "home-us")
+            #expect(home.response?.status == .ok && home.response?.headerFields[zone] == "us", "\(home.body)")
+            // Counted from what each car ran, not from headers.
+            #expect(Set(eu.car.state.jobLog) == ["spill-us", "spill-jp"])
+            #expect(usCar.car.state.jobLog == ["home-us"])
+        }
+    }
 }

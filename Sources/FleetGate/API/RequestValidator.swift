@@ -136,7 +136,8 @@ struct RequestValidator {
         let forwarded = try self.core.cluster?.forwardedOrigin(
             head, connection: connection, map: self.core.geo.current.map)
         let origin = forwarded ?? self.resolveOrigin(head: head, connection: connection)
-        if let residency = head.headerFields[.fleetResidency] {
+        let residency = head.headerFields[.fleetResidency]
+        if let residency {
             // Zones are disjoint, so tightening can only restate the origin's own zone.
             guard residency == origin.zone else {
                 throw .invalidRequest(
@@ -144,9 +145,12 @@ struct RequestValidator {
                     param: FleetHeader.residency)
             }
         }
+        // A `preferred` zone with nothing serving the model spills to the nearest that has (helper-64:
+        // the map's `residency: preferred` was read and never applied).
+        let zone = self.core.servingZone(of: origin, model: parsed.model, pinned: residency != nil)
         // A prompt token is taken as ~4 bytes of the body (which also holds JSON punctuation).
         var profile = RequestProfile(
-            model: parsed.model, zone: origin.zone, promptTokens: max(1, body.readableBytes / 4),
+            model: parsed.model, zone: zone, promptTokens: max(1, body.readableBytes / 4),
             expectedOutputTokens: min(parsed.outputLimit ?? 256, 1_024), ttftObjectiveMilliseconds: objective,
             tpotObjectiveMilliseconds: self.core.configuration.tpotObjectiveMilliseconds)
         // #14 prefix-cache affinity: keyed hashes of the cumulative message prefixes (no text kept);
@@ -157,7 +161,7 @@ struct RequestValidator {
         var request = ValidatedRequest(
             chat: api.chat, model: parsed.model, streaming: parsed.stream ?? false,
             includeUsage: parsed.streamOptions?.includeUsage ?? false, outputLimit: parsed.outputLimit,
-            continuable: parsed.isContinuable, origin: origin, zone: origin.zone, profile: profile, body: body,
+            continuable: parsed.isContinuable, origin: origin, zone: zone, profile: profile, body: body,
             members: members, seed: SyntheticText.seed(for: parsed.promptText, requested: parsed.seed),
             hop: forwarded == nil ? 0 : 1,
             authorization: self.core.cluster == nil ? nil : head.headerFields[.authorization], responses: responses)

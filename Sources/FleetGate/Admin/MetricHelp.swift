@@ -28,6 +28,8 @@ enum MetricHelp {
         "fleet_central_in_flight": "Streams in flight on each central endpoint.",
         "fleet_active_streams": "Completion requests in flight.",
         "fleet_zone_refusals_total": "Requests refused for their zone's capacity.",
+        "fleet_zone_spills_total":
+            "Requests of a preferred zone without capacity for their model, served in another zone.",
         "fleet_requests_shed_total": "Requests refused 503 server_overloaded, by reason.",
         "fleet_car_location_mismatch_total": "Cars whose tunnel address geolocates outside their credential's zone.",
         "fleet_geoip_database_build_timestamp_seconds": "Build time of the GeoIP database in use (0: none).",

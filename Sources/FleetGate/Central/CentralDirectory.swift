@@ -113,6 +113,11 @@ public final class CentralDirectory: Service, Sendable {
         self.endpoints.withLock { $0.contains { $0.healthy && $0.models.contains(model) } }
     }
 
+    /// Whether a healthy endpoint of `zone` serves `model` (a preferred zone's spill; not per request).
+    public func serves(model: String, zone: String) -> Bool {
+        self.endpoints.withLock { $0.contains { $0.zone == zone && $0.healthy && $0.models.contains(model) } }
+    }
+
     /// Central capacity for the scheduler: the best TTFT predicted (learned from outcomes) for a
     /// prompt of `promptTokens` among the zone's healthy endpoints serving `model`, and whether
     /// any has a free stream; nil when the zone has none.

@@ -163,6 +163,15 @@ public final class ClusterView: Sendable {
         }
     }
 
+    /// Whether another replica's current digest lists capacity (cars) for `model` in `zone`.
+    func hasCapacity(zone: String, model: String, now: Double) -> Bool {
+        let maxAge = self.configuration.maxDigestAgeSeconds
+        return self.state.withLock { s in
+            guard s.watching || now - s.watchHealthyAt < maxAge else { return false }
+            return s.digests.contains { $0.key != self.replicaID && $0.value.entry(zone: zone, model: model) != nil }
+        }
+    }
+
     /// A forward to `target` ended.
     func forwardEnded(_ target: Target) {
         self.state.withLock { s in
