@@ -94,6 +94,11 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
                 .invalidRequest(
                     "'logprobs' is not served here: an agent's jobs carry no log probabilities.", param: "logprobs"))
         }
+        if request.wantsAudio {
+            let param = request.audio != nil ? "audio" : "modalities"
+            return self.sendError(
+                .invalidRequest("Audio output is not served here: an agent's jobs are text.", param: param))
+        }
         guard self.responder.engine.serves(model: request.model) else {
             return self.sendError(.modelNotFound(request.model))
         }

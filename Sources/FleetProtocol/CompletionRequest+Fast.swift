@@ -37,7 +37,9 @@ extension CompletionRequest {
         var offset = 0
         while offset < count, let hit = memchr(base + offset, Int32(UInt8(ascii: "\\")), count - offset) {
             let index = base.distance(to: UnsafeRawPointer(hit))
-            if index + 1 < count, base.load(fromByteOffset: index + 1, as: UInt8.self) == UInt8(ascii: "u") { return true }
+            if index + 1 < count, base.load(fromByteOffset: index + 1, as: UInt8.self) == UInt8(ascii: "u") {
+                return true
+            }
             offset = index + 1
         }
         return false
@@ -67,7 +69,9 @@ extension CompletionRequest {
             case "top_p": self = .topP
             case "presence_penalty": self = .presencePenalty
             case "frequency_penalty": self = .frequencyPenalty
-            case "logprobs", "top_logprobs", "tools", "tool_choice", "response_format": self = .unsupported
+            case "logprobs", "top_logprobs", "tools", "tool_choice", "response_format", "modalities", "audio",
+                "web_search_options":
+                self = .unsupported
             default: self = .other
             }
         }
@@ -91,7 +95,8 @@ extension CompletionRequest {
             case .stream: request.stream = try Self.nullable(&reader) { try Self.bool(&$0) }
             case .streamOptions: request.streamOptions = try Self.nullable(&reader) { try Self.streamOptions(&$0) }
             case .maxTokens: request.maxTokens = try Self.nullable(&reader) { try Self.integer(&$0) }
-            case .maxCompletionTokens: request.maxCompletionTokens = try Self.nullable(&reader) { try Self.integer(&$0) }
+            case .maxCompletionTokens:
+                request.maxCompletionTokens = try Self.nullable(&reader) { try Self.integer(&$0) }
             case .temperature: request.temperature = try Self.nullable(&reader) { try Self.double(&$0) }
             case .stop: request.stop = try Self.nullable(&reader) { try Self.stop(&$0) }
             case .seed: request.seed = try Self.nullable(&reader) { try Self.integer(&$0) }
@@ -162,7 +167,8 @@ extension CompletionRequest {
     private static func double(_ reader: inout ChunkScanner.Reader) throws -> Double {
         let start = reader.position
         try reader.number()
-        let text = String(decoding: UnsafeRawBufferPointer(rebasing: reader.bytes[start..<reader.position]), as: UTF8.self)
+        let text = String(
+            decoding: UnsafeRawBufferPointer(rebasing: reader.bytes[start..<reader.position]), as: UTF8.self)
         guard let value = Double(text), value.isFinite else { throw GiveUp() }
         // An underflow to zero is JSONDecoder's to judge.
         if value == 0, text.utf8.contains(where: { (0x31...0x39).contains($0) }) { throw GiveUp() }
@@ -206,7 +212,9 @@ extension CompletionRequest {
         var includeUsage: Bool?
         var seen = false
         try Self.members(&reader, depth: 1) { reader, name in
-            guard String(decoding: name, as: UTF8.self) == "include_usage" else { return try reader.skipValue(depth: 2) }
+            guard String(decoding: name, as: UTF8.self) == "include_usage" else {
+                return try reader.skipValue(depth: 2)
+            }
             guard !seen else { throw GiveUp() }
             seen = true
             includeUsage = try Self.nullable(&reader) { try Self.bool(&$0) }

@@ -49,6 +49,18 @@ struct SamplingRangeTests {
             } == nil)
     }
 
+    @Test("A web search runs outside the fleet: refused; audio is asked for by modalities or audio (helper-64)")
+    func webSearchAndAudio() throws {
+        #expect(self.check { $0.webSearchOptions = .object([:]) }?.param == "web_search_options")
+        #expect(self.check { $0.webSearchOptions = .null } == nil)
+        let spoken = try JSON.decode(
+            CompletionRequest.self,
+            from: Array(#"{"model":"m","modalities":["text","audio"],"audio":{"voice":"alloy","format":"wav"}}"#.utf8))
+        #expect(spoken.wantsAudio && !spoken.isContinuable)
+        let written = try JSON.decode(CompletionRequest.self, from: Array(#"{"model":"m","modalities":["text"]}"#.utf8))
+        #expect(!written.wantsAudio)
+    }
+
     @Test("Past a bound: a 400 naming the parameter")
     func outside() {
         #expect(self.check { $0.temperature = 5 }?.param == "temperature")

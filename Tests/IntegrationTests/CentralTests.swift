@@ -627,6 +627,8 @@ struct CentralTests {
             #"{"model":"fleet-8b","stream":true,"n":2,"max_tokens":3,"messages":[{"role":"user","content":"hi"}]}"#,
             // Log probabilities: the car path relays text only, and dropped them without a word.
             #"{"model":"fleet-8b","stream":true,"logprobs":true,"top_logprobs":2,"max_tokens":3,"messages":[{"role":"user","content":"hi"}]}"#,
+            // Audio: a car's runtime writes text, and answered it in text with no sign why (helper-64).
+            #"{"model":"fleet-8b","stream":true,"modalities":["text","audio"],"max_tokens":3,"messages":[{"role":"user","content":"hi"}]}"#,
         ]
         for body in bodies {
             try await self.withCarAndCentral { central, client in
@@ -637,6 +639,7 @@ struct CentralTests {
                 // naming the parameter, passed through) instead of answering without them (helper-60).
                 #expect(result.response?.status.code == 400, "\(result.body)")
                 #expect(result.body.contains("not served here"), "\(result.body)")
+                #expect(central.recorder.requests.count(where: { $0.path.hasSuffix("/chat/completions") }) == 1)
             }
             try await withFleet(cars: [CarSpec("car-a", slowdown: 0.1)]) { fleet in
                 let client = try await RecordingClient.connect(port: fleet.clientPort)
@@ -645,7 +648,8 @@ struct CentralTests {
                 // It could never be served: not a 503 that asks the client to retry (helper-56).
                 #expect(result.response?.status.code == 400, "\(result.body)")
                 let error = try JSONDecoder().decode(APIErrorBody.self, from: Data(result.body.utf8)).error
-                #expect(error.param == (body.contains("\"n\":2") ? "n" : "logprobs"), "\(result.body)")
+                let param = body.contains("\"n\":2") ? "n" : body.contains("modalities") ? "modalities" : "logprobs"
+                #expect(error.param == param, "\(result.body)")
                 #expect(error.message.contains("only by central capacity"), "\(result.body)")
             }
         }
