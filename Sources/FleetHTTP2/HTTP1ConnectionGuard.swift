@@ -10,7 +10,11 @@ import NIOHTTP1
 ///    connection is closed (slowloris: partial heads, idle keep-alive);
 /// 2. writes respect writability: while the channel is not writable (the peer does not read its
 ///    responses), the next request is held and nothing more is read, so pipelined requests cannot
-///    queue responses without bound — at most the channel's high watermark plus one response.
+///    queue responses without bound — at most the channel's high watermark plus one response;
+/// 3. a peer that stops reading must read again within ``HTTP2Configuration/stallTimeout`` (the
+///    channel writable again), else the connection is closed and its request ends — as HTTP/2
+///    resets a stalled stream. Without it a client that never read held a car's slot, which went
+///    on generating, for as long as it kept the socket open (helper-65).
 ///
 /// Sits after NIO's `HTTPServerPipelineHandler`, which hands over one request at a time. The
 /// decisions are ``HTTP1ConnectionState``'s; this handler performs them.
@@ -22,6 +26,7 @@ final class HTTP1ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler 
 
     private let headerTimeout: TimeAmount
     private let keepAliveTimeout: TimeAmount
+    private let stallTimeout: TimeAmount?
     private var state = HTTP1ConnectionState()
     private var timer: Scheduled<Void>?
     /// Parts of a request that arrived while the channel was not writable.
@@ -30,6 +35,7 @@ final class HTTP1ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler 
     init(configuration: HTTP2Configuration) {
         self.headerTimeout = configuration.http1HeaderTimeout
         self.keepAliveTimeout = configuration.http1KeepAliveTimeout
+        self.stallTimeout = configuration.stallTimeout.flatMap { $0 > .zero ? $0 : nil }
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -55,6 +61,7 @@ final class HTTP1ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler 
             self.timer?.cancel()
             self.timer = nil
             action = self.state.headReceived(writable: context.channel.isWritable)
+            if self.state.timer == .stall { self.arm(context: context, .stall) }
         } else {
             action = self.state.partReceived()
         }
@@ -79,8 +86,15 @@ final class HTTP1ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler 
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         context.fireChannelWritabilityChanged()
-        guard context.channel.isWritable else { return }
-        let (release, read) = self.state.becameWritable()
+        guard context.channel.isWritable else {
+            if self.state.becameUnwritable() { self.arm(context: context, .stall) }
+            return
+        }
+        let (release, read, stallEnded) = self.state.becameWritable()
+        if stallEnded {
+            self.timer?.cancel()
+            self.timer = nil
+        }
         if release {
             let held = self.held
             self.held.removeAll()
@@ -93,7 +107,15 @@ final class HTTP1ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler 
     private func arm(context: ChannelHandlerContext, _ which: HTTP1ConnectionState.Timer) {
         self.timer?.cancel()
         guard context.channel.isActive else { return }
-        let timeout = which == .header ? self.headerTimeout : self.keepAliveTimeout
+        let timeout: TimeAmount
+        switch which {
+        case .header: timeout = self.headerTimeout
+        case .keepAlive: timeout = self.keepAliveTimeout
+        case .stall:
+            guard let stall = self.stallTimeout else { return }  // 0: never
+            timeout = stall
+        case .none: return
+        }
         let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
         let channel = context.channel
         self.timer = context.eventLoop.scheduleTask(in: timeout) {

@@ -9,6 +9,9 @@ package struct HTTP1ConnectionState: Sendable, Equatable {
         case header
         /// The next request head must be complete (from the previous response's end).
         case keepAlive
+        /// The peer must read again: it stopped while its response was being written, or sent a head
+        /// while not reading (the stall timeout, as HTTP/2 resets a stalled stream).
+        case stall
     }
 
     /// What the handler does with an inbound request part.
@@ -30,14 +33,24 @@ package struct HTTP1ConnectionState: Sendable, Equatable {
         return .header
     }
 
-    /// A request head arrived: no deadline while it is served; held when the peer is not reading.
+    /// A request head arrived: no deadline while it is served; held when the peer is not reading,
+    /// which it then must start within the stall time (``timer`` is ``Timer/stall``).
     package mutating func headReceived(writable: Bool) -> Inbound {
-        self.timer = .none
         if self.holding || !writable {
             self.holding = true
+            self.timer = .stall
             return .hold
         }
+        self.timer = .none
         return .forward
+    }
+
+    /// The channel stopped being writable: the peer does not read what is written. While nothing
+    /// else is timed (a response is being written), its stall time starts; true to arm it.
+    package mutating func becameUnwritable() -> Bool {
+        guard self.timer == .none else { return false }
+        self.timer = .stall
+        return true
     }
 
     /// A body part or the end arrived.
@@ -58,13 +71,16 @@ package struct HTTP1ConnectionState: Sendable, Equatable {
         return true
     }
 
-    /// The channel became writable: whether to release held parts, and whether to read.
-    package mutating func becameWritable() -> (release: Bool, read: Bool) {
+    /// The channel became writable: whether to release held parts, whether to read, and whether
+    /// the stall time stops (the peer reads again).
+    package mutating func becameWritable() -> (release: Bool, read: Bool, stallEnded: Bool) {
         let release = self.holding
         self.holding = false
         let read = self.readPending
         self.readPending = false
-        return (release, read)
+        let stallEnded = self.timer == .stall
+        if stallEnded { self.timer = .none }
+        return (release, read, stallEnded)
     }
 
     /// The timer fired: close unless it was cancelled meanwhile.

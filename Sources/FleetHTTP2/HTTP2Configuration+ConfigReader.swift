@@ -94,7 +94,8 @@ extension HTTP2Configuration {
                 "HTTP/1.1: an idle keep-alive connection is closed after this long."),
             .double(
                 "stallTimeoutSeconds", seconds(d.stallTimeout),
-                "Reset a stream with output queued but no write progress for this long (0: never)."),
+                "Reset a stream with output queued but no write progress for this long; HTTP/1.1: close a connection whose peer stopped reading for this long (0: never)."
+            ),
             .double(
                 "gracefulShutdownTimeoutSeconds", seconds(d.gracefulShutdownTimeout),
                 "After a graceful GOAWAY, how long in-flight streams may take."),

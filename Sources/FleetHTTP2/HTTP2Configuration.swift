@@ -36,7 +36,9 @@ public struct HTTP2Configuration: Sendable {
     /// head (the head must also be complete by then).
     public var http1KeepAliveTimeout: TimeAmount
     /// Reset a stream that has output queued but made no write progress for this long (a peer
-    /// holding its window at zero); the connection's other streams go on.
+    /// holding its window at zero); the connection's other streams go on. On an HTTP/1.1
+    /// connection of a server: close it when its peer stopped reading (the socket not writable)
+    /// for this long.
     public var stallTimeout: TimeAmount?
     /// After a graceful GOAWAY, how long in-flight streams may take before the connection closes.
     public var gracefulShutdownTimeout: TimeAmount

@@ -24,11 +24,34 @@ struct HTTP1ConnectionGuardTests {
         _ = machine.started()
         #expect(machine.readRequested(writable: false) == false)
         #expect(machine.headReceived(writable: false) == .hold)
+        #expect(machine.timer == .stall)  // the peer must read again in time
         #expect(machine.partReceived() == .hold)
         #expect(machine.readRequested(writable: true) == false)  // still holding
-        #expect(machine.becameWritable() == (release: true, read: true))
+        let released = machine.becameWritable()
+        #expect(released.release && released.read && released.stallEnded)
         #expect(machine.partReceived() == .forward)
         #expect(machine.readRequested(writable: true) == true)
-        #expect(machine.becameWritable() == (release: false, read: false))
+        let again = machine.becameWritable()
+        #expect(!again.release && !again.read && !again.stallEnded)
+    }
+
+    /// helper-65: an HTTP/1.1 client that never read held a car's slot for as long as it kept the
+    /// socket open; HTTP/2 resets such a stream after its stall timeout.
+    @Test("A peer that stops reading mid-response has the stall time to read again, else the connection closes")
+    func stall() {
+        var machine = Machine()
+        _ = machine.started()
+        #expect(machine.headReceived(writable: true) == .forward)
+        let stalled = machine.becameUnwritable()
+        #expect(stalled && machine.timerFired(.stall))  // mid-response: the stall time starts
+        let read = machine.becameWritable()
+        #expect(read.stallEnded && !machine.timerFired(.stall))  // it read: no deadline while it is served
+        let stalledAgain = machine.becameUnwritable()
+        let ended = machine.responseEnded()
+        #expect(stalledAgain && ended == .keepAlive)  // the keep-alive deadline takes over
+        #expect(!machine.timerFired(.stall) && machine.timerFired(.keepAlive))
+        let replaced = machine.becameUnwritable()
+        let cancelled = machine.becameWritable()
+        #expect(!replaced && !cancelled.stallEnded && machine.timer == .keepAlive)  // not by the stall time
     }
 }

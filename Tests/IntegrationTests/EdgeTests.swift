@@ -105,6 +105,32 @@ struct EdgeTests {
         }
     }
 
+    /// helper-65: an HTTP/1.1 client that never read held a car's slot — which went on generating —
+    /// for as long as it kept the socket open; an HTTP/2 one is reset after the stall timeout.
+    @Test("An HTTP/1.1 client that stops reading mid-stream is closed after the stall timeout, freeing the car's slot")
+    func http1Stall() async throws {
+        try await withFleet(
+            cars: [CarSpec("fast-car", slowdown: 0.001)],
+            configure: { $0.limits.clientHTTP2.stallTimeout = .seconds(1) }
+        ) { fleet in
+            let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .channelOption(.autoRead, value: false)
+                .channelOption(.socketOption(.so_rcvbuf), value: 4096)
+                .connect(host: "127.0.0.1", port: fleet.clientPort).get()
+            defer { channel.close(promise: nil) }
+            let body = chatBody(stream: true, maxTokens: 60_000)
+            let request =
+                "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+                + "content-length: \(body.utf8.count)\r\n\r\n" + body
+            try await channel.writeAndFlush(ByteBuffer(string: request)).get()
+            let busy = { fleet.gateway.core.registry.all().first?.inFlight ?? 0 }
+            try await waitUntil(timeout: .seconds(5), "the car serves the stream") { busy() == 1 }
+            // The client reads nothing: the gateway's socket fills, and after the stall time the
+            // connection is closed and the job cancelled.
+            try await waitUntil(timeout: .seconds(20), "the slot is freed") { busy() == 0 }
+        }
+    }
+
     @Test("Row 11: an x-request-id that would forge log fields is replaced, a token is echoed")
     func requestID() async throws {
         try await withFleet(cars: [CarSpec("car", slowdown: 0.05)]) { fleet in
