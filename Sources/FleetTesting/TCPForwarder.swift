@@ -13,6 +13,8 @@ public final class TCPForwarder: Sendable {
 
     private final class Counter: Sendable {
         let value = Atomic<Int>(0)
+        /// The accepted connections, for ``TCPForwarder/closeAll()``.
+        let accepted = Mutex<[any Channel]>([])
     }
 
     /// Relays one side's bytes to the other connection, and its close.
@@ -43,6 +45,7 @@ public final class TCPForwarder: Sendable {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { inbound in
                 counter.value.add(1, ordering: .relaxed)
+                counter.accepted.withLock { $0.append(inbound) }
                 return ClientBootstrap(group: inbound.eventLoop)
                     .channelInitializer { $0.pipeline.addHandler(Relay(peer: inbound)) }
                     .connect(host: "127.0.0.1", port: target)
@@ -54,6 +57,16 @@ public final class TCPForwarder: Sendable {
 
     /// Connections accepted so far.
     public var connections: Int { self.counter.value.load(ordering: .relaxed) }
+
+    /// Closes every relayed connection now, both sides (a network blip between two healthy ends);
+    /// new connections are still relayed.
+    public func closeAll() {
+        let channels = self.counter.accepted.withLock { channels in
+            defer { channels.removeAll() }
+            return channels
+        }
+        for channel in channels { channel.close(promise: nil) }
+    }
 
     /// Stops listening (relayed connections close with their ends).
     public func stop() { self.channel.close(promise: nil) }

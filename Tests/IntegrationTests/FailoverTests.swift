@@ -122,6 +122,79 @@ struct FailoverTests {
         }
     }
 
+    /// helper-65: central configured with `continuation: exact` was sent the delivered text as a
+    /// prefix and never the resume point, so the answer changed at the switch.
+    @Test("A car lost mid-stream continues on an exact central endpoint token for token")
+    func lostCarContinuesOnExactCentral() async throws {
+        let central = try await CentralServer.start(slowdown: 0.05)
+        defer { central.channel.close(promise: nil) }
+        try await withFleet(configure: {
+            $0.central.endpoints = [.init(region: "eu-central", baseURL: central.baseURL, continuation: .exact)]
+        }) { fleet in
+            try await waitUntil("central models discovered") {
+                fleet.gateway.core.central.models().contains("fleet-8b")
+            }
+            let a = try await fleet.startAgentProcess("car-a", jobLog: temporaryJobLog("exact-a"), slowdown: 2)
+            defer { a.stop() }
+            let client = try await RecordingClient.connect(port: fleet.clientPort)
+            defer { client.close() }
+            let streams = try await Self.startStreams(client, count: 3, maxTokens: 40, prefix: "exact central")
+            try await waitUntil(timeout: .seconds(30), "every stream streaming on the car") {
+                streams.allSatisfy {
+                    String(decoding: $0.stream.body, as: UTF8.self).components(separatedBy: "content").count > 3
+                }
+            }
+            a.kill9()
+            for (prompt, stream) in streams {
+                let result = streamResult(await stream.collect())
+                #expect(result.errorCode == nil && result.done, "\(prompt): \(result.errorMessage ?? "")")
+                #expect(result.text == referenceText(prompt: prompt, maxTokens: 40), "\(prompt): text differs")
+            }
+            // Central was asked to resume, with the original body: not the delivered text as a prefix.
+            let continued = central.recorder.requests.filter { $0.path.hasSuffix("/chat/completions") }
+            #expect(continued.count == streams.count)
+            let resume = HTTPField.Name(FleetHeader.resumeFrom)!
+            #expect(continued.allSatisfy { Int($0.headers[resume] ?? "") ?? 0 > 0 }, "\(continued.map(\.headers))")
+            #expect(continued.allSatisfy { !String(buffer: $0.body).contains("\"assistant\"") })
+        }
+    }
+
+    /// helper-65: with one central endpoint in the zone, a reset on the way to it ended every central
+    /// stream ("no car or central endpoint can continue it") while central stayed healthy.
+    @Test("A central stream cut by the network continues on the same healthy endpoint, token for token")
+    func centralBlipContinuesThere() async throws {
+        let central = try await CentralServer.start(slowdown: 1)
+        defer { central.channel.close(promise: nil) }
+        let path = try await TCPForwarder.start(to: central.channel.localAddress!.port!)
+        defer { path.stop() }
+        try await withFleet(configure: {
+            $0.central.endpoints = [
+                .init(region: "eu-central", baseURL: "http://127.0.0.1:\(path.port)/v1", continuation: .exact)
+            ]
+        }) { fleet in
+            try await waitUntil("central models discovered") {
+                fleet.gateway.core.central.models().contains("fleet-8b")
+            }
+            let client = try await RecordingClient.connect(port: fleet.clientPort)
+            defer { client.close() }
+            let streams = try await Self.startStreams(client, count: 2, maxTokens: 30, prefix: "central blip")
+            try await waitUntil(timeout: .seconds(30), "every stream streaming") {
+                streams.allSatisfy {
+                    String(decoding: $0.stream.body, as: UTF8.self).components(separatedBy: "content").count > 3
+                }
+            }
+            path.closeAll()
+            for (prompt, stream) in streams {
+                let result = streamResult(await stream.collect())
+                #expect(result.errorCode == nil && result.done, "\(prompt): \(result.errorMessage ?? "")")
+                #expect(result.text == referenceText(prompt: prompt, maxTokens: 30), "\(prompt): text differs")
+            }
+            let resume = HTTPField.Name(FleetHeader.resumeFrom)!
+            let asked = central.recorder.requests.filter { $0.path.hasSuffix("/chat/completions") }
+            #expect(asked.count(where: { $0.headers[resume] != nil }) == streams.count)
+        }
+    }
+
     @Test("A request whose state cannot move (tools, n > 1) ends with the SSE error when its car is lost")
     func notContinuable() async throws {
         try await withFleet { fleet in

@@ -32,14 +32,14 @@ extension AttemptLease {
     /// The token index the upstream's text starts at when it regenerates the answer token for
     /// token (so the relay drops what the client already has), or nil when it does not.
     ///
-    /// A car with exact continuation starts at the attempt's resume point. A forwarded attempt
+    /// A car or a central endpoint with exact continuation starts at the attempt's resume point. A forwarded attempt
     /// (issue #21) carries the original request, so the other replica's car starts from token 0
     /// with the same seed: exact for deterministic engines (the synthetic one, greedy decoding).
     func exactReplayStart(resumeFrom: Int) -> Int? {
         switch self {
         case .car(let car, _, _): car.continuation == .exact ? resumeFrom : nil
         case .forward: 0
-        case .central: nil
+        case .central(let endpoint, _): endpoint.continuation == .exact ? resumeFrom : nil
         }
     }
 }

@@ -180,10 +180,18 @@ struct CandidateList {
     }
 
     private mutating func central(predicted: Double?, continuation: Bool) -> AttemptLease? {
+        // A continuation may go back, once, to an endpoint already tried: a stream lost to a blip
+        // on the way to a healthy endpoint is continued there on a new connection (helper-65: with
+        // one central endpoint in the zone, every central stream ended on the first reset). An
+        // endpoint that fails for good is out of the healthy list, or the migration limit ends it.
+        var excluding = self.triedCentral
+        if continuation {
+            excluding = excluding.filter { url in self.triedCentral.count(where: { $0 == url }) > 1 }
+        }
         guard self.core.httpClient != nil,
             let endpoint = self.core.central.acquire(
                 model: self.profile.model, zone: self.profile.zone, preferring: self.preferredRegion,
-                excluding: self.triedCentral, continuation: continuation),
+                excluding: excluding, continuation: continuation),
             endpoint.zone == self.profile.zone
         else { return nil }
         self.triedCentral.append(endpoint.baseURL)

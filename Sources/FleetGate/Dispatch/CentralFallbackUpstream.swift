@@ -31,8 +31,8 @@ final class CentralFallbackUpstream: Upstream {
     /// `wholeAnswer`, asking for one JSON answer.
     static func open<Relay: UpstreamEvents>(
         client: HTTPClient, endpoint: CentralDirectory.Endpoint, path: String, body: ByteBuffer, requestID: String,
-        trace: (parent: String, state: String?) = ("", nil), wholeAnswer: Bool = false, attempt: Int,
-        relay: NIOLoopBound<Relay>
+        trace: (parent: String, state: String?) = ("", nil), wholeAnswer: Bool = false,
+        extra: [(name: String, value: String)] = [], attempt: Int, relay: NIOLoopBound<Relay>
     ) -> CentralFallbackUpstream {
         let upstream = CentralFallbackUpstream(endpoint: endpoint)
         let delegate = CentralDelegate(upstream: upstream, relay: relay, attempt: attempt)
@@ -41,6 +41,7 @@ final class CentralFallbackUpstream: Upstream {
             headers.add(name: "content-type", value: "application/json")
             headers.add(name: "accept", value: wholeAnswer ? "application/json" : "text/event-stream")
             headers.add(name: FleetHeader.requestID, value: requestID)
+            for (name, value) in extra { headers.add(name: name, value: value) }
             // #17: W3C Trace Context.
             if !trace.parent.isEmpty { headers.add(name: TraceParent.header, value: trace.parent) }
             if let state = trace.state { headers.add(name: TraceParent.stateHeader, value: state) }

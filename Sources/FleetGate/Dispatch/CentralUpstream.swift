@@ -14,11 +14,11 @@ struct CentralUpstream: Upstream {
     /// loop's), streaming — or, with `wholeAnswer`, asking for one JSON answer. Call on the relay's loop.
     static func open<Relay: UpstreamEvents>(
         pool: HTTP1ConnectionPool, path: String, body: ByteBuffer, requestID: String,
-        trace: (parent: String, state: String?) = ("", nil), wholeAnswer: Bool = false, attempt: Int,
-        relay: NIOLoopBound<Relay>
+        trace: (parent: String, state: String?) = ("", nil), wholeAnswer: Bool = false,
+        extra: [(name: String, value: String)] = [], attempt: Int, relay: NIOLoopBound<Relay>
     ) -> CentralUpstream {
-        var headers: [(name: String, value: String)] = []
-        headers.reserveCapacity(3)
+        var headers: [(name: String, value: String)] = extra
+        headers.reserveCapacity(3 + extra.count)
         headers.append((FleetHeader.requestID, requestID))
         // #17: W3C Trace Context.
         if !trace.parent.isEmpty { headers.append((TraceParent.header, trace.parent)) }

@@ -273,7 +273,7 @@ final class Dispatcher: UpstreamEvents {
             let repeating: Int
             switch lease {
             case .car(let car, _, _): repeating = continuing && car.continuation == .prefix ? open.resumeFrom : 0
-            case .central: repeating = open.resumeFrom
+            case .central(let endpoint, _): repeating = endpoint.continuation == .exact ? 0 : open.resumeFrom
             case .forward: repeating = 0
             }
             self.relay.open(attempt: open.attempt, repeating: repeating)
@@ -308,17 +308,28 @@ final class Dispatcher: UpstreamEvents {
                 tunnel: tunnel, request: head, body: body, attempt: open.attempt, relay: relay)
         case .central(let endpoint, _):
             let path = String(self.route.dropFirst(3))
-            let body = wholeAnswer ? self.centralAnswerBody() : self.centralBody(resumeFrom: open.resumeFrom)
+            // An endpoint that continues token-exact (`central.continuation: exact`, e.g. `fleet-agent
+            // serve` on the synthetic engine) is asked for tokens N, N+1, … of the same answer, as an
+            // exact car is — the original body, the seed and the resume point; any other gets the
+            // delivered text (helper-65: an exact one got the text, and answered something else).
+            let exact = continuing && endpoint.continuation == .exact
+            let body =
+                wholeAnswer
+                ? self.centralAnswerBody() : self.centralBody(resumeFrom: exact ? 0 : open.resumeFrom)
+            let extra: [(name: String, value: String)] =
+                exact
+                ? [(FleetHeader.resumeFrom, String(open.resumeFrom)), (FleetHeader.seed, String(self.request.seed))]
+                : []
             let trace = (self.request.traceParent, self.request.traceState)
             if let pool = self.core.centralClients.pool(for: endpoint, on: self.stream.eventLoop) {
                 attempt.upstream = CentralUpstream.open(
                     pool: pool, path: path, body: body, requestID: self.requestID, trace: trace,
-                    wholeAnswer: wholeAnswer, attempt: open.attempt, relay: relay)
+                    wholeAnswer: wholeAnswer, extra: extra, attempt: open.attempt, relay: relay)
             } else {  // a base URL the own client does not take: async-http-client
                 attempt.upstream = CentralFallbackUpstream.open(
                     client: self.core.httpClient!, endpoint: endpoint, path: path, body: body,
                     requestID: self.requestID,
-                    trace: trace, wholeAnswer: wholeAnswer, attempt: open.attempt, relay: relay)
+                    trace: trace, wholeAnswer: wholeAnswer, extra: extra, attempt: open.attempt, relay: relay)
             }
         case .forward(let target, _):  // cluster (#21): another replica; the original body (exactReplayStart)
             attempt.upstream = ForwardUpstream.open(
