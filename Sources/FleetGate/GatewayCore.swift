@@ -171,6 +171,8 @@ public final class GatewayCore: Sendable {
     /// Whether `auth.corsOrigins` is set, kept beside ``liveConfiguration`` for the HTTP/2 early
     /// refusal's question on every request's header block, which must not take the lock.
     let corsEnabled = Atomic<Bool>(false)
+    /// Which takeovers of a car's open tunnel are logged (``TakeoverWarnings``).
+    let takeoverWarnings = TakeoverWarnings()
 
     /// Application keys and their quotas. Keys are held only as SHA-256 digests and looked up by
     /// digest, so no comparison runs over a secret.

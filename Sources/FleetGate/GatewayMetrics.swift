@@ -41,6 +41,8 @@ public final class GatewayMetrics: Sendable {
     public let retries: Counter
     /// Cars whose tunnel peer address is in another zone than their credential's region.
     public let carLocationMismatch: Counter
+    /// A car registered while its vehicle id's earlier tunnel was still up, which is then closed.
+    public let carTakeovers: Counter
     /// The scheduler's predicted and the observed time to first token of each car job, and their ratio.
     public let predictedTTFT: Timer
     public let observedCarTTFT: Timer
@@ -104,6 +106,7 @@ public final class GatewayMetrics: Sendable {
         self.routeReplica = Counter(label: "fleet_routed_total", dimensions: [("route", "replica")], factory: factory)
         self.retries = Counter(label: "fleet_upstream_retries_total", dimensions: [], factory: factory)
         self.carLocationMismatch = Counter(label: "fleet_car_location_mismatch_total", dimensions: [], factory: factory)
+        self.carTakeovers = Counter(label: "fleet_car_takeovers_total", dimensions: [], factory: factory)
         self.predictedTTFT = Timer(
             label: "fleet_predicted_ttft_seconds", dimensions: [], preferredDisplayUnit: .seconds, factory: factory)
         self.observedCarTTFT = Timer(

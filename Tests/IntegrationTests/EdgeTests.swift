@@ -131,6 +131,20 @@ struct EdgeTests {
         }
     }
 
+    @Test("Two agents with one vehicle id: each takeover of the open tunnel is counted")
+    func takeovers() async throws {
+        try await withFleet { fleet in
+            try await fleet.startCar(CarSpec("twin", slowdown: 0.05))
+            try await fleet.startCar(CarSpec("twin", slowdown: 0.05))
+            try await waitUntil(timeout: .seconds(10), "the second tunnel took over the first") {
+                let metrics = try await fleet.metrics()
+                return metrics.split(separator: "\n").contains {
+                    $0.hasPrefix("fleet_car_takeovers_total ") && !$0.hasSuffix(" 0") && !$0.hasSuffix(" 0.0")
+                }
+            }
+        }
+    }
+
     @Test("Row 11: an x-request-id that would forge log fields is replaced, a token is echoed")
     func requestID() async throws {
         try await withFleet(cars: [CarSpec("car", slowdown: 0.05)]) { fleet in

@@ -32,6 +32,8 @@ enum MetricHelp {
             "Requests of a preferred zone without capacity for their model, served in another zone.",
         "fleet_requests_shed_total": "Requests refused 503 server_overloaded, by reason.",
         "fleet_car_location_mismatch_total": "Cars whose tunnel address geolocates outside their credential's zone.",
+        "fleet_car_takeovers_total":
+            "Cars registered while their vehicle id's earlier tunnel was still up (then closed).",
         "fleet_geoip_database_build_timestamp_seconds": "Build time of the GeoIP database in use (0: none).",
         "fleet_tls_certificate_expiry_timestamp_seconds": "The leaf certificate's notAfter per listener (0: no TLS).",
         "fleet_regions_reloads_total": "Configuration and region map reloads by result.",

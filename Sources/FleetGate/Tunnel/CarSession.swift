@@ -169,6 +169,18 @@ final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
         if let replaced, let old = self.core.tunnels.handle(for: replaced) {
             self.core.tunnels.remove(replaced)
             old.execute { $0.beginGracefulShutdown() }
+            // A car that reconnected before its old tunnel was found dead, or two agents with one
+            // vehicle id taking it from each other for ever (helper-65: seen only as info lines).
+            self.core.metrics.carTakeovers.increment()
+            if self.core.takeoverWarnings.shouldWarn(vehicleID, now: self.core.now) {
+                self.logger.warning(
+                    "Car took over its vehicle id's open tunnel",
+                    metadata: [
+                        "fleet.vehicle": "\(descriptor.pseudonym)",
+                        "fleet.hint":
+                            "two agents with one vehicle id replace each other's tunnel; at most one warning a minute per car",
+                    ])
+            }
         }
         self.carID = id
         self.region = region
