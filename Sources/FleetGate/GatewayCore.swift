@@ -282,10 +282,11 @@ public final class GatewayCore: Sendable {
     /// (``RegionMap/spillZones(from:)``), counted in `fleet_zone_spills_total`. A `strict` zone is
     /// never left; nor is one the client named with `x-fleet-residency`.
     func servingZone(of origin: Origin, model: String, pinned: Bool) -> String {
-        let map = self.geo.current.map
-        guard !pinned, map.zones[origin.zone]?.residency == .preferred,
-            !self.hasCapacity(model: model, zone: origin.zone),
-            let spill = map.spillZones(from: origin.region).first(where: { self.hasCapacity(model: model, zone: $0) })
+        // `spills`: the resolver's mark, so a strict zone's request (most) looks at nothing here.
+        guard !pinned, origin.spills, !self.hasCapacity(model: model, zone: origin.zone),
+            let spill = self.geo.current.map.spillZones(from: origin.region).first(where: {
+                self.hasCapacity(model: model, zone: $0)
+            })
         else { return origin.zone }
         self.metrics.fleetState.zoneSpilled(from: origin.zone, to: spill)
         return spill

@@ -9,6 +9,9 @@ public struct Origin: Sendable, Hashable {
     public var region: String
     public var zone: String
     public var rule: Rule
+    /// Whether the zone is `preferred` (docs/regions.md): served elsewhere when it has nothing for a
+    /// request's model. False for `strict`.
+    public var spills = false
 
     public init(country: String?, region: String, zone: String, rule: Rule) {
         self.country = country
@@ -26,12 +29,29 @@ public protocol CountryLookup: Sendable {
 
 /// Maps client addresses to origins with a ``RegionMap`` and an optional ``CountryLookup``.
 public struct OriginResolver: Sendable {
-    public var map: RegionMap
+    public var map: RegionMap {
+        didSet { self.preferredZones = Self.preferredZones(of: self.map) }
+    }
     public var lookup: (any CountryLookup)?
+    /// The map's `preferred` zones, for ``Origin/spills``: a set made once, not a lookup of the zone
+    /// a request (every request's origin is resolved; issue #19).
+    private var preferredZones: Set<String>
 
     public init(map: RegionMap, lookup: (any CountryLookup)?) {
         self.map = map
         self.lookup = lookup
+        self.preferredZones = Self.preferredZones(of: map)
+    }
+
+    private static func preferredZones(of map: RegionMap) -> Set<String> {
+        Set(map.zones.values.filter { $0.residency == .preferred }.map(\.id))
+    }
+
+    private func marked(_ origin: Origin) -> Origin {
+        guard !self.preferredZones.isEmpty, self.preferredZones.contains(origin.zone) else { return origin }
+        var origin = origin
+        origin.spills = true
+        return origin
     }
 
     /// Resolves a client address as ``ClientAddressResolver`` found it: a peer follows the
@@ -66,12 +86,12 @@ public struct OriginResolver: Sendable {
         guard let country = lookup.country(of: address), let region = self.map.region(forCountry: country) else {
             return self.unknown
         }
-        return Origin(country: country, region: region.id, zone: region.zone, rule: .database)
+        return self.marked(Origin(country: country, region: region.id, zone: region.zone, rule: .database))
     }
 
     private var unknown: Origin { self.origin(region: self.map.unknownRegion, rule: .unknown) }
 
     private func origin(region: String, rule: Origin.Rule) -> Origin {
-        Origin(country: nil, region: region, zone: self.map.regions[region]?.zone ?? "unknown", rule: rule)
+        self.marked(Origin(country: nil, region: region, zone: self.map.regions[region]?.zone ?? "unknown", rule: rule))
     }
 }

@@ -40,12 +40,17 @@ struct OriginTests {
         let resolver = OriginResolver(map: .default, lookup: FixedLookup(table: [ip: country]))
         let origin = resolver.resolve(IPAddress(ip))
         #expect(origin.country == country && origin.region == region && origin.zone == zone && origin.rule == .database)
+        #expect(origin.spills == (zone == "us"), "only a preferred zone spills")
     }
 
     @Test("A public address not in the database follows the unknown rule (the strictest zone)")
     func unknown() {
         let origin = OriginResolver(map: .default, lookup: FixedLookup(table: [:])).resolve(IPAddress("8.8.8.8"))
-        #expect(origin.rule == .unknown && origin.zone == "eu")
+        #expect(origin.rule == .unknown && origin.zone == "eu" && !origin.spills)
+        // The mark follows the map the resolver holds, also when it is replaced.
+        var resolver = OriginResolver(map: .default, lookup: nil)
+        resolver.map.zones["eu"]?.residency = .preferred
+        #expect(resolver.resolve(IPAddress("8.8.8.8")).spills)
     }
 
     @Test("Without a database, the noDatabase rule applies")

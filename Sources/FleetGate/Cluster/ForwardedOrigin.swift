@@ -54,7 +54,9 @@ package struct ForwardedOrigin: Sendable, Hashable {
     }
 
     /// Verifies `value` and re-derives the zone from the region with `map`.
-    package static func verify(_ value: String, key: SymmetricKey, map: RegionMap, now: Int) throws(Refusal) -> ForwardedOrigin {
+    package static func verify(_ value: String, key: SymmetricKey, map: RegionMap, now: Int) throws(Refusal)
+        -> ForwardedOrigin
+    {
         guard value.utf8.count <= 512 else { throw .malformed }
         let parts = value.split(separator: ";", omittingEmptySubsequences: false)
         guard parts.count == 8, parts[0] == "v1", let expires = Int(parts[5]),
@@ -66,10 +68,10 @@ package struct ForwardedOrigin: Sendable, Hashable {
         }
         guard now <= expires, expires - now <= Self.lifetimeSeconds * 2 else { throw .expired }
         let region = String(parts[1]), zone = String(parts[2])
-        guard map.zone(ofRegion: region)?.id == zone else { throw .zoneMismatch }
+        guard let found = map.zone(ofRegion: region), found.id == zone else { throw .zoneMismatch }
         let country = parts[3] == "-" ? nil : String(parts[3])
-        return ForwardedOrigin(
-            origin: Origin(country: country, region: region, zone: zone, rule: rule), expires: expires,
-            requestID: String(parts[6]))
+        var origin = Origin(country: country, region: region, zone: zone, rule: rule)
+        origin.spills = found.residency == .preferred  // this replica's map decides, as for its own requests
+        return ForwardedOrigin(origin: origin, expires: expires, requestID: String(parts[6]))
     }
 }

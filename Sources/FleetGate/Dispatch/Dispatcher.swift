@@ -270,11 +270,13 @@ final class Dispatcher: UpstreamEvents {
                     created: self.relay.configuration.fallbackCreated))
         } else {
             // A continuation's prompt repeats the delivered text, except on a car that resumes exactly.
-            let repeating: Int
-            switch lease {
-            case .car(let car, _, _): repeating = continuing && car.continuation == .prefix ? open.resumeFrom : 0
-            case .central(let endpoint, _): repeating = endpoint.continuation == .exact ? 0 : open.resumeFrom
-            case .forward: repeating = 0
+            var repeating = 0
+            if continuing {  // the lease is not looked at (copied) for a first attempt
+                switch lease {
+                case .car(let car, _, _): repeating = car.continuation == .prefix ? open.resumeFrom : 0
+                case .central(let endpoint, _): repeating = endpoint.continuation == .exact ? 0 : open.resumeFrom
+                case .forward: repeating = 0
+                }
             }
             self.relay.open(attempt: open.attempt, repeating: repeating)
         }
