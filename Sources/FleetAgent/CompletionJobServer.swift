@@ -94,8 +94,8 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
                 .invalidRequest(
                     "'logprobs' is not served here: an agent's jobs carry no log probabilities.", param: "logprobs"))
         }
-        if request.wantsAudio {
-            let param = request.audio != nil ? "audio" : "modalities"
+        if let extras = RequestExtras.of(self.body.buffer), extras.wantsAudio {
+            let param = extras.audioParam
             return self.sendError(
                 .invalidRequest("Audio output is not served here: an agent's jobs are text.", param: param))
         }

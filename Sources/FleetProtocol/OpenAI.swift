@@ -128,11 +128,6 @@ public struct CompletionRequest: Codable, Sendable, Equatable, IntegerMembers {
     public var tools: JSONValue?
     public var toolChoice: JSONValue?
     public var responseFormat: JSONValue?
-    /// `modalities` and `audio`: an answer spoken as well as written (``wantsAudio``).
-    public var modalities: JSONValue?
-    public var audio: JSONValue?
-    /// `web_search_options`: a search run on the platform, outside any privacy zone (refused).
-    public var webSearchOptions: JSONValue?
 
     public init(
         model: String, messages: [ChatMessage]? = nil, prompt: String? = nil, stream: Bool? = nil,
@@ -149,8 +144,7 @@ public struct CompletionRequest: Codable, Sendable, Equatable, IntegerMembers {
     }
 
     enum CodingKeys: String, CodingKey {
-        case model, messages, prompt, stream, temperature, stop, seed, user, n, logprobs, tools, modalities, audio
-        case webSearchOptions = "web_search_options"
+        case model, messages, prompt, stream, temperature, stop, seed, user, n, logprobs, tools
         case topP = "top_p"
         case presencePenalty = "presence_penalty"
         case frequencyPenalty = "frequency_penalty"
@@ -172,17 +166,8 @@ public struct CompletionRequest: Codable, Sendable, Equatable, IntegerMembers {
         {
             return false
         }
-        if self.wantsLogprobs || self.wantsAudio { return false }
+        if self.wantsLogprobs { return false }
         return true
-    }
-
-    /// Whether the answer is to be spoken too (`modalities` with `"audio"`, or `audio` set): a car's
-    /// runtime writes text, so only central capacity can serve it (helper-64: a car answered it in
-    /// text, with no sign why).
-    public var wantsAudio: Bool {
-        if let audio = self.audio, !audio.isEmptyOrNull { return true }
-        if case .array(let values)? = self.modalities { return values.contains(.string("audio")) }
-        return false
     }
 
     /// Whether the answer is to carry log probabilities: the car path relays text only. For chat,

@@ -1,4 +1,5 @@
 import FleetProtocol
+import NIOCore
 import Testing
 
 @testable import FleetGate
@@ -49,16 +50,21 @@ struct SamplingRangeTests {
             } == nil)
     }
 
-    @Test("A web search runs outside the fleet: refused; audio is asked for by modalities or audio (helper-64)")
+    @Test("A web search and audio are read apart, only from bodies that name them (helper-64)")
     func webSearchAndAudio() throws {
-        #expect(self.check { $0.webSearchOptions = .object([:]) }?.param == "web_search_options")
-        #expect(self.check { $0.webSearchOptions = .null } == nil)
-        let spoken = try JSON.decode(
-            CompletionRequest.self,
-            from: Array(#"{"model":"m","modalities":["text","audio"],"audio":{"voice":"alloy","format":"wav"}}"#.utf8))
-        #expect(spoken.wantsAudio && !spoken.isContinuable)
-        let written = try JSON.decode(CompletionRequest.self, from: Array(#"{"model":"m","modalities":["text"]}"#.utf8))
-        #expect(!written.wantsAudio)
+        func extras(_ json: String) -> RequestExtras? { RequestExtras.of(ByteBuffer(string: json)) }
+        #expect(extras(#"{"model":"m","messages":[]}"#) == nil)  // no decode for most bodies
+        #expect(extras(#"{"model":"m","web_search_options":{}}"#)?.wantsWebSearch == true)
+        #expect(extras(#"{"model":"m","web_search_options":null}"#)?.wantsWebSearch == false)
+        let spoken = extras(#"{"model":"m","modalities":["text","audio"],"audio":{"voice":"alloy","format":"wav"}}"#)
+        #expect(spoken?.wantsAudio == true && spoken?.audioParam == "audio")
+        #expect(extras(#"{"model":"m","modalities":["audio"]}"#)?.audioParam == "modalities")
+        // `"audio"` in a message's text is no request for it.
+        #expect(
+            extras(#"{"model":"m","modalities":["text"],"messages":[{"role":"user","content":"\"audio\""}]}"#)?
+                .wantsAudio != true)
+        #expect(
+            extras(#"{"model":"m","messages":[{"role":"user","content":"say","name":"audio"}]}"#)?.wantsAudio == false)
     }
 
     @Test("Past a bound: a 400 naming the parameter")

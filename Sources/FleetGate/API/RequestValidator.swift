@@ -63,6 +63,8 @@ struct RequestValidator {
         var body = body
         var responses: ResponseObject?
         var members: [JSONBody.Member]?
+        /// Audio, a web search: only a body the fast reader gave up on can ask for them.
+        var extras: RequestExtras?
         let parsed: CompletionRequest
         if api == .responses {
             let request = try JSON.decodeRequest(ResponsesRequest.self, from: body)
@@ -80,6 +82,7 @@ struct RequestValidator {
                 parsed = fast  // JSONDecoder's result, without its cost (see fastDecode)
             } else {
                 parsed = try JSON.decodeRequest(CompletionRequest.self, from: body)
+                extras = RequestExtras.of(body)
                 // The fast reader refuses a name written twice at any depth; the decoder keeps the
                 // first, an upstream may read the last (helper-58: a message's second `role`).
                 if let name = JSONBody.firstNestedDuplicate(in: body) {
@@ -168,7 +171,16 @@ struct RequestValidator {
         // A car's job is one choice of text: `n` > 1 answered by a car came back as one (an attack,
         // session 19), and log probabilities were dropped without a word.
         request.choices = parsed.n ?? 1
-        request.centralOnly = request.choices > 1 || parsed.wantsLogprobs || parsed.wantsAudio
+        // A web search runs on the platform, outside the car and the request's privacy zone (as the
+        // Responses API's `web_search` tool, docs/responses.md); served anyway, a car ignored it.
+        if extras?.wantsWebSearch == true {
+            throw .invalidRequest(
+                "'web_search_options' is not served: a web search runs outside the fleet and the request's privacy zone.",
+                param: "web_search_options")
+        }
+        let wantsAudio = extras?.wantsAudio ?? false
+        if wantsAudio { request.continuable = false }
+        request.centralOnly = request.choices > 1 || parsed.wantsLogprobs || wantsAudio
         // Without central capacity for the zone at all (not merely down), such a request can never be
         // served: a 400 naming the parameter, not a 503 that tells the client to retry (helper-56).
         // A cluster's other replicas may have some, so there the dispatcher decides.
@@ -177,7 +189,7 @@ struct RequestValidator {
         {
             let param =
                 request.choices > 1
-                ? "n" : parsed.wantsLogprobs ? "logprobs" : parsed.audio != nil ? "audio" : "modalities"
+                ? "n" : parsed.wantsLogprobs ? "logprobs" : extras?.audioParam ?? "modalities"
             throw .invalidRequest(
                 "'\(param)' is served only by central capacity, and zone '\(request.zone)' has none configured.",
                 param: param)
@@ -200,13 +212,6 @@ struct RequestValidator {
         // OpenAI takes at most 4 stop sequences (helper-63).
         if let stop = request.stop, stop.values.count > 4 {
             throw .invalidRequest("'stop' takes at most 4 sequences.", param: "stop")
-        }
-        // A web search runs on the platform, outside the car and the request's privacy zone (as the
-        // Responses API's `web_search` tool, docs/responses.md); served anyway, a car ignored it.
-        if let search = request.webSearchOptions, search != .null {  // `{}`: a search with the defaults
-            throw .invalidRequest(
-                "'web_search_options' is not served: a web search runs outside the fleet and the request's privacy zone.",
-                param: "web_search_options")
         }
         // OpenAI refuses a tool choice without tools; served anyway, a car answered in prose (helper-60).
         if let choice = request.toolChoice, !choice.isEmptyOrNull, request.tools?.isEmptyOrNull ?? true {

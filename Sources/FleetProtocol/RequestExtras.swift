@@ -1,0 +1,66 @@
+import Foundation
+public import NIOCore
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// Members of a chat request that ask for more than text, read apart from ``CompletionRequest``:
+/// they are rare, and every member of that type is copied a few times a request (issue #19). The
+/// fast reader gives up on a body that has one (``CompletionRequest/fastDecode(_:)``), so only such
+/// bodies are read for them.
+public struct RequestExtras: Decodable, Sendable, Hashable {
+    /// `modalities` and `audio`: an answer spoken as well as written (``wantsAudio``).
+    public var modalities: JSONValue?
+    public var audio: JSONValue?
+    /// `web_search_options`: a search run on the platform, outside any privacy zone.
+    public var webSearchOptions: JSONValue?
+
+    enum CodingKeys: String, CodingKey {
+        case modalities, audio
+        case webSearchOptions = "web_search_options"
+    }
+
+    /// Whether the answer is to be spoken too (`modalities` with `"audio"`, or `audio` set): a car's
+    /// runtime writes text, so only central capacity can serve it (helper-64: a car answered it in
+    /// text, with no sign why).
+    public var wantsAudio: Bool {
+        if let audio = self.audio, !audio.isEmptyOrNull { return true }
+        if case .array(let values)? = self.modalities { return values.contains(.string("audio")) }
+        return false
+    }
+
+    /// The parameter that asked for audio, for an error naming it.
+    public var audioParam: String { self.audio.map { $0.isEmptyOrNull } == false ? "audio" : "modalities" }
+
+    /// Whether a web search was asked for (`{}` asks for one with the defaults).
+    public var wantsWebSearch: Bool { self.webSearchOptions.map { $0 != .null } ?? false }
+
+    /// The extras of `body`, when it may have any: nil without `"audio"` (a member, or a modality)
+    /// or `"web_search_options"` in its bytes (most bodies: a byte search, no decode), or when it is
+    /// not a JSON object.
+    public static func of(_ body: ByteBuffer) -> RequestExtras? {
+        let found = body.withUnsafeReadableBytes { bytes in Self.names.contains { Self.occurs($0, in: bytes) } }
+        guard found else { return nil }
+        return try? JSONDecoder().decode(Self.self, from: Data(body.readableBytesView))
+    }
+
+    /// Whether `name` occurs in `bytes`: `memchr` to each of its first byte, then `memcmp`.
+    private static func occurs(_ name: [UInt8], in bytes: UnsafeRawBufferPointer) -> Bool {
+        guard let base = bytes.baseAddress, name.count <= bytes.count else { return false }
+        return name.withUnsafeBytes { needle in
+            var offset = 0
+            while offset + needle.count <= bytes.count,
+                let hit = memchr(base + offset, Int32(needle[0]), bytes.count - offset - needle.count + 1)
+            {
+                if memcmp(hit, needle.baseAddress!, needle.count) == 0 { return true }
+                offset = base.distance(to: UnsafeRawPointer(hit)) + 1
+            }
+            return false
+        }
+    }
+
+    private static let names = [Array("\"audio\"".utf8), Array("\"web_search_options\"".utf8)]
+}
