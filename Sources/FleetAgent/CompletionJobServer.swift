@@ -182,23 +182,23 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
     }
 
     func emit(reasoningJSON token: UnsafeRawBufferPointer) {
-        guard self.chat else { return }  // a legacy completion has no member for it
-        self.completionTokens += 1
-        guard self.streaming else {
-            self.reasoning += ChunkScanner.string(token, range: 0..<token.count)
-            return
-        }
-        self.writeDelta(member: "\"delta\":{\"reasoning_content\":", json: token)
+        self.emitOther(token, member: "\"delta\":{\"reasoning_content\":", keeping: &self.reasoning)
     }
 
     func emit(refusalJSON token: UnsafeRawBufferPointer) {
-        guard self.chat else { return }  // a legacy completion has no member for it
+        self.emitOther(token, member: "\"delta\":{\"refusal\":", keeping: &self.refusal)
+    }
+
+    /// A piece of output other than the text: counted, streamed as its own delta `member`, or kept in
+    /// `text` for a `stream: false` answer. A legacy completion has no member for it.
+    private func emitOther(_ token: UnsafeRawBufferPointer, member: StaticString, keeping text: inout String) {
+        guard self.chat else { return }
         self.completionTokens += 1
         guard self.streaming else {
-            self.refusal += ChunkScanner.string(token, range: 0..<token.count)
+            text += ChunkScanner.string(token, range: 0..<token.count)
             return
         }
-        self.writeDelta(member: "\"delta\":{\"refusal\":", json: token)
+        self.writeDelta(member: member, json: token)
     }
 
     /// A chunk of one delta member other than the text (thinking, a refusal), in the batch or alone.

@@ -37,6 +37,22 @@ public enum ChunkScanner {
         public var offset: Int
     }
 
+    /// A token's byte range in two 32-bit offsets, not an optional range (17 bytes and 7 of padding):
+    /// every event's chunk is copied a few times on the relay's path, and the larger layout cost ~1,300
+    /// instructions a stream in copies. A string token never ends at offset 0, so 0 is "none".
+    struct TokenRange: Sendable, Hashable {
+        private var start: Int32 = 0
+        private var end: Int32 = 0
+
+        var range: Range<Int>? {
+            get { self.end == 0 ? nil : Int(self.start)..<Int(self.end) }
+            set {
+                self.start = newValue.map { Int32(clamping: $0.lowerBound) } ?? 0
+                self.end = newValue.map { Int32(clamping: $0.upperBound) } ?? 0
+            }
+        }
+    }
+
     /// One choice of a chunk.
     public struct Choice: Sendable, Hashable {
         public var index = 0
@@ -47,42 +63,26 @@ public enum ChunkScanner {
         /// of `delta.content` or `text` (quotes included, validated, not decoded); nil when absent, null
         /// or not a string, and always with ``ContentMode/decoded``.
         public var contentToken: Range<Int>? {
-            get { self.contentEnd == 0 ? nil : Int(self.contentStart)..<Int(self.contentEnd) }
-            set {
-                // As the other tokens' ranges: 8 bytes, not an optional range's 17 (and 7 of padding);
-                // the choice is copied a few times an event (the refusal's range paid for with this).
-                self.contentStart = newValue.map { Int32(clamping: $0.lowerBound) } ?? 0
-                self.contentEnd = newValue.map { Int32(clamping: $0.upperBound) } ?? 0
-            }
+            get { self.content32.range }
+            set { self.content32.range = newValue }
         }
-        private var contentStart: Int32 = 0
-        private var contentEnd: Int32 = 0
+        private var content32 = TokenRange()
         /// The byte range, within the scanned payload, of the string token of `delta.reasoning_content`
         /// (or `delta.reasoning`): a reasoning model's thinking, quotes included, validated, not
         /// decoded; nil when absent, null, `""` or not a string. In either ``ContentMode``.
         public var reasoningToken: Range<Int>? {
-            get { self.reasoningEnd == 0 ? nil : Int(self.reasoningStart)..<Int(self.reasoningEnd) }
-            set {
-                // Two 32-bit offsets, not an optional range: every event's chunk is copied a few times
-                // on the relay's path, and the larger layout cost ~1,300 instructions a stream in copies.
-                self.reasoningStart = newValue.map { Int32(clamping: $0.lowerBound) } ?? 0
-                self.reasoningEnd = newValue.map { Int32(clamping: $0.upperBound) } ?? 0
-            }
+            get { self.reasoning32.range }
+            set { self.reasoning32.range = newValue }
         }
-        private var reasoningStart: Int32 = 0
-        private var reasoningEnd: Int32 = 0
+        private var reasoning32 = TokenRange()
         /// The byte range of the string token of `delta.refusal`: the model declined (a safety refusal,
         /// or a response schema it would not fill), quotes included, validated, not decoded; nil when
         /// absent, null, `""` or not a string.
         public var refusalToken: Range<Int>? {
-            get { self.refusalEnd == 0 ? nil : Int(self.refusalStart)..<Int(self.refusalEnd) }
-            set {
-                self.refusalStart = newValue.map { Int32(clamping: $0.lowerBound) } ?? 0
-                self.refusalEnd = newValue.map { Int32(clamping: $0.upperBound) } ?? 0
-            }
+            get { self.refusal32.range }
+            set { self.refusal32.range = newValue }
         }
-        private var refusalStart: Int32 = 0
-        private var refusalEnd: Int32 = 0
+        private var refusal32 = TokenRange()
         /// `finish_reason`, when a string.
         public var finishReason: String?
         /// `delta.role` was present and not null.
