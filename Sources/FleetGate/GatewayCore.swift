@@ -272,9 +272,11 @@ public final class GatewayCore: Sendable {
 
     /// Whether `zone` has capacity for `model` at all — a connected car, a healthy central endpoint,
     /// or (cluster #21) another replica's car — busy or not: a `preferred` zone without any spills.
-    func hasCapacity(model: String, zone: String) -> Bool {
+    /// `replicas`: whether other replicas' cars count (for the origin's zone, whose requests are
+    /// forwarded to them; not for a zone spilled into, which this replica serves itself).
+    func hasCapacity(model: String, zone: String, replicas: Bool = true) -> Bool {
         self.registry.serves(model: model, zone: zone) || self.central.serves(model: model, zone: zone)
-            || (self.cluster?.hasCapacity(zone: zone, model: model, now: self.now) ?? false)
+            || (replicas && self.cluster?.hasCapacity(zone: zone, model: model, now: self.now) ?? false)
     }
 
     /// The zone a request of `origin` is served in: its own, or — when its zone is `preferred`
@@ -282,10 +284,13 @@ public final class GatewayCore: Sendable {
     /// (``RegionMap/spillZones(from:)``), counted in `fleet_zone_spills_total`. A `strict` zone is
     /// never left; nor is one the client named with `x-fleet-residency`.
     func servingZone(of origin: Origin, model: String, pinned: Bool) -> String {
-        // `spills`: the resolver's mark, so a strict zone's request (most) looks at nothing here.
-        guard !pinned, origin.spills, !self.hasCapacity(model: model, zone: origin.zone),
-            let spill = self.geo.current.map.spillZones(from: origin.region).first(where: {
-                self.hasCapacity(model: model, zone: $0)
+        // `spills`: the resolver's mark, so a strict zone's request (most) looks at nothing here. The
+        // map that spills is asked again: a reload may have made the zone strict since (helper-66).
+        guard !pinned, origin.spills, !self.hasCapacity(model: model, zone: origin.zone) else { return origin.zone }
+        let map = self.geo.current.map
+        guard map.zones[origin.zone]?.residency == .preferred,
+            let spill = map.spillZones(from: origin.region).first(where: {
+                self.hasCapacity(model: model, zone: $0, replicas: false)
             })
         else { return origin.zone }
         self.metrics.fleetState.zoneSpilled(from: origin.zone, to: spill)

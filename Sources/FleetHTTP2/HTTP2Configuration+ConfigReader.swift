@@ -94,7 +94,7 @@ extension HTTP2Configuration {
                 "HTTP/1.1: an idle keep-alive connection is closed after this long."),
             .double(
                 "stallTimeoutSeconds", seconds(d.stallTimeout),
-                "Reset a stream with output queued but no write progress for this long; HTTP/1.1: close a connection whose peer stopped reading for this long (0: never)."
+                "Reset a stream with output queued but no write progress for this long; HTTP/1.1: close a connection whose socket stayed full this long (its peer read too little to drain it) (0: never)."
             ),
             .double(
                 "gracefulShutdownTimeoutSeconds", seconds(d.gracefulShutdownTimeout),

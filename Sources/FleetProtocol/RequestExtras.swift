@@ -38,9 +38,10 @@ public struct RequestExtras: Decodable, Sendable, Hashable {
     /// Whether a web search was asked for (`{}` asks for one with the defaults).
     public var wantsWebSearch: Bool { self.webSearchOptions.map { $0 != .null } ?? false }
 
-    /// The extras of `body`, when it may have any: nil without `"audio"` (a member, or a modality)
-    /// or `"web_search_options"` in its bytes (most bodies: a byte search, no decode), or when it is
-    /// not a JSON object.
+    /// The extras of `body`, when it may have any: nil without `"audio"` (a member, or a modality),
+    /// `"web_search_options"` or an escape (`\u`: a name may be written `"\u0061udio"`, which an
+    /// upstream reads as `audio`; helper-66) in its bytes (most bodies: a byte search, no decode), or
+    /// when it is not a JSON object.
     public static func of(_ body: ByteBuffer) -> RequestExtras? {
         let found = body.withUnsafeReadableBytes { bytes in Self.names.contains { Self.occurs($0, in: bytes) } }
         guard found else { return nil }
@@ -62,5 +63,5 @@ public struct RequestExtras: Decodable, Sendable, Hashable {
         }
     }
 
-    private static let names = [Array("\"audio\"".utf8), Array("\"web_search_options\"".utf8)]
+    private static let names = [Array("\"audio\"".utf8), Array("\"web_search_options\"".utf8), Array("\\u".utf8)]
 }

@@ -65,6 +65,9 @@ struct SamplingRangeTests {
                 .wantsAudio != true)
         #expect(
             extras(#"{"model":"m","messages":[{"role":"user","content":"say","name":"audio"}]}"#)?.wantsAudio == false)
+        // A name written with escapes is the same name to an upstream (helper-66: it got past the 400).
+        #expect(extras(#"{"model":"m","web_search_opt\u0069ons":{}}"#)?.wantsWebSearch == true)
+        #expect(extras(#"{"model":"m","modalities":["text","\u0061udio"]}"#)?.wantsAudio == true)
     }
 
     @Test("Past a bound: a 400 naming the parameter")

@@ -150,7 +150,9 @@ struct RequestValidator {
         }
         // A `preferred` zone with nothing serving the model spills to the nearest that has (helper-64:
         // the map's `residency: preferred` was read and never applied).
-        let zone = self.core.servingZone(of: origin, model: parsed.model, pinned: residency != nil)
+        // A request another replica forwarded is served in its origin's zone: that replica decided
+        // whether to spill, and keeps a spilled request (a pinned one is not marked as such here).
+        let zone = self.core.servingZone(of: origin, model: parsed.model, pinned: residency != nil || forwarded != nil)
         // A prompt token is taken as ~4 bytes of the body (which also holds JSON punctuation).
         var profile = RequestProfile(
             model: parsed.model, zone: zone, promptTokens: max(1, body.readableBytes / 4),

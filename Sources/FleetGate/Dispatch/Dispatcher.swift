@@ -160,7 +160,10 @@ final class Dispatcher: UpstreamEvents {
         self.candidates = CandidateList(
             core: core, profile: request.profile, preferredRegion: request.origin.region)
         self.candidates.centralOnly = request.centralOnly  // edge (#18): central-only application keys
-        if request.hop == 0, core.cluster != nil { self.candidates.forwarding = .init() }  // cluster (#21)
+        // cluster (#21); not a spilled request: the replica it would go to serves its origin's zone.
+        if request.hop == 0, core.cluster != nil, request.zone == request.origin.zone {
+            self.candidates.forwarding = .init()
+        }
         self.capacityWait = CapacityWait(limit: core.liveConfiguration.configuration.dispatch.capacityWait)
     }
 
