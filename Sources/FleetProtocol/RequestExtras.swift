@@ -1,12 +1,6 @@
 import Foundation
 public import NIOCore
 
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Darwin)
-    import Darwin
-#endif
-
 /// Members of a chat request that ask for more than text, read apart from ``CompletionRequest``:
 /// they are rare, and every member of that type is copied a few times a request (issue #19). The
 /// fast reader gives up on a body that has one (``CompletionRequest/fastDecode(_:)``), so only such
@@ -43,25 +37,10 @@ public struct RequestExtras: Decodable, Sendable, Hashable {
     /// upstream reads as `audio`; helper-66) in its bytes (most bodies: a byte search, no decode), or
     /// when it is not a JSON object.
     public static func of(_ body: ByteBuffer) -> RequestExtras? {
-        let found = body.withUnsafeReadableBytes { bytes in Self.names.contains { Self.occurs($0, in: bytes) } }
-        guard found else { return nil }
+        guard
+            JSONBody.contains(body, #""audio""#) || JSONBody.contains(body, #""web_search_options""#)
+                || JSONBody.contains(body, #"\u"#)
+        else { return nil }
         return try? JSONDecoder().decode(Self.self, from: Data(body.readableBytesView))
     }
-
-    /// Whether `name` occurs in `bytes`: `memchr` to each of its first byte, then `memcmp`.
-    private static func occurs(_ name: [UInt8], in bytes: UnsafeRawBufferPointer) -> Bool {
-        guard let base = bytes.baseAddress, name.count <= bytes.count else { return false }
-        return name.withUnsafeBytes { needle in
-            var offset = 0
-            while offset + needle.count <= bytes.count,
-                let hit = memchr(base + offset, Int32(needle[0]), bytes.count - offset - needle.count + 1)
-            {
-                if memcmp(hit, needle.baseAddress!, needle.count) == 0 { return true }
-                offset = base.distance(to: UnsafeRawPointer(hit)) + 1
-            }
-            return false
-        }
-    }
-
-    private static let names = [Array("\"audio\"".utf8), Array("\"web_search_options\"".utf8), Array("\\u".utf8)]
 }

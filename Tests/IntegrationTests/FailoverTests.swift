@@ -83,6 +83,15 @@ struct FailoverTests {
         return streams
     }
 
+    /// Waits until every stream has delivered a few tokens (so a fault lands mid-stream).
+    static func waitUntilStreaming(_ streams: [(prompt: String, stream: RecordingStream)]) async throws {
+        try await waitUntil(timeout: .seconds(30), "every stream streaming") {
+            streams.allSatisfy {
+                String(decoding: $0.stream.body, as: UTF8.self).components(separatedBy: "content").count > 3
+            }
+        }
+    }
+
     @Test(
         "A car killed (-9) or frozen (SIGSTOP) mid-stream: every stream continues on another car, token for token",
         arguments: ["kill", "freeze"])
@@ -97,11 +106,7 @@ struct FailoverTests {
             // Car B arrives while A serves; then A is lost mid-stream.
             let b = try await fleet.startAgentProcess("car-b", jobLog: logB, slowdown: 2)
             defer { b.stop() }
-            try await waitUntil(timeout: .seconds(30), "every stream streaming") {
-                streams.allSatisfy {
-                    String(decoding: $0.stream.body, as: UTF8.self).components(separatedBy: "content").count > 3
-                }
-            }
+            try await Self.waitUntilStreaming(streams)
             if fault == "kill" { a.kill9() } else { a.freeze() }
             var results: [StreamResult] = []
             for (prompt, stream) in streams {
@@ -139,11 +144,7 @@ struct FailoverTests {
             let client = try await RecordingClient.connect(port: fleet.clientPort)
             defer { client.close() }
             let streams = try await Self.startStreams(client, count: 3, maxTokens: 40, prefix: "exact central")
-            try await waitUntil(timeout: .seconds(30), "every stream streaming on the car") {
-                streams.allSatisfy {
-                    String(decoding: $0.stream.body, as: UTF8.self).components(separatedBy: "content").count > 3
-                }
-            }
+            try await Self.waitUntilStreaming(streams)
             a.kill9()
             for (prompt, stream) in streams {
                 let result = streamResult(await stream.collect())
@@ -178,11 +179,7 @@ struct FailoverTests {
             let client = try await RecordingClient.connect(port: fleet.clientPort)
             defer { client.close() }
             let streams = try await Self.startStreams(client, count: 2, maxTokens: 30, prefix: "central blip")
-            try await waitUntil(timeout: .seconds(30), "every stream streaming") {
-                streams.allSatisfy {
-                    String(decoding: $0.stream.body, as: UTF8.self).components(separatedBy: "content").count > 3
-                }
-            }
+            try await Self.waitUntilStreaming(streams)
             path.closeAll()
             for (prompt, stream) in streams {
                 let result = streamResult(await stream.collect())
@@ -234,11 +231,7 @@ struct FailoverTests {
             var spec = CarSpec("car-b", slowdown: 2)
             spec.jobLog = logB
             try await fleet.startCar(spec)
-            try await waitUntil(timeout: .seconds(30), "every stream streaming") {
-                streams.allSatisfy {
-                    String(decoding: $0.stream.body, as: UTF8.self).components(separatedBy: "content").count > 3
-                }
-            }
+            try await Self.waitUntilStreaming(streams)
             // Every car but B announces it leaves in one second: no stream can finish in that time.
             let gateway = fleet.gateway.core
             let running = streams.filter { !String(decoding: $0.stream.body, as: UTF8.self).contains("[DONE]") }
