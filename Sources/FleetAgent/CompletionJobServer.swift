@@ -39,6 +39,8 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
     var reasoning = ""
     /// The model's refusal, for a `stream: false` answer.
     var refusal = ""
+    /// The model's function calls, joined from their pieces, for a `stream: false` answer.
+    var toolCalls = ToolCallAccumulator()
     var completionTokens = 0
     let id: String
     let created = Int(Date().timeIntervalSince1970)
@@ -189,6 +191,23 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
         self.emitOther(token, member: "\"delta\":{\"refusal\":", keeping: &self.refusal)
     }
 
+    func emit(toolCalls: [ToolCall]) {
+        guard self.chat else { return }
+        self.completionTokens += 1
+        guard self.streaming else { return self.toolCalls.append(toolCalls) }
+        // The pieces as the runtime's chunk said them (each with its index), in a chunk of the stream's own.
+        var event = ByteBuffer()
+        event.writeImmutableBuffer(self.chunkPrefix)
+        event.writeStaticString("\"delta\":{\"tool_calls\":")
+        event.writeImmutableBuffer(JSON.buffer(toolCalls))
+        event.writeStaticString("},\"finish_reason\":null}]}\n\n")
+        if self.batch != nil {
+            self.batch!.writeImmutableBuffer(event)
+        } else {
+            self.stream.sendData(event, endStream: false)
+        }
+    }
+
     /// A piece of output other than the text: counted, streamed as its own delta `member`, or kept in
     /// `text` for a `stream: false` answer. A legacy completion has no member for it.
     private func emitOther(_ token: UnsafeRawBufferPointer, member: StaticString, keeping text: inout String) {
@@ -237,7 +256,8 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
                     ? ChatMessage(
                         role: "assistant", content: self.text,
                         reasoningContent: self.reasoning.isEmpty ? nil : self.reasoning,
-                        refusal: self.refusal.isEmpty ? nil : self.refusal) : nil,
+                        refusal: self.refusal.isEmpty ? nil : self.refusal,
+                        toolCalls: self.toolCalls.isEmpty ? nil : self.toolCalls.toolCalls) : nil,
                 text: self.chat ? nil : self.text, finishReason: reason)
             let response = CompletionResponse(
                 id: self.id, object: self.chat ? "chat.completion" : "text_completion", created: self.created,

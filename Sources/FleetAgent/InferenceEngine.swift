@@ -55,6 +55,9 @@ public protocol TokenSink: AnyObject {
     /// One piece of the model's refusal (`refusal`: it declined), as a JSON string token like
     /// ``emit(tokenJSON:)``'s: the app reads it as OpenAI's `refusal`, not as text. Not called for `""`.
     func emit(refusalJSON: UnsafeRawBufferPointer)
+    /// Pieces of the function calls the model chose (`delta.tool_calls`, each with its `index`), after
+    /// any text of the same chunk; the answer then finishes with `tool_calls`. Chat only.
+    func emit(toolCalls: [ToolCall])
     /// The job ended normally (`stop` or `length`).
     func finish(reason: String, promptTokens: Int, completionTokens: Int)
     /// The job failed.

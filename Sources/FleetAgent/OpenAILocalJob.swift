@@ -34,6 +34,8 @@ final class OpenAILocalJob: InferenceJobHandle, HTTP1ResponseReceiver {
     private var decoder = SSE.Decoder()
     private var usage: Usage?
     private var finishReason: String?
+    /// The runtime sent a tool call (relayed): a finish reason `tool_calls` is then the answer's end.
+    private var calledTools = false
     /// The runtime sent `[DONE]`: what follows is not the answer's.
     private var sawDone = false
     /// The runtime's last token chunk: the next one that differs only in its text is not scanned again.
@@ -300,15 +302,6 @@ final class OpenAILocalJob: InferenceJobHandle, HTTP1ResponseReceiver {
     }
 
     private func deliver(_ choice: ChunkScanner.Choice, from payload: UnsafeRawBufferPointer, to sink: any TokenSink) {
-        if choice.hasToolCalls || choice.finishReason == "tool_calls" || choice.finishReason == "function_call" {
-            // The sink takes text (the tunnel's chunks are the agent's own): a tool call the runtime
-            // chose would reach the app as an empty answer. An error instead, and before the first
-            // token the gateway tries elsewhere (central relays tool calls).
-            return self.abort(
-                EngineError(
-                    code: APIError.runtimeToolCallCode,
-                    message: "the inference runtime answered with a tool call, which the car path does not relay"))
-        }
         guard self.finishReason == nil else { return }  // after the finish: not the answer's
         if let reason = choice.finishReason { self.finishReason = reason }
         if let reasoning = choice.reasoningToken {
@@ -321,9 +314,32 @@ final class OpenAILocalJob: InferenceJobHandle, HTTP1ResponseReceiver {
             self.outputArrived()
             sink.emit(refusalJSON: UnsafeRawBufferPointer(rebasing: payload[refusal]))
         }
-        guard let token = choice.contentToken, token.count > 2 else { return }  // absent, null or ""
-        self.outputArrived()
-        sink.emit(tokenJSON: UnsafeRawBufferPointer(rebasing: payload[token]))
+        if let token = choice.contentToken, token.count > 2 {  // not absent, null or ""
+            self.outputArrived()
+            sink.emit(tokenJSON: UnsafeRawBufferPointer(rebasing: payload[token]))
+        }
+        if choice.hasToolCalls {
+            // The model called a function: its pieces go on as the runtime wrote them (read apart, as
+            // they are rare). A legacy `function_call`, or pieces of another shape, cannot be relayed:
+            // an error, and before the first token the gateway tries elsewhere.
+            guard let calls = ToolCall.deltas(inChunk: payload)?[choice.index], !calls.isEmpty else {
+                return self.abort(
+                    EngineError(
+                        code: APIError.runtimeToolCallCode,
+                        message: "the inference runtime answered with a function call the car path cannot read"))
+            }
+            self.calledTools = true
+            self.outputArrived()
+            sink.emit(toolCalls: calls)
+        }
+        if choice.finishReason == "function_call" || (choice.finishReason == "tool_calls" && !self.calledTools) {
+            // A finish that says the answer is a call, with no call: it would reach the app as an
+            // empty answer.
+            return self.abort(
+                EngineError(
+                    code: APIError.runtimeToolCallCode,
+                    message: "the inference runtime finished with a tool call it did not send"))
+        }
     }
 
     /// A token of output (text or thinking) arrived: counted, and its time kept.

@@ -103,8 +103,9 @@ public struct APIError: Error, Hashable, Sendable, CustomStringConvertible {
 
     public var description: String { "\(self.code): \"\(self.message)\" (status: \(self.status))" }
 
-    /// A car's job failed because its runtime answered with a tool call, which the car path does not
-    /// relay (its sink takes text): the gateway serves the rest of the request from central capacity.
+    /// A car's job failed because its runtime answered with a function call the car path cannot
+    /// relay — a legacy `function_call`, pieces of another shape, a finish `tool_calls` with no call
+    /// (tool calls themselves are relayed): the gateway serves the request from central capacity.
     public static let runtimeToolCallCode = "runtime_tool_call"
 
     /// A car's job failed because its runtime answered more than one choice (it honoured `n`), which

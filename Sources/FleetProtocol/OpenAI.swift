@@ -13,12 +13,33 @@ public struct ChatMessage: Codable, Sendable, Hashable {
     /// The model's refusal in an answer (OpenAI's `message.refusal`); nil when it did not decline.
     /// Not read from a request's messages (an assistant's refusal part is read as its text).
     public var refusal: String?
+    /// The functions the model called, in an answer (`message.tool_calls`); nil when it called none.
+    /// Not read from a request's messages, which reach the upstream as the client wrote them.
+    public var toolCalls: [ToolCall]?
 
-    public init(role: String, content: String, reasoningContent: String? = nil, refusal: String? = nil) {
+    public init(
+        role: String, content: String, reasoningContent: String? = nil, refusal: String? = nil,
+        toolCalls: [ToolCall]? = nil
+    ) {
         self.role = role
         self.content = content
         self.reasoningContent = reasoningContent
         self.refusal = refusal
+        self.toolCalls = toolCalls
+    }
+
+    /// As OpenAI writes an answer's message: `content` null when the model only called tools.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(self.role, forKey: .role)
+        if self.content.isEmpty && !(self.toolCalls ?? []).isEmpty {
+            try c.encodeNil(forKey: .content)
+        } else {
+            try c.encode(self.content, forKey: .content)
+        }
+        try c.encodeIfPresent(self.reasoningContent, forKey: .reasoningContent)
+        try c.encodeIfPresent(self.refusal, forKey: .refusal)
+        try c.encodeIfPresent(self.toolCalls, forKey: .toolCalls)
     }
 
     public init(from decoder: any Decoder) throws {
@@ -74,6 +95,7 @@ public struct ChatMessage: Codable, Sendable, Hashable {
     private enum CodingKeys: String, CodingKey {
         case role, content, refusal
         case reasoningContent = "reasoning_content"
+        case toolCalls = "tool_calls"
     }
 }
 

@@ -212,11 +212,61 @@ struct OpenAILocalEngineTests {
         #expect(straight.finished != nil && straight.tokens == EscapingRuntime.texts)
     }
 
-    /// The agent's sink takes text: a tool call the runtime chose reached the app as an empty answer
-    /// that finished with `tool_calls` and no call (session 19).
-    @Test("A runtime's tool call is an error on the car path, never an empty answer")
+    /// Cars did not relay tool calls (the agent's sink took text only): a runtime's function call was a
+    /// 502, or central's work. The pieces now reach the app as the runtime streamed them, and a
+    /// `stream: false` answer has them joined in `message.tool_calls` — checked by the official SDK,
+    /// which validates every chunk and object and joins a stream's pieces itself.
+    @Test("A runtime's tool calls reach the app through the car, streamed and whole, as the openai SDK reads them")
     func toolCall() async throws {
         let (runtime, engine) = try await ServedRuntime.start(ToolCallRuntime(), models: ["chat": "tools"])
+        defer { runtime.close(promise: nil) }
+        let result = try await JobResult.run(on: engine)
+        #expect(result.failure == nil && result.finished == "tool_calls" && result.tokens == ["Let me look."])
+        #expect(result.toolCalls.map(\.index) == [0, 0, 1] && result.toolCalls.first?.id == "call_1")
+        try await withFleet { fleet in
+            _ = try await fleet.startCar("tool-car", engine: engine)
+            let python = try #require(ProcessInfo.processInfo.environment["FLEETGATE_PYTHON"])
+            let script = """
+                import json, sys, openai
+                client = openai.OpenAI(base_url=sys.argv[1] + "/v1", api_key="unused", max_retries=0)
+                strict = lambda obj: type(obj).model_validate(obj.to_dict())
+                tools = [{"type": "function", "function": {"name": "weather", "parameters": {"type": "object"}}},
+                         {"type": "function", "function": {"name": "time", "parameters": {"type": "object"}}}]
+                ask = dict(model="chat", messages=[{"role": "user", "content": "hi"}], tools=tools)
+                calls = lambda message: [[c.id, c.type, c.function.name, c.function.arguments]
+                                         for c in message.tool_calls or []]
+                whole = strict(client.chat.completions.create(**ask))
+                chunks = [strict(c) for c in client.chat.completions.create(stream=True, **ask)]
+                with client.chat.completions.stream(**ask) as stream:
+                    joined = stream.get_final_completion()
+                print(json.dumps({
+                    "whole": calls(whole.choices[0].message), "text": whole.choices[0].message.content,
+                    "finish": whole.choices[0].finish_reason,
+                    "pieces": sum(len(c.choices[0].delta.tool_calls or []) for c in chunks if c.choices),
+                    "streamed": calls(joined.choices[0].message), "streamedText": joined.choices[0].message.content,
+                    "streamedFinish": joined.choices[0].finish_reason}))
+                """
+            let run = try await Subprocess.run(python, ["-c", script, fleet.baseURL], timeout: 60)
+            try #require(run.status == 0, "\(run.stderr.suffix(2_000))")
+            let report = try #require(try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any])
+            let expected = [
+                ["call_1", "function", "weather", #"{"city":"Paris"}"#], ["call_2", "function", "time", "{}"],
+            ]
+            #expect(report["whole"] as? [[String]] == expected, "\(report)")
+            #expect(report["streamed"] as? [[String]] == expected, "\(report)")
+            #expect(report["pieces"] as? Int == 3, "\(report)")
+            #expect(report["text"] as? String == "Let me look." && report["streamedText"] as? String == "Let me look.")
+            #expect(report["finish"] as? String == "tool_calls" && report["streamedFinish"] as? String == "tool_calls")
+            #expect(try await fleet.attemptFailures(kind: "runtime_tool_call") == 0)
+        }
+    }
+
+    /// A legacy `function_call` (deprecated; no runtime the fleet runs writes it) is still not relayed: an
+    /// error, never an empty answer, and not retried by the SDKs (asked again, the runtime calls again).
+    @Test("A runtime's legacy function_call is an error on the car path, never an empty answer")
+    func legacyFunctionCall() async throws {
+        let (runtime, engine) = try await ServedRuntime.start(
+            ToolCallRuntime(legacy: true), models: ["chat": "tools"])
         defer { runtime.close(promise: nil) }
         let result = try await JobResult.run(on: engine)
         #expect(result.failure == "runtime_tool_call" && result.tokens == ["Let me look."])
@@ -229,10 +279,9 @@ struct OpenAILocalEngineTests {
                     "/v1/chat/completions", json: chatBody(model: "chat", stream: stream, maxTokens: 50)
                 ).collect()
                 #expect(done.response?.status != .ok || done.body.contains("\"error\""), "\(done.body)")
-                #expect(!done.body.contains("\"finish_reason\":\"tool_calls\""), "\(done.body)")
+                #expect(!done.body.contains("\"finish_reason\":\"function_call\""), "\(done.body)")
                 #expect(!done.body.hasSuffix("data: [DONE]\n\n"), "\(done.body)")
                 if let response = done.response, response.status != .ok {
-                    // Asked again, the runtime calls the tool again: the SDKs must not retry (helper-64).
                     #expect(response.headerFields[HTTPField.Name("x-should-retry")!] == "false", "stream: \(stream)")
                 }
             }
@@ -242,7 +291,7 @@ struct OpenAILocalEngineTests {
     @Test("A runtime's tool call before any text: the request is served by central capacity in the zone instead")
     func toolCallGoesCentral() async throws {
         let (runtime, engine) = try await ServedRuntime.start(
-            ToolCallRuntime(textFirst: false), models: ["fleet-8b": "tools"])
+            ToolCallRuntime(textFirst: false, legacy: true), models: ["fleet-8b": "tools"])
         defer { runtime.close(promise: nil) }
         let central = try await CentralServer.start()
         defer { central.channel.close(promise: nil) }
@@ -275,7 +324,7 @@ struct OpenAILocalEngineTests {
     @Test("A car's tool call with central busy: 503 server_overloaded with Retry-After, not 502")
     func toolCallCentralBusy() async throws {
         let (runtime, engine) = try await ServedRuntime.start(
-            ToolCallRuntime(textFirst: false), models: ["fleet-8b": "tools"])
+            ToolCallRuntime(textFirst: false, legacy: true), models: ["fleet-8b": "tools"])
         defer { runtime.close(promise: nil) }
         let script = CannedCentral.Script()
         script.answers.withLock { $0 = [(429, #"{"error":{"message":"slow down"}}"#)] }
@@ -309,7 +358,7 @@ struct OpenAILocalEngineTests {
     @Test("A runtime's tool call after text: a stream: false answer starts again on central, the client sees only that")
     func toolCallAfterTextRestarts() async throws {
         let (runtime, engine) = try await ServedRuntime.start(
-            ToolCallRuntime(textFirst: true), models: ["fleet-8b": "tools"])
+            ToolCallRuntime(textFirst: true, legacy: true), models: ["fleet-8b": "tools"])
         defer { runtime.close(promise: nil) }
         let central = try await CentralServer.start()
         defer { central.channel.close(promise: nil) }
@@ -684,6 +733,7 @@ struct JobResult: Sendable {
     var tokens: [String]
     var reasoning: [String] = []
     var refusal: [String] = []
+    var toolCalls: [ToolCall] = []
     var failure: String?
     var finished: String?
 
@@ -699,8 +749,8 @@ struct JobResult: Sendable {
         }
         return try await loop.submit {
             JobResult(
-                tokens: sink.tokens, reasoning: sink.reasoning, refusal: sink.refusal, failure: sink.failure?.code,
-                finished: sink.finished)
+                tokens: sink.tokens, reasoning: sink.reasoning, refusal: sink.refusal, toolCalls: sink.toolCalls,
+                failure: sink.failure?.code, finished: sink.finished)
         }
         .get()
     }
@@ -788,8 +838,10 @@ final class EscapingDelegate: HTTPStreamDelegate {
 /// Lists one model, then answers every completion with some text and a tool call, as llama.cpp's
 /// server streams one.
 struct ToolCallRuntime: HTTPServerResponder {
-    /// Text before the tool call (then the job fails mid-stream), or the call first.
+    /// Text before the tool call, or the call first.
     var textFirst = true
+    /// A legacy `function_call` instead of `tool_calls` (then the job fails: the car path does not relay it).
+    var legacy = false
     /// The model it lists.
     var model = "tools"
 
@@ -800,14 +852,24 @@ struct ToolCallRuntime: HTTPServerResponder {
             let models = ModelList(data: [.init(id: self.model, created: 0, ownedBy: "test")])
             return FixedResponseDelegate(stream: stream, status: .ok, body: JSON.buffer(models))
         }
+        let calls =
+            self.legacy
+            ? [
+                #"{"choices":[{"index":0,"delta":{"function_call":{"name":"weather","arguments":"{}"}},"finish_reason":null}]}"#,
+                #"{"choices":[{"index":0,"delta":{},"finish_reason":"function_call"}]}"#,
+            ]
+            : [
+                // One call's arguments in two pieces, as llama.cpp streams them, then a second call.
+                #"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"weather","arguments":"{\"city\":"}}]},"finish_reason":null}]}"#,
+                #"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"\"Paris\"}"}}]},"finish_reason":null}]}"#,
+                #"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":1,"id":"call_2","type":"function","function":{"name":"time","arguments":"{}"}}]},"finish_reason":null}]}"#,
+                #"{"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}"#,
+            ]
         let chunks =
             (self.textFirst ? [] : [#"{"choices":[{"index":0,"delta":{"role":"assistant"},"finish_reason":null}]}"#])
             + [
                 #"{"choices":[{"index":0,"delta":{"role":"assistant","content":"Let me look."},"finish_reason":null}]}"#
-            ].filter { _ in self.textFirst } + [
-                #"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"weather","arguments":"{}"}}]},"finish_reason":null}]}"#,
-                #"{"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}"#,
-            ]
+            ].filter { _ in self.textFirst } + calls
         let body = chunks.map { "data: \($0)\n\n" }.joined() + "data: [DONE]\n\n"
         return FixedResponseDelegate(
             stream: stream, status: .ok, body: ByteBuffer(string: body), contentType: "text/event-stream")
@@ -884,6 +946,9 @@ final class RecordingSink: TokenSink, @unchecked Sendable {
     func emit(refusalJSON: UnsafeRawBufferPointer) {
         self.refusal.append(ChunkScanner.string(refusalJSON, range: 0..<refusalJSON.count))
     }
+    /// Tool-call pieces, in order.
+    var toolCalls: [ToolCall] = []
+    func emit(toolCalls: [ToolCall]) { self.toolCalls += toolCalls }
     func finish(reason: String, promptTokens: Int, completionTokens: Int) { self.finished = reason }
     func fail(_ error: EngineError) { self.failure = error }
 }

@@ -141,10 +141,13 @@ extension Dispatcher {
                     retryAfter: seconds)
                 break
             }
-            let what = label == APIError.runtimeToolCallCode ? "with a tool call" : "with more than one choice"
+            let what =
+                label == APIError.runtimeToolCallCode
+                ? "with a function call cars do not relay (a legacy function_call)"
+                : "with more than one choice, which cars do not relay"
             final = true
             error = .upstreamFailed(
-                "The model answered \(what), which cars do not relay yet, and no central endpoint in privacy zone '\(self.request.zone)' could serve the request instead."
+                "The model answered \(what), and no central endpoint in privacy zone '\(self.request.zone)' could serve the request instead."
             )
         case .attemptsExhausted(let label):
             let labels = self.failureLabels.isEmpty ? label : self.failureLabels.joined(separator: ", ")

@@ -30,6 +30,7 @@ extension SSERelay {
     package mutating func next(from attempt: Int) -> Item? {
         let limit = self.configuration.maxEventsPerAttempt
         let chat = self.configuration.chat
+        let whole = !self.configuration.streaming
         return self.attempts.modify(attempt) { state -> Item? in
             while !state.ended {
                 var event: SSE.Decoder.Event?
@@ -52,7 +53,7 @@ extension SSERelay {
                     state.ended = true
                     return Item(kind: .overLimit, payload: payload, chunk: nil)
                 }
-                let item = Self.classify(payload, chat: chat, attempt: &state)
+                let item = Self.classify(payload, chat: chat, whole: whole, attempt: &state)
                 switch item.kind {
                 case .done, .upstreamError, .malformed: state.ended = true
                 default: break
@@ -78,7 +79,9 @@ extension SSERelay {
         return items
     }
 
-    private static func classify(_ payload: ByteBuffer, chat: Bool, attempt: inout AttemptState) -> Item {
+    /// `whole`: the client asked for `stream: false`, whose answer the relay joins from the chunks —
+    /// tool calls among them, which it must then be able to read.
+    private static func classify(_ payload: ByteBuffer, chat: Bool, whole: Bool, attempt: inout AttemptState) -> Item {
         if SSE.isDone(payload) { return Item(kind: .done, payload: payload, chunk: nil) }
         let chunk: ChunkScanner.Chunk
         do {
@@ -91,6 +94,11 @@ extension SSERelay {
         guard chunk.hasChoices else { return Item(kind: .malformed(label: "bad_chunk"), payload: payload, chunk: nil) }
         if Self.hasOtherShape(chunk, chat: chat) {
             return Item(kind: .malformed(label: "wrong_shape"), payload: payload, chunk: nil)
+        }
+        if whole && Self.hasToolCalls(chunk) && ToolCall.deltas(inChunk: payload) == nil {
+            // Streamed, the pieces pass on as they came (the app's SDK reads them); joined into one
+            // answer they must have the shape of tool calls, or the answer would lose them.
+            return Item(kind: .malformed(label: "bad_tool_call"), payload: payload, chunk: nil)
         }
         if chunk.hasUsage {
             attempt.promptTokens = chunk.promptTokens

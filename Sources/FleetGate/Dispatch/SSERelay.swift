@@ -161,15 +161,18 @@ package struct SSERelay: Sendable {
     var delivered = TokenText()
     /// Choice 0's thinking (`reasoning_content`), for `stream: false` and the Responses API (for which
     /// only the thinking before the text: its reasoning item comes before the message).
-    private var reasoning = TokenText()
+    private(set) var reasoning = TokenText()
     /// Choice 0's refusal (`delta.refusal`: the model declined), for `stream: false` and the Responses
     /// API; a streamed chat client gets it in the chunk, as it came.
-    private var refusal = TokenText()
+    private(set) var refusal = TokenText()
     /// Text of further choices (`n > 1`), for `stream: false`.
-    private var otherText: [Int: TokenText] = [:]
+    private(set) var otherText: [Int: TokenText] = [:]
+    /// The function calls of each choice, joined from their pieces, for `stream: false` (a streamed
+    /// client gets the pieces in the chunks, as they came).
+    var toolCalls: [Int: ToolCallAccumulator] = [:]
     var aggregateBytes = 0
     /// The last finish reason delivered, per choice.
-    private var finishReasons: [Int: String] = [:]
+    private(set) var finishReasons: [Int: String] = [:]
     /// Whether every choice asked for has its finish reason (``deliveredFinish``).
     private var allFinished = false
     private var doneSent = false
@@ -215,6 +218,7 @@ package struct SSERelay: Sendable {
         self.reasoning = TokenText()
         self.refusal = TokenText()
         self.otherText = [:]
+        self.toolCalls = [:]
         self.aggregateBytes = 0
         self.finishReasons = [:]
         self.allFinished = false
@@ -229,7 +233,10 @@ package struct SSERelay: Sendable {
         if let choice = chunk.choice { self.record(choice, of: item.payload) }
         for choice in chunk.otherChoices { self.record(choice, of: item.payload) }
         if Self.isCounted(chunk) { self.deliveredTokens += 1 }
-        guard self.configuration.streaming else { return }
+        guard self.configuration.streaming else {
+            if Self.hasToolCalls(chunk) { self.keepToolCalls(of: item.payload) }
+            return
+        }
         if self.renderer != nil {
             // Choice 0 wherever the upstream listed it (it need not be first).
             let first = chunk.choice.flatMap { $0.index == 0 ? $0 : nil }
@@ -354,72 +361,6 @@ package struct SSERelay: Sendable {
             Self.writeEvent(json, into: &out)
         }
         if self.finishReasons[0] == nil { self.noteFinish("length", of: 0) }
-    }
-
-    /// The `stream: false` answer.
-    package func response(model: String) -> CompletionResponse {
-        let chat = self.configuration.chat
-        let indices = ([0] + self.otherText.keys.sorted())
-        let choices = indices.map { index in
-            let text = index == 0 ? self.deliveredText : (self.otherText[index]?.text ?? "")
-            let reasoning = index == 0 && !self.reasoning.isEmpty ? self.reasoning.text : nil
-            let refusal = index == 0 && !self.refusal.isEmpty ? self.refusal.text : nil
-            return CompletionResponse.Choice(
-                index: index,
-                message: chat
-                    ? ChatMessage(role: "assistant", content: text, reasoningContent: reasoning, refusal: refusal)
-                    : nil,
-                text: chat ? nil : text, finishReason: self.finishReasons[index] ?? "stop")
-        }
-        let identity = self.identity
-        return CompletionResponse(
-            id: identity.map { Self.decodeString($0.id) } ?? self.configuration.fallbackID,
-            object: chat ? "chat.completion" : "text_completion", created: identity?.created ?? 0,
-            model: identity.map { Self.decodeString($0.model) } ?? model, choices: choices, usage: self.usage)
-    }
-
-    /// Usage as the client is told it: the original prompt, and every token delivered (as the
-    /// upstreams counted them when they all said, else as counted here). The prompt is the first
-    /// reported count of the upstreams the client heard, less the delivered tokens a continuation's
-    /// prompt repeats; when none reported one (the first upstream lost before its usage chunk, and
-    /// no other), the gateway's estimate — not 0.
-    package var usage: Usage {
-        var prompt: Int?
-        var completion = 0
-        var allReported = true
-        for attempt in self.segments {
-            guard let state = self.attempts[attempt] else {
-                allReported = false
-                continue
-            }
-            if prompt == nil, let reported = state.promptTokens { prompt = max(0, reported - state.repeatedTokens) }
-            if let reported = state.completionTokens { completion += reported } else { allReported = false }
-        }
-        return Usage(
-            promptTokens: prompt ?? self.configuration.estimatedPromptTokens,
-            completionTokens: allReported ? completion : self.deliveredTokens)
-    }
-
-    /// The cached and reasoning tokens of the usage chunk, when one upstream answered and said them
-    /// (the Responses API reports them; read once, at the end).
-    var usageDetails: UsageDetails? {
-        guard self.segments.count == 1, let item = self.attempts.read(self.segments[0], { $0.usageItem }) ?? nil
-        else { return nil }
-        return UsageDetails(chunk: item.payload)
-    }
-
-    /// The `stream: false` answer as the client's API writes it: ``response(model:)``, or the
-    /// Responses API's `response` object.
-    package func responseBody(model: String) -> ByteBuffer {
-        if let renderer = self.renderer {
-            return JSON.buffer(
-                renderer.response(
-                    text: self.deliveredText, refusal: self.refusal.text, reasoning: self.reasoning.text,
-                    usage: self.usage,
-                    details: self.usageDetails,
-                    finishReason: self.finishReasons[0]))
-        }
-        return JSON.buffer(self.response(model: model))
     }
 
     /// The SSE error event (DESIGN.md, Contracts): the stream then ends without `[DONE]`.
