@@ -58,7 +58,8 @@ public final class Agent: Service, Sendable {
             guard configuration.vehicle.token != nil || configuration.gateway.tls?.certificateFile != nil else {
                 throw ConfigurationError(
                     .missingValue, key: "token",
-                    "is required without a vehicle certificate (gateway.certificateFile): set FLEET_AGENT_TOKEN or tokenFile")
+                    "is required without a vehicle certificate (gateway.certificateFile): set FLEET_AGENT_TOKEN or tokenFile"
+                )
             }
             var initial = configuration.state
             initial.slotsFree = engine.slots

@@ -46,7 +46,9 @@ public struct AgentResponder: HTTPServerResponder {
         -> any HTTPStreamDelegate
     {
         // Without its query (a split into an array cost ~8,600 instructions a request, issue #19).
-        let path = request.path.map { path in path.utf8.firstIndex(of: UInt8(ascii: "?")).map { String(path[..<$0]) } ?? path } ?? "/"
+        let path =
+            request.path.map { path in path.utf8.firstIndex(of: UInt8(ascii: "?")).map { String(path[..<$0]) } ?? path }
+            ?? "/"
         switch (request.method, path) {
         case (.post, "/v1/chat/completions"):
             return CompletionJobServer(responder: self, stream: stream, request: request, chat: true)

@@ -232,7 +232,7 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
         self.stream.sendData(event, endStream: false)
     }
 
-    func finish(reason: String, promptTokens: Int, completionTokens: Int) {
+    func finish(reason: String, promptTokens: Int, completionTokens: Int, details: UsageDetails?) {
         self.endBatch()
         self.record(outcome: "completed")
         self.job = nil
@@ -241,7 +241,7 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
             let engine = self.responder.engine
             self.responder.state.reportRates { engine.models }
         }
-        let usage = Usage(promptTokens: promptTokens, completionTokens: completionTokens)
+        let usage = Usage(promptTokens: promptTokens, completionTokens: completionTokens, details: details)
         if self.streaming {
             var choice = ByteBuffer()
             choice.writeStaticString(self.chat ? #""delta":{},"finish_reason":"# : #""text":"","finish_reason":"#)

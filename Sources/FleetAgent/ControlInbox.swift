@@ -48,7 +48,8 @@ final class ControlMessageReader: HTTPStreamDelegate {
             message.v == FleetStatus.version
         else {
             let error = APIError.invalidRequest("Not a control message of version \(FleetStatus.version).")
-            return self.stream.sendResponse(status: .badRequest, contentType: "application/json", body: JSON.buffer(error.body))
+            return self.stream.sendResponse(
+                status: .badRequest, contentType: "application/json", body: JSON.buffer(error.body))
         }
         self.stream.sendResponse(HTTPResponse(status: .noContent), endStream: true)
         self.inbox.deliver(message)

@@ -58,8 +58,9 @@ public protocol TokenSink: AnyObject {
     /// Pieces of the function calls the model chose (`delta.tool_calls`, each with its `index`), after
     /// any text of the same chunk; the answer then finishes with `tool_calls`. Chat only.
     func emit(toolCalls: [ToolCall])
-    /// The job ended normally (`stop` or `length`).
-    func finish(reason: String, promptTokens: Int, completionTokens: Int)
+    /// The job ended normally (`stop`, `length`, `tool_calls`); `details`: the cached prompt tokens
+    /// and reasoning tokens, when the engine knows them.
+    func finish(reason: String, promptTokens: Int, completionTokens: Int, details: UsageDetails?)
     /// The job failed.
     func fail(_ error: EngineError)
     /// Tokens that arrive together follow, up to ``endBatch()``: the sink may hold their writes and
@@ -70,6 +71,10 @@ public protocol TokenSink: AnyObject {
 }
 
 extension TokenSink {
+    /// The job ended normally, with no usage details.
+    public func finish(reason: String, promptTokens: Int, completionTokens: Int) {
+        self.finish(reason: reason, promptTokens: promptTokens, completionTokens: completionTokens, details: nil)
+    }
     public func emit(tokenJSON: UnsafeRawBufferPointer) {
         self.emit(token: ChunkScanner.string(tokenJSON, range: 0..<tokenJSON.count))
     }

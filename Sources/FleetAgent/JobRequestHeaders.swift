@@ -14,8 +14,10 @@ struct JobRequestHeaders: Equatable {
     var continuation: String?
     var streamMode: String?
 
-    init(seed: String? = nil, resumeFrom: String? = nil, requestID: String? = nil, zone: String? = nil,
-         continuation: String? = nil, streamMode: String? = nil) {
+    init(
+        seed: String? = nil, resumeFrom: String? = nil, requestID: String? = nil, zone: String? = nil,
+        continuation: String? = nil, streamMode: String? = nil
+    ) {
         self.seed = seed
         self.resumeFrom = resumeFrom
         self.requestID = requestID

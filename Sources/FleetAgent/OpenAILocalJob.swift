@@ -286,7 +286,10 @@ final class OpenAILocalJob: InferenceJobHandle, HTTP1ResponseReceiver {
     private func deliver(_ chunk: ChunkScanner.Chunk, from payload: UnsafeRawBufferPointer) -> Bool {
         guard !self.done, let sink = self.sink else { return false }
         if chunk.hasUsage {
-            self.usage = Usage(promptTokens: chunk.promptTokens ?? 0, completionTokens: chunk.completionTokens ?? 0)
+            // With its details (cached prompt, reasoning) when the runtime said them.
+            self.usage = Usage(
+                promptTokens: chunk.promptTokens ?? 0, completionTokens: chunk.completionTokens ?? 0,
+                details: UsageDetails(chunk: payload))
         }
         if !chunk.otherChoices.isEmpty || (chunk.choice?.index ?? 0) != 0 {
             // The sink carries one answer: a second choice (the runtime honoured `n`) was merged into
@@ -375,7 +378,9 @@ final class OpenAILocalJob: InferenceJobHandle, HTTP1ResponseReceiver {
                 model: self.job.model, prefillTokensPerSecond: prompt >= 32 ? Double(prompt) / ttft : nil,
                 decodeTokensPerSecond: decode)
         }
-        sink?.finish(reason: self.finishReason ?? "stop", promptTokens: prompt, completionTokens: completion)
+        sink?.finish(
+            reason: self.finishReason ?? "stop", promptTokens: prompt, completionTokens: completion,
+            details: self.usage?.details)
     }
 
     /// The watchdog found a limit passed: the upstream request is closed (the runtime stops) and the job fails.

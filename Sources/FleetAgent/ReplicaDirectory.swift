@@ -1,11 +1,12 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import NIOCore
 import NIOPosix
 import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// The car's shared view of the gateway replicas (issue #21): one ``ReplicaChoice`` behind a lock,
 /// shared by the car's ``TunnelClient`` slots, with the I/O the pure choice leaves out — a clock,
@@ -130,9 +131,9 @@ package final class ReplicaDirectory: Sendable {
             var hints = addrinfo()
             hints.ai_family = AF_UNSPEC
             #if canImport(Glibc)
-            hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+                hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
             #else
-            hints.ai_socktype = SOCK_STREAM
+                hints.ai_socktype = SOCK_STREAM
             #endif
             var result: UnsafeMutablePointer<addrinfo>?
             guard getaddrinfo(name, nil, &hints, &result) == 0, let first = result else { return [] }

@@ -229,19 +229,56 @@ public struct Usage: Codable, Sendable, Hashable {
     public var promptTokens: Int
     public var completionTokens: Int
     public var totalTokens: Int
+    /// The cached prompt tokens and reasoning tokens (`prompt_tokens_details.cached_tokens`,
+    /// `completion_tokens_details.reasoning_tokens`), when the upstream that answered said them.
+    public var details: UsageDetails?
 
-    public init(promptTokens: Int, completionTokens: Int) {
+    public init(promptTokens: Int, completionTokens: Int, details: UsageDetails? = nil) {
         self.promptTokens = promptTokens
         self.completionTokens = completionTokens
         // Saturating: counts come from upstreams (bounded by the scanners, but this is the last line).
         let (total, overflow) = promptTokens.addingReportingOverflow(completionTokens)
         self.totalTokens = overflow ? Int.max : total
+        self.details = details
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.promptTokens = try c.decode(Int.self, forKey: .promptTokens)
+        self.completionTokens = try c.decode(Int.self, forKey: .completionTokens)
+        self.totalTokens = try c.decode(Int.self, forKey: .totalTokens)
+        let prompt = try? c.nestedContainer(keyedBy: DetailKeys.self, forKey: .promptTokensDetails)
+        let completion = try? c.nestedContainer(keyedBy: DetailKeys.self, forKey: .completionTokensDetails)
+        if prompt != nil || completion != nil {
+            self.details = UsageDetails(
+                cachedTokens: (try? prompt?.decodeIfPresent(Int.self, forKey: .cachedTokens)) ?? 0,
+                reasoningTokens: (try? completion?.decodeIfPresent(Int.self, forKey: .reasoningTokens)) ?? 0)
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(self.promptTokens, forKey: .promptTokens)
+        try c.encode(self.completionTokens, forKey: .completionTokens)
+        try c.encode(self.totalTokens, forKey: .totalTokens)
+        guard let details = self.details else { return }
+        var prompt = c.nestedContainer(keyedBy: DetailKeys.self, forKey: .promptTokensDetails)
+        try prompt.encode(details.cachedTokens, forKey: .cachedTokens)
+        var completion = c.nestedContainer(keyedBy: DetailKeys.self, forKey: .completionTokensDetails)
+        try completion.encode(details.reasoningTokens, forKey: .reasoningTokens)
     }
 
     enum CodingKeys: String, CodingKey {
         case promptTokens = "prompt_tokens"
         case completionTokens = "completion_tokens"
         case totalTokens = "total_tokens"
+        case promptTokensDetails = "prompt_tokens_details"
+        case completionTokensDetails = "completion_tokens_details"
+    }
+
+    private enum DetailKeys: String, CodingKey {
+        case cachedTokens = "cached_tokens"
+        case reasoningTokens = "reasoning_tokens"
     }
 }
 

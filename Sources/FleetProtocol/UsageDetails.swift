@@ -16,13 +16,24 @@ public struct UsageDetails: Sendable, Hashable {
         self.reasoningTokens = reasoningTokens
     }
 
-    /// The details in a chunk's `usage`; nil when the payload is not JSON with a `usage` object.
+    /// The details in a chunk's `usage`; nil when the payload is not JSON with a `usage` object, or
+    /// names neither detail object.
     /// Negative or absurd counts (a lying upstream) are not the client's: each is kept as the usage's
     /// own counts are (``ChunkScanner/tokenCount(_:)``).
     /// - Parameter payload: one chunk's JSON (an SSE event's `data`).
     public init?(chunk payload: ByteBuffer) {
-        guard let chunk = try? JSON.decode(Chunk.self, from: payload.readableBytesView), let usage = chunk.usage
-        else { return nil }
+        guard let details = payload.withUnsafeReadableBytes({ Self(chunk: $0) }) else { return nil }
+        self = details
+    }
+
+    /// ``init(chunk:)-(ByteBuffer)`` of a payload in memory the caller holds.
+    public init?(chunk payload: UnsafeRawBufferPointer) {
+        // Most runtimes say no details: no decoder for their usage chunk (one `memmem`).
+        let needle: StaticString = "tokens_details"
+        let named = needle.withUTF8Buffer { SSE.search($0, in: payload) != nil }
+        guard named, let chunk = try? JSON.decode(Chunk.self, from: payload), let usage = chunk.usage else {
+            return nil
+        }
         self.cachedTokens = ChunkScanner.tokenCount(usage.cachedTokens) ?? 0
         self.reasoningTokens = ChunkScanner.tokenCount(usage.reasoningTokens) ?? 0
     }

@@ -949,6 +949,11 @@ final class RecordingSink: TokenSink, @unchecked Sendable {
     /// Tool-call pieces, in order.
     var toolCalls: [ToolCall] = []
     func emit(toolCalls: [ToolCall]) { self.toolCalls += toolCalls }
-    func finish(reason: String, promptTokens: Int, completionTokens: Int) { self.finished = reason }
+    /// The usage details the job finished with.
+    var details: UsageDetails?
+    func finish(reason: String, promptTokens: Int, completionTokens: Int, details: UsageDetails?) {
+        self.finished = reason
+        self.details = details
+    }
     func fail(_ error: EngineError) { self.failure = error }
 }

@@ -42,7 +42,8 @@ extension SSERelay {
         return CompletionResponse(
             id: identity.map { Self.decodeString($0.id) } ?? self.configuration.fallbackID,
             object: chat ? "chat.completion" : "text_completion", created: identity?.created ?? 0,
-            model: identity.map { Self.decodeString($0.model) } ?? model, choices: choices, usage: self.usage)
+            model: identity.map { Self.decodeString($0.model) } ?? model, choices: choices,
+            usage: self.usageWithDetails)
     }
 
     /// Usage as the client is told it: the original prompt, and every token delivered (as the
@@ -73,6 +74,13 @@ extension SSERelay {
         guard self.segments.count == 1, let item = self.attempts.read(self.segments[0], { $0.usageItem }) ?? nil
         else { return nil }
         return UsageDetails(chunk: item.payload)
+    }
+
+    /// ``usage`` with ``usageDetails``: a whole answer's, when one upstream answered and said them.
+    var usageWithDetails: Usage {
+        var usage = self.usage
+        usage.details = self.usageDetails
+        return usage
     }
 
     /// The `stream: false` answer as the client's API writes it: ``response(model:)``, or the
