@@ -16,11 +16,15 @@ public struct ChatMessage: Codable, Sendable, Hashable {
     /// The functions the model called, in an answer (`message.tool_calls`); nil when it called none.
     /// Not read from a request's messages, which reach the upstream as the client wrote them.
     public var toolCalls: [ToolCall]?
+    /// The call a `tool` message answers (`tool_call_id`): written for the chat request a Responses
+    /// request maps onto; not read from a request's messages.
+    public var toolCallID: String?
 
     public init(
         role: String, content: String, reasoningContent: String? = nil, refusal: String? = nil,
-        toolCalls: [ToolCall]? = nil
+        toolCalls: [ToolCall]? = nil, toolCallID: String? = nil
     ) {
+        self.toolCallID = toolCallID
         self.role = role
         self.content = content
         self.reasoningContent = reasoningContent
@@ -40,6 +44,7 @@ public struct ChatMessage: Codable, Sendable, Hashable {
         try c.encodeIfPresent(self.reasoningContent, forKey: .reasoningContent)
         try c.encodeIfPresent(self.refusal, forKey: .refusal)
         try c.encodeIfPresent(self.toolCalls, forKey: .toolCalls)
+        try c.encodeIfPresent(self.toolCallID, forKey: .toolCallID)
     }
 
     public init(from decoder: any Decoder) throws {
@@ -96,6 +101,7 @@ public struct ChatMessage: Codable, Sendable, Hashable {
         case role, content, refusal
         case reasoningContent = "reasoning_content"
         case toolCalls = "tool_calls"
+        case toolCallID = "tool_call_id"
     }
 }
 

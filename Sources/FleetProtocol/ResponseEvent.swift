@@ -21,13 +21,16 @@ public struct ResponseEvent: Codable, Sendable, Hashable {
     public var text: String?
     public var refusal: String?
     public var logprobs: [JSONValue]?
+    /// A function call's whole arguments (`response.function_call_arguments.done`).
+    public var arguments: String?
 
     public init(
         type: String, sequenceNumber: Int, response: ResponseObject? = nil, outputIndex: Int? = nil,
         contentIndex: Int? = nil, itemID: String? = nil, item: ResponseObject.OutputItem? = nil,
         part: ResponseObject.ContentPart? = nil, delta: String? = nil, text: String? = nil,
-        refusal: String? = nil, logprobs: [JSONValue]? = nil
+        refusal: String? = nil, logprobs: [JSONValue]? = nil, arguments: String? = nil
     ) {
+        self.arguments = arguments
         self.refusal = refusal
         self.type = type
         self.sequenceNumber = sequenceNumber
@@ -43,7 +46,7 @@ public struct ResponseEvent: Codable, Sendable, Hashable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case type, response, item, part, delta, text, refusal, logprobs
+        case type, response, item, part, delta, text, refusal, logprobs, arguments
         case sequenceNumber = "sequence_number"
         case outputIndex = "output_index"
         case contentIndex = "content_index"

@@ -111,9 +111,35 @@ public struct ResponseObject: Codable, Sendable, Hashable {
     }
 
     /// An output item: a `message` or a `reasoning`, told apart by `type`.
+    /// A function the model called (`function_call`): the app runs it and sends its result back as a
+    /// `function_call_output` input item with the same `call_id`.
+    public struct OutputFunctionCall: Codable, Sendable, Hashable {
+        public var type = "function_call"
+        public var id: String
+        public var callID: String
+        public var name: String
+        /// The arguments, a JSON text the model wrote.
+        public var arguments: String
+        public var status: String
+
+        public init(id: String, callID: String, name: String, arguments: String, status: String) {
+            self.id = id
+            self.callID = callID
+            self.name = name
+            self.arguments = arguments
+            self.status = status
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case type, id, name, arguments, status
+            case callID = "call_id"
+        }
+    }
+
     public enum OutputItem: Codable, Sendable, Hashable {
         case message(OutputMessage)
         case reasoning(OutputReasoning)
+        case functionCall(OutputFunctionCall)
 
         /// The message, when this is one.
         public var message: OutputMessage? {
@@ -131,15 +157,18 @@ public struct ResponseObject: Codable, Sendable, Hashable {
 
         public init(from decoder: any Decoder) throws {
             let type = try decoder.container(keyedBy: CodingKeys.self).decode(String.self, forKey: .type)
-            self =
-                type == "reasoning"
-                ? .reasoning(try OutputReasoning(from: decoder)) : .message(try OutputMessage(from: decoder))
+            switch type {
+            case "reasoning": self = .reasoning(try OutputReasoning(from: decoder))
+            case "function_call": self = .functionCall(try OutputFunctionCall(from: decoder))
+            default: self = .message(try OutputMessage(from: decoder))
+            }
         }
 
         public func encode(to encoder: any Encoder) throws {
             switch self {
             case .message(let message): try message.encode(to: encoder)
             case .reasoning(let reasoning): try reasoning.encode(to: encoder)
+            case .functionCall(let call): try call.encode(to: encoder)
             }
         }
     }

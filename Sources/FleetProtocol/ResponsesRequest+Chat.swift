@@ -4,7 +4,9 @@ extension ResponsesRequest {
     /// `instructions` become a leading system message, `input` the messages (a string is one user
     /// message; `developer` is sent as `system`, the role every chat template knows),
     /// `max_output_tokens` becomes `max_tokens`; `model`, `temperature`, `top_p`, `stream`, `user`
-    /// and `seed` carry over. `metadata` stays at the gateway.
+    /// and `seed` carry over; `function` tools, `tool_choice` and the `function_call` and
+    /// `function_call_output` input items take their chat forms (``chatTools()``). `metadata` stays at
+    /// the gateway.
     ///
     /// - Returns: the chat request, as the client would have sent it to `/v1/chat/completions`.
     /// - Throws: an ``APIError`` 400 naming the parameter: a refused parameter, a non-text input
@@ -34,6 +36,7 @@ extension ResponsesRequest {
                 // way to go on (helper-60: the gateway refused its own output). A chat template keeps
                 // no earlier turn's thinking, so it is dropped, as OpenAI's models drop it.
                 if case .object(let fields) = item, case .string("reasoning")? = fields["type"] { continue }
+                if try Self.appendToolItem(item, param: "input[\(index)]", to: &messages) { continue }
                 messages.append(try Self.message(item, param: "input[\(index)]"))
             }
         case nil:
@@ -48,6 +51,8 @@ extension ResponsesRequest {
         chat.temperature = self.temperature
         chat.topP = self.topP
         chat.user = self.user
+        chat.tools = try self.chatTools()
+        chat.toolChoice = try self.chatToolChoice(hasTools: chat.tools != nil)
         return chat
     }
 
@@ -63,16 +68,13 @@ extension ResponsesRequest {
                         "The built-in tool '\(type.prefix(40))' (tools[\(index)]) is not served: it would run outside the car, and outside the request's privacy zone. Send the request without it.",
                         param: "tools")
                 }
+                if type == "function" { continue }  // mapped by ``chatTools()``
                 throw .invalidRequest(
-                    "Tools of type '\(type.prefix(40))' (tools[\(index)]) are not served on /v1/responses yet; use /v1/chat/completions for function calling.",
+                    "Tools of type '\(type.prefix(40))' (tools[\(index)]) are not served on /v1/responses; only 'function' tools are.",
                     param: "tools")
             }
         } else if let tools = self.tools, !tools.isEmptyOrNull {
             throw .invalidRequest("'tools' must be an array.", param: "tools")
-        }
-        if let choice = self.toolChoice, !choice.isEmptyOrNull, choice != .string("auto"), choice != .string("none") {
-            throw .invalidRequest(
-                "'tool_choice' can only be 'auto' or 'none': no tools are served.", param: "tool_choice")
         }
         // Log probabilities: a car's job carries none, and a silent empty list would read as an answer.
         if let top = self.topLogprobs, top > 0 {
@@ -186,6 +188,9 @@ extension ResponsesRequest {
         response.topP = self.topP ?? 1
         response.metadata = self.metadata ?? [:]
         response.user = self.user
+        if case .array(let tools)? = self.tools { response.tools = tools }
+        if let choice = self.toolChoice, !choice.isEmptyOrNull { response.toolChoice = choice }
+        response.parallelToolCalls = self.parallelToolCalls ?? true
         return response
     }
 }

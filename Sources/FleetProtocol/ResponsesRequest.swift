@@ -1,5 +1,5 @@
 /// The body of `POST /v1/responses` (OpenAI's Responses API): the subset the fleet serves — text
-/// in, text out — and the parameters it must recognise to refuse them.
+/// in, text and function calls out — and the parameters it must recognise to refuse them.
 ///
 /// The fleet's cars speak chat completions only, so a Responses request is served by mapping it
 /// onto a ``CompletionRequest`` (``chatRequest()``); the car protocol does not change. Parameters
@@ -41,6 +41,8 @@ public struct ResponsesRequest: Decodable, Sendable, IntegerMembers {
     // Recognised to be refused (or checked) — see ``chatRequest()``.
     public var tools: JSONValue?
     public var toolChoice: JSONValue?
+    /// Echoed (true when left out, as OpenAI's default); the model's runtime decides.
+    public var parallelToolCalls: Bool?
     public var background: Bool?
     public var previousResponseID: String?
     public var store: Bool?
@@ -57,6 +59,7 @@ public struct ResponsesRequest: Decodable, Sendable, IntegerMembers {
         case maxOutputTokens = "max_output_tokens"
         case topP = "top_p"
         case toolChoice = "tool_choice"
+        case parallelToolCalls = "parallel_tool_calls"
         case previousResponseID = "previous_response_id"
     }
 

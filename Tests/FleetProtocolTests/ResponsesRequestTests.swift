@@ -56,6 +56,49 @@ struct ResponsesRequestTests {
             ])
     }
 
+    @Test("Function tools, tool_choice and an earlier turn's calls and their outputs take their chat forms")
+    func functionCalling() throws {
+        let request = try Self.decode(
+            #"""
+            {"model":"m","tools":[{"type":"function","name":"weather","description":"d","parameters":{"type":"object"},"strict":true}],
+             "tool_choice":{"type":"function","name":"weather"},"parallel_tool_calls":false,
+             "input":[{"role":"user","content":"hi"},
+                      {"type":"function_call","call_id":"c1","name":"weather","arguments":"{\"city\":\"Paris\"}","id":"fc_1","status":"completed"},
+                      {"type":"function_call","call_id":"c2","name":"time","arguments":"{}"},
+                      {"type":"function_call_output","call_id":"c1","output":"sunny"},
+                      {"type":"function_call_output","call_id":"c2","output":[{"type":"input_text","text":"noon"}]}]}
+            """#)
+        let chat = try request.chatRequest()
+        #expect(
+            chat.tools
+                == .array([
+                    .object([
+                        "type": .string("function"),
+                        "function": .object([
+                            "name": .string("weather"), "description": .string("d"),
+                            "parameters": .object(["type": .string("object")]), "strict": .bool(true),
+                        ]),
+                    ])
+                ]))
+        #expect(
+            chat.toolChoice
+                == .object(["type": .string("function"), "function": .object(["name": .string("weather")])]))
+        let messages = try #require(chat.messages)
+        #expect(messages.map(\.role) == ["user", "assistant", "tool", "tool"])
+        #expect(messages[1].toolCalls?.map(\.id) == ["c1", "c2"])
+        #expect(messages[1].toolCalls?.first?.function?.arguments == #"{"city":"Paris"}"#)
+        #expect(messages[2].toolCallID == "c1" && messages[2].content == "sunny")
+        #expect(messages[3].toolCallID == "c2" && messages[3].content == "noon")
+        // As a chat runtime reads it: the calls' message has content null, each output its call's id.
+        let body = String(buffer: JSON.buffer(chat))
+        #expect(body.contains(#"{"content":null,"role":"assistant","tool_calls":[{"function""#), "\(body)")
+        #expect(body.contains(#""tool_call_id":"c1""#), "\(body)")
+        // The response echoes the tools, the choice and parallel_tool_calls.
+        let template = request.responseTemplate(id: "resp_1", createdAt: 0)
+        #expect(template.tools.count == 1 && template.parallelToolCalls == false)
+        #expect(template.toolChoice == .object(["type": .string("function"), "name": .string("weather")]))
+    }
+
     @Test(
         "What is not served is a 400 naming the parameter",
         arguments: [
@@ -67,8 +110,13 @@ struct ResponsesRequestTests {
                 #""tools":[{"type":"computer_use_preview","display_width":1,"display_height":1,"environment":"linux"}]"#,
                 "tools"
             ),
-            (#""tools":[{"type":"function","name":"f","parameters":{}}]"#, "tools"),
+            (#""tools":[{"type":"custom","name":"f"}]"#, "tools"),
+            (#""tools":[{"type":"function","parameters":{}}]"#, "tools[0].name"),
             (#""tool_choice":"required""#, "tool_choice"),
+            (
+                #""tools":[{"type":"function","name":"f"}],"tool_choice":{"type":"allowed_tools","tools":[]}"#,
+                "tool_choice"
+            ),
             (#""background":true"#, "background"),
             (#""previous_response_id":"resp_123""#, "previous_response_id"),
             (#""store":true"#, "store"),
@@ -98,8 +146,16 @@ struct ResponsesRequestTests {
                 "input[0].content[1]"
             ),
             (
-                #""input":[{"role":"user","content":"a"},{"type":"function_call_output","call_id":"c","output":"1"}]"#,
+                #""input":[{"role":"user","content":"a"},{"type":"function_call_output","output":"1"}]"#,
+                "input[1].call_id"
+            ),
+            (
+                #""input":[{"role":"user","content":"a"},{"type":"function_call","call_id":"c","name":"f"}]"#,
                 "input[1]"
+            ),
+            (
+                #""input":[{"type":"function_call_output","call_id":"c","output":[{"type":"input_image","image_url":"x"}]}]"#,
+                "input[0].output[0]"
             ),
             (#""input":[{"type":"item_reference","id":"msg_1"}]"#, "input[0]"),
             (#""input":[{"role":"tool","content":"a"}]"#, "input[0].role"),

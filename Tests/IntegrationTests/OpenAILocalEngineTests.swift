@@ -852,6 +852,12 @@ struct ToolCallRuntime: HTTPServerResponder {
             let models = ModelList(data: [.init(id: self.model, created: 0, ownedBy: "test")])
             return FixedResponseDelegate(stream: stream, status: .ok, body: JSON.buffer(models))
         }
+        return FixedResponseDelegate(
+            stream: stream, status: .ok, body: ByteBuffer(string: self.eventStream), contentType: "text/event-stream")
+    }
+
+    /// The answer to every completion, as an event stream.
+    var eventStream: String {
         let calls =
             self.legacy
             ? [
@@ -870,9 +876,7 @@ struct ToolCallRuntime: HTTPServerResponder {
             + [
                 #"{"choices":[{"index":0,"delta":{"role":"assistant","content":"Let me look."},"finish_reason":null}]}"#
             ].filter { _ in self.textFirst } + calls
-        let body = chunks.map { "data: \($0)\n\n" }.joined() + "data: [DONE]\n\n"
-        return FixedResponseDelegate(
-            stream: stream, status: .ok, body: ByteBuffer(string: body), contentType: "text/event-stream")
+        return chunks.map { "data: \($0)\n\n" }.joined() + "data: [DONE]\n\n"
     }
 }
 

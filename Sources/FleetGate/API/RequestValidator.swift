@@ -70,6 +70,10 @@ struct RequestValidator {
             let request = try JSON.decodeRequest(ResponsesRequest.self, from: body)
             parsed = try request.chatRequest()
             body = JSON.buffer(parsed)
+            if let parallel = request.parallelToolCalls, parsed.tools != nil {
+                // Not a member of the chat request type (every request would copy it): added to its bytes.
+                body = JSONBody.editing(body, removing: [], appending: [("parallel_tool_calls", "\(parallel)")]) ?? body
+            }
             let id = IdentifierRandom.uuidString().replacingOccurrences(of: "-", with: "")
             responses = request.responseTemplate(id: "resp_" + id, createdAt: Int(Date().timeIntervalSince1970))
         } else {

@@ -43,16 +43,31 @@ package struct ResponsesRenderer: Sendable {
         case text, refusal
     }
 
+    /// A function call the stream opened (``toolCalls(_:text:refusal:reasoning:into:)``).
+    struct Call: Sendable {
+        /// The call's `index` among the model's tool calls.
+        var index: Int
+        var item: ResponseObject.OutputFunctionCall
+        var outputIndex: Int
+    }
+
     /// The response as it started: `in_progress`, no output, the request's echoed parameters.
-    private let template: ResponseObject
+    let template: ResponseObject
     /// The id of the one output message.
     package let messageID: String
     /// The id of the reasoning item, when the model thought first.
     package let reasoningID: String
-    private var sequence = 0
+    var sequence = 0
     private var items = Items.none
     /// The message's parts opened so far, in content-index order.
     private var parts: [Part] = []
+    /// Whether the stream opened a reasoning item (output index 0).
+    private var reasoningOpened = false
+    /// The function calls the stream opened, in order; the last is open until the next or the end.
+    var calls: [Call] = []
+    /// The message's text and refusal when the first function call closed it: later text is not
+    /// rendered (an item is done before the next is added), and the answer's message keeps these.
+    private var closedMessage: (text: String, refusal: String)?
 
     /// - Parameter template: the `response` object in progress (``ResponsesRequest/responseTemplate(id:createdAt:)``).
     package init(template: ResponseObject) {
@@ -72,35 +87,97 @@ package struct ResponsesRenderer: Sendable {
     /// ``delta(token:of:into:)``.
     package var needsMessage: Bool {
         if case .message = self.items { return false }
-        return true
+        return self.calls.isEmpty
     }
 
     /// Opens the message (closing the reasoning item with all of `reasoning`, when one is open).
+    /// After a function call, nothing: the message, if any, is done.
     package mutating func openMessage(reasoning: String, into out: inout ByteBuffer) {
-        var outputIndex = 0
+        guard self.calls.isEmpty else { return }
         switch self.items {
         case .message: return
         case .none: break
-        case .reasoning:
-            outputIndex = 1
-            let item = self.reasoningItem(reasoning, status: "completed")
-            self.write(
-                .init(
-                    type: "response.reasoning_text.done", sequenceNumber: 0, outputIndex: 0, contentIndex: 0,
-                    itemID: self.reasoningID, text: reasoning), into: &out)
-            self.write(
-                .init(
-                    type: "response.content_part.done", sequenceNumber: 0, outputIndex: 0, contentIndex: 0,
-                    itemID: self.reasoningID, part: .reasoning(.init(text: reasoning))), into: &out)
-            self.write(
-                .init(type: "response.output_item.done", sequenceNumber: 0, outputIndex: 0, item: .reasoning(item)),
-                into: &out)
+        case .reasoning: self.closeReasoning(reasoning, into: &out)
         }
+        let outputIndex = self.reasoningOpened ? 1 : 0
         self.items = .message(outputIndex: outputIndex)
         self.write(
             .init(
                 type: "response.output_item.added", sequenceNumber: 0, outputIndex: outputIndex,
                 item: .message(.init(id: self.messageID, status: "in_progress", content: []))), into: &out)
+    }
+
+    /// Closes the open reasoning item with all of `reasoning`.
+    mutating func closeReasoning(_ reasoning: String, into out: inout ByteBuffer) {
+        guard case .reasoning = self.items else { return }
+        self.items = .none
+        let item = self.reasoningItem(reasoning, status: "completed")
+        self.write(
+            .init(
+                type: "response.reasoning_text.done", sequenceNumber: 0, outputIndex: 0, contentIndex: 0,
+                itemID: self.reasoningID, text: reasoning), into: &out)
+        self.write(
+            .init(
+                type: "response.content_part.done", sequenceNumber: 0, outputIndex: 0, contentIndex: 0,
+                itemID: self.reasoningID, part: .reasoning(.init(text: reasoning))), into: &out)
+        self.write(
+            .init(type: "response.output_item.done", sequenceNumber: 0, outputIndex: 0, item: .reasoning(item)),
+            into: &out)
+    }
+
+    /// Closes the open message: each part's `….done`, `response.content_part.done`, then
+    /// `response.output_item.done` with `item`.
+    mutating func closeMessage(
+        text: String, refusal: String, item: ResponseObject.OutputItem, into out: inout ByteBuffer
+    ) {
+        guard case .message(let index) = self.items else { return }
+        for (content, part) in self.parts.enumerated() {
+            switch part {
+            case .text:
+                self.write(
+                    .init(
+                        type: "response.output_text.done", sequenceNumber: 0, outputIndex: index,
+                        contentIndex: content, itemID: self.messageID, text: text, logprobs: []), into: &out)
+            case .refusal:
+                self.write(
+                    .init(
+                        type: "response.refusal.done", sequenceNumber: 0, outputIndex: index, contentIndex: content,
+                        itemID: self.messageID, refusal: refusal), into: &out)
+            }
+            self.write(
+                .init(
+                    type: "response.content_part.done", sequenceNumber: 0, outputIndex: index, contentIndex: content,
+                    itemID: self.messageID, part: .text(part == .text ? .init(text: text) : .refusal(refusal))),
+                into: &out)
+        }
+        self.write(
+            .init(type: "response.output_item.done", sequenceNumber: 0, outputIndex: index, item: item), into: &out)
+        self.closedMessage = (text, refusal)
+    }
+
+    /// Before the first function call: the reasoning item or the message still open is closed (with
+    /// everything delivered so far), and the calls' output indices follow them.
+    mutating func closeItemsForCalls(text: String, refusal: String, reasoning: String, into out: inout ByteBuffer) {
+        switch self.items {
+        case .none: break
+        case .reasoning: self.closeReasoning(reasoning, into: &out)
+        case .message(let index):
+            let item = ResponseObject.OutputItem.message(
+                .init(id: self.messageID, status: "completed", content: self.content(text: text, refusal: refusal)))
+            self.closeMessage(text: text, refusal: refusal, item: item, into: &out)
+            self.items = .none
+            self.nextOutputIndex = index + 1
+            return
+        }
+        self.nextOutputIndex = self.reasoningOpened ? 1 : 0
+    }
+
+    /// The output index the next function call takes.
+    var nextOutputIndex = 0
+
+    /// The message's content parts for `text` and `refusal`, in the order the stream opened them.
+    private func content(text: String, refusal: String) -> [ResponseObject.OutputText] {
+        self.parts.map { $0 == .text ? ResponseObject.OutputText(text: text) : .refusal(refusal) }
     }
 
     /// The content index of the message's `part`, opening it (`response.content_part.added`) at its
@@ -119,11 +196,14 @@ package struct ResponsesRenderer: Sendable {
     /// One delivered piece of thinking (its JSON string token at `range` of `payload`), before the
     /// text: opens the reasoning item at the first. After the text has started, nothing.
     package mutating func reasoning(token range: Range<Int>, of payload: ByteBuffer, into out: inout ByteBuffer) {
+        guard self.calls.isEmpty, self.closedMessage == nil else { return }
         switch self.items {
         case .message: return
         case .reasoning: break
         case .none:
+            guard !self.reasoningOpened else { return }  // closed before a call: not opened again
             self.items = .reasoning
+            self.reasoningOpened = true
             self.write(
                 .init(
                     type: "response.output_item.added", sequenceNumber: 0, outputIndex: 0,
@@ -143,6 +223,7 @@ package struct ResponsesRenderer: Sendable {
     /// (``JSONBody/writeJSONString(token:into:)``), and by hand: it is the hot path. The message must
     /// be open (``needsMessage``).
     package mutating func delta(token range: Range<Int>, of payload: ByteBuffer, into out: inout ByteBuffer) {
+        guard case .message = self.items else { return }  // after a function call
         let part = self.parts.first == .text ? 0 : self.contentIndex(of: .text, into: &out)
         self.writeDelta(
             "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"sequence_number\":",
@@ -154,6 +235,7 @@ package struct ResponsesRenderer: Sendable {
     /// message's `refusal` part (helper-64: a refusal was an empty, completed answer). The message
     /// must be open (``needsMessage``).
     package mutating func refusal(token range: Range<Int>, of payload: ByteBuffer, into out: inout ByteBuffer) {
+        guard case .message = self.items else { return }  // after a function call
         let part = self.contentIndex(of: .refusal, into: &out)
         self.writeDelta(
             "event: response.refusal.delta\ndata: {\"type\":\"response.refusal.delta\",\"sequence_number\":",
@@ -198,36 +280,73 @@ package struct ResponsesRenderer: Sendable {
         text: String, refusal: String = "", reasoning: String = "", usage: Usage, details: UsageDetails? = nil,
         finishReason: String?, into out: inout ByteBuffer
     ) {
-        self.openMessage(reasoning: reasoning, into: &out)
-        if self.parts.isEmpty { _ = self.contentIndex(of: .text, into: &out) }  // an empty answer: an empty text
-        let index = self.messageOutputIndex
-        // The items the stream announced, not what the relay kept: they must agree with the events.
-        let response = self.object(
-            parts: self.parts, text: text, refusal: refusal, reasoning: index == 1 ? reasoning : nil, usage: usage,
-            details: details, finishReason: finishReason)
-        let item = response.output.last ?? .message(.init(id: self.messageID, status: response.status, content: []))
-        for (content, part) in self.parts.enumerated() {
-            switch part {
-            case .text:
-                self.write(
-                    .init(
-                        type: "response.output_text.done", sequenceNumber: 0, outputIndex: index,
-                        contentIndex: content, itemID: self.messageID, text: text, logprobs: []), into: &out)
-            case .refusal:
-                self.write(
-                    .init(
-                        type: "response.refusal.done", sequenceNumber: 0, outputIndex: index, contentIndex: content,
-                        itemID: self.messageID, refusal: refusal), into: &out)
-            }
-            self.write(
-                .init(
-                    type: "response.content_part.done", sequenceNumber: 0, outputIndex: index, contentIndex: content,
-                    itemID: self.messageID, part: .text(part == .text ? .init(text: text) : .refusal(refusal))),
-                into: &out)
+        var response = self.template
+        if self.calls.isEmpty {
+            self.openMessage(reasoning: reasoning, into: &out)
+            if self.parts.isEmpty { _ = self.contentIndex(of: .text, into: &out) }  // an empty answer: an empty text
+        } else {
+            self.closeOpenCall(into: &out)
         }
-        self.write(
-            .init(type: "response.output_item.done", sequenceNumber: 0, outputIndex: index, item: item), into: &out)
+        // The items the stream announced, not what the relay kept: they must agree with the events.
+        response.output = self.streamedOutput(text: text, refusal: refusal, reasoning: reasoning, status: "completed")
+        self.settle(&response, usage: usage, details: details, finishReason: finishReason)
+        if case .message = self.items, let item = response.output.first(where: { $0.message != nil }) {
+            self.closeMessage(text: text, refusal: refusal, item: item, into: &out)
+        }
         self.write(.init(type: "response." + response.status, sequenceNumber: 0, response: response), into: &out)
+    }
+
+    /// The items the stream opened, in order, as they end with `status`: the reasoning item, the
+    /// message (with what it had when a function call closed it), the function calls.
+    private func streamedOutput(text: String, refusal: String, reasoning: String, status: String)
+        -> [ResponseObject.OutputItem]
+    {
+        var output: [ResponseObject.OutputItem] = []
+        if self.reasoningOpened {
+            let open = if case .reasoning = self.items { true } else { false }
+            output.append(.reasoning(self.reasoningItem(reasoning, status: open ? status : "completed")))
+        }
+        if case .message = self.items {
+            output.append(
+                .message(.init(id: self.messageID, status: status, content: self.content(text: text, refusal: refusal)))
+            )
+        } else if let closed = self.closedMessage {
+            output.append(
+                .message(
+                    .init(
+                        id: self.messageID, status: "completed",
+                        content: self.content(text: closed.text, refusal: closed.refusal))))
+        }
+        output += self.calls.map { call in
+            var item = call.item
+            item.status = call.item.status == "in_progress" ? status : call.item.status
+            return .functionCall(item)
+        }
+        return output
+    }
+
+    /// The status, incomplete details and usage of a finished `response`.
+    private func settle(
+        _ response: inout ResponseObject, usage: Usage, details: UsageDetails?, finishReason: String?
+    ) {
+        let reason: String? =
+            switch finishReason {
+            case "length": "max_output_tokens"
+            case "content_filter": "content_filter"
+            default: nil
+            }
+        response.status = reason == nil ? "completed" : "incomplete"
+        response.incompleteDetails = reason.map(ResponseObject.IncompleteDetails.init)
+        response.usage = .init(usage, details: details)
+        guard response.status != "completed" else { return }
+        for index in response.output.indices {
+            switch response.output[index] {
+            case .message(var message) where message.status == "completed" && self.closedMessage == nil:
+                message.status = response.status
+                response.output[index] = .message(message)
+            default: break
+            }
+        }
     }
 
     /// `response.failed`, where chat completions send the SSE error event; the stream then ends.
@@ -238,62 +357,37 @@ package struct ResponsesRenderer: Sendable {
         var response = self.template
         response.status = "failed"
         response.error = .init(code: "server_error", message: error.message)
-        // What the stream opened: a reasoning item cut off is incomplete, and no message it never added.
-        let parts = self.parts.isEmpty ? [Part.text] : self.parts
-        switch self.items {
-        case .none:
-            response.output = self.output(
-                parts: parts, text: text, refusal: refusal, reasoning: nil, status: "incomplete")
-        case .reasoning: response.output = [.reasoning(self.reasoningItem(reasoning, status: "incomplete"))]
-        case .message(let index):
-            response.output = self.output(
-                parts: parts, text: text, refusal: refusal, reasoning: index == 1 ? reasoning : nil,
-                status: "incomplete")
+        // What the stream opened: an item cut off is incomplete, and no message it never added.
+        if case .none = self.items, !self.reasoningOpened, self.calls.isEmpty, self.closedMessage == nil {
+            response.output = [.message(.init(id: self.messageID, status: "incomplete", content: [.init(text: text)]))]
+        } else {
+            if case .message = self.items, self.parts.isEmpty { self.parts = [.text] }
+            response.output = self.streamedOutput(
+                text: text, refusal: refusal, reasoning: reasoning, status: "incomplete")
         }
         response.usage = .init(usage, details: details)
         self.write(.init(type: "response.failed", sequenceNumber: 0, response: response), into: &out)
     }
 
-    /// The `stream: false` answer: a reasoning item when there was thinking, then the message.
-    /// A refusal is its own part, after any text.
+    /// The `stream: false` answer: a reasoning item when there was thinking, then the message — none
+    /// when the model only called functions —, then a `function_call` item a call. A refusal is its
+    /// own part, after any text.
     package func response(
         text: String, refusal: String = "", reasoning: String = "", usage: Usage, details: UsageDetails? = nil,
-        finishReason: String?
-    ) -> ResponseObject {
-        let parts: [Part] = refusal.isEmpty ? [.text] : text.isEmpty ? [.refusal] : [.text, .refusal]
-        return self.object(
-            parts: parts, text: text, refusal: refusal, reasoning: reasoning.isEmpty ? nil : reasoning, usage: usage,
-            details: details, finishReason: finishReason)
-    }
-
-    /// The finished `response` object; `reasoning` nil: no reasoning item.
-    private func object(
-        parts: [Part], text: String, refusal: String, reasoning: String?, usage: Usage, details: UsageDetails?,
-        finishReason: String?
+        toolCalls: [ToolCall] = [], finishReason: String?
     ) -> ResponseObject {
         var response = self.template
-        let reason: String? =
-            switch finishReason {
-            case "length": "max_output_tokens"
-            case "content_filter": "content_filter"
-            default: nil
-            }
-        response.status = reason == nil ? "completed" : "incomplete"
-        response.incompleteDetails = reason.map(ResponseObject.IncompleteDetails.init)
-        response.output = self.output(
-            parts: parts, text: text, refusal: refusal, reasoning: reasoning, status: response.status)
-        response.usage = .init(usage, details: details)
+        if !reasoning.isEmpty { response.output.append(.reasoning(self.reasoningItem(reasoning, status: "completed"))) }
+        if toolCalls.isEmpty || !text.isEmpty || !refusal.isEmpty {
+            let parts: [Part] = refusal.isEmpty ? [.text] : text.isEmpty ? [.refusal] : [.text, .refusal]
+            let content = parts.map { $0 == .text ? ResponseObject.OutputText(text: text) : .refusal(refusal) }
+            response.output.append(.message(.init(id: self.messageID, status: "completed", content: content)))
+        }
+        for (position, call) in toolCalls.enumerated() {
+            response.output.append(.functionCall(self.functionCallItem(call, position: position, status: "completed")))
+        }
+        self.settle(&response, usage: usage, details: details, finishReason: finishReason)
         return response
-    }
-
-    /// The output items: the reasoning (unless nil), then the message with `parts`.
-    private func output(
-        parts: [Part], text: String, refusal: String, reasoning: String?, status: String
-    ) -> [ResponseObject.OutputItem] {
-        let content = parts.map { $0 == .text ? ResponseObject.OutputText(text: text) : .refusal(refusal) }
-        let message = ResponseObject.OutputItem.message(.init(id: self.messageID, status: status, content: content))
-        guard let reasoning else { return [message] }
-        return [.reasoning(self.reasoningItem(reasoning, status: "completed")), message]
     }
 
     private func reasoningItem(_ text: String?, status: String) -> ResponseObject.OutputReasoning {
@@ -301,7 +395,7 @@ package struct ResponsesRenderer: Sendable {
     }
 
     /// Writes one event with the next sequence number.
-    private mutating func write(_ event: ResponseEvent, into out: inout ByteBuffer) {
+    mutating func write(_ event: ResponseEvent, into out: inout ByteBuffer) {
         var event = event
         event.sequenceNumber = self.sequence
         self.sequence += 1

@@ -30,7 +30,8 @@ extension SSERelay {
     package mutating func next(from attempt: Int) -> Item? {
         let limit = self.configuration.maxEventsPerAttempt
         let chat = self.configuration.chat
-        let whole = !self.configuration.streaming
+        // Tool calls are read when the relay joins them (a whole answer) or renders them (Responses).
+        let whole = !self.configuration.streaming || self.configuration.responses != nil
         return self.attempts.modify(attempt) { state -> Item? in
             while !state.ended {
                 var event: SSE.Decoder.Event?

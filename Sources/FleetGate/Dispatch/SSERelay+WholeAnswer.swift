@@ -91,7 +91,7 @@ extension SSERelay {
                 renderer.response(
                     text: self.deliveredText, refusal: self.refusal.text, reasoning: self.reasoning.text,
                     usage: self.usage,
-                    details: self.usageDetails,
+                    details: self.usageDetails, toolCalls: self.toolCalls[0]?.toolCalls ?? [],
                     finishReason: self.finishReasons[0]))
         }
         return JSON.buffer(self.response(model: model))

@@ -256,6 +256,11 @@ package struct SSERelay: Sendable {
                     }
                     self.renderer!.refusal(token: token, of: item.payload, into: &out)
                 }
+                if choice.hasToolCalls, let pieces = ToolCall.deltas(inChunk: item.payload)?[0] {
+                    self.renderer!.toolCalls(
+                        pieces, text: self.deliveredText, refusal: self.refusal.text, reasoning: self.reasoning.text,
+                        into: &out)
+                }
             }
         } else {
             self.write(item, into: &out)

@@ -1,0 +1,124 @@
+import FleetHTTP2
+import FleetProtocol
+import FleetTesting
+import Foundation
+import HTTPTypes
+import NIOCore
+import Synchronization
+import Testing
+
+/// `/v1/responses` refused every `function` tool ("use /v1/chat/completions"), so an app on the
+/// Responses API — the OpenAI Agents SDK's default — could not call functions through the fleet at
+/// all. A car's runtime now gets the tools in chat's form and its calls come back as `function_call`
+/// items; the next turn's `function_call` and `function_call_output` items reach it as the
+/// assistant's `tool_calls` and `tool` messages. Checked with the official SDK, which validates every
+/// event and object.
+@Suite("Responses API: function tools", .timeLimit(.minutes(2)))
+struct ResponsesFunctionToolTests {
+    @Test("Function calls through a car: whole, streamed, the stream helper, and the next turn's outputs")
+    func functionTools() async throws {
+        let runtime = RecordingToolRuntime()
+        let (server, engine) = try await ServedRuntime.start(runtime, models: ["chat": "tools"])
+        defer { server.close(promise: nil) }
+        let python = try #require(ProcessInfo.processInfo.environment["FLEETGATE_PYTHON"])
+        let script = """
+            import json, sys, openai
+            client = openai.OpenAI(base_url=sys.argv[1] + "/v1", api_key="unused", max_retries=0)
+            strict = lambda obj: type(obj).model_validate(obj.to_dict())
+            tools = [{"type": "function", "name": "weather", "description": "The weather in a city.",
+                      "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}, "strict": False},
+                     {"type": "function", "name": "time", "parameters": {"type": "object"}}]
+            ask = dict(model="chat", input="Weather in Paris?", tools=tools, tool_choice="auto")
+            items = lambda response: [[o.type] + ([o.call_id, o.name, o.arguments, o.status] if o.type == "function_call"
+                                                  else [o.content[0].text]) for o in response.output]
+            whole = strict(client.responses.create(**ask))
+            events = [strict(e) for e in client.responses.create(stream=True, **ask)]
+            with client.responses.stream(**ask) as stream:
+                final = strict(stream.get_final_response())
+            calls = [o for o in whole.output if o.type == "function_call"]
+            outputs = [{"type": "function_call_output", "call_id": c.call_id, "output": "sunny"} for c in calls]
+            turn = strict(client.responses.create(
+                model="chat", tools=tools, input=[{"role": "user", "content": "Weather in Paris?"}] + calls + outputs))
+            print(json.dumps({
+                "whole": items(whole), "final": items(final), "tools": [t.name for t in whole.tools],
+                "events": [e.type for e in events],
+                "arguments": [e.arguments for e in events if e.type == "response.function_call_arguments.done"],
+                "turn": turn.status}))
+            """
+        try await withFleet { fleet in
+            _ = try await fleet.startCar("tool-car", engine: engine)
+            let run = try await Subprocess.run(python, ["-c", script, fleet.baseURL], timeout: 60)
+            try #require(run.status == 0, "\(run.stderr.suffix(2_000))")
+            let report = try #require(try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any])
+            let expected = [
+                ["message", "Let me look."], ["function_call", "call_1", "weather", #"{"city":"Paris"}"#, "completed"],
+                ["function_call", "call_2", "time", "{}", "completed"],
+            ]
+            #expect(report["whole"] as? [[String]] == expected, "\(report)")
+            #expect(report["final"] as? [[String]] == expected, "\(report)")
+            #expect(report["tools"] as? [String] == ["weather", "time"], "\(report)")
+            #expect(report["arguments"] as? [String] == [#"{"city":"Paris"}"#, "{}"], "\(report)")
+            let events = report["events"] as? [String] ?? []
+            #expect(events.filter { $0 == "response.function_call_arguments.delta" }.count == 3, "\(events)")
+            #expect(events.last == "response.completed", "\(events)")
+            #expect(report["turn"] as? String == "completed", "\(report)")
+        }
+        // What the runtime read: chat's tools, and the next turn's calls and their outputs.
+        let bodies = runtime.bodies.withLock { $0 }
+        let first = try #require(
+            bodies.first.flatMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] })
+        let tool = ((first["tools"] as? [[String: Any]])?.first?["function"]) as? [String: Any]
+        #expect(tool?["name"] as? String == "weather" && tool?["description"] as? String == "The weather in a city.")
+        #expect(first["tool_choice"] as? String == "auto")
+        let last = try #require(
+            bodies.last.flatMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] })
+        let messages = last["messages"] as? [[String: Any]] ?? []
+        #expect(messages.map { $0["role"] as? String } == ["user", "assistant", "tool", "tool"], "\(messages)")
+        #expect(
+            (messages[safe: 1]?["tool_calls"] as? [[String: Any]])?.compactMap { $0["id"] as? String } == [
+                "call_1", "call_2",
+            ])
+        #expect(
+            messages[safe: 2]?["tool_call_id"] as? String == "call_1"
+                && messages[safe: 2]?["content"] as? String == "sunny")
+    }
+}
+
+extension Array {
+    fileprivate subscript(safe index: Int) -> Element? { self.indices.contains(index) ? self[index] : nil }
+}
+
+/// ``ToolCallRuntime``'s answer to every completion, keeping each request body it read.
+final class RecordingToolRuntime: HTTPServerResponder, Sendable {
+    let bodies = Mutex<[String]>([])
+    let answer = ToolCallRuntime()
+
+    func stream(_ stream: any HTTPStream, didReceive request: HTTPRequest, connection: HTTPConnectionInfo)
+        -> any HTTPStreamDelegate
+    {
+        if request.path == "/v1/models" {
+            return self.answer.stream(stream, didReceive: request, connection: connection)
+        }
+        return Recorder(stream: stream, runtime: self)
+    }
+
+    private final class Recorder: HTTPStreamDelegate {
+        let stream: any HTTPStream
+        let runtime: RecordingToolRuntime
+        var body = ByteBuffer()
+        init(stream: any HTTPStream, runtime: RecordingToolRuntime) {
+            self.stream = stream
+            self.runtime = runtime
+        }
+        func streamDidReceiveData(_ data: ByteBuffer) { self.body.writeImmutableBuffer(data) }
+        func streamDidReceiveEnd(trailers: HTTPFields?) {
+            let body = String(buffer: self.body)
+            self.runtime.bodies.withLock { $0.append(body) }
+            self.stream.sendResponse(
+                status: .ok, contentType: "text/event-stream", body: ByteBuffer(string: self.runtime.answer.eventStream)
+            )
+        }
+        func streamWritabilityDidChange(isWritable: Bool) {}
+        func streamDidClose(error: HTTPStreamError?) {}
+    }
+}
