@@ -51,6 +51,7 @@ extension ResponsesRequest {
         chat.temperature = self.temperature
         chat.topP = self.topP
         chat.user = self.user
+        chat.responseFormat = try self.chatResponseFormat()
         chat.tools = try self.chatTools()
         chat.toolChoice = try self.chatToolChoice(hasTools: chat.tools != nil)
         return chat
@@ -112,11 +113,36 @@ extension ResponsesRequest {
                 "'prompt' (a stored prompt template) is not supported: send the text in 'instructions' and 'input'.",
                 param: "prompt")
         }
-        if case .object(let text)? = self.text, case .object(let format)? = text["format"],
-            case .string(let type)? = format["type"], type != "text"
-        {
+    }
+
+    /// `text.format` as chat's `response_format`: nil for `text`; `json_object` as it is; `json_schema`
+    /// (`name` and `schema` required, `strict` and `description` carried) nested under `json_schema`,
+    /// as chat writes it. Another type is a 400 naming `text.format`.
+    func chatResponseFormat() throws(APIError) -> JSONValue? {
+        guard case .object(let text)? = self.text, let format = text["format"], format != .null else { return nil }
+        guard case .object(let fields) = format, case .string(let type)? = fields["type"] else {
+            throw .invalidRequest("'text.format' must be an object with a 'type'.", param: "text.format")
+        }
+        switch type {
+        case "text":
+            return nil
+        case "json_object":
+            return .object(["type": .string("json_object")])
+        case "json_schema":
+            guard case .string(let name)? = fields["name"], !name.isEmpty else {
+                throw .invalidRequest("Missing required parameter: 'text.format.name'.", param: "text.format.name")
+            }
+            guard case .object? = fields["schema"] else {
+                throw .invalidRequest("Missing required parameter: 'text.format.schema'.", param: "text.format.schema")
+            }
+            var schema: [String: JSONValue] = ["name": .string(name)]
+            for key in ["schema", "strict", "description"] {
+                if let value = fields[key], value != .null { schema[key] = value }
+            }
+            return .object(["type": .string("json_schema"), "json_schema": .object(schema)])
+        default:
             throw .invalidRequest(
-                "'text.format' of type '\(type.prefix(40))' is not served on /v1/responses; only plain text is.",
+                "'text.format' of type '\(type.prefix(40))' is not served on /v1/responses; 'text', 'json_object' and 'json_schema' are.",
                 param: "text.format")
         }
     }
@@ -191,6 +217,7 @@ extension ResponsesRequest {
         if case .array(let tools)? = self.tools { response.tools = tools }
         if let choice = self.toolChoice, !choice.isEmptyOrNull { response.toolChoice = choice }
         response.parallelToolCalls = self.parallelToolCalls ?? true
+        if case .object(let text)? = self.text, case .object? = text["format"] { response.text = .object(text) }
         return response
     }
 }

@@ -99,6 +99,29 @@ struct ResponsesRequestTests {
         #expect(template.toolChoice == .object(["type": .string("function"), "name": .string("weather")]))
     }
 
+    @Test("text.format becomes chat's response_format: json_object as it is, json_schema nested, text none")
+    func textFormat() throws {
+        func format(_ json: String) throws -> JSONValue? {
+            try Self.decode(#"{"model":"m","input":"x","text":{"format":"# + json + "}}").chatRequest().responseFormat
+        }
+        #expect(try format(#"{"type":"text"}"#) == nil)
+        #expect(try format(#"{"type":"json_object"}"#) == .object(["type": .string("json_object")]))
+        let schema = try format(
+            #"{"type":"json_schema","name":"city","strict":true,"schema":{"type":"object"},"description":null}"#)
+        #expect(
+            schema
+                == .object([
+                    "type": .string("json_schema"),
+                    "json_schema": .object([
+                        "name": .string("city"), "strict": .bool(true), "schema": .object(["type": .string("object")]),
+                    ]),
+                ]))
+        let request = try Self.decode(#"{"model":"m","input":"x","text":{"format":{"type":"json_object"}}}"#)
+        #expect(
+            request.responseTemplate(id: "resp_1", createdAt: 0).text
+                == .object(["format": .object(["type": .string("json_object")])]))
+    }
+
     @Test(
         "What is not served is a 400 naming the parameter",
         arguments: [
@@ -122,7 +145,9 @@ struct ResponsesRequestTests {
             (#""store":true"#, "store"),
             (#""conversation":"conv_1""#, "conversation"),
             (#""prompt":{"id":"pmpt_1"}"#, "prompt"),
-            (#""text":{"format":{"type":"json_object"}}"#, "text.format"),
+            (#""text":{"format":{"type":"grammar"}}"#, "text.format"),
+            (#""text":{"format":{"type":"json_schema","schema":{}}}"#, "text.format.name"),
+            (#""text":{"format":{"type":"json_schema","name":"x"}}"#, "text.format.schema"),
             (#""max_output_tokens":0"#, "max_output_tokens"),
             (#""temperature":3"#, "temperature"),
             (#""top_p":1.5"#, "top_p"),

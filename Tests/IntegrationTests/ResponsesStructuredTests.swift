@@ -13,11 +13,11 @@ import Testing
 /// items; the next turn's `function_call` and `function_call_output` items reach it as the
 /// assistant's `tool_calls` and `tool` messages. Checked with the official SDK, which validates every
 /// event and object.
-@Suite("Responses API: function tools", .timeLimit(.minutes(2)))
-struct ResponsesFunctionToolTests {
+@Suite("Responses API: function tools and structured output", .timeLimit(.minutes(2)))
+struct ResponsesStructuredTests {
     @Test("Function calls through a car: whole, streamed, the stream helper, and the next turn's outputs")
     func functionTools() async throws {
-        let runtime = RecordingToolRuntime()
+        let runtime = RecordingRuntime(answer: ToolCallRuntime().eventStream)
         let (server, engine) = try await ServedRuntime.start(runtime, models: ["chat": "tools"])
         defer { server.close(promise: nil) }
         let python = try #require(ProcessInfo.processInfo.environment["FLEETGATE_PYTHON"])
@@ -82,31 +82,70 @@ struct ResponsesFunctionToolTests {
             messages[safe: 2]?["tool_call_id"] as? String == "call_1"
                 && messages[safe: 2]?["content"] as? String == "sunny")
     }
+
+    /// Structured output was a 400 on `/v1/responses` ("only plain text is"), so the SDK's
+    /// `responses.parse` with a schema failed on every call.
+    @Test("text.format json_schema through a car: the runtime gets chat's response_format, the SDK parses the answer")
+    func structuredOutput() async throws {
+        let runtime = RecordingRuntime(
+            answer: [
+                #"{"choices":[{"index":0,"delta":{"role":"assistant","content":"{\"city\": "},"finish_reason":null}]}"#,
+                #"{"choices":[{"index":0,"delta":{"content":"\"Paris\"}"},"finish_reason":null}]}"#,
+                #"{"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#,
+            ].map { "data: \($0)\n\n" }.joined() + "data: [DONE]\n\n")
+        let (server, engine) = try await ServedRuntime.start(runtime, models: ["chat": "tools"])
+        defer { server.close(promise: nil) }
+        let python = try #require(ProcessInfo.processInfo.environment["FLEETGATE_PYTHON"])
+        let script = """
+            import json, sys, openai, pydantic
+            class City(pydantic.BaseModel):
+                city: str
+            client = openai.OpenAI(base_url=sys.argv[1] + "/v1", api_key="unused", max_retries=0)
+            parsed = client.responses.parse(model="chat", input="Where?", text_format=City)
+            print(json.dumps({"city": parsed.output_parsed.city, "format": parsed.text.format.type}))
+            """
+        try await withFleet { fleet in
+            _ = try await fleet.startCar("format-car", engine: engine)
+            let run = try await Subprocess.run(python, ["-c", script, fleet.baseURL], timeout: 60)
+            try #require(run.status == 0, "\(run.stderr.suffix(2_000))")
+            let report = try #require(try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any])
+            #expect(report["city"] as? String == "Paris" && report["format"] as? String == "json_schema", "\(report)")
+        }
+        let body = try #require(
+            runtime.bodies.withLock { $0.first }.flatMap {
+                try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+            })
+        let format = body["response_format"] as? [String: Any]
+        #expect(format?["type"] as? String == "json_schema", "\(body)")
+        #expect((format?["json_schema"] as? [String: Any])?["name"] as? String == "City", "\(body)")
+    }
 }
 
 extension Array {
     fileprivate subscript(safe index: Int) -> Element? { self.indices.contains(index) ? self[index] : nil }
 }
 
-/// ``ToolCallRuntime``'s answer to every completion, keeping each request body it read.
-final class RecordingToolRuntime: HTTPServerResponder, Sendable {
+/// Lists the model `tools` and answers every completion with the same event stream, keeping each
+/// request body it read.
+final class RecordingRuntime: HTTPServerResponder, Sendable {
     let bodies = Mutex<[String]>([])
-    let answer = ToolCallRuntime()
+    let answer: String
+    init(answer: String) { self.answer = answer }
 
     func stream(_ stream: any HTTPStream, didReceive request: HTTPRequest, connection: HTTPConnectionInfo)
         -> any HTTPStreamDelegate
     {
         if request.path == "/v1/models" {
-            return self.answer.stream(stream, didReceive: request, connection: connection)
+            return ToolCallRuntime().stream(stream, didReceive: request, connection: connection)
         }
         return Recorder(stream: stream, runtime: self)
     }
 
     private final class Recorder: HTTPStreamDelegate {
         let stream: any HTTPStream
-        let runtime: RecordingToolRuntime
+        let runtime: RecordingRuntime
         var body = ByteBuffer()
-        init(stream: any HTTPStream, runtime: RecordingToolRuntime) {
+        init(stream: any HTTPStream, runtime: RecordingRuntime) {
             self.stream = stream
             self.runtime = runtime
         }
@@ -115,8 +154,7 @@ final class RecordingToolRuntime: HTTPServerResponder, Sendable {
             let body = String(buffer: self.body)
             self.runtime.bodies.withLock { $0.append(body) }
             self.stream.sendResponse(
-                status: .ok, contentType: "text/event-stream", body: ByteBuffer(string: self.runtime.answer.eventStream)
-            )
+                status: .ok, contentType: "text/event-stream", body: ByteBuffer(string: self.runtime.answer))
         }
         func streamWritabilityDidChange(isWritable: Bool) {}
         func streamDidClose(error: HTTPStreamError?) {}
