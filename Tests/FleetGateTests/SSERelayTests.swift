@@ -309,6 +309,17 @@ struct SSERelayTests {
         #expect(d.client.isEmpty)
     }
 
+    /// A stream with no `max_tokens` was bounded only by its events (200,000 × 64 KiB), and the relay
+    /// keeps a stream's text for its continuations.
+    @Test(
+        "A stream's held text is bounded in bytes too: it ends as the output limit ends it", arguments: [false, true])
+    func streamedTextBound(passThrough: Bool) {
+        var d = RelayDriver(maxAggregateBytes: 25, passThrough: passThrough)
+        let kinds = d.feed(String(repeating: chunk("a", content: "0123456789"), count: 4), from: 1)
+        #expect(kinds.filter { $0 == .overLimit }.count >= 1, "\(kinds)")
+        #expect(d.relay.deliveredText == "012345678901234567890123456789")
+    }
+
     @Test("The stream:false answer carries the upstream's id and counted usage")
     func nonStreamed() {
         var d = RelayDriver(streaming: false)

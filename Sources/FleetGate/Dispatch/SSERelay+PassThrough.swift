@@ -30,6 +30,7 @@ extension SSERelay {
             let identity = self.identity
         else { return 0 }
         let maxTokens = self.configuration.maxOutputTokens ?? .max
+        let maxBytes = self.configuration.maxAggregateBytes - self.aggregateBytes
         let maxEvents = self.configuration.maxEventsPerAttempt
         var delivered = self.deliveredTokens
         // Moved out and back, not copied: the closure below may not touch `self` while it holds the
@@ -53,7 +54,7 @@ extension SSERelay {
                 // An event it declines stays in the decoder for next(from:); so does one too large, which
                 // next(from:) then refuses.
                 let run = state.decoder.take { raw -> Bool in
-                    guard delivered < maxTokens, events + count < maxEvents,
+                    guard delivered < maxTokens, events + count < maxEvents, escaped < maxBytes,
                         let payload = Self.passThroughPayload(raw),
                         let token = template.matchToken(UnsafeRawBufferPointer(rebasing: raw[payload])),
                         token.count > 2  // `""` is not a token: next(from:) reads it

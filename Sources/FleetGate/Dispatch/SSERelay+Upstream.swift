@@ -139,7 +139,7 @@ extension SSERelay {
         {
             return true
         }
-        return !self.configuration.streaming && self.aggregateBytes >= self.configuration.maxAggregateBytes
+        return self.aggregateBytes >= self.configuration.maxAggregateBytes
     }
 
     /// Whether a chunk counts as a token of output: text in any choice (not `""`), or a tool call or

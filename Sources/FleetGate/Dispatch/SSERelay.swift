@@ -45,9 +45,12 @@ package struct SSERelay: Sendable {
         package var maxEventBytes: Int
         /// Events accepted from one attempt.
         package var maxEventsPerAttempt: Int
-        /// Bytes of text collected for a `stream: false` answer, counted as JSON escapes the text
-        /// (``TokenText/escapedCount``): what the relay holds and about what the answer's JSON
-        /// writes — never fewer than the text's UTF-8 bytes.
+        /// Bytes of text the relay holds for an answer — a `stream: false` answer's whole text, a
+        /// stream's for its continuations —, counted as JSON escapes the text
+        /// (``TokenText/escapedCount``): about what the answer's JSON writes, never fewer than the
+        /// text's UTF-8 bytes. A stream that reaches it ends as its output limit ends it (`length`):
+        /// without it, an upstream's large tokens made the relay hold up to its event bound times
+        /// the event size (200,000 × 64 KiB) of a stream with no `max_tokens`.
         package var maxAggregateBytes: Int
         /// The stream id used when an upstream sends none.
         package var fallbackID: String
@@ -257,6 +260,7 @@ package struct SSERelay: Sendable {
                     self.renderer!.refusal(token: token, of: item.payload, into: &out)
                 }
                 if choice.hasToolCalls, let pieces = ToolCall.deltas(inChunk: item.payload)?[0] {
+                    self.aggregateBytes += item.payload.readableBytes  // the renderer keeps the arguments
                     self.renderer!.toolCalls(
                         pieces, text: self.deliveredText, refusal: self.refusal.text, reasoning: self.reasoning.text,
                         into: &out)
