@@ -30,8 +30,7 @@ extension SSERelay {
     package mutating func next(from attempt: Int) -> Item? {
         let limit = self.configuration.maxEventsPerAttempt
         let chat = self.configuration.chat
-        // Tool calls are read when the relay joins them (a whole answer) or renders them (Responses).
-        let whole = !self.configuration.streaming || self.configuration.responses != nil
+        let whole = self.readsToolCalls
         return self.attempts.modify(attempt) { state -> Item? in
             while !state.ended {
                 var event: SSE.Decoder.Event?

@@ -182,7 +182,13 @@ package struct SSERelay: Sendable {
     /// Writes the client side for `/v1/responses`; nil for chat and legacy completions.
     private(set) var renderer: ResponsesRenderer?
 
+    /// Whether tool-call pieces are read: the relay joins them (`stream: false`) or renders them (the
+    /// Responses API). A stored flag: asking the configuration whether it has a `responses` object copied
+    /// that object, ~3,000 instructions a stream.
+    let readsToolCalls: Bool
+
     package init(configuration: Configuration) {
+        self.readsToolCalls = !configuration.streaming || configuration.responses != nil
         self.configuration = configuration
         self.renderer = configuration.responses.map(ResponsesRenderer.init)
     }
