@@ -194,12 +194,22 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
     func emit(toolCalls: [ToolCall]) {
         guard self.chat else { return }
         self.completionTokens += 1
-        guard self.streaming else { return self.toolCalls.append(toolCalls) }
-        // The pieces as the runtime's chunk said them (each with its index), in a chunk of the stream's own.
+        // Each piece numbered by the call it belongs to (``ToolCallAccumulator/place(_:)``): a runtime that
+        // sends several calls at `index` 0 (Ollama), or with none, reached the app's SDK as one call
+        // with both calls' names and arguments run together (helper-69).
+        var pieces = toolCalls
+        for position in pieces.indices {
+            let placed = self.toolCalls.place(pieces[position])
+            pieces[position].index = placed.position
+            if placed.began && pieces[position].id == nil {
+                pieces[position].id = "call_\(self.id.split(separator: "-").last ?? "")_\(placed.position)"
+            }
+        }
+        guard self.streaming else { return }
         var event = ByteBuffer()
         event.writeImmutableBuffer(self.chunkPrefix)
         event.writeStaticString("\"delta\":{\"tool_calls\":")
-        event.writeImmutableBuffer(JSON.buffer(toolCalls))
+        event.writeImmutableBuffer(JSON.buffer(pieces))
         event.writeStaticString("},\"finish_reason\":null}]}\n\n")
         if self.batch != nil {
             self.batch!.writeImmutableBuffer(event)
@@ -257,7 +267,11 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
                         role: "assistant", content: self.text,
                         reasoningContent: self.reasoning.isEmpty ? nil : self.reasoning,
                         refusal: self.refusal.isEmpty ? nil : self.refusal,
-                        toolCalls: self.toolCalls.isEmpty ? nil : self.toolCalls.toolCalls) : nil,
+                        toolCalls: self.toolCalls.isEmpty
+                            ? nil
+                            : self.toolCalls.toolCalls(
+                                missingIDPrefix: "call_\(self.id.split(separator: "-").last ?? "")_"))
+                    : nil,
                 text: self.chat ? nil : self.text, finishReason: reason)
             let response = CompletionResponse(
                 id: self.id, object: self.chat ? "chat.completion" : "text_completion", created: self.created,

@@ -84,4 +84,60 @@ struct ResponsesFunctionCallTests {
                 .functionCall(.init(id: "fc_abc_0", callID: "call_1", name: "f", arguments: "{", status: "incomplete"))
             ])
     }
+
+    /// helper-69: Ollama's parallel calls, each whole at `index` 0, became one call.
+    @Test("Calls at one index with their own ids are items of their own, streamed and whole", arguments: [true, false])
+    func sameIndex(streaming: Bool) throws {
+        let stream =
+            Self.calls(
+                #"[{"index":0,"id":"a","type":"function","function":{"name":"weather","arguments":"{\"c\":1}"}}]"#)
+            + Self.calls(
+                #"[{"index":0,"id":"b","type":"function","function":{"name":"weather","arguments":"{\"c\":2}"}}]"#)
+            + chunk("a", finish: "tool_calls") + "data: [DONE]\n\n"
+        var d = ResponsesRendererTests.driver(streaming: streaming)
+        _ = d.feed(stream, from: 1)
+        let output: [ResponseObject.OutputItem]
+        if streaming {
+            d.relay.finishStream(into: &d.out)
+            output = try #require(try ResponsesRendererTests.events(d.client).last?.event.response).output
+        } else {
+            output = try JSONDecoder().decode(
+                ResponseObject.self, from: Data(d.relay.responseBody(model: "fleet-8b").readableBytesView)
+            ).output
+        }
+        #expect(
+            output == [
+                .functionCall(
+                    .init(id: "fc_abc_0", callID: "a", name: "weather", arguments: #"{"c":1}"#, status: "completed")),
+                .functionCall(
+                    .init(id: "fc_abc_1", callID: "b", name: "weather", arguments: #"{"c":2}"#, status: "completed")),
+            ])
+    }
+
+    /// helper-69: a call cut by `max_output_tokens` was `completed` with arguments that are no JSON.
+    @Test("A call the output limit cut is incomplete, streamed and whole", arguments: [true, false])
+    func cutCall(streaming: Bool) throws {
+        let stream =
+            Self.calls(#"[{"index":0,"id":"a","type":"function","function":{"name":"weather","arguments":"{\"cit"}}]"#)
+            + chunk("a", finish: "length") + "data: [DONE]\n\n"
+        var d = ResponsesRendererTests.driver(streaming: streaming)
+        _ = d.feed(stream, from: 1)
+        let response: ResponseObject
+        if streaming {
+            d.relay.finishStream(into: &d.out)
+            let events = try ResponsesRendererTests.events(d.client)
+            let done = events.first { $0.name == "response.output_item.done" }?.event.item
+            #expect(done.map { if case .functionCall(let call) = $0 { call.status } else { "" } } == "incomplete")
+            response = try #require(events.last?.event.response)
+        } else {
+            response = try JSONDecoder().decode(
+                ResponseObject.self, from: Data(d.relay.responseBody(model: "fleet-8b").readableBytesView))
+        }
+        #expect(response.status == "incomplete")
+        #expect(
+            response.output == [
+                .functionCall(
+                    .init(id: "fc_abc_0", callID: "a", name: "weather", arguments: #"{"cit"#, status: "incomplete"))
+            ])
+    }
 }

@@ -24,7 +24,7 @@ struct ToolCallTests {
         }
     }
 
-    @Test("Pieces joined by index: the first id, type and name, every argument piece in order")
+    @Test("Pieces joined by id, else index: the first id, type and name, every argument piece in order")
     func joined() {
         var calls = ToolCallAccumulator()
         #expect(calls.isEmpty)
@@ -33,14 +33,31 @@ struct ToolCallTests {
             .init(index: 0, id: nil, type: nil, function: .init(name: nil, arguments: #""Paris"}"#)),
             .init(index: 1, id: "c2", function: .init(name: "time", arguments: nil)),
         ])
-        // A piece without an index continues the call of its position.
-        calls.append([.init(index: nil, id: "ignored", type: nil, function: .init(name: "other", arguments: ""))])
-        let whole = calls.toolCalls
+        // No index, no id: the last call goes on.
+        calls.append([.init(index: nil, id: nil, type: nil, function: .init(name: "other", arguments: "x"))])
+        let whole = calls.toolCalls(missingIDPrefix: "call_r_")
         #expect(whole.map(\.id) == ["c1", "c2"])
         #expect(whole.map(\.index) == [nil, nil])
         #expect(whole.map(\.type) == ["function", "function"])
         #expect(whole.map(\.function?.name) == ["weather", "time"])
-        #expect(whole.map(\.function?.arguments) == [#"{"city":"Paris"}"#, ""])
+        #expect(whole.map(\.function?.arguments) == [#"{"city":"Paris"}"#, "x"])
+    }
+
+    /// helper-69: Ollama sends each of several calls whole at `index` 0 (before 0.4.7 with no index);
+    /// joined by index they became one call with both arguments run together.
+    @Test("A new id is a new call, at a used index or with none; a call without id gets one")
+    func ollamaCalls() {
+        for index in [0, nil] as [Int?] {
+            var calls = ToolCallAccumulator()
+            let first = calls.place(.init(index: index, id: "a", function: .init(name: "weather", arguments: "{}")))
+            let second = calls.place(.init(index: index, id: "b", function: .init(name: "weather", arguments: "[]")))
+            #expect(first == (0, true) && second == (1, true), "\(String(describing: index))")
+            #expect(calls.toolCalls(missingIDPrefix: "x").map(\.function?.arguments) == ["{}", "[]"])
+        }
+        var unnamed = ToolCallAccumulator()
+        unnamed.append([.init(index: 0, id: nil, type: nil, function: .init(name: nil, arguments: "{}"))])
+        let call = unnamed.toolCalls(missingIDPrefix: "call_r_")[0]
+        #expect(call.id == "call_r_0" && call.function?.name == "" && call.type == "function")
     }
 
     @Test("An answer's message: content null when the model only called tools, as OpenAI writes it")

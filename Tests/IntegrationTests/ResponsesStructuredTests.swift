@@ -119,6 +119,46 @@ struct ResponsesStructuredTests {
         #expect(format?["type"] as? String == "json_schema", "\(body)")
         #expect((format?["json_schema"] as? [String: Any])?["name"] as? String == "City", "\(body)")
     }
+
+    /// helper-69: Ollama sends each of several calls whole at `index` 0: the chat SDK's stream helper
+    /// joined them into one call (`get_weatherget_weather`), the Responses API made one item of both.
+    @Test("Several calls at index 0 (Ollama): two calls for the chat stream helper, chat whole and Responses")
+    func ollamaCalls() async throws {
+        let call = { (id: String, city: String) in
+            #"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"\#(id)","type":"function","function":{"name":"weather","arguments":"{\"city\":\"\#(city)\"}"}}]},"finish_reason":null}]}"#
+        }
+        let runtime = RecordingRuntime(
+            answer: [
+                call("a", "Paris"), call("b", "Tokyo"),
+                #"{"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}"#,
+            ].map { "data: \($0)\n\n" }.joined() + "data: [DONE]\n\n")
+        let (server, engine) = try await ServedRuntime.start(runtime, models: ["chat": "tools"])
+        defer { server.close(promise: nil) }
+        let python = try #require(ProcessInfo.processInfo.environment["FLEETGATE_PYTHON"])
+        let script = """
+            import json, sys, openai
+            client = openai.OpenAI(base_url=sys.argv[1] + "/v1", api_key="unused", max_retries=0)
+            tools = [{"type": "function", "function": {"name": "weather", "parameters": {"type": "object"}}}]
+            ask = dict(model="chat", messages=[{"role": "user", "content": "hi"}], tools=tools)
+            with client.chat.completions.stream(**ask) as stream:
+                streamed = stream.get_final_completion().choices[0].message.tool_calls
+            whole = client.chat.completions.create(**ask).choices[0].message.tool_calls
+            response = client.responses.create(model="chat", input="hi", tools=[{"type": "function", "name": "weather"}])
+            calls = lambda cs: [[c.id, c.function.name, c.function.arguments] for c in cs]
+            print(json.dumps({"streamed": calls(streamed), "whole": calls(whole),
+                              "responses": [[o.call_id, o.name, o.arguments] for o in response.output]}))
+            """
+        try await withFleet { fleet in
+            _ = try await fleet.startCar("ollama-car", engine: engine)
+            let run = try await Subprocess.run(python, ["-c", script, fleet.baseURL], timeout: 60)
+            try #require(run.status == 0, "\(run.stderr.suffix(2_000))")
+            let report = try #require(try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any])
+            let expected = [["a", "weather", #"{"city":"Paris"}"#], ["b", "weather", #"{"city":"Tokyo"}"#]]
+            for key in ["streamed", "whole", "responses"] {
+                #expect(report[key] as? [[String]] == expected, "\(key): \(report)")
+            }
+        }
+    }
 }
 
 extension Array {

@@ -16,25 +16,28 @@ extension ResponsesRenderer {
         if self.calls.isEmpty {
             self.closeItemsForCalls(text: text, refusal: refusal, reasoning: reasoning, into: &out)
         }
-        for (position, piece) in pieces.enumerated() {
-            let index = piece.index ?? position
-            guard let open = self.calls.lastIndex(where: { $0.index == index }) else {
-                self.closeOpenCall(into: &out)
-                var item = self.functionCallItem(piece, position: self.calls.count, status: "in_progress")
-                let arguments = item.arguments
-                item.arguments = ""
-                self.calls.append(Call(index: index, item: item, outputIndex: self.nextOutputIndex))
-                self.nextOutputIndex += 1
-                self.write(
-                    .init(
-                        type: "response.output_item.added", sequenceNumber: 0,
-                        outputIndex: self.calls.last!.outputIndex,
-                        item: .functionCall(item)), into: &out)
-                self.appendArguments(arguments, to: self.calls.count - 1, into: &out)
+        for piece in pieces {
+            // Which call a piece continues, as a whole answer joins them (a new id is a new call).
+            let placed = self.joinedCalls.place(piece)
+            guard placed.began else {
+                let position = placed.position
+                if self.calls[position].item.name.isEmpty, let name = piece.function?.name {
+                    self.calls[position].item.name = name
+                }
+                self.appendArguments(piece.function?.arguments ?? "", to: position, into: &out)
                 continue
             }
-            if self.calls[open].item.name.isEmpty, let name = piece.function?.name { self.calls[open].item.name = name }
-            self.appendArguments(piece.function?.arguments ?? "", to: open, into: &out)
+            self.closeOpenCall(status: "completed", into: &out)
+            var item = self.functionCallItem(piece, position: self.calls.count, status: "in_progress")
+            let arguments = item.arguments
+            item.arguments = ""
+            self.calls.append(Call(item: item, outputIndex: self.nextOutputIndex))
+            self.nextOutputIndex += 1
+            self.write(
+                .init(
+                    type: "response.output_item.added", sequenceNumber: 0, outputIndex: self.calls.last!.outputIndex,
+                    item: .functionCall(item)), into: &out)
+            self.appendArguments(arguments, to: self.calls.count - 1, into: &out)
         }
     }
 
@@ -51,10 +54,11 @@ extension ResponsesRenderer {
                 itemID: call.item.id, delta: arguments), into: &out)
     }
 
-    /// Closes the last call, if open: `response.function_call_arguments.done`, `response.output_item.done`.
-    mutating func closeOpenCall(into out: inout ByteBuffer) {
+    /// Closes the last call, if open, with `status` (`incomplete` when the output limit cut it):
+    /// `response.function_call_arguments.done`, `response.output_item.done`.
+    mutating func closeOpenCall(status: String, into out: inout ByteBuffer) {
         guard let last = self.calls.indices.last, self.calls[last].item.status == "in_progress" else { return }
-        self.calls[last].item.status = "completed"
+        self.calls[last].item.status = status
         let call = self.calls[last]
         self.write(
             .init(

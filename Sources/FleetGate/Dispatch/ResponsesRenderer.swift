@@ -45,8 +45,6 @@ package struct ResponsesRenderer: Sendable {
 
     /// A function call the stream opened (``toolCalls(_:text:refusal:reasoning:into:)``).
     struct Call: Sendable {
-        /// The call's `index` among the model's tool calls.
-        var index: Int
         var item: ResponseObject.OutputFunctionCall
         var outputIndex: Int
     }
@@ -65,6 +63,8 @@ package struct ResponsesRenderer: Sendable {
     private var reasoningOpened = false
     /// The function calls the stream opened, in order; the last is open until the next or the end.
     var calls: [Call] = []
+    /// The pieces joined as a whole answer joins them: which call each continues.
+    var joinedCalls = ToolCallAccumulator()
     /// The message's text and refusal when the first function call closed it: later text is not
     /// rendered (an item is done before the next is added), and the answer's message keeps these.
     private var closedMessage: (text: String, refusal: String)?
@@ -285,7 +285,9 @@ package struct ResponsesRenderer: Sendable {
             self.openMessage(reasoning: reasoning, into: &out)
             if self.parts.isEmpty { _ = self.contentIndex(of: .text, into: &out) }  // an empty answer: an empty text
         } else {
-            self.closeOpenCall(into: &out)
+            // A call the output limit cut is incomplete: its arguments are no whole JSON text (helper-69).
+            let cut = finishReason == "length" || finishReason == "content_filter"
+            self.closeOpenCall(status: cut ? "incomplete" : "completed", into: &out)
         }
         // The items the stream announced, not what the relay kept: they must agree with the events.
         response.output = self.streamedOutput(text: text, refusal: refusal, reasoning: reasoning, status: "completed")
@@ -344,6 +346,9 @@ package struct ResponsesRenderer: Sendable {
             case .message(var message) where message.status == "completed" && self.closedMessage == nil:
                 message.status = response.status
                 response.output[index] = .message(message)
+            case .functionCall(var call) where index == response.output.count - 1:
+                call.status = response.status  // the call being written when the limit came
+                response.output[index] = .functionCall(call)
             default: break
             }
         }

@@ -16,6 +16,12 @@ extension SSERelay {
         self.aggregateBytes += payload.readableBytes
     }
 
+    /// The ids of calls the runtime gave none (the SDKs require one): `call_` and the request's id.
+    var missingCallIDPrefix: String {
+        let id = self.configuration.fallbackID
+        return "call_" + (id.firstIndex(of: "-").map { String(id[id.index(after: $0)...]) } ?? id) + "_"
+    }
+
     /// Whether a choice of the chunk has tool-call pieces.
     static func hasToolCalls(_ chunk: ChunkScanner.Chunk) -> Bool {
         chunk.choice?.hasToolCalls == true || chunk.otherChoices.contains { $0.hasToolCalls }
@@ -34,7 +40,7 @@ extension SSERelay {
                 message: chat
                     ? ChatMessage(
                         role: "assistant", content: text, reasoningContent: reasoning, refusal: refusal,
-                        toolCalls: self.toolCalls[index]?.toolCalls)
+                        toolCalls: self.toolCalls[index]?.toolCalls(missingIDPrefix: self.missingCallIDPrefix))
                     : nil,
                 text: chat ? nil : text, finishReason: self.finishReasons[index] ?? "stop")
         }
@@ -91,7 +97,8 @@ extension SSERelay {
                 renderer.response(
                     text: self.deliveredText, refusal: self.refusal.text, reasoning: self.reasoning.text,
                     usage: self.usage,
-                    details: self.usageDetails, toolCalls: self.toolCalls[0]?.toolCalls ?? [],
+                    details: self.usageDetails,
+                    toolCalls: self.toolCalls[0]?.toolCalls(missingIDPrefix: self.missingCallIDPrefix) ?? [],
                     finishReason: self.finishReasons[0]))
         }
         return JSON.buffer(self.response(model: model))
