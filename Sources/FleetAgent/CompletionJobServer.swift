@@ -202,7 +202,7 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
             let placed = self.toolCalls.place(pieces[position])
             pieces[position].index = placed.position
             if placed.began && pieces[position].id == nil {
-                pieces[position].id = "call_\(self.id.split(separator: "-").last ?? "")_\(placed.position)"
+                pieces[position].id = ToolCall.missingIDPrefix(answerID: self.id) + String(placed.position)
             }
         }
         guard self.streaming else { return }
@@ -269,8 +269,7 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
                         refusal: self.refusal.isEmpty ? nil : self.refusal,
                         toolCalls: self.toolCalls.isEmpty
                             ? nil
-                            : self.toolCalls.toolCalls(
-                                missingIDPrefix: "call_\(self.id.split(separator: "-").last ?? "")_"))
+                            : self.toolCalls.toolCalls(missingIDPrefix: ToolCall.missingIDPrefix(answerID: self.id)))
                     : nil,
                 text: self.chat ? nil : self.text, finishReason: reason)
             let response = CompletionResponse(

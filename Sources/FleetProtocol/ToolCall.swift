@@ -34,6 +34,13 @@ public struct ToolCall: Codable, Sendable, Hashable {
         self.function = function
     }
 
+    /// The id prefix for the calls a runtime sent without an id (the SDKs require one): `call_`, the
+    /// answer's id without its kind (`chatcmpl-`, `msg_`), `_`; the call's position follows.
+    public static func missingIDPrefix(answerID: String) -> String {
+        let base = answerID.firstIndex { $0 == "-" || $0 == "_" }.map { answerID[answerID.index(after: $0)...] }
+        return "call_\(base ?? answerID[...])_"
+    }
+
     /// The tool-call pieces of each choice of one chunk (`choices[i].delta.tool_calls`), by choice
     /// index; nil when the payload is not a chunk whose tool calls have this shape (a number for an
     /// `id`, arguments that are not a string: an upstream's fault). Choices without tool calls are

@@ -18,9 +18,6 @@ public struct ToolCallAccumulator: Sendable {
     /// Whether no piece arrived.
     public var isEmpty: Bool { self.calls.isEmpty }
 
-    /// How many calls began.
-    public var count: Int { self.calls.count }
-
     /// Adds one chunk's pieces of one choice.
     public mutating func append(_ pieces: [ToolCall]) {
         for piece in pieces { self.place(piece) }
@@ -51,7 +48,7 @@ public struct ToolCallAccumulator: Sendable {
         call.type = call.type ?? piece.type
         if let function = piece.function {
             var joined = call.function ?? .init(name: nil, arguments: nil)
-            joined.name = joined.name ?? function.name
+            if joined.name?.isEmpty ?? true { joined.name = function.name ?? joined.name }
             if let more = function.arguments { joined.arguments = (joined.arguments ?? "") + more }
             call.function = joined
         }
@@ -59,7 +56,7 @@ public struct ToolCallAccumulator: Sendable {
         return (position, false)
     }
 
-    /// The call at `position` so far, as it was joined (no `index`).
+    /// The call at `position` so far, as it was joined (no `index`): `position` as ``place(_:)`` gave it.
     public func call(at position: Int) -> ToolCall { self.calls[position].call }
 
     /// The whole calls, in the order they began: `type` `function` when no piece said, `arguments`

@@ -58,6 +58,8 @@ struct ToolCallTests {
         unnamed.append([.init(index: 0, id: nil, type: nil, function: .init(name: nil, arguments: "{}"))])
         let call = unnamed.toolCalls(missingIDPrefix: "call_r_")[0]
         #expect(call.id == "call_r_0" && call.function?.name == "" && call.type == "function")
+        #expect(ToolCall.missingIDPrefix(answerID: "chatcmpl-abc") == "call_abc_")
+        #expect(ToolCall.missingIDPrefix(answerID: "msg_abc") == "call_abc_")
     }
 
     @Test("An answer's message: content null when the model only called tools, as OpenAI writes it")

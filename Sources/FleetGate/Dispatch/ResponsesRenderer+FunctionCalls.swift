@@ -19,63 +19,75 @@ extension ResponsesRenderer {
         for piece in pieces {
             // Which call a piece continues, as a whole answer joins them (a new id is a new call).
             let placed = self.joinedCalls.place(piece)
-            guard placed.began else {
+            if placed.began {
+                self.closeOpenCall(status: "completed", into: &out)
                 let position = placed.position
-                if self.calls[position].item.name.isEmpty, let name = piece.function?.name {
-                    self.calls[position].item.name = name
-                }
-                self.appendArguments(piece.function?.arguments ?? "", to: position, into: &out)
-                continue
+                self.calls.append(
+                    Call(
+                        callID: self.functionCallItem(piece, position: position, status: "").callID,
+                        outputIndex: self.nextOutputIndex, status: "in_progress"))
+                self.nextOutputIndex += 1
+                var item = self.streamedItem(position, status: "in_progress")
+                item.arguments = ""  // the first piece's come as a delta
+                self.write(
+                    .init(
+                        type: "response.output_item.added", sequenceNumber: 0,
+                        outputIndex: self.calls[position].outputIndex,
+                        item: .functionCall(item)), into: &out)
             }
-            self.closeOpenCall(status: "completed", into: &out)
-            var item = self.functionCallItem(piece, position: self.calls.count, status: "in_progress")
-            let arguments = item.arguments
-            item.arguments = ""
-            self.calls.append(Call(item: item, outputIndex: self.nextOutputIndex))
-            self.nextOutputIndex += 1
-            self.write(
-                .init(
-                    type: "response.output_item.added", sequenceNumber: 0, outputIndex: self.calls.last!.outputIndex,
-                    item: .functionCall(item)), into: &out)
-            self.appendArguments(arguments, to: self.calls.count - 1, into: &out)
+            // Streamed while the call is open; a piece for a call already done (two calls' pieces
+            // interleaved) is kept for the answer only.
+            let call = self.calls[placed.position]
+            if let arguments = piece.function?.arguments, !arguments.isEmpty, call.status == "in_progress" {
+                self.write(
+                    .init(
+                        type: "response.function_call_arguments.delta", sequenceNumber: 0,
+                        outputIndex: call.outputIndex, itemID: self.functionCallID(placed.position), delta: arguments),
+                    into: &out)
+            }
         }
-    }
-
-    /// More of a call's arguments: kept, and streamed while the call is open (a piece for a call
-    /// already done — pieces of two calls interleaved — is kept for the answer only).
-    private mutating func appendArguments(_ arguments: String, to position: Int, into out: inout ByteBuffer) {
-        guard !arguments.isEmpty else { return }
-        self.calls[position].item.arguments += arguments
-        guard self.calls[position].item.status == "in_progress" else { return }
-        let call = self.calls[position]
-        self.write(
-            .init(
-                type: "response.function_call_arguments.delta", sequenceNumber: 0, outputIndex: call.outputIndex,
-                itemID: call.item.id, delta: arguments), into: &out)
     }
 
     /// Closes the last call, if open, with `status` (`incomplete` when the output limit cut it):
     /// `response.function_call_arguments.done`, `response.output_item.done`.
     mutating func closeOpenCall(status: String, into out: inout ByteBuffer) {
-        guard let last = self.calls.indices.last, self.calls[last].item.status == "in_progress" else { return }
-        self.calls[last].item.status = status
-        let call = self.calls[last]
+        guard let last = self.calls.indices.last, self.calls[last].status == "in_progress" else { return }
+        self.calls[last].status = status
+        let item = self.streamedItem(last, status: status)
+        let outputIndex = self.calls[last].outputIndex
         self.write(
             .init(
-                type: "response.function_call_arguments.done", sequenceNumber: 0, outputIndex: call.outputIndex,
-                itemID: call.item.id, arguments: call.item.arguments), into: &out)
+                type: "response.function_call_arguments.done", sequenceNumber: 0, outputIndex: outputIndex,
+                itemID: item.id, arguments: item.arguments), into: &out)
         self.write(
             .init(
-                type: "response.output_item.done", sequenceNumber: 0, outputIndex: call.outputIndex,
-                item: .functionCall(call.item)), into: &out)
+                type: "response.output_item.done", sequenceNumber: 0, outputIndex: outputIndex,
+                item: .functionCall(item)),
+            into: &out)
+    }
+
+    /// The streamed call at `position` as an item with `status`: its name and arguments as joined so far,
+    /// the call id it was announced with.
+    func streamedItem(_ position: Int, status: String) -> ResponseObject.OutputFunctionCall {
+        var item = self.functionCallItem(self.joinedCalls.call(at: position), position: position, status: status)
+        item.callID = self.calls[position].callID
+        return item
+    }
+
+    /// The item id of the `position`th call, `fc_…`.
+    private func functionCallID(_ position: Int) -> String { "fc_\(self.idBase)_\(position)" }
+
+    /// The response's id without its kind: `abc` for `resp_abc` (its message is `msg_abc`).
+    private var idBase: String {
+        self.messageID.hasPrefix("msg_") ? String(self.messageID.dropFirst(4)) : self.messageID
     }
 
     /// The `function_call` item of the `position`th call: `fc_…` its id, the model's call id (or one
     /// made alike when the runtime gave none), its name and arguments.
     func functionCallItem(_ call: ToolCall, position: Int, status: String) -> ResponseObject.OutputFunctionCall {
-        let base = self.messageID.hasPrefix("msg_") ? String(self.messageID.dropFirst(4)) : self.messageID
-        return .init(
-            id: "fc_\(base)_\(position)", callID: call.id ?? "call_\(base)_\(position)",
+        .init(
+            id: self.functionCallID(position),
+            callID: call.id ?? ToolCall.missingIDPrefix(answerID: self.messageID) + String(position),
             name: call.function?.name ?? "", arguments: call.function?.arguments ?? "", status: status)
     }
 }

@@ -44,9 +44,14 @@ package struct ResponsesRenderer: Sendable {
     }
 
     /// A function call the stream opened (``toolCalls(_:text:refusal:reasoning:into:)``).
+    /// Its name and arguments are ``joinedCalls``'s, at the same position.
     struct Call: Sendable {
-        var item: ResponseObject.OutputFunctionCall
+        /// The call id the stream announced (the runtime's, else one made up, kept when a later piece
+        /// brings the runtime's).
+        var callID: String
         var outputIndex: Int
+        /// `in_progress` while open, then `completed` or `incomplete`.
+        var status: String
     }
 
     /// The response as it started: `in_progress`, no output, the request's echoed parameters.
@@ -319,10 +324,10 @@ package struct ResponsesRenderer: Sendable {
                         id: self.messageID, status: "completed",
                         content: self.content(text: closed.text, refusal: closed.refusal))))
         }
-        output += self.calls.map { call in
-            var item = call.item
-            item.status = call.item.status == "in_progress" ? status : call.item.status
-            return .functionCall(item)
+        output += self.calls.indices.map { position in
+            let call = self.calls[position]
+            return .functionCall(
+                self.streamedItem(position, status: call.status == "in_progress" ? status : call.status))
         }
         return output
     }

@@ -16,11 +16,8 @@ extension SSERelay {
         self.aggregateBytes += payload.readableBytes
     }
 
-    /// The ids of calls the runtime gave none (the SDKs require one): `call_` and the request's id.
-    var missingCallIDPrefix: String {
-        let id = self.configuration.fallbackID
-        return "call_" + (id.firstIndex(of: "-").map { String(id[id.index(after: $0)...]) } ?? id) + "_"
-    }
+    /// The ids of calls the runtime gave none: `call_` and the request's id.
+    var missingCallIDPrefix: String { ToolCall.missingIDPrefix(answerID: self.configuration.fallbackID) }
 
     /// Whether a choice of the chunk has tool-call pieces.
     static func hasToolCalls(_ chunk: ChunkScanner.Chunk) -> Bool {
