@@ -151,12 +151,8 @@ public struct Usage: Codable, Sendable, Hashable {
         self.promptTokens = try c.decode(Int.self, forKey: .promptTokens)
         self.completionTokens = try c.decode(Int.self, forKey: .completionTokens)
         self.totalTokens = try c.decode(Int.self, forKey: .totalTokens)
-        let prompt = try? c.nestedContainer(keyedBy: DetailKeys.self, forKey: .promptTokensDetails)
-        let completion = try? c.nestedContainer(keyedBy: DetailKeys.self, forKey: .completionTokensDetails)
-        if prompt != nil || completion != nil {
-            self.details = UsageDetails(
-                cachedTokens: (try? prompt?.decodeIfPresent(Int.self, forKey: .cachedTokens)) ?? 0,
-                reasoningTokens: (try? completion?.decodeIfPresent(Int.self, forKey: .reasoningTokens)) ?? 0)
+        if c.contains(.promptTokensDetails) || c.contains(.completionTokensDetails) {
+            self.details = (try? UsageDetails.Counts(from: decoder)).map(UsageDetails.init)
         }
     }
 
@@ -166,6 +162,7 @@ public struct Usage: Codable, Sendable, Hashable {
         try c.encode(self.completionTokens, forKey: .completionTokens)
         try c.encode(self.totalTokens, forKey: .totalTokens)
         guard let details = self.details else { return }
+        typealias DetailKeys = UsageDetails.Counts.DetailKeys
         var prompt = c.nestedContainer(keyedBy: DetailKeys.self, forKey: .promptTokensDetails)
         try prompt.encode(details.cachedTokens, forKey: .cachedTokens)
         var completion = c.nestedContainer(keyedBy: DetailKeys.self, forKey: .completionTokensDetails)
@@ -178,11 +175,6 @@ public struct Usage: Codable, Sendable, Hashable {
         case totalTokens = "total_tokens"
         case promptTokensDetails = "prompt_tokens_details"
         case completionTokensDetails = "completion_tokens_details"
-    }
-
-    private enum DetailKeys: String, CodingKey {
-        case cachedTokens = "cached_tokens"
-        case reasoningTokens = "reasoning_tokens"
     }
 }
 

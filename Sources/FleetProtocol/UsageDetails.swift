@@ -34,8 +34,14 @@ public struct UsageDetails: Sendable, Hashable {
         guard named, let chunk = try? JSON.decode(Chunk.self, from: payload), let usage = chunk.usage else {
             return nil
         }
-        self.cachedTokens = ChunkScanner.tokenCount(usage.cachedTokens) ?? 0
-        self.reasoningTokens = ChunkScanner.tokenCount(usage.reasoningTokens) ?? 0
+        self.init(usage)
+    }
+
+    /// The counts a usage object gave, each kept in range as the usage's own counts are; 0 for one
+    /// it did not give.
+    init(_ counts: Counts) {
+        self.cachedTokens = ChunkScanner.tokenCount(counts.cachedTokens) ?? 0
+        self.reasoningTokens = ChunkScanner.tokenCount(counts.reasoningTokens) ?? 0
     }
 
     /// Each level and count read leniently: one member of an unexpected type or size (`1e30`, a
@@ -49,7 +55,8 @@ public struct UsageDetails: Sendable, Hashable {
         }
     }
 
-    private struct Counts: Decodable {
+    /// A usage object's details (``Usage`` reads them with it, the chunk reader alone).
+    struct Counts: Decodable {
         var cachedTokens: Int?
         var reasoningTokens: Int?
         enum CodingKeys: String, CodingKey {
