@@ -23,7 +23,6 @@ struct CarUsageDetailsTests {
 
     @Test("A runtime's cached and reasoning tokens reach the app: chat streamed and whole, and the Responses API")
     func details() async throws {
-        let python = try #require(ProcessInfo.processInfo.environment["FLEETGATE_PYTHON"])
         let script = """
             import json, sys, openai
             client = openai.OpenAI(base_url=sys.argv[1] + "/v1", api_key="unused", max_retries=0)
@@ -48,10 +47,7 @@ struct CarUsageDetailsTests {
             defer { runtime.close(promise: nil) }
             try await withFleet { fleet in
                 _ = try await fleet.startCar("usage-car", engine: engine)
-                let run = try await Subprocess.run(python, ["-c", script, fleet.baseURL], timeout: 60)
-                try #require(run.status == 0, "\(run.stderr.suffix(2_000))")
-                let report = try #require(
-                    try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any])
+                let report = try await runSDK(script, baseURL: fleet.baseURL)
                 let expected: [Any] = details ? [9, 4, 3, 2] : [9, 4, NSNull(), NSNull()]
                 for key in ["whole", "streamed"] {
                     #expect((report[key] as? [Any]).map { "\($0)" } == "\(expected)", "\(key), details: \(details)")

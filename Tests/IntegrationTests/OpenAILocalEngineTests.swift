@@ -225,7 +225,6 @@ struct OpenAILocalEngineTests {
         #expect(result.toolCalls.map(\.index) == [0, 0, 1] && result.toolCalls.first?.id == "call_1")
         try await withFleet { fleet in
             _ = try await fleet.startCar("tool-car", engine: engine)
-            let python = try #require(ProcessInfo.processInfo.environment["FLEETGATE_PYTHON"])
             let script = """
                 import json, sys, openai
                 client = openai.OpenAI(base_url=sys.argv[1] + "/v1", api_key="unused", max_retries=0)
@@ -246,9 +245,7 @@ struct OpenAILocalEngineTests {
                     "streamed": calls(joined.choices[0].message), "streamedText": joined.choices[0].message.content,
                     "streamedFinish": joined.choices[0].finish_reason}))
                 """
-            let run = try await Subprocess.run(python, ["-c", script, fleet.baseURL], timeout: 60)
-            try #require(run.status == 0, "\(run.stderr.suffix(2_000))")
-            let report = try #require(try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any])
+            let report = try await runSDK(script, baseURL: fleet.baseURL)
             let expected = [
                 ["call_1", "function", "weather", #"{"city":"Paris"}"#], ["call_2", "function", "time", "{}"],
             ]
@@ -507,7 +504,6 @@ struct OpenAILocalEngineTests {
 
             // The Responses API: a reasoning item before the message, each event and object validated
             // strictly by the official SDK's own models.
-            let python = try #require(ProcessInfo.processInfo.environment["FLEETGATE_PYTHON"])
             let script = """
                 import json, sys, openai
                 client = openai.OpenAI(base_url=sys.argv[1] + "/v1", api_key="unused", max_retries=0)
@@ -520,9 +516,7 @@ struct OpenAILocalEngineTests {
                     "deltas": "".join(e.delta for e in events if e.type == "response.reasoning_text.delta"),
                     "final": [o.type for o in events[-1].response.output]}))
                 """
-            let run = try await Subprocess.run(python, ["-c", script, fleet.baseURL], timeout: 60)
-            try #require(run.status == 0, "\(run.stderr.suffix(2_000))")
-            let report = try #require(try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any])
+            let report = try await runSDK(script, baseURL: fleet.baseURL)
             #expect(report["items"] as? [String] == ["reasoning", "message"], "\(report)")
             #expect(report["thinking"] as? String == "Thinking \"hard\"." && report["text"] as? String == "Hi there")
             #expect(report["deltas"] as? String == "Thinking \"hard\".")
@@ -549,7 +543,6 @@ struct OpenAILocalEngineTests {
         #expect(result.refusal == ["I can", "'t help with \"that\"."])
         try await withFleet { fleet in
             _ = try await fleet.startCar("refusing-car", engine: engine)
-            let python = try #require(ProcessInfo.processInfo.environment["FLEETGATE_PYTHON"])
             // Every object and event validated strictly by the official SDK's own models.
             let script = """
                 import json, sys, openai
@@ -571,9 +564,7 @@ struct OpenAILocalEngineTests {
                     "done": [e.refusal for e in events if e.type == "response.refusal.done"],
                     "final": [[p.type, getattr(p, "refusal", None)] for p in final.output[0].content]}))
                 """
-            let run = try await Subprocess.run(python, ["-c", script, fleet.baseURL], timeout: 60)
-            try #require(run.status == 0, "\(run.stderr.suffix(2_000))")
-            let report = try #require(try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any])
+            let report = try await runSDK(script, baseURL: fleet.baseURL)
             let refusal = "I can't help with \"that\"."
             #expect(report["chat"] as? [String] == [refusal, ""], "\(report)")
             #expect(report["streamed"] as? String == refusal, "\(report)")

@@ -20,7 +20,6 @@ struct ResponsesStructuredTests {
         let runtime = RecordingRuntime(answer: ToolCallRuntime().eventStream)
         let (server, engine) = try await ServedRuntime.start(runtime, models: ["chat": "tools"])
         defer { server.close(promise: nil) }
-        let python = try #require(ProcessInfo.processInfo.environment["FLEETGATE_PYTHON"])
         let script = """
             import json, sys, openai
             client = openai.OpenAI(base_url=sys.argv[1] + "/v1", api_key="unused", max_retries=0)
@@ -47,9 +46,7 @@ struct ResponsesStructuredTests {
             """
         try await withFleet { fleet in
             _ = try await fleet.startCar("tool-car", engine: engine)
-            let run = try await Subprocess.run(python, ["-c", script, fleet.baseURL], timeout: 60)
-            try #require(run.status == 0, "\(run.stderr.suffix(2_000))")
-            let report = try #require(try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any])
+            let report = try await runSDK(script, baseURL: fleet.baseURL)
             let expected = [
                 ["message", "Let me look."], ["function_call", "call_1", "weather", #"{"city":"Paris"}"#, "completed"],
                 ["function_call", "call_2", "time", "{}", "completed"],
@@ -95,7 +92,6 @@ struct ResponsesStructuredTests {
             ].map { "data: \($0)\n\n" }.joined() + "data: [DONE]\n\n")
         let (server, engine) = try await ServedRuntime.start(runtime, models: ["chat": "tools"])
         defer { server.close(promise: nil) }
-        let python = try #require(ProcessInfo.processInfo.environment["FLEETGATE_PYTHON"])
         let script = """
             import json, sys, openai, pydantic
             class City(pydantic.BaseModel):
@@ -106,9 +102,7 @@ struct ResponsesStructuredTests {
             """
         try await withFleet { fleet in
             _ = try await fleet.startCar("format-car", engine: engine)
-            let run = try await Subprocess.run(python, ["-c", script, fleet.baseURL], timeout: 60)
-            try #require(run.status == 0, "\(run.stderr.suffix(2_000))")
-            let report = try #require(try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any])
+            let report = try await runSDK(script, baseURL: fleet.baseURL)
             #expect(report["city"] as? String == "Paris" && report["format"] as? String == "json_schema", "\(report)")
         }
         let body = try #require(
@@ -134,7 +128,6 @@ struct ResponsesStructuredTests {
             ].map { "data: \($0)\n\n" }.joined() + "data: [DONE]\n\n")
         let (server, engine) = try await ServedRuntime.start(runtime, models: ["chat": "tools"])
         defer { server.close(promise: nil) }
-        let python = try #require(ProcessInfo.processInfo.environment["FLEETGATE_PYTHON"])
         let script = """
             import json, sys, openai
             client = openai.OpenAI(base_url=sys.argv[1] + "/v1", api_key="unused", max_retries=0)
@@ -150,9 +143,7 @@ struct ResponsesStructuredTests {
             """
         try await withFleet { fleet in
             _ = try await fleet.startCar("ollama-car", engine: engine)
-            let run = try await Subprocess.run(python, ["-c", script, fleet.baseURL], timeout: 60)
-            try #require(run.status == 0, "\(run.stderr.suffix(2_000))")
-            let report = try #require(try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any])
+            let report = try await runSDK(script, baseURL: fleet.baseURL)
             let expected = [["a", "weather", #"{"city":"Paris"}"#], ["b", "weather", #"{"city":"Tokyo"}"#]]
             for key in ["streamed", "whole", "responses"] {
                 #expect(report[key] as? [[String]] == expected, "\(key): \(report)")

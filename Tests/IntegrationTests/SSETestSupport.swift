@@ -1,4 +1,5 @@
 import FleetProtocol
+import FleetTesting
 import Foundation
 import Testing
 
@@ -33,4 +34,13 @@ func chatBody(
     if let maxTokens { fields.append("\"max_tokens\":\(maxTokens)") }
     if usage { fields.append("\"stream_options\":{\"include_usage\":true}") }
     return "{" + fields.joined(separator: ",") + "}"
+}
+
+/// Runs `script` with the official `openai` SDK's Python (`FLEETGATE_PYTHON`), the gateway's base URL
+/// its first argument; the script prints one JSON object, returned.
+func runSDK(_ script: String, baseURL: String) async throws -> [String: Any] {
+    let python = try #require(ProcessInfo.processInfo.environment["FLEETGATE_PYTHON"])
+    let run = try await Subprocess.run(python, ["-c", script, baseURL], timeout: 60)
+    try #require(run.status == 0, "\(run.stderr.suffix(2_000))")
+    return try #require(try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any])
 }
