@@ -9,7 +9,7 @@ package import NIOCore
 /// streams them, so text after a call is not rendered.
 extension ResponsesRenderer {
     /// One chunk's tool-call pieces of choice 0. `text`, `refusal`, `reasoning`: what was delivered so
-    /// far, for the item the first call closes.
+    /// far, for the item the first call closes (read only while ``calls`` is empty).
     package mutating func toolCalls(
         _ pieces: [ToolCall], text: String, refusal: String, reasoning: String, into out: inout ByteBuffer
     ) {

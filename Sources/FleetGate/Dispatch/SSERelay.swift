@@ -267,9 +267,11 @@ package struct SSERelay: Sendable {
                 }
                 if choice.hasToolCalls, let pieces = ToolCall.deltas(inChunk: item.payload)?[0] {
                     self.aggregateBytes += item.payload.readableBytes  // the renderer keeps the arguments
+                    // Only the first call closes the items still open, and needs what they hold decoded.
+                    let first = self.renderer!.calls.isEmpty
                     self.renderer!.toolCalls(
-                        pieces, text: self.deliveredText, refusal: self.refusal.text, reasoning: self.reasoning.text,
-                        into: &out)
+                        pieces, text: first ? self.deliveredText : "", refusal: first ? self.refusal.text : "",
+                        reasoning: first ? self.reasoning.text : "", into: &out)
                 }
             }
         } else {
