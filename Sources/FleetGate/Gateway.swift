@@ -182,13 +182,9 @@ public final class Gateway: Service, Sendable {
         if guardrail.token == nil {
             logger.warning("No admin token file: the admin API is open to anyone who can reach its port")
         }
-        // #17: the dashboard logs in with the admin token (admin.tokenFile), or one generated and logged here.
+        // #17: the dashboard logs in with the admin token (admin.tokenFile), or one generated here and
+        // left in a file only this user can read (``run()`` writes it and logs its path, not the token).
         let dashboard = DashboardSessions(token: guardrail.token.map { String(decoding: $0, as: UTF8.self) })
-        if dashboard.generated {
-            logger.notice(
-                "Dashboard: open /dashboard/login?token=\(dashboard.token) on the admin port (no admin.tokenFile)",
-                metadata: ["fleet.admin.host": "\(configuration.admin.host)"])
-        }
         self.dashboard = dashboard
         let admin = AdminResponder(
             core: core, prometheus: prometheus, readiness: readiness, reloader: self.reloader, guardrail: guardrail,
@@ -231,9 +227,27 @@ public final class Gateway: Service, Sendable {
 
     /// Runs every listener and helper until graceful shutdown, then drains them in reverse order.
     public func run() async throws {
+        let tokenFile = self.writeDashboardToken()
+        defer { tokenFile?.remove() }
         let group = ServiceGroup(
             configuration: .init(services: self.services.map { .init(service: $0) }, logger: self.logger))
         try await group.run()
+    }
+
+    /// Without `admin.tokenFile`, leaves the generated dashboard token in a private file and logs
+    /// where (never the token: log lines travel to shippers and stores an admin credential must not).
+    private func writeDashboardToken() -> DashboardTokenFile? {
+        guard self.dashboard.generated else { return nil }
+        do {
+            let file = try DashboardTokenFile(token: self.dashboard.token)
+            self.logger.notice(
+                "Dashboard: the login token is in \(file.path) (mode 0600, removed at exit): open /dashboard/login?token=<it> on the admin port, or set admin.tokenFile"
+            )
+            return file
+        } catch {
+            self.logger.warning("The dashboard needs admin.tokenFile: \(error)")
+            return nil
+        }
     }
 
     /// Runs the gateway as the whole program: SIGTERM and SIGINT drain it, SIGHUP reloads.

@@ -130,6 +130,7 @@ struct WhenBound: Service {
             FleetGate demo: \(cars.count) simulated cars in \(Demo.regions.joined(separator: ", ")).
               API      \(url)/v1   (h2c and HTTP/1.1; no API key)
               metrics  http://127.0.0.1:\(admin.port!)/metrics   cars: http://127.0.0.1:\(admin.port!)/admin/cars
+              dashboard  http://127.0.0.1:\(admin.port!)/dashboard/login?token=\(self.gateway.dashboard.token)
             Stream a completion (your loopback address counts as the default region, eu-central):
 
               curl -N --http2-prior-knowledge \(url)/v1/chat/completions -H 'content-type: application/json' \\

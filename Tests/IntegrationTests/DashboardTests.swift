@@ -148,4 +148,22 @@ struct DashboardTests {
             #expect(try await get("/admin/cars", cookie: "fleet_dashboard=forged").status == 401)
         }
     }
+
+    @Test("Without an admin token the generated one is in a file only its user reads, named in the log, never logged")
+    func generatedTokenStaysOutOfTheLog() async throws {
+        let gateway = try await GatewayProcess.start()
+        defer { gateway.stop() }
+        try await waitUntil(timeout: .seconds(5), "the token file logged") { gateway.log.contains("Dashboard:") }
+        let line = try #require(gateway.log.split(separator: "\n").first { $0.contains("Dashboard:") })
+        let path = try #require(line.split(separator: " ").first { $0.hasSuffix(".token") }.map(String.init))
+        let token = try String(contentsOfFile: path, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(token.count >= 16)
+        #expect(!gateway.log.contains(token), "\(gateway.log.suffix(2_000))")
+        let mode = try #require(try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int)
+        #expect(mode == 0o600, "mode \(String(mode, radix: 8))")
+        #expect(try await gateway.get("/dashboard/login?token=\(token)", admin: true).status == 303)
+        #expect(try await gateway.get("/dashboard/login?token=\(token)x", admin: true).status == 401)
+        gateway.stop()
+        #expect(!FileManager.default.fileExists(atPath: path), "the token file outlived the gateway")
+    }
 }

@@ -39,7 +39,7 @@ extension AdminResponder {
             return DashboardResponse(
                 stream: stream, status: .unauthorized,
                 body:
-                    "Log in once at /dashboard/login?token=ADMIN_TOKEN (admin.tokenFile's token, or the one the gateway logged at start).\n"
+                    "Log in once at /dashboard/login?token=ADMIN_TOKEN (admin.tokenFile's token, or the one in the file the gateway named in its log at start).\n"
             )
         }
         switch path {

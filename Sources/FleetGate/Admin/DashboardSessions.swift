@@ -6,7 +6,7 @@ import Synchronization
 /// (`HttpOnly; SameSite=Strict`), so the token does not stay in the browser's address bar or history.
 ///
 /// The token is the admin token (`admin.tokenFile`) when one is configured, otherwise random per
-/// process and logged once at start. Tokens and sessions are compared in constant time; at most ``maxSessions`` live, each for
+/// process and left in a private file whose path the gateway logs at start (``DashboardTokenFile``). Tokens and sessions are compared in constant time; at most ``maxSessions`` live, each for
 /// ``sessionLifetime`` seconds.
 public final class DashboardSessions: Sendable {
     /// The cookie's name.
