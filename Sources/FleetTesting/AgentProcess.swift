@@ -46,7 +46,7 @@ public final class AgentProcess: @unchecked Sendable {
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
-        try process.run()
+        try ChildLauncher.run(process)
         self.process = process
     }
 

@@ -42,7 +42,7 @@ public final class EtcdProcess: @unchecked Sendable {
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
-        try process.run()
+        try ChildLauncher.run(process)
         self.process = process
         try await waitUntil(timeout: .seconds(20), "etcd answering") {
             guard process.isRunning else { throw Subprocess.MissingTool(name: "a working etcd (it exited)") }

@@ -72,7 +72,7 @@ public final class GatewayProcess {
             pipe.fileHandleForReading.readabilityHandler = nil
             output.append(pipe.fileHandleForReading.readDataToEndOfFile())  // the trap's message, if any
         }
-        try process.run()
+        try ChildLauncher.run(process)
         var ports: [String: Int] = [:]
         do {
             try await waitUntil(timeout: timeout, "fleetgate listening") {

@@ -52,7 +52,7 @@ public final class LocalRuntime: Sendable {
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         process.standardInput = FileHandle.nullDevice
-        try process.run()
+        try ChildLauncher.run(process)
         let runtime = LocalRuntime(baseURL: "http://127.0.0.1:\(port)/v1", process: process)
         do {
             try await waitUntil(timeout: timeout, "llama-cpp-python server on port \(port)") {

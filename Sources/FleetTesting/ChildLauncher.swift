@@ -1,0 +1,59 @@
+public import Foundation
+
+/// Starts the long-running children of tests and of `fleet-load` (a gateway, agents, etcd, a
+/// model server) so that they die with their parent, even one killed with SIGKILL — which no
+/// signal handler sees, and which left `fleetgate` running orphaned after a killed `fleet-load`.
+///
+/// Each child starts under `setpriv --pdeathsig TERM` (util-linux, on every Debian): the kernel
+/// sends it SIGTERM, a graceful stop, when the thread that started it exits. That is the
+/// *thread*, not the process, so every child is started from one thread that lives as long as
+/// the process (a cooperative or Dispatch thread can exit when idle, which would stop the child
+/// in the middle of a test). Without `setpriv` the child starts as before.
+public enum ChildLauncher {
+    private static let thread = LauncherThread()
+    private static let setpriv = Subprocess.which("setpriv")
+
+    /// Runs `process` (its `executableURL` and `arguments` set) so that it dies with this process.
+    public static func run(_ process: Process) throws {
+        if let setpriv = Self.setpriv, let executable = process.executableURL?.path {
+            process.arguments = ["--pdeathsig", "TERM", "--", executable] + (process.arguments ?? [])
+            process.executableURL = URL(fileURLWithPath: setpriv)
+        }
+        try Self.thread.perform { try process.run() }
+    }
+}
+
+/// One thread that never exits, running what it is handed.
+private final class LauncherThread: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var jobs: [() -> Void] = []
+
+    init() {
+        let thread = Thread { [self] in
+            while true {
+                self.condition.lock()
+                while self.jobs.isEmpty { self.condition.wait() }
+                let job = self.jobs.removeFirst()
+                self.condition.unlock()
+                job()
+            }
+        }
+        thread.name = "fleet-child-launcher"
+        thread.start()
+    }
+
+    /// Runs `body` on the thread and waits for it (a spawn takes a millisecond).
+    func perform(_ body: @escaping () throws -> Void) throws {
+        let done = DispatchSemaphore(value: 0)
+        var failure: (any Error)?
+        self.condition.lock()
+        self.jobs.append {
+            do { try body() } catch { failure = error }
+            done.signal()
+        }
+        self.condition.signal()
+        self.condition.unlock()
+        done.wait()
+        if let failure { throw failure }
+    }
+}
