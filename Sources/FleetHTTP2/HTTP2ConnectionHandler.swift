@@ -104,6 +104,10 @@ public final class HTTP2ConnectionHandler: ChannelInboundHandler, RemovableChann
     /// Streams currently open.
     public var openStreamCount: Int { self.streams.count }
 
+    /// The streams the connection's close ended (their ids), for what a delegate reports after it:
+    /// by ``HTTP2ConnectionDelegate/connectionDidClose()`` they are already closed.
+    public private(set) var streamsCutByClose: [Int32] = []
+
     /// The last measured PING round trip.
     public var lastRTT: TimeAmount? { self.stateMachine.lastRTT }
 
@@ -286,6 +290,7 @@ public final class HTTP2ConnectionHandler: ChannelInboundHandler, RemovableChann
 
     private func closeAllStreams(error: HTTPStreamError) {
         let open = self.streams.all
+        if !open.isEmpty { self.streamsCutByClose = open.map(\.id) }
         self.streams.removeAll()
         for stream in open { stream.markClosed(error: error) }
     }

@@ -390,7 +390,9 @@ final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
         self.pingTimer?.cancel()
         self.expiryTimer?.cancel()
         if let id = self.carID {
-            let inFlight = self.core.registry.snapshot(id)?.inFlight ?? 0
+            // The jobs the close cut (the registry's count is already 0: each stream's close released its slot).
+            let statusID = self.statusStream?.id
+            let inFlight = self.handle.onLoop.streamsCutByClose.count { $0 != statusID }
             self.core.registry.remove(id, now: self.core.now)
             if self.core.tunnels.handle(for: id)?.channel === self.handle.channel { self.core.tunnels.remove(id) }
             if let region = self.region { self.core.publishCarCount(region: region) }
