@@ -1,6 +1,6 @@
 package import FleetAgent
-import FleetProtocol
 package import FleetGeo
+import FleetProtocol
 import Foundation
 import Histogram
 
@@ -21,6 +21,10 @@ package struct Analysis {
     package var idleMemory: Summary.IdleMemory?
     /// Lateness of a 100 ms timer on the cars' event loop, sampled through the run (µs).
     package var carLoopLagMicros: [Int] = []
+    /// Requests still open when the harness stopped waiting for them (a frozen gateway's).
+    package var openAtDrain = 0
+    /// How the gateway ended, when it did before the run was over (nil: it was still running).
+    package var gatewayEnded: String?
 
     package init(
         scenario: Scenario, plan: RunPlan, results: [RequestResult], records: [JobLog.Record],
@@ -98,6 +102,15 @@ package struct Analysis {
         var errors: [String: Int] = [:]
         var ok = 0, failed = 0, cancelled = 0, expectedFailures = 0, retried = 0, moved = 0, tokens = 0
         var lost = 0, repeated = 0, corrupt = 0
+        // Text is checked on every answer, warm-up too: a lost token is a defect whenever it happens.
+        for r in self.results {
+            switch r.textError {
+            case .lost: lost += 1
+            case .repeated: repeated += 1
+            case .corrupt: corrupt += 1
+            case nil: break
+            }
+        }
         for r in measured {
             let request = requests[r.index]
             switch r.outcome {
@@ -107,12 +120,6 @@ package struct Analysis {
                 if let code = r.error, expected.contains(code) { expectedFailures += 1 } else { failed += 1 }
             }
             if let code = r.error { errors[code, default: 0] += 1 }
-            switch r.textError {
-            case .lost: lost += 1
-            case .repeated: repeated += 1
-            case .corrupt: corrupt += 1
-            case nil: break
-            }
             tokens += r.tokens
             if (r.attempts ?? 1) > 1 { retried += 1 }
             if (r.migrations ?? 0) > 0 {
@@ -199,11 +206,14 @@ package struct Analysis {
         let checks = Summary.Checks(
             jobRecords: self.records.count, zoneViolations: violations, outsidePreferredZone: outsidePreferred,
             unrecorded: unrecorded, lostTokens: lost, repeatedTokens: repeated, corruptText: corrupt, recordGaps: gaps)
-        let lag = Self.stats(self.results.map(\.lagMicros)) ?? .init(
-            count: 0, mean: 0, p50: 0, p90: 0, p99: 0, p999: 0, max: 0)
-        let carLag = Self.stats(self.carLoopLagMicros) ?? .init(count: 0, mean: 0, p50: 0, p90: 0, p99: 0, p999: 0, max: 0)
+        let lag =
+            Self.stats(self.results.map(\.lagMicros))
+            ?? .init(
+                count: 0, mean: 0, p50: 0, p90: 0, p99: 0, p999: 0, max: 0)
+        let carLag =
+            Self.stats(self.carLoopLagMicros) ?? .init(count: 0, mean: 0, p50: 0, p90: 0, p99: 0, p999: 0, max: 0)
         let inv = self.scenario.invariants
-        let unsent = requests.count - self.results.count
+        let unsent = requests.count - self.results.count + self.openAtDrain
         var checksList = [
             Summary.Check(
                 name: "error rate", limit: inv.errorBudget, value: counts.errorRate,
@@ -221,7 +231,11 @@ package struct Analysis {
                 passed: lag.p99 <= inv.maxClientLagMilliseconds),
             Summary.Check(
                 name: "cars' event loop lag p99 (ms)", limit: 1000, value: carLag.p99, passed: carLag.p99 <= 1000),
-            Summary.Check(name: "requests never sent or never closed", limit: 0, value: Double(unsent), passed: unsent == 0),
+            Summary.Check(
+                name: "requests never sent or never closed", limit: 0, value: Double(unsent), passed: unsent == 0),
+            Summary.Check(
+                name: self.gatewayEnded.map { "gateway still running (it ended: \($0))" } ?? "gateway still running",
+                limit: 0, value: self.gatewayEnded == nil ? 0 : 1, passed: self.gatewayEnded == nil),
         ]
         if measured.isEmpty {
             checksList.append(Summary.Check(name: "measured requests", limit: 1, value: 0, passed: false))
@@ -233,7 +247,8 @@ package struct Analysis {
             requests: counts, errors: errors, latency: latency, failoverGap: Self.stats(failoverGaps), checks: checks,
             gateway: .init(
                 cpuSeconds: self.gatewayCPUSeconds, peakRSS: self.gateway.map(\.rss).max() ?? 0, samples: self.gateway),
-            conversations: conversations, clientLag: lag, carLoopLag: carLag, timeline: timeline, churn: self.churn, points: points, knee: self.knee(), idleMemory: self.idleMemory,
+            conversations: conversations, clientLag: lag, carLoopLag: carLag, timeline: timeline, churn: self.churn,
+            points: points, knee: self.knee(), idleMemory: self.idleMemory,
             invariants: checksList,
             passed: checksList.allSatisfy(\.passed))
     }

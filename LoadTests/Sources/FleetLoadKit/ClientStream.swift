@@ -108,12 +108,15 @@ final class ClientStream: HTTPStreamDelegate {
         defer { self.done(self.result, self.answer) }
         if self.result.outcome == .cancelled { return self.checkText(complete: false) }
         if let error {
-            self.result.error = self.result.error ?? (error == .connectionClosed ? "connection_lost" : "reset_\(error.code.rawValue)")
+            self.result.error =
+                self.result.error ?? (error == .connectionClosed ? "connection_lost" : "reset_\(error.code.rawValue)")
             self.result.outcome = .failed
             return self.checkText(complete: false)
         }
         guard self.result.status == 200 else {
-            self.result.error = Self.errorCode(in: self.body.getString(at: self.body.readerIndex, length: self.body.readableBytes) ?? "")
+            self.result.error =
+                Self.errorCode(
+                    in: self.body.getString(at: self.body.readerIndex, length: self.body.readableBytes) ?? "")
                 ?? "http_\(self.result.status)"
             self.result.outcome = .failed
             return
@@ -132,6 +135,7 @@ final class ClientStream: HTTPStreamDelegate {
             self.result.tokens = self.reference.tokenCount
             self.checkText(complete: true)
             self.result.outcome = self.result.textError == nil ? .ok : .failed
+            if let textError = self.result.textError { self.result.error = "text_\(textError.rawValue)" }
             return
         }
         if self.result.error != nil || !self.sawDone {

@@ -38,7 +38,8 @@ package final class Fleet: Sendable {
     package let applied = Mutex<[(at: Double, kind: String, car: Int)]>([])
 
     package init(
-        plan: [RunPlan.Car], tunnelHost: String = "127.0.0.1", tunnelPort: Int, secret: String, group: any EventLoopGroup,
+        plan: [RunPlan.Car], tunnelHost: String = "127.0.0.1", tunnelPort: Int, secret: String,
+        group: any EventLoopGroup,
         tls: AgentConfiguration.TunnelTLS?, jobLogPath: String, logger: Logger, emulateLinks: Bool = true
     ) throws {
         self.emulateLinks = emulateLinks
@@ -178,6 +179,10 @@ package final class Fleet: Sendable {
     }
 
     private func later(_ seconds: Double, _ body: @escaping @Sendable () -> Void) {
+        // After the run's end the cars' loops shut down: a churn event's follow-up (a car coming
+        // back) must not schedule on them (NIO's "Cannot schedule tasks on an EventLoop that has
+        // already shut down").
+        guard !self.stopped.load(ordering: .relaxed) else { return }
         self.group.next().scheduleTask(in: .nanoseconds(Int64(seconds * 1e9))) { body() }
     }
 

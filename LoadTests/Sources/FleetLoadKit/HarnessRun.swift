@@ -89,7 +89,9 @@ package struct HarnessRun {
         ]
         if self.scenario.clients.originVia == .proxyV2 { arguments += ["--proxy-protocol-from", "127.0.0.0/8"] }
         if let target = self.target, !self.scenario.central.isEmpty, target.centralPort == nil {
-            let flags = self.scenario.central.enumerated().map { "--central \($0.element.region)=http://127.0.0.1:P+\($0.offset)/v1" }
+            let flags = self.scenario.central.enumerated().map {
+                "--central \($0.element.region)=http://127.0.0.1:P+\($0.offset)/v1"
+            }
             throw HarnessError(
                 "\(self.scenario.file): the scenario has central capacity: give --central-port P and start the gateway "
                     + "with \(flags.joined(separator: " "))")
@@ -106,7 +108,8 @@ package struct HarnessRun {
             let port = self.target?.centralPort.map { $0 + i } ?? 0
             let channel: any Channel
             do {
-                channel = try await HTTPServer.bind(host: "127.0.0.1", port: port, group: carGroup, responder: responder)
+                channel = try await HTTPServer.bind(
+                    host: "127.0.0.1", port: port, group: carGroup, responder: responder)
             } catch {
                 throw HarnessError("cannot serve central capacity for \(central.region) on 127.0.0.1:\(port): \(error)")
             }
@@ -126,7 +129,8 @@ package struct HarnessRun {
             gateway = try await GatewayUnderTest.attach(target)
             self.log(
                 "fleet-load: driving the gateway at \(target.host):\(target.clientPort) (tunnels :\(target.tunnelPort), "
-                    + "admin :\(target.adminPort), pid \(gateway.pid.map(String.init) ?? "unknown: no CPU or RSS samples"))")
+                    + "admin :\(target.adminPort), pid \(gateway.pid.map(String.init) ?? "unknown: no CPU or RSS samples"))"
+            )
         } else {
             self.log("fleet-load: starting fleetgate \(arguments.joined(separator: " "))")
             let process = try await GatewayProcess.start(
@@ -168,22 +172,26 @@ package struct HarnessRun {
         let cpuBefore = gateway.pid.flatMap { ProcessSampler.cpuSeconds(pid: $0) } ?? 0
         let client = LoadClient(
             host: gateway.host, port: gateway.clientPort, group: clientGroup,
-            connections: self.scenario.clients.connections, ttftObjective: self.scenario.clients.ttftObjectiveMilliseconds,
+            connections: self.scenario.clients.connections,
+            ttftObjective: self.scenario.clients.ttftObjectiveMilliseconds,
             originVia: self.scenario.clients.originVia)
         let origin = NIODeadline.now() + .milliseconds(200)
         self.log(
             "fleet-load: sending \(plan.requests.count) requests over \(self.scenario.warmup + self.scenario.duration) s; "
                 + "\(plan.churn.count) churn events")
         let carLag = LagSamples()
+        let watch = GatewayWatch()
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             if let sampler { tasks.addTask { await sampler.run() } }
+            if let pid = gateway.pid { tasks.addTask { await watch.run(pid: pid) { client.stopSending() } } }
             // The cars' own event loop: a 100 ms timer's lateness. Past the gateway's PING deadline
             // the cars look dead to it, and the run measures the harness, not the gateway.
             tasks.addTask {
                 while !Task.isCancelled {
                     let loop = carGroup.next()
                     let asked = NIODeadline.now()
-                    let fired = try await loop.scheduleTask(in: .milliseconds(100)) { NIODeadline.now() }.futureResult.get()
+                    let fired = try await loop.scheduleTask(in: .milliseconds(100)) { NIODeadline.now() }.futureResult
+                        .get()
                     carLag.values.withLock { $0.append(Int(max(0, (fired - asked).nanoseconds - 100_000_000) / 1000)) }
                 }
             }
@@ -200,7 +208,16 @@ package struct HarnessRun {
             await client.drain(timeout: .seconds(60))
             tasks.cancelAll()
         }
-        let cpu = (gateway.pid.flatMap { ProcessSampler.cpuSeconds(pid: $0) } ?? cpuBefore) - cpuBefore
+        // Read before closing the connections: closing ends what is still open as connection_lost,
+        // and a frozen gateway's streams would then pass for closed.
+        let openAtDrain = client.outstanding
+        let ended = watch.seen.endedAt.map { "\(gateway.ended ?? "gone") (seen at \(Int($0)) s; sending stopped)" }
+        let cpuNow = gateway.pid.flatMap { ProcessSampler.cpuSeconds(pid: $0) } ?? watch.seen.cpuSeconds
+        let cpu = (cpuNow ?? cpuBefore) - cpuBefore
+        if let ended { self.log("fleet-load: the gateway ended during the run: \(ended)") }
+        if openAtDrain > 0 {
+            self.log("fleet-load: \(openAtDrain) requests were still open 60 s after the last was sent")
+        }
         client.close()
         await fleet.stopAll()
         gateway.process?.stop()
@@ -211,13 +228,17 @@ package struct HarnessRun {
         var lines = Data()
         for result in client.completed.sorted(by: { $0.index < $1.index }) {
             let request = plan.requests[result.index]
-            lines.append(contentsOf: Data("{\"id\":\"\(request.id)\",\"country\":\"\(request.country)\",\"max_tokens\":\(request.maxTokens),\"streaming\":\(request.streaming),\"cancel_after\":\(request.cancelAfter.map(String.init) ?? "null"),\"http1\":\(request.http1),\"turn\":\(request.turn),\"previous\":\(request.previous.map(String.init) ?? "null"),\"result\":".utf8))
+            lines.append(
+                contentsOf: Data(
+                    "{\"id\":\"\(request.id)\",\"country\":\"\(request.country)\",\"max_tokens\":\(request.maxTokens),\"streaming\":\(request.streaming),\"cancel_after\":\(request.cancelAfter.map(String.init) ?? "null"),\"http1\":\(request.http1),\"turn\":\(request.turn),\"previous\":\(request.previous.map(String.init) ?? "null"),\"result\":"
+                        .utf8))
             lines.append((try? encoder.encode(result)) ?? Data("null".utf8))
             lines.append(contentsOf: Data("}\n".utf8))
         }
         try lines.write(to: URL(fileURLWithPath: self.output + "/requests.ndjson"))
         let analysis = Analysis(
-            scenario: self.scenario, plan: plan, results: client.completed, records: records, gateway: sampler?.all ?? [],
+            scenario: self.scenario, plan: plan, results: client.completed, records: records,
+            gateway: sampler?.all ?? [],
             gatewayCPUSeconds: cpu,
             churn: fleet.applied.withLock { $0.map { .init(t: $0.at, kind: $0.kind, car: $0.car) } },
             carsRegistered: registered, started: started, loadAverage: [loadBefore, ProcessSampler.loadAverage])
@@ -227,6 +248,8 @@ package struct HarnessRun {
         var finished = analysis
         finished.idleMemory = idle
         finished.carLoopLagMicros = carLag.values.withLock { $0 }
+        finished.openAtDrain = openAtDrain
+        finished.gatewayEnded = ended
         let summary = finished.summary()
         try SummaryFiles.write(summary, to: self.output)
         return summary

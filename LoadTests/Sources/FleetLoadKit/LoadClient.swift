@@ -26,6 +26,7 @@ package final class LoadClient: Sendable {
     private let conversations = ConversationStore()
     private let results = Mutex<[RequestResult]>([])
     private let inFlight = Atomic<Int>(0)
+    private let stopped = Atomic<Bool>(false)
     let configuration = HTTP2Configuration(
         maxConcurrentStreams: 4096, connectionWindowSize: 1 << 24, idleTimeout: nil, stallTimeout: nil)
 
@@ -45,6 +46,9 @@ package final class LoadClient: Sendable {
     /// Requests sent and not yet closed.
     package var outstanding: Int { self.inFlight.load(ordering: .relaxed) }
 
+    /// Sends nothing more (the gateway died: the rest of the plan would only pile up refusals).
+    package func stopSending() { self.stopped.store(true, ordering: .relaxed) }
+
     /// Results so far (in completion order).
     package var completed: [RequestResult] { self.results.withLock { $0 } }
 
@@ -63,6 +67,7 @@ package final class LoadClient: Sendable {
             let due = origin + .nanoseconds(Int64(request.at * 1e9))
             let wait = due - .now()
             if wait.nanoseconds > 0 { try await Task.sleep(nanoseconds: UInt64(wait.nanoseconds)) }
+            if self.stopped.load(ordering: .relaxed) { return }
             self.inFlight.add(1, ordering: .relaxed)
             guard let history = self.conversations.ready(request, index: i) else { continue }
             try await self.send(request, index: i, due: due, origin: origin, history: history)
@@ -125,7 +130,10 @@ package final class LoadClient: Sendable {
             self.inFlight.subtract(1, ordering: .relaxed)
             if request.hasNextTurn, let next = self.conversations.answered(request, index: index, answer: answer) {
                 // The next turn was due before this answer closed: it leaves now.
-                Task { try? await self.send(next.request, index: next.index, due: .now(), origin: origin, history: next.history) }
+                Task {
+                    try? await self.send(
+                        next.request, index: next.index, due: .now(), origin: origin, history: next.history)
+                }
             }
         }
         if request.http1 {
@@ -194,8 +202,10 @@ package final class LoadClient: Sendable {
             let role = i % 2 == 0 ? "user" : "assistant"
             messages.append(#"{"role":"\#(role)","content":\#(Self.jsonString(text))}"#)
         }
-        messages.append(#"{"role":"user","content":"\#(Self.prompt(tokens: request.promptTokens, seed: request.seed))"}"#)
-        return #"{"model":"\#(request.model)","stream":\#(request.streaming),"max_tokens":\#(request.maxTokens),"seed":\#(request.seed),"messages":[\#(messages.joined(separator: ","))]}"#
+        messages.append(
+            #"{"role":"user","content":"\#(Self.prompt(tokens: request.promptTokens, seed: request.seed))"}"#)
+        return
+            #"{"model":"\#(request.model)","stream":\#(request.streaming),"max_tokens":\#(request.maxTokens),"seed":\#(request.seed),"messages":[\#(messages.joined(separator: ","))]}"#
     }
 
     static func jsonString(_ text: String) -> String {
