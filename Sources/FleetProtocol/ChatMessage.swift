@@ -63,6 +63,9 @@ public struct ChatMessage: Codable, Sendable, Hashable {
             throw DecodingError.dataCorruptedError(
                 forKey: .content, in: c, debugDescription: "content must be a string or an array of text parts")
         }
+        // An earlier turn's function calling, which the validator checks as OpenAI does.
+        self.toolCalls = try c.decodeIfPresent([ToolCall].self, forKey: .toolCalls)
+        self.toolCallID = try c.decodeIfPresent(String.self, forKey: .toolCallID)
     }
 
     /// A text part (`text`), or an assistant's `refusal`; any other type has no text.

@@ -195,6 +195,8 @@ extension CompletionRequest {
                 case "content":
                     guard content == nil else { throw GiveUp() }
                     content = try Self.nullable(&reader) { try Self.string(&$0) } ?? ""  // null content is ""
+                case "tool_calls", "tool_call_id", "function_call":
+                    throw GiveUp()  // a turn of function calling: the validator checks them (JSONDecoder reads them)
                 default: try reader.skipValue(depth: 3)
                 }
             }

@@ -39,6 +39,7 @@ extension ResponsesRequest {
                 if try Self.appendToolItem(item, param: "input[\(index)]", to: &messages) { continue }
                 messages.append(try Self.message(item, param: "input[\(index)]"))
             }
+            try Self.checkCallPairs(items)  // after each item's own shape was checked
         case nil:
             break
         }

@@ -81,6 +81,32 @@ extension ResponsesRequest {
         }
     }
 
+    /// OpenAI's pairing of an earlier turn's calls and outputs (helper-69: both were forwarded): a
+    /// `function_call_output` answers a `function_call` before it with its `call_id`, and every
+    /// `function_call` has its output — with OpenAI's own messages, so an app sees what it would there.
+    static func checkCallPairs(_ items: [JSONValue]) throws(APIError) {
+        var calls: [String] = []
+        var answered: Set<String> = []
+        for (index, item) in items.enumerated() {
+            guard case .object(let fields) = item, case .string(let type)? = fields["type"],
+                case .string(let callID)? = fields["call_id"]
+            else { continue }
+            if type == "function_call" {
+                calls.append(callID)
+            } else if type == "function_call_output" {
+                guard calls.contains(callID) else {
+                    throw .invalidRequest(
+                        "No tool call found for function call output with call_id \(callID).",
+                        param: "input[\(index)].call_id")
+                }
+                answered.insert(callID)
+            }
+        }
+        if let open = calls.first(where: { !answered.contains($0) }) {
+            throw .invalidRequest("No tool output found for function call \(open).", param: "input")
+        }
+    }
+
     /// A function call's output: a string, or text parts (`input_text`), joined.
     private static func outputText(_ output: JSONValue?, param: String) throws(APIError) -> String {
         switch output {

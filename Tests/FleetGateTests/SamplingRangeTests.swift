@@ -27,10 +27,54 @@ struct SamplingRangeTests {
         #expect(self.check { $0.topLogprobs = 20 } == nil)
         #expect(
             self.check {
-                $0.messages = ["system", "developer", "assistant", "tool", "function"].map {
+                $0.messages = ["system", "developer", "assistant", "function"].map {
                     ChatMessage(role: $0, content: "")
                 }
+                $0.messages![2].toolCalls = [ToolCall(id: "c1", function: .init(name: "f", arguments: "{}"))]
+                $0.messages!.insert(ChatMessage(role: "tool", content: "42", toolCallID: "c1"), at: 3)
             } == nil)
+    }
+
+    @Test("Function calling turns are checked as OpenAI checks them (helper-69: they were forwarded)")
+    func toolTurns() {
+        func call(_ id: String) -> ToolCall { ToolCall(id: id, function: .init(name: "f", arguments: "{}")) }
+        func calls(_ ids: String...) -> ChatMessage {
+            ChatMessage(role: "assistant", content: "", toolCalls: ids.map(call))
+        }
+        func output(_ id: String?) -> ChatMessage { ChatMessage(role: "tool", content: "ok", toolCallID: id) }
+        let user = ChatMessage(role: "user", content: "hi")
+        // Two turns, two calls in the first answered in either order: served.
+        #expect(
+            self.check {
+                $0.messages = [user, calls("a", "b"), output("b"), output("a"), user, calls("c"), output("c")]
+            }
+                == nil)
+        // A tool message without an id, answering nothing, or answering a call twice.
+        #expect(self.check { $0.messages = [user, calls("a"), output(nil)] }?.param == "messages[2].tool_call_id")
+        #expect(self.check { $0.messages = [user, output("a")] }?.param == "messages[1].role")
+        #expect(self.check { $0.messages = [user, calls("a"), output("a"), output("a")] }?.param == "messages[3].role")
+        // A call left unanswered: before the next message, or at the end.
+        let unanswered = self.check { $0.messages = [user, calls("a", "b"), output("a"), user] }
+        #expect(unanswered?.param == "messages")
+        #expect(
+            unanswered?.message.contains("did not have response messages: b") == true,
+            "\(String(describing: unanswered))")
+        #expect(self.check { $0.messages = [user, calls("a")] }?.param == "messages")
+        // A tool choice naming a function that is not among the tools.
+        let tools = JSONValue.array([
+            .object(["type": .string("function"), "function": .object(["name": .string("weather")])])
+        ])
+        func named(_ name: String) -> JSONValue {
+            .object(["type": .string("function"), "function": .object(["name": .string(name)])])
+        }
+        #expect(
+            self.check {
+                $0.tools = tools; $0.toolChoice = named("weather")
+            } == nil)
+        #expect(
+            self.check {
+                $0.tools = tools; $0.toolChoice = named("time")
+            }?.param == "tool_choice")
     }
 
     @Test("A tool choice needs tools, as OpenAI says; at most 4 stop sequences")

@@ -33,6 +33,9 @@ struct CompletionRequestFastTests {
         #"["model"]"#,
         #"{"model":"m","max_tokens":99999999999999999999}"#,
         #"{"model":"m","temperature":1e-400}"#,
+        // An earlier turn's function calling: the validator reads the calls and their answers.
+        #"{"model":"m","messages":[{"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function","function":{"name":"f","arguments":"{}"}}]},{"role":"tool","content":"ok","tool_call_id":"c1"}]}"#,
+        #"{"model":"m","messages":[{"role":"assistant","content":null,"function_call":{"name":"f","arguments":"{}"}}]}"#,
     ]
 
     private func foundation(_ text: String) -> CompletionRequest? {
@@ -48,6 +51,14 @@ struct CompletionRequestFastTests {
     @Test("What the fast path cannot match exactly is left to JSONDecoder", arguments: Self.leftToFoundation)
     func gaveUp(text: String) {
         #expect(CompletionRequest.fastDecode(ByteBuffer(string: text)) == nil)
+    }
+
+    @Test("JSONDecoder reads a history's tool calls and the ids their answers name")
+    func toolTurns() throws {
+        let request = try #require(self.foundation(Self.leftToFoundation[Self.leftToFoundation.count - 2]))
+        let messages = try #require(request.messages)
+        #expect(messages[0].toolCalls?.first?.id == "c1" && messages[0].toolCalls?.first?.function?.name == "f")
+        #expect(messages[1].toolCallID == "c1")
     }
 
     @Test("Random mutations: the fast path never accepts what JSONDecoder refuses, and agrees when both accept")

@@ -99,6 +99,32 @@ struct ResponsesRequestTests {
         #expect(template.toolChoice == .object(["type": .string("function"), "name": .string("weather")]))
     }
 
+    @Test("An output answers a call before it, and every call has its output, as OpenAI checks (helper-69)")
+    func callPairs() throws {
+        func chat(_ items: String) throws(APIError) -> CompletionRequest {
+            let request = try? Self.decode(
+                #"{"model":"m","tools":[{"type":"function","name":"f"}],"input":["# + items + "]}")
+            return try request!.chatRequest()
+        }
+        func refusal(_ items: String) -> APIError? {
+            do throws(APIError) {
+                _ = try chat(items)
+                return nil
+            } catch {
+                return error
+            }
+        }
+        let call = #"{"type":"function_call","call_id":"c1","name":"f","arguments":"{}"}"#
+        let output = #"{"type":"function_call_output","call_id":"c1","output":"ok"}"#
+        let user = #"{"role":"user","content":"hi"}"#
+        #expect(refusal([user, call, output].joined(separator: ",")) == nil)
+        let early = refusal([user, output, call].joined(separator: ","))
+        #expect(early?.param == "input[1].call_id")
+        #expect(early?.message == "No tool call found for function call output with call_id c1.")
+        let open = refusal([user, call].joined(separator: ","))
+        #expect(open?.param == "input" && open?.message == "No tool output found for function call c1.")
+    }
+
     @Test("text.format becomes chat's response_format: json_object as it is, json_schema nested, text none")
     func textFormat() throws {
         func format(_ json: String) throws -> JSONValue? {
