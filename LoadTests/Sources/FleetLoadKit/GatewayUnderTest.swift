@@ -50,10 +50,14 @@ struct GatewayUnderTest {
         self.carsBefore = carsBefore
     }
 
-    /// How it ended when it is no longer running (`exit N: …` / `signal N: …`, or `gone` for a
+    /// How it ended when it is no longer running (`exit N` / `signal N`, or `gone` for a
     /// target whose pid vanished); nil while it runs or when there is no pid to watch.
     var ended: String? {
-        if let process = self.process { return process.isRunning ? nil : process.status }
+        if let process = self.process?.process {
+            guard !process.isRunning else { return nil }
+            let how = process.terminationReason == .uncaughtSignal ? "signal" : "exit"
+            return "\(how) \(process.terminationStatus), its log in gateway.log"
+        }
         guard let pid = self.pid else { return nil }
         return kill(pid, 0) == 0 || errno == EPERM ? nil : "gone (pid \(pid))"
     }
