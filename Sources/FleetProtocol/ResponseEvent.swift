@@ -23,14 +23,18 @@ public struct ResponseEvent: Codable, Sendable, Hashable {
     public var logprobs: [JSONValue]?
     /// A function call's whole arguments (`response.function_call_arguments.done`).
     public var arguments: String?
+    /// The called function's name (`response.function_call_arguments.done`, as OpenAI sends it).
+    public var name: String?
 
     public init(
         type: String, sequenceNumber: Int, response: ResponseObject? = nil, outputIndex: Int? = nil,
         contentIndex: Int? = nil, itemID: String? = nil, item: ResponseObject.OutputItem? = nil,
         part: ResponseObject.ContentPart? = nil, delta: String? = nil, text: String? = nil,
-        refusal: String? = nil, logprobs: [JSONValue]? = nil, arguments: String? = nil
+        refusal: String? = nil, logprobs: [JSONValue]? = nil, arguments: String? = nil,
+        name: String? = nil
     ) {
         self.arguments = arguments
+        self.name = name
         self.refusal = refusal
         self.type = type
         self.sequenceNumber = sequenceNumber
@@ -46,7 +50,7 @@ public struct ResponseEvent: Codable, Sendable, Hashable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case type, response, item, part, delta, text, refusal, logprobs, arguments
+        case type, response, item, part, delta, text, refusal, logprobs, arguments, name
         case sequenceNumber = "sequence_number"
         case outputIndex = "output_index"
         case contentIndex = "content_index"

@@ -44,7 +44,8 @@ struct ResponsesFunctionCallTests {
             events[8].event.item
                 == .functionCall(
                     .init(id: "fc_abc_0", callID: "call_1", name: "weather", arguments: "", status: "in_progress")))
-        #expect(events[11].event.arguments == #"{"c":1}"#)
+        #expect(events[11].event.arguments == #"{"c":1}"# && events[11].event.name == "weather")
+        #expect(events[15].event.name == "time")
         let completed = try #require(events.last?.event.response)
         #expect(completed.status == "completed")
         #expect(completed.output.count == 3 && completed.output[0].message?.content.first?.text == "Let me look.")

@@ -58,7 +58,7 @@ extension ResponsesRenderer {
         self.write(
             .init(
                 type: "response.function_call_arguments.done", sequenceNumber: 0, outputIndex: outputIndex,
-                itemID: item.id, arguments: item.arguments), into: &out)
+                itemID: item.id, arguments: item.arguments, name: item.name), into: &out)
         self.write(
             .init(
                 type: "response.output_item.done", sequenceNumber: 0, outputIndex: outputIndex,
