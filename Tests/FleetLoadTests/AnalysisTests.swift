@@ -1,6 +1,6 @@
 import FleetAgent
-import Foundation
 import FleetLoadKit
+import Foundation
 import Testing
 
 @Suite("Run analysis", .timeLimit(.minutes(1)))
@@ -69,7 +69,9 @@ struct AnalysisTests {
         #expect(idle.tunnels == 10_000 && idle.rssWithCars == 350 << 20)
         #expect(idle.bytesPerTunnel == (250 << 20) / 10_000)
         #expect(idle.marginalBytesPerTunnel == (220 << 20) / 9_000)
-        #expect(Summary.IdleMemory(rssBefore: 1 << 20, steps: [.init(tunnels: 90, rss: 2 << 20)]).marginalBytesPerTunnel == nil)
+        #expect(
+            Summary.IdleMemory(rssBefore: 1 << 20, steps: [.init(tunnels: 90, rss: 2 << 20)]).marginalBytesPerTunnel
+                == nil)
         #expect(HarnessRun.memorySteps(10_000) == [1_000, 5_000, 10_000])
         #expect(HarnessRun.memorySteps(999) == [999])
     }
@@ -96,5 +98,37 @@ struct AnalysisTests {
         let spill = try Self.record("r2", region: "eu-west", vehicle: "lt-car-9", resumeFrom: 0, tokens: 4)
         let p = try Self.analysis(records: [spill]).summary()
         #expect(p.checks.zoneViolations == 0 && p.checks.outsidePreferredZone == 1)
+    }
+
+    @Test("a gateway that ended, streams still open at the drain, a warm-up token lost: each fails by name (helper-68)")
+    func harnessFailures() throws {
+        var ended = try Self.analysis()
+        ended.gatewayEnded = "signal 9 (seen at 12 s; sending stopped)"
+        let died = ended.summary()
+        #expect(!died.passed)
+        #expect(
+            died.invariants.contains { !$0.passed && $0.name.hasPrefix("gateway still running (it ended: signal 9") })
+
+        var frozen = try Self.analysis()
+        frozen.openAtDrain = 2
+        let open = frozen.summary().invariants.first { $0.name == "requests never sent or never closed" }
+        #expect(open?.value == 2 && open?.passed == false)
+
+        var warm = try Self.analysis()
+        warm.plan.requests[0].measured = false
+        warm.results[0].textError = .lost
+        let lost = warm.summary().invariants.first { $0.name == "lost or repeated tokens" }
+        #expect(lost?.value == 1 && lost?.passed == false)
+    }
+
+    @Test("the watch tells a running process from one that ended (a zombie counts as ended)")
+    func watchSeesDeath() throws {
+        #expect(GatewayWatch.isAlive(getpid()))
+        let child = Process()
+        child.executableURL = URL(fileURLWithPath: "/bin/true")
+        try child.run()
+        child.waitUntilExit()
+        #expect(!GatewayWatch.isAlive(child.processIdentifier))
+        #expect(!GatewayWatch.isAlive(Int32.max))
     }
 }

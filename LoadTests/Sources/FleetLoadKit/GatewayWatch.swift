@@ -6,7 +6,7 @@ import Synchronization
 /// A gateway that dies mid-run must fail the run by name ("gateway still running"), not only
 /// through the error rate its absence causes, and its CPU must be what it used before it died
 /// (read after its death, `/proc` has nothing: the figure was 0).
-final class GatewayWatch: Sendable {
+package final class GatewayWatch: Sendable {
     struct State {
         /// When it ended (seconds after the watch began); nil while it runs.
         var endedAt: Double?
@@ -35,7 +35,7 @@ final class GatewayWatch: Sendable {
     }
 
     /// Whether `pid` runs: it has a `/proc` entry that is not a zombie's.
-    static func isAlive(_ pid: Int32) -> Bool {
+    package static func isAlive(_ pid: Int32) -> Bool {
         guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
             let close = stat.lastIndex(of: ")")
         else { return false }
