@@ -116,9 +116,10 @@ final class OpenAILocalJob: InferenceJobHandle, HTTP1ResponseReceiver {
         }
         let chat = body.messages != nil
         let raw = self.job.rawBody ?? JSON.buffer(self.job.body)
+        let edited = JSONBody.editing(raw, removing: remove, appending: append) ?? raw
         return (
             chat ? "/chat/completions" : "/completions",
-            JSONBody.editing(raw, removing: remove, appending: append) ?? raw
+            chat ? RuntimeRequestCompatibility.emptyingNullContent(edited) : edited
         )
     }
 

@@ -45,8 +45,12 @@ public struct ChatMessage: Codable, Sendable, Hashable {
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         self.role = try c.decode(String.self, forKey: .role)
-        // content may be a string or an array of {type:"text", text:…} parts.
-        if let text = try? c.decode(String.self, forKey: .content) {
+        // content may be a string or an array of {type:"text", text:…} parts; an assistant message may
+        // leave it out (OpenAI: optional beside `tool_calls`; SDKs dumping a tool-calling answer with
+        // `exclude_none` do — helper-71: every second turn of a tool loop was a 400).
+        if self.role == "assistant" && !c.contains(.content) {
+            self.content = ""
+        } else if let text = try? c.decode(String.self, forKey: .content) {
             self.content = text
         } else if let parts = try? c.decode([ContentPart].self, forKey: .content) {
             // An image or audio part dropped in silence would be answered as if it were not there.
