@@ -62,6 +62,11 @@ public final class Gateway: Service, Sendable {
     ) throws {
         try configuration.validate()
         try configuration.validateTrust()
+        // Everything that can throw comes before the first listener is made: a listener dropped unbound
+        // leaks its promise (helper-70: a short admin token file crashed a debug build).
+        let guardrail = try AdminGuard(
+            tokenFile: configuration.admin.tokenFile, bindHost: configuration.admin.host,
+            allowedHosts: configuration.admin.allowedHosts)
         let group =
             group
             ?? MultiThreadedEventLoopGroup(
@@ -176,9 +181,6 @@ public final class Gateway: Service, Sendable {
                     httpProtocol: tls == nil ? "h2c" : "h2", isTLS: tls != nil)
                 CarSession(core: core, handle: HTTP2ConnectionHandle(handler, channel: channel)).start()
             })
-        let guardrail = try AdminGuard(
-            tokenFile: configuration.admin.tokenFile, bindHost: configuration.admin.host,
-            allowedHosts: configuration.admin.allowedHosts)
         if guardrail.token == nil {
             logger.warning("No admin token file: the admin API is open to anyone who can reach its port")
         }

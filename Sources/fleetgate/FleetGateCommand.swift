@@ -52,7 +52,7 @@ struct ConfigCommand: AsyncParsableCommand {
 
         func run() async throws {
             let ok = ConfigCheck.report(files: self.files, program: .fleetgate, schema: GatewayConfiguration.schema) {
-                try GatewayConfiguration(config: $0)
+                try GatewayConfiguration.checked(config: $0)
             }
             if !ok { throw ExitCode(1) }
         }

@@ -89,19 +89,55 @@ struct ConfigSourcesTests {
             result.lines.contains { $0.hasPrefix("\(path):\(parts[0]): key '\(parts[1])'") }, "\(result.lines)")
     }
 
-    @Test("The example files pass config check")
+    @Test("The example files pass config check, with the files they name in place")
     func examples() throws {
         let docs = Self.fixtures.appendingPathComponent("../../../docs/examples").standardized
+        // The example names the tunnel's certificate, key and fleet CA under /etc/fleetgate; the check
+        // reads every file named, so stand-ins take their place here (deploy/check.sh does the same).
+        let standIn = try Self.write("stand-in")
+        defer { try? FileManager.default.removeItem(atPath: standIn) }
+        let yaml = try String(contentsOf: docs.appendingPathComponent("fleetgate.yaml"), encoding: .utf8)
+        let pointed = try Self.write(
+            yaml.replacingOccurrences(
+                of: #"/etc/fleetgate/[a-z-]+\.pem"#, with: standIn, options: .regularExpression))
+        defer { try? FileManager.default.removeItem(atPath: pointed) }
         let gateway = ConfigCheck.run(
-            file: docs.appendingPathComponent("fleetgate.yaml").path, program: .fleetgate,
-            schema: GatewayConfiguration.schema, environment: [:]
-        ) { try GatewayConfiguration(config: $0) }
+            file: pointed, program: .fleetgate, schema: GatewayConfiguration.schema, environment: [:]
+        ) { try GatewayConfiguration.checked(config: $0) }
         #expect(gateway.ok, "\(gateway.lines)")
         let agent = ConfigCheck.run(
             file: docs.appendingPathComponent("fleet-agent.yaml").path, program: .fleetAgent,
             schema: AgentProgramConfiguration.schema, environment: [:]
         ) { try AgentProgramConfiguration(config: $0) }
         #expect(agent.ok, "\(agent.lines)")
+    }
+
+    @Test("config check refuses what serve refuses: certificate auth without a tunnel certificate, a short admin token")
+    func checkAppliesServeRules() throws {
+        let check = { (yaml: String, environment: [String: String]) -> ConfigCheck.Result in
+            let path = try Self.write(yaml)
+            defer { try? FileManager.default.removeItem(atPath: path) }
+            return ConfigCheck.run(
+                file: path, program: .fleetgate, schema: GatewayConfiguration.schema, environment: environment
+            ) { try GatewayConfiguration.checked(config: $0) }
+        }
+        // tunnel.auth defaults to certificate: serve refused this file, config check passed it (helper-70).
+        let noCertificate = try check("listeners:\n  tunnel:\n    port: 7443\n", [:])
+        #expect(!noCertificate.ok)
+        #expect(
+            noCertificate.lines.contains { $0.contains("listeners.tunnel.certificateChainFile") },
+            "\(noCertificate.lines)")
+        #expect(try check("tunnel:\n  auth: token\n", [:]).ok)
+
+        let short = try Self.write("short")
+        defer { try? FileManager.default.removeItem(atPath: short) }
+        let shortToken = try check("tunnel:\n  auth: token\nadmin:\n  tokenFile: \(short)\n", [:])
+        #expect(!shortToken.ok)
+        #expect(
+            shortToken.lines.contains { $0.contains("admin.tokenFile") && $0.contains("at least 16") },
+            "\(shortToken.lines)")
+        let missing = try check("tunnel:\n  auth: token\nadmin:\n  tokenFile: /nonexistent/admin-token\n", [:])
+        #expect(missing.lines.contains { $0.contains("admin.tokenFile") && $0.contains("/nonexistent/admin-token") })
     }
 
     @Test("Secrets are refused on the command line and never echoed in an error")

@@ -1,4 +1,5 @@
 import Crypto
+import FleetConfiguration
 import Foundation
 import HTTPTypes
 
@@ -23,24 +24,26 @@ struct AdminGuard: Sendable {
     let token: [UInt8]?
     let hosts: Set<String>
 
-    /// - Throws: ``GatewayError`` naming the key and the file when the token file cannot be read or is empty.
+    /// - Throws: ``ConfigurationError`` naming `admin.tokenFile` and the file when it cannot be read or
+    ///   holds fewer than 16 bytes.
     init(tokenFile: String?, bindHost: String, allowedHosts: [String]) throws {
-        if let tokenFile {
-            guard let text = try? String(contentsOfFile: tokenFile, encoding: .utf8) else {
-                throw GatewayError(
-                    code: .invalidConfiguration, message: "key 'adminTokenFile': cannot read '\(tokenFile)'")
-            }
-            let token = text.trimmingCharacters(in: .whitespacesAndNewlines)
-            guard token.utf8.count >= 16 else {
-                throw GatewayError(
-                    code: .invalidConfiguration,
-                    message: "key 'adminTokenFile': the token in '\(tokenFile)' is shorter than 16 bytes")
-            }
-            self.token = Array(token.utf8)
-        } else {
-            self.token = nil
-        }
+        self.token = try tokenFile.map { Array(try Self.readToken($0).utf8) }
         self.hosts = Set((["127.0.0.1", "localhost", "[::1]", bindHost] + allowedHosts).map { $0.lowercased() })
+    }
+
+    /// The token in `file`, trimmed.
+    /// - Throws: ``ConfigurationError`` naming `admin.tokenFile` when it cannot be read or is short.
+    static func readToken(_ file: String) throws -> String {
+        guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
+            throw ConfigurationError(.unreadableFile, key: "admin.tokenFile", value: file, "cannot read the file")
+        }
+        let token = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard token.utf8.count >= 16 else {
+            throw ConfigurationError(
+                .invalidValue, key: "admin.tokenFile", value: file,
+                "holds \(token.utf8.count) bytes; the admin token needs at least 16 (e.g. `openssl rand -hex 32`)")
+        }
+        return token
     }
 
     /// Nil when `request` may go on; otherwise why not.
