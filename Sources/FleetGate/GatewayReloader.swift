@@ -36,6 +36,7 @@ public final class GatewayReloader: Sendable {
     let source: (@Sendable () throws -> GatewayConfiguration)?
     private let serial = Mutex(())
     private let reloadRuns = CoalescedJob<Result<Report, ReloadError>>()
+    private let regionReloadRuns = CoalescedJob<Result<Report, ReloadError>>()
     private let keyReloadRuns = CoalescedJob<Result<Int, KeyFileError>>()
 
     init(
@@ -64,9 +65,13 @@ public final class GatewayReloader: Sendable {
         }
     }
 
-    /// ``reload()`` on NIO's thread pool; callers that arrive while one runs share the next run.
-    func reload(on eventLoop: any EventLoop) -> EventLoopFuture<Result<Report, ReloadError>> {
-        self.reloadRuns.run(on: eventLoop) { Result { () throws(ReloadError) in try self.reload() } }
+    /// ``reload(regionsOnly:)`` on NIO's thread pool; callers that arrive while one runs share the next run.
+    func reload(on eventLoop: any EventLoop, regionsOnly: Bool = false) -> EventLoopFuture<Result<Report, ReloadError>>
+    {
+        let runs = regionsOnly ? self.regionReloadRuns : self.reloadRuns
+        return runs.run(on: eventLoop) {
+            Result { () throws(ReloadError) in try self.reload(regionsOnly: regionsOnly) }
+        }
     }
 
     /// The application key file's reload (``GatewayCore/reloadKeys()``), coalesced the same way.
@@ -75,13 +80,16 @@ public final class GatewayReloader: Sendable {
     }
 
     /// Reloads; one reload at a time.
+    /// - Parameter regionsOnly: re-read only the running region map and GeoIP database files
+    ///   (`POST /admin/regions/reload`), leaving every other key, TLS file and the log level as they are;
+    ///   otherwise the whole configuration (SIGHUP, `POST /admin/reload`).
     /// - Throws: ``ReloadError`` with every reason; the running configuration stays.
-    public func reload() throws(ReloadError) -> Report {
+    public func reload(regionsOnly: Bool = false) throws(ReloadError) -> Report {
         do {
-            let report = try self.serial.withLock { _ in try self.reloadLocked() }
+            let report = try self.serial.withLock { _ in try self.reloadLocked(regionsOnly: regionsOnly) }
             self.core.metrics.reloadOK.increment()
             self.core.logger.info(
-                "Configuration reloaded",
+                regionsOnly ? "Region map and GeoIP database reloaded" : "Configuration reloaded",
                 metadata: [
                     "fleet.regions.version": "\(report.regionsVersion)",
                     "fleet.config.restart_required": "\(report.restartRequired.joined(separator: ","))",
@@ -101,10 +109,10 @@ public final class GatewayReloader: Sendable {
         }
     }
 
-    private func reloadLocked() throws -> Report {
+    private func reloadLocked(regionsOnly: Bool) throws -> Report {
         let running = self.core.configuration
         var next: GatewayConfiguration
-        if let source = self.source {
+        if let source = self.source, !regionsOnly {
             do { next = try source() } catch { throw ReloadError(message: "\(error)") }
         } else {
             next = running
@@ -136,6 +144,13 @@ public final class GatewayReloader: Sendable {
                 }.joined(separator: "\n"))
         }
         next.geo.regionMap = geo.map
+        if regionsOnly {
+            self.core.geo.install(
+                geo, regionsFile: .some(next.geo.regionsFile), databaseFile: .some(next.geo.databaseFile))
+            self.core.apply(next)
+            self.core.retireCarsOutsideMap()
+            return Report(regionsVersion: geo.map.version, logLevel: running.logging.level, restartRequired: [])
+        }
         let restartRequired = Self.keepRestartOnlyKeys(from: running, in: &next)
         try next.validate()
         let clientTLS = try next.listeners.tls.files.map {

@@ -13,7 +13,7 @@ import Testing
 @Suite("Reloading the configuration file without a restart", .timeLimit(.minutes(1)))
 struct ConfigReloadTests {
     @Test(
-        "API keys, limits and log level swap on reload; a broken file is refused with file:line:column and changes nothing"
+        "API keys, limits and log level swap on reload, not on a region reload; a broken file is refused with file:line:column and changes nothing"
     )
     func reload() async throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fleet-reload-\(UUID().uuidString)")
@@ -90,6 +90,15 @@ struct ConfigReloadTests {
             #expect(!shown.contains("sk-new") && !shown.contains(FleetFixture.testSecret))
             #expect(gateway.core.configuration.maxBodyBytes == 10)
             #expect(level.level == .debug)
+
+            // /admin/regions/reload re-reads the map and the database, nothing else (helper-70: it applied
+            // the whole file).
+            try write(keys: "sk-new\n", maxBody: "100000", level: "info")
+            let (regionsOnly, regions) = try await adminRequest(.post, "/admin/regions/reload")
+            #expect(regionsOnly == 200 && regions.contains("\"version\""), "\(regions)")
+            #expect(gateway.core.configuration.maxBodyBytes == 10)
+            #expect(level.level == .debug)
+            try write(keys: "sk-new\n", maxBody: "10", level: "debug")
 
             // A typo and a malformed value: refused, both reported with their positions, nothing changes.
             try write(keys: "sk-other\n", maxBody: "ten", level: "info")

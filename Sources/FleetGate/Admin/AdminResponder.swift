@@ -83,7 +83,9 @@ struct AdminResponder: HTTPServerResponder {
             // share the next (OffLoopResponseDelegate, CoalescedJob).
             let (reloader, geo) = (self.reloader, self.core.geo)
             return OffLoopResponseDelegate(stream: stream) { eventLoop in
-                reloader.reload(on: eventLoop).map { result in
+                // helper-70: /admin/regions/reload applied the whole configuration, which docs/regions.md
+                // says it does not; it re-reads the map and the GeoIP database alone.
+                reloader.reload(on: eventLoop, regionsOnly: path == "/admin/regions/reload").map { result in
                     switch result {
                     case .success(let report):
                         return (
