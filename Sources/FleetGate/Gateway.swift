@@ -79,6 +79,7 @@ public final class Gateway: Service, Sendable {
         factory.durationHistogramBuckets[GenAIMetrics.Name.duration] = GenAIMetrics.durationBuckets
         factory.valueHistogramBuckets[GenAIMetrics.Name.tokens] = GenAIMetrics.tokenBuckets
         factory.valueHistogramBuckets[GatewayMetrics.Name.interToken] = SecondsHistogram.buckets
+        factory.valueHistogramBuckets[GatewayMetrics.Name.predictionRatio] = GatewayMetrics.ratioBuckets
         let metrics = GatewayMetrics(factory: factory, policy: configuration.schedulingPolicy)
         let credentials = try FleetCredentials(secret: configuration.fleetSecret)
         let clientTLS = TLSContextBox(

@@ -25,7 +25,12 @@ public final class GatewayMetrics: Sendable {
     public enum Name {
         /// ``interToken``'s, a `Double` histogram given ``SecondsHistogram/buckets``.
         public static let interToken = "fleet_inter_token_seconds"
+        /// ``predictionRatio``'s, a histogram given ``ratioBuckets``.
+        public static let predictionRatio = "fleet_ttft_predicted_over_observed"
     }
+    /// Buckets around 1 (exact) for ``predictionRatio``: the default value buckets began at 5, so every
+    /// ratio fell into the first (helper-70).
+    public static let ratioBuckets: [Double] = [0.25, 0.5, 0.67, 0.8, 0.9, 1, 1.1, 1.25, 1.5, 2, 4]
     /// Requests served by route (car/central, and replica: forwarded to another replica, issue #21).
     public let routeCar: Counter
     public let routeCentral: Counter
@@ -112,7 +117,7 @@ public final class GatewayMetrics: Sendable {
         self.observedCarTTFT = Timer(
             label: "fleet_car_ttft_seconds", dimensions: [], preferredDisplayUnit: .seconds, factory: factory)
         self.predictionRatio = Recorder(
-            label: "fleet_ttft_predicted_over_observed", dimensions: [], aggregate: true, factory: factory)
+            label: Name.predictionRatio, dimensions: [], aggregate: true, factory: factory)
         self.decisionTime = Timer(
             label: "fleet_decision_seconds", dimensions: [], preferredDisplayUnit: .seconds, factory: factory)
         self.shedLag = Counter(label: "fleet_requests_shed_total", dimensions: [("reason", "lag")], factory: factory)

@@ -75,6 +75,9 @@ struct DeployMetricsTests {
             #expect(ttftCount?.hasSuffix(" 1") == true, "\(String(describing: ttftCount))")
             #expect(after.contains(#"gen_ai_token_type="output""#))
             #expect(after.contains(#"fleet_zone_refusals_total{zone="ch"} 0"#))
+            // The car job's predicted ÷ observed TTFT lands in buckets around 1 (the default ones began at 5).
+            #expect(after.contains(#"fleet_ttft_predicted_over_observed_bucket{le="1.0"}"#), "\(after)")
+            #expect(after.contains(#"fleet_ttft_predicted_over_observed_count 1"#))
 
             // Every family says what it is, so `promtool check metrics` (an operator's CI lint) passes.
             let helped = Set(
