@@ -141,6 +141,15 @@ public struct APIError: Error, Hashable, Sendable, CustomStringConvertible {
         }
         return (try? JSON.decode(Body.self, from: body.readableBytesView))?.error.code
     }
+
+    /// `error.message` of an OpenAI-style error body, if it is one.
+    public static func message(in body: ByteBuffer) -> String? {
+        struct Body: Decodable {
+            struct Detail: Decodable { var message: String? }
+            var error: Detail
+        }
+        return (try? JSON.decode(Body.self, from: body.readableBytesView))?.error.message
+    }
 }
 
 /// JSON helpers shared by gateway and agent.

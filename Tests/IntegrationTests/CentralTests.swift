@@ -512,6 +512,8 @@ struct CentralTests {
             #expect(!mixed.body.contains("server_overloaded") && mixed.response?.headerFields[.retryAfter] == nil)
             // Both failures are named, in order: the last alone ("upstream_busy") hid the 500.
             #expect(mixed.body.contains("(status_5xx, upstream_busy)"), "\(mixed.body)")
+            // And what the failing endpoint said (helper-71: the app read only the labels).
+            #expect(mixed.body.contains("The last upstream error: broken"), "\(mixed.body)")
         }
     }
 

@@ -600,6 +600,28 @@ struct OpenAILocalEngineTests {
         }
     }
 
+    /// helper-71: llama-cpp-python answered a response_format it does not take with a 500, and the app
+    /// read "after 1 attempts (upstream_error)" with no word of why.
+    @Test("A runtime's 500 reaches the app as a 502 that says what the runtime said")
+    func runtimeFailureSaysWhy() async throws {
+        let (runtime, engine) = try await ServedRuntime.start(
+            CannedRuntime(
+                body: #"{"error":{"message":"json_schema is not supported","type":"server_error"}}"#,
+                status: .internalServerError),
+            models: ["chat": "canned"])
+        defer { runtime.close(promise: nil) }
+        try await withFleet { fleet in
+            _ = try await fleet.startCar("failing-car", engine: engine)
+            let client = try await RecordingClient.connect(port: fleet.clientPort)
+            defer { client.close() }
+            let done = try await client.post("/v1/chat/completions", json: chatBody(model: "chat", stream: false))
+                .collect()
+            #expect(done.response?.status.code == 502, "\(done.body)")
+            #expect(
+                done.body.contains("the inference runtime answered 500: json_schema is not supported"), "\(done.body)")
+        }
+    }
+
     @Test(
         "A stream: false request whose car fails after its first token gets a JSON error, not an SSE event without a head"
     )

@@ -153,6 +153,7 @@ extension Dispatcher {
             let labels = self.failureLabels.isEmpty ? label : self.failureLabels.joined(separator: ", ")
             error = .upstreamFailed(
                 "No car or central endpoint could serve the request after \(self.machine.attemptsRun) attempts (\(labels))."
+                    + (self.lastUpstreamMessage.map { " The last upstream error: \($0)" } ?? "")
             )
         case .rejected(let status):
             let headers = self.routeHeaders()

@@ -107,6 +107,10 @@ final class Dispatcher: UpstreamEvents {
     /// The attempts' failure labels, each once, in the order they came: what a request that ran out of
     /// attempts tells its client (the last alone hid an upstream's 500 behind a later one's 429).
     var failureLabels: [String] = []
+    /// What the last failed upstream said (its error's message, at most 200 characters), for the client's
+    /// 502: "the inference runtime answered 500: …" told the app why (helper-71: it read only
+    /// "upstream_error"). Sent to the client whose request it is about, never logged.
+    var lastUpstreamMessage: String?
     /// The attempt being opened: not yet in ``attempts`` while its upstream starts.
     var opening: Int?
     /// The body of an upstream's rejection (a 4xx), passed through to the client.
