@@ -140,6 +140,9 @@ public final class TunnelClient: Service, Sendable {
         var prepared = try tls.map { (stamp: Self.stamp($0.files), context: try Self.makeContext($0)) }
         let directory = self.directory, slot = self.slot
         var idle = false
+        // Dial failures in a row: the first and every power of two are warnings (an unreachable gateway,
+        // a refused certificate), the rest debug — a car offline for a day logs ~17 lines, not 17,000.
+        var failuresInARow = 0
         try await withGracefulShutdownHandler {
             while !Task.isCancelled && !Task.isShuttingDownGracefully {
                 if self.refused.load(ordering: .relaxed) {
@@ -182,13 +185,14 @@ public final class TunnelClient: Service, Sendable {
                     // same car's newer tunnel reached it) or is leaving; its jobs finish, then the
                     // slot dials again. Without this a car that closed the gateway's current tunnel
                     // as a duplicate kept the one the gateway had already given up on.
-                    let goAway = GoAwayWatcher { retireAsk.yield() }
+                    let goAway = GoAwayWatcher(logger: self.logger, metadata: metadata) { retireAsk.yield() }
                     let handle = try await HTTP2Client.connect(
                         host: endpoint.host, port: endpoint.port, group: self.group,
                         role: .server(self.responder), configuration: self.configuration.http2, tls: tlsContext,
                         serverHostname: tls?.serverHostname ?? directory.serverHostname(for: endpoint),
                         delegate: goAway, socketHandlers: self.configuration.socketHandlers)
                     self.current.withLock { $0 = handle }
+                    failuresInARow = 0
                     self.retireRequest.withLock { $0 = retireAsk }
                     directory.withChoice { $0.connected(slot: slot, now: directory.now) }
                     self.connects.add(1, ordering: .relaxed)
@@ -223,7 +227,12 @@ public final class TunnelClient: Service, Sendable {
                         $0.dialFailed(slot: slot, now: directory.now, random: Double.random(in: 0..<1))
                     }
                     metadata["error.type"] = "\(type(of: error))"
-                    self.logger.debug("Tunnel dial failed", metadata: metadata)
+                    metadata["error.message"] = "\(String(describing: error).prefix(300))"
+                    failuresInARow += 1
+                    metadata["fleet.dial.failures"] = "\(failuresInARow)"
+                    // helper-70: a gateway that could not be reached was said only at debug level.
+                    let level: Logger.Level = failuresInARow & (failuresInARow - 1) == 0 ? .warning : .debug
+                    self.logger.log(level: level, "Tunnel dial failed", metadata: metadata)
                 }
                 if Task.isShuttingDownGracefully { break }
             }
@@ -284,12 +293,30 @@ public final class TunnelClient: Service, Sendable {
 }
 
 /// Tells a tunnel that the gateway sent GOAWAY (the handler holds its delegate weakly: the tunnel
-/// keeps this alive while connected).
+/// keeps this alive while connected), and logs the gateway's reason when it refused the car.
 private final class GoAwayWatcher: HTTP2ConnectionDelegate, Sendable {
+    private let logger: Logger
+    private let metadata: Logger.Metadata
     private let onGoAway: @Sendable () -> Void
 
-    init(_ onGoAway: @escaping @Sendable () -> Void) { self.onGoAway = onGoAway }
+    init(logger: Logger, metadata: Logger.Metadata, _ onGoAway: @escaping @Sendable () -> Void) {
+        self.logger = logger
+        self.metadata = metadata
+        self.onGoAway = onGoAway
+    }
 
     func connectionDidReceiveGoAway(lastStreamID: Int32, errorCode: HTTP2ErrorCode) { self.onGoAway() }
+
+    func connectionDidReceiveGoAway(lastStreamID: Int32, errorCode: HTTP2ErrorCode, debugData: String) {
+        // A refusal (a bad hello, models or state) comes as a GOAWAY with an error and its reason
+        // (helper-70: the car logged "Tunnel connected" and "retired", never why).
+        if errorCode != .noError {
+            var metadata = self.metadata
+            metadata["error.type"] = "\(errorCode)"
+            metadata["fleet.reason"] = "\(debugData)"
+            self.logger.warning("The gateway closed the tunnel with an error", metadata: metadata)
+        }
+        self.onGoAway()
+    }
     func connectionDidClose() {}
 }

@@ -171,8 +171,10 @@ public final class GatewayCore: Sendable {
     /// Whether `auth.corsOrigins` is set, kept beside ``liveConfiguration`` for the HTTP/2 early
     /// refusal's question on every request's header block, which must not take the lock.
     let corsEnabled = Atomic<Bool>(false)
-    /// Which takeovers of a car's open tunnel are logged (``TakeoverWarnings``).
-    let takeoverWarnings = TakeoverWarnings()
+    /// Which takeovers of a car's open tunnel are logged (``KeyedWarnings``).
+    let takeoverWarnings = KeyedWarnings()
+    /// Which refusals of a car are logged at warning level, by peer address (``KeyedWarnings``).
+    let rejectionWarnings = KeyedWarnings()
 
     /// Application keys and their quotas. Keys are held only as SHA-256 digests and looked up by
     /// digest, so no comparison runs over a secret.

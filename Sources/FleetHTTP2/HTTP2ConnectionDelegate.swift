@@ -4,6 +4,9 @@ public import HTTPTypes
 public protocol HTTP2ConnectionDelegate: AnyObject {
     /// The peer sent GOAWAY: no stream above `lastStreamID` will be processed, and no new stream may open.
     func connectionDidReceiveGoAway(lastStreamID: Int32, errorCode: HTTP2ErrorCode)
+    /// The same, with the frame's debug data (at most 256 bytes, as text): why the peer is going away.
+    /// By default it calls ``connectionDidReceiveGoAway(lastStreamID:errorCode:)``.
+    func connectionDidReceiveGoAway(lastStreamID: Int32, errorCode: HTTP2ErrorCode, debugData: String)
     /// The connection closed; every stream has already heard ``HTTPStreamDelegate/streamDidClose(error:)``.
     func connectionDidClose()
     /// A graceful shutdown of this connection began; long-lived streams that would hold it open should end now.
@@ -11,5 +14,8 @@ public protocol HTTP2ConnectionDelegate: AnyObject {
 }
 
 extension HTTP2ConnectionDelegate {
+    public func connectionDidReceiveGoAway(lastStreamID: Int32, errorCode: HTTP2ErrorCode, debugData: String) {
+        self.connectionDidReceiveGoAway(lastStreamID: lastStreamID, errorCode: errorCode)
+    }
     public func connectionWillShutDown() {}
 }

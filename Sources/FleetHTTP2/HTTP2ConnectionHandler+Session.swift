@@ -109,9 +109,9 @@ extension HTTP2ConnectionHandler {
     }
 
     /// A GOAWAY arrived.
-    func receivedGoAway(lastStreamID: Int32, errorCode: UInt32) {
+    func receivedGoAway(lastStreamID: Int32, errorCode: UInt32, debugData: String) {
         self.delegate?.connectionDidReceiveGoAway(
-            lastStreamID: lastStreamID, errorCode: HTTP2ErrorCode(rawValue: errorCode))
+            lastStreamID: lastStreamID, errorCode: HTTP2ErrorCode(rawValue: errorCode), debugData: debugData)
     }
 
     // MARK: Header blocks (on_begin_headers, on_header, on_frame_recv for HEADERS)

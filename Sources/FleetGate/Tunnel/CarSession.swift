@@ -35,6 +35,8 @@ final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
     let core: GatewayCore
     let handle: HTTP2ConnectionHandle
     var logger: Logger
+    /// The vehicle id of the hello, at most 64 characters, for a refusal's log line.
+    private var claimedVehicleID: String?
     var carID: CarID?
     /// When the car registered, and the GOAWAY code it sent, if any: what an operator reads in the
     /// disconnect's log line.
@@ -134,6 +136,7 @@ final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
 
     private func hello(_ message: StatusMessage) {
         guard self.carID == nil else { return self.reject("second hello") }
+        self.claimedVehicleID = message.vehicleID.map { String($0.prefix(64)) }
         guard let vehicleID = message.vehicleID, let credential = message.credential, let region = message.region,
             let hardware = message.hardware, let models = message.models, let slots = message.slots, slots > 0,
             let state = message.state
@@ -294,7 +297,14 @@ final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
     }
 
     private func reject(_ reason: String) {
-        self.logger.warning("Car rejected", metadata: ["fleet.reason": "\(reason)"])
+        // The vehicle id the car claimed (unverified when its identity is what failed), and at most one
+        // warning a minute per peer address: a misconfigured car is refused at every dial (helper-70).
+        var metadata: Logger.Metadata = ["fleet.reason": "\(reason)"]
+        if let claimed = self.claimedVehicleID { metadata["fleet.vehicle.claimed"] = "\(claimed)" }
+        let peer = self.handle.channel.remoteAddress?.ipAddress ?? "?"
+        let level: Logger.Level =
+            self.core.rejectionWarnings.shouldWarn(peer, now: self.core.now) ? .warning : .debug
+        self.logger.log(level: level, "Car rejected", metadata: metadata)
         self.helloTimer?.cancel()
         self.handle.onLoop.goAway(.protocolError, debugData: reason)
     }

@@ -77,7 +77,16 @@ enum NGHTTP2Callbacks {
         case NGHTTP2_SETTINGS.rawValue:
             if isAck { handler.receivedSettingsAck() } else { handler.receivedSettings() }
         case NGHTTP2_GOAWAY.rawValue:
-            handler.receivedGoAway(lastStreamID: frame.goaway.last_stream_id, errorCode: frame.goaway.error_code)
+            // The debug data says why (a gateway's refusal of a car names its reason there); at most
+            // 256 bytes of it are read, as text.
+            let debug =
+                frame.goaway.opaque_data.map {
+                    String(
+                        decoding: UnsafeBufferPointer(start: $0, count: min(frame.goaway.opaque_data_len, 256)),
+                        as: UTF8.self)
+                } ?? ""
+            handler.receivedGoAway(
+                lastStreamID: frame.goaway.last_stream_id, errorCode: frame.goaway.error_code, debugData: debug)
         default:
             break
         }

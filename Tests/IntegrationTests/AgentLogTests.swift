@@ -1,0 +1,87 @@
+import FleetAgent
+import FleetProtocol
+import FleetTesting
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import Synchronization
+import Testing
+
+/// What a car's operator reads when its agent cannot join (helper-70: a refused car logged
+/// "Tunnel connected" and "retired" and never why; an unreachable gateway was a debug line).
+@Suite("The agent says why it is not connected", .timeLimit(.minutes(1)))
+struct AgentLogTests {
+    final class Lines: Sendable {
+        let lines = Mutex<[(level: Logger.Level, message: String, metadata: Logger.Metadata)]>([])
+        func matching(_ message: String) -> [(level: Logger.Level, message: String, metadata: Logger.Metadata)] {
+            self.lines.withLock { $0.filter { $0.message == message } }
+        }
+    }
+
+    struct Capture: LogHandler {
+        let sink: Lines
+        var metadata: Logger.Metadata = [:]
+        var logLevel: Logger.Level = .trace
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { self.metadata[key] }
+            set { self.metadata[key] = newValue }
+        }
+        func log(event: LogEvent) {
+            let merged = self.metadata.merging(event.metadata ?? [:]) { _, line in line }
+            self.sink.lines.withLock { $0.append((event.level, event.message.description, merged)) }
+        }
+    }
+
+    /// Runs a simulated car with `configuration` and a capturing logger until `done` holds of its lines.
+    func run(_ configuration: AgentConfiguration, until done: @escaping @Sendable (Lines) -> Bool) async throws -> Lines
+    {
+        let sink = Lines()
+        let car = SimulatedCar(
+            configuration: configuration,
+            state: VehicleState(pluggedIn: true, chargePercent: 80, link: .wifi, slotsFree: 4),
+            group: MultiThreadedEventLoopGroup.singleton, logger: Logger(label: "agent") { _ in Capture(sink: sink) })
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await car.tunnel.run() }
+            try await waitUntil(timeout: .seconds(20), "the agent's lines") { done(sink) }
+            tasks.cancelAll()
+        }
+        return sink
+    }
+
+    @Test("A car the gateway refuses logs the gateway's reason as a warning")
+    func refusalReason() async throws {
+        try await withFleet { fleet in
+            // A token for another vehicle: the gateway refuses the hello with a GOAWAY naming why.
+            let configuration = AgentConfiguration(
+                gatewayHost: "127.0.0.1", gatewayPort: fleet.tunnelPort, vehicleID: "car-claimed",
+                credential: try fleet.token(vehicleID: "car-other", region: "eu-central"), region: "eu-central",
+                hardware: .hw4, initialBackoff: .milliseconds(20), maxBackoff: .milliseconds(100))
+            let lines = try await self.run(configuration) {
+                !$0.matching("The gateway closed the tunnel with an error").isEmpty
+            }
+            let refusal = try #require(lines.matching("The gateway closed the tunnel with an error").first)
+            #expect(refusal.level == .warning)
+            let reason = refusal.metadata["fleet.reason"].map { "\($0)" } ?? ""
+            #expect(!reason.isEmpty, "the refusal's line: \(refusal)")
+            print("agent refused: \(reason)")
+        }
+    }
+
+    @Test("An unreachable gateway is a warning at the 1st, 2nd and 4th failure in a row, the 3rd a debug line")
+    func dialFailures() async throws {
+        // A port nothing listens on: bound, then closed.
+        let probe = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .bind(host: "127.0.0.1", port: 0).get()
+        let port = probe.localAddress!.port!
+        try await probe.close()
+        let configuration = AgentConfiguration(
+            gatewayHost: "127.0.0.1", gatewayPort: port, vehicleID: "car-alone", credential: "unused",
+            region: "eu-central", hardware: .hw4, initialBackoff: .milliseconds(10), maxBackoff: .milliseconds(20))
+        let lines = try await self.run(configuration) { $0.matching("Tunnel dial failed").count >= 4 }
+        let failures = lines.matching("Tunnel dial failed").prefix(4)
+        #expect(failures.map(\.level) == [.warning, .warning, .debug, .warning])
+        #expect(failures.allSatisfy { $0.metadata["error.message"] != nil })
+        #expect(failures.map { $0.metadata["fleet.dial.failures"].map { "\($0)" } } == ["1", "2", "3", "4"])
+    }
+}
