@@ -2,6 +2,8 @@ public import CoreMetrics
 public import FleetScheduler
 import Synchronization
 
+import struct Foundation.Date
+
 /// The gateway's metrics, created once from an injected factory (tests pass their own).
 ///
 /// Names follow OpenTelemetry where one exists; our own start with `fleet_`. No dimension holds
@@ -87,6 +89,12 @@ public final class GatewayMetrics: Sendable {
     /// Region map / database reloads by result.
     public let reloadOK: Counter
     public let reloadFailed: Counter
+    /// 1 when the last reload (or the start) succeeded, 0 after a refused one: a refused reload leaves
+    /// the old configuration running, which nothing else shows (helper-70). Prometheus's own
+    /// `prometheus_config_last_reload_successful` is the model.
+    public let lastReloadSuccessful: Gauge
+    /// When the running configuration was loaded: the start, or the last successful reload (Unix seconds).
+    public let lastReloadSuccessTimestamp: Gauge
     /// The OpenTelemetry GenAI metrics (time to first token, time per output token, duration, tokens).
     public let genAI: GenAIMetrics
     /// The fleet's state at scrape time and refusals by zone.
@@ -147,6 +155,9 @@ public final class GatewayMetrics: Sendable {
         self.reloadOK = Counter(label: "fleet_regions_reloads_total", dimensions: [("result", "ok")], factory: factory)
         self.reloadFailed = Counter(
             label: "fleet_regions_reloads_total", dimensions: [("result", "error")], factory: factory)
+        self.lastReloadSuccessful = Gauge(label: "fleet_config_last_reload_successful", factory: factory)
+        self.lastReloadSuccessTimestamp = Gauge(
+            label: "fleet_config_last_reload_success_timestamp_seconds", factory: factory)
         self.genAI = GenAIMetrics(factory: factory)
         self.fleetState = FleetStateMetrics(factory: factory)
         // #17: registered at 0 so dashboards and alerts find the families before the first request.
@@ -154,6 +165,13 @@ public final class GatewayMetrics: Sendable {
             self.registerAttemptFailure(label: kind)
         }
         for route in ["/v1/chat/completions", "/v1/completions"] { self.registerRequest(route: route, status: 200) }
+        self.reloaded(successfully: true)
+    }
+
+    /// Records a reload's outcome (and the start's, as a success).
+    func reloaded(successfully: Bool) {
+        self.lastReloadSuccessful.record(successfully ? 1 : 0)
+        if successfully { self.lastReloadSuccessTimestamp.record(Date().timeIntervalSince1970) }
     }
 
     /// Counts a served request by its route.

@@ -88,6 +88,7 @@ public final class GatewayReloader: Sendable {
         do {
             let report = try self.serial.withLock { _ in try self.reloadLocked(regionsOnly: regionsOnly) }
             self.core.metrics.reloadOK.increment()
+            self.core.metrics.reloaded(successfully: true)
             self.core.logger.info(
                 regionsOnly ? "Region map and GeoIP database reloaded" : "Configuration reloaded",
                 metadata: [
@@ -103,6 +104,7 @@ public final class GatewayReloader: Sendable {
         } catch {
             let failure = error as? ReloadError ?? ReloadError(message: "\(error)")
             self.core.metrics.reloadFailed.increment()
+            self.core.metrics.reloaded(successfully: false)
             self.core.logger.error(
                 "Reload refused; the running configuration stays", metadata: ["error": "\(failure.message)"])
             throw failure

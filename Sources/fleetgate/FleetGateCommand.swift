@@ -1,6 +1,7 @@
 import ArgumentParser
 import FleetConfiguration
 import FleetGate
+import FleetGeo
 import Logging
 
 @main
@@ -32,6 +33,16 @@ struct Serve: AsyncParsableCommand {
         logLevel.bootstrap()
         let logger = Logger(label: "fleetgate")
         for warning in stack.unknownEnvironmentWarnings() { logger.warning("\(warning)") }
+        // What runs, in the first lines an operator reads after a restart (helper-70: nothing named the
+        // file or the map, so a restart that read another file than the one edited went unseen).
+        logger.info(
+            "Configuration loaded",
+            metadata: [
+                "fleet.config.file": "\(stack.filePath ?? "none (flags, environment and defaults)")",
+                "fleet.regions.file": "\(configuration.geo.regionsFile ?? "embedded default map")",
+                "fleet.regions.version": "\(configuration.geo.regionMap.version)",
+                "fleet.geoip.database": "\(configuration.geo.databaseFile ?? "none")",
+            ])
         let gateway = try stack.locating {
             try Gateway(
                 configuration: configuration, logger: logger, logLevel: logLevel,

@@ -106,6 +106,8 @@ struct ConfigReloadTests {
                 .write(toFile: file, atomically: true, encoding: .utf8)
             let (refused, reason) = try await reload()
             #expect(refused == 422)
+            // The refusal shows on /metrics (and the alert FleetConfigReloadFailed), not only in a log line.
+            #expect(try await adminRequest(.get, "/metrics").1.contains("fleet_config_last_reload_successful 0"))
             #expect(reason.contains("\(file):4:") && reason.contains("limits.maxBodyBytes"))
             #expect(reason.contains("\(file):5:1: key 'loging'"))
             #expect(gateway.core.configuration.maxBodyBytes == 10)
@@ -120,6 +122,7 @@ struct ConfigReloadTests {
             #expect(try await status("") == 401)
             try write(keys: "sk-back\n", maxBody: "100000", level: "info")
             #expect(try await reload().0 == 200)
+            #expect(try await adminRequest(.get, "/metrics").1.contains("fleet_config_last_reload_successful 1"))
             #expect(try await status("sk-back") != 401)
             tasks.cancelAll()
         }

@@ -37,6 +37,10 @@ enum MetricHelp {
         "fleet_geoip_database_build_timestamp_seconds": "Build time of the GeoIP database in use (0: none).",
         "fleet_tls_certificate_expiry_timestamp_seconds": "The leaf certificate's notAfter per listener (0: no TLS).",
         "fleet_regions_reloads_total": "Configuration and region map reloads by result.",
+        "fleet_config_last_reload_successful":
+            "1 when the last reload (or the start) succeeded, 0 after a refused one.",
+        "fleet_config_last_reload_success_timestamp_seconds":
+            "When the running configuration was loaded (Unix seconds).",
         "fleet_key_requests_total": "Requests per application key by result.",
         "fleet_key_tokens_total": "Prompt and completion tokens per application key.",
         "fleet_car_refused_total": "Car tunnels refused, by reason.",
