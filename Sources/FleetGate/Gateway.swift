@@ -255,10 +255,35 @@ public final class Gateway: Service, Sendable {
 
     /// Runs the gateway as the whole program: SIGTERM and SIGINT drain it, SIGHUP reloads.
     public func runService() async throws {
+        // The first SIGTERM or SIGINT drains; a second one stops at once, cutting what is still in flight,
+        // as an operator who presses Ctrl-C twice expects (helper-70). ServiceGroup refuses a signal that
+        // is both a graceful and a cancelling one, so the second is counted here.
         let group = ServiceGroup(
             configuration: .init(
                 services: [.init(service: self)], gracefulShutdownSignals: [.sigterm, .sigint], logger: self.logger))
-        try await group.run()
+        let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
+        let forced = try await withThrowingTaskGroup(of: Bool.self) { tasks in
+            tasks.addTask {
+                try await group.run()
+                return false
+            }
+            tasks.addTask {
+                var seen = 0
+                for await _ in signals {
+                    seen += 1
+                    if seen == 2 { return true }
+                }
+                return false
+            }
+            let first = try await tasks.next() ?? false
+            tasks.cancelAll()
+            return first
+        }
+        if forced {
+            self.logger.warning("Stopped at a second signal: streams still in flight were cut")
+            return
+        }
+        self.logger.notice("Stopped")
     }
 
     /// The client TLS for `https://` central endpoints: the system's roots and `central.caFile`'s
@@ -337,6 +362,14 @@ struct ShutdownNotifier: Service {
     let core: GatewayCore
     func run() async throws {
         try? await gracefulShutdown()
+        // helper-70: a drain said nothing, and an operator could not tell it from a hang.
+        self.core.logger.notice(
+            "Draining: /readyz answers 503 and connections get GOAWAY; streams in flight may finish (a second SIGTERM or SIGINT stops at once)",
+            metadata: [
+                "fleet.drain.seconds":
+                    "\(self.core.configuration.limits.clientHTTP2.gracefulShutdownTimeout.nanoseconds / 1_000_000_000)",
+                "fleet.requests.in_flight": "\(self.core.requestsInFlight)",
+            ])
         self.readiness.stopping()
         // Before the walk: a car registering meanwhile is in the table the walk reads or sees the
         // flag (both sequentially consistent), so none is missed — one may hear it twice.

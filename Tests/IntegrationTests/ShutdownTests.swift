@@ -4,6 +4,7 @@ import FleetProtocol
 import FleetTesting
 import Foundation
 import HTTPTypes
+import Logging
 import NIOCore
 import NIOPosix
 import Testing
@@ -48,6 +49,38 @@ struct ShutdownTests {
                 Issue.record("no car could register during the drain: the tunnel listener stopped first")
             }
         }
+    }
+
+    /// helper-70: a drain said nothing, and a second SIGTERM did not stop a gateway waiting on a stream.
+    @Test("SIGTERM drains and says so; a second SIGTERM stops a gateway still waiting on a stream")
+    func secondSignalStops() async throws {
+        let gateway = try await GatewayProcess.start()
+        defer { gateway.stop() }
+        // A slow car in this process: ~10 tokens a second, so a 2,000-token stream outlasts the test.
+        let car = SimulatedCar(
+            configuration: AgentConfiguration(
+                gatewayHost: "127.0.0.1", gatewayPort: gateway.tunnelPort, vehicleID: "car-slow",
+                credential: try gateway.credential(vehicleID: "car-slow"), region: "eu-central", hardware: .hw4),
+            state: VehicleState(pluggedIn: true, chargePercent: 80, link: .wifi, slotsFree: 4), slowdown: 5,
+            group: MultiThreadedEventLoopGroup.singleton, logger: Logger(label: "car"))
+        let running = Task { try await car.tunnel.run() }
+        defer { running.cancel() }
+        try await gateway.waitForCars(1)
+        let client = try await RecordingClient.connect(port: gateway.clientPort)
+        defer { client.close() }
+        let stream = try await client.post("/v1/chat/completions", json: chatBody(stream: true, maxTokens: 2_000))
+        try await waitUntil("streaming") { car.engine.tokensGenerated >= 3 }
+
+        kill(gateway.process.processIdentifier, SIGTERM)
+        try await waitUntil("the drain's line") { gateway.log.contains("Draining") }
+        #expect(gateway.log.contains("fleet.requests.in_flight=1"), "\(gateway.log.suffix(2_000))")
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(gateway.isRunning, "the first SIGTERM waits for the stream (30 s by default)")
+
+        kill(gateway.process.processIdentifier, SIGTERM)
+        try await waitUntil(timeout: .seconds(10), "the gateway stopped") { !gateway.isRunning }
+        #expect(gateway.log.contains("Stopped"), "\(gateway.log.suffix(2_000))")
+        _ = await stream.collect()
     }
 
     @Test("A taken port is fatal for serve but falls back to a free one when asked (the demo)")
