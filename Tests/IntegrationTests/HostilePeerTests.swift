@@ -35,6 +35,13 @@ struct HostilePeerTests {
         #expect(alone.status == 502, "\(alone)")
         #expect(throws: Never.self) { try JSONDecoder().decode(APIErrorBody.self, from: Data(alone.body.utf8)) }
         #expect(liar.jobs == 1)
+        // The 502's line says why: the code the client got, then the attempt's label (helper-70).
+        try await waitUntil(timeout: .seconds(5), "the 502's line with its error.type") {
+            gateway.log.split(separator: "\n").contains {
+                $0.hasSuffix("Request served") && $0.contains("fleet.status=502")
+                    && $0.contains(": error.type=upstream_error:")
+            }
+        }
 
         // With an honest car beside it, whichever is tried first, the client sees one well-formed stream.
         let honest = try await self.car(gateway, "alice", .honest, hardware: .hw3)

@@ -188,7 +188,7 @@ final class CompletionHandler: HTTPStreamDelegate {
             status: .init(code: error.status), contentType: "application/json", body: JSON.buffer(error.body),
             headers: headers)
         self.core.metrics.request(route: self.route, status: error.status)
-        self.audit(status: error.status)
+        self.audit(status: error.status, served: self.dispatcher?.auditFields, errorType: error.code)
         // Nothing more of the body is held or counted (408, 413, 503 before its end; a refusal after).
         self.core.releaseBody(self.reservedBodyBytes)
         self.reservedBodyBytes = 0
@@ -202,36 +202,42 @@ final class CompletionHandler: HTTPStreamDelegate {
         // The audit line after the answer's last bytes: the connection's flush is already queued on
         // this loop, and formatting and writing the line (~60 µs) kept a burst's answer waiting.
         let served = self.dispatcher?.auditFields
+        // Why a request failed, on its one line (helper-70: a 502 at info said nothing of why): the
+        // code the client got and what each failed attempt ran into. Not on a 200's line.
+        let errorType =
+            status >= 400
+            ? [self.dispatcher?.errorCode, self.dispatcher?.failureLabels.joined(separator: ",")]
+                .compactMap { $0 }.filter { !$0.isEmpty }.joined(separator: ":")
+            : nil
         let loopBound = NIOLoopBound(self, eventLoop: self.stream.eventLoop)
-        self.stream.eventLoop.execute { loopBound.value.audit(status: status, served: served) }
+        self.stream.eventLoop.execute {
+            loopBound.value.audit(status: status, served: served, errorType: errorType)
+        }
     }
 
-    /// One audit line per request: ids, origin, zone, route, pseudonym — never prompt or completion text.
-    private func audit(status: Int) {
-        self.audit(status: status, served: self.dispatcher?.auditFields)
-    }
-
-    private func audit(status: Int, served: Dispatcher.AuditFields?) {
+    /// One audit line per request: ids, origin, zone, route, pseudonym — never prompt or completion text;
+    /// for a failed one, `error.type`: the code the client got, then the failed attempts' labels.
+    private func audit(status: Int, served: Dispatcher.AuditFields?, errorType: String? = nil) {
         let origin = self.validated?.origin
         let zone = self.validated?.zone ?? "-"
         let (route, region, vehicle) = served.map { ($0.route, $0.region, $0.vehicle) } ?? ("-", "-", "-")
         let (attempts, migrations, tokens) = served.map { ($0.attempts, $0.migrations, $0.tokens) } ?? (0, 0, 0)
         // Sorted by key, rendered as they are: no metadata dictionary and no sort a request (issue #19).
-        self.logger.log(
-            level: .info, "Request served",
-            sortedFields: [
-                ("fleet.attempts", String(attempts)),
-                ("fleet.migrations", String(migrations)),
-                ("fleet.origin.country", origin?.country ?? "-"),
-                ("fleet.origin.region", origin?.region ?? "-"),
-                ("fleet.region", region),
-                ("fleet.request.id", self.requestID),
-                ("fleet.route", route),
-                ("fleet.status", String(status)),
-                ("fleet.tokens", String(tokens)),
-                ("fleet.vehicle", vehicle),
-                ("fleet.zone", zone),
-            ])
+        var fields = [
+            ("fleet.attempts", String(attempts)),
+            ("fleet.migrations", String(migrations)),
+            ("fleet.origin.country", origin?.country ?? "-"),
+            ("fleet.origin.region", origin?.region ?? "-"),
+            ("fleet.region", region),
+            ("fleet.request.id", self.requestID),
+            ("fleet.route", route),
+            ("fleet.status", String(status)),
+            ("fleet.tokens", String(tokens)),
+            ("fleet.vehicle", vehicle),
+            ("fleet.zone", zone),
+        ]
+        if let errorType, !errorType.isEmpty { fields.insert(("error.type", errorType), at: 0) }
+        self.logger.log(level: .info, "Request served", sortedFields: fields)
         // #17: the dashboard's recent decisions (the same fields as the audit line).
         self.core.decisions.record(
             .init(

@@ -157,6 +157,7 @@ extension Dispatcher {
             )
         case .rejected(let status):
             let headers = self.routeHeaders()
+            self.errorCode = APIError.code(in: self.rejectionBody).map { String($0.prefix(64)) } ?? "rejected"
             self.end(status: status)
             self.stream.sendResponse(
                 status: .init(code: status), contentType: "application/json", body: self.rejectionBody,
@@ -177,6 +178,7 @@ extension Dispatcher {
         // Mid-stream for the machine is after the first token; a `stream: false` client has had nothing
         // yet (its answer is sent whole), so it gets the error as a response, not an SSE event with no
         // head (an attack found HTTP/1.1 clients with an empty reply and HTTP/2 streams hanging).
+        self.errorCode = error.code
         if midStream && self.request.streaming {
             let event = self.relay.clientErrorEvent(error)
             self.end(status: 502)

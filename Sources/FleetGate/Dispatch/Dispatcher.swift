@@ -111,6 +111,8 @@ final class Dispatcher: UpstreamEvents {
     /// 502: "the inference runtime answered 500: …" told the app why (helper-71: it read only
     /// "upstream_error"). Sent to the client whose request it is about, never logged.
     var lastUpstreamMessage: String?
+    /// The error code the client was answered with (or the rejection's), for the request's log line.
+    var errorCode: String?
     /// The attempt being opened: not yet in ``attempts`` while its upstream starts.
     var opening: Int?
     /// The body of an upstream's rejection (a 4xx), passed through to the client.
