@@ -41,7 +41,12 @@ public enum ConfigCheck {
                 break
             } catch let error as ConfigurationError {
                 guard let spec = schema[error.key], retried.insert(error.key).inserted else {
-                    if !errors.contains(error.description) { errors.append(error.description) }
+                    // A key already reported and set to its default here: its new error is this check's
+                    // doing (a certificate emptied → "required with privateKeyFile", blamed on an environment
+                    // variable the operator never set), not the file's.
+                    if schema[error.key] == nil, !errors.contains(error.description) {
+                        errors.append(error.description)
+                    }
                     break
                 }
                 let variable = spec.environmentVariable(prefix: program.environmentPrefix)

@@ -128,6 +128,13 @@ struct ConfigSourcesTests {
             noCertificate.lines.contains { $0.contains("listeners.tunnel.certificateChainFile") },
             "\(noCertificate.lines)")
         #expect(try check("tunnel:\n  auth: token\n", [:]).ok)
+        // A certificate that is not there: one error, at its line — not a second one blamed on an environment
+        // variable the check itself set while looking further (helper-70).
+        let unreadable = try check(
+            "listeners:\n  tunnel:\n    certificateChainFile: /nonexistent/tunnel.pem\n    privateKeyFile: /nonexistent/key.pem\n",
+            [:])
+        #expect(unreadable.lines.contains { $0.contains("/nonexistent/tunnel.pem") }, "\(unreadable.lines)")
+        #expect(!unreadable.lines.contains { $0.contains("environment variable") }, "\(unreadable.lines)")
 
         let short = try Self.write("short")
         defer { try? FileManager.default.removeItem(atPath: short) }
