@@ -67,12 +67,30 @@ struct Regions: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Validate region map files; print every error as file:line:column and exit non-zero if any.")
         @Argument(help: "YAML files.") var files: [String]
+        @Option(
+            help: ArgumentHelp(
+                "The map the gateway runs now: a region moved to another zone is an error, a removed one a warning.",
+                discussion: "A reload refuses a region's move to another zone (only a restart moves one); "
+                    + "a removed region's cars drain and are refused."))
+        var against: String?
 
         func run() async throws {
             var failed = false
+            let running = try self.against.map { try RegionMap.load(path: $0) }
             for file in self.files {
                 do {
                     let map = try RegionMap.load(path: file)
+                    if let running {
+                        // helper-70: a map that moves a region passed this check and was refused at reload.
+                        for change in running.zoneChanges(to: map) {
+                            failed = true
+                            FileHandle.standardError.write(
+                                Data("\(file): \(change): a reload refuses it; only a restart moves a region\n".utf8))
+                        }
+                        for region in Set(running.regions.keys).subtracting(map.regions.keys).sorted() {
+                            print("\(file): warning: region '\(region)' is removed: its cars drain and are refused")
+                        }
+                    }
                     print(
                         "\(file): ok (version \(map.version), \(map.zones.count) zones, \(map.regions.count) regions)")
                 } catch {

@@ -90,6 +90,10 @@ struct ReloadTests {
                         "  us-east:\n    zone: eu\n    countries: [DE, AT, PL, CZ, SK, HU, SI, HR, RO, BG, GR, CY, LI]"
                 )
                 .write(to: file, atomically: true, encoding: .utf8)
+            // `regions check --against` the running map says so before the reload does (helper-70).
+            let checked = try await Subprocess.run(
+                GatewayProcess.binary, ["regions", "check", "--against", Self.defaultYAML.path, file.path])
+            #expect(checked.status != 0 && checked.stderr.contains("region 'eu-central' moves from zone 'eu'"))
             let (movedStatus, movedBody) = try await self.admin(fleet, .post, "/admin/regions/reload")
             #expect(movedStatus == 422, "\(movedBody)")
             #expect(movedBody.contains("region 'eu-central' moves from zone 'eu' to zone 'us'"), "\(movedBody)")
