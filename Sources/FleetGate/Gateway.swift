@@ -185,6 +185,16 @@ public final class Gateway: Service, Sendable {
         if guardrail.token == nil {
             logger.warning("No admin token file: the admin API is open to anyone who can reach its port")
         }
+        // helper-70: two development settings ran in silence.
+        if !configuration.auth.requiresKeys {
+            logger.warning(
+                "No API keys (auth.apiKeysFile): the client API serves anyone who can reach its port")
+        }
+        if configuration.tunnel.auth == .token {
+            logger.warning(
+                "Cars authenticate with bearer tokens (tunnel.auth: token), which is for development: production cars use certificates from the fleet CA (docs/security.md)"
+            )
+        }
         // #17: the dashboard logs in with the admin token (admin.tokenFile), or one generated here and
         // left in a file only this user can read (``run()`` writes it and logs its path, not the token).
         let dashboard = DashboardSessions(token: guardrail.token.map { String(decoding: $0, as: UTF8.self) })
