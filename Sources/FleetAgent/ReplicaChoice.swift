@@ -309,6 +309,10 @@ package struct ReplicaChoice: Sendable {
         self.slotConnectedAt[slot] = now
     }
 
+    /// Whether `slot`'s tunnel got as far as its hello (the gateway opened the status stream): a tunnel
+    /// closed before it never joined — a TLS handshake refused, or not a FleetGate tunnel port.
+    package func helloWritten(slot: Int) -> Bool { self.helloAt[slot] != nil }
+
     /// The hello on `slot`'s tunnel is being written: it is primary when no other slot is.
     package mutating func claimPrimary(slot: Int) -> Bool {
         self.hellos += 1

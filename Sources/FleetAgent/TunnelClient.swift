@@ -192,7 +192,6 @@ public final class TunnelClient: Service, Sendable {
                         serverHostname: tls?.serverHostname ?? directory.serverHostname(for: endpoint),
                         delegate: goAway, socketHandlers: self.configuration.socketHandlers)
                     self.current.withLock { $0 = handle }
-                    failuresInARow = 0
                     self.retireRequest.withLock { $0 = retireAsk }
                     directory.withChoice { $0.connected(slot: slot, now: directory.now) }
                     self.connects.add(1, ordering: .relaxed)
@@ -220,8 +219,25 @@ public final class TunnelClient: Service, Sendable {
                     self.retireRequest.withLock { $0 = nil }
                     retireAsk.finish()
                     self.current.withLock { $0 = nil }
+                    let joined = directory.withChoice { $0.helloWritten(slot: slot) }
                     directory.lost(slot: slot, random: Double.random(in: 0..<1))
-                    self.logger.info("Tunnel closed", metadata: metadata)
+                    if joined {
+                        failuresInARow = 0
+                        self.logger.info("Tunnel closed", metadata: metadata)
+                    } else {
+                        // helper-73: a refused TLS handshake (a certificate from another CA, a name that does
+                        // not match, a token car at a certificate gateway) logged "Tunnel connected" and
+                        // "Tunnel closed" at info, forever, and never why.
+                        failuresInARow += 1
+                        metadata["fleet.dial.failures"] = "\(failuresInARow)"
+                        metadata["error.message"] =
+                            "\(goAway.firstError ?? "closed without an error")"
+                        let level: Logger.Level = failuresInARow & (failuresInARow - 1) == 0 ? .warning : .debug
+                        self.logger.log(
+                            level: level,
+                            "Tunnel closed before the gateway took the car (a TLS handshake refused, or not a FleetGate tunnel port)",
+                            metadata: metadata)
+                    }
                 } catch {
                     directory.withChoice {
                         $0.dialFailed(slot: slot, now: directory.now, random: Double.random(in: 0..<1))
@@ -298,6 +314,10 @@ private final class GoAwayWatcher: HTTP2ConnectionDelegate, Sendable {
     private let logger: Logger
     private let metadata: Logger.Metadata
     private let onGoAway: @Sendable () -> Void
+    private let caught = Mutex<String?>(nil)
+
+    /// The first error the connection caught (a TLS handshake's), if any, as text (at most 300 characters).
+    var firstError: String? { self.caught.withLock { $0 } }
 
     init(logger: Logger, metadata: Logger.Metadata, _ onGoAway: @escaping @Sendable () -> Void) {
         self.logger = logger
@@ -319,4 +339,8 @@ private final class GoAwayWatcher: HTTP2ConnectionDelegate, Sendable {
         self.onGoAway()
     }
     func connectionDidClose() {}
+
+    func connectionDidCatch(_ error: any Error) {
+        self.caught.withLock { if $0 == nil { $0 = String(String(describing: error).prefix(300)) } }
+    }
 }

@@ -9,11 +9,15 @@ public protocol HTTP2ConnectionDelegate: AnyObject {
     func connectionDidReceiveGoAway(lastStreamID: Int32, errorCode: HTTP2ErrorCode, debugData: String)
     /// The connection closed; every stream has already heard ``HTTPStreamDelegate/streamDidClose(error:)``.
     func connectionDidClose()
+    /// An error reached the connection's handler (a TLS handshake refused, a reset), which closes it next.
+    /// By default nothing: the close follows.
+    func connectionDidCatch(_ error: any Error)
     /// A graceful shutdown of this connection began; long-lived streams that would hold it open should end now.
     func connectionWillShutDown()
 }
 
 extension HTTP2ConnectionDelegate {
+    public func connectionDidCatch(_ error: any Error) {}
     public func connectionDidReceiveGoAway(lastStreamID: Int32, errorCode: HTTP2ErrorCode, debugData: String) {
         self.connectionDidReceiveGoAway(lastStreamID: lastStreamID, errorCode: errorCode)
     }

@@ -195,6 +195,7 @@ public final class HTTP2ConnectionHandler: ChannelInboundHandler, RemovableChann
     }
 
     public func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        self.delegate?.connectionDidCatch(error)
         self.closeNow()
     }
 

@@ -1,7 +1,9 @@
 import FleetAgent
+import FleetGate
 import FleetProtocol
 import FleetTesting
 import Foundation
+import HTTPTypes
 import Logging
 import NIOCore
 import NIOPosix
@@ -65,6 +67,36 @@ struct AgentLogTests {
             let reason = refusal.metadata["fleet.reason"].map { "\($0)" } ?? ""
             #expect(!reason.isEmpty, "the refusal's line: \(refusal)")
             print("agent refused: \(reason)")
+        }
+    }
+
+    @Test("A TLS handshake the gateway refuses: the car warns with the TLS error, the gateway counts it")
+    func refusedHandshake() async throws {
+        let pki = try VehicleCertificateTests.PKIFiles()
+        defer { try? FileManager.default.removeItem(atPath: pki.dir) }
+        try await withFleet(configure: pki.configure) { fleet in
+            // A certificate from another CA: the gateway refuses the handshake; the car only saw TCP connect
+            // and close, at info, forever (helper-73).
+            let rogueCA = try FleetPKI.makeCA(name: "rogue")
+            let rogue = try FleetPKI(certificatePEM: rogueCA.certificatePEM, privateKeyPEM: rogueCA.privateKeyPEM)
+            let (forged, _) = try pki.vehicle("car-forged", regions: ["eu-central"], issuer: rogue)
+            let configuration = AgentConfiguration(
+                gatewayHost: "127.0.0.1", gatewayPort: fleet.tunnelPort, vehicleID: "car-forged", credential: "",
+                region: "eu-central", hardware: .hw4, initialBackoff: .milliseconds(20),
+                maxBackoff: .milliseconds(100), tls: forged)
+            let message =
+                "Tunnel closed before the gateway took the car (a TLS handshake refused, or not a FleetGate tunnel port)"
+            let lines = try await self.run(configuration) { !$0.matching(message).isEmpty }
+            let closed = try #require(lines.matching(message).first)
+            #expect(closed.level == .warning)
+            #expect("\(closed.metadata["error.message"] ?? "")".contains("UNKNOWN_CA"), "\(closed)")
+            let client = try await RecordingClient.connect(port: fleet.adminPort)
+            defer { client.close() }
+            let metrics = try await client.send(
+                HTTPRequest(method: .get, scheme: "http", authority: "127.0.0.1", path: "/metrics"), body: nil
+            ).collect().body
+            #expect(!metrics.contains(#"fleet_car_refused_total{reason="tls"} 0"#))
+            #expect(metrics.contains(#"fleet_car_refused_total{reason="tls"}"#), "\(metrics.prefix(300))")
         }
     }
 

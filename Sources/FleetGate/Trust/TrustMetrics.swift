@@ -3,8 +3,10 @@ public import CoreMetrics
 /// Metrics of car identity and audits (issue #20). No dimension holds a vehicle id: per-car
 /// reputation is on `GET /admin/fleet`, not in Prometheus.
 public final class TrustMetrics: Sendable {
-    /// Tunnels refused at hello, by reason (`revoked`, `quarantined`, `identity`, `no_certificate`).
+    /// Tunnels refused at hello, by reason (`revoked`, `quarantined`, `identity`, `no_certificate`), or
+    /// before it: `tls`, a TLS handshake the car failed.
     let refusedRevoked: Counter
+    let refusedTLS: Counter
     let refusedQuarantined: Counter
     let refusedIdentity: Counter
     /// Connected cars closed because the revocation file named them.
@@ -43,6 +45,7 @@ public final class TrustMetrics: Sendable {
         self.refusedRevoked = refused("revoked")
         self.refusedQuarantined = refused("quarantined")
         self.refusedIdentity = refused("identity")
+        self.refusedTLS = refused("tls")
         self.revokedLive = Counter(label: "fleet_car_revoked_live_total", factory: factory)
         self.revocationReloadOK = Counter(
             label: "fleet_revocation_reloads_total", dimensions: [("result", "ok")], factory: factory)

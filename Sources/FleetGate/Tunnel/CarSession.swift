@@ -389,6 +389,20 @@ final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
         if let id = self.carID { self.core.registry.setDraining(id) }
     }
 
+    /// A refused TLS handshake (a car certificate from another CA, an expired one, a car speaking
+    /// cleartext to a TLS port) was logged nowhere (helper-73): a warning a minute per peer address, and
+    /// counted in `fleet_car_refused_total{reason="tls"}`.
+    func connectionDidCatch(_ error: any Error) {
+        guard self.carID == nil, error is NIOSSLError || error is BoringSSLError else { return }
+        self.core.trust.metrics.refusedTLS.increment()
+        let peer = self.handle.channel.remoteAddress?.ipAddress ?? "?"
+        let level: Logger.Level =
+            self.core.rejectionWarnings.shouldWarn("tls " + peer, now: self.core.now) ? .warning : .debug
+        self.logger.log(
+            level: level, "Car TLS handshake failed",
+            metadata: ["error.message": "\(String(describing: error).prefix(300))"])
+    }
+
     func connectionWillShutDown() {
         // The status stream never ends by itself; without it the tunnel closes once jobs finish.
         if let id = self.carID { self.core.registry.setDraining(id) }
