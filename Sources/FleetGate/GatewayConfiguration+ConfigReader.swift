@@ -143,7 +143,7 @@ extension GatewayConfiguration {
             }
         }
         if let file = self.tunnel.revocationFile {
-            do { _ = try RevocationList.load(path: file) } catch {
+            do { _ = try RevocationList.load(path: file, missingIsEmpty: false) } catch {
                 throw ConfigurationError(.invalidValue, key: "tunnel.revocationFile", value: file, error.description)
             }
         }

@@ -18,7 +18,7 @@ import Synchronization
 public final class FleetTrust: Sendable {
     struct State {
         var revocations = RevocationList()
-        var revocationStamp: Date?
+        var revocationStamp: String?
         var quarantined: [String: String] = [:]
     }
     private let state = Mutex(State())
@@ -38,10 +38,12 @@ public final class FleetTrust: Sendable {
     @discardableResult
     public func reloadIfChanged(force: Bool = false) -> Bool {
         guard let file = self.file else { return false }
-        let stamp = (try? FileManager.default.attributesOfItem(atPath: file))?[.modificationDate] as? Date
-        if !force, self.state.withLock({ $0.revocationStamp }) == stamp, stamp != nil { return false }
+        let stamp = Self.stamp(file)
+        if !force, self.state.withLock({ $0.revocationStamp }) == stamp { return false }
         do {
-            let list = try RevocationList.load(path: file)
+            // A missing file is an error, not an empty list (helper-73: deleting the file, or a typo in its
+            // path, let every revoked car back in, logged at info); the previous list stays.
+            let list = try RevocationList.load(path: file, missingIsEmpty: false)
             self.state.withLock {
                 $0.revocations = list
                 $0.revocationStamp = stamp
@@ -49,7 +51,10 @@ public final class FleetTrust: Sendable {
             self.metrics.revocationReloadOK.increment()
             self.logger.info(
                 "Revocation file loaded",
-                metadata: ["fleet.revoked.serials": "\(list.serials.count)", "fleet.revoked.vehicles": "\(list.vehicles.count)"])
+                metadata: [
+                    "fleet.revoked.serials": "\(list.serials.count)",
+                    "fleet.revoked.vehicles": "\(list.vehicles.count)",
+                ])
             return true
         } catch {
             self.state.withLock { $0.revocationStamp = stamp }  // do not retry a bad file every poll
@@ -57,6 +62,16 @@ public final class FleetTrust: Sendable {
             self.logger.error("Revocation file refused; the previous list stays", metadata: ["error": "\(error)"])
             return false
         }
+    }
+
+    /// A polled file's identity: its path with every symlink resolved (a Kubernetes Secret is swapped by
+    /// its `..data` link, which left the link's own modification time alone — helper-73), its modification
+    /// time and size; `missing` when it is not there.
+    static func stamp(_ path: String) -> String {
+        let resolved = URL(fileURLWithPath: path).resolvingSymlinksInPath().path
+        guard let attributes = try? FileManager.default.attributesOfItem(atPath: resolved) else { return "missing" }
+        return
+            "\(resolved) \(attributes[.modificationDate].map { "\($0)" } ?? "-") \(attributes[.size].map { "\($0)" } ?? "-")"
     }
 
     /// Why a car may not connect or stay, or nil if it may.

@@ -27,7 +27,5 @@ struct TrustWatcher: Service {
         }
     }
 
-    static func stamp(_ path: String?) -> Date? {
-        path.flatMap { (try? FileManager.default.attributesOfItem(atPath: $0))?[.modificationDate] as? Date }
-    }
+    static func stamp(_ path: String?) -> String? { path.map(FleetTrust.stamp) }
 }
