@@ -2,6 +2,7 @@ public import Configuration
 public import FleetConfiguration
 public import FleetHTTP2
 import FleetProtocol
+import Foundation
 import Logging
 import NIOCore
 
@@ -44,6 +45,12 @@ extension AgentProgramConfiguration {
             throw ConfigurationError(
                 .missingValue, key: certificate == nil ? "gateway.certificateFile" : "gateway.privateKeyFile",
                 "the vehicle certificate and its key go together")
+        }
+        // There at least, so that `config check` catches a wrong path that `run` would stop on (helper-73).
+        for case (let name, let path?) in [
+            ("gateway.caFile", caFile), ("gateway.certificateFile", certificate), ("gateway.privateKeyFile", key),
+        ] where !FileManager.default.isReadableFile(atPath: path) {
+            throw ConfigurationError(.unreadableFile, key: name, value: path, "cannot read the file")
         }
         if try config.bool("gateway.tls") {
             self.gateway.tls = .init(

@@ -105,9 +105,13 @@ struct ConfigSourcesTests {
             file: pointed, program: .fleetgate, schema: GatewayConfiguration.schema, environment: [:]
         ) { try GatewayConfiguration.checked(config: $0) }
         #expect(gateway.ok, "\(gateway.lines)")
+        let agentYAML = try String(contentsOf: docs.appendingPathComponent("fleet-agent.yaml"), encoding: .utf8)
+        let agentPointed = try Self.write(
+            agentYAML.replacingOccurrences(
+                of: #"/etc/fleet-agent/[a-z-]+\.pem"#, with: standIn, options: .regularExpression))
+        defer { try? FileManager.default.removeItem(atPath: agentPointed) }
         let agent = ConfigCheck.run(
-            file: docs.appendingPathComponent("fleet-agent.yaml").path, program: .fleetAgent,
-            schema: AgentProgramConfiguration.schema, environment: [:]
+            file: agentPointed, program: .fleetAgent, schema: AgentProgramConfiguration.schema, environment: [:]
         ) { try AgentProgramConfiguration(config: $0) }
         #expect(agent.ok, "\(agent.lines)")
     }
