@@ -35,6 +35,10 @@ public final class GatewayReloader: Sendable {
     let logLevel: LogLevelControl?
     let source: (@Sendable () throws -> GatewayConfiguration)?
     private let serial = Mutex(())
+    /// Whether the last whole reload, and the last region reload, were refused: a region reload that
+    /// succeeds after a refused whole one leaves the broken file unapplied (helper-73: it set
+    /// `fleet_config_last_reload_successful` back to 1).
+    private let refused = Mutex((whole: false, regions: false))
     private let reloadRuns = CoalescedJob<Result<Report, ReloadError>>()
     private let regionReloadRuns = CoalescedJob<Result<Report, ReloadError>>()
     private let keyReloadRuns = CoalescedJob<Result<Int, KeyFileError>>()
@@ -88,7 +92,11 @@ public final class GatewayReloader: Sendable {
         do {
             let report = try self.serial.withLock { _ in try self.reloadLocked(regionsOnly: regionsOnly) }
             self.core.metrics.reloadOK.increment()
-            self.core.metrics.reloaded(successfully: true)
+            let clean = self.refused.withLock { refused in
+                if regionsOnly { refused.regions = false } else { refused = (false, false) }
+                return !refused.whole && !refused.regions
+            }
+            if clean { self.core.metrics.reloaded(successfully: true) }
             self.core.logger.info(
                 regionsOnly ? "Region map and GeoIP database reloaded" : "Configuration reloaded",
                 metadata: [
@@ -104,6 +112,7 @@ public final class GatewayReloader: Sendable {
         } catch {
             let failure = error as? ReloadError ?? ReloadError(message: "\(error)")
             self.core.metrics.reloadFailed.increment()
+            self.refused.withLock { if regionsOnly { $0.regions = true } else { $0.whole = true } }
             self.core.metrics.reloaded(successfully: false)
             self.core.logger.error(
                 "Reload refused; the running configuration stays", metadata: ["error": "\(failure.message)"])

@@ -108,6 +108,9 @@ struct ConfigReloadTests {
             #expect(refused == 422)
             // The refusal shows on /metrics (and the alert FleetConfigReloadFailed), not only in a log line.
             #expect(try await adminRequest(.get, "/metrics").1.contains("fleet_config_last_reload_successful 0"))
+            // A region reload that succeeds does not hide it: the broken file is still not applied (helper-73).
+            #expect(try await adminRequest(.post, "/admin/regions/reload").0 == 200)
+            #expect(try await adminRequest(.get, "/metrics").1.contains("fleet_config_last_reload_successful 0"))
             #expect(reason.contains("\(file):4:") && reason.contains("limits.maxBodyBytes"))
             #expect(reason.contains("\(file):5:1: key 'loging'"))
             #expect(gateway.core.configuration.maxBodyBytes == 10)
