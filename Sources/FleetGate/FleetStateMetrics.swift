@@ -2,7 +2,6 @@ public import CoreMetrics
 import FleetProtocol
 public import FleetScheduler
 import Foundation
-import NIOSSL
 import Synchronization
 
 /// The fleet's state as gauges, set when `/metrics` is scraped, and refusals by privacy zone.
@@ -105,14 +104,11 @@ public final class FleetStateMetrics: Sendable {
     /// `fleet_cars` family to append to the registry's output.
     func publish(
         cars: [CarSnapshot], regions: [String: String], inFlight: Int, geoipBuildEpoch: Int64?,
-        certificateFiles: [String: String]
+        certificateExpiry: [String: Int64]
     ) -> FleetCarsExposition {
         self.activeStreams.record(inFlight)
         self.geoipBuilt.record(geoipBuildEpoch ?? 0)
-        for (listener, path) in certificateFiles {
-            let notAfter = (try? NIOSSLCertificate.fromPEMFile(path))?.first?.notValidAfter
-            self.certificate(listener).record(Int64(notAfter ?? 0))
-        }
+        for (listener, notAfter) in certificateExpiry { self.certificate(listener).record(notAfter) }
         return FleetCarsExposition(
             cars: cars.lazy.map {
                 .init(

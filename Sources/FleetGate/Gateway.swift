@@ -320,7 +320,7 @@ public final class Gateway: Service, Sendable {
 
     /// The tunnel listener's TLS context: the server certificate, and with `tunnel.auth:
     /// certificate` the fleet CA that client certificates must chain to (issue #20).
-    static func tunnelContext(_ configuration: GatewayConfiguration) throws -> NIOSSLContext? {
+    static func tunnelContext(_ configuration: GatewayConfiguration) throws -> TLSContextBox.Served? {
         try configuration.listeners.tunnel.files.map {
             try TLSContextBox.makeContext(
                 $0, key: "listeners.tunnel", alpn: ["h2"],

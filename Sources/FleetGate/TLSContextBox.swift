@@ -4,22 +4,33 @@ import Synchronization
 
 /// The TLS context a listener uses for its next connection; a reload swaps it.
 final class TLSContextBox: Sendable {
-    private let state: Mutex<NIOSSLContext?>
+    /// A context and the notAfter of the leaf certificate it serves.
+    struct Served: Sendable {
+        var context: NIOSSLContext
+        /// Unix seconds.
+        var notAfter: Int64
+    }
 
-    init(_ context: NIOSSLContext?) { self.state = Mutex(context) }
+    private let state: Mutex<Served?>
+
+    init(_ served: Served?) { self.state = Mutex(served) }
 
     /// The context for the next connection; nil: cleartext.
-    var context: NIOSSLContext? { self.state.withLock { $0 } }
+    var context: NIOSSLContext? { self.state.withLock { $0?.context } }
+
+    /// The notAfter of the certificate the next connection gets (nil: cleartext): what is served, not what
+    /// is on disk (helper-73: a renewed file not yet reloaded cleared the expiry alert).
+    var notAfter: Int64? { self.state.withLock { $0?.notAfter } }
 
     /// Replaces the context.
-    func set(_ context: NIOSSLContext?) { self.state.withLock { $0 = context } }
+    func set(_ served: Served?) { self.state.withLock { $0 = served } }
 
     /// Loads PEM files into a server TLS context offering `alpn`; errors name the configuration key and file.
     /// - Parameter clientCA: issue #20: require a client certificate signed by one of the CAs in
     ///   this PEM file (mTLS; no host name check: a car's identity is in its SAN URIs).
     static func makeContext(
         _ files: GatewayConfiguration.TLSFiles, key scope: String, alpn: [String], clientCA: String? = nil
-    ) throws -> NIOSSLContext {
+    ) throws -> Served {
         let chain: [NIOSSLCertificate]
         do { chain = try NIOSSLCertificate.fromPEMFile(files.certificateChain) } catch {
             throw ConfigurationError(
@@ -48,7 +59,10 @@ final class TLSContextBox: Sendable {
             }
             tls.certificateVerification = .noHostnameVerification
         }
-        do { return try NIOSSLContext(configuration: tls) } catch {
+        do {
+            return Served(
+                context: try NIOSSLContext(configuration: tls), notAfter: Int64(chain.first?.notValidAfter ?? 0))
+        } catch {
             throw ConfigurationError(
                 .invalidValue, key: "\(scope).privateKeyFile", value: files.privateKey,
                 "the certificate and key do not form a TLS context: \(error)", cause: error)

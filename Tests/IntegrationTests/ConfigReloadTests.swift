@@ -135,7 +135,7 @@ struct ConfigReloadTests {
     func certificateRenewal() async throws {
         let (cert, key, dir) = try await TLSTests.makeCertificate()
         defer { try? FileManager.default.removeItem(at: dir) }
-        let (renewedCert, renewedKey, renewedDir) = try await TLSTests.makeCertificate()
+        let (renewedCert, renewedKey, renewedDir) = try await TLSTests.makeCertificate(days: 90)
         defer { try? FileManager.default.removeItem(at: renewedDir) }
         let oldCA = dir.appendingPathComponent("old-ca.pem").path
         try FileManager.default.copyItem(atPath: cert, toPath: oldCA)
@@ -155,7 +155,26 @@ struct ConfigReloadTests {
             try FileManager.default.removeItem(atPath: key)
             try FileManager.default.copyItem(atPath: renewedCert, toPath: cert)
             try FileManager.default.copyItem(atPath: renewedKey, toPath: key)
+            // The expiry metric is the served certificate's: the renewed file on disk does not move it until
+            // the reload (helper-73: it read the file, and cleared the expiry alert before anything changed).
+            func servedExpiry() async throws -> Int64? {
+                let client = try await RecordingClient.connect(port: fleet.adminPort)
+                defer { client.close() }
+                let body = try await client.send(
+                    HTTPRequest(method: .get, scheme: "http", authority: "127.0.0.1", path: "/metrics"), body: nil
+                ).collect().body
+                return body.split(separator: "\n").first {
+                    $0.hasPrefix(#"fleet_tls_certificate_expiry_timestamp_seconds{listener="tls"}"#)
+                }.flatMap { $0.split(separator: " ").last }.flatMap { Double($0) }.map { Int64($0) }
+            }
+            let now = Int64(Date().timeIntervalSince1970)
+            let before = try await servedExpiry()
+            #expect(
+                before.map { $0 < now + 2 * 86_400 } == true,
+                "still the 1-day certificate: \(String(describing: before))")
             _ = try fleet.gateway.reloader.reload()
+            let after = try await servedExpiry()
+            #expect(after.map { $0 > now + 80 * 86_400 } == true, "the 90-day one: \(String(describing: after))")
             #expect(try await verifies(with: renewedCert))
             #expect(try await !verifies(with: oldCA))
             // A broken key file is refused; the renewed certificate stays in use.

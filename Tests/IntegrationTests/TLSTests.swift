@@ -13,14 +13,14 @@ import Testing
 @Suite("TLS with ALPN on the client port", .timeLimit(.minutes(2)))
 struct TLSTests {
     /// A self-signed certificate for 127.0.0.1 made with the openssl CLI.
-    static func makeCertificate() async throws -> (cert: String, key: String, dir: URL) {
+    static func makeCertificate(days: Int = 1) async throws -> (cert: String, key: String, dir: URL) {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fleet-tls-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let cert = dir.appendingPathComponent("cert.pem").path, key = dir.appendingPathComponent("key.pem").path
         let result = try await Subprocess.run(
             "openssl",
             [
-                "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1",
+                "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", String(days),
                 "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", key, "-out", cert,
             ])
         try #require(result.status == 0, "\(result.stderr)")
