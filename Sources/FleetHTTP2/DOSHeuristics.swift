@@ -45,7 +45,7 @@ package struct DOSHeuristics {
         self.maxContinuationFrames = configuration.maxContinuationFrames
     }
 
-    /// A RST_STREAM frame arrived at `now`.
+    /// A RST_STREAM frame arrived at `now`, or the peer sent a frame that makes us reset a stream.
     package mutating func receivedReset(at now: NIODeadline) -> Verdict { self.resets.record(at: now) }
 
     /// A PING frame (not an ACK) arrived at `now`.

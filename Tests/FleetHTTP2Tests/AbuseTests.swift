@@ -77,6 +77,24 @@ struct AbuseTests {
         }
     }
 
+    /// helper-72: the server's own resets were not counted, so a peer could start and cancel work as fast
+    /// as a rapid reset does without sending one RST_STREAM.
+    @Test("MadeYouReset (CVE-2025-8671): HEADERS then a WINDOW_UPDATE overflowing the stream → ENHANCE_YOUR_CALM")
+    func madeYouReset() async throws {
+        try await withTestServer(configuration: HTTP2Configuration(maxResetsPerSecond: 100)) { port in
+            var flood: [UInt8] = []
+            for i in 0..<400 {
+                let id = UInt32(2 * i + 1)
+                flood += Frames.headers(stream: id, block: Frames.requestBlock(path: "/stream?bytes=100000"))
+                flood += Frames.windowUpdate(stream: id, increment: 0x7FFF_FFFF)
+            }
+            async let codes = self.goAwayCodes(port: port, flood: flood)
+            try await self.wellBehaved(port: port)
+            #expect(try await codes == [0xB])
+            try await self.wellBehaved(port: port)
+        }
+    }
+
     @Test("CONTINUATION flood: an endless header block → ENHANCE_YOUR_CALM")
     func continuationFlood() async throws {
         try await withTestServer(configuration: HTTP2Configuration(maxContinuationFrames: 16)) { port in

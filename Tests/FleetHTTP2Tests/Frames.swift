@@ -56,6 +56,15 @@ enum Frames {
 
     static func ping(_ n: UInt8) -> [UInt8] { self.frame(0x6, [0, 0, 0, 0, 0, 0, 0, n]) }
 
+    static func windowUpdate(stream: UInt32, increment: UInt32) -> [UInt8] {
+        self.frame(
+            0x8, stream: stream,
+            [
+                UInt8(increment >> 24 & 0x7F), UInt8(increment >> 16 & 0xFF), UInt8(increment >> 8 & 0xFF),
+                UInt8(increment & 0xFF),
+            ])
+    }
+
     struct Frame: Equatable {
         var type: UInt8
         var flags: UInt8

@@ -18,6 +18,7 @@ enum NGHTTP2Callbacks {
         nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, onFrameRecv)
         nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, onDataChunkRecv)
         nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, onStreamClose)
+        nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(callbacks, onInvalidFrameRecv)
     }
 
     @inline(__always)
@@ -96,6 +97,13 @@ enum NGHTTP2Callbacks {
     static let onDataChunkRecv: nghttp2_on_data_chunk_recv_callback = { session, _, streamID, data, length, userData in
         handler(userData).receivedData(
             session: session, streamID: streamID, bytes: UnsafeRawBufferPointer(start: data, count: length))
+        return 0
+    }
+
+    /// A frame nghttp2 found invalid: for a stream error it resets the stream itself. Rare in honest
+    /// traffic, so no cost per frame.
+    static let onInvalidFrameRecv: nghttp2_on_invalid_frame_recv_callback = { _, _, _, userData in
+        handler(userData).receivedInvalidFrame()
         return 0
     }
 
