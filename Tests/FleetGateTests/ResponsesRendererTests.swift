@@ -15,12 +15,15 @@ struct ResponsesRendererTests {
     }()
 
     /// A relay driven as the dispatcher drives it, rendering `/v1/responses`.
-    static func driver(streaming: Bool = true, maxTokens: Int? = nil) -> RelayDriver {
+    /// - Parameter choices: as the relay is configured; the Responses API asks for one, and a second from
+    ///   an upstream is then an upstream fault — more only to reach the renderer with them.
+    static func driver(streaming: Bool = true, maxTokens: Int? = nil, choices: Int = 1) -> RelayDriver {
         var driver = RelayDriver(streaming: streaming, maxTokens: maxTokens)
-        driver.relay = SSERelay(
-            configuration: .init(
-                streaming: streaming, includeUsage: false, chat: true, maxOutputTokens: maxTokens,
-                fallbackID: "unused", responses: Self.template))
+        var configuration = SSERelay.Configuration(
+            streaming: streaming, includeUsage: false, chat: true, maxOutputTokens: maxTokens,
+            fallbackID: "unused", responses: Self.template)
+        configuration.choices = choices
+        driver.relay = SSERelay(configuration: configuration)
         return driver
     }
 
@@ -167,7 +170,9 @@ struct ResponsesRendererTests {
     /// the relay had not kept, and `output[1]` trapped — a central answer killed the gateway.
     @Test("Choice 0 listed after another, then thinking: the items announced and the final output agree")
     func choiceZeroNotFirst() throws {
-        var d = Self.driver()
+        // With n = 1 (as the Responses API always asks) the second choice fails the attempt
+        // (`bad_choice_index`); the renderer must still not trap when it gets one.
+        var d = Self.driver(choices: 2)
         let twoChoices =
             #"data: {"id":"c","choices":[{"index":1,"delta":{"content":"other"},"finish_reason":null},{"index":0,"delta":{"content":"hello"},"finish_reason":null}]}"#
             + "\n\n"

@@ -41,15 +41,19 @@ struct SSERelayPassThroughTests {
         case 10: return chunk(id, content: text).replacingOccurrences(of: "data: ", with: "data:")
         // A review's gaps (session 18): output that is not plain text, and an attempt's end, inside a run.
         case 11:
-            return #"data: {"id":"\#(id)","object":"chat.completion.chunk","created":7,"model":"m","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{}"}}]},"finish_reason":null}]}"#
+            return
+                #"data: {"id":"\#(id)","object":"chat.completion.chunk","created":7,"model":"m","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{}"}}]},"finish_reason":null}]}"#
                 + "\n\n"
         case 12:
-            return #"data: {"id":"\#(id)","object":"chat.completion.chunk","created":7,"model":"m","choices":[{"index":0,"delta":{"content":"x"},"logprobs":{"content":[]},"finish_reason":null}]}"#
+            return
+                #"data: {"id":"\#(id)","object":"chat.completion.chunk","created":7,"model":"m","choices":[{"index":0,"delta":{"content":"x"},"logprobs":{"content":[]},"finish_reason":null}]}"#
                 + "\n\n"
         case 13:
-            return #"data: {"id":"\#(id)","object":"chat.completion.chunk","created":7,"model":"m","choices":[{"index":0,"delta":{"reasoning_content":"think"},"finish_reason":null}]}"#
+            return
+                #"data: {"id":"\#(id)","object":"chat.completion.chunk","created":7,"model":"m","choices":[{"index":0,"delta":{"reasoning_content":"think"},"finish_reason":null}]}"#
                 + "\n\n"
-        case 14 where random.next() % 4 == 0: return #"data: {"error":{"message":"boom","type":"server_error"}}"# + "\n\n"
+        case 14 where random.next() % 4 == 0:
+            return #"data: {"error":{"message":"boom","type":"server_error"}}"# + "\n\n"
         case 15 where random.next() % 4 == 0: return chunk(id, content: String(repeating: "z", count: 70_000))  // past 64 KiB
         default: return chunk(id, content: text)
         }
@@ -58,7 +62,8 @@ struct SSERelayPassThroughTests {
     private static func drive(
         _ pieces: [String], attempts: [Int], passThrough: Bool, maxTokens: Int?, usage: Bool
     ) -> RelayDriver {
-        var driver = RelayDriver(usage: usage, maxTokens: maxTokens, passThrough: passThrough)
+        // n = 2: the random streams have chunks of two choices.
+        var driver = RelayDriver(usage: usage, maxTokens: maxTokens, passThrough: passThrough, choices: 2)
         var kinds: [[SSERelay.Kind]] = []
         for (piece, attempt) in zip(pieces, attempts) { kinds.append(driver.feed(piece, from: attempt)) }
         driver.relay.finishStream(into: &driver.out)
@@ -103,9 +108,11 @@ struct SSERelayPassThroughTests {
     func continuation() {
         for passThrough in [false, true] {
             var driver = RelayDriver(passThrough: passThrough)
-            _ = driver.feed(chunk("first", role: true) + chunk("first", content: "a") + chunk("first", content: "b"), from: 1)
+            _ = driver.feed(
+                chunk("first", role: true) + chunk("first", content: "a") + chunk("first", content: "b"), from: 1)
             // The driver commits the attempt whose token comes: the continuation takes over at "c".
-            _ = driver.feed(chunk("second", role: true) + chunk("second", content: "c") + chunk("second", content: "d"), from: 2)
+            _ = driver.feed(
+                chunk("second", role: true) + chunk("second", content: "c") + chunk("second", content: "d"), from: 2)
             _ = driver.feed(chunk("second", content: "e"), from: 2)
             #expect(driver.relay.deliveredText == "abcde")
             let ids = Set(driver.clientChunks.compactMap { $0["id"] as? String })

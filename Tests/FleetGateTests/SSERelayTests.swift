@@ -20,13 +20,14 @@ struct RelayDriver {
 
     init(
         streaming: Bool = true, usage: Bool = false, chat: Bool = true, maxTokens: Int? = nil,
-        maxAggregateBytes: Int = 4 << 20, passThrough: Bool = false
+        maxAggregateBytes: Int = 4 << 20, passThrough: Bool = false, choices: Int = 1
     ) {
         self.passThrough = passThrough
-        self.relay = SSERelay(
-            configuration: .init(
-                streaming: streaming, includeUsage: usage, chat: chat, maxOutputTokens: maxTokens,
-                maxAggregateBytes: maxAggregateBytes, fallbackID: "chatcmpl-fallback"))
+        var configuration = SSERelay.Configuration(
+            streaming: streaming, includeUsage: usage, chat: chat, maxOutputTokens: maxTokens,
+            maxAggregateBytes: maxAggregateBytes, fallbackID: "chatcmpl-fallback")
+        configuration.choices = choices
+        self.relay = SSERelay(configuration: configuration)
     }
 
     /// Feeds bytes from an attempt; returns the kinds seen.
@@ -182,6 +183,24 @@ struct SSERelayTests {
         #expect(kinds.count == 1)
         if case .malformed = kinds.first! {} else { Issue.record("expected malformed, got \(kinds)") }
         #expect(d.client.isEmpty)
+    }
+
+    /// helper-72: a hostile car answered an n = 1 request with a choice at index 5, which a `stream: false`
+    /// client got as a second choice and a streamed one as a chunk.
+    @Test(
+        "A choice the client did not ask for is an upstream fault, streamed or whole, with or without pass-through",
+        arguments: [false, true])
+    func choiceOutOfRange(passThrough: Bool) {
+        for streaming in [true, false] {
+            var d = RelayDriver(streaming: streaming, passThrough: passThrough)
+            let first =
+                "data: {\"id\":\"a\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"x\"},\"finish_reason\":null}]}\n\n"
+            #expect(d.feed(first, from: 1) == [.output])
+            let extra =
+                "data: {\"id\":\"a\",\"choices\":[{\"index\":5,\"delta\":{\"content\":\"y\"},\"finish_reason\":\"stop\"}]}\n\n"
+            #expect(d.feed(extra, from: 1) == [.malformed(label: "bad_choice_index")], "streaming \(streaming)")
+            #expect(!String(buffer: d.out).contains("\"y\""))
+        }
     }
 
     @Test("Invalid UTF-8 inside a string is refused")
@@ -489,7 +508,7 @@ struct SSERelayTests {
         #expect(d.relay.deliveredText == "one two")
         #expect(!d.client.contains("extra") && !d.client.contains("more"))
         // n = 2: choice 0 finished, choice 1 goes on.
-        var n2 = RelayDriver()
+        var n2 = RelayDriver(choices: 2)
         _ = n2.feed(rawChunk("a", #""x""#, #""y""#), from: 1)
         _ = n2.feed(rawChunk("a", #""""#, finish: "stop"), from: 1)
         let later = n2.feed(
@@ -553,7 +572,7 @@ struct SSERelayTests {
 
     @Test("stream:false: each choice's text from escaped pieces, as before")
     func nonStreamedEscapes() {
-        var d = RelayDriver(streaming: false)
+        var d = RelayDriver(streaming: false, choices: 2)
         _ = d.feed(
             rawChunk("a", #""caf\u00e9""#, #""\"one\"""#) + rawChunk("a", #""\n🚗""#, #""\t""#)
                 + rawChunk("a", #""""#, #""""#, finish: "stop"), from: 1)

@@ -31,6 +31,7 @@ extension SSERelay {
         let limit = self.configuration.maxEventsPerAttempt
         let chat = self.configuration.chat
         let whole = self.readsToolCalls
+        let choices = self.configuration.choices
         return self.attempts.modify(attempt) { state -> Item? in
             while !state.ended {
                 var event: SSE.Decoder.Event?
@@ -53,7 +54,7 @@ extension SSERelay {
                     state.ended = true
                     return Item(kind: .overLimit, payload: payload, chunk: nil)
                 }
-                let item = Self.classify(payload, chat: chat, whole: whole, attempt: &state)
+                let item = Self.classify(payload, chat: chat, whole: whole, choices: choices, attempt: &state)
                 switch item.kind {
                 case .done, .upstreamError, .malformed: state.ended = true
                 default: break
@@ -81,7 +82,9 @@ extension SSERelay {
 
     /// `whole`: the client asked for `stream: false`, whose answer the relay joins from the chunks —
     /// tool calls among them, which it must then be able to read.
-    private static func classify(_ payload: ByteBuffer, chat: Bool, whole: Bool, attempt: inout AttemptState) -> Item {
+    private static func classify(
+        _ payload: ByteBuffer, chat: Bool, whole: Bool, choices: Int, attempt: inout AttemptState
+    ) -> Item {
         if SSE.isDone(payload) { return Item(kind: .done, payload: payload, chunk: nil) }
         let chunk: ChunkScanner.Chunk
         do {
@@ -94,6 +97,14 @@ extension SSERelay {
         guard chunk.hasChoices else { return Item(kind: .malformed(label: "bad_chunk"), payload: payload, chunk: nil) }
         if Self.hasOtherShape(chunk, chat: chat) {
             return Item(kind: .malformed(label: "wrong_shape"), payload: payload, chunk: nil)
+        }
+        // A choice the client did not ask for (`n` of them, numbered from 0): a car that answered an n = 1
+        // request with a choice at index 5 gave a `stream: false` client two choices, and streamed it on
+        // (helper-72).
+        if chunk.choice.map({ !(0..<choices).contains($0.index) }) == true
+            || chunk.otherChoices.contains(where: { !(0..<choices).contains($0.index) })
+        {
+            return Item(kind: .malformed(label: "bad_choice_index"), payload: payload, chunk: nil)
         }
         if whole && Self.hasToolCalls(chunk) && ToolCall.deltas(inChunk: payload) == nil {
             // Streamed, the pieces pass on as they came (the app's SDK reads them); joined into one
