@@ -77,6 +77,43 @@ struct SamplingRangeTests {
             }?.param == "tool_choice")
     }
 
+    @Test("response_format and tools have OpenAI's shapes (helper-72: malformed ones were 200s passed on)")
+    func shapes() {
+        func format(_ value: JSONValue) -> String? { self.check { $0.responseFormat = value }?.param }
+        #expect(format(.object(["type": .string("json_object")])) == nil)
+        #expect(format(.object(["type": .string("text")])) == nil)
+        #expect(
+            format(
+                .object([
+                    "type": .string("json_schema"),
+                    "json_schema": .object(["name": .string("x"), "schema": .object(["type": .string("object")])]),
+                ])) == nil)
+        #expect(format(.string("json")) == "response_format")
+        #expect(format(.object(["type": .string("json")])) == "response_format.type")
+        #expect(format(.object(["type": .string("json_schema")])) == "response_format.json_schema")
+        #expect(
+            format(.object(["type": .string("json_schema"), "json_schema": .object(["schema": .object([:])])]))
+                == "response_format.json_schema.name")
+        #expect(
+            format(
+                .object([
+                    "type": .string("json_schema"),
+                    "json_schema": .object(["name": .string("x"), "schema": .string("{}")]),
+                ])) == "response_format.json_schema.schema")
+
+        func tools(_ value: JSONValue) -> String? { self.check { $0.tools = value }?.param }
+        func function(_ fields: [String: JSONValue]) -> JSONValue {
+            .array([.object(["type": .string("function"), "function": .object(fields)])])
+        }
+        #expect(tools(function(["name": .string("f"), "parameters": .object([:])])) == nil)
+        #expect(
+            tools(function(["name": .string("f"), "parameters": .string("notobj")])) == "tools[0].function.parameters")
+        #expect(tools(function(["parameters": .object([:])])) == "tools[0].function.name")
+        #expect(tools(.array([.string("f")])) == "tools[0]")
+        #expect(tools(.object([:])) == "tools")
+        #expect(tools(.array([.object(["type": .string("custom"), "custom": .object([:])])])) == nil)
+    }
+
     @Test("A tool choice needs tools, as OpenAI says; at most 4 stop sequences")
     func toolChoiceNeedsTools() {
         #expect(self.check { $0.stop = StopSequences(["a", "b", "c", "d"]) } == nil)
@@ -90,7 +127,9 @@ struct SamplingRangeTests {
         #expect(
             self.check {
                 $0.toolChoice = .string("auto")
-                $0.tools = .array([.object(["type": .string("function")])])
+                $0.tools = .array([
+                    .object(["type": .string("function"), "function": .object(["name": .string("f")])])
+                ])
             } == nil)
     }
 

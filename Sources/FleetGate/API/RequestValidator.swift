@@ -231,6 +231,7 @@ struct RequestValidator {
                 "'messages[\(index)].role' must be one of 'system', 'developer', 'user', 'assistant', 'tool' or 'function'.",
                 param: "messages[\(index)].role")
         }
+        try Self.checkShapes(request)
         try Self.checkToolUse(request)
     }
 
