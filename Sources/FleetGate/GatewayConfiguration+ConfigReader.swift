@@ -64,6 +64,7 @@ extension GatewayConfiguration {
         ] where !(0...65535).contains(port) {
             throw ConfigurationError(.invalidValue, key: key, value: "\(port)", "is not a port (0–65535)")
         }
+        try self.checkPortsDistinct()
         // Files are parsed when the gateway is built; here they must at least be there, so that
         // `config check` catches a wrong path.
         var files: [(String, String?)] = [
@@ -158,6 +159,31 @@ extension GatewayConfiguration {
         for (zone, share) in self.audit.zoneFractions where !(0...1).contains(share) {
             throw ConfigurationError(
                 .invalidValue, key: "audit.zoneFractions", value: "\(zone)=\(share)", "the share must be 0–1")
+        }
+    }
+
+    /// Two listeners on one port of one address: `serve` failed to bind the second after starting the
+    /// first, while `config check` passed (helper-73: the client port given as the probes port).
+    func checkPortsDistinct() throws {
+        var listeners: [(key: String, host: String, port: Int)] = [
+            ("listeners.client.port", self.listeners.host, self.listeners.client.port),
+            ("listeners.tunnel.port", self.listeners.host, self.listeners.tunnel.port),
+            ("admin.port", self.admin.host, self.admin.port),
+        ]
+        if self.listeners.tls.files != nil {
+            listeners.append(("listeners.tls.port", self.listeners.host, self.listeners.tls.port))
+        }
+        if let host = self.admin.probesHost { listeners.append(("admin.probesPort", host, self.admin.probesPort)) }
+        let wildcard: Set<String> = ["0.0.0.0", "::", "[::]", ""]
+        for (i, later) in listeners.enumerated() where later.port != 0 {
+            for earlier in listeners[..<i]
+            where earlier.port == later.port
+                && (earlier.host == later.host || wildcard.contains(earlier.host) || wildcard.contains(later.host))
+            {
+                throw ConfigurationError(
+                    .invalidValue, key: later.key, value: "\(later.port)",
+                    "is also \(earlier.key) on \(earlier.host): two listeners cannot share a port")
+            }
         }
     }
 

@@ -33,8 +33,14 @@ struct Serve: AsyncParsableCommand {
         logLevel.bootstrap()
         let logger = Logger(label: "fleetgate")
         for warning in stack.unknownEnvironmentWarnings() { logger.warning("\(warning)") }
-        // What runs, in the first lines an operator reads after a restart (helper-70: nothing named the
-        // file or the map, so a restart that read another file than the one edited went unseen).
+        let gateway = try stack.locating {
+            try Gateway(
+                configuration: configuration, logger: logger, logLevel: logLevel,
+                reloadSource: { try stack.reloaded().read { try GatewayConfiguration(config: $0) } })
+        }
+        // Once the gateway is built (a configuration it refuses was not loaded): what runs, in the first
+        // lines an operator reads after a restart (helper-70: nothing named the file or the map, so a
+        // restart that read another file than the one edited went unseen).
         logger.info(
             "Configuration loaded",
             metadata: [
@@ -43,11 +49,6 @@ struct Serve: AsyncParsableCommand {
                 "fleet.regions.version": "\(configuration.geo.regionMap.version)",
                 "fleet.geoip.database": "\(configuration.geo.databaseFile ?? "none")",
             ])
-        let gateway = try stack.locating {
-            try Gateway(
-                configuration: configuration, logger: logger, logLevel: logLevel,
-                reloadSource: { try stack.reloaded().read { try GatewayConfiguration(config: $0) } })
-        }
         try await gateway.runService()
     }
 }

@@ -91,6 +91,17 @@ struct Regions: AsyncParsableCommand {
                             print("\(file): warning: region '\(region)' is removed: its cars drain and are refused")
                         }
                     }
+                    // helper-73: `unknown` in a preferred zone sent addresses the database does not know (a
+                    // new EU range) out of the strict zones, and the check said ok.
+                    let strict = map.zones.values.filter { $0.residency == .strict }.map(\.id).sorted()
+                    for (origin, region) in [("unknown", map.unknownRegion), ("noDatabase", map.noDatabaseRegion)] {
+                        guard !strict.isEmpty, let zone = map.regions[region]?.zone,
+                            map.zones[zone]?.residency != .strict
+                        else { continue }
+                        print(
+                            "\(file): warning: origins.\(origin) is region '\(region)' in zone '\(zone)', which is not strict: an address the database cannot place is served outside the strict zones (\(strict.joined(separator: ", ")))"
+                        )
+                    }
                     print(
                         "\(file): ok (version \(map.version), \(map.zones.count) zones, \(map.regions.count) regions)")
                 } catch {

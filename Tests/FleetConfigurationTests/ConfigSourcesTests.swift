@@ -151,6 +151,19 @@ struct ConfigSourcesTests {
         #expect(missing.lines.contains { $0.contains("admin.tokenFile") && $0.contains("/nonexistent/admin-token") })
     }
 
+    @Test("Two listeners on one port of one address are refused before anything binds (helper-73)")
+    func portClash() throws {
+        #expect { _ = try Self.gateway(["--client-port", "9091", "--admin-probes-host", "127.0.0.1"]) } throws: {
+            "\($0)".contains("admin.probesPort") && "\($0)".contains("listeners.client.port")
+        }
+        #expect { _ = try Self.gateway(["--tunnel-port", "8080"]) } throws: {
+            "\($0)".contains("listeners.tunnel.port")
+        }
+        // Distinct addresses may share a port; 0 is any free port.
+        _ = try Self.gateway(["--admin-host", "127.0.0.2", "--admin-port", "8080"])
+        _ = try Self.gateway(["--client-port", "0", "--tunnel-port", "0", "--admin-port", "0"])
+    }
+
     @Test("Secrets are refused on the command line and never echoed in an error")
     func secretsStayOff() throws {
         for flag in ["--api-key", "--fleet-secret", "--auth-api-keys"] {

@@ -148,4 +148,21 @@ struct ReloadTests {
             #expect(metrics.contains("fleet_regions_reloads_total{result=\"error\"} 3"))
         }
     }
+
+    @Test("regions check warns of an unknown origin served outside the strict zones (helper-73)")
+    func unknownOutsideStrict() async throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "fleet-regions-\(UUID().uuidString).yaml")
+        defer { try? FileManager.default.removeItem(at: file) }
+        let original = try String(contentsOf: Self.defaultYAML, encoding: .utf8)
+        #expect(original.contains("  unknown: eu-central "))
+        try original.replacingOccurrences(of: "  unknown: eu-central ", with: "  unknown: us-east    ")
+            .write(to: file, atomically: true, encoding: .utf8)
+        let checked = try await Subprocess.run(GatewayProcess.binary, ["regions", "check", file.path])
+        #expect(checked.status == 0)
+        #expect(
+            checked.stdout.contains("warning: origins.unknown is region 'us-east' in zone 'us', which is not strict"))
+        let plain = try await Subprocess.run(GatewayProcess.binary, ["regions", "check", Self.defaultYAML.path])
+        #expect(!plain.stdout.contains("warning"), "\(plain.stdout)")
+    }
 }
