@@ -116,7 +116,8 @@ public final class Gateway: Service, Sendable {
         self.readiness = readiness
         self.logger = logger
         self.reloader = GatewayReloader(
-            core: core, clientTLS: clientTLS, tunnelTLS: tunnelTLS, logLevel: logLevel, source: reloadSource)
+            core: core, clientTLS: clientTLS, tunnelTLS: tunnelTLS, logLevel: logLevel, source: reloadSource,
+            adminToken: guardrail.token)
         self.signalLoop = group.any()
 
         let listeners = configuration.listeners

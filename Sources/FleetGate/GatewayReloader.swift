@@ -43,10 +43,14 @@ public final class GatewayReloader: Sendable {
     private let regionReloadRuns = CoalescedJob<Result<Report, ReloadError>>()
     private let keyReloadRuns = CoalescedJob<Result<Int, KeyFileError>>()
 
+    /// The admin token in use (read at start): the admin API keeps it until a restart.
+    let adminToken: [UInt8]?
+
     init(
         core: GatewayCore, clientTLS: TLSContextBox, tunnelTLS: TLSContextBox, logLevel: LogLevelControl?,
-        source: (@Sendable () throws -> GatewayConfiguration)?
+        source: (@Sendable () throws -> GatewayConfiguration)?, adminToken: [UInt8]? = nil
     ) {
+        self.adminToken = adminToken
         self.core = core
         self.clientTLS = clientTLS
         self.tunnelTLS = tunnelTLS
@@ -162,7 +166,13 @@ public final class GatewayReloader: Sendable {
             self.core.retireCarsOutsideMap()
             return Report(regionsVersion: geo.map.version, logLevel: running.logging.level, restartRequired: [])
         }
-        let restartRequired = Self.keepRestartOnlyKeys(from: running, in: &next)
+        var restartRequired = Self.keepRestartOnlyKeys(from: running, in: &next)
+        // The admin token is read at start; a new one in the file waits for a restart, and says so — a
+        // reload answered 200 with nothing to restart while the old token went on working (helper-73). A
+        // file that would stop the next start refuses the reload now.
+        if let file = next.admin.tokenFile, Array(try AdminGuard.readToken(file).utf8) != self.adminToken {
+            restartRequired.append("admin.tokenFile (the token in it)")
+        }
         try next.validate()
         let clientTLS = try next.listeners.tls.files.map {
             try TLSContextBox.makeContext($0, key: "listeners.tls", alpn: ["h2", "http/1.1"])

@@ -86,6 +86,12 @@ public final class HTTPServer: Service, Sendable {
         self.bound = group.any().makePromise(of: SocketAddress.self)
     }
 
+    /// A server made and never run (a gateway built, then dropped: a test, or a start that failed after
+    /// this listener was made) fails its address: an unfulfilled promise traps debug builds.
+    deinit {
+        self.bound.fail(HTTPServerNeverRan())
+    }
+
     /// The address once bound (the real port when configured with 0); fails if binding fails.
     public var boundAddress: EventLoopFuture<SocketAddress> { self.bound.futureResult }
 
@@ -227,4 +233,9 @@ public struct HTTP2ConnectionHandle: Sendable {
         let handler = self.handler
         return self.eventLoop.flatSubmit { handler.value.ping() }
     }
+}
+
+/// ``HTTPServer/boundAddress`` of a server that was released without running.
+public struct HTTPServerNeverRan: Error, CustomStringConvertible {
+    public var description: String { "the listener was released without running" }
 }

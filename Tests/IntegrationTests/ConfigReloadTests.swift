@@ -131,6 +131,34 @@ struct ConfigReloadTests {
         }
     }
 
+    @Test("A new admin token waits for a restart and the reload says so; a short one refuses the reload")
+    func adminTokenReload() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fleet-admin-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let file = dir.appendingPathComponent("fleetgate.yaml").path
+        let token = dir.appendingPathComponent("admin-token").path
+        try "admin-token-0123456789\n".write(toFile: token, atomically: true, encoding: .utf8)
+        try "listeners: {client: {port: 0}, tunnel: {port: 0}}\nadmin: {port: 0, tokenFile: \(token)}\n"
+            .write(toFile: file, atomically: true, encoding: .utf8)
+        let stack = try ConfigStack(
+            program: .fleetgate, schema: GatewayConfiguration.schema, arguments: ["--config", file],
+            environment: ["FLEETGATE_FLEET_SECRET": FleetFixture.testSecret, "FLEETGATE_TUNNEL_AUTH": "token"])
+        let read: @Sendable () throws -> GatewayConfiguration = {
+            try stack.reloaded().read { try GatewayConfiguration(config: $0) }
+        }
+        var logger = Logger(label: "admin-token-test")
+        logger.logLevel = .critical
+        let gateway = try Gateway(
+            configuration: try read(), group: .singletonMultiThreadedEventLoopGroup, logger: logger,
+            reloadSource: read)
+        #expect(try gateway.reloader.reload().restartRequired.isEmpty)
+        try "admin-token-rotated-987654\n".write(toFile: token, atomically: true, encoding: .utf8)
+        #expect(try gateway.reloader.reload().restartRequired == ["admin.tokenFile (the token in it)"])
+        try "short\n".write(toFile: token, atomically: true, encoding: .utf8)
+        #expect { try gateway.reloader.reload() } throws: { "\($0)".contains("admin.tokenFile") }
+    }
+
     @Test("A renewed certificate is served to the next TLS connection after a reload")
     func certificateRenewal() async throws {
         let (cert, key, dir) = try await TLSTests.makeCertificate()
