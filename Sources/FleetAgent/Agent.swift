@@ -132,10 +132,30 @@ public final class Agent: Service, Sendable {
     }
 
     /// Runs the agent as the whole program: SIGTERM and SIGINT drain it.
+    /// - Throws: ``AgentRefused`` when the gateway refused the car for good (on any of its tunnels).
     public func runService() async throws {
-        try await ServiceGroup(
-            configuration: .init(
-                services: [.init(service: self)], gracefulShutdownSignals: [.sigterm, .sigint], logger: self.logger)
-        ).run()
+        do {
+            try await ServiceGroup(
+                configuration: .init(
+                    services: [.init(service: self)], gracefulShutdownSignals: [.sigterm, .sigint],
+                    logger: self.logger)
+            ).run()
+        } catch {
+            // helper-73: a quarantined car exited with ServiceGroup's "service finished unexpectedly", and
+            // systemd's Restart=always dialled again forever.
+            if self.tunnels.contains(where: \.refusedByGateway) { throw AgentRefused() }
+            throw error
+        }
+    }
+}
+
+/// The gateway refused the car for good (quarantine, revocation, an expired token): restarting the agent
+/// does not help until an operator acts. `fleet-agent run` exits with ``exitCode`` (systemd's unit does not
+/// restart on it).
+public struct AgentRefused: Error, CustomStringConvertible {
+    /// EX_CONFIG (sysexits.h).
+    public static let exitCode: Int32 = 78
+    public var description: String {
+        "the gateway refuses this car (quarantined, revoked or an expired credential); not restarting"
     }
 }

@@ -121,6 +121,10 @@ public final class TunnelClient: Service, Sendable {
         }
     }
 
+    /// Whether the gateway refused this car for good (quarantine, revocation, an expired token): the
+    /// tunnel does not dial again.
+    public var refusedByGateway: Bool { self.refused.load(ordering: .relaxed) }
+
     /// How many times a tunnel was established.
     public var connectionCount: Int { self.connects.load(ordering: .relaxed) }
 

@@ -30,7 +30,12 @@ func runAgent(_ settings: [String], role: Agent.Role) async throws {
     if let server = agent.server, role == .central {
         _ = server.boundAddress.map { print("fleet-agent serving on http://\($0.ipAddress ?? "?"):\($0.port ?? 0)/v1") }
     }
-    try await agent.runService()
+    do {
+        try await agent.runService()
+    } catch let refused as AgentRefused {
+        logger.error("\(refused)", metadata: ["process.exit.code": "\(AgentRefused.exitCode)"])
+        throw ExitCode(AgentRefused.exitCode)
+    }
 }
 
 struct Run: AsyncParsableCommand {

@@ -100,6 +100,35 @@ struct AgentLogTests {
         }
     }
 
+    /// helper-73: a quarantined car exited with ServiceGroup's "service finished unexpectedly", and the
+    /// unit's Restart=always dialled again forever.
+    @Test("A car the gateway refuses for good exits with 78, which the systemd unit does not restart")
+    func refusedExits() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fleet-refused-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let revocations = dir.appendingPathComponent("revocations").path
+        try "vehicle car-revoked\n".write(toFile: revocations, atomically: true, encoding: .utf8)
+        let gateway = try await GatewayProcess.start(["--tunnel-revocation-file", revocations])
+        defer { gateway.stop() }
+        let tokenFile = dir.appendingPathComponent("token").path
+        try gateway.credential(vehicleID: "car-revoked").write(toFile: tokenFile, atomically: true, encoding: .utf8)
+        let agent = URL(fileURLWithPath: GatewayProcess.binary).deletingLastPathComponent()
+            .appendingPathComponent("fleet-agent").path
+        let result = try await Subprocess.run(
+            agent,
+            [
+                "run", "--gateway", "127.0.0.1:\(gateway.tunnelPort)", "--vehicle-id", "car-revoked", "--region",
+                "eu-central", "--hardware", "hw4", "--token-file", tokenFile,
+            ], timeout: 30)
+        #expect(result.status == AgentRefused.exitCode, "\(result.stderr.suffix(2_000))")
+        #expect(result.stderr.contains("not restarting") || result.stdout.contains("not restarting"))
+        let unit = try String(
+            contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+                .appendingPathComponent("../../deploy/systemd/fleet-agent.service").standardized, encoding: .utf8)
+        #expect(unit.contains("RestartPreventExitStatus=\(AgentRefused.exitCode)"))
+    }
+
     @Test("An unreachable gateway is a warning at the 1st, 2nd and 4th failure in a row, the 3rd a debug line")
     func dialFailures() async throws {
         // A port nothing listens on: bound, then closed.
