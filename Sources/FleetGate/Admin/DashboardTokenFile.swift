@@ -23,6 +23,7 @@ struct DashboardTokenFile {
     /// - Throws: ``GatewayError`` naming the path and the system's reason.
     init(token: String, directory: String? = nil) throws {
         let directory = directory ?? Self.defaultDirectory()
+        Self.removeStale(in: directory)
         let suffix = String(UInt32.random(in: 0...UInt32.max), radix: 16)
         let path = "\(directory)/fleetgate-dashboard-\(getpid())-\(suffix).token"
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
@@ -56,4 +57,23 @@ struct DashboardTokenFile {
 
     /// Removes the file (at shutdown).
     func remove() { unlink(self.path) }
+
+    /// Removes token files left by gateways of this user that were killed (SIGKILL, a crash) and so never
+    /// removed theirs (helper-70): a live credential in a file nobody uses. A file whose pid still runs, or
+    /// that another user owns, stays.
+    static func removeStale(in directory: String) {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return }
+        for name in names where name.hasPrefix("fleetgate-dashboard-") && name.hasSuffix(".token") {
+            let parts = name.dropFirst("fleetgate-dashboard-".count).split(separator: "-")
+            guard let pid = parts.first.flatMap({ pid_t($0) }), pid > 0, pid != getpid() else { continue }
+            // ESRCH: no such process. EPERM means it runs as someone else: not ours to judge.
+            guard kill(pid, 0) != 0, errno == ESRCH else { continue }
+            let path = "\(directory)/\(name)"
+            var status = stat()
+            guard lstat(path, &status) == 0, status.st_uid == getuid(), (status.st_mode & S_IFMT) == S_IFREG else {
+                continue
+            }
+            unlink(path)
+        }
+    }
 }
