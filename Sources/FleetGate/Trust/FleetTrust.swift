@@ -77,8 +77,10 @@ public final class FleetTrust: Sendable {
     /// Why a car may not connect or stay, or nil if it may.
     func refusal(vehicleID: String, identity: VehicleIdentity?) -> String? {
         self.state.withLock { state in
-            if let identity, state.revocations.isRevoked(identity) { return "certificate revoked" }
+            // The vehicle first: a `vehicle` entry read as "certificate revoked" sent an operator looking
+            // for a serial that is not in the file (helper-73).
             if state.revocations.isRevoked(vehicleID: vehicleID) { return "vehicle revoked" }
+            if let identity, state.revocations.isRevoked(identity) { return "certificate revoked" }
             if let reason = state.quarantined[vehicleID] { return "quarantined: \(reason)" }
             return nil
         }
