@@ -223,7 +223,8 @@ final class CompletionHandler: HTTPStreamDelegate {
         let (route, region, vehicle) = served.map { ($0.route, $0.region, $0.vehicle) } ?? ("-", "-", "-")
         let (attempts, migrations, tokens) = served.map { ($0.attempts, $0.migrations, $0.tokens) } ?? (0, 0, 0)
         // Sorted by key, rendered as they are: no metadata dictionary and no sort a request (issue #19).
-        var fields = [
+        // Typed as the logger takes them: an unlabelled tuple array was converted, element by element.
+        var fields: [(key: String, value: String)] = [
             ("fleet.attempts", String(attempts)),
             ("fleet.migrations", String(migrations)),
             ("fleet.origin.country", origin?.country ?? "-"),
