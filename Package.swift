@@ -306,7 +306,7 @@ let package = Package(
         .testTarget(
             name: "FleetGateTests",
             dependencies: [
-                "FleetGate", "FleetProtocol", "FleetGeo", "FleetHTTP1Client", .product(name: "NIOCore", package: "swift-nio"),
+                "FleetGate", "FleetProtocol", "FleetGeo", "FleetHTTP1Client", "FleetTesting", .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),

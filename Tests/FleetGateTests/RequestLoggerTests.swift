@@ -1,3 +1,4 @@
+import FleetTesting
 import Logging
 import Synchronization
 import Testing
@@ -6,29 +7,9 @@ import Testing
 
 @Suite("RequestLogger")
 struct RequestLoggerTests {
-    /// The lines a ``Capture`` handler was given, with the handler's metadata merged under each line's.
-    final class Lines: Sendable {
-        let lines = Mutex<[(level: Logger.Level, message: String, metadata: Logger.Metadata)]>([])
-    }
-
-    /// A value-type handler, as the gateway's is: a logger's copy keeps its own metadata.
-    struct Capture: LogHandler {
-        let sink: Lines
-        var metadata: Logger.Metadata = [:]
-        var logLevel: Logger.Level
-        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-            get { self.metadata[key] }
-            set { self.metadata[key] = newValue }
-        }
-        func log(event: LogEvent) {
-            let merged = self.metadata.merging(event.metadata ?? [:]) { _, line in line }
-            self.sink.lines.withLock { $0.append((event.level, event.message.description, merged)) }
-        }
-    }
-
-    static func logger(level: Logger.Level, parent: String?) -> (RequestLogger, Lines) {
-        let sink = Lines()
-        var base = Logger(label: "test") { _ in Capture(sink: sink, logLevel: level) }
+    static func logger(level: Logger.Level, parent: String?) -> (RequestLogger, CapturedLog) {
+        let sink = CapturedLog()
+        var base = Logger(label: "test") { _ in CapturedLog.Handler(sink: sink, logLevel: level) }
         base[metadataKey: "replica"] = "a"
         let logger = RequestLogger(
             base: base, traceID: "0af7651916cd43dd8448eb211c80319c", spanID: "b7ad6b7169203331", parentSpanID: parent)

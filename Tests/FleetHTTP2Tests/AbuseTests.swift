@@ -61,14 +61,15 @@ struct AbuseTests {
         #expect(result.stdout == "Hello, world\n")
     }
 
-    @Test("Rapid reset (CVE-2023-44487): HEADERS then RST_STREAM, over and over → ENHANCE_YOUR_CALM")
-    func rapidReset() async throws {
+    /// 400 requests on one connection, each followed by `cancel` (a frame that ends its stream), against a
+    /// budget of 100 resets a second: GOAWAY ENHANCE_YOUR_CALM, while another client is served.
+    func resetFlood(_ cancel: (UInt32) -> [UInt8]) async throws {
         try await withTestServer(configuration: HTTP2Configuration(maxResetsPerSecond: 100)) { port in
             var flood: [UInt8] = []
             for i in 0..<400 {
                 let id = UInt32(2 * i + 1)
                 flood += Frames.headers(stream: id, block: Frames.requestBlock(path: "/stream?bytes=100000"))
-                flood += Frames.rstStream(stream: id)
+                flood += cancel(id)
             }
             async let codes = self.goAwayCodes(port: port, flood: flood)
             try await self.wellBehaved(port: port)
@@ -77,22 +78,16 @@ struct AbuseTests {
         }
     }
 
+    @Test("Rapid reset (CVE-2023-44487): HEADERS then RST_STREAM, over and over → ENHANCE_YOUR_CALM")
+    func rapidReset() async throws {
+        try await self.resetFlood { Frames.rstStream(stream: $0) }
+    }
+
     /// helper-72: the server's own resets were not counted, so a peer could start and cancel work as fast
     /// as a rapid reset does without sending one RST_STREAM.
     @Test("MadeYouReset (CVE-2025-8671): HEADERS then a WINDOW_UPDATE overflowing the stream → ENHANCE_YOUR_CALM")
     func madeYouReset() async throws {
-        try await withTestServer(configuration: HTTP2Configuration(maxResetsPerSecond: 100)) { port in
-            var flood: [UInt8] = []
-            for i in 0..<400 {
-                let id = UInt32(2 * i + 1)
-                flood += Frames.headers(stream: id, block: Frames.requestBlock(path: "/stream?bytes=100000"))
-                flood += Frames.windowUpdate(stream: id, increment: 0x7FFF_FFFF)
-            }
-            async let codes = self.goAwayCodes(port: port, flood: flood)
-            try await self.wellBehaved(port: port)
-            #expect(try await codes == [0xB])
-            try await self.wellBehaved(port: port)
-        }
+        try await self.resetFlood { Frames.windowUpdate(stream: $0, increment: 0x7FFF_FFFF) }
     }
 
     @Test("CONTINUATION flood: an endless header block → ENHANCE_YOUR_CALM")

@@ -7,42 +7,22 @@ import HTTPTypes
 import Logging
 import NIOCore
 import NIOPosix
-import Synchronization
 import Testing
 
 /// What a car's operator reads when its agent cannot join (helper-70: a refused car logged
 /// "Tunnel connected" and "retired" and never why; an unreachable gateway was a debug line).
 @Suite("The agent says why it is not connected", .timeLimit(.minutes(1)))
 struct AgentLogTests {
-    final class Lines: Sendable {
-        let lines = Mutex<[(level: Logger.Level, message: String, metadata: Logger.Metadata)]>([])
-        func matching(_ message: String) -> [(level: Logger.Level, message: String, metadata: Logger.Metadata)] {
-            self.lines.withLock { $0.filter { $0.message == message } }
-        }
-    }
-
-    struct Capture: LogHandler {
-        let sink: Lines
-        var metadata: Logger.Metadata = [:]
-        var logLevel: Logger.Level = .trace
-        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-            get { self.metadata[key] }
-            set { self.metadata[key] = newValue }
-        }
-        func log(event: LogEvent) {
-            let merged = self.metadata.merging(event.metadata ?? [:]) { _, line in line }
-            self.sink.lines.withLock { $0.append((event.level, event.message.description, merged)) }
-        }
-    }
-
     /// Runs a simulated car with `configuration` and a capturing logger until `done` holds of its lines.
-    func run(_ configuration: AgentConfiguration, until done: @escaping @Sendable (Lines) -> Bool) async throws -> Lines
+    func run(_ configuration: AgentConfiguration, until done: @escaping @Sendable (CapturedLog) -> Bool) async throws
+        -> CapturedLog
     {
-        let sink = Lines()
+        let sink = CapturedLog()
         let car = SimulatedCar(
             configuration: configuration,
             state: VehicleState(pluggedIn: true, chargePercent: 80, link: .wifi, slotsFree: 4),
-            group: MultiThreadedEventLoopGroup.singleton, logger: Logger(label: "agent") { _ in Capture(sink: sink) })
+            group: MultiThreadedEventLoopGroup.singleton,
+            logger: Logger(label: "agent") { _ in CapturedLog.Handler(sink: sink) })
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await car.tunnel.run() }
             try await waitUntil(timeout: .seconds(20), "the agent's lines") { done(sink) }
