@@ -69,10 +69,11 @@ struct DashboardTokenFile {
             // ESRCH: no such process. EPERM means it runs as someone else: not ours to judge.
             guard kill(pid, 0) != 0, errno == ESRCH else { continue }
             let path = "\(directory)/\(name)"
-            var status = stat()
-            guard lstat(path, &status) == 0, status.st_uid == getuid(), (status.st_mode & S_IFMT) == S_IFREG else {
-                continue
-            }
+            // The link itself, not what it names (attributesOfItem does not follow a symlink).
+            guard let attributes = try? FileManager.default.attributesOfItem(atPath: path),
+                attributes[.type] as? FileAttributeType == .typeRegular,
+                (attributes[.ownerAccountID] as? NSNumber)?.uint32Value == getuid()
+            else { continue }
             unlink(path)
         }
     }
