@@ -39,10 +39,8 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
     var reasoning = ""
     /// The model's refusal, for a `stream: false` answer.
     var refusal = ""
-    /// The model's function calls, joined from their pieces, for a `stream: false` answer.
-    var toolCalls = ToolCallAccumulator()
-    /// The calls whose name was streamed (a name goes in one piece of its call).
-    var namedCalls: Set<Int> = []
+    /// The model's function calls: joined for a `stream: false` answer, numbered and trimmed as streamed.
+    var toolCalls = ToolCallPieces()
     var completionTokens = 0
     let id: String
     let created = Int(Date().timeIntervalSince1970)
@@ -196,32 +194,7 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
     func emit(toolCalls: [ToolCall]) {
         guard self.chat else { return }
         self.completionTokens += 1
-        // Each piece numbered by the call it belongs to (``ToolCallAccumulator/place(_:)``): a runtime that
-        // sends several calls at `index` 0 (Ollama), or with none, reached the app's SDK as one call
-        // with both calls' names and arguments run together (helper-69).
-        // And each call's id, type and name in its first piece only, as OpenAI streams them: a runtime that
-        // repeats them in every piece (llama-cpp-python) made LangChain join the name to itself once per
-        // piece (helper-71: `get_weatherget_weather…`).
-        var pieces = toolCalls
-        for position in pieces.indices {
-            let placed = self.toolCalls.place(pieces[position])
-            pieces[position].index = placed.position
-            if placed.began {
-                if pieces[position].id == nil {
-                    pieces[position].id = ToolCall.missingIDPrefix(answerID: self.id) + String(placed.position)
-                }
-            } else {
-                pieces[position].id = nil
-                pieces[position].type = nil
-            }
-            if let name = pieces[position].function?.name, !name.isEmpty {
-                if self.namedCalls.contains(placed.position) {
-                    pieces[position].function?.name = nil
-                } else {
-                    self.namedCalls.insert(placed.position)
-                }
-            }
-        }
+        let pieces = self.toolCalls.place(toolCalls, answerID: self.id)
         guard self.streaming else { return }
         var event = ByteBuffer()
         event.writeImmutableBuffer(self.chunkPrefix)
@@ -284,9 +257,10 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
                         role: "assistant", content: self.text,
                         reasoningContent: self.reasoning.isEmpty ? nil : self.reasoning,
                         refusal: self.refusal.isEmpty ? nil : self.refusal,
-                        toolCalls: self.toolCalls.isEmpty
+                        toolCalls: self.toolCalls.calls.isEmpty
                             ? nil
-                            : self.toolCalls.toolCalls(missingIDPrefix: ToolCall.missingIDPrefix(answerID: self.id)))
+                            : self.toolCalls.calls.toolCalls(
+                                missingIDPrefix: ToolCall.missingIDPrefix(answerID: self.id)))
                     : nil,
                 text: self.chat ? nil : self.text, finishReason: reason)
             let response = CompletionResponse(
