@@ -117,7 +117,9 @@ extension FleetRegistry {
     public func acquire(_ choice: Choice, for request: RequestProfile, now: Double) -> Lease? {
         guard let id = choice.car else { return nil }
         return self.storage.withLock { s in
-            guard var car = s.car(id), Int(car.inFlight) < car.capacity, !car.draining,
+            // On probation (``Eligibility``) a car takes one job at a time.
+            guard var car = s.car(id), Int(car.inFlight) < (car.consecutiveFailures > 0 ? 1 : car.capacity),
+                !car.draining,
                 s.zoneIndex[request.zone] == car.zone, let model = s.modelIndex[request.model],
                 s.offerIndex(id.slot, model: model) != nil
             else { return nil }
@@ -168,7 +170,10 @@ extension FleetRegistry {
                 // Busy, not broken (a runtime at its own limit): a flat back-off, no failure counted.
                 car.backoffUntil = max(car.backoffUntil, now + min(30, max(1, busy)))
             } else if outcome.succeeded {
-                car.consecutiveFailures = 0
+                // A job cancelled before its first token (a hedge's loser, a client gone) says nothing
+                // of the car's health: it neither fails nor clears its record (helper-72: a silent car's
+                // cancelled jobs counted as successes and ended its back-off).
+                if outcome.ttftMilliseconds != nil || outcome.outputTokens > 0 { car.consecutiveFailures = 0 }
             } else {
                 car.consecutiveFailures += 1
                 car.backoffUntil = now + min(30, 0.25 * Double(1 << min(Int(car.consecutiveFailures), 7)))
@@ -196,7 +201,8 @@ extension FleetRegistry {
                         let rest = advertised * max(1, prompt - Double(lease.cachedPrefixTokens)) / prompt
                         if advertised / rest >= 1.5 {
                             let slowdown = offer.learned.prefillSlowdown
-                            let hit = abs(log(compute / (rest * slowdown))) < abs(log(compute / (advertised * slowdown)))
+                            let hit =
+                                abs(log(compute / (rest * slowdown))) < abs(log(compute / (advertised * slowdown)))
                             car.hits.observe(hit: hit, learningRate: self.affinity.hitLearningRate)
                             if hit { expected = rest }
                         } else {

@@ -114,6 +114,32 @@ struct FleetRegistryTests {
         #expect(registry.candidates(model: "m", zone: "eu", now: 101).count == 1)
     }
 
+    /// helper-72: a car that answered 200 and then nothing took a third of the requests, 15 s each.
+    @Test(
+        "After a failure a car takes one job at a time until one succeeds; a job cancelled before its first token clears nothing"
+    )
+    func probation() {
+        let registry = FleetRegistry()
+        let (id, _) = registry.register(descriptor("a", slots: 4), state: parked)
+        registry.finish(registry.acquire(id, for: request(), now: 100)!, .failed, now: 100)
+        let first = registry.acquire(id, for: request(), now: 101)
+        #expect(first != nil)
+        #expect(registry.acquire(id, for: request(), now: 101) == nil, "one job at a time on probation")
+        #expect(registry.candidates(model: "m", zone: "eu", now: 101).isEmpty)
+        // Cancelled before its first token (a hedge won elsewhere): still on probation.
+        let cancelled = Outcome(ttftMilliseconds: nil, tpotMilliseconds: nil, outputTokens: 0, succeeded: true)
+        registry.finish(first!, cancelled, now: 101)
+        #expect(registry.snapshot(id)?.consecutiveFailures == 1)
+        let proving = registry.acquire(id, for: request(), now: 102)!
+        #expect(registry.acquire(id, for: request(), now: 102) == nil)
+        // A job that produced tokens: off probation, all four slots again.
+        registry.finish(
+            proving, Outcome(ttftMilliseconds: 200, tpotMilliseconds: 50, outputTokens: 8, succeeded: true), now: 103)
+        #expect(registry.snapshot(id)?.consecutiveFailures == 0)
+        let jobs = (0..<4).compactMap { _ in registry.acquire(id, for: request(), now: 103) }
+        #expect(jobs.count == 4)
+    }
+
     @Test("A busy car (its runtime answered 429/503) is left alone a flat while, its failures not counted")
     func busyIsNotFailing() {
         let registry = FleetRegistry()
