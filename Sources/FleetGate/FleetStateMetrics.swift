@@ -17,6 +17,8 @@ import Synchronization
 ///   served in another zone (docs/regions.md).
 /// - `fleet_geoip_database_build_timestamp_seconds`: when the loaded GeoIP database was built.
 /// - `fleet_tls_certificate_expiry_timestamp_seconds{listener}`: the leaf certificate's notAfter.
+/// - `fleet_car_credentials_expiring`: connected cars whose credential (vehicle certificate or token)
+///   expires within ``expiringWindow``: their renewal is not happening.
 /// - central endpoints' state and load: ``CentralEndpointGauges``.
 ///
 /// Every zone's refusal counter is registered (at 0) for each region map loaded, so dashboards and
@@ -33,6 +35,10 @@ public final class FleetStateMetrics: Sendable {
     public let activeStreams: Gauge
     /// Build time of the GeoIP database in use (Unix seconds; 0 without one).
     public let geoipBuilt: Gauge
+    /// Connected cars whose credential expires within ``expiringWindow``.
+    public let credentialsExpiring: Gauge
+    /// 48 h: a 7-day certificate renewed daily never comes this close.
+    public static let expiringWindow = 48.0 * 3_600
     /// Central endpoints' state and streams in flight.
     let central: CentralEndpointGauges
 
@@ -41,6 +47,7 @@ public final class FleetStateMetrics: Sendable {
         self.activeStreams = Gauge(label: "fleet_active_streams", dimensions: [], factory: factory)
         self.geoipBuilt = Gauge(
             label: "fleet_geoip_database_build_timestamp_seconds", dimensions: [], factory: factory)
+        self.credentialsExpiring = Gauge(label: "fleet_car_credentials_expiring", dimensions: [], factory: factory)
         self.central = CentralEndpointGauges(factory: factory)
         for listener in ["tls", "tunnel"] { _ = self.certificate(listener) }
     }
@@ -104,8 +111,9 @@ public final class FleetStateMetrics: Sendable {
     /// `fleet_cars` family to append to the registry's output.
     func publish(
         cars: [CarSnapshot], regions: [String: String], inFlight: Int, geoipBuildEpoch: Int64?,
-        certificateExpiry: [String: Int64]
+        certificateExpiry: [String: Int64], credentialsExpiring: Int = 0
     ) -> FleetCarsExposition {
+        self.credentialsExpiring.record(credentialsExpiring)
         self.activeStreams.record(inFlight)
         self.geoipBuilt.record(geoipBuildEpoch ?? 0)
         for (listener, notAfter) in certificateExpiry { self.certificate(listener).record(notAfter) }

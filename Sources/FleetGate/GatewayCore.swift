@@ -175,6 +175,8 @@ public final class GatewayCore: Sendable {
     let takeoverWarnings = KeyedWarnings()
     /// Which refusals of a car are logged at warning level, by peer address (``KeyedWarnings``).
     let rejectionWarnings = KeyedWarnings()
+    /// The connected cars' credential expiries (``CredentialExpiries``).
+    let credentialExpiries = CredentialExpiries()
 
     /// Application keys and their quotas. Keys are held only as SHA-256 digests and looked up by
     /// digest, so no comparison runs over a secret.

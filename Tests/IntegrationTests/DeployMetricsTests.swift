@@ -94,4 +94,25 @@ struct DeployMetricsTests {
             }
         }
     }
+
+    /// helper-73: a car whose renewal job stopped dropped out within days, and nothing said so.
+    @Test("fleet_car_credentials_expiring counts connected cars whose credential expires within 48 h")
+    func credentialsExpiring() async throws {
+        try await withFleet { fleet in
+            func expiring() async throws -> Double? {
+                try await Self.metrics(fleet).split(separator: "\n").first {
+                    $0.hasPrefix("fleet_car_credentials_expiring ")
+                }.flatMap { $0.split(separator: " ").last }.flatMap { Double($0) }
+            }
+            #expect(try await expiring() == 0)
+            var renewed = CarSpec("car-renewed")
+            renewed.tokenExpires = Date().addingTimeInterval(30 * 86_400)
+            _ = try await fleet.startCar(renewed)
+            #expect(try await expiring() == 0)
+            var stale = CarSpec("car-stale")
+            stale.tokenExpires = Date().addingTimeInterval(86_400)
+            _ = try await fleet.startCar(stale)
+            #expect(try await expiring() == 1)
+        }
+    }
 }

@@ -1,5 +1,6 @@
 import FleetGeo
 import FleetScheduler
+import Foundation
 import Prometheus
 
 /// Gauges computed from the gateway's state when `/metrics` is scraped.
@@ -19,7 +20,9 @@ extension AdminResponder {
         let cars = state.publish(
             cars: self.core.registry.all(), regions: geo.map.regions.mapValues(\.zone),
             inFlight: self.core.requestsInFlight, geoipBuildEpoch: geo.database?.buildEpoch,
-            certificateExpiry: certificates)
+            certificateExpiry: certificates,
+            credentialsExpiring: self.core.credentialExpiries.count(
+                expiringBefore: Date().timeIntervalSince1970 + FleetStateMetrics.expiringWindow))
         state.central.publish(self.core.central.all)
         var body = self.prometheus.emitToBuffer()
         cars.write(into: &body)

@@ -199,6 +199,7 @@ final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
             "Car registered", metadata: ["fleet.region": "\(region)", "fleet.hardware": "\(hardware.rawValue)"])
         self.schedulePing()
         self.armExpiry(grant.expires)
+        self.core.credentialExpiries.set(ObjectIdentifier(self), expires: grant.expires.timeIntervalSince1970)
         self.tellReplicas()  // cluster (#21)
         if self.core.isDraining {
             self.send(self.reconnectMessage())  // registered after the drain's notice went out
@@ -413,6 +414,7 @@ final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
         self.helloTimer?.cancel()
         self.pingTimer?.cancel()
         self.expiryTimer?.cancel()
+        self.core.credentialExpiries.remove(ObjectIdentifier(self))
         if let id = self.carID {
             // The jobs the close cut (the registry's count is already 0: each stream's close released its slot).
             let statusID = self.statusStream?.id
