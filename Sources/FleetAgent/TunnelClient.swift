@@ -329,8 +329,6 @@ private final class GoAwayWatcher: HTTP2ConnectionDelegate, Sendable {
         self.onGoAway = onGoAway
     }
 
-    func connectionDidReceiveGoAway(lastStreamID: Int32, errorCode: HTTP2ErrorCode) { self.onGoAway() }
-
     func connectionDidReceiveGoAway(lastStreamID: Int32, errorCode: HTTP2ErrorCode, debugData: String) {
         // A refusal (a bad hello, models or state) comes as a GOAWAY with an error and its reason
         // (helper-70: the car logged "Tunnel connected" and "retired", never why).

@@ -3,9 +3,7 @@ public import HTTPTypes
 /// Connection-level events of an HTTP/2 connection, delivered on its event loop.
 public protocol HTTP2ConnectionDelegate: AnyObject {
     /// The peer sent GOAWAY: no stream above `lastStreamID` will be processed, and no new stream may open.
-    func connectionDidReceiveGoAway(lastStreamID: Int32, errorCode: HTTP2ErrorCode)
-    /// The same, with the frame's debug data (at most 256 bytes, as text): why the peer is going away.
-    /// By default it calls ``connectionDidReceiveGoAway(lastStreamID:errorCode:)``.
+    /// `debugData`: the frame's debug data (at most 256 bytes, as text), why the peer is going away.
     func connectionDidReceiveGoAway(lastStreamID: Int32, errorCode: HTTP2ErrorCode, debugData: String)
     /// The connection closed; every stream has already heard ``HTTPStreamDelegate/streamDidClose(error:)``.
     func connectionDidClose()
@@ -18,8 +16,5 @@ public protocol HTTP2ConnectionDelegate: AnyObject {
 
 extension HTTP2ConnectionDelegate {
     public func connectionDidCatch(_ error: any Error) {}
-    public func connectionDidReceiveGoAway(lastStreamID: Int32, errorCode: HTTP2ErrorCode, debugData: String) {
-        self.connectionDidReceiveGoAway(lastStreamID: lastStreamID, errorCode: errorCode)
-    }
     public func connectionWillShutDown() {}
 }

@@ -264,7 +264,7 @@ private struct HostileResponder: HTTPServerResponder {
 private final class ConnectionObserver: HTTP2ConnectionDelegate, Sendable {
     let script: Script
     init(script: Script) { self.script = script }
-    func connectionDidReceiveGoAway(lastStreamID: Int32, errorCode: HTTP2ErrorCode) {
+    func connectionDidReceiveGoAway(lastStreamID: Int32, errorCode: HTTP2ErrorCode, debugData: String) {
         self.script.state.withLock { $0.goAway = $0.goAway ?? errorCode }
     }
     func connectionDidClose() {}

@@ -37,7 +37,9 @@ final class Recorder: HTTPStreamDelegate {
 final class ConnectionEvents: HTTP2ConnectionDelegate {
     var goAway: HTTP2ErrorCode?
     var closed = false
-    func connectionDidReceiveGoAway(lastStreamID: Int32, errorCode: HTTP2ErrorCode) { self.goAway = errorCode }
+    func connectionDidReceiveGoAway(lastStreamID: Int32, errorCode: HTTP2ErrorCode, debugData: String) {
+        self.goAway = errorCode
+    }
     func connectionDidClose() { self.closed = true }
 }
 

@@ -385,7 +385,7 @@ final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
 
     // MARK: Connection
 
-    func connectionDidReceiveGoAway(lastStreamID: Int32, errorCode: HTTP2ErrorCode) {
+    func connectionDidReceiveGoAway(lastStreamID: Int32, errorCode: HTTP2ErrorCode, debugData: String) {
         self.goAwayCode = errorCode
         if let id = self.carID { self.core.registry.setDraining(id) }
     }
