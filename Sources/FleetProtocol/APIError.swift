@@ -134,21 +134,24 @@ public struct APIError: Error, Hashable, Sendable, CustomStringConvertible {
     /// The `error.code` of an error body.
     /// - Parameter body: an upstream's answer, `{"error":{"code":…}}` when it is an OpenAI-style error.
     /// - Returns: the code, or nil when the body is not such an error or its code is not a string.
-    public static func code(in body: ByteBuffer) -> String? {
-        struct Body: Decodable {
-            struct Detail: Decodable { var code: String? }
-            var error: Detail
-        }
-        return (try? JSON.decode(Body.self, from: body.readableBytesView))?.error.code
-    }
+    public static func code(in body: ByteBuffer) -> String? { Self.detail(in: body)?.code }
 
-    /// `error.message` of an OpenAI-style error body, if it is one.
-    public static func message(in body: ByteBuffer) -> String? {
+    /// `error.code` and `error.message` of an OpenAI-style error body, read once; nil when it is not one.
+    /// A member that is not a string is nil.
+    public static func detail(in body: ByteBuffer) -> (code: String?, message: String?)? {
         struct Body: Decodable {
-            struct Detail: Decodable { var message: String? }
+            struct Detail: Decodable {
+                var code, message: String?
+                enum CodingKeys: String, CodingKey { case code, message }
+                init(from decoder: any Decoder) throws {
+                    let c = try decoder.container(keyedBy: CodingKeys.self)
+                    self.code = try? c.decode(String.self, forKey: .code)
+                    self.message = try? c.decode(String.self, forKey: .message)
+                }
+            }
             var error: Detail
         }
-        return (try? JSON.decode(Body.self, from: body.readableBytesView))?.error.message
+        return (try? JSON.decode(Body.self, from: body.readableBytesView)).map { ($0.error.code, $0.error.message) }
     }
 }
 

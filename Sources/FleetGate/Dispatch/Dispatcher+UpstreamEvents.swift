@@ -271,8 +271,9 @@ extension Dispatcher {
     /// tool call, several choices) sends the rest of the request to central capacity, since another
     /// car's runtime would answer the same; a car whose runtime was busy is a busy upstream.
     private func failure(answering body: ByteBuffer, from id: Int, label: String) -> DispatchStateMachine.Failure {
-        if let said = APIError.message(in: body), !said.isEmpty { self.lastUpstreamMessage = String(said.prefix(200)) }
-        guard let attempt = self.attempts[id], let code = APIError.code(in: body) else {
+        let detail = APIError.detail(in: body)
+        if let said = detail?.message, !said.isEmpty { self.lastUpstreamMessage = String(said.prefix(200)) }
+        guard let attempt = self.attempts[id], let code = detail?.code else {
             return .init(retryable: true, label: label)
         }
         // The runtime rejected the request itself (its 4xx, `fleet_status`), before any token (a stream
