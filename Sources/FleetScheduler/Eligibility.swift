@@ -52,10 +52,8 @@ public struct Eligibility: Sendable {
         // `isAvailable` is not asked again: every car drawn sits in a bucket, and bucket membership
         // is kept equal to it on every update (`FleetRegistry.reindex`).
         guard now >= car.backoffUntil else { return false }
-        // Probation: a car whose last job failed takes one job at a time until one succeeds (helper-72: a
-        // car that answered 200 and then nothing took a third of the requests, 15 s each, once its
-        // back-off ended — every job it was given at once waited out the first-token timeout).
-        if car.consecutiveFailures > 0 && car.inFlight > 0 { return false }
+        // Probation (``FleetRegistry/Car/jobLimit``): its buckets know only its capacity.
+        if Int(car.inFlight) >= car.jobLimit { return false }
         if car.rtt.samples > 0, car.rtt.smoothed > self.maxRTTMilliseconds { return false }
         if let uplink = car.state.uplinkMbps, uplink < self.minUplinkMbps { return false }
         if car.departsAt != .infinity {

@@ -117,9 +117,7 @@ extension FleetRegistry {
     public func acquire(_ choice: Choice, for request: RequestProfile, now: Double) -> Lease? {
         guard let id = choice.car else { return nil }
         return self.storage.withLock { s in
-            // On probation (``Eligibility``) a car takes one job at a time.
-            guard var car = s.car(id), Int(car.inFlight) < (car.consecutiveFailures > 0 ? 1 : car.capacity),
-                !car.draining,
+            guard var car = s.car(id), Int(car.inFlight) < car.jobLimit, !car.draining,
                 s.zoneIndex[request.zone] == car.zone, let model = s.modelIndex[request.model],
                 s.offerIndex(id.slot, model: model) != nil
             else { return nil }

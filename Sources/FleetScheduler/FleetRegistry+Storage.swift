@@ -54,6 +54,12 @@ extension FleetRegistry {
         var cacheEpoch: UInt32 = 0
         var cacheResets = -1
         var hits = HitEstimate(prior: 0.5)
+
+        /// The jobs it may hold at once: its capacity, or one while on probation — its last job failed, and
+        /// until one succeeds (helper-72: a car that answered 200 and then nothing took a third of the
+        /// requests, 15 s each, once its back-off ended: every job it was given at once waited out the
+        /// first-token timeout).
+        var jobLimit: Int { self.consecutiveFailures > 0 ? 1 : self.capacity }
     }
 
     struct Pool {
