@@ -147,6 +147,14 @@ public final class TunnelClient: Service, Sendable {
         // Dial failures in a row: the first and every power of two are warnings (an unreachable gateway,
         // a refused certificate), the rest debug — a car offline for a day logs ~17 lines, not 17,000.
         var failuresInARow = 0
+        func failed(_ message: Logger.Message, error: String, _ metadata: Logger.Metadata) {
+            failuresInARow += 1
+            var metadata = metadata
+            metadata["error.message"] = "\(error.prefix(300))"
+            metadata["fleet.dial.failures"] = "\(failuresInARow)"
+            let level: Logger.Level = failuresInARow & (failuresInARow - 1) == 0 ? .warning : .debug
+            self.logger.log(level: level, message, metadata: metadata)
+        }
         try await withGracefulShutdownHandler {
             while !Task.isCancelled && !Task.isShuttingDownGracefully {
                 if self.refused.load(ordering: .relaxed) {
@@ -232,27 +240,17 @@ public final class TunnelClient: Service, Sendable {
                         // helper-73: a refused TLS handshake (a certificate from another CA, a name that does
                         // not match, a token car at a certificate gateway) logged "Tunnel connected" and
                         // "Tunnel closed" at info, forever, and never why.
-                        failuresInARow += 1
-                        metadata["fleet.dial.failures"] = "\(failuresInARow)"
-                        metadata["error.message"] =
-                            "\(goAway.firstError ?? "closed without an error")"
-                        let level: Logger.Level = failuresInARow & (failuresInARow - 1) == 0 ? .warning : .debug
-                        self.logger.log(
-                            level: level,
+                        failed(
                             "Tunnel closed before the gateway took the car (a TLS handshake refused, or not a FleetGate tunnel port)",
-                            metadata: metadata)
+                            error: goAway.firstError ?? "closed without an error", metadata)
                     }
                 } catch {
                     directory.withChoice {
                         $0.dialFailed(slot: slot, now: directory.now, random: Double.random(in: 0..<1))
                     }
                     metadata["error.type"] = "\(type(of: error))"
-                    metadata["error.message"] = "\(String(describing: error).prefix(300))"
-                    failuresInARow += 1
-                    metadata["fleet.dial.failures"] = "\(failuresInARow)"
                     // helper-70: a gateway that could not be reached was said only at debug level.
-                    let level: Logger.Level = failuresInARow & (failuresInARow - 1) == 0 ? .warning : .debug
-                    self.logger.log(level: level, "Tunnel dial failed", metadata: metadata)
+                    failed("Tunnel dial failed", error: String(describing: error), metadata)
                 }
                 if Task.isShuttingDownGracefully { break }
             }
@@ -320,7 +318,7 @@ private final class GoAwayWatcher: HTTP2ConnectionDelegate, Sendable {
     private let onGoAway: @Sendable () -> Void
     private let caught = Mutex<String?>(nil)
 
-    /// The first error the connection caught (a TLS handshake's), if any, as text (at most 300 characters).
+    /// The first error the connection caught (a TLS handshake's), if any, as text.
     var firstError: String? { self.caught.withLock { $0 } }
 
     init(logger: Logger, metadata: Logger.Metadata, _ onGoAway: @escaping @Sendable () -> Void) {
@@ -343,6 +341,6 @@ private final class GoAwayWatcher: HTTP2ConnectionDelegate, Sendable {
     func connectionDidClose() {}
 
     func connectionDidCatch(_ error: any Error) {
-        self.caught.withLock { if $0 == nil { $0 = String(String(describing: error).prefix(300)) } }
+        self.caught.withLock { if $0 == nil { $0 = String(describing: error) } }
     }
 }
