@@ -137,6 +137,7 @@ extension GatewayConfiguration {
         }
     }
 
+    /// Reads a PEM pair from `certificateChainFile` / `privateKeyFile`; both or neither.
     static func tlsFiles(_ config: ConfigReader) throws -> TLSFiles? {
         let cert = try config.nonEmptyString("certificateChainFile")
         let key = try config.nonEmptyString("privateKeyFile")

@@ -7,7 +7,7 @@ import Foundation
 /// listeners' ports, the admin token. `config check` applies them too (``checked(config:)``).
 extension GatewayConfiguration {
     /// Issue #20: certificate authentication needs a TLS tunnel listener and a fleet CA; audits need
-    /// endpoints in known regions; an admin token file must hold a token. Checked when the gateway is built
+    /// endpoints in known regions. Checked when the gateway is built
     /// (``Gateway/init(configuration:group:logger:logLevel:reloadSource:)``) and by `fleetgate config check`
     /// (``checked(config:)``), not when the configuration is read, so that tools reading a configuration need no CA.
     public func validateTrust() throws {
@@ -37,7 +37,6 @@ extension GatewayConfiguration {
             }
             try Self.checkHTTPURL(endpoint.baseURL, key: "audit.endpoints")
         }
-        if let file = self.admin.tokenFile { _ = try AdminGuard.readToken(file) }
         for (zone, share) in self.audit.zoneFractions where !(0...1).contains(share) {
             throw ConfigurationError(
                 .invalidValue, key: "audit.zoneFractions", value: "\(zone)=\(share)", "the share must be 0–1")
@@ -70,13 +69,13 @@ extension GatewayConfiguration {
     }
 
     /// The configuration `fleetgate serve` would run: read, then every rule the gateway checks before it
-    /// binds (``validateTrust()``). `config check` uses it, so that a file it passes does not stop `serve`
-    /// (helper-70: the shipped example passed the check and put systemd into a restart loop).
+    /// binds (``validateTrust()``, and the admin token file, which the gateway reads when it builds its
+    /// admin guard). `config check` uses it, so that a file it passes does not stop `serve` (helper-70: the
+    /// shipped example passed the check and put systemd into a restart loop).
     public static func checked(config: ConfigReader) throws -> GatewayConfiguration {
         let configuration = try GatewayConfiguration(config: config)
         try configuration.validateTrust()
+        if let file = configuration.admin.tokenFile { _ = try AdminGuard.readToken(file) }
         return configuration
     }
-
-    /// Reads a PEM pair from `certificateChainFile` / `privateKeyFile`; both or neither.
 }

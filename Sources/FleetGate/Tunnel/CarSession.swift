@@ -302,10 +302,7 @@ final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
         // warning a minute per peer address: a misconfigured car is refused at every dial (helper-70).
         var metadata: Logger.Metadata = ["fleet.reason": "\(reason)"]
         if let claimed = self.claimedVehicleID { metadata["fleet.vehicle.claimed"] = "\(claimed)" }
-        let peer = self.handle.channel.remoteAddress?.ipAddress ?? "?"
-        let level: Logger.Level =
-            self.core.rejectionWarnings.shouldWarn(peer, now: self.core.now) ? .warning : .debug
-        self.logger.log(level: level, "Car rejected", metadata: metadata)
+        self.logger.log(level: self.refusalLevel(kind: "hello"), "Car rejected", metadata: metadata)
         self.helloTimer?.cancel()
         self.handle.onLoop.goAway(.protocolError, debugData: reason)
     }
@@ -396,12 +393,16 @@ final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
     func connectionDidCatch(_ error: any Error) {
         guard self.carID == nil, error is NIOSSLError || error is BoringSSLError else { return }
         self.core.trust.metrics.refusedTLS.increment()
-        let peer = self.handle.channel.remoteAddress?.ipAddress ?? "?"
-        let level: Logger.Level =
-            self.core.rejectionWarnings.shouldWarn("tls " + peer, now: self.core.now) ? .warning : .debug
         self.logger.log(
-            level: level, "Car TLS handshake failed",
+            level: self.refusalLevel(kind: "tls"), "Car TLS handshake failed",
             metadata: ["error.message": "\(String(describing: error).prefix(300))"])
+    }
+
+    /// Warning for the first refusal of `kind` from this peer address in a minute, debug for the rest: a
+    /// misconfigured car is refused at every dial.
+    private func refusalLevel(kind: String) -> Logger.Level {
+        let key = kind + " " + (self.handle.channel.remoteAddress?.ipAddress ?? "?")
+        return self.core.rejectionWarnings.shouldWarn(key, now: self.core.now) ? .warning : .debug
     }
 
     func connectionWillShutDown() {

@@ -12,12 +12,12 @@ final class KeyedWarnings: Sendable {
 
     private let last = Mutex<[String: Double]>([:])
 
-    /// Whether an event with `vehicleID` (the key) at `now` (seconds, monotonic) is warned about.
-    func shouldWarn(_ vehicleID: String, now: Double) -> Bool {
+    /// Whether an event with `key` at `now` (seconds, monotonic) is warned about.
+    func shouldWarn(_ key: String, now: Double) -> Bool {
         self.last.withLock { last in
-            if let at = last[vehicleID], now - at < Self.interval { return false }
+            if let at = last[key], now - at < Self.interval { return false }
             if last.count >= Self.capacity { last.removeAll(keepingCapacity: true) }
-            last[vehicleID] = now
+            last[key] = now
             return true
         }
     }
