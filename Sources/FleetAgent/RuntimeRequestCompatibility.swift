@@ -17,30 +17,26 @@ enum RuntimeRequestCompatibility {
     static func emptyingNullContent(_ body: ByteBuffer) -> ByteBuffer {
         guard JSONBody.contains(body, "null") else { return body }
         return body.withUnsafeReadableBytes { bytes -> ByteBuffer in
-            let key = Array("\"content\"".utf8)
             var out = ByteBuffer()
-            out.reserveCapacity(bytes.count)
             var copied = 0
-            var i = 0
-            while i + key.count <= bytes.count {
-                guard Self.matches(key, in: bytes, at: i) else {
-                    i += 1
-                    continue
-                }
-                var j = Self.skipWhitespace(bytes, from: i + key.count)
-                guard j < bytes.count, bytes[j] == UInt8(ascii: ":") else {
-                    i += key.count
-                    continue
-                }
-                j = Self.skipWhitespace(bytes, from: j + 1)
-                if Self.matches(Array("null".utf8), in: bytes, at: j),
-                    j + 4 == bytes.count || Self.isDelimiter(bytes[j + 4])
-                {
-                    out.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[copied..<j]))
-                    out.writeStaticString("\"\"")
-                    copied = j + 4
-                }
-                i = j
+            var from = 0
+            // Each `"content"` found with `SSE.search` (memchr, memcmp), then its colon and value.
+            while let found = Self.key.withUnsafeBytes({
+                SSE.search($0, in: UnsafeRawBufferPointer(rebasing: bytes[from...]))
+            }) {
+                var i = Self.skipWhitespace(bytes, from: from + found + Self.key.count)
+                from = i
+                guard i < bytes.count, bytes[i] == UInt8(ascii: ":") else { continue }
+                i = Self.skipWhitespace(bytes, from: i + 1)
+                from = i
+                guard i + 4 <= bytes.count, zip(Self.null, bytes[i..<i + 4]).allSatisfy(==),
+                    i + 4 == bytes.count || Self.isDelimiter(bytes[i + 4])
+                else { continue }
+                if copied == 0 { out.reserveCapacity(bytes.count) }
+                out.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[copied..<i]))
+                out.writeStaticString("\"\"")
+                copied = i + 4
+                from = copied
             }
             guard copied > 0 else { return body }
             out.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[copied...]))
@@ -48,20 +44,18 @@ enum RuntimeRequestCompatibility {
         }
     }
 
-    private static func matches(_ needle: [UInt8], in bytes: UnsafeRawBufferPointer, at index: Int) -> Bool {
-        guard index + needle.count <= bytes.count else { return false }
-        for k in needle.indices where bytes[index + k] != needle[k] { return false }
-        return true
-    }
+    private static let key = Array("\"content\"".utf8)
+    private static let null = Array("null".utf8)
 
     private static func skipWhitespace(_ bytes: UnsafeRawBufferPointer, from index: Int) -> Int {
         var i = index
-        while i < bytes.count, bytes[i] == 0x20 || bytes[i] == 0x0A || bytes[i] == 0x0D || bytes[i] == 0x09 { i += 1 }
+        while i < bytes.count, Self.isSpace(bytes[i]) { i += 1 }
         return i
     }
 
+    private static func isSpace(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x0A || byte == 0x0D || byte == 0x09 }
+
     private static func isDelimiter(_ byte: UInt8) -> Bool {
-        byte == UInt8(ascii: ",") || byte == UInt8(ascii: "}") || byte == 0x20 || byte == 0x0A || byte == 0x0D
-            || byte == 0x09
+        byte == UInt8(ascii: ",") || byte == UInt8(ascii: "}") || Self.isSpace(byte)
     }
 }
