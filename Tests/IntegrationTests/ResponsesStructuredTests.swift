@@ -121,11 +121,7 @@ struct ResponsesStructuredTests {
         let call = { (id: String, city: String) in
             #"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"\#(id)","type":"function","function":{"name":"weather","arguments":"{\"city\":\"\#(city)\"}"}}]},"finish_reason":null}]}"#
         }
-        let runtime = RecordingRuntime(
-            answer: [
-                call("a", "Paris"), call("b", "Tokyo"),
-                #"{"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}"#,
-            ].map { "data: \($0)\n\n" }.joined() + "data: [DONE]\n\n")
+        let runtime = RecordingRuntime.callingTools([call("a", "Paris"), call("b", "Tokyo")])
         let (server, engine) = try await ServedRuntime.start(runtime, models: ["chat": "tools"])
         defer { server.close(promise: nil) }
         let script = """
@@ -162,6 +158,14 @@ final class RecordingRuntime: HTTPServerResponder, Sendable {
     let bodies = Mutex<[String]>([])
     let answer: String
     init(answer: String) { self.answer = answer }
+
+    /// A runtime streaming `chunks` (chat chunk JSON, each a piece of a call), then finishing with
+    /// `tool_calls` and `[DONE]`.
+    static func callingTools(_ chunks: [String]) -> RecordingRuntime {
+        RecordingRuntime(
+            answer: (chunks + [#"{"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}"#])
+                .map { "data: \($0)\n\n" }.joined() + "data: [DONE]\n\n")
+    }
 
     func stream(_ stream: any HTTPStream, didReceive request: HTTPRequest, connection: HTTPConnectionInfo)
         -> any HTTPStreamDelegate

@@ -18,11 +18,7 @@ struct ToolLoopTests {
         let piece = { (arguments: String) in
             #"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_w","type":"function","function":{"name":"weather","arguments":"\#(arguments)"}}]},"finish_reason":null}]}"#
         }
-        let runtime = RecordingRuntime(
-            answer: [
-                piece(#"{\"city\":"#), piece(#"\"Paris\"}"#),
-                #"{"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}"#,
-            ].map { "data: \($0)\n\n" }.joined() + "data: [DONE]\n\n")
+        let runtime = RecordingRuntime.callingTools([piece(#"{\"city\":"#), piece(#"\"Paris\"}"#)])
         let (server, engine) = try await ServedRuntime.start(runtime, models: ["chat": "tools"])
         defer { server.close(promise: nil) }
         let script = """
