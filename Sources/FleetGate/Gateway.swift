@@ -373,14 +373,20 @@ struct ShutdownNotifier: Service {
     let core: GatewayCore
     func run() async throws {
         try? await gracefulShutdown()
-        // helper-70: a drain said nothing, and an operator could not tell it from a hang.
-        self.core.logger.notice(
-            "Draining: /readyz answers 503 and connections get GOAWAY; streams in flight may finish (a second SIGTERM or SIGINT stops at once)",
-            metadata: [
-                "fleet.drain.seconds":
-                    "\(self.core.configuration.limits.clientHTTP2.gracefulShutdownTimeout.nanoseconds / 1_000_000_000)",
-                "fleet.requests.in_flight": "\(self.core.requestsInFlight)",
-            ])
+        // helper-70: a drain said nothing, and an operator could not tell it from a hang. helper-73: a
+        // listener that failed to bind also ends the group, and "Draining" then hid the real cause: a
+        // gateway that never came up says it stops because start-up failed.
+        if self.readiness.isReady {
+            self.core.logger.notice(
+                "Draining: /readyz answers 503 and connections get GOAWAY; streams in flight may finish (a second SIGTERM or SIGINT stops at once)",
+                metadata: [
+                    "fleet.drain.seconds":
+                        "\(self.core.configuration.limits.clientHTTP2.gracefulShutdownTimeout.nanoseconds / 1_000_000_000)",
+                    "fleet.requests.in_flight": "\(self.core.requestsInFlight)",
+                ])
+        } else {
+            self.core.logger.notice("Stopping before every listener was bound (see the error above)")
+        }
         self.readiness.stopping()
         // Before the walk: a car registering meanwhile is in the table the walk reads or sees the
         // flag (both sequentially consistent), so none is missed — one may hear it twice.

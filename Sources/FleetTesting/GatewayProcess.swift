@@ -48,10 +48,13 @@ public final class GatewayProcess {
     ) async throws -> GatewayProcess {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Self.binary)
+        // The defaults, each left out when `arguments` gives it (a key given twice is refused).
+        let defaults = [
+            ("--client-port", "0"), ("--tunnel-port", "0"), ("--admin-port", "0"), ("--log-level", "info"),
+            ("--tunnel-auth", "token"),  // #20: tests default to tokens
+        ]
         process.arguments =
-            ["serve", "--client-port", "0", "--tunnel-port", "0", "--admin-port", "0", "--log-level", "info"]
-            + (arguments.contains("--tunnel-auth") ? [] : ["--tunnel-auth", "token"])  // #20: tests default to tokens
-            + arguments
+            ["serve"] + defaults.filter { !arguments.contains($0.0) }.flatMap { [$0.0, $0.1] } + arguments
         var environment = ProcessInfo.processInfo.environment
         environment["FLEETGATE_FLEET_SECRET"] = FleetFixture.testSecret
         environment["FLEETGATE_CACHE"] = "/nonexistent-fleetgate-cache"  // no GeoIP database: loopback is 'private'
@@ -76,7 +79,12 @@ public final class GatewayProcess {
         var ports: [String: Int] = [:]
         do {
             try await waitUntil(timeout: timeout, "fleetgate listening") {
-                guard process.isRunning else { throw GatewayExited(log: output.text) }
+                guard process.isRunning else {
+                    // The termination handler reads the pipe's last bytes on its own queue: give it a moment,
+                    // so the error carries the process's last lines (its reason to exit).
+                    try await Task.sleep(for: .milliseconds(200))
+                    throw GatewayExited(log: output.text)
+                }
                 ports = Self.ports(in: output.text)
                 return ports["client"] != nil && ports["tunnel"] != nil && ports["admin"] != nil
                     && (!arguments.contains("--etcd") || ports["internal"] != nil)

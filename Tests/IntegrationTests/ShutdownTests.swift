@@ -83,6 +83,26 @@ struct ShutdownTests {
         _ = await stream.collect()
     }
 
+    /// helper-73: a listener that failed to bind ended the service group, and the log said
+    /// "Draining" as if an operator had asked for a stop.
+    @Test("A port already taken stops serve with the bind error, not a drain")
+    func bindFailureIsNoDrain() async throws {
+        let holder = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(
+            host: "127.0.0.1", port: 0
+        ).get()
+        defer { holder.close(promise: nil) }
+        let taken = holder.localAddress!.port!
+        do {
+            let gateway = try await GatewayProcess.start(["--admin-port", "\(taken)"], timeout: .seconds(20))
+            gateway.stop()
+            Issue.record("serve came up on a taken port")
+        } catch let exited as GatewayProcess.GatewayExited {
+            #expect(!exited.log.contains("Draining"), "\(exited.log.suffix(2_000))")
+            #expect(exited.log.contains("Stopping before every listener was bound"), "\(exited.log.suffix(2_000))")
+            #expect(exited.log.contains("\(taken)"), "the error names the port: \(exited.log.suffix(2_000))")
+        }
+    }
+
     @Test("A taken port is fatal for serve but falls back to a free one when asked (the demo)")
     func portFallback() async throws {
         let holder = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(
