@@ -1,4 +1,5 @@
 public import CoreMetrics
+import FleetProtocol
 public import FleetScheduler
 import Synchronization
 
@@ -95,6 +96,9 @@ public final class GatewayMetrics: Sendable {
     public let lastReloadSuccessful: Gauge
     /// When the running configuration was loaded: the start, or the last successful reload (Unix seconds).
     public let lastReloadSuccessTimestamp: Gauge
+    /// Keys whose file value differs from the running one since the last full reload, which keeps the
+    /// running value until a restart (helper-73: only a log line said so).
+    public let restartPending: Gauge
     /// The OpenTelemetry GenAI metrics (time to first token, time per output token, duration, tokens).
     public let genAI: GenAIMetrics
     /// The fleet's state at scrape time and refusals by zone.
@@ -158,6 +162,10 @@ public final class GatewayMetrics: Sendable {
         self.lastReloadSuccessful = Gauge(label: "fleet_config_last_reload_successful", factory: factory)
         self.lastReloadSuccessTimestamp = Gauge(
             label: "fleet_config_last_reload_success_timestamp_seconds", factory: factory)
+        self.restartPending = Gauge(label: "fleet_config_restart_pending", factory: factory)
+        self.restartPending.record(0)
+        // The running version, as a label on a constant 1 (the Prometheus `_build_info` convention).
+        Gauge(label: "fleet_build_info", dimensions: [("version", FleetVersion.current)], factory: factory).record(1)
         self.genAI = GenAIMetrics(factory: factory)
         self.fleetState = FleetStateMetrics(factory: factory)
         // #17: registered at 0 so dashboards and alerts find the families before the first request.

@@ -107,6 +107,7 @@ public final class GatewayReloader: Sendable {
                     "fleet.regions.version": "\(report.regionsVersion)",
                     "fleet.config.restart_required": "\(report.restartRequired.joined(separator: ","))",
                 ])
+            if !regionsOnly { self.core.metrics.restartPending.record(report.restartRequired.count) }
             if !report.restartRequired.isEmpty {
                 self.core.logger.warning(
                     "Changed keys need a restart; their running values stay",

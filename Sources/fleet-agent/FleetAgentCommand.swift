@@ -2,6 +2,7 @@ import ArgumentParser
 import FleetAgent
 import FleetConfiguration
 import FleetHTTP2
+import FleetProtocol
 import Logging
 import NIOCore
 
@@ -15,6 +16,7 @@ struct FleetAgentCommand: AsyncParsableCommand {
             `fleet-agent config keys` lists every key. The token comes from FLEET_AGENT_TOKEN or --token-file, \
             never from a flag. SIGTERM drains.
             """,
+        version: FleetVersion.current,
         subcommands: [Run.self, Serve.self, ConfigCommand.self]
     )
 }

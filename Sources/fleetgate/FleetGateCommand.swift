@@ -2,6 +2,7 @@ import ArgumentParser
 import FleetConfiguration
 import FleetGate
 import FleetGeo
+import FleetProtocol
 import Logging
 
 @main
@@ -9,6 +10,7 @@ struct FleetGateCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fleetgate",
         abstract: "An HTTP/2 gateway that routes OpenAI-style inference to a fleet of parked cars.",
+        version: FleetVersion.current,
         subcommands: [Serve.self, Demo.self, ConfigCommand.self, Token.self, PKI.self, Geo.self, Regions.self]
     )
 }
@@ -44,6 +46,7 @@ struct Serve: AsyncParsableCommand {
         logger.info(
             "Configuration loaded",
             metadata: [
+                "fleet.version": "\(FleetVersion.current)",
                 "fleet.config.file": "\(stack.filePath ?? "none (flags, environment and defaults)")",
                 "fleet.regions.file": "\(configuration.geo.regionsFile ?? "embedded default map")",
                 "fleet.regions.version": "\(configuration.geo.regionMap.version)",

@@ -7,6 +7,7 @@ import HTTPTypes
 import Logging
 import NIOCore
 import NIOPosix
+import Prometheus
 import ServiceLifecycle
 import Testing
 
@@ -155,6 +156,14 @@ struct ConfigReloadTests {
         #expect(try gateway.reloader.reload().restartRequired.isEmpty)
         try "admin-token-rotated-987654\n".write(toFile: token, atomically: true, encoding: .utf8)
         #expect(try gateway.reloader.reload().restartRequired == ["admin.tokenFile (the token in it)"])
+        // helper-73: the pending restart is a metric, not only a log line.
+        func pending() -> Double? {
+            var buffer: [UInt8] = []
+            gateway.prometheus.emit(into: &buffer)
+            return String(decoding: buffer, as: UTF8.self).split(separator: "\n")
+                .first { $0.hasPrefix("fleet_config_restart_pending ") }.flatMap { Double($0.split(separator: " ")[1]) }
+        }
+        #expect(pending() == 1)
         try "short\n".write(toFile: token, atomically: true, encoding: .utf8)
         #expect { try gateway.reloader.reload() } throws: { "\($0)".contains("admin.tokenFile") }
     }
