@@ -38,6 +38,8 @@ public final class GatewayMetrics: Sendable {
     public let routeCar: Counter
     public let routeCentral: Counter
     public let routeReplica: Counter
+    /// Answers whose upstream-reported usage passed the request's bounds and was clamped, by route.
+    private let usageClamps: [Route: Counter]
 
     /// The route a served request took, as the `route` label of the request metrics.
     public enum Route: String, Sendable {
@@ -121,6 +123,10 @@ public final class GatewayMetrics: Sendable {
         self.routeCar = Counter(label: "fleet_routed_total", dimensions: [("route", "car")], factory: factory)
         self.routeCentral = Counter(label: "fleet_routed_total", dimensions: [("route", "central")], factory: factory)
         self.routeReplica = Counter(label: "fleet_routed_total", dimensions: [("route", "replica")], factory: factory)
+        self.usageClamps = Dictionary(
+            uniqueKeysWithValues: [Route.car, .central, .replica].map {
+                ($0, Counter(label: "fleet_usage_clamped_total", dimensions: [("route", $0.label)], factory: factory))
+            })
         self.retries = Counter(label: "fleet_upstream_retries_total", dimensions: [], factory: factory)
         self.carLocationMismatch = Counter(label: "fleet_car_location_mismatch_total", dimensions: [], factory: factory)
         self.carTakeovers = Counter(label: "fleet_car_takeovers_total", dimensions: [], factory: factory)
@@ -190,6 +196,9 @@ public final class GatewayMetrics: Sendable {
         case .replica: self.routeReplica.increment()
         }
     }
+
+    /// Counts an answer whose reported usage was clamped (``SSERelay/implausibleUsage``).
+    func usageClamped(_ route: Route) { self.usageClamps[route]?.increment() }
 
     /// Counts how a lost stream's wait for a slot ended.
     func capacityWaitEnded(_ end: Dispatcher.WaitEnd) {

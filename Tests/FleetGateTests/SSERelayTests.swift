@@ -20,13 +20,14 @@ struct RelayDriver {
 
     init(
         streaming: Bool = true, usage: Bool = false, chat: Bool = true, maxTokens: Int? = nil,
-        maxAggregateBytes: Int = 4 << 20, passThrough: Bool = false, choices: Int = 1
+        maxAggregateBytes: Int = 4 << 20, passThrough: Bool = false, choices: Int = 1, promptTokenBound: Int = .max
     ) {
         self.passThrough = passThrough
         var configuration = SSERelay.Configuration(
             streaming: streaming, includeUsage: usage, chat: chat, maxOutputTokens: maxTokens,
             maxAggregateBytes: maxAggregateBytes, fallbackID: "chatcmpl-fallback")
         configuration.choices = choices
+        configuration.promptTokenBound = promptTokenBound
         self.relay = SSERelay(configuration: configuration)
     }
 

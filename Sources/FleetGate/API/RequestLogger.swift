@@ -34,6 +34,11 @@ struct RequestLogger: Sendable {
         self.logger.debug(message(), metadata: metadata())
     }
 
+    func warning(_ message: @autoclosure () -> Logger.Message, metadata: @autoclosure () -> Logger.Metadata? = nil) {
+        guard self.base.logLevel <= .warning else { return }
+        self.logger.warning(message(), metadata: metadata())
+    }
+
     func error(_ message: @autoclosure () -> Logger.Message, metadata: @autoclosure () -> Logger.Metadata? = nil) {
         guard self.base.logLevel <= .error else { return }
         self.logger.error(message(), metadata: metadata())

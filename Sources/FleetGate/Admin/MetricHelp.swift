@@ -39,6 +39,8 @@ enum MetricHelp {
         "fleet_regions_reloads_total": "Configuration and region map reloads by result.",
         "fleet_config_last_reload_successful":
             "1 when the last reload (or the start) succeeded, 0 after a refused one.",
+        "fleet_usage_clamped_total":
+            "Answers whose upstream-reported usage passed the request's bounds and was clamped, by route.",
         "fleet_config_restart_pending":
             "Changed keys that keep their running value until a restart (since the last full reload).",
         "fleet_build_info": "The running version, as the version label of a constant 1.",

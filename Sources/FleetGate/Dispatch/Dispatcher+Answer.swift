@@ -57,6 +57,7 @@ extension Dispatcher {
                 chat: self.request.chat, body: self.request.body, text: self.relay.deliveredText)
         }
         self.core.metrics.routed(route)
+        if let reported = self.relay.implausibleUsage { self.usageClamped(reported, route: route) }
         // The OpenTelemetry GenAI metrics of the served completion.
         let now = NIODeadline.now()
         self.core.metrics.genAI.record(
@@ -77,6 +78,20 @@ extension Dispatcher {
                 body: self.answerBody ?? self.relay.responseBody(model: self.request.model), headers: headers ?? [:])
         }
         self.stream.flushNow()  // the last bytes before the audit line queued by end(status:)
+    }
+
+    /// Says that the usage the upstreams reported passed the request's bounds (the client gets the
+    /// bounded counts): a car that inflates `usage` bills the app for work it did not do.
+    private func usageClamped(_ reported: Usage, route: GatewayMetrics.Route) {
+        self.core.metrics.usageClamped(route)
+        var metadata: Logger.Metadata = [
+            "fleet.route": "\(route.label)",
+            "fleet.usage.reported": "\(reported.promptTokens)+\(reported.completionTokens)",
+            "fleet.usage.bounds": "\(self.relay.configuration.promptTokenBound)+\(self.relay.completionTokenBound)",
+        ]
+        if case .car(let car, _, _)? = self.servingLease { metadata["fleet.vehicle.id"] = "\(car.vehicleID)" }
+        self.logger.warning(
+            "Upstream reported usage past the request's bounds; the client gets the bounded counts", metadata: metadata)
     }
 
     /// Whether a request failed right after a car's rejection, with nothing run after it: no candidate

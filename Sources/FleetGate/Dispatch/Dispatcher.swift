@@ -162,7 +162,8 @@ final class Dispatcher: UpstreamEvents {
                 maxOutputTokens: request.outputLimit, fallbackID: (request.chat ? "chatcmpl-" : "cmpl-") + requestID,
                 fallbackModel: request.model,
                 fallbackCreated: time(nil), responses: request.responses, choices: request.choices,
-                estimatedPromptTokens: request.profile.promptTokens))
+                estimatedPromptTokens: request.profile.promptTokens,
+                promptTokenBound: request.body.readableBytes + SSERelay.promptTemplateAllowance))
         self.candidates = CandidateList(
             core: core, profile: request.profile, preferredRegion: request.origin.region)
         self.candidates.centralOnly = request.centralOnly  // edge (#18): central-only application keys

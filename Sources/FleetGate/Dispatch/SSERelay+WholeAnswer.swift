@@ -54,7 +54,18 @@ extension SSERelay {
     /// reported count of the upstreams the client heard, less the delivered tokens a continuation's
     /// prompt repeats; when none reported one (the first upstream lost before its usage chunk, and
     /// no other), the gateway's estimate — not 0.
+    ///
+    /// Reported counts are bounded by what the request allows (``implausibleUsage``): a car is not
+    /// trusted to bill the app (helper-72: a car's `completion_tokens: 1000000` reached the client).
     package var usage: Usage {
+        let reported = self.reportedUsage
+        return Usage(
+            promptTokens: min(reported.promptTokens, self.configuration.promptTokenBound),
+            completionTokens: min(reported.completionTokens, self.completionTokenBound))
+    }
+
+    /// ``usage`` before its bounds.
+    private var reportedUsage: Usage {
         var prompt: Int?
         var completion = 0
         var allReported = true
@@ -71,12 +82,39 @@ extension SSERelay {
             completionTokens: allReported ? completion : self.deliveredTokens)
     }
 
+    /// Room for a chat template and a runtime's default system prompt in ``Configuration/promptTokenBound``:
+    /// SmolLM2's template adds about 30 tokens to a one-word prompt whose body is 60 bytes.
+    package static let promptTemplateAllowance = 512
+
+    /// The most `completion_tokens` an honest upstream reports: `max_tokens` for each choice, else
+    /// the text the relay may hold (a token is at least a byte of it).
+    var completionTokenBound: Int {
+        self.configuration.maxOutputTokens.map { $0 * self.configuration.choices }
+            ?? self.configuration.maxAggregateBytes
+    }
+
+    /// The upstreams' usage when it passed a bound (and was clamped in ``usage``), for the log; nil
+    /// when it was plausible.
+    package var implausibleUsage: Usage? {
+        let reported = self.reportedUsage
+        guard
+            reported.promptTokens > self.configuration.promptTokenBound
+                || reported.completionTokens > self.completionTokenBound
+        else { return nil }
+        return reported
+    }
+
     /// The cached and reasoning tokens of the usage chunk, when one upstream answered and said them
     /// (the Responses API reports them; read once, at the end).
     var usageDetails: UsageDetails? {
         guard self.segments.count == 1, let item = self.attempts.read(self.segments[0], { $0.usageItem }) ?? nil
         else { return nil }
-        return UsageDetails(chunk: item.payload)
+        guard var details = UsageDetails(chunk: item.payload) else { return nil }
+        // Parts of the bounded counts (``usage``).
+        let usage = self.usage
+        details.cachedTokens = min(details.cachedTokens, usage.promptTokens)
+        details.reasoningTokens = min(details.reasoningTokens, usage.completionTokens)
+        return details
     }
 
     /// ``usage`` with ``usageDetails``: a whole answer's, when one upstream answered and said them.

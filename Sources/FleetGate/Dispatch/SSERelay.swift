@@ -66,13 +66,18 @@ package struct SSERelay: Sendable {
         /// The gateway's estimate of the prompt's tokens (its bytes ÷ 4): the usage's `prompt_tokens`
         /// when no upstream the client heard reported its own.
         package var estimatedPromptTokens: Int
+        /// The most `prompt_tokens` an honest upstream reports for this request: its body's bytes plus
+        /// room for a chat template and a runtime's default system prompt (a token is at least a byte
+        /// of what it encodes). See ``SSERelay/implausibleUsage``.
+        package var promptTokenBound: Int
 
         package init(
             streaming: Bool, includeUsage: Bool, chat: Bool, maxOutputTokens: Int?, maxEventBytes: Int = 64 * 1024,
             maxEventsPerAttempt: Int = 200_000, maxAggregateBytes: Int = 4 << 20, fallbackID: String,
             fallbackModel: String = "", fallbackCreated: Int = 0, responses: ResponseObject? = nil, choices: Int = 1,
-            estimatedPromptTokens: Int = 0
+            estimatedPromptTokens: Int = 0, promptTokenBound: Int = .max
         ) {
+            self.promptTokenBound = promptTokenBound
             self.choices = max(1, choices)
             self.estimatedPromptTokens = estimatedPromptTokens
             self.streaming = streaming
@@ -350,9 +355,10 @@ package struct SSERelay: Sendable {
                 details: self.usageDetails, finishReason: self.finishReasons[0], into: &out)
         }
         if self.configuration.includeUsage, self.segments.count == 1,
-            let item = self.attempts.read(self.segments[0], { $0.usageItem }) ?? nil
+            let item = self.attempts.read(self.segments[0], { $0.usageItem }) ?? nil, self.implausibleUsage == nil
         {
-            // One upstream answered: its usage chunk, every member kept (a rebuilt one lost the details).
+            // One upstream answered: its usage chunk, every member kept (a rebuilt one lost the details),
+            // unless a count passed its bound: then the bounded one.
             self.write(item, into: &out)
         } else if self.configuration.includeUsage {
             let usage = self.usage

@@ -1,0 +1,59 @@
+import FleetGate
+import FleetProtocol
+import Foundation
+import NIOCore
+import Testing
+
+/// helper-72: a car's `usage` reached the client as the car said it, so a car could bill an app for
+/// a million tokens it never generated.
+@Suite("Reported usage is bounded by the request")
+struct SSERelayUsageBoundsTests {
+    static func usage(prompt: Int, completion: Int, cached: Int = 0, reasoning: Int = 0) -> String {
+        #"data: {"id":"a","object":"chat.completion.chunk","created":7,"model":"m","choices":[],"usage":{"prompt_tokens":\#(prompt),"completion_tokens":\#(completion),"total_tokens":\#(prompt + completion),"prompt_tokens_details":{"cached_tokens":\#(cached)},"completion_tokens_details":{"reasoning_tokens":\#(reasoning)}}}"#
+            + "\n\n"
+    }
+
+    @Test("Counts within the bounds pass byte for byte; none is implausible")
+    func honest() throws {
+        var d = RelayDriver(usage: true, maxTokens: 4, promptTokenBound: 600)
+        _ = d.feed(
+            rawChunk("a", #""x""#) + rawChunk("a", #""y""#, finish: "stop") + Self.usage(prompt: 600, completion: 4),
+            from: 1)
+        d.relay.finishStream(into: &d.out)
+        #expect(d.relay.implausibleUsage == nil)
+        let usage = try #require(d.clientChunks.last?["usage"] as? [String: Any])
+        #expect(usage["prompt_tokens"] as? Int == 600)
+        #expect(usage["completion_tokens"] as? Int == 4)
+    }
+
+    @Test(
+        "A streamed usage chunk past max_tokens × n or the prompt's bound reaches the client bounded",
+        arguments: [1, 2])
+    func streamed(choices: Int) throws {
+        var d = RelayDriver(usage: true, maxTokens: 8, choices: choices, promptTokenBound: 600)
+        let finish =
+            choices == 1 ? rawChunk("a", #""y""#, finish: "stop") : rawChunk("a", #""y""#, #""z""#, finish: "stop")
+        _ = d.feed(
+            rawChunk("a", #""x""#) + finish
+                + Self.usage(prompt: 90_000, completion: 1_000_000, cached: 80_000, reasoning: 999_999), from: 1)
+        d.relay.finishStream(into: &d.out)
+        #expect(d.relay.implausibleUsage?.completionTokens == 1_000_000)
+        let usage = try #require(d.clientChunks.last?["usage"] as? [String: Any])
+        #expect(usage["prompt_tokens"] as? Int == 600)
+        #expect(usage["completion_tokens"] as? Int == 8 * choices)
+        #expect(usage["total_tokens"] as? Int == 600 + 8 * choices)
+    }
+
+    @Test("A whole answer's usage and its details are bounded; without max_tokens, by the text the relay may hold")
+    func whole() {
+        var d = RelayDriver(streaming: false, maxAggregateBytes: 1_000, promptTokenBound: 600)
+        _ = d.feed(
+            rawChunk("a", #""x""#, finish: "stop")
+                + Self.usage(prompt: 700, completion: 5_000, cached: 650, reasoning: 4_000), from: 1)
+        let usage = d.relay.response(model: "m").usage
+        #expect(usage.promptTokens == 600)
+        #expect(usage.completionTokens == 1_000)
+        #expect(usage.details?.cachedTokens == 600)
+        #expect(usage.details?.reasoningTokens == 1_000)
+    }
+}
