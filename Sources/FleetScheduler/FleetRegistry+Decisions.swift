@@ -17,7 +17,14 @@ extension FleetRegistry {
     ) -> Decision {
         var decision = self.storage.withLock { s in
             var selector = Selector(registry: self, request: request, excluding: excluding, now: now, limit: limit)
-            return selector.select(in: &s)
+            let decision = selector.select(in: &s)
+            // Slow start (``Car/isWarmingUp``): a warming-up car's next job, only when nothing else can take it.
+            guard decision.choices.isEmpty, selector.warmingUpPassed > 0, central?.hasRoom != true else {
+                return decision
+            }
+            var relaxed = Selector(registry: self, request: request, excluding: excluding, now: now, limit: limit)
+            relaxed.slowStart = false
+            return relaxed.select(in: &s)
         }
         guard var central, central.hasRoom else { return decision }
         if central.cachedPrefillMillisecondsPerToken > 0, self.affinity.enabled, !request.prefixes.isEmpty {
@@ -171,7 +178,10 @@ extension FleetRegistry {
                 // A job cancelled before its first token (a hedge's loser, a client gone) says nothing
                 // of the car's health: it neither fails nor clears its record (helper-72: a silent car's
                 // cancelled jobs counted as successes and ended its back-off).
-                if outcome.ttftMilliseconds != nil || outcome.outputTokens > 0 { car.consecutiveFailures = 0 }
+                if outcome.ttftMilliseconds != nil || outcome.outputTokens > 0 {
+                    car.consecutiveFailures = 0
+                    car.proven = true
+                }
             } else {
                 car.consecutiveFailures += 1
                 car.backoffUntil = now + min(30, 0.25 * Double(1 << min(Int(car.consecutiveFailures), 7)))

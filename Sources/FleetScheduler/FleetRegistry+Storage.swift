@@ -60,6 +60,16 @@ extension FleetRegistry {
         /// requests, 15 s each, once its back-off ended: every job it was given at once waited out the
         /// first-token timeout).
         var jobLimit: Int { self.consecutiveFailures > 0 ? 1 : self.capacity }
+
+        /// Whether a job of it has delivered a first token (or any output) since it registered.
+        var proven = false
+
+        /// Slow start: a car none of whose jobs has delivered a token yet holds one job while other
+        /// capacity (cars or central) can take the rest, as Envoy ramps up a new host (helper-72: a car
+        /// that answered 200 and then nothing took a share of the first burst it saw, each job waiting
+        /// out the first-token timeout before probation could apply). A soft limit: with nothing else
+        /// in the zone, ``FleetRegistry/decide(_:central:excluding:now:limit:)`` lets it take more.
+        var isWarmingUp: Bool { !self.proven && self.inFlight >= 1 }
     }
 
     struct Pool {

@@ -10,6 +10,10 @@ struct Selector {
     let excluding: [CarID]
     let now: Double
     let limit: Int
+    /// Whether a warming-up car (``FleetRegistry/Car/isWarmingUp``) is passed over; the count of those
+    /// passed over, so that a decision that found nothing knows whether to look again without it.
+    var slowStart = true
+    private(set) var warmingUpPassed = 0
     /// Set by ``select(in:)``: the request's zone as the registry numbers it, and the churn hazard.
     private var zone: Int32 = -1
     private var hazard: Double = 0
@@ -152,7 +156,9 @@ struct Selector {
     }
 
     /// Evaluates one car; nil when it fails a per-request check or was already taken.
-    private func evaluate(_ slot: Int32, pool: Int, found: [Candidate], s: inout FleetRegistry.Storage) -> Candidate? {
+    private mutating func evaluate(_ slot: Int32, pool: Int, found: [Candidate], s: inout FleetRegistry.Storage)
+        -> Candidate?
+    {
         let slot = Int(slot)
         guard let car = s.cars[slot], !found.contains(where: { $0.slot == slot }) else { return nil }
         if !self.excluding.isEmpty, self.excluding.contains(CarID(slot: slot, generation: s.generations[slot])) {
@@ -168,6 +174,10 @@ struct Selector {
         }
         guard self.registry.eligibility.admits(car, zone: self.zone, offer: offer, request: self.request, now: self.now)
         else { return nil }
+        if self.slowStart && car.isWarmingUp {
+            self.warmingUpPassed += 1
+            return nil
+        }
         var cached = 0
         for h in self.held where h.slot == slot { cached = h.tokens }
         let prediction = self.registry.predictor.predict(
@@ -193,7 +203,7 @@ struct Selector {
     }
 
     /// Up to `wanted` eligible cars drawn uniformly (with a bounded number of draws, then a walk).
-    private func drawUniform(_ wanted: Int, pool: Int, into found: inout [Candidate], s: inout FleetRegistry.Storage) {
+    private mutating func drawUniform(_ wanted: Int, pool: Int, into found: inout [Candidate], s: inout FleetRegistry.Storage) {
         let available = s.pools[pool].available
         if available <= wanted {
             self.walk(pool: pool, until: wanted, into: &found, s: &s)
@@ -210,7 +220,7 @@ struct Selector {
 
     /// Probes up to `probes` cars from the least-loaded bucket up: a bucket no larger than what
     /// is still wanted is taken whole, a larger one is sampled.
-    private func probeLeastLoadedFirst(
+    private mutating func probeLeastLoadedFirst(
         _ probes: Int, pool: Int, into found: inout [Candidate], s: inout FleetRegistry.Storage
     ) {
         var draws = 0
@@ -246,7 +256,7 @@ struct Selector {
     }
 
     /// Round-robin over the pool's members from its cursor, skipping ineligible ones.
-    private func walkRoundRobin(pool: Int, into found: inout [Candidate], s: inout FleetRegistry.Storage) {
+    private mutating func walkRoundRobin(pool: Int, into found: inout [Candidate], s: inout FleetRegistry.Storage) {
         let members = s.pools[pool].all
         var cursor = s.pools[pool].cursor
         var steps = 0
@@ -264,7 +274,7 @@ struct Selector {
 
     /// The bounded fallback: the buckets in order, when sampling found too few (a pool that is
     /// almost all backed off, far away or departing).
-    private func walk(pool: Int, until wanted: Int, into found: inout [Candidate], s: inout FleetRegistry.Storage) {
+    private mutating func walk(pool: Int, until wanted: Int, into found: inout [Candidate], s: inout FleetRegistry.Storage) {
         var steps = 0
         for bucket in s.pools[pool].buckets {
             for slot in bucket {

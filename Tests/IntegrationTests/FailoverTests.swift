@@ -143,6 +143,10 @@ struct FailoverTests {
             defer { a.stop() }
             let client = try await RecordingClient.connect(port: fleet.clientPort)
             defer { client.close() }
+            // One answer first: a new car holds one job while central has room (slow start), and this
+            // test needs all three streams on the car.
+            let warm = try await client.post("/v1/chat/completions", json: chatBody(stream: true, maxTokens: 1)).collect()
+            #expect(warm.response?.status == .ok)
             let streams = try await Self.startStreams(client, count: 3, maxTokens: 40, prefix: "exact central")
             try await Self.waitUntilStreaming(streams)
             a.kill9()
