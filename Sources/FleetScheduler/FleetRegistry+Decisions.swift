@@ -139,7 +139,18 @@ extension FleetRegistry {
                 predictedRTTMilliseconds: choice.predictedRTTMilliseconds,
                 predictedQueueMilliseconds: choice.predictedQueueMilliseconds,
                 prefix: remembers ? request.prefixes.last : nil,
-                cachedPrefixTokens: remembers ? choice.cachedPrefixTokens : 0)
+                cachedPrefixTokens: remembers ? choice.cachedPrefixTokens : 0, carWarmingUp: !car.proven)
+        }
+    }
+
+    /// A job's first token arrived: its car's slow start (``Car/isWarmingUp``) is over, at once rather
+    /// than when the job ends. Only leases taken during the slow start need it (``Lease/carWarmingUp``).
+    public func firstToken(_ lease: Lease) {
+        guard lease.carWarmingUp else { return }
+        self.storage.withLock { s in
+            guard var car = s.car(lease.car), !car.proven else { return }
+            car.proven = true
+            s.cars[lease.car.slot] = car
         }
     }
 

@@ -221,6 +221,9 @@ public struct Lease: Sendable, Hashable {
     /// and the tokens of it the car was believed to hold (what learning checks), for affinity.
     var prefix: PrefixChunk?
     public internal(set) var cachedPrefixTokens: Int = 0
+    /// Whether the car was still in its slow start when the job began (``FleetRegistry/firstToken(_:)``
+    /// then ends it).
+    public internal(set) var carWarmingUp = false
 }
 
 /// What happened to a job.

@@ -43,7 +43,7 @@ struct SlowStartTests {
         #expect(registry.decide(request(), now: 2).cars == [new])
     }
 
-    @Test("Its first delivered token ends the slow start; a job cancelled before one does not")
+    @Test("Its first token ends the slow start; a job cancelled before one does not")
     func endsWithFirstToken() {
         let (registry, proven, new, held) = self.fleet()
         // Fill the proven car: the new one is then the only car with room, and takes work again.
@@ -56,7 +56,11 @@ struct SlowStartTests {
         _ = registry.acquire(new, for: request(), now: 3)!
         #expect(!registry.decide(request(), now: 3).cars.contains(new), "still warming up")
         let second = registry.acquire(new, for: request(), now: 3)!
-        registry.finish(second, self.delivered, now: 4)
+        #expect(second.carWarmingUp)
+        // The first token ends it at once, with the job still running.
+        registry.firstToken(second)
         #expect(registry.decide(request(), now: 4, limit: 2).cars.contains(new), "proven: ranked like any car")
+        #expect(registry.acquire(new, for: request(), now: 4)?.carWarmingUp == false)
+        registry.finish(second, self.delivered, now: 4)
     }
 }

@@ -124,6 +124,7 @@ extension Dispatcher {
         let action = first ? self.machine.firstToken(id) : self.machine.token(id)
         if first {
             attempt.firstTokenAt = now
+            if case .car(_, let dispatch, _) = attempt.lease { self.core.registry.firstToken(dispatch) }
         } else if let last = attempt.lastTokenAt {
             self.core.metrics.interToken.recordNanoseconds((now - last).nanoseconds)
         }
