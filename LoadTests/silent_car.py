@@ -2,11 +2,13 @@
 """A car that answers 200 and then says nothing, beside an honest one (helper-72's "blackhole").
 
     ~/.cache/fleetgate/venv/bin/python LoadTests/silent_car.py --bin <dir with fleetgate and fleet-agent> \
-        [--requests 120] [--concurrency 4]
+        [--requests 120] [--concurrency 4] [--late]
 
 The silent car advertises an AI5 at 5,000 tokens/s and 64 slots, so the scheduler likes it; each job it
 gets waits out the 15 s first-token timeout unless a hedge rescues it. Prints how many requests took
-over 5 s and the latency percentiles. Loopback only; stops by itself.
+over 5 s and the latency percentiles. With --late the silent car joins after the honest one has answered
+four requests (a new car in a fleet already serving: slow start's case); without it both are new. Loopback
+only; stops by itself.
 """
 import argparse, asyncio, json, os, re, socket, subprocess, sys, tempfile, threading, time
 
@@ -65,6 +67,8 @@ def main():
     parser.add_argument("--bin", required=True)
     parser.add_argument("--requests", type=int, default=120)
     parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--late", action="store_true",
+                        help="the silent car joins a fleet whose honest car has already answered (slow start's case)")
     args = parser.parse_args()
     env = dict(os.environ, FLEETGATE_FLEET_SECRET="0123456789abcdef-secret")
     log = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)
@@ -85,6 +89,10 @@ def main():
             [f"{args.bin}/fleet-agent", "run", "--gateway", f"127.0.0.1:{ports['tunnel']}", "--vehicle-id", "honest",
              "--region", "eu-central", "--hardware", "ai5"], env=dict(env, FLEET_AGENT_TOKEN=token("honest")),
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        if args.late:
+            # The fleet has been serving: the honest car has answered before the silent one connects.
+            time.sleep(2)
+            asyncio.run(drive(ports["client"], 4, 1))
         threading.Thread(target=silent_car, args=(ports["tunnel"], token("silent"), stop), daemon=True).start()
         time.sleep(2)
         start = time.time()
