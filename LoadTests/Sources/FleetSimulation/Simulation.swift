@@ -682,6 +682,8 @@ public final class Simulation {
             self.requests[job.request].firstTokenAt = job.firstTokenAt
             self.requests[job.request].hit = job.cached > 0
         }
+        // The gateway ends a new car's slow start at its first token (one RTT from now; told now).
+        if let d = job.dispatch { self.registry(of: job.car).firstToken(d) }
         if self.requests[job.request].measured {
             self.prefillTokens += job.prompt
             self.prefillSaved += job.cached
