@@ -50,8 +50,11 @@ struct BodyBudgetTests {
         return (response, String(decoding: stream.body, as: UTF8.self), rest.error)
     }
 
-    @Test("A body that does not arrive in time gets the whole 408, then its stream ends without an error")
-    func bodyTimeout() async throws {
+    /// 0 bytes: the headers alone, and nothing after them (the deadline is armed after the read).
+    @Test(
+        "A body that does not arrive in time gets the whole 408, then its stream ends without an error",
+        arguments: [40_000, 0])
+    func bodyTimeout(bytes: Int) async throws {
         try await withFleet(configure: { $0.limits.bodyTimeout = .milliseconds(300) }) { fleet in
             let client = try await RecordingClient.connect(port: fleet.clientPort)
             defer { client.close() }
@@ -59,7 +62,7 @@ struct BodyBudgetTests {
                 method: .post, scheme: "http", authority: "127.0.0.1", path: "/v1/chat/completions")
             request.headerFields[.contentType] = "application/json"
             let started = try await client.send(
-                request, body: ByteBuffer(repeating: UInt8(ascii: " "), count: 40_000), endStream: false)
+                request, body: ByteBuffer(repeating: UInt8(ascii: " "), count: bytes), endStream: false)
             // A reset with the answer overtook its body in nghttp2's queue: the head arrived, then CANCEL.
             let result = try await Self.answerBeforeEnd(started) {
                 // Answered: the body held so far is let go now, not when the client ends it (helper-57:
