@@ -111,6 +111,7 @@ extension GatewayConfiguration.Audit {
     /// - `queueCapacity` (int, default 64), `concurrency` (int, default 1). Restart.
     /// - `quarantineBelow` (double 0–1, default 0.95). Reloadable.
     /// - `chatTemplate` (smollm2 | chatml, default smollm2). Reloadable.
+    /// - `quarantineFile` (string, default empty = in memory only): quarantines kept across restarts. Restart.
     public init(config: ConfigReader) throws {
         self.init()
         self.endpoints = try config.strings("endpoints").map { entry in
@@ -135,6 +136,8 @@ extension GatewayConfiguration.Audit {
         self.concurrency = try config.int("concurrency", in: 1...1_024)
         self.quarantineBelow = try config.double("quarantineBelow", in: 0...1)
         self.chatTemplate = try config.choice("chatTemplate", of: ["smollm2", "chatml"])
+        let quarantineFile = try config.string("quarantineFile")
+        self.quarantineFile = quarantineFile.isEmpty ? nil : quarantineFile
     }
 
     static var configKeys: ConfigSchema {
@@ -161,6 +164,10 @@ extension GatewayConfiguration.Audit {
             .string(
                 "chatTemplate", d.chatTemplate,
                 "Chat template the audit renders prompts with: smollm2 or chatml. Reloadable."),
+            .string(
+                "quarantineFile", "",
+                "File the gateway keeps quarantined vehicles in (revocation file format), read at start and when it "
+                    + "changes; a line deleted lifts that quarantine. Empty: in memory until restart. Restart."),
         ])
     }
 }

@@ -37,6 +37,18 @@ extension GatewayConfiguration {
             }
             try Self.checkHTTPURL(endpoint.baseURL, key: "audit.endpoints")
         }
+        if let file = self.audit.quarantineFile {
+            // Written by the gateway: its directory must take a new file, and what is there must parse.
+            let directory = URL(fileURLWithPath: file).deletingLastPathComponent().path
+            guard FileManager.default.isWritableFile(atPath: directory) else {
+                throw ConfigurationError(
+                    .invalidValue, key: "audit.quarantineFile", value: file,
+                    "its directory is not writable by the gateway (it appends a line per quarantine)")
+            }
+            do { _ = try RevocationList.load(path: file, missingIsEmpty: true) } catch {
+                throw ConfigurationError(.invalidValue, key: "audit.quarantineFile", value: file, error.description)
+            }
+        }
         for (zone, share) in self.audit.zoneFractions where !(0...1).contains(share) {
             throw ConfigurationError(
                 .invalidValue, key: "audit.zoneFractions", value: "\(zone)=\(share)", "the share must be 0–1")

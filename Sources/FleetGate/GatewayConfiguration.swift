@@ -286,6 +286,8 @@ public struct GatewayConfiguration: Sendable {
         public var quarantineBelow: Double = 0.95
         /// The chat template the audit renders prompts with: `smollm2` or `chatml`.
         public var chatTemplate: String = "smollm2"
+        /// Where quarantines are kept across restarts (``FleetTrust``); nil: in memory only.
+        public var quarantineFile: String?
         /// The defaults.
         public static var defaults: Self { Self() }
         public init() {}

@@ -106,8 +106,8 @@ public final class GatewayCore: Sendable {
         self.logger = logger
         self.hedgeBudget = HedgeBudget(ratio: configuration.hedgeBudget)
         let trust = FleetTrust(
-            revocationFile: configuration.tunnel.revocationFile, metrics: TrustMetrics(factory: metrics.factory),
-            logger: logger)
+            revocationFile: configuration.tunnel.revocationFile, quarantineFile: configuration.audit.quarantineFile,
+            metrics: TrustMetrics(factory: metrics.factory), logger: logger)
         self.trust = trust
         self.auditor =
             configuration.audit.endpoints.isEmpty || httpClient == nil

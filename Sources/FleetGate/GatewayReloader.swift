@@ -228,6 +228,7 @@ public final class GatewayReloader: Sendable {
         keep("audit.endpoints", \.audit.endpoints)
         keep("audit.queueCapacity", \.audit.queueCapacity)
         keep("audit.concurrency", \.audit.concurrency)
+        keep("audit.quarantineFile", \.audit.quarantineFile)
         next.fallbackToFreePorts = running.fallbackToFreePorts
         return changed
     }

@@ -47,7 +47,8 @@ struct PKI: AsyncParsableCommand {
         @Option(help: "Output path prefix (default: the vehicle id).") var out: String?
 
         func run() async throws {
-            let issued = try self.ca.load().issueVehicle(self.vehicle, regions: self.region, lifetime: self.hours * 3600)
+            let issued = try self.ca.load().issueVehicle(
+                self.vehicle, regions: self.region, lifetime: self.hours * 3600)
             let out = self.out ?? self.vehicle
             try writePair(issued, to: out)
             try printIdentity(issued, path: out + ".pem")
@@ -66,7 +67,9 @@ struct PKI: AsyncParsableCommand {
         func run() async throws {
             let issued = try self.ca.load().issueServer(names: self.name, lifetime: Double(self.days) * 86_400)
             try writePair(issued, to: self.out)
-            print("\(self.out).pem for \(self.name.joined(separator: ", ")), valid until \(issued.certificate.notValidAfter)")
+            print(
+                "\(self.out).pem for \(self.name.joined(separator: ", ")), valid until \(issued.certificate.notValidAfter)"
+            )
         }
     }
 
@@ -76,7 +79,8 @@ struct PKI: AsyncParsableCommand {
         @OptionGroup var ca: CAOptions
         @Option(help: "The certificate to renew (PEM).") var cert: String
         @Option(help: "Validity in hours (default 168 = 7 days).") var hours = 168.0
-        @Option(help: "Output path prefix (default: the certificate's own, replacing it and its -key.pem).") var out: String?
+        @Option(help: "Output path prefix (default: the certificate's own, replacing it and its -key.pem).") var out:
+            String?
 
         func run() async throws {
             let old = try FleetPKI.certificate(file: self.cert)
@@ -113,16 +117,7 @@ struct PKI: AsyncParsableCommand {
                 lines.append("vehicle \(vehicle)")
             }
             guard !lines.isEmpty else { throw ValidationError("give --serial, --cert or --vehicle") }
-            let stamp = ISO8601DateFormatter().string(from: Date())
-            let comment = self.reason.replacingOccurrences(of: "\n", with: " ")
-            let text = lines.map { "\($0)  # \(stamp) \(comment)\n" }.joined()
-            if !FileManager.default.fileExists(atPath: self.file) {
-                FileManager.default.createFile(atPath: self.file, contents: nil)
-            }
-            let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: self.file))
-            try handle.seekToEnd()
-            try handle.write(contentsOf: Data(text.utf8))
-            try handle.close()
+            let text = try RevocationList.append(lines, comment: self.reason, to: self.file)
             // Check the whole file still parses, as the gateway will.
             _ = try RevocationList.load(path: self.file, missingIsEmpty: false)
             print(text, terminator: "")
@@ -130,7 +125,8 @@ struct PKI: AsyncParsableCommand {
     }
 
     struct Show: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Print a certificate's vehicle, regions, serial and validity.")
+        static let configuration = CommandConfiguration(
+            abstract: "Print a certificate's vehicle, regions, serial and validity.")
         @Argument(help: "PEM certificate.") var cert: String
 
         func run() async throws {
@@ -155,7 +151,9 @@ private func writePair(_ issued: FleetPKI.Issued, to prefix: String) throws {
 
 private func atomicWrite(_ text: String, to path: String, mode: Int) throws {
     let temporary = path + ".tmp-\(getpid())"
-    guard FileManager.default.createFile(atPath: temporary, contents: Data(text.utf8), attributes: [.posixPermissions: mode])
+    guard
+        FileManager.default.createFile(
+            atPath: temporary, contents: Data(text.utf8), attributes: [.posixPermissions: mode])
     else { throw ValidationError("cannot write \(temporary)") }
     guard rename(temporary, path) == 0 else { throw ValidationError("cannot replace \(path)") }
 }
@@ -163,5 +161,6 @@ private func atomicWrite(_ text: String, to path: String, mode: Int) throws {
 private func printIdentity(_ issued: FleetPKI.Issued, path: String) throws {
     let identity = try VehicleIdentity(issued.certificate)
     print(
-        "\(path): vehicle \(identity.vehicleID), regions \(identity.regions.joined(separator: ",")), serial \(identity.serial), valid until \(identity.notValidAfter)")
+        "\(path): vehicle \(identity.vehicleID), regions \(identity.regions.joined(separator: ",")), serial \(identity.serial), valid until \(identity.notValidAfter)"
+    )
 }

@@ -13,30 +13,69 @@ import Synchronization
 ///    parse changes nothing and is logged with its line;
 /// 2. answer, at hello and after every reload, whether a car may stay: not revoked (by serial or
 ///    vehicle id) and not quarantined;
-/// 3. remember quarantined vehicle ids until the gateway restarts (an operator who wants it
-///    permanent revokes the vehicle).
+/// 3. remember quarantined vehicle ids: in memory until the gateway restarts, or, with
+///    `audit.quarantineFile`, in that file too (`vehicle ID  # date reason` lines, the revocation
+///    file's format), read at start and whenever it changes — a rollout no longer forgets them
+///    (helper-73); deleting a line lifts that quarantine. An operator who wants one permanent on every
+///    replica revokes the vehicle.
 public final class FleetTrust: Sendable {
     struct State {
         var revocations = RevocationList()
         var revocationStamp: String?
         var quarantined: [String: String] = [:]
+        var quarantineStamp: String?
+        /// Quarantined here but not (yet) in the quarantine file: a reload of the file keeps them.
+        var unsaved: Set<String> = []
     }
     private let state = Mutex(State())
     let file: String?
+    /// `audit.quarantineFile`.
+    let quarantineFile: String?
     public let metrics: TrustMetrics
     let logger: Logger
 
-    init(revocationFile: String?, metrics: TrustMetrics, logger: Logger) {
+    init(revocationFile: String?, quarantineFile: String? = nil, metrics: TrustMetrics, logger: Logger) {
         self.file = revocationFile
+        self.quarantineFile = quarantineFile
         self.metrics = metrics
         self.logger = logger
         _ = self.reloadIfChanged()
     }
 
-    /// Re-reads the revocation file if its modification time changed (or `force`).
-    /// - Returns: whether a new list was installed.
+    /// Re-reads the revocation file and the quarantine file if their modification times changed (or `force`).
+    /// - Returns: whether a new revocation list or quarantine list was installed.
     @discardableResult
     public func reloadIfChanged(force: Bool = false) -> Bool {
+        let quarantines = self.reloadQuarantines(force: force)
+        return self.reloadRevocations(force: force) || quarantines
+    }
+
+    /// Re-reads the quarantine file if it changed: its vehicles are the quarantined ones (a line deleted
+    /// lifts one). A file that does not parse changes nothing and is logged; a missing one is empty.
+    private func reloadQuarantines(force: Bool) -> Bool {
+        guard let file = self.quarantineFile else { return false }
+        let stamp = Self.stamp(file)
+        if !force, self.state.withLock({ $0.quarantineStamp }) == stamp { return false }
+        do {
+            let list = try RevocationList.load(path: file, missingIsEmpty: true)
+            self.state.withLock { state in
+                var quarantined = Dictionary(
+                    uniqueKeysWithValues: list.vehicles.map { ($0, state.quarantined[$0] ?? "listed in \(file)") })
+                for vehicle in state.unsaved { quarantined[vehicle] = state.quarantined[vehicle] }
+                state.quarantined = quarantined
+                state.quarantineStamp = stamp
+            }
+            self.logger.info(
+                "Quarantine file loaded", metadata: ["fleet.quarantined.vehicles": "\(list.vehicles.count)"])
+            return true
+        } catch {
+            self.state.withLock { $0.quarantineStamp = stamp }
+            self.logger.error("Quarantine file refused; the quarantines in force stay", metadata: ["error": "\(error)"])
+            return false
+        }
+    }
+
+    private func reloadRevocations(force: Bool) -> Bool {
         guard let file = self.file else { return false }
         let stamp = Self.stamp(file)
         if !force, self.state.withLock({ $0.revocationStamp }) == stamp { return false }
@@ -86,12 +125,29 @@ public final class FleetTrust: Sendable {
         }
     }
 
-    /// Quarantines a vehicle (until restart); returns false if it already was.
+    /// Quarantines a vehicle (until restart, or in `audit.quarantineFile` until its line is deleted);
+    /// returns false if it already was.
     @discardableResult
     func quarantine(_ vehicleID: String, reason: String) -> Bool {
-        let new = self.state.withLock { $0.quarantined.updateValue(reason, forKey: vehicleID) == nil }
-        if new { self.metrics.quarantined.increment() }
-        return new
+        let new = self.state.withLock { state in
+            guard state.quarantined[vehicleID] == nil else { return false }
+            state.quarantined[vehicleID] = reason
+            if self.quarantineFile != nil { state.unsaved.insert(vehicleID) }
+            return true
+        }
+        guard new else { return false }
+        self.metrics.quarantined.increment()
+        if let file = self.quarantineFile {
+            do {
+                try RevocationList.append(["vehicle \(vehicleID)"], comment: reason, to: file, mode: 0o600)
+                self.state.withLock { _ = $0.unsaved.remove(vehicleID) }
+            } catch {
+                self.logger.error(
+                    "Quarantine not saved; it holds until the gateway restarts",
+                    metadata: ["fleet.quarantine.file": "\(file)", "error": "\(error)"])
+            }
+        }
+        return true
     }
 
     /// Whether a vehicle is quarantined.

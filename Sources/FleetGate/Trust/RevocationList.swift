@@ -66,6 +66,30 @@ public struct RevocationList: Sendable, Hashable {
     /// Whether a vehicle id is revoked outright (token-authenticated cars have no serial).
     public func isRevoked(vehicleID: String) -> Bool { self.vehicles.contains(vehicleID) }
 
+    /// Appends `entries` (`serial HEX`, `vehicle ID`) to the file at `path`, each with the date and
+    /// `comment` after a `#`, creating it with `mode` if missing (a revocation file is read by the
+    /// gateway's own user: 0644): `fleetgate pki revoke` and the gateway's quarantine file
+    /// (``FleetTrust``) write this way.
+    /// - Returns: the text appended.
+    @discardableResult
+    public static func append(_ entries: [String], comment: String, to path: String, mode: Int = 0o644) throws
+        -> String
+    {
+        let stamp = ISO8601DateFormatter().string(from: Date())
+        let comment = comment.replacingOccurrences(of: "\n", with: " ")
+        let text = entries.map { "\($0)  # \(stamp) \(comment)\n" }.joined()
+        if !FileManager.default.fileExists(atPath: path) {
+            guard FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: mode])
+            else { throw RevocationFileError(file: path, line: 0, "cannot create the file") }
+        }
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        defer { try? handle.close() }
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data(text.utf8))
+        try handle.synchronize()
+        return text
+    }
+
     /// `5F:3A:09` → `5f3a09`; nil if it is not hex.
     public static func normalisedSerial(_ text: String) -> String? {
         let digits = text.lowercased().filter { $0 != ":" }

@@ -1,0 +1,61 @@
+import Foundation
+import Logging
+import Metrics
+import Testing
+
+@testable import FleetGate
+
+/// helper-73: quarantines were in memory only, so a rollout let every quarantined car back in.
+/// With `audit.quarantineFile` they are kept in a file in the revocation file's format.
+@Suite("The quarantine file")
+struct QuarantineFileTests {
+    static func trust(quarantines file: String) -> FleetTrust {
+        FleetTrust(
+            revocationFile: nil, quarantineFile: file, metrics: TrustMetrics(factory: NOOPMetricsHandler.instance),
+            logger: Logger(label: "test"))
+    }
+
+    @Test("A quarantine is written, survives a restart, and deleting its line lifts it")
+    func survivesRestart() throws {
+        let dir = try RevocationPollTests.directory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let file = dir.appendingPathComponent("quarantined").path
+        let first = Self.trust(quarantines: file)
+        #expect(first.quarantine("car-cheat", reason: "failed 2 of 2 audits"))
+        #expect(!first.quarantine("car-cheat", reason: "again"), "once")
+        let text = try String(contentsOfFile: file, encoding: .utf8)
+        #expect(text.hasPrefix("vehicle car-cheat  # ") && text.hasSuffix("failed 2 of 2 audits\n"), "\(text)")
+        let mode = try FileManager.default.attributesOfItem(atPath: file)[.posixPermissions] as? Int
+        #expect(mode == 0o600)
+        #expect(first.refusal(vehicleID: "car-cheat", identity: nil) == "quarantined: failed 2 of 2 audits")
+
+        // The next gateway (a restart, a rollout) reads it.
+        let next = Self.trust(quarantines: file)
+        #expect(next.isQuarantined("car-cheat"))
+        #expect(next.refusal(vehicleID: "car-honest", identity: nil) == nil)
+
+        // An operator deletes the line: lifted at the next poll.
+        try "# lifted by ops\n".write(toFile: file, atomically: true, encoding: .utf8)
+        #expect(next.reloadIfChanged())
+        #expect(!next.isQuarantined("car-cheat"))
+    }
+
+    @Test("A file that does not parse changes nothing; a quarantine that could not be saved holds until restart")
+    func failures() throws {
+        let dir = try RevocationPollTests.directory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let file = dir.appendingPathComponent("quarantined").path
+        try "vehicle car-a\n".write(toFile: file, atomically: true, encoding: .utf8)
+        let trust = Self.trust(quarantines: file)
+        #expect(trust.isQuarantined("car-a"))
+        try "vehicle car-a\nnonsense here and more\n".write(toFile: file, atomically: true, encoding: .utf8)
+        #expect(!trust.reloadIfChanged())
+        #expect(trust.isQuarantined("car-a"))
+
+        // The file cannot be written (its directory is gone): kept in memory, across reloads.
+        let lost = Self.trust(quarantines: dir.appendingPathComponent("gone/quarantined").path)
+        #expect(lost.quarantine("car-b", reason: "failed 2 of 2 audits"))
+        _ = lost.reloadIfChanged(force: true)
+        #expect(lost.isQuarantined("car-b"))
+    }
+}
