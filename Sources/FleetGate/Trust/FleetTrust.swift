@@ -53,40 +53,35 @@ public final class FleetTrust: Sendable {
     /// Re-reads the quarantine file if it changed: its vehicles are the quarantined ones (a line deleted
     /// lifts one). A file that does not parse changes nothing and is logged; a missing one is empty.
     private func reloadQuarantines(force: Bool) -> Bool {
-        guard let file = self.quarantineFile else { return false }
-        let stamp = Self.stamp(file)
-        if !force, self.state.withLock({ $0.quarantineStamp }) == stamp { return false }
-        do {
-            let list = try RevocationList.load(path: file, missingIsEmpty: true)
+        guard let file = self.quarantineFile,
+            let loaded = self.loadIfChanged(file, stamp: \.quarantineStamp, force: force, missingIsEmpty: true)
+        else { return false }
+        switch loaded {
+        case .success(let list):
             self.state.withLock { state in
                 var quarantined = Dictionary(
                     uniqueKeysWithValues: list.vehicles.map { ($0, state.quarantined[$0] ?? "listed in \(file)") })
                 for vehicle in state.unsaved { quarantined[vehicle] = state.quarantined[vehicle] }
                 state.quarantined = quarantined
-                state.quarantineStamp = stamp
             }
             self.logger.info(
                 "Quarantine file loaded", metadata: ["fleet.quarantined.vehicles": "\(list.vehicles.count)"])
             return true
-        } catch {
-            self.state.withLock { $0.quarantineStamp = stamp }
+        case .failure(let error):
             self.logger.error("Quarantine file refused; the quarantines in force stay", metadata: ["error": "\(error)"])
             return false
         }
     }
 
     private func reloadRevocations(force: Bool) -> Bool {
-        guard let file = self.file else { return false }
-        let stamp = Self.stamp(file)
-        if !force, self.state.withLock({ $0.revocationStamp }) == stamp { return false }
-        do {
-            // A missing file is an error, not an empty list (helper-73: deleting the file, or a typo in its
-            // path, let every revoked car back in, logged at info); the previous list stays.
-            let list = try RevocationList.load(path: file, missingIsEmpty: false)
-            self.state.withLock {
-                $0.revocations = list
-                $0.revocationStamp = stamp
-            }
+        // A missing file is an error, not an empty list (helper-73: deleting the file, or a typo in its
+        // path, let every revoked car back in, logged at info); the previous list stays.
+        guard let file = self.file,
+            let loaded = self.loadIfChanged(file, stamp: \.revocationStamp, force: force, missingIsEmpty: false)
+        else { return false }
+        switch loaded {
+        case .success(let list):
+            self.state.withLock { $0.revocations = list }
             self.metrics.revocationReloadOK.increment()
             self.logger.info(
                 "Revocation file loaded",
@@ -95,12 +90,26 @@ public final class FleetTrust: Sendable {
                     "fleet.revoked.vehicles": "\(list.vehicles.count)",
                 ])
             return true
-        } catch {
-            self.state.withLock { $0.revocationStamp = stamp }  // do not retry a bad file every poll
+        case .failure(let error):
             self.metrics.revocationReloadFailed.increment()
             self.logger.error("Revocation file refused; the previous list stays", metadata: ["error": "\(error)"])
             return false
         }
+    }
+
+    /// A polled file's list, when its identity (``stamp(_:)``) changed since the one kept at `stamp`, or
+    /// `force`; nil when unchanged. The new identity is kept either way: a bad file is not read again
+    /// every poll.
+    private func loadIfChanged(
+        _ file: String, stamp: WritableKeyPath<State, String?>, force: Bool, missingIsEmpty: Bool
+    ) -> Result<RevocationList, RevocationFileError>? {
+        let current = Self.stamp(file)
+        if !force, self.state.withLock({ $0[keyPath: stamp] }) == current { return nil }
+        let loaded = Result { () throws(RevocationFileError) in
+            try RevocationList.load(path: file, missingIsEmpty: missingIsEmpty)
+        }
+        self.state.withLock { $0[keyPath: stamp] = current }
+        return loaded
     }
 
     /// A polled file's identity: its path with every symlink resolved (a Kubernetes Secret is swapped by
