@@ -9,11 +9,7 @@ import Testing
 /// With `audit.quarantineFile` they are kept in a file in the revocation file's format.
 @Suite("The quarantine file")
 struct QuarantineFileTests {
-    static func trust(quarantines file: String) -> FleetTrust {
-        FleetTrust(
-            revocationFile: nil, quarantineFile: file, metrics: TrustMetrics(factory: NOOPMetricsHandler.instance),
-            logger: Logger(label: "test"))
-    }
+    static func trust(quarantines file: String) -> FleetTrust { RevocationPollTests.trust(nil, quarantines: file) }
 
     @Test("A quarantine is written, survives a restart, and deleting its line lifts it")
     func survivesRestart() throws {

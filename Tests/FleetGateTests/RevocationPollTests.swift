@@ -16,10 +16,10 @@ struct RevocationPollTests {
         return dir
     }
 
-    static func trust(_ file: String) -> FleetTrust {
+    static func trust(_ file: String?, quarantines: String? = nil) -> FleetTrust {
         FleetTrust(
-            revocationFile: file, metrics: TrustMetrics(factory: NOOPMetricsHandler.instance),
-            logger: Logger(label: "test"))
+            revocationFile: file, quarantineFile: quarantines,
+            metrics: TrustMetrics(factory: NOOPMetricsHandler.instance), logger: Logger(label: "test"))
     }
 
     @Test("A deleted file keeps the list it replaced, and is not read again until it changes")
