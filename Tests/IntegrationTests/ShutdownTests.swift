@@ -83,13 +83,16 @@ struct ShutdownTests {
         _ = await stream.collect()
     }
 
+    /// A listening socket on a loopback port the kernel picked: a port the gateway cannot have.
+    static func holdPort() async throws -> any Channel {
+        try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()
+    }
+
     /// helper-73: a listener that failed to bind ended the service group, and the log said
     /// "Draining" as if an operator had asked for a stop.
     @Test("A port already taken stops serve with the bind error, not a drain")
     func bindFailureIsNoDrain() async throws {
-        let holder = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(
-            host: "127.0.0.1", port: 0
-        ).get()
+        let holder = try await Self.holdPort()
         defer { holder.close(promise: nil) }
         let taken = holder.localAddress!.port!
         do {
@@ -105,9 +108,7 @@ struct ShutdownTests {
 
     @Test("A taken port is fatal for serve but falls back to a free one when asked (the demo)")
     func portFallback() async throws {
-        let holder = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(
-            host: "127.0.0.1", port: 0
-        ).get()
+        let holder = try await Self.holdPort()
         defer { holder.close(promise: nil) }
         let taken = holder.localAddress!.port!
         await #expect(throws: (any Error).self) {
