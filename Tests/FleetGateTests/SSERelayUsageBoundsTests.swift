@@ -44,6 +44,21 @@ struct SSERelayUsageBoundsTests {
         #expect(usage["total_tokens"] as? Int == 600 + 8 * choices)
     }
 
+    @Test("Two upstreams each within the bounds are not called implausible, though their sum is bounded")
+    func continuation() throws {
+        var d = RelayDriver(usage: true, maxTokens: 2, promptTokenBound: 600)
+        _ = d.feed(rawChunk("a", #""x""#) + Self.usage(prompt: 10, completion: 2), from: 1)
+        d.committed = nil
+        // An exact continuation regenerates the token the client has and counts it again.
+        _ = d.feed(
+            rawChunk("b", #""y""#, finish: "stop")
+                + Self.usage(prompt: 10, completion: 2).replacingOccurrences(of: "\"a\"", with: "\"b\""), from: 2)
+        d.relay.finishStream(into: &d.out)
+        #expect(d.relay.implausibleUsage == nil)
+        let usage = try #require(d.clientChunks.last?["usage"] as? [String: Any])
+        #expect(usage["completion_tokens"] as? Int == 2)
+    }
+
     @Test("A whole answer's usage and its details are bounded; without max_tokens, by the text the relay may hold")
     func whole() {
         var d = RelayDriver(streaming: false, maxAggregateBytes: 1_000, promptTokenBound: 600)

@@ -93,15 +93,18 @@ extension SSERelay {
             ?? self.configuration.maxAggregateBytes
     }
 
-    /// The upstreams' usage when it passed a bound (and was clamped in ``usage``), for the log; nil
-    /// when it was plausible.
+    /// The upstreams' usage when one upstream's own counts passed a bound (the sum is clamped in
+    /// ``usage`` either way), for the log; nil when each was plausible. Per upstream, not the sum: an
+    /// exact continuation regenerates the tokens the client already has and counts them again, which
+    /// is honest.
     package var implausibleUsage: Usage? {
-        let reported = self.reportedUsage
-        guard
-            reported.promptTokens > self.configuration.promptTokenBound
-                || reported.completionTokens > self.completionTokenBound
-        else { return nil }
-        return reported
+        let lying = self.segments.contains { attempt in
+            self.attempts.read(attempt) { state in
+                (state.promptTokens ?? 0) - state.repeatedTokens > self.configuration.promptTokenBound
+                    || (state.completionTokens ?? 0) > self.completionTokenBound
+            } ?? false
+        }
+        return lying ? self.reportedUsage : nil
     }
 
     /// The cached and reasoning tokens of the usage chunk, when one upstream answered and said them
