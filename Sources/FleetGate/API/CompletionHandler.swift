@@ -19,7 +19,7 @@ import NIOCore
 ///    its going away (every upstream is cancelled, so engines stop);
 /// 4. write one audit line per request — ids, origin, zone, route, pseudonym, counts — never
 ///    prompt or completion text.
-final class CompletionHandler: HTTPStreamDelegate {
+final class CompletionHandler: HTTPStreamDelegate, LoopTimerTarget {
     let core: GatewayCore
     let stream: any HTTPStream
     let head: HTTPRequest
@@ -38,12 +38,11 @@ final class CompletionHandler: HTTPStreamDelegate {
     private var body: BodyAccumulator
     /// Body bytes counted against the gateway-wide bound until the stream closes.
     private var reservedBodyBytes = 0
-    /// The body's deadline (408). A scheduled callback, not a scheduled task: no promise, future
-    /// and closures each request (~5 k instructions; issue #19). Armed once the read that opened the
-    /// stream is done, and only when the body is still incomplete then (``armBodyTimer(at:)``).
-    private var bodyTimer: NIOScheduledCallback?
-    /// The whole body arrived, or the stream closed: no deadline is needed any more.
-    private var bodyDeadlineSettled = false
+    /// The body's deadline (408), on the loop's ``LoopTimers``: nearly every body arrives with its
+    /// headers and the deadline is cancelled in the same read, which costs a slot cleared (issue #19).
+    private var bodyTimer: LoopTimers.Token?
+    /// The loop's per-request deadlines (the loop's own; the request's when it has no ``load``).
+    private let timers: LoopTimers
     private var dispatcher: Dispatcher?
     private var validated: ValidatedRequest?
     private var admitted = false
@@ -75,32 +74,17 @@ final class CompletionHandler: HTTPStreamDelegate {
             base: core.logger, traceID: self.trace.traceID, spanID: self.trace.parentID,
             parentSpanID: incoming?.parentID)
         self.body = BodyAccumulator(limit: core.configuration.maxBodyBytes)
-        let eventLoop = stream.eventLoop
-        let deadline = eventLoop.now + core.configuration.bodyTimeout
-        // After the current read: nearly every request's body arrives with its headers (HEADERS and DATA
-        // with END_STREAM in one read), and a timer scheduled now would be cancelled before the read
-        // ends — NIO's schedule and cancel cost ~5,300 instructions a request, a task ~1,000 (issue #19).
-        eventLoop.assumeIsolated().execute { self.armBodyTimer(at: deadline) }
+        self.timers = load?.timers ?? LoopTimers(eventLoop: stream.eventLoop)
+        self.bodyTimer = self.timers.schedule(at: stream.eventLoop.now + core.configuration.bodyTimeout, self)
     }
 
-    /// Arms the body's deadline unless the body is complete or the stream gone.
-    private func armBodyTimer(at deadline: NIODeadline) {
-        guard !self.bodyDeadlineSettled else { return }
-        self.bodyTimer = try? self.stream.eventLoop.assumeIsolated().scheduleCallback(
-            at: deadline, handler: BodyDeadline(handler: self))
-    }
-
-    /// Calls the handler at the body's deadline (it holds the handler until then, or until cancelled).
-    private struct BodyDeadline: NIOScheduledCallbackHandler {
-        let handler: CompletionHandler
-
-        func handleScheduledCallback(eventLoop: some EventLoop) {
-            self.handler.bodyTimer = nil
-            self.handler.answer(.requestTimeout)
-            // HTTP/2 drains the rest of the request after the answer (a reset now would overtake the
-            // 408's body in nghttp2's queue); HTTP/1.1 closes the connection.
-            if !(self.handler.stream is HTTP2Stream) { self.handler.stream.reset(.cancel) }
-        }
+    /// The body's deadline: the body did not all arrive in time.
+    func loopTimerFired(_ tag: Int) {
+        self.bodyTimer = nil
+        self.answer(.requestTimeout)
+        // HTTP/2 drains the rest of the request after the answer (a reset now would overtake the
+        // 408's body in nghttp2's queue); HTTP/1.1 closes the connection.
+        if !(self.stream is HTTP2Stream) { self.stream.reset(.cancel) }
     }
 
     func streamDidReceiveData(_ data: ByteBuffer) {
@@ -147,7 +131,7 @@ final class CompletionHandler: HTTPStreamDelegate {
         let loopBound = NIOLoopBound(self, eventLoop: self.stream.eventLoop)
         let dispatcher = Dispatcher(
             core: self.core, stream: self.stream, request: request, requestID: self.requestID,
-            route: self.api.upstreamRoute, started: self.started, logger: self.logger
+            route: self.api.upstreamRoute, started: self.started, logger: self.logger, timers: self.timers
         ) { status in loopBound.value.ended(status: status) }
         self.dispatcher = dispatcher
         dispatcher.start()
@@ -178,8 +162,7 @@ final class CompletionHandler: HTTPStreamDelegate {
     }
 
     private func cancelBodyTimer() {
-        self.bodyDeadlineSettled = true
-        self.bodyTimer?.cancel()
+        if let timer = self.bodyTimer { self.timers.cancel(timer) }
         self.bodyTimer = nil
     }
 

@@ -11,6 +11,8 @@ import NIOCore
 /// ``admit()`` and ``finished()`` from their own loop, which is this one), so there is no lock.
 final class EventLoopLoad: @unchecked Sendable {
     let eventLoop: any EventLoop
+    /// The loop's per-request deadlines (``LoopTimers``), on one NIO timer.
+    let timers: LoopTimers
     private let configuration: @Sendable () -> LoadShedder.Configuration
     private var shedder: LoadShedder
     private var timer: Scheduled<Void>?
@@ -21,6 +23,7 @@ final class EventLoopLoad: @unchecked Sendable {
 
     init(eventLoop: any EventLoop, configuration: @escaping @Sendable () -> LoadShedder.Configuration) {
         self.eventLoop = eventLoop
+        self.timers = LoopTimers(eventLoop: eventLoop)
         self.configuration = configuration
         self.shedder = LoadShedder(configuration: configuration())
     }

@@ -48,22 +48,15 @@ extension Dispatcher {
         guard let attempt = self.attempts[id] else { return }
         let next = attempt.deadlines.next(attempt.progress)
         if let armed = attempt.timerDeadline, attempt.timer != nil, armed <= next { return }
-        attempt.timer?.cancel()
-        // A scheduled callback, not a scheduled task: no promise, future and closures (issue #19).
-        attempt.timer = try? self.stream.eventLoop.assumeIsolated().scheduleCallback(
-            at: next, handler: AttemptTimer(dispatcher: self, id: id))
+        if let timer = attempt.timer { self.timers.cancel(timer) }
+        // On the loop's timers, not NIO's: nearly every one is cancelled before it is due (issue #19).
+        attempt.timer = self.timers.schedule(at: next, self, tag: id)
         attempt.timerDeadline = next
     }
 
-    /// Calls ``timerFired(_:)`` at an attempt's next deadline (it holds the dispatcher until then,
-    /// or until cancelled, as the closure of a scheduled task did).
-    struct AttemptTimer: NIOScheduledCallbackHandler {
-        let dispatcher: Dispatcher
-        let id: Int
-
-        func handleScheduledCallback(eventLoop: some EventLoop) {
-            self.dispatcher.timerFired(self.id)
-        }
+    /// An attempt's next deadline came (the tag is the attempt's id).
+    func loopTimerFired(_ tag: Int) {
+        self.timerFired(tag)
     }
 
     func timerFired(_ id: Int) {

@@ -21,7 +21,7 @@ import NIOCore
 ///
 /// Everything that is a decision — retry, hedge, failover, which attempt the client hears, when
 /// to end — is the state machine's; this type only performs actions and turns I/O into events.
-final class Dispatcher: UpstreamEvents {
+final class Dispatcher: UpstreamEvents, LoopTimerTarget {
     /// One open attempt. A class, so the per-token path updates it in place instead of copying it
     /// (with its arrays and buffers) out of the table and back.
     final class Attempt {
@@ -44,7 +44,7 @@ final class Dispatcher: UpstreamEvents {
         var unconsumed = 0
         /// First token, total, hedge and watchdog: their times, and the one timer armed for the next.
         var deadlines: AttemptDeadlines
-        var timer: NIOScheduledCallback?
+        var timer: LoopTimers.Token?
         var timerDeadline: NIODeadline?
         /// The departure watch on the attempt's car.
         var departureWatch: Int?
@@ -77,6 +77,8 @@ final class Dispatcher: UpstreamEvents {
 
     let core: GatewayCore
     let stream: any HTTPStream
+    /// The stream's loop's deadlines: the attempts' timers.
+    let timers: LoopTimers
     let request: ValidatedRequest
     let requestID: String
     let route: String
@@ -141,9 +143,10 @@ final class Dispatcher: UpstreamEvents {
 
     init(
         core: GatewayCore, stream: any HTTPStream, request: ValidatedRequest, requestID: String, route: String,
-        started: NIODeadline, logger: RequestLogger, onEnd: @escaping (Int) -> Void
+        started: NIODeadline, logger: RequestLogger, timers: LoopTimers, onEnd: @escaping (Int) -> Void
     ) {
         self.core = core
+        self.timers = timers
         self.stream = stream
         self.request = request
         self.requestID = requestID
@@ -373,7 +376,7 @@ final class Dispatcher: UpstreamEvents {
     func close(_ id: Int, outcome: Outcome, busyFor: Int? = nil) {
         guard let attempt = self.attempts.removeValue(forKey: id) else { return }
         attempt.closed = true
-        attempt.timer?.cancel()
+        if let timer = attempt.timer { self.timers.cancel(timer) }
         if let token = attempt.departureWatch, case .car(_, let dispatch, _) = attempt.lease {
             self.core.tunnels.unwatch(dispatch.car, token: token)
         }
