@@ -55,6 +55,11 @@ public struct FleetCredentials: Sendable {
             throw CredentialError(reason: "malformed payload")
         }
         guard decoded.vid == vehicleID else { throw CredentialError(reason: "token was issued for another vehicle") }
+        // The revocation and quarantine files name vehicles by id, one word a line (helper-77: `car#1`
+        // was written as `vehicle car`, `car 1` made the file unreadable); certificates are held to this too.
+        guard VehicleIdentity.isValidName(decoded.vid) else {
+            throw CredentialError(reason: "the token's vehicle id is not letters, digits, '-', '_' or '.'")
+        }
         let expires = Date(timeIntervalSince1970: TimeInterval(decoded.exp))
         guard expires > now else { throw CredentialError(reason: "token expired") }
         return Grant(vehicleID: decoded.vid, regions: decoded.regions, expires: expires)

@@ -14,6 +14,14 @@ struct Token: AsyncParsableCommand {
         @Option(help: "A region the car may serve (repeatable).") var region: [String]
         @Option(help: "Validity in days.") var days = 30
 
+        func validate() throws {
+            guard VehicleIdentity.isValidName(self.vehicleID) else {
+                throw ValidationError(
+                    "--vehicle-id '\(self.vehicleID)': use up to 128 letters, digits, '-', '_' or '.' (the gateway refuses others)"
+                )
+            }
+        }
+
         func run() async throws {
             let stack = try ConfigStack(program: .fleetgate, schema: GatewayConfiguration.schema, arguments: [])
             guard let secret = try stack.read({ try $0.secret("fleetSecret", orFile: "fleetSecretFile") }) else {

@@ -54,4 +54,44 @@ struct QuarantineFileTests {
         _ = lost.reloadIfChanged(force: true)
         #expect(lost.isQuarantined("car-b"))
     }
+
+    @Test("A line an editor left without its newline, Windows line ends and two writers at once (helper-77)")
+    func fileShapes() throws {
+        let dir = try RevocationPollTests.directory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let file = dir.appendingPathComponent("quarantined").path
+        try "vehicle car-a\r\n# ops\r\nvehicle car-b".write(toFile: file, atomically: true, encoding: .utf8)
+        let trust = Self.trust(quarantines: file)
+        #expect(trust.isQuarantined("car-a") && trust.isQuarantined("car-b"), "each CRLF line is a line")
+        #expect(trust.quarantine("car-c", reason: "failed 2 of 2 audits"))
+        let list = try RevocationList.load(path: file)
+        #expect(list.vehicles == ["car-a", "car-b", "car-c"], "car-c on its own line, car-b intact")
+
+        let shared = dir.appendingPathComponent("shared").path
+        DispatchQueue.concurrentPerform(iterations: 8) { writer in
+            for index in 0..<40 {
+                _ = try? RevocationList.append(
+                    ["vehicle w\(writer)-\(index)"], comment: "test", to: shared, mode: 0o600)
+            }
+        }
+        #expect(try RevocationList.load(path: shared).vehicles.count == 320, "no line lost or torn")
+    }
+
+    @Test("A reload that read the file before the quarantine's line was written does not lift it (helper-77)")
+    func staleReload() throws {
+        let dir = try RevocationPollTests.directory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let file = dir.appendingPathComponent("quarantined").path
+        let trust = Self.trust(quarantines: file)
+        #expect(trust.quarantine("car-x", reason: "failed 2 of 2 audits"))
+        // What a poll that read the file just before the append installs: the file without the line.
+        try "# before\n".write(toFile: file, atomically: true, encoding: .utf8)
+        #expect(trust.reloadIfChanged())
+        #expect(trust.isQuarantined("car-x"), "not yet seen in the file: kept")
+        try "vehicle car-x\n".write(toFile: file, atomically: true, encoding: .utf8)
+        #expect(trust.reloadIfChanged())
+        try "# lifted\n".write(toFile: file, atomically: true, encoding: .utf8)
+        #expect(trust.reloadIfChanged())
+        #expect(!trust.isQuarantined("car-x"), "seen, then deleted: lifted")
+    }
 }

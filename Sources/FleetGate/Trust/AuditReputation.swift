@@ -19,6 +19,9 @@ public struct AuditReputation: Sendable, Hashable {
     public private(set) var audits = 0
     /// Audits failed.
     public private(set) var failures = 0
+    /// The car was quarantined on this record; if it is audited again, an operator lifted the
+    /// quarantine, and it starts afresh (``Auditor``).
+    public var quarantined = false
 
     public init() {}
 

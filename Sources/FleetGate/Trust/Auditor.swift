@@ -33,7 +33,9 @@ public final class Auditor: Service, Sendable {
         var chat: Bool
         var body: ByteBuffer
         var text: String
-        var description: String { "Job(zone: \(self.zone), body: \(self.body.readableBytes) B, text: \(self.text.utf8.count) B)" }
+        var description: String {
+            "Job(zone: \(self.zone), body: \(self.body.readableBytes) B, text: \(self.text.utf8.count) B)"
+        }
     }
 
     /// An audit's verdict.
@@ -96,7 +98,8 @@ public final class Auditor: Service, Sendable {
         guard share > 0, Double.random(in: 0..<1) < share else { return }
         let text = text()
         guard !text.isEmpty else { return }
-        let job = Job(vehicleID: vehicleID, pseudonym: pseudonym, zone: zone, model: model, chat: chat, body: body, text: text)
+        let job = Job(
+            vehicleID: vehicleID, pseudonym: pseudonym, zone: zone, model: model, chat: chat, body: body, text: text)
         if case .dropped = self.queue.yield(job) {
             self.trust.metrics.auditDropped.increment()
         } else {
@@ -150,9 +153,17 @@ public final class Auditor: Service, Sendable {
             passed = false
         }
         let threshold = self.settings.withLock { $0.quarantineBelow }
-        if case .pass(let mean, let tokens) = verdict { self.logScored(job, verdict: "pass", mean: mean, tokens: tokens) }
-        if case .fail(let mean, let tokens) = verdict { self.logScored(job, verdict: "fail", mean: mean, tokens: tokens) }
+        if case .pass(let mean, let tokens) = verdict {
+            self.logScored(job, verdict: "pass", mean: mean, tokens: tokens)
+        }
+        if case .fail(let mean, let tokens) = verdict {
+            self.logScored(job, verdict: "fail", mean: mean, tokens: tokens)
+        }
+        // A car audited again after its quarantine was lifted (an operator deleted its line) starts
+        // afresh: the record that got it quarantined would quarantine it again at once (helper-77).
+        let lifted = !self.trust.isQuarantined(job.vehicleID)
         let reputation = self.reputations.withLock { table in
+            if lifted, table[job.vehicleID]?.quarantined == true { table[job.vehicleID] = AuditReputation() }
             table[job.vehicleID, default: AuditReputation()].record(passed: passed)
             return table[job.vehicleID]!
         }
@@ -173,6 +184,7 @@ public final class Auditor: Service, Sendable {
                     "fleet.vehicle": "\(job.pseudonym)", "fleet.reputation": "\(reputation.score)",
                     "fleet.audits": "\(reputation.audits)", "fleet.audits.failed": "\(reputation.failures)",
                 ])
+            self.reputations.withLock { $0[job.vehicleID]?.quarantined = true }
             self.onQuarantine.withLock { $0 }?()
         }
     }
@@ -206,23 +218,33 @@ public final class Auditor: Service, Sendable {
         http.headers.add(name: "content-type", value: "application/json")
         http.body = .bytes(
             JSON.buffer(
-                ScoreRequest(model: job.model, prompt: prompt + job.text, echo: true, logprobs: 0, max_tokens: 1, temperature: 0)))
+                ScoreRequest(
+                    model: job.model, prompt: prompt + job.text, echo: true, logprobs: 0, max_tokens: 1, temperature: 0)
+            ))
         let response = try await self.client.execute(http, timeout: .seconds(300))
         let body = try await response.body.collect(upTo: 16 << 20)
-        guard response.status == .ok else { throw AuditError(message: "trusted runtime answered \(response.status.code)") }
+        guard response.status == .ok else {
+            throw AuditError(message: "trusted runtime answered \(response.status.code)")
+        }
         let decoded = try JSON.decode(ScoreResponse.self, from: Array(body.readableBytesView))
-        guard let logprobs = decoded.choices.first?.logprobs else { throw AuditError(message: "no logprobs in the answer") }
+        guard let logprobs = decoded.choices.first?.logprobs else {
+            throw AuditError(message: "no logprobs in the answer")
+        }
         let values = Self.completionLogprobs(logprobs, prompt: prompt, text: job.text)
         guard values.count >= settings.minTokens else { return .skipped }
         let mean = values.reduce(0, +) / Double(values.count)
-        return mean >= settings.minMeanLogprob ? .pass(meanLogprob: mean, tokens: values.count) : .fail(meanLogprob: mean, tokens: values.count)
+        return mean >= settings.minMeanLogprob
+            ? .pass(meanLogprob: mean, tokens: values.count) : .fail(meanLogprob: mean, tokens: values.count)
     }
 
     /// The log-likelihoods of the car's tokens: those whose offset in the echoed text (where the
     /// runtime renders special tokens as nothing) falls inside the text after the prompt.
-    package static func completionLogprobs(_ logprobs: ScoreResponse.Logprobs, prompt: String, text: String) -> [Double] {
+    package static func completionLogprobs(_ logprobs: ScoreResponse.Logprobs, prompt: String, text: String) -> [Double]
+    {
         var visiblePrompt = prompt
-        for special in ChatTemplate.specialTokens { visiblePrompt = visiblePrompt.replacingOccurrences(of: special, with: "") }
+        for special in ChatTemplate.specialTokens {
+            visiblePrompt = visiblePrompt.replacingOccurrences(of: special, with: "")
+        }
         let start = visiblePrompt.unicodeScalars.count
         let end = start + text.unicodeScalars.count
         var values: [Double] = []

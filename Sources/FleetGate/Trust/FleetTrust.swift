@@ -24,7 +24,9 @@ public final class FleetTrust: Sendable {
         var revocationStamp: String?
         var quarantined: [String: String] = [:]
         var quarantineStamp: String?
-        /// Quarantined here but not (yet) in the quarantine file: a reload of the file keeps them.
+        /// Quarantined here but not yet seen in a read of the quarantine file: a reload keeps them. A
+        /// vehicle leaves this set when a read finds its line, not when the line is written: a poll
+        /// that read the file just before the append would otherwise drop it (helper-77).
         var unsaved: Set<String> = []
     }
     private let state = Mutex(State())
@@ -61,6 +63,7 @@ public final class FleetTrust: Sendable {
             self.state.withLock { state in
                 var quarantined = Dictionary(
                     uniqueKeysWithValues: list.vehicles.map { ($0, state.quarantined[$0] ?? "listed in \(file)") })
+                state.unsaved.subtract(list.vehicles)
                 for vehicle in state.unsaved { quarantined[vehicle] = state.quarantined[vehicle] }
                 state.quarantined = quarantined
             }
@@ -149,7 +152,6 @@ public final class FleetTrust: Sendable {
         if let file = self.quarantineFile {
             do {
                 try RevocationList.append(["vehicle \(vehicleID)"], comment: reason, to: file, mode: 0o600)
-                self.state.withLock { _ = $0.unsaved.remove(vehicleID) }
             } catch {
                 self.logger.error(
                     "Quarantine not saved; it holds until the gateway restarts",

@@ -1,5 +1,11 @@
 public import Foundation
 
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
 /// The fleet's revocation file: serial numbers and vehicle ids that the gateway refuses, reloaded
 /// without a restart (swift-certificates has no CRL type; issue #20).
 ///
@@ -21,7 +27,10 @@ public struct RevocationList: Sendable, Hashable {
     /// Parses the file's text.
     /// - Throws: ``RevocationFileError`` with the file, line and the offending text.
     public init(parsing text: String, file: String = "<revocations>") throws(RevocationFileError) {
-        for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        // "\r\n" is one Character in Swift: a file saved with Windows line ends split on "\n" was one line,
+        // and everything after its first `#` a comment (helper-77).
+        let lines = text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" })
+        for (index, raw) in lines.enumerated() {
             let line = raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
             let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" })
             if words.isEmpty { continue }
@@ -76,19 +85,32 @@ public struct RevocationList: Sendable, Hashable {
         -> String
     {
         let stamp = ISO8601DateFormatter().string(from: Date())
-        let comment = comment.replacingOccurrences(of: "\n", with: " ")
-        let text = entries.map { "\($0)  # \(stamp) \(comment)\n" }.joined()
-        if !FileManager.default.fileExists(atPath: path) {
-            guard FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: mode])
-            else { throw RevocationFileError(file: path, line: 0, "cannot create the file") }
+        let comment = comment.replacingOccurrences(of: "\n", with: " ").replacingOccurrences(of: "\r", with: " ")
+        var text = entries.map { "\($0)  # \(stamp) \(comment)\n" }.joined()
+        // One `write` with O_APPEND: two writers at once each add whole lines, and a missing file is
+        // created in the same call (helper-77: a seek then a write lost one of two lines).
+        let fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, mode_t(mode))
+        guard fd >= 0 else { throw RevocationFileError(file: path, line: 0, "cannot open the file: \(errnoText())") }
+        defer { close(fd) }
+        // A file an editor saved without a final newline: the entry goes on a line of its own, not onto the
+        // last one (where it made a line of three words, which does not parse, or a comment).
+        let size = lseek(fd, 0, SEEK_END)
+        if size > 0 {
+            var last: UInt8 = 0
+            if pread(fd, &last, 1, size - 1) == 1, last != UInt8(ascii: "\n") { text = "\n" + text }
         }
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
-        defer { try? handle.close() }
-        try handle.seekToEnd()
-        try handle.write(contentsOf: Data(text.utf8))
-        try handle.synchronize()
+        let bytes = Array(text.utf8)
+        let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        guard written == bytes.count else {
+            throw RevocationFileError(file: path, line: 0, "cannot append to the file: \(errnoText())")
+        }
+        guard fsync(fd) == 0 else {
+            throw RevocationFileError(file: path, line: 0, "cannot sync the file: \(errnoText())")
+        }
         return text
     }
+
+    private static func errnoText() -> String { String(cString: strerror(errno)) }
 
     /// `5F:3A:09` → `5f3a09`; nil if it is not hex.
     public static func normalisedSerial(_ text: String) -> String? {
