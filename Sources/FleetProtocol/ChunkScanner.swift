@@ -128,6 +128,11 @@ public enum ChunkScanner {
 
         /// Whether `usage` was present as an object.
         public var hasUsage: Bool { self.promptTokens != nil || self.completionTokens != nil }
+        /// Whether `usage` was present as something other than an object or `null`.
+        public var hasOtherUsage = false
+        /// Whether the chunk has a `usage` member that is not `null`: a relay that must not pass an
+        /// upstream's counts on unread strips or replaces it.
+        public var carriesUsage: Bool { self.hasUsage || self.hasOtherUsage }
 
         /// Whether any choice carries output.
         public var carriesOutput: Bool {
@@ -179,7 +184,7 @@ public enum ChunkScanner {
                     }
                     if chunk.completionTokens == nil { chunk.completionTokens = 0 }
                 } else {
-                    try reader.skipValue(depth: 2)
+                    chunk.hasOtherUsage = !(try reader.skipNonNull(depth: 2))
                 }
             case .choices:
                 guard reader.peek() == UInt8(ascii: "[") else {

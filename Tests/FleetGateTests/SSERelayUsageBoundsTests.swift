@@ -71,4 +71,32 @@ struct SSERelayUsageBoundsTests {
         #expect(usage.details?.cachedTokens == 600)
         #expect(usage.details?.reasoningTokens == 1_000)
     }
+
+    @Test(
+        "Counts the scanner does not read, total_tokens and usage on a text chunk never reach the client unread (helper-76)",
+        arguments: [
+            #""completion_tokens":1e6"#, #""completion_tokens":"1000000""#,
+            #""completion_tokens":99999999999999999999"#,
+        ])
+    func unreadCounts(count: String) throws {
+        var d = RelayDriver(usage: true, maxTokens: 8, promptTokenBound: 600)
+        let textWithUsage =
+            #"data: {"id":"a","object":"chat.completion.chunk","created":7,"model":"m","choices":[{"index":0,"delta":{"content":"x"},"finish_reason":null}],"usage":{"prompt_tokens":1,\#(count),"total_tokens":1000001}}"#
+            + "\n\n"
+        let closing =
+            #"data: {"id":"a","object":"chat.completion.chunk","created":7,"model":"m","system_fingerprint":"fp","choices":[],"usage":{"prompt_tokens":5,\#(count),"total_tokens":1000005}}"#
+            + "\n\n"
+        _ = d.feed(textWithUsage + rawChunk("a", #""y""#, finish: "stop") + closing, from: 1)
+        d.relay.finishStream(into: &d.out)
+        #expect(
+            !d.client.contains("1000000") && !d.client.contains("1e6") && !d.client.contains("99999"), "\(d.client)")
+        let chunks = d.clientChunks
+        #expect(chunks.dropLast().allSatisfy { $0["usage"] == nil }, "usage only in the closing chunk")
+        let last = try #require(chunks.last)
+        #expect(last["system_fingerprint"] as? String == "fp", "the closing chunk's other members kept")
+        let usage = try #require(last["usage"] as? [String: Any])
+        #expect((usage["completion_tokens"] as? Int).map { $0 <= 8 } == true)
+        #expect(
+            usage["total_tokens"] as? Int == (usage["prompt_tokens"] as? Int)! + (usage["completion_tokens"] as? Int)!)
+    }
 }

@@ -29,18 +29,21 @@ extension SSERelay {
     }
 
     /// Writes one event to the client: the upstream's payload when it already carries the stream's
-    /// id and no usage to strip, else the stream's identity followed by the payload's other top-level
-    /// members as they are (`usage` left out unless the client asked for it).
+    /// id and no usage, else the stream's identity followed by the payload's other top-level
+    /// members as they are — with `usage` left out, or, for the closing usage chunk, replaced by
+    /// `usage`: the counts the gateway bounded (``SSERelay/usage``).
     ///
     /// Every member but the identity's is copied, never rebuilt from what ``ChunkScanner`` reads: a
     /// chunk written anew from its role, text and finish reason lost its tool calls, logprobs and any
     /// field the relay does not read (`reasoning_content`), whenever its id differed from the stream's
-    /// or it carried usage (an attack on the relay, session 18).
-    func write(_ item: Item, into out: inout ByteBuffer) {
+    /// or it carried usage (an attack on the relay, session 18). An upstream's `usage` never passes
+    /// unread (helper-76: counts the scanner does not read, `1e6` or `"1000000"`, `total_tokens`, the
+    /// details, and usage on a text chunk reached the client past the bounds).
+    func write(_ item: Item, into out: inout ByteBuffer, usage: Usage? = nil) {
         guard let chunk = item.chunk, self.identity != nil else { return }
         let sameID = chunk.idRange.map { self.isStreamID($0, of: item.payload) } ?? false
-        let stripUsage = chunk.hasUsage && !self.configuration.includeUsage
-        guard !sameID || stripUsage, let members = JSONBody.members(of: item.payload) else {
+        let rewriteUsage = chunk.carriesUsage || usage != nil
+        guard !sameID || rewriteUsage, let members = JSONBody.members(of: item.payload) else {
             Self.writeEvent(item.payload, into: &out)
             return
         }
@@ -52,7 +55,13 @@ extension SSERelay {
             for member in members {
                 switch member.name {
                 case "id", "object", "created", "model": continue
-                case "usage" where stripUsage: continue
+                case "usage":
+                    guard let usage else { continue }
+                    if !first { json.writeStaticString(",") }
+                    first = false
+                    json.writeStaticString("\"usage\":")
+                    usage.writeJSONObject(into: &json)
+                    continue
                 default: break
                 }
                 if !first { json.writeStaticString(",") }

@@ -86,7 +86,7 @@ extension SSERelay {
     /// choice (index 0) with text, no role, finish reason, tool call, usage or error, and the id before
     /// the text (so every match has it at the same place). Nil otherwise.
     private static func passThroughID(of template: ChunkTemplate) -> Range<Int>? {
-        guard let chunk = template.learnedChunk, !chunk.isError, chunk.hasChoices, !chunk.hasUsage,
+        guard let chunk = template.learnedChunk, !chunk.isError, chunk.hasChoices, !chunk.carriesUsage,
             chunk.otherChoices.isEmpty, let choice = chunk.choice, choice.index == 0, !choice.hasRole,
             choice.finishReason == nil, !choice.hasToolCalls, !choice.hasOtherOutput, let token = choice.contentToken,
             let id = chunk.idRange, id.upperBound <= token.lowerBound

@@ -355,11 +355,11 @@ package struct SSERelay: Sendable {
                 details: self.usageDetails, finishReason: self.finishReasons[0], into: &out)
         }
         if self.configuration.includeUsage, self.segments.count == 1,
-            let item = self.attempts.read(self.segments[0], { $0.usageItem }) ?? nil, self.implausibleUsage == nil
+            let item = self.attempts.read(self.segments[0], { $0.usageItem }) ?? nil
         {
-            // One upstream answered: its usage chunk, every member kept (a rebuilt one lost the details),
-            // unless a count passed its bound: then the bounded one.
-            self.write(item, into: &out)
+            // One upstream answered: its usage chunk, every member kept but `usage`, which is the bounded
+            // counts with their details.
+            self.write(item, into: &out, usage: self.usageWithDetails)
         } else if self.configuration.includeUsage {
             let usage = self.usage
             var json = ByteBuffer()
