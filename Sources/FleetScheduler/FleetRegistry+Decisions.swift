@@ -8,7 +8,9 @@ extension FleetRegistry {
     /// Decides where a request goes: a short ranked list of cars and possibly central.
     /// - Parameters:
     ///   - request: what the scheduler may know about the request.
-    ///   - central: central capacity in the request's zone, if any.
+    ///   - central: central capacity in the request's zone, if any; its `hasRoom` must say whether
+    ///     central can take this attempt (a continuation, the endpoints already tried), since a
+    ///     warming-up car is offered only when it cannot.
     ///   - excluding: cars already tried for this request.
     ///   - now: seconds on the caller's clock.
     ///   - limit: cars in the list at most.
@@ -124,7 +126,11 @@ extension FleetRegistry {
     public func acquire(_ choice: Choice, for request: RequestProfile, now: Double) -> Lease? {
         guard let id = choice.car else { return nil }
         return self.storage.withLock { s in
+            // A warming-up car is checked again here: a choice ranked while it was idle, taken later by a
+            // retry or a hedge, or by another loop's request in the same instant, would pile jobs on it
+            // (helper-76).
             guard var car = s.car(id), Int(car.inFlight) < car.jobLimit, !car.draining,
+                !car.isWarmingUp || choice.slowStartWaived,
                 s.zoneIndex[request.zone] == car.zone, let model = s.modelIndex[request.model],
                 s.offerIndex(id.slot, model: model) != nil
             else { return nil }
@@ -168,7 +174,7 @@ extension FleetRegistry {
             return Choice(
                 route: .car(id), predictedTTFTMilliseconds: p.ttft, predictedTPOTMilliseconds: p.tpot, score: p.score,
                 predictedRTTMilliseconds: p.rtt, predictedQueueMilliseconds: p.queue,
-                advertisedTTFTMilliseconds: p.advertisedTTFT)
+                advertisedTTFTMilliseconds: p.advertisedTTFT, slowStartWaived: true)
         }
     }
 

@@ -182,6 +182,9 @@ public struct Choice: Sendable, Hashable {
     /// what the prediction subtracted for it, ms.
     public internal(set) var cachedPrefixTokens: Int = 0
     public internal(set) var prefixCreditMilliseconds: Double = 0
+    /// The car may be taken while it warms up (``FleetRegistry/Car/isWarmingUp``): the decision's
+    /// relaxed pass found nothing else, or the car was addressed directly (``FleetRegistry/evaluate(_:for:now:)``).
+    public internal(set) var slowStartWaived = false
 
     /// The car, when the route is a car.
     public var car: CarID? {

@@ -123,7 +123,7 @@ struct Selector {
                 score: policy == .predictive ? c.prediction.score : c.cost,
                 predictedRTTMilliseconds: c.prediction.rtt, predictedQueueMilliseconds: c.prediction.queue,
                 advertisedTTFTMilliseconds: c.prediction.advertisedTTFT, cachedPrefixTokens: c.prediction.cachedTokens,
-                prefixCreditMilliseconds: c.prediction.prefixCredit)
+                prefixCreditMilliseconds: c.prediction.prefixCredit, slowStartWaived: !self.slowStart)
         }
         return Decision(choices: choices, policy: policy, evaluated: evaluated)
     }
@@ -203,7 +203,9 @@ struct Selector {
     }
 
     /// Up to `wanted` eligible cars drawn uniformly (with a bounded number of draws, then a walk).
-    private mutating func drawUniform(_ wanted: Int, pool: Int, into found: inout [Candidate], s: inout FleetRegistry.Storage) {
+    private mutating func drawUniform(
+        _ wanted: Int, pool: Int, into found: inout [Candidate], s: inout FleetRegistry.Storage
+    ) {
         let available = s.pools[pool].available
         if available <= wanted {
             self.walk(pool: pool, until: wanted, into: &found, s: &s)
@@ -274,7 +276,9 @@ struct Selector {
 
     /// The bounded fallback: the buckets in order, when sampling found too few (a pool that is
     /// almost all backed off, far away or departing).
-    private mutating func walk(pool: Int, until wanted: Int, into found: inout [Candidate], s: inout FleetRegistry.Storage) {
+    private mutating func walk(
+        pool: Int, until wanted: Int, into found: inout [Candidate], s: inout FleetRegistry.Storage
+    ) {
         var steps = 0
         for bucket in s.pools[pool].buckets {
             for slot in bucket {

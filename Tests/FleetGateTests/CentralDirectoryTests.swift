@@ -31,6 +31,23 @@ struct CentralDirectoryTests {
 
     var zone: String { GatewayConfiguration(fleetSecret: "s").regionMap.zone(ofRegion: "eu-central")!.id }
 
+    @Test(
+        "Room is room for this attempt: not on endpoints already tried, nor for a continuation none can continue (helper-76)"
+    )
+    func roomForThisAttempt() throws {
+        let directory = self.directory()
+        let option = { (excluding: [String], continuation: Bool) in
+            directory.option(model: "fleet-8b", zone: self.zone, excluding: excluding, continuation: continuation)
+        }
+        #expect(try #require(option([], false)).hasRoom)
+        #expect(try #require(option([Self.a], false)).hasRoom, "b has room")
+        #expect(try #require(option([Self.a, Self.b], false)).hasRoom == false, "both tried")
+        #expect(try #require(option([], true)).hasRoom == false, "neither can continue another's answer")
+        #expect(
+            directory.acquire(
+                model: "fleet-8b", zone: self.zone, preferring: "eu-central", excluding: [], continuation: true) == nil)
+    }
+
     @Test("A busy endpoint is left alone for the seconds it asked, then taken again; busy is not a failure")
     func busyBackOff() throws {
         let directory = self.directory()

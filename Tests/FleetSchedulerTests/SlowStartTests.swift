@@ -63,4 +63,23 @@ struct SlowStartTests {
         #expect(registry.acquire(new, for: request(), now: 4)?.carWarmingUp == false)
         registry.finish(second, self.delivered, now: 4)
     }
+
+    @Test(
+        "A choice ranked while the new car was idle is refused once it holds a job; the relaxed pass's is taken (helper-76)"
+    )
+    func checkedAtAcquire() throws {
+        let registry = FleetRegistry()
+        let (new, _) = registry.register(descriptor("new", slots: 4), state: parked)
+        let central = CentralOption(predictedTTFTMilliseconds: 900, predictedTPOTMilliseconds: 30, hasRoom: true)
+        // A burst decided while the car is idle: every decision ranks it (central is slower).
+        let early = try #require(registry.decide(request(), central: central, now: 1).choices.first { $0.car == new })
+        let later = try #require(registry.decide(request(), central: central, now: 1).choices.first { $0.car == new })
+        let first = try #require(registry.acquire(early, for: request(), now: 1))
+        #expect(first.carWarmingUp)
+        #expect(registry.acquire(later, for: request(), now: 1) == nil, "a second job on a car not yet proven")
+        // Nothing else can take it: the relaxed pass's choice may.
+        let relaxed = try #require(registry.decide(request(), now: 1).choices.first)
+        #expect(relaxed.car == new)
+        #expect(registry.acquire(relaxed, for: request(), now: 1) != nil)
+    }
 }

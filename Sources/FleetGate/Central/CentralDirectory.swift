@@ -120,8 +120,14 @@ public final class CentralDirectory: Service, Sendable {
 
     /// Central capacity for the scheduler: the best TTFT predicted (learned from outcomes) for a
     /// prompt of `promptTokens` among the zone's healthy endpoints serving `model`, and whether
-    /// any has a free stream; nil when the zone has none.
-    func option(model: String, zone: String, promptTokens: Int = 1, now: NIODeadline = .now()) -> CentralOption? {
+    /// any has a free stream for this attempt — not one of `excluding` (base URLs already tried), and
+    /// able to continue when it is a `continuation`, as ``acquire(model:zone:preferring:excluding:continuation:now:)``
+    /// requires (helper-76: a warming-up car was withheld for room central could not give); nil
+    /// when the zone has none.
+    func option(
+        model: String, zone: String, promptTokens: Int = 1, excluding: [String] = [], continuation: Bool = false,
+        now: NIODeadline = .now()
+    ) -> CentralOption? {
         self.endpoints.withLock { list in
             // One pass, no array of the serving endpoints (every request's decision): the first
             // with the least predicted TTFT, and whether any has room.
@@ -131,7 +137,11 @@ public final class CentralDirectory: Service, Sendable {
             for index in list.indices {
                 let endpoint = list[index]
                 guard endpoint.zone == zone && endpoint.healthy && endpoint.models.contains(model) else { continue }
-                hasRoom = hasRoom || (endpoint.inFlight < endpoint.maxConcurrent && !endpoint.isBusy(at: now))
+                hasRoom =
+                    hasRoom
+                    || (endpoint.inFlight < endpoint.maxConcurrent && !endpoint.isBusy(at: now)
+                        && (!continuation || endpoint.continuation != .none)
+                        && (excluding.isEmpty || !excluding.contains(endpoint.baseURL)))
                 let ttft = endpoint.estimate.predict(promptTokens: promptTokens).ttft
                 if best == nil || ttft < bestTTFT {
                     best = index

@@ -88,7 +88,8 @@ struct CandidateList {
                         || ((!passedOver.isEmpty || !unavailable.isEmpty) && rounds < Self.continuationRounds)
                 else { break }
                 self.decide(
-                    alsoExcluding: unavailable.isEmpty ? passedOver : passedOver + unavailable, counted: rounds == 0)
+                    alsoExcluding: unavailable.isEmpty ? passedOver : passedOver + unavailable, counted: rounds == 0,
+                    continuation: continuation)
                 rounds += 1
                 if rounds == 1, let lease = self.forwardIfBetter(continuation: continuation) { return lease }  // cluster (#21)
                 if self.choices.isEmpty { break }
@@ -165,9 +166,10 @@ struct CandidateList {
 
     /// Asks the scheduler for the next choices, without the cars tried (and `alsoExcluding`); only
     /// a search's first decision is `counted` in the decision metrics.
-    private mutating func decide(alsoExcluding: [CarID] = [], counted: Bool = true) {
+    private mutating func decide(alsoExcluding: [CarID] = [], counted: Bool = true, continuation: Bool) {
         let central = self.core.central.option(
-            model: self.profile.model, zone: self.profile.zone, promptTokens: self.profile.promptTokens)
+            model: self.profile.model, zone: self.profile.zone, promptTokens: self.profile.promptTokens,
+            excluding: self.centralExcluded(continuation: continuation), continuation: continuation)
         let start = NIODeadline.now()
         let decision = self.core.registry.decide(
             self.profile, central: central, excluding: alsoExcluding.isEmpty ? self.tried : self.tried + alsoExcluding,
@@ -179,19 +181,22 @@ struct CandidateList {
         self.choices = decision.choices
     }
 
+    /// The central endpoints this attempt may not take: those tried, except that a continuation may
+    /// go back, once, to one (below).
+    private func centralExcluded(continuation: Bool) -> [String] {
+        guard continuation, !self.triedCentral.isEmpty else { return self.triedCentral }
+        return self.triedCentral.filter { url in self.triedCentral.count(where: { $0 == url }) > 1 }
+    }
+
     private mutating func central(predicted: Double?, continuation: Bool) -> AttemptLease? {
         // A continuation may go back, once, to an endpoint already tried: a stream lost to a blip
         // on the way to a healthy endpoint is continued there on a new connection (helper-65: with
         // one central endpoint in the zone, every central stream ended on the first reset). An
         // endpoint that fails for good is out of the healthy list, or the migration limit ends it.
-        var excluding = self.triedCentral
-        if continuation {
-            excluding = excluding.filter { url in self.triedCentral.count(where: { $0 == url }) > 1 }
-        }
         guard self.core.httpClient != nil,
             let endpoint = self.core.central.acquire(
                 model: self.profile.model, zone: self.profile.zone, preferring: self.preferredRegion,
-                excluding: excluding, continuation: continuation),
+                excluding: self.centralExcluded(continuation: continuation), continuation: continuation),
             endpoint.zone == self.profile.zone
         else { return nil }
         self.triedCentral.append(endpoint.baseURL)
