@@ -99,4 +99,27 @@ struct SSERelayUsageBoundsTests {
         #expect(
             usage["total_tokens"] as? Int == (usage["prompt_tokens"] as? Int)! + (usage["completion_tokens"] as? Int)!)
     }
+
+    @Test(
+        "Without max_tokens a car's completion_tokens are bounded by the bytes it sent; central's are not (helper-76)")
+    func carBoundedByBytes() throws {
+        let answer = rawChunk("a", #""x""#) + rawChunk("a", #""y""#, finish: "stop")
+        let usage = Self.usage(prompt: 5, completion: 1_000_000)
+        var car = RelayDriver(usage: true, promptTokenBound: 600)
+        car.relay.open(attempt: 1, untrusted: true)
+        car.opened.insert(1)
+        _ = car.feed(answer + usage, from: 1)
+        car.relay.finishStream(into: &car.out)
+        let sent = (answer + usage).utf8.count
+        let counted = try #require((car.clientChunks.last?["usage"] as? [String: Any])?["completion_tokens"] as? Int)
+        #expect(counted == sent, "bounded by the \(sent) bytes the car sent")
+        #expect(car.relay.implausibleUsage?.completionTokens == 1_000_000, "logged as the car said it")
+
+        // Central (a model whose reasoning is hidden counts tokens it never sends): the request's bound only.
+        var central = RelayDriver(usage: true, promptTokenBound: 600)
+        _ = central.feed(answer + usage, from: 1)
+        central.relay.finishStream(into: &central.out)
+        #expect((central.clientChunks.last?["usage"] as? [String: Any])?["completion_tokens"] as? Int == 1_000_000)
+        #expect(central.relay.implausibleUsage == nil)
+    }
 }

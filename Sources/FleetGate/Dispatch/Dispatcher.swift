@@ -291,7 +291,9 @@ final class Dispatcher: UpstreamEvents, LoopTimerTarget {
                 case .forward: repeating = 0
                 }
             }
-            self.relay.open(attempt: open.attempt, repeating: repeating)
+            let car: Bool
+            if case .car = lease { car = true } else { car = false }
+            self.relay.open(attempt: open.attempt, repeating: repeating, untrusted: car)
         }
         let relay = NIOLoopBound(self, eventLoop: self.stream.eventLoop)
         self.opening = open.attempt

@@ -6,10 +6,12 @@ package import NIOCore
 extension SSERelay {
 
     /// Starts parsing a new attempt's stream; `repeating`: the delivered tokens its prompt repeats
-    /// (a prefix continuation's), left out of the usage's `prompt_tokens`.
-    package mutating func open(attempt: Int, repeating: Int = 0) {
+    /// (a prefix continuation's), left out of the usage's `prompt_tokens`. `untrusted`: a car's, whose
+    /// `completion_tokens` are also bounded by the bytes it sent (``AttemptState/untrusted``).
+    package mutating func open(attempt: Int, repeating: Int = 0, untrusted: Bool = false) {
         self.attempts[attempt] = AttemptState(
-            decoder: SSE.Decoder(maxEventBytes: self.configuration.maxEventBytes), repeatedTokens: repeating)
+            decoder: SSE.Decoder(maxEventBytes: self.configuration.maxEventBytes), repeatedTokens: repeating,
+            untrusted: untrusted)
     }
 
     /// Forgets an attempt (failed or cancelled).
@@ -22,7 +24,9 @@ extension SSERelay {
     /// copies). Bytes after the attempt's end (its `[DONE]`, an error, a bound) are dropped.
     package mutating func append(_ data: ByteBuffer, from attempt: Int) {
         self.attempts.modify(attempt) { state in
-            if !state.ended { state.decoder.append(data) }
+            guard !state.ended else { return }
+            state.receivedBytes += data.readableBytes
+            state.decoder.append(data)
         }
     }
 

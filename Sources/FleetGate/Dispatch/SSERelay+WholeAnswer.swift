@@ -55,17 +55,18 @@ extension SSERelay {
     /// prompt repeats; when none reported one (the first upstream lost before its usage chunk, and
     /// no other), the gateway's estimate — not 0.
     ///
-    /// Reported counts are bounded by what the request allows (``implausibleUsage``): a car is not
-    /// trusted to bill the app (helper-72: a car's `completion_tokens: 1000000` reached the client).
+    /// Reported counts are bounded by what the request allows (``implausibleUsage``), and a car's
+    /// `completion_tokens` by the bytes it sent (``AttemptState/untrusted``): a car is not trusted to
+    /// bill the app (helper-72: a car's `completion_tokens: 1000000` reached the client).
     package var usage: Usage {
-        let reported = self.reportedUsage
+        let reported = self.reportedUsage()
         return Usage(
             promptTokens: min(reported.promptTokens, self.configuration.promptTokenBound),
             completionTokens: min(reported.completionTokens, self.completionTokenBound))
     }
 
-    /// ``usage`` before its bounds.
-    private var reportedUsage: Usage {
+    /// ``usage`` before the request's bounds; `asReported`: before a car's own bound too (the log's).
+    private func reportedUsage(asReported: Bool = false) -> Usage {
         var prompt: Int?
         var completion = 0
         var allReported = true
@@ -75,7 +76,11 @@ extension SSERelay {
                 continue
             }
             if prompt == nil, let reported = state.promptTokens { prompt = max(0, reported - state.repeatedTokens) }
-            if let reported = state.completionTokens { completion += reported } else { allReported = false }
+            if let reported = asReported ? state.completionTokens : state.boundedCompletionTokens {
+                completion += reported
+            } else {
+                allReported = false
+            }
         }
         return Usage(
             promptTokens: prompt ?? self.configuration.estimatedPromptTokens,
@@ -102,9 +107,10 @@ extension SSERelay {
             self.attempts.read(attempt) { state in
                 (state.promptTokens ?? 0) - state.repeatedTokens > self.configuration.promptTokenBound
                     || (state.completionTokens ?? 0) > self.completionTokenBound
+                    || (state.completionTokens ?? 0) > (state.boundedCompletionTokens ?? 0)
             } ?? false
         }
-        return lying ? self.reportedUsage : nil
+        return lying ? self.reportedUsage(asReported: true) : nil
     }
 
     /// The cached and reasoning tokens of the usage chunk, when one upstream answered and said them

@@ -155,6 +155,20 @@ package struct SSERelay: Sendable {
         var template = ChunkTemplate()
         /// The decoder refused an event too large: the attempt ends after the events before it.
         var tooLarge = false
+        /// A car's attempt: its `completion_tokens` are bounded by ``receivedBytes`` as well (an honest
+        /// runtime sends every token it counts, in an event of a hundred bytes or more; helper-76: without
+        /// `max_tokens` the only bound was the relay's 4 MiB). Central's and another replica's are not:
+        /// a model whose reasoning is hidden counts tokens it never sends.
+        var untrusted = false
+        /// Bytes the attempt sent.
+        var receivedBytes = 0
+
+        /// The attempt's reported `completion_tokens` within its own bound (none but the request's
+        /// unless ``untrusted``).
+        var boundedCompletionTokens: Int? {
+            guard let reported = self.completionTokens else { return nil }
+            return self.untrusted ? min(reported, self.receivedBytes) : reported
+        }
     }
 
     package let configuration: Configuration
