@@ -4,6 +4,15 @@ import Testing
 
 @testable import FleetGate
 
+extension TimerHeap {
+    /// Pops the due timers and takes each: the handlers a firing would call.
+    fileprivate mutating func handlersDue(at now: NIODeadline) -> [Handler] {
+        var tokens: [Token] = []
+        self.popDue(at: now, into: &tokens)
+        return tokens.compactMap { self.take($0) }
+    }
+}
+
 @Suite("TimerHeap and LoopTimers: a loop's request deadlines on one timer")
 struct TimerHeapTests {
     private static func at(_ milliseconds: Int64) -> NIODeadline {
@@ -24,7 +33,7 @@ struct TimerHeapTests {
         let r3 = heap.nextDeadline()
         #expect(r3 == Self.at(5))
         var due: [Int] = []
-        heap.popDue(at: Self.at(40), into: &due)
+        due += heap.handlersDue(at: Self.at(40))
         #expect(due == [5, 10, 30, 40])
         let r4 = heap.cancel(tokens[10]!)
         #expect(!r4, "a timer that came due cannot be cancelled")
@@ -32,7 +41,7 @@ struct TimerHeapTests {
         let r5 = heap.nextDeadline()
         #expect(r5 == Self.at(50))
         due.removeAll()
-        heap.popDue(at: Self.at(1_000), into: &due)
+        due += heap.handlersDue(at: Self.at(1_000))
         #expect(due == [50, 60])
         let r6 = heap.nextDeadline()
         #expect(r6 == nil)
@@ -50,7 +59,7 @@ struct TimerHeapTests {
         let r9 = heap.nextDeadline()
         #expect(r9 == Self.at(20))
         var due: [String] = []
-        heap.popDue(at: Self.at(20), into: &due)
+        due += heap.handlersDue(at: Self.at(20))
         #expect(due == ["second"])
         let r10 = heap.cancel(second)
         #expect(!r10)
@@ -93,7 +102,7 @@ struct TimerHeapTests {
             if id % 50 == 0 {
                 now += 100
                 var due: [Int] = []
-                heap.popDue(at: Self.at(now), into: &due)
+                due += heap.handlersDue(at: Self.at(now))
                 let expected = live.filter { $0.value.deadline <= now }
                 #expect(Set(due) == Set(expected.keys))
                 #expect(due.map { live[$0]!.deadline } == due.map { live[$0]!.deadline }.sorted())
@@ -136,6 +145,21 @@ struct TimerHeapTests {
         #expect(recorder.fired == [2, 4], "set while firing, armed after")
         loop.advanceTime(by: .milliseconds(100))
         #expect(recorder.fired == [2, 4, 3])
+        #expect(timers.count == 0)
+    }
+
+    @Test("A timer due in the same firing as another is not called once that one's handler cancelled it")
+    func cancelledWhileFiring() throws {
+        let loop = EmbeddedEventLoop()
+        defer { try? loop.syncShutdownGracefully() }
+        let timers = LoopTimers(eventLoop: loop)
+        let recorder = Recorder()
+        let first = timers.schedule(at: loop.now + .milliseconds(10), recorder, tag: 1)
+        let second = timers.schedule(at: loop.now + .milliseconds(11), recorder, tag: 2)
+        _ = first
+        recorder.onFire = { tag in if tag == 1 { timers.cancel(second) } }
+        loop.advanceTime(by: .milliseconds(20))  // both due in one firing
+        #expect(recorder.fired == [1])
         #expect(timers.count == 0)
     }
 }

@@ -31,7 +31,7 @@ final class LoopTimers {
     /// Set while due timers are called: what they set is armed for once, after the last.
     private var firing = false
     /// The timers due at a firing, kept to be reused.
-    private var due: [Callee] = []
+    private var due: [Token] = []
 
     init(eventLoop: any EventLoop) {
         self.eventLoop = eventLoop
@@ -42,7 +42,7 @@ final class LoopTimers {
 
     /// Calls `target.loopTimerFired(tag)` at `deadline`, unless cancelled before.
     func schedule(at deadline: NIODeadline, _ target: any LoopTimerTarget, tag: Int = 0) -> Token {
-        assert(self.eventLoop.inEventLoop)
+        self.eventLoop.preconditionInEventLoop()
         let token = self.heap.schedule(at: deadline, Callee(target: target, tag: tag))
         if !self.firing { self.arm(deadline) }
         return token
@@ -50,7 +50,7 @@ final class LoopTimers {
 
     /// Cancels a timer (nothing if it fired already).
     func cancel(_ token: Token) {
-        assert(self.eventLoop.inEventLoop)
+        self.eventLoop.preconditionInEventLoop()
         self.heap.cancel(token)
     }
 
@@ -71,7 +71,11 @@ final class LoopTimers {
         self.armed = nil
         self.firing = true
         self.heap.popDue(at: self.eventLoop.now, into: &self.due)
-        for callee in self.due { callee.target.loopTimerFired(callee.tag) }
+        for token in self.due {
+            // Not one an earlier handler of this firing cancelled (another attempt of its request).
+            guard let callee = self.heap.take(token) else { continue }
+            callee.target.loopTimerFired(callee.tag)
+        }
         self.due.removeAll(keepingCapacity: true)
         self.firing = false
         if let next = self.heap.nextDeadline() { self.arm(next) }

@@ -77,9 +77,10 @@ package struct TimerHeap<Handler> {
         return nil
     }
 
-    /// Removes every live timer due at `now` or before and appends its handler to `due`, earliest
-    /// first.
-    package mutating func popDue(at now: NIODeadline, into due: inout [Handler]) {
+    /// Takes every live timer due at `now` or before out of the heap and appends its token to `due`,
+    /// earliest first. Each stays set until ``take(_:)``: one that the handler of an earlier one
+    /// cancels is not called (as NIO does not run a task cancelled before its turn).
+    package mutating func popDue(at now: NIODeadline, into due: inout [Token]) {
         while let top = self.heap.first {
             if !self.isLive(top) {
                 self.popTop()
@@ -87,9 +88,18 @@ package struct TimerHeap<Handler> {
             }
             guard top.deadline <= now else { return }
             self.popTop()
-            if let handler = self.slots[Int(top.slot)].handler { due.append(handler) }
-            self.release(Int(top.slot))
+            due.append(Token(slot: top.slot, generation: top.generation))
         }
+    }
+
+    /// A due timer's handler, if it was not cancelled since ``popDue(at:into:)``; the timer is then done.
+    package mutating func take(_ token: Token) -> Handler? {
+        let index = Int(token.slot)
+        guard index < self.slots.count, self.slots[index].generation == token.generation,
+            let handler = self.slots[index].handler
+        else { return nil }
+        self.release(index)
+        return handler
     }
 
     private func isLive(_ entry: Entry) -> Bool {
