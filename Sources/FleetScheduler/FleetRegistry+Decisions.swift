@@ -149,6 +149,12 @@ extension FleetRegistry {
         }
     }
 
+    /// Whether a car is in its slow start and holds a job (``Car/isWarmingUp``): a choice of it not
+    /// waived is refused by ``acquire(_:for:now:)``, and the next decision may still offer it.
+    public func isWarmingUp(_ id: CarID) -> Bool {
+        self.storage.withLock { s in s.car(id)?.isWarmingUp ?? false }
+    }
+
     /// A job's first token arrived: its car's slow start (``Car/isWarmingUp``) is over, at once rather
     /// than when the job ends. Only leases taken during the slow start need it (``Lease/carWarmingUp``).
     public func firstToken(_ lease: Lease) {

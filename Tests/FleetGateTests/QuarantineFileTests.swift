@@ -83,15 +83,28 @@ struct QuarantineFileTests {
         defer { try? FileManager.default.removeItem(at: dir) }
         let file = dir.appendingPathComponent("quarantined").path
         let trust = Self.trust(quarantines: file)
+        // A poll begins reading the file (without the line), the quarantine is appended, the poll installs.
+        let pollBegan = trust.quarantineAppends
         #expect(trust.quarantine("car-x", reason: "failed 2 of 2 audits"))
-        // What a poll that read the file just before the append installs: the file without the line.
-        try "# before\n".write(toFile: file, atomically: true, encoding: .utf8)
-        #expect(trust.reloadIfChanged())
-        #expect(trust.isQuarantined("car-x"), "not yet seen in the file: kept")
+        trust.install(quarantines: RevocationList(), readAfter: pollBegan)
+        #expect(trust.isQuarantined("car-x"), "a read from before its line: kept")
         try "vehicle car-x\n".write(toFile: file, atomically: true, encoding: .utf8)
         #expect(trust.reloadIfChanged())
         try "# lifted\n".write(toFile: file, atomically: true, encoding: .utf8)
         #expect(trust.reloadIfChanged())
         #expect(!trust.isQuarantined("car-x"), "seen, then deleted: lifted")
+    }
+
+    @Test("A line deleted before any poll read it still lifts the quarantine at the next read (helper-79)")
+    func deletedBeforeAPoll() throws {
+        let dir = try RevocationPollTests.directory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let file = dir.appendingPathComponent("quarantined").path
+        let trust = Self.trust(quarantines: file)
+        #expect(trust.quarantine("car-y", reason: "failed 2 of 2 audits"))
+        // The operator deletes it at once: the next read began after the append, so it is believed.
+        try "# lifted at once\n".write(toFile: file, atomically: true, encoding: .utf8)
+        #expect(trust.reloadIfChanged())
+        #expect(!trust.isQuarantined("car-y"))
     }
 }

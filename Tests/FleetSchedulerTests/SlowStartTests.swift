@@ -77,6 +77,8 @@ struct SlowStartTests {
         let first = try #require(registry.acquire(early, for: request(), now: 1))
         #expect(first.carWarmingUp)
         #expect(registry.acquire(later, for: request(), now: 1) == nil, "a second job on a car not yet proven")
+        // Why (CandidateList then decides again without marking the car unavailable).
+        #expect(registry.isWarmingUp(new))
         // Nothing else can take it: the relaxed pass's choice may.
         let relaxed = try #require(registry.decide(request(), now: 1).choices.first)
         #expect(relaxed.car == new)

@@ -79,14 +79,20 @@ struct CandidateList {
         // may take them (helper-58: a full car marked tried was never offered to a waiting stream).
         var passedOver: [CarID] = []
         var unavailable: [CarID] = []
+        // A car refused because it began its slow start since it was ranked: not unavailable, the next
+        // decision offers it again if nothing else can serve (helper-79: marked unavailable, the relaxed
+        // pass could never offer it, and the request waited or was refused beside an idle-enough car).
+        var warmedUp = false
         while true {
             if self.choices.isEmpty {
                 // One decision a search; a search that passed cars over, or found them full, asks again
                 // for the next ones (a decision ranks a few), a bounded number of times.
                 guard
                     rounds == 0
-                        || ((!passedOver.isEmpty || !unavailable.isEmpty) && rounds < Self.continuationRounds)
+                        || ((!passedOver.isEmpty || !unavailable.isEmpty || warmedUp)
+                            && rounds < Self.continuationRounds)
                 else { break }
+                warmedUp = false
                 self.decide(
                     alsoExcluding: unavailable.isEmpty ? passedOver : passedOver + unavailable, counted: rounds == 0,
                     continuation: continuation)
@@ -113,7 +119,11 @@ struct CandidateList {
                 let tunnel = self.core.tunnels.handle(for: id),
                 let dispatch = self.core.registry.acquire(choice, for: self.profile, now: self.core.now)
             else {
-                unavailable.append(id)
+                if !choice.slowStartWaived, self.core.registry.isWarmingUp(id) {
+                    warmedUp = true
+                } else {
+                    unavailable.append(id)
+                }
                 continue
             }
             self.tried.append(id)

@@ -24,10 +24,15 @@ public final class FleetTrust: Sendable {
         var revocationStamp: String?
         var quarantined: [String: String] = [:]
         var quarantineStamp: String?
-        /// Quarantined here but not yet seen in a read of the quarantine file: a reload keeps them. A
-        /// vehicle leaves this set when a read finds its line, not when the line is written: a poll
-        /// that read the file just before the append would otherwise drop it (helper-77).
-        var unsaved: Set<String> = []
+        /// Quarantined here and not yet in a read of the quarantine file, each with the ``appends``
+        /// count once its line was written (`Int.max` until then, and for good if it could not be):
+        /// a reload keeps them. A vehicle leaves when a read that began after its append finished
+        /// finds the file, with its line or (an operator deleted it) without: a poll that read the file
+        /// just before the append would otherwise drop it (helper-77), and one read in between must
+        /// not make the line undeletable (helper-79).
+        var unsaved: [String: Int] = [:]
+        /// Lines this gateway has appended to the quarantine file.
+        var appends = 0
     }
     private let state = Mutex(State())
     let file: String?
@@ -55,18 +60,13 @@ public final class FleetTrust: Sendable {
     /// Re-reads the quarantine file if it changed: its vehicles are the quarantined ones (a line deleted
     /// lifts one). A file that does not parse changes nothing and is logged; a missing one is empty.
     private func reloadQuarantines(force: Bool) -> Bool {
-        guard let file = self.quarantineFile,
-            let loaded = self.loadIfChanged(file, stamp: \.quarantineStamp, force: force, missingIsEmpty: true)
+        guard let file = self.quarantineFile else { return false }
+        let readAfter = self.state.withLock { $0.appends }
+        guard let loaded = self.loadIfChanged(file, stamp: \.quarantineStamp, force: force, missingIsEmpty: true)
         else { return false }
         switch loaded {
         case .success(let list):
-            self.state.withLock { state in
-                var quarantined = Dictionary(
-                    uniqueKeysWithValues: list.vehicles.map { ($0, state.quarantined[$0] ?? "listed in \(file)") })
-                state.unsaved.subtract(list.vehicles)
-                for vehicle in state.unsaved { quarantined[vehicle] = state.quarantined[vehicle] }
-                state.quarantined = quarantined
-            }
+            self.install(quarantines: list, readAfter: readAfter)
             self.logger.info(
                 "Quarantine file loaded", metadata: ["fleet.quarantined.vehicles": "\(list.vehicles.count)"])
             return true
@@ -75,6 +75,24 @@ public final class FleetTrust: Sendable {
             return false
         }
     }
+
+    /// Installs a read of the quarantine file that began when ``State/appends`` was `readAfter`: its
+    /// vehicles, and those quarantined here whose line it could not have seen.
+    func install(quarantines list: RevocationList, readAfter: Int) {
+        let file = self.quarantineFile ?? "the quarantine file"
+        self.state.withLock { state in
+            var quarantined = Dictionary(
+                uniqueKeysWithValues: list.vehicles.map { ($0, state.quarantined[$0] ?? "listed in \(file)") })
+            state.unsaved = state.unsaved.filter { vehicle, appended in
+                !list.vehicles.contains(vehicle) && appended > readAfter
+            }
+            for vehicle in state.unsaved.keys { quarantined[vehicle] = state.quarantined[vehicle] }
+            state.quarantined = quarantined
+        }
+    }
+
+    /// Lines appended to the quarantine file so far (``State/appends``).
+    var quarantineAppends: Int { self.state.withLock { $0.appends } }
 
     private func reloadRevocations(force: Bool) -> Bool {
         // A missing file is an error, not an empty list (helper-73: deleting the file, or a typo in its
@@ -144,7 +162,7 @@ public final class FleetTrust: Sendable {
         let new = self.state.withLock { state in
             guard state.quarantined[vehicleID] == nil else { return false }
             state.quarantined[vehicleID] = reason
-            if self.quarantineFile != nil { state.unsaved.insert(vehicleID) }
+            if self.quarantineFile != nil { state.unsaved[vehicleID] = .max }
             return true
         }
         guard new else { return false }
@@ -152,6 +170,10 @@ public final class FleetTrust: Sendable {
         if let file = self.quarantineFile {
             do {
                 try RevocationList.append(["vehicle \(vehicleID)"], comment: reason, to: file, mode: 0o600)
+                self.state.withLock { state in
+                    state.appends += 1
+                    if state.unsaved[vehicleID] != nil { state.unsaved[vehicleID] = state.appends }
+                }
             } catch {
                 self.logger.error(
                     "Quarantine not saved; it holds until the gateway restarts",
