@@ -77,6 +77,13 @@ struct QuarantineFileTests {
         #expect(try RevocationList.load(path: shared).vehicles.count == 320, "no line lost or torn")
     }
 
+    @Test("An append that cannot be written throws and leaves nothing behind (a full disk: /dev/full)")
+    func fullDisk() throws {
+        #expect(throws: RevocationFileError.self) {
+            try RevocationList.append(["vehicle car-z"], comment: "test", to: "/dev/full", mode: 0o600)
+        }
+    }
+
     @Test("A reload that read the file before the quarantine's line was written does not lift it (helper-77)")
     func staleReload() throws {
         let dir = try RevocationPollTests.directory()

@@ -102,7 +102,12 @@ public struct RevocationList: Sendable, Hashable {
         let bytes = Array(text.utf8)
         let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
         guard written == bytes.count else {
-            throw RevocationFileError(file: path, line: 0, "cannot append to the file: \(errnoText())")
+            let reason = errnoText()
+            // A part of a line (a full disk) would leave a file that no longer parses, which the gateway
+            // then refuses at start (helper-79): the part is cut off again. The offset is the end of this
+            // write (O_APPEND).
+            if written > 0 { _ = ftruncate(fd, lseek(fd, 0, SEEK_CUR) - off_t(written)) }
+            throw RevocationFileError(file: path, line: 0, "cannot append to the file: \(reason)")
         }
         guard fsync(fd) == 0 else {
             throw RevocationFileError(file: path, line: 0, "cannot sync the file: \(errnoText())")
