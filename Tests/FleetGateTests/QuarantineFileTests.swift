@@ -49,9 +49,15 @@ struct QuarantineFileTests {
         #expect(trust.isQuarantined("car-a"))
 
         // The file cannot be written (its directory is gone): kept in memory, across reloads.
-        let lost = Self.trust(quarantines: dir.appendingPathComponent("gone/quarantined").path)
+        let gone = dir.appendingPathComponent("gone")
+        let lost = Self.trust(quarantines: gone.appendingPathComponent("quarantined").path)
         #expect(lost.quarantine("car-b", reason: "failed 2 of 2 audits"))
         _ = lost.reloadIfChanged(force: true)
+        #expect(lost.isQuarantined("car-b"))
+        // The directory is back: the next poll writes it, and a restart reads it.
+        try FileManager.default.createDirectory(at: gone, withIntermediateDirectories: false)
+        _ = lost.reloadIfChanged()
+        #expect(Self.trust(quarantines: gone.appendingPathComponent("quarantined").path).isQuarantined("car-b"))
         #expect(lost.isQuarantined("car-b"))
     }
 

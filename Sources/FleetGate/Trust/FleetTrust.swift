@@ -33,6 +33,9 @@ public final class FleetTrust: Sendable {
         var unsaved: [String: Int] = [:]
         /// Lines this gateway has appended to the quarantine file.
         var appends = 0
+        /// Quarantines whose line could not be written (a full disk, a directory gone): written again
+        /// at each poll until one succeeds.
+        var failedSaves: Set<String> = []
     }
     private let state = Mutex(State())
     let file: String?
@@ -61,6 +64,7 @@ public final class FleetTrust: Sendable {
     /// lifts one). A file that does not parse changes nothing and is logged; a missing one is empty.
     private func reloadQuarantines(force: Bool) -> Bool {
         guard let file = self.quarantineFile else { return false }
+        self.retryFailedSaves()
         let readAfter = self.state.withLock { $0.appends }
         guard let loaded = self.loadIfChanged(file, stamp: \.quarantineStamp, force: force, missingIsEmpty: true)
         else { return false }
@@ -167,20 +171,42 @@ public final class FleetTrust: Sendable {
         }
         guard new else { return false }
         self.metrics.quarantined.increment()
-        if let file = self.quarantineFile {
-            do {
-                try RevocationList.append(["vehicle \(vehicleID)"], comment: reason, to: file, mode: 0o600)
-                self.state.withLock { state in
-                    state.appends += 1
-                    if state.unsaved[vehicleID] != nil { state.unsaved[vehicleID] = state.appends }
-                }
-            } catch {
-                self.logger.error(
-                    "Quarantine not saved; it holds until the gateway restarts",
-                    metadata: ["fleet.quarantine.file": "\(file)", "error": "\(error)"])
-            }
+        if let file = self.quarantineFile, let error = self.save(vehicleID, reason: reason, to: file) {
+            self.logger.error(
+                "Quarantine not saved; written again at each poll, and held in memory meanwhile",
+                metadata: ["fleet.quarantine.file": "\(file)", "error": "\(error)"])
         }
         return true
+    }
+
+    /// Appends a quarantine's line; the error, or nil once written (then a read that begins after it is
+    /// believed, ``State/unsaved``). A failed one is kept for ``retryFailedSaves()``.
+    private func save(_ vehicleID: String, reason: String, to file: String) -> (any Error)? {
+        do {
+            try RevocationList.append(["vehicle \(vehicleID)"], comment: reason, to: file, mode: 0o600)
+        } catch {
+            self.state.withLock { _ = $0.failedSaves.insert(vehicleID) }
+            return error
+        }
+        self.state.withLock { state in
+            state.appends += 1
+            if state.unsaved[vehicleID] != nil { state.unsaved[vehicleID] = state.appends }
+        }
+        return nil
+    }
+
+    /// Writes the quarantines that could not be written again (each poll): a full disk that frees
+    /// up, a directory put back. Without it they were lost at the next restart.
+    private func retryFailedSaves() {
+        guard let file = self.quarantineFile else { return }
+        let claimed = self.state.withLock { state -> [(String, String)] in
+            let claimed = state.failedSaves.compactMap { vehicle in state.quarantined[vehicle].map { (vehicle, $0) } }
+            state.failedSaves = []
+            return claimed
+        }
+        for (vehicle, reason) in claimed where self.save(vehicle, reason: reason, to: file) == nil {
+            self.logger.notice("Quarantine saved on a later try", metadata: ["fleet.quarantine.file": "\(file)"])
+        }
     }
 
     /// Whether a vehicle is quarantined.
