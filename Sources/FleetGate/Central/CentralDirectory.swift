@@ -141,7 +141,7 @@ public final class CentralDirectory: Service, Sendable {
                     hasRoom
                     || (endpoint.inFlight < endpoint.maxConcurrent && !endpoint.isBusy(at: now)
                         && (!continuation || endpoint.continuation != .none)
-                        && (excluding.isEmpty || !excluding.contains(endpoint.baseURL)))
+                        && !excluding.contains(endpoint.baseURL))
                 let ttft = endpoint.estimate.predict(promptTokens: promptTokens).ttft
                 if best == nil || ttft < bestTTFT {
                     best = index

@@ -291,8 +291,7 @@ final class Dispatcher: UpstreamEvents, LoopTimerTarget {
                 case .forward: repeating = 0
                 }
             }
-            let car: Bool
-            if case .car = lease { car = true } else { car = false }
+            let car = if case .car = lease { true } else { false }
             self.relay.open(attempt: open.attempt, repeating: repeating, untrusted: car)
         }
         let relay = NIOLoopBound(self, eventLoop: self.stream.eventLoop)

@@ -60,12 +60,7 @@ package struct TimerHeap<Handler> {
     /// Cancels a timer; false when it had already been cancelled or come due.
     @discardableResult
     package mutating func cancel(_ token: Token) -> Bool {
-        let index = Int(token.slot)
-        guard index < self.slots.count, self.slots[index].generation == token.generation,
-            self.slots[index].handler != nil
-        else { return false }
-        self.release(index)
-        return true
+        self.take(token) != nil
     }
 
     /// The earliest deadline of a live timer (cancelled entries on top are dropped on the way).
@@ -102,8 +97,11 @@ package struct TimerHeap<Handler> {
         return handler
     }
 
-    private func isLive(_ entry: Entry) -> Bool {
-        let slot = self.slots[Int(entry.slot)]
+    private func isLive(_ entry: Entry) -> Bool { Self.isLive(entry, in: self.slots) }
+
+    /// Whether `entry` is its slot's timer still set (not cancelled, not due, the slot not reused).
+    private static func isLive(_ entry: Entry, in slots: [Slot]) -> Bool {
+        let slot = slots[Int(entry.slot)]
         return slot.generation == entry.generation && slot.handler != nil
     }
 
@@ -120,8 +118,8 @@ package struct TimerHeap<Handler> {
     /// last body timeout. Amortized, each entry is moved a constant number of times.
     private mutating func compactIfMostlyCancelled() {
         guard self.heap.count >= 64, self.heap.count > 2 * self.count else { return }
-        let slots = self.slots
-        self.heap.removeAll { slots[Int($0.slot)].generation != $0.generation || slots[Int($0.slot)].handler == nil }
+        let slots = self.slots  // the closure may not read `self` while the heap is being changed
+        self.heap.removeAll { !Self.isLive($0, in: slots) }
         guard self.heap.count > 1 else { return }
         for index in stride(from: self.heap.count / 2 - 1, through: 0, by: -1) { self.siftDown(index) }
     }
