@@ -203,9 +203,18 @@ extension FleetRegistry {
                 // cancelled jobs counted as successes and ended its back-off).
                 if outcome.ttftMilliseconds != nil || outcome.outputTokens > 0 {
                     car.consecutiveFailures = 0
+                    car.answeredErrors = 0
                     car.proven = true
                 }
+            } else if outcome.answeredError, car.consecutiveFailures == 0,
+                Int(car.answeredErrors) + 1 < Self.answeredErrorsToFail
+            {
+                // Its runtime answered an error (a 5xx): maybe the request's, so not yet the car's. One
+                // poison request tried on three cars no longer benches all three (and their probation
+                // would have held them to a job each). A car already failing gets no such grace.
+                car.answeredErrors += 1
             } else {
+                car.answeredErrors = 0
                 car.consecutiveFailures += 1
                 car.backoffUntil = now + min(30, 0.25 * Double(1 << min(Int(car.consecutiveFailures), 7)))
             }

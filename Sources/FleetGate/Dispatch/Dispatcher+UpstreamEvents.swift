@@ -303,7 +303,13 @@ extension Dispatcher {
         guard case .car = attempt.lease else { return .init(retryable: true, label: label) }
         // A car whose runtime is busy: another upstream may have room.
         if code == APIError.upstreamBusyCode { return .init(retryable: true, label: Self.busyLabel) }
-        guard APIError.carPathCannotCarry.contains(code) else { return .init(retryable: true, label: label) }
+        guard APIError.carPathCannotCarry.contains(code) else {
+            var failure = DispatchStateMachine.Failure(retryable: true, label: label)
+            // The car's runtime answered a 5xx itself (`upstream_status_5xx`, the agent's 502 carrying
+            // it): the car is up, and the request may be what failed (a poison request).
+            failure.runtimeAnswered = code.hasPrefix("upstream_status_5")
+            return failure
+        }
         self.candidates.centralOnly = true
         // The request asked for what no car carries: the car is not to blame.
         return .init(retryable: true, label: code, upstreamAtFault: false)
@@ -343,7 +349,9 @@ extension Dispatcher {
         // upstream's kind cannot carry, is the upstream working as it should: it must not count
         // against its health. A busy upstream (a car's runtime, a central endpoint) is left alone for
         // the time it asked.
-        self.close(id, outcome: self.outcome(attempt, succeeded: !failure.upstreamAtFault), busyFor: busyFor)
+        var outcome = self.outcome(attempt, succeeded: !failure.upstreamAtFault)
+        outcome.answeredError = failure.runtimeAnswered
+        self.close(id, outcome: outcome, busyFor: busyFor)
         self.flush()
         // A `stream: false` answer with only thinking so far has no text to continue from.
         let continuable = self.request.streaming || !self.relay.delivered.isEmpty
