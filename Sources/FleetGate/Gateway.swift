@@ -82,10 +82,7 @@ public final class Gateway: Service, Sendable {
         factory.valueHistogramBuckets[GatewayMetrics.Name.predictionRatio] = GatewayMetrics.ratioBuckets
         let metrics = GatewayMetrics(factory: factory, policy: configuration.schedulingPolicy)
         let credentials = try FleetCredentials(secret: configuration.fleetSecret)
-        let clientTLS = TLSContextBox(
-            try configuration.listeners.tls.files.map {
-                try TLSContextBox.makeContext($0, key: "listeners.tls", alpn: HTTPServerPipeline.alpnProtocols)
-            })
+        let clientTLS = TLSContextBox(try Self.clientContext(configuration))
         let tunnelTLS = TLSContextBox(try Self.tunnelContext(configuration))
         let centralTLS = try Self.centralTLSConfiguration(configuration)
         // Created last, after every check that can throw: an HTTPClient must be shut down before it is released.
@@ -227,6 +224,9 @@ public final class Gateway: Service, Sendable {
         if self.core.configuration.tunnel.revocationFile != nil || self.core.configuration.tunnel.caFile != nil {
             services.append(TrustWatcher(reloader: self.reloader))
         }
+        if !CredentialFilesWatcher.files(self.core.configuration).isEmpty {
+            services.append(CredentialFilesWatcher(reloader: self.reloader))
+        }
         services +=
             [ReloadOnSignal(reloader: self.reloader, eventLoop: self.signalLoop), self.adminListener]
             + (self.probesListener.map { [$0] } ?? []) + [self.tunnelListener]
@@ -321,6 +321,13 @@ public final class Gateway: Service, Sendable {
 
     /// The tunnel listener's TLS context: the server certificate, and with `tunnel.auth:
     /// certificate` the fleet CA that client certificates must chain to (issue #20).
+    /// The client TLS listener's context from the configuration's files (nil: no TLS listener).
+    static func clientContext(_ configuration: GatewayConfiguration) throws -> TLSContextBox.Served? {
+        try configuration.listeners.tls.files.map {
+            try TLSContextBox.makeContext($0, key: "listeners.tls", alpn: HTTPServerPipeline.alpnProtocols)
+        }
+    }
+
     static func tunnelContext(_ configuration: GatewayConfiguration) throws -> TLSContextBox.Served? {
         try configuration.listeners.tunnel.files.map {
             try TLSContextBox.makeContext(

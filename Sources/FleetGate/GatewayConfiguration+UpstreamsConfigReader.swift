@@ -98,7 +98,7 @@ extension GatewayConfiguration.Tunnel {
                 aliases: ["--revocation-file"]),
             .double(
                 "trustPollSeconds", Double(d.trustPollInterval.nanoseconds) / 1e9,
-                "How often the CA and revocation files are checked for changes. Restart."),
+                "How often the CA, revocation, TLS certificate and key, and API key files are checked for changes. Restart."),
         ])
     }
 }

@@ -250,7 +250,8 @@ public struct GatewayConfiguration: Sendable {
         /// changes (polled), on SIGHUP and on `POST /admin/reload`; connected cars it names are told
         /// `quarantine` and closed. Nil: nothing is revoked.
         public var revocationFile: String?
-        /// How often the revocation and CA files are checked for changes.
+        /// How often the revocation and CA files, and the credential files (TLS certificates and keys,
+        /// API and application key files: ``CredentialFilesWatcher``), are checked for changes.
         public var trustPollInterval: TimeAmount = .seconds(2)
         /// The defaults.
         public static var defaults: Self { Self() }

@@ -73,6 +73,58 @@ public final class GatewayReloader: Sendable {
         }
     }
 
+    /// A listener's certificate chain or key changed on disk (a renewal, a Kubernetes Secret):
+    /// new TLS contexts for new connections from the running configuration's files; nothing else is
+    /// applied. A pair that does not load — a key not yet renewed with its certificate — leaves the
+    /// running contexts. Returns whether both loaded.
+    @discardableResult
+    func reloadCertificates() -> Bool {
+        do {
+            try self.serial.withLock { _ in
+                let running = self.core.configuration
+                let client = try Gateway.clientContext(running)
+                let tunnel = try Gateway.tunnelContext(running)
+                if client != nil { self.clientTLS.set(client) }
+                if tunnel != nil { self.tunnelTLS.set(tunnel) }
+            }
+            self.core.logger.info(
+                "TLS certificates reloaded for new connections",
+                metadata: [
+                    "fleet.tls.not_after": "\(self.clientTLS.notAfter.map(String.init) ?? "-")",
+                    "fleet.tunnel.tls.not_after": "\(self.tunnelTLS.notAfter.map(String.init) ?? "-")",
+                ])
+            return true
+        } catch {
+            self.core.logger.error(
+                "TLS certificate reload refused; the running certificates stay", metadata: ["error": "\(error)"])
+            return false
+        }
+    }
+
+    /// The API key file (`auth.apiKeysFile`) changed: the keys the configuration gives now (the
+    /// environment's and the file's, read as at start) replace the running ones; nothing else in the
+    /// configuration is applied. Returns false (and logs) when the configuration does not load.
+    @discardableResult
+    func reloadAPIKeys() -> Bool {
+        guard let source = self.source else { return false }
+        do {
+            // Read under the lock too: a whole reload between the read and the swap would be undone.
+            let keys = try self.serial.withLock { _ in
+                let keys = try source().auth.apiKeys
+                var next = self.core.configuration
+                next.auth.apiKeys = keys
+                self.core.apply(next)
+                return keys
+            }
+            self.core.logger.info("API key file reloaded", metadata: ["fleet.keys": "\(keys.count)"])
+            return true
+        } catch {
+            self.core.logger.error(
+                "API key file reload refused; the running keys stay", metadata: ["error": "\(error)"])
+            return false
+        }
+    }
+
     /// ``reload(regionsOnly:)`` on NIO's thread pool; callers that arrive while one runs share the next run.
     func reload(on eventLoop: any EventLoop, regionsOnly: Bool = false) -> EventLoopFuture<Result<Report, ReloadError>>
     {
@@ -175,9 +227,7 @@ public final class GatewayReloader: Sendable {
             restartRequired.append("admin.tokenFile (the token in it)")
         }
         try next.validate()
-        let clientTLS = try next.listeners.tls.files.map {
-            try TLSContextBox.makeContext($0, key: "listeners.tls", alpn: ["h2", "http/1.1"])
-        }
+        let clientTLS = try Gateway.clientContext(next)
         let tunnelTLS = try Gateway.tunnelContext(next)
         let level = Logger.Level(rawValue: next.logging.level) ?? .info
 

@@ -1,0 +1,66 @@
+import Foundation
+import NIOCore
+import ServiceLifecycle
+
+/// Polls the credential files a Kubernetes Secret or a certificate renewal (cert-manager, certbot)
+/// rewrites in place, and reloads each kind alone when one of its files changes:
+/// - the client and tunnel listeners' certificate chains and keys: new TLS contexts for new
+///   connections (``GatewayReloader/reloadCertificates()``);
+/// - the application key file (`auth.appKeysFile`, ``GatewayCore/reloadKeys()``);
+/// - the API key file (`auth.apiKeysFile`, ``GatewayReloader/reloadAPIKeys()``).
+///
+/// Before, nothing reloaded them but SIGHUP or `POST /admin/reload`: a renewed certificate mounted from
+/// a Secret was served only after a restart, and the old one expired in front of every client. Nothing
+/// else is applied: an edit to `fleetgate.yaml` still waits for a reload. A file that does not load (a
+/// certificate renewed before its key) is logged and tried again when it next changes — the key's
+/// change then loads the pair. Polled every `tunnel.trustPollSeconds`, as the CA and revocation files.
+struct CredentialFilesWatcher: Service {
+    enum Kind: CaseIterable {
+        case certificates
+        case appKeys
+        case apiKeys
+    }
+
+    let reloader: GatewayReloader
+
+    /// The files of each kind the configuration names; a kind with none is left out.
+    static func files(_ configuration: GatewayConfiguration) -> [Kind: [String]] {
+        var files: [Kind: [String]] = [:]
+        let tls = [configuration.listeners.tls.files, configuration.listeners.tunnel.files].compactMap { $0 }
+        if !tls.isEmpty { files[.certificates] = tls.flatMap { [$0.certificateChain, $0.privateKey] } }
+        if let path = configuration.auth.appKeysFile { files[.appKeys] = [path] }
+        if let path = configuration.auth.apiKeysFile { files[.apiKeys] = [path] }
+        return files
+    }
+
+    /// A file's identity and content stamp, following symbolic links (a Secret's `..data` link moves
+    /// to a new directory on each update): device, inode, size, modification and change times to the
+    /// nanosecond; "missing" when it cannot be read.
+    static func stamp(_ path: String) -> String {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return "missing" }
+        return "\(info.st_dev):\(info.st_ino):\(info.st_size):\(info.st_mtim.tv_sec).\(info.st_mtim.tv_nsec)"
+            + ":\(info.st_ctim.tv_sec).\(info.st_ctim.tv_nsec)"
+    }
+
+    func run() async throws {
+        try? await cancelWhenGracefulShutdown { try await self.poll() }
+    }
+
+    private func poll() async throws {
+        let core = self.reloader.core
+        let interval = core.configuration.tunnel.trustPollInterval
+        var stamps = FileStamps(Self.files(core.configuration), stamp: Self.stamp)
+        while true {
+            try await Task.sleep(nanoseconds: UInt64(interval.nanoseconds))
+            // The running configuration's files: a reload may have named others.
+            for kind in stamps.changed(Self.files(core.configuration), in: Kind.allCases, stamp: Self.stamp) {
+                switch kind {
+                case .certificates: self.reloader.reloadCertificates()
+                case .appKeys: _ = try? core.reloadKeys()  // logged there
+                case .apiKeys: self.reloader.reloadAPIKeys()
+                }
+            }
+        }
+    }
+}

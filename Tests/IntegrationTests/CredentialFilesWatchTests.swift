@@ -1,0 +1,137 @@
+import FleetConfiguration
+import FleetGate
+import FleetHTTP2
+import FleetTesting
+import Foundation
+import HTTPTypes
+import Logging
+import NIOCore
+import NIOPosix
+import Testing
+
+/// Session 31: a certificate or key file rewritten in place (a Kubernetes Secret, cert-manager,
+/// certbot) was served only after SIGHUP, `POST /admin/reload` or a restart — nothing else reloaded
+/// it, and a renewed certificate's predecessor expired in front of every client.
+@Suite("Credential files rewritten in place", .timeLimit(.minutes(1)))
+struct CredentialFilesWatchTests {
+    /// Polls `condition` every 100 ms for up to 10 s.
+    static func eventually(_ condition: () async throws -> Bool) async throws -> Bool {
+        for _ in 0..<100 {
+            if try await condition() { return true }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        return false
+    }
+
+    @Test(
+        "A Secret's renewed certificate is served to new connections without a reload; one renewed before its key waits for the key"
+    )
+    func certificates() async throws {
+        let (cert1, key1, dir1) = try await TLSTests.makeCertificate()
+        let (cert2, key2, dir2) = try await TLSTests.makeCertificate(days: 90)
+        let (cert3, key3, dir3) = try await TLSTests.makeCertificate(days: 30)
+        let mount = FileManager.default.temporaryDirectory.appendingPathComponent("fleet-secret-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: mount, withIntermediateDirectories: true)
+        defer { for dir in [dir1, dir2, dir3, mount] { try? FileManager.default.removeItem(at: dir) } }
+        let files = FileManager.default
+        // A mounted Secret as the kubelet lays it out: `tls.crt` → `..data/tls.crt`, and `..data` → the
+        // current version's directory, swapped by one rename.
+        func publish(_ cert: String, _ key: String, version: String) throws {
+            let directory = mount.appendingPathComponent("..\(version)")
+            try files.createDirectory(at: directory, withIntermediateDirectories: true)
+            try files.copyItem(atPath: cert, toPath: directory.appendingPathComponent("tls.crt").path)
+            try files.copyItem(atPath: key, toPath: directory.appendingPathComponent("tls.key").path)
+            let link = mount.appendingPathComponent("..data_tmp").path
+            try files.createSymbolicLink(atPath: link, withDestinationPath: "..\(version)")
+            #expect(rename(link, mount.appendingPathComponent("..data").path) == 0)
+        }
+        try publish(cert1, key1, version: "v1")
+        for name in ["tls.crt", "tls.key"] {
+            try files.createSymbolicLink(
+                atPath: mount.appendingPathComponent(name).path, withDestinationPath: "..data/\(name)")
+        }
+        try await withFleet(configure: {
+            $0.tls = .init(
+                certificateChain: mount.appendingPathComponent("tls.crt").path,
+                privateKey: mount.appendingPathComponent("tls.key").path)
+            $0.tlsPort = 0
+            $0.tunnel.trustPollInterval = .milliseconds(100)
+        }) { fleet in
+            let port = try await #require(fleet.gateway.tlsListener).boundAddress.get().port!
+            func verifies(with ca: String) async throws -> Bool {
+                try await Subprocess.run(
+                    "curl", ["-sS", "-o", "/dev/null", "--cacert", ca, "https://127.0.0.1:\(port)/v1/models"]
+                ).status == 0
+            }
+            #expect(try await verifies(with: cert1))
+            try publish(cert2, key2, version: "v2")
+            #expect(try await Self.eventually { try await verifies(with: cert2) }, "the renewed pair is served")
+            #expect(try await !verifies(with: cert1))
+
+            // Renewed in place one file at a time: the certificate alone does not match the running key,
+            // so the running pair stays; the key's change then loads the new pair.
+            let current = mount.appendingPathComponent("..data")
+            try Data(contentsOf: URL(fileURLWithPath: cert3))
+                .write(to: current.appendingPathComponent("tls.crt"), options: .atomic)
+            try await Task.sleep(for: .milliseconds(500))
+            #expect(try await verifies(with: cert2), "a certificate without its key is not served")
+            try Data(contentsOf: URL(fileURLWithPath: key3))
+                .write(to: current.appendingPathComponent("tls.key"), options: .atomic)
+            #expect(try await Self.eventually { try await verifies(with: cert3) }, "the key completes the pair")
+        }
+    }
+
+    @Test("A rewritten API key file swaps the keys without a reload, and nothing else in the configuration")
+    func apiKeys() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fleet-keys-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let file = dir.appendingPathComponent("fleetgate.yaml").path
+        let keys = dir.appendingPathComponent("api-keys").path
+        func write(maxBody: Int) throws {
+            try """
+            listeners: {client: {port: 0}, tunnel: {port: 0}}
+            admin: {port: 0}
+            auth: {apiKeysFile: \(keys)}
+            tunnel: {trustPollSeconds: 0.1}
+            limits: {maxBodyBytes: \(maxBody)}
+            """.write(toFile: file, atomically: true, encoding: .utf8)
+        }
+        try "sk-old\n".write(toFile: keys, atomically: true, encoding: .utf8)
+        try write(maxBody: 100_000)
+        let stack = try ConfigStack(
+            program: .fleetgate, schema: GatewayConfiguration.schema, arguments: ["--config", file],
+            environment: ["FLEETGATE_FLEET_SECRET": FleetFixture.testSecret, "FLEETGATE_TUNNEL_AUTH": "token"])
+        let read: @Sendable () throws -> GatewayConfiguration = {
+            try stack.reloaded().read { try GatewayConfiguration(config: $0) }
+        }
+        var logger = Logger(label: "keys-watch-test")
+        logger.logLevel = .critical
+        let gateway = try Gateway(
+            configuration: try read(), group: .singletonMultiThreadedEventLoopGroup, logger: logger,
+            reloadSource: read)
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await gateway.run() }
+            let client = try await RecordingClient.connect(
+                port: try await gateway.clientListener.boundAddress.get().port!)
+            defer { client.close() }
+            func status(_ key: String) async throws -> Int {
+                var headers = HTTPFields()
+                headers[.authorization] = "Bearer \(key)"
+                let result = try await client.post(
+                    "/v1/chat/completions", json: chatBody(stream: false, maxTokens: 1), headers: headers
+                ).collect()
+                return result.response?.status.code ?? 0
+            }
+            #expect(try await status("sk-old") != 401)
+            #expect(try await status("sk-new") == 401)
+            // An edit of the configuration file waits for a reload: the key file's change applies only keys.
+            try write(maxBody: 10)
+            try "sk-new\n".write(toFile: keys, atomically: true, encoding: .utf8)
+            #expect(try await Self.eventually { try await status("sk-new") != 401 }, "the new key is accepted")
+            #expect(try await status("sk-old") == 401)
+            #expect(gateway.core.configuration.maxBodyBytes == 100_000)
+            tasks.cancelAll()
+        }
+    }
+}
