@@ -31,8 +31,12 @@ final class OpenAILocalJob: InferenceJobHandle, HTTP1ResponseReceiver {
     private var batching = false
     private var status: UInt = 0
     private var errorBody = ByteBuffer()
+    /// The most of an error answer's body kept (its message is in the first bytes); the answer ends there.
+    static let errorBodyLimit = 64 * 1024
     private var decoder = SSE.Decoder()
-    private var usage: Usage?
+    /// The runtime's usage chunk: its counts (each nil when missing or not a count: the job's own
+    /// count or estimate stands in) and details.
+    private var usage: (prompt: Int?, completion: Int?, details: UsageDetails?)?
     private var finishReason: String?
     /// The runtime sent a tool call (relayed): a finish reason `tool_calls` is then the answer's end.
     private var calledTools = false
@@ -140,12 +144,19 @@ final class OpenAILocalJob: InferenceJobHandle, HTTP1ResponseReceiver {
         guard !self.done else { return }
         self.lastReadAt = .now()
         guard self.status == 200 else {
-            // An error answer: keep the start of it for its message.
-            if self.errorBody.readableBytes < 64 * 1024 {
-                var part = part
+            // An error answer: keep the start of it for its message, up to ``errorBodyLimit``; there the
+            // answer ends — one that goes on (an endless 500) held the job until the gateway's first-token
+            // timeout, 15 s (helper-80).
+            var part = part
+            let room = Self.errorBodyLimit - self.errorBody.readableBytes
+            guard part.readableBytes >= room else {
                 self.errorBody.writeBuffer(&part)
+                return
             }
-            return
+            self.errorBody.writeImmutableBuffer(part.readSlice(length: room)!)
+            self.connection?.abandon()
+            self.connection = nil
+            return self.answeredError()
         }
         guard !self.sawDone else { return }  // after `[DONE]`: nothing more is the answer's
         if !self.batching, let sink = self.sink {
@@ -209,35 +220,40 @@ final class OpenAILocalJob: InferenceJobHandle, HTTP1ResponseReceiver {
     func exchangeDidEnd() {
         self.connection = nil
         guard !self.done else { return }
-        guard self.status == 200 else {
-            let detail = (try? JSON.decode(ErrorMessage.self, from: self.errorBody.readableBytesView))?.error
-            // The runtime names its own model, which `--model-map` keeps from the app: the advertised
-            // name stands in for it (helper-63).
-            var said = detail?.message ?? ""
-            if let upstream = self.engine.mapping[self.job.model], !upstream.isEmpty, upstream != self.job.model {
-                said = said.replacing(upstream, with: self.job.model)
-            }
-            let message = detail == nil ? nil : said.prefix(200)
-            // Busy (429, 503): the gateway tries elsewhere and, when everything is, tells the app to
-            // come back (503 server_overloaded), not that the car is broken.
-            let busy = APIError.isBusy(status: Int(self.status))
-            let status = Int(self.status)
-            if APIError.rejectsRequest(status: status) {
-                // The request itself was refused (helper-60: a prompt over a small model's context was
-                // a 502 and benched the car for everyone): the runtime's status and error go to the app.
-                return self.fail(
-                    EngineError(
-                        code: detail?.code.map { String($0.prefix(64)) } ?? "invalid_request",
-                        message: message.map(String.init)
-                            ?? "The car's inference runtime refused the request (\(status)).",
-                        rejectedStatus: status, param: detail?.param.map { String($0.prefix(64)) }))
-            }
+        guard self.status == 200 else { return self.answeredError() }
+        self.complete()
+    }
+
+    /// The runtime answered an error status: the job fails with its status and the start of its error
+    /// body (``errorBody``).
+    private func answeredError() {
+        guard !self.done else { return }
+        let detail = (try? JSON.decode(ErrorMessage.self, from: self.errorBody.readableBytesView))?.error
+        // The runtime names its own model, which `--model-map` keeps from the app: the advertised
+        // name stands in for it (helper-63).
+        var said = detail?.message ?? ""
+        if let upstream = self.engine.mapping[self.job.model], !upstream.isEmpty, upstream != self.job.model {
+            said = said.replacing(upstream, with: self.job.model)
+        }
+        let message = detail == nil ? nil : said.prefix(200)
+        // Busy (429, 503): the gateway tries elsewhere and, when everything is, tells the app to
+        // come back (503 server_overloaded), not that the car is broken.
+        let busy = APIError.isBusy(status: Int(self.status))
+        let status = Int(self.status)
+        if APIError.rejectsRequest(status: status) {
+            // The request itself was refused (helper-60: a prompt over a small model's context was
+            // a 502 and benched the car for everyone): the runtime's status and error go to the app.
             return self.fail(
                 EngineError(
-                    code: busy ? APIError.upstreamBusyCode : "upstream_status_\(self.status)",
-                    message: "the inference runtime answered \(self.status)\(message.map { ": \($0)" } ?? "")"))
+                    code: detail?.code.map { String($0.prefix(64)) } ?? "invalid_request",
+                    message: message.map(String.init)
+                        ?? "The car's inference runtime refused the request (\(status)).",
+                    rejectedStatus: status, param: detail?.param.map { String($0.prefix(64)) }))
         }
-        self.complete()
+        return self.fail(
+            EngineError(
+                code: busy ? APIError.upstreamBusyCode : "upstream_status_\(self.status)",
+                message: "the inference runtime answered \(self.status)\(message.map { ": \($0)" } ?? "")"))
     }
 
     func exchangeDidFail(_ error: any Error, retryable: Bool) {
@@ -288,9 +304,7 @@ final class OpenAILocalJob: InferenceJobHandle, HTTP1ResponseReceiver {
         guard !self.done, let sink = self.sink else { return false }
         if chunk.hasUsage {
             // With its details (cached prompt, reasoning) when the runtime said them.
-            self.usage = Usage(
-                promptTokens: chunk.promptTokens ?? 0, completionTokens: chunk.completionTokens ?? 0,
-                details: UsageDetails(chunk: payload))
+            self.usage = (chunk.promptTokens, chunk.completionTokens, UsageDetails(chunk: payload))
         }
         if !chunk.otherChoices.isEmpty || (chunk.choice?.index ?? 0) != 0 {
             // The sink carries one answer: a second choice (the runtime honoured `n`) was merged into
@@ -370,8 +384,8 @@ final class OpenAILocalJob: InferenceJobHandle, HTTP1ResponseReceiver {
         }
         let sink = self.sink
         self.end(cancelled: false)
-        let completion = self.usage?.completionTokens ?? self.tokens
-        let prompt = self.usage?.promptTokens ?? self.job.prompt.estimatedTokens
+        let completion = self.usage?.completion ?? self.tokens
+        let prompt = self.usage?.prompt ?? self.job.prompt.estimatedTokens
         if let first = self.firstAt, let last = self.lastAt {
             let ttft = Double((first - self.sentAt).nanoseconds) / 1e9
             let decode = self.tokens >= 4 ? Double(self.tokens - 1) / (Double((last - first).nanoseconds) / 1e9) : nil

@@ -22,10 +22,13 @@ public enum ChunkScanner {
     /// counts could overflow.
     public static let maxTokenCount = Int(Int32.max)
 
-    /// A reported token count kept in 0…``maxTokenCount``.
+    /// A reported token count, at most ``maxTokenCount``; nil for a negative one, which no count can be
+    /// (helper-80: read as 0, a lying runtime's `-100` zeroed what the request was charged; unknown, the
+    /// reader counts for itself, as when the count is missing or not an integer).
     @inlinable
     public static func tokenCount(_ value: Int?) -> Int? {
-        value.map { min(max($0, 0), Self.maxTokenCount) }
+        guard let value, value >= 0 else { return nil }
+        return min(value, Self.maxTokenCount)
     }
 
     /// The deepest nesting accepted (objects and arrays).
@@ -120,14 +123,15 @@ public enum ChunkScanner {
         /// The first choice (index 0 or the first listed); more are in ``otherChoices``.
         public var choice: Choice?
         public var otherChoices: [Choice] = []
-        /// `usage.prompt_tokens` and `usage.completion_tokens`, when usage was an object, each kept in
-        /// 0…``ChunkScanner/maxTokenCount`` (a lying upstream's `9223372036854775807` summed or added to
-        /// another count trapped the process that read it).
+        /// `usage.prompt_tokens` and `usage.completion_tokens` when usage was an object, each at most
+        /// ``ChunkScanner/maxTokenCount`` (a lying upstream's `9223372036854775807` summed or added to
+        /// another count trapped the process that read it); nil when missing, negative or not an integer
+        /// (``ChunkScanner/tokenCount(_:)``): the reader then counts for itself.
         public var promptTokens: Int?
         public var completionTokens: Int?
 
         /// Whether `usage` was present as an object.
-        public var hasUsage: Bool { self.promptTokens != nil || self.completionTokens != nil }
+        public var hasUsage = false
         /// Whether `usage` was present as something other than an object or `null`.
         public var hasOtherUsage = false
         /// Whether the chunk has a `usage` member that is not `null`: a relay that must not pass an
@@ -170,19 +174,18 @@ public enum ChunkScanner {
                 chunk.isError = !(try reader.skipNonNull(depth: 2))
             case .usage:
                 if reader.peek() == UInt8(ascii: "{") {
-                    chunk.promptTokens = 0
+                    chunk.hasUsage = true
                     try reader.enterObject(depth: 2)
                     var usageMembers = 0
                     while let key = try reader.nextMember(&usageMembers) {
                         switch key {
                         case .promptTokens:
-                            chunk.promptTokens = Self.tokenCount(try reader.integerOrSkip(depth: 3)) ?? 0
+                            chunk.promptTokens = Self.tokenCount(try reader.integerOrSkip(depth: 3))
                         case .completionTokens:
                             chunk.completionTokens = Self.tokenCount(try reader.integerOrSkip(depth: 3))
                         default: try reader.skipValue(depth: 3)
                         }
                     }
-                    if chunk.completionTokens == nil { chunk.completionTokens = 0 }
                 } else {
                     chunk.hasOtherUsage = !(try reader.skipNonNull(depth: 2))
                 }

@@ -49,12 +49,18 @@ struct ChunkScannerTests {
 
     /// Found by an attack (session 19): `prompt_tokens` 9223372036854775807 trapped the agent when its
     /// usage added it to the completion count; a gateway summing a central's counts could trap alike.
-    @Test("Usage counts are kept in 0…maxTokenCount: Int.max, negative and past Int are not the client's")
+    /// helper-80: a negative count was read as 0, and a lying runtime's `-100` zeroed what the request
+    /// was charged; a count that cannot be one is now unknown, and the reader counts for itself.
+    @Test("Usage counts are at most maxTokenCount; negative, past Int and non-integers are unknown, not 0")
     func usageBounds() throws {
         let huge = try scan(#"{"choices":[],"usage":{"prompt_tokens":9223372036854775807,"completion_tokens":-5}}"#)
-        #expect(huge.promptTokens == ChunkScanner.maxTokenCount && huge.completionTokens == 0)
+        #expect(huge.promptTokens == ChunkScanner.maxTokenCount && huge.completionTokens == nil)
         let past = try scan(#"{"choices":[],"usage":{"prompt_tokens":99999999999999999999999,"completion_tokens":4}}"#)
-        #expect(past.promptTokens == 0 && past.completionTokens == 4)
+        #expect(past.promptTokens == nil && past.completionTokens == 4)
+        let garbage = try scan(#"{"choices":[],"usage":{"prompt_tokens":1e300,"completion_tokens":"abc"}}"#)
+        #expect(garbage.hasUsage && garbage.promptTokens == nil && garbage.completionTokens == nil)
+        #expect(try scan(#"{"choices":[],"usage":{}}"#).hasUsage)
+        #expect(try !scan(#"{"choices":[],"usage":null}"#).hasUsage)
         let usage = Usage(promptTokens: Int.max, completionTokens: Int.max)
         #expect(usage.totalTokens == Int.max)
     }

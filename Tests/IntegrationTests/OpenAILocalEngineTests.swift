@@ -968,9 +968,12 @@ final class RecordingSink: TokenSink, @unchecked Sendable {
     func emit(toolCalls: [ToolCall]) { self.toolCalls += toolCalls }
     /// The usage details the job finished with.
     var details: UsageDetails?
+    /// The counts the job finished with.
+    var counts: (prompt: Int, completion: Int)?
     func finish(reason: String, promptTokens: Int, completionTokens: Int, details: UsageDetails?) {
         self.finished = reason
         self.details = details
+        self.counts = (promptTokens, completionTokens)
     }
     func fail(_ error: EngineError) { self.failure = error }
 }

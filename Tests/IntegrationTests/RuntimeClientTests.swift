@@ -29,6 +29,16 @@ struct RuntimeClientTests {
         let failed = try await Self.run(engine, model: "fail", on: loop)
         #expect(failed.failure?.code == "upstream_status_500")
         #expect(failed.failure?.message.contains("no capacity") == true)
+        // An error body that never ends fails the job once its first 64 KiB are in, not at a timeout.
+        let started = ContinuousClock.now
+        let endless = try await Self.run(engine, model: "endless-error", on: loop)
+        #expect(endless.failure?.code == "upstream_status_500")
+        #expect(ContinuousClock.now - started < .seconds(5))
+        // Negative counts are no counts (helper-80: read as 0, they zeroed what the request was charged):
+        // the job's own count and the prompt's estimate stand in, as when usage is missing.
+        let lying = try await Self.run(engine, model: "lying-usage", on: loop)
+        #expect(lying.finished == "stop")
+        #expect(lying.counts?.completion == 2 && (lying.counts?.prompt ?? 0) > 0, "\(String(describing: lying.counts))")
         let closed = try await Self.run(engine, model: "close", on: loop)
         #expect(closed.tokens == ["a"])
         #expect(closed.failure?.code == "upstream_unavailable")
@@ -101,7 +111,8 @@ final class ScriptedRuntime: ChannelInboundHandler, @unchecked Sendable {
                 return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: false)
                     try channel.pipeline.syncOperations.addHandler(
-                        ScriptedRuntime(channel: channel, posts: posts, postConnections: connections, open: open, down: down))
+                        ScriptedRuntime(
+                            channel: channel, posts: posts, postConnections: connections, open: open, down: down))
                 }
             }
             .bind(host: "127.0.0.1", port: 0).get()
@@ -127,32 +138,52 @@ final class ScriptedRuntime: ChannelInboundHandler, @unchecked Sendable {
 
     private func respond(context: ChannelHandlerContext) {
         if self.path.hasSuffix("/models") {
-            return self.send(context, status: .ok, contentType: "application/json", #"{"data":[{"id":"ok"},{"id":"fail"},{"id":"close"}]}"#)
+            return self.send(
+                context, status: .ok, contentType: "application/json",
+                #"{"data":[{"id":"ok"},{"id":"fail"},{"id":"close"},{"id":"endless-error"},{"id":"lying-usage"}]}"#)
         }
         self.posts.withLockedValue { $0 += 1 }
         let id = ObjectIdentifier(context.channel)
         self.postConnections.withLockedValue { _ = $0.insert(id) }
         if self.body.contains(#""model":"fail""#) {
-            return self.send(context, status: .internalServerError, contentType: "application/json", #"{"error":{"message":"no capacity"}}"#)
+            return self.send(
+                context, status: .internalServerError, contentType: "application/json",
+                #"{"error":{"message":"no capacity"}}"#)
+        }
+        if self.body.contains(#""model":"endless-error""#) {
+            // A 500 whose body never ends (helper-80): 128 KiB of it, then nothing, the response left open.
+            var head = HTTPResponseHead(version: .http1_1, status: .internalServerError)
+            head.headers.add(name: "content-type", value: "application/json")
+            head.headers.add(name: "transfer-encoding", value: "chunked")
+            context.write(self.wrapOutboundOut(.head(head)), promise: nil)
+            let filler = #"{"error":{"message":""# + String(repeating: "e", count: 128 * 1024)
+            return context.writeAndFlush(
+                self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: filler)))), promise: nil)
         }
         var head = HTTPResponseHead(version: .http1_1, status: .ok)
         head.headers.add(name: "content-type", value: "text/event-stream")
         head.headers.add(name: "transfer-encoding", value: "chunked")
         context.write(self.wrapOutboundOut(.head(head)), promise: nil)
         for token in self.body.contains(#""model":"close""#) ? ["a"] : ["a", "b"] {
-            let chunk = #"data: {"choices":[{"index":0,"delta":{"content":"\#(token)"},"finish_reason":null}]}"# + "\n\n"
+            let chunk =
+                #"data: {"choices":[{"index":0,"delta":{"content":"\#(token)"},"finish_reason":null}]}"# + "\n\n"
             context.write(self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: chunk)))), promise: nil)
         }
         if self.body.contains(#""model":"close""#) {
             context.flush()
             return context.close(promise: nil)
         }
-        let end = #"data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"# + "\n\ndata: [DONE]\n\n"
+        var end = #"data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"# + "\n\n"
+        if self.body.contains(#""model":"lying-usage""#) {
+            end += #"data: {"choices":[],"usage":{"prompt_tokens":-5,"completion_tokens":-100}}"# + "\n\n"
+        }
+        end += "data: [DONE]\n\n"
         context.write(self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: end)))), promise: nil)
         context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
     }
 
-    private func send(_ context: ChannelHandlerContext, status: HTTPResponseStatus, contentType: String, _ body: String) {
+    private func send(_ context: ChannelHandlerContext, status: HTTPResponseStatus, contentType: String, _ body: String)
+    {
         var head = HTTPResponseHead(version: .http1_1, status: status)
         head.headers.add(name: "content-type", value: contentType)
         head.headers.add(name: "content-length", value: String(body.utf8.count))
