@@ -224,9 +224,8 @@ public final class Gateway: Service, Sendable {
         if self.core.configuration.tunnel.revocationFile != nil || self.core.configuration.tunnel.caFile != nil {
             services.append(TrustWatcher(reloader: self.reloader))
         }
-        if !CredentialFilesWatcher.files(self.core.configuration).isEmpty {
-            services.append(CredentialFilesWatcher(reloader: self.reloader))
-        }
+        // Always: a reload may name files the start did not (helper-81).
+        services.append(CredentialFilesWatcher(reloader: self.reloader, eventLoop: self.signalLoop))
         services +=
             [ReloadOnSignal(reloader: self.reloader, eventLoop: self.signalLoop), self.adminListener]
             + (self.probesListener.map { [$0] } ?? []) + [self.tunnelListener]

@@ -106,7 +106,10 @@ public final class GatewayReloader: Sendable {
     /// configuration is applied. Returns false (and logs) when the configuration does not load.
     @discardableResult
     func reloadAPIKeys() -> Bool {
-        guard let source = self.source else { return false }
+        guard let source = self.source else {
+            self.core.logger.warning("API key file changed, but this gateway has no configuration to read it from")
+            return false
+        }
         do {
             // Read under the lock too: a whole reload between the read and the swap would be undone.
             let keys = try self.serial.withLock { _ in

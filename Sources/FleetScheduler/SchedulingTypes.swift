@@ -68,6 +68,10 @@ public struct CarSnapshot: Sendable, Hashable {
     public var rttDeviationMilliseconds: Double?
     public var draining: Bool
     public var consecutiveFailures: Int
+    /// Runtime errors blamed on it in a row, below ``FleetRegistry/runtimeErrorsToFail``.
+    public var runtimeErrors = 0
+    /// Until when (the registry's clock, seconds) it is given no work after a failure or a busy answer.
+    public var backoffUntil: Double = 0
     /// Learned slowdowns against the advertised rates (1 = as advertised), per model.
     public var learned: [String: LearnedRates]
     /// The learned chance that a prefix the gateway believes it holds is still in its runtime's
@@ -243,12 +247,6 @@ public struct Outcome: Sendable, Hashable {
     /// of the car — its failures in a row and their growing back-off are untouched — but it is not
     /// given work for that long (at most 30 s).
     public var busySeconds: Double?
-    /// The car's runtime answered an error status itself (a 5xx before any token): the car is up and
-    /// answering, and the request may be what failed — a poison request fails the same way on every car
-    /// it is tried on. Such errors count in a run of their own: the third in a row
-    /// (``FleetRegistry/answeredErrorsToFail``) is one failure, as Envoy's outlier detection waits for
-    /// several 5xx in a row (and as ``succeeded`` false without this counts at once).
-    public var answeredError = false
 
     public init(
         ttftMilliseconds: Double?, tpotMilliseconds: Double?, promptTokens: Int? = nil, outputTokens: Int,

@@ -20,7 +20,8 @@ struct RelayDriver {
 
     init(
         streaming: Bool = true, usage: Bool = false, chat: Bool = true, maxTokens: Int? = nil,
-        maxAggregateBytes: Int = 4 << 20, passThrough: Bool = false, choices: Int = 1, promptTokenBound: Int = .max
+        maxAggregateBytes: Int = 4 << 20, passThrough: Bool = false, choices: Int = 1, promptTokenBound: Int = .max,
+        estimatedPromptTokens: Int = 0
     ) {
         self.passThrough = passThrough
         var configuration = SSERelay.Configuration(
@@ -28,6 +29,7 @@ struct RelayDriver {
             maxAggregateBytes: maxAggregateBytes, fallbackID: "chatcmpl-fallback")
         configuration.choices = choices
         configuration.promptTokenBound = promptTokenBound
+        configuration.estimatedPromptTokens = estimatedPromptTokens
         self.relay = SSERelay(configuration: configuration)
     }
 

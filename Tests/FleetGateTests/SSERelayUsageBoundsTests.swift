@@ -44,6 +44,19 @@ struct SSERelayUsageBoundsTests {
         #expect(usage["total_tokens"] as? Int == 600 + 8 * choices)
     }
 
+    /// helper-80: a negative count was read as 0, and the client was charged nothing.
+    @Test("Negative counts are no counts: the relay's own count stands in, as when usage is missing")
+    func negativeCounts() throws {
+        var d = RelayDriver(usage: true, maxTokens: 8, promptTokenBound: 600, estimatedPromptTokens: 7)
+        _ = d.feed(
+            rawChunk("a", #""x""#) + rawChunk("a", #""y""#, finish: "stop") + Self.usage(prompt: -5, completion: -100),
+            from: 1)
+        d.relay.finishStream(into: &d.out)
+        let usage = try #require(d.clientChunks.last?["usage"] as? [String: Any])
+        #expect(usage["completion_tokens"] as? Int == 2, "\(usage)")
+        #expect(usage["prompt_tokens"] as? Int == 7, "the request's estimate: \(usage)")
+    }
+
     @Test("Two upstreams each within the bounds are not called implausible, though their sum is bounded")
     func continuation() throws {
         var d = RelayDriver(usage: true, maxTokens: 2, promptTokenBound: 600)

@@ -3,15 +3,20 @@ import FleetGate
 import FleetProtocol
 import FleetScheduler
 import FleetTesting
+import Foundation
 import HTTPTypes
 import NIOCore
 import Synchronization
 import Testing
 
-/// A car engine whose runtime answers 500 to any prompt with `poison` in it, as the agent's
+/// A car engine whose runtime answers 500 to any prompt with `poison` in it (or to every one), as the agent's
 /// openai-local engine reports a runtime's 5xx (`upstream_status_500`), and serves the rest.
 final class PoisonedRuntimeEngine: InferenceEngine, Sendable {
     let inner = SyntheticEngine(profile: HardwareProfile.of(.hw4))
+    /// A broken runtime: every prompt is poison to it.
+    let poisonsEverything: Bool
+
+    init(poisonsEverything: Bool = false) { self.poisonsEverything = poisonsEverything }
     /// Poisoned jobs this engine was given.
     let poisoned = Atomic<Int>(0)
 
@@ -24,7 +29,9 @@ final class PoisonedRuntimeEngine: InferenceEngine, Sendable {
     }
 
     func start(_ job: InferenceJob, on eventLoop: any EventLoop, sink: any TokenSink) -> any InferenceJobHandle {
-        guard job.prompt.text.contains("poison") else { return self.inner.start(job, on: eventLoop, sink: sink) }
+        guard self.poisonsEverything || job.prompt.text.contains("poison") else {
+            return self.inner.start(job, on: eventLoop, sink: sink)
+        }
         self.poisoned.add(1, ordering: .relaxed)
         let bound = NIOLoopBound(sink, eventLoop: eventLoop)
         eventLoop.execute {
@@ -36,31 +43,69 @@ final class PoisonedRuntimeEngine: InferenceEngine, Sendable {
 
 @Suite("A poison request", .timeLimit(.minutes(2)))
 struct PoisonRequestTests {
-    /// Session 31: a request that every car's runtime answers with a 500 was tried on three cars and
-    /// benched all three (0.5 s, then probation: one job each until one succeeded). A runtime's 5xx now
-    /// counts against its car only at the third in a row (`FleetRegistry.answeredErrorsToFail`).
-    @Test("Tried on three cars, it fails alone: none of them is backed off or put on probation")
+    static func cars(_ fleet: FleetFixture) async throws -> [[String: Any]] {
+        let (status, body) = try await DashboardTests.admin(fleet, "/admin/cars")
+        return try #require(
+            try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [[String: Any]], "\(status) \(body)")
+    }
+
+    /// helper-80: a request that every car's runtime answers with a 500 was tried on three cars and
+    /// benched all three (0.5 s, then probation): the zone's next, well-formed request got a 503, and one
+    /// such request a second made half of another client's fail. helper-81: the SDKs' two retries of the
+    /// 502 would have tried it on nine. A runtime's 5xx is now blamed on its car only when another
+    /// upstream serves the request (`FleetRegistry.blameRuntimeError`), and the app is told not to retry.
+    @Test("Tried on three cars, it fails alone: no car is blamed, and the app is told not to retry")
     func benchesNoCar() async throws {
         try await withFleet { fleet in
             let engines = (0..<3).map { _ in PoisonedRuntimeEngine() }
             for (i, engine) in engines.enumerated() { try await fleet.startCar("car-\(i)", engine: engine) }
             let client = try await RecordingClient.connect(port: fleet.clientPort)
             defer { client.close() }
-            let failed = try await client.post(
-                "/v1/chat/completions", json: chatBody(stream: true, maxTokens: 4, prompt: "a poison prompt")
-            ).collect()
-            #expect(failed.response?.status.code == 502, "\(failed.body)")
-            #expect(failed.response?.headerFields[HTTPField.Name("x-fleet-attempts")!] == "3")
-            #expect(engines.map { $0.poisoned.load(ordering: .relaxed) } == [1, 1, 1])
-
+            for _ in 0..<3 {
+                let failed = try await client.post(
+                    "/v1/chat/completions", json: chatBody(stream: true, maxTokens: 4, prompt: "a poison prompt")
+                ).collect()
+                #expect(failed.response?.status.code == 502, "\(failed.body)")
+                #expect(failed.response?.headerFields[HTTPField.Name("x-fleet-attempts")!] == "3")
+                #expect(failed.response?.headerFields[HTTPField.Name("x-should-retry")!] == "false")
+                #expect(failed.body.contains("the request itself may be the cause"), "\(failed.body)")
+            }
+            #expect(engines.map { $0.poisoned.load(ordering: .relaxed) } == [3, 3, 3])
             let registry = fleet.gateway.core.registry
             #expect(registry.all().map(\.consecutiveFailures) == [0, 0, 0])
             let now = Double(NIODeadline.now().uptimeNanoseconds) / 1e9
             #expect(registry.candidates(model: "fleet-8b", zone: "eu", now: now).count == 3, "none backed off")
+            let cars = try await Self.cars(fleet)
+            #expect(cars.map { $0["runtimeErrorsInARow"] as? Int } == [0, 0, 0])
+            #expect(cars.map { $0["failuresInARow"] as? Int } == [0, 0, 0])
             let served = try await client.post("/v1/chat/completions", json: chatBody(stream: true, maxTokens: 4))
                 .collect()
             #expect(served.response?.status == .ok && served.body.contains("[DONE]"), "\(served.body)")
             #expect(served.response?.headerFields[HTTPField.Name("x-fleet-attempts")!] == "1")
+        }
+    }
+
+    @Test("A car whose runtime answers every request with a 500 is blamed when another car serves them, and benched")
+    func blamesABrokenRuntime() async throws {
+        // Round robin: the broken car is tried first on every other request (the predictive policy soon
+        // prefers the car that serves, and tries the broken one rarely).
+        try await withFleet(configure: { $0.schedulingPolicy = .roundRobin }) { fleet in
+            let broken = PoisonedRuntimeEngine(poisonsEverything: true)
+            try await fleet.startCar("broken", engine: broken)
+            try await fleet.startCar("honest", engine: PoisonedRuntimeEngine())
+            let client = try await RecordingClient.connect(port: fleet.clientPort)
+            defer { client.close() }
+            // Until the broken car has been tried first three times: each of its errors then counts.
+            for _ in 0..<40 where broken.poisoned.load(ordering: .relaxed) < FleetRegistry.runtimeErrorsToFail {
+                let served = try await client.post("/v1/chat/completions", json: chatBody(stream: true, maxTokens: 2))
+                    .collect()
+                #expect(served.response?.status == .ok && served.body.contains("[DONE]"), "\(served.body)")
+            }
+            #expect(broken.poisoned.load(ordering: .relaxed) == FleetRegistry.runtimeErrorsToFail)
+            let cars = try await Self.cars(fleet)
+            // The broken car (its three errors make one failure, then a back-off of 0.5 s); not the honest one.
+            #expect(cars.compactMap { $0["failuresInARow"] as? Int }.sorted() == [0, 1], "\(cars)")
+            #expect(cars.compactMap { $0["runtimeErrorsInARow"] as? Int } == [0, 0], "\(cars)")
         }
     }
 }

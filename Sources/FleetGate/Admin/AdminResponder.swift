@@ -115,12 +115,15 @@ struct AdminResponder: HTTPServerResponder {
         case _ where path == "/dashboard" || path.hasPrefix("/dashboard/"):
             return self.dashboard(stream, request: request, path: path)
         case "/admin/cars":
+            let now = self.core.now
             let cars = self.core.registry.all().map { car in
                 CarView(
                     vehicle: car.descriptor.pseudonym, region: car.descriptor.region, zone: car.descriptor.zone,
                     hardware: car.descriptor.hardware.rawValue, slots: car.descriptor.slots, inFlight: car.inFlight,
                     pluggedIn: car.state.pluggedIn, chargePercent: car.state.chargePercent,
                     rttMs: car.rttMilliseconds, draining: car.draining, state: FleetStateMetrics.state(of: car),
+                    failuresInARow: car.consecutiveFailures, runtimeErrorsInARow: car.runtimeErrors,
+                    backedOffSeconds: car.backoffUntil > now ? ((car.backoffUntil - now) * 1000).rounded() / 1000 : nil,
                     models: car.descriptor.models.map { offer in
                         let learned = car.learned[offer.id]
                         return ModelView(
@@ -204,6 +207,13 @@ struct AdminResponder: HTTPServerResponder {
         var draining: Bool
         /// As `fleet_cars`' state label: serving, charging, unplugged, departing, draining.
         var state: String
+        /// Failures in a row: while more than 0, the car holds one job at a time until one is served.
+        var failuresInARow: Int
+        /// 5xx answers of its runtime in a row, each to a request another upstream then served; the third
+        /// is a failure.
+        var runtimeErrorsInARow: Int
+        /// How long it is still given no work after a failure or a busy answer; absent when it is not.
+        var backedOffSeconds: Double?
         var models: [ModelView]
     }
 

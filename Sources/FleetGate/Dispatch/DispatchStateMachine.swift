@@ -94,9 +94,6 @@ package struct DispatchStateMachine: Sendable {
         /// for what its kind cannot carry (a car's runtime answering a tool call), nor when the
         /// upstream rejected the request itself (``status``).
         package var upstreamAtFault: Bool
-        /// Whether a car's runtime answered the error itself (a 5xx): counted against the car only
-        /// in a run (`Outcome.answeredError`), since the request may be the cause.
-        package var runtimeAnswered = false
 
         package init(retryable: Bool, label: String, status: Int? = nil, upstreamAtFault: Bool = true) {
             self.retryable = retryable

@@ -138,6 +138,7 @@ extension Dispatcher {
             }
             self.servingLease = attempt.lease
             self.servingRegion = attempt.servedRegion  // cluster (#21)
+            self.blameRuntimeErrors()
             self.recordFirstToken(attempt, now: now, isFirstForClient: sendHead)
             if sendHead && self.request.streaming { self.sendStreamHead() }
             self.relay.commit(id, first: item, into: &self.output)
@@ -245,6 +246,7 @@ extension Dispatcher {
         attempt.promptTokens = whole.promptTokens
         self.servingLease = attempt.lease
         self.servingRegion = attempt.servedRegion
+        self.blameRuntimeErrors()
         // TTFT, for a whole answer, is the time to the answer: when the client gets its first byte.
         self.recordFirstToken(attempt, now: now, isFirstForClient: sendHead)
         self.answerBody = whole.body
@@ -305,14 +307,35 @@ extension Dispatcher {
         if code == APIError.upstreamBusyCode { return .init(retryable: true, label: Self.busyLabel) }
         guard APIError.carPathCannotCarry.contains(code) else {
             var failure = DispatchStateMachine.Failure(retryable: true, label: label)
-            // The car's runtime answered a 5xx itself (`upstream_status_5xx`, the agent's 502 carrying
-            // it): the car is up, and the request may be what failed (a poison request).
-            failure.runtimeAnswered = code.hasPrefix("upstream_status_5")
+            // The car's runtime answered a 5xx itself (`upstream_status_5xx`, the agent's 502 carrying it)
+            // before any token: the car is up, and the request may be what failed (a poison request, which
+            // fails on every car). The car is blamed only once another upstream serves the request
+            // (``blameRuntimeErrors()``). Mid-answer it is a broken stream like any other (helper-81: a
+            // lying car would have had the grace for streams it cut).
+            guard code.hasPrefix("upstream_status_5"), self.machine.committed != id, attempt.firstTokenAt == nil,
+                case .car(_, let dispatch, _) = attempt.lease
+            else { return failure }
+            self.runtimeErrors += 1
+            self.runtimeErrorCars.append(dispatch.car)
+            self.failedOtherwiseThanBusy = true
+            failure.upstreamAtFault = false
             return failure
         }
         self.candidates.centralOnly = true
         // The request asked for what no car carries: the car is not to blame.
         return .init(retryable: true, label: code, upstreamAtFault: false)
+    }
+
+    /// The request is served: the cars whose runtime answered it with a 5xx before are blamed for it
+    /// (``FleetRegistry/blameRuntimeError(_:now:)``) — another upstream could serve it, so the request
+    /// was not the cause.
+    func blameRuntimeErrors() {
+        guard !self.runtimeErrorCars.isEmpty else { return }
+        let serving: CarID? = if case .car(_, let lease, _)? = self.servingLease { lease.car } else { nil }
+        for car in self.runtimeErrorCars where car != serving {
+            self.core.registry.blameRuntimeError(car, now: self.core.now)
+        }
+        self.runtimeErrorCars = []
     }
 
     func attemptFailed(_ id: Int, _ failure: DispatchStateMachine.Failure) {
@@ -349,9 +372,7 @@ extension Dispatcher {
         // upstream's kind cannot carry, is the upstream working as it should: it must not count
         // against its health. A busy upstream (a car's runtime, a central endpoint) is left alone for
         // the time it asked.
-        var outcome = self.outcome(attempt, succeeded: !failure.upstreamAtFault)
-        outcome.answeredError = failure.runtimeAnswered
-        self.close(id, outcome: outcome, busyFor: busyFor)
+        self.close(id, outcome: self.outcome(attempt, succeeded: !failure.upstreamAtFault), busyFor: busyFor)
         self.flush()
         // A `stream: false` answer with only thinking so far has no text to continue from.
         let continuable = self.request.streaming || !self.relay.delivered.isEmpty
