@@ -2,6 +2,12 @@ import Foundation
 import NIOCore
 import ServiceLifecycle
 
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
+
 /// Polls the credential files a Kubernetes Secret or a certificate renewal (cert-manager, certbot)
 /// rewrites in place, and reloads each kind alone when one of its files changes:
 /// - the client and tunnel listeners' certificate chains and keys: new TLS contexts for new
