@@ -2,12 +2,6 @@ import Foundation
 import NIOCore
 import ServiceLifecycle
 
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Musl)
-    import Musl
-#endif
-
 /// Polls the credential files a Kubernetes Secret or a certificate renewal (cert-manager, certbot)
 /// rewrites in place, and reloads each kind alone when one of its files changes:
 /// - the client and tunnel listeners' certificate chains and keys: new TLS contexts for new
@@ -44,14 +38,17 @@ struct CredentialFilesWatcher: Service {
         return files
     }
 
-    /// A file's identity and content stamp, following symbolic links (a Secret's `..data` link moves
-    /// to a new directory on each update): device, inode, size, modification and change times to the
-    /// nanosecond; "missing" when it cannot be read.
+    /// A file's identity and content stamp, through symbolic links (a Secret's `..data` link moves to a
+    /// new directory on each update): the resolved path, device, inode, size and modification time (to
+    /// the sub-microsecond); "missing" when it cannot be read.
     static func stamp(_ path: String) -> String {
-        var info = stat()
-        guard stat(path, &info) == 0 else { return "missing" }
-        return "\(info.st_dev):\(info.st_ino):\(info.st_size):\(info.st_mtim.tv_sec).\(info.st_mtim.tv_nsec)"
-            + ":\(info.st_ctim.tv_sec).\(info.st_ctim.tv_nsec)"
+        let resolved = URL(fileURLWithPath: path).resolvingSymlinksInPath().path
+        guard let attributes = try? FileManager.default.attributesOfItem(atPath: resolved) else { return "missing" }
+        let modified = (attributes[.modificationDate] as? Date)?.timeIntervalSince1970 ?? -1
+        let identity = [FileAttributeKey.deviceIdentifier, .systemFileNumber, .size].map {
+            attributes[$0].map { "\($0)" } ?? "-"
+        }
+        return "\(resolved) \(identity.joined(separator: ":")) \(modified)"
     }
 
     func run() async throws {
