@@ -1,0 +1,141 @@
+#!/usr/bin/env python3
+"""A poison request beside honest traffic (helper-80): what one client's bad request does to another's.
+
+    python3 LoadTests/poison_request.py --bin <dir with fleetgate and fleet-agent> \
+        [--duration 10] [--poison-every 1] [--policy round-robin]
+
+Two cars (`fleet-agent run --engine openai-local`, 4 slots each), each in front of its own small
+OpenAI-compatible runtime that streams four tokens, or answers 500 when the prompt holds POISON. One
+client sends a poison request every --poison-every seconds; another sends a well-formed request every
+0.1 s. Prints how many of the well-formed requests failed, what the poison requests got (status,
+`x-should-retry`), and each car's failures and runtime errors in a row from /admin/cars. Before
+session 31 a poison request benched every car it was tried on, and about half of the other client's
+requests failed. Loopback only; stops by itself.
+"""
+import argparse, json, os, re, subprocess, sys, tempfile, threading, time, urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class Runtime(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        self.reply(200, json.dumps({"object": "list", "data": [{"id": "m1", "object": "model"}]}).encode())
+
+    def reply(self, status, body):
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("content-length", "0")))
+        if b"POISON" in body:
+            return self.reply(500, b'{"error":{"message":"the runtime failed on this prompt","type":"server_error"}}')
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream")
+        self.send_header("transfer-encoding", "chunked")
+        self.end_headers()
+
+        def event(data):
+            payload = f"data: {data}\n\n".encode()
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(payload), payload))
+
+        for i, token in enumerate(["Hello", " from", " the", " car", None]):
+            delta = {"content": token} if token else {}
+            event(json.dumps({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m1",
+                              "choices": [{"index": 0, "delta": delta, "finish_reason": None if token else "stop"}]}))
+        event(json.dumps({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m1", "choices": [],
+                          "usage": {"prompt_tokens": 5, "completion_tokens": 4, "total_tokens": 9}}))
+        event("[DONE]")
+        self.wfile.write(b"0\r\n\r\n")
+
+
+def post(port, prompt):
+    body = json.dumps({"model": "m1", "stream": True, "max_tokens": 8,
+                       "messages": [{"role": "user", "content": prompt}]}).encode()
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/v1/chat/completions", data=body,
+                                     headers={"content-type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            text = response.read().decode()
+            return response.status, dict(response.headers), "[DONE]" in text
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), False
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--bin", required=True)
+    parser.add_argument("--duration", type=float, default=10)
+    parser.add_argument("--poison-every", type=float, default=1)
+    parser.add_argument("--policy", help="dispatch.policy (default: the gateway's)")
+    args = parser.parse_args()
+    runtimes = [ThreadingHTTPServer(("127.0.0.1", 0), Runtime) for _ in range(2)]
+    for server in runtimes:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    env = dict(os.environ, FLEETGATE_FLEET_SECRET="0123456789abcdef-secret")
+    log = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)
+    command = [f"{args.bin}/fleetgate", "serve", "--tunnel-auth", "token", "--client-port", "0", "--tunnel-port", "0",
+               "--admin-port", "0"] + (["--dispatch-policy", args.policy] if args.policy else [])
+    processes = [subprocess.Popen(command, env=env, stdout=log, stderr=log)]
+    try:
+        ports = {}
+        for _ in range(100):
+            ports = {name: int(port) for port, name in
+                     re.findall(r"127\.0\.0\.1:(\d+) fleet\.listener=(\w+)", open(log.name).read())}
+            if {"client", "tunnel", "admin"} <= ports.keys():
+                break
+            time.sleep(0.1)
+        for i, server in enumerate(runtimes):
+            vehicle = f"car-{i}"
+            token = subprocess.check_output([f"{args.bin}/fleetgate", "token", "issue", "--vehicle-id", vehicle,
+                                             "--region", "eu-central", "--days", "1"], env=env, text=True).strip()
+            processes.append(subprocess.Popen(
+                [f"{args.bin}/fleet-agent", "run", "--engine", "openai-local",
+                 "--upstream", f"http://127.0.0.1:{server.server_address[1]}/v1", "--slots", "4",
+                 "--gateway", f"127.0.0.1:{ports['tunnel']}", "--vehicle-id", vehicle, "--region", "eu-central",
+                 "--hardware", "hw4"], env=dict(env, FLEET_AGENT_TOKEN=token),
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        for _ in range(100):
+            if '"cars":2' in urllib.request.urlopen(f"http://127.0.0.1:{ports['admin']}/readyz").read().decode():
+                break
+            time.sleep(0.1)
+        poisoned = []
+
+        def attacker():
+            end = time.time() + args.duration
+            while time.time() < end:
+                status, headers, _ = post(ports["client"], "POISON")
+                poisoned.append((status, headers.get("x-should-retry", "-")))
+                time.sleep(args.poison_every)
+
+        thread = threading.Thread(target=attacker)
+        thread.start()
+        ok = failed = 0
+        end = time.time() + args.duration
+        while time.time() < end:
+            status, _, done = post(ports["client"], "hello")
+            ok, failed = (ok + 1, failed) if status == 200 and done else (ok, failed + 1)
+            time.sleep(0.1)
+        thread.join()
+        cars = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{ports['admin']}/admin/cars").read())
+        rows = [(car.get("failuresInARow", "-"), car.get("runtimeErrorsInARow", "-")) for car in cars]
+        answers = sorted(set(poisoned))
+        print(f"{args.bin}: well-formed {ok} ok, {failed} failed ({100 * failed / max(1, ok + failed):.0f} %); "
+              f"{len(poisoned)} poison requests answered {answers} (status, x-should-retry); "
+              f"cars' (failures, runtime errors) in a row: {rows}")
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=40)
+        os.unlink(log.name)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
