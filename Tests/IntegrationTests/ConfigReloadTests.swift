@@ -34,18 +34,8 @@ struct ConfigReloadTests {
             """.write(toFile: file, atomically: true, encoding: .utf8)
         }
         try write(keys: "sk-old\n", maxBody: "100000", level: "info")
-        let stack = try ConfigStack(
-            program: .fleetgate, schema: GatewayConfiguration.schema, arguments: ["--config", file],
-            environment: ["FLEETGATE_FLEET_SECRET": FleetFixture.testSecret, "FLEETGATE_TUNNEL_AUTH": "token"])
-        let read: @Sendable () throws -> GatewayConfiguration = {
-            try stack.reloaded().read { try GatewayConfiguration(config: $0) }
-        }
         let level = LogLevelControl(.info)
-        var logger = Logger(label: "reload-test")
-        logger.logLevel = .critical
-        let gateway = try Gateway(
-            configuration: try read(), group: .singletonMultiThreadedEventLoopGroup, logger: logger, logLevel: level,
-            reloadSource: read)
+        let gateway = try fileConfiguredGateway(file, label: "reload-test", logLevel: level)
 
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await gateway.run() }
@@ -57,14 +47,7 @@ struct ConfigReloadTests {
                 client.close()
                 admin.close()
             }
-            func status(_ key: String) async throws -> Int {
-                var headers = HTTPFields()
-                headers[.authorization] = "Bearer \(key)"
-                let result = try await client.post(
-                    "/v1/chat/completions", json: chatBody(stream: false, maxTokens: 1), headers: headers
-                ).collect()
-                return result.response?.status.code ?? 0
-            }
+            func status(_ key: String) async throws -> Int { try await client.completionStatus(key: key) }
             func adminRequest(_ method: HTTPRequest.Method, _ path: String) async throws -> (Int, String) {
                 var request = HTTPRequest(method: method, scheme: "http", authority: "127.0.0.1", path: path)
                 if method == .post { request.headerFields[.contentType] = "application/json" }  // the admin guard
@@ -143,17 +126,7 @@ struct ConfigReloadTests {
         try "admin-token-0123456789\n".write(toFile: token, atomically: true, encoding: .utf8)
         try "listeners: {client: {port: 0}, tunnel: {port: 0}}\nadmin: {port: 0, tokenFile: \(token)}\n"
             .write(toFile: file, atomically: true, encoding: .utf8)
-        let stack = try ConfigStack(
-            program: .fleetgate, schema: GatewayConfiguration.schema, arguments: ["--config", file],
-            environment: ["FLEETGATE_FLEET_SECRET": FleetFixture.testSecret, "FLEETGATE_TUNNEL_AUTH": "token"])
-        let read: @Sendable () throws -> GatewayConfiguration = {
-            try stack.reloaded().read { try GatewayConfiguration(config: $0) }
-        }
-        var logger = Logger(label: "admin-token-test")
-        logger.logLevel = .critical
-        let gateway = try Gateway(
-            configuration: try read(), group: .singletonMultiThreadedEventLoopGroup, logger: logger,
-            reloadSource: read)
+        let gateway = try fileConfiguredGateway(file, label: "admin-token-test")
         #expect(try gateway.reloader.reload().restartRequired.isEmpty)
         try "admin-token-rotated-987654\n".write(toFile: token, atomically: true, encoding: .utf8)
         #expect(try gateway.reloader.reload().restartRequired == ["admin.tokenFile (the token in it)"])
@@ -184,11 +157,7 @@ struct ConfigReloadTests {
             $0.tunnel.trustPollInterval = .seconds(3600)
         }) { fleet in
             let port = try await #require(fleet.gateway.tlsListener).boundAddress.get().port!
-            func verifies(with ca: String) async throws -> Bool {
-                try await Subprocess.run(
-                    "curl", ["-sS", "-o", "/dev/null", "--cacert", ca, "https://127.0.0.1:\(port)/v1/models"]
-                ).status == 0
-            }
+            func verifies(with ca: String) async throws -> Bool { try await TLSTests.verifies(port: port, with: ca) }
             #expect(try await verifies(with: oldCA))
             // The operator replaces the files in place (as cert-manager or certbot do), then reloads.
             try FileManager.default.removeItem(atPath: cert)

@@ -58,11 +58,7 @@ struct CredentialFilesWatchTests {
             $0.tunnel.trustPollInterval = .milliseconds(100)
         }) { fleet in
             let port = try await #require(fleet.gateway.tlsListener).boundAddress.get().port!
-            func verifies(with ca: String) async throws -> Bool {
-                try await Subprocess.run(
-                    "curl", ["-sS", "-o", "/dev/null", "--cacert", ca, "https://127.0.0.1:\(port)/v1/models"]
-                ).status == 0
-            }
+            func verifies(with ca: String) async throws -> Bool { try await TLSTests.verifies(port: port, with: ca) }
             #expect(try await verifies(with: cert1))
             try publish(cert2, key2, version: "v2")
             #expect(try await Self.eventually { try await verifies(with: cert2) }, "the renewed pair is served")
@@ -99,30 +95,13 @@ struct CredentialFilesWatchTests {
         }
         try "sk-old\n".write(toFile: keys, atomically: true, encoding: .utf8)
         try write(maxBody: 100_000)
-        let stack = try ConfigStack(
-            program: .fleetgate, schema: GatewayConfiguration.schema, arguments: ["--config", file],
-            environment: ["FLEETGATE_FLEET_SECRET": FleetFixture.testSecret, "FLEETGATE_TUNNEL_AUTH": "token"])
-        let read: @Sendable () throws -> GatewayConfiguration = {
-            try stack.reloaded().read { try GatewayConfiguration(config: $0) }
-        }
-        var logger = Logger(label: "keys-watch-test")
-        logger.logLevel = .critical
-        let gateway = try Gateway(
-            configuration: try read(), group: .singletonMultiThreadedEventLoopGroup, logger: logger,
-            reloadSource: read)
+        let gateway = try fileConfiguredGateway(file, label: "keys-watch-test")
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await gateway.run() }
             let client = try await RecordingClient.connect(
                 port: try await gateway.clientListener.boundAddress.get().port!)
             defer { client.close() }
-            func status(_ key: String) async throws -> Int {
-                var headers = HTTPFields()
-                headers[.authorization] = "Bearer \(key)"
-                let result = try await client.post(
-                    "/v1/chat/completions", json: chatBody(stream: false, maxTokens: 1), headers: headers
-                ).collect()
-                return result.response?.status.code ?? 0
-            }
+            func status(_ key: String) async throws -> Int { try await client.completionStatus(key: key) }
             #expect(try await status("sk-old") != 401)
             #expect(try await status("sk-new") == 401)
             // An edit of the configuration file waits for a reload: the key file's change applies only keys.

@@ -13,6 +13,13 @@ import Testing
 @Suite("TLS with ALPN on the client port", .timeLimit(.minutes(2)))
 struct TLSTests {
     /// A self-signed certificate for 127.0.0.1 made with the openssl CLI.
+    /// Whether curl, trusting only `ca`, completes a TLS request to the gateway's TLS port `port`.
+    static func verifies(port: Int, with ca: String) async throws -> Bool {
+        try await Subprocess.run(
+            "curl", ["-sS", "-o", "/dev/null", "--cacert", ca, "https://127.0.0.1:\(port)/v1/models"]
+        ).status == 0
+    }
+
     static func makeCertificate(days: Int = 1) async throws -> (cert: String, key: String, dir: URL) {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fleet-tls-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
