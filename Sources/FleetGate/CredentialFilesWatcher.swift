@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import NIOCore
 import ServiceLifecycle
 
@@ -11,10 +12,13 @@ import ServiceLifecycle
 ///
 /// Before, nothing reloaded them but SIGHUP or `POST /admin/reload`: a renewed certificate mounted from
 /// a Secret was served only after a restart, and the old one expired in front of every client. Nothing
-/// else is applied: an edit to `fleetgate.yaml` still waits for a reload (the API keys are read with the
-/// configuration, as at start, so a `fleetgate.yaml` that does not load holds them back). A file that does not load (a
-/// certificate renewed before its key) is logged and tried again when it next changes — the key's
-/// change then loads the pair. Polled every `tunnel.trustPollSeconds`, as the CA and revocation files.
+/// else is applied: an edit to `fleetgate.yaml` still waits for a reload. A change is applied once the
+/// files look the same on two polls (``FileStamps``: not half-written), so within two
+/// `tunnel.trustPollSeconds`. A certificate pair that does not load (renewed before its key) is logged,
+/// shown on `/metrics`, and tried again when its files next change — the key's change then loads the
+/// pair. The API keys are read with the configuration, as at start: a `fleetgate.yaml` that does not
+/// load holds them back, and they are tried again at each poll until it does. An empty key file is not
+/// applied by the watch (``isEmpty(_:)``).
 struct CredentialFilesWatcher: Service {
     enum Kind: CaseIterable {
         case certificates
@@ -51,6 +55,18 @@ struct CredentialFilesWatcher: Service {
         return "\(resolved) \(identity.joined(separator: ":")) \(modified)"
     }
 
+    /// Whether a key file is empty: not applied by the watch, which would refuse every client (helper-82:
+    /// a writer that truncates and then writes). An empty file still revokes every key on SIGHUP or
+    /// `POST /admin/reload`; the watch applies the file once it has content again.
+    private func isEmpty(_ paths: [String]) -> Bool {
+        let empty = paths.filter { ((try? FileManager.default.attributesOfItem(atPath: $0))?[.size] as? Int) == 0 }
+        guard let path = empty.first else { return false }
+        self.reloader.core.logger.warning(
+            "A key file is empty: not applied until it has content (SIGHUP or POST /admin/reload applies it, revoking every key it held)",
+            metadata: ["file.path": "\(path)"])
+        return true
+    }
+
     func run() async throws {
         try? await cancelWhenGracefulShutdown { try await self.poll() }
     }
@@ -62,11 +78,23 @@ struct CredentialFilesWatcher: Service {
         while true {
             try await Task.sleep(nanoseconds: UInt64(interval.nanoseconds))
             // The running configuration's files: a reload may have named others.
-            for kind in stamps.changed(Self.files(core), in: Kind.allCases, stamp: Self.stamp) {
+            let files = Self.files(core)
+            for kind in stamps.due(files, in: Kind.allCases, stamp: Self.stamp) {
                 switch kind {
-                case .certificates: self.reloader.reloadCertificates()
-                case .appKeys: _ = try? await self.reloader.reloadKeys(on: self.eventLoop).get()  // logged there
-                case .apiKeys: self.reloader.reloadAPIKeys()
+                case .certificates:
+                    self.reloader.reloadCertificates()
+                case .appKeys:
+                    guard !self.isEmpty(files[kind] ?? []) else { continue }
+                    _ = try? await self.reloader.reloadKeys(on: self.eventLoop).get()  // logged there
+                case .apiKeys:
+                    guard !self.isEmpty(files[kind] ?? []) else { continue }
+                    // Refused, it is tried again at each poll: the configuration file it is read with may
+                    // be what failed, and mending that changes no key file (helper-82).
+                    if self.reloader.reloadAPIKeys(logRefusal: !stamps.isRetrying(kind)) {
+                        stamps.applied(kind)
+                    } else {
+                        stamps.failed(kind)
+                    }
                 }
             }
         }

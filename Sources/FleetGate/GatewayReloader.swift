@@ -2,6 +2,7 @@ import CoreMetrics
 import FleetConfiguration
 import FleetGeo
 import FleetScheduler
+import Foundation
 import Logging
 import NIOCore
 import NIOSSL
@@ -38,7 +39,28 @@ public final class GatewayReloader: Sendable {
     /// Whether the last whole reload, and the last region reload, were refused: a region reload that
     /// succeeds after a refused whole one leaves the broken file unapplied (helper-73: it set
     /// `fleet_config_last_reload_successful` back to 1).
-    private let refused = Mutex((whole: false, regions: false))
+    /// The same for the watch's own reloads (``CredentialFilesWatcher``): a certificate or API key file
+    /// that did not load shows on `/metrics` (`fleet_config_last_reload_successful` 0, the alert
+    /// FleetConfigReloadFailed), not only in a log line (helper-82).
+    private let refused = Mutex(Refusals())
+
+    struct Refusals {
+        var whole = false
+        var regions = false
+        var certificates = false
+        var apiKeys = false
+        var any: Bool { self.whole || self.regions || self.certificates || self.apiKeys }
+    }
+
+    /// Records a reload's outcome on `/metrics`: `flag` set while its last attempt was refused, and the
+    /// gauge clean only when none is.
+    private func record(_ flag: WritableKeyPath<Refusals, Bool>, refused: Bool) {
+        let clean = self.refused.withLock { refusals in
+            refusals[keyPath: flag] = refused
+            return !refusals.any
+        }
+        self.core.metrics.reloaded(successfully: clean)
+    }
     private let reloadRuns = CoalescedJob<Result<Report, ReloadError>>()
     private let regionReloadRuns = CoalescedJob<Result<Report, ReloadError>>()
     private let keyReloadRuns = CoalescedJob<Result<Int, KeyFileError>>()
@@ -78,7 +100,7 @@ public final class GatewayReloader: Sendable {
     /// applied. A pair that does not load — a key not yet renewed with its certificate — leaves the
     /// running contexts. Returns whether both loaded.
     @discardableResult
-    func reloadCertificates() -> Bool {
+    func reloadCertificates(logRefusal: Bool = true) -> Bool {
         do {
             try self.serial.withLock { _ in
                 let running = self.core.configuration
@@ -87,16 +109,23 @@ public final class GatewayReloader: Sendable {
                 if client != nil { self.clientTLS.set(client) }
                 if tunnel != nil { self.tunnelTLS.set(tunnel) }
             }
-            self.core.logger.info(
-                "TLS certificates reloaded for new connections",
-                metadata: [
-                    "fleet.tls.not_after": "\(self.clientTLS.notAfter.map(String.init) ?? "-")",
-                    "fleet.tunnel.tls.not_after": "\(self.tunnelTLS.notAfter.map(String.init) ?? "-")",
-                ])
+            self.record(\.certificates, refused: false)
+            let metadata: Logger.Metadata = [
+                "fleet.tls.not_after": "\(self.clientTLS.notAfter.map(String.init) ?? "-")",
+                "fleet.tunnel.tls.not_after": "\(self.tunnelTLS.notAfter.map(String.init) ?? "-")",
+            ]
+            self.core.logger.info("TLS certificates reloaded for new connections", metadata: metadata)
+            let now = Int64(Date().timeIntervalSince1970)
+            if [self.clientTLS.notAfter, self.tunnelTLS.notAfter].contains(where: { ($0 ?? .max) < now }) {
+                self.core.logger.warning("A TLS certificate now served has expired", metadata: metadata)
+            }
             return true
         } catch {
-            self.core.logger.error(
-                "TLS certificate reload refused; the running certificates stay", metadata: ["error": "\(error)"])
+            self.record(\.certificates, refused: true)
+            if logRefusal {
+                self.core.logger.error(
+                    "TLS certificate reload refused; the running certificates stay", metadata: ["error": "\(error)"])
+            }
             return false
         }
     }
@@ -104,8 +133,10 @@ public final class GatewayReloader: Sendable {
     /// The API key file (`auth.apiKeysFile`) changed: the keys the configuration gives now (the
     /// environment's and the file's, read as at start) replace the running ones; nothing else in the
     /// configuration is applied. Returns false (and logs) when the configuration does not load.
+    /// - Parameter logRefusal: false for a retry of a refusal already logged (the watch tries again at each
+    ///   poll: the configuration may be what failed, and its mend changes no key file).
     @discardableResult
-    func reloadAPIKeys() -> Bool {
+    func reloadAPIKeys(logRefusal: Bool = true) -> Bool {
         guard let source = self.source else {
             self.core.logger.warning("API key file changed, but this gateway has no configuration to read it from")
             return false
@@ -119,11 +150,16 @@ public final class GatewayReloader: Sendable {
                 self.core.apply(next)
                 return keys
             }
+            self.record(\.apiKeys, refused: false)
             self.core.logger.info("API key file reloaded", metadata: ["fleet.keys": "\(keys.count)"])
             return true
         } catch {
-            self.core.logger.error(
-                "API key file reload refused; the running keys stay", metadata: ["error": "\(error)"])
+            self.record(\.apiKeys, refused: true)
+            if logRefusal {
+                self.core.logger.error(
+                    "API key file reload refused; the running keys stay until it loads (tried again at each poll)",
+                    metadata: ["error": "\(error)"])
+            }
             return false
         }
     }
@@ -151,9 +187,10 @@ public final class GatewayReloader: Sendable {
         do {
             let report = try self.serial.withLock { _ in try self.reloadLocked(regionsOnly: regionsOnly) }
             self.core.metrics.reloadOK.increment()
+            // A whole reload loads the certificates and the keys too.
             let clean = self.refused.withLock { refused in
-                if regionsOnly { refused.regions = false } else { refused = (false, false) }
-                return !refused.whole && !refused.regions
+                if regionsOnly { refused.regions = false } else { refused = Refusals() }
+                return !refused.any
             }
             if clean { self.core.metrics.reloaded(successfully: true) }
             self.core.logger.info(

@@ -1,4 +1,5 @@
 import FleetConfiguration
+import Foundation
 import NIOSSL
 import Synchronization
 
@@ -31,8 +32,19 @@ final class TLSContextBox: Sendable {
     static func makeContext(
         _ files: GatewayConfiguration.TLSFiles, key scope: String, alpn: [String], clientCA: String? = nil
     ) throws -> Served {
+        // A missing or unreadable file says so (helper-82: BoringSSL's `failedToLoadCertificate` and an
+        // `IOError` did not).
+        for (file, name) in [(files.certificateChain, "certificateChainFile"), (files.privateKey, "privateKeyFile")]
+        where !FileManager.default.isReadableFile(atPath: file) {
+            throw ConfigurationError(
+                .unreadableFile, key: "\(scope).\(name)", value: file,
+                FileManager.default.fileExists(atPath: file) ? "cannot read the file" : "no such file")
+        }
         let chain: [NIOSSLCertificate]
-        do { chain = try NIOSSLCertificate.fromPEMFile(files.certificateChain) } catch {
+        do {
+            chain = try NIOSSLCertificate.fromPEMFile(files.certificateChain)
+            guard !chain.isEmpty else { throw PKIError("no certificate in the file") }
+        } catch {
             throw ConfigurationError(
                 .unreadableFile, key: "\(scope).certificateChainFile", value: files.certificateChain,
                 "cannot load PEM certificates: \(error)", cause: error)

@@ -93,13 +93,19 @@ struct ConfigSourcesTests {
     func examples() throws {
         let docs = Self.fixtures.appendingPathComponent("../../../docs/examples").standardized
         // The example names the tunnel's certificate, key and fleet CA under /etc/fleetgate; the check
-        // reads every file named, so stand-ins take their place here (deploy/check.sh does the same).
-        let standIn = try Self.write("stand-in")
-        defer { try? FileManager.default.removeItem(atPath: standIn) }
-        let yaml = try String(contentsOf: docs.appendingPathComponent("fleetgate.yaml"), encoding: .utf8)
-        let pointed = try Self.write(
-            yaml.replacingOccurrences(
-                of: #"/etc/fleetgate/[a-z-]+\.pem"#, with: standIn, options: .regularExpression))
+        // loads every file named, so stand-ins take their place here (deploy/check.sh does the same): a
+        // fleet CA and a server certificate it issued.
+        let ca = try FleetPKI.makeCA(name: "check")
+        let server = try FleetPKI(certificatePEM: ca.certificatePEM, privateKeyPEM: ca.privateKeyPEM)
+            .issueServer(names: ["tunnel.example.com"])
+        let standIns = try [
+            "tunnel": server.certificatePEM, "tunnel-key": server.privateKeyPEM, "fleet-ca": ca.certificatePEM,
+        ]
+        .mapValues(Self.write)
+        defer { for path in standIns.values { try? FileManager.default.removeItem(atPath: path) } }
+        var yaml = try String(contentsOf: docs.appendingPathComponent("fleetgate.yaml"), encoding: .utf8)
+        for (name, path) in standIns { yaml = yaml.replacingOccurrences(of: "/etc/fleetgate/\(name).pem", with: path) }
+        let pointed = try Self.write(yaml)
         defer { try? FileManager.default.removeItem(atPath: pointed) }
         let gateway = ConfigCheck.run(
             file: pointed, program: .fleetgate, schema: GatewayConfiguration.schema, environment: [:]
@@ -108,7 +114,7 @@ struct ConfigSourcesTests {
         let agentYAML = try String(contentsOf: docs.appendingPathComponent("fleet-agent.yaml"), encoding: .utf8)
         let agentPointed = try Self.write(
             agentYAML.replacingOccurrences(
-                of: #"/etc/fleet-agent/[a-z-]+\.pem"#, with: standIn, options: .regularExpression))
+                of: #"/etc/fleet-agent/[a-z-]+\.pem"#, with: standIns["fleet-ca"]!, options: .regularExpression))
         defer { try? FileManager.default.removeItem(atPath: agentPointed) }
         let agent = ConfigCheck.run(
             file: agentPointed, program: .fleetAgent, schema: AgentProgramConfiguration.schema, environment: [:]
@@ -139,6 +145,32 @@ struct ConfigSourcesTests {
             [:])
         #expect(unreadable.lines.contains { $0.contains("/nonexistent/tunnel.pem") }, "\(unreadable.lines)")
         #expect(!unreadable.lines.contains { $0.contains("environment variable") }, "\(unreadable.lines)")
+        // helper-82: a certificate that is not one, and a key of another certificate, passed the check and
+        // stopped `serve`. The check now loads the pair.
+        let ca = try FleetPKI.makeCA(name: "check")
+        let pki = try FleetPKI(certificatePEM: ca.certificatePEM, privateKeyPEM: ca.privateKeyPEM)
+        let (one, other) = (try pki.issueServer(names: ["a.example"]), try pki.issueServer(names: ["b.example"]))
+        let files = try [one.certificatePEM, one.privateKeyPEM, other.privateKeyPEM, "not a certificate"].map(
+            Self.write)
+        defer { for path in files { try? FileManager.default.removeItem(atPath: path) } }
+        let tls = { (certificate: String, key: String) in
+            try check(
+                "tunnel:\n  auth: token\nlisteners:\n  tls:\n    certificateChainFile: \(certificate)\n    privateKeyFile: \(key)\n",
+                [:])
+        }
+        #expect(try tls(files[0], files[1]).ok)
+        let mismatched = try tls(files[0], files[2])
+        #expect(
+            !mismatched.ok && mismatched.lines.contains { $0.contains("listeners.tls.privateKeyFile") },
+            "\(mismatched.lines)")
+        let garbage = try tls(files[3], files[1])
+        #expect(
+            !garbage.ok && garbage.lines.contains { $0.contains("listeners.tls.certificateChainFile") },
+            "\(garbage.lines)")
+        let absent = try tls("/nonexistent/tls.pem", files[1])
+        #expect(
+            absent.lines.contains { $0.contains("/nonexistent/tls.pem") && $0.contains("cannot read the file") },
+            "\(absent.lines)")
 
         let short = try Self.write("short")
         defer { try? FileManager.default.removeItem(atPath: short) }

@@ -77,21 +77,24 @@ struct CredentialFilesWatchTests {
         }
     }
 
-    @Test("A rewritten API key file swaps the keys without a reload, and nothing else in the configuration")
+    @Test(
+        "A rewritten API key file swaps the keys without a reload, and nothing else; an empty one waits; one held back by a broken fleetgate.yaml lands when it is mended"
+    )
     func apiKeys() async throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fleet-keys-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         let file = dir.appendingPathComponent("fleetgate.yaml").path
         let keys = dir.appendingPathComponent("api-keys").path
-        func write(maxBody: Int) throws {
+        func write(maxBody: Int, broken: Bool = false) throws {
             try """
             listeners: {client: {port: 0}, tunnel: {port: 0}}
             admin: {port: 0}
             auth: {apiKeysFile: \(keys)}
             tunnel: {trustPollSeconds: 0.1}
             limits: {maxBodyBytes: \(maxBody)}
-            """.write(toFile: file, atomically: true, encoding: .utf8)
+            """.appending(broken ? "\nloging: {level: info}\n" : "").write(
+                toFile: file, atomically: true, encoding: .utf8)
         }
         try "sk-old\n".write(toFile: keys, atomically: true, encoding: .utf8)
         try write(maxBody: 100_000)
@@ -110,6 +113,35 @@ struct CredentialFilesWatchTests {
             #expect(try await Self.eventually { try await status("sk-new") != 401 }, "the new key is accepted")
             #expect(try await status("sk-old") == 401)
             #expect(gateway.core.configuration.maxBodyBytes == 100_000)
+
+            // helper-82: a writer that truncates and then writes left the file empty for a moment, and the
+            // watch refused every client. An empty file now waits for its content.
+            try "".write(toFile: keys, atomically: false, encoding: .utf8)
+            try await Task.sleep(for: .milliseconds(600))
+            #expect(try await status("sk-new") != 401, "an empty key file is not applied by the watch")
+            try "sk-newer\n".write(toFile: keys, atomically: false, encoding: .utf8)
+            #expect(try await Self.eventually { try await status("sk-newer") != 401 })
+
+            // helper-82: a rotation held back by a fleetgate.yaml that does not load stayed stale after the
+            // YAML was mended, and the refusal was only a log line.
+            let admin = try await RecordingClient.connect(
+                port: try await gateway.adminListener.boundAddress.get().port!)
+            defer { admin.close() }
+            func reloadGauge() async throws -> Bool {
+                let body = try await admin.send(
+                    HTTPRequest(method: .get, scheme: "http", authority: "127.0.0.1", path: "/metrics"), body: nil
+                ).collect().body
+                // The sample, not the HELP line (which reads "… 1 when the last reload …").
+                return body.split(separator: "\n").contains { $0.hasPrefix("fleet_config_last_reload_successful 1") }
+            }
+            try write(maxBody: 10, broken: true)
+            try "sk-last\n".write(toFile: keys, atomically: true, encoding: .utf8)
+            #expect(try await Self.eventually { try await !reloadGauge() }, "the refusal shows on /metrics")
+            #expect(try await status("sk-newer") != 401, "held back: the running keys stay")
+            try write(maxBody: 10)
+            #expect(try await Self.eventually { try await status("sk-last") != 401 }, "lands once the YAML loads")
+            #expect(try await status("sk-newer") == 401)
+            #expect(try await Self.eventually { try await reloadGauge() })
             tasks.cancelAll()
         }
     }
