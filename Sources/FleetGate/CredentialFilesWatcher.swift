@@ -58,9 +58,15 @@ struct CredentialFilesWatcher: Service {
     /// Whether a key file is empty: not applied by the watch, which would refuse every client (helper-82:
     /// a writer that truncates and then writes). An empty file still revokes every key on SIGHUP or
     /// `POST /admin/reload`; the watch applies the file once it has content again.
-    private func isEmpty(_ paths: [String]) -> Bool {
-        let empty = paths.filter { ((try? FileManager.default.attributesOfItem(atPath: $0))?[.size] as? Int) == 0 }
+    private func isEmpty(_ paths: [String], warn: Bool) -> Bool {
+        // Through the links: a Secret volume's file is a link to `..data/NAME` (helper-83: the link's own
+        // size is never 0).
+        let empty = paths.filter {
+            let resolved = URL(fileURLWithPath: $0).resolvingSymlinksInPath().path
+            return ((try? FileManager.default.attributesOfItem(atPath: resolved))?[.size] as? Int) == 0
+        }
         guard let path = empty.first else { return false }
+        guard warn else { return true }
         self.reloader.core.logger.warning(
             "A key file is empty: not applied until it has content (SIGHUP or POST /admin/reload applies it, revoking every key it held)",
             metadata: ["file.path": "\(path)"])
@@ -84,10 +90,10 @@ struct CredentialFilesWatcher: Service {
                 case .certificates:
                     self.reloader.reloadCertificates()
                 case .appKeys:
-                    guard !self.isEmpty(files[kind] ?? []) else { continue }
+                    guard !self.isEmpty(files[kind] ?? [], warn: true) else { continue }
                     _ = try? await self.reloader.reloadKeys(on: self.eventLoop).get()  // logged there
                 case .apiKeys:
-                    guard !self.isEmpty(files[kind] ?? []) else { continue }
+                    guard !self.isEmpty(files[kind] ?? [], warn: !stamps.isRetrying(kind)) else { continue }
                     // Refused, it is tried again at each poll: the configuration file it is read with may
                     // be what failed, and mending that changes no key file (helper-82).
                     if self.reloader.reloadAPIKeys(logRefusal: !stamps.isRetrying(kind)) {

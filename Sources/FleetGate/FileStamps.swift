@@ -25,8 +25,9 @@ struct FileStamps<Kind: Hashable> {
     }
 
     /// The kinds to reload now, in the order `kinds` lists them: those with a file whose stamp differs
-    /// from the applied one (a path not seen before counts: the configuration now names another file)
-    /// and is the same as at the last poll, and those whose last reload failed. Their stamps count as
+    /// from the applied one (a path not seen before counts: the configuration now names another file),
+    /// and those whose last reload failed — either only once their files are the same as at the last
+    /// poll (helper-83: a retry read a file half-written). Their stamps count as
     /// applied from here; a reload that fails says so with ``failed(_:)``.
     mutating func due(_ files: [Kind: [String]], in kinds: [Kind], stamp: (String) -> String) -> [Kind] {
         var due: [Kind] = []
@@ -36,7 +37,7 @@ struct FileStamps<Kind: Hashable> {
             for path in paths where seen[path] == nil { seen[path] = stamp(path) }
             let changed = paths.contains { seen[$0] != self.applied[$0] }
             let settled = paths.allSatisfy { seen[$0] == self.seen[$0] }
-            guard (changed && settled) || self.retrying.contains(kind) else { continue }
+            guard (changed || self.retrying.contains(kind)) && settled else { continue }
             due.append(kind)
             for path in paths { self.applied[path] = seen[path] }
         }

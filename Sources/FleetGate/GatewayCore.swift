@@ -198,10 +198,18 @@ public final class GatewayCore: Sendable {
     package func reloadKeys() throws(KeyFileError) -> Int {
         do {
             let count = try self.keys.reload(now: self.now)
-            self.logger.info("Key file reloaded", metadata: ["fleet.keys": "\(count)"])
+            // Named as the key is, not "key file": the API key file (auth.apiKeysFile) is another (helper-82).
+            if let file = self.keys.file {
+                self.logger.info(
+                    "Application key file reloaded", metadata: ["fleet.keys": "\(count)", "file.path": "\(file)"])
+            } else {
+                self.logger.info(
+                    "No application key file (auth.appKeysFile) to reload", metadata: ["fleet.keys": "\(count)"])
+            }
             return count
         } catch {
-            self.logger.error("Key file reload refused; the running keys stay", metadata: ["error": "\(error)"])
+            self.logger.error(
+                "Application key file reload refused; the running keys stay", metadata: ["error": "\(error)"])
             throw error
         }
     }

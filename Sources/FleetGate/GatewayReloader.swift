@@ -54,13 +54,15 @@ public final class GatewayReloader: Sendable {
 
     /// Records a reload's outcome on `/metrics`: `flag` set while its last attempt was refused, and the
     /// gauge clean only when none is.
+    /// The gauge is written under the lock: two reloads ending at once would otherwise write it in the
+    /// other order (helper-83).
     private func record(_ flag: WritableKeyPath<Refusals, Bool>, refused: Bool) {
-        let clean = self.refused.withLock { refusals in
+        self.refused.withLock { refusals in
             refusals[keyPath: flag] = refused
-            return !refusals.any
+            self.core.metrics.reloaded(successfully: !refusals.any)
         }
-        self.core.metrics.reloaded(successfully: clean)
     }
+
     private let reloadRuns = CoalescedJob<Result<Report, ReloadError>>()
     private let regionReloadRuns = CoalescedJob<Result<Report, ReloadError>>()
     private let keyReloadRuns = CoalescedJob<Result<Int, KeyFileError>>()
@@ -188,11 +190,10 @@ public final class GatewayReloader: Sendable {
             let report = try self.serial.withLock { _ in try self.reloadLocked(regionsOnly: regionsOnly) }
             self.core.metrics.reloadOK.increment()
             // A whole reload loads the certificates and the keys too.
-            let clean = self.refused.withLock { refused in
+            self.refused.withLock { refused in
                 if regionsOnly { refused.regions = false } else { refused = Refusals() }
-                return !refused.any
+                if !refused.any { self.core.metrics.reloaded(successfully: true) }
             }
-            if clean { self.core.metrics.reloaded(successfully: true) }
             self.core.logger.info(
                 regionsOnly ? "Region map and GeoIP database reloaded" : "Configuration reloaded",
                 metadata: [
@@ -209,8 +210,10 @@ public final class GatewayReloader: Sendable {
         } catch {
             let failure = error as? ReloadError ?? ReloadError(message: "\(error)")
             self.core.metrics.reloadFailed.increment()
-            self.refused.withLock { if regionsOnly { $0.regions = true } else { $0.whole = true } }
-            self.core.metrics.reloaded(successfully: false)
+            self.refused.withLock { refused in
+                if regionsOnly { refused.regions = true } else { refused.whole = true }
+                self.core.metrics.reloaded(successfully: false)
+            }
             self.core.logger.error(
                 "Reload refused; the running configuration stays", metadata: ["error": "\(failure.message)"])
             throw failure

@@ -184,7 +184,7 @@ extension FleetRegistry {
         }
     }
 
-    /// A car's runtime answered a request with a 5xx before any token, and another upstream then served
+    /// A car's runtime answered a request with a 5xx before any token, and another car then served
     /// that request: the error was the car's, not the request's. A poison request — one that every
     /// runtime answers with a 500 — is served by none and so never reported (helper-80: tried on three
     /// cars, it benched all three, and the zone's next request got a 503); its jobs were returned with

@@ -40,15 +40,19 @@ struct FileStampsTests {
         #expect(due(renamed) == [])
     }
 
-    @Test("A failed reload is due at every poll until one succeeds, without a change")
+    @Test("A failed reload is due at every poll until one succeeds, without a change, but never half-written")
     func retries() {
-        let disk = ["keys": "a"]
+        var disk = ["keys": "a"]
         var stamps = FileStamps([Kind.keys: ["keys"]]) { disk[$0] ?? "missing" }
         func due() -> [Kind] { stamps.due([.keys: ["keys"]], in: Kind.allCases) { disk[$0] ?? "missing" } }
         #expect(due() == [])
         stamps.failed(.keys)
         #expect(stamps.isRetrying(.keys))
         #expect(due() == [.keys])
+        #expect(due() == [.keys])
+        // Rewritten while retrying: not until it looks the same on two polls (helper-83).
+        disk["keys"] = "half"
+        #expect(due() == [])
         #expect(due() == [.keys])
         stamps.applied(.keys)
         #expect(!stamps.isRetrying(.keys))

@@ -85,7 +85,12 @@ struct CredentialFilesWatchTests {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         let file = dir.appendingPathComponent("fleetgate.yaml").path
+        // Mounted as a Secret's file is: a link into `..data` (helper-83: the empty-file check read the link).
         let keys = dir.appendingPathComponent("api-keys").path
+        let target = dir.appendingPathComponent("..data/api-keys").path
+        try FileManager.default.createDirectory(
+            at: dir.appendingPathComponent("..data"), withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: keys, withDestinationPath: "..data/api-keys")
         func write(maxBody: Int, broken: Bool = false) throws {
             try """
             listeners: {client: {port: 0}, tunnel: {port: 0}}
@@ -96,7 +101,7 @@ struct CredentialFilesWatchTests {
             """.appending(broken ? "\nloging: {level: info}\n" : "").write(
                 toFile: file, atomically: true, encoding: .utf8)
         }
-        try "sk-old\n".write(toFile: keys, atomically: true, encoding: .utf8)
+        try "sk-old\n".write(toFile: target, atomically: true, encoding: .utf8)
         try write(maxBody: 100_000)
         let gateway = try fileConfiguredGateway(file, label: "keys-watch-test")
         try await withThrowingTaskGroup(of: Void.self) { tasks in
@@ -109,17 +114,17 @@ struct CredentialFilesWatchTests {
             #expect(try await status("sk-new") == 401)
             // An edit of the configuration file waits for a reload: the key file's change applies only keys.
             try write(maxBody: 10)
-            try "sk-new\n".write(toFile: keys, atomically: true, encoding: .utf8)
+            try "sk-new\n".write(toFile: target, atomically: true, encoding: .utf8)
             #expect(try await Self.eventually { try await status("sk-new") != 401 }, "the new key is accepted")
             #expect(try await status("sk-old") == 401)
             #expect(gateway.core.configuration.maxBodyBytes == 100_000)
 
             // helper-82: a writer that truncates and then writes left the file empty for a moment, and the
             // watch refused every client. An empty file now waits for its content.
-            try "".write(toFile: keys, atomically: false, encoding: .utf8)
+            try "".write(toFile: target, atomically: false, encoding: .utf8)
             try await Task.sleep(for: .milliseconds(600))
             #expect(try await status("sk-new") != 401, "an empty key file is not applied by the watch")
-            try "sk-newer\n".write(toFile: keys, atomically: false, encoding: .utf8)
+            try "sk-newer\n".write(toFile: target, atomically: false, encoding: .utf8)
             #expect(try await Self.eventually { try await status("sk-newer") != 401 })
 
             // helper-82: a rotation held back by a fleetgate.yaml that does not load stayed stale after the
@@ -135,7 +140,7 @@ struct CredentialFilesWatchTests {
                 return body.split(separator: "\n").contains { $0.hasPrefix("fleet_config_last_reload_successful 1") }
             }
             try write(maxBody: 10, broken: true)
-            try "sk-last\n".write(toFile: keys, atomically: true, encoding: .utf8)
+            try "sk-last\n".write(toFile: target, atomically: true, encoding: .utf8)
             #expect(try await Self.eventually { try await !reloadGauge() }, "the refusal shows on /metrics")
             #expect(try await status("sk-newer") != 401, "held back: the running keys stay")
             try write(maxBody: 10)

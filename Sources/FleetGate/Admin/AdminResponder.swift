@@ -209,7 +209,7 @@ struct AdminResponder: HTTPServerResponder {
         var state: String
         /// Failures in a row: while more than 0, the car holds one job at a time until one is served.
         var failuresInARow: Int
-        /// 5xx answers of its runtime in a row, each to a request another upstream then served; the third
+        /// 5xx answers of its runtime in a row, each to a request another car then served; the third
         /// is a failure.
         var runtimeErrorsInARow: Int
         /// How long it is still given no work after a failure or a busy answer; absent when it is not.

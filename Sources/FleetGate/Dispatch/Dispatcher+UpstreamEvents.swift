@@ -326,13 +326,15 @@ extension Dispatcher {
         return .init(retryable: true, label: code, upstreamAtFault: false)
     }
 
-    /// The request is served: the cars whose runtime answered it with a 5xx before are blamed for it
-    /// (``FleetRegistry/blameRuntimeError(_:now:)``) — another upstream could serve it, so the request
-    /// was not the cause.
+    /// The request is served by a car: the cars whose runtime answered it with a 5xx before are blamed for
+    /// it (``FleetRegistry/blameRuntimeError(_:now:)``) — another car could serve it, so the request was
+    /// not the cause.
     func blameRuntimeErrors() {
         guard !self.runtimeErrorCars.isEmpty else { return }
-        let serving: CarID? = if case .car(_, let lease, _)? = self.servingLease { lease.car } else { nil }
-        for car in self.runtimeErrorCars where car != serving {
+        // Another car: central serving it says less (helper-83: a prompt that crashes the cars' runtime,
+        // llama.cpp, may be one central's vLLM serves; blamed, the same prompt three times benched them all).
+        guard case .car(_, let lease, _)? = self.servingLease else { return self.runtimeErrorCars = [] }
+        for car in self.runtimeErrorCars where car != lease.car {
             self.core.registry.blameRuntimeError(car, now: self.core.now)
         }
         self.runtimeErrorCars = []
