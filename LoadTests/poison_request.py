@@ -2,7 +2,7 @@
 """A poison request beside honest traffic (helper-80): what one client's bad request does to another's.
 
     python3 LoadTests/poison_request.py --bin <dir with fleetgate and fleet-agent> \
-        [--duration 10] [--poison-every 1] [--policy round-robin]
+        [--duration 10] [--poison-every 1] [--policy round-robin] [--sdk]
 
 Two cars (`fleet-agent run --engine openai-local`, 4 slots each), each in front of its own small
 OpenAI-compatible runtime that streams four tokens, or answers 500 when the prompt holds POISON. One
@@ -10,10 +10,15 @@ client sends a poison request every --poison-every seconds; another sends a well
 0.1 s. Prints how many of the well-formed requests failed, what the poison requests got (status,
 `x-should-retry`), and each car's failures and runtime errors in a row from /admin/cars. Before
 session 31 a poison request benched every car it was tried on, and about half of the other client's
-requests failed. Loopback only; stops by itself.
+requests failed. With --sdk (run it with ~/.cache/fleetgate/venv/bin/python) the poison requests go
+through the official openai SDK with its default retries, and the runtimes' poison POSTs per call are
+counted. Loopback only; stops by itself.
 """
 import argparse, json, os, re, subprocess, sys, tempfile, threading, time, urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+POISONED = []  # one entry per poison POST a runtime answered
 
 
 class Runtime(BaseHTTPRequestHandler):
@@ -35,6 +40,7 @@ class Runtime(BaseHTTPRequestHandler):
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("content-length", "0")))
         if b"POISON" in body:
+            POISONED.append(1)
             return self.reply(500, b'{"error":{"message":"the runtime failed on this prompt","type":"server_error"}}')
         self.send_response(200)
         self.send_header("content-type", "text/event-stream")
@@ -74,6 +80,7 @@ def main():
     parser.add_argument("--duration", type=float, default=10)
     parser.add_argument("--poison-every", type=float, default=1)
     parser.add_argument("--policy", help="dispatch.policy (default: the gateway's)")
+    parser.add_argument("--sdk", action="store_true", help="poison requests through the openai SDK, its retries on")
     args = parser.parse_args()
     runtimes = [ThreadingHTTPServer(("127.0.0.1", 0), Runtime) for _ in range(2)]
     for server in runtimes:
@@ -109,9 +116,21 @@ def main():
 
         def attacker():
             end = time.time() + args.duration
+            client = None
+            if args.sdk:
+                import openai
+                client = openai.OpenAI(base_url=f"http://127.0.0.1:{ports['client']}/v1", api_key="none")
             while time.time() < end:
-                status, headers, _ = post(ports["client"], "POISON")
-                poisoned.append((status, headers.get("x-should-retry", "-")))
+                if client:
+                    try:
+                        list(client.chat.completions.create(
+                            model="m1", stream=True, max_tokens=8, messages=[{"role": "user", "content": "POISON"}]))
+                        poisoned.append(("ok", "-"))
+                    except openai.APIStatusError as error:
+                        poisoned.append((error.status_code, error.response.headers.get("x-should-retry", "-")))
+                else:
+                    status, headers, _ = post(ports["client"], "POISON")
+                    poisoned.append((status, headers.get("x-should-retry", "-")))
                 time.sleep(args.poison_every)
 
         thread = threading.Thread(target=attacker)
@@ -127,7 +146,8 @@ def main():
         rows = [(car.get("failuresInARow", "-"), car.get("runtimeErrorsInARow", "-")) for car in cars]
         answers = sorted(set(poisoned))
         print(f"{args.bin}: well-formed {ok} ok, {failed} failed ({100 * failed / max(1, ok + failed):.0f} %); "
-              f"{len(poisoned)} poison requests answered {answers} (status, x-should-retry); "
+              f"{len(poisoned)} poison {'SDK calls' if args.sdk else 'requests'} answered {answers} "
+              f"(status, x-should-retry), {len(POISONED) / max(1, len(poisoned)):.1f} runtime POSTs each; "
               f"cars' (failures, runtime errors) in a row: {rows}")
     finally:
         for process in processes:
