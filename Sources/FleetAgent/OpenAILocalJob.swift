@@ -144,16 +144,14 @@ final class OpenAILocalJob: InferenceJobHandle, HTTP1ResponseReceiver {
         guard !self.done else { return }
         self.lastReadAt = .now()
         guard self.status == 200 else {
-            // An error answer: keep the start of it for its message, up to ``errorBodyLimit``; there the
-            // answer ends — one that goes on (an endless 500) held the job until the gateway's first-token
-            // timeout, 15 s (helper-80).
-            var part = part
+            // An error answer: its start, for the message, up to ``errorBodyLimit``; there the answer ends
+            // (helper-80: an endless 500 held the job until the gateway's first-token timeout, 15 s).
             let room = Self.errorBodyLimit - self.errorBody.readableBytes
             guard part.readableBytes >= room else {
-                self.errorBody.writeBuffer(&part)
+                self.errorBody.writeImmutableBuffer(part)
                 return
             }
-            self.errorBody.writeImmutableBuffer(part.readSlice(length: room)!)
+            self.errorBody.writeImmutableBuffer(part.getSlice(at: part.readerIndex, length: room)!)
             self.connection?.abandon()
             self.connection = nil
             return self.answeredError()
