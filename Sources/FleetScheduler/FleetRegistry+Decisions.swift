@@ -185,21 +185,15 @@ extension FleetRegistry {
     }
 
     /// A car's runtime answered a request with a 5xx before any token, and another car then served
-    /// that request: the error was the car's, not the request's. A poison request — one that every
-    /// runtime answers with a 500 — is served by none and so never reported (helper-80: tried on three
-    /// cars, it benched all three, and the zone's next request got a 503); its jobs were returned with
-    /// ``finish(_:_:now:)`` as saying nothing. Such errors count in a run of their own: the third in a
-    /// row with no served job between is one failure — back-off and probation — as Envoy's
-    /// consecutive-5xx rule and the gateway's central endpoints have it; a car already failing gets no
-    /// grace.
+    /// that request: the error was the car's, not the request's — a failure, as any other. A poison
+    /// request — one that every runtime answers with a 500 — is served by no car and so never reported
+    /// (helper-80: tried on three cars, it benched all three, and the zone's next request got a 503);
+    /// its jobs were returned with ``finish(_:_:now:)`` as saying nothing. (helper-84: a grace of three
+    /// in a row let a runtime that failed every other request escape its back-off for good.)
     public func blameRuntimeError(_ id: CarID, now: Double) {
         self.storage.withLock { s in
             guard var car = s.car(id) else { return }
-            if car.consecutiveFailures == 0, Int(car.runtimeErrors) + 1 < Self.runtimeErrorsToFail {
-                car.runtimeErrors += 1
-            } else {
-                Self.fail(&car, now: now)
-            }
+            Self.fail(&car, now: now)
             s.cars[id.slot] = car
             self.reindex(id.slot, in: &s)
         }
@@ -207,7 +201,6 @@ extension FleetRegistry {
 
     /// One failure of `car`: counted, and an exponential back-off (0.5 s … 30 s).
     private static func fail(_ car: inout Car, now: Double) {
-        car.runtimeErrors = 0
         car.consecutiveFailures += 1
         car.backoffUntil = now + min(30, 0.25 * Double(1 << min(Int(car.consecutiveFailures), 7)))
     }
@@ -231,7 +224,6 @@ extension FleetRegistry {
                 // cancelled jobs counted as successes and ended its back-off).
                 if outcome.ttftMilliseconds != nil || outcome.outputTokens > 0 {
                     car.consecutiveFailures = 0
-                    car.runtimeErrors = 0
                     car.proven = true
                 }
             } else {

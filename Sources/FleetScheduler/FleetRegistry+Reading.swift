@@ -130,7 +130,7 @@ extension FleetRegistry {
             id: id, descriptor: s.descriptors[id.slot]!, state: car.state, inFlight: Int(car.inFlight),
             rttMilliseconds: car.rtt.samples > 0 ? car.rtt.smoothed : nil,
             rttDeviationMilliseconds: car.rtt.samples > 0 ? car.rtt.deviation : nil, draining: car.draining,
-            consecutiveFailures: Int(car.consecutiveFailures), runtimeErrors: Int(car.runtimeErrors),
+            consecutiveFailures: Int(car.consecutiveFailures),
             backoffUntil: car.backoffUntil, learned: Dictionary(learned, uniquingKeysWith: { a, _ in a }),
             prefixHitProbability: car.cachesPrefixes ? car.hits.probability : 0)
     }

@@ -36,9 +36,6 @@ extension FleetRegistry {
         /// The bucket the car is in (= inFlight when available), or -1.
         var bucket: Int32 = -1
         var draining = false
-        /// Runtime errors blamed on it in a row (``FleetRegistry/blameRuntimeError(_:now:)``), below
-        /// ``FleetRegistry/runtimeErrorsToFail``; one byte, in the padding before the next field.
-        var runtimeErrors: UInt8 = 0
         var consecutiveFailures: Int32 = 0
         var backoffUntil: Double = 0
         /// Absolute time the car announced it leaves; infinity when unknown.

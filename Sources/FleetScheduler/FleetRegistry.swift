@@ -214,10 +214,6 @@ public final class FleetRegistry: Sendable {
         }
     }
 
-    /// Runtime errors in a row (``blameRuntimeError(_:now:)``) that count as one failure of the car: its
-    /// back-off and probation. As the gateway's `CentralDirectory.failuresToEject` for a central endpoint.
-    public static let runtimeErrorsToFail = 3
-
     /// The most a car may advertise, as a multiple of its hardware class's profile: a smaller
     /// model runs faster than the class's reference model, but no car is believed beyond this.
     /// What the car really does is then learned from its outcomes and replaces the claim.

@@ -68,8 +68,6 @@ public struct CarSnapshot: Sendable, Hashable {
     public var rttDeviationMilliseconds: Double?
     public var draining: Bool
     public var consecutiveFailures: Int
-    /// Runtime errors blamed on it in a row, below ``FleetRegistry/runtimeErrorsToFail``.
-    public var runtimeErrors = 0
     /// Until when (the registry's clock, seconds) it is given no work after a failure or a busy answer.
     public var backoffUntil: Double = 0
     /// Learned slowdowns against the advertised rates (1 = as advertised), per model.

@@ -140,38 +140,24 @@ struct FleetRegistryTests {
         #expect(jobs.count == 4)
     }
 
-    /// Session 31: one request that makes every runtime answer 500 (a poison request), tried on three
-    /// cars, benched all three and put them on probation. A runtime's 5xx is now blamed only when another
-    /// upstream served the request, and only the third in a row is a failure.
-    @Test(
-        "Runtime errors blamed on a car: the third in a row is a failure; a served job ends the run; a failing car gets no grace"
-    )
-    func runtimeErrorsInARow() {
+    /// Session 31: a runtime's 5xx is blamed on its car (by the gateway, once another car served the
+    /// request): a failure at once, its back-off and probation as any other.
+    @Test("A runtime error blamed on a car is a failure: backed off, then on probation; a served job clears it")
+    func blamedRuntimeError() {
         let registry = FleetRegistry()
         let (id, _) = registry.register(descriptor("a", slots: 4), state: parked)
-        let served = Outcome(ttftMilliseconds: 200, tpotMilliseconds: 50, outputTokens: 8, succeeded: true)
-        // Cancelled before a token: says nothing of the car, and does not end the run.
-        let cancelled = Outcome(ttftMilliseconds: nil, tpotMilliseconds: nil, outputTokens: 0, succeeded: true)
-        for round in 0..<2 {
-            for _ in 1..<FleetRegistry.runtimeErrorsToFail {
-                registry.blameRuntimeError(id, now: 100)
-                #expect(registry.snapshot(id)?.consecutiveFailures == 0)
-                let jobs = (0..<4).compactMap { _ in registry.acquire(id, for: request(), now: 100) }
-                #expect(jobs.count == 4, "round \(round): neither benched nor on probation")
-                jobs.forEach { registry.finish($0, cancelled, now: 100) }
-            }
-            #expect(registry.snapshot(id)?.runtimeErrors == FleetRegistry.runtimeErrorsToFail - 1)
-            // A served job ends the run: the next round starts from none.
-            if round == 0 { registry.finish(registry.acquire(id, for: request(), now: 100)!, served, now: 100) }
-        }
         registry.blameRuntimeError(id, now: 100)
-        #expect(registry.snapshot(id)?.consecutiveFailures == 1, "the third in a row is a failure")
-        #expect(registry.snapshot(id)?.runtimeErrors == 0)
+        #expect(registry.snapshot(id)?.consecutiveFailures == 1)
         #expect(registry.candidates(model: "m", zone: "eu", now: 100.1).isEmpty, "backed off")
-        // Back from its back-off and on probation, the next error blamed on it counts at once.
+        let proving = registry.acquire(id, for: request(), now: 101)!
+        #expect(registry.acquire(id, for: request(), now: 101) == nil, "one job at a time on probation")
+        registry.finish(
+            proving, Outcome(ttftMilliseconds: 200, tpotMilliseconds: 50, outputTokens: 8, succeeded: true), now: 101)
+        #expect(registry.snapshot(id)?.consecutiveFailures == 0)
         registry.blameRuntimeError(id, now: 102)
-        #expect(registry.snapshot(id)?.consecutiveFailures == 2)
-        #expect(registry.candidates(model: "m", zone: "eu", now: 102.1).isEmpty)
+        registry.blameRuntimeError(id, now: 102)
+        #expect(registry.snapshot(id)?.consecutiveFailures == 2, "in a row, the back-off grows")
+        #expect(registry.candidates(model: "m", zone: "eu", now: 102.9).isEmpty)
     }
 
     @Test("A busy car (its runtime answered 429/503) is left alone a flat while, its failures not counted")

@@ -122,7 +122,7 @@ struct AdminResponder: HTTPServerResponder {
                     hardware: car.descriptor.hardware.rawValue, slots: car.descriptor.slots, inFlight: car.inFlight,
                     pluggedIn: car.state.pluggedIn, chargePercent: car.state.chargePercent,
                     rttMs: car.rttMilliseconds, draining: car.draining, state: FleetStateMetrics.state(of: car),
-                    failuresInARow: car.consecutiveFailures, runtimeErrorsInARow: car.runtimeErrors,
+                    failuresInARow: car.consecutiveFailures,
                     backedOffSeconds: car.backoffUntil > now ? ((car.backoffUntil - now) * 1000).rounded() / 1000 : nil,
                     models: car.descriptor.models.map { offer in
                         let learned = car.learned[offer.id]
@@ -209,9 +209,6 @@ struct AdminResponder: HTTPServerResponder {
         var state: String
         /// Failures in a row: while more than 0, the car holds one job at a time until one is served.
         var failuresInARow: Int
-        /// 5xx answers of its runtime in a row, each to a request another car then served; the third
-        /// is a failure.
-        var runtimeErrorsInARow: Int
         /// How long it is still given no work after a failure or a busy answer; absent when it is not.
         var backedOffSeconds: Double?
         var models: [ModelView]

@@ -166,14 +166,8 @@ extension Dispatcher {
             )
         case .attemptsExhausted(let label):
             let labels = self.failureLabels.isEmpty ? label : self.failureLabels.joined(separator: ", ")
-            // Several cars' runtimes answered it with an error: asked again, they would again (helper-81:
-            // the SDKs' two retries of the 502 tried it on three cars each, and used up their grace).
-            final = self.runtimeErrors >= 2 && self.runtimeErrors == self.machine.attemptsRun
             error = .upstreamFailed(
                 "No car or central endpoint could serve the request after \(self.machine.attemptsRun) attempts (\(labels))."
-                    + (final
-                        ? " The inference runtimes of \(self.runtimeErrors) cars answered it with an error: the request itself may be the cause."
-                        : "")
                     + (self.lastUpstreamMessage.map { " The last upstream error: \($0)" } ?? "")
             )
         case .rejected(let status):

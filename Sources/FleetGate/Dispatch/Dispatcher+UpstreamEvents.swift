@@ -315,7 +315,6 @@ extension Dispatcher {
             guard code.hasPrefix("upstream_status_5"), self.machine.committed != id, attempt.firstTokenAt == nil,
                 case .car(_, let dispatch, _) = attempt.lease
             else { return failure }
-            self.runtimeErrors += 1
             self.runtimeErrorCars.append(dispatch.car)
             self.failedOtherwiseThanBusy = true
             failure.upstreamAtFault = false

@@ -109,10 +109,8 @@ final class Dispatcher: UpstreamEvents, LoopTimerTarget {
     /// The attempts' failure labels, each once, in the order they came: what a request that ran out of
     /// attempts tells its client (the last alone hid an upstream's 500 behind a later one's 429).
     var failureLabels: [String] = []
-    /// Cars whose runtime answered this request with a 5xx before any token; from two, a request no
-    /// upstream serves is answered with `x-should-retry: false` (the runtimes would answer it again).
-    var runtimeErrors = 0
-    /// Those cars, blamed once another upstream serves the request (``blameRuntimeErrors()``).
+    /// Cars whose runtime answered this request with a 5xx before any token, blamed once another car
+    /// serves it (``blameRuntimeErrors()``).
     var runtimeErrorCars: [CarID] = []
     /// What the last failed upstream said (its error's message, at most 200 characters), for the client's
     /// 502: "the inference runtime answered 500: …" told the app why (helper-71: it read only
