@@ -53,9 +53,8 @@ public final class GatewayReloader: Sendable {
     }
 
     /// Records a reload's outcome on `/metrics`: `flag` set while its last attempt was refused, and the
-    /// gauge clean only when none is.
-    /// The gauge is written under the lock: two reloads ending at once would otherwise write it in the
-    /// other order (helper-83).
+    /// gauge clean only when none is. The gauge is written under the lock: two reloads ending at once
+    /// would otherwise write it in the other order (helper-83).
     private func record(_ flag: WritableKeyPath<Refusals, Bool>, refused: Bool) {
         self.refused.withLock { refusals in
             refusals[keyPath: flag] = refused
@@ -102,7 +101,7 @@ public final class GatewayReloader: Sendable {
     /// applied. A pair that does not load — a key not yet renewed with its certificate — leaves the
     /// running contexts. Returns whether both loaded.
     @discardableResult
-    func reloadCertificates(logRefusal: Bool = true) -> Bool {
+    func reloadCertificates() -> Bool {
         do {
             try self.serial.withLock { _ in
                 let running = self.core.configuration
@@ -124,10 +123,8 @@ public final class GatewayReloader: Sendable {
             return true
         } catch {
             self.record(\.certificates, refused: true)
-            if logRefusal {
-                self.core.logger.error(
-                    "TLS certificate reload refused; the running certificates stay", metadata: ["error": "\(error)"])
-            }
+            self.core.logger.error(
+                "TLS certificate reload refused; the running certificates stay", metadata: ["error": "\(error)"])
             return false
         }
     }

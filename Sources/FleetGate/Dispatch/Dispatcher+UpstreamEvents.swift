@@ -309,7 +309,7 @@ extension Dispatcher {
             var failure = DispatchStateMachine.Failure(retryable: true, label: label)
             // The car's runtime answered a 5xx itself (`upstream_status_5xx`, the agent's 502 carrying it)
             // before any token: the car is up, and the request may be what failed (a poison request, which
-            // fails on every car). The car is blamed only once another upstream serves the request
+            // fails on every car). The car is blamed only once another car serves the request
             // (``blameRuntimeErrors()``). Mid-answer it is a broken stream like any other (helper-81: a
             // lying car would have had the grace for streams it cut).
             guard code.hasPrefix("upstream_status_5"), self.machine.committed != id, attempt.firstTokenAt == nil,
