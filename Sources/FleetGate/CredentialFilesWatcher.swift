@@ -5,8 +5,8 @@ import ServiceLifecycle
 
 /// Polls the credential files a Kubernetes Secret or a certificate renewal (cert-manager, certbot)
 /// rewrites in place, and reloads each kind alone when one of its files changes:
-/// - the client and tunnel listeners' certificate chains and keys: new TLS contexts for new
-///   connections (``GatewayReloader/reloadCertificates()``);
+/// - the client and tunnel listeners' certificate chains and keys, and the fleet CA (`tunnel.caFile`):
+///   new TLS contexts for new connections (``GatewayReloader/reloadCertificates()``);
 /// - the application key file (`auth.appKeysFile`, ``GatewayCore/reloadKeys()``);
 /// - the API key file (`auth.apiKeysFile`, ``GatewayReloader/reloadAPIKeys()``).
 ///
@@ -36,36 +36,22 @@ struct CredentialFilesWatcher: Service {
         let configuration = core.configuration
         var files: [Kind: [String]] = [:]
         let tls = [configuration.listeners.tls.files, configuration.listeners.tunnel.files].compactMap { $0 }
-        if !tls.isEmpty { files[.certificates] = tls.flatMap { [$0.certificateChain, $0.privateKey] } }
+        // With the fleet CA the tunnel's context checks cars against: one reload for every TLS file.
+        let certificates =
+            tls.flatMap { [$0.certificateChain, $0.privateKey] } + [configuration.tunnel.caFile].compactMap { $0 }
+        if !certificates.isEmpty { files[.certificates] = certificates }
         if let path = core.keys.file { files[.appKeys] = [path] }
         if let path = configuration.auth.apiKeysFile { files[.apiKeys] = [path] }
         return files
-    }
-
-    /// A file's identity and content stamp, through symbolic links (a Secret's `..data` link moves to a
-    /// new directory on each update): the resolved path, device, inode, size and modification time (to
-    /// the sub-microsecond); "missing" when it cannot be read.
-    static func stamp(_ path: String) -> String {
-        let resolved = URL(fileURLWithPath: path).resolvingSymlinksInPath().path
-        guard let attributes = try? FileManager.default.attributesOfItem(atPath: resolved) else { return "missing" }
-        let modified = (attributes[.modificationDate] as? Date)?.timeIntervalSince1970 ?? -1
-        let identity = [FileAttributeKey.deviceIdentifier, .systemFileNumber, .size].map {
-            attributes[$0].map { "\($0)" } ?? "-"
-        }
-        return "\(resolved) \(identity.joined(separator: ":")) \(modified)"
     }
 
     /// Whether a key file is empty: not applied by the watch, which would refuse every client (helper-82:
     /// a writer that truncates and then writes). An empty file still revokes every key on SIGHUP or
     /// `POST /admin/reload`; the watch applies the file once it has content again.
     private func isEmpty(_ paths: [String], warn: Bool) -> Bool {
-        // Through the links: a Secret volume's file is a link to `..data/NAME` (helper-83: the link's own
-        // size is never 0).
-        let empty = paths.filter {
-            let resolved = URL(fileURLWithPath: $0).resolvingSymlinksInPath().path
-            return ((try? FileManager.default.attributesOfItem(atPath: resolved))?[.size] as? Int) == 0
-        }
-        guard let path = empty.first else { return false }
+        // Through the links (``FileStamp``): a Secret volume's file is a link to `..data/NAME` (helper-83:
+        // the link's own size is never 0).
+        guard let path = paths.first(where: FileStamp.isEmpty) else { return false }
         guard warn else { return true }
         self.reloader.core.logger.warning(
             "A key file is empty: not applied until it has content (SIGHUP or POST /admin/reload applies it, revoking every key it held)",
@@ -80,12 +66,12 @@ struct CredentialFilesWatcher: Service {
     private func poll() async throws {
         let core = self.reloader.core
         let interval = core.configuration.tunnel.trustPollInterval
-        var stamps = FileStamps(Self.files(core), stamp: Self.stamp)
+        var stamps = FileStamps(Self.files(core), stamp: FileStamp.of)
         while true {
             try await Task.sleep(nanoseconds: UInt64(interval.nanoseconds))
             // The running configuration's files: a reload may have named others.
             let files = Self.files(core)
-            for kind in stamps.due(files, in: Kind.allCases, stamp: Self.stamp) {
+            for kind in stamps.due(files, in: Kind.allCases, stamp: FileStamp.of) {
                 switch kind {
                 case .certificates:
                     self.reloader.reloadCertificates()

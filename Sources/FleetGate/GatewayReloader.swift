@@ -81,22 +81,8 @@ public final class GatewayReloader: Sendable {
         self.source = source
     }
 
-    /// Issue #20: the CA file changed: a new tunnel TLS context (next connection); the running
-    /// configuration otherwise stays. Returns false (and logs) if the new CA does not load.
-    @discardableResult
-    func reloadTunnelCA() -> Bool {
-        do {
-            let context = try Gateway.tunnelContext(self.core.configuration)
-            if let context { self.tunnelTLS.set(context) }
-            self.core.logger.info("Fleet CA reloaded for new tunnels")
-            return true
-        } catch {
-            self.core.logger.error("Fleet CA reload refused; the previous CA stays", metadata: ["error": "\(error)"])
-            return false
-        }
-    }
-
-    /// A listener's certificate chain or key changed on disk (a renewal, a Kubernetes Secret):
+    /// A listener's certificate chain or key, or the fleet CA, changed on disk (a renewal, a Kubernetes
+    /// Secret, a CA rotation, issue #20):
     /// new TLS contexts for new connections from the running configuration's files; nothing else is
     /// applied. A pair that does not load — a key not yet renewed with its certificate — leaves the
     /// running contexts. Returns whether both loaded.
@@ -105,10 +91,7 @@ public final class GatewayReloader: Sendable {
         do {
             try self.serial.withLock { _ in
                 let running = self.core.configuration
-                let client = try Gateway.clientContext(running)
-                let tunnel = try Gateway.tunnelContext(running)
-                if client != nil { self.clientTLS.set(client) }
-                if tunnel != nil { self.tunnelTLS.set(tunnel) }
+                self.install(client: try Gateway.clientContext(running), tunnel: try Gateway.tunnelContext(running))
             }
             self.record(\.certificates, refused: false)
             let metadata: Logger.Metadata = [
@@ -127,6 +110,12 @@ public final class GatewayReloader: Sendable {
                 "TLS certificate reload refused; the running certificates stay", metadata: ["error": "\(error)"])
             return false
         }
+    }
+
+    /// New TLS contexts for the listeners' next connections; a listener without TLS has none to swap.
+    private func install(client: TLSContextBox.Served?, tunnel: TLSContextBox.Served?) {
+        if let client { self.clientTLS.set(client) }
+        if let tunnel { self.tunnelTLS.set(tunnel) }
     }
 
     /// The API key file (`auth.apiKeysFile`) changed: the keys the configuration gives now (the
@@ -272,8 +261,7 @@ public final class GatewayReloader: Sendable {
         let level = Logger.Level(rawValue: next.logging.level) ?? .info
 
         self.core.geo.install(geo, regionsFile: .some(next.geo.regionsFile), databaseFile: .some(next.geo.databaseFile))
-        if clientTLS != nil { self.clientTLS.set(clientTLS) }
-        if tunnelTLS != nil { self.tunnelTLS.set(tunnelTLS) }
+        self.install(client: clientTLS, tunnel: tunnelTLS)
         self.core.apply(next)
         self.logLevel?.set(level)
         // Issue #20: the revocation file, at once; connected cars it now names are closed.

@@ -122,29 +122,19 @@ public final class FleetTrust: Sendable {
         }
     }
 
-    /// A polled file's list, when its identity (``stamp(_:)``) changed since the one kept at `stamp`, or
+    /// A polled file's list, when its identity (``FileStamp/of(_:)``) changed since the one kept at `stamp`, or
     /// `force`; nil when unchanged. The new identity is kept either way: a bad file is not read again
     /// every poll.
     private func loadIfChanged(
         _ file: String, stamp: WritableKeyPath<State, String?>, force: Bool, missingIsEmpty: Bool
     ) -> Result<RevocationList, RevocationFileError>? {
-        let current = Self.stamp(file)
+        let current = FileStamp.of(file)
         if !force, self.state.withLock({ $0[keyPath: stamp] }) == current { return nil }
         let loaded = Result { () throws(RevocationFileError) in
             try RevocationList.load(path: file, missingIsEmpty: missingIsEmpty)
         }
         self.state.withLock { $0[keyPath: stamp] = current }
         return loaded
-    }
-
-    /// A polled file's identity: its path with every symlink resolved (a Kubernetes Secret is swapped by
-    /// its `..data` link, which left the link's own modification time alone — helper-73), its modification
-    /// time and size; `missing` when it is not there.
-    static func stamp(_ path: String) -> String {
-        let resolved = URL(fileURLWithPath: path).resolvingSymlinksInPath().path
-        guard let attributes = try? FileManager.default.attributesOfItem(atPath: resolved) else { return "missing" }
-        return
-            "\(resolved) \(attributes[.modificationDate].map { "\($0)" } ?? "-") \(attributes[.size].map { "\($0)" } ?? "-")"
     }
 
     /// Why a car may not connect or stay, or nil if it may.
