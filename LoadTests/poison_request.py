@@ -8,7 +8,7 @@ Two cars (`fleet-agent run --engine openai-local`, 4 slots each), each in front 
 OpenAI-compatible runtime that streams four tokens, or answers 500 when the prompt holds POISON. One
 client sends a poison request every --poison-every seconds; another sends a well-formed request every
 0.1 s. Prints how many of the well-formed requests failed, what the poison requests got (status,
-`x-should-retry`), and each car's failures and runtime errors in a row from /admin/cars. Before
+`x-should-retry`), and each car's failures in a row and back-off from /admin/cars. Before
 session 31 a poison request benched every car it was tried on, and about half of the other client's
 requests failed. With --sdk (run it with ~/.cache/fleetgate/venv/bin/python) the poison requests go
 through the official openai SDK with its default retries, and the runtimes' poison POSTs per call are
@@ -16,6 +16,8 @@ counted. Loopback only; stops by itself.
 """
 import argparse, json, os, re, subprocess, sys, tempfile, threading, time, urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from bench_common import stop
 
 
 POISONED = []  # one entry per poison POST a runtime answered
@@ -143,17 +145,15 @@ def main():
             time.sleep(0.1)
         thread.join()
         cars = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{ports['admin']}/admin/cars").read())
-        rows = [(car.get("failuresInARow", "-"), car.get("runtimeErrorsInARow", "-")) for car in cars]
+        rows = [(car.get("failuresInARow", "-"), car.get("backedOffSeconds", "-")) for car in cars]
         answers = sorted(set(poisoned))
         print(f"{args.bin}: well-formed {ok} ok, {failed} failed ({100 * failed / max(1, ok + failed):.0f} %); "
               f"{len(poisoned)} poison {'SDK calls' if args.sdk else 'requests'} answered {answers} "
               f"(status, x-should-retry), {len(POISONED) / max(1, len(poisoned)):.1f} runtime POSTs each; "
-              f"cars' (failures, runtime errors) in a row: {rows}")
+              f"cars' (failures in a row, backed off s): {rows}")
     finally:
         for process in processes:
-            process.terminate()
-        for process in processes:
-            process.wait(timeout=40)
+            stop(process)
         os.unlink(log.name)
 
 
