@@ -78,12 +78,13 @@ extension FleetRegistry {
     /// serve (`no_capacity_in_zone`). Looks at the first ``busyScanLimit`` cars of the pool at most
     /// (it runs under the registry's lock, on a refusal path that can see thousands a second); past
     /// them the zone counts as not busy — the answer before busy zones were told apart.
-    /// - Parameter excluding: a car not to count (one that just refused the request itself).
-    public func hasBusyCapacity(model: String, zone: String, now: Double, excluding: CarID? = nil) -> Bool {
+    /// - Parameter excluding: cars not to count (one that just refused the request itself, or those
+    ///   already tried for it).
+    public func hasBusyCapacity(model: String, zone: String, now: Double, excluding: [CarID] = []) -> Bool {
         self.storage.withLock { s in
             guard let index = s.poolIndex[PoolKey(zone: zone, model: model)] else { return false }
             return s.pools[Int(index)].all.prefix(Self.busyScanLimit).contains { slot in
-                if let excluding, excluding.slot == Int(slot), s.generations[Int(slot)] == excluding.generation {
+                if excluding.contains(where: { $0.slot == Int(slot) && s.generations[Int(slot)] == $0.generation }) {
                     return false
                 }
                 return s.cars[Int(slot)].map { self.eligibility.isBusyCapacity($0, now: now) } ?? false

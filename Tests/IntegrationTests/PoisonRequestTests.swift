@@ -104,4 +104,32 @@ struct PoisonRequestTests {
             #expect(cars.compactMap { $0["failuresInARow"] as? Int }.sorted() == [0, 1], "\(cars)")
         }
     }
+
+    /// helper-84: a car's runtime failed a request before its first token, and the retry found the zone's
+    /// only other car full. The client got 502 `upstream_error`, as if nothing could serve it, where a full
+    /// zone answers 503 `server_overloaded` with `Retry-After` (``CapacityWait``): capacity is coming back.
+    @Test("A car fails and the zone's other car is full: 503 server_overloaded with Retry-After, not 502")
+    func retryFindsTheZoneFull() async throws {
+        try await withFleet { fleet in
+            var oneSlot = HardwareProfile.of(.hw4)
+            oneSlot.slots = 1
+            try await fleet.startCar("full", engine: SyntheticEngine(profile: oneSlot))
+            let client = try await RecordingClient.connect(port: fleet.clientPort)
+            defer { client.close() }
+            // 200 tokens at 20 a second: the car's one slot is taken for 10 s.
+            let long = try await client.post("/v1/chat/completions", json: chatBody(stream: true, maxTokens: 200))
+            for _ in 0..<500 where long.receivedBytes == 0 { try await Task.sleep(for: .milliseconds(10)) }
+            #expect(long.receivedBytes > 0)
+            let broken = PoisonedRuntimeEngine(poisonsEverything: true)
+            try await fleet.startCar("broken", engine: broken)
+
+            let refused = try await client.post("/v1/chat/completions", json: chatBody(stream: true, maxTokens: 4))
+                .collect()
+            #expect(broken.poisoned.load(ordering: .relaxed) == 1, "the broken car was tried")
+            #expect(refused.response?.status.code == 503, "\(refused.body)")
+            #expect(refused.body.contains("server_overloaded"), "\(refused.body)")
+            #expect(refused.response?.headerFields[.retryAfter] == "1")
+            long.reset()
+        }
+    }
 }

@@ -152,12 +152,26 @@ struct CandidateList {
         let zone = self.profile.zone
         // A car's slot or back-off frees within about a second.
         if !self.centralOnly
-            && self.core.registry.hasBusyCapacity(model: model, zone: zone, now: self.core.now, excluding: excluding)
+            && self.core.registry.hasBusyCapacity(
+                model: model, zone: zone, now: self.core.now, excluding: excluding.map { [$0] } ?? [])
         {
             return 1
         }
         guard self.core.httpClient != nil, self.core.central.option(model: model, zone: zone) != nil else { return nil }
         return self.core.central.busyRetryAfter(model: model, zone: zone) ?? 1
+    }
+
+    /// When a retry found no candidate, the `Retry-After` for the request's refusal if capacity it has
+    /// not tried is only busy: another car held back by its slots or a back-off, or the zone's central
+    /// capacity at its bound. Nil when what is left was all tried: the failures are the answer.
+    var untriedBusyRetryAfter: Int? {
+        if !self.centralOnly
+            && self.core.registry.hasBusyCapacity(
+                model: self.profile.model, zone: self.profile.zone, now: self.core.now, excluding: self.tried)
+        {
+            return 1
+        }
+        return self.centralBusyRetryAfter
     }
 
     /// When the zone has central capacity for the request's model and all of it is busy — at its

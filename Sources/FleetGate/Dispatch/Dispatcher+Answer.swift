@@ -164,6 +164,15 @@ extension Dispatcher {
             error = .upstreamFailed(
                 "The model answered \(what), and no central endpoint in privacy zone '\(self.request.zone)' could serve the request instead."
             )
+        case .attemptsExhausted where self.retryFoundZoneBusy != nil:
+            // A car failed, and the retry found the rest of the zone full: capacity is expected back, as
+            // when the first attempt finds it full.
+            let seconds = self.retryFoundZoneBusy ?? 1
+            error = .overloaded(
+                "An upstream failed to serve this request, and every other car and central endpoint in privacy zone '\(self.request.zone)' that serves this model is busy. Retry after \(seconds) s.",
+                retryAfter: seconds)
+            self.core.metrics.shed(reason: "zone_busy")
+            self.refusedBusy = true
         case .attemptsExhausted(let label):
             let labels = self.failureLabels.isEmpty ? label : self.failureLabels.joined(separator: ", ")
             error = .upstreamFailed(

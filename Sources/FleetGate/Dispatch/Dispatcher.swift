@@ -143,6 +143,10 @@ final class Dispatcher: UpstreamEvents, LoopTimerTarget {
     /// Whether a first attempt found no candidate because a lost stream waits in the zone: the zone
     /// is full, so the refusal is 503 `server_overloaded`.
     var yieldedToWaiter = false
+    /// When a retry found no candidate while capacity the request had not tried was only busy, the
+    /// `Retry-After` of its refusal: the zone is full, so it is 503 `server_overloaded`, not the failed
+    /// attempt's 502 (``CapacityWait``; helper-84).
+    var retryFoundZoneBusy: Int?
 
     init(
         core: GatewayCore, stream: any HTTPStream, request: ValidatedRequest, requestID: String, route: String,
@@ -254,9 +258,11 @@ final class Dispatcher: UpstreamEvents, LoopTimerTarget {
                 }
                 self.stopWaiting(zoneBusy ? .gaveUp : .emptied)
             }
+            if open.reason == .retry { self.retryFoundZoneBusy = self.candidates.untriedBusyRetryAfter }
             return self.perform(self.machine.noCandidate(open.attempt))
         }
         self.stopWaiting(.served)
+        self.retryFoundZoneBusy = nil
         // The privacy invariant, checked again here (CandidateList and the registry filter by zone):
         // should it ever break, the attempt is refused and logged, never served and never a crash.
         guard lease.zone == self.request.zone else {
