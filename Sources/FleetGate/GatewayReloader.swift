@@ -49,7 +49,8 @@ public final class GatewayReloader: Sendable {
         var regions = false
         var certificates = false
         var apiKeys = false
-        var any: Bool { self.whole || self.regions || self.certificates || self.apiKeys }
+        var appKeys = false
+        var any: Bool { self.whole || self.regions || self.certificates || self.apiKeys || self.appKeys }
     }
 
     /// Records a reload's outcome on `/metrics`: `flag` set while its last attempt was refused, and the
@@ -163,7 +164,13 @@ public final class GatewayReloader: Sendable {
 
     /// The application key file's reload (``GatewayCore/reloadKeys()``), coalesced the same way.
     func reloadKeys(on eventLoop: any EventLoop) -> EventLoopFuture<Result<Int, KeyFileError>> {
-        self.keyReloadRuns.run(on: eventLoop) { [core] in Result { () throws(KeyFileError) in try core.reloadKeys() } }
+        self.keyReloadRuns.run(on: eventLoop) {
+            let result = Result { () throws(KeyFileError) in try self.core.reloadKeys() }
+            // A refused application key file shows on `/metrics` as the other files do.
+            let refused = if case .failure = result { true } else { false }
+            self.record(\.appKeys, refused: refused)
+            return result
+        }
     }
 
     /// Reloads; one reload at a time.

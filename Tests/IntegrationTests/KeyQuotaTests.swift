@@ -124,6 +124,32 @@ struct KeyQuotaTests {
             #expect(afterReload.0?.status == .ok, "\(afterReload.1)")
             let metrics = String(decoding: fleet.gateway.prometheus.emitToBuffer(), as: UTF8.self)
             #expect(metrics.contains("fleet_key_requests_total{key=\"slow\",result=\"requests_per_second\"} 1"))
+
+            // A key file that does not load is refused, and says so on /metrics as every other refused
+            // reload does (fleet_config_last_reload_successful 0: the alert FleetConfigReloadFailed).
+            func reloadGauge() -> Bool {
+                String(decoding: fleet.gateway.prometheus.emitToBuffer(), as: UTF8.self).split(separator: "\n")
+                    .contains { $0.hasPrefix("fleet_config_last_reload_successful 1") }
+            }
+            func reloadKeys() async throws -> String {
+                try await Subprocess.run(
+                    "curl",
+                    [
+                        "-s", "-X", "POST", "-H", "content-type: application/json",
+                        "http://127.0.0.1:\(fleet.adminPort)/admin/keys/reload",
+                    ]
+                ).stdout
+            }
+            #expect(reloadGauge())
+            try "keys:\n  - name: broken\n    sha256: not-a-digest\n".write(to: file, atomically: true, encoding: .utf8)
+            let refused = try await reloadKeys()
+            #expect(refused.contains("invalid_key_file"), "\(refused)")
+            #expect(!reloadGauge(), "the refusal shows on /metrics")
+            #expect(try await post("sk-new").0?.status == .ok, "the running keys stay")
+            try "keys:\n  - name: new\n    sha256: \(Self.sha("sk-new"))\n".write(
+                to: file, atomically: true, encoding: .utf8)
+            #expect(try await reloadKeys() == "{\"keys\":1}")
+            #expect(reloadGauge())
         }
     }
 
