@@ -12,9 +12,12 @@ package import NIOCore
 /// 2. PING and SETTINGS frames per second (floods that make us queue ACKs);
 /// 3. CONTINUATION frames after one HEADERS frame (CVE-2024-27316: an endless header block);
 /// 4. header lists over SETTINGS_MAX_HEADER_LIST_SIZE per minute (an HPACK bomb: the handler stops
-///    decoding the block and resets the stream; a peer that keeps doing it is cut off).
+///    decoding the block and resets the stream; a peer that keeps doing it is cut off);
+/// 5. frames that carry nothing for us, per second: empty DATA frames without END_STREAM
+///    (CVE-2019-9518), WINDOW_UPDATE and PRIORITY frames (helper-85: 16–20 million a second on one
+///    connection held a core, and none was ever refused). Envoy bounds the same three.
 ///
-/// DATA frames are not counted: nothing here runs per DATA frame.
+/// A DATA frame with data is not counted: nothing here runs for it.
 package struct DOSHeuristics {
     /// What the handler should do after an event.
     package enum Verdict: Equatable, Sendable {
@@ -28,6 +31,9 @@ package struct DOSHeuristics {
     private var pings: RateLimit
     private var settings: RateLimit
     private var oversizedHeaderLists: RateLimit
+    private var emptyDataFrames: RateLimit
+    private var windowUpdates: RateLimit
+    private var priorities: RateLimit
     private let maxContinuationFrames: Int
     private var continuationFrames = 0
 
@@ -35,7 +41,9 @@ package struct DOSHeuristics {
     /// - Parameter configuration: ``HTTP2Configuration/maxResetsPerSecond``,
     ///   ``HTTP2Configuration/maxPingsPerSecond``, ``HTTP2Configuration/maxSettingsPerSecond``,
     ///   ``HTTP2Configuration/maxContinuationFrames`` and
-    ///   ``HTTP2Configuration/maxOversizedHeaderListsPerMinute`` are read.
+    ///   ``HTTP2Configuration/maxOversizedHeaderListsPerMinute``,
+    ///   ``HTTP2Configuration/maxEmptyDataFramesPerSecond``, ``HTTP2Configuration/maxWindowUpdatesPerSecond``
+    ///   and ``HTTP2Configuration/maxPrioritiesPerSecond`` are read.
     package init(configuration: HTTP2Configuration) {
         self.resets = RateLimit(maximum: configuration.maxResetsPerSecond, window: .seconds(1))
         self.pings = RateLimit(maximum: configuration.maxPingsPerSecond, window: .seconds(1))
@@ -43,6 +51,9 @@ package struct DOSHeuristics {
         self.oversizedHeaderLists = RateLimit(
             maximum: configuration.maxOversizedHeaderListsPerMinute, window: .seconds(60))
         self.maxContinuationFrames = configuration.maxContinuationFrames
+        self.emptyDataFrames = RateLimit(maximum: configuration.maxEmptyDataFramesPerSecond, window: .seconds(1))
+        self.windowUpdates = RateLimit(maximum: configuration.maxWindowUpdatesPerSecond, window: .seconds(1))
+        self.priorities = RateLimit(maximum: configuration.maxPrioritiesPerSecond, window: .seconds(1))
     }
 
     /// A RST_STREAM frame arrived at `now`, or the peer sent a frame that makes us reset a stream.
@@ -53,6 +64,15 @@ package struct DOSHeuristics {
 
     /// A SETTINGS frame (not an ACK) arrived at `now`.
     package mutating func receivedSettings(at now: NIODeadline) -> Verdict { self.settings.record(at: now) }
+
+    /// A DATA frame without data (padding aside) and without END_STREAM arrived at `now`.
+    package mutating func receivedEmptyData(at now: NIODeadline) -> Verdict { self.emptyDataFrames.record(at: now) }
+
+    /// A WINDOW_UPDATE frame arrived at `now`.
+    package mutating func receivedWindowUpdate(at now: NIODeadline) -> Verdict { self.windowUpdates.record(at: now) }
+
+    /// A PRIORITY frame arrived at `now`.
+    package mutating func receivedPriority(at now: NIODeadline) -> Verdict { self.priorities.record(at: now) }
 
     /// A header block went over the header-list limit at `now` (its decoding was stopped).
     package mutating func receivedOversizedHeaderList(at now: NIODeadline) -> Verdict {

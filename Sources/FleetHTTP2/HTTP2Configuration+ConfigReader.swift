@@ -20,7 +20,8 @@ extension HTTP2Configuration {
     /// - `stallTimeoutSeconds` (double, 0 = never): close a connection whose writes make no progress.
     /// - `gracefulShutdownTimeoutSeconds` (double): after GOAWAY, how long streams may take.
     /// - `keepaliveIntervalSeconds` (double, 0 = off), `keepaliveTimeoutSeconds` (double): keepalive PINGs.
-    /// - `maxResetsPerSecond`, `maxContinuationFrames`, `maxPingsPerSecond`, `maxSettingsPerSecond` (int): abuse limits.
+    /// - `maxResetsPerSecond`, `maxContinuationFrames`, `maxPingsPerSecond`, `maxSettingsPerSecond`,
+    ///   `maxEmptyDataFramesPerSecond`, `maxWindowUpdatesPerSecond`, `maxPrioritiesPerSecond` (int): abuse limits.
     /// - `maxOversizedHeaderListsPerMinute` (int): header lists over the limit before GOAWAY ENHANCE_YOUR_CALM.
     /// - `http1HeaderTimeoutSeconds`, `http1KeepAliveTimeoutSeconds` (double): HTTP/1.1 head and idle keep-alive limits.
     ///
@@ -46,7 +47,10 @@ extension HTTP2Configuration {
             maxResetsPerSecond: try config.int("maxResetsPerSecond", in: 1...1_000_000),
             maxContinuationFrames: try config.int("maxContinuationFrames", in: 0...1_000_000),
             maxPingsPerSecond: try config.int("maxPingsPerSecond", in: 1...1_000_000),
-            maxSettingsPerSecond: try config.int("maxSettingsPerSecond", in: 1...1_000_000)
+            maxSettingsPerSecond: try config.int("maxSettingsPerSecond", in: 1...1_000_000),
+            maxEmptyDataFramesPerSecond: try config.int("maxEmptyDataFramesPerSecond", in: 1...1_000_000),
+            maxWindowUpdatesPerSecond: try config.int("maxWindowUpdatesPerSecond", in: 1...10_000_000),
+            maxPrioritiesPerSecond: try config.int("maxPrioritiesPerSecond", in: 1...10_000_000)
         )
         guard self.outboundLowWatermark < self.outboundHighWatermark else {
             throw ConfigurationError(
@@ -111,6 +115,13 @@ extension HTTP2Configuration {
                 "CONTINUATION frames allowed after one HEADERS frame (CVE-2024-27316)."),
             .int("maxPingsPerSecond", d.maxPingsPerSecond, "PING frames a peer may send per second."),
             .int("maxSettingsPerSecond", d.maxSettingsPerSecond, "SETTINGS frames a peer may send per second."),
+            .int(
+                "maxEmptyDataFramesPerSecond", d.maxEmptyDataFramesPerSecond,
+                "Empty DATA frames without END_STREAM a peer may send per second (CVE-2019-9518)."),
+            .int(
+                "maxWindowUpdatesPerSecond", d.maxWindowUpdatesPerSecond,
+                "WINDOW_UPDATE frames a peer may send per second."),
+            .int("maxPrioritiesPerSecond", d.maxPrioritiesPerSecond, "PRIORITY frames a peer may send per second."),
         ])
     }
 }

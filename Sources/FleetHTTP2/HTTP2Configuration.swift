@@ -54,6 +54,13 @@ public struct HTTP2Configuration: Sendable {
     public var maxPingsPerSecond: Int
     /// SETTINGS frames (not ACKs) a peer may send in one second.
     public var maxSettingsPerSecond: Int
+    /// Empty DATA frames without END_STREAM a peer may send in one second (CVE-2019-9518: each
+    /// asks work of us and carries nothing).
+    public var maxEmptyDataFramesPerSecond: Int
+    /// WINDOW_UPDATE frames a peer may send in one second (a flood of 1-byte increments).
+    public var maxWindowUpdatesPerSecond: Int
+    /// PRIORITY frames a peer may send in one second (RFC 9113 deprecates them; a flood costs us).
+    public var maxPrioritiesPerSecond: Int
 
     public init(
         maxConcurrentStreams: Int = 256,
@@ -75,7 +82,10 @@ public struct HTTP2Configuration: Sendable {
         maxResetsPerSecond: Int = 200,
         maxContinuationFrames: Int = 16,
         maxPingsPerSecond: Int = 50,
-        maxSettingsPerSecond: Int = 50
+        maxSettingsPerSecond: Int = 50,
+        maxEmptyDataFramesPerSecond: Int = 100,
+        maxWindowUpdatesPerSecond: Int = 10_000,
+        maxPrioritiesPerSecond: Int = 1_000
     ) {
         self.maxConcurrentStreams = maxConcurrentStreams
         self.initialStreamWindowSize = initialStreamWindowSize
@@ -97,6 +107,9 @@ public struct HTTP2Configuration: Sendable {
         self.maxContinuationFrames = maxContinuationFrames
         self.maxPingsPerSecond = maxPingsPerSecond
         self.maxSettingsPerSecond = maxSettingsPerSecond
+        self.maxEmptyDataFramesPerSecond = maxEmptyDataFramesPerSecond
+        self.maxWindowUpdatesPerSecond = maxWindowUpdatesPerSecond
+        self.maxPrioritiesPerSecond = maxPrioritiesPerSecond
     }
 
     /// The defaults.

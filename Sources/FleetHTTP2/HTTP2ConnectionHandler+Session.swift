@@ -98,6 +98,21 @@ extension HTTP2ConnectionHandler {
         self.enforce(self.dos.receivedReset(at: self.coarseNow))
     }
 
+    /// A DATA frame with no data and without END_STREAM arrived.
+    func receivedEmptyData() {
+        self.enforce(self.dos.receivedEmptyData(at: self.coarseNow))
+    }
+
+    /// A WINDOW_UPDATE frame arrived (nghttp2 applies it).
+    func receivedWindowUpdate() {
+        self.enforce(self.dos.receivedWindowUpdate(at: self.coarseNow))
+    }
+
+    /// A PRIORITY frame arrived (nghttp2 applies it).
+    func receivedPriority() {
+        self.enforce(self.dos.receivedPriority(at: self.coarseNow))
+    }
+
     /// A PING (not an ACK) arrived; nghttp2 answers it.
     func receivedPing() {
         self.enforce(self.dos.receivedPing(at: self.coarseNow))

@@ -123,6 +123,30 @@ struct AbuseTests {
         }
     }
 
+    /// helper-85: frames that carry nothing for us, at 16–20 million a second on one connection, held a
+    /// core for as long as the peer liked and were never refused (Envoy and swift-nio-http2 bound them).
+    @Test(
+        "Floods of empty DATA (CVE-2019-9518), WINDOW_UPDATE and PRIORITY frames → ENHANCE_YOUR_CALM",
+        arguments: ["empty DATA", "WINDOW_UPDATE", "PRIORITY"])
+    func emptyFrameFloods(kind: String) async throws {
+        let configuration = HTTP2Configuration(
+            maxEmptyDataFramesPerSecond: 100, maxWindowUpdatesPerSecond: 1_000, maxPrioritiesPerSecond: 100)
+        try await withTestServer(configuration: configuration) { port in
+            // An open request whose body never comes, then 5,000 frames.
+            var flood = Frames.headers(stream: 1, block: Frames.requestBlock(path: "/echo"), endStream: false)
+            for i in 0..<5_000 {
+                switch kind {
+                case "empty DATA": flood += Frames.frame(0x0, stream: 1)
+                case "WINDOW_UPDATE": flood += Frames.windowUpdate(stream: i % 2 == 0 ? 0 : 1, increment: 1)
+                default: flood += Frames.frame(0x2, stream: 3 + 2 * UInt32(i), [0, 0, 0, 1, 15])  // PRIORITY, idle streams
+                }
+            }
+            async let codes = self.goAwayCodes(port: port, flood: flood)
+            try await self.wellBehaved(port: port)
+            #expect(try await codes == [0xB])
+        }
+    }
+
     /// An HPACK integer with an `prefixBits`-bit prefix (RFC 7541 §5.1).
     static func hpackInteger(_ value: Int, prefixBits: Int, flags: UInt8) -> [UInt8] {
         let max = (1 << prefixBits) - 1

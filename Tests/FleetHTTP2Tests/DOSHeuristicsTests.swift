@@ -9,7 +9,8 @@ struct DOSHeuristicsTests {
     static let start = NIODeadline.uptimeNanoseconds(1_000_000_000)
     static let configuration = HTTP2Configuration(
         maxOversizedHeaderListsPerMinute: 4, maxResetsPerSecond: 2, maxContinuationFrames: 2, maxPingsPerSecond: 1,
-        maxSettingsPerSecond: 1)
+        maxSettingsPerSecond: 1, maxEmptyDataFramesPerSecond: 2, maxWindowUpdatesPerSecond: 3, maxPrioritiesPerSecond: 1
+    )
 
     /// A frame event, at milliseconds after ``start`` where time counts.
     enum Event: Sendable, CustomTestStringConvertible {
@@ -17,6 +18,9 @@ struct DOSHeuristicsTests {
         case ping(ms: Int64)
         case settings(ms: Int64)
         case oversizedHeaderList(ms: Int64)
+        case emptyData(ms: Int64)
+        case windowUpdate(ms: Int64)
+        case priority(ms: Int64)
         case headers
         case continuation
 
@@ -29,6 +33,9 @@ struct DOSHeuristicsTests {
             case .ping(let ms): return dos.receivedPing(at: at(ms))
             case .settings(let ms): return dos.receivedSettings(at: at(ms))
             case .oversizedHeaderList(let ms): return dos.receivedOversizedHeaderList(at: at(ms))
+            case .emptyData(let ms): return dos.receivedEmptyData(at: at(ms))
+            case .windowUpdate(let ms): return dos.receivedWindowUpdate(at: at(ms))
+            case .priority(let ms): return dos.receivedPriority(at: at(ms))
             case .headers:
                 dos.receivedHeadersFrame()
                 return .permitted
@@ -62,6 +69,15 @@ struct DOSHeuristicsTests {
                 (.oversizedHeaderList(ms: 0), ok), (.oversizedHeaderList(ms: 1_000), ok),
                 (.oversizedHeaderList(ms: 2_000), ok), (.oversizedHeaderList(ms: 3_000), ok),
                 (.oversizedHeaderList(ms: 10_000), calm), (.oversizedHeaderList(ms: 71_000), ok),
+            ]
+        ),
+        (
+            "helper-85: empty DATA, WINDOW_UPDATE and PRIORITY frames each have a budget a second of their own",
+            [
+                (.emptyData(ms: 0), ok), (.windowUpdate(ms: 0), ok), (.priority(ms: 0), ok), (.emptyData(ms: 10), ok),
+                (.windowUpdate(ms: 10), ok), (.windowUpdate(ms: 20), ok), (.emptyData(ms: 30), calm),
+                (.windowUpdate(ms: 40), calm), (.priority(ms: 50), calm), (.priority(ms: 1_050), ok),
+                (.emptyData(ms: 1_100), ok),
             ]
         ),
         (

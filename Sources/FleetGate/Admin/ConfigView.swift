@@ -76,6 +76,9 @@ struct ConfigView: Encodable {
                 "maxContinuationFrames": Double(h.maxContinuationFrames),
                 "maxPingsPerSecond": Double(h.maxPingsPerSecond),
                 "maxSettingsPerSecond": Double(h.maxSettingsPerSecond),
+                "maxEmptyDataFramesPerSecond": Double(h.maxEmptyDataFramesPerSecond),
+                "maxWindowUpdatesPerSecond": Double(h.maxWindowUpdatesPerSecond),
+                "maxPrioritiesPerSecond": Double(h.maxPrioritiesPerSecond),
             ]
         }
         let l = c.listeners

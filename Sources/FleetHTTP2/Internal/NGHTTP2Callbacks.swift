@@ -62,7 +62,15 @@ enum NGHTTP2Callbacks {
         case NGHTTP2_HEADERS.rawValue:
             handler.receivedHeaders(streamID: frame.hd.stream_id, endStream: endStream)
         case NGHTTP2_DATA.rawValue:
-            if endStream { handler.receivedEndOfData(streamID: frame.hd.stream_id) }
+            if endStream {
+                handler.receivedEndOfData(streamID: frame.hd.stream_id)
+            } else if frame.hd.length <= frame.data.padlen {
+                handler.receivedEmptyData()  // no data, only padding at most
+            }
+        case NGHTTP2_WINDOW_UPDATE.rawValue:
+            handler.receivedWindowUpdate()
+        case NGHTTP2_PRIORITY.rawValue:
+            handler.receivedPriority()
         case NGHTTP2_RST_STREAM.rawValue:
             handler.receivedReset()
         case NGHTTP2_PING.rawValue:
