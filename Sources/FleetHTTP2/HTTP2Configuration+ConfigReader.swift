@@ -49,8 +49,8 @@ extension HTTP2Configuration {
             maxPingsPerSecond: try config.int("maxPingsPerSecond", in: 1...1_000_000),
             maxSettingsPerSecond: try config.int("maxSettingsPerSecond", in: 1...1_000_000),
             maxEmptyDataFramesPerSecond: try config.int("maxEmptyDataFramesPerSecond", in: 1...1_000_000),
-            maxWindowUpdatesPerSecond: try config.int("maxWindowUpdatesPerSecond", in: 1...10_000_000),
-            maxPrioritiesPerSecond: try config.int("maxPrioritiesPerSecond", in: 1...10_000_000)
+            maxWindowUpdatesPerSecond: try config.int("maxWindowUpdatesPerSecond", in: 1...1_000_000),
+            maxPrioritiesPerSecond: try config.int("maxPrioritiesPerSecond", in: 1...1_000_000)
         )
         guard self.outboundLowWatermark < self.outboundHighWatermark else {
             throw ConfigurationError(

@@ -127,7 +127,7 @@ struct AbuseTests {
     /// core for as long as the peer liked and were never refused (Envoy and swift-nio-http2 bound them).
     @Test(
         "Floods of empty DATA (CVE-2019-9518), WINDOW_UPDATE and PRIORITY frames → ENHANCE_YOUR_CALM",
-        arguments: ["empty DATA", "WINDOW_UPDATE", "PRIORITY"])
+        arguments: ["empty DATA", "padded empty DATA", "WINDOW_UPDATE", "PRIORITY"])
     func emptyFrameFloods(kind: String) async throws {
         let configuration = HTTP2Configuration(
             maxEmptyDataFramesPerSecond: 100, maxWindowUpdatesPerSecond: 1_000, maxPrioritiesPerSecond: 100)
@@ -137,6 +137,7 @@ struct AbuseTests {
             for i in 0..<5_000 {
                 switch kind {
                 case "empty DATA": flood += Frames.frame(0x0, stream: 1)
+                case "padded empty DATA": flood += Frames.frame(0x0, flags: 0x8, stream: 1, [2, 0, 0])  // padding only
                 case "WINDOW_UPDATE": flood += Frames.windowUpdate(stream: i % 2 == 0 ? 0 : 1, increment: 1)
                 default: flood += Frames.frame(0x2, stream: 3 + 2 * UInt32(i), [0, 0, 0, 1, 15])  // PRIORITY, idle streams
                 }
@@ -144,6 +145,51 @@ struct AbuseTests {
             async let codes = self.goAwayCodes(port: port, flood: flood)
             try await self.wellBehaved(port: port)
             #expect(try await codes == [0xB])
+        }
+    }
+
+    /// helper-86: on a stream that has ended nghttp2 drops WINDOW_UPDATE and PRIORITY frames before
+    /// `on_frame_recv`, so they are counted from `on_begin_frame`.
+    @Test("WINDOW_UPDATE and PRIORITY floods on a stream that has ended → ENHANCE_YOUR_CALM", arguments: [0x8, 0x2])
+    func floodsOnAnEndedStream(type: UInt8) async throws {
+        try await withTestServer(
+            configuration: HTTP2Configuration(maxWindowUpdatesPerSecond: 1_000, maxPrioritiesPerSecond: 100)
+        ) { port in
+            let (channel, raw) = try await RawClient.connect(port: port)
+            try await channel.writeAndFlush(
+                ByteBuffer(
+                    bytes: Frames.preface + Frames.settings() + Frames.settingsAck
+                        + Frames.headers(stream: 1, block: Frames.requestBlock())))
+            // Stream 1 is answered and closed before the flood.
+            for _ in 0..<200
+            where !String(decoding: raw.received.withLock { $0 }, as: UTF8.self).contains("Hello, world") {
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            let payload: [UInt8] = type == 0x8 ? [0, 0, 0, 1] : [0, 0, 0, 0, 15]
+            try await channel.writeAndFlush(
+                ByteBuffer(bytes: (0..<5_000).flatMap { _ in Frames.frame(type, stream: 1, payload) }))
+            try await channel.closeFuture.get()
+            #expect(Frames.parse(raw.received.withLock { $0 }).compactMap(\.goAwayCode) == [0xB])
+        }
+    }
+
+    @Test("A body in 3,000 one-byte DATA frames and a padded empty frame is served, not taken for a flood")
+    func smallDataFramesAreNotAFlood() async throws {
+        try await withTestServer(configuration: HTTP2Configuration(maxEmptyDataFramesPerSecond: 2)) { port in
+            let (channel, raw) = try await RawClient.connect(port: port)
+            var bytes = Frames.preface + Frames.settings() + Frames.settingsAck
+            bytes += Frames.headers(stream: 1, block: Frames.requestBlock(path: "/echo"), endStream: false)
+            for _ in 0..<3_000 { bytes += Frames.frame(0x0, stream: 1, [0x61]) }
+            bytes += Frames.frame(0x0, flags: 0x8, stream: 1, [2, 0, 0])  // PADDED: no data, two bytes of padding
+            bytes += Frames.frame(0x0, flags: 0x1, stream: 1)  // END_STREAM
+            try await channel.writeAndFlush(ByteBuffer(bytes: bytes))
+            for _ in 0..<300 where raw.received.withLock({ $0.count }) < 3_000 {
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            let frames = Frames.parse(raw.received.withLock { $0 })
+            #expect(frames.compactMap(\.goAwayCode).isEmpty)
+            #expect(raw.received.withLock { $0.count } >= 3_000, "the echoed body")
+            try await channel.close()
         }
     }
 

@@ -26,13 +26,17 @@ enum NGHTTP2Callbacks {
         Unmanaged<HTTP2ConnectionHandler>.fromOpaque(userData!).takeUnretainedValue()
     }
 
-    /// Only the starts of header blocks matter here (CONTINUATION counting); DATA frames pass through.
+    /// The starts of header blocks (CONTINUATION counting), and WINDOW_UPDATE and PRIORITY frames:
+    /// counted here, before nghttp2 looks up their stream, because on a closed stream it drops them
+    /// without `on_frame_recv` (helper-86: a flood on a stream that had ended went uncounted). DATA
+    /// frames pass through.
     static let onBeginFrame: nghttp2_on_begin_frame_callback = { _, hd, userData in
-        let type = UInt32(hd!.pointee.type)
-        if type == NGHTTP2_HEADERS.rawValue {
-            handler(userData).receivedHeadersFrameHeader()
-        } else if type == NGHTTP2_CONTINUATION.rawValue {
-            handler(userData).receivedContinuationFrameHeader()
+        switch UInt32(hd!.pointee.type) {
+        case NGHTTP2_HEADERS.rawValue: handler(userData).receivedHeadersFrameHeader()
+        case NGHTTP2_CONTINUATION.rawValue: handler(userData).receivedContinuationFrameHeader()
+        case NGHTTP2_WINDOW_UPDATE.rawValue: handler(userData).receivedWindowUpdate()
+        case NGHTTP2_PRIORITY.rawValue: handler(userData).receivedPriority()
+        default: break
         }
         return 0
     }
@@ -65,12 +69,11 @@ enum NGHTTP2Callbacks {
             if endStream {
                 handler.receivedEndOfData(streamID: frame.hd.stream_id)
             } else if frame.hd.length <= frame.data.padlen {
-                handler.receivedEmptyData()  // no data, only padding at most
+                // No data, only padding at most. (On a closed stream nghttp2 drops a DATA frame before
+                // any callback: such a flood costs us what it costs the peer to send, as unknown frame
+                // types do.)
+                handler.receivedEmptyData()
             }
-        case NGHTTP2_WINDOW_UPDATE.rawValue:
-            handler.receivedWindowUpdate()
-        case NGHTTP2_PRIORITY.rawValue:
-            handler.receivedPriority()
         case NGHTTP2_RST_STREAM.rawValue:
             handler.receivedReset()
         case NGHTTP2_PING.rawValue:
