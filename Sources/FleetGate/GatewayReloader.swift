@@ -182,9 +182,10 @@ public final class GatewayReloader: Sendable {
         do {
             let report = try self.serial.withLock { _ in try self.reloadLocked(regionsOnly: regionsOnly) }
             self.core.metrics.reloadOK.increment()
-            // A whole reload loads the certificates and the keys too.
+            // A whole reload loads the certificates and the API keys too, not the application key file
+            // (``reloadKeys(on:)``): a refused one stays refused (helper-86).
             self.refused.withLock { refused in
-                if regionsOnly { refused.regions = false } else { refused = Refusals() }
+                if regionsOnly { refused.regions = false } else { refused = Refusals(appKeys: refused.appKeys) }
                 if !refused.any { self.core.metrics.reloaded(successfully: true) }
             }
             self.core.logger.info(

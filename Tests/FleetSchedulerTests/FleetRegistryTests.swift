@@ -82,6 +82,11 @@ struct FleetRegistryTests {
         let job = registry.acquire(id, for: request(), now: 0)
         #expect(job != nil && registry.availableCount(model: "m", zone: "eu") == 0)
         #expect(registry.hasBusyCapacity(model: "m", zone: "eu", now: 0))  // full, not gone
+        // Cars a request already tried do not count (a retry that found nobody else).
+        let (other, _) = registry.register(descriptor("b", slots: 1), state: parked)
+        #expect(registry.hasBusyCapacity(model: "m", zone: "eu", now: 0, excluding: [id]))
+        #expect(!registry.hasBusyCapacity(model: "m", zone: "eu", now: 0, excluding: [id, other]))
+        registry.remove(other)
         #expect(!registry.hasBusyCapacity(model: "m", zone: "us", now: 0))
         #expect(!registry.hasBusyCapacity(model: "other", zone: "eu", now: 0))
         for (name, state) in [

@@ -145,6 +145,16 @@ struct KeyQuotaTests {
             let refused = try await reloadKeys()
             #expect(refused.contains("invalid_key_file"), "\(refused)")
             #expect(!reloadGauge(), "the refusal shows on /metrics")
+            // A whole reload does not read the application key file: the refusal stands (helper-86).
+            let whole = try await Subprocess.run(
+                "curl",
+                [
+                    "-s", "-X", "POST", "-H", "content-type: application/json",
+                    "http://127.0.0.1:\(fleet.adminPort)/admin/reload",
+                ]
+            ).stdout
+            #expect(whole.contains("restartRequired") && !whole.contains("error"), "\(whole)")
+            #expect(!reloadGauge(), "a whole reload leaves the key file's refusal on /metrics")
             #expect(try await post("sk-new").0?.status == .ok, "the running keys stay")
             try "keys:\n  - name: new\n    sha256: \(Self.sha("sk-new"))\n".write(
                 to: file, atomically: true, encoding: .utf8)

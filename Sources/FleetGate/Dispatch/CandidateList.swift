@@ -163,7 +163,9 @@ struct CandidateList {
 
     /// When a retry found no candidate, the `Retry-After` for the request's refusal if capacity it has
     /// not tried is only busy: another car held back by its slots or a back-off, or the zone's central
-    /// capacity at its bound. Nil when what is left was all tried: the failures are the answer.
+    /// capacity at its bound when none of it was tried (the directory cannot tell a tried endpoint's
+    /// bound from an untried one's; helper-86). Nil when what is left was all tried: the failures are
+    /// the answer.
     var untriedBusyRetryAfter: Int? {
         if !self.centralOnly
             && self.core.registry.hasBusyCapacity(
@@ -171,7 +173,7 @@ struct CandidateList {
         {
             return 1
         }
-        return self.centralBusyRetryAfter
+        return self.triedCentral.isEmpty ? self.centralBusyRetryAfter : nil
     }
 
     /// When the zone has central capacity for the request's model and all of it is busy — at its

@@ -172,6 +172,7 @@ extension Dispatcher {
                 "An upstream failed to serve this request, and every other car and central endpoint in privacy zone '\(self.request.zone)' that serves this model is busy. Retry after \(seconds) s.",
                 retryAfter: seconds)
             self.core.metrics.shed(reason: "zone_busy")
+            self.core.metrics.fleetState.zoneRefused(self.request.zone)
             self.refusedBusy = true
         case .attemptsExhausted(let label):
             let labels = self.failureLabels.isEmpty ? label : self.failureLabels.joined(separator: ", ")

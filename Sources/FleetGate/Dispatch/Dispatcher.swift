@@ -143,7 +143,7 @@ final class Dispatcher: UpstreamEvents, LoopTimerTarget {
     /// Whether a first attempt found no candidate because a lost stream waits in the zone: the zone
     /// is full, so the refusal is 503 `server_overloaded`.
     var yieldedToWaiter = false
-    /// When a retry found no candidate while capacity the request had not tried was only busy, the
+    /// When a retry (or a `stream: false` restart) found no candidate while capacity the request had not tried was only busy, the
     /// `Retry-After` of its refusal: the zone is full, so it is 503 `server_overloaded`, not the failed
     /// attempt's 502 (``CapacityWait``; helper-84).
     var retryFoundZoneBusy: Int?
@@ -258,7 +258,9 @@ final class Dispatcher: UpstreamEvents, LoopTimerTarget {
                 }
                 self.stopWaiting(zoneBusy ? .gaveUp : .emptied)
             }
-            if open.reason == .retry { self.retryFoundZoneBusy = self.candidates.untriedBusyRetryAfter }
+            if open.reason == .retry || open.reason == .restart {
+                self.retryFoundZoneBusy = self.candidates.untriedBusyRetryAfter
+            }
             return self.perform(self.machine.noCandidate(open.attempt))
         }
         self.stopWaiting(.served)
