@@ -1,10 +1,13 @@
 """Shared helpers for the benchmark scripts: processes, CPU from /proc, free ports, medians."""
 import os
+import re
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -138,3 +141,44 @@ def percentile(values, p):
         return float("nan")
     k = min(len(values) - 1, max(0, int(round(p / 100 * (len(values) - 1)))))
     return values[k]
+
+
+def start_token_fleet(bin_dir, runtime_ports, policy=None, log_dir=None):
+    """`fleetgate serve` in token mode on free loopback ports, and one `fleet-agent run --engine openai-local`
+    car (4 slots, HW4, eu-central) in front of each runtime in `runtime_ports`; returns (processes, ports)
+    once every car is registered. `ports` maps client, tunnel and admin to their ports; the gateway logs to
+    `log_dir`/gateway.log (a new temporary directory by default), the agents to agent-N.log."""
+    log_dir = log_dir or tempfile.mkdtemp(prefix="fleet-")
+    env = dict(os.environ, FLEETGATE_FLEET_SECRET="0123456789abcdef-bench-secret")
+    log_path = f"{log_dir}/gateway.log"
+    command = [f"{bin_dir}/fleetgate", "serve", "--tunnel-auth", "token", "--client-port", "0", "--tunnel-port", "0",
+               "--admin-port", "0"] + (["--dispatch-policy", policy] if policy else [])
+    processes = [subprocess.Popen(command, env=env, stdout=open(log_path, "w"), stderr=subprocess.STDOUT)]
+    try:
+        ports = {}
+        for _ in range(100):
+            ports = {name: int(port) for port, name in
+                     re.findall(r"127\.0\.0\.1:(\d+) fleet\.listener=(\w+)", open(log_path).read())}
+            if {"client", "tunnel", "admin"} <= ports.keys():
+                break
+            time.sleep(0.1)
+        for i, runtime_port in enumerate(runtime_ports):
+            vehicle = f"car-{i}"
+            token = subprocess.check_output([f"{bin_dir}/fleetgate", "token", "issue", "--vehicle-id", vehicle,
+                                             "--region", "eu-central", "--days", "1"], env=env, text=True).strip()
+            processes.append(subprocess.Popen(
+                [f"{bin_dir}/fleet-agent", "run", "--engine", "openai-local",
+                 "--upstream", f"http://127.0.0.1:{runtime_port}/v1", "--slots", "4",
+                 "--gateway", f"127.0.0.1:{ports['tunnel']}", "--vehicle-id", vehicle, "--region", "eu-central",
+                 "--hardware", "hw4"], env=dict(env, FLEET_AGENT_TOKEN=token),
+                stdout=open(f"{log_dir}/agent-{i}.log", "w"), stderr=subprocess.STDOUT))
+        for _ in range(100):
+            ready = urllib.request.urlopen(f"http://127.0.0.1:{ports['admin']}/readyz").read().decode()
+            if f'"cars":{len(runtime_ports)}' in ready:
+                break
+            time.sleep(0.1)
+        return processes, ports
+    except BaseException:
+        for process in reversed(processes):
+            stop(process)
+        raise

@@ -18,10 +18,10 @@ Retry-After as the SDKs do. Prints how many failed and
 with what, the latency percentiles, the POSTs each runtime got, and the gateway's hedge and retry
 counters. Loopback only; stops by itself.
 """
-import argparse, collections, itertools, json, os, random, re, subprocess, tempfile, threading, time, urllib.request
+import argparse, collections, itertools, json, random, threading, time, urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from bench_common import percentile, stop
+from bench_common import percentile, start_token_fleet, stop
 
 ERROR = b'{"error":{"message":"the runtime failed","type":"server_error"}}'
 
@@ -111,35 +111,9 @@ def main():
                for i, mode in enumerate(modes)]
     for server in servers:
         threading.Thread(target=server.serve_forever, daemon=True).start()
-    env = dict(os.environ, FLEETGATE_FLEET_SECRET="0123456789abcdef-hostile-secret")
-    work = tempfile.mkdtemp(prefix="hostile-runtimes-")
-    log_path = f"{work}/gateway.log"
-    command = [f"{args.bin}/fleetgate", "serve", "--tunnel-auth", "token", "--client-port", "0", "--tunnel-port", "0",
-               "--admin-port", "0"] + (["--dispatch-policy", args.policy] if args.policy else [])
-    processes = [subprocess.Popen(command, env=env, stdout=open(log_path, "w"), stderr=subprocess.STDOUT)]
+    processes, ports = start_token_fleet(args.bin, [server.server_address[1] for server in servers], args.policy)
+    admin = f"http://127.0.0.1:{ports['admin']}"
     try:
-        ports = {}
-        for _ in range(100):
-            ports = {name: int(port) for port, name in
-                     re.findall(r"127\.0\.0\.1:(\d+) fleet\.listener=(\w+)", open(log_path).read())}
-            if {"client", "tunnel", "admin"} <= ports.keys():
-                break
-            time.sleep(0.1)
-        for i, server in enumerate(servers):
-            vehicle = f"car-{i}"
-            token = subprocess.check_output([f"{args.bin}/fleetgate", "token", "issue", "--vehicle-id", vehicle,
-                                             "--region", "eu-central", "--days", "1"], env=env, text=True).strip()
-            processes.append(subprocess.Popen(
-                [f"{args.bin}/fleet-agent", "run", "--engine", "openai-local",
-                 "--upstream", f"http://127.0.0.1:{server.server_address[1]}/v1", "--slots", "4",
-                 "--gateway", f"127.0.0.1:{ports['tunnel']}", "--vehicle-id", vehicle, "--region", "eu-central",
-                 "--hardware", "hw4"], env=dict(env, FLEET_AGENT_TOKEN=token),
-                stdout=open(f"{work}/agent-{i}.log", "w"), stderr=subprocess.STDOUT))
-        admin = f"http://127.0.0.1:{ports['admin']}"
-        for _ in range(100):
-            if f'"cars":{len(modes)}' in urllib.request.urlopen(f"{admin}/readyz").read().decode():
-                break
-            time.sleep(0.1)
         results, lock, end = [], threading.Lock(), time.time() + args.duration
 
         def client():

@@ -14,10 +14,10 @@ requests failed. With --sdk (run it with ~/.cache/fleetgate/venv/bin/python) the
 through the official openai SDK with its default retries, and the runtimes' poison POSTs per call are
 counted. Loopback only; stops by itself.
 """
-import argparse, json, os, re, subprocess, sys, tempfile, threading, time, urllib.request
+import argparse, json, sys, threading, time, urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from bench_common import stop
+from bench_common import start_token_fleet, stop
 
 
 POISONED = []  # one entry per poison POST a runtime answered
@@ -87,33 +87,8 @@ def main():
     runtimes = [ThreadingHTTPServer(("127.0.0.1", 0), Runtime) for _ in range(2)]
     for server in runtimes:
         threading.Thread(target=server.serve_forever, daemon=True).start()
-    env = dict(os.environ, FLEETGATE_FLEET_SECRET="0123456789abcdef-secret")
-    log = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)
-    command = [f"{args.bin}/fleetgate", "serve", "--tunnel-auth", "token", "--client-port", "0", "--tunnel-port", "0",
-               "--admin-port", "0"] + (["--dispatch-policy", args.policy] if args.policy else [])
-    processes = [subprocess.Popen(command, env=env, stdout=log, stderr=log)]
+    processes, ports = start_token_fleet(args.bin, [server.server_address[1] for server in runtimes], args.policy)
     try:
-        ports = {}
-        for _ in range(100):
-            ports = {name: int(port) for port, name in
-                     re.findall(r"127\.0\.0\.1:(\d+) fleet\.listener=(\w+)", open(log.name).read())}
-            if {"client", "tunnel", "admin"} <= ports.keys():
-                break
-            time.sleep(0.1)
-        for i, server in enumerate(runtimes):
-            vehicle = f"car-{i}"
-            token = subprocess.check_output([f"{args.bin}/fleetgate", "token", "issue", "--vehicle-id", vehicle,
-                                             "--region", "eu-central", "--days", "1"], env=env, text=True).strip()
-            processes.append(subprocess.Popen(
-                [f"{args.bin}/fleet-agent", "run", "--engine", "openai-local",
-                 "--upstream", f"http://127.0.0.1:{server.server_address[1]}/v1", "--slots", "4",
-                 "--gateway", f"127.0.0.1:{ports['tunnel']}", "--vehicle-id", vehicle, "--region", "eu-central",
-                 "--hardware", "hw4"], env=dict(env, FLEET_AGENT_TOKEN=token),
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        for _ in range(100):
-            if '"cars":2' in urllib.request.urlopen(f"http://127.0.0.1:{ports['admin']}/readyz").read().decode():
-                break
-            time.sleep(0.1)
         poisoned = []
 
         def attacker():
@@ -152,9 +127,8 @@ def main():
               f"(status, x-should-retry), {len(POISONED) / max(1, len(poisoned)):.1f} runtime POSTs each; "
               f"cars' (failures in a row, backed off s): {rows}")
     finally:
-        for process in processes:
+        for process in reversed(processes):
             stop(process)
-        os.unlink(log.name)
 
 
 if __name__ == "__main__":
