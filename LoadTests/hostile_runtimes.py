@@ -5,7 +5,8 @@
         [--conc 2] [--duration 10] [--policy round-robin]
 
 One `fleet-agent run --engine openai-local` car (4 slots, HW4) per mode, each in front of its own small
-OpenAI-compatible runtime that streams four tokens, or misbehaves by its mode:
+OpenAI-compatible runtime that streams four tokens (and their usage), or misbehaves by its mode (any mode
+answers 500 to a prompt with POISON in it, as poison_request.py sends):
   honest        streams at once
   err500        answers 500 to everything
   alt           500, then 200, then 500, ...
@@ -46,9 +47,12 @@ def runtime(mode, posts, key):
             self.reply(200, json.dumps({"object": "list", "data": [{"id": "m1", "object": "model"}]}).encode())
 
         def do_POST(self):
-            self.rfile.read(int(self.headers.get("content-length", "0")))
-            n = next(counter)
+            body = self.rfile.read(int(self.headers.get("content-length", "0")))
             posts[key] += 1
+            if b"POISON" in body:  # a prompt that crashes every runtime (poison_request.py)
+                posts["poison"] += 1
+                return self.reply(500, b'{"error":{"message":"the runtime failed on this prompt","type":"server_error"}}')
+            n = next(counter)
             name, _, argument = mode.partition(":")
             if name == "err500" or (name == "alt" and n % 2 == 0) or (name == "rand" and random.random() < float(argument)):
                 return self.reply(500, ERROR)
@@ -73,6 +77,9 @@ def runtime(mode, posts, key):
                     event(json.dumps({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m1",
                                       "choices": [{"index": 0, "delta": delta,
                                                    "finish_reason": None if token else "stop"}]}))
+                event(json.dumps({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m1",
+                                  "choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 4,
+                                                           "total_tokens": 9}}))
                 event("[DONE]")
                 self.wfile.write(b"0\r\n\r\n")
             except (BrokenPipeError, ConnectionResetError):

@@ -14,53 +14,11 @@ requests failed. With --sdk (run it with ~/.cache/fleetgate/venv/bin/python) the
 through the official openai SDK with its default retries, and the runtimes' poison POSTs per call are
 counted. Loopback only; stops by itself.
 """
-import argparse, json, sys, threading, time, urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import argparse, collections, json, sys, threading, time, urllib.request
+from http.server import ThreadingHTTPServer
 
 from bench_common import start_token_fleet, stop
-
-
-POISONED = []  # one entry per poison POST a runtime answered
-
-
-class Runtime(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args):
-        pass
-
-    def do_GET(self):
-        self.reply(200, json.dumps({"object": "list", "data": [{"id": "m1", "object": "model"}]}).encode())
-
-    def reply(self, status, body):
-        self.send_response(status)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers.get("content-length", "0")))
-        if b"POISON" in body:
-            POISONED.append(1)
-            return self.reply(500, b'{"error":{"message":"the runtime failed on this prompt","type":"server_error"}}')
-        self.send_response(200)
-        self.send_header("content-type", "text/event-stream")
-        self.send_header("transfer-encoding", "chunked")
-        self.end_headers()
-
-        def event(data):
-            payload = f"data: {data}\n\n".encode()
-            self.wfile.write(b"%x\r\n%s\r\n" % (len(payload), payload))
-
-        for i, token in enumerate(["Hello", " from", " the", " car", None]):
-            delta = {"content": token} if token else {}
-            event(json.dumps({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m1",
-                              "choices": [{"index": 0, "delta": delta, "finish_reason": None if token else "stop"}]}))
-        event(json.dumps({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m1", "choices": [],
-                          "usage": {"prompt_tokens": 5, "completion_tokens": 4, "total_tokens": 9}}))
-        event("[DONE]")
-        self.wfile.write(b"0\r\n\r\n")
+from hostile_runtimes import runtime
 
 
 def post(port, prompt):
@@ -84,7 +42,8 @@ def main():
     parser.add_argument("--policy", help="dispatch.policy (default: the gateway's)")
     parser.add_argument("--sdk", action="store_true", help="poison requests through the openai SDK, its retries on")
     args = parser.parse_args()
-    runtimes = [ThreadingHTTPServer(("127.0.0.1", 0), Runtime) for _ in range(2)]
+    posts = collections.Counter()  # "poison": the poison POSTs the runtimes answered
+    runtimes = [ThreadingHTTPServer(("127.0.0.1", 0), runtime("honest", posts, f"car-{i}")) for i in range(2)]
     for server in runtimes:
         threading.Thread(target=server.serve_forever, daemon=True).start()
     processes, ports = start_token_fleet(args.bin, [server.server_address[1] for server in runtimes], args.policy)
@@ -124,7 +83,7 @@ def main():
         answers = sorted(set(poisoned))
         print(f"{args.bin}: well-formed {ok} ok, {failed} failed ({100 * failed / max(1, ok + failed):.0f} %); "
               f"{len(poisoned)} poison {'SDK calls' if args.sdk else 'requests'} answered {answers} "
-              f"(status, x-should-retry), {len(POISONED) / max(1, len(poisoned)):.1f} runtime POSTs each; "
+              f"(status, x-should-retry), {posts['poison'] / max(1, len(poisoned)):.1f} runtime POSTs each; "
               f"cars' (failures in a row, backed off s): {rows}")
     finally:
         for process in reversed(processes):
