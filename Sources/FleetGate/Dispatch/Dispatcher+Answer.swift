@@ -165,8 +165,8 @@ extension Dispatcher {
                 "The model answered \(what), and no central endpoint in privacy zone '\(self.request.zone)' could serve the request instead."
             )
         case .attemptsExhausted where self.retryFoundZoneBusy != nil:
-            // A car failed, and the retry found the rest of the zone full: capacity is expected back, as
-            // when the first attempt finds it full.
+            // An attempt failed, and the retry found the rest of the zone full: capacity is expected back,
+            // as when the first attempt finds it full.
             let seconds = self.retryFoundZoneBusy ?? 1
             error = .overloaded(
                 "An upstream failed to serve this request, and every other car and central endpoint in privacy zone '\(self.request.zone)' that serves this model is busy. Retry after \(seconds) s.",

@@ -143,9 +143,9 @@ final class Dispatcher: UpstreamEvents, LoopTimerTarget {
     /// Whether a first attempt found no candidate because a lost stream waits in the zone: the zone
     /// is full, so the refusal is 503 `server_overloaded`.
     var yieldedToWaiter = false
-    /// When a retry (or a `stream: false` restart) found no candidate while capacity the request had not tried was only busy, the
-    /// `Retry-After` of its refusal: the zone is full, so it is 503 `server_overloaded`, not the failed
-    /// attempt's 502 (``CapacityWait``; helper-84).
+    /// When a retry (or a `stream: false` restart) found no candidate while capacity the request had
+    /// not tried was only busy, the `Retry-After` of its refusal: the zone is full, so it is 503
+    /// `server_overloaded`, not the failed attempt's 502 (``CapacityWait``; helper-84).
     var retryFoundZoneBusy: Int?
 
     init(
