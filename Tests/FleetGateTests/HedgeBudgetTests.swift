@@ -16,6 +16,17 @@ struct HedgeBudgetTests {
         #expect((0..<4).map { _ in budget.tryWithdraw() } == [true, true, true, false], "never more than its capacity")
     }
 
+    @Test("A token a hedge could not use comes back, up to the capacity")
+    func refund() {
+        let budget = HedgeBudget(ratio: 0.05, capacity: 1)
+        #expect(budget.tryWithdraw())
+        #expect(!budget.tryWithdraw())
+        budget.refund()
+        budget.refund()
+        #expect(budget.tryWithdraw())
+        #expect(!budget.tryWithdraw(), "one token at most")
+    }
+
     @Test("A ratio of zero never hedges, not even at the start")
     func zeroRatio() {
         let budget = HedgeBudget(ratio: 0)

@@ -111,7 +111,6 @@ final class CompletionHandler: HTTPStreamDelegate, LoopTimerTarget {
             return self.answer(.overloaded("Too many requests in flight at the gateway; retry shortly."))
         }
         self.admitted = true
-        self.core.hedgeBudget.deposit()
         var request: ValidatedRequest
         do throws(APIError) {
             request = try RequestValidator(core: self.core).validate(
@@ -124,6 +123,8 @@ final class CompletionHandler: HTTPStreamDelegate, LoopTimerTarget {
         } catch {
             return self.answer(error)
         }
+        // Only a request that may run fills the hedge budget (helper-87: refused ones kept it full).
+        self.core.hedgeBudget.deposit()
         request.traceParent = self.trace.description  // #17
         request.traceState = self.traceState
         self.validated = request

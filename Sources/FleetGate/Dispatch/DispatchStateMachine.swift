@@ -339,11 +339,16 @@ package struct DispatchStateMachine: Sendable {
         }
     }
 
+    /// Whether `attempt`'s hedge timer would open a hedge now, budget aside: the adapter asks before it
+    /// spends a token of the gateway-wide budget.
+    package func canHedge(_ attempt: AttemptID) -> Bool {
+        self.phase == .awaitingFirstToken && self.configuration.hedging && !self.hedged && self.open == [attempt]
+            && self.opened < self.configuration.maxAttempts
+    }
+
     /// The hedge timer of an attempt fired. `budgetAllows` is the gateway-wide hedge budget's answer.
     package mutating func hedgeTimerFired(_ attempt: AttemptID, budgetAllows: Bool) -> Action {
-        guard self.phase == .awaitingFirstToken, self.configuration.hedging, budgetAllows, !self.hedged,
-            self.open == [attempt], self.opened < self.configuration.maxAttempts
-        else { return .none }
+        guard budgetAllows, self.canHedge(attempt) else { return .none }
         self.hedged = true
         return .open(self.newAttempt(resumeFrom: 0, reason: .hedge))
     }

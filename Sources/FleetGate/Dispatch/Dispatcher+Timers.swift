@@ -70,7 +70,9 @@ extension Dispatcher {
                 return self.attemptFailed(id, .init(retryable: true, label: label))
             case .interToken: return self.attemptFailed(id, .init(retryable: true, label: "inter_token_timeout"))
             case .hedge:
-                let allowed = self.core.hedgeBudget.tryWithdraw()
+                // A token is spent only on a hedge the machine would open (helper-87: a retry's timer after
+                // the request had hedged spent one for nothing).
+                let allowed = self.machine.canHedge(id) && self.core.hedgeBudget.tryWithdraw()
                 self.perform(self.machine.hedgeTimerFired(id, budgetAllows: allowed))
             }
         }

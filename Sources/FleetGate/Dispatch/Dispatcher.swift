@@ -233,6 +233,7 @@ final class Dispatcher: UpstreamEvents, LoopTimerTarget {
     }
 
     private func open(_ open: DispatchStateMachine.Open) {
+        self.retryFoundZoneBusy = nil  // only this attempt's search says whether the zone is full
         if open.reason == .restart {
             // Nothing of the lost answer reached the client: the new one is its whole answer, and
             // what the request says of where it was served is the new answer's.
@@ -261,10 +262,10 @@ final class Dispatcher: UpstreamEvents, LoopTimerTarget {
             if open.reason == .retry || open.reason == .restart {
                 self.retryFoundZoneBusy = self.candidates.untriedBusyRetryAfter
             }
+            if open.reason == .hedge { self.core.hedgeBudget.refund() }  // nothing raced: the token goes back
             return self.perform(self.machine.noCandidate(open.attempt))
         }
         self.stopWaiting(.served)
-        self.retryFoundZoneBusy = nil
         // The privacy invariant, checked again here (CandidateList and the registry filter by zone):
         // should it ever break, the attempt is refused and logged, never served and never a crash.
         guard lease.zone == self.request.zone else {

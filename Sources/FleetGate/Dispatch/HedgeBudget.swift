@@ -21,9 +21,14 @@ final class HedgeBudget: Sendable {
         self.tokens = Mutex(ratio > 0 ? capacity : 0)  // a ratio of 0 turns hedging off
     }
 
-    /// A request arrived.
+    /// A request was admitted (its key too: refused requests do not fill the budget).
     func deposit() {
         self.tokens.withLock { $0 = min(self.capacity, $0 + self.ratio) }
+    }
+
+    /// Gives back a token a hedge took but could not use (it found no candidate).
+    func refund() {
+        self.tokens.withLock { $0 = min(self.capacity, $0 + 1) }
     }
 
     /// Takes one hedge's worth; false when the budget is spent.
