@@ -162,6 +162,8 @@ def start_token_fleet(bin_dir, runtime_ports, policy=None, log_dir=None):
             if {"client", "tunnel", "admin"} <= ports.keys():
                 break
             time.sleep(0.1)
+        else:
+            raise RuntimeError(f"the gateway did not listen within 10 s; see {log_path}")
         for i, runtime_port in enumerate(runtime_ports):
             vehicle = f"car-{i}"
             token = subprocess.check_output([f"{bin_dir}/fleetgate", "token", "issue", "--vehicle-id", vehicle,
@@ -177,6 +179,8 @@ def start_token_fleet(bin_dir, runtime_ports, policy=None, log_dir=None):
             if f'"cars":{len(runtime_ports)}' in ready:
                 break
             time.sleep(0.1)
+        else:
+            raise RuntimeError(f"not every car registered within 10 s; see {log_dir}")
         return processes, ports
     except BaseException:
         for process in reversed(processes):

@@ -7,8 +7,8 @@ Starts `fleetgate serve` (no cars; h2c on a free loopback port) and, for each ki
 sends an open request's HEADERS where the kind needs a stream, then writes batches of 10,000 frames as fast
 as the socket takes them, for --seconds or until the gateway sends GOAWAY and closes. Kinds:
 empty-data (zero-length DATA without END_STREAM, CVE-2019-9518), window-update (connection level, +1),
-window-update-stream (+1 on the open stream), priority (on idle streams), unknown (extension type 0x42, which
-nghttp2 drops unread). Prints the frames sent, when GOAWAY came and its code (11: ENHANCE_YOUR_CALM), and the
+window-update-stream (+1 on the open stream), window-update-ended and priority-ended (on a stream the client
+reset first), priority (on idle streams), unknown (extension type 0x42, which nghttp2 drops unread). Prints the frames sent, when GOAWAY came and its code (11: ENHANCE_YOUR_CALM), and the
 gateway's CPU seconds a second of the flood. Before session 32 none of these drew a GOAWAY. Loopback only;
 stops by itself.
 """
@@ -38,7 +38,9 @@ BATCHES = {
     "empty-data": lambda: frame(0x0, 0, 1) * 10_000,
     "window-update": lambda: frame(0x8, 0, 0, struct.pack(">I", 1)) * 10_000,
     "window-update-stream": lambda: frame(0x8, 0, 1, struct.pack(">I", 1)) * 10_000,
+    "window-update-ended": lambda: frame(0x8, 0, 1, struct.pack(">I", 1)) * 10_000,
     "priority": lambda: b"".join(frame(0x2, 0, 1001 + 2 * i, struct.pack(">IB", 0, 15)) for i in range(10_000)),
+    "priority-ended": lambda: frame(0x2, 0, 1, struct.pack(">IB", 0, 15)) * 10_000,
     "unknown": lambda: frame(0x42, 0, 0, b"x" * 8) * 10_000,
 }
 
@@ -46,8 +48,12 @@ BATCHES = {
 def flood(port, kind, seconds, gateway):
     connection = socket.create_connection(("127.0.0.1", port))
     connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    connection.sendall(PREFACE + frame(0x4, 0, 0) + frame(0x4, 0x1, 0)
-                       + (b"" if kind in ("window-update", "priority", "unknown") else request_headers(port)))
+    opening = b"" if kind in ("window-update", "priority", "unknown") else request_headers(port)
+    if kind.endswith("-ended"):
+        opening += frame(0x3, 0, 1, struct.pack(">I", 8))  # RST_STREAM CANCEL: stream 1 has ended
+    connection.sendall(PREFACE + frame(0x4, 0, 0) + frame(0x4, 0x1, 0) + opening)
+    if kind.endswith("-ended"):
+        time.sleep(0.2)  # the gateway has closed stream 1 before the flood
     start = time.time()
     goaway = []
 
@@ -85,7 +91,9 @@ def flood(port, kind, seconds, gateway):
     connection.close()
     reader.join(2)
     answer = f"GOAWAY {goaway[0][1]} after {goaway[0][0] * 1000:.0f} ms" if goaway else "no GOAWAY"
-    print(f"{kind:22s} {sent:>11,} frames sent in {elapsed:4.1f} s: {answer}; gateway {cpu / elapsed:.2f} CPU-s/s")
+    # CPU time is counted in clock ticks: over a flood cut off in milliseconds it says nothing.
+    load = f"gateway {cpu / elapsed:.2f} CPU-s/s" if elapsed >= 0.5 else "too short to measure the gateway's CPU"
+    print(f"{kind:22s} {sent:>11,} frames sent in {elapsed:4.1f} s: {answer}; {load}")
 
 
 def main():

@@ -19,7 +19,7 @@ Retry-After as the SDKs do. Prints how many failed and
 with what, the latency percentiles, the POSTs each runtime got, and the gateway's hedge and retry
 counters. Loopback only; stops by itself.
 """
-import argparse, collections, itertools, json, random, threading, time, urllib.request
+import argparse, collections, http.client, itertools, json, random, threading, time, urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from bench_common import percentile, start_token_fleet, stop
@@ -101,6 +101,8 @@ def post(port):
     except urllib.error.HTTPError as error:
         status = f"{error.code} {json.loads(error.read() or b'{}').get('error', {}).get('code')}"
         retry_after = float(error.headers.get("retry-after") or 0)
+    except (urllib.error.URLError, http.client.HTTPException, OSError) as error:
+        status = f"error {type(error).__name__}"  # a reset or a cut answer counts as a failure, not a lost client
     return status, time.time() - start, retry_after
 
 

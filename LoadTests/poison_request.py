@@ -14,7 +14,7 @@ requests failed. With --sdk (run it with ~/.cache/fleetgate/venv/bin/python) the
 through the official openai SDK with its default retries, and the runtimes' poison POSTs per call are
 counted. Loopback only; stops by itself.
 """
-import argparse, collections, json, sys, threading, time, urllib.request
+import argparse, collections, http.client, json, sys, threading, time, urllib.request
 from http.server import ThreadingHTTPServer
 
 from bench_common import start_token_fleet, stop
@@ -32,6 +32,8 @@ def post(port, prompt):
             return response.status, dict(response.headers), "[DONE]" in text
     except urllib.error.HTTPError as error:
         return error.code, dict(error.headers), False
+    except (urllib.error.URLError, http.client.HTTPException, OSError) as error:
+        return f"error {type(error).__name__}", {}, False  # a failure, not a lost client
 
 
 def main():
