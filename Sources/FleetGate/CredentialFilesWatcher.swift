@@ -3,8 +3,14 @@ import Logging
 import NIOCore
 import ServiceLifecycle
 
-/// Polls the credential files a Kubernetes Secret or a certificate renewal (cert-manager, certbot)
-/// rewrites in place, and reloads each kind alone when one of its files changes:
+/// Polls every file the gateway watches, once each `tunnel.trustPollSeconds`.
+///
+/// The revocation and quarantine files (issue #20, ``FleetTrust/reloadIfChanged(force:)``): a changed
+/// one is installed and enforced on connected cars at once. (A second service polled them on its own
+/// loop at the same interval; one loop now reads every watched file.)
+///
+/// The credential files a Kubernetes Secret or a certificate renewal (cert-manager, certbot) rewrites
+/// in place: each kind is reloaded alone when one of its files changes:
 /// - the client and tunnel listeners' certificate chains and keys, and the fleet CA (`tunnel.caFile`):
 ///   new TLS contexts for new connections (``GatewayReloader/reloadCertificates()``);
 /// - the application key file (`auth.appKeysFile`, ``GatewayCore/reloadKeys()``);
@@ -69,6 +75,7 @@ struct CredentialFilesWatcher: Service {
         var stamps = FileStamps(Self.files(core), stamp: FileStamp.of)
         while true {
             try await Task.sleep(nanoseconds: UInt64(interval.nanoseconds))
+            if core.trust.reloadIfChanged() { core.enforceTrust() }
             // The running configuration's files: a reload may have named others.
             let files = Self.files(core)
             for kind in stamps.due(files, in: Kind.allCases, stamp: FileStamp.of) {

@@ -1,5 +1,5 @@
 /// What each watched file looked like, by the kind of reload it belongs to: which kinds changed and
-/// have settled. Pure — the caller reads the files' stamps (``CredentialFilesWatcher/stamp(_:)``) and
+/// have settled. Pure — the caller reads the files' stamps (``FileStamp/of(_:)``) and
 /// passes them in, so it is tested without a file system.
 ///
 /// A kind is reported once its files differ from what was last applied and have looked the same on

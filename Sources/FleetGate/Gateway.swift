@@ -221,9 +221,6 @@ public final class Gateway: Service, Sendable {
             services += [HTTPClientService(client: client), self.core.central]
         }
         if let auditor = self.core.auditor { services.append(auditor) }
-        if self.core.configuration.tunnel.revocationFile != nil || self.core.configuration.tunnel.caFile != nil {
-            services.append(TrustWatcher(reloader: self.reloader))
-        }
         // Always: a reload may name files the start did not (helper-81).
         services.append(CredentialFilesWatcher(reloader: self.reloader, eventLoop: self.signalLoop))
         services +=
@@ -318,8 +315,6 @@ public final class Gateway: Service, Sendable {
         return (tls, try NIOSSLContext(configuration: tls))
     }
 
-    /// The tunnel listener's TLS context: the server certificate, and with `tunnel.auth:
-    /// certificate` the fleet CA that client certificates must chain to (issue #20).
     /// The client TLS listener's context from the configuration's files (nil: no TLS listener).
     static func clientContext(_ configuration: GatewayConfiguration) throws -> TLSContextBox.Served? {
         try configuration.listeners.tls.files.map {
@@ -327,6 +322,8 @@ public final class Gateway: Service, Sendable {
         }
     }
 
+    /// The tunnel listener's TLS context: the server certificate, and with `tunnel.auth:
+    /// certificate` the fleet CA that client certificates must chain to (issue #20).
     static func tunnelContext(_ configuration: GatewayConfiguration) throws -> TLSContextBox.Served? {
         try configuration.listeners.tunnel.files.map {
             try TLSContextBox.makeContext(

@@ -83,8 +83,9 @@ extension GatewayConfiguration {
     /// The configuration `fleetgate serve` would run: read, then every rule the gateway checks before it
     /// binds (``validateTrust()``, the admin token file, which the gateway reads when it builds its
     /// admin guard, and the listeners' TLS certificates and keys, which it loads — helper-82: a garbage
-    /// certificate and a key of another certificate passed the check and stopped `serve`). `config check` uses it, so that a file it passes does not stop `serve` (helper-70: the
-    /// shipped example passed the check and put systemd into a restart loop).
+    /// certificate and a key of another certificate passed the check and stopped `serve`). `config
+    /// check` uses it, so that a file it passes does not stop `serve` (helper-70: the shipped example
+    /// passed the check and put systemd into a restart loop).
     public static func checked(config: ConfigReader) throws -> GatewayConfiguration {
         let configuration = try GatewayConfiguration(config: config)
         try configuration.validateTrust()

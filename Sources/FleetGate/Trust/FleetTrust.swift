@@ -9,7 +9,7 @@ import Synchronization
 ///
 /// Responsibilities:
 /// 1. hold the parsed revocation file, and re-read it when it changes (``reloadIfChanged()``,
-///    polled by ``TrustWatcher``; also on SIGHUP and `POST /admin/reload`); a file that does not
+///    polled by ``CredentialFilesWatcher``; also on SIGHUP and `POST /admin/reload`); a file that does not
 ///    parse changes nothing and is logged with its line;
 /// 2. answer, at hello and after every reload, whether a car may stay: not revoked (by serial or
 ///    vehicle id) and not quarantined;
