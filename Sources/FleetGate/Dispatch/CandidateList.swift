@@ -148,15 +148,9 @@ struct CandidateList {
     /// ``zoneBusyRetryAfter``, not counting the car `excluding` (one that refused the request itself:
     /// its slot frees, but it would refuse again).
     func zoneBusyRetryAfter(excluding: CarID?) -> Int? {
+        if self.carsBusy(excluding: excluding.map { [$0] } ?? []) { return 1 }
         let model = self.profile.model
         let zone = self.profile.zone
-        // A car's slot or back-off frees within about a second.
-        if !self.centralOnly
-            && self.core.registry.hasBusyCapacity(
-                model: model, zone: zone, now: self.core.now, excluding: excluding.map { [$0] } ?? [])
-        {
-            return 1
-        }
         guard self.core.httpClient != nil, self.core.central.option(model: model, zone: zone) != nil else { return nil }
         return self.core.central.busyRetryAfter(model: model, zone: zone) ?? 1
     }
@@ -167,13 +161,16 @@ struct CandidateList {
     /// bound from an untried one's; helper-86). Nil when what is left was all tried: the failures are
     /// the answer.
     var untriedBusyRetryAfter: Int? {
-        if !self.centralOnly
-            && self.core.registry.hasBusyCapacity(
-                model: self.profile.model, zone: self.profile.zone, now: self.core.now, excluding: self.tried)
-        {
-            return 1
-        }
+        if self.carsBusy(excluding: self.tried) { return 1 }
         return self.triedCentral.isEmpty ? self.centralBusyRetryAfter : nil
+    }
+
+    /// Whether a car of the zone other than `excluding`, for this request's model, is held back only by
+    /// its slots or a back-off (which free within about a second); never for a central-only key.
+    private func carsBusy(excluding: [CarID]) -> Bool {
+        !self.centralOnly
+            && self.core.registry.hasBusyCapacity(
+                model: self.profile.model, zone: self.profile.zone, now: self.core.now, excluding: excluding)
     }
 
     /// When the zone has central capacity for the request's model and all of it is busy — at its
