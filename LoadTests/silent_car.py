@@ -10,7 +10,7 @@ over 5 s and the latency percentiles. With --late the silent car joins after the
 four requests (a new car in a fleet already serving: slow start's case); without it both are new. Loopback
 only; stops by itself.
 """
-import argparse, asyncio, json, os, re, socket, subprocess, sys, tempfile, threading, time
+import argparse, asyncio, json, os, re, socket, subprocess, sys, tempfile, threading, time, urllib.request
 
 import h2.config, h2.connection, h2.events, httpx
 
@@ -80,7 +80,7 @@ def main():
         for _ in range(100):
             text = open(log.name).read()
             ports = {name: int(port) for port, name in re.findall(r"127\.0\.0\.1:(\d+) fleet\.listener=(\w+)", text)}
-            if "client" in ports and "tunnel" in ports:
+            if "client" in ports and "tunnel" in ports and "admin" in ports:
                 break
             time.sleep(0.1)
         token = lambda vid: subprocess.check_output([f"{args.bin}/fleetgate", "token", "issue", "--vehicle-id", vid,
@@ -101,6 +101,10 @@ def main():
         print(f"{args.bin}: {statuses.count(200)}/{n} ok, over 5 s: {sum(1 for x in latencies if x > 5)}, "
               f"p50 {latencies[n // 2]:.2f} s, p90 {latencies[n * 9 // 10]:.2f} s, max {latencies[-1]:.1f} s, "
               f"wall {time.time() - start:.0f} s")
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{ports['admin']}/metrics", timeout=10).read().decode()
+        print("  over 0.3 s:", sum(1 for x in latencies if x > 0.3), "; statuses:",
+              {s: statuses.count(s) for s in sorted(set(statuses))}, ";",
+              ", ".join(line for line in metrics.splitlines() if line.startswith("fleet_hedges_total")))
     finally:
         stop.set()
         for process in processes:

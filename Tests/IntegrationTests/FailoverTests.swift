@@ -349,6 +349,14 @@ struct FailoverTests {
             #expect(result.response?.headerFields[HTTPField.Name("x-fleet-vehicle")!] == fast.pseudonym)
             #expect(result.response?.headerFields[HTTPField.Name("x-fleet-attempts")!] == "2")
             #expect(streamResult(result).text == referenceText(prompt: prompt, maxTokens: 8))
+            // The attempt the hedge beat had run longer than the hedge needed for its first token and
+            // had none: it failed, and its car is backed off; the winner's car is not (helper-84: a car
+            // that lost every race was never backed off).
+            let failures = Dictionary(
+                uniqueKeysWithValues: fleet.gateway.core.registry.all().map {
+                    ($0.descriptor.vehicleID, $0.consecutiveFailures)
+                })
+            #expect(failures == ["slow-ai5": 1, "honest-hw4": 0])
             // The loser was cancelled: it holds no job and generates nothing afterwards (at its secret
             // pace a token takes a second; it was still in prefill, 12 s long).
             try await waitUntil("loser cancelled") { slow.engine.activeJobs == 0 }

@@ -132,7 +132,7 @@ extension Dispatcher {
         attempt.tokens += 1
         switch action {
         case .commit(_, let sendHead, let losers):
-            losers.forEach(self.cancel)
+            self.cancelLosers(losers, beatenBy: attempt)
             if attempt.reason == .hedge {
                 self.core.metrics.hedgesWon.increment()
             }
@@ -238,7 +238,7 @@ extension Dispatcher {
         let now = NIODeadline.now()
         let action = self.machine.firstToken(id)
         guard case .commit(_, let sendHead, let losers) = action else { return self.perform(action) }
-        losers.forEach(self.cancel)
+        self.cancelLosers(losers, beatenBy: attempt)
         if attempt.reason == .hedge { self.core.metrics.hedgesWon.increment() }
         attempt.firstTokenAt = now
         attempt.lastTokenAt = now

@@ -69,6 +69,13 @@ final class Dispatcher: UpstreamEvents, LoopTimerTarget {
             self.deadlines = deadlines
         }
 
+        /// Whether this attempt lost a race to `winner`: a car's attempt, without a token or an answer,
+        /// that started before the winner and so had longer than the winner needed for its first token.
+        func lostRace(to winner: Attempt) -> Bool {
+            guard case .car = self.lease, self.firstTokenAt == nil, self.answer == nil else { return false }
+            return self.startedAt < winner.startedAt
+        }
+
         /// What the deadlines follow from.
         var progress: AttemptDeadlines.Progress {
             .init(firstTokenAt: self.firstTokenAt, lastTokenAt: self.lastTokenAt, heldBack: self.unconsumed > 0)
@@ -382,6 +389,26 @@ final class Dispatcher: UpstreamEvents, LoopTimerTarget {
         attempt.upstream?.cancel()
         self.close(id, outcome: self.outcome(attempt, succeeded: true))
         if self.machine.committed != id { self.relay.close(attempt: id) }
+    }
+
+    /// Cancels the attempts `winner` beat to the client. A car attempt that started before the winner
+    /// and still had no token when the winner's first came — the attempt a hedge rescued — had longer
+    /// than the winner needed and gave nothing: it fails, and its car is backed off as after any
+    /// failure. Without that, a car whose runtime answers late or not at all (a 500 after 3 s, a
+    /// stream that never starts) lost every race and was never backed off: each of its jobs cost a
+    /// request the hedge's delay (helper-84, helper-87). Any other loser — a hedge the first attempt
+    /// beat, one already streaming — says nothing of its car, as a job a client left does not.
+    func cancelLosers(_ losers: [Int], beatenBy winner: Attempt) {
+        for id in losers {
+            guard let attempt = self.attempts[id] else { continue }
+            guard attempt.lostRace(to: winner) else {
+                self.cancel(id)
+                continue
+            }
+            attempt.upstream?.cancel()
+            self.close(id, outcome: .failed)
+            self.relay.close(attempt: id)
+        }
     }
 
     /// Removes an attempt and gives its lease back with its outcome (exactly once); `busyFor`: the
