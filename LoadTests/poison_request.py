@@ -15,10 +15,9 @@ through the official openai SDK with its default retries, and the runtimes' pois
 counted. Loopback only; stops by itself.
 """
 import argparse, collections, http.client, json, sys, threading, time, urllib.request
-from http.server import ThreadingHTTPServer
 
 from bench_common import start_token_fleet, stop
-from hostile_runtimes import runtime
+from hostile_runtimes import RuntimeServer, runtime
 
 
 def post(port, prompt):
@@ -45,7 +44,7 @@ def main():
     parser.add_argument("--sdk", action="store_true", help="poison requests through the openai SDK, its retries on")
     args = parser.parse_args()
     posts = collections.Counter()  # "poison": the poison POSTs the runtimes answered
-    runtimes = [ThreadingHTTPServer(("127.0.0.1", 0), runtime("honest", posts, f"car-{i}")) for i in range(2)]
+    runtimes = [RuntimeServer(("127.0.0.1", 0), runtime("honest", posts, f"car-{i}")) for i in range(2)]
     for server in runtimes:
         threading.Thread(target=server.serve_forever, daemon=True).start()
     processes, ports = start_token_fleet(args.bin, [server.server_address[1] for server in runtimes], args.policy)
