@@ -20,7 +20,7 @@ extension FleetRegistry {
         var decision = self.storage.withLock { s in
             var selector = Selector(registry: self, request: request, excluding: excluding, now: now, limit: limit)
             let decision = selector.select(in: &s)
-            // Slow start (``Car/isWarmingUp``): a warming-up car's next job, only when nothing else can take it.
+            // Slow start (``Car/isHeldBack(now:)``): a held-back car's next job, only when nothing else can take it.
             guard decision.choices.isEmpty, selector.warmingUpPassed > 0, central?.hasRoom != true else {
                 return decision
             }
@@ -130,7 +130,7 @@ extension FleetRegistry {
             // retry or a hedge, or by another loop's request in the same instant, would pile jobs on it
             // (helper-76).
             guard var car = s.car(id), Int(car.inFlight) < car.jobLimit, !car.draining,
-                !car.isWarmingUp || choice.slowStartWaived,
+                !car.isHeldBack(now: now) || choice.slowStartWaived,
                 s.zoneIndex[request.zone] == car.zone, let model = s.modelIndex[request.model],
                 s.offerIndex(id.slot, model: model) != nil
             else { return nil }
@@ -149,10 +149,11 @@ extension FleetRegistry {
         }
     }
 
-    /// Whether a car is in its slow start and holds a job (``Car/isWarmingUp``): a choice of it not
-    /// waived is refused by ``acquire(_:for:now:)``, and the next decision may still offer it.
-    public func isWarmingUp(_ id: CarID) -> Bool {
-        self.storage.withLock { s in s.car(id)?.isWarmingUp ?? false }
+    /// Whether a car is held back (``Car/isHeldBack(now:)``: in its slow start and holding a job, or
+    /// just after a lost hedge race): a choice of it not waived is refused by ``acquire(_:for:now:)``,
+    /// and the next decision may still offer it.
+    public func isHeldBack(_ id: CarID, now: Double) -> Bool {
+        self.storage.withLock { s in s.car(id)?.isHeldBack(now: now) ?? false }
     }
 
     /// A job's first token arrived: its car's slow start (``Car/isWarmingUp``) is over, at once rather
@@ -199,6 +200,24 @@ extension FleetRegistry {
         }
     }
 
+    /// A lost hedge race: the car's first token would have come after `waited` ms, a lower bound of its
+    /// time to first token. It raises the learned prefill slowdown and the peak EWMA where it is above
+    /// them, and says nothing where it is not, so a car whose jobs are all rescued by hedges is learnt
+    /// as slow rather than staying as fast as it advertises (helper-87); its hedge delay, a multiple of
+    /// the prediction, then grows until it serves and shows its real speed.
+    private static func learnLowerBound(
+        _ waited: Double, of lease: Lease, car: inout Car, offer: inout Offer, predictor: LatencyPredictor, now: Double
+    ) {
+        let sharing = 1 + predictor.prefillContention * Double(min(lease.concurrency - 1, car.slots))
+        let advertised = 1_000 * Double(max(1, lease.promptTokens)) / max(1, offer.prefillTokensPerSecond) * sharing
+        let compute = waited - lease.predictedRTTMilliseconds + car.rtt.deviation - lease.predictedQueueMilliseconds
+        let ratio = compute / advertised
+        if ratio > 0, log(ratio) > offer.learned.prefillLogSlowdown {
+            offer.learned.observePrefill(ratio, learningRate: predictor.learningRate)
+        }
+        if waited > car.peak.cost { car.peak.observe(waited, now: now) }
+    }
+
     /// One failure of `car`: counted, and an exponential back-off (0.5 s … 30 s).
     private static func fail(_ car: inout Car, now: Double) {
         car.consecutiveFailures += 1
@@ -225,6 +244,14 @@ extension FleetRegistry {
                 if outcome.ttftMilliseconds != nil || outcome.outputTokens > 0 {
                     car.consecutiveFailures = 0
                     car.proven = true
+                    car.racesLost = 0
+                    car.passedOverUntil = 0
+                } else if outcome.lostRaceAfterMilliseconds != nil {
+                    // It had run longer than the attempt that beat it needed, and had no token: passed
+                    // over for a while — not backed off, since it may only be slow and a slow answer
+                    // beats a 503 when nothing else is free (helper-88).
+                    car.racesLost += 1
+                    car.passedOverUntil = now + min(30, 0.25 * Double(1 << min(Int(car.racesLost), 7)))
                 }
             } else {
                 Self.fail(&car, now: now)
@@ -262,6 +289,9 @@ extension FleetRegistry {
                     }
                     offer.learned.observePrefill(compute / expected, learningRate: rate)
                     car.peak.observe(ttft, now: now)
+                } else if let waited = outcome.lostRaceAfterMilliseconds {
+                    Self.learnLowerBound(
+                        waited, of: lease, car: &car, offer: &offer, predictor: self.predictor, now: now)
                 } else if !outcome.succeeded {
                     car.peak.observe(max(car.peak.cost * 2, 1_000), now: now)
                 }

@@ -132,7 +132,8 @@ extension FleetRegistry {
             rttMilliseconds: car.rtt.samples > 0 ? car.rtt.smoothed : nil,
             rttDeviationMilliseconds: car.rtt.samples > 0 ? car.rtt.deviation : nil, draining: car.draining,
             consecutiveFailures: Int(car.consecutiveFailures),
-            backoffUntil: car.backoffUntil, learned: Dictionary(learned, uniquingKeysWith: { a, _ in a }),
+            backoffUntil: car.backoffUntil, racesLost: Int(car.racesLost), passedOverUntil: car.passedOverUntil,
+            learned: Dictionary(learned, uniquingKeysWith: { a, _ in a }),
             prefixHitProbability: car.cachesPrefixes ? car.hits.probability : 0)
     }
 }

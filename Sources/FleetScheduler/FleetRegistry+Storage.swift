@@ -70,6 +70,16 @@ extension FleetRegistry {
         /// out the first-token timeout before probation could apply). A soft limit: with nothing else
         /// in the zone, ``FleetRegistry/decide(_:central:excluding:now:limit:)`` lets it take more.
         var isWarmingUp: Bool { !self.proven && self.inFlight >= 1 }
+
+        /// Hedge races lost in a row (``Outcome/lostRaceAfterMilliseconds``), and until when the last
+        /// one passes the car over: 0.5 s, doubling with each loss in a row, at most 30 s; a token ends it.
+        var racesLost: Int32 = 0
+        var passedOverUntil: Double = 0
+
+        /// Whether a decision passes the car over while other capacity can take the request: in its
+        /// slow start and holding a job, or just after it lost a hedge race. A soft limit, as slow
+        /// start's: with nothing else, ``FleetRegistry/decide(_:central:excluding:now:limit:)`` offers it.
+        func isHeldBack(now: Double) -> Bool { self.isWarmingUp || now < self.passedOverUntil }
     }
 
     struct Pool {

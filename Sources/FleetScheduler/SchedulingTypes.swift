@@ -70,6 +70,10 @@ public struct CarSnapshot: Sendable, Hashable {
     public var consecutiveFailures: Int
     /// Until when (the registry's clock, seconds) it is given no work after a failure or a busy answer.
     public var backoffUntil: Double = 0
+    /// Hedge races lost in a row, and until when the last one passes it over while other capacity
+    /// can take a request (the registry's clock, seconds).
+    public var racesLost: Int = 0
+    public var passedOverUntil: Double = 0
     /// Learned slowdowns against the advertised rates (1 = as advertised), per model.
     public var learned: [String: LearnedRates]
     /// The learned chance that a prefix the gateway believes it holds is still in its runtime's
@@ -245,6 +249,11 @@ public struct Outcome: Sendable, Hashable {
     /// of the car — its failures in a row and their growing back-off are untouched — but it is not
     /// given work for that long (at most 30 s).
     public var busySeconds: Double?
+    /// Set when the attempt lost a hedge race: it started before the attempt that beat it to a first
+    /// token (or a whole answer) and had none when that came, after this many ms. Not a failure — a
+    /// slow car is not a broken one — but a lower bound of its time to first token, and the car is
+    /// passed over for a while (``FleetRegistry/finish(_:_:now:)``).
+    public var lostRaceAfterMilliseconds: Double?
 
     public init(
         ttftMilliseconds: Double?, tpotMilliseconds: Double?, promptTokens: Int? = nil, outputTokens: Int,

@@ -10,8 +10,9 @@ struct Selector {
     let excluding: [CarID]
     let now: Double
     let limit: Int
-    /// Whether a warming-up car (``FleetRegistry/Car/isWarmingUp``) is passed over; the count of those
-    /// passed over, so that a decision that found nothing knows whether to look again without it.
+    /// Whether a held-back car (``FleetRegistry/Car/isHeldBack(now:)``: warming up, or just after a lost
+    /// hedge race) is passed over; the count of those passed over, so that a decision that found nothing
+    /// knows whether to look again without it.
     var slowStart = true
     private(set) var warmingUpPassed = 0
     /// Set by ``select(in:)``: the request's zone as the registry numbers it, and the churn hazard.
@@ -174,7 +175,7 @@ struct Selector {
         }
         guard self.registry.eligibility.admits(car, zone: self.zone, offer: offer, request: self.request, now: self.now)
         else { return nil }
-        if self.slowStart && car.isWarmingUp {
+        if self.slowStart && car.isHeldBack(now: self.now) {
             self.warmingUpPassed += 1
             return nil
         }

@@ -78,7 +78,7 @@ struct SlowStartTests {
         #expect(first.carWarmingUp)
         #expect(registry.acquire(later, for: request(), now: 1) == nil, "a second job on a car not yet proven")
         // Why (CandidateList then decides again without marking the car unavailable).
-        #expect(registry.isWarmingUp(new))
+        #expect(registry.isHeldBack(new, now: 1))
         // Nothing else can take it: the relaxed pass's choice may.
         let relaxed = try #require(registry.decide(request(), now: 1).choices.first)
         #expect(relaxed.car == new)

@@ -124,6 +124,9 @@ struct AdminResponder: HTTPServerResponder {
                     rttMs: car.rttMilliseconds, draining: car.draining, state: FleetStateMetrics.state(of: car),
                     failuresInARow: car.consecutiveFailures,
                     backedOffSeconds: car.backoffUntil > now ? ((car.backoffUntil - now) * 1000).rounded() / 1000 : nil,
+                    hedgeRacesLostInARow: car.racesLost,
+                    passedOverSeconds: car.passedOverUntil > now
+                        ? ((car.passedOverUntil - now) * 1000).rounded() / 1000 : nil,
                     models: car.descriptor.models.map { offer in
                         let learned = car.learned[offer.id]
                         return ModelView(
@@ -211,6 +214,11 @@ struct AdminResponder: HTTPServerResponder {
         var failuresInARow: Int
         /// How long it is still given no work after a failure or a busy answer; absent when it is not.
         var backedOffSeconds: Double?
+        /// Hedge races lost in a row: attempts a hedge beat to the first token, before any of their own.
+        var hedgeRacesLostInARow: Int
+        /// How long it is still passed over after its last lost race while other capacity can take a
+        /// request (a soft limit: with nothing else, it serves); absent when it is not.
+        var passedOverSeconds: Double?
         var models: [ModelView]
     }
 

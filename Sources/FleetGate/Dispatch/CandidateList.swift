@@ -119,7 +119,7 @@ struct CandidateList {
                 let tunnel = self.core.tunnels.handle(for: id),
                 let dispatch = self.core.registry.acquire(choice, for: self.profile, now: self.core.now)
             else {
-                if !choice.slowStartWaived, self.core.registry.isWarmingUp(id) {
+                if !choice.slowStartWaived, self.core.registry.isHeldBack(id, now: self.core.now) {
                     warmedUp = true
                 } else {
                     unavailable.append(id)

@@ -71,8 +71,11 @@ final class Dispatcher: UpstreamEvents, LoopTimerTarget {
 
         /// Whether this attempt lost a race to `winner`: a car's attempt, without a token or an answer,
         /// that started before the winner and so had longer than the winner needed for its first token.
+        /// Not one whose car had already answered otherwise than 2xx (a busy or rejecting head whose end
+        /// is not yet read: that answer says what it says; helper-88).
         func lostRace(to winner: Attempt) -> Bool {
             guard case .car = self.lease, self.firstTokenAt == nil, self.answer == nil else { return false }
+            guard self.status == 0 || (200..<300).contains(self.status) else { return false }
             return self.startedAt < winner.startedAt
         }
 
@@ -393,12 +396,14 @@ final class Dispatcher: UpstreamEvents, LoopTimerTarget {
 
     /// Cancels the attempts `winner` beat to the client. A car attempt that started before the winner
     /// and still had no token when the winner's first came — the attempt a hedge rescued — had longer
-    /// than the winner needed and gave nothing: it fails, and its car is backed off as after any
-    /// failure. Without that, a car whose runtime answers late or not at all (a 500 after 3 s, a
-    /// stream that never starts) lost every race and was never backed off: each of its jobs cost a
-    /// request the hedge's delay (helper-84, helper-87). Any other loser — a hedge the first attempt
-    /// beat, one already streaming — says nothing of its car, as a job a client left does not.
+    /// than the winner needed and gave nothing: it lost the race, and its car learns a lower bound of
+    /// its time to first token and is passed over for a while (``Outcome/lostRaceAfterMilliseconds``).
+    /// Before, a car whose runtime answers late or not at all (a 500 after 3 s, a stream that never
+    /// starts) lost every race and was never told: each of its jobs cost a request the hedge's delay
+    /// (helper-84, helper-87). Any other loser — a hedge the first attempt beat, one already streaming
+    /// — says nothing of its car, as a job a client left does not.
     func cancelLosers(_ losers: [Int], beatenBy winner: Attempt) {
+        let now = NIODeadline.now()
         for id in losers {
             guard let attempt = self.attempts[id] else { continue }
             guard attempt.lostRace(to: winner) else {
@@ -406,7 +411,9 @@ final class Dispatcher: UpstreamEvents, LoopTimerTarget {
                 continue
             }
             attempt.upstream?.cancel()
-            self.close(id, outcome: .failed)
+            var outcome = self.outcome(attempt, succeeded: true)
+            outcome.lostRaceAfterMilliseconds = Double((now - attempt.startedAt).nanoseconds) / 1e6
+            self.close(id, outcome: outcome)
             self.relay.close(attempt: id)
         }
     }
