@@ -1,6 +1,9 @@
 import Foundation
 
 #if canImport(Glibc)
+    // `struct stat`'s fields are attributed to CoreFoundation's module, which includes <sys/stat.h>
+    // (a release build with MemberImportVisibility refuses them without this import).
+    import CoreFoundation
     import Glibc
 #elseif canImport(Musl)
     import Musl
