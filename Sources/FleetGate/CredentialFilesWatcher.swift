@@ -14,7 +14,9 @@ import ServiceLifecycle
 /// - the client and tunnel listeners' certificate chains and keys, and the fleet CA (`tunnel.caFile`):
 ///   new TLS contexts for new connections (``GatewayReloader/reloadCertificates()``);
 /// - the application key file (`auth.appKeysFile`, ``GatewayCore/reloadKeys()``);
-/// - the API key file (`auth.apiKeysFile`, ``GatewayReloader/reloadAPIKeys()``).
+/// - the API key file (`auth.apiKeysFile`, ``GatewayReloader/reloadAPIKeys()``);
+/// - the admin token file (`admin.tokenFile`, ``GatewayReloader/reloadAdminToken(logRefusal:)``): a
+///   rotated token replaces the running one, and the dashboard sessions of the old one end.
 ///
 /// Before, nothing reloaded them but SIGHUP or `POST /admin/reload`: a renewed certificate mounted from
 /// a Secret was served only after a restart, and the old one expired in front of every client. Nothing
@@ -30,6 +32,7 @@ struct CredentialFilesWatcher: Service {
         case certificates
         case appKeys
         case apiKeys
+        case adminToken
     }
 
     let reloader: GatewayReloader
@@ -48,6 +51,7 @@ struct CredentialFilesWatcher: Service {
         if !certificates.isEmpty { files[.certificates] = certificates }
         if let path = core.keys.file { files[.appKeys] = [path] }
         if let path = configuration.auth.apiKeysFile { files[.apiKeys] = [path] }
+        if let path = configuration.admin.tokenFile { files[.adminToken] = [path] }
         return files
     }
 
@@ -94,6 +98,10 @@ struct CredentialFilesWatcher: Service {
                     } else {
                         stamps.failed(kind)
                     }
+                case .adminToken:
+                    // Refused (short, unreadable), the running token stays and the file is read again
+                    // when it next changes.
+                    self.reloader.reloadAdminToken()
                 }
             }
         }

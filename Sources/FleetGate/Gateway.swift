@@ -195,7 +195,7 @@ public final class Gateway: Service, Sendable {
         }
         // #17: the dashboard logs in with the admin token (admin.tokenFile), or one generated here and
         // left in a file only this user can read (``run()`` writes it and logs its path, not the token).
-        let dashboard = DashboardSessions(token: guardrail.token.map { String(decoding: $0, as: UTF8.self) })
+        let dashboard = DashboardSessions(token: guardrail.token)
         self.dashboard = dashboard
         let admin = AdminResponder(
             core: core, prometheus: prometheus, readiness: readiness, reloader: self.reloader, guardrail: guardrail,

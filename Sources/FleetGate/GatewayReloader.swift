@@ -50,7 +50,10 @@ public final class GatewayReloader: Sendable {
         var certificates = false
         var apiKeys = false
         var appKeys = false
-        var any: Bool { self.whole || self.regions || self.certificates || self.apiKeys || self.appKeys }
+        var adminToken = false
+        var any: Bool {
+            self.whole || self.regions || self.certificates || self.apiKeys || self.appKeys || self.adminToken
+        }
     }
 
     /// Records a reload's outcome on `/metrics`: `flag` set while its last attempt was refused, and the
@@ -67,12 +70,12 @@ public final class GatewayReloader: Sendable {
     private let regionReloadRuns = CoalescedJob<Result<Report, ReloadError>>()
     private let keyReloadRuns = CoalescedJob<Result<Int, KeyFileError>>()
 
-    /// The admin token in use (read at start): the admin API keeps it until a restart.
-    let adminToken: [UInt8]?
+    /// The admin token in use (`admin.tokenFile`): a reload, or the watch, installs the file's new one.
+    package let adminToken: AdminToken?
 
     init(
         core: GatewayCore, clientTLS: TLSContextBox, tunnelTLS: TLSContextBox, logLevel: LogLevelControl?,
-        source: (@Sendable () throws -> GatewayConfiguration)?, adminToken: [UInt8]? = nil
+        source: (@Sendable () throws -> GatewayConfiguration)?, adminToken: AdminToken? = nil
     ) {
         self.adminToken = adminToken
         self.core = core
@@ -147,6 +150,35 @@ public final class GatewayReloader: Sendable {
             if logRefusal {
                 self.core.logger.error(
                     "API key file reload refused; the running keys stay until it loads (tried again at each poll)",
+                    metadata: ["error": "\(error)"])
+            }
+            return false
+        }
+    }
+
+    /// The admin token file (`admin.tokenFile`) changed: its token replaces the running one for every
+    /// request that follows, and the dashboard sessions the old one opened end — an operator rotates a
+    /// leaked token without a restart, which would drop every relayed stream. A file that is unreadable
+    /// or short leaves the running token (logged, and `fleet_config_last_reload_successful` 0). Returns
+    /// whether the file's token is the one in use.
+    /// - Parameter logRefusal: false for a retry of a refusal already logged.
+    @discardableResult
+    func reloadAdminToken(logRefusal: Bool = true) -> Bool {
+        guard let token = self.adminToken, let file = self.core.configuration.admin.tokenFile else { return true }
+        do {
+            let read = Array(try AdminGuard.readToken(file).utf8)
+            self.record(\.adminToken, refused: false)
+            if token.replace(with: read) {
+                self.core.logger.notice(
+                    "Admin token replaced from its file; dashboard sessions opened with the old one ended",
+                    metadata: ["file.path": "\(file)"])
+            }
+            return true
+        } catch {
+            self.record(\.adminToken, refused: true)
+            if logRefusal {
+                self.core.logger.error(
+                    "Admin token file refused; the running token stays until the file is mended",
                     metadata: ["error": "\(error)"])
             }
             return false
@@ -257,12 +289,10 @@ public final class GatewayReloader: Sendable {
             return Report(regionsVersion: geo.map.version, logLevel: running.logging.level, restartRequired: [])
         }
         var restartRequired = Self.keepRestartOnlyKeys(from: running, in: &next)
-        // The admin token is read at start; a new one in the file waits for a restart, and says so — a
-        // reload answered 200 with nothing to restart while the old token went on working (helper-73). A
-        // file that would stop the next start refuses the reload now.
-        if let file = next.admin.tokenFile, Array(try AdminGuard.readToken(file).utf8) != self.adminToken {
-            restartRequired.append("admin.tokenFile (the token in it)")
-        }
+        // The admin token file (its path is restart-only, with the rest of `admin`): read now, so a file
+        // that would stop the next start refuses the reload; its token is installed with the rest below.
+        // (helper-73: a reload answered 200 while the old token went on working; it was restart-only.)
+        let adminToken = try next.admin.tokenFile.map { Array(try AdminGuard.readToken($0).utf8) }
         try next.validate()
         let clientTLS = try Gateway.clientContext(next)
         let tunnelTLS = try Gateway.tunnelContext(next)
@@ -271,6 +301,9 @@ public final class GatewayReloader: Sendable {
         self.core.geo.install(geo, regionsFile: .some(next.geo.regionsFile), databaseFile: .some(next.geo.databaseFile))
         self.install(client: clientTLS, tunnel: tunnelTLS)
         self.core.apply(next)
+        if let adminToken, self.adminToken?.replace(with: adminToken) == true {
+            self.core.logger.notice("Admin token replaced; dashboard sessions opened with the old one ended")
+        }
         self.logLevel?.set(level)
         // Issue #20: the revocation file, at once; connected cars it now names are closed.
         self.core.trust.reloadIfChanged(force: true)

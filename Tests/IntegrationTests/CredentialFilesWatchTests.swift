@@ -150,4 +150,53 @@ struct CredentialFilesWatchTests {
             tasks.cancelAll()
         }
     }
+
+    @Test(
+        "A rotated admin token replaces the old one without a restart and ends its dashboard sessions; a short one is refused and shows on /metrics"
+    )
+    func adminToken() async throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("fleet-admin-\(UUID().uuidString)")
+        try "admin-token-0123456789abcdef\n".write(to: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: file) }
+        try await withFleet(configure: {
+            $0.admin.tokenFile = file.path
+            $0.tunnel.trustPollInterval = .milliseconds(100)
+        }) { fleet in
+            func get(_ path: String, token: String? = nil, cookie: String? = nil) async throws
+                -> (status: Int, setCookie: String?, body: String)
+            {
+                let client = try await RecordingClient.connect(port: fleet.adminPort)
+                defer { client.close() }
+                var request = HTTPRequest(method: .get, scheme: "http", authority: "127.0.0.1", path: path)
+                if let token { request.headerFields[.authorization] = "Bearer \(token)" }
+                if let cookie { request.headerFields[.cookie] = cookie }
+                let result = try await client.send(request, body: nil).collect()
+                return (result.response?.status.code ?? 0, result.response?.headerFields[.setCookie], result.body)
+            }
+            let old = "admin-token-0123456789abcdef"
+            let new = "admin-token-rotated-fedcba9876"
+            #expect(try await get("/admin/cars", token: old).status == 200)
+            let login = try await get("/dashboard/login?token=\(old)")
+            let cookie = String(try #require(login.setCookie).split(separator: ";")[0])
+            #expect(try await get("/admin/cars", cookie: cookie).status == 200)
+
+            try "\(new)\n".write(to: file, atomically: true, encoding: .utf8)
+            #expect(try await Self.eventually { try await get("/admin/cars", token: new).status == 200 })
+            #expect(try await get("/admin/cars", token: old).status == 401, "the leaked token no longer works")
+            #expect(try await get("/admin/cars", cookie: cookie).status == 401, "nor its dashboard session")
+            #expect(try await get("/dashboard/login?token=\(new)").status == 303)
+
+            // Too short to be a token: refused, the running one stays, and the refusal is on /metrics.
+            try "short\n".write(to: file, atomically: true, encoding: .utf8)
+            func reloadGauge() async throws -> Double? {
+                // The sample, not the HELP line.
+                try await get("/metrics").body.split(separator: "\n")
+                    .first { $0.hasPrefix("fleet_config_last_reload_successful ") }
+                    .flatMap { Double($0.split(separator: " ")[1]) }
+            }
+            #expect(try await Self.eventually { try await reloadGauge() == 0 })
+            #expect(try await get("/admin/cars", token: new).status == 200)
+            #expect(try await get("/admin/cars", token: "short").status == 401)
+        }
+    }
 }

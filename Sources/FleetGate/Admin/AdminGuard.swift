@@ -21,13 +21,14 @@ struct AdminGuard: Sendable {
 
     static let probes: Set<String> = ["/healthz", "/readyz", "/metrics"]
 
-    let token: [UInt8]?
+    /// The bearer token, when `admin.tokenFile` is set; a reload replaces it (``GatewayReloader``).
+    let token: AdminToken?
     let hosts: Set<String>
 
     /// - Throws: ``ConfigurationError`` naming `admin.tokenFile` and the file when it cannot be read or
     ///   holds fewer than 16 bytes.
     init(tokenFile: String?, bindHost: String, allowedHosts: [String]) throws {
-        self.token = try tokenFile.map { Array(try Self.readToken($0).utf8) }
+        self.token = try tokenFile.map { AdminToken(Array(try Self.readToken($0).utf8)) }
         self.hosts = Set((["127.0.0.1", "localhost", "[::1]", bindHost] + allowedHosts).map { $0.lowercased() })
     }
 
@@ -63,7 +64,7 @@ struct AdminGuard: Sendable {
         }
         if let token = self.token, !session {
             guard let presented = request.headerFields[.authorization]?.bearerToken,
-                Self.constantTimeEqual(Array(presented), token)
+                token.matches(Array(presented))
             else { return .unauthorized }
         }
         if request.method != .get && request.method != .head {
