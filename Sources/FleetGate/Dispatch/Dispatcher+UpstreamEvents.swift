@@ -325,6 +325,30 @@ extension Dispatcher {
         return .init(retryable: true, label: code, upstreamAtFault: false)
     }
 
+    /// Cancels the attempts `winner` beat to the client. A car attempt that started before the winner
+    /// and still had no token when the winner's first came — the attempt a hedge rescued — had longer
+    /// than the winner needed and gave nothing: it lost the race, and its car learns a lower bound of
+    /// its time to first token and is passed over for a while (``Outcome/lostRaceAfterMilliseconds``).
+    /// Before, a car whose runtime answers late or not at all (a 500 after 3 s, a stream that never
+    /// starts) lost every race and was never told: each of its jobs cost a request the hedge's delay
+    /// (helper-84, helper-87). Any other loser — a hedge the first attempt beat, one already streaming
+    /// — says nothing of its car, as a job a client left does not.
+    func cancelLosers(_ losers: [Int], beatenBy winner: Attempt) {
+        let now = NIODeadline.now()
+        for id in losers {
+            guard let attempt = self.attempts[id] else { continue }
+            guard attempt.lostRace(to: winner) else {
+                self.cancel(id)
+                continue
+            }
+            attempt.upstream?.cancel()
+            var outcome = self.outcome(attempt, succeeded: true)
+            outcome.lostRaceAfterMilliseconds = Double((now - attempt.startedAt).nanoseconds) / 1e6
+            self.close(id, outcome: outcome)
+            self.relay.close(attempt: id)
+        }
+    }
+
     /// The request is served by a car: the cars whose runtime answered it with a 5xx before are blamed for
     /// it (``FleetRegistry/blameRuntimeError(_:now:)``) — another car could serve it, so the request was
     /// not the cause.
