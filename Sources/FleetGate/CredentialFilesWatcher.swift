@@ -99,9 +99,14 @@ struct CredentialFilesWatcher: Service {
                         stamps.failed(kind)
                     }
                 case .adminToken:
-                    // Refused (short, unreadable), the running token stays and the file is read again
-                    // when it next changes.
-                    self.reloader.reloadAdminToken()
+                    // Refused (short, or a read that failed: out of descriptors in a flood), the running
+                    // token stays and the file is read again at each poll until it loads — a leaked
+                    // token must not outlive its rotation because one read failed (helper-89).
+                    if self.reloader.reloadAdminToken(logRefusal: !stamps.isRetrying(kind)) {
+                        stamps.applied(kind)
+                    } else {
+                        stamps.failed(kind)
+                    }
                 }
             }
         }

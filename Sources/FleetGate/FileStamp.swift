@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 
 #if canImport(Glibc)
@@ -16,23 +17,28 @@ import Foundation
 /// reader behind every watch of the gateway's files (``FleetTrust``'s revocation and quarantine files,
 /// ``CredentialFilesWatcher``'s certificates and keys).
 enum FileStamp {
-    /// The file's identity and content stamp: the resolved path, device, inode, size, and its
-    /// modification and status-change times to the nanosecond; "missing" when it cannot be read.
+    /// The file's identity and content stamp: the resolved path, device, inode, size, modification time
+    /// to the nanosecond, and a digest of its bytes; "missing" when it cannot be read.
     ///
-    /// The change time is what a rewrite cannot hide: a file rewritten in place to the same size,
-    /// its modification time then restored (`touch -r`, `cp -p`, `rsync -t`), looked unchanged
-    /// (helper-82); the kernel sets the change time on every write and no call sets it back.
+    /// The digest is what a rewrite cannot hide: a file rewritten in place to the same size, its
+    /// modification time then restored (`touch -r`, `cp -p`, `rsync -t`), looked unchanged (helper-82).
+    /// Not the status-change time, which would also catch it but moves with a `chmod` or `chown` that
+    /// changes nothing (a kubelet resetting a Secret volume's owner: every file reloaded; helper-89).
+    /// The watched files are small (certificates, keys, token and revocation lists) and read every few
+    /// seconds at most.
     static func of(_ path: String) -> String {
         let resolved = Self.resolved(path)
         var status = stat()
         guard stat(resolved, &status) == 0 else { return "missing" }
         #if canImport(Darwin)
-            let (modified, changed) = (status.st_mtimespec, status.st_ctimespec)
+            let modified = status.st_mtimespec
         #else
-            let (modified, changed) = (status.st_mtim, status.st_ctim)
+            let modified = status.st_mtim
         #endif
+        guard let bytes = FileManager.default.contents(atPath: resolved) else { return "missing" }
+        let digest = SHA256.hash(data: bytes).prefix(16).map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
         return
-            "\(resolved) \(status.st_dev):\(status.st_ino):\(status.st_size) \(modified.tv_sec).\(modified.tv_nsec) \(changed.tv_sec).\(changed.tv_nsec)"
+            "\(resolved) \(status.st_dev):\(status.st_ino):\(status.st_size) \(modified.tv_sec).\(modified.tv_nsec) \(digest)"
     }
 
     /// Whether the file is there and empty.

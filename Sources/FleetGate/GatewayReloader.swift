@@ -159,16 +159,20 @@ public final class GatewayReloader: Sendable {
     /// The admin token file (`admin.tokenFile`) changed: its token replaces the running one for every
     /// request that follows, and the dashboard sessions the old one opened end — an operator rotates a
     /// leaked token without a restart, which would drop every relayed stream. A file that is unreadable
-    /// or short leaves the running token (logged, and `fleet_config_last_reload_successful` 0). Returns
-    /// whether the file's token is the one in use.
+    /// or short leaves the running token (logged, and `fleet_config_last_reload_successful` 0; the watch
+    /// tries it again at each poll). Returns whether the file's token is the one in use.
     /// - Parameter logRefusal: false for a retry of a refusal already logged.
     @discardableResult
     func reloadAdminToken(logRefusal: Bool = true) -> Bool {
         guard let token = self.adminToken, let file = self.core.configuration.admin.tokenFile else { return true }
         do {
-            let read = Array(try AdminGuard.readToken(file).utf8)
+            // Read and installed under the lock, as a whole reload does both: one between them would
+            // put back the token it read before this one (helper-89).
+            let replaced = try self.serial.withLock { _ in
+                token.replace(with: Array(try AdminGuard.readToken(file).utf8))
+            }
             self.record(\.adminToken, refused: false)
-            if token.replace(with: read) {
+            if replaced {
                 self.core.logger.notice(
                     "Admin token replaced from its file; dashboard sessions opened with the old one ended",
                     metadata: ["file.path": "\(file)"])
@@ -178,7 +182,7 @@ public final class GatewayReloader: Sendable {
             self.record(\.adminToken, refused: true)
             if logRefusal {
                 self.core.logger.error(
-                    "Admin token file refused; the running token stays until the file is mended",
+                    "Admin token file refused; the running token stays until it loads (tried again at each poll)",
                     metadata: ["error": "\(error)"])
             }
             return false

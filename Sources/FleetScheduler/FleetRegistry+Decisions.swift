@@ -211,10 +211,7 @@ extension FleetRegistry {
         let sharing = 1 + predictor.prefillContention * Double(min(lease.concurrency - 1, car.slots))
         let advertised = 1_000 * Double(max(1, lease.promptTokens)) / max(1, offer.prefillTokensPerSecond) * sharing
         let compute = waited - lease.predictedRTTMilliseconds + car.rtt.deviation - lease.predictedQueueMilliseconds
-        let ratio = compute / advertised
-        if ratio > 0, log(ratio) > offer.learned.prefillLogSlowdown {
-            offer.learned.observePrefill(ratio, learningRate: predictor.learningRate)
-        }
+        offer.learned.observePrefillBound(compute / advertised, learningRate: predictor.learningRate)
         if waited > car.peak.cost { car.peak.observe(waited, now: now) }
     }
 

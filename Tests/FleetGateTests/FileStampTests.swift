@@ -26,6 +26,11 @@ struct FileStampTests {
         let attributes = try FileManager.default.attributesOfItem(atPath: file)
         #expect(attributes[.modificationDate] as? Date == modified && attributes[.size] as? Int == 6)
         #expect(FileStamp.of(file) != before)
+        // A `chmod` or `chown` that changes nothing (a kubelet resetting a Secret volume's owner) is no change.
+        let rewritten = FileStamp.of(file)
+        let mode = try #require(attributes[.posixPermissions] as? Int)
+        try FileManager.default.setAttributes([.posixPermissions: mode], ofItemAtPath: file)
+        #expect(FileStamp.of(file) == rewritten)
         #expect(!FileStamp.isEmpty(file))
         try Data().write(to: URL(fileURLWithPath: file))
         #expect(FileStamp.isEmpty(file))
