@@ -211,7 +211,14 @@ extension FleetRegistry {
         let sharing = 1 + predictor.prefillContention * Double(min(lease.concurrency - 1, car.slots))
         let advertised = 1_000 * Double(max(1, lease.promptTokens)) / max(1, offer.prefillTokensPerSecond) * sharing
         let compute = waited - lease.predictedRTTMilliseconds + car.rtt.deviation - lease.predictedQueueMilliseconds
-        offer.learned.observePrefillBound(compute / advertised, learningRate: predictor.learningRate)
+        let ratio = compute / advertised
+        // Counted as an observation, so each bound weighs less than the one before, as observations do
+        // (not counting it kept each at half weight and the doubt at its prior: the predicted TTFT, and
+        // the hedge delay, then grew so fast that a request on a runtime answering 500 after 3 s waited
+        // 1.5 s for its hedge instead of 0.46 s; helper-89 asked, the runs answered).
+        if ratio > 0, log(ratio) > offer.learned.prefillLogSlowdown {
+            offer.learned.observePrefill(ratio, learningRate: predictor.learningRate)
+        }
         if waited > car.peak.cost { car.peak.observe(waited, now: now) }
     }
 

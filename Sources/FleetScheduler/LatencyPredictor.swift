@@ -23,17 +23,6 @@ public struct LearnedRates: Sendable, Hashable {
         Self.fold(&self.prefillLogSlowdown, &self.prefillObservations, ratio, learningRate)
     }
 
-    /// A lower bound of the prefill ratio (a job that lost a hedge race before its first token): the mean
-    /// moves towards it, by the weight an observation would have, only when the bound is above it; it
-    /// is not counted as an observation, so the doubt charged for few observations stays (helper-89).
-    mutating func observePrefillBound(_ ratio: Double, learningRate: Double) {
-        guard ratio.isFinite, ratio > 0 else { return }
-        let x = min(log(512), log(ratio))
-        guard x > self.prefillLogSlowdown else { return }
-        self.prefillLogSlowdown +=
-            max(1 / Double(self.prefillObservations + 2), learningRate) * (x - self.prefillLogSlowdown)
-    }
-
     mutating func observeDecode(_ ratio: Double, learningRate: Double) {
         Self.fold(&self.decodeLogSlowdown, &self.decodeObservations, ratio, learningRate)
     }

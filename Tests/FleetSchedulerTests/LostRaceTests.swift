@@ -79,8 +79,8 @@ struct LostRaceTests {
         registry.finish(try #require(registry.acquire(a, for: request(), now: 1)), self.lost(after: 2_000), now: 1)
         let raised = try slowdown()
         #expect(raised > 2 * before, "\(before) → \(raised)")
-        // A bound, not an observation: the doubt charged for few observations stays.
-        #expect(try #require(try self.snapshot(registry, a).learned["m"]).prefillObservations == 1)
+        // Counted, so the next bound weighs less, as observations do.
+        #expect(try #require(try self.snapshot(registry, a).learned["m"]).prefillObservations == 2)
         // A bound below what is known says nothing.
         registry.finish(try #require(registry.acquire(a, for: request(), now: 2)), self.lost(after: 100), now: 2)
         #expect(try slowdown() == raised)
