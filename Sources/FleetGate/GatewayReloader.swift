@@ -164,19 +164,12 @@ public final class GatewayReloader: Sendable {
     /// - Parameter logRefusal: false for a retry of a refusal already logged.
     @discardableResult
     func reloadAdminToken(logRefusal: Bool = true) -> Bool {
-        guard let token = self.adminToken, let file = self.core.configuration.admin.tokenFile else { return true }
+        guard self.adminToken != nil, let file = self.core.configuration.admin.tokenFile else { return true }
         do {
             // Read and installed under the lock, as a whole reload does both: one between them would
             // put back the token it read before this one (helper-89).
-            let replaced = try self.serial.withLock { _ in
-                token.replace(with: Array(try AdminGuard.readToken(file).utf8))
-            }
+            try self.serial.withLock { _ in self.install(adminToken: Array(try AdminGuard.readToken(file).utf8)) }
             self.record(\.adminToken, refused: false)
-            if replaced {
-                self.core.logger.notice(
-                    "Admin token replaced from its file; dashboard sessions opened with the old one ended",
-                    metadata: ["file.path": "\(file)"])
-            }
             return true
         } catch {
             self.record(\.adminToken, refused: true)
@@ -187,6 +180,15 @@ public final class GatewayReloader: Sendable {
             }
             return false
         }
+    }
+
+    /// Installs the admin token file's token (a new generation when it differs: the old one's dashboard
+    /// sessions end), and says so. Under ``serial``.
+    private func install(adminToken bytes: [UInt8]) {
+        guard self.adminToken?.replace(with: bytes) == true else { return }
+        self.core.logger.notice(
+            "Admin token replaced from its file; dashboard sessions opened with the old one ended",
+            metadata: ["file.path": "\(self.core.configuration.admin.tokenFile ?? "-")"])
     }
 
     /// ``reload(regionsOnly:)`` on NIO's thread pool; callers that arrive while one runs share the next run.
@@ -305,9 +307,7 @@ public final class GatewayReloader: Sendable {
         self.core.geo.install(geo, regionsFile: .some(next.geo.regionsFile), databaseFile: .some(next.geo.databaseFile))
         self.install(client: clientTLS, tunnel: tunnelTLS)
         self.core.apply(next)
-        if let adminToken, self.adminToken?.replace(with: adminToken) == true {
-            self.core.logger.notice("Admin token replaced; dashboard sessions opened with the old one ended")
-        }
+        if let adminToken { self.install(adminToken: adminToken) }
         self.logLevel?.set(level)
         // Issue #20: the revocation file, at once; connected cars it now names are closed.
         self.core.trust.reloadIfChanged(force: true)

@@ -1,4 +1,3 @@
-import Crypto
 import Foundation
 import Synchronization
 
@@ -35,13 +34,6 @@ public final class DashboardSessions: Sendable {
         return (0..<4).map { _ in String(rng.next() as UInt64, radix: 16) }.joined()
     }
 
-    private static func equal(_ a: [UInt8], _ b: [UInt8]) -> Bool {
-        // Constant time over the longer input: HMAC both under one key and compare the codes.
-        let key = SymmetricKey(size: .bits256)
-        let ma = HMAC<SHA256>.authenticationCode(for: a, using: key)
-        return HMAC<SHA256>.isValidAuthenticationCode(ma, authenticating: b, using: key)
-    }
-
     /// Exchanges the token for a new session id, or nil.
     func login(token: String, now: Double = Date().timeIntervalSince1970) -> String? {
         let generation = self.adminToken.generation
@@ -65,6 +57,6 @@ public final class DashboardSessions: Sendable {
         guard !values.isEmpty else { return false }
         let generation = self.adminToken.generation
         let live = self.sessions.withLock { $0.filter { $0.expires >= now && $0.generation == generation }.map(\.id) }
-        return values.contains { value in live.contains { Self.equal($0, value) } }
+        return values.contains { value in live.contains { AdminGuard.constantTimeEqual($0, value) } }
     }
 }
