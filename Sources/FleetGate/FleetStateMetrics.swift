@@ -17,6 +17,8 @@ import Synchronization
 ///   served in another zone (docs/regions.md).
 /// - `fleet_geoip_database_build_timestamp_seconds`: when the loaded GeoIP database was built.
 /// - `fleet_tls_certificate_expiry_timestamp_seconds{listener}`: the leaf certificate's notAfter.
+/// - `fleet_buffered_bytes{kind}`: request bodies (`request_body`) and answers held for slow clients
+///   (`answer`) at once, against `limits.maxBufferedBodyBytes` and `limits.maxBufferedAnswerBytes`.
 /// - `fleet_car_credentials_expiring`: connected cars whose credential (vehicle certificate or token)
 ///   expires within ``expiringWindow``: their renewal is not happening.
 /// - central endpoints' state and load: ``CentralEndpointGauges``.
@@ -33,6 +35,9 @@ public final class FleetStateMetrics: Sendable {
     private let certificates = Mutex<[String: Gauge]>([:])
     /// Completion requests in flight.
     public let activeStreams: Gauge
+    /// Request-body bytes and answer bytes held now (`kind`: `request_body`, `answer`).
+    let bufferedRequestBodies: Gauge
+    let bufferedAnswers: Gauge
     /// Build time of the GeoIP database in use (Unix seconds; 0 without one).
     public let geoipBuilt: Gauge
     /// Connected cars whose credential expires within ``expiringWindow``.
@@ -45,6 +50,9 @@ public final class FleetStateMetrics: Sendable {
     init(factory: any MetricsFactory) {
         self.factory = factory
         self.activeStreams = Gauge(label: "fleet_active_streams", dimensions: [], factory: factory)
+        self.bufferedRequestBodies = Gauge(
+            label: "fleet_buffered_bytes", dimensions: [("kind", "request_body")], factory: factory)
+        self.bufferedAnswers = Gauge(label: "fleet_buffered_bytes", dimensions: [("kind", "answer")], factory: factory)
         self.geoipBuilt = Gauge(
             label: "fleet_geoip_database_build_timestamp_seconds", dimensions: [], factory: factory)
         self.credentialsExpiring = Gauge(label: "fleet_car_credentials_expiring", dimensions: [], factory: factory)
@@ -111,8 +119,10 @@ public final class FleetStateMetrics: Sendable {
     /// `fleet_cars` family to append to the registry's output.
     func publish(
         cars: [CarSnapshot], regions: [String: String], inFlight: Int, geoipBuildEpoch: Int64?,
-        certificateExpiry: [String: Int64], credentialsExpiring: Int = 0
+        certificateExpiry: [String: Int64], credentialsExpiring: Int = 0, buffered: (requestBodies: Int, answers: Int)
     ) -> FleetCarsExposition {
+        self.bufferedRequestBodies.record(buffered.requestBodies)
+        self.bufferedAnswers.record(buffered.answers)
         self.credentialsExpiring.record(credentialsExpiring)
         self.activeStreams.record(inFlight)
         self.geoipBuilt.record(geoipBuildEpoch ?? 0)

@@ -252,6 +252,8 @@ extension GatewayConfiguration.Limits {
     /// - `maxBodyBytes` (int, default 1048576, 1…1 GiB): request body limit. Reloadable.
     /// - `bodyTimeoutSeconds` (double, default 30): time to send the body. Reloadable.
     /// - `maxBufferedBodyBytes` (int, default 268435456, 1 KiB…64 GiB): request-body bytes held over all requests. Reloadable.
+    /// - `maxBufferedAnswerBytesPerStream` (int, default 1048576, 0…1 GiB): answer bytes held for one slow client. Reloadable.
+    /// - `maxBufferedAnswerBytes` (int, default 268435456, 0…64 GiB): answer bytes held for slow clients over all streams. Reloadable.
     /// - `maxInFlightRequests` (int, default 10000): completions in flight over all clients. Reloadable.
     /// - `maxInFlightPerEventLoop` (int, default 4096): completions admitted and unfinished per event loop. Reloadable.
     /// - `shedLagMilliseconds` (double, default 10, 0 = off): the event-loop lag an overloaded loop is held at by shedding. Reloadable.
@@ -262,6 +264,8 @@ extension GatewayConfiguration.Limits {
         self.maxBodyBytes = try config.int("maxBodyBytes", in: 1...(1 << 30))
         self.bodyTimeout = try config.seconds("bodyTimeoutSeconds")
         self.maxBufferedBodyBytes = try config.int("maxBufferedBodyBytes", in: 1024...(64 << 30))
+        self.maxBufferedAnswerBytesPerStream = try config.int("maxBufferedAnswerBytesPerStream", in: 0...(1 << 30))
+        self.maxBufferedAnswerBytes = try config.int("maxBufferedAnswerBytes", in: 0...(64 << 30))
         self.maxInFlightRequests = try config.int("maxInFlightRequests", in: 1...10_000_000)
         self.maxInFlightPerEventLoop = try config.int("maxInFlightPerEventLoop", in: 1...10_000_000)
         self.shedLag = .nanoseconds(Int64(try config.double("shedLagMilliseconds", in: 0...60_000) * 1e6))
@@ -280,6 +284,14 @@ extension GatewayConfiguration.Limits {
                 .int(
                     "maxBufferedBodyBytes", d.maxBufferedBodyBytes,
                     "Request-body bytes held at once over all requests; past it, 503 server_overloaded. Reloadable."),
+                .int(
+                    "maxBufferedAnswerBytesPerStream", d.maxBufferedAnswerBytesPerStream,
+                    "Answer bytes held for one client that reads slower than its car or central answers, so the car's slot is freed when its job ends; past it the upstream waits for the client (0: always waits). Reloadable."
+                ),
+                .int(
+                    "maxBufferedAnswerBytes", d.maxBufferedAnswerBytes,
+                    "Answer bytes held for slow clients at once over all streams; past it their upstreams wait for them. Reloadable."
+                ),
                 .int(
                     "maxInFlightRequests", d.maxInFlightRequests,
                     "Completion requests in flight at once over all clients; more get 503. Reloadable."),

@@ -251,6 +251,25 @@ public final class GatewayCore: Sendable {
     /// Request-body bytes held now.
     public var requestBodyBytesHeld: Int { self.bufferedBodyBytes.load(ordering: .relaxed) }
 
+    /// Answer bytes held for slow clients now, over all streams (``Dispatcher/holdForSlowClient(_:)``).
+    private let heldAnswerBytes = Atomic<Int>(0)
+
+    /// Counts `bytes` of answer held for a slow client; false (nothing counted) past `limit`.
+    func reserveAnswer(_ bytes: Int, limit: Int) -> Bool {
+        let total = self.heldAnswerBytes.wrappingAdd(bytes, ordering: .relaxed).newValue
+        if total > limit {
+            self.heldAnswerBytes.wrappingSubtract(bytes, ordering: .relaxed)
+            return false
+        }
+        return true
+    }
+
+    /// Stops counting answer bytes the client's stream no longer holds.
+    func releaseAnswer(_ bytes: Int) { self.heldAnswerBytes.wrappingSubtract(bytes, ordering: .relaxed) }
+
+    /// Answer bytes held for slow clients now.
+    public var answerBytesHeld: Int { self.heldAnswerBytes.load(ordering: .relaxed) }
+
     /// The gateway-wide hedge budget.
     let hedgeBudget: HedgeBudget
 

@@ -22,7 +22,8 @@ extension AdminResponder {
             inFlight: self.core.requestsInFlight, geoipBuildEpoch: geo.database?.buildEpoch,
             certificateExpiry: certificates,
             credentialsExpiring: self.core.credentialExpiries.count(
-                expiringBefore: Date().timeIntervalSince1970 + FleetStateMetrics.expiringWindow))
+                expiringBefore: Date().timeIntervalSince1970 + FleetStateMetrics.expiringWindow),
+            buffered: (self.core.requestBodyBytesHeld, self.core.answerBytesHeld))
         state.central.publish(self.core.central.all)
         var body = self.prometheus.emitToBuffer()
         cars.write(into: &body)

@@ -49,6 +49,8 @@ enum MetricHelp {
         "fleet_key_requests_total": "Requests per application key by result.",
         "fleet_key_tokens_total": "Prompt and completion tokens per application key.",
         "fleet_car_refused_total": "Car tunnels refused, by reason.",
+        "fleet_buffered_bytes":
+            "Request bodies and answers held for slow clients at once, bytes (limits.maxBufferedBodyBytes, limits.maxBufferedAnswerBytes).",
         "fleet_car_credentials_expiring":
             "Connected cars whose credential expires within 48 h (their renewal is not happening).",
         "fleet_car_revoked_live_total": "Connected cars dropped because their certificate was revoked.",

@@ -81,7 +81,9 @@ extension Dispatcher {
             upstream?.consume(data.readableBytes)
             return
         }
-        if !self.request.streaming || self.stream.isWritable || self.machine.committed != id {
+        if !self.request.streaming || self.stream.isWritable || self.machine.committed != id
+            || self.holdForSlowClient(data.readableBytes)
+        {
             attempt.upstream?.consume(data.readableBytes)
         } else {
             attempt.unconsumed += data.readableBytes

@@ -157,6 +157,9 @@ final class Dispatcher: UpstreamEvents, LoopTimerTarget {
     /// not tried was only busy, the `Retry-After` of its refusal: the zone is full, so it is 503
     /// `server_overloaded`, not the failed attempt's 502 (``CapacityWait``; helper-84).
     var retryFoundZoneBusy: Int?
+    /// Answer bytes passed to the client's stream while it was not writable, and counted against
+    /// ``GatewayCore/reserveAnswer(_:limit:)`` until it is writable again or closes (``holdForSlowClient(_:)``).
+    var heldForSlowClient = 0
 
     init(
         core: GatewayCore, stream: any HTTPStream, request: ValidatedRequest, requestID: String, route: String,
@@ -201,6 +204,7 @@ final class Dispatcher: UpstreamEvents, LoopTimerTarget {
 
     /// The client went away: stop every upstream (RST_STREAM CANCEL, so engines stop).
     func clientGone() {
+        self.releaseHeldAnswer()
         guard !self.ended else { return }
         self.perform(self.machine.clientGone())
         self.end(status: 499)
@@ -208,6 +212,7 @@ final class Dispatcher: UpstreamEvents, LoopTimerTarget {
 
     /// The client's stream can take more: give the committed attempt its withheld credit.
     func clientWritable() {
+        self.releaseHeldAnswer()
         guard let id = self.machine.committed, let attempt = self.attempts[id], attempt.unconsumed > 0 else { return }
         attempt.upstream?.consume(attempt.unconsumed)
         attempt.unconsumed = 0

@@ -1,0 +1,134 @@
+#!/usr/bin/env python3
+"""Clients that read slowly against the car slots they hold (helper-85), beside an honest client.
+
+    ~/.cache/fleetgate/venv/bin/python LoadTests/slow_clients.py --bin <dir with fleetgate and fleet-agent> \
+        [--slots 4] [--slow 4] [--max-tokens 2000] [--slowdown 0.2] [--seconds 30]
+
+Starts `fleetgate serve` and one `fleet-agent run` (the synthetic engine, an AI5 with --slots slots and the
+engine's --slowdown: 0.2 is five times an AI5's nominal speed). One
+attacker connection announces a zero stream window and opens --slow streaming completions of --max-tokens
+each, then gives each stream one byte of window every 20 s: progress just often enough for the stall timeout
+(60 s). Meanwhile an honest client sends completions of 16 tokens, two at a time, for --seconds. Prints the
+honest client's statuses and when its first 200 came, then, at the end, `fleet_active_streams`,
+`fleet_buffered_bytes` and the gateway's RSS. Loopback only; stops by itself.
+"""
+import argparse, asyncio, json, os, re, socket, struct, subprocess, sys, tempfile, threading, time, urllib.request
+
+import httpx
+
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+
+def frame(kind, flags, stream, payload=b""):
+    return struct.pack(">I", len(payload))[1:] + bytes([kind, flags]) + struct.pack(">I", stream) + payload
+
+
+def literal(name, value):
+    name, value = name.encode(), value.encode()
+    return b"\x00" + bytes([len(name)]) + name + bytes([len(value)]) + value
+
+
+def attacker(port, streams, max_tokens, stop):
+    """A zero-window connection with `streams` open completions, each given one byte of window every 20 s."""
+    body = json.dumps({"model": "fleet-8b", "stream": True, "max_tokens": max_tokens,
+                       "messages": [{"role": "user", "content": "Tell me a long story"}]}).encode()
+    connection = socket.create_connection(("127.0.0.1", port))
+    settings = frame(0x4, 0, 0, struct.pack(">HI", 4, 0))  # SETTINGS_INITIAL_WINDOW_SIZE = 0
+    heads = b""
+    for i in range(streams):
+        fields = [(":method", "POST"), (":scheme", "http"), (":path", "/v1/chat/completions"),
+                  (":authority", f"127.0.0.1:{port}"), ("content-type", "application/json"),
+                  ("content-length", str(len(body)))]
+        heads += frame(0x1, 0x4, 1 + 2 * i, b"".join(literal(n, v) for n, v in fields)) + frame(0x0, 0x1, 1 + 2 * i, body)
+    connection.sendall(PREFACE + settings + frame(0x4, 0x1, 0) + heads)
+    connection.settimeout(0.5)
+    next_dribble = time.time() + 20
+    while not stop.is_set():
+        try:
+            if not connection.recv(65536):
+                return
+        except socket.timeout:
+            pass
+        if time.time() >= next_dribble:
+            connection.sendall(b"".join(frame(0x8, 0, 1 + 2 * i, struct.pack(">I", 1)) for i in range(streams)))
+            next_dribble += 20
+    connection.close()
+
+
+async def honest(port, seconds, statuses):
+    async with httpx.AsyncClient(http2=True, http1=False, timeout=30) as client:
+        end = time.time() + seconds
+
+        async def worker(w):
+            i = 0
+            while time.time() < end:
+                response = await client.post(f"http://127.0.0.1:{port}/v1/chat/completions", json={
+                    "model": "fleet-8b", "messages": [{"role": "user", "content": f"q{w}-{i}"}], "max_tokens": 16})
+                statuses.append((time.time(), response.status_code))
+                if response.status_code != 200:
+                    await asyncio.sleep(0.2)
+                i += 1
+        await asyncio.gather(worker(0), worker(1))
+
+
+def metric(admin, name):
+    text = urllib.request.urlopen(f"http://127.0.0.1:{admin}/metrics", timeout=10).read().decode()
+    return [line for line in text.splitlines() if line.startswith(name)]
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--bin", required=True)
+    parser.add_argument("--slots", type=int, default=4)
+    parser.add_argument("--slow", type=int, default=4, help="the attacker's streams")
+    parser.add_argument("--max-tokens", type=int, default=2000, help="each slow stream's max_tokens")
+    parser.add_argument("--slowdown", type=float, default=0.2, help="the synthetic engine's slowdown")
+    parser.add_argument("--seconds", type=float, default=30)
+    args = parser.parse_args()
+    env = dict(os.environ, FLEETGATE_FLEET_SECRET="0123456789abcdef-secret")
+    log = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)
+    gateway = subprocess.Popen([f"{args.bin}/fleetgate", "serve", "--tunnel-auth", "token", "--client-port", "0",
+                                "--tunnel-port", "0", "--admin-port", "0"], env=env, stdout=log, stderr=log)
+    processes, stop = [gateway], threading.Event()
+    try:
+        ports = {}
+        for _ in range(100):
+            text = open(log.name).read()
+            ports = {name: int(port) for port, name in re.findall(r"127\.0\.0\.1:(\d+) fleet\.listener=(\w+)", text)}
+            if "client" in ports and "tunnel" in ports and "admin" in ports:
+                break
+            time.sleep(0.1)
+        token = subprocess.check_output([f"{args.bin}/fleetgate", "token", "issue", "--vehicle-id", "car-1",
+                                         "--region", "eu-central", "--days", "1"], env=env, text=True).strip()
+        processes.append(subprocess.Popen(
+            [f"{args.bin}/fleet-agent", "run", "--gateway", f"127.0.0.1:{ports['tunnel']}", "--vehicle-id", "car-1",
+             "--region", "eu-central", "--hardware", "ai5"],
+            env=dict(env, FLEET_AGENT_TOKEN=token, FLEET_AGENT_ENGINE_SLOTS=str(args.slots),
+                     FLEET_AGENT_ENGINE_SLOWDOWN=str(args.slowdown)),
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        time.sleep(2)
+        threading.Thread(target=attacker, args=(ports["client"], args.slow, args.max_tokens, stop), daemon=True).start()
+        time.sleep(0.5)
+        start = time.time()
+        statuses = []
+        asyncio.run(honest(ports["client"], args.seconds, statuses))
+        ok = [t - start for t, s in statuses if s == 200]
+        codes = {s: sum(1 for _, c in statuses if c == s) for s in sorted({c for _, c in statuses})}
+        rss = int(next(l for l in open(f"/proc/{gateway.pid}/status") if l.startswith("VmRSS")).split()[1]) // 1024
+        print(f"{args.bin}: slots {args.slots}, slow streams {args.slow} × {args.max_tokens} tokens, "
+              f"slowdown {args.slowdown}, "
+              f"{args.seconds:.0f} s: honest {codes}, first 200 at "
+              + (f"{ok[0]:.1f} s" if ok else "never")
+              + f"; {'; '.join(metric(ports['admin'], 'fleet_active_streams') + metric(ports['admin'], 'fleet_buffered_bytes'))}"
+              + f"; gateway RSS {rss} MiB")
+    finally:
+        stop.set()
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=40)
+        os.unlink(log.name)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
