@@ -2,10 +2,10 @@
 """Clients that read slowly against the car slots they hold (helper-85), beside an honest client.
 
     ~/.cache/fleetgate/venv/bin/python LoadTests/slow_clients.py --bin <dir with fleetgate and fleet-agent> \
-        [--slots 4] [--slow 4] [--max-tokens 2000] [--slowdown 0.2] [--seconds 30]
+        [--slots 2] [--slow 2] [--max-tokens 1500] [--slowdown 1] [--seconds 45]
 
 Starts `fleetgate serve` and one `fleet-agent run` (the synthetic engine, an AI5 with --slots slots and the
-engine's --slowdown: 0.2 is five times an AI5's nominal speed). One
+engine's hidden --slowdown: an AI5 decodes 50 tokens/s a stream, 135 over its slots). One
 attacker connection announces a zero stream window and opens --slow streaming completions of --max-tokens
 each, then gives each stream one byte of window every 20 s: progress just often enough for the stall timeout
 (60 s). Meanwhile an honest client sends completions of 16 tokens, two at a time, for --seconds. Prints the
@@ -79,11 +79,11 @@ def metric(admin, name):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--bin", required=True)
-    parser.add_argument("--slots", type=int, default=4)
-    parser.add_argument("--slow", type=int, default=4, help="the attacker's streams")
-    parser.add_argument("--max-tokens", type=int, default=2000, help="each slow stream's max_tokens")
-    parser.add_argument("--slowdown", type=float, default=0.2, help="the synthetic engine's slowdown")
-    parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--slots", type=int, default=2)
+    parser.add_argument("--slow", type=int, default=2, help="the attacker's streams")
+    parser.add_argument("--max-tokens", type=int, default=1500, help="each slow stream's max_tokens")
+    parser.add_argument("--slowdown", type=float, default=1, help="the synthetic engine's hidden slowdown (1 or more)")
+    parser.add_argument("--seconds", type=float, default=45)
     args = parser.parse_args()
     env = dict(os.environ, FLEETGATE_FLEET_SECRET="0123456789abcdef-secret")
     log = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)
