@@ -17,7 +17,7 @@ struct FleetAgentCommand: AsyncParsableCommand {
             never from a flag. SIGTERM drains.
             """,
         version: FleetVersion.current,
-        subcommands: [Run.self, Serve.self, ConfigCommand.self]
+        subcommands: [Run.self, Serve.self, ConfigCommand.self, PKICommand.self]
     )
 }
 

@@ -7,7 +7,7 @@ import X509
 struct PKI: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "pki", abstract: "Fleet CA and vehicle certificates.",
-        subcommands: [InitCA.self, Issue.self, IssueServer.self, Renew.self, Revoke.self, Show.self])
+        subcommands: [InitCA.self, Issue.self, Sign.self, IssueServer.self, Renew.self, Revoke.self, Show.self])
 
     struct CAOptions: ParsableArguments {
         @Option(help: "Directory of the fleet CA (ca.pem, ca-key.pem).") var caDir = "."
@@ -52,6 +52,59 @@ struct PKI: AsyncParsableCommand {
             let out = self.out ?? self.vehicle
             try writePair(issued, to: out)
             try printIdentity(issued, path: out + ".pem")
+        }
+    }
+
+    struct Sign: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Sign a car's certificate signing request (`fleet-agent pki request`): OUT.pem, no key.",
+            discussion: """
+                The car keeps its key; the request proves it holds it. The vehicle and its regions are yours: \
+                --vehicle and --region, or --cert to renew with an earlier certificate's. A request that names \
+                another vehicle is refused.
+                """)
+        @OptionGroup var ca: CAOptions
+        @Option(help: "The car's certificate signing request (PEM).") var csr: String
+        @Option(help: "The vehicle id (fleet://vehicle/ID); not with --cert.") var vehicle: String?
+        @Option(help: "A region the car may serve (repeatable); not with --cert.") var region: [String] = []
+        @Option(help: "Renew: take the vehicle and regions from this certificate (PEM).") var cert: String?
+        @Option(help: "Validity in hours (default 168 = 7 days; renew well before).") var hours = 168.0
+        @Option(help: "Output path (default: the vehicle id + .pem, or --cert, replaced atomically).") var out: String?
+
+        func run() async throws {
+            let vehicle: String
+            let regions: [String]
+            if let cert = self.cert {
+                guard self.vehicle == nil, self.region.isEmpty else {
+                    throw ValidationError(
+                        "--cert names the vehicle and its regions: give it alone, or --vehicle and --region")
+                }
+                let identity = try VehicleIdentity(FleetPKI.certificate(file: cert))
+                (vehicle, regions) = (identity.vehicleID, identity.regions)
+            } else {
+                guard let given = self.vehicle, !self.region.isEmpty else {
+                    throw ValidationError("give --vehicle and at least one --region, or --cert")
+                }
+                (vehicle, regions) = (given, self.region)
+            }
+            let request: String
+            do { request = try String(contentsOfFile: self.csr, encoding: .utf8) } catch {
+                throw PKIError("\(self.csr): cannot read the request: \(error.localizedDescription)")
+            }
+            let ca = try self.ca.load()
+            let signed: (certificatePEM: String, certificate: Certificate)
+            do {
+                signed = try ca.signVehicle(
+                    request: request, vehicleID: vehicle, regions: regions, lifetime: self.hours * 3600)
+            } catch let error as PKIError {
+                throw PKIError("\(self.csr): \(error)")
+            }
+            let out = self.out ?? self.cert ?? vehicle + ".pem"
+            try atomicWrite(signed.certificatePEM, to: out, mode: 0o644)
+            let identity = try VehicleIdentity(signed.certificate)
+            print(
+                "\(out): vehicle \(identity.vehicleID), regions \(identity.regions.joined(separator: ",")), serial \(identity.serial), valid until \(identity.notValidAfter)"
+            )
         }
     }
 

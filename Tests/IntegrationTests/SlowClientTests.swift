@@ -58,7 +58,8 @@ struct SlowClientTests {
             for (stream, tokens) in [(short, 800), (long, 8_000)] {
                 let result = await stream.collect()
                 let decoded = try chunks(try ssePayloads(result.body))
-                #expect(decoded.flatMap(\.choices).compactMap { $0.delta?.content }.filter { !$0.isEmpty }.count == tokens)
+                #expect(
+                    decoded.flatMap(\.choices).compactMap { $0.delta?.content }.filter { !$0.isEmpty }.count == tokens)
             }
             try await waitUntil("nothing held") { fleet.gateway.core.answerBytesHeld == 0 }
             #expect(inFlight() == 0)

@@ -1,7 +1,7 @@
 import FleetAgent
 import FleetGate
-import FleetScheduler
 import FleetProtocol
+import FleetScheduler
 import FleetTesting
 import Foundation
 import NIOCore
@@ -20,7 +20,8 @@ struct VehicleCertificateTests {
         var revocationFile: String { self.dir + "/revocations" }
 
         init() throws {
-            self.dir = FileManager.default.temporaryDirectory.appendingPathComponent("fleet-pki-\(UUID().uuidString)").path
+            self.dir =
+                FileManager.default.temporaryDirectory.appendingPathComponent("fleet-pki-\(UUID().uuidString)").path
             try FileManager.default.createDirectory(atPath: self.dir, withIntermediateDirectories: true)
             let ca = try FleetPKI.makeCA(name: "test fleet CA")
             try ca.certificatePEM.write(toFile: self.dir + "/ca.pem", atomically: true, encoding: .utf8)
@@ -32,7 +33,9 @@ struct VehicleCertificateTests {
         }
 
         /// Writes a vehicle certificate (from `issuer`, by default the fleet CA) and returns the car's TLS settings.
-        func vehicle(_ id: String, regions: [String], issuer: FleetPKI? = nil) throws -> (AgentConfiguration.TunnelTLS, String) {
+        func vehicle(_ id: String, regions: [String], issuer: FleetPKI? = nil) throws -> (
+            AgentConfiguration.TunnelTLS, String
+        ) {
             let issued = try (issuer ?? self.ca).issueVehicle(id, regions: regions)
             let prefix = self.dir + "/\(id)-\(UUID().uuidString.prefix(6))"
             try issued.certificatePEM.write(toFile: prefix + ".pem", atomically: true, encoding: .utf8)
@@ -70,9 +73,12 @@ struct VehicleCertificateTests {
             let (goodTLS, goodSerial) = try pki.vehicle("car-good", regions: ["eu-central"])
             let good = try await fleet.startCar(Self.spec("car-good", tls: goodTLS))
             let result = try await Subprocess.run(
-                "curl", ["-s", "--max-time", "10", "-H", "content-type: application/json", "-d",
+                "curl",
+                [
+                    "-s", "--max-time", "10", "-H", "content-type: application/json", "-d",
                     #"{"model":"fleet-8b","messages":[{"role":"user","content":"hi"}],"max_tokens":4}"#,
-                    fleet.baseURL + "/v1/chat/completions"])
+                    fleet.baseURL + "/v1/chat/completions",
+                ])
             #expect(result.stdout.contains("chat.completion"), "\(result.stdout)")
 
             // 2. A certificate from another CA (a forgery): the handshake fails; never registered.
@@ -110,7 +116,39 @@ struct VehicleCertificateTests {
         }
     }
 
-    @Test("Renewal and CA rotation need no restart: an agent moves to a new tunnel with its renewed certificate; the gateway takes a new CA from its CA file")
+    @Test("A car that made its own key (fleet-agent pki request) serves with the certificate the CA signed for it")
+    func ownKey() async throws {
+        let pki = try PKIFiles()
+        defer { try? FileManager.default.removeItem(atPath: pki.dir) }
+        let keyFile = pki.dir + "/car-own-key.pem"
+        let first = try VehicleKeyRequest.make(keyFile: keyFile, vehicleID: "car-own")
+        #expect(first.madeKey)
+        #expect(try FileManager.default.attributesOfItem(atPath: keyFile)[.posixPermissions] as? Int == 0o600)
+        // Renewal asks again with the same key.
+        let again = try VehicleKeyRequest.make(keyFile: keyFile, vehicleID: "car-own")
+        #expect(!again.madeKey)
+        let signed = try pki.ca.signVehicle(request: again.requestPEM, vehicleID: "car-own", regions: ["eu-central"])
+        try signed.certificatePEM.write(toFile: pki.dir + "/car-own.pem", atomically: true, encoding: .utf8)
+        let tls = AgentConfiguration.TunnelTLS(
+            caFile: pki.caFile, serverHostname: "localhost", certificateFile: pki.dir + "/car-own.pem",
+            privateKeyFile: keyFile)
+        try await withFleet(configure: pki.configure) { fleet in
+            _ = try await fleet.startCar(Self.spec("car-own", tls: tls))
+            let result = try await Subprocess.run(
+                "curl",
+                [
+                    "-s", "--max-time", "10", "-H", "content-type: application/json", "-d",
+                    #"{"model":"fleet-8b","messages":[{"role":"user","content":"hi"}],"max_tokens":4}"#,
+                    fleet.baseURL + "/v1/chat/completions", "-D", "-",
+                ])
+            #expect(result.stdout.contains("chat.completion"), "\(result.stdout)")
+            #expect(fleet.gateway.core.registry.all().map(\.descriptor.vehicleID) == ["car-own"])
+        }
+    }
+
+    @Test(
+        "Renewal and CA rotation need no restart: an agent moves to a new tunnel with its renewed certificate; the gateway takes a new CA from its CA file"
+    )
     func renewalAndRotation() async throws {
         let pki = try PKIFiles()
         defer { try? FileManager.default.removeItem(atPath: pki.dir) }
@@ -124,7 +162,9 @@ struct VehicleCertificateTests {
             try renewed.certificatePEM.write(toFile: tls.certificateFile!, atomically: true, encoding: .utf8)
             try await waitUntil(timeout: .seconds(10), "the car on a new tunnel") {
                 car.car.tunnel.connectionCount >= 2
-                    && fleet.gateway.core.registry.all().contains { $0.descriptor.vehicleID == "car-renew" && !$0.draining }
+                    && fleet.gateway.core.registry.all().contains {
+                        $0.descriptor.vehicleID == "car-renew" && !$0.draining
+                    }
             }
             // Revoking the old serial does not touch the renewed car.
             try "serial \(firstSerial)\n".write(toFile: pki.revocationFile, atomically: true, encoding: .utf8)

@@ -76,16 +76,54 @@ public struct FleetPKI: Sendable {
         _ vehicleID: String, regions: [String], lifetime: TimeInterval = Self.defaultVehicleLifetime,
         now: Date = Date()
     ) throws -> Issued {
+        try self.issue(
+            commonName: vehicleID, names: try Self.vehicleNames(vehicleID, regions: regions), usage: .clientAuth,
+            lifetime: lifetime, now: now)
+    }
+
+    /// A vehicle certificate's SAN URIs: the vehicle, then each region once.
+    private static func vehicleNames(_ vehicleID: String, regions: [String]) throws(PKIError) -> [GeneralName] {
         guard VehicleIdentity.isValidName(vehicleID) else { throw PKIError("'\(vehicleID)' is not a vehicle id") }
         guard !regions.isEmpty else { throw PKIError("a vehicle certificate needs at least one region") }
         for region in regions where !VehicleIdentity.isValidName(region) {
             throw PKIError("'\(region)' is not a region name")
         }
-        let names =
-            [GeneralName.uniformResourceIdentifier(VehicleIdentity.vehiclePrefix + vehicleID)]
+        return [GeneralName.uniformResourceIdentifier(VehicleIdentity.vehiclePrefix + vehicleID)]
             + Set(regions).sorted().map { .uniformResourceIdentifier(VehicleIdentity.regionPrefix + $0) }
-        return try self.issue(
-            commonName: vehicleID, names: names, usage: .clientAuth, lifetime: lifetime, now: now)
+    }
+
+    /// Signs a car's certificate signing request (`fleet-agent pki request`): the car made its key and
+    /// keeps it; the request brings the public key and proves the car holds the private one. The vehicle id
+    /// and regions are the operator's, as for ``issueVehicle(_:regions:lifetime:now:)``; a request whose
+    /// common name names another vehicle is refused (a request mixed up with another car's).
+    /// - Returns: the certificate, PEM (ending in a newline), and parsed.
+    /// - Throws: ``PKIError`` when the request does not parse, its signature does not verify, its key
+    ///   is not ECDSA P-256 or P-384, or it names another vehicle.
+    public func signVehicle(
+        request pem: String, vehicleID: String, regions: [String], lifetime: TimeInterval = Self.defaultVehicleLifetime,
+        now: Date = Date()
+    ) throws -> (certificatePEM: String, certificate: Certificate) {
+        let request: CertificateSigningRequest
+        do { request = try CertificateSigningRequest(pemEncoded: pem) } catch {
+            throw PKIError("the certificate signing request does not parse: \(error)")
+        }
+        guard request.publicKey.isValidSignature(request.signature, for: request) else {
+            throw PKIError("the certificate signing request's signature does not verify: it was not made with its key")
+        }
+        guard P256.Signing.PublicKey(request.publicKey) != nil || P384.Signing.PublicKey(request.publicKey) != nil
+        else {
+            throw PKIError("the certificate signing request's key is not ECDSA P-256 or P-384")
+        }
+        let named = request.subject.flatMap { $0 }.filter { $0.type == .RDNAttributeType.commonName }
+            .map { String(describing: $0.value) }
+        if let name = named.first, name != vehicleID {
+            throw PKIError("the certificate signing request is for vehicle '\(name)', not '\(vehicleID)'")
+        }
+        let names = try Self.vehicleNames(vehicleID, regions: regions)
+        let certificate = try self.issue(
+            commonName: vehicleID, names: names, usage: .clientAuth, publicKey: request.publicKey, lifetime: lifetime,
+            now: now)
+        return (try certificate.serializeAsPEM().pemString + "\n", certificate)
     }
 
     /// Issues the gateway's tunnel (server) certificate for DNS names and IP addresses.
@@ -101,25 +139,39 @@ public struct FleetPKI: Sendable {
     }
 
     /// Renews a vehicle certificate: the same vehicle and regions, a new key and serial, a new lifetime.
-    public func renew(_ certificate: Certificate, lifetime: TimeInterval = Self.defaultVehicleLifetime, now: Date = Date())
+    public func renew(
+        _ certificate: Certificate, lifetime: TimeInterval = Self.defaultVehicleLifetime, now: Date = Date()
+    )
         throws -> Issued
     {
         let identity = try VehicleIdentity(certificate)
         return try self.issueVehicle(identity.vehicleID, regions: identity.regions, lifetime: lifetime, now: now)
     }
 
+    /// Issues a certificate with a new key pair.
     private func issue(
         commonName: String, names: [GeneralName], usage: ExtendedKeyUsage.Usage, lifetime: TimeInterval, now: Date
     ) throws -> Issued {
-        guard lifetime > 0 else { throw PKIError("the lifetime must be positive") }
         let key = P256.Signing.PrivateKey()
+        let certificate = try self.issue(
+            commonName: commonName, names: names, usage: usage, publicKey: .init(key.publicKey), lifetime: lifetime,
+            now: now)
+        return try Self.issued(certificate, key)
+    }
+
+    /// Issues a certificate for `publicKey`, signed by the CA.
+    private func issue(
+        commonName: String, names: [GeneralName], usage: ExtendedKeyUsage.Usage, publicKey: Certificate.PublicKey,
+        lifetime: TimeInterval, now: Date
+    ) throws -> Certificate {
+        guard lifetime > 0 else { throw PKIError("the lifetime must be positive") }
         let subject = try DistinguishedName {
             OrganizationName("FleetGate fleet")
             CommonName(commonName)
         }
         let notAfter = min(now + lifetime, self.certificate.notValidAfter)
-        let certificate = try Certificate(
-            version: .v3, serialNumber: Self.randomSerial(), publicKey: .init(key.publicKey),
+        return try Certificate(
+            version: .v3, serialNumber: Self.randomSerial(), publicKey: publicKey,
             notValidBefore: now - Self.clockSkew, notValidAfter: notAfter, issuer: self.certificate.subject,
             subject: subject, signatureAlgorithm: .ecdsaWithSHA256,
             extensions: try Certificate.Extensions {
@@ -129,13 +181,13 @@ public struct FleetPKI: Sendable {
                 SubjectAlternativeNames(names)
             },
             issuerPrivateKey: self.key)
-        return try Self.issued(certificate, key)
     }
 
     private static func issued(_ certificate: Certificate, _ key: P256.Signing.PrivateKey) throws -> Issued {
         // Each PEM ends in a newline, so that files can be concatenated into a CA bundle.
         Issued(
-            certificatePEM: try certificate.serializeAsPEM().pemString + "\n", privateKeyPEM: key.pemRepresentation + "\n",
+            certificatePEM: try certificate.serializeAsPEM().pemString + "\n",
+            privateKeyPEM: key.pemRepresentation + "\n",
             certificate: certificate)
     }
 

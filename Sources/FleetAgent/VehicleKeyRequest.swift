@@ -1,0 +1,61 @@
+import Crypto
+public import Foundation
+import SwiftASN1
+import X509
+
+/// A car's own key and its certificate signing request (`fleet-agent pki request`; issue #20).
+///
+/// The key is made on the car, written only there (mode 0600) and kept across renewals; the request
+/// carries the public key, signed with the private one, to the fleet CA (`fleetgate pki sign`), which
+/// names the vehicle and its regions. So no private key travels, unlike `fleetgate pki issue`, whose
+/// key is made beside the CA and must be carried to the car.
+public enum VehicleKeyRequest {
+    /// The request for `vehicleID` (its common name), with the P-256 key in `keyFile`, made first when
+    /// the file does not exist.
+    /// - Returns: the request, PEM ending in a newline, and whether the key was made now.
+    /// - Throws: ``VehicleKeyRequestError`` naming the file when it exists and is not a PEM P-256 key,
+    ///   or cannot be written.
+    public static func make(keyFile: String, vehicleID: String) throws(VehicleKeyRequestError) -> (
+        requestPEM: String, madeKey: Bool
+    ) {
+        let (key, made) = try Self.key(at: keyFile)
+        do {
+            let subject = try DistinguishedName { CommonName(vehicleID) }
+            let request = try CertificateSigningRequest(
+                version: .v1, subject: subject, privateKey: .init(key), attributes: .init(),
+                signatureAlgorithm: .ecdsaWithSHA256)
+            return (try request.serializeAsPEM().pemString + "\n", made)
+        } catch {
+            throw VehicleKeyRequestError("cannot make the request for '\(vehicleID)': \(error)")
+        }
+    }
+
+    /// The key in `path`, or a new one written there (0600, never over an existing file).
+    private static func key(at path: String) throws(VehicleKeyRequestError) -> (P256.Signing.PrivateKey, Bool) {
+        if let data = FileManager.default.contents(atPath: path) {
+            guard let text = String(data: data, encoding: .utf8),
+                let key = try? P256.Signing.PrivateKey(pemRepresentation: text)
+            else { throw VehicleKeyRequestError("\(path): not a PEM P-256 private key (PKCS#8 or SEC 1)") }
+            return (key, false)
+        }
+        let key = P256.Signing.PrivateKey()
+        let descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+        guard descriptor >= 0 else {
+            throw VehicleKeyRequestError("\(path): cannot create the key file: \(String(cString: strerror(errno)))")
+        }
+        defer { close(descriptor) }
+        let bytes = Array((key.pemRepresentation + "\n").utf8)
+        let written = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+        guard written == bytes.count, fsync(descriptor) == 0 else {
+            unlink(path)
+            throw VehicleKeyRequestError("\(path): cannot write the key file: \(String(cString: strerror(errno)))")
+        }
+        return (key, true)
+    }
+}
+
+/// Why a car's key or request could not be made; names the file.
+public struct VehicleKeyRequestError: Error, Sendable, CustomStringConvertible {
+    public var description: String
+    init(_ description: String) { self.description = description }
+}

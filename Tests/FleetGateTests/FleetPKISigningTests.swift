@@ -1,0 +1,81 @@
+import Crypto
+import FleetGate
+import Foundation
+import SwiftASN1
+import Testing
+import X509
+
+/// Issue #20: the CA signs a car's request for its own key (`fleetgate pki sign`), so no private key travels.
+@Suite("The fleet CA signs a car's certificate signing request")
+struct FleetPKISigningTests {
+    let ca: FleetPKI
+
+    init() throws {
+        let made = try FleetPKI.makeCA(name: "test fleet CA")
+        self.ca = try FleetPKI(certificatePEM: made.certificatePEM, privateKeyPEM: made.privateKeyPEM)
+    }
+
+    static func request(_ name: String?, key: Certificate.PrivateKey, signedWith signer: Certificate.PrivateKey? = nil)
+        throws -> String
+    {
+        let subject = try DistinguishedName { if let name { CommonName(name) } }
+        let algorithm: Certificate.SignatureAlgorithm =
+            key.publicKey.description.contains("Ed25519") ? .ed25519 : .ecdsaWithSHA256
+        var request = try CertificateSigningRequest(
+            version: .v1, subject: subject, privateKey: key, attributes: .init(), signatureAlgorithm: algorithm)
+        if let signer {
+            // The request's public key, signed with another key: it does not prove the key is held.
+            let other = try CertificateSigningRequest(
+                version: .v1, subject: subject, privateKey: signer, attributes: .init(), signatureAlgorithm: algorithm)
+            request = try CertificateSigningRequest(
+                version: .v1, subject: subject, publicKey: key.publicKey, attributes: .init(),
+                signatureAlgorithm: algorithm, signature: other.signature)
+        }
+        return try request.serializeAsPEM().pemString
+    }
+
+    @Test("The certificate carries the request's key, the operator's vehicle and regions, for client authentication")
+    func signs() throws {
+        let key = Certificate.PrivateKey(P256.Signing.PrivateKey())
+        let signed = try self.ca.signVehicle(
+            request: try Self.request("car-0042", key: key), vehicleID: "car-0042", regions: ["eu-west", "eu-central"])
+        #expect(signed.certificate.publicKey == key.publicKey)
+        #expect(signed.certificate.issuer == self.ca.certificate.subject)
+        #expect(self.ca.certificate.publicKey.isValidSignature(signed.certificate.signature, for: signed.certificate))
+        let identity = try VehicleIdentity(signed.certificate)
+        #expect(identity.vehicleID == "car-0042")
+        #expect(identity.regions == ["eu-central", "eu-west"])
+        let usage = try #require(try signed.certificate.extensions.extendedKeyUsage)
+        #expect(Array(usage) == [.clientAuth])
+        #expect(try Certificate(pemEncoded: signed.certificatePEM) == signed.certificate)
+        // A request without a common name takes the operator's vehicle id.
+        let unnamed = try self.ca.signVehicle(
+            request: try Self.request(nil, key: key), vehicleID: "car-0042", regions: ["eu-west"])
+        #expect(try VehicleIdentity(unnamed.certificate).vehicleID == "car-0042")
+    }
+
+    @Test(
+        "Refused: another vehicle's request, a signature from another key, a key that is not ECDSA, no request at all")
+    func refuses() throws {
+        let key = Certificate.PrivateKey(P256.Signing.PrivateKey())
+        #expect(throws: PKIError.self) {
+            try self.ca.signVehicle(
+                request: try Self.request("car-0042", key: key), vehicleID: "car-0043", regions: ["eu-west"])
+        }
+        let forged = try Self.request("car-0042", key: key, signedWith: .init(P256.Signing.PrivateKey()))
+        let error = #expect(throws: PKIError.self) {
+            try self.ca.signVehicle(request: forged, vehicleID: "car-0042", regions: ["eu-west"])
+        }
+        #expect(error?.description.contains("signature does not verify") == true)
+        let edwards = try Self.request("car-0042", key: .init(Curve25519.Signing.PrivateKey()))
+        #expect(throws: PKIError.self) {
+            try self.ca.signVehicle(request: edwards, vehicleID: "car-0042", regions: ["eu-west"])
+        }
+        #expect(throws: PKIError.self) {
+            try self.ca.signVehicle(request: "not a request", vehicleID: "car-0042", regions: ["eu-west"])
+        }
+        #expect(throws: PKIError.self) {
+            try self.ca.signVehicle(request: try Self.request("car-0042", key: key), vehicleID: "car-0042", regions: [])
+        }
+    }
+}
