@@ -60,8 +60,8 @@ struct PKI: AsyncParsableCommand {
             abstract: "Sign a car's certificate signing request (`fleet-agent pki request`): OUT.pem, no key.",
             discussion: """
                 The car keeps its key; the request proves it holds it. The vehicle and its regions are yours: \
-                --vehicle and --region, or --cert to renew with an earlier certificate's. A request that names \
-                another vehicle is refused.
+                --vehicle and --region, or --cert to renew with an earlier certificate's, for the same key (the \
+                request then proves it comes from the car). A request that names another vehicle is refused.
                 """)
         @OptionGroup var ca: CAOptions
         @Option(help: "The car's certificate signing request (PEM).") var csr: String
@@ -74,13 +74,15 @@ struct PKI: AsyncParsableCommand {
         func run() async throws {
             let vehicle: String
             let regions: [String]
+            var requiredKey: Certificate.PublicKey?
             if let cert = self.cert {
                 guard self.vehicle == nil, self.region.isEmpty else {
                     throw ValidationError(
                         "--cert names the vehicle and its regions: give it alone, or --vehicle and --region")
                 }
-                let identity = try VehicleIdentity(FleetPKI.certificate(file: cert))
-                (vehicle, regions) = (identity.vehicleID, identity.regions)
+                let earlier = try FleetPKI.certificate(file: cert)
+                let identity = try VehicleIdentity(earlier)
+                (vehicle, regions, requiredKey) = (identity.vehicleID, identity.regions, earlier.publicKey)
             } else {
                 guard let given = self.vehicle, !self.region.isEmpty else {
                     throw ValidationError("give --vehicle and at least one --region, or --cert")
@@ -95,7 +97,8 @@ struct PKI: AsyncParsableCommand {
             let signed: (certificatePEM: String, certificate: Certificate)
             do {
                 signed = try ca.signVehicle(
-                    request: request, vehicleID: vehicle, regions: regions, lifetime: self.hours * 3600)
+                    request: request, vehicleID: vehicle, regions: regions, requiredKey: requiredKey,
+                    lifetime: self.hours * 3600)
             } catch let error as PKIError {
                 throw PKIError("\(self.csr): \(error)")
             }

@@ -52,6 +52,16 @@ struct FleetPKISigningTests {
         let unnamed = try self.ca.signVehicle(
             request: try Self.request(nil, key: key), vehicleID: "car-0042", regions: ["eu-west"])
         #expect(try VehicleIdentity(unnamed.certificate).vehicleID == "car-0042")
+        // A renewal for the earlier certificate's key; another key is refused there.
+        let renewed = try self.ca.signVehicle(
+            request: try Self.request("car-0042", key: key), vehicleID: "car-0042", regions: ["eu-west"],
+            requiredKey: signed.certificate.publicKey)
+        #expect(renewed.certificate.publicKey == key.publicKey)
+        let other = try Self.request("car-0042", key: .init(P256.Signing.PrivateKey()))
+        #expect(throws: PKIError.self) {
+            try self.ca.signVehicle(
+                request: other, vehicleID: "car-0042", regions: ["eu-west"], requiredKey: signed.certificate.publicKey)
+        }
     }
 
     @Test(

@@ -95,13 +95,15 @@ public struct FleetPKI: Sendable {
     /// Signs a car's certificate signing request (`fleet-agent pki request`): the car made its key and
     /// keeps it; the request brings the public key and proves the car holds the private one. The vehicle id
     /// and regions are the operator's, as for ``issueVehicle(_:regions:lifetime:now:)``; a request whose
-    /// common name names another vehicle is refused (a request mixed up with another car's).
+    /// common name names another vehicle is refused (a request mixed up with another car's). A renewal
+    /// passes the earlier certificate's key as `requiredKey`: a request for that key proves its sender
+    /// holds the car's key, so renewals can be signed without another check of who sent them.
     /// - Returns: the certificate, PEM (ending in a newline), and parsed.
     /// - Throws: ``PKIError`` when the request does not parse, its signature does not verify, its key
     ///   is not ECDSA P-256 or P-384, or it names another vehicle.
     public func signVehicle(
-        request pem: String, vehicleID: String, regions: [String], lifetime: TimeInterval = Self.defaultVehicleLifetime,
-        now: Date = Date()
+        request pem: String, vehicleID: String, regions: [String], requiredKey: Certificate.PublicKey? = nil,
+        lifetime: TimeInterval = Self.defaultVehicleLifetime, now: Date = Date()
     ) throws -> (certificatePEM: String, certificate: Certificate) {
         let request: CertificateSigningRequest
         do { request = try CertificateSigningRequest(pemEncoded: pem) } catch {
@@ -113,6 +115,11 @@ public struct FleetPKI: Sendable {
         guard P256.Signing.PublicKey(request.publicKey) != nil || P384.Signing.PublicKey(request.publicKey) != nil
         else {
             throw PKIError("the certificate signing request's key is not ECDSA P-256 or P-384")
+        }
+        if let requiredKey, request.publicKey != requiredKey {
+            throw PKIError(
+                "the certificate signing request is for another key than the certificate it renews: a new key needs --vehicle and --region"
+            )
         }
         let named = request.subject.flatMap { $0 }.filter { $0.type == .RDNAttributeType.commonName }
             .map { String(describing: $0.value) }
