@@ -107,6 +107,7 @@ public final class GatewayCore: Sendable {
         self.hedgeBudget = HedgeBudget(ratio: configuration.hedgeBudget)
         let trust = FleetTrust(
             revocationFile: configuration.tunnel.revocationFile, quarantineFile: configuration.audit.quarantineFile,
+            sharesQuarantines: !configuration.cluster.etcdEndpoints.isEmpty,
             metrics: TrustMetrics(factory: metrics.factory), logger: logger)
         self.trust = trust
         self.auditor =

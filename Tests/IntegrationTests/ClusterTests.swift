@@ -166,7 +166,9 @@ struct ClusterTests {
             phase2.append((id, prompt, client, stream))
         }
         try await waitUntil(timeout: .seconds(10), "every stream streaming") {
-            phase2.allSatisfy { String(decoding: $0.3.body, as: UTF8.self).components(separatedBy: "content").count > 4 }
+            phase2.allSatisfy {
+                String(decoding: $0.3.body, as: UTF8.self).components(separatedBy: "content").count > 4
+            }
         }
         let killed = ContinuousClock.now
         r2.kill9()
@@ -227,6 +229,55 @@ struct ClusterTests {
         #expect(violations == 0)
         #expect(records.contains { $0.requestID == "fwd-eu-0" && $0.region == "eu-central" })
         print("cluster: \(records.count) jobs recorded, \(violations) zone violations")
+    }
+
+    /// etcd's JSON gateway: puts or deletes one key, as a replica that quarantined a car does.
+    static func etcd(_ etcd: EtcdProcess, _ call: String, key: String, value: String? = nil) async throws {
+        var body = ["key": Data(key.utf8).base64EncodedString()]
+        if let value { body["value"] = Data(value.utf8).base64EncodedString() }
+        let json = String(decoding: try JSONSerialization.data(withJSONObject: body), as: UTF8.self)
+        let result = try await Subprocess.run(
+            "curl", ["-sf", "-X", "POST", "-d", json, etcd.clientURL + "/v3/kv/" + call])
+        #expect(result.status == 0, "etcd \(call): \(result.stdout)")
+    }
+
+    @Test("A quarantine in etcd closes the car on every replica and refuses it; deleting the key lifts it")
+    func sharedQuarantine() async throws {
+        let etcd = try await EtcdProcess.start()
+        defer { etcd.stop() }
+        let a = try await Self.replica("a", etcd: etcd)
+        let b = try await Self.replica("b", etcd: etcd)
+        defer { [a, b].forEach { $0.stop() } }
+        let car = try AgentProcess(
+            vehicleID: "cheat-car", region: "eu-central", token: try a.credential(vehicleID: "cheat-car"),
+            tunnelPort: a.tunnelPort, jobLog: temporaryJobLog("cluster-quarantine"),
+            extra: ["--also-gateway", "127.0.0.1:\(b.tunnelPort)"])
+        defer { car.stop() }
+        try await a.waitForCars(1)
+        try await b.waitForCars(1)
+        // What replica A writes when the car fails its audits there.
+        let key = "/fleetgate/quarantine/cheat-car"
+        try await Self.etcd(etcd, "put", key: key, value: #"{"reason":"failed 2 of 2 audits","replica":"a","at":1}"#)
+        try await waitUntil(timeout: .seconds(5), "the car closed on both replicas") {
+            let (onA, onB) = (try await Self.readyCount(a, "cars"), try await Self.readyCount(b, "cars"))
+            return onA == 0 && onB == 0
+        }
+        #expect(b.log.contains("Car no longer trusted; closing its tunnel"))
+        // A new tunnel is refused at hello on either replica.
+        let again = try AgentProcess(
+            vehicleID: "cheat-car", region: "eu-central", token: try b.credential(vehicleID: "cheat-car"),
+            tunnelPort: b.tunnelPort, jobLog: temporaryJobLog("cluster-quarantine-again"))
+        try await Task.sleep(for: .seconds(1))
+        #expect(try await Self.readyCount(b, "cars") == 0)
+        again.stop()
+        // The operator deletes the key: the car is welcome again.
+        try await Self.etcd(etcd, "deleterange", key: key)
+        try await Task.sleep(for: .milliseconds(500))
+        let lifted = try AgentProcess(
+            vehicleID: "cheat-car", region: "eu-central", token: try b.credential(vehicleID: "cheat-car"),
+            tunnelPort: b.tunnelPort, jobLog: temporaryJobLog("cluster-quarantine-lifted"))
+        defer { lifted.stop() }
+        try await b.waitForCars(1)
     }
 
     @Test("One replica at two addresses: the car keeps one tunnel to it, not two that replace each other")

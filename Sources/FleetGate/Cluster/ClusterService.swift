@@ -19,8 +19,11 @@ import Synchronization
 ///    every `cluster.publishIntervalSeconds` and written only when it changed.
 /// 3. Watch: one range read of the prefix, then a watch from the next revision; every replica's
 ///    digest lands in the view, a deleted key (lease lapsed) removes the replica.
-/// 4. Peers: one HTTP/2 connection (h2c prior knowledge) to each other replica's internal listener.
-/// 5. Degradation: when etcd cannot be reached the replica keeps serving its own cars, says so in
+/// 4. Quarantines (issue #20 across replicas): one decided here is written to
+///    `<prefix>quarantine/<vehicle>` (no lease: it outlives the replica; `etcdctl del` lifts it), and
+///    every replica refuses and closes the cars etcd lists there.
+/// 5. Peers: one HTTP/2 connection (h2c prior knowledge) to each other replica's internal listener.
+/// 6. Degradation: when etcd cannot be reached the replica keeps serving its own cars, says so in
 ///    `fleet_cluster_degraded` and `/readyz`'s detail, and retries every second. Readiness never
 ///    depends on etcd.
 ///
@@ -63,7 +66,8 @@ final class ClusterService: Service, Sendable {
                 try await etcd.revoke(id)
                 self.logger.info("Left the cluster", metadata: ["fleet.replica": "\(self.view.replicaID)"])
             } catch {
-                self.logger.info("Could not revoke the lease; it lapses within its TTL", metadata: ["error": "\(error)"])
+                self.logger.info(
+                    "Could not revoke the lease; it lapses within its TTL", metadata: ["error": "\(error)"])
             }
         }
         let connections = self.view.read { Array($0.connections.values) }
@@ -119,12 +123,35 @@ final class ClusterService: Service, Sendable {
                     self.view.digestsPublished.increment()
                     self.view.digestBytes.record(bytes.readableBytes)
                 }
+                try await self.publishQuarantines(etcd)
                 self.reachable(true, error: nil)
             } catch {
                 if !Task.isCancelled { self.reachable(false, error: "\(error)") }
             }
             try? await Task.sleep(for: .seconds(interval))
         }
+    }
+
+    /// Writes the quarantines decided here that etcd does not have yet (each once; a failure is
+    /// tried again at the next publish).
+    private func publishQuarantines(_ etcd: EtcdClient) async throws {
+        for (vehicle, reason) in self.core.trust.unpublishedQuarantines() {
+            let record: [String: JSONValue] = [
+                "reason": .string(reason), "replica": .string(self.view.replicaID),
+                "at": .number(Date().timeIntervalSince1970.rounded()),
+            ]
+            try await etcd.put(
+                self.configuration.prefix + "quarantine/" + vehicle, value: JSON.buffer(record), lease: nil)
+            self.core.trust.published(vehicle)
+            self.logger.notice(
+                "Quarantine shared with the cluster", metadata: ["fleet.replica": "\(self.view.replicaID)"])
+        }
+    }
+
+    /// Installs the quarantines the view holds; closes connected cars a new one names.
+    private func installQuarantines() {
+        let quarantines = self.view.read { $0.quarantines }
+        if self.core.trust.installClusterQuarantines(quarantines) { self.core.enforceTrust() }
     }
 
     private func memberRecord() -> ByteBuffer {
@@ -168,17 +195,20 @@ final class ClusterService: Service, Sendable {
                     s.digests = [:]
                     s.members = []
                     s.memberTunnels = [:]
+                    s.quarantines = [:]
                     for value in values { Self.apply(.put(value), prefix: prefix, to: &s, now: self.core.now) }
                     s.watching = true
                     s.watchHealthyAt = self.core.now
                 }
                 self.publishMembers()
+                self.installQuarantines()
                 try await etcd.watch(prefix: prefix, from: revision + 1) { event in
                     self.view.update { s in
                         Self.apply(event, prefix: prefix, to: &s, now: self.core.now)
                         s.watchHealthyAt = self.core.now
                     }
                     self.publishMembers()
+                    if Self.isQuarantine(event, prefix: prefix) { self.installQuarantines() }
                 }
             } catch {
                 self.view.update { s in
@@ -220,6 +250,20 @@ final class ClusterService: Service, Sendable {
         var regions: [String]?
     }
 
+    /// The part of a quarantine record the replicas need.
+    struct QuarantineRecord: Decodable {
+        var reason: String?
+        var replica: String?
+    }
+
+    /// Whether a watched change is to a quarantine key.
+    static func isQuarantine(_ event: EtcdClient.Event, prefix: String) -> Bool {
+        switch event {
+        case .put(let value): value.key.hasPrefix(prefix + "quarantine/")
+        case .delete(let key): key.hasPrefix(prefix + "quarantine/")
+        }
+    }
+
     /// Applies one watched change to the view's state.
     static func apply(_ event: EtcdClient.Event, prefix: String, to s: inout ClusterView.State, now: Double) {
         switch event {
@@ -240,6 +284,13 @@ final class ClusterService: Service, Sendable {
                 guard digest.r == replica else { return }
                 s.digests[replica] = digest
                 s.receivedAt[replica] = now
+            } else if name.hasPrefix("quarantine/") {
+                let vehicle = String(name.dropFirst("quarantine/".count))
+                guard VehicleIdentity.isValidName(vehicle) else { return }
+                let record = try? JSON.decode(QuarantineRecord.self, from: value.value.readableBytesView)
+                let reason = String((record?.reason ?? "listed in etcd").prefix(200))
+                s.quarantines[vehicle] =
+                    record?.replica.map { "\(reason) (replica \(String($0.prefix(64))))" } ?? reason
             }
         case .delete(let key):
             let name = key.dropFirst(prefix.count)
@@ -253,6 +304,8 @@ final class ClusterService: Service, Sendable {
                 let replica = String(name.dropFirst("digests/".count))
                 s.digests[replica] = nil
                 s.receivedAt[replica] = nil
+            } else if name.hasPrefix("quarantine/") {
+                s.quarantines[String(name.dropFirst("quarantine/".count))] = nil
             }
         }
     }

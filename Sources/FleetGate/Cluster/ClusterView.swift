@@ -48,6 +48,8 @@ public final class ClusterView: Sendable {
         var watchHealthyAt: Double = -.infinity
         var watching = false
         var lastPublished: CapacityDigest?
+        /// The fleet's quarantines (`<prefix>quarantine/<vehicle>`): vehicle → reason.
+        var quarantines: [String: String] = [:]
     }
 
     let configuration: GatewayConfiguration.Cluster

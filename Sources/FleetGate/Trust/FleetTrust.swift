@@ -17,7 +17,10 @@ import Synchronization
 ///    `audit.quarantineFile`, in that file too (`vehicle ID  # date reason` lines, the revocation
 ///    file's format), read at start and whenever it changes — a rollout no longer forgets them
 ///    (helper-73); deleting a line lifts that quarantine. An operator who wants one permanent on every
-///    replica revokes the vehicle.
+///    replica revokes the vehicle;
+/// 4. with a cluster (issue #21), share quarantines with the other replicas through etcd
+///    (``unpublishedQuarantines()``, ``installClusterQuarantines(_:)``): a car keeps tunnels to two
+///    replicas, and one that failed its audits on one must not serve on the other.
 public final class FleetTrust: Sendable {
     struct State {
         var revocations = RevocationList()
@@ -36,6 +39,14 @@ public final class FleetTrust: Sendable {
         /// Quarantines whose line could not be written (a full disk, a directory gone): written again
         /// at each poll until one succeeds.
         var failedSaves: Set<String> = []
+        /// Quarantines decided by any replica, as etcd holds them (`<prefix>quarantine/<vehicle>`):
+        /// vehicle → reason. Empty without a cluster.
+        var clusterQuarantined: [String: String] = [:]
+        /// Quarantines decided here and not yet written to etcd (only with a cluster).
+        var unpublished: [String: String] = [:]
+        /// Quarantines decided here and written to etcd: deleting the key there lifts them here too,
+        /// unless the quarantine file keeps them.
+        var publishedHere: Set<String> = []
     }
     private let state = Mutex(State())
     let file: String?
@@ -43,10 +54,16 @@ public final class FleetTrust: Sendable {
     let quarantineFile: String?
     public let metrics: TrustMetrics
     let logger: Logger
+    /// Whether quarantines decided here are shared through etcd (a cluster is configured).
+    let sharesQuarantines: Bool
 
-    init(revocationFile: String?, quarantineFile: String? = nil, metrics: TrustMetrics, logger: Logger) {
+    init(
+        revocationFile: String?, quarantineFile: String? = nil, sharesQuarantines: Bool = false, metrics: TrustMetrics,
+        logger: Logger
+    ) {
         self.file = revocationFile
         self.quarantineFile = quarantineFile
+        self.sharesQuarantines = sharesQuarantines
         self.metrics = metrics
         self.logger = logger
         _ = self.reloadIfChanged()
@@ -144,7 +161,9 @@ public final class FleetTrust: Sendable {
             // for a serial that is not in the file (helper-73).
             if state.revocations.isRevoked(vehicleID: vehicleID) { return "vehicle revoked" }
             if let identity, state.revocations.isRevoked(identity) { return "certificate revoked" }
-            if let reason = state.quarantined[vehicleID] { return "quarantined: \(reason)" }
+            if let reason = state.quarantined[vehicleID] ?? state.clusterQuarantined[vehicleID] {
+                return "quarantined: \(reason)"
+            }
             return nil
         }
     }
@@ -157,6 +176,7 @@ public final class FleetTrust: Sendable {
             guard state.quarantined[vehicleID] == nil else { return false }
             state.quarantined[vehicleID] = reason
             if self.quarantineFile != nil { state.unsaved[vehicleID] = .max }
+            if self.sharesQuarantines { state.unpublished[vehicleID] = reason }
             return true
         }
         guard new else { return false }
@@ -200,7 +220,35 @@ public final class FleetTrust: Sendable {
     }
 
     /// Whether a vehicle is quarantined.
-    public func isQuarantined(_ vehicleID: String) -> Bool { self.state.withLock { $0.quarantined[vehicleID] != nil } }
+    public func isQuarantined(_ vehicleID: String) -> Bool {
+        self.state.withLock { $0.quarantined[vehicleID] != nil || $0.clusterQuarantined[vehicleID] != nil }
+    }
+
+    /// Quarantines decided here and not yet written to etcd: vehicle → reason.
+    func unpublishedQuarantines() -> [String: String] { self.state.withLock { $0.unpublished } }
+
+    /// A quarantine decided here is in etcd.
+    func published(_ vehicleID: String) {
+        self.state.withLock { state in
+            guard state.unpublished.removeValue(forKey: vehicleID) != nil else { return }
+            state.publishedHere.insert(vehicleID)
+        }
+    }
+
+    /// Installs the quarantines etcd holds. A key deleted there lifts the quarantine on every replica,
+    /// the one that decided it included (there its quarantine file, when it has one, keeps it until
+    /// its line is deleted too).
+    /// - Returns: whether a vehicle was added, so that connected cars must be checked (``GatewayCore/enforceTrust()``).
+    func installClusterQuarantines(_ quarantines: [String: String]) -> Bool {
+        self.state.withLock { state in
+            for vehicle in state.clusterQuarantined.keys where quarantines[vehicle] == nil {
+                guard state.publishedHere.remove(vehicle) != nil, self.quarantineFile == nil else { continue }
+                state.quarantined[vehicle] = nil
+            }
+            defer { state.clusterQuarantined = quarantines }
+            return quarantines.keys.contains { state.clusterQuarantined[$0] == nil }
+        }
+    }
 
     /// The revocation list in force.
     public var revocations: RevocationList { self.state.withLock { $0.revocations } }
