@@ -143,6 +143,28 @@ def percentile(values, p):
     return values[k]
 
 
+def start_token_gateway(bin_dir, env, log_path, extra=()):
+    """`fleetgate serve` in token mode on free loopback ports (`env` holds FLEETGATE_FLEET_SECRET), logging to
+    `log_path`; returns (process, ports) once it listens, `ports` mapping client, tunnel and admin to their ports."""
+    command = [f"{bin_dir}/fleetgate", "serve", "--tunnel-auth", "token", "--client-port", "0", "--tunnel-port", "0",
+               "--admin-port", "0"] + list(extra)
+    process = subprocess.Popen(command, env=env, stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
+    for _ in range(100):
+        ports = {name: int(port) for port, name in
+                 re.findall(r"127\.0\.0\.1:(\d+) fleet\.listener=(\w+)", open(log_path).read())}
+        if {"client", "tunnel", "admin"} <= ports.keys():
+            return process, ports
+        time.sleep(0.1)
+    stop(process)
+    raise RuntimeError(f"the gateway did not listen within 10 s; see {log_path}")
+
+
+def issue_token(bin_dir, env, vehicle, region="eu-central"):
+    """A car token from `fleetgate token issue` (a day)."""
+    return subprocess.check_output([f"{bin_dir}/fleetgate", "token", "issue", "--vehicle-id", vehicle,
+                                    "--region", region, "--days", "1"], env=env, text=True).strip()
+
+
 def start_token_fleet(bin_dir, runtime_ports, policy=None, log_dir=None):
     """`fleetgate serve` in token mode on free loopback ports, and one `fleet-agent run --engine openai-local`
     car (4 slots, HW4, eu-central) in front of each runtime in `runtime_ports`; returns (processes, ports)
@@ -150,24 +172,13 @@ def start_token_fleet(bin_dir, runtime_ports, policy=None, log_dir=None):
     `log_dir`/gateway.log (a new temporary directory by default), the agents to agent-N.log."""
     log_dir = log_dir or tempfile.mkdtemp(prefix="fleet-")
     env = dict(os.environ, FLEETGATE_FLEET_SECRET="0123456789abcdef-bench-secret")
-    log_path = f"{log_dir}/gateway.log"
-    command = [f"{bin_dir}/fleetgate", "serve", "--tunnel-auth", "token", "--client-port", "0", "--tunnel-port", "0",
-               "--admin-port", "0"] + (["--dispatch-policy", policy] if policy else [])
-    processes = [subprocess.Popen(command, env=env, stdout=open(log_path, "w"), stderr=subprocess.STDOUT)]
+    gateway, ports = start_token_gateway(bin_dir, env, f"{log_dir}/gateway.log",
+                                         ["--dispatch-policy", policy] if policy else [])
+    processes = [gateway]
     try:
-        ports = {}
-        for _ in range(100):
-            ports = {name: int(port) for port, name in
-                     re.findall(r"127\.0\.0\.1:(\d+) fleet\.listener=(\w+)", open(log_path).read())}
-            if {"client", "tunnel", "admin"} <= ports.keys():
-                break
-            time.sleep(0.1)
-        else:
-            raise RuntimeError(f"the gateway did not listen within 10 s; see {log_path}")
         for i, runtime_port in enumerate(runtime_ports):
             vehicle = f"car-{i}"
-            token = subprocess.check_output([f"{bin_dir}/fleetgate", "token", "issue", "--vehicle-id", vehicle,
-                                             "--region", "eu-central", "--days", "1"], env=env, text=True).strip()
+            token = issue_token(bin_dir, env, vehicle)
             processes.append(subprocess.Popen(
                 [f"{bin_dir}/fleet-agent", "run", "--engine", "openai-local",
                  "--upstream", f"http://127.0.0.1:{runtime_port}/v1", "--slots", "4",

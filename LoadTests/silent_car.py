@@ -10,9 +10,11 @@ over 5 s and the latency percentiles. With --late the silent car joins after the
 four requests (a new car in a fleet already serving: slow start's case); without it both are new. Loopback
 only; stops by itself.
 """
-import argparse, asyncio, json, os, re, socket, subprocess, sys, tempfile, threading, time, urllib.request
+import argparse, asyncio, json, os, socket, subprocess, sys, tempfile, threading, time, urllib.request
 
 import h2.config, h2.connection, h2.events, httpx
+
+from bench_common import issue_token, start_token_gateway
 
 
 def silent_car(port, token, stop):
@@ -72,19 +74,10 @@ def main():
     args = parser.parse_args()
     env = dict(os.environ, FLEETGATE_FLEET_SECRET="0123456789abcdef-secret")
     log = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)
-    gateway = subprocess.Popen([f"{args.bin}/fleetgate", "serve", "--tunnel-auth", "token", "--client-port", "0",
-                                "--tunnel-port", "0", "--admin-port", "0"], env=env, stdout=log, stderr=log)
+    gateway, ports = start_token_gateway(args.bin, env, log.name)
     processes, stop = [gateway], threading.Event()
     try:
-        ports = {}
-        for _ in range(100):
-            text = open(log.name).read()
-            ports = {name: int(port) for port, name in re.findall(r"127\.0\.0\.1:(\d+) fleet\.listener=(\w+)", text)}
-            if "client" in ports and "tunnel" in ports and "admin" in ports:
-                break
-            time.sleep(0.1)
-        token = lambda vid: subprocess.check_output([f"{args.bin}/fleetgate", "token", "issue", "--vehicle-id", vid,
-                                                     "--region", "eu-central", "--days", "1"], env=env, text=True).strip()
+        token = lambda vid: issue_token(args.bin, env, vid)
         processes.append(subprocess.Popen(
             [f"{args.bin}/fleet-agent", "run", "--gateway", f"127.0.0.1:{ports['tunnel']}", "--vehicle-id", "honest",
              "--region", "eu-central", "--hardware", "ai5"], env=dict(env, FLEET_AGENT_TOKEN=token("honest")),

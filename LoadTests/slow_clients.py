@@ -12,9 +12,11 @@ each, then gives each stream one byte of window every 20 s: progress just often 
 honest client's statuses and when its first 200 came, then, at the end, `fleet_active_streams`,
 `fleet_buffered_bytes` and the gateway's RSS. Loopback only; stops by itself.
 """
-import argparse, asyncio, json, os, re, socket, struct, subprocess, sys, tempfile, threading, time, urllib.request
+import argparse, asyncio, json, os, socket, struct, subprocess, sys, tempfile, threading, time, urllib.request
 
 import httpx
+
+from bench_common import issue_token, start_token_gateway
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
@@ -87,19 +89,10 @@ def main():
     args = parser.parse_args()
     env = dict(os.environ, FLEETGATE_FLEET_SECRET="0123456789abcdef-secret")
     log = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)
-    gateway = subprocess.Popen([f"{args.bin}/fleetgate", "serve", "--tunnel-auth", "token", "--client-port", "0",
-                                "--tunnel-port", "0", "--admin-port", "0"], env=env, stdout=log, stderr=log)
+    gateway, ports = start_token_gateway(args.bin, env, log.name)
     processes, stop = [gateway], threading.Event()
     try:
-        ports = {}
-        for _ in range(100):
-            text = open(log.name).read()
-            ports = {name: int(port) for port, name in re.findall(r"127\.0\.0\.1:(\d+) fleet\.listener=(\w+)", text)}
-            if "client" in ports and "tunnel" in ports and "admin" in ports:
-                break
-            time.sleep(0.1)
-        token = subprocess.check_output([f"{args.bin}/fleetgate", "token", "issue", "--vehicle-id", "car-1",
-                                         "--region", "eu-central", "--days", "1"], env=env, text=True).strip()
+        token = issue_token(args.bin, env, "car-1")
         processes.append(subprocess.Popen(
             [f"{args.bin}/fleet-agent", "run", "--gateway", f"127.0.0.1:{ports['tunnel']}", "--vehicle-id", "car-1",
              "--region", "eu-central", "--hardware", "ai5"],
