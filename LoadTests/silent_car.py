@@ -14,7 +14,7 @@ import argparse, asyncio, json, os, socket, subprocess, sys, tempfile, threading
 
 import h2.config, h2.connection, h2.events, httpx
 
-from bench_common import issue_token, start_token_gateway
+from bench_common import issue_token, start_token_gateway, stop as stop_process
 
 
 def silent_car(port, token, stop):
@@ -100,10 +100,8 @@ def main():
               ", ".join(line for line in metrics.splitlines() if line.startswith("fleet_hedges_total")))
     finally:
         stop.set()
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            process.wait(timeout=40)
+        for process in reversed(processes):
+            stop_process(process)
         os.unlink(log.name)
 
 

@@ -16,7 +16,7 @@ import argparse, asyncio, json, os, socket, struct, subprocess, sys, tempfile, t
 
 import httpx
 
-from bench_common import issue_token, start_token_gateway
+from bench_common import issue_token, start_token_gateway, stop as stop_process
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
@@ -116,10 +116,8 @@ def main():
               + f"; gateway RSS {rss} MiB")
     finally:
         stop.set()
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            process.wait(timeout=40)
+        for process in reversed(processes):
+            stop_process(process)
         os.unlink(log.name)
 
 
