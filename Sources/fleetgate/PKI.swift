@@ -67,7 +67,10 @@ struct PKI: AsyncParsableCommand {
         @Option(help: "The car's certificate signing request (PEM).") var csr: String
         @Option(help: "The vehicle id (fleet://vehicle/ID); not with --cert.") var vehicle: String?
         @Option(help: "A region the car may serve (repeatable); not with --cert.") var region: [String] = []
-        @Option(help: "Renew: take the vehicle and regions from this certificate (PEM).") var cert: String?
+        @Option(help: "Renew: take the vehicle and regions from this certificate (PEM; this CA's, valid now).")
+        var cert: String?
+        @Option(help: "Refuse to renew a certificate this revocation file names (tunnel.revocationFile).")
+        var revocationFile: String?
         @Option(help: "Validity in hours (default 168 = 7 days; renew well before).") var hours = 168.0
         @Option(help: "Output path (default: the vehicle id + .pem, or --cert, replaced atomically).") var out: String?
 
@@ -81,7 +84,13 @@ struct PKI: AsyncParsableCommand {
                         "--cert names the vehicle and its regions: give it alone, or --vehicle and --region")
                 }
                 let earlier = try FleetPKI.certificate(file: cert)
-                let identity = try VehicleIdentity(earlier)
+                let revocations = try self.revocationFile.map {
+                    try RevocationList.load(path: $0, missingIsEmpty: false)
+                }
+                let identity: VehicleIdentity
+                do { identity = try self.ca.load().renewable(earlier, revocations: revocations) } catch {
+                    throw PKIError("\(cert): \(error)")
+                }
                 (vehicle, regions, requiredKey) = (identity.vehicleID, identity.regions, earlier.publicKey)
             } else {
                 guard let given = self.vehicle, !self.region.isEmpty else {
@@ -133,14 +142,22 @@ struct PKI: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Renew a vehicle certificate: same vehicle and regions, new key and serial, replaced atomically.")
         @OptionGroup var ca: CAOptions
-        @Option(help: "The certificate to renew (PEM).") var cert: String
+        @Option(help: "The certificate to renew (PEM; this CA's, valid now).") var cert: String
+        @Option(help: "Refuse to renew a certificate this revocation file names (tunnel.revocationFile).")
+        var revocationFile: String?
         @Option(help: "Validity in hours (default 168 = 7 days).") var hours = 168.0
         @Option(help: "Output path prefix (default: the certificate's own, replacing it and its -key.pem).") var out:
             String?
 
         func run() async throws {
             let old = try FleetPKI.certificate(file: self.cert)
-            let issued = try self.ca.load().renew(old, lifetime: self.hours * 3600)
+            let revocations = try self.revocationFile.map { try RevocationList.load(path: $0, missingIsEmpty: false) }
+            let issued: FleetPKI.Issued
+            do {
+                issued = try self.ca.load().renew(old, revocations: revocations, lifetime: self.hours * 3600)
+            } catch let error as PKIError {
+                throw PKIError("\(self.cert): \(error)")
+            }
             let out = self.out ?? (self.cert.hasSuffix(".pem") ? String(self.cert.dropLast(4)) : self.cert)
             try writePair(issued, to: out)
             try printIdentity(issued, path: out + ".pem")

@@ -64,6 +64,33 @@ struct FleetPKISigningTests {
         }
     }
 
+    @Test("Only this CA's current, unrevoked vehicle certificate is renewed (helper-91: a look-alike got any regions)")
+    func renewable() throws {
+        let current = try self.ca.issueVehicle("car-0042", regions: ["eu-central"]).certificate
+        #expect(try self.ca.renewable(current, revocations: nil).vehicleID == "car-0042")
+        // A look-alike from a CA of the same name, naming other regions.
+        let made = try FleetPKI.makeCA(name: "test fleet CA")
+        let rogue = try FleetPKI(certificatePEM: made.certificatePEM, privateKeyPEM: made.privateKeyPEM)
+        let forged = try rogue.issueVehicle("car-0042", regions: ["eu-central", "us-west"]).certificate
+        #expect(forged.issuer == current.issuer)
+        let error = #expect(throws: PKIError.self) { try self.ca.renewable(forged, revocations: nil) }
+        #expect(error?.description.contains("not issued by this CA") == true)
+        #expect(throws: PKIError.self) { try self.ca.renew(forged) }
+        // Expired a day ago; revoked by serial, or by vehicle.
+        let expired = try self.ca.issueVehicle(
+            "car-0042", regions: ["eu-central"], lifetime: 86_400, now: Date() - 2 * 86_400
+        ).certificate
+        #expect(throws: PKIError.self) { try self.ca.renewable(expired, revocations: nil) }
+        let serial = try VehicleIdentity(current).serial
+        for text in ["serial \(serial)\n", "vehicle car-0042\n"] {
+            let revocations = try RevocationList(parsing: text)
+            #expect(throws: PKIError.self) { try self.ca.renewable(current, revocations: revocations) }
+        }
+        #expect(throws: PKIError.self) {
+            try self.ca.issueVehicle("car-0042", regions: ["eu-central"], lifetime: .infinity)
+        }
+    }
+
     @Test(
         "Refused: another vehicle's request, a signature from another key, a key that is not ECDSA, no request at all")
     func refuses() throws {

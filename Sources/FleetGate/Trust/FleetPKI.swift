@@ -146,13 +146,40 @@ public struct FleetPKI: Sendable {
     }
 
     /// Renews a vehicle certificate: the same vehicle and regions, a new key and serial, a new lifetime.
+    /// - Throws: ``PKIError`` when `certificate` is not one of this CA's current vehicle certificates, or
+    ///   `revocations` names it (``renewable(_:revocations:now:)``).
     public func renew(
-        _ certificate: Certificate, lifetime: TimeInterval = Self.defaultVehicleLifetime, now: Date = Date()
-    )
-        throws -> Issued
-    {
-        let identity = try VehicleIdentity(certificate)
+        _ certificate: Certificate, revocations: RevocationList? = nil,
+        lifetime: TimeInterval = Self.defaultVehicleLifetime, now: Date = Date()
+    ) throws -> Issued {
+        let identity = try self.renewable(certificate, revocations: revocations, now: now)
         return try self.issueVehicle(identity.vehicleID, regions: identity.regions, lifetime: lifetime, now: now)
+    }
+
+    /// The identity of a certificate that may be renewed: a vehicle certificate this CA signed (not a
+    /// look-alike that names the vehicle and regions an attacker wants: helper-91), valid now (an expired
+    /// one is not renewed: its key may have been stolen long ago), and not revoked by serial or vehicle.
+    /// - Throws: ``PKIError`` saying which.
+    public func renewable(_ certificate: Certificate, revocations: RevocationList?, now: Date = Date()) throws(PKIError)
+        -> VehicleIdentity
+    {
+        guard certificate.issuer == self.certificate.subject,
+            self.certificate.publicKey.isValidSignature(certificate.signature, for: certificate)
+        else { throw PKIError("the certificate to renew was not issued by this CA") }
+        guard certificate.notValidBefore <= now + Self.clockSkew, now < certificate.notValidAfter else {
+            throw PKIError(
+                "the certificate to renew is not valid now (\(certificate.notValidBefore) … \(certificate.notValidAfter)); issue a new one"
+            )
+        }
+        let identity: VehicleIdentity
+        do { identity = try VehicleIdentity(certificate) } catch {
+            throw PKIError("the certificate to renew is not a vehicle certificate: \(error)")
+        }
+        if let revocations, revocations.isRevoked(identity) || revocations.isRevoked(vehicleID: identity.vehicleID) {
+            throw PKIError(
+                "the certificate to renew is revoked (serial \(identity.serial), vehicle \(identity.vehicleID))")
+        }
+        return identity
     }
 
     /// Issues a certificate with a new key pair.
@@ -171,7 +198,7 @@ public struct FleetPKI: Sendable {
         commonName: String, names: [GeneralName], usage: ExtendedKeyUsage.Usage, publicKey: Certificate.PublicKey,
         lifetime: TimeInterval, now: Date
     ) throws -> Certificate {
-        guard lifetime > 0 else { throw PKIError("the lifetime must be positive") }
+        guard lifetime > 0, lifetime.isFinite else { throw PKIError("the lifetime must be positive and finite") }
         let subject = try DistinguishedName {
             OrganizationName("FleetGate fleet")
             CommonName(commonName)
