@@ -18,6 +18,16 @@ public enum VehicleKeyRequest {
     public static func make(keyFile: String, vehicleID: String) throws(VehicleKeyRequestError) -> (
         requestPEM: String, madeKey: Bool
     ) {
+        // The names a vehicle certificate may carry (the CA refuses others; found here, before a file is written).
+        guard (1...128).contains(vehicleID.utf8.count),
+            vehicleID.utf8.allSatisfy({
+                ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A)
+                    || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: ".")
+            })
+        else {
+            throw VehicleKeyRequestError(
+                "'\(vehicleID)' is not a vehicle id: 1–128 letters, digits, '-', '_' or '.'")
+        }
         let (key, made) = try Self.key(at: keyFile)
         do {
             let subject = try DistinguishedName { CommonName(vehicleID) }
@@ -32,7 +42,12 @@ public enum VehicleKeyRequest {
 
     /// The key in `path`, or a new one written there (0600, never over an existing file).
     private static func key(at path: String) throws(VehicleKeyRequestError) -> (P256.Signing.PrivateKey, Bool) {
-        if let data = FileManager.default.contents(atPath: path) {
+        var status = stat()
+        if lstat(path, &status) == 0 {  // there, even as a dangling link: never replaced
+            guard let data = FileManager.default.contents(atPath: path) else {
+                throw VehicleKeyRequestError(
+                    "\(path): cannot read the key file (a directory, a dangling link, or not readable)")
+            }
             guard let text = String(data: data, encoding: .utf8),
                 let key = try? P256.Signing.PrivateKey(pemRepresentation: text)
             else { throw VehicleKeyRequestError("\(path): not a PEM P-256 private key (PKCS#8 or SEC 1)") }

@@ -54,6 +54,27 @@ struct ClusterQuarantineTests {
         _ = filed.installClusterQuarantines(["car-cheat": "failed 2 of 2 audits (replica a)"])
         _ = filed.installClusterQuarantines([:])
         #expect(filed.isQuarantined("car-cheat"), "the quarantine file still lists it")
+
+        // helper-91: a quarantine in the file (decided while etcd was down, then a restart) is shared.
+        let restarted = Self.trust(quarantines: dir + "/quarantines")
+        #expect(restarted.unpublishedQuarantines().keys.sorted() == ["car-cheat"])
+        // Not one that etcd already lists.
+        let listed = Self.trust(quarantines: dir + "/other-quarantines")
+        _ = listed.installClusterQuarantines(["car-cheat": "failed 2 of 2 audits (replica a)"])
+        listed.install(quarantines: try RevocationList(parsing: "vehicle car-cheat\n"), readAfter: 0)
+        #expect(listed.unpublishedQuarantines().isEmpty)
+    }
+
+    @Test("A reason from etcd reaches logs and cars without control characters")
+    func printableReason() {
+        var state = ClusterView.State()
+        ClusterService.apply(
+            .put(
+                .init(
+                    key: "/p/quarantine/car-1",
+                    value: ByteBuffer(string: #"{"reason":"bad\u001b[31m\u0007","replica":"a\nb"}"#))),
+            prefix: "/p/", to: &state, now: 0)
+        #expect(state.quarantines["car-1"] == "bad[31m (replica ab)")
     }
 
     @Test("The watch reads quarantine keys: a record's reason and replica, a bad vehicle id ignored, a delete")

@@ -170,9 +170,10 @@ final class ClusterService: Service, Sendable {
         self.view.update { s in
             s.etcdReachable = reachable
             s.lastError = error.map { String($0.prefix(200)) }
-            if reachable { s.watchHealthyAt = self.core.now }
+            // Only a live watch keeps the digests fresh (helper-91: a dead watch was hidden by writes that worked).
+            if reachable && s.watching { s.watchHealthyAt = self.core.now }
         }
-        self.view.degradedGauge.record(reachable ? 0 : 1)
+        self.recordDegraded()
         if changed {
             if reachable {
                 self.logger.info("etcd reachable: cluster membership and digests active")
@@ -184,13 +185,35 @@ final class ClusterService: Service, Sendable {
         }
     }
 
+    /// `fleet_cluster_degraded`: 1 while etcd cannot be written or its watch is not followed.
+    private func recordDegraded() {
+        self.view.degradedGauge.record(self.view.read { $0.etcdReachable && $0.watching } ? 0 : 1)
+    }
+
     // MARK: Watch
 
     private func watch(_ etcd: EtcdClient) async {
         let prefix = self.configuration.prefix
+        // A watch that ends and is resumed at once is routine; a prefix that cannot be read is not: the other
+        // replicas' capacity and the fleet's quarantines are no longer followed (helper-91).
+        var readFailing = false
         while !Task.isCancelled {
             do {
-                let (revision, values) = try await etcd.range(prefix: prefix)
+                let read: (revision: Int64, values: [EtcdClient.KeyValue])
+                do { read = try await etcd.range(prefix: prefix) } catch {
+                    if !readFailing && !Task.isCancelled {
+                        self.logger.warning(
+                            "Cannot read the cluster's keys from etcd: other replicas and shared quarantines not followed (degraded)",
+                            metadata: ["error": "\(String(describing: error).prefix(200))"])
+                    }
+                    readFailing = true
+                    throw error
+                }
+                if readFailing {
+                    self.logger.info("The cluster's keys are read from etcd again")
+                    readFailing = false
+                }
+                let (revision, values) = read
                 self.view.update { s in
                     s.digests = [:]
                     s.members = []
@@ -200,6 +223,7 @@ final class ClusterService: Service, Sendable {
                     s.watching = true
                     s.watchHealthyAt = self.core.now
                 }
+                self.recordDegraded()
                 self.publishMembers()
                 self.installQuarantines()
                 try await etcd.watch(prefix: prefix, from: revision + 1) { event in
@@ -215,6 +239,7 @@ final class ClusterService: Service, Sendable {
                     if s.watching { s.watchHealthyAt = self.core.now }
                     s.watching = false
                 }
+                self.recordDegraded()
                 if !Task.isCancelled {
                     self.logger.debug("etcd watch broken; retrying", metadata: ["error": "\(error)"])
                 }
@@ -256,6 +281,14 @@ final class ClusterService: Service, Sendable {
         var replica: String?
     }
 
+    /// `text` without control characters, at most `limit` of its scalars.
+    static func printable(_ text: String, limit: Int) -> String {
+        var scalars = String.UnicodeScalarView()
+        scalars.append(
+            contentsOf: text.unicodeScalars.lazy.filter { $0.value >= 0x20 && $0.value != 0x7F }.prefix(limit))
+        return String(scalars)
+    }
+
     /// Whether a watched change is to a quarantine key.
     static func isQuarantine(_ event: EtcdClient.Event, prefix: String) -> Bool {
         switch event {
@@ -288,9 +321,10 @@ final class ClusterService: Service, Sendable {
                 let vehicle = String(name.dropFirst("quarantine/".count))
                 guard VehicleIdentity.isValidName(vehicle) else { return }
                 let record = try? JSON.decode(QuarantineRecord.self, from: value.value.readableBytesView)
-                let reason = String((record?.reason ?? "listed in etcd").prefix(200))
+                // Printable text only: the reason reaches logs and the car's control channel (helper-91).
+                let reason = Self.printable(record?.reason ?? "listed in etcd", limit: 200)
                 s.quarantines[vehicle] =
-                    record?.replica.map { "\(reason) (replica \(String($0.prefix(64))))" } ?? reason
+                    record?.replica.map { "\(reason) (replica \(Self.printable($0, limit: 64)))" } ?? reason
             }
         case .delete(let key):
             let name = key.dropFirst(prefix.count)

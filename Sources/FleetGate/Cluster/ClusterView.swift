@@ -226,7 +226,7 @@ public final class ClusterView: Sendable {
             }
             return
                 "{\"replica\":\(JSON.string(self.replicaID)),\"etcd\":\(s.etcdReachable ? "\"ok\"" : "\"unreachable\""),"
-                + "\"degraded\":\(!s.etcdReachable),\"replicas\":\(s.members.count),\"digests\":\(s.digests.count),"
+                + "\"degraded\":\(!s.etcdReachable || !s.watching),\"watching\":\(s.watching),\"replicas\":\(s.members.count),\"digests\":\(s.digests.count),"
                 + "\"remoteCars\":\(remoteCars),\"peers\":\(s.connections.values.filter { $0.channel.isActive }.count)"
                 + "\(error)}"
         }

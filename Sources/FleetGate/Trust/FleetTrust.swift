@@ -109,6 +109,14 @@ public final class FleetTrust: Sendable {
             }
             for vehicle in state.unsaved.keys { quarantined[vehicle] = state.quarantined[vehicle] }
             state.quarantined = quarantined
+            // With a cluster, the file's quarantines are shared too: one decided while etcd was down, before
+            // a restart, or before the cluster was configured (helper-91). Each once a process, unless etcd
+            // already lists it; an operator lifting one deletes its line as well as its key.
+            guard self.sharesQuarantines else { return }
+            for (vehicle, reason) in quarantined
+            where state.clusterQuarantined[vehicle] == nil && !state.publishedHere.contains(vehicle) {
+                state.unpublished[vehicle] = reason
+            }
         }
     }
 
