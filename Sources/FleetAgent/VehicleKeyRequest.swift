@@ -42,8 +42,8 @@ public enum VehicleKeyRequest {
 
     /// The key in `path`, or a new one written there (0600, never over an existing file).
     private static func key(at path: String) throws(VehicleKeyRequestError) -> (P256.Signing.PrivateKey, Bool) {
-        var status = stat()
-        if lstat(path, &status) == 0 {  // there, even as a dangling link: never replaced
+        // There, even as a dangling link (the attributes are the link's own): never replaced.
+        if (try? FileManager.default.attributesOfItem(atPath: path)) != nil {
             guard let data = FileManager.default.contents(atPath: path) else {
                 throw VehicleKeyRequestError(
                     "\(path): cannot read the key file (a directory, a dangling link, or not readable)")
