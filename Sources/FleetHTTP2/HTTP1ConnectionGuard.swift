@@ -6,7 +6,7 @@ import NIOHTTP1
 /// Responsibilities:
 /// 1. a request head must be complete within ``HTTP2Configuration/http1HeaderTimeout`` of the
 ///    protocol being known, and a keep-alive connection must send its next head within
-///    ``HTTP2Configuration/http1KeepAliveTimeout`` of the previous response's end — else the
+///    ``HTTP2Configuration/http1KeepAliveTimeout`` of the previous response's end being written — else the
 ///    connection is closed (slowloris: partial heads, idle keep-alive);
 /// 2. writes respect writability: while the channel is not writable (the peer does not read its
 ///    responses), the next request is held and nothing more is read, so pipelined requests cannot
@@ -43,6 +43,7 @@ final class HTTP1ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler 
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        self.state.closed()
         self.timer?.cancel()
         self.timer = nil
     }
@@ -72,12 +73,17 @@ final class HTTP1ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler 
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        let isEnd: Bool
-        if case .end = self.unwrapOutboundIn(data) { isEnd = true } else { isEnd = false }
-        // Armed before the write: writing the end can hand over the next pipelined request at
-        // once (NIO's pipelining helper), whose head must cancel this timer, not be followed by it.
-        if isEnd { self.arm(context: context, self.state.responseEnded()) }
-        context.write(data, promise: promise)
+        guard case .end = self.unwrapOutboundIn(data) else { return context.write(data, promise: promise) }
+        // Before the write: writing the end can hand over the next pipelined request at once (NIO's
+        // pipelining helper), whose head then owns the timers.
+        self.state.responseEnded()
+        let written = promise ?? context.eventLoop.makePromise(of: Void.self)
+        let bound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
+        written.futureResult.whenSuccess {
+            let (handler, context) = bound.value
+            if let timer = handler.state.responseFlushed() { handler.arm(context: context, timer) }
+        }
+        context.write(data, promise: written)
     }
 
     func read(context: ChannelHandlerContext) {

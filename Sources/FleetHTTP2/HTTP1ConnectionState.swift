@@ -24,6 +24,8 @@ package struct HTTP1ConnectionState: Sendable, Equatable {
     package private(set) var timer: Timer = .none
     package private(set) var holding = false
     package private(set) var readPending = false
+    /// A response's end is queued and not yet written to the socket: the keep-alive time starts once it is.
+    package private(set) var awaitingFlush = false
 
     package init() {}
 
@@ -36,6 +38,7 @@ package struct HTTP1ConnectionState: Sendable, Equatable {
     /// A request head arrived: no deadline while it is served; held when the peer is not reading,
     /// which it then must start within the stall time (``timer`` is ``Timer/stall``).
     package mutating func headReceived(writable: Bool) -> Inbound {
+        self.awaitingFlush = false  // the next request began: its own response decides what follows
         if self.holding || !writable {
             self.holding = true
             self.timer = .stall
@@ -56,8 +59,19 @@ package struct HTTP1ConnectionState: Sendable, Equatable {
     /// A body part or the end arrived.
     package func partReceived() -> Inbound { self.holding ? .hold : .forward }
 
-    /// A response ended: the next head must arrive within the keep-alive time.
-    package mutating func responseEnded() -> Timer {
+    /// A response's end was queued. The keep-alive time starts once it is written (``responseFlushed()``);
+    /// until then a peer that stops reading has the stall time, as mid-response. Before, the keep-alive
+    /// timer started here and closed the connection with the response's last bytes unsent when the peer
+    /// paused longer than it at the very end (helper-90).
+    package mutating func responseEnded() {
+        self.awaitingFlush = true
+    }
+
+    /// The ended response is written: the next head must arrive within the keep-alive time (nil when
+    /// the next request already began, pipelined, or the connection closed).
+    package mutating func responseFlushed() -> Timer? {
+        guard self.awaitingFlush else { return nil }
+        self.awaitingFlush = false
         self.timer = .keepAlive
         return .keepAlive
     }
@@ -88,6 +102,7 @@ package struct HTTP1ConnectionState: Sendable, Equatable {
 
     /// The connection closed.
     package mutating func closed() {
+        self.awaitingFlush = false
         self.timer = .none
         self.holding = false
         self.readPending = false

@@ -33,7 +33,8 @@ public struct HTTP2Configuration: Sendable {
     /// HTTP/1.1: a request head must be complete this long after the protocol is known (slowloris).
     public var http1HeaderTimeout: TimeAmount
     /// HTTP/1.1: an idle keep-alive connection is closed after this long without a new request
-    /// head (the head must also be complete by then).
+    /// head (the head must also be complete by then), counted from the previous response's last
+    /// byte written to the socket.
     public var http1KeepAliveTimeout: TimeAmount
     /// Reset a stream that has output queued but made no write progress for this long (a peer
     /// holding its window at zero); the connection's other streams go on. On an HTTP/1.1

@@ -12,8 +12,11 @@ struct HTTP1ConnectionGuardTests {
         #expect(machine.timerFired(.header))
         #expect(machine.headReceived(writable: true) == .forward)
         #expect(!machine.timerFired(.header))  // cancelled by the head
-        #expect(machine.responseEnded() == .keepAlive)
+        machine.responseEnded()
+        #expect(machine.timer == .none)  // not until the end is written
+        #expect(machine.responseFlushed() == .keepAlive)
         #expect(machine.timerFired(.keepAlive))
+        #expect(machine.responseFlushed() == nil)  // once
         machine.closed()
         #expect(!machine.timerFired(.keepAlive))
     }
@@ -46,12 +49,30 @@ struct HTTP1ConnectionGuardTests {
         #expect(stalled && machine.timerFired(.stall))  // mid-response: the stall time starts
         let read = machine.becameWritable()
         #expect(read.stallEnded && !machine.timerFired(.stall))  // it read: no deadline while it is served
+        // helper-90: the end queued behind unread bytes keeps the stall time; the keep-alive time starts
+        // once it is written (before, it took over at once and closed the connection with them unsent).
         let stalledAgain = machine.becameUnwritable()
-        let ended = machine.responseEnded()
-        #expect(stalledAgain && ended == .keepAlive)  // the keep-alive deadline takes over
-        #expect(!machine.timerFired(.stall) && machine.timerFired(.keepAlive))
+        machine.responseEnded()
+        #expect(stalledAgain && machine.timerFired(.stall) && !machine.timerFired(.keepAlive))
+        let readAgain = machine.becameWritable()
+        #expect(readAgain.stallEnded && machine.timer == .none)
+        #expect(machine.responseFlushed() == .keepAlive)
+        #expect(machine.timerFired(.keepAlive))
         let replaced = machine.becameUnwritable()
         let cancelled = machine.becameWritable()
         #expect(!replaced && !cancelled.stallEnded && machine.timer == .keepAlive)  // not by the stall time
+    }
+
+    @Test("A pipelined head before the end is written owns the timers; a closed connection arms nothing")
+    func pipelinedAndClosed() {
+        var machine = Machine()
+        _ = machine.started()
+        _ = machine.headReceived(writable: true)
+        machine.responseEnded()
+        #expect(machine.headReceived(writable: true) == .forward)  // the next request, handed over at once
+        #expect(machine.responseFlushed() == nil && machine.timer == .none)
+        machine.responseEnded()
+        machine.closed()
+        #expect(machine.responseFlushed() == nil)
     }
 }
