@@ -13,9 +13,11 @@ struct PKI: AsyncParsableCommand {
         @Option(help: "Directory of the fleet CA (ca.pem, ca-key.pem).") var caDir = "."
 
         func load() throws -> FleetPKI {
-            let cert = try String(contentsOfFile: self.caDir + "/ca.pem", encoding: .utf8)
-            let key = try String(contentsOfFile: self.caDir + "/ca-key.pem", encoding: .utf8)
-            return try FleetPKI(certificatePEM: cert, privateKeyPEM: key)
+            let cert = try readPEM(self.caDir + "/ca.pem")
+            let key = try readPEM(self.caDir + "/ca-key.pem")
+            do { return try FleetPKI(certificatePEM: cert, privateKeyPEM: key) } catch {
+                throw PKIError("\(self.caDir): \(error)")
+            }
         }
     }
 
@@ -83,7 +85,7 @@ struct PKI: AsyncParsableCommand {
                     throw ValidationError(
                         "--cert names the vehicle and its regions: give it alone, or --vehicle and --region")
                 }
-                let earlier = try FleetPKI.certificate(file: cert)
+                let earlier = try certificate(at: cert)
                 let revocations = try self.revocationFile.map {
                     try RevocationList.load(path: $0, missingIsEmpty: false)
                 }
@@ -99,9 +101,7 @@ struct PKI: AsyncParsableCommand {
                 (vehicle, regions) = (given, self.region)
             }
             let request: String
-            do { request = try String(contentsOfFile: self.csr, encoding: .utf8) } catch {
-                throw PKIError("\(self.csr): cannot read the request: \(error.localizedDescription)")
-            }
+            request = try readPEM(self.csr)
             let ca = try self.ca.load()
             let signed: (certificatePEM: String, certificate: Certificate)
             do {
@@ -150,7 +150,7 @@ struct PKI: AsyncParsableCommand {
             String?
 
         func run() async throws {
-            let old = try FleetPKI.certificate(file: self.cert)
+            let old = try certificate(at: self.cert)
             let revocations = try self.revocationFile.map { try RevocationList.load(path: $0, missingIsEmpty: false) }
             let issued: FleetPKI.Issued
             do {
@@ -182,7 +182,7 @@ struct PKI: AsyncParsableCommand {
                 lines.append("serial \(normalised)")
             }
             if let cert = self.cert {
-                let identity = try VehicleIdentity(FleetPKI.certificate(file: cert))
+                let identity = try VehicleIdentity(certificate(at: cert))
                 lines.append("serial \(identity.serial)")
             }
             if let vehicle = self.vehicle {
@@ -203,7 +203,7 @@ struct PKI: AsyncParsableCommand {
         @Argument(help: "PEM certificate.") var cert: String
 
         func run() async throws {
-            let certificate = try FleetPKI.certificate(file: self.cert)
+            let certificate = try certificate(at: self.cert)
             print("subject:   \(certificate.subject)")
             print("issuer:    \(certificate.issuer)")
             print("serial:    \(VehicleIdentity.hex(certificate.serialNumber.bytes))")
@@ -213,6 +213,26 @@ struct PKI: AsyncParsableCommand {
                 print("regions:   \(identity.regions.joined(separator: ", "))")
             }
         }
+    }
+}
+
+/// A PEM file's text; the error names the file and says what is wrong in an operator's words.
+private func readPEM(_ path: String) throws -> String {
+    guard let data = FileManager.default.contents(atPath: path) else {
+        throw PKIError(
+            FileManager.default.fileExists(atPath: path) ? "\(path): cannot read it" : "\(path): no such file")
+    }
+    guard let text = String(data: data, encoding: .utf8), text.contains("-----BEGIN ") else {
+        throw PKIError("\(path): not PEM text (a DER file? `openssl x509|req -inform DER -outform PEM` converts it)")
+    }
+    return text
+}
+
+/// A PEM certificate file.
+private func certificate(at path: String) throws -> Certificate {
+    let text = try readPEM(path)
+    do { return try FleetPKI.certificate(pem: text) } catch {
+        throw PKIError("\(path): not a PEM certificate, or one cut short")
     }
 }
 

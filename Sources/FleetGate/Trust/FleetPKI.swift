@@ -49,6 +49,9 @@ public struct FleetPKI: Sendable {
         try Certificate(pemEncoded: String(contentsOfFile: file, encoding: .utf8))
     }
 
+    /// Parses a PEM certificate.
+    public static func certificate(pem: String) throws -> Certificate { try Certificate(pemEncoded: pem) }
+
     /// Makes a new self-signed fleet CA.
     public static func makeCA(name: String, lifetime: TimeInterval = Self.defaultCALifetime, now: Date = Date())
         throws -> Issued
@@ -107,7 +110,10 @@ public struct FleetPKI: Sendable {
     ) throws -> (certificatePEM: String, certificate: Certificate) {
         let request: CertificateSigningRequest
         do { request = try CertificateSigningRequest(pemEncoded: pem) } catch {
-            throw PKIError("the certificate signing request does not parse: \(error)")
+            // Not the parser's message: it quotes the input back (helper-91).
+            throw PKIError(
+                "not a PEM certificate signing request, or one cut short (from -----BEGIN CERTIFICATE REQUEST----- to its END line)"
+            )
         }
         guard request.publicKey.isValidSignature(request.signature, for: request) else {
             throw PKIError("the certificate signing request's signature does not verify: it was not made with its key")
