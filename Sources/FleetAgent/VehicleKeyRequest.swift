@@ -1,4 +1,5 @@
 import Crypto
+import FleetProtocol
 public import Foundation
 import SwiftASN1
 import X509
@@ -18,15 +19,9 @@ public enum VehicleKeyRequest {
     public static func make(keyFile: String, vehicleID: String) throws(VehicleKeyRequestError) -> (
         requestPEM: String, madeKey: Bool
     ) {
-        // The names a vehicle certificate may carry (the CA refuses others; found here, before a file is written).
-        guard (1...128).contains(vehicleID.utf8.count),
-            vehicleID.utf8.allSatisfy({
-                ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A)
-                    || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: ".")
-            })
-        else {
-            throw VehicleKeyRequestError(
-                "'\(vehicleID)' is not a vehicle id: 1–128 letters, digits, '-', '_' or '.'")
+        // The names a vehicle certificate may carry (the CA refuses others): found here, before a file is written.
+        guard FleetName.isValid(vehicleID) else {
+            throw VehicleKeyRequestError("'\(vehicleID)' is not a vehicle id: 1–128 letters, digits, '-', '_' or '.'")
         }
         let (key, made) = try Self.key(at: keyFile)
         do {

@@ -15,9 +15,7 @@ struct PKI: AsyncParsableCommand {
         func load() throws -> FleetPKI {
             let cert = try readPEM(self.caDir + "/ca.pem")
             let key = try readPEM(self.caDir + "/ca-key.pem")
-            do { return try FleetPKI(certificatePEM: cert, privateKeyPEM: key) } catch {
-                throw PKIError("\(self.caDir): \(error)")
-            }
+            return try labelled(self.caDir) { try FleetPKI(certificatePEM: cert, privateKeyPEM: key) }
         }
     }
 
@@ -77,43 +75,32 @@ struct PKI: AsyncParsableCommand {
         @Option(help: "Output path (default: the vehicle id + .pem, or --cert, replaced atomically).") var out: String?
 
         func run() async throws {
-            let vehicle: String
-            let regions: [String]
-            var requiredKey: Certificate.PublicKey?
+            let ca = try self.ca.load()
+            let request = try readPEM(self.csr)
+            let signed: (certificatePEM: String, certificate: Certificate)
             if let cert = self.cert {
                 guard self.vehicle == nil, self.region.isEmpty else {
                     throw ValidationError(
                         "--cert names the vehicle and its regions: give it alone, or --vehicle and --region")
                 }
                 let earlier = try certificate(at: cert)
-                let revocations = try self.revocationFile.map {
-                    try RevocationList.load(path: $0, missingIsEmpty: false)
+                let revocations = try loadRevocations(self.revocationFile)
+                signed = try labelled("\(self.csr), \(cert)") {
+                    try ca.signRenewal(
+                        request: request, of: earlier, revocations: revocations, lifetime: self.hours * 3600)
                 }
-                let identity: VehicleIdentity
-                do { identity = try self.ca.load().renewable(earlier, revocations: revocations) } catch {
-                    throw PKIError("\(cert): \(error)")
-                }
-                (vehicle, regions, requiredKey) = (identity.vehicleID, identity.regions, earlier.publicKey)
             } else {
-                guard let given = self.vehicle, !self.region.isEmpty else {
+                guard let vehicle = self.vehicle, !self.region.isEmpty else {
                     throw ValidationError("give --vehicle and at least one --region, or --cert")
                 }
-                (vehicle, regions) = (given, self.region)
+                signed = try labelled(self.csr) {
+                    try ca.signVehicle(
+                        request: request, vehicleID: vehicle, regions: self.region, lifetime: self.hours * 3600)
+                }
             }
-            let request: String
-            request = try readPEM(self.csr)
-            let ca = try self.ca.load()
-            let signed: (certificatePEM: String, certificate: Certificate)
-            do {
-                signed = try ca.signVehicle(
-                    request: request, vehicleID: vehicle, regions: regions, requiredKey: requiredKey,
-                    lifetime: self.hours * 3600)
-            } catch let error as PKIError {
-                throw PKIError("\(self.csr): \(error)")
-            }
-            let out = self.out ?? self.cert ?? vehicle + ".pem"
-            try atomicWrite(signed.certificatePEM, to: out, mode: 0o644)
             let identity = try VehicleIdentity(signed.certificate)
+            let out = self.out ?? self.cert ?? identity.vehicleID + ".pem"
+            try atomicWrite(signed.certificatePEM, to: out, mode: 0o644)
             print(
                 "\(out): vehicle \(identity.vehicleID), regions \(identity.regions.joined(separator: ",")), serial \(identity.serial), valid until \(identity.notValidAfter)"
             )
@@ -151,12 +138,10 @@ struct PKI: AsyncParsableCommand {
 
         func run() async throws {
             let old = try certificate(at: self.cert)
-            let revocations = try self.revocationFile.map { try RevocationList.load(path: $0, missingIsEmpty: false) }
-            let issued: FleetPKI.Issued
-            do {
-                issued = try self.ca.load().renew(old, revocations: revocations, lifetime: self.hours * 3600)
-            } catch let error as PKIError {
-                throw PKIError("\(self.cert): \(error)")
+            let revocations = try loadRevocations(self.revocationFile)
+            let ca = try self.ca.load()
+            let issued = try labelled(self.cert) {
+                try ca.renew(old, revocations: revocations, lifetime: self.hours * 3600)
             }
             let out = self.out ?? (self.cert.hasSuffix(".pem") ? String(self.cert.dropLast(4)) : self.cert)
             try writePair(issued, to: out)
@@ -226,6 +211,16 @@ private func readPEM(_ path: String) throws -> String {
         throw PKIError("\(path): not PEM text (a DER file? `openssl x509|req -inform DER -outform PEM` converts it)")
     }
     return text
+}
+
+/// The revocation file a renewal is checked against, when one is given (a missing file is an error).
+private func loadRevocations(_ path: String?) throws -> RevocationList? {
+    try path.map { try RevocationList.load(path: $0, missingIsEmpty: false) }
+}
+
+/// `body`'s ``PKIError`` prefixed with the file it is about.
+private func labelled<T>(_ path: String, _ body: () throws -> T) throws -> T {
+    do { return try body() } catch let error as PKIError { throw PKIError("\(path): \(error)") }
 }
 
 /// A PEM certificate file.

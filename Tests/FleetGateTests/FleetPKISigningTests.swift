@@ -66,8 +66,14 @@ struct FleetPKISigningTests {
 
     @Test("Only this CA's current, unrevoked vehicle certificate is renewed (helper-91: a look-alike got any regions)")
     func renewable() throws {
-        let current = try self.ca.issueVehicle("car-0042", regions: ["eu-central"]).certificate
+        let issued = try self.ca.issueVehicle("car-0042", regions: ["eu-central"])
+        let current = issued.certificate
         #expect(try self.ca.renewable(current, revocations: nil).vehicleID == "car-0042")
+        // A renewal for the car's own key keeps its vehicle and regions.
+        let carKey = Certificate.PrivateKey(try P256.Signing.PrivateKey(pemRepresentation: issued.privateKeyPEM))
+        let renewed = try self.ca.signRenewal(
+            request: try Self.request("car-0042", key: carKey), of: current, revocations: nil)
+        #expect(try VehicleIdentity(renewed.certificate).regions == ["eu-central"])
         // A look-alike from a CA of the same name, naming other regions.
         let made = try FleetPKI.makeCA(name: "test fleet CA")
         let rogue = try FleetPKI(certificatePEM: made.certificatePEM, privateKeyPEM: made.privateKeyPEM)
@@ -76,6 +82,9 @@ struct FleetPKISigningTests {
         let error = #expect(throws: PKIError.self) { try self.ca.renewable(forged, revocations: nil) }
         #expect(error?.description.contains("not issued by this CA") == true)
         #expect(throws: PKIError.self) { try self.ca.renew(forged) }
+        #expect(throws: PKIError.self) {
+            try self.ca.signRenewal(request: try Self.request("car-0042", key: carKey), of: forged, revocations: nil)
+        }
         // Expired a day ago; revoked by serial, or by vehicle.
         let expired = try self.ca.issueVehicle(
             "car-0042", regions: ["eu-central"], lifetime: 86_400, now: Date() - 2 * 86_400

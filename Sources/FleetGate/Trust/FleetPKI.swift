@@ -151,6 +151,19 @@ public struct FleetPKI: Sendable {
         return try self.issue(commonName: first, names: general, usage: .serverAuth, lifetime: lifetime, now: now)
     }
 
+    /// Renews a vehicle certificate for the key its car keeps: a request (``signVehicle(request:vehicleID:regions:requiredKey:lifetime:now:)``)
+    /// for `earlier`'s key, signed for its vehicle and regions once ``renewable(_:revocations:now:)`` allows it.
+    /// A request for that key proves its sender holds the car's key.
+    public func signRenewal(
+        request pem: String, of earlier: Certificate, revocations: RevocationList?,
+        lifetime: TimeInterval = Self.defaultVehicleLifetime, now: Date = Date()
+    ) throws -> (certificatePEM: String, certificate: Certificate) {
+        let identity = try self.renewable(earlier, revocations: revocations, now: now)
+        return try self.signVehicle(
+            request: pem, vehicleID: identity.vehicleID, regions: identity.regions, requiredKey: earlier.publicKey,
+            lifetime: lifetime, now: now)
+    }
+
     /// Renews a vehicle certificate: the same vehicle and regions, a new key and serial, a new lifetime.
     /// - Throws: ``PKIError`` when `certificate` is not one of this CA's current vehicle certificates, or
     ///   `revocations` names it (``renewable(_:revocations:now:)``).

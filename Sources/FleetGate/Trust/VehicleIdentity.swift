@@ -1,3 +1,4 @@
+import FleetProtocol
 public import Foundation
 import SwiftASN1
 public import X509
@@ -69,13 +70,7 @@ public struct VehicleIdentity: Sendable, Hashable {
     }
 
     /// Vehicle ids and regions: 1–128 characters of letters, digits, `-`, `_`, `.`.
-    public static func isValidName(_ name: String) -> Bool {
-        !name.isEmpty && name.utf8.count <= 128
-            && name.utf8.allSatisfy {
-                ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A)
-                    || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: ".")
-            }
-    }
+    public static func isValidName(_ name: String) -> Bool { FleetName.isValid(name) }
 
     /// Lowercase hex of a serial number's bytes, leading zero bytes dropped.
     public static func hex<Bytes: Collection>(_ bytes: Bytes) -> String where Bytes.Element == UInt8 {
