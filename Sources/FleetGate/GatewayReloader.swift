@@ -66,6 +66,16 @@ public final class GatewayReloader: Sendable {
         }
     }
 
+    /// A watched file refused: its flag set (the reload gauge reads 0) and, unless this is a retry of a
+    /// refusal already logged, the error logged. Returns false, the reload's answer.
+    private func refused(
+        _ flag: WritableKeyPath<Refusals, Bool>, _ message: Logger.Message, error: any Error, log: Bool
+    ) -> Bool {
+        self.record(flag, refused: true)
+        if log { self.core.logger.error(message, metadata: ["error": "\(error)"]) }
+        return false
+    }
+
     private let reloadRuns = CoalescedJob<Result<Report, ReloadError>>()
     private let regionReloadRuns = CoalescedJob<Result<Report, ReloadError>>()
     private let keyReloadRuns = CoalescedJob<Result<Int, KeyFileError>>()
@@ -109,10 +119,9 @@ public final class GatewayReloader: Sendable {
             }
             return true
         } catch {
-            self.record(\.certificates, refused: true)
-            self.core.logger.error(
-                "TLS certificate reload refused; the running certificates stay", metadata: ["error": "\(error)"])
-            return false
+            return self.refused(
+                \.certificates, "TLS certificate reload refused; the running certificates stay", error: error, log: true
+            )
         }
     }
 
@@ -146,13 +155,10 @@ public final class GatewayReloader: Sendable {
             self.core.logger.info("API key file reloaded", metadata: ["fleet.keys": "\(keys.count)"])
             return true
         } catch {
-            self.record(\.apiKeys, refused: true)
-            if logRefusal {
-                self.core.logger.error(
-                    "API key file reload refused; the running keys stay until it loads (tried again at each poll)",
-                    metadata: ["error": "\(error)"])
-            }
-            return false
+            return self.refused(
+                \.apiKeys,
+                "API key file reload refused; the running keys stay until it loads (tried again at each poll)",
+                error: error, log: logRefusal)
         }
     }
 
@@ -172,13 +178,10 @@ public final class GatewayReloader: Sendable {
             self.record(\.adminToken, refused: false)
             return true
         } catch {
-            self.record(\.adminToken, refused: true)
-            if logRefusal {
-                self.core.logger.error(
-                    "Admin token file refused; the running token stays until it loads (tried again at each poll)",
-                    metadata: ["error": "\(error)"])
-            }
-            return false
+            return self.refused(
+                \.adminToken,
+                "Admin token file refused; the running token stays until it loads (tried again at each poll)",
+                error: error, log: logRefusal)
         }
     }
 
