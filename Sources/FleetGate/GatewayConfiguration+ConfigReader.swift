@@ -286,7 +286,7 @@ extension GatewayConfiguration.Limits {
                     "Request-body bytes held at once over all requests; past it, 503 server_overloaded. Reloadable."),
                 .int(
                     "maxBufferedAnswerBytesPerStream", d.maxBufferedAnswerBytesPerStream,
-                    "Answer bytes held for one HTTP/2 client that reads slower than its car or central answers, so the car's slot is freed when its job ends; past it the upstream waits for the client (0: always waits; an HTTP/1.1 answer always waits). Reloadable."
+                    "Answer bytes held for one client (HTTP/2 or HTTP/1.1) that reads slower than its car or central answers, so the car's slot is freed when its job ends; past it the upstream waits for the client (0: always waits). Reloadable."
                 ),
                 .int(
                     "maxBufferedAnswerBytes", d.maxBufferedAnswerBytes,

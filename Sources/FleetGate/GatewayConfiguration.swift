@@ -145,7 +145,7 @@ public struct GatewayConfiguration: Sendable {
         /// Request-body bytes held at once over all requests (received and not yet answered); a
         /// request whose body would pass it gets 503 `server_overloaded`.
         public var maxBufferedBodyBytes: Int = 256 << 20
-        /// Answer bytes the gateway holds for one HTTP/2 client that reads slower than its upstream
+        /// Answer bytes the gateway holds for one client (HTTP/2 or HTTP/1.1) that reads slower than its upstream
         /// answers, so the car's slot is not held by the client's reading speed; past it the
         /// upstream waits for the client (flow control). Zero: the upstream always waits.
         public var maxBufferedAnswerBytesPerStream: Int = 1 << 20

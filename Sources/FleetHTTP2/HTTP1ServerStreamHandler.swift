@@ -103,7 +103,8 @@ public final class HTTP1ServerStreamHandler: ChannelInboundHandler, RemovableCha
 
     fileprivate func streamFinished(_ stream: HTTP1Stream) {
         if self.current === stream { self.current = nil }
-        if self.quiescing { self.context?.close(promise: nil) }
+        // A stream closes when its end is written, and a pipelined request may be current by then.
+        if self.quiescing, self.current == nil { self.context?.close(promise: nil) }
     }
 }
 
@@ -115,6 +116,8 @@ final class HTTP1Stream: HTTPStream {
     var receivedEnd = false
     var sentHead = false
     var sentEnd = false
+    /// The response's end reached the socket (its write completed), not just NIO's queue.
+    var endWritten = false
     private(set) var isClosed = false
 
     init(context: ChannelHandlerContext, handler: HTTP1ServerStreamHandler) {
@@ -154,14 +157,28 @@ final class HTTP1Stream: HTTPStream {
         self.finish(trailers: trailers)
     }
 
+    /// The stream closes when its end is written, as an HTTP/2 stream closes when its last frame is sent,
+    /// not when it is queued: until then the answer is still in this process's memory, and a delegate that
+    /// counts what it holds for a slow reader counts it until the stream closes (issue #19, helper-90).
+    /// A connection that closes first fails the write, and the stream closes with `connectionClosed`.
     private func finish(trailers: HTTPFields?) {
         self.sentEnd = true
-        self.context.writeAndFlush(NIOAny(HTTPResponsePart.end(trailers)), promise: nil)
-        self.closeIfComplete()
+        let written = self.context.eventLoop.makePromise(of: Void.self)
+        let stream = NIOLoopBound(self, eventLoop: self.context.eventLoop)
+        written.futureResult.whenComplete { result in
+            switch result {
+            case .success:
+                stream.value.endWritten = true
+                stream.value.closeIfComplete()
+            case .failure:
+                stream.value.markClosed(error: .connectionClosed)
+            }
+        }
+        self.context.writeAndFlush(NIOAny(HTTPResponsePart.end(trailers)), promise: written)
     }
 
     func closeIfComplete() {
-        if self.sentEnd && self.receivedEnd { self.markClosed(error: nil) }
+        if self.endWritten && self.receivedEnd { self.markClosed(error: nil) }
     }
 
     func reset(_ code: HTTP2ErrorCode) {

@@ -21,15 +21,29 @@ public final class RawConnection: ChannelInboundHandler, Sendable {
     /// Everything received so far.
     public var received: [UInt8] { self.bytes.withLock { $0 } }
 
-    /// Connects to `127.0.0.1:port`.
-    public static func connect(port: Int) async throws -> RawConnection {
+    /// Connects to `127.0.0.1:port`. `receiveBuffer`: the socket's `SO_RCVBUF`; `reading: false`: nothing is
+    /// read until ``resumeReading()``, so the server's writes fill the socket (a client that stops reading).
+    public static func connect(port: Int, receiveBuffer: Int? = nil, reading: Bool = true) async throws -> RawConnection
+    {
         let raw = RawConnection()
-        raw.channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        var bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelOption(.autoRead, value: reading)
+        if let receiveBuffer {
+            bootstrap = bootstrap.channelOption(.socketOption(.so_rcvbuf), value: SocketOptionValue(receiveBuffer))
+        }
+        raw.channel =
+            try await bootstrap
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(raw) }
             }
             .connect(host: "127.0.0.1", port: port).get()
         return raw
+    }
+
+    /// Starts reading on a connection made with `reading: false`.
+    public func resumeReading() async throws {
+        try await self.channel.setOption(.autoRead, value: true)
+        self.channel.read()
     }
 
     /// Sends bytes.

@@ -3,7 +3,9 @@ import FleetGate
 import FleetProtocol
 import FleetScheduler
 import FleetTesting
+import Foundation
 import HTTPTypes
+import NIOCore
 import Testing
 
 /// helper-85: clients that read slowly held the cars' slots, since a car's stream credit came back only
@@ -63,6 +65,68 @@ struct SlowClientTests {
             }
             try await waitUntil("nothing held") { fleet.gateway.core.answerBytesHeld == 0 }
             #expect(inFlight() == 0)
+        }
+    }
+
+    /// helper-90: an HTTP/1.1 stream closed when its end was queued, so its held answer could not be counted;
+    /// it now closes when the end is written (``HTTP1ServerStreamHandler``), and an HTTP/1.1 reader is held
+    /// for as an HTTP/2 one is.
+    @Test(
+        "An HTTP/1.1 client that does not read has its answer held too: the car's job ends, and the client then reads all of it"
+    )
+    func heldAnswerHTTP1() async throws {
+        let perStream = 8 << 20
+        try await withFleet(
+            configure: { $0.limits.maxBufferedAnswerBytesPerStream = perStream }
+        ) { fleet in
+            let car = try await fleet.startCar(CarSpec("car-a", hardware: .ai5, slowdown: 0.002))  // 25,000 tok/s
+            let inFlight = { fleet.gateway.core.registry.all().first?.inFlight ?? -1 }
+            // 20,000 tokens are ≈ 4 MB of SSE: within the stream's bound here, past what a client's 4 KiB
+            // receive buffer, the gateway's socket (up to ~1.6 MB on loopback) and NIO's 64 KiB take.
+            let tokens = 20_000
+            let client = try await RawConnection.connect(port: fleet.clientPort, receiveBuffer: 4096, reading: false)
+            defer { client.channel.close(promise: nil) }
+            let body = chatBody(stream: true, maxTokens: tokens)
+            try await client.send(
+                Array(
+                    ("POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+                        + "content-length: \(body.utf8.count)\r\n\r\n" + body).utf8))
+            try await waitUntil("the car finished the job of a client that reads nothing") {
+                car.engine.tokensGenerated == tokens && inFlight() == 0
+            }
+            // The answer's end is queued (the request is counted), not written: its bytes are still held.
+            try await waitUntil("the gateway ended the request") {
+                EdgeTests.served(fleet, route: "/v1/chat/completions") == 1
+            }
+            let held = fleet.gateway.core.answerBytesHeld
+            #expect(held > 1_000_000 && held <= perStream, "held \(held)")
+
+            try await client.resumeReading()
+            let end = Array("\r\n0\r\n\r\n".utf8)
+            try await waitUntil("the whole answer arrived") { client.received.suffix(end.count).elementsEqual(end) }
+            let response = client.received
+            let headEnd = try #require(
+                response.indices.first { response[$0...].starts(with: Array("\r\n\r\n".utf8)) }, "a head")
+            #expect(response.starts(with: Array("HTTP/1.1 200".utf8)))
+            let answer = try Self.dechunked(response[(headEnd + 4)...])
+            let decoded = try chunks(try ssePayloads(answer))
+            #expect(decoded.flatMap(\.choices).compactMap { $0.delta?.content }.filter { !$0.isEmpty }.count == tokens)
+            try await waitUntil("nothing held once the answer is written") { fleet.gateway.core.answerBytesHeld == 0 }
+        }
+    }
+
+    /// An HTTP/1.1 chunked body (the bytes after the head), its chunks joined.
+    static func dechunked(_ bytes: ArraySlice<UInt8>) throws -> String {
+        var rest = bytes
+        var body: [UInt8] = []
+        while true {
+            let lineEnd = try #require(rest.firstIndex(of: UInt8(ascii: "\r")), "a chunk size line")
+            let size = try #require(Int(String(decoding: rest[..<lineEnd], as: UTF8.self), radix: 16), "a hex size")
+            if size == 0 { return String(decoding: body, as: UTF8.self) }
+            let start = lineEnd + 2
+            try #require(rest.endIndex >= start + size + 2, "a whole chunk")
+            body += rest[start..<start + size]
+            rest = rest[(start + size + 2)...]
         }
     }
 }

@@ -1,5 +1,3 @@
-import FleetHTTP2
-
 /// A slow client does not hold its upstream (helper-85: a client reading one byte a stream every 20 s
 /// held every car slot of the fleet, since a car's stream credit came back only as the client drained).
 ///
@@ -11,15 +9,14 @@ import FleetHTTP2
 /// for the client again (``Attempt/unconsumed``), which is DESIGN's end-to-end flow control. The
 /// stream's stall timeout still resets a client that makes no progress, which lets the held bytes go.
 ///
-/// HTTP/2 streams only. An HTTP/1.1 stream closes when its end is queued, not written, so the count would
-/// end while the bytes are still held, and the connection's keep-alive timer would then close it with
-/// them unsent (helper-90: slow HTTP/1.1 readers got answers cut ~1 MB short). An HTTP/1.1 answer waits
-/// for its client, as before.
+/// Both protocols: an HTTP/2 stream closes when its last frame is sent, an HTTP/1.1 one when its end is
+/// written to the socket (``HTTP1ServerStreamHandler``), so the count ends when the bytes have left. (Before,
+/// an HTTP/1.1 stream closed when its end was queued: the count ended while the bytes were still held, and
+/// helper-90's slow HTTP/1.1 readers were not held for.)
 extension Dispatcher {
     /// Whether `bytes` passed to a stream that is not writable may be held for the client, counted
     /// against both limits until the stream is writable again or closes.
     func holdForSlowClient(_ bytes: Int) -> Bool {
-        guard self.stream is HTTP2Stream else { return false }
         let limits = self.core.liveConfiguration.configuration.limits
         guard self.heldForSlowClient + bytes <= limits.maxBufferedAnswerBytesPerStream,
             self.core.reserveAnswer(bytes, limit: limits.maxBufferedAnswerBytes)
