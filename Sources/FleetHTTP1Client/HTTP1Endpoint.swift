@@ -96,7 +96,7 @@ package struct HTTP1Endpoint: Sendable {
         let bound = NIOLoopBound(handler, eventLoop: eventLoop)
         let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(self.connectTimeout)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelInitializer { [tls = self.tls, host = self.host, literal = self.address != nil] channel in
                 channel.eventLoop.makeCompletedFuture {
                     if let tls {

@@ -23,7 +23,7 @@ public enum HTTP2Client {
         socketHandlers: (@Sendable (any Channel) throws -> Void)? = nil
     ) async throws -> HTTP2ConnectionHandle {
         try await ClientBootstrap(group: group)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .connectTimeout(.seconds(10))
             .connect(host: host, port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {

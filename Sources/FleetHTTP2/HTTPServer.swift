@@ -110,7 +110,7 @@ public final class HTTPServer: Service, Sendable {
                     }
                 }
             }
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture { try configurator.configure(channel) }
             }

@@ -51,7 +51,7 @@ final class HTTP1Pool: Sendable {
             }
             let bound = NIOLoopBound(delegate, eventLoop: self.loop)
             ClientBootstrap(group: self.loop)
-                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .channelOption(.tcpOption(.tcp_nodelay), value: 1)
                 .connectTimeout(.seconds(10))
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
