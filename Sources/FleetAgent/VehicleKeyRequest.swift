@@ -14,8 +14,8 @@ public enum VehicleKeyRequest {
     /// The request for `vehicleID` (its common name), with the P-256 key in `keyFile`, made first when
     /// the file does not exist.
     /// - Returns: the request, PEM ending in a newline, and whether the key was made now.
-    /// - Throws: ``VehicleKeyRequestError`` naming the file when it exists and is not a PEM P-256 key,
-    ///   or cannot be written.
+    /// - Throws: ``VehicleKeyRequestError`` naming the file when it exists and is not a PEM P-256 key or is
+    ///   open to other users, or cannot be written.
     public static func make(keyFile: String, vehicleID: String) throws(VehicleKeyRequestError) -> (
         requestPEM: String, madeKey: Bool
     ) {
@@ -35,13 +35,21 @@ public enum VehicleKeyRequest {
         }
     }
 
-    /// The key in `path`, or a new one written there (0600, never over an existing file).
+    /// The key in `path`, or a new one written there (0600, never over an existing file). An existing key
+    /// open to group or others (any of mode 077) is refused.
     private static func key(at path: String) throws(VehicleKeyRequestError) -> (P256.Signing.PrivateKey, Bool) {
         // There, even as a dangling link (the attributes are the link's own): never replaced.
         if (try? FileManager.default.attributesOfItem(atPath: path)) != nil {
             guard let data = FileManager.default.contents(atPath: path) else {
                 throw VehicleKeyRequestError(
                     "\(path): cannot read the key file (a directory, a dangling link, or not readable)")
+            }
+            // As ssh refuses an unprotected key: a car's identity, readable by its other users, is not its own.
+            var info = stat()
+            if stat(path, &info) == 0, info.st_mode & 0o077 != 0 {
+                throw VehicleKeyRequestError(
+                    "\(path): the key file is open to other users (mode \(String(info.st_mode & 0o777, radix: 8))); "
+                        + "`chmod 600 \(path)` if it was never shared, or remove it to make a new key")
             }
             guard let text = String(data: data, encoding: .utf8),
                 let key = try? P256.Signing.PrivateKey(pemRepresentation: text)
