@@ -7,8 +7,10 @@ logging with the audit line), the same backend for both:
   split   N sequential streams (h2load -c 1 -m 1) under `perf trace`: per stream, the time from the
           read that brought the request to the write of the backend request, and from the read that
           brought the backend's answer to the first write to the client. `perf trace` adds its own
-          cost to every syscall (both relays make about as many), so compare the columns, not the
-          absolute values with bench_gateway.py's TTFT.
+          cost to every syscall (20–30 µs each here), so compare the columns, not the absolute values
+          with bench_gateway.py's TTFT, nor one relay's half with the other's: nghttpx makes three
+          syscalls on its answer half where the gateway makes none, which inflates its half
+          (helper-92, session 35; ttft_placement.py and LoadTests/README.md have the whole path).
   rate    an open loop at --rate streams/s (fleet-load, 16 connections) under `strace -c -f`: syscalls
           per stream, and the relay's CPU per stream in a second, untraced run.
 
