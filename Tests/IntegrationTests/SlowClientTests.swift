@@ -115,6 +115,36 @@ struct SlowClientTests {
         }
     }
 
+    /// helper-90: the hold counted the car's bytes, and `/v1/responses` events are ~1.25× the car's chunks, so
+    /// that API's bound was loose by as much. It now counts the bytes the client's stream was given.
+    @Test("A slow client's held bytes are those queued for it: /v1/responses events, larger than the car's chunks")
+    func heldResponses() async throws {
+        try await withFleet { fleet in
+            let car = try await fleet.startCar(CarSpec("car-a", hardware: .ai5, slowdown: 0.01))  // 5,000 tok/s
+            let inFlight = { fleet.gateway.core.registry.all().first?.inFlight ?? -1 }
+            let window = 16 * 1024
+            let client = try await RecordingClient.connect(port: fleet.clientPort, initialWindow: window)
+            defer { client.close() }
+            let tokens = 4_000
+            let stream = try await client.post(
+                "/v1/responses",
+                json: #"{"model":"fleet-8b","input":"Hello, fleet","stream":true,"max_output_tokens":\#(tokens)}"#,
+                mode: .manual)
+            try await waitUntil("the car finished the slow client's job") {
+                car.engine.tokensGenerated == tokens && inFlight() == 0
+            }
+            let held = fleet.gateway.core.answerBytesHeld
+            let read = stream.receivedBytes
+            stream.resumeReading()
+            let result = await stream.collect()
+            #expect(result.body.contains("response.incomplete"), "\(result.body.suffix(200))")
+            // Everything the client had not read was queued for it; all but the stream's first 64 KiB (its
+            // high-water mark, passed while it was writable) and one read's part is held.
+            let queued = result.body.utf8.count - read
+            #expect(held <= queued && held >= queued - 64 * 1024 - 16 * 1024, "held \(held) of \(queued) queued")
+        }
+    }
+
     /// An HTTP/1.1 chunked body (the bytes after the head), its chunks joined.
     static func dechunked(_ bytes: ArraySlice<UInt8>) throws -> String {
         var rest = bytes

@@ -51,6 +51,7 @@ extension Dispatcher {
         if attempt.answer != nil { return self.answerPart(data, of: attempt, id) }
         let upstream = attempt.upstream
         self.reuseOutput()
+        let passedBefore = self.output.readerIndex
         self.relay.append(data, from: id)
         while !self.ended, !attempt.closed {
             // Plain tokens of the stream the client hears pass through in a run, without an item each.
@@ -74,15 +75,24 @@ extension Dispatcher {
             }
         }
         self.flush()
+        let queued = self.output.readerIndex - passedBefore
         guard !attempt.closed else {
             // The attempt ended on these bytes (its `[DONE]`): acknowledge them all the same, so a
             // finished upstream completes cleanly — an unacknowledged central response never
             // reached its end, and async-http-client closed its connection instead of reusing it.
             upstream?.consume(data.readableBytes)
+            // Its last events (for `/v1/responses` the whole text again, in four of them) wait for a slow
+            // client as the rest did: counted, within the same bounds, though nothing is withheld now.
+            // (Open: its close releases what is counted, so nothing may be counted after it.)
+            if self.request.streaming, !self.stream.isWritable, !self.stream.isClosed {
+                _ = self.holdForSlowClient(queued)
+            }
             return
         }
+        // A slow client's hold counts what this pass gave its stream, not what the upstream sent: the two
+        // differ where the relay re-encodes (`/v1/responses` events are ~1.25× the car's chunks; helper-90).
         if !self.request.streaming || self.stream.isWritable || self.machine.committed != id
-            || self.holdForSlowClient(data.readableBytes)
+            || self.holdForSlowClient(queued)
         {
             attempt.upstream?.consume(data.readableBytes)
         } else {
