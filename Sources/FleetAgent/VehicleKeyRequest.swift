@@ -4,6 +4,14 @@ public import Foundation
 import SwiftASN1
 import X509
 
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
 /// A car's own key and its certificate signing request (`fleet-agent pki request`; issue #20).
 ///
 /// The key is made on the car, written only there (mode 0600) and kept across renewals; the request
