@@ -4,14 +4,6 @@ public import Foundation
 import SwiftASN1
 import X509
 
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Musl)
-    import Musl
-#elseif canImport(Darwin)
-    import Darwin
-#endif
-
 /// A car's own key and its certificate signing request (`fleet-agent pki request`; issue #20).
 ///
 /// The key is made on the car, written only there (mode 0600) and kept across renewals; the request
@@ -53,10 +45,13 @@ public enum VehicleKeyRequest {
                     "\(path): cannot read the key file (a directory, a dangling link, or not readable)")
             }
             // As ssh refuses an unprotected key: a car's identity, readable by its other users, is not its own.
-            var info = stat()
-            if stat(path, &info) == 0, info.st_mode & 0o077 != 0 {
+            // The key's own mode, through any link (`attributesOfItem` reads a link's own).
+            let target = URL(fileURLWithPath: path).resolvingSymlinksInPath().path
+            if let mode = (try? FileManager.default.attributesOfItem(atPath: target))?[.posixPermissions] as? Int,
+                mode & 0o077 != 0
+            {
                 throw VehicleKeyRequestError(
-                    "\(path): the key file is open to other users (mode \(String(info.st_mode & 0o777, radix: 8))); "
+                    "\(path): the key file is open to other users (mode \(String(mode & 0o777, radix: 8))); "
                         + "`chmod 600 \(path)` if it was never shared, or remove it to make a new key")
             }
             guard let text = String(data: data, encoding: .utf8),
