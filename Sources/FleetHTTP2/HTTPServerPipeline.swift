@@ -103,6 +103,8 @@ public enum HTTPServerPipeline {
         remoteAddress: SocketAddress? = nil, viaProxyProtocol: Bool = false
     ) throws {
         let sync = channel.pipeline.syncOperations
+        // Before NIO's pipelining helper, which closes an idle connection on a drain with its queue unsent.
+        try sync.addHandler(HTTP1QuiesceHandler())
         try sync.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
         try sync.addHandler(HTTP1ConnectionGuard(configuration: configuration))
         try sync.addHandler(HTTP1KeepAliveHandler())

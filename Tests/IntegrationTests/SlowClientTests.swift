@@ -70,11 +70,13 @@ struct SlowClientTests {
 
     /// helper-90: an HTTP/1.1 stream closed when its end was queued, so its held answer could not be counted;
     /// it now closes when the end is written (``HTTP1ServerStreamHandler``), and an HTTP/1.1 reader is held
-    /// for as an HTTP/2 one is.
+    /// for as an HTTP/2 one is. helper-93: a drain then closed the connection with the held answer unsent
+    /// (NIO's pipelining helper closes a connection between requests at once); ``HTTP1QuiesceHandler``.
     @Test(
-        "An HTTP/1.1 client that does not read has its answer held too: the car's job ends, and the client then reads all of it"
+        "An HTTP/1.1 client that does not read has its answer held too: the car's job ends, and the client then reads all of it, through a drain too",
+        arguments: [false, true]
     )
-    func heldAnswerHTTP1() async throws {
+    func heldAnswerHTTP1(drain: Bool) async throws {
         let perStream = 8 << 20
         try await withFleet(
             configure: { $0.limits.maxBufferedAnswerBytesPerStream = perStream }
@@ -101,6 +103,12 @@ struct SlowClientTests {
             let held = fleet.gateway.core.answerBytesHeld
             #expect(held > 1_000_000 && held <= perStream, "held \(held)")
 
+            @Sendable func drainIfAsked() async { if drain { await fleet.shutDownGracefully() } }
+            async let shutdown: Void = drainIfAsked()
+            if drain {
+                try await waitUntil("draining") { !fleet.gateway.readiness.isReady }
+                try await Task.sleep(for: .milliseconds(300))  // the connection was closed at once
+            }
             try await client.resumeReading()
             let end = Array("\r\n0\r\n\r\n".utf8)
             try await waitUntil("the whole answer arrived") { client.received.suffix(end.count).elementsEqual(end) }
@@ -112,6 +120,7 @@ struct SlowClientTests {
             let decoded = try chunks(try ssePayloads(answer))
             #expect(decoded.flatMap(\.choices).compactMap { $0.delta?.content }.filter { !$0.isEmpty }.count == tokens)
             try await waitUntil("nothing held once the answer is written") { fleet.gateway.core.answerBytesHeld == 0 }
+            await shutdown
         }
     }
 
@@ -133,6 +142,11 @@ struct SlowClientTests {
             try await waitUntil("the car finished the slow client's job") {
                 car.engine.tokensGenerated == tokens && inFlight() == 0
             }
+            // The answer's last events are queued when the gateway ends the request.
+            try await waitUntil("the gateway ended the request") {
+                EdgeTests.served(fleet, route: "/v1/responses") == 1
+            }
+            try await Task.sleep(for: .milliseconds(100))  // the rest of the loop's turn that counted it
             let held = fleet.gateway.core.answerBytesHeld
             let read = stream.receivedBytes
             stream.resumeReading()
