@@ -69,8 +69,11 @@ extension Dispatcher {
         let headers = self.request.streaming && self.machine.migrations == 0 ? nil : self.routeHeaders()
         self.end(status: 200)  // before the last write (see ``end(status:)``)
         if self.request.streaming {
+            let flushedBefore = self.output.readerIndex
             self.relay.finishStream(into: &self.output)
             self.flush()
+            // An upstream's end, not its `[DONE]` in a read, finished it: its read counts nothing of this.
+            if !self.inUpstreamRead { self.countLastBytes(self.output.readerIndex - flushedBefore) }
             self.stream.sendEnd(trailers: headers)
         } else {
             self.stream.sendResponse(

@@ -1,3 +1,5 @@
+import FleetHTTP2
+
 /// A slow client does not hold its upstream (helper-85: a client reading one byte a stream every 20 s
 /// held every car slot of the fleet, since a car's stream credit came back only as the client drained).
 ///
@@ -23,6 +25,15 @@ extension Dispatcher {
         else { return false }
         self.heldForSlowClient += bytes
         return true
+    }
+
+    /// The answer's last bytes, queued after its upstream finished (for `/v1/responses` the whole text again,
+    /// in four events): nothing is withheld any more, but a slow client's stream holds them as it held the
+    /// rest, so they are counted, within the same bounds. Not once the stream has closed: its close
+    /// released what was counted.
+    func countLastBytes(_ bytes: Int) {
+        guard bytes > 0, self.request.streaming, !self.stream.isWritable, !self.stream.isClosed else { return }
+        _ = self.holdForSlowClient(bytes)
     }
 
     /// The client's stream drained to its low-water mark, or closed: what it held is no longer counted.

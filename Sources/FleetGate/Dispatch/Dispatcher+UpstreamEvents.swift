@@ -50,6 +50,8 @@ extension Dispatcher {
         }
         if attempt.answer != nil { return self.answerPart(data, of: attempt, id) }
         let upstream = attempt.upstream
+        self.inUpstreamRead = true
+        defer { self.inUpstreamRead = false }
         self.reuseOutput()
         let passedBefore = self.output.readerIndex
         self.relay.append(data, from: id)
@@ -81,12 +83,7 @@ extension Dispatcher {
             // finished upstream completes cleanly — an unacknowledged central response never
             // reached its end, and async-http-client closed its connection instead of reusing it.
             upstream?.consume(data.readableBytes)
-            // Its last events (for `/v1/responses` the whole text again, in four of them) wait for a slow
-            // client as the rest did: counted, within the same bounds, though nothing is withheld now.
-            // (Open: its close releases what is counted, so nothing may be counted after it.)
-            if self.request.streaming, !self.stream.isWritable, !self.stream.isClosed {
-                _ = self.holdForSlowClient(queued)
-            }
+            self.countLastBytes(queued)
             return
         }
         // A slow client's hold counts what this pass gave its stream, not what the upstream sent: the two

@@ -160,6 +160,8 @@ final class Dispatcher: UpstreamEvents, LoopTimerTarget {
     /// Answer bytes passed to the client's stream while it was not writable, and counted against
     /// ``GatewayCore/reserveAnswer(_:limit:)`` until it is writable again or closes (``holdForSlowClient(_:)``).
     var heldForSlowClient = 0
+    /// Inside an upstream's read (``upstream(_:didReceive:)``), which counts what it queued for a slow client.
+    var inUpstreamRead = false
 
     init(
         core: GatewayCore, stream: any HTTPStream, request: ValidatedRequest, requestID: String, route: String,
