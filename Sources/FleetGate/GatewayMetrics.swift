@@ -75,6 +75,10 @@ public final class GatewayMetrics: Sendable {
     private let shedInFlight: Counter
     private let shedZoneBusy: Counter
     public let hedgesWon: Counter
+    /// Requests that ended (their answer whole, counted 200) whose client left before the gateway wrote
+    /// what it held for it (``Dispatcher/holdForSlowClient(_:)``): the audit line's 200 is the gateway's
+    /// side; this says the client did not get all of it.
+    public let heldAnswersLost: Counter
     /// Lost streams' continuations that waited for a busy zone (``CapacityWait``), by how the wait
     /// ended: a slot found (`served`), the limit reached (`gave_up`), nothing left in the zone for the
     /// model (`emptied`), the request gone (`gone`: its client left, or its other attempt won).
@@ -148,6 +152,7 @@ public final class GatewayMetrics: Sendable {
             label: "fleet_requests_shed_total", dimensions: [("reason", "zone_busy")], factory: factory)
         self.hedgesStarted = Counter(label: "fleet_hedges_total", dimensions: [("result", "started")], factory: factory)
         self.hedgesWon = Counter(label: "fleet_hedges_total", dimensions: [("result", "won")], factory: factory)
+        self.heldAnswersLost = Counter(label: "fleet_held_answers_lost_total", dimensions: [], factory: factory)
         self.capacityWaitServed = Counter(
             label: "fleet_capacity_waits_total", dimensions: [("result", "served")], factory: factory)
         self.capacityWaitGaveUp = Counter(

@@ -159,6 +159,40 @@ struct SlowClientTests {
         }
     }
 
+    /// helper-93: a client that left with its held answer unwritten was audited and counted as a whole 200.
+    @Test("A client that leaves before its held answer is written is counted as lost; one that reads it all is not")
+    func heldAnswerLost() async throws {
+        try await withFleet { fleet in
+            let car = try await fleet.startCar(CarSpec("car-a", hardware: .ai5, slowdown: 0.01))  // 5,000 tok/s
+            let lost = {
+                try await fleet.metrics().split(separator: "\n")
+                    .first { $0.hasPrefix("fleet_held_answers_lost_total ") }.map {
+                        String($0.split(separator: " ")[1])
+                    }
+            }
+            for leaves in [false, true] {
+                let client = try await RecordingClient.connect(port: fleet.clientPort, initialWindow: 16 * 1024)
+                defer { client.close() }
+                let before = car.engine.tokensGenerated
+                let stream = try await client.post(
+                    "/v1/chat/completions", json: chatBody(stream: true, maxTokens: 800), mode: .manual)
+                try await waitUntil("the car finished the job") { car.engine.tokensGenerated == before + 800 }
+                try await waitUntil("the gateway ended the request") {
+                    EdgeTests.served(fleet, route: "/v1/chat/completions") == (leaves ? 2 : 1)
+                }
+                #expect(fleet.gateway.core.answerBytesHeld > 40_000)
+                if leaves {
+                    client.close()
+                } else {
+                    stream.resumeReading()
+                    _ = await stream.collect()
+                }
+                try await waitUntil("nothing held") { fleet.gateway.core.answerBytesHeld == 0 }
+                #expect(try await lost() == (leaves ? "1" : "0"), "\(leaves ? "left" : "read all")")
+            }
+        }
+    }
+
     /// An HTTP/1.1 chunked body (the bytes after the head), its chunks joined.
     static func dechunked(_ bytes: ArraySlice<UInt8>) throws -> String {
         var rest = bytes

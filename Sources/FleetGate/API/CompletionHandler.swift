@@ -1,3 +1,4 @@
+import CoreMetrics
 import FleetConfiguration
 import FleetGeo
 import FleetHTTP2
@@ -151,6 +152,9 @@ final class CompletionHandler: HTTPStreamDelegate, LoopTimerTarget {
         let tokens = self.body.buffer.readableBytes / 4 + (self.dispatcher?.auditFields.tokens ?? 0)
         self.lease?.finish(tokens: tokens, now: self.core.now)
         if let dispatcher = self.dispatcher {
+            if error != nil, dispatcher.ended, dispatcher.heldForSlowClient > 0 {
+                self.heldAnswerLost(bytes: dispatcher.heldForSlowClient)
+            }
             dispatcher.clientGone()
         } else if !self.answered {
             self.answered = true
@@ -160,6 +164,15 @@ final class CompletionHandler: HTTPStreamDelegate, LoopTimerTarget {
         self.load?.finished()
         self.load = nil
         self.dispatcher = nil
+    }
+
+    /// helper-93: a request the gateway ended whole (its audit line says 200) whose client then left with
+    /// part of the held answer unwritten. Its id and the bytes, never their text.
+    private func heldAnswerLost(bytes: Int) {
+        self.core.metrics.heldAnswersLost.increment()
+        self.logger.info(
+            "The client left before the answer held for it was written",
+            metadata: ["fleet.request.id": "\(self.requestID)", "fleet.held_bytes": "\(bytes)"])
     }
 
     private func cancelBodyTimer() {

@@ -34,6 +34,11 @@ struct RequestLogger: Sendable {
         self.logger.debug(message(), metadata: metadata())
     }
 
+    func info(_ message: @autoclosure () -> Logger.Message, metadata: @autoclosure () -> Logger.Metadata? = nil) {
+        guard self.base.logLevel <= .info else { return }
+        self.logger.info(message(), metadata: metadata())
+    }
+
     func warning(_ message: @autoclosure () -> Logger.Message, metadata: @autoclosure () -> Logger.Metadata? = nil) {
         guard self.base.logLevel <= .warning else { return }
         self.logger.warning(message(), metadata: metadata())
