@@ -5,11 +5,11 @@ import NIOCore
 ///
 /// That helper closes a connection between requests at once, which drops what is still queued: an
 /// answer the gateway holds for a slow reader, whose end is queued and whose stream is therefore done
-/// (helper-93: a drain cut a held 15,000-token answer at 13,895 tokens, with no last chunk). Sitting in
+/// (helper-93: a drain cut a held 15,000-token answer at 13,892 tokens, with no last chunk). Sitting in
 /// front of the helper, this handler passes the event on once nothing is queued; a connection that
-/// closes first needs it no more. A reader that stops is still closed by its stall timer (``HTTP1ConnectionGuard``), and every
-/// connection by the drain's deadline. Only a drain pays for it: it looks at the queue every
-/// ``pollInterval`` while a quiesce waits, and at nothing otherwise.
+/// closes first needs it no more. A reader that stops is still closed by its stall timer
+/// (``HTTP1ConnectionGuard``), and every connection by the drain's deadline. Only a drain pays for it:
+/// it looks at the queue every ``pollInterval`` while a quiesce waits, and at nothing otherwise.
 final class HTTP1QuiesceHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
 
@@ -24,9 +24,8 @@ final class HTTP1QuiesceHandler: ChannelInboundHandler, RemovableChannelHandler 
         }
         guard self.waiting == nil else { return }
         let bound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
-        self.waiting = context.eventLoop.scheduleRepeatedTask(initialDelay: Self.pollInterval, delay: Self.pollInterval)
-        {
-            _ in
+        let every = Self.pollInterval
+        self.waiting = context.eventLoop.scheduleRepeatedTask(initialDelay: every, delay: every) { _ in
             let (handler, context) = bound.value
             guard Self.queuedBytes(context) == 0 else { return }
             handler.stopWaiting()

@@ -159,7 +159,7 @@ final class HTTP1Stream: HTTPStream {
 
     /// The stream closes when its end is written, as an HTTP/2 stream closes when its last frame is sent,
     /// not when it is queued: until then the answer is still in this process's memory, and a delegate that
-    /// counts what it holds for a slow reader counts it until the stream closes (issue #19, helper-90).
+    /// counts what it holds for a slow reader counts it until the stream closes (helper-85, helper-90).
     /// A connection that closes first fails the write, and the stream closes with `connectionClosed`.
     private func finish(trailers: HTTPFields?) {
         self.sentEnd = true

@@ -17,6 +17,8 @@ enum MetricHelp {
         "fleet_capacity_waits_total": "Lost streams that waited for a slot in their busy zone, by how the wait ended.",
         "fleet_migrations_total": "Streams continued on another upstream mid-answer, and stream:false restarts.",
         "fleet_hedges_total": "Hedged first tokens: started and won.",
+        "fleet_held_answers_lost_total":
+            "Requests ended whole whose client left before the answer held for it (a slow reader) was written.",
         "fleet_cars_connected": "Verified cars connected, by region.",
         "fleet_cars": "Connected cars by region, zone, state and plug, at the scrape.",
         "fleet_decisions_total": "Scheduling decisions by policy and the route ranked first.",
