@@ -75,9 +75,10 @@ public final class GatewayMetrics: Sendable {
     private let shedInFlight: Counter
     private let shedZoneBusy: Counter
     public let hedgesWon: Counter
-    /// Requests that ended (their answer whole, counted 200) whose client left before the gateway wrote
-    /// what it held for it (``Dispatcher/holdForSlowClient(_:)``): the audit line's 200 is the gateway's
-    /// side; this says the client did not get all of it.
+    /// Requests that ended with their answer whole (counted 200) whose client left while the gateway still
+    /// held part of it (``Dispatcher/holdForSlowClient(_:)``): the audit line's 200 is the gateway's side;
+    /// this says the client did not get all of it. A lower bound: bytes in the kernel's socket buffer, or a
+    /// hold released when the client read below the low-water mark, are not seen.
     public let heldAnswersLost: Counter
     /// Lost streams' continuations that waited for a busy zone (``CapacityWait``), by how the wait
     /// ended: a slot found (`served`), the limit reached (`gave_up`), nothing left in the zone for the

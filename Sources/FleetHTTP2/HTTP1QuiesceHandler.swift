@@ -8,8 +8,10 @@ import NIOCore
 /// (helper-93: a drain cut a held 15,000-token answer at 13,892 tokens, with no last chunk). Sitting in
 /// front of the helper, this handler passes the event on once nothing is queued; a connection that
 /// closes first needs it no more. A reader that stops is still closed by its stall timer
-/// (``HTTP1ConnectionGuard``), and every connection by the drain's deadline. Only a drain pays for it:
-/// it looks at the queue every ``pollInterval`` while a quiesce waits, and at nothing otherwise.
+/// (``HTTP1ConnectionGuard``); one that goes on reading slowly keeps the drain waiting until it has read
+/// all, as a streaming HTTP/1.1 answer did before (the drain's grace closes HTTP/2 connections, not
+/// these; helper-94). Only a drain pays for it: it looks at the queue every ``pollInterval`` while a
+/// quiesce waits, and at nothing otherwise.
 final class HTTP1QuiesceHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
 

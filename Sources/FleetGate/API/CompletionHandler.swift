@@ -50,6 +50,8 @@ final class CompletionHandler: HTTPStreamDelegate, LoopTimerTarget {
     /// edge (#18): the request's hold on its application key's quota.
     private var lease: KeyLease?
     private var answered = false
+    /// The status the dispatcher ended the request with (its metrics' and audit line's).
+    private var endStatus: Int?
     /// The loop's admission, released when the stream closes (issue #19).
     private var load: EventLoopLoad?
 
@@ -152,7 +154,8 @@ final class CompletionHandler: HTTPStreamDelegate, LoopTimerTarget {
         let tokens = self.body.buffer.readableBytes / 4 + (self.dispatcher?.auditFields.tokens ?? 0)
         self.lease?.finish(tokens: tokens, now: self.core.now)
         if let dispatcher = self.dispatcher {
-            if error != nil, dispatcher.ended, dispatcher.heldForSlowClient > 0 {
+            // helper-94: not for a request that ended in an error (a 502 after its car was lost).
+            if error != nil, self.endStatus == 200, dispatcher.heldForSlowClient > 0 {
                 self.heldAnswerLost(bytes: dispatcher.heldForSlowClient)
             }
             dispatcher.clientGone()
@@ -208,6 +211,7 @@ final class CompletionHandler: HTTPStreamDelegate, LoopTimerTarget {
 
     /// The dispatcher ended the request.
     private func ended(status: Int) {
+        self.endStatus = status
         self.core.metrics.request(route: self.route, status: status)
         if self.dispatcher?.refusedBusy == true { self.load?.upstreamBusy() }
         // The audit line after the answer's last bytes: the connection's flush is already queued on

@@ -18,7 +18,7 @@ enum MetricHelp {
         "fleet_migrations_total": "Streams continued on another upstream mid-answer, and stream:false restarts.",
         "fleet_hedges_total": "Hedged first tokens: started and won.",
         "fleet_held_answers_lost_total":
-            "Requests ended whole whose client left before the answer held for it (a slow reader) was written.",
+            "Requests ended whole whose client left while the gateway still held part of the answer for it (a slow reader).",
         "fleet_cars_connected": "Verified cars connected, by region.",
         "fleet_cars": "Connected cars by region, zone, state and plug, at the scrape.",
         "fleet_decisions_total": "Scheduling decisions by policy and the route ranked first.",
