@@ -102,7 +102,8 @@ extension HTTP2Configuration {
             ),
             .double(
                 "gracefulShutdownTimeoutSeconds", seconds(d.gracefulShutdownTimeout),
-                "After a graceful GOAWAY, how long in-flight streams may take."),
+                "After a graceful GOAWAY, how long in-flight streams may take; HTTP/1.1: how long a draining connection may stay open."
+            ),
             .double(
                 "keepaliveIntervalSeconds", seconds(d.keepaliveInterval), "Send a keepalive PING this often (0: off)."),
             .double(

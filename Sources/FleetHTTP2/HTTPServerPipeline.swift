@@ -104,7 +104,7 @@ public enum HTTPServerPipeline {
     ) throws {
         let sync = channel.pipeline.syncOperations
         // Before NIO's pipelining helper, which closes an idle connection on a drain with its queue unsent.
-        try sync.addHandler(HTTP1QuiesceHandler())
+        try sync.addHandler(HTTP1QuiesceHandler(grace: configuration.gracefulShutdownTimeout))
         try sync.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
         try sync.addHandler(HTTP1ConnectionGuard(configuration: configuration))
         try sync.addHandler(HTTP1KeepAliveHandler())
