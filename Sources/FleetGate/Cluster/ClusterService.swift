@@ -187,7 +187,7 @@ final class ClusterService: Service, Sendable {
 
     /// `fleet_cluster_degraded`: 1 while etcd cannot be written or its watch is not followed.
     private func recordDegraded() {
-        self.view.degradedGauge.record(self.view.read { $0.etcdReachable && $0.watching } ? 0 : 1)
+        self.view.degradedGauge.record(self.view.read(\.degraded) ? 1 : 0)
     }
 
     // MARK: Watch

@@ -50,6 +50,8 @@ public final class ClusterView: Sendable {
         var lastPublished: CapacityDigest?
         /// The fleet's quarantines (`<prefix>quarantine/<vehicle>`): vehicle → reason.
         var quarantines: [String: String] = [:]
+        /// etcd cannot be written, or its watch is not followed (`fleet_cluster_degraded`, `/readyz`).
+        var degraded: Bool { !self.etcdReachable || !self.watching }
     }
 
     let configuration: GatewayConfiguration.Cluster
@@ -226,7 +228,7 @@ public final class ClusterView: Sendable {
             }
             return
                 "{\"replica\":\(JSON.string(self.replicaID)),\"etcd\":\(s.etcdReachable ? "\"ok\"" : "\"unreachable\""),"
-                + "\"degraded\":\(!s.etcdReachable || !s.watching),\"watching\":\(s.watching),\"replicas\":\(s.members.count),\"digests\":\(s.digests.count),"
+                + "\"degraded\":\(s.degraded),\"watching\":\(s.watching),\"replicas\":\(s.members.count),\"digests\":\(s.digests.count),"
                 + "\"remoteCars\":\(remoteCars),\"peers\":\(s.connections.values.filter { $0.channel.isActive }.count)"
                 + "\(error)}"
         }
