@@ -49,23 +49,18 @@ final class HTTP1QuiesceHandler: ChannelInboundHandler, RemovableChannelHandler 
 
     func channelInactive(context: ChannelHandlerContext) {
         self.stopWaiting()  // closed: the drain has what it waited for
-        self.stopDeadline()
+        self.deadline?.cancel()
         context.fireChannelInactive()
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
         self.stopWaiting()
-        self.stopDeadline()
+        self.deadline?.cancel()
     }
 
     private func stopWaiting() {
         self.waiting?.cancel()
         self.waiting = nil
-    }
-
-    private func stopDeadline() {
-        self.deadline?.cancel()
-        self.deadline = nil
     }
 
     /// Bytes written to the channel and not yet to its socket.
