@@ -168,9 +168,10 @@ final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
             policy: message.policy ?? OwnerPolicy(), continuation: message.continuation ?? .none,
             promptCache: message.cache)
         descriptor.primary = message.primary ?? true  // cluster (#21): a car's second tunnel is not counted twice
-        let (id, replaced) = self.core.registry.register(descriptor, state: state, now: self.core.now)
-        if let replaced, let old = self.core.tunnels.handle(for: replaced) {
-            self.core.tunnels.remove(replaced)
+        let (id, replaced) = self.core.tunnels.register(self.handle) {
+            self.core.registry.register(descriptor, state: state, now: self.core.now)
+        }
+        if let old = replaced {
             old.execute { $0.beginGracefulShutdown() }
             // A car that reconnected before its old tunnel was found dead, or two agents with one
             // vehicle id taking it from each other for ever (helper-65: seen only as info lines).
@@ -189,7 +190,6 @@ final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
         self.region = region
         self.vehicleID = vehicleID
         self.checkPeerLocation(claimedZone: zone.id)
-        self.core.tunnels.add(id, self.handle)
         self.core.rememberModels(models.map(\.id))
         self.core.publishCarCount(region: region)
         self.logger[metadataKey: "fleet.vehicle"] = "\(descriptor.pseudonym)"

@@ -10,7 +10,25 @@ public final class TunnelTable: Sendable {
 
     public init() {}
 
-    func add(_ id: CarID, _ handle: HTTP2ConnectionHandle) { self.tunnels.withLock { $0[id] = handle } }
+    /// Registers a car (`register`, the registry's) and puts its tunnel in the table in one step,
+    /// and takes out the tunnel of the registration it replaced (the vehicle id's older tunnel),
+    /// which the caller closes.
+    ///
+    /// One step, because two hellos of one vehicle id are read on two event loops: registered
+    /// apart, the newer could replace the older between the older's registration and its entry
+    /// here, find no tunnel to close, and the older stayed in the table, open, for a car the
+    /// registry no longer had (the car then closed the newer as its duplicate: a tunnel, and 503s).
+    /// The registry's lock is taken inside this table's, never the other way round.
+    func register(
+        _ handle: HTTP2ConnectionHandle, _ register: () -> (id: CarID, replaced: CarID?)
+    ) -> (id: CarID, replaced: HTTP2ConnectionHandle?) {
+        self.tunnels.withLock { table in
+            let (id, replaced) = register()
+            table[id] = handle
+            return (id, replaced.flatMap { table.removeValue(forKey: $0) })
+        }
+    }
+
     func remove(_ id: CarID) { _ = self.tunnels.withLock { $0.removeValue(forKey: id) } }
 
     /// The tunnel of a car, if it is connected.
