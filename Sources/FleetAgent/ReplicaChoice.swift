@@ -17,7 +17,10 @@ import NIOCore
 ///    slots hold distinct *configured entries* (a host name as written, not each of its records:
 ///    one gateway behind a name with two A records is one gateway), so at most as many tunnels
 ///    as entries; when two tunnels turn out to reach one replica anyway (their `from`s agree),
-///    the one whose hello came first, which that replica has already replaced, is closed.
+///    the replica closes the one it replaced (GOAWAY), and the car does not take that loss as a
+///    failure. The car does not pick the one to close itself: which hello the replica read last
+///    is the replica's to say (two tunnels are two paths, and ~1 run in 3 of
+///    `oneReplicaTwoAddresses` read them in the other order than the car wrote them).
 /// 3. After a loss, re-dial a replica the car is not connected to, after the slot's jittered
 ///    exponential ``Backoff``; a replica that failed waits out its own backoff, one that drains is
 ///    avoided for ``Configuration/avoidDraining`` seconds (while another tunnel is up the slot
@@ -121,10 +124,8 @@ package struct ReplicaChoice: Sendable {
     package static let stableSeconds = 10.0
     /// Per slot: the configured entries of the replica it holds (as they were when it dialled).
     private var slotSources: [Set<Endpoint>]
-    /// Per slot: when its hello was written (a sequence number), and whether it is being closed
-    /// as a second tunnel to one replica.
+    /// Per slot: when its hello was written (a sequence number).
     private var helloAt: [Int?]
-    private var retiring: [Bool]
     private var hellos = 0
     /// The configured host names (with their ports) resolved so far, in the order first resolved.
     private var names: [Endpoint] = []
@@ -142,7 +143,6 @@ package struct ReplicaChoice: Sendable {
         self.slotConnectedAt = Array(repeating: nil, count: configuration.tunnels)
         self.slotSources = Array(repeating: [], count: configuration.tunnels)
         self.helloAt = Array(repeating: nil, count: configuration.tunnels)
-        self.retiring = Array(repeating: false, count: configuration.tunnels)
         for endpoint in configured { self.touch(endpoint) { $0.configured = true } }
     }
 
@@ -180,6 +180,9 @@ package struct ReplicaChoice: Sendable {
     /// Whether `endpoint` was configured as it is (an IP address in `gateway.address(es)`).
     package func isConfigured(_ endpoint: Endpoint) -> Bool { self.replicas[endpoint]?.configured == true }
 
+    /// Dials of `endpoint` that failed (or tunnels to it lost) since a tunnel to it last came up.
+    package func failures(of endpoint: Endpoint) -> Int { self.replicas[endpoint]?.failures ?? 0 }
+
     /// The endpoint a slot is connected to, if any.
     package func endpoint(of slot: Int) -> Endpoint? {
         if case .connected(let endpoint, _) = self.slots[slot] { return endpoint }
@@ -210,32 +213,32 @@ package struct ReplicaChoice: Sendable {
 
     /// A gateway told the car its region's other live replicas (`to`) and its own address
     /// (`from`), over `slot`'s tunnel: the learned set becomes these, the car knows its gateways
-    /// are a cluster, and the address `slot` dialled is an alias of `from`.
-    /// - Returns: the slot whose tunnel must be closed because it reaches the same replica as
-    ///   another (their `from`s agree): the one whose hello came first, which the replica has
-    ///   already replaced with the other (a reconnect after a network change must replace).
-    package mutating func learned(_ addresses: [Endpoint], from: Endpoint?, slot: Int) -> Int? {
+    /// are a cluster, and the address `slot` dialled is an alias of `from`. When another slot's
+    /// tunnel reaches `from` too, the replica has replaced one of the two (it keeps one tunnel a
+    /// car) and closes it; the survivor holds both addresses, so neither slot dials them again.
+    package mutating func learned(_ addresses: [Endpoint], from: Endpoint?, slot: Int) {
         self.clustered = true
         let fresh = Set(addresses + (from.map { [$0] } ?? []))
         for endpoint in self.order where self.replicas[endpoint]?.learned == true && !fresh.contains(endpoint) {
             self.replicas[endpoint]?.learned = false
         }
         for endpoint in addresses + (from.map { [$0] } ?? []) { self.touch(endpoint) { $0.learned = true } }
-        guard let from, case .connected(let endpoint, _) = self.slots[slot] else { return nil }
-        self.slots[slot] = .connected(endpoint, alias: from == endpoint ? nil : from)
-        self.replicas[endpoint]?.aliasOf = from == endpoint ? nil : from
-        guard !self.retiring[slot] else { return nil }
-        for other in self.slots.indices where other != slot && !self.retiring[other] {
-            guard case .connected(let otherEndpoint, let otherAlias) = self.slots[other],
-                otherEndpoint == from || otherAlias == from
-            else { continue }
-            if otherEndpoint != from { self.replicas[otherEndpoint]?.aliasOf = from }
-            // The later hello replaced the earlier one at the replica: close the earlier.
-            let first = (self.helloAt[other] ?? .max) < (self.helloAt[slot] ?? .max) ? other : slot
-            self.retiring[first] = true
-            return first
+        guard let from else { return }
+        switch self.slots[slot] {
+        case .connected(let endpoint, _):
+            self.slots[slot] = .connected(endpoint, alias: from == endpoint ? nil : from)
+            self.replicas[endpoint]?.aliasOf = from == endpoint ? nil : from
+        case .dialling(let endpoint):  // the gateway spoke before the dial's task saw the tunnel up
+            self.replicas[endpoint]?.aliasOf = from == endpoint ? nil : from
+        case .idle:
+            break
         }
-        return nil
+    }
+
+    /// The replica `slot`'s tunnel reaches: the gateway's name for it when it gave one.
+    private func replica(of slot: Int) -> Endpoint? {
+        guard case .connected(let endpoint, let alias) = self.slots[slot] else { return nil }
+        return alias ?? self.replicas[endpoint]?.aliasOf ?? endpoint
     }
 
     /// The replica behind `slot` drains (`reconnect`): pass it over for a while, and learn `to`.
@@ -322,19 +325,22 @@ package struct ReplicaChoice: Sendable {
     }
 
     /// `slot`'s tunnel closed (the replica died, drained, or stopped answering PINGs): the replica
-    /// backs off (unless it was draining: then it is avoided instead; or the car closed it as a
-    /// second tunnel to one replica: then it is alive), the slot waits its jittered backoff, and
-    /// the primary moves to a surviving tunnel.
+    /// backs off (unless it was draining: then it is avoided instead; or another slot's tunnel
+    /// reaches it: then this was the second tunnel to it, which it replaced, and it is alive), the
+    /// slot waits its jittered backoff, and the primary moves to a surviving tunnel.
     /// - Returns: the slot that became primary, whose tunnel must tell its gateway.
     package mutating func lost(slot: Int, now: Double, random: Double) -> Int? {
-        defer { (self.retiring[slot], self.helloAt[slot], self.slotSources[slot]) = (false, nil, []) }
+        defer { (self.helloAt[slot], self.slotSources[slot]) = (nil, []) }
         defer { self.slotConnectedAt[slot] = nil }
-        // A tunnel that stayed up, or that the car closed as a second one to its replica, did not fail:
+        let duplicate = self.replica(of: slot).map { replica in
+            self.slots.indices.contains { $0 != slot && self.replica(of: $0) == replica }
+        }
+        // A tunnel that stayed up, or a second one to a replica another tunnel holds, did not fail:
         // the slot starts its backoff again. One closed soon after it came up keeps climbing it.
-        if let since = self.slotConnectedAt[slot], now - since >= Self.stableSeconds || self.retiring[slot] {
+        if let since = self.slotConnectedAt[slot], now - since >= Self.stableSeconds || duplicate == true {
             self.slotAttempts[slot] = 0
         }
-        if case .connected(let endpoint, let alias) = self.slots[slot], !self.retiring[slot] {
+        if case .connected(let endpoint, let alias) = self.slots[slot], duplicate != true {
             for endpoint in [endpoint] + (alias.map { [$0] } ?? []) where self.replicas[endpoint] != nil {
                 if self.replicas[endpoint]!.avoidUntil > now {  // drained: avoided, not failed
                     self.slotAttempts[slot] = 0

@@ -25,7 +25,6 @@ package final class ReplicaDirectory: Sendable {
         var choice: ReplicaChoice
         var resolvedAt: [String: Double] = [:]
         var promotion: [Int: @Sendable () -> Void] = [:]
-        var retire: [Int: @Sendable () -> Void] = [:]
     }
 
     private let state: Mutex<State>
@@ -97,18 +96,9 @@ package final class ReplicaDirectory: Sendable {
         self.state.withLock { $0.promotion[slot] = body }
     }
 
-    /// Registers what `slot` does when its tunnel must close as a second tunnel to one replica.
-    package func onRetire(slot: Int, _ body: @escaping @Sendable () -> Void) {
-        self.state.withLock { $0.retire[slot] = body }
-    }
-
-    /// A gateway's `replicas` on `slot`'s tunnel: the choice learns it; a slot whose tunnel turns
-    /// out to reach the same replica as another's is told to close it.
+    /// A gateway's `replicas` on `slot`'s tunnel: the choice learns it.
     package func learned(_ addresses: [ReplicaChoice.Endpoint], from: ReplicaChoice.Endpoint?, slot: Int) {
-        let retire = self.state.withLock { s -> (@Sendable () -> Void)? in
-            s.choice.learned(addresses, from: from, slot: slot).flatMap { s.retire[$0] }
-        }
-        retire?()
+        self.state.withLock { $0.choice.learned(addresses, from: from, slot: slot) }
     }
 
     /// `slot`'s tunnel closed: the choice records it; the slot that takes over the primary flag is told.

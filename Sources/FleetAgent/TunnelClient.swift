@@ -34,8 +34,6 @@ public final class TunnelClient: Service, Sendable {
     package let directory: ReplicaDirectory
     package let slot: Int
     private let current = Mutex<HTTP2ConnectionHandle?>(nil)
-    /// Asks the current tunnel to close gracefully: it reaches the same replica as another slot's.
-    private let retireRequest = Mutex<AsyncStream<Void>.Continuation?>(nil)
     private let connects = Atomic<Int>(0)
     /// Set by a `token-expired` or `quarantine` control message: the car stops dialling (after
     /// `token-expired`, a car with a certificate dials again once its certificate file changes).
@@ -97,9 +95,6 @@ public final class TunnelClient: Service, Sendable {
             var message = StatusMessage.state(state.vehicle)
             message.primary = true
             notices.send(message)
-        }
-        directory.onRetire(slot: slot) { [weak self] in
-            _ = self?.retireRequest.withLock { $0 }?.yield()
         }
         self.responder.control.onMessage { [weak self] message in
             let addresses = (message.to ?? []).prefix(32).compactMap(ReplicaChoice.Endpoint.init)
@@ -193,10 +188,10 @@ public final class TunnelClient: Service, Sendable {
                     prepared = nil
                     // Verify the name this address was resolved from (gateway.addresses may name other hosts).
                     let (retireAsked, retireAsk) = AsyncStream<Void>.makeStream()
-                    // A GOAWAY from the gateway retires the tunnel too: the gateway replaced it (the
-                    // same car's newer tunnel reached it) or is leaving; its jobs finish, then the
-                    // slot dials again. Without this a car that closed the gateway's current tunnel
-                    // as a duplicate kept the one the gateway had already given up on.
+                    // A GOAWAY from the gateway retires the tunnel: the gateway replaced it (the same
+                    // car's newer tunnel reached it: only the gateway knows which hello it read last,
+                    // so the car never closes a second tunnel to one replica itself) or is leaving;
+                    // its jobs finish, then the slot dials again.
                     let goAway = GoAwayWatcher(logger: self.logger, metadata: metadata) { retireAsk.yield() }
                     let handle = try await HTTP2Client.connect(
                         host: endpoint.host, port: endpoint.port, group: self.group,
@@ -204,7 +199,6 @@ public final class TunnelClient: Service, Sendable {
                         serverHostname: tls?.serverHostname ?? directory.serverHostname(for: endpoint),
                         delegate: goAway, socketHandlers: self.configuration.socketHandlers)
                     self.current.withLock { $0 = handle }
-                    self.retireRequest.withLock { $0 = retireAsk }
                     directory.withChoice { $0.connected(slot: slot, now: directory.now) }
                     self.connects.add(1, ordering: .relaxed)
                     self.logger.info("Tunnel connected", metadata: metadata)
@@ -216,7 +210,7 @@ public final class TunnelClient: Service, Sendable {
                             watch.addTask {
                                 for await _ in retireAsked {
                                     self.logger.info(
-                                        "Tunnel retired (a second tunnel to its replica, or the gateway's GOAWAY); closing it"
+                                        "Tunnel retired (the gateway's GOAWAY: a newer tunnel of this car replaced it, or the gateway leaves); closing it"
                                     )
                                     return await self.retire(handle)
                                 }
@@ -228,7 +222,6 @@ public final class TunnelClient: Service, Sendable {
                     } onCancel: {
                         handle.channel.close(promise: nil)
                     }
-                    self.retireRequest.withLock { $0 = nil }
                     retireAsk.finish()
                     self.current.withLock { $0 = nil }
                     let joined = directory.withChoice { $0.helloWritten(slot: slot) }

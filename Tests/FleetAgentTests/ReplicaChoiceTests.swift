@@ -73,6 +73,7 @@ struct ReplicaChoiceTests {
         var choice = Self.choice([Self.a, Self.b, Self.c])
         #expect(Self.connectAll(&choice) == [Self.a, Self.b])
         _ = choice.lost(slot: 0, now: 10, random: 0.5)
+        #expect(choice.failures(of: Self.a) == 1)
         // Attempt 0 of the slot: 150 ms at random 0.5 (uniform over [100, 200] ms).
         guard case .wait(let wait) = choice.next(slot: 0, now: 10, random: 0) else { return #expect(Bool(false)) }
         #expect(abs(wait - 0.15) < 1e-9)
@@ -121,8 +122,7 @@ struct ReplicaChoiceTests {
         let first = choice.next(slot: 0, now: 0, random: 0)
         #expect(first == .dial(Self.a))
         choice.connected(slot: 0, now: 0)
-        let close = choice.learned([], from: nil, slot: 0)  // a `replicas`: the gateways are a cluster
-        #expect(close == nil)
+        choice.learned([], from: nil, slot: 0)  // a `replicas`: the gateways are a cluster
         let second = choice.next(slot: 1, now: 0, random: 0)
         #expect(second == .dial(Self.b))
         choice.connected(slot: 1, now: 0)
@@ -143,15 +143,13 @@ struct ReplicaChoiceTests {
         let result109 = choice.next(slot: 1, now: 0, random: 0)
         #expect(result109 == .wait(1))
         // Through the load balancer the car reached A, which names B and C.
-        let close = choice.learned([Self.b, Self.c], from: Self.a, slot: 0)
-        #expect(close == nil)
+        choice.learned([Self.b, Self.c], from: Self.a, slot: 0)
         #expect(choice.held.contains(Self.a))
         guard case .dial(let second) = choice.next(slot: 1, now: 0, random: 0.9) else { return #expect(Bool(false)) }
         #expect([Self.b, Self.c].contains(second))
         // A later list without C forgets C.
         choice.connected(slot: 1, now: 0)
-        let closeAgain = choice.learned([second], from: Self.a, slot: 0)
-        #expect(closeAgain == nil)
+        choice.learned([second], from: Self.a, slot: 0)
         #expect(!choice.known.contains(second == Self.b ? Self.c : Self.b))
     }
 
@@ -182,35 +180,56 @@ struct ReplicaChoiceTests {
         let third = two.next(slot: 2, now: 0, random: 0)
         #expect(third == .wait(1))
         // Once a gateway has said it is one of a cluster (`replicas`), each record is a replica.
-        let close = choice.learned([], from: nil, slot: 0)
-        #expect(close == nil)
+        choice.learned([], from: nil, slot: 0)
         let clustered = choice.next(slot: 1, now: 1, random: 0)
         #expect(clustered == .dial(Self.a))
     }
 
-    @Test("Two tunnels that reach one replica: the earlier hello's closes, its address is an alias never dialled")
-    func sameReplicaTwice() {
-        // A and B are two addresses of one gateway, which calls itself A.
+    @Test(
+        "Two tunnels that reach one replica: the one it replaced closes, in either order, and is no failure; its address is an alias never dialled",
+        arguments: [0, 1])
+    func sameReplicaTwice(replaced: Int) {
+        // A and B are two addresses of one gateway, which calls itself A. Which hello the gateway read
+        // last is its own: two tunnels are two paths, so either slot's may be the one it replaced.
         var choice = Self.choice([Self.a, Self.b])
         #expect(Self.connectAll(&choice) == [Self.a, Self.b])
         let slot0Primary = choice.claimPrimary(slot: 0)
         #expect(slot0Primary)
-        let slot1Primary = choice.claimPrimary(slot: 1)  // its hello replaced slot 0's at the gateway
+        let slot1Primary = choice.claimPrimary(slot: 1)
         #expect(!slot1Primary)
-        let closeAfterSlot0 = choice.learned([], from: Self.a, slot: 0)
-        #expect(closeAfterSlot0 == nil)
-        let closeAfterSlot1 = choice.learned([], from: Self.a, slot: 1)  // the replaced one closes
-        #expect(closeAfterSlot1 == 0)
+        choice.learned([], from: Self.a, slot: 0)
+        choice.learned([], from: Self.a, slot: 1)
         #expect(choice.held == [Self.a, Self.b])
-        let promoted = choice.lost(slot: 0, now: 0, random: 0)  // the primary flag moves to the survivor
-        #expect(promoted == 1)
-        let next = choice.next(slot: 0, now: 1, random: 0)
-        #expect(next == .wait(1))  // neither address: both are the replica slot 1 holds
-        // A replica it has no tunnel to becomes known: slot 0 goes there.
-        let closeAfterList = choice.learned([Self.c], from: Self.a, slot: 1)
-        #expect(closeAfterList == nil)
-        let other = choice.next(slot: 0, now: 1, random: 0)
+        let survivor = 1 - replaced
+        // The gateway's GOAWAY closes the replaced one; the primary flag, if it held it, moves.
+        let promoted = choice.lost(slot: replaced, now: 0, random: 0)
+        #expect(promoted == (replaced == 0 ? 1 : nil))
+        // Not a failure: neither address backs off (a lost tunnel's replica does: `redialsElsewhere`).
+        #expect(choice.failures(of: Self.a) == 0 && choice.failures(of: Self.b) == 0)
+        let next = choice.next(slot: replaced, now: 2, random: 0)
+        #expect(next == .wait(1))  // neither address: both are the replica the survivor holds
+        // A replica it has no tunnel to becomes known: the slot goes there.
+        choice.learned([Self.c], from: Self.a, slot: survivor)
+        let other = choice.next(slot: replaced, now: 2, random: 0)
         #expect(other == .dial(Self.c))
+    }
+
+    @Test("A `replicas` heard before the dial's task saw its tunnel up still makes its address an alias")
+    func learnedWhileDialling() {
+        var choice = Self.choice([Self.a, Self.b])
+        let first = choice.next(slot: 0, now: 0, random: 0)
+        #expect(first == .dial(Self.a))
+        choice.connected(slot: 0, now: 0)
+        choice.learned([], from: Self.a, slot: 0)
+        let second = choice.next(slot: 1, now: 0, random: 0)
+        #expect(second == .dial(Self.b))
+        choice.learned([], from: Self.a, slot: 1)  // B is A; the gateway replaces slot 0's tunnel
+        choice.connected(slot: 1, now: 0)
+        #expect(choice.held == [Self.a, Self.b])
+        _ = choice.lost(slot: 0, now: 0, random: 0)
+        #expect(choice.failures(of: Self.a) == 0)
+        let next = choice.next(slot: 0, now: 2, random: 0)
+        #expect(next == .wait(1))
     }
 
     @Test("A draining replica is waited out, not re-dialled, while another tunnel is up")
