@@ -244,7 +244,7 @@ package struct ReplicaChoice: Sendable {
     /// The replica behind `slot` drains (`reconnect`): pass it over for a while, and learn `to`.
     package mutating func draining(slot: Int, suggested: [Endpoint], now: Double) {
         if case .connected(let endpoint, let alias) = self.slots[slot] {
-            for endpoint in [endpoint] + (alias.map { [$0] } ?? []) {
+            for endpoint in [endpoint] + ((alias ?? self.replicas[endpoint]?.aliasOf).map { [$0] } ?? []) {
                 self.replicas[endpoint]?.avoidUntil = now + self.configuration.avoidDraining
             }
         }
@@ -341,7 +341,8 @@ package struct ReplicaChoice: Sendable {
             self.slotAttempts[slot] = 0
         }
         if case .connected(let endpoint, let alias) = self.slots[slot], duplicate != true {
-            for endpoint in [endpoint] + (alias.map { [$0] } ?? []) where self.replicas[endpoint] != nil {
+            for endpoint in [endpoint] + ((alias ?? self.replicas[endpoint]?.aliasOf).map { [$0] } ?? [])
+            where self.replicas[endpoint] != nil {
                 if self.replicas[endpoint]!.avoidUntil > now {  // drained: avoided, not failed
                     self.slotAttempts[slot] = 0
                     continue

@@ -15,8 +15,7 @@ import Synchronization
 /// before a slot dials, at most once per ``minimumResolveInterval`` across slots.
 ///
 /// It also carries the primary flag between tunnels: when the primary tunnel goes, the slot that
-/// takes over is told (``onPromotion(slot:_:)``) so it can say so on its status stream; and when
-/// two tunnels turn out to reach one replica, the slot to close is told (``onRetire(slot:_:)``).
+/// takes over is told (``onPromotion(slot:_:)``) so it can say so on its status stream.
 package final class ReplicaDirectory: Sendable {
     /// Resolves a host name to its addresses (every A and AAAA record); tests inject one.
     package typealias Resolver = @Sendable (String) async throws -> [String]

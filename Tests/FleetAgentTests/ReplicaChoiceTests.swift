@@ -230,6 +230,15 @@ struct ReplicaChoiceTests {
         #expect(choice.failures(of: Self.a) == 0)
         let next = choice.next(slot: 0, now: 2, random: 0)
         #expect(next == .wait(1))
+        // The replica drains and names C: slot 0 goes there, and once slot 1's tunnel is gone the
+        // draining replica is avoided by both its addresses, its own name A too.
+        choice.draining(slot: 1, suggested: [Self.c], now: 2)
+        let toC = choice.next(slot: 0, now: 2, random: 0)
+        #expect(toC == .dial(Self.c))
+        choice.connected(slot: 0, now: 2)
+        _ = choice.lost(slot: 1, now: 3, random: 0)
+        let afterDrain = choice.next(slot: 1, now: 4, random: 0)
+        #expect(afterDrain != .dial(Self.a) && afterDrain != .dial(Self.b), "\(afterDrain)")
     }
 
     @Test("A draining replica is waited out, not re-dialled, while another tunnel is up")
