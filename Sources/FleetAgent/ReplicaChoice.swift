@@ -103,8 +103,9 @@ package struct ReplicaChoice: Sendable {
     enum Slot: Equatable {
         case idle
         case dialling(Endpoint)
-        /// Up; `alias` is the address the gateway says it is (its `replicas` message's `from`).
-        case connected(Endpoint, alias: Endpoint?)
+        /// Up. The address the gateway says it is (its `replicas` message's `from`), when another,
+        /// is the endpoint's ``Replica/aliasOf``.
+        case connected(Endpoint)
     }
 
     package let configuration: Configuration
@@ -124,9 +125,8 @@ package struct ReplicaChoice: Sendable {
     package static let stableSeconds = 10.0
     /// Per slot: the configured entries of the replica it holds (as they were when it dialled).
     private var slotSources: [Set<Endpoint>]
-    /// Per slot: when its hello was written (a sequence number).
-    private var helloAt: [Int?]
-    private var hellos = 0
+    /// Per slot: whether its tunnel's hello was written.
+    private var helloSent: [Bool]
     /// The configured host names (with their ports) resolved so far, in the order first resolved.
     private var names: [Endpoint] = []
     /// A gateway sent `replicas`: the car's gateways are a cluster, every record a replica.
@@ -142,7 +142,7 @@ package struct ReplicaChoice: Sendable {
         self.slotReadyAt = Array(repeating: -.infinity, count: configuration.tunnels)
         self.slotConnectedAt = Array(repeating: nil, count: configuration.tunnels)
         self.slotSources = Array(repeating: [], count: configuration.tunnels)
-        self.helloAt = Array(repeating: nil, count: configuration.tunnels)
+        self.helloSent = Array(repeating: false, count: configuration.tunnels)
         for endpoint in configured { self.touch(endpoint) { $0.configured = true } }
     }
 
@@ -158,12 +158,8 @@ package struct ReplicaChoice: Sendable {
         for slot in self.slots {
             switch slot {
             case .idle: break
-            case .dialling(let endpoint):
-                held.insert(endpoint)
-                if let alias = self.replicas[endpoint]?.aliasOf { held.insert(alias) }
-            case .connected(let endpoint, let alias):
-                held.insert(endpoint)
-                if let alias = alias ?? self.replicas[endpoint]?.aliasOf { held.insert(alias) }
+            case .dialling(let endpoint), .connected(let endpoint):
+                held.formUnion(self.addresses(of: endpoint))
             }
         }
         for replica in self.replicas.values where replica.aliasOf.map(held.contains) == true {
@@ -185,7 +181,7 @@ package struct ReplicaChoice: Sendable {
 
     /// The endpoint a slot is connected to, if any.
     package func endpoint(of slot: Int) -> Endpoint? {
-        if case .connected(let endpoint, _) = self.slots[slot] { return endpoint }
+        if case .connected(let endpoint) = self.slots[slot] { return endpoint }
         return nil
     }
 
@@ -225,10 +221,8 @@ package struct ReplicaChoice: Sendable {
         for endpoint in addresses + (from.map { [$0] } ?? []) { self.touch(endpoint) { $0.learned = true } }
         guard let from else { return }
         switch self.slots[slot] {
-        case .connected(let endpoint, _):
-            self.slots[slot] = .connected(endpoint, alias: from == endpoint ? nil : from)
-            self.replicas[endpoint]?.aliasOf = from == endpoint ? nil : from
-        case .dialling(let endpoint):  // the gateway spoke before the dial's task saw the tunnel up
+        // Also while dialling: the gateway may speak before the dial's task saw the tunnel up.
+        case .dialling(let endpoint), .connected(let endpoint):
             self.replicas[endpoint]?.aliasOf = from == endpoint ? nil : from
         case .idle:
             break
@@ -237,14 +231,19 @@ package struct ReplicaChoice: Sendable {
 
     /// The replica `slot`'s tunnel reaches: the gateway's name for it when it gave one.
     private func replica(of slot: Int) -> Endpoint? {
-        guard case .connected(let endpoint, let alias) = self.slots[slot] else { return nil }
-        return alias ?? self.replicas[endpoint]?.aliasOf ?? endpoint
+        guard case .connected(let endpoint) = self.slots[slot] else { return nil }
+        return self.replicas[endpoint]?.aliasOf ?? endpoint
+    }
+
+    /// `endpoint` and the replica's own address when the gateway named it otherwise.
+    private func addresses(of endpoint: Endpoint) -> [Endpoint] {
+        [endpoint] + (self.replicas[endpoint]?.aliasOf.map { [$0] } ?? [])
     }
 
     /// The replica behind `slot` drains (`reconnect`): pass it over for a while, and learn `to`.
     package mutating func draining(slot: Int, suggested: [Endpoint], now: Double) {
-        if case .connected(let endpoint, let alias) = self.slots[slot] {
-            for endpoint in [endpoint] + ((alias ?? self.replicas[endpoint]?.aliasOf).map { [$0] } ?? []) {
+        if case .connected(let endpoint) = self.slots[slot] {
+            for endpoint in self.addresses(of: endpoint) {
                 self.replicas[endpoint]?.avoidUntil = now + self.configuration.avoidDraining
             }
         }
@@ -306,7 +305,7 @@ package struct ReplicaChoice: Sendable {
     /// the tunnel has stayed up ``stableSeconds`` (``lost(slot:now:random:)``).
     package mutating func connected(slot: Int, now: Double) {
         guard case .dialling(let endpoint) = self.slots[slot] else { return }
-        self.slots[slot] = .connected(endpoint, alias: nil)
+        self.slots[slot] = .connected(endpoint)
         self.replicas[endpoint]?.failures = 0
         self.replicas[endpoint]?.notBefore = -.infinity
         self.slotConnectedAt[slot] = now
@@ -314,12 +313,11 @@ package struct ReplicaChoice: Sendable {
 
     /// Whether `slot`'s tunnel got as far as its hello (the gateway opened the status stream): a tunnel
     /// closed before it never joined — a TLS handshake refused, or not a FleetGate tunnel port.
-    package func helloWritten(slot: Int) -> Bool { self.helloAt[slot] != nil }
+    package func helloWritten(slot: Int) -> Bool { self.helloSent[slot] }
 
     /// The hello on `slot`'s tunnel is being written: it is primary when no other slot is.
     package mutating func claimPrimary(slot: Int) -> Bool {
-        self.hellos += 1
-        self.helloAt[slot] = self.hellos
+        self.helloSent[slot] = true
         if self.primary == nil { self.primary = slot }
         return self.primary == slot
     }
@@ -330,7 +328,7 @@ package struct ReplicaChoice: Sendable {
     /// slot waits its jittered backoff, and the primary moves to a surviving tunnel.
     /// - Returns: the slot that became primary, whose tunnel must tell its gateway.
     package mutating func lost(slot: Int, now: Double, random: Double) -> Int? {
-        defer { (self.helloAt[slot], self.slotSources[slot]) = (nil, []) }
+        defer { (self.helloSent[slot], self.slotSources[slot]) = (false, []) }
         defer { self.slotConnectedAt[slot] = nil }
         let duplicate = self.replica(of: slot).map { replica in
             self.slots.indices.contains { $0 != slot && self.replica(of: $0) == replica }
@@ -340,9 +338,8 @@ package struct ReplicaChoice: Sendable {
         if let since = self.slotConnectedAt[slot], now - since >= Self.stableSeconds || duplicate == true {
             self.slotAttempts[slot] = 0
         }
-        if case .connected(let endpoint, let alias) = self.slots[slot], duplicate != true {
-            for endpoint in [endpoint] + ((alias ?? self.replicas[endpoint]?.aliasOf).map { [$0] } ?? [])
-            where self.replicas[endpoint] != nil {
+        if case .connected(let endpoint) = self.slots[slot], duplicate != true {
+            for endpoint in self.addresses(of: endpoint) where self.replicas[endpoint] != nil {
                 if self.replicas[endpoint]!.avoidUntil > now {  // drained: avoided, not failed
                     self.slotAttempts[slot] = 0
                     continue
