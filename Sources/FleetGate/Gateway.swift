@@ -121,7 +121,7 @@ public final class Gateway: Service, Sendable {
         let fallback = configuration.fallbackToFreePorts
         let onBound: @Sendable (SocketAddress) -> Void = { _ in readiness.listenerBound() }
         // issue #19: each event loop sheds new requests while it runs behind (LoadShedder).
-        let loads = EventLoopLoads(group: group) { [core] in core.configuration.limits.shedding }
+        let loads = EventLoopLoads(group: group, logger: logger) { [core] in core.configuration.limits.shedding }
         self.loads = loads
         let api = APIResponder(core: core, loads: loads)
         if let cluster = core.cluster {

@@ -133,14 +133,17 @@ public struct FleetFixture: Sendable {
 /// - Parameters:
 ///   - cars: cars to start before `body` runs.
 ///   - configure: adjusts the gateway configuration (ports are 0 unless set here).
+///   - log: keeps the gateway's and cars' lines at info and above for the test to read.
 public func withFleet<R: Sendable>(
     cars: [CarSpec] = [],
     configure: (inout GatewayConfiguration) -> Void = { _ in },
+    log: CapturedLog? = nil,
     _ body: (FleetFixture) async throws -> R
 ) async throws -> R {
     var logger = Logger(label: "fleet-test")
     logger.logLevel =
         ProcessInfo.processInfo.environment["FLEET_TEST_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .critical
+    if let log { logger = Logger(label: "fleet-test") { _ in CapturedLog.Handler(sink: log, logLevel: .info) } }
     var configuration = GatewayConfiguration(fleetSecret: FleetFixture.testSecret)
     configuration.listeners.client.port = 0
     configuration.listeners.tunnel.port = 0

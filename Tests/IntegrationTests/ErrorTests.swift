@@ -84,6 +84,40 @@ struct ErrorTests {
         }
     }
 
+    /// A request refused on its head (no route, wrong method, no key) has its line too, with the
+    /// request id the client got: an operator looking up a client's 401 finds it (session 37).
+    @Test("Requests refused on their head get a Request served line with error.type and their request id")
+    func headRefusalsLogged() async throws {
+        let log = CapturedLog()
+        try await withFleet(configure: { $0.apiKeys = ["sk-test"] }, log: log) { fleet in
+            let client = try await RecordingClient.connect(port: fleet.clientPort)
+            defer { client.close() }
+            let cases: [(method: HTTPRequest.Method, path: String, key: Bool, status: Int, code: String)] = [
+                (.post, "/v1/chat/completions", false, 401, "invalid_api_key"),
+                (.get, "/v1/chat/completions", true, 405, "method_not_allowed"),
+                (.post, "/v2/nothing", true, 404, "not_found"),
+            ]
+            for (i, c) in cases.enumerated() {
+                var fields = HTTPFields()
+                if c.key { fields[.authorization] = "Bearer sk-test" }
+                fields[HTTPField.Name("x-request-id")!] = "head-refusal-\(i)"
+                var request = HTTPRequest(method: c.method, scheme: "http", authority: "127.0.0.1", path: c.path)
+                request.headerFields = fields
+                let body = c.method == .post ? ByteBuffer(string: chatBody(stream: false)) : nil
+                let result = try await client.send(request, body: body).collect()
+                #expect(result.response?.status.code == c.status, "\(c)")
+                #expect(result.body.contains("\"\(c.code)\""), "\(c): \(result.body)")
+                let lines = log.matching("Request served").filter {
+                    $0.metadata["fleet.request.id"] == "head-refusal-\(i)"
+                }
+                try #require(lines.count == 1, "\(c)")
+                #expect(lines[0].metadata["fleet.status"] == "\(c.status)")
+                #expect(lines[0].metadata["error.type"] == "\(c.code)")
+                #expect(lines[0].metadata["trace_id"]?.description.count == 32)
+            }
+        }
+    }
+
     @Test("A body over the limit gets 413 and the connection keeps serving")
     func oversizedBody() async throws {
         try await withFleet(cars: [CarSpec("car-a", slowdown: 0.1)], configure: { $0.maxBodyBytes = 4096 }) { fleet in

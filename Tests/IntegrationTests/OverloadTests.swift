@@ -2,6 +2,7 @@ import FleetGate
 import FleetTesting
 import Foundation
 import HTTPTypes
+import Logging
 import NIOCore
 import Testing
 
@@ -12,8 +13,9 @@ struct OverloadTests {
     /// read; every stream that was admitted completes with all its tokens and `[DONE]`.
     @Test("40 streams at once on one loop admitting 8: the rest get 503 server_overloaded with Retry-After")
     func sheds() async throws {
+        let log = CapturedLog()
         try await withFleet(
-            cars: [CarSpec("car-a", slowdown: 4)], configure: { $0.limits.maxInFlightPerEventLoop = 8 }
+            cars: [CarSpec("car-a", slowdown: 4)], configure: { $0.limits.maxInFlightPerEventLoop = 8 }, log: log
         ) { fleet in
             // One connection: every stream is on the same event loop.
             let client = try await RecordingClient.connect(port: fleet.clientPort)
@@ -48,6 +50,19 @@ struct OverloadTests {
             // Each refusal is counted.
             let metrics = try await DashboardTests.admin(fleet, "/metrics").1
             #expect(metrics.contains("fleet_requests_shed_total{reason=\"in_flight\"} \(shed)"))
+            // In the log, the refusals are an episode (ShedReport): a warning as it starts, a notice a
+            // second after the last refusal with them all; no `Request served` line each.
+            try await waitUntil(timeout: .seconds(5), "the episode's end") {
+                !log.matching("Event loop no longer overloaded").isEmpty
+            }
+            let started = log.matching("Event loop overloaded: refusing new requests 503 server_overloaded")
+            #expect(started.count == 1 && started.first?.level == .warning, "\(started)")
+            #expect(started.first?.metadata["fleet.reason"] == "in_flight")
+            let ended = log.matching("Event loop no longer overloaded")
+            #expect(ended.count == 1 && ended.first?.metadata["fleet.refused"] == "\(shed)", "\(ended)")
+            let served = log.matching("Request served")
+            #expect(served.count == admitted, "\(served.count) lines for \(admitted) admitted streams")
+            #expect(!served.contains { $0.metadata["fleet.status"] == "503" })
         }
     }
 

@@ -4,6 +4,7 @@ import FleetProtocol
 import FleetScheduler
 import Foundation
 import HTTPTypes
+import Logging
 import NIOCore
 import Synchronization
 
@@ -170,15 +171,35 @@ struct APIResponder: HTTPServerResponder {
     }
 
     /// Answers with `error`, after the request body or, with `now`, at once without reading it.
+    /// Its `Request served` line is written now, as a completion request's when it ends: with
+    /// `error.type` and the request id the client gets (an operator looking up a 401 finds it). Not
+    /// for a loop's refusals (`overloaded`): at twice capacity that would be thousands of lines a
+    /// second from a loop already behind; they are counted, and ``ShedReport`` logs their episodes.
     private func answer(
         _ stream: any HTTPStream, error: APIError, route: String, now: Bool = false, request: HTTPRequest
     ) -> any HTTPStreamDelegate {
         self.core.metrics.request(route: route, status: error.status)
         var headers = Self.requestIDHeaders(request)
+        if error != Self.overloaded, self.core.logger.logLevel <= .info, let id = headers[.fleetRequestID] {
+            Self.audit(error, requestID: id, request: request, logger: self.core.logger)
+        }
         if let seconds = error.retryAfter { headers[.retryAfter] = String(seconds) }
         return FixedResponseDelegate(
             stream: stream, status: .init(code: error.status),
             body: error == Self.overloaded ? Self.overloadedBody : JSON.buffer(error.body), headers: headers,
             respondNow: now)
+    }
+
+    /// A refused request's line: the fields of ``CompletionHandler``'s, with nothing routed.
+    static func audit(_ error: APIError, requestID: String, request: HTTPRequest, logger base: Logger) {
+        let (trace, incoming) = RequestLogger.span(of: request)
+        RequestLogger(base: base, trace: trace, incoming: incoming).log(
+            level: .info, "Request served",
+            sortedFields: [
+                ("error.type", error.code), ("fleet.attempts", "0"), ("fleet.migrations", "0"),
+                ("fleet.origin.country", "-"), ("fleet.origin.region", "-"), ("fleet.region", "-"),
+                ("fleet.request.id", requestID), ("fleet.route", "-"), ("fleet.status", String(error.status)),
+                ("fleet.tokens", "0"), ("fleet.vehicle", "-"), ("fleet.zone", "-"),
+            ])
     }
 }

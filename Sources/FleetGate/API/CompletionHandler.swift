@@ -68,14 +68,11 @@ final class CompletionHandler: HTTPStreamDelegate, LoopTimerTarget {
         self.route = api.route
         // edge (#18 row 11): only a well-formed client id reaches headers and log fields.
         self.requestID = RequestID(header: request.headerFields[.fleetRequestID]).value
-        var random = IdentifierRandom()
-        let incoming = request.headerFields[.traceparent].flatMap(TraceParent.init)
-        self.trace = incoming?.child(using: &random) ?? .start(using: &random)
+        let (trace, incoming) = RequestLogger.span(of: request)
+        self.trace = trace
         self.traceState =
             incoming == nil ? nil : request.headerFields[.tracestate].flatMap { $0.utf8.count <= 512 ? $0 : nil }
-        self.logger = RequestLogger(
-            base: core.logger, traceID: self.trace.traceID, spanID: self.trace.parentID,
-            parentSpanID: incoming?.parentID)
+        self.logger = RequestLogger(base: core.logger, trace: trace, incoming: incoming)
         self.body = BodyAccumulator(limit: core.configuration.maxBodyBytes)
         self.timers = load?.timers ?? LoopTimers(eventLoop: stream.eventLoop)
         self.bodyTimer = self.timers.schedule(at: stream.eventLoop.now + core.configuration.bodyTimeout, self)

@@ -1,4 +1,6 @@
 import FleetConfiguration
+import FleetProtocol
+import HTTPTypes
 import Logging
 
 /// A request's logger: the gateway's, with the request's trace ids (#17) on every line it writes.
@@ -14,6 +16,14 @@ struct RequestLogger: Sendable {
     let spanID: String
     /// The app's span, when the request came with a valid `traceparent`.
     let parentSpanID: String?
+
+    /// A request's span (#17): a child of the app's, when `request` came with a valid `traceparent`
+    /// (which is `incoming`), or a new trace.
+    static func span(of request: HTTPRequest) -> (trace: TraceParent, incoming: TraceParent?) {
+        var random = IdentifierRandom()
+        let incoming = request.headerFields[.traceparent].flatMap(TraceParent.init)
+        return (incoming?.child(using: &random) ?? .start(using: &random), incoming)
+    }
 
     /// The trace ids as metadata.
     var traceMetadata: Logger.Metadata {
@@ -68,5 +78,12 @@ struct RequestLogger: Sendable {
         fields.append(("span_id", self.spanID))
         fields.append(("trace_id", self.traceID))
         return fields
+    }
+}
+
+extension RequestLogger {
+    /// The logger of a request in `trace`, a child of `incoming` (``span(of:)``).
+    init(base: Logger, trace: TraceParent, incoming: TraceParent?) {
+        self.init(base: base, traceID: trace.traceID, spanID: trace.parentID, parentSpanID: incoming?.parentID)
     }
 }

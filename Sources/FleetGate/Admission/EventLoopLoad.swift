@@ -1,3 +1,4 @@
+import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 
@@ -5,7 +6,8 @@ import NIOCore
 /// (``LoadShedder/Configuration/interval``; 50 ms while the loop is far from its limit,
 /// ``LoadShedder/nextInterval``) a task asks to run that far from now and records how
 /// late it ran, and how busy the loop's thread was meanwhile (``ThreadBusyTime``, read on that
-/// thread). Admission reads the clock too, for the shedder's in-pass ceiling.
+/// thread). Admission reads the clock too, for the shedder's in-pass ceiling. The measurements also
+/// write the loop's ``ShedReport`` lines: its refusals are logged as episodes, not one by one.
 ///
 /// All state is touched on ``eventLoop`` only (the lag task runs there, and client streams call
 /// ``admit()`` and ``finished()`` from their own loop, which is this one), so there is no lock.
@@ -13,6 +15,10 @@ final class EventLoopLoad: @unchecked Sendable {
     let eventLoop: any EventLoop
     /// The loop's per-request deadlines (``LoopTimers``), on one NIO timer.
     let timers: LoopTimers
+    /// The loop's number in its group, for the log.
+    let index: Int
+    private let logger: Logger
+    private var report = ShedReport()
     private let configuration: @Sendable () -> LoadShedder.Configuration
     private var shedder: LoadShedder
     private var timer: Scheduled<Void>?
@@ -21,8 +27,14 @@ final class EventLoopLoad: @unchecked Sendable {
     private var threadClock: ThreadBusyTime?
     private var lastSample: (running: UInt64, waiting: UInt64)?
 
-    init(eventLoop: any EventLoop, configuration: @escaping @Sendable () -> LoadShedder.Configuration) {
+    init(
+        eventLoop: any EventLoop, index: Int = 0,
+        logger: Logger = Logger(label: "fleetgate", factory: { _ in SwiftLogNoOpLogHandler() }),
+        configuration: @escaping @Sendable () -> LoadShedder.Configuration
+    ) {
         self.eventLoop = eventLoop
+        self.index = index
+        self.logger = logger
         self.timers = LoopTimers(eventLoop: eventLoop)
         self.configuration = configuration
         self.shedder = LoadShedder(configuration: configuration())
@@ -49,7 +61,36 @@ final class EventLoopLoad: @unchecked Sendable {
             let now = NIODeadline.now()
             self.shedder.configuration = self.configuration()  // reloads take effect within 50 ms
             self.shedder.measured(lag: now > due ? now - due : .zero, thread: self.threadTime(at: now), at: now)
+            if let line = self.report.measured(at: now) { self.log(line) }
             self.arm()
+        }
+    }
+
+    private func log(_ line: ShedReport.Line) {
+        let lag = self.shedder.lastLag.nanoseconds / 1_000_000
+        let seconds = { (over: TimeAmount) in "\(Double(over.nanoseconds / 1_000_000) / 1000)" }
+        switch line {
+        case .started(let refused, let reason):
+            self.logger.warning(
+                "Event loop overloaded: refusing new requests 503 server_overloaded",
+                metadata: [
+                    "fleet.loop": "\(self.index)", "fleet.refused": "\(refused)", "fleet.reason": "\(reason.rawValue)",
+                    "fleet.lag_ms": "\(lag)",
+                ])
+        case .continuing(let refused, let over, let reason):
+            self.logger.warning(
+                "Event loop still overloaded",
+                metadata: [
+                    "fleet.loop": "\(self.index)", "fleet.refused": "\(refused)", "fleet.reason": "\(reason.rawValue)",
+                    "fleet.seconds": "\(seconds(over))", "fleet.lag_ms": "\(lag)",
+                ])
+        case .ended(let refused, let over):
+            self.logger.notice(
+                "Event loop no longer overloaded",
+                metadata: [
+                    "fleet.loop": "\(self.index)", "fleet.refused": "\(refused)",
+                    "fleet.seconds": "\(seconds(over))",
+                ])
         }
     }
 
@@ -88,12 +129,18 @@ final class EventLoopLoad: @unchecked Sendable {
                 self.arm(at: now + self.shedder.nextInterval)
             }
         }
-        guard self.shedder.isPastCeiling(at: now) else { return self.shedder.screen(at: now) }
-        var waited = TimeAmount.zero
-        if let last = self.lastSample, let sample = self.threadClock?.read(), sample.waiting >= last.waiting {
-            waited = .nanoseconds(Int64(sample.waiting - last.waiting))
+        let decision: LoadShedder.Decision
+        if self.shedder.isPastCeiling(at: now) {
+            var waited = TimeAmount.zero
+            if let last = self.lastSample, let sample = self.threadClock?.read(), sample.waiting >= last.waiting {
+                waited = .nanoseconds(Int64(sample.waiting - last.waiting))
+            }
+            decision = self.shedder.screen(at: now, waited: waited)
+        } else {
+            decision = self.shedder.screen(at: now)
         }
-        return self.shedder.screen(at: now, waited: waited)
+        if case .shed(let reason) = decision { self.report.refused(reason) }
+        return decision
     }
 
     /// A request that passed ``screen()`` goes on: it is in flight until ``finished()``.
@@ -128,10 +175,13 @@ final class EventLoopLoad: @unchecked Sendable {
 final class EventLoopLoads: Sendable {
     private let loads: [ObjectIdentifier: EventLoopLoad]
 
-    init(group: any EventLoopGroup, configuration: @escaping @Sendable () -> LoadShedder.Configuration) {
+    init(
+        group: any EventLoopGroup, logger: Logger, configuration: @escaping @Sendable () -> LoadShedder.Configuration
+    ) {
         var loads: [ObjectIdentifier: EventLoopLoad] = [:]
-        for loop in group.makeIterator() {
-            loads[ObjectIdentifier(loop)] = EventLoopLoad(eventLoop: loop, configuration: configuration)
+        for (index, loop) in group.makeIterator().enumerated() {
+            loads[ObjectIdentifier(loop)] = EventLoopLoad(
+                eventLoop: loop, index: index, logger: logger, configuration: configuration)
         }
         self.loads = loads
     }
