@@ -102,7 +102,7 @@ extension AgentProgramConfiguration {
         let prefill = try config.double("engine.prefillTokensPerSecond", in: 0...10_000_000)
         self.engine.prefillTokensPerSecond = prefill == 0 ? nil : prefill
 
-        let departing = try config.int("state.departingInSeconds", in: -1...(86_400 * 30))
+        let departing = try config.int("state.departingInSeconds", in: -1...FleetStatus.maxDepartingSeconds)
         self.state = VehicleState(
             pluggedIn: try config.bool("state.pluggedIn"),
             chargePercent: try config.int("state.chargePercent", in: 0...100),

@@ -51,8 +51,16 @@ public struct StateFileWatcher: Service {
                     "\(Self.describe(error)) (a JSON object of any of plugged_in, charge_percent, link, departing_in_s, uplink_mbps)"
             )
         }
+        // The gateway's ranges (FleetStatus.problem(with:)): a value outside them would close the tunnel.
         if let charge = file.chargePercent, !(0...100).contains(charge) {
             throw AgentConfigError(message: "key 'charge_percent': \(charge) is not in 0...100")
+        }
+        if let departing = file.departingInSeconds, !(0...FleetStatus.maxDepartingSeconds).contains(departing) {
+            throw AgentConfigError(
+                message: "key 'departing_in_s': \(departing) is not in 0...\(FleetStatus.maxDepartingSeconds)")
+        }
+        if let uplink = file.uplinkMbps, !(uplink.isFinite && (0...FleetStatus.maxUplinkMbps).contains(uplink)) {
+            throw AgentConfigError(message: "key 'uplink_mbps': \(uplink) is not in 0...\(FleetStatus.maxUplinkMbps)")
         }
         self.state.update { vehicle in
             if let v = file.pluggedIn { vehicle.pluggedIn = v }

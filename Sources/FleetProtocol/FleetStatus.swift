@@ -32,6 +32,39 @@ public enum FleetStatus {
         }
         return nil
     }
+
+    /// The longest departure a car may announce: 30 days (a car that knows no departure sends none).
+    public static let maxDepartingSeconds = 30 * 86_400
+    /// The most free slots a car may report (the gateway counts at most 64 slots a car).
+    public static let maxSlotsFree = 4096
+    /// The fastest uplink a car may report, Mbit/s.
+    public static let maxUplinkMbps = 100_000.0
+
+    /// Why a message's values are a protocol error, or nil when they are in range: a state of charge
+    /// (the car's and its owner's floor) within 0–100, counts that are not negative, a departure
+    /// within ``maxDepartingSeconds``, a finite uplink within ``maxUplinkMbps`` (helper-97: a charge of
+    /// 200 % and a departure in 2⁶⁰ s were taken as they came). A model list is checked with the hello
+    /// or the state it comes in (``problem(with:requireOne:)``).
+    public static func problem(with message: StatusMessage) -> String? {
+        if let state = message.state {
+            guard (0...100).contains(state.chargePercent) else { return "charge_percent outside 0-100" }
+            guard (0...Self.maxSlotsFree).contains(state.slotsFree) else { return "slots_free out of range" }
+            if let departing = state.departingInSeconds, !(0...Self.maxDepartingSeconds).contains(departing) {
+                return "departing_in_s outside 0-\(Self.maxDepartingSeconds)"
+            }
+            if let uplink = state.uplinkMbps, !(uplink.isFinite && (0...Self.maxUplinkMbps).contains(uplink)) {
+                return "uplink_mbps out of range"
+            }
+            if let resets = state.cacheResets, resets < 0 { return "cache_resets negative" }
+        }
+        if let policy = message.policy, !(0...100).contains(policy.minChargePercent) {
+            return "min_charge_percent outside 0-100"
+        }
+        if let seconds = message.secondsLeft, seconds < 0 { return "seconds_left negative" }
+        if let queue = message.queue, queue < 0 { return "queue negative" }
+        if let cache = message.cache, cache.sequences < 0 || (cache.tokens ?? 0) < 0 { return "cache sizes negative" }
+        return nil
+    }
 }
 
 /// The car's hardware class (calibration in `docs/fleet-model.md`, from shared FLEET.md).

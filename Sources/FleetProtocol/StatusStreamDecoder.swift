@@ -7,7 +7,8 @@
 ///    are skipped);
 /// 2. bound what it holds: a line longer than ``FleetStatus/maxLineBytes`` is a ``Failure``, never
 ///    unbounded growth;
-/// 3. decode each line, and refuse a malformed one or an unsupported `"v"`;
+/// 3. decode each line, and refuse a malformed one, an unsupported `"v"` or values out of range
+///    (``FleetStatus/problem(with:)``);
 /// 4. stop at the first failure: the tunnel is then closed, so nothing after it is read.
 ///
 /// What a message means for the car (hello before state, credential, region) is the gateway's
@@ -69,6 +70,7 @@ public struct StatusStreamDecoder: Sendable {
         guard message.v == FleetStatus.version else {
             return .failure(Failure(reason: "unsupported status version \(message.v)"))
         }
+        if let problem = FleetStatus.problem(with: message) { return .failure(Failure(reason: problem)) }
         return .success(message)
     }
 }

@@ -51,6 +51,8 @@ public final class HostileCar: Sendable {
         case liesAboutRates(prefillTokensPerSecond: Double, decodeTokensPerSecond: Double, slowdown: Double)
         /// Anything else: these steps on every job stream, after a 200 `text/event-stream` head.
         case scripted([Step])
+        /// An honest hello, then these status lines `repeated` times, at once (values out of range, a flood).
+        case statusLines([StatusMessage], repeated: Int = 1)
     }
 
     /// One thing a scripted job stream does.
@@ -177,7 +179,7 @@ public final class HostileCar: Sendable {
         let done = Step.data(SSE.event(SSE.done))
         let honest = [role, token("one"), token(" two"), token(" three"), finish, usage, done, .end]
         switch behaviour {
-        case .honest, .emptyModelList, .hugeModelList, .liesAboutRates:
+        case .honest, .emptyModelList, .hugeModelList, .liesAboutRates, .statusLines:
             return honest
         case .doneBeforeToken:
             return [role, done, .end]
@@ -236,7 +238,10 @@ private final class Script: Sendable {
     {
         switch (request.method, request.path ?? "/") {
         case (.get, FleetStatus.path):
-            return HelloWriter(stream: stream, hello: self.hello)
+            guard case .statusLines(let lines, let repeated) = self.behaviour else {
+                return HelloWriter(stream: stream, lines: [self.hello])
+            }
+            return HelloWriter(stream: stream, lines: [self.hello] + Array(repeating: lines, count: repeated).joined())
         case (.post, "/v1/chat/completions"), (.post, "/v1/completions"):
             self.state.withLock { $0.jobs += 1 }
             if let agent = self.agent {
@@ -273,14 +278,18 @@ private final class ConnectionObserver: HTTP2ConnectionDelegate, Sendable {
 /// Writes the hello as one NDJSON line and keeps the status stream open.
 private final class HelloWriter: HTTPStreamDelegate {
     let stream: any HTTPStream
-    init(stream: any HTTPStream, hello: StatusMessage) {
+    init(stream: any HTTPStream, lines messages: [StatusMessage]) {
         self.stream = stream
         var response = HTTPResponse(status: .ok)
         response.headerFields[.contentType] = FleetStatus.contentType
         stream.sendResponse(response, endStream: false)
-        var line = JSON.buffer(hello)
-        line.writeStaticString("\n")
-        stream.sendData(line, endStream: false)
+        var lines = ByteBuffer()
+        for message in messages {
+            var line = JSON.buffer(message)
+            lines.writeBuffer(&line)
+            lines.writeStaticString("\n")
+        }
+        stream.sendData(lines, endStream: false)
     }
     func streamDidReceiveData(_ data: ByteBuffer) { self.stream.consume(data.readableBytes) }
     func streamDidReceiveEnd(trailers: HTTPFields?) {}

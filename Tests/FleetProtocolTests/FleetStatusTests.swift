@@ -54,6 +54,50 @@ struct StatusStreamDecoderTests {
     }
 }
 
+@Suite("Status values out of range")
+struct StatusValueTests {
+    static func state(
+        charge: Int = 80, slotsFree: Int = 1, departing: Int? = nil, uplink: Double? = nil, resets: Int? = nil
+    ) -> StatusMessage {
+        .state(
+            VehicleState(
+                pluggedIn: true, chargePercent: charge, link: .wifi, departingInSeconds: departing,
+                slotsFree: slotsFree,
+                uplinkMbps: uplink, cacheResets: resets))
+    }
+
+    /// helper-97: a charge of 200 %, -9 free slots and a departure in 2⁶⁰ s were taken as they came.
+    @Test(
+        "A state line with a value out of range fails the stream with the field's name",
+        arguments: [
+            (state(charge: 200), "charge_percent"), (state(charge: -50), "charge_percent"),
+            (state(slotsFree: -9), "slots_free"), (state(departing: 1 << 60), "departing_in_s"),
+            (state(departing: -1), "departing_in_s"), (state(uplink: -1), "uplink_mbps"),
+            (state(resets: -1), "cache_resets"), (.drain(reason: "x", secondsLeft: -5), "seconds_left"),
+        ] as [(StatusMessage, String)])
+    func refused(message: StatusMessage, field: String) throws {
+        var decoder = StatusStreamDecoder()
+        let results = decoder.feed(Array(JSON.buffer(message).readableBytesView) + [UInt8(ascii: "\n")])
+        try #require(results.count == 1)
+        guard case .failure(let failure) = results[0] else {
+            Issue.record("accepted: \(message)")
+            return
+        }
+        #expect(failure.reason.contains(field), "\(failure.reason)")
+    }
+
+    @Test("The ends of each range are accepted")
+    func edges() {
+        for message in [
+            Self.state(charge: 0), Self.state(charge: 100), Self.state(slotsFree: 0),
+            Self.state(departing: 0), Self.state(departing: FleetStatus.maxDepartingSeconds), Self.state(uplink: 0),
+            Self.state(resets: 0), .drain(reason: "x", secondsLeft: 0),
+        ] {
+            #expect(FleetStatus.problem(with: message) == nil, "\(message)")
+        }
+    }
+}
+
 @Suite("Model lists from other servers")
 struct ModelListTests {
     @Test("llama-cpp-python's /v1/models (no created, extra fields, spaced) decodes")

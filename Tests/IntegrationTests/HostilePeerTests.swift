@@ -59,10 +59,20 @@ struct HostilePeerTests {
     }
 
     @Test(
-        "A hello with no models or too many closes that car's tunnel with a reason; the gateway serves on",
+        "A bad status stream (no models, too many, values out of range, a flood) closes that car's tunnel with a reason; the gateway serves on",
         arguments: [
             (HostileCar.Behaviour.emptyModelList, "no models"), (.hugeModelList(count: 100), "too many models"),
             (.hugeModelList(count: 2_000), "status line over 16 KiB"),
+            // helper-97: a charge of 200 % was stored and shown, and 4,000 state lines a second were read.
+            (
+                .statusLines([.state(VehicleState(pluggedIn: true, chargePercent: 200, link: .wifi, slotsFree: 1))]),
+                "charge_percent outside 0-100"
+            ),
+            (
+                .statusLines(
+                    [.state(VehicleState(pluggedIn: true, chargePercent: 80, link: .wifi, slotsFree: 1))],
+                    repeated: 150), "status flood"
+            ),
         ] as [(HostileCar.Behaviour, String)])
     func badModelList(behaviour: HostileCar.Behaviour, reason: String) async throws {
         let gateway = try await GatewayProcess.start()

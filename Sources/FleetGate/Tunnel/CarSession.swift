@@ -50,6 +50,8 @@ final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
     var identity: VehicleIdentity?
     /// Frames and decodes the status stream (issue #20: extracted so the fuzzer and CI replay drive the same code).
     var status = StatusStreamDecoder()
+    /// Status lines: a burst of 100, then 20 a second (an agent sends one a change), or the tunnel is refused.
+    var statusBudget = TokenBucket(capacity: 100, rate: 20, now: 0)
     var helloTimer: Scheduled<Void>?
     var pingTimer: Scheduled<Void>?
     var expiryTimer: Scheduled<Void>?
@@ -98,7 +100,9 @@ final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
         self.statusStream?.consume(data.readableBytes)
         for result in self.status.feed(data.readableBytesView) {
             switch result {
-            case .success(let message): self.received(message)
+            case .success(let message):
+                guard self.statusBudget.take(1, now: self.core.now) == nil else { return self.reject("status flood") }
+                self.received(message)
             case .failure(let failure): return self.reject(failure.reason)
             }
         }
