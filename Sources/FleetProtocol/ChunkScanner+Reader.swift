@@ -210,19 +210,21 @@ extension ChunkScanner {
             return choice
         }
 
-        /// A choice's text: decoded, or the range of its string token.
+        /// A choice's text: decoded, or the range of its string token. A string or `null`: any other
+        /// value is malformed (helper-97: `"content": 12345` was skipped, and the chunk passed as if it
+        /// carried nothing, so its text was lost without the attempt failing).
         @inline(__always) mutating func content(of choice: inout Choice, _ mode: ContentMode, depth: Int)
             throws(Malformed)
         {
+            guard self.peek() == UInt8(ascii: "\"") else {
+                guard self.literal("null") else { throw self.fail() }
+                choice.content = nil
+                choice.contentToken = nil
+                return
+            }
             switch mode {
-            case .decoded: choice.content = try self.optionalString(depth: depth)
-            case .token:
-                if self.peek() == UInt8(ascii: "\"") {
-                    choice.contentToken = try self.stringRange()
-                } else {
-                    choice.contentToken = nil
-                    try self.skipValue(depth: depth)
-                }
+            case .decoded: choice.content = try self.string()
+            case .token: choice.contentToken = try self.stringRange()
             }
         }
 

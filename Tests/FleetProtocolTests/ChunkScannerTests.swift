@@ -179,6 +179,25 @@ struct ChunkScannerTests {
         #expect(throws: ChunkScanner.Malformed.self) { try scan(text) }
     }
 
+    /// helper-97: `"content": 12345` was skipped, so the chunk passed as one carrying no text.
+    @Test(
+        "A choice's content or text that is neither a string nor null is malformed, decoded or as a token",
+        arguments: ["12345", "{}", "[\"a\"]", "true", "-1"])
+    func contentOfAnotherType(value: String) {
+        for text in [
+            "{\"choices\":[{\"index\":0,\"delta\":{\"content\":\(value)}}]}",
+            "{\"choices\":[{\"index\":0,\"text\":\(value)}]}",
+        ] {
+            let buffer = ByteBuffer(string: text)
+            #expect(throws: ChunkScanner.Malformed.self, "\(text)") { try scan(text) }
+            #expect(throws: ChunkScanner.Malformed.self, "\(text)") {
+                try ChunkScanner.scan(buffer, range: 0..<buffer.readableBytes, content: .token)
+            }
+        }
+        let null = "{\"choices\":[{\"index\":0,\"delta\":{\"content\": null}}]}"
+        #expect((try? scan(null))?.choice.map { $0.content == nil && $0.contentToken == nil } == true)
+    }
+
     @Test("The eight-bytes-at-a-time string run stops exactly where the byte-wise definition does")
     func plainRunMatchesBytewise() {
         func bytewise(_ bytes: [UInt8], from start: Int) -> Int {
