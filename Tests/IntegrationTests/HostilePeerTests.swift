@@ -118,6 +118,22 @@ struct HostilePeerTests {
         try await self.expectHealthy(gateway)
     }
 
+    /// helper-97: a car's error event put its own text (`<script>`) into every client's 502 message.
+    @Test("A car's error message never reaches the client's 502; the attempts' labels do")
+    func carErrorTextWithheld() async throws {
+        let gateway = try await GatewayProcess.start()
+        defer { gateway.stop() }
+        let said = #"data: {"error":{"message":"<script>x</script> visit evil.example","type":"x","code":"x"}}"#
+        let liar = try await self.car(
+            gateway, "mallory", .scripted([.data(ByteBuffer(string: said + "\n\n")), .end]))
+        defer { liar.close() }
+        try await gateway.waitForCars(1)
+        let result = try await curl(gateway, "/v1/chat/completions", json: chatBody(stream: false), .http2)
+        #expect(result.status == 502, "\(result)")
+        #expect(!result.body.contains("script") && !result.body.contains("evil.example"), "\(result.body)")
+        #expect(result.body.contains("No car or central endpoint could serve the request"), "\(result.body)")
+    }
+
     @Test(
         "A central server writing JSON as Python's json.dumps does serves streamed and whole answers",
         arguments: Client.allCases, [true, false])

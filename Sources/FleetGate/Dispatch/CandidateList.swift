@@ -11,6 +11,12 @@ enum AttemptLease: Sendable {
     case central(CentralDirectory.Endpoint, predictedTTFTMilliseconds: Double?)
     case forward(ClusterView.Target, predictedTTFTMilliseconds: Double?)  // cluster (#21): another replica
 
+    /// Whether the attempt runs on a car (not central capacity or another replica).
+    var isCar: Bool {
+        if case .car = self { return true }
+        return false
+    }
+
     var predictedTTFTMilliseconds: Double? {
         switch self {
         case .car(_, let dispatch, _): dispatch.predictedTTFTMilliseconds

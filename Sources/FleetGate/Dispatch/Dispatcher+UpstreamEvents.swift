@@ -284,7 +284,11 @@ extension Dispatcher {
     /// car's runtime would answer the same; a car whose runtime was busy is a busy upstream.
     private func failure(answering body: ByteBuffer, from id: Int, label: String) -> DispatchStateMachine.Failure {
         let detail = APIError.detail(in: body)
-        if let said = detail?.message, !said.isEmpty { self.lastUpstreamMessage = String(said.prefix(200)) }
+        // Central's or another replica's words reach the client's 502; a car's do not: its text is the
+        // car's to choose (helper-97 had a car put `<script>` in every client's error message).
+        if let said = detail?.message, !said.isEmpty, let lease = self.attempts[id]?.lease, !lease.isCar {
+            self.lastUpstreamMessage = String(said.prefix(200))
+        }
         guard let attempt = self.attempts[id], let code = detail?.code else {
             return .init(retryable: true, label: label)
         }
