@@ -60,7 +60,7 @@ public final class HTTP1ServerStreamHandler: ChannelInboundHandler, RemovableCha
     }
 
     public func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        // Parse errors are answered with 400 by NIO's HTTPServerProtocolErrorHandler before us.
+        // Parse errors are answered (400 or 431, JSON) by HTTP1ProtocolErrorResponder before us.
         self.current?.markClosed(error: HTTPStreamError(code: .protocolError, byPeer: true))
         self.current = nil
         context.close(promise: nil)

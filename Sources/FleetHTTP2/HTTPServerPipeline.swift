@@ -105,7 +105,8 @@ public enum HTTPServerPipeline {
         let sync = channel.pipeline.syncOperations
         // Before NIO's pipelining helper, which closes an idle connection on a drain with its queue unsent.
         try sync.addHandler(HTTP1QuiesceHandler(grace: configuration.gracefulShutdownTimeout))
-        try sync.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
+        try sync.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: false)
+        try sync.addHandler(HTTP1ProtocolErrorResponder())  // NIO's, answering in JSON
         try sync.addHandler(HTTP1ConnectionGuard(configuration: configuration))
         try sync.addHandler(HTTP1KeepAliveHandler())
         try sync.addHandler(HTTP1ToHTTPServerCodec(secure: isTLS))

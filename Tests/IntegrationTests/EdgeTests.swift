@@ -45,6 +45,39 @@ struct EdgeTests {
         }
     }
 
+    /// helper-96: NIO's parser refusals were a bare `400` with no body; every other refusal is JSON.
+    @Test(
+        "HTTP/1.1 requests the parser refuses get an OpenAI-style JSON 400 or 431, then the connection closes",
+        arguments: [
+            (
+                "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n", 400,
+                "chunk size"
+            ),
+            (
+                "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\ncontent-length: 3\r\n\r\n", 400,
+                "Content-Length"
+            ),
+            (
+                "GET /v1/models HTTP/1.1\r\nhost: x\r\nx-big: " + String(repeating: "a", count: 100_000) + "\r\n\r\n",
+                431, "too large"
+            ),
+            ("GET /v1/models HTTP/1.1\r\nhost x\r\n\r\n", 400, "header"),
+        ])
+    func parserRefusals(request: String, status: Int, detail: String) async throws {
+        try await withFleet { fleet in
+            let connection = try await RawConnection.connect(port: fleet.clientPort)
+            try await connection.send(Array(request.utf8))
+            try await connection.waitForClose()
+            let answer = String(decoding: connection.received, as: UTF8.self)
+            #expect(answer.hasPrefix("HTTP/1.1 \(status) "), "\(answer)")
+            #expect(answer.lowercased().contains("content-type: application/json"), "\(answer)")
+            let body = try #require(answer.range(of: "\r\n\r\n").map { answer[$0.upperBound...] })
+            let error = try JSONDecoder().decode(APIErrorBody.self, from: Data(body.utf8))
+            #expect(error.error.type == "invalid_request_error")
+            #expect(error.error.message.contains(detail), "\(error.error.message)")
+        }
+    }
+
     @Test("Row 4: a silent TLS connection is closed before its handshake")
     func silentTLS() async throws {
         let (cert, key, dir) = try await TLSTests.makeCertificate()
