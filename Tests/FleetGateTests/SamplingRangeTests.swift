@@ -60,6 +60,11 @@ struct SamplingRangeTests {
             unanswered?.message.contains("did not have response messages: b") == true,
             "\(String(describing: unanswered))")
         #expect(self.check { $0.messages = [user, calls("a")] }?.param == "messages")
+        // A call without its id or its function's name (helper-96: `tool_calls: [{}]` was passed on).
+        let bare = ChatMessage(role: "assistant", content: "", toolCalls: [ToolCall(id: nil, function: nil)])
+        #expect(self.check { $0.messages = [user, bare] }?.param == "messages[1].tool_calls[0].id")
+        let nameless = ChatMessage(role: "assistant", content: "", toolCalls: [ToolCall(id: "a", function: nil)])
+        #expect(self.check { $0.messages = [user, nameless] }?.param == "messages[1].tool_calls[0].function.name")
         // A tool choice naming a function that is not among the tools.
         let tools = JSONValue.array([
             .object(["type": .string("function"), "function": .object(["name": .string("weather")])])
@@ -112,6 +117,9 @@ struct SamplingRangeTests {
         #expect(tools(.array([.string("f")])) == "tools[0]")
         #expect(tools(.object([:])) == "tools")
         #expect(tools(.array([.object(["type": .string("custom"), "custom": .object([:])])])) == nil)
+        // A tool without a type (helper-96: `tools: [{}]` was passed on).
+        #expect(tools(.array([.object([:])])) == "tools[0].type")
+        #expect(tools(.array([.object(["type": .string("")])])) == "tools[0].type")
     }
 
     @Test("A tool choice needs tools, as OpenAI says; at most 4 stop sequences")

@@ -57,8 +57,12 @@ extension RequestValidator {
             throw .invalidRequest(
                 "Invalid type for '\(path)': expected an object, but got \(Self.kind(tool)) instead.", param: path)
         }
-        // Other tool types (custom tools) pass on as they are; a function is checked.
-        guard case .string("function")? = fields["type"] else { return }
+        // Every tool names its type (helper-96: `tools: [{}]` was passed on to the car); other types
+        // (custom tools) pass on as they are; a function is checked.
+        guard case .string(let type)? = fields["type"], !type.isEmpty else {
+            throw .invalidRequest("Missing required parameter: '\(path).type'.", param: "\(path).type")
+        }
+        guard type == "function" else { return }
         guard case .object(let function)? = fields["function"] else {
             throw .invalidRequest("Missing required parameter: '\(path).function'.", param: "\(path).function")
         }

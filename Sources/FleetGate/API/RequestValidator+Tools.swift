@@ -36,6 +36,17 @@ extension RequestValidator {
             }
             try Self.checkAnswered(pending, before: index)
             if message.role == "assistant", let calls = message.toolCalls {
+                // Each call has the id its answer names, and the function it called (helper-96: `[{}]` passed).
+                for (n, call) in calls.enumerated() {
+                    let path = "messages[\(index)].tool_calls[\(n)]"
+                    guard let id = call.id, !id.isEmpty else {
+                        throw .invalidRequest("Missing required parameter: '\(path).id'.", param: "\(path).id")
+                    }
+                    guard let name = call.function?.name, !name.isEmpty else {
+                        throw .invalidRequest(
+                            "Missing required parameter: '\(path).function.name'.", param: "\(path).function.name")
+                    }
+                }
                 pending = calls.compactMap(\.id)
             }
         }
