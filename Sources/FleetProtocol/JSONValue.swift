@@ -16,13 +16,20 @@ public enum JSONValue: Codable, Sendable, Hashable {
             self = .bool(value)
         } else if let value = try? c.decode(Double.self) {
             self = .number(value)
-        } else if let value = try? c.decode(String.self) {
+        } else if let value = try Self.string(c) {
             self = .string(value)
         } else if let value = try? c.decode([JSONValue].self) {
             self = .array(value)
         } else {
             self = .object(try c.decode([String: JSONValue].self))
         }
+    }
+
+    /// The value as a string; nil when it is not one. A string that is not valid (a lone surrogate
+    /// escape) throws, naming it, rather than be reported as the wrong type (helper-96: "expected an
+    /// object, but got a string").
+    static func string(_ container: any SingleValueDecodingContainer) throws -> String? {
+        do { return try container.decode(String.self) } catch DecodingError.typeMismatch { return nil }
     }
 
     public func encode(to encoder: any Encoder) throws {

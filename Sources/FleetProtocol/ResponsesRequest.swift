@@ -18,7 +18,7 @@ public struct ResponsesRequest: Decodable, Sendable, IntegerMembers {
 
         public init(from decoder: any Decoder) throws {
             let c = try decoder.singleValueContainer()
-            if let text = try? c.decode(String.self) {
+            if let text = try JSONValue.string(c) {
                 self = .text(text)
             } else {
                 self = .items(try c.decode([JSONValue].self))

@@ -219,6 +219,21 @@ struct ResponsesRequestTests {
         #expect(error?.param == param, "\(error?.message ?? "")")
     }
 
+    /// helper-96: a lone surrogate was reported as the wrong type ("expected an array, but got a string").
+    @Test("A string that is not valid text is refused as such, not as a value of the wrong type")
+    func invalidString() throws {
+        for (json, path) in [
+            (#"{"model":"m","input":"hi \udc00"}"#, "input"),
+            (#"{"model":"m","input":[{"role":"user","content":"hi \udc00"}]}"#, "input"),
+        ] {
+            let error = #expect(throws: APIError.self) { try Self.decode(json).chatRequest() }
+            #expect(error?.status == 400)
+            // (Foundation reports the bad escape without a path: "could not parse the JSON body".)
+            #expect(error?.message.contains("expected") == false, "\(path): \(error?.message ?? "")")
+        }
+        #expect(try Self.decode(#"{"model":"m","input":"hi \ud83d\ude00"}"#).input == .text("hi 😀"))
+    }
+
     @Test("A response object encodes OpenAI's null fields and decodes back")
     func responseObject() throws {
         var response = ResponseObject(id: "resp_1", createdAt: 3, model: "m")
