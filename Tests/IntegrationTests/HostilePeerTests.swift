@@ -119,7 +119,7 @@ struct HostilePeerTests {
     }
 
     /// helper-97: a car's error event put its own text (`<script>`) into every client's 502 message.
-    @Test("A car's error message never reaches the client's 502; the attempts' labels do")
+    @Test("A car's error message reaches the client's 502 only as plain text marked as the car's runtime's")
     func carErrorTextWithheld() async throws {
         let gateway = try await GatewayProcess.start()
         defer { gateway.stop() }
@@ -130,8 +130,35 @@ struct HostilePeerTests {
         try await gateway.waitForCars(1)
         let result = try await curl(gateway, "/v1/chat/completions", json: chatBody(stream: false), .http2)
         #expect(result.status == 502, "\(result)")
-        #expect(!result.body.contains("script") && !result.body.contains("evil.example"), "\(result.body)")
-        #expect(result.body.contains("No car or central endpoint could serve the request"), "\(result.body)")
+        let error = try JSONDecoder().decode(APIErrorBody.self, from: Data(result.body.utf8))
+        #expect(
+            error.error.message.hasSuffix(
+                "The last upstream error: (a car's runtime) scriptx/script visit evil.example"),
+            "\(error.error.message)")
+        #expect(error.error.message.hasPrefix("No car or central endpoint could serve the request"))
+    }
+
+    /// helper-98: a car's rejection (a 4xx of its runtime) passed to the client as the car wrote it.
+    @Test("A car's rejection reaches the client rebuilt: its code and field if well formed, its words marked and plain")
+    func carRejectionRebuilt() async throws {
+        let gateway = try await GatewayProcess.start()
+        defer { gateway.stop() }
+        let said =
+            #"data: {"error":{"message":"<script>x</script>\n visit\tnow","type":"x","code":"evil code!","param":"a\"b","extra":1},"fleet_status":400}"#
+        let liar = try await self.car(
+            gateway, "mallory", .scripted([.data(ByteBuffer(string: said + "\n\n")), .end]))
+        defer { liar.close() }
+        try await gateway.waitForCars(1)
+        let result = try await curl(gateway, "/v1/chat/completions", json: chatBody(stream: false), .http2)
+        #expect(result.status == 400, "\(result)")
+        let error = try JSONDecoder().decode(APIErrorBody.self, from: Data(result.body.utf8))
+        #expect(error.error.code == "rejected" && error.error.param == nil, "\(result.body)")
+        #expect(error.error.type == "invalid_request_error")
+        #expect(
+            error.error.message
+                == "The model runtime serving this request rejected it (rejected). The runtime said: scriptx/script visit now",
+            "\(error.error.message)")
+        #expect(!result.body.contains("extra") && !result.body.contains("fleet_status"))
     }
 
     @Test(

@@ -207,6 +207,10 @@ extension Dispatcher {
             // shown to the client: 401, 403 and 407 say the endpoint's key is wrong (its failure); 404
             // that it lacks this route or model, which says nothing of its health for others.
             if APIError.rejectsRequest(status: status) {
+                // A car's plain 4xx is its rejection as its error event is (helper-98: it passed as it came).
+                if case .car(_, let dispatch, _) = attempt.lease, self.machine.committed != id {
+                    return self.attemptFailed(id, self.carRejected(attempt, status: status, car: dispatch.car))
+                }
                 return self.attemptFailed(id, .init(retryable: false, label: "status_4xx", status: status))
             }
             switch status {
@@ -278,16 +282,31 @@ extension Dispatcher {
         self.attemptFailed(id, .init(retryable: failure.retryable, label: failure.label))
     }
 
+    /// A car's runtime rejected the request (its 4xx, before any token): the body is rebuilt in the
+    /// gateway's words (``RuntimeRejection``), and the request is tried once elsewhere first (helper-62).
+    private func carRejected(_ attempt: Attempt, status: Int, car: CarID) -> DispatchStateMachine.Failure {
+        attempt.errorBody = RuntimeRejection.body(from: attempt.errorBody)
+        // A car's status, in the few an app should act on: 421 would send an HTTP/2 client to
+        // another connection, 499 is nginx's own (helper-63).
+        let shown = [400, 413, 422].contains(status) ? status : 400
+        if self.carRejection == nil {
+            self.carRejection = (shown, attempt.errorBody, car)
+            return .init(retryable: true, label: Self.rejectedLabel, upstreamAtFault: false)
+        }
+        return .init(retryable: false, label: Self.rejectedLabel, status: shown)
+    }
+
     /// The failure of an attempt that answered the error `body` (an error event, or a 5xx's body): a
     /// car whose runtime answered what the car path cannot carry (``APIError/carPathCannotCarry``: a
     /// tool call, several choices) sends the rest of the request to central capacity, since another
     /// car's runtime would answer the same; a car whose runtime was busy is a busy upstream.
     private func failure(answering body: ByteBuffer, from id: Int, label: String) -> DispatchStateMachine.Failure {
         let detail = APIError.detail(in: body)
-        // Central's or another replica's words reach the client's 502; a car's do not: its text is the
-        // car's to choose (helper-97 had a car put `<script>` in every client's error message).
-        if let said = detail?.message, !said.isEmpty, let lease = self.attempts[id]?.lease, !lease.isCar {
-            self.lastUpstreamMessage = String(said.prefix(200))
+        // What the upstream said reaches the client's 502 (helper-71: "json_schema is not supported"); a
+        // car's words as plain text, marked as its runtime's (helper-97 had a car put `<script>` there).
+        if let said = detail?.message, !said.isEmpty, let lease = self.attempts[id]?.lease {
+            self.lastUpstreamMessage =
+                lease.isCar ? "(a car's runtime) " + RuntimeRejection.plainText(said) : String(said.prefix(200))
         }
         guard let attempt = self.attempts[id], let code = detail?.code else {
             return .init(retryable: true, label: label)
@@ -306,14 +325,7 @@ extension Dispatcher {
             guard case .car(_, let dispatch, _) = attempt.lease else {
                 return .init(retryable: false, label: Self.rejectedLabel, status: status)
             }
-            // A car's status, in the few an app should act on: 421 would send an HTTP/2 client to
-            // another connection, 499 is nginx's own (helper-63).
-            let shown = [400, 413, 422].contains(status) ? status : 400
-            if self.carRejection == nil {
-                self.carRejection = (shown, attempt.errorBody, dispatch.car)
-                return .init(retryable: true, label: Self.rejectedLabel, upstreamAtFault: false)
-            }
-            return .init(retryable: false, label: Self.rejectedLabel, status: shown)
+            return self.carRejected(attempt, status: status, car: dispatch.car)
         }
         guard case .car = attempt.lease else { return .init(retryable: true, label: label) }
         // A car whose runtime is busy: another upstream may have room.
