@@ -55,9 +55,9 @@ public struct StateFileWatcher: Service {
         if let charge = file.chargePercent, !(0...100).contains(charge) {
             throw AgentConfigError(message: "key 'charge_percent': \(charge) is not in 0...100")
         }
-        if let departing = file.departingInSeconds, !(0...FleetStatus.maxDepartingSeconds).contains(departing) {
+        if let departing = file.departingInSeconds, departing > FleetStatus.maxDepartingSeconds {
             throw AgentConfigError(
-                message: "key 'departing_in_s': \(departing) is not in 0...\(FleetStatus.maxDepartingSeconds)")
+                message: "key 'departing_in_s': \(departing) is over \(FleetStatus.maxDepartingSeconds)")
         }
         if let uplink = file.uplinkMbps, !(uplink.isFinite && (0...FleetStatus.maxUplinkMbps).contains(uplink)) {
             throw AgentConfigError(message: "key 'uplink_mbps': \(uplink) is not in 0...\(FleetStatus.maxUplinkMbps)")

@@ -42,15 +42,16 @@ public enum FleetStatus {
 
     /// Why a message's values are a protocol error, or nil when they are in range: a state of charge
     /// (the car's and its owner's floor) within 0–100, counts that are not negative, a departure
-    /// within ``maxDepartingSeconds``, a finite uplink within ``maxUplinkMbps`` (helper-97: a charge of
+    /// no later than ``maxDepartingSeconds``, a finite uplink within ``maxUplinkMbps`` (helper-97: a charge of
     /// 200 % and a departure in 2⁶⁰ s were taken as they came). A model list is checked with the hello
     /// or the state it comes in (``problem(with:requireOne:)``).
     public static func problem(with message: StatusMessage) -> String? {
         if let state = message.state {
             guard (0...100).contains(state.chargePercent) else { return "charge_percent outside 0-100" }
             guard (0...Self.maxSlotsFree).contains(state.slotsFree) else { return "slots_free out of range" }
-            if let departing = state.departingInSeconds, !(0...Self.maxDepartingSeconds).contains(departing) {
-                return "departing_in_s outside 0-\(Self.maxDepartingSeconds)"
+            // A negative departure is "leaving now" (agents before session 37 sent one from their state file).
+            if let departing = state.departingInSeconds, departing > Self.maxDepartingSeconds {
+                return "departing_in_s over \(Self.maxDepartingSeconds)"
             }
             if let uplink = state.uplinkMbps, !(uplink.isFinite && (0...Self.maxUplinkMbps).contains(uplink)) {
                 return "uplink_mbps out of range"

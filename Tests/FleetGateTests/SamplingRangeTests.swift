@@ -65,6 +65,9 @@ struct SamplingRangeTests {
         #expect(self.check { $0.messages = [user, bare] }?.param == "messages[1].tool_calls[0].id")
         let nameless = ChatMessage(role: "assistant", content: "", toolCalls: [ToolCall(id: "a", function: nil)])
         #expect(self.check { $0.messages = [user, nameless] }?.param == "messages[1].tool_calls[0].function.name")
+        let custom = ChatMessage(
+            role: "assistant", content: "", toolCalls: [ToolCall(id: "a", type: "custom", function: nil)])
+        #expect(self.check { $0.messages = [user, custom, output("a")] } == nil)
         // A tool choice naming a function that is not among the tools.
         let tools = JSONValue.array([
             .object(["type": .string("function"), "function": .object(["name": .string("weather")])])

@@ -26,11 +26,11 @@ struct ShedReportTests {
         #expect(Self.run(&report, from: 0, to: 30_000, step: 50, refusals: 0).isEmpty)
     }
 
-    @Test("25 s of refusals: a line at the start, one every 10 s, and one 1 s after the last refusal with the total")
+    @Test("25 s of refusals: a line at the start, one every 10 s, and one 10 s after the last refusal with the total")
     func episode() throws {
         var report = ShedReport()
         var lines = Self.run(&report, from: 0, to: 25_000, refusals: 3, reason: .inFlight)
-        lines += Self.run(&report, from: 25_000, to: 27_000, refusals: 0)
+        lines += Self.run(&report, from: 25_000, to: 36_000, refusals: 0)
         try #require(lines.count == 4, "\(lines)")
         #expect(lines[0].at == 0 && lines[0].line == .started(refused: 3, reason: .inFlight))
         // The measurements between two lines are summed: 2,000 measurements of 3 over 10 s.
@@ -38,23 +38,30 @@ struct ShedReportTests {
         #expect(lines[1].line == .continuing(refused: 6_000, over: .seconds(10), reason: .inFlight))
         #expect(lines[2].at == 20_000)
         #expect(lines[2].line == .continuing(refused: 6_000, over: .seconds(10), reason: .inFlight))
-        // The last refusal was measured at 24,995 ms; the episode ends a second of quiet later.
-        #expect(lines[3].at == 25_995)
+        // The last refusal was measured at 24,995 ms; the episode ends 10 s of quiet later.
+        #expect(lines[3].at == 34_995)
         #expect(lines[3].line == .ended(refused: 5_000 * 3, over: .milliseconds(24_995)))
     }
 
-    @Test("A pause shorter than the quiet time is one episode; a new burst after it is a new one")
+    @Test("Bursts less than the quiet time apart are one episode; a burst after it is a new one")
     func episodes() throws {
         var report = ShedReport()
-        var lines = Self.run(&report, from: 0, to: 100, refusals: 1)
-        lines += Self.run(&report, from: 100, to: 900, refusals: 0)  // 805 ms of quiet: still the episode
-        lines += Self.run(&report, from: 900, to: 1_000, refusals: 2, reason: .pass)
-        lines += Self.run(&report, from: 1_000, to: 2_500, refusals: 0)
-        lines += Self.run(&report, from: 5_000, to: 5_010, refusals: 1)
-        try #require(lines.count == 3, "\(lines)")
-        #expect(lines[0].line == .started(refused: 1, reason: .lag))
-        #expect(lines[1].at == 1_995)
-        #expect(lines[1].line == .ended(refused: 20 + 40, over: .milliseconds(995)))
-        #expect(lines[2].at == 5_000 && lines[2].line == .started(refused: 1, reason: .lag))
+        var lines: [(at: Int64, line: ShedReport.Line)] = []
+        // A burst of 100 ms each second for 5 s: one episode, not a line to start and end each burst.
+        for second in Int64(0)..<5 {
+            lines += Self.run(&report, from: second * 1_000, to: second * 1_000 + 100, refusals: 1)
+            lines += Self.run(&report, from: second * 1_000 + 100, to: second * 1_000 + 1_000, refusals: 0)
+        }
+        lines += Self.run(&report, from: 5_000, to: 15_000, refusals: 2, reason: .pass)
+        lines += Self.run(&report, from: 15_000, to: 26_000, refusals: 0)
+        lines += Self.run(&report, from: 30_000, to: 30_010, refusals: 1)
+        try #require(lines.count == 4, "\(lines)")
+        #expect(lines[0].at == 0 && lines[0].line == .started(refused: 1, reason: .lag))
+        // 10 s after the first line: the bursts' 99 and 1,999 measurements of 2 since.
+        #expect(lines[1].at == 10_000)
+        #expect(lines[1].line == .continuing(refused: 99 + 2 * 1_001, over: .seconds(10), reason: .pass))
+        #expect(lines[2].at == 24_995)
+        #expect(lines[2].line == .ended(refused: 100 + 2 * 2_000, over: .milliseconds(14_995)))
+        #expect(lines[3].at == 30_000 && lines[3].line == .started(refused: 1, reason: .lag))
     }
 }

@@ -72,7 +72,7 @@ struct StatusValueTests {
         arguments: [
             (state(charge: 200), "charge_percent"), (state(charge: -50), "charge_percent"),
             (state(slotsFree: -9), "slots_free"), (state(departing: 1 << 60), "departing_in_s"),
-            (state(departing: -1), "departing_in_s"), (state(uplink: -1), "uplink_mbps"),
+            (state(uplink: -1), "uplink_mbps"),
             (state(resets: -1), "cache_resets"), (.drain(reason: "x", secondsLeft: -5), "seconds_left"),
         ] as [(StatusMessage, String)])
     func refused(message: StatusMessage, field: String) throws {
@@ -91,6 +91,7 @@ struct StatusValueTests {
         for message in [
             Self.state(charge: 0), Self.state(charge: 100), Self.state(slotsFree: 0),
             Self.state(departing: 0), Self.state(departing: FleetStatus.maxDepartingSeconds), Self.state(uplink: 0),
+            Self.state(departing: -1),  // "leaving now", as agents before session 37 sent it
             Self.state(resets: 0), .drain(reason: "x", secondsLeft: 0),
         ] {
             #expect(FleetStatus.problem(with: message) == nil, "\(message)")

@@ -50,16 +50,15 @@ struct OverloadTests {
             // Each refusal is counted.
             let metrics = try await DashboardTests.admin(fleet, "/metrics").1
             #expect(metrics.contains("fleet_requests_shed_total{reason=\"in_flight\"} \(shed)"))
-            // In the log, the refusals are an episode (ShedReport): a warning as it starts, a notice a
-            // second after the last refusal with them all; no `Request served` line each.
-            try await waitUntil(timeout: .seconds(5), "the episode's end") {
-                !log.matching("Event loop no longer overloaded").isEmpty
+            // In the log, the refusals are an episode (ShedReport): a warning as it starts (and a notice
+            // 10 s after the last refusal with them all, which ShedReportTests checks); no line each.
+            try await waitUntil(timeout: .seconds(5), "the episode's start") {
+                !log.matching("Event loop overloaded: refusing new requests 503 server_overloaded").isEmpty
             }
             let started = log.matching("Event loop overloaded: refusing new requests 503 server_overloaded")
             #expect(started.count == 1 && started.first?.level == .warning, "\(started)")
             #expect(started.first?.metadata["fleet.reason"] == "in_flight")
-            let ended = log.matching("Event loop no longer overloaded")
-            #expect(ended.count == 1 && ended.first?.metadata["fleet.refused"] == "\(shed)", "\(ended)")
+            #expect(started.first.flatMap { $0.metadata["fleet.refused"] }.flatMap { Int("\($0)") } ?? 0 > 0)
             let served = log.matching("Request served")
             #expect(served.count == admitted, "\(served.count) lines for \(admitted) admitted streams")
             #expect(!served.contains { $0.metadata["fleet.status"] == "503" })

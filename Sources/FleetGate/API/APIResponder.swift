@@ -16,10 +16,13 @@ struct APIResponder: HTTPServerResponder {
     /// `http_server_requests_total{http_route=…, http_response_status_code="503"}` of each
     /// completion route, resolved once: an early refusal builds no label and takes no lock.
     private let shedCounters: [ClientAPI: Counter]
+    /// How many head refusals are logged one by one.
+    private let refusalLog: RefusalLogBudget
 
     init(core: GatewayCore, loads: EventLoopLoads) {
         self.core = core
         self.loads = loads
+        self.refusalLog = RefusalLogBudget(now: core.now)
         self.shedCounters = Dictionary(
             uniqueKeysWithValues: ClientAPI.allCases.map {
                 ($0, core.metrics.requestCounter(route: $0.route, status: Self.overloaded.status))
@@ -181,7 +184,10 @@ struct APIResponder: HTTPServerResponder {
         self.core.metrics.request(route: route, status: error.status)
         var headers = Self.requestIDHeaders(request)
         if error != Self.overloaded, self.core.logger.logLevel <= .info, let id = headers[.fleetRequestID] {
-            Self.audit(error, requestID: id, request: request, logger: self.core.logger)
+            let budget = self.refusalLog.take(now: self.core.now)
+            if budget.log {
+                Self.audit(error, requestID: id, request: request, logger: self.core.logger, unlogged: budget.unlogged)
+            }
         }
         if let seconds = error.retryAfter { headers[.retryAfter] = String(seconds) }
         return FixedResponseDelegate(
@@ -190,16 +196,19 @@ struct APIResponder: HTTPServerResponder {
             respondNow: now)
     }
 
-    /// A refused request's line: the fields of ``CompletionHandler``'s, with nothing routed.
-    static func audit(_ error: APIError, requestID: String, request: HTTPRequest, logger base: Logger) {
+    /// A refused request's line: the fields of ``CompletionHandler``'s, with nothing routed, and
+    /// `fleet.unlogged` when earlier refusals went without a line (``RefusalLogBudget``).
+    static func audit(_ error: APIError, requestID: String, request: HTTPRequest, logger base: Logger, unlogged: Int) {
         let (trace, incoming) = RequestLogger.span(of: request)
+        var fields: [(key: String, value: String)] = [
+            ("error.type", error.code), ("fleet.attempts", "0"), ("fleet.migrations", "0"),
+            ("fleet.origin.country", "-"), ("fleet.origin.region", "-"), ("fleet.region", "-"),
+            ("fleet.request.id", requestID), ("fleet.route", "-"), ("fleet.status", String(error.status)),
+            ("fleet.tokens", "0"),
+        ]
+        if unlogged > 0 { fields.append(("fleet.unlogged", String(unlogged))) }
+        fields += [("fleet.vehicle", "-"), ("fleet.zone", "-")]
         RequestLogger(base: base, trace: trace, incoming: incoming).log(
-            level: .info, "Request served",
-            sortedFields: [
-                ("error.type", error.code), ("fleet.attempts", "0"), ("fleet.migrations", "0"),
-                ("fleet.origin.country", "-"), ("fleet.origin.region", "-"), ("fleet.region", "-"),
-                ("fleet.request.id", requestID), ("fleet.route", "-"), ("fleet.status", String(error.status)),
-                ("fleet.tokens", "0"), ("fleet.vehicle", "-"), ("fleet.zone", "-"),
-            ])
+            level: .info, "Request served", sortedFields: fields)
     }
 }

@@ -42,6 +42,8 @@ extension RequestValidator {
                     guard let id = call.id, !id.isEmpty else {
                         throw .invalidRequest("Missing required parameter: '\(path).id'.", param: "\(path).id")
                     }
+                    // A custom tool's call has no function (helper-98): its type is all that is read.
+                    guard call.type == nil || call.type == "function" else { continue }
                     guard let name = call.function?.name, !name.isEmpty else {
                         throw .invalidRequest(
                             "Missing required parameter: '\(path).function.name'.", param: "\(path).function.name")

@@ -12,8 +12,10 @@ import NIOCore
 struct ShedReport {
     /// The most often a loop writes a line while it goes on refusing.
     static let interval = TimeAmount.seconds(10)
-    /// How long a loop refuses nothing before its episode is over.
-    static let quiet = TimeAmount.seconds(1)
+    /// How long a loop refuses nothing before its episode is over: as long as ``interval``, so a loop
+    /// that goes in and out of overload writes at most about two lines each interval (helper-98: with
+    /// a second, each burst a second apart was a line to start it and one to end it).
+    static let quiet = TimeAmount.seconds(10)
 
     enum Line: Equatable {
         /// The loop began refusing: `refused` since its last measurement, the last for `reason`.
