@@ -277,15 +277,28 @@ public final class GatewayCore: Sendable {
     /// #17: the routing decisions the admin dashboard shows.
     let decisions = RecentDecisions()
 
-    /// Set once when shutdown begins: a car that registers after the drain's `reconnect` went out
-    /// is told at once (``CarSession``), or it would serve here until the tunnel closed.
-    private let draining = Atomic<Bool>(false)
+    /// When shutdown began (uptime nanoseconds; 0: it has not), set once: a car that registers after
+    /// the drain's `reconnect` went out is told at once (``CarSession``), or it would serve here until
+    /// the tunnel closed.
+    private let drainStarted = Atomic<UInt64>(0)
 
-    /// Shutdown began (see ``draining``).
-    var isDraining: Bool { self.draining.load(ordering: .sequentiallyConsistent) }
+    /// Shutdown began (see ``drainStarted``).
+    var isDraining: Bool { self.drainStarted.load(ordering: .sequentiallyConsistent) != 0 }
+
+    /// Shutdown began, and its grace (`limits.clientHTTP2.gracefulShutdownTimeoutSeconds`) is over:
+    /// connections still open are being closed by the gateway, not by their clients.
+    var drainGraceOver: Bool {
+        let started = self.drainStarted.load(ordering: .sequentiallyConsistent)
+        guard started != 0 else { return false }
+        let grace = UInt64(max(0, self.configuration.limits.clientHTTP2.gracefulShutdownTimeout.nanoseconds))
+        return NIODeadline.now().uptimeNanoseconds >= started &+ grace
+    }
 
     /// Marks shutdown as begun, before the drain's `reconnect` goes out.
-    func beginDraining() { self.draining.store(true, ordering: .sequentiallyConsistent) }
+    func beginDraining() {
+        _ = self.drainStarted.compareExchange(
+            expected: 0, desired: NIODeadline.now().uptimeNanoseconds, ordering: .sequentiallyConsistent)
+    }
 
     /// Models served recently, with when they were last seen: a model whose cars all left a
     /// moment ago is answered 503 `no_capacity_in_zone`, not 404 `model_not_found` (bounded).

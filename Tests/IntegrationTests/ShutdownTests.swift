@@ -83,6 +83,35 @@ struct ShutdownTests {
         _ = await stream.collect()
     }
 
+    /// helper-99: a stream the drain's grace cut was audited 499, "client went away".
+    @Test("A stream still open when the drain's grace ends is audited as the gateway's cut, 503 gateway_shutdown")
+    func graceCutIsTheGateways() async throws {
+        let gateway = try await GatewayProcess.start(
+            environment: ["FLEETGATE_LIMITS_CLIENT_HTTP2_GRACEFUL_SHUTDOWN_TIMEOUT_SECONDS": "1"])
+        defer { gateway.stop() }
+        let car = SimulatedCar(
+            configuration: AgentConfiguration(
+                gatewayHost: "127.0.0.1", gatewayPort: gateway.tunnelPort, vehicleID: "car-slow",
+                credential: try gateway.credential(vehicleID: "car-slow"), region: "eu-central", hardware: .hw4),
+            state: VehicleState(pluggedIn: true, chargePercent: 80, link: .wifi, slotsFree: 4), slowdown: 5,
+            group: MultiThreadedEventLoopGroup.singleton, logger: Logger(label: "car"))
+        let running = Task { try await car.tunnel.run() }
+        defer { running.cancel() }
+        try await gateway.waitForCars(1)
+        let client = try await RecordingClient.connect(port: gateway.clientPort)
+        defer { client.close() }
+        let stream = try await client.post("/v1/chat/completions", json: chatBody(stream: true, maxTokens: 2_000))
+        try await waitUntil("streaming") { car.engine.tokensGenerated >= 3 }
+        kill(gateway.process.processIdentifier, SIGTERM)
+        let result = await stream.collect()
+        #expect(result.response?.status == .ok && !result.body.contains("[DONE]"), "the grace cut the stream")
+        try await waitUntil(timeout: .seconds(10), "the gateway stopped") { !gateway.isRunning }
+        let line = gateway.log.split(separator: "\n").first { $0.hasSuffix("Request served") }
+        #expect(
+            line?.contains("error.type=gateway_shutdown") == true && line?.contains("fleet.status=503") == true,
+            "\(gateway.log.suffix(2_000))")
+    }
+
     /// A listening socket on a loopback port the kernel picked: a port the gateway cannot have.
     static func holdPort() async throws -> any Channel {
         try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()

@@ -155,7 +155,9 @@ final class CompletionHandler: HTTPStreamDelegate, LoopTimerTarget {
             if error != nil, self.endStatus == 200, dispatcher.heldForSlowClient > 0 {
                 self.heldAnswerLost(bytes: dispatcher.heldForSlowClient)
             }
-            dispatcher.clientGone()
+            // Past the drain's grace the gateway closes what is still open: its cut, not the client's
+            // leaving (helper-99: these were audited 499, "client went away").
+            if self.core.drainGraceOver { dispatcher.cutByShutdown() } else { dispatcher.clientGone() }
         } else if !self.answered {
             self.answered = true
             self.core.metrics.request(route: self.route, status: 499)

@@ -212,6 +212,16 @@ final class Dispatcher: UpstreamEvents, LoopTimerTarget {
         self.end(status: 499)
     }
 
+    /// The gateway closed the client's connection at the end of its drain's grace: every upstream
+    /// stops, and the request ends 503 `gateway_shutdown` (its line and metrics; the client's stream was cut).
+    func cutByShutdown() {
+        self.releaseHeldAnswer()
+        guard !self.ended else { return }
+        self.perform(self.machine.clientGone())
+        self.errorCode = "gateway_shutdown"
+        self.end(status: 503)
+    }
+
     /// The client's stream can take more: give the committed attempt its withheld credit.
     func clientWritable() {
         self.releaseHeldAnswer()
