@@ -88,12 +88,16 @@ struct Regions: AsyncParsableCommand {
             for file in self.files {
                 do {
                     let map = try RegionMap.load(path: file)
+                    var moved = false
                     if let running {
                         // helper-70: a map that moves a region passed this check and was refused at reload.
                         for change in running.zoneChanges(to: map) {
-                            failed = true
+                            moved = true
+                            let at = Self.line(ofZoneOf: change.region, in: file).map { ":\($0)" } ?? ""
                             FileHandle.standardError.write(
-                                Data("\(file): \(change): a reload refuses it; only a restart moves a region\n".utf8))
+                                Data(
+                                    "\(file)\(at): key 'regions.\(change.region).zone': '\(change.to)': \(change): a reload refuses it; only a restart moves a region\n"
+                                        .utf8))
                         }
                         for region in Set(running.regions.keys).subtracting(map.regions.keys).sorted() {
                             print("\(file): warning: region '\(region)' is removed: its cars drain and are refused")
@@ -110,6 +114,11 @@ struct Regions: AsyncParsableCommand {
                             "\(file): warning: origins.\(origin) is region '\(region)' in zone '\(zone)', which is not strict: an address the database cannot place is served outside the strict zones (\(strict.joined(separator: ", ")))"
                         )
                     }
+                    // helper-99: "ok" was printed after the error above, and a CI step reading stdout shipped the map.
+                    guard !moved else {
+                        failed = true
+                        continue
+                    }
                     print(
                         "\(file): ok (version \(map.version), \(map.zones.count) zones, \(map.regions.count) regions)")
                 } catch {
@@ -118,6 +127,18 @@ struct Regions: AsyncParsableCommand {
                 }
             }
             if failed { throw ExitCode(1) }
+        }
+
+        /// The line (1-based) of `region`'s `zone:` in the map at `path`: the first `zone:` after the
+        /// region's key, read as text (the map keeps no positions once loaded); nil when not found.
+        static func line(ofZoneOf region: String, in path: String) -> Int? {
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
+            let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+            guard let key = lines.firstIndex(where: { $0.trimmingCharacters(in: .whitespaces).hasPrefix("\(region):") })
+            else { return nil }
+            return lines[key...].firstIndex { $0.trimmingCharacters(in: .whitespaces).hasPrefix("zone:") }.map {
+                $0 + 1
+            }
         }
     }
 }

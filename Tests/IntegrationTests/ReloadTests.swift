@@ -94,6 +94,10 @@ struct ReloadTests {
             let checked = try await Subprocess.run(
                 GatewayProcess.binary, ["regions", "check", "--against", Self.defaultYAML.path, file.path])
             #expect(checked.status != 0 && checked.stderr.contains("region 'eu-central' moves from zone 'eu'"))
+            // With the line and key of the zone that moved, and no "ok" for the map (helper-99).
+            #expect(checked.stderr.contains(": key 'regions.eu-central.zone': 'us': "), "\(checked.stderr)")
+            #expect(checked.stderr.range(of: #"\.yaml:\d+: key"#, options: .regularExpression) != nil)
+            #expect(!checked.stdout.contains(": ok ("), "\(checked.stdout)")
             let (movedStatus, movedBody) = try await self.admin(fleet, .post, "/admin/regions/reload")
             #expect(movedStatus == 422, "\(movedBody)")
             #expect(movedBody.contains("region 'eu-central' moves from zone 'eu' to zone 'us'"), "\(movedBody)")
