@@ -55,6 +55,13 @@ public enum ConfigCheck {
                 } else {
                     environment[variable] = Self.environmentText(spec.defaultValue)
                 }
+                // A rule across keys: the others back to their defaults too, or the same rule fails again
+                // and the check stops before the file's other errors (helper-99).
+                for related in error.relatedKeys {
+                    guard let other = schema[related], !other.isSecret else { continue }
+                    environment[other.environmentVariable(prefix: program.environmentPrefix)] =
+                        Self.environmentText(other.defaultValue)
+                }
                 if error.code == .missingValue, spec.isSecret {
                     notes.append(
                         "note: \(error.key) is not set here (\(variable) or its *File key); a placeholder was used")

@@ -9,6 +9,7 @@ extension ConfigReader {
     public func scoped<T>(_ scope: String, _ body: (ConfigReader) throws -> T) throws -> T {
         do { return try body(self.scoped(to: ConfigKey(scope))) } catch var error as ConfigurationError {
             error.key = scope + "." + error.key
+            error.relatedKeys = error.relatedKeys.map { scope + "." + $0 }
             throw error
         }
     }

@@ -29,6 +29,9 @@ public struct ConfigurationError: Error, Sendable, CustomStringConvertible {
     /// Where the value came from when not from a file: `flag --limits-max-body-bytes` or
     /// `environment variable FLEETGATE_LIMITS_MAX_BODY_BYTES`.
     public var origin: String?
+    /// The other keys of a rule across keys (`outboundLowWatermark` is below `outboundHighWatermark`):
+    /// `config check` sets them to their defaults with ``key`` to read on and find the file's other errors.
+    public var relatedKeys: [String] = []
     /// The underlying error, if any.
     public var cause: (any Error)?
 

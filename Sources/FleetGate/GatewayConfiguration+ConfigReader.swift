@@ -145,9 +145,15 @@ extension GatewayConfiguration {
         case (nil, nil): return nil
         case (let cert?, let key?): return TLSFiles(certificateChain: cert, privateKey: key)
         case (nil, .some):
-            throw ConfigurationError(.missingValue, key: "certificateChainFile", "is required with privateKeyFile")
+            var error = ConfigurationError(
+                .missingValue, key: "certificateChainFile", "is required with privateKeyFile")
+            error.relatedKeys = ["privateKeyFile"]
+            throw error
         case (.some, nil):
-            throw ConfigurationError(.missingValue, key: "privateKeyFile", "is required with certificateChainFile")
+            var error = ConfigurationError(
+                .missingValue, key: "privateKeyFile", "is required with certificateChainFile")
+            error.relatedKeys = ["certificateChainFile"]
+            throw error
         }
     }
 }

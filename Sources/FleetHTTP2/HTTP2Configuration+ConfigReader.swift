@@ -53,9 +53,11 @@ extension HTTP2Configuration {
             maxPrioritiesPerSecond: try config.int("maxPrioritiesPerSecond", in: 1...1_000_000)
         )
         guard self.outboundLowWatermark < self.outboundHighWatermark else {
-            throw ConfigurationError(
+            var error = ConfigurationError(
                 .invalidValue, key: "outboundLowWatermark", value: "\(self.outboundLowWatermark)",
                 "must be below outboundHighWatermark (\(self.outboundHighWatermark))")
+            error.relatedKeys = ["outboundHighWatermark"]
+            throw error
         }
     }
 

@@ -89,6 +89,22 @@ struct ConfigSourcesTests {
             result.lines.contains { $0.hasPrefix("\(path):\(parts[0]): key '\(parts[1])'") }, "\(result.lines)")
     }
 
+    /// helper-99: a rule across two keys stopped the check, and the file's other errors went unreported.
+    @Test("A rule across keys does not stop the check: every error of the file is reported in one pass")
+    func crossKeyRuleThenMore() throws {
+        let path = try Self.write(
+            "tunnel:\n  auth: token\nlimits:\n  clientHTTP2: {outboundHighWatermark: 10, outboundLowWatermark: 100}\n"
+                + "audit: {fraction: 3}\neventLoopThreads: -2\n")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let result = ConfigCheck.run(
+            file: path, program: .fleetgate, schema: GatewayConfiguration.schema, environment: [:]
+        ) { try GatewayConfiguration(config: $0) }
+        #expect(!result.ok)
+        for key in ["limits.clientHTTP2.outboundLowWatermark", "audit.fraction", "eventLoopThreads"] {
+            #expect(result.lines.contains { $0.contains("key '\(key)'") }, "\(key): \(result.lines)")
+        }
+    }
+
     @Test("The example files pass config check, with the files they name in place")
     func examples() throws {
         let docs = Self.fixtures.appendingPathComponent("../../../docs/examples").standardized
