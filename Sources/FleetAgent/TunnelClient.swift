@@ -157,7 +157,7 @@ public final class TunnelClient: Service, Sendable {
                     guard !self.quarantined.load(ordering: .relaxed), let tls, tls.certificateFile != nil else { break }
                     let stamp = Self.stamp(tls.files)
                     while Self.stamp(tls.files) == stamp && !Task.isShuttingDownGracefully {
-                        do { try await self.sleep(self.filePollInterval) } catch { return }
+                        do { try await self.backoff(self.filePollInterval) } catch { return }
                     }
                     self.refused.store(false, ordering: .relaxed)
                 }
@@ -165,7 +165,7 @@ public final class TunnelClient: Service, Sendable {
                 // (every 30 s at most while nothing is there to dial), one no other tunnel holds.
                 let delay = directory.withChoice { $0.slotDelay(slot: slot, now: directory.now) }
                 if delay > 0 {
-                    do { try await self.sleep(.nanoseconds(Int64(delay * 1e9))) } catch { break }
+                    do { try await self.backoff(.nanoseconds(Int64(delay * 1e9))) } catch { break }
                 }
                 await directory.refresh(maxAge: idle ? 30 : 0)
                 let decision = directory.withChoice {
@@ -174,7 +174,7 @@ public final class TunnelClient: Service, Sendable {
                 guard case .dial(let endpoint) = decision else {
                     idle = true
                     if case .wait(let seconds) = decision {
-                        do { try await self.sleep(.nanoseconds(Int64(min(seconds, 1) * 1e9))) } catch { break }
+                        do { try await self.backoff(.nanoseconds(Int64(min(seconds, 1) * 1e9))) } catch { break }
                     }
                     continue
                 }
@@ -250,6 +250,14 @@ public final class TunnelClient: Service, Sendable {
         } onGracefulShutdown: {
             self.drain()
         }
+    }
+
+    /// Waits `delay` between dials, cut short by a graceful shutdown (SIGTERM): a car with nothing to
+    /// drain then stops at once (helper-99: one waiting to redial a gateway that was down took up to
+    /// `reconnect.maxBackoffSeconds` to stop, and a systemd stop waited with it).
+    private func backoff(_ delay: TimeAmount) async throws {
+        let sleep = self.sleep
+        try await cancelWhenGracefulShutdown { try await sleep(delay) }
     }
 
     static func makeContext(_ tls: AgentConfiguration.TunnelTLS) throws -> NIOSSLContext {

@@ -112,6 +112,23 @@ struct ShutdownTests {
             "\(gateway.log.suffix(2_000))")
     }
 
+    /// helper-99: an agent waiting to redial a gateway that is down took its whole backoff to stop.
+    @Test("fleet-agent waiting to redial stops at once on SIGTERM")
+    func agentStopsDuringBackoff() async throws {
+        let closed = try await Self.holdPort()
+        let port = closed.localAddress!.port!
+        try await closed.close()  // nothing listens there now: every dial is refused
+        let agent = try AgentProcess(
+            vehicleID: "car-backoff", region: "eu-central", token: "unused", tunnelPort: port,
+            jobLog: FileManager.default.temporaryDirectory.appendingPathComponent("backoff-\(UUID()).log").path,
+            extra: ["--reconnect-initial-backoff-seconds", "20", "--reconnect-max-backoff-seconds", "20"])
+        defer { agent.stop() }
+        try await Task.sleep(for: .seconds(1))  // the first dial failed; the 20 s wait began
+        #expect(agent.isRunning)
+        kill(agent.pid, SIGTERM)
+        try await waitUntil(timeout: .seconds(5), "the agent stopped") { !agent.isRunning }
+    }
+
     /// A listening socket on a loopback port the kernel picked: a port the gateway cannot have.
     static func holdPort() async throws -> any Channel {
         try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()
