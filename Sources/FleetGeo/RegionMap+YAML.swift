@@ -35,6 +35,15 @@ extension RegionMap {
     /// Loads and validates a region map file (format: `docs/regions.md`).
     /// - Throws: ``RegionMapErrors`` with every problem found, not just the first.
     public static func load(path: String) throws(RegionMapErrors) -> RegionMap {
+        // helper-99: a 5 MB map loaded, and every reload logged and served it whole; the default is 4 KiB.
+        let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int ?? 0
+        guard size <= Self.maxFileBytes else {
+            throw RegionMapErrors(issues: [
+                .init(
+                    file: path, line: 0, column: 0, key: "-", value: nil,
+                    message: "the file is \(size) bytes, over the \(Self.maxFileBytes) a region map may have")
+            ])
+        }
         let text: String
         do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
             throw RegionMapErrors(issues: [
@@ -45,6 +54,11 @@ extension RegionMap {
         }
         return try self.parse(yaml: text, file: path)
     }
+
+    /// The largest region map file loaded (the world's ~250 countries fit many times over).
+    public static let maxFileBytes = 1 << 20
+    /// The longest `version` (it is logged at each reload and shown by the admin API).
+    public static let maxVersionCharacters = 128
 
     /// Parses and validates region map YAML; `file` names it in errors.
     public static func parse(yaml: String, file: String) throws(RegionMapErrors) -> RegionMap {
@@ -117,9 +131,10 @@ private struct MapReader {
     }
 
     /// A sequence of country codes, each checked against ISO 3166-1.
-    mutating func countries(_ node: Node?, _ path: String) -> [(String, Node)] {
+    /// - Parameter owner: where a missing list is reported (the zone's or region's entry).
+    mutating func countries(_ node: Node?, _ path: String, owner: Node?) -> [(String, Node)] {
         guard let node else {
-            self.issue(nil, path, nil, "is required")
+            self.issue(owner, path, nil, "is required")
             return []
         }
         guard let sequence = node.sequence else {
@@ -137,6 +152,11 @@ private struct MapReader {
                     item, path, code,
                     code.uppercased() != code && ISOCountries.all.contains(code.uppercased())
                         ? "country codes are upper case" : "not an ISO 3166-1 alpha-2 country code")
+                continue
+            }
+            // helper-99: `[CH, CH]` passed without a word.
+            guard !out.contains(where: { $0.0 == code }) else {
+                self.issue(item, path, code, "is listed twice")
                 continue
             }
             out.append((code, item))
@@ -160,7 +180,13 @@ private struct MapReader {
         let top = Dictionary(
             self.entries(root, "", allowed: ["version", "zones", "regions", "origins"]).map { ($0.key, $0.value) },
             uniquingKeysWith: { a, _ in a })
-        let version = self.string(top["version"], "version") ?? "unversioned"
+        var version = self.string(top["version"], "version") ?? "unversioned"
+        if version.count > RegionMap.maxVersionCharacters {
+            self.issue(
+                top["version"], "version", String(version.prefix(40)) + "…",
+                "is over \(RegionMap.maxVersionCharacters) characters")
+            version = "unversioned"
+        }
 
         // Zones.
         var zones: [RegionMap.Zone] = []
@@ -180,7 +206,7 @@ private struct MapReader {
                 }
             }
             var codes = Set<String>()
-            for (code, node) in self.countries(fields["countries"] ?? nil, "zones.\(id).countries") {
+            for (code, node) in self.countries(fields["countries"] ?? nil, "zones.\(id).countries", owner: value) {
                 if let other = zoneOfCountry[code], other != id {
                     self.issue(node, "zones.\(id).countries", code, "is already in zone '\(other)'")
                 }
@@ -188,7 +214,6 @@ private struct MapReader {
                 codes.insert(code)
                 if residency == .strict { strictCountries.append((code, id, node)) }
             }
-            if fields["countries"] == nil { self.issue(value, "zones.\(id).countries", nil, "is required") }
             zones.append(.init(id: id, countries: codes, residency: residency))
         }
         let zoneIDs = Dictionary(zones.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
@@ -217,7 +242,7 @@ private struct MapReader {
                 continue
             }
             var codes = Set<String>()
-            for (code, node) in self.countries(fields["countries"] ?? nil, "\(path).countries") {
+            for (code, node) in self.countries(fields["countries"] ?? nil, "\(path).countries", owner: value) {
                 if let other = regionOfCountry[code], other != id {
                     self.issue(node, "\(path).countries", code, "is already in region '\(other)'")
                 }

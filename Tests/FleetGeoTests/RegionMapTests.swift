@@ -77,6 +77,29 @@ struct RegionMapTests {
         }
     }
 
+    /// helper-99: a country listed twice passed, a 5 MB `version` was logged at every reload, and a
+    /// missing `countries` was reported twice, once at 0:0.
+    @Test("A country listed twice, an overlong version and a missing list are each one error at their place")
+    func listsAndVersion() throws {
+        let valid = try String(
+            contentsOf: regionFixtures.appendingPathComponent("valid.yaml"), encoding: .utf8)
+        func issues(_ yaml: String) -> [RegionMapErrors.Issue] {
+            do {
+                _ = try RegionMap.parse(yaml: yaml, file: "m.yaml")
+                return []
+            } catch { return error.issues }
+        }
+        let twice = issues(
+            valid.replacingOccurrences(of: "countries: [US]\nregions", with: "countries: [US, US]\nregions"))
+        #expect(twice.map(\.key) == ["zones.us.countries"] && twice.first?.value == "US" && twice.first?.line == 8)
+        let long = issues(
+            valid.replacingOccurrences(of: "version: t", with: "version: " + String(repeating: "v", count: 200)))
+        #expect(long.map(\.key) == ["version"] && long.first?.line == 1, "\(long)")
+        let missing = issues(valid.replacingOccurrences(of: "    countries: [US]\nregions", with: "regions"))
+        let required = missing.filter { $0.key == "zones.us.countries" }
+        #expect(required.count == 1 && required.first.map { $0.line > 0 } == true, "\(missing)")
+    }
+
     @Test("Garbage, empty and missing files are clear errors", arguments: ["{{{", "", "- just\n- a list\n"])
     func garbage(yaml: String) {
         #expect(throws: RegionMapErrors.self) { _ = try RegionMap.parse(yaml: yaml, file: "bad.yaml") }
