@@ -43,6 +43,16 @@ struct ShedReportTests {
         #expect(lines[3].line == .ended(refused: 5_000 * 3, over: .milliseconds(24_995)))
     }
 
+    @Test("Stopped during an episode: it ends there, with every refusal counted; stopped outside one: no line")
+    func stoppedDuringEpisode() {
+        var report = ShedReport()
+        #expect(report.stopped() == nil)
+        _ = Self.run(&report, from: 0, to: 1_000, refusals: 2)
+        report.refused(.lag)  // after the last measurement
+        #expect(report.stopped() == .ended(refused: 400 + 1, over: .milliseconds(995)))
+        #expect(report.stopped() == nil)
+    }
+
     @Test("Bursts less than the quiet time apart are one episode; a burst after it is a new one")
     func episodes() throws {
         var report = ShedReport()

@@ -51,6 +51,7 @@ final class EventLoopLoad: @unchecked Sendable {
             self.stopped = true
             self.timer?.cancel()
             self.shedder.measurementsStopped()
+            if let line = self.report.stopped() { self.log(line) }
         }
     }
 

@@ -42,6 +42,18 @@ struct ShedReport {
         self.reason = reason
     }
 
+    /// The loop stopped measuring (shutdown): an episode under way ends here, with its total so far
+    /// (helper-98: a gateway stopped while overloaded wrote no end line).
+    mutating func stopped() -> Line? {
+        guard let episode = self.episode else { return nil }
+        let total = self.total + self.sinceMeasurement
+        self.episode = nil
+        self.sinceLine = 0
+        self.sinceMeasurement = 0
+        self.total = 0
+        return .ended(refused: total, over: episode.lastRefusal - episode.began)
+    }
+
     /// The loop measured itself at `now`: the line to write, if any.
     mutating func measured(at now: NIODeadline) -> Line? {
         let refused = self.sinceMeasurement
