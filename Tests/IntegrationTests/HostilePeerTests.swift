@@ -121,14 +121,8 @@ struct HostilePeerTests {
     /// helper-97: a car's error event put its own text (`<script>`) into every client's 502 message.
     @Test("A car's error message reaches the client's 502 only as plain text marked as the car's runtime's")
     func carErrorTextWithheld() async throws {
-        let gateway = try await GatewayProcess.start()
-        defer { gateway.stop() }
         let said = #"data: {"error":{"message":"<script>x</script> visit evil.example","type":"x","code":"x"}}"#
-        let liar = try await self.car(
-            gateway, "mallory", .scripted([.data(ByteBuffer(string: said + "\n\n")), .end]))
-        defer { liar.close() }
-        try await gateway.waitForCars(1)
-        let result = try await curl(gateway, "/v1/chat/completions", json: chatBody(stream: false), .http2)
+        let result = try await self.answer(ofLiarSaying: said)
         #expect(result.status == 502, "\(result)")
         let error = try JSONDecoder().decode(APIErrorBody.self, from: Data(result.body.utf8))
         #expect(
@@ -141,15 +135,9 @@ struct HostilePeerTests {
     /// helper-98: a car's rejection (a 4xx of its runtime) passed to the client as the car wrote it.
     @Test("A car's rejection reaches the client rebuilt: its code and field if well formed, its words marked and plain")
     func carRejectionRebuilt() async throws {
-        let gateway = try await GatewayProcess.start()
-        defer { gateway.stop() }
         let said =
             #"data: {"error":{"message":"<script>x</script>\n visit\tnow","type":"x","code":"evil code!","param":"a\"b","extra":1},"fleet_status":400}"#
-        let liar = try await self.car(
-            gateway, "mallory", .scripted([.data(ByteBuffer(string: said + "\n\n")), .end]))
-        defer { liar.close() }
-        try await gateway.waitForCars(1)
-        let result = try await curl(gateway, "/v1/chat/completions", json: chatBody(stream: false), .http2)
+        let result = try await self.answer(ofLiarSaying: said)
         #expect(result.status == 400, "\(result)")
         let error = try JSONDecoder().decode(APIErrorBody.self, from: Data(result.body.utf8))
         #expect(error.error.code == "rejected" && error.error.param == nil, "\(result.body)")
@@ -251,6 +239,18 @@ struct HostilePeerTests {
         try await HostileCar.connect(
             port: gateway.tunnelPort, vehicleID: vehicleID, credential: try gateway.credential(vehicleID: vehicleID),
             region: "eu-central", behaviour: behaviour, hardware: hardware)
+    }
+
+    /// A `stream: false` request's answer, over HTTP/2, from a gateway whose one car writes `said` as
+    /// its job's only event.
+    private func answer(ofLiarSaying said: String) async throws -> CurlResult {
+        let gateway = try await GatewayProcess.start()
+        defer { gateway.stop() }
+        let liar = try await self.car(
+            gateway, "mallory", .scripted([.data(ByteBuffer(string: said + "\n\n")), .end]))
+        defer { liar.close() }
+        try await gateway.waitForCars(1)
+        return try await curl(gateway, "/v1/chat/completions", json: chatBody(stream: false), .http2)
     }
 
     /// Still running, answers the next request, and never went over 100 MiB resident.

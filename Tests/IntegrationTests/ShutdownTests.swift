@@ -56,16 +56,8 @@ struct ShutdownTests {
     func secondSignalStops() async throws {
         let gateway = try await GatewayProcess.start()
         defer { gateway.stop() }
-        // A slow car in this process: ~10 tokens a second, so a 2,000-token stream outlasts the test.
-        let car = SimulatedCar(
-            configuration: AgentConfiguration(
-                gatewayHost: "127.0.0.1", gatewayPort: gateway.tunnelPort, vehicleID: "car-slow",
-                credential: try gateway.credential(vehicleID: "car-slow"), region: "eu-central", hardware: .hw4),
-            state: VehicleState(pluggedIn: true, chargePercent: 80, link: .wifi, slotsFree: 4), slowdown: 5,
-            group: MultiThreadedEventLoopGroup.singleton, logger: Logger(label: "car"))
-        let running = Task { try await car.tunnel.run() }
+        let (car, running) = try await Self.slowCar(gateway)
         defer { running.cancel() }
-        try await gateway.waitForCars(1)
         let client = try await RecordingClient.connect(port: gateway.clientPort)
         defer { client.close() }
         let stream = try await client.post("/v1/chat/completions", json: chatBody(stream: true, maxTokens: 2_000))
@@ -89,15 +81,8 @@ struct ShutdownTests {
         let gateway = try await GatewayProcess.start(
             environment: ["FLEETGATE_LIMITS_CLIENT_HTTP2_GRACEFUL_SHUTDOWN_TIMEOUT_SECONDS": "1"])
         defer { gateway.stop() }
-        let car = SimulatedCar(
-            configuration: AgentConfiguration(
-                gatewayHost: "127.0.0.1", gatewayPort: gateway.tunnelPort, vehicleID: "car-slow",
-                credential: try gateway.credential(vehicleID: "car-slow"), region: "eu-central", hardware: .hw4),
-            state: VehicleState(pluggedIn: true, chargePercent: 80, link: .wifi, slotsFree: 4), slowdown: 5,
-            group: MultiThreadedEventLoopGroup.singleton, logger: Logger(label: "car"))
-        let running = Task { try await car.tunnel.run() }
+        let (car, running) = try await Self.slowCar(gateway)
         defer { running.cancel() }
-        try await gateway.waitForCars(1)
         let client = try await RecordingClient.connect(port: gateway.clientPort)
         defer { client.close() }
         let stream = try await client.post("/v1/chat/completions", json: chatBody(stream: true, maxTokens: 2_000))
@@ -127,6 +112,20 @@ struct ShutdownTests {
         #expect(agent.isRunning)
         kill(agent.pid, SIGTERM)
         try await waitUntil(timeout: .seconds(5), "the agent stopped") { !agent.isRunning }
+    }
+
+    /// A slow car in this process, registered with `gateway`: ~10 tokens a second, so a 2,000-token stream
+    /// outlasts the test. Cancel the task to stop it.
+    static func slowCar(_ gateway: GatewayProcess) async throws -> (SimulatedCar, Task<Void, any Error>) {
+        let car = SimulatedCar(
+            configuration: AgentConfiguration(
+                gatewayHost: "127.0.0.1", gatewayPort: gateway.tunnelPort, vehicleID: "car-slow",
+                credential: try gateway.credential(vehicleID: "car-slow"), region: "eu-central", hardware: .hw4),
+            state: VehicleState(pluggedIn: true, chargePercent: 80, link: .wifi, slotsFree: 4), slowdown: 5,
+            group: MultiThreadedEventLoopGroup.singleton, logger: Logger(label: "car"))
+        let running = Task { try await car.tunnel.run() }
+        try await gateway.waitForCars(1)
+        return (car, running)
     }
 
     /// A listening socket on a loopback port the kernel picked: a port the gateway cannot have.

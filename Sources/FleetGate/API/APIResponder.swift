@@ -200,14 +200,9 @@ struct APIResponder: HTTPServerResponder {
     /// `fleet.unlogged` when earlier refusals went without a line (``RefusalLogBudget``).
     static func audit(_ error: APIError, requestID: String, request: HTTPRequest, logger base: Logger, unlogged: Int) {
         let (trace, incoming) = RequestLogger.span(of: request)
-        var fields: [(key: String, value: String)] = [
-            ("error.type", error.code), ("fleet.attempts", "0"), ("fleet.migrations", "0"),
-            ("fleet.origin.country", "-"), ("fleet.origin.region", "-"), ("fleet.region", "-"),
-            ("fleet.request.id", requestID), ("fleet.route", "-"), ("fleet.status", String(error.status)),
-            ("fleet.tokens", "0"),
-        ]
-        if unlogged > 0 { fields.append(("fleet.unlogged", String(unlogged))) }
-        fields += [("fleet.vehicle", "-"), ("fleet.zone", "-")]
+        let fields = CompletionHandler.auditFields(
+            requestID: requestID, status: error.status, errorType: error.code, origin: nil, zone: "-", route: "-",
+            region: "-", vehicle: "-", counts: (0, 0, 0), unlogged: unlogged)
         RequestLogger(base: base, trace: trace, incoming: incoming).log(
             level: .info, "Request served", sortedFields: fields)
     }

@@ -157,7 +157,7 @@ final class CompletionHandler: HTTPStreamDelegate, LoopTimerTarget {
             }
             // Past the drain's grace the gateway closes what is still open: its cut, not the client's
             // leaving (helper-99: these were audited 499, "client went away").
-            if self.core.drainGraceOver { dispatcher.cutByShutdown() } else { dispatcher.clientGone() }
+            dispatcher.clientGone(byShutdown: self.core.drainGraceOver)
         } else if !self.answered {
             self.answered = true
             self.core.metrics.request(route: self.route, status: 499)
@@ -229,6 +229,32 @@ final class CompletionHandler: HTTPStreamDelegate, LoopTimerTarget {
         }
     }
 
+    /// The `Request served` line's fields, sorted by key and rendered as they are: no metadata
+    /// dictionary and no sort a request (issue #19); typed as the logger takes them (an unlabelled tuple
+    /// array was converted element by element). `unlogged`: refusals before this one that had no line
+    /// (``RefusalLogBudget``; ``APIResponder`` writes the lines of requests refused on their head).
+    static func auditFields(
+        requestID: String, status: Int, errorType: String?, origin: Origin?, zone: String, route: String,
+        region: String, vehicle: String, counts: (attempts: Int, migrations: Int, tokens: Int), unlogged: Int = 0
+    ) -> [(key: String, value: String)] {
+        var fields: [(key: String, value: String)] = [
+            ("fleet.attempts", String(counts.attempts)),
+            ("fleet.migrations", String(counts.migrations)),
+            ("fleet.origin.country", origin?.country ?? "-"),
+            ("fleet.origin.region", origin?.region ?? "-"),
+            ("fleet.region", region),
+            ("fleet.request.id", requestID),
+            ("fleet.route", route),
+            ("fleet.status", String(status)),
+            ("fleet.tokens", String(counts.tokens)),
+        ]
+        if unlogged > 0 { fields.append(("fleet.unlogged", String(unlogged))) }
+        fields.append(("fleet.vehicle", vehicle))
+        fields.append(("fleet.zone", zone))
+        if let errorType, !errorType.isEmpty { fields.insert(("error.type", errorType), at: 0) }
+        return fields
+    }
+
     /// One audit line per request: ids, origin, zone, route, pseudonym — never prompt or completion text;
     /// for a failed one, `error.type`: the code the client got, then the failed attempts' labels.
     private func audit(status: Int, served: Dispatcher.AuditFields?, errorType: String? = nil) {
@@ -236,22 +262,9 @@ final class CompletionHandler: HTTPStreamDelegate, LoopTimerTarget {
         let zone = self.validated?.zone ?? "-"
         let (route, region, vehicle) = served.map { ($0.route, $0.region, $0.vehicle) } ?? ("-", "-", "-")
         let (attempts, migrations, tokens) = served.map { ($0.attempts, $0.migrations, $0.tokens) } ?? (0, 0, 0)
-        // Sorted by key, rendered as they are: no metadata dictionary and no sort a request (issue #19).
-        // Typed as the logger takes them: an unlabelled tuple array was converted, element by element.
-        var fields: [(key: String, value: String)] = [
-            ("fleet.attempts", String(attempts)),
-            ("fleet.migrations", String(migrations)),
-            ("fleet.origin.country", origin?.country ?? "-"),
-            ("fleet.origin.region", origin?.region ?? "-"),
-            ("fleet.region", region),
-            ("fleet.request.id", self.requestID),
-            ("fleet.route", route),
-            ("fleet.status", String(status)),
-            ("fleet.tokens", String(tokens)),
-            ("fleet.vehicle", vehicle),
-            ("fleet.zone", zone),
-        ]
-        if let errorType, !errorType.isEmpty { fields.insert(("error.type", errorType), at: 0) }
+        let fields = Self.auditFields(
+            requestID: self.requestID, status: status, errorType: errorType, origin: origin, zone: zone,
+            route: route, region: region, vehicle: vehicle, counts: (attempts, migrations, tokens))
         self.logger.log(level: .info, "Request served", sortedFields: fields)
         // #17: the dashboard's recent decisions (the same fields as the audit line).
         self.core.decisions.record(

@@ -34,7 +34,8 @@ struct ShedReport {
     private var total = 0
     /// The last refusal's reason.
     private var reason = LoadShedder.Reason.lag
-    private var episode: (began: NIODeadline, lastLine: NIODeadline, lastRefusal: NIODeadline)?
+    private typealias Episode = (began: NIODeadline, lastLine: NIODeadline, lastRefusal: NIODeadline)
+    private var episode: Episode?
 
     /// A request was refused for `reason`.
     mutating func refused(_ reason: LoadShedder.Reason) {
@@ -46,12 +47,18 @@ struct ShedReport {
     /// (helper-98: a gateway stopped while overloaded wrote no end line).
     mutating func stopped() -> Line? {
         guard let episode = self.episode else { return nil }
-        let total = self.total + self.sinceMeasurement
+        self.total += self.sinceMeasurement
+        self.sinceMeasurement = 0
+        return self.end(episode)
+    }
+
+    /// The episode's end line; the report starts afresh.
+    private mutating func end(_ episode: Episode) -> Line {
+        let line = Line.ended(refused: self.total, over: episode.lastRefusal - episode.began)
         self.episode = nil
         self.sinceLine = 0
-        self.sinceMeasurement = 0
         self.total = 0
-        return .ended(refused: total, over: episode.lastRefusal - episode.began)
+        return line
     }
 
     /// The loop measured itself at `now`: the line to write, if any.
@@ -66,11 +73,7 @@ struct ShedReport {
         }
         guard refused > 0 else {
             guard now - episode.lastRefusal >= Self.quiet else { return nil }
-            let line = Line.ended(refused: self.total, over: episode.lastRefusal - episode.began)
-            self.episode = nil
-            self.sinceLine = 0
-            self.total = 0
-            return line
+            return self.end(episode)
         }
         episode.lastRefusal = now
         self.sinceLine += refused

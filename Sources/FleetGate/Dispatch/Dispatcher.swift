@@ -204,22 +204,15 @@ final class Dispatcher: UpstreamEvents, LoopTimerTarget {
         self.perform(self.machine.start())
     }
 
-    /// The client went away: stop every upstream (RST_STREAM CANCEL, so engines stop).
-    func clientGone() {
+    /// The client went away: stop every upstream (RST_STREAM CANCEL, so engines stop). `byShutdown`:
+    /// the gateway closed the client's connection at the end of its drain's grace, and the request ends
+    /// 503 `gateway_shutdown` (its line and metrics; the client's stream was cut), not 499.
+    func clientGone(byShutdown: Bool = false) {
         self.releaseHeldAnswer()
         guard !self.ended else { return }
         self.perform(self.machine.clientGone())
-        self.end(status: 499)
-    }
-
-    /// The gateway closed the client's connection at the end of its drain's grace: every upstream
-    /// stops, and the request ends 503 `gateway_shutdown` (its line and metrics; the client's stream was cut).
-    func cutByShutdown() {
-        self.releaseHeldAnswer()
-        guard !self.ended else { return }
-        self.perform(self.machine.clientGone())
-        self.errorCode = "gateway_shutdown"
-        self.end(status: 503)
+        if byShutdown { self.errorCode = "gateway_shutdown" }
+        self.end(status: byShutdown ? 503 : 499)
     }
 
     /// The client's stream can take more: give the committed attempt its withheld credit.
