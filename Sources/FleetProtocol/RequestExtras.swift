@@ -1,20 +1,25 @@
 import Foundation
 public import NIOCore
 
-/// Members of a chat request that ask for more than text, read apart from ``CompletionRequest``:
-/// they are rare, and every member of that type is copied a few times a request (issue #19). The
-/// fast reader gives up on a body that has one (``CompletionRequest/fastDecode(_:)``), so only such
-/// bodies are read for them.
+/// Members of a chat request read apart from ``CompletionRequest``: they are rare, and every member
+/// of that type is copied a few times a request (issue #19). The fast reader gives up on a body that
+/// asks for audio or a web search (``CompletionRequest/fastDecode(_:)``), so only such bodies are
+/// read for them; `metadata` and `logit_bias`, which it skips, are read from the body's own bytes
+/// (``passedOn(in:members:)``).
 public struct RequestExtras: Decodable, Sendable, Hashable {
     /// `modalities` and `audio`: an answer spoken as well as written (``wantsAudio``).
     public var modalities: JSONValue?
     public var audio: JSONValue?
     /// `web_search_options`: a search run on the platform, outside any privacy zone.
     public var webSearchOptions: JSONValue?
+    /// `metadata` and `logit_bias`: passed on as they are, so only their shapes are checked (by the gateway).
+    public var metadata: JSONValue?
+    public var logitBias: JSONValue?
 
     enum CodingKeys: String, CodingKey {
-        case modalities, audio
+        case modalities, audio, metadata
         case webSearchOptions = "web_search_options"
+        case logitBias = "logit_bias"
     }
 
     /// Whether the answer is to be spoken too (`modalities` with `"audio"`, or `audio` set): a car's
@@ -33,14 +38,30 @@ public struct RequestExtras: Decodable, Sendable, Hashable {
     public var wantsWebSearch: Bool { self.webSearchOptions.map { $0 != .null } ?? false }
 
     /// The extras of `body`, when it may have any: nil without `"audio"` (a member, or a modality),
-    /// `"web_search_options"` or an escape (`\u`: a name may be written `"\u0061udio"`, which an
+    /// `"web_search_options"`, `"metadata"`, `"logit_bias"` or an escape (`\u`: a name may be written `"\u0061udio"`, which an
     /// upstream reads as `audio`; helper-66) in its bytes (most bodies: a byte search, no decode), or
     /// when it is not a JSON object.
     public static func of(_ body: ByteBuffer) -> RequestExtras? {
         guard
             JSONBody.contains(body, #""audio""#) || JSONBody.contains(body, #""web_search_options""#)
+                || JSONBody.contains(body, #""metadata""#) || JSONBody.contains(body, #""logit_bias""#)
                 || JSONBody.contains(body, #"\u"#)
         else { return nil }
         return try? JSONDecoder().decode(Self.self, from: Data(body.readableBytesView))
+    }
+
+    /// `metadata` and `logit_bias` of a body the fast reader took, from its top-level `members`
+    /// (``JSONBody/members(of:)``; no escapes in the names, the fast reader refuses them): nil when
+    /// the body has neither (a byte search), else only those two values, each decoded on its own.
+    public static func passedOn(in body: ByteBuffer, members: [JSONBody.Member]) -> RequestExtras? {
+        guard JSONBody.contains(body, #""metadata""#) || JSONBody.contains(body, #""logit_bias""#) else { return nil }
+        func value(_ name: String) -> JSONValue? {
+            guard let raw = JSONBody.rawValue(of: name, in: body, members: members) else { return nil }
+            return try? JSONDecoder().decode(JSONValue.self, from: Data(raw.readableBytesView))
+        }
+        var extras = RequestExtras()
+        extras.metadata = value("metadata")
+        extras.logitBias = value("logit_bias")
+        return extras
     }
 }

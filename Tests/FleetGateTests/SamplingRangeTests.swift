@@ -1,4 +1,5 @@
 import FleetProtocol
+import HTTPTypes
 import NIOCore
 import Testing
 
@@ -174,5 +175,57 @@ struct SamplingRangeTests {
         #expect(self.check { $0.topLogprobs = 21 }?.param == "top_logprobs")
         #expect(
             self.check { $0.messages?.append(ChatMessage(role: "wizard", content: "")) }?.param == "messages[1].role")
+    }
+
+    @Test("logprobs, metadata and logit_bias have OpenAI's types (helper-96: `\"x\"`, `5` and `5` were passed on)")
+    func typedExtras() throws {
+        let core = try GatewayCore.detached(models: ["m"], fleetSecret: String(repeating: "s", count: 32))
+        /// The validator's answer to `members` in a chat (or legacy completion) body, as the client API reads it.
+        func refusal(_ members: String, chat: Bool = true) -> APIError? {
+            let text = chat ? #""messages":[{"role":"user","content":"hi"}]"# : #""prompt":"hi""#
+            let body = ByteBuffer(string: #"{"model":"m",\#(text),\#(members)}"#)
+            let path = chat ? "/v1/chat/completions" : "/v1/completions"
+            let head = HTTPRequest(method: .post, scheme: "http", authority: "gw", path: path)
+            guard case .failure(let error)? = core.validateRequest(path: path, head: head, peer: nil, body: body)
+            else { return nil }
+            return error
+        }
+        // What OpenAI takes passes (logprobs then need central capacity, which this core has none of).
+        for members in [
+            #""logprobs":null"#, #""logprobs":false"#, #""metadata":{"team":"a","run":"7"}"#, #""metadata":null"#,
+            #""metadata":{}"#, #""logit_bias":{"50256":-100,"13":2.5}"#, #""logit_bias":null"#,
+        ] {
+            #expect(refusal(members) == nil, "\(members)")
+        }
+        let centralOnly = "'logprobs' is served only by central capacity, and zone 'eu' has none configured."
+        #expect(refusal(#""logprobs":true,"top_logprobs":3"#)?.message == centralOnly)
+        #expect(refusal(#""logprobs":3"#, chat: false)?.message == centralOnly)
+        #expect(refusal(#""logprobs":0"#, chat: false)?.message == centralOnly)
+        // What OpenAI refuses is a 400 naming the member.
+        #expect(
+            refusal(#""logprobs":"x""#)?.message
+                == "Invalid type for 'logprobs': expected a boolean, but got a string instead.")
+        #expect(refusal(#""logprobs":1"#)?.param == "logprobs")
+        #expect(refusal(#""logprobs":6"#, chat: false)?.param == "logprobs")
+        #expect(refusal(#""logprobs":1.5"#, chat: false)?.param == "logprobs")
+        #expect(refusal(#""logprobs":"3""#, chat: false)?.param == "logprobs")
+        #expect(
+            refusal(#""metadata":5"#)?.message
+                == "Invalid type for 'metadata': expected an object, but got a number instead.")
+        #expect(refusal(#""metadata":{"a":1}"#)?.param == "metadata.a")
+        #expect(refusal(#""metadata":{"a":"\#(String(repeating: "v", count: 513))"}"#)?.param == "metadata.a")
+        #expect(refusal(#""metadata":{"\#(String(repeating: "k", count: 65))":"v"}"#)?.param == "metadata")
+        let seventeen = (1...17).map { #""k\#($0)":"v""# }.joined(separator: ",")
+        #expect(refusal(#""metadata":{\#(seventeen)}"#)?.param == "metadata")
+        #expect(refusal(#""logit_bias":5"#)?.param == "logit_bias")
+        #expect(refusal(#""logit_bias":{"the":5}"#)?.param == "logit_bias")
+        #expect(refusal(#""logit_bias":{"-1":5}"#)?.param == "logit_bias")
+        #expect(
+            refusal(#""logit_bias":{"13":1000000}"#)?.message
+                == "'logit_bias.13' must be a number between -100 and 100.")
+        #expect(refusal(#""logit_bias":{"13":"5"}"#)?.param == "logit_bias.13")
+        // Written with an escape, the name is the same to an upstream.
+        #expect(refusal(#""met\u0061data":5"#)?.param == "metadata")
+        #expect(refusal(#""metadata":5"#)?.status == 400)
     }
 }

@@ -16,6 +16,78 @@ extension RequestValidator {
         }
     }
 
+    /// `logprobs`: a boolean for chat, a count of 0–5 for a legacy completion (OpenAI's types); any
+    /// other value was passed on to the upstream, which read it as it liked (helper-96: `"x"`).
+    static func checkLogprobs(_ request: CompletionRequest) throws(APIError) {
+        guard let logprobs = request.logprobs, logprobs != .null else { return }
+        if request.messages != nil {
+            guard case .bool = logprobs else {
+                throw .invalidRequest(
+                    "Invalid type for 'logprobs': expected a boolean, but got \(Self.kind(logprobs)) instead.",
+                    param: "logprobs")
+            }
+        } else if case .number(let count) = logprobs {
+            guard count == count.rounded(), (0...5).contains(count) else {
+                throw .invalidRequest("'logprobs' must be an integer between 0 and 5.", param: "logprobs")
+            }
+        } else if case .bool = logprobs {
+            return  // some OpenAI-compatible servers take `true` for a legacy completion; so does the gateway
+        } else {
+            throw .invalidRequest(
+                "Invalid type for 'logprobs': expected an integer, but got \(Self.kind(logprobs)) instead.",
+                param: "logprobs")
+        }
+    }
+
+    /// `metadata` (at most 16 string values, keys of at most 64 characters, values of at most 512) and
+    /// `logit_bias` (token ids to a bias between -100 and 100), as OpenAI checks them: passed on
+    /// unchecked, a car's runtime met `metadata: 5` or a bias of 10⁶ (helper-96).
+    static func checkExtras(_ extras: RequestExtras) throws(APIError) {
+        if let metadata = extras.metadata, metadata != .null {
+            guard case .object(let fields) = metadata else {
+                throw .invalidRequest(
+                    "Invalid type for 'metadata': expected an object, but got \(Self.kind(metadata)) instead.",
+                    param: "metadata")
+            }
+            if fields.count > 16 {
+                throw .invalidRequest(
+                    "'metadata' holds \(fields.count) pairs; at most 16 are allowed.", param: "metadata")
+            }
+            for key in fields.keys.sorted() {
+                let param = "metadata.\(key.prefix(64))"
+                if key.count > 64 {
+                    throw .invalidRequest("A 'metadata' key is longer than 64 characters.", param: "metadata")
+                }
+                guard case .string(let value)? = fields[key] else {
+                    throw .invalidRequest(
+                        "Invalid type for '\(param)': expected a string, but got \(Self.kind(fields[key] ?? .null)) instead.",
+                        param: param)
+                }
+                if value.count > 512 {
+                    throw .invalidRequest("'\(param)' is longer than 512 characters.", param: param)
+                }
+            }
+        }
+        if let bias = extras.logitBias, bias != .null {
+            guard case .object(let fields) = bias else {
+                throw .invalidRequest(
+                    "Invalid type for 'logit_bias': expected an object, but got \(Self.kind(bias)) instead.",
+                    param: "logit_bias")
+            }
+            for key in fields.keys.sorted() {
+                guard !key.isEmpty, key.utf8.count <= 10, key.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else {
+                    throw .invalidRequest(
+                        "Invalid key in 'logit_bias': '\(key.prefix(64))'. Keys are token ids: non-negative integers.",
+                        param: "logit_bias")
+                }
+                guard case .number(let value)? = fields[key], (-100...100).contains(value) else {
+                    throw .invalidRequest(
+                        "'logit_bias.\(key)' must be a number between -100 and 100.", param: "logit_bias.\(key)")
+                }
+            }
+        }
+    }
+
     private static func checkResponseFormat(_ format: JSONValue) throws(APIError) {
         guard case .object(let fields) = format else {
             throw .invalidRequest(

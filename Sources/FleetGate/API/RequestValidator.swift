@@ -87,6 +87,7 @@ struct RequestValidator {
             } else {
                 parsed = try JSON.decodeRequest(CompletionRequest.self, from: body)
                 extras = RequestExtras.of(body)
+                if let extras { try Self.checkExtras(extras) }
                 // The fast reader refuses a name written twice at any depth; the decoder keeps the
                 // first, an upstream may read the last (helper-58: a message's second `role`).
                 if let name = JSONBody.firstNestedDuplicate(in: body) {
@@ -110,6 +111,9 @@ struct RequestValidator {
             if fast != nil, let name = JSONBody.firstDuplicate(in: members) {
                 throw .invalidRequest(
                     "The JSON body has the member '\(name.prefix(64))' more than once.", param: String(name.prefix(64)))
+            }
+            if fast != nil, let passedOn = RequestExtras.passedOn(in: body, members: members) {
+                try Self.checkExtras(passedOn)
             }
         }
         if api.chat && (parsed.messages ?? []).isEmpty {
@@ -212,6 +216,7 @@ struct RequestValidator {
         try APIError.checkRange("top_p", request.topP, 0, 1)
         try APIError.checkRange("presence_penalty", request.presencePenalty, -2, 2)
         try APIError.checkRange("frequency_penalty", request.frequencyPenalty, -2, 2)
+        try Self.checkLogprobs(request)
         if let top = request.topLogprobs, top < 0 || top > 20 {
             throw .invalidRequest("'top_logprobs' must be between 0 and 20.", param: "top_logprobs")
         }
