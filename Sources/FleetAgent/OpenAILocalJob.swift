@@ -21,6 +21,9 @@ final class OpenAILocalJob: InferenceJobHandle, HTTP1ResponseReceiver {
     /// The request, kept to send it again once on a new connection when a parked one turns out closed.
     private var request: (path: String, body: ByteBuffer)?
     private var retried = false
+    /// The runtime answered the stream with nothing at all: the request is being asked again without
+    /// streaming, for the refusal llama-cpp-python gives only there (``askWhyEmpty()``).
+    private var askedWhyEmpty = false
     /// The limits on the job, and the one timer that keeps them.
     private let watchdog: RuntimeWatchdog
     private var timer: Scheduled<Void>?
@@ -100,33 +103,6 @@ final class OpenAILocalJob: InferenceJobHandle, HTTP1ResponseReceiver {
         }
     }
 
-    /// The client's request, with the runtime's model name, streaming with usage.
-    private func upstreamRequest() throws -> (path: String, body: ByteBuffer) {
-        guard let upstreamModel = self.engine.upstreamModelJSON[self.job.model] else {
-            throw EngineError(code: "model_not_found", message: "this car does not serve '\(self.job.model)'")
-        }
-        var body = self.job.body
-        // Every field the client sent goes through byte for byte; only these are the agent's.
-        var remove: Set<String> = ["model", "stream", "stream_options"]
-        var append: [(String, String)] = [
-            ("model", upstreamModel), ("stream", "true"), ("stream_options", "{\"include_usage\":true}"),
-        ]
-        if self.job.continuesText, let template = self.engine.configuration.chatTemplate, let messages = body.messages {
-            // Continue the final assistant message: the chat path would start a new one.
-            body.messages = nil
-            remove.formUnion(["messages", "prompt", "stop"])
-            append.append(("prompt", JSON.string(template.continuationPrompt(messages))))
-            append.append(("stop", JSON.string((body.stop?.values ?? []) + [template.endOfMessage])))
-        }
-        let chat = body.messages != nil
-        let raw = self.job.rawBody ?? JSON.buffer(self.job.body)
-        let edited = JSONBody.editing(raw, removing: remove, appending: append) ?? raw
-        return (
-            chat ? "/chat/completions" : "/completions",
-            chat ? RuntimeRequestCompatibility.emptyingNullContent(edited) : edited
-        )
-    }
-
     // MARK: The runtime's answer (from ``HTTP1ClientConnection``, on the loop)
 
     func exchangeAttached(_ connection: HTTP1ClientConnection) -> Bool {
@@ -156,7 +132,7 @@ final class OpenAILocalJob: InferenceJobHandle, HTTP1ResponseReceiver {
             self.connection = nil
             return self.answeredError()
         }
-        guard !self.sawDone else { return }  // after `[DONE]`: nothing more is the answer's
+        guard !self.sawDone, !self.askedWhyEmpty else { return }  // after `[DONE]`: nothing more is the answer's
         if !self.batching, let sink = self.sink {
             self.batching = true
             sink.beginBatch()
@@ -219,7 +195,22 @@ final class OpenAILocalJob: InferenceJobHandle, HTTP1ResponseReceiver {
         self.connection = nil
         guard !self.done else { return }
         guard self.status == 200 else { return self.answeredError() }
+        if self.lastReadAt == nil, !self.askedWhyEmpty, let request = self.request {
+            return self.askWhyEmpty(request)
+        }
         self.complete()
+    }
+
+    /// An empty event stream (status 200, no byte): llama-cpp-python 0.3 answers so a prompt over the
+    /// model's context, and refuses it with 400 `context_length_exceeded` only when not streaming
+    /// (helper-100: the app got a 502, retried, and the car was benched for everyone). The request is
+    /// sent once more with `stream: false`, the client's limits kept so the runtime checks the same
+    /// sizes: a refusal is then the app's 400 (``answeredError()``); a 200 is the runtime's failure.
+    private func askWhyEmpty(_ request: (path: String, body: ByteBuffer)) {
+        self.askedWhyEmpty = true
+        self.status = 0
+        self.engine.runtime.pool(on: self.eventLoop).post(
+            path: request.path, body: Self.unstreamed(request.body), to: self)
     }
 
     /// The runtime answered an error status: the job fails with its status and the start of its error
@@ -263,7 +254,7 @@ final class OpenAILocalJob: InferenceJobHandle, HTTP1ResponseReceiver {
             return self.engine.runtime.pool(on: self.eventLoop).post(
                 path: request.path, body: request.body, newConnection: true, to: self)
         }
-        if self.finishReason != nil {
+        if self.finishReason != nil, !self.askedWhyEmpty {
             // The answer had finished (its finish reason came); only the body's end was lost.
             return self.complete()
         }
@@ -372,7 +363,7 @@ final class OpenAILocalJob: InferenceJobHandle, HTTP1ResponseReceiver {
         // was cut short (a lying content-length, a close) or was not an event stream at all (a JSON
         // object, an error with status 200, nothing): it was relayed as a complete, empty or partial
         // answer (an attack, session 19).
-        guard self.finishReason != nil || (self.sawDone && self.tokens > 0) else {
+        guard !self.askedWhyEmpty, self.finishReason != nil || (self.sawDone && self.tokens > 0) else {
             return self.fail(
                 EngineError(
                     code: "upstream_bad_stream",

@@ -115,6 +115,51 @@ struct RealModelTests {
         }
     }
 
+    static let refusalScript = #"""
+        import json, sys, openai
+        client = openai.OpenAI(base_url=sys.argv[1] + "/v1", api_key="unused", max_retries=0)
+        out = {}
+        raw = client.chat.completions.with_raw_response.create(model=sys.argv[2], max_tokens=4, messages=[
+            {"role": "developer", "content": "Answer briefly."}, {"role": "user", "content": "Hi"}])
+        out["developer"] = [raw.http_response.status_code, raw.headers.get("x-fleet-route")]
+        for stream in (True, False):
+            try:
+                answer = client.chat.completions.create(model=sys.argv[2], max_tokens=3, stream=stream,
+                    messages=[{"role": "user", "content": "word " * 5000}])
+                out["long_%s" % str(stream).lower()] = ["answered", str(answer)[:200]]
+            except openai.BadRequestError as e:
+                out["long_%s" % str(stream).lower()] = [e.status_code, e.code, e.message[:200]]
+            except openai.APIError as e:
+                out["long_%s" % str(stream).lower()] = [getattr(e, "status_code", None), str(e)[:200]]
+        after = client.chat.completions.create(model=sys.argv[2], max_tokens=2, messages=[{"role": "user", "content": "Hi"}])
+        out["after"] = after.choices[0].finish_reason
+        print(json.dumps(out))
+        """#
+
+    @Test(
+        "llama-cpp-python's refusals reach the openai SDK as OpenAI's: a developer message is served, a prompt over the context is 400 context_length_exceeded streamed too, and the car is not benched (helper-100)"
+    )
+    func runtimeRefusalsAsOpenAI() async throws {
+        try await self.withRealCar { fleet, _, _, _ in
+            let python = try #require(ProcessInfo.processInfo.environment["FLEETGATE_PYTHON"])
+            let result = try await Subprocess.run(
+                python, ["-c", Self.refusalScript, fleet.baseURL, LocalRuntime.model], timeout: 120)
+            #expect(result.status == 0, "\(result.stderr.suffix(2_000))")
+            let report = try #require(
+                try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any], "\(result.stdout)")
+            // The runtime answers a developer message with a 500, which was a 502 the SDK retried.
+            #expect(report["developer"] as? [AnyHashable] == [200, "car"], "\(report)")
+            // Streamed, the runtime answers a prompt over its context with an empty 200: that was a 502.
+            for key in ["long_true", "long_false"] {
+                let refusal = report[key] as? [Any]
+                #expect(refusal?.first as? Int == 400, "\(key): \(report)")
+                #expect(refusal?.dropFirst().first as? String == "context_length_exceeded", "\(key): \(report)")
+            }
+            // The next request is served at once: the refusal was the request's, not the car's.
+            #expect(["stop", "length"].contains(report["after"] as? String), "\(report)")
+        }
+    }
+
     @Test("Cancelling mid-stream stops the model: the runtime's CPU time stops growing")
     func cancellationStopsTheModel() async throws {
         try await self.withRealCar { fleet, runtime, engine, _ in

@@ -1,0 +1,39 @@
+import FleetProtocol
+import NIOCore
+
+extension OpenAILocalJob {
+    /// The client's request, with the runtime's model name, streaming with usage.
+    func upstreamRequest() throws -> (path: String, body: ByteBuffer) {
+        guard let upstreamModel = self.engine.upstreamModelJSON[self.job.model] else {
+            throw EngineError(code: "model_not_found", message: "this car does not serve '\(self.job.model)'")
+        }
+        var body = self.job.body
+        // Every field the client sent goes through byte for byte; only these are the agent's.
+        var remove: Set<String> = ["model", "stream", "stream_options"]
+        var append: [(String, String)] = [
+            ("model", upstreamModel), ("stream", "true"), ("stream_options", "{\"include_usage\":true}"),
+        ]
+        if self.job.continuesText, let template = self.engine.configuration.chatTemplate, let messages = body.messages {
+            // Continue the final assistant message: the chat path would start a new one.
+            body.messages = nil
+            remove.formUnion(["messages", "prompt", "stop"])
+            append.append(("prompt", JSON.string(template.continuationPrompt(messages))))
+            append.append(("stop", JSON.string((body.stop?.values ?? []) + [template.endOfMessage])))
+        }
+        let chat = body.messages != nil
+        let raw = self.job.rawBody ?? JSON.buffer(self.job.body)
+        let edited = JSONBody.editing(raw, removing: remove, appending: append) ?? raw
+        return (
+            chat ? "/chat/completions" : "/completions",
+            chat
+                ? RuntimeRequestCompatibility.systemForDeveloper(
+                    RuntimeRequestCompatibility.emptyingNullContent(edited))
+                : edited
+        )
+    }
+
+    /// `body` asking for one answer, not a stream (``askWhyEmpty(_:)``), its other members as they were.
+    static func unstreamed(_ body: ByteBuffer) -> ByteBuffer {
+        JSONBody.editing(body, removing: ["stream", "stream_options"], appending: [("stream", "false")]) ?? body
+    }
+}
