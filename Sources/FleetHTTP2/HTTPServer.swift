@@ -118,16 +118,23 @@ public final class HTTPServer: Service, Sendable {
 
     /// Binds and serves until graceful shutdown (then drains) or cancellation.
     public func run() async throws {
-        let quiesce = ServerQuiescingHelper(group: self.group)
-        let bootstrap = Self.bootstrap(group: self.group, quiesce: quiesce, configurator: self.configurator)
+        var quiesce = ServerQuiescingHelper(group: self.group)
         let channel: any Channel
         do {
-            channel = try await bootstrap.bind(host: self.host, port: self.port).get()
+            channel = try await Self.bootstrap(group: self.group, quiesce: quiesce, configurator: self.configurator)
+                .bind(host: self.host, port: self.port).get()
         } catch  where self.fallbackToAnyPort && self.port != 0 {
             self.logger.warning(
                 "Port taken; using any free port",
                 metadata: ["fleet.listener": "\(self.name)", "fleet.port": "\(self.port)"])
-            do { channel = try await bootstrap.bind(host: self.host, port: 0).get() } catch {
+            // A helper serves the first server channel it was given: the one whose bind failed. Its
+            // shutdown then "closed" that channel and never this one, and a second demo beside a first
+            // (its ports taken) ignored SIGTERM (helper-100).
+            quiesce = ServerQuiescingHelper(group: self.group)
+            do {
+                channel = try await Self.bootstrap(group: self.group, quiesce: quiesce, configurator: self.configurator)
+                    .bind(host: self.host, port: 0).get()
+            } catch {
                 throw self.bindFailed(error)
             }
         } catch {
@@ -141,16 +148,17 @@ public final class HTTPServer: Service, Sendable {
         self.bound.succeed(address)
         self.onBound(address)
         let done = self.group.any().makePromise(of: Void.self)
+        let quiescing = quiesce
         await withTaskCancellationHandler {
             await withGracefulShutdownHandler {
                 try? await channel.closeFuture.get()
                 try? await done.futureResult.get()
             } onGracefulShutdown: {
-                quiesce.initiateShutdown(promise: done)
+                quiescing.initiateShutdown(promise: done)
             }
         } onCancel: {
             // Cancellation is not graceful: close the listener and every connection now.
-            quiesce.initiateShutdown(promise: nil)
+            quiescing.initiateShutdown(promise: nil)
             channel.close(promise: nil)
             done.succeed()
         }

@@ -6,6 +6,7 @@ import Foundation
 import HTTPTypes
 import Logging
 import NIOCore
+import NIOPosix
 import ServiceLifecycle
 import Testing
 
@@ -35,6 +36,29 @@ struct AgentShutdownTests {
             #expect(try ssePayloads(result.body).last == "[DONE]")
             await #expect(throws: (any Error).self) { _ = try await RecordingClient.connect(port: port) }
             try await tasks.waitForAll()  // the agent's run() returned
+        }
+    }
+
+    @Test("A listener that took any free port because its own was taken stops on graceful shutdown (helper-100)")
+    func fallbackListenerStops() async throws {
+        let group = MultiThreadedEventLoopGroup.singleton
+        // Takes a port, which the listener below is configured with.
+        let holder = try await HTTPServer.bind(host: "127.0.0.1", port: 0, group: group, responder: TestResponder())
+        defer { holder.close(promise: nil) }
+        let taken = try #require(holder.localAddress?.port)
+        var logger = Logger(label: "fallback-test")
+        logger.logLevel = .critical
+        let server = HTTPServer(
+            name: "client", host: "127.0.0.1", port: taken, group: group, logger: logger, fallbackToAnyPort: true,
+            configurator: .http(responder: TestResponder()))
+        let services = ServiceGroup(configuration: .init(services: [.init(service: server)], logger: logger))
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await services.run() }
+            let port = try #require(try await server.boundAddress.get().port)
+            #expect(port != taken)
+            await services.triggerGracefulShutdown()
+            try await tasks.waitForAll()  // run() returned: before the fix it waited for ever
+            await #expect(throws: (any Error).self) { _ = try await RecordingClient.connect(port: port) }
         }
     }
 }
