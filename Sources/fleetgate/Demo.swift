@@ -33,6 +33,7 @@ struct Demo: AsyncParsableCommand {
         }
         LogLevelControl(level).bootstrap()
         let logger = Logger(label: "fleetgate")
+        Self.noteIgnoredEnvironment(logger)
         let secret = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
         var config = GatewayConfiguration(fleetSecret: secret)
         config.tunnel.auth = .token  // #20: the demo's simulated cars use HMAC tokens (development)
@@ -63,6 +64,22 @@ struct Demo: AsyncParsableCommand {
                 services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger)
         ).run()
+    }
+}
+
+extension Demo {
+    /// The demo runs on embedded defaults: configuration variables set in its environment are named
+    /// as ignored, since an app developer who set `FLEETGATE_AUTH_API_KEYS` for it was served without
+    /// keys and no word why (helper-100).
+    static func noteIgnoredEnvironment(_ logger: Logger) {
+        let prefix = ConfigStack.Program.fleetgate.environmentPrefix
+        let environment = ProcessInfo.processInfo.environment
+        let ignored = GatewayConfiguration.schema.keys.map { $0.environmentVariable(prefix: prefix) }
+            .filter { environment[$0] != nil }.sorted()
+        guard !ignored.isEmpty else { return }
+        logger.notice(
+            "fleetgate demo runs on embedded defaults and ignores the configuration in its environment; fleetgate serve reads it",
+            metadata: ["fleet.ignored": "\(ignored.joined(separator: ","))"])
     }
 }
 
