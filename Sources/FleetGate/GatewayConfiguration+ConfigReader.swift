@@ -87,11 +87,8 @@ extension GatewayConfiguration {
             throw ConfigurationError(
                 .invalidValue, key: "geo.trustedProxies", value: text, "is not an address or CIDR block")
         }
+        try self.checkEndpointRegions()
         for endpoint in self.central.endpoints {
-            guard self.geo.regionMap.zone(ofRegion: endpoint.region) != nil else {
-                throw ConfigurationError(
-                    .invalidValue, key: "central.endpoints", value: endpoint.region, "region is not in the region map")
-            }
             try Self.checkHTTPURL(endpoint.baseURL, key: "central.endpoints")
             guard endpoint.maxConcurrent > 0 else {
                 throw ConfigurationError(

@@ -30,13 +30,8 @@ extension GatewayConfiguration {
                 throw ConfigurationError(.invalidValue, key: "tunnel.revocationFile", value: file, error.description)
             }
         }
-        for endpoint in self.audit.endpoints {
-            guard self.geo.regionMap.zone(ofRegion: endpoint.region) != nil else {
-                throw ConfigurationError(
-                    .invalidValue, key: "audit.endpoints", value: endpoint.region, "region is not in the region map")
-            }
-            try Self.checkHTTPURL(endpoint.baseURL, key: "audit.endpoints")
-        }
+        try self.checkEndpointRegions()
+        for endpoint in self.audit.endpoints { try Self.checkHTTPURL(endpoint.baseURL, key: "audit.endpoints") }
         if let file = self.audit.quarantineFile {
             // Written by the gateway: its directory must take a new file, and what is there must parse.
             let directory = URL(fileURLWithPath: file).deletingLastPathComponent().path
@@ -52,6 +47,18 @@ extension GatewayConfiguration {
         for (zone, share) in self.audit.zoneFractions where !(0...1).contains(share) {
             throw ConfigurationError(
                 .invalidValue, key: "audit.zoneFractions", value: "\(zone)=\(share)", "the share must be 0–1")
+        }
+    }
+
+    /// Central and audit endpoints name regions of the region map. Checked when the configuration is
+    /// read, and by a reload of the region map alone, whose map a restart would otherwise refuse
+    /// (helper-101: a map without a central endpoint's region was swapped in; every later reload and
+    /// the next start failed on it).
+    func checkEndpointRegions() throws {
+        for (key, region) in self.central.endpoints.map({ ("central.endpoints", $0.region) })
+            + self.audit.endpoints.map({ ("audit.endpoints", $0.region) })
+        where self.geo.regionMap.zone(ofRegion: region) == nil {
+            throw ConfigurationError(.invalidValue, key: key, value: region, "region is not in the region map")
         }
     }
 

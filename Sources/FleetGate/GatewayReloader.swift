@@ -35,7 +35,8 @@ public final class GatewayReloader: Sendable {
     let tunnelTLS: TLSContextBox
     let logLevel: LogLevelControl?
     let source: (@Sendable () throws -> GatewayConfiguration)?
-    private let serial = Mutex(())
+    /// One reload at a time; it holds every region's zone since the gateway started (``zoneChanges(_:)``).
+    private let serial: Mutex<[String: String]>
     /// Whether the last whole reload, and the last region reload, were refused: a region reload that
     /// succeeds after a refused whole one leaves the broken file unapplied (helper-73: it set
     /// `fleet_config_last_reload_successful` back to 1).
@@ -88,6 +89,7 @@ public final class GatewayReloader: Sendable {
         source: (@Sendable () throws -> GatewayConfiguration)?, adminToken: AdminToken? = nil
     ) {
         self.adminToken = adminToken
+        self.serial = Mutex(core.geo.current.map.regions.mapValues(\.zone))
         self.core = core
         self.clientTLS = clientTLS
         self.tunnelTLS = tunnelTLS
@@ -221,7 +223,9 @@ public final class GatewayReloader: Sendable {
     /// - Throws: ``ReloadError`` with every reason; the running configuration stays.
     public func reload(regionsOnly: Bool = false) throws(ReloadError) -> Report {
         do {
-            let report = try self.serial.withLock { _ in try self.reloadLocked(regionsOnly: regionsOnly) }
+            let report = try self.serial.withLock { zones in
+                try self.reloadLocked(regionsOnly: regionsOnly, zones: &zones)
+            }
             self.core.metrics.reloadOK.increment()
             // A whole reload loads the certificates and the API keys too, not the application key file
             // (``reloadKeys(on:)``): a refused one stays refused (helper-86).
@@ -255,7 +259,7 @@ public final class GatewayReloader: Sendable {
         }
     }
 
-    private func reloadLocked(regionsOnly: Bool) throws -> Report {
+    private func reloadLocked(regionsOnly: Bool, zones: inout [String: String]) throws -> Report {
         let running = self.core.configuration
         var next: GatewayConfiguration
         if let source = self.source, !regionsOnly {
@@ -269,28 +273,17 @@ public final class GatewayReloader: Sendable {
             geo = try self.core.geo.prepare(
                 regionsFile: .some(next.geo.regionsFile), databaseFile: .some(next.geo.databaseFile))
         } catch { throw ReloadError(message: error.message) }
-        // Connected cars and central endpoints keep the zone they joined with: a region moved to another
-        // zone would serve its old zone's traffic outside it. Checked against the running map and against
-        // the zones connected capacity holds (a region removed by one reload and added back in another
-        // zone by the next passed the map's check while its cars stayed in the old zone).
-        var moved = Set(self.core.geo.current.map.zoneChanges(to: geo.map))
-        let held =
-            self.core.registry.all().map { ($0.descriptor.region, $0.descriptor.zone) }
-            + self.core.central.all.map { ($0.region, $0.zone) }
-        for (region, zone) in held {
-            if let now = geo.map.regions[region]?.zone, now != zone {
-                moved.insert(RegionMap.ZoneChange(region: region, from: zone, to: now))
-            }
-        }
-        guard moved.isEmpty else {
-            let file = next.geo.regionsFile ?? "the region map"
-            throw ReloadError(
-                message: moved.sorted { $0.region < $1.region }.map {
-                    "\(file): \($0): cars and central endpoints in it joined zone '\($0.from)'; a region's zone changes only with a restart"
-                }.joined(separator: "\n"))
-        }
+        try self.checkZones(of: geo.map, file: next.geo.regionsFile, since: zones)
         next.geo.regionMap = geo.map
+        do {
+            // What a restart with this file and map would refuse is refused now, not at the next start:
+            // a map without a central endpoint's region (helper-101: swapped in by a map-only reload),
+            // certificate authentication without its certificate (a restart-only key, "reloaded").
+            try next.checkEndpointRegions()
+            if !regionsOnly { try next.validateTrust() }
+        } catch { throw ReloadError(message: "\(error) (a restart would refuse it)") }
         if regionsOnly {
+            zones.merge(geo.map.regions.mapValues(\.zone)) { _, new in new }
             self.core.geo.install(
                 geo, regionsFile: .some(next.geo.regionsFile), databaseFile: .some(next.geo.databaseFile))
             self.core.apply(next)
@@ -307,6 +300,7 @@ public final class GatewayReloader: Sendable {
         let tunnelTLS = try Gateway.tunnelContext(next)
         let level = Logger.Level(rawValue: next.logging.level) ?? .info
 
+        zones.merge(geo.map.regions.mapValues(\.zone)) { _, new in new }
         self.core.geo.install(geo, regionsFile: .some(next.geo.regionsFile), databaseFile: .some(next.geo.databaseFile))
         self.install(client: clientTLS, tunnel: tunnelTLS)
         self.core.apply(next)
@@ -317,6 +311,34 @@ public final class GatewayReloader: Sendable {
         self.core.enforceTrust()
         self.core.retireCarsOutsideMap()
         return Report(regionsVersion: geo.map.version, logLevel: level.rawValue, restartRequired: restartRequired)
+    }
+
+    /// Refuses a map that puts a region in another zone than it has had since the gateway started: cars
+    /// and central endpoints take their region's zone when they join, and would serve the old zone's
+    /// traffic outside it. Checked against the zones of every map since the start and against those
+    /// connected capacity holds (helper-101: a region removed by one reload, its cars gone, and added
+    /// back in another zone by the next was taken).
+    private func checkZones(of map: RegionMap, file: String?, since zones: [String: String]) throws {
+        var moved = Set(
+            map.regions.values.compactMap { region in
+                zones[region.id].flatMap {
+                    $0 == region.zone ? nil : RegionMap.ZoneChange(region: region.id, from: $0, to: region.zone)
+                }
+            })
+        let held =
+            self.core.registry.all().map { ($0.descriptor.region, $0.descriptor.zone) }
+            + self.core.central.all.map { ($0.region, $0.zone) }
+        for (region, zone) in held {
+            if let now = map.regions[region]?.zone, now != zone {
+                moved.insert(RegionMap.ZoneChange(region: region, from: zone, to: now))
+            }
+        }
+        guard moved.isEmpty else {
+            throw ReloadError(
+                message: moved.sorted { $0.region < $1.region }.map {
+                    "\(file ?? "the region map"): \($0): it has been in zone '\($0.from)' since the gateway started, and cars and central endpoints joined it there; a region's zone changes only with a restart"
+                }.joined(separator: "\n"))
+        }
     }
 
     /// Puts the running values of restart-only keys into `next`; returns the keys that differed.

@@ -1,5 +1,7 @@
+import AsyncHTTPClient
 import FleetConfiguration
 import FleetGate
+import FleetGeo
 import FleetHTTP2
 import FleetTesting
 import Foundation
@@ -118,6 +120,71 @@ struct ConfigReloadTests {
             #expect(try await status("sk-back") != 401)
             tasks.cancelAll()
         }
+    }
+
+    @Test(
+        "A reload refuses what a restart would refuse: a map without a central or audit endpoint's region, on a map-only reload too (helper-101)"
+    )
+    func refusesWhatARestartWould() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fleet-restart-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let file = dir.appendingPathComponent("fleetgate.yaml").path
+        let map = dir.appendingPathComponent("regions.yaml").path
+        let original = try String(contentsOf: ReloadTests.defaultYAML, encoding: .utf8)
+        try original.write(toFile: map, atomically: true, encoding: .utf8)
+        try """
+        listeners: {client: {port: 0}, tunnel: {port: 0}}
+        admin: {port: 0}
+        geo: {regionsFile: \(map)}
+        central: {endpoints: ["eu-north=http://127.0.0.1:9/v1"]}
+        """.write(toFile: file, atomically: true, encoding: .utf8)
+        let gateway = try fileConfiguredGateway(file, label: "restart-rules-test")
+        // Its central endpoint's HTTP client is shut down whatever happens (its deinit traps otherwise).
+        let result = Result { () throws in
+            // A valid map of one region, without eu-north, where the central endpoint runs.
+            let small = """
+                version: small
+                zones:
+                  eu: {residency: strict, countries: [DE, FR]}
+                regions:
+                  eu-central: {zone: eu, countries: [DE, FR]}
+                origins: {private: eu-central, unknown: eu-central, noDatabase: eu-central}
+
+                """
+            try small.write(toFile: map, atomically: true, encoding: .utf8)
+            for regionsOnly in [true, false] {
+                #expect(throws: ReloadError.self) { try gateway.reloader.reload(regionsOnly: regionsOnly) }
+                do throws(ReloadError) {
+                    _ = try gateway.reloader.reload(regionsOnly: regionsOnly)
+                } catch {
+                    #expect(
+                        error.message.contains("key 'central.endpoints': 'eu-north': region is not in the region map"),
+                        "\(error.message)")
+                }
+            }
+            #expect(gateway.core.geo.current.map.version == "default-2026-11")
+            // The map back: both reloads pass.
+            try original.write(toFile: map, atomically: true, encoding: .utf8)
+            #expect(try gateway.reloader.reload(regionsOnly: true).regionsVersion == "default-2026-11")
+            #expect(try gateway.reloader.reload().regionsVersion == "default-2026-11")
+            // A rule the gateway checks only before it binds (the trust rules): a reload that broke one
+            // was taken, and the next start failed (helper-101: certificate authentication without its
+            // certificate); a revocation file that is not there is one such.
+            let config = try String(contentsOfFile: file, encoding: .utf8)
+            try (config + "\ntunnel: {revocationFile: \(dir.path)/missing-revocations.txt}\n")
+                .write(toFile: file, atomically: true, encoding: .utf8)
+            do throws(ReloadError) {
+                _ = try gateway.reloader.reload()
+                Issue.record("a reload took a revocation file that is not there")
+            } catch {
+                #expect(
+                    error.message.contains("key 'tunnel.revocationFile'")
+                        && error.message.contains("a restart would refuse it"), "\(error.message)")
+            }
+        }
+        try await gateway.core.httpClient?.shutdown()
+        try result.get()
     }
 
     @Test("A reload installs the admin token file's new token, with nothing to restart; a short one refuses the reload")

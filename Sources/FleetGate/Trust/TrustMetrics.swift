@@ -3,9 +3,14 @@ public import CoreMetrics
 /// Metrics of car identity and audits (issue #20). No dimension holds a vehicle id: per-car
 /// reputation is on `GET /admin/fleet`, not in Prometheus.
 public final class TrustMetrics: Sendable {
-    /// Tunnels refused at hello, by reason (`revoked`, `quarantined`, `identity`, `no_certificate`), or
-    /// before it: `tls`, a TLS handshake the car failed.
+    /// Tunnels refused at hello, by reason (`revoked`, `quarantined`, `identity`, `no_certificate`;
+    /// `region`: the region map has not the car's region, `region_not_allowed`: its credential does not
+    /// name it; `protocol`: a hello, state or status stream the protocol refuses), or before it: `tls`,
+    /// a TLS handshake the car failed.
     let refusedRevoked: Counter
+    let refusedRegion: Counter
+    let refusedRegionNotAllowed: Counter
+    let refusedProtocol: Counter
     let refusedTLS: Counter
     let refusedQuarantined: Counter
     let refusedIdentity: Counter
@@ -30,9 +35,9 @@ public final class TrustMetrics: Sendable {
     /// Mean log-likelihood per token of audited text (negated, so the histogram is of a positive value).
     public let auditScore: Recorder
 
-    /// Counts a refusal at hello by its reason's kind.
-    func countRefusal(_ reason: String) {
-        (reason.hasPrefix("quarantined") ? self.refusedQuarantined : self.refusedRevoked).increment()
+    /// The counter of a trust refusal at hello, by its reason's kind.
+    func refusalCounter(_ reason: String) -> Counter {
+        reason.hasPrefix("quarantined") ? self.refusedQuarantined : self.refusedRevoked
     }
 
     public init(factory: any MetricsFactory) {
@@ -46,6 +51,9 @@ public final class TrustMetrics: Sendable {
         self.refusedQuarantined = refused("quarantined")
         self.refusedIdentity = refused("identity")
         self.refusedTLS = refused("tls")
+        self.refusedRegion = refused("region")
+        self.refusedRegionNotAllowed = refused("region_not_allowed")
+        self.refusedProtocol = refused("protocol")
         self.revokedLive = Counter(label: "fleet_car_revoked_live_total", factory: factory)
         self.revocationReloadOK = Counter(
             label: "fleet_revocation_reloads_total", dimensions: [("result", "ok")], factory: factory)

@@ -147,22 +147,21 @@ final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
         else { return self.reject("incomplete hello") }
         // An empty or huge model list is this car's protocol error, never the registry's trap.
         if let problem = FleetStatus.problem(with: models) { return self.reject(problem) }
+        let metrics = self.core.trust.metrics
         let grant: FleetCredentials.Grant
-        do {
-            grant = try self.verifiedGrant(credential: credential, vehicleID: vehicleID)
-        } catch {
-            self.core.trust.metrics.refusedIdentity.increment()
-            return self.reject(error.reason)
+        do { grant = try self.verifiedGrant(credential: credential, vehicleID: vehicleID) } catch {
+            return self.reject(error.reason, counting: metrics.refusedIdentity)
         }
         if let refusal = self.core.trust.refusal(vehicleID: vehicleID, identity: self.identity) {
-            self.core.trust.metrics.countRefusal(refusal)
             self.send(ControlMessage(type: .quarantine, reason: refusal))
-            return self.reject(refusal)
+            return self.reject(refusal, counting: metrics.refusalCounter(refusal))
         }
-        guard grant.regions.contains(region) else { return self.reject("credential does not allow the claimed region") }
+        guard grant.regions.contains(region) else {
+            return self.reject("credential does not allow its region", counting: metrics.refusedRegionNotAllowed)
+        }
+        // The credential allowed it, so the map lost it (renamed, removed); counted (helper-101).
         guard let zone = self.core.geo.current.map.zone(ofRegion: region) else {
-            // Named: the credential allowed it, so it is the map that lost it (a region renamed or removed).
-            return self.reject("region '\(region)' is not in the region map")
+            return self.reject("region '\(region)' is not in the region map", counting: metrics.refusedRegion)
         }
         self.helloTimer?.cancel()
         var descriptor = CarDescriptor(
@@ -301,7 +300,9 @@ final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
         }
     }
 
-    private func reject(_ reason: String) {
+    /// Refuses the car (GOAWAY PROTOCOL_ERROR), counted in `fleet_car_refused_total` by `counting` or as `protocol`.
+    private func reject(_ reason: String, counting counter: Counter? = nil) {
+        (counter ?? self.core.trust.metrics.refusedProtocol).increment()
         // The vehicle id the car claimed (unverified when its identity is what failed), and at most one
         // warning a minute per peer address: a misconfigured car is refused at every dial (helper-70).
         var metadata: Logger.Metadata = ["fleet.reason": "\(reason)"]
