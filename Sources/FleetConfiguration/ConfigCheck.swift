@@ -10,6 +10,8 @@ public enum ConfigCheck {
         public var ok: Bool
         /// One line per error (file:line:column first when the file is at fault), or notes.
         public var lines: [String]
+        /// The configuration errors among ``lines``, in the same order.
+        public var errors: [ConfigurationError] = []
     }
 
     /// Checks `file` as `program` would read it, with the current environment, and reports every error:
@@ -26,10 +28,11 @@ public enum ConfigCheck {
             path: path, schema: schema, environmentPrefix: program.environmentPrefix)
         // An unreadable file or one that is not YAML has nothing more to check.
         if fileErrors.contains(where: { $0.key == "-" }) {
-            return Result(ok: false, lines: fileErrors.map(\.description))
+            return Result(ok: false, lines: fileErrors.map(\.description), errors: fileErrors)
         }
         var environment = environment
         var errors = fileErrors.map(\.description)
+        var found = fileErrors
         var notes: [String] = []
         var retried = Set<String>()
         let warnings = ConfigStack(program: program, schema: schema, environment: environment, file: file)
@@ -46,6 +49,7 @@ public enum ConfigCheck {
                     // variable the operator never set), not the file's.
                     if schema[error.key] == nil, !errors.contains(error.description) {
                         errors.append(error.description)
+                        found.append(error)
                     }
                     break
                 }
@@ -67,13 +71,14 @@ public enum ConfigCheck {
                         "note: \(error.key) is not set here (\(variable) or its *File key); a placeholder was used")
                 } else {
                     errors.append(error.description)
+                    found.append(error)
                 }
             } catch {
                 errors.append("\(path): \(error)")
                 break
             }
         }
-        guard errors.isEmpty else { return Result(ok: false, lines: errors + warnings) }
+        guard errors.isEmpty else { return Result(ok: false, lines: errors + warnings, errors: found) }
         return Result(ok: true, lines: ["\(path): ok (\(file.values.count) keys set)"] + notes + warnings)
     }
 

@@ -117,6 +117,35 @@ public struct ConfigStack: Sendable {
         try self.locating { try body(self.reader()) }
     }
 
+    /// Reads like ``read(_:)``; when that fails, throws ``ConfigurationErrors`` with the error and every
+    /// other one `config check` finds in the file (``everyError(after:read:)``): `serve` and a reload named
+    /// one error at a time, so a file with four took three rounds to fix (helper-101).
+    public func readReportingAll<T>(_ body: (ConfigReader) throws -> T) throws -> T {
+        do { return try self.read(body) } catch let error as ConfigurationError {
+            throw self.everyError(after: [error], read: body)
+        }
+    }
+
+    /// The file read again, as a reload does (``reloaded()``), then read with `body`; every error of
+    /// the file reported at once, as ``readReportingAll(_:)`` does.
+    public func rereadReportingAll<T>(_ body: (ConfigReader) throws -> T) throws -> T {
+        let fresh: ConfigStack
+        do { fresh = try self.reloaded() } catch { throw self.everyError(after: error.errors, read: body) }
+        return try fresh.readReportingAll(body)
+    }
+
+    /// `first`, then every other error ``ConfigCheck`` finds in the file with this stack's environment
+    /// (none without a file; a flag's error is among `first`, as the check reads no flags).
+    public func everyError<T>(after first: [ConfigurationError], read: (ConfigReader) throws -> T)
+        -> ConfigurationErrors
+    {
+        guard let path = self.filePath else { return ConfigurationErrors(first) }
+        let check = ConfigCheck.run(
+            file: path, program: self.program, schema: self.schema, environment: self.environment, read: read)
+        let reported = Set(first.map(\.description))
+        return ConfigurationErrors(first + check.errors.filter { !reported.contains($0.description) })
+    }
+
     /// Runs `body` (for example building the server from the configuration), adding to a
     /// ``ConfigurationError`` where its key's value came from (``attribute(_:)``).
     public func locating<T>(_ body: () throws -> T) throws -> T {

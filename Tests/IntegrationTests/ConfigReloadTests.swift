@@ -187,6 +187,39 @@ struct ConfigReloadTests {
         try result.get()
     }
 
+    @Test("A refused reload names every error of the file at once, as config check does (helper-101: one round each)")
+    func everyErrorAtOnce() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fleet-errors-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let file = dir.appendingPathComponent("fleetgate.yaml").path
+        let good = "listeners: {client: {port: 0}, tunnel: {port: 0}}\nadmin: {port: 0}\n"
+        try good.write(toFile: file, atomically: true, encoding: .utf8)
+        let gateway = try fileConfiguredGateway(file, label: "every-error-test")
+        // Two errors of the file itself (a type, a typo) and two of the rules read after it.
+        for bad in [
+            "limits: {maxBodyBytes: lots, maxBodyBytez: 5}\nlogging: {level: loud}\ndispatch: {maxAttempts: -4}\n",
+            "logging: {level: loud}\ndispatch: {maxAttempts: -4}\n",
+        ] {
+            try (good + bad).write(toFile: file, atomically: true, encoding: .utf8)
+            do throws(ReloadError) {
+                _ = try gateway.reloader.reload()
+                Issue.record("a reload took \(bad)")
+            } catch {
+                let lines = error.message.split(separator: "\n")
+                let expected =
+                    (bad.contains("lots")
+                        ? [":3:24: key 'limits.maxBodyBytes'", ":3:30: key 'limits.maxBodyBytez'"] : [])
+                    + ["key 'logging.level': 'loud'", "key 'dispatch.maxAttempts': '-4'"]
+                for part in expected {
+                    #expect(lines.filter { $0.contains(part) }.count == 1, "\(part) in \(error.message)")
+                }
+                #expect(lines.count == expected.count, "\(error.message)")
+            }
+        }
+        #expect(gateway.core.configuration.logging.level == "info")
+    }
+
     @Test("A reload installs the admin token file's new token, with nothing to restart; a short one refuses the reload")
     func adminTokenReload() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fleet-admin-\(UUID().uuidString)")
