@@ -85,6 +85,7 @@ public final class GatewayCore: Sendable {
             throw ConfigurationError(
                 .invalidValue, key: "geo.databaseFile", value: configuration.geo.databaseFile, "\(error)", cause: error)
         }
+        metrics.regionMapInstalled(version: self.geo.current.map.version)
         if let database = self.geo.current.database {
             logger.info(
                 "GeoIP database loaded",

@@ -18,6 +18,8 @@ public final class GatewayMetrics: Sendable {
         var status: Int
     }
     private let carsByRegion = Mutex<[String: Gauge]>([:])
+    /// `fleet_regions_info`: the region map in use (``regionMapInstalled(version:)``).
+    private let regionsInfo = Mutex<Gauge?>(nil)
     private let keyCounters = Mutex<[String: Counter]>([:])
     /// Time to first token as the client sees it.
     public let ttft: Timer
@@ -110,6 +112,17 @@ public final class GatewayMetrics: Sendable {
     public let genAI: GenAIMetrics
     /// The fleet's state at scrape time and refusals by zone.
     public let fleetState: FleetStateMetrics
+
+    /// The region map now in use, as the `version` label of a constant 1 (`fleet_regions_info`), so a
+    /// dashboard shows which map runs (helper-101: only the admin API did); the previous map's series
+    /// is removed.
+    func regionMapInstalled(version: String) {
+        self.regionsInfo.withLock { gauge in
+            gauge?.destroy()
+            gauge = Gauge(label: "fleet_regions_info", dimensions: [("version", version)], factory: self.factory)
+            gauge?.record(1)
+        }
+    }
 
     public init(factory: any MetricsFactory, policy: SchedulingPolicy = .predictive) {
         self.factory = factory

@@ -286,6 +286,7 @@ public final class GatewayReloader: Sendable {
             zones.merge(geo.map.regions.mapValues(\.zone)) { _, new in new }
             self.core.geo.install(
                 geo, regionsFile: .some(next.geo.regionsFile), databaseFile: .some(next.geo.databaseFile))
+            self.core.metrics.regionMapInstalled(version: geo.map.version)
             self.core.apply(next)
             self.core.retireCarsOutsideMap()
             return Report(regionsVersion: geo.map.version, logLevel: running.logging.level, restartRequired: [])
@@ -302,6 +303,7 @@ public final class GatewayReloader: Sendable {
 
         zones.merge(geo.map.regions.mapValues(\.zone)) { _, new in new }
         self.core.geo.install(geo, regionsFile: .some(next.geo.regionsFile), databaseFile: .some(next.geo.databaseFile))
+        self.core.metrics.regionMapInstalled(version: geo.map.version)
         self.install(client: clientTLS, tunnel: tunnelTLS)
         self.core.apply(next)
         if let adminToken { self.install(adminToken: adminToken) }

@@ -46,6 +46,7 @@ enum MetricHelp {
         "fleet_config_restart_pending":
             "Changed keys that keep their running value until a restart (since the last full reload).",
         "fleet_build_info": "The running version, as the version label of a constant 1.",
+        "fleet_regions_info": "The region map in use, as the version label of a constant 1.",
         "fleet_config_last_reload_success_timestamp_seconds":
             "When the running configuration was loaded (Unix seconds).",
         "fleet_key_requests_total": "Requests per application key by result.",
