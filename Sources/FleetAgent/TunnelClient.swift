@@ -187,12 +187,12 @@ public final class TunnelClient: Service, Sendable {
                     let tlsContext = try prepared?.context ?? tls.map(Self.makeContext)
                     prepared = nil
                     // Verify the name this address was resolved from (gateway.addresses may name other hosts).
-                    let (retireAsked, retireAsk) = AsyncStream<Void>.makeStream()
+                    let (retireAsked, retireAsk) = AsyncStream<Bool>.makeStream()  // true: with an error
                     // A GOAWAY from the gateway retires the tunnel: the gateway replaced it (the same
                     // car's newer tunnel reached it: only the gateway knows which hello it read last,
                     // so the car never closes a second tunnel to one replica itself) or is leaving;
                     // its jobs finish, then the slot dials again.
-                    let goAway = GoAwayWatcher(logger: self.logger, metadata: metadata) { retireAsk.yield() }
+                    let goAway = GoAwayWatcher(logger: self.logger, metadata: metadata) { retireAsk.yield($0) }
                     let handle = try await HTTP2Client.connect(
                         host: endpoint.host, port: endpoint.port, group: self.group,
                         role: .server(self.responder), configuration: self.configuration.http2, tls: tlsContext,
@@ -208,10 +208,13 @@ public final class TunnelClient: Service, Sendable {
                                 watch.addTask { await self.moveOnRenewal(handle, files: files, stamp: stamp) }
                             }
                             watch.addTask {
-                                for await _ in retireAsked {
-                                    self.logger.info(
-                                        "Tunnel retired (the gateway's GOAWAY: a newer tunnel of this car replaced it, or the gateway leaves); closing it"
-                                    )
+                                for await refused in retireAsked {
+                                    // A refusal was logged with its reason; this line would misname it (helper-101).
+                                    if !refused {
+                                        self.logger.info(
+                                            "Tunnel retired (the gateway's GOAWAY: a newer tunnel of this car replaced it, or the gateway leaves); closing it"
+                                        )
+                                    }
                                     return await self.retire(handle)
                                 }
                             }
@@ -316,13 +319,13 @@ public final class TunnelClient: Service, Sendable {
 private final class GoAwayWatcher: HTTP2ConnectionDelegate, Sendable {
     private let logger: Logger
     private let metadata: Logger.Metadata
-    private let onGoAway: @Sendable () -> Void
+    private let onGoAway: @Sendable (_ refused: Bool) -> Void
     private let caught = Mutex<String?>(nil)
 
     /// The first error the connection caught (a TLS handshake's), if any, as text.
     var firstError: String? { self.caught.withLock { $0 } }
 
-    init(logger: Logger, metadata: Logger.Metadata, _ onGoAway: @escaping @Sendable () -> Void) {
+    init(logger: Logger, metadata: Logger.Metadata, _ onGoAway: @escaping @Sendable (_ refused: Bool) -> Void) {
         self.logger = logger
         self.metadata = metadata
         self.onGoAway = onGoAway
@@ -337,7 +340,7 @@ private final class GoAwayWatcher: HTTP2ConnectionDelegate, Sendable {
             metadata["fleet.reason"] = "\(debugData)"
             self.logger.warning("The gateway closed the tunnel with an error", metadata: metadata)
         }
-        self.onGoAway()
+        self.onGoAway(errorCode != .noError)
     }
     func connectionDidClose() {}
 

@@ -20,8 +20,10 @@ extension GatewayConfiguration.Geo {
         self.init()
         if let file = try config.nonEmptyString("regionsFile") {
             do { self.regionMap = try RegionMap.load(path: file) } catch {
+                // The map's own errors follow, each with its file:line (helper-101: the line ended at the colon).
                 throw ConfigurationError(
-                    .invalidValue, key: "regionsFile", value: file, "\n\(error.description)", cause: error)
+                    .invalidValue, key: "regionsFile", value: file, "the region map has errors:\n\(error.description)",
+                    cause: error)
             }
             self.regionsFile = file
         }
@@ -98,7 +100,8 @@ extension GatewayConfiguration.Tunnel {
                 aliases: ["--revocation-file"]),
             .double(
                 "trustPollSeconds", Double(d.trustPollInterval.nanoseconds) / 1e9,
-                "How often the CA, revocation, TLS certificate and key, and API key files are checked for changes. Restart."),
+                "How often the CA, revocation, TLS certificate and key, and API key files are checked for changes. Restart."
+            ),
         ])
     }
 }

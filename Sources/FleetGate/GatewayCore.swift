@@ -205,7 +205,9 @@ public final class GatewayCore: Sendable {
                 self.logger.info(
                     "Application key file reloaded", metadata: ["fleet.keys": "\(count)", "file.path": "\(file)"])
             } else {
-                self.logger.info(
+                // Every SIGHUP says so; at info it sat beside a refused reload's error as if something had
+                // been reloaded (helper-101).
+                self.logger.debug(
                     "No application key file (auth.appKeysFile) to reload", metadata: ["fleet.keys": "\(count)"])
             }
             return count
