@@ -108,12 +108,14 @@ struct RequestValidator {
             // The gateway checks the first of two `model`s (an app key's models, the zone's capacity)
             // and forwards the bytes; a Python runtime would serve the last (helper-56). A body the
             // decoder read was checked at every depth above.
-            if fast != nil, let name = JSONBody.firstDuplicate(in: members) {
-                throw .invalidRequest(
-                    "The JSON body has the member '\(name.prefix(64))' more than once.", param: String(name.prefix(64)))
-            }
-            if fast != nil, let passedOn = RequestExtras.passedOn(in: body, members: members) {
-                try Self.checkExtras(passedOn)
+            // One test of `fast` (each copies the request: callgrind, +540 instructions a request for two).
+            if fast != nil {
+                if let name = JSONBody.firstDuplicate(in: members) {
+                    throw .invalidRequest(
+                        "The JSON body has the member '\(name.prefix(64))' more than once.",
+                        param: String(name.prefix(64)))
+                }
+                if let passedOn = RequestExtras.passedOn(in: body, members: members) { try Self.checkExtras(passedOn) }
             }
         }
         if api.chat && (parsed.messages ?? []).isEmpty {
