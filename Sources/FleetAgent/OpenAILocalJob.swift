@@ -209,8 +209,12 @@ final class OpenAILocalJob: InferenceJobHandle, HTTP1ResponseReceiver {
     private func askWhyEmpty(_ request: (path: String, body: ByteBuffer)) {
         self.askedWhyEmpty = true
         self.status = 0
-        self.engine.runtime.pool(on: self.eventLoop).post(
-            path: request.path, body: Self.unstreamed(request.body), to: self)
+        // Kept as the request: a retry on a new connection (a parked one closed) sends it, not the stream
+        // (helper-102).
+        let unstreamed = (path: request.path, body: Self.unstreamed(request.body))
+        self.request = unstreamed
+        self.retried = false
+        self.engine.runtime.pool(on: self.eventLoop).post(path: unstreamed.path, body: unstreamed.body, to: self)
     }
 
     /// The runtime answered an error status: the job fails with its status and the start of its error

@@ -19,10 +19,12 @@ public enum ConfigCheck {
     /// one at a time by reading again with each faulty key set to its default.
     ///
     /// A secret that is set nowhere (neither in the environment nor by its `*File` key) is a note, not
-    /// an error: the check is usually run where the secret is not.
+    /// an error: the check is usually run where the secret is not. `arguments` are configuration flags
+    /// read above the file (a running `serve`'s, for its reload; none for `config check`).
     public static func run<T>(
         file path: String, program: ConfigStack.Program, schema: ConfigSchema,
-        environment: [String: String] = ProcessInfo.processInfo.environment, read: (ConfigReader) throws -> T
+        environment: [String: String] = ProcessInfo.processInfo.environment, arguments: [String] = [],
+        read: (ConfigReader) throws -> T
     ) -> Result {
         let (file, fileErrors) = ConfigFile.check(
             path: path, schema: schema, environmentPrefix: program.environmentPrefix)
@@ -35,10 +37,13 @@ public enum ConfigCheck {
         var found = fileErrors
         var notes: [String] = []
         var retried = Set<String>()
-        let warnings = ConfigStack(program: program, schema: schema, environment: environment, file: file)
-            .unknownEnvironmentWarnings().map { "warning: " + $0 }
+        let warnings = ConfigStack(
+            program: program, schema: schema, arguments: arguments, environment: environment, file: file
+        )
+        .unknownEnvironmentWarnings().map { "warning: " + $0 }
         while true {
-            let stack = ConfigStack(program: program, schema: schema, environment: environment, file: file)
+            let stack = ConfigStack(
+                program: program, schema: schema, arguments: arguments, environment: environment, file: file)
             do {
                 _ = try stack.read(read)
                 break

@@ -70,11 +70,11 @@ public struct ConfigStack: Sendable {
         }
     }
 
-    /// A stack of `file` and `environment` alone, for ``ConfigCheck``.
-    init(program: Program, schema: ConfigSchema, environment: [String: String], file: ConfigFile) {
+    /// A stack of `file`, `environment` and canonical `arguments` (none for `config check`), for ``ConfigCheck``.
+    init(program: Program, schema: ConfigSchema, arguments: [String], environment: [String: String], file: ConfigFile) {
         self.program = program
         self.schema = schema
-        self.arguments = []
+        self.arguments = arguments
         self.environment = environment
         self.filePath = file.path
         self.file = file
@@ -135,13 +135,16 @@ public struct ConfigStack: Sendable {
     }
 
     /// `first`, then every other error ``ConfigCheck`` finds in the file with this stack's environment
-    /// (none without a file; a flag's error is among `first`, as the check reads no flags).
+    /// and flags (none without a file).
     public func everyError<T>(after first: [ConfigurationError], read: (ConfigReader) throws -> T)
         -> ConfigurationErrors
     {
         guard let path = self.filePath else { return ConfigurationErrors(first) }
+        // With this stack's flags: a value a flag overrides is not the file's error, and a flag's map is the
+        // map the file's endpoints are checked against (helper-102).
         let check = ConfigCheck.run(
-            file: path, program: self.program, schema: self.schema, environment: self.environment, read: read)
+            file: path, program: self.program, schema: self.schema, environment: self.environment,
+            arguments: self.arguments, read: read)
         let reported = Set(first.map(\.description))
         return ConfigurationErrors(first + check.errors.filter { !reported.contains($0.description) })
     }

@@ -275,13 +275,21 @@ public final class GatewayReloader: Sendable {
         } catch { throw ReloadError(message: error.message) }
         try self.checkZones(of: geo.map, file: next.geo.regionsFile, since: zones)
         next.geo.regionMap = geo.map
-        do {
-            // What a restart with this file and map would refuse is refused now, not at the next start:
-            // a map without a central endpoint's region (helper-101: swapped in by a map-only reload),
-            // certificate authentication without its certificate (a restart-only key, "reloaded").
-            try next.checkEndpointRegions()
-            if !regionsOnly { try next.validateTrust() }
-        } catch { throw ReloadError(message: "\(error) (a restart would refuse it)") }
+        // A map without the region of a central or audit endpoint (helper-101: swapped in by a map-only
+        // reload, after which every reload and the next start failed).
+        do { try next.checkEndpointRegions() } catch {
+            throw ReloadError(
+                message: "\(error) (\(regionsOnly ? "a running endpoint is there" : "a restart would refuse it"))")
+        }
+        // What a restart with this file would refuse is refused now, not at the next start, restart-only
+        // keys included (helper-101: certificate authentication without its certificate was "reloaded";
+        // helper-102: an admin token file that is not there).
+        if !regionsOnly {
+            do {
+                try next.validateTrust()
+                if let path = next.admin.tokenFile { _ = try AdminGuard.readToken(path) }
+            } catch { throw ReloadError(message: "\(error) (a restart would refuse it)") }
+        }
         if regionsOnly {
             zones.merge(geo.map.regions.mapValues(\.zone)) { _, new in new }
             self.core.geo.install(
@@ -338,7 +346,7 @@ public final class GatewayReloader: Sendable {
         guard moved.isEmpty else {
             throw ReloadError(
                 message: moved.sorted { $0.region < $1.region }.map {
-                    "\(file ?? "the region map"): \($0): it has been in zone '\($0.from)' since the gateway started, and cars and central endpoints joined it there; a region's zone changes only with a restart"
+                    "\(file ?? "the region map"): \($0): it has been in zone '\($0.from)' since the gateway started (cars and central endpoints take it when they join); a region's zone changes only with a restart"
                 }.joined(separator: "\n"))
         }
     }

@@ -1,4 +1,3 @@
-
 /// Renders chat messages into one prompt, as the model's own chat template does, so a
 /// continuation can go through `/v1/completions` ending in the delivered text: a runtime's chat
 /// path always appends a generation prompt and cannot continue a final assistant message
@@ -28,11 +27,14 @@ public struct ChatTemplate: Sendable, Hashable {
     /// The prompt for `messages` whose last one is the assistant's partial answer, left open.
     public func continuationPrompt(_ messages: [ChatMessage]) -> String {
         var prompt = ""
-        if let system = self.defaultSystemPrompt, messages.first?.role != "system" {
+        // A developer message is the system message of a model that knows no developer role, as the chat
+        // path sends it (RuntimeRequestCompatibility; helper-102).
+        func role(_ message: ChatMessage) -> String { message.role == "developer" ? "system" : message.role }
+        if let system = self.defaultSystemPrompt, messages.first.map(role) != "system" {
             prompt += "<|im_start|>system\n\(system)\(self.endOfMessage)\n"
         }
         for (index, message) in messages.enumerated() {
-            prompt += "<|im_start|>\(message.role)\n\(message.content)"
+            prompt += "<|im_start|>\(role(message))\n\(message.content)"
             if index < messages.count - 1 || message.role != "assistant" { prompt += "\(self.endOfMessage)\n" }
         }
         if messages.last?.role != "assistant" { prompt += "<|im_start|>assistant\n" }

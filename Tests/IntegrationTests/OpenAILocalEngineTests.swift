@@ -102,6 +102,39 @@ struct OpenAILocalEngineTests {
         }
     }
 
+    @Test(
+        "An empty event stream is asked again without streaming: its refusal reaches the app as a 400; a 200 again is the runtime's failure (helper-100, helper-102)"
+    )
+    func emptyStreamAskedWhy() async throws {
+        for refuses in [true, false] {
+            let empty = BodyRecordingResponder(EmptyStreamRuntime(refusesUnstreamed: refuses))
+            let (runtime, engine) = try await ServedRuntime.start(empty, models: ["tight": "internal-tight-70b"])
+            defer { runtime.close(promise: nil) }
+            try await withFleet { fleet in
+                _ = try await fleet.startCar("empty-car", engine: engine)
+                let client = try await RecordingClient.connect(port: fleet.clientPort)
+                defer { client.close() }
+                let done = try await client.post(
+                    "/v1/chat/completions", json: chatBody(model: "tight", stream: true, maxTokens: 5)
+                ).collect()
+                let asked = empty.requests.filter { $0.path.hasSuffix("/chat/completions") }.map {
+                    String(buffer: $0.body)
+                }
+                // The stream first, then the same request with `stream: false` (the retry, too, sends that).
+                #expect(asked.first?.contains(#""stream":true"#) == true, "\(asked)")
+                #expect(asked.dropFirst().first?.contains(#""stream":false"#) == true, "\(asked)")
+                if refuses {
+                    #expect(done.response?.status.code == 400, "\(done.body)")
+                    #expect(done.body.contains("context_length_exceeded"), "\(done.body)")
+                } else {
+                    // Not the app's fault: a 502 (the car tried, and no other car serves the model).
+                    #expect(done.response?.status.code != 400 && done.response?.status.code != 200, "\(done.body)")
+                    #expect(asked.filter { $0.contains(#""stream":false"#) }.count >= 1)
+                }
+            }
+        }
+    }
+
     @Test("A car's rejection is tried once elsewhere: another car that serves answers; two rejections go to the app")
     func runtimeRejectionTriedOnce() async throws {
         // The second says 421, which would send an HTTP/2 client to another connection: the app gets 400.
@@ -976,4 +1009,47 @@ final class RecordingSink: TokenSink, @unchecked Sendable {
         self.counts = (promptTokens, completionTokens)
     }
     func fail(_ error: EngineError) { self.failure = error }
+}
+
+/// Lists one model; answers a streamed completion with an empty event stream (llama-cpp-python's
+/// answer to a prompt over its context) and one without streaming with its 400, or with a 200.
+final class EmptyStreamRuntime: HTTPServerResponder {
+    let refusesUnstreamed: Bool
+    init(refusesUnstreamed: Bool) { self.refusesUnstreamed = refusesUnstreamed }
+
+    func stream(_ stream: any HTTPStream, didReceive request: HTTPRequest, connection: HTTPConnectionInfo)
+        -> any HTTPStreamDelegate
+    {
+        if request.path == "/v1/models" {
+            let models = ModelList(data: [.init(id: "internal-tight-70b", created: 0, ownedBy: "test")])
+            return FixedResponseDelegate(stream: stream, status: .ok, body: JSON.buffer(models))
+        }
+        return BodyThenAnswer(stream: stream, refuses: self.refusesUnstreamed)
+    }
+
+    /// Reads the body, then answers by its `stream` member.
+    private final class BodyThenAnswer: HTTPStreamDelegate {
+        let stream: any HTTPStream
+        let refuses: Bool
+        var body = ByteBuffer()
+        init(stream: any HTTPStream, refuses: Bool) {
+            self.stream = stream
+            self.refuses = refuses
+        }
+        func streamDidReceiveData(_ data: ByteBuffer) { self.body.writeImmutableBuffer(data) }
+        func streamDidReceiveEnd(trailers: HTTPFields?) {
+            if String(buffer: self.body).contains(#""stream":true"#) {
+                return self.answer(.ok, "text/event-stream", ByteBuffer())
+            }
+            guard self.refuses else { return self.answer(.ok, "application/json", ByteBuffer(string: "{}")) }
+            let error = APIErrorBody(
+                message: "This model's maximum context length is 2048 tokens.", type: "invalid_request_error",
+                code: "context_length_exceeded", param: "messages")
+            self.answer(.badRequest, "application/json", JSON.buffer(error))
+        }
+        func streamDidClose(error: HTTPStreamError?) {}
+        private func answer(_ status: HTTPResponse.Status, _ type: String, _ body: ByteBuffer) {
+            self.stream.sendResponse(status: status, contentType: type, body: body, headers: [:])
+        }
+    }
 }

@@ -41,7 +41,8 @@ extension RequestValidator {
 
     /// `metadata` (at most 16 string values, keys of at most 64 characters, values of at most 512) and
     /// `logit_bias` (token ids to a bias between -100 and 100), as OpenAI checks them: passed on
-    /// unchecked, a car's runtime met `metadata: 5` or a bias of 10⁶ (helper-96).
+    /// unchecked, central capacity met `metadata: 5` (cars never get `metadata`) and a car's runtime a
+    /// bias of 10⁶ (helper-96).
     static func checkExtras(_ extras: RequestExtras) throws(APIError) {
         if let metadata = extras.metadata, metadata != .null {
             guard case .object(let fields) = metadata else {
