@@ -28,6 +28,8 @@ public final class GatewayReloader: Sendable {
         public var logLevel: String
         /// Keys whose change was ignored because it needs a restart.
         public var restartRequired: [String]
+        /// What the reload took but an operator should know (logged as warnings too).
+        public var warnings: [String] = []
     }
 
     let core: GatewayCore
@@ -240,6 +242,7 @@ public final class GatewayReloader: Sendable {
                     "fleet.config.restart_required": "\(report.restartRequired.joined(separator: ","))",
                 ])
             if !regionsOnly { self.core.metrics.restartPending.record(report.restartRequired.count) }
+            for warning in report.warnings { self.core.logger.warning("Reload: \(warning)") }
             if !report.restartRequired.isEmpty {
                 self.core.logger.warning(
                     "Changed keys need a restart; their running values stay",
@@ -274,6 +277,14 @@ public final class GatewayReloader: Sendable {
                 regionsFile: .some(next.geo.regionsFile), databaseFile: .some(next.geo.databaseFile))
         } catch { throw ReloadError(message: error.message) }
         try self.checkZones(of: geo.map, file: next.geo.regionsFile, since: zones)
+        // helper-101: another map under the same version was taken without a word, and /admin/regions
+        // and fleet_regions_info went on naming it as the old one.
+        let runningMap = self.core.geo.current.map
+        let warnings =
+            geo.map != runningMap && geo.map.version == runningMap.version
+            ? [
+                "the region map changed but kept its version '\(geo.map.version)': /admin/regions and fleet_regions_info name the old map's version for it"
+            ] : []
         next.geo.regionMap = geo.map
         // A map without the region of a central or audit endpoint (helper-101: swapped in by a map-only
         // reload, after which every reload and the next start failed).
@@ -297,7 +308,9 @@ public final class GatewayReloader: Sendable {
             self.core.metrics.regionMapInstalled(version: geo.map.version)
             self.core.apply(next)
             self.core.retireCarsOutsideMap()
-            return Report(regionsVersion: geo.map.version, logLevel: running.logging.level, restartRequired: [])
+            return Report(
+                regionsVersion: geo.map.version, logLevel: running.logging.level, restartRequired: [],
+                warnings: warnings)
         }
         var restartRequired = Self.keepRestartOnlyKeys(from: running, in: &next)
         // The admin token file (its path is restart-only, with the rest of `admin`): read now, so a file
@@ -320,7 +333,9 @@ public final class GatewayReloader: Sendable {
         self.core.trust.reloadIfChanged(force: true)
         self.core.enforceTrust()
         self.core.retireCarsOutsideMap()
-        return Report(regionsVersion: geo.map.version, logLevel: level.rawValue, restartRequired: restartRequired)
+        return Report(
+            regionsVersion: geo.map.version, logLevel: level.rawValue, restartRequired: restartRequired,
+            warnings: warnings)
     }
 
     /// Refuses a map that puts a region in another zone than it has had since the gateway started: cars
@@ -361,7 +376,8 @@ public final class GatewayReloader: Sendable {
             next[keyPath: path] = running[keyPath: path]
         }
         keep("listeners.host", \.listeners.host)
-        keep("listeners.client", \.listeners.client)
+        keep("listeners.client.port", \.listeners.client.port)
+        keep("listeners.client.proxyProtocolFrom", \.listeners.client.proxyProtocolFrom)
         keep("listeners.tls.port", \.listeners.tls.port)
         keep("listeners.tunnel.port", \.listeners.tunnel.port)
         keep("listeners.tunnel.allowCleartext", \.listeners.tunnel.allowCleartext)
@@ -374,7 +390,13 @@ public final class GatewayReloader: Sendable {
             changed.append("listeners.tunnel.certificateChainFile")
             next.listeners.tunnel.files = running.listeners.tunnel.files
         }
-        keep("admin", \.admin)
+        // Each key by name, not the group (helper-101: `admin` was named for a changed port).
+        keep("admin.host", \.admin.host)
+        keep("admin.port", \.admin.port)
+        keep("admin.tokenFile", \.admin.tokenFile)
+        keep("admin.allowedHosts", \.admin.allowedHosts)
+        keep("admin.probesHost", \.admin.probesHost)
+        keep("admin.probesPort", \.admin.probesPort)
         keep("dispatch.policy", \.dispatch.policy)
         keep("dispatch.hedgeBudget", \.dispatch.hedgeBudget)
         keep("central", \.central)

@@ -60,6 +60,13 @@ struct ReloadTests {
             #expect(badBody.contains("\(file.path):") && badBody.contains("XX"))
             #expect(try await self.admin(fleet, .get, "/admin/regions").1.contains("\"version\":\"default-2026-11\""))
 
+            // Another map under the same version: taken, and said (helper-101: silently).
+            try original.replacingOccurrences(of: "{lat: 50.11, lon: 8.68}", with: "{lat: 50.11, lon: 8.69}")
+                .write(to: file, atomically: true, encoding: .utf8)
+            let (sameStatus, sameBody) = try await self.admin(fleet, .post, "/admin/regions/reload")
+            #expect(sameStatus == 200, "\(sameBody)")
+            #expect(sameBody.contains("kept its version 'default-2026-11'"), "\(sameBody)")
+
             // Sweden moves to eu-central, with a new version.
             try original.replacingOccurrences(of: "version: default-2026-11", with: "version: moved-se")
                 .replacingOccurrences(of: "countries: [SE, FI,", with: "countries: [FI,")
@@ -163,7 +170,7 @@ struct ReloadTests {
             // The map in use on /metrics, the earlier ones' series gone (helper-101: only the admin API said).
             let info = metrics.split(separator: "\n").filter { $0.hasPrefix("fleet_regions_info{") }
             #expect(info == [#"fleet_regions_info{version="removed"} 1.0"#], "\(info)")
-            #expect(metrics.contains("fleet_regions_reloads_total{result=\"ok\"} 2"))
+            #expect(metrics.contains("fleet_regions_reloads_total{result=\"ok\"} 3"))
             #expect(metrics.contains("fleet_regions_reloads_total{result=\"error\"} 4"))
         }
     }

@@ -88,9 +88,12 @@ struct AdminResponder: HTTPServerResponder {
                 reloader.reload(on: eventLoop, regionsOnly: path == "/admin/regions/reload").map { result in
                     switch result {
                     case .success(let report):
-                        return (
-                            .ok, path == "/admin/reload" ? JSON.buffer(report) : JSON.buffer(RegionsView(geo.current))
-                        )
+                        guard path == "/admin/reload" else {
+                            var view = RegionsView(geo.current)
+                            view.warnings = report.warnings.isEmpty ? nil : report.warnings
+                            return (.ok, JSON.buffer(view))
+                        }
+                        return (.ok, JSON.buffer(report))
                     case .failure(let error):
                         let body = APIErrorBody(
                             message: error.message, type: "invalid_request_error", code: "invalid_configuration")
@@ -183,6 +186,8 @@ struct AdminResponder: HTTPServerResponder {
         var zones: [String: ZoneView]
         var regions: [String: RegionView]
         var origins: [String: String]
+        /// A reload's warnings (``GatewayReloader/Report/warnings``); absent otherwise.
+        var warnings: [String]?
 
         init(_ snapshot: GeoState.Snapshot) {
             let map = snapshot.map
