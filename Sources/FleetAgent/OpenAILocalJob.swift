@@ -22,7 +22,7 @@ final class OpenAILocalJob: InferenceJobHandle, HTTP1ResponseReceiver {
     private var request: (path: String, body: ByteBuffer)?
     private var retried = false
     /// The runtime answered the stream with nothing at all: the request is being asked again without
-    /// streaming, for the refusal llama-cpp-python gives only there (``askWhyEmpty()``).
+    /// streaming, for the refusal llama-cpp-python gives only there (``askWhyEmpty(_:)``).
     private var askedWhyEmpty = false
     /// The limits on the job, and the one timer that keeps them.
     private let watchdog: RuntimeWatchdog
