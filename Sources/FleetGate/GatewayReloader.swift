@@ -298,14 +298,14 @@ public final class GatewayReloader: Sendable {
         if !regionsOnly {
             do {
                 try next.validateTrust()
-                if let path = next.admin.tokenFile { _ = try AdminGuard.readToken(path) }
+                // The running path's token is read below, to install it.
+                if let path = next.admin.tokenFile, path != running.admin.tokenFile {
+                    _ = try AdminGuard.readToken(path)
+                }
             } catch { throw ReloadError(message: "\(error) (a restart would refuse it)") }
         }
         if regionsOnly {
-            zones.merge(geo.map.regions.mapValues(\.zone)) { _, new in new }
-            self.core.geo.install(
-                geo, regionsFile: .some(next.geo.regionsFile), databaseFile: .some(next.geo.databaseFile))
-            self.core.metrics.regionMapInstalled(version: geo.map.version)
+            self.install(geo, of: next, zones: &zones)
             self.core.apply(next)
             self.core.retireCarsOutsideMap()
             return Report(
@@ -322,9 +322,7 @@ public final class GatewayReloader: Sendable {
         let tunnelTLS = try Gateway.tunnelContext(next)
         let level = Logger.Level(rawValue: next.logging.level) ?? .info
 
-        zones.merge(geo.map.regions.mapValues(\.zone)) { _, new in new }
-        self.core.geo.install(geo, regionsFile: .some(next.geo.regionsFile), databaseFile: .some(next.geo.databaseFile))
-        self.core.metrics.regionMapInstalled(version: geo.map.version)
+        self.install(geo, of: next, zones: &zones)
         self.install(client: clientTLS, tunnel: tunnelTLS)
         self.core.apply(next)
         if let adminToken { self.install(adminToken: adminToken) }
@@ -340,22 +338,13 @@ public final class GatewayReloader: Sendable {
 
     /// Refuses a map that puts a region in another zone than it has had since the gateway started: cars
     /// and central endpoints take their region's zone when they join, and would serve the old zone's
-    /// traffic outside it. Checked against the zones of every map since the start and against those
-    /// connected capacity holds (helper-101: a region removed by one reload, its cars gone, and added
-    /// back in another zone by the next was taken).
+    /// traffic outside it. `zones` holds every installed map's zones, so it holds those of every car and
+    /// endpoint too (helper-101: a region removed by one reload, its cars gone, and added back in another
+    /// zone by the next was taken when only the running map and connected capacity were checked).
     private func checkZones(of map: RegionMap, file: String?, since zones: [String: String]) throws {
-        var moved = Set(
-            map.regions.values.compactMap { region in
-                zones[region.id].flatMap {
-                    $0 == region.zone ? nil : RegionMap.ZoneChange(region: region.id, from: $0, to: region.zone)
-                }
-            })
-        let held =
-            self.core.registry.all().map { ($0.descriptor.region, $0.descriptor.zone) }
-            + self.core.central.all.map { ($0.region, $0.zone) }
-        for (region, zone) in held {
-            if let now = map.regions[region]?.zone, now != zone {
-                moved.insert(RegionMap.ZoneChange(region: region, from: zone, to: now))
+        let moved = map.regions.values.compactMap { region in
+            zones[region.id].flatMap {
+                $0 == region.zone ? nil : RegionMap.ZoneChange(region: region.id, from: $0, to: region.zone)
             }
         }
         guard moved.isEmpty else {
@@ -364,6 +353,14 @@ public final class GatewayReloader: Sendable {
                     "\(file ?? "the region map"): \($0): it has been in zone '\($0.from)' since the gateway started (cars and central endpoints take it when they join); a region's zone changes only with a restart"
                 }.joined(separator: "\n"))
         }
+    }
+
+    /// Swaps in a checked map and database with the files `next` names, keeps its zones for
+    /// ``checkZones(of:file:since:)`` and shows its version on `/metrics`.
+    private func install(_ geo: GeoState.Snapshot, of next: GatewayConfiguration, zones: inout [String: String]) {
+        zones.merge(geo.map.regions.mapValues(\.zone)) { _, new in new }
+        self.core.geo.install(geo, regionsFile: .some(next.geo.regionsFile), databaseFile: .some(next.geo.databaseFile))
+        self.core.metrics.regionMapInstalled(version: geo.map.version)
     }
 
     /// Puts the running values of restart-only keys into `next`; returns the keys that differed.

@@ -58,6 +58,9 @@ public final class GatewayProcess {
         var environment = ProcessInfo.processInfo.environment
         environment["FLEETGATE_FLEET_SECRET"] = FleetFixture.testSecret
         environment["FLEETGATE_CACHE"] = "/nonexistent-fleetgate-cache"  // no GeoIP database: loopback is 'private'
+        // Lag shedding off unless a test asks for it, as withFleet runs its gateway: a debug gateway on a busy
+        // machine shed honest requests in two hostile-peer tests, which took the 503 for a failure.
+        environment["FLEETGATE_LIMITS_SHED_LAG_MILLISECONDS"] = "0"
         environment.merge(extra) { _, new in new }
         process.environment = environment
         let output = LogBuffer()
