@@ -112,26 +112,31 @@ public struct ConfigStack: Sendable {
     }
 
     /// Reads a configuration with `body`, adding to an error where its key's value came from (``attribute(_:)``).
+    /// - Parameter recorder: takes every value read, when given.
     /// - Throws: ``ConfigurationError``.
-    public func read<T>(_ body: (ConfigReader) throws -> T) throws -> T {
-        try self.locating { try body(self.reader()) }
+    public func read<T>(recorder: ConfigValueRecorder? = nil, _ body: (ConfigReader) throws -> T) throws -> T {
+        try self.locating { try body(self.reader(accessReporter: recorder)) }
     }
 
     /// Reads like ``read(_:)``; when that fails, throws ``ConfigurationErrors`` with the error and every
     /// other one `config check` finds in the file (``everyError(after:read:)``): `serve` and a reload named
     /// one error at a time, so a file with four took three rounds to fix (helper-101).
-    public func readReportingAll<T>(_ body: (ConfigReader) throws -> T) throws -> T {
-        do { return try self.read(body) } catch let error as ConfigurationError {
+    public func readReportingAll<T>(recorder: ConfigValueRecorder? = nil, _ body: (ConfigReader) throws -> T) throws
+        -> T
+    {
+        do { return try self.read(recorder: recorder, body) } catch let error as ConfigurationError {
             throw self.everyError(after: [error], read: body)
         }
     }
 
     /// The file read again, as a reload does (``reloaded()``), then read with `body`; every error of
     /// the file reported at once, as ``readReportingAll(_:)`` does.
-    public func rereadReportingAll<T>(_ body: (ConfigReader) throws -> T) throws -> T {
+    public func rereadReportingAll<T>(recorder: ConfigValueRecorder? = nil, _ body: (ConfigReader) throws -> T) throws
+        -> T
+    {
         let fresh: ConfigStack
         do { fresh = try self.reloaded() } catch { throw self.everyError(after: error.errors, read: body) }
-        return try fresh.readReportingAll(body)
+        return try fresh.readReportingAll(recorder: recorder, body)
     }
 
     /// `first`, then every other error ``ConfigCheck`` finds in the file with this stack's environment

@@ -51,6 +51,20 @@ extension GatewayConfiguration {
         try self.validate()
     }
 
+    /// Reads the configuration from `stack`, every error of its file at once, with each key's value kept in
+    /// ``readValues``.
+    /// - Parameter again: read the file again first (a reload).
+    /// - Throws: ``ConfigurationErrors`` or ``ConfigurationError``.
+    public static func read(from stack: ConfigStack, again: Bool = false) throws -> GatewayConfiguration {
+        let recorder = ConfigValueRecorder()
+        let body = { (config: ConfigReader) in try GatewayConfiguration(config: config) }
+        var configuration =
+            try again
+            ? stack.rereadReportingAll(recorder: recorder, body) : stack.readReportingAll(recorder: recorder, body)
+        configuration.readValues = recorder.recorded
+        return configuration
+    }
+
     /// Checks the rules across keys (also for configurations built in code, by ``Gateway/init(configuration:group:logger:)``).
     /// - Throws: ``ConfigurationError`` naming the key and value.
     public func validate() throws {

@@ -96,7 +96,7 @@ extension GatewayConfiguration.Tunnel {
                 aliases: ["--tunnel-ca"]),
             .string(
                 "revocationFile", "",
-                "Revoked serials and vehicle ids (docs/security.md). Reloadable (polled); revoked cars are closed.",
+                "Revoked serials and vehicle ids (docs/security.md); the file is re-read when it changes (polled) and revoked cars are closed. Its path: Restart.",
                 aliases: ["--revocation-file"]),
             .double(
                 "trustPollSeconds", Double(d.trustPollInterval.nanoseconds) / 1e9,

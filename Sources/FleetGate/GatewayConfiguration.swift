@@ -1,3 +1,4 @@
+public import FleetConfiguration
 public import FleetGeo
 public import FleetHTTP2
 public import FleetProtocol
@@ -42,6 +43,9 @@ public struct GatewayConfiguration: Sendable {
     public var cluster: Cluster = .defaults
     /// Bind any free port when a configured one is taken (the demo); `serve` fails instead. Not a key.
     public var fallbackToFreePorts: Bool = false
+    /// The value of every key when this configuration was read (``read(from:again:)``), which a reload
+    /// compares to name the keys it changed; empty for a configuration built in code. Not a key.
+    public var readValues = ConfigValues()
 
     /// A configuration with every default but the fleet secret.
     public init(

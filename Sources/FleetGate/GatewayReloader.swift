@@ -28,6 +28,10 @@ public final class GatewayReloader: Sendable {
         public var logLevel: String
         /// Keys whose change was ignored because it needs a restart.
         public var restartRequired: [String]
+        /// Keys whose new value this reload put in effect (from the command line, environment or file;
+        /// the region map's and certificates' contents are not keys). Empty for a configuration built in
+        /// code.
+        public var changed: [String] = []
         /// What the reload took but an operator should know (logged as warnings too).
         public var warnings: [String] = []
     }
@@ -37,6 +41,8 @@ public final class GatewayReloader: Sendable {
     let tunnelTLS: TLSContextBox
     let logLevel: LogLevelControl?
     let source: (@Sendable () throws -> GatewayConfiguration)?
+    /// The keys' values at the start: those of restart-only keys are the running ones.
+    private let startValues: ConfigValues
     /// One reload at a time; it holds every region's zone since the gateway started (``zoneChanges(_:)``).
     private let serial: Mutex<[String: String]>
     /// Whether the last whole reload, and the last region reload, were refused: a region reload that
@@ -97,6 +103,7 @@ public final class GatewayReloader: Sendable {
         self.tunnelTLS = tunnelTLS
         self.logLevel = logLevel
         self.source = source
+        self.startValues = core.configuration.readValues
     }
 
     /// A listener's certificate chain or key, or the fleet CA, changed on disk (a renewal, a Kubernetes
@@ -239,6 +246,7 @@ public final class GatewayReloader: Sendable {
                 regionsOnly ? "Region map and GeoIP database reloaded" : "Configuration reloaded",
                 metadata: [
                     "fleet.regions.version": "\(report.regionsVersion)",
+                    "fleet.config.changed": "\(report.changed.joined(separator: ","))",
                     "fleet.config.restart_required": "\(report.restartRequired.joined(separator: ","))",
                 ])
             if !regionsOnly { self.core.metrics.restartPending.record(report.restartRequired.count) }
@@ -312,7 +320,17 @@ public final class GatewayReloader: Sendable {
                 regionsVersion: geo.map.version, logLevel: running.logging.level, restartRequired: [],
                 warnings: warnings)
         }
-        var restartRequired = Self.keepRestartOnlyKeys(from: running, in: &next)
+        let restartOnly = Self.keepRestartOnlyKeys(from: running, in: &next)
+        // Named by key, not by group (`central`, `cluster`), where the file's values say which key it was.
+        let restartRequired = restartOnly.changed.flatMap { name in
+            let keys = next.readValues.changedKeys(since: self.startValues).filter { $0.hasPrefix(name + ".") }
+            return keys.isEmpty ? [name] : keys
+        }
+        // What took effect: changed since the running values, and not kept for a restart.
+        let changed = next.readValues.changedKeys(since: running.readValues).filter { key in
+            !restartRequired.contains(key) && key != "fleetSecretFile"
+                && !restartOnly.all.contains { key == $0 || key.hasPrefix($0 + ".") }
+        }
         // The admin token file (its path is restart-only, with the rest of `admin`): read now, so a file
         // that would stop the next start refuses the reload; its token is installed with the rest below.
         // (helper-73: a reload answered 200 while the old token went on working; it was restart-only.)
@@ -333,7 +351,7 @@ public final class GatewayReloader: Sendable {
         self.core.retireCarsOutsideMap()
         return Report(
             regionsVersion: geo.map.version, logLevel: level.rawValue, restartRequired: restartRequired,
-            warnings: warnings)
+            changed: changed, warnings: warnings)
     }
 
     /// Refuses a map that puts a region in another zone than it has had since the gateway started: cars
@@ -363,13 +381,21 @@ public final class GatewayReloader: Sendable {
         self.core.metrics.regionMapInstalled(version: geo.map.version)
     }
 
-    /// Puts the running values of restart-only keys into `next`; returns the keys that differed.
-    static func keepRestartOnlyKeys(from running: GatewayConfiguration, in next: inout GatewayConfiguration)
-        -> [String]
-    {
+    /// The restart-only keys ``keepRestartOnlyKeys(from:in:)`` keeps: `all` of them (a group by its
+    /// prefix, `central`), and those that `changed`.
+    struct RestartOnlyKeys {
+        var all: [String] = []
         var changed: [String] = []
+    }
+
+    /// Puts the running values of restart-only keys into `next`; returns them, and those that differed.
+    static func keepRestartOnlyKeys(from running: GatewayConfiguration, in next: inout GatewayConfiguration)
+        -> RestartOnlyKeys
+    {
+        var keys = RestartOnlyKeys()
         func keep<T: Equatable>(_ key: String, _ path: WritableKeyPath<GatewayConfiguration, T>) {
-            if next[keyPath: path] != running[keyPath: path] { changed.append(key) }
+            keys.all.append(key)
+            if next[keyPath: path] != running[keyPath: path] { keys.changed.append(key) }
             next[keyPath: path] = running[keyPath: path]
         }
         keep("listeners.host", \.listeners.host)
@@ -380,11 +406,11 @@ public final class GatewayReloader: Sendable {
         keep("listeners.tunnel.allowCleartext", \.listeners.tunnel.allowCleartext)
         // A listener's TLS can be renewed, not switched on or off.
         if (next.listeners.tls.files == nil) != (running.listeners.tls.files == nil) {
-            changed.append("listeners.tls.certificateChainFile")
+            keys.changed.append("listeners.tls.certificateChainFile")
             next.listeners.tls.files = running.listeners.tls.files
         }
         if (next.listeners.tunnel.files == nil) != (running.listeners.tunnel.files == nil) {
-            changed.append("listeners.tunnel.certificateChainFile")
+            keys.changed.append("listeners.tunnel.certificateChainFile")
             next.listeners.tunnel.files = running.listeners.tunnel.files
         }
         // Each key by name, not the group (helper-101: `admin` was named for a changed port).
@@ -396,6 +422,11 @@ public final class GatewayReloader: Sendable {
         keep("admin.probesPort", \.admin.probesPort)
         keep("dispatch.policy", \.dispatch.policy)
         keep("dispatch.hedgeBudget", \.dispatch.hedgeBudget)
+        // The prefix table is built once, at the start: a reload took these three without a word, though the
+        // docs say restart.
+        keep("dispatch.affinity", \.dispatch.affinity)
+        keep("dispatch.affinityEntries", \.dispatch.affinityEntries)
+        keep("dispatch.affinityTtlSeconds", \.dispatch.affinityTTL)
         keep("central", \.central)
         keep("eventLoopThreads", \.eventLoopThreads)
         keep("fleetSecret", \.fleetSecret)
@@ -406,8 +437,10 @@ public final class GatewayReloader: Sendable {
         keep("audit.queueCapacity", \.audit.queueCapacity)
         keep("audit.concurrency", \.audit.concurrency)
         keep("audit.quarantineFile", \.audit.quarantineFile)
+        // The replicas' service is built once, at the start (taken without a word too).
+        keep("cluster", \.cluster)
         next.fallbackToFreePorts = running.fallbackToFreePorts
-        return changed
+        return keys
     }
 }
 

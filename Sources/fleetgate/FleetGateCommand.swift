@@ -30,7 +30,7 @@ struct Serve: AsyncParsableCommand {
 
     func run() async throws {
         let stack = try ConfigStack(program: .fleetgate, schema: GatewayConfiguration.schema, arguments: self.settings)
-        let configuration = try stack.readReportingAll { try GatewayConfiguration(config: $0) }
+        let configuration = try GatewayConfiguration.read(from: stack)
         let logLevel = LogLevelControl(Logger.Level(rawValue: configuration.logging.level) ?? .info)
         logLevel.bootstrap()
         let logger = Logger(label: "fleetgate")
@@ -38,7 +38,7 @@ struct Serve: AsyncParsableCommand {
         let gateway = try stack.locating {
             try Gateway(
                 configuration: configuration, logger: logger, logLevel: logLevel,
-                reloadSource: { try stack.rereadReportingAll { try GatewayConfiguration(config: $0) } })
+                reloadSource: { try GatewayConfiguration.read(from: stack, again: true) })
         }
         // Once the gateway is built (a configuration it refuses was not loaded): what runs, in the first
         // lines an operator reads after a restart (helper-70: nothing named the file or the map, so a

@@ -220,6 +220,36 @@ struct ConfigReloadTests {
         #expect(gateway.core.configuration.logging.level == "info")
     }
 
+    @Test(
+        "A reload names the keys it put in effect and those kept for a restart by key, not group; affinity and cluster keys are restart-only"
+    )
+    func namesTheKeys() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fleet-named-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let file = dir.appendingPathComponent("fleetgate.yaml").path
+        let good = "listeners: {client: {port: 0}, tunnel: {port: 0}}\nadmin: {port: 0}\n"
+        try good.write(toFile: file, atomically: true, encoding: .utf8)
+        let gateway = try fileConfiguredGateway(file, label: "named-keys-test")
+        try
+            (good.replacingOccurrences(of: "admin: {port: 0}", with: "admin: {port: 0, allowedHosts: [gw.example]}")
+            + "limits: {maxBodyBytes: 4096}\ndispatch: {maxAttempts: 2, affinity: false}\n"
+            + "cluster: {forwardMarginMilliseconds: 50}\n")
+            .write(toFile: file, atomically: true, encoding: .utf8)
+        let report = try gateway.reloader.reload()
+        #expect(report.changed == ["dispatch.maxAttempts", "limits.maxBodyBytes"])
+        #expect(
+            Set(report.restartRequired)
+                == ["admin.allowedHosts", "dispatch.affinity", "cluster.forwardMarginMilliseconds"])
+        let running = gateway.core.configuration
+        #expect(running.limits.maxBodyBytes == 4096 && running.dispatch.maxAttempts == 2)
+        #expect(running.dispatch.affinity && running.admin.allowedHosts.isEmpty)
+        #expect(running.cluster.forwardMarginMilliseconds != 50)
+        // Nothing new: nothing changed, the restart still pending is named again.
+        let again = try gateway.reloader.reload()
+        #expect(again.changed.isEmpty && again.restartRequired.count == 3)
+    }
+
     @Test("A reload installs the admin token file's new token, with nothing to restart; a short one refuses the reload")
     func adminTokenReload() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fleet-admin-\(UUID().uuidString)")

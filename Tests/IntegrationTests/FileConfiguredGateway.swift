@@ -12,7 +12,7 @@ func fileConfiguredGateway(_ file: String, label: String, logLevel: LogLevelCont
         program: .fleetgate, schema: GatewayConfiguration.schema, arguments: ["--config", file],
         environment: ["FLEETGATE_FLEET_SECRET": FleetFixture.testSecret, "FLEETGATE_TUNNEL_AUTH": "token"])
     let read: @Sendable () throws -> GatewayConfiguration = {
-        try stack.rereadReportingAll { try GatewayConfiguration(config: $0) }  // as serve's reload
+        try GatewayConfiguration.read(from: stack, again: true)  // as serve's reload
     }
     var logger = Logger(label: label)
     logger.logLevel = .critical
