@@ -291,8 +291,10 @@ let package = Package(
             dependencies: [
                 "FleetLoadKit", "FleetProtocol", "FleetTesting", "FleetHTTP2",
                 .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -3,8 +3,11 @@ import Foundation
 import HTTPTypes
 @testable import FleetLoadKit
 import FleetProtocol
+import FleetTesting
+import Logging
 import NIOCore
 import NIOEmbedded
+import NIOPosix
 import Testing
 
 @Suite("Harness features: links, HTTP/1.1 share, PROXY v2, --target, conversations", .timeLimit(.minutes(1)))
@@ -176,5 +179,32 @@ struct ClientStreamTests {
         let result = try #require(final)
         #expect(result.outcome == .cancelled && result.tokens == 3)
         #expect(result.textError == nil)
+    }
+}
+
+@Suite("The harness's fleet", .timeLimit(.minutes(1)))
+struct FleetStartTests {
+    @Test(
+        "a car is started once while it runs, and none after the fleet stopped (helper-103: overlapping churn events started a second copy that was never stopped)"
+    )
+    func oneCopyPerCar() async throws {
+        let plan = RunPlan(scenario: try Scenario.parse(yaml: HarnessFeatureTests.scenario(), file: "t.yaml"))
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fleet-start-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var logger = Logger(label: "fleet-start-test")
+        logger.logLevel = .critical
+        // Port 9 (discard): nothing listens; the car dials and backs off, which is all this needs.
+        let fleet = try Fleet(
+            plan: Array(plan.cars.prefix(1)), tunnelPort: 9, secret: FleetFixture.testSecret, group: group, tls: nil,
+            jobLogPath: dir.appendingPathComponent("jobs.ndjson").path, logger: logger, emulateLinks: false)
+        #expect(fleet.start(0) != nil)
+        #expect(fleet.start(0) == nil)
+        fleet.remove(0, rejoinAfter: nil)
+        #expect(fleet.start(0) != nil)
+        await fleet.stopAll()
+        #expect(fleet.start(0) == nil)
+        try await group.shutdownGracefully()
     }
 }

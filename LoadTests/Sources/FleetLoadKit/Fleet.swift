@@ -102,10 +102,9 @@ package final class Fleet: Sendable {
         }
     }
 
-    /// Starts car `index` (again, after it left); nil once the fleet is stopped.
+    /// Starts car `index` (again, after it left); nil once the fleet is stopped, or while the car runs.
     @discardableResult
     package func start(_ index: Int) -> SimulatedCar? {
-        guard !self.stopped.load(ordering: .relaxed) else { return nil }
         let spec = self.plan[index]
         let token = self.credentials.issue(
             vehicleID: spec.vehicleID, regions: [spec.region], expires: Date().addingTimeInterval(86_400))
@@ -124,9 +123,16 @@ package final class Fleet: Sendable {
             configuration: configuration, state: spec.state, slowdown: spec.slowdown, group: self.group,
             logger: self.logger,
             jobLog: JobLog(sharing: self.jobLog, region: spec.region, vehicleID: spec.vehicleID))
-        let task = Task { _ = try? await car.tunnel.run() }
-        self.running.withLock { $0[index] = Running(car: car, task: task) }
-        return car
+        // Claimed under the lock that ``stopAll()`` and ``remove(_:rejoinAfter:)`` take: a car whose churn
+        // events overlap (a departure's removal, then a kill's rejoin) was started twice, and the first
+        // copy, no longer in `running`, was never stopped — a second tunnel of one vehicle during the run,
+        // and after it a car redialling on loops already shut down (helper-103: NIO's "Cannot schedule
+        // tasks on an EventLoop that has already shut down" at the end of churn-storm).
+        return self.running.withLock { running in
+            guard !self.stopped.load(ordering: .relaxed), running[index] == nil else { return nil }
+            running[index] = Running(car: car, task: Task { _ = try? await car.tunnel.run() })
+            return car
+        }
     }
 
     /// Cars with a tunnel up now.
@@ -188,8 +194,8 @@ package final class Fleet: Sendable {
 
     /// Stops every car at once (the end of the run) and waits for their tasks.
     package func stopAll() async {
-        self.stopped.store(true, ordering: .relaxed)
         let all = self.running.withLock { running in
+            self.stopped.store(true, ordering: .relaxed)
             defer { running.removeAll() }
             return Array(running.values)
         }

@@ -50,7 +50,14 @@ package enum SummaryFiles {
         lines.append(
             "  gateway: \(String(format: "%.1f", s.gateway.cpuSeconds)) CPU s, peak RSS \(s.gateway.peakRSS >> 20) MiB; "
                 + "client lag p99 \(s.clientLag.p99) ms; load average \(s.loadAverage.map { $0.map { String(format: "%.2f", $0) }.joined(separator: " ") }.joined(separator: " → "))")
-        if let gap = s.failoverGap { lines.append("  failover gap ms p50 \(gap.p50) max \(gap.max) (over \(gap.count) of the \(r.failedOver) failed over: the others had too few tokens for a gap)") }
+        if let gap = s.failoverGap {
+            // helper-103: "the others" when there were none.
+            let over =
+                gap.count < r.failedOver
+                ? "over \(gap.count) of the \(r.failedOver) failed over: the others had too few tokens for a gap"
+                : "over all \(gap.count) failed over"
+            lines.append("  failover gap ms p50 \(gap.p50) max \(gap.max) (\(over))")
+        }
         lines.append(
             "  knee: " + (s.knee.streamsPerSecond.map { "\($0) streams/s at \(s.knee.at ?? 0) s (\(s.knee.reason ?? ""))" } ?? "not reached")
                 + "; best window that held \(s.knee.lastGoodStreamsPerSecond ?? 0) streams/s")
