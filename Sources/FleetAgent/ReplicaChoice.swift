@@ -340,7 +340,11 @@ package struct ReplicaChoice: Sendable {
         }
         if case .connected(let endpoint) = self.slots[slot], duplicate != true {
             for endpoint in self.addresses(of: endpoint) where self.replicas[endpoint] != nil {
-                if self.replicas[endpoint]!.avoidUntil > now {  // drained: avoided, not failed
+                // Drained: avoided, not failed — the tunnel that was told so. One that closed before its
+                // hello while the replica is avoided failed (helper-104: behind a load balancer that
+                // accepts while the gateway restarts, each such close reset the backoff: ~7 dials a
+                // second for the 30 s of avoidance).
+                if self.replicas[endpoint]!.avoidUntil > now && self.helloSent[slot] {
                     self.slotAttempts[slot] = 0
                     continue
                 }

@@ -85,7 +85,15 @@ public final class TunnelClient: Service, Sendable {
                 hello.continuation = engine.continuation
                 hello.cache = engine.promptCache
                 // Issue #21: one tunnel of the car is primary; the others say so.
-                if !directory.withChoice({ $0.claimPrimary(slot: slot) }) { hello.primary = false }
+                let (primary, gateway) = directory.withChoice { ($0.claimPrimary(slot: slot), $0.endpoint(of: slot)) }
+                if !primary { hello.primary = false }
+                // Said here, not at the TCP connect: a load balancer accepts while the gateway behind it is
+                // down, and a refused TLS handshake comes after the connect (helper-104).
+                logger.info(
+                    "Tunnel connected: the gateway opened the status stream; hello sent",
+                    metadata: [
+                        "fleet.vehicle.id": "\(config.vehicleID)", "fleet.gateway": "\(gateway.map { "\($0)" } ?? "-")",
+                    ])
                 return hello
             },
             jobLog: jobLog, logger: logger)
@@ -201,7 +209,8 @@ public final class TunnelClient: Service, Sendable {
                     self.current.withLock { $0 = handle }
                     directory.withChoice { $0.connected(slot: slot, now: directory.now) }
                     self.connects.add(1, ordering: .relaxed)
-                    self.logger.info("Tunnel connected", metadata: metadata)
+                    self.logger.debug(
+                        "Tunnel dialled; waiting for the gateway to open the status stream", metadata: metadata)
                     await withTaskCancellationHandler {
                         await withTaskGroup(of: Void.self) { watch in
                             if let files = tls?.files, !files.isEmpty {

@@ -95,6 +95,31 @@ struct ReplicaChoiceTests {
         #expect(result66 == .dial(Self.a))
     }
 
+    @Test(
+        "Behind a load balancer, tunnels that close before their hello while the replica drains keep the backoff growing"
+    )
+    func drainedBehindABalancer() {
+        var choice = Self.choice([Self.a], tunnels: 1)
+        _ = Self.connectAll(&choice)
+        _ = choice.claimPrimary(slot: 0)
+        choice.draining(slot: 0, suggested: [], now: 0)
+        _ = choice.lost(slot: 0, now: 0, random: 0)  // the drained tunnel: avoided, not failed
+        #expect(choice.slotDelay(slot: 0, now: 0) <= 0.2)
+        // The balancer accepts; the restarting gateway behind it does not: closed before the hello.
+        var now = 0.2
+        var waits: [Double] = []
+        for _ in 0..<6 {
+            guard case .dial = choice.next(slot: 0, now: now, random: 0) else { return #expect(Bool(false)) }
+            choice.connected(slot: 0, now: now)
+            _ = choice.lost(slot: 0, now: now + 0.01, random: 0)
+            let wait = choice.slotDelay(slot: 0, now: now + 0.01)
+            waits.append(wait)
+            now += 0.01 + wait + 0.001
+        }
+        #expect(zip(waits, waits.dropFirst()).allSatisfy { $0 < $1 }, "\(waits)")
+        #expect(now > 6 && now < 30, "\(waits)")
+    }
+
     @Test("A draining replica is passed over while another is known, and used when it is the only one")
     func draining() {
         var choice = Self.choice([Self.a, Self.b])

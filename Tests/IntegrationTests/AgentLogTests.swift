@@ -70,6 +70,8 @@ struct AgentLogTests {
             let closed = try #require(lines.matching(message).first)
             #expect(closed.level == .warning)
             #expect("\(closed.metadata["error.message"] ?? "")".contains("UNKNOWN_CA"), "\(closed)")
+            // Not "connected" at the TCP connect (helper-104: said before every refused handshake).
+            #expect(lines.matching("Tunnel connected").isEmpty)
             let client = try await RecordingClient.connect(port: fleet.adminPort)
             defer { client.close() }
             let metrics = try await client.send(
