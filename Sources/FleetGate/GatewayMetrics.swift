@@ -55,6 +55,9 @@ public final class GatewayMetrics: Sendable {
     public let carLocationMismatch: Counter
     /// A car registered while its vehicle id's earlier tunnel was still up, which is then closed.
     public let carTakeovers: Counter
+    /// Cars whose tunnel was closed after two missed PINGs (a car, not an attempt: each attempt it
+    /// carried is counted in `fleet_attempt_failures_total` by how it failed; helper-104).
+    public let carsDead: Counter
     /// The scheduler's predicted and the observed time to first token of each car job, and their ratio.
     public let predictedTTFT: Timer
     public let observedCarTTFT: Timer
@@ -148,6 +151,7 @@ public final class GatewayMetrics: Sendable {
         self.retries = Counter(label: "fleet_upstream_retries_total", dimensions: [], factory: factory)
         self.carLocationMismatch = Counter(label: "fleet_car_location_mismatch_total", dimensions: [], factory: factory)
         self.carTakeovers = Counter(label: "fleet_car_takeovers_total", dimensions: [], factory: factory)
+        self.carsDead = Counter(label: "fleet_cars_dead_total", dimensions: [], factory: factory)
         self.predictedTTFT = Timer(
             label: "fleet_predicted_ttft_seconds", dimensions: [], preferredDisplayUnit: .seconds, factory: factory)
         self.observedCarTTFT = Timer(
@@ -194,7 +198,7 @@ public final class GatewayMetrics: Sendable {
         self.genAI = GenAIMetrics(factory: factory)
         self.fleetState = FleetStateMetrics(factory: factory)
         // #17: registered at 0 so dashboards and alerts find the families before the first request.
-        for kind in ["car_dead", "first_token_timeout", "inter_token_timeout", "total_timeout", "status_5xx"] {
+        for kind in ["car_reset", "first_token_timeout", "inter_token_timeout", "total_timeout", "status_5xx"] {
             self.registerAttemptFailure(label: kind)
         }
         for route in ["/v1/chat/completions", "/v1/completions"] { self.registerRequest(route: route, status: 200) }

@@ -34,6 +34,7 @@ enum MetricHelp {
             "Requests of a preferred zone without capacity for their model, served in another zone.",
         "fleet_requests_shed_total": "Requests refused 503 server_overloaded, by reason.",
         "fleet_car_location_mismatch_total": "Cars whose tunnel address geolocates outside their credential's zone.",
+        "fleet_cars_dead_total": "Cars whose tunnel was closed after two unanswered PINGs.",
         "fleet_car_takeovers_total":
             "Cars registered while their vehicle id's earlier tunnel was still up (then closed).",
         "fleet_geoip_database_build_timestamp_seconds": "Build time of the GeoIP database in use (0: none).",

@@ -351,7 +351,7 @@ final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
             if self.handle.onLoop.lastInboundAt > self.pingSentAt || now - self.pingSentAt < .seconds(1) { return }
             self.missedPings += 1
             if self.missedPings >= 2 {
-                self.core.metrics.attemptFailed(label: "car_dead")
+                self.core.metrics.carsDead.increment()
                 self.logger.warning("Car missed two PINGs; closing its tunnel so its streams move")
                 self.handle.channel.close(promise: nil)
                 return
