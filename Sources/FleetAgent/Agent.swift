@@ -61,6 +61,12 @@ public final class Agent: Service, Sendable {
                     "is required without a vehicle certificate (gateway.certificateFile): set FLEET_AGENT_TOKEN or tokenFile"
                 )
             }
+            // helper-103: `--slots 3000` showed 64 on the gateway, and nothing said so.
+            if engine.slots > FleetStatus.maxSlots {
+                logger.warning(
+                    "The gateway sends a car at most \(FleetStatus.maxSlots) jobs at once; the other slots stay idle",
+                    metadata: ["fleet.slots": "\(engine.slots)"])
+            }
             var initial = configuration.state
             initial.slotsFree = engine.slots
             let state = AgentState(initial: initial, slots: engine.slots)

@@ -196,7 +196,7 @@ extension AgentProgramConfiguration {
                     "engine.cheatEvery", 0,
                     "TESTING ONLY: return wrong text on every Nth job (1: always; 0: honest) to exercise audits.",
                     aliases: ["--cheat-every"]),
-                .int("engine.slots", 0, "Slots (0: the hardware profile's; openai-local: 1).", aliases: ["--slots"]),
+                .int("engine.slots", 0, "Slots (0: the hardware profile's; openai-local: 1). A gateway sends a car at most 64 jobs at once.", aliases: ["--slots"]),
                 .int(
                     "engine.cacheSequences", -1,
                     "openai-local: prompt sequences the runtime's cache keeps, told in the hello (-1: not known; 0: none).",

@@ -35,8 +35,11 @@ public enum FleetStatus {
 
     /// The longest departure a car may announce: 30 days (a car that knows no departure sends none).
     public static let maxDepartingSeconds = 30 * 86_400
-    /// The most free slots a car may report (the gateway counts at most 64 slots a car).
+    /// The most free slots a car may report (the gateway counts at most ``maxSlots`` a car).
     public static let maxSlotsFree = 4096
+    /// The most slots the gateway counts of one car: the streams one tunnel carries at once (the agent's
+    /// `tunnelHTTP2.maxConcurrentStreams` default); a car offering more is sent at most this many jobs.
+    public static let maxSlots = 64
     /// The fastest uplink a car may report, Mbit/s.
     public static let maxUplinkMbps = 100_000.0
 
