@@ -185,6 +185,15 @@ package struct ReplicaChoice: Sendable {
         return nil
     }
 
+    /// The endpoint a slot dials or is connected to, if any (a hello may come before the dial's task
+    /// saw its tunnel up).
+    package func target(of slot: Int) -> Endpoint? {
+        switch self.slots[slot] {
+        case .connected(let endpoint), .dialling(let endpoint): endpoint
+        case .idle: nil
+        }
+    }
+
     /// The name to verify on the certificate of the replica at `endpoint`: the configured host
     /// name it was resolved from (the first in configured order when several), or nil when it was
     /// not resolved from one.

@@ -85,7 +85,7 @@ public final class TunnelClient: Service, Sendable {
                 hello.continuation = engine.continuation
                 hello.cache = engine.promptCache
                 // Issue #21: one tunnel of the car is primary; the others say so.
-                let (primary, gateway) = directory.withChoice { ($0.claimPrimary(slot: slot), $0.endpoint(of: slot)) }
+                let (primary, gateway) = directory.withChoice { ($0.claimPrimary(slot: slot), $0.target(of: slot)) }
                 if !primary { hello.primary = false }
                 // Said here, not at the TCP connect: a load balancer accepts while the gateway behind it is
                 // down, and a refused TLS handshake comes after the connect (helper-104).

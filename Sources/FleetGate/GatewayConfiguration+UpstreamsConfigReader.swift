@@ -148,7 +148,7 @@ extension GatewayConfiguration.Audit {
         return ConfigSchema([
             .strings(
                 "endpoints", [],
-                "Trusted runtimes that score car results, REGION=BASE_URL (…/v1, echo+logprobs); empty: no audits.",
+                "Trusted runtimes that score car results, REGION=BASE_URL (…/v1, echo+logprobs); empty: no audits. Restart.",
                 aliases: ["--audit-endpoint"]),
             .double(
                 "fraction", d.fraction, "Share of completed car requests audited per zone (0–1). Reloadable.",

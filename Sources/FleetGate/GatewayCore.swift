@@ -26,7 +26,8 @@ public final class GatewayCore: Sendable {
     public let credentials: FleetCredentials
     /// The live region map and database (hot-reloadable).
     public let geo: GeoState
-    public let clientAddresses: ClientAddressResolver
+    /// Which peers' `X-Forwarded-For` is believed (`geo.trustedProxies`, swapped by a reload).
+    public var clientAddresses: ClientAddressResolver { self.liveConfiguration.clientAddresses }
     public let metrics: GatewayMetrics
     public let logger: Logger
     /// Central capacity.
@@ -97,8 +98,7 @@ public final class GatewayCore: Sendable {
         } else {
             logger.warning("No GeoIP database: every public address gets the map's noDatabase region")
         }
-        self.clientAddresses = ClientAddressResolver(
-            trusted: try Self.blocks(configuration.geo.trustedProxies, key: "geo.trustedProxies"))
+        _ = try Self.blocks(configuration.geo.trustedProxies, key: "geo.trustedProxies")  // ``Live`` takes them
         self.proxyProtocolFrom = try Self.blocks(
             configuration.listeners.client.proxyProtocolFrom, key: "listeners.client.proxyProtocolFrom")
         self.tlsProxyProtocolFrom = try Self.blocks(
@@ -164,9 +164,15 @@ public final class GatewayCore: Sendable {
         let configuration: GatewayConfiguration
         /// Which browser pages may call the client API (`auth.corsOrigins`).
         let cors: CORSPolicy
+        /// Which peers' `X-Forwarded-For` is believed (`geo.trustedProxies`, each checked by
+        /// ``GatewayConfiguration/validate()`` before it gets here; helper-106: documented reloadable,
+        /// the start's list stayed in use).
+        let clientAddresses: ClientAddressResolver
         init(configuration: GatewayConfiguration) {
             self.configuration = configuration
             self.cors = CORSPolicy(allowedOrigins: configuration.auth.corsOrigins)
+            self.clientAddresses = ClientAddressResolver(
+                trusted: configuration.geo.trustedProxies.compactMap(CIDR.init))
         }
     }
     private let live: Mutex<Live>

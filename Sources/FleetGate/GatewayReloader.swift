@@ -322,15 +322,20 @@ public final class GatewayReloader: Sendable {
         }
         let restartOnly = Self.keepRestartOnlyKeys(from: running, in: &next)
         // Named by key, not by group (`central`, `cluster`), where the file's values say which key it was.
+        // (Only when both were read from a stack: a configuration built in code records no values.)
+        let recorded = !running.readValues.isEmpty && !self.startValues.isEmpty
         let restartRequired = restartOnly.changed.flatMap { name in
-            let keys = next.readValues.changedKeys(since: self.startValues).filter { $0.hasPrefix(name + ".") }
+            let keys =
+                recorded
+                ? next.readValues.changedKeys(since: self.startValues).filter { $0.hasPrefix(name + ".") } : []
             return keys.isEmpty ? [name] : keys
         }
         // What took effect: changed since the running values, and not kept for a restart.
-        let changed = next.readValues.changedKeys(since: running.readValues).filter { key in
-            !restartRequired.contains(key) && key != "fleetSecretFile"
-                && !restartOnly.all.contains { key == $0 || key.hasPrefix($0 + ".") }
-        }
+        let changed =
+            recorded
+            ? next.readValues.changedKeys(since: running.readValues).filter { key in
+                !restartRequired.contains(key) && !restartOnly.all.contains { key == $0 || key.hasPrefix($0 + ".") }
+            } : []
         // The admin token file (its path is restart-only, with the rest of `admin`): read now, so a file
         // that would stop the next start refuses the reload; its token is installed with the rest below.
         // (helper-73: a reload answered 200 while the old token went on working; it was restart-only.)
@@ -401,16 +406,17 @@ public final class GatewayReloader: Sendable {
         keep("listeners.host", \.listeners.host)
         keep("listeners.client.port", \.listeners.client.port)
         keep("listeners.client.proxyProtocolFrom", \.listeners.client.proxyProtocolFrom)
+        keep("listeners.tls.proxyProtocolFrom", \.listeners.tls.proxyProtocolFrom)  // helper-106: read at start
         keep("listeners.tls.port", \.listeners.tls.port)
         keep("listeners.tunnel.port", \.listeners.tunnel.port)
         keep("listeners.tunnel.allowCleartext", \.listeners.tunnel.allowCleartext)
         // A listener's TLS can be renewed, not switched on or off.
         if (next.listeners.tls.files == nil) != (running.listeners.tls.files == nil) {
-            keys.changed.append("listeners.tls.certificateChainFile")
+            keys.changed += ["listeners.tls.certificateChainFile", "listeners.tls.privateKeyFile"]
             next.listeners.tls.files = running.listeners.tls.files
         }
         if (next.listeners.tunnel.files == nil) != (running.listeners.tunnel.files == nil) {
-            keys.changed.append("listeners.tunnel.certificateChainFile")
+            keys.changed += ["listeners.tunnel.certificateChainFile", "listeners.tunnel.privateKeyFile"]
             next.listeners.tunnel.files = running.listeners.tunnel.files
         }
         // Each key by name, not the group (helper-101: `admin` was named for a changed port).
@@ -430,6 +436,7 @@ public final class GatewayReloader: Sendable {
         keep("central", \.central)
         keep("eventLoopThreads", \.eventLoopThreads)
         keep("fleetSecret", \.fleetSecret)
+        keys.all.append("fleetSecretFile")  // read into fleetSecret at the start
         keep("tunnel.auth", \.tunnel.auth)
         keep("tunnel.revocationFile", \.tunnel.revocationFile)
         keep("tunnel.trustPollSeconds", \.tunnel.trustPollInterval)

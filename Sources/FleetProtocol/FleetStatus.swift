@@ -37,8 +37,8 @@ public enum FleetStatus {
     public static let maxDepartingSeconds = 30 * 86_400
     /// The most free slots a car may report (the gateway counts at most ``maxSlots`` a car).
     public static let maxSlotsFree = 4096
-    /// The most slots the gateway counts of one car: the streams one tunnel carries at once (the agent's
-    /// `tunnelHTTP2.maxConcurrentStreams` default); a car offering more is sent at most this many jobs.
+    /// The most slots the gateway counts of one car (a registry bound: a car cannot claim the zone's
+    /// traffic); a car offering more is sent at most this many jobs at once.
     public static let maxSlots = 64
     /// The fastest uplink a car may report, Mbit/s.
     public static let maxUplinkMbps = 100_000.0

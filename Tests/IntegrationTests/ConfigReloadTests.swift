@@ -234,10 +234,12 @@ struct ConfigReloadTests {
         try
             (good.replacingOccurrences(of: "admin: {port: 0}", with: "admin: {port: 0, allowedHosts: [gw.example]}")
             + "limits: {maxBodyBytes: 4096}\ndispatch: {maxAttempts: 2, affinity: false}\n"
-            + "cluster: {forwardMarginMilliseconds: 50}\n")
+            + "cluster: {forwardMarginMilliseconds: 50}\ngeo: {trustedProxies: [10.0.0.0/8]}\n")
             .write(toFile: file, atomically: true, encoding: .utf8)
         let report = try gateway.reloader.reload()
-        #expect(report.changed == ["dispatch.maxAttempts", "limits.maxBodyBytes"])
+        #expect(report.changed == ["dispatch.maxAttempts", "geo.trustedProxies", "limits.maxBodyBytes"])
+        // helper-106: listed as taken while the start's list stayed in use.
+        #expect(gateway.core.clientAddresses.isTrusted(try #require(IPAddress("10.1.2.3"))))
         #expect(
             Set(report.restartRequired)
                 == ["admin.allowedHosts", "dispatch.affinity", "cluster.forwardMarginMilliseconds"])

@@ -32,6 +32,8 @@ package final class Fleet: Sendable {
     /// Whether each car's tunnel goes through a ``LinkEmulator`` with its planned link profile.
     let emulateLinks: Bool
     private let running = Mutex<[Int: Running]>([:])
+    /// The tasks of cars removed during the run (one a churn event; cancelled, perhaps not yet ended).
+    private let leaving = Mutex<[Task<Void, Never>]>([])
     /// Set by ``stopAll()``: late timers (rejoins) start nothing.
     private let stopped = Atomic<Bool>(false)
     /// Churn events applied, by kind (for the report).
@@ -179,7 +181,12 @@ package final class Fleet: Sendable {
 
     /// Ends car `index`'s task (its socket closes, no GOAWAY) and starts it again after `rejoinAfter`.
     func remove(_ index: Int, rejoinAfter: Double?) {
-        let running = self.running.withLock { $0.removeValue(forKey: index) }
+        let running = self.running.withLock { running in
+            let car = running.removeValue(forKey: index)
+            // Still closing: ``stopAll()`` waits for it before the loops shut down (helper-106).
+            if let car { self.leaving.withLock { $0.append(car.task) } }
+            return car
+        }
         running?.task.cancel()
         if let rejoinAfter { self.later(rejoinAfter) { self.start(index) } }
     }
@@ -201,6 +208,7 @@ package final class Fleet: Sendable {
         }
         for car in all { car.task.cancel() }
         for car in all { await car.task.value }
+        for task in self.leaving.withLock({ $0 }) { await task.value }
     }
 }
 
