@@ -198,7 +198,7 @@ public final class GatewayMetrics: Sendable {
         self.genAI = GenAIMetrics(factory: factory)
         self.fleetState = FleetStateMetrics(factory: factory)
         // #17: registered at 0 so dashboards and alerts find the families before the first request.
-        for kind in ["car_reset", "first_token_timeout", "inter_token_timeout", "total_timeout", "status_5xx"] {
+        for kind in ["first_token_timeout", "inter_token_timeout", "total_timeout", "status_5xx"] {
             self.registerAttemptFailure(label: kind)
         }
         for route in ["/v1/chat/completions", "/v1/completions"] { self.registerRequest(route: route, status: 200) }
