@@ -132,9 +132,21 @@ public final class Agent: Service, Sendable {
 
     /// Runs until graceful shutdown, then drains.
     public func run() async throws {
-        try await ServiceGroup(
-            configuration: .init(services: self.services.map { .init(service: $0) }, logger: self.logger)
-        ).run()
+        try await withGracefulShutdownHandler {
+            try await ServiceGroup(
+                configuration: .init(services: self.services.map { .init(service: $0) }, logger: self.logger)
+            ).run()
+        } onGracefulShutdown: {
+            // Once for the car, not per tunnel (helper-104: a SIGTERM said nothing until "Tunnel closed", up
+            // to drainSeconds later).
+            guard let tunnel = self.tunnel else { return }
+            self.logger.info(
+                "Draining: the gateway is told; jobs in flight finish or move to other cars, then the tunnels close",
+                metadata: [
+                    "fleet.jobs": "\(tunnel.responder.state.slotsInUse)",
+                    "fleet.drain.seconds": "\(tunnel.configuration.drainSeconds)",
+                ])
+        }
     }
 
     /// Runs the agent as the whole program: SIGTERM and SIGINT drain it.

@@ -240,6 +240,8 @@ public final class TunnelClient: Service, Sendable {
                     directory.lost(slot: slot, random: Double.random(in: 0..<1))
                     if joined {
                         failuresInARow = 0
+                        // Why, when the connection knew (helper-104: a dead link's close said nothing).
+                        if let error = goAway.firstError { metadata["error.message"] = "\(error.prefix(300))" }
                         self.logger.info("Tunnel closed", metadata: metadata)
                     } else {
                         // helper-73: a refused TLS handshake (a certificate from another CA, a name that does
