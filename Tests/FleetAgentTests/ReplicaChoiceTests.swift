@@ -30,6 +30,22 @@ struct ReplicaChoiceTests {
         }
     }
 
+    /// Slot 0 dials, connects and loses its tunnel 10 ms later, `times` times, each after its backoff;
+    /// returns each backoff (`now` moves past them).
+    static func closedAtOnce(_ choice: inout ReplicaChoice, times: Int, now: inout Double) -> [Double] {
+        (0..<times).map { _ in
+            guard case .dial = choice.next(slot: 0, now: now, random: 0) else {
+                Issue.record("slot 0 has nothing to dial at \(now)")
+                return 0
+            }
+            choice.connected(slot: 0, now: now)
+            _ = choice.lost(slot: 0, now: now + 0.01, random: 0)
+            let wait = choice.slotDelay(slot: 0, now: now + 0.01)
+            now += 0.01 + wait + 0.001
+            return wait
+        }
+    }
+
     /// A gateway that accepts the connection and then refuses the car (a region its map no longer has)
     /// closed the tunnel at once; the connection had reset the slot's backoff, so it dialled again at
     /// the first step, six times a second.
@@ -37,15 +53,7 @@ struct ReplicaChoiceTests {
     func shortLivedTunnels() {
         var choice = Self.choice([Self.a], tunnels: 1)
         var now = 0.0
-        var waits: [Double] = []
-        for _ in 0..<6 {
-            guard case .dial = choice.next(slot: 0, now: now, random: 0) else { return #expect(Bool(false)) }
-            choice.connected(slot: 0, now: now)
-            _ = choice.lost(slot: 0, now: now + 0.01, random: 0)
-            let wait = choice.slotDelay(slot: 0, now: now + 0.01)
-            waits.append(wait)
-            now += 0.01 + wait + 0.001
-        }
+        let waits = Self.closedAtOnce(&choice, times: 6, now: &now)
         #expect(zip(waits, waits.dropFirst()).allSatisfy { $0 < $1 }, "\(waits)")
         #expect(waits.last! > 3, "\(waits)")
         // Up for longer than stableSeconds, then lost: back to the first step.
@@ -107,15 +115,7 @@ struct ReplicaChoiceTests {
         #expect(choice.slotDelay(slot: 0, now: 0) <= 0.2)
         // The balancer accepts; the restarting gateway behind it does not: closed before the hello.
         var now = 0.2
-        var waits: [Double] = []
-        for _ in 0..<6 {
-            guard case .dial = choice.next(slot: 0, now: now, random: 0) else { return #expect(Bool(false)) }
-            choice.connected(slot: 0, now: now)
-            _ = choice.lost(slot: 0, now: now + 0.01, random: 0)
-            let wait = choice.slotDelay(slot: 0, now: now + 0.01)
-            waits.append(wait)
-            now += 0.01 + wait + 0.001
-        }
+        let waits = Self.closedAtOnce(&choice, times: 6, now: &now)
         #expect(zip(waits, waits.dropFirst()).allSatisfy { $0 < $1 }, "\(waits)")
         #expect(now > 6 && now < 30, "\(waits)")
     }
