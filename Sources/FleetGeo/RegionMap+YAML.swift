@@ -280,10 +280,10 @@ private struct MapReader {
                 )
             }
             let central: [RegionMap.CentralEndpoint] = []
-            regions.append(
-                .init(
-                    id: id, zone: zoneID, countries: codes, central: central, centroid: centroid, neighbours: neighbours
-                ))
+            var region = RegionMap.Region(
+                id: id, zone: zoneID, countries: codes, central: central, centroid: centroid, neighbours: neighbours)
+            region.zoneLocation = zoneNode.mark.map { "\($0.line):\($0.column)" }
+            regions.append(region)
         }
         // A strict zone's country in no region would follow `origins.unknown`, to whatever zone that names:
         // its clients' requests served outside their zone, which `strict` forbids. Checked on an otherwise

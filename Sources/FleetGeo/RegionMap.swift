@@ -41,6 +41,9 @@ public struct RegionMap: Sendable, Hashable {
         public var centroid: (latitude: Double, longitude: Double)?
         /// Neighbouring regions and their typical RTT in milliseconds.
         public var neighbours: [String: Int]
+        /// Where the map file names the region's zone (`line:column`), for errors about it; nil for a map
+        /// built in code. Not part of the region's value (``==``).
+        public var zoneLocation: String?
 
         public init(
             id: String, zone: String, countries: Set<String>, central: [CentralEndpoint] = [],

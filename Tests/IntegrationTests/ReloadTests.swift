@@ -139,15 +139,20 @@ struct ReloadTests {
                 .write(to: file, atomically: true, encoding: .utf8)
             let (removedStatus, removedBody) = try await self.admin(fleet, .post, "/admin/regions/reload")
             #expect(removedStatus == 200, "\(removedBody)")
-            try withoutEUCentral.replacingOccurrences(of: "version: default-2026-11", with: "version: back-in-us")
-                .replacingOccurrences(of: "countries: [US, CA, PR]", with: "countries: [US, CA]")
-                .replacingOccurrences(
-                    of: "\n  us-west:", with: "\n  eu-central:\n    zone: us\n    countries: [PR]\n  us-west:"
-                )
-                .write(to: file, atomically: true, encoding: .utf8)
+            let backInUS = withoutEUCentral.replacingOccurrences(
+                of: "version: default-2026-11", with: "version: back-in-us"
+            )
+            .replacingOccurrences(of: "countries: [US, CA, PR]", with: "countries: [US, CA]")
+            .replacingOccurrences(
+                of: "\n  us-west:", with: "\n  eu-central:\n    zone: us\n    countries: [PR]\n  us-west:"
+            )
+            try backInUS.write(to: file, atomically: true, encoding: .utf8)
             let (backStatus, backBody) = try await self.admin(fleet, .post, "/admin/regions/reload")
             #expect(backStatus == 422, "\(backBody)")
             #expect(backBody.contains("since the gateway started"), "\(backBody)")
+            // Where, as the map's other errors say it (file:line:column and the key).
+            let zoneLine = try #require(backInUS.components(separatedBy: "\n").firstIndex(of: "  eu-central:")) + 2
+            #expect(backBody.contains(".yaml:\(zoneLine):11: key 'regions.eu-central.zone'"), "\(backBody)")
             #expect(try await self.admin(fleet, .get, "/admin/regions").1.contains("\"version\":\"removed\""))
             // The car finished its stream, then left: its region is not in the map.
             let left = await leaving.collect()
