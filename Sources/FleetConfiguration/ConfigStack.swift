@@ -57,9 +57,7 @@ public struct ConfigStack: Sendable {
     ) throws(ConfigurationErrors) {
         var configFile: String?
         let canonical = try Self.canonicalize(arguments, schema: schema, program: program, configFile: &configFile)
-        let path =
-            configFile ?? environment[program.environmentPrefix + "_CONFIG"]
-            ?? (FileManager.default.fileExists(atPath: program.defaultFile) ? program.defaultFile : nil)
+        let path = Self.filePath(flag: configFile, program: program, environment: environment)
         self.program = program
         self.schema = schema
         self.arguments = canonical
@@ -67,6 +65,36 @@ public struct ConfigStack: Sendable {
         self.filePath = path
         self.file = try path.map { path throws(ConfigurationErrors) in
             try ConfigFile.load(path: path, schema: schema, environmentPrefix: program.environmentPrefix)
+        }
+    }
+
+    /// The file a stack reads: `--config`, else `PREFIX_CONFIG`, else the program's default file if it exists.
+    static func filePath(flag: String?, program: Program, environment: [String: String]) -> String? {
+        flag ?? environment[program.environmentPrefix + "_CONFIG"]
+            ?? (FileManager.default.fileExists(atPath: program.defaultFile) ? program.defaultFile : nil)
+    }
+
+    /// Builds the stack as ``init(program:schema:arguments:environment:)`` does; a file with errors of its own
+    /// (an unknown key, a wrong type) is refused with every other error `config check` finds in it, the rules
+    /// read by `read` included (left open by session 38: a start named those only in a second round).
+    /// - Throws: ``ConfigurationErrors``.
+    public static func reportingAll<T>(
+        program: Program, schema: ConfigSchema, arguments: [String],
+        environment: [String: String] = ProcessInfo.processInfo.environment, read: (ConfigReader) throws -> T
+    ) throws(ConfigurationErrors) -> ConfigStack {
+        do {
+            return try ConfigStack(program: program, schema: schema, arguments: arguments, environment: environment)
+        } catch {
+            var flag: String?
+            guard
+                let canonical = try? Self.canonicalize(arguments, schema: schema, program: program, configFile: &flag),
+                let path = Self.filePath(flag: flag, program: program, environment: environment)
+            else { throw error }  // a flag's error: the file was not read
+            let check = ConfigCheck.run(
+                file: path, program: program, schema: schema, environment: environment, arguments: canonical,
+                read: read)
+            let reported = Set(error.errors.map(\.description))
+            throw ConfigurationErrors(error.errors + check.errors.filter { !reported.contains($0.description) })
         }
     }
 

@@ -23,8 +23,11 @@ struct FleetAgentCommand: AsyncParsableCommand {
 
 /// Reads the configuration, bootstraps logging, runs the agent in `role`.
 func runAgent(_ settings: [String], role: Agent.Role) async throws {
-    let stack = try ConfigStack(program: .fleetAgent, schema: AgentProgramConfiguration.schema, arguments: settings)
-    let configuration = try stack.read { try AgentProgramConfiguration(config: $0) }
+    // Every error of the file at once, as the gateway's serve.
+    let stack = try ConfigStack.reportingAll(
+        program: .fleetAgent, schema: AgentProgramConfiguration.schema, arguments: settings
+    ) { try AgentProgramConfiguration(config: $0) }
+    let configuration = try stack.readReportingAll { try AgentProgramConfiguration(config: $0) }
     LogLevelControl(Logger.Level(rawValue: configuration.logLevel) ?? .info).bootstrap()
     let logger = Logger(label: "fleet-agent")
     for warning in stack.unknownEnvironmentWarnings() { logger.warning("\(warning)") }

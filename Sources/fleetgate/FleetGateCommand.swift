@@ -29,7 +29,9 @@ struct Serve: AsyncParsableCommand {
     var settings: [String] = []
 
     func run() async throws {
-        let stack = try ConfigStack(program: .fleetgate, schema: GatewayConfiguration.schema, arguments: self.settings)
+        let stack = try ConfigStack.reportingAll(
+            program: .fleetgate, schema: GatewayConfiguration.schema, arguments: self.settings
+        ) { try GatewayConfiguration(config: $0) }
         let configuration = try GatewayConfiguration.read(from: stack)
         let logLevel = LogLevelControl(Logger.Level(rawValue: configuration.logging.level) ?? .info)
         logLevel.bootstrap()

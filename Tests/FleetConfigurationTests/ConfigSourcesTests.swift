@@ -90,6 +90,36 @@ struct ConfigSourcesTests {
     }
 
     /// helper-99: a rule across two keys stopped the check, and the file's other errors went unreported.
+    @Test("A start names every error of a file at once, its own and the rules' (left open by session 38: two rounds)")
+    func startReportsAll() throws {
+        let file = try Self.write(
+            "limits: {maxBodyBytes: lots, maxBodyBytez: 5}\nlogging: {level: loud}\ndispatch: {maxAttempts: -4}\n")
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        do {
+            _ = try ConfigStack.reportingAll(
+                program: .fleetgate, schema: GatewayConfiguration.schema, arguments: ["--config", file],
+                environment: Self.secret
+            ) { try GatewayConfiguration(config: $0) }
+            Issue.record("a bad file was accepted")
+        } catch {
+            let text = error.errors.map(\.description)
+            for part in [
+                "key 'limits.maxBodyBytes'", "key 'limits.maxBodyBytez'", "key 'logging.level': 'loud'",
+                "key 'dispatch.maxAttempts': '-4'",
+            ] {
+                #expect(text.filter { $0.contains(part) }.count == 1, "\(part) in \(text)")
+            }
+            #expect(text.count == 4, "\(text)")
+        }
+        // A flag's error: the file is not read.
+        #expect(throws: ConfigurationErrors.self) {
+            try ConfigStack.reportingAll(
+                program: .fleetgate, schema: GatewayConfiguration.schema,
+                arguments: ["--config", file, "--no-such-flag", "1"], environment: Self.secret
+            ) { try GatewayConfiguration(config: $0) }
+        }
+    }
+
     @Test("A rule across keys does not stop the check: every error of the file is reported in one pass")
     func crossKeyRuleThenMore() throws {
         let path = try Self.write(
