@@ -351,9 +351,12 @@ public final class GatewayCore: Sendable {
         return spill
     }
 
-    /// Whether a car or a central endpoint serves `model` now, or did within the last ten minutes.
+    /// Whether a car or a central endpoint serves `model` now — here, or (cluster #21) on another
+    /// replica's cars, to which requests are forwarded — or did within the last ten minutes.
     func serves(model: String) -> Bool {
-        if self.registry.serves(model: model) || self.central.serves(model: model) {
+        if self.registry.serves(model: model) || self.central.serves(model: model)
+            || self.cluster?.models(now: self.now).contains(model) == true
+        {
             self.rememberModels(CollectionOfOne(model))
             return true
         }

@@ -241,6 +241,32 @@ struct ClusterTests {
         #expect(result.status == 0, "etcd \(call): \(result.stdout)")
     }
 
+    @Test("A replica without cars of its own lists and forwards the models its peers' cars serve (helper-107: 404)")
+    func replicaWithoutCars() async throws {
+        let etcd = try await EtcdProcess.start()
+        defer { etcd.stop() }
+        let r1 = try await Self.replica("r1", etcd: etcd)
+        let r2 = try await Self.replica("r2", etcd: etcd)
+        defer { [r1, r2].forEach { $0.stop() } }
+        let car = try AgentProcess(
+            vehicleID: "eu-car", region: "eu-central", token: try r1.credential(vehicleID: "eu-car"),
+            tunnelPort: r2.tunnelPort, jobLog: temporaryJobLog("cluster-lone"),
+            extra: ["--slots", "4", "--decode-tps", "200", "--gateway-tunnels", "1"])
+        defer { car.stop() }
+        try await r2.waitForCars(1)
+        try await waitUntil(timeout: .seconds(10), "r1 sees r2's car and has a connection to r2") {
+            let cars = try await Self.readyCount(r1, "remoteCars"), peers = try await Self.readyCount(r1, "peers")
+            return cars == 1 && peers == 1
+        }
+        #expect(try await r1.get("/v1/models").body.contains("\"fleet-8b\""))
+        #expect(try await r1.get("/v1/models/fleet-8b").status == 200)
+        let (client, stream) = try await Self.post(r1, origin: Self.eu, id: "lone-1", prompt: "lone", maxTokens: 5)
+        let collected = await stream.collect()
+        client.close()
+        #expect(collected.response?.status.code == 200, "\(collected.body.prefix(300))")
+        #expect(collected.response?.headerFields[HTTPField.Name("x-fleet-route")!] == "replica")
+    }
+
     @Test("A quarantine in etcd closes the car on every replica and refuses it; deleting the key lifts it")
     func sharedQuarantine() async throws {
         let etcd = try await EtcdProcess.start()

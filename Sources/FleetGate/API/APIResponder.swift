@@ -90,6 +90,8 @@ struct APIResponder: HTTPServerResponder {
                 return self.answer(stream, error: .invalidAPIKey, route: path, request: request)
             }
             var served = self.core.registry.models().union(self.core.central.models())
+            // Cluster (#21): what other replicas' cars serve is served here too, by forwarding (helper-107).
+            if let cluster = self.core.cluster { served.formUnion(cluster.models(now: self.core.now)) }
             // A key limited to some models sees those only: listing the others led to a 404 on use.
             if let allowed = self.core.keys.allowedModels(request.headerFields[.authorization]) {
                 served.formIntersection(allowed)

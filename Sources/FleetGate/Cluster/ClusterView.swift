@@ -176,6 +176,16 @@ public final class ClusterView: Sendable {
         }
     }
 
+    /// The models other replicas' current digests list (any zone): what this replica can forward
+    /// (helper-107: a replica without cars of its own answered 404 to every model its peers' cars served).
+    func models(now: Double) -> Set<String> {
+        let maxAge = self.configuration.maxDigestAgeSeconds
+        return self.state.withLock { s in
+            guard s.watching || now - s.watchHealthyAt < maxAge else { return [] }
+            return Set(s.digests.lazy.filter { $0.key != self.replicaID }.flatMap { $0.value.e.map(\.m) })
+        }
+    }
+
     /// A forward to `target` ended.
     func forwardEnded(_ target: Target) {
         self.state.withLock { s in
