@@ -30,6 +30,28 @@ struct ClusterWatchTests {
         #expect(state.members.isEmpty && state.digests.isEmpty)
     }
 
+    @Test("This replica's own key written by another replica under its id, or deleted, is noticed (helper-107)")
+    func ownKeyLost() {
+        var state = ClusterView.State()
+        let own = (replica: "r1", address: "10.0.0.1:7080")
+        func member(_ address: String) -> EtcdClient.Event {
+            .put(.init(key: Self.prefix + "members/r1", value: ByteBuffer(string: #"{"address":"\#(address)"}"#)))
+        }
+        ClusterService.apply(member("10.0.0.1:7080"), prefix: Self.prefix, to: &state, now: 1, own: own)
+        #expect(state.ownKeyLost == nil)
+        ClusterService.apply(member("10.0.0.9:7080"), prefix: Self.prefix, to: &state, now: 2, own: own)
+        #expect(state.ownKeyLost?.contains("another replica at 10.0.0.9:7080") == true)
+        state.ownKeyLost = nil
+        ClusterService.apply(
+            .delete(key: Self.prefix + "members/r1"), prefix: Self.prefix, to: &state, now: 3, own: own)
+        #expect(state.ownKeyLost == "deleted")
+        // Another replica's key says nothing of ours.
+        state.ownKeyLost = nil
+        ClusterService.apply(
+            .delete(key: Self.prefix + "members/r2"), prefix: Self.prefix, to: &state, now: 4, own: own)
+        #expect(state.ownKeyLost == nil)
+    }
+
     @Test("A digest under another replica's key, or not a digest at all, is ignored")
     func refusesMismatch() {
         var state = ClusterView.State()

@@ -87,6 +87,7 @@ final class ClusterService: Service, Sendable {
         let renewEvery = max(1.0, Double(ttl) / 3)
         let interval = self.configuration.publishIntervalSeconds
         var lastRenewal = -Double.infinity
+        var lastReclaim = -Double.infinity
         var published: CapacityDigest?
         while !Task.isCancelled {
             do {
@@ -100,6 +101,7 @@ final class ClusterService: Service, Sendable {
                     let id = try await etcd.grant(ttl: ttl)
                     try await etcd.put(self.memberKey, value: self.memberRecord(), lease: id)
                     lease.id.withLock { $0 = id }
+                    self.view.update { $0.ownKeyLost = nil }  // an earlier life's key, or the lapsed lease's
                     lastRenewal = now
                     published = nil
                     self.logger.info(
@@ -112,6 +114,19 @@ final class ClusterService: Service, Sendable {
                         continue
                     }
                     lastRenewal = now
+                }
+                // Our key written by another replica under our id, or deleted (that replica left and its lease
+                // took the key): said, and registered again — at most every 10 s, as two replicas sharing an
+                // id would otherwise take the key from each other at the watch's pace.
+                if let lost = self.view.read(\.ownKeyLost), now - lastReclaim >= 10, let id = lease.id.withLock({ $0 })
+                {
+                    lastReclaim = now
+                    self.view.update { $0.ownKeyLost = nil }
+                    self.logger.error(
+                        "This replica's membership key was \(lost): give each replica its own cluster.replicaID; registering again",
+                        metadata: ["fleet.replica": "\(self.view.replicaID)", "fleet.address": "\(self.view.address)"])
+                    try await etcd.put(self.memberKey, value: self.memberRecord(), lease: id)
+                    published = nil
                 }
                 let digest = self.core.registry.digest(
                     replica: self.view.replicaID, address: self.view.address, at: Date().timeIntervalSince1970,
@@ -153,6 +168,9 @@ final class ClusterService: Service, Sendable {
         let quarantines = self.view.read { $0.quarantines }
         if self.core.trust.installClusterQuarantines(quarantines) { self.core.enforceTrust() }
     }
+
+    /// This replica's id and advertised address, as its membership record names them.
+    private var own: (replica: String, address: String) { (self.view.replicaID, self.view.address) }
 
     private func memberRecord() -> ByteBuffer {
         let map = self.core.geo.current.map
@@ -219,7 +237,9 @@ final class ClusterService: Service, Sendable {
                     s.members = []
                     s.memberTunnels = [:]
                     s.quarantines = [:]
-                    for value in values { Self.apply(.put(value), prefix: prefix, to: &s, now: self.core.now) }
+                    for value in values {
+                        Self.apply(.put(value), prefix: prefix, to: &s, now: self.core.now, own: self.own)
+                    }
                     s.watching = true
                     s.watchHealthyAt = self.core.now
                 }
@@ -228,7 +248,7 @@ final class ClusterService: Service, Sendable {
                 self.installQuarantines()
                 try await etcd.watch(prefix: prefix, from: revision + 1) { event in
                     self.view.update { s in
-                        Self.apply(event, prefix: prefix, to: &s, now: self.core.now)
+                        Self.apply(event, prefix: prefix, to: &s, now: self.core.now, own: self.own)
                         s.watchHealthyAt = self.core.now
                     }
                     self.publishMembers()
@@ -271,6 +291,7 @@ final class ClusterService: Service, Sendable {
 
     /// The part of a membership record the cars need.
     struct MemberRecord: Decodable {
+        var address: String?
         var tunnel: String?
         var regions: [String]?
     }
@@ -298,17 +319,24 @@ final class ClusterService: Service, Sendable {
     }
 
     /// Applies one watched change to the view's state.
-    static func apply(_ event: EtcdClient.Event, prefix: String, to s: inout ClusterView.State, now: Double) {
+    /// - Parameter own: this replica's id and advertised address, to notice its own key written by another
+    ///   replica or deleted (``ClusterView/State/ownKeyLost``).
+    static func apply(
+        _ event: EtcdClient.Event, prefix: String, to s: inout ClusterView.State, now: Double,
+        own: (replica: String, address: String)? = nil
+    ) {
         switch event {
         case .put(let value):
             let name = value.key.dropFirst(prefix.count)
             if name.hasPrefix("members/") {
                 let replica = String(name.dropFirst("members/".count))
                 s.members.insert(replica)
-                if let record = try? JSON.decode(MemberRecord.self, from: value.value.readableBytesView),
-                    let tunnel = record.tunnel, !tunnel.isEmpty
-                {
-                    s.memberTunnels[replica] = (tunnel, Set(record.regions ?? []))
+                let record = try? JSON.decode(MemberRecord.self, from: value.value.readableBytesView)
+                if let tunnel = record?.tunnel, !tunnel.isEmpty {
+                    s.memberTunnels[replica] = (tunnel, Set(record?.regions ?? []))
+                }
+                if let own, replica == own.replica, let address = record?.address, address != own.address {
+                    s.ownKeyLost = "written by another replica at \(Self.printable(address, limit: 64))"
                 }
             } else if name.hasPrefix("digests/"),
                 let digest = try? JSON.decode(CapacityDigest.self, from: value.value.readableBytesView)
@@ -331,6 +359,7 @@ final class ClusterService: Service, Sendable {
             if name.hasPrefix("members/") {
                 let replica = String(name.dropFirst("members/".count))
                 s.members.remove(replica)
+                if let own, replica == own.replica { s.ownKeyLost = "deleted" }
                 s.memberTunnels[replica] = nil
                 s.digests[replica] = nil
                 s.receivedAt[replica] = nil

@@ -50,6 +50,10 @@ public final class ClusterView: Sendable {
         var lastPublished: CapacityDigest?
         /// The fleet's quarantines (`<prefix>quarantine/<vehicle>`): vehicle → reason.
         var quarantines: [String: String] = [:]
+        /// How this replica's own membership key was lost, until it registers again: written by another
+        /// replica under the same `cluster.replicaID`, or deleted (helper-107: the real replica vanished
+        /// from the cluster and nothing said so).
+        var ownKeyLost: String?
         /// etcd cannot be written, or its watch is not followed (`fleet_cluster_degraded`, `/readyz`).
         var degraded: Bool { !self.etcdReachable || !self.watching }
     }
