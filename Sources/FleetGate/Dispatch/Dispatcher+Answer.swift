@@ -144,7 +144,7 @@ extension Dispatcher {
             error = .upstreamFailed(
                 "The answer was larger than \(self.relay.configuration.maxAggregateBytes) bytes, the most the gateway holds for a request with 'stream': false; ask for fewer tokens, or stream it ('stream': true)."
             )
-        case .attemptsExhausted(let label) where label == Self.busyLabel && !self.failedOtherwiseThanBusy:
+        case .attemptsExhausted(let label) where Self.isBusy(label) && !self.failedOtherwiseThanBusy:
             // Every upstream tried answered 429 or 503 (DESIGN.md, Contracts: overload and refusals): the
             // client may come back when the soonest of them said it would have room.
             let seconds = self.busyRetryAfter ?? 1

@@ -189,6 +189,11 @@ extension Dispatcher {
 
     /// An attempt's upstream answered 429 or 503: busy.
     static let busyLabel = APIError.upstreamBusyCode
+    /// A car that refused the stream (HTTP/2 REFUSED_STREAM): no free slot, or draining — busy, as a 503
+    /// is (helper-107: every car refusing was a 502 `upstream_error` without Retry-After).
+    static let refusedLabel = "refused"
+    /// Whether `label` says its upstream was busy rather than broken.
+    static func isBusy(_ label: String) -> Bool { label == Self.busyLabel || label == Self.refusedLabel }
     /// A car's runtime rejected the request itself (a 4xx).
     static let rejectedLabel = "runtime_rejected"
 
@@ -414,7 +419,7 @@ extension Dispatcher {
             let seconds = attempt.retryAfter ?? 1
             busyFor = seconds
             self.busyRetryAfter = min(self.busyRetryAfter ?? .max, seconds)
-        } else if failure.upstreamAtFault {
+        } else if failure.upstreamAtFault && failure.label != Self.refusedLabel {
             // (Not a car path that cannot carry the request: that upstream was not broken, only unable.)
             self.failedOtherwiseThanBusy = true
         }
