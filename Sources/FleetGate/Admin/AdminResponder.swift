@@ -75,6 +75,14 @@ struct AdminResponder: HTTPServerResponder {
         case "/admin/config":
             let view = ConfigView(self.core.configuration, regionsVersion: self.core.geo.current.map.version)
             return FixedResponseDelegate(stream: stream, status: .ok, body: JSON.buffer(view))
+        case "/admin/cluster":
+            // One replica (no cluster.etcdEndpoints): nothing to show but that.
+            guard let cluster = self.core.cluster else {
+                return FixedResponseDelegate(
+                    stream: stream, status: .ok, body: ByteBuffer(string: "{\"cluster\":false}"))
+            }
+            return FixedResponseDelegate(
+                stream: stream, status: .ok, body: JSON.buffer(cluster.statusView(now: self.core.now)))
         case "/admin/regions":
             return FixedResponseDelegate(
                 stream: stream, status: .ok, body: JSON.buffer(RegionsView(self.core.geo.current)))
@@ -148,7 +156,7 @@ struct AdminResponder: HTTPServerResponder {
 
     /// The method of each admin path (the probes and the dashboard check their own).
     static let methods: [String: HTTPRequest.Method] = [
-        "/admin/config": .get, "/admin/regions": .get, "/admin/cars": .get,
+        "/admin/config": .get, "/admin/regions": .get, "/admin/cars": .get, "/admin/cluster": .get,
         "/admin/reload": .post, "/admin/regions/reload": .post, "/admin/keys/reload": .post,
     ]
 

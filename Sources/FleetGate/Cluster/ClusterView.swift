@@ -234,6 +234,11 @@ public final class ClusterView: Sendable {
 
     /// The detail `/readyz` shows: etcd reachable or not, replicas and digests seen, the cars
     /// other replicas' digests offer (primary tunnels only). Never part of readiness.
+    /// `GET /admin/cluster`'s answer.
+    func statusView(now: Double) -> ClusterStatusView {
+        self.state.withLock { ClusterStatusView($0, replica: self.replicaID, now: now) }
+    }
+
     var readyDetail: String {
         self.state.withLock { s in
             let error = s.lastError.map { ",\"error\":\(JSON.string($0))" } ?? ""
