@@ -355,7 +355,7 @@ public final class GatewayCore: Sendable {
     /// replica's cars, to which requests are forwarded — or did within the last ten minutes.
     func serves(model: String) -> Bool {
         if self.registry.serves(model: model) || self.central.serves(model: model)
-            || self.cluster?.models(now: self.now).contains(model) == true
+            || self.cluster?.serves(model: model, now: self.now) == true
         {
             self.rememberModels(CollectionOfOne(model))
             return true

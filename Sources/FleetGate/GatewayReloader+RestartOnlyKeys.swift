@@ -23,15 +23,16 @@ extension GatewayReloader {
         keep("listeners.tls.port", \.listeners.tls.port)
         keep("listeners.tunnel.port", \.listeners.tunnel.port)
         keep("listeners.tunnel.allowCleartext", \.listeners.tunnel.allowCleartext)
-        // A listener's TLS can be renewed, not switched on or off.
-        if (next.listeners.tls.files == nil) != (running.listeners.tls.files == nil) {
-            keys.changed += ["listeners.tls.certificateChainFile", "listeners.tls.privateKeyFile"]
-            next.listeners.tls.files = running.listeners.tls.files
+        // A listener's TLS can be renewed, not switched on or off (both its files named when it would be).
+        func keepSwitch(
+            _ listener: String, _ path: WritableKeyPath<GatewayConfiguration, GatewayConfiguration.TLSFiles?>
+        ) {
+            guard (next[keyPath: path] == nil) != (running[keyPath: path] == nil) else { return }
+            keys.changed += ["\(listener).certificateChainFile", "\(listener).privateKeyFile"]
+            next[keyPath: path] = running[keyPath: path]
         }
-        if (next.listeners.tunnel.files == nil) != (running.listeners.tunnel.files == nil) {
-            keys.changed += ["listeners.tunnel.certificateChainFile", "listeners.tunnel.privateKeyFile"]
-            next.listeners.tunnel.files = running.listeners.tunnel.files
-        }
+        keepSwitch("listeners.tls", \.listeners.tls.files)
+        keepSwitch("listeners.tunnel", \.listeners.tunnel.files)
         // Each key by name, not the group (helper-101: `admin` was named for a changed port).
         keep("admin.host", \.admin.host)
         keep("admin.port", \.admin.port)

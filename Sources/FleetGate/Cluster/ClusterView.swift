@@ -183,10 +183,20 @@ public final class ClusterView: Sendable {
     /// The models other replicas' current digests list (any zone): what this replica can forward
     /// (helper-107: a replica without cars of its own answered 404 to every model its peers' cars served).
     func models(now: Double) -> Set<String> {
+        Set(self.remoteEntries(now: now) { $0.flatMap { $0.e.map(\.m) } })
+    }
+
+    /// Whether another replica's current digest lists `model` (a request's check: no set built).
+    func serves(model: String, now: Double) -> Bool {
+        self.remoteEntries(now: now) { $0.contains { $0.e.contains { $0.m == model } } }
+    }
+
+    /// `body` of the other replicas' digests, none while the watch is stale.
+    private func remoteEntries<T>(now: Double, _ body: ([CapacityDigest]) -> T) -> T {
         let maxAge = self.configuration.maxDigestAgeSeconds
         return self.state.withLock { s in
-            guard s.watching || now - s.watchHealthyAt < maxAge else { return [] }
-            return Set(s.digests.lazy.filter { $0.key != self.replicaID }.flatMap { $0.value.e.map(\.m) })
+            let fresh = s.watching || now - s.watchHealthyAt < maxAge
+            return body(fresh ? s.digests.filter { $0.key != self.replicaID }.map(\.value) : [])
         }
     }
 
