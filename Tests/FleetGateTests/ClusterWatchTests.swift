@@ -1,5 +1,6 @@
 import FleetProtocol
 import FleetScheduler
+import Logging
 import NIOCore
 import Testing
 
@@ -50,6 +51,18 @@ struct ClusterWatchTests {
         ClusterService.apply(
             .delete(key: Self.prefix + "members/r2"), prefix: Self.prefix, to: &state, now: 4, own: own)
         #expect(state.ownKeyLost == nil)
+    }
+
+    @Test("A replica alone under its prefix says so, naming the prefix; the members are said when they change")
+    func membershipLines() {
+        let alone = ClusterView.membershipLine(others: [], before: nil, prefix: "/fleetgat/")
+        #expect(alone?.level == .notice && alone?.message.contains("'/fleetgat/'") == true)
+        #expect(alone?.message.contains("alone") == true)
+        #expect(ClusterView.membershipLine(others: [], before: [], prefix: Self.prefix) == nil)
+        let joined = ClusterView.membershipLine(others: ["r3", "r2"], before: [], prefix: Self.prefix)
+        #expect(joined?.level == .info && joined?.message.hasSuffix("this replica and r2, r3") == true)
+        #expect(ClusterView.membershipLine(others: ["r2", "r3"], before: ["r3", "r2"], prefix: Self.prefix) == nil)
+        #expect(ClusterView.membershipLine(others: [], before: ["r2"], prefix: Self.prefix)?.level == .notice)
     }
 
     @Test("A digest under another replica's key, or not a digest at all, is ignored")

@@ -106,7 +106,10 @@ final class ClusterService: Service, Sendable {
                     published = nil
                     self.logger.info(
                         "Joined the cluster",
-                        metadata: ["fleet.replica": "\(self.view.replicaID)", "fleet.address": "\(self.view.address)"])
+                        metadata: [
+                            "fleet.replica": "\(self.view.replicaID)", "fleet.address": "\(self.view.address)",
+                            "fleet.cluster.prefix": "\(self.configuration.prefix)",
+                        ])
                 } else if now - lastRenewal >= renewEvery, let id = lease.id.withLock({ $0 }) {
                     if try await etcd.keepAlive(id) <= 0 {
                         self.logger.warning("Cluster lease lapsed; registering again")
@@ -269,10 +272,16 @@ final class ClusterService: Service, Sendable {
     }
 
     private func publishMembers() {
-        let (count, tunnels) = self.view.read { s in
-            (s.members.count, s.memberTunnels.mapValues { "\($0.address) \($0.regions.sorted())" })
+        let (members, tunnels) = self.view.read { s in
+            (s.members, s.memberTunnels.mapValues { "\($0.address) \($0.regions.sorted())" })
         }
-        self.view.replicasGauge.record(count)
+        self.view.replicasGauge.record(members.count)
+        let others = members.subtracting([self.view.replicaID])
+        let line = self.loggedOthers.withLock { before in
+            defer { before = others }
+            return ClusterView.membershipLine(others: others, before: before, prefix: self.configuration.prefix)
+        }
+        if let line { self.logger.log(level: line.level, "\(line.message)") }
         // Cars learn the other replicas' tunnel addresses when they change (issue #21); each
         // session sends only when its region's list differs from what it last sent.
         let changed = self.knownTunnels.withLock { known in
@@ -285,6 +294,9 @@ final class ClusterService: Service, Sendable {
             }
         }
     }
+
+    /// The other replicas last logged (nil: none yet).
+    private let loggedOthers = Mutex<Set<String>?>(nil)
 
     /// The member tunnel addresses last told to the cars.
     private let knownTunnels = Mutex<[String: String]>([:])

@@ -19,6 +19,8 @@ struct ClusterStatusView: Encodable {
     }
 
     var replica: String
+    /// `cluster.prefix`: replicas of one fleet share it (one with another prefix is in a cluster of its own).
+    var prefix: String
     var etcd: String
     var degraded: Bool
     var watching: Bool
@@ -31,8 +33,9 @@ struct ClusterStatusView: Encodable {
     /// How this replica's own membership key was lost, until it registered again.
     var ownKeyLost: String?
 
-    init(_ s: ClusterView.State, replica: String, now: Double) {
+    init(_ s: ClusterView.State, replica: String, prefix: String, now: Double) {
         self.replica = replica
+        self.prefix = prefix
         self.etcd = s.etcdReachable ? "ok" : "unreachable"
         self.degraded = s.degraded
         self.watching = s.watching

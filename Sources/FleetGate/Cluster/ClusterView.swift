@@ -6,6 +6,7 @@ import FleetProtocol
 import FleetScheduler
 import Foundation
 import HTTPTypes
+import Logging
 import NIOCore
 import Synchronization
 
@@ -246,7 +247,27 @@ public final class ClusterView: Sendable {
     /// other replicas' digests offer (primary tunnels only). Never part of readiness.
     /// `GET /admin/cluster`'s answer.
     func statusView(now: Double) -> ClusterStatusView {
-        self.state.withLock { ClusterStatusView($0, replica: self.replicaID, now: now) }
+        self.state.withLock {
+            ClusterStatusView($0, replica: self.replicaID, prefix: self.configuration.prefix, now: now)
+        }
+    }
+
+    /// The line to log when the other replicas under the prefix change, nil when they did not
+    /// (`before` nil: the first read since the start). Alone is a notice naming the prefix
+    /// (helper-107: a replica started with a mistyped `cluster.prefix` joined a cluster of its
+    /// own and said nothing); otherwise the members, at info (membership changes are rare).
+    static func membershipLine(others: Set<String>, before: Set<String>?, prefix: String) -> (
+        level: Logger.Level, message: String
+    )? {
+        guard others != before else { return nil }
+        if others.isEmpty {
+            return (
+                .notice,
+                "No other replica under cluster.prefix '\(prefix)': this replica is alone "
+                    + "(replicas of one fleet share cluster.prefix and cluster.etcdEndpoints)"
+            )
+        }
+        return (.info, "Cluster members under '\(prefix)': this replica and \(others.sorted().joined(separator: ", "))")
     }
 
     var readyDetail: String {
