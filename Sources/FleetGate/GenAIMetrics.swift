@@ -1,4 +1,5 @@
 public import CoreMetrics
+import FleetProtocol
 import Synchronization
 
 /// The OpenTelemetry GenAI metrics, in Prometheus form, for every completion the gateway serves.
@@ -36,7 +37,15 @@ public final class GenAIMetrics: Sendable {
         public static let tokens = "gen_ai_client_token_usage"
     }
 
+    /// `gen_ai.operation.name`: `chat` for chat completions and the Responses API, `text_completion` for
+    /// `/v1/completions` (helper-108: every request was `chat`).
+    enum Operation: String {
+        case chat
+        case textCompletion = "text_completion"
+    }
+
     struct Key: Hashable {
+        var operation: String
         var model, route, zone: String
     }
 
@@ -52,7 +61,7 @@ public final class GenAIMetrics: Sendable {
         self.factory = factory
         // Registered at start with empty labels (in Prometheus an empty label is an absent one), so
         // every family is in /metrics before the first request, for dashboards, alerts and their test.
-        _ = self.series(Key(model: "", route: "", zone: ""))
+        _ = self.series(Key(operation: "", model: "", route: "", zone: ""))
     }
 
     private func series(_ key: Key) -> Series {
@@ -64,7 +73,7 @@ public final class GenAIMetrics: Sendable {
                 if let s = all[key] { return s }
             }
             let labels = [
-                ("gen_ai_operation_name", key.route.isEmpty ? "" : "chat"), ("gen_ai_request_model", key.model),
+                ("gen_ai_operation_name", key.operation), ("gen_ai_request_model", key.model),
                 ("route", key.route), ("zone", key.zone),
             ]
             let s = Series(
@@ -89,21 +98,23 @@ public final class GenAIMetrics: Sendable {
     /// - Parameters:
     ///   - firstTokenNanoseconds: from the request's arrival to its first token (nil: none was sent).
     ///   - durationNanoseconds: from arrival to the end of the answer.
-    ///   - inputTokens: the prompt's tokens (as estimated by the gateway).
-    ///   - outputTokens: tokens delivered to the client.
+    ///   - usage: the answer's usage as the client was given it: the upstreams' reported counts within the
+    ///     request's bounds, the gateway's estimates where none was reported (``SSERelay/usage``;
+    ///     helper-108: the prompt was always the gateway's estimate).
+    ///   - deliveredTokens: the tokens the client received, for the time per output token.
     func record(
-        model: String, route: String, zone: String, firstTokenNanoseconds: Int64?, durationNanoseconds: Int64,
-        inputTokens: Int, outputTokens: Int
+        operation: Operation, model: String, route: String, zone: String, firstTokenNanoseconds: Int64?,
+        durationNanoseconds: Int64, usage: Usage, deliveredTokens: Int
     ) {
-        let s = self.series(Key(model: model, route: route, zone: zone))
+        let s = self.series(Key(operation: operation.rawValue, model: model, route: route, zone: zone))
         s.duration.recordNanoseconds(durationNanoseconds)
-        s.inputTokens.record(inputTokens)
-        s.outputTokens.record(outputTokens)
+        s.inputTokens.record(usage.promptTokens)
+        s.outputTokens.record(usage.completionTokens)
         guard let first = firstTokenNanoseconds else { return }
         s.ttft.recordNanoseconds(first)
         // Time per output token after the first (the convention's definition).
-        if outputTokens > 1 {
-            s.tpot.recordNanoseconds((durationNanoseconds - first) / Int64(outputTokens - 1))
+        if deliveredTokens > 1 {
+            s.tpot.recordNanoseconds((durationNanoseconds - first) / Int64(deliveredTokens - 1))
         }
     }
 }

@@ -203,19 +203,31 @@ struct CentralTests {
                 #expect(request.headers[.accept] == "application/json")
             }
             #expect(central.engine.tokensGenerated == 7)
-            // The GenAI metrics (and the audit line, from the same count): 4 + 3 output tokens on
-            // central, and a time to the answer for each request.
+            // The GenAI metrics: each operation's own series (helper-108: all were `chat`), the usage the
+            // client was given (the prompt was the gateway's estimate), and a time to the first token
+            // generated for each request.
             let metrics = try await DeployMetricsTests.metrics(fleet).split(separator: "\n")
-            let output = metrics.first {
-                $0.hasPrefix("gen_ai_client_token_usage_sum{") && $0.contains(#"gen_ai_token_type="output""#)
-                    && $0.contains(#"route="central""#)
+            func value(_ name: String, _ labels: String...) -> Double? {
+                metrics.first { line in
+                    line.hasPrefix(name + "{") && labels.allSatisfy { line.contains($0) }
+                        && line.contains(#"route="central""#)
+                }.flatMap { $0.split(separator: " ").last.flatMap { Double($0) } }
             }
+            let chatPrompt = (chat["usage"] as? [Int])?.first, legacyPrompt = (legacy["usage"] as? [Int])?.first
+            let (chatOp, textOp) = (#"gen_ai_operation_name="chat""#, #"gen_ai_operation_name="text_completion""#)
+            #expect(value("gen_ai_client_token_usage_sum", #"gen_ai_token_type="output""#, chatOp) == 4)
+            #expect(value("gen_ai_client_token_usage_sum", #"gen_ai_token_type="output""#, textOp) == 3)
             #expect(
-                output?.hasSuffix(" 7") == true || output?.hasSuffix(" 7.0") == true, "\(String(describing: output))")
-            let ttft = metrics.first {
-                $0.hasPrefix("gen_ai_server_time_to_first_token_seconds_count{") && $0.contains(#"route="central""#)
-            }
-            #expect(ttft?.hasSuffix(" 2") == true, "\(String(describing: ttft))")
+                value("gen_ai_client_token_usage_sum", #"gen_ai_token_type="input""#, chatOp)
+                    == chatPrompt.map(Double.init))
+            #expect(
+                value("gen_ai_client_token_usage_sum", #"gen_ai_token_type="input""#, textOp)
+                    == legacyPrompt.map(Double.init))
+            #expect(value("gen_ai_server_time_to_first_token_seconds_count", chatOp) == 1)
+            #expect(value("gen_ai_server_time_to_first_token_seconds_count", textOp) == 1)
+            // A whole answer's client sees no first token before the whole answer: not a client TTFT.
+            let clientTTFT = metrics.first { $0.hasPrefix("fleet_time_to_first_token_seconds_count") }
+            #expect(clientTTFT?.hasSuffix(" 0") == true, "\(String(describing: clientTTFT))")
         }
     }
 

@@ -9,10 +9,11 @@ enum MetricHelp {
     /// One line per family, plain text (no backslash, no line break).
     static let texts: [String: String] = [
         "http_server_requests_total": "Finished client requests by API route and status (499: the client went away).",
-        "fleet_time_to_first_token_seconds": "Client-observed time to first token.",
+        "fleet_time_to_first_token_seconds": "Client-observed time to first token of streamed answers.",
         "fleet_inter_token_seconds": "Time between relayed events.",
         "fleet_routed_total": "Served requests by route (car, central, replica).",
-        "fleet_upstream_retries_total": "Upstream attempts that failed before the first token.",
+        "fleet_upstream_retries_total":
+            "Attempts started again on another upstream after one failed before the first token.",
         "fleet_attempt_failures_total": "Failed upstream attempts by how they failed.",
         "fleet_capacity_waits_total": "Lost streams that waited for a slot in their busy zone, by how the wait ended.",
         "fleet_migrations_total": "Streams continued on another upstream mid-answer, and stream:false restarts.",

@@ -61,10 +61,11 @@ extension Dispatcher {
         // The OpenTelemetry GenAI metrics of the served completion.
         let now = NIODeadline.now()
         self.core.metrics.genAI.record(
-            model: self.request.model, route: route.label, zone: self.request.zone,
+            operation: self.request.chat ? .chat : .textCompletion, model: self.request.model, route: route.label,
+            zone: self.request.zone,
             firstTokenNanoseconds: self.clientFirstTokenAt.map { ($0 - self.started).nanoseconds },
-            durationNanoseconds: (now - self.started).nanoseconds,
-            inputTokens: self.request.profile.promptTokens, outputTokens: self.deliveredTokens)
+            durationNanoseconds: (now - self.started).nanoseconds, usage: self.servedUsage,
+            deliveredTokens: self.deliveredTokens)
         // The head of a stream already carried them; its trailers repeat them only after a migration.
         let headers = self.request.streaming && self.machine.migrations == 0 ? nil : self.routeHeaders()
         self.end(status: 200)  // before the last write (see ``end(status:)``)
@@ -284,7 +285,11 @@ extension Dispatcher {
     )
 
     /// Output tokens the client got: a whole answer's (``CentralAnswer``), or those the relay delivered.
-    var deliveredTokens: Int { self.answerTokens ?? self.relay.deliveredTokens }
+    var deliveredTokens: Int { self.answerUsage?.completionTokens ?? self.relay.deliveredTokens }
+
+    /// The usage the client was given: a whole answer's, or the relay's (the upstreams' reported
+    /// counts within the request's bounds, the gateway's estimates where none was reported).
+    var servedUsage: Usage { self.answerUsage ?? self.relay.usage }
 
     /// For the audit line: where the answer was served, never what it said.
     var auditFields: AuditFields {

@@ -182,8 +182,10 @@ extension Dispatcher {
                 dispatch.predictedTTFTMilliseconds * 1e6 / Double(max(1, observed)))
         }
         if isFirstForClient {
-            self.core.metrics.ttft.recordNanoseconds((now - self.started).nanoseconds)
-            self.clientFirstTokenAt = now  // #17: GenAI metrics
+            // Client-observed: a streamed answer's first token is written now; a whole answer's client
+            // sees it only at the end (helper-108: its generation time was counted as the client's TTFT).
+            if self.request.streaming { self.core.metrics.ttft.recordNanoseconds((now - self.started).nanoseconds) }
+            self.clientFirstTokenAt = now  // #17: GenAI metrics (the first token generated)
         }
     }
 
@@ -265,10 +267,12 @@ extension Dispatcher {
         self.servingLease = attempt.lease
         self.servingRegion = attempt.servedRegion
         self.blameRuntimeErrors()
-        // TTFT, for a whole answer, is the time to the answer: when the client gets its first byte.
+        // A whole answer's first token is the answer (central says nothing earlier): the GenAI TTFT's.
         self.recordFirstToken(attempt, now: now, isFirstForClient: sendHead)
         self.answerBody = whole.body
-        self.answerTokens = whole.completionTokens
+        self.answerUsage = Usage(
+            promptTokens: whole.promptTokens ?? self.request.profile.promptTokens,
+            completionTokens: whole.completionTokens)
         self.perform(self.machine.finished(id))
     }
 

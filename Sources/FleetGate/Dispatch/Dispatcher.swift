@@ -141,8 +141,8 @@ final class Dispatcher: UpstreamEvents, LoopTimerTarget {
     /// The whole answer central gave a `stream: false` request (``CentralAnswer``), for the client
     /// as it is; nil when the relay assembles the answer from a stream.
     var answerBody: ByteBuffer?
-    /// That answer's completion tokens (central's `usage`, or an estimate).
-    var answerTokens: Int?
+    /// That answer's usage: central's counts, or the gateway's estimates where it said none.
+    var answerUsage: Usage?
     /// A retry or continuation waiting for a slot in a busy zone (``CapacityWait``).
     var capacityWait: CapacityWait
     /// The attempt that waits, and the timer that asks for it again.
