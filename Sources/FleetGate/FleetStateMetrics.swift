@@ -6,7 +6,7 @@ import Synchronization
 
 /// The fleet's state as gauges, set when `/metrics` is scraped, and refusals by privacy zone.
 ///
-/// - `fleet_cars{region,zone,state,plugged}`: connected cars (a region lies in one zone), rendered at
+/// - `fleet_cars{region,zone,state,plugged}`: connected cars whose primary tunnel is here (a region lies in one zone), rendered at
 ///   each scrape by ``FleetCarsExposition``. `state` is one of ``states``: `draining` (told to leave),
 ///   `departing` (announced it drives off), `charging` (plugged in, charge below its owner's floor),
 ///   `unplugged` (its owner serves only while plugged in), `serving` (eligible).
@@ -127,8 +127,11 @@ public final class FleetStateMetrics: Sendable {
         self.activeStreams.record(inFlight)
         self.geoipBuilt.record(geoipBuildEpoch ?? 0)
         for (listener, notAfter) in certificateExpiry { self.certificate(listener).record(notAfter) }
+        // A car with tunnels to two replicas is counted where its primary tunnel is, as the capacity
+        // digests count it, so a sum over replicas counts it once (helper-109: the dashboard showed
+        // twice the fleet); `fleet_cars_connected` counts tunnels.
         return FleetCarsExposition(
-            cars: cars.lazy.map {
+            cars: cars.lazy.filter(\.descriptor.primary).map {
                 .init(
                     region: $0.descriptor.region, zone: $0.descriptor.zone, state: Self.state(of: $0),
                     plugged: $0.state.pluggedIn)

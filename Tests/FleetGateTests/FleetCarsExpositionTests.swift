@@ -1,3 +1,6 @@
+import CoreMetrics
+import FleetProtocol
+import FleetScheduler
 import Testing
 
 @testable import FleetGate
@@ -43,5 +46,26 @@ struct FleetCarsExpositionTests {
         let lines = self.text(FleetCarsExposition(cars: [], regions: regions))
         #expect(lines.count == 20_001)
         #expect(lines.last == #"fleet_cars{region="r9999",zone="z3",state="serving",plugged="true"} 0"#)
+    }
+
+    @Test("A car is counted where its primary tunnel is: a sum over replicas counts it once (helper-109)")
+    func primaryOnly() {
+        let registry = FleetRegistry()
+        for (id, primary) in [("a", true), ("b", false)] {
+            var descriptor = CarDescriptor(
+                vehicleID: id, pseudonym: "p-\(id)", region: "eu-central", zone: "eu", hardware: .hw4,
+                models: [ModelOffer(id: "m", decodeTokensPerSecond: 20, prefillTokensPerSecond: 1200)], slots: 2,
+                policy: OwnerPolicy())
+            descriptor.primary = primary
+            _ = registry.register(
+                descriptor, state: VehicleState(pluggedIn: true, chargePercent: 80, link: .wifi, slotsFree: 2))
+        }
+        let metrics = FleetStateMetrics(factory: NOOPMetricsHandler.instance)
+        let exposition = metrics.publish(
+            cars: registry.all(), regions: ["eu-central": "eu"], inFlight: 0,
+            geoipBuildEpoch: nil, certificateExpiry: [:], buffered: (0, 0))
+        #expect(
+            self.text(exposition).contains(
+                #"fleet_cars{region="eu-central",zone="eu",state="serving",plugged="true"} 1"#))
     }
 }

@@ -20,8 +20,9 @@ enum MetricHelp {
         "fleet_hedges_total": "Hedged first tokens: started and won.",
         "fleet_held_answers_lost_total":
             "Requests ended whole whose client left while the gateway still held part of the answer for it (a slow reader).",
-        "fleet_cars_connected": "Verified cars connected, by region.",
-        "fleet_cars": "Connected cars by region, zone, state and plug, at the scrape.",
+        "fleet_cars_connected":
+            "Verified car tunnels connected, by region (a car with tunnels to two replicas is counted by each).",
+        "fleet_cars": "Connected cars whose primary tunnel is here, by region, zone, state and plug, at the scrape.",
         "fleet_decisions_total": "Scheduling decisions by policy and the route ranked first.",
         "fleet_decision_seconds": "Time to decide a route, registry lock included.",
         "fleet_predicted_ttft_seconds": "The scheduler's predicted time to first token of each car job.",
