@@ -16,7 +16,9 @@ import ServiceLifecycle
 /// - the application key file (`auth.appKeysFile`, ``GatewayCore/reloadKeys()``);
 /// - the API key file (`auth.apiKeysFile`, ``GatewayReloader/reloadAPIKeys()``);
 /// - the admin token file (`admin.tokenFile`, ``GatewayReloader/reloadAdminToken(logRefusal:)``): a
-///   rotated token replaces the running one, and the dashboard sessions of the old one end.
+///   rotated token replaces the running one, and the dashboard sessions of the old one end;
+/// - the GeoIP database (`geo.databaseFile`, ``GatewayReloader/reloadGeoIPDatabase()``): a `geoipupdate`
+///   replaces it every week or so; the running region map stays (an edited map waits for a reload).
 ///
 /// Before, nothing reloaded them but SIGHUP or `POST /admin/reload`: a renewed certificate mounted from
 /// a Secret was served only after a restart, and the old one expired in front of every client. Nothing
@@ -33,6 +35,7 @@ struct CredentialFilesWatcher: Service {
         case appKeys
         case apiKeys
         case adminToken
+        case geoDatabase
     }
 
     let reloader: GatewayReloader
@@ -52,7 +55,16 @@ struct CredentialFilesWatcher: Service {
         if let path = core.keys.file { files[.appKeys] = [path] }
         if let path = configuration.auth.apiKeysFile { files[.apiKeys] = [path] }
         if let path = configuration.admin.tokenFile { files[.adminToken] = [path] }
+        if let path = configuration.geo.databaseFile { files[.geoDatabase] = [path] }
         return files
+    }
+
+    /// How each file is stamped: by content (``FileStamp/of(_:)``), but the GeoIP database by its
+    /// attributes (``FileStamp/attributes(of:)``): tens of megabytes, which `geoipupdate` replaces by a
+    /// rename, are not read and hashed at every poll.
+    private static func stamp(_ files: [Kind: [String]]) -> (String) -> String {
+        let large = Set(files[.geoDatabase] ?? [])
+        return { large.contains($0) ? FileStamp.attributes(of: $0) : FileStamp.of($0) }
     }
 
     /// Whether a key file is empty: not applied by the watch, which would refuse every client (helper-82:
@@ -76,16 +88,21 @@ struct CredentialFilesWatcher: Service {
     private func poll() async throws {
         let core = self.reloader.core
         let interval = core.configuration.tunnel.trustPollInterval
-        var stamps = FileStamps(Self.files(core), stamp: FileStamp.of)
+        let first = Self.files(core)
+        var stamps = FileStamps(first, stamp: Self.stamp(first))
         while true {
             try await Task.sleep(nanoseconds: UInt64(interval.nanoseconds))
             if core.trust.reloadIfChanged() { core.enforceTrust() }
             // The running configuration's files: a reload may have named others.
             let files = Self.files(core)
-            for kind in stamps.due(files, in: Kind.allCases, stamp: FileStamp.of) {
+            for kind in stamps.due(files, in: Kind.allCases, stamp: Self.stamp(files)) {
                 switch kind {
                 case .certificates:
                     self.reloader.reloadCertificates()
+                case .geoDatabase:
+                    // Refused (a copy caught half-written past two polls, another edition), it is tried
+                    // again when the file next changes, as a certificate pair is.
+                    self.reloader.reloadGeoIPDatabase()
                 case .appKeys:
                     guard !self.isEmpty(files[kind] ?? [], warn: true) else { continue }
                     _ = try? await self.reloader.reloadKeys(on: self.eventLoop).get()  // logged there

@@ -22,6 +22,16 @@ enum FileStamp {
         return "\(resolved) \(digest)"
     }
 
+    /// A large file's stamp: the resolved path, its inode, size and modification time; "missing" when it
+    /// is not there. For a file replaced by a rename (a `geoipupdate`), not one rewritten in place with
+    /// its times restored, which only ``of(_:)`` sees.
+    static func attributes(of path: String) -> String {
+        let resolved = Self.resolved(path)
+        guard let a = try? FileManager.default.attributesOfItem(atPath: resolved) else { return "missing" }
+        let modified = (a[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
+        return "\(resolved) \(a[.systemFileNumber] ?? 0) \(a[.size] ?? 0) \(modified)"
+    }
+
     /// Whether the file is there and empty.
     static func isEmpty(_ path: String) -> Bool {
         (try? FileManager.default.attributesOfItem(atPath: Self.resolved(path)))?[.size] as? Int == 0

@@ -60,8 +60,10 @@ public final class GatewayReloader: Sendable {
         var apiKeys = false
         var appKeys = false
         var adminToken = false
+        var geoDatabase = false
         var any: Bool {
             self.whole || self.regions || self.certificates || self.apiKeys || self.appKeys || self.adminToken
+                || self.geoDatabase
         }
     }
 
@@ -133,6 +135,23 @@ public final class GatewayReloader: Sendable {
             return self.refused(
                 \.certificates, "TLS certificate reload refused; the running certificates stay", error: error, log: true
             )
+        }
+    }
+
+    /// The GeoIP database file changed (a `geoipupdate`): the new database for new requests, the region
+    /// map as it runs. Refused (not a country database, unreadable), the running one stays.
+    @discardableResult
+    func reloadGeoIPDatabase() -> Bool {
+        do {
+            let snapshot = try self.serial.withLock { _ in try self.core.geo.reloadDatabase() }
+            self.record(\.geoDatabase, refused: false)
+            self.core.logger.info(
+                "GeoIP database reloaded",
+                metadata: ["fleet.geoip.build_epoch": "\(snapshot.database?.buildEpoch ?? 0)"])
+            return true
+        } catch {
+            return self.refused(
+                \.geoDatabase, "GeoIP database reload refused; the running database stays", error: error, log: true)
         }
     }
 

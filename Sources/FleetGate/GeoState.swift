@@ -83,6 +83,21 @@ public final class GeoState: Sendable {
     /// Re-reads the map file (when one is configured) and the database, validates both, then swaps.
     /// - Returns: the new snapshot.
     /// - Throws: a description of every problem; the running map and database stay in place.
+    /// Re-reads the database file alone, the running map staying (the file watch: a `geoipupdate` replaced
+    /// it; helper-109: a fresh database was used only after a reload). The caller serialises reloads.
+    /// - Throws: a description of the problem; the running database stays in place.
+    func reloadDatabase() throws(GeoReloadError) -> Snapshot {
+        var snapshot = self.current
+        guard let path = self.files.withLock({ $0.database }) else { return snapshot }
+        do { snapshot.database = try Self.countryDatabase(at: path) } catch {
+            throw GeoReloadError(message: "key 'geo.databaseFile': \(error.message)")
+        }
+        snapshot.resolver = OriginResolver(map: snapshot.map, lookup: snapshot.database)
+        snapshot.loadedAt = Date()
+        self.install(snapshot)
+        return snapshot
+    }
+
     public func reload() throws(GeoReloadError) -> Snapshot {
         let snapshot = try self.prepare()
         self.install(snapshot)

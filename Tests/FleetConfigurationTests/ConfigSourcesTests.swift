@@ -151,6 +151,11 @@ struct ConfigSourcesTests {
         defer { for path in standIns.values { try? FileManager.default.removeItem(atPath: path) } }
         var yaml = try String(contentsOf: docs.appendingPathComponent("fleetgate.yaml"), encoding: .utf8)
         for (name, path) in standIns { yaml = yaml.replacingOccurrences(of: "/etc/fleetgate/\(name).pem", with: path) }
+        // And the revocation list (empty, as the install steps create it) and the GeoIP database.
+        let revocations = try Self.write("")
+        defer { try? FileManager.default.removeItem(atPath: revocations) }
+        yaml = yaml.replacingOccurrences(of: "/etc/fleetgate/revocations", with: revocations)
+            .replacingOccurrences(of: "/var/lib/GeoIP/GeoLite2-Country.mmdb", with: "none")
         let pointed = try Self.write(yaml)
         defer { try? FileManager.default.removeItem(atPath: pointed) }
         let gateway = ConfigCheck.run(

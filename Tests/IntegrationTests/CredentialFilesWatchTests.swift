@@ -199,4 +199,45 @@ struct CredentialFilesWatchTests {
             #expect(try await get("/admin/cars", token: "short").status == 401)
         }
     }
+
+    @Test(
+        "A GeoIP database replaced by geoipupdate is used without a reload; a database without countries is refused and shows on /metrics"
+    )
+    func geoIPDatabase() async throws {
+        let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../FleetGeoTests/Fixtures").standardized
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fleet-geo-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let file = dir.appendingPathComponent("GeoLite2-Country.mmdb")
+        /// As geoipupdate writes it: a new file renamed over the old one.
+        func replace(with name: String) throws {
+            let next = dir.appendingPathComponent("next.mmdb")
+            try FileManager.default.copyItem(at: fixtures.appendingPathComponent(name), to: next)
+            try #require(rename(next.path, file.path) == 0, "rename: errno \(errno)")
+        }
+        try FileManager.default.copyItem(at: fixtures.appendingPathComponent("GeoIP2-Country-Test.mmdb"), to: file)
+        try await withFleet(configure: {
+            $0.geo.databaseFile = file.path
+            $0.tunnel.trustPollInterval = .milliseconds(100)
+        }) { fleet in
+            func get(_ path: String) async throws -> String {
+                let client = try await RecordingClient.connect(port: fleet.adminPort)
+                defer { client.close() }
+                let request = HTTPRequest(method: .get, scheme: "http", authority: "127.0.0.1", path: path)
+                return try await client.send(request, body: nil).collect().body
+            }
+            // The test databases share one build time: their types tell them apart.
+            #expect(try await get("/admin/regions").contains(#""type":"GeoIP2-Country""#))
+            try replace(with: "GeoIP2-City-Test.mmdb")
+            #expect(try await Self.eventually { try await get("/admin/regions").contains(#""type":"GeoIP2-City""#) })
+            // Another edition written over it: refused, the running database stays, the refusal on /metrics.
+            try replace(with: "MaxMind-DB-test-ipv4-24.mmdb")
+            #expect(
+                try await Self.eventually {
+                    try await get("/metrics").contains("\nfleet_config_last_reload_successful 0")
+                })
+            #expect(try await get("/admin/regions").contains(#""type":"GeoIP2-City""#))
+        }
+    }
 }
