@@ -42,13 +42,15 @@ done
 config_check() {
     local dir; dir=$(mktemp -d)
     head -c 32 /dev/urandom | base64 > "$dir/secret"; echo sk-check > "$dir/keys"; echo admin-check-0123456789 > "$dir/admin"
+    : > "$dir/revocations"   # the Secret fleetgate-revocations starts empty
     openssl req -x509 -newkey rsa:2048 -nodes -keyout "$dir/key.pem" -out "$dir/cert.pem" -days 1 -subj /CN=check 2>/dev/null
     cp Regions/default.yaml "$dir/regions.yaml"
     cp "${FLEETGATE_CACHE:-$HOME/.cache/fleetgate}/geoip/fleet-country.mmdb" "$dir/db.mmdb"
     sed -e "s#/run/secrets/fleetgate/fleet-secret#$dir/secret#; s#/run/secrets/fleetgate/api-keys#$dir/keys#" \
         -e "s#/run/secrets/fleetgate/admin-token#$dir/admin#" \
         -e "s#/run/secrets/fleetgate-tunnel-tls/tls.crt#$dir/cert.pem#; s#/run/secrets/fleetgate-tunnel-tls/tls.key#$dir/key.pem#" \
-        -e "s#/run/secrets/fleetgate-tunnel-tls/ca.crt#$dir/cert.pem#" \
+        -e "s#/run/secrets/fleetgate-client-tls/tls.crt#$dir/cert.pem#; s#/run/secrets/fleetgate-client-tls/tls.key#$dir/key.pem#" \
+        -e "s#/etc/fleetgate-fleet-ca/ca.crt#$dir/cert.pem#; s#/run/secrets/fleetgate-revocations/revocations#$dir/revocations#" \
         -e "s#/etc/fleetgate/regions.yaml#$dir/regions.yaml#; s#/var/lib/GeoIP/GeoLite2-Country.mmdb#$dir/db.mmdb#" \
         deploy/kubernetes/base/fleetgate.yaml > "$dir/fleetgate.yaml"
     "$BIN/fleetgate" config check "$dir/fleetgate.yaml"; local rc=$?
@@ -61,9 +63,12 @@ for o in deploy/kubernetes/overlays/*/; do
     "$TOOLS/kubectl" kustomize "$o" > "$manifests/$(basename "$o").yaml"
 done
 step "kubernetes-validate (1.32, strict)" "$TOOLS/kubernetes-validate" --strict -k 1.32.0 "$manifests"/*.yaml
+# What the schemas cannot see: kustomize's selector labels must not reach the NetworkPolicy's Prometheus peer.
+step "rendered NetworkPolicy admits Prometheus" "$TOOLS/python3" deploy/kubernetes/check-rendered.py "$manifests"/*.yaml
 rm -rf "$manifests"
 
-step "promtool check config" promtool check config deploy/prometheus/prometheus.yml
+# promtool, plus the Kubernetes job's discovery (Debian's promtool has none) and its namespace/pod labels.
+step "promtool check config" "$TOOLS/python3" deploy/prometheus/check-config.py promtool
 step "promtool check rules" promtool check rules deploy/prometheus/fleetgate-rules.yml
 step "promtool test rules" sh -c 'cd deploy/prometheus && promtool test rules fleetgate-rules.test.yml fleetgate-rules-days.test.yml'
 step "grafana dashboard is JSON" python3 -m json.tool deploy/grafana/fleetgate.json
