@@ -308,4 +308,18 @@ extension Dispatcher {
             return ("-", "-", "-", self.machine.attemptsRun, tokens, self.machine.migrations)
         }
     }
+
+    /// The request is served by a car: the cars whose runtime answered it with a 5xx before are blamed for
+    /// it (``FleetRegistry/blameRuntimeError(_:now:)``) — another car could serve it, so the request was
+    /// not the cause.
+    func blameRuntimeErrors() {
+        guard !self.runtimeErrorCars.isEmpty else { return }
+        // Another car: central serving it says less (helper-83: a prompt that crashes the cars' runtime,
+        // llama.cpp, may be one central's vLLM serves; blamed, the same prompt three times benched them all).
+        guard case .car(_, let lease, _)? = self.servingLease else { return self.runtimeErrorCars = [] }
+        for car in self.runtimeErrorCars where car != lease.car {
+            self.core.registry.blameRuntimeError(car, now: self.core.now)
+        }
+        self.runtimeErrorCars = []
+    }
 }

@@ -128,6 +128,15 @@ extension Dispatcher {
             attempt.skipped += 1
             return
         }
+        if attempt.firstTokenAt == nil, attempt.resumeFrom > 0, self.machine.delivered > attempt.resumeFrom,
+            attempt.lease.exactReplayStart(resumeFrom: attempt.resumeFrom) == nil
+        {
+            // A continuation asked to go on from the text at its opening (a prefix or text upstream), while a
+            // departing car went on streaming: taking over, it would repeat what the client got since
+            // (helper-110). Failed: the departing car goes on, or, lost meanwhile, a continuation from what
+            // the client has takes its place.
+            return self.attemptFailed(id, .init(retryable: true, label: Self.staleLabel))
+        }
         let now = NIODeadline.now()
         let first = attempt.firstTokenAt == nil
         let action = first ? self.machine.firstToken(id) : self.machine.token(id)
@@ -196,6 +205,8 @@ extension Dispatcher {
     static let refusedLabel = "refused"
     /// Whether `label` says its upstream was busy rather than broken.
     static func isBusy(_ label: String) -> Bool { label == Self.busyLabel || label == Self.refusedLabel }
+    /// A continuation whose text fell behind the stream before its first token (``tokenArrived(_:from:)``).
+    static let staleLabel = "stale_continuation"
     /// A car's runtime rejected the request itself (a 4xx).
     static let rejectedLabel = "runtime_rejected"
 
@@ -383,26 +394,20 @@ extension Dispatcher {
         }
     }
 
-    /// The request is served by a car: the cars whose runtime answered it with a 5xx before are blamed for
-    /// it (``FleetRegistry/blameRuntimeError(_:now:)``) — another car could serve it, so the request was
-    /// not the cause.
-    func blameRuntimeErrors() {
-        guard !self.runtimeErrorCars.isEmpty else { return }
-        // Another car: central serving it says less (helper-83: a prompt that crashes the cars' runtime,
-        // llama.cpp, may be one central's vLLM serves; blamed, the same prompt three times benched them all).
-        guard case .car(_, let lease, _)? = self.servingLease else { return self.runtimeErrorCars = [] }
-        for car in self.runtimeErrorCars where car != lease.car {
-            self.core.registry.blameRuntimeError(car, now: self.core.now)
-        }
-        self.runtimeErrorCars = []
-    }
-
     func attemptFailed(_ id: Int, _ failure: DispatchStateMachine.Failure) {
         guard let attempt = self.attempts[id], !self.ended else { return }
         if self.machine.committed == id, self.relay.deliveredFinish {
             // The answer is whole (its finish reason was delivered): an upstream lost before its
             // `[DONE]` ends it as `[DONE]` would, rather than fail or start a whole answer again.
             attempt.upstream?.cancel()
+            return self.perform(self.machine.finished(id))
+        }
+        if self.machine.committed == id, self.relay.reachedOutputLimit {
+            // Lost after the last token the request allows, before its finish chunk: the answer is whole
+            // too, and ends as a bound ends it (`length`). A continuation asked for one more token was
+            // over the limit, and every continuation was spent so (helper-110).
+            attempt.upstream?.cancel()
+            self.relay.finishOverLimit(into: &self.output)
             return self.perform(self.machine.finished(id))
         }
         self.core.metrics.attemptFailed(label: failure.label)

@@ -156,6 +156,17 @@ extension SSERelay {
         return self.aggregateBytes >= self.configuration.maxAggregateBytes
     }
 
+    /// Whether the client has all the output the request's bounds allow (one choice's `max_tokens`, or the
+    /// bytes held): an upstream lost now leaves nothing to continue.
+    package var reachedOutputLimit: Bool {
+        if self.configuration.choices == 1, let limit = self.configuration.maxOutputTokens,
+            self.deliveredTokens >= limit
+        {
+            return true
+        }
+        return self.aggregateBytes >= self.configuration.maxAggregateBytes
+    }
+
     /// Whether a chunk counts as a token of output: text in any choice (not `""`), or a tool call or
     /// other output (thinking among it) in the first. One rule for ``deliver(_:from:into:)``, which counts
     /// it, and ``wouldExceedLimits(_:)``, which stops it at `max_tokens` — the bound checked only the first
