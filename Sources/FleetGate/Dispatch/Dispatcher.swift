@@ -392,6 +392,15 @@ final class Dispatcher: UpstreamEvents, LoopTimerTarget {
                 "fleet.request.id": "\(self.requestID)", "fleet.attempt": "\(open.attempt)",
                 "fleet.attempt.reason": "\(open.reason)", "fleet.resume.from": "\(open.resumeFrom)",
             ])
+        // A departure onto an upstream that goes on from a text (a prefix car, a non-exact central endpoint):
+        // the departing car, which cannot finish in time, stops here, so the text the continuation goes on
+        // from stays the client's — a failover planned while the car is still there (helper-110: streaming
+        // on, it ran ahead of the continuation, whose takeover repeated the tokens between).
+        if open.reason == .departure, lease.exactReplayStart(resumeFrom: open.resumeFrom) == nil,
+            let departing = self.machine.committed, departing != open.attempt
+        {
+            self.attemptFailed(departing, DispatchStateMachine.departingFailure)
+        }
     }
 
     /// The body every car attempt from the start sends (retries and hedges too): made once.
