@@ -24,7 +24,7 @@ public enum ConfigCheck {
     public static func run<T>(
         file path: String, program: ConfigStack.Program, schema: ConfigSchema,
         environment: [String: String] = ProcessInfo.processInfo.environment, arguments: [String] = [],
-        read: (ConfigReader) throws -> T
+        read: (ConfigReader) throws -> T, notes noteOf: (T) -> [String] = { _ in [] }
     ) -> Result {
         let (file, fileErrors) = ConfigFile.check(
             path: path, schema: schema, environmentPrefix: program.environmentPrefix)
@@ -37,6 +37,7 @@ public enum ConfigCheck {
         var found = fileErrors
         var notes: [String] = []
         var retried = Set<String>()
+        var value: T?
         let warnings = ConfigStack(
             program: program, schema: schema, arguments: arguments, environment: environment, file: file
         )
@@ -45,7 +46,7 @@ public enum ConfigCheck {
             let stack = ConfigStack(
                 program: program, schema: schema, arguments: arguments, environment: environment, file: file)
             do {
-                _ = try stack.read(read)
+                value = try stack.read(read)
                 break
             } catch let error as ConfigurationError {
                 guard let spec = schema[error.key], retried.insert(error.key).inserted else {
@@ -84,6 +85,7 @@ public enum ConfigCheck {
             }
         }
         guard errors.isEmpty else { return Result(ok: false, lines: errors + warnings, errors: found) }
+        notes += value.map(noteOf) ?? []
         return Result(ok: true, lines: ["\(path): ok (\(file.values.count) keys set)"] + notes + warnings)
     }
 
@@ -100,12 +102,15 @@ public enum ConfigCheck {
 
     /// Checks every file, printing "ok" lines to stdout and errors to stderr.
     /// - Returns: true when every file is usable.
+    /// - Parameter notes: what to say of a configuration that loads (a setting that is valid but likely not
+    ///   what a service wants).
     public static func report<T>(
-        files: [String], program: ConfigStack.Program, schema: ConfigSchema, read: (ConfigReader) throws -> T
+        files: [String], program: ConfigStack.Program, schema: ConfigSchema, read: (ConfigReader) throws -> T,
+        notes: (T) -> [String] = { _ in [] }
     ) -> Bool {
         var allOK = true
         for file in files {
-            let result = self.run(file: file, program: program, schema: schema, read: read)
+            let result = self.run(file: file, program: program, schema: schema, read: read, notes: notes)
             let text = result.lines.joined(separator: "\n") + "\n"
             if result.ok {
                 FileHandle.standardOutput.write(Data(text.utf8))

@@ -68,10 +68,26 @@ struct ConfigCommand: AsyncParsableCommand {
         @Argument(help: "YAML files.") var files: [String]
 
         func run() async throws {
-            let ok = ConfigCheck.report(files: self.files, program: .fleetgate, schema: GatewayConfiguration.schema) {
-                try GatewayConfiguration.checked(config: $0)
-            }
+            let ok = ConfigCheck.report(
+                files: self.files, program: .fleetgate, schema: GatewayConfiguration.schema,
+                read: { try GatewayConfiguration.checked(config: $0) }, notes: Self.notes)
             if !ok { throw ExitCode(1) }
+        }
+
+        /// helper-109: a service (a DynamicUser, the container's uid 10001) ran without a GeoIP database
+        /// while the check, run as root, found root's development copy and said ok.
+        static func notes(_ configuration: GatewayConfiguration) -> [String] {
+            switch configuration.geo.databaseFile {
+            case nil:
+                [
+                    "note: no GeoIP database (geo.databaseFile is 'none', or empty without the development copy in this user's home): every public address gets the region map's noDatabase region"
+                ]
+            case GatewayConfiguration.Geo.setupDatabase:
+                [
+                    "note: the GeoIP database is the development copy in this user's home (\(configuration.geo.databaseFile ?? ""), what an empty geo.databaseFile finds); a service's user has none: name the database (e.g. /var/lib/GeoIP/GeoLite2-Country.mmdb)"
+                ]
+            default: []
+            }
         }
     }
 

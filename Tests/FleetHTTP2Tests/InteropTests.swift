@@ -95,20 +95,28 @@ struct InteropTests {
         defer { try? FileManager.default.removeItem(at: root) }
         let payload = String(repeating: "0123456789", count: 50_000)
         try payload.write(to: root.appendingPathComponent("big.txt"), atomically: true, encoding: .utf8)
-        let port = try freeLoopbackPort()
-        let server = Process()
-        server.executableURL = URL(fileURLWithPath: try #require(Subprocess.which("nghttpd")))
-        server.arguments = ["--no-tls", "-d", root.path, String(port)]
-        server.standardOutput = FileHandle.nullDevice
-        server.standardError = FileHandle.nullDevice
-        try server.run()
-        defer { Subprocess.stop(server, grace: 1) }
+        // A free port can be taken before nghttpd binds it (tests run in parallel; it failed twice on a
+        // loaded machine): nghttpd then exits, and another port is tried.
+        var server = Process()
         var connection: HTTP2ConnectionHandle?
-        try await waitUntil("nghttpd listening") {
-            connection = try? await HTTP2Client.connect(
-                host: "127.0.0.1", port: port, group: MultiThreadedEventLoopGroup.singleton)
-            return connection != nil
+        for _ in 0..<3 where connection == nil {
+            let port = try freeLoopbackPort()
+            server = Process()
+            server.executableURL = URL(fileURLWithPath: try #require(Subprocess.which("nghttpd")))
+            server.arguments = ["--no-tls", "-d", root.path, String(port)]
+            server.standardOutput = FileHandle.nullDevice
+            server.standardError = FileHandle.nullDevice
+            try server.run()
+            try await waitUntil(timeout: .seconds(20), "nghttpd listening or gone") {
+                // Gone first: on a port another test took, the connection would reach that test's server.
+                guard server.isRunning else { return true }
+                connection = try? await HTTP2Client.connect(
+                    host: "127.0.0.1", port: port, group: MultiThreadedEventLoopGroup.singleton)
+                return connection != nil
+            }
+            if connection == nil { Subprocess.stop(server, grace: 1) }
         }
+        defer { Subprocess.stop(server, grace: 1) }
         let client = RecordingClient(connection: try #require(connection))
         defer { client.close() }
         let request = HTTPRequest(method: .get, scheme: "http", authority: "127.0.0.1", path: "/big.txt")
