@@ -36,4 +36,19 @@ extension OpenAILocalJob {
     static func unstreamed(_ body: ByteBuffer) -> ByteBuffer {
         JSONBody.editing(body, removing: ["stream", "stream_options"], appending: [("stream", "false")]) ?? body
     }
+
+    /// The prompt's tokens when the runtime reports no usage (llama-cpp-python's server): ~4 bytes a token
+    /// (``Prompt/estimatedTokens``). A text continuation's last message is the delivered answer, which the
+    /// gateway counts as `resumeFrom` tokens and takes off the prompt again: counted so here too — by its
+    /// bytes, the client's `prompt_tokens` fell by the difference, to 0 for numbers or code, whose tokens
+    /// are shorter than 4 bytes (helper-113).
+    static func estimatedPromptTokens(of job: InferenceJob) -> Int {
+        guard job.continuesText, job.resumeFrom > 0, var messages = job.body.messages,
+            messages.last?.role == "assistant"
+        else { return job.prompt.estimatedTokens }
+        messages.removeLast()
+        var asked = job.body
+        asked.messages = messages
+        return asked.promptText.estimatedTokens + job.resumeFrom
+    }
 }

@@ -378,7 +378,7 @@ final class OpenAILocalJob: InferenceJobHandle, HTTP1ResponseReceiver {
         let sink = self.sink
         self.end(cancelled: false)
         let completion = self.usage?.completion ?? self.tokens
-        let prompt = self.usage?.prompt ?? self.job.prompt.estimatedTokens
+        let prompt = self.usage?.prompt ?? Self.estimatedPromptTokens(of: self.job)
         if let first = self.firstAt, let last = self.lastAt {
             let ttft = Double((first - self.sentAt).nanoseconds) / 1e9
             let decode = self.tokens >= 4 ? Double(self.tokens - 1) / (Double((last - first).nanoseconds) / 1e9) : nil

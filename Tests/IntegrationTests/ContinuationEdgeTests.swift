@@ -150,6 +150,9 @@ struct ContinuationEdgeTests {
             // ... and continued exactly what the client had.
             #expect(result.text == prefix + " Z1 Z2", "\(result.text.debugDescription)")
             #expect(result.text.hasPrefix(prefix) && prefix.count > 10)
+            // Stopped for leaving, not failed: nothing held against the car (helper-113).
+            let carA = gateway.registry.all().first { $0.descriptor.vehicleID == "car-a" }
+            #expect(carA != nil && carA?.consecutiveFailures == 0, "\(String(describing: carA?.consecutiveFailures))")
         }
     }
 }

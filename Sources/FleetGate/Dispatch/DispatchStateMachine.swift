@@ -292,7 +292,9 @@ package struct DispatchStateMachine: Sendable {
     }
 
     /// The failure of an attempt whose car leaves before its first token, with no time to answer.
-    package static let departingFailure = Failure(retryable: true, label: "departing")
+    /// Not the car's fault: leaving is what cars do (helper-113: two announced departures left a car two
+    /// failures in a row and backed off, held against it until its next success).
+    package static let departingFailure = Failure(retryable: true, label: "departing", upstreamAtFault: false)
 
     /// The failure of an attempt whose upstream ended cleanly without a token.
     package static let emptyStream = Failure(retryable: true, label: "empty_stream")
