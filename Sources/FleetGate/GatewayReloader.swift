@@ -258,7 +258,13 @@ public final class GatewayReloader: Sendable {
             // A whole reload loads the certificates and the API keys too, not the application key file
             // (``reloadKeys(on:)``): a refused one stays refused (helper-86).
             self.refused.withLock { refused in
-                if regionsOnly { refused.regions = false } else { refused = Refusals(appKeys: refused.appKeys) }
+                // A regions-only reload reads the database too: a refusal of the watch's is over (helper-112).
+                if regionsOnly {
+                    refused.regions = false
+                    refused.geoDatabase = false
+                } else {
+                    refused = Refusals(appKeys: refused.appKeys)
+                }
                 if !refused.any { self.core.metrics.reloaded(successfully: true) }
             }
             self.core.logger.info(

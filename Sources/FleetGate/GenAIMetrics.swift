@@ -101,7 +101,8 @@ public final class GenAIMetrics: Sendable {
     ///   - usage: the answer's usage as the client was given it: the upstreams' reported counts within the
     ///     request's bounds, the gateway's estimates where none was reported (``SSERelay/usage``;
     ///     helper-108: the prompt was always the gateway's estimate).
-    ///   - deliveredTokens: the tokens the client received, for the time per output token.
+    ///   - deliveredTokens: the tokens the client received, for the time per output token (0: not measured,
+    ///     a whole answer from central).
     func record(
         operation: Operation, model: String, route: String, zone: String, firstTokenNanoseconds: Int64?,
         durationNanoseconds: Int64, usage: Usage, deliveredTokens: Int

@@ -80,9 +80,6 @@ public final class GeoState: Sendable {
         self.state.withLock { $0 = snapshot }
     }
 
-    /// Re-reads the map file (when one is configured) and the database, validates both, then swaps.
-    /// - Returns: the new snapshot.
-    /// - Throws: a description of every problem; the running map and database stay in place.
     /// Re-reads the database file alone, the running map staying (the file watch: a `geoipupdate` replaced
     /// it; helper-109: a fresh database was used only after a reload). The caller serialises reloads.
     /// - Throws: a description of the problem; the running database stays in place.
@@ -98,6 +95,9 @@ public final class GeoState: Sendable {
         return snapshot
     }
 
+    /// Re-reads the map file (when one is configured) and the database, validates both, then swaps.
+    /// - Returns: the new snapshot.
+    /// - Throws: a description of every problem; the running map and database stay in place.
     public func reload() throws(GeoReloadError) -> Snapshot {
         let snapshot = try self.prepare()
         self.install(snapshot)

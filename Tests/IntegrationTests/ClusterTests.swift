@@ -263,7 +263,9 @@ struct ClusterTests {
         #expect(status.status == 200 && status.body.contains(#""members":["r1","r2"]"#), "\(status.body)")
         #expect(status.body.contains(#""connected":["r2"]"#) && status.body.contains(#""models":["fleet-8b"]"#))
         #expect(status.body.contains("ageSeconds") && !status.body.contains("ownKeyLost"), "\(status.body)")
-        #expect(status.body.contains(#""prefix":""#), "\(status.body)")
+        #expect(
+            status.body.replacingOccurrences(of: "\\/", with: "/").contains(#""prefix":"/fleetgate/""#),
+            "\(status.body)")
         #expect(try await r1.get("/v1/models").body.contains("\"fleet-8b\""))
         #expect(try await r1.get("/v1/models/fleet-8b").status == 200)
         let (client, stream) = try await Self.post(r1, origin: Self.eu, id: "lone-1", prompt: "lone", maxTokens: 5)

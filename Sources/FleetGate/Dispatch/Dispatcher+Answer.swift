@@ -65,7 +65,8 @@ extension Dispatcher {
             zone: self.request.zone,
             firstTokenNanoseconds: self.clientFirstTokenAt.map { ($0 - self.started).nanoseconds },
             durationNanoseconds: (now - self.started).nanoseconds, usage: self.servedUsage,
-            deliveredTokens: self.deliveredTokens)
+            // A whole answer's tokens came at once: no time per token (helper-112: ~0 for each).
+            deliveredTokens: self.answerUsage == nil ? self.deliveredTokens : 0)
         // The head of a stream already carried them; its trailers repeat them only after a migration.
         let headers = self.request.streaming && self.machine.migrations == 0 ? nil : self.routeHeaders()
         self.end(status: 200)  // before the last write (see ``end(status:)``)

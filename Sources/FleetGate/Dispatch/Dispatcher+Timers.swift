@@ -88,6 +88,9 @@ extension Dispatcher {
     /// The attempt's car announced it leaves in `secondsLeft`: can the attempt finish before?
     func carDeparting(_ id: Int, secondsLeft: Double) {
         guard let attempt = self.attempts[id], !self.ended else { return }
+        // A whole answer waiting for its `[DONE]` has nothing left to move (helper-112: a migration was
+        // counted, and trailers sent, for a continuation that never served).
+        guard !self.relay.deliveredFinish, !self.relay.reachedOutputLimit else { return }
         let remaining = Double(max(0, self.request.profile.expectedOutputTokens - self.relay.deliveredTokens))
         var perToken = attempt.lease.predictedTPOTMilliseconds ?? 100
         if let first = attempt.firstTokenAt, let last = attempt.lastTokenAt, attempt.tokens >= 2 {

@@ -29,7 +29,7 @@ extension SSERelay {
             !self.finishedAnyChoice,  // text after a choice's end is not passed on (isAfterFinish)
             let identity = self.identity
         else { return 0 }
-        let maxTokens = self.configuration.maxOutputTokens ?? .max
+        let maxTokens = self.outputTokenBound
         let maxBytes = self.configuration.maxAggregateBytes - self.aggregateBytes
         let maxEvents = self.configuration.maxEventsPerAttempt
         var delivered = self.deliveredTokens

@@ -148,12 +148,19 @@ extension SSERelay {
 
     /// Whether delivering one more token would pass the client's `max_tokens` or the aggregate bound.
     package func wouldExceedLimits(_ item: Item) -> Bool {
-        if let limit = self.configuration.maxOutputTokens, self.deliveredTokens >= limit, let chunk = item.chunk,
-            Self.isCounted(chunk)
-        {
+        if self.deliveredTokens >= self.outputTokenBound, let chunk = item.chunk, Self.isCounted(chunk) {
             return true
         }
         return self.aggregateBytes >= self.configuration.maxAggregateBytes
+    }
+
+    /// The most tokens the client gets, over every choice: `max_tokens` is each choice's (helper-112: with
+    /// `n: 2` the stream was cut at `max_tokens` tokens in all, and the second choice never finished). A
+    /// bound against an upstream that runs on, not a count per choice.
+    var outputTokenBound: Int {
+        guard let limit = self.configuration.maxOutputTokens else { return .max }
+        let (bound, overflow) = limit.multipliedReportingOverflow(by: max(1, self.configuration.choices))
+        return overflow ? .max : bound
     }
 
     /// Whether the client has all the output the request's bounds allow (one choice's `max_tokens`, or the

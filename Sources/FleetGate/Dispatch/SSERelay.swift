@@ -386,18 +386,23 @@ package struct SSERelay: Sendable {
         out.writeStaticString("data: [DONE]\n\n")
     }
 
-    /// Ends a stream whose bounds were reached: a finish chunk with `length`, then the end.
+    /// Ends a stream whose bounds were reached: a finish chunk with `length` for each choice not finished
+    /// yet, then the end.
     package mutating func finishOverLimit(into out: inout ByteBuffer) {
-        if self.configuration.streaming && self.finishReasons[0] == nil && self.renderer == nil {
-            var json = ByteBuffer()
-            self.writeEnvelopeStart(into: &json)
-            json.writeStaticString(
-                self.configuration.chat
-                    ? "\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"length\"}]}"
-                    : "\"choices\":[{\"index\":0,\"text\":\"\",\"finish_reason\":\"length\"}]}")
-            Self.writeEvent(json, into: &out)
+        for index in 0..<max(1, self.configuration.choices) where self.finishReasons[index] == nil {
+            if self.configuration.streaming && self.renderer == nil {
+                var json = ByteBuffer()
+                self.writeEnvelopeStart(into: &json)
+                json.writeStaticString("\"choices\":[{\"index\":")
+                json.writeString(String(index))
+                json.writeStaticString(
+                    self.configuration.chat
+                        ? ",\"delta\":{},\"finish_reason\":\"length\"}]}"
+                        : ",\"text\":\"\",\"finish_reason\":\"length\"}]}")
+                Self.writeEvent(json, into: &out)
+            }
+            self.noteFinish("length", of: index)
         }
-        if self.finishReasons[0] == nil { self.noteFinish("length", of: 0) }
     }
 
     /// The SSE error event (DESIGN.md, Contracts): the stream then ends without `[DONE]`.
