@@ -332,18 +332,7 @@ struct CentralTests {
     )
     func truncatedStream() async throws {
         try await self.withTwoCanned(continuation: .prefix) { _, script, client in
-            func event(_ id: String, _ delta: String, finish: String? = nil) -> String {
-                let reason = finish.map { "\"\($0)\"" } ?? "null"
-                return
-                    #"data: {"id":"\#(id)","object":"chat.completion.chunk","created":1,"model":"fleet-8b","choices":[{"index":0,"delta":{\#(delta)},"finish_reason":\#(reason)}]}"#
-                    + "\n\n"
-            }
-            let cut =
-                event("first", #""role":"assistant","content":"""#) + event("first", #""content":"one""#)
-                + event("first", #""content":" two""#)
-            let rest =
-                event("second", #""role":"assistant","content":"""#) + event("second", #""content":" three""#)
-                + event("second", "", finish: "stop") + "data:  [DONE]\n\n"
+            let (cut, rest) = ContinuationEdgeTests.cutAfterTwoTokens(done: "data:  [DONE]\n\n")
             script.answers.withLock { $0 = [(200, cut), (200, rest)] }
             let result = try await client.post("/v1/chat/completions", json: chatBody(stream: true, maxTokens: 8))
                 .collect()
@@ -362,7 +351,7 @@ struct CentralTests {
                 $0 = [
                     (
                         200,
-                        cut + event("first", "", finish: "stop") + event("first", #""content":" extra""#)
+                        cut + chatChunkEvent("first", "", finish: "stop") + chatChunkEvent("first", #""content":" extra""#)
                             + "data: [DONE]\n\n"
                     )
                 ]
@@ -377,7 +366,7 @@ struct CentralTests {
             // as `[DONE]` would, neither an error after a complete answer nor generated again.
             let served = script.served.withLock { $0 }
             script.answers.withLock {
-                $0 = [(200, cut + event("first", "", finish: "stop") + #"data: {"error":{"message":"gone"}}"# + "\n\n")]
+                $0 = [(200, cut + chatChunkEvent("first", "", finish: "stop") + #"data: {"error":{"message":"gone"}}"# + "\n\n")]
             }
             let lost = try await client.post("/v1/chat/completions", json: chatBody(stream: true, maxTokens: 8))
                 .collect()

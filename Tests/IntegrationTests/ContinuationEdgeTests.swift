@@ -11,8 +11,8 @@ import NIOPosix
 import Synchronization
 import Testing
 
-/// One chat chunk event.
-private func event(_ id: String, _ delta: String, finish: String? = nil) -> String {
+/// One chat chunk event (also `CentralTests`').
+func chatChunkEvent(_ id: String, _ delta: String, finish: String? = nil) -> String {
     let reason = finish.map { "\"\($0)\"" } ?? "null"
     return
         #"data: {"id":"\#(id)","object":"chat.completion.chunk","created":1,"model":"fleet-8b","choices":[{"index":0,"delta":{\#(delta)},"finish_reason":\#(reason)}]}"#
@@ -76,8 +76,9 @@ enum SlowPrefixCentral {
                 return
             }
             let answer =
-                event("c", #""role":"assistant","content":"""#) + event("c", #""content":" Z1""#)
-                + event("c", #""content":" Z2""#) + event("c", "", finish: "stop") + "data: [DONE]\n\n"
+                chatChunkEvent("c", #""role":"assistant","content":"""#) + chatChunkEvent("c", #""content":" Z1""#)
+                + chatChunkEvent("c", #""content":" Z2""#) + chatChunkEvent("c", "", finish: "stop")
+                + "data: [DONE]\n\n"
             let stream = self.stream
             stream.eventLoop.scheduleTask(in: self.delay) {
                 stream.sendResponse(
@@ -92,15 +93,22 @@ enum SlowPrefixCentral {
 /// continuation, and a departure's continuation on an upstream that continues a text repeated tokens.
 @Suite("Continuations at the edges", .timeLimit(.minutes(2)))
 struct ContinuationEdgeTests {
+    /// A stream cut after two tokens (no finish), and the continuation's: one token more and its end.
+    static func cutAfterTwoTokens(done: String) -> (cut: String, rest: String) {
+        let cut =
+            chatChunkEvent("first", #""role":"assistant","content":"""#) + chatChunkEvent("first", #""content":"one""#)
+            + chatChunkEvent("first", #""content":" two""#)
+        let rest =
+            chatChunkEvent("second", #""role":"assistant","content":"""#)
+            + chatChunkEvent("second", #""content":" three""#)
+            + chatChunkEvent("second", "", finish: "stop") + done
+        return (cut, rest)
+    }
+
     @Test("A stream lost after exactly max_tokens tokens, before its finish chunk, ends with length and [DONE]")
     func lostAtMaxTokens() async throws {
         try await CentralTests().withTwoCanned(continuation: .prefix) { _, script, client in
-            let cut =
-                event("first", #""role":"assistant","content":"""#) + event("first", #""content":"one""#)
-                + event("first", #""content":" two""#)
-            let rest =
-                event("second", #""role":"assistant","content":"""#) + event("second", #""content":" three""#)
-                + event("second", "", finish: "stop") + "data: [DONE]\n\n"
+            let (cut, rest) = Self.cutAfterTwoTokens(done: "data: [DONE]\n\n")
             script.answers.withLock { $0 = [(200, cut), (200, rest)] }
             let result = try await client.post("/v1/chat/completions", json: chatBody(stream: true, maxTokens: 2))
                 .collect()
