@@ -90,11 +90,9 @@ public struct ConfigStack: Sendable {
                 let canonical = try? Self.canonicalize(arguments, schema: schema, program: program, configFile: &flag),
                 let path = Self.filePath(flag: flag, program: program, environment: environment)
             else { throw error }  // a flag's error: the file was not read
-            let check = ConfigCheck.run(
-                file: path, program: program, schema: schema, environment: environment, arguments: canonical,
-                read: read)
-            let reported = Set(error.errors.map(\.description))
-            throw ConfigurationErrors(error.errors + check.errors.filter { !reported.contains($0.description) })
+            throw Self.everyError(
+                after: error.errors, file: path, program: program, schema: schema, environment: environment,
+                arguments: canonical, read: read)
         }
     }
 
@@ -175,9 +173,18 @@ public struct ConfigStack: Sendable {
         guard let path = self.filePath else { return ConfigurationErrors(first) }
         // With this stack's flags: a value a flag overrides is not the file's error, and a flag's map is the
         // map the file's endpoints are checked against (helper-102).
-        let check = ConfigCheck.run(
-            file: path, program: self.program, schema: self.schema, environment: self.environment,
+        return Self.everyError(
+            after: first, file: path, program: self.program, schema: self.schema, environment: self.environment,
             arguments: self.arguments, read: read)
+    }
+
+    /// `first`, then every other error ``ConfigCheck`` finds in `path` with `environment` and `arguments`.
+    private static func everyError<T>(
+        after first: [ConfigurationError], file path: String, program: Program, schema: ConfigSchema,
+        environment: [String: String], arguments: [String], read: (ConfigReader) throws -> T
+    ) -> ConfigurationErrors {
+        let check = ConfigCheck.run(
+            file: path, program: program, schema: schema, environment: environment, arguments: arguments, read: read)
         let reported = Set(first.map(\.description))
         return ConfigurationErrors(first + check.errors.filter { !reported.contains($0.description) })
     }

@@ -84,13 +84,8 @@ public final class GeoState: Sendable {
     /// it; helper-109: a fresh database was used only after a reload). The caller serialises reloads.
     /// - Throws: a description of the problem; the running database stays in place.
     func reloadDatabase() throws(GeoReloadError) -> Snapshot {
-        var snapshot = self.current
-        guard let path = self.files.withLock({ $0.database }) else { return snapshot }
-        do { snapshot.database = try Self.countryDatabase(at: path) } catch {
-            throw GeoReloadError(message: "key 'geo.databaseFile': \(error.message)")
-        }
-        snapshot.resolver = OriginResolver(map: snapshot.map, lookup: snapshot.database)
-        snapshot.loadedAt = Date()
+        // No map file to read (`.some(nil)`): the running map, with the database file read again.
+        let snapshot = try self.prepare(regionsFile: .some(nil))
         self.install(snapshot)
         return snapshot
     }
