@@ -49,7 +49,7 @@ struct RuntimeClientTests {
         // The runtime goes down: its connections close, new ones are closed at once (not a closed
         // port: a parallel test may bind it again).
         runtime.down.withLockedValue { $0 = true }
-        runtime.closeAll()
+        await runtime.closeAll()
         let down = try await Self.run(engine, model: "ok", on: loop)
         #expect(down.failure?.code == "upstream_unavailable")
         #expect(engine.activeJobs == 0)
@@ -80,7 +80,7 @@ final class ScriptedRuntime: ChannelInboundHandler, @unchecked Sendable {
     let posts: NIOLockedValueBox<Int>
     let postConnections: NIOLockedValueBox<Set<ObjectIdentifier>>
     let open: NIOLockedValueBox<[any Channel]>
-    /// Set: every connection is closed as it is accepted.
+    /// Set: every connection is closed as it is accepted, and a request on one still open is not answered.
     let down: NIOLockedValueBox<Bool>
     private var body = ""
     private var path = ""
@@ -119,9 +119,9 @@ final class ScriptedRuntime: ChannelInboundHandler, @unchecked Sendable {
         return ScriptedRuntime(channel: listener, posts: posts, postConnections: connections, open: open, down: down)
     }
 
-    /// Closes every connection the runtime accepted.
-    func closeAll() {
-        for channel in self.open.withLockedValue({ $0 }) { channel.close(promise: nil) }
+    /// Closes every connection the runtime accepted, and returns once they are closed.
+    func closeAll() async {
+        for channel in self.open.withLockedValue({ $0 }) { try? await channel.close() }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -132,6 +132,9 @@ final class ScriptedRuntime: ChannelInboundHandler, @unchecked Sendable {
         case .body(let buffer):
             self.body += String(buffer: buffer)
         case .end:
+            // Down: a request that raced the close (read in the same loop turn as the close was queued,
+            // CI's failure of 2026-12-06) is not answered either.
+            if self.down.withLockedValue({ $0 }) { return context.close(promise: nil) }
             self.respond(context: context)
         }
     }
