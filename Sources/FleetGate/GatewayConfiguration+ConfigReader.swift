@@ -337,7 +337,7 @@ extension GatewayConfiguration.Dispatch {
     /// - `affinity` (bool, default true): prefix-cache affinity. Restart.
     /// - `affinityEntries` (int, default 100000): prefixes remembered per (model, zone). Restart.
     /// - `affinityTtlSeconds` (double, default 600): life of a remembered prefix after its last use. Restart.
-    /// - `capacityWaitSeconds` (double, default 5, 0…600): a lost stream's wait for a busy zone. Reloadable.
+    /// - `capacityWaitSeconds` (double, default 5, 0…600): a lost (or departing) stream's wait for a busy zone. Reloadable.
     public init(config: ConfigReader) throws {
         self.init()
         self.firstTokenTimeout = try config.seconds("firstTokenTimeoutSeconds")
@@ -400,7 +400,7 @@ extension GatewayConfiguration.Dispatch {
                 "The total deadline of one attempt. Reloadable."),
             .double(
                 "capacityWaitSeconds", Double(d.capacityWait.nanoseconds) / 1e9,
-                "How long a stream lost after tokens reached its client waits for a slot to continue on when all of its zone's capacity for the model is busy (0–600; 0: fail at once). Nothing else waits. Reloadable."
+                "How long a stream lost after tokens reached its client waits for a slot to continue on when all of its zone's capacity for the model is busy (0–600; 0: fail at once); a departing car's stream waits as long to move while the car streams on. Nothing else waits. Reloadable."
             ),
             .bool(
                 "affinity", d.affinity,

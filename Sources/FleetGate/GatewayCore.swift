@@ -48,7 +48,7 @@ public final class GatewayCore: Sendable {
     /// Issue #20: audits of car results on trusted capacity; nil when no audit endpoint is configured.
     public let auditor: Auditor?
     /// Lost streams waiting for a slot, which new work yields to.
-    let capacityWaiters = CapacityWaiters()
+    package let capacityWaiters = CapacityWaiters()
 
     init(
         configuration: GatewayConfiguration, credentials: FleetCredentials, metrics: GatewayMetrics,

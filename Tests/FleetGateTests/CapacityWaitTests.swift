@@ -7,9 +7,9 @@ import Testing
 struct CapacityWaitTests {
     let t0 = NIODeadline.uptimeNanoseconds(1_000_000_000)
 
-    @Test("A lost stream's continuation asks again every 100 ms until the limit, then gives up")
+    @Test("A lost stream's continuation, or a departing car's, asks again every 100 ms until the limit, then gives up")
     func waitsThenGivesUp() {
-        for reason in [DispatchStateMachine.OpenReason.failover] {
+        for reason in [DispatchStateMachine.OpenReason.failover, .departure] {
             var wait = CapacityWait(limit: .milliseconds(250))
             #expect(wait.retryDelay(reason: reason, zoneBusy: true, now: self.t0) == .milliseconds(100))
             #expect(
@@ -25,11 +25,10 @@ struct CapacityWaitTests {
     }
 
     @Test(
-        "Nothing else waits (the client heard nothing, or a car goes on); nor a zone with nothing busy, nor a zero limit"
-    )
+        "Nothing else waits (the client heard nothing, or a hedge); nor a zone with nothing busy, nor a zero limit")
     func neverWaits() {
         var wait = CapacityWait(limit: .seconds(5))
-        for reason in [DispatchStateMachine.OpenReason.initial, .retry, .hedge, .departure, .restart] {
+        for reason in [DispatchStateMachine.OpenReason.initial, .retry, .hedge, .restart] {
             #expect(wait.retryDelay(reason: reason, zoneBusy: true, now: self.t0) == nil)
         }
         #expect(wait.retryDelay(reason: .failover, zoneBusy: false, now: self.t0) == nil)

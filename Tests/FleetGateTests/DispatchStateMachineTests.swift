@@ -400,6 +400,32 @@ struct DispatchStateMachineTests {
         #expect(m.token(1) == .forward)
     }
 
+    @Test(
+        "Departure: a continuation that waited for a slot resumes from what the client has then; once the car is gone it is the failover"
+    )
+    func departureReopened() {
+        var m = Setup.streaming.machine()
+        guard case .open(let waiting) = m.departing(1, canFinish: false) else {
+            Issue.record("no continuation opened")
+            return
+        }
+        #expect(m.token(1) == .forward)  // the departing car streams on while the continuation waits
+        #expect(m.token(1) == .forward)
+        #expect(m.reopening(waiting) == .init(attempt: 2, resumeFrom: 4, reason: .departure))
+        #expect(m.failed(1, .init(retryable: true, label: "car_reset")) == .none)  // the car leaves meanwhile
+        #expect(m.reopening(waiting) == .init(attempt: 2, resumeFrom: 4, reason: .failover))
+        #expect(m.firstToken(2) == .commit(2, sendHead: false, cancel: []))
+        #expect(m.migrations == 1)
+        // Not open any more (it took over, or it was given up): nothing to ask for.
+        var finished = Setup.streaming.machine()
+        _ = finished.departing(1, canFinish: false)
+        #expect(finished.finished(1) == .finish(cancel: [2]))
+        #expect(finished.reopening(waiting) == nil)
+        // Any other wait is asked for as it was.
+        let failover = Machine.Open(attempt: 2, resumeFrom: 2, reason: .failover)
+        #expect(Setup.migrating.machine().reopening(failover) == failover)
+    }
+
     @Test("Every attempt can fail only once and must be open to fail")
     func unknownAttempts() {
         var m = Setup.awaiting.machine()

@@ -307,6 +307,74 @@ struct FailoverTests {
         }
     }
 
+    @Test(
+        "A departing car's stream waits for the busy zone's next free slot and moves there before the car goes; if the car goes first, the wait goes on as its failover",
+        arguments: [false, true])
+    func departureWaitsForBusyZone(carGoesFirst: Bool) async throws {
+        try await withFleet { fleet in
+            // Two one-slot cars (HW3, fleet-3b, 15 tokens/s at slowdown 2): the long stream's car announces it
+            // leaves while the short stream fills the other. Asked once (before session 41), the move found
+            // nobody and was never asked again: the car kept the stream until it left, an unplanned failover.
+            let logs = ["car-a": temporaryJobLog("depwait-a"), "car-b": temporaryJobLog("depwait-b")]
+            var agents: [String: AgentProcess] = [:]
+            for name in ["car-a", "car-b"] {
+                agents[name] = try await fleet.startAgentProcess(
+                    name, jobLog: logs[name]!, hardware: "hw3", slowdown: 2)
+            }
+            defer { agents.values.forEach { $0.stop() } }
+            let client = try await RecordingClient.connect(port: fleet.clientPort)
+            defer { client.close() }
+            let long = try await client.post(
+                "/v1/chat/completions",
+                json: chatBody(model: "fleet-3b", stream: true, maxTokens: 80, prompt: "departing long"))
+            try await waitUntil(timeout: .seconds(10), "the long stream streaming") {
+                String(decoding: long.body, as: UTF8.self).components(separatedBy: "content").count > 3
+            }
+            let gateway = fleet.gateway.core
+            let leaving = try #require(gateway.registry.all().first { $0.inFlight == 1 })
+            let other = leaving.descriptor.vehicleID == "car-a" ? "car-b" : "car-a"
+            let short = try await client.post(
+                "/v1/chat/completions",
+                json: chatBody(model: "fleet-3b", stream: true, maxTokens: 10, prompt: "departing short"))
+            try await waitUntil(timeout: .seconds(10), "the short stream streaming on \(other)") {
+                String(decoding: short.body, as: UTF8.self).contains("content")
+            }
+            gateway.registry.setDraining(leaving.id)
+            gateway.tunnels.announceDeparture(leaving.id, secondsLeft: 1)
+            if carGoesFirst {
+                try await waitUntil(timeout: .seconds(10), "the departure waiting") {
+                    gateway.capacityWaiters.count == 1
+                }
+                agents[leaving.descriptor.vehicleID]!.kill9()
+            }
+            for (prompt, stream, tokens) in [("departing long", long, 80), ("departing short", short, 10)] {
+                let result = streamResult(await stream.collect())
+                #expect(
+                    result.errorCode == nil,
+                    "\(prompt): ended with \(result.errorCode ?? "") \(result.errorMessage ?? "")")
+                #expect(result.done, "\(prompt): no [DONE]")
+                #expect(result.text == referenceText(prompt: prompt, maxTokens: tokens), "\(prompt): text differs")
+                #expect(result.ids.count == 1, "\(prompt): one id across the move")
+            }
+            // The other car served the short stream, then the long one's continuation, which waited for it
+            // while the departing car streamed on. Beside a departing car still there, an exact continuation as
+            // fast as the car can trail it to the end (it takes over when the car goes, else the car finishes
+            // and it is cancelled); once the car went, it is the whole rest of the answer.
+            let records = try JobLog.read(path: logs[other]!)
+            let summary = "\(records.map { ($0.resumeFrom, $0.outcome, $0.tokens) })"
+            #expect(records.count == 2, "\(summary)")
+            #expect(records.contains { $0.resumeFrom > 0 }, "\(summary)")
+            if carGoesFirst {
+                #expect(
+                    records.contains {
+                        $0.resumeFrom > 0 && $0.outcome == "completed" && $0.tokens == 80 - $0.resumeFrom
+                    },
+                    "\(summary)")
+            }
+            #expect(try await fleet.counter("fleet_capacity_waits_total", label: "result", value: "served") == 1)
+        }
+    }
+
     @Test("Every car of a zone gone at once: streams end with the SSE error at once, new requests get 503")
     func zoneEmptied() async throws {
         try await withFleet { fleet in

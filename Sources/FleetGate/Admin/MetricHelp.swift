@@ -15,7 +15,8 @@ enum MetricHelp {
         "fleet_upstream_retries_total":
             "Attempts started again on another upstream after one failed before the first token.",
         "fleet_attempt_failures_total": "Failed upstream attempts by how they failed.",
-        "fleet_capacity_waits_total": "Lost streams that waited for a slot in their busy zone, by how the wait ended.",
+        "fleet_capacity_waits_total":
+            "Lost (or departing) streams that waited for a slot in their busy zone, by how the wait ended.",
         "fleet_migrations_total": "Streams continued on another upstream mid-answer, and stream:false restarts.",
         "fleet_hedges_total": "Hedged first tokens: started and won.",
         "fleet_held_answers_lost_total":

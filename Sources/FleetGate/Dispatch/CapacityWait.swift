@@ -7,10 +7,13 @@ import NIOCore
 /// Such a stream was admitted when its zone had room; at full load another stream's end frees a
 /// slot within seconds, so ending it with an error because none was free at that instant loses it
 /// for nothing (helper-56: 20 of 200 streams lost with two cars killed at full capacity), and its
-/// client cannot simply send it again. Nothing else waits: a first attempt, a retry before the first
-/// token and a `stream: false` restart get 503 `server_overloaded` with `Retry-After` — the client
-/// has heard nothing and retries by itself, and past capacity the gateway sheds rather than queues
-/// (admission) —, a hedge runs only with room, and a departing car goes on serving meanwhile.
+/// client cannot simply send it again. A departure's continuation waits the same way while its car
+/// streams on: the stream moves when a slot frees, before the car goes (session 41: it was asked
+/// once, and a car that then left lost its streams unplanned; a departure that gives up leaves the
+/// stream on its car). Nothing else waits: a first attempt, a retry before the first token and a
+/// `stream: false` restart get 503 `server_overloaded` with `Retry-After` — the client has heard
+/// nothing and retries by itself, and past capacity the gateway sheds rather than queues
+/// (admission) —, and a hedge runs only with room.
 ///
 /// The wait asks again every ``interval``, up to ``limit`` from the first refusal; a candidate
 /// found ends it, and the next wait (another migration) starts its own clock. A zone with nothing
@@ -35,8 +38,8 @@ struct CapacityWait {
     ///     central endpoint's bound).
     mutating func retryDelay(reason: DispatchStateMachine.OpenReason, zoneBusy: Bool, now: NIODeadline) -> TimeAmount? {
         switch reason {
-        case .initial, .retry, .hedge, .departure, .restart: return nil
-        case .failover: break
+        case .initial, .retry, .hedge, .restart: return nil
+        case .failover, .departure: break
         }
         guard zoneBusy, self.limit > .zero else {
             self.since = nil

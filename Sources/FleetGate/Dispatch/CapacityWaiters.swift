@@ -11,7 +11,7 @@ import Synchronization
 /// otherwise they are answered 503 `server_overloaded` with `Retry-After` — which they would be
 /// anyway a moment later, the zone being full — and the next free slot is the waiter's. A wait lasts at most
 /// `dispatch.capacityWaitSeconds`.
-final class CapacityWaiters: Sendable {
+package final class CapacityWaiters: Sendable {
     private struct Key: Hashable {
         var zone: String
         var model: String
@@ -38,6 +38,9 @@ final class CapacityWaiters: Sendable {
         }
         self.total.subtract(1, ordering: .relaxed)
     }
+
+    /// Streams waiting now, in every zone.
+    package var count: Int { self.total.load(ordering: .relaxed) }
 
     /// Whether a stream waits for a slot in `zone` for `model`.
     func anyWaiting(zone: String, model: String) -> Bool {

@@ -91,13 +91,8 @@ extension Dispatcher {
         // A whole answer waiting for its `[DONE]` has nothing left to move (helper-112: a migration was
         // counted, and trailers sent, for a continuation that never served).
         guard !self.relay.deliveredFinish, !self.relay.reachedOutputLimit else { return }
-        let remaining = Double(max(0, self.request.profile.expectedOutputTokens - self.relay.deliveredTokens))
-        var perToken = attempt.lease.predictedTPOTMilliseconds ?? 100
-        if let first = attempt.firstTokenAt, let last = attempt.lastTokenAt, attempt.tokens >= 2 {
-            perToken = Double((last - first).nanoseconds) / 1e6 / Double(attempt.tokens - 1)
-        }
-        // A margin of one second and a quarter: a stream that would finish just as the car leaves moves.
-        let canFinish = remaining * perToken * 1.25 + 1_000 < secondsLeft * 1_000
+        attempt.departsAt = .now() + .nanoseconds(Int64(max(0, secondsLeft) * 1e9))
+        let canFinish = self.canFinish(attempt, secondsLeft: secondsLeft)
         self.logger.debug(
             "Car departing",
             metadata: [
@@ -105,6 +100,17 @@ extension Dispatcher {
                 "fleet.departure.seconds": "\(secondsLeft)", "fleet.can.finish": "\(canFinish)",
             ])
         self.perform(self.machine.departing(id, canFinish: canFinish))
+    }
+
+    /// Whether `attempt`'s predicted remaining tokens fit in `secondsLeft`, with a margin of a quarter and
+    /// one second: a stream that would finish just as its car leaves moves.
+    func canFinish(_ attempt: Attempt, secondsLeft: Double) -> Bool {
+        let remaining = Double(max(0, self.request.profile.expectedOutputTokens - self.relay.deliveredTokens))
+        var perToken = attempt.lease.predictedTPOTMilliseconds ?? 100
+        if let first = attempt.firstTokenAt, let last = attempt.lastTokenAt, attempt.tokens >= 2 {
+            perToken = Double((last - first).nanoseconds) / 1e6 / Double(attempt.tokens - 1)
+        }
+        return remaining * perToken * 1.25 + 1_000 < secondsLeft * 1_000
     }
 }
 
@@ -137,7 +143,8 @@ extension Dispatcher {
         case gaveUp
         /// Nothing in the zone serves the model any more.
         case emptied
-        /// The request ended (its client went, or another attempt won).
+        /// The request ended (its client went, or another attempt won), or no longer needs the slot (a
+        /// departing car that now finishes in time).
         case gone
     }
 
@@ -150,12 +157,21 @@ extension Dispatcher {
         self.core.metrics.capacityWaitEnded(end)
     }
 
-    /// The wait's timer: opens the attempt again, unless the request ended or no longer wants it
-    /// (a hedge's first token, the client gone).
+    /// The wait's timer: opens the attempt again (a departure's from what the client has now), unless
+    /// the request ended or no longer wants it (the client gone, a departing car that now finishes).
     func capacityTimerFired() {
-        guard let (open, _) = self.capacityWaiter else { return }
+        guard let (waiting, _) = self.capacityWaiter else { return }
         self.capacityWaiter = nil
-        guard !self.ended, self.machine.open.contains(open.attempt) else { return self.stopWaiting(.gone) }
+        guard !self.ended, let open = self.machine.reopening(waiting) else { return self.stopWaiting(.gone) }
+        // A departing car whose stream now ends before it leaves (its end came near while it waited)
+        // keeps it: nothing moves.
+        if open.reason == .departure, let departing = self.machine.committed.flatMap({ self.attempts[$0] }),
+            let departsAt = departing.departsAt,
+            self.canFinish(departing, secondsLeft: Double((departsAt - .now()).nanoseconds) / 1e9)
+        {
+            self.stopWaiting(.gone)
+            return self.perform(self.machine.noCandidate(open.attempt))
+        }
         self.perform(.open(open))
     }
 

@@ -46,8 +46,8 @@ final class Dispatcher: UpstreamEvents, LoopTimerTarget {
         var deadlines: AttemptDeadlines
         var timer: LoopTimers.Token?
         var timerDeadline: NIODeadline?
-        /// The departure watch on the attempt's car.
-        var departureWatch: Int?
+        /// The departure watch on the attempt's car, and when the car said it leaves (announced).
+        var departureWatch: Int?, departsAt: NIODeadline?
         /// Where a forwarded attempt's replica served it (its `x-fleet-region`; cluster #21).
         var servedRegion: String?
         /// A central attempt asked for one whole answer (`stream: false`): its body so far. Nil for a
