@@ -360,6 +360,11 @@ struct FailoverTests {
             // while the departing car streamed on. Beside a departing car still there, an exact continuation as
             // fast as the car can trail it to the end (it takes over when the car goes, else the car finishes
             // and it is cancelled); once the car went, it is the whole rest of the answer.
+            // A continuation cancelled when the departing car finished is logged once its car hears of it,
+            // which can be after the client's `[DONE]`.
+            try await waitUntil(timeout: .seconds(10), "the continuation's job record") {
+                (try? JobLog.read(path: logs[other]!).count) == 2
+            }
             let records = try JobLog.read(path: logs[other]!)
             let summary = "\(records.map { ($0.resumeFrom, $0.outcome, $0.tokens) })"
             #expect(records.count == 2, "\(summary)")
