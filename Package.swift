@@ -108,6 +108,8 @@ let package = Package(
             dependencies: [.product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),
+        // glibc's <malloc.h> (`mallinfo2`, `malloc_trim`). Only FleetGate's HeapTrim imports it.
+        .systemLibrary(name: "CMalloc", path: "Sources/CMalloc"),
         // libmaxminddb (Debian libmaxminddb-dev). Only FleetGeo imports it.
         .systemLibrary(
             name: "CMaxMindDB",
@@ -131,7 +133,7 @@ let package = Package(
             name: "FleetGate",
             dependencies: nio + [
                 "FleetHTTP1Client",
-                "FleetHTTP2", "FleetProtocol", "FleetGeo", "FleetScheduler", "FleetConfiguration",
+                "FleetHTTP2", "FleetProtocol", "FleetGeo", "FleetScheduler", "FleetConfiguration", "CMalloc",
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "NIOExtras", package: "swift-nio-extras"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -311,7 +313,8 @@ let package = Package(
         .testTarget(
             name: "FleetGateTests",
             dependencies: [
-                "FleetGate", "FleetProtocol", "FleetGeo", "FleetHTTP1Client", "FleetTesting", .product(name: "NIOCore", package: "swift-nio"),
+                "FleetGate", "FleetProtocol", "FleetGeo", "FleetHTTP1Client", "FleetTesting",
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),

@@ -231,6 +231,7 @@ public final class Gateway: Service, Sendable {
             + (self.tlsListener.map { [$0] } ?? [])
         return services + [
             LoadSheddingService(loads: self.loads),
+            HeapTrimService(logger: self.logger),
             ShutdownNotifier(readiness: self.readiness, core: self.core),
         ]
     }
