@@ -19,8 +19,10 @@ struct CapacityWaitTests {
             #expect(
                 wait.retryDelay(reason: reason, zoneBusy: true, now: self.t0 + .milliseconds(200)) == .milliseconds(50))
             #expect(wait.retryDelay(reason: reason, zoneBusy: true, now: self.t0 + .milliseconds(250)) == nil)
-            // Given up: a later refusal is a new wait.
-            #expect(wait.retryDelay(reason: reason, zoneBusy: true, now: self.t0 + .seconds(9)) == .milliseconds(100))
+            // Given up: a later refusal is a new wait (not for a departure: departureGivesUpOnce).
+            #expect(
+                wait.retryDelay(reason: reason, zoneBusy: true, now: self.t0 + .seconds(9))
+                    == (reason == .failover ? .milliseconds(100) : nil))
         }
     }
 
@@ -34,6 +36,16 @@ struct CapacityWaitTests {
         #expect(wait.retryDelay(reason: .failover, zoneBusy: false, now: self.t0) == nil)
         var off = CapacityWait(limit: .zero)
         #expect(off.retryDelay(reason: .failover, zoneBusy: true, now: self.t0) == nil)
+    }
+
+    @Test("A departure that gave up once does not wait again in that request; a lost stream still does")
+    func departureGivesUpOnce() {
+        var wait = CapacityWait(limit: .milliseconds(200))
+        #expect(wait.retryDelay(reason: .departure, zoneBusy: true, now: self.t0) == .milliseconds(100))
+        #expect(wait.retryDelay(reason: .departure, zoneBusy: true, now: self.t0 + .milliseconds(200)) == nil)
+        // The car announces again with its next state line: no second wait for new requests to yield to.
+        #expect(wait.retryDelay(reason: .departure, zoneBusy: true, now: self.t0 + .seconds(1)) == nil)
+        #expect(wait.retryDelay(reason: .failover, zoneBusy: true, now: self.t0 + .seconds(2)) == .milliseconds(100))
     }
 
     @Test("A candidate found ends the wait; the next one starts its own clock")

@@ -401,29 +401,32 @@ struct DispatchStateMachineTests {
     }
 
     @Test(
-        "Departure: a continuation that waited for a slot resumes from what the client has then; once the car is gone it is the failover"
+        "Departure: asked again after finding no slot (the adapter's wait), the continuation resumes from what the client has then; a car that finishes meanwhile moved nothing"
     )
-    func departureReopened() {
+    func departureAskedAgain() {
         var m = Setup.streaming.machine()
-        guard case .open(let waiting) = m.departing(1, canFinish: false) else {
-            Issue.record("no continuation opened")
-            return
-        }
-        #expect(m.token(1) == .forward)  // the departing car streams on while the continuation waits
+        #expect(m.departing(1, canFinish: false) == depart2)
+        #expect(m.noCandidate(2) == .none)  // the zone is busy: the adapter waits, the departing car streams on
         #expect(m.token(1) == .forward)
-        #expect(m.reopening(waiting) == .init(attempt: 2, resumeFrom: 4, reason: .departure))
-        #expect(m.failed(1, .init(retryable: true, label: "car_reset")) == .none)  // the car leaves meanwhile
-        #expect(m.reopening(waiting) == .init(attempt: 2, resumeFrom: 4, reason: .failover))
-        #expect(m.firstToken(2) == .commit(2, sendHead: false, cancel: []))
-        #expect(m.migrations == 1)
-        // Not open any more (it took over, or it was given up): nothing to ask for.
+        #expect(m.token(1) == .forward)
+        #expect(m.departing(1, canFinish: false) == .open(.init(attempt: 3, resumeFrom: 4, reason: .departure)))
+        #expect(m.firstToken(3) == .commit(3, sendHead: false, cancel: [1]))
+        #expect(m.migrations == 1 && m.attemptsRun == 2)
+        // helper-116: the car finishes while its continuation waits for a slot: one attempt ran, nothing moved.
         var finished = Setup.streaming.machine()
         _ = finished.departing(1, canFinish: false)
-        #expect(finished.finished(1) == .finish(cancel: [2]))
-        #expect(finished.reopening(waiting) == nil)
-        // Any other wait is asked for as it was.
-        let failover = Machine.Open(attempt: 2, resumeFrom: 2, reason: .failover)
-        #expect(Setup.migrating.machine().reopening(failover) == failover)
+        _ = finished.noCandidate(2)
+        #expect(finished.token(1) == .forward)
+        #expect(finished.finished(1) == .finish(cancel: []))
+        #expect(finished.migrations == 0 && finished.attemptsRun == 1)
+        // The car leaves while it waits: a failover from what the client has, as for any lost car.
+        var lost = Setup.streaming.machine()
+        _ = lost.departing(1, canFinish: false)
+        _ = lost.noCandidate(2)
+        #expect(
+            lost.failed(1, .init(retryable: true, label: "car_reset"))
+                == .migrate(cancel: nil, open: .init(attempt: 3, resumeFrom: 2, reason: .failover)))
+        #expect(lost.migrations == 1)
     }
 
     @Test("Every attempt can fail only once and must be open to fail")

@@ -380,6 +380,54 @@ struct FailoverTests {
         }
     }
 
+    @Test(
+        "A departing car that finishes its stream while the move waits for a slot moved nothing: one attempt, no migration"
+    )
+    func departingCarFinishesWhileWaiting() async throws {
+        // helper-116: the waiting continuation was held open, so the stream's trailers said 2 attempts and 1
+        // migration, and the car's answer escaped the trust audit (which takes unmoved answers only).
+        try await withFleet { fleet in
+            var agents: [AgentProcess] = []
+            for name in ["car-a", "car-b"] {
+                agents.append(
+                    try await fleet.startAgentProcess(
+                        name, jobLog: temporaryJobLog("finish-\(name)"), hardware: "hw3", slowdown: 2))
+            }
+            defer { agents.forEach { $0.stop() } }
+            let client = try await RecordingClient.connect(port: fleet.clientPort)
+            defer { client.close() }
+            let stream = try await client.post(
+                "/v1/chat/completions",
+                json: chatBody(model: "fleet-3b", stream: true, maxTokens: 40, prompt: "finishes while waiting"))
+            try await waitUntil(timeout: .seconds(10), "streaming") {
+                String(decoding: stream.body, as: UTF8.self).contains("content")
+            }
+            let gateway = fleet.gateway.core
+            let leaving = try #require(gateway.registry.all().first { $0.inFlight == 1 })
+            let filler = try await client.post(
+                "/v1/chat/completions",
+                json: chatBody(model: "fleet-3b", stream: true, maxTokens: 200, prompt: "finishes filler"))
+            try await waitUntil(timeout: .seconds(10), "the filler streaming") {
+                String(decoding: filler.body, as: UTF8.self).contains("content")
+            }
+            gateway.registry.setDraining(leaving.id)
+            gateway.tunnels.announceDeparture(leaving.id, secondsLeft: 1)
+            try await waitUntil(timeout: .seconds(10), "the departure waiting") { gateway.capacityWaiters.count == 1 }
+            var trailers: HTTPFields?
+            for await event in stream.events { if case .end(let fields) = event { trailers = fields } }
+            let result = streamResult(await stream.collect())
+            #expect(result.done && result.errorCode == nil)
+            #expect(result.text == referenceText(prompt: "finishes while waiting", maxTokens: 40))
+            #expect(
+                trailers?[HTTPField.Name("x-fleet-migrations")!] == nil,
+                "nothing moved: \(String(describing: trailers))")
+            #expect(trailers?[HTTPField.Name("x-fleet-attempts")!] ?? "1" == "1", "one attempt ran")
+            #expect(gateway.capacityWaiters.count == 0)
+            #expect(try await fleet.counter("fleet_capacity_waits_total", label: "result", value: "gone") == 1)
+            _ = await filler.collect()
+        }
+    }
+
     @Test("Every car of a zone gone at once: streams end with the SSE error at once, new requests get 503")
     func zoneEmptied() async throws {
         try await withFleet { fleet in

@@ -10,10 +10,10 @@ import NIOCore
 /// client cannot simply send it again. A departure's continuation waits the same way while its car
 /// streams on: the stream moves when a slot frees, before the car goes (session 41: it was asked
 /// once, and a car that then left lost its streams unplanned; a departure that gives up leaves the
-/// stream on its car). Nothing else waits: a first attempt, a retry before the first token and a
-/// `stream: false` restart get 503 `server_overloaded` with `Retry-After` — the client has heard
-/// nothing and retries by itself, and past capacity the gateway sheds rather than queues
-/// (admission) —, and a hedge runs only with room.
+/// stream on its car, and no later departure of the request waits). Nothing else waits: a first
+/// attempt, a retry before the first token and a `stream: false` restart get 503 `server_overloaded`
+/// with `Retry-After` — the client has heard nothing and retries by itself, and past capacity the
+/// gateway sheds rather than queues (admission) —, and a hedge runs only with room.
 ///
 /// The wait asks again every ``interval``, up to ``limit`` from the first refusal; a candidate
 /// found ends it, and the next wait (another migration) starts its own clock. A zone with nothing
@@ -25,6 +25,9 @@ struct CapacityWait {
     static let interval: TimeAmount = .milliseconds(100)
     /// When the current wait began.
     private(set) var since: NIODeadline?
+    /// A departure's wait reached the limit: the request waits for no other departure (helper-116: a car
+    /// announces again with every state line, and each would start a wait that new requests yield to).
+    private(set) var departureGaveUp = false
 
     init(limit: TimeAmount) {
         self.limit = limit
@@ -39,6 +42,7 @@ struct CapacityWait {
     mutating func retryDelay(reason: DispatchStateMachine.OpenReason, zoneBusy: Bool, now: NIODeadline) -> TimeAmount? {
         switch reason {
         case .initial, .retry, .hedge, .restart: return nil
+        case .departure where self.departureGaveUp: return nil
         case .failover, .departure: break
         }
         guard zoneBusy, self.limit > .zero else {
@@ -49,6 +53,7 @@ struct CapacityWait {
         let left = since + self.limit - now
         guard left > .zero else {
             self.since = nil
+            if reason == .departure { self.departureGaveUp = true }
             return nil
         }
         self.since = since

@@ -230,18 +230,6 @@ package struct DispatchStateMachine: Sendable {
         }
     }
 
-    /// An attempt that waited for a slot (the adapter's ``CapacityWait``), asked for again: nil when the
-    /// request no longer wants it. A departure's continuation resumes from what the client has now —
-    /// the departing car streamed on while it waited — and, once that car is gone (``failed(_:_:continuable:)``
-    /// left the stream migrating with this attempt as its continuation), it is that loss's failover.
-    package func reopening(_ waiting: Open) -> Open? {
-        guard self.open.contains(waiting.attempt), self.phase != .finished else { return nil }
-        guard waiting.reason == .departure else { return waiting }
-        return Open(
-            attempt: waiting.attempt, resumeFrom: self.delivered, reason: self.committed == nil ? .failover : .departure
-        )
-    }
-
     /// An attempt produced its first token (content, or a finish reason).
     package mutating func firstToken(_ attempt: AttemptID) -> Action {
         guard self.open.contains(attempt) else { return .none }

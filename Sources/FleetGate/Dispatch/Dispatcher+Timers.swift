@@ -157,22 +157,58 @@ extension Dispatcher {
         self.core.metrics.capacityWaitEnded(end)
     }
 
-    /// The wait's timer: opens the attempt again (a departure's from what the client has now), unless
-    /// the request ended or no longer wants it (the client gone, a departing car that now finishes).
+    /// No candidate for `open`: wait for a slot when the zone is only busy (``CapacityWait``), else tell the
+    /// machine. A departure's continuation is not kept open while it waits: the departing car streams on, and
+    /// the timer asks for a new one from what the client has then (helper-116: held open, it counted a
+    /// migration and an attempt for a stream its car finished).
+    func noCandidate(for open: DispatchStateMachine.Open) {
+        if self.capacityWaiter == nil {
+            let zoneBusy = self.candidates.zoneBusyRetryAfter != nil
+            if let delay = self.capacityWait.retryDelay(reason: open.reason, zoneBusy: zoneBusy, now: .now()) {
+                self.waitForCapacity(open, delay)
+                if open.reason == .departure { self.perform(self.machine.noCandidate(open.attempt)) }
+                return
+            }
+            self.stopWaiting(zoneBusy ? .gaveUp : .emptied)
+        }
+        if open.reason == .retry || open.reason == .restart {
+            self.retryFoundZoneBusy = self.candidates.untriedBusyRetryAfter
+        }
+        if open.reason == .hedge { self.core.hedgeBudget.refund() }  // nothing raced: the token goes back
+        self.perform(self.machine.noCandidate(open.attempt))
+    }
+
+    /// A departure's wait gives way to any attempt the machine opens meanwhile: a departure asked for
+    /// again (the car announced again) searches at once, and the failover of a car that left first waits
+    /// a whole wait of its own (helper-116: it inherited what was left of the departure's).
+    func supersedeDepartureWait(by open: DispatchStateMachine.Open) {
+        guard let (waiting, timer) = self.capacityWaiter, waiting.reason == .departure else { return }
+        timer.cancel()
+        self.capacityWaiter = nil
+        if open.reason != .departure { self.capacityWait.found() }
+    }
+
+    /// The wait's timer: opens the attempt again (a departure's anew), unless the request ended or no
+    /// longer wants it (the client gone, a departing car that now finishes).
     func capacityTimerFired() {
         guard let (waiting, _) = self.capacityWaiter else { return }
         self.capacityWaiter = nil
-        guard !self.ended, let open = self.machine.reopening(waiting) else { return self.stopWaiting(.gone) }
-        // A departing car whose stream now ends before it leaves (its end came near while it waited)
-        // keeps it: nothing moves.
-        if open.reason == .departure, let departing = self.machine.committed.flatMap({ self.attempts[$0] }),
-            let departsAt = departing.departsAt,
-            self.canFinish(departing, secondsLeft: Double((departsAt - .now()).nanoseconds) / 1e9)
-        {
-            self.stopWaiting(.gone)
-            return self.perform(self.machine.noCandidate(open.attempt))
-        }
-        self.perform(.open(open))
+        guard !self.ended else { return self.stopWaiting(.gone) }
+        if waiting.reason == .departure { return self.departureWaitFired() }
+        guard self.machine.open.contains(waiting.attempt) else { return self.stopWaiting(.gone) }
+        self.perform(.open(waiting))
+    }
+
+    /// A departure's wait asks the machine for a new continuation, from what the client has now, while the
+    /// departing car still streams, its answer is not whole (helper-116) and it cannot finish before it goes.
+    private func departureWaitFired() {
+        guard self.machine.phase == .streaming, let id = self.machine.committed, let departing = self.attempts[id],
+            let departsAt = departing.departsAt, !self.relay.deliveredFinish, !self.relay.reachedOutputLimit,
+            !self.canFinish(departing, secondsLeft: Double((departsAt - .now()).nanoseconds) / 1e9)
+        else { return self.stopWaiting(.gone) }
+        let action = self.machine.departing(id, canFinish: false)
+        guard case .open = action else { return self.stopWaiting(.gone) }
+        self.perform(action)
     }
 
     struct CapacityTimer: NIOScheduledCallbackHandler {

@@ -271,20 +271,8 @@ final class Dispatcher: UpstreamEvents, LoopTimerTarget {
             && self.core.capacityWaiters.anyWaiting(zone: self.request.zone, model: self.request.model)
         if yields { self.yieldedToWaiter = true }
         self.candidates.carsYielded = yields
-        guard let lease = self.candidates.next(continuation: continuing) else {
-            if self.capacityWaiter == nil {
-                let zoneBusy = self.candidates.zoneBusyRetryAfter != nil
-                if let delay = self.capacityWait.retryDelay(reason: open.reason, zoneBusy: zoneBusy, now: .now()) {
-                    return self.waitForCapacity(open, delay)
-                }
-                self.stopWaiting(zoneBusy ? .gaveUp : .emptied)
-            }
-            if open.reason == .retry || open.reason == .restart {
-                self.retryFoundZoneBusy = self.candidates.untriedBusyRetryAfter
-            }
-            if open.reason == .hedge { self.core.hedgeBudget.refund() }  // nothing raced: the token goes back
-            return self.perform(self.machine.noCandidate(open.attempt))
-        }
+        self.supersedeDepartureWait(by: open)
+        guard let lease = self.candidates.next(continuation: continuing) else { return self.noCandidate(for: open) }
         self.stopWaiting(.served)
         // The privacy invariant, checked again here (CandidateList and the registry filter by zone):
         // should it ever break, the attempt is refused and logged, never served and never a crash.
