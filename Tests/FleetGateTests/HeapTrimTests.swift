@@ -32,15 +32,20 @@ struct HeapTrimTests {
         }
     }
 
-    @Test("The service trims only past its threshold, and says what it gave back")
+    @Test("The service trims only past its threshold and once the process grew since, and says what it gave back")
     func serviceThreshold() {
         let log = CapturedLog()
         let service = HeapTrimService(logger: Logger(label: "test") { _ in CapturedLog.Handler(sink: log) })
         var unreachable = service
         unreachable.threshold = 1 << 50  // what parallel tests freed may be over 16 MiB: a threshold none is
-        Self.withFreedBlocks(count: 250_000) { unreachable.trimIfWorthIt() }
+        Self.withFreedBlocks(count: 250_000) { _ = unreachable.trimIfWorthIt(residentAfterLastTrim: nil) }
         #expect(log.matching("Heap trimmed: freed memory given back to the kernel").isEmpty)
-        Self.withFreedBlocks(count: 250_000) { service.trimIfWorthIt() }
+        Self.withFreedBlocks(count: 250_000) {
+            let baseline = service.trimIfWorthIt(residentAfterLastTrim: nil)
+            // What it gave back is still counted free: not trimmed (nor logged) again until the process grows.
+            #expect(HeapTrim.freeBytes() >= 16 << 20)
+            #expect(service.trimIfWorthIt(residentAfterLastTrim: baseline) == baseline)
+        }
         let lines = log.matching("Heap trimmed: freed memory given back to the kernel")
         #expect(lines.count == 1)
         let before = Int(lines.first?.metadata["process.memory.rss.before"]?.description ?? "") ?? 0

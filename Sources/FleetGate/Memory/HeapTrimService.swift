@@ -8,7 +8,7 @@ import ServiceLifecycle
 /// Runs on the concurrency pool, never an event loop. Asking costs a walk of the free lists
 /// (~0.3 ms with nothing to give back); a trim holds each arena's lock for a few milliseconds, so an
 /// event loop that allocates meanwhile waits that long, once after a flood. Under steady load the
-/// free memory stays under the threshold and nothing is trimmed.
+/// free memory stays under the threshold, and after a trim the process must grow again before the next.
 struct HeapTrimService: Service {
     let logger: Logger
     var interval: Duration = .seconds(10)
@@ -17,17 +17,23 @@ struct HeapTrimService: Service {
 
     func run() async throws {
         try? await cancelWhenGracefulShutdown {
+            var residentAfterTrim: Int?
             while true {
                 try await Task.sleep(for: self.interval)
-                self.trimIfWorthIt()
+                residentAfterTrim = self.trimIfWorthIt(residentAfterLastTrim: residentAfterTrim)
             }
         }
     }
 
-    func trimIfWorthIt() {
+    /// Trims when malloc holds ``threshold`` free and the process grew by half of it since the last trim
+    /// (`residentAfterLastTrim`; nil before the first): pages a trim gave back stay counted free, so without
+    /// the second check it would trim, and say so, every interval. Returns the resident bytes to compare
+    /// with next time.
+    func trimIfWorthIt(residentAfterLastTrim last: Int?) -> Int? {
         let free = HeapTrim.freeBytes()
-        guard free >= self.threshold else { return }
+        guard free >= self.threshold else { return last }
         let before = HeapTrim.residentBytes()
+        if let last, let before, before < last + self.threshold / 2 { return last }
         let clock = ContinuousClock()
         let started = clock.now
         HeapTrim.trim()
@@ -39,6 +45,7 @@ struct HeapTrimService: Service {
                 "fleet.heap.free.bytes": "\(free)", "process.memory.rss.before": "\(before ?? 0)",
                 "process.memory.rss.after": "\(after ?? 0)", "fleet.trim.milliseconds": "\(took.milliseconds)",
             ])
+        return after
     }
 }
 
