@@ -257,46 +257,87 @@ struct FailoverTests {
         }
     }
 
-    @Test("A lost car's stream waits for the busy zone's next free slot and continues there, token for token")
-    func waitsForBusyZone() async throws {
-        try await withFleet { fleet in
-            // Two one-slot cars (HW3, fleet-3b), both there when the long stream is placed, so the other
-            // is on its ranked list; the short stream then fills that one, and the long stream's car is
-            // lost while the short one runs. helper-58: a car full at the continuation's first look was
-            // marked tried and never offered again, so the stream waited 5 s beside a free slot.
-            let logs = ["car-a": temporaryJobLog("busy-a"), "car-b": temporaryJobLog("busy-b")]
-            var agents: [String: AgentProcess] = [:]
-            for name in ["car-a", "car-b"] {
-                agents[name] = try await fleet.startAgentProcess(
-                    name, jobLog: logs[name]!, hardware: "hw3", slowdown: 2)
-            }
-            defer { agents.values.forEach { $0.stop() } }
-            let client = try await RecordingClient.connect(port: fleet.clientPort)
-            defer { client.close() }
-            let long = try await client.post(
-                "/v1/chat/completions",
-                json: chatBody(model: "fleet-3b", stream: true, maxTokens: 60, prompt: "busy long"))
-            try await waitUntil(timeout: .seconds(10), "the long stream streaming") {
-                String(decoding: long.body, as: UTF8.self).components(separatedBy: "content").count > 3
-            }
-            let lost = try #require(fleet.gateway.core.registry.all().first { $0.inFlight == 1 }?.descriptor.vehicleID)
-            let other = lost == "car-a" ? "car-b" : "car-a"
-            let short = try await client.post(
-                "/v1/chat/completions",
-                json: chatBody(model: "fleet-3b", stream: true, maxTokens: 30, prompt: "busy short"))
-            try await waitUntil(timeout: .seconds(10), "the short stream streaming on \(other)") {
-                String(decoding: short.body, as: UTF8.self).contains("content")
-            }
-            agents[lost]!.kill9()
-            for (prompt, stream, tokens) in [("busy long", long, 60), ("busy short", short, 30)] {
+    /// Two one-slot cars (HW3, fleet-3b, 15 tokens/s at slowdown 2), both there when the long stream is placed
+    /// (so the other is on its ranked list), then a short stream that fills the other car.
+    struct BusyPair {
+        let agents: [String: AgentProcess]
+        let logs: [String: String]
+        let client: RecordingClient
+        let long: RecordingStream
+        let short: RecordingStream
+        /// The car serving the long stream, and the other car's name.
+        let longCar: CarSnapshot
+        let other: String
+        let prompts: (long: (prompt: String, tokens: Int), short: (prompt: String, tokens: Int))
+
+        /// The long stream's car drains and says it leaves in a second (no stream of it can finish by then);
+        /// returns once its move waits for the busy zone.
+        func longCarLeaves(_ fleet: FleetFixture) async throws {
+            let gateway = fleet.gateway.core
+            gateway.registry.setDraining(self.longCar.id)
+            gateway.tunnels.announceDeparture(self.longCar.id, secondsLeft: 1)
+            try await waitUntil(timeout: .seconds(10), "the departure waiting") { gateway.capacityWaiters.count == 1 }
+        }
+
+        /// Both streams end whole: `[DONE]`, no error, the reference text, one chunk id.
+        func expectBothWhole() async {
+            for (stream, spec) in [(self.long, self.prompts.long), (self.short, self.prompts.short)] {
+                let (prompt, tokens) = (spec.prompt, spec.tokens)
                 let result = streamResult(await stream.collect())
                 #expect(
                     result.errorCode == nil,
                     "\(prompt): ended with \(result.errorCode ?? "") \(result.errorMessage ?? "")")
                 #expect(result.done, "\(prompt): no [DONE]")
                 #expect(result.text == referenceText(prompt: prompt, maxTokens: tokens), "\(prompt): text differs")
-                #expect(result.ids.count == 1, "\(prompt): one id across the failover")
+                #expect(result.ids.count == 1, "\(prompt): one id across the move")
             }
+        }
+
+        func stop() {
+            self.agents.values.forEach { $0.stop() }
+            self.client.close()
+        }
+    }
+
+    static func busyPair(
+        _ fleet: FleetFixture, _ name: String, long: (prompt: String, tokens: Int), short: (prompt: String, tokens: Int)
+    ) async throws -> BusyPair {
+        let logs = ["car-a": temporaryJobLog("\(name)-a"), "car-b": temporaryJobLog("\(name)-b")]
+        var agents: [String: AgentProcess] = [:]
+        for car in ["car-a", "car-b"] {
+            agents[car] = try await fleet.startAgentProcess(car, jobLog: logs[car]!, hardware: "hw3", slowdown: 2)
+        }
+        let client = try await RecordingClient.connect(port: fleet.clientPort)
+        let longStream = try await client.post(
+            "/v1/chat/completions",
+            json: chatBody(model: "fleet-3b", stream: true, maxTokens: long.tokens, prompt: long.prompt))
+        try await waitUntil(timeout: .seconds(10), "the long stream streaming") {
+            String(decoding: longStream.body, as: UTF8.self).components(separatedBy: "content").count > 3
+        }
+        let longCar = try #require(fleet.gateway.core.registry.all().first { $0.inFlight == 1 })
+        let other = longCar.descriptor.vehicleID == "car-a" ? "car-b" : "car-a"
+        let shortStream = try await client.post(
+            "/v1/chat/completions",
+            json: chatBody(model: "fleet-3b", stream: true, maxTokens: short.tokens, prompt: short.prompt))
+        try await waitUntil(timeout: .seconds(10), "the short stream streaming on \(other)") {
+            String(decoding: shortStream.body, as: UTF8.self).contains("content")
+        }
+        return BusyPair(
+            agents: agents, logs: logs, client: client, long: longStream, short: shortStream, longCar: longCar,
+            other: other, prompts: (long, short))
+    }
+
+    @Test("A lost car's stream waits for the busy zone's next free slot and continues there, token for token")
+    func waitsForBusyZone() async throws {
+        try await withFleet { fleet in
+            // The long stream's car is lost while the short one runs. helper-58: a car full at the
+            // continuation's first look was marked tried and never offered again, so the stream waited 5 s
+            // beside a free slot.
+            let pair = try await Self.busyPair(fleet, "busy", long: ("busy long", 60), short: ("busy short", 30))
+            defer { pair.stop() }
+            let (logs, other) = (pair.logs, pair.other)
+            pair.agents[pair.longCar.descriptor.vehicleID]!.kill9()
+            await pair.expectBothWhole()
             // The other car served the short stream, then the long one's continuation, which waited for it.
             let records = try JobLog.read(path: logs[other]!)
             #expect(records.count == 2)
@@ -312,50 +353,16 @@ struct FailoverTests {
         arguments: [false, true])
     func departureWaitsForBusyZone(carGoesFirst: Bool) async throws {
         try await withFleet { fleet in
-            // Two one-slot cars (HW3, fleet-3b, 15 tokens/s at slowdown 2): the long stream's car announces it
-            // leaves while the short stream fills the other. Asked once (before session 41), the move found
-            // nobody and was never asked again: the car kept the stream until it left, an unplanned failover.
-            let logs = ["car-a": temporaryJobLog("depwait-a"), "car-b": temporaryJobLog("depwait-b")]
-            var agents: [String: AgentProcess] = [:]
-            for name in ["car-a", "car-b"] {
-                agents[name] = try await fleet.startAgentProcess(
-                    name, jobLog: logs[name]!, hardware: "hw3", slowdown: 2)
-            }
-            defer { agents.values.forEach { $0.stop() } }
-            let client = try await RecordingClient.connect(port: fleet.clientPort)
-            defer { client.close() }
-            let long = try await client.post(
-                "/v1/chat/completions",
-                json: chatBody(model: "fleet-3b", stream: true, maxTokens: 80, prompt: "departing long"))
-            try await waitUntil(timeout: .seconds(10), "the long stream streaming") {
-                String(decoding: long.body, as: UTF8.self).components(separatedBy: "content").count > 3
-            }
-            let gateway = fleet.gateway.core
-            let leaving = try #require(gateway.registry.all().first { $0.inFlight == 1 })
-            let other = leaving.descriptor.vehicleID == "car-a" ? "car-b" : "car-a"
-            let short = try await client.post(
-                "/v1/chat/completions",
-                json: chatBody(model: "fleet-3b", stream: true, maxTokens: 10, prompt: "departing short"))
-            try await waitUntil(timeout: .seconds(10), "the short stream streaming on \(other)") {
-                String(decoding: short.body, as: UTF8.self).contains("content")
-            }
-            gateway.registry.setDraining(leaving.id)
-            gateway.tunnels.announceDeparture(leaving.id, secondsLeft: 1)
-            if carGoesFirst {
-                try await waitUntil(timeout: .seconds(10), "the departure waiting") {
-                    gateway.capacityWaiters.count == 1
-                }
-                agents[leaving.descriptor.vehicleID]!.kill9()
-            }
-            for (prompt, stream, tokens) in [("departing long", long, 80), ("departing short", short, 10)] {
-                let result = streamResult(await stream.collect())
-                #expect(
-                    result.errorCode == nil,
-                    "\(prompt): ended with \(result.errorCode ?? "") \(result.errorMessage ?? "")")
-                #expect(result.done, "\(prompt): no [DONE]")
-                #expect(result.text == referenceText(prompt: prompt, maxTokens: tokens), "\(prompt): text differs")
-                #expect(result.ids.count == 1, "\(prompt): one id across the move")
-            }
+            // The long stream's car announces it leaves while the short stream fills the other. Asked once
+            // (before session 41), the move found nobody and was never asked again: the car kept the stream
+            // until it left, an unplanned failover.
+            let pair = try await Self.busyPair(
+                fleet, "depwait", long: ("departing long", 80), short: ("departing short", 20))
+            defer { pair.stop() }
+            let (logs, other) = (pair.logs, pair.other)
+            try await pair.longCarLeaves(fleet)
+            if carGoesFirst { pair.agents[pair.longCar.descriptor.vehicleID]!.kill9() }
+            await pair.expectBothWhole()
             // The other car served the short stream, then the long one's continuation, which waited for it
             // while the departing car streamed on. Beside a departing car still there, an exact continuation as
             // fast as the car can trail it to the end (it takes over when the car goes, else the car finishes
@@ -387,32 +394,11 @@ struct FailoverTests {
         // helper-116: the waiting continuation was held open, so the stream's trailers said 2 attempts and 1
         // migration, and the car's answer escaped the trust audit (which takes unmoved answers only).
         try await withFleet { fleet in
-            var agents: [AgentProcess] = []
-            for name in ["car-a", "car-b"] {
-                agents.append(
-                    try await fleet.startAgentProcess(
-                        name, jobLog: temporaryJobLog("finish-\(name)"), hardware: "hw3", slowdown: 2))
-            }
-            defer { agents.forEach { $0.stop() } }
-            let client = try await RecordingClient.connect(port: fleet.clientPort)
-            defer { client.close() }
-            let stream = try await client.post(
-                "/v1/chat/completions",
-                json: chatBody(model: "fleet-3b", stream: true, maxTokens: 40, prompt: "finishes while waiting"))
-            try await waitUntil(timeout: .seconds(10), "streaming") {
-                String(decoding: stream.body, as: UTF8.self).contains("content")
-            }
-            let gateway = fleet.gateway.core
-            let leaving = try #require(gateway.registry.all().first { $0.inFlight == 1 })
-            let filler = try await client.post(
-                "/v1/chat/completions",
-                json: chatBody(model: "fleet-3b", stream: true, maxTokens: 200, prompt: "finishes filler"))
-            try await waitUntil(timeout: .seconds(10), "the filler streaming") {
-                String(decoding: filler.body, as: UTF8.self).contains("content")
-            }
-            gateway.registry.setDraining(leaving.id)
-            gateway.tunnels.announceDeparture(leaving.id, secondsLeft: 1)
-            try await waitUntil(timeout: .seconds(10), "the departure waiting") { gateway.capacityWaiters.count == 1 }
+            let pair = try await Self.busyPair(
+                fleet, "finish", long: ("finishes while waiting", 40), short: ("finishes filler", 200))
+            defer { pair.stop() }
+            let (stream, filler, gateway) = (pair.long, pair.short, fleet.gateway.core)
+            try await pair.longCarLeaves(fleet)
             var trailers: HTTPFields?
             for await event in stream.events { if case .end(let fields) = event { trailers = fields } }
             let result = streamResult(await stream.collect())
