@@ -166,7 +166,10 @@ extension Dispatcher {
             let zoneBusy = self.candidates.zoneBusyRetryAfter != nil
             if let delay = self.capacityWait.retryDelay(reason: open.reason, zoneBusy: zoneBusy, now: .now()) {
                 self.waitForCapacity(open, delay)
-                if open.reason == .departure { self.perform(self.machine.noCandidate(open.attempt)) }
+                // (Unless the timer could not be armed: waitForCapacity then told the machine itself.)
+                if open.reason == .departure, self.capacityWaiter != nil {
+                    self.perform(self.machine.noCandidate(open.attempt))
+                }
                 return
             }
             self.stopWaiting(zoneBusy ? .gaveUp : .emptied)

@@ -8,7 +8,8 @@ import ServiceLifecycle
 /// Runs on the concurrency pool, never an event loop. Asking costs a walk of the free lists
 /// (~0.3 ms with nothing to give back); a trim holds each arena's lock for a few milliseconds, so an
 /// event loop that allocates meanwhile waits that long, once after a flood. Under steady load the
-/// free memory stays under the threshold, and after a trim the process must grow again before the next.
+/// free memory stays under the threshold, and after a trim the process or its free memory must grow
+/// again before the next.
 struct HeapTrimService: Service {
     let logger: Logger
     var interval: Duration = .seconds(10)
@@ -17,23 +18,34 @@ struct HeapTrimService: Service {
 
     func run() async throws {
         try? await cancelWhenGracefulShutdown {
-            var residentAfterTrim: Int?
+            var last: LastTrim?
             while true {
                 try await Task.sleep(for: self.interval)
-                residentAfterTrim = self.trimIfWorthIt(residentAfterLastTrim: residentAfterTrim)
+                last = self.trimIfWorthIt(after: last)
             }
         }
     }
 
-    /// Trims when malloc holds ``threshold`` free and the process grew by half of it since the last trim
-    /// (`residentAfterLastTrim`; nil before the first): pages a trim gave back stay counted free, so without
-    /// the second check it would trim, and say so, every interval. Returns the resident bytes to compare
-    /// with next time.
-    func trimIfWorthIt(residentAfterLastTrim last: Int?) -> Int? {
+    /// What the last trim saw: malloc's free bytes, and the resident bytes it left.
+    struct LastTrim: Equatable {
+        var free: Int
+        var resident: Int?
+    }
+
+    /// Trims when malloc holds ``threshold`` free and, since the last trim (`last`; nil before the first),
+    /// the process grew by half of it or the free memory by all of it. Pages a trim gave back stay counted
+    /// free, so without the second check it would trim, and say so, every interval; free memory that grew
+    /// since covers a trim taken during a flood, whose memory was freed only after (helper-117). Returns
+    /// what to compare with next time.
+    func trimIfWorthIt(after last: LastTrim?) -> LastTrim? {
         let free = HeapTrim.freeBytes()
         guard free >= self.threshold else { return last }
         let before = HeapTrim.residentBytes()
-        if let last, let before, before < last + self.threshold / 2 { return last }
+        if let last {
+            var grew = free - last.free >= self.threshold
+            if let before, let resident = last.resident { grew = grew || before - resident >= self.threshold / 2 }
+            guard grew else { return last }
+        }
         let clock = ContinuousClock()
         let started = clock.now
         HeapTrim.trim()
@@ -45,7 +57,7 @@ struct HeapTrimService: Service {
                 "fleet.heap.free.bytes": "\(free)", "process.memory.rss.before": "\(before ?? 0)",
                 "process.memory.rss.after": "\(after ?? 0)", "fleet.trim.milliseconds": "\(took.milliseconds)",
             ])
-        return after
+        return LastTrim(free: free, resident: after)
     }
 }
 
