@@ -1,4 +1,5 @@
 import Logging
+import NIOCore
 import ServiceLifecycle
 
 /// Every ``interval``, gives the heap's freed memory back to the kernel when malloc holds more than
@@ -46,24 +47,17 @@ struct HeapTrimService: Service {
             if let before, let resident = last.resident { grew = grew || before - resident >= self.threshold / 2 }
             guard grew else { return last }
         }
-        let clock = ContinuousClock()
-        let started = clock.now
+        let started = NIODeadline.now()
         HeapTrim.trim()
-        let took = clock.now - started
+        let took = NIODeadline.now() - started
         let after = HeapTrim.residentBytes()
         self.logger.info(
             "Heap trimmed: freed memory given back to the kernel",
             metadata: [
                 "fleet.heap.free.bytes": "\(free)", "process.memory.rss.before": "\(before ?? 0)",
-                "process.memory.rss.after": "\(after ?? 0)", "fleet.trim.milliseconds": "\(took.milliseconds)",
+                "process.memory.rss.after": "\(after ?? 0)",
+                "fleet.trim.milliseconds": "\(took.nanoseconds / 1_000_000)",
             ])
         return LastTrim(free: free, resident: after)
-    }
-}
-
-extension Duration {
-    /// Whole milliseconds.
-    fileprivate var milliseconds: Int64 {
-        self.components.seconds * 1_000 + self.components.attoseconds / 1_000_000_000_000_000
     }
 }
