@@ -6,15 +6,34 @@ cd "$(dirname "$0")/.."
 export FLEETGATE_PYTHON="${FLEETGATE_CACHE:-$HOME/.cache/fleetgate}/venv/bin/python"
 export FLEETGATE_MODEL="${FLEETGATE_CACHE:-$HOME/.cache/fleetgate}/models/SmolLM2-135M-Instruct.Q4_1.gguf"
 swift build --build-tests
+# Each step below has a time limit: past it the step is killed (its process group: the test runner and what
+# it started) and the tests that started and never ended are named, so a hang fails CI by name in minutes
+# instead of running into CI's own limit with nothing said (CI of 353c632: 5,400 s, no test named).
+limited() {
+    local limit=$1; shift
+    local log; log=$(mktemp)
+    local rc=0
+    timeout -k 20 "$limit" "$@" 2>&1 | tee "$log" || rc=${PIPESTATUS[0]}
+    if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
+        echo "✘ TIME LIMIT: '$*' ran past ${limit} s and was killed. Tests started and never ended:"
+        sed -n 's/^◇ Test \(".*"\) started\.$/\1/p' "$log" | sort | uniq > "$log.started"
+        sed -n 's/^[✔✘] Test \(".*"\) \(with [0-9]* test cases \)\{0,1\}\(passed\|failed\).*/\1/p' "$log" \
+            | sort | uniq > "$log.ended"
+        comm -23 "$log.started" "$log.ended" | sed 's/^/    /'
+        rm -f "$log.started" "$log.ended"
+    fi
+    rm -f "$log"
+    return "$rc"
+}
 # Unit suites run in parallel. The integration suites kill, freeze and drain real processes and
 # time tokens and PINGs: on a 2-core machine, run side by side, they starve each other's event
 # loops and measure the machine instead of the gateway — so they run one at a time (~2 min).
-swift test --skip-build --parallel --skip IntegrationTests "$@"
-swift test --skip-build --no-parallel --filter IntegrationTests "$@"
+limited 900 swift test --skip-build --parallel --skip IntegrationTests "$@"
+limited 1800 swift test --skip-build --no-parallel --filter IntegrationTests "$@"
 # The live harness's smoke scenario (under a minute): its own gateway, 90 cars on real tunnels,
 # churn of every kind, open-loop clients from six countries; exits 1 on any invariant breach.
-.build/debug/fleet-load run smoke --output .build/fleet-load/smoke
+limited 600 .build/debug/fleet-load run smoke --output .build/fleet-load/smoke
 .build/debug/fleet-load verify-report .build/fleet-load/smoke/report.html .build/fleet-load/smoke/summary.json
 # deploy/: hadolint, the image's libraries, systemd, kustomize + schemas, promtool (after the tests:
 # its static-stdlib link replaces the debug executables, which the next `swift build` links again).
-./deploy/check.sh
+limited 2400 ./deploy/check.sh
