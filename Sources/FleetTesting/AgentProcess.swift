@@ -65,7 +65,7 @@ public final class AgentProcess: @unchecked Sendable {
         guard self.process.isRunning else { return }
         _ = kill(self.pid, SIGKILL)
         _ = kill(self.pid, SIGCONT)
-        self.process.waitUntilExit()
+        ChildExit.wait(for: self.process)
     }
 
     deinit { self.stop() }

@@ -15,11 +15,27 @@ public enum ChildLauncher {
 
     /// Runs `process` (its `executableURL` and `arguments` set) so that it dies with this process.
     public static func run(_ process: Process) throws {
+        try Self.run(process) { _ in }
+    }
+
+    /// Runs `process` after `prepare`, both on the launcher thread: make the child's pipes in `prepare`.
+    ///
+    /// Every child and every pipe of this process is made on that one thread. On Linux, Foundation
+    /// closes in the child the descriptors open when it prepares the spawn, not those another thread
+    /// opens before the spawn itself: a curl's pipe made meanwhile stayed open in a model server started
+    /// beside it, and the test reading curl's output to its end, or waiting for its exit (see
+    /// ``ChildExit``), waited for that server — which the same test would stop only afterwards.
+    public static func run<Prepared>(_ process: Process, prepare: @escaping (Process) -> Prepared) throws -> Prepared {
         if let setpriv = Self.setpriv, let executable = process.executableURL?.path {
             process.arguments = ["--pdeathsig", "TERM", "--", executable] + (process.arguments ?? [])
             process.executableURL = URL(fileURLWithPath: setpriv)
         }
-        try Self.thread.perform { try process.run() }
+        var prepared: Prepared?
+        try Self.thread.perform {
+            prepared = prepare(process)
+            try process.run()
+        }
+        return prepared!
     }
 }
 

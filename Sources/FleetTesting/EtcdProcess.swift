@@ -23,7 +23,8 @@ public final class EtcdProcess: @unchecked Sendable {
         self.clientPort = clientPort
         self.peerPort = peerPort
         self.clientURL = "http://127.0.0.1:\(clientPort)"
-        self.dataDirectory = FileManager.default.temporaryDirectory
+        self.dataDirectory =
+            FileManager.default.temporaryDirectory
             .appendingPathComponent("fleet-etcd-\(UUID().uuidString)").path
     }
 
@@ -54,7 +55,7 @@ public final class EtcdProcess: @unchecked Sendable {
     public func kill9() {
         guard let process = self.process, process.isRunning else { return }
         kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
+        ChildExit.wait(for: process)
     }
 
     /// Its Prometheus metrics (`/metrics`), name (with labels) → value.

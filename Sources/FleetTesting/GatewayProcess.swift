@@ -64,21 +64,23 @@ public final class GatewayProcess {
         environment.merge(extra) { _, new in new }
         process.environment = environment
         let output = LogBuffer()
-        let pipe = Pipe()
-        process.standardError = pipe
-        process.standardOutput = pipe
         process.standardInput = FileHandle.nullDevice
-        // The handler is cleared at EOF and at exit (Subprocess.run does the same): a FileHandle
-        // released with its handler set, or one left spinning at EOF, crashes libdispatch on Linux.
-        pipe.fileHandleForReading.readabilityHandler = { handle in
-            let data = handle.availableData
-            if data.isEmpty { handle.readabilityHandler = nil } else { output.append(data) }
+        let pipe = try ChildLauncher.run(process) { process in
+            let pipe = Pipe()  // made on the launcher thread (ChildLauncher)
+            process.standardError = pipe
+            process.standardOutput = pipe
+            // The handler is cleared at EOF and at exit (Subprocess.run does the same): a FileHandle
+            // released with its handler set, or one left spinning at EOF, crashes libdispatch on Linux.
+            pipe.fileHandleForReading.readabilityHandler = { handle in
+                let data = handle.availableData
+                if data.isEmpty { handle.readabilityHandler = nil } else { output.append(data) }
+            }
+            process.terminationHandler = { _ in
+                pipe.fileHandleForReading.readabilityHandler = nil
+                output.append(pipe.fileHandleForReading.readDataToEndOfFile())  // the trap's message, if any
+            }
+            return pipe
         }
-        process.terminationHandler = { _ in
-            pipe.fileHandleForReading.readabilityHandler = nil
-            output.append(pipe.fileHandleForReading.readDataToEndOfFile())  // the trap's message, if any
-        }
-        try ChildLauncher.run(process)
         var ports: [String: Int] = [:]
         do {
             try await waitUntil(timeout: timeout, "fleetgate listening") {
@@ -195,7 +197,7 @@ public final class GatewayProcess {
     public func kill9() {
         guard self.process.isRunning else { return }
         kill(self.process.processIdentifier, SIGKILL)
-        self.process.waitUntilExit()
+        ChildExit.wait(for: self.process)
     }
 
     /// Stops it: SIGTERM, then SIGKILL after a grace period.

@@ -1,4 +1,5 @@
 public import FleetHTTP2
+import Foundation
 public import HTTPTypes
 public import NIOCore
 import NIOPosix
@@ -154,12 +155,41 @@ public struct RecordingClient: Sendable {
 }
 
 extension RecordingStream {
+    /// What ``collect(timeout:)`` returns.
+    public typealias Collected = (response: HTTPResponse?, body: String, error: HTTPStreamError?, ended: Bool)
+
     /// Waits for the whole exchange: the response head, the body, and how it ended.
-    public func collect() async -> (response: HTTPResponse?, body: String, error: HTTPStreamError?, ended: Bool) {
+    ///
+    /// A stream that has not ended after `timeout` is reset and returned as it is (`ended` false, no
+    /// error), with a line on standard error: a gateway that never ends a stream fails its test by
+    /// name instead of hanging the run until CI's own limit (CI of 353c632 timed out at 5,400 s).
+    public func collect(timeout: Duration = .seconds(120)) async -> Collected {
+        let events = self.events
+        let gathered = await withTaskGroup(of: Collected?.self) { group in
+            group.addTask { await Self.gather(events) }
+            group.addTask {
+                try? await Task.sleep(for: timeout)
+                return nil
+            }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            return first
+        }
+        if let gathered {
+            return (gathered.response, String(decoding: self.body, as: UTF8.self), gathered.error, gathered.ended)
+        }
+        FileHandle.standardError.write(
+            Data("RecordingStream.collect: no end after \(timeout); the stream is reset\n".utf8))
+        self.reset()
+        return (nil, String(decoding: self.body, as: UTF8.self), nil, false)
+    }
+
+    /// Reads `events` to their end (or until the task is cancelled).
+    private static func gather(_ events: AsyncStream<RecordedEvent>) async -> Collected {
         var response: HTTPResponse?
         var error: HTTPStreamError?
         var ended = false
-        for await event in self.events {
+        for await event in events {
             switch event {
             case .response(let r): response = r
             case .data: break
@@ -167,6 +197,6 @@ extension RecordingStream {
             case .closed(let e): error = e
             }
         }
-        return (response, String(decoding: self.body, as: UTF8.self), error, ended)
+        return (response, "", error, ended)
     }
 }

@@ -1,3 +1,4 @@
+import FleetTesting
 import Foundation
 import Testing
 
@@ -14,8 +15,8 @@ struct DashboardTokenFileTests {
         // A pid that has ended: a child that ran and was waited for.
         let child = Process()
         child.executableURL = URL(fileURLWithPath: "/bin/true")
-        try child.run()
-        child.waitUntilExit()
+        try ChildLauncher.run(child)
+        ChildExit.wait(for: child)
         let gone = "fleetgate-dashboard-\(child.processIdentifier)-ab12.token"
         let live = "fleetgate-dashboard-1-cd34.token"  // init runs
         let other = "unrelated-\(child.processIdentifier).token"

@@ -1,3 +1,4 @@
+import FleetTesting
 import Foundation
 import Testing
 
@@ -44,8 +45,7 @@ struct FileStampTests {
         let touch = Process()
         touch.executableURL = URL(fileURLWithPath: "/usr/bin/touch")
         touch.arguments = ["-r", source, file]
-        try touch.run()
-        touch.waitUntilExit()
-        #expect(touch.terminationStatus == 0)
+        try ChildLauncher.run(touch)
+        #expect(ChildExit.wait(for: touch) == 0)
     }
 }

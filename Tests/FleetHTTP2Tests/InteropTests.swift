@@ -106,7 +106,7 @@ struct InteropTests {
             server.arguments = ["--no-tls", "-d", root.path, String(port)]
             server.standardOutput = FileHandle.nullDevice
             server.standardError = FileHandle.nullDevice
-            try server.run()
+            try ChildLauncher.run(server)
             try await waitUntil(timeout: .seconds(20), "nghttpd listening or gone") {
                 // Gone first: on a port another test took, the connection would reach that test's server.
                 guard server.isRunning else { return true }

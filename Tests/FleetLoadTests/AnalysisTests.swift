@@ -1,5 +1,6 @@
 import FleetAgent
 import FleetLoadKit
+import FleetTesting
 import Foundation
 import Testing
 
@@ -126,8 +127,8 @@ struct AnalysisTests {
         #expect(GatewayWatch.isAlive(getpid()))
         let child = Process()
         child.executableURL = URL(fileURLWithPath: "/bin/true")
-        try child.run()
-        child.waitUntilExit()
+        try ChildLauncher.run(child)
+        ChildExit.wait(for: child)
         #expect(!GatewayWatch.isAlive(child.processIdentifier))
         #expect(!GatewayWatch.isAlive(Int32.max))
     }
