@@ -46,24 +46,45 @@ struct HeapTrimTests {
     func serviceThreshold() {
         let log = CapturedLog()
         let service = HeapTrimService(logger: Logger(label: "test") { _ in CapturedLog.Handler(sink: log) })
-        var unreachable = service
-        unreachable.threshold = 1 << 50  // what parallel tests freed may be over 16 MiB: a threshold none is
-        Self.withFreedBlocks(count: 250_000) { _ in _ = unreachable.trimIfWorthIt(after: nil) }
+        var unreachable = HeapTrimPolicy(threshold: 1 << 50)  // what parallel tests freed may be over 16 MiB
+        Self.withFreedBlocks(count: 250_000) { _ in service.trimIfWorthIt(&unreachable) }
         #expect(log.matching("Heap trimmed: freed memory given back to the kernel").isEmpty)
         let flood = Self.allocate(250_000)  // still live at the first trim, freed after it
+        var policy = HeapTrimPolicy()
         Self.withFreedBlocks(count: 250_000) { live in
-            let last = service.trimIfWorthIt(after: nil)
-            #expect(live - (last?.resident ?? live) >= 32 << 20, "RSS \(live) → \(String(describing: last))")
+            service.trimIfWorthIt(&policy)
+            let after = policy.lastResident ?? live
+            #expect(live - after >= 32 << 20, "RSS \(live) → \(after)")
             // What it gave back is still counted free: not trimmed (nor logged) again until the process or
             // its free memory grows.
             #expect(HeapTrim.freeBytes() >= 16 << 20)
-            #expect(last != nil && service.trimIfWorthIt(after: last) == last)
+            let trimmed = policy
+            service.trimIfWorthIt(&policy)
+            #expect(policy == trimmed)
             #expect(log.matching("Heap trimmed: freed memory given back to the kernel").count == 1)
             // helper-117: memory freed only after a trim (a flood's, trimmed while it ran) is trimmed too.
             Self.free(flood, pins: false)
-            #expect(service.trimIfWorthIt(after: last) != last)
+            service.trimIfWorthIt(&policy)
+            #expect(policy != trimmed)
         }
         Self.free(flood, pins: true)
         #expect(log.matching("Heap trimmed: freed memory given back to the kernel").count == 2)
+    }
+
+    @Test("The policy: 16 MiB free for a first trim; after it, free memory grown by 16 MiB or the process by 8 MiB")
+    func policy() {
+        let mib = 1 << 20
+        var policy = HeapTrimPolicy()
+        #expect(!policy.shouldTrim(free: 16 * mib - 1, resident: 100 * mib))
+        #expect(policy.shouldTrim(free: 16 * mib, resident: 100 * mib))
+        #expect(policy.shouldTrim(free: 16 * mib, resident: nil))
+        policy.trimmed(free: 40 * mib, resident: 60 * mib)
+        // The pages it gave back still count free: no second trim for them.
+        #expect(!policy.shouldTrim(free: 40 * mib, resident: 60 * mib))
+        #expect(!policy.shouldTrim(free: 55 * mib, resident: 67 * mib))
+        #expect(policy.shouldTrim(free: 56 * mib, resident: 60 * mib))  // free memory grew by the threshold
+        #expect(policy.shouldTrim(free: 40 * mib, resident: 68 * mib))  // the process grew by half of it
+        #expect(!policy.shouldTrim(free: 40 * mib, resident: nil))  // no size to compare: free memory only
+        #expect(!policy.shouldTrim(free: 10 * mib, resident: 500 * mib))  // never under the threshold
     }
 }

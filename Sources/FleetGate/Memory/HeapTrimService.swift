@@ -3,7 +3,7 @@ import NIOCore
 import ServiceLifecycle
 
 /// Every ``interval``, gives the heap's freed memory back to the kernel when malloc holds more than
-/// ``threshold`` of it (``HeapTrim``), so a gateway's RSS falls back after a flood instead of staying
+/// its threshold (``HeapTrimPolicy``, ``HeapTrim``), so a gateway's RSS falls back after a flood instead of staying
 /// at its high-water mark until it restarts.
 ///
 /// Runs on the concurrency pool, never an event loop. Asking costs a walk of the free lists
@@ -14,43 +14,30 @@ import ServiceLifecycle
 struct HeapTrimService: Service {
     let logger: Logger
     var interval: Duration = .seconds(10)
-    /// Free bytes held by malloc worth a trim: 16 MiB.
-    var threshold = 16 << 20
+    /// When a trim is worth it (16 MiB free, and growth since the last).
+    var policy = HeapTrimPolicy()
 
     func run() async throws {
         try? await cancelWhenGracefulShutdown {
-            var last: LastTrim?
+            var policy = self.policy
             while true {
                 try await Task.sleep(for: self.interval)
-                last = self.trimIfWorthIt(after: last)
+                self.trimIfWorthIt(&policy)
             }
         }
     }
 
-    /// What the last trim saw: malloc's free bytes, and the resident bytes it left.
-    struct LastTrim: Equatable {
-        var free: Int
-        var resident: Int?
-    }
-
-    /// Trims when malloc holds ``threshold`` free and, since the last trim (`last`; nil before the first),
-    /// the process grew by half of it or the free memory by all of it. Pages a trim gave back stay counted
-    /// free, so without the second check it would trim, and say so, every interval; free memory that grew
-    /// since covers a trim taken during a flood, whose memory was freed only after (helper-117). Returns
-    /// what to compare with next time.
-    func trimIfWorthIt(after last: LastTrim?) -> LastTrim? {
+    /// Asks malloc and the process, trims when `policy` says so, and tells `policy` what the trim left.
+    func trimIfWorthIt(_ policy: inout HeapTrimPolicy) {
         let free = HeapTrim.freeBytes()
-        guard free >= self.threshold else { return last }
+        guard free >= policy.threshold else { return }  // the usual answer, without reading /proc
         let before = HeapTrim.residentBytes()
-        if let last {
-            var grew = free - last.free >= self.threshold
-            if let before, let resident = last.resident { grew = grew || before - resident >= self.threshold / 2 }
-            guard grew else { return last }
-        }
+        guard policy.shouldTrim(free: free, resident: before) else { return }
         let started = NIODeadline.now()
         HeapTrim.trim()
         let took = NIODeadline.now() - started
         let after = HeapTrim.residentBytes()
+        policy.trimmed(free: free, resident: after)
         self.logger.info(
             "Heap trimmed: freed memory given back to the kernel",
             metadata: [
@@ -58,6 +45,5 @@ struct HeapTrimService: Service {
                 "process.memory.rss.after": "\(after ?? 0)",
                 "fleet.trim.milliseconds": "\(took.nanoseconds / 1_000_000)",
             ])
-        return LastTrim(free: free, resident: after)
     }
 }
