@@ -6,19 +6,21 @@ cd "$(dirname "$0")/.."
 export FLEETGATE_PYTHON="${FLEETGATE_CACHE:-$HOME/.cache/fleetgate}/venv/bin/python"
 export FLEETGATE_MODEL="${FLEETGATE_CACHE:-$HOME/.cache/fleetgate}/models/SmolLM2-135M-Instruct.Q4_1.gguf"
 swift build --build-tests
-# Each step below has a time limit: past it the step is killed (its process group: the test runner and what
-# it started) and the tests that started and never ended are named, so a hang fails CI by name in minutes
-# instead of running into CI's own limit with nothing said (CI of 353c632: 5,400 s, no test named).
+# Each step below has a time limit: past it the step gets SIGINT (swift test passes it to the test runner's
+# own process group, and the children the tests started die with the runner), SIGKILL 60 s later, and the
+# tests that started and never ended are named, so a hang fails CI by name in minutes instead of running
+# into CI's own limit with nothing said (CI of 353c632: 5,400 s, no test named). Line-buffered: a killed
+# step's last lines (the hung test's "started") are not lost in a pipe's buffer (helper-118).
 limited() {
     local limit=$1; shift
     local log; log=$(mktemp)
     local rc=0
-    timeout -k 20 "$limit" "$@" 2>&1 | tee "$log" || rc=${PIPESTATUS[0]}
+    timeout -s INT -k 60 "$limit" stdbuf -oL -eL "$@" 2>&1 | tee "$log" || rc=${PIPESTATUS[0]}
     if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
-        echo "✘ TIME LIMIT: '$*' ran past ${limit} s and was killed. Tests started and never ended:"
-        sed -n 's/^◇ Test \(".*"\) started\.$/\1/p' "$log" | sort | uniq > "$log.started"
-        sed -n 's/^[✔✘] Test \(".*"\) \(with [0-9]* test cases \)\{0,1\}\(passed\|failed\).*/\1/p' "$log" \
-            | sort | uniq > "$log.ended"
+        echo "✘ TIME LIMIT (or killed, exit $rc): '$*', limit ${limit} s. Tests started and never ended:"
+        sed -n 's/^◇ Test \(.*\) started\.$/\1/p' "$log" | { grep -vx 'run' || true; } | sort -u > "$log.started"
+        sed -n -e 's/ with [0-9]* test cases* \(passed\|failed\) after/ \1 after/' \
+            -e 's/^\(✔\|✘\) Test \(.*\) \(passed\|failed\) after.*/\2/p' "$log" | sort -u > "$log.ended"
         comm -23 "$log.started" "$log.ended" | sed 's/^/    /'
         rm -f "$log.started" "$log.ended"
     fi

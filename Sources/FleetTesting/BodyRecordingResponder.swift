@@ -53,6 +53,8 @@ public final class BodyRecordingResponder: HTTPServerResponder {
 
         func streamDidClose(error: HTTPStreamError?) { self.inner.streamDidClose(error: error) }
 
-        func streamWritabilityDidChange(isWritable: Bool) { self.inner.streamWritabilityDidChange(isWritable: isWritable) }
+        func streamWritabilityDidChange(isWritable: Bool) {
+            self.inner.streamWritabilityDidChange(isWritable: isWritable)
+        }
     }
 }

@@ -39,6 +39,18 @@ public enum ChildExit {
         }
     }
 
+    /// Waits up to `timeout` for Foundation to reap `process` (`isRunning` false, the pid gone, not a zombie);
+    /// whether it did. For a test that needs the pid gone, not only the exit.
+    @discardableResult
+    public static func waitUntilReaped(_ process: Process, timeout: TimeInterval = 10) -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning {
+            if Date() >= deadline { return false }
+            usleep(2_000)
+        }
+        return true
+    }
+
     /// Waits up to `timeout` for `process` to exit without blocking a thread; its status, or nil if it still runs.
     public static func exit(of process: Process, timeout: Duration) async -> Int32? {
         let deadline = ContinuousClock.now + timeout

@@ -33,9 +33,23 @@ public enum ChildLauncher {
         var prepared: Prepared?
         try Self.thread.perform {
             prepared = prepare(process)
-            try process.run()
+            try Self.withNoSignalBlocked { try process.run() }
         }
         return prepared!
+    }
+
+    /// Runs `body` with no signal blocked on this thread. A child starts with the signal mask of the thread
+    /// that spawned it, and the launcher thread is made from a Swift concurrency or Dispatch thread, which
+    /// block SIGTERM and most others: every child ignored SIGTERM (a test's graceful stop was always the
+    /// SIGKILL after its grace, a tool past its timeout was never stopped, and the parent-death signal
+    /// stayed pending in a server that outlived its test process).
+    private static func withNoSignalBlocked<T>(_ body: () throws -> T) rethrows -> T {
+        var none = sigset_t()
+        var saved = sigset_t()
+        sigemptyset(&none)
+        pthread_sigmask(SIG_SETMASK, &none, &saved)
+        defer { pthread_sigmask(SIG_SETMASK, &saved, nil) }
+        return try body()
     }
 }
 

@@ -160,8 +160,12 @@ public func withFleet<R: Sendable>(
     let pool = CarPool()
     // Stopped in reverse: the gateway drains first (its cars are told to reconnect and their
     // streams finish), then the cars stop — as a gateway restart looks to a fleet.
-    let services = ServiceGroup(
-        configuration: .init(services: [.init(service: pool), .init(service: gateway)], logger: logger))
+    var serviceConfiguration = ServiceGroupConfiguration(
+        services: [.init(service: pool), .init(service: gateway)], logger: logger)
+    // A gateway or car that ignores cancellation crashes the test run with ServiceLifecycle's message after
+    // two minutes, rather than hanging it until CI's limit (helper-118: the wait below had no bound).
+    serviceConfiguration.maximumCancellationDuration = .seconds(120)
+    let services = ServiceGroup(configuration: serviceConfiguration)
 
     return try await withThrowingTaskGroup(of: Void.self) { tasks in
         tasks.addTask { try await services.run() }

@@ -69,17 +69,19 @@ public final class GatewayProcess {
             let pipe = Pipe()  // made on the launcher thread (ChildLauncher)
             process.standardError = pipe
             process.standardOutput = pipe
-            // The handler is cleared at EOF and at exit (Subprocess.run does the same): a FileHandle
-            // released with its handler set, or one left spinning at EOF, crashes libdispatch on Linux.
-            pipe.fileHandleForReading.readabilityHandler = { handle in
-                let data = handle.availableData
-                if data.isEmpty { handle.readabilityHandler = nil } else { output.append(data) }
-            }
             process.terminationHandler = { _ in
                 pipe.fileHandleForReading.readabilityHandler = nil
                 output.append(pipe.fileHandleForReading.readDataToEndOfFile())  // the trap's message, if any
             }
             return pipe
+        }
+        // Set once the process runs (a FileHandle released with its handler set crashes libdispatch on
+        // Linux, so not before a start that can fail), and cleared at EOF and at exit (Subprocess.run
+        // does the same): one left spinning at EOF crashes it too. What the gateway wrote meanwhile waits
+        // in the pipe.
+        pipe.fileHandleForReading.readabilityHandler = { handle in
+            let data = handle.availableData
+            if data.isEmpty { handle.readabilityHandler = nil } else { output.append(data) }
         }
         var ports: [String: Int] = [:]
         do {

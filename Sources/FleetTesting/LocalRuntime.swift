@@ -45,10 +45,13 @@ public final class LocalRuntime: Sendable {
         let port = try freeLoopbackPort()
         let process = Process()
         process.executableURL = URL(fileURLWithPath: python)
-        process.arguments = [
-            "-m", "llama_cpp.server", "--model", model, "--model_alias", Self.model, "--host", "127.0.0.1",
-            "--port", String(port), "--n_threads", "1", "--n_threads_batch", "1", "--n_ctx", "2048",
-        ] + (promptCache ? ["--cache", "true", "--cache_type", "ram", "--cache_size", String(Self.promptCacheBytes)] : [])
+        process.arguments =
+            [
+                "-m", "llama_cpp.server", "--model", model, "--model_alias", Self.model, "--host", "127.0.0.1",
+                "--port", String(port), "--n_threads", "1", "--n_threads_batch", "1", "--n_ctx", "2048",
+            ]
+            + (promptCache
+                ? ["--cache", "true", "--cache_type", "ram", "--cache_size", String(Self.promptCacheBytes)] : [])
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         process.standardInput = FileHandle.nullDevice
@@ -78,6 +81,9 @@ public final class LocalRuntime: Sendable {
     public func stop() {
         Subprocess.stop(self.process)
     }
+
+    /// A runtime nobody stopped (its test threw between two starts, helper-118) is stopped when released.
+    deinit { Subprocess.stop(self.process) }
 
     /// User + system CPU seconds the server has used (from /proc/<pid>/stat).
     public func cpuSeconds() -> Double {

@@ -165,38 +165,45 @@ extension RecordingStream {
     /// name instead of hanging the run until CI's own limit (CI of 353c632 timed out at 5,400 s).
     public func collect(timeout: Duration = .seconds(120)) async -> Collected {
         let events = self.events
-        let gathered = await withTaskGroup(of: Collected?.self) { group in
-            group.addTask { await Self.gather(events) }
+        let seen = SeenEvents()
+        let whole = await withTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                for await event in events { seen.record(event) }
+                return true
+            }
             group.addTask {
                 try? await Task.sleep(for: timeout)
-                return nil
+                return false
             }
-            let first = await group.next() ?? nil
+            let first = await group.next() ?? false
             group.cancelAll()
             return first
         }
-        if let gathered {
-            return (gathered.response, String(decoding: self.body, as: UTF8.self), gathered.error, gathered.ended)
+        if !whole {
+            if !Task.isCancelled {
+                FileHandle.standardError.write(
+                    Data("RecordingStream.collect: no end after \(timeout); the stream is reset\n".utf8))
+            }
+            self.reset()
         }
-        FileHandle.standardError.write(
-            Data("RecordingStream.collect: no end after \(timeout); the stream is reset\n".utf8))
-        self.reset()
-        return (nil, String(decoding: self.body, as: UTF8.self), nil, false)
+        let (response, error, ended) = seen.state.withLock { ($0.response, $0.error, $0.ended) }
+        return (response, String(decoding: self.body, as: UTF8.self), error, ended)
     }
+}
 
-    /// Reads `events` to their end (or until the task is cancelled).
-    private static func gather(_ events: AsyncStream<RecordedEvent>) async -> Collected {
-        var response: HTTPResponse?
-        var error: HTTPStreamError?
-        var ended = false
-        for await event in events {
+/// What ``RecordingStream/collect(timeout:)`` saw so far: kept apart from its reader, so a stream that does
+/// not end still gives the head it did get.
+private final class SeenEvents: Sendable {
+    let state = Mutex<(response: HTTPResponse?, error: HTTPStreamError?, ended: Bool)>((nil, nil, false))
+
+    func record(_ event: RecordedEvent) {
+        self.state.withLock { state in
             switch event {
-            case .response(let r): response = r
+            case .response(let r): state.response = r
             case .data: break
-            case .end: ended = true
-            case .closed(let e): error = e
+            case .end: state.ended = true
+            case .closed(let e): state.error = e
             }
         }
-        return (response, "", error, ended)
     }
 }

@@ -56,12 +56,21 @@ public enum Subprocess {
         DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: timer)
         defer { timer.cancel() }
         guard let status = await ChildExit.exit(of: process, timeout: .seconds(timeout + 15)) else {
+            // The task was cancelled (its test's time limit), or the tool outlived even its SIGKILL.
+            if Task.isCancelled {
+                process.terminate()
+                let pid = process.processIdentifier
+                DispatchQueue.global().asyncAfter(deadline: .now() + 5) {
+                    if ChildExit.status(of: process) == nil { kill(pid, SIGKILL) }
+                }
+                return Result(status: -1, stdout: "", stderr: "\(tool) was stopped: its task was cancelled")
+            }
             return Result(
                 status: -1, stdout: "", stderr: "\(tool) did not exit \(Int(timeout) + 15) s after it started")
         }
         let deadline = ContinuousClock.now + .seconds(5)
         while stdout.data == nil || stderr.data == nil, ContinuousClock.now < deadline {
-            try? await Task.sleep(for: .milliseconds(2))
+            do { try await Task.sleep(for: .milliseconds(2)) } catch { break }
         }
         guard let outData = stdout.data, let errData = stderr.data else {
             return Result(

@@ -16,7 +16,8 @@ struct DashboardTokenFileTests {
         let child = Process()
         child.executableURL = URL(fileURLWithPath: "/bin/true")
         try ChildLauncher.run(child)
-        ChildExit.wait(for: child)
+        // Reaped, not only exited: a zombie's pid still answers kill(pid, 0) (helper-118).
+        #expect(ChildExit.waitUntilReaped(child))
         let gone = "fleetgate-dashboard-\(child.processIdentifier)-ab12.token"
         let live = "fleetgate-dashboard-1-cd34.token"  // init runs
         let other = "unrelated-\(child.processIdentifier).token"

@@ -53,4 +53,18 @@ struct ChildExitTests {
         #expect(result.status == 3)
         #expect(result.stdout == "out\n" && result.stderr == "err\n")
     }
+
+    @Test("A child blocks no signal, though started from a Swift concurrency thread, which blocks most")
+    func childSignalMask() async throws {
+        let result = try await Subprocess.run("grep", ["SigBlk", "/proc/self/status"])
+        #expect(result.stdout.hasSuffix("0000000000000000\n"), "\(result.stdout)")
+    }
+
+    @Test("A tool past its timeout ends at its SIGTERM")
+    func timeoutStopsTool() async throws {
+        let started = ContinuousClock.now
+        let result = try await Subprocess.run("sh", ["-c", "exec sleep 60"], timeout: 1)
+        #expect(result.status == SIGTERM)
+        #expect(ContinuousClock.now - started < .seconds(4), "SIGTERM ignored: ended by the SIGKILL 5 s later")
+    }
 }
