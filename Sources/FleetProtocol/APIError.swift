@@ -83,10 +83,6 @@ public struct APIError: Error, Hashable, Sendable, CustomStringConvertible {
             status: 503, type: "server_error", code: "no_capacity_in_zone",
             message: "No car or central capacity in privacy zone '\(zone)' can serve this request now. Retry later.")
     }
-    /// 504: the request or the upstream timed out.
-    public static func timeout(_ message: String) -> Self {
-        Self(status: 504, type: "server_error", code: "timeout", message: message)
-    }
     /// 502: the upstream failed.
     public static func upstreamFailed(_ message: String) -> Self {
         Self(status: 502, type: "server_error", code: "upstream_error", message: message)
