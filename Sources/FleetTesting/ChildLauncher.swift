@@ -1,7 +1,7 @@
 public import Foundation
 
-/// Starts the long-running children of tests and of `fleet-load` (a gateway, agents, etcd, a
-/// model server) so that they die with their parent, even one killed with SIGKILL — which no
+/// Starts every child of tests and of `fleet-load` (a gateway, agents, etcd, a model server, and the
+/// tools `Subprocess.run` runs) so that they die with their parent, even one killed with SIGKILL — which no
 /// signal handler sees, and which left `fleetgate` running orphaned after a killed `fleet-load`.
 ///
 /// Each child starts under `setpriv --pdeathsig TERM` (util-linux, on every Debian): the kernel

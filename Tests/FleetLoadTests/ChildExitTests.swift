@@ -36,15 +36,14 @@ struct ChildExitTests {
     func runEndsPastHeldPipe() async throws {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("child-exit-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: file) }
-        let started = ContinuousClock.now
         let result = try await Subprocess.run("sh", ["-c", "sleep 60 & echo $! > \(file); echo hi"])
         let pid = Int32(
             (try? String(contentsOfFile: file, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "")
         if let pid { kill(pid, SIGKILL) }
         #expect(pid != nil)
         #expect(result.status == -1)
+        // The message is the proof it gave up: a run that waited for the pipe's EOF (the sleep's minute) has none.
         #expect(result.stderr.contains("its output was still open 5 s later"), "\(result.stderr)")
-        #expect(ContinuousClock.now - started < .seconds(30))
     }
 
     @Test("A tool's status and output, as before")
@@ -60,11 +59,11 @@ struct ChildExitTests {
         #expect(result.stdout.hasSuffix("0000000000000000\n"), "\(result.stdout)")
     }
 
-    @Test("A tool past its timeout ends at its SIGTERM")
+    @Test("A tool past its timeout ends at its SIGTERM, not at the SIGKILL 5 s later")
     func timeoutStopsTool() async throws {
-        let started = ContinuousClock.now
         let result = try await Subprocess.run("sh", ["-c", "exec sleep 60"], timeout: 1)
+        // With SIGTERM blocked (the old launcher) the status was SIGKILL's. No time is asserted: CI's parallel
+        // unit run once took 10.7 s for this on a loaded machine.
         #expect(result.status == SIGTERM)
-        #expect(ContinuousClock.now - started < .seconds(4), "SIGTERM ignored: ended by the SIGKILL 5 s later")
     }
 }
