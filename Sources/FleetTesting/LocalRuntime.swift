@@ -83,7 +83,7 @@ public final class LocalRuntime: Sendable {
     }
 
     /// A runtime nobody stopped (its test threw between two starts, helper-118) is stopped when released.
-    deinit { Subprocess.stop(self.process) }
+    deinit { self.stop() }
 
     /// User + system CPU seconds the server has used (from /proc/<pid>/stat).
     public func cpuSeconds() -> Double {

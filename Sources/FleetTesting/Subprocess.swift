@@ -45,24 +45,13 @@ public enum Subprocess {
         // once saw nghttp exit 0 with an empty stdout.)
         let stdout = Self.readToEnd(out.fileHandleForReading)
         let stderr = Self.readToEnd(err.fileHandleForReading)
-        let timer = DispatchWorkItem {
-            guard ChildExit.status(of: process) == nil else { return }
-            process.terminate()
-            let pid = process.processIdentifier
-            DispatchQueue.global().asyncAfter(deadline: .now() + 5) {
-                if ChildExit.status(of: process) == nil { kill(pid, SIGKILL) }
-            }
-        }
+        let timer = DispatchWorkItem { if ChildExit.status(of: process) == nil { Self.terminate(process) } }
         DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: timer)
         defer { timer.cancel() }
         guard let status = await ChildExit.exit(of: process, timeout: .seconds(timeout + 15)) else {
             // The task was cancelled (its test's time limit), or the tool outlived even its SIGKILL.
             if Task.isCancelled {
-                process.terminate()
-                let pid = process.processIdentifier
-                DispatchQueue.global().asyncAfter(deadline: .now() + 5) {
-                    if ChildExit.status(of: process) == nil { kill(pid, SIGKILL) }
-                }
+                Self.terminate(process)
                 return Result(status: -1, stdout: "", stderr: "\(tool) was stopped: its task was cancelled")
             }
             return Result(
@@ -79,6 +68,15 @@ public enum Subprocess {
         return Result(
             status: status, stdout: String(decoding: outData, as: UTF8.self),
             stderr: String(decoding: errData, as: UTF8.self))
+    }
+
+    /// SIGTERM now, and SIGKILL `killAfter` seconds later if `process` has not exited by then.
+    private static func terminate(_ process: Process, killAfter: TimeInterval = 5) {
+        process.terminate()
+        let pid = process.processIdentifier
+        DispatchQueue.global().asyncAfter(deadline: .now() + killAfter) {
+            if ChildExit.status(of: process) == nil { kill(pid, SIGKILL) }
+        }
     }
 
     /// What a pipe gave until its EOF: nil until then.
