@@ -17,9 +17,13 @@ struct HeapTrimPolicy: Equatable {
         self.threshold = threshold
     }
 
+    /// Whether a trim may be worth it at all with `free` bytes held by malloc: the cheap first question,
+    /// before the process's size is read.
+    func mayTrim(free: Int) -> Bool { free >= self.threshold }
+
     /// Whether to trim, with `free` bytes held by malloc and `resident` bytes in the process now.
     func shouldTrim(free: Int, resident: Int?) -> Bool {
-        guard free >= self.threshold else { return false }
+        guard self.mayTrim(free: free) else { return false }
         guard let lastFree = self.lastFree else { return true }
         if free - lastFree >= self.threshold { return true }
         if let resident, let lastResident = self.lastResident { return resident - lastResident >= self.threshold / 2 }

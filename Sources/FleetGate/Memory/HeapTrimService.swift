@@ -2,9 +2,9 @@ import Logging
 import NIOCore
 import ServiceLifecycle
 
-/// Every ``interval``, gives the heap's freed memory back to the kernel when malloc holds more than
-/// its threshold (``HeapTrimPolicy``, ``HeapTrim``), so a gateway's RSS falls back after a flood instead of staying
-/// at its high-water mark until it restarts.
+/// Every ``interval``, gives the heap's freed memory back to the kernel when malloc holds more than its
+/// threshold (``HeapTrimPolicy``, ``HeapTrim``), so a gateway's RSS falls back after a flood instead of
+/// staying at its high-water mark until it restarts.
 ///
 /// Runs on the concurrency pool, never an event loop. Asking costs a walk of the free lists
 /// (~0.3 ms with nothing to give back); a trim holds each arena's lock for a few milliseconds, so an
@@ -30,7 +30,7 @@ struct HeapTrimService: Service {
     /// Asks malloc and the process, trims when `policy` says so, and tells `policy` what the trim left.
     func trimIfWorthIt(_ policy: inout HeapTrimPolicy) {
         let free = HeapTrim.freeBytes()
-        guard free >= policy.threshold else { return }  // the usual answer, without reading /proc
+        guard policy.mayTrim(free: free) else { return }  // the usual answer, without reading /proc
         let before = HeapTrim.residentBytes()
         guard policy.shouldTrim(free: free, resident: before) else { return }
         let started = NIODeadline.now()
