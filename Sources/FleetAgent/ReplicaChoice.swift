@@ -25,7 +25,8 @@ import NIOCore
 ///    exponential ``Backoff``; a replica that failed waits out its own backoff, one that drains is
 ///    avoided for ``Configuration/avoidDraining`` seconds (while another tunnel is up the slot
 ///    waits that out rather than dial it: a replica says `reconnect` once, so a new tunnel to it
-///    would never hear it); the same replica again only when no other is known.
+///    would never hear it); the same replica again only when no other is known; among the rest,
+///    one the `reconnect` named, for as long (a replica moving cars to a newcomer names it).
 /// 4. One primary tunnel: the first to send its hello claims it; when it goes, the primary moves
 ///    to a surviving tunnel (``lost(slot:now:random:)`` says which), so the car stays one car in
 ///    the replicas' capacity digests.
@@ -93,6 +94,9 @@ package struct ReplicaChoice: Sendable {
         var notBefore = -Double.infinity
         /// Passed over (while another is known) until this time: it said it drains.
         var avoidUntil = -Double.infinity
+        /// Preferred over other replicas until this time: a `reconnect` named it (a replica moving
+        /// some of its cars to one that holds fewer names only that one).
+        var suggestedUntil = -Double.infinity
         var known: Bool { self.configured || !self.resolvedFrom.isEmpty || self.learned }
         /// The configured entries (or gateway-told addresses) it comes from: itself, and the names it resolved from.
         var sources: Set<Endpoint> {
@@ -256,7 +260,13 @@ package struct ReplicaChoice: Sendable {
                 self.replicas[endpoint]?.avoidUntil = now + self.configuration.avoidDraining
             }
         }
-        for endpoint in suggested { self.touch(endpoint) { $0.learned = true } }
+        let until = now + self.configuration.avoidDraining
+        for endpoint in suggested {
+            self.touch(endpoint) {
+                $0.learned = true
+                $0.suggestedUntil = until
+            }
+        }
     }
 
     // MARK: A slot's life
@@ -291,6 +301,8 @@ package struct ReplicaChoice: Sendable {
         var best = ready.filter { $0.failures == fewest }
         // A replica a gateway named is a replica for sure; a configured name may be a load balancer.
         if best.contains(where: \.learned) { best = best.filter(\.learned) }
+        // The replica a `reconnect` named (issue #21: a replica moving cars to a newcomer).
+        if best.contains(where: { $0.suggestedUntil > now }) { best = best.filter { $0.suggestedUntil > now } }
         let pick = best[min(best.count - 1, Int(random * Double(best.count)))]
         self.slots[slot] = .dialling(pick.endpoint)
         self.slotSources[slot] = pick.sources

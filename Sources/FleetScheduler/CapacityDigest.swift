@@ -8,6 +8,8 @@
 ///    quantised (so a few milliseconds of jitter is no change), JSON keys one letter long
 ///    (≈ 60–80 bytes an entry).
 /// 3. Say whether it changed (``sameCapacity(as:)``), so a replica publishes only on change.
+/// 4. Count the car tunnels connected per region (``k``), so a replica holding more than its share
+///    of a region's tunnels can move some to one holding fewer (``TunnelBalance``, in the gateway).
 ///
 /// Pure and `Codable`; the fleet simulator builds the same digests to model their staleness.
 public struct CapacityDigest: Codable, Sendable, Hashable {
@@ -57,18 +59,22 @@ public struct CapacityDigest: Codable, Sendable, Hashable {
     public var at: Double
     /// The pools.
     public var e: [Entry]
+    /// Car tunnels connected here per region, primary or not (`{}` when none); nil in a digest from
+    /// a replica that does not count them, which then takes no part in moving tunnels.
+    public var k: [String: Int]?
 
-    public init(replica: String, address: String, at: Double, entries: [Entry]) {
+    public init(replica: String, address: String, at: Double, entries: [Entry], tunnels: [String: Int]? = nil) {
         self.r = replica
         self.a = address
         self.at = at
         self.e = entries
+        self.k = tunnels
     }
 
     /// Whether the capacity is the same as `other`'s (ignoring when each was built).
     public func sameCapacity(as other: CapacityDigest?) -> Bool {
         guard let other else { return false }
-        return self.r == other.r && self.a == other.a && self.e == other.e
+        return self.r == other.r && self.a == other.a && self.e == other.e && self.k == other.k
     }
 
     /// The entry for (zone, model).
@@ -94,7 +100,8 @@ public struct CapacityDigest: Codable, Sendable, Hashable {
 extension FleetRegistry {
     /// Builds this replica's digest: per (zone, model) pool with a car able to take a job, its
     /// available cars, free slots and the best ``CapacityDigest/bestCount`` predicted TTFTs for a
-    /// reference request of `promptTokens` (the policy's own ranking, one decision per pool).
+    /// reference request of `promptTokens` (the policy's own ranking, one decision per pool); and
+    /// the tunnels connected per region.
     public func digest(replica: String, address: String, at: Double, now: Double, promptTokens: Int = 100)
         -> CapacityDigest
     {
@@ -112,6 +119,7 @@ extension FleetRegistry {
         }
         entries.sort { ($0.s, $0.z, $0.m) > ($1.s, $1.z, $1.m) }
         return CapacityDigest(
-            replica: replica, address: address, at: at, entries: Array(entries.prefix(CapacityDigest.maxEntries)))
+            replica: replica, address: address, at: at, entries: Array(entries.prefix(CapacityDigest.maxEntries)),
+            tunnels: self.tunnelsByRegion)
     }
 }

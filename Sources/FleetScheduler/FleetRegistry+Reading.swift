@@ -55,6 +55,11 @@ extension FleetRegistry {
         self.storage.withLock { $0.carsByRegion[region] ?? 0 }
     }
 
+    /// Cars connected per region, regions without one left out.
+    public var tunnelsByRegion: [String: Int] {
+        self.storage.withLock { $0.carsByRegion.filter { $0.value > 0 } }
+    }
+
     /// Number of cars connected.
     public var count: Int { self.storage.withLock { $0.count } }
 

@@ -140,6 +140,22 @@ struct ReplicaChoiceTests {
         #expect(result86 == .dial(Self.a))
     }
 
+    @Test(
+        "A replica moving cars to a newcomer names it: the tunnel goes there, not to another replica it knows",
+        arguments: [0.0, 0.5, 0.99])
+    func movedToTheNamedReplica(random: Double) {
+        let d = Endpoint(host: "10.0.0.4", port: 7443)
+        var choice = Self.choice([Self.a, Self.b])
+        _ = Self.connectAll(&choice)
+        choice.learned([Self.b, Self.c, d], from: Self.a, slot: 0)
+        choice.draining(slot: 0, suggested: [d], now: 0)  // A moves this tunnel to D
+        _ = choice.lost(slot: 0, now: 0.1, random: random)
+        var expired = choice
+        #expect(choice.next(slot: 0, now: 1, random: random) == .dial(d))
+        // The preference lasts as long as the avoidance: later, the first of the others (D is the last known).
+        #expect(expired.next(slot: 0, now: 40, random: 0) != .dial(d))
+    }
+
     @Test("In a cluster every record of a host name is a replica; a record that disappears is forgotten")
     func resolvedNames() {
         var choice = Self.choice([])

@@ -430,4 +430,67 @@ struct ClusterTests {
         #expect(violations == 0)
         #expect(Set(records.map(\.requestID)).isSuperset(of: expectedZone.keys))
     }
+
+    @Test("A replica added later takes its share of the cars already connected; a stream in flight is not moved")
+    func scaleOut() async throws {
+        let etcd = try await EtcdProcess.start()
+        defer { etcd.stop() }
+        let a = try await Self.replica("a", etcd: etcd)
+        let b = try await Self.replica("b", etcd: etcd)
+        defer { [a, b].forEach { $0.stop() } }
+        // Six cars, two tunnels each, configured with A and B: twelve tunnels, six on each.
+        let log = temporaryJobLog("cluster-scale-out")
+        let cars = try (0..<6).map { i in
+            try AgentProcess(
+                vehicleID: "spread-\(i)", region: "eu-central", token: try a.credential(vehicleID: "spread-\(i)"),
+                tunnelPort: a.tunnelPort, jobLog: log,
+                extra: ["--also-gateway", "127.0.0.1:\(b.tunnelPort)", "--slots", "4", "--decode-tps", "30"])
+        }
+        defer { cars.forEach { $0.stop() } }
+        try await a.waitForCars(6)
+        try await b.waitForCars(6)
+        // Two streams in flight (3 s each) through A when C joins: their cars are not idle.
+        var streams: [(String, RecordingClient, RecordingStream)] = []
+        for i in 0..<2 {
+            let prompt = "scale out \(i)"
+            let (client, stream) = try await Self.post(
+                a, origin: Self.eu, id: "spread-\(i)", prompt: prompt, maxTokens: 90)
+            streams.append((prompt, client, stream))
+        }
+        let c = try await Self.replica("c", etcd: etcd)
+        defer { c.stop() }
+        let joined = ContinuousClock.now
+        // The share is 4 of 12: A and B move two each (idle tunnels, after 5 s out of balance).
+        try await waitUntil(timeout: .seconds(60), "four tunnels on each replica") {
+            var counts: [Int] = []
+            for gateway in [a, b, c] { counts.append(try await Self.readyCount(gateway, "cars") ?? -1) }
+            return counts == [4, 4, 4]
+        }
+        let spread = ContinuousClock.now - joined
+        for (prompt, client, stream) in streams {
+            let collected = await stream.collect()
+            client.close()
+            let result = streamResult(collected)
+            #expect(result.done && result.text == referenceText(prompt: prompt, maxTokens: 90), "\(prompt)")
+        }
+        // C's cars serve C's own traffic, and the cars still count once each in the digests.
+        let (client, stream) = try await Self.post(c, origin: Self.eu, id: "spread-at-c", prompt: "at c", maxTokens: 5)
+        let collected = await stream.collect()
+        client.close()
+        #expect(streamResult(collected).status == 200, "\(collected.body.prefix(200))")
+        try await waitUntil(timeout: .seconds(10), "six cars counted once across the replicas") {
+            var remote = 0
+            for gateway in [a, b, c] { remote += try await Self.readyCount(gateway, "remoteCars") ?? 0 }
+            // Each replica counts the others' primaries: the three sums add every car twice.
+            return remote == 12
+        }
+        var moved: [Int] = []
+        for gateway in [a, b] {
+            let metrics = try await gateway.get("/metrics", admin: true).body
+            let line = metrics.split(separator: "\n").first { $0.hasPrefix("fleet_cluster_tunnels_moved_total ") }
+            moved.append(line.flatMap { Int($0.split(separator: " ").last ?? "") } ?? 0)
+        }
+        #expect(moved.reduce(0, +) >= 4, "\(moved)")
+        print("cluster: a new replica held its share (4 of 12 tunnels) \(spread) after it joined; moved \(moved)")
+    }
 }

@@ -1,3 +1,4 @@
+import FleetHTTP2
 import FleetProtocol
 import FleetScheduler
 
@@ -23,6 +24,24 @@ extension CarSession {
         return ControlMessage(
             type: .reconnect, to: cluster.otherTunnels(region: region), from: cluster.tunnelAddress,
             reason: "gateway draining")
+    }
+
+    /// Moves this tunnel to the replica at `address` (``TunnelBalance``): the car gets no new work
+    /// here, hears `reconnect` naming that replica (its agent dials it next), and the tunnel closes
+    /// (GOAWAY) once its streams finish. Nothing when the car is told to leave already.
+    /// - Returns: whether the tunnel was moved.
+    @discardableResult
+    func move(to address: String) -> Bool {
+        guard let id = self.carID, let cluster = self.core.cluster, !self.leavingRemovedRegion, !self.core.isDraining,
+            self.core.registry.snapshot(id)?.draining == false
+        else { return false }
+        self.core.registry.setDraining(id)
+        self.send(
+            ControlMessage(
+                type: .reconnect, to: [address], from: cluster.tunnelAddress,
+                reason: "rebalancing: another replica holds fewer of the region's cars"))
+        self.handle.onLoop.beginGracefulShutdown()
+        return true
     }
 
     /// A state message's `primary` (issue #21): the car's primary tunnel to another replica went

@@ -23,7 +23,9 @@ import Synchronization
 ///    `<prefix>quarantine/<vehicle>` (no lease: it outlives the replica; `etcdctl del` lifts it), and
 ///    every replica refuses and closes the cars etcd lists there.
 /// 5. Peers: one HTTP/2 connection (h2c prior knowledge) to each other replica's internal listener.
-/// 6. Degradation: when etcd cannot be reached the replica keeps serving its own cars, says so in
+/// 6. Scaling out: idle car tunnels move from a replica holding more than its share of a region's to
+///    one holding fewer (`rebalance()`, ``TunnelBalance``), so a replica added later gets cars too.
+/// 7. Degradation: when etcd cannot be reached the replica keeps serving its own cars, says so in
 ///    `fleet_cluster_degraded` and `/readyz`'s detail, and retries every second. Readiness never
 ///    depends on etcd.
 ///
@@ -41,7 +43,7 @@ final class ClusterService: Service, Sendable {
         self.logger = logger
     }
 
-    private var configuration: GatewayConfiguration.Cluster { self.view.configuration }
+    var configuration: GatewayConfiguration.Cluster { self.view.configuration }
     private var memberKey: String { self.configuration.prefix + "members/" + self.view.replicaID }
     private var digestKey: String { self.configuration.prefix + "digests/" + self.view.replicaID }
 
@@ -58,6 +60,7 @@ final class ClusterService: Service, Sendable {
                 group.addTask { await self.membership(etcd, lease: lease) }
                 group.addTask { await self.watch(etcd) }
                 group.addTask { await self.peers() }
+                group.addTask { await self.rebalance() }
             }
         }
         // Deregister: revoking the lease deletes our keys at once (bounded: etcd may be gone).

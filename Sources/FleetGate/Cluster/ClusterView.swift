@@ -80,6 +80,8 @@ public final class ClusterView: Sendable {
     let etcdWriteBytes: Counter
     let digestsPublished: Counter
     let digestBytes: Gauge
+    /// Car tunnels this replica moved to replicas holding fewer (``TunnelBalance``).
+    let tunnelsMoved: Counter
 
     init(configuration: GatewayConfiguration.Cluster, fleetSecret: String, factory: any MetricsFactory) {
         self.configuration = configuration
@@ -96,6 +98,7 @@ public final class ClusterView: Sendable {
         self.etcdWriteBytes = Counter(label: "fleet_cluster_etcd_write_bytes_total", factory: factory)
         self.digestsPublished = Counter(label: "fleet_cluster_digests_published_total", factory: factory)
         self.digestBytes = Gauge(label: "fleet_cluster_digest_bytes", factory: factory)
+        self.tunnelsMoved = Counter(label: "fleet_cluster_tunnels_moved_total", factory: factory)
         self.degradedGauge.record(1)
     }
 
@@ -132,6 +135,22 @@ public final class ClusterView: Sendable {
         self.state.withLock { s in
             s.memberTunnels.filter { $0.key != self.replicaID && $0.value.regions.contains(region) }
                 .map(\.value.address).sorted()
+        }
+    }
+
+    /// The other live replicas serving `region` whose digests count their tunnels, with their
+    /// tunnel addresses and the region's tunnels there (``TunnelBalance``); nil while the watch is
+    /// stale (no moves on an old picture).
+    func tunnelPeers(region: String, now: Double) -> [TunnelBalance.Peer]? {
+        let maxAge = self.configuration.maxDigestAgeSeconds
+        return self.state.withLock { s in
+            guard s.watching || now - s.watchHealthyAt < maxAge else { return nil }
+            return s.memberTunnels.compactMap { replica, member -> TunnelBalance.Peer? in
+                guard replica != self.replicaID, member.regions.contains(region),
+                    let tunnels = s.digests[replica]?.k
+                else { return nil }
+                return TunnelBalance.Peer(address: member.address, tunnels: tunnels[region] ?? 0)
+            }
         }
     }
 

@@ -38,6 +38,13 @@ extension GatewayConfiguration {
         public var forwardMarginMilliseconds: Double = 200
         /// A digest older than this is not trusted for forwarding.
         public var maxDigestAgeSeconds: Double = 5
+        /// The most idle car tunnels this replica moves to replicas holding fewer in one round
+        /// (``TunnelBalance``; a round every ``rebalanceRoundSeconds`` at most); 0 never moves any.
+        public var rebalanceMaxMoves: Int = 32
+
+        /// The least time between two rounds that moved tunnels: enough for the moved cars to
+        /// dial their new replica and its digest to say so.
+        public var rebalanceRoundSeconds: Double { max(5, 4 * self.publishIntervalSeconds) }
 
         /// Whether clustering is on.
         public var enabled: Bool { !self.etcdEndpoints.isEmpty }
@@ -60,6 +67,8 @@ extension GatewayConfiguration.Cluster {
     /// - `advertiseTunnelAddress` (string, default empty): `host:port` cars dial for this replica. Restart.
     /// - `peerPingIntervalSeconds` (double, default 1, 0.1…60), `peerPingTimeoutSeconds` (double, default 2,
     ///   0.1…60): keepalive PINGs to other replicas. Restart.
+    /// - `rebalanceMaxMoves` (int, default 32, 0…10000): idle car tunnels moved a round to replicas holding
+    ///   fewer; 0 moves none. Restart.
     public init(config: ConfigReader) throws {
         self.init()
         self.etcdEndpoints = try config.strings("etcdEndpoints")
@@ -85,16 +94,19 @@ extension GatewayConfiguration.Cluster {
         self.maxDigestAgeSeconds = try config.double("maxDigestAgeSeconds", in: 0.1...3_600)
         self.advertiseTunnelAddress = try config.string("advertiseTunnelAddress")
         if !self.advertiseTunnelAddress.isEmpty {
-            guard let colon = self.advertiseTunnelAddress.lastIndex(of: ":"), colon != self.advertiseTunnelAddress.startIndex,
+            guard let colon = self.advertiseTunnelAddress.lastIndex(of: ":"),
+                colon != self.advertiseTunnelAddress.startIndex,
                 let port = Int(self.advertiseTunnelAddress[self.advertiseTunnelAddress.index(after: colon)...]),
                 1...65535 ~= port
             else {
                 throw ConfigurationError(
-                    .invalidValue, key: "advertiseTunnelAddress", value: self.advertiseTunnelAddress, "is not host:port")
+                    .invalidValue, key: "advertiseTunnelAddress", value: self.advertiseTunnelAddress, "is not host:port"
+                )
             }
         }
         self.peerPingIntervalSeconds = try config.double("peerPingIntervalSeconds", in: 0.1...60)
         self.peerPingTimeoutSeconds = try config.double("peerPingTimeoutSeconds", in: 0.1...60)
+        self.rebalanceMaxMoves = try config.int("rebalanceMaxMoves", in: 0...10_000)
     }
 
     static var configKeys: ConfigSchema {
@@ -105,8 +117,10 @@ extension GatewayConfiguration.Cluster {
                 "etcd client URLs (v3 JSON gateway); empty: one replica, no clustering. Restart.",
                 aliases: ["--etcd"]),
             .string("prefix", d.prefix, "etcd key prefix shared by one fleet's replicas. Restart."),
-            .string("replicaID", d.replicaID, "This replica's name in etcd (empty: host name and internal port). Restart."),
-            .int("leaseTTLSeconds", d.leaseTTLSeconds, "Membership lease TTL; a dead replica is out within it. Restart."),
+            .string(
+                "replicaID", d.replicaID, "This replica's name in etcd (empty: host name and internal port). Restart."),
+            .int(
+                "leaseTTLSeconds", d.leaseTTLSeconds, "Membership lease TTL; a dead replica is out within it. Restart."),
             .double(
                 "publishIntervalSeconds", d.publishIntervalSeconds,
                 "How often the capacity digest is published, only when it changed. Restart."),
@@ -114,7 +128,8 @@ extension GatewayConfiguration.Cluster {
             .int("internalPort", d.internalPort, "Port of the internal listener (h2c). Restart."),
             .string(
                 "advertiseAddress", d.advertiseAddress,
-                "host:port other replicas dial for the internal listener (empty: internalHost and the bound port). Restart."),
+                "host:port other replicas dial for the internal listener (empty: internalHost and the bound port). Restart."
+            ),
             .double(
                 "forwardMarginMilliseconds", d.forwardMarginMilliseconds,
                 "Forward when a remote digest's best TTFT beats the best local car by this much, ms. Restart."),
@@ -123,13 +138,18 @@ extension GatewayConfiguration.Cluster {
                 "A remote digest older than this is not used for forwarding. Restart."),
             .string(
                 "advertiseTunnelAddress", d.advertiseTunnelAddress,
-                "host:port cars dial for this replica, told to other replicas' cars (empty: the tunnel listener's). Restart."),
+                "host:port cars dial for this replica, told to other replicas' cars (empty: the tunnel listener's). Restart."
+            ),
             .double(
                 "peerPingIntervalSeconds", d.peerPingIntervalSeconds,
                 "Keepalive PING interval on connections to other replicas. Restart."),
             .double(
                 "peerPingTimeoutSeconds", d.peerPingTimeoutSeconds,
                 "A replica that leaves a keepalive PING unanswered this long is dropped. Restart."),
+            .int(
+                "rebalanceMaxMoves", d.rebalanceMaxMoves,
+                "Idle car tunnels moved a round (every 5 s at most) to replicas holding fewer of their region's; 0: none. Restart."
+            ),
         ])
     }
 }
