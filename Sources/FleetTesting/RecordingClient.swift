@@ -73,6 +73,20 @@ public final class RecordingStream: Sendable {
         let box = self.streamBox
         self.loop.execute { box.value?.reset(.cancel) }
     }
+
+    /// Ends ``events`` after `timeout` unless the stream closed before: it is reset, ``events``
+    /// finishes (whatever the connection does) and a line goes to standard error. Bounds a test's
+    /// own `for await` over ``events`` as ``collect(timeout:)`` bounds itself; cancel the returned
+    /// task once the loop is done.
+    public func bound(_ timeout: Duration = .seconds(120)) -> Task<Void, Never> {
+        Task { [self] in
+            do { try await Task.sleep(for: timeout) } catch { return }
+            FileHandle.standardError.write(
+                Data("RecordingStream.bound: events not done after \(timeout); the stream is reset\n".utf8))
+            self.reset()
+            self.continuation.finish()
+        }
+    }
 }
 
 final class RecordingDelegate: HTTPStreamDelegate {

@@ -40,6 +40,8 @@ struct BodyBudgetTests {
         _ stream: RecordingStream, beforeEnding: () async throws -> Void = {}
     ) async rethrows -> (response: HTTPResponse?, body: String, error: HTTPStreamError?) {
         var response: HTTPResponse?
+        let bound = stream.bound()
+        defer { bound.cancel() }
         for await event in stream.events {
             if case .response(let head) = event { response = head }
             if case .end = event { break }

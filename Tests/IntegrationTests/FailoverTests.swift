@@ -400,7 +400,9 @@ struct FailoverTests {
             let (stream, filler, gateway) = (pair.long, pair.short, fleet.gateway.core)
             try await pair.longCarLeaves(fleet)
             var trailers: HTTPFields?
+            let bound = stream.bound()
             for await event in stream.events { if case .end(let fields) = event { trailers = fields } }
+            bound.cancel()
             let result = streamResult(await stream.collect())
             #expect(result.done && result.errorCode == nil)
             #expect(result.text == referenceText(prompt: "finishes while waiting", maxTokens: 40))

@@ -323,6 +323,8 @@ func withTimeout<T: Sendable>(_ timeout: Duration, _ body: @escaping @Sendable (
 extension RecordingStream {
     /// The response head, or nil when the stream closed without one.
     func firstResponse() async -> HTTPResponse? {
+        let bound = self.bound()
+        defer { bound.cancel() }
         for await event in self.events {
             if case .response(let response) = event { return response }
         }

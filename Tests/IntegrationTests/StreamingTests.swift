@@ -119,6 +119,8 @@ struct StreamingTests {
             let stream = try await client.post(
                 "/v1/chat/completions", json: chatBody(stream: true, maxTokens: 50, prompt: "Hi"))
             var text = ""
+            let bound = stream.bound()
+            defer { bound.cancel() }
             for await event in stream.events {
                 if case .data(let data) = event {
                     text += String(buffer: data)
@@ -167,9 +169,11 @@ struct StreamingTests {
                             let stream = try await client.post(
                                 "/v1/chat/completions",
                                 json: chatBody(stream: true, maxTokens: 200, prompt: "cancel \(connection) \(i)"))
+                            let bound = stream.bound()
                             for await event in stream.events {
                                 if case .data = event { break }
                             }
+                            bound.cancel()
                             stream.reset()
                             cancelled += 1
                         }
