@@ -260,6 +260,8 @@ package struct ReplicaChoice: Sendable {
                 self.replicas[endpoint]?.avoidUntil = now + self.configuration.avoidDraining
             }
         }
+        // The last `reconnect` says where to go: an earlier one's suggestions no longer hold.
+        for endpoint in self.order { self.replicas[endpoint]?.suggestedUntil = -.infinity }
         let until = now + self.configuration.avoidDraining
         for endpoint in suggested {
             self.touch(endpoint) {

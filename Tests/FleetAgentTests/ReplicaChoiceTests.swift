@@ -151,7 +151,11 @@ struct ReplicaChoiceTests {
         choice.draining(slot: 0, suggested: [d], now: 0)  // A moves this tunnel to D
         _ = choice.lost(slot: 0, now: 0.1, random: random)
         var expired = choice
+        var redirected = choice
         #expect(choice.next(slot: 0, now: 1, random: random) == .dial(d))
+        // A later `reconnect` (slot 1's replica B names C) replaces the earlier suggestion.
+        redirected.draining(slot: 1, suggested: [Self.c], now: 0.5)
+        #expect(redirected.next(slot: 0, now: 1, random: random) == .dial(Self.c))
         // The preference lasts as long as the avoidance: later, the first of the others (D is the last known).
         #expect(expired.next(slot: 0, now: 40, random: 0) != .dial(d))
     }

@@ -12,13 +12,14 @@ struct ClusterTests {
     static let eu = "89.160.20.112"  // SE in MaxMind's test database
     static let us = "216.160.83.56"  // US
 
-    static func replica(_ name: String, etcd: EtcdProcess) async throws -> GatewayProcess {
-        try await GatewayProcess.start([
-            "--etcd", etcd.clientURL, "--cluster-replica-id", name, "--cluster-internal-port", "0",
-            "--cluster-lease-ttlseconds", "3", "--cluster-publish-interval-seconds", "0.25",
-            "--cluster-max-digest-age-seconds", "2",
-            "--geo-database-file", cityTestDatabase, "--geo-trusted-proxies", "127.0.0.1/32",
-        ])
+    static func replica(_ name: String, etcd: EtcdProcess, extra: [String] = []) async throws -> GatewayProcess {
+        try await GatewayProcess.start(
+            [
+                "--etcd", etcd.clientURL, "--cluster-replica-id", name, "--cluster-internal-port", "0",
+                "--cluster-lease-ttlseconds", "3", "--cluster-publish-interval-seconds", "0.25",
+                "--cluster-max-digest-age-seconds", "2",
+                "--geo-database-file", cityTestDatabase, "--geo-trusted-proxies", "127.0.0.1/32",
+            ] + extra)
     }
 
     static func post(
@@ -435,8 +436,10 @@ struct ClusterTests {
     func scaleOut() async throws {
         let etcd = try await EtcdProcess.start()
         defer { etcd.stop() }
-        let a = try await Self.replica("a", etcd: etcd)
-        let b = try await Self.replica("b", etcd: etcd)
+        // Out of balance for 2 s (not the default 40) before a replica moves tunnels.
+        let soon = ["--cluster-rebalance-after-seconds", "2"]
+        let a = try await Self.replica("a", etcd: etcd, extra: soon)
+        let b = try await Self.replica("b", etcd: etcd, extra: soon)
         defer { [a, b].forEach { $0.stop() } }
         // Six cars, two tunnels each, configured with A and B: twelve tunnels, six on each.
         let log = temporaryJobLog("cluster-scale-out")
@@ -457,10 +460,10 @@ struct ClusterTests {
                 a, origin: Self.eu, id: "spread-\(i)", prompt: prompt, maxTokens: 90)
             streams.append((prompt, client, stream))
         }
-        let c = try await Self.replica("c", etcd: etcd)
+        let c = try await Self.replica("c", etcd: etcd, extra: soon)
         defer { c.stop() }
         let joined = ContinuousClock.now
-        // The share is 4 of 12: A and B move two each (idle tunnels, after 5 s out of balance).
+        // The share is 4 of 12: A and B move two each (idle tunnels, after 2 s out of balance).
         try await waitUntil(timeout: .seconds(60), "four tunnels on each replica") {
             var counts: [Int] = []
             for gateway in [a, b, c] { counts.append(try await Self.readyCount(gateway, "cars") ?? -1) }

@@ -72,6 +72,8 @@ enum MetricHelp {
         "fleet_cluster_degraded": "1 while the cluster store cannot be reached.",
         "fleet_cluster_digest_bytes": "Size of this replica's published fleet digest.",
         "fleet_cluster_digests_published_total": "Fleet digests this replica published.",
+        "fleet_cluster_tunnels_moved_total":
+            "Car tunnels this replica asked to move to replicas holding fewer of their region's.",
         "fleet_cluster_etcd_writes_total": "Writes to etcd.",
         "fleet_cluster_etcd_write_bytes_total": "Bytes written to etcd.",
         "fleet_cluster_forwarded_total": "Requests this replica forwarded to another replica.",

@@ -5,69 +5,81 @@ import Logging
 
 extension ClusterService {
     /// Issue #21, scaling out: moves idle car tunnels from this replica to replicas holding fewer
-    /// of their region's (``TunnelBalance``), so a replica added to the cluster takes its share of
-    /// the cars already connected. Looks every publish interval (at least every second) and moves
-    /// only once a region has looked out of balance for
-    /// ``GatewayConfiguration/Cluster/rebalanceRoundSeconds`` (cars connecting after a restart, or
-    /// dialling their second tunnel, make a passing imbalance that needs no move); after a round that
-    /// moved any, waits as long for the digests to show the moves. Never while this replica drains
-    /// or its picture of the others is stale.
+    /// of their region's (``TunnelBalance``, over time ``TunnelRebalancing``), so a replica added to
+    /// the cluster takes its share of the cars already connected. Looks every publish interval (at
+    /// least every second); after a look that moved tunnels, waits
+    /// ``GatewayConfiguration/Cluster/rebalanceRoundSeconds`` for the digests to show them. Never
+    /// while this replica drains or its picture of the others is stale.
     func rebalance() async {
-        let balance = TunnelBalance(maxMoves: self.configuration.rebalanceMaxMoves)
-        guard balance.maxMoves > 0 else { return }
+        guard self.configuration.rebalanceMaxMoves > 0 else { return }
         let look = max(1, self.configuration.publishIntervalSeconds)
-        var unbalancedSince: [String: Double] = [:]
+        var rebalancing = TunnelRebalancing(
+            balance: TunnelBalance(address: self.view.tunnelAddress),
+            holdSeconds: self.configuration.rebalanceAfterSeconds)
         while !Task.isCancelled {
-            let moved = self.core.isDraining ? 0 : self.rebalanceRound(balance, unbalancedSince: &unbalancedSince)
+            let moved = self.core.isDraining ? 0 : self.rebalanceLook(&rebalancing)
             let pause = moved > 0 ? self.configuration.rebalanceRoundSeconds : look
             try? await Task.sleep(for: .milliseconds(Int64(pause * 1_000)))
         }
     }
 
-    /// One look over the regions this replica holds tunnels of: moves those out of balance for
-    /// long enough; returns the tunnels moved.
-    func rebalanceRound(_ balance: TunnelBalance, unbalancedSince: inout [String: Double]) -> Int {
+    /// One look over the regions this replica holds tunnels of, `cluster.rebalanceMaxMoves` moves
+    /// at most over all of them; returns the tunnels moved.
+    func rebalanceLook(_ rebalancing: inout TunnelRebalancing) -> Int {
         let now = self.core.now
-        var moved = 0
+        // The tunnel address is known once the listener is bound (the loop may start before).
+        rebalancing.balance.address = self.view.tunnelAddress
+        // Remainders of proportional shares start at a place of this replica's own (FNV-1a of its id).
+        let rotation = Int(self.view.replicaID.utf8.reduce(UInt32(2_166_136_261)) { ($0 ^ UInt32($1)) &* 16_777_619 })
+        var budget = self.configuration.rebalanceMaxMoves
         let held = self.core.registry.tunnelsByRegion
-        unbalancedSince = unbalancedSince.filter { held[$0.key] != nil }
-        for (region, own) in held.sorted(by: { $0.key < $1.key }) {
-            guard let peers = self.view.tunnelPeers(region: region, now: now) else { return moved }
-            let moves = balance.plan(own: own, peers: peers)
-            guard !moves.isEmpty else {
-                unbalancedSince[region] = nil
-                continue
+        rebalancing.begin(held: held.keys, now: now)
+        for (region, own) in held.sorted(by: { $0.key < $1.key }) where budget > 0 {
+            guard let peers = self.view.tunnelPeers(region: region, now: now) else { break }
+            let look = rebalancing.look(
+                region: region, own: own, peers: peers, budget: budget, rotation: rotation, now: now)
+            for peer in look.unarrived {
+                self.logger.warning(
+                    "Car tunnels moved to another replica did not arrive there; not moving any there for 5 minutes (can cars reach its cluster.advertiseTunnelAddress?)",
+                    metadata: [
+                        "fleet.region": "\(region)", "fleet.replica.tunnel": "\(peer.address)",
+                        "fleet.tunnels.there": "\(peer.tunnels)",
+                    ])
             }
-            let since = unbalancedSince[region] ?? now
-            unbalancedSince[region] = since
-            guard now - since >= self.configuration.rebalanceRoundSeconds else { continue }
-            unbalancedSince[region] = nil
-            let tunnels = self.core.registry.all().filter { $0.descriptor.region == region }.shuffled().map {
-                TunnelBalance.Tunnel(
-                    car: $0.id, primary: $0.descriptor.primary, inFlight: $0.inFlight, draining: $0.draining)
-            }
-            var chosen = TunnelBalance.choose(moves.reduce(0) { $0 + $1.count }, from: tunnels)[...]
-            var sent: [String] = [], regionMoved = 0
-            for move in moves {
-                let cars = chosen.prefix(move.count).compactMap { self.core.tunnels.handle(for: $0) }
-                chosen = chosen.dropFirst(move.count)
-                guard !cars.isEmpty else { continue }
-                for handle in cars {
-                    handle.execute { handler in _ = (handler.delegate as? CarSession)?.move(to: move.address) }
-                }
-                regionMoved += cars.count
-                sent.append("\(move.address)=\(cars.count)")
-            }
-            guard regionMoved > 0 else { continue }
-            moved += regionMoved
-            self.view.tunnelsMoved.increment(by: regionMoved)
+            guard !look.moves.isEmpty else { continue }
+            let made = self.move(region: region, look.moves)
+            rebalancing.moved(region: region, made, peers: peers)
+            let count = made.reduce(0) { $0 + $1.count }
+            guard count > 0 else { continue }
+            budget -= count
+            self.view.tunnelsMoved.increment(by: count)
             self.logger.info(
                 "Moving idle car tunnels to replicas holding fewer of the region's",
                 metadata: [
                     "fleet.region": "\(region)", "fleet.tunnels.here": "\(own)",
-                    "fleet.tunnels.moves": "\(sent.joined(separator: ","))",
+                    "fleet.tunnels.moves": "\(made.map { "\($0.address)=\($0.count)" }.joined(separator: ","))",
                 ])
         }
-        return moved
+        return self.configuration.rebalanceMaxMoves - budget
+    }
+
+    /// Asks idle cars of `region` to move as `moves` say (``CarSession/move(to:)`` on each tunnel's
+    /// event loop); returns the moves made, fewer when too few cars were idle.
+    private func move(region: String, _ moves: [TunnelBalance.Move]) -> [TunnelBalance.Move] {
+        let tunnels = self.core.registry.all().filter { $0.descriptor.region == region }.shuffled().map {
+            TunnelBalance.Tunnel(
+                car: $0.id, primary: $0.descriptor.primary, inFlight: $0.inFlight, draining: $0.draining)
+        }
+        var chosen = TunnelBalance.choose(moves.reduce(0) { $0 + $1.count }, from: tunnels)[...]
+        var made: [TunnelBalance.Move] = []
+        for move in moves {
+            let cars = chosen.prefix(move.count).compactMap { self.core.tunnels.handle(for: $0) }
+            chosen = chosen.dropFirst(move.count)
+            for handle in cars {
+                handle.execute { handler in _ = (handler.delegate as? CarSession)?.move(to: move.address) }
+            }
+            if !cars.isEmpty { made.append(TunnelBalance.Move(address: move.address, count: cars.count)) }
+        }
+        return made
     }
 }

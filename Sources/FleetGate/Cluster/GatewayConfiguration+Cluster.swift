@@ -41,6 +41,10 @@ extension GatewayConfiguration {
         /// The most idle car tunnels this replica moves to replicas holding fewer in one round
         /// (``TunnelBalance``; a round every ``rebalanceRoundSeconds`` at most); 0 never moves any.
         public var rebalanceMaxMoves: Int = 32
+        /// How long a region must look out of balance before this replica moves any of its tunnels:
+        /// longer than an agent's 30 s avoidance of a drained replica, so a replica back from a
+        /// restart fills up with its own cars first.
+        public var rebalanceAfterSeconds: Double = 40
 
         /// The least time between two rounds that moved tunnels: enough for the moved cars to
         /// dial their new replica and its digest to say so.
@@ -68,7 +72,8 @@ extension GatewayConfiguration.Cluster {
     /// - `peerPingIntervalSeconds` (double, default 1, 0.1…60), `peerPingTimeoutSeconds` (double, default 2,
     ///   0.1…60): keepalive PINGs to other replicas. Restart.
     /// - `rebalanceMaxMoves` (int, default 32, 0…10000): idle car tunnels moved a round to replicas holding
-    ///   fewer; 0 moves none. Restart.
+    ///   fewer; 0 moves none. `rebalanceAfterSeconds` (double, default 40, 0…86400): how long a region must
+    ///   look out of balance first. Restart.
     public init(config: ConfigReader) throws {
         self.init()
         self.etcdEndpoints = try config.strings("etcdEndpoints")
@@ -107,6 +112,7 @@ extension GatewayConfiguration.Cluster {
         self.peerPingIntervalSeconds = try config.double("peerPingIntervalSeconds", in: 0.1...60)
         self.peerPingTimeoutSeconds = try config.double("peerPingTimeoutSeconds", in: 0.1...60)
         self.rebalanceMaxMoves = try config.int("rebalanceMaxMoves", in: 0...10_000)
+        self.rebalanceAfterSeconds = try config.double("rebalanceAfterSeconds", in: 0...86_400)
     }
 
     static var configKeys: ConfigSchema {
@@ -149,6 +155,10 @@ extension GatewayConfiguration.Cluster {
             .int(
                 "rebalanceMaxMoves", d.rebalanceMaxMoves,
                 "Idle car tunnels moved a round (every 5 s at most) to replicas holding fewer of their region's; 0: none. Restart."
+            ),
+            .double(
+                "rebalanceAfterSeconds", d.rebalanceAfterSeconds,
+                "How long a region must look out of balance before tunnels move (longer than cars' 30 s avoidance of a restarted replica). Restart."
             ),
         ])
     }

@@ -8,14 +8,15 @@ import FleetScheduler
 ///
 /// Every replica decides for itself from the same picture (its own count, live; the others' from
 /// their capacity digests):
-/// 1. It moves only what it holds above the *fair share* — the region's tunnels over the
-///    replicas that serve it, rounded up — so a difference of one is no reason to move, and two
-///    replicas never trade tunnels back and forth.
-/// 2. It spreads those over the replicas below the fair share in proportion to what each lacks.
-///    As each replica above the share moves only its own excess, and the region's excess is at
-///    most what the others lack, replicas deciding at once do not overfill a newcomer.
-/// 3. It moves at most ``maxMoves`` in one round; the caller waits for the digests to show the
-///    moves (a cool-down) before the next.
+/// 1. The region's tunnels T over its n replicas make each replica's *target*: T / n, one more for
+///    the first T mod n replicas by tunnel address — the same targets wherever they are computed, and
+///    they add up to T.
+/// 2. A replica moves only while it holds more than its target *and* more than the least loaded
+///    replica by over a tolerance (5 % of the mean, at least 1): a car that connects or leaves is no
+///    reason to move another, and a large cluster does not chase the last few tunnels.
+/// 3. It moves its excess over its target, at most the round's budget, to the replicas below their
+///    targets in proportion to what each lacks; the shares' rounding remainders start at a
+///    replica-specific place (`rotation`), so replicas deciding at once do not all round towards one.
 struct TunnelBalance: Sendable, Equatable {
     /// Another replica serving the region, as its digest and membership record describe it.
     struct Peer: Sendable, Equatable {
@@ -43,26 +44,43 @@ struct TunnelBalance: Sendable, Equatable {
         var draining: Bool
     }
 
-    /// The most tunnels one round moves (0: none ever).
-    var maxMoves: Int
+    /// The gap to the least loaded replica that is no reason to move, as a share of the mean.
+    static let tolerance = 0.05
+    /// A digest's count is believed up to this (a corrupt one cannot overflow the sums).
+    static let countLimit = 10_000_000
+
+    /// This replica's tunnel address.
+    var address: String
 
     /// The moves for one region: this replica holds `own` of its tunnels, `peers` the rest.
-    func plan(own: Int, peers: [Peer]) -> [Move] {
-        guard self.maxMoves > 0, own > 0, !peers.isEmpty else { return [] }
+    /// - Parameters:
+    ///   - budget: the most tunnels to move (what the round has left).
+    ///   - rotation: where the rounding remainders start among the receivers.
+    func plan(own: Int, peers: [Peer], budget: Int, rotation: Int = 0) -> [Move] {
+        guard budget > 0, own > 0, !peers.isEmpty else { return [] }
+        let own = min(own, Self.countLimit)
+        let peers = peers.map { Peer(address: $0.address, tunnels: min(max(0, $0.tunnels), Self.countLimit)) }
+        let total = own + peers.reduce(0) { $0 + $1.tunnels }
         let replicas = peers.count + 1
-        let total = own + peers.reduce(0) { $0 + max(0, $1.tunnels) }
-        let fair = (total + replicas - 1) / replicas
-        let excess = min(own - fair, self.maxMoves)
-        guard excess > 0 else { return [] }
-        let lacking = peers.filter { $0.tunnels < fair }.sorted { ($0.tunnels, $0.address) < ($1.tunnels, $1.address) }
-        let lack = lacking.reduce(0) { $0 + fair - max(0, $1.tunnels) }
+        let ranked = ([self.address] + peers.map(\.address)).sorted()
+        func target(_ address: String) -> Int {
+            total / replicas + ((ranked.firstIndex(of: address) ?? replicas) < total % replicas ? 1 : 0)
+        }
+        let tolerance = max(1, Int(Double(total) / Double(replicas) * Self.tolerance))
+        let least = peers.map(\.tunnels).min()!
+        guard own - least > tolerance, own > target(self.address) else { return [] }
+        let excess = min(own - target(self.address), budget)
+        let lacking = peers.filter { $0.tunnels < target($0.address) }.sorted { $0.address < $1.address }
+        let lack = lacking.reduce(0) { $0 + target($1.address) - $1.tunnels }
         guard lack > 0 else { return [] }
-        // Proportional shares, rounded down; the remainder one each to those that lack most.
-        var counts = lacking.map { excess * (fair - max(0, $0.tunnels)) / lack }
+        // Proportional shares, rounded down; the remainder one each from `rotation` on.
+        var counts = lacking.map { min(excess * (target($0.address) - $0.tunnels) / lack, excess) }
         var left = excess - counts.reduce(0, +)
-        for index in counts.indices where left > 0 {
+        var index = abs(rotation % lacking.count)
+        while left > 0 {
             counts[index] += 1
             left -= 1
+            index = (index + 1) % lacking.count
         }
         return zip(lacking, counts).filter { $0.1 > 0 }.map { Move(address: $0.0.address, count: $0.1) }
     }

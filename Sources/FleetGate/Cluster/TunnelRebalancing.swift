@@ -1,0 +1,82 @@
+/// When a replica moves car tunnels (issue #21, scaling out): ``TunnelBalance``'s plans over time.
+/// Pure and clock-injected (every call takes `now`, monotonic seconds); `ClusterService+Rebalance`
+/// feeds it the counts and carries out its moves.
+///
+/// 1. Hold-down: a region moves nothing until it has looked out of balance for ``holdSeconds``
+///    without a break (cars dialling their second tunnel, or a replica back from a restart filling
+///    up with its own cars, make an imbalance that passes by itself); once moving, it goes on at
+///    every round while the imbalance lasts.
+/// 2. Arrivals: a replica named in a round whose count has not grown by the next look did not get
+///    the cars sent to it (they cannot reach it): it is named again only after ``skipSeconds``, and
+///    the look reports it, to be said once.
+struct TunnelRebalancing: Sendable {
+    var balance: TunnelBalance
+    /// How long a region must look out of balance before it moves anything.
+    var holdSeconds: Double
+    /// How long a replica the moved cars did not reach is passed over.
+    var skipSeconds = 300.0
+
+    /// Per region: since when it has looked out of balance.
+    private(set) var unbalancedSince: [String: Double] = [:]
+    /// Per region, the replicas named in the last round that moved its tunnels, with their counts then.
+    private var named: [String: [String: Int]] = [:]
+    /// Replicas passed over until a time: moved cars did not arrive there.
+    private(set) var skipped: [String: Double] = [:]
+
+    init(balance: TunnelBalance, holdSeconds: Double) {
+        self.balance = balance
+        self.holdSeconds = holdSeconds
+    }
+
+    /// What one look decides for a region.
+    struct Look: Equatable {
+        /// Tunnels to move now (empty while held down or in balance).
+        var moves: [TunnelBalance.Move] = []
+        /// Replicas named last round whose count did not grow: passed over from now on.
+        var unarrived: [TunnelBalance.Peer] = []
+    }
+
+    /// A look begins: regions this replica no longer holds tunnels of, and expired skips, are forgotten.
+    mutating func begin(held regions: some Collection<String>, now: Double) {
+        let held = Set(regions)
+        self.unbalancedSince = self.unbalancedSince.filter { held.contains($0.key) }
+        self.named = self.named.filter { held.contains($0.key) }
+        self.skipped = self.skipped.filter { $0.value > now }
+    }
+
+    /// The look at `region`, where this replica holds `own` tunnels and `peers` the rest.
+    mutating func look(
+        region: String, own: Int, peers: [TunnelBalance.Peer], budget: Int, rotation: Int, now: Double
+    ) -> Look {
+        var look = Look()
+        for peer in peers {
+            guard let before = self.named[region]?[peer.address] else { continue }
+            if peer.tunnels <= before {
+                self.skipped[peer.address] = now + self.skipSeconds
+                look.unarrived.append(peer)
+            }
+        }
+        self.named[region] = nil
+        let eligible = peers.filter { self.skipped[$0.address] == nil }
+        let moves = self.balance.plan(own: own, peers: eligible, budget: budget, rotation: rotation)
+        guard !moves.isEmpty else {
+            self.unbalancedSince[region] = nil
+            return look
+        }
+        let since = self.unbalancedSince[region] ?? now
+        self.unbalancedSince[region] = since
+        guard now - since >= self.holdSeconds else { return look }
+        look.moves = moves
+        return look
+    }
+
+    /// The tunnels moved in `region` this look (fewer than planned when too few were idle), so the
+    /// next look can tell whether they arrived.
+    mutating func moved(region: String, _ moves: [TunnelBalance.Move], peers: [TunnelBalance.Peer]) {
+        var named: [String: Int] = [:]
+        for move in moves where move.count > 0 {
+            named[move.address] = peers.first { $0.address == move.address }?.tunnels
+        }
+        self.named[region] = named.isEmpty ? nil : named
+    }
+}
