@@ -127,6 +127,10 @@ package struct ReplicaChoice: Sendable {
     /// revoked certificate) closed it within milliseconds, and the slot — its backoff reset by the
     /// connection — dialled again at once: six times a second, for ever (helper-52's attack).
     package static let stableSeconds = 10.0
+    /// How long a replica that moved a tunnel away (`reconnect` with `rebalance`) is passed over: it
+    /// does not drain, and when the replica it named is one the car holds already (the other tunnel
+    /// got there first), the slot dials another at once rather than after ``Configuration/avoidDraining``.
+    package static let avoidMovedFrom = 2.0
     /// Per slot: the configured entries of the replica it holds (as they were when it dialled).
     private var slotSources: [Set<Endpoint>]
     /// Per slot: whether its tunnel's hello was written.
@@ -253,11 +257,14 @@ package struct ReplicaChoice: Sendable {
         [endpoint] + (self.replicas[endpoint]?.aliasOf.map { [$0] } ?? [])
     }
 
-    /// The replica behind `slot` drains (`reconnect`): pass it over for a while, and learn `to`.
-    package mutating func draining(slot: Int, suggested: [Endpoint], now: Double) {
+    /// The replica behind `slot` drains (`reconnect`): pass it over for a while, and learn `to`; or
+    /// it moves the tunnel to a replica holding fewer (`rebalance`): pass it over only briefly
+    /// (``avoidMovedFrom``).
+    package mutating func draining(slot: Int, suggested: [Endpoint], now: Double, rebalance: Bool = false) {
         if case .connected(let endpoint) = self.slots[slot] {
+            let avoid = rebalance ? Self.avoidMovedFrom : self.configuration.avoidDraining
             for endpoint in self.addresses(of: endpoint) {
-                self.replicas[endpoint]?.avoidUntil = now + self.configuration.avoidDraining
+                self.replicas[endpoint]?.avoidUntil = now + avoid
             }
         }
         // The last `reconnect` says where to go: an earlier one's suggestions no longer hold.

@@ -111,7 +111,10 @@ public final class TunnelClient: Service, Sendable {
                 // The gateway drains: it sends no new jobs and closes the tunnel once ours finish;
                 // the dial loop then connects again, to another replica while one is known.
                 logger.info("Gateway asked to reconnect", metadata: ["fleet.reason": "\(message.reason ?? "-")"])
-                directory.withChoice { $0.draining(slot: slot, suggested: addresses, now: directory.now) }
+                directory.withChoice {
+                    $0.draining(
+                        slot: slot, suggested: addresses, now: directory.now, rebalance: message.rebalance == true)
+                }
             case .replicas:
                 directory.learned(addresses, from: message.from.flatMap(ReplicaChoice.Endpoint.init), slot: slot)
             case .tokenExpired, .quarantine:

@@ -29,12 +29,19 @@ public struct ControlMessage: Codable, Sendable, Hashable {
     public var from: String?
     /// A reason for the car's logs.
     public var reason: String?
+    /// For `reconnect`: true when the replica is not draining but moving this tunnel to one that
+    /// holds fewer of the region's (``to``, issue #21): the car passes the sender over only
+    /// briefly. Absent: a drain (an agent that does not know the field takes it as one).
+    public var rebalance: Bool?
 
-    public init(type: Kind, to: [String]? = nil, from: String? = nil, reason: String? = nil) {
+    public init(
+        type: Kind, to: [String]? = nil, from: String? = nil, reason: String? = nil, rebalance: Bool? = nil
+    ) {
         self.v = FleetStatus.version
         self.type = type
         self.to = to
         self.from = from
         self.reason = reason
+        self.rebalance = rebalance
     }
 }

@@ -160,6 +160,28 @@ struct ReplicaChoiceTests {
         #expect(expired.next(slot: 0, now: 40, random: 0) != .dial(d))
     }
 
+    @Test("A tunnel moved to a replica the car's other tunnel holds dials another after 2 s, not 30 s")
+    func movedToAHeldReplica() {
+        var choice = Self.choice([Self.a, Self.b])
+        _ = Self.connectAll(&choice)
+        choice.learned([Self.b], from: Self.a, slot: 0)
+        // Two replicas: A moves slot 0's tunnel to B, which slot 1 holds (another replica moved the
+        // car's other tunnel there first).
+        var drained = choice
+        choice.draining(slot: 0, suggested: [Self.b], now: 0, rebalance: true)
+        _ = choice.lost(slot: 0, now: 0.1, random: 0)
+        #expect(choice.next(slot: 0, now: 0.5, random: 0) == .wait(1.5))
+        #expect(choice.next(slot: 0, now: 2.1, random: 0) == .dial(Self.a))
+        // A drain's reconnect: the sender is passed over for the 30 s.
+        drained.draining(slot: 0, suggested: [Self.b], now: 0)
+        _ = drained.lost(slot: 0, now: 0.1, random: 0)
+        guard case .wait(let wait) = drained.next(slot: 0, now: 2.1, random: 0) else {
+            Issue.record("a drained replica was dialled within its avoidance")
+            return
+        }
+        #expect(wait > 27)
+    }
+
     @Test("In a cluster every record of a host name is a replica; a record that disappears is forgotten")
     func resolvedNames() {
         var choice = Self.choice([])

@@ -452,13 +452,16 @@ struct ClusterTests {
         defer { cars.forEach { $0.stop() } }
         try await a.waitForCars(6)
         try await b.waitForCars(6)
-        // Two streams in flight (3 s each) through A when C joins: their cars are not idle.
+        // Two streams in flight through A when C joins (10 s each: still running when the moves come):
+        // their cars' tunnels to A are not idle, so A does not move them.
         var streams: [(String, RecordingClient, RecordingStream)] = []
+        var busy: [String] = []
         for i in 0..<2 {
             let prompt = "scale out \(i)"
             let (client, stream) = try await Self.post(
-                a, origin: Self.eu, id: "spread-\(i)", prompt: prompt, maxTokens: 90)
+                a, origin: Self.eu, id: "spread-\(i)", prompt: prompt, maxTokens: 300)
             streams.append((prompt, client, stream))
+            busy.append(try #require(await stream.firstResponse()?.headerFields[HTTPField.Name("x-fleet-vehicle")!]))
         }
         let c = try await Self.replica("c", etcd: etcd, extra: soon)
         defer { c.stop() }
@@ -470,11 +473,19 @@ struct ClusterTests {
             return counts == [4, 4, 4]
         }
         let spread = ContinuousClock.now - joined
+        let carsAtA = try await a.get("/admin/cars", admin: true)
+        #expect(carsAtA.status == 200)
+        for vehicle in busy {
+            #expect(
+                carsAtA.body.contains("\"vehicle\":\"\(vehicle)\""),
+                "a busy car stays on A: \(carsAtA.body.prefix(300))")
+        }
+        #expect(!carsAtA.body.contains("\"draining\":true"), "the moved ones have left A: \(carsAtA.body.prefix(300))")
         for (prompt, client, stream) in streams {
             let collected = await stream.collect()
             client.close()
             let result = streamResult(collected)
-            #expect(result.done && result.text == referenceText(prompt: prompt, maxTokens: 90), "\(prompt)")
+            #expect(result.done && result.text == referenceText(prompt: prompt, maxTokens: 300), "\(prompt)")
         }
         // C's cars serve C's own traffic, and the cars still count once each in the digests.
         let (client, stream) = try await Self.post(c, origin: Self.eu, id: "spread-at-c", prompt: "at c", maxTokens: 5)

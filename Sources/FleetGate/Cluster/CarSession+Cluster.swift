@@ -39,7 +39,7 @@ extension CarSession {
         self.send(
             ControlMessage(
                 type: .reconnect, to: [address], from: cluster.tunnelAddress,
-                reason: "rebalancing: another replica holds fewer of the region's cars"))
+                reason: "rebalancing: another replica holds fewer of the region's cars", rebalance: true))
         self.handle.onLoop.beginGracefulShutdown()
         return true
     }
