@@ -345,6 +345,15 @@ package struct ReplicaChoice: Sendable {
     /// closed before it never joined — a TLS handshake refused, or not a FleetGate tunnel port.
     package func helloWritten(slot: Int) -> Bool { self.helloSent[slot] }
 
+    /// The replicas the car's other tunnels reach (those past their hello), as the gateways name
+    /// themselves when they did: a hello's or state's `elsewhere` on `slot`'s tunnel (issue #21).
+    package func elsewhere(than slot: Int) -> [String] {
+        let others = self.slots.indices.filter { $0 != slot && self.helloSent[$0] }.compactMap { other in
+            self.target(of: other).map { self.replicas[$0]?.aliasOf ?? $0 }
+        }
+        return Set(others.map(\.description)).sorted()
+    }
+
     /// The hello on `slot`'s tunnel is being written: it is primary when no other slot is.
     package mutating func claimPrimary(slot: Int) -> Bool {
         self.helloSent[slot] = true

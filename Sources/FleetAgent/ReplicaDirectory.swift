@@ -24,6 +24,9 @@ package final class ReplicaDirectory: Sendable {
         var choice: ReplicaChoice
         var resolvedAt: [String: Double] = [:]
         var promotion: [Int: @Sendable () -> Void] = [:]
+        /// Per slot: what it says when the car's other tunnels change, and what it said last.
+        var elsewhereChanged: [Int: @Sendable ([String]) -> Bool] = [:]
+        var toldElsewhere: [Int: [String]] = [:]
     }
 
     private let state: Mutex<State>
@@ -95,18 +98,53 @@ package final class ReplicaDirectory: Sendable {
         self.state.withLock { $0.promotion[slot] = body }
     }
 
+    /// Registers what `slot` says when the car's other tunnels change (``tunnelsChanged()``); the
+    /// body returns whether it could say it (a tunnel whose status stream is not open yet cannot).
+    package func onElsewhereChange(slot: Int, _ body: @escaping @Sendable ([String]) -> Bool) {
+        self.state.withLock { $0.elsewhereChanged[slot] = body }
+    }
+
+    /// `slot`'s hello is being written: where the car's other tunnels are, for its `elsewhere`.
+    package func helloElsewhere(slot: Int) -> [String] {
+        self.state.withLock { s in
+            let elsewhere = s.choice.elsewhere(than: slot)
+            s.toldElsewhere[slot] = elsewhere
+            return elsewhere
+        }
+    }
+
+    /// A tunnel came, went or was named, or a status stream opened: every slot past its hello
+    /// whose `elsewhere` changed since it last said it says so (a `state` line), so its replica
+    /// does not move it to a replica the car holds already.
+    package func tunnelsChanged() {
+        let calls = self.state.withLock { s -> [(slot: Int, body: @Sendable ([String]) -> Bool, [String])] in
+            s.elsewhereChanged.compactMap { slot, body in
+                guard s.choice.helloWritten(slot: slot) else { return nil }
+                let elsewhere = s.choice.elsewhere(than: slot)
+                guard s.toldElsewhere[slot] != elsewhere else { return nil }
+                return (slot, body, elsewhere)
+            }
+        }
+        for (slot, body, elsewhere) in calls where body(elsewhere) {
+            self.state.withLock { $0.toldElsewhere[slot] = elsewhere }
+        }
+    }
+
     /// A gateway's `replicas` on `slot`'s tunnel: the choice learns it.
     package func learned(_ addresses: [ReplicaChoice.Endpoint], from: ReplicaChoice.Endpoint?, slot: Int) {
         self.state.withLock { $0.choice.learned(addresses, from: from, slot: slot) }
+        self.tunnelsChanged()  // the replica's own name may be new
     }
 
     /// `slot`'s tunnel closed: the choice records it; the slot that takes over the primary flag is told.
     package func lost(slot: Int, random: Double) {
         let now = self.clock()
         let promoted = self.state.withLock { s -> (@Sendable () -> Void)? in
-            s.choice.lost(slot: slot, now: now, random: random).flatMap { s.promotion[$0] }
+            s.toldElsewhere[slot] = nil
+            return s.choice.lost(slot: slot, now: now, random: random).flatMap { s.promotion[$0] }
         }
         promoted?()
+        self.tunnelsChanged()
     }
 
     static func isLiteral(_ host: String) -> Bool {

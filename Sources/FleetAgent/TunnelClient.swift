@@ -87,6 +87,9 @@ public final class TunnelClient: Service, Sendable {
                 // Issue #21: one tunnel of the car is primary; the others say so.
                 let (primary, gateway) = directory.withChoice { ($0.claimPrimary(slot: slot), $0.target(of: slot)) }
                 if !primary { hello.primary = false }
+                // Where its other tunnels are; and they tell their replicas this one is here (issue #21).
+                hello.elsewhere = directory.helloElsewhere(slot: slot)
+                directory.tunnelsChanged()
                 // Said here, not at the TCP connect: a load balancer accepts while the gateway behind it is
                 // down, and a refused TLS handshake comes after the connect (helper-104).
                 logger.info(
@@ -104,6 +107,14 @@ public final class TunnelClient: Service, Sendable {
             message.primary = true
             notices.send(message)
         }
+        directory.onElsewhereChange(slot: slot) { elsewhere in
+            // Another tunnel of the car came or went (issue #21): this replica learns where they are.
+            var message = StatusMessage.state(state.vehicle)
+            message.elsewhere = elsewhere
+            return notices.send(message)
+        }
+        // What changed while this tunnel's status stream was not open yet (its hello being written).
+        notices.onAttach { directory.tunnelsChanged() }
         self.responder.control.onMessage { [weak self] message in
             let addresses = (message.to ?? []).prefix(32).compactMap(ReplicaChoice.Endpoint.init)
             switch message.type {

@@ -209,6 +209,10 @@ public struct StatusMessage: Codable, Sendable, Hashable {
     /// replicas (issue #21) marks the others `false`, so only one replica counts it in its
     /// capacity digest; every tunnel still serves jobs.
     public var primary: Bool?
+    /// hello and state (issue #21): the tunnel addresses of the replicas the car's other tunnels
+    /// are connected to (as those replicas name themselves, `from`), so a replica moving tunnels
+    /// does not send one to a replica the car holds already. Absent: not said (an older agent).
+    public var elsewhere: [String]?
     // hello and state
     public var state: VehicleState?
     // drain
@@ -255,7 +259,7 @@ public struct StatusMessage: Codable, Sendable, Hashable {
 
     enum CodingKeys: String, CodingKey {
         case v, type, hardware, models, region, slots, queue, policy, state, reason, credential, continuation, primary
-        case cache
+        case cache, elsewhere
         case vehicleID = "vehicle_id"
         case secondsLeft = "seconds_left"
     }

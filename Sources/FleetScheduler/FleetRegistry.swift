@@ -205,6 +205,14 @@ public final class FleetRegistry: Sendable {
         }
     }
 
+    /// Issue #21: where the car's other tunnels are, as it said (a hello's or state's `elsewhere`).
+    public func setElsewhere(_ id: CarID, _ elsewhere: [String]) {
+        self.storage.withLock { s in
+            guard s.car(id) != nil else { return }
+            s.descriptors[id.slot]?.elsewhere = elsewhere
+        }
+    }
+
     /// Stops routing new work to the car.
     public func setDraining(_ id: CarID) {
         self.storage.withLock { s in

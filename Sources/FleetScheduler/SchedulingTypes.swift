@@ -37,6 +37,9 @@ public struct CarDescriptor: Sendable, Hashable {
     /// Whether this replica holds the car's primary tunnel (issue #21): only then does the car
     /// count in this replica's capacity digest.
     public var primary = true
+    /// The tunnel addresses of the replicas the car's other tunnels reach, as its last hello or
+    /// state said (issue #21); nil when it did not say.
+    public var elsewhere: [String]?
 
     public init(
         vehicleID: String, pseudonym: String, region: String, zone: String, hardware: HardwareClass,

@@ -160,6 +160,22 @@ struct ReplicaChoiceTests {
         #expect(expired.next(slot: 0, now: 40, random: 0) != .dial(d))
     }
 
+    @Test("A tunnel says where the car's other tunnels are: past their hello, by the replica's own name")
+    func elsewhere() {
+        var choice = Self.choice([Self.a, Self.b])
+        _ = Self.connectAll(&choice)
+        #expect(choice.elsewhere(than: 0).isEmpty, "no other hello yet")
+        _ = choice.claimPrimary(slot: 0)
+        _ = choice.claimPrimary(slot: 1)
+        #expect(choice.elsewhere(than: 0) == ["10.0.0.2:7443"] && choice.elsewhere(than: 1) == ["10.0.0.1:7443"])
+        // B names itself otherwise (it was dialled through another address): its name is said.
+        let named = Endpoint(host: "10.9.0.2", port: 7443)
+        choice.learned([], from: named, slot: 1)
+        #expect(choice.elsewhere(than: 0) == ["10.9.0.2:7443"])
+        _ = choice.lost(slot: 1, now: 1, random: 0)
+        #expect(choice.elsewhere(than: 0).isEmpty)
+    }
+
     @Test("A tunnel moved to a replica the car's other tunnel holds dials another after 2 s, not 30 s")
     func movedToAHeldReplica() {
         var choice = Self.choice([Self.a, Self.b])

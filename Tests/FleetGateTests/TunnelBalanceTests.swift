@@ -94,7 +94,7 @@ struct TunnelBalanceTests {
         #expect(TunnelBalance(address: "a").plan(own: 10, peers: absurd, budget: 32).isEmpty)
     }
 
-    @Test("Only idle tunnels move, secondary ones first, never one already told to leave")
+    @Test("Only idle tunnels move, secondary ones first, never one already told to leave or already at the target")
     func choice() {
         let tunnels = [
             TunnelBalance.Tunnel(car: CarID(1), primary: true, inFlight: 0, draining: false),
@@ -102,9 +102,13 @@ struct TunnelBalanceTests {
             TunnelBalance.Tunnel(car: CarID(3), primary: false, inFlight: 0, draining: true),
             TunnelBalance.Tunnel(car: CarID(4), primary: true, inFlight: 0, draining: false),
             TunnelBalance.Tunnel(car: CarID(5), primary: false, inFlight: 0, draining: false),
+            TunnelBalance.Tunnel(
+                car: CarID(6), primary: false, inFlight: 0, draining: false, elsewhere: ["c:1", "d:1"]),
         ]
-        #expect(TunnelBalance.choose(2, from: tunnels) == [CarID(5), CarID(1)])
-        #expect(TunnelBalance.choose(10, from: tunnels) == [CarID(5), CarID(1), CarID(4)])
-        #expect(TunnelBalance.choose(0, from: tunnels).isEmpty)
+        #expect(TunnelBalance.choose(2, to: "c:1", from: tunnels) == [CarID(5), CarID(1)])
+        #expect(TunnelBalance.choose(10, to: "c:1", from: tunnels) == [CarID(5), CarID(1), CarID(4)])
+        #expect(TunnelBalance.choose(0, to: "c:1", from: tunnels).isEmpty)
+        // Car 6's other tunnel is at C, not at E: it may go to E.
+        #expect(TunnelBalance.choose(2, to: "e:1", from: tunnels) == [CarID(5), CarID(6)])
     }
 }

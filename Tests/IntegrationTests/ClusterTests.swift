@@ -498,13 +498,54 @@ struct ClusterTests {
             // Each replica counts the others' primaries: the three sums add every car twice.
             return remote == 12
         }
-        var moved: [Int] = []
-        for gateway in [a, b] {
-            let metrics = try await gateway.get("/metrics", admin: true).body
-            let line = metrics.split(separator: "\n").first { $0.hasPrefix("fleet_cluster_tunnels_moved_total ") }
-            moved.append(line.flatMap { Int($0.split(separator: " ").last ?? "") } ?? 0)
-        }
+        let moved = [try await Self.tunnelsMoved(a), try await Self.tunnelsMoved(b)]
         #expect(moved.reduce(0, +) >= 4, "\(moved)")
         print("cluster: a new replica held its share (4 of 12 tunnels) \(spread) after it joined; moved \(moved)")
+    }
+
+    @Test("Two replicas, cars with one tunnel and with two: only a one-tunnel car moves, once")
+    func twoReplicasMixed() async throws {
+        let etcd = try await EtcdProcess.start()
+        defer { etcd.stop() }
+        let soon = ["--cluster-rebalance-after-seconds", "2"]
+        let a = try await Self.replica("a", etcd: etcd, extra: soon)
+        let b = try await Self.replica("b", etcd: etcd, extra: soon)
+        defer { [a, b].forEach { $0.stop() } }
+        // Three cars on both replicas, two with one tunnel on A: five tunnels on A, three on B.
+        let log = temporaryJobLog("cluster-mixed")
+        var cars: [AgentProcess] = []
+        defer { cars.forEach { $0.stop() } }
+        for i in 0..<5 {
+            let id = "mixed-\(i)"
+            let extra =
+                i < 3 ? ["--also-gateway", "127.0.0.1:\(b.tunnelPort)"] : ["--gateway-tunnels", "1"]
+            cars.append(
+                try AgentProcess(
+                    vehicleID: id, region: "eu-central", token: try a.credential(vehicleID: id),
+                    tunnelPort: a.tunnelPort, jobLog: log, extra: extra))
+        }
+        // Four each: A moves one of its one-tunnel cars (a two-tunnel car could not go to B: it is there).
+        try await waitUntil(timeout: .seconds(60), "four tunnels on each replica") {
+            let atA = try await Self.readyCount(a, "cars")
+            let atB = try await Self.readyCount(b, "cars")
+            return atA == 4 && atB == 4
+        }
+        // Some rounds later: nothing more moved, nobody came back.
+        try await Task.sleep(for: .seconds(8))
+        let (atA, atB) = (try await Self.readyCount(a, "cars"), try await Self.readyCount(b, "cars"))
+        #expect(atA == 4 && atB == 4)
+        let moved = try await Self.tunnelsMoved(a) + (try await Self.tunnelsMoved(b))
+        let moves = (a.log + b.log).split(separator: "\n").filter {
+            $0.contains("Moving idle") || $0.contains("registered") || $0.contains("disconnected")
+        }
+        #expect(moved == 1, "\(moves.joined(separator: "\n"))")
+        #expect(!a.log.contains("did not arrive"), "\(a.log.suffix(2_000))")
+    }
+
+    /// `fleet_cluster_tunnels_moved_total` of a replica (0 before the first).
+    static func tunnelsMoved(_ gateway: GatewayProcess) async throws -> Int {
+        let metrics = try await gateway.get("/metrics", admin: true).body
+        let line = metrics.split(separator: "\n").first { $0.hasPrefix("fleet_cluster_tunnels_moved_total ") }
+        return line.flatMap { Int($0.split(separator: " ").last ?? "") } ?? 0
     }
 }

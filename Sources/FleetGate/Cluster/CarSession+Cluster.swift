@@ -32,8 +32,9 @@ extension CarSession {
     /// - Returns: whether the tunnel was moved.
     @discardableResult
     func move(to address: String) -> Bool {
+        // On the tunnel's loop: a job given to the car since the round chose it keeps it here.
         guard let id = self.carID, let cluster = self.core.cluster, !self.leavingRemovedRegion, !self.core.isDraining,
-            self.core.registry.snapshot(id)?.draining == false
+            let car = self.core.registry.snapshot(id), !car.draining, car.inFlight == 0
         else { return false }
         self.core.registry.setDraining(id)
         self.send(
@@ -45,9 +46,16 @@ extension CarSession {
     }
 
     /// A state message's `primary` (issue #21): the car's primary tunnel to another replica went
-    /// and this one took over (or the reverse), so this replica counts it in its digest (or not).
+    /// and this one took over (or the reverse), so this replica counts it in its digest (or not);
+    /// and its `elsewhere`: where the car's other tunnels are now.
     func applyPrimary(_ message: StatusMessage) {
-        guard let primary = message.primary, let id = self.carID else { return }
-        self.core.registry.setPrimary(id, primary)
+        guard let id = self.carID else { return }
+        if let primary = message.primary { self.core.registry.setPrimary(id, primary) }
+        if let elsewhere = message.elsewhere { self.core.registry.setElsewhere(id, Self.boundedElsewhere(elsewhere)) }
+    }
+
+    /// A car's `elsewhere` as kept: 8 addresses of 256 bytes at most (a car has a few tunnels).
+    static func boundedElsewhere(_ addresses: [String]) -> [String] {
+        addresses.prefix(8).map { String($0.utf8.prefix(256)) ?? "" }
     }
 }

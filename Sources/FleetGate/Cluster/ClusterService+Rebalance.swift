@@ -40,7 +40,7 @@ extension ClusterService {
                 region: region, own: own, peers: peers, budget: budget, rotation: rotation, now: now)
             for peer in look.unarrived {
                 self.logger.warning(
-                    "Car tunnels moved to another replica did not arrive there; not moving any there for 5 minutes (can cars reach its cluster.advertiseTunnelAddress?)",
+                    "Car tunnels moved to another replica did not arrive there twice in a row; not moving this region's there for 5 minutes (can cars reach its cluster.advertiseTunnelAddress?)",
                     metadata: [
                         "fleet.region": "\(region)", "fleet.replica.tunnel": "\(peer.address)",
                         "fleet.tunnels.there": "\(peer.tunnels)",
@@ -66,15 +66,16 @@ extension ClusterService {
     /// Asks idle cars of `region` to move as `moves` say (``CarSession/move(to:)`` on each tunnel's
     /// event loop); returns the moves made, fewer when too few cars were idle.
     private func move(region: String, _ moves: [TunnelBalance.Move]) -> [TunnelBalance.Move] {
-        let tunnels = self.core.registry.all().filter { $0.descriptor.region == region }.shuffled().map {
+        var tunnels = self.core.registry.all().filter { $0.descriptor.region == region }.shuffled().map {
             TunnelBalance.Tunnel(
-                car: $0.id, primary: $0.descriptor.primary, inFlight: $0.inFlight, draining: $0.draining)
+                car: $0.id, primary: $0.descriptor.primary, inFlight: $0.inFlight, draining: $0.draining,
+                elsewhere: $0.descriptor.elsewhere)
         }
-        var chosen = TunnelBalance.choose(moves.reduce(0) { $0 + $1.count }, from: tunnels)[...]
         var made: [TunnelBalance.Move] = []
         for move in moves {
-            let cars = chosen.prefix(move.count).compactMap { self.core.tunnels.handle(for: $0) }
-            chosen = chosen.dropFirst(move.count)
+            let chosen = TunnelBalance.choose(move.count, to: move.address, from: tunnels)
+            tunnels.removeAll { chosen.contains($0.car) }
+            let cars = chosen.compactMap { self.core.tunnels.handle(for: $0) }
             for handle in cars {
                 handle.execute { handler in _ = (handler.delegate as? CarSession)?.move(to: move.address) }
             }

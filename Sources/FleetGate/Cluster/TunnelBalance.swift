@@ -42,6 +42,8 @@ struct TunnelBalance: Sendable, Equatable {
         var inFlight: Int
         /// Told to leave already (draining, quarantined, its region removed).
         var draining: Bool
+        /// Where the car's other tunnels are (nil: it did not say).
+        var elsewhere: [String]? = nil
     }
 
     /// The gap to the least loaded replica that is no reason to move, as a share of the mean.
@@ -85,13 +87,14 @@ struct TunnelBalance: Sendable, Equatable {
         return zip(lacking, counts).filter { $0.1 > 0 }.map { Move(address: $0.0.address, count: $0.1) }
     }
 
-    /// Which `count` tunnels to move: idle ones only (a car running a stream stays until a later
-    /// round finds it idle), secondary ones first — moving a car's secondary tunnel leaves its
-    /// primary, and so the capacity digests, as they are; a primary moved makes the car's other
-    /// tunnel primary. `tunnels` in the caller's order (shuffled, so replicas deciding at once
-    /// rarely pick the two tunnels of one car).
-    static func choose(_ count: Int, from tunnels: [Tunnel]) -> [CarID] {
-        let idle = tunnels.filter { !$0.draining && $0.inFlight == 0 }
+    /// Which `count` tunnels to move to the replica at `address`: idle ones only (a car running a
+    /// stream stays until a later round finds it idle), never one of a car whose other tunnel is
+    /// there already (it could not go there: with two replicas, every second tunnel is such a car's),
+    /// secondary ones first — moving a car's secondary tunnel leaves its primary, and so the capacity
+    /// digests, as they are; a primary moved makes the car's other tunnel primary. `tunnels` in the
+    /// caller's order (shuffled, so replicas deciding at once rarely pick the two tunnels of one car).
+    static func choose(_ count: Int, to address: String, from tunnels: [Tunnel]) -> [CarID] {
+        let idle = tunnels.filter { !$0.draining && $0.inFlight == 0 && !($0.elsewhere ?? []).contains(address) }
         let ordered = idle.filter { !$0.primary } + idle.filter(\.primary)
         return ordered.prefix(max(0, count)).map(\.car)
     }

@@ -6,9 +6,10 @@
 ///    without a break (cars dialling their second tunnel, or a replica back from a restart filling
 ///    up with its own cars, make an imbalance that passes by itself); once moving, it goes on at
 ///    every round while the imbalance lasts.
-/// 2. Arrivals: a replica named in a round whose count has not grown by the next look did not get
-///    the cars sent to it (they cannot reach it): it is named again only after ``skipSeconds``, and
-///    the look reports it, to be said once.
+/// 2. Arrivals: a replica named in two rounds in a row whose count has not grown by the look after
+///    each did not get the cars sent to it (they cannot reach it): it is named again for that region
+///    only after ``skipSeconds``, and the look reports it, to be said once. One miss is no proof: the
+///    replica may have lost a car in the same seconds.
 struct TunnelRebalancing: Sendable {
     var balance: TunnelBalance
     /// How long a region must look out of balance before it moves anything.
@@ -20,7 +21,9 @@ struct TunnelRebalancing: Sendable {
     private(set) var unbalancedSince: [String: Double] = [:]
     /// Per region, the replicas named in the last round that moved its tunnels, with their counts then.
     private var named: [String: [String: Int]] = [:]
-    /// Replicas passed over until a time: moved cars did not arrive there.
+    /// Per region and replica (`region address`): rounds in a row whose moved cars did not arrive.
+    private var misses: [String: Int] = [:]
+    /// Per region and replica (`region address`), passed over until a time: moved cars did not arrive.
     private(set) var skipped: [String: Double] = [:]
 
     init(balance: TunnelBalance, holdSeconds: Double) {
@@ -42,6 +45,7 @@ struct TunnelRebalancing: Sendable {
         self.unbalancedSince = self.unbalancedSince.filter { held.contains($0.key) }
         self.named = self.named.filter { held.contains($0.key) }
         self.skipped = self.skipped.filter { $0.value > now }
+        self.misses = self.misses.filter { held.contains(String($0.key.prefix { $0 != " " })) }
     }
 
     /// The look at `region`, where this replica holds `own` tunnels and `peers` the rest.
@@ -51,13 +55,20 @@ struct TunnelRebalancing: Sendable {
         var look = Look()
         for peer in peers {
             guard let before = self.named[region]?[peer.address] else { continue }
-            if peer.tunnels <= before {
-                self.skipped[peer.address] = now + self.skipSeconds
+            let key = "\(region) \(peer.address)"
+            guard peer.tunnels <= before else {
+                self.misses[key] = nil
+                continue
+            }
+            self.misses[key, default: 0] += 1
+            if self.misses[key]! >= 2 {
+                self.misses[key] = nil
+                self.skipped[key] = now + self.skipSeconds
                 look.unarrived.append(peer)
             }
         }
         self.named[region] = nil
-        let eligible = peers.filter { self.skipped[$0.address] == nil }
+        let eligible = peers.filter { self.skipped["\(region) \($0.address)"] == nil }
         let moves = self.balance.plan(own: own, peers: eligible, budget: budget, rotation: rotation)
         guard !moves.isEmpty else {
             self.unbalancedSince[region] = nil

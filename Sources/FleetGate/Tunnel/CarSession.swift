@@ -165,12 +165,12 @@ final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
         }
         self.helloTimer?.cancel()
         var descriptor = CarDescriptor(
-            vehicleID: vehicleID, pseudonym: self.core.credentials.pseudonym(of: vehicleID), region: region,
-            zone: zone.id,
+            vehicleID: vehicleID, pseudonym: self.core.credentials.pseudonym(of: vehicleID), region: region, zone: zone.id,
             hardware: hardware, models: models, slots: min(slots, FleetStatus.maxSlots), queueDepth: min(max(0, message.queue ?? 0), 64),
             policy: message.policy ?? OwnerPolicy(), continuation: message.continuation ?? .none,
             promptCache: message.cache)
         descriptor.primary = message.primary ?? true  // cluster (#21): a car's second tunnel is not counted twice
+        descriptor.elsewhere = message.elsewhere.map(Self.boundedElsewhere)
         let (id, replaced) = self.core.tunnels.register(self.handle) {
             self.core.registry.register(descriptor, state: state, now: self.core.now)
         }
