@@ -135,6 +135,9 @@ package struct ReplicaChoice: Sendable {
     private var slotSources: [Set<Endpoint>]
     /// Per slot: whether its tunnel's hello was written.
     private var helloSent: [Bool]
+    /// Per slot: its replica moved it away (`reconnect` with `rebalance`): its close is no failure,
+    /// however long its last streams took.
+    private var movedAway: [Bool]
     /// The configured host names (with their ports) resolved so far, in the order first resolved.
     private var names: [Endpoint] = []
     /// A gateway sent `replicas`: the car's gateways are a cluster, every record a replica.
@@ -151,6 +154,7 @@ package struct ReplicaChoice: Sendable {
         self.slotConnectedAt = Array(repeating: nil, count: configuration.tunnels)
         self.slotSources = Array(repeating: [], count: configuration.tunnels)
         self.helloSent = Array(repeating: false, count: configuration.tunnels)
+        self.movedAway = Array(repeating: false, count: configuration.tunnels)
         for endpoint in configured { self.touch(endpoint) { $0.configured = true } }
     }
 
@@ -262,6 +266,7 @@ package struct ReplicaChoice: Sendable {
     /// (``avoidMovedFrom``).
     package mutating func draining(slot: Int, suggested: [Endpoint], now: Double, rebalance: Bool = false) {
         if case .connected(let endpoint) = self.slots[slot] {
+            self.movedAway[slot] = rebalance
             let avoid = rebalance ? Self.avoidMovedFrom : self.configuration.avoidDraining
             for endpoint in self.addresses(of: endpoint) {
                 self.replicas[endpoint]?.avoidUntil = now + avoid
@@ -367,7 +372,7 @@ package struct ReplicaChoice: Sendable {
     /// slot waits its jittered backoff, and the primary moves to a surviving tunnel.
     /// - Returns: the slot that became primary, whose tunnel must tell its gateway.
     package mutating func lost(slot: Int, now: Double, random: Double) -> Int? {
-        defer { (self.helloSent[slot], self.slotSources[slot]) = (false, []) }
+        defer { (self.helloSent[slot], self.slotSources[slot], self.movedAway[slot]) = (false, [], false) }
         defer { self.slotConnectedAt[slot] = nil }
         let duplicate = self.replica(of: slot).map { replica in
             self.slots.indices.contains { $0 != slot && self.replica(of: $0) == replica }
@@ -383,7 +388,7 @@ package struct ReplicaChoice: Sendable {
                 // hello while the replica is avoided failed (helper-104: behind a load balancer that
                 // accepts while the gateway restarts, each such close reset the backoff: ~7 dials a
                 // second for the 30 s of avoidance).
-                if self.replicas[endpoint]!.avoidUntil > now && self.helloSent[slot] {
+                if (self.replicas[endpoint]!.avoidUntil > now || self.movedAway[slot]) && self.helloSent[slot] {
                     self.slotAttempts[slot] = 0
                     continue
                 }

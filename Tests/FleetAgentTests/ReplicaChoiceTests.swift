@@ -160,6 +160,17 @@ struct ReplicaChoiceTests {
         #expect(expired.next(slot: 0, now: 40, random: 0) != .dial(d))
     }
 
+    @Test("A tunnel moved away is no failure of its replica, however long its last streams took")
+    func movedAwayIsNoFailure() {
+        var choice = Self.choice([Self.a, Self.b, Self.c])
+        _ = Self.connectAll(&choice)  // A and B
+        _ = choice.claimPrimary(slot: 0)
+        choice.draining(slot: 0, suggested: [Self.b], now: 0, rebalance: true)
+        _ = choice.lost(slot: 0, now: 10, random: 0)  // its streams took 10 s, past the 2 s
+        // A and C alike (no failure): the first; a penalised A would have left C.
+        #expect(choice.next(slot: 0, now: 11, random: 0) == .dial(Self.a))
+    }
+
     @Test("A tunnel says where the car's other tunnels are: past their hello, by the replica's own name")
     func elsewhere() {
         var choice = Self.choice([Self.a, Self.b])

@@ -65,6 +65,14 @@ struct TunnelBalanceTests {
         #expect(rounds[2] == after, "\(rounds)")
     }
 
+    @Test("Donors deciding at once spread their rounding remainders: no receiver ends more than one over its target")
+    func remainders() {
+        // Four donors one over the target of 4 each; p lacks 1, q 3: with every remainder at the same
+        // place p would get all four (7 against 4).
+        let after = Self.settle(["a": 5, "b": 5, "c": 5, "d": 5, "p": 3, "q": 1])
+        #expect(after.values.allSatisfy { $0 <= 5 }, "\(after)")
+    }
+
     @Test("A car that connects or leaves moves nothing; no peers, nothing here or no budget moves nothing")
     func nothingToMove() {
         let b = TunnelBalance(address: "b")
