@@ -12,6 +12,13 @@ struct TunnelRebalancingTests {
         TunnelRebalancing(balance: TunnelBalance(address: "a"), holdSeconds: 40)
     }
 
+    /// A look at "eu" whose moves are made (all of them, as the cars were idle).
+    static func round(_ r: inout TunnelRebalancing, own: Int, _ peers: [Peer], now: Double) -> TunnelRebalancing.Look {
+        let look = r.look(region: "eu", own: own, peers: peers, budget: 32, rotation: 0, now: now)
+        r.moved(region: "eu", look.moves, peers: peers)
+        return look
+    }
+
     @Test("Nothing moves until the region has looked out of balance for the hold-down; a break starts it again")
     func holdDown() {
         var r = Self.rebalancing()
@@ -48,13 +55,11 @@ struct TunnelRebalancingTests {
     func unarrived() {
         var r = Self.rebalancing()
         let peers = [Peer(address: "b", tunnels: 100), Peer(address: "c", tunnels: 0)]
-        _ = r.look(region: "eu", own: 100, peers: peers, budget: 32, rotation: 0, now: 0)
-        let first = r.look(region: "eu", own: 100, peers: peers, budget: 32, rotation: 0, now: 40)
-        r.moved(region: "eu", first.moves, peers: peers)
+        _ = Self.round(&r, own: 100, peers, now: 0)
+        let first = Self.round(&r, own: 100, peers, now: 40)
         // C still has none: one miss is no proof (it may have lost a car meanwhile); it is named again.
-        let second = r.look(region: "eu", own: 100, peers: peers, budget: 32, rotation: 0, now: 45)
+        let second = Self.round(&r, own: 100, peers, now: 45)
         #expect(second.unarrived.isEmpty && second.moves == first.moves)
-        r.moved(region: "eu", second.moves, peers: peers)
         // A second miss: said, and passed over — with C out of the picture A and B are in balance.
         let third = r.look(region: "eu", own: 100, peers: peers, budget: 32, rotation: 0, now: 50)
         #expect(third.unarrived == [Peer(address: "c", tunnels: 0)] && third.moves.isEmpty)
@@ -74,15 +79,12 @@ struct TunnelRebalancingTests {
     func missThenArrival() {
         var r = Self.rebalancing()
         var peers = [Peer(address: "b", tunnels: 1_000), Peer(address: "c", tunnels: 0)]
-        _ = r.look(region: "eu", own: 1_000, peers: peers, budget: 32, rotation: 0, now: 0)
-        var look = r.look(region: "eu", own: 1_000, peers: peers, budget: 32, rotation: 0, now: 40)
-        r.moved(region: "eu", look.moves, peers: peers)
-        look = r.look(region: "eu", own: 1_000, peers: peers, budget: 32, rotation: 0, now: 45)  // a miss
-        r.moved(region: "eu", look.moves, peers: peers)
+        _ = Self.round(&r, own: 1_000, peers, now: 0)
+        _ = Self.round(&r, own: 1_000, peers, now: 40)
+        _ = Self.round(&r, own: 1_000, peers, now: 45)  // a miss
         peers[1].tunnels = 32  // they arrived
-        look = r.look(region: "eu", own: 968, peers: peers, budget: 32, rotation: 0, now: 50)
-        r.moved(region: "eu", look.moves, peers: peers)
-        look = r.look(region: "eu", own: 968, peers: peers, budget: 32, rotation: 0, now: 55)  // a miss again
+        _ = Self.round(&r, own: 968, peers, now: 50)
+        let look = r.look(region: "eu", own: 968, peers: peers, budget: 32, rotation: 0, now: 55)  // a miss again
         #expect(look.unarrived.isEmpty && !look.moves.isEmpty)
     }
 

@@ -436,10 +436,7 @@ struct ClusterTests {
     func scaleOut() async throws {
         let etcd = try await EtcdProcess.start()
         defer { etcd.stop() }
-        // Out of balance for 2 s (not the default 40) before a replica moves tunnels.
-        let soon = ["--cluster-rebalance-after-seconds", "2"]
-        let a = try await Self.replica("a", etcd: etcd, extra: soon)
-        let b = try await Self.replica("b", etcd: etcd, extra: soon)
+        let (a, b) = try await Self.movingPair(etcd)
         defer { [a, b].forEach { $0.stop() } }
         // Six cars, two tunnels each, configured with A and B: twelve tunnels, six on each.
         let log = temporaryJobLog("cluster-scale-out")
@@ -463,7 +460,7 @@ struct ClusterTests {
             streams.append((prompt, client, stream))
             busy.append(try #require(await stream.firstResponse()?.headerFields[HTTPField.Name("x-fleet-vehicle")!]))
         }
-        let c = try await Self.replica("c", etcd: etcd, extra: soon)
+        let c = try await Self.replica("c", etcd: etcd, extra: Self.moveSoon)
         defer { c.stop() }
         let joined = ContinuousClock.now
         // The share is 4 of 12: A and B move two each (idle tunnels, after 2 s out of balance).
@@ -507,9 +504,7 @@ struct ClusterTests {
     func twoReplicasMixed() async throws {
         let etcd = try await EtcdProcess.start()
         defer { etcd.stop() }
-        let soon = ["--cluster-rebalance-after-seconds", "2"]
-        let a = try await Self.replica("a", etcd: etcd, extra: soon)
-        let b = try await Self.replica("b", etcd: etcd, extra: soon)
+        let (a, b) = try await Self.movingPair(etcd)
         defer { [a, b].forEach { $0.stop() } }
         // Three cars on both replicas, two with one tunnel on A: five tunnels on A, three on B.
         let log = temporaryJobLog("cluster-mixed")
@@ -540,6 +535,17 @@ struct ClusterTests {
         }
         #expect(moved == 1, "\(moves.joined(separator: "\n"))")
         #expect(!a.log.contains("did not arrive"), "\(a.log.suffix(2_000))")
+    }
+
+    /// Out of balance for 2 s (not the default 40) before a replica moves tunnels.
+    static let moveSoon = ["--cluster-rebalance-after-seconds", "2"]
+
+    /// Replicas A and B that move tunnels after ``moveSoon``.
+    static func movingPair(_ etcd: EtcdProcess) async throws -> (GatewayProcess, GatewayProcess) {
+        (
+            try await Self.replica("a", etcd: etcd, extra: Self.moveSoon),
+            try await Self.replica("b", etcd: etcd, extra: Self.moveSoon)
+        )
     }
 
     /// `fleet_cluster_tunnels_moved_total` of a replica (0 before the first).
