@@ -9,9 +9,12 @@ here="$(cd "$(dirname "$0")" && pwd)"
 dockerfile="$here/Dockerfile"
 read -r -a wanted <<<"$(sed -n 's/^# runtime-packages: //p' "$dockerfile")"
 [ ${#wanted[@]} -gt 0 ] || { echo "check-libraries: no '# runtime-packages:' line in $dockerfile" >&2; exit 1; }
-# The comment and the apt-get line must agree.
+# The comment and the apt-get line must agree. (Not `… | grep -q` under pipefail: grep -q exits at its
+# first match, and a writer that writes again then dies of SIGPIPE and fails the pipeline — always so
+# under a line-buffering stdbuf.)
+stage="$(sed -n '/^FROM .* AS runtime$/,/^FROM /p' "$dockerfile" | grep -v '^#')"
 for p in "${wanted[@]}"; do
-    sed -n '/^FROM .* AS runtime$/,/^FROM /p' "$dockerfile" | grep -v '^#' | grep -qwF -- "$p" \
+    grep -qwF -- "$p" <<<"$stage" \
         || { echo "check-libraries: $p is on the runtime-packages line but not installed by the runtime stage" >&2; exit 1; }
 done
 failed=0
