@@ -65,6 +65,17 @@ struct ClusterWatchTests {
         #expect(ClusterView.membershipLine(others: [], before: ["r2"], prefix: Self.prefix)?.level == .notice)
     }
 
+    @Test("Replicas advertising one tunnel address (one balancer's name) are named in a warning")
+    func sharedTunnelAddress() {
+        #expect(ClusterView.sharedTunnelWarning(["r1": "10.0.0.1:7443", "r2": "10.0.0.2:7443"]) == nil)
+        #expect(ClusterView.sharedTunnelWarning([:]) == nil)
+        let warning = ClusterView.sharedTunnelWarning([
+            "r1": "lb.example:7443", "r2": "lb.example:7443", "r3": "10.0.0.3:7443", "r4": "lb.example:7443",
+        ])
+        #expect(warning?.contains("lb.example:7443 (r1, r2, r4)") == true, "\(warning ?? "-")")
+        #expect(warning?.contains("r3") == false && warning?.contains("cluster.advertiseTunnelAddress") == true)
+    }
+
     @Test("A digest under another replica's key, or not a digest at all, is ignored")
     func refusesMismatch() {
         var state = ClusterView.State()

@@ -275,8 +275,11 @@ final class ClusterService: Service, Sendable {
     }
 
     private func publishMembers() {
-        let (members, tunnels) = self.view.read { s in
-            (s.members, s.memberTunnels.mapValues { "\($0.address) \($0.regions.sorted())" })
+        let (members, tunnels, addresses) = self.view.read { s in
+            (
+                s.members, s.memberTunnels.mapValues { "\($0.address) \($0.regions.sorted())" },
+                s.memberTunnels.mapValues(\.address)
+            )
         }
         self.view.replicasGauge.record(members.count)
         let others = members.subtracting([self.view.replicaID])
@@ -292,6 +295,7 @@ final class ClusterService: Service, Sendable {
             return known != tunnels
         }
         if changed {
+            if let warning = ClusterView.sharedTunnelWarning(addresses) { self.logger.warning("\(warning)") }
             for tunnel in self.core.tunnels.all {
                 tunnel.execute { handler in (handler.delegate as? CarSession)?.tellReplicas() }
             }

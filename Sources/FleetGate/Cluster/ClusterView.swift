@@ -289,6 +289,17 @@ public final class ClusterView: Sendable {
         return (.info, "Cluster members under '\(prefix)': this replica and \(others.sorted().joined(separator: ", "))")
     }
 
+    /// The warning to log when replicas advertise one tunnel address (`replica → address`; all behind
+    /// one balancer's name, say): a car cannot tell them apart, so it keeps one tunnel where it should
+    /// keep two, and tunnels are not moved between them. Nil when every address is a replica's own.
+    static func sharedTunnelWarning(_ tunnels: [String: String]) -> String? {
+        let shared = Dictionary(grouping: tunnels.keys, by: { tunnels[$0]! }).filter { $0.value.count > 1 }
+        guard !shared.isEmpty else { return nil }
+        let list = shared.keys.sorted().map { "\($0) (\(shared[$0]!.sorted().joined(separator: ", ")))" }
+        return "Replicas share a tunnel address: \(list.joined(separator: "; ")); cars cannot tell them apart "
+            + "(one tunnel where two should be, no tunnels moved between them): give each its own cluster.advertiseTunnelAddress"
+    }
+
     var readyDetail: String {
         self.state.withLock { s in
             let error = s.lastError.map { ",\"error\":\(JSON.string($0))" } ?? ""
