@@ -16,8 +16,10 @@ extension ClusterService {
         var rebalancing = TunnelRebalancing(
             balance: TunnelBalance(address: self.view.tunnelAddress),
             holdSeconds: self.configuration.rebalanceAfterSeconds)
+        // Remainders of proportional shares start at a place of this replica's own (FNV-1a of its id).
+        let rotation = Int(self.view.replicaID.utf8.reduce(UInt32(2_166_136_261)) { ($0 ^ UInt32($1)) &* 16_777_619 })
         while !Task.isCancelled {
-            let moved = self.core.isDraining ? 0 : self.rebalanceLook(&rebalancing)
+            let moved = self.core.isDraining ? 0 : self.rebalanceLook(&rebalancing, rotation: rotation)
             let pause = moved > 0 ? self.configuration.rebalanceRoundSeconds : look
             try? await Task.sleep(for: .milliseconds(Int64(pause * 1_000)))
         }
@@ -25,12 +27,10 @@ extension ClusterService {
 
     /// One look over the regions this replica holds tunnels of, `cluster.rebalanceMaxMoves` moves
     /// at most over all of them; returns the tunnels moved.
-    func rebalanceLook(_ rebalancing: inout TunnelRebalancing) -> Int {
+    func rebalanceLook(_ rebalancing: inout TunnelRebalancing, rotation: Int) -> Int {
         let now = self.core.now
         // The tunnel address is known once the listener is bound (the loop may start before).
         rebalancing.balance.address = self.view.tunnelAddress
-        // Remainders of proportional shares start at a place of this replica's own (FNV-1a of its id).
-        let rotation = Int(self.view.replicaID.utf8.reduce(UInt32(2_166_136_261)) { ($0 ^ UInt32($1)) &* 16_777_619 })
         var budget = self.configuration.rebalanceMaxMoves
         let held = self.core.registry.tunnelsByRegion
         rebalancing.begin(held: held.keys, now: now)

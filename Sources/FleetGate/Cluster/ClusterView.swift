@@ -138,13 +138,18 @@ public final class ClusterView: Sendable {
         }
     }
 
+    /// Whether the other replicas' digests are current: while the watch is, and for
+    /// `cluster.maxDigestAgeSeconds` after it broke (then they age out).
+    private func isFresh(_ s: State, now: Double) -> Bool {
+        s.watching || now - s.watchHealthyAt < self.configuration.maxDigestAgeSeconds
+    }
+
     /// The other live replicas serving `region` whose digests count their tunnels, with their
     /// tunnel addresses and the region's tunnels there (``TunnelBalance``); nil while the watch is
     /// stale (no moves on an old picture).
     func tunnelPeers(region: String, now: Double) -> [TunnelBalance.Peer]? {
-        let maxAge = self.configuration.maxDigestAgeSeconds
         return self.state.withLock { s in
-            guard s.watching || now - s.watchHealthyAt < maxAge else { return nil }
+            guard self.isFresh(s, now: now) else { return nil }
             return s.memberTunnels.compactMap { replica, member -> TunnelBalance.Peer? in
                 guard replica != self.replicaID, member.regions.contains(region),
                     let tunnels = s.digests[replica]?.k
@@ -165,10 +170,9 @@ public final class ClusterView: Sendable {
     /// - Parameter localHasCar: whether the scheduler found a local car for the request at all.
     func forwardTarget(zone: String, model: String, localHasCar: Bool, excluding: [String], now: Double) -> Target? {
         let margin = self.configuration.forwardMarginMilliseconds
-        let maxAge = self.configuration.maxDigestAgeSeconds
         return self.state.withLock { s -> Target? in
             // Digests are current while the watch is; after it breaks they age out.
-            guard s.watching || now - s.watchHealthyAt < maxAge else { return nil }
+            guard self.isFresh(s, now: now) else { return nil }
             var best: (target: Target, ttft: Double)?
             for (replica, digest) in s.digests where replica != self.replicaID && !excluding.contains(replica) {
                 guard let entry = digest.entry(zone: zone, model: model),
@@ -193,9 +197,8 @@ public final class ClusterView: Sendable {
 
     /// Whether another replica's current digest lists capacity (cars) for `model` in `zone`.
     func hasCapacity(zone: String, model: String, now: Double) -> Bool {
-        let maxAge = self.configuration.maxDigestAgeSeconds
         return self.state.withLock { s in
-            guard s.watching || now - s.watchHealthyAt < maxAge else { return false }
+            guard self.isFresh(s, now: now) else { return false }
             return s.digests.contains { $0.key != self.replicaID && $0.value.entry(zone: zone, model: model) != nil }
         }
     }
@@ -213,9 +216,8 @@ public final class ClusterView: Sendable {
 
     /// `body` of the other replicas' digests, none while the watch is stale.
     private func remoteEntries<T>(now: Double, _ body: ([CapacityDigest]) -> T) -> T {
-        let maxAge = self.configuration.maxDigestAgeSeconds
         return self.state.withLock { s in
-            let fresh = s.watching || now - s.watchHealthyAt < maxAge
+            let fresh = self.isFresh(s, now: now)
             return body(fresh ? s.digests.filter { $0.key != self.replicaID }.map(\.value) : [])
         }
     }

@@ -21,10 +21,16 @@ struct TunnelRebalancing: Sendable {
     private(set) var unbalancedSince: [String: Double] = [:]
     /// Per region, the replicas named in the last round that moved its tunnels, with their counts then.
     private var named: [String: [String: Int]] = [:]
-    /// Per region and replica (`region address`): rounds in a row whose moved cars did not arrive.
-    private var misses: [String: Int] = [:]
-    /// Per region and replica (`region address`), passed over until a time: moved cars did not arrive.
-    private(set) var skipped: [String: Double] = [:]
+    /// A replica as a target in one region.
+    struct Target: Hashable, Sendable {
+        var region: String
+        var address: String
+    }
+
+    /// Rounds in a row whose cars moved to a target did not arrive.
+    private var misses: [Target: Int] = [:]
+    /// Targets passed over until a time: moved cars did not arrive.
+    private(set) var skipped: [Target: Double] = [:]
 
     init(balance: TunnelBalance, holdSeconds: Double) {
         self.balance = balance
@@ -45,7 +51,7 @@ struct TunnelRebalancing: Sendable {
         self.unbalancedSince = self.unbalancedSince.filter { held.contains($0.key) }
         self.named = self.named.filter { held.contains($0.key) }
         self.skipped = self.skipped.filter { $0.value > now }
-        self.misses = self.misses.filter { held.contains(String($0.key.prefix { $0 != " " })) }
+        self.misses = self.misses.filter { held.contains($0.key.region) }
     }
 
     /// The look at `region`, where this replica holds `own` tunnels and `peers` the rest.
@@ -55,7 +61,7 @@ struct TunnelRebalancing: Sendable {
         var look = Look()
         for peer in peers {
             guard let before = self.named[region]?[peer.address] else { continue }
-            let key = "\(region) \(peer.address)"
+            let key = Target(region: region, address: peer.address)
             guard peer.tunnels <= before else {
                 self.misses[key] = nil
                 continue
@@ -68,7 +74,7 @@ struct TunnelRebalancing: Sendable {
             }
         }
         self.named[region] = nil
-        let eligible = peers.filter { self.skipped["\(region) \($0.address)"] == nil }
+        let eligible = peers.filter { self.skipped[Target(region: region, address: $0.address)] == nil }
         let moves = self.balance.plan(own: own, peers: eligible, budget: budget, rotation: rotation)
         guard !moves.isEmpty else {
             self.unbalancedSince[region] = nil
