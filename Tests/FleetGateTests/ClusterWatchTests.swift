@@ -76,6 +76,39 @@ struct ClusterWatchTests {
         #expect(warning?.contains("r3") == false && warning?.contains("cluster.advertiseTunnelAddress") == true)
     }
 
+    @Test("Replicas sharing a tunnel address take no part in rebalancing; one sharing this replica's, none at all")
+    func sharedTunnelAddressRebalancing() {
+        let regions: Set<String> = ["eu-central"]
+        let counts: [String: [String: Int]?] = [
+            "r1": ["eu-central": 2], "r2": ["eu-central": 4], "r3": ["eu-central": 6],
+        ]
+        func peers(own: String, _ members: [String: String]) -> [String]? {
+            ClusterView.tunnelPeers(
+                region: "eu-central", own: ("r3", own), members: members.mapValues { ($0, regions) }, counts: counts
+            )?.map { "\($0.address)=\($0.tunnels)" }.sorted()
+        }
+        // Each its own address: both others are peers.
+        #expect(peers(own: "h:7443", ["r1": "h:7441", "r2": "h:7442", "r3": "h:7443"]) == ["h:7441=2", "h:7442=4"])
+        // r1 and r2 behind one address (helper-121): a car sent there may land on either; r3 balances alone.
+        #expect(peers(own: "h:7443", ["r1": "h:7442", "r2": "h:7442", "r3": "h:7443"]) == [])
+        // This replica shares its own address: it would send cars to itself.
+        #expect(peers(own: "h:7442", ["r1": "h:7441", "r2": "h:7442", "r3": "h:7442"]) == nil)
+        // Before its own membership record is read back, its address still counts.
+        #expect(peers(own: "h:7442", ["r1": "h:7441", "r2": "h:7442"]) == nil)
+        // A digest without tunnel counts (an older replica) is no peer.
+        #expect(
+            ClusterView.tunnelPeers(
+                region: "eu-central", own: ("r3", "h:7443"), members: ["r1": ("h:7441", regions)], counts: ["r1": nil])
+                == [])
+    }
+
+    @Test("Without cluster.replicaID a replica is named by its host and internal port")
+    func defaultReplicaID() {
+        #expect(ClusterView.defaultReplicaID(hostName: "gw-1", internalPort: 7080) == "gw-1:7080")
+        #expect(ClusterView.defaultReplicaID(hostName: "gw-1", internalPort: 7095) != "gw-1:7080")
+        #expect(ClusterView.defaultReplicaID(hostName: "a/b", internalPort: 0) == "a_b")
+    }
+
     @Test("A digest under another replica's key, or not a digest at all, is ignored")
     func refusesMismatch() {
         var state = ClusterView.State()

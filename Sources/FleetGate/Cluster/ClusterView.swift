@@ -87,7 +87,9 @@ public final class ClusterView: Sendable {
         self.configuration = configuration
         self.replicaID =
             configuration.replicaID.isEmpty
-            ? ProcessInfo.processInfo.hostName.replacingOccurrences(of: "/", with: "_") : configuration.replicaID
+            ? Self.defaultReplicaID(
+                hostName: ProcessInfo.processInfo.hostName, internalPort: configuration.internalPort)
+            : configuration.replicaID
         self.forwardKeyBytes = ForwardedOrigin.key(fleetSecret: fleetSecret).withUnsafeBytes { Array($0) }
         self.degradedGauge = Gauge(label: "fleet_cluster_degraded", factory: factory)
         self.replicasGauge = Gauge(label: "fleet_cluster_replicas", factory: factory)
@@ -100,6 +102,14 @@ public final class ClusterView: Sendable {
         self.digestBytes = Gauge(label: "fleet_cluster_digest_bytes", factory: factory)
         self.tunnelsMoved = Counter(label: "fleet_cluster_tunnels_moved_total", factory: factory)
         self.degradedGauge.record(1)
+    }
+
+    /// The id of a replica without `cluster.replicaID`: its host name and internal port, as the docs
+    /// say — two replicas on one host differ in that port (with the host name alone they took each
+    /// other's membership key in turn, helper-121); the host name alone for port 0 (tests).
+    static func defaultReplicaID(hostName: String, internalPort: Int) -> String {
+        let host = hostName.replacingOccurrences(of: "/", with: "_")
+        return internalPort == 0 ? host : "\(host):\(internalPort)"
     }
 
     /// The `host:port` other replicas dial.
@@ -146,16 +156,34 @@ public final class ClusterView: Sendable {
 
     /// The other live replicas serving `region` whose digests count their tunnels, with their
     /// tunnel addresses and the region's tunnels there (``TunnelBalance``); nil while the watch is
-    /// stale (no moves on an old picture).
+    /// stale (no moves on an old picture). Replicas that advertise one tunnel address take no part
+    /// (``sharedTunnelWarning(_:)``): a car sent to that address may land on either, and a replica
+    /// sharing its own address with another sent cars to itself (helper-121: moved a round, never
+    /// balanced). So nil when this replica's address is shared, and such peers are left out.
     func tunnelPeers(region: String, now: Double) -> [TunnelBalance.Peer]? {
+        let own = self.tunnelAddress
         return self.state.withLock { s in
             guard self.isFresh(s, now: now) else { return nil }
-            return s.memberTunnels.compactMap { replica, member -> TunnelBalance.Peer? in
-                guard replica != self.replicaID, member.regions.contains(region),
-                    let tunnels = s.digests[replica]?.k
-                else { return nil }
-                return TunnelBalance.Peer(address: member.address, tunnels: tunnels[region] ?? 0)
-            }
+            return Self.tunnelPeers(
+                region: region, own: (self.replicaID, own), members: s.memberTunnels, counts: s.digests.mapValues(\.k))
+        }
+    }
+
+    /// ``tunnelPeers(region:now:)`` of one picture: `members` the live replicas' tunnel addresses and
+    /// regions (this one's too, or not yet), `counts` their digests' tunnels per region (nil: a digest
+    /// without them, an older replica's).
+    static func tunnelPeers(
+        region: String, own: (replica: String, address: String),
+        members: [String: (address: String, regions: Set<String>)], counts: [String: [String: Int]?]
+    ) -> [TunnelBalance.Peer]? {
+        var replicas: [String: Int] = [own.address: 1]
+        for (replica, member) in members where replica != own.replica { replicas[member.address, default: 0] += 1 }
+        guard replicas[own.address] == 1 else { return nil }
+        return members.compactMap { replica, member -> TunnelBalance.Peer? in
+            guard replica != own.replica, member.regions.contains(region), replicas[member.address] == 1,
+                let tunnels = counts[replica] ?? nil
+            else { return nil }
+            return TunnelBalance.Peer(address: member.address, tunnels: tunnels[region] ?? 0)
         }
     }
 
@@ -299,7 +327,7 @@ public final class ClusterView: Sendable {
         guard !shared.isEmpty else { return nil }
         let list = shared.keys.sorted().map { "\($0) (\(shared[$0]!.sorted().joined(separator: ", ")))" }
         return "Replicas share a tunnel address: \(list.joined(separator: "; ")); cars cannot tell them apart "
-            + "(one tunnel where two should be, no tunnels moved between them): give each its own cluster.advertiseTunnelAddress"
+            + "(one tunnel where two should be, no tunnels moved to or from them): give each its own cluster.advertiseTunnelAddress"
     }
 
     var readyDetail: String {
