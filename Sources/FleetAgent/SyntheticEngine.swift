@@ -55,6 +55,25 @@ public final class SyntheticEngine: InferenceEngine, Sendable {
         return run
     }
 
+    /// OpenAI's (and vLLM's) refusal of a request whose prompt and `max_tokens` together pass the
+    /// model's context window: a 400 `context_length_exceeded` the app gets, at once — without it a
+    /// 900 KB prompt prefilled for minutes, past the first-token timeout, on three cars in turn
+    /// (helper-122). Nil when it fits. The prompt counts as the gateway estimates it (4 bytes a token).
+    package static func overContext(_ job: InferenceJob, window: Int) -> EngineError? {
+        let prompt = job.prompt.estimatedTokens
+        let completion = job.body.outputLimit ?? 0
+        guard prompt + completion > window else { return nil }
+        let asked =
+            completion > 0
+            ? "you requested \(prompt + completion) tokens (\(prompt) in the messages, \(completion) in the completion)"
+            : "your messages resulted in \(prompt) tokens"
+        return EngineError(
+            code: "context_length_exceeded",
+            message: "This model's maximum context length is \(window) tokens. However, \(asked). "
+                + "Please reduce the length of the messages or completion.",
+            rejectedStatus: 400, param: job.body.messages == nil ? "prompt" : "messages")
+    }
+
     fileprivate func jobEnded(cancelled: Bool) {
         self.active.subtract(1, ordering: .relaxed)
         if cancelled { self.cancelled.add(1, ordering: .relaxed) }
@@ -97,6 +116,18 @@ private final class SyntheticJob: InferenceJobHandle {
     }
 
     func begin() {
+        if let refusal = SyntheticEngine.overContext(self.job, window: self.engine.profile.contextTokens) {
+            // As a runtime answers: after the call that started the job, never inside it.
+            let loopBound = NIOLoopBound(self, eventLoop: self.eventLoop)
+            self.eventLoop.execute {
+                let job = loopBound.value
+                guard !job.done else { return }
+                let sink = job.sink
+                job.end(cancelled: false)
+                sink?.fail(refusal)
+            }
+            return
+        }
         self.schedule(after: self.engine.prefillTime(promptTokens: self.job.prompt.estimatedTokens))
     }
 

@@ -44,6 +44,10 @@ public struct HardwareProfile: Sendable, Hashable {
     public var prefillTokensPerSecond: Double
     /// Concurrent streams.
     public var slots: Int
+    /// The model's context window: prompt and completion tokens together (the KV cache an edge chip's
+    /// memory holds a stream; FLEET.md has no figure, so a common serving setting: 8k for the 3B,
+    /// 32k for the 8B). A request over it is refused at once, as a real runtime refuses it.
+    public var contextTokens: Int
 
     /// The profile of a hardware class (FLEET.md table "Reasonable synthetic profiles").
     public static func of(_ hardware: HardwareClass) -> Self {
@@ -52,17 +56,17 @@ public struct HardwareProfile: Sendable, Hashable {
             // 3B model; Orin Nano (102 GB/s) runs a 3B at ≈ 43 tok/s, HW3 has ≈ 68 GB/s per chip → 30.
             Self(
                 hardware: .hw3, model: "fleet-3b", decodeTokensPerSecond: 30, aggregateDecodeTokensPerSecond: 30,
-                prefillTokensPerSecond: 600, slots: 1)
+                prefillTokensPerSecond: 600, slots: 1, contextTokens: 8_192)
         case .hw4:
             // 8B model; ≈ 20 tok/s, 2 streams sharing the bandwidth.
             Self(
                 hardware: .hw4, model: "fleet-8b", decodeTokensPerSecond: 20, aggregateDecodeTokensPerSecond: 30,
-                prefillTokensPerSecond: 1_200, slots: 2)
+                prefillTokensPerSecond: 1_200, slots: 2, contextTokens: 32_768)
         case .ai5:
             // 8B model; AGX Thor: ≈ 51 tok/s at batch 1, ≈ 135 tok/s aggregate at batch 8, prefill ≈ 1.8k tok/s.
             Self(
                 hardware: .ai5, model: "fleet-8b", decodeTokensPerSecond: 50, aggregateDecodeTokensPerSecond: 135,
-                prefillTokensPerSecond: 1_800, slots: 8)
+                prefillTokensPerSecond: 1_800, slots: 8, contextTokens: 32_768)
         }
     }
 

@@ -118,6 +118,30 @@ struct ErrorTests {
         }
     }
 
+    /// helper-122: a 900 KB prompt prefilled for minutes on three cars in turn, and the app saw nothing.
+    @Test("A prompt over the car model's context gets 400 context_length_exceeded at once; the cars serve on")
+    func overContext() async throws {
+        try await withFleet(cars: [CarSpec("car-a", slowdown: 0.1), CarSpec("car-b", slowdown: 0.1)]) { fleet in
+            let client = try await RecordingClient.connect(port: fleet.clientPort)
+            defer { client.close() }
+            // ~37,500 tokens at the gateway's 4 bytes a token: over the 8B's 32,768.
+            let prompt = String(repeating: "word ", count: 30_000)
+            let result = try await client.post(
+                "/v1/chat/completions", json: chatBody(stream: true, maxTokens: 2, prompt: prompt)
+            ).collect()
+            #expect(result.response?.status.code == 400)
+            #expect(result.body.contains(#""code":"context_length_exceeded""#), "\(result.body)")
+            #expect(result.body.contains(#""param":"messages""#) && result.body.contains("32768 tokens"))
+            // The refusal is the request's, not the cars' fault: both still take work.
+            for _ in 0..<2 {
+                let next = try await client.post(
+                    "/v1/chat/completions", json: chatBody(stream: false, maxTokens: 2)
+                ).collect()
+                #expect(next.response?.status == .ok)
+            }
+        }
+    }
+
     @Test("A body over the limit gets 413 and the connection keeps serving")
     func oversizedBody() async throws {
         try await withFleet(cars: [CarSpec("car-a", slowdown: 0.1)], configure: { $0.maxBodyBytes = 4096 }) { fleet in
