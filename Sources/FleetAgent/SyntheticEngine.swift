@@ -7,9 +7,9 @@ import Synchronization
 /// Timing follows the car's ``HardwareProfile`` on the wall clock: the first token after
 /// `prompt tokens ÷ prefill rate`, then one token every `1 ÷ decode rate`, where the per-stream
 /// decode rate falls as more streams share the chip. Text is ``SyntheticText``, a function of
-/// (seed, token index). Without `max_tokens` an answer has a natural length (64–191 tokens, from
-/// the seed) and ends with `stop`; with it, generation runs to the limit and ends with `length`
-/// (or `stop` when a stop sequence appears).
+/// (seed, token index). Without `max_tokens` a chat answer has a natural length (64–191 tokens, from
+/// the seed) and ends with `stop` (a legacy completion runs to the job's 16); with it, generation
+/// runs to the limit and ends with `length` (or `stop` when a stop sequence appears).
 public final class SyntheticEngine: InferenceEngine, Sendable {
     /// The profile timing follows.
     public let profile: HardwareProfile
@@ -112,7 +112,9 @@ private final class SyntheticJob: InferenceJobHandle {
         self.sink = sink
         self.index = job.resumeFrom
         self.stops = StopMatcher(job.stop)
-        self.naturalLength = job.body.outputLimit == nil ? 64 + Int(job.seed % 128) : Int.max
+        // A legacy completion without `max_tokens` runs to the job's 16 (`length`), as OpenAI's does.
+        self.naturalLength =
+            job.body.outputLimit == nil && job.body.messages != nil ? 64 + Int(job.seed % 128) : Int.max
     }
 
     func begin() {

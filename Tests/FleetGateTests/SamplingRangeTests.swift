@@ -228,4 +228,39 @@ struct SamplingRangeTests {
         #expect(refusal(#""met\u0061data":5"#)?.param == "metadata")
         #expect(refusal(#""metadata":5"#)?.status == 400)
     }
+
+    @Test("A legacy completion's echo, suffix and best_of need central capacity; other types are refused (helper-122)")
+    func legacyParameters() throws {
+        let core = try GatewayCore.detached(models: ["m"], fleetSecret: String(repeating: "s", count: 32))
+        func refusal(_ members: String, chat: Bool = false) -> APIError? {
+            let text = chat ? #""messages":[{"role":"user","content":"hi"}]"# : #""prompt":"hi""#
+            let body = ByteBuffer(string: #"{"model":"m",\#(text),\#(members)}"#)
+            let path = chat ? "/v1/chat/completions" : "/v1/completions"
+            let head = HTTPRequest(method: .post, scheme: "http", authority: "gw", path: path)
+            guard case .failure(let error)? = core.validateRequest(path: path, head: head, peer: nil, body: body)
+            else { return nil }
+            return error
+        }
+        // What a car serves as asked.
+        for members in [#""echo":false"#, #""echo":null"#, #""suffix":null"#, #""suffix":"""#, #""best_of":1"#] {
+            #expect(refusal(members) == nil, "\(members)")
+        }
+        // What only central can (this core has none for the zone): a 400 naming it, not a silent answer.
+        for (members, param) in [
+            (#""echo":true"#, "echo"), (#""suffix":" the end""#, "suffix"), (#""best_of":3"#, "best_of"),
+            (#""best_of":3,"echo":true"#, "echo"),
+        ] {
+            #expect(
+                refusal(members)?.message
+                    == "'\(param)' is served only by central capacity, and zone 'eu' has none configured.",
+                "\(members)")
+        }
+        // OpenAI's types and range.
+        #expect(refusal(#""echo":"yes""#)?.param == "echo")
+        #expect(refusal(#""suffix":5"#)?.param == "suffix")
+        #expect(refusal(#""best_of":21"#)?.param == "best_of")
+        #expect(refusal(#""best_of":1.5"#)?.param == "best_of")
+        // Not a chat parameter: a chat body's are not read.
+        #expect(refusal(#""echo":true"#, chat: true) == nil)
+    }
 }

@@ -104,6 +104,12 @@ struct StreamingTests {
             #expect(two.response?.status.code == 400)
             let error = try JSONDecoder().decode(APIErrorBody.self, from: Data(two.body.utf8))
             #expect(error.error.param == "prompt" && error.error.message.contains("2 prompts"), "\(two.body)")
+            // Without max_tokens, 16 tokens and `length`, as OpenAI's legacy completions (helper-122: 139).
+            let unbounded = try await client.post(
+                "/v1/completions", json: #"{"model":"fleet-8b","prompt":"Once","stream":false}"#
+            ).collect()
+            #expect(unbounded.body.contains(#""completion_tokens":16"#), "\(unbounded.body)")
+            #expect(unbounded.body.contains(#""finish_reason":"length""#), "\(unbounded.body)")
         }
     }
 

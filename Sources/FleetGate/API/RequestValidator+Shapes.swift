@@ -1,4 +1,5 @@
 import FleetProtocol
+import NIOCore
 
 extension RequestValidator {
     /// The shapes OpenAI checks in `response_format` and `tools`, so that a malformed one is the app's
@@ -164,5 +165,38 @@ extension RequestValidator {
         case .array: "an array"
         case .object: "an object"
         }
+    }
+}
+
+extension RequestValidator {
+    /// The legacy completion parameters a car's job cannot carry — `echo: true` (the prompt written
+    /// before its completion), a `suffix`, `best_of` over 1 — so that, as `n`, only central capacity
+    /// serves them: the first such one the body has, or nil. Before, a car answered without them and
+    /// without a word (helper-122: `echo` gave the completion alone). A value of another type is a 400.
+    static func legacyCentralParam(in body: ByteBuffer, members: [JSONBody.Member]) throws(APIError) -> String? {
+        guard members.contains(where: { $0.name == "echo" || $0.name == "suffix" || $0.name == "best_of" }) else {
+            return nil
+        }
+        func raw(_ name: String) -> String? {
+            JSONBody.rawValue(of: name, in: body, members: members).map { String(buffer: $0) }
+        }
+        var needs: String?
+        switch raw("echo") {
+        case nil, "false", "null": break
+        case "true": needs = "echo"
+        default: throw .invalidRequest("Invalid type for 'echo': expected a boolean.", param: "echo")
+        }
+        switch raw("suffix") {
+        case nil, "null", #""""#: break
+        case let value? where value.hasPrefix(#"""#): needs = needs ?? "suffix"
+        default: throw .invalidRequest("Invalid type for 'suffix': expected a string.", param: "suffix")
+        }
+        if let value = raw("best_of"), value != "null" {
+            guard let count = Int(value), (1...20).contains(count) else {
+                throw .invalidRequest("'best_of' must be an integer between 1 and 20.", param: "best_of")
+            }
+            if count > 1 { needs = needs ?? "best_of" }
+        }
+        return needs
     }
 }

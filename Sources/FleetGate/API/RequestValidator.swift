@@ -166,7 +166,8 @@ struct RequestValidator {
         // A prompt token is taken as ~4 bytes of the body (which also holds JSON punctuation).
         var profile = RequestProfile(
             model: parsed.model, zone: zone, promptTokens: max(1, body.readableBytes / 4),
-            expectedOutputTokens: min(parsed.outputLimit ?? 256, 1_024), ttftObjectiveMilliseconds: objective,
+            expectedOutputTokens: min(parsed.outputLimit ?? (api.chat ? 256 : 16), 1_024),
+            ttftObjectiveMilliseconds: objective,
             tpotObjectiveMilliseconds: self.core.configuration.tpotObjectiveMilliseconds)
         // #14 prefix-cache affinity: keyed hashes of the cumulative message prefixes (no text kept);
         // nothing at all when affinity is off.
@@ -192,7 +193,9 @@ struct RequestValidator {
         }
         let wantsAudio = extras?.wantsAudio ?? false
         if wantsAudio { request.continuable = false }
-        request.centralOnly = request.choices > 1 || parsed.wantsLogprobs || wantsAudio
+        var legacyParam: String?
+        if !api.chat, let members { legacyParam = try Self.legacyCentralParam(in: body, members: members) }
+        request.centralOnly = request.choices > 1 || parsed.wantsLogprobs || wantsAudio || legacyParam != nil
         // Without central capacity for the zone at all (not merely down), such a request can never be
         // served: a 400 naming the parameter, not a 503 that tells the client to retry (helper-56).
         // A cluster's other replicas may have some, so there the dispatcher decides.
@@ -201,7 +204,8 @@ struct RequestValidator {
         {
             let param =
                 request.choices > 1
-                ? "n" : parsed.wantsLogprobs ? "logprobs" : extras?.audioParam ?? "modalities"
+                ? "n"
+                : parsed.wantsLogprobs ? "logprobs" : legacyParam ?? extras?.audioParam ?? "modalities"
             throw .invalidRequest(
                 "'\(param)' is served only by central capacity, and zone '\(request.zone)' has none configured.",
                 param: param)
