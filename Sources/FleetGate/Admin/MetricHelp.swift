@@ -69,7 +69,8 @@ enum MetricHelp {
         "fleet_audit_duration_seconds": "Time to audit one car result.",
         "fleet_audit_negative_mean_logprob": "Negative mean log-probability of audited car results.",
         "fleet_cluster_replicas": "Gateway replicas seen in the cluster.",
-        "fleet_cluster_degraded": "1 while the cluster store cannot be reached.",
+        "fleet_cluster_degraded":
+            "1 while the cluster store cannot be written or watched, or another replica has this one's id.",
         "fleet_cluster_digest_bytes": "Size of this replica's published fleet digest.",
         "fleet_cluster_digests_published_total": "Fleet digests this replica published.",
         "fleet_cluster_tunnels_moved_total":

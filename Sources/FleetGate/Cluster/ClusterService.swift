@@ -91,6 +91,7 @@ final class ClusterService: Service, Sendable {
         let interval = self.configuration.publishIntervalSeconds
         var lastRenewal = -Double.infinity
         var lastReclaim = -Double.infinity
+        var lastConflict = -Double.infinity
         var published: CapacityDigest?
         while !Task.isCancelled {
             do {
@@ -127,12 +128,21 @@ final class ClusterService: Service, Sendable {
                 if let lost = self.view.read(\.ownKeyLost), now - lastReclaim >= 10, let id = lease.id.withLock({ $0 })
                 {
                     lastReclaim = now
-                    self.view.update { $0.ownKeyLost = nil }
+                    if lost.hasPrefix("written by another replica") { lastConflict = now }
+                    self.view.update {
+                        $0.ownKeyLost = nil
+                        $0.idConflict = $0.idConflict || lastConflict == now
+                    }
+                    self.recordDegraded()
                     self.logger.error(
                         "This replica's membership key was \(lost): give each replica its own cluster.replicaID; registering again",
                         metadata: ["fleet.replica": "\(self.view.replicaID)", "fleet.address": "\(self.view.address)"])
                     try await etcd.put(self.memberKey, value: self.memberRecord(), lease: id)
                     published = nil
+                }
+                if now - lastConflict > 60, self.view.read(\.idConflict) {
+                    self.view.update { $0.idConflict = false }
+                    self.recordDegraded()
                 }
                 let digest = self.core.registry.digest(
                     replica: self.view.replicaID, address: self.view.address, at: Date().timeIntervalSince1970,

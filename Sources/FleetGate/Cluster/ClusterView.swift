@@ -55,8 +55,12 @@ public final class ClusterView: Sendable {
         /// replica under the same `cluster.replicaID`, or deleted (helper-107: the real replica vanished
         /// from the cluster and nothing said so).
         var ownKeyLost: String?
-        /// etcd cannot be written, or its watch is not followed (`fleet_cluster_degraded`, `/readyz`).
-        var degraded: Bool { !self.etcdReachable || !self.watching }
+        /// Another replica wrote this one's membership key within the last minute: two replicas share a
+        /// `cluster.replicaID`, and each takes the key from the other (helper-121: only the log said so).
+        var idConflict = false
+        /// etcd cannot be written, or its watch is not followed, or another replica has this one's id
+        /// (`fleet_cluster_degraded`, `/readyz`).
+        var degraded: Bool { !self.etcdReachable || !self.watching || self.idConflict }
     }
 
     let configuration: GatewayConfiguration.Cluster
@@ -340,7 +344,7 @@ public final class ClusterView: Sendable {
                 "{\"replica\":\(JSON.string(self.replicaID)),\"etcd\":\(s.etcdReachable ? "\"ok\"" : "\"unreachable\""),"
                 + "\"degraded\":\(s.degraded),\"watching\":\(s.watching),\"replicas\":\(s.members.count),\"digests\":\(s.digests.count),"
                 + "\"remoteCars\":\(remoteCars),\"peers\":\(s.connections.values.filter { $0.channel.isActive }.count)"
-                + "\(error)}"
+                + "\(s.idConflict ? ",\"idConflict\":true" : "")\(error)}"
         }
     }
 }

@@ -1,0 +1,29 @@
+import FleetTesting
+import Testing
+
+extension ClusterTests {
+    /// helper-121: two replicas under one id took the membership key from each other every 10 s, and
+    /// only the log said so; `/readyz` and `fleet_cluster_degraded` said all was well.
+    @Test(
+        "Two replicas under one cluster.replicaID: the one that notices says degraded, with idConflict, and stays ready"
+    )
+    func sharedReplicaID() async throws {
+        let etcd = try await EtcdProcess.start()
+        defer { etcd.stop() }
+        let first = try await Self.replica("twin", etcd: etcd)
+        let second = try await Self.replica("twin", etcd: etcd)
+        defer { [first, second].forEach { $0.stop() } }
+        try await waitUntil(timeout: .seconds(20), "a replica notices another one under its id") {
+            for replica in [first, second] {
+                let ready = try await Self.ready(replica)
+                if ready.body.contains(#""idConflict":true"#) {
+                    #expect(ready.status == 200 && ready.body.contains(#""degraded":true"#), "\(ready.body)")
+                    let metrics = try await replica.get("/metrics", admin: true).body
+                    #expect(metrics.contains("fleet_cluster_degraded 1"), "\(metrics.prefix(200))")
+                    return true
+                }
+            }
+            return false
+        }
+    }
+}
