@@ -27,3 +27,21 @@ extension ClusterTests {
         }
     }
 }
+
+extension ClusterTests {
+    /// helper-121: with a mistyped endpoint the only line was "Cannot read the cluster's keys", naming neither
+    /// etcd's address nor the key that sets it.
+    @Test("etcd unreachable from the start: a warning naming the endpoint and cluster.etcdEndpoints; still ready")
+    func unreachableAtStart() async throws {
+        let closed = "http://127.0.0.1:\(try freeLoopbackPort())"
+        let replica = try await GatewayProcess.start([
+            "--etcd", closed, "--cluster-replica-id", "alone", "--cluster-internal-port", "0",
+        ])
+        defer { replica.stop() }
+        try await waitUntil(timeout: .seconds(10), "the replica says etcd is unreachable") {
+            replica.log.contains("etcd unreachable at \(closed) (cluster.etcdEndpoints)")
+        }
+        let ready = try await Self.ready(replica)
+        #expect(ready.status == 200 && ready.body.contains(#""etcd":"unreachable""#), "\(ready.body)")
+    }
+}

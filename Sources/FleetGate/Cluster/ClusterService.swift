@@ -200,26 +200,26 @@ final class ClusterService: Service, Sendable {
     }
 
     private func reachable(_ reachable: Bool, error: String?) {
-        let changed = self.view.read { $0.etcdReachable != reachable }
+        // The first answer is said too: a wrong endpoint at start-up was otherwise never named (helper-121).
+        let changed = self.view.read { $0.etcdReachable != reachable || !$0.etcdHeardFrom }
         self.view.update { s in
+            s.etcdHeardFrom = true
             s.etcdReachable = reachable
             s.lastError = error.map { String($0.prefix(200)) }
             // Only a live watch keeps the digests fresh (helper-91: a dead watch was hidden by writes that worked).
             if reachable && s.watching { s.watchHealthyAt = self.core.now }
         }
         self.recordDegraded()
-        if changed {
-            if reachable {
-                self.logger.info("etcd reachable: cluster membership and digests active")
-            } else {
-                self.logger.warning(
-                    "etcd unreachable: serving this replica's own cars only (degraded, still ready)",
-                    metadata: ["error.type": "\(error ?? "-")"])
-            }
+        if changed && reachable {
+            self.logger.info("etcd reachable: cluster membership and digests active")
+        } else if changed {
+            self.logger.warning(
+                "etcd unreachable at \(self.configuration.etcdEndpoints.joined(separator: ", ")) (cluster.etcdEndpoints): serving this replica's own cars only (degraded, still ready)",
+                metadata: ["error.type": "\(error ?? "-")"])
         }
     }
 
-    /// `fleet_cluster_degraded`: 1 while etcd cannot be written or its watch is not followed.
+    /// `fleet_cluster_degraded`: 1 while etcd cannot be written or watched, or another replica has this one's id.
     private func recordDegraded() {
         self.view.degradedGauge.record(self.view.read(\.degraded) ? 1 : 0)
     }

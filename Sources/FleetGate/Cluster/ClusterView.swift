@@ -44,6 +44,8 @@ public final class ClusterView: Sendable {
         /// Each member's tunnel address and regions (its membership record), for the cars.
         var memberTunnels: [String: (address: String, regions: Set<String>)] = [:]
         var etcdReachable = false
+        /// Whether etcd has answered, or failed to, once (``etcdReachable`` starts false either way).
+        var etcdHeardFrom = false
         var lastError: String?
         /// Monotonic seconds when the watch last delivered or was known healthy.
         var watchHealthyAt: Double = -.infinity
