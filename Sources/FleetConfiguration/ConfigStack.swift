@@ -205,7 +205,10 @@ public struct ConfigStack: Sendable {
         var error = error
         let variable = spec.environmentVariable(prefix: self.program.environmentPrefix)
         if self.arguments.contains(where: { $0 == spec.flag || $0.hasPrefix(spec.flag + "=") }) {
-            error.origin = "flag \(spec.flag)"
+            // Aliases were rewritten to the flag: name them too, as the operator may have typed one
+            // (helper-121: `--etcd` was reported as `--cluster-etcd-endpoints`).
+            let aliases = spec.aliases.map { String($0.prefix { $0 != "=" }) }
+            error.origin = "flag \(spec.flag)" + (aliases.isEmpty ? "" : " (or \(aliases.joined(separator: ", ")))")
         } else if self.environment[variable] != nil {
             error.origin = "environment variable \(variable)"
         } else if let file = self.file {

@@ -308,6 +308,12 @@ struct ConfigSourcesTests {
         #expect { _ = try Self.gateway([], file: file) } throws: {
             "\($0)".hasPrefix("\(file):3:16: key 'dispatch.maxAttempts': '0'")
         }
+        // Given as an alias, the flag is named with its aliases (helper-121: `--etcd` was not).
+        #expect {
+            _ = try Self.gateway(["--dispatch-max-attempts", "3", "--etcd", "127.0.0.1:2379"], file: file)
+        } throws: {
+            "\($0)".hasPrefix("flag --cluster-etcd-endpoints (or --etcd): key 'cluster.etcdEndpoints'")
+        }
         let result = ConfigCheck.run(
             file: file, program: .fleetgate, schema: GatewayConfiguration.schema,
             environment: Self.secret.merging([variable: "-1"]) { a, _ in a }
