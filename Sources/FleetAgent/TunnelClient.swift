@@ -235,7 +235,7 @@ public final class TunnelClient: Service, Sendable {
                                     // A refusal was logged with its reason; this line would misname it (helper-101).
                                     if !refused {
                                         self.logger.info(
-                                            "Tunnel retired (the gateway's GOAWAY: a newer tunnel of this car replaced it, or the gateway leaves); closing it"
+                                            "Tunnel retired (the gateway's GOAWAY: a newer tunnel of this car replaced it, the gateway moved it to another replica, or the gateway leaves); closing it"
                                         )
                                     }
                                     return await self.retire(handle)
