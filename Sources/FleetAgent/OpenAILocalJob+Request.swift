@@ -13,6 +13,10 @@ extension OpenAILocalJob {
         var append: [(String, String)] = [
             ("model", upstreamModel), ("stream", "true"), ("stream_options", "{\"include_usage\":true}"),
         ]
+        if self.job.body.messages == nil, self.job.body.outputLimit == nil {
+            // OpenAI's legacy default (16) made explicit: runtimes' own differ (llama.cpp's server: unbounded).
+            append.append(("max_tokens", String(self.job.maxTokens)))
+        }
         if self.job.continuesText, let template = self.engine.configuration.chatTemplate, let messages = body.messages {
             // Continue the final assistant message: the chat path would start a new one.
             body.messages = nil

@@ -61,17 +61,20 @@ public final class SyntheticEngine: InferenceEngine, Sendable {
     /// (helper-122). Nil when it fits. The prompt counts as the gateway estimates it (4 bytes a token).
     package static func overContext(_ job: InferenceJob, window: Int) -> EngineError? {
         let prompt = job.prompt.estimatedTokens
-        let completion = job.body.outputLimit ?? 0
+        let chat = job.body.messages != nil
+        // A legacy completion without `max_tokens` generates the job's 16 (OpenAI's default): counted.
+        let completion = job.body.outputLimit ?? (chat ? 0 : job.maxTokens)
         guard prompt + completion > window else { return nil }
+        let field = chat ? "messages" : "prompt"
         let asked =
             completion > 0
-            ? "you requested \(prompt + completion) tokens (\(prompt) in the messages, \(completion) in the completion)"
-            : "your messages resulted in \(prompt) tokens"
+            ? "you requested \(prompt + completion) tokens (\(prompt) in the \(field), \(completion) in the completion)"
+            : "your \(field) resulted in \(prompt) tokens"
         return EngineError(
             code: "context_length_exceeded",
             message: "This model's maximum context length is \(window) tokens. However, \(asked). "
-                + "Please reduce the length of the messages or completion.",
-            rejectedStatus: 400, param: job.body.messages == nil ? "prompt" : "messages")
+                + "Please reduce the length of the \(field) or completion.",
+            rejectedStatus: 400, param: field)
     }
 
     fileprivate func jobEnded(cancelled: Bool) {

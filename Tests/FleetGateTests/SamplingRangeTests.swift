@@ -242,13 +242,16 @@ struct SamplingRangeTests {
             return error
         }
         // What a car serves as asked.
-        for members in [#""echo":false"#, #""echo":null"#, #""suffix":null"#, #""suffix":"""#, #""best_of":1"#] {
+        for members in [
+            #""echo":false"#, #""echo":null"#, #""suffix":null"#, #""suffix":"""#, #""best_of":1"#, #""best_of":1.0"#,
+            #""best_of":1e0"#, #""echo" : false"#,
+        ] {
             #expect(refusal(members) == nil, "\(members)")
         }
         // What only central can (this core has none for the zone): a 400 naming it, not a silent answer.
         for (members, param) in [
             (#""echo":true"#, "echo"), (#""suffix":" the end""#, "suffix"), (#""best_of":3"#, "best_of"),
-            (#""best_of":3,"echo":true"#, "echo"),
+            (#""best_of":3,"echo":true"#, "echo"), (#""best_of":2.0"#, "best_of"), (#""echo" : true"#, "echo"),
         ] {
             #expect(
                 refusal(members)?.message

@@ -20,6 +20,8 @@ extension ClusterTests {
                     #expect(ready.status == 200 && ready.body.contains(#""degraded":true"#), "\(ready.body)")
                     let metrics = try await replica.get("/metrics", admin: true).body
                     #expect(metrics.contains("fleet_cluster_degraded 1"), "\(metrics.prefix(200))")
+                    let status = try await replica.get("/admin/cluster", admin: true).body
+                    #expect(status.contains(#""idConflict":true"#), "\(status)")
                     return true
                 }
             }

@@ -192,6 +192,30 @@ struct OpenAILocalEngineTests {
         }
     }
 
+    /// helper-123: runtimes' own defaults differ (llama.cpp's server generates until the context ends).
+    @Test("A legacy completion without max_tokens asks the runtime for OpenAI's 16; one with it, for that")
+    func legacyDefaultLength() async throws {
+        let runtime = try await CentralServer.start()
+        defer { runtime.channel.close(promise: nil) }
+        let engine = try await OpenAILocalEngine.connect(
+            .init(baseURL: runtime.baseURL, models: ["chat": "fleet-8b"], slots: 2), client: .shared)
+        try await withFleet { fleet in
+            _ = try await fleet.startCar("legacy-car", engine: engine)
+            let client = try await RecordingClient.connect(port: fleet.clientPort)
+            defer { client.close() }
+            for body in [#"{"model":"chat","prompt":"Once"}"#, #"{"model":"chat","prompt":"Once","max_tokens":3}"#] {
+                let done = try await client.post("/v1/completions", json: body).collect()
+                #expect(done.response?.status == .ok, "\(done.body)")
+            }
+            let sent = runtime.recorder.requests.filter { $0.path.hasSuffix("/completions") }.map {
+                String(buffer: $0.body)
+            }
+            #expect(sent.count == 2)
+            #expect(sent.first?.contains(#""max_tokens":16"#) == true, "\(sent)")
+            #expect(sent.last?.contains(#""max_tokens":3"#) == true && sent.last?.contains("16") == false, "\(sent)")
+        }
+    }
+
     @Test("A car never receives what names the app's end user: user, safety_identifier, prompt_cache_key, metadata")
     func carGetsNoUserIdentifiers() async throws {
         let runtime = try await CentralServer.start()

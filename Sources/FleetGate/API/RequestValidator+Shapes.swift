@@ -192,10 +192,11 @@ extension RequestValidator {
         default: throw .invalidRequest("Invalid type for 'suffix': expected a string.", param: "suffix")
         }
         if let value = raw("best_of"), value != "null" {
-            guard let count = Int(value), (1...20).contains(count) else {
+            // A number as JSON writes it (`2.0` and `1e0` are integers to the decoder, as for `n`).
+            guard let number = Double(value), number == number.rounded(), (1...20).contains(number) else {
                 throw .invalidRequest("'best_of' must be an integer between 1 and 20.", param: "best_of")
             }
-            if count > 1 { needs = needs ?? "best_of" }
+            if number > 1 { needs = needs ?? "best_of" }
         }
         return needs
     }

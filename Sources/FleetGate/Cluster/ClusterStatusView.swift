@@ -32,6 +32,8 @@ struct ClusterStatusView: Encodable {
     var lastError: String?
     /// How this replica's own membership key was lost, until it registered again.
     var ownKeyLost: String?
+    /// Another replica wrote this one's key within the last minute (one `cluster.replicaID` for two).
+    var idConflict: Bool
 
     init(_ s: ClusterView.State, replica: String, prefix: String, now: Double) {
         self.replica = replica
@@ -50,5 +52,6 @@ struct ClusterStatusView: Encodable {
         self.connected = s.connections.filter { $0.value.channel.isActive }.keys.sorted()
         self.lastError = s.lastError
         self.ownKeyLost = s.ownKeyLost
+        self.idConflict = s.idConflict
     }
 }

@@ -62,7 +62,7 @@ extension GatewayConfiguration.Cluster {
     /// ## Configuration keys:
     /// - `etcdEndpoints` (string list, default empty = off): etcd client URLs. Restart.
     /// - `prefix` (string, default `/fleetgate/`): the key prefix shared by one fleet's replicas. Restart.
-    /// - `replicaID` (string, default empty = host name and internal port). Restart.
+    /// - `replicaID` (string, default empty = `host:internalPort`, the host name alone for port 0). Restart.
     /// - `leaseTTLSeconds` (int, default 10, 2…300). Restart.
     /// - `publishIntervalSeconds` (double, default 1, 0.1…60). Restart.
     /// - `internalHost` (string, default 127.0.0.1), `internalPort` (int, default 7080): the internal listener. Restart.
@@ -124,7 +124,9 @@ extension GatewayConfiguration.Cluster {
                 aliases: ["--etcd"]),
             .string("prefix", d.prefix, "etcd key prefix shared by one fleet's replicas. Restart."),
             .string(
-                "replicaID", d.replicaID, "This replica's name in etcd (empty: host name and internal port). Restart."),
+                "replicaID", d.replicaID,
+                "This replica's name in etcd (empty: host name and internal port, `host:7080`; the host name alone with internal port 0). Restart."
+            ),
             .int(
                 "leaseTTLSeconds", d.leaseTTLSeconds, "Membership lease TTL; a dead replica is out within it. Restart."),
             .double(
