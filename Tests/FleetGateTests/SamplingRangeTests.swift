@@ -18,6 +18,17 @@ struct SamplingRangeTests {
         }
     }
 
+    /// The validator's answer to `members` in a chat (or legacy completion) body, as the client API reads it.
+    private static func refusal(_ core: GatewayCore, _ members: String, chat: Bool) -> APIError? {
+        let text = chat ? #""messages":[{"role":"user","content":"hi"}]"# : #""prompt":"hi""#
+        let body = ByteBuffer(string: #"{"model":"m",\#(text),\#(members)}"#)
+        let path = chat ? "/v1/chat/completions" : "/v1/completions"
+        let head = HTTPRequest(method: .post, scheme: "http", authority: "gw", path: path)
+        guard case .failure(let error)? = core.validateRequest(path: path, head: head, peer: nil, body: body)
+        else { return nil }
+        return error
+    }
+
     @Test("The bounds themselves pass")
     func bounds() {
         #expect(self.check { $0.temperature = 0 } == nil)
@@ -180,16 +191,7 @@ struct SamplingRangeTests {
     @Test("logprobs, metadata and logit_bias have OpenAI's types (helper-96: `\"x\"`, `5` and `5` were passed on)")
     func typedExtras() throws {
         let core = try GatewayCore.detached(models: ["m"], fleetSecret: String(repeating: "s", count: 32))
-        /// The validator's answer to `members` in a chat (or legacy completion) body, as the client API reads it.
-        func refusal(_ members: String, chat: Bool = true) -> APIError? {
-            let text = chat ? #""messages":[{"role":"user","content":"hi"}]"# : #""prompt":"hi""#
-            let body = ByteBuffer(string: #"{"model":"m",\#(text),\#(members)}"#)
-            let path = chat ? "/v1/chat/completions" : "/v1/completions"
-            let head = HTTPRequest(method: .post, scheme: "http", authority: "gw", path: path)
-            guard case .failure(let error)? = core.validateRequest(path: path, head: head, peer: nil, body: body)
-            else { return nil }
-            return error
-        }
+        func refusal(_ members: String, chat: Bool = true) -> APIError? { Self.refusal(core, members, chat: chat) }
         // What OpenAI takes passes (logprobs then need central capacity, which this core has none of).
         for members in [
             #""logprobs":null"#, #""logprobs":false"#, #""metadata":{"team":"a","run":"7"}"#, #""metadata":null"#,
@@ -232,15 +234,7 @@ struct SamplingRangeTests {
     @Test("A legacy completion's echo, suffix and best_of need central capacity; other types are refused (helper-122)")
     func legacyParameters() throws {
         let core = try GatewayCore.detached(models: ["m"], fleetSecret: String(repeating: "s", count: 32))
-        func refusal(_ members: String, chat: Bool = false) -> APIError? {
-            let text = chat ? #""messages":[{"role":"user","content":"hi"}]"# : #""prompt":"hi""#
-            let body = ByteBuffer(string: #"{"model":"m",\#(text),\#(members)}"#)
-            let path = chat ? "/v1/chat/completions" : "/v1/completions"
-            let head = HTTPRequest(method: .post, scheme: "http", authority: "gw", path: path)
-            guard case .failure(let error)? = core.validateRequest(path: path, head: head, peer: nil, body: body)
-            else { return nil }
-            return error
-        }
+        func refusal(_ members: String, chat: Bool = false) -> APIError? { Self.refusal(core, members, chat: chat) }
         // What a car serves as asked.
         for members in [
             #""echo":false"#, #""echo":null"#, #""suffix":null"#, #""suffix":"""#, #""best_of":1"#, #""best_of":1.0"#,
