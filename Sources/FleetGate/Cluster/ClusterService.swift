@@ -214,7 +214,7 @@ final class ClusterService: Service, Sendable {
             self.logger.info("etcd reachable: cluster membership and digests active")
         } else if changed {
             self.logger.warning(
-                "etcd unreachable at \(self.configuration.etcdEndpoints.joined(separator: ", ")) (cluster.etcdEndpoints): serving this replica's own cars only (degraded, still ready)",
+                "etcd unreachable at \(self.configuration.etcdEndpoints.map(CentralDirectory.redacted).joined(separator: ", ")) (cluster.etcdEndpoints): serving this replica's own cars only (degraded, still ready)",
                 metadata: ["error.type": "\(error ?? "-")"])
         }
     }

@@ -79,7 +79,9 @@ extension GatewayConfiguration.Cluster {
         self.etcdEndpoints = try config.strings("etcdEndpoints")
         for endpoint in self.etcdEndpoints {
             guard let url = URL(string: endpoint), url.scheme == "http" || url.scheme == "https", url.host != nil else {
-                throw ConfigurationError(.invalidValue, key: "etcdEndpoints", value: endpoint, "is not an http(s) URL")
+                throw ConfigurationError(
+                    .invalidValue, key: "etcdEndpoints", value: CentralDirectory.redacted(endpoint),
+                    "is not an http(s) URL")
             }
         }
         self.prefix = try config.string("prefix")
