@@ -114,11 +114,8 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
         self.includeUsage = self.forcedStreaming || (request.streamOptions?.includeUsage ?? false)
         self.model = request.model
         let prompt = request.promptText
-        // Without `max_tokens`, OpenAI's legacy completion (and vLLM's, llama.cpp's) stops at 16 tokens
-        // (helper-122: a car's ran to 139).
         var job = InferenceJob(
-            model: request.model, prompt: prompt,
-            maxTokens: request.outputLimit ?? (request.messages == nil ? 16 : 256),
+            model: request.model, prompt: prompt, maxTokens: request.plannedOutputLimit,
             stop: request.stop?.values ?? [],
             seed: self.requestSeed ?? SyntheticText.seed(for: prompt, requested: request.seed),
             resumeFrom: self.resumeFrom, body: request)

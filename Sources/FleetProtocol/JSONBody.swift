@@ -1,3 +1,4 @@
+import Foundation
 public import NIOCore
 
 #if canImport(Glibc)
@@ -252,6 +253,12 @@ public enum JSONBody {
     public static func rawValue(of name: String, in body: ByteBuffer, members: [Member]) -> ByteBuffer? {
         guard let member = members.last(where: { $0.name == name }) else { return nil }
         return body.getSlice(at: body.readerIndex + member.value.lowerBound, length: member.value.count)
+    }
+
+    /// The value of the top-level member `name`, decoded on its own; nil when the body has no such member.
+    public static func value(of name: String, in body: ByteBuffer, members: [Member]) -> JSONValue? {
+        guard let raw = Self.rawValue(of: name, in: body, members: members) else { return nil }
+        return try? JSONDecoder().decode(JSONValue.self, from: Data(raw.readableBytesView))
     }
 }
 

@@ -110,6 +110,11 @@ public struct CompletionRequest: Codable, Sendable, Equatable, IntegerMembers {
     /// The output limit: `max_completion_tokens`, else `max_tokens`.
     public var outputLimit: Int? { self.maxCompletionTokens ?? self.maxTokens }
 
+    /// The output a request is planned for: its limit, else OpenAI's default for a legacy completion
+    /// (16: a car stops there, as OpenAI, vLLM and llama-cpp-python do; helper-122), else 256 for a chat
+    /// answer, which has no default limit. The gateway's estimate and the agent's job read it.
+    public var plannedOutputLimit: Int { self.outputLimit ?? (self.messages == nil ? 16 : 256) }
+
     /// The prompt as a ``Prompt`` (whose description never shows text).
     public var promptText: Prompt {
         if let messages { return Prompt(messages.map { "\($0.role): \($0.content)" }.joined(separator: "\n")) }

@@ -56,13 +56,9 @@ public struct RequestExtras: Decodable, Sendable, Hashable {
     /// JSON), else only those two values, each decoded on its own.
     public static func passedOn(in body: ByteBuffer, members: [JSONBody.Member]) -> RequestExtras? {
         guard members.contains(where: { $0.name == "metadata" || $0.name == "logit_bias" }) else { return nil }
-        func value(_ name: String) -> JSONValue? {
-            guard let raw = JSONBody.rawValue(of: name, in: body, members: members) else { return nil }
-            return try? JSONDecoder().decode(JSONValue.self, from: Data(raw.readableBytesView))
-        }
         var extras = RequestExtras()
-        extras.metadata = value("metadata")
-        extras.logitBias = value("logit_bias")
+        extras.metadata = JSONBody.value(of: "metadata", in: body, members: members)
+        extras.logitBias = JSONBody.value(of: "logit_bias", in: body, members: members)
         return extras
     }
 }

@@ -177,26 +177,27 @@ extension RequestValidator {
         guard members.contains(where: { $0.name == "echo" || $0.name == "suffix" || $0.name == "best_of" }) else {
             return nil
         }
-        func raw(_ name: String) -> String? {
-            JSONBody.rawValue(of: name, in: body, members: members).map { String(buffer: $0) }
+        func value(_ name: String) -> JSONValue? { JSONBody.value(of: name, in: body, members: members) }
+        func refuse(_ name: String, _ expected: String, _ value: JSONValue) -> APIError {
+            .invalidRequest(
+                "Invalid type for '\(name)': expected \(expected), but got \(Self.kind(value)) instead.", param: name)
         }
         var needs: String?
-        switch raw("echo") {
-        case nil, "false", "null": break
-        case "true": needs = "echo"
-        default: throw .invalidRequest("Invalid type for 'echo': expected a boolean.", param: "echo")
+        switch value("echo") {
+        case nil, .null?, .bool(false)?: break
+        case .bool(true)?: needs = "echo"
+        case let other?: throw refuse("echo", "a boolean", other)
         }
-        switch raw("suffix") {
-        case nil, "null", #""""#: break
-        case let value? where value.hasPrefix(#"""#): needs = needs ?? "suffix"
-        default: throw .invalidRequest("Invalid type for 'suffix': expected a string.", param: "suffix")
+        switch value("suffix") {
+        case nil, .null?, .string("")?: break
+        case .string?: needs = needs ?? "suffix"
+        case let other?: throw refuse("suffix", "a string", other)
         }
-        if let value = raw("best_of"), value != "null" {
-            // A number as JSON writes it (`2.0` and `1e0` are integers to the decoder, as for `n`).
-            guard let number = Double(value), number == number.rounded(), (1...20).contains(number) else {
-                throw .invalidRequest("'best_of' must be an integer between 1 and 20.", param: "best_of")
-            }
-            if number > 1 { needs = needs ?? "best_of" }
+        switch value("best_of") {
+        case nil, .null?: break
+        case .number(let count)? where count == count.rounded() && (1...20).contains(count):
+            if count > 1 { needs = needs ?? "best_of" }
+        default: throw .invalidRequest("'best_of' must be an integer between 1 and 20.", param: "best_of")
         }
         return needs
     }

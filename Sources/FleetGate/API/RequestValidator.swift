@@ -166,7 +166,7 @@ struct RequestValidator {
         // A prompt token is taken as ~4 bytes of the body (which also holds JSON punctuation).
         var profile = RequestProfile(
             model: parsed.model, zone: zone, promptTokens: max(1, body.readableBytes / 4),
-            expectedOutputTokens: min(parsed.outputLimit ?? (api.chat ? 256 : 16), 1_024),
+            expectedOutputTokens: min(parsed.plannedOutputLimit, 1_024),
             ttftObjectiveMilliseconds: objective,
             tpotObjectiveMilliseconds: self.core.configuration.tpotObjectiveMilliseconds)
         // #14 prefix-cache affinity: keyed hashes of the cumulative message prefixes (no text kept);

@@ -182,11 +182,12 @@ public final class ClusterView: Sendable {
         region: String, own: (replica: String, address: String),
         members: [String: (address: String, regions: Set<String>)], counts: [String: [String: Int]?]
     ) -> [TunnelBalance.Peer]? {
-        var replicas: [String: Int] = [own.address: 1]
-        for (replica, member) in members where replica != own.replica { replicas[member.address, default: 0] += 1 }
-        guard replicas[own.address] == 1 else { return nil }
+        var addresses = members.mapValues(\.address)
+        addresses[own.replica] = own.address
+        let shared = Self.sharedTunnelAddresses(addresses)
+        guard shared[own.address] == nil else { return nil }
         return members.compactMap { replica, member -> TunnelBalance.Peer? in
-            guard replica != own.replica, member.regions.contains(region), replicas[member.address] == 1,
+            guard replica != own.replica, member.regions.contains(region), shared[member.address] == nil,
                 let tunnels = counts[replica] ?? nil
             else { return nil }
             return TunnelBalance.Peer(address: member.address, tunnels: tunnels[region] ?? 0)
@@ -325,11 +326,16 @@ public final class ClusterView: Sendable {
         return (.info, "Cluster members under '\(prefix)': this replica and \(others.sorted().joined(separator: ", "))")
     }
 
+    /// The tunnel addresses more than one replica advertises (`replica → address`), each with those replicas.
+    static func sharedTunnelAddresses(_ tunnels: [String: String]) -> [String: [String]] {
+        Dictionary(grouping: tunnels.keys, by: { tunnels[$0]! }).filter { $0.value.count > 1 }
+    }
+
     /// The warning to log when replicas advertise one tunnel address (`replica → address`; all behind
     /// one balancer's name, say): a car cannot tell them apart, so it keeps one tunnel where it should
     /// keep two, and tunnels are not moved between them. Nil when every address is a replica's own.
     static func sharedTunnelWarning(_ tunnels: [String: String]) -> String? {
-        let shared = Dictionary(grouping: tunnels.keys, by: { tunnels[$0]! }).filter { $0.value.count > 1 }
+        let shared = Self.sharedTunnelAddresses(tunnels)
         guard !shared.isEmpty else { return nil }
         let list = shared.keys.sorted().map { "\($0) (\(shared[$0]!.sorted().joined(separator: ", ")))" }
         return "Replicas share a tunnel address: \(list.joined(separator: "; ")); cars cannot tell them apart "
