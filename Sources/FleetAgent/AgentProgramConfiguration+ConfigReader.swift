@@ -23,7 +23,8 @@ extension AgentProgramConfiguration {
     /// - `token` (string, secret, environment `FLEET_AGENT_TOKEN` only) or `tokenFile` (string): required by `run`.
     /// - `engine.kind` (synthetic | openai-local), `engine.hardware` (hw3 | hw4 | ai5), `engine.upstream`,
     ///   `engine.modelMap` (ADVERTISED=UPSTREAM list), `engine.slowdown` (≥ 1), `engine.slots` (0 = profile),
-    ///   `engine.cacheSequences` (-1 = not known), `engine.cacheTokens` (0 = not said),
+    ///   `engine.cacheSequences` (-1 = not known), `engine.cacheTokens` (0 = not said), `engine.contextTokens`
+    ///   (0 = the profile's, or the runtime's),
     ///   `engine.decodeTokensPerSecond`, `engine.prefillTokensPerSecond` (0 = profile).
     /// - `state.pluggedIn`, `state.chargePercent` (0–100), `state.link`, `state.departingInSeconds` (-1 = not
     ///   departing), `state.file`.
@@ -97,6 +98,8 @@ extension AgentProgramConfiguration {
         self.engine.cacheSequences = sequences < 0 ? nil : sequences
         let cacheTokens = try config.int("engine.cacheTokens", in: 0...100_000_000)
         self.engine.cacheTokens = cacheTokens == 0 ? nil : cacheTokens
+        let window = try config.int("engine.contextTokens", in: 0...FleetStatus.maxContextTokens)
+        self.engine.contextTokens = window == 0 ? nil : window
         let decode = try config.double("engine.decodeTokensPerSecond", in: 0...1_000_000)
         self.engine.decodeTokensPerSecond = decode == 0 ? nil : decode
         let prefill = try config.double("engine.prefillTokensPerSecond", in: 0...10_000_000)
@@ -196,7 +199,10 @@ extension AgentProgramConfiguration {
                     "engine.cheatEvery", 0,
                     "TESTING ONLY: return wrong text on every Nth job (1: always; 0: honest) to exercise audits.",
                     aliases: ["--cheat-every"]),
-                .int("engine.slots", 0, "Slots (0: the hardware profile's; openai-local: 1). A gateway sends a car at most 64 jobs at once.", aliases: ["--slots"]),
+                .int(
+                    "engine.slots", 0,
+                    "Slots (0: the hardware profile's; openai-local: 1). A gateway sends a car at most 64 jobs at once.",
+                    aliases: ["--slots"]),
                 .int(
                     "engine.cacheSequences", -1,
                     "openai-local: prompt sequences the runtime's cache keeps, told in the hello (-1: not known; 0: none).",
@@ -204,6 +210,10 @@ extension AgentProgramConfiguration {
                 .int(
                     "engine.cacheTokens", 0, "openai-local: the runtime's context tokens, told with it (0: not said).",
                     aliases: ["--cache-tokens"]),
+                .int(
+                    "engine.contextTokens", 0,
+                    "The model's context window in tokens, told in the hello so the gateway sends longer requests elsewhere (0: the profile's for synthetic; openai-local: engine.cacheTokens, else the runtime's max_model_len, else not said).",
+                    aliases: ["--context-tokens"]),
                 .double(
                     "engine.decodeTokensPerSecond", 0, "Decode tokens/s per stream (0: the profile's).",
                     aliases: ["--decode-tps"]),

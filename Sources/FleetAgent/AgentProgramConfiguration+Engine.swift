@@ -30,6 +30,7 @@ extension AgentProgramConfiguration.Engine {
         case "none": configuration.chatTemplate = nil
         default: configuration.chatTemplateOnlyForSmolLM = true  // auto
         }
+        configuration.contextTokens = self.contextTokens ?? self.cacheTokens
         configuration.promptCache = self.cacheSequences.map {
             PromptCacheCapacity(sequences: $0, tokens: self.cacheTokens)
         }
@@ -61,6 +62,7 @@ extension AgentProgramConfiguration.Engine {
             profile.aggregateDecodeTokensPerSecond = decode * Double(profile.slots)
         }
         if let prefill = self.prefillTokensPerSecond { profile.prefillTokensPerSecond = prefill }
+        if let window = self.contextTokens { profile.contextTokens = window }
         return SyntheticEngine(profile: profile, slowdown: self.slowdown)
     }
 }

@@ -96,6 +96,9 @@ public struct AgentProgramConfiguration: Sendable {
         public var cacheSequences: Int?
         /// openai-local: tokens of context the runtime keeps (its `--n_ctx`), told with it.
         public var cacheTokens: Int?
+        /// The model's context window, told in the hello (`engine.contextTokens`); nil: the hardware
+        /// profile's (synthetic), or `cacheTokens`, else the runtime's `max_model_len` (openai-local).
+        public var contextTokens: Int?
         /// openai-local: the chat template for continuing another car's answer (`engine.chatTemplate`):
         /// `auto` (SmolLM2's when every runtime model is a SmolLM, else none), `smollm2`, `chatml` or `none`.
         public var chatTemplate: String = "auto"

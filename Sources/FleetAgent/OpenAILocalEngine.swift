@@ -54,6 +54,11 @@ public final class OpenAILocalEngine: InferenceEngine, Sendable {
         /// What the runtime's prompt cache keeps, as configured where it was started (llama-cpp-python:
         /// `--cache true`; `scripts/real-model.sh`); nil: not known (the gateway learns it).
         public var promptCache: PromptCacheCapacity?
+        /// The runtime's context window, tokens, told in the hello (`engine.contextTokens`, its `--n_ctx`);
+        /// nil: what its `GET /models` says (vLLM's `max_model_len`), or not said.
+        public var contextTokens: Int?
+        /// Windows the runtime's `GET /models` gave, by its model id (set by ``OpenAILocalEngine/connect(_:client:)``).
+        var discoveredContextTokens: [String: Int] = [:]
 
         public init(
             baseURL: String, models: [String: String] = [:], slots: Int = 1, initialDecodeTokensPerSecond: Double = 20,
@@ -110,6 +115,7 @@ public final class OpenAILocalEngine: InferenceEngine, Sendable {
             throw EngineError(code: "upstream_unavailable", message: "\(error)")
         }
         let served: [String]
+        var windows: [String: Int] = [:]
         do {
             let response = try await client.execute(
                 HTTPClientRequest(url: url), timeout: configuration.discoveryTimeout)
@@ -119,7 +125,9 @@ public final class OpenAILocalEngine: InferenceEngine, Sendable {
                     code: "upstream_status_\(response.status.code)",
                     message: "GET \(url) answered \(response.status.code)")
             }
-            served = try JSON.decode(ModelIDs.self, from: body.readableBytesView).data.map(\.id)
+            let models = try JSON.decode(ModelIDs.self, from: body.readableBytesView).data
+            served = models.map(\.id)
+            windows = Dictionary(models.compactMap { m in m.maxModelLength.map { (m.id, $0) } }) { first, _ in first }
         } catch let error as EngineError {
             throw error
         } catch {
@@ -138,6 +146,11 @@ public final class OpenAILocalEngine: InferenceEngine, Sendable {
         }
         guard !mapping.isEmpty else { throw EngineError(code: "model_not_found", message: "\(url) lists no model") }
         var configuration = configuration
+        if configuration.contextTokens == nil {
+            configuration.discoveredContextTokens = windows.filter { id, window in
+                mapping.values.contains(id) && (1...FleetStatus.maxContextTokens).contains(window)
+            }
+        }
         if configuration.chatTemplateOnlyForSmolLM,
             !mapping.values.allSatisfy({ $0.lowercased().contains("smollm") })
         {
@@ -162,7 +175,9 @@ public final class OpenAILocalEngine: InferenceEngine, Sendable {
                             $0,
                             ModelOffer(
                                 id: $0, decodeTokensPerSecond: configuration.initialDecodeTokensPerSecond,
-                                prefillTokensPerSecond: configuration.initialPrefillTokensPerSecond)
+                                prefillTokensPerSecond: configuration.initialPrefillTokensPerSecond,
+                                contextTokens: configuration.contextTokens
+                                    ?? mapping[$0].flatMap { configuration.discoveredContextTokens[$0] })
                         )
                     })))
     }
@@ -213,7 +228,23 @@ public final class OpenAILocalEngine: InferenceEngine, Sendable {
 /// What the engine reads of a runtime's answers: only the fields it needs, so runtimes that
 /// omit OpenAI's optional ones (`created`, `owned_by`, an error's `type`) still work.
 private struct ModelIDs: Decodable {
-    struct Model: Decodable { var id: String }
+    struct Model: Decodable {
+        var id: String
+        /// vLLM's context window (`max_model_len`); other runtimes do not say theirs. Read leniently:
+        /// a value of another type is not said.
+        var maxModelLength: Int?
+
+        init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: Keys.self)
+            self.id = try c.decode(String.self, forKey: .id)
+            self.maxModelLength = try? c.decodeIfPresent(Int.self, forKey: .maxModelLength)
+        }
+
+        private enum Keys: String, CodingKey {
+            case id
+            case maxModelLength = "max_model_len"
+        }
+    }
     var data: [Model]
 }
 

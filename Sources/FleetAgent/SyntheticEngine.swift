@@ -30,7 +30,7 @@ public final class SyntheticEngine: InferenceEngine, Sendable {
         [
             ModelOffer(
                 id: self.profile.model, decodeTokensPerSecond: self.profile.decodeTokensPerSecond,
-                prefillTokensPerSecond: self.profile.prefillTokensPerSecond)
+                prefillTokensPerSecond: self.profile.prefillTokensPerSecond, contextTokens: self.profile.contextTokens)
         ]
     }
 
@@ -62,8 +62,8 @@ public final class SyntheticEngine: InferenceEngine, Sendable {
     package static func overContext(_ job: InferenceJob, window: Int) -> EngineError? {
         let prompt = job.prompt.estimatedTokens
         let chat = job.body.messages != nil
-        // A legacy completion without `max_tokens` generates the job's 16 (OpenAI's default): counted.
-        let completion = job.body.outputLimit ?? (chat ? 0 : job.maxTokens)
+        // A legacy completion without `max_tokens` generates 16 (OpenAI's default): counted.
+        let completion = job.body.windowOutputTokens
         guard prompt + completion > window else { return nil }
         let field = chat ? "messages" : "prompt"
         let asked =

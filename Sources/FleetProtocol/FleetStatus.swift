@@ -15,9 +15,13 @@ public enum FleetStatus {
     /// The longest model id accepted, in UTF-8 bytes.
     public static let maxModelIDBytes = 128
 
+    /// The largest context window a model may declare, tokens (2²⁴: past every served model's).
+    public static let maxContextTokens = 1 << 24
+
     /// Why a car's model list is a protocol error, or nil when it is acceptable: a hello must offer
     /// at least one model and at most ``maxModels``, each with a non-empty id of at most
-    /// ``maxModelIDBytes`` and finite, non-negative rates.
+    /// ``maxModelIDBytes``, finite, non-negative rates and a context window, when said, of 1 to
+    /// ``maxContextTokens``.
     /// - Parameter requireOne: false for a state message, which may omit rates.
     public static func problem(with models: [ModelOffer], requireOne: Bool = true) -> String? {
         if requireOne && models.isEmpty { return "hello lists no models" }
@@ -29,6 +33,9 @@ public enum FleetStatus {
             guard model.decodeTokensPerSecond.isFinite, model.prefillTokensPerSecond.isFinite,
                 model.decodeTokensPerSecond >= 0, model.prefillTokensPerSecond >= 0
             else { return "model rates must be finite and non-negative" }
+            if let window = model.contextTokens, !(1...Self.maxContextTokens).contains(window) {
+                return "context_tokens outside 1-\(Self.maxContextTokens)"
+            }
         }
         return nil
     }
@@ -106,17 +113,23 @@ public struct ModelOffer: Codable, Sendable, Hashable {
     public var decodeTokensPerSecond: Double
     /// Measured or profiled prefill rate, prompt tokens per second.
     public var prefillTokensPerSecond: Double
+    /// The model's context window on this car, tokens (prompt and completion together); nil when
+    /// the car does not say. The gateway sends a request whose prompt and `max_tokens` do not fit
+    /// to a car (or central capacity) they fit, when there is one.
+    public var contextTokens: Int?
 
-    public init(id: String, decodeTokensPerSecond: Double, prefillTokensPerSecond: Double) {
+    public init(id: String, decodeTokensPerSecond: Double, prefillTokensPerSecond: Double, contextTokens: Int? = nil) {
         self.id = id
         self.decodeTokensPerSecond = decodeTokensPerSecond
         self.prefillTokensPerSecond = prefillTokensPerSecond
+        self.contextTokens = contextTokens
     }
 
     enum CodingKeys: String, CodingKey {
         case id
         case decodeTokensPerSecond = "decode_tps"
         case prefillTokensPerSecond = "prefill_tps"
+        case contextTokens = "context_tokens"
     }
 }
 

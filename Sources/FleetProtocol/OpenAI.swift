@@ -115,6 +115,11 @@ public struct CompletionRequest: Codable, Sendable, Equatable, IntegerMembers {
     /// answer, which has no default limit. The gateway's estimate and the agent's job read it.
     public var plannedOutputLimit: Int { self.outputLimit ?? (self.messages == nil ? 16 : 256) }
 
+    /// The output a model's context window must hold for this request besides its prompt: its limit,
+    /// or a legacy completion's default 16; none for a chat answer without a limit (a runtime stops it
+    /// at the window). Synthetic cars refuse by it; the gateway routes by it.
+    public var windowOutputTokens: Int { self.outputLimit ?? (self.messages == nil ? 16 : 0) }
+
     /// The prompt as a ``Prompt`` (whose description never shows text).
     public var promptText: Prompt {
         if let messages { return Prompt(messages.map { "\($0.role): \($0.content)" }.joined(separator: "\n")) }

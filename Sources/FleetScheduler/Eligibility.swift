@@ -44,6 +44,12 @@ public struct Eligibility: Sendable {
         return car.departsAt - now >= Double(self.minSecondsBeforeDeparture)
     }
 
+    /// Whether the request fits the model's context window on this car (a car that did not say
+    /// its window fits everything: its runtime refuses what does not).
+    static func fits(_ offer: FleetRegistry.Offer, _ request: RequestProfile) -> Bool {
+        offer.contextTokens <= 0 || request.neededContextTokens <= Int(offer.contextTokens)
+    }
+
     /// The per-request part, for a car drawn from the request's pool's buckets.
     func admits(_ car: FleetRegistry.Car, zone: Int32, offer: FleetRegistry.Offer, request: RequestProfile, now: Double)
         -> Bool

@@ -20,12 +20,19 @@ extension FleetRegistry {
         var decision = self.storage.withLock { s in
             var selector = Selector(registry: self, request: request, excluding: excluding, now: now, limit: limit)
             let decision = selector.select(in: &s)
-            // Slow start (``Car/isHeldBack(now:)``): a held-back car's next job, only when nothing else can take it.
-            guard decision.choices.isEmpty, selector.warmingUpPassed > 0, central?.hasRoom != true else {
-                return decision
-            }
+            guard decision.choices.isEmpty, central?.hasRoom != true else { return decision }
+            // Only when nothing else can take it: a held-back car's next job (slow start,
+            // ``Car/isHeldBack(now:)``), and a car whose window is too small — when no car it fits
+            // is busy either, so that its runtime's own 400 answers, as it would without windows.
+            let anyWindow =
+                selector.tooSmallPassed > 0
+                && !Self.hasBusyCapacity(
+                    in: &s, model: request.model, zone: request.zone, now: now, excluding: excluding,
+                    fitting: request, eligibility: self.eligibility)
+            guard selector.warmingUpPassed > 0 || anyWindow else { return decision }
             var relaxed = Selector(registry: self, request: request, excluding: excluding, now: now, limit: limit)
             relaxed.slowStart = false
+            relaxed.checksWindows = !anyWindow
             return relaxed.select(in: &s)
         }
         guard var central, central.hasRoom else { return decision }

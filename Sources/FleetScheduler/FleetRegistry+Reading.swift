@@ -85,15 +85,30 @@ extension FleetRegistry {
     /// them the zone counts as not busy — the answer before busy zones were told apart.
     /// - Parameter excluding: cars not to count (one that just refused the request itself, or those
     ///   already tried for it).
-    public func hasBusyCapacity(model: String, zone: String, now: Double, excluding: [CarID] = []) -> Bool {
+    /// - Parameter fitting: when given, only cars whose context window the request fits count.
+    public func hasBusyCapacity(
+        model: String, zone: String, now: Double, excluding: [CarID] = [], fitting: RequestProfile? = nil
+    ) -> Bool {
         self.storage.withLock { s in
-            guard let index = s.poolIndex[PoolKey(zone: zone, model: model)] else { return false }
-            return s.pools[Int(index)].all.prefix(Self.busyScanLimit).contains { slot in
-                if excluding.contains(where: { $0.slot == Int(slot) && s.generations[Int(slot)] == $0.generation }) {
-                    return false
-                }
-                return s.cars[Int(slot)].map { self.eligibility.isBusyCapacity($0, now: now) } ?? false
+            Self.hasBusyCapacity(
+                in: &s, model: model, zone: zone, now: now, excluding: excluding, fitting: fitting,
+                eligibility: self.eligibility)
+        }
+    }
+
+    static func hasBusyCapacity(
+        in s: inout Storage, model: String, zone: String, now: Double, excluding: [CarID], fitting: RequestProfile?,
+        eligibility: Eligibility
+    ) -> Bool {
+        guard let index = s.poolIndex[PoolKey(zone: zone, model: model)] else { return false }
+        return s.pools[Int(index)].all.prefix(Self.busyScanLimit).contains { slot in
+            let slot = Int(slot)
+            if excluding.contains(where: { $0.slot == slot && s.generations[slot] == $0.generation }) {
+                return false
             }
+            guard let car = s.cars[slot], eligibility.isBusyCapacity(car, now: now) else { return false }
+            guard let fitting else { return true }
+            return s.offerIndex(slot, pool: index).map { Eligibility.fits(s.offer(slot, $0), fitting) } ?? false
         }
     }
 

@@ -12,6 +12,8 @@ extension FleetRegistry {
         var model: Int32
         var decodeTokensPerSecond: Double
         var prefillTokensPerSecond: Double
+        /// The model's context window on this car, tokens, as its hello said (0: not said).
+        var contextTokens: Int32
         var pool: Int32
         /// Position in the pool's `all` array and in its current bucket.
         var allPosition: Int32 = -1

@@ -84,7 +84,7 @@ public final class FleetRegistry: Sendable {
                 let rates = Self.boundedRates(model, hardware: descriptor.hardware)
                 var offer = Offer(
                     model: modelID, decodeTokensPerSecond: rates.decode, prefillTokensPerSecond: rates.prefill,
-                    pool: pool)
+                    contextTokens: Int32(clamping: model.contextTokens ?? 0), pool: pool)
                 offer.allPosition = Int32(s.pools[Int(pool)].all.count)
                 s.pools[Int(pool)].all.append(Int32(slot))
                 offers.append(offer)
@@ -180,9 +180,8 @@ public final class FleetRegistry: Sendable {
                 if model.prefillTokensPerSecond > 0 { offer.prefillTokensPerSecond = rates.prefill }
                 s.setOffer(id.slot, index, offer)
                 if let d = s.descriptors[id.slot]?.models.firstIndex(where: { $0.id == model.id }) {
-                    s.descriptors[id.slot]!.models[d] = ModelOffer(
-                        id: model.id, decodeTokensPerSecond: offer.decodeTokensPerSecond,
-                        prefillTokensPerSecond: offer.prefillTokensPerSecond)
+                    s.descriptors[id.slot]!.models[d].decodeTokensPerSecond = offer.decodeTokensPerSecond
+                    s.descriptors[id.slot]!.models[d].prefillTokensPerSecond = offer.prefillTokensPerSecond
                 }
             }
         }

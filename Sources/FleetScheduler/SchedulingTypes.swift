@@ -127,6 +127,10 @@ public struct RequestProfile: Sendable, Hashable {
     /// Keyed hashes of the conversation's cumulative message prefixes (``PrefixHasher``), shortest
     /// first; empty when prefix-cache affinity is off or the request is not a chat.
     public var prefixes: [PrefixChunk]
+    /// Tokens of a model's context window the request needs: its prompt as cars count it
+    /// (``Prompt/estimatedTokens``) and its output limit; 0: fits any window. A car whose window
+    /// (``ModelOffer/contextTokens``) is smaller is passed over while another car or central can take it.
+    public var neededContextTokens = 0
 
     public init(
         model: String, zone: String, promptTokens: Int, expectedOutputTokens: Int = 256,

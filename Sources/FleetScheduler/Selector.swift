@@ -15,6 +15,10 @@ struct Selector {
     /// knows whether to look again without it.
     var slowStart = true
     private(set) var warmingUpPassed = 0
+    /// Whether a car whose context window the request does not fit (``Eligibility/fits(_:_:)``) is
+    /// passed over; the count of those passed over.
+    var checksWindows = true
+    private(set) var tooSmallPassed = 0
     /// Set by ``select(in:)``: the request's zone as the registry numbers it, and the churn hazard.
     private var zone: Int32 = -1
     private var hazard: Double = 0
@@ -175,6 +179,10 @@ struct Selector {
         }
         guard self.registry.eligibility.admits(car, zone: self.zone, offer: offer, request: self.request, now: self.now)
         else { return nil }
+        if self.checksWindows && !Eligibility.fits(offer, self.request) {
+            self.tooSmallPassed += 1
+            return nil
+        }
         if self.slowStart && car.isHeldBack(now: self.now) {
             self.warmingUpPassed += 1
             return nil

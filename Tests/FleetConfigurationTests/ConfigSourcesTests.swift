@@ -416,5 +416,10 @@ struct ConfigSourcesTests {
         let config = try agent(["--hardware", "ai5", "--no-plugged", "--gateway", "gw:7000", "--slots", "3"])
         #expect(config.engine.hardware == .ai5 && !config.state.pluggedIn && config.gateway.port == 7000)
         #expect(config.engine.slots == 3)
+        // The hello's context window: the profile's, or --context-tokens.
+        #expect(config.engine.makeSyntheticEngine().models.map(\.contextTokens) == [32_768])
+        let small = try agent(["--hardware", "ai5", "--context-tokens", "4096"])
+        #expect(small.engine.makeSyntheticEngine().models.map(\.contextTokens) == [4_096])
+        #expect { _ = try agent(["--context-tokens", "-1"]) } throws: { "\($0)".contains("engine.contextTokens") }
     }
 }

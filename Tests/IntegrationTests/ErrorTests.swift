@@ -142,6 +142,40 @@ struct ErrorTests {
         }
     }
 
+    /// Note 44: cars did not say their context window, so a prompt that only some cars hold was sent
+    /// to any car, refused, tried once more and then refused to the app though a larger car was free.
+    @Test("A prompt over one car's window goes to the car that holds it; on /v1/responses a refusal names input")
+    func routedByWindow() async throws {
+        try await withFleet { fleet in
+            var small = HardwareProfile.of(.ai5)
+            small.contextTokens = 4_096
+            _ = try await fleet.startCar(
+                "car-small", hardware: .ai5, engine: SyntheticEngine(profile: small, slowdown: 0.1))
+            let large = try await fleet.startCar(
+                "car-large", hardware: .ai5, engine: SyntheticEngine(profile: .of(.ai5), slowdown: 0.1))
+            let client = try await RecordingClient.connect(port: fleet.clientPort)
+            defer { client.close() }
+            // ~10,000 tokens (4 bytes a token): over the small car's 4,096, inside the large one's 32,768.
+            let prompt = String(repeating: "word ", count: 8_000)
+            for _ in 0..<4 {
+                let result = try await client.post(
+                    "/v1/chat/completions", json: chatBody(stream: false, maxTokens: 2, prompt: prompt)
+                ).collect()
+                #expect(result.response?.status == .ok, "\(result.body)")
+                #expect(result.response?.headerFields[HTTPField.Name("x-fleet-vehicle")!] == large)
+                // Sent there first: not refused by the small car and tried again.
+                #expect(result.response?.headerFields[HTTPField.Name("x-fleet-attempts")!] == "1")
+            }
+            // Over both: the cars' own 400, with the Responses API's field name.
+            let longer = String(repeating: "word ", count: 30_000)
+            let body = #"{"model":"fleet-8b","max_output_tokens":16,"input":"\#(longer)"}"#
+            let refused = try await client.post("/v1/responses", json: body).collect()
+            #expect(refused.response?.status.code == 400)
+            #expect(refused.body.contains(#""code":"context_length_exceeded""#), "\(refused.body)")
+            #expect(refused.body.contains(#""param":"input""#), "\(refused.body)")
+        }
+    }
+
     @Test("A body over the limit gets 413 and the connection keeps serving")
     func oversizedBody() async throws {
         try await withFleet(cars: [CarSpec("car-a", slowdown: 0.1)], configure: { $0.maxBodyBytes = 4096 }) { fleet in

@@ -56,6 +56,24 @@ struct RuntimeClientTests {
         try await runtime.channel.close()
     }
 
+    @Test("The hello's context window: the configured one, else vLLM's max_model_len, else not said")
+    func contextWindows() async throws {
+        let runtime = try await ScriptedRuntime.start()
+        let discovered = try await OpenAILocalEngine.connect(.init(baseURL: runtime.baseURL), client: .shared)
+        let windows = Dictionary(uniqueKeysWithValues: discovered.models.map { ($0.id, $0.contextTokens) })
+        #expect(windows["ok"] == 4_096)
+        #expect(windows["fail"] == .some(nil), "a max_model_len that is not a number is not said")
+        #expect(windows["close"] == .some(nil))
+        var configured = OpenAILocalEngine.Configuration(baseURL: runtime.baseURL, models: ["mine": "ok"])
+        configured.contextTokens = 2_048
+        let told = try await OpenAILocalEngine.connect(configured, client: .shared)
+        #expect(told.models.map(\.contextTokens) == [2_048])
+        let mapped = try await OpenAILocalEngine.connect(
+            .init(baseURL: runtime.baseURL, models: ["mine": "ok"]), client: .shared)
+        #expect(mapped.models.map(\.id) == ["mine"] && mapped.models.map(\.contextTokens) == [4_096])
+        try await runtime.channel.close()
+    }
+
     /// Runs one streamed job on `loop` until it finishes or fails.
     static func run(_ engine: OpenAILocalEngine, model: String, on loop: any EventLoop) async throws -> RecordingSink {
         let sink = try await loop.submit { RecordingSink() }.get()
@@ -143,7 +161,8 @@ final class ScriptedRuntime: ChannelInboundHandler, @unchecked Sendable {
         if self.path.hasSuffix("/models") {
             return self.send(
                 context, status: .ok, contentType: "application/json",
-                #"{"data":[{"id":"ok"},{"id":"fail"},{"id":"close"},{"id":"endless-error"},{"id":"lying-usage"}]}"#)
+                #"{"data":[{"id":"ok","max_model_len":4096},{"id":"fail","max_model_len":"big"},{"id":"close"},{"id":"endless-error"},{"id":"lying-usage"}]}"#
+            )
         }
         self.posts.withLockedValue { $0 += 1 }
         let id = ObjectIdentifier(context.channel)

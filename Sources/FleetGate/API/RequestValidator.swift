@@ -174,11 +174,13 @@ struct RequestValidator {
         if let hasher = self.core.prefixHasher, let messages = parsed.messages {
             profile.prefixes = hasher.chunks(messages)
         }
+        let prompt = parsed.promptText
+        profile.neededContextTokens = prompt.estimatedTokens + parsed.windowOutputTokens
         var request = ValidatedRequest(
             chat: api.chat, model: parsed.model, streaming: parsed.stream ?? false,
             includeUsage: parsed.streamOptions?.includeUsage ?? false, outputLimit: parsed.outputLimit,
             continuable: parsed.isContinuable, origin: origin, zone: zone, profile: profile, body: body,
-            members: members, seed: SyntheticText.seed(for: parsed.promptText, requested: parsed.seed),
+            members: members, seed: SyntheticText.seed(for: prompt, requested: parsed.seed),
             hop: forwarded == nil ? 0 : 1,
             authorization: self.core.cluster == nil ? nil : head.headerFields[.authorization], responses: responses)
         // A car's job is one choice of text: `n` > 1 answered by a car came back as one (an attack,

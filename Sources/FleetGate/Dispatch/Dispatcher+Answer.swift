@@ -189,9 +189,11 @@ extension Dispatcher {
             let headers = self.routeHeaders()
             self.errorCode = APIError.code(in: self.rejectionBody).map { String($0.prefix(64)) } ?? "rejected"
             self.end(status: status)
+            let body =
+                self.request.responses == nil
+                ? self.rejectionBody : APIError.renamingParam("messages", to: "input", in: self.rejectionBody)
             self.stream.sendResponse(
-                status: .init(code: status), contentType: "application/json", body: self.rejectionBody,
-                headers: headers)
+                status: .init(code: status), contentType: "application/json", body: body, headers: headers)
             return self.stream.flushNow()
         case .migrationLimit(let label):
             error = .upstreamFailed(
