@@ -35,12 +35,22 @@ struct ClusterWatchTests {
     func ownKeyLost() {
         var state = ClusterView.State()
         let own = (replica: "r1", address: "10.0.0.1:7080")
-        func member(_ address: String) -> EtcdClient.Event {
-            .put(.init(key: Self.prefix + "members/r1", value: ByteBuffer(string: #"{"address":"\#(address)"}"#)))
+        func member(_ address: String, revision: Int64) -> EtcdClient.Event {
+            .put(
+                .init(
+                    key: Self.prefix + "members/r1", value: ByteBuffer(string: #"{"address":"\#(address)"}"#),
+                    modRevision: revision))
         }
-        ClusterService.apply(member("10.0.0.1:7080"), prefix: Self.prefix, to: &state, now: 1, own: own)
+        // An earlier life's record at another address (a restart within the lease's TTL), read before this
+        // life wrote its own, and again after: not another replica (note 44: a minute of idConflict).
+        ClusterService.apply(member("10.0.0.9:7080", revision: 5), prefix: Self.prefix, to: &state, now: 1, own: own)
         #expect(state.ownKeyLost == nil)
-        ClusterService.apply(member("10.0.0.9:7080"), prefix: Self.prefix, to: &state, now: 2, own: own)
+        state.ownRevision = 9
+        ClusterService.apply(member("10.0.0.9:7080", revision: 5), prefix: Self.prefix, to: &state, now: 1, own: own)
+        ClusterService.apply(member("10.0.0.1:7080", revision: 9), prefix: Self.prefix, to: &state, now: 1, own: own)
+        #expect(state.ownKeyLost == nil)
+        // Written at another address after this life's write: another replica under this id.
+        ClusterService.apply(member("10.0.0.9:7080", revision: 12), prefix: Self.prefix, to: &state, now: 2, own: own)
         #expect(state.ownKeyLost?.contains("another replica at 10.0.0.9:7080") == true)
         state.ownKeyLost = nil
         ClusterService.apply(
@@ -93,6 +103,9 @@ struct ClusterWatchTests {
         #expect(peers(own: "h:7443", ["r1": "h:7442", "r2": "h:7442", "r3": "h:7443"]) == [])
         // This replica shares its own address: it would send cars to itself.
         #expect(peers(own: "h:7442", ["r1": "h:7441", "r2": "h:7442", "r3": "h:7442"]) == nil)
+        // Host names compare without case: `H:7442` is `h:7442` (note 44).
+        #expect(peers(own: "h:7443", ["r1": "H:7442", "r2": "h:7442", "r3": "h:7443"]) == [])
+        #expect(peers(own: "GW:7443", ["r1": "h:7441", "r2": "gw:7443", "r3": "GW:7443"]) == nil)
         // Before its own membership record is read back, its address still counts.
         #expect(peers(own: "h:7442", ["r1": "h:7441", "r2": "h:7442"]) == nil)
         // A digest without tunnel counts (an older replica) is no peer.

@@ -103,9 +103,12 @@ final class ClusterService: Service, Sendable {
                 }
                 if lease.id.withLock({ $0 }) == nil {
                     let id = try await etcd.grant(ttl: ttl)
-                    try await etcd.put(self.memberKey, value: self.memberRecord(), lease: id)
+                    let written = try await etcd.put(self.memberKey, value: self.memberRecord(), lease: id)
                     lease.id.withLock { $0 = id }
-                    self.view.update { $0.ownKeyLost = nil }  // an earlier life's key, or the lapsed lease's
+                    self.view.update {
+                        $0.ownKeyLost = nil  // an earlier life's key, or the lapsed lease's
+                        $0.ownRevision = max($0.ownRevision, written)
+                    }
                     lastRenewal = now
                     published = nil
                     self.logger.info(
@@ -137,7 +140,8 @@ final class ClusterService: Service, Sendable {
                     self.logger.error(
                         "This replica's membership key was \(lost): give each replica its own cluster.replicaID; registering again",
                         metadata: ["fleet.replica": "\(self.view.replicaID)", "fleet.address": "\(self.view.address)"])
-                    try await etcd.put(self.memberKey, value: self.memberRecord(), lease: id)
+                    let written = try await etcd.put(self.memberKey, value: self.memberRecord(), lease: id)
+                    self.view.update { $0.ownRevision = max($0.ownRevision, written) }
                     published = nil
                 }
                 if now - lastConflict > 60, self.view.read(\.idConflict) {
@@ -344,61 +348,6 @@ final class ClusterService: Service, Sendable {
         switch event {
         case .put(let value): value.key.hasPrefix(prefix + "quarantine/")
         case .delete(let key): key.hasPrefix(prefix + "quarantine/")
-        }
-    }
-
-    /// Applies one watched change to the view's state.
-    /// - Parameter own: this replica's id and advertised address, to notice its own key written by another
-    ///   replica or deleted (``ClusterView/State/ownKeyLost``).
-    static func apply(
-        _ event: EtcdClient.Event, prefix: String, to s: inout ClusterView.State, now: Double,
-        own: (replica: String, address: String)? = nil
-    ) {
-        switch event {
-        case .put(let value):
-            let name = value.key.dropFirst(prefix.count)
-            if name.hasPrefix("members/") {
-                let replica = String(name.dropFirst("members/".count))
-                s.members.insert(replica)
-                let record = try? JSON.decode(MemberRecord.self, from: value.value.readableBytesView)
-                if let tunnel = record?.tunnel, !tunnel.isEmpty {
-                    s.memberTunnels[replica] = (tunnel, Set(record?.regions ?? []))
-                }
-                if let own, replica == own.replica, let address = record?.address, address != own.address {
-                    s.ownKeyLost = "written by another replica at \(Self.printable(address, limit: 64))"
-                }
-            } else if name.hasPrefix("digests/"),
-                let digest = try? JSON.decode(CapacityDigest.self, from: value.value.readableBytesView)
-            {
-                let replica = String(name.dropFirst("digests/".count))
-                guard digest.r == replica else { return }
-                s.digests[replica] = digest
-                s.receivedAt[replica] = now
-            } else if name.hasPrefix("quarantine/") {
-                let vehicle = String(name.dropFirst("quarantine/".count))
-                guard VehicleIdentity.isValidName(vehicle) else { return }
-                let record = try? JSON.decode(QuarantineRecord.self, from: value.value.readableBytesView)
-                // Printable text only: the reason reaches logs and the car's control channel (helper-91).
-                let reason = Self.printable(record?.reason ?? "listed in etcd", limit: 200)
-                s.quarantines[vehicle] =
-                    record?.replica.map { "\(reason) (replica \(Self.printable($0, limit: 64)))" } ?? reason
-            }
-        case .delete(let key):
-            let name = key.dropFirst(prefix.count)
-            if name.hasPrefix("members/") {
-                let replica = String(name.dropFirst("members/".count))
-                s.members.remove(replica)
-                if let own, replica == own.replica { s.ownKeyLost = "deleted" }
-                s.memberTunnels[replica] = nil
-                s.digests[replica] = nil
-                s.receivedAt[replica] = nil
-            } else if name.hasPrefix("digests/") {
-                let replica = String(name.dropFirst("digests/".count))
-                s.digests[replica] = nil
-                s.receivedAt[replica] = nil
-            } else if name.hasPrefix("quarantine/") {
-                s.quarantines[String(name.dropFirst("quarantine/".count))] = nil
-            }
         }
     }
 

@@ -57,6 +57,9 @@ public final class ClusterView: Sendable {
         /// replica under the same `cluster.replicaID`, or deleted (helper-107: the real replica vanished
         /// from the cluster and nothing said so).
         var ownKeyLost: String?
+        /// The store's revision of this life's last write of its membership key (0: none yet): a record of
+        /// its id with another address from before it is an earlier life's, not another replica's.
+        var ownRevision: Int64 = 0
         /// Another replica wrote this one's membership key within the last minute: two replicas share a
         /// `cluster.replicaID`, and each takes the key from the other (helper-121: only the log said so).
         var idConflict = false
@@ -185,9 +188,9 @@ public final class ClusterView: Sendable {
         var addresses = members.mapValues(\.address)
         addresses[own.replica] = own.address
         let shared = Self.sharedTunnelAddresses(addresses)
-        guard shared[own.address] == nil else { return nil }
+        guard shared[own.address.lowercased()] == nil else { return nil }
         return members.compactMap { replica, member -> TunnelBalance.Peer? in
-            guard replica != own.replica, member.regions.contains(region), shared[member.address] == nil,
+            guard replica != own.replica, member.regions.contains(region), shared[member.address.lowercased()] == nil,
                 let tunnels = counts[replica] ?? nil
             else { return nil }
             return TunnelBalance.Peer(address: member.address, tunnels: tunnels[region] ?? 0)
@@ -326,9 +329,10 @@ public final class ClusterView: Sendable {
         return (.info, "Cluster members under '\(prefix)': this replica and \(others.sorted().joined(separator: ", "))")
     }
 
-    /// The tunnel addresses more than one replica advertises (`replica → address`), each with those replicas.
+    /// The tunnel addresses more than one replica advertises (`replica → address`), each with those
+    /// replicas; keyed in lower case, since host names compare without case (`GW:7443` is `gw:7443`).
     static func sharedTunnelAddresses(_ tunnels: [String: String]) -> [String: [String]] {
-        Dictionary(grouping: tunnels.keys, by: { tunnels[$0]! }).filter { $0.value.count > 1 }
+        Dictionary(grouping: tunnels.keys, by: { tunnels[$0]!.lowercased() }).filter { $0.value.count > 1 }
     }
 
     /// The warning to log when replicas advertise one tunnel address (`replica → address`; all behind

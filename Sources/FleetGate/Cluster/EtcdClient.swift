@@ -28,6 +28,8 @@ final class EtcdClient: Sendable {
     struct KeyValue: Sendable {
         var key: String
         var value: ByteBuffer
+        /// The store's revision of the key's last write (0: not said).
+        var modRevision: Int64 = 0
     }
 
     /// A watch event.
@@ -76,11 +78,15 @@ final class EtcdClient: Sendable {
 
     // MARK: Keys
 
-    /// Writes `key` (under `lease` when given).
-    func put(_ key: String, value: ByteBuffer, lease: Int64?) async throws {
-        var body: [String: Any] = ["key": Self.base64(key), "value": Data(value.readableBytesView).base64EncodedString()]
+    /// Writes `key` (under `lease` when given); returns the store's revision of the write (0: not said).
+    @discardableResult
+    func put(_ key: String, value: ByteBuffer, lease: Int64?) async throws -> Int64 {
+        var body: [String: Any] = [
+            "key": Self.base64(key), "value": Data(value.readableBytesView).base64EncodedString(),
+        ]
         if let lease { body["lease"] = "\(lease)" }
-        _ = try await self.call("/v3/kv/put", body, write: true)
+        let reply = try await self.call("/v3/kv/put", body, write: true)
+        return ((reply["header"] as? [String: Any])?["revision"] as? String).flatMap(Int64.init) ?? 0
     }
 
     /// Every key under `prefix`, and the store's revision they were read at.
@@ -123,7 +129,9 @@ final class EtcdClient: Sendable {
                 let length = newline - pending.readerIndex
                 let line = pending.readSlice(length: length)!
                 pending.moveReaderIndex(forwardBy: 1)
-                guard let object = try? JSONSerialization.jsonObject(with: Data(line.readableBytesView)) as? [String: Any],
+                guard
+                    let object = try? JSONSerialization.jsonObject(with: Data(line.readableBytesView))
+                        as? [String: Any],
                     let result = object["result"] as? [String: Any]
                 else { throw Failure(message: "watch: malformed message") }
                 if result["canceled"] as? Bool == true { throw Failure(message: "watch: canceled (compacted?)") }
@@ -168,7 +176,8 @@ final class EtcdClient: Sendable {
             guard response.status == .ok else {
                 throw Failure(message: "\(path): HTTP \(response.status.code)")
             }
-            guard let object = try JSONSerialization.jsonObject(with: Data(reply.readableBytesView)) as? [String: Any] else {
+            guard let object = try JSONSerialization.jsonObject(with: Data(reply.readableBytesView)) as? [String: Any]
+            else {
                 throw Failure(message: "\(path): not a JSON object")
             }
             return object
@@ -194,6 +203,7 @@ final class EtcdClient: Sendable {
     private static func keyValue(_ kv: [String: Any]) -> KeyValue? {
         guard let key = (kv["key"] as? String).flatMap(Self.decode) else { return nil }
         let value = (kv["value"] as? String).flatMap { Data(base64Encoded: $0) } ?? Data()
-        return KeyValue(key: key, value: ByteBuffer(bytes: value))
+        let revision = (kv["mod_revision"] as? String).flatMap(Int64.init) ?? 0
+        return KeyValue(key: key, value: ByteBuffer(bytes: value), modRevision: revision)
     }
 }
