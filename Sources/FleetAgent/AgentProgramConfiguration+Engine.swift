@@ -30,7 +30,7 @@ extension AgentProgramConfiguration.Engine {
         case "none": configuration.chatTemplate = nil
         default: configuration.chatTemplateOnlyForSmolLM = true  // auto
         }
-        configuration.contextTokens = self.contextTokens ?? self.cacheTokens
+        configuration.contextTokens = self.runtimeContextTokens
         configuration.promptCache = self.cacheSequences.map {
             PromptCacheCapacity(sequences: $0, tokens: self.cacheTokens)
         }
@@ -51,6 +51,13 @@ extension AgentProgramConfiguration.Engine {
                 try await Task.sleep(nanoseconds: UInt64(delay.nanoseconds))
             }
         }
+    }
+
+    /// The window an openai-local car says (nil: the runtime's `max_model_len`, if it lists one):
+    /// `engine.contextTokens`, else `engine.cacheTokens` (the runtime's `--n_ctx`) when a hello may say it
+    /// (at most 2²⁴; the key takes more, and a hello over it would be refused).
+    public var runtimeContextTokens: Int? {
+        self.contextTokens ?? self.cacheTokens.flatMap { (1...FleetStatus.maxContextTokens).contains($0) ? $0 : nil }
     }
 
     /// The synthetic engine with this hardware profile and its overrides.

@@ -85,7 +85,8 @@ extension FleetRegistry {
     /// them the zone counts as not busy — the answer before busy zones were told apart.
     /// - Parameter excluding: cars not to count (one that just refused the request itself, or those
     ///   already tried for it).
-    /// - Parameter fitting: when given, only cars whose context window the request fits count.
+    /// - Parameter fitting: when given, only cars whose context window the request fits count, looked for
+    ///   among the first ``Selector/walkLimit`` cars (a decision that found none asks it, rarely).
     public func hasBusyCapacity(
         model: String, zone: String, now: Double, excluding: [CarID] = [], fitting: RequestProfile? = nil
     ) -> Bool {
@@ -101,7 +102,9 @@ extension FleetRegistry {
         eligibility: Eligibility
     ) -> Bool {
         guard let index = s.poolIndex[PoolKey(zone: zone, model: model)] else { return false }
-        return s.pools[Int(index)].all.prefix(Self.busyScanLimit).contains { slot in
+        // A car the request fits may have joined after many it does not: looked for as far as a decision walks.
+        let limit = fitting == nil ? Self.busyScanLimit : Selector.walkLimit
+        return s.pools[Int(index)].all.prefix(limit).contains { slot in
             let slot = Int(slot)
             if excluding.contains(where: { $0.slot == slot && s.generations[slot] == $0.generation }) {
                 return false

@@ -198,6 +198,14 @@ public struct Choice: Sendable, Hashable {
     /// The car may be taken while it warms up (``FleetRegistry/Car/isWarmingUp``): the decision's
     /// relaxed pass found nothing else, or the car was addressed directly (``FleetRegistry/evaluate(_:for:now:)``).
     public internal(set) var slowStartWaived = false
+    /// The car's context window for the request's model, tokens (0: not said, or central).
+    public internal(set) var contextTokens = 0
+
+    /// Whether `request` fits the choice's context window (``RequestProfile/neededContextTokens``): false only
+    /// for a car that says a smaller one, which a decision offers when nothing else can take the request.
+    public func fits(_ request: RequestProfile) -> Bool {
+        self.contextTokens <= 0 || request.neededContextTokens <= self.contextTokens
+    }
 
     /// The car, when the route is a car.
     public var car: CarID? {

@@ -44,6 +44,7 @@ struct Selector {
         var inFlight: Int32
         var slots: Int
         var prefillRate: Double
+        var contextTokens: Int32
         var prediction: LatencyPredictor.Prediction
         var cost: Double
     }
@@ -128,7 +129,8 @@ struct Selector {
                 score: policy == .predictive ? c.prediction.score : c.cost,
                 predictedRTTMilliseconds: c.prediction.rtt, predictedQueueMilliseconds: c.prediction.queue,
                 advertisedTTFTMilliseconds: c.prediction.advertisedTTFT, cachedPrefixTokens: c.prediction.cachedTokens,
-                prefixCreditMilliseconds: c.prediction.prefixCredit, slowStartWaived: !self.slowStart)
+                prefixCreditMilliseconds: c.prediction.prefixCredit, slowStartWaived: !self.slowStart,
+                contextTokens: Int(c.contextTokens))
         }
         return Decision(choices: choices, policy: policy, evaluated: evaluated)
     }
@@ -194,7 +196,7 @@ struct Selector {
             hitProbability: car.hits.probability)
         return Candidate(
             slot: slot, inFlight: car.inFlight, slots: car.slots, prefillRate: offer.prefillTokensPerSecond,
-            prediction: prediction, cost: prediction.score)
+            contextTokens: offer.contextTokens, prediction: prediction, cost: prediction.score)
     }
 
     /// A uniformly random available car of the pool; nil only if the pool's count disagrees with

@@ -421,5 +421,9 @@ struct ConfigSourcesTests {
         let small = try agent(["--hardware", "ai5", "--context-tokens", "4096"])
         #expect(small.engine.makeSyntheticEngine().models.map(\.contextTokens) == [4_096])
         #expect { _ = try agent(["--context-tokens", "-1"]) } throws: { "\($0)".contains("engine.contextTokens") }
+        // openai-local: the configured window, else --cache-tokens when a hello may carry it (helper-124).
+        #expect(try agent(["--cache-tokens", "2048"]).engine.runtimeContextTokens == 2_048)
+        #expect(try agent(["--cache-tokens", "50000000"]).engine.runtimeContextTokens == nil)
+        #expect(try agent(["--cache-tokens", "2048", "--context-tokens", "4096"]).engine.runtimeContextTokens == 4_096)
     }
 }

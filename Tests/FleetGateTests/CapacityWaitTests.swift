@@ -57,4 +57,22 @@ struct CapacityWaitTests {
         #expect(wait.retryDelay(reason: .failover, zoneBusy: true, now: self.t0 + .seconds(3)) == .milliseconds(100))
         #expect(wait.since == self.t0 + .seconds(3))
     }
+
+    @Test("Waiters are counted by zone and model with the window each needs; the smallest is what new work yields")
+    func waitersByWindow() {
+        let waiters = CapacityWaiters()
+        #expect(waiters.smallestNeed(zone: "eu", model: "m") == nil && !waiters.anyWaiting(zone: "eu", model: "m"))
+        waiters.begin(zone: "eu", model: "m", needing: 20_000)
+        waiters.begin(zone: "eu", model: "m", needing: 9_000)
+        waiters.begin(zone: "us", model: "m")
+        #expect(waiters.smallestNeed(zone: "eu", model: "m") == 9_000 && waiters.count == 3)
+        #expect(waiters.smallestNeed(zone: "us", model: "m") == 0)
+        #expect(waiters.smallestNeed(zone: "eu", model: "other") == nil)
+        waiters.end(zone: "eu", model: "m", needing: 9_000)
+        #expect(waiters.smallestNeed(zone: "eu", model: "m") == 20_000)
+        waiters.end(zone: "eu", model: "m", needing: 20_000)
+        waiters.end(zone: "us", model: "m")
+        #expect(!waiters.anyWaiting(zone: "eu", model: "m") && !waiters.anyWaiting(zone: "us", model: "m"))
+        #expect(waiters.count == 0)
+    }
 }

@@ -65,6 +65,30 @@ struct ContextWindowTests {
         #expect(!registry.hasBusyCapacity(model: "m", zone: "eu", now: 3, fitting: self.needing(40_000)))
     }
 
+    @Test("A choice carries its car's window; one chosen past its window says the request does not fit")
+    func choiceWindow() throws {
+        let registry = FleetRegistry()
+        _ = registry.register(self.car("small", window: 8_192), state: parked)
+        let relaxed = try #require(registry.decide(self.needing(20_000), now: 1).choices.first)
+        #expect(relaxed.contextTokens == 8_192 && !relaxed.fits(self.needing(20_000)))
+        #expect(relaxed.fits(self.needing(8_000)))
+        let central = CentralOption(predictedTTFTMilliseconds: 400, predictedTPOTMilliseconds: 30, hasRoom: true)
+        let spilled = try #require(registry.decide(self.needing(20_000), central: central, now: 1).choices.first)
+        #expect(spilled.car == nil && spilled.fits(self.needing(20_000)))
+    }
+
+    @Test("A busy car the request fits is found behind many that it does not (helper-124: 64 looked at)")
+    func busyBehindMany() throws {
+        let registry = FleetRegistry()
+        for i in 0..<200 { _ = registry.register(self.car("small-\(i)", window: 4_096, slots: 1), state: parked) }
+        let (large, _) = registry.register(self.car("large", window: 32_768, slots: 1), state: parked)
+        let job = try #require(registry.acquire(large, for: self.needing(100), now: 1))
+        #expect(registry.decide(self.needing(20_000), now: 2).cars.isEmpty, "waits for the large car")
+        registry.finish(
+            job, Outcome(ttftMilliseconds: 100, tpotMilliseconds: 40, outputTokens: 4, succeeded: true), now: 3)
+        #expect(registry.decide(self.needing(20_000), now: 3).cars == [large])
+    }
+
     @Test("The hello's window is checked: 0, negative or past 2²⁴ is a protocol error")
     func helloBounds() {
         for bad in [0, -1, FleetStatus.maxContextTokens + 1] {

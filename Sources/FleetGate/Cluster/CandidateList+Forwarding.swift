@@ -19,7 +19,8 @@ extension CandidateList {
         guard
             let target = cluster.forwardTarget(
                 zone: self.profile.zone, model: self.profile.model,
-                localHasCar: self.choices.contains { $0.car != nil },
+                // A car the request does not fit (offered when nothing else here can take it) is none.
+                localHasCar: self.choices.contains { $0.car != nil && $0.fits(self.profile) },
                 excluding: forwarding.tried, now: self.core.now)
         else { return nil }
         forwarding.tried.append(target.replica)

@@ -55,8 +55,9 @@ struct CandidateList {
     let preferredRegion: String
     /// Only central capacity (an application key's policy): cars are never handed out.
     var centralOnly = false
-    /// No car for this search: a lost stream waits for a car's slot in the zone (``CapacityWaiters``).
-    var carsYielded = false
+    /// A lost stream waits for a car's slot in the zone (``CapacityWaiters``): no car for this search
+    /// whose context window is at least this (the smallest a waiter needs; 0: any), or that does not say one.
+    var carsYielded: Int?
     private(set) var choices: [Choice] = []  // cluster (#21): read by forwardIfBetter
     private var tried: [CarID] = []
     /// Central endpoints tried (their base URLs): a few at most, so an array, not a set (a set's
@@ -107,7 +108,8 @@ struct CandidateList {
                 if self.choices.isEmpty { break }
             }
             let choice = self.choices.removeFirst()
-            guard let id = choice.car, !self.centralOnly, !self.carsYielded else {
+            let yielded = self.carsYielded.map { choice.contextTokens <= 0 || choice.contextTokens >= $0 } ?? false
+            guard let id = choice.car, !self.centralOnly, !yielded else {
                 if let lease = self.central(predicted: choice.predictedTTFTMilliseconds, continuation: continuation) {
                     return lease
                 }

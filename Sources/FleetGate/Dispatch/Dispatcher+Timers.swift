@@ -130,7 +130,8 @@ extension Dispatcher {
             ])
         if !self.waitCounted {
             self.waitCounted = true
-            self.core.capacityWaiters.begin(zone: self.request.zone, model: self.request.model)
+            self.core.capacityWaiters.begin(
+                zone: self.request.zone, model: self.request.model, needing: self.request.profile.neededContextTokens)
         }
         self.capacityWaiter = (open, timer)
     }
@@ -153,7 +154,8 @@ extension Dispatcher {
         self.capacityWait.found()
         guard self.waitCounted else { return }
         self.waitCounted = false
-        self.core.capacityWaiters.end(zone: self.request.zone, model: self.request.model)
+        self.core.capacityWaiters.end(
+            zone: self.request.zone, model: self.request.model, needing: self.request.profile.neededContextTokens)
         self.core.metrics.capacityWaitEnded(end)
     }
 

@@ -267,9 +267,9 @@ final class Dispatcher: UpstreamEvents, LoopTimerTarget {
         // next free one to it — central capacity with room still serves it — or is answered 503
         // server_overloaded.
         let yields =
-            (open.reason == .initial || open.reason == .hedge)
-            && self.core.capacityWaiters.anyWaiting(zone: self.request.zone, model: self.request.model)
-        if yields { self.yieldedToWaiter = true }
+            open.reason == .initial || open.reason == .hedge
+            ? self.core.capacityWaiters.smallestNeed(zone: self.request.zone, model: self.request.model) : nil
+        if yields != nil { self.yieldedToWaiter = true }
         self.candidates.carsYielded = yields
         self.supersedeDepartureWait(by: open)
         guard let lease = self.candidates.next(continuation: continuing) else { return self.noCandidate(for: open) }
