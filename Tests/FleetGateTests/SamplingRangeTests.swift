@@ -260,4 +260,19 @@ struct SamplingRangeTests {
         // Not a chat parameter: a chat body's are not read.
         #expect(refusal(#""echo":true"#, chat: true) == nil)
     }
+
+    @Test("max_tokens and max_completion_tokens together are refused as OpenAI refuses them (note 44)")
+    func bothOutputLimits() throws {
+        let core = try GatewayCore.detached(models: ["m"], fleetSecret: String(repeating: "s", count: 32))
+        for chat in [true, false] {
+            let both = Self.refusal(core, #""max_tokens":5,"max_completion_tokens":5"#, chat: chat)
+            #expect(
+                both?.code == "invalid_parameter_combination" && both?.param == "max_tokens",
+                "\(String(describing: both))")
+            #expect(
+                both?.message == "Setting 'max_tokens' and 'max_completion_tokens' at the same time is not supported.")
+            #expect(Self.refusal(core, #""max_completion_tokens":5"#, chat: chat) == nil)
+            #expect(Self.refusal(core, #""max_tokens":5"#, chat: chat) == nil)
+        }
+    }
 }

@@ -124,8 +124,14 @@ struct RequestValidator {
         if !api.chat && parsed.prompt == nil {
             throw .invalidRequest("Missing required parameter: 'prompt'.", param: "prompt")
         }
+        if parsed.maxTokens != nil && parsed.maxCompletionTokens != nil {
+            // OpenAI's answer (one silently won before: note 44).
+            throw APIError(
+                status: 400, type: "invalid_request_error", code: "invalid_parameter_combination",
+                message: "Setting 'max_tokens' and 'max_completion_tokens' at the same time is not supported.",
+                param: "max_tokens")
+        }
         if let limit = parsed.outputLimit, limit < 1 || limit > 1 << 16 {
-            // The field the client sent (the limit is max_completion_tokens when both are).
             let name = parsed.maxCompletionTokens != nil ? "max_completion_tokens" : "max_tokens"
             throw .invalidRequest("'\(name)' must be between 1 and 65536.", param: name)
         }
