@@ -441,6 +441,29 @@ struct FailoverTests {
         }
     }
 
+    /// helper-124: a hedge of a long prompt went to a car whose window is too small, which refused at once —
+    /// an attempt spent, and its 400 kept as the request's answer should the first car then fail.
+    @Test("A slow first token is not hedged on a car whose context window the prompt does not fit")
+    func noHedgeOnSmallWindow() async throws {
+        try await withFleet(configure: { $0.hedgeBudget = 1 }) { fleet in
+            let slow = try await fleet.startCar(
+                "slow-ai5", hardware: .ai5, engine: SyntheticEngine(profile: .of(.ai5), slowdown: 5))
+            var small = HardwareProfile.of(.hw4)
+            small.contextTokens = 1_000
+            _ = try await fleet.startCar("small-hw4", hardware: .hw4, engine: SyntheticEngine(profile: small))
+            let client = try await RecordingClient.connect(port: fleet.clientPort)
+            defer { client.close() }
+            // ~1,200 tokens: over the HW4's 1,000; 3.3 s of prefill on the slowed AI5, past its hedge delay.
+            let prompt = String(repeating: "long prompt ", count: 400)
+            let result = await
+                (try await client.post(
+                    "/v1/chat/completions", json: chatBody(stream: true, maxTokens: 4, prompt: prompt))).collect()
+            #expect(result.response?.status == .ok)
+            #expect(result.response?.headerFields[HTTPField.Name("x-fleet-vehicle")!] == slow)
+            #expect(result.response?.headerFields[HTTPField.Name("x-fleet-attempts")!] == "1")
+        }
+    }
+
     @Test("A slow first token is hedged on another car; the first real token wins and the loser's engine stops")
     func hedge() async throws {
         try await withFleet(configure: { $0.hedgeBudget = 1 }) { fleet in

@@ -58,6 +58,9 @@ struct CandidateList {
     /// A lost stream waits for a car's slot in the zone (``CapacityWaiters``): no car for this search
     /// whose context window is at least this (the smallest a waiter needs; 0: any), or that does not say one.
     var carsYielded: Int?
+    /// Only cars the request fits (``Choice/fits(_:)``): for a hedge, which a car that refuses the prompt
+    /// as too long would only cost an attempt (a decision offers such a car when nothing else can take it).
+    var fittingOnly = false
     private(set) var choices: [Choice] = []  // cluster (#21): read by forwardIfBetter
     private var tried: [CarID] = []
     /// Central endpoints tried (their base URLs): a few at most, so an array, not a set (a set's
@@ -115,7 +118,8 @@ struct CandidateList {
                 }
                 continue
             }
-            guard !self.tried.contains(id), !unavailable.contains(id) else { continue }
+            guard !self.tried.contains(id), !unavailable.contains(id), !self.fittingOnly || choice.fits(self.profile)
+            else { continue }
             let descriptor = self.core.registry.descriptor(id)
             // A car that cannot continue is passed over, not tried: a `stream: false` answer that
             // found no continuation starts again from nothing, and this car may serve that.

@@ -271,6 +271,7 @@ final class Dispatcher: UpstreamEvents, LoopTimerTarget {
             ? self.core.capacityWaiters.smallestNeed(zone: self.request.zone, model: self.request.model) : nil
         if yields != nil { self.yieldedToWaiter = true }
         self.candidates.carsYielded = yields
+        self.candidates.fittingOnly = open.reason == .hedge
         self.supersedeDepartureWait(by: open)
         guard let lease = self.candidates.next(continuation: continuing) else { return self.noCandidate(for: open) }
         self.stopWaiting(.served)
