@@ -127,13 +127,17 @@ public struct APIError: Error, Hashable, Sendable, CustomStringConvertible {
     /// The codes of a car's failure that no other car would avoid: the request goes to central.
     public static let carPathCannotCarry: Set<String> = [runtimeToolCallCode, runtimeMultipleChoicesCode]
 
-    /// An OpenAI-style error body with `error.param` `from` renamed `to` (a car's refusal names a chat
-    /// request's `messages`; on `/v1/responses` the field is `input`); any other body as it came.
+    /// An OpenAI-style error body with `error.param` `from` renamed `to`, and "the `from`" in its message
+    /// (a car's refusal names a chat request's `messages`; on `/v1/responses` the field is `input`); any
+    /// other body as it came.
     public static func renamingParam(_ from: String, to: String, in body: ByteBuffer) -> ByteBuffer {
         guard case .object(var object)? = try? JSON.decode(JSONValue.self, from: body.readableBytesView),
             case .object(var error)? = object["error"], error["param"] == .string(from)
         else { return body }
         error["param"] = .string(to)
+        if case .string(let message)? = error["message"] {
+            error["message"] = .string(message.replacingOccurrences(of: "the \(from)", with: "the \(to)"))
+        }
         object["error"] = .object(error)
         return JSON.buffer(JSONValue.object(object))
     }

@@ -19,7 +19,8 @@ extension FleetRegistry {
     ) -> Decision {
         var decision = self.storage.withLock { s in
             var selector = Selector(registry: self, request: request, excluding: excluding, now: now, limit: limit)
-            let decision = selector.select(in: &s)
+            var decision = selector.select(in: &s)
+            decision.passedOverForWindow = selector.tooSmallPassed
             guard decision.choices.isEmpty, central?.hasRoom != true else { return decision }
             // Only when nothing else can take it: a held-back car's next job (slow start,
             // ``Car/isHeldBack(now:)``), and a car whose window is too small — when no car it fits
@@ -30,10 +31,21 @@ extension FleetRegistry {
                     in: &s, model: request.model, zone: request.zone, now: now, excluding: excluding,
                     fitting: request, eligibility: self.eligibility)
             guard selector.warmingUpPassed > 0 || anyWindow else { return decision }
-            var relaxed = Selector(registry: self, request: request, excluding: excluding, now: now, limit: limit)
+            var relaxed = Selector(
+                registry: self, request: request, excluding: excluding, now: now, limit: anyWindow ? 4 * limit : limit)
             relaxed.slowStart = false
             relaxed.checksWindows = !anyWindow
-            return relaxed.select(in: &s)
+            var chosen = relaxed.select(in: &s)
+            if anyWindow {
+                // The largest windows first (not said: first): the refusal the app gets names the most it may send.
+                chosen.choices.sort {
+                    ($0.contextTokens <= 0 ? Int.max : $0.contextTokens)
+                        > ($1.contextTokens <= 0 ? Int.max : $1.contextTokens)
+                }
+                chosen.choices = Array(chosen.choices.prefix(limit))
+                chosen.passedOverForWindow = selector.tooSmallPassed
+            }
+            return chosen
         }
         guard var central, central.hasRoom else { return decision }
         if central.cachedPrefillMillisecondsPerToken > 0, self.affinity.enabled, !request.prefixes.isEmpty {

@@ -220,6 +220,10 @@ public struct Decision: Sendable {
     public var policy: SchedulingPolicy
     /// Eligible cars evaluated.
     public var evaluated: Int
+    /// How often a free car was passed over because the request does not fit its context window (a car
+    /// drawn twice counts twice; 0: never): a decision that found none it fits says the zone's cars that
+    /// fit are busy, not all of them.
+    public internal(set) var passedOverForWindow = 0
 
     /// The cars, best first.
     public var cars: [CarID] { self.choices.compactMap(\.car) }

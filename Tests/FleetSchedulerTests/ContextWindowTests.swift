@@ -89,6 +89,20 @@ struct ContextWindowTests {
         #expect(registry.decide(self.needing(20_000), now: 3).cars == [large])
     }
 
+    @Test("When nothing fits, the largest windows come first (the refusal names the most an app may send)")
+    func largestFirst() throws {
+        let registry = FleetRegistry()
+        let (small, _) = registry.register(self.car("small", window: 4_096), state: parked)
+        let (large, _) = registry.register(self.car("large", window: 16_384), state: parked)
+        let (middle, _) = registry.register(self.car("middle", window: 8_192), state: parked)
+        for _ in 0..<10 {
+            let decision = registry.decide(self.needing(40_000), now: 1, limit: 3)
+            #expect(decision.cars == [large, middle, small])
+            #expect(decision.passedOverForWindow >= 3, "each car passed over at least once")
+        }
+        #expect(registry.decide(self.needing(100), now: 1).passedOverForWindow == 0)
+    }
+
     @Test("The hello's window is checked: 0, negative or past 2²⁴ is a protocol error")
     func helloBounds() {
         for bad in [0, -1, FleetStatus.maxContextTokens + 1] {

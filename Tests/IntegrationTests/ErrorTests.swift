@@ -151,10 +151,19 @@ struct ErrorTests {
             small.contextTokens = 4_096
             _ = try await fleet.startCar(
                 "car-small", hardware: .ai5, engine: SyntheticEngine(profile: small, slowdown: 0.1))
+            var one = HardwareProfile.of(.ai5)
+            one.slots = 1
             let large = try await fleet.startCar(
-                "car-large", hardware: .ai5, engine: SyntheticEngine(profile: .of(.ai5), slowdown: 0.1))
+                "car-large", hardware: .ai5, engine: SyntheticEngine(profile: one, slowdown: 0.1))
             let client = try await RecordingClient.connect(port: fleet.clientPort)
             defer { client.close() }
+            // What each car said, for an operator (helper-125: seen only by sending a long prompt).
+            let admin = try await RecordingClient.connect(port: fleet.adminPort)
+            defer { admin.close() }
+            let cars = try await admin.send(
+                HTTPRequest(method: .get, scheme: "http", authority: "127.0.0.1", path: "/admin/cars"), body: nil
+            ).collect().body
+            #expect(cars.contains(#""contextTokens":4096"#) && cars.contains(#""contextTokens":32768"#), "\(cars)")
             // ~10,000 tokens (4 bytes a token): over the small car's 4,096, inside the large one's 32,768.
             let prompt = String(repeating: "word ", count: 8_000)
             for _ in 0..<4 {
@@ -173,6 +182,18 @@ struct ErrorTests {
             #expect(refused.response?.status.code == 400)
             #expect(refused.body.contains(#""code":"context_length_exceeded""#), "\(refused.body)")
             #expect(refused.body.contains(#""param":"input""#), "\(refused.body)")
+            // The largest window's refusal (tried first), in the Responses API's words (helper-125).
+            #expect(refused.body.contains("32768 tokens") && !refused.body.contains("messages"), "\(refused.body)")
+            // The large car busy: the small one is free, so the zone is not "every car busy".
+            let holder = try await RecordingClient.connect(port: fleet.clientPort)
+            defer { holder.close() }
+            let hold = try await holder.post("/v1/chat/completions", json: chatBody(stream: true, maxTokens: 5_000))
+            _ = await hold.firstResponse()
+            let busy = try await client.post(
+                "/v1/chat/completions", json: chatBody(stream: false, maxTokens: 2, prompt: prompt)
+            ).collect()
+            #expect(busy.response?.status.code == 503, "\(busy.body)")
+            #expect(busy.body.contains("whose context window holds this request"), "\(busy.body)")
         }
     }
 

@@ -145,7 +145,7 @@ struct AdminResponder: HTTPServerResponder {
                             prefillTps: offer.prefillTokensPerSecond,
                             learnedPrefillSlowdown: learned?.prefillSlowdown,
                             learnedDecodeSlowdown: learned?.decodeSlowdown,
-                            observations: learned?.decodeObservations ?? 0)
+                            observations: learned?.decodeObservations ?? 0, contextTokens: offer.contextTokens)
                     })
             }
             return FixedResponseDelegate(stream: stream, status: .ok, body: JSON.buffer(cars))
@@ -241,5 +241,7 @@ struct AdminResponder: HTTPServerResponder {
         var decodeTps, prefillTps: Double
         var learnedPrefillSlowdown, learnedDecodeSlowdown: Double?
         var observations: Int
+        /// The model's context window the car said (nil: not said).
+        var contextTokens: Int?
     }
 }

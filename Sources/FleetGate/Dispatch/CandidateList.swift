@@ -61,6 +61,8 @@ struct CandidateList {
     /// Only cars the request fits (``Choice/fits(_:)``): for a hedge, which a car that refuses the prompt
     /// as too long would only cost an attempt (a decision offers such a car when nothing else can take it).
     var fittingOnly = false
+    /// A decision passed free cars over because the request does not fit their context window.
+    private(set) var passedOverForWindow = false
     private(set) var choices: [Choice] = []  // cluster (#21): read by forwardIfBetter
     private var tried: [CarID] = []
     /// Central endpoints tried (their base URLs): a few at most, so an array, not a set (a set's
@@ -214,6 +216,7 @@ struct CandidateList {
             self.core.metrics.decision(firstChoice: decision.choices.first)
         }
         self.choices = decision.choices
+        if decision.passedOverForWindow > 0 { self.passedOverForWindow = true }
     }
 
     /// The central endpoints this attempt may not take: those tried, except that a continuation may

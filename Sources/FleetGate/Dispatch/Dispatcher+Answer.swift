@@ -137,8 +137,13 @@ extension Dispatcher {
             // Capacity expected back (DESIGN.md: overload and refusals): retryable, with Retry-After —
             // the soonest a busy central endpoint asked for when that is all the zone has, else 1 s. A car
             // in its back-off after a failure counts (helper-63: its runtime's 401 said "busy").
+            // helper-125: free cars too small for the prompt made "every car is busy" untrue.
+            let which =
+                self.candidates.passedOverForWindow
+                ? "whose context window holds this request (~\(self.request.profile.neededContextTokens) tokens)"
+                : "that serves this model"
             error = .overloaded(
-                "Every car and central endpoint in privacy zone '\(self.request.zone)' that serves this model is busy or held back for a moment after a failure. Retry after \(seconds) s.",
+                "Every car and central endpoint in privacy zone '\(self.request.zone)' \(which) is busy or held back for a moment after a failure. Retry after \(seconds) s.",
                 retryAfter: seconds)
             self.core.metrics.shed(reason: "zone_busy")
             self.refusedBusy = true

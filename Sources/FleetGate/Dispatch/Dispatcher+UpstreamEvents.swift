@@ -309,9 +309,14 @@ extension Dispatcher {
         // A car's status, in the few an app should act on: 421 would send an HTTP/2 client to
         // another connection, 499 is nginx's own (helper-63).
         let shown = [400, 413, 422].contains(status) ? status : 400
-        if self.carRejection == nil {
+        guard let first = self.carRejection else {
             self.carRejection = (shown, attempt.errorBody, car)
             return .init(retryable: true, label: Self.rejectedLabel, upstreamAtFault: false)
+        }
+        // Both as too long: the first's, the largest window's (a decision offers those first; helper-125).
+        let tooLong = "context_length_exceeded"
+        if APIError.code(in: first.body) == tooLong && APIError.code(in: attempt.errorBody) == tooLong {
+            attempt.errorBody = first.body
         }
         return .init(retryable: false, label: Self.rejectedLabel, status: shown)
     }
