@@ -36,14 +36,16 @@ extension FleetRegistry {
             relaxed.slowStart = false
             relaxed.checksWindows = !anyWindow
             var chosen = relaxed.select(in: &s)
+            chosen.passedOverForWindow = selector.tooSmallPassed
             if anyWindow {
-                // The largest windows first (not said: first): the refusal the app gets names the most it may send.
-                chosen.choices.sort {
-                    ($0.contextTokens <= 0 ? Int.max : $0.contextTokens)
-                        > ($1.contextTokens <= 0 ? Int.max : $1.contextTokens)
-                }
-                chosen.choices = Array(chosen.choices.prefix(limit))
-                chosen.passedOverForWindow = selector.tooSmallPassed
+                // The largest windows first (not said: first), in the policy's order among equals: the
+                // refusal the app gets names the most it may send.
+                let window = { (c: Choice) in c.contextTokens <= 0 ? Int.max : c.contextTokens }
+                chosen.choices = Array(
+                    chosen.choices.enumerated().sorted {
+                        (window($0.element), -$0.offset) > (window($1.element), -$1.offset)
+                    }
+                    .prefix(limit).map(\.element))
             }
             return chosen
         }

@@ -197,6 +197,35 @@ struct ErrorTests {
         }
     }
 
+    /// helper-126: the large car refused a prompt over every window while the small one was busy, and the
+    /// busy small car made it a 503 to retry for ever (it could never hold the prompt).
+    @Test("A prompt over every window, the small car busy: the large car's 400, not a 503 to retry")
+    func overEveryWindowSmallBusy() async throws {
+        try await withFleet { fleet in
+            var small = HardwareProfile.of(.ai5)
+            small.contextTokens = 4_096
+            small.slots = 1
+            _ = try await fleet.startCar(
+                "car-small", hardware: .ai5, engine: SyntheticEngine(profile: small, slowdown: 0.1))
+            let holder = try await RecordingClient.connect(port: fleet.clientPort)
+            defer { holder.close() }
+            // Inside its window (3,000 tokens at 500 a second): held for the rest of the test.
+            let hold = try await holder.post("/v1/chat/completions", json: chatBody(stream: true, maxTokens: 3_000))
+            #expect(await hold.firstResponse()?.status == .ok)
+            _ = try await fleet.startCar(
+                "car-large", hardware: .ai5, engine: SyntheticEngine(profile: .of(.ai5), slowdown: 0.1))
+            let client = try await RecordingClient.connect(port: fleet.clientPort)
+            defer { client.close() }
+            let longer = String(repeating: "word ", count: 30_000)
+            let refused = try await client.post(
+                "/v1/chat/completions", json: chatBody(stream: false, maxTokens: 2, prompt: longer)
+            ).collect()
+            #expect(refused.response?.status.code == 400, "\(refused.body)")
+            #expect(refused.body.contains("context_length_exceeded") && refused.body.contains("32768 tokens"))
+            #expect(refused.response?.headerFields[HTTPField.Name("x-fleet-attempts")!] == "1")
+        }
+    }
+
     @Test("A body over the limit gets 413 and the connection keeps serving")
     func oversizedBody() async throws {
         try await withFleet(cars: [CarSpec("car-a", slowdown: 0.1)], configure: { $0.maxBodyBytes = 4096 }) { fleet in

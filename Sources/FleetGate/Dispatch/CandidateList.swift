@@ -113,7 +113,12 @@ struct CandidateList {
                 if self.choices.isEmpty { break }
             }
             let choice = self.choices.removeFirst()
-            let yielded = self.carsYielded.map { choice.contextTokens <= 0 || choice.contextTokens >= $0 } ?? false
+            // A car the request does not fit is not held for a waiter: it would only refuse it (helper-126).
+            let yielded =
+                self.carsYielded.map {
+                    choice.fits(self.profile) && (choice.contextTokens <= 0 || choice.contextTokens >= $0)
+                }
+                ?? false
             guard let id = choice.car, !self.centralOnly, !yielded else {
                 if let lease = self.central(predicted: choice.predictedTTFTMilliseconds, continuation: continuation) {
                     return lease
@@ -160,9 +165,10 @@ struct CandidateList {
     var zoneBusyRetryAfter: Int? { self.zoneBusyRetryAfter(excluding: nil) }
 
     /// ``zoneBusyRetryAfter``, not counting the car `excluding` (one that refused the request itself:
-    /// its slot frees, but it would refuse again).
-    func zoneBusyRetryAfter(excluding: CarID?) -> Int? {
-        if self.carsBusy(excluding: excluding.map { [$0] } ?? []) { return 1 }
+    /// its slot frees, but it would refuse again), nor, when `fitting`, cars whose context window the
+    /// request does not fit (after a refusal as too long: helper-126, a 503 to retry for ever).
+    func zoneBusyRetryAfter(excluding: CarID?, fitting: Bool = false) -> Int? {
+        if self.carsBusy(excluding: excluding.map { [$0] } ?? [], fitting: fitting) { return 1 }
         let model = self.profile.model
         let zone = self.profile.zone
         guard self.core.httpClient != nil, self.core.central.option(model: model, zone: zone) != nil else { return nil }
@@ -181,10 +187,11 @@ struct CandidateList {
 
     /// Whether a car of the zone other than `excluding`, for this request's model, is held back only by
     /// its slots or a back-off (which free within about a second); never for a central-only key.
-    private func carsBusy(excluding: [CarID]) -> Bool {
+    private func carsBusy(excluding: [CarID], fitting: Bool = false) -> Bool {
         !self.centralOnly
             && self.core.registry.hasBusyCapacity(
-                model: self.profile.model, zone: self.profile.zone, now: self.core.now, excluding: excluding)
+                model: self.profile.model, zone: self.profile.zone, now: self.core.now, excluding: excluding,
+                fitting: fitting ? self.profile : nil)
     }
 
     /// When the zone has central capacity for the request's model and all of it is busy — at its

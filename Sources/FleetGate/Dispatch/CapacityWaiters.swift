@@ -19,14 +19,15 @@ package final class CapacityWaiters: Sendable {
 
     /// All waiters: read without the lock by every request (zero nearly always).
     private let total = Atomic<Int>(0)
-    /// The context window each waiter needs (``RequestProfile/neededContextTokens``; 0: any), by zone and model.
-    private let waiting = Mutex<[Key: [Int]]>([:])
+    /// How many waiters need each context window (``RequestProfile/neededContextTokens``; 0: any), by zone
+    /// and model: a few distinct needs at most, changed in place.
+    private let waiting = Mutex<[Key: [Int: Int]]>([:])
 
     init() {}
 
     /// A stream begins to wait, for a car whose window holds `needing` tokens (0: any car).
     func begin(zone: String, model: String, needing: Int = 0) {
-        self.waiting.withLock { $0[Key(zone: zone, model: model), default: []].append(needing) }
+        self.waiting.withLock { $0[Key(zone: zone, model: model), default: [:]][needing, default: 0] += 1 }
         self.total.add(1, ordering: .relaxed)
     }
 
@@ -35,9 +36,10 @@ package final class CapacityWaiters: Sendable {
     func end(zone: String, model: String, needing: Int = 0) {
         self.waiting.withLock { waiting in
             let key = Key(zone: zone, model: model)
-            guard var needs = waiting[key], let index = needs.firstIndex(of: needing) else { return }
-            needs.remove(at: index)
-            waiting[key] = needs.isEmpty ? nil : needs
+            // Taken out and put back: changed in place, not copied.
+            guard var needs = waiting.removeValue(forKey: key) else { return }
+            if let count = needs[needing] { needs[needing] = count > 1 ? count - 1 : nil }
+            if !needs.isEmpty { waiting[key] = needs }
         }
         self.total.subtract(1, ordering: .relaxed)
     }
@@ -53,6 +55,6 @@ package final class CapacityWaiters: Sendable {
     /// (helper-124: a long conversation waiting for a large car held the free small ones back from short requests).
     func smallestNeed(zone: String, model: String) -> Int? {
         guard self.total.load(ordering: .relaxed) > 0 else { return nil }
-        return self.waiting.withLock { $0[Key(zone: zone, model: model)]?.min() }
+        return self.waiting.withLock { $0[Key(zone: zone, model: model)]?.keys.min() }
     }
 }

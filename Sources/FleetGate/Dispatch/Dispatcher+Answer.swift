@@ -116,7 +116,10 @@ extension Dispatcher {
         // not turn the zone's 503 or 502 into the app's 4xx (helper-63).
         if !midStream, let rejection = self.carRejection, Self.endsOnRejection(reason) {
             self.carRejection = nil
-            if self.candidates.zoneBusyRetryAfter(excluding: rejection.car) == nil && !self.yieldedToWaiter {
+            let tooLong = APIError.code(in: rejection.body) == Self.tooLongCode
+            if self.candidates.zoneBusyRetryAfter(excluding: rejection.car, fitting: tooLong) == nil
+                && !self.yieldedToWaiter
+            {
                 self.rejectionBody = rejection.body
                 return self.fail(.rejected(status: rejection.status), midStream: false)
             }
@@ -140,6 +143,7 @@ extension Dispatcher {
             // helper-125: free cars too small for the prompt made "every car is busy" untrue.
             let which =
                 self.candidates.passedOverForWindow
+                    && self.candidates.zoneBusyRetryAfter(excluding: nil, fitting: true) != nil
                 ? "whose context window holds this request (~\(self.request.profile.neededContextTokens) tokens)"
                 : "that serves this model"
             error = .overloaded(
@@ -231,6 +235,24 @@ extension Dispatcher {
                 headers: headers)
         }
         self.stream.flushNow()  // the last bytes before the audit line queued by end(status:)
+    }
+
+    /// A car's refusal of a prompt as too long (OpenAI's code).
+    static let tooLongCode = "context_length_exceeded"
+
+    /// Of two cars' refusals, the body to relay: when both refused the prompt as too long, the one from the
+    /// car that said the larger context window (one that said none counts as the smallest), so the app
+    /// learns the most the zone holds (helper-125, helper-126); else the second's.
+    func refusalToRelay(first: (body: ByteBuffer, car: CarID), second: ByteBuffer, from car: CarID) -> ByteBuffer {
+        guard APIError.code(in: first.body) == Self.tooLongCode, APIError.code(in: second) == Self.tooLongCode else {
+            return second
+        }
+        return self.saidWindow(of: first.car) >= self.saidWindow(of: car) ? first.body : second
+    }
+
+    /// The context window `car` said for the request's model (0: not said, or the car left).
+    private func saidWindow(of car: CarID) -> Int {
+        self.core.registry.descriptor(car)?.models.first { $0.id == self.request.model }?.contextTokens ?? 0
     }
 
     func end(status: Int) {

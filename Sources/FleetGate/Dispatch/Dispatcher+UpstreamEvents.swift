@@ -313,11 +313,7 @@ extension Dispatcher {
             self.carRejection = (shown, attempt.errorBody, car)
             return .init(retryable: true, label: Self.rejectedLabel, upstreamAtFault: false)
         }
-        // Both as too long: the first's, the largest window's (a decision offers those first; helper-125).
-        let tooLong = "context_length_exceeded"
-        if APIError.code(in: first.body) == tooLong && APIError.code(in: attempt.errorBody) == tooLong {
-            attempt.errorBody = first.body
-        }
+        attempt.errorBody = self.refusalToRelay(first: (first.body, first.car), second: attempt.errorBody, from: car)
         return .init(retryable: false, label: Self.rejectedLabel, status: shown)
     }
 

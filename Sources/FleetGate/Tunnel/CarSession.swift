@@ -201,7 +201,11 @@ final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
         self.registeredAt = .now()
         // Info, as its disconnect: a car's tunnel lost under load was visible only in a counter (helper-61).
         // The models' context windows (helper-125: an operator could check a car's only with a long prompt).
-        let windows = models.map { "\($0.id)=\($0.contextTokens.map(String.init) ?? "-")" }.joined(separator: ",")
+        let windows =
+            "{"
+            + models.map { "\(JSON.string($0.id)):\($0.contextTokens.map(String.init) ?? "null")" }.joined(
+                separator: ",")
+            + "}"
         self.logger.info(
             "Car registered",
             metadata: [
