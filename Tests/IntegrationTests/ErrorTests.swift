@@ -184,6 +184,9 @@ struct ErrorTests {
             #expect(refused.body.contains(#""param":"input""#), "\(refused.body)")
             // The largest window's refusal (tried first), in the Responses API's words (helper-125).
             #expect(refused.body.contains("32768 tokens") && !refused.body.contains("messages"), "\(refused.body)")
+            // Which car refused, for an operator (helper-125: no vehicle on a rejection, nor in its audit line).
+            #expect(refused.response?.headerFields[HTTPField.Name("x-fleet-vehicle")!] == large)
+            #expect(refused.response?.headerFields[HTTPField.Name("x-fleet-route")!] == "car")
             // The large car busy: the small one is free, so the zone is not "every car busy".
             let holder = try await RecordingClient.connect(port: fleet.clientPort)
             defer { holder.close() }

@@ -121,6 +121,7 @@ extension Dispatcher {
                 && !self.yieldedToWaiter
             {
                 self.rejectionBody = rejection.body
+                self.refusingCar = rejection.car
                 return self.fail(.rejected(status: rejection.status), midStream: false)
             }
             if reason != .noCapacity { return self.fail(.noCapacity, midStream: false) }
@@ -195,7 +196,12 @@ extension Dispatcher {
                     + (self.lastUpstreamMessage.map { " The last upstream error: \($0)" } ?? "")
             )
         case .rejected(let status):
-            let headers = self.routeHeaders()
+            var headers = self.routeHeaders()
+            if let car = self.refusingCar.flatMap(self.core.registry.descriptor) {
+                headers[.fleetRoute] = "car"
+                headers[.fleetRegion] = car.region
+                headers[.fleetVehicle] = car.pseudonym
+            }
             self.errorCode = APIError.code(in: self.rejectionBody).map { String($0.prefix(64)) } ?? "rejected"
             self.end(status: status)
             let body =
@@ -242,12 +248,14 @@ extension Dispatcher {
 
     /// Of two cars' refusals, the body to relay: when both refused the prompt as too long, the one from the
     /// car that said the larger context window (one that said none counts as the smallest), so the app
-    /// learns the most the zone holds (helper-125, helper-126); else the second's.
-    func refusalToRelay(first: (body: ByteBuffer, car: CarID), second: ByteBuffer, from car: CarID) -> ByteBuffer {
-        guard APIError.code(in: first.body) == Self.tooLongCode, APIError.code(in: second) == Self.tooLongCode else {
-            return second
-        }
-        return self.saidWindow(of: first.car) >= self.saidWindow(of: car) ? first.body : second
+    /// learns the most the zone holds (helper-125, helper-126); else the second's. With the car that answered it.
+    func refusalToRelay(first: (body: ByteBuffer, car: CarID), second: ByteBuffer, from car: CarID)
+        -> (ByteBuffer, CarID)
+    {
+        guard APIError.code(in: first.body) == Self.tooLongCode, APIError.code(in: second) == Self.tooLongCode,
+            self.saidWindow(of: first.car) >= self.saidWindow(of: car)
+        else { return (second, car) }
+        return first
     }
 
     /// The context window `car` said for the request's model (0: not said, or the car left).
@@ -335,7 +343,12 @@ extension Dispatcher {
                 self.machine.migrations
             )
         case nil:
-            return ("-", "-", "-", self.machine.attemptsRun, tokens, self.machine.migrations)
+            // A car's rejection relayed: that car, so an operator can tell which one refused (helper-125).
+            let refusing = self.refusingCar.flatMap(self.core.registry.descriptor)
+            return (
+                refusing == nil ? "-" : "car", refusing?.region ?? "-", refusing?.pseudonym ?? "-",
+                self.machine.attemptsRun, tokens, self.machine.migrations
+            )
         }
     }
 

@@ -313,7 +313,8 @@ extension Dispatcher {
             self.carRejection = (shown, attempt.errorBody, car)
             return .init(retryable: true, label: Self.rejectedLabel, upstreamAtFault: false)
         }
-        attempt.errorBody = self.refusalToRelay(first: (first.body, first.car), second: attempt.errorBody, from: car)
+        (attempt.errorBody, self.refusingCar) = self.refusalToRelay(
+            first: (first.body, first.car), second: attempt.errorBody, from: car)
         return .init(retryable: false, label: Self.rejectedLabel, status: shown)
     }
 

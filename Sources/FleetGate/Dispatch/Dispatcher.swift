@@ -136,6 +136,8 @@ final class Dispatcher: UpstreamEvents, LoopTimerTarget {
     /// or one that lies, must not fail a request alone): its status and body, the client's answer when
     /// nothing else serves it.
     var carRejection: (status: Int, body: ByteBuffer, car: CarID)?
+    /// The car whose rejection is relayed, for its route headers and the audit line (helper-125: not named).
+    var refusingCar: CarID?
     /// When the client got its first token (the GenAI metrics).
     var clientFirstTokenAt: NIODeadline?
     /// The whole answer central gave a `stream: false` request (``CentralAnswer``), for the client
