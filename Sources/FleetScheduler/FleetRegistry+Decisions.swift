@@ -19,24 +19,28 @@ extension FleetRegistry {
     ) -> Decision {
         var decision = self.storage.withLock { s in
             var selector = Selector(registry: self, request: request, excluding: excluding, now: now, limit: limit)
-            var decision = selector.select(in: &s)
-            decision.passedOverForWindow = selector.tooSmallPassed
+            // A request over every window the pool's cars said skips the walk and the busy scan, which
+            // would look at every car (helper-126: a loop of such prompts held the lock for thousands).
+            let fitsNone = Self.fitsNoCar(request, in: s)
+            var decision = fitsNone ? Decision(choices: [], policy: self.policy, evaluated: 0) : selector.select(in: &s)
+            decision.passedOverForWindow = fitsNone ? 1 : selector.tooSmallPassed
             guard decision.choices.isEmpty, central?.hasRoom != true else { return decision }
             // Only when nothing else can take it: a held-back car's next job (slow start,
             // ``Car/isHeldBack(now:)``), and a car whose window is too small — when no car it fits
             // is busy either, so that its runtime's own 400 answers, as it would without windows.
             let anyWindow =
-                selector.tooSmallPassed > 0
-                && !Self.hasBusyCapacity(
-                    in: &s, model: request.model, zone: request.zone, now: now, excluding: excluding,
-                    fitting: request, eligibility: self.eligibility)
+                fitsNone
+                || (selector.tooSmallPassed > 0
+                    && !Self.hasBusyCapacity(
+                        in: &s, model: request.model, zone: request.zone, now: now, excluding: excluding,
+                        fitting: request, eligibility: self.eligibility))
             guard selector.warmingUpPassed > 0 || anyWindow else { return decision }
             var relaxed = Selector(
                 registry: self, request: request, excluding: excluding, now: now, limit: anyWindow ? 4 * limit : limit)
             relaxed.slowStart = false
             relaxed.checksWindows = !anyWindow
             var chosen = relaxed.select(in: &s)
-            chosen.passedOverForWindow = selector.tooSmallPassed
+            chosen.passedOverForWindow = decision.passedOverForWindow
             if anyWindow {
                 // The largest windows first (not said: first), in the policy's order among equals: the
                 // refusal the app gets names the most it may send.
@@ -74,6 +78,16 @@ extension FleetRegistry {
             decision.choices.append(centralChoice)
         }
         return decision
+    }
+
+    /// Whether the request is over every context window its pool's cars said, none of them saying none.
+    private static func fitsNoCar(_ request: RequestProfile, in s: Storage) -> Bool {
+        guard request.neededContextTokens > 0,
+            let pool = s.poolIndex[PoolKey(zone: request.zone, model: request.model)]
+        else { return false }
+        let windows = s.pools[Int(pool)].windows
+        return !windows.isEmpty && windows[0] == nil
+            && windows.keys.allSatisfy { Int($0) < request.neededContextTokens }
     }
 
     /// Whether central goes before the policy's best car.

@@ -93,6 +93,8 @@ extension FleetRegistry {
         var cursor = 0
         /// Which cars (and central) served which conversation prefixes; made at first use.
         var prefixes: PrefixCacheMap?
+        /// How many of its cars said each context window (0: said none): a few distinct values.
+        var windows: [Int32: Int32] = [:]
     }
 
     struct PoolKey: Hashable {

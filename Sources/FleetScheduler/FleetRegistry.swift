@@ -87,6 +87,7 @@ public final class FleetRegistry: Sendable {
                     contextTokens: Int32(clamping: model.contextTokens ?? 0), pool: pool)
                 offer.allPosition = Int32(s.pools[Int(pool)].all.count)
                 s.pools[Int(pool)].all.append(Int32(slot))
+                s.pools[Int(pool)].windows[offer.contextTokens, default: 0] += 1
                 offers.append(offer)
             }
             // Non-empty: the precondition above, and duplicates are skipped only after the first.
@@ -134,6 +135,8 @@ public final class FleetRegistry: Sendable {
             let offer = s.offer(id.slot, index)
             let pool = Int(offer.pool)
             let position = Int(offer.allPosition)
+            let said = s.pools[pool].windows[offer.contextTokens, default: 1]
+            s.pools[pool].windows[offer.contextTokens] = said > 1 ? said - 1 : nil
             let last = s.pools[pool].all.removeLast()
             if position < s.pools[pool].all.count {
                 s.pools[pool].all[position] = last
