@@ -124,6 +124,19 @@ struct ContextWindowTests {
         #expect(registry.register(self.car("small", window: 8_192), state: parked).0 != small, "a new id")
     }
 
+    @Test("A new large car in its slow start takes the long request; the small one passed over is counted")
+    func slowStartAndWindow() throws {
+        let registry = FleetRegistry()
+        _ = registry.register(self.car("small", window: 8_192), state: parked)
+        let (large, _) = registry.register(self.car("large", window: 32_768, slots: 4), state: parked)
+        // Holding a job before its first token: held back while other capacity can take the request.
+        _ = try #require(registry.acquire(large, for: self.needing(100), now: 1))
+        let decision = registry.decide(self.needing(20_000), now: 2)
+        #expect(decision.cars == [large], "the small car cannot take it, so the held-back one does")
+        #expect(decision.passedOverForWindow > 0, "the small car was passed over for its window")
+        #expect(registry.decide(self.needing(100), now: 2).cars.first != large, "a short one goes to the small car")
+    }
+
     @Test("The hello's window is checked: 0, negative or past 2²⁴ is a protocol error")
     func helloBounds() {
         for bad in [0, -1, FleetStatus.maxContextTokens + 1] {
