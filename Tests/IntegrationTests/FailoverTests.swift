@@ -350,6 +350,30 @@ struct FailoverTests {
         }
     }
 
+    /// helper-124: while a lost stream waited for a car it fits, every free car was held back for it — a
+    /// short request got 503 beside a free small car that the waiting stream could never use.
+    @Test("A stream waiting for a car it fits does not hold back a free car too small for it")
+    func waiterLeavesSmallCars() async throws {
+        try await withFleet { fleet in
+            let pair = try await Self.busyPair(fleet, "small", long: ("waiting long", 60), short: ("waiting short", 30))
+            defer { pair.stop() }
+            // ~4 prompt tokens + 60: over this car's 8; a 4-token answer to a 2-token prompt fits.
+            let small = try await fleet.startAgentProcess(
+                "car-s", jobLog: temporaryJobLog("small-s"), hardware: "hw3", slowdown: 2,
+                extra: ["--context-tokens", "8"])
+            defer { small.stop() }
+            pair.agents[pair.longCar.descriptor.vehicleID]!.kill9()
+            try await waitUntil(timeout: .seconds(10), "the lost stream waiting") {
+                fleet.gateway.core.capacityWaiters.count == 1
+            }
+            let tiny = try await pair.client.post(
+                "/v1/chat/completions", json: chatBody(model: "fleet-3b", stream: false, maxTokens: 4, prompt: "tiny")
+            ).collect()
+            #expect(tiny.response?.status == .ok, "\(tiny.body)")
+            await pair.expectBothWhole()
+        }
+    }
+
     @Test(
         "A departing car's stream waits for the busy zone's next free slot and moves there before the car goes; if the car goes first, the wait goes on as its failover",
         arguments: [false, true])
