@@ -57,7 +57,7 @@ extension AgentProgramConfiguration.Engine {
     /// `engine.contextTokens`, else `engine.cacheTokens` (the runtime's `--n_ctx`) when a hello may say it
     /// (at most 2²⁴; the key takes more, and a hello over it would be refused).
     public var runtimeContextTokens: Int? {
-        self.contextTokens ?? self.cacheTokens.flatMap { (1...FleetStatus.maxContextTokens).contains($0) ? $0 : nil }
+        self.contextTokens ?? self.cacheTokens.flatMap(FleetStatus.contextWindow)
     }
 
     /// The synthetic engine with this hardware profile and its overrides.

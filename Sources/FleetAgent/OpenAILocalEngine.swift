@@ -57,8 +57,6 @@ public final class OpenAILocalEngine: InferenceEngine, Sendable {
         /// The runtime's context window, tokens, told in the hello (`engine.contextTokens`, its `--n_ctx`);
         /// nil: what its `GET /models` says (vLLM's `max_model_len`), or not said.
         public var contextTokens: Int?
-        /// Windows the runtime's `GET /models` gave, by its model id (set by ``OpenAILocalEngine/connect(_:client:)``).
-        var discoveredContextTokens: [String: Int] = [:]
 
         public init(
             baseURL: String, models: [String: String] = [:], slots: Int = 1, initialDecodeTokensPerSecond: Double = 20,
@@ -146,20 +144,17 @@ public final class OpenAILocalEngine: InferenceEngine, Sendable {
         }
         guard !mapping.isEmpty else { throw EngineError(code: "model_not_found", message: "\(url) lists no model") }
         var configuration = configuration
-        if configuration.contextTokens == nil {
-            configuration.discoveredContextTokens = windows.filter { id, window in
-                mapping.values.contains(id) && (1...FleetStatus.maxContextTokens).contains(window)
-            }
-        }
         if configuration.chatTemplateOnlyForSmolLM,
             !mapping.values.allSatisfy({ $0.lowercased().contains("smollm") })
         {
             configuration.chatTemplate = nil
         }
-        return OpenAILocalEngine(configuration: configuration, endpoint: endpoint, mapping: mapping)
+        return OpenAILocalEngine(configuration: configuration, endpoint: endpoint, mapping: mapping, windows: windows)
     }
 
-    init(configuration: Configuration, endpoint: HTTP1Endpoint, mapping: [String: String]) {
+    /// - Parameter windows: the context windows the runtime's `GET /models` gave, by its model id.
+    init(configuration: Configuration, endpoint: HTTP1Endpoint, mapping: [String: String], windows: [String: Int] = [:])
+    {
         self.configuration = configuration
         // Parked connections per loop: as many as jobs may run, kept a minute (a runtime that closes
         // idle connections sooner is told by the socket).
@@ -177,7 +172,7 @@ public final class OpenAILocalEngine: InferenceEngine, Sendable {
                                 id: $0, decodeTokensPerSecond: configuration.initialDecodeTokensPerSecond,
                                 prefillTokensPerSecond: configuration.initialPrefillTokensPerSecond,
                                 contextTokens: configuration.contextTokens
-                                    ?? mapping[$0].flatMap { configuration.discoveredContextTokens[$0] })
+                                    ?? mapping[$0].flatMap { windows[$0] }.flatMap(FleetStatus.contextWindow))
                         )
                     })))
     }

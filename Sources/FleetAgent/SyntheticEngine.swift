@@ -71,7 +71,7 @@ public final class SyntheticEngine: InferenceEngine, Sendable {
             ? "you requested \(prompt + completion) tokens (\(prompt) in the \(field), \(completion) in the completion)"
             : "your \(field) resulted in \(prompt) tokens"
         return EngineError(
-            code: "context_length_exceeded",
+            code: APIError.contextLengthExceededCode,
             message: "This model's maximum context length is \(window) tokens. However, \(asked). "
                 + "Please reduce the length of the \(field) or completion.",
             rejectedStatus: 400, param: field)

@@ -103,6 +103,8 @@ public struct APIError: Error, Hashable, Sendable, CustomStringConvertible {
     /// relay — a legacy `function_call`, pieces of another shape, a finish `tool_calls` with no call
     /// (tool calls themselves are relayed): the gateway serves the request from central capacity.
     public static let runtimeToolCallCode = "runtime_tool_call"
+    /// OpenAI's (and runtimes') refusal of a prompt and `max_tokens` over the model's context window.
+    public static let contextLengthExceededCode = "context_length_exceeded"
 
     /// A car's job failed because its runtime answered more than one choice (it honoured `n`), which
     /// the car path does not carry: as ``runtimeToolCallCode``, the request goes to central capacity.

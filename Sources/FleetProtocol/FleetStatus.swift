@@ -18,6 +18,11 @@ public enum FleetStatus {
     /// The largest context window a model may declare, tokens (2²⁴: past every served model's).
     public static let maxContextTokens = 1 << 24
 
+    /// `tokens` as a hello may say a context window (1 to ``maxContextTokens``), else nil.
+    public static func contextWindow(_ tokens: Int) -> Int? {
+        (1...Self.maxContextTokens).contains(tokens) ? tokens : nil
+    }
+
     /// Why a car's model list is a protocol error, or nil when it is acceptable: a hello must offer
     /// at least one model and at most ``maxModels``, each with a non-empty id of at most
     /// ``maxModelIDBytes``, finite, non-negative rates and a context window, when said, of 1 to
@@ -33,7 +38,7 @@ public enum FleetStatus {
             guard model.decodeTokensPerSecond.isFinite, model.prefillTokensPerSecond.isFinite,
                 model.decodeTokensPerSecond >= 0, model.prefillTokensPerSecond >= 0
             else { return "model rates must be finite and non-negative" }
-            if let window = model.contextTokens, !(1...Self.maxContextTokens).contains(window) {
+            if let window = model.contextTokens, Self.contextWindow(window) == nil {
                 return "context_tokens outside 1-\(Self.maxContextTokens)"
             }
         }

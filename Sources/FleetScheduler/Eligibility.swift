@@ -47,7 +47,7 @@ public struct Eligibility: Sendable {
     /// Whether the request fits the model's context window on this car (a car that did not say
     /// its window fits everything: its runtime refuses what does not).
     static func fits(_ offer: FleetRegistry.Offer, _ request: RequestProfile) -> Bool {
-        offer.contextTokens <= 0 || request.neededContextTokens <= Int(offer.contextTokens)
+        RequestProfile.window(Int(offer.contextTokens), holds: request.neededContextTokens)
     }
 
     /// The per-request part, for a car drawn from the request's pool's buckets.

@@ -85,9 +85,9 @@ extension FleetRegistry {
         guard request.neededContextTokens > 0,
             let pool = s.poolIndex[PoolKey(zone: request.zone, model: request.model)]
         else { return false }
-        let windows = s.pools[Int(pool)].windows
-        return !windows.isEmpty && windows[0] == nil
-            && windows.keys.allSatisfy { Int($0) < request.neededContextTokens }
+        let windows = s.pools[Int(pool)].windows  // 0: a car that said none, which holds anything
+        return !windows.isEmpty
+            && !windows.keys.contains { RequestProfile.window(Int($0), holds: request.neededContextTokens) }
     }
 
     /// Whether central goes before the policy's best car.

@@ -132,6 +132,10 @@ public struct RequestProfile: Sendable, Hashable {
     /// (``ModelOffer/contextTokens``) is smaller is passed over while another car or central can take it.
     public var neededContextTokens = 0
 
+    /// Whether a context window of `window` tokens (0: not said) holds `tokens`: one not said holds
+    /// anything (its runtime refuses what does not fit).
+    public static func window(_ window: Int, holds tokens: Int) -> Bool { window <= 0 || tokens <= window }
+
     public init(
         model: String, zone: String, promptTokens: Int, expectedOutputTokens: Int = 256,
         ttftObjectiveMilliseconds: Double = 1_000, tpotObjectiveMilliseconds: Double = 100,
@@ -204,7 +208,7 @@ public struct Choice: Sendable, Hashable {
     /// Whether `request` fits the choice's context window (``RequestProfile/neededContextTokens``): false only
     /// for a car that says a smaller one, which a decision offers when nothing else can take the request.
     public func fits(_ request: RequestProfile) -> Bool {
-        self.contextTokens <= 0 || request.neededContextTokens <= self.contextTokens
+        RequestProfile.window(self.contextTokens, holds: request.neededContextTokens)
     }
 
     /// The car, when the route is a car.

@@ -116,7 +116,7 @@ struct CandidateList {
             // A car the request does not fit is not held for a waiter: it would only refuse it (helper-126).
             let yielded =
                 self.carsYielded.map {
-                    choice.fits(self.profile) && (choice.contextTokens <= 0 || choice.contextTokens >= $0)
+                    choice.fits(self.profile) && RequestProfile.window(choice.contextTokens, holds: $0)
                 }
                 ?? false
             guard let id = choice.car, !self.centralOnly, !yielded else {

@@ -47,9 +47,6 @@ package final class CapacityWaiters: Sendable {
     /// Streams waiting now, in every zone.
     package var count: Int { self.total.load(ordering: .relaxed) }
 
-    /// Whether a stream waits for a slot in `zone` for `model`.
-    func anyWaiting(zone: String, model: String) -> Bool { self.smallestNeed(zone: zone, model: model) != nil }
-
     /// The smallest context window a stream waiting in `zone` for `model` needs (0: any car), or nil when
     /// none waits: a car with a smaller window would serve no waiter, so it is not left to them
     /// (helper-124: a long conversation waiting for a large car held the free small ones back from short requests).

@@ -116,7 +116,7 @@ extension Dispatcher {
         // not turn the zone's 503 or 502 into the app's 4xx (helper-63).
         if !midStream, let rejection = self.carRejection, Self.endsOnRejection(reason) {
             self.carRejection = nil
-            let tooLong = APIError.code(in: rejection.body) == Self.tooLongCode
+            let tooLong = APIError.code(in: rejection.body) == APIError.contextLengthExceededCode
             if self.candidates.zoneBusyRetryAfter(excluding: rejection.car, fitting: tooLong) == nil
                 && !self.yieldedToWaiter
             {
@@ -196,12 +196,7 @@ extension Dispatcher {
                     + (self.lastUpstreamMessage.map { " The last upstream error: \($0)" } ?? "")
             )
         case .rejected(let status):
-            var headers = self.routeHeaders()
-            if let car = self.refusingCar.flatMap(self.core.registry.descriptor) {
-                headers[.fleetRoute] = "car"
-                headers[.fleetRegion] = car.region
-                headers[.fleetVehicle] = car.pseudonym
-            }
+            let headers = self.routeHeaders()
             self.errorCode = APIError.code(in: self.rejectionBody).map { String($0.prefix(64)) } ?? "rejected"
             self.end(status: status)
             let body =
@@ -243,20 +238,21 @@ extension Dispatcher {
         self.stream.flushNow()  // the last bytes before the audit line queued by end(status:)
     }
 
-    /// A car's refusal of a prompt as too long (OpenAI's code).
-    static let tooLongCode = "context_length_exceeded"
-
     /// Of two cars' refusals, the body to relay: when both refused the prompt as too long, the one from the
     /// car that said the larger context window (one that said none counts as the smallest), so the app
     /// learns the most the zone holds (helper-125, helper-126); else the second's. With the car that answered it.
     func refusalToRelay(first: (body: ByteBuffer, car: CarID), second: ByteBuffer, from car: CarID)
         -> (ByteBuffer, CarID)
     {
-        guard APIError.code(in: first.body) == Self.tooLongCode, APIError.code(in: second) == Self.tooLongCode,
+        guard APIError.code(in: first.body) == APIError.contextLengthExceededCode,
+            APIError.code(in: second) == APIError.contextLengthExceededCode,
             self.saidWindow(of: first.car) >= self.saidWindow(of: car)
         else { return (second, car) }
         return first
     }
+
+    /// The car whose rejection is relayed (``refusingCar``), while it is registered.
+    var refusingCarDescriptor: CarDescriptor? { self.refusingCar.flatMap(self.core.registry.descriptor) }
 
     /// The context window `car` said for the request's model (0: not said, or the car left).
     private func saidWindow(of car: CarID) -> Int {
@@ -312,7 +308,12 @@ extension Dispatcher {
             fields.append(HTTPField(name: .fleetRoute, value: "replica"))  // cluster (#21): the serving replica's region
             if let region = self.servingRegion { fields.append(HTTPField(name: .fleetRegion, value: region)) }
         case nil:
-            break
+            // A car's rejection relayed: that car, so an operator can tell which one refused (helper-125).
+            if let car = self.refusingCarDescriptor {
+                fields.append(HTTPField(name: .fleetRoute, value: "car"))
+                fields.append(HTTPField(name: .fleetRegion, value: car.region))
+                fields.append(HTTPField(name: .fleetVehicle, value: car.pseudonym))
+            }
         }
         return fields
     }
@@ -343,8 +344,7 @@ extension Dispatcher {
                 self.machine.migrations
             )
         case nil:
-            // A car's rejection relayed: that car, so an operator can tell which one refused (helper-125).
-            let refusing = self.refusingCar.flatMap(self.core.registry.descriptor)
+            let refusing = self.refusingCarDescriptor
             return (
                 refusing == nil ? "-" : "car", refusing?.region ?? "-", refusing?.pseudonym ?? "-",
                 self.machine.attemptsRun, tokens, self.machine.migrations

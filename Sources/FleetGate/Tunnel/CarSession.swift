@@ -165,10 +165,8 @@ final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
         }
         self.helloTimer?.cancel()
         var descriptor = CarDescriptor(
-            vehicleID: vehicleID, pseudonym: self.core.credentials.pseudonym(of: vehicleID), region: region,
-            zone: zone.id,
-            hardware: hardware, models: models, slots: min(slots, FleetStatus.maxSlots),
-            queueDepth: min(max(0, message.queue ?? 0), 64),
+            vehicleID: vehicleID, pseudonym: self.core.credentials.pseudonym(of: vehicleID), region: region, zone: zone.id,
+            hardware: hardware, models: models, slots: min(slots, FleetStatus.maxSlots), queueDepth: min(max(0, message.queue ?? 0), 64),
             policy: message.policy ?? OwnerPolicy(), continuation: message.continuation ?? .none,
             promptCache: message.cache)
         descriptor.primary = message.primary ?? true  // cluster (#21): a car's second tunnel is not counted twice
@@ -200,17 +198,13 @@ final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
         self.logger[metadataKey: "fleet.vehicle"] = "\(descriptor.pseudonym)"
         self.registeredAt = .now()
         // Info, as its disconnect: a car's tunnel lost under load was visible only in a counter (helper-61).
-        // The models' context windows (helper-125: an operator could check a car's only with a long prompt).
-        let windows =
-            "{"
-            + models.map { "\(JSON.string($0.id)):\($0.contextTokens.map(String.init) ?? "null")" }.joined(
-                separator: ",")
-            + "}"
+        // The models' context windows, as JSON (helper-125: an operator could check them only with a long prompt).
+        let windows = JSON.buffer(Dictionary(models.map { ($0.id, $0.contextTokens) }) { first, _ in first })
         self.logger.info(
             "Car registered",
             metadata: [
                 "fleet.region": "\(region)", "fleet.hardware": "\(hardware.rawValue)",
-                "fleet.context_tokens": "\(windows)",
+                "fleet.context_tokens": "\(String(buffer: windows))",
             ])
         self.schedulePing()
         self.armExpiry(grant.expires)
@@ -451,12 +445,4 @@ final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
         }
         self.carID = nil
     }
-}
-
-/// Reads and drops a response (the answer to a control message).
-final class DiscardingDelegate: HTTPStreamDelegate {
-    var stream: HTTP2Stream?
-    func streamDidReceiveData(_ data: ByteBuffer) {}
-    func streamDidReceiveEnd(trailers: HTTPFields?) {}
-    func streamDidClose(error: HTTPStreamError?) {}
 }
