@@ -45,7 +45,7 @@ extension HTTP2ConnectionHandler {
         guard case .answered(let response) = stream.early, self.session != nil else { return }
         stream.headSent = true
         stream.endRequested = true
-        let withBody = response.body.readableBytes > 0
+        let withBody = response.body.readableBytes > 0 && !stream.answersHead
         if withBody { stream.outbound = response.body }
         // The echoed field after the prebuilt ones, its name and value in one buffer (nghttp2 copies
         // names and values on submit).

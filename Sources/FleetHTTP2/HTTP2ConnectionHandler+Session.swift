@@ -187,10 +187,11 @@ extension HTTP2ConnectionHandler {
         if !stream.receivedHead {
             if self.isServer {
                 stream.receivedHead = true
+                stream.answersHead = self.inboundHead.pseudo.method == "HEAD"
                 if self.answersEarly(stream) {
                     self.answerEarly(stream)
                 } else {
-                    self.requestReceived(on: stream)
+                    self.requestReceived(on: stream, bodyFollows: !endStream)
                 }
             } else {
                 guard let statusString = self.inboundHead.pseudo.status, let code = Int(statusString) else {
@@ -209,7 +210,7 @@ extension HTTP2ConnectionHandler {
         }
     }
 
-    private func requestReceived(on stream: HTTP2Stream) {
+    private func requestReceived(on stream: HTTP2Stream, bodyFollows: Bool) {
         guard case .server(let responder) = self.role else { return }
         if self.inboundHead.tooLarge {
             stream.sendResponse(HTTPResponse(status: .requestHeaderFieldsTooLarge), endStream: true)
@@ -219,7 +220,17 @@ extension HTTP2ConnectionHandler {
             stream.sendResponse(HTTPResponse(status: .badRequest), endStream: true)
             return
         }
+        // A client waiting to send its body (`Expect: 100-continue`) is told to go on before the responder
+        // sees the request, which may answer on its head (a body sent anyway is drained); curl otherwise
+        // waits a second before sending it (helper-127). As ``HTTP1ContinueHandler`` does.
+        if bodyFollows, Self.expectsContinue(request.headerFields[.expect]) { self.submitContinue(on: stream) }
         stream.streamDelegate = responder.stream(stream, didReceive: request, connection: self.connectionInfo)
+    }
+
+    /// Whether an `Expect` field asks for `100 Continue` (RFC 9110 §10.1.1: the only expectation defined).
+    static func expectsContinue(_ value: String?) -> Bool {
+        guard let value else { return false }
+        return value.utf8.count == 12 && value.lowercased() == "100-continue"
     }
 
     // MARK: Data and stream ends (on_data_chunk_recv, on_frame_recv for DATA, on_stream_close)

@@ -110,6 +110,16 @@ extension HTTP2ConnectionHandler {
         return true
     }
 
+    /// Sends `100 Continue` on a server's stream, before its response (a non-final head).
+    func submitContinue(on stream: HTTP2Stream) {
+        guard let session = self.session else { return }
+        let rc = NGHTTP2Headers.withNV(response: HTTPResponse(status: .continue)) { nv, count in
+            nghttp2_submit_headers(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), stream.id, nil, nv, count, nil)
+        }
+        if rc < 0 { return self.resetStream(stream, code: .internalError) }
+        self.scheduleFlush()
+    }
+
     func resumeData(_ stream: HTTP2Stream) {
         guard let session = self.session else { return }
         nghttp2_session_resume_data(session, stream.id)

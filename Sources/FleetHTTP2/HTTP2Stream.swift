@@ -33,6 +33,10 @@ public final class HTTP2Stream: HTTPStream {
     /// While the rest of the request body is read and dropped after an answer that did not wait
     /// for it (``drainUnfinishedRequest()``): the bytes still accepted, and when the request must have ended.
     var drain: (left: Int, deadline: NIODeadline)?
+    /// A server's stream whose request is `HEAD`: its response head ends the stream, and the body the
+    /// responder writes as for `GET` is dropped (RFC 9110 §9.3.2; a body after it is a protocol error
+    /// to the client — helper-127: every HEAD over HTTP/2, `/healthz` included, was reset).
+    var answersHead = false
 
     // Outbound.
     /// Queued outbound bytes: one buffer, appended to (the common case is one small write at a time).
@@ -65,6 +69,7 @@ public final class HTTP2Stream: HTTPStream {
         self.eventLoop.preconditionInEventLoop()
         guard !self.closed, !self.headSent else { return }
         self.headSent = true
+        let endStream = endStream || self.answersHead
         if endStream { self.endRequested = true }
         self.connection.submitResponse(response, on: self, withBody: !endStream)
         if endStream { self.drainUnfinishedRequest() }

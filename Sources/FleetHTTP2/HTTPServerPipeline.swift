@@ -108,6 +108,7 @@ public enum HTTPServerPipeline {
         try sync.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: false)
         try sync.addHandler(HTTP1ProtocolErrorResponder())  // NIO's, answering in JSON
         try sync.addHandler(HTTP1ConnectionGuard(configuration: configuration))
+        try sync.addHandler(HTTP1ContinueHandler())
         try sync.addHandler(HTTP1KeepAliveHandler())
         try sync.addHandler(HTTP1ToHTTPServerCodec(secure: isTLS))
         try sync.addHandler(

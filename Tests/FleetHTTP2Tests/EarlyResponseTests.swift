@@ -96,4 +96,25 @@ struct EarlyResponseTests {
         #expect(stalled.closed && stalled.error == nil)
         #expect(pair.serverHandler.openStreamCount == 0)
     }
+
+    @Test("HEAD: the response head ends the stream, an early answer's too; the body written as for GET is dropped")
+    func head() throws {
+        let pair = try Pair(responder: EarlyRefuser())
+        for path in ["/", "/refused"] {
+            let recorder = Recorder()
+            let request = HTTPRequest(method: .head, scheme: "http", authority: "test", path: path)
+            recorder.stream = try pair.clientHandler.openStream(request, endStream: true, delegate: recorder)
+            try pair.interact()
+            // nghttp2's client resets a HEAD stream that carries DATA (PROTOCOL_ERROR), as curl does.
+            #expect(recorder.response?.status.code == (path == "/" ? 200 : 503), "\(path)")
+            #expect(recorder.body.isEmpty && recorder.ended && recorder.closed, "\(path)")
+            #expect(recorder.error == nil, "\(path): \(String(describing: recorder.error))")
+        }
+        #expect(pair.serverHandler.openStreamCount == 0)
+        let served = Recorder()
+        _ = try pair.get("/", recorder: served)
+        try pair.interact()
+        #expect(String(decoding: served.body, as: UTF8.self) == "Hello, world\n")
+    }
+
 }

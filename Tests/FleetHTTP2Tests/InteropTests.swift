@@ -25,6 +25,26 @@ struct InteropTests {
                 "curl",
                 ["-sS", "--http2-prior-knowledge", "--data-binary", "@\(file.path)", "http://127.0.0.1:\(port)/echo"])
             #expect(echo.stdout.count == 300_000)
+            // `Expect: 100-continue`: told to go on at once over both (curl waited a second for it before).
+            for version in ["--http2-prior-knowledge", "--http1.1"] {
+                let result = try await Subprocess.run(
+                    "curl",
+                    [
+                        "-sS", "-v", version, "-H", "Expect: 100-continue", "--data-binary", "@\(file.path)",
+                        "http://127.0.0.1:\(port)/echo",
+                    ])
+                #expect(result.stdout.count == 300_000, "curl \(version): \(result.stderr.suffix(500))")
+                #expect(
+                    result.stderr.contains("< HTTP/1.1 100") || result.stderr.contains("< HTTP/2 100"),
+                    "curl \(version): \(result.stderr.prefix(1500))")
+            }
+            // HEAD over both: the head alone (helper-127: HTTP/2 sent the body and curl reset the stream).
+            for version in ["--http2-prior-knowledge", "--http1.1"] {
+                let head = try await Subprocess.run(
+                    "curl", ["-sS", "-I", "-w", "%{http_code}", version, "http://127.0.0.1:\(port)/"])
+                #expect(head.status == 0, "curl -I \(version): \(head.stderr)")
+                #expect(head.stdout.hasSuffix("200"), "curl -I \(version): \(head.stdout)")
+            }
         }
     }
 
