@@ -275,4 +275,37 @@ struct SamplingRangeTests {
             #expect(Self.refusal(core, #""max_tokens":5"#, chat: chat) == nil)
         }
     }
+
+    @Test(
+        "OpenAI's 400s for parameters that were ignored: stream_options unstreamed, tools of another API, functions (helper-127)"
+    )
+    func ignoredParameters() throws {
+        let core = try GatewayCore.detached(models: ["m"], fleetSecret: String(repeating: "s", count: 32))
+        let tool = #""tools":[{"type":"function","function":{"name":"f"}}]"#
+        for chat in [true, false] {
+            let options = #""stream_options":{"include_usage":true}"#
+            #expect(Self.refusal(core, options, chat: chat)?.param == "stream_options")
+            #expect(Self.refusal(core, #""stream":false,\#(options)"#, chat: chat)?.param == "stream_options")
+            #expect(Self.refusal(core, #""stream":true,\#(options)"#, chat: chat) == nil)
+            #expect(Self.refusal(core, #""stream_options":null"#, chat: chat) == nil)
+        }
+        let parallel = Self.refusal(core, #""parallel_tool_calls":false"#, chat: true)
+        #expect(parallel?.param == "parallel_tool_calls", "\(String(describing: parallel))")
+        #expect(Self.refusal(core, #""parallel_tool_calls":false,\#(tool)"#, chat: true) == nil)
+        #expect(Self.refusal(core, #""parallel_tool_calls":null"#, chat: true) == nil)
+        for member in [#""functions":[{"name":"f","parameters":{}}]"#, #""function_call":"auto""#] {
+            let refused = Self.refusal(core, member, chat: true)
+            #expect(refused?.param == (member.contains("functions") ? "functions" : "function_call"))
+            #expect(refused?.message.contains("'tools'") == true, "\(String(describing: refused))")
+        }
+        #expect(Self.refusal(core, #""functions":null"#, chat: true) == nil)
+        let interpreter = Self.refusal(core, #""tools":[{"type":"code_interpreter"}]"#, chat: true)
+        #expect(interpreter?.param == "tools[0].type", "\(String(describing: interpreter))")
+        #expect(
+            interpreter?.message == "Invalid value: 'code_interpreter'. Supported values are: 'function' and 'custom'.")
+        #expect(Self.refusal(core, #""tools":[{"type":"custom","custom":{"name":"c"}}]"#, chat: true) == nil)
+        // The decoder's path (a body the fast reader gives up on: an escaped value) checks the same.
+        #expect(Self.refusal(core, #""user":"\u0041","functions":[]"#, chat: true)?.param == "functions")
+    }
+
 }

@@ -131,10 +131,16 @@ extension RequestValidator {
             throw .invalidRequest(
                 "Invalid type for '\(path)': expected an object, but got \(Self.kind(tool)) instead.", param: path)
         }
-        // Every tool names its type (helper-96: `tools: [{}]` was passed on to the car); other types
-        // (custom tools) pass on as they are; a function is checked.
+        // Every tool names its type (helper-96: `tools: [{}]` was passed on to the car), one of chat's two
+        // (helper-127: a Responses tool such as `code_interpreter` was ignored); a custom tool passes on
+        // as it is, a function is checked.
         guard case .string(let type)? = fields["type"], !type.isEmpty else {
             throw .invalidRequest("Missing required parameter: '\(path).type'.", param: "\(path).type")
+        }
+        guard type == "function" || type == "custom" else {
+            throw .invalidRequest(
+                "Invalid value: '\(type.prefix(64))'. Supported values are: 'function' and 'custom'.",
+                param: "\(path).type")
         }
         guard type == "function" else { return }
         guard case .object(let function)? = fields["function"] else {

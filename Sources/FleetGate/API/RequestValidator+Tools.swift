@@ -1,4 +1,5 @@
 import FleetProtocol
+import NIOCore
 
 extension RequestValidator {
     /// OpenAI's rules for function calling, so an app learns of a broken conversation from a 400
@@ -53,6 +54,31 @@ extension RequestValidator {
             }
         }
         try Self.checkAnswered(pending, before: messages.count)
+    }
+
+    /// Top-level members about tools that ``CompletionRequest`` does not read, checked from the body's
+    /// `members` (``JSONBody/members(of:)``; a few names compared, nothing decoded for most bodies):
+    /// `parallel_tool_calls` without `tools` is OpenAI's 400; the deprecated `functions` and
+    /// `function_call` are refused and the app told to send `tools` — served as they were, a car's
+    /// runtime ignored them and answered in prose (helper-127).
+    static func checkLegacyToolMembers(_ members: [JSONBody.Member], in body: ByteBuffer, hasTools: Bool)
+        throws(APIError)
+    {
+        for member in members {
+            switch member.name {
+            case "functions", "function_call":
+                guard JSONBody.value(of: member.name, in: body, members: members) != .null else { continue }
+                throw .invalidRequest(
+                    "'\(member.name)' is deprecated and not served here: send each function as a tool ({\"type\": \"function\", \"function\": {...}}) in 'tools', and 'tool_choice' instead of 'function_call'.",
+                    param: member.name)
+            case "parallel_tool_calls" where !hasTools:
+                guard JSONBody.value(of: member.name, in: body, members: members) != .null else { continue }
+                throw .invalidRequest(
+                    "Invalid value for 'parallel_tool_calls': 'parallel_tool_calls' is only allowed when 'tools' are specified.",
+                    param: "parallel_tool_calls")
+            default: continue
+            }
+        }
     }
 
     private static func checkAnswered(_ pending: [String], before index: Int) throws(APIError) {

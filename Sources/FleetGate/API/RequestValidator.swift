@@ -139,6 +139,9 @@ struct RequestValidator {
             throw .invalidRequest("'n' must be between 1 and 8.", param: "n")
         }
         try Self.checkSampling(parsed)
+        if let members {
+            try Self.checkLegacyToolMembers(members, in: body, hasTools: !(parsed.tools?.isEmptyOrNull ?? true))
+        }
         guard self.core.serves(model: parsed.model) else {
             throw .modelNotFound(parsed.model)
         }
@@ -233,6 +236,11 @@ struct RequestValidator {
         try Self.checkLogprobs(request)
         if let top = request.topLogprobs, top < 0 || top > 20 {
             throw .invalidRequest("'top_logprobs' must be between 0 and 20.", param: "top_logprobs")
+        }
+        // OpenAI refuses usage options for an answer that is not streamed (helper-127: ignored before).
+        if request.streamOptions != nil, request.stream != true {
+            throw .invalidRequest(
+                "The 'stream_options' parameter is only allowed when 'stream' is enabled.", param: "stream_options")
         }
         // OpenAI takes at most 4 stop sequences (helper-63).
         if let stop = request.stop, stop.values.count > 4 {
