@@ -107,6 +107,10 @@ private final class SyntheticJob: InferenceJobHandle {
     var paused = false
     var done = false
     let naturalLength: Int
+    /// A function call or JSON instead of prose (``SyntheticOutput``), written a piece a token; such a
+    /// request is not continued on another car, so it always starts at its first piece.
+    let output: SyntheticOutput
+    let pieces: [String]
 
     init(engine: SyntheticEngine, job: InferenceJob, eventLoop: any EventLoop, sink: any TokenSink) {
         self.engine = engine
@@ -115,9 +119,14 @@ private final class SyntheticJob: InferenceJobHandle {
         self.sink = sink
         self.index = job.resumeFrom
         self.stops = StopMatcher(job.stop)
-        // A legacy completion without `max_tokens` runs to the job's 16 (`length`), as OpenAI's does.
+        self.output = SyntheticOutput.of(job.body, seed: job.seed)
+        self.pieces = self.output.pieces
+        // A legacy completion without `max_tokens` runs to the job's 16 (`length`), as OpenAI's does;
+        // JSON ends where it is complete.
         self.naturalLength =
-            job.body.outputLimit == nil && job.body.messages != nil ? 64 + Int(job.seed % 128) : Int.max
+            !self.pieces.isEmpty
+            ? self.pieces.count
+            : job.body.outputLimit == nil && job.body.messages != nil ? 64 + Int(job.seed % 128) : Int.max
     }
 
     func begin() {
@@ -147,7 +156,11 @@ private final class SyntheticJob: InferenceJobHandle {
             self.paused = true
             return
         }
-        let token = SyntheticText.token(seed: self.job.seed, index: self.index)
+        if case .toolCall(let name, _) = self.output { return self.call(name, sink: sink) }
+        let token =
+            self.pieces.isEmpty
+            ? SyntheticText.token(seed: self.job.seed, index: self.index)
+            : self.pieces[min(self.index, self.pieces.count - 1)]
         self.index += 1
         self.produced += 1
         self.engine.tokenGenerated()
@@ -159,6 +172,24 @@ private final class SyntheticJob: InferenceJobHandle {
         sink.emit(token: token)
         if self.index >= self.naturalLength { return self.finish(reason: "stop") }
         // The limit counts the whole answer: a continuation from token N stops at the same place.
+        if self.index >= self.job.maxTokens { return self.finish(reason: "length") }
+        self.schedule(after: self.engine.tokenInterval())
+    }
+
+    /// One piece of the function call: its name and type with the first, then its arguments; it ends
+    /// with `tool_calls`, or `length` at the output limit (OpenAI's cut call).
+    private func call(_ name: String, sink: any TokenSink) {
+        let first = self.index == 0
+        let piece = self.pieces[min(self.index, self.pieces.count - 1)]
+        self.index += 1
+        self.produced += 1
+        self.engine.tokenGenerated()
+        sink.emit(toolCalls: [
+            ToolCall(
+                index: 0, id: nil, type: first ? "function" : nil,
+                function: .init(name: first ? name : nil, arguments: piece))
+        ])
+        if self.index >= self.pieces.count { return self.finish(reason: "tool_calls") }
         if self.index >= self.job.maxTokens { return self.finish(reason: "length") }
         self.schedule(after: self.engine.tokenInterval())
     }
