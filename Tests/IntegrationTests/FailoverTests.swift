@@ -209,7 +209,8 @@ struct FailoverTests {
             let b = try #require(fleet.gateway.core.registry.all().first { $0.descriptor.vehicleID == "car-b" })
             fleet.gateway.core.registry.setDraining(b.id)
             let body =
-                #"{"model":"fleet-8b","stream":true,"max_tokens":60,"messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"f","parameters":{}}}]}"#
+                #"{"model":"fleet-8b","stream":true,"max_tokens":60,"messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"f","parameters":{}}}],"tool_choice":"none"}"#
+            // `none`: the synthetic car answers in words (it would call `f` and end at once), still not movable.
             let stream = try await client.post("/v1/chat/completions", json: body)
             try await Task.sleep(for: .milliseconds(600))
             a.kill9()

@@ -237,11 +237,6 @@ struct RequestValidator {
         if let top = request.topLogprobs, top < 0 || top > 20 {
             throw .invalidRequest("'top_logprobs' must be between 0 and 20.", param: "top_logprobs")
         }
-        // OpenAI refuses usage options for an answer that is not streamed (helper-127: ignored before).
-        if request.streamOptions != nil, request.stream != true {
-            throw .invalidRequest(
-                "The 'stream_options' parameter is only allowed when 'stream' is enabled.", param: "stream_options")
-        }
         // OpenAI takes at most 4 stop sequences (helper-63).
         if let stop = request.stop, stop.values.count > 4 {
             throw .invalidRequest("'stop' takes at most 4 sequences.", param: "stop")
