@@ -83,8 +83,9 @@ extension HTTP2ConnectionHandler {
         self.enforce(self.dos.receivedContinuationFrame())
     }
 
-    /// A RST_STREAM frame arrived (nghttp2 closes the stream itself).
-    func receivedReset() {
+    /// A RST_STREAM frame arrived on `streamID` (nghttp2 closes the stream itself).
+    func receivedReset(streamID: Int32) {
+        self.stream(streamID)?.resetCounted = true
         self.enforce(self.dos.receivedReset(at: self.coarseNow))
     }
 
@@ -93,8 +94,10 @@ extension HTTP2ConnectionHandler {
     /// cancels work with frames the server must answer with RST_STREAM — a WINDOW_UPDATE overflowing the
     /// stream's window, say — which the count of received RST_STREAM frames never saw (helper-72: 19,229
     /// resets in 5 s on one connection, 6,208 car jobs started and cancelled, no GOAWAY). Debian's
-    /// libnghttp2 1.52 predates upstream's own guard (1.66).
-    func receivedInvalidFrame() {
+    /// libnghttp2 1.52 predates upstream's own guard (1.66). Resets nghttp2 sends without calling this
+    /// are counted as their streams close (``streamClosed(streamID:errorCode:)``).
+    func receivedInvalidFrame(streamID: Int32) {
+        self.stream(streamID)?.resetCounted = true
         self.enforce(self.dos.receivedReset(at: self.coarseNow))
     }
 
@@ -227,6 +230,12 @@ extension HTTP2ConnectionHandler {
         stream.streamDelegate = responder.stream(stream, didReceive: request, connection: self.connectionInfo)
     }
 
+    /// The codes nghttp2 resets a stream with for its peer's error (RFC 9113 §5.4.2 stream errors).
+    static func isPeerFault(_ code: UInt32) -> Bool {
+        code == NGHTTP2_PROTOCOL_ERROR.rawValue || code == NGHTTP2_FLOW_CONTROL_ERROR.rawValue
+            || code == NGHTTP2_STREAM_CLOSED.rawValue || code == NGHTTP2_FRAME_SIZE_ERROR.rawValue
+    }
+
     /// Whether an `Expect` field asks for `100 Continue` (RFC 9110 §10.1.1: the only expectation defined).
     static func expectsContinue(_ value: String?) -> Bool {
         guard let value else { return false }
@@ -269,6 +278,14 @@ extension HTTP2ConnectionHandler {
     @inline(__always)
     func streamClosed(streamID: Int32, errorCode: UInt32) {
         guard let stream = self.streams.remove(streamID) else { return }
+        // A stream nghttp2 reset for the peer's error without telling us first — a DATA frame past the
+        // request's content-length (helper-128: 2,400 such resets a second, no GOAWAY) — counts as a
+        // reset the peer made us send, as one reported as an invalid frame does (MadeYouReset).
+        if errorCode != 0, !stream.resetCounted, stream.delegateErrorOverride == nil,
+            Self.isPeerFault(errorCode)
+        {
+            self.enforce(self.dos.receivedReset(at: self.coarseNow))
+        }
         let error: HTTPStreamError? =
             errorCode == 0 && stream.receivedEnd
             ? nil

@@ -54,6 +54,9 @@ public final class HTTP2Stream: HTTPStream {
     var closed = false
     /// Set when we reset the stream, so its close reports our code rather than the peer's.
     var delegateErrorOverride: HTTPStreamError?
+    /// Whether the peer's reset of this stream, or the invalid frame that made nghttp2 reset it, was
+    /// counted against the reset limit already (``DOSHeuristics``): its close is not counted again.
+    var resetCounted = false
 
     init(id: Int32, connection: HTTP2ConnectionHandler, delegate: (any HTTPStreamDelegate)?) {
         self.id = id

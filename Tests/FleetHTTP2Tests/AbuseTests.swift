@@ -90,6 +90,37 @@ struct AbuseTests {
         try await self.resetFlood { Frames.windowUpdate(stream: $0, increment: 0x7FFF_FFFF) }
     }
 
+    /// helper-128: nghttp2 resets a stream whose DATA passes its content-length without reporting an invalid
+    /// frame, so such resets went uncounted: 2,400 a second on one connection, no GOAWAY. Sent in batches, as
+    /// the attack paces them: all in one read, the streams would pass the concurrency limit before a reset is
+    /// sent (nghttp2 then ends the connection itself).
+    @Test("MadeYouReset: a body past the request's content-length, over and over → ENHANCE_YOUR_CALM")
+    func madeYouResetByContentLength() async throws {
+        try await withTestServer(configuration: HTTP2Configuration(maxResetsPerSecond: 50)) { port in
+            let (channel, raw) = try await RawClient.connect(port: port)
+            try await channel.writeAndFlush(ByteBuffer(bytes: Frames.preface + Frames.settings() + Frames.settingsAck))
+            var id: UInt32 = 1
+            for _ in 0..<50 where channel.isActive {
+                var batch: [UInt8] = []
+                for _ in 0..<10 {
+                    let block = Frames.requestBlock(path: "/echo", extra: [("content-length", "1")])
+                    batch += Frames.headers(stream: id, block: block, endStream: false)
+                    batch += Frames.frame(0x0, flags: 0x1, stream: id, [1, 2, 3, 4])
+                    id += 2
+                }
+                try? await channel.writeAndFlush(ByteBuffer(bytes: batch))
+                try await Task.sleep(for: .milliseconds(2))
+            }
+            // The server must close the connection by itself (else the test does, after 5 s, and finds no GOAWAY).
+            let giveUp = channel.eventLoop.scheduleTask(in: .seconds(5)) { channel.close(promise: nil) }
+            try await channel.closeFuture.get()
+            giveUp.cancel()
+            let codes = Frames.parse(raw.received.withLock { $0 }).compactMap(\.goAwayCode)
+            #expect(codes == [0xB], "GOAWAY codes: \(codes)")
+            try await self.wellBehaved(port: port)
+        }
+    }
+
     @Test("CONTINUATION flood: an endless header block → ENHANCE_YOUR_CALM")
     func continuationFlood() async throws {
         try await withTestServer(configuration: HTTP2Configuration(maxContinuationFrames: 16)) { port in

@@ -75,7 +75,7 @@ enum NGHTTP2Callbacks {
                 handler.receivedEmptyData()
             }
         case NGHTTP2_RST_STREAM.rawValue:
-            handler.receivedReset()
+            handler.receivedReset(streamID: frame.hd.stream_id)
         case NGHTTP2_PING.rawValue:
             if isAck {
                 var opaque: UInt64 = 0
@@ -113,8 +113,8 @@ enum NGHTTP2Callbacks {
 
     /// A frame nghttp2 found invalid: for a stream error it resets the stream itself. Rare in honest
     /// traffic, so no cost per frame.
-    static let onInvalidFrameRecv: nghttp2_on_invalid_frame_recv_callback = { _, _, _, userData in
-        handler(userData).receivedInvalidFrame()
+    static let onInvalidFrameRecv: nghttp2_on_invalid_frame_recv_callback = { _, frame, _, userData in
+        handler(userData).receivedInvalidFrame(streamID: frame?.pointee.hd.stream_id ?? 0)
         return 0
     }
 
