@@ -49,6 +49,7 @@ public final class HTTP1ServerStreamHandler: ChannelInboundHandler, RemovableCha
     }
 
     public func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { self.current?.writeHeld() }
         self.current?.delegate?.streamWritabilityDidChange(isWritable: context.channel.isWritable)
         context.fireChannelWritabilityChanged()
     }
@@ -128,8 +129,15 @@ final class HTTP1Stream: HTTPStream {
     var eventLoop: any EventLoop { self.context.eventLoop }
     var isWritable: Bool { self.context.channel.isWritable }
     var bufferedOutboundBytes: Int {
-        (try? self.context.channel.syncOptions?.getOption(ChannelOptions.bufferedWritableBytes)) ?? 0
+        ((try? self.context.channel.syncOptions?.getOption(ChannelOptions.bufferedWritableBytes)) ?? 0)
+            + (self.held?.readableBytes ?? 0)
     }
+    /// Body bytes passed while the connection is not writable, appended into one buffer and queued in NIO
+    /// a part of ``heldPart`` at a time (the rest when it is writable again): each part queued costs a write
+    /// record, a chunk head and an allocation of its own, and a slow reader's answer of token chunks was a
+    /// part a token (helper-128). HTTP/2 streams hold theirs in one buffer the same way.
+    private var held: ByteBuffer?
+    static let heldPart = 64 * 1024
 
     func sendResponse(_ response: HTTPResponse, endStream: Bool) {
         guard !self.isClosed, !self.sentHead else { return }
@@ -147,8 +155,29 @@ final class HTTP1Stream: HTTPStream {
         // A body part before the head would trip NIO's HTTP/1 encoder (a precondition, the whole
         // process): a responder bug, answered by closing this connection instead.
         guard self.sentHead else { return self.reset(.internalError) }
-        self.context.write(NIOAny(HTTPResponsePart.body(data)), promise: nil)
+        if self.held != nil || !self.context.channel.isWritable {
+            var data = data
+            if self.held == nil {
+                // A part's room at once, with slack for the append that passes it (no doubling to 128 KiB).
+                self.held = self.context.channel.allocator.buffer(
+                    capacity: max(data.readableBytes, Self.heldPart * 5 / 4))
+            }
+            self.held!.writeBuffer(&data)
+            // Queued in parts of 64 KiB: one buffer grown to a megabyte by doubling holds up to twice its bytes.
+            if self.held!.readableBytes >= Self.heldPart {
+                self.context.write(NIOAny(HTTPResponsePart.body(self.held.take()!)), promise: nil)
+            }
+        } else {
+            self.context.write(NIOAny(HTTPResponsePart.body(data)), promise: nil)
+        }
         if endStream { self.finish(trailers: nil) } else { self.handler?.scheduleFlush() }
+    }
+
+    /// Writes what was held while the connection was not writable, as one body part.
+    func writeHeld() {
+        guard let held = self.held.take(), held.readableBytes > 0, !self.isClosed else { return }
+        self.context.write(NIOAny(HTTPResponsePart.body(held)), promise: nil)
+        self.handler?.scheduleFlush()
     }
 
     func sendEnd(trailers: HTTPFields?) {
@@ -163,6 +192,7 @@ final class HTTP1Stream: HTTPStream {
     /// A connection that closes first fails the write, and the stream closes with `connectionClosed`.
     private func finish(trailers: HTTPFields?) {
         self.sentEnd = true
+        self.writeHeld()
         let written = self.context.eventLoop.makePromise(of: Void.self)
         let stream = NIOLoopBound(self, eventLoop: self.context.eventLoop)
         written.futureResult.whenComplete { result in
@@ -192,6 +222,7 @@ final class HTTP1Stream: HTTPStream {
     func markClosed(error: HTTPStreamError?) {
         guard !self.isClosed else { return }
         self.isClosed = true
+        self.held = nil
         let delegate = self.delegate
         self.delegate = nil
         delegate?.streamDidClose(error: error)

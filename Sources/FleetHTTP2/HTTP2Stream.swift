@@ -99,6 +99,9 @@ public final class HTTP2Stream: HTTPStream {
             var queued = self.outbound.take()
             if queued != nil && queued!.readableBytes > 0 {
                 var data = data
+                // What nghttp2 pulled goes first: a reader slower than the answer always leaves some queued,
+                // and the buffer grew by every byte the stream sent (helper-128).
+                if queued!.readerIndex > queued!.readableBytes { queued!.discardReadBytes() }
                 queued!.writeBuffer(&data)
             } else {
                 self.lastProgress = self.connection.coarseNow  // the stall clock starts when output waits

@@ -67,3 +67,27 @@ struct SSEPayloadTests {
         #expect(try decoder.next() == nil && decoder.bufferedBytes == 0)
     }
 }
+
+@Suite("SSE decoder buffer")
+struct SSEDecoderBufferTests {
+    /// helper-128: reads that always end inside an event left bytes pending, and the decoder's buffer
+    /// grew by every byte of the stream.
+    @Test("Reads that end inside an event: the pending buffer holds what is pending, not the whole stream")
+    func boundedWhenReadsSplitEvents() throws {
+        var decoder = SSE.Decoder()
+        let event = Array(#"data: {"choices":[{"delta":{"content":"token"}}]}"#.utf8) + [10, 10]
+        var events = 0
+        var largest = 0
+        var carry: [UInt8] = []
+        for _ in 0..<20_000 {
+            // One read: the rest of the last event, one whole event and the start of the next.
+            let read = carry + event + event[..<20]
+            carry = Array(event[20...])
+            decoder.append(ByteBuffer(bytes: read))
+            while try decoder.next() != nil { events += 1 }
+            largest = max(largest, decoder.pendingStorageCapacity)
+        }
+        #expect(events == 39_999)
+        #expect(largest < 16 * 1024, "the pending buffer's storage reached \(largest) bytes")
+    }
+}
