@@ -15,6 +15,10 @@ public struct RequestExtras: Decodable, Sendable, Hashable {
     /// `metadata` and `logit_bias`: passed on as they are, so only their shapes are checked (by the gateway).
     public var metadata: JSONValue?
     public var logitBias: JSONValue?
+    /// The first of these members whose value is not JSON this gateway reads (a number past a `Double`,
+    /// `1e999`): refused, since an upstream would read it as it liked (helper-128: a bias of `1e999`
+    /// reached the car). Not a member of the body.
+    public var undecodable: String?
 
     enum CodingKeys: String, CodingKey {
         case modalities, audio, metadata
@@ -47,8 +51,14 @@ public struct RequestExtras: Decodable, Sendable, Hashable {
                 || JSONBody.contains(body, #""metadata""#) || JSONBody.contains(body, #""logit_bias""#)
                 || JSONBody.contains(body, #"\u"#)
         else { return nil }
-        return try? JSONDecoder().decode(Self.self, from: Data(body.readableBytesView))
+        if let extras = try? JSONDecoder().decode(Self.self, from: Data(body.readableBytesView)) { return extras }
+        // One of them does not decode: each on its own, so the others are still read and that one is named.
+        guard let members = JSONBody.members(of: body) else { return nil }
+        return Self.individually(in: body, members: members, names: Self.names)
     }
+
+    /// The members read here, as the body names them.
+    static let names = ["modalities", "audio", "web_search_options", "metadata", "logit_bias"]
 
     /// `metadata` and `logit_bias` of a body the fast reader took, from its top-level `members`
     /// (``JSONBody/members(of:)``; no escapes in the names, the fast reader refuses them): nil when
@@ -56,9 +66,24 @@ public struct RequestExtras: Decodable, Sendable, Hashable {
     /// JSON), else only those two values, each decoded on its own.
     public static func passedOn(in body: ByteBuffer, members: [JSONBody.Member]) -> RequestExtras? {
         guard members.contains(where: { $0.name == "metadata" || $0.name == "logit_bias" }) else { return nil }
+        return Self.individually(in: body, members: members, names: ["metadata", "logit_bias"])
+    }
+
+    /// `names` of `body`'s top-level `members`, each decoded on its own; the first present that does not
+    /// decode is ``undecodable``.
+    private static func individually(in body: ByteBuffer, members: [JSONBody.Member], names: [String]) -> Self {
         var extras = RequestExtras()
-        extras.metadata = JSONBody.value(of: "metadata", in: body, members: members)
-        extras.logitBias = JSONBody.value(of: "logit_bias", in: body, members: members)
+        for name in names where members.contains(where: { $0.name == name }) {
+            let value = JSONBody.value(of: name, in: body, members: members)
+            if value == nil, extras.undecodable == nil { extras.undecodable = name }
+            switch name {
+            case "modalities": extras.modalities = value
+            case "audio": extras.audio = value
+            case "web_search_options": extras.webSearchOptions = value
+            case "metadata": extras.metadata = value
+            default: extras.logitBias = value
+            }
+        }
         return extras
     }
 }

@@ -306,4 +306,20 @@ struct SamplingRangeTests {
         #expect(Self.refusal(core, #""user":"\u0041","functions":[]"#, chat: true)?.param == "functions")
     }
 
+    @Test("A number past a Double in logit_bias or metadata is refused, on either reader's path (helper-128)")
+    func unrepresentableExtras() throws {
+        let core = try GatewayCore.detached(models: ["m"], fleetSecret: String(repeating: "s", count: 32))
+        // The fast reader's path, and the decoder's (a body asking for audio, which the fast reader leaves).
+        for extra in ["", #""modalities":["text"],"#] {
+            let bias = Self.refusal(core, extra + #""logit_bias":{"1":1e999}"#, chat: true)
+            #expect(bias?.param == "logit_bias", "\(extra): \(String(describing: bias))")
+            let metadata = Self.refusal(core, extra + #""metadata":{"k":-1e400}"#, chat: true)
+            #expect(metadata?.param == "metadata", "\(extra): \(String(describing: metadata))")
+            #expect(Self.refusal(core, extra + #""logit_bias":{"1":1e2}"#, chat: true) == nil, "\(extra)")
+        }
+        // Web search is still refused when another extra does not decode.
+        let search = Self.refusal(core, #""web_search_options":{},"logit_bias":{"1":1e999}"#, chat: true)
+        #expect(search != nil, "\(String(describing: search))")
+    }
+
 }

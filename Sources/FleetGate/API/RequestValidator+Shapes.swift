@@ -45,6 +45,10 @@ extension RequestValidator {
     /// unchecked, central capacity met `metadata: 5` (cars never get `metadata`) and a car's runtime a
     /// bias of 10⁶ (helper-96).
     static func checkExtras(_ extras: RequestExtras) throws(APIError) {
+        if let name = extras.undecodable {
+            throw .invalidRequest(
+                "Invalid value for '\(name)': a number in it is out of range, or it is not valid JSON.", param: name)
+        }
         if let metadata = extras.metadata, metadata != .null {
             guard case .object(let fields) = metadata else {
                 throw .invalidRequest(
