@@ -88,6 +88,8 @@ struct HostilePeerTests {
         // moment after the car saw its tunnel close (a CI run failed on that race).
         try? await waitUntil(timeout: .seconds(5), "the rejection logged") { gateway.log.contains("Car rejected") }
         #expect(gateway.log.contains("Car rejected") && gateway.log.contains(reason), "\(gateway.log.suffix(2_000))")
+        // Its claimed vehicle id as a pseudonym: logs never show vehicle ids (helper-128).
+        #expect(!gateway.log.contains("mallory"), "\(gateway.log.suffix(2_000))")
         #expect(try await gateway.get("/readyz", admin: true).body.contains("\"cars\":0}"))
 
         let honest = try await self.car(gateway, "alice", .honest)

@@ -309,10 +309,11 @@ final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
     /// Refuses the car (GOAWAY PROTOCOL_ERROR), counted in `fleet_car_refused_total` by `counting` or as `protocol`.
     private func reject(_ reason: String, counting counter: Counter? = nil) {
         (counter ?? self.core.trust.metrics.refusedProtocol).increment()
-        // The vehicle id the car claimed (unverified when its identity is what failed), and at most one
-        // warning a minute per peer address: a misconfigured car is refused at every dial (helper-70).
+        // The claimed vehicle id's pseudonym (logs never show ids; helper-128), and at most one warning a
+        // minute per peer address: a misconfigured car is refused at every dial (helper-70).
         var metadata: Logger.Metadata = ["fleet.reason": "\(reason)"]
-        if let claimed = self.claimedVehicleID { metadata["fleet.vehicle.claimed"] = "\(claimed)" }
+        let claimed = self.claimedVehicleID.map { self.core.credentials.pseudonym(of: $0) }
+        if let claimed { metadata["fleet.vehicle.claimed"] = "\(claimed)" }
         self.logger.log(level: self.refusalLevel(kind: "hello"), "Car rejected", metadata: metadata)
         self.helloTimer?.cancel()
         self.handle.onLoop.goAway(.protocolError, debugData: reason)
