@@ -193,6 +193,8 @@ public enum JSON {
             let path = InvalidRequestField.param(context.codingPath + [key])
             throw .invalidRequest("Missing required parameter: '\(path)'.", param: path)
         } catch let DecodingError.typeMismatch(expected, context) {
+            // The body itself is not an object (an array, a string): no parameter to name (helper-127: `""`).
+            if context.codingPath.isEmpty { throw .invalidRequest("The request body must be a JSON object.") }
             let path = InvalidRequestField.param(context.codingPath)
             throw .invalidRequest(
                 RequestTypeError.message(param: path, expected: expected, description: context.debugDescription),

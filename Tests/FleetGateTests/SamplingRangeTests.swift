@@ -322,4 +322,23 @@ struct SamplingRangeTests {
         #expect(search != nil, "\(String(describing: search))")
     }
 
+
+    @Test("An empty model is OpenAI's 400 naming it; a body that is not an object names no parameter (helper-127)")
+    func emptyModelAndNonObject() throws {
+        let core = try GatewayCore.detached(models: ["m"], fleetSecret: String(repeating: "s", count: 32))
+        let head = HTTPRequest(method: .post, scheme: "http", authority: "gw", path: "/v1/chat/completions")
+        func refusal(_ body: String) -> APIError? {
+            let result = core.validateRequest(
+                path: "/v1/chat/completions", head: head, peer: nil, body: ByteBuffer(string: body))
+            guard case .failure(let error)? = result else { return nil }
+            return error
+        }
+        let empty = refusal(#"{"model":"","messages":[{"role":"user","content":"hi"}]}"#)
+        #expect(empty?.status == 400 && empty?.param == "model", "\(String(describing: empty))")
+        for body in [#"[{"model":"m"}]"#, #""m""#] {
+            let refused = refusal(body)
+            #expect(refused?.status == 400 && refused?.param == nil, "\(body): \(String(describing: refused))")
+        }
+    }
+
 }

@@ -142,6 +142,8 @@ struct RequestValidator {
         if let members {
             try Self.checkLegacyToolMembers(members, in: body, hasTools: !(parsed.tools?.isEmptyOrNull ?? true))
         }
+        // OpenAI's 400 for an empty model, not a 404 for a model named "" (helper-127).
+        if parsed.model.isEmpty { throw .invalidRequest("You must provide a model parameter.", param: "model") }
         guard self.core.serves(model: parsed.model) else {
             throw .modelNotFound(parsed.model)
         }
