@@ -109,4 +109,38 @@ struct SyntheticOutputTests {
         var items = SyntheticJSON(root: many, seed: 1)
         if case .array(let values) = items.instance(of: many) { #expect(values.count == 16) }
     }
+
+    @Test(
+        "Hostile schemas are cut at about 64 KiB of output: many properties referring to the root, long strings, a large const"
+    )
+    func hostileSchemasBounded() throws {
+        // helper-129: 40,000 properties that each are the whole schema (~1 MB of request) were 573 MB of JSON;
+        // 20,000 here.
+        let many = (0..<20_000).map { ##""p\##($0)":{"$ref":"#"}"## }.joined(separator: ",")
+        let wide = try Self.json(#"{"type":"object","properties":{\#(many)}}"#)
+        // Strings of minLength 10,000 in nested arrays of 16; a const of 100 KB referred to from every item.
+        let long = try Self.json(
+            #"{"type":"array","minItems":16,"items":{"type":"array","minItems":16,"items":{"type":"string","minLength":10000}}}"#
+        )
+        let big = String(repeating: "x", count: 100_000)
+        let constant = try Self.json(
+            ##"{"type":"array","minItems":16,"items":{"$ref":"#/$defs/c"},"$defs":{"c":{"const":"\##(big)"}}}"##)
+        for (name, schema) in [("wide", wide), ("long", long), ("constant", constant)] {
+            var maker = SyntheticJSON(root: schema, seed: 3)
+            let text = JSON.string(maker.instance(of: schema))
+            #expect(text.utf8.count < 80 * 1024, "\(name): \(text.utf8.count) bytes")
+        }
+        // Bounds the earlier cut missed: no items when at most 0; a number inside exclusive bounds.
+        let none = try Self.json(#"{"type":"array","maxItems":0,"items":{"type":"integer"}}"#)
+        var noneMaker = SyntheticJSON(root: none, seed: 1)
+        #expect(noneMaker.instance(of: none) == .array([]))
+        let half = try Self.json(#"{"type":"number","exclusiveMinimum":0.5,"maximum":1}"#)
+        var halfMaker = SyntheticJSON(root: half, seed: 1)
+        if case .number(let n) = halfMaker.instance(of: half) {
+            #expect(n > 0.5 && n <= 1, "\(n)")
+        } else {
+            Issue.record("not a number")
+        }
+    }
+
 }
