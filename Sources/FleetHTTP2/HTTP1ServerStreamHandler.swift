@@ -49,7 +49,13 @@ public final class HTTP1ServerStreamHandler: ChannelInboundHandler, RemovableCha
     }
 
     public func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable { self.current?.writeHeld() }
+        // What was held goes out after this event, not inside it: written here, it could pass the high-water
+        // mark again before the handlers in front (the connection guard's stall timer) saw the connection
+        // writable, and the stream's delegate would hear only `false` (helper-129).
+        if context.channel.isWritable, let stream = self.current, stream.holdsBytes {
+            let bound = NIOLoopBound(stream, eventLoop: context.eventLoop)
+            context.eventLoop.execute { bound.value.writeHeld() }
+        }
         self.current?.delegate?.streamWritabilityDidChange(isWritable: context.channel.isWritable)
         context.fireChannelWritabilityChanged()
     }
@@ -172,6 +178,9 @@ final class HTTP1Stream: HTTPStream {
         }
         if endStream { self.finish(trailers: nil) } else { self.handler?.scheduleFlush() }
     }
+
+    /// Whether bytes wait for the connection to be writable again.
+    var holdsBytes: Bool { self.held != nil }
 
     /// Writes what was held while the connection was not writable, as one body part.
     func writeHeld() {

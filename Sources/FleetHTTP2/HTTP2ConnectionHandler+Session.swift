@@ -223,11 +223,13 @@ extension HTTP2ConnectionHandler {
             stream.sendResponse(HTTPResponse(status: .badRequest), endStream: true)
             return
         }
-        // A client waiting to send its body (`Expect: 100-continue`) is told to go on before the responder
-        // sees the request, which may answer on its head (a body sent anyway is drained); curl otherwise
-        // waits a second before sending it (helper-127). As ``HTTP1ContinueHandler`` does.
-        if bodyFollows, Self.expectsContinue(request.headerFields[.expect]) { self.submitContinue(on: stream) }
         stream.streamDelegate = responder.stream(stream, didReceive: request, connection: self.connectionInfo)
+        // A client waiting to send its body (`Expect: 100-continue`) is told to go on once the responder has
+        // seen the head without answering it (a refusal on the head is the final answer alone); curl
+        // otherwise waits a second before sending it (helper-127). As ``HTTP1ContinueHandler`` does.
+        if bodyFollows, !stream.headSent, !stream.closed, Self.expectsContinue(request.headerFields[.expect]) {
+            self.submitContinue(on: stream)
+        }
     }
 
     /// The codes nghttp2 resets a stream with for its peer's error (RFC 9113 §5.4.2 stream errors).

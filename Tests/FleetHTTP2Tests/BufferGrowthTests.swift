@@ -9,7 +9,7 @@ import Testing
 
 /// helper-128: a reader slower than its answer kept every byte the stream had ever sent, not the bytes
 /// still queued — a queue appended at its end and read at its front grew without end.
-@Suite("Queues of slow readers hold what is queued, not what passed")
+@Suite("Queues of slow readers hold what is queued, not what passed", .serialized)
 struct BufferGrowthTests {
     @Test("HTTP/2: a stream's outbound bytes, pulled a window at a time while more are queued, stay bounded")
     func http2Outbound() throws {
@@ -59,6 +59,8 @@ struct BufferGrowthTests {
         #expect(stream.bufferedOutboundBytes == 100_000 - 65_600)
         channel.isWritable = true
         channel.pipeline.fireChannelWritabilityChanged()
+        // Not inside the event (the handlers in front must see the connection writable first): after it.
+        #expect(stream.bufferedOutboundBytes == 100_000 - 65_600)
         channel.embeddedEventLoop.run()
         while let part = try channel.readOutbound(as: HTTPResponsePart.self) {
             if case .body(let bytes) = part { parts.append(bytes.readableBytes) }
