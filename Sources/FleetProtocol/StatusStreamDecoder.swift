@@ -1,3 +1,5 @@
+import NIOCore
+
 /// Reads the car's status stream (DESIGN.md, Contracts: status stream): splits the
 /// `application/x-ndjson` body into lines of at most ``FleetStatus/maxLineBytes`` and decodes each
 /// into a ``StatusMessage`` of this build's schema version.
@@ -66,6 +68,11 @@ public struct StatusStreamDecoder: Sendable {
     static func decode(_ line: [UInt8]) -> Result<StatusMessage, Failure> {
         guard let message = try? JSON.decode(StatusMessage.self, from: line) else {
             return .failure(Failure(reason: "malformed status message"))
+        }
+        // A member written twice is read as the decoder likes (helper-128: a hello with `vehicle_id` twice was
+        // taken); refused as a request body with one is. The scan runs once a message, which cars send rarely.
+        if let name = line.withUnsafeBytes({ JSONBody.firstNestedDuplicate(in: ByteBuffer(bytes: $0)) }) {
+            return .failure(Failure(reason: "member '\(name.prefix(32))' more than once in a status message"))
         }
         guard message.v == FleetStatus.version else {
             return .failure(Failure(reason: "unsupported status version \(message.v)"))

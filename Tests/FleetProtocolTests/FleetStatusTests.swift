@@ -86,6 +86,25 @@ struct StatusValueTests {
         #expect(failure.reason.contains(field), "\(failure.reason)")
     }
 
+    @Test("A status line with a member written twice fails the stream, naming it (helper-128)")
+    func duplicateMember() throws {
+        let line = Array(JSON.buffer(Self.state()).readableBytesView)
+        // The same line with `"v"` written again at its start, and a nested member twice.
+        let twice = Array(#"{"v":1,"#.utf8) + line.dropFirst()
+        var decoder = StatusStreamDecoder()
+        let results = decoder.feed(twice + [UInt8(ascii: "\n")])
+        guard case .failure(let failure)? = results.first else {
+            Issue.record("accepted: \(String(decoding: twice, as: UTF8.self))")
+            return
+        }
+        #expect(failure.reason.contains("'v'"), "\(failure.reason)")
+        var honest = StatusStreamDecoder()
+        guard case .success? = honest.feed(line + [UInt8(ascii: "\n")]).first else {
+            Issue.record("the line itself was refused")
+            return
+        }
+    }
+
     @Test("The ends of each range are accepted")
     func edges() {
         for message in [
