@@ -40,7 +40,8 @@ struct SyntheticJSON {
                 return self.instance(of: first, depth: depth + 1, salt: salt)
             }
         }
-        switch Self.type(of: s) {
+        let type = Self.type(of: s)
+        switch type {
         case "object":
             guard case .object(let properties)? = s["properties"] else { return .object([:]) }
             // Sorting the names is charged too: a schema of 40,000 properties is not sorted at every visit.
@@ -64,7 +65,7 @@ struct SyntheticJSON {
             }
             return .array(values)
         case "integer", "number":
-            return .number(Self.number(in: s, integer: Self.type(of: s) == "integer", mix: mix))
+            return .number(Self.number(in: s, integer: type == "integer", mix: mix))
         case "boolean":
             return .bool(mix & 1 == 1)
         case "null":

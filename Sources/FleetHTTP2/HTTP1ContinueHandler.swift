@@ -39,7 +39,13 @@ final class HTTP1ContinueHandler: ChannelDuplexHandler, RemovableChannelHandler 
     }
 
     static func expectsContinue(_ head: HTTPRequestHead) -> Bool {
-        head.version == .http1_1 && head.headers["expect"].contains { $0.lowercased() == "100-continue" }
+        head.version == .http1_1 && head.headers["expect"].contains(where: Self.asksToContinue)
             && head.headers["content-length"].first != "0"
+    }
+
+    /// Whether an `Expect` field's value asks for `100 Continue` (RFC 9110 §10.1.1: the only expectation
+    /// defined; case-insensitive). HTTP/2's streams ask the same (`HTTP2ConnectionHandler+Session.swift`).
+    static func asksToContinue(_ value: String) -> Bool {
+        value.utf8.count == 12 && value.lowercased() == "100-continue"
     }
 }

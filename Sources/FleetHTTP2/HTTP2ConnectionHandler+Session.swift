@@ -227,7 +227,9 @@ extension HTTP2ConnectionHandler {
         // A client waiting to send its body (`Expect: 100-continue`) is told to go on once the responder has
         // seen the head without answering it (a refusal on the head is the final answer alone); curl
         // otherwise waits a second before sending it (helper-127). As ``HTTP1ContinueHandler`` does.
-        if bodyFollows, !stream.headSent, !stream.closed, Self.expectsContinue(request.headerFields[.expect]) {
+        if bodyFollows, !stream.headSent, !stream.closed,
+            let expect = request.headerFields[.expect], HTTP1ContinueHandler.asksToContinue(expect)
+        {
             self.submitContinue(on: stream)
         }
     }
@@ -236,12 +238,6 @@ extension HTTP2ConnectionHandler {
     static func isPeerFault(_ code: UInt32) -> Bool {
         code == NGHTTP2_PROTOCOL_ERROR.rawValue || code == NGHTTP2_FLOW_CONTROL_ERROR.rawValue
             || code == NGHTTP2_STREAM_CLOSED.rawValue || code == NGHTTP2_FRAME_SIZE_ERROR.rawValue
-    }
-
-    /// Whether an `Expect` field asks for `100 Continue` (RFC 9110 §10.1.1: the only expectation defined).
-    static func expectsContinue(_ value: String?) -> Bool {
-        guard let value else { return false }
-        return value.utf8.count == 12 && value.lowercased() == "100-continue"
     }
 
     // MARK: Data and stream ends (on_data_chunk_recv, on_frame_recv for DATA, on_stream_close)

@@ -11,14 +11,17 @@ extension JSONBody {
     /// `{"role":"user","content":"hi","role":"wizard"}` reached central as role `wizard`). The fast
     /// request reader refuses duplicates itself; this covers the bodies that go to the decoder.
     public static func firstNestedDuplicate(in body: ByteBuffer) -> String? {
-        body.withUnsafeReadableBytes { bytes -> String? in
-            var reader = ChunkScanner.Reader(bytes: bytes)
-            if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { reader.position = 3 }
-            do throws(ChunkScanner.Malformed) {
-                return try Self.duplicate(in: &reader, depth: 1)
-            } catch {
-                return nil
-            }
+        body.withUnsafeReadableBytes { Self.firstNestedDuplicate(in: $0) }
+    }
+
+    /// ``firstNestedDuplicate(in:)-(ByteBuffer)`` of bytes in memory the caller holds (a status line).
+    public static func firstNestedDuplicate(in bytes: UnsafeRawBufferPointer) -> String? {
+        var reader = ChunkScanner.Reader(bytes: bytes)
+        if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { reader.position = 3 }
+        do throws(ChunkScanner.Malformed) {
+            return try Self.duplicate(in: &reader, depth: 1)
+        } catch {
+            return nil
         }
     }
 

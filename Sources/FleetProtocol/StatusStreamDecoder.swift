@@ -1,5 +1,3 @@
-import NIOCore
-
 /// Reads the car's status stream (DESIGN.md, Contracts: status stream): splits the
 /// `application/x-ndjson` body into lines of at most ``FleetStatus/maxLineBytes`` and decodes each
 /// into a ``StatusMessage`` of this build's schema version.
@@ -71,7 +69,7 @@ public struct StatusStreamDecoder: Sendable {
         }
         // A member written twice is read as the decoder likes (helper-128: a hello with `vehicle_id` twice was
         // taken); refused as a request body with one is. The scan runs once a message, which cars send rarely.
-        if let name = line.withUnsafeBytes({ JSONBody.firstNestedDuplicate(in: ByteBuffer(bytes: $0)) }) {
+        if let name = line.withUnsafeBytes({ JSONBody.firstNestedDuplicate(in: $0) }) {
             return .failure(Failure(reason: "member '\(name.prefix(32))' more than once in a status message"))
         }
         guard message.v == FleetStatus.version else {
