@@ -62,6 +62,13 @@ public struct ChatMessage: Codable, Sendable, Hashable {
             }
             self.content = parts.compactMap(\.text).joined()
         } else if try c.decodeNil(forKey: .content) {
+            // OpenAI's types: null only where a turn may hold no text (an assistant's tool calls, a
+            // legacy function's result); a user's null was served as an empty prompt (helper-127).
+            guard self.role == "assistant" || self.role == "function" else {
+                throw InvalidRequestField(
+                    at: decoder.codingPath + [CodingKeys.content],
+                    "Invalid type for '{param}': expected a string or an array of text parts, but got null instead.")
+            }
             self.content = ""
         } else {
             throw DecodingError.dataCorruptedError(

@@ -187,6 +187,7 @@ extension CompletionRequest {
             reader.skipWhitespace()
             var role: String?
             var content: String?
+            var isNull = false
             try Self.members(&reader) { reader, name in
                 switch String(decoding: name, as: UTF8.self) {
                 case "role":
@@ -194,13 +195,17 @@ extension CompletionRequest {
                     role = try Self.string(&reader)
                 case "content":
                     guard content == nil else { throw GiveUp() }
-                    content = try Self.nullable(&reader) { try Self.string(&$0) } ?? ""  // null content is ""
+                    let text = try Self.nullable(&reader) { try Self.string(&$0) }
+                    isNull = text == nil
+                    content = text ?? ""
                 case "tool_calls", "tool_call_id", "function_call":
                     throw GiveUp()  // a turn of function calling: the validator checks them (JSONDecoder reads them)
                 default: try reader.skipValue(depth: 3)
                 }
             }
             guard let role, let content else { throw GiveUp() }
+            // A null content only in the turns that may hold no text; JSONDecoder's path refuses the rest.
+            if isNull, role != "assistant", role != "function" { throw GiveUp() }
             messages.append(ChatMessage(role: role, content: content))
             reader.skipWhitespace()
             guard let next = reader.peek() else { throw GiveUp() }

@@ -36,7 +36,11 @@ struct SamplingRangeTests {
         #expect(self.check { $0.topP = 1 } == nil)
         #expect(self.check { $0.presencePenalty = -2 } == nil)
         #expect(self.check { $0.frequencyPenalty = 2 } == nil)
-        #expect(self.check { $0.topLogprobs = 20 } == nil)
+        #expect(
+            self.check {
+                $0.logprobs = .bool(true)
+                $0.topLogprobs = 20
+            } == nil)
         #expect(
             self.check {
                 $0.messages = ["system", "developer", "assistant", "function"].map {
@@ -188,6 +192,28 @@ struct SamplingRangeTests {
             self.check { $0.messages?.append(ChatMessage(role: "wizard", content: "")) }?.param == "messages[1].role")
     }
 
+    @Test("A user's null content is the 400 of OpenAI's types on the validator's every path")
+    func nullUserContent() throws {
+        let core = try GatewayCore.detached(models: ["m"], fleetSecret: String(repeating: "s", count: 32))
+        func validate(_ messages: String) -> Result<GatewayCore.AcceptedRequest, APIError>? {
+            let body = ByteBuffer(string: #"{"model":"m","max_tokens":4,"messages":\#(messages)}"#)
+            let path = "/v1/chat/completions"
+            let head = HTTPRequest(method: .post, scheme: "http", authority: "gw", path: path)
+            return core.validateRequest(path: path, head: head, peer: nil, body: body)
+        }
+        guard case .failure(let error)? = validate(#"[{"role":"user","content":null}]"#) else {
+            Issue.record("a user's null content was served")
+            return
+        }
+        #expect(error.param == "messages[0].content")
+        let answer =
+            #"[{"role":"user","content":"hi"},{"role":"assistant","content":null},{"role":"user","content":"go on"}]"#
+        guard case .success? = validate(answer) else {
+            Issue.record("an assistant's null content was refused")
+            return
+        }
+    }
+
     @Test("logprobs, metadata and logit_bias have OpenAI's types (helper-96: `\"x\"`, `5` and `5` were passed on)")
     func typedExtras() throws {
         let core = try GatewayCore.detached(models: ["m"], fleetSecret: String(repeating: "s", count: 32))
@@ -208,6 +234,10 @@ struct SamplingRangeTests {
             refusal(#""logprobs":"x""#)?.message
                 == "Invalid type for 'logprobs': expected a boolean, but got a string instead.")
         #expect(refusal(#""logprobs":1"#)?.param == "logprobs")
+        // Alternatives without the log probabilities themselves (OpenAI's rule); 0 asks for none.
+        #expect(refusal(#""top_logprobs":3"#)?.message == "'top_logprobs' needs 'logprobs' set to true.")
+        #expect(refusal(#""logprobs":false,"top_logprobs":1"#)?.param == "top_logprobs")
+        #expect(refusal(#""logprobs":false,"top_logprobs":0"#) == nil)
         #expect(refusal(#""logprobs":6"#, chat: false)?.param == "logprobs")
         #expect(refusal(#""logprobs":1.5"#, chat: false)?.param == "logprobs")
         #expect(refusal(#""logprobs":"3""#, chat: false)?.param == "logprobs")
@@ -321,7 +351,6 @@ struct SamplingRangeTests {
         let search = Self.refusal(core, #""web_search_options":{},"logit_bias":{"1":1e999}"#, chat: true)
         #expect(search != nil, "\(String(describing: search))")
     }
-
 
     @Test("An empty model is OpenAI's 400 naming it; a body that is not an object names no parameter (helper-127)")
     func emptyModelAndNonObject() throws {

@@ -31,6 +31,28 @@ struct ChatMessageDecodingTests {
         #expect(!error.message.contains("What is this"))
     }
 
+    @Test(
+        "A null content is a 400 but in an assistant's or a function's turn (helper-127: a user's was an empty prompt)")
+    func nullContent() {
+        for role in ["user", "system", "developer", "tool"] {
+            let result = self.decode(
+                #"{"model":"m","messages":[{"role":"user","content":"x"},{"role":"\#(role)","content":null}]}"#)
+            guard case .failure(let error) = result else {
+                Issue.record("\(role): decoded")
+                continue
+            }
+            #expect(error.param == "messages[1].content", "\(role)")
+            #expect(
+                error.message
+                    == "Invalid type for 'messages[1].content': expected a string or an array of text parts, but got null instead."
+            )
+        }
+        for role in ["assistant", "function"] {
+            let result = self.decode(#"{"model":"m","messages":[{"role":"\#(role)","content":null}]}"#)
+            #expect((try? result.get())?.messages?.first?.content == "", "\(role)")
+        }
+    }
+
     @Test("An error body always has param and code, null when absent, as OpenAI's")
     func errorBody() {
         let body = String(buffer: JSON.buffer(APIError.invalidRequest("No.").body))

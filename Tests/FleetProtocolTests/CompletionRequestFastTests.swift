@@ -11,7 +11,7 @@ struct CompletionRequestFastTests {
         #"{"model":"fleet-8b","max_tokens":32,"stream":true,"messages":[{"role":"user","content":"hello"}]}"#,
         #"{ "model" : "fleet-8b" , "messages" : [ { "role" : "system" , "content" : "Be brief.\nVery." } , {"role":"user","content":"Say \"hi\" \\ / \/ \t done"} ] }"#,
         #"{"model":"m","prompt":"Once upon","max_tokens":8,"temperature":0.7,"top_p":1,"seed":-3,"n":1,"stop":["\n","END"],"user":"u1"}"#,
-        #"{"model":"m","messages":[{"role":"user","content":null,"name":"x"}],"stream":false,"stream_options":{"include_usage":true,"other":[1,{"a":2}]}}"#,
+        #"{"model":"m","messages":[{"role":"assistant","content":null,"name":"x"}],"stream":false,"stream_options":{"include_usage":true,"other":[1,{"a":2}]}}"#,
         #"{"model":"m","messages":[],"stop":"x","presence_penalty":-0.5,"frequency_penalty":2e-1,"max_completion_tokens":100,"metadata":{"k":"v"}}"#,
         #"{"model":"m","messages":[{"role":"user","content":"é漢字🙂"}],"temperature":null,"stream_options":null,"stop":null}"#,
         #"{"model":"m","messages":[{"role":"user","content":"x"}],"stream_options":{}}"#,
@@ -28,6 +28,7 @@ struct CompletionRequestFastTests {
         #"{"model":"m","max_tokens":1e2}"#,
         #"{"messages":[]}"#,
         #"{"model":"m","messages":[{"role":"user"}]}"#,
+        #"{"model":"m","messages":[{"content":null,"role":"user"}]}"#,  // JSONDecoder's 400
         #"{"model":"m","stream":1}"#,
         #"{"model":"m"} x"#,
         #"["model"]"#,

@@ -239,6 +239,11 @@ struct RequestValidator {
         if let top = request.topLogprobs, top < 0 || top > 20 {
             throw .invalidRequest("'top_logprobs' must be between 0 and 20.", param: "top_logprobs")
         }
+        // OpenAI's and vLLM's rule: alternatives only with the log probabilities themselves; passed on
+        // alone, a car's runtime answered without either (helper-127).
+        if let top = request.topLogprobs, top > 0, request.messages != nil, request.logprobs != .bool(true) {
+            throw .invalidRequest("'top_logprobs' needs 'logprobs' set to true.", param: "top_logprobs")
+        }
         // OpenAI takes at most 4 stop sequences (helper-63).
         if let stop = request.stop, stop.values.count > 4 {
             throw .invalidRequest("'stop' takes at most 4 sequences.", param: "stop")
