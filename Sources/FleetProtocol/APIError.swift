@@ -81,7 +81,18 @@ public struct APIError: Error, Hashable, Sendable, CustomStringConvertible {
     public static func noCapacity(zone: String) -> Self {
         Self(
             status: 503, type: "server_error", code: "no_capacity_in_zone",
-            message: "No car or central capacity in privacy zone '\(zone)' can serve this request now. Retry later.")
+            message: "No car or central capacity in privacy zone '\(zone)' can serve this request now.")
+    }
+    /// 503 `no_capacity_in_zone` while the zone's central capacity is out of rotation for its failures
+    /// and expected back in `retryAfter` seconds (DESIGN.md: retryable when capacity is expected back).
+    public static func noCapacity(zone: String, centralBackIn retryAfter: Int) -> Self {
+        var error = Self(
+            status: 503, type: "server_error", code: "no_capacity_in_zone",
+            message:
+                "No car in privacy zone '\(zone)' can serve this request, and its central capacity is out of rotation after failing. Retry after \(retryAfter) s."
+        )
+        error.retryAfter = retryAfter
+        return error
     }
     /// 502: the upstream failed.
     public static func upstreamFailed(_ message: String) -> Self {

@@ -226,12 +226,14 @@ extension FleetRegistry {
     /// (helper-80: tried on three cars, it benched all three, and the zone's next request got a 503);
     /// its jobs were returned with ``finish(_:_:now:)`` as saying nothing. (helper-84: a grace of three
     /// in a row let a runtime that failed every other request escape its back-off for good.)
-    public func blameRuntimeError(_ id: CarID, now: Double) {
+    @discardableResult
+    public func blameRuntimeError(_ id: CarID, now: Double) -> CarHealthNews? {
         self.storage.withLock { s in
-            guard var car = s.car(id) else { return }
-            Self.fail(&car, now: now)
+            guard var car = s.car(id) else { return nil }
+            let news = Self.fail(&car, now: now)
             s.cars[id.slot] = car
             self.reindex(id.slot, in: &s)
+            return news
         }
     }
 
@@ -257,10 +259,14 @@ extension FleetRegistry {
         if waited > car.peak.cost { car.peak.observe(waited, now: now) }
     }
 
-    /// One failure of `car`: counted, and an exponential back-off (0.5 s … 30 s).
-    private static func fail(_ car: inout Car, now: Double) {
+    /// One failure of `car`: counted, and an exponential back-off (0.5 s … 30 s); news when the count
+    /// reaches a mark (``CarHealthNews/marks(_:)``).
+    private static func fail(_ car: inout Car, now: Double) -> CarHealthNews? {
         car.consecutiveFailures += 1
-        car.backoffUntil = now + min(30, 0.25 * Double(1 << min(Int(car.consecutiveFailures), 7)))
+        let backoff = min(30, 0.25 * Double(1 << min(Int(car.consecutiveFailures), 7)))
+        car.backoffUntil = now + backoff
+        let count = Int(car.consecutiveFailures)
+        return CarHealthNews.marks(count) ? .failing(inARow: count, backoffSeconds: backoff) : nil
     }
 
     /// Returns a lease's slot with its attempt's outcome — the one place an outcome is reported —
@@ -269,9 +275,11 @@ extension FleetRegistry {
     /// the class curve at the job's concurrency, the job's duration, and Finagle's peak EWMA. A
     /// failure backs the car off exponentially, so a car that fails fast does not look idle and
     /// attract more work.
-    public func finish(_ lease: Lease, _ outcome: Outcome, now: Double) {
+    @discardableResult
+    public func finish(_ lease: Lease, _ outcome: Outcome, now: Double) -> CarHealthNews? {
         self.storage.withLock { s in
-            guard var car = s.car(lease.car) else { return }
+            guard var car = s.car(lease.car) else { return nil }
+            var news: CarHealthNews?
             car.inFlight = max(0, car.inFlight - 1)
             if let busy = outcome.busySeconds {
                 // Busy, not broken (a runtime at its own limit): a flat back-off, no failure counted.
@@ -281,6 +289,9 @@ extension FleetRegistry {
                 // of the car's health: it neither fails nor clears its record (helper-72: a silent car's
                 // cancelled jobs counted as successes and ended its back-off).
                 if outcome.ttftMilliseconds != nil || outcome.outputTokens > 0 {
+                    if car.consecutiveFailures >= CarHealthNews.firstMark {
+                        news = .recovered(afterFailures: Int(car.consecutiveFailures))
+                    }
                     car.consecutiveFailures = 0
                     car.proven = true
                     car.racesLost = 0
@@ -293,7 +304,7 @@ extension FleetRegistry {
                     car.passedOverUntil = now + min(30, 0.25 * Double(1 << min(Int(car.racesLost), 7)))
                 }
             } else {
-                Self.fail(&car, now: now)
+                news = Self.fail(&car, now: now)
             }
             if self.predictor.learns, let model = s.modelIndex[lease.model],
                 let index = s.offerIndex(lease.car.slot, model: model)
@@ -356,6 +367,7 @@ extension FleetRegistry {
             }
             s.cars[lease.car.slot] = car
             self.reindex(lease.car.slot, in: &s)
+            return news
         }
     }
 }

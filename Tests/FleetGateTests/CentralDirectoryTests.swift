@@ -96,6 +96,46 @@ struct CentralDirectoryTests {
         #expect(self.acquire(directory, at: t0 + .seconds(30))?.baseURL == first.baseURL)
     }
 
+    /// helper-131: an endpoint that listed its models and failed every completion was probed back
+    /// in each second, three clients failing each time.
+    @Test("Failing attempts take an endpoint out for a time a probe cannot cut short; a refusal is told when it is due")
+    func ejectionOutlastsProbe() throws {
+        let directory = self.directory()
+        let t0 = NIODeadline.uptimeNanoseconds(1_000_000_000_000)
+        directory.probed(Self.b, models: nil, now: t0)  // only a serves
+        for _ in 0..<CentralDirectory.failuresToEject {
+            let lease = try #require(self.acquire(directory, at: t0))
+            directory.release(lease, outcome: .failed, promptTokens: 10, failure: "status_5xx", now: t0)
+        }
+        #expect(directory.all.first { $0.baseURL == Self.a }?.healthy == false)
+        #expect(directory.ejectedRetryAfter(model: "fleet-8b", zone: self.zone, now: t0) == 1)
+        // Its list answers within the second: still out.
+        directory.probed(Self.a, models: ["fleet-8b"], now: t0 + .milliseconds(500))
+        #expect(self.acquire(directory, at: t0 + .milliseconds(500)) == nil)
+        // After it: the probe brings it back.
+        directory.probed(Self.a, models: ["fleet-8b"], now: t0 + .seconds(1))
+        #expect(directory.ejectedRetryAfter(model: "fleet-8b", zone: self.zone, now: t0 + .seconds(1)) == nil)
+        // Failing again: out twice as long; then silent for good, it is no longer expected back.
+        for _ in 0..<CentralDirectory.failuresToEject {
+            let lease = try #require(self.acquire(directory, at: t0 + .seconds(1)))
+            directory.release(lease, outcome: .failed, promptTokens: 10, now: t0 + .seconds(1))
+        }
+        #expect(directory.ejectedRetryAfter(model: "fleet-8b", zone: self.zone, now: t0 + .seconds(1)) == 2)
+        directory.probed(Self.a, models: ["fleet-8b"], now: t0 + .milliseconds(2_900))
+        #expect(directory.all.first { $0.baseURL == Self.a }?.healthy == false)
+        #expect(directory.ejectedRetryAfter(model: "fleet-8b", zone: self.zone, now: t0 + .seconds(6)) == nil)
+        // Back and served: the run of ejections ends (the next failures start at 1 s again).
+        directory.probed(Self.a, models: ["fleet-8b"], now: t0 + .seconds(6))
+        let lease = try #require(self.acquire(directory, at: t0 + .seconds(6)))
+        let served = Outcome(ttftMilliseconds: 100, tpotMilliseconds: 10, outputTokens: 4, succeeded: true)
+        directory.release(lease, outcome: served, promptTokens: 10, now: t0 + .seconds(6))
+        for _ in 0..<CentralDirectory.failuresToEject {
+            let lease = try #require(self.acquire(directory, at: t0 + .seconds(7)))
+            directory.release(lease, outcome: .failed, promptTokens: 10, now: t0 + .seconds(7))
+        }
+        #expect(directory.ejectedRetryAfter(model: "fleet-8b", zone: self.zone, now: t0 + .seconds(7)) == 1)
+    }
+
     @Test("A busy endpoint is left alone for at most maxBusySeconds, whatever it asked")
     func busyCap() throws {
         let directory = self.directory()

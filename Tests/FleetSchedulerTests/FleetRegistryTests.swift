@@ -165,6 +165,31 @@ struct FleetRegistryTests {
         #expect(registry.candidates(model: "m", zone: "eu", now: 102.9).isEmpty)
     }
 
+    /// helper-131: a car whose runtime failed every job was never named in the gateway's log.
+    @Test("Failures in a row are news at 3, 10, 30, 100 and every 100; a served job after 3 or more is too")
+    func healthNews() {
+        let registry = FleetRegistry()
+        let (id, _) = registry.register(descriptor("a", slots: 4), state: parked)
+        var news: [Int: CarHealthNews] = [:]
+        for n in 1...200 {
+            let lease = registry.acquire(id, for: request(), now: Double(n) * 100)!
+            news[n] = registry.finish(lease, .failed, now: Double(n) * 100)
+        }
+        #expect(news.keys.sorted() == [3, 10, 30, 100, 200])
+        #expect(news[3] == .failing(inARow: 3, backoffSeconds: 2))
+        #expect(news[200] == .failing(inARow: 200, backoffSeconds: 30))
+        let served = Outcome(ttftMilliseconds: 200, tpotMilliseconds: 50, outputTokens: 8, succeeded: true)
+        #expect(
+            registry.finish(registry.acquire(id, for: request(), now: 30_000)!, served, now: 30_001)
+                == .recovered(afterFailures: 200))
+        // Two failures then a success: nothing to say; a blamed runtime error counts as any failure.
+        registry.blameRuntimeError(id, now: 30_002)
+        #expect(registry.blameRuntimeError(id, now: 30_003) == nil)
+        #expect(registry.finish(registry.acquire(id, for: request(), now: 30_100)!, served, now: 30_101) == nil)
+        for t in 0..<2 { registry.blameRuntimeError(id, now: 30_200 + Double(t)) }
+        #expect(registry.blameRuntimeError(id, now: 30_203) == .failing(inARow: 3, backoffSeconds: 2))
+    }
+
     @Test("A busy car (its runtime answered 429/503) is left alone a flat while, its failures not counted")
     func busyIsNotFailing() {
         let registry = FleetRegistry()

@@ -5,6 +5,7 @@ import FleetScheduler
 import FleetTesting
 import Foundation
 import HTTPTypes
+import Logging
 import NIOCore
 import Synchronization
 import Testing
@@ -102,6 +103,32 @@ struct PoisonRequestTests {
             let cars = try await Self.cars(fleet)
             // The broken car (a failure, then a back-off of 0.5 s); not the honest one.
             #expect(cars.compactMap { $0["failuresInARow"] as? Int }.sorted() == [0, 1], "\(cars)")
+        }
+    }
+
+    /// helper-131: neither the gateway nor the agent named a car whose runtime failed every job.
+    @Test("A car failing three times in a row is named in a warning, by its pseudonym")
+    func namesAFailingCar() async throws {
+        let log = CapturedLog()
+        try await withFleet(configure: { $0.schedulingPolicy = .roundRobin }, log: log) { fleet in
+            let broken = PoisonedRuntimeEngine(poisonsEverything: true)
+            let pseudonym = try await fleet.startCar("broken-vin-7", engine: broken)
+            try await fleet.startCar("honest", engine: PoisonedRuntimeEngine())
+            let client = try await RecordingClient.connect(port: fleet.clientPort)
+            defer { client.close() }
+            let message = "Car failing: its attempts failed in a row; backed off, then tried again"
+            // Its back-offs (0.5 s, then 1 s) pass between its failures.
+            for _ in 0..<400 where log.matching(message).isEmpty {
+                _ = try await client.post("/v1/chat/completions", json: chatBody(stream: true, maxTokens: 2)).collect()
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            let lines = log.matching(message)
+            try #require(lines.count == 1)
+            #expect(lines[0].level == .warning)
+            #expect(lines[0].metadata["fleet.vehicle"]?.description == pseudonym)
+            #expect(lines[0].metadata["fleet.failures_in_a_row"] == "3")
+            #expect(lines[0].metadata["error.type"] == "upstream_status_5xx")
+            #expect(!"\(lines[0])".contains("broken-vin-7"), "the vehicle id is never logged")
         }
     }
 

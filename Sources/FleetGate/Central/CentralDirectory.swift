@@ -34,9 +34,11 @@ public final class CentralDirectory: Service, Sendable {
         public var models: Set<String> = []
         public var healthy = false
         public var inFlight = 0
-        /// Failed attempts in a row; ``CentralDirectory/failuresToEject`` of them take the endpoint
-        /// out of rotation until a probe of its models answers.
-        public var consecutiveFailures = 0
+        /// Its failed attempts in a row and ejections (``CentralEjection``): out of rotation for a
+        /// while after ``CentralDirectory/failuresToEject`` failures, then until a probe of its models answers.
+        var ejection = CentralEjection()
+        /// Failed attempts in a row since its last ejection or served attempt.
+        public var consecutiveFailures: Int { self.ejection.failuresInARow }
         /// Until when the endpoint is left alone because it answered 429 or 503 (busy): for as long
         /// as its `Retry-After` asked, 1 s when it said nothing. Busy is not broken — it stays in
         /// rotation otherwise, its failures and estimate untouched.
@@ -55,10 +57,10 @@ public final class CentralDirectory: Service, Sendable {
         }
     }
 
-    /// Failed attempts in a row that take an endpoint out of rotation. One failure is not enough:
-    /// one reset stream or one timeout under a burst took a healthy endpoint out for a whole
-    /// refresh interval, and every request of its zone got 503 meanwhile (issue #19).
-    public static let failuresToEject = 3
+    /// Failed attempts in a row that take an endpoint out of rotation (``CentralEjection``). One failure
+    /// is not enough: one reset stream or one timeout under a burst took a healthy endpoint out for a
+    /// whole refresh interval, and every request of its zone got 503 meanwhile (issue #19).
+    public static let failuresToEject = CentralEjection.failuresToEject
     /// The longest an endpoint that answered busy is left alone, whatever its `Retry-After` asked (the
     /// client is still told that): a 429 may be one request's or one key's limit (a tokens-per-minute
     /// quota spent by one huge prompt), and in a zone with only central capacity every request is
@@ -182,34 +184,67 @@ public final class CentralDirectory: Service, Sendable {
     }
 
     /// Returns a slot with the attempt's outcome, which the endpoint's estimate learns from;
-    /// ``failuresToEject`` failures in a row take the endpoint out until a probe answers (within
-    /// ``probeInterval``). A busy answer (429, 503) is neither: the endpoint is left alone for
-    /// `busyFor` seconds, then taken again (the back-off its `Retry-After` asked for).
+    /// ``failuresToEject`` failures in a row take the endpoint out for a time that grows while it keeps
+    /// failing, then until a probe answers (``CentralEjection``). A busy answer (429, 503) is neither: the
+    /// endpoint is left alone for `busyFor` seconds, then taken again (the back-off its `Retry-After`
+    /// asked for).
     /// - Parameters:
     ///   - endpoint: the endpoint ``acquire(model:zone:preferring:excluding:continuation:now:)`` returned.
     ///   - outcome: what the attempt showed.
     ///   - promptTokens: the gateway's estimate of the prompt (used when the outcome has no count).
     ///   - busyFor: seconds the endpoint asked to be left alone when it answered busy; nil otherwise.
+    ///   - failure: the failed attempt's label (`error.type`), for the log line of an ejection.
     func release(
-        _ endpoint: Endpoint, outcome: Outcome, promptTokens: Int, busyFor: Int? = nil, now: NIODeadline = .now()
+        _ endpoint: Endpoint, outcome: Outcome, promptTokens: Int, busyFor: Int? = nil, failure: String? = nil,
+        now: NIODeadline = .now()
     ) {
-        let backingOff: Bool = self.endpoints.withLock { list in
-            guard let i = list.firstIndex(where: { $0.baseURL == endpoint.baseURL }) else { return false }
+        let news: (backingOff: Bool, ejection: CentralEjection.News) = self.endpoints.withLock { list in
+            guard let i = list.firstIndex(where: { $0.baseURL == endpoint.baseURL }) else { return (false, .none) }
             list[i].inFlight = max(0, list[i].inFlight - 1)
-            if let busyFor { return Self.leaveAlone(&list[i], for: busyFor, now: now) }
+            if let busyFor { return (Self.leaveAlone(&list[i], for: busyFor, now: now), .none) }
             list[i].estimate.observe(outcome, promptTokens: promptTokens)
-            if outcome.succeeded {
-                list[i].consecutiveFailures = 0
-            } else {
-                list[i].consecutiveFailures += 1
-                if list[i].consecutiveFailures >= Self.failuresToEject { list[i].healthy = false }
+            if !outcome.succeeded {
+                let news = list[i].ejection.failed(at: now)
+                if case .ejected = news { list[i].healthy = false }
+                return (false, news)
             }
-            return false
+            // Served (a first token, or a whole answer); one cancelled before anything says nothing of it.
+            guard outcome.ttftMilliseconds != nil || outcome.outputTokens > 0 else { return (false, .none) }
+            return (false, list[i].ejection.served())
         }
-        if backingOff, let busyFor {
-            self.logger.info(
-                "Central endpoint busy; left alone for the time it asked",
-                metadata: ["fleet.central": "\(Self.redacted(endpoint.baseURL))", "fleet.retry_after_s": "\(busyFor)"])
+        var metadata: Logger.Metadata = [
+            "fleet.central": "\(Self.redacted(endpoint.baseURL))", "fleet.central.region": "\(endpoint.region)",
+        ]
+        if news.backingOff, let busyFor {
+            metadata["fleet.retry_after_s"] = "\(busyFor)"
+            self.logger.info("Central endpoint busy; left alone for the time it asked", metadata: metadata)
+        }
+        switch news.ejection {
+        case .none: break
+        case .ejected(let length, let ejections):
+            metadata["fleet.central.out_seconds"] = "\(length.nanoseconds / 1_000_000_000)"
+            metadata["fleet.central.ejections"] = "\(ejections)"
+            metadata["error.type"] = "\(failure ?? "failed")"
+            self.logger.warning(
+                "Central endpoint failed \(Self.failuresToEject) attempts in a row; out of rotation", metadata: metadata
+            )
+        case .recovered(let ejections):
+            metadata["fleet.central.ejections"] = "\(ejections)"
+            self.logger.info("Central endpoint serves again after failing", metadata: metadata)
+        }
+    }
+
+    /// While every endpoint of `zone` serving `model` that is out was taken out for its failures
+    /// (``CentralEjection``) and is expected back, the seconds until the soonest may serve again; nil
+    /// when the zone has none such. What a client refused meanwhile is told: capacity is expected back.
+    func ejectedRetryAfter(model: String, zone: String, now: NIODeadline = .now()) -> Int? {
+        self.endpoints.withLock { list in
+            var soonest: Int?
+            for endpoint in list where endpoint.zone == zone && endpoint.models.contains(model) && !endpoint.healthy {
+                guard let seconds = endpoint.ejection.retryAfter(at: now, grace: .seconds(2)) else { continue }
+                soonest = min(soonest ?? seconds, seconds)
+            }
+            return soonest
         }
     }
 
@@ -313,17 +348,15 @@ public final class CentralDirectory: Service, Sendable {
         }
     }
 
-    /// What a probe of an endpoint's models found: the list (the endpoint is back in rotation, its
-    /// failures forgotten), or nil when it did not answer (out of rotation).
+    /// What a probe of an endpoint's models found: the list (the endpoint is back in rotation, unless
+    /// its failed attempts took it out for a time not yet over), or nil when it did not answer (out of rotation).
     @discardableResult
     func probed(_ baseURL: String, models: Set<String>?, now: NIODeadline = .now()) -> ProbeNews {
         self.endpoints.withLock { list in
             guard let i = list.firstIndex(where: { $0.baseURL == baseURL }) else { return .unchanged }
-            list[i].healthy = models != nil
-            if let models {
-                list[i].models = models
-                list[i].consecutiveFailures = 0
-            }
+            // An endpoint taken out for failing completions stays out its time, however its list answers.
+            list[i].healthy = models != nil && !list[i].ejection.holdsOut(at: now)
+            if let models { list[i].models = models }
             // A list with no model leaves it out of rotation, as silence does (helper-62).
             if let models, !models.isEmpty {
                 defer { list[i].silentSince = nil }

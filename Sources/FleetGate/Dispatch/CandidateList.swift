@@ -194,6 +194,13 @@ struct CandidateList {
                 fitting: fitting ? self.profile : nil)
     }
 
+    /// When the zone's central capacity for the request's model is out of rotation for its failures and
+    /// expected back (``CentralEjection``), the seconds until it is; nil otherwise.
+    var ejectedCentralRetryAfter: Int? {
+        guard self.core.httpClient != nil else { return nil }
+        return self.core.central.ejectedRetryAfter(model: self.profile.model, zone: self.profile.zone)
+    }
+
     /// When the zone has central capacity for the request's model and all of it is busy — at its
     /// concurrency bound (about a second), or left alone for the `Retry-After` it asked (the soonest
     /// of those) — the `Retry-After` for a refusal; else nil.
@@ -249,16 +256,20 @@ struct CandidateList {
     }
 
     /// Gives a lease back with what its attempt showed; `busyFor`: the seconds an upstream that
-    /// answered busy asked to be left alone (a car's runtime, a central endpoint).
-    func release(_ lease: AttemptLease, outcome: Outcome, busyFor: Int? = nil) {
+    /// answered busy asked to be left alone (a car's runtime, a central endpoint); `failure`: a failed
+    /// attempt's label, for the log line when the upstream's failures in a row reach a mark.
+    func release(_ lease: AttemptLease, outcome: Outcome, busyFor: Int? = nil, failure: String? = nil) {
         switch lease {
-        case .car(_, let dispatch, _):
+        case .car(let car, let dispatch, _):
             var outcome = outcome
             outcome.busySeconds = busyFor.map(Double.init)
-            self.core.registry.finish(dispatch, outcome, now: self.core.now)
+            if let news = self.core.registry.finish(dispatch, outcome, now: self.core.now) {
+                self.core.logCarHealth(news, car: car, failure: failure)
+            }
         case .central(let endpoint, _):
             self.core.central.release(
-                endpoint, outcome: outcome, promptTokens: self.profile.promptTokens, busyFor: busyFor)
+                endpoint, outcome: outcome, promptTokens: self.profile.promptTokens, busyFor: busyFor,
+                failure: failure)
             // #14: a central runtime that caches prefixes now holds this prompt (a no-op without prefixes).
             // Served: a first token, or a whole answer (which has no first-token time).
             if outcome.ttftMilliseconds != nil || (outcome.succeeded && outcome.outputTokens > 0) {

@@ -135,7 +135,13 @@ extension Dispatcher {
         switch reason {
         case .noCapacity:
             guard let seconds = self.candidates.zoneBusyRetryAfter ?? (self.yieldedToWaiter ? 1 : nil) else {
-                error = .noCapacity(zone: self.request.zone)
+                // Central taken out for failing is expected back: retryable, when it is due (helper-131:
+                // `x-should-retry: false` stopped the SDK while the endpoint came back within a second).
+                error =
+                    self.candidates.ejectedCentralRetryAfter.map {
+                        .noCapacity(zone: self.request.zone, centralBackIn: $0)
+                    }
+                    ?? .noCapacity(zone: self.request.zone)
                 break
             }
             // Capacity expected back (DESIGN.md: overload and refusals): retryable, with Retry-After —
@@ -228,7 +234,9 @@ extension Dispatcher {
             self.stream.sendData(event, endStream: true)
         } else {
             var headers = self.routeHeaders()
-            if error.code == "no_capacity_in_zone" || final { headers[.xShouldRetry] = "false" }
+            if (error.code == "no_capacity_in_zone" && error.retryAfter == nil) || final {
+                headers[.xShouldRetry] = "false"
+            }
             if let seconds = error.retryAfter { headers[.retryAfter] = String(seconds) }
             self.end(status: error.status)
             self.stream.sendResponse(
@@ -333,7 +341,10 @@ extension Dispatcher {
     /// For the audit line: where the answer was served, never what it said.
     var auditFields: AuditFields {
         let tokens = self.deliveredTokens
-        switch self.servingLease {
+        // Nothing served it: a relayed rejection names its car below; a failure, where it was last tried
+        // (helper-131: a central endpoint's 500s logged `fleet.route=-`).
+        let lease = self.servingLease ?? (self.refusingCar == nil ? self.lastFailedLease : nil)
+        switch lease {
         case .car(let car, _, _):
             return ("car", car.region, car.pseudonym, self.machine.attemptsRun, tokens, self.machine.migrations)
         case .central(let endpoint, _):
@@ -361,7 +372,11 @@ extension Dispatcher {
         // llama.cpp, may be one central's vLLM serves; blamed, the same prompt three times benched them all).
         guard case .car(_, let lease, _)? = self.servingLease else { return self.runtimeErrorCars = [] }
         for car in self.runtimeErrorCars where car != lease.car {
-            self.core.registry.blameRuntimeError(car, now: self.core.now)
+            if let news = self.core.registry.blameRuntimeError(car, now: self.core.now),
+                let descriptor = self.core.registry.descriptor(car)
+            {
+                self.core.logCarHealth(news, car: descriptor, failure: "upstream_status_5xx")
+            }
         }
         self.runtimeErrorCars = []
     }

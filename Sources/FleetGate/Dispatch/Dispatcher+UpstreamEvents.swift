@@ -438,7 +438,9 @@ extension Dispatcher {
         // upstream's kind cannot carry, is the upstream working as it should: it must not count
         // against its health. A busy upstream (a car's runtime, a central endpoint) is left alone for
         // the time it asked.
-        self.close(id, outcome: self.outcome(attempt, succeeded: !failure.upstreamAtFault), busyFor: busyFor)
+        self.close(
+            id, outcome: self.outcome(attempt, succeeded: !failure.upstreamAtFault), busyFor: busyFor,
+            failure: failure.label)
         self.flush()
         // A `stream: false` answer with only thinking so far has no text to continue from.
         let continuable = self.request.streaming || !self.relay.delivered.isEmpty

@@ -103,6 +103,8 @@ final class Dispatcher: UpstreamEvents, LoopTimerTarget {
     var attempts = AttemptMap<Attempt>()
     /// The lease of the attempt the client hears (kept after it ends, for headers and the audit line).
     var servingLease: AttemptLease?
+    /// The last attempt that failed: where a request that nothing served was last tried, for its audit line.
+    var lastFailedLease: AttemptLease?
     /// Where the replica of a forwarded serving attempt served it (cluster #21).
     var servingRegion: String?
     var output = ByteBuffer()
@@ -406,14 +408,15 @@ final class Dispatcher: UpstreamEvents, LoopTimerTarget {
 
     /// Removes an attempt and gives its lease back with its outcome (exactly once); `busyFor`: the
     /// seconds an upstream that answered busy asked to be left alone.
-    func close(_ id: Int, outcome: Outcome, busyFor: Int? = nil) {
+    func close(_ id: Int, outcome: Outcome, busyFor: Int? = nil, failure: String? = nil) {
         guard let attempt = self.attempts.removeValue(forKey: id) else { return }
         attempt.closed = true
         if let timer = attempt.timer { self.timers.cancel(timer) }
         if let token = attempt.departureWatch, case .car(_, let dispatch, _) = attempt.lease {
             self.core.tunnels.unwatch(dispatch.car, token: token)
         }
-        self.candidates.release(attempt.lease, outcome: outcome, busyFor: busyFor)
+        if !outcome.succeeded { self.lastFailedLease = attempt.lease }
+        self.candidates.release(attempt.lease, outcome: outcome, busyFor: busyFor, failure: failure)
     }
 
     /// What an attempt showed, for the scheduler to learn from: counted tokens, not guessed ones.
