@@ -40,6 +40,15 @@ public struct AgentConfiguration: Sendable {
         configuration.stallTimeout = .seconds(120)
         return configuration
     }
+    /// The tunnel's HTTP/2 settings as the tunnel runs them: ``http2`` with its graceful-shutdown
+    /// timeout set to ``drainSeconds``, the time the drain notice promises the gateway (helper-130: the
+    /// HTTP/2 default, 30 s, cut streams the gateway had been told would finish within 60, and held an
+    /// announced 20 s drain for 30).
+    public var tunnelHTTP2: HTTP2Configuration {
+        var configuration = self.http2
+        configuration.gracefulShutdownTimeout = .seconds(Int64(max(0, self.drainSeconds)))
+        return configuration
+    }
     /// TLS towards the gateway (production); nil dials cleartext (loopback development only).
     public var tls: TunnelTLS?
     /// Installs handlers nearest the socket on every tunnel, below TLS (the load harness emulates

@@ -247,7 +247,10 @@ extension AgentProgramConfiguration {
                     "First reconnect delay; doubles per failure, with jitter."),
                 .double(
                     "reconnect.maxBackoffSeconds", Double(d.maxBackoff.nanoseconds) / 1e9, "Longest reconnect delay."),
-                .int("drainSeconds", d.drainSeconds, "Seconds announced in the drain notice on shutdown."),
+                .int(
+                    "drainSeconds", d.drainSeconds,
+                    "Seconds a draining car keeps its tunnels up for its jobs to finish, as its drain notice tells the gateway."
+                ),
                 .string(
                     "listen", "",
                     "run: also serve the engine on host:port as an OpenAI-compatible server; serve: where to listen (empty: 127.0.0.1:8000).",
@@ -257,12 +260,23 @@ extension AgentProgramConfiguration {
                     "Append one JSON line per job (request id, zone, region, resume-from, tokens, outcome) to this file.",
                     aliases: ["--job-log"]),
             ]),
-            ConfigSchema(scope: "tunnelHTTP2", HTTP2Configuration.configKeys(defaults: d.tunnelHTTP2)),
+            ConfigSchema(scope: "tunnelHTTP2", Self.tunnelHTTP2Keys(defaults: d.tunnelHTTP2)),
             ConfigSchema([
                 .string(
                     "logging.level", d.logLevel, "Log level: trace, debug, info, notice, warning, error, critical.",
                     aliases: ["--log-level"])
             ]),
         ])
+    }
+
+    /// The tunnel's HTTP/2 keys, saying what the graceful-shutdown timeout is on a tunnel: the drain's own
+    /// time (``AgentConfiguration/tunnelHTTP2``).
+    static func tunnelHTTP2Keys(defaults: HTTP2Configuration) -> ConfigSchema {
+        var schema = HTTP2Configuration.configKeys(defaults: defaults)
+        for index in schema.keys.indices where schema.keys[index].key == "gracefulShutdownTimeoutSeconds" {
+            schema.keys[index].summary =
+                "Not used on the tunnel: after its GOAWAY a draining car keeps it up for drainSeconds, the time its drain notice announced."
+        }
+        return schema
     }
 }

@@ -235,6 +235,7 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
     func finish(reason: String, promptTokens: Int, completionTokens: Int, details: UsageDetails?) {
         self.endBatch()
         self.record(outcome: "completed")
+        self.responder.failures.served()
         self.job = nil
         self.releaseSlot()
         if self.responder.engine.measuresRates {
@@ -283,6 +284,8 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
     func fail(_ error: EngineError) {
         self.endBatch()
         self.record(outcome: "failed")
+        // A rejection of the request itself (a 4xx) is the runtime working; anything else, it failing.
+        if error.rejectedStatus == nil { self.responder.failures.failed(code: error.code) }
         self.job = nil
         self.releaseSlot()
         var apiError = APIError(status: 502, type: "server_error", code: error.code, message: error.message)

@@ -217,7 +217,7 @@ public final class TunnelClient: Service, Sendable {
                     let goAway = GoAwayWatcher(logger: self.logger, metadata: metadata) { retireAsk.yield($0) }
                     let handle = try await HTTP2Client.connect(
                         host: endpoint.host, port: endpoint.port, group: self.group,
-                        role: .server(self.responder), configuration: self.configuration.http2, tls: tlsContext,
+                        role: .server(self.responder), configuration: self.configuration.tunnelHTTP2, tls: tlsContext,
                         serverHostname: tls?.serverHostname ?? directory.serverHostname(for: endpoint),
                         delegate: goAway, socketHandlers: self.configuration.socketHandlers)
                     self.current.withLock { $0 = handle }

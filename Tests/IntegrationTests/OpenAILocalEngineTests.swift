@@ -6,6 +6,7 @@ import FleetProtocol
 import FleetTesting
 import Foundation
 import HTTPTypes
+import Logging
 import NIOCore
 import NIOPosix
 import Synchronization
@@ -667,7 +668,8 @@ struct OpenAILocalEngineTests {
                 status: .internalServerError),
             models: ["chat": "canned"])
         defer { runtime.close(promise: nil) }
-        try await withFleet { fleet in
+        let log = CapturedLog()
+        try await withFleet(log: log) { fleet in
             _ = try await fleet.startCar("failing-car", engine: engine)
             let client = try await RecordingClient.connect(port: fleet.clientPort)
             defer { client.close() }
@@ -676,6 +678,10 @@ struct OpenAILocalEngineTests {
             #expect(done.response?.status.code == 502, "\(done.body)")
             #expect(
                 done.body.contains("the inference runtime answered 500: json_schema is not supported"), "\(done.body)")
+            // The car's own log says its runtime failed (helper-130), by code: never the runtime's words.
+            let failed = log.matching("Job failed: the runtime did not serve it")
+            #expect(failed.first?.metadata["error.type"] == "upstream_status_500", "\(failed)")
+            #expect(!log.lines.withLock { "\($0)" }.contains("json_schema is not supported"))
         }
     }
 
