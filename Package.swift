@@ -66,7 +66,8 @@ let package = Package(
             providers: [.apt(["libnghttp2-dev"])]
         ),
         // Configuration plumbing shared by the gateway and the agent: key schemas, the provider
-        // stack (CLI > env > file > defaults), the YAML check with file:line:column, secrets.
+        // stack (CLI > env > file > defaults), the YAML check with file:line:column, secrets; and the
+        // programs' signals (a second SIGTERM or SIGINT stops at once).
         .target(
             name: "FleetConfiguration",
             dependencies: [
@@ -74,6 +75,8 @@ let package = Package(
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),

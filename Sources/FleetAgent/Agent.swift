@@ -153,11 +153,15 @@ public final class Agent: Service, Sendable {
     /// - Throws: ``AgentRefused`` when the gateway refused the car for good (on any of its tunnels).
     public func runService() async throws {
         do {
-            try await ServiceGroup(
+            // The first SIGTERM or SIGINT drains; a second one stops at once (the gateway moves or fails
+            // the jobs still running, as when a car's link drops).
+            let group = ServiceGroup(
                 configuration: .init(
                     services: [.init(service: self)], gracefulShutdownSignals: [.sigterm, .sigint],
-                    logger: self.logger)
-            ).run()
+                    logger: self.logger))
+            if try await group.runStoppingAtSecondSignal() {
+                self.logger.warning("Stopped at a second signal: jobs still running were cut")
+            }
         } catch {
             // helper-73: a quarantined car exited with ServiceGroup's "service finished unexpectedly", and
             // systemd's Restart=always dialled again forever.

@@ -61,7 +61,7 @@ public struct FleetCredentials: Sendable {
             throw CredentialError(reason: "the token's vehicle id is not letters, digits, '-', '_' or '.'")
         }
         let expires = Date(timeIntervalSince1970: TimeInterval(decoded.exp))
-        guard expires > now else { throw CredentialError(reason: "token expired") }
+        guard expires > now else { throw .tokenExpired }
         return Grant(vehicleID: decoded.vid, regions: decoded.regions, expires: expires)
     }
 
@@ -88,4 +88,7 @@ public struct FleetCredentials: Sendable {
 public struct CredentialError: Error, Hashable, Sendable, CustomStringConvertible {
     public var reason: String
     public var description: String { "credential rejected: \(self.reason)" }
+
+    /// A token past its expiry: refused for good, the car is told (`token-expired`).
+    public static let tokenExpired = CredentialError(reason: "token expired")
 }

@@ -263,31 +263,11 @@ public final class Gateway: Service, Sendable {
 
     /// Runs the gateway as the whole program: SIGTERM and SIGINT drain it, SIGHUP reloads.
     public func runService() async throws {
-        // The first SIGTERM or SIGINT drains; a second one stops at once, cutting what is still in flight,
-        // as an operator who presses Ctrl-C twice expects (helper-70). ServiceGroup refuses a signal that
-        // is both a graceful and a cancelling one, so the second is counted here.
+        // The first SIGTERM or SIGINT drains; a second one stops at once, cutting what is still in flight.
         let group = ServiceGroup(
             configuration: .init(
                 services: [.init(service: self)], gracefulShutdownSignals: [.sigterm, .sigint], logger: self.logger))
-        let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
-        let forced = try await withThrowingTaskGroup(of: Bool.self) { tasks in
-            tasks.addTask {
-                try await group.run()
-                return false
-            }
-            tasks.addTask {
-                var seen = 0
-                for await _ in signals {
-                    seen += 1
-                    if seen == 2 { return true }
-                }
-                return false
-            }
-            let first = try await tasks.next() ?? false
-            tasks.cancelAll()
-            return first
-        }
-        if forced {
+        if try await group.runStoppingAtSecondSignal() {
             self.logger.warning("Stopped at a second signal: streams still in flight were cut")
             return
         }

@@ -5,7 +5,8 @@ import FleetGeo
 import Foundation
 
 struct Token: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Vehicle credentials.", subcommands: [Issue.self])
+    static let configuration = CommandConfiguration(
+        abstract: "Vehicle credentials.", subcommands: [Issue.self, TokenPseudonym.self])
 
     struct Issue: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -15,6 +16,10 @@ struct Token: AsyncParsableCommand {
         @Option(help: "Validity in days.") var days = 30
 
         func validate() throws {
+            // helper-130: `--days 0` minted a token already expired, and exited 0.
+            guard self.days >= 1 else {
+                throw ValidationError("--days: at least 1 (a token for 0 days is already expired)")
+            }
             guard VehicleIdentity.isValidName(self.vehicleID) else {
                 throw ValidationError(
                     "--vehicle-id '\(self.vehicleID)': use up to 128 letters, digits, '-', '_' or '.' (the gateway refuses others)"

@@ -105,6 +105,18 @@ struct AgentLogTests {
             ], timeout: 30)
         #expect(result.status == AgentRefused.exitCode, "\(result.stderr.suffix(2_000))")
         #expect(result.stderr.contains("not restarting") || result.stdout.contains("not restarting"))
+        // helper-130: a token already expired at hello was redialled for ever.
+        let expired = try FleetCredentials(secret: FleetFixture.testSecret).issue(
+            vehicleID: "car-expired", regions: ["eu-central"], expires: Date().addingTimeInterval(-60))
+        try expired.write(toFile: tokenFile, atomically: true, encoding: .utf8)
+        let lapsed = try await Subprocess.run(
+            agent,
+            [
+                "run", "--gateway", "127.0.0.1:\(gateway.tunnelPort)", "--vehicle-id", "car-expired", "--region",
+                "eu-central", "--hardware", "hw4", "--token-file", tokenFile,
+            ], timeout: 30)
+        #expect(lapsed.status == AgentRefused.exitCode, "\(lapsed.stderr.suffix(2_000))")
+        #expect((lapsed.stderr + lapsed.stdout).contains("token-expired"), "\(lapsed.stderr.suffix(2_000))")
         let unit = try String(
             contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent()
                 .appendingPathComponent("../../deploy/systemd/fleet-agent.service").standardized, encoding: .utf8)

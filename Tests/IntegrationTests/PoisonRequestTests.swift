@@ -129,6 +129,14 @@ struct PoisonRequestTests {
             #expect(lines[0].metadata["fleet.failures_in_a_row"] == "3")
             #expect(lines[0].metadata["error.type"] == "upstream_status_5xx")
             #expect(!"\(lines[0])".contains("broken-vin-7"), "the vehicle id is never logged")
+            // The operator names it from the fleet's ids (`fleetgate token pseudonym --find`).
+            let found = try await Subprocess.run(
+                "env",
+                [
+                    "FLEETGATE_FLEET_SECRET=\(FleetFixture.testSecret)", GatewayProcess.binary, "token", "pseudonym",
+                    "--vehicle-id", "honest", "--vehicle-id", "broken-vin-7", "--find", pseudonym,
+                ])
+            #expect(found.status == 0 && found.stdout.hasPrefix("broken-vin-7 "), "\(found.stdout) \(found.stderr)")
         }
     }
 

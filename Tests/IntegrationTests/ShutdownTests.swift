@@ -1,6 +1,7 @@
 import FleetAgent
 import FleetGate
 import FleetProtocol
+import FleetScheduler
 import FleetTesting
 import Foundation
 import HTTPTypes
@@ -112,6 +113,30 @@ struct ShutdownTests {
         #expect(agent.isRunning)
         kill(agent.pid, SIGTERM)
         try await waitUntil(timeout: .seconds(5), "the agent stopped") { !agent.isRunning }
+    }
+
+    /// helper-130: the agent ignored a second SIGTERM or SIGINT for the rest of its drain.
+    @Test("fleet-agent: the first SIGINT drains, waiting for its job; a second stops it at once")
+    func agentSecondSignalStops() async throws {
+        try await withFleet { fleet in
+            let agent = try await fleet.startAgentProcess(
+                "car-twice",
+                jobLog: FileManager.default.temporaryDirectory.appendingPathComponent(
+                    "twice-\(UUID()).log"
+                ).path, slowdown: 10, extra: ["--drain-seconds", "300"])
+            defer { agent.stop() }
+            let client = try await RecordingClient.connect(port: fleet.clientPort)
+            defer { client.close() }
+            // A job the drain's 300 s can finish: the gateway leaves it on the car.
+            let stream = try await client.post("/v1/chat/completions", json: chatBody(stream: true, maxTokens: 300))
+            try await waitUntil("the job runs") { fleet.gateway.core.registry.all().contains { $0.inFlight > 0 } }
+            kill(agent.pid, SIGINT)
+            try await Task.sleep(for: .seconds(1))
+            #expect(agent.isRunning, "the first SIGINT drains: the job may take drainSeconds")
+            kill(agent.pid, SIGINT)
+            try await waitUntil(timeout: .seconds(5), "the agent stopped") { !agent.isRunning }
+            _ = await stream.collect(timeout: .seconds(30))
+        }
     }
 
     /// A slow car in this process, registered with `gateway`: ~10 tokens a second, so a 2,000-token stream

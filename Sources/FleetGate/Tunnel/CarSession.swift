@@ -150,6 +150,8 @@ final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
         let metrics = self.core.trust.metrics
         let grant: FleetCredentials.Grant
         do { grant = try self.verifiedGrant(credential: credential, vehicleID: vehicleID) } catch {
+            // For good: the car stops dialling until it is given a new token (helper-130: it redialled for ever).
+            if error == .tokenExpired { self.send(ControlMessage(type: .tokenExpired, reason: error.reason)) }
             return self.reject(error.reason, counting: metrics.refusedIdentity)
         }
         if let refusal = self.core.trust.refusal(vehicleID: vehicleID, identity: self.identity) {
@@ -165,8 +167,10 @@ final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
         }
         self.helloTimer?.cancel()
         var descriptor = CarDescriptor(
-            vehicleID: vehicleID, pseudonym: self.core.credentials.pseudonym(of: vehicleID), region: region, zone: zone.id,
-            hardware: hardware, models: models, slots: min(slots, FleetStatus.maxSlots), queueDepth: min(max(0, message.queue ?? 0), 64),
+            vehicleID: vehicleID, pseudonym: self.core.credentials.pseudonym(of: vehicleID), region: region,
+            zone: zone.id,
+            hardware: hardware, models: models, slots: min(slots, FleetStatus.maxSlots),
+            queueDepth: min(max(0, message.queue ?? 0), 64),
             policy: message.policy ?? OwnerPolicy(), continuation: message.continuation ?? .none,
             promptCache: message.cache)
         descriptor.primary = message.primary ?? true  // cluster (#21): a car's second tunnel is not counted twice
@@ -212,28 +216,6 @@ final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
         self.tellReplicas()  // cluster (#21)
         if self.core.isDraining {
             self.send(self.reconnectMessage())  // registered after the drain's notice went out
-        }
-    }
-
-    /// The grant of the hello's credential: the mTLS peer certificate (`tunnel.auth: certificate`),
-    /// whose vehicle id must be the hello's, or the HMAC token (`token`, development).
-    private func verifiedGrant(credential: String, vehicleID: String) throws(CredentialError) -> FleetCredentials.Grant
-    {
-        switch self.core.configuration.tunnel.auth {
-        case .token:
-            return try self.core.credentials.verify(credential, vehicleID: vehicleID)
-        case .certificate:
-            guard
-                let handler = try? self.handle.channel.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self),
-                let certificate = handler.peerCertificate, let der = try? certificate.toDERBytes()
-            else { throw CredentialError(reason: "no client certificate") }
-            let identity = try VehicleIdentity(derEncoded: der)
-            guard identity.vehicleID == vehicleID else {
-                throw CredentialError(reason: "hello's vehicle id is not the certificate's")
-            }
-            self.identity = identity
-            return FleetCredentials.Grant(
-                vehicleID: identity.vehicleID, regions: identity.regions, expires: identity.notValidAfter)
         }
     }
 
@@ -286,24 +268,6 @@ final class CarSession: HTTP2ConnectionDelegate, HTTPStreamDelegate {
         let handler = self.handle.onLoop
         self.send(ControlMessage(type: .tokenExpired, reason: "token expired"))
         handler.beginGracefulShutdown()
-    }
-
-    /// DESIGN.md: the tunnel peer's GeoIP is recorded and a mismatch with the claimed region is
-    /// flagged. Only flagged: cars roam and carriers route through other countries, and the
-    /// credential, not the address, is what binds a car to its zone.
-    private func checkPeerLocation(claimedZone: String) {
-        guard let ip = self.handle.channel.remoteAddress?.ipAddress.flatMap({ IPAddress($0) }) else { return }
-        let origin = self.core.geo.current.resolver.resolve(ip)
-        guard origin.rule == .database else { return }
-        if origin.zone != claimedZone {
-            self.core.metrics.carLocationMismatch.increment()
-            self.logger.warning(
-                "Car connects from outside its zone",
-                metadata: [
-                    "fleet.peer.country": "\(origin.country ?? "-")", "fleet.peer.zone": "\(origin.zone)",
-                    "fleet.zone": "\(claimedZone)",
-                ])
-        }
     }
 
     /// Refuses the car (GOAWAY PROTOCOL_ERROR), counted in `fleet_car_refused_total` by `counting` or as `protocol`.
