@@ -88,10 +88,16 @@ public final class Agent: Service, Sendable {
             }
             let tunnel = tunnels[0]
             self.tunnels = tunnels
-            self.watcher = try configuration.stateFile.map { path in
+            self.watcher = configuration.stateFile.map { path in
                 let watcher = StateFileWatcher(path: path, state: state, logger: logger)
                 do { try watcher.apply() } catch {
-                    throw ConfigurationError(.invalidValue, key: "state.file", value: path, "\(error)", cause: error)
+                    // Not fatal (helper-130: under the unit's Restart=always, a car whose software had not
+                    // written the file yet restarted every 5 s), and not serving either: unplugged until the
+                    // file says `plugged_in`, so a car never serves on a state nobody measured.
+                    state.update { $0.pluggedIn = false }
+                    logger.warning(
+                        "State file not usable yet; the car serves nothing until it says plugged_in",
+                        metadata: ["fleet.file": "\(path)", "error": "\(error)"])
                 }
                 return watcher
             }

@@ -1,3 +1,4 @@
+import FleetConfiguration
 import FleetProtocol
 import Foundation
 public import Logging
@@ -6,9 +7,11 @@ public import ServiceLifecycle
 /// Watches a JSON file with the car's telemetry and applies changes to ``AgentState``.
 ///
 /// The file holds any of `plugged_in` (bool), `charge_percent` (0–100), `link`
-/// (`wifi|cellular|satellite|ethernet`) and `departing_in_s` (seconds or null). The simulator and
-/// load tests drive cars by rewriting it. A malformed file is logged with its path and ignored;
-/// the last good state stays.
+/// (`wifi|cellular|satellite|ethernet`), `departing_in_s` (seconds, 0 or more; null or absent: not
+/// departing) and `uplink_mbps`. The simulator and load tests drive cars by rewriting it. A malformed
+/// file — an unknown key, a negative `departing_in_s` included (helper-130: `pluged_in` was ignored in
+/// silence, and `-1`, "not departing" in the configuration, meant "leaving now" here) — is logged with
+/// its path and ignored; the last good state stays.
 public struct StateFileWatcher: Service {
     let path: String
     let state: AgentState
@@ -21,6 +24,9 @@ public struct StateFileWatcher: Service {
         self.interval = interval
         self.logger = logger
     }
+
+    /// The keys the file may hold.
+    static let keys = ["plugged_in", "charge_percent", "link", "departing_in_s", "uplink_mbps"]
 
     struct FileState: Decodable {
         var pluggedIn: Bool?
@@ -47,8 +53,17 @@ public struct StateFileWatcher: Service {
         let file: FileState
         do { file = try JSONDecoder().decode(FileState.self, from: data) } catch {
             throw AgentConfigError(
+                message: "\(Self.describe(error)) (a JSON object of any of \(Self.keys.joined(separator: ", ")))")
+        }
+        if let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+            let unknown = object.keys.sorted().first(where: { !Self.keys.contains($0) })
+        {
+            throw AgentConfigError(message: "key '\(unknown.prefix(64))': \(unknownKeyHint(unknown, among: Self.keys))")
+        }
+        if let departing = file.departingInSeconds, departing < 0 {
+            throw AgentConfigError(
                 message:
-                    "\(Self.describe(error)) (a JSON object of any of plugged_in, charge_percent, link, departing_in_s, uplink_mbps)"
+                    "key 'departing_in_s': \(departing): seconds until the car drives off (0: now); null or absent: not departing"
             )
         }
         // The gateway's ranges (FleetStatus.problem(with:)): a value outside them would close the tunnel.

@@ -209,14 +209,7 @@ private struct Walker {
     }
 
     func unknownKeyMessage(_ name: String, prefix: String) -> String {
-        let siblings = self.children(of: prefix)
-        let close = siblings.min {
-            editDistance($0.lowercased(), name.lowercased()) < editDistance($1.lowercased(), name.lowercased())
-        }
-        if let close, editDistance(close.lowercased(), name.lowercased()) <= max(2, name.count / 3) {
-            return "unknown key; did you mean '\(close)'?"
-        }
-        return "unknown key; expected one of \(siblings.joined(separator: ", "))"
+        unknownKeyHint(name, among: self.children(of: prefix))
     }
 
     static func article(_ type: String) -> String {
@@ -228,6 +221,18 @@ private struct Walker {
         default: "a list of strings"
         }
     }
+}
+
+/// What to say of a key `name` that is none of `known`: the closest one when it is close enough (a typo),
+/// else the list. The YAML files' check and the agent's state file say it alike.
+public func unknownKeyHint(_ name: String, among known: [String]) -> String {
+    let close = known.min {
+        editDistance($0.lowercased(), name.lowercased()) < editDistance($1.lowercased(), name.lowercased())
+    }
+    if let close, editDistance(close.lowercased(), name.lowercased()) <= max(2, name.count / 3) {
+        return "unknown key; did you mean '\(close)'?"
+    }
+    return "unknown key; expected one of \(known.joined(separator: ", "))"
 }
 
 /// Levenshtein distance, for "did you mean" hints.

@@ -49,4 +49,23 @@ struct StateFileWatcherTests {
         #expect(try self.failure(#"{"departing_in_s":9999999}"#) == "key 'departing_in_s': 9999999 is over 2592000")
         #expect(try self.failure(#"{"uplink_mbps":-1}"#) == "key 'uplink_mbps': -1.0 is not in 0...100000.0")
     }
+
+    /// helper-130: `pluged_in` and `departing_in_sec` were ignored in silence (the car kept serving), and
+    /// `departing_in_s: -1` — "not departing" in the configuration — meant "leaving now".
+    @Test("An unknown key or a negative departure is refused, naming the key; null means not departing")
+    func typosAndSigns() throws {
+        #expect(
+            try self.failure(#"{"pluged_in":false,"charge_percent":63}"#)
+                == "key 'pluged_in': unknown key; did you mean 'plugged_in'?")
+        #expect(
+            try self.failure(#"{"departing_in_sec":5}"#)
+                == "key 'departing_in_sec': unknown key; did you mean 'departing_in_s'?")
+        #expect(
+            try self.failure(#"{"departing_in_s":-1}"#)
+                == "key 'departing_in_s': -1: seconds until the car drives off (0: now); null or absent: not departing")
+        let (watcher, state, path) = try self.watcher(#"{"departing_in_s":null,"charge_percent":63}"#)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try watcher.apply()
+        #expect(state.vehicle.departingInSeconds == nil && state.vehicle.chargePercent == 63)
+    }
 }

@@ -139,6 +139,26 @@ struct ShutdownTests {
         }
     }
 
+    /// helper-130: a state file the car's software had not written yet stopped `run` (exit 1), and the
+    /// unit's Restart=always restarted it every 5 s.
+    @Test("fleet-agent with a state file not there yet starts unplugged, and serves once the file says so")
+    func stateFileLater() async throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("state-later-\(UUID()).json").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try await withFleet { fleet in
+            let agent = try await fleet.startAgentProcess(
+                "car-later", jobLog: path + ".jobs", extra: ["--state-file", path])
+            defer { agent.stop() }
+            func car() -> CarSnapshot? {
+                fleet.gateway.core.registry.all().first { $0.descriptor.vehicleID == "car-later" }
+            }
+            #expect(car()?.state.pluggedIn == false)
+            try #"{"plugged_in":true,"charge_percent":70}"#.write(toFile: path, atomically: true, encoding: .utf8)
+            try await waitUntil(timeout: .seconds(10), "the file applied") { car()?.state.pluggedIn == true }
+            try? FileManager.default.removeItem(atPath: path + ".jobs")
+        }
+    }
+
     /// A slow car in this process, registered with `gateway`: ~10 tokens a second, so a 2,000-token stream
     /// outlasts the test. Cancel the task to stop it.
     static func slowCar(_ gateway: GatewayProcess) async throws -> (SimulatedCar, Task<Void, any Error>) {
