@@ -34,6 +34,9 @@ public final class GatewayReloader: Sendable {
         public var changed: [String] = []
         /// What the reload took but an operator should know (logged as warnings too).
         public var warnings: [String] = []
+        /// Whether the region map now in use differs from the one before (its file is no key, so
+        /// ``changed`` never says so; helper-131 read `fleet.config.changed=` after a map edit).
+        public var regionsChanged = false
     }
 
     let core: GatewayCore
@@ -271,6 +274,7 @@ public final class GatewayReloader: Sendable {
                 regionsOnly ? "Region map and GeoIP database reloaded" : "Configuration reloaded",
                 metadata: [
                     "fleet.regions.version": "\(report.regionsVersion)",
+                    "fleet.regions.changed": "\(report.regionsChanged)",
                     "fleet.config.changed": "\(report.changed.joined(separator: ","))",
                     "fleet.config.restart_required": "\(report.restartRequired.joined(separator: ","))",
                 ])
@@ -343,7 +347,7 @@ public final class GatewayReloader: Sendable {
             self.core.retireCarsOutsideMap()
             return Report(
                 regionsVersion: geo.map.version, logLevel: running.logging.level, restartRequired: [],
-                warnings: warnings)
+                warnings: warnings, regionsChanged: geo.map != runningMap)
         }
         let restartOnly = Self.keepRestartOnlyKeys(from: running, in: &next)
         // Named by key, not by group (`central`, `cluster`), where the file's values say which key it was.
@@ -381,7 +385,7 @@ public final class GatewayReloader: Sendable {
         self.core.retireCarsOutsideMap()
         return Report(
             regionsVersion: geo.map.version, logLevel: level.rawValue, restartRequired: restartRequired,
-            changed: changed, warnings: warnings)
+            changed: changed, warnings: warnings, regionsChanged: geo.map != runningMap)
     }
 
     /// Refuses a map that puts a region in another zone than it has had since the gateway started: cars

@@ -98,7 +98,8 @@ struct Regions: AsyncParsableCommand {
                         // helper-70: a map that moves a region passed this check and was refused at reload.
                         for change in running.zoneChanges(to: map) {
                             moved = true
-                            let at = Self.line(ofZoneOf: change.region, in: file).map { ":\($0)" } ?? ""
+                            // line:column, as the gateway's refusal says it (helper-131: the line alone).
+                            let at = map.regions[change.region]?.zoneLocation.map { ":" + $0 } ?? ""
                             FileHandle.standardError.write(
                                 Data(
                                     "\(file)\(at): key 'regions.\(change.region).zone': '\(change.to)': \(change): a reload refuses it; only a restart moves a region\n"
@@ -132,18 +133,6 @@ struct Regions: AsyncParsableCommand {
                 }
             }
             if failed { throw ExitCode(1) }
-        }
-
-        /// The line (1-based) of `region`'s `zone:` in the map at `path`: the first `zone:` after the
-        /// region's key, read as text (the map keeps no positions once loaded); nil when not found.
-        static func line(ofZoneOf region: String, in path: String) -> Int? {
-            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
-            let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
-            guard let key = lines.firstIndex(where: { $0.trimmingCharacters(in: .whitespaces).hasPrefix("\(region):") })
-            else { return nil }
-            return lines[key...].firstIndex { $0.trimmingCharacters(in: .whitespaces).hasPrefix("zone:") }.map {
-                $0 + 1
-            }
         }
     }
 }

@@ -75,6 +75,9 @@ struct ReloadTests {
             let (okStatus, okBody) = try await self.admin(fleet, .post, "/admin/regions/reload")
             #expect(okStatus == 200)
             #expect(okBody.contains("\"version\":\"moved-se\""))
+            // The report (and the log line) says the map changed, which no key does (helper-131).
+            #expect(okBody.contains("\"changed\":true"), "\(okBody)")
+            #expect(try await self.admin(fleet, .post, "/admin/regions/reload").1.contains("\"changed\":false"))
             let after = try await client.post(
                 "/v1/chat/completions", json: chatBody(stream: true, maxTokens: 1), headers: fromSweden
             ).collect()
@@ -101,9 +104,10 @@ struct ReloadTests {
             let checked = try await Subprocess.run(
                 GatewayProcess.binary, ["regions", "check", "--against", Self.defaultYAML.path, file.path])
             #expect(checked.status != 0 && checked.stderr.contains("region 'eu-central' moves from zone 'eu'"))
-            // With the line and key of the zone that moved, and no "ok" for the map (helper-99).
+            // With the line, column and key of the zone that moved, and no "ok" for the map (helper-99,
+            // helper-131: the line alone, where the reload's refusal gives line:column).
             #expect(checked.stderr.contains(": key 'regions.eu-central.zone': 'us': "), "\(checked.stderr)")
-            #expect(checked.stderr.range(of: #"\.yaml:\d+: key"#, options: .regularExpression) != nil)
+            #expect(checked.stderr.range(of: #"\.yaml:\d+:\d+: key"#, options: .regularExpression) != nil)
             #expect(!checked.stdout.contains(": ok ("), "\(checked.stdout)")
             let (movedStatus, movedBody) = try await self.admin(fleet, .post, "/admin/regions/reload")
             #expect(movedStatus == 422, "\(movedBody)")
@@ -175,7 +179,7 @@ struct ReloadTests {
             // The map in use on /metrics, the earlier ones' series gone (helper-101: only the admin API said).
             let info = metrics.split(separator: "\n").filter { $0.hasPrefix("fleet_regions_info{") }
             #expect(info == [#"fleet_regions_info{version="removed"} 1.0"#], "\(info)")
-            #expect(metrics.contains("fleet_regions_reloads_total{result=\"ok\"} 3"))
+            #expect(metrics.contains("fleet_regions_reloads_total{result=\"ok\"} 4"))
             #expect(metrics.contains("fleet_regions_reloads_total{result=\"error\"} 4"))
         }
     }

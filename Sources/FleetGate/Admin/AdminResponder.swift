@@ -99,6 +99,7 @@ struct AdminResponder: HTTPServerResponder {
                         guard path == "/admin/reload" else {
                             var view = RegionsView(geo.current)
                             view.warnings = report.warnings.isEmpty ? nil : report.warnings
+                            view.changed = report.regionsChanged
                             return (.ok, JSON.buffer(view))
                         }
                         return (.ok, JSON.buffer(report))
@@ -196,6 +197,8 @@ struct AdminResponder: HTTPServerResponder {
         var origins: [String: String]
         /// A reload's warnings (``GatewayReloader/Report/warnings``); absent otherwise.
         var warnings: [String]?
+        /// Whether a reload changed the map (``GatewayReloader/Report/regionsChanged``); absent otherwise.
+        var changed: Bool?
 
         init(_ snapshot: GeoState.Snapshot) {
             let map = snapshot.map

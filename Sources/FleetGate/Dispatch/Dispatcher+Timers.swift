@@ -122,13 +122,14 @@ extension Dispatcher {
             let timer = try? self.stream.eventLoop.assumeIsolated().scheduleCallback(
                 in: delay, handler: CapacityTimer(dispatcher: self))
         else { return self.perform(self.machine.noCandidate(open.attempt)) }
-        self.logger.debug(
-            "Waiting for capacity",
-            metadata: [
-                "fleet.request.id": "\(self.requestID)", "fleet.attempt": "\(open.attempt)",
-                "fleet.attempt.reason": "\(open.reason)",
-            ])
         if !self.waitCounted {
+            // Once a wait, not at each 100 ms ask (helper-130: ten lines a second a waiting request).
+            self.logger.debug(
+                "Waiting for capacity",
+                metadata: [
+                    "fleet.request.id": "\(self.requestID)", "fleet.attempt": "\(open.attempt)",
+                    "fleet.attempt.reason": "\(open.reason)",
+                ])
             self.waitCounted = true
             self.core.capacityWaiters.begin(
                 zone: self.request.zone, model: self.request.model, needing: self.request.profile.neededContextTokens)
