@@ -76,6 +76,13 @@ extension AgentProgramConfiguration {
         self.engine.hardware = HardwareClass(
             rawValue: try config.choice("engine.hardware", of: HardwareClass.allCases.map(\.rawValue)))!
         self.engine.upstream = try config.string("engine.upstream")
+        // A configuration error, not a runtime still loading: refused here rather than retried for ever
+        // (helper-130: `https://…` was "Runtime not answering yet; retrying" every 30 s).
+        if self.engine.kind == "openai-local", !self.engine.upstream.hasPrefix("http://") {
+            throw ConfigurationError(
+                .invalidValue, key: "engine.upstream", value: String(self.engine.upstream.prefix(80)),
+                "must be http://host[:port][/path]: the runtime is a local server, reached in cleartext")
+        }
         for entry in try config.strings("engine.modelMap") {
             let parts = entry.split(separator: "=", maxSplits: 1).map(String.init)
             guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {

@@ -425,5 +425,13 @@ struct ConfigSourcesTests {
         #expect(try agent(["--cache-tokens", "2048"]).engine.runtimeContextTokens == 2_048)
         #expect(try agent(["--cache-tokens", "50000000"]).engine.runtimeContextTokens == nil)
         #expect(try agent(["--cache-tokens", "2048", "--context-tokens", "4096"]).engine.runtimeContextTokens == 4_096)
+        // A runtime URL that can never be dialled is a configuration error naming the flag, not a retry for
+        // ever (helper-130).
+        #expect {
+            _ = try agent(["--engine", "openai-local", "--upstream", "https://127.0.0.1:8080/v1"])
+        } throws: { "\($0)".contains("--upstream") && "\($0)".contains("must be http://") }
+        #expect(
+            try agent(["--engine", "openai-local", "--upstream", "http://127.0.0.1:8080/v1"]).engine.kind
+                == "openai-local")
     }
 }
