@@ -23,13 +23,16 @@ public struct ConfigStack: Sendable {
         public var environmentScope: String
         /// The file looked for in the working directory, e.g. `fleetgate.yaml`.
         public var defaultFile: String
+        /// A flag of its own, for the unknown-option hint (helper-130: the agent's cited a gateway key).
+        public var exampleFlag = "--limits-max-body-bytes 2048"
 
         /// The gateway: `FLEETGATE_*`, `fleetgate.yaml`.
         public static let fleetgate = Program(
             environmentPrefix: "FLEETGATE", environmentScope: "fleetgate", defaultFile: "fleetgate.yaml")
         /// The car agent: `FLEET_AGENT_*`, `fleet-agent.yaml`.
         public static let fleetAgent = Program(
-            environmentPrefix: "FLEET_AGENT", environmentScope: "fleetAgent", defaultFile: "fleet-agent.yaml")
+            environmentPrefix: "FLEET_AGENT", environmentScope: "fleetAgent", defaultFile: "fleet-agent.yaml",
+            exampleFlag: "--policy-min-charge-percent 50")
     }
 
     /// The program.
@@ -283,7 +286,7 @@ public struct ConfigStack: Sendable {
                 refuse(
                     ConfigurationError(
                         .unknownKey, key: name,
-                        "unknown option\(hint) (every key of docs/configuration.md is a flag: `--limits-max-body-bytes 2048`)"
+                        "unknown option\(hint) (every key of docs/configuration.md is a flag: `\(program.exampleFlag)`)"
                     ), inlineValue: inlineValue)
                 continue
             }

@@ -413,6 +413,8 @@ struct ConfigSourcesTests {
         #expect { _ = try agent(["--hardware", "hw9"]) } throws: { "\($0)".contains("engine.hardware") }
         #expect { _ = try agent(["--log-level", "verbose"]) } throws: { "\($0)".contains("logging.level") }
         #expect { _ = try agent(["--hardwre", "hw3"]) } throws: { "\($0)".contains("did you mean --hardware") }
+        // Its example flag is one of its own (helper-130: a gateway key).
+        #expect { _ = try agent(["--zzz", "1"]) } throws: { "\($0)".contains("`--policy-min-charge-percent 50`") }
         let config = try agent(["--hardware", "ai5", "--no-plugged", "--gateway", "gw:7000", "--slots", "3"])
         #expect(config.engine.hardware == .ai5 && !config.state.pluggedIn && config.gateway.port == 7000)
         #expect(config.engine.slots == 3)
