@@ -95,7 +95,10 @@ public struct StateFileWatcher: Service {
         case .typeMismatch(_, let context), .valueNotFound(_, let context):
             return "key '\(key(context.codingPath))': wrong type"
         case .dataCorrupted(let context) where !context.codingPath.isEmpty:
-            return "key '\(key(context.codingPath))': invalid value"
+            let name = key(context.codingPath)
+            // The choices, where there are some (helper-130: `"moon"` got "invalid value" alone).
+            let choices = name == "link" ? " (one of \(LinkType.allCases.map(\.rawValue).joined(separator: ", ")))" : ""
+            return "key '\(name)': invalid value\(choices)"
         case .keyNotFound(let missing, _):
             return "key '\(missing.stringValue)' missing"
         default:
