@@ -92,11 +92,12 @@ public final class Agent: Service, Sendable {
                 let watcher = StateFileWatcher(path: path, state: state, logger: logger)
                 do { try watcher.apply() } catch {
                     // Not fatal (helper-130: under the unit's Restart=always, a car whose software had not
-                    // written the file yet restarted every 5 s), and not serving either: unplugged until the
-                    // file says `plugged_in`, so a car never serves on a state nobody measured.
-                    state.update { $0.pluggedIn = false }
+                    // written the file yet restarted every 5 s), and not serving either: told departing now
+                    // (no work, whatever the owner's policy) until the first file it can read, which sets
+                    // or clears the departure — a car never serves on a state nobody measured (helper-132).
+                    state.update { $0.departingInSeconds = 0 }
                     logger.warning(
-                        "State file not usable yet; the car serves nothing until it says plugged_in",
+                        "State file not usable yet; the car takes no work until it can read it",
                         metadata: ["fleet.file": "\(path)", "error": "\(error)"])
                 }
                 return watcher

@@ -26,8 +26,6 @@ public struct AgentResponder: HTTPServerResponder {
     public let control: ControlInbox
     /// Messages for this tunnel's status stream only (issue #21: the primary flag moving here).
     public let notices: StatusNotices
-    /// Logs the jobs the runtime failed (``JobFailureLog``).
-    let failures: JobFailureLogger
     let logger: Logger
 
     public init(
@@ -41,7 +39,6 @@ public struct AgentResponder: HTTPServerResponder {
         self.state = state
         self.hello = hello
         self.maxBodyBytes = maxBodyBytes
-        self.failures = JobFailureLogger(logger: logger)
         self.logger = logger
     }
 

@@ -31,6 +31,9 @@ public final class AgentState: Sendable {
     public let slots: Int
     private let state: Mutex<State>
 
+    /// The runtime's failed jobs, for the car's log: one run for the car, whichever tunnel ran them.
+    package let jobFailures = JobFailures()
+
     public init(initial: VehicleState, slots: Int) {
         self.slots = slots
         var vehicle = initial

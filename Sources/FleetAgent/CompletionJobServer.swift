@@ -235,7 +235,7 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
     func finish(reason: String, promptTokens: Int, completionTokens: Int, details: UsageDetails?) {
         self.endBatch()
         self.record(outcome: "completed")
-        self.responder.failures.served()
+        self.responder.state.jobFailures.served(logger: self.responder.logger)
         self.job = nil
         self.releaseSlot()
         if self.responder.engine.measuresRates {
@@ -284,8 +284,11 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
     func fail(_ error: EngineError) {
         self.endBatch()
         self.record(outcome: "failed")
-        // A rejection of the request itself (a 4xx) is the runtime working; anything else, it failing.
-        if error.rejectedStatus == nil { self.responder.failures.failed(code: error.code) }
+        // A rejection of the request itself (a 4xx) is the runtime working, a busy one (429, 503) only
+        // full (helper-132); anything else, it failing.
+        if error.rejectedStatus == nil, error.code != APIError.upstreamBusyCode {
+            self.responder.state.jobFailures.failed(code: error.code, logger: self.responder.logger)
+        }
         self.job = nil
         self.releaseSlot()
         var apiError = APIError(status: 502, type: "server_error", code: error.code, message: error.message)

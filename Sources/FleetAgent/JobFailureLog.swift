@@ -63,46 +63,46 @@ package struct JobFailureLog: Sendable {
     }
 }
 
-/// The agent's ``JobFailureLog``, shared by its jobs, with the logger it writes to.
-package final class JobFailureLogger: Sendable {
+/// The car's ``JobFailureLog``, shared by its jobs on every tunnel (``AgentState/jobFailures``: one run
+/// of failures a car, not one a tunnel; helper-132), and the lines it asks for written to a logger.
+package final class JobFailures: Sendable {
     private let state = Mutex(JobFailureLog())
-    /// Whether a failure is unanswered: a served job takes the lock only then.
+    /// Whether a failure is unanswered: a served job takes the lock only then. Changed under the lock
+    /// (helper-132: set outside it, a served job between the store and the lock lost its recovery line).
     private let failing = Atomic<Bool>(false)
-    private let logger: Logger
 
-    package init(logger: Logger) {
-        self.logger = logger
-    }
+    package init() {}
 
-    /// A job failed with `code` (not a rejection of the request).
-    package func failed(code: String) {
-        self.failing.store(true, ordering: .relaxed)
-        guard let line = self.state.withLock({ $0.failed(code: code, at: .now()) }) else { return }
-        self.write(line)
+    /// A job failed with `code` (not a rejection of the request, nor a busy runtime).
+    package func failed(code: String, logger: Logger) {
+        let line = self.state.withLock { state in
+            self.failing.store(true, ordering: .relaxed)
+            return state.failed(code: code, at: .now())
+        }
+        if let line { Self.write(line, to: logger) }
     }
 
     /// A job was served.
-    package func served() {
+    package func served(logger: Logger) {
         guard self.failing.load(ordering: .relaxed) else { return }
         let line = self.state.withLock { state in
             self.failing.store(false, ordering: .relaxed)
             return state.served()
         }
-        guard let line else { return }
-        self.write(line)
+        if let line { Self.write(line, to: logger) }
     }
 
-    private func write(_ line: JobFailureLog.Line) {
+    private static func write(_ line: JobFailureLog.Line, to logger: Logger) {
         switch line {
         case .firstFailure(let code):
-            self.logger.warning("Job failed: the runtime did not serve it", metadata: ["error.type": "\(code)"])
+            logger.warning("Job failed: the runtime did not serve it", metadata: ["error.type": "\(code)"])
         case .stillFailing(let counts, let inARow):
             let byCode = counts.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
-            self.logger.warning(
+            logger.warning(
                 "Jobs still failing",
                 metadata: ["fleet.jobs.failed": "\(byCode)", "fleet.failures_in_a_row": "\(inARow)"])
         case .recovered(let failures):
-            self.logger.info("Runtime serves again", metadata: ["fleet.failures_in_a_row": "\(failures)"])
+            logger.info("Runtime serves again", metadata: ["fleet.failures_in_a_row": "\(failures)"])
         }
     }
 }

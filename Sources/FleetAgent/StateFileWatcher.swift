@@ -3,20 +3,24 @@ import FleetProtocol
 import Foundation
 public import Logging
 public import ServiceLifecycle
+import Synchronization
 
 /// Watches a JSON file with the car's telemetry and applies changes to ``AgentState``.
 ///
 /// The file holds any of `plugged_in` (bool), `charge_percent` (0–100), `link`
-/// (`wifi|cellular|satellite|ethernet`), `departing_in_s` (seconds, 0 or more; null or absent: not
-/// departing) and `uplink_mbps`. The simulator and load tests drive cars by rewriting it. A malformed
-/// file — an unknown key, a negative `departing_in_s` included (helper-130: `pluged_in` was ignored in
-/// silence, and `-1`, "not departing" in the configuration, meant "leaving now" here) — is logged with
-/// its path and ignored; the last good state stays.
+/// (`wifi|cellular|satellite|ethernet`), `departing_in_s` (seconds, 0 or more; null, absent or -1: not
+/// departing, as in the configuration — helper-130: -1 meant "leaving now" here) and `uplink_mbps`. The
+/// simulator and load tests drive cars by rewriting it. A malformed file — a key that is a typo of one of
+/// these included (helper-130: `pluged_in` was ignored in silence) — is logged with its path and ignored;
+/// the last good state stays. A key that is no typo of one (newer car software's `odometer_km`) is
+/// ignored with one warning a key set, and the rest applied (helper-132: refusing it kept a stale state).
 public struct StateFileWatcher: Service {
     let path: String
     let state: AgentState
     let interval: Duration
     let logger: Logger
+    /// The unknown keys last warned of.
+    private let warned = WarnedKeys()
 
     public init(path: String, state: AgentState, interval: Duration = .milliseconds(250), logger: Logger) {
         self.path = path
@@ -55,15 +59,21 @@ public struct StateFileWatcher: Service {
             throw AgentConfigError(
                 message: "\(Self.describe(error)) (a JSON object of any of \(Self.keys.joined(separator: ", ")))")
         }
-        if let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-            let unknown = object.keys.sorted().first(where: { !Self.keys.contains($0) })
-        {
-            throw AgentConfigError(message: "key '\(unknown.prefix(64))': \(unknownKeyHint(unknown, among: Self.keys))")
+        let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any]
+        let unknown = object.map { $0.keys.filter { !Self.keys.contains($0) }.sorted() } ?? []
+        if let typo = unknown.first(where: { closeKey(to: $0, among: Self.keys) != nil }) {
+            throw AgentConfigError(message: "key '\(typo.prefix(64))': \(unknownKeyHint(typo, among: Self.keys))")
         }
-        if let departing = file.departingInSeconds, departing < 0 {
+        if !unknown.isEmpty, self.warned.changed(to: unknown) {
+            let keys = unknown.prefix(8).map { String($0.prefix(64)) }.joined(separator: ",")
+            self.logger.warning(
+                "State file keys this agent does not know are ignored",
+                metadata: ["fleet.file": "\(self.path)", "fleet.keys": "\(keys)"])
+        }
+        if let departing = file.departingInSeconds, departing < -1 {
             throw AgentConfigError(
                 message:
-                    "key 'departing_in_s': \(departing): seconds until the car drives off (0: now); null or absent: not departing"
+                    "key 'departing_in_s': \(departing): seconds until the car drives off (0: now); null, absent or -1: not departing"
             )
         }
         // The gateway's ranges (FleetStatus.problem(with:)): a value outside them would close the tunnel.
@@ -81,7 +91,7 @@ public struct StateFileWatcher: Service {
             if let v = file.pluggedIn { vehicle.pluggedIn = v }
             if let v = file.chargePercent { vehicle.chargePercent = v }
             if let v = file.link { vehicle.link = v }
-            vehicle.departingInSeconds = file.departingInSeconds
+            vehicle.departingInSeconds = file.departingInSeconds.flatMap { $0 < 0 ? nil : $0 }
             if let v = file.uplinkMbps { vehicle.uplinkMbps = v }
         }
     }
@@ -118,6 +128,19 @@ public struct StateFileWatcher: Service {
                 }
             }
             try? await Task.sleep(for: self.interval)
+        }
+    }
+}
+
+/// The unknown state-file keys last warned of: one warning a key set, not one a rewrite.
+private final class WarnedKeys: Sendable {
+    private let keys = Mutex<[String]>([])
+
+    /// Whether `keys` differ from those last warned of (and are now those).
+    func changed(to keys: [String]) -> Bool {
+        self.keys.withLock { last in
+            defer { last = keys }
+            return last != keys
         }
     }
 }

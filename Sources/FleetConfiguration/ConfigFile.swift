@@ -226,13 +226,17 @@ private struct Walker {
 /// What to say of a key `name` that is none of `known`: the closest one when it is close enough (a typo),
 /// else the list. The YAML files' check and the agent's state file say it alike.
 public func unknownKeyHint(_ name: String, among known: [String]) -> String {
+    if let close = closeKey(to: name, among: known) { return "unknown key; did you mean '\(close)'?" }
+    return "unknown key; expected one of \(known.joined(separator: ", "))"
+}
+
+/// The one of `known` that `name` is a typo of (close enough by edit distance), if any.
+public func closeKey(to name: String, among known: [String]) -> String? {
     let close = known.min {
         editDistance($0.lowercased(), name.lowercased()) < editDistance($1.lowercased(), name.lowercased())
     }
-    if let close, editDistance(close.lowercased(), name.lowercased()) <= max(2, name.count / 3) {
-        return "unknown key; did you mean '\(close)'?"
-    }
-    return "unknown key; expected one of \(known.joined(separator: ", "))"
+    guard let close, editDistance(close.lowercased(), name.lowercased()) <= max(2, name.count / 3) else { return nil }
+    return close
 }
 
 /// Levenshtein distance, for "did you mean" hints.

@@ -56,12 +56,15 @@ struct TokenPseudonym: AsyncParsableCommand {
         for back in 0..<self.days {
             let day = now.addingTimeInterval(-Double(back) * 86_400)
             if let id = ids.first(where: { credentials.pseudonym(of: $0, now: day) == wanted }) {
+                // The id alone on standard output, for `$(…)` into `pki revoke` (helper-133); the day aside.
                 let date = ISO8601DateFormatter.string(from: day, timeZone: .gmt, formatOptions: [.withFullDate])
-                print("\(id) (pseudonym of \(date) UTC)")
+                print(id)
+                FileHandle.standardError.write(Data("\(id): the pseudonym of \(date) UTC\n".utf8))
                 return
             }
         }
-        print("none of the \(ids.count) vehicle ids has pseudonym \(wanted) in the last \(self.days) days")
+        FileHandle.standardError.write(
+            Data("none of the \(ids.count) vehicle ids has pseudonym \(wanted) in the last \(self.days) days\n".utf8))
         throw ExitCode(1)
     }
 }

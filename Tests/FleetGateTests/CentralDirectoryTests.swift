@@ -115,11 +115,10 @@ struct CentralDirectoryTests {
         // After it: the probe brings it back.
         directory.probed(Self.a, models: ["fleet-8b"], now: t0 + .seconds(1))
         #expect(directory.ejectedRetryAfter(model: "fleet-8b", zone: self.zone, now: t0 + .seconds(1)) == nil)
-        // Failing again: out twice as long; then silent for good, it is no longer expected back.
-        for _ in 0..<CentralDirectory.failuresToEject {
-            let lease = try #require(self.acquire(directory, at: t0 + .seconds(1)))
-            directory.release(lease, outcome: .failed, promptTokens: 10, now: t0 + .seconds(1))
-        }
+        // Back on trial and failing once: out twice as long; then silent for good, no longer expected back.
+        let trial = try #require(self.acquire(directory, at: t0 + .seconds(1)))
+        directory.release(trial, outcome: .failed, promptTokens: 10, now: t0 + .seconds(1))
+        #expect(self.acquire(directory, at: t0 + .seconds(1)) == nil)
         #expect(directory.ejectedRetryAfter(model: "fleet-8b", zone: self.zone, now: t0 + .seconds(1)) == 2)
         directory.probed(Self.a, models: ["fleet-8b"], now: t0 + .milliseconds(2_900))
         #expect(directory.all.first { $0.baseURL == Self.a }?.healthy == false)

@@ -105,6 +105,14 @@ struct AgentLogTests {
             ], timeout: 30)
         #expect(result.status == AgentRefused.exitCode, "\(result.stderr.suffix(2_000))")
         #expect(result.stderr.contains("not restarting") || result.stdout.contains("not restarting"))
+        // helper-130: `token issue --days 0` minted a token already expired, and exited 0.
+        let zero = try await Subprocess.run(
+            "env",
+            [
+                "FLEETGATE_FLEET_SECRET=\(FleetFixture.testSecret)", GatewayProcess.binary, "token", "issue",
+                "--vehicle-id", "car-zero", "--region", "eu-central", "--days", "0",
+            ])
+        #expect(zero.status != 0 && zero.stderr.contains("at least 1") && !zero.stdout.contains("fgv1."))
         // helper-130: a token already expired at hello was redialled for ever.
         let expired = try FleetCredentials(secret: FleetFixture.testSecret).issue(
             vehicleID: "car-expired", regions: ["eu-central"], expires: Date().addingTimeInterval(-60))

@@ -57,7 +57,8 @@ struct PoisonRequestTests {
     /// the 502 (helper-81) blame none either.
     @Test("Tried on three cars, three times, it fails alone: no car is blamed")
     func benchesNoCar() async throws {
-        try await withFleet { fleet in
+        let log = CapturedLog()
+        try await withFleet(log: log) { fleet in
             let engines = (0..<3).map { _ in PoisonedRuntimeEngine() }
             for (i, engine) in engines.enumerated() { try await fleet.startCar("car-\(i)", engine: engine) }
             let client = try await RecordingClient.connect(port: fleet.clientPort)
@@ -70,6 +71,10 @@ struct PoisonRequestTests {
                 #expect(failed.response?.headerFields[HTTPField.Name("x-fleet-attempts")!] == "3")
             }
             #expect(engines.map { $0.poisoned.load(ordering: .relaxed) } == [3, 3, 3])
+            // Each 502's audit line names where it failed last, a car (helper-132: `fleet.route=-`).
+            let failedLines = log.matching("Request served").filter { $0.metadata["fleet.status"] == "502" }
+            #expect(failedLines.count == 3 && failedLines.allSatisfy { $0.metadata["fleet.route"] == "car" })
+            #expect(failedLines.allSatisfy { $0.metadata["fleet.vehicle"]?.description.hasPrefix("v-") == true })
             let registry = fleet.gateway.core.registry
             #expect(registry.all().map(\.consecutiveFailures) == [0, 0, 0])
             let now = Double(NIODeadline.now().uptimeNanoseconds) / 1e9
@@ -136,7 +141,9 @@ struct PoisonRequestTests {
                     "FLEETGATE_FLEET_SECRET=\(FleetFixture.testSecret)", GatewayProcess.binary, "token", "pseudonym",
                     "--vehicle-id", "honest", "--vehicle-id", "broken-vin-7", "--find", pseudonym,
                 ])
-            #expect(found.status == 0 && found.stdout.hasPrefix("broken-vin-7 "), "\(found.stdout) \(found.stderr)")
+            #expect(
+                found.status == 0 && found.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "broken-vin-7",
+                "\(found.stdout) \(found.stderr)")
         }
     }
 

@@ -141,7 +141,7 @@ struct ShutdownTests {
 
     /// helper-130: a state file the car's software had not written yet stopped `run` (exit 1), and the
     /// unit's Restart=always restarted it every 5 s.
-    @Test("fleet-agent with a state file not there yet starts unplugged, and serves once the file says so")
+    @Test("fleet-agent with a state file not there yet takes no work (departing now), and serves once it reads it")
     func stateFileLater() async throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("state-later-\(UUID()).json").path
         defer { try? FileManager.default.removeItem(atPath: path) }
@@ -152,9 +152,12 @@ struct ShutdownTests {
             func car() -> CarSnapshot? {
                 fleet.gateway.core.registry.all().first { $0.descriptor.vehicleID == "car-later" }
             }
-            #expect(car()?.state.pluggedIn == false)
-            try #"{"plugged_in":true,"charge_percent":70}"#.write(toFile: path, atomically: true, encoding: .utf8)
-            try await waitUntil(timeout: .seconds(10), "the file applied") { car()?.state.pluggedIn == true }
+            #expect(car()?.state.departingInSeconds == 0)
+            // A first file without plugged_in (or departing_in_s) still ends the hold (helper-132).
+            try #"{"charge_percent":70}"#.write(toFile: path, atomically: true, encoding: .utf8)
+            try await waitUntil(timeout: .seconds(10), "the file applied") {
+                car()?.state.departingInSeconds == nil && car()?.state.chargePercent == 70
+            }
             try? FileManager.default.removeItem(atPath: path + ".jobs")
         }
     }

@@ -7,7 +7,8 @@ import NIOCore
 /// second, so an endpoint that lists its models but fails every completion (a 500) flapped in and out
 /// each second, three clients failing each time, and the log said nothing (helper-131). Now it stays
 /// out 1 s after its first ejection, then 2, 4, … up to 30 s while it keeps failing (its probe brings
-/// it back only once that time has passed); an attempt that is served ends the run.
+/// it back only once that time has passed, and then a single failure takes it out again); an attempt
+/// that is served ends the run.
 struct CentralEjection: Sendable, Hashable {
     /// Failed attempts in a row that take the endpoint out.
     static let failuresToEject = 3
@@ -31,10 +32,16 @@ struct CentralEjection: Sendable, Hashable {
         case recovered(ejections: Int)
     }
 
-    /// An attempt on the endpoint failed at `now`.
+    /// An attempt on the endpoint failed at `now`. One that fails while the endpoint is out — it was in
+    /// flight when the endpoint was taken out — counts for nothing (helper-132: a restart with 18
+    /// streams in flight made six ejections at once, 30 s out on a first incident), as Envoy does not eject
+    /// an ejected host again.
     mutating func failed(at now: NIODeadline) -> News {
+        guard !self.holdsOut(at: now) else { return .none }
         self.failuresInARow += 1
-        guard self.failuresInARow >= Self.failuresToEject else { return .none }
+        // Back from an ejection, it is on trial: one failure takes it out again (helper-133: three more
+        // clients failed at each return of an endpoint that kept failing).
+        guard self.failuresInARow >= (self.ejections > 0 ? 1 : Self.failuresToEject) else { return .none }
         self.failuresInARow = 0
         self.ejections += 1
         var length = Self.first

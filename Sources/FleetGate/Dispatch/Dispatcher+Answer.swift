@@ -177,6 +177,11 @@ extension Dispatcher {
                     retryAfter: seconds)
                 break
             }
+            if let seconds = self.candidates.ejectedCentralRetryAfter {
+                // Out for failing and due back (helper-132: a final 502 said never to retry).
+                error = .noCapacity(zone: self.request.zone, centralBackIn: seconds)
+                break
+            }
             let what =
                 label == APIError.runtimeToolCallCode
                 ? "with a function call cars do not relay (a legacy function_call)"

@@ -413,6 +413,7 @@ extension Dispatcher {
             return self.perform(self.machine.finished(id))
         }
         self.core.metrics.attemptFailed(label: failure.label)
+        self.lastFailedLease = attempt.lease  // the audit line's route if nothing serves it (helper-132)
         if !self.failureLabels.contains(failure.label) { self.failureLabels.append(failure.label) }
         self.logger.debug(
             "Attempt failed",
@@ -438,9 +439,8 @@ extension Dispatcher {
         // upstream's kind cannot carry, is the upstream working as it should: it must not count
         // against its health. A busy upstream (a car's runtime, a central endpoint) is left alone for
         // the time it asked.
-        self.close(
-            id, outcome: self.outcome(attempt, succeeded: !failure.upstreamAtFault), busyFor: busyFor,
-            failure: failure.label)
+        let outcome = self.outcome(attempt, succeeded: !failure.upstreamAtFault)
+        self.close(id, outcome: outcome, busyFor: busyFor, failure: failure.label)
         self.flush()
         // A `stream: false` answer with only thinking so far has no text to continue from.
         let continuable = self.request.streaming || !self.relay.delivered.isEmpty

@@ -415,7 +415,6 @@ final class Dispatcher: UpstreamEvents, LoopTimerTarget {
         if let token = attempt.departureWatch, case .car(_, let dispatch, _) = attempt.lease {
             self.core.tunnels.unwatch(dispatch.car, token: token)
         }
-        if !outcome.succeeded { self.lastFailedLease = attempt.lease }
         self.candidates.release(attempt.lease, outcome: outcome, busyFor: busyFor, failure: failure)
     }
 
