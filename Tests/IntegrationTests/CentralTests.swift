@@ -309,6 +309,10 @@ struct CentralTests {
             }
             let recovered = try await ask()
             #expect(recovered.status == 200 && recovered.body == rich, "\(recovered.status) \(recovered.body)")
+            // The endpoint that answered 401 was back on trial (CentralEjection): out again for 2 s.
+            try await waitUntil("both endpoints back in rotation after the 401") {
+                fleet.gateway.core.central.all.allSatisfy { $0.healthy && !$0.models.isEmpty }
+            }
             script.answers.withLock {
                 $0 = [
                     (
