@@ -97,12 +97,15 @@ struct AgentLogTests {
         try gateway.credential(vehicleID: "car-revoked").write(toFile: tokenFile, atomically: true, encoding: .utf8)
         let agent = URL(fileURLWithPath: GatewayProcess.binary).deletingLastPathComponent()
             .appendingPathComponent("fleet-agent").path
-        let result = try await Subprocess.run(
-            agent,
-            [
-                "run", "--gateway", "127.0.0.1:\(gateway.tunnelPort)", "--vehicle-id", "car-revoked", "--region",
-                "eu-central", "--hardware", "hw4", "--token-file", tokenFile,
-            ], timeout: 30)
+        func run(_ vehicleID: String) async throws -> Subprocess.Result {
+            try await Subprocess.run(
+                agent,
+                [
+                    "run", "--gateway", "127.0.0.1:\(gateway.tunnelPort)", "--vehicle-id", vehicleID, "--region",
+                    "eu-central", "--hardware", "hw4", "--token-file", tokenFile,
+                ], timeout: 30)
+        }
+        let result = try await run("car-revoked")
         #expect(result.status == AgentRefused.exitCode, "\(result.stderr.suffix(2_000))")
         #expect(result.stderr.contains("not restarting") || result.stdout.contains("not restarting"))
         // helper-130: `token issue --days 0` minted a token already expired, and exited 0.
@@ -117,12 +120,7 @@ struct AgentLogTests {
         let expired = try FleetCredentials(secret: FleetFixture.testSecret).issue(
             vehicleID: "car-expired", regions: ["eu-central"], expires: Date().addingTimeInterval(-60))
         try expired.write(toFile: tokenFile, atomically: true, encoding: .utf8)
-        let lapsed = try await Subprocess.run(
-            agent,
-            [
-                "run", "--gateway", "127.0.0.1:\(gateway.tunnelPort)", "--vehicle-id", "car-expired", "--region",
-                "eu-central", "--hardware", "hw4", "--token-file", tokenFile,
-            ], timeout: 30)
+        let lapsed = try await run("car-expired")
         #expect(lapsed.status == AgentRefused.exitCode, "\(lapsed.stderr.suffix(2_000))")
         #expect((lapsed.stderr + lapsed.stdout).contains("token-expired"), "\(lapsed.stderr.suffix(2_000))")
         let unit = try String(
