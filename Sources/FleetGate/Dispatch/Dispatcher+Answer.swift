@@ -346,10 +346,9 @@ extension Dispatcher {
     /// For the audit line: where the answer was served, never what it said.
     var auditFields: AuditFields {
         let tokens = self.deliveredTokens
-        // Nothing served it: a relayed rejection names its car below; a failure, where it was last tried
-        // (helper-131: a central endpoint's 500s logged `fleet.route=-`).
-        let lease = self.servingLease ?? (self.refusingCar == nil ? self.lastFailedLease : nil)
-        switch lease {
+        // A switch on the stored lease, not on a copy of it (`??` made one: an `AttemptLease` copy and
+        // generic metadata lookups, ~1,500 instructions a stream).
+        switch self.servingLease {
         case .car(let car, _, _):
             return ("car", car.region, car.pseudonym, self.machine.attemptsRun, tokens, self.machine.migrations)
         case .central(let endpoint, _):
@@ -360,11 +359,20 @@ extension Dispatcher {
                 self.machine.migrations
             )
         case nil:
-            let refusing = self.refusingCarDescriptor
-            return (
-                refusing == nil ? "-" : "car", refusing?.region ?? "-", refusing?.pseudonym ?? "-",
-                self.machine.attemptsRun, tokens, self.machine.migrations
-            )
+            let (route, region, vehicle) = self.unservedPlace
+            return (route, region, vehicle, self.machine.attemptsRun, tokens, self.machine.migrations)
+        }
+    }
+
+    /// Where a request nothing served went: the car whose rejection is relayed, else where it failed last
+    /// (helper-131: a central endpoint's 500s logged `fleet.route=-`), else nowhere.
+    private var unservedPlace: (route: String, region: String, vehicle: String) {
+        if let refusing = self.refusingCarDescriptor { return ("car", refusing.region, refusing.pseudonym) }
+        switch self.lastFailedLease {
+        case .car(let car, _, _): return ("car", car.region, car.pseudonym)
+        case .central(let endpoint, _): return ("central", endpoint.region, "-")
+        case .forward(let target, _): return ("replica", "-", target.replica)
+        case nil: return ("-", "-", "-")
         }
     }
 
