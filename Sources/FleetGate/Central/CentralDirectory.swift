@@ -228,9 +228,8 @@ public final class CentralDirectory: Service, Sendable {
             metadata["fleet.central.out_seconds"] = "\(length.nanoseconds / 1_000_000_000)"
             metadata["fleet.central.ejections"] = "\(ejections)"
             metadata["error.type"] = "\(failure ?? "failed")"
-            self.logger.warning(
-                "Central endpoint failed \(Self.failuresToEject) attempts in a row; out of rotation", metadata: metadata
-            )
+            // The first of a run after three failures in a row; the next ones after one, on trial.
+            self.logger.warning("Central endpoint failing; out of rotation", metadata: metadata)
         case .recovered(let ejections):
             metadata["fleet.central.ejections"] = "\(ejections)"
             self.logger.info("Central endpoint serves again after failing", metadata: metadata)
