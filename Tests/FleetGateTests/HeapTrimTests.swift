@@ -32,14 +32,20 @@ struct HeapTrimTests {
 
     @Test("malloc holds what was freed between live blocks; a trim gives it back")
     func trimReleases() throws {
-        Self.withFreedBlocks(count: 250_000) { live in  // ~54 MB with malloc's headers
-            #expect(HeapTrim.freeBytes() >= 40 << 20)
-            HeapTrim.trim()
-            // Against the resident bytes while the blocks were live: another gateway's trim in this process
-            // (every 10 s) between the free and here gives the same drop.
-            let after = HeapTrim.residentBytes() ?? live
-            #expect(live - after >= 32 << 20, "RSS \(live) → \(after)")
+        // The process's RSS is shared with the suites running beside this one: one that allocates tens of
+        // MB between the two readings hides the drop (a CI run saw 18.6 MB). Up to three tries; without a
+        // trim none of them drops (glibc keeps freed runs between live blocks).
+        var drops: [Int] = []
+        for _ in 0..<3 where !drops.contains(where: { $0 >= 32 << 20 }) {
+            Self.withFreedBlocks(count: 250_000) { live in  // ~54 MB with malloc's headers
+                #expect(HeapTrim.freeBytes() >= 40 << 20)
+                HeapTrim.trim()
+                // Against the resident bytes while the blocks were live: another gateway's trim in this
+                // process (every 10 s) between the free and here gives the same drop.
+                drops.append(live - (HeapTrim.residentBytes() ?? live))
+            }
         }
+        #expect(drops.contains { $0 >= 32 << 20 }, "RSS drops \(drops)")
     }
 
     @Test("The service trims past its threshold, then again only once the process or its free memory grew")
