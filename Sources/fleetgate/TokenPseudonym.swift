@@ -34,11 +34,7 @@ struct TokenPseudonym: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let stack = try ConfigStack(program: .fleetgate, schema: GatewayConfiguration.schema, arguments: [])
-        guard let secret = try stack.read({ try $0.secret("fleetSecret", orFile: "fleetSecretFile") }) else {
-            throw ValidationError("set FLEETGATE_FLEET_SECRET, or fleetSecretFile in fleetgate.yaml")
-        }
-        let credentials = try FleetCredentials(secret: secret)
+        let credentials = try Token.credentials()
         var ids = self.vehicleID
         if let vehicles = self.vehicles {
             let text =

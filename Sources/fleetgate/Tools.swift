@@ -8,6 +8,15 @@ struct Token: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Vehicle credentials.", subcommands: [Issue.self, TokenPseudonym.self])
 
+    /// The fleet's credentials, keyed by its secret (`FLEETGATE_FLEET_SECRET` or `fleetSecretFile`).
+    static func credentials() throws -> FleetCredentials {
+        let stack = try ConfigStack(program: .fleetgate, schema: GatewayConfiguration.schema, arguments: [])
+        guard let secret = try stack.read({ try $0.secret("fleetSecret", orFile: "fleetSecretFile") }) else {
+            throw ValidationError("set FLEETGATE_FLEET_SECRET, or fleetSecretFile in fleetgate.yaml")
+        }
+        return try FleetCredentials(secret: secret)
+    }
+
     struct Issue: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Mint a vehicle token (uses FLEETGATE_FLEET_SECRET or fleetSecretFile).")
@@ -28,11 +37,7 @@ struct Token: AsyncParsableCommand {
         }
 
         func run() async throws {
-            let stack = try ConfigStack(program: .fleetgate, schema: GatewayConfiguration.schema, arguments: [])
-            guard let secret = try stack.read({ try $0.secret("fleetSecret", orFile: "fleetSecretFile") }) else {
-                throw ValidationError("set FLEETGATE_FLEET_SECRET, or fleetSecretFile in fleetgate.yaml")
-            }
-            let credentials = try FleetCredentials(secret: secret)
+            let credentials = try Token.credentials()
             print(
                 credentials.issue(
                     vehicleID: self.vehicleID, regions: self.region,

@@ -69,6 +69,8 @@ public final class CentralDirectory: Service, Sendable {
     /// How soon an endpoint that is out (or has not listed its models yet) is asked again: after a
     /// central restart its models are back within this, not within a whole refresh interval.
     public static let probeInterval = Duration.seconds(1)
+    /// How long past its ejection's end an endpoint is still expected back: two probes.
+    static let readmissionGrace = TimeAmount.seconds(2 * CentralDirectory.probeInterval.components.seconds)
 
     private let endpoints: Mutex<[Endpoint]>
     let client: HTTPClient?
@@ -243,7 +245,9 @@ public final class CentralDirectory: Service, Sendable {
         self.endpoints.withLock { list in
             var soonest: Int?
             for endpoint in list where endpoint.zone == zone && endpoint.models.contains(model) && !endpoint.healthy {
-                guard let seconds = endpoint.ejection.retryAfter(at: now, grace: .seconds(2)) else { continue }
+                guard let seconds = endpoint.ejection.retryAfter(at: now, grace: Self.readmissionGrace) else {
+                    continue
+                }
                 soonest = min(soonest ?? seconds, seconds)
             }
             return soonest
@@ -269,9 +273,7 @@ public final class CentralDirectory: Service, Sendable {
                 guard let until = endpoint.busyUntil, now < until else { return nil }
                 soonest = min(soonest ?? until, until)
             }
-            guard let soonest else { return nil }
-            let nanoseconds = (soonest - now).nanoseconds
-            return max(1, Int((nanoseconds + 999_999_999) / 1_000_000_000))
+            return soonest.map { RetryAfter.seconds(until: $0, now: now) }
         }
     }
 

@@ -71,7 +71,6 @@ struct CentralEjection: Sendable, Hashable {
     /// `grace` of the ejection's end), the seconds until it may serve again (at least 1); else nil.
     func retryAfter(at now: NIODeadline, grace: TimeAmount) -> Int? {
         guard let until, now < until + grace else { return nil }
-        let nanoseconds = max(0, (until - now).nanoseconds)
-        return max(1, Int((nanoseconds + 999_999_999) / 1_000_000_000))
+        return RetryAfter.seconds(until: until, now: now)
     }
 }

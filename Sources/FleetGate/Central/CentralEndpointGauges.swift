@@ -36,7 +36,8 @@ final class CentralEndpointGauges: Sendable {
         for endpoint in endpoints {
             let current = Self.state(of: endpoint, at: now)
             let base = [
-                ("endpoint", CentralDirectory.redacted(endpoint.baseURL)), ("region", endpoint.region), ("zone", endpoint.zone),
+                ("endpoint", CentralDirectory.redacted(endpoint.baseURL)), ("region", endpoint.region),
+                ("zone", endpoint.zone),
             ]
             for state in Self.states {
                 self.gauge("fleet_central_endpoint_state", base + [("state", state)]).record(state == current ? 1 : 0)

@@ -1,6 +1,7 @@
 import FleetProtocol
 package import Foundation
 package import HTTPTypes
+package import NIOCore
 package import NIOHTTP1
 
 /// How long a busy upstream (429, 503) asks to be left alone, from its `retry-after-ms` (OpenAI's, in
@@ -9,6 +10,13 @@ package import NIOHTTP1
 package enum RetryAfter {
     /// The most a client is told to wait: a busy endpoint's hour-long pause is not the zone's.
     package static let maximumSeconds = 300
+
+    /// The wait until `deadline` as a client is told it: whole seconds rounded up, at least 1 (one already
+    /// past is 1: the gateway's probe or back-off is about to end).
+    package static func seconds(until deadline: NIODeadline, now: NIODeadline) -> Int {
+        let nanoseconds = max(0, (deadline - now).nanoseconds)
+        return max(1, Int((nanoseconds + 999_999_999) / 1_000_000_000))
+    }
 
     /// The wait a busy answer's head asks for.
     /// - Parameters:

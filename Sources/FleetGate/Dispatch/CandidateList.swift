@@ -11,6 +11,16 @@ enum AttemptLease: Sendable {
     case central(CentralDirectory.Endpoint, predictedTTFTMilliseconds: Double?)
     case forward(ClusterView.Target, predictedTTFTMilliseconds: Double?)  // cluster (#21): another replica
 
+    /// Where the attempt runs, for the audit line: route, region (a replica's is `servingRegion`) and the
+    /// car's pseudonym or the replica ("-" for central).
+    func auditPlace(servingRegion: String?) -> (route: String, region: String, vehicle: String) {
+        switch self {
+        case .car(let car, _, _): ("car", car.region, car.pseudonym)
+        case .central(let endpoint, _): ("central", endpoint.region, "-")
+        case .forward(let target, _): ("replica", servingRegion ?? "-", target.replica)
+        }
+    }
+
     /// Whether the attempt runs on a car (not central capacity or another replica).
     var isCar: Bool {
         if case .car = self { return true }

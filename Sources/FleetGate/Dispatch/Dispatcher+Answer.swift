@@ -345,35 +345,20 @@ extension Dispatcher {
 
     /// For the audit line: where the answer was served, never what it said.
     var auditFields: AuditFields {
-        let tokens = self.deliveredTokens
-        // A switch on the stored lease, not on a copy of it (`??` made one: an `AttemptLease` copy and
-        // generic metadata lookups, ~1,500 instructions a stream).
-        switch self.servingLease {
-        case .car(let car, _, _):
-            return ("car", car.region, car.pseudonym, self.machine.attemptsRun, tokens, self.machine.migrations)
-        case .central(let endpoint, _):
-            return ("central", endpoint.region, "-", self.machine.attemptsRun, tokens, self.machine.migrations)
-        case .forward(let target, _):  // cluster (#21): the serving replica's region; the replica in the vehicle field
-            return (
-                "replica", self.servingRegion ?? "-", target.replica, self.machine.attemptsRun, tokens,
-                self.machine.migrations
-            )
-        case nil:
-            let (route, region, vehicle) = self.unservedPlace
-            return (route, region, vehicle, self.machine.attemptsRun, tokens, self.machine.migrations)
-        }
+        // A method on the stored lease, not a copy of it (`servingLease ?? lastFailedLease` made one: an
+        // `AttemptLease` copy and generic metadata lookups, ~1,500 instructions a stream).
+        let place = self.servingLease?.auditPlace(servingRegion: self.servingRegion) ?? self.unservedPlace
+        return (
+            place.route, place.region, place.vehicle, self.machine.attemptsRun, self.deliveredTokens,
+            self.machine.migrations
+        )
     }
 
     /// Where a request nothing served went: the car whose rejection is relayed, else where it failed last
     /// (helper-131: a central endpoint's 500s logged `fleet.route=-`), else nowhere.
     private var unservedPlace: (route: String, region: String, vehicle: String) {
         if let refusing = self.refusingCarDescriptor { return ("car", refusing.region, refusing.pseudonym) }
-        switch self.lastFailedLease {
-        case .car(let car, _, _): return ("car", car.region, car.pseudonym)
-        case .central(let endpoint, _): return ("central", endpoint.region, "-")
-        case .forward(let target, _): return ("replica", "-", target.replica)
-        case nil: return ("-", "-", "-")
-        }
+        return self.lastFailedLease?.auditPlace(servingRegion: nil) ?? ("-", "-", "-")
     }
 
     /// The request is served by a car: the cars whose runtime answered it with a 5xx before are blamed for
