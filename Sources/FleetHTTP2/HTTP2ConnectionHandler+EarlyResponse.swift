@@ -48,7 +48,7 @@ extension HTTP2ConnectionHandler {
         let withBody = response.body.readableBytes > 0 && !stream.answersHead
         if withBody { stream.outbound = response.body }
         // The echoed field after the prebuilt ones, its name and value in one buffer (nghttp2 copies
-        // names and values on submit).
+        // names and values on submit); never indexed, its value being the request's own.
         let echoed = response.echo.map { echo in
             let value = stream.earlyEcho.flatMap { bytes in
                 bytes.withUnsafeBufferPointer { echo.accepts($0) } ? bytes : nil
@@ -62,7 +62,7 @@ extension HTTP2ConnectionHandler {
                 fields.append(
                     nghttp2_nv(
                         name: base, value: base + echoed.name.count, namelen: echoed.name.count,
-                        valuelen: echoed.value.count, flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)))
+                        valuelen: echoed.value.count, flags: NGHTTP2Headers.neverIndexed))
             }
             return fields.withUnsafeBufferPointer { nv in
                 self.submitResponse(nv: nv.baseAddress!, count: nv.count, on: stream, withBody: withBody)

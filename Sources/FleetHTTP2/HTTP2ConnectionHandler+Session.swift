@@ -273,6 +273,16 @@ extension HTTP2ConnectionHandler {
     }
 
     /// nghttp2 closed `streamID` with `errorCode` (0 when it ended cleanly or was never answered).
+    /// The bytes held in the connection's two HPACK dynamic tables (RFC 7541 §4.1): the one its
+    /// own field blocks are encoded with, and the one the peer's are decoded with.
+    var dynamicTableSizes: (encoding: Int, decoding: Int) {
+        guard let session = self.session else { return (0, 0) }
+        return (
+            nghttp2_session_get_hd_deflate_dynamic_table_size(session),
+            nghttp2_session_get_hd_inflate_dynamic_table_size(session)
+        )
+    }
+
     @inline(__always)
     func streamClosed(streamID: Int32, errorCode: UInt32) {
         guard let stream = self.streams.remove(streamID) else { return }

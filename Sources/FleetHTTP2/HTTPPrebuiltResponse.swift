@@ -18,7 +18,8 @@ public final class HTTPPrebuiltResponse: @unchecked Sendable {
     let echo: Echo?
 
     /// A request field the response carries back: the request's value when `accepts` it, else one
-    /// `generate` makes (`x-request-id`: echoed, or generated — DESIGN.md's Contracts).
+    /// `generate` makes (`x-request-id`: echoed, or generated — DESIGN.md's Contracts). Its value
+    /// being the request's own, HPACK sends it never indexed.
     public struct Echo: Sendable {
         /// The field's name, lowercase.
         public let name: String

@@ -171,7 +171,7 @@ struct APIResponder: HTTPServerResponder {
     /// CompletionHandler's (helper-56: 405s, `/v1/models` and unknown paths had none).
     static func requestIDHeaders(_ request: HTTPRequest) -> HTTPFields {
         var headers = HTTPFields()
-        headers[.fleetRequestID] = RequestID(header: request.headerFields[.fleetRequestID]).value
+        headers.append(.perMessage(.fleetRequestID, RequestID(header: request.headerFields[.fleetRequestID]).value))
         return headers
     }
 

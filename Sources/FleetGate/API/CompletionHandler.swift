@@ -195,7 +195,7 @@ final class CompletionHandler: HTTPStreamDelegate, LoopTimerTarget {
         self.answered = true
         self.cancelBodyTimer()
         var headers = HTTPFields()
-        headers[.fleetRequestID] = self.requestID
+        headers.append(.perMessage(.fleetRequestID, self.requestID))
         if let seconds = error.retryAfter { headers[.retryAfter] = String(seconds) }  // edge (#18)
         self.stream.sendResponse(
             status: .init(code: error.status), contentType: "application/json", body: JSON.buffer(error.body),

@@ -26,15 +26,16 @@ struct ForwardUpstream: Upstream {
         var head = HTTPRequest(method: .post, scheme: "http", authority: target.address, path: route)
         head.headerFields[.contentType] = "application/json"
         head.headerFields[.accept] = "text/event-stream"
-        head.headerFields[.fleetRequestID] = requestID
+        head.headerFields.append(.perMessage(.fleetRequestID, requestID))
         head.headerFields[.fleetHop] = "1"
         head.headerFields[.authorization] = request.authorization
         head.headerFields[.fleetForwardedOrigin] = view.signedOrigin(request.origin, requestID: requestID)
-        if !request.traceParent.isEmpty { head.headerFields[.traceparent] = request.traceParent }
+        if !request.traceParent.isEmpty { head.headerFields.append(.perMessage(.traceparent, request.traceParent)) }
         if let state = request.traceState { head.headerFields[.tracestate] = state }
         view.forwardedOut.increment()
         return ForwardUpstream(
-            stream: CarUpstream.open(tunnel: target.connection, request: head, body: body, attempt: attempt, relay: relay))
+            stream: CarUpstream.open(
+                tunnel: target.connection, request: head, body: body, attempt: attempt, relay: relay))
     }
 
     func consume(_ bytes: Int) { self.stream.consume(bytes) }

@@ -298,7 +298,7 @@ extension Dispatcher {
     func routeHeaders(reserving extra: Int = 0) -> HTTPFields {
         var fields = HTTPFields()
         fields.reserveCapacity(9 + extra)
-        fields.append(HTTPField(name: .fleetRequestID, value: self.requestID))
+        fields.append(.perMessage(.fleetRequestID, self.requestID))
         fields.append(HTTPField(name: .fleetZone, value: self.request.zone))
         fields.append(HTTPField(name: .fleetOriginRegion, value: self.request.origin.region))
         fields.append(HTTPField(name: .fleetAttempts, value: String(self.machine.attemptsRun)))

@@ -333,9 +333,10 @@ final class Dispatcher: UpstreamEvents, LoopTimerTarget {
             head.headerFields[.fleetZone] = self.request.zone
             head.headerFields[.contentType] = "application/json"
             head.headerFields[.fleetStreamMode] = "sse-usage"
-            head.headerFields[.fleetRequestID] = self.requestID
-            head.headerFields[.fleetSeed] = String(self.request.seed)
-            head.headerFields[.traceparent] = self.request.traceParent  // #17: W3C Trace Context
+            // A fresh head: appended, not set (the setter searches the fields first).
+            head.headerFields.append(.perMessage(.fleetRequestID, self.requestID))
+            head.headerFields.append(.perMessage(.fleetSeed, String(self.request.seed)))
+            head.headerFields.append(.perMessage(.traceparent, self.request.traceParent))  // #17: W3C Trace Context
             if let state = self.request.traceState { head.headerFields[.tracestate] = state }
             var body = self.carRequestBody
             if continuing {

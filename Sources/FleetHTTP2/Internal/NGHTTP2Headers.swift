@@ -44,6 +44,23 @@ enum NGHTTP2Headers {
         }
     }
 
+    /// A field HPACK may add to the dynamic table (nghttp2 still decides: it never indexes
+    /// `content-length`, `etag` and a few others).
+    static let indexed = UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)
+    /// A field kept out of the dynamic table, sent as a literal never indexed (RFC 7541 §6.2.3).
+    static let neverIndexed = UInt8(NGHTTP2_NV_FLAG_NO_INDEX.rawValue)
+
+    /// nghttp2's flag for a field's `indexingStrategy`: `.avoid` and `.disallow` keep it out of the
+    /// dynamic table (nghttp2 has no literal "without indexing" of its own, so both are sent never
+    /// indexed). A value that is the message's alone — a request id — should be: indexed, each one
+    /// evicts fields that repeat, and every later field of its name is looked up through all the
+    /// table's entries of that name (issue #19: ~50 request ids in a 4 KiB table made a refusal's
+    /// head ~100 `memcmp`s).
+    @inline(__always)
+    static func flags(_ strategy: HTTPField.DynamicTableIndexingStrategy) -> UInt8 {
+        strategy == .avoid || strategy == .disallow ? Self.neverIndexed : Self.indexed
+    }
+
     /// Scratch sizes of the one-pass path: a head of up to this many bytes and fields (typical
     /// heads are a few hundred bytes) needs no measuring pass, and the scratch stays on the stack
     /// (`withUnsafeTemporaryAllocation` allocates up to 1 KiB there without asking).
@@ -128,7 +145,8 @@ enum NGHTTP2Headers {
             for field in fields {
                 let name = field.name.canonicalName
                 if NGHTTP2Headers.isForbidden(name) { continue }
-                guard self.add(name: name.utf8, value: field.value.utf8) else { return false }
+                let flags = NGHTTP2Headers.flags(field.indexingStrategy)
+                guard self.add(name: name.utf8, value: field.value.utf8, flags: flags) else { return false }
             }
             return true
         }
@@ -138,7 +156,9 @@ enum NGHTTP2Headers {
             name.withUTF8Buffer { self.add(name: $0, value: value.utf8) }
         }
 
-        private mutating func add(name: some Collection<UInt8>, value: some Collection<UInt8>) -> Bool {
+        private mutating func add(
+            name: some Collection<UInt8>, value: some Collection<UInt8>, flags: UInt8 = NGHTTP2Headers.indexed
+        ) -> Bool {
             let nameCount = name.count
             let valueCount = value.count
             guard self.count < self.nv.count, nameCount + valueCount <= self.storage.count - self.used else {
@@ -153,7 +173,7 @@ enum NGHTTP2Headers {
             self.used = valueStart + valueCount
             self.nv[self.count] = nghttp2_nv(
                 name: base + nameStart, value: base + valueStart, namelen: nameCount, valuelen: valueCount,
-                flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue))
+                flags: flags)
             self.count += 1
             return true
         }
