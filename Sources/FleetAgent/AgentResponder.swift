@@ -65,7 +65,7 @@ public struct AgentResponder: HTTPServerResponder {
         case (.get, "/healthz"):
             return FixedResponseDelegate(stream: stream, status: .ok, body: ByteBuffer(string: "{\"status\":\"ok\"}"))
         default:
-            return FixedResponseDelegate(stream: stream, status: .notFound, body: JSON.buffer(APIError.notFound.body))
+            return FixedResponseDelegate(stream: stream, status: .notFound, body: APIError.notFound.jsonBody())
         }
     }
 }

@@ -422,7 +422,7 @@ final class CompletionJobServer: HTTPStreamDelegate, TokenSink {
 
     private func sendError(_ error: APIError) {
         self.stream.sendResponse(
-            status: .init(code: error.status), contentType: "application/json", body: JSON.buffer(error.body))
+            status: .init(code: error.status), contentType: "application/json", body: error.jsonBody())
     }
 
     private func releaseSlot() {

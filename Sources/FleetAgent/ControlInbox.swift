@@ -49,7 +49,7 @@ final class ControlMessageReader: HTTPStreamDelegate {
         else {
             let error = APIError.invalidRequest("Not a control message of version \(FleetStatus.version).")
             return self.stream.sendResponse(
-                status: .badRequest, contentType: "application/json", body: JSON.buffer(error.body))
+                status: .badRequest, contentType: "application/json", body: error.jsonBody())
         }
         self.stream.sendResponse(HTTPResponse(status: .noContent), endStream: true)
         self.inbox.deliver(message)

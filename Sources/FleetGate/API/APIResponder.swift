@@ -156,7 +156,7 @@ struct APIResponder: HTTPServerResponder {
     /// The answer of a shed request, and its body encoded once: a loop past capacity must not
     /// spend a JSON encode on every refusal (it was the largest entry of the shed path).
     private static let overloaded = APIError.overloaded("The gateway is at capacity; retry shortly.")
-    private static let overloadedBody = JSON.buffer(overloaded.body)
+    private static let overloadedBody = overloaded.jsonBody()
     /// The same answer as a whole HTTP/2 response, made once.
     private static let overloadedResponse = HTTPPrebuiltResponse(
         status: overloaded.status,
@@ -194,7 +194,7 @@ struct APIResponder: HTTPServerResponder {
         if let seconds = error.retryAfter { headers[.retryAfter] = String(seconds) }
         return FixedResponseDelegate(
             stream: stream, status: .init(code: error.status),
-            body: error == Self.overloaded ? Self.overloadedBody : JSON.buffer(error.body), headers: headers,
+            body: error == Self.overloaded ? Self.overloadedBody : error.jsonBody(), headers: headers,
             respondNow: now)
     }
 

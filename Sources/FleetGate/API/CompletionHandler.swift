@@ -198,7 +198,7 @@ final class CompletionHandler: HTTPStreamDelegate, LoopTimerTarget {
         headers.append(.perMessage(.fleetRequestID, self.requestID))
         if let seconds = error.retryAfter { headers[.retryAfter] = String(seconds) }  // edge (#18)
         self.stream.sendResponse(
-            status: .init(code: error.status), contentType: "application/json", body: JSON.buffer(error.body),
+            status: .init(code: error.status), contentType: "application/json", body: error.jsonBody(),
             headers: headers)
         self.core.metrics.request(route: self.route, status: error.status)
         self.audit(status: error.status, served: self.dispatcher?.auditFields, errorType: error.code)

@@ -47,7 +47,7 @@ struct AdminResponder: HTTPServerResponder {
             return Self.refuse(stream, refusal)
         }
         if self.probesOnly && !AdminGuard.probes.contains(path) {
-            return FixedResponseDelegate(stream: stream, status: .notFound, body: JSON.buffer(APIError.notFound.body))
+            return FixedResponseDelegate(stream: stream, status: .notFound, body: APIError.notFound.jsonBody())
         }
         // A known path asked with the other method is a 405 naming the right one, not a 404.
         if let allowed = Self.methods[path], request.method != allowed, !(allowed == .get && request.method == .head) {
@@ -151,7 +151,7 @@ struct AdminResponder: HTTPServerResponder {
             }
             return FixedResponseDelegate(stream: stream, status: .ok, body: JSON.buffer(cars))
         default:
-            return FixedResponseDelegate(stream: stream, status: .notFound, body: JSON.buffer(APIError.notFound.body))
+            return FixedResponseDelegate(stream: stream, status: .notFound, body: APIError.notFound.jsonBody())
         }
     }
 

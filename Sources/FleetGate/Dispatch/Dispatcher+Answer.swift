@@ -242,10 +242,11 @@ extension Dispatcher {
             if (error.code == "no_capacity_in_zone" && error.retryAfter == nil) || final {
                 headers[.xShouldRetry] = "false"
             }
-            if let seconds = error.retryAfter { headers[.retryAfter] = String(seconds) }
+            // Appended: routeHeaders has none (the setter would search them first).
+            if let seconds = error.retryAfter { headers.append(HTTPField(name: .retryAfter, value: String(seconds))) }
             self.end(status: error.status)
             self.stream.sendResponse(
-                status: .init(code: error.status), contentType: "application/json", body: JSON.buffer(error.body),
+                status: .init(code: error.status), contentType: "application/json", body: error.jsonBody(),
                 headers: headers)
         }
         self.stream.flushNow()  // the last bytes before the audit line queued by end(status:)
