@@ -257,6 +257,16 @@ public final class GatewayMetrics: Sendable {
         }
     }
 
+    /// One request shed by an overloaded event loop, on its header block: no string compared.
+    func shed(_ reason: LoadShedder.Reason) {
+        switch reason {
+        case .lag: self.shedLag.increment()
+        case .concurrency: self.shedConcurrency.increment()
+        case .pass: self.shedPass.increment()
+        case .inFlight: self.shedInFlight.increment()
+        }
+    }
+
     /// One request shed: `lag`, `pass`, `concurrency` or `in_flight` by an overloaded event loop, `zone_busy`
     /// when its zone's capacity was all taken.
     func shed(reason: String) {

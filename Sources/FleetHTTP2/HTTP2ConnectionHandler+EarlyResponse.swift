@@ -47,26 +47,8 @@ extension HTTP2ConnectionHandler {
         stream.endRequested = true
         let withBody = response.body.readableBytes > 0 && !stream.answersHead
         if withBody { stream.outbound = response.body }
-        // The echoed field after the prebuilt ones, its name and value in one buffer (nghttp2 copies
-        // names and values on submit); never indexed, its value being the request's own.
-        let echoed = response.echo.map { echo in
-            let value = stream.earlyEcho.flatMap { bytes in
-                bytes.withUnsafeBufferPointer { echo.accepts($0) } ? bytes : nil
-            }
-            return (name: echo.nameBytes, value: value ?? Array(echo.generate().utf8))
-        }
-        var echoBytes = echoed.map { $0.name + $0.value } ?? []
-        let submitted = echoBytes.withUnsafeMutableBufferPointer { bytes in
-            var fields = Array(response.fields)
-            if let echoed, let base = bytes.baseAddress {
-                fields.append(
-                    nghttp2_nv(
-                        name: base, value: base + echoed.name.count, namelen: echoed.name.count,
-                        valuelen: echoed.value.count, flags: NGHTTP2Headers.neverIndexed))
-            }
-            return fields.withUnsafeBufferPointer { nv in
-                self.submitResponse(nv: nv.baseAddress!, count: nv.count, on: stream, withBody: withBody)
-            }
+        let submitted = response.withFields(echoing: stream.earlyEcho) { nv in
+            self.submitResponse(nv: nv.baseAddress!, count: nv.count, on: stream, withBody: withBody)
         }
         if submitted { self.drain(stream) }
     }
@@ -74,9 +56,7 @@ extension HTTP2ConnectionHandler {
     /// Keeps the value of the early answer's echoed field when `name` is it.
     @inline(__always)
     func keepEarlyEcho(_ stream: HTTP2Stream, name: UnsafeBufferPointer<UInt8>, value: UnsafeBufferPointer<UInt8>) {
-        guard case .answered(let response) = stream.early, let echo = response.echo, name.count == echo.nameBytes.count,
-            name.elementsEqual(echo.nameBytes)
-        else { return }
+        guard case .answered(let response) = stream.early, response.echoes(name: name) else { return }
         stream.earlyEcho = Array(value)
     }
 

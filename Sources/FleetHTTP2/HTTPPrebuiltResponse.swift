@@ -16,6 +16,9 @@ public final class HTTPPrebuiltResponse: @unchecked Sendable {
     private let storage: UnsafeMutableRawBufferPointer
     /// A request field the response repeats (a request id), if any: see ``Echo``.
     let echo: Echo?
+    /// The echoed field's name, lowercase (empty without one): compared with each request field's
+    /// and pointed at by the response's field, with no copy of ``Echo`` (its closures) or of the name.
+    let echoName: UnsafeMutableBufferPointer<UInt8>
 
     /// A request field the response carries back: the request's value when `accepts` it, else one
     /// `generate` makes (`x-request-id`: echoed, or generated — DESIGN.md's Contracts). Its value
@@ -47,6 +50,10 @@ public final class HTTPPrebuiltResponse: @unchecked Sendable {
     ///   - echo: a request field to repeat in the response (after the fields above).
     public init(status: Int, fields: [(name: String, value: String)], body: ByteBuffer, echo: Echo? = nil) {
         self.echo = echo
+        let name = echo?.nameBytes ?? []
+        let nameStorage = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: max(1, name.count))
+        _ = nameStorage.initialize(from: name)
+        self.echoName = UnsafeMutableBufferPointer(rebasing: nameStorage[..<name.count])
         var all: [(name: [UInt8], value: [UInt8])] = [(Array(":status".utf8), Array(String(status).utf8))]
         for field in fields {
             all.append((Array(field.name.lowercased().utf8), Array(field.value.utf8)))  // HTTP/2: lowercase
@@ -72,7 +79,38 @@ public final class HTTPPrebuiltResponse: @unchecked Sendable {
         self.fields = nv
     }
 
+    /// Whether `name` is the echoed field's.
+    @inline(__always)
+    func echoes(name: UnsafeBufferPointer<UInt8>) -> Bool {
+        !self.echoName.isEmpty && name.count == self.echoName.count && name.elementsEqual(self.echoName)
+    }
+
+    /// Calls `body` with the response's fields: the prebuilt ones, then the echoed field — the
+    /// request's value (`requestValue`) when ``Echo/accepts`` it, else a generated one — never indexed
+    /// by HPACK, its value being the request's own. The array is laid out on the stack; nghttp2
+    /// copies names and values on submit.
+    func withFields<R>(echoing requestValue: [UInt8]?, _ body: (UnsafeBufferPointer<nghttp2_nv>) -> R) -> R {
+        guard let echo = self.echo else { return body(UnsafeBufferPointer(self.fields)) }
+        return withUnsafeTemporaryAllocation(of: nghttp2_nv.self, capacity: self.fields.count + 1) { nv in
+            _ = nv.initialize(fromContentsOf: self.fields)
+            let name = self.echoName
+            func submit(_ value: UnsafeBufferPointer<UInt8>) -> R {
+                nv[self.fields.count] = nghttp2_nv(
+                    name: name.baseAddress,
+                    value: UnsafeMutablePointer(mutating: value.baseAddress ?? .init(name.baseAddress)),
+                    namelen: name.count, valuelen: value.count, flags: NGHTTP2Headers.neverIndexed)
+                return body(UnsafeBufferPointer(nv))
+            }
+            if let requestValue, requestValue.withUnsafeBufferPointer(echo.accepts) {
+                return requestValue.withUnsafeBufferPointer(submit)
+            }
+            var generated = echo.generate()
+            return generated.withUTF8(submit)
+        }
+    }
+
     deinit {
+        UnsafeMutableBufferPointer(start: self.echoName.baseAddress, count: 1).deallocate()
         self.fields.deallocate()
         self.storage.deallocate()
     }

@@ -19,6 +19,15 @@ struct ClientAPITests {
         #expect(ClientAPI(path: String(Substring("#" + path).dropFirst())) == api)
     }
 
+    @Test("Every API is found by its own path; its ordinal is its place among all")
+    func everyAPI() {
+        for (index, api) in ClientAPI.allCases.enumerated() {
+            #expect(ClientAPI(path: api.rawValue) == api)
+            #expect(ClientAPI(path: api.rawValue + "?q") == api)
+            #expect(api.ordinal == index)
+        }
+    }
+
     @Test("The request id of an answer is kept out of the HPACK dynamic table, and echoed when well formed")
     func requestID() {
         var request = HTTPRequest(method: .post, scheme: "http", authority: "gw", path: "/v1/models")

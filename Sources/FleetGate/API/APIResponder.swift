@@ -15,7 +15,7 @@ struct APIResponder: HTTPServerResponder {
     let loads: EventLoopLoads
     /// `http_server_requests_total{http_route=…, http_response_status_code="503"}` of each
     /// completion route, resolved once: an early refusal builds no label and takes no lock.
-    private let shedCounters: [ClientAPI: Counter]
+    private let shedCounters: [Counter]
     /// How many head refusals are logged one by one.
     private let refusalLog: RefusalLogBudget
 
@@ -23,10 +23,10 @@ struct APIResponder: HTTPServerResponder {
         self.core = core
         self.loads = loads
         self.refusalLog = RefusalLogBudget(now: core.now)
-        self.shedCounters = Dictionary(
-            uniqueKeysWithValues: ClientAPI.allCases.map {
-                ($0, core.metrics.requestCounter(route: $0.route, status: Self.overloaded.status))
-            })
+        // By ``ClientAPI/ordinal``: a dictionary keyed by the API hashed its path at every refusal.
+        self.shedCounters = ClientAPI.allCases.map {
+            core.metrics.requestCounter(route: $0.route, status: Self.overloaded.status)
+        }
     }
 
     func stream(_ stream: any HTTPStream, didReceive request: HTTPRequest, connection: HTTPConnectionInfo)
@@ -148,8 +148,8 @@ struct APIResponder: HTTPServerResponder {
         guard method == "POST", let api = ClientAPI(path: path), let load = self.loads.load(of: eventLoop),
             !self.core.corsEnabled.load(ordering: .relaxed), case .shed(let reason) = load.screen()
         else { return nil }
-        self.core.metrics.shed(reason: reason.rawValue)
-        self.shedCounters[api]?.increment()
+        self.core.metrics.shed(reason)
+        self.shedCounters[api.ordinal].increment()
         return Self.overloadedResponse
     }
 

@@ -6,19 +6,36 @@ enum ClientAPI: String, Sendable, CaseIterable {
     /// The Responses API, mapped onto chat completions (``ResponsesRequest/chatRequest()``).
     case responses = "/v1/responses"
 
-    /// The API a request path (with or without a query) is for, without copying it.
+    /// The API a request path (with or without a query) is for, without copying it: its bytes are
+    /// compared in place (a native string's are contiguous). `utf8.firstIndex(of:)`, `init(rawValue:)`
+    /// and a `Substring` comparison cost ~600 instructions a request (issue #19).
     init?(path: String) {
-        // The bytes scanned in place (a native string's are contiguous): `utf8.firstIndex(of:)`
-        // stepped through String's generic index, ~600 instructions a request (issue #19).
         var path = path
-        guard let query = path.withUTF8({ $0.firstIndex(of: UInt8(ascii: "?")) }) else {
-            self.init(rawValue: path)
-            return
-        }
-        // No `String` for the path without its query: the raw values compared with the substring.
-        let route = path[..<path.utf8.index(path.utf8.startIndex, offsetBy: query)]
-        guard let api = Self.allCases.first(where: { route == $0.rawValue }) else { return nil }
+        guard let api = path.withUTF8(Self.init(bytes:)) else { return nil }
         self = api
+    }
+
+    private init?(bytes: UnsafeBufferPointer<UInt8>) {
+        let route = UnsafeBufferPointer(rebasing: bytes[..<(bytes.firstIndex(of: UInt8(ascii: "?")) ?? bytes.count)])
+        let candidate: ClientAPI
+        switch route.count {
+        case 20: candidate = .chatCompletions
+        case 15: candidate = .completions
+        case 13: candidate = .responses
+        default: return nil
+        }
+        var raw = candidate.rawValue
+        guard raw.withUTF8({ $0.elementsEqual(route) }) else { return nil }
+        self = candidate
+    }
+
+    /// The API's place in `allCases`, for arrays indexed by API.
+    var ordinal: Int {
+        switch self {
+        case .chatCompletions: 0
+        case .completions: 1
+        case .responses: 2
+        }
     }
 
     /// The route: the path, and the `http_route` label of the request metrics.
