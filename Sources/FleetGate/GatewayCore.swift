@@ -286,6 +286,11 @@ public final class GatewayCore: Sendable {
     /// #17: the routing decisions the admin dashboard shows.
     let decisions = RecentDecisions()
 
+    /// How many requests refused after routing because their zone was busy (503 `server_overloaded`)
+    /// get their own `Request served` line: as a loop's refusals on the header block have none, at
+    /// twice capacity these would be ten thousand lines a second (issue #19: 6 % of the loop).
+    let busyRefusalLog = RefusalLogBudget(now: Double(NIODeadline.now().uptimeNanoseconds) / 1e9)
+
     /// When shutdown began (uptime nanoseconds; 0: it has not), set once: a car that registers after
     /// the drain's `reconnect` went out is told at once (``CarSession``), or it would serve here until
     /// the tunnel closed.

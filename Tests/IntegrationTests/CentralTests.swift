@@ -355,7 +355,8 @@ struct CentralTests {
                 $0 = [
                     (
                         200,
-                        cut + chatChunkEvent("first", "", finish: "stop") + chatChunkEvent("first", #""content":" extra""#)
+                        cut + chatChunkEvent("first", "", finish: "stop")
+                            + chatChunkEvent("first", #""content":" extra""#)
                             + "data: [DONE]\n\n"
                     )
                 ]
@@ -370,7 +371,13 @@ struct CentralTests {
             // as `[DONE]` would, neither an error after a complete answer nor generated again.
             let served = script.served.withLock { $0 }
             script.answers.withLock {
-                $0 = [(200, cut + chatChunkEvent("first", "", finish: "stop") + #"data: {"error":{"message":"gone"}}"# + "\n\n")]
+                $0 = [
+                    (
+                        200,
+                        cut + chatChunkEvent("first", "", finish: "stop") + #"data: {"error":{"message":"gone"}}"#
+                            + "\n\n"
+                    )
+                ]
             }
             let lost = try await client.post("/v1/chat/completions", json: chatBody(stream: true, maxTokens: 8))
                 .collect()
@@ -682,26 +689,65 @@ struct CentralTests {
 
     /// Issue #19: an endpoint at its `maxConcurrent` is a busy zone, not an empty one — 503
     /// `server_overloaded` with `Retry-After` (retryable), not `no_capacity_in_zone` with
-    /// `x-should-retry: false`; once its stream ends, the next request is served.
+    /// `x-should-retry: false`; once its stream ends, the next request is served. Such refusals
+    /// have their `Request served` lines within a budget (``RefusalLogBudget``), as head refusals do.
     @Test("A central endpoint at its maxConcurrent: 503 server_overloaded with Retry-After, then served again")
     func busyIsNotEmpty() async throws {
         let central = try await CentralServer.start(slowdown: 1)
         defer { central.channel.close(promise: nil) }
-        try await withFleet(configure: {
-            $0.central.endpoints = [.init(region: "eu-central", baseURL: central.baseURL, maxConcurrent: 1)]
-        }) { fleet in
+        let log = CapturedLog()
+        try await withFleet(
+            configure: {
+                $0.central.endpoints = [.init(region: "eu-central", baseURL: central.baseURL, maxConcurrent: 1)]
+            }, log: log
+        ) { fleet in
             try await waitUntil("central models discovered") {
                 fleet.gateway.core.central.models().contains("fleet-8b")
             }
             let client = try await RecordingClient.connect(port: fleet.clientPort)
             defer { client.close() }
-            let long = try await client.post("/v1/chat/completions", json: chatBody(stream: true, maxTokens: 40))
+            let long = try await client.post("/v1/chat/completions", json: chatBody(stream: true, maxTokens: 120))
             try await waitUntil("the first stream holds the endpoint's one slot") { long.receivedBytes > 0 }
             let refused = try await client.post("/v1/chat/completions", json: chatBody(stream: true)).collect()
             #expect(refused.response?.status.code == 503)
             #expect(refused.body.contains("server_overloaded"), "\(refused.body)")
             #expect(refused.response?.headerFields[.retryAfter] == "1")
             #expect(refused.response?.headerFields[HTTPField.Name("x-should-retry")!] == nil)
+            func refusalLines() -> [CapturedLog.Line] {
+                log.matching("Request served").filter { $0.metadata["fleet.status"] == "503" }
+            }
+            let id = try #require(refused.response?.headerFields[HTTPField.Name("x-request-id")!])
+            try await waitUntil("the refusal's line") {
+                refusalLines().contains { $0.metadata["fleet.request.id"]?.description == id }
+            }
+            #expect(
+                refusalLines().allSatisfy {
+                    $0.metadata["error.type"]?.description.hasPrefix("server_overloaded") == true
+                })
+            // A burst past the budget: every refusal answered and counted, not every one written.
+            let burst = 240  // RefusalLogBudget.burst (200) and more
+            var more: [RecordingStream] = []
+            for _ in 0..<burst {
+                more.append(try await client.post("/v1/chat/completions", json: chatBody(stream: true)))
+            }
+            var refusedMore = 0  // for the busy zone (a debug build's loop may also shed some on their head)
+            for stream in more {
+                let answer = await stream.collect()
+                if answer.response?.status.code == 503 && answer.body.contains("privacy zone") { refusedMore += 1 }
+            }
+            let metrics = try await DashboardTests.admin(fleet, "/metrics").1
+            #expect(metrics.contains("fleet_requests_shed_total{reason=\"zone_busy\"} \(refusedMore + 1)"))
+            try await Task.sleep(for: .milliseconds(100))  // the budget refills 50 a second
+            let later = try await client.post("/v1/chat/completions", json: chatBody(stream: true)).collect()
+            let laterID = try #require(later.response?.headerFields[HTTPField.Name("x-request-id")!])
+            try await waitUntil("the next refusal's line") {
+                refusalLines().contains { $0.metadata["fleet.request.id"]?.description == laterID }
+            }
+            if refusedMore == burst {  // the holder outlasted the burst: some went unlogged, and the next line says so
+                #expect(refusalLines().count < refusedMore + 2)
+                let line = refusalLines().first { $0.metadata["fleet.request.id"]?.description == laterID }
+                #expect(Int(line?.metadata["fleet.unlogged"]?.description ?? "0") ?? 0 > 0)
+            }
             let first = streamResult(await long.collect())
             #expect(first.done && first.errorCode == nil)
             let again = try await client.post("/v1/chat/completions", json: chatBody(stream: true, maxTokens: 3))

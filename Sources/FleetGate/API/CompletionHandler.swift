@@ -212,7 +212,14 @@ final class CompletionHandler: HTTPStreamDelegate, LoopTimerTarget {
     private func ended(status: Int) {
         self.endStatus = status
         self.core.metrics.request(route: self.route, status: status)
-        if self.dispatcher?.refusedBusy == true { self.load?.upstreamBusy() }
+        var unlogged = 0
+        if self.dispatcher?.refusedBusy == true {
+            self.load?.upstreamBusy()
+            // Counted (`fleet_requests_shed_total{reason="zone_busy"}`); past the budget, no line.
+            let budget = self.core.busyRefusalLog.take(now: self.core.now)
+            guard budget.log else { return }
+            unlogged = budget.unlogged
+        }
         // The audit line after the answer's last bytes: the connection's flush is already queued on
         // this loop, and formatting and writing the line (~60 µs) kept a burst's answer waiting.
         let served = self.dispatcher?.auditFields
@@ -225,14 +232,15 @@ final class CompletionHandler: HTTPStreamDelegate, LoopTimerTarget {
             : nil
         let loopBound = NIOLoopBound(self, eventLoop: self.stream.eventLoop)
         self.stream.eventLoop.execute {
-            loopBound.value.audit(status: status, served: served, errorType: errorType)
+            loopBound.value.audit(status: status, served: served, errorType: errorType, unlogged: unlogged)
         }
     }
 
     /// The `Request served` line's fields, sorted by key and rendered as they are: no metadata
     /// dictionary and no sort a request (issue #19); typed as the logger takes them (an unlabelled tuple
     /// array was converted element by element). `unlogged`: refusals before this one that had no line
-    /// (``RefusalLogBudget``; ``APIResponder`` writes the lines of requests refused on their head).
+    /// (``RefusalLogBudget``: ``APIResponder``'s for requests refused on their head, the core's for
+    /// requests refused after routing because their zone was busy).
     static func auditFields(
         requestID: String, status: Int, errorType: String?, origin: Origin?, zone: String, route: String,
         region: String, vehicle: String, counts: (attempts: Int, migrations: Int, tokens: Int), unlogged: Int = 0
@@ -257,14 +265,14 @@ final class CompletionHandler: HTTPStreamDelegate, LoopTimerTarget {
 
     /// One audit line per request: ids, origin, zone, route, pseudonym — never prompt or completion text;
     /// for a failed one, `error.type`: the code the client got, then the failed attempts' labels.
-    private func audit(status: Int, served: Dispatcher.AuditFields?, errorType: String? = nil) {
+    private func audit(status: Int, served: Dispatcher.AuditFields?, errorType: String? = nil, unlogged: Int = 0) {
         let origin = self.validated?.origin
         let zone = self.validated?.zone ?? "-"
         let (route, region, vehicle) = served.map { ($0.route, $0.region, $0.vehicle) } ?? ("-", "-", "-")
         let (attempts, migrations, tokens) = served.map { ($0.attempts, $0.migrations, $0.tokens) } ?? (0, 0, 0)
         let fields = Self.auditFields(
             requestID: self.requestID, status: status, errorType: errorType, origin: origin, zone: zone,
-            route: route, region: region, vehicle: vehicle, counts: (attempts, migrations, tokens))
+            route: route, region: region, vehicle: vehicle, counts: (attempts, migrations, tokens), unlogged: unlogged)
         self.logger.log(level: .info, "Request served", sortedFields: fields)
         // #17: the dashboard's recent decisions (the same fields as the audit line).
         self.core.decisions.record(
