@@ -272,7 +272,6 @@ extension HTTP2ConnectionHandler {
         stream.delegate?.streamDidReceiveEnd(trailers: trailers)
     }
 
-    /// nghttp2 closed `streamID` with `errorCode` (0 when it ended cleanly or was never answered).
     /// The bytes held in the connection's two HPACK dynamic tables (RFC 7541 §4.1): the one its
     /// own field blocks are encoded with, and the one the peer's are decoded with.
     var dynamicTableSizes: (encoding: Int, decoding: Int) {
@@ -283,6 +282,7 @@ extension HTTP2ConnectionHandler {
         )
     }
 
+    /// nghttp2 closed `streamID` with `errorCode` (0 when it ended cleanly or was never answered).
     @inline(__always)
     func streamClosed(streamID: Int32, errorCode: UInt32) {
         guard let stream = self.streams.remove(streamID) else { return }

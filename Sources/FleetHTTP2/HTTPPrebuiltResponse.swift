@@ -19,6 +19,8 @@ public final class HTTPPrebuiltResponse: @unchecked Sendable {
     /// The echoed field's name, lowercase (empty without one): compared with each request field's
     /// and pointed at by the response's field, with no copy of ``Echo`` (its closures) or of the name.
     let echoName: UnsafeMutableBufferPointer<UInt8>
+    /// The allocation `echoName` is in (one byte when there is no echo).
+    private let echoNameStorage: UnsafeMutableBufferPointer<UInt8>
 
     /// A request field the response carries back: the request's value when `accepts` it, else one
     /// `generate` makes (`x-request-id`: echoed, or generated — DESIGN.md's Contracts). Its value
@@ -51,9 +53,10 @@ public final class HTTPPrebuiltResponse: @unchecked Sendable {
     public init(status: Int, fields: [(name: String, value: String)], body: ByteBuffer, echo: Echo? = nil) {
         self.echo = echo
         let name = echo?.nameBytes ?? []
-        let nameStorage = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: max(1, name.count))
-        _ = nameStorage.initialize(from: name)
-        self.echoName = UnsafeMutableBufferPointer(rebasing: nameStorage[..<name.count])
+        self.echoNameStorage = .allocate(capacity: max(1, name.count))
+        self.echoNameStorage.initialize(repeating: 0)
+        _ = UnsafeMutableBufferPointer(rebasing: self.echoNameStorage[..<name.count]).update(fromContentsOf: name)
+        self.echoName = UnsafeMutableBufferPointer(rebasing: self.echoNameStorage[..<name.count])
         var all: [(name: [UInt8], value: [UInt8])] = [(Array(":status".utf8), Array(String(status).utf8))]
         for field in fields {
             all.append((Array(field.name.lowercased().utf8), Array(field.value.utf8)))  // HTTP/2: lowercase
@@ -110,7 +113,7 @@ public final class HTTPPrebuiltResponse: @unchecked Sendable {
     }
 
     deinit {
-        UnsafeMutableBufferPointer(start: self.echoName.baseAddress, count: 1).deallocate()
+        self.echoNameStorage.deallocate()
         self.fields.deallocate()
         self.storage.deallocate()
     }

@@ -34,11 +34,11 @@ struct ClientAPITests {
         request.headerFields[.fleetRequestID] = "client-id-7"
         let echoed = APIResponder.requestIDHeaders(request)
         #expect(echoed[.fleetRequestID] == "client-id-7")
-        #expect(echoed.map(\.indexingStrategy) == [.avoid])
+        #expect(echoed.map(\.indexingStrategy) == [.disallow])
         let generated = APIResponder.requestIDHeaders(
             HTTPRequest(method: .get, scheme: "http", authority: "gw", path: "/"))
         #expect(generated[.fleetRequestID]?.count == 36)
-        #expect(generated.map(\.indexingStrategy) == [.avoid])
-        #expect(HTTPField.perMessage(.fleetSeed, "42").indexingStrategy == .avoid)
+        #expect(generated.map(\.indexingStrategy) == [.disallow])
+        #expect(HTTPField.perMessage(.fleetSeed, "42").indexingStrategy == .disallow)
     }
 }

@@ -215,10 +215,13 @@ final class CompletionHandler: HTTPStreamDelegate, LoopTimerTarget {
         var unlogged = 0
         if self.dispatcher?.refusedBusy == true {
             self.load?.upstreamBusy()
-            // Counted (`fleet_requests_shed_total{reason="zone_busy"}`); past the budget, no line.
-            let budget = self.core.busyRefusalLog.take(now: self.core.now)
-            guard budget.log else { return }
-            unlogged = budget.unlogged
+            // Counted (`fleet_requests_shed_total{reason="zone_busy"}`); past the budget, no line (nor
+            // an entry in the dashboard's recent decisions, which samples them as the log does).
+            if self.core.logger.logLevel <= .info {
+                let budget = self.core.busyRefusalLog.take(now: self.core.now)
+                guard budget.log else { return }
+                unlogged = budget.unlogged
+            }
         }
         // The audit line after the answer's last bytes: the connection's flush is already queued on
         // this loop, and formatting and writing the line (~60 µs) kept a burst's answer waiting.

@@ -29,7 +29,9 @@ struct ForwardUpstream: Upstream {
         head.headerFields.append(.perMessage(.fleetRequestID, requestID))
         head.headerFields[.fleetHop] = "1"
         head.headerFields[.authorization] = request.authorization
-        head.headerFields[.fleetForwardedOrigin] = view.signedOrigin(request.origin, requestID: requestID)
+        // Signed for this request alone (its id, an expiry), and a credential while it is valid.
+        head.headerFields.append(
+            .perMessage(.fleetForwardedOrigin, view.signedOrigin(request.origin, requestID: requestID)))
         if !request.traceParent.isEmpty { head.headerFields.append(.perMessage(.traceparent, request.traceParent)) }
         if let state = request.traceState { head.headerFields[.tracestate] = state }
         view.forwardedOut.increment()
