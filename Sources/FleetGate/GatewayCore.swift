@@ -286,6 +286,12 @@ public final class GatewayCore: Sendable {
     /// #17: the routing decisions the admin dashboard shows.
     let decisions = RecentDecisions()
 
+    /// When a zone was last found without room for any request (uptime nanoseconds; 0: never): for
+    /// a second after, requests' heads are checked for it (``saturatedZone(of:connection:)``).
+    let busyZoneSeen = Atomic<UInt64>(0)
+    /// The zone found without room then.
+    let busyZone = Mutex<String>("")
+
     /// How many requests refused after routing because their zone was busy (503 `server_overloaded`)
     /// get their own `Request served` line: as a loop's refusals on the header block have none, at
     /// twice capacity these would be ten thousand lines a second (issue #19: 6 % of the loop).

@@ -115,6 +115,27 @@ extension FleetRegistry {
         }
     }
 
+    /// Whether `zone` has cars that are capacity (for any model: room for a job, or only their slots
+    /// or a back-off holding them — ``Eligibility/isBusyCapacity(_:now:)``; a draining or unplugged
+    /// car is not), and whether any has room for a job now (an available car in one of the zone's
+    /// pools). Looks at the first ``busyScanLimit`` cars of each pool for capacity, as
+    /// ``hasBusyCapacity(model:zone:now:excluding:fitting:)`` does; under the registry's lock, asked on a
+    /// request's head only while its zone was lately found without room (``GatewayCore``).
+    public func zoneRoom(_ zone: String, now: Double) -> (cars: Bool, available: Bool) {
+        self.storage.withLock { s in
+            var cars = false
+            for pool in s.pools where pool.zone == zone && !pool.all.isEmpty {
+                if pool.available > 0 { return (true, true) }
+                cars =
+                    cars
+                    || pool.all.prefix(Self.busyScanLimit).contains { slot in
+                        s.cars[Int(slot)].map { self.eligibility.isBusyCapacity($0, now: now) } ?? false
+                    }
+            }
+            return (cars, false)
+        }
+    }
+
     /// The most cars ``hasBusyCapacity(model:zone:now:)`` looks at.
     public static let busyScanLimit = 64
 

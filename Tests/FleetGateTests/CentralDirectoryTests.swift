@@ -74,6 +74,29 @@ struct CentralDirectoryTests {
         #expect(directory.busyRetryAfter(model: "fleet-8b", zone: self.zone, now: t0 + .seconds(7)) == nil)
     }
 
+    @Test("A zone's room, for any model: none while every endpoint is full or asked to be left alone; how long")
+    func zoneRoom() throws {
+        let directory = self.directory()
+        let t0 = NIODeadline.uptimeNanoseconds(1_000_000_000_000)
+        func room(_ zone: String, _ now: NIODeadline) -> [String] {
+            let r = directory.zoneRoom(zone, now: now)
+            return ["\(r.endpoints)", "\(r.room)", "\(r.retryAfter)"]
+        }
+        #expect(room(self.zone, t0) == ["true", "true", "1"])
+        #expect(room("us", t0) == ["false", "false", "1"])
+        var leases: [CentralDirectory.Endpoint] = []
+        for _ in 0..<8 { leases.append(try #require(self.acquire(directory, at: t0))) }
+        #expect(room(self.zone, t0) == ["true", "false", "1"], "8 of 8 streams taken: full, 1 s")
+        // Both answer busy, asking for 5 and 9 s: no room until the first of them is over.
+        let a = try #require(leases.first { $0.baseURL == Self.a })
+        let b = try #require(leases.first { $0.baseURL == Self.b })
+        directory.release(a, outcome: .failed, promptTokens: 10, busyFor: 5, now: t0)
+        #expect(room(self.zone, t0) == ["true", "false", "1"], "b still full")
+        directory.release(b, outcome: .failed, promptTokens: 10, busyFor: 9, now: t0)
+        #expect(room(self.zone, t0 + .seconds(1)) == ["true", "false", "4"])
+        #expect(room(self.zone, t0 + .seconds(5)) == ["true", "true", "1"], "a's time passed")
+    }
+
     @Test("One busy endpoint of two: the other is taken, and the zone is not reported busy")
     func oneBusy() throws {
         let directory = self.directory()

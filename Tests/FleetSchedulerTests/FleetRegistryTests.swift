@@ -71,6 +71,28 @@ struct FleetRegistryTests {
         #expect(registry.candidates(model: "m", zone: "eu", now: 0).count == 1)
     }
 
+    @Test("A zone's room: whether it has capacity (not a draining or unplugged car), whether any has room")
+    func zoneRoom() {
+        let registry = FleetRegistry()
+        #expect(registry.zoneRoom("eu", now: 0) == (false, false))
+        let (id, _) = registry.register(descriptor("a", slots: 1), state: parked)
+        #expect(registry.zoneRoom("eu", now: 0) == (true, true))
+        #expect(registry.zoneRoom("us", now: 0) == (false, false))
+        let job = registry.acquire(id, for: request(), now: 0)
+        #expect(job != nil && registry.zoneRoom("eu", now: 0) == (true, false), "full: capacity, no room")
+        registry.finish(
+            job!, Outcome(ttftMilliseconds: nil, tpotMilliseconds: nil, outputTokens: 0, succeeded: true), now: 0)
+        #expect(registry.zoneRoom("eu", now: 0) == (true, true))
+        // A car that would not take jobs is no capacity: routing tells its zone `no_capacity_in_zone`.
+        registry.update(id, state: VehicleState(pluggedIn: false, chargePercent: 80, link: .wifi, slotsFree: 0))
+        #expect(registry.zoneRoom("eu", now: 0) == (false, false), "unplugged")
+        registry.update(id, state: parked)
+        registry.setDraining(id)
+        #expect(registry.zoneRoom("eu", now: 0) == (false, false), "draining")
+        registry.remove(id)
+        #expect(registry.zoneRoom("eu", now: 0) == (false, false))
+    }
+
     @Test(
         "Busy capacity: a full car is busy (retry soon); one that is draining, unplugged, on a thin link or departing is not"
     )

@@ -690,7 +690,8 @@ struct CentralTests {
     /// Issue #19: an endpoint at its `maxConcurrent` is a busy zone, not an empty one — 503
     /// `server_overloaded` with `Retry-After` (retryable), not `no_capacity_in_zone` with
     /// `x-should-retry: false`; once its stream ends, the next request is served. Such refusals
-    /// have their `Request served` lines within a budget (``RefusalLogBudget``), as head refusals do.
+    /// have their `Request served` lines within a budget (``RefusalLogBudget``), as head refusals do;
+    /// once one was refused so, the next are refused on their heads while the zone has no room.
     @Test("A central endpoint at its maxConcurrent: 503 server_overloaded with Retry-After, then served again")
     func busyIsNotEmpty() async throws {
         let central = try await CentralServer.start(slowdown: 1)
@@ -699,6 +700,8 @@ struct CentralTests {
         try await withFleet(
             configure: {
                 $0.central.endpoints = [.init(region: "eu-central", baseURL: central.baseURL, maxConcurrent: 1)]
+                $0.trustedProxies = ["127.0.0.1/32"]
+                $0.geoipDatabase = cityTestDatabase
             }, log: log
         ) { fleet in
             try await waitUntil("central models discovered") {
@@ -749,6 +752,21 @@ struct CentralTests {
             #expect(refusalLines().count < refusedMore + 2)
             let line = refusalLines().first { $0.metadata["fleet.request.id"]?.description == laterID }
             #expect(Int(line?.metadata["fleet.unlogged"]?.description ?? "0") ?? 0 > 0)
+            #expect(line?.metadata["fleet.zone"] == "eu", "refused on its head, its zone named")
+            // The zone lately found busy and still without room: refused on the head, its body never
+            // read (not the 400 this one would get after validation) — but only where routing could not
+            // do better: a US origin (a `preferred` zone, with no capacity of its own) is routed, spills to
+            // the EU and is refused there, as its model's busy zone.
+            let early = try await client.post("/v1/chat/completions", json: #"{"model":"#).collect()
+            #expect(early.response?.status.code == 503)
+            #expect(
+                early.body.contains("server_overloaded") && early.body.contains("privacy zone 'eu'"), "\(early.body)")
+            var fromUS = HTTPFields()
+            fromUS[HTTPField.Name("x-forwarded-for")!] = "216.160.83.56"
+            let us = try await client.post("/v1/chat/completions", json: chatBody(stream: true), headers: fromUS)
+                .collect()
+            #expect(us.response?.status.code == 503)
+            #expect(us.body.contains("that serves this model is busy"), "\(us.body)")
             // The holder cancelled, its slot is free again.
             long.reset()
             try await waitUntil("the endpoint's slot freed") {

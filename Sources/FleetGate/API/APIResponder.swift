@@ -66,6 +66,16 @@ struct APIResponder: HTTPServerResponder {
             guard self.core.isAuthorized(request.headerFields[.authorization]) else {
                 return self.answer(stream, error: .invalidAPIKey, route: path, now: true, request: request)
             }
+            // Its zone saturated (lately found without room, and still without): refused before its
+            // body, validation and routing, as routing would refuse it (``GatewayCore/saturatedZone(of:connection:)``);
+            // before the loop counts it, so a refusal is not an admission to the shedder.
+            if let saturated = self.core.saturatedZone(of: request, connection: connection) {
+                self.core.metrics.shed(reason: "zone_busy")
+                self.core.metrics.fleetState.zoneRefused(saturated.zone)
+                return self.answer(
+                    stream, error: GatewayCore.saturatedZoneError(saturated.zone, retryAfter: saturated.retryAfter),
+                    route: path, now: true, request: request, zone: saturated.zone)
+            }
             // Shed before anything is read or allocated for the request: refusing must cost far less
             // than serving, or a loop past capacity spends itself on refusals. On HTTP/2 the
             // decision was taken on the header block (`earlyResponse`), and this request passed it.
@@ -180,18 +190,25 @@ struct APIResponder: HTTPServerResponder {
     /// `error.type` and the request id the client gets (an operator looking up a 401 finds it). Not
     /// for a loop's refusals (`overloaded`): at twice capacity that would be thousands of lines a
     /// second from a loop already behind; they are counted, and ``ShedReport`` logs their episodes.
+    /// - Parameter zone: the zone of a request refused because it is saturated: its line says it, and
+    ///   comes from the budget of the zone's refusals after routing (``GatewayCore/busyRefusalLog``),
+    ///   not the head refusals' (a saturated zone's thousands a second would crowd out the 401s).
     private func answer(
-        _ stream: any HTTPStream, error: APIError, route: String, now: Bool = false, request: HTTPRequest
+        _ stream: any HTTPStream, error: APIError, route: String, now: Bool = false, request: HTTPRequest,
+        zone: String? = nil
     ) -> any HTTPStreamDelegate {
         self.core.metrics.request(route: route, status: error.status)
         var headers = Self.requestIDHeaders(request)
         if error != Self.overloaded, self.core.logger.logLevel <= .info, let id = headers[.fleetRequestID] {
-            let budget = self.refusalLog.take(now: self.core.now)
+            let budget = (zone == nil ? self.refusalLog : self.core.busyRefusalLog).take(now: self.core.now)
             if budget.log {
-                Self.audit(error, requestID: id, request: request, logger: self.core.logger, unlogged: budget.unlogged)
+                Self.audit(
+                    error, requestID: id, request: request, logger: self.core.logger, unlogged: budget.unlogged,
+                    zone: zone ?? "-")
             }
         }
-        if let seconds = error.retryAfter { headers[.retryAfter] = String(seconds) }
+        // Appended: the id's are the only fields yet.
+        if let seconds = error.retryAfter { headers.append(HTTPField(name: .retryAfter, value: String(seconds))) }
         return FixedResponseDelegate(
             stream: stream, status: .init(code: error.status),
             body: error == Self.overloaded ? Self.overloadedBody : error.jsonBody(), headers: headers,
@@ -200,10 +217,13 @@ struct APIResponder: HTTPServerResponder {
 
     /// A refused request's line: the fields of ``CompletionHandler``'s, with nothing routed, and
     /// `fleet.unlogged` when earlier refusals went without a line (``RefusalLogBudget``).
-    static func audit(_ error: APIError, requestID: String, request: HTTPRequest, logger base: Logger, unlogged: Int) {
+    static func audit(
+        _ error: APIError, requestID: String, request: HTTPRequest, logger base: Logger, unlogged: Int,
+        zone: String = "-"
+    ) {
         let (trace, incoming) = RequestLogger.span(of: request)
         let fields = CompletionHandler.auditFields(
-            requestID: requestID, status: error.status, errorType: error.code, origin: nil, zone: "-", route: "-",
+            requestID: requestID, status: error.status, errorType: error.code, origin: nil, zone: zone, route: "-",
             region: "-", vehicle: "-", counts: (0, 0, 0), unlogged: unlogged)
         RequestLogger(base: base, trace: trace, incoming: incoming).log(
             level: .info, "Request served", sortedFields: fields)

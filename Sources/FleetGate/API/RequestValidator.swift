@@ -159,7 +159,7 @@ struct RequestValidator {
         // cluster (#21): a replica's signed origin, believed only on the internal listener.
         let forwarded = try self.core.cluster?.forwardedOrigin(
             head, connection: connection, map: self.core.geo.current.map)
-        let origin = forwarded ?? self.resolveOrigin(head: head, connection: connection)
+        let origin = forwarded ?? self.core.origin(of: head, connection: connection)
         let residency = head.headerFields[.fleetResidency]
         if let residency {
             // Zones are disjoint, so tightening can only restate the origin's own zone.
@@ -272,14 +272,6 @@ struct RequestValidator {
         }
     }
 
-    private func resolveOrigin(head: HTTPRequest, connection: HTTPConnectionInfo) -> Origin {
-        let peer = connection.remoteAddress.flatMap { IPAddress(peer: $0) }
-        let forwarded = head.headerFields[values: .xForwardedFor]
-        // edge (#18): a PROXY header's source never makes X-Forwarded-For believed.
-        let client = self.core.clientAddresses.resolve(
-            peer: peer, viaProxyProtocol: connection.viaProxyProtocol, forwardedFor: forwarded)
-        return self.core.geo.current.resolver.resolve(client)
-    }
 }
 
 extension RequestValidator {

@@ -157,6 +157,30 @@ public final class CentralDirectory: Service, Sendable {
         }
     }
 
+    /// Whether `zone` has healthy endpoints, whether any of them would take a stream now (under its
+    /// `maxConcurrent`, not in the back-off a busy answer asked for), whatever the model; and when
+    /// none would, the seconds until the first would again: 1 while one is only full, else until
+    /// the soonest back-off ends (as ``busyRetryAfter(model:zone:now:)`` tells a routed request).
+    func zoneRoom(_ zone: String, now: NIODeadline = .now()) -> (endpoints: Bool, room: Bool, retryAfter: Int) {
+        self.endpoints.withLock { list in
+            var endpoints = false
+            var soonest: NIODeadline?
+            var full = false
+            for endpoint in list where endpoint.zone == zone && endpoint.healthy {
+                endpoints = true
+                if let until = endpoint.busyUntil, now < until {
+                    soonest = min(soonest ?? until, until)
+                } else if endpoint.inFlight < endpoint.maxConcurrent {
+                    return (true, true, 1)
+                } else {
+                    full = true
+                }
+            }
+            let retryAfter = full ? 1 : soonest.map { RetryAfter.seconds(until: $0, now: now) } ?? 1
+            return (endpoints, false, retryAfter)
+        }
+    }
+
     /// Takes a slot on an endpoint in `zone` serving `model`, preferring `region`; nil when none can.
     /// A `continuation` takes only endpoints that can continue another upstream's answer; an endpoint
     /// that said it is busy is not taken until the time it asked for has passed.

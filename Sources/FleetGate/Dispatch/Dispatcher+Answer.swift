@@ -157,6 +157,7 @@ extension Dispatcher {
                 "Every car and central endpoint in privacy zone '\(self.request.zone)' \(which) is busy or held back for a moment after a failure. Retry after \(seconds) s.",
                 retryAfter: seconds)
             self.core.metrics.shed(reason: "zone_busy")
+            self.core.sawBusyZone(self.request.zone)
             self.refusedBusy = true
         case .attemptsExhausted(let label) where label == CentralAnswer.tooLargeLabel:
             error = .upstreamFailed(
