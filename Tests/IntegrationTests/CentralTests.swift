@@ -761,6 +761,16 @@ struct CentralTests {
             #expect(early.response?.status.code == 503)
             #expect(
                 early.body.contains("server_overloaded") && early.body.contains("privacy zone 'eu'"), "\(early.body)")
+            // The same on HTTP/1.1.
+            let http1 = try await RawConnection.connect(port: fleet.clientPort)
+            let invalid = #"{"model":"#
+            try await http1.send(
+                Array(
+                    ("POST /v1/chat/completions HTTP/1.1\r\nhost: gw\r\ncontent-type: application/json\r\n"
+                        + "content-length: \(invalid.utf8.count)\r\nconnection: close\r\n\r\n\(invalid)").utf8))
+            try await http1.waitForClose()
+            let answer = String(decoding: http1.received, as: UTF8.self)
+            #expect(answer.hasPrefix("HTTP/1.1 503 ") && answer.contains("privacy zone 'eu'"), "\(answer)")
             var fromUS = HTTPFields()
             fromUS[HTTPField.Name("x-forwarded-for")!] = "216.160.83.56"
             let us = try await client.post("/v1/chat/completions", json: chatBody(stream: true), headers: fromUS)
