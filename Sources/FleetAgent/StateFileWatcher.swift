@@ -7,7 +7,7 @@ import Synchronization
 
 /// Watches a JSON file with the car's telemetry and applies changes to ``AgentState``.
 ///
-/// The file holds any of `plugged_in` (bool), `charge_percent` (0–100), `link`
+/// The file holds any of `plugged_in` (bool), `charge_percent` (0–100; a fraction counts down: 63.5 is 63), `link`
 /// (`wifi|cellular|satellite|ethernet`), `departing_in_s` (seconds, 0 or more; null, absent or -1: not
 /// departing, as in the configuration — helper-130: -1 meant "leaving now" here) and `uplink_mbps`. The
 /// simulator and load tests drive cars by rewriting it. A malformed file — a key that is a typo of one of
@@ -34,15 +34,18 @@ public struct StateFileWatcher: Service {
 
     struct FileState: Decodable {
         var pluggedIn: Bool?
-        var chargePercent: Int?
+        /// A number: a battery's own figure often has a fraction (63.5 counts as 63).
+        var chargePercent: Double?
         var link: LinkType?
-        var departingInSeconds: Int?
+        /// A number, whole: decoded as one so that 1.5 is told as such, not as text that is not JSON.
+        var departingSeconds: Double?
+        var departingInSeconds: Int? { self.departingSeconds.flatMap { Int(exactly: $0) } }
         var uplinkMbps: Double?
         enum CodingKeys: String, CodingKey {
             case pluggedIn = "plugged_in"
             case chargePercent = "charge_percent"
             case link
-            case departingInSeconds = "departing_in_s"
+            case departingSeconds = "departing_in_s"
             case uplinkMbps = "uplink_mbps"
         }
     }
@@ -70,6 +73,12 @@ public struct StateFileWatcher: Service {
                 "State file keys this agent does not know are ignored",
                 metadata: ["fleet.file": "\(self.path)", "fleet.keys": "\(keys)"])
         }
+        if let departing = file.departingSeconds, Int(exactly: departing) == nil {
+            throw AgentConfigError(
+                message: departing > Double(FleetStatus.maxDepartingSeconds)
+                    ? "key 'departing_in_s': \(departing) is over \(FleetStatus.maxDepartingSeconds)"
+                    : "key 'departing_in_s': \(departing) is not a whole number of seconds")
+        }
         if let departing = file.departingInSeconds, departing < -1 {
             throw AgentConfigError(
                 message:
@@ -77,8 +86,9 @@ public struct StateFileWatcher: Service {
             )
         }
         // The gateway's ranges (FleetStatus.problem(with:)): a value outside them would close the tunnel.
-        if let charge = file.chargePercent, !(0...100).contains(charge) {
-            throw AgentConfigError(message: "key 'charge_percent': \(charge) is not in 0...100")
+        if let charge = file.chargePercent, !(charge.isFinite && (0...100).contains(charge)) {
+            let shown = charge.isFinite && charge.rounded() == charge ? "\(Int(charge))" : "\(charge)"
+            throw AgentConfigError(message: "key 'charge_percent': \(shown) is not in 0...100")
         }
         if let departing = file.departingInSeconds, departing > FleetStatus.maxDepartingSeconds {
             throw AgentConfigError(
@@ -89,7 +99,7 @@ public struct StateFileWatcher: Service {
         }
         self.state.update { vehicle in
             if let v = file.pluggedIn { vehicle.pluggedIn = v }
-            if let v = file.chargePercent { vehicle.chargePercent = v }
+            if let v = file.chargePercent { vehicle.chargePercent = Int(v.rounded(.down)) }
             if let v = file.link { vehicle.link = v }
             vehicle.departingInSeconds = file.departingInSeconds.flatMap { $0 < 0 ? nil : $0 }
             if let v = file.uplinkMbps { vehicle.uplinkMbps = v }

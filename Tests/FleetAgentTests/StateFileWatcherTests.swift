@@ -36,6 +36,20 @@ struct StateFileWatcherTests {
         #expect(!state.vehicle.pluggedIn && state.vehicle.chargePercent == 41 && state.vehicle.link == .cellular)
     }
 
+    /// note47: a battery's figure with a fraction was "not valid JSON".
+    @Test("A charge with a fraction counts as its whole percent; departing_in_s must be whole seconds")
+    func fractions() throws {
+        let (watcher, state, path) = try self.watcher(#"{"charge_percent":63.5,"departing_in_s":120.0}"#)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try watcher.apply()
+        #expect(state.vehicle.chargePercent == 63 && state.vehicle.departingInSeconds == 120)
+        #expect(try self.failure(#"{"charge_percent":100.5}"#) == "key 'charge_percent': 100.5 is not in 0...100")
+        #expect(
+            try self.failure(#"{"departing_in_s":1.5}"#) == "key 'departing_in_s': 1.5 is not a whole number of seconds"
+        )
+        #expect(try self.failure(#"{"departing_in_s":1e300}"#) == "key 'departing_in_s': 1e+300 is over 2592000")
+    }
+
     @Test("A missing, malformed or out-of-range file says why, in words")
     func reasons() throws {
         let missing = try self.failure(nil)
