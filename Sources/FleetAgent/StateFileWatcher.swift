@@ -39,14 +39,33 @@ public struct StateFileWatcher: Service {
         var link: LinkType?
         /// A number, whole: decoded as one so that 1.5 is told as such, not as text that is not JSON.
         var departingSeconds: Double?
-        var departingInSeconds: Int? { self.departingSeconds.flatMap { Int(exactly: $0) } }
         var uplinkMbps: Double?
+        /// The keys that are none of these, sorted: read in the same pass.
+        var unknownKeys: [String]
         enum CodingKeys: String, CodingKey {
             case pluggedIn = "plugged_in"
             case chargePercent = "charge_percent"
             case link
             case departingSeconds = "departing_in_s"
             case uplinkMbps = "uplink_mbps"
+        }
+        /// Any key of the object.
+        struct AnyKey: CodingKey {
+            var stringValue: String
+            var intValue: Int? { nil }
+            init(stringValue: String) { self.stringValue = stringValue }
+            init?(intValue: Int) { nil }
+        }
+
+        init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            self.pluggedIn = try c.decodeIfPresent(Bool.self, forKey: .pluggedIn)
+            self.chargePercent = try c.decodeIfPresent(Double.self, forKey: .chargePercent)
+            self.link = try c.decodeIfPresent(LinkType.self, forKey: .link)
+            self.departingSeconds = try c.decodeIfPresent(Double.self, forKey: .departingSeconds)
+            self.uplinkMbps = try c.decodeIfPresent(Double.self, forKey: .uplinkMbps)
+            self.unknownKeys = try decoder.container(keyedBy: AnyKey.self).allKeys.map(\.stringValue)
+                .filter { CodingKeys(rawValue: $0) == nil }.sorted()
         }
     }
 
@@ -62,8 +81,7 @@ public struct StateFileWatcher: Service {
             throw AgentConfigError(
                 message: "\(Self.describe(error)) (a JSON object of any of \(Self.keys.joined(separator: ", ")))")
         }
-        let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any]
-        let unknown = object.map { $0.keys.filter { !Self.keys.contains($0) }.sorted() } ?? []
+        let unknown = file.unknownKeys
         if let typo = unknown.first(where: { closeKey(to: $0, among: Self.keys) != nil }) {
             throw AgentConfigError(message: "key '\(typo.prefix(64))': \(unknownKeyHint(typo, among: Self.keys))")
         }
@@ -73,26 +91,25 @@ public struct StateFileWatcher: Service {
                 "State file keys this agent does not know are ignored",
                 metadata: ["fleet.file": "\(self.path)", "fleet.keys": "\(keys)"])
         }
-        if let departing = file.departingSeconds, Int(exactly: departing) == nil {
-            throw AgentConfigError(
-                message: departing > Double(FleetStatus.maxDepartingSeconds)
-                    ? "key 'departing_in_s': \(departing) is over \(FleetStatus.maxDepartingSeconds)"
-                    : "key 'departing_in_s': \(departing) is not a whole number of seconds")
-        }
-        if let departing = file.departingInSeconds, departing < -1 {
-            throw AgentConfigError(
-                message:
-                    "key 'departing_in_s': \(departing): seconds until the car drives off (0: now); null, absent or -1: not departing"
-            )
-        }
         // The gateway's ranges (FleetStatus.problem(with:)): a value outside them would close the tunnel.
-        if let charge = file.chargePercent, !(charge.isFinite && (0...100).contains(charge)) {
-            let shown = charge.isFinite && charge.rounded() == charge ? "\(Int(charge))" : "\(charge)"
-            throw AgentConfigError(message: "key 'charge_percent': \(shown) is not in 0...100")
+        if let seconds = file.departingSeconds {
+            let text = Self.text(seconds)
+            guard seconds <= Double(FleetStatus.maxDepartingSeconds) else {
+                throw AgentConfigError(
+                    message: "key 'departing_in_s': \(text) is over \(FleetStatus.maxDepartingSeconds)")
+            }
+            guard Int(exactly: seconds) != nil else {
+                throw AgentConfigError(message: "key 'departing_in_s': \(text) is not a whole number of seconds")
+            }
+            guard seconds >= -1 else {
+                throw AgentConfigError(
+                    message:
+                        "key 'departing_in_s': \(text): seconds until the car drives off (0: now); null, absent or -1: not departing"
+                )
+            }
         }
-        if let departing = file.departingInSeconds, departing > FleetStatus.maxDepartingSeconds {
-            throw AgentConfigError(
-                message: "key 'departing_in_s': \(departing) is over \(FleetStatus.maxDepartingSeconds)")
+        if let charge = file.chargePercent, !(charge.isFinite && (0...100).contains(charge)) {
+            throw AgentConfigError(message: "key 'charge_percent': \(Self.text(charge)) is not in 0...100")
         }
         if let uplink = file.uplinkMbps, !(uplink.isFinite && (0...FleetStatus.maxUplinkMbps).contains(uplink)) {
             throw AgentConfigError(message: "key 'uplink_mbps': \(uplink) is not in 0...\(FleetStatus.maxUplinkMbps)")
@@ -101,9 +118,17 @@ public struct StateFileWatcher: Service {
             if let v = file.pluggedIn { vehicle.pluggedIn = v }
             if let v = file.chargePercent { vehicle.chargePercent = Int(v.rounded(.down)) }
             if let v = file.link { vehicle.link = v }
-            vehicle.departingInSeconds = file.departingInSeconds.flatMap { $0 < 0 ? nil : $0 }
+            // Whole and at least -1 (checked above); -1 is not departing.
+            vehicle.departingInSeconds = file.departingSeconds.flatMap { Int(exactly: $0) }.flatMap {
+                $0 < 0 ? nil : $0
+            }
             if let v = file.uplinkMbps { vehicle.uplinkMbps = v }
         }
+    }
+
+    /// A number as the file would say it: whole ones without a fraction.
+    static func text(_ value: Double) -> String {
+        Int(exactly: value).map(String.init) ?? "\(value)"
     }
 
     /// Which key was wrong, or that the text is not JSON.

@@ -257,7 +257,7 @@ public final class GatewayMetrics: Sendable {
         }
     }
 
-    /// One request shed by an overloaded event loop, on its header block: no string compared.
+    /// One request shed by an overloaded event loop (`lag`, `pass`, `concurrency`, `in_flight`).
     func shed(_ reason: LoadShedder.Reason) {
         switch reason {
         case .lag: self.shedLag.increment()
@@ -267,16 +267,9 @@ public final class GatewayMetrics: Sendable {
         }
     }
 
-    /// One request shed: `lag`, `pass`, `concurrency` or `in_flight` by an overloaded event loop, `zone_busy`
-    /// when its zone's capacity was all taken.
-    func shed(reason: String) {
-        switch reason {
-        case "lag": self.shedLag.increment()
-        case "concurrency": self.shedConcurrency.increment()
-        case "pass": self.shedPass.increment()
-        case "zone_busy": self.shedZoneBusy.increment()
-        default: self.shedInFlight.increment()
-        }
+    /// One request refused because everything in its zone was busy (`zone_busy`).
+    func shedBusyZone() {
+        self.shedZoneBusy.increment()
     }
 
     /// Counts a finished request by route template and status.

@@ -18,9 +18,8 @@ public final class HTTPPrebuiltResponse: @unchecked Sendable {
     let echo: Echo?
     /// The echoed field's name, lowercase (empty without one): compared with each request field's
     /// and pointed at by the response's field, with no copy of ``Echo`` (its closures) or of the name.
-    let echoName: UnsafeMutableBufferPointer<UInt8>
-    /// The allocation `echoName` is in (one byte when there is no echo).
-    private let echoNameStorage: UnsafeMutableBufferPointer<UInt8>
+    /// In `storage`, after the fields' bytes.
+    let echoName: UnsafeBufferPointer<UInt8>
 
     /// A request field the response carries back: the request's value when `accepts` it, else one
     /// `generate` makes (`x-request-id`: echoed, or generated — DESIGN.md's Contracts). Its value
@@ -53,17 +52,13 @@ public final class HTTPPrebuiltResponse: @unchecked Sendable {
     public init(status: Int, fields: [(name: String, value: String)], body: ByteBuffer, echo: Echo? = nil) {
         self.echo = echo
         let name = echo?.nameBytes ?? []
-        self.echoNameStorage = .allocate(capacity: max(1, name.count))
-        self.echoNameStorage.initialize(repeating: 0)
-        _ = UnsafeMutableBufferPointer(rebasing: self.echoNameStorage[..<name.count]).update(fromContentsOf: name)
-        self.echoName = UnsafeMutableBufferPointer(rebasing: self.echoNameStorage[..<name.count])
         var all: [(name: [UInt8], value: [UInt8])] = [(Array(":status".utf8), Array(String(status).utf8))]
         for field in fields {
             all.append((Array(field.name.lowercased().utf8), Array(field.value.utf8)))  // HTTP/2: lowercase
         }
         all.append((Array("content-length".utf8), Array(String(body.readableBytes).utf8)))
         let storage = UnsafeMutableRawBufferPointer.allocate(
-            byteCount: all.reduce(0) { $0 + $1.name.count + $1.value.count }, alignment: 1)
+            byteCount: all.reduce(name.count) { $0 + $1.name.count + $1.value.count }, alignment: 1)
         let nv = UnsafeMutableBufferPointer<nghttp2_nv>.allocate(capacity: all.count)
         var offset = 0
         for (index, field) in all.enumerated() {
@@ -77,6 +72,9 @@ public final class HTTPPrebuiltResponse: @unchecked Sendable {
                 name: pointers[0], value: pointers[1], namelen: field.name.count, valuelen: field.value.count,
                 flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue))
         }
+        UnsafeMutableRawBufferPointer(rebasing: storage[offset...]).copyBytes(from: name)
+        self.echoName = UnsafeBufferPointer(
+            start: storage.baseAddress!.advanced(by: offset).assumingMemoryBound(to: UInt8.self), count: name.count)
         self.body = body
         self.storage = storage
         self.fields = nv
@@ -99,8 +97,8 @@ public final class HTTPPrebuiltResponse: @unchecked Sendable {
             let name = self.echoName
             func submit(_ value: UnsafeBufferPointer<UInt8>) -> R {
                 nv[self.fields.count] = nghttp2_nv(
-                    name: name.baseAddress,
-                    value: UnsafeMutablePointer(mutating: value.baseAddress ?? .init(name.baseAddress)),
+                    name: UnsafeMutablePointer(mutating: name.baseAddress),
+                    value: UnsafeMutablePointer(mutating: value.baseAddress ?? name.baseAddress),
                     namelen: name.count, valuelen: value.count, flags: NGHTTP2Headers.neverIndexed)
                 return body(UnsafeBufferPointer(nv))
             }
@@ -113,7 +111,6 @@ public final class HTTPPrebuiltResponse: @unchecked Sendable {
     }
 
     deinit {
-        self.echoNameStorage.deallocate()
         self.fields.deallocate()
         self.storage.deallocate()
     }

@@ -51,21 +51,32 @@ struct HPACKIndexingTests {
         #expect(flags == [NGHTTP2Headers.neverIndexed, NGHTTP2Headers.neverIndexed, NGHTTP2Headers.indexed])
     }
 
-    @Test("Responses with their own request ids leave both dynamic tables as the first left them")
-    func responses() throws {
-        let pair = try Pair(responder: IdentifyingResponder())
+    /// Sends 60 requests with `send`, each answered with a request id of its own: the ids seen, and the
+    /// server's encoding table size after each answer (checked against the client's decoding one).
+    func sixty(
+        _ pair: Pair, _ send: (Recorder) throws -> Void, _ check: (HTTPResponse?) -> Void
+    ) throws -> (ids: Set<String>, sizes: [Int]) {
         var sizes: [Int] = []
         var ids: Set<String> = []
         for _ in 0..<60 {
             let recorder = Recorder()
-            _ = try pair.get("/", recorder: recorder)
+            try send(recorder)
             try pair.interact()
-            #expect(recorder.response?.status == .ok)
-            #expect(recorder.response?.headerFields[HTTPField.Name("x-fleet-zone")!] == "eu")
+            check(recorder.response)
             recorder.response?.headerFields[HTTPField.Name("x-request-id")!].map { _ = ids.insert($0) }
             let server = pair.serverHandler.dynamicTableSizes, client = pair.clientHandler.dynamicTableSizes
             #expect(server.encoding == client.decoding)
             sizes.append(server.encoding)
+        }
+        return (ids, sizes)
+    }
+
+    @Test("Responses with their own request ids leave both dynamic tables as the first left them")
+    func responses() throws {
+        let pair = try Pair(responder: IdentifyingResponder())
+        let (ids, sizes) = try self.sixty(pair, { _ = try pair.get("/", recorder: $0) }) { response in
+            #expect(response?.status == .ok)
+            #expect(response?.headerFields[HTTPField.Name("x-fleet-zone")!] == "eu")
         }
         #expect(ids.count == 60)
         // The repeating field was indexed once; 60 indexed ids would have filled the 4 KiB table.
@@ -75,17 +86,10 @@ struct HPACKIndexingTests {
     @Test("Early answers with generated request ids leave the dynamic table as the first left it")
     func earlyAnswers() throws {
         let pair = try Pair(responder: IdentifyingResponder())
-        var sizes: [Int] = []
-        var ids: Set<String> = []
-        for _ in 0..<60 {
-            let recorder = Recorder()
-            let request = HTTPRequest(method: .post, scheme: "http", authority: "test", path: "/refused")
-            recorder.stream = try pair.clientHandler.openStream(request, endStream: true, delegate: recorder)
-            try pair.interact()
-            #expect(recorder.response?.status.code == 503)
-            recorder.response?.headerFields[HTTPField.Name("x-request-id")!].map { _ = ids.insert($0) }
-            sizes.append(pair.serverHandler.dynamicTableSizes.encoding)
-        }
+        let request = HTTPRequest(method: .post, scheme: "http", authority: "test", path: "/refused")
+        let (ids, sizes) = try self.sixty(
+            pair, { $0.stream = try pair.clientHandler.openStream(request, endStream: true, delegate: $0) }
+        ) { #expect($0?.status.code == 503) }
         #expect(ids.count == 60)
         #expect(sizes.first! > 0 && Set(sizes) == [sizes.first!])
     }

@@ -70,7 +70,7 @@ struct APIResponder: HTTPServerResponder {
             // body, validation and routing, as routing would refuse it (``GatewayCore/saturatedZone(of:connection:)``);
             // before the loop counts it, so a refusal is not an admission to the shedder.
             if let saturated = self.core.saturatedZone(of: request, connection: connection) {
-                self.core.metrics.shed(reason: "zone_busy")
+                self.core.metrics.shedBusyZone()
                 self.core.metrics.fleetState.zoneRefused(saturated.zone)
                 return self.answer(
                     stream, error: GatewayCore.saturatedZoneError(saturated.zone, retryAfter: saturated.retryAfter),
@@ -84,7 +84,7 @@ struct APIResponder: HTTPServerResponder {
                 if screened {
                     load.admitted()
                 } else if case .shed(let reason) = load.admit() {
-                    self.core.metrics.shed(reason: reason.rawValue)
+                    self.core.metrics.shed(reason)
                     return self.answer(stream, error: Self.overloaded, route: path, now: true, request: request)
                 }
             }

@@ -17,16 +17,14 @@ enum ClientAPI: String, Sendable, CaseIterable {
 
     private init?(bytes: UnsafeBufferPointer<UInt8>) {
         let route = UnsafeBufferPointer(rebasing: bytes[..<(bytes.firstIndex(of: UInt8(ascii: "?")) ?? bytes.count)])
-        let candidate: ClientAPI
-        switch route.count {
-        case 20: candidate = .chatCompletions
-        case 15: candidate = .completions
-        case 13: candidate = .responses
-        default: return nil
+        for api in Self.allCases {
+            var raw = api.rawValue
+            if raw.withUTF8({ $0.count == route.count && $0.elementsEqual(route) }) {
+                self = api
+                return
+            }
         }
-        var raw = candidate.rawValue
-        guard raw.withUTF8({ $0.elementsEqual(route) }) else { return nil }
-        self = candidate
+        return nil
     }
 
     /// The API's place in `allCases`, for arrays indexed by API.

@@ -156,7 +156,7 @@ extension Dispatcher {
             error = .overloaded(
                 "Every car and central endpoint in privacy zone '\(self.request.zone)' \(which) is busy or held back for a moment after a failure. Retry after \(seconds) s.",
                 retryAfter: seconds)
-            self.core.metrics.shed(reason: "zone_busy")
+            self.core.metrics.shedBusyZone()
             self.core.sawBusyZone(self.request.zone)
             self.refusedBusy = true
         case .attemptsExhausted(let label) where label == CentralAnswer.tooLargeLabel:
@@ -198,7 +198,7 @@ extension Dispatcher {
             error = .overloaded(
                 "An upstream failed to serve this request, and every other car and central endpoint in privacy zone '\(self.request.zone)' that serves this model is busy. Retry after \(seconds) s.",
                 retryAfter: seconds)
-            self.core.metrics.shed(reason: "zone_busy")
+            self.core.metrics.shedBusyZone()
             self.core.metrics.fleetState.zoneRefused(self.request.zone)
             self.refusedBusy = true
         case .attemptsExhausted(let label):
