@@ -17,6 +17,8 @@ struct ClientAPITests {
         #expect(ClientAPI(path: path) == api)
         // A bridged or sliced string, whose bytes may not be contiguous, reads the same.
         #expect(ClientAPI(path: String(Substring("#" + path).dropFirst())) == api)
+        // The responder's route (metrics label, 404) agrees: `?/v1/completions` is no API there either.
+        #expect(ClientAPI(rawValue: APIResponder.route(of: path)) == api)
     }
 
     @Test("Every API is found by its own path; its ordinal is its place among all")
