@@ -272,12 +272,7 @@ public final class GatewayReloader: Sendable {
             }
             self.core.logger.info(
                 regionsOnly ? "Region map and GeoIP database reloaded" : "Configuration reloaded",
-                metadata: [
-                    "fleet.regions.version": "\(report.regionsVersion)",
-                    "fleet.regions.changed": "\(report.regionsChanged)",
-                    "fleet.config.changed": "\(report.changed.joined(separator: ","))",
-                    "fleet.config.restart_required": "\(report.restartRequired.joined(separator: ","))",
-                ])
+                metadata: Self.logMetadata(of: report))
             if !regionsOnly { self.core.metrics.restartPending.record(report.restartRequired.count) }
             for warning in report.warnings { self.core.logger.warning("Reload: \(warning)") }
             if !report.restartRequired.isEmpty {
@@ -297,6 +292,21 @@ public final class GatewayReloader: Sendable {
                 "Reload refused; the running configuration stays", metadata: ["error": "\(failure.message)"])
             throw failure
         }
+    }
+
+    /// The reload line's metadata: the map's version and whether it changed, and the keys put in effect
+    /// and kept for a restart, each only when there are some. helper-136: a map-only reload, which reads
+    /// no key, logged `fleet.config.changed= fleet.config.restart_required=`, as if a key had changed to
+    /// nothing.
+    static func logMetadata(of report: Report) -> Logger.Metadata {
+        var metadata: Logger.Metadata = [
+            "fleet.regions.version": "\(report.regionsVersion)", "fleet.regions.changed": "\(report.regionsChanged)",
+        ]
+        if !report.changed.isEmpty { metadata["fleet.config.changed"] = "\(report.changed.joined(separator: ","))" }
+        if !report.restartRequired.isEmpty {
+            metadata["fleet.config.restart_required"] = "\(report.restartRequired.joined(separator: ","))"
+        }
+        return metadata
     }
 
     private func reloadLocked(regionsOnly: Bool, zones: inout [String: String]) throws -> Report {

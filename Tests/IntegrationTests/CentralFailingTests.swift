@@ -8,7 +8,8 @@ import Testing
 
 /// helper-131: a central endpoint that listed its models and answered every completion 500 was taken out
 /// and probed back in each second, without a log line; its clients were told `x-should-retry: false`
-/// in between, and the audit lines of the failures said `fleet.route=-`.
+/// in between, and the audit lines of the failures said `fleet.route=-` (helper-136: and their 502s had no
+/// `x-fleet-route`).
 @Suite("A failing central endpoint")
 struct CentralFailingTests {
     static let answer =
@@ -33,7 +34,11 @@ struct CentralFailingTests {
                 try await client.post("/v1/chat/completions", json: chatBody(stream: false, maxTokens: 2)).collect()
             }
             for _ in 0..<CentralDirectory.failuresToEject {
-                #expect(try await post().response?.status.code == 502)
+                let failed = try await post().response
+                #expect(failed?.status.code == 502)
+                // Where it failed, as the audit line says (helper-136: the 502 had no `x-fleet-route`).
+                #expect(failed?.headerFields[HTTPField.Name("x-fleet-route")!] == "central")
+                #expect(failed?.headerFields[HTTPField.Name("x-fleet-region")!] == "eu-west")
             }
             // Out for a second: refused, retryable, and told when.
             let refused = try await post()
@@ -41,6 +46,8 @@ struct CentralFailingTests {
             #expect(refused.body.contains("no_capacity_in_zone"), "\(refused.body)")
             #expect(refused.response?.headerFields[.retryAfter] == "1")
             #expect(refused.response?.headerFields[HTTPField.Name("x-should-retry")!] == nil)
+            // Refused before any attempt: routed nowhere, so no route.
+            #expect(refused.response?.headerFields[HTTPField.Name("x-fleet-route")!] == nil)
             let failed = log.matching("Request served").filter { $0.metadata["fleet.status"] == "502" }
             #expect(failed.count == 3)
             #expect(

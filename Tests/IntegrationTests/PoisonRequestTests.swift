@@ -69,6 +69,9 @@ struct PoisonRequestTests {
                 ).collect()
                 #expect(failed.response?.status.code == 502, "\(failed.body)")
                 #expect(failed.response?.headerFields[HTTPField.Name("x-fleet-attempts")!] == "3")
+                // The car it failed on last, as the audit line names it (helper-136: no route header).
+                #expect(failed.response?.headerFields[HTTPField.Name("x-fleet-route")!] == "car")
+                #expect(failed.response?.headerFields[HTTPField.Name("x-fleet-vehicle")!]?.hasPrefix("v-") == true)
             }
             #expect(engines.map { $0.poisoned.load(ordering: .relaxed) } == [3, 3, 3])
             // Each 502's audit line names where it failed last, a car (helper-132: `fleet.route=-`).

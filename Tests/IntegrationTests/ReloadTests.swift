@@ -6,6 +6,7 @@ import FleetScheduler
 import FleetTesting
 import Foundation
 import HTTPTypes
+import Logging
 import NIOCore
 import Testing
 
@@ -32,12 +33,15 @@ struct ReloadTests {
         defer { try? FileManager.default.removeItem(at: file) }
         let original = try String(contentsOf: Self.defaultYAML, encoding: .utf8)
         try original.write(to: file, atomically: true, encoding: .utf8)
-        try await withFleet(configure: {
-            $0.regionMap = try! RegionMap.load(path: file.path)
-            $0.regionsFile = file.path
-            $0.geoipDatabase = cityTestDatabase
-            $0.trustedProxies = ["127.0.0.0/8"]
-        }) { fleet in
+        let log = CapturedLog()
+        try await withFleet(
+            configure: {
+                $0.regionMap = try! RegionMap.load(path: file.path)
+                $0.regionsFile = file.path
+                $0.geoipDatabase = cityTestDatabase
+                $0.trustedProxies = ["127.0.0.0/8"]
+            }, log: log
+        ) { fleet in
             let car = try await fleet.startCar(CarSpec("eu-car", region: "eu-central", hardware: .ai5, slowdown: 0.5))
             let client = try await RecordingClient.connect(port: fleet.clientPort)
             defer { client.close() }
@@ -77,6 +81,12 @@ struct ReloadTests {
             #expect(okBody.contains("\"version\":\"moved-se\""))
             // The report (and the log line) says the map changed, which no key does (helper-131).
             #expect(okBody.contains("\"changed\":true"), "\(okBody)")
+            // A map-only reload reads no key: its line names none (helper-136: `fleet.config.changed=`, empty).
+            let reloaded = try #require(log.matching("Region map and GeoIP database reloaded").last)
+            #expect(reloaded.metadata["fleet.regions.changed"] == "true", "\(reloaded.metadata)")
+            #expect(reloaded.metadata["fleet.regions.version"] == "moved-se", "\(reloaded.metadata)")
+            #expect(reloaded.metadata["fleet.config.changed"] == nil, "\(reloaded.metadata)")
+            #expect(reloaded.metadata["fleet.config.restart_required"] == nil, "\(reloaded.metadata)")
             #expect(try await self.admin(fleet, .post, "/admin/regions/reload").1.contains("\"changed\":false"))
             let after = try await client.post(
                 "/v1/chat/completions", json: chatBody(stream: true, maxTokens: 1), headers: fromSweden

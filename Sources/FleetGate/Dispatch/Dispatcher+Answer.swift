@@ -311,6 +311,23 @@ extension Dispatcher {
         if let predicted = lease?.predictedTTFTMilliseconds {
             fields.append(HTTPField(name: .fleetPredictedTTFT, value: String(Int(predicted.rounded()))))
         }
+        if let lease {
+            self.appendPlace(of: lease, to: &fields)
+        } else if let car = self.refusingCarDescriptor {
+            // A car's rejection relayed: that car, so an operator can tell which one refused (helper-125).
+            fields.append(HTTPField(name: .fleetRoute, value: "car"))
+            fields.append(HTTPField(name: .fleetRegion, value: car.region))
+            fields.append(HTTPField(name: .fleetVehicle, value: car.pseudonym))
+        } else if let failed = self.lastFailedLease {
+            // Nothing served it: where it failed last, as its audit line says (``unservedPlace``; helper-136:
+            // a central endpoint's 502 had no `x-fleet-route`). A refusal before any attempt names no route.
+            self.appendPlace(of: failed, to: &fields)
+        }
+        return fields
+    }
+
+    /// The route, region and (for a car) vehicle pseudonym of `lease`, for ``routeHeaders(reserving:)``.
+    private func appendPlace(of lease: AttemptLease, to fields: inout HTTPFields) {
         switch lease {
         case .car(let car, _, _):
             fields.append(HTTPField(name: .fleetRoute, value: "car"))
@@ -322,15 +339,7 @@ extension Dispatcher {
         case .forward:
             fields.append(HTTPField(name: .fleetRoute, value: "replica"))  // cluster (#21): the serving replica's region
             if let region = self.servingRegion { fields.append(HTTPField(name: .fleetRegion, value: region)) }
-        case nil:
-            // A car's rejection relayed: that car, so an operator can tell which one refused (helper-125).
-            if let car = self.refusingCarDescriptor {
-                fields.append(HTTPField(name: .fleetRoute, value: "car"))
-                fields.append(HTTPField(name: .fleetRegion, value: car.region))
-                fields.append(HTTPField(name: .fleetVehicle, value: car.pseudonym))
-            }
         }
-        return fields
     }
 
     /// What the audit line and the dashboard say about where a request went.
