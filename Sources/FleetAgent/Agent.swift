@@ -157,8 +157,11 @@ public final class Agent: Service, Sendable {
     }
 
     /// Runs the agent as the whole program: SIGTERM and SIGINT drain it.
-    /// - Throws: ``AgentRefused`` when the gateway refused the car for good (on any of its tunnels).
+    /// - Throws: ``AgentRefused`` when the gateway refused the car for good (on any of its tunnels);
+    ///   ``StoppedAtSecondSignal`` when a second SIGTERM or SIGINT cut the drain (`fleet-agent` exits with
+    ///   its ``StoppedAtSecondSignal/exitCode``, not 0).
     public func runService() async throws {
+        let cut: StoppedAtSecondSignal?
         do {
             // The first SIGTERM or SIGINT drains; a second one stops at once (the gateway moves or fails
             // the jobs still running, as when a car's link drops).
@@ -166,14 +169,18 @@ public final class Agent: Service, Sendable {
                 configuration: .init(
                     services: [.init(service: self)], gracefulShutdownSignals: [.sigterm, .sigint],
                     logger: self.logger))
-            if try await group.runStoppingAtSecondSignal() {
-                self.logger.warning("Stopped at a second signal: jobs still running were cut")
-            }
+            cut = try await group.runStoppingAtSecondSignal()
         } catch {
             // helper-73: a quarantined car exited with ServiceGroup's "service finished unexpectedly", and
             // systemd's Restart=always dialled again forever.
             if self.tunnels.contains(where: \.refusedByGateway) { throw AgentRefused() }
             throw error
+        }
+        if let cut {
+            self.logger.warning(
+                "Stopped at a second signal: jobs still running were cut",
+                metadata: ["process.exit.code": "\(cut.exitCode)"])
+            throw cut
         }
     }
 }

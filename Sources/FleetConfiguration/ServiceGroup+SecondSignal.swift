@@ -7,25 +7,45 @@ extension ServiceGroup {
     /// twice expects (helper-70 for the gateway, helper-130 for the agent: its second signal was
     /// ignored for the rest of its drain). ServiceGroup refuses a signal that is both a graceful and a
     /// cancelling one, so the second is counted here.
-    /// - Returns: whether a second signal stopped it (the caller logs so).
-    public func runStoppingAtSecondSignal() async throws -> Bool {
+    /// - Returns: the second signal when one stopped it (the caller logs so and exits with its
+    ///   ``StoppedAtSecondSignal/exitCode``); nil when the group ended otherwise.
+    public func runStoppingAtSecondSignal() async throws -> StoppedAtSecondSignal? {
         let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
-        return try await withThrowingTaskGroup(of: Bool.self) { tasks in
+        return try await withThrowingTaskGroup(of: StoppedAtSecondSignal?.self) { tasks in
             tasks.addTask {
                 try await self.run()
-                return false
+                return nil
             }
             tasks.addTask {
                 var seen = 0
-                for await _ in signals {
+                for await signal in signals {
                     seen += 1
-                    if seen == 2 { return true }
+                    if seen == 2 { return StoppedAtSecondSignal(signal: signal.rawValue) }
                 }
-                return false
+                return nil
             }
-            let first = try await tasks.next() ?? false
+            let first: StoppedAtSecondSignal? = try await tasks.next() ?? nil
             tasks.cancelAll()
             return first
         }
     }
+}
+
+/// A second SIGTERM or SIGINT stopped the program before its drain ended: work in flight was cut.
+///
+/// The program exits with ``exitCode``, 128 + the signal's number, as a shell reports a process that
+/// signal ended (130 for SIGINT, 143 for SIGTERM): a supervisor must not read a cut stop as a whole
+/// drain, which exits 0 (helper-136: both exited 0). docs/operations.md, "Exit codes".
+public struct StoppedAtSecondSignal: Error, Sendable, CustomStringConvertible {
+    /// The second signal's number.
+    public var signal: Int32
+
+    public init(signal: Int32) {
+        self.signal = signal
+    }
+
+    /// The process's exit code: 128 + ``signal``.
+    public var exitCode: Int32 { 128 + self.signal }
+
+    public var description: String { "stopped at a second signal (\(self.signal)): work in flight was cut" }
 }

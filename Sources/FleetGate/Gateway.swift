@@ -262,14 +262,18 @@ public final class Gateway: Service, Sendable {
     }
 
     /// Runs the gateway as the whole program: SIGTERM and SIGINT drain it, SIGHUP reloads.
+    /// - Throws: ``StoppedAtSecondSignal`` when a second SIGTERM or SIGINT cut the drain (`fleetgate serve`
+    ///   exits with its ``StoppedAtSecondSignal/exitCode``, not 0).
     public func runService() async throws {
         // The first SIGTERM or SIGINT drains; a second one stops at once, cutting what is still in flight.
         let group = ServiceGroup(
             configuration: .init(
                 services: [.init(service: self)], gracefulShutdownSignals: [.sigterm, .sigint], logger: self.logger))
-        if try await group.runStoppingAtSecondSignal() {
-            self.logger.warning("Stopped at a second signal: streams still in flight were cut")
-            return
+        if let cut = try await group.runStoppingAtSecondSignal() {
+            self.logger.warning(
+                "Stopped at a second signal: streams still in flight were cut",
+                metadata: ["process.exit.code": "\(cut.exitCode)"])
+            throw cut
         }
         self.logger.notice("Stopped")
     }

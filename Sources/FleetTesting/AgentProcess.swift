@@ -52,6 +52,12 @@ public final class AgentProcess: @unchecked Sendable {
 
     public var pid: Int32 { self.process.processIdentifier }
     public var isRunning: Bool { self.process.isRunning }
+    /// How it ended, `exit N` or `signal N`; nil while it runs.
+    public var ended: String? {
+        guard !self.process.isRunning else { return nil }
+        let how = self.process.terminationReason == .uncaughtSignal ? "signal" : "exit"
+        return "\(how) \(self.process.terminationStatus)"
+    }
 
     /// `kill -9`: no drain, no GOAWAY; the kernel closes its socket.
     public func kill9() { _ = kill(self.pid, SIGKILL) }

@@ -54,7 +54,11 @@ struct Serve: AsyncParsableCommand {
                 "fleet.regions.version": "\(configuration.geo.regionMap.version)",
                 "fleet.geoip.database": "\(configuration.geo.databaseFile ?? "none")",
             ])
-        try await gateway.runService()
+        do {
+            try await gateway.runService()
+        } catch let cut as StoppedAtSecondSignal {
+            throw ExitCode(cut.exitCode)  // logged by runService
+        }
     }
 }
 

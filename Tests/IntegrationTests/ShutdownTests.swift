@@ -73,6 +73,9 @@ struct ShutdownTests {
         kill(gateway.process.processIdentifier, SIGTERM)
         try await waitUntil(timeout: .seconds(10), "the gateway stopped") { !gateway.isRunning }
         #expect(gateway.log.contains("Stopped"), "\(gateway.log.suffix(2_000))")
+        // 128 + SIGTERM, not 0: a supervisor learns the stream was cut (helper-136: it exited 0).
+        #expect(gateway.status.hasPrefix("exit 143:"), "\(gateway.status)")
+        #expect(gateway.log.contains("process.exit.code=143"), "\(gateway.log.suffix(2_000))")
         _ = await stream.collect()
     }
 
@@ -113,6 +116,7 @@ struct ShutdownTests {
         #expect(agent.isRunning)
         kill(agent.pid, SIGTERM)
         try await waitUntil(timeout: .seconds(5), "the agent stopped") { !agent.isRunning }
+        #expect(agent.ended == "exit 0", "nothing was cut")
     }
 
     /// helper-130: the agent ignored a second SIGTERM or SIGINT for the rest of its drain.
@@ -129,12 +133,16 @@ struct ShutdownTests {
             defer { client.close() }
             // A job the drain's 300 s can finish: the gateway leaves it on the car.
             let stream = try await client.post("/v1/chat/completions", json: chatBody(stream: true, maxTokens: 300))
-            try await waitUntil("the job runs") { fleet.gateway.core.registry.all().contains { $0.inFlight > 0 } }
+            // Its first token relayed: the car has the job (the registry counts it from its dispatch, before the
+            // car has read it; a SIGINT then found none and exited 0 at once).
+            try await waitUntil("the job runs on the car") { stream.receivedBytes > 0 }
             kill(agent.pid, SIGINT)
             try await Task.sleep(for: .seconds(1))
             #expect(agent.isRunning, "the first SIGINT drains: the job may take drainSeconds")
             kill(agent.pid, SIGINT)
             try await waitUntil(timeout: .seconds(5), "the agent stopped") { !agent.isRunning }
+            // 128 + SIGINT, not 0: the job was cut (helper-136: it exited 0).
+            #expect(agent.ended == "exit 130")
             _ = await stream.collect(timeout: .seconds(30))
         }
     }
