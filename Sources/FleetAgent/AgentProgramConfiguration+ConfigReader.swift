@@ -134,6 +134,35 @@ extension AgentProgramConfiguration {
         self.logLevel = try config.logLevel("logging.level").rawValue
     }
 
+    /// The configuration `fleet-agent run` starts with: read, and its job log one it can append to.
+    ///
+    /// `run` opens the job log at start, which reading does not (helper-137: a `jobLog` in a directory that
+    /// is not there passed `config check` and stopped `run`). `fleet-agent config check` uses it, as
+    /// `fleetgate config check` uses `GatewayConfiguration.checked(config:)`; run it as the agent's user.
+    public static func checked(config: ConfigReader) throws -> AgentProgramConfiguration {
+        let configuration = try AgentProgramConfiguration(config: config)
+        if let path = configuration.jobLog, let problem = Self.appendProblem(path) {
+            throw ConfigurationError(.invalidValue, key: "jobLog", value: path, problem)
+        }
+        return configuration
+    }
+
+    /// Why this user cannot append to `path`, creating it if need be (``JobLog``'s open); nil when it can.
+    static func appendProblem(_ path: String) -> String? {
+        let files = FileManager.default
+        var isDirectory: ObjCBool = false
+        if files.fileExists(atPath: path, isDirectory: &isDirectory) {
+            if isDirectory.boolValue { return "is a directory, not a file" }
+            return files.isWritableFile(atPath: path) ? nil : "cannot be written (the agent appends a line per job)"
+        }
+        let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        guard files.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
+            return "its directory \(directory) does not exist (the agent creates the file, not the directory)"
+        }
+        return files.isWritableFile(atPath: directory)
+            ? nil : "its directory \(directory) is not writable (the agent creates the file there)"
+    }
+
     static func hostPort(_ config: ConfigReader, _ key: String, allowZero: Bool) throws -> (String, Int) {
         let text = try config.string(key)
         guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),

@@ -21,6 +21,9 @@ public struct StateFileWatcher: Service {
     let logger: Logger
     /// The unknown keys last warned of.
     private let warned = WarnedKeys()
+    /// The file's modification time when ``apply()`` last read it: ``run()`` reads it again only once it
+    /// changes (helper-137: the agent's read at start and the watcher's first pass warned twice of one file).
+    private let lastRead = ReadStamp()
 
     public init(path: String, state: AgentState, interval: Duration = .milliseconds(250), logger: Logger) {
         self.path = path
@@ -72,6 +75,8 @@ public struct StateFileWatcher: Service {
     /// Reads the file once and applies it. Throws when it cannot be read or parsed.
     /// - Throws: ``AgentConfigError`` saying why, without the path (the caller names it).
     public func apply() throws {
+        // Taken before the read: a write between the two is read again at the next pass, not missed.
+        self.lastRead.date.withLock { $0 = Self.modified(self.path) }
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: self.path)) } catch {
             throw AgentConfigError(message: "cannot be read: \(FileErrorReason.describe(error))")
@@ -151,12 +156,16 @@ public struct StateFileWatcher: Service {
         }
     }
 
+    /// The file's modification time, nil when it is not there.
+    static func modified(_ path: String) -> Date? {
+        (try? FileManager.default.attributesOfItem(atPath: path))?[.modificationDate] as? Date
+    }
+
+    /// Applies the file whenever its modification time changes, from the one ``apply()`` last read on
+    /// (the agent applies it once before it dials; its warning is not repeated here).
     public func run() async throws {
-        var lastModified: Date?
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            let modified = (try? FileManager.default.attributesOfItem(atPath: self.path))?[.modificationDate] as? Date
-            if let modified, modified != lastModified {
-                lastModified = modified
+            if let modified = Self.modified(self.path), modified != self.lastRead.date.withLock({ $0 }) {
                 do { try self.apply() } catch {
                     self.logger.warning(
                         "State file rejected", metadata: ["fleet.file": "\(self.path)", "error": "\(error)"])
@@ -165,6 +174,11 @@ public struct StateFileWatcher: Service {
             try? await Task.sleep(for: self.interval)
         }
     }
+}
+
+/// When the state file was last read (its modification time then), shared by a watcher's copies.
+private final class ReadStamp: Sendable {
+    let date = Mutex<Date?>(nil)
 }
 
 /// The unknown state-file keys last warned of: one warning a key set, not one a rewrite.

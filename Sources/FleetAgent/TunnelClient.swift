@@ -39,6 +39,8 @@ public final class TunnelClient: Service, Sendable {
     /// `token-expired`, a car with a certificate dials again once its certificate file changes).
     private let refused = Atomic<Bool>(false)
     private let quarantined = Atomic<Bool>(false)
+    /// Why the current tunnel is going: its first cause, which "Tunnel closed" says (helper-137: it said none).
+    private let closeCause = Mutex<String?>(nil)
     /// How often the TLS files are checked for a renewal while connected.
     var filePollInterval: TimeAmount { self.configuration.tls?.pollInterval ?? .seconds(5) }
 
@@ -122,6 +124,7 @@ public final class TunnelClient: Service, Sendable {
                 // The gateway drains: it sends no new jobs and closes the tunnel once ours finish;
                 // the dial loop then connects again, to another replica while one is known.
                 logger.info("Gateway asked to reconnect", metadata: ["fleet.reason": "\(message.reason ?? "-")"])
+                self?.closing("the gateway asked the car to reconnect (\(message.reason ?? "no reason given"))")
                 directory.withChoice {
                     $0.draining(
                         slot: slot, suggested: addresses, now: directory.now, rebalance: message.rebalance == true)
@@ -133,6 +136,7 @@ public final class TunnelClient: Service, Sendable {
                     "Gateway refuses this car; not dialling again",
                     metadata: ["fleet.control": "\(message.type.rawValue)", "fleet.reason": "\(message.reason ?? "-")"])
                 self?.refused.store(true, ordering: .relaxed)
+                self?.closing("the gateway refuses this car (\(message.type.rawValue): \(message.reason ?? "-"))")
                 if message.type == .quarantine { self?.quarantined.store(true, ordering: .relaxed) }
             }
         }
@@ -214,7 +218,10 @@ public final class TunnelClient: Service, Sendable {
                     // car's newer tunnel reached it: only the gateway knows which hello it read last,
                     // so the car never closes a second tunnel to one replica itself) or is leaving;
                     // its jobs finish, then the slot dials again.
-                    let goAway = GoAwayWatcher(logger: self.logger, metadata: metadata) { retireAsk.yield($0) }
+                    self.closeCause.withLock { $0 = nil }
+                    let goAway = GoAwayWatcher(logger: self.logger, metadata: metadata, cause: { self.closing($0) }) {
+                        retireAsk.yield($0)
+                    }
                     let handle = try await HTTP2Client.connect(
                         host: endpoint.host, port: endpoint.port, group: self.group,
                         role: .server(self.responder), configuration: self.configuration.tunnelHTTP2, tls: tlsContext,
@@ -246,6 +253,7 @@ public final class TunnelClient: Service, Sendable {
                         }
                         withExtendedLifetime(goAway) {}  // the handler holds its delegate weakly
                     } onCancel: {
+                        self.closing("the agent stopped (its task was cancelled)")
                         handle.channel.close(promise: nil)
                     }
                     retireAsk.finish()
@@ -256,6 +264,8 @@ public final class TunnelClient: Service, Sendable {
                         failuresInARow = 0
                         // Why, when the connection knew (helper-104: a dead link's close said nothing).
                         if let error = goAway.firstError { metadata["error.message"] = "\(error.prefix(300))" }
+                        let terminated = try? await handle.eventLoop.submit { handle.onLoop.terminationReason }.get()
+                        metadata["fleet.reason"] = "\(self.closeReason(terminated: terminated))"
                         self.logger.info("Tunnel closed", metadata: metadata)
                     } else {
                         // helper-73: a refused TLS handshake (a certificate from another CA, a name that does
@@ -307,6 +317,7 @@ public final class TunnelClient: Service, Sendable {
         }
         if Task.isCancelled { return }
         self.logger.info("TLS files changed; moving to a new tunnel")
+        self.closing("the TLS files changed: moving to a new tunnel")
         await self.retire(handle)
     }
 
@@ -329,13 +340,48 @@ public final class TunnelClient: Service, Sendable {
 
     /// Drops the current tunnel at once, as a lost link would (it then reconnects with backoff).
     public func disconnect() {
-        self.current.withLock { $0 }?.channel.close(promise: nil)
+        guard let handle = self.current.withLock({ $0 }) else { return }
+        self.closing("dropped by TunnelClient.disconnect()")
+        handle.channel.close(promise: nil)
     }
 
     /// Drains: tells the gateway on the status stream, then GOAWAY; in-flight jobs finish.
     public func drain() {
         self.responder.state.beginDrain(reason: "shutdown", seconds: self.configuration.drainSeconds)
-        self.current.withLock { $0 }?.execute { $0.beginGracefulShutdown() }
+        guard let handle = self.current.withLock({ $0 }) else { return }
+        self.closing("this car drains (shutdown): GOAWAY sent, its jobs finish first")
+        handle.execute { $0.beginGracefulShutdown() }
+    }
+
+    /// Records why the current tunnel is going, unless an earlier cause was recorded.
+    private func closing(_ cause: String) {
+        self.closeCause.withLock { if $0 == nil { $0 = cause } }
+    }
+
+    /// Why the tunnel closed, for "Tunnel closed": the first cause recorded (the gateway's GOAWAY or
+    /// control message, this car's drain or move, an error), then what this car's HTTP/2 ended it for
+    /// (`terminated`: a keepalive PING unanswered, a protocol error), else that nothing said why.
+    private func closeReason(terminated: HTTP2ErrorCode?) -> String {
+        let http2 = self.configuration.tunnelHTTP2
+        let ended = terminated.map { code -> String in
+            switch code {
+            case .noError:  // the keepalive timeout's, the only one this car's HTTP/2 ends with NO_ERROR
+                "a keepalive PING went unanswered for tunnelHTTP2.keepaliveTimeoutSeconds "
+                    + "(\(Double(http2.keepaliveTimeout.nanoseconds) / 1e9) s): the link or the gateway is gone"
+            case .settingsTimeout:
+                "the gateway did not acknowledge this car's HTTP/2 SETTINGS within tunnelHTTP2.handshakeTimeoutSeconds"
+            default: "this car's HTTP/2 ended the connection (\(code)): the gateway broke the protocol or a limit"
+            }
+        }
+        let recorded = self.closeCause.withLock { $0 }
+        switch (recorded, ended) {
+        case (let cause?, let end?): return "\(cause); then \(end)"
+        case (let cause?, nil): return cause
+        case (nil, let end?): return end
+        case (nil, nil):
+            return "the connection ended without a GOAWAY or an error: the gateway's process stopped or found "
+                + "the tunnel dead (PINGs unanswered), or a middlebox closed it"
+        }
     }
 }
 
@@ -345,14 +391,20 @@ private final class GoAwayWatcher: HTTP2ConnectionDelegate, Sendable {
     private let logger: Logger
     private let metadata: Logger.Metadata
     private let onGoAway: @Sendable (_ refused: Bool) -> Void
+    /// Records why the tunnel is going (the tunnel keeps the first cause).
+    private let cause: @Sendable (String) -> Void
     private let caught = Mutex<String?>(nil)
 
     /// The first error the connection caught (a TLS handshake's), if any, as text.
     var firstError: String? { self.caught.withLock { $0 } }
 
-    init(logger: Logger, metadata: Logger.Metadata, _ onGoAway: @escaping @Sendable (_ refused: Bool) -> Void) {
+    init(
+        logger: Logger, metadata: Logger.Metadata, cause: @escaping @Sendable (String) -> Void,
+        _ onGoAway: @escaping @Sendable (_ refused: Bool) -> Void
+    ) {
         self.logger = logger
         self.metadata = metadata
+        self.cause = cause
         self.onGoAway = onGoAway
     }
 
@@ -365,11 +417,19 @@ private final class GoAwayWatcher: HTTP2ConnectionDelegate, Sendable {
             metadata["fleet.reason"] = "\(debugData)"
             self.logger.warning("The gateway closed the tunnel with an error", metadata: metadata)
         }
+        // Its reason, or what a GOAWAY without one means (helper-137: "Tunnel closed" said nothing).
+        var why = debugData.isEmpty ? "" : ": \(debugData)"
+        if debugData.isEmpty, errorCode == .noError {
+            why =
+                ": the gateway stops or drains, moved the car to another replica, or a newer tunnel of this car replaced it"
+        }
+        self.cause("the gateway's GOAWAY (\(errorCode))\(why)")
         self.onGoAway(errorCode != .noError)
     }
     func connectionDidClose() {}
 
     func connectionDidCatch(_ error: any Error) {
         self.caught.withLock { if $0 == nil { $0 = String(describing: error) } }
+        self.cause("an error on the connection (see error.message)")
     }
 }

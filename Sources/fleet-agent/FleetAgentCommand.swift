@@ -40,11 +40,26 @@ func runAgent(_ settings: [String], role: Agent.Role) async throws {
     } catch let refused as AgentRefused {
         logger.error("\(refused)", metadata: ["process.exit.code": "\(AgentRefused.exitCode)"])
         throw ExitCode(AgentRefused.exitCode)
+    } catch let cut as StoppedAtSecondSignal {
+        throw ExitCode(cut.exitCode)  // logged by runService
     }
 }
 
+/// Where `run`'s and `serve`'s settings are: configuration keys, not options of their own, so their
+/// `--help` said nothing of them (helper-137); worded as `fleetgate serve --help`.
+let settingsHelp = """
+    Configuration: flags > FLEET_AGENT_* environment > fleet-agent.yaml (or --config FILE) > defaults. \
+    Every key of docs/configuration.md is a flag and an environment variable (policy.minChargePercent: \
+    --policy-min-charge-percent 50 or FLEET_AGENT_POLICY_MIN_CHARGE_PERCENT=50); `fleet-agent config keys` \
+    lists them, `fleet-agent config check FILE` checks a file. SIGTERM drains.
+    """
+
 struct Run: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Dial the gateway's tunnel port and serve jobs.")
+    static let configuration = CommandConfiguration(
+        abstract: "Dial the gateway's tunnel port and serve jobs.",
+        discussion: "Required: vehicle.id (--vehicle-id), vehicle.region (--region), and the token "
+            + "(FLEET_AGENT_TOKEN or tokenFile, --token-file; never a flag) or a vehicle certificate "
+            + "(gateway.certificateFile, --cert). " + settingsHelp)
     @Argument(parsing: .allUnrecognized, help: "Configuration flags (see docs/configuration.md).")
     var settings: [String] = []
 
@@ -54,7 +69,8 @@ struct Run: AsyncParsableCommand {
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract:
-            "Serve the engine as a plain OpenAI-compatible HTTP server (h2c + HTTP/1.1), e.g. as central capacity.")
+            "Serve the engine as a plain OpenAI-compatible HTTP server (h2c + HTTP/1.1), e.g. as central capacity.",
+        discussion: settingsHelp)
     @Argument(parsing: .allUnrecognized, help: "Configuration flags (see docs/configuration.md).")
     var settings: [String] = []
 
@@ -73,7 +89,7 @@ struct ConfigCommand: AsyncParsableCommand {
         func run() async throws {
             let ok = ConfigCheck.report(
                 files: self.files, program: .fleetAgent, schema: AgentProgramConfiguration.schema
-            ) { try AgentProgramConfiguration(config: $0) }
+            ) { try AgentProgramConfiguration.checked(config: $0) }
             if !ok { throw ExitCode(1) }
         }
     }

@@ -22,12 +22,17 @@ struct Token: AsyncParsableCommand {
             abstract: "Mint a vehicle token (uses FLEETGATE_FLEET_SECRET or fleetSecretFile).")
         @Option(help: "The vehicle id.") var vehicleID: String
         @Option(help: "A region the car may serve (repeatable).") var region: [String]
-        @Option(help: "Validity in days.") var days = 30
+        @Option(help: "Validity in days (1–3650).") var days = 30
 
         func validate() throws {
             // helper-130: `--days 0` minted a token already expired, and exited 0.
             guard self.days >= 1 else {
                 throw ValidationError("--days: at least 1 (a token for 0 days is already expired)")
+            }
+            // helper-137: `--days 99999999999` minted a token for 270 million years, and a larger number
+            // crashed the command; a live tunnel's expiry is held for at most 10 years (CarSession.armExpiry).
+            guard self.days <= 3650 else {
+                throw ValidationError("--days: at most 3650 (10 years); issue a new token before it expires")
             }
             guard VehicleIdentity.isValidName(self.vehicleID) else {
                 throw ValidationError(

@@ -2,6 +2,7 @@ import FleetAgent
 import FleetProtocol
 import Foundation
 import Logging
+import Synchronization
 import Testing
 
 /// The car's telemetry file: applied when sound; otherwise a reason an operator can act on, and the
@@ -26,6 +27,36 @@ struct StateFileWatcherTests {
             #expect(state.vehicle.chargePercent == 80)  // the last good state stays
             return "\(error)"
         }
+    }
+
+    /// helper-137: at start a malformed file was warned of twice, by the agent's read and by the watcher's
+    /// first pass over the same file.
+    @Test("A file read before the watcher runs is not read again, nor warned of, until it changes")
+    func firstPassAfterRead() async throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("state-\(UUID().uuidString).json").path
+        try "plugged_in: yes".write(toFile: path, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let messages = Messages()
+        let state = AgentState(
+            initial: VehicleState(pluggedIn: true, chargePercent: 80, link: .wifi, slotsFree: 1), slots: 1)
+        let watcher = StateFileWatcher(
+            path: path, state: state, interval: .milliseconds(10),
+            logger: Logger(label: "test") { _ in Messages.Handler(sink: messages) })
+        #expect(throws: AgentConfigError.self) { try watcher.apply() }  // the agent's read, before it dials
+        let running = Task { try await watcher.run() }
+        defer { running.cancel() }
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(messages.count("State file rejected") == 0)
+        // A new version of the file, moved in with a later time at once, is read and warned of once.
+        try "[true]".write(toFile: path + ".new", atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes(
+            [.modificationDate: Date().addingTimeInterval(60)], ofItemAtPath: path + ".new")
+        #expect(rename(path + ".new", path) == 0)
+        for _ in 0..<500 where messages.count("State file rejected") == 0 {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(messages.count("State file rejected") == 1)
     }
 
     @Test("A sound file is applied")
@@ -90,5 +121,25 @@ struct StateFileWatcherTests {
             try watcher.apply()
             #expect(state.vehicle.departingInSeconds == nil && state.vehicle.chargePercent == 63, "\(text)")
         }
+    }
+}
+
+/// The messages of a logger's lines, for a test to count.
+final class Messages: Sendable {
+    private let all = Mutex<[String]>([])
+
+    func count(_ message: String) -> Int { self.all.withLock { $0.filter { $0 == message }.count } }
+
+    struct Handler: LogHandler {
+        let sink: Messages
+        var metadata: Logger.Metadata = [:]
+        var logLevel: Logger.Level = .trace
+
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { self.metadata[key] }
+            set { self.metadata[key] = newValue }
+        }
+
+        func log(event: LogEvent) { self.sink.all.withLock { $0.append(event.message.description) } }
     }
 }

@@ -169,7 +169,7 @@ struct ConfigSourcesTests {
         defer { try? FileManager.default.removeItem(atPath: agentPointed) }
         let agent = ConfigCheck.run(
             file: agentPointed, program: .fleetAgent, schema: AgentProgramConfiguration.schema, environment: [:]
-        ) { try AgentProgramConfiguration(config: $0) }
+        ) { try AgentProgramConfiguration.checked(config: $0) }
         #expect(agent.ok, "\(agent.lines)")
     }
 

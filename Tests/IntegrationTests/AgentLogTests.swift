@@ -41,12 +41,17 @@ struct AgentLogTests {
                 hardware: .hw4, initialBackoff: .milliseconds(20), maxBackoff: .milliseconds(100))
             let lines = try await self.run(configuration) {
                 !$0.matching("The gateway closed the tunnel with an error").isEmpty
+                    && !$0.matching("Tunnel closed").isEmpty
             }
             let refusal = try #require(lines.matching("The gateway closed the tunnel with an error").first)
             #expect(refusal.level == .warning)
             let reason = refusal.metadata["fleet.reason"].map { "\($0)" } ?? ""
             #expect(!reason.isEmpty, "the refusal's line: \(refusal)")
             print("agent refused: \(reason)")
+            // helper-137: "Tunnel closed" said no reason; now the gateway's GOAWAY, its code and its words.
+            let closed = try #require(lines.matching("Tunnel closed").first)
+            let why = closed.metadata["fleet.reason"].map { "\($0)" } ?? ""
+            #expect(why.contains("GOAWAY (PROTOCOL_ERROR") && why.contains(reason), "\(closed)")
         }
     }
 
@@ -116,6 +121,17 @@ struct AgentLogTests {
                 "--vehicle-id", "car-zero", "--region", "eu-central", "--days", "0",
             ])
         #expect(zero.status != 0 && zero.stderr.contains("at least 1") && !zero.stdout.contains("fgv1."))
+        // helper-137: `--days 99999999999` minted a token for 270 million years; 2^63-1 crashed the command.
+        for days in ["99999999999", "\(Int.max)"] {
+            let huge = try await Subprocess.run(
+                "env",
+                [
+                    "FLEETGATE_FLEET_SECRET=\(FleetFixture.testSecret)", GatewayProcess.binary, "token", "issue",
+                    "--vehicle-id", "car-huge", "--region", "eu-central", "--days", days,
+                ])
+            #expect(huge.status == 64 && huge.stderr.contains("at most 3650"), "\(days): \(huge.stderr.prefix(500))")
+            #expect(!huge.stdout.contains("fgv1."))
+        }
         // helper-130: a token already expired at hello was redialled for ever.
         let expired = try FleetCredentials(secret: FleetFixture.testSecret).issue(
             vehicleID: "car-expired", regions: ["eu-central"], expires: Date().addingTimeInterval(-60))
