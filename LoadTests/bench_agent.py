@@ -10,7 +10,7 @@ of three processes — the agent, the runtime (the backend: what the agent's rel
 the gateway — and divides by the streams that completed. "µs/chunk" is µs/stream ÷ 32, the token
 chunks (the agent also relays a role chunk, a usage chunk and `[DONE]`).
 
-    python3 LoadTests/bench_agent.py --bin .build/release [--baseline-bin /tmp/before] \\
+    python3 LoadTests/bench_agent.py --bin DIR [--baseline-bin /tmp/before]   (DIR: scripts/build-release.sh DIR) \\
         [--rate 1000 --duration 5 | --closed 6000] [--rounds 3] [--perf /tmp/agent]
 
 With --baseline-bin both builds run in the same invocation, alternating each round, against the
@@ -56,7 +56,7 @@ def one_load(bin_dir, gateway, backend, args, body_file, perf_file=None):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--bin", required=True, help="this build's .build/release (fleetgate, fleet-agent, fleet-load)")
+    parser.add_argument("--bin", required=True, help="this build's binaries, scripts/build-release.sh DIR (fleetgate, fleet-agent, fleet-load)")
     parser.add_argument("--baseline-bin", help="a second build's fleet-agent, measured as 'before' in the same run")
     parser.add_argument("--gateway-bin", help="fleetgate and fleet-load from this build instead (default: --bin)")
     parser.add_argument("--rate", type=float, default=1000, help="open-loop streams/s")

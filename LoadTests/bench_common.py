@@ -125,10 +125,11 @@ def stop(proc):
 
 
 def release_build(*products):
-    for product in products:
-        subprocess.run(["swift", "build", "-c", "release", "--product", product], cwd=ROOT, check=True,
-                       stdout=subprocess.DEVNULL)
-    return os.path.join(ROOT, ".build", "release")
+    """Release binaries as production links them (scripts/build-release.sh: the Swift runtime static);
+    returns their directory."""
+    out = subprocess.run([os.path.join(ROOT, "scripts", "build-release.sh"), "", *products], cwd=ROOT,
+                         check=True, stdout=subprocess.PIPE, text=True).stdout
+    return out.strip().splitlines()[-1]
 
 
 def median(values):

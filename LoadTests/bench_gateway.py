@@ -148,7 +148,7 @@ def main():
     parser.add_argument("--capacity", type=int, default=20000, help="requests per h2load capacity run (0: skip)")
     parser.add_argument("--paths", default="direct,nghttpx,central,car")
     parser.add_argument("--log-level", default="info")
-    parser.add_argument("--baseline-bin", help="a second build's .build/release, measured as central-before/car-before")
+    parser.add_argument("--baseline-bin", help="a second build's binaries (scripts/build-release.sh DIR: linked as --bin is), measured as central-before/car-before")
     parser.add_argument("--bin", help="use this build's fleetgate, fleet-agent and fleet-load instead of building")
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                         help="environment for this build's gateways (repeatable), e.g. FLEETGATE_LIMITS_SHED_LAG_MILLISECONDS=5")

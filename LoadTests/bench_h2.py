@@ -64,10 +64,10 @@ def main():
     parser.add_argument("--latency-requests", type=int, default=20_000)
     parser.add_argument("--sse-streams", type=int, default=10_000)
     parser.add_argument("--baseline-bin", help="a directory with an earlier build's fleet-h2bench, run in the same "
-                        "rounds as 'FleetHTTP2-before' (e.g. a copy of .build/release before a change)")
-    parser.add_argument("--no-build", action="store_true", help="use .build/release/fleet-h2bench as it is")
+                        "rounds as 'FleetHTTP2-before' (e.g. `scripts/build-release.sh DIR fleet-h2bench` of the commit before a change: link both alike)")
+    parser.add_argument("--no-build", action="store_true", help="use .build-static/release/fleet-h2bench (scripts/build-release.sh) as it is")
     args = parser.parse_args()
-    bin_dir = os.path.join(ROOT, ".build", "release") if args.no_build else release_build("fleet-h2bench")
+    bin_dir = os.path.join(ROOT, ".build-static", "release") if args.no_build else release_build("fleet-h2bench")
     www = tempfile.mkdtemp(prefix="fleet-bench-www-")
     open(os.path.join(www, "index.html"), "w").write("Hello, world\n")
     open(os.path.join(www, "sse"), "w").write(EVENT * 100)

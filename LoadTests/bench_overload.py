@@ -78,7 +78,7 @@ def pct(values, p):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--bin", help="this build's .build/release (default: build it)")
+    parser.add_argument("--bin", help="this build's binaries (default: build them with scripts/build-release.sh)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=int, default=5)
     parser.add_argument("--capacity", type=int, default=20000, help="requests of the closed-loop capacity run")
@@ -89,7 +89,7 @@ def main():
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                         help="environment for the gateway (repeatable)")
     parser.add_argument("--baseline-bin",
-                        help="a second build's .build/release, measured as central-before in the same rounds "
+                        help="a second build's binaries (scripts/build-release.sh DIR: linked as --bin is), central-before in the same rounds "
                              "(the order rotated each round, so the two alternate)")
     parser.add_argument("--baseline-env", action="append", default=[], metavar="KEY=VALUE",
                         help="environment for the --baseline-bin gateway (repeatable)")

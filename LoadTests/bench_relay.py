@@ -37,7 +37,7 @@ def main():
     parser.add_argument("--single", type=int, default=300, help="sequential streams for single-stream latency")
     parser.add_argument("--log-level", default="info", help="the gateway's (production: info, with the audit line)")
     parser.add_argument("--baseline-bin", help="a second fleetgate/fleet-agent build (e.g. an earlier commit's "
-                        ".build/release) measured in the same run as 'fleetgate-before'")
+                        "scripts/build-release.sh DIR, linked as this run's) measured in the same run as 'fleetgate-before'")
     parser.add_argument("--baseline-own-agent", action="store_true",
                         help="run the baseline gateway with the baseline build's own fleet-agent instead of this "
                         "build's (default: the same agent for both, so only the gateway differs; an older agent "
