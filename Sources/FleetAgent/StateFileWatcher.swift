@@ -21,7 +21,7 @@ public struct StateFileWatcher: Service {
     let logger: Logger
     /// The unknown keys last warned of.
     private let warned = WarnedKeys()
-    /// The file's modification time when ``apply()`` last read it: ``run()`` reads it again only once it
+    /// The file's stamp (modification time, size, inode) when ``apply()`` last read it: ``run()`` reads it again only once it
     /// changes (helper-137: the agent's read at start and the watcher's first pass warned twice of one file).
     private let lastRead = ReadStamp()
 
@@ -76,7 +76,7 @@ public struct StateFileWatcher: Service {
     /// - Throws: ``AgentConfigError`` saying why, without the path (the caller names it).
     public func apply() throws {
         // Taken before the read: a write between the two is read again at the next pass, not missed.
-        self.lastRead.date.withLock { $0 = Self.modified(self.path) }
+        self.lastRead.stamp.withLock { $0 = Self.stamp(self.path) }
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: self.path)) } catch {
             throw AgentConfigError(message: "cannot be read: \(FileErrorReason.describe(error))")
@@ -119,7 +119,10 @@ public struct StateFileWatcher: Service {
         if let uplink = file.uplinkMbps, !(uplink.isFinite && (0...FleetStatus.maxUplinkMbps).contains(uplink)) {
             throw AgentConfigError(message: "key 'uplink_mbps': \(uplink) is not in 0...\(FleetStatus.maxUplinkMbps)")
         }
+        var changed: [String] = []
+        var applied: VehicleState?
         self.state.update { vehicle in
+            let before = vehicle
             if let v = file.pluggedIn { vehicle.pluggedIn = v }
             if let v = file.chargePercent { vehicle.chargePercent = Int(v.rounded(.down)) }
             if let v = file.link { vehicle.link = v }
@@ -128,7 +131,35 @@ public struct StateFileWatcher: Service {
                 $0 < 0 ? nil : $0
             }
             if let v = file.uplinkMbps { vehicle.uplinkMbps = v }
+            changed = Self.eligibilityChanges(from: before, to: vehicle)
+            applied = vehicle
         }
+        if let applied, !changed.isEmpty { self.logChange(changed, applied) }
+    }
+
+    /// What changed between two states that decides whether the gateway sends the car work: plugged in,
+    /// the link, departing or not. Not the charge, the uplink or the seconds left, which move with every
+    /// write of the file (the gateway's `/admin/cars` shows them).
+    static func eligibilityChanges(from before: VehicleState, to after: VehicleState) -> [String] {
+        var changed: [String] = []
+        if after.pluggedIn != before.pluggedIn { changed.append("plugged_in") }
+        if after.link != before.link { changed.append("link") }
+        if (after.departingInSeconds == nil) != (before.departingInSeconds == nil) { changed.append("departing") }
+        return changed
+    }
+
+    /// One info line a change that decides eligibility (helper-130: an applied change said nothing, so an
+    /// operator asking why a car took no work could not tell from its log when it was unplugged).
+    private func logChange(_ changed: [String], _ state: VehicleState) {
+        self.logger.info(
+            "Car state changed",
+            metadata: [
+                "fleet.changed": "\(changed.joined(separator: ","))",
+                "fleet.plugged_in": "\(state.pluggedIn)",
+                "fleet.link": "\(state.link.rawValue)",
+                "fleet.departing_in_s": "\(state.departingInSeconds.map(String.init) ?? "-")",
+                "fleet.charge_percent": "\(state.chargePercent)",
+            ])
     }
 
     /// A number as the file would say it: whole ones without a fraction.
@@ -156,16 +187,30 @@ public struct StateFileWatcher: Service {
         }
     }
 
-    /// The file's modification time, nil when it is not there.
-    static func modified(_ path: String) -> Date? {
-        (try? FileManager.default.attributesOfItem(atPath: path))?[.modificationDate] as? Date
+    /// The file's stamp, nil when it is not there.
+    static func stamp(_ path: String) -> FileStamp? {
+        guard let attributes = try? FileManager.default.attributesOfItem(atPath: path),
+            let date = attributes[.modificationDate] as? Date
+        else { return nil }
+        // With the size and the inode: a file rewritten within the file system's time resolution after a
+        // failed read (truncated, then written) still looks new (helper-138).
+        return FileStamp(
+            modified: date, size: (attributes[.size] as? NSNumber)?.int64Value ?? -1,
+            inode: (attributes[.systemFileNumber] as? NSNumber)?.uint64Value ?? 0)
     }
 
-    /// Applies the file whenever its modification time changes, from the one ``apply()`` last read on
+    /// What tells one version of the file from another.
+    struct FileStamp: Equatable, Sendable {
+        var modified: Date
+        var size: Int64
+        var inode: UInt64
+    }
+
+    /// Applies the file whenever its stamp changes, from the one ``apply()`` last read on
     /// (the agent applies it once before it dials; its warning is not repeated here).
     public func run() async throws {
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            if let modified = Self.modified(self.path), modified != self.lastRead.date.withLock({ $0 }) {
+            if let stamp = Self.stamp(self.path), stamp != self.lastRead.stamp.withLock({ $0 }) {
                 do { try self.apply() } catch {
                     self.logger.warning(
                         "State file rejected", metadata: ["fleet.file": "\(self.path)", "error": "\(error)"])
@@ -176,9 +221,9 @@ public struct StateFileWatcher: Service {
     }
 }
 
-/// When the state file was last read (its modification time then), shared by a watcher's copies.
+/// When the state file was last read (its stamp then), shared by a watcher's copies.
 private final class ReadStamp: Sendable {
-    let date = Mutex<Date?>(nil)
+    let stamp = Mutex<StateFileWatcher.FileStamp?>(nil)
 }
 
 /// The unknown state-file keys last warned of: one warning a key set, not one a rewrite.

@@ -29,6 +29,33 @@ struct StateFileWatcherTests {
         }
     }
 
+    /// helper-130: an applied change said nothing in the car's log.
+    @Test("A change that decides eligibility is logged once, with the state; the charge moving is not")
+    func changesLogged() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("state-\(UUID().uuidString).json").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let messages = Messages()
+        let state = AgentState(
+            initial: VehicleState(pluggedIn: true, chargePercent: 80, link: .wifi, slotsFree: 1), slots: 1)
+        let watcher = StateFileWatcher(
+            path: path, state: state, logger: Logger(label: "test") { _ in Messages.Handler(sink: messages) })
+        func apply(_ text: String) throws {
+            try text.write(toFile: path, atomically: true, encoding: .utf8)
+            try watcher.apply()
+        }
+        try apply(#"{"plugged_in": true, "charge_percent": 80, "link": "wifi"}"#)
+        try apply(#"{"plugged_in": true, "charge_percent": 75, "link": "wifi", "uplink_mbps": 40}"#)
+        #expect(messages.count("Car state changed") == 0, "the same eligibility: nothing to say")
+        try apply(#"{"plugged_in": false, "charge_percent": 75, "link": "wifi"}"#)
+        try apply(#"{"plugged_in": false, "charge_percent": 74, "link": "cellular", "departing_in_s": 600}"#)
+        try apply(#"{"plugged_in": false, "charge_percent": 74, "link": "cellular", "departing_in_s": 590}"#)
+        let lines = messages.metadata(of: "Car state changed")
+        #expect(lines.map { $0["fleet.changed"]?.description } == ["plugged_in", "link,departing"])
+        #expect(lines.first?["fleet.plugged_in"] == "false")
+        #expect(lines.last?["fleet.departing_in_s"] == "600" && lines.last?["fleet.link"] == "cellular")
+        #expect(lines.last?["fleet.charge_percent"] == "74")
+    }
+
     /// helper-137: at start a malformed file was warned of twice, by the agent's read and by the watcher's
     /// first pass over the same file.
     @Test("A file read before the watcher runs is not read again, nor warned of, until it changes")
@@ -127,8 +154,16 @@ struct StateFileWatcherTests {
 /// The messages of a logger's lines, for a test to count.
 final class Messages: Sendable {
     private let all = Mutex<[String]>([])
+    private let fields = Mutex<[Logger.Metadata]>([])
 
     func count(_ message: String) -> Int { self.all.withLock { $0.filter { $0 == message }.count } }
+
+    /// The metadata of each line logged with `message`, in order.
+    func metadata(of message: String) -> [Logger.Metadata] {
+        let messages = self.all.withLock { $0 }
+        let fields = self.fields.withLock { $0 }
+        return zip(messages, fields).filter { $0.0 == message }.map(\.1)
+    }
 
     struct Handler: LogHandler {
         let sink: Messages
@@ -140,6 +175,9 @@ final class Messages: Sendable {
             set { self.metadata[key] = newValue }
         }
 
-        func log(event: LogEvent) { self.sink.all.withLock { $0.append(event.message.description) } }
+        func log(event: LogEvent) {
+            self.sink.fields.withLock { $0.append(event.metadata ?? [:]) }
+            self.sink.all.withLock { $0.append(event.message.description) }
+        }
     }
 }
