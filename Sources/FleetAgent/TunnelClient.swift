@@ -253,7 +253,7 @@ public final class TunnelClient: Service, Sendable {
                         }
                         withExtendedLifetime(goAway) {}  // the handler holds its delegate weakly
                     } onCancel: {
-                        self.closing("the agent stopped (its task was cancelled)")
+                        self.cut("the agent stopped (its task was cancelled)")
                         handle.channel.close(promise: nil)
                     }
                     retireAsk.finish()
@@ -356,6 +356,12 @@ public final class TunnelClient: Service, Sendable {
     /// Records why the current tunnel is going, unless an earlier cause was recorded.
     private func closing(_ cause: String) {
         self.closeCause.withLock { if $0 == nil { $0 = cause } }
+    }
+
+    /// The tunnel is closed at once (the agent's task cancelled: a second signal during a drain): added
+    /// after an earlier cause, which no longer says how it ended (helper-138: "this car drains" for a job cut).
+    private func cut(_ cause: String) {
+        self.closeCause.withLock { $0 = $0.map { "\($0); then cut: \(cause)" } ?? cause }
     }
 
     /// Why the tunnel closed, for "Tunnel closed": the first cause recorded (the gateway's GOAWAY or
