@@ -64,7 +64,9 @@ def main():
         # --baseline-own-agent: the gateway is what is compared, so the tokens it relays arrive alike.
         agent_dir = args.baseline_bin if args.baseline_own_agent else bin_dir
         b_client, b_tunnel, b_admin = free_port(), free_port(), free_port()
-        before_gateway = start([os.path.join(args.baseline_bin, "fleetgate"), "serve", "--client-port", str(b_client),
+        # Token tunnels, as this build's gateway (without it a gateway wants a fleet CA and does not start).
+        before_gateway = start([os.path.join(args.baseline_bin, "fleetgate"), "serve", "--tunnel-auth", "token",
+                                "--client-port", str(b_client),
                                 "--tunnel-port", str(b_tunnel), "--admin-port", str(b_admin), "--threads", "1",
                                 "--log-level", args.log_level], env)
         wait_port(b_client)
