@@ -21,8 +21,9 @@ public struct StateFileWatcher: Service {
     let logger: Logger
     /// The unknown keys last warned of.
     private let warned = WarnedKeys()
-    /// The file's stamp (modification time, size, inode) when ``apply()`` last read it: ``run()`` reads it again only once it
-    /// changes (helper-137: the agent's read at start and the watcher's first pass warned twice of one file).
+    /// The file's stamp (``FileStamp/attributes(of:)``: resolved path, inode, size, modification time) when
+    /// ``apply()`` last read it: ``run()`` reads it again only once it changes (helper-137: the agent's read
+    /// at start and the watcher's first pass warned twice of one file).
     private let lastRead = ReadStamp()
 
     public init(path: String, state: AgentState, interval: Duration = .milliseconds(250), logger: Logger) {
@@ -75,8 +76,13 @@ public struct StateFileWatcher: Service {
     /// Reads the file once and applies it. Throws when it cannot be read or parsed.
     /// - Throws: ``AgentConfigError`` saying why, without the path (the caller names it).
     public func apply() throws {
-        // Taken before the read: a write between the two is read again at the next pass, not missed.
-        self.lastRead.stamp.withLock { $0 = Self.stamp(self.path) }
+        try self.apply(stamp: FileStamp.attributes(of: self.path))
+    }
+
+    /// ``apply()`` of the file as `stamp` (taken before the read: a write between the two is read again
+    /// at the next pass, not missed) says it is.
+    private func apply(stamp: String) throws {
+        self.lastRead.stamp.withLock { $0 = stamp }
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: self.path)) } catch {
             throw AgentConfigError(message: "cannot be read: \(FileErrorReason.describe(error))")
@@ -187,31 +193,15 @@ public struct StateFileWatcher: Service {
         }
     }
 
-    /// The file's stamp, nil when it is not there.
-    static func stamp(_ path: String) -> FileStamp? {
-        guard let attributes = try? FileManager.default.attributesOfItem(atPath: path),
-            let date = attributes[.modificationDate] as? Date
-        else { return nil }
-        // With the size and the inode: a file rewritten within the file system's time resolution after a
-        // failed read (truncated, then written) still looks new (helper-138).
-        return FileStamp(
-            modified: date, size: (attributes[.size] as? NSNumber)?.int64Value ?? -1,
-            inode: (attributes[.systemFileNumber] as? NSNumber)?.uint64Value ?? 0)
-    }
-
-    /// What tells one version of the file from another.
-    struct FileStamp: Equatable, Sendable {
-        var modified: Date
-        var size: Int64
-        var inode: UInt64
-    }
-
     /// Applies the file whenever its stamp changes, from the one ``apply()`` last read on
     /// (the agent applies it once before it dials; its warning is not repeated here).
     public func run() async throws {
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            if let stamp = Self.stamp(self.path), stamp != self.lastRead.stamp.withLock({ $0 }) {
-                do { try self.apply() } catch {
+            // With the size and the inode, not the time alone: a file rewritten within the file system's
+            // time resolution after a failed read still looks new (helper-138). A missing file is left as it was.
+            let stamp = FileStamp.attributes(of: self.path)
+            if stamp != "missing", stamp != self.lastRead.stamp.withLock({ $0 }) {
+                do { try self.apply(stamp: stamp) } catch {
                     self.logger.warning(
                         "State file rejected", metadata: ["fleet.file": "\(self.path)", "error": "\(error)"])
                 }
@@ -223,7 +213,7 @@ public struct StateFileWatcher: Service {
 
 /// When the state file was last read (its stamp then), shared by a watcher's copies.
 private final class ReadStamp: Sendable {
-    let stamp = Mutex<StateFileWatcher.FileStamp?>(nil)
+    let stamp = Mutex<String?>(nil)
 }
 
 /// The unknown state-file keys last warned of: one warning a key set, not one a rewrite.

@@ -1,3 +1,4 @@
+import FleetConfiguration
 import Foundation
 import Logging
 import NIOCore

@@ -1,8 +1,7 @@
+import FleetConfiguration
 import FleetTesting
 import Foundation
 import Testing
-
-@testable import FleetGate
 
 @Suite("File stamps on disk: what a rewrite cannot hide")
 struct FileStampTests {

@@ -311,35 +311,18 @@ extension Dispatcher {
         if let predicted = lease?.predictedTTFTMilliseconds {
             fields.append(HTTPField(name: .fleetPredictedTTFT, value: String(Int(predicted.rounded()))))
         }
-        if let lease {
-            self.appendPlace(of: lease, to: &fields)
-        } else if let car = self.refusingCarDescriptor {
-            // A car's rejection relayed: that car, so an operator can tell which one refused (helper-125).
-            fields.append(HTTPField(name: .fleetRoute, value: "car"))
-            fields.append(HTTPField(name: .fleetRegion, value: car.region))
-            fields.append(HTTPField(name: .fleetVehicle, value: car.pseudonym))
-        } else if let failed = self.lastFailedLease {
-            // Nothing served it: where it failed last, as its audit line says (``unservedPlace``; helper-136:
-            // a central endpoint's 502 had no `x-fleet-route`). A refusal before any attempt names no route.
-            self.appendPlace(of: failed, to: &fields)
-        }
+        // Where it went, as its audit line says: nothing served it — the car whose rejection is relayed
+        // (helper-125), else where it failed last (helper-136: a central endpoint's 502 had no
+        // `x-fleet-route`); a refusal before any attempt names no route. A replica's region only once it
+        // answered (cluster, #21); a vehicle only for a car.
+        let place =
+            lease?.auditPlace(servingRegion: self.servingRegion)
+            ?? self.unservedPlace(servingRegion: self.servingRegion)
+        guard place.route != "-" else { return fields }
+        fields.append(HTTPField(name: .fleetRoute, value: place.route))
+        if place.region != "-" { fields.append(HTTPField(name: .fleetRegion, value: place.region)) }
+        if place.route == "car" { fields.append(HTTPField(name: .fleetVehicle, value: place.vehicle)) }
         return fields
-    }
-
-    /// The route, region and (for a car) vehicle pseudonym of `lease`, for ``routeHeaders(reserving:)``.
-    private func appendPlace(of lease: AttemptLease, to fields: inout HTTPFields) {
-        switch lease {
-        case .car(let car, _, _):
-            fields.append(HTTPField(name: .fleetRoute, value: "car"))
-            fields.append(HTTPField(name: .fleetRegion, value: car.region))
-            fields.append(HTTPField(name: .fleetVehicle, value: car.pseudonym))
-        case .central(let endpoint, _):
-            fields.append(HTTPField(name: .fleetRoute, value: "central"))
-            fields.append(HTTPField(name: .fleetRegion, value: endpoint.region))
-        case .forward:
-            fields.append(HTTPField(name: .fleetRoute, value: "replica"))  // cluster (#21): the serving replica's region
-            if let region = self.servingRegion { fields.append(HTTPField(name: .fleetRegion, value: region)) }
-        }
     }
 
     /// What the audit line and the dashboard say about where a request went.
@@ -358,7 +341,8 @@ extension Dispatcher {
     var auditFields: AuditFields {
         // A method on the stored lease, not a copy of it (`servingLease ?? lastFailedLease` made one: an
         // `AttemptLease` copy and generic metadata lookups, ~1,500 instructions a stream).
-        let place = self.servingLease?.auditPlace(servingRegion: self.servingRegion) ?? self.unservedPlace
+        let place =
+            self.servingLease?.auditPlace(servingRegion: self.servingRegion) ?? self.unservedPlace(servingRegion: nil)
         return (
             place.route, place.region, place.vehicle, self.machine.attemptsRun, self.deliveredTokens,
             self.machine.migrations
@@ -366,10 +350,11 @@ extension Dispatcher {
     }
 
     /// Where a request nothing served went: the car whose rejection is relayed, else where it failed last
-    /// (helper-131: a central endpoint's 500s logged `fleet.route=-`), else nowhere.
-    private var unservedPlace: (route: String, region: String, vehicle: String) {
+    /// (helper-131: a central endpoint's 500s logged `fleet.route=-`), else nowhere. `servingRegion`: a
+    /// replica's, for a forward that failed after it answered (the headers name it; the audit line does not).
+    private func unservedPlace(servingRegion: String?) -> (route: String, region: String, vehicle: String) {
         if let refusing = self.refusingCarDescriptor { return ("car", refusing.region, refusing.pseudonym) }
-        return self.lastFailedLease?.auditPlace(servingRegion: nil) ?? ("-", "-", "-")
+        return self.lastFailedLease?.auditPlace(servingRegion: servingRegion) ?? ("-", "-", "-")
     }
 
     /// The request is served by a car: the cars whose runtime answered it with a 5xx before are blamed for

@@ -1,4 +1,5 @@
 import CoreMetrics
+import FleetConfiguration
 import FleetHTTP2
 public import Foundation
 public import Logging

@@ -3,9 +3,9 @@ import Foundation
 
 /// What a polled file looks like on disk, read through its symbolic links: a Kubernetes Secret is
 /// swapped by its `..data` link, which leaves the link's own attributes alone (helper-73). The one
-/// reader behind every watch of the gateway's files (``FleetTrust``'s revocation and quarantine files,
-/// ``CredentialFilesWatcher``'s certificates and keys).
-enum FileStamp {
+/// reader behind every watch of a file: the gateway's revocation and quarantine files (`FleetTrust`),
+/// certificates and keys (`CredentialFilesWatcher`), and the agent's state file (`StateFileWatcher`).
+package enum FileStamp {
     /// The file's content stamp: the resolved path and a digest of its bytes; "missing" when it cannot
     /// be read.
     ///
@@ -15,7 +15,7 @@ enum FileStamp {
     /// `chmod` or `chown` that changes nothing (a kubelet resetting a Secret volume's owner: every file
     /// reloaded; helper-89). The watched files are small (certificates, keys, token and revocation
     /// lists) and read every few seconds at most.
-    static func of(_ path: String) -> String {
+    package static func of(_ path: String) -> String {
         let resolved = Self.resolved(path)
         guard let bytes = FileManager.default.contents(atPath: resolved) else { return "missing" }
         let digest = SHA256.hash(data: bytes).map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
@@ -25,7 +25,7 @@ enum FileStamp {
     /// A large file's stamp: the resolved path, its inode, size and modification time; "missing" when it
     /// is not there. For a file replaced by a rename (a `geoipupdate`), not one rewritten in place with
     /// its times restored, which only ``of(_:)`` sees.
-    static func attributes(of path: String) -> String {
+    package static func attributes(of path: String) -> String {
         let resolved = Self.resolved(path)
         guard let a = try? FileManager.default.attributesOfItem(atPath: resolved) else { return "missing" }
         let modified = (a[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
@@ -33,7 +33,7 @@ enum FileStamp {
     }
 
     /// Whether the file is there and empty.
-    static func isEmpty(_ path: String) -> Bool {
+    package static func isEmpty(_ path: String) -> Bool {
         (try? FileManager.default.attributesOfItem(atPath: Self.resolved(path)))?[.size] as? Int == 0
     }
 
