@@ -1,3 +1,4 @@
+import FleetConfiguration
 public import FleetHTTP2
 public import FleetProtocol
 import Foundation
@@ -303,17 +304,23 @@ public final class TunnelClient: Service, Sendable {
             caFile: tls.caFile, certificateFile: tls.certificateFile, privateKeyFile: tls.privateKeyFile)
     }
 
-    /// The files' modification times, to notice a renewal.
-    static func stamp(_ files: [String]) -> [Date?] {
-        files.map { (try? FileManager.default.attributesOfItem(atPath: $0))?[.modificationDate] as? Date }
+    /// The files' content stamps (``FileStamp/of(_:)``), to notice a renewal: also one written with
+    /// its modification time kept (`cp -p`, `rsync -t`, `install -p`), which a stamp of the times missed.
+    static func stamp(_ files: [String]) -> [String] {
+        files.map(FileStamp.of)
     }
 
     /// While the tunnel is up: when a TLS file changes, ``retire(_:)`` it, and the dial loop
-    /// connects again with the new files.
-    private func moveOnRenewal(_ handle: HTTP2ConnectionHandle, files: [String], stamp: [Date?]) async {
+    /// connects again with the new files. A change counts once two polls in a row see it, so a
+    /// file caught in the middle of a write that is not atomic (`cp` truncates, then writes) does
+    /// not cost the car its tunnel for a dial that fails.
+    private func moveOnRenewal(_ handle: HTTP2ConnectionHandle, files: [String], stamp: [String]) async {
+        var previous = stamp
         while !Task.isCancelled {
             do { try await self.sleep(self.filePollInterval) } catch { return }
-            if Self.stamp(files) != stamp { break }
+            let current = Self.stamp(files)
+            if current != stamp && current == previous { break }
+            previous = current
         }
         if Task.isCancelled { return }
         self.logger.info("TLS files changed; moving to a new tunnel")

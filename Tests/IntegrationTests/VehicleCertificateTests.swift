@@ -157,9 +157,16 @@ struct VehicleCertificateTests {
             tls.pollInterval = .milliseconds(100)
             let car = try await fleet.startCar(Self.spec("car-renew", tls: tls))
             // Renew in place (as `fleetgate pki renew` does): the agent dials again with the new certificate.
+            // The files keep their modification times (as `cp -p` or `rsync -t` would): the agent reads
+            // their contents, not their times.
             let renewed = try pki.ca.renew(FleetPKI.certificate(file: tls.certificateFile!))
-            try renewed.privateKeyPEM.write(toFile: tls.privateKeyFile!, atomically: true, encoding: .utf8)
-            try renewed.certificatePEM.write(toFile: tls.certificateFile!, atomically: true, encoding: .utf8)
+            for (file, pem) in [
+                (tls.privateKeyFile!, renewed.privateKeyPEM), (tls.certificateFile!, renewed.certificatePEM),
+            ] {
+                let modified = try FileManager.default.attributesOfItem(atPath: file)[.modificationDate]!
+                try pem.write(toFile: file, atomically: true, encoding: .utf8)
+                try FileManager.default.setAttributes([.modificationDate: modified], ofItemAtPath: file)
+            }
             try await waitUntil(timeout: .seconds(10), "the car on a new tunnel") {
                 car.car.tunnel.connectionCount >= 2
                     && fleet.gateway.core.registry.all().contains {
