@@ -147,11 +147,13 @@ extension HTTP2ConnectionHandler {
     /// A header block begins on `streamID`; `isRequest` when it opens a stream the peer initiated.
     @inline(__always)
     func headerBlockBegins(streamID: Int32, isRequest: Bool) {
-        self.inboundHead.begin()
         if self.isServer && isRequest {
             let stream = HTTP2Stream(id: streamID, connection: self, delegate: nil)
             self.streams.insert(stream, for: streamID)
             self.apply(self.stateMachine.streamOpened())
+            self.inboundHead.begin(.requestUnasked)
+        } else {
+            self.inboundHead.begin(self.stream(streamID) == nil ? .ignored : .collected)
         }
     }
 
@@ -162,7 +164,8 @@ extension HTTP2ConnectionHandler {
     func receivedHeaderField(
         streamID: Int32, name: UnsafeBufferPointer<UInt8>, value: UnsafeBufferPointer<UInt8>
     ) -> Bool {
-        guard let stream = self.stream(streamID) else { return true }
+        let purpose = self.inboundHead.purpose
+        if purpose == .ignored { return true }
         // RFC 9113 §6.5.2: the list size counts each field's name, value and 32 bytes.
         self.inboundHead.listBytes += name.count + value.count + 32
         if self.inboundHead.listBytes > self.configuration.maxHeaderListSize {
@@ -173,11 +176,16 @@ extension HTTP2ConnectionHandler {
             self.enforce(self.dos.receivedOversizedHeaderList(at: self.coarseNow))
             return false
         }
-        // Issue #19: a request answered early (its route is known with its first regular field)
-        // converts nothing more.
-        if self.isServer && !stream.receivedHead && name.first != UInt8(ascii: ":") && self.answersEarly(stream) {
-            self.keepEarlyEcho(stream, name: name, value: value)
-            return true
+        // Issue #19: a request's route is known with its first regular field; one answered early
+        // converts nothing more. Only then is the stream looked up, not for every field.
+        if purpose != .collected && name.first != UInt8(ascii: ":") {
+            guard let stream = self.stream(streamID) else { return true }
+            if purpose == .requestAnswered || self.answersEarly(stream) {
+                self.inboundHead.purpose = .requestAnswered
+                self.keepEarlyEcho(stream, name: name, value: value)
+                return true
+            }
+            self.inboundHead.purpose = .collected
         }
         self.inboundHead.append(name: name, value: value)
         return true

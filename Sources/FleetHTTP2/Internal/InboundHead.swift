@@ -27,6 +27,8 @@ final class InboundHead {
     var listBytes = 0
     /// Set once the block went over SETTINGS_MAX_HEADER_LIST_SIZE.
     var tooLarge = false
+    /// What the block's fields feed: set as it begins, so that a field costs no stream lookup.
+    var purpose = HeaderBlockPurpose.collected
 
     /// The regular fields of the block, once it diverged from the previous head's.
     private var fields = HTTPFields()
@@ -42,9 +44,10 @@ final class InboundHead {
     private var previousPseudo = PseudoHeaders()
     private var previousRequest: HTTPRequest?
 
-    /// A new header block begins.
+    /// A new header block begins, for `purpose`.
     @inline(__always)
-    func begin() {
+    func begin(_ purpose: HeaderBlockPurpose) {
+        self.purpose = purpose
         self.pseudo = PseudoHeaders()
         self.listBytes = 0
         self.tooLarge = false
@@ -179,6 +182,18 @@ final class InboundHead {
                 && Self.equals(UnsafeBufferPointer(rebasing: bytes[nameEnd..<valueEnd]), value)
         }
     }
+}
+
+/// What the fields of a header block feed.
+enum HeaderBlockPurpose {
+    /// Nothing: the block's stream is not open here.
+    case ignored
+    /// The head or trailers being built.
+    case collected
+    /// A server's request head whose early answer is not asked yet: asked with its first regular field.
+    case requestUnasked
+    /// A request head answered early: its regular fields only give the echoed value.
+    case requestAnswered
 }
 
 /// The pseudo-header fields of an inbound header block.
