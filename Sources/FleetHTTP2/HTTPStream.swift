@@ -77,33 +77,6 @@ extension HTTPStream {
     public func flushNow() {}
 }
 
-/// What a server knows of the connection a request came in on.
-public struct HTTPConnectionInfo: Sendable {
-    /// The socket peer.
-    public var remoteAddress: SocketAddress?
-    /// The local address the connection was accepted on.
-    public var localAddress: SocketAddress?
-    /// `h2`, `h2c` or `http/1.1`.
-    public var httpProtocol: String
-    /// Whether the connection is TLS.
-    public var isTLS: Bool
-    /// Whether the connection began with a PROXY protocol header from a configured load balancer:
-    /// ``remoteAddress`` is then the source it carried (or the balancer itself for `LOCAL`), and no
-    /// forwarding header on the connection is believed.
-    public var viaProxyProtocol: Bool
-
-    public init(
-        remoteAddress: SocketAddress?, localAddress: SocketAddress?, httpProtocol: String, isTLS: Bool,
-        viaProxyProtocol: Bool = false
-    ) {
-        self.remoteAddress = remoteAddress
-        self.localAddress = localAddress
-        self.httpProtocol = httpProtocol
-        self.isTLS = isTLS
-        self.viaProxyProtocol = viaProxyProtocol
-    }
-}
-
 /// Serves requests: the role a server-side connection (HTTP/2 or HTTP/1.1) hands its streams to.
 ///
 /// Called on the stream's event loop when a request head is complete; the returned delegate
