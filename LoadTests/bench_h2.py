@@ -17,14 +17,15 @@ import re
 import subprocess
 import tempfile
 
-from bench_common import (ROOT, cpu_seconds, free_port, median, percentile, peak_rss_mb, release_build, rss_mb,
-                          start, stop, wait_port)
+from bench_common import (ROOT, cpu_seconds, free_port, median, percentile, peak_rss_mb, pin, release_build,
+                          rss_mb, start, stop, wait_port)
 
 EVENT = 'data: {"token":"word"}\n\n'
+PIN_CLIENT = []  # ["taskset", "-c", "1"] with --pin
 
 
 def h2load(args):
-    out = subprocess.run(["h2load", *args], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run([*PIN_CLIENT, "h2load", *args], capture_output=True, text=True, check=True).stdout
     m = re.search(r"finished in [\d.]+m?s, ([\d.]+) req/s", out)
     ok = re.search(r"(\d+) succeeded", out)
     return float(m.group(1)), int(ok.group(1))
@@ -34,6 +35,8 @@ def measure(name, cmd, url_root, sse_path, n, m, k):
     port = free_port()
     proc = start([c.replace("PORT", str(port)) for c in cmd])
     wait_port(port)
+    if PIN_CLIENT:
+        pin(proc.pid, {0})
     url = f"http://127.0.0.1:{port}"
     try:
         h2load(["-c", "50", "-m", "10", "-n", str(n // 5), url + url_root])  # warm-up
@@ -66,7 +69,12 @@ def main():
     parser.add_argument("--baseline-bin", help="a directory with an earlier build's fleet-h2bench, run in the same "
                         "rounds as 'FleetHTTP2-before' (e.g. `scripts/build-release.sh DIR fleet-h2bench` of the commit before a change: link both alike)")
     parser.add_argument("--no-build", action="store_true", help="use .build-static/release/fleet-h2bench (scripts/build-release.sh) as it is")
+    parser.add_argument("--pin", action="store_true",
+                        help="the server on CPU 0, h2load on CPU 1: on this 2-core machine, unpinned rounds of one "
+                             "binary differed by up to 2x")
     args = parser.parse_args()
+    if args.pin:
+        PIN_CLIENT[:] = ["taskset", "-c", "1"]
     bin_dir = os.path.join(ROOT, ".build-static", "release") if args.no_build else release_build("fleet-h2bench")
     www = tempfile.mkdtemp(prefix="fleet-bench-www-")
     open(os.path.join(www, "index.html"), "w").write("Hello, world\n")
