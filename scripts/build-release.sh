@@ -11,6 +11,12 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:-}
 shift || true
+# `build-release.sh fleetgate` would copy into a new directory named fleetgate: refuse a first argument that
+# names one of the package's executables and is not a directory already.
+if [ -n "$out" ] && [ ! -d "$out" ] && grep -q "executableTarget(\s*name: \"$out\"" <(tr -d '\n' < "$root/Package.swift"); then
+    echo "build-release.sh: '$out' is a product; the first argument is the directory to copy into (usage: scripts/build-release.sh [OUT_DIR] [PRODUCT ...], e.g. scripts/build-release.sh /tmp/out $out)" >&2
+    exit 64
+fi
 # Absolute before the cd below: a relative OUT_DIR is the caller's.
 [ -z "$out" ] || { mkdir -p "$out" && out=$(cd "$out" && pwd); }
 products=("$@")
