@@ -200,7 +200,7 @@ public struct StateFileWatcher: Service {
             // With the size and the inode, not the time alone: a file rewritten within the file system's
             // time resolution after a failed read still looks new (helper-138). A missing file is left as it was.
             let stamp = FileStamp.attributes(of: self.path)
-            if stamp != "missing", stamp != self.lastRead.stamp.withLock({ $0 }) {
+            if stamp != FileStamp.missing, stamp != self.lastRead.stamp.withLock({ $0 }) {
                 do { try self.apply(stamp: stamp) } catch {
                     self.logger.warning(
                         "State file rejected", metadata: ["fleet.file": "\(self.path)", "error": "\(error)"])

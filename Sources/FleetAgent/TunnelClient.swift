@@ -169,6 +169,9 @@ public final class TunnelClient: Service, Sendable {
         // Dial failures in a row: the first and every power of two are warnings (an unreachable gateway,
         // a refused certificate), the rest debug — a car offline for a day logs ~17 lines, not 17,000.
         var failuresInARow = 0
+        // The stamps of the files the last dial used: a refused car waits for them to change (stamped after
+        // the refusal, a renewal that landed in between would be the baseline, and the wait endless).
+        var dialled: [String]?
         func failed(_ message: Logger.Message, error: String, _ metadata: Logger.Metadata) {
             failuresInARow += 1
             var metadata = metadata
@@ -182,7 +185,7 @@ public final class TunnelClient: Service, Sendable {
                 if self.refused.load(ordering: .relaxed) {
                     // A quarantined car stays down; an expired certificate waits for its renewal.
                     guard !self.quarantined.load(ordering: .relaxed), let tls, tls.certificateFile != nil else { break }
-                    let stamp = Self.stamp(tls.files)
+                    let stamp = dialled ?? Self.stamp(tls.files)
                     while Self.stamp(tls.files) == stamp && !Task.isShuttingDownGracefully {
                         do { try await self.backoff(self.filePollInterval) } catch { return }
                     }
@@ -211,6 +214,7 @@ public final class TunnelClient: Service, Sendable {
                 ]
                 do {
                     let stamp = prepared?.stamp ?? Self.stamp(tls?.files ?? [])
+                    dialled = stamp
                     let tlsContext = try prepared?.context ?? tls.map(Self.makeContext)
                     prepared = nil
                     // Verify the name this address was resolved from (gateway.addresses may name other hosts).
@@ -319,7 +323,8 @@ public final class TunnelClient: Service, Sendable {
         while !Task.isCancelled {
             do { try await self.sleep(self.filePollInterval) } catch { return }
             let current = Self.stamp(files)
-            if current != stamp && current == previous { break }
+            // A file gone (being replaced, or deleted by mistake) keeps the tunnel: no dial could use it.
+            if current != stamp && current == previous && !current.contains(FileStamp.missing) { break }
             previous = current
         }
         if Task.isCancelled { return }

@@ -6,7 +6,10 @@ import Foundation
 /// reader behind every watch of a file: the gateway's revocation and quarantine files (`FleetTrust`),
 /// certificates and keys (`CredentialFilesWatcher`), and the agent's state file (`StateFileWatcher`).
 package enum FileStamp {
-    /// The file's content stamp: the resolved path and a digest of its bytes; "missing" when it cannot
+    /// The stamp of a file that is not there or cannot be read.
+    package static let missing = "missing"
+
+    /// The file's content stamp: the resolved path and a digest of its bytes; ``missing`` when it cannot
     /// be read.
     ///
     /// The digest is what a rewrite cannot hide: a file rewritten in place to the same size, its
@@ -17,17 +20,17 @@ package enum FileStamp {
     /// lists) and read every few seconds at most.
     package static func of(_ path: String) -> String {
         let resolved = Self.resolved(path)
-        guard let bytes = FileManager.default.contents(atPath: resolved) else { return "missing" }
+        guard let bytes = FileManager.default.contents(atPath: resolved) else { return Self.missing }
         let digest = SHA256.hash(data: bytes).map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
         return "\(resolved) \(digest)"
     }
 
-    /// A large file's stamp: the resolved path, its inode, size and modification time; "missing" when it
+    /// A large file's stamp: the resolved path, its inode, size and modification time; ``missing`` when it
     /// is not there. For a file replaced by a rename (a `geoipupdate`), not one rewritten in place with
     /// its times restored, which only ``of(_:)`` sees.
     package static func attributes(of path: String) -> String {
         let resolved = Self.resolved(path)
-        guard let a = try? FileManager.default.attributesOfItem(atPath: resolved) else { return "missing" }
+        guard let a = try? FileManager.default.attributesOfItem(atPath: resolved) else { return Self.missing }
         let modified = (a[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
         return "\(resolved) \(a[.systemFileNumber] ?? 0) \(a[.size] ?? 0) \(modified)"
     }

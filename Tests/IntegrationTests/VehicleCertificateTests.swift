@@ -156,16 +156,21 @@ struct VehicleCertificateTests {
             var (tls, firstSerial) = try pki.vehicle("car-renew", regions: ["eu-central"])
             tls.pollInterval = .milliseconds(100)
             let car = try await fleet.startCar(Self.spec("car-renew", tls: tls))
+            // A key file gone for a while (being replaced, or deleted by mistake) keeps the tunnel.
+            let files = [tls.privateKeyFile!, tls.certificateFile!]
+            let modified = try files.map { try FileManager.default.attributesOfItem(atPath: $0)[.modificationDate]! }
+            try FileManager.default.removeItem(atPath: tls.privateKeyFile!)
+            try await Task.sleep(for: .milliseconds(600))
+            #expect(car.car.tunnel.isConnected, "the tunnel closed for a missing key file")
+            #expect(
+                fleet.gateway.core.registry.all().contains { $0.descriptor.vehicleID == "car-renew" && !$0.draining })
             // Renew in place (as `fleetgate pki renew` does): the agent dials again with the new certificate.
             // The files keep their modification times (as `cp -p` or `rsync -t` would): the agent reads
             // their contents, not their times.
             let renewed = try pki.ca.renew(FleetPKI.certificate(file: tls.certificateFile!))
-            for (file, pem) in [
-                (tls.privateKeyFile!, renewed.privateKeyPEM), (tls.certificateFile!, renewed.certificatePEM),
-            ] {
-                let modified = try FileManager.default.attributesOfItem(atPath: file)[.modificationDate]!
+            for (file, (pem, time)) in zip(files, zip([renewed.privateKeyPEM, renewed.certificatePEM], modified)) {
                 try pem.write(toFile: file, atomically: true, encoding: .utf8)
-                try FileManager.default.setAttributes([.modificationDate: modified], ofItemAtPath: file)
+                try FileManager.default.setAttributes([.modificationDate: time], ofItemAtPath: file)
             }
             try await waitUntil(timeout: .seconds(10), "the car on a new tunnel") {
                 car.car.tunnel.connectionCount >= 2
