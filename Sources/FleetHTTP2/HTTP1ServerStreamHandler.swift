@@ -29,8 +29,7 @@ public final class HTTP1ServerStreamHandler: ChannelInboundHandler, RemovableCha
 
     public func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        self.connectionInfo.remoteAddress = self.connectionInfo.remoteAddress ?? context.channel.remoteAddress
-        self.connectionInfo.localAddress = self.connectionInfo.localAddress ?? context.channel.localAddress
+        self.connectionInfo.fillAddresses(from: context.channel)
     }
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {

@@ -151,9 +151,9 @@ extension HTTP2ConnectionHandler {
             let stream = HTTP2Stream(id: streamID, connection: self, delegate: nil)
             self.streams.insert(stream, for: streamID)
             self.apply(self.stateMachine.streamOpened())
-            self.inboundHead.begin(.requestUnasked)
+            self.inboundHead.begin(.requestUnasked, streamID: streamID)
         } else {
-            self.inboundHead.begin(self.stream(streamID) == nil ? .ignored : .collected)
+            self.inboundHead.begin(self.stream(streamID) == nil ? .ignored : .collected, streamID: streamID)
         }
     }
 
@@ -294,6 +294,9 @@ extension HTTP2ConnectionHandler {
     @inline(__always)
     func streamClosed(streamID: Int32, errorCode: UInt32) {
         guard let stream = self.streams.remove(streamID) else { return }
+        // Closed in the middle of its header block (we reset it between a HEADERS and its CONTINUATION):
+        // nghttp2 still hands over the rest of the block, unvalidated, for a stream it no longer has.
+        if self.inboundHead.streamID == streamID { self.inboundHead.purpose = .ignored }
         // A stream nghttp2 reset for the peer's error without telling us first — a DATA frame past the
         // request's content-length (helper-128: 2,400 such resets a second, no GOAWAY) — counts as a
         // reset the peer made us send, as one reported as an invalid frame does (MadeYouReset).

@@ -202,8 +202,7 @@ public final class HTTP2ConnectionHandler: ChannelInboundHandler, RemovableChann
     private func activate(context: ChannelHandlerContext) {
         guard !self.activated else { return }
         self.activated = true
-        self.connectionInfo.remoteAddress = self.connectionInfo.remoteAddress ?? context.channel.remoteAddress
-        self.connectionInfo.localAddress = self.connectionInfo.localAddress ?? context.channel.localAddress
+        self.connectionInfo.fillAddresses(from: context.channel)
         self.apply(self.stateMachine.connectionActivated())
         self.flush()
     }

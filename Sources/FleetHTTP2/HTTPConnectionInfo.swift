@@ -88,4 +88,14 @@ public struct HTTPConnectionInfo: Sendable {
                 isTLS: self.isTLS, viaProxyProtocol: newValue)
         }
     }
+
+    /// Fills in the addresses not known yet (a PROXY protocol header gives the remote one) from
+    /// `channel`'s: one new storage a connection at most.
+    mutating func fillAddresses(from channel: any Channel) {
+        guard self.remoteAddress == nil || self.localAddress == nil else { return }
+        self = Self(
+            remoteAddress: self.remoteAddress ?? channel.remoteAddress,
+            localAddress: self.localAddress ?? channel.localAddress, httpProtocol: self.httpProtocol, isTLS: self.isTLS,
+            viaProxyProtocol: self.viaProxyProtocol)
+    }
 }

@@ -47,7 +47,7 @@ struct InboundHeadTests {
     }
 
     static func feed(_ block: Block, into head: InboundHead) {
-        head.begin(.collected)
+        head.begin(.collected, streamID: 1)
         for (name, value) in block {
             Array(name.utf8).withUnsafeBufferPointer { name in
                 Array(value.utf8).withUnsafeBufferPointer { value in head.append(name: name, value: value) }

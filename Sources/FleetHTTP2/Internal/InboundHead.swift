@@ -29,6 +29,8 @@ final class InboundHead {
     var tooLarge = false
     /// What the block's fields feed: set as it begins, so that a field costs no stream lookup.
     var purpose = HeaderBlockPurpose.collected
+    /// The stream the block is on.
+    private(set) var streamID: Int32 = 0
 
     /// The regular fields of the block, once it diverged from the previous head's.
     private var fields = HTTPFields()
@@ -44,10 +46,11 @@ final class InboundHead {
     private var previousPseudo = PseudoHeaders()
     private var previousRequest: HTTPRequest?
 
-    /// A new header block begins, for `purpose`.
+    /// A new header block begins on `streamID`, for `purpose`.
     @inline(__always)
-    func begin(_ purpose: HeaderBlockPurpose) {
+    func begin(_ purpose: HeaderBlockPurpose, streamID: Int32) {
         self.purpose = purpose
+        self.streamID = streamID
         self.pseudo = PseudoHeaders()
         self.listBytes = 0
         self.tooLarge = false
