@@ -169,9 +169,7 @@ public final class TunnelClient: Service, Sendable {
         // Dial failures in a row: the first and every power of two are warnings (an unreachable gateway,
         // a refused certificate), the rest debug — a car offline for a day logs ~17 lines, not 17,000.
         var failuresInARow = 0
-        // The stamps of the files the last dial used: a refused car waits for them to change (stamped after
-        // the refusal, a renewal that landed in between would be the baseline, and the wait endless).
-        var dialled: [String]?
+        var dialled: [String]?  // the last dial's file stamps: a refused car waits for a change from these
         func failed(_ message: Logger.Message, error: String, _ metadata: Logger.Metadata) {
             failuresInARow += 1
             var metadata = metadata
@@ -314,10 +312,8 @@ public final class TunnelClient: Service, Sendable {
         files.map(FileStamp.of)
     }
 
-    /// While the tunnel is up: when a TLS file changes, ``retire(_:)`` it, and the dial loop
-    /// connects again with the new files. A change counts once two polls in a row see it, so a
-    /// file caught in the middle of a write that is not atomic (`cp` truncates, then writes) does
-    /// not cost the car its tunnel for a dial that fails.
+    /// While the tunnel is up: when a TLS file changes, ``retire(_:)`` it, and the dial loop connects
+    /// again with the new files — once two polls in a row agree (not a file caught mid-`cp`).
     private func moveOnRenewal(_ handle: HTTP2ConnectionHandle, files: [String], stamp: [String]) async {
         var previous = stamp
         while !Task.isCancelled {
