@@ -183,10 +183,7 @@ public final class TunnelClient: Service, Sendable {
                 if self.refused.load(ordering: .relaxed) {
                     // A quarantined car stays down; an expired certificate waits for its renewal.
                     guard !self.quarantined.load(ordering: .relaxed), let tls, tls.certificateFile != nil else { break }
-                    let stamp = dialled ?? Self.stamp(tls.files)
-                    while Self.stamp(tls.files) == stamp && !Task.isShuttingDownGracefully {
-                        do { try await self.backoff(self.filePollInterval) } catch { return }
-                    }
+                    guard await self.renewal(of: tls.files, from: dialled ?? Self.stamp(tls.files)) else { return }
                     self.refused.store(false, ordering: .relaxed)
                 }
                 // Which replica (issue #21): after this slot's backoff, host names resolved afresh
@@ -306,24 +303,28 @@ public final class TunnelClient: Service, Sendable {
             caFile: tls.caFile, certificateFile: tls.certificateFile, privateKeyFile: tls.privateKeyFile)
     }
 
-    /// The files' content stamps (``FileStamp/of(_:)``), to notice a renewal: also one written with
-    /// its modification time kept (`cp -p`, `rsync -t`, `install -p`), which a stamp of the times missed.
+    /// The files' content stamps (``FileStamp/of(_:)``): a renewal that kept the old mtime (`cp -p`) counts.
     static func stamp(_ files: [String]) -> [String] {
         files.map(FileStamp.of)
     }
 
-    /// While the tunnel is up: when a TLS file changes, ``retire(_:)`` it, and the dial loop connects
-    /// again with the new files — once two polls in a row agree (not a file caught mid-`cp`).
-    private func moveOnRenewal(_ handle: HTTP2ConnectionHandle, files: [String], stamp: [String]) async {
+    /// Waits until the TLS files differ from `stamp`, all there (a file gone serves no dial) and the same on
+    /// two polls in a row (not one caught mid-`cp`); false when cancelled or shutting down first.
+    private func renewal(of files: [String], from stamp: [String]) async -> Bool {
         var previous = stamp
         while !Task.isCancelled {
-            do { try await self.sleep(self.filePollInterval) } catch { return }
+            do { try await self.backoff(self.filePollInterval) } catch { return false }
             let current = Self.stamp(files)
-            // A file gone (being replaced, or deleted by mistake) keeps the tunnel: no dial could use it.
-            if current != stamp && current == previous && !current.contains(FileStamp.missing) { break }
+            if current != stamp && current == previous && !current.contains(FileStamp.missing) { return true }
             previous = current
         }
-        if Task.isCancelled { return }
+        return false
+    }
+
+    /// While the tunnel is up: when its TLS files are renewed (``renewal(of:from:)``), ``retire(_:)``
+    /// it, and the dial loop connects again with the new files.
+    private func moveOnRenewal(_ handle: HTTP2ConnectionHandle, files: [String], stamp: [String]) async {
+        guard await self.renewal(of: files, from: stamp) else { return }
         self.logger.info("TLS files changed; moving to a new tunnel")
         self.closing("the TLS files changed: moving to a new tunnel")
         await self.retire(handle)
