@@ -7,23 +7,17 @@ public import NIOCore
 /// through their value witnesses (~300 instructions a request, issue #19). Setting a property gives
 /// this value a storage of its own.
 public struct HTTPConnectionInfo: Sendable {
-    private final class Storage: Sendable {
-        let remoteAddress: SocketAddress?
-        let localAddress: SocketAddress?
-        let httpProtocol: String
-        let isTLS: Bool
-        let viaProxyProtocol: Bool
+    private struct Fields: Sendable {
+        var remoteAddress: SocketAddress?
+        var localAddress: SocketAddress?
+        var httpProtocol: String
+        var isTLS: Bool
+        var viaProxyProtocol: Bool
+    }
 
-        init(
-            remoteAddress: SocketAddress?, localAddress: SocketAddress?, httpProtocol: String, isTLS: Bool,
-            viaProxyProtocol: Bool
-        ) {
-            self.remoteAddress = remoteAddress
-            self.localAddress = localAddress
-            self.httpProtocol = httpProtocol
-            self.isTLS = isTLS
-            self.viaProxyProtocol = viaProxyProtocol
-        }
+    private final class Storage: Sendable {
+        let fields: Fields
+        init(_ fields: Fields) { self.fields = fields }
     }
 
     private var storage: Storage
@@ -33,69 +27,57 @@ public struct HTTPConnectionInfo: Sendable {
         viaProxyProtocol: Bool = false
     ) {
         self.storage = Storage(
-            remoteAddress: remoteAddress, localAddress: localAddress, httpProtocol: httpProtocol, isTLS: isTLS,
-            viaProxyProtocol: viaProxyProtocol)
+            Fields(
+                remoteAddress: remoteAddress, localAddress: localAddress, httpProtocol: httpProtocol, isTLS: isTLS,
+                viaProxyProtocol: viaProxyProtocol))
+    }
+
+    /// A new storage with `change` made to a copy of the fields.
+    private mutating func update(_ change: (inout Fields) -> Void) {
+        var fields = self.storage.fields
+        change(&fields)
+        self.storage = Storage(fields)
     }
 
     /// The socket peer.
     public var remoteAddress: SocketAddress? {
-        get { self.storage.remoteAddress }
-        set {
-            self = Self(
-                remoteAddress: newValue, localAddress: self.localAddress, httpProtocol: self.httpProtocol,
-                isTLS: self.isTLS, viaProxyProtocol: self.viaProxyProtocol)
-        }
+        get { self.storage.fields.remoteAddress }
+        set { self.update { $0.remoteAddress = newValue } }
     }
 
     /// The local address the connection was accepted on.
     public var localAddress: SocketAddress? {
-        get { self.storage.localAddress }
-        set {
-            self = Self(
-                remoteAddress: self.remoteAddress, localAddress: newValue, httpProtocol: self.httpProtocol,
-                isTLS: self.isTLS, viaProxyProtocol: self.viaProxyProtocol)
-        }
+        get { self.storage.fields.localAddress }
+        set { self.update { $0.localAddress = newValue } }
     }
 
     /// `h2`, `h2c` or `http/1.1`.
     public var httpProtocol: String {
-        get { self.storage.httpProtocol }
-        set {
-            self = Self(
-                remoteAddress: self.remoteAddress, localAddress: self.localAddress, httpProtocol: newValue,
-                isTLS: self.isTLS, viaProxyProtocol: self.viaProxyProtocol)
-        }
+        get { self.storage.fields.httpProtocol }
+        set { self.update { $0.httpProtocol = newValue } }
     }
 
     /// Whether the connection is TLS.
     public var isTLS: Bool {
-        get { self.storage.isTLS }
-        set {
-            self = Self(
-                remoteAddress: self.remoteAddress, localAddress: self.localAddress, httpProtocol: self.httpProtocol,
-                isTLS: newValue, viaProxyProtocol: self.viaProxyProtocol)
-        }
+        get { self.storage.fields.isTLS }
+        set { self.update { $0.isTLS = newValue } }
     }
 
     /// Whether the connection began with a PROXY protocol header from a configured load balancer:
     /// ``remoteAddress`` is then the source it carried (or the balancer itself for `LOCAL`), and no
     /// forwarding header on the connection is believed.
     public var viaProxyProtocol: Bool {
-        get { self.storage.viaProxyProtocol }
-        set {
-            self = Self(
-                remoteAddress: self.remoteAddress, localAddress: self.localAddress, httpProtocol: self.httpProtocol,
-                isTLS: self.isTLS, viaProxyProtocol: newValue)
-        }
+        get { self.storage.fields.viaProxyProtocol }
+        set { self.update { $0.viaProxyProtocol = newValue } }
     }
 
     /// Fills in the addresses not known yet (a PROXY protocol header gives the remote one) from
     /// `channel`'s: one new storage a connection at most.
     mutating func fillAddresses(from channel: any Channel) {
         guard self.remoteAddress == nil || self.localAddress == nil else { return }
-        self = Self(
-            remoteAddress: self.remoteAddress ?? channel.remoteAddress,
-            localAddress: self.localAddress ?? channel.localAddress, httpProtocol: self.httpProtocol, isTLS: self.isTLS,
-            viaProxyProtocol: self.viaProxyProtocol)
+        self.update {
+            $0.remoteAddress = $0.remoteAddress ?? channel.remoteAddress
+            $0.localAddress = $0.localAddress ?? channel.localAddress
+        }
     }
 }
